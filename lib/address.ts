@@ -1,0 +1,72 @@
+/**
+ * Formats a network address as `HOST:PORT`, with IPv6 hosts in brackets
+ * (`[::1]:8080`) so the port cannot be mistaken for part of the host.
+ */
+export function formatAddress(addr: Deno.Addr): string {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return addr.hostname.includes(":")
+      ? `[${addr.hostname}]:${addr.port}`
+      : `${addr.hostname}:${addr.port}`;
+  }
+  if (addr.transport === "unix" || addr.transport === "unixpacket") {
+    return addr.path || "(unnamed unix socket)";
+  }
+  return `${addr.transport}:${JSON.stringify(addr)}`;
+}
+
+/** A host and port, as parsed by {@linkcode parseHostPort}. */
+export interface HostPort {
+  /** The host name or IP literal, without IPv6 brackets. */
+  hostname: string;
+  /** The TCP port. */
+  port: number;
+}
+
+/**
+ * Parses a port number given as text.
+ *
+ * @throws {RangeError} If it is not a whole number from 0 to 65535.
+ */
+export function parsePort(text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw new RangeError(
+      `Invalid port "${text}": use a whole number from 0 to 65535`,
+    );
+  }
+  return Number(text);
+}
+
+/**
+ * Parses `[HOST][:PORT]`: `example.com`, `:8080`, `127.0.0.1:8080`,
+ * `[::1]:8080`, or a bare IPv6 address such as `::1`. Missing parts come
+ * from `defaults`.
+ *
+ * @throws {RangeError} If the port is invalid or the brackets do not match.
+ */
+export function parseHostPort(spec: string, defaults: HostPort): HostPort {
+  let hostname = defaults.hostname;
+  let port = defaults.port;
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(spec);
+  if (bracketed) {
+    hostname = bracketed[1];
+    if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
+  } else if (spec.includes("[") || spec.includes("]")) {
+    throw new RangeError(
+      `Invalid address "${spec}": write IPv6 addresses as [::1]:8080`,
+    );
+  } else if ((spec.match(/:/g) ?? []).length > 1) {
+    hostname = spec; // A bare IPv6 address: no port can follow it.
+  } else {
+    const colon = spec.indexOf(":");
+    if (colon === -1) {
+      hostname = spec;
+    } else {
+      if (colon > 0) hostname = spec.slice(0, colon);
+      port = parsePort(spec.slice(colon + 1));
+    }
+  }
+  if (hostname === "") {
+    throw new RangeError(`Invalid address "${spec}": the host is empty`);
+  }
+  return { hostname, port };
+}

@@ -1,0 +1,277 @@
+import { parseHostPort, parsePort } from "./address.ts";
+import { DEFAULT_CLIENT_TIMEOUT } from "./client.ts";
+import {
+  type FlagSpec,
+  formatFlagHelp,
+  lastValue,
+  parseChoiceFlag,
+  parseFlags,
+  parseIntegerFlag,
+  UsageError,
+} from "./flags.ts";
+import {
+  DEFAULT_MESSAGE,
+  GREETING_ENCODINGS,
+  type GreetingEncoding,
+  LINE_ENDINGS,
+  type LineEnding,
+} from "./greeting.ts";
+import {
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_HOSTNAME,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_PORT,
+} from "./server.ts";
+
+/** The serving command's options, validated and typed. */
+export interface ServeCommand {
+  command: "serve";
+  hostname: string;
+  port: number;
+  /** The message text, when given with --message. */
+  message?: string;
+  /** The message file's path, when given with --message-file. */
+  messageFile?: string;
+  lineEnding: LineEnding;
+  encoding: GreetingEncoding;
+  quiet: boolean;
+  drainTimeout: number;
+  maxConnections: number;
+  backlog?: number;
+}
+
+/** The `connect` command's options, validated and typed. */
+export interface ConnectCommand {
+  command: "connect";
+  hostname: string;
+  port: number;
+  timeout: number;
+}
+
+/** A request for help or the version, which prints and exits 0. */
+export interface InfoCommand {
+  command: "help" | "version";
+  /** What to print for help. */
+  text?: string;
+}
+
+/** Any command line greeter understands. */
+export type Command = ServeCommand | ConnectCommand | InfoCommand;
+
+const COMMON_FLAGS: FlagSpec[] = [
+  { name: "help", short: "h", help: "Show this help and exit" },
+  { name: "version", short: "V", help: "Show the version and exit" },
+];
+
+/** The flags of the serving command. */
+export const SERVE_FLAGS: FlagSpec[] = [
+  {
+    name: "host",
+    short: "H",
+    value: "HOST",
+    help: `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6)`,
+  },
+  {
+    name: "port",
+    short: "p",
+    value: "PORT",
+    help: `TCP port, 0-65535; 0 picks a free one (default ${DEFAULT_PORT})`,
+  },
+  {
+    name: "message",
+    short: "m",
+    value: "TEXT",
+    help: `Greeting text (default "${DEFAULT_MESSAGE}")`,
+  },
+  {
+    name: "message-file",
+    value: "PATH",
+    help: "Read the greeting text from a file (one trailing newline dropped)",
+  },
+  {
+    name: "line-ending",
+    value: "crlf|lf|none",
+    help: "What ends each line of the greeting (default crlf)",
+  },
+  {
+    name: "encoding",
+    value: "ascii|utf-8|latin1",
+    help: "Encoding of the greeting; text it cannot encode is an error " +
+      "(default ascii)",
+  },
+  {
+    name: "quiet",
+    short: "q",
+    help: "Do not print a line per connection",
+  },
+  {
+    name: "max-connections",
+    value: "N",
+    help: "Connections served at once; beyond it clients wait in the " +
+      `backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
+  },
+  {
+    name: "backlog",
+    value: "N",
+    help: "Length of the kernel's queue of pending connections " +
+      "(default 511)",
+  },
+  {
+    name: "drain-timeout",
+    value: "MS",
+    help: "On shutdown, how long in-flight greetings may finish " +
+      `(default ${DEFAULT_DRAIN_TIMEOUT})`,
+  },
+  ...COMMON_FLAGS,
+];
+
+/** The flags of the `connect` command. */
+export const CONNECT_FLAGS: FlagSpec[] = [
+  {
+    name: "timeout",
+    short: "t",
+    value: "MS",
+    help:
+      `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
+  },
+  ...COMMON_FLAGS,
+];
+
+/** The text of `greeter --help`. */
+export function serveHelp(): string {
+  return `greeter: a TCP server that greets every client and closes the connection
+
+Usage:
+  greeter [OPTIONS]                  Serve the greeting
+  greeter connect [HOST][:PORT]      Print what a greeter server sends
+                                     (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(SERVE_FLAGS)}
+
+Run "greeter connect --help" for the client's options.
+Exit codes: 0 success, 1 runtime error, 2 usage error.`;
+}
+
+/** The text of `greeter connect --help`. */
+export function connectHelp(): string {
+  return `greeter connect: print everything a greeter server sends, until it closes
+
+Usage:
+  greeter connect [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(CONNECT_FLAGS)}
+
+Exits 0 once the server closes the connection; 1 if it cannot be reached or
+does not finish in time.`;
+}
+
+function parseServe(args: string[]): Command {
+  const flags = parseFlags(args, SERVE_FLAGS);
+  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
+  if (flags.switches.has("version")) return { command: "version" };
+  if (flags.positionals.length > 0) {
+    throw new UsageError(
+      `Unexpected argument "${flags.positionals[0]}": see --help for usage`,
+    );
+  }
+  const hostname = lastValue(flags, "host") ?? DEFAULT_HOSTNAME;
+  if (hostname.trim() === "") {
+    throw new UsageError(
+      "Invalid value for --host: the host is empty (try 0.0.0.0 or 127.0.0.1)",
+    );
+  }
+  const portText = lastValue(flags, "port");
+  let port = DEFAULT_PORT;
+  if (portText !== undefined) {
+    try {
+      port = parsePort(portText);
+    } catch (error) {
+      throw new UsageError(
+        `Invalid value "${portText}" for --port: ${
+          (error as Error).message.replace(/^.*: /, "")
+        }`,
+      );
+    }
+  }
+  const message = lastValue(flags, "message");
+  const messageFile = lastValue(flags, "message-file");
+  if (message !== undefined && messageFile !== undefined) {
+    throw new UsageError(
+      "--message and --message-file cannot be used together: choose one",
+    );
+  }
+  if (messageFile === "") {
+    throw new UsageError("Invalid value for --message-file: the path is empty");
+  }
+  const integer = (name: string, min: number, fallback: number) => {
+    const text = lastValue(flags, name);
+    return text === undefined ? fallback : parseIntegerFlag(text, name, min);
+  };
+  const backlogText = lastValue(flags, "backlog");
+  return {
+    command: "serve",
+    hostname,
+    port,
+    message,
+    messageFile,
+    lineEnding: parseChoiceFlag(
+      lastValue(flags, "line-ending") ?? "crlf",
+      "line-ending",
+      LINE_ENDINGS,
+    ),
+    encoding: parseChoiceFlag(
+      lastValue(flags, "encoding") ?? "ascii",
+      "encoding",
+      GREETING_ENCODINGS,
+    ),
+    quiet: flags.switches.has("quiet"),
+    drainTimeout: integer("drain-timeout", 0, DEFAULT_DRAIN_TIMEOUT),
+    maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
+    backlog: backlogText === undefined
+      ? undefined
+      : parseIntegerFlag(backlogText, "backlog", 1, 65535),
+  };
+}
+
+function parseConnect(args: string[]): Command {
+  const flags = parseFlags(args, CONNECT_FLAGS);
+  if (flags.switches.has("help")) {
+    return { command: "help", text: connectHelp() };
+  }
+  if (flags.switches.has("version")) return { command: "version" };
+  if (flags.positionals.length > 1) {
+    throw new UsageError(
+      `Unexpected argument "${
+        flags.positionals[1]
+      }": connect takes one [HOST][:PORT]`,
+    );
+  }
+  let target = { hostname: "localhost", port: DEFAULT_PORT };
+  if (flags.positionals.length === 1) {
+    try {
+      target = parseHostPort(flags.positionals[0], target);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const timeoutText = lastValue(flags, "timeout");
+  return {
+    command: "connect",
+    ...target,
+    timeout: timeoutText === undefined
+      ? DEFAULT_CLIENT_TIMEOUT
+      : parseIntegerFlag(timeoutText, "timeout", 1),
+  };
+}
+
+/**
+ * Parses greeter's command line into a typed command.
+ *
+ * @throws {UsageError} For any mistake in it.
+ */
+export function parseCommand(args: string[]): Command {
+  if (args[0] === "connect") return parseConnect(args.slice(1));
+  return parseServe(args);
+}

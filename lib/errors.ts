@@ -1,0 +1,125 @@
+import { UsageError } from "./flags.ts";
+import { GreetingTimeoutError } from "./client.ts";
+
+/** Exit code for a command-line mistake. */
+export const EXIT_USAGE = 2;
+/** Exit code for a failure while running. */
+export const EXIT_FAILURE = 1;
+
+/** An error turned into one line for people, and the exit code to use. */
+export interface Explanation {
+  /** One line: what went wrong, and how to fix it. */
+  message: string;
+  /** 2 for usage errors, 1 for runtime errors. */
+  exitCode: number;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+function permissionHint(error: Error): string {
+  const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "--allow-net";
+  const what = /Requires (.*?), run again/.exec(error.message)?.[1];
+  return `missing permission${
+    what ? ` (${what})` : ""
+  }: run deno again with ${flag}`;
+}
+
+/**
+ * Explains why listening on `address` failed.
+ */
+export function explainListenError(
+  error: unknown,
+  address: string,
+  port: number,
+): Explanation {
+  const prefix = `Cannot listen on ${address}`;
+  if (error instanceof Deno.errors.AddrInUse) {
+    return {
+      message: `${prefix}: the address is already in use; stop the other ` +
+        "server or choose another --port (0 picks a free one)",
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return {
+      message: `${prefix}: permission denied` +
+        (port > 0 && port < 1024
+          ? `; port ${port} is privileged: use a port above 1023, run as ` +
+            "root, or grant CAP_NET_BIND_SERVICE"
+          : ""),
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return {
+      message: `${prefix}: that address is not on this machine; use ` +
+        "0.0.0.0, ::, or one of its own addresses",
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    return {
+      message: `${prefix}: ${permissionHint(error)}`,
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  if (error instanceof Error && /lookup address/.test(error.message)) {
+    return {
+      message: `${prefix}: the host name does not resolve; check --host`,
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  return explainError(error, prefix);
+}
+
+/**
+ * Explains why connecting to or reading from `address` failed.
+ */
+export function explainConnectError(
+  error: unknown,
+  address: string,
+): Explanation {
+  const prefix = `Cannot connect to ${address}`;
+  const reason = error instanceof Deno.errors.ConnectionRefused
+    ? "connection refused; is greeter running there?"
+    : error instanceof Deno.errors.TimedOut
+    ? "timed out; is the host up and the port open?"
+    : error instanceof GreetingTimeoutError
+    ? lowerFirst(error.message) + "; try a longer --timeout"
+    : error instanceof Deno.errors.ConnectionReset
+    ? "the server reset the connection"
+    : error instanceof Deno.errors.NotCapable
+    ? permissionHint(error)
+    : error instanceof Error && /lookup address/.test(error.message)
+    ? "the host name does not resolve"
+    : error instanceof Error && /unreachable/i.test(error.message)
+    ? "the network or host is unreachable"
+    : undefined;
+  return reason === undefined
+    ? explainError(error, prefix)
+    : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
+}
+
+/**
+ * Explains any error: usage errors keep their message and exit 2; anything
+ * else is a runtime error with its message on one line.
+ */
+export function explainError(error: unknown, prefix?: string): Explanation {
+  if (error instanceof UsageError) {
+    return { message: error.message, exitCode: EXIT_USAGE };
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    return {
+      message: (prefix ? `${prefix}: ` : "") + permissionHint(error),
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  const line = text.split("\n")[0].replace(/ \(os error \d+\)$/, "");
+  return {
+    message: prefix ? `${prefix}: ${lowerFirst(line)}` : line,
+    exitCode: EXIT_FAILURE,
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * greeter: a TCP server that writes a greeting to every client and closes
+ * the connection, plus the client that reads it.
+ *
+ * ```ts
+ * import { encodeGreeting, fetchGreeting, serveGreeting } from "./mod.ts";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: encodeGreeting("Hello"),
+ * });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * console.log(new TextDecoder().decode(bytes)); // "Hello\r\n"
+ * ```
+ *
+ * @module
+ */
+export {
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_HOSTNAME,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_PORT,
+  type GreetingServer,
+  serveGreeting,
+  type ServeGreetingOptions,
+} from "./lib/server.ts";
+export {
+  DEFAULT_MESSAGE,
+  encodeGreeting,
+  type EncodeGreetingOptions,
+  GREETING_ENCODINGS,
+  type GreetingEncoding,
+  LINE_ENDINGS,
+  type LineEnding,
+} from "./lib/greeting.ts";
+export {
+  DEFAULT_CLIENT_TIMEOUT,
+  fetchGreeting,
+  type FetchGreetingOptions,
+  GreetingTimeoutError,
+  readGreeting,
+} from "./lib/client.ts";
+export { type ServerStats } from "./lib/stats.ts";
+export { formatAddress } from "./lib/address.ts";
+export {
+  type ByteSink,
+  createLineWriter,
+  type LineWriter,
+  type LineWriterOptions,
+} from "./lib/line_writer.ts";
