@@ -51,13 +51,22 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
   }
 
   // parseArgs turns "--port" with nothing after it into "", and so does
-  // "--port --quiet"; both are missing values, not empty ones.
+  // "--port --quiet"; both are missing values, not empty ones. Joining each
+  // flag to its value ("--port=80") also keeps an empty value ("--host ''")
+  // from being read as a positional argument.
+  const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
-    if (arg === "--") break;
+    if (arg === "--") {
+      joined.push(...args.slice(i));
+      break;
+    }
     const match = /^--?([^=]+)$/.exec(arg);
     const spec = match && byName.get(match[1]);
-    if (!spec?.value) continue;
+    if (!spec?.value) {
+      joined.push(arg);
+      continue;
+    }
     const next = args[i + 1];
     if (next === undefined || (next.startsWith("-") && next.length > 1)) {
       throw new UsageError(
@@ -67,11 +76,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
           (next === undefined ? "" : ` (or ${dashed(spec)}=${next})`),
       );
     }
+    joined.push(`--${spec.name}=${next}`);
     i++;
   }
 
   const withValue = specs.filter((spec) => spec.value).map((spec) => spec.name);
-  const parsed = parseArgs(args, {
+  const parsed = parseArgs(joined, {
     string: withValue,
     boolean: specs.filter((spec) => !spec.value).map((spec) => spec.name),
     collect: specs.filter((spec) => spec.repeatable).map((spec) => spec.name),

@@ -179,7 +179,10 @@ export function serveGreeting(
         error instanceof Deno.errors.BrokenPipe
       ) {
         stats.reset++;
-      } else if (closing && error instanceof Deno.errors.BadResource) {
+      } else if (
+        closing && (error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.Interrupted)
+      ) {
         stats.aborted++;
       } else {
         stats.writeErrors++;

@@ -1,0 +1,215 @@
+// Shared by the tests: run the CLI as a subprocess and talk to it for real.
+
+/** The repository root. */
+export const ROOT = `${import.meta.dirname}/..`;
+/** main.ts, as a path. */
+export const MAIN = `${ROOT}/main.ts`;
+/** The default greeting's exact bytes. */
+export const DEFAULT_BYTES = new TextEncoder().encode(
+  "Connection Established\r\n",
+);
+
+const decoder = new TextDecoder();
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCli(
+  args: string[],
+  options: { permissions?: string[]; prefix?: string[] } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { permissions = ["--allow-net", "--allow-read"], prefix = [] } =
+    options;
+  const [command, ...commandArgs] = [...prefix, Deno.execPath()];
+  const output = await new Deno.Command(command, {
+    args: [...commandArgs, "run", "--no-prompt", ...permissions, MAIN, ...args],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A greeter server running as a subprocess. */
+export interface CliServer extends AsyncDisposable {
+  /** The port it listens on, from its start-up line. */
+  port: number;
+  /** Everything it has printed on stdout so far. */
+  stdout(): string;
+  /** Waits until stdout matches, or fails after `ms`. */
+  waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** Sends a signal and waits for the exit; resolves to the full output. */
+  stop(
+    signal?: Deno.Signal,
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
+  process: Deno.ChildProcess;
+}
+
+/**
+ * Starts `greeter ARGS --port 0` on 127.0.0.1 (unless ARGS say otherwise) and
+ * waits for its start-up line.
+ */
+export async function startCli(
+  args: string[],
+  options: { permissions?: string[]; prefix?: string[] } = {},
+): Promise<CliServer> {
+  const {
+    permissions = ["--allow-net", "--allow-read"],
+    prefix = [],
+  } = options;
+  const [command, ...commandArgs] = [...prefix, Deno.execPath()];
+  const process = new Deno.Command(command, {
+    args: [
+      ...commandArgs,
+      "run",
+      "--no-prompt",
+      ...permissions,
+      MAIN,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  let changed = () => {};
+  const pump = async (
+    stream: ReadableStream<Uint8Array>,
+    add: (text: string) => void,
+  ) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      add(text);
+      changed();
+    }
+  };
+  const pumps = Promise.all([
+    pump(process.stdout, (text) => stdout += text),
+    pump(process.stderr, (text) => stderr += text),
+  ]);
+  let exited = false;
+  const status = process.status.then((status) => {
+    exited = true;
+    changed();
+    return status;
+  });
+
+  async function waitFor(pattern: RegExp, ms = 10_000) {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const match = stdout.match(pattern);
+      if (match) return match;
+      if (exited || Date.now() > deadline) {
+        throw new Error(
+          `${
+            exited ? "Exited" : "Timed out"
+          } waiting for ${pattern}; stdout: ${stdout}; stderr: ${stderr}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50);
+        changed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async function stop(signal: Deno.Signal = "SIGTERM") {
+    if (!exited) {
+      try {
+        process.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    }
+    const { code } = await status;
+    await pumps;
+    return { code, stdout, stderr };
+  }
+
+  let port = 0;
+  try {
+    const match = await waitFor(
+      /listening for incoming connections on .*:(\d+)/,
+    );
+    port = Number(match[1]);
+  } catch (error) {
+    await stop("SIGKILL");
+    throw error;
+  }
+  return {
+    port,
+    stdout: () => stdout,
+    waitFor,
+    stop,
+    process,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}
+
+/** Connects, reads until the server closes, returns every byte. */
+export async function readAll(
+  port: number,
+  hostname = "127.0.0.1",
+): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname, port });
+  const chunks: Uint8Array[] = [];
+  try {
+    const buffer = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+  const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/** Runs a Node.js script (an independent client) and returns its stdout. */
+export async function runNode(
+  script: string,
+  args: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command("node", {
+    args: ["-e", script, ...args],
+    stdin: "null",
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Runs `tasks` with at most `limit` in flight at once. */
+export async function pool<T>(
+  count: number,
+  limit: number,
+  task: (index: number) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = new Array(count);
+  let next = 0;
+  async function worker() {
+    while (next < count) {
+      const index = next++;
+      results[index] = await task(index);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+  return results;
+}

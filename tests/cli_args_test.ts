@@ -1,0 +1,99 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { parseCommand } from "../lib/cli.ts";
+import { UsageError } from "../lib/flags.ts";
+
+Deno.test("parseCommand() gives the documented defaults", () => {
+  assertEquals(parseCommand([]), {
+    command: "serve",
+    hostname: "0.0.0.0",
+    port: 8080,
+    message: undefined,
+    messageFile: undefined,
+    lineEnding: "crlf",
+    encoding: "ascii",
+    quiet: false,
+    drainTimeout: 5000,
+    maxConnections: 10000,
+    backlog: undefined,
+  });
+});
+
+Deno.test("parseCommand() reads every serve option, long and short", () => {
+  const command = parseCommand([
+    "-H",
+    "::1",
+    "-p",
+    "0",
+    "-m",
+    "Hi",
+    "--line-ending",
+    "lf",
+    "--encoding=utf-8",
+    "-q",
+    "--max-connections",
+    "5",
+    "--backlog",
+    "64",
+    "--drain-timeout",
+    "0",
+  ]);
+  assertEquals(command, {
+    command: "serve",
+    hostname: "::1",
+    port: 0,
+    message: "Hi",
+    messageFile: undefined,
+    lineEnding: "lf",
+    encoding: "utf-8",
+    quiet: true,
+    drainTimeout: 0,
+    maxConnections: 5,
+    backlog: 64,
+  });
+});
+
+Deno.test("parseCommand() parses connect targets", () => {
+  assertEquals(parseCommand(["connect"]), {
+    command: "connect",
+    hostname: "localhost",
+    port: 8080,
+    timeout: 5000,
+  });
+  assertEquals(parseCommand(["connect", "[::1]:9", "-t", "10"]), {
+    command: "connect",
+    hostname: "::1",
+    port: 9,
+    timeout: 10,
+  });
+});
+
+Deno.test("parseCommand() turns every mistake into a UsageError", () => {
+  const cases: [string[], string][] = [
+    [["--nope"], "Unknown option --nope"],
+    [["-x"], "Unknown option -x"],
+    [["--port"], "Missing value for --port"],
+    [["--port", "--quiet"], "Missing value for --port"],
+    [["-p", "70000"], 'Invalid value "70000" for --port'],
+    [["-p", "-1"], "Missing value for --port"],
+    [["-p", "eighty"], 'Invalid value "eighty" for --port'],
+    [["--host", ""], "the host is empty"],
+    [["--line-ending", "cr"], 'Invalid value "cr" for --line-ending'],
+    [["--encoding", "ebcdic"], 'Invalid value "ebcdic" for --encoding'],
+    [["--max-connections", "0"], 'Invalid value "0" for --max-connections'],
+    [["--backlog", "1.5"], 'Invalid value "1.5" for --backlog'],
+    [["-m", "a", "--message-file", "f"], "cannot be used together"],
+    [["stray"], 'Unexpected argument "stray"'],
+    [["connect", "a", "b"], 'Unexpected argument "b"'],
+    [["connect", "host:99999"], 'Invalid port "99999"'],
+    [["connect", "--timeout", "0"], 'Invalid value "0" for --timeout'],
+  ];
+  for (const [args, message] of cases) {
+    assertThrows(() => parseCommand(args), UsageError, message);
+  }
+});
+
+Deno.test("parseCommand() answers --help and --version first", () => {
+  assertEquals(parseCommand(["--help"]).command, "help");
+  assertEquals(parseCommand(["-V"]).command, "version");
+  assertEquals(parseCommand(["connect", "-h"]).command, "help");
+});

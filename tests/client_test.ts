@@ -1,0 +1,62 @@
+import { assertEquals, assertRejects } from "@std/assert";
+import {
+  fetchGreeting,
+  GreetingTimeoutError,
+  readGreeting,
+  serveGreeting,
+} from "../mod.ts";
+import { DEFAULT_BYTES } from "./_helpers.ts";
+
+Deno.test("fetchGreeting() returns the exact bytes the server sent", async () => {
+  await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+  assertEquals(
+    await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port }),
+    DEFAULT_BYTES,
+  );
+});
+
+Deno.test("fetchGreeting() rejects with ConnectionRefused when nobody listens", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  await assertRejects(
+    () => fetchGreeting({ hostname: "127.0.0.1", port }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+Deno.test("fetchGreeting() times out on a server that never closes", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  await assertRejects(
+    () =>
+      fetchGreeting({
+        hostname: "127.0.0.1",
+        port: listener.addr.port,
+        timeout: 200,
+      }),
+    GreetingTimeoutError,
+    `No complete greeting from 127.0.0.1:${listener.addr.port} within 200 ms`,
+  );
+  (await accepted).close();
+});
+
+Deno.test("readGreeting() yields chunks as they arrive", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.write(new TextEncoder().encode("one "));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await conn.write(new TextEncoder().encode("two"));
+    conn.close();
+  })();
+  const chunks: string[] = [];
+  for await (
+    const chunk of readGreeting({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+    })
+  ) chunks.push(new TextDecoder().decode(chunk));
+  await serving;
+  assertEquals(chunks, ["one ", "two"]);
+});
