@@ -34,10 +34,7 @@ const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
-async function loadGreeting(command: ServeCommand): Promise<Uint8Array> {
-  const message = command.messageFile === undefined
-    ? command.message ?? DEFAULT_MESSAGE
-    : await readMessageFile(command.messageFile, command.encoding);
+function encodeOrExplain(message: string, command: ServeCommand): Uint8Array {
   try {
     return encodeGreeting(message, command);
   } catch (error) {
@@ -45,8 +42,18 @@ async function loadGreeting(command: ServeCommand): Promise<Uint8Array> {
   }
 }
 
+async function loadGreeting(command: ServeCommand): Promise<Uint8Array> {
+  const message = command.messageFile === undefined
+    ? command.message ?? DEFAULT_MESSAGE
+    : await readMessageFile(command.messageFile, command.encoding);
+  return encodeOrExplain(message, command);
+}
+
 async function serve(command: ServeCommand): Promise<number> {
   const greeting = await loadGreeting(command);
+  const refuseMessage = command.refuseMessage === undefined
+    ? undefined
+    : encodeOrExplain(command.refuseMessage, command);
   const log = createLineWriter(Deno.stdout);
   let server: GreetingServer;
   try {
@@ -57,6 +64,13 @@ async function serve(command: ServeCommand): Promise<number> {
       drainTimeout: command.drainTimeout,
       maxConnections: command.maxConnections,
       backlog: command.backlog,
+      timeout: command.timeout,
+      linger: command.linger,
+      maxPerIp: command.maxPerIp,
+      ratePerIp: command.ratePerIp,
+      allow: command.allow,
+      deny: command.deny,
+      refuseMessage,
       onConnection: command.quiet
         ? undefined
         : (remoteAddr) =>
@@ -97,8 +111,10 @@ async function serve(command: ServeCommand): Promise<number> {
       Deno.removeSignalListener(signal, stop);
     }
   }
-  const { accepted, greeted } = server.stats;
-  log.line(`Server stopped: ${accepted} connections, ${greeted} greeted`);
+  const { accepted, outcomes } = server.stats;
+  log.line(
+    `Server stopped: ${accepted} connections, ${outcomes.greeted} greeted`,
+  );
   await log.flush();
   return 0;
 }

@@ -7,6 +7,7 @@ import {
   parseChoiceFlag,
   parseFlags,
   parseIntegerFlag,
+  parsePositiveNumberFlag,
   UsageError,
 } from "./flags.ts";
 import {
@@ -16,11 +17,14 @@ import {
   LINE_ENDINGS,
   type LineEnding,
 } from "./greeting.ts";
+import { type Cidr, parseCidr } from "./ip.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
+  DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
+  DEFAULT_TIMEOUT,
 } from "./server.ts";
 
 /** The serving command's options, validated and typed. */
@@ -38,6 +42,14 @@ export interface ServeCommand {
   drainTimeout: number;
   maxConnections: number;
   backlog?: number;
+  timeout: number;
+  linger: number;
+  maxPerIp?: number;
+  ratePerIp?: number;
+  /** Sent to refused clients instead of the greeting. */
+  refuseMessage?: string;
+  allow: Cidr[];
+  deny: Cidr[];
 }
 
 /** The `connect` command's options, validated and typed. */
@@ -117,10 +129,49 @@ export const SERVE_FLAGS: FlagSpec[] = [
       "(default 511)",
   },
   {
+    name: "timeout",
+    value: "MS",
+    help: "Longest life of one connection; 0 for none " +
+      `(default ${DEFAULT_TIMEOUT})`,
+  },
+  {
+    name: "linger",
+    value: "MS",
+    help: "After the greeting, wait this long for the client to close " +
+      `before closing; 0 closes at once (default ${DEFAULT_LINGER})`,
+  },
+  {
     name: "drain-timeout",
     value: "MS",
     help: "On shutdown, how long in-flight greetings may finish " +
       `(default ${DEFAULT_DRAIN_TIMEOUT})`,
+  },
+  {
+    name: "max-per-ip",
+    value: "N",
+    help: "Connections open at once from one address (IPv6: one /64)",
+  },
+  {
+    name: "rate-per-ip",
+    value: "R",
+    help: "New connections per second from one address (IPv6: one /64)",
+  },
+  {
+    name: "refuse-message",
+    value: "TEXT",
+    help: "Sent to refused clients instead of closing them silently",
+  },
+  {
+    name: "allow",
+    value: "CIDR",
+    repeatable: true,
+    help: "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
+  },
+  {
+    name: "deny",
+    value: "CIDR",
+    repeatable: true,
+    help: "Refuse these addresses; deny wins over allow",
   },
   ...COMMON_FLAGS,
 ];
@@ -209,7 +260,24 @@ function parseServe(args: string[]): Command {
     const text = lastValue(flags, name);
     return text === undefined ? fallback : parseIntegerFlag(text, name, min);
   };
-  const backlogText = lastValue(flags, "backlog");
+  const optionalInteger = (name: string, min: number, max?: number) => {
+    const text = lastValue(flags, name);
+    return text === undefined
+      ? undefined
+      : parseIntegerFlag(text, name, min, max);
+  };
+  const rateText = lastValue(flags, "rate-per-ip");
+  const cidrs = (name: string) =>
+    (flags.values.get(name) ?? []).map((text) => {
+      try {
+        return parseCidr(text);
+      } catch (error) {
+        throw new UsageError(
+          `${(error as Error).message.replace(/:.*/, "")} for --${name}: ` +
+            "write an address or block such as 192.168.0.0/16 or 2001:db8::/32",
+        );
+      }
+    });
   return {
     command: "serve",
     hostname,
@@ -229,9 +297,16 @@ function parseServe(args: string[]): Command {
     quiet: flags.switches.has("quiet"),
     drainTimeout: integer("drain-timeout", 0, DEFAULT_DRAIN_TIMEOUT),
     maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
-    backlog: backlogText === undefined
+    backlog: optionalInteger("backlog", 1, 65535),
+    timeout: integer("timeout", 0, DEFAULT_TIMEOUT),
+    linger: integer("linger", 0, DEFAULT_LINGER),
+    maxPerIp: optionalInteger("max-per-ip", 1),
+    ratePerIp: rateText === undefined
       ? undefined
-      : parseIntegerFlag(backlogText, "backlog", 1, 65535),
+      : parsePositiveNumberFlag(rateText, "rate-per-ip"),
+    refuseMessage: lastValue(flags, "refuse-message"),
+    allow: cidrs("allow"),
+    deny: cidrs("deny"),
   };
 }
 

@@ -150,6 +150,21 @@ export function parseIntegerFlag(
 }
 
 /**
+ * Parses a flag's value as a number above zero (decimals allowed).
+ *
+ * @throws {UsageError} If it is not one.
+ */
+export function parsePositiveNumberFlag(text: string, name: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
+    throw new UsageError(
+      `Invalid value "${text}" for --${name}: use a number above 0, such as 5 or 0.5`,
+    );
+  }
+  return value;
+}
+
+/**
  * Parses a flag's value as one of a fixed set of choices.
  *
  * @throws {UsageError} If it is not one of them.

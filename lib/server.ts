@@ -1,5 +1,15 @@
+import {
+  type AdmissionOptions,
+  createAdmission,
+  needsAdmission,
+  type RefuseReason,
+} from "./admission.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
-import { createServerStats, type ServerStats } from "./stats.ts";
+import {
+  type ConnectionOutcome,
+  createServerStats,
+  type ServerStats,
+} from "./stats.ts";
 
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;
@@ -9,11 +19,50 @@ export const DEFAULT_HOSTNAME = "0.0.0.0";
 export const DEFAULT_DRAIN_TIMEOUT = 5_000;
 /** How many connections are served at once before accepting pauses. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** The longest a connection may live, in milliseconds. */
+export const DEFAULT_TIMEOUT = 10_000;
+/** How long to wait for the client to close after the greeting, in ms. */
+export const DEFAULT_LINGER = 2_000;
+
+/** What a dynamic greeting may depend on; built per connection. */
+export interface GreetingContext {
+  /** The client's address. */
+  remoteAddr: Deno.NetAddr;
+  /** The address the client reached. */
+  localAddr: Deno.NetAddr;
+  /** 1 for the first connection since start, and so on. */
+  count: number;
+}
+
+/** Static bytes (the fast path) or a function called once per connection. */
+export type GreetingSource =
+  | Uint8Array
+  | ((context: GreetingContext) => Uint8Array);
+
+/** What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}. */
+export interface ConnectionRecord {
+  /** The client's address. */
+  remoteAddr: Deno.NetAddr;
+  /** The address the client reached. */
+  localAddr: Deno.NetAddr;
+  /** How the connection ended. */
+  outcome: ConnectionOutcome;
+  /** Why it was refused, or the error's kind. */
+  reason?: string;
+  /** Bytes of the greeting (or refuse message) written. */
+  bytesWritten: number;
+  /** Bytes there were to write. */
+  greetingLength: number;
+  /** When it was accepted, in milliseconds since the epoch. */
+  startTime: number;
+  /** How long it lived, in milliseconds. */
+  duration: number;
+}
 
 /** Options for {@linkcode serveGreeting}. */
-export interface ServeGreetingOptions {
+export interface ServeGreetingOptions extends AdmissionOptions {
   /**
-   * The address to listen on.
+   * The address to listen on; `::` serves IPv6 and IPv4 clients.
    *
    * @default {"0.0.0.0"}
    */
@@ -27,11 +76,14 @@ export interface ServeGreetingOptions {
   port?: number;
   /**
    * The exact bytes sent to every client, usually from
-   * {@linkcode encodeGreeting}. Encoded once; never copied per connection.
+   * {@linkcode encodeGreeting}, encoded once and never copied per
+   * connection; or a function that makes them per connection.
    *
    * @default {encodeGreeting("Connection Established")}
    */
-  greeting?: Uint8Array;
+  greeting?: GreetingSource;
+  /** Sent instead of the greeting to refused clients; by default they are closed. */
+  refuseMessage?: Uint8Array;
   /** Aborting it shuts the server down, like {@linkcode GreetingServer.shutdown}. */
   signal?: AbortSignal;
   /**
@@ -52,10 +104,28 @@ export interface ServeGreetingOptions {
   /** The length of the kernel's queue of connections not yet accepted. */
   backlog?: number;
   /**
-   * Called for every accepted client, before it is greeted. Keep it cheap:
+   * The longest one connection may live, in milliseconds (a client that
+   * never reads a large greeting, or never closes); 0 for no limit.
+   *
+   * @default {10000}
+   */
+  timeout?: number;
+  /**
+   * After the greeting, the server shuts down its side and reads and
+   * discards until the client closes, for at most this many milliseconds,
+   * so a client that sent bytes first still receives the whole greeting
+   * rather than a reset. 0 closes at once.
+   *
+   * @default {2000}
+   */
+  linger?: number;
+  /**
+   * Called for every admitted client, before it is greeted. Keep it cheap:
    * it runs on the per-connection path.
    */
   onConnection?: (remoteAddr: Deno.NetAddr, localAddr: Deno.NetAddr) => void;
+  /** Called when a connection ends, with what happened to it. */
+  onClose?: (record: ConnectionRecord) => void;
   /**
    * Called when accepting fails and the server backs off and goes on
    * (for example "too many open files").
@@ -69,6 +139,8 @@ export interface GreetingServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Counters of what the server has done so far. */
   readonly stats: Readonly<ServerStats>;
+  /** True from the start of shutdown. */
+  readonly draining: boolean;
   /** Settles once the server has shut down and every connection is closed. */
   readonly finished: Promise<void>;
   /**
@@ -98,15 +170,34 @@ async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
   }
 }
 
+/** The error code of a system error, such as "EMFILE". */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  return error instanceof Error ? error.name : "unknown";
+}
+
 /** True for accept errors that mean the process is out of a resource. */
-function isResourceExhaustion(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code;
+function isResourceExhaustion(code: string): boolean {
   return code === "EMFILE" || code === "ENFILE" || code === "ENOBUFS" ||
     code === "ENOMEM";
 }
 
+function isReset(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted;
+}
+
+function isClosedByUs(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
 const MIN_BACKOFF = 5;
 const MAX_BACKOFF = 1_000;
+// Discarded bytes a lingering client sends land here; shared, never read.
+const scratch = new Uint8Array(16 * 1024);
 
 /**
  * Listens on a TCP address and greets every client: writes the greeting,
@@ -122,15 +213,28 @@ export function serveGreeting(
     hostname = DEFAULT_HOSTNAME,
     port = DEFAULT_PORT,
     greeting = encodeGreeting(DEFAULT_MESSAGE),
+    refuseMessage,
     signal,
     drainTimeout = DEFAULT_DRAIN_TIMEOUT,
     maxConnections = DEFAULT_MAX_CONNECTIONS,
     backlog,
+    timeout = DEFAULT_TIMEOUT,
+    linger = DEFAULT_LINGER,
     onConnection,
+    onClose,
     onAcceptError,
   } = options;
-  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-    throw new RangeError("maxConnections must be a whole number above 0");
+  for (
+    const [name, value, min] of [
+      ["maxConnections", maxConnections, 1],
+      ["timeout", timeout, 0],
+      ["linger", linger, 0],
+      ["drainTimeout", drainTimeout, 0],
+    ] as const
+  ) {
+    if (!Number.isInteger(value) || value < min) {
+      throw new RangeError(`${name} must be a whole number of at least ${min}`);
+    }
   }
   signal?.throwIfAborted();
 
@@ -141,55 +245,166 @@ export function serveGreeting(
     ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
   });
   const stats = createServerStats();
-  const active = new Set<Deno.Conn>();
+  const admission = needsAdmission(options)
+    ? createAdmission(options)
+    : undefined;
+  // Open connections and when each must be closed (Infinity: never). Every
+  // connection gets the same timeout, so insertion order is deadline order.
+  const deadlines = new Map<Deno.TcpConn, number>();
+  // Greeted connections waiting for the client to close, in deadline order.
+  const lingering = new Map<Deno.TcpConn, number>();
+  const sweepEvery = Math.min(
+    250,
+    Math.max(
+      10,
+      Math.min(
+        timeout || Infinity,
+        linger || Infinity,
+      ) / 4,
+    ),
+  );
+  let sweeper: ReturnType<typeof setInterval> | undefined;
   let closing = false;
   // Opened whenever a connection ends, so a paused accept loop goes on.
   let slotFreed: ReturnType<typeof createGate> | undefined;
   // Opened when the last connection ends during shutdown.
   let drained: ReturnType<typeof createGate> | undefined;
 
-  function release(conn: Deno.Conn) {
-    active.delete(conn);
-    stats.active = active.size;
+  function closeQuietly(conn: Deno.Conn) {
     try {
       conn.close();
     } catch {
-      // Already closed by shutdown.
+      // Already closed by a deadline or by shutdown.
     }
+  }
+
+  // One timer for every deadline: no per-connection timers on the hot path.
+  function sweep() {
+    const now = Date.now();
+    for (const queue of [deadlines, lingering]) {
+      for (const [conn, deadline] of queue) {
+        if (deadline > now) break;
+        queue.delete(conn);
+        if (queue === deadlines) deadlines.set(conn, Infinity);
+        closeQuietly(conn);
+      }
+    }
+    if (lingering.size === 0 && (timeout === 0 || deadlines.size === 0)) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  }
+
+  function release(conn: Deno.TcpConn) {
+    deadlines.delete(conn);
+    lingering.delete(conn);
+    stats.active = deadlines.size;
+    closeQuietly(conn);
     if (slotFreed) {
       slotFreed.open();
       slotFreed = undefined;
     }
-    if (drained && active.size === 0) drained.open();
+    if (drained && deadlines.size === 0) drained.open();
   }
 
-  async function greet(conn: Deno.Conn) {
+  async function serve(
+    conn: Deno.TcpConn,
+    bytes: Uint8Array,
+    refused: RefuseReason | undefined,
+    startTime: number,
+  ) {
+    // A refused client's outcome is settled at admission; the rest settle
+    // as soon as the greeting is written or fails, so counters are current.
+    let outcome: ConnectionOutcome | undefined = refused && "refused";
+    let reason: string | undefined = refused;
+    let written = 0;
     try {
-      let written = 0;
-      while (written < greeting.length) {
+      while (written < bytes.length) {
         written += await conn.write(
-          written === 0 ? greeting : greeting.subarray(written),
+          written === 0 ? bytes : bytes.subarray(written),
         );
       }
-      stats.greeted++;
-      stats.bytesWritten += written;
+      if (!outcome) stats.outcomes[outcome = "greeted"]++;
+      if (linger > 0 && written > 0) {
+        await conn.closeWrite();
+        lingering.set(conn, Date.now() + linger);
+        sweeper ??= setInterval(sweep, sweepEvery);
+        while (await conn.read(scratch) !== null) {
+          // Discard what the client sends until it closes.
+        }
+      }
     } catch (error) {
-      if (
-        error instanceof Deno.errors.ConnectionReset ||
-        error instanceof Deno.errors.BrokenPipe
-      ) {
-        stats.reset++;
-      } else if (
-        closing && (error instanceof Deno.errors.BadResource ||
-          error instanceof Deno.errors.Interrupted)
-      ) {
-        stats.aborted++;
-      } else {
-        stats.writeErrors++;
+      // Errors after the greeting was written (while lingering) change
+      // nothing: the client has its greeting.
+      if (!outcome) {
+        if (isReset(error)) {
+          outcome = "reset";
+        } else if (isClosedByUs(error)) {
+          outcome = closing ? "aborted" : "timed_out";
+        } else {
+          outcome = "error";
+          reason = errorCode(error);
+        }
+        stats.outcomes[outcome]++;
       }
     } finally {
+      stats.bytesWritten += written;
+      if (admission && !refused) admission.release(conn.remoteAddr.hostname);
       release(conn);
     }
+    if (onClose) {
+      try {
+        onClose({
+          remoteAddr: conn.remoteAddr,
+          localAddr: conn.localAddr,
+          outcome: outcome!,
+          reason,
+          bytesWritten: written,
+          greetingLength: bytes.length,
+          startTime,
+          duration: Date.now() - startTime,
+        });
+      } catch {
+        // A failing observer must not stop the server.
+      }
+    }
+  }
+
+  function accepted(conn: Deno.TcpConn) {
+    const now = Date.now();
+    stats.accepted++;
+    deadlines.set(conn, timeout > 0 ? now + timeout : Infinity);
+    stats.active = deadlines.size;
+    if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
+    const refused = admission?.admit(conn.remoteAddr.hostname, now);
+    if (refused) {
+      stats.outcomes.refused++;
+      stats.refused[refused]++;
+      serve(conn, refuseMessage ?? new Uint8Array(), refused, now);
+      return;
+    }
+    if (onConnection) {
+      try {
+        onConnection(conn.remoteAddr, conn.localAddr);
+      } catch {
+        // A failing observer must not stop the server.
+      }
+    }
+    let bytes: Uint8Array;
+    if (typeof greeting === "function") {
+      try {
+        bytes = greeting({
+          remoteAddr: conn.remoteAddr,
+          localAddr: conn.localAddr,
+          count: stats.accepted,
+        });
+      } catch {
+        bytes = new Uint8Array();
+      }
+    } else {
+      bytes = greeting;
+    }
+    serve(conn, bytes, undefined, now);
   }
 
   /** Waits until a connection ends, or `ms` passes, or shutdown starts. */
@@ -201,7 +416,7 @@ export function serveGreeting(
   async function acceptLoop() {
     let backoff = 0;
     while (!closing) {
-      if (active.size >= maxConnections) {
+      if (deadlines.size >= maxConnections) {
         stats.pausedAtLimit++;
         await pause(0);
         continue;
@@ -212,7 +427,8 @@ export function serveGreeting(
       } catch (error) {
         if (closing) break;
         if (error instanceof Deno.errors.BadResource) throw error;
-        stats.acceptErrors++;
+        const code = errorCode(error);
+        stats.acceptErrors[code] = (stats.acceptErrors[code] ?? 0) + 1;
         try {
           onAcceptError?.(error);
         } catch {
@@ -221,23 +437,13 @@ export function serveGreeting(
         // Out of file descriptors (or memory): the pending clients stay in
         // the backlog; retry when a connection ends or after a back-off.
         backoff = Math.min(Math.max(backoff * 2, MIN_BACKOFF), MAX_BACKOFF);
-        if (isResourceExhaustion(error) || backoff > MIN_BACKOFF) {
+        if (isResourceExhaustion(code) || backoff > MIN_BACKOFF) {
           await pause(backoff);
         }
         continue;
       }
       backoff = 0;
-      stats.accepted++;
-      active.add(conn);
-      stats.active = active.size;
-      if (onConnection) {
-        try {
-          onConnection(conn.remoteAddr, conn.localAddr);
-        } catch {
-          // A failing observer must not stop the server.
-        }
-      }
-      greet(conn);
+      accepted(conn);
     }
   }
 
@@ -255,21 +461,15 @@ export function serveGreeting(
       } catch (error) {
         loopError = error;
       }
-      if (active.size > 0) {
+      if (deadlines.size > 0) {
         drained = createGate();
         await waitAtMost(drained.promise, drainTimeout);
-        if (active.size > 0) {
-          // Closing makes the pending writes fail, which releases each one.
-          for (const conn of active) {
-            try {
-              conn.close();
-            } catch {
-              // Already closed.
-            }
-          }
-          await drained.promise;
-        }
+        // Closing makes the pending operations fail, which releases each.
+        for (const conn of deadlines.keys()) closeQuietly(conn);
+        if (deadlines.size > 0) await drained.promise;
       }
+      clearInterval(sweeper);
+      sweeper = undefined;
       signal?.removeEventListener("abort", onAbort);
       if (loopError) throw loopError;
     })();
@@ -282,14 +482,14 @@ export function serveGreeting(
   signal?.addEventListener("abort", onAbort, { once: true });
 
   // If the listener fails outside of shutdown, shut down and report it.
-  const finished = loopDone.then(
-    () => shutdown(),
-    () => shutdown(),
-  );
+  const finished = loopDone.then(shutdown, shutdown);
 
   return {
     addr: listener.addr,
     stats,
+    get draining() {
+      return closing;
+    },
     finished,
     shutdown,
     [Symbol.asyncDispose]: shutdown,

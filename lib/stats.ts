@@ -1,35 +1,63 @@
+import { REFUSE_REASONS, type RefuseReason } from "./admission.ts";
+
+/**
+ * How a connection ended: `greeted` (the whole greeting was written),
+ * `refused` (by an access rule or limit), `timed_out` (the greeting was not
+ * written before the connection's timeout), `reset` (the client reset or
+ * closed first), `aborted` (cut by shutdown after the drain timeout) or
+ * `error` (another failure).
+ */
+export type ConnectionOutcome =
+  | "greeted"
+  | "refused"
+  | "timed_out"
+  | "reset"
+  | "aborted"
+  | "error";
+
+/** The outcomes, in a stable order (for logs and metrics). */
+export const CONNECTION_OUTCOMES: readonly ConnectionOutcome[] = [
+  "greeted",
+  "refused",
+  "timed_out",
+  "reset",
+  "aborted",
+  "error",
+];
+
 /** Counters a greeting server keeps; plain numbers, cheap on the hot path. */
 export interface ServerStats {
+  /** When the server started, in milliseconds since the epoch. */
+  startTime: number;
   /** Connections accepted. */
   accepted: number;
-  /** Connections that received the whole greeting. */
-  greeted: number;
   /** Connections open right now. */
   active: number;
-  /** Clients that reset or closed before the greeting was written. */
-  reset: number;
-  /** Connections cut short by shutdown after the drain timeout. */
-  aborted: number;
-  /** Writes that failed for another reason. */
-  writeErrors: number;
-  /** Failed accepts (the server backed off and went on). */
-  acceptErrors: number;
+  /** Connections that have ended, by outcome. */
+  outcomes: Record<ConnectionOutcome, number>;
+  /** Refused connections, by reason. */
+  refused: Record<RefuseReason, number>;
+  /** Failed accepts by error code, such as EMFILE (the server went on). */
+  acceptErrors: Record<string, number>;
   /** Times accepting paused because the connection cap was reached. */
   pausedAtLimit: number;
-  /** Greeting bytes written, in total. */
+  /** Bytes written to clients, in total. */
   bytesWritten: number;
 }
 
 /** Creates a zeroed set of counters. */
 export function createServerStats(): ServerStats {
   return {
+    startTime: Date.now(),
     accepted: 0,
-    greeted: 0,
     active: 0,
-    reset: 0,
-    aborted: 0,
-    writeErrors: 0,
-    acceptErrors: 0,
+    outcomes: Object.fromEntries(
+      CONNECTION_OUTCOMES.map((outcome) => [outcome, 0]),
+    ) as Record<ConnectionOutcome, number>,
+    refused: Object.fromEntries(
+      REFUSE_REASONS.map((reason) => [reason, 0]),
+    ) as Record<RefuseReason, number>,
+    acceptErrors: {},
     pausedAtLimit: 0,
     bytesWritten: 0,
   };

@@ -15,6 +15,13 @@ Deno.test("parseCommand() gives the documented defaults", () => {
     drainTimeout: 5000,
     maxConnections: 10000,
     backlog: undefined,
+    timeout: 10000,
+    linger: 2000,
+    maxPerIp: undefined,
+    ratePerIp: undefined,
+    refuseMessage: undefined,
+    allow: [],
+    deny: [],
   });
 });
 
@@ -49,6 +56,13 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
     drainTimeout: 0,
     maxConnections: 5,
     backlog: 64,
+    timeout: 10000,
+    linger: 2000,
+    maxPerIp: undefined,
+    ratePerIp: undefined,
+    refuseMessage: undefined,
+    allow: [],
+    deny: [],
   });
 });
 

@@ -10,7 +10,7 @@ Deno.test("serveGreeting() sends the default greeting and closes", async () => {
   assert(server.addr.port > 0);
   assertEquals(await readAll(server.addr.port), DEFAULT_BYTES);
   assertEquals(await readAll(server.addr.port), DEFAULT_BYTES);
-  assertEquals(server.stats.greeted, 2);
+  assertEquals(server.stats.outcomes.greeted, 2);
 });
 
 Deno.test("serveGreeting() sends a custom greeting byte for byte", async () => {
@@ -47,7 +47,7 @@ Deno.test("serveGreeting() greets 2,000 clients at 200 concurrent", async () => 
     !bytes.every((byte, i) => byte === DEFAULT_BYTES[i])
   );
   assertEquals(wrong.length, 0);
-  assertEquals(server.stats.greeted, 2_000);
+  assertEquals(server.stats.outcomes.greeted, 2_000);
 });
 
 Deno.test("serveGreeting() survives clients that reset at once", async () => {
@@ -79,8 +79,8 @@ Deno.test("serveGreeting() gets past a client that resets mid-greeting", async (
   assertEquals((await runNode(script)).stdout.trim(), "reset");
   assertEquals((await readAll(server.addr.port)).length, greeting.length);
   await server.shutdown();
-  assertEquals(server.stats.reset, 1);
-  assertEquals(server.stats.greeted, 1);
+  assertEquals(server.stats.outcomes.reset, 1);
+  assertEquals(server.stats.outcomes.greeted, 1);
 });
 
 Deno.test("serveGreeting() shutdown lets in-flight greetings finish", async () => {
@@ -115,7 +115,7 @@ Deno.test("serveGreeting() shutdown closes what the drain timeout leaves", async
   const started = Date.now();
   await server.shutdown(); // The client never reads.
   assert(Date.now() - started < 2_000);
-  assertEquals(server.stats.aborted, 1);
+  assertEquals(server.stats.outcomes.aborted, 1);
   conn.close();
 });
 
@@ -159,6 +159,6 @@ Deno.test("serveGreeting() rejects a nonsensical maxConnections", () => {
   assertThrows(
     () => serveGreeting({ ...LOOPBACK, maxConnections: 0 }),
     RangeError,
-    "maxConnections must be a whole number above 0",
+    "maxConnections must be a whole number of at least 1",
   );
 });

@@ -1,0 +1,129 @@
+import { type Cidr, cidrContains, parseIp, sourceKey } from "./ip.ts";
+
+/** Why a client was refused. */
+export type RefuseReason = "denied" | "per_ip_limit" | "rate_limit";
+
+/** The refuse reasons, in a stable order (for metrics). */
+export const REFUSE_REASONS: readonly RefuseReason[] = [
+  "denied",
+  "per_ip_limit",
+  "rate_limit",
+];
+
+/** Who may connect, and how much. Every field is optional. */
+export interface AdmissionOptions {
+  /** If given, only these blocks may connect. */
+  allow?: Cidr[];
+  /** These blocks may not connect; deny wins over allow. */
+  deny?: Cidr[];
+  /** Connections open at once from one source (IPv4 address or IPv6 /64). */
+  maxPerIp?: number;
+  /** New connections per second from one source (a token bucket). */
+  ratePerIp?: number;
+}
+
+/** Decides, per connection, whether a client is served. */
+export interface Admission {
+  /**
+   * Admits a client (undefined) or says why not. An admitted client holds a
+   * slot of its source until {@linkcode Admission.release}.
+   */
+  admit(hostname: string, now: number): RefuseReason | undefined;
+  /** Frees the slot an admitted client from `hostname` held. */
+  release(hostname: string): void;
+}
+
+/** How many sources' rate buckets are kept before idle ones are pruned. */
+const MAX_BUCKETS = 65_536;
+
+interface Bucket {
+  tokens: number;
+  updated: number;
+}
+
+/** True if any access rule or limit is set, i.e. admission is needed. */
+export function needsAdmission(options: AdmissionOptions): boolean {
+  return Boolean(
+    options.allow?.length || options.deny?.length || options.maxPerIp ||
+      options.ratePerIp,
+  );
+}
+
+/**
+ * Creates the admission policy. Limits never disable the service: they only
+ * refuse the sources that exceed them, and the rest are served.
+ */
+export function createAdmission(options: AdmissionOptions): Admission {
+  const { allow = [], deny = [], maxPerIp = 0, ratePerIp = 0 } = options;
+  const open = new Map<string, number>();
+  const buckets = new Map<string, Bucket>();
+  const capacity = Math.max(1, ratePerIp);
+
+  function takeToken(key: string, now: number): boolean {
+    let bucket = buckets.get(key);
+    if (!bucket) {
+      if (buckets.size >= MAX_BUCKETS) prune(now);
+      bucket = { tokens: capacity, updated: now };
+      buckets.set(key, bucket);
+    } else {
+      bucket.tokens = Math.min(
+        capacity,
+        bucket.tokens + (now - bucket.updated) * ratePerIp / 1000,
+      );
+      bucket.updated = now;
+    }
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  // Buckets that have refilled are the same as absent ones: drop them, so a
+  // scan from many addresses cannot grow memory without bound.
+  function prune(now: number) {
+    for (const [key, bucket] of buckets) {
+      if (
+        bucket.tokens + (now - bucket.updated) * ratePerIp / 1000 >= capacity
+      ) {
+        buckets.delete(key);
+      }
+    }
+    // Still full of busy sources: forget the oldest half.
+    if (buckets.size >= MAX_BUCKETS) {
+      let drop = buckets.size >> 1;
+      for (const key of buckets.keys()) {
+        if (drop-- === 0) break;
+        buckets.delete(key);
+      }
+    }
+  }
+
+  return {
+    admit(hostname, now) {
+      if (allow.length > 0 || deny.length > 0) {
+        const bytes = parseIp(hostname);
+        if (!bytes) return "denied";
+        if (deny.some((cidr) => cidrContains(cidr, bytes))) return "denied";
+        if (
+          allow.length > 0 && !allow.some((cidr) => cidrContains(cidr, bytes))
+        ) {
+          return "denied";
+        }
+      }
+      const key = sourceKey(hostname);
+      if (maxPerIp > 0 && (open.get(key) ?? 0) >= maxPerIp) {
+        return "per_ip_limit";
+      }
+      if (ratePerIp > 0 && !takeToken(key, now)) return "rate_limit";
+      if (maxPerIp > 0) open.set(key, (open.get(key) ?? 0) + 1);
+      return undefined;
+    },
+    release(hostname) {
+      if (maxPerIp === 0) return;
+      const key = sourceKey(hostname);
+      const count = open.get(key);
+      if (count === undefined) return;
+      if (count <= 1) open.delete(key);
+      else open.set(key, count - 1);
+    },
+  };
+}

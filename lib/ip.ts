@@ -1,0 +1,150 @@
+/** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
+export type IpBytes = Uint8Array;
+
+/** A parsed CIDR block such as `10.0.0.0/8` or `2001:db8::/32`. */
+export interface Cidr {
+  /** The network address, as bytes (4 or 16). */
+  bytes: IpBytes;
+  /** How many leading bits must match. */
+  prefix: number;
+  /** The block as written, normalised (`10.0.0.0/8`). */
+  text: string;
+}
+
+/**
+ * Drops the `::ffff:` prefix of an IPv4-mapped IPv6 address, so a dual-stack
+ * listener reports and limits IPv4 clients by their real address.
+ */
+export function unmapIpv4(hostname: string): string {
+  return hostname.startsWith("::ffff:") && hostname.includes(".")
+    ? hostname.slice(7)
+    : hostname;
+}
+
+function parseIpv4(text: string): IpBytes | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^(0|[1-9]\d{0,2})$/.test(parts[i])) return undefined;
+    const value = Number(parts[i]);
+    if (value > 255) return undefined;
+    bytes[i] = value;
+  }
+  return bytes;
+}
+
+function parseIpv6(text: string): IpBytes | undefined {
+  // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
+  let tail: IpBytes | undefined;
+  const lastColon = text.lastIndexOf(":");
+  if (text.includes(".", lastColon)) {
+    tail = parseIpv4(text.slice(lastColon + 1));
+    if (!tail) return undefined;
+    text = text.slice(0, lastColon + 1) + "0:0";
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (half: string) => half === "" ? [] : half.split(":");
+  const head = groups(halves[0]);
+  const rest = halves.length === 2 ? groups(halves[1]) : [];
+  const missing = 8 - head.length - rest.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  const all = [...head, ...Array(missing).fill("0"), ...rest];
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(all[i])) return undefined;
+    const value = parseInt(all[i], 16);
+    bytes[i * 2] = value >> 8;
+    bytes[i * 2 + 1] = value & 0xff;
+  }
+  if (tail) bytes.set(tail, 12);
+  return bytes;
+}
+
+/**
+ * Parses an IPv4 or IPv6 address into bytes. IPv4-mapped IPv6 addresses
+ * become IPv4. Returns undefined for anything else (including host names).
+ */
+export function parseIp(text: string): IpBytes | undefined {
+  if (text.includes(":")) {
+    const bytes = parseIpv6(text.replace(/%.*$/, ""));
+    if (
+      bytes && bytes.subarray(0, 10).every((byte) => byte === 0) &&
+      bytes[10] === 0xff && bytes[11] === 0xff
+    ) {
+      return bytes.slice(12);
+    }
+    return bytes;
+  }
+  return parseIpv4(text);
+}
+
+function formatIp(bytes: IpBytes): string {
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) {
+    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  }
+  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+}
+
+/**
+ * Parses a CIDR block; a bare address is a block of one.
+ *
+ * @throws {RangeError} If it is not a valid IPv4 or IPv6 block.
+ */
+export function parseCidr(text: string): Cidr {
+  const slash = text.indexOf("/");
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const bytes = parseIp(address);
+  const invalid = () =>
+    new RangeError(
+      `Invalid CIDR "${text}": write an address or block such as ` +
+        "192.168.0.0/16 or 2001:db8::/32",
+    );
+  if (!bytes) throw invalid();
+  const mappedOffset = bytes.length === 4 && address.includes(":") ? 96 : 0;
+  const bits = bytes.length * 8;
+  let prefix = bits;
+  if (slash !== -1) {
+    const prefixText = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(prefixText)) throw invalid();
+    prefix = Number(prefixText) - mappedOffset;
+    if (prefix < 0 || prefix > bits) throw invalid();
+  }
+  // Keep only the network part, so 10.1.2.3/8 means 10.0.0.0/8.
+  const network = bytes.slice();
+  for (let bit = prefix; bit < bits; bit++) {
+    network[bit >> 3] &= ~(0x80 >> (bit & 7));
+  }
+  return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
+}
+
+/** True if `address` (as bytes) lies inside `cidr`. */
+export function cidrContains(cidr: Cidr, address: IpBytes): boolean {
+  if (cidr.bytes.length !== address.length) return false;
+  const whole = cidr.prefix >> 3;
+  for (let i = 0; i < whole; i++) {
+    if (cidr.bytes[i] !== address[i]) return false;
+  }
+  const rest = cidr.prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (cidr.bytes[whole] & mask) === (address[whole] & mask);
+}
+
+/**
+ * The key per-source limits count by: the IPv4 address, or the /64 network
+ * of an IPv6 address (one host usually owns a whole /64).
+ */
+export function sourceKey(hostname: string): string {
+  const bytes = parseIp(hostname);
+  if (!bytes) return hostname;
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) {
+    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  }
+  return `${groups.join(":")}::/64`;
+}
