@@ -20,14 +20,25 @@
  * @module
  */
 export {
+  type ConnectionRecord,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
+  DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
+  DEFAULT_TIMEOUT,
+  type GreetingContext,
   type GreetingServer,
+  type GreetingSource,
   serveGreeting,
   type ServeGreetingOptions,
 } from "./lib/server.ts";
+export {
+  type AdmissionOptions,
+  REFUSE_REASONS,
+  type RefuseReason,
+} from "./lib/admission.ts";
+export { type Cidr, parseCidr } from "./lib/ip.ts";
 export {
   DEFAULT_MESSAGE,
   encodeGreeting,
@@ -44,7 +55,11 @@ export {
   GreetingTimeoutError,
   readGreeting,
 } from "./lib/client.ts";
-export { type ServerStats } from "./lib/stats.ts";
+export {
+  CONNECTION_OUTCOMES,
+  type ConnectionOutcome,
+  type ServerStats,
+} from "./lib/stats.ts";
 export { formatAddress } from "./lib/address.ts";
 export {
   type ByteSink,
