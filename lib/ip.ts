@@ -1,10 +1,10 @@
 /** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
-export type IpBytes = Uint8Array;
+type IpBytes = Uint8Array;
 
 /** A parsed CIDR block such as `10.0.0.0/8` or `2001:db8::/32`. */
 export interface Cidr {
-  /** The network address, as bytes (4 or 16). */
-  bytes: IpBytes;
+  /** The network address, as bytes (4 for IPv4, 16 for IPv6). */
+  bytes: Uint8Array;
   /** How many leading bits must match. */
   prefix: number;
   /** The block as written, normalised (`10.0.0.0/8`). */
