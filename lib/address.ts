@@ -1,12 +1,17 @@
+import { unmapIpv4 } from "./ip.ts";
+
 /**
  * Formats a network address as `HOST:PORT`, with IPv6 hosts in brackets
- * (`[::1]:8080`) so the port cannot be mistaken for part of the host.
+ * (`[::1]:8080`) so the port cannot be mistaken for part of the host, and
+ * IPv4 clients of a dual-stack listener shown as IPv4 (`127.0.0.1:5000`,
+ * not `[::ffff:127.0.0.1]:5000`).
  */
 export function formatAddress(addr: Deno.Addr): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
-    return addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
+    const hostname = unmapIpv4(addr.hostname);
+    return hostname.includes(":")
+      ? `[${hostname}]:${addr.port}`
+      : `${hostname}:${addr.port}`;
   }
   if (addr.transport === "unix" || addr.transport === "unixpacket") {
     return addr.path || "(unnamed unix socket)";

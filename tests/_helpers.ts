@@ -213,3 +213,16 @@ export async function pool<T>(
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
   return results;
 }
+
+/** Polls `condition` every 10 ms; fails the test if it is not true in `ms`. */
+export async function waitUntil(
+  condition: () => boolean,
+  ms = 5_000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
