@@ -235,7 +235,7 @@ export function qotdGreeting(
   if (encoded.length === 1) return encoded[0];
   return () => {
     const index = Math.floor(random() * encoded.length);
-    return encoded[index] ?? encoded[0];
+    return encoded[Math.min(index, encoded.length - 1)] ?? encoded[0];
   };
 }
 
