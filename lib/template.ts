@@ -166,6 +166,28 @@ function writeAscii(out: Uint8Array, at: number, text: string): void {
   }
 }
 
+/** The size of the blocks small per-connection greetings are cut from. */
+const SLAB_SIZE = 8 * 1024;
+/** Greetings up to this size share a slab; larger ones get their own. */
+const SLAB_MAX = 1024;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
+/**
+ * Returns `length` bytes no one else has: a slice of a shared block for
+ * small greetings, since allocating each ArrayBuffer costs more than
+ * filling it. Slices are never handed out twice; a full block is left to
+ * the garbage collector once its greetings are sent.
+ */
+function allocate(length: number): Uint8Array {
+  if (length > SLAB_MAX) return new Uint8Array(length);
+  if (slabUsed + length > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  return slab.subarray(slabUsed, slabUsed += length);
+}
+
 /** A `{time}` formatter that formats each second once. */
 function timeFormatter(now: (() => Date) | undefined): () => string {
   const clock = now ? () => now().getTime() : Date.now;
@@ -197,8 +219,10 @@ type Getter = (context: GreetingContext) => string;
  *
  * @returns The bytes themselves (the fast path, as from encodeGreeting) if
  * nothing varies per connection; otherwise a function that only formats the
- * per-connection values and copies the pre-encoded literal parts. The
- * returned bytes must not be modified.
+ * per-connection values and copies the pre-encoded literal parts. That
+ * function throws a RangeError rather than send an address that is not
+ * ASCII (never the case for addresses from `Deno.listen`). The returned
+ * bytes must not be modified: small ones are slices of a shared block.
  * @throws {UsageError} For an unknown placeholder, an unclosed `{`, a lone
  * `}`, a missing `--allow-sys=hostname` permission, or a host name the
  * encoding cannot carry.
@@ -292,7 +316,7 @@ export function compileTemplate(
         length += value.length;
       }
     }
-    const out = new Uint8Array(length);
+    const out = allocate(length);
     let at = 0;
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i];

@@ -165,13 +165,28 @@ Deno.test("compileTemplate() encodes literal text like encodeGreeting", () => {
   );
 });
 
-Deno.test("compileTemplate() gives fresh bytes to each connection", () => {
+Deno.test("compileTemplate() gives each connection bytes of its own", () => {
   const source = compileDynamic("#{count}");
   const first = source({ ...context, count: 1 });
   const second = source({ ...context, count: 2 });
   assertNotStrictEquals(first, second);
+  // Enough later greetings to fill several shared blocks: none overwrites.
+  const later = Array.from(
+    { length: 10_000 },
+    (_, i) => source({ ...context, count: i + 3 }),
+  );
   assertEquals(String.fromCharCode(...first), "#1\r\n");
   assertEquals(String.fromCharCode(...second), "#2\r\n");
+  later.forEach((bytes, i) =>
+    assertEquals(String.fromCharCode(...bytes), `#${i + 3}\r\n`)
+  );
+  // A large greeting gets a buffer of its own.
+  const big = compileDynamic(`${"x".repeat(5000)}{count}`);
+  const a = big({ ...context, count: 1 });
+  const b = big({ ...context, count: 2 });
+  assertEquals(a.length, 5003);
+  assertEquals([...a.subarray(-3)], [0x31, 0x0d, 0x0a]);
+  assertEquals([...b.subarray(-3)], [0x32, 0x0d, 0x0a]);
 });
 
 Deno.test("compileTemplate() refuses to send an address that is not ASCII", () => {
