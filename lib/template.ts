@@ -1,0 +1,343 @@
+import { UsageError } from "./flags.ts";
+import { encodeGreeting, type EncodeGreetingOptions } from "./greeting.ts";
+
+/** What a dynamic greeting may depend on; built per connection by the server. */
+export interface GreetingContext {
+  /** The client's address. */
+  remoteAddr: Deno.NetAddr;
+  /** The server's own address for this connection. */
+  localAddr: Deno.NetAddr;
+  /** 1 for the first connection since start, and so on. */
+  count: number;
+}
+
+/** Static bytes (the fast path) or a function called once per connection. */
+export type GreetingSource =
+  | Uint8Array
+  | ((context: GreetingContext) => Uint8Array);
+
+/** The name of a placeholder a greeting template may use, without braces. */
+export type TemplatePlaceholder =
+  | "remote_addr"
+  | "remote_port"
+  | "local_addr"
+  | "local_port"
+  | "time"
+  | "hostname"
+  | "count";
+
+/** Every placeholder {@linkcode compileTemplate} knows, without braces. */
+export const TEMPLATE_PLACEHOLDERS: readonly TemplatePlaceholder[] = [
+  "remote_addr",
+  "remote_port",
+  "local_addr",
+  "local_port",
+  "time",
+  "hostname",
+  "count",
+];
+
+/** Options for {@linkcode compileTemplate}. */
+export interface CompileTemplateOptions extends EncodeGreetingOptions {
+  /**
+   * The value of `{hostname}`, resolved once.
+   *
+   * @default {Deno.hostname()} (only called if `{hostname}` is used; needs
+   * `--allow-sys=hostname`)
+   */
+  hostname?: string;
+  /**
+   * The clock for `{time}`; for tests.
+   *
+   * @default {() => new Date()}
+   */
+  now?: () => Date;
+}
+
+/** One piece of a parsed template: literal text or a placeholder. */
+type Token = { text: string } | { placeholder: TemplatePlaceholder };
+
+/** `{{`, `}}`, a `{name}` reference, or a stray brace. */
+const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
+
+function placeholderList(): string {
+  return TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
+}
+
+/**
+ * Splits a template into literal text (with `{{` and `}}` unescaped) and
+ * placeholders; adjacent literal text is merged.
+ */
+function parseTemplate(message: string): Token[] {
+  const tokens: Token[] = [];
+  let text = "";
+  let last = 0;
+  for (const match of message.matchAll(BRACES)) {
+    text += message.slice(last, match.index);
+    last = match.index + match[0].length;
+    const position = match.index + 1;
+    if (match[0] === "{{") {
+      text += "{";
+    } else if (match[0] === "}}") {
+      text += "}";
+    } else if (match[0] === "{") {
+      throw new UsageError(
+        `Unclosed "{" at position ${position} of the message: write ` +
+          `{{ for a literal brace, or use a placeholder: ${placeholderList()}`,
+      );
+    } else if (match[0] === "}") {
+      throw new UsageError(
+        `Lone "}" at position ${position} of the message: write }} for a ` +
+          `literal brace (placeholders are ${placeholderList()})`,
+      );
+    } else {
+      const name = match[1] as TemplatePlaceholder;
+      if (!TEMPLATE_PLACEHOLDERS.includes(name)) {
+        throw new UsageError(
+          `Unknown placeholder "${match[0]}" at position ${position} of the ` +
+            `message: use one of ${placeholderList()}, or write {{ and }} ` +
+            "for literal braces",
+        );
+      }
+      if (text !== "") tokens.push({ text });
+      text = "";
+      tokens.push({ placeholder: name });
+    }
+  }
+  text += message.slice(last);
+  if (text !== "") tokens.push({ text });
+  return tokens;
+}
+
+/**
+ * True if the message refers to a placeholder (`{name}`, known or not),
+ * that is, if {@linkcode compileTemplate} treats it as more than literal
+ * text. It does not validate the template: compileTemplate does.
+ */
+export function hasPlaceholders(message: string): boolean {
+  for (const match of message.matchAll(BRACES)) {
+    if (match[1] !== undefined) return true;
+  }
+  return false;
+}
+
+function resolveHostname(): string {
+  try {
+    return Deno.hostname();
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.PermissionDenied
+    ) {
+      throw new UsageError(
+        "The message uses {hostname}, which needs the host name: run deno " +
+          "with --allow-sys=hostname",
+      );
+    }
+    throw error;
+  }
+}
+
+/** Encodes the host name once, or explains why the encoding cannot. */
+function encodeHostname(
+  hostname: string,
+  options: EncodeGreetingOptions,
+): Uint8Array {
+  try {
+    return encodeGreeting(hostname, { ...options, lineEnding: "none" });
+  } catch (error) {
+    const detail = (error as Error).message.replace(/^Message has /, "");
+    throw new UsageError(
+      `The host name "${hostname}" for {hostname} has ${detail}`,
+    );
+  }
+}
+
+/** Writes an ASCII string into `out` at `at`, never a lossy byte. */
+function writeAscii(out: Uint8Array, at: number, text: string): void {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) {
+      throw new RangeError(
+        `Greeting value "${text}" is not ASCII and was not sent`,
+      );
+    }
+    out[at + i] = code;
+  }
+}
+
+/** The size of the blocks small per-connection greetings are cut from. */
+const SLAB_SIZE = 8 * 1024;
+/** Greetings up to this size share a slab; larger ones get their own. */
+const SLAB_MAX = 1024;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
+/**
+ * Returns `length` bytes no one else has: a slice of a shared block for
+ * small greetings, since allocating each ArrayBuffer costs more than
+ * filling it. Slices are never handed out twice; a full block is left to
+ * the garbage collector once its greetings are sent.
+ */
+function allocate(length: number): Uint8Array {
+  if (length > SLAB_MAX) return new Uint8Array(length);
+  if (slabUsed + length > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  return slab.subarray(slabUsed, slabUsed += length);
+}
+
+/** A `{time}` formatter that formats each second once. */
+function timeFormatter(now: (() => Date) | undefined): () => string {
+  const clock = now ? () => now().getTime() : Date.now;
+  let second = NaN;
+  let text = "";
+  return () => {
+    const current = Math.floor(clock() / 1000);
+    if (current !== second) {
+      second = current;
+      text = new Date(current * 1000).toISOString().slice(0, 19) + "Z";
+    }
+    return text;
+  };
+}
+
+type Getter = (context: GreetingContext) => string;
+
+/**
+ * Compiles a greeting template once, at start-up, into what the server
+ * sends to each client.
+ *
+ * Placeholders: `{remote_addr}`, `{remote_port}`, `{local_addr}`,
+ * `{local_port}` (addresses bare, `::1` not `[::1]`; ports in decimal),
+ * `{time}` (RFC 3339 in UTC to the second, `2026-11-25T03:15:39Z`),
+ * `{hostname}` (resolved once, here) and `{count}` (the connection's number
+ * since start). `{{` and `}}` are literal braces. The literal text follows
+ * {@linkcode encodeGreeting}'s rules: its line breaks become the line
+ * ending, and the greeting ends with one.
+ *
+ * @returns The bytes themselves (the fast path, as from encodeGreeting) if
+ * nothing varies per connection; otherwise a function that only formats the
+ * per-connection values and copies the pre-encoded literal parts. That
+ * function throws a RangeError rather than send an address that is not
+ * ASCII (never the case for addresses from `Deno.listen`). The returned
+ * bytes must not be modified: small ones are slices of a shared block.
+ * @throws {UsageError} For an unknown placeholder, an unclosed `{`, a lone
+ * `}`, a missing `--allow-sys=hostname` permission, or a host name the
+ * encoding cannot carry.
+ * @throws {RangeError} As encodeGreeting does, for literal text the encoding
+ * cannot carry or an unknown line ending or encoding.
+ */
+export function compileTemplate(
+  message: string,
+  options: CompileTemplateOptions = {},
+): GreetingSource {
+  const { hostname, now, ...encodeOptions } = options;
+  const tokens = parseTemplate(message);
+  if (tokens.every((token) => "text" in token)) {
+    // No placeholders: the fast path, with {{ and }} unescaped.
+    return encodeGreeting(tokens.length ? tokens[0].text : "", encodeOptions);
+  }
+  // Checks the literal text, with the positions encodeGreeting reports for
+  // a plain message (braces and placeholder names are ASCII).
+  encodeGreeting(message, encodeOptions);
+  // The line ending's bytes, which encodeGreeting appends to any text.
+  const terminator = encodeGreeting("", encodeOptions);
+  const literal = (text: string) => {
+    const bytes = encodeGreeting(text, encodeOptions);
+    return bytes.subarray(0, bytes.length - terminator.length);
+  };
+
+  const parts: (Uint8Array | Getter)[] = [];
+  let pending: Uint8Array[] = [];
+  const flush = () => {
+    if (pending.length === 1) parts.push(pending[0]);
+    else if (pending.length > 1) parts.push(concat(pending));
+    pending = [];
+  };
+  let time: (() => string) | undefined;
+  for (const token of tokens) {
+    if ("text" in token) {
+      pending.push(literal(token.text));
+      continue;
+    }
+    switch (token.placeholder) {
+      case "hostname":
+        pending.push(
+          encodeHostname(hostname ?? resolveHostname(), encodeOptions),
+        );
+        continue;
+      case "remote_addr":
+        flush();
+        parts.push((context) => context.remoteAddr.hostname);
+        continue;
+      case "remote_port":
+        flush();
+        parts.push((context) => String(context.remoteAddr.port));
+        continue;
+      case "local_addr":
+        flush();
+        parts.push((context) => context.localAddr.hostname);
+        continue;
+      case "local_port":
+        flush();
+        parts.push((context) => String(context.localAddr.port));
+        continue;
+      case "count":
+        flush();
+        parts.push((context) => String(context.count));
+        continue;
+      case "time": {
+        flush();
+        parts.push(time ??= timeFormatter(now));
+        continue;
+      }
+    }
+  }
+  pending.push(terminator);
+  flush();
+
+  if (parts.length === 1 && parts[0] instanceof Uint8Array) {
+    return parts[0]; // Only {hostname}, which does not vary: the fast path.
+  }
+  let fixedLength = 0;
+  for (const part of parts) {
+    if (part instanceof Uint8Array) fixedLength += part.length;
+  }
+  const values: string[] = new Array(parts.length);
+  return (context: GreetingContext): Uint8Array => {
+    let length = fixedLength;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (typeof part === "function") {
+        const value = part(context);
+        values[i] = value;
+        length += value.length;
+      }
+    }
+    const out = allocate(length);
+    let at = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (typeof part === "function") {
+        writeAscii(out, at, values[i]);
+        at += values[i].length;
+      } else {
+        out.set(part, at);
+        at += part.length;
+      }
+    }
+    return out;
+  };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}

@@ -1,0 +1,333 @@
+import {
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import { UsageError } from "../lib/flags.ts";
+import {
+  daytimeGreeting,
+  loadPreset,
+  parseQuotes,
+  PRESET_NAMES,
+  PRESET_PORTS,
+  type PresetName,
+  qotdGreeting,
+  rfc868Seconds,
+  timeGreeting,
+} from "../lib/presets.ts";
+import type { GreetingContext, GreetingSource } from "../lib/template.ts";
+
+const context: GreetingContext = {
+  remoteAddr: { transport: "tcp", hostname: "::1", port: 5 },
+  localAddr: { transport: "tcp", hostname: "::1", port: 13 },
+  count: 1,
+};
+
+function bytesOf(source: GreetingSource): Uint8Array {
+  return typeof source === "function" ? source(context) : source;
+}
+
+function send(source: GreetingSource): string {
+  return String.fromCharCode(...bytesOf(source));
+}
+
+function uint32(source: GreetingSource): number {
+  const bytes = bytesOf(source);
+  assertEquals(bytes.length, 4);
+  return new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
+}
+
+/** Writes `content` to a temporary file, runs `fn` with its path, removes it. */
+async function withFile(
+  content: string | Uint8Array,
+  fn: (path: string) => Promise<void>,
+): Promise<void> {
+  const path = await Deno.makeTempFile({ suffix: ".txt" });
+  try {
+    if (typeof content === "string") await Deno.writeTextFile(path, content);
+    else await Deno.writeFile(path, content);
+    await fn(path);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("PRESET_NAMES and PRESET_PORTS list the three services", () => {
+  assertEquals(PRESET_NAMES, ["daytime", "qotd", "time"]);
+  assertEquals(PRESET_PORTS, { daytime: 13, qotd: 17, time: 37 });
+});
+
+Deno.test("daytimeGreeting() sends an RFC 867 line in UTC with CRLF", () => {
+  let at = new Date("2026-11-25T03:15:39.500Z");
+  const source = daytimeGreeting(() => at);
+  assertEquals(send(source), "Wednesday, November 25, 2026 03:15:39-UTC\r\n");
+  at = new Date("2027-01-05T23:04:00Z");
+  assertEquals(send(source), "Tuesday, January 5, 2027 23:04:00-UTC\r\n");
+});
+
+Deno.test("daytimeGreeting() builds each second's line once", () => {
+  let at = new Date("2026-11-25T03:15:39.000Z");
+  const source = daytimeGreeting(() => at);
+  const first = bytesOf(source);
+  at = new Date("2026-11-25T03:15:39.999Z");
+  assertStrictEquals(bytesOf(source), first);
+  at = new Date("2026-11-25T03:15:40.000Z");
+  assertEquals(send(source), "Wednesday, November 25, 2026 03:15:40-UTC\r\n");
+});
+
+Deno.test("daytimeGreeting() uses the real clock by default", () => {
+  const text = send(daytimeGreeting());
+  const year = new Date().getUTCFullYear();
+  assertEquals(
+    /^[A-Z][a-z]+day, [A-Z][a-z]+ \d{1,2}, (\d{4}) \d\d:\d\d:\d\d-UTC\r\n$/
+      .exec(text)?.[1],
+    String(year),
+  );
+});
+
+Deno.test("timeGreeting() sends RFC 868 seconds since 1900, big-endian", () => {
+  const expected = Date.UTC(2026, 10, 25, 3, 15, 39) / 1000 + 2208988800;
+  const source = timeGreeting(() => new Date("2026-11-25T03:15:39.750Z"));
+  assertEquals(uint32(source), expected);
+  assertEquals(
+    [...bytesOf(source)],
+    [
+      expected >>> 24,
+      (expected >>> 16) & 0xff,
+      (expected >>> 8) & 0xff,
+      expected & 0xff,
+    ],
+  );
+  assertEquals(uint32(timeGreeting(() => new Date(0))), 2208988800);
+  assertEquals(
+    uint32(timeGreeting(() => new Date("1900-01-01T00:00:00Z"))),
+    0,
+  );
+});
+
+Deno.test("timeGreeting() wraps modulo 2^32 at the 2036 rollover", () => {
+  let at = new Date("2036-02-07T06:28:15Z");
+  const source = timeGreeting(() => at);
+  assertEquals(uint32(source), 0xffffffff);
+  at = new Date("2036-02-07T06:28:16Z");
+  assertEquals(uint32(source), 0);
+  at = new Date("2036-02-07T06:28:17Z");
+  assertEquals(uint32(source), 1);
+  assertEquals(rfc868Seconds(new Date("1899-12-31T23:59:59Z")), 0xffffffff);
+  assertEquals(
+    rfc868Seconds(new Date(Date.UTC(2106, 1, 7, 6, 28, 16))),
+    Date.UTC(2106, 1, 7, 6, 28, 16) / 1000 + 2208988800 - 2 ** 32,
+  );
+});
+
+Deno.test("timeGreeting() uses the real clock by default", () => {
+  const before = rfc868Seconds(new Date());
+  const value = uint32(timeGreeting());
+  const after = rfc868Seconds(new Date());
+  // The test machine's clock is before 2036.
+  assertEquals(value >= before && value <= after, true);
+});
+
+Deno.test("parseQuotes() reads one quote per non-blank line", () => {
+  assertEquals(
+    parseQuotes("first\n\n   \nsecond 100%\r\n  third  \n"),
+    ["first", "second 100%", "  third  "],
+  );
+});
+
+Deno.test("parseQuotes() reads %-separated quotes when a line is exactly %", () => {
+  assertEquals(
+    parseQuotes(
+      "\nOne\n  two lines\n\n%\r\nSecond\r\n%\n%\n\n \n%\n\nLast\n\nstill last\n",
+    ),
+    ["One\n  two lines", "Second", "Last\n\nstill last"],
+  );
+  assertEquals(parseQuotes("%\nonly\n%"), ["only"]);
+  assertEquals(parseQuotes("a\n% \nb"), ["a", "% ", "b"]);
+});
+
+Deno.test("parseQuotes() refuses a file with no quotes", () => {
+  for (const text of ["", "\n \n", "%", "%\n\n%\n"]) {
+    assertThrows(
+      () => parseQuotes(text),
+      UsageError,
+      "Quotes file has no quotes: write one quote per line, or separate " +
+        'quotes with lines holding only "%"',
+    );
+  }
+});
+
+Deno.test("parseQuotes() refuses a quote longer than 512 characters", () => {
+  const longest = "x".repeat(512);
+  assertEquals(parseQuotes(`a\n${longest}`), ["a", longest]);
+  assertThrows(
+    () => parseQuotes(`a\n\n${longest}y`),
+    UsageError,
+    "Quote 2 (line 3) is 513 characters long, and RFC 865 allows at most " +
+      "512: shorten or split it in the quotes file",
+  );
+  // Line breaks inside a quote count as one character each.
+  const twoLines = `${"x".repeat(256)}\n${"x".repeat(256)}`;
+  assertThrows(
+    () => parseQuotes(`a\n%\n\n${twoLines}\n%`),
+    UsageError,
+    "Quote 2 (line 4) is 513 characters long",
+  );
+});
+
+Deno.test("parseQuotes() refuses characters outside ASCII", () => {
+  assertThrows(
+    () => parseQuotes("fine\n%\nstill fine\nCafé au lait\n"),
+    UsageError,
+    'Quote 2 (line 4) has "é" (U+00E9), which is not ASCII as RFC 865 ' +
+      "requires: replace it in the quotes file",
+  );
+  assertThrows(
+    () => parseQuotes("ok\nsmile 😀"),
+    UsageError,
+    'Quote 2 (line 2) has "😀" (U+1F600)',
+  );
+});
+
+Deno.test("qotdGreeting() picks a quote per connection with the random source", () => {
+  let r = 0;
+  const source = qotdGreeting(["one", "two\nlines", "three"], () => r);
+  assertEquals(send(source), "one\r\n");
+  r = 0.34;
+  assertEquals(send(source), "two\r\nlines\r\n");
+  r = 0.999999;
+  assertEquals(send(source), "three\r\n");
+  r = 1; // Out of contract: still a quote, not undefined.
+  assertEquals(send(source), "three\r\n");
+  // Each quote is encoded once: the same bytes every time it is picked.
+  r = 0.5;
+  assertStrictEquals(bytesOf(source), bytesOf(source));
+});
+
+Deno.test("qotdGreeting() picks every quote with Math.random", () => {
+  const source = qotdGreeting(["a", "b"]);
+  const seen = new Set<string>();
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(send(source));
+  assertEquals([...seen].sort(), ["a\r\n", "b\r\n"]);
+});
+
+Deno.test("qotdGreeting() sends a single quote as static bytes", () => {
+  const source = qotdGreeting(["only\none"]);
+  assertInstanceOf(source, Uint8Array);
+  assertEquals(send(source), "only\r\none\r\n");
+});
+
+Deno.test("qotdGreeting() checks its quotes", () => {
+  assertThrows(
+    () => qotdGreeting([]),
+    UsageError,
+    "No quotes to choose from: give at least one",
+  );
+  assertThrows(
+    () => qotdGreeting(["ok", "naïve"]),
+    UsageError,
+    'Quote 2 has "ï" (U+00EF), which is not ASCII',
+  );
+  assertThrows(
+    () => qotdGreeting(["y".repeat(513)]),
+    UsageError,
+    "Quote 1 is 513 characters long",
+  );
+});
+
+Deno.test("loadPreset() builds daytime and time", async () => {
+  assertEquals(typeof await loadPreset("daytime"), "function");
+  assertEquals(/-UTC\r\n$/.test(send(await loadPreset("daytime"))), true);
+  assertEquals(bytesOf(await loadPreset("time", {})).length, 4);
+});
+
+Deno.test("loadPreset() reads and checks the quotes file", async () => {
+  await withFile("\ufeffFirst\n%\nSecond\r\n", async (path) => {
+    const source = await loadPreset("qotd", { quotesFile: path });
+    const seen = new Set<string>();
+    for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(send(source));
+    assertEquals([...seen].sort(), ["First\r\n", "Second\r\n"]);
+  });
+  await withFile("one\nnaïve\n", async (path) => {
+    await assertRejects(
+      () => loadPreset("qotd", { quotesFile: path }),
+      UsageError,
+      `Quote 2 (line 2) has "ï" (U+00EF), which is not ASCII as RFC 865 ` +
+        `requires: replace it in the quotes file ("${path}")`,
+    );
+  });
+  // Not UTF-8: shown as Latin-1, so the message names the right character.
+  await withFile(
+    new Uint8Array([0x6f, 0x6b, 0x0a, 0x63, 0x61, 0x66, 0xe9]),
+    async (path) => {
+      await assertRejects(
+        () => loadPreset("qotd", { quotesFile: path }),
+        UsageError,
+        'Quote 2 (line 2) has "é" (U+00E9)',
+      );
+    },
+  );
+  await withFile("\n\n", async (path) => {
+    await assertRejects(
+      () => loadPreset("qotd", { quotesFile: path }),
+      UsageError,
+      `Quotes file has no quotes: write one quote per line, or separate ` +
+        `quotes with lines holding only "%" ("${path}")`,
+    );
+  });
+});
+
+Deno.test("loadPreset() explains a quotes file it cannot read", async () => {
+  await assertRejects(
+    () => loadPreset("qotd", { quotesFile: "/nonexistent/quotes.txt" }),
+    UsageError,
+    'Cannot read quotes file "/nonexistent/quotes.txt": no such file',
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    await assertRejects(
+      () => loadPreset("qotd", { quotesFile: dir }),
+      UsageError,
+      `Cannot read quotes file "${dir}": it is a directory`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
+});
+
+Deno.test({
+  name: "loadPreset() asks for --allow-read for the quotes file",
+  permissions: { read: false },
+  async fn() {
+    await assertRejects(
+      () => loadPreset("qotd", { quotesFile: "quotes.txt" }),
+      UsageError,
+      'Cannot read quotes file "quotes.txt": greeter lacks read permission ' +
+        "(run deno with --allow-read)",
+    );
+  },
+});
+
+Deno.test("loadPreset() refuses a missing or misplaced --quotes-file", async () => {
+  await assertRejects(
+    () => loadPreset("qotd"),
+    UsageError,
+    "--preset qotd needs --quotes-file PATH: a file with one quote per " +
+      'line, or quotes separated by lines holding only "%"',
+  );
+  await assertRejects(
+    () => loadPreset("time", { quotesFile: "quotes.txt" }),
+    UsageError,
+    "--quotes-file only applies to --preset qotd, not --preset time",
+  );
+});
+
+Deno.test("loadPreset() refuses an unknown preset", async () => {
+  await assertRejects(
+    () => loadPreset("echo" as PresetName),
+    UsageError,
+    'Unknown preset "echo": use one of daytime, qotd, time',
+  );
+});
