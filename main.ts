@@ -16,11 +16,14 @@ import {
   explainError,
   explainListenError,
 } from "./lib/errors.ts";
-import { UsageError } from "./lib/flags.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "./lib/greeting.ts";
 import { createLineWriter } from "./lib/line_writer.ts";
-import { readMessageFile } from "./lib/message_file.ts";
-import { type GreetingServer, serveGreeting } from "./lib/server.ts";
+import { readInputFile } from "./lib/read_file.ts";
+import { prepareServe } from "./lib/serve_setup.ts";
+import {
+  type GreetingServer,
+  ListenError,
+  serveGreeting,
+} from "./lib/server.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Thrown to end the run with a message already explained. */
@@ -34,58 +37,30 @@ const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
-function encodeOrExplain(message: string, command: ServeCommand): Uint8Array {
-  try {
-    return encodeGreeting(message, command);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
-
-async function loadGreeting(command: ServeCommand): Promise<Uint8Array> {
-  const message = command.messageFile === undefined
-    ? command.message ?? DEFAULT_MESSAGE
-    : await readMessageFile(command.messageFile, command.encoding);
-  return encodeOrExplain(message, command);
+function listeningLine(addr: Deno.Addr, tls: boolean): string {
+  return `Server is listening for incoming connections on ${
+    formatAddress(addr)
+  }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`;
 }
 
 async function serve(command: ServeCommand): Promise<number> {
-  const greeting = await loadGreeting(command);
-  const refuseMessage = command.refuseMessage === undefined
-    ? undefined
-    : encodeOrExplain(command.refuseMessage, command);
+  const options = await prepareServe(command);
   const log = createLineWriter(Deno.stdout);
   let server: GreetingServer;
   try {
     server = serveGreeting({
-      hostname: command.hostname,
-      port: command.port,
-      greeting,
-      drainTimeout: command.drainTimeout,
-      maxConnections: command.maxConnections,
-      backlog: command.backlog,
-      timeout: command.timeout,
-      linger: command.linger,
-      maxPerIp: command.maxPerIp,
-      ratePerIp: command.ratePerIp,
-      allow: command.allow,
-      deny: command.deny,
-      refuseMessage,
+      ...options,
       onConnection: command.quiet
         ? undefined
         : (remoteAddr) =>
           log.line(`Connection received from ${formatAddress(remoteAddr)}`),
     });
   } catch (error) {
-    const address = formatAddress({
-      transport: "tcp",
-      hostname: command.hostname,
-      port: command.port,
-    });
+    if (!(error instanceof ListenError)) throw error;
     const { message, exitCode } = explainListenError(
-      error,
-      address,
-      command.port,
+      error.cause,
+      error.address,
+      error.port,
     );
     throw new Exit(message, exitCode);
   }
@@ -95,11 +70,9 @@ async function serve(command: ServeCommand): Promise<number> {
     server.shutdown();
   };
   for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  log.line(
-    `Server is listening for incoming connections on ${
-      formatAddress(server.addr)
-    }`,
-  );
+  for (const addr of server.addrs) {
+    log.line(listeningLine(addr, command.tlsCert !== undefined));
+  }
   try {
     await server.finished;
   } catch (error) {
@@ -120,9 +93,16 @@ async function serve(command: ServeCommand): Promise<number> {
 }
 
 async function connect(command: ConnectCommand): Promise<number> {
-  const address = formatAddress({ transport: "tcp", ...command });
+  const address = command.unix ??
+    formatAddress({ transport: "tcp", ...command });
   try {
-    for await (const chunk of readGreeting(command)) {
+    const caCerts = command.ca === undefined
+      ? undefined
+      : [new TextDecoder().decode(await readInputFile(command.ca, "CA file"))];
+    const tls = command.tls && { caCerts, insecure: command.insecure };
+    for await (
+      const chunk of readGreeting({ ...command, path: command.unix, tls })
+    ) {
       let written = 0;
       while (written < chunk.length) {
         written += await Deno.stdout.write(chunk.subarray(written));

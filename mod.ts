@@ -27,12 +27,32 @@ export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
-  type GreetingContext,
   type GreetingServer,
-  type GreetingSource,
+  ListenError,
+  type ListenTarget,
   serveGreeting,
   type ServeGreetingOptions,
+  type TlsOptions,
 } from "./lib/server.ts";
+export {
+  compileTemplate,
+  type CompileTemplateOptions,
+  type GreetingContext,
+  type GreetingSource,
+  hasPlaceholders,
+  TEMPLATE_PLACEHOLDERS,
+  type TemplatePlaceholder,
+} from "./lib/template.ts";
+export {
+  daytimeGreeting,
+  loadPreset,
+  type LoadPresetOptions,
+  PRESET_NAMES,
+  PRESET_PORTS,
+  type PresetName,
+  qotdGreeting,
+  timeGreeting,
+} from "./lib/presets.ts";
 export {
   type AdmissionOptions,
   REFUSE_REASONS,
@@ -49,6 +69,7 @@ export {
   type LineEnding,
 } from "./lib/greeting.ts";
 export {
+  type ClientTlsOptions,
   DEFAULT_CLIENT_TIMEOUT,
   fetchGreeting,
   type FetchGreetingOptions,

@@ -18,6 +18,7 @@ import {
   type LineEnding,
 } from "./greeting.ts";
 import { type Cidr, parseCidr } from "./ip.ts";
+import { PRESET_NAMES, type PresetName } from "./presets.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
@@ -30,12 +31,23 @@ import {
 /** The serving command's options, validated and typed. */
 export interface ServeCommand {
   command: "serve";
-  hostname: string;
-  port: number;
+  /** Host names to listen on (each with every port). */
+  hosts: string[];
+  /** TCP ports, ranges expanded; empty when only Unix sockets are asked. */
+  ports: number[];
+  /** Unix socket paths to listen on. */
+  unix: string[];
   /** The message text, when given with --message. */
   message?: string;
   /** The message file's path, when given with --message-file. */
   messageFile?: string;
+  /** A classic one-shot service instead of a message. */
+  preset?: PresetName;
+  /** The quotes file for the qotd preset. */
+  quotesFile?: string;
+  /** TLS certificate and key files. */
+  tlsCert?: string;
+  tlsKey?: string;
   lineEnding: LineEnding;
   encoding: GreetingEncoding;
   quiet: boolean;
@@ -58,6 +70,14 @@ export interface ConnectCommand {
   hostname: string;
   port: number;
   timeout: number;
+  /** Connect to a Unix socket instead. */
+  unix?: string;
+  /** Speak TLS. */
+  tls: boolean;
+  /** A CA certificate file to verify the server with. */
+  ca?: string;
+  /** Skip certificate verification. */
+  insecure: boolean;
 }
 
 /** A request for help or the version, which prints and exits 0. */
@@ -81,13 +101,23 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "host",
     short: "H",
     value: "HOST",
-    help: `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6)`,
+    repeatable: true,
+    help: `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 ` +
+      "and IPv4)",
   },
   {
     name: "port",
     short: "p",
     value: "PORT",
-    help: `TCP port, 0-65535; 0 picks a free one (default ${DEFAULT_PORT})`,
+    repeatable: true,
+    help: "TCP port 0-65535, or a range such as 8000-8010; 0 picks a free " +
+      `one (default ${DEFAULT_PORT})`,
+  },
+  {
+    name: "unix",
+    value: "PATH",
+    repeatable: true,
+    help: "Listen on a Unix socket (a stale socket file is replaced)",
   },
   {
     name: "message",
@@ -99,6 +129,27 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "message-file",
     value: "PATH",
     help: "Read the greeting text from a file (one trailing newline dropped)",
+  },
+  {
+    name: "preset",
+    value: "daytime|qotd|time",
+    help: "Serve a classic service: RFC 867 daytime, RFC 865 quote of the " +
+      "day, RFC 868 time",
+  },
+  {
+    name: "quotes-file",
+    value: "PATH",
+    help: "Quotes for --preset qotd: one per line, or separated by % lines",
+  },
+  {
+    name: "tls-cert",
+    value: "FILE",
+    help: "Serve over TLS with this PEM certificate chain (needs --tls-key)",
+  },
+  {
+    name: "tls-key",
+    value: "FILE",
+    help: "The PEM private key for --tls-cert",
   },
   {
     name: "line-ending",
@@ -185,6 +236,21 @@ export const CONNECT_FLAGS: FlagSpec[] = [
     help:
       `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
   },
+  { name: "tls", help: "Connect over TLS, verifying the certificate" },
+  {
+    name: "ca",
+    value: "FILE",
+    help: "Trust this PEM CA certificate (with --tls)",
+  },
+  {
+    name: "insecure",
+    help: "With --tls, do not verify the certificate",
+  },
+  {
+    name: "unix",
+    value: "PATH",
+    help: "Connect to a Unix socket instead of HOST:PORT",
+  },
   ...COMMON_FLAGS,
 ];
 
@@ -218,6 +284,35 @@ Exits 0 once the server closes the connection; 1 if it cannot be reached or
 does not finish in time.`;
 }
 
+/** The most host and port pairs one process listens on. */
+const MAX_LISTENERS = 1024;
+
+/**
+ * Parses a --port value: a port, or an inclusive range such as 8000-8010.
+ *
+ * @throws {UsageError} For anything else.
+ */
+function parsePortRange(text: string): number[] {
+  const range = /^(\d+)-(\d+)$/.exec(text);
+  try {
+    if (!range) return [parsePort(text)];
+    const [first, last] = [parsePort(range[1]), parsePort(range[2])];
+    if (first === 0 || first > last) {
+      throw new RangeError("a range runs from a lower port to a higher one");
+    }
+    if (last - first + 1 > MAX_LISTENERS) {
+      throw new RangeError(`a range has at most ${MAX_LISTENERS} ports`);
+    }
+    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  } catch (error) {
+    const reason = (error as Error).message.replace(
+      /^Invalid port "[^"]*": /,
+      "",
+    );
+    throw new UsageError(`Invalid value "${text}" for --port: ${reason}`);
+  }
+}
+
 function parseServe(args: string[]): Command {
   const flags = parseFlags(args, SERVE_FLAGS);
   if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
@@ -227,30 +322,44 @@ function parseServe(args: string[]): Command {
       `Unexpected argument "${flags.positionals[0]}": see --help for usage`,
     );
   }
-  const hostname = lastValue(flags, "host") ?? DEFAULT_HOSTNAME;
-  if (hostname.trim() === "") {
+  const hosts = flags.values.get("host") ?? [];
+  if (hosts.some((host) => host.trim() === "")) {
     throw new UsageError(
       "Invalid value for --host: the host is empty (try 0.0.0.0 or 127.0.0.1)",
     );
   }
-  const portText = lastValue(flags, "port");
-  let port = DEFAULT_PORT;
-  if (portText !== undefined) {
-    try {
-      port = parsePort(portText);
-    } catch (error) {
-      throw new UsageError(
-        `Invalid value "${portText}" for --port: ${
-          (error as Error).message.replace(/^.*: /, "")
-        }`,
-      );
-    }
+  const unix = flags.values.get("unix") ?? [];
+  if (unix.some((path) => path === "")) {
+    throw new UsageError("Invalid value for --unix: the path is empty");
+  }
+  const ports = (flags.values.get("port") ?? []).flatMap(parsePortRange);
+  const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
+  if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
+  if (tcpWanted && ports.length === 0) ports.push(DEFAULT_PORT);
+  if (hosts.length * ports.length > MAX_LISTENERS) {
+    throw new UsageError(
+      `Too many listeners (${hosts.length * ports.length}): at most ` +
+        `${MAX_LISTENERS} host and port pairs`,
+    );
+  }
+  const preset = lastValue(flags, "preset");
+  const tlsCert = lastValue(flags, "tls-cert");
+  const tlsKey = lastValue(flags, "tls-key");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new UsageError(
+      "TLS needs both --tls-cert FILE and --tls-key FILE",
+    );
   }
   const message = lastValue(flags, "message");
   const messageFile = lastValue(flags, "message-file");
   if (message !== undefined && messageFile !== undefined) {
     throw new UsageError(
       "--message and --message-file cannot be used together: choose one",
+    );
+  }
+  if (preset !== undefined && (message ?? messageFile) !== undefined) {
+    throw new UsageError(
+      `--preset ${preset} fixes the greeting: drop --message and --message-file`,
     );
   }
   if (messageFile === "") {
@@ -280,10 +389,17 @@ function parseServe(args: string[]): Command {
     });
   return {
     command: "serve",
-    hostname,
-    port,
+    hosts: tcpWanted ? hosts : [],
+    ports: tcpWanted ? ports : [],
+    unix,
     message,
     messageFile,
+    preset: preset === undefined
+      ? undefined
+      : parseChoiceFlag(preset, "preset", PRESET_NAMES),
+    quotesFile: lastValue(flags, "quotes-file"),
+    tlsCert,
+    tlsKey,
     lineEnding: parseChoiceFlag(
       lastValue(flags, "line-ending") ?? "crlf",
       "line-ending",
@@ -332,12 +448,31 @@ function parseConnect(args: string[]): Command {
     }
   }
   const timeoutText = lastValue(flags, "timeout");
+  const tls = flags.switches.has("tls");
+  const ca = lastValue(flags, "ca");
+  const insecure = flags.switches.has("insecure");
+  if (!tls && (ca !== undefined || insecure)) {
+    throw new UsageError("--ca and --insecure go with --tls");
+  }
+  if (ca !== undefined && insecure) {
+    throw new UsageError("--ca and --insecure cannot be used together");
+  }
+  const unix = lastValue(flags, "unix");
+  if (unix !== undefined && (tls || flags.positionals.length > 0)) {
+    throw new UsageError(
+      "--unix connects to a socket file: drop HOST:PORT and --tls",
+    );
+  }
   return {
     command: "connect",
     ...target,
     timeout: timeoutText === undefined
       ? DEFAULT_CLIENT_TIMEOUT
       : parseIntegerFlag(timeoutText, "timeout", 1),
+    unix,
+    tls,
+    ca,
+    insecure,
   };
 }
 

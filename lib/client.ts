@@ -5,6 +5,14 @@ export const DEFAULT_CLIENT_TIMEOUT = 5_000;
 /** The most bytes {@linkcode fetchGreeting} collects before it gives up. */
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 
+/** How to speak TLS to the server. */
+export interface ClientTlsOptions {
+  /** PEM CA certificates to trust instead of the system's. */
+  caCerts?: string[];
+  /** Do not verify the server's certificate at all. */
+  insecure?: boolean;
+}
+
 /** Options for {@linkcode readGreeting} and {@linkcode fetchGreeting}. */
 export interface FetchGreetingOptions {
   /**
@@ -19,6 +27,10 @@ export interface FetchGreetingOptions {
    * @default {8080}
    */
   port?: number;
+  /** Connect to this Unix socket instead of a host and port. */
+  path?: string;
+  /** Speak TLS (true: verify against the system's CAs). */
+  tls?: boolean | ClientTlsOptions;
   /**
    * How long connecting and reading may take in all, in milliseconds.
    *
@@ -38,6 +50,103 @@ export class GreetingTimeoutError extends Error {
   }
 }
 
+/** A connection as the client uses it: chunks until the end, and close. */
+interface ChunkSource {
+  /** The next chunk, or null once the server has closed. */
+  next(): Promise<Uint8Array<ArrayBuffer> | null>;
+  close(): void;
+}
+
+function denoSource(conn: Deno.Conn): ChunkSource {
+  return {
+    async next() {
+      const buffer = new Uint8Array(16 * 1024);
+      const read = await conn.read(buffer);
+      return read === null ? null : buffer.subarray(0, read);
+    },
+    close: () => conn.close(),
+  };
+}
+
+/** Node's error codes as the Deno errors the rest of greeter explains. */
+function asDenoError(error: Error & { code?: string }): Error {
+  const kinds: Record<string, new (message: string) => Error> = {
+    ECONNREFUSED: Deno.errors.ConnectionRefused,
+    ECONNRESET: Deno.errors.ConnectionReset,
+    ETIMEDOUT: Deno.errors.TimedOut,
+  };
+  const Kind = error.code ? kinds[error.code] : undefined;
+  return Kind ? new Kind(error.message) : error;
+}
+
+// Deno's own TLS client always verifies; node:tls can be told not to.
+async function insecureTlsSource(
+  hostname: string,
+  port: number,
+): Promise<ChunkSource> {
+  const { connect } = await import("node:tls");
+  const { isIP } = await import("node:net");
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake = () => {};
+  const socket = connect({
+    host: hostname,
+    port,
+    rejectUnauthorized: false,
+    ...(isIP(hostname) ? {} : { servername: hostname }),
+  });
+  socket.on("data", (data: Uint8Array) => {
+    chunks.push(new Uint8Array(data));
+    wake();
+  });
+  socket.on("end", () => {
+    ended = true;
+    wake();
+  });
+  socket.on("close", () => {
+    ended = true;
+    wake();
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("secureConnect", resolve);
+    socket.once("error", (error: Error) => reject(asDenoError(error)));
+  });
+  socket.on("error", (error: Error) => {
+    failure = asDenoError(error);
+    wake();
+  });
+  return {
+    async next() {
+      while (chunks.length === 0 && !ended && !failure) {
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+      if (chunks.length > 0) return chunks.shift()!;
+      if (failure) throw failure;
+      return null;
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+async function open(
+  options: FetchGreetingOptions,
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+): Promise<ChunkSource> {
+  const { path, tls } = options;
+  if (path !== undefined) {
+    return denoSource(await Deno.connect({ transport: "unix", path }));
+  }
+  if (!tls) return denoSource(await Deno.connect({ hostname, port, signal }));
+  const { caCerts, insecure } = tls === true ? {} : tls;
+  if (insecure) return await insecureTlsSource(hostname, port);
+  const conn = await Deno.connectTls({ hostname, port, caCerts });
+  await conn.handshake();
+  return denoSource(conn);
+}
+
 /**
  * Connects to a greeting server and yields the bytes it sends as they
  * arrive, until it closes the connection.
@@ -55,44 +164,42 @@ export async function* readGreeting(
     timeout = DEFAULT_CLIENT_TIMEOUT,
     signal,
   } = options;
-  const address = formatAddress({ transport: "tcp", hostname, port });
+  const address = options.path ??
+    formatAddress({ transport: "tcp", hostname, port });
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeout);
   const stop = signal
     ? AbortSignal.any([signal, deadline.signal])
     : deadline.signal;
-  let conn: Deno.TcpConn;
+  let source: ChunkSource | undefined;
+  const closeOnStop = () => source?.close();
+  stop.addEventListener("abort", closeOnStop, { once: true });
   try {
-    conn = await Deno.connect({ hostname, port, signal: stop });
+    const opening = open(options, hostname, port, stop);
+    // A TLS handshake or a Unix connect cannot be aborted: race the deadline.
+    const aborted = new Promise<never>((_, reject) =>
+      stop.addEventListener("abort", () => reject(stop.reason), { once: true })
+    );
+    aborted.catch(() => {});
+    source = await Promise.race([opening, aborted]).catch((error) => {
+      opening.then((late) => late.close(), () => {});
+      throw error;
+    });
+    while (true) {
+      const chunk = await source.next();
+      if (chunk === null) return;
+      yield chunk;
+    }
   } catch (error) {
-    clearTimeout(timer);
     if (deadline.signal.aborted) {
       throw new GreetingTimeoutError(address, timeout);
     }
+    if (signal?.aborted) throw signal.reason;
     throw error;
-  }
-  const closeOnStop = () => conn.close();
-  stop.addEventListener("abort", closeOnStop, { once: true });
-  try {
-    while (true) {
-      const buffer = new Uint8Array(16 * 1024);
-      let read: number | null;
-      try {
-        read = await conn.read(buffer);
-      } catch (error) {
-        if (deadline.signal.aborted) {
-          throw new GreetingTimeoutError(address, timeout);
-        }
-        if (signal?.aborted) throw signal.reason;
-        throw error;
-      }
-      if (read === null) return;
-      yield buffer.subarray(0, read);
-    }
   } finally {
     clearTimeout(timer);
     stop.removeEventListener("abort", closeOnStop);
-    if (!stop.aborted) conn.close();
+    if (!stop.aborted) source?.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { UsageError } from "./flags.ts";
+import { readInputFile } from "./read_file.ts";
 import { type GreetingEncoding, LIMITS } from "./greeting.ts";
 
 /**
@@ -49,21 +50,7 @@ export async function readMessageFile(
   path: string,
   encoding: GreetingEncoding,
 ): Promise<string> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : error instanceof Deno.errors.IsADirectory
-      ? "it is a directory"
-      : error instanceof Deno.errors.NotCapable
-      ? "greeter lacks read permission (run deno with --allow-read)"
-      : (error as Error).message;
-    throw new UsageError(`Cannot read message file "${path}": ${reason}`);
-  }
+  const bytes = await readInputFile(path, "message file");
   try {
     return decodeMessageFile(bytes, encoding);
   } catch (error) {

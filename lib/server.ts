@@ -5,6 +5,8 @@ import {
   type RefuseReason,
 } from "./admission.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
+import { formatAddress } from "./address.ts";
+import type { GreetingSource } from "./template.ts";
 import {
   type ConnectionOutcome,
   createServerStats,
@@ -24,20 +26,50 @@ export const DEFAULT_TIMEOUT = 10_000;
 /** How long to wait for the client to close after the greeting, in ms. */
 export const DEFAULT_LINGER = 2_000;
 
-/** What a dynamic greeting may depend on; built per connection. */
-export interface GreetingContext {
-  /** The client's address. */
-  remoteAddr: Deno.NetAddr;
-  /** The address the client reached. */
-  localAddr: Deno.NetAddr;
-  /** 1 for the first connection since start, and so on. */
-  count: number;
+/** Certificate and key, in PEM, for serving the greeting over TLS. */
+export interface TlsOptions {
+  /** The certificate chain, PEM. */
+  cert: string;
+  /** The private key, PEM. */
+  key: string;
 }
 
-/** Static bytes (the fast path) or a function called once per connection. */
-export type GreetingSource =
-  | Uint8Array
-  | ((context: GreetingContext) => Uint8Array);
+/** One address to listen on: TCP (optionally TLS), or a Unix socket. */
+export type ListenTarget =
+  | {
+    transport?: "tcp";
+    /** @default {"0.0.0.0"} */
+    hostname?: string;
+    /** @default {8080} */
+    port?: number;
+    /** Serve over TLS with this certificate and key. */
+    tls?: TlsOptions;
+  }
+  | {
+    transport: "unix";
+    /** The socket's path. */
+    path: string;
+  };
+
+/** Thrown by {@linkcode serveGreeting} when one of its listeners fails. */
+export class ListenError extends Error {
+  /** The address that could not be listened on, as `HOST:PORT` or a path. */
+  readonly address: string;
+  /** The port asked for (0 for a Unix socket). */
+  readonly port: number;
+  /** Says which address failed and why; the original error is `cause`. */
+  constructor(address: string, port: number, cause: unknown) {
+    super(
+      `Cannot listen on ${address}: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+    this.name = "ListenError";
+    this.address = address;
+    this.port = port;
+  }
+}
 
 /** What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}. */
 export interface ConnectionRecord {
@@ -62,18 +94,32 @@ export interface ConnectionRecord {
 /** Options for {@linkcode serveGreeting}. */
 export interface ServeGreetingOptions extends AdmissionOptions {
   /**
-   * The address to listen on; `::` serves IPv6 and IPv4 clients.
+   * The address to listen on; `::` serves IPv6 and IPv4 clients. Ignored
+   * when `listen` is given.
    *
    * @default {"0.0.0.0"}
    */
   hostname?: string;
   /**
    * The TCP port to listen on; 0 picks a free one (see
-   * {@linkcode GreetingServer.addr}).
+   * {@linkcode GreetingServer.addr}). Ignored when `listen` is given.
    *
    * @default {8080}
    */
   port?: number;
+  /** Serve over TLS. Ignored when `listen` is given. */
+  tls?: TlsOptions;
+  /**
+   * Several addresses to listen on, served by one process. If any cannot be
+   * listened on, none is: the ones already open are closed again.
+   */
+  listen?: ListenTarget[];
+  /**
+   * Set `SO_REUSEPORT` on TCP listeners, so several processes or workers can
+   * share a port (Linux spreads connections across them). Needs Deno's
+   * `--unstable-net`.
+   */
+  reusePort?: boolean;
   /**
    * The exact bytes sent to every client, usually from
    * {@linkcode encodeGreeting}, encoded once and never copied per
@@ -135,8 +181,15 @@ export interface ServeGreetingOptions extends AdmissionOptions {
 
 /** A running greeting server, as returned by {@linkcode serveGreeting}. */
 export interface GreetingServer extends AsyncDisposable {
-  /** The address the server listens on, with the real port if 0 was asked. */
+  /**
+   * The first TCP address the server listens on, with the real port if 0 was
+   * asked.
+   *
+   * @throws {TypeError} If the server only listens on Unix sockets.
+   */
   readonly addr: Deno.NetAddr;
+  /** Every address the server listens on, in the order given. */
+  readonly addrs: Deno.Addr[];
   /** Counters of what the server has done so far. */
   readonly stats: Readonly<ServerStats>;
   /** True from the start of shutdown. */
@@ -194,6 +247,75 @@ function isClosedByUs(error: unknown): boolean {
     error instanceof Deno.errors.Interrupted;
 }
 
+/**
+ * The address as a {@linkcode Deno.NetAddr}: a Unix socket's address
+ * becomes its path as the host name, with port 0, so logs and templates
+ * have one shape to deal with.
+ */
+function netAddr(addr: Deno.Addr): Deno.NetAddr {
+  if (addr.transport === "tcp" || addr.transport === "udp") return addr;
+  return {
+    transport: "tcp",
+    hostname: "path" in addr ? addr.path : "",
+    port: 0,
+  };
+}
+
+function describeTarget(target: ListenTarget): [string, number] {
+  if (target.transport === "unix") return [target.path, 0];
+  const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = target;
+  return [formatAddress({ transport: "tcp", hostname, port }), port];
+}
+
+/** Opens every listener, or none: on a failure the opened ones are closed. */
+function openListeners(
+  targets: ListenTarget[],
+  backlog: number | undefined,
+  reusePort: boolean | undefined,
+): Deno.Listener[] {
+  if (targets.length === 0) throw new RangeError("listen must not be empty");
+  const listeners: Deno.Listener[] = [];
+  for (const target of targets) {
+    try {
+      if (target.transport === "unix") {
+        listeners.push(Deno.listen({ transport: "unix", path: target.path }));
+        continue;
+      }
+      const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT, tls } = target;
+      const tcp = {
+        hostname,
+        port,
+        transport: "tcp" as const,
+        ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
+        ...(reusePort ? { reusePort } : {}),
+      };
+      listeners.push(
+        tls ? Deno.listenTls({ ...tcp, ...tls }) : Deno.listen(tcp),
+      );
+    } catch (error) {
+      for (const listener of listeners) closeListener(listener);
+      throw new ListenError(...describeTarget(target), error);
+    }
+  }
+  return listeners;
+}
+
+/** Closes a listener; a Unix socket's file is removed with it. */
+function closeListener(listener: Deno.Listener) {
+  try {
+    listener.close();
+  } catch {
+    // Already closed.
+  }
+  if (listener.addr.transport === "unix" && listener.addr.path) {
+    try {
+      Deno.removeSync(listener.addr.path);
+    } catch {
+      // Gone already, or not ours to remove.
+    }
+  }
+}
+
 const MIN_BACKOFF = 5;
 const MAX_BACKOFF = 1_000;
 // Discarded bytes a lingering client sends land here; shared, never read.
@@ -238,21 +360,20 @@ export function serveGreeting(
   }
   signal?.throwIfAborted();
 
-  const listener = Deno.listen({
-    hostname,
-    port,
-    transport: "tcp",
-    ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
-  });
+  const listeners = openListeners(
+    options.listen ?? [{ hostname, port, tls: options.tls }],
+    backlog,
+    options.reusePort,
+  );
   const stats = createServerStats();
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
   // Open connections and when each must be closed (Infinity: never). Every
   // connection gets the same timeout, so insertion order is deadline order.
-  const deadlines = new Map<Deno.TcpConn, number>();
+  const deadlines = new Map<Deno.Conn, number>();
   // Greeted connections waiting for the client to close, in deadline order.
-  const lingering = new Map<Deno.TcpConn, number>();
+  const lingering = new Map<Deno.Conn, number>();
   const sweepEvery = Math.min(
     250,
     Math.max(
@@ -295,7 +416,7 @@ export function serveGreeting(
     }
   }
 
-  function release(conn: Deno.TcpConn) {
+  function release(conn: Deno.Conn) {
     deadlines.delete(conn);
     lingering.delete(conn);
     stats.active = deadlines.size;
@@ -308,7 +429,7 @@ export function serveGreeting(
   }
 
   async function serve(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     bytes: Uint8Array,
     refused: RefuseReason | undefined,
     startTime: number,
@@ -349,14 +470,16 @@ export function serveGreeting(
       }
     } finally {
       stats.bytesWritten += written;
-      if (admission && !refused) admission.release(conn.remoteAddr.hostname);
+      if (admission && !refused && conn.remoteAddr.transport === "tcp") {
+        admission.release(conn.remoteAddr.hostname);
+      }
       release(conn);
     }
     if (onClose) {
       try {
         onClose({
-          remoteAddr: conn.remoteAddr,
-          localAddr: conn.localAddr,
+          remoteAddr: netAddr(conn.remoteAddr),
+          localAddr: netAddr(conn.localAddr),
           outcome: outcome!,
           reason,
           bytesWritten: written,
@@ -370,13 +493,16 @@ export function serveGreeting(
     }
   }
 
-  function accepted(conn: Deno.TcpConn) {
+  function accepted(conn: Deno.Conn) {
     const now = Date.now();
     stats.accepted++;
     deadlines.set(conn, timeout > 0 ? now + timeout : Infinity);
     stats.active = deadlines.size;
     if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
-    const refused = admission?.admit(conn.remoteAddr.hostname, now);
+    const remoteAddr = conn.remoteAddr;
+    const refused = admission && remoteAddr.transport === "tcp"
+      ? admission.admit(remoteAddr.hostname, now)
+      : undefined;
     if (refused) {
       stats.outcomes.refused++;
       stats.refused[refused]++;
@@ -385,7 +511,7 @@ export function serveGreeting(
     }
     if (onConnection) {
       try {
-        onConnection(conn.remoteAddr, conn.localAddr);
+        onConnection(netAddr(remoteAddr), netAddr(conn.localAddr));
       } catch {
         // A failing observer must not stop the server.
       }
@@ -394,8 +520,8 @@ export function serveGreeting(
     if (typeof greeting === "function") {
       try {
         bytes = greeting({
-          remoteAddr: conn.remoteAddr,
-          localAddr: conn.localAddr,
+          remoteAddr: netAddr(remoteAddr),
+          localAddr: netAddr(conn.localAddr),
           count: stats.accepted,
         });
       } catch {
@@ -413,7 +539,7 @@ export function serveGreeting(
     await (ms > 0 ? waitAtMost(slotFreed.promise, ms) : slotFreed.promise);
   }
 
-  async function acceptLoop() {
+  async function acceptLoop(listener: Deno.Listener) {
     let backoff = 0;
     while (!closing) {
       if (deadlines.size >= maxConnections) {
@@ -421,7 +547,7 @@ export function serveGreeting(
         await pause(0);
         continue;
       }
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
@@ -447,13 +573,13 @@ export function serveGreeting(
     }
   }
 
-  const loopDone = acceptLoop();
+  const loopDone = Promise.all(listeners.map(acceptLoop));
   let shutdownPromise: Promise<void> | undefined;
 
   function shutdown(): Promise<void> {
     shutdownPromise ??= (async () => {
       closing = true;
-      listener.close();
+      for (const listener of listeners) closeListener(listener);
       slotFreed?.open();
       let loopError: unknown;
       try {
@@ -484,8 +610,18 @@ export function serveGreeting(
   // If the listener fails outside of shutdown, shut down and report it.
   const finished = loopDone.then(shutdown, shutdown);
 
+  const addrs = listeners.map((listener) => listener.addr);
+  const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>
+    addr.transport === "tcp"
+  );
   return {
-    addr: listener.addr,
+    get addr(): Deno.NetAddr {
+      if (!firstTcp) {
+        throw new TypeError("This server has no TCP listener: see addrs");
+      }
+      return firstTcp;
+    },
+    addrs,
     stats,
     get draining() {
       return closing;

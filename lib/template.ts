@@ -1,4 +1,5 @@
 import { UsageError } from "./flags.ts";
+import { unmapIpv4 } from "./ip.ts";
 import { encodeGreeting, type EncodeGreetingOptions } from "./greeting.ts";
 
 /** What a dynamic greeting may depend on; built per connection by the server. */
@@ -270,7 +271,7 @@ export function compileTemplate(
         continue;
       case "remote_addr":
         flush();
-        parts.push((context) => context.remoteAddr.hostname);
+        parts.push((context) => unmapIpv4(context.remoteAddr.hostname));
         continue;
       case "remote_port":
         flush();
@@ -278,7 +279,7 @@ export function compileTemplate(
         continue;
       case "local_addr":
         flush();
-        parts.push((context) => context.localAddr.hostname);
+        parts.push((context) => unmapIpv4(context.localAddr.hostname));
         continue;
       case "local_port":
         flush();

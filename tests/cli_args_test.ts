@@ -5,10 +5,15 @@ import { UsageError } from "../lib/flags.ts";
 Deno.test("parseCommand() gives the documented defaults", () => {
   assertEquals(parseCommand([]), {
     command: "serve",
-    hostname: "0.0.0.0",
-    port: 8080,
+    hosts: ["0.0.0.0"],
+    ports: [8080],
+    unix: [],
     message: undefined,
     messageFile: undefined,
+    preset: undefined,
+    quotesFile: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
     lineEnding: "crlf",
     encoding: "ascii",
     quiet: false,
@@ -46,10 +51,15 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
   ]);
   assertEquals(command, {
     command: "serve",
-    hostname: "::1",
-    port: 0,
+    hosts: ["::1"],
+    ports: [0],
+    unix: [],
     message: "Hi",
     messageFile: undefined,
+    preset: undefined,
+    quotesFile: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
     lineEnding: "lf",
     encoding: "utf-8",
     quiet: true,
@@ -72,12 +82,20 @@ Deno.test("parseCommand() parses connect targets", () => {
     hostname: "localhost",
     port: 8080,
     timeout: 5000,
+    unix: undefined,
+    tls: false,
+    ca: undefined,
+    insecure: false,
   });
   assertEquals(parseCommand(["connect", "[::1]:9", "-t", "10"]), {
     command: "connect",
     hostname: "::1",
     port: 9,
     timeout: 10,
+    unix: undefined,
+    tls: false,
+    ca: undefined,
+    insecure: false,
   });
 });
 
@@ -100,10 +118,56 @@ Deno.test("parseCommand() turns every mistake into a UsageError", () => {
     [["connect", "a", "b"], 'Unexpected argument "b"'],
     [["connect", "host:99999"], 'Invalid port "99999"'],
     [["connect", "--timeout", "0"], 'Invalid value "0" for --timeout'],
+    [["-p", "9000-8000"], "a range runs from a lower port to a higher one"],
+    [["-p", "1-2000"], "a range has at most 1024 ports"],
+    [["-p", "80-x"], 'Invalid value "80-x" for --port'],
+    [["-H", "a", "-H", "b", "-p", "1000-1600"], "Too many listeners (1202)"],
+    [
+      ["--tls-cert", "c.pem"],
+      "TLS needs both --tls-cert FILE and --tls-key FILE",
+    ],
+    [["--preset", "echo"], 'Invalid value "echo" for --preset'],
+    [["--preset", "daytime", "-m", "x"], "--preset daytime fixes the greeting"],
+    [["--unix="], "the path is empty"],
+    [["connect", "--insecure"], "--ca and --insecure go with --tls"],
+    [
+      ["connect", "--tls", "--insecure", "--ca", "x"],
+      "cannot be used together",
+    ],
+    [["connect", "--unix", "/x", "h:1"], "--unix connects to a socket file"],
   ];
   for (const [args, message] of cases) {
     assertThrows(() => parseCommand(args), UsageError, message);
   }
+});
+
+Deno.test("parseCommand() expands repeated hosts and port ranges", () => {
+  const command = parseCommand([
+    "-H",
+    "127.0.0.1",
+    "-H",
+    "::1",
+    "-p",
+    "8000-8002",
+    "-p",
+    "9000",
+  ]);
+  assertEquals(command.command === "serve" && command.hosts, [
+    "127.0.0.1",
+    "::1",
+  ]);
+  assertEquals(command.command === "serve" && command.ports, [
+    8000,
+    8001,
+    8002,
+    9000,
+  ]);
+  const unixOnly = parseCommand(["--unix", "/tmp/g.sock"]);
+  assertEquals(
+    unixOnly.command === "serve" &&
+      [unixOnly.hosts, unixOnly.ports, unixOnly.unix],
+    [[], [], ["/tmp/g.sock"]],
+  );
 });
 
 Deno.test("parseCommand() answers --help and --version first", () => {

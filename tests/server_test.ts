@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { encodeGreeting, serveGreeting } from "../mod.ts";
+import { encodeGreeting, ListenError, serveGreeting } from "../mod.ts";
 import { DEFAULT_BYTES, pool, readAll, runNode } from "./_helpers.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
@@ -147,12 +147,48 @@ Deno.test("serveGreeting() pauses at maxConnections instead of refusing", async 
   assertEquals(server.stats.accepted, 2);
 });
 
-Deno.test("serveGreeting() throws AddrInUse for a busy port", () => {
+Deno.test("serveGreeting() throws a ListenError naming the busy address", () => {
   using listener = Deno.listen(LOOPBACK);
-  assertThrows(
+  const error = assertThrows(
     () => serveGreeting({ ...LOOPBACK, port: listener.addr.port }),
-    Deno.errors.AddrInUse,
+    ListenError,
+    `Cannot listen on 127.0.0.1:${listener.addr.port}`,
   );
+  assert(error.cause instanceof Deno.errors.AddrInUse);
+  assertEquals(error.port, listener.addr.port);
+});
+
+Deno.test("serveGreeting() opens every listener or none", async () => {
+  using busy = Deno.listen(LOOPBACK);
+  const free = Deno.listen(LOOPBACK);
+  const freePort = free.addr.port;
+  free.close();
+  assertThrows(
+    () =>
+      serveGreeting({
+        listen: [
+          { hostname: "127.0.0.1", port: freePort },
+          { hostname: "127.0.0.1", port: busy.addr.port },
+        ],
+      }),
+    ListenError,
+    `127.0.0.1:${busy.addr.port}`,
+  );
+  // The first listener was closed again: its port is free.
+  await assertRejects(() => Deno.connect({ port: freePort }));
+});
+
+Deno.test("serveGreeting() serves several listeners at once", async () => {
+  await using server = serveGreeting({
+    listen: [
+      { hostname: "127.0.0.1", port: 0 },
+      { hostname: "::1", port: 0 },
+    ],
+  });
+  assertEquals(server.addrs.length, 2);
+  for (const addr of server.addrs as Deno.NetAddr[]) {
+    assertEquals(await readAll(addr.port, addr.hostname), DEFAULT_BYTES);
+  }
 });
 
 Deno.test("serveGreeting() rejects a nonsensical maxConnections", () => {
