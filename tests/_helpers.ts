@@ -134,9 +134,9 @@ export async function startCli(
   let port = 0;
   try {
     const match = await waitFor(
-      /listening for incoming connections on .*:(\d+)/,
+      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n/,
     );
-    port = Number(match[1]);
+    port = Number(match[1] ?? 0);
   } catch (error) {
     await stop("SIGKILL");
     throw error;
