@@ -229,3 +229,21 @@ export async function pool<T>(
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
   return results;
 }
+
+/** Whether `command ...args` runs here and succeeds (default: --version). */
+export async function canRun(
+  command: string,
+  args: string[] = ["--version"],
+): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}

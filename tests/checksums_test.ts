@@ -4,6 +4,7 @@ import {
   sha256File,
   sha256Hex,
 } from "../scripts/checksums.ts";
+import { canRun } from "./_helpers.ts";
 
 Deno.test("sha256Hex matches the FIPS 180-2 test vector", async () => {
   assertEquals(
@@ -12,24 +13,11 @@ Deno.test("sha256Hex matches the FIPS 180-2 test vector", async () => {
   );
 });
 
-/** The first of `commands` that runs here, or undefined. */
-async function findTool(commands: string[][]): Promise<string[] | undefined> {
-  for (const command of commands) {
-    try {
-      const { success } = await new Deno.Command(command[0], {
-        args: [...command.slice(1), "--version"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (success) return command;
-    } catch {
-      // Not installed.
-    }
-  }
-  return undefined;
-}
-
-const checker = await findTool([["sha256sum"], ["shasum", "-a", "256"]]);
+const checker = await canRun("sha256sum")
+  ? ["sha256sum"]
+  : await canRun("shasum", ["-a", "256", "--version"])
+  ? ["shasum", "-a", "256"]
+  : undefined;
 
 Deno.test({
   name: "formatChecksums writes what sha256sum -c verifies" +

@@ -7,24 +7,10 @@ import {
   type ServedRelease,
   serveRelease,
 } from "./_release_fixture.ts";
-import { ROOT } from "./_helpers.ts";
+import { canRun, ROOT } from "./_helpers.ts";
 
 const INSTALLER = `${ROOT}/scripts/install.sh`;
 const decoder = new TextDecoder();
-
-/** Whether `command --version` runs here. */
-async function installed(command: string): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command(command, {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
 
 const onWindows = Deno.build.os === "windows";
 const host = hostTarget();
@@ -152,7 +138,7 @@ installTest(
 );
 
 for (const downloader of ["curl", "wget"]) {
-  const available = onWindows || await installed(downloader);
+  const available = onWindows || await canRun(downloader);
   installTest(
     `installer installs a named version with ${downloader}`,
     async () => {
@@ -349,7 +335,7 @@ installTest("installer refuses a binary that does not run here", async () => {
   assertEquals(run.files, []);
 });
 
-const shellcheck = !onWindows && await installed("shellcheck");
+const shellcheck = !onWindows && await canRun("shellcheck");
 installTest(
   "install.sh passes shellcheck as POSIX sh",
   async () => {
