@@ -155,8 +155,12 @@ mkdir -p "$install_dir" ||
   fail "Cannot create $install_dir: choose another GREETER_INSTALL_DIR"
 # Copy next to the destination, then rename: a running greeter keeps its
 # old file, and no half-written binary is ever at the final path.
-cp "$tmp/greeter" "$install_dir/.greeter.new.$$" ||
+# cp applies the umask to the new file: set the mode again for all users.
+{ cp "$tmp/greeter" "$install_dir/.greeter.new.$$" &&
+  chmod 755 "$install_dir/.greeter.new.$$"; } || {
+  rm -f "$install_dir/.greeter.new.$$"
   fail "Cannot write to $install_dir: choose another GREETER_INSTALL_DIR"
+}
 mv -f "$install_dir/.greeter.new.$$" "$install_dir/greeter" || {
   rm -f "$install_dir/.greeter.new.$$"
   fail "Cannot write to $install_dir: choose another GREETER_INSTALL_DIR"
