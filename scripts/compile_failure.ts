@@ -49,6 +49,13 @@ export function explainCompileFailure(
       `${deepestCause(stderr) ?? "unknown reason"}; check network access ` +
       "or DENORT_BIN";
   }
+  const typeError = /^(TS\d+) \[ERROR\]: (.+)$/m.exec(stderr);
+  if (typeError) {
+    const where = /^\s+at (\S+)$/m.exec(stderr)?.[1];
+    return `deno compile failed for ${target}: type checking failed: ` +
+      `${typeError[1]} ${typeError[2]}${where ? ` (at ${where})` : ""}; ` +
+      "run deno task check";
+  }
   const error = /^error: (.+)$/m.exec(stderr)?.[1];
   return `deno compile failed for ${target}: ` +
     (error ?? `it exited with code ${code} and said nothing`);
