@@ -118,7 +118,8 @@ async function parseOptions(args: string[]): Promise<Options | "help"> {
   let targets = [...new Set(requested)] as Target[];
   if (denortBin !== undefined) {
     // deno compile takes DENORT_BIN as the base for whatever target it is
-    // asked for, so more than one target would ship the same runtime twice.
+    // asked for, so building two targets would put one target's runtime in
+    // the other's binary.
     if (targets.length > 1) {
       throw new UsageError(
         "DENORT_BIN is a runtime for one target: build one --target at a time",
