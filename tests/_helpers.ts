@@ -11,16 +11,43 @@ export const DEFAULT_BYTES = new TextEncoder().encode(
 
 const decoder = new TextDecoder();
 
+/** How to run greeter: `deno run` on main.ts, or a compiled binary. */
+export interface CliOptions {
+  /** Deno permission flags for `deno run` (not used with `binary`). */
+  permissions?: string[];
+  /** A command to run the rest under, such as `["setpriv", ...]`. */
+  prefix?: string[];
+  /** Run this compiled greeter binary instead of `deno run main.ts`. */
+  binary?: string;
+}
+
+function cliCommand(args: string[], options: CliOptions): string[] {
+  const {
+    permissions = ["--allow-net", "--allow-read"],
+    prefix = [],
+    binary,
+  } = options;
+  return binary === undefined
+    ? [
+      ...prefix,
+      Deno.execPath(),
+      "run",
+      "--no-prompt",
+      ...permissions,
+      MAIN,
+      ...args,
+    ]
+    : [...prefix, binary, ...args];
+}
+
 /** Runs the CLI to completion and returns its exit code and output. */
 export async function runCli(
   args: string[],
-  options: { permissions?: string[]; prefix?: string[] } = {},
+  options: CliOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { permissions = ["--allow-net", "--allow-read"], prefix = [] } =
-    options;
-  const [command, ...commandArgs] = [...prefix, Deno.execPath()];
+  const [command, ...commandArgs] = cliCommand(args, options);
   const output = await new Deno.Command(command, {
-    args: [...commandArgs, "run", "--no-prompt", ...permissions, MAIN, ...args],
+    args: commandArgs,
     stdin: "null",
     env: { NO_COLOR: "1" },
   }).output();
@@ -52,22 +79,11 @@ export interface CliServer extends AsyncDisposable {
  */
 export async function startCli(
   args: string[],
-  options: { permissions?: string[]; prefix?: string[] } = {},
+  options: CliOptions = {},
 ): Promise<CliServer> {
-  const {
-    permissions = ["--allow-net", "--allow-read"],
-    prefix = [],
-  } = options;
-  const [command, ...commandArgs] = [...prefix, Deno.execPath()];
+  const [command, ...commandArgs] = cliCommand(args, options);
   const process = new Deno.Command(command, {
-    args: [
-      ...commandArgs,
-      "run",
-      "--no-prompt",
-      ...permissions,
-      MAIN,
-      ...args,
-    ],
+    args: commandArgs,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -224,5 +240,23 @@ export async function waitUntil(
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Whether `command ...args` runs here and succeeds (default: --version). */
+export async function canRun(
+  command: string,
+  args: string[] = ["--version"],
+): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
   }
 }

@@ -1,0 +1,23 @@
+/**
+ * The Deno flags baked into greeter's compiled binaries. Everything that
+ * runs greeter without `deno run` flags of its own (the binaries, the Docker
+ * image, the systemd unit) gets exactly these, so they are listed once here.
+ *
+ * @module
+ */
+
+/** Flags passed to `deno compile` for every binary. */
+export const BINARY_FLAGS: readonly string[] = [
+  // Listening and `greeter connect`.
+  "--allow-net",
+  // --message-file, quote files and TLS certificates and keys.
+  "--allow-read",
+  // Unix socket paths are files the server creates.
+  "--allow-write",
+  // The {hostname} placeholder in greeting templates, and nothing else.
+  "--allow-sys=hostname",
+  // reusePort, which --workers needs to share one port.
+  "--unstable-net",
+  // A binary has no one to ask: a missing permission is an error.
+  "--no-prompt",
+];
