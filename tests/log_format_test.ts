@@ -2,6 +2,7 @@ import { assertEquals } from "@std/assert";
 import {
   formatJsonConnectionLine,
   formatJsonLogLine,
+  formatLogTime,
   formatTextConnectionLine,
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
@@ -158,4 +159,24 @@ Deno.test("formatTextSuppressedLine() counts in words, singular and plural", () 
     formatTextSuppressedLine(undefined, 7),
     "7 more connections from other sources suppressed",
   );
+});
+
+Deno.test("formatLogTime() equals toISOString() across seconds, days and years", () => {
+  const times = [
+    0,
+    START,
+    START + 399,
+    START + 400, // The next second, from the cached one.
+    START - 601, // Back a second.
+    Date.UTC(2024, 11, 31, 23, 59, 59, 999),
+    Date.UTC(2025, 0, 1),
+    Date.UTC(2025, 0, 1, 0, 0, 0, 9),
+    Date.UTC(2025, 0, 1, 0, 0, 0, 10),
+    Date.UTC(2025, 0, 1, 0, 0, 0, 99),
+    Date.UTC(2025, 0, 1, 0, 0, 0, 100),
+  ];
+  for (const time of times) {
+    assertEquals(formatLogTime(time), new Date(time).toISOString());
+  }
+  assertEquals(formatLogTime(START + 0.9), "2025-01-02T03:04:05.600Z");
 });
