@@ -25,7 +25,8 @@ export interface LogThrottleOptions {
   interval?: number;
   /**
    * Sources tracked one by one; beyond it (a flood from many addresses)
-   * the others' lines are counted together, so memory stays bounded.
+   * the others are limited and counted together, as one source, so memory
+   * stays bounded.
    *
    * @default {10000}
    */
@@ -101,7 +102,8 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   let windowEnd = 0;
   let windowCount = 0;
   let prunedWindow = -1;
-  let otherPending = 0;
+  // Sources beyond maxSources share one entry: limited and counted as one.
+  const other: Source = { window: 0, count: 0, pending: 0 };
   let pendingTotal = 0;
   let logged = 0;
   let suppressed = 0;
@@ -128,7 +130,7 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     if (pending.length > maxSummaries) {
       pending.sort((a, b) => b[1].pending - a[1].pending);
       for (const [, source] of pending.slice(maxSummaries)) {
-        otherPending += source.pending;
+        other.pending += source.pending;
         source.pending = 0;
       }
       pending = pending.slice(0, maxSummaries);
@@ -139,9 +141,9 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       source.pending = 0;
       emit(formatSuppressed(key, count));
     }
-    if (otherPending > 0) {
-      const count = otherPending;
-      otherPending = 0;
+    if (other.pending > 0) {
+      const count = other.pending;
+      other.pending = 0;
       emit(formatSuppressed(undefined, count));
     }
   }
@@ -160,25 +162,24 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
         if (sources.size < maxSources) {
           source = { window, count: 0, pending: 0 };
           sources.set(key, source);
+        } else {
+          source = other;
         }
-      } else if (source.window !== window) {
+      }
+      if (source.window !== window) {
         source.window = window;
         source.count = 0;
       }
-      if (
-        windowCount < perSecond &&
-        (source === undefined || source.count < perSourcePerSecond)
-      ) {
+      if (windowCount < perSecond && source.count < perSourcePerSecond) {
         windowCount++;
-        if (source) source.count++;
+        source.count++;
         logged++;
         emit(makeLine());
         return true;
       }
       suppressed++;
       pendingTotal++;
-      if (source) source.pending++;
-      else otherPending++;
+      source.pending++;
       if (timer === undefined && !closed) {
         timer = setTimeout(flush, interval);
         Deno.unrefTimer(timer);

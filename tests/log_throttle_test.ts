@@ -85,7 +85,6 @@ Deno.test("createLogThrottle() bounds memory under a flood from many sources and
   const throttle = createLogThrottle({
     emit: (line) => lines.push(line),
     perSourcePerSecond: 2,
-    perSecond: 500,
     maxSources: 100,
     maxSummaries: 5,
   });
@@ -93,13 +92,14 @@ Deno.test("createLogThrottle() bounds memory under a flood from many sources and
   for (let a = 0; a < 10; a++) {
     for (let k = 0; k < 30; k++) throttle.offer(`a${a}`, () => "line");
   }
-  // Then 10,000 sources once each: 480 more fit in the overall rate.
+  // Then 10,000 sources once each: 90 fill the map and are logged; the
+  // other 9,910 are limited and counted as one source: 2 logged.
   for (let i = 0; i < 10_000; i++) {
     throttle.offer(`10.0.${i >> 8}.${i & 255}`, () => "line");
   }
   assertEquals(throttle.sources, 100);
   throttle.close();
-  assertEquals(lines.filter((line) => line === "line").length, 500);
+  assertEquals(lines.filter((line) => line === "line").length, 112);
   // Five summaries by source, the other five folded into one line.
   assertEquals(
     [...summarized(lines)],
@@ -109,11 +109,11 @@ Deno.test("createLogThrottle() bounds memory under a flood from many sources and
       ["a2", 28],
       ["a3", 28],
       ["a4", 28],
-      ["other sources", 5 * 28 + 10_000 - 480],
+      ["other sources", 5 * 28 + 9_908],
     ],
   );
-  assertEquals(lines.length, 506);
-  assertEquals([throttle.logged, throttle.suppressed], [500, 10_300 - 500]);
+  assertEquals(lines.length, 118);
+  assertEquals([throttle.logged, throttle.suppressed], [112, 10_300 - 112]);
 });
 
 Deno.test("createLogThrottle() accounts for every connection of a real server", async () => {
@@ -153,4 +153,33 @@ Deno.test("createLogThrottle() accounts for every connection of a real server", 
     connections,
   );
   assertEquals(suppressed.map((event) => event.source), ["127.0.0.1"]);
+});
+
+Deno.test("createLogThrottle() forgets quiet sources once the map is full in a later second", async () => {
+  const lines: string[] = [];
+  const throttle = createLogThrottle({
+    emit: (line) => lines.push(line),
+    perSourcePerSecond: 1,
+    maxSources: 2,
+  });
+  throttle.offer("a", () => "a");
+  throttle.offer("b", () => "b");
+  // Full in this second: c is counted with the other sources.
+  throttle.offer("c", () => "c");
+  throttle.offer("c", () => "c");
+  assertEquals(throttle.sources, 2);
+  await new Promise((resolve) => setTimeout(resolve, 1_050));
+  // A new second: a and b have nothing pending and are forgotten.
+  throttle.offer("d", () => "d");
+  throttle.offer("d", () => "d");
+  assertEquals(throttle.sources, 1);
+  throttle.close();
+  assertEquals(lines, [
+    "a",
+    "b",
+    "c",
+    "d",
+    "1 more connection from d suppressed",
+    "1 more connection from other sources suppressed",
+  ]);
 });

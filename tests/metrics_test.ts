@@ -1,4 +1,9 @@
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import {
   createDurationHistogram,
   METRICS_CONTENT_TYPE,
@@ -212,6 +217,20 @@ Deno.test("serveMetrics() answers 404 for other paths and 405 for other methods"
   assertEquals((await get(port, "/metrics", "POST")).status, 405);
   assertEquals((await get(port, "/metrics", "HEAD")).body, "");
   assertEquals((await get(port, "/metrics")).body, "x 1\n");
+});
+
+Deno.test("serveMetrics() throws AddrInUse for a port already in use", () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assertThrows(
+    () =>
+      serveMetrics({
+        hostname: "127.0.0.1",
+        port: listener.addr.port,
+        render: () => "",
+        healthy: () => true,
+      }),
+    Deno.errors.AddrInUse,
+  );
 });
 
 Deno.test("serveMetrics() /healthz answers 503 while the server drains", async () => {
