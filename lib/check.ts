@@ -1,0 +1,188 @@
+import { formatAddress } from "./address.ts";
+import { GreetingTimeoutError, readGreeting } from "./client.ts";
+import { explainConnectError } from "./errors.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
+import { DEFAULT_PORT } from "./server.ts";
+
+/** How long a check may take by default, in milliseconds. */
+export const DEFAULT_CHECK_TIMEOUT = 2_000;
+
+/** Options for {@linkcode checkGreeting}. */
+export interface CheckGreetingOptions {
+  /**
+   * The server's host name or IP address.
+   *
+   * @default {"localhost"}
+   */
+  hostname?: string;
+  /**
+   * The server's TCP port.
+   *
+   * @default {8080}
+   */
+  port?: number;
+  /**
+   * The exact bytes the server must send before it closes.
+   *
+   * @default {encodeGreeting("Connection Established")}
+   */
+  expect?: Uint8Array;
+  /**
+   * How long connecting, reading and the close may take in all, in ms.
+   *
+   * @default {2000}
+   */
+  timeout?: number;
+  /** Aborting it stops the check. */
+  signal?: AbortSignal;
+}
+
+/** The verdict of {@linkcode checkGreeting}. */
+export interface CheckResult {
+  /** True only if the server sent exactly the expected bytes and closed. */
+  ok: boolean;
+  /** `ok`, `mismatch` (other bytes), or `fail` (no answer, error, timeout). */
+  status: "ok" | "mismatch" | "fail";
+  /** One line for people, starting with OK, MISMATCH or FAIL. */
+  message: string;
+  /** The bytes received (at most the expected length plus 256). */
+  received: Uint8Array;
+}
+
+/** Bytes read beyond the expected length, to show what was sent instead. */
+const EXTRA = 256;
+/** Bytes of each side shown in a mismatch. */
+const SHOWN = 48;
+
+/** Shows bytes as a quoted string: ASCII as is, the rest escaped. */
+export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
+  const end = Math.min(bytes.length, from + max);
+  let text = from > 0 ? "…" : "";
+  text += '"';
+  for (let i = from; i < end; i++) {
+    const byte = bytes[i];
+    if (byte === 0x0d) text += "\\r";
+    else if (byte === 0x0a) text += "\\n";
+    else if (byte === 0x09) text += "\\t";
+    else if (byte === 0x22 || byte === 0x5c) {
+      text += "\\" + String.fromCharCode(byte);
+    } else if (byte < 0x20 || byte > 0x7e) {
+      text += "\\x" + byte.toString(16).padStart(2, "0");
+    } else text += String.fromCharCode(byte);
+  }
+  text += '"';
+  return end < bytes.length ? text + "…" : text;
+}
+
+/** The index of the first byte where `a` and `b` differ, or the shorter length. */
+function firstDifference(a: Uint8Array, b: Uint8Array, length: number): number {
+  const end = Math.min(a.length, length);
+  let i = 0;
+  while (i < end && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** The MISMATCH line: both sides from just before their first difference. */
+function mismatch(
+  address: string,
+  expect: Uint8Array,
+  received: Uint8Array,
+  count: string,
+): string {
+  const diff = firstDifference(expect, received, received.length);
+  const from = diff > SHOWN - 8 ? diff - 8 : 0;
+  return `MISMATCH ${address}: expected ${
+    quoteBytes(expect, from)
+  } (${expect.length} bytes), got ${quoteBytes(received, from)} (${count})` +
+    (diff > 0 ? `; first difference at byte ${diff + 1}` : "");
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/**
+ * Connects to a greeting server and checks that it sends exactly the
+ * expected bytes and closes: a health probe. Never throws; the verdict is
+ * one line, for a Docker HEALTHCHECK or a Kubernetes exec probe.
+ */
+export async function checkGreeting(
+  options: CheckGreetingOptions = {},
+): Promise<CheckResult> {
+  const {
+    hostname = "localhost",
+    port = DEFAULT_PORT,
+    expect = encodeGreeting(DEFAULT_MESSAGE),
+    timeout = DEFAULT_CHECK_TIMEOUT,
+    signal,
+  } = options;
+  const address = formatAddress({ transport: "tcp", hostname, port });
+  const started = performance.now();
+  const buffer = new Uint8Array(expect.length + EXTRA + 1);
+  let size = 0;
+  let matching = true;
+  let error: unknown;
+  let closed = false;
+  try {
+    for await (
+      const chunk of readGreeting({ hostname, port, timeout, signal })
+    ) {
+      const take = Math.min(chunk.length, buffer.length - size);
+      buffer.set(chunk.subarray(0, take), size);
+      if (matching) {
+        matching = size + take <= expect.length &&
+          firstDifference(expect, buffer, size + take) === size + take;
+      }
+      size += take;
+      if (size === buffer.length) break; // Enough to show what differs.
+    }
+    closed = size < buffer.length;
+  } catch (caught) {
+    error = caught;
+  }
+  const received = buffer.slice(0, size);
+  const result = (status: CheckResult["status"], message: string) => ({
+    ok: status === "ok",
+    status,
+    message,
+    received,
+  });
+  if (!matching) {
+    const count = closed
+      ? `${size} bytes`
+      : error instanceof GreetingTimeoutError
+      ? `at least ${size} bytes, still open after ${timeout} ms`
+      : `at least ${size} bytes`;
+    return result("mismatch", mismatch(address, expect, received, count));
+  }
+  if (closed && size === expect.length) {
+    const ms = Math.round(performance.now() - started);
+    return result(
+      "ok",
+      `OK ${address} sent the expected greeting (${size} bytes) in ${ms} ms`,
+    );
+  }
+  if (closed) {
+    return result(
+      "mismatch",
+      mismatch(address, expect, received, `${size} bytes, then closed`),
+    );
+  }
+  if (error instanceof GreetingTimeoutError) {
+    return result(
+      "fail",
+      size === expect.length
+        ? `FAIL ${address} sent the expected greeting but did not close ` +
+          `the connection within ${timeout} ms`
+        : size > 0
+        ? `FAIL ${address} sent ${size} of the ${expect.length} expected ` +
+          `bytes, then nothing more within ${timeout} ms`
+        : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
+          "greeter, and is the port open? (try a longer --timeout)",
+    );
+  }
+  return result(
+    "fail",
+    `FAIL ${lowerFirst(explainConnectError(error, address).message)}`,
+  );
+}

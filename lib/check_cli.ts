@@ -1,0 +1,141 @@
+import { parseHostPort } from "./address.ts";
+import { DEFAULT_CHECK_TIMEOUT } from "./check.ts";
+import {
+  type FlagSpec,
+  formatFlagHelp,
+  lastValue,
+  parseChoiceFlag,
+  parseFlags,
+  parseIntegerFlag,
+  UsageError,
+} from "./flags.ts";
+import {
+  DEFAULT_MESSAGE,
+  encodeGreeting,
+  GREETING_ENCODINGS,
+  LINE_ENDINGS,
+} from "./greeting.ts";
+import { DEFAULT_PORT } from "./server.ts";
+
+/** The `check` command's options, validated and typed. */
+export interface CheckCommand {
+  /** Always `check`. */
+  command: "check";
+  /** The server's host name or IP address. */
+  hostname: string;
+  /** The server's TCP port. */
+  port: number;
+  /** The exact bytes the server must send. */
+  expect: Uint8Array;
+  /** How long the whole check may take, in milliseconds. */
+  timeout: number;
+}
+
+/** The flags of the `check` command. */
+export const CHECK_FLAGS: FlagSpec[] = [
+  {
+    name: "expect",
+    short: "e",
+    value: "TEXT",
+    help:
+      `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
+  },
+  {
+    name: "line-ending",
+    value: "crlf|lf|none",
+    help: "What ends each line of the expected text, as the server's " +
+      "option (default crlf)",
+  },
+  {
+    name: "encoding",
+    value: "ascii|utf-8|latin1",
+    help: "Encoding of the expected text, as the server's option " +
+      "(default ascii)",
+  },
+  {
+    name: "timeout",
+    short: "t",
+    value: "MS",
+    help: "Fail if the whole greeting and the close take longer " +
+      `(default ${DEFAULT_CHECK_TIMEOUT})`,
+  },
+  { name: "help", short: "h", help: "Show this help and exit" },
+  { name: "version", short: "V", help: "Show the version and exit" },
+];
+
+/** The text of `greeter check --help`. */
+export function checkHelp(): string {
+  return `greeter check: a health probe; checks that a greeter server sends the expected greeting
+
+Usage:
+  greeter check [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(CHECK_FLAGS)}
+
+Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent
+exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for
+a usage error. For example, in a Dockerfile:
+  HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]`;
+}
+
+/**
+ * Parses the arguments after `check` into a typed command (or a request
+ * for help or the version).
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseCheck(
+  args: string[],
+): CheckCommand | { command: "help"; text: string } | { command: "version" } {
+  const flags = parseFlags(args, CHECK_FLAGS);
+  if (flags.switches.has("help")) return { command: "help", text: checkHelp() };
+  if (flags.switches.has("version")) return { command: "version" };
+  if (flags.positionals.length > 1) {
+    throw new UsageError(
+      `Unexpected argument "${
+        flags.positionals[1]
+      }": check takes one [HOST][:PORT]`,
+    );
+  }
+  let target = { hostname: "localhost", port: DEFAULT_PORT };
+  if (flags.positionals.length === 1) {
+    try {
+      target = parseHostPort(flags.positionals[0], target);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const lineEnding = parseChoiceFlag(
+    lastValue(flags, "line-ending") ?? "crlf",
+    "line-ending",
+    LINE_ENDINGS,
+  );
+  const encoding = parseChoiceFlag(
+    lastValue(flags, "encoding") ?? "ascii",
+    "encoding",
+    GREETING_ENCODINGS,
+  );
+  let expect: Uint8Array;
+  try {
+    expect = encodeGreeting(lastValue(flags, "expect") ?? DEFAULT_MESSAGE, {
+      lineEnding,
+      encoding,
+    });
+  } catch (error) {
+    throw new UsageError(
+      `Invalid value for --expect: ${
+        (error as Error).message.replace(/^M/, "m")
+      }`,
+    );
+  }
+  const timeoutText = lastValue(flags, "timeout");
+  return {
+    command: "check",
+    ...target,
+    expect,
+    timeout: timeoutText === undefined
+      ? DEFAULT_CHECK_TIMEOUT
+      : parseIntegerFlag(timeoutText, "timeout", 1),
+  };
+}

@@ -1,0 +1,204 @@
+import { formatTextSuppressedLine } from "./log_format.ts";
+
+/** Options for {@linkcode createLogThrottle}. */
+export interface LogThrottleOptions {
+  /** Receives every line to log: connection lines and summaries. */
+  emit: (line: string) => void;
+  /**
+   * Connection lines logged per second from one source; the rest are
+   * counted and summarized.
+   *
+   * @default {10}
+   */
+  perSourcePerSecond?: number;
+  /**
+   * Connection lines logged per second from all sources together.
+   *
+   * @default {1000}
+   */
+  perSecond?: number;
+  /**
+   * How often pending counts are summarized, in milliseconds.
+   *
+   * @default {5000}
+   */
+  interval?: number;
+  /**
+   * Sources tracked one by one; beyond it (a flood from many addresses)
+   * the others are limited and counted together, as one source, so memory
+   * stays bounded.
+   *
+   * @default {10000}
+   */
+  maxSources?: number;
+  /**
+   * Summary lines per interval; sources beyond it (the smallest counts) are
+   * folded into the "other sources" line.
+   *
+   * @default {10}
+   */
+  maxSummaries?: number;
+  /**
+   * Formats a summary; `source` is undefined for the other sources.
+   *
+   * @default {formatTextSuppressedLine}
+   */
+  formatSuppressed?: (source: string | undefined, count: number) => string;
+}
+
+/** Limits per-connection log lines; see {@linkcode createLogThrottle}. */
+export interface LogThrottle {
+  /**
+   * Logs `makeLine()` unless `source` (or everyone) is over its rate; then
+   * the line is only counted, and `makeLine` is never called. True if logged.
+   */
+  offer(source: string, makeLine: () => string): boolean;
+  /** Emits the pending summaries now. */
+  flush(): void;
+  /**
+   * Emits the pending summaries and stops the timer; call it at shutdown,
+   * after the last connection. Later offers are still limited, and their
+   * summaries wait for {@linkcode LogThrottle.flush}.
+   */
+  close(): void;
+  /** Connection lines logged so far. */
+  readonly logged: number;
+  /** Connection lines suppressed so far (reported or pending). */
+  readonly suppressed: number;
+  /** Sources tracked one by one right now. */
+  readonly sources: number;
+}
+
+interface Source {
+  /** The window its `count` belongs to. */
+  window: number;
+  /** Lines logged in that window. */
+  count: number;
+  /** Lines suppressed and not yet summarized. */
+  pending: number;
+}
+
+/**
+ * Creates a flood limiter for per-connection lines. Up to the rates, lines
+ * pass straight to `emit`. Beyond them each line is only counted, per
+ * source, and once per interval a summary such as "15 more connections
+ * from 192.0.2.1 suppressed" is emitted with the exact count, so logged
+ * lines plus summarized counts always add up to the connections offered.
+ *
+ * It runs at most one timer, only while there are counts to report.
+ */
+export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
+  const {
+    emit,
+    perSourcePerSecond = 10,
+    perSecond = 1_000,
+    interval = 5_000,
+    maxSources = 10_000,
+    maxSummaries = 10,
+    formatSuppressed = formatTextSuppressedLine,
+  } = options;
+  const sources = new Map<string, Source>();
+  let window = 0;
+  let windowEnd = 0;
+  let windowCount = 0;
+  let prunedWindow = -1;
+  // Sources beyond maxSources share one entry: limited and counted as one.
+  const other: Source = { window: 0, count: 0, pending: 0 };
+  let pendingTotal = 0;
+  let logged = 0;
+  let suppressed = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+
+  // Drops sources with nothing pending and nothing logged in this window:
+  // forgetting them changes nothing. At most once per window.
+  function prune() {
+    prunedWindow = window;
+    for (const [key, source] of sources) {
+      if (source.pending === 0 && source.window !== window) sources.delete(key);
+    }
+  }
+
+  function flush() {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pendingTotal === 0) return;
+    let pending: [string, Source][] = [];
+    for (const entry of sources) {
+      if (entry[1].pending > 0) pending.push(entry);
+    }
+    if (pending.length > maxSummaries) {
+      pending.sort((a, b) => b[1].pending - a[1].pending);
+      for (const [, source] of pending.slice(maxSummaries)) {
+        other.pending += source.pending;
+        source.pending = 0;
+      }
+      pending = pending.slice(0, maxSummaries);
+    }
+    pendingTotal = 0;
+    for (const [key, source] of pending) {
+      const count = source.pending;
+      source.pending = 0;
+      emit(formatSuppressed(key, count));
+    }
+    if (other.pending > 0) {
+      const count = other.pending;
+      other.pending = 0;
+      emit(formatSuppressed(undefined, count));
+    }
+  }
+
+  return {
+    offer(key, makeLine) {
+      const now = Date.now();
+      if (now >= windowEnd) {
+        window++;
+        windowEnd = now + 1_000;
+        windowCount = 0;
+      }
+      let source = sources.get(key);
+      if (source === undefined) {
+        if (sources.size >= maxSources && prunedWindow !== window) prune();
+        if (sources.size < maxSources) {
+          source = { window, count: 0, pending: 0 };
+          sources.set(key, source);
+        } else {
+          source = other;
+        }
+      }
+      if (source.window !== window) {
+        source.window = window;
+        source.count = 0;
+      }
+      if (windowCount < perSecond && source.count < perSourcePerSecond) {
+        windowCount++;
+        source.count++;
+        logged++;
+        emit(makeLine());
+        return true;
+      }
+      suppressed++;
+      pendingTotal++;
+      source.pending++;
+      if (timer === undefined && !closed) {
+        timer = setTimeout(flush, interval);
+        Deno.unrefTimer(timer);
+      }
+      return false;
+    },
+    flush,
+    close() {
+      closed = true;
+      flush();
+    },
+    get logged() {
+      return logged;
+    },
+    get suppressed() {
+      return suppressed;
+    },
+    get sources() {
+      return sources.size;
+    },
+  };
+}

@@ -1,0 +1,274 @@
+import { REFUSE_REASONS } from "./admission.ts";
+import { CONNECTION_OUTCOMES, type ServerStats } from "./stats.ts";
+import { VERSION } from "./version.ts";
+
+/** The upper bounds of the connection duration buckets, in seconds. */
+export const DURATION_BUCKETS: readonly number[] = [
+  0.001,
+  0.005,
+  0.01,
+  0.05,
+  0.1,
+  0.5,
+  1,
+  5,
+  10,
+];
+
+/** The Content-Type of the Prometheus text exposition format. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
+export interface DurationHistogram {
+  /** Counts one connection that lived `ms` milliseconds. */
+  observe(ms: number): void;
+  /** The buckets' upper bounds, in seconds (+Inf is implied). */
+  readonly bounds: readonly number[];
+  /** Observations per bucket, not cumulative; the last is above every bound. */
+  readonly counts: readonly number[];
+  /** The sum of the observations, in milliseconds. */
+  readonly sumMs: number;
+  /** How many observations there were. */
+  readonly count: number;
+}
+
+/**
+ * Creates a histogram of connection durations: a fixed array of counts and
+ * a linear scan per observation, cheap enough for every connection.
+ */
+export function createDurationHistogram(
+  bounds: readonly number[] = DURATION_BUCKETS,
+): DurationHistogram {
+  const limits = bounds.map((seconds) => seconds * 1000);
+  const counts = new Array<number>(bounds.length + 1).fill(0);
+  let sumMs = 0;
+  let count = 0;
+  return {
+    observe(ms) {
+      let i = 0;
+      while (i < limits.length && ms > limits[i]) i++;
+      counts[i]++;
+      sumMs += ms;
+      count++;
+    },
+    bounds,
+    counts,
+    get sumMs() {
+      return sumMs;
+    },
+    get count() {
+      return count;
+    },
+  };
+}
+
+/** Options for {@linkcode renderMetrics}. */
+export interface RenderMetricsOptions {
+  /** True while the server is shutting down. */
+  draining?: boolean;
+  /** Log lines left out by the flood limiter and dropped by a slow sink. */
+  log?: { suppressed: number; dropped: number };
+}
+
+/** Escapes a label value: backslash, double quote and line feed. */
+function label(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
+}
+
+function family(
+  lines: string[],
+  name: string,
+  type: "counter" | "gauge" | "histogram",
+  help: string,
+) {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+}
+
+/**
+ * Renders the server's counters in the Prometheus text exposition format
+ * (version 0.0.4), every metric prefixed `greeter_`.
+ */
+export function renderMetrics(
+  stats: Readonly<ServerStats>,
+  histogram: DurationHistogram,
+  options: RenderMetricsOptions = {},
+): string {
+  const lines: string[] = [];
+  const counter = (name: string, help: string, value: number) => {
+    family(lines, name, "counter", help);
+    lines.push(`${name} ${value}`);
+  };
+  const gauge = (name: string, help: string, value: number) => {
+    family(lines, name, "gauge", help);
+    lines.push(`${name} ${value}`);
+  };
+  const labelled = (
+    name: string,
+    help: string,
+    key: string,
+    values: Record<string, number>,
+    keys: readonly string[] = Object.keys(values).sort(),
+  ) => {
+    family(lines, name, "counter", help);
+    for (const k of keys) {
+      lines.push(`${name}{${key}="${label(k)}"} ${values[k] ?? 0}`);
+    }
+  };
+
+  family(
+    lines,
+    "greeter_build_info",
+    "gauge",
+    "Always 1; the version is in the label.",
+  );
+  lines.push(`greeter_build_info{version="${label(VERSION)}"} 1`);
+  gauge(
+    "greeter_start_time_seconds",
+    "When the server started, in seconds since the Unix epoch.",
+    stats.startTime / 1000,
+  );
+  counter(
+    "greeter_connections_accepted_total",
+    "Connections accepted.",
+    stats.accepted,
+  );
+  labelled(
+    "greeter_connections_total",
+    "Connections that have ended, by outcome.",
+    "outcome",
+    stats.outcomes,
+    CONNECTION_OUTCOMES,
+  );
+  labelled(
+    "greeter_connections_refused_total",
+    "Connections refused, by reason.",
+    "reason",
+    stats.refused,
+    REFUSE_REASONS,
+  );
+  labelled(
+    "greeter_accept_errors_total",
+    "Failed accepts, by error code; the server backed off and went on.",
+    "code",
+    stats.acceptErrors,
+  );
+  counter(
+    "greeter_accept_paused_total",
+    "Times accepting paused because the connection cap was reached.",
+    stats.pausedAtLimit,
+  );
+  gauge(
+    "greeter_connections_active",
+    "Connections open now.",
+    stats.active,
+  );
+  counter(
+    "greeter_bytes_written_total",
+    "Bytes written to clients.",
+    stats.bytesWritten,
+  );
+
+  const name = "greeter_connection_duration_seconds";
+  family(lines, name, "histogram", "How long connections lived, in seconds.");
+  let cumulative = 0;
+  histogram.bounds.forEach((bound, i) => {
+    cumulative += histogram.counts[i];
+    lines.push(`${name}_bucket{le="${bound}"} ${cumulative}`);
+  });
+  lines.push(
+    `${name}_bucket{le="+Inf"} ${histogram.count}`,
+    `${name}_sum ${histogram.sumMs / 1000}`,
+    `${name}_count ${histogram.count}`,
+  );
+
+  gauge(
+    "greeter_draining",
+    "1 while the server is shutting down, 0 while it accepts.",
+    options.draining ? 1 : 0,
+  );
+  if (options.log) {
+    counter(
+      "greeter_log_lines_suppressed_total",
+      "Connection log lines left out under a flood, and summarized.",
+      options.log.suppressed,
+    );
+    counter(
+      "greeter_log_lines_dropped_total",
+      "Log lines dropped because the output was too slow.",
+      options.log.dropped,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Options for {@linkcode serveMetrics}. */
+export interface ServeMetricsOptions {
+  /** The address to listen on. */
+  hostname: string;
+  /** The TCP port; 0 picks a free one. */
+  port: number;
+  /** Makes the body of `GET /metrics`. */
+  render: () => string;
+  /** True while the server accepts: `GET /healthz` answers 200, else 503. */
+  healthy: () => boolean;
+  /** Aborting it stops the HTTP server. */
+  signal?: AbortSignal;
+}
+
+/** A running metrics endpoint, as returned by {@linkcode serveMetrics}. */
+export interface MetricsServer extends AsyncDisposable {
+  /** The address it listens on, with the real port if 0 was asked. */
+  readonly addr: Deno.NetAddr;
+  /** Settles once it has stopped. */
+  readonly finished: Promise<void>;
+  /** Stops it, letting requests in progress finish. */
+  shutdown(): Promise<void>;
+}
+
+function text(body: string, status = 200, type = "text/plain; charset=utf-8") {
+  return new Response(body, {
+    status,
+    headers: { "content-type": type, "cache-control": "no-store" },
+  });
+}
+
+/** Answers one request to the metrics endpoint. */
+function handle(request: Request, options: ServeMetricsOptions): Response {
+  const { pathname } = new URL(request.url);
+  if (pathname !== "/metrics" && pathname !== "/healthz") {
+    return text("not found: try /metrics or /healthz\n", 404);
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    const response = text("method not allowed: use GET\n", 405);
+    response.headers.set("allow", "GET, HEAD");
+    return response;
+  }
+  if (pathname === "/metrics") {
+    return text(options.render(), 200, METRICS_CONTENT_TYPE);
+  }
+  return options.healthy() ? text("ok\n") : text("draining\n", 503);
+}
+
+/**
+ * Serves Prometheus metrics over HTTP: `GET /metrics` (text format 0.0.4),
+ * `GET /healthz` (200 `ok` while accepting, 503 `draining` during
+ * shutdown), 404 for any other path.
+ *
+ * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.serve`)
+ * synchronously, when the address cannot be listened on.
+ */
+export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    signal: options.signal,
+    onListen() {},
+    onError: () => text("internal error\n", 500),
+  }, (request) => handle(request, options));
+  return {
+    addr: server.addr,
+    finished: server.finished,
+    shutdown: () => server.shutdown(),
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
