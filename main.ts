@@ -16,7 +16,18 @@ import {
   explainError,
   explainListenError,
 } from "./lib/errors.ts";
-import { createLineWriter } from "./lib/line_writer.ts";
+import { checkGreeting } from "./lib/check.ts";
+import type { CheckCommand } from "./lib/check_cli.ts";
+import { createLineWriter, type LineWriter } from "./lib/line_writer.ts";
+import {
+  createDurationHistogram,
+  type DurationHistogram,
+  type MetricsServer,
+  renderMetrics,
+  serveMetrics,
+} from "./lib/metrics.ts";
+import { createServerLog, type ServerLog } from "./lib/server_log.ts";
+import { watchStatsSignal } from "./lib/stats_summary.ts";
 import { readInputFile } from "./lib/read_file.ts";
 import { prepareServe } from "./lib/serve_setup.ts";
 import {
@@ -37,26 +48,8 @@ const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
-function listeningLine(addr: Deno.Addr, tls: boolean): string {
-  return `Server is listening for incoming connections on ${
-    formatAddress(addr)
-  }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`;
-}
-
-async function serve(command: ServeCommand): Promise<number> {
-  const options = await prepareServe(command);
-  const log = createLineWriter(Deno.stdout);
-  let server: GreetingServer;
-  try {
-    server = serveGreeting({
-      ...options,
-      onConnection: command.quiet
-        ? undefined
-        : (remoteAddr) =>
-          log.line(`Connection received from ${formatAddress(remoteAddr)}`),
-    });
-  } catch (error) {
-    if (!(error instanceof ListenError)) throw error;
+function explainListen(error: unknown): never {
+  if (error instanceof ListenError) {
     const { message, exitCode } = explainListenError(
       error.cause,
       error.address,
@@ -64,32 +57,92 @@ async function serve(command: ServeCommand): Promise<number> {
     );
     throw new Exit(message, exitCode);
   }
+  throw error;
+}
 
+function startMetrics(
+  command: ServeCommand,
+  server: () => GreetingServer | undefined,
+  histogram: DurationHistogram,
+  log: ServerLog,
+  writer: LineWriter,
+): MetricsServer | undefined {
+  if (!command.metrics) return undefined;
+  const { hostname, port } = command.metrics;
+  try {
+    return serveMetrics({
+      hostname,
+      port,
+      render: () =>
+        renderMetrics(server()!.stats, histogram, {
+          draining: server()!.draining,
+          log: { suppressed: log.suppressed, dropped: writer.dropped },
+        }),
+      healthy: () => !server()?.draining,
+    });
+  } catch (error) {
+    const address = formatAddress({ transport: "tcp", hostname, port });
+    return explainListen(new ListenError(address, port, error));
+  }
+}
+
+async function serve(command: ServeCommand): Promise<number> {
+  const options = await prepareServe(command);
+  const writer = createLineWriter(Deno.stdout);
+  const log = createServerLog({
+    writer,
+    format: command.logFormat,
+    quiet: command.quiet,
+    rate: command.logRate,
+  });
+  const histogram = createDurationHistogram();
+  let server: GreetingServer | undefined;
+  // Metrics first: if its port is taken, nothing has started greeting.
+  const metrics = startMetrics(command, () => server, histogram, log, writer);
+  try {
+    server = serveGreeting({
+      ...options,
+      onConnection: log.onConnection,
+      onClose: log.onClose || metrics
+        ? (record) => {
+          histogram.observe(record.duration);
+          log.onClose?.(record);
+        }
+        : undefined,
+    });
+  } catch (error) {
+    await metrics?.shutdown();
+    explainListen(error);
+  }
+
+  const running = server;
   const stop = () => {
-    log.line("Shutting down: no new connections, finishing greetings");
-    server.shutdown();
+    log.stopping();
+    running.shutdown();
   };
   for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  for (const addr of server.addrs) {
-    log.line(listeningLine(addr, command.tlsCert !== undefined));
-  }
+  const unwatchStats = watchStatsSignal(() => log.stats(running.stats));
+  log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
+  let failure: string | undefined;
   try {
-    await server.finished;
+    await running.finished;
   } catch (error) {
-    log.line(`Server stopped: ${explainError(error).message}`);
-    await log.flush();
-    return 1;
+    failure = explainError(error).message;
   } finally {
     for (const signal of SHUTDOWN_SIGNALS) {
       Deno.removeSignalListener(signal, stop);
     }
+    unwatchStats();
+    await metrics?.shutdown();
   }
-  const { accepted, outcomes } = server.stats;
-  log.line(
-    `Server stopped: ${accepted} connections, ${outcomes.greeted} greeted`,
-  );
-  await log.flush();
-  return 0;
+  await log.stopped(running.stats, failure);
+  return failure === undefined ? 0 : 1;
+}
+
+async function check(command: CheckCommand): Promise<number> {
+  const result = await checkGreeting(command);
+  console.log(result.message);
+  return result.ok ? 0 : 1;
 }
 
 async function connect(command: ConnectCommand): Promise<number> {
@@ -131,6 +184,8 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       case "connect":
         return await connect(command);
+      case "check":
+        return await check(command);
       case "serve":
         return await serve(command);
     }

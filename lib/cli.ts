@@ -19,6 +19,8 @@ import {
 } from "./greeting.ts";
 import { type Cidr, parseCidr } from "./ip.ts";
 import { PRESET_NAMES, type PresetName } from "./presets.ts";
+import { type CheckCommand, parseCheck } from "./check_cli.ts";
+import { LOG_FORMATS, type LogFormat } from "./log_format.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
@@ -62,6 +64,11 @@ export interface ServeCommand {
   refuseMessage?: string;
   allow: Cidr[];
   deny: Cidr[];
+  logFormat: LogFormat;
+  /** Connection lines per second from one source; 0 logs every one. */
+  logRate: number;
+  /** Where to serve Prometheus metrics and /healthz. */
+  metrics?: { hostname: string; port: number };
 }
 
 /** The `connect` command's options, validated and typed. */
@@ -88,7 +95,14 @@ export interface InfoCommand {
 }
 
 /** Any command line greeter understands. */
-export type Command = ServeCommand | ConnectCommand | InfoCommand;
+export type Command =
+  | ServeCommand
+  | ConnectCommand
+  | CheckCommand
+  | InfoCommand;
+
+/** Connection lines logged per second from one source, by default. */
+export const DEFAULT_LOG_RATE = 100;
 
 const COMMON_FLAGS: FlagSpec[] = [
   { name: "help", short: "h", help: "Show this help and exit" },
@@ -166,6 +180,23 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "quiet",
     short: "q",
     help: "Do not print a line per connection",
+  },
+  {
+    name: "log-format",
+    value: "text|json",
+    help: "Log lines for people (text) or one JSON object per line " +
+      "(default text)",
+  },
+  {
+    name: "log-rate",
+    value: "N",
+    help: "Connection lines per second from one address before the rest " +
+      `are summarized; 0 logs every one (default ${DEFAULT_LOG_RATE})`,
+  },
+  {
+    name: "metrics",
+    value: "HOST:PORT",
+    help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here",
   },
   {
     name: "max-connections",
@@ -262,11 +293,13 @@ Usage:
   greeter [OPTIONS]                  Serve the greeting
   greeter connect [HOST][:PORT]      Print what a greeter server sends
                                      (default localhost:${DEFAULT_PORT})
+  greeter check [HOST][:PORT]        Health probe: exit 0 if the greeting
+                                     is exactly as expected
 
 Options:
 ${formatFlagHelp(SERVE_FLAGS)}
 
-Run "greeter connect --help" for the client's options.
+Run "greeter connect --help" and "greeter check --help" for their options.
 Exit codes: 0 success, 1 runtime error, 2 usage error.`;
 }
 
@@ -282,6 +315,21 @@ ${formatFlagHelp(CONNECT_FLAGS)}
 
 Exits 0 once the server closes the connection; 1 if it cannot be reached or
 does not finish in time.`;
+}
+
+/** The metrics endpoint's default address, when --metrics gives no host. */
+const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
+
+function parseMetricsAddress(text: string): { hostname: string; port: number } {
+  try {
+    return parseHostPort(text, DEFAULT_METRICS);
+  } catch (error) {
+    throw new UsageError(
+      `Invalid value "${text}" for --metrics: ${
+        (error as Error).message.replace(/^Invalid [a-z]+ "[^"]*": /, "")
+      }`,
+    );
+  }
 }
 
 /** The most host and port pairs one process listens on. */
@@ -376,6 +424,7 @@ function parseServe(args: string[]): Command {
       : parseIntegerFlag(text, name, min, max);
   };
   const rateText = lastValue(flags, "rate-per-ip");
+  const metricsText = lastValue(flags, "metrics");
   const cidrs = (name: string) =>
     (flags.values.get(name) ?? []).map((text) => {
       try {
@@ -423,6 +472,15 @@ function parseServe(args: string[]): Command {
     refuseMessage: lastValue(flags, "refuse-message"),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
+    logFormat: parseChoiceFlag(
+      lastValue(flags, "log-format") ?? "text",
+      "log-format",
+      LOG_FORMATS,
+    ),
+    logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
+    metrics: metricsText === undefined
+      ? undefined
+      : parseMetricsAddress(metricsText),
   };
 }
 
@@ -483,5 +541,6 @@ function parseConnect(args: string[]): Command {
  */
 export function parseCommand(args: string[]): Command {
   if (args[0] === "connect") return parseConnect(args.slice(1));
+  if (args[0] === "check") return parseCheck(args.slice(1));
   return parseServe(args);
 }

@@ -37,6 +37,8 @@ export interface StartLogLine extends LogLineBase {
   pid: number;
   /** Every address listened on, as `HOST:PORT` (`[::]:8080` for IPv6). */
   listen: string[];
+  /** Where metrics are served, as `HOST:PORT`, or null. */
+  metrics: string | null;
 }
 
 /** `connection`: one connection ended. `time` is when it ended. */
@@ -120,7 +122,12 @@ export type LogLine =
 
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
-  | { event: "start"; listen: Deno.Addr[]; time?: number }
+  | {
+    event: "start";
+    listen: Deno.Addr[];
+    metrics?: Deno.Addr;
+    time?: number;
+  }
   | { event: "connection"; record: ConnectionRecord }
   | { event: "stats"; stats: Readonly<ServerStats>; time?: number }
   | {
@@ -209,6 +216,7 @@ export function toLogLine(event: LogEvent): LogLine {
         version: VERSION,
         pid: Deno.pid,
         listen: event.listen.map(formatAddress),
+        metrics: event.metrics ? formatAddress(event.metrics) : null,
       };
     case "stats":
       return {

@@ -150,9 +150,9 @@ export async function startCli(
   let port = 0;
   try {
     const match = await waitFor(
-      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n/,
+      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n|"event":"start".*"listen":\["[^"]*:(\d+)"/,
     );
-    port = Number(match[1] ?? 0);
+    port = Number(match[1] ?? match[2] ?? 0);
   } catch (error) {
     await stop("SIGKILL");
     throw error;

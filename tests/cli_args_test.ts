@@ -27,6 +27,9 @@ Deno.test("parseCommand() gives the documented defaults", () => {
     refuseMessage: undefined,
     allow: [],
     deny: [],
+    logFormat: "text",
+    logRate: 100,
+    metrics: undefined,
   });
 });
 
@@ -73,6 +76,9 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
     refuseMessage: undefined,
     allow: [],
     deny: [],
+    logFormat: "text",
+    logRate: 100,
+    metrics: undefined,
   });
 });
 

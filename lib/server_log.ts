@@ -1,0 +1,127 @@
+import { formatAddress } from "./address.ts";
+import { sourceKey } from "./ip.ts";
+import {
+  formatJsonConnectionLine,
+  formatJsonLogLine,
+  formatJsonSuppressedLine,
+  formatTextConnectionLine,
+  formatTextSuppressedLine,
+  type LogFormat,
+} from "./log_format.ts";
+import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
+import type { LineWriter } from "./line_writer.ts";
+import type { ConnectionRecord } from "./server.ts";
+import type { ServerStats } from "./stats.ts";
+import { formatStatsSummary } from "./stats_summary.ts";
+
+/** Options for {@linkcode createServerLog}. */
+export interface ServerLogOptions {
+  /** Where lines go (batched). */
+  writer: LineWriter;
+  /** Human lines or JSON objects. */
+  format: LogFormat;
+  /** No per-connection lines. */
+  quiet: boolean;
+  /** Connection lines per second from one source; 0 logs every one. */
+  rate: number;
+}
+
+/** The CLI's log: start, connection, summary and stop lines, in one format. */
+export interface ServerLog {
+  /** For serveGreeting's onConnection (text format), if lines are logged. */
+  onConnection?: (remoteAddr: Deno.NetAddr) => void;
+  /** For serveGreeting's onClose (JSON format), if lines are logged. */
+  onClose?: (record: ConnectionRecord) => void;
+  /** Logs the start-up lines. */
+  started(addrs: Deno.Addr[], tls: boolean, metrics?: Deno.Addr): void;
+  /** Logs that shutdown began (text only). */
+  stopping(): void;
+  /** Logs the counters on demand (SIGUSR1). */
+  stats(stats: Readonly<ServerStats>): void;
+  /** Logs the final line, with pending summaries, and flushes everything. */
+  stopped(stats: Readonly<ServerStats>, error?: string): Promise<void>;
+  /** Connection lines suppressed by the flood limit so far. */
+  readonly suppressed: number;
+}
+
+/**
+ * Creates the server's log. Connection lines go through a flood limiter
+ * (`rate` per second per source, 10,000 per second in all) whose summaries
+ * carry exact counts, then through the batched writer.
+ */
+export function createServerLog(options: ServerLogOptions): ServerLog {
+  const { writer, format, quiet, rate } = options;
+  const json = format === "json";
+  const throttle: LogThrottle | undefined = quiet || rate === 0
+    ? undefined
+    : createLogThrottle({
+      emit: writer.line,
+      perSourcePerSecond: rate,
+      perSecond: 10_000,
+      formatSuppressed: json
+        ? formatJsonSuppressedLine
+        : formatTextSuppressedLine,
+    });
+  const offer = throttle
+    ? (hostname: string, makeLine: () => string) =>
+      throttle.offer(sourceKey(hostname), makeLine)
+    : (_hostname: string, makeLine: () => string) => writer.line(makeLine());
+
+  return {
+    onConnection: quiet || json
+      ? undefined
+      : (remoteAddr) =>
+        offer(remoteAddr.hostname, () => formatTextConnectionLine(remoteAddr)),
+    onClose: quiet || !json ? undefined : (record) =>
+      offer(
+        record.remoteAddr.hostname,
+        () => formatJsonConnectionLine(record),
+      ),
+    started(addrs, tls, metrics) {
+      if (json) {
+        writer.line(
+          formatJsonLogLine({ event: "start", listen: addrs, metrics }),
+        );
+        return;
+      }
+      for (const addr of addrs) {
+        writer.line(
+          `Server is listening for incoming connections on ${
+            formatAddress(addr)
+          }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`,
+        );
+      }
+      if (metrics) {
+        writer.line(
+          `Metrics are served on http://${formatAddress(metrics)}/metrics`,
+        );
+      }
+    },
+    stopping() {
+      if (!json) {
+        writer.line("Shutting down: no new connections, finishing greetings");
+      }
+    },
+    stats(stats) {
+      writer.line(
+        json
+          ? formatJsonLogLine({ event: "stats", stats })
+          : `Stats: ${formatStatsSummary(stats)}`,
+      );
+    },
+    async stopped(stats, error) {
+      throttle?.close();
+      writer.line(
+        json
+          ? formatJsonLogLine({ event: "stop", stats, error })
+          : error
+          ? `Server stopped: ${error}`
+          : `Server stopped: ${stats.accepted} connections, ${stats.outcomes.greeted} greeted`,
+      );
+      await writer.flush();
+    },
+    get suppressed() {
+      return throttle?.suppressed ?? 0;
+    },
+  };
+}
