@@ -77,7 +77,15 @@ Deno.test("formatJsonLogLine() formats start with version, pid and every address
     }),
     `{"time":"2025-01-02T03:04:05.600Z","event":"start","v":1,` +
       `"version":${JSON.stringify(VERSION)},"pid":${Deno.pid},` +
-      `"listen":["0.0.0.0:8080","[::1]:8443"]}`,
+      `"listen":["0.0.0.0:8080","[::1]:8443"],"metrics":null}`,
+  );
+  assertEquals(
+    JSON.parse(formatJsonLogLine({
+      event: "start",
+      listen: [],
+      metrics: { transport: "tcp", hostname: "127.0.0.1", port: 9464 },
+    })).metrics,
+    "127.0.0.1:9464",
   );
 });
 
