@@ -139,6 +139,11 @@ export function cidrContains(cidr: Cidr, address: IpBytes): boolean {
  * of an IPv6 address (one host usually owns a whole /64).
  */
 export function sourceKey(hostname: string): string {
+  // The kernel's IPv4 text is already canonical: the per-connection fast path.
+  if (!hostname.includes(":")) return hostname;
+  if (hostname.startsWith("::ffff:") && hostname.includes(".")) {
+    return hostname.slice(7);
+  }
   const bytes = parseIp(hostname);
   if (!bytes) return hostname;
   if (bytes.length === 4) return bytes.join(".");

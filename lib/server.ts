@@ -6,6 +6,13 @@ import {
 } from "./admission.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
 import { formatAddress } from "./address.ts";
+import {
+  appendSlot,
+  createSlot,
+  createSlotList,
+  type Slot,
+  unlinkSlot,
+} from "./slot_list.ts";
 import type { GreetingSource } from "./template.ts";
 import {
   type ConnectionOutcome,
@@ -317,6 +324,8 @@ function closeListener(listener: Deno.Listener) {
 }
 
 const MIN_BACKOFF = 5;
+/** How long shutdown waits for cut connections to record their outcome. */
+const SETTLE_TIMEOUT = 1_000;
 const MAX_BACKOFF = 1_000;
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
@@ -369,11 +378,12 @@ export function serveGreeting(
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
-  // Open connections and when each must be closed (Infinity: never). Every
-  // connection gets the same timeout, so insertion order is deadline order.
-  const deadlines = new Map<Deno.Conn, number>();
-  // Greeted connections waiting for the client to close, in deadline order.
-  const lingering = new Map<Deno.Conn, number>();
+  // Open connections being greeted, and greeted ones waiting for the client
+  // to close; each list in deadline order. A slot leaves its list when the
+  // connection ends or its deadline passes, which frees its place.
+  const serving = createSlotList();
+  const lingering = createSlotList();
+  const openCount = () => serving.size + lingering.size;
   const sweepEvery = Math.min(
     250,
     Math.max(
@@ -390,6 +400,10 @@ export function serveGreeting(
   let slotFreed: ReturnType<typeof createGate> | undefined;
   // Opened when the last connection ends during shutdown.
   let drained: ReturnType<typeof createGate> | undefined;
+  // Connections whose handler has not finished (their outcome not counted).
+  let inFlight = 0;
+  // Opened when the last handler finishes during shutdown.
+  let settled: ReturnType<typeof createGate> | undefined;
 
   function closeQuietly(conn: Deno.Conn) {
     try {
@@ -402,40 +416,41 @@ export function serveGreeting(
   // One timer for every deadline: no per-connection timers on the hot path.
   function sweep() {
     const now = Date.now();
-    for (const queue of [deadlines, lingering]) {
-      for (const [conn, deadline] of queue) {
-        if (deadline > now) break;
-        queue.delete(conn);
-        if (queue === deadlines) deadlines.set(conn, Infinity);
-        closeQuietly(conn);
-      }
+    for (const list of [serving, lingering]) {
+      while (list.head && list.head.deadline <= now) release(list.head);
     }
-    if (lingering.size === 0 && (timeout === 0 || deadlines.size === 0)) {
+    if (openCount() === 0) {
       clearInterval(sweeper);
       sweeper = undefined;
     }
   }
 
-  function release(conn: Deno.Conn) {
-    deadlines.delete(conn);
-    lingering.delete(conn);
-    stats.active = deadlines.size;
-    closeQuietly(conn);
+  /**
+   * Closes the connection and frees its place. Called when it ends, or when
+   * its deadline passes: then its pending operation fails, and the slot is
+   * free even if the runtime is slow to settle it.
+   */
+  function release(slot: Slot) {
+    if (!unlinkSlot(slot)) return;
+    closeQuietly(slot.conn);
+    stats.active = openCount();
     if (slotFreed) {
       slotFreed.open();
       slotFreed = undefined;
     }
-    if (drained && deadlines.size === 0) drained.open();
+    if (drained && stats.active === 0) drained.open();
   }
 
   async function serve(
-    conn: Deno.Conn,
+    slot: Slot,
     bytes: Uint8Array,
     refused: RefuseReason | undefined,
     startTime: number,
   ) {
     // A refused client's outcome is settled at admission; the rest settle
     // as soon as the greeting is written or fails, so counters are current.
+    const conn = slot.conn;
+    inFlight++;
     let outcome: ConnectionOutcome | undefined = refused && "refused";
     let reason: string | undefined = refused;
     let written = 0;
@@ -446,12 +461,15 @@ export function serveGreeting(
         );
       }
       if (!outcome) stats.outcomes[outcome = "greeted"]++;
-      if (linger > 0 && written > 0) {
+      if (linger > 0 && written > 0 && slot.list) {
         await conn.closeWrite();
-        lingering.set(conn, Date.now() + linger);
-        sweeper ??= setInterval(sweep, sweepEvery);
-        while (await conn.read(scratch) !== null) {
-          // Discard what the client sends until it closes.
+        if (slot.list) {
+          slot.deadline = Math.min(slot.deadline, Date.now() + linger);
+          appendSlot(lingering, slot);
+          sweeper ??= setInterval(sweep, sweepEvery);
+          while (await conn.read(scratch) !== null) {
+            // Discard what the client sends until it closes.
+          }
         }
       }
     } catch (error) {
@@ -473,7 +491,7 @@ export function serveGreeting(
       if (admission && !refused && conn.remoteAddr.transport === "tcp") {
         admission.release(conn.remoteAddr.hostname);
       }
-      release(conn);
+      release(slot);
     }
     if (onClose) {
       try {
@@ -491,13 +509,15 @@ export function serveGreeting(
         // A failing observer must not stop the server.
       }
     }
+    if (--inFlight === 0 && settled) settled.open();
   }
 
   function accepted(conn: Deno.Conn) {
     const now = Date.now();
     stats.accepted++;
-    deadlines.set(conn, timeout > 0 ? now + timeout : Infinity);
-    stats.active = deadlines.size;
+    const slot = createSlot(conn, timeout > 0 ? now + timeout : Infinity);
+    appendSlot(serving, slot);
+    stats.active = openCount();
     if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
     const remoteAddr = conn.remoteAddr;
     const refused = admission && remoteAddr.transport === "tcp"
@@ -506,7 +526,7 @@ export function serveGreeting(
     if (refused) {
       stats.outcomes.refused++;
       stats.refused[refused]++;
-      serve(conn, refuseMessage ?? new Uint8Array(), refused, now);
+      serve(slot, refuseMessage ?? new Uint8Array(), refused, now);
       return;
     }
     if (onConnection) {
@@ -530,7 +550,7 @@ export function serveGreeting(
     } else {
       bytes = greeting;
     }
-    serve(conn, bytes, undefined, now);
+    serve(slot, bytes, undefined, now);
   }
 
   /** Waits until a connection ends, or `ms` passes, or shutdown starts. */
@@ -542,7 +562,7 @@ export function serveGreeting(
   async function acceptLoop(listener: Deno.Listener) {
     let backoff = 0;
     while (!closing) {
-      if (deadlines.size >= maxConnections) {
+      if (openCount() >= maxConnections) {
         stats.pausedAtLimit++;
         await pause(0);
         continue;
@@ -587,12 +607,19 @@ export function serveGreeting(
       } catch (error) {
         loopError = error;
       }
-      if (deadlines.size > 0) {
+      if (openCount() > 0) {
         drained = createGate();
         await waitAtMost(drained.promise, drainTimeout);
-        // Closing makes the pending operations fail, which releases each.
-        for (const conn of deadlines.keys()) closeQuietly(conn);
-        if (deadlines.size > 0) await drained.promise;
+        // Cut what is left: pending operations fail, and each place is free.
+        for (const list of [serving, lingering]) {
+          while (list.head) release(list.head);
+        }
+      }
+      if (inFlight > 0) {
+        // Let the cut connections record their outcome; bounded, in case
+        // the runtime never settles an operation (a stalled TLS handshake).
+        settled = createGate();
+        await waitAtMost(settled.promise, SETTLE_TIMEOUT);
       }
       clearInterval(sweeper);
       sweeper = undefined;

@@ -1,0 +1,74 @@
+import { assert, assertEquals } from "@std/assert";
+import { createLineWriter } from "../lib/line_writer.ts";
+
+/** A sink that records each write and accepts at most `chunk` bytes of it. */
+function recordingSink(chunk = Infinity, pause = 0) {
+  const writes: string[] = [];
+  return {
+    writes,
+    text: () => writes.join(""),
+    async write(bytes: Uint8Array) {
+      if (pause) await new Promise((resolve) => setTimeout(resolve, pause));
+      const taken = bytes.subarray(0, Math.min(bytes.length, chunk));
+      writes.push(new TextDecoder().decode(taken));
+      return taken.length;
+    },
+  };
+}
+
+Deno.test("createLineWriter() batches a burst of lines into one write", async () => {
+  const sink = recordingSink();
+  const writer = createLineWriter(sink);
+  for (let i = 0; i < 1000; i++) writer.line(`line ${i}`);
+  assertEquals(sink.writes.length, 0, "nothing is written synchronously");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assertEquals(sink.writes.length, 1);
+  assertEquals(sink.text().split("\n").length, 1001);
+  await writer.flush();
+});
+
+Deno.test("createLineWriter() flush() writes every line, completing partial writes", async () => {
+  const sink = recordingSink(7);
+  const writer = createLineWriter(sink, { delay: 60_000 });
+  const expected = Array.from({ length: 50 }, (_, i) => `connection ${i}\n`)
+    .join("");
+  for (let i = 0; i < 50; i++) writer.line(`connection ${i}`);
+  await writer.flush();
+  assertEquals(sink.text(), expected);
+  assert(sink.writes.every((write) => write.length <= 7));
+});
+
+Deno.test("createLineWriter() writes a full batch without waiting", async () => {
+  const sink = recordingSink();
+  const writer = createLineWriter(sink, { delay: 60_000, batchSize: 100 });
+  for (let i = 0; i < 20; i++) writer.line("0123456789");
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert(sink.writes.length >= 1);
+  await writer.flush();
+  assertEquals(sink.text().length, 220);
+});
+
+Deno.test("createLineWriter() drops and counts lines when the sink falls behind", async () => {
+  const sink = recordingSink(Infinity, 20);
+  const writer = createLineWriter(sink, { maxBuffered: 100 });
+  for (let i = 0; i < 50; i++) writer.line("0123456789");
+  await writer.flush();
+  const text = sink.text();
+  const kept = text.split("\n").filter((line) => line === "0123456789").length;
+  assertEquals(writer.dropped, 50 - kept);
+  assert(writer.dropped > 0);
+  assert(
+    text.includes(`(${writer.dropped} log lines dropped: output was too slow)`),
+    text,
+  );
+});
+
+Deno.test("createLineWriter() survives a sink that fails", async () => {
+  const writer = createLineWriter({
+    write: () => Promise.reject(new Deno.errors.BrokenPipe("closed")),
+  });
+  writer.line("lost");
+  await writer.flush();
+  writer.line("also lost");
+  await writer.flush();
+});
