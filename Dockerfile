@@ -26,6 +26,6 @@ EXPOSE 8080
 # greeter's own client: exits 0 only when a greeting arrives in time. If you
 # change the port in the command, change it here too.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/greeter", "connect", "127.0.0.1:8080", "--timeout", "2000"]
+  CMD ["/usr/local/bin/greeter", "check", "127.0.0.1:8080", "--timeout", "2000"]
 ENTRYPOINT ["/usr/local/bin/greeter"]
 CMD ["--host", "0.0.0.0", "--port", "8080"]
