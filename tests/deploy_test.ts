@@ -4,7 +4,7 @@
 // ExecStart starts greeter. Where systemd-analyze is installed, it checks
 // the unit itself.
 import { assertEquals, assertMatch } from "@std/assert";
-import { canRun, DEFAULT_BYTES, ROOT, runCli, startCli } from "./_helpers.ts";
+import { canRun, ROOT, runCli, startCli } from "./_helpers.ts";
 
 const BINARY = "/usr/local/bin/greeter";
 // Windows has no SIGTERM to stop cleanly with: there the exit is not checked.
