@@ -1,4 +1,4 @@
-import { parseHostPort } from "./address.ts";
+import { parseTarget } from "./cli_target.ts";
 import { DEFAULT_CHECK_TIMEOUT } from "./check.ts";
 import {
   type FlagSpec,
@@ -91,21 +91,7 @@ export function parseCheck(
   const flags = parseFlags(args, CHECK_FLAGS);
   if (flags.switches.has("help")) return { command: "help", text: checkHelp() };
   if (flags.switches.has("version")) return { command: "version" };
-  if (flags.positionals.length > 1) {
-    throw new UsageError(
-      `Unexpected argument "${
-        flags.positionals[1]
-      }": check takes one [HOST][:PORT]`,
-    );
-  }
-  let target = { hostname: "localhost", port: DEFAULT_PORT };
-  if (flags.positionals.length === 1) {
-    try {
-      target = parseHostPort(flags.positionals[0], target);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
+  const target = parseTarget(flags.positionals, "check");
   const lineEnding = parseChoiceFlag(
     lastValue(flags, "line-ending") ?? "crlf",
     "line-ending",

@@ -20,6 +20,7 @@ import {
 import { type Cidr, parseCidr } from "./ip.ts";
 import { PRESET_NAMES, type PresetName } from "./presets.ts";
 import { type CheckCommand, parseCheck } from "./check_cli.ts";
+import { parseTarget } from "./cli_target.ts";
 import { LOG_FORMATS, type LogFormat } from "./log_format.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -490,21 +491,7 @@ function parseConnect(args: string[]): Command {
     return { command: "help", text: connectHelp() };
   }
   if (flags.switches.has("version")) return { command: "version" };
-  if (flags.positionals.length > 1) {
-    throw new UsageError(
-      `Unexpected argument "${
-        flags.positionals[1]
-      }": connect takes one [HOST][:PORT]`,
-    );
-  }
-  let target = { hostname: "localhost", port: DEFAULT_PORT };
-  if (flags.positionals.length === 1) {
-    try {
-      target = parseHostPort(flags.positionals[0], target);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  }
+  const target = parseTarget(flags.positionals, "connect");
   const timeoutText = lastValue(flags, "timeout");
   const tls = flags.switches.has("tls");
   const ca = lastValue(flags, "ca");
