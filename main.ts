@@ -121,7 +121,19 @@ async function serve(command: ServeCommand): Promise<number> {
     running.shutdown();
   };
   for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  const unwatchStats = watchStatsSignal(() => log.stats(running.stats));
+  let warned = false;
+  const unwatchStats = watchStatsSignal(
+    () => log.stats(running.stats),
+    (inspector) => {
+      if (inspector !== "open" || warned) return;
+      warned = true;
+      console.error(
+        "greeter: warning: SIGUSR1 made Deno open its debugger on " +
+          "127.0.0.1:9229, and greeter cannot close it without " +
+          "--allow-sys; send SIGUSR2 for stats instead",
+      );
+    },
+  );
   log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
   let failure: string | undefined;
   try {

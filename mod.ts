@@ -82,6 +82,7 @@ export {
   type ServerStats,
 } from "./lib/stats.ts";
 export { formatAddress } from "./lib/address.ts";
+export { UsageError } from "./lib/usage_error.ts";
 export {
   type ByteSink,
   createLineWriter,

@@ -14,7 +14,7 @@ export function formatAddress(addr: Deno.Addr): string {
       : `${hostname}:${addr.port}`;
   }
   if (addr.transport === "unix" || addr.transport === "unixpacket") {
-    return addr.path || "(unnamed unix socket)";
+    return addr.path || "unix socket";
   }
   return `${addr.transport}:${JSON.stringify(addr)}`;
 }
@@ -35,7 +35,9 @@ export interface HostPort {
 export function parsePort(text: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
     throw new RangeError(
-      `Invalid port "${text}": use a whole number from 0 to 65535`,
+      `Invalid port ${
+        JSON.stringify(text)
+      }: use a whole number from 0 to 65535`,
     );
   }
   return Number(text);
@@ -57,7 +59,9 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
   } else if (spec.includes("[") || spec.includes("]")) {
     throw new RangeError(
-      `Invalid address "${spec}": write IPv6 addresses as [::1]:8080`,
+      `Invalid address ${
+        JSON.stringify(spec)
+      }: write IPv6 addresses as [::1]:8080`,
     );
   } else if ((spec.match(/:/g) ?? []).length > 1) {
     hostname = spec; // A bare IPv6 address: no port can follow it.
@@ -71,7 +75,9 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     }
   }
   if (hostname === "") {
-    throw new RangeError(`Invalid address "${spec}": the host is empty`);
+    throw new RangeError(
+      `Invalid address ${JSON.stringify(spec)}: the host is empty`,
+    );
   }
   return { hostname, port };
 }

@@ -326,7 +326,7 @@ function parseMetricsAddress(text: string): { hostname: string; port: number } {
     return parseHostPort(text, DEFAULT_METRICS);
   } catch (error) {
     throw new UsageError(
-      `Invalid value "${text}" for --metrics: ${
+      `Invalid value ${JSON.stringify(text)} for --metrics: ${
         (error as Error).message.replace(/^Invalid [a-z]+ "[^"]*": /, "")
       }`,
     );
@@ -358,7 +358,9 @@ function parsePortRange(text: string): number[] {
       /^Invalid port "[^"]*": /,
       "",
     );
-    throw new UsageError(`Invalid value "${text}" for --port: ${reason}`);
+    throw new UsageError(
+      `Invalid value ${JSON.stringify(text)} for --port: ${reason}`,
+    );
   }
 }
 
@@ -368,7 +370,9 @@ function parseServe(args: string[]): Command {
   if (flags.switches.has("version")) return { command: "version" };
   if (flags.positionals.length > 0) {
     throw new UsageError(
-      `Unexpected argument "${flags.positionals[0]}": see --help for usage`,
+      `Unexpected argument ${
+        JSON.stringify(flags.positionals[0])
+      }: see --help for usage`,
     );
   }
   const hosts = flags.values.get("host") ?? [];

@@ -14,7 +14,9 @@ export function parseTarget(
 ): { hostname: string; port: number } {
   if (positionals.length > 1) {
     throw new UsageError(
-      `Unexpected argument "${positionals[1]}": ${command} takes one ` +
+      `Unexpected argument ${
+        JSON.stringify(positionals[1])
+      }: ${command} takes one ` +
         "[HOST][:PORT]",
     );
   }

@@ -1,4 +1,4 @@
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
 import { GreetingTimeoutError } from "./client.ts";
 
 /** Exit code for a command-line mistake. */

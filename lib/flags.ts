@@ -1,12 +1,8 @@
 import { parseArgs } from "@std/cli/parse-args";
 
-/** A command-line mistake: reported as one line, with exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+import { UsageError } from "./usage_error.ts";
+
+export { UsageError };
 
 /** One command-line flag: how it is spelt, what it takes, what it does. */
 export interface FlagSpec {
@@ -30,6 +26,11 @@ export interface ParsedFlags {
   switches: Set<string>;
   /** Arguments that are not flags. */
   positionals: string[];
+}
+
+/** Text as it may appear inside an error line: control characters escaped. */
+function printable(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
 }
 
 function dashed(spec: FlagSpec): string {
@@ -60,6 +61,15 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (arg === "--") {
       joined.push(...args.slice(i));
       break;
+    }
+    // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
+    // negated flags, so every --no-* is unknown.
+    if (arg.startsWith("--no-")) {
+      throw new UsageError(
+        `Unknown option ${
+          printable(arg.replace(/=.*$/s, ""))
+        }: see --help for the options`,
+      );
     }
     const match = /^--?([^=]+)$/.exec(arg);
     const spec = match && byName.get(match[1]);
@@ -93,7 +103,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
       if (arg.startsWith("-") && arg.length > 1) {
         const name = arg.replace(/^--?/, "").replace(/=.*$/, "");
         throw new UsageError(
-          `Unknown option ${arg.startsWith("--") ? "--" : "-"}${name}: ` +
+          `Unknown option ${arg.startsWith("--") ? "--" : "-"}${
+            printable(name)
+          }: ` +
             "see --help for the options",
         );
       }
@@ -129,6 +141,12 @@ export function lastValue(
 }
 
 /**
+ * The largest whole number any flag takes: the longest timer delay there is
+ * (about 24.8 days in milliseconds); a longer one would fire at once.
+ */
+export const MAX_INTEGER = 2_147_483_647;
+
+/**
  * Parses a flag's value as a whole number within bounds.
  *
  * @throws {UsageError} If it is not one.
@@ -137,14 +155,14 @@ export function parseIntegerFlag(
   text: string,
   name: string,
   min: number,
-  max = Number.MAX_SAFE_INTEGER,
+  max = MAX_INTEGER,
 ): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER
-      ? `a whole number of at least ${min}`
-      : `a whole number from ${min} to ${max}`;
-    throw new UsageError(`Invalid value "${text}" for --${name}: use ${range}`);
+    const range = `a whole number from ${min} to ${max}`;
+    throw new UsageError(
+      `Invalid value ${JSON.stringify(text)} for --${name}: use ${range}`,
+    );
   }
   return value;
 }
@@ -158,7 +176,9 @@ export function parsePositiveNumberFlag(text: string, name: string): number {
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
     throw new UsageError(
-      `Invalid value "${text}" for --${name}: use a number above 0, such as 5 or 0.5`,
+      `Invalid value ${
+        JSON.stringify(text)
+      } for --${name}: use a number above 0, such as 5 or 0.5`,
     );
   }
   return value;
@@ -176,7 +196,9 @@ export function parseChoiceFlag<T extends string>(
 ): T {
   if (!(choices as readonly string[]).includes(text)) {
     throw new UsageError(
-      `Invalid value "${text}" for --${name}: use one of ${choices.join(", ")}`,
+      `Invalid value ${JSON.stringify(text)} for --${name}: use one of ${
+        choices.join(", ")
+      }`,
     );
   }
   return text as T;

@@ -100,7 +100,9 @@ export function parseCidr(text: string): Cidr {
   const bytes = parseIp(address);
   const invalid = () =>
     new RangeError(
-      `Invalid CIDR "${text}": write an address or block such as ` +
+      `Invalid CIDR ${
+        JSON.stringify(text)
+      }: write an address or block such as ` +
         "192.168.0.0/16 or 2001:db8::/32",
     );
   if (!bytes) throw invalid();

@@ -184,16 +184,18 @@ function totals(stats: Readonly<ServerStats>, time: number): TotalsLogFields {
  */
 export function formatJsonConnectionLine(record: ConnectionRecord): string {
   const { remoteAddr, reason } = record;
+  const tcp = remoteAddr.transport === "tcp" || remoteAddr.transport === "udp";
   return `{"time":"${
     formatLogTime(record.startTime + record.duration)
   }","event":"connection","v":${LOG_SCHEMA_VERSION},"remote":${
     JSON.stringify(formatAddress(remoteAddr))
-  },"remote_host":${JSON.stringify(unmapIpv4(remoteAddr.hostname))},` +
-    `"remote_port":${remoteAddr.port},"local":${
-      JSON.stringify(formatAddress(record.localAddr))
-    },"outcome":"${record.outcome}","reason":${
-      reason === undefined ? "null" : JSON.stringify(reason)
-    },"bytes":${record.bytesWritten},"greeting_bytes":${record.greetingLength}` +
+  },"remote_host":${
+    tcp ? JSON.stringify(unmapIpv4(remoteAddr.hostname)) : "null"
+  },"remote_port":${tcp ? remoteAddr.port : "null"},"local":${
+    JSON.stringify(formatAddress(record.localAddr))
+  },"outcome":"${record.outcome}","reason":${
+    reason === undefined ? "null" : JSON.stringify(reason)
+  },"bytes":${record.bytesWritten},"greeting_bytes":${record.greetingLength}` +
     `,"duration_ms":${record.duration}}`;
 }
 

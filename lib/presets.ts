@@ -1,4 +1,4 @@
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
 import { encodeGreeting } from "./greeting.ts";
 import { readInputFile } from "./read_file.ts";
 import type { GreetingSource } from "./template.ts";

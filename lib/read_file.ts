@@ -1,4 +1,4 @@
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
 
 /**
  * Says why reading a file failed, in words that point to the fix: the

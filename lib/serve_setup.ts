@@ -1,5 +1,5 @@
 import type { ServeCommand } from "./cli.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
 import { readMessageFile } from "./message_file.ts";
 import { loadPreset } from "./presets.ts";

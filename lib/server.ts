@@ -80,10 +80,10 @@ export class ListenError extends Error {
 
 /** What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}. */
 export interface ConnectionRecord {
-  /** The client's address. */
-  remoteAddr: Deno.NetAddr;
+  /** The client's address (a Unix socket's clients have no path). */
+  remoteAddr: Deno.Addr;
   /** The address the client reached. */
-  localAddr: Deno.NetAddr;
+  localAddr: Deno.Addr;
   /** How the connection ended. */
   outcome: ConnectionOutcome;
   /** Why it was refused, or the error's kind. */
@@ -176,7 +176,7 @@ export interface ServeGreetingOptions extends AdmissionOptions {
    * Called for every admitted client, before it is greeted. Keep it cheap:
    * it runs on the per-connection path.
    */
-  onConnection?: (remoteAddr: Deno.NetAddr, localAddr: Deno.NetAddr) => void;
+  onConnection?: (remoteAddr: Deno.Addr, localAddr: Deno.Addr) => void;
   /** Called when a connection ends, with what happened to it. */
   onClose?: (record: ConnectionRecord) => void;
   /**
@@ -255,15 +255,15 @@ function isClosedByUs(error: unknown): boolean {
 }
 
 /**
- * The address as a {@linkcode Deno.NetAddr}: a Unix socket's address
- * becomes its path as the host name, with port 0, so logs and templates
- * have one shape to deal with.
+ * The address as a {@linkcode Deno.NetAddr}, for greeting templates: a Unix
+ * socket's address becomes its path as the host name (empty for a client,
+ * whose socket has none), with port 0.
  */
 function netAddr(addr: Deno.Addr): Deno.NetAddr {
   if (addr.transport === "tcp" || addr.transport === "udp") return addr;
   return {
     transport: "tcp",
-    hostname: "path" in addr ? addr.path : "",
+    hostname: ("path" in addr ? addr.path : null) ?? "",
     port: 0,
   };
 }
@@ -334,8 +334,9 @@ const scratch = new Uint8Array(16 * 1024);
  * Listens on a TCP address and greets every client: writes the greeting,
  * then closes that connection. Nothing a client does stops the server.
  *
- * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.listen`)
- * synchronously, when the address cannot be listened on.
+ * @throws {ListenError} Synchronously, when an address cannot be listened
+ * on; its `cause` is the error of `Deno.listen` (such as
+ * `Deno.errors.AddrInUse`) and nothing is left listening.
  */
 export function serveGreeting(
   options: ServeGreetingOptions = {},
@@ -496,8 +497,8 @@ export function serveGreeting(
     if (onClose) {
       try {
         onClose({
-          remoteAddr: netAddr(conn.remoteAddr),
-          localAddr: netAddr(conn.localAddr),
+          remoteAddr: conn.remoteAddr,
+          localAddr: conn.localAddr,
           outcome: outcome!,
           reason,
           bytesWritten: written,
@@ -531,7 +532,7 @@ export function serveGreeting(
     }
     if (onConnection) {
       try {
-        onConnection(netAddr(remoteAddr), netAddr(conn.localAddr));
+        onConnection(remoteAddr, conn.localAddr);
       } catch {
         // A failing observer must not stop the server.
       }

@@ -29,7 +29,7 @@ export interface ServerLogOptions {
 /** The CLI's log: start, connection, summary and stop lines, in one format. */
 export interface ServerLog {
   /** For serveGreeting's onConnection (text format), if lines are logged. */
-  onConnection?: (remoteAddr: Deno.NetAddr) => void;
+  onConnection?: (remoteAddr: Deno.Addr) => void;
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
   /** Logs the start-up lines. */
@@ -62,21 +62,24 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
         ? formatJsonSuppressedLine
         : formatTextSuppressedLine,
     });
+  // Unix socket clients have no address: they count as one source.
   const offer = throttle
-    ? (hostname: string, makeLine: () => string) =>
-      throttle.offer(sourceKey(hostname), makeLine)
-    : (_hostname: string, makeLine: () => string) => writer.line(makeLine());
+    ? (addr: Deno.Addr, makeLine: () => string) =>
+      throttle.offer(
+        addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
+        makeLine,
+      )
+    : (_addr: Deno.Addr, makeLine: () => string) => writer.line(makeLine());
 
   return {
     onConnection: quiet || json
       ? undefined
       : (remoteAddr) =>
-        offer(remoteAddr.hostname, () => formatTextConnectionLine(remoteAddr)),
-    onClose: quiet || !json ? undefined : (record) =>
-      offer(
-        record.remoteAddr.hostname,
-        () => formatJsonConnectionLine(record),
-      ),
+        offer(remoteAddr, () => formatTextConnectionLine(remoteAddr)),
+    onClose: quiet || !json
+      ? undefined
+      : (record) =>
+        offer(record.remoteAddr, () => formatJsonConnectionLine(record)),
     started(addrs, tls, metrics) {
       if (json) {
         writer.line(
@@ -116,7 +119,9 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
           ? formatJsonLogLine({ event: "stop", stats, error })
           : error
           ? `Server stopped: ${error}`
-          : `Server stopped: ${stats.accepted} connections, ${stats.outcomes.greeted} greeted`,
+          : `Server stopped: ${stats.accepted} connection${
+            stats.accepted === 1 ? "" : "s"
+          }, ${stats.outcomes.greeted} greeted`,
       );
       await writer.flush();
     },

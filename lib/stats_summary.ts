@@ -35,24 +35,88 @@ export function formatStatsSummary(
 /** True where Deno can listen for SIGUSR1 (everywhere but Windows). */
 export const STATS_SIGNAL_SUPPORTED: boolean = Deno.build.os !== "windows";
 
+/** Waits `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** What became of the debugger port Deno opens on SIGUSR1. */
+export type InspectorOutcome = "none" | "closed" | "kept" | "open";
+
 /**
- * Calls `callback` on every SIGUSR1, where the platform has it (not on
- * Windows, where this does nothing). Returns the function that stops it.
+ * Since Deno 2.9.2 a SIGUSR1 also starts the V8 inspector on
+ * 127.0.0.1:9229, which any local user could then connect to and run code
+ * in the server. Close it again at once: "closed"; "kept" if greeter was
+ * started with an --inspect flag on purpose; "open" if it cannot be closed
+ * (closing needs --allow-sys=inspector); "none" if nothing was opened.
  */
-export function watchStatsSignal(callback: () => void): () => void {
+async function closeSignalledInspector(
+  startedOpen: Promise<boolean>,
+  stopped: AbortSignal,
+): Promise<InspectorOutcome> {
+  try {
+    const inspector = await import("node:inspector");
+    if (await startedOpen) return "kept";
+    // Deno starts the server a moment after the signal: wait up to 1 s.
+    for (let waited = 0; inspector.url() === undefined; waited += 20) {
+      if (waited >= 1_000 || stopped.aborted) return "none";
+      await sleep(20, stopped);
+    }
+    inspector.close();
+    return "closed";
+  } catch {
+    return "open";
+  }
+}
+
+/**
+ * Calls `callback` on every SIGUSR1 and SIGUSR2, where the platform has them
+ * (not on Windows, where this does nothing). Deno opens its debugger on
+ * SIGUSR1; greeter closes it again and tells `onInspector` what happened.
+ * SIGUSR2 has no such side effect. Returns the function that stops it.
+ */
+export function watchStatsSignal(
+  callback: () => void,
+  onInspector: (outcome: InspectorOutcome) => void = () => {},
+): () => void {
   if (!STATS_SIGNAL_SUPPORTED) return () => {};
-  const listener = () => {
+  const startedOpen = import("node:inspector")
+    .then((inspector) => inspector.url() !== undefined)
+    .catch(() => false);
+  const report = () => {
     try {
       callback();
     } catch {
       // A failing observer must not stop the server.
     }
   };
+  const stopped = new AbortController();
+  const listener = () => {
+    closeSignalledInspector(startedOpen, stopped.signal).then((outcome) => {
+      try {
+        onInspector(outcome);
+      } catch {
+        // A failing observer must not stop the server.
+      }
+    });
+    report();
+  };
+  Deno.addSignalListener("SIGUSR2", report);
   Deno.addSignalListener("SIGUSR1", listener);
   let watching = true;
   return () => {
     if (!watching) return;
     watching = false;
     Deno.removeSignalListener("SIGUSR1", listener);
+    Deno.removeSignalListener("SIGUSR2", report);
+    stopped.abort();
   };
 }

@@ -1,4 +1,4 @@
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./usage_error.ts";
 import { unmapIpv4 } from "./ip.ts";
 import { encodeGreeting, type EncodeGreetingOptions } from "./greeting.ts";
 

@@ -23,6 +23,11 @@ const ipv6: ConnectionRecord = {
   localAddr: { transport: "tcp", hostname: "::", port: 8080 },
 };
 
+const tcp = record as ConnectionRecord & {
+  remoteAddr: Deno.NetAddr;
+  localAddr: Deno.NetAddr;
+};
+
 let sink = 0;
 const emit = (line: string) => sink += line.length;
 
@@ -42,10 +47,10 @@ Deno.bench("naive: toISOString + JSON.stringify of an object", {
     time: new Date(record.startTime + record.duration).toISOString(),
     event: "connection",
     v: 1,
-    remote: `${record.remoteAddr.hostname}:${record.remoteAddr.port}`,
-    remote_host: record.remoteAddr.hostname,
-    remote_port: record.remoteAddr.port,
-    local: `${record.localAddr.hostname}:${record.localAddr.port}`,
+    remote: `${tcp.remoteAddr.hostname}:${tcp.remoteAddr.port}`,
+    remote_host: tcp.remoteAddr.hostname,
+    remote_port: tcp.remoteAddr.port,
+    local: `${tcp.localAddr.hostname}:${tcp.localAddr.port}`,
     outcome: record.outcome,
     reason: record.reason ?? null,
     bytes: record.bytesWritten,

@@ -14,8 +14,10 @@ export const BINARY_FLAGS: readonly string[] = [
   "--allow-read",
   // Unix socket paths are files the server creates.
   "--allow-write",
-  // The {hostname} placeholder in greeting templates, and nothing else.
-  "--allow-sys=hostname",
+  // The {hostname} placeholder in greeting templates, and closing the
+  // debugger port that Deno opens on SIGUSR1 (greeter's stats signal):
+  // Deno has no narrower grant for the inspector than all of --allow-sys.
+  "--allow-sys",
   // reusePort, which --workers needs to share one port.
   "--unstable-net",
   // A binary has no one to ask: a missing permission is an error.

@@ -353,3 +353,39 @@ Deno.test("greeter --unix serves a socket, replaces a stale one, refuses a live 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("greeter on a Unix socket logs its clients and fills in templates", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/greeter.sock`;
+  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
+  try {
+    const server = await startCli(
+      [
+        "--unix",
+        path,
+        "-m",
+        "to [{remote_addr}] on {local_addr}",
+        "--log-format",
+        "json",
+        "--log-rate",
+        "0",
+      ],
+      { permissions },
+    );
+    const client = await runCli(["connect", "--unix", path], { permissions });
+    assertEquals(client.stdout, `to [] on ${path}\r\n`);
+    await server.waitFor(/"event":"connection"/);
+    const { stdout } = await server.stop();
+    const connection = stdout.trim().split("\n").map((line) => JSON.parse(line))
+      .find((line) => line.event === "connection");
+    assertEquals(connection.remote, "unix socket");
+    assertEquals(connection.local, path);
+    assertEquals([connection.remote_host, connection.remote_port], [
+      null,
+      null,
+    ]);
+    assertEquals(connection.outcome, "greeted");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -140,15 +140,52 @@ Deno.test("greeter check exits 0 on the expected greeting and 1 otherwise", asyn
   assertEquals(usage.code, 2);
 });
 
-Deno.test("greeter prints a stats line on SIGUSR1", {
-  ignore: Deno.build.os === "windows",
-}, async () => {
-  await using server = await startCli([...LOCAL, "-q"]);
-  await readAll(server.port);
-  server.process.kill("SIGUSR1");
-  const [line] = await server.waitFor(/^Stats: uptime .*$/m);
-  assertMatch(
-    line,
-    /accepted 1; greeted 1, refused 0, timed_out 0, reset 0, aborted 0, error 0; active \d+$/,
-  );
-});
+Deno.test(
+  "greeter prints a stats line on SIGUSR1 and closes Deno's debugger port",
+  {
+    ignore: Deno.build.os === "windows",
+  },
+  async () => {
+    await using server = await startCli([...LOCAL, "-q"], {
+      permissions: ["--allow-net", "--allow-read", "--allow-sys"],
+    });
+    await readAll(server.port);
+    server.process.kill("SIGUSR1");
+    const [line] = await server.waitFor(/^Stats: uptime .*$/m);
+    // Deno 2.9 opens its inspector on 127.0.0.1:9229 on SIGUSR1; greeter
+    // closes it again at once, so no local user can attach to the server.
+    let open = true;
+    for (let tries = 0; open && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      open = await Deno.connect({ hostname: "127.0.0.1", port: 9229 })
+        .then((conn) => (conn.close(), true), () => false);
+    }
+    assert(!open, "the debugger port is still open");
+    assertMatch(
+      line,
+      /accepted 1; greeted 1, refused 0, timed_out 0, reset 0, aborted 0, error 0; active \d+$/,
+    );
+  },
+);
+
+Deno.test(
+  "greeter prints stats on SIGUSR2, and warns when it cannot close the debugger",
+  {
+    ignore: Deno.build.os === "windows",
+  },
+  async () => {
+    await using server = await startCli([...LOCAL, "-q"]);
+    server.process.kill("SIGUSR2");
+    await server.waitFor(/^Stats: uptime \S+; accepted 0;/m);
+    server.process.kill("SIGUSR1");
+    await server.waitFor(/^Stats: uptime .*\n.*Stats: uptime/m);
+    // The warning goes out once the debugger has opened (within 1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const { code, stderr } = await server.stop();
+    assertEquals(code, 0);
+    assertStringIncludes(
+      stderr,
+      "greeter: warning: SIGUSR1 made Deno open its debugger on 127.0.0.1:9229",
+    );
+  },
+);

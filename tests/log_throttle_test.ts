@@ -129,7 +129,7 @@ Deno.test("createLogThrottle() accounts for every connection of a real server", 
     port: 0,
     onClose: (record) =>
       throttle.offer(
-        sourceKey(record.remoteAddr.hostname),
+        sourceKey((record.remoteAddr as Deno.NetAddr).hostname),
         () => formatJsonConnectionLine(record),
       ),
   });

@@ -140,7 +140,7 @@ Deno.test("serveGreeting() on :: greets IPv4 and IPv6 clients", async () => {
   await using server = serveGreeting({
     hostname: "::",
     port: 0,
-    onConnection: (remote) => seen.push(remote.hostname),
+    onConnection: (remote) => seen.push((remote as Deno.NetAddr).hostname),
   });
   assertEquals(await readAll(server.addr.port, "127.0.0.1"), DEFAULT_BYTES);
   assertEquals(await readAll(server.addr.port, "::1"), DEFAULT_BYTES);

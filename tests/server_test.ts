@@ -33,7 +33,9 @@ Deno.test("serveGreeting() reports each client to onConnection", async () => {
   await using server = serveGreeting({
     ...LOOPBACK,
     onConnection: (remote, local) =>
-      seen.push(`${remote.hostname}>${local.port}`),
+      seen.push(
+        `${(remote as Deno.NetAddr).hostname}>${(local as Deno.NetAddr).port}`,
+      ),
   });
   await readAll(server.addr.port);
   assertEquals(seen, [`127.0.0.1>${server.addr.port}`]);
