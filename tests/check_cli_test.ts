@@ -74,7 +74,7 @@ Deno.test("parseCheck() rejects mistakes with a message that says how to fix the
       ],
       [
         ["--timeout", "0"],
-        'Invalid value "0" for --timeout: use a whole number of at least 1',
+        'Invalid value "0" for --timeout: use a whole number from 1 to 2147483647',
       ],
       [
         ["--encoding", "utf8"],
