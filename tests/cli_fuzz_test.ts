@@ -332,12 +332,9 @@ Deno.test("parseCommand() refuses odd option names as unknown options", () => {
 });
 
 Deno.test({
-  // Fails today: lib/cli.ts accepts millisecond values above 2^31 - 1, which
-  // setTimeout treats as 1 ms (`--drain-timeout 3000000000` cuts in-flight
-  // greetings at once; `connect --timeout 3000000000` times out at once).
-  // Turn it on once the parsers cap them.
+  // Millisecond values above 2^31 - 1 would make setTimeout fire at once
+  // (`--drain-timeout 3000000000` would cut in-flight greetings).
   name: "parseCommand() bounds every millisecond option to what timers allow",
-  ignore: true,
   fn() {
     const tooLong = String(2 ** 31);
     for (
@@ -356,12 +353,9 @@ Deno.test({
 });
 
 Deno.test({
-  // Fails today: parseArgs reads --no-NAME=VALUE as --NAME=VALUE, so
-  // `greeter --no-quiet=1` is quiet, `--no-port=1` listens on port 1 and
-  // `connect --no-tls=1` speaks TLS, while `--no-quiet` alone is an unknown
-  // option. Turn it on once lib/flags.ts refuses them.
+  // parseArgs alone reads --no-NAME=VALUE as --NAME=VALUE (`--no-port=1`
+  // would listen on port 1).
   name: "parseCommand() refuses --no-NAME=VALUE as an unknown option",
-  ignore: true,
   fn() {
     for (
       const args of [
@@ -381,11 +375,9 @@ Deno.test({
 });
 
 Deno.test({
-  // Fails today: error messages quote values raw, so a value with a line
-  // break (`greeter -p $'8\n0'`) makes the one-line error two lines. Turn it
-  // on once values are escaped in messages.
+  // A value with a line break (`greeter -p $'8\n0'`) must not split the
+  // one-line error.
   name: "parseCommand() keeps errors on one line for values with line breaks",
-  ignore: true,
   fn() {
     for (
       const args of [["-p", "8\n0"], ["--bogus\nx"], ["--deny", "1.2.3.4\n/8"]]
@@ -405,8 +397,7 @@ Deno.test("greeter exits 2 with one line for random bad command lines", async ()
   while (bad.length < 8) {
     const args = randomArgs(random);
     // Real command lines cannot carry NUL, and lone surrogates do not survive
-    // the trip through the OS. Line breaks are echoed raw (the known bug
-    // below), which would split the one line.
+    // the trip through the OS.
     const unfit = (arg: string) =>
       [...arg].some((char) => {
         const code = char.charCodeAt(0);
