@@ -17,6 +17,7 @@
  */
 import { parseArgs } from "@std/cli/parse-args";
 import { DEFAULT_BYTES, startCli } from "../tests/_helpers.ts";
+import { BINARY_FLAGS } from "./permissions.ts";
 import {
   formatResult,
   hammer,
@@ -77,7 +78,7 @@ async function main(): Promise<number> {
     "-q",
     "--metrics",
     "127.0.0.1:0",
-  ]);
+  ], { permissions: [...BINARY_FLAGS] }); // As the binaries run it.
   const [, metricsText] = await server.waitFor(
     /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/metrics/,
   );
