@@ -119,13 +119,24 @@ interface Member {
 
 const REFRESH_TIMEOUT = 1_000;
 
-function spawn(entry: URL | undefined): Worker {
-  // A literal URL, so that `deno compile` finds and embeds the module.
-  return entry
-    ? new Worker(entry, { type: "module" })
-    : new Worker(new URL("./worker_entry.ts", import.meta.url), {
-      type: "module",
-    });
+/** The worker module (scripts/compile.ts embeds it with --include). */
+const ENTRY = new URL("./worker_entry.ts", import.meta.url);
+
+/**
+ * Deno needs read access to a worker's module, where `deno run` itself
+ * needs none; without it each worker would fail with a stack trace.
+ */
+function checkReadable(entry: URL) {
+  if (entry.protocol !== "file:") return;
+  const { state } = Deno.permissions.querySync({ name: "read", path: entry });
+  if (state !== "granted") {
+    throw new WorkerStartError(
+      `Cannot start the workers: missing permission (read access to ` +
+        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
+        "--allow-read",
+      1,
+    );
+  }
 }
 
 /** Sums worker counters; `startTime` is the group's. */
@@ -183,6 +194,7 @@ export async function startWorkers(
   options: StartWorkersOptions,
 ): Promise<WorkerGroup> {
   const { count, onLog, stopGrace = 5_000, entry } = options;
+  checkReadable(entry ?? ENTRY);
   const startTime = Date.now();
   let started = false;
   let draining = false;
@@ -195,7 +207,7 @@ export async function startWorkers(
   const members: Member[] = Array.from({ length: count }, (_, index) => {
     const member: Member = {
       index,
-      worker: spawn(entry),
+      worker: new Worker(entry ?? ENTRY, { type: "module" }),
       answered: 0,
       done: false,
       ready: Promise.withResolvers(),

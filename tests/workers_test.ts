@@ -259,6 +259,22 @@ Deno.test("greeter --workers needs --unstable-net", linuxOnly, async () => {
   assertEquals(result.stdout, "");
 });
 
+Deno.test(
+  "greeter --workers names the read permission its worker module needs",
+  linuxOnly,
+  async () => {
+    const result = await runCli(["--workers", "2", ...LOCAL], {
+      permissions: ["--allow-net", "--unstable-net"],
+    });
+    assertEquals(result.code, 1);
+    assertMatch(
+      result.stderr,
+      /^greeter: Cannot start the workers: missing permission \(read access to ".*\/lib\/worker_entry\.ts"\): run deno again with --allow-read\n$/,
+    );
+    assertEquals(result.stdout, "");
+  },
+);
+
 Deno.test("greeter --workers 1 is the single-threaded server", async () => {
   await using server = await startCli(["--workers", "1", ...LOCAL, "-q"]);
   assertEquals(await readAll(server.port), DEFAULT_BYTES);
