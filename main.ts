@@ -18,15 +18,14 @@ import {
 } from "./lib/errors.ts";
 import { checkGreeting } from "./lib/check.ts";
 import type { CheckCommand } from "./lib/check_cli.ts";
-import { createLineWriter, type LineWriter } from "./lib/line_writer.ts";
+import { createLineWriter } from "./lib/line_writer.ts";
 import {
   createDurationHistogram,
-  type DurationHistogram,
   type MetricsServer,
   renderMetrics,
   serveMetrics,
 } from "./lib/metrics.ts";
-import { createServerLog, type ServerLog } from "./lib/server_log.ts";
+import { createServerLog } from "./lib/server_log.ts";
 import { watchStatsSignal } from "./lib/stats_summary.ts";
 import { readInputFile } from "./lib/read_file.ts";
 import { prepareServe } from "./lib/serve_setup.ts";
@@ -36,6 +35,14 @@ import {
   serveGreeting,
 } from "./lib/server.ts";
 import { VERSION } from "./lib/version.ts";
+import {
+  renderWorkerMetrics,
+  reusePortAvailable,
+  startWorkers,
+  UNSTABLE_NET_MESSAGE,
+  type WorkerGroup,
+  WorkerStartError,
+} from "./lib/workers.ts";
 
 /** Thrown to end the run with a message already explained. */
 class Exit extends Error {
@@ -62,24 +69,13 @@ function explainListen(error: unknown): never {
 
 function startMetrics(
   command: ServeCommand,
-  server: () => GreetingServer | undefined,
-  histogram: DurationHistogram,
-  log: ServerLog,
-  writer: LineWriter,
+  render: () => string,
+  healthy: () => boolean,
 ): MetricsServer | undefined {
   if (!command.metrics) return undefined;
   const { hostname, port } = command.metrics;
   try {
-    return serveMetrics({
-      hostname,
-      port,
-      render: () =>
-        renderMetrics(server()!.stats, histogram, {
-          draining: server()!.draining,
-          log: { suppressed: log.suppressed, dropped: writer.dropped },
-        }),
-      healthy: () => !server()?.draining,
-    });
+    return serveMetrics({ hostname, port, render, healthy });
   } catch (error) {
     const address = formatAddress({ transport: "tcp", hostname, port });
     return explainListen(new ListenError(address, port, error));
@@ -98,7 +94,15 @@ async function serve(command: ServeCommand): Promise<number> {
   const histogram = createDurationHistogram();
   let server: GreetingServer | undefined;
   // Metrics first: if its port is taken, nothing has started greeting.
-  const metrics = startMetrics(command, () => server, histogram, log, writer);
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(server!.stats, histogram, {
+        draining: server!.draining,
+        log: { suppressed: log.suppressed, dropped: writer.dropped },
+      }),
+    () => !server?.draining,
+  );
   try {
     server = serveGreeting({
       ...options,
@@ -151,6 +155,81 @@ async function serve(command: ServeCommand): Promise<number> {
   return failure === undefined ? 0 : 1;
 }
 
+/** `--workers N`: the same as serve(), with N threads doing the serving. */
+async function serveWorkers(
+  command: ServeCommand,
+  count: number,
+): Promise<number> {
+  if (!reusePortAvailable()) throw new Exit(UNSTABLE_NET_MESSAGE, 2);
+  // Every worker prepares the command itself (a greeting function cannot be
+  // sent to a thread); doing it here first reports a bad file as single
+  // mode does, before anything starts.
+  await prepareServe(command);
+  const writer = createLineWriter(Deno.stdout);
+  const log = createServerLog({
+    writer,
+    format: command.logFormat,
+    quiet: command.quiet,
+    rate: command.logRate,
+  });
+  // Workers' lines, held back until the start-up lines are out.
+  let held: string[] | undefined = [];
+  const write = (text: string) => {
+    // Line by line, so that a slow stdout drops and counts lines, not batches.
+    const lines = text.split("\n");
+    lines.pop();
+    for (const line of lines) writer.line(line);
+  };
+  let group: WorkerGroup | undefined;
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(group!.stats(), group!.histogram(), {
+        draining: group!.draining,
+        log: { suppressed: group!.suppressed(), dropped: writer.dropped },
+      }) + renderWorkerMetrics(group!.accepted()),
+    () => group !== undefined && !group.draining,
+  );
+  try {
+    group = await startWorkers(command, {
+      count,
+      onLog: (text) => held ? held.push(text) : write(text),
+    });
+  } catch (error) {
+    await metrics?.shutdown();
+    if (error instanceof WorkerStartError) {
+      throw new Exit(error.message, error.exitCode);
+    }
+    throw error;
+  }
+
+  const running = group;
+  const stop = () => {
+    if (running.draining) return;
+    log.stopping();
+    running.shutdown();
+  };
+  for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
+  const unwatchStats = watchStatsSignal(() =>
+    running.refresh().then(() => log.stats(running.stats()))
+  );
+  log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
+  for (const text of held) write(text);
+  held = undefined;
+  let failure: string | undefined;
+  try {
+    failure = await running.finished;
+  } finally {
+    for (const signal of SHUTDOWN_SIGNALS) {
+      Deno.removeSignalListener(signal, stop);
+    }
+    unwatchStats();
+    await metrics?.shutdown();
+  }
+  await log.stopped(running.stats(), failure);
+  return failure === undefined ? 0 : 1;
+}
+
 async function check(command: CheckCommand): Promise<number> {
   const result = await checkGreeting(command);
   console.log(result.message);
@@ -199,7 +278,9 @@ export async function main(args: string[]): Promise<number> {
       case "check":
         return await check(command);
       case "serve":
-        return await serve(command);
+        return (command.workers ?? 1) > 1
+          ? await serveWorkers(command, command.workers!)
+          : await serve(command);
     }
   } catch (error) {
     const { message, exitCode } = error instanceof Exit

@@ -70,6 +70,11 @@ export interface ServeCommand {
   logRate: number;
   /** Where to serve Prometheus metrics and /healthz. */
   metrics?: { hostname: string; port: number };
+  /**
+   * Worker threads sharing the TCP ports (SO_REUSEPORT); absent when
+   * --workers is not given, which is the same as 1: no worker at all.
+   */
+  workers?: number;
 }
 
 /** The `connect` command's options, validated and typed. */
@@ -109,6 +114,9 @@ const COMMON_FLAGS: FlagSpec[] = [
   { name: "help", short: "h", help: "Show this help and exit" },
   { name: "version", short: "V", help: "Show the version and exit" },
 ];
+
+/** The most worker threads --workers accepts. */
+export const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
 export const SERVE_FLAGS: FlagSpec[] = [
@@ -255,6 +263,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
     value: "CIDR",
     repeatable: true,
     help: "Refuse these addresses; deny wins over allow",
+  },
+  {
+    name: "workers",
+    value: "N",
+    help: "Serve from N threads sharing the ports (Linux SO_REUSEPORT, " +
+      "deno run --unstable-net); --max-connections, --max-per-ip, " +
+      "--rate-per-ip and --log-rate then apply per worker (default 1, " +
+      `at most ${MAX_WORKERS})`,
   },
   ...COMMON_FLAGS,
 ];
@@ -428,6 +444,18 @@ function parseServe(args: string[]): Command {
       ? undefined
       : parseIntegerFlag(text, name, min, max);
   };
+  const workers = optionalInteger("workers", 1, MAX_WORKERS);
+  if (workers !== undefined && workers > 1) {
+    if (Deno.build.os !== "linux") {
+      throw new UsageError("--workers needs Linux (SO_REUSEPORT)");
+    }
+    if (unix.length > 0) {
+      throw new UsageError(
+        "--workers shares TCP ports between threads: it cannot be used " +
+          "with --unix",
+      );
+    }
+  }
   const rateText = lastValue(flags, "rate-per-ip");
   const metricsText = lastValue(flags, "metrics");
   const cidrs = (name: string) =>
@@ -486,6 +514,8 @@ function parseServe(args: string[]): Command {
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText),
+    // Only when given, so the default command reads as it always has.
+    ...(workers === undefined ? {} : { workers }),
   };
 }
 

@@ -26,12 +26,15 @@ const NOISE_LIMIT = 0.1;
 
 /**
  * greeter argument sets to benchmark, in order. To add a variant, add one
- * line, e.g. `{ name: "greeter --workers 2", args: ["--workers", "2"] }`,
- * or pass `--greeter "--workers 2"` on the command line.
+ * line, e.g. `{ name: "greeter --workers 4", args: ["--workers", "4"] }`,
+ * or pass `--greeter "--workers 4"` on the command line. Variants with
+ * `--workers` above 1 run unpinned (see {@linkcode serverPinned}).
  */
 const GREETER_VARIANTS: GreeterVariant[] = [
   { name: "greeter", args: [], note: "per-connection log lines into a file" },
   { name: "greeter --quiet", args: ["--quiet"] },
+  { name: "greeter --quiet --workers 1", args: ["--quiet", "--workers", "1"] },
+  { name: "greeter --quiet --workers 2", args: ["--quiet", "--workers", "2"] },
 ];
 
 interface GreeterVariant {
@@ -288,6 +291,26 @@ interface ServerSpec {
   startupLine?: string;
   /** Count per-connection log lines in its stdout file afterwards. */
   countsLogLines?: boolean;
+  /** Pin the server to SERVER_CPU (false: it may use every core). */
+  pinServer: boolean;
+}
+
+/** How many worker threads greeter's arguments ask for. */
+function workerCount(args: string[]): number {
+  const i = args.findLastIndex((a) => a === "--workers");
+  const value = i >= 0
+    ? args[i + 1]
+    : args.findLast((a) => a.startsWith("--workers="))?.slice(10);
+  return Number(value ?? 1) || 1;
+}
+
+/**
+ * Servers are pinned to one core, but pinning N workers to one core would
+ * only measure them taking turns: a multi-worker greeter gets every core,
+ * and shares core LOADGEN_CPU with the load generator.
+ */
+function serverPinned(args: string[]): boolean {
+  return workerCount(args) <= 1;
 }
 
 function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
@@ -302,6 +325,10 @@ function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
         deno,
         "run",
         "--allow-net",
+        // --workers: Deno reads the worker module, and listens with
+        // reusePort, which needs --unstable-net.
+        "--allow-read",
+        "--unstable-net",
         "main.ts",
         "-H",
         HOST,
@@ -311,12 +338,14 @@ function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
       ],
       startupLine: STARTUP_LINE,
       countsLogLines: !variant.args.some((a) => a === "-q" || a === "--quiet"),
+      pinServer: serverPinned(variant.args),
     });
   }
   specs.push({
     name: "Deno accept loop",
     kind: "deno-loop",
     note: "scripts/bench/deno_loop.ts",
+    pinServer: true,
     command: (
       port,
     ) => [deno, "run", "--allow-net", "scripts/bench/deno_loop.ts", `${port}`],
@@ -325,6 +354,7 @@ function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
     name: "Node net",
     kind: "node",
     note: "scripts/bench/node_server.mjs",
+    pinServer: true,
     skip: tools.node ? undefined : "`node` not found on PATH",
     command: (port) => ["node", "scripts/bench/node_server.mjs", `${port}`],
   });
@@ -332,6 +362,7 @@ function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
     name: "C floor",
     kind: "floor",
     note: "scripts/bench/floor.c",
+    pinServer: true,
     skip: tools.floorSkip,
     command: (port) => [tools.floor ?? "floor", `${port}`],
   });
@@ -340,6 +371,13 @@ function serverSpecs(tools: Tools, extra: GreeterVariant[]): ServerSpec[] {
 
 function pinned(tools: Tools, cpu: string, command: string[]): string[] {
   return tools.pin ? ["taskset", "-c", cpu, ...command] : command;
+}
+
+/** The server's command, pinned to SERVER_CPU unless it should not be. */
+function serverCommand(tools: Tools, spec: ServerSpec, port: number): string[] {
+  return spec.pinServer
+    ? pinned(tools, SERVER_CPU, spec.command(port))
+    : spec.command(port);
 }
 
 interface Round {
@@ -506,7 +544,7 @@ async function benchServer(
       "--stderr",
       stderrFile,
       "--",
-      ...pinned(tools, SERVER_CPU, spec.command(port)),
+      ...serverCommand(tools, spec, port),
     ],
     cwd: ROOT,
     stdin: "null",
@@ -611,7 +649,7 @@ async function measureStartup(
       `${port}`,
       ...(spec.startupLine ? ["--line", spec.startupLine] : []),
       "--",
-      ...pinned(tools, SERVER_CPU, spec.command(port)),
+      ...serverCommand(tools, spec, port),
     ]);
     const out = await run(args[0], args.slice(1), 30_000);
     const last = out.stdout.trim().split("\n").pop() ?? "";
@@ -635,6 +673,8 @@ interface Row {
   max: number;
   cpuUs: number;
   userUs: number;
+  /** Server CPU time per wall-clock second: how many cores it kept busy. */
+  serverCores: number;
   cpuSpread: number;
   rateSpread: number;
   loadgenUs: number;
@@ -665,6 +705,7 @@ function summarize(result: ServerResult): Row | undefined {
     max: Math.max(...rounds.map((r) => r.load.maxUs)),
     cpuUs: median(cpuUs),
     userUs: median(rounds.map((r) => r.serverUserSec * 1e6 / r.load.ok)),
+    serverCores: median(rounds.map((r) => r.serverCpuSec / r.load.elapsedSec)),
     cpuSpread: spread(cpuUs),
     rateSpread: spread(rates),
     loadgenUs: median(rounds.map((r) => r.load.cpuSec * 1e6 / r.load.done)),
@@ -895,6 +936,59 @@ function targetsTable(rows: Row[], soak?: ServerResult): string {
     );
   }
   return table(["Target", "Measured", "Result"], out, ["l", "l", "l"]);
+}
+
+/**
+ * The --workers comparison: greeter --quiet with 1 and more workers, and
+ * what this machine's core count lets it show.
+ */
+function workersSection(rows: Row[]): string[] {
+  const variants = rows.filter((r) =>
+    r.result.spec.kind === "greeter" && /--workers/.test(r.name)
+  );
+  if (!variants.some((r) => !r.result.spec.pinServer)) return [];
+  const cores = navigator.hardwareConcurrency;
+  const most = variants.reduce((a, b) =>
+    workerCount(b.name.split(" ")) > workerCount(a.name.split(" ")) ? b : a
+  );
+  const workers = workerCount(most.name.split(" "));
+  const one = variants.find((r) => workerCount(r.name.split(" ")) === 1);
+  const loadgen = median(variants.map((r) => r.loadgenUtil));
+  const enough = cores >= workers + 1;
+  return [
+    "",
+    "## Workers",
+    "",
+    table(
+      ["Server", "conn/s", "CPU µs/conn", "server cores used", "p99 µs"],
+      variants.map((r) => [
+        r.name,
+        fmt(r.connPerSec, 0),
+        fmt(r.cpuUs, 2),
+        fmt(r.serverCores, 2),
+        fmt(r.p99, 0),
+      ]),
+      ["l", "r", "r", "r", "r"],
+    ),
+    "",
+    "greeter with one worker is pinned to CPU 1 like every server; with more",
+    "it is not pinned (pinned to one core, the workers would only take",
+    "turns), so its workers share every core with the load generator.",
+    `This machine has ${cores} cores and the load generator keeps about ${
+      pct(loadgen)
+    } of one busy, so the server can have at most ${
+      fmt(cores - loadgen, 1)
+    } cores: ${most.name} kept ${fmt(most.serverCores, 2)} busy${
+      one ? ` (one worker: ${fmt(one.serverCores, 2)})` : ""
+    }.`,
+    enough
+      ? `With a core for each of the ${workers} workers and one for the load ` +
+        "generator, conn/s can show how far the workers scale."
+      : `${cores} cores cannot show workers scaling: that needs a core for ` +
+        `each of the ${workers} workers plus one for the load generator. ` +
+        "Here the run shows that the workers serve every greeting exactly " +
+        "under load, and what the extra threads cost per connection.",
+  ];
 }
 
 function escapeXml(s: string): string {
@@ -1179,6 +1273,7 @@ async function main(): Promise<number> {
     "",
     targetsTable(rows, soakResult),
     ...(logged.length ? ["", "## Logging check", "", ...logged] : []),
+    ...workersSection(rows),
     ...soakLines,
     "",
     "![CPU per connection](results.svg)",
@@ -1188,6 +1283,8 @@ async function main(): Promise<number> {
   console.log(mainTable(rows, skipped, floor));
   console.log("\n" + loadTable(rows));
   console.log("\n" + targetsTable(rows, soakResult));
+  const workers = workersSection(rows);
+  if (workers.length) console.log(workers.join("\n"));
   if (soakLines.length) console.log(soakLines.join("\n"));
 
   if (args.write) {

@@ -179,6 +179,10 @@ async function compileTarget(
     args: [
       "compile",
       ...BINARY_FLAGS,
+      // --workers starts this module in Web Workers; deno compile does not
+      // follow `new Worker(...)`, so it must be embedded by name.
+      "--include",
+      `${ROOT}/lib/worker_entry.ts`,
       "--target",
       target,
       "--output",

@@ -1,0 +1,208 @@
+/**
+ * One greeter worker thread, started by {@linkcode startWorkers} for
+ * `--workers N`: serves the greeting with `reusePort`, and sends its log
+ * lines and counters to the main thread, which alone writes to stdout.
+ *
+ * @module
+ */
+import { explainError, explainListenError } from "./errors.ts";
+import { sourceKey } from "./ip.ts";
+import {
+  formatJsonConnectionLine,
+  formatJsonSuppressedLine,
+  formatTextConnectionLine,
+  formatTextSuppressedLine,
+} from "./log_format.ts";
+import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
+import { createDurationHistogram } from "./metrics.ts";
+import { prepareServe } from "./serve_setup.ts";
+import {
+  type ConnectionRecord,
+  type GreetingServer,
+  ListenError,
+  serveGreeting,
+} from "./server.ts";
+import type {
+  FromWorker,
+  StartMessage,
+  ToWorker,
+  WorkerSnapshot,
+} from "./workers.ts";
+
+/** The worker's global scope, typed for what is used here. */
+const scope = globalThis as unknown as {
+  postMessage(message: FromWorker): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  addEventListener(
+    type: "error" | "unhandledrejection",
+    listener: (event: Event & { error?: unknown; reason?: unknown }) => void,
+  ): void;
+};
+
+/** How often the counters go to the main thread, in milliseconds. */
+const STATS_INTERVAL = 250;
+/** How long log lines wait to be sent together, in milliseconds. */
+const LOG_BATCH_DELAY = 5;
+/** Log text sent at once, beyond which it is not held back any longer. */
+const LOG_BATCH_SIZE = 64 * 1024;
+
+function post(message: FromWorker) {
+  scope.postMessage(message);
+}
+
+/**
+ * Collects log lines and posts them to the main thread in batches: lines
+ * of one burst go as one message, never one message per connection.
+ */
+function createLogBatcher() {
+  let pending = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  function flush() {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending === "") return;
+    post({ type: "log", text: pending });
+    pending = "";
+  }
+  return {
+    line(text: string) {
+      pending += text + "\n";
+      if (pending.length >= LOG_BATCH_SIZE) flush();
+      else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
+    },
+    flush,
+  };
+}
+
+/** The connection lines of lib/server_log.ts, flood limit included. */
+function createConnectionLog(command: StartMessage["command"]) {
+  const batcher = createLogBatcher();
+  const json = command.logFormat === "json";
+  const throttle: LogThrottle | undefined =
+    command.quiet || command.logRate === 0 ? undefined : createLogThrottle({
+      emit: batcher.line,
+      perSourcePerSecond: command.logRate,
+      perSecond: 10_000,
+      formatSuppressed: json
+        ? formatJsonSuppressedLine
+        : formatTextSuppressedLine,
+    });
+  const offer = throttle
+    ? (hostname: string, makeLine: () => string) =>
+      throttle.offer(sourceKey(hostname), makeLine)
+    : (_hostname: string, makeLine: () => string) => batcher.line(makeLine());
+  return {
+    onConnection: command.quiet || json
+      ? undefined
+      : (remoteAddr: Deno.NetAddr) =>
+        offer(remoteAddr.hostname, () => formatTextConnectionLine(remoteAddr)),
+    onClose: command.quiet || !json
+      ? undefined
+      : (record: ConnectionRecord) =>
+        offer(
+          record.remoteAddr.hostname,
+          () => formatJsonConnectionLine(record),
+        ),
+    get suppressed() {
+      return throttle?.suppressed ?? 0;
+    },
+    /** Sends pending summaries and lines. */
+    close() {
+      throttle?.close();
+      batcher.flush();
+    },
+  };
+}
+
+let server: GreetingServer | undefined;
+let snapshot: (() => WorkerSnapshot) | undefined;
+
+async function start({ command, ports }: StartMessage) {
+  const options = await prepareServe(command);
+  const listen = ports === undefined
+    ? options.listen
+    : options.listen?.map((target, i) =>
+      target.transport === "unix" ? target : { ...target, port: ports[i] }
+    );
+  const log = createConnectionLog(command);
+  const histogram = createDurationHistogram();
+  server = serveGreeting({
+    ...options,
+    listen,
+    reusePort: true,
+    onConnection: log.onConnection,
+    // The histogram is only read by --metrics, as in single mode.
+    onClose: log.onClose || command.metrics
+      ? (record) => {
+        histogram.observe(record.duration);
+        log.onClose?.(record);
+      }
+      : undefined,
+  });
+  const running = server;
+  const take = (): WorkerSnapshot => ({
+    stats: running.stats,
+    histogram: {
+      counts: [...histogram.counts],
+      sumMs: histogram.sumMs,
+      count: histogram.count,
+    },
+    suppressed: log.suppressed,
+  });
+  snapshot = take;
+  const ticker = setInterval(
+    () => post({ type: "stats", snapshot: take() }),
+    STATS_INTERVAL,
+  );
+  post({ type: "listening", addrs: running.addrs });
+  let error: string | undefined;
+  try {
+    await running.finished;
+  } catch (failure) {
+    error = explainError(failure).message;
+  }
+  clearInterval(ticker);
+  log.close();
+  post({ type: "done", snapshot: take(), error });
+}
+
+function fail(error: unknown) {
+  const { message, exitCode } = error instanceof ListenError
+    ? explainListenError(error.cause, error.address, error.port)
+    : explainError(error);
+  post({ type: "failed", message, exitCode });
+}
+
+function crash(error: unknown) {
+  post({
+    type: "crashed",
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+// An uncaught error is reported to the main thread, which ends this worker
+// and shuts the others down; Deno is kept from printing a stack trace.
+function crashed(event: Event & { error?: unknown; reason?: unknown }) {
+  event.preventDefault();
+  crash(event.error ?? event.reason);
+}
+scope.addEventListener("error", crashed);
+scope.addEventListener("unhandledrejection", crashed);
+
+scope.onmessage = ({ data }) => {
+  switch (data.type) {
+    case "start":
+      start(data).catch((error) => server ? crash(error) : fail(error));
+      break;
+    case "stats":
+      if (snapshot) {
+        post({ type: "stats", snapshot: snapshot(), request: data.request });
+      }
+      break;
+    case "shutdown":
+      server?.shutdown().catch(() => {
+        // The failure is reported by start(), from `finished`.
+      });
+      break;
+  }
+};

@@ -1,0 +1,387 @@
+/**
+ * `--workers N`: N Web Workers each serve the greeting on the same ports
+ * with `SO_REUSEPORT`, so Linux spreads connections across them. The main
+ * thread starts and stops them, writes their log lines to stdout (it alone
+ * writes there, so lines from several threads never interleave) and sums
+ * their counters for the metrics, SIGUSR1 and the stop line.
+ *
+ * @module
+ */
+import type { ServeCommand } from "./cli.ts";
+import { DURATION_BUCKETS, type DurationHistogram } from "./metrics.ts";
+import { createServerStats, type ServerStats } from "./stats.ts";
+
+/** A worker's counters, as sent to the main thread. */
+export interface WorkerSnapshot {
+  /** Its server's counters. */
+  stats: ServerStats;
+  /** Its connection duration histogram. */
+  histogram: { counts: number[]; sumMs: number; count: number };
+  /** Connection lines its flood limiter left out. */
+  suppressed: number;
+}
+
+/** Tells a worker to listen: the first one with the command's ports. */
+export interface StartMessage {
+  type: "start";
+  /** The serving command; each worker prepares it itself. */
+  command: ServeCommand;
+  /** The real port of each listen target, when the first worker chose them. */
+  ports?: number[];
+}
+
+/** What the main thread sends a worker. */
+export type ToWorker =
+  | StartMessage
+  | { type: "stats"; request: number }
+  | { type: "shutdown" };
+
+/** What a worker sends the main thread. */
+export type FromWorker =
+  | { type: "listening"; addrs: Deno.Addr[] }
+  | { type: "failed"; message: string; exitCode: number }
+  | { type: "crashed"; message: string }
+  | { type: "log"; text: string }
+  | { type: "stats"; snapshot: WorkerSnapshot; request?: number }
+  | { type: "done"; snapshot: WorkerSnapshot; error?: string };
+
+/** A worker could not start; `message` is one line for people. */
+export class WorkerStartError extends Error {
+  /** 2 for usage errors, 1 otherwise. */
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "WorkerStartError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** The message for a Deno run without `--unstable-net`. */
+export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
+
+/**
+ * True when `reusePort` can be used: Deno ends the whole process, with no
+ * error to catch, when it is asked for without `--unstable-net`, so this
+ * checks for another API that flag enables.
+ */
+export function reusePortAvailable(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
+    "function";
+}
+
+/** Options for {@linkcode startWorkers}. */
+export interface StartWorkersOptions {
+  /** How many workers. */
+  count: number;
+  /** Receives each batch of log lines, one or more lines ending in "\n". */
+  onLog: (text: string) => void;
+  /** How long a worker may take to stop past the drain timeout, in ms. */
+  stopGrace?: number;
+  /** The worker module; only tests replace lib/worker_entry.ts. */
+  entry?: URL;
+}
+
+/** Running workers, as returned by {@linkcode startWorkers}. */
+export interface WorkerGroup {
+  /** Every address they listen on, in the order given. */
+  readonly addrs: Deno.Addr[];
+  /** True from the start of shutdown. */
+  readonly draining: boolean;
+  /** Every worker's latest counters, summed. */
+  stats(): ServerStats;
+  /** Every worker's latest duration histogram, summed (read-only). */
+  histogram(): DurationHistogram;
+  /** Connection lines left out by the workers' flood limiters. */
+  suppressed(): number;
+  /** Connections accepted by each worker, by index. */
+  accepted(): number[];
+  /** Resolves once every running worker has sent fresh counters. */
+  refresh(): Promise<void>;
+  /** Tells every worker to shut down; safe to call more than once. */
+  shutdown(): void;
+  /**
+   * Resolves once every worker has stopped and been terminated: to
+   * undefined, or to a line saying which worker failed and how.
+   */
+  readonly finished: Promise<string | undefined>;
+}
+
+interface Member {
+  index: number;
+  worker: Worker;
+  snapshot?: WorkerSnapshot;
+  /** The last stats request it answered. */
+  answered: number;
+  done: boolean;
+  /** Settles when it listens, or fails to. */
+  ready: PromiseWithResolvers<Deno.Addr[]>;
+}
+
+const REFRESH_TIMEOUT = 1_000;
+
+/** The worker module (scripts/compile.ts embeds it with --include). */
+const ENTRY = new URL("./worker_entry.ts", import.meta.url);
+
+/**
+ * Deno needs read access to a worker's module, where `deno run` itself
+ * needs none; without it each worker would fail with a stack trace.
+ */
+function checkReadable(entry: URL) {
+  if (entry.protocol !== "file:") return;
+  const { state } = Deno.permissions.querySync({ name: "read", path: entry });
+  if (state !== "granted") {
+    throw new WorkerStartError(
+      `Cannot start the workers: missing permission (read access to ` +
+        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
+        "--allow-read",
+      1,
+    );
+  }
+}
+
+/** Sums worker counters; `startTime` is the group's. */
+export function sumStats(
+  snapshots: readonly ServerStats[],
+  startTime: number,
+): ServerStats {
+  const total = createServerStats();
+  total.startTime = startTime;
+  for (const stats of snapshots) {
+    total.accepted += stats.accepted;
+    total.active += stats.active;
+    total.pausedAtLimit += stats.pausedAtLimit;
+    total.bytesWritten += stats.bytesWritten;
+    for (
+      const key of Object.keys(
+        total.outcomes,
+      ) as (keyof ServerStats["outcomes"])[]
+    ) {
+      total.outcomes[key] += stats.outcomes[key];
+    }
+    for (
+      const key of Object.keys(
+        total.refused,
+      ) as (keyof ServerStats["refused"])[]
+    ) {
+      total.refused[key] += stats.refused[key];
+    }
+    for (const [code, count] of Object.entries(stats.acceptErrors)) {
+      total.acceptErrors[code] = (total.acceptErrors[code] ?? 0) + count;
+    }
+  }
+  return total;
+}
+
+/** Renders the per-worker counter, in the format of renderMetrics. */
+export function renderWorkerMetrics(accepted: readonly number[]): string {
+  const name = "greeter_worker_connections_accepted_total";
+  return [
+    `# HELP ${name} Connections accepted, by worker thread (--workers).`,
+    `# TYPE ${name} counter`,
+    ...accepted.map((count, i) => `${name}{worker="${i}"} ${count}`),
+  ].join("\n") + "\n";
+}
+
+/**
+ * Starts `count` workers serving `command` with `reusePort`: the first
+ * listens first (choosing any port 0), the others then listen on the same
+ * ports. Resolves once all of them listen.
+ *
+ * @throws {WorkerStartError} If one cannot start; none is left running.
+ */
+export async function startWorkers(
+  command: ServeCommand,
+  options: StartWorkersOptions,
+): Promise<WorkerGroup> {
+  const { count, onLog, stopGrace = 5_000, entry } = options;
+  checkReadable(entry ?? ENTRY);
+  const startTime = Date.now();
+  let started = false;
+  let draining = false;
+  let failure: string | undefined;
+  let requests = 0;
+  let refreshed: (() => void) | undefined;
+  let stopTimer: ReturnType<typeof setTimeout> | undefined;
+  const finished = Promise.withResolvers<string | undefined>();
+
+  const members: Member[] = Array.from({ length: count }, (_, index) => {
+    const member: Member = {
+      index,
+      worker: new Worker(entry ?? ENTRY, { type: "module" }),
+      answered: 0,
+      done: false,
+      ready: Promise.withResolvers(),
+    };
+    // Nothing awaits the later ones until the first listens.
+    member.ready.promise.catch(() => {});
+    member.worker.onmessage = (event: MessageEvent<FromWorker>) =>
+      receive(member, event.data);
+    member.worker.onerror = (event) => {
+      event.preventDefault();
+      receive(member, { type: "crashed", message: event.message });
+    };
+    member.worker.onmessageerror = () =>
+      receive(member, { type: "crashed", message: "unreadable message" });
+    return member;
+  });
+
+  function post(member: Member, message: ToWorker) {
+    if (!member.done) member.worker.postMessage(message);
+  }
+
+  function checkRefreshed() {
+    if (members.every((m) => m.done || m.answered >= requests)) {
+      refreshed?.();
+      refreshed = undefined;
+    }
+  }
+
+  function checkFinished() {
+    checkRefreshed();
+    if (!members.every((m) => m.done)) return;
+    clearTimeout(stopTimer);
+    for (const member of members) member.worker.terminate();
+    finished.resolve(failure);
+  }
+
+  function end(member: Member, error?: string) {
+    if (member.done) return;
+    member.done = true;
+    if (error !== undefined) {
+      failure ??= `worker ${member.index} ${error}`;
+      member.worker.terminate();
+      shutdown();
+    }
+    checkFinished();
+  }
+
+  function receive(member: Member, message: FromWorker) {
+    switch (message.type) {
+      case "listening":
+        member.ready.resolve(message.addrs);
+        break;
+      case "failed":
+        member.ready.reject(
+          new WorkerStartError(message.message, message.exitCode),
+        );
+        break;
+      case "crashed":
+        if (!started) {
+          member.ready.reject(
+            new WorkerStartError(
+              `worker ${member.index} failed: ${message.message}`,
+              1,
+            ),
+          );
+        } else {
+          end(member, `failed: ${message.message}`);
+        }
+        break;
+      case "log":
+        onLog(message.text);
+        break;
+      case "stats":
+        member.snapshot = message.snapshot;
+        if (message.request !== undefined) {
+          member.answered = message.request;
+          checkRefreshed();
+        }
+        break;
+      case "done":
+        member.snapshot = message.snapshot;
+        end(
+          member,
+          message.error === undefined ? undefined : `stopped: ${message.error}`,
+        );
+        break;
+    }
+  }
+
+  function shutdown() {
+    if (draining) return;
+    draining = true;
+    for (const member of members) post(member, { type: "shutdown" });
+    stopTimer = setTimeout(() => {
+      for (const member of members) {
+        end(
+          member,
+          `did not stop within ${command.drainTimeout + stopGrace} ms`,
+        );
+      }
+    }, command.drainTimeout + stopGrace);
+  }
+
+  const [first, ...rest] = members;
+  try {
+    first.worker.postMessage({ type: "start", command } satisfies ToWorker);
+    const addrs = await first.ready.promise;
+    const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
+    for (const member of rest) {
+      member.worker.postMessage(
+        { type: "start", command, ports } satisfies ToWorker,
+      );
+    }
+    await Promise.all(rest.map((member) => member.ready.promise));
+    started = true;
+    return {
+      addrs,
+      get draining() {
+        return draining;
+      },
+      stats: () =>
+        sumStats(
+          members.flatMap((m) => m.snapshot ? [m.snapshot.stats] : []),
+          startTime,
+        ),
+      histogram() {
+        const counts = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
+        let sumMs = 0;
+        let total = 0;
+        for (const { snapshot } of members) {
+          if (!snapshot) continue;
+          snapshot.histogram.counts.forEach((n, i) => counts[i] += n);
+          sumMs += snapshot.histogram.sumMs;
+          total += snapshot.histogram.count;
+        }
+        return {
+          observe() {
+            throw new TypeError("The workers' summed histogram is read-only");
+          },
+          bounds: DURATION_BUCKETS,
+          counts,
+          sumMs,
+          count: total,
+        };
+      },
+      suppressed: () =>
+        members.reduce((sum, m) => sum + (m.snapshot?.suppressed ?? 0), 0),
+      accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
+      refresh() {
+        const request = ++requests;
+        const done = new Promise<void>((resolve) => {
+          const previous = refreshed;
+          refreshed = () => {
+            previous?.();
+            resolve();
+          };
+        });
+        for (const member of members) {
+          post(member, { type: "stats", request });
+        }
+        checkRefreshed();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        return Promise.race([
+          done,
+          new Promise<void>((resolve) =>
+            timer = setTimeout(resolve, REFRESH_TIMEOUT)
+          ),
+        ]).finally(() => clearTimeout(timer));
+      },
+      shutdown,
+      finished: finished.promise,
+    };
+  } catch (error) {
+    for (const member of members) member.worker.terminate();
+    throw error;
+  }
+}

@@ -1,0 +1,19 @@
+// Runs startWorkers() with tests/_crashing_worker.ts and prints what
+// happened as JSON: for tests/workers_test.ts (needs --unstable-net).
+import { parseCommand, type ServeCommand } from "../lib/cli.ts";
+import { startWorkers } from "../lib/workers.ts";
+
+const command = parseCommand(Deno.args) as ServeCommand;
+let logged = "";
+const group = await startWorkers(command, {
+  count: 2,
+  entry: new URL("./_crashing_worker.ts", import.meta.url),
+  onLog: (text) => logged += text,
+});
+const failure = await group.finished;
+console.log(JSON.stringify({
+  failure,
+  draining: group.draining,
+  accepted: group.stats().accepted,
+  logged,
+}));
