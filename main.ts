@@ -26,7 +26,10 @@ import {
   serveMetrics,
 } from "./lib/metrics.ts";
 import { createServerLog } from "./lib/server_log.ts";
-import { watchStatsSignal } from "./lib/stats_summary.ts";
+import {
+  type InspectorOutcome,
+  watchStatsSignal,
+} from "./lib/stats_summary.ts";
 import { readInputFile } from "./lib/read_file.ts";
 import { prepareServe } from "./lib/serve_setup.ts";
 import {
@@ -49,6 +52,19 @@ class Exit extends Error {
   constructor(message: string, readonly exitCode: number) {
     super(message);
   }
+}
+
+let warnedOfInspector = false;
+
+/** Says once that Deno's debugger stayed open after a SIGUSR1. */
+function warnOfOpenInspector(outcome: InspectorOutcome) {
+  if (outcome !== "open" || warnedOfInspector) return;
+  warnedOfInspector = true;
+  console.error(
+    "greeter: warning: SIGUSR1 made Deno open its debugger on " +
+      "127.0.0.1:9229, and greeter cannot close it without --allow-sys; " +
+      "send SIGUSR2 for stats instead",
+  );
 }
 
 const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
@@ -125,18 +141,9 @@ async function serve(command: ServeCommand): Promise<number> {
     running.shutdown();
   };
   for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  let warned = false;
   const unwatchStats = watchStatsSignal(
     () => log.stats(running.stats),
-    (inspector) => {
-      if (inspector !== "open" || warned) return;
-      warned = true;
-      console.error(
-        "greeter: warning: SIGUSR1 made Deno open its debugger on " +
-          "127.0.0.1:9229, and greeter cannot close it without " +
-          "--allow-sys; send SIGUSR2 for stats instead",
-      );
-    },
+    warnOfOpenInspector,
   );
   log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
   let failure: string | undefined;
@@ -210,8 +217,9 @@ async function serveWorkers(
     running.shutdown();
   };
   for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  const unwatchStats = watchStatsSignal(() =>
-    running.refresh().then(() => log.stats(running.stats()))
+  const unwatchStats = watchStatsSignal(
+    () => running.refresh().then(() => log.stats(running.stats())),
+    warnOfOpenInspector,
   );
   log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
   for (const text of held) write(text);

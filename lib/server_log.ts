@@ -44,18 +44,44 @@ export interface ServerLog {
   readonly suppressed: number;
 }
 
+/** Options for {@linkcode createConnectionLog}. */
+export interface ConnectionLogOptions {
+  /** Receives each line (without its newline). */
+  emit: (line: string) => void;
+  /** Human lines or JSON objects. */
+  format: LogFormat;
+  /** No per-connection lines. */
+  quiet: boolean;
+  /** Connection lines per second from one source; 0 logs every one. */
+  rate: number;
+}
+
+/** The per-connection part of the log, as a worker thread also needs it. */
+export interface ConnectionLog {
+  /** For serveGreeting's onConnection (text format), if lines are logged. */
+  onConnection?: (remoteAddr: Deno.Addr) => void;
+  /** For serveGreeting's onClose (JSON format), if lines are logged. */
+  onClose?: (record: ConnectionRecord) => void;
+  /** Emits the pending flood summaries and stops their timer. */
+  close(): void;
+  /** Connection lines suppressed by the flood limit so far. */
+  readonly suppressed: number;
+}
+
 /**
- * Creates the server's log. Connection lines go through a flood limiter
+ * Creates the connection lines of the log. They go through a flood limiter
  * (`rate` per second per source, 10,000 per second in all) whose summaries
- * carry exact counts, then through the batched writer.
+ * carry exact counts.
  */
-export function createServerLog(options: ServerLogOptions): ServerLog {
-  const { writer, format, quiet, rate } = options;
+export function createConnectionLog(
+  options: ConnectionLogOptions,
+): ConnectionLog {
+  const { emit, format, quiet, rate } = options;
   const json = format === "json";
   const throttle: LogThrottle | undefined = quiet || rate === 0
     ? undefined
     : createLogThrottle({
-      emit: writer.line,
+      emit,
       perSourcePerSecond: rate,
       perSecond: 10_000,
       formatSuppressed: json
@@ -69,8 +95,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
         addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
         makeLine,
       )
-    : (_addr: Deno.Addr, makeLine: () => string) => writer.line(makeLine());
-
+    : (_addr: Deno.Addr, makeLine: () => string) => emit(makeLine());
   return {
     onConnection: quiet || json
       ? undefined
@@ -80,6 +105,28 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       ? undefined
       : (record) =>
         offer(record.remoteAddr, () => formatJsonConnectionLine(record)),
+    close() {
+      throttle?.close();
+    },
+    get suppressed() {
+      return throttle?.suppressed ?? 0;
+    },
+  };
+}
+
+/**
+ * Creates the server's log: the connection lines of
+ * {@linkcode createConnectionLog}, the start-up, stats and stop lines, all
+ * through the batched writer.
+ */
+export function createServerLog(options: ServerLogOptions): ServerLog {
+  const { writer, format } = options;
+  const json = format === "json";
+  const connections = createConnectionLog({ ...options, emit: writer.line });
+
+  return {
+    onConnection: connections.onConnection,
+    onClose: connections.onClose,
     started(addrs, tls, metrics) {
       if (json) {
         writer.line(
@@ -113,7 +160,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       );
     },
     async stopped(stats, error) {
-      throttle?.close();
+      connections.close();
       writer.line(
         json
           ? formatJsonLogLine({ event: "stop", stats, error })
@@ -126,7 +173,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       await writer.flush();
     },
     get suppressed() {
-      return throttle?.suppressed ?? 0;
+      return connections.suppressed;
     },
   };
 }

@@ -6,22 +6,10 @@
  * @module
  */
 import { explainError, explainListenError } from "./errors.ts";
-import { sourceKey } from "./ip.ts";
-import {
-  formatJsonConnectionLine,
-  formatJsonSuppressedLine,
-  formatTextConnectionLine,
-  formatTextSuppressedLine,
-} from "./log_format.ts";
-import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
+import { createConnectionLog } from "./server_log.ts";
 import { createDurationHistogram } from "./metrics.ts";
 import { prepareServe } from "./serve_setup.ts";
-import {
-  type ConnectionRecord,
-  type GreetingServer,
-  ListenError,
-  serveGreeting,
-} from "./server.ts";
+import { type GreetingServer, ListenError, serveGreeting } from "./server.ts";
 import type {
   FromWorker,
   StartMessage,
@@ -74,46 +62,6 @@ function createLogBatcher() {
   };
 }
 
-/** The connection lines of lib/server_log.ts, flood limit included. */
-function createConnectionLog(command: StartMessage["command"]) {
-  const batcher = createLogBatcher();
-  const json = command.logFormat === "json";
-  const throttle: LogThrottle | undefined =
-    command.quiet || command.logRate === 0 ? undefined : createLogThrottle({
-      emit: batcher.line,
-      perSourcePerSecond: command.logRate,
-      perSecond: 10_000,
-      formatSuppressed: json
-        ? formatJsonSuppressedLine
-        : formatTextSuppressedLine,
-    });
-  const offer = throttle
-    ? (hostname: string, makeLine: () => string) =>
-      throttle.offer(sourceKey(hostname), makeLine)
-    : (_hostname: string, makeLine: () => string) => batcher.line(makeLine());
-  return {
-    onConnection: command.quiet || json
-      ? undefined
-      : (remoteAddr: Deno.NetAddr) =>
-        offer(remoteAddr.hostname, () => formatTextConnectionLine(remoteAddr)),
-    onClose: command.quiet || !json
-      ? undefined
-      : (record: ConnectionRecord) =>
-        offer(
-          record.remoteAddr.hostname,
-          () => formatJsonConnectionLine(record),
-        ),
-    get suppressed() {
-      return throttle?.suppressed ?? 0;
-    },
-    /** Sends pending summaries and lines. */
-    close() {
-      throttle?.close();
-      batcher.flush();
-    },
-  };
-}
-
 let server: GreetingServer | undefined;
 let snapshot: (() => WorkerSnapshot) | undefined;
 
@@ -124,7 +72,23 @@ async function start({ command, ports }: StartMessage) {
     : options.listen?.map((target, i) =>
       target.transport === "unix" ? target : { ...target, port: ports[i] }
     );
-  const log = createConnectionLog(command);
+  const batcher = createLogBatcher();
+  const connectionLog = createConnectionLog({
+    emit: batcher.line,
+    format: command.logFormat,
+    quiet: command.quiet,
+    rate: command.logRate,
+  });
+  const log = {
+    ...connectionLog,
+    get suppressed() {
+      return connectionLog.suppressed;
+    },
+    close() {
+      connectionLog.close();
+      batcher.flush();
+    },
+  };
   const histogram = createDurationHistogram();
   server = serveGreeting({
     ...options,
