@@ -25,7 +25,8 @@ import {
   renderMetrics,
   serveMetrics,
 } from "./lib/metrics.ts";
-import { createServerLog } from "./lib/server_log.ts";
+import { createServerLog, type ServerLog } from "./lib/server_log.ts";
+import type { ServerStats } from "./lib/stats.ts";
 import {
   type InspectorOutcome,
   watchStatsSignal,
@@ -98,6 +99,61 @@ function startMetrics(
   }
 }
 
+/** A running server, one thread or several, as the CLI drives it. */
+interface Service {
+  command: ServeCommand;
+  log: ServerLog;
+  metrics: MetricsServer | undefined;
+  addrs: Deno.Addr[];
+  /** The current counters. */
+  stats(): Readonly<ServerStats>;
+  /** Brings the counters up to date (workers report them periodically). */
+  refresh?(): Promise<void>;
+  /** Starts draining; its outcome is reported through `finished`. */
+  shutdown(): unknown;
+  /** Settles with a failure's one-line message, or undefined. */
+  finished: Promise<string | undefined>;
+  /** Called once the start-up lines are out. */
+  started?(): void;
+}
+
+/**
+ * Logs the start, serves until SIGINT/SIGTERM (draining) or a failure,
+ * prints stats on SIGUSR1/SIGUSR2, then logs the stop and flushes the log.
+ */
+async function runUntilStopped(service: Service): Promise<number> {
+  const { command, log, metrics } = service;
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    log.stopping();
+    Promise.resolve(service.shutdown()).catch(() => {});
+  };
+  for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
+  const unwatchStats = watchStatsSignal(
+    async () => {
+      await service.refresh?.();
+      log.stats(service.stats());
+    },
+    warnOfOpenInspector,
+  );
+  log.started(service.addrs, command.tlsCert !== undefined, metrics?.addr);
+  service.started?.();
+  let failure: string | undefined;
+  try {
+    failure = await service.finished;
+  } finally {
+    for (const signal of SHUTDOWN_SIGNALS) {
+      Deno.removeSignalListener(signal, stop);
+    }
+    unwatchStats();
+    await metrics?.shutdown();
+  }
+  await log.stopped(service.stats(), failure);
+  return failure === undefined ? 0 : 1;
+}
+
 async function serve(command: ServeCommand): Promise<number> {
   const options = await prepareServe(command);
   const writer = createLineWriter(Deno.stdout);
@@ -136,30 +192,18 @@ async function serve(command: ServeCommand): Promise<number> {
   }
 
   const running = server;
-  const stop = () => {
-    log.stopping();
-    running.shutdown();
-  };
-  for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  const unwatchStats = watchStatsSignal(
-    () => log.stats(running.stats),
-    warnOfOpenInspector,
-  );
-  log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
-  let failure: string | undefined;
-  try {
-    await running.finished;
-  } catch (error) {
-    failure = explainError(error).message;
-  } finally {
-    for (const signal of SHUTDOWN_SIGNALS) {
-      Deno.removeSignalListener(signal, stop);
-    }
-    unwatchStats();
-    await metrics?.shutdown();
-  }
-  await log.stopped(running.stats, failure);
-  return failure === undefined ? 0 : 1;
+  return await runUntilStopped({
+    command,
+    log,
+    metrics,
+    addrs: running.addrs,
+    stats: () => running.stats,
+    shutdown: () => running.shutdown(),
+    finished: running.finished.then(
+      () => undefined,
+      (error) => explainError(error).message,
+    ),
+  });
 }
 
 /** `--workers N`: the same as serve(), with N threads doing the serving. */
@@ -211,31 +255,20 @@ async function serveWorkers(
   }
 
   const running = group;
-  const stop = () => {
-    if (running.draining) return;
-    log.stopping();
-    running.shutdown();
-  };
-  for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  const unwatchStats = watchStatsSignal(
-    () => running.refresh().then(() => log.stats(running.stats())),
-    warnOfOpenInspector,
-  );
-  log.started(running.addrs, command.tlsCert !== undefined, metrics?.addr);
-  for (const text of held) write(text);
-  held = undefined;
-  let failure: string | undefined;
-  try {
-    failure = await running.finished;
-  } finally {
-    for (const signal of SHUTDOWN_SIGNALS) {
-      Deno.removeSignalListener(signal, stop);
-    }
-    unwatchStats();
-    await metrics?.shutdown();
-  }
-  await log.stopped(running.stats(), failure);
-  return failure === undefined ? 0 : 1;
+  return await runUntilStopped({
+    command,
+    log,
+    metrics,
+    addrs: running.addrs,
+    stats: () => running.stats(),
+    refresh: () => running.refresh(),
+    shutdown: () => running.shutdown(),
+    finished: running.finished,
+    started() {
+      for (const text of held!) write(text);
+      held = undefined;
+    },
+  });
 }
 
 async function check(command: CheckCommand): Promise<number> {
