@@ -72,12 +72,13 @@ const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
-function explainListen(error: unknown): never {
+function explainListen(error: unknown, flag?: string): never {
   if (error instanceof ListenError) {
     const { message, exitCode } = explainListenError(
       error.cause,
       error.address,
       error.port,
+      flag,
     );
     throw new Exit(message, exitCode);
   }
@@ -95,7 +96,7 @@ function startMetrics(
     return serveMetrics({ hostname, port, render, healthy });
   } catch (error) {
     const address = formatAddress({ transport: "tcp", hostname, port });
-    return explainListen(new ListenError(address, port, error));
+    return explainListen(new ListenError(address, port, error), "--metrics");
   }
 }
 

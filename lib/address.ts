@@ -1,4 +1,4 @@
-import { unmapIpv4 } from "./ip.ts";
+import { parseIp, unmapIpv4 } from "./ip.ts";
 
 /**
  * Formats a network address as `HOST:PORT`, with IPv6 hosts in brackets
@@ -64,7 +64,15 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
       }: write IPv6 addresses as [::1]:8080`,
     );
   } else if ((spec.match(/:/g) ?? []).length > 1) {
-    hostname = spec; // A bare IPv6 address: no port can follow it.
+    // A bare IPv6 address: no port can follow it.
+    if (!parseIp(spec)) {
+      throw new RangeError(
+        `Invalid address ${
+          JSON.stringify(spec)
+        }: write HOST:PORT, or an IPv6 address as [::1]:8080`,
+      );
+    }
+    hostname = spec;
   } else {
     const colon = spec.indexOf(":");
     if (colon === -1) {

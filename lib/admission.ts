@@ -41,6 +41,14 @@ interface Bucket {
   updated: number;
 }
 
+/** True if `bytes` lies in one of `blocks` (a loop: no closure per client). */
+function matchesAny(blocks: Cidr[], bytes: Uint8Array): boolean {
+  for (const cidr of blocks) {
+    if (cidrContains(cidr, bytes)) return true;
+  }
+  return false;
+}
+
 /** True if any access rule or limit is set, i.e. admission is needed. */
 export function needsAdmission(options: AdmissionOptions): boolean {
   return Boolean(
@@ -102,12 +110,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
       if (allow.length > 0 || deny.length > 0) {
         const bytes = parseIp(hostname);
         if (!bytes) return "denied";
-        if (deny.some((cidr) => cidrContains(cidr, bytes))) return "denied";
-        if (
-          allow.length > 0 && !allow.some((cidr) => cidrContains(cidr, bytes))
-        ) {
-          return "denied";
-        }
+        if (matchesAny(deny, bytes)) return "denied";
+        if (allow.length > 0 && !matchesAny(allow, bytes)) return "denied";
       }
       const key = sourceKey(hostname);
       if (maxPerIp > 0 && (open.get(key) ?? 0) >= maxPerIp) {

@@ -1,6 +1,6 @@
 import { formatAddress } from "./address.ts";
 import { GreetingTimeoutError, readGreeting } from "./client.ts";
-import { explainConnectError } from "./errors.ts";
+import { explainConnectError, lowerFirst } from "./errors.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
 import { DEFAULT_PORT } from "./server.ts";
 
@@ -95,10 +95,6 @@ function mismatch(
     quoteBytes(expect, from)
   } (${expect.length} bytes), got ${quoteBytes(received, from)} (${count})` +
     (diff > 0 ? `; first difference at byte ${diff + 1}` : "");
-}
-
-function lowerFirst(text: string): string {
-  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 /**

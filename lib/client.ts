@@ -43,10 +43,13 @@ export interface FetchGreetingOptions {
 
 /** Thrown when the server does not close the connection in time. */
 export class GreetingTimeoutError extends Error {
+  /** Bytes received before the deadline. */
+  readonly received: number;
   /** Describes which server did not finish within which timeout. */
-  constructor(address: string, timeout: number) {
+  constructor(address: string, timeout: number, received = 0) {
     super(`No complete greeting from ${address} within ${timeout} ms`);
     this.name = "GreetingTimeoutError";
+    this.received = received;
   }
 }
 
@@ -171,6 +174,7 @@ export async function* readGreeting(
   const stop = signal
     ? AbortSignal.any([signal, deadline.signal])
     : deadline.signal;
+  let received = 0;
   let source: ChunkSource | undefined;
   const closeOnStop = () => source?.close();
   stop.addEventListener("abort", closeOnStop, { once: true });
@@ -187,12 +191,20 @@ export async function* readGreeting(
     });
     while (true) {
       const chunk = await source.next();
-      if (chunk === null) return;
+      if (chunk === null) {
+        // A connection cut by the deadline can also end without an error.
+        if (deadline.signal.aborted) {
+          throw new GreetingTimeoutError(address, timeout, received);
+        }
+        if (signal?.aborted) throw signal.reason;
+        return;
+      }
+      received += chunk.length;
       yield chunk;
     }
   } catch (error) {
     if (deadline.signal.aborted) {
-      throw new GreetingTimeoutError(address, timeout);
+      throw new GreetingTimeoutError(address, timeout, received);
     }
     if (signal?.aborted) throw signal.reason;
     throw error;

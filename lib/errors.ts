@@ -14,7 +14,8 @@ export interface Explanation {
   exitCode: number;
 }
 
-function lowerFirst(text: string): string {
+/** The text with its first letter in lower case, to follow a colon. */
+export function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
@@ -33,6 +34,7 @@ export function explainListenError(
   error: unknown,
   address: string,
   port: number,
+  flag = "--host",
 ): Explanation {
   const prefix = `Cannot listen on ${address}`;
   if (error instanceof Deno.errors.AddrInUse) {
@@ -67,7 +69,7 @@ export function explainListenError(
   }
   if (error instanceof Error && /lookup address/.test(error.message)) {
     return {
-      message: `${prefix}: the host name does not resolve; check --host`,
+      message: `${prefix}: the host name does not resolve; check ${flag}`,
       exitCode: EXIT_FAILURE,
     };
   }
@@ -87,7 +89,14 @@ export function explainConnectError(
     : error instanceof Deno.errors.TimedOut
     ? "timed out; is the host up and the port open?"
     : error instanceof GreetingTimeoutError
-    ? lowerFirst(error.message) + "; try a longer --timeout"
+    ? lowerFirst(error.message) +
+      (error.received === 0
+        ? "; if the server speaks TLS add --tls, otherwise try a longer --timeout"
+        : "; try a longer --timeout")
+    : error instanceof Error && /invalid peer certificate/.test(error.message)
+    ? "the server's TLS certificate is not trusted (" +
+      (/: (\w+)\W*$/.exec(error.message)?.[1] ?? "invalid") +
+      "): give its CA with --ca FILE, or skip the check with --insecure"
     : error instanceof Deno.errors.ConnectionReset
     ? "the server reset the connection"
     : error instanceof Deno.errors.NotCapable

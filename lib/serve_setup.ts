@@ -44,7 +44,23 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
     readInputFile(command.tlsCert, "TLS certificate"),
     readInputFile(command.tlsKey, "TLS key"),
   ]);
-  return { cert: decoder.decode(cert), key: decoder.decode(key) };
+  const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
+  // Try the pair once, so a file that is not a certificate or a key that
+  // does not match is reported as the bad value it is, not as a failure to
+  // listen.
+  try {
+    Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls }).close();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    throw new UsageError(
+      `Invalid TLS certificate or key (--tls-cert ${
+        JSON.stringify(command.tlsCert)
+      }, --tls-key ${JSON.stringify(command.tlsKey)}): ${
+        (error as Error).message
+      }`,
+    );
+  }
+  return tls;
 }
 
 /**

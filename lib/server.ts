@@ -2,7 +2,6 @@ import {
   type AdmissionOptions,
   createAdmission,
   needsAdmission,
-  type RefuseReason,
 } from "./admission.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
 import { formatAddress } from "./address.ts";
@@ -10,6 +9,7 @@ import {
   appendSlot,
   createSlot,
   createSlotList,
+  insertSlot,
   type Slot,
   unlinkSlot,
 } from "./slot_list.ts";
@@ -327,6 +327,8 @@ const MIN_BACKOFF = 5;
 /** How long shutdown waits for cut connections to record their outcome. */
 const SETTLE_TIMEOUT = 1_000;
 const MAX_BACKOFF = 1_000;
+/** The bytes of a refused client's greeting when there is no refuse message. */
+const EMPTY = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
 
@@ -442,18 +444,23 @@ export function serveGreeting(
     if (drained && stats.active === 0) drained.open();
   }
 
+  /**
+   * Writes `bytes`, then lingers. `decided` is the outcome already decided
+   * (and counted) for a refused client or a failed template: it is only
+   * sent `bytes` (the refuse message, if any) and closed, without lingering,
+   * so it cannot hold its place for long. Other outcomes settle as soon as
+   * the greeting is written or fails, so the counters are current.
+   */
   async function serve(
     slot: Slot,
     bytes: Uint8Array,
-    refused: RefuseReason | undefined,
+    decided: readonly [ConnectionOutcome, string] | undefined,
     startTime: number,
   ) {
-    // A refused client's outcome is settled at admission; the rest settle
-    // as soon as the greeting is written or fails, so counters are current.
     const conn = slot.conn;
     inFlight++;
-    let outcome: ConnectionOutcome | undefined = refused && "refused";
-    let reason: string | undefined = refused;
+    let outcome: ConnectionOutcome | undefined = decided?.[0];
+    let reason: string | undefined = decided?.[1];
     let written = 0;
     try {
       while (written < bytes.length) {
@@ -462,11 +469,11 @@ export function serveGreeting(
         );
       }
       if (!outcome) stats.outcomes[outcome = "greeted"]++;
-      if (linger > 0 && written > 0 && slot.list) {
+      if (linger > 0 && !decided && written > 0 && slot.list) {
         await conn.closeWrite();
         if (slot.list) {
           slot.deadline = Math.min(slot.deadline, Date.now() + linger);
-          appendSlot(lingering, slot);
+          insertSlot(lingering, slot);
           sweeper ??= setInterval(sweep, sweepEvery);
           while (await conn.read(scratch) !== null) {
             // Discard what the client sends until it closes.
@@ -489,7 +496,7 @@ export function serveGreeting(
       }
     } finally {
       stats.bytesWritten += written;
-      if (admission && !refused && conn.remoteAddr.transport === "tcp") {
+      if (admission && !decided && conn.remoteAddr.transport === "tcp") {
         admission.release(conn.remoteAddr.hostname);
       }
       release(slot);
@@ -527,7 +534,7 @@ export function serveGreeting(
     if (refused) {
       stats.outcomes.refused++;
       stats.refused[refused]++;
-      serve(slot, refuseMessage ?? new Uint8Array(), refused, now);
+      serve(slot, refuseMessage ?? EMPTY, ["refused", refused], now);
       return;
     }
     if (onConnection) {
@@ -537,19 +544,22 @@ export function serveGreeting(
         // A failing observer must not stop the server.
       }
     }
+    if (typeof greeting !== "function") {
+      serve(slot, greeting, undefined, now);
+      return;
+    }
     let bytes: Uint8Array;
-    if (typeof greeting === "function") {
-      try {
-        bytes = greeting({
-          remoteAddr: netAddr(remoteAddr),
-          localAddr: netAddr(conn.localAddr),
-          count: stats.accepted,
-        });
-      } catch {
-        bytes = new Uint8Array();
-      }
-    } else {
-      bytes = greeting;
+    try {
+      bytes = greeting({
+        remoteAddr: netAddr(remoteAddr),
+        localAddr: netAddr(conn.localAddr),
+        count: stats.accepted,
+      });
+    } catch {
+      // A greeting that cannot be made is an error, not an empty greeting.
+      stats.outcomes.error++;
+      serve(slot, EMPTY, ["error", "template"], now);
+      return;
     }
     serve(slot, bytes, undefined, now);
   }

@@ -14,6 +14,9 @@ import type { ConnectionRecord } from "./server.ts";
 import type { ServerStats } from "./stats.ts";
 import { formatStatsSummary } from "./stats_summary.ts";
 
+/** How long stopping waits for the last log lines to be written, in ms. */
+const FLUSH_LIMIT = 2_000;
+
 /** Options for {@linkcode createServerLog}. */
 export interface ServerLogOptions {
   /** Where lines go (batched). */
@@ -77,34 +80,37 @@ export function createConnectionLog(
   options: ConnectionLogOptions,
 ): ConnectionLog {
   const { emit, format, quiet, rate } = options;
-  const json = format === "json";
   const throttle: LogThrottle | undefined = quiet || rate === 0
     ? undefined
     : createLogThrottle({
       emit,
       perSourcePerSecond: rate,
       perSecond: 10_000,
-      formatSuppressed: json
+      formatSuppressed: format === "json"
         ? formatJsonSuppressedLine
         : formatTextSuppressedLine,
     });
   // Unix socket clients have no address: they count as one source.
-  const offer = throttle
-    ? (addr: Deno.Addr, makeLine: () => string) =>
-      throttle.offer(
-        addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
-        makeLine,
+  const key = (addr: Deno.Addr) =>
+    addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
+  // Without a flood limit, lines are formatted at once: no closure per line.
+  const text = (remoteAddr: Deno.Addr) =>
+    throttle
+      ? throttle.offer(
+        key(remoteAddr),
+        () => formatTextConnectionLine(remoteAddr),
       )
-    : (_addr: Deno.Addr, makeLine: () => string) => emit(makeLine());
+      : emit(formatTextConnectionLine(remoteAddr));
+  const jsonLine = (record: ConnectionRecord) =>
+    throttle
+      ? throttle.offer(
+        key(record.remoteAddr),
+        () => formatJsonConnectionLine(record),
+      )
+      : emit(formatJsonConnectionLine(record));
   return {
-    onConnection: quiet || json
-      ? undefined
-      : (remoteAddr) =>
-        offer(remoteAddr, () => formatTextConnectionLine(remoteAddr)),
-    onClose: quiet || !json
-      ? undefined
-      : (record) =>
-        offer(record.remoteAddr, () => formatJsonConnectionLine(record)),
+    onConnection: quiet || format === "json" ? undefined : text,
+    onClose: quiet || format !== "json" ? undefined : jsonLine,
     close() {
       throttle?.close();
     },
@@ -170,7 +176,16 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
             stats.accepted === 1 ? "" : "s"
           }, ${stats.outcomes.greeted} greeted`,
       );
-      await writer.flush();
+      // A stdout nobody reads must not keep greeter from exiting: what is
+      // not out by then is lost, as the writer's drop count already allows.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        writer.flush(),
+        new Promise<void>((resolve) =>
+          timer = setTimeout(resolve, FLUSH_LIMIT)
+        ),
+      ]);
+      clearTimeout(timer);
     },
     get suppressed() {
       return connections.suppressed;

@@ -53,6 +53,28 @@ export function appendSlot(list: SlotList, slot: Slot): void {
   list.size++;
 }
 
+/**
+ * Puts `slot` into `list` in deadline order, taking it out of its old list.
+ * Scans from the tail, where a new deadline almost always belongs, so it is
+ * as cheap as appending unless the slot's deadline is earlier than most.
+ */
+export function insertSlot(list: SlotList, slot: Slot): void {
+  let after = list.tail;
+  while (after && after.deadline > slot.deadline) after = after.prev;
+  if (after === list.tail) {
+    appendSlot(list, slot);
+    return;
+  }
+  unlinkSlot(slot);
+  slot.list = list;
+  slot.prev = after;
+  slot.next = after ? after.next : list.head;
+  if (after) after.next = slot;
+  else list.head = slot;
+  slot.next!.prev = slot;
+  list.size++;
+}
+
 /** Takes `slot` out of its list; false if it was in none. */
 export function unlinkSlot(slot: Slot): boolean {
   const list = slot.list;

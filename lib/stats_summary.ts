@@ -84,7 +84,7 @@ async function closeSignalledInspector(
  * SIGUSR2 has no such side effect. Returns the function that stops it.
  */
 export function watchStatsSignal(
-  callback: () => void,
+  callback: () => unknown,
   onInspector: (outcome: InspectorOutcome) => void = () => {},
 ): () => void {
   if (!STATS_SIGNAL_SUPPORTED) return () => {};
@@ -93,7 +93,8 @@ export function watchStatsSignal(
     .catch(() => false);
   const report = () => {
     try {
-      callback();
+      // The callback may be async: a rejection must not crash the server.
+      Promise.resolve(callback()).catch(() => {});
     } catch {
       // A failing observer must not stop the server.
     }

@@ -156,7 +156,7 @@ Deno.test("greeter connect reports a timeout in one line", async () => {
       "300",
     ]),
     1,
-    "within 300 ms; try a longer --timeout",
+    "within 300 ms; if the server speaks TLS add --tls, otherwise try a longer --timeout",
   );
   (await accepted).close();
 });
@@ -248,4 +248,53 @@ Deno.test("greeter explains a privileged port", async () => {
     1,
     "Cannot listen on 127.0.0.1:1: permission denied; port 1 is privileged: use a port above 1023",
   );
+});
+
+Deno.test("greeter rejects a TLS certificate or key that does not work, naming both", async () => {
+  const junk = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(junk, "not a certificate\n");
+    assertFails(
+      await runCli([
+        "-H",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--tls-cert",
+        junk,
+        "--tls-key",
+        junk,
+      ]),
+      2,
+      `Invalid TLS certificate or key (--tls-cert ${JSON.stringify(junk)}`,
+    );
+  } finally {
+    await Deno.remove(junk);
+  }
+});
+
+Deno.test("greeter rejects a --metrics address that is not HOST:PORT", async () => {
+  assertFails(
+    await runCli(["-H", "127.0.0.1", "-p", "0", "--metrics", "bad:host:1"]),
+    2,
+    'Invalid value "bad:host:1" for --metrics',
+  );
+});
+
+Deno.test("greeter connect --tls --insecure reports a server that never answers", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  assertFails(
+    await runCli([
+      "connect",
+      `127.0.0.1:${listener.addr.port}`,
+      "--tls",
+      "--insecure",
+      "-t",
+      "300",
+    ]),
+    1,
+    "within 300 ms",
+  );
+  (await accepted).close();
 });

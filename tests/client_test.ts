@@ -43,10 +43,14 @@ Deno.test("fetchGreeting() times out on a server that never closes", async () =>
 
 Deno.test("readGreeting() yields chunks as they arrive", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // The server sends its second part only once the client has yielded the
+  // first: with a client that waited for the end, this would never finish.
+  let firstSeen!: () => void;
+  const seen = new Promise<void>((resolve) => firstSeen = resolve);
   const serving = (async () => {
     const conn = await listener.accept();
     await conn.write(new TextEncoder().encode("one "));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await seen;
     await conn.write(new TextEncoder().encode("two"));
     conn.close();
   })();
@@ -56,7 +60,11 @@ Deno.test("readGreeting() yields chunks as they arrive", async () => {
       hostname: "127.0.0.1",
       port: listener.addr.port,
     })
-  ) chunks.push(new TextDecoder().decode(chunk));
+  ) {
+    chunks.push(new TextDecoder().decode(chunk));
+    firstSeen();
+  }
   await serving;
-  assertEquals(chunks, ["one ", "two"]);
+  assertEquals(chunks[0], "one ");
+  assertEquals(chunks.join(""), "one two");
 });

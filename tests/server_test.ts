@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { encodeGreeting, ListenError, serveGreeting } from "../mod.ts";
-import { DEFAULT_BYTES, pool, readAll, runNode } from "./_helpers.ts";
+import {
+  DEFAULT_BYTES,
+  pool,
+  readAll,
+  runNode,
+  waitUntil,
+} from "./_helpers.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
 
@@ -68,7 +74,11 @@ Deno.test("serveGreeting() survives clients that reset at once", async () => {
   const node = await runNode(script);
   assertEquals(node.stdout.trim(), "done", node.stderr);
   assertEquals(await readAll(server.addr.port), DEFAULT_BYTES);
-  assert(server.stats.accepted >= 1);
+  // Every reset connection ended and gave its place back.
+  await waitUntil(() => server.stats.active === 0, 5_000, "all closed");
+  const { greeted, reset, error } = server.stats.outcomes;
+  assertEquals(greeted + reset + error, server.stats.accepted);
+  assertEquals(error, 0);
 });
 
 Deno.test("serveGreeting() gets past a client that resets mid-greeting", async () => {
@@ -199,4 +209,20 @@ Deno.test("serveGreeting() rejects a nonsensical maxConnections", () => {
     RangeError,
     "maxConnections must be a whole number of at least 1",
   );
+});
+
+Deno.test("serveGreeting() counts a greeting function that throws as an error", async () => {
+  const records: string[] = [];
+  await using server = serveGreeting({
+    ...LOOPBACK,
+    greeting: () => {
+      throw new RangeError("not ASCII");
+    },
+    onClose: (record) => records.push(`${record.outcome}:${record.reason}`),
+  });
+  assertEquals((await readAll(server.addr.port)).length, 0);
+  await waitUntil(() => records.length === 1, 2_000, "onClose");
+  assertEquals(records, ["error:template"]);
+  assertEquals(server.stats.outcomes.error, 1);
+  assertEquals(server.stats.outcomes.greeted, 0);
 });
