@@ -23,7 +23,7 @@ COPY --from=build /greeter /usr/local/bin/greeter
 # The image's unprivileged "nonroot" user; port 8080 needs no privilege.
 USER 65532:65532
 EXPOSE 8080
-# greeter's own client: exits 0 only when a greeting arrives in time. If you
+# greeter's own probe: exits 0 only when the exact greeting arrives in time. If you
 # change the port in the command, change it here too.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/greeter", "check", "127.0.0.1:8080", "--timeout", "2000"]
