@@ -5,7 +5,8 @@
  * @module
  */
 import { formatAddress } from "./lib/address.ts";
-import { readGreeting } from "./lib/client.ts";
+import { type ClientTlsOptions, readGreeting } from "./lib/client.ts";
+import type { ClientTransport } from "./lib/cli_target.ts";
 import {
   type ConnectCommand,
   parseCommand,
@@ -272,8 +273,23 @@ async function serveWorkers(
   });
 }
 
+/** The TLS options of a client command, with its --ca file read. */
+async function clientTls(
+  transport: ClientTransport,
+): Promise<false | ClientTlsOptions> {
+  if (!transport.tls) return false;
+  const caCerts = transport.ca === undefined
+    ? undefined
+    : [new TextDecoder().decode(await readInputFile(transport.ca, "CA file"))];
+  return { caCerts, insecure: transport.insecure };
+}
+
 async function check(command: CheckCommand): Promise<number> {
-  const result = await checkGreeting(command);
+  const result = await checkGreeting({
+    ...command,
+    path: command.unix,
+    tls: await clientTls(command),
+  });
   console.log(result.message);
   return result.ok ? 0 : 1;
 }
@@ -282,10 +298,7 @@ async function connect(command: ConnectCommand): Promise<number> {
   const address = command.unix ??
     formatAddress({ transport: "tcp", ...command });
   try {
-    const caCerts = command.ca === undefined
-      ? undefined
-      : [new TextDecoder().decode(await readInputFile(command.ca, "CA file"))];
-    const tls = command.tls && { caCerts, insecure: command.insecure };
+    const tls = await clientTls(command);
     for await (
       const chunk of readGreeting({ ...command, path: command.unix, tls })
     ) {

@@ -1,5 +1,9 @@
 import { formatAddress } from "./address.ts";
-import { GreetingTimeoutError, readGreeting } from "./client.ts";
+import {
+  type ClientTlsOptions,
+  GreetingTimeoutError,
+  readGreeting,
+} from "./client.ts";
 import { explainConnectError, lowerFirst } from "./errors.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
 import { DEFAULT_PORT } from "./server.ts";
@@ -33,6 +37,10 @@ export interface CheckGreetingOptions {
    * @default {2000}
    */
   timeout?: number;
+  /** Connect to this Unix socket instead of a host and port. */
+  path?: string;
+  /** Speak TLS (true: verify against the system's CAs). */
+  tls?: boolean | ClientTlsOptions;
   /** Aborting it stops the check. */
   signal?: AbortSignal;
 }
@@ -112,7 +120,8 @@ export async function checkGreeting(
     timeout = DEFAULT_CHECK_TIMEOUT,
     signal,
   } = options;
-  const address = formatAddress({ transport: "tcp", hostname, port });
+  const address = options.path ??
+    formatAddress({ transport: "tcp", hostname, port });
   const started = performance.now();
   const buffer = new Uint8Array(expect.length + EXTRA + 1);
   let size = 0;
@@ -121,7 +130,14 @@ export async function checkGreeting(
   let closed = false;
   try {
     for await (
-      const chunk of readGreeting({ hostname, port, timeout, signal })
+      const chunk of readGreeting({
+        hostname,
+        port,
+        timeout,
+        signal,
+        path: options.path,
+        tls: options.tls,
+      })
     ) {
       const take = Math.min(chunk.length, buffer.length - size);
       buffer.set(chunk.subarray(0, take), size);

@@ -1,4 +1,9 @@
-import { parseTarget } from "./cli_target.ts";
+import {
+  CLIENT_TRANSPORT_FLAGS,
+  type ClientTransport,
+  parseClientTransport,
+  parseTarget,
+} from "./cli_target.ts";
 import { DEFAULT_CHECK_TIMEOUT } from "./check.ts";
 import {
   type FlagSpec,
@@ -18,7 +23,7 @@ import {
 import { DEFAULT_PORT } from "./server.ts";
 
 /** The `check` command's options, validated and typed. */
-export interface CheckCommand {
+export interface CheckCommand extends ClientTransport {
   /** Always `check`. */
   command: "check";
   /** The server's host name or IP address. */
@@ -59,6 +64,7 @@ export const CHECK_FLAGS: FlagSpec[] = [
     help: "Fail if the whole greeting and the close take longer " +
       `(default ${DEFAULT_CHECK_TIMEOUT})`,
   },
+  ...CLIENT_TRANSPORT_FLAGS,
   { name: "help", short: "h", help: "Show this help and exit" },
   { name: "version", short: "V", help: "Show the version and exit" },
 ];
@@ -123,5 +129,6 @@ export function parseCheck(
     timeout: timeoutText === undefined
       ? DEFAULT_CHECK_TIMEOUT
       : parseIntegerFlag(timeoutText, "timeout", 1),
+    ...parseClientTransport(flags),
   };
 }

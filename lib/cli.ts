@@ -20,7 +20,12 @@ import {
 import { type Cidr, parseCidr } from "./ip.ts";
 import { PRESET_NAMES, type PresetName } from "./presets.ts";
 import { type CheckCommand, parseCheck } from "./check_cli.ts";
-import { parseTarget } from "./cli_target.ts";
+import {
+  CLIENT_TRANSPORT_FLAGS,
+  type ClientTransport,
+  parseClientTransport,
+  parseTarget,
+} from "./cli_target.ts";
 import { LOG_FORMATS, type LogFormat } from "./log_format.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -78,19 +83,11 @@ export interface ServeCommand {
 }
 
 /** The `connect` command's options, validated and typed. */
-export interface ConnectCommand {
+export interface ConnectCommand extends ClientTransport {
   command: "connect";
   hostname: string;
   port: number;
   timeout: number;
-  /** Connect to a Unix socket instead. */
-  unix?: string;
-  /** Speak TLS. */
-  tls: boolean;
-  /** A CA certificate file to verify the server with. */
-  ca?: string;
-  /** Skip certificate verification. */
-  insecure: boolean;
 }
 
 /** A request for help or the version, which prints and exits 0. */
@@ -284,21 +281,7 @@ export const CONNECT_FLAGS: FlagSpec[] = [
     help:
       `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
   },
-  { name: "tls", help: "Connect over TLS, verifying the certificate" },
-  {
-    name: "ca",
-    value: "FILE",
-    help: "Trust this PEM CA certificate (with --tls)",
-  },
-  {
-    name: "insecure",
-    help: "With --tls, do not verify the certificate",
-  },
-  {
-    name: "unix",
-    value: "PATH",
-    help: "Connect to a Unix socket instead of HOST:PORT",
-  },
+  ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
 ];
 
@@ -527,31 +510,13 @@ function parseConnect(args: string[]): Command {
   if (flags.switches.has("version")) return { command: "version" };
   const target = parseTarget(flags.positionals, "connect");
   const timeoutText = lastValue(flags, "timeout");
-  const tls = flags.switches.has("tls");
-  const ca = lastValue(flags, "ca");
-  const insecure = flags.switches.has("insecure");
-  if (!tls && (ca !== undefined || insecure)) {
-    throw new UsageError("--ca and --insecure go with --tls");
-  }
-  if (ca !== undefined && insecure) {
-    throw new UsageError("--ca and --insecure cannot be used together");
-  }
-  const unix = lastValue(flags, "unix");
-  if (unix !== undefined && (tls || flags.positionals.length > 0)) {
-    throw new UsageError(
-      "--unix connects to a socket file: drop HOST:PORT and --tls",
-    );
-  }
   return {
     command: "connect",
     ...target,
     timeout: timeoutText === undefined
       ? DEFAULT_CLIENT_TIMEOUT
       : parseIntegerFlag(timeoutText, "timeout", 1),
-    unix,
-    tls,
-    ca,
-    insecure,
+    ...parseClientTransport(flags),
   };
 }
 

@@ -19,7 +19,25 @@ Deno.test("parseCheck() defaults to localhost:8080, the default greeting and 200
     port: 8080,
     expect: DEFAULT_BYTES,
     timeout: 2000,
+    unix: undefined,
+    tls: false,
+    ca: undefined,
+    insecure: false,
   });
+  assertEquals(
+    parseCheck(["h:1", "--tls", "--ca", "ca.pem"]),
+    {
+      command: "check",
+      hostname: "h",
+      port: 1,
+      expect: DEFAULT_BYTES,
+      timeout: 2000,
+      unix: undefined,
+      tls: true,
+      ca: "ca.pem",
+      insecure: false,
+    },
+  );
 });
 
 Deno.test("parseCheck() reads the address, --expect, --line-ending, --encoding and --timeout", () => {
@@ -40,6 +58,10 @@ Deno.test("parseCheck() reads the address, --expect, --line-ending, --encoding a
       port: 2323,
       expect: encoder.encode("Grüße\nzwei\n"),
       timeout: 500,
+      unix: undefined,
+      tls: false,
+      ca: undefined,
+      insecure: false,
     },
   );
   assertEquals(

@@ -275,6 +275,15 @@ Deno.test("greeter serves TLS that greeter connect and openssl verify", async ()
       stdout: "Connection Established\r\n",
       stderr: "",
     });
+    const probe = await runCli([
+      "check",
+      `localhost:${server.port}`,
+      "--tls",
+      "--ca",
+      ca,
+    ]);
+    assertEquals(probe.code, 0, probe.stdout);
+    assertMatch(probe.stdout, /^OK localhost:\d+ sent the expected greeting/);
     const insecure = await runCli([
       "connect",
       `127.0.0.1:${server.port}`,
@@ -336,6 +345,9 @@ Deno.test("greeter --unix serves a socket, replaces a stale one, refuses a live 
     const server = await startCli(["--unix", path], { permissions });
     const result = await runCli(["connect", "--unix", path], { permissions });
     assertEquals(result.stdout, "Connection Established\r\n");
+    const probe = await runCli(["check", "--unix", path], { permissions });
+    assertEquals(probe.code, 0, probe.stdout);
+    assertStringIncludes(probe.stdout, `OK ${path} sent the expected greeting`);
     const live = await runCli(["--unix", path], { permissions });
     assertEquals(live.code, 1);
     assertStringIncludes(live.stderr, "another server is listening on it");
