@@ -101,6 +101,18 @@ function startMetrics(
   }
 }
 
+/** The batched stdout writer and the log the command asks for. */
+function createLog(command: ServeCommand) {
+  const writer = createLineWriter(Deno.stdout);
+  const log = createServerLog({
+    writer,
+    format: command.logFormat,
+    quiet: command.quiet,
+    rate: command.logRate,
+  });
+  return { writer, log };
+}
+
 /** A running server, one thread or several, as the CLI drives it. */
 interface Service {
   command: ServeCommand;
@@ -158,13 +170,7 @@ async function runUntilStopped(service: Service): Promise<number> {
 
 async function serve(command: ServeCommand): Promise<number> {
   const options = await prepareServe(command);
-  const writer = createLineWriter(Deno.stdout);
-  const log = createServerLog({
-    writer,
-    format: command.logFormat,
-    quiet: command.quiet,
-    rate: command.logRate,
-  });
+  const { writer, log } = createLog(command);
   const histogram = createDurationHistogram();
   let server: GreetingServer | undefined;
   // Metrics first: if its port is taken, nothing has started greeting.
@@ -218,13 +224,7 @@ async function serveWorkers(
   // sent to a thread); doing it here first reports a bad file as single
   // mode does, before anything starts.
   await prepareServe(command);
-  const writer = createLineWriter(Deno.stdout);
-  const log = createServerLog({
-    writer,
-    format: command.logFormat,
-    quiet: command.quiet,
-    rate: command.logRate,
-  });
+  const { writer, log } = createLog(command);
   // Workers' lines, held back until the start-up lines are out.
   let held: string[] | undefined = [];
   const write = (text: string) => {
