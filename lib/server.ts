@@ -387,6 +387,12 @@ export function serveGreeting(
   const serving = createSlotList();
   const lingering = createSlotList();
   const openCount = () => serving.size + lingering.size;
+  // Derived, not kept: the lists are the truth. Enumerable, so snapshots
+  // (spread, structured clone for workers) copy its value.
+  Object.defineProperty(stats, "active", {
+    get: openCount,
+    enumerable: true,
+  });
   const sweepEvery = Math.min(
     250,
     Math.max(
@@ -436,12 +442,11 @@ export function serveGreeting(
   function release(slot: Slot) {
     if (!unlinkSlot(slot)) return;
     closeQuietly(slot.conn);
-    stats.active = openCount();
     if (slotFreed) {
       slotFreed.open();
       slotFreed = undefined;
     }
-    if (drained && stats.active === 0) drained.open();
+    if (drained && openCount() === 0) drained.open();
   }
 
   /**
@@ -525,7 +530,6 @@ export function serveGreeting(
     stats.accepted++;
     const slot = createSlot(conn, timeout > 0 ? now + timeout : Infinity);
     appendSlot(serving, slot);
-    stats.active = openCount();
     if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
     const remoteAddr = conn.remoteAddr;
     const refused = admission && remoteAddr.transport === "tcp"

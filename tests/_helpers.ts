@@ -260,3 +260,39 @@ export async function canRun(
     return false;
   }
 }
+
+/** A loopback port nobody listens on (it was free a moment ago). */
+export function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/**
+ * A loopback server that accepts one client and never sends or closes: for
+ * timeouts. Disposing closes both.
+ */
+export function silentServer(): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept().catch(() => undefined);
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      (await accepted)?.close();
+    },
+  };
+}
+
+/** Runs `fn` with a new temporary directory, removed afterwards. */
+export async function withTempDir<T>(
+  fn: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -2,7 +2,7 @@ import { assertEquals, assertMatch } from "@std/assert";
 import { checkGreeting, quoteBytes } from "../lib/check.ts";
 import { encodeGreeting } from "../lib/greeting.ts";
 import { serveGreeting } from "../lib/server.ts";
-import { DEFAULT_BYTES } from "./_helpers.ts";
+import { closedPort, DEFAULT_BYTES } from "./_helpers.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
 const encoder = new TextEncoder();
@@ -148,9 +148,7 @@ Deno.test("checkGreeting() stops reading a much longer greeting", async () => {
 });
 
 Deno.test("checkGreeting() reports a refused connection as FAIL with the fix", async () => {
-  const listener = Deno.listen(LOOPBACK);
-  const { port } = listener.addr;
-  listener.close();
+  const port = closedPort();
   const result = await checkGreeting({ hostname: "127.0.0.1", port });
   assertEquals([result.ok, result.status], [false, "fail"]);
   assertEquals(

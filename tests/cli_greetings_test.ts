@@ -4,7 +4,13 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { readAll, runCli, startCli } from "./_helpers.ts";
+import {
+  closedPort,
+  readAll,
+  runCli,
+  startCli,
+  withTempDir,
+} from "./_helpers.ts";
 
 const decoder = new TextDecoder();
 const text = async (port: number, hostname = "127.0.0.1") =>
@@ -199,9 +205,7 @@ Deno.test("greeter --preset qotd serves quotes from the file", async () => {
 });
 
 Deno.test("greeter answers on every port of a range, each saying which", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const first = probe.addr.port;
-  probe.close();
+  const first = closedPort();
   const range = `${first}-${first + 4}`;
   let server;
   try {
@@ -226,9 +230,7 @@ Deno.test("greeter answers on every port of a range, each saying which", async (
 
 Deno.test("greeter names the listener that cannot bind and leaves none open", async () => {
   using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const free = probe.addr.port;
-  probe.close();
+  const free = closedPort();
   const result = await runCli([
     "-H",
     "127.0.0.1",
@@ -249,8 +251,7 @@ Deno.test("greeter names the listener that cannot bind and leaves none open", as
 });
 
 Deno.test("greeter serves TLS that greeter connect and openssl verify", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const { ca, cert, key } = await makeCertificates(dir);
     await using server = await startCli([
       "-H",
@@ -322,16 +323,15 @@ Deno.test("greeter serves TLS that greeter connect and openssl verify", async ()
     ], "");
     assertEquals(openssl.stdout, "Connection Established\r\n", openssl.stderr);
     plain.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
+/** What a Unix socket needs under deno run. */
+const permissions = ["--allow-net", "--allow-read", "--allow-write"];
+
 Deno.test("greeter --unix serves a socket, replaces a stale one, refuses a live one", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/greeter.sock`;
-  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
-  try {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/greeter.sock`;
     // A stale socket file: bound by a process that is gone (Python does not
     // remove it on exit).
     const bind = await run("python3", [
@@ -361,16 +361,12 @@ Deno.test("greeter --unix serves a socket, replaces a stale one, refuses a live 
       notSocket.stderr,
       "the path exists and is not a socket",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("greeter on a Unix socket logs its clients and fills in templates", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/greeter.sock`;
-  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
-  try {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/greeter.sock`;
     const server = await startCli(
       [
         "--unix",
@@ -397,7 +393,5 @@ Deno.test("greeter on a Unix socket logs its clients and fills in templates", as
       null,
     ]);
     assertEquals(connection.outcome, "greeted");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

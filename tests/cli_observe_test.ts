@@ -4,7 +4,7 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { pool, readAll, runCli, startCli } from "./_helpers.ts";
+import { closedPort, pool, readAll, runCli, startCli } from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0"];
 
@@ -130,9 +130,7 @@ Deno.test("greeter check exits 0 on the expected greeting and 1 otherwise", asyn
   assertEquals(mismatch.code, 1);
   assertMatch(mismatch.stdout, /^MISMATCH /);
   assertEquals(mismatch.stdout.trim().split("\n").length, 1);
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const closed = probe.addr.port;
-  probe.close();
+  const closed = closedPort();
   const refused = await runCli(["check", `127.0.0.1:${closed}`]);
   assertEquals(refused.code, 1);
   assertMatch(refused.stdout, /^FAIL .*connection refused/);

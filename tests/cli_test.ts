@@ -5,10 +5,12 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import {
+  closedPort,
   DEFAULT_BYTES,
   readAll,
   runCli,
   runNode,
+  silentServer,
   startCli,
 } from "./_helpers.ts";
 import config from "../deno.json" with { type: "json" };
@@ -135,9 +137,7 @@ Deno.test("greeter connect prints the greeting and exits 0", async () => {
 });
 
 Deno.test("greeter connect reports a refused connection in one line", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
+  const port = closedPort();
   assertFails(
     await runCli(["connect", `127.0.0.1:${port}`]),
     1,
@@ -146,19 +146,17 @@ Deno.test("greeter connect reports a refused connection in one line", async () =
 });
 
 Deno.test("greeter connect reports a timeout in one line", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
+  await using silent = silentServer();
   assertFails(
     await runCli([
       "connect",
-      `127.0.0.1:${listener.addr.port}`,
+      `127.0.0.1:${silent.port}`,
       "--timeout",
       "300",
     ]),
     1,
     "within 300 ms; if the server speaks TLS add --tls, otherwise try a longer --timeout",
   );
-  (await accepted).close();
 });
 
 Deno.test("greeter --help and --version print and exit 0", async () => {
@@ -282,12 +280,11 @@ Deno.test("greeter rejects a --metrics address that is not HOST:PORT", async () 
 });
 
 Deno.test("greeter connect --tls --insecure reports a server that never answers", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
+  await using silent = silentServer();
   assertFails(
     await runCli([
       "connect",
-      `127.0.0.1:${listener.addr.port}`,
+      `127.0.0.1:${silent.port}`,
       "--tls",
       "--insecure",
       "-t",
@@ -296,5 +293,4 @@ Deno.test("greeter connect --tls --insecure reports a server that never answers"
     1,
     "within 300 ms",
   );
-  (await accepted).close();
 });

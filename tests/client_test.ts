@@ -5,7 +5,7 @@ import {
   readGreeting,
   serveGreeting,
 } from "../mod.ts";
-import { DEFAULT_BYTES } from "./_helpers.ts";
+import { closedPort, DEFAULT_BYTES, silentServer } from "./_helpers.ts";
 
 Deno.test("fetchGreeting() returns the exact bytes the server sent", async () => {
   await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
@@ -16,9 +16,7 @@ Deno.test("fetchGreeting() returns the exact bytes the server sent", async () =>
 });
 
 Deno.test("fetchGreeting() rejects with ConnectionRefused when nobody listens", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
+  const port = closedPort();
   await assertRejects(
     () => fetchGreeting({ hostname: "127.0.0.1", port }),
     Deno.errors.ConnectionRefused,
@@ -26,19 +24,13 @@ Deno.test("fetchGreeting() rejects with ConnectionRefused when nobody listens", 
 });
 
 Deno.test("fetchGreeting() times out on a server that never closes", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
+  await using silent = silentServer();
   await assertRejects(
     () =>
-      fetchGreeting({
-        hostname: "127.0.0.1",
-        port: listener.addr.port,
-        timeout: 200,
-      }),
+      fetchGreeting({ hostname: "127.0.0.1", port: silent.port, timeout: 200 }),
     GreetingTimeoutError,
-    `No complete greeting from 127.0.0.1:${listener.addr.port} within 200 ms`,
+    `No complete greeting from 127.0.0.1:${silent.port} within 200 ms`,
   );
-  (await accepted).close();
 });
 
 Deno.test("readGreeting() yields chunks as they arrive", async () => {
