@@ -4,41 +4,47 @@
  *
  * @module
  */
-import { formatAddress } from "./lib/address.ts";
-import { type ClientTlsOptions, readGreeting } from "./lib/client.ts";
-import type { ClientTransport } from "./lib/cli_target.ts";
+import { formatAddress } from "./lib/net/address.ts";
+import {
+  type ClientTlsOptions,
+  readGreeting,
+} from "./lib/client/read_greeting.ts";
+import type { ClientTransport } from "./lib/cli/target.ts";
 import {
   type ConnectCommand,
   parseCommand,
   type ServeCommand,
-} from "./lib/cli.ts";
+} from "./lib/cli/commands/serve.ts";
 import {
   explainConnectError,
   explainError,
   explainListenError,
-} from "./lib/errors.ts";
-import { checkGreeting } from "./lib/check.ts";
-import type { CheckCommand } from "./lib/check_cli.ts";
-import { createLineWriter } from "./lib/line_writer.ts";
+} from "./lib/cli/explain.ts";
+import { checkGreeting } from "./lib/client/check.ts";
+import type { CheckCommand } from "./lib/cli/commands/check.ts";
+import { createLineWriter } from "./lib/observe/line_writer.ts";
 import {
   createDurationHistogram,
   type MetricsServer,
   renderMetrics,
   serveMetrics,
-} from "./lib/metrics.ts";
-import { createServerLog, type ServerLog } from "./lib/server_log.ts";
-import type { ServerStats } from "./lib/stats.ts";
+} from "./lib/observe/metrics.ts";
+import {
+  createServerLog,
+  type ServerLog,
+} from "./lib/observe/connection_log.ts";
+import type { ServerStats } from "./lib/server/stats.ts";
 import {
   type InspectorOutcome,
   watchStatsSignal,
-} from "./lib/stats_summary.ts";
-import { readInputFile } from "./lib/read_file.ts";
-import { prepareServe } from "./lib/serve_setup.ts";
+} from "./lib/observe/stats_summary.ts";
+import { readInputFile } from "./lib/cli/read_file.ts";
+import { prepareServe } from "./lib/cli/setup.ts";
 import {
   type GreetingServer,
   ListenError,
   serveGreeting,
-} from "./lib/server.ts";
+} from "./lib/server/serve_greeting.ts";
 import { VERSION } from "./lib/version.ts";
 import {
   renderWorkerMetrics,
@@ -47,7 +53,7 @@ import {
   UNSTABLE_NET_MESSAGE,
   type WorkerGroup,
   WorkerStartError,
-} from "./lib/workers.ts";
+} from "./lib/cli/workers/pool.ts";
 
 /** Thrown to end the run with a message already explained. */
 class Exit extends Error {

@@ -33,7 +33,7 @@ export {
   serveGreeting,
   type ServeGreetingOptions,
   type TlsOptions,
-} from "./lib/server.ts";
+} from "./lib/server/serve_greeting.ts";
 export {
   compileTemplate,
   type CompileTemplateOptions,
@@ -42,7 +42,7 @@ export {
   hasPlaceholders,
   TEMPLATE_PLACEHOLDERS,
   type TemplatePlaceholder,
-} from "./lib/template.ts";
+} from "./lib/greeting/template.ts";
 export {
   daytimeGreeting,
   loadPreset,
@@ -52,13 +52,13 @@ export {
   type PresetName,
   qotdGreeting,
   timeGreeting,
-} from "./lib/presets.ts";
+} from "./lib/greeting/presets.ts";
 export {
   type AdmissionOptions,
   REFUSE_REASONS,
   type RefuseReason,
-} from "./lib/admission.ts";
-export { type Cidr, parseCidr } from "./lib/ip.ts";
+} from "./lib/server/admission.ts";
+export { type Cidr, parseCidr } from "./lib/net/ip.ts";
 export {
   DEFAULT_MESSAGE,
   encodeGreeting,
@@ -67,7 +67,7 @@ export {
   type GreetingEncoding,
   LINE_ENDINGS,
   type LineEnding,
-} from "./lib/greeting.ts";
+} from "./lib/greeting/encode.ts";
 export {
   type ClientTlsOptions,
   DEFAULT_CLIENT_TIMEOUT,
@@ -75,17 +75,17 @@ export {
   type FetchGreetingOptions,
   GreetingTimeoutError,
   readGreeting,
-} from "./lib/client.ts";
+} from "./lib/client/read_greeting.ts";
 export {
   CONNECTION_OUTCOMES,
   type ConnectionOutcome,
   type ServerStats,
-} from "./lib/stats.ts";
-export { formatAddress } from "./lib/address.ts";
-export { UsageError } from "./lib/usage_error.ts";
+} from "./lib/server/stats.ts";
+export { formatAddress } from "./lib/net/address.ts";
+export { UsageError } from "./lib/cli/usage_error.ts";
 export {
   type ByteSink,
   createLineWriter,
   type LineWriter,
   type LineWriterOptions,
-} from "./lib/line_writer.ts";
+} from "./lib/observe/line_writer.ts";

@@ -3,10 +3,10 @@
 import {
   formatJsonConnectionLine,
   formatTextConnectionLine,
-} from "../lib/log_format.ts";
-import { createLogThrottle } from "../lib/log_throttle.ts";
-import { createDurationHistogram } from "../lib/metrics.ts";
-import type { ConnectionRecord } from "../lib/server.ts";
+} from "../lib/observe/log_format.ts";
+import { createLogThrottle } from "../lib/observe/log_throttle.ts";
+import { createDurationHistogram } from "../lib/observe/metrics.ts";
+import type { ConnectionRecord } from "../lib/server/serve_greeting.ts";
 
 const record: ConnectionRecord = {
   remoteAddr: { transport: "tcp", hostname: "192.168.100.200", port: 51234 },

@@ -1,12 +1,16 @@
 // The per-connection cost of a greeting: the static fast path against
 // compiled templates and presets. Run: deno bench scripts/bench_template.ts
-import { encodeGreeting } from "../lib/greeting.ts";
-import { daytimeGreeting, qotdGreeting, timeGreeting } from "../lib/presets.ts";
+import { encodeGreeting } from "../lib/greeting/encode.ts";
+import {
+  daytimeGreeting,
+  qotdGreeting,
+  timeGreeting,
+} from "../lib/greeting/presets.ts";
 import {
   compileTemplate,
   type GreetingContext,
   type GreetingSource,
-} from "../lib/template.ts";
+} from "../lib/greeting/template.ts";
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "192.168.100.200", port: 51234 },

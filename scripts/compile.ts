@@ -17,7 +17,7 @@ import {
   parseFlags,
   parseIntegerFlag,
   UsageError,
-} from "../lib/flags.ts";
+} from "../lib/cli/flags.ts";
 import {
   describeFormat,
   readExecutableFormatOf,
@@ -182,7 +182,7 @@ async function compileTarget(
       // --workers starts this module in Web Workers; deno compile does not
       // follow `new Worker(...)`, so it must be embedded by name.
       "--include",
-      `${ROOT}/lib/worker_entry.ts`,
+      `${ROOT}/lib/cli/workers/entry.ts`,
       "--target",
       target,
       "--output",

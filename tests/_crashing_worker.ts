@@ -1,6 +1,6 @@
 // A greeter worker that crashes 200 ms after it is told to start, when it
 // is not the first: for tests/workers_test.ts.
-import "../lib/worker_entry.ts";
+import "../lib/cli/workers/entry.ts";
 
 globalThis.addEventListener("message", (event) => {
   const { data } = event as MessageEvent<{ type: string; ports?: number[] }>;

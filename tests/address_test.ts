@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { formatAddress, parseHostPort, parsePort } from "../lib/address.ts";
+import { formatAddress, parseHostPort, parsePort } from "../lib/net/address.ts";
 
 const defaults = { hostname: "localhost", port: 8080 };
 

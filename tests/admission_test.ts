@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { createAdmission } from "../lib/admission.ts";
-import { parseCidr } from "../lib/ip.ts";
+import { createAdmission } from "../lib/server/admission.ts";
+import { parseCidr } from "../lib/net/ip.ts";
 
 Deno.test("createAdmission() lets deny win over allow", () => {
   const admission = createAdmission({

@@ -1,6 +1,6 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { type CheckCommand, parseCheck } from "../lib/check_cli.ts";
-import { UsageError } from "../lib/flags.ts";
+import { type CheckCommand, parseCheck } from "../lib/cli/commands/check.ts";
+import { UsageError } from "../lib/cli/flags.ts";
 import { DEFAULT_BYTES } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

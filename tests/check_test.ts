@@ -1,7 +1,7 @@
 import { assertEquals, assertMatch } from "@std/assert";
-import { checkGreeting, quoteBytes } from "../lib/check.ts";
-import { encodeGreeting } from "../lib/greeting.ts";
-import { serveGreeting } from "../lib/server.ts";
+import { checkGreeting, quoteBytes } from "../lib/client/check.ts";
+import { encodeGreeting } from "../lib/greeting/encode.ts";
+import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { closedPort, DEFAULT_BYTES } from "./_helpers.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { parseCommand } from "../lib/cli.ts";
-import { UsageError } from "../lib/flags.ts";
+import { parseCommand } from "../lib/cli/commands/serve.ts";
+import { UsageError } from "../lib/cli/flags.ts";
 
 Deno.test("parseCommand() gives the documented defaults", () => {
   assertEquals(parseCommand([]), {

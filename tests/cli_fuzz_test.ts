@@ -7,9 +7,9 @@ import {
   CONNECT_FLAGS,
   parseCommand,
   SERVE_FLAGS,
-} from "../lib/cli.ts";
-import { CHECK_FLAGS } from "../lib/check_cli.ts";
-import { type FlagSpec, UsageError } from "../lib/flags.ts";
+} from "../lib/cli/commands/serve.ts";
+import { CHECK_FLAGS } from "../lib/cli/commands/check.ts";
+import { type FlagSpec, UsageError } from "../lib/cli/flags.ts";
 import { runCli } from "./_helpers.ts";
 
 /** A small deterministic PRNG (mulberry32). */

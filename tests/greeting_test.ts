@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { encodeGreeting } from "../lib/greeting.ts";
-import { decodeMessageFile } from "../lib/message_file.ts";
+import { encodeGreeting } from "../lib/greeting/encode.ts";
+import { decodeMessageFile } from "../lib/greeting/message_file.ts";
 
 const bytes = (text: string) => [...text].map((c) => c.charCodeAt(0));
 

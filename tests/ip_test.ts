@@ -5,7 +5,7 @@ import {
   parseIp,
   sourceKey,
   unmapIpv4,
-} from "../lib/ip.ts";
+} from "../lib/net/ip.ts";
 
 Deno.test("parseIp() parses IPv4, IPv6 and IPv4-mapped addresses", () => {
   assertEquals([...parseIp("192.168.1.2")!], [192, 168, 1, 2]);

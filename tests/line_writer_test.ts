@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { createLineWriter } from "../lib/line_writer.ts";
+import { createLineWriter } from "../lib/observe/line_writer.ts";
 
 /** A sink that records each write and accepts at most `chunk` bytes of it. */
 function recordingSink(chunk = Infinity, pause = 0) {

@@ -6,9 +6,9 @@ import {
   formatTextConnectionLine,
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
-} from "../lib/log_format.ts";
-import type { ConnectionRecord } from "../lib/server.ts";
-import { createServerStats } from "../lib/stats.ts";
+} from "../lib/observe/log_format.ts";
+import type { ConnectionRecord } from "../lib/server/serve_greeting.ts";
+import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";
 
 const START = Date.UTC(2025, 0, 2, 3, 4, 5, 600);

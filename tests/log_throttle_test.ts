@@ -1,11 +1,11 @@
 import { assert, assertEquals } from "@std/assert";
-import { sourceKey } from "../lib/ip.ts";
+import { sourceKey } from "../lib/net/ip.ts";
 import {
   formatJsonConnectionLine,
   formatJsonSuppressedLine,
-} from "../lib/log_format.ts";
-import { createLogThrottle } from "../lib/log_throttle.ts";
-import { serveGreeting } from "../lib/server.ts";
+} from "../lib/observe/log_format.ts";
+import { createLogThrottle } from "../lib/observe/log_throttle.ts";
+import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { pool, readAll, waitUntil } from "./_helpers.ts";
 
 /** Sums the counts of text summaries, by source. */

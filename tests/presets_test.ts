@@ -5,7 +5,7 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "@std/assert";
-import { UsageError } from "../lib/flags.ts";
+import { UsageError } from "../lib/cli/flags.ts";
 import {
   daytimeGreeting,
   loadPreset,
@@ -16,8 +16,11 @@ import {
   qotdGreeting,
   rfc868Seconds,
   timeGreeting,
-} from "../lib/presets.ts";
-import type { GreetingContext, GreetingSource } from "../lib/template.ts";
+} from "../lib/greeting/presets.ts";
+import type {
+  GreetingContext,
+  GreetingSource,
+} from "../lib/greeting/template.ts";
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "::1", port: 5 },

@@ -4,8 +4,8 @@ import {
   formatUptime,
   STATS_SIGNAL_SUPPORTED,
   watchStatsSignal,
-} from "../lib/stats_summary.ts";
-import { createServerStats } from "../lib/stats.ts";
+} from "../lib/observe/stats_summary.ts";
+import { createServerStats } from "../lib/server/stats.ts";
 
 Deno.test("formatUptime() writes seconds, minutes, hours and days", () => {
   assertEquals(

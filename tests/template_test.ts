@@ -5,15 +5,15 @@ import {
   assertNotStrictEquals,
   assertThrows,
 } from "@std/assert";
-import { UsageError } from "../lib/flags.ts";
-import { encodeGreeting } from "../lib/greeting.ts";
+import { UsageError } from "../lib/cli/flags.ts";
+import { encodeGreeting } from "../lib/greeting/encode.ts";
 import {
   compileTemplate,
   type GreetingContext,
   type GreetingSource,
   hasPlaceholders,
   TEMPLATE_PLACEHOLDERS,
-} from "../lib/template.ts";
+} from "../lib/greeting/template.ts";
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "::1", port: 5 },

@@ -269,7 +269,7 @@ Deno.test(
     assertEquals(result.code, 1);
     assertMatch(
       result.stderr,
-      /^greeter: Cannot start the workers: missing permission \(read access to ".*\/lib\/worker_entry\.ts"\): run deno again with --allow-read\n$/,
+      /^greeter: Cannot start the workers: missing permission \(read access to ".*\/lib\/cli\/workers\/entry\.ts"\): run deno again with --allow-read\n$/,
     );
     assertEquals(result.stdout, "");
   },

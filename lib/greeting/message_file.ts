@@ -1,6 +1,6 @@
-import { UsageError } from "./usage_error.ts";
-import { readInputFile } from "./read_file.ts";
-import { type GreetingEncoding, LIMITS } from "./greeting.ts";
+import { UsageError } from "../cli/usage_error.ts";
+import { readInputFile } from "../cli/read_file.ts";
+import { type GreetingEncoding, LIMITS } from "./encode.ts";
 
 /**
  * Decodes the bytes of a message file in the given encoding.

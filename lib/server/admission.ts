@@ -1,4 +1,4 @@
-import { type Cidr, cidrContains, parseIp, sourceKey } from "./ip.ts";
+import { type Cidr, cidrContains, parseIp, sourceKey } from "../net/ip.ts";
 
 /** Why a client was refused. */
 export type RefuseReason = "denied" | "per_ip_limit" | "rate_limit";

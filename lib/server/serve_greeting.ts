@@ -3,8 +3,8 @@ import {
   createAdmission,
   needsAdmission,
 } from "./admission.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
-import { formatAddress } from "./address.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
+import { formatAddress } from "../net/address.ts";
 import {
   appendSlot,
   createSlot,
@@ -12,8 +12,8 @@ import {
   insertSlot,
   type Slot,
   unlinkSlot,
-} from "./slot_list.ts";
-import type { GreetingSource } from "./template.ts";
+} from "./connection_table.ts";
+import type { GreetingSource } from "../greeting/template.ts";
 import {
   type ConnectionOutcome,
   createServerStats,

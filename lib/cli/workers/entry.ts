@@ -5,17 +5,21 @@
  *
  * @module
  */
-import { explainError, explainListenError } from "./errors.ts";
-import { createConnectionLog } from "./server_log.ts";
-import { createDurationHistogram } from "./metrics.ts";
-import { prepareServe } from "./serve_setup.ts";
-import { type GreetingServer, ListenError, serveGreeting } from "./server.ts";
+import { explainError, explainListenError } from "../explain.ts";
+import { createConnectionLog } from "../../observe/connection_log.ts";
+import { createDurationHistogram } from "../../observe/metrics.ts";
+import { prepareServe } from "../setup.ts";
+import {
+  type GreetingServer,
+  ListenError,
+  serveGreeting,
+} from "../../server/serve_greeting.ts";
 import type {
   FromWorker,
   StartMessage,
   ToWorker,
   WorkerSnapshot,
-} from "./workers.ts";
+} from "./pool.ts";
 
 /** The worker's global scope, typed for what is used here. */
 const scope = globalThis as unknown as {

@@ -1,5 +1,5 @@
-import { parseHostPort, parsePort } from "./address.ts";
-import { DEFAULT_CLIENT_TIMEOUT } from "./client.ts";
+import { parseHostPort, parsePort } from "../../net/address.ts";
+import { DEFAULT_CLIENT_TIMEOUT } from "../../client/read_greeting.ts";
 import {
   type FlagSpec,
   formatFlagHelp,
@@ -9,24 +9,24 @@ import {
   parseIntegerFlag,
   parsePositiveNumberFlag,
   UsageError,
-} from "./flags.ts";
+} from "../flags.ts";
 import {
   DEFAULT_MESSAGE,
   GREETING_ENCODINGS,
   type GreetingEncoding,
   LINE_ENDINGS,
   type LineEnding,
-} from "./greeting.ts";
-import { type Cidr, parseCidr } from "./ip.ts";
-import { PRESET_NAMES, type PresetName } from "./presets.ts";
-import { type CheckCommand, parseCheck } from "./check_cli.ts";
+} from "../../greeting/encode.ts";
+import { type Cidr, parseCidr } from "../../net/ip.ts";
+import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
+import { type CheckCommand, parseCheck } from "./check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
   type ClientTransport,
   parseClientTransport,
   parseTarget,
-} from "./cli_target.ts";
-import { LOG_FORMATS, type LogFormat } from "./log_format.ts";
+} from "../target.ts";
+import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
@@ -34,7 +34,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
-} from "./server.ts";
+} from "../../server/serve_greeting.ts";
 
 /** The serving command's options, validated and typed. */
 export interface ServeCommand {

@@ -1,16 +1,16 @@
-import type { ServeCommand } from "./cli.ts";
+import type { ServeCommand } from "./commands/serve.ts";
 import { UsageError } from "./usage_error.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
-import { readMessageFile } from "./message_file.ts";
-import { loadPreset } from "./presets.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
+import { readMessageFile } from "../greeting/message_file.ts";
+import { loadPreset } from "../greeting/presets.ts";
 import { readInputFile } from "./read_file.ts";
 import type {
   ListenTarget,
   ServeGreetingOptions,
   TlsOptions,
-} from "./server.ts";
-import { compileTemplate, type GreetingSource } from "./template.ts";
-import { prepareUnixSocket } from "./unix_socket.ts";
+} from "../server/serve_greeting.ts";
+import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
+import { prepareUnixSocket } from "../net/unix_socket.ts";
 
 /** Text the greeting's encoding cannot carry is a usage error. */
 function asUsageError<T>(make: () => T): T {

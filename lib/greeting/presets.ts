@@ -1,6 +1,6 @@
-import { UsageError } from "./usage_error.ts";
-import { encodeGreeting } from "./greeting.ts";
-import { readInputFile } from "./read_file.ts";
+import { UsageError } from "../cli/usage_error.ts";
+import { encodeGreeting } from "./encode.ts";
+import { readInputFile } from "../cli/read_file.ts";
 import type { GreetingSource } from "./template.ts";
 
 /** The classic one-shot TCP services greeter can stand in for. */

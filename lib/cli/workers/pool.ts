@@ -7,9 +7,12 @@
  *
  * @module
  */
-import type { ServeCommand } from "./cli.ts";
-import { DURATION_BUCKETS, type DurationHistogram } from "./metrics.ts";
-import { createServerStats, type ServerStats } from "./stats.ts";
+import type { ServeCommand } from "../commands/serve.ts";
+import {
+  DURATION_BUCKETS,
+  type DurationHistogram,
+} from "../../observe/metrics.ts";
+import { createServerStats, type ServerStats } from "../../server/stats.ts";
 
 /** A worker's counters, as sent to the main thread. */
 export interface WorkerSnapshot {
@@ -120,7 +123,7 @@ interface Member {
 const REFRESH_TIMEOUT = 1_000;
 
 /** The worker module (scripts/compile.ts embeds it with --include). */
-const ENTRY = new URL("./worker_entry.ts", import.meta.url);
+const ENTRY = new URL("./entry.ts", import.meta.url);
 
 /**
  * Deno needs read access to a worker's module, where `deno run` itself

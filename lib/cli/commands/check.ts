@@ -3,8 +3,8 @@ import {
   type ClientTransport,
   parseClientTransport,
   parseTarget,
-} from "./cli_target.ts";
-import { DEFAULT_CHECK_TIMEOUT } from "./check.ts";
+} from "../target.ts";
+import { DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   type FlagSpec,
   formatFlagHelp,
@@ -13,14 +13,14 @@ import {
   parseFlags,
   parseIntegerFlag,
   UsageError,
-} from "./flags.ts";
+} from "../flags.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
   GREETING_ENCODINGS,
   LINE_ENDINGS,
-} from "./greeting.ts";
-import { DEFAULT_PORT } from "./server.ts";
+} from "../../greeting/encode.ts";
+import { DEFAULT_PORT } from "../../server/serve_greeting.ts";
 
 /** The `check` command's options, validated and typed. */
 export interface CheckCommand extends ClientTransport {

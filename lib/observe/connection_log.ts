@@ -1,5 +1,5 @@
-import { formatAddress } from "./address.ts";
-import { sourceKey } from "./ip.ts";
+import { formatAddress } from "../net/address.ts";
+import { sourceKey } from "../net/ip.ts";
 import {
   formatJsonConnectionLine,
   formatJsonLogLine,
@@ -10,8 +10,8 @@ import {
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
 import type { LineWriter } from "./line_writer.ts";
-import type { ConnectionRecord } from "./server.ts";
-import type { ServerStats } from "./stats.ts";
+import type { ConnectionRecord } from "../server/serve_greeting.ts";
+import type { ServerStats } from "../server/stats.ts";
 import { formatStatsSummary } from "./stats_summary.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */

@@ -1,4 +1,4 @@
-import { formatAddress } from "./address.ts";
+import { formatAddress } from "../net/address.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
 export const DEFAULT_CLIENT_TIMEOUT = 5_000;

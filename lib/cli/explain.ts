@@ -1,5 +1,5 @@
 import { UsageError } from "./usage_error.ts";
-import { GreetingTimeoutError } from "./client.ts";
+import { GreetingTimeoutError } from "../client/read_greeting.ts";
 
 /** Exit code for a command-line mistake. */
 export const EXIT_USAGE = 2;

@@ -1,9 +1,9 @@
-import { formatAddress } from "./address.ts";
-import type { RefuseReason } from "./admission.ts";
-import { unmapIpv4 } from "./ip.ts";
-import type { ConnectionRecord } from "./server.ts";
-import type { ConnectionOutcome, ServerStats } from "./stats.ts";
-import { VERSION } from "./version.ts";
+import { formatAddress } from "../net/address.ts";
+import type { RefuseReason } from "../server/admission.ts";
+import { unmapIpv4 } from "../net/ip.ts";
+import type { ConnectionRecord } from "../server/serve_greeting.ts";
+import type { ConnectionOutcome, ServerStats } from "../server/stats.ts";
+import { VERSION } from "../version.ts";
 
 /**
  * The version of the JSON log schema, the `v` of every line. Within one

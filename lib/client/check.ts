@@ -1,12 +1,12 @@
-import { formatAddress } from "./address.ts";
+import { formatAddress } from "../net/address.ts";
 import {
   type ClientTlsOptions,
   GreetingTimeoutError,
   readGreeting,
-} from "./client.ts";
-import { explainConnectError, lowerFirst } from "./errors.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "./greeting.ts";
-import { DEFAULT_PORT } from "./server.ts";
+} from "./read_greeting.ts";
+import { explainConnectError, lowerFirst } from "../cli/explain.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
+import { DEFAULT_PORT } from "../server/serve_greeting.ts";
 
 /** How long a check may take by default, in milliseconds. */
 export const DEFAULT_CHECK_TIMEOUT = 2_000;

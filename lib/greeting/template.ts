@@ -1,6 +1,6 @@
-import { UsageError } from "./usage_error.ts";
-import { unmapIpv4 } from "./ip.ts";
-import { encodeGreeting, type EncodeGreetingOptions } from "./greeting.ts";
+import { UsageError } from "../cli/usage_error.ts";
+import { unmapIpv4 } from "../net/ip.ts";
+import { encodeGreeting, type EncodeGreetingOptions } from "./encode.ts";
 
 /** What a dynamic greeting may depend on; built per connection by the server. */
 export interface GreetingContext {

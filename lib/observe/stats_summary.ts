@@ -1,4 +1,4 @@
-import { CONNECTION_OUTCOMES, type ServerStats } from "./stats.ts";
+import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 
 /**
  * Formats a duration as `45s`, `2m03s`, `1h02m03s` or `2d01h02m03s`.

@@ -1,6 +1,6 @@
-import { REFUSE_REASONS } from "./admission.ts";
-import { CONNECTION_OUTCOMES, type ServerStats } from "./stats.ts";
-import { VERSION } from "./version.ts";
+import { REFUSE_REASONS } from "../server/admission.ts";
+import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
+import { VERSION } from "../version.ts";
 
 /** The upper bounds of the connection duration buckets, in seconds. */
 export const DURATION_BUCKETS: readonly number[] = [

@@ -1,11 +1,11 @@
-import { parseHostPort } from "./address.ts";
+import { parseHostPort } from "../net/address.ts";
 import {
   type FlagSpec,
   lastValue,
   type ParsedFlags,
   UsageError,
 } from "./flags.ts";
-import { DEFAULT_PORT } from "./server.ts";
+import { DEFAULT_PORT } from "../server/serve_greeting.ts";
 
 /**
  * Parses a client command's `[HOST][:PORT]` argument (default
