@@ -42,9 +42,9 @@ import { readInputFile } from "./lib/cli/read_file.ts";
 import { prepareServe } from "./lib/cli/setup.ts";
 import {
   type GreetingServer,
-  ListenError,
   serveGreeting,
 } from "./lib/server/serve_greeting.ts";
+import { ListenError } from "./lib/server/listeners.ts";
 import { VERSION } from "./lib/version.ts";
 import {
   renderWorkerMetrics,

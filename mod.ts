@@ -27,12 +27,14 @@ export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
-  type GreetingServer,
-  ListenError,
   type ListenTarget,
-  serveGreeting,
   type ServeGreetingOptions,
   type TlsOptions,
+} from "./lib/server/options.ts";
+export { ListenError } from "./lib/server/listeners.ts";
+export {
+  type GreetingServer,
+  serveGreeting,
 } from "./lib/server/serve_greeting.ts";
 export {
   compileTemplate,

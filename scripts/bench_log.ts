@@ -6,7 +6,7 @@ import {
 } from "../lib/observe/log_format.ts";
 import { createLogThrottle } from "../lib/observe/log_throttle.ts";
 import { createDurationHistogram } from "../lib/observe/metrics.ts";
-import type { ConnectionRecord } from "../lib/server/serve_greeting.ts";
+import type { ConnectionRecord } from "../lib/server/options.ts";
 
 const record: ConnectionRecord = {
   remoteAddr: { transport: "tcp", hostname: "192.168.100.200", port: 51234 },

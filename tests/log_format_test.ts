@@ -7,7 +7,7 @@ import {
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
 } from "../lib/observe/log_format.ts";
-import type { ConnectionRecord } from "../lib/server/serve_greeting.ts";
+import type { ConnectionRecord } from "../lib/server/options.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";
 

@@ -207,7 +207,7 @@ Deno.test("serveGreeting() rejects a nonsensical maxConnections", () => {
   assertThrows(
     () => serveGreeting({ ...LOOPBACK, maxConnections: 0 }),
     RangeError,
-    "maxConnections must be a whole number of at least 1",
+    "Invalid maxConnections option: expected a whole number from 1 to 1000000000, got 0",
   );
 });
 

@@ -8,7 +8,7 @@ import type {
   ListenTarget,
   ServeGreetingOptions,
   TlsOptions,
-} from "../server/serve_greeting.ts";
+} from "../server/options.ts";
 import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 

@@ -5,7 +5,7 @@ import {
   type ParsedFlags,
   UsageError,
 } from "./flags.ts";
-import { DEFAULT_PORT } from "../server/serve_greeting.ts";
+import { DEFAULT_PORT } from "../server/options.ts";
 
 /**
  * Parses a client command's `[HOST][:PORT]` argument (default

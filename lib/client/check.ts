@@ -6,7 +6,7 @@ import {
 } from "./read_greeting.ts";
 import { explainConnectError, lowerFirst } from "../cli/explain.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
-import { DEFAULT_PORT } from "../server/serve_greeting.ts";
+import { DEFAULT_PORT } from "../server/options.ts";
 
 /** How long a check may take by default, in milliseconds. */
 export const DEFAULT_CHECK_TIMEOUT = 2_000;

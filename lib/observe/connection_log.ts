@@ -10,7 +10,7 @@ import {
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
 import type { LineWriter } from "./line_writer.ts";
-import type { ConnectionRecord } from "../server/serve_greeting.ts";
+import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { formatStatsSummary } from "./stats_summary.ts";
 

@@ -1,7 +1,7 @@
 import { formatAddress } from "../net/address.ts";
 import type { RefuseReason } from "../server/admission.ts";
 import { unmapIpv4 } from "../net/ip.ts";
-import type { ConnectionRecord } from "../server/serve_greeting.ts";
+import type { ConnectionRecord } from "../server/options.ts";
 import type { ConnectionOutcome, ServerStats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
 

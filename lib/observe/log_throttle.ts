@@ -150,7 +150,8 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
 
   return {
     offer(key, makeLine) {
-      const now = Date.now();
+      // Monotonic: a stepped wall clock must not reopen or freeze a window.
+      const now = performance.now();
       if (now >= windowEnd) {
         window++;
         windowEnd = now + 1_000;

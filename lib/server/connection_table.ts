@@ -5,9 +5,9 @@
 export interface Slot {
   /** The connection. */
   conn: Deno.Conn;
-  /** When to close it, in milliseconds since the epoch (Infinity: never). */
+  /** When to close it, on the table's monotonic clock (Infinity: never). */
   deadline: number;
-  /** The list it is in, if any. */
+  /** The list it is in, if any; none once it is released. */
   list: SlotList | undefined;
   /** The neighbour towards the head. */
   prev: Slot | undefined;
@@ -34,11 +34,6 @@ export interface SlotList {
 /** Creates an empty list. */
 export function createSlotList(): SlotList {
   return { head: undefined, tail: undefined, size: 0 };
-}
-
-/** Creates a slot that is in no list yet. */
-export function createSlot(conn: Deno.Conn, deadline: number): Slot {
-  return { conn, deadline, list: undefined, prev: undefined, next: undefined };
 }
 
 /** Appends `slot` at the tail of `list`, taking it out of its old list. */
@@ -86,4 +81,138 @@ export function unlinkSlot(slot: Slot): boolean {
   slot.list = slot.prev = slot.next = undefined;
   list.size--;
   return true;
+}
+
+/** Options for {@linkcode createConnectionTable}. */
+export interface ConnectionTableOptions {
+  /** Longest life of a connection, in ms; 0 for none. */
+  timeout: number;
+  /** Longest wait for the client to close after the greeting, in ms. */
+  linger: number;
+  /**
+   * Called once for every released slot, after its connection is closed:
+   * the place it held is free.
+   */
+  onRelease: () => void;
+  /**
+   * The monotonic clock, in milliseconds. Only tests replace it: deadlines
+   * must not move when the wall clock is stepped (NTP, a resumed VM).
+   *
+   * @default {() => performance.now()}
+   */
+  now?: () => number;
+}
+
+/**
+ * The open connections, each with its deadline, on a monotonic clock. One
+ * sweep timer serves every deadline (no timer per connection), and runs only
+ * while a connection with a deadline is open.
+ */
+export interface ConnectionTable {
+  /** Connections being greeted (TLS handshake included), in deadline order. */
+  readonly serving: SlotList;
+  /** Greeted connections waiting for their client to close. */
+  readonly lingering: SlotList;
+  /** How many connections are open. */
+  readonly size: number;
+  /** Adds an accepted connection, with the table's timeout as its deadline. */
+  add(conn: Deno.Conn): Slot;
+  /**
+   * Moves a greeted connection to the lingering list, with a deadline no
+   * later than its own; false if it was already released.
+   */
+  linger(slot: Slot): boolean;
+  /**
+   * Closes the connection and frees its place, exactly once: true the first
+   * time, false after. A pending read or write on it then fails.
+   */
+  release(slot: Slot): boolean;
+  /** Releases every open connection. */
+  releaseAll(): void;
+  /** Releases the connections whose deadline has passed. */
+  sweep(): void;
+  /** Stops the sweep timer (at shutdown). */
+  stop(): void;
+}
+
+function closeQuietly(conn: Deno.Conn) {
+  try {
+    conn.close();
+  } catch {
+    // Already closed by the runtime or the peer.
+  }
+}
+
+/** Creates an empty table. */
+export function createConnectionTable(
+  options: ConnectionTableOptions,
+): ConnectionTable {
+  const { timeout, linger, onRelease } = options;
+  const now = options.now ?? (() => performance.now());
+  const serving = createSlotList();
+  const lingering = createSlotList();
+  // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
+  // met to within that much, at a cost of at most 100 wake-ups a second.
+  const sweepEvery = Math.min(
+    250,
+    Math.max(10, Math.min(timeout || Infinity, linger || Infinity) / 4),
+  );
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+
+  function release(slot: Slot): boolean {
+    if (!unlinkSlot(slot)) return false;
+    closeQuietly(slot.conn);
+    onRelease();
+    return true;
+  }
+
+  function sweep() {
+    const time = now();
+    while (serving.head && serving.head.deadline <= time) {
+      release(serving.head);
+    }
+    while (lingering.head && lingering.head.deadline <= time) {
+      release(lingering.head);
+    }
+    if (serving.size + lingering.size === 0) stop();
+  }
+
+  function stop() {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+
+  return {
+    serving,
+    lingering,
+    get size() {
+      return serving.size + lingering.size;
+    },
+    add(conn) {
+      const slot: Slot = {
+        conn,
+        deadline: timeout > 0 ? now() + timeout : Infinity,
+        list: undefined,
+        prev: undefined,
+        next: undefined,
+      };
+      appendSlot(serving, slot);
+      if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
+      return slot;
+    },
+    linger(slot) {
+      if (!slot.list) return false;
+      slot.deadline = Math.min(slot.deadline, now() + linger);
+      insertSlot(lingering, slot);
+      sweeper ??= setInterval(sweep, sweepEvery);
+      return true;
+    },
+    release,
+    releaseAll() {
+      while (serving.head) release(serving.head);
+      while (lingering.head) release(lingering.head);
+    },
+    sweep,
+    stop,
+  };
 }

@@ -39,6 +39,11 @@ export interface ServerStats {
   refused: Record<RefuseReason, number>;
   /** Failed accepts by error code, such as EMFILE (the server went on). */
   acceptErrors: Record<string, number>;
+  /**
+   * True while accepting fails for want of descriptors or memory: from such
+   * an error until the next successful accept.
+   */
+  exhausted: boolean;
   /** Times accepting paused because the connection cap was reached. */
   pausedAtLimit: number;
   /** Bytes written to clients, in total. */
@@ -58,6 +63,7 @@ export function createServerStats(): ServerStats {
       REFUSE_REASONS.map((reason) => [reason, 0]),
     ) as Record<RefuseReason, number>,
     acceptErrors: {},
+    exhausted: false,
     pausedAtLimit: 0,
     bytesWritten: 0,
   };

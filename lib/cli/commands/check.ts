@@ -20,7 +20,7 @@ import {
   GREETING_ENCODINGS,
   LINE_ENDINGS,
 } from "../../greeting/encode.ts";
-import { DEFAULT_PORT } from "../../server/serve_greeting.ts";
+import { DEFAULT_PORT } from "../../server/options.ts";
 
 /** The `check` command's options, validated and typed. */
 export interface CheckCommand extends ClientTransport {

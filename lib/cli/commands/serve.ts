@@ -34,7 +34,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
-} from "../../server/serve_greeting.ts";
+} from "../../server/options.ts";
 
 /** The serving command's options, validated and typed. */
 export interface ServeCommand {

@@ -11,9 +11,9 @@ import { createDurationHistogram } from "../../observe/metrics.ts";
 import { prepareServe } from "../setup.ts";
 import {
   type GreetingServer,
-  ListenError,
   serveGreeting,
 } from "../../server/serve_greeting.ts";
+import { ListenError } from "../../server/listeners.ts";
 import type {
   FromWorker,
   StartMessage,

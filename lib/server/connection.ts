@@ -1,0 +1,191 @@
+import type { Admission } from "./admission.ts";
+import type { ConnectionTable, Slot } from "./connection_table.ts";
+import type { ConnectionRecord } from "./options.ts";
+import type { ConnectionOutcome, ServerStats } from "./stats.ts";
+import type { GreetingSource } from "../greeting/template.ts";
+
+/** What the connections share with the server that accepted them. */
+export interface ConnectionContext {
+  readonly stats: ServerStats;
+  readonly table: ConnectionTable;
+  readonly admission: Admission | undefined;
+  readonly greeting: GreetingSource;
+  readonly refuseMessage: Uint8Array;
+  readonly linger: number;
+  /** True from the start of shutdown. */
+  closing: boolean;
+  readonly onConnection:
+    | ((remoteAddr: Deno.Addr, localAddr: Deno.Addr) => void)
+    | undefined;
+  readonly onClose: ((record: ConnectionRecord) => void) | undefined;
+  /** Connections whose outcome is not counted yet. */
+  inFlight: number;
+  /** Called when `inFlight` drops to 0. */
+  settled(): void;
+}
+
+/** The bytes of a refused client's greeting when there is no refuse message. */
+export const EMPTY: Uint8Array = new Uint8Array(0);
+// Discarded bytes a lingering client sends land here; shared, never read.
+const scratch = new Uint8Array(16 * 1024);
+
+function isReset(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected;
+}
+
+function isClosedByUs(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  return error instanceof Error ? error.name : "unknown";
+}
+
+/**
+ * The address as a {@linkcode Deno.NetAddr}, for greeting templates: a Unix
+ * socket's address becomes its path as the host name (empty for a client,
+ * whose socket has none), with port 0.
+ */
+function netAddr(addr: Deno.Addr): Deno.NetAddr {
+  if (addr.transport === "tcp" || addr.transport === "udp") return addr;
+  return {
+    transport: "tcp",
+    hostname: ("path" in addr ? addr.path : null) ?? "",
+    port: 0,
+  };
+}
+
+/**
+ * Takes one accepted connection: admits or refuses it, makes its greeting,
+ * and starts serving it. It already holds a place; the table gives the place
+ * back when the connection is released.
+ */
+export function acceptConnection(
+  server: ConnectionContext,
+  conn: Deno.Conn,
+): void {
+  const { stats, admission } = server;
+  stats.accepted++;
+  const slot = server.table.add(conn);
+  const remoteAddr = conn.remoteAddr;
+  const admissionHost = admission && remoteAddr.transport === "tcp"
+    ? remoteAddr.hostname
+    : undefined;
+  if (admissionHost !== undefined) {
+    const refused = admission!.admit(admissionHost, performance.now());
+    if (refused) {
+      stats.outcomes.refused++;
+      stats.refused[refused]++;
+      serveConnection(server, slot, server.refuseMessage, "refused", refused);
+      return;
+    }
+  }
+  if (server.onConnection) {
+    try {
+      server.onConnection(remoteAddr, conn.localAddr);
+    } catch {
+      // A failing observer must not stop the server.
+    }
+  }
+  const greeting = server.greeting;
+  let bytes: Uint8Array;
+  if (typeof greeting !== "function") {
+    bytes = greeting;
+  } else {
+    try {
+      bytes = greeting({
+        remoteAddr: netAddr(remoteAddr),
+        localAddr: netAddr(conn.localAddr),
+        count: stats.accepted,
+      });
+      if (!(bytes instanceof Uint8Array)) throw new TypeError("Not bytes");
+    } catch {
+      // A greeting that cannot be made is an error, not an empty greeting.
+      stats.outcomes.error++;
+      serveConnection(server, slot, EMPTY, "error", "template", admissionHost);
+      return;
+    }
+  }
+  serveConnection(server, slot, bytes, undefined, undefined, admissionHost);
+}
+
+/**
+ * Writes `bytes`, then lingers; ends by releasing the slot (and the per-IP
+ * place, when `admittedHost` is given) exactly once, whatever happens.
+ * `decided` is an outcome already counted (a refused client, a failed
+ * template): such a client is only sent `bytes` and closed, without
+ * lingering, so it cannot hold its place for long.
+ */
+async function serveConnection(
+  server: ConnectionContext,
+  slot: Slot,
+  bytes: Uint8Array,
+  decided: ConnectionOutcome | undefined,
+  reason: string | undefined,
+  admittedHost?: string,
+): Promise<void> {
+  const { stats, table } = server;
+  const conn = slot.conn;
+  const start = performance.now();
+  server.inFlight++;
+  let outcome = decided;
+  let written = 0;
+  try {
+    while (written < bytes.length) {
+      written += await conn.write(
+        written === 0 ? bytes : bytes.subarray(written),
+      );
+    }
+    if (!outcome) stats.outcomes[outcome = "greeted"]++;
+    if (server.linger > 0 && !decided && written > 0 && slot.list) {
+      await conn.closeWrite();
+      if (table.linger(slot)) {
+        while (await conn.read(scratch) !== null) {
+          // Discard what the client sends until it closes.
+        }
+      }
+    }
+  } catch (error) {
+    // Errors after the greeting was written (while lingering) change
+    // nothing: the client has its greeting.
+    if (!outcome) {
+      if (isReset(error)) {
+        outcome = "reset";
+      } else if (isClosedByUs(error)) {
+        outcome = server.closing ? "aborted" : "timed_out";
+      } else {
+        outcome = "error";
+        reason = errorCode(error);
+      }
+      stats.outcomes[outcome]++;
+    }
+  } finally {
+    stats.bytesWritten += written;
+    if (admittedHost !== undefined) server.admission!.release(admittedHost);
+    table.release(slot);
+  }
+  if (server.onClose) {
+    const duration = performance.now() - start;
+    try {
+      server.onClose({
+        remoteAddr: conn.remoteAddr,
+        localAddr: conn.localAddr,
+        outcome: outcome!,
+        reason,
+        bytesWritten: written,
+        greetingLength: bytes.length,
+        startTime: Date.now() - duration,
+        duration,
+      });
+    } catch {
+      // A failing observer must not stop the server.
+    }
+  }
+  if (--server.inFlight === 0) server.settled();
+}

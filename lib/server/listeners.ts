@@ -1,0 +1,116 @@
+import { formatAddress } from "../net/address.ts";
+import {
+  DEFAULT_HOSTNAME,
+  DEFAULT_PORT,
+  type ListenTarget,
+} from "./options.ts";
+
+/** Thrown by {@linkcode serveGreeting} when one of its listeners fails. */
+export class ListenError extends Error {
+  /** The address that could not be listened on, as `HOST:PORT` or a path. */
+  readonly address: string;
+  /** The port asked for (0 for a Unix socket). */
+  readonly port: number;
+  /** Says which address failed and why; the original error is `cause`. */
+  constructor(address: string, port: number, cause: unknown) {
+    super(
+      `Cannot listen on ${address}: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+    this.name = "ListenError";
+    this.address = address;
+    this.port = port;
+  }
+}
+
+/** An open listener, and what is needed to close it cleanly. */
+export interface OpenListener {
+  readonly listener: Deno.Listener;
+  /** A Unix socket's file, to remove at close only if it is still ours. */
+  readonly socketFile?: { path: string; dev: number; ino: number | null };
+}
+
+/** Options for {@linkcode openListeners}. */
+export interface OpenListenersOptions {
+  backlog: number;
+  reusePort: boolean;
+}
+
+function describeTarget(target: ListenTarget): [string, number] {
+  if (target.transport === "unix") return [target.path, 0];
+  const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = target;
+  return [formatAddress({ transport: "tcp", hostname, port }), port];
+}
+
+function openOne(
+  target: ListenTarget,
+  options: OpenListenersOptions,
+): OpenListener {
+  if (target.transport === "unix") {
+    const listener = Deno.listen({ transport: "unix", path: target.path });
+    let socketFile: OpenListener["socketFile"];
+    try {
+      const { dev, ino } = Deno.lstatSync(target.path);
+      socketFile = { path: target.path, dev, ino };
+    } catch {
+      // Without read permission it cannot be told apart later: left alone.
+    }
+    return { listener, socketFile };
+  }
+  const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT, tls } = target;
+  const tcp = {
+    hostname,
+    port,
+    transport: "tcp" as const,
+    tcpBacklog: options.backlog,
+    ...(options.reusePort ? { reusePort: true } : {}),
+  };
+  return {
+    listener: tls ? Deno.listenTls({ ...tcp, ...tls }) : Deno.listen(tcp),
+  };
+}
+
+/**
+ * Opens every listener, or none: on a failure the ones already open are
+ * closed again.
+ *
+ * @throws {ListenError} Naming the address that failed.
+ */
+export function openListeners(
+  targets: readonly ListenTarget[],
+  options: OpenListenersOptions,
+): OpenListener[] {
+  const open: OpenListener[] = [];
+  for (const target of targets) {
+    try {
+      open.push(openOne(target, options));
+    } catch (error) {
+      for (const listener of open) closeListener(listener);
+      throw new ListenError(...describeTarget(target), error);
+    }
+  }
+  return open;
+}
+
+/**
+ * Closes a listener. A Unix socket's file is removed with it, but only if it
+ * is still the one this listener made (same device and inode): another
+ * server may have bound the path since.
+ */
+export function closeListener(open: OpenListener): void {
+  try {
+    open.listener.close();
+  } catch {
+    // Already closed.
+  }
+  const file = open.socketFile;
+  if (!file) return;
+  try {
+    const { dev, ino } = Deno.lstatSync(file.path);
+    if (dev === file.dev && ino === file.ino) Deno.removeSync(file.path);
+  } catch {
+    // Gone already, or not ours to look at.
+  }
+}

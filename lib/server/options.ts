@@ -1,0 +1,345 @@
+import type { AdmissionOptions } from "./admission.ts";
+import type { ConnectionOutcome } from "./stats.ts";
+import type { GreetingSource } from "../greeting/template.ts";
+
+/** The default TCP port. */
+export const DEFAULT_PORT = 8080;
+/** The default address to listen on: every IPv4 interface. */
+export const DEFAULT_HOSTNAME = "0.0.0.0";
+/** How long shutdown waits for in-flight greetings, in milliseconds. */
+export const DEFAULT_DRAIN_TIMEOUT = 5_000;
+/** How many connections are served at once before accepting pauses. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** The longest a connection may live, in milliseconds. */
+export const DEFAULT_TIMEOUT = 10_000;
+/** How long to wait for the client to close after the greeting, in ms. */
+export const DEFAULT_LINGER = 2_000;
+/**
+ * The listen queue asked for by default. Linux and the BSDs silently cap it
+ * at `net.core.somaxconn` (`kern.ipc.somaxconn`), so this asks for the most
+ * the kernel allows: a burst of clients waits in the queue instead of being
+ * dropped. (511, the old default, left thousands of a 10,000 burst unserved.)
+ */
+export const DEFAULT_BACKLOG = 65_535;
+/** The largest delay a timer can take (2^31 - 1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Certificate and key, in PEM, for serving the greeting over TLS. */
+export interface TlsOptions {
+  /** The certificate chain, PEM. */
+  cert: string;
+  /** The private key, PEM. */
+  key: string;
+}
+
+/** One address to listen on: TCP (optionally TLS), or a Unix socket. */
+export type ListenTarget =
+  | {
+    transport?: "tcp";
+    /** @default {"0.0.0.0"} */
+    hostname?: string;
+    /** @default {8080} */
+    port?: number;
+    /** Serve over TLS with this certificate and key. */
+    tls?: TlsOptions;
+  }
+  | {
+    transport: "unix";
+    /** The socket's path. */
+    path: string;
+  };
+
+/** What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}. */
+export interface ConnectionRecord {
+  /** The client's address (a Unix socket's clients have no path). */
+  remoteAddr: Deno.Addr;
+  /** The address the client reached. */
+  localAddr: Deno.Addr;
+  /** How the connection ended. */
+  outcome: ConnectionOutcome;
+  /** Why it was refused, or the error's kind. */
+  reason?: string;
+  /** Bytes of the greeting (or refuse message) written. */
+  bytesWritten: number;
+  /** Bytes there were to write. */
+  greetingLength: number;
+  /** When it was accepted, in milliseconds since the epoch. */
+  startTime: number;
+  /** How long it lived, in milliseconds (from a monotonic clock). */
+  duration: number;
+}
+
+/**
+ * Why an accept failed: `client` (one connection's own failure, such as a
+ * client that reset before it was accepted: the server goes on at once),
+ * `exhausted` (out of descriptors or memory: the server waits for a
+ * connection to end, or backs off) or `other` (unexpected: retried after a
+ * back-off).
+ */
+export type AcceptErrorKind = "client" | "exhausted" | "other";
+
+/** Options for {@linkcode serveGreeting}. */
+export interface ServeGreetingOptions extends AdmissionOptions {
+  /**
+   * The address to listen on; `::` serves IPv6 and IPv4 clients. Ignored
+   * when `listen` is given.
+   *
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * The TCP port to listen on; 0 picks a free one (see
+   * {@linkcode GreetingServer.addr}). Ignored when `listen` is given.
+   *
+   * @default {8080}
+   */
+  port?: number;
+  /** Serve over TLS. Ignored when `listen` is given. */
+  tls?: TlsOptions;
+  /**
+   * Several addresses to listen on, served by one process. If any cannot be
+   * listened on, none is: the ones already open are closed again.
+   */
+  listen?: ListenTarget[];
+  /**
+   * Set `SO_REUSEPORT` on TCP listeners, so several processes or workers can
+   * share a port (Linux spreads connections across them). Needs Deno's
+   * `--unstable-net`.
+   */
+  reusePort?: boolean;
+  /**
+   * The exact bytes sent to every client, usually from
+   * {@linkcode encodeGreeting}, encoded once and never copied per
+   * connection; or a function that makes them per connection.
+   *
+   * @default {encodeGreeting("Connection Established")}
+   */
+  greeting?: GreetingSource;
+  /** Sent instead of the greeting to refused clients; by default they are closed. */
+  refuseMessage?: Uint8Array;
+  /** Aborting it shuts the server down, like {@linkcode GreetingServer.shutdown}. */
+  signal?: AbortSignal;
+  /**
+   * How long shutdown lets in-flight greetings finish before it closes them,
+   * in milliseconds.
+   *
+   * @default {5000}
+   */
+  drainTimeout?: number;
+  /**
+   * How many connections are open at once, across every listener. A place
+   * is taken before each accept, so the cap is exact; at the cap the server
+   * stops accepting, and new clients wait in the kernel's listen queue
+   * rather than being refused.
+   *
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /**
+   * The length of the kernel's queue of connections not yet accepted; the
+   * kernel caps it at its own limit (`net.core.somaxconn` on Linux).
+   *
+   * @default {65535}
+   */
+  backlog?: number;
+  /**
+   * The longest one connection may live, in milliseconds, TLS handshake
+   * included (a client that never reads a large greeting, never finishes
+   * its handshake, or never closes); 0 for no limit.
+   *
+   * @default {10000}
+   */
+  timeout?: number;
+  /**
+   * After the greeting, the server shuts down its side and reads and
+   * discards until the client closes, for at most this many milliseconds,
+   * so a client that sent bytes first still receives the whole greeting
+   * rather than a reset. 0 closes at once.
+   *
+   * @default {2000}
+   */
+  linger?: number;
+  /**
+   * Called for every admitted client, before it is greeted. Keep it cheap:
+   * it runs on the per-connection path.
+   */
+  onConnection?: (remoteAddr: Deno.Addr, localAddr: Deno.Addr) => void;
+  /** Called when a connection ends, with what happened to it. */
+  onClose?: (record: ConnectionRecord) => void;
+  /**
+   * Called when an accept fails; the server has counted it in
+   * {@linkcode ServerStats.acceptErrors} and goes on.
+   */
+  onAcceptError?: (error: unknown, kind: AcceptErrorKind) => void;
+}
+
+/** The options with every default filled in and every value checked. */
+export interface ResolvedOptions {
+  targets: ListenTarget[];
+  reusePort: boolean;
+  greeting: GreetingSource | undefined;
+  refuseMessage: Uint8Array | undefined;
+  drainTimeout: number;
+  maxConnections: number;
+  backlog: number;
+  timeout: number;
+  linger: number;
+}
+
+/** An option's value is out of its range; says which option and value. */
+function invalid(
+  option: string,
+  value: unknown,
+  expected: string,
+  Kind: typeof RangeError | typeof TypeError = RangeError,
+): Error {
+  const shown = typeof value === "string"
+    ? JSON.stringify(value)
+    : typeof value === "number" || typeof value === "boolean"
+    ? String(value)
+    : value === null
+    ? "null"
+    : `a value of type ${typeof value}`;
+  return Object.assign(
+    new Kind(`Invalid ${option} option: expected ${expected}, got ${shown}`),
+    { option, value },
+  );
+}
+
+function checkInteger(
+  option: string,
+  value: unknown,
+  min: number,
+  max: number,
+): void {
+  if (typeof value !== "number") {
+    throw invalid(option, value, "a number", TypeError);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalid(option, value, `a whole number from ${min} to ${max}`);
+  }
+}
+
+function checkBytes(option: string, value: unknown): void {
+  if (!(value instanceof Uint8Array)) {
+    throw invalid(option, value, "a Uint8Array", TypeError);
+  }
+}
+
+function checkFunction(option: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "function") {
+    throw invalid(option, value, "a function", TypeError);
+  }
+}
+
+/** Checks one listen target; `at` prefixes its fields' names ("listen[0]."). */
+function checkTarget(target: unknown, at: string): ListenTarget {
+  if (typeof target !== "object" || target === null) {
+    throw invalid(at.slice(0, -1), target, "an object", TypeError);
+  }
+  const t = target as Record<string, unknown>;
+  if (t.transport === "unix") {
+    if (typeof t.path !== "string" || t.path === "") {
+      throw invalid(`${at}path`, t.path, "a non-empty path", TypeError);
+    }
+    return target as ListenTarget;
+  }
+  if (t.transport !== undefined && t.transport !== "tcp") {
+    throw invalid(`${at}transport`, t.transport, '"tcp" or "unix"');
+  }
+  if (t.hostname !== undefined && typeof t.hostname !== "string") {
+    throw invalid(`${at}hostname`, t.hostname, "a string", TypeError);
+  }
+  if (t.port !== undefined) checkInteger(`${at}port`, t.port, 0, 65_535);
+  if (t.tls !== undefined) {
+    const tls = t.tls as Record<string, unknown> | null;
+    if (
+      typeof tls !== "object" || tls === null ||
+      typeof tls.cert !== "string" || typeof tls.key !== "string"
+    ) {
+      throw invalid(
+        `${at}tls`,
+        t.tls,
+        "an object with PEM strings cert and key",
+        TypeError,
+      );
+    }
+  }
+  return target as ListenTarget;
+}
+
+/**
+ * Checks every option and fills in the defaults, before anything listens.
+ *
+ * @throws {TypeError} For a value of the wrong type.
+ * @throws {RangeError} For a value out of its range. Either error has the
+ * fields `option` (its name) and `value`.
+ */
+export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw invalid("options", options, "an object", TypeError);
+  }
+  const {
+    hostname = DEFAULT_HOSTNAME,
+    port = DEFAULT_PORT,
+    greeting,
+    refuseMessage,
+    drainTimeout = DEFAULT_DRAIN_TIMEOUT,
+    maxConnections = DEFAULT_MAX_CONNECTIONS,
+    backlog = DEFAULT_BACKLOG,
+    timeout = DEFAULT_TIMEOUT,
+    linger = DEFAULT_LINGER,
+  } = options;
+  checkInteger("drainTimeout", drainTimeout, 0, MAX_TIMER_MS);
+  checkInteger("timeout", timeout, 0, MAX_TIMER_MS);
+  checkInteger("linger", linger, 0, MAX_TIMER_MS);
+  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
+  checkInteger("backlog", backlog, 1, 65_535);
+  if (greeting !== undefined && typeof greeting !== "function") {
+    checkBytes("greeting", greeting);
+  }
+  if (refuseMessage !== undefined) checkBytes("refuseMessage", refuseMessage);
+  if (options.maxPerIp !== undefined) {
+    checkInteger("maxPerIp", options.maxPerIp, 1, 1_000_000_000);
+  }
+  if (options.ratePerIp !== undefined) {
+    const rate = options.ratePerIp;
+    if (typeof rate !== "number") {
+      throw invalid("ratePerIp", rate, "a number", TypeError);
+    }
+    if (!(rate > 0 && rate <= 1_000_000_000)) {
+      throw invalid("ratePerIp", rate, "a number above 0");
+    }
+  }
+  for (const name of ["allow", "deny"] as const) {
+    const list = options[name];
+    if (list !== undefined && !Array.isArray(list)) {
+      throw invalid(name, list, "an array of CIDR blocks", TypeError);
+    }
+  }
+  checkFunction("onConnection", options.onConnection);
+  checkFunction("onClose", options.onClose);
+  checkFunction("onAcceptError", options.onAcceptError);
+  let targets: ListenTarget[];
+  if (options.listen !== undefined) {
+    if (!Array.isArray(options.listen) || options.listen.length === 0) {
+      throw invalid("listen", options.listen, "a non-empty array");
+    }
+    targets = options.listen.map((target, i) =>
+      checkTarget(target, `listen[${i}].`)
+    );
+  } else {
+    targets = [checkTarget({ hostname, port, tls: options.tls }, "")];
+  }
+  return {
+    targets,
+    reusePort: options.reusePort === true,
+    greeting,
+    refuseMessage,
+    drainTimeout,
+    maxConnections,
+    backlog,
+    timeout,
+    linger,
+  };
+}
