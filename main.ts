@@ -45,6 +45,7 @@ import {
   serveGreeting,
 } from "./lib/server/serve_greeting.ts";
 import { ListenError } from "./lib/server/listeners.ts";
+import { createHealthCheck, type Health } from "./lib/observe/health.ts";
 import { VERSION } from "./lib/version.ts";
 import {
   renderWorkerMetrics,
@@ -95,16 +96,36 @@ function explainListen(error: unknown, flag?: string): never {
 function startMetrics(
   command: ServeCommand,
   render: () => string,
-  healthy: () => boolean,
+  health: () => Health,
 ): MetricsServer | undefined {
   if (!command.metrics) return undefined;
   const { hostname, port } = command.metrics;
   try {
-    return serveMetrics({ hostname, port, render, healthy });
+    return serveMetrics({ hostname, port, render, health });
   } catch (error) {
     const address = formatAddress({ transport: "tcp", hostname, port });
     return explainListen(new ListenError(address, port, error), "--metrics");
   }
+}
+
+/**
+ * The health check of the metrics endpoint, for a server that may not have
+ * started yet (the metrics port opens first).
+ */
+function healthOf(
+  running: () =>
+    | { draining: boolean; stats: Readonly<ServerStats>; addrs: Deno.Addr[] }
+    | undefined,
+): () => Health {
+  const check = createHealthCheck({
+    stats: () => running()!.stats,
+    draining: () => running()?.draining ?? true,
+    ports: () =>
+      running()!.addrs.flatMap((addr) =>
+        addr.transport === "tcp" ? [addr.port] : []
+      ),
+  });
+  return () => running() ? check() : { ok: false, reason: "starting" };
 }
 
 /** The batched stdout writer and the log the command asks for. */
@@ -187,12 +208,13 @@ async function serve(command: ServeCommand): Promise<number> {
         draining: server!.draining,
         log: { suppressed: log.suppressed, dropped: writer.dropped },
       }),
-    () => !server?.draining,
+    healthOf(() => server),
   );
   try {
     server = serveGreeting({
       ...options,
       onConnection: log.onConnection,
+      onAcceptError: log.onAcceptError,
       onClose: log.onClose || metrics
         ? (record) => {
           histogram.observe(record.duration);
@@ -247,7 +269,7 @@ async function serveWorkers(
         draining: group!.draining,
         log: { suppressed: group!.suppressed(), dropped: writer.dropped },
       }) + renderWorkerMetrics(group!.accepted()),
-    () => group !== undefined && !group.draining,
+    healthOf(() => group && { ...group, stats: group.stats() }),
   );
   try {
     group = await startWorkers(command, {

@@ -173,7 +173,10 @@ Deno.test("serveMetrics() counts exactly N connections of a real server", async 
     port: 0,
     render: () =>
       renderMetrics(server.stats, histogram, { draining: server.draining }),
-    healthy: () => !server.draining,
+    health: () => ({
+      ok: !server.draining,
+      reason: server.draining ? "draining" : "ok",
+    }),
   });
   const connections = 50;
   await pool(connections, 10, () => readAll(server.addr.port));
@@ -207,7 +210,7 @@ Deno.test("serveMetrics() answers 404 for other paths and 405 for other methods"
     hostname: "127.0.0.1",
     port: 0,
     render: () => "x 1\n",
-    healthy: () => true,
+    health: () => ({ ok: true, reason: "ok" }),
   });
   const { port } = metrics.addr;
   assertEquals((await get(port, "/")).status, 404);
@@ -225,7 +228,7 @@ Deno.test("serveMetrics() throws AddrInUse for a port already in use", () => {
         hostname: "127.0.0.1",
         port: listener.addr.port,
         render: () => "",
-        healthy: () => true,
+        health: () => ({ ok: true, reason: "ok" }),
       }),
     Deno.errors.AddrInUse,
   );
@@ -247,7 +250,10 @@ Deno.test("serveMetrics() /healthz answers 503 while the server drains", async (
       renderMetrics(server.stats, createDurationHistogram(), {
         draining: server.draining,
       }),
-    healthy: () => !server.draining,
+    health: () => ({
+      ok: !server.draining,
+      reason: server.draining ? "draining" : "ok",
+    }),
   });
   const idle = await Deno.connect({
     hostname: "127.0.0.1",

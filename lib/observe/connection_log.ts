@@ -9,6 +9,8 @@ import {
   type LogFormat,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
+import { createAcceptErrorLog } from "./accept_error_log.ts";
+import type { AcceptErrorKind } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
 import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
@@ -35,6 +37,8 @@ export interface ServerLog {
   onConnection?: (remoteAddr: Deno.Addr) => void;
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
+  /** For serveGreeting's onAcceptError. */
+  onAcceptError: (error: unknown, kind: AcceptErrorKind) => void;
   /** Logs the start-up lines. */
   started(addrs: Deno.Addr[], tls: boolean, metrics?: Deno.Addr): void;
   /** Logs that shutdown began (text only). */
@@ -65,6 +69,8 @@ export interface ConnectionLog {
   onConnection?: (remoteAddr: Deno.Addr) => void;
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
+  /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
+  onAcceptError: (error: unknown, kind: AcceptErrorKind) => void;
   /** Emits the pending flood summaries and stops their timer. */
   close(): void;
   /** Connection lines suppressed by the flood limit so far. */
@@ -108,11 +114,14 @@ export function createConnectionLog(
         () => formatJsonConnectionLine(record),
       )
       : emit(formatJsonConnectionLine(record));
+  const acceptErrors = createAcceptErrorLog({ emit, format });
   return {
     onConnection: quiet || format === "json" ? undefined : text,
     onClose: quiet || format !== "json" ? undefined : jsonLine,
+    onAcceptError: acceptErrors.onAcceptError,
     close() {
       throttle?.close();
+      acceptErrors.close();
     },
     get suppressed() {
       return throttle?.suppressed ?? 0;
@@ -133,6 +142,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
   return {
     onConnection: connections.onConnection,
     onClose: connections.onClose,
+    onAcceptError: connections.onAcceptError,
     started(addrs, tls, metrics) {
       if (json) {
         writer.line(

@@ -1,3 +1,4 @@
+import type { Health } from "./health.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
@@ -209,8 +210,11 @@ export interface ServeMetricsOptions {
   port: number;
   /** Makes the body of `GET /metrics`. */
   render: () => string;
-  /** True while the server accepts: `GET /healthz` answers 200, else 503. */
-  healthy: () => boolean;
+  /**
+   * Whether the server can greet now: `GET /healthz` answers 200 `ok`, else
+   * 503 with the reason (see {@linkcode createHealthCheck}).
+   */
+  health: () => Health;
   /** Aborting it stops the HTTP server. */
   signal?: AbortSignal;
 }
@@ -246,13 +250,14 @@ function handle(request: Request, options: ServeMetricsOptions): Response {
   if (pathname === "/metrics") {
     return text(options.render(), 200, METRICS_CONTENT_TYPE);
   }
-  return options.healthy() ? text("ok\n") : text("draining\n", 503);
+  const { ok, reason } = options.health();
+  return text(`${reason}\n`, ok ? 200 : 503);
 }
 
 /**
  * Serves Prometheus metrics over HTTP: `GET /metrics` (text format 0.0.4),
- * `GET /healthz` (200 `ok` while accepting, 503 `draining` during
- * shutdown), 404 for any other path.
+ * `GET /healthz` (200 `ok` while the server can greet, 503 and
+ * the reason while draining, out of descriptors or stalled), 404 for any other path.
  *
  * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.serve`)
  * synchronously, when the address cannot be listened on.

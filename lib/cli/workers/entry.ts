@@ -99,6 +99,7 @@ async function start({ command, ports }: StartMessage) {
     listen,
     reusePort: true,
     onConnection: log.onConnection,
+    onAcceptError: log.onAcceptError,
     // The histogram is only read by --metrics, as in single mode.
     onClose: log.onClose || command.metrics
       ? (record) => {

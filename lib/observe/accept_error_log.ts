@@ -1,0 +1,103 @@
+import type { AcceptErrorKind } from "../server/options.ts";
+import { acceptErrorCode } from "../server/accept_loop.ts";
+import { formatLogTime, type LogFormat } from "./log_format.ts";
+
+/** Options for {@linkcode createAcceptErrorLog}. */
+export interface AcceptErrorLogOptions {
+  /** Receives each line (without its newline). */
+  emit: (line: string) => void;
+  /** Human lines or JSON objects. */
+  format: LogFormat;
+  /**
+   * How often the errors that followed the first of their code are summed
+   * up, in ms.
+   *
+   * @default {1000}
+   */
+  interval?: number;
+}
+
+/** Logs failed accepts at a bounded rate, with exact counts. */
+export interface AcceptErrorLog {
+  /** For serveGreeting's onAcceptError. */
+  onAcceptError(error: unknown, kind: AcceptErrorKind): void;
+  /** Emits what is pending and stops the timer. */
+  close(): void;
+}
+
+const MEANING: Record<AcceptErrorKind, string> = {
+  client: "one client's own failure; going on",
+  exhausted: "out of descriptors or memory; waiting for a connection to end",
+  other: "unexpected; retrying",
+};
+
+/**
+ * Creates the accept error log. The first error of each code in an interval
+ * is logged at once, with its message; the rest of that interval are counted
+ * and summed up in one line per code when it ends, so a storm of resets
+ * costs one line a second, not one per reset, and no count is lost.
+ */
+export function createAcceptErrorLog(
+  options: AcceptErrorLogOptions,
+): AcceptErrorLog {
+  const { emit, format, interval = 1_000 } = options;
+  // Codes seen in the current interval, with the count since their line.
+  const pending = new Map<string, { kind: AcceptErrorKind; count: number }>();
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  function line(
+    code: string,
+    kind: AcceptErrorKind,
+    count: number,
+    message?: string,
+  ): string {
+    if (format === "json") {
+      return JSON.stringify({
+        time: formatLogTime(Date.now()),
+        event: "accept_error",
+        code,
+        kind,
+        count,
+        ...(message === undefined ? {} : { message }),
+      });
+    }
+    return message === undefined
+      ? `Accept failed ${count} more time${
+        count === 1 ? "" : "s"
+      } with ${code} (${MEANING[kind]})`
+      : `Accept failed with ${code}: ${message} (${MEANING[kind]})`;
+  }
+
+  function flush() {
+    for (const [code, entry] of pending) {
+      if (entry.count > 0) emit(line(code, entry.kind, entry.count));
+    }
+    const quiet = [...pending.values()].every((entry) => entry.count === 0);
+    pending.clear();
+    if (quiet) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  }
+
+  return {
+    onAcceptError(error, kind) {
+      const code = acceptErrorCode(error);
+      const entry = pending.get(code);
+      if (entry) {
+        entry.count++;
+        return;
+      }
+      pending.set(code, { kind, count: 0 });
+      const message = (error instanceof Error ? error.message : String(error))
+        .split("\n")[0].replace(/ \(os error \d+\)$/, "");
+      emit(line(code, kind, 1, message));
+      timer ??= setInterval(flush, interval);
+    },
+    close() {
+      flush();
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
