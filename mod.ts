@@ -47,10 +47,9 @@ export {
 } from "./lib/greeting/template.ts";
 export {
   daytimeGreeting,
-  loadPreset,
-  type LoadPresetOptions,
   PRESET_NAMES,
   PRESET_PORTS,
+  presetGreeting,
   type PresetName,
   qotdGreeting,
   timeGreeting,

@@ -6,14 +6,15 @@ import {
   assertThrows,
 } from "@std/assert";
 import { UsageError } from "../lib/cli/flags.ts";
+import { loadPreset } from "../lib/cli/setup.ts";
 import {
   daytimeGreeting,
-  loadPreset,
   parseQuotes,
   PRESET_NAMES,
   PRESET_PORTS,
   type PresetName,
   qotdGreeting,
+  QuoteError,
   rfc868Seconds,
   timeGreeting,
 } from "../lib/greeting/presets.ts";
@@ -155,7 +156,7 @@ Deno.test("parseQuotes() refuses a file with no quotes", () => {
   for (const text of ["", "\n \n", "%", "%\n\n%\n"]) {
     assertThrows(
       () => parseQuotes(text),
-      UsageError,
+      QuoteError,
       "Quotes file has no quotes: write one quote per line, or separate " +
         'quotes with lines holding only "%"',
     );
@@ -167,7 +168,7 @@ Deno.test("parseQuotes() refuses a quote longer than 512 characters", () => {
   assertEquals(parseQuotes(`a\n${longest}`), ["a", longest]);
   assertThrows(
     () => parseQuotes(`a\n\n${longest}y`),
-    UsageError,
+    QuoteError,
     "Quote 2 (line 3) is 513 characters long, and RFC 865 allows at most " +
       "512: shorten or split it in the quotes file",
   );
@@ -175,7 +176,7 @@ Deno.test("parseQuotes() refuses a quote longer than 512 characters", () => {
   const twoLines = `${"x".repeat(256)}\n${"x".repeat(256)}`;
   assertThrows(
     () => parseQuotes(`a\n%\n\n${twoLines}\n%`),
-    UsageError,
+    QuoteError,
     "Quote 2 (line 4) is 513 characters long",
   );
 });
@@ -183,13 +184,13 @@ Deno.test("parseQuotes() refuses a quote longer than 512 characters", () => {
 Deno.test("parseQuotes() refuses characters outside ASCII", () => {
   assertThrows(
     () => parseQuotes("fine\n%\nstill fine\nCafé au lait\n"),
-    UsageError,
+    QuoteError,
     'Quote 2 (line 4) has "é" (U+00E9), which is not ASCII as RFC 865 ' +
       "requires: replace it in the quotes file",
   );
   assertThrows(
     () => parseQuotes("ok\nsmile 😀"),
-    UsageError,
+    QuoteError,
     'Quote 2 (line 2) has "😀" (U+1F600)',
   );
 });
@@ -225,17 +226,17 @@ Deno.test("qotdGreeting() sends a single quote as static bytes", () => {
 Deno.test("qotdGreeting() checks its quotes", () => {
   assertThrows(
     () => qotdGreeting([]),
-    UsageError,
+    QuoteError,
     "No quotes to choose from: give at least one",
   );
   assertThrows(
     () => qotdGreeting(["ok", "naïve"]),
-    UsageError,
+    QuoteError,
     'Quote 2 has "ï" (U+00EF), which is not ASCII',
   );
   assertThrows(
     () => qotdGreeting(["y".repeat(513)]),
-    UsageError,
+    QuoteError,
     "Quote 1 is 513 characters long",
   );
 });

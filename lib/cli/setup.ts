@@ -1,8 +1,12 @@
 import type { ServeCommand } from "./commands/serve.ts";
 import { UsageError } from "./usage_error.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
-import { readMessageFile } from "../greeting/message_file.ts";
-import { loadPreset } from "../greeting/presets.ts";
+import {
+  DEFAULT_MESSAGE,
+  encodeGreeting,
+  EncodingError,
+} from "../greeting/encode.ts";
+import { DecodeError, decodeMessageFile } from "../greeting/message_file.ts";
+import { presetGreeting, type PresetName } from "../greeting/presets.ts";
 import { readInputFile } from "./read_file.ts";
 import type {
   ListenTarget,
@@ -12,26 +16,78 @@ import type {
 import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 
-/** Text the greeting's encoding cannot carry is a usage error. */
-function asUsageError<T>(make: () => T): T {
+/**
+ * The advice the CLI adds to a greeting error: the library says what is
+ * wrong, the CLI says which flag fixes it.
+ */
+export function greetingErrorMessage(error: Error): string {
+  if (error instanceof EncodingError && error.encoding !== "utf-8") {
+    return `${error.message}: use --encoding utf-8`;
+  }
+  if (error instanceof DecodeError && error.offset >= 0) {
+    return `${error.message}: use --encoding utf-8 or latin1`;
+  }
+  return error.message;
+}
+
+/** A greeting the library refuses is a usage error, with the flag's advice. */
+function asUsageError<T>(make: () => T, file?: string): T {
   try {
     return make();
   } catch (error) {
-    if (error instanceof RangeError) throw new UsageError(error.message);
+    if (
+      error instanceof RangeError || error instanceof SyntaxError ||
+      error instanceof TypeError
+    ) {
+      const where = file === undefined ? "" : ` (${JSON.stringify(file)})`;
+      throw new UsageError(greetingErrorMessage(error) + where);
+    }
     throw error;
   }
 }
 
-async function loadGreeting(command: ServeCommand): Promise<GreetingSource> {
-  if (command.preset) {
-    return await loadPreset(command.preset, { quotesFile: command.quotesFile });
+/**
+ * Builds the greeting of `--preset`, reading and checking `--quotes-file`.
+ *
+ * @throws {UsageError} For an unknown preset, `qotd` without a quotes file
+ * (or a quotes file with another preset), or a quotes file that cannot be
+ * read or breaks RFC 865; the message names the file.
+ */
+export async function loadPreset(
+  preset: PresetName,
+  { quotesFile }: { quotesFile?: string } = {},
+): Promise<GreetingSource> {
+  if (preset !== "qotd" && quotesFile !== undefined) {
+    throw new UsageError(
+      `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
+    );
   }
-  if (command.quotesFile !== undefined) {
+  if (preset === "qotd" && quotesFile === undefined) {
+    throw new UsageError(
+      "--preset qotd needs --quotes-file PATH: a file with one quote per " +
+        'line, or quotes separated by lines holding only "%"',
+    );
+  }
+  const bytes = quotesFile === undefined
+    ? undefined
+    : await readInputFile(quotesFile, "quotes file");
+  return asUsageError(() => presetGreeting(preset, bytes), quotesFile);
+}
+
+async function loadGreeting(command: ServeCommand): Promise<GreetingSource> {
+  const { preset, quotesFile } = command;
+  if (preset) return await loadPreset(preset, { quotesFile });
+  if (quotesFile !== undefined) {
     throw new UsageError("--quotes-file goes with --preset qotd");
   }
-  const message = command.messageFile === undefined
-    ? command.message ?? DEFAULT_MESSAGE
-    : await readMessageFile(command.messageFile, command.encoding);
+  let message = command.message ?? DEFAULT_MESSAGE;
+  if (command.messageFile !== undefined) {
+    const bytes = await readInputFile(command.messageFile, "message file");
+    message = asUsageError(
+      () => decodeMessageFile(bytes, command.encoding),
+      command.messageFile,
+    );
+  }
   return asUsageError(() => compileTemplate(message, command));
 }
 

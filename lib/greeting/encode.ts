@@ -40,6 +40,39 @@ const TERMINATORS: Record<LineEnding, string> = {
   none: "",
 };
 
+/**
+ * A character the greeting's encoding cannot carry. The message says which
+ * and where; the fields let a caller add its own advice.
+ */
+export class EncodingError extends RangeError {
+  /** The character, as a string of one code point. */
+  readonly char: string;
+  /** Its position in the text, from 1. */
+  readonly position: number;
+  /** The encoding that cannot carry it. */
+  readonly encoding: GreetingEncoding;
+  /**
+   * Describes the character and where it is; `subject` names the text
+   * (default "Message").
+   */
+  constructor(
+    char: string,
+    position: number,
+    encoding: GreetingEncoding,
+    options: { subject?: string } = {},
+  ) {
+    super(
+      `${options.subject ?? "Message"} has "${char}" (U+${
+        char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+      }) at position ${position}, which ${encoding} cannot encode`,
+    );
+    this.name = "EncodingError";
+    this.char = char;
+    this.position = position;
+    this.encoding = encoding;
+  }
+}
+
 /** The highest character code each single-byte encoding can carry. */
 export const LIMITS: Record<Exclude<GreetingEncoding, "utf-8">, number> = {
   ascii: 0x7f,
@@ -52,8 +85,9 @@ export const LIMITS: Record<Exclude<GreetingEncoding, "utf-8">, number> = {
  * Call it once and reuse the bytes: the server never re-encodes a static
  * greeting.
  *
- * @throws {RangeError} If the message has a character the encoding cannot
- * represent, rather than sending corrupted bytes.
+ * @throws {EncodingError} If the message has a character the encoding
+ * cannot represent, rather than sending corrupted bytes.
+ * @throws {RangeError} For an unknown line ending or encoding.
  */
 export function encodeGreeting(
   message: string,
@@ -91,13 +125,10 @@ export function encodeGreeting(
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code > limit) {
-      const char = String.fromCodePoint(text.codePointAt(i)!);
-      throw new RangeError(
-        `Message has "${char}" (U+${
-          code.toString(16).toUpperCase().padStart(4, "0")
-        }) at position ${
-          i + 1
-        }, which ${encoding} cannot encode: use --encoding utf-8`,
+      throw new EncodingError(
+        String.fromCodePoint(text.codePointAt(i)!),
+        i + 1,
+        encoding,
       );
     }
     bytes[i] = code;

@@ -1,6 +1,19 @@
-import { UsageError } from "../cli/usage_error.ts";
-import { readInputFile } from "../cli/read_file.ts";
 import { type GreetingEncoding, LIMITS } from "./encode.ts";
+
+/** Bytes of a message file that its encoding cannot decode. */
+export class DecodeError extends RangeError {
+  /** Where the first bad byte is, from 0 (-1 for invalid UTF-8). */
+  readonly offset: number;
+  /** The encoding the bytes were read in. */
+  readonly encoding: GreetingEncoding;
+  /** Says which byte is wrong, or that the text is not UTF-8. */
+  constructor(message: string, offset: number, encoding: GreetingEncoding) {
+    super(message);
+    this.name = "DecodeError";
+    this.offset = offset;
+    this.encoding = encoding;
+  }
+}
 
 /**
  * Decodes the bytes of a message file in the given encoding.
@@ -8,7 +21,7 @@ import { type GreetingEncoding, LIMITS } from "./encode.ts";
  * One trailing line break is dropped, as a shell's `$(cat file)` would, so a
  * file saved by an editor does not end the greeting with an extra empty line.
  *
- * @throws {RangeError} If the bytes are not valid in that encoding.
+ * @throws {DecodeError} If the bytes are not valid in that encoding.
  */
 export function decodeMessageFile(
   bytes: Uint8Array,
@@ -20,16 +33,18 @@ export function decodeMessageFile(
       text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
         .decode(bytes);
     } catch {
-      throw new RangeError("Message file is not valid UTF-8");
+      throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
     }
   } else {
     const limit = LIMITS[encoding];
     const at = bytes.findIndex((byte) => byte > limit);
     if (at !== -1) {
-      throw new RangeError(
+      throw new DecodeError(
         `Message file has byte 0x${
           bytes[at].toString(16).toUpperCase()
-        } at offset ${at}, which is not ${encoding}: use --encoding utf-8 or latin1`,
+        } at offset ${at}, which is not ${encoding}`,
+        at,
+        encoding,
       );
     }
     text = "";
@@ -38,22 +53,4 @@ export function decodeMessageFile(
     }
   }
   return text.replace(/\r?\n$/, "");
-}
-
-/**
- * Reads a message file and decodes it in the greeting's encoding.
- *
- * @throws {UsageError} If the file cannot be read or decoded; the message
- * names the file and the fix.
- */
-export async function readMessageFile(
-  path: string,
-  encoding: GreetingEncoding,
-): Promise<string> {
-  const bytes = await readInputFile(path, "message file");
-  try {
-    return decodeMessageFile(bytes, encoding);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} ("${path}")`);
-  }
 }

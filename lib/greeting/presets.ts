@@ -1,12 +1,28 @@
-import { UsageError } from "../cli/usage_error.ts";
 import { encodeGreeting } from "./encode.ts";
-import { readInputFile } from "../cli/read_file.ts";
 import type { GreetingSource } from "./template.ts";
+
+/**
+ * A quote that breaks RFC 865, or a quotes text with none. The message says
+ * which quote and line; `quote` is its number from 1 (0: no quotes at all).
+ */
+export class QuoteError extends RangeError {
+  /** The quote's number, from 1; 0 when there are no quotes. */
+  readonly quote: number;
+  /** Its line in the text, when known. */
+  readonly line: number | undefined;
+  /** Says what is wrong with which quote. */
+  constructor(message: string, quote: number, line?: number) {
+    super(message);
+    this.name = "QuoteError";
+    this.quote = quote;
+    this.line = line;
+  }
+}
 
 /** The classic one-shot TCP services greeter can stand in for. */
 export type PresetName = "daytime" | "qotd" | "time";
 
-/** The presets accepted by {@linkcode loadPreset}. */
+/** The presets accepted by {@linkcode presetGreeting}. */
 export const PRESET_NAMES: readonly PresetName[] = ["daytime", "qotd", "time"];
 
 /** The well-known port of each preset's service (RFC 867, 865 and 868). */
@@ -141,18 +157,22 @@ function checkQuote(quote: string, number: number, line?: number): void {
       })`;
   if (at !== -1) {
     const char = [...quote][at];
-    throw new UsageError(
+    throw new QuoteError(
       `Quote ${number}${where(at)} has "${char}" (U+${
         char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
       }), which is not ASCII as RFC 865 requires: replace it in the quotes ` +
         "file",
+      number,
+      line,
     );
   }
   if (quote.length > QOTD_MAX_LENGTH) {
-    throw new UsageError(
+    throw new QuoteError(
       `Quote ${number}${where(0)} is ${quote.length} characters long, and ` +
         `RFC 865 allows at most ${QOTD_MAX_LENGTH}: shorten or split it in ` +
         "the quotes file",
+      number,
+      line,
     );
   }
 }
@@ -166,7 +186,7 @@ const isBlank = (line: string) => line.trim() === "";
  * breaks inside it are kept as `\n`. A quote's length counts each of those
  * line breaks as one character.
  *
- * @throws {UsageError} If there are no quotes, or a quote is longer than
+ * @throws {QuoteError} If there are no quotes, or a quote is longer than
  * 512 characters or has a character outside ASCII (RFC 865); the message
  * gives the quote's number and line.
  */
@@ -201,9 +221,10 @@ export function parseQuotes(text: string): string[] {
     quotes.push(quote);
   }
   if (quotes.length === 0) {
-    throw new UsageError(
+    throw new QuoteError(
       "Quotes file has no quotes: write one quote per line, or separate " +
         'quotes with lines holding only "%"',
+      0,
     );
   }
   return quotes;
@@ -219,14 +240,14 @@ export function parseQuotes(text: string): string[] {
  * @returns The bytes themselves if there is only one quote, otherwise a
  * function picking one per connection. The returned bytes must not be
  * modified.
- * @throws {UsageError} If there are no quotes, or one breaks RFC 865.
+ * @throws {QuoteError} If there are no quotes, or one breaks RFC 865.
  */
 export function qotdGreeting(
   quotes: readonly string[],
   random: () => number = Math.random,
 ): GreetingSource {
   if (quotes.length === 0) {
-    throw new UsageError("No quotes to choose from: give at least one");
+    throw new QuoteError("No quotes to choose from: give at least one", 0);
   }
   quotes.forEach((quote, i) => checkQuote(quote, i + 1));
   const encoded = quotes.map((quote) =>
@@ -239,14 +260,8 @@ export function qotdGreeting(
   };
 }
 
-/** Options for {@linkcode loadPreset}. */
-export interface LoadPresetOptions {
-  /** The quotes file for `qotd` (`--quotes-file`); only `qotd` takes one. */
-  quotesFile?: string;
-}
-
 /** Decodes a quotes file as UTF-8, or as Latin-1 if it is not UTF-8. */
-function decodeQuotesFile(bytes: Uint8Array): string {
+export function decodeQuotesFile(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
@@ -256,42 +271,30 @@ function decodeQuotesFile(bytes: Uint8Array): string {
 }
 
 /**
- * Builds the greeting of a preset, reading and checking its files at
- * start-up. Presets ignore `--message`, `--encoding` and `--line-ending`:
- * their protocols fix the bytes.
+ * The greeting of a preset. Presets fix their bytes: their protocols say
+ * what is sent. `qotd` takes the bytes of its quotes file (UTF-8 or
+ * Latin-1, checked against RFC 865).
  *
- * @throws {UsageError} For an unknown preset, `qotd` without a quotes file
- * (or a quotes file with another preset), or a quotes file that cannot be
- * read or breaks RFC 865; the message names the file.
+ * @throws {TypeError} If `qotd` has no quotes file or another preset has one.
+ * @throws {QuoteError} If the quotes break RFC 865.
  */
-export async function loadPreset(
+export function presetGreeting(
   name: PresetName,
-  options: LoadPresetOptions = {},
-): Promise<GreetingSource> {
-  const { quotesFile } = options;
+  quotesFile?: Uint8Array,
+): GreetingSource {
   if (!PRESET_NAMES.includes(name)) {
-    throw new UsageError(
+    throw new RangeError(
       `Unknown preset "${name}": use one of ${PRESET_NAMES.join(", ")}`,
     );
   }
-  if (name !== "qotd") {
-    if (quotesFile !== undefined) {
-      throw new UsageError(
-        `--quotes-file only applies to --preset qotd, not --preset ${name}`,
-      );
-    }
-    return name === "daytime" ? daytimeGreeting() : timeGreeting();
-  }
-  if (quotesFile === undefined) {
-    throw new UsageError(
-      "--preset qotd needs --quotes-file PATH: a file with one quote per " +
-        'line, or quotes separated by lines holding only "%"',
+  if ((name === "qotd") !== (quotesFile !== undefined)) {
+    throw new TypeError(
+      name === "qotd"
+        ? "The qotd preset needs the bytes of a quotes file"
+        : `The ${name} preset takes no quotes file`,
     );
   }
-  const bytes = await readInputFile(quotesFile, "quotes file");
-  try {
-    return qotdGreeting(parseQuotes(decodeQuotesFile(bytes)));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message} ("${quotesFile}")`);
-  }
+  if (name === "daytime") return daytimeGreeting();
+  if (name === "time") return timeGreeting();
+  return qotdGreeting(parseQuotes(decodeQuotesFile(quotesFile!)));
 }

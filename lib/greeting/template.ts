@@ -1,6 +1,9 @@
-import { UsageError } from "../cli/usage_error.ts";
 import { unmapIpv4 } from "../net/ip.ts";
-import { encodeGreeting, type EncodeGreetingOptions } from "./encode.ts";
+import {
+  encodeGreeting,
+  type EncodeGreetingOptions,
+  EncodingError,
+} from "./encode.ts";
 
 /** What a dynamic greeting may depend on; built per connection by the server. */
 export interface GreetingContext {
@@ -58,6 +61,18 @@ export interface CompileTemplateOptions extends EncodeGreetingOptions {
 /** One piece of a parsed template: literal text or a placeholder. */
 type Token = { text: string } | { placeholder: TemplatePlaceholder };
 
+/** A template that cannot be compiled; `position` is where, from 1. */
+export class TemplateError extends SyntaxError {
+  /** Where in the message the problem is, from 1 (0: not in the text). */
+  readonly position: number;
+  /** Says what is wrong and how to write it instead. */
+  constructor(message: string, position: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TemplateError";
+    this.position = position;
+  }
+}
+
 /** `{{`, `}}`, a `{name}` reference, or a stray brace. */
 const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
 
@@ -82,22 +97,25 @@ function parseTemplate(message: string): Token[] {
     } else if (match[0] === "}}") {
       text += "}";
     } else if (match[0] === "{") {
-      throw new UsageError(
+      throw new TemplateError(
         `Unclosed "{" at position ${position} of the message: write ` +
           `{{ for a literal brace, or use a placeholder: ${placeholderList()}`,
+        position,
       );
     } else if (match[0] === "}") {
-      throw new UsageError(
+      throw new TemplateError(
         `Lone "}" at position ${position} of the message: write }} for a ` +
           `literal brace (placeholders are ${placeholderList()})`,
+        position,
       );
     } else {
       const name = match[1] as TemplatePlaceholder;
       if (!TEMPLATE_PLACEHOLDERS.includes(name)) {
-        throw new UsageError(
+        throw new TemplateError(
           `Unknown placeholder "${match[0]}" at position ${position} of the ` +
             `message: use one of ${placeholderList()}, or write {{ and }} ` +
             "for literal braces",
+          position,
         );
       }
       if (text !== "") tokens.push({ text });
@@ -130,9 +148,11 @@ function resolveHostname(): string {
       error instanceof Deno.errors.NotCapable ||
       error instanceof Deno.errors.PermissionDenied
     ) {
-      throw new UsageError(
+      throw new TemplateError(
         "The message uses {hostname}, which needs the host name: run deno " +
           "with --allow-sys=hostname",
+        0,
+        { cause: error },
       );
     }
     throw error;
@@ -147,10 +167,10 @@ function encodeHostname(
   try {
     return encodeGreeting(hostname, { ...options, lineEnding: "none" });
   } catch (error) {
-    const detail = (error as Error).message.replace(/^Message has /, "");
-    throw new UsageError(
-      `The host name "${hostname}" for {hostname} has ${detail}`,
-    );
+    if (!(error instanceof EncodingError)) throw error;
+    throw new EncodingError(error.char, error.position, error.encoding, {
+      subject: `The host name "${hostname}" for {hostname}`,
+    });
   }
 }
 
@@ -224,7 +244,7 @@ type Getter = (context: GreetingContext) => string;
  * function throws a RangeError rather than send an address that is not
  * ASCII (never the case for addresses from `Deno.listen`). The returned
  * bytes must not be modified: small ones are slices of a shared block.
- * @throws {UsageError} For an unknown placeholder, an unclosed `{`, a lone
+ * @throws {TemplateError} For an unknown placeholder, an unclosed `{`, a lone
  * `}`, a missing `--allow-sys=hostname` permission, or a host name the
  * encoding cannot carry.
  * @throws {RangeError} As encodeGreeting does, for literal text the encoding

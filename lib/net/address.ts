@@ -1,3 +1,4 @@
+import { ValueError } from "./value_error.ts";
 import { parseIp, unmapIpv4 } from "./ip.ts";
 
 /**
@@ -30,15 +31,11 @@ export interface HostPort {
 /**
  * Parses a port number given as text.
  *
- * @throws {RangeError} If it is not a whole number from 0 to 65535.
+ * @throws {ValueError} If it is not a whole number from 0 to 65535.
  */
 export function parsePort(text: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
-    throw new RangeError(
-      `Invalid port ${
-        JSON.stringify(text)
-      }: use a whole number from 0 to 65535`,
-    );
+    throw new ValueError("port", text, "use a whole number from 0 to 65535");
   }
   return Number(text);
 }
@@ -48,7 +45,7 @@ export function parsePort(text: string): number {
  * `[::1]:8080`, or a bare IPv6 address such as `::1`. Missing parts come
  * from `defaults`.
  *
- * @throws {RangeError} If the port is invalid or the brackets do not match.
+ * @throws {ValueError} If the port is invalid or the brackets do not match.
  */
 export function parseHostPort(spec: string, defaults: HostPort): HostPort {
   let hostname = defaults.hostname;
@@ -58,18 +55,14 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     hostname = bracketed[1];
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
   } else if (spec.includes("[") || spec.includes("]")) {
-    throw new RangeError(
-      `Invalid address ${
-        JSON.stringify(spec)
-      }: write IPv6 addresses as [::1]:8080`,
-    );
+    throw new ValueError("address", spec, "write IPv6 addresses as [::1]:8080");
   } else if ((spec.match(/:/g) ?? []).length > 1) {
     // A bare IPv6 address: no port can follow it.
     if (!parseIp(spec)) {
-      throw new RangeError(
-        `Invalid address ${
-          JSON.stringify(spec)
-        }: write HOST:PORT, or an IPv6 address as [::1]:8080`,
+      throw new ValueError(
+        "address",
+        spec,
+        "write HOST:PORT, or an IPv6 address as [::1]:8080",
       );
     }
     hostname = spec;
@@ -83,9 +76,7 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     }
   }
   if (hostname === "") {
-    throw new RangeError(
-      `Invalid address ${JSON.stringify(spec)}: the host is empty`,
-    );
+    throw new ValueError("address", spec, "the host is empty");
   }
   return { hostname, port };
 }

@@ -1,3 +1,4 @@
+import { ValueError } from "./value_error.ts";
 /** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
 type IpBytes = Uint8Array;
 
@@ -92,18 +93,17 @@ function formatIp(bytes: IpBytes): string {
 /**
  * Parses a CIDR block; a bare address is a block of one.
  *
- * @throws {RangeError} If it is not a valid IPv4 or IPv6 block.
+ * @throws {ValueError} If it is not a valid IPv4 or IPv6 block.
  */
 export function parseCidr(text: string): Cidr {
   const slash = text.indexOf("/");
   const address = slash === -1 ? text : text.slice(0, slash);
   const bytes = parseIp(address);
   const invalid = () =>
-    new RangeError(
-      `Invalid CIDR ${
-        JSON.stringify(text)
-      }: write an address or block such as ` +
-        "192.168.0.0/16 or 2001:db8::/32",
+    new ValueError(
+      "CIDR",
+      text,
+      "write an address or block such as 192.168.0.0/16 or 2001:db8::/32",
     );
   if (!bytes) throw invalid();
   const mappedOffset = bytes.length === 4 && address.includes(":") ? 96 : 0;

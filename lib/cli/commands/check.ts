@@ -1,3 +1,5 @@
+import { greetingErrorMessage } from "../setup.ts";
+import { lowerFirst } from "../explain.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
   type ClientTransport,
@@ -117,7 +119,7 @@ export function parseCheck(
   } catch (error) {
     throw new UsageError(
       `Invalid value for --expect: ${
-        (error as Error).message.replace(/^M/, "m")
+        lowerFirst(greetingErrorMessage(error as Error))
       }`,
     );
   }

@@ -1,3 +1,4 @@
+import { ValueError } from "../../net/value_error.ts";
 import { parseHostPort, parsePort } from "../../net/address.ts";
 import { DEFAULT_CLIENT_TIMEOUT } from "../../client/read_greeting.ts";
 import {
@@ -324,10 +325,9 @@ function parseMetricsAddress(text: string): { hostname: string; port: number } {
   try {
     return parseHostPort(text, DEFAULT_METRICS);
   } catch (error) {
+    if (!(error instanceof ValueError)) throw error;
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --metrics: ${
-        (error as Error).message.replace(/^Invalid [a-z]+ "[^"]*": /, "")
-      }`,
+      `Invalid value ${JSON.stringify(text)} for --metrics: ${error.reason}`,
     );
   }
 }
@@ -346,19 +346,24 @@ function parsePortRange(text: string): number[] {
     if (!range) return [parsePort(text)];
     const [first, last] = [parsePort(range[1]), parsePort(range[2])];
     if (first === 0 || first > last) {
-      throw new RangeError("a range runs from a lower port to a higher one");
+      throw new ValueError(
+        "port",
+        text,
+        "a range runs from a lower port to a higher one",
+      );
     }
     if (last - first + 1 > MAX_LISTENERS) {
-      throw new RangeError(`a range has at most ${MAX_LISTENERS} ports`);
+      throw new ValueError(
+        "port",
+        text,
+        `a range has at most ${MAX_LISTENERS} ports`,
+      );
     }
     return Array.from({ length: last - first + 1 }, (_, i) => first + i);
   } catch (error) {
-    const reason = (error as Error).message.replace(
-      /^Invalid port "[^"]*": /,
-      "",
-    );
+    if (!(error instanceof ValueError)) throw error;
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --port: ${reason}`,
+      `Invalid value ${JSON.stringify(text)} for --port: ${error.reason}`,
     );
   }
 }
@@ -446,9 +451,10 @@ function parseServe(args: string[]): Command {
       try {
         return parseCidr(text);
       } catch (error) {
+        if (!(error instanceof ValueError)) throw error;
         throw new UsageError(
-          `${(error as Error).message.replace(/:.*/, "")} for --${name}: ` +
-            "write an address or block such as 192.168.0.0/16 or 2001:db8::/32",
+          `Invalid CIDR ${JSON.stringify(error.value)} for --${name}: ` +
+            error.reason,
         );
       }
     });

@@ -1,0 +1,22 @@
+/**
+ * A value that cannot be parsed, such as a port, an address or a CIDR
+ * block. The fields let a caller say it in its own words (the CLI adds the
+ * flag's name); the message alone is already a full sentence:
+ * `Invalid port "x": use a whole number from 0 to 65535`.
+ */
+export class ValueError extends RangeError {
+  /** What was being parsed: "port", "address" or "CIDR". */
+  readonly what: string;
+  /** The text as given. */
+  readonly value: string;
+  /** Why it is invalid and how to write it, without the value. */
+  readonly reason: string;
+  /** Builds the message from its parts. */
+  constructor(what: string, value: string, reason: string) {
+    super(`Invalid ${what} ${JSON.stringify(value)}: ${reason}`);
+    this.name = "ValueError";
+    this.what = what;
+    this.value = value;
+    this.reason = reason;
+  }
+}
