@@ -19,6 +19,7 @@ import {
   explainConnectError,
   explainError,
   explainListenError,
+  lowerFirst,
 } from "./lib/cli/explain.ts";
 import { checkGreeting } from "./lib/client/check.ts";
 import type { CheckCommand } from "./lib/cli/commands/check.ts";
@@ -318,7 +319,14 @@ async function check(command: CheckCommand): Promise<number> {
     path: command.unix,
     tls: await clientTls(command),
   });
-  console.log(result.message);
+  // A failure to connect is worded by the CLI, with the flags that fix it.
+  console.log(
+    result.error === undefined
+      ? result.message
+      : `FAIL ${
+        lowerFirst(explainConnectError(result.error, result.address).message)
+      }`,
+  );
   return result.ok ? 0 : 1;
 }
 

@@ -147,15 +147,16 @@ Deno.test("checkGreeting() stops reading a much longer greeting", async () => {
   );
 });
 
-Deno.test("checkGreeting() reports a refused connection as FAIL with the fix", async () => {
+Deno.test("checkGreeting() reports a refused connection as FAIL with its error", async () => {
   const port = closedPort();
   const result = await checkGreeting({ hostname: "127.0.0.1", port });
   assertEquals([result.ok, result.status], [false, "fail"]);
   assertEquals(
     result.message,
-    `FAIL cannot connect to 127.0.0.1:${port}: connection refused; ` +
-      "is greeter running there?",
+    `FAIL cannot connect to 127.0.0.1:${port}: connection refused`,
   );
+  assertEquals(result.address, `127.0.0.1:${port}`);
+  assertEquals(result.error instanceof Deno.errors.ConnectionRefused, true);
 });
 
 Deno.test("checkGreeting() tells each kind of timeout apart", async () => {

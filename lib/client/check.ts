@@ -4,7 +4,6 @@ import {
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
-import { explainConnectError, lowerFirst } from "../cli/explain.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
 
@@ -55,6 +54,13 @@ export interface CheckResult {
   message: string;
   /** The bytes received (at most the expected length plus 256). */
   received: Uint8Array;
+  /** The address checked, as `HOST:PORT` or a socket's path. */
+  address: string;
+  /**
+   * Why connecting or reading failed (status `fail` without a timeout), for
+   * a caller that words it its own way.
+   */
+  error?: unknown;
 }
 
 /** Bytes read beyond the expected length, to show what was sent instead. */
@@ -153,11 +159,15 @@ export async function checkGreeting(
     error = caught;
   }
   const received = buffer.slice(0, size);
-  const result = (status: CheckResult["status"], message: string) => ({
+  const result = (
+    status: CheckResult["status"],
+    message: string,
+  ): CheckResult => ({
     ok: status === "ok",
     status,
     message,
     received,
+    address,
   });
   if (!matching) {
     const count = closed
@@ -193,8 +203,15 @@ export async function checkGreeting(
           "greeter, and is the port open? (try a longer --timeout)",
     );
   }
-  return result(
-    "fail",
-    `FAIL ${lowerFirst(explainConnectError(error, address).message)}`,
-  );
+  const reason = (error instanceof Error ? error.message : String(error))
+    .split("\n")[0].replace(/ \(os error \d+\)$/, "");
+  return {
+    ...result(
+      "fail",
+      `FAIL cannot connect to ${address}: ${
+        reason.charAt(0).toLowerCase() + reason.slice(1)
+      }`,
+    ),
+    error,
+  };
 }
