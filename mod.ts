@@ -83,7 +83,6 @@ export {
   type ServerStats,
 } from "./lib/server/stats.ts";
 export { formatAddress } from "./lib/net/address.ts";
-export { UsageError } from "./lib/cli/usage_error.ts";
 export {
   type ByteSink,
   createLineWriter,

@@ -1,6 +1,7 @@
 // Runs startWorkers() with tests/_crashing_worker.ts and prints what
 // happened as JSON: for tests/workers_test.ts (needs --unstable-net).
-import { parseCommand, type ServeCommand } from "../lib/cli/commands/serve.ts";
+import { parseCommand } from "../lib/cli/main.ts";
+import type { ServeCommand } from "../lib/cli/commands/serve.ts";
 import { startWorkers } from "../lib/cli/workers/pool.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { parseCommand } from "../lib/cli/commands/serve.ts";
+import { parseCommand } from "../lib/cli/main.ts";
 import { UsageError } from "../lib/cli/flags.ts";
 
 Deno.test("parseCommand() gives the documented defaults", () => {

@@ -2,12 +2,9 @@
 // one either parses into a command or is a UsageError (one clear line, exit
 // 2); nothing else may escape. Seeded, so every run tries the same inputs.
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import {
-  type Command,
-  CONNECT_FLAGS,
-  parseCommand,
-  SERVE_FLAGS,
-} from "../lib/cli/commands/serve.ts";
+import { type Command, parseCommand } from "../lib/cli/main.ts";
+import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
+import { CONNECT_FLAGS } from "../lib/cli/commands/connect.ts";
 import { CHECK_FLAGS } from "../lib/cli/commands/check.ts";
 import { type FlagSpec, UsageError } from "../lib/cli/flags.ts";
 import { runCli } from "./_helpers.ts";

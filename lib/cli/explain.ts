@@ -1,4 +1,4 @@
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "./flags.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
 
 /** Exit code for a command-line mistake. */

@@ -1,8 +1,20 @@
 import { parseArgs } from "@std/cli/parse-args";
 
-import { UsageError } from "./usage_error.ts";
+import { parseHostPort } from "../net/address.ts";
+import { ValueError } from "../net/value_error.ts";
+import { DEFAULT_PORT } from "../server/options.ts";
 
-export { UsageError };
+/**
+ * A mistake in what greeter was asked to do (a flag, a value, a file named
+ * on the command line): reported as one line, with exit code 2.
+ */
+export class UsageError extends Error {
+  /** Says what is wrong and how to fix it. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
 
 /** One command-line flag: how it is spelt, what it takes, what it does. */
 export interface FlagSpec {
@@ -214,4 +226,113 @@ export function formatFlagHelp(specs: FlagSpec[]): string {
   const width = Math.max(...rows.map(([names]) => names.length)) + 2;
   return rows.map(([names, help]) => `  ${names.padEnd(width)}${help}`)
     .join("\n");
+}
+
+/** A request for help or the version, which prints and exits 0. */
+export interface InfoCommand {
+  command: "help" | "version";
+  /** What to print for help. */
+  text?: string;
+}
+
+/** Thrown to end a command with a message already explained. */
+export class ExitError extends Error {
+  /** The exit code: 2 for usage errors, 1 for runtime errors. */
+  readonly exitCode: number;
+  /** `message` is the one line for stderr. */
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "ExitError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** The flags every command has: --help and --version. */
+export const COMMON_FLAGS: FlagSpec[] = [
+  { name: "help", short: "h", help: "Show this help and exit" },
+  { name: "version", short: "V", help: "Show the version and exit" },
+];
+
+/**
+ * Parses a client command's `[HOST][:PORT]` argument (default
+ * `localhost:8080`).
+ *
+ * @throws {UsageError} For a bad address or more than one argument.
+ */
+export function parseTarget(
+  positionals: string[],
+  command: string,
+): { hostname: string; port: number } {
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Unexpected argument ${
+        JSON.stringify(positionals[1])
+      }: ${command} takes one ` +
+        "[HOST][:PORT]",
+    );
+  }
+  const defaults = { hostname: "localhost", port: DEFAULT_PORT };
+  try {
+    return positionals.length === 0
+      ? defaults
+      : parseHostPort(positionals[0], defaults);
+  } catch (error) {
+    if (!(error instanceof ValueError)) throw error;
+    throw new UsageError(error.message);
+  }
+}
+
+/** How a client command reaches the server: TLS, a CA, or a Unix socket. */
+export interface ClientTransport {
+  /** Connect to a Unix socket instead. */
+  unix?: string;
+  /** Speak TLS. */
+  tls: boolean;
+  /** A CA certificate file to verify the server with. */
+  ca?: string;
+  /** Skip certificate verification. */
+  insecure: boolean;
+}
+
+/** The flags `connect` and `check` share for reaching the server. */
+export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
+  { name: "tls", help: "Connect over TLS, verifying the certificate" },
+  {
+    name: "ca",
+    value: "FILE",
+    help: "Trust this PEM CA certificate (with --tls)",
+  },
+  {
+    name: "insecure",
+    help: "With --tls, do not verify the certificate",
+  },
+  {
+    name: "unix",
+    value: "PATH",
+    help: "Connect to a Unix socket instead of HOST:PORT",
+  },
+];
+
+/**
+ * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} from parsed flags.
+ *
+ * @throws {UsageError} For flags that do not go together.
+ */
+export function parseClientTransport(flags: ParsedFlags): ClientTransport {
+  const tls = flags.switches.has("tls");
+  const ca = lastValue(flags, "ca");
+  const insecure = flags.switches.has("insecure");
+  if (!tls && (ca !== undefined || insecure)) {
+    throw new UsageError("--ca and --insecure go with --tls");
+  }
+  if (ca !== undefined && insecure) {
+    throw new UsageError("--ca and --insecure cannot be used together");
+  }
+  const unix = lastValue(flags, "unix");
+  if (unix !== undefined && (tls || flags.positionals.length > 0)) {
+    throw new UsageError(
+      "--unix connects to a socket file: drop HOST:PORT and --tls",
+    );
+  }
+  return { unix, tls, ca, insecure };
 }

@@ -1,4 +1,4 @@
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "./flags.ts";
 
 /**
  * Says why reading a file failed, in words that point to the fix: the

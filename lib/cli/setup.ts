@@ -1,5 +1,6 @@
 import type { ServeCommand } from "./commands/serve.ts";
-import { UsageError } from "./usage_error.ts";
+import { type ClientTransport, UsageError } from "./flags.ts";
+import type { ClientTlsOptions } from "../client/read_greeting.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
@@ -156,4 +157,15 @@ export async function prepareServe(
     allow: command.allow,
     deny: command.deny,
   };
+}
+
+/** The TLS options of a client command, with its --ca file read. */
+export async function clientTls(
+  transport: ClientTransport,
+): Promise<false | ClientTlsOptions> {
+  if (!transport.tls) return false;
+  const caCerts = transport.ca === undefined
+    ? undefined
+    : [new TextDecoder().decode(await readInputFile(transport.ca, "CA file"))];
+  return { caCerts, insecure: transport.insecure };
 }

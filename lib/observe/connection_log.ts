@@ -15,6 +15,7 @@ import type { LineWriter } from "./line_writer.ts";
 import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { formatStatsSummary } from "./stats_summary.ts";
+import { waitAtMost } from "../server/wait.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */
 const FLUSH_LIMIT = 2_000;
@@ -25,30 +26,18 @@ export interface ServerLogOptions {
   writer: LineWriter;
   /** Human lines or JSON objects. */
   format: LogFormat;
-  /** No per-connection lines. */
-  quiet: boolean;
-  /** Connection lines per second from one source; 0 logs every one. */
-  rate: number;
 }
 
-/** The CLI's log: start, connection, summary and stop lines, in one format. */
+/** The CLI's log: start, summary and stop lines, in one format. */
 export interface ServerLog {
-  /** For serveGreeting's onConnection (text format), if lines are logged. */
-  onConnection?: (remoteAddr: Deno.Addr) => void;
-  /** For serveGreeting's onClose (JSON format), if lines are logged. */
-  onClose?: (record: ConnectionRecord) => void;
-  /** For serveGreeting's onAcceptError. */
-  onAcceptError: (error: unknown, kind: AcceptErrorKind) => void;
   /** Logs the start-up lines. */
   started(addrs: Deno.Addr[], tls: boolean, metrics?: Deno.Addr): void;
   /** Logs that shutdown began (text only). */
   stopping(): void;
-  /** Logs the counters on demand (SIGUSR1). */
+  /** Logs the counters on demand (SIGUSR2). */
   stats(stats: Readonly<ServerStats>): void;
-  /** Logs the final line, with pending summaries, and flushes everything. */
+  /** Logs the final line and flushes everything, waiting 2 s at most. */
   stopped(stats: Readonly<ServerStats>, error?: string): Promise<void>;
-  /** Connection lines suppressed by the flood limit so far. */
-  readonly suppressed: number;
 }
 
 /** Options for {@linkcode createConnectionLog}. */
@@ -130,19 +119,15 @@ export function createConnectionLog(
 }
 
 /**
- * Creates the server's log: the connection lines of
- * {@linkcode createConnectionLog}, the start-up, stats and stop lines, all
- * through the batched writer.
+ * Creates the server's lifecycle log: the start-up, stats and stop lines,
+ * through the batched writer. The connection lines are
+ * {@linkcode createConnectionLog}'s, one per server run.
  */
 export function createServerLog(options: ServerLogOptions): ServerLog {
   const { writer, format } = options;
   const json = format === "json";
-  const connections = createConnectionLog({ ...options, emit: writer.line });
 
   return {
-    onConnection: connections.onConnection,
-    onClose: connections.onClose,
-    onAcceptError: connections.onAcceptError,
     started(addrs, tls, metrics) {
       if (json) {
         writer.line(
@@ -176,7 +161,6 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       );
     },
     async stopped(stats, error) {
-      connections.close();
       writer.line(
         json
           ? formatJsonLogLine({ event: "stop", stats, error })
@@ -188,17 +172,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       );
       // A stdout nobody reads must not keep greeter from exiting: what is
       // not out by then is lost, as the writer's drop count already allows.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        writer.flush(),
-        new Promise<void>((resolve) =>
-          timer = setTimeout(resolve, FLUSH_LIMIT)
-        ),
-      ]);
-      clearTimeout(timer);
-    },
-    get suppressed() {
-      return connections.suppressed;
+      await waitAtMost(writer.flush(), FLUSH_LIMIT);
     },
   };
 }

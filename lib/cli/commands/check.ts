@@ -1,19 +1,19 @@
-import { greetingErrorMessage } from "../setup.ts";
-import { lowerFirst } from "../explain.ts";
+import { clientTls, greetingErrorMessage } from "../setup.ts";
+import { explainConnectError, lowerFirst } from "../explain.ts";
+import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
   type ClientTransport,
-  parseClientTransport,
-  parseTarget,
-} from "../target.ts";
-import { DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
-import {
+  COMMON_FLAGS,
   type FlagSpec,
   formatFlagHelp,
+  type InfoCommand,
   lastValue,
   parseChoiceFlag,
+  parseClientTransport,
   parseFlags,
   parseIntegerFlag,
+  parseTarget,
   UsageError,
 } from "../flags.ts";
 import {
@@ -67,8 +67,7 @@ export const CHECK_FLAGS: FlagSpec[] = [
       `(default ${DEFAULT_CHECK_TIMEOUT})`,
   },
   ...CLIENT_TRANSPORT_FLAGS,
-  { name: "help", short: "h", help: "Show this help and exit" },
-  { name: "version", short: "V", help: "Show the version and exit" },
+  ...COMMON_FLAGS,
 ];
 
 /** The text of `greeter check --help`. */
@@ -95,7 +94,7 @@ a usage error. For example, in a Dockerfile:
  */
 export function parseCheck(
   args: string[],
-): CheckCommand | { command: "help"; text: string } | { command: "version" } {
+): CheckCommand | InfoCommand {
   const flags = parseFlags(args, CHECK_FLAGS);
   if (flags.switches.has("help")) return { command: "help", text: checkHelp() };
   if (flags.switches.has("version")) return { command: "version" };
@@ -133,4 +132,22 @@ export function parseCheck(
       : parseIntegerFlag(timeoutText, "timeout", 1),
     ...parseClientTransport(flags),
   };
+}
+
+/** Runs the health probe: one line on stdout, exit 0 only for a match. */
+export async function runCheck(command: CheckCommand): Promise<number> {
+  const result = await checkGreeting({
+    ...command,
+    path: command.unix,
+    tls: await clientTls(command),
+  });
+  // A failure to connect is worded by the CLI, with the flags that fix it.
+  console.log(
+    result.error === undefined
+      ? result.message
+      : `FAIL ${
+        lowerFirst(explainConnectError(result.error, result.address).message)
+      }`,
+  );
+  return result.ok ? 0 : 1;
 }

@@ -1,9 +1,27 @@
 import { ValueError } from "../../net/value_error.ts";
-import { parseHostPort, parsePort } from "../../net/address.ts";
-import { DEFAULT_CLIENT_TIMEOUT } from "../../client/read_greeting.ts";
+import { createLineWriter } from "../../observe/line_writer.ts";
+import { renderMetrics } from "../../observe/metrics.ts";
+import { createServerLog } from "../../observe/connection_log.ts";
+import { explainError } from "../explain.ts";
+import { explainListen, startMetrics } from "../metrics_endpoint.ts";
+import { runServer, type ServerRun } from "../run_server.ts";
+import { runUntilStopped } from "../service.ts";
+import { prepareServe } from "../setup.ts";
 import {
+  renderWorkerMetrics,
+  reusePortAvailable,
+  startWorkers,
+  UNSTABLE_NET_MESSAGE,
+  type WorkerGroup,
+  WorkerStartError,
+} from "../workers/pool.ts";
+import { parseHostPort, parsePort } from "../../net/address.ts";
+import {
+  COMMON_FLAGS,
+  ExitError,
   type FlagSpec,
   formatFlagHelp,
+  type InfoCommand,
   lastValue,
   parseChoiceFlag,
   parseFlags,
@@ -20,13 +38,6 @@ import {
 } from "../../greeting/encode.ts";
 import { type Cidr, parseCidr } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
-import { type CheckCommand, parseCheck } from "./check.ts";
-import {
-  CLIENT_TRANSPORT_FLAGS,
-  type ClientTransport,
-  parseClientTransport,
-  parseTarget,
-} from "../target.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
@@ -83,35 +94,8 @@ export interface ServeCommand {
   workers?: number;
 }
 
-/** The `connect` command's options, validated and typed. */
-export interface ConnectCommand extends ClientTransport {
-  command: "connect";
-  hostname: string;
-  port: number;
-  timeout: number;
-}
-
-/** A request for help or the version, which prints and exits 0. */
-export interface InfoCommand {
-  command: "help" | "version";
-  /** What to print for help. */
-  text?: string;
-}
-
-/** Any command line greeter understands. */
-export type Command =
-  | ServeCommand
-  | ConnectCommand
-  | CheckCommand
-  | InfoCommand;
-
 /** Connection lines logged per second from one source, by default. */
 export const DEFAULT_LOG_RATE = 100;
-
-const COMMON_FLAGS: FlagSpec[] = [
-  { name: "help", short: "h", help: "Show this help and exit" },
-  { name: "version", short: "V", help: "Show the version and exit" },
-];
 
 /** The most worker threads --workers accepts. */
 export const MAX_WORKERS = 64;
@@ -273,19 +257,6 @@ export const SERVE_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
 ];
 
-/** The flags of the `connect` command. */
-export const CONNECT_FLAGS: FlagSpec[] = [
-  {
-    name: "timeout",
-    short: "t",
-    value: "MS",
-    help:
-      `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
-  },
-  ...CLIENT_TRANSPORT_FLAGS,
-  ...COMMON_FLAGS,
-];
-
 /** The text of `greeter --help`. */
 export function serveHelp(): string {
   return `greeter: a TCP server that greets every client and closes the connection
@@ -302,20 +273,6 @@ ${formatFlagHelp(SERVE_FLAGS)}
 
 Run "greeter connect --help" and "greeter check --help" for their options.
 Exit codes: 0 success, 1 runtime error, 2 usage error.`;
-}
-
-/** The text of `greeter connect --help`. */
-export function connectHelp(): string {
-  return `greeter connect: print everything a greeter server sends, until it closes
-
-Usage:
-  greeter connect [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(CONNECT_FLAGS)}
-
-Exits 0 once the server closes the connection; 1 if it cannot be reached or
-does not finish in time.`;
 }
 
 /** The metrics endpoint's default address, when --metrics gives no host. */
@@ -368,7 +325,12 @@ function parsePortRange(text: string): number[] {
   }
 }
 
-function parseServe(args: string[]): Command {
+/**
+ * Parses the serving command's arguments.
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseServe(args: string[]): ServeCommand | InfoCommand {
   const flags = parseFlags(args, SERVE_FLAGS);
   if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
   if (flags.switches.has("version")) return { command: "version" };
@@ -508,31 +470,122 @@ function parseServe(args: string[]): Command {
   };
 }
 
-function parseConnect(args: string[]): Command {
-  const flags = parseFlags(args, CONNECT_FLAGS);
-  if (flags.switches.has("help")) {
-    return { command: "help", text: connectHelp() };
-  }
-  if (flags.switches.has("version")) return { command: "version" };
-  const target = parseTarget(flags.positionals, "connect");
-  const timeoutText = lastValue(flags, "timeout");
+/** The stdout writer and the lifecycle log of a serving command. */
+function createLog(command: ServeCommand) {
+  const writer = createLineWriter(Deno.stdout);
   return {
-    command: "connect",
-    ...target,
-    timeout: timeoutText === undefined
-      ? DEFAULT_CLIENT_TIMEOUT
-      : parseIntegerFlag(timeoutText, "timeout", 1),
-    ...parseClientTransport(flags),
+    writer,
+    log: createServerLog({ writer, format: command.logFormat }),
   };
 }
 
-/**
- * Parses greeter's command line into a typed command.
- *
- * @throws {UsageError} For any mistake in it.
- */
-export function parseCommand(args: string[]): Command {
-  if (args[0] === "connect") return parseConnect(args.slice(1));
-  if (args[0] === "check") return parseCheck(args.slice(1));
-  return parseServe(args);
+/** Serves from the main thread alone. */
+async function serveHere(command: ServeCommand): Promise<number> {
+  const options = await prepareServe(command);
+  const { writer, log } = createLog(command);
+  let run: ServerRun | undefined;
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(run!.server.stats, run!.histogram, {
+        draining: run!.server.draining,
+        log: { suppressed: run!.suppressed, dropped: writer.dropped },
+      }),
+    () =>
+      run && {
+        draining: run.server.draining,
+        stats: run.server.stats,
+        addrs: run.server.addrs,
+      },
+  );
+  try {
+    run = runServer({ command, options, emit: writer.line });
+  } catch (error) {
+    await metrics?.shutdown();
+    explainListen(error);
+  }
+  const { server } = run;
+  return await runUntilStopped({
+    log,
+    metrics,
+    addrs: server.addrs,
+    tls: command.tlsCert !== undefined,
+    stats: () => server.stats,
+    shutdown: () => server.shutdown(),
+    finished: server.finished.then(
+      () => undefined,
+      (error) => explainError(error).message,
+    ),
+    stopped: () => run!.closeLog(),
+  });
+}
+
+/** `--workers N`: the same, with N threads doing the serving. */
+async function serveWorkers(
+  command: ServeCommand,
+  count: number,
+): Promise<number> {
+  if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
+  // Every worker prepares the command itself (a greeting function cannot be
+  // sent to a thread); doing it here first reports a bad file as single
+  // mode does, before anything starts.
+  await prepareServe(command);
+  const { writer, log } = createLog(command);
+  // Workers' lines, held back until the start-up lines are out.
+  let held: string[] | undefined = [];
+  const write = (text: string) => {
+    // Line by line, so that a slow stdout drops and counts lines, not batches.
+    const lines = text.split("\n");
+    lines.pop();
+    for (const line of lines) writer.line(line);
+  };
+  let group: WorkerGroup | undefined;
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(group!.stats(), group!.histogram(), {
+        draining: group!.draining,
+        log: { suppressed: group!.suppressed(), dropped: writer.dropped },
+      }) + renderWorkerMetrics(group!.accepted()),
+    () =>
+      group && {
+        draining: group.draining,
+        stats: group.stats(),
+        addrs: group.addrs,
+      },
+  );
+  try {
+    group = await startWorkers(command, {
+      count,
+      onLog: (text) => held ? held.push(text) : write(text),
+    });
+  } catch (error) {
+    await metrics?.shutdown();
+    if (error instanceof WorkerStartError) {
+      throw new ExitError(error.message, error.exitCode);
+    }
+    throw error;
+  }
+  const running = group;
+  return await runUntilStopped({
+    log,
+    metrics,
+    addrs: running.addrs,
+    tls: command.tlsCert !== undefined,
+    stats: () => running.stats(),
+    refresh: () => running.refresh(),
+    shutdown: () => running.shutdown(),
+    finished: running.finished,
+    started() {
+      for (const text of held!) write(text);
+      held = undefined;
+    },
+  });
+}
+
+/** Serves until stopped; resolves to the exit code. */
+export function runServe(command: ServeCommand): Promise<number> {
+  return (command.workers ?? 1) > 1
+    ? serveWorkers(command, command.workers!)
+    : serveHere(command);
 }

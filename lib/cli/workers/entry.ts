@@ -6,20 +6,16 @@
  * @module
  */
 import { explainError, explainListenError } from "../explain.ts";
-import { createConnectionLog } from "../../observe/connection_log.ts";
-import { createDurationHistogram } from "../../observe/metrics.ts";
+import { runServer, type ServerRun } from "../run_server.ts";
 import { prepareServe } from "../setup.ts";
-import {
-  type GreetingServer,
-  serveGreeting,
-} from "../../server/serve_greeting.ts";
+import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
   FromWorker,
   StartMessage,
   ToWorker,
   WorkerSnapshot,
-} from "./pool.ts";
+} from "./protocol.ts";
 
 /** The worker's global scope, typed for what is used here. */
 const scope = globalThis as unknown as {
@@ -77,46 +73,27 @@ async function start({ command, ports }: StartMessage) {
       target.transport === "unix" ? target : { ...target, port: ports[i] }
     );
   const batcher = createLogBatcher();
-  const connectionLog = createConnectionLog({
-    emit: batcher.line,
-    format: command.logFormat,
-    quiet: command.quiet,
-    rate: command.logRate,
-  });
-  const log = {
-    ...connectionLog,
-    get suppressed() {
-      return connectionLog.suppressed;
-    },
-    close() {
-      connectionLog.close();
-      batcher.flush();
-    },
-  };
-  const histogram = createDurationHistogram();
-  server = serveGreeting({
-    ...options,
-    listen,
-    reusePort: true,
-    onConnection: log.onConnection,
-    onAcceptError: log.onAcceptError,
-    // The histogram is only read by --metrics, as in single mode.
-    onClose: log.onClose || command.metrics
-      ? (record) => {
-        histogram.observe(record.duration);
-        log.onClose?.(record);
-      }
-      : undefined,
-  });
-  const running = server;
+  let run: ServerRun;
+  try {
+    run = runServer({
+      command,
+      options: { ...options, listen, reusePort: true },
+      emit: batcher.line,
+    });
+  } catch (error) {
+    batcher.flush();
+    throw error;
+  }
+  server = run.server;
+  const running = run.server;
   const take = (): WorkerSnapshot => ({
     stats: running.stats,
     histogram: {
-      counts: [...histogram.counts],
-      sumMs: histogram.sumMs,
-      count: histogram.count,
+      counts: [...run.histogram.counts],
+      sumMs: run.histogram.sumMs,
+      count: run.histogram.count,
     },
-    suppressed: log.suppressed,
+    suppressed: run.suppressed,
   });
   snapshot = take;
   const ticker = setInterval(
@@ -131,7 +108,8 @@ async function start({ command, ports }: StartMessage) {
     error = explainError(failure).message;
   }
   clearInterval(ticker);
-  log.close();
+  run.closeLog();
+  batcher.flush();
   post({ type: "done", snapshot: take(), error });
 }
 

@@ -1,0 +1,101 @@
+import { formatAddress } from "../../net/address.ts";
+import {
+  DEFAULT_CLIENT_TIMEOUT,
+  readGreeting,
+} from "../../client/read_greeting.ts";
+import { DEFAULT_PORT } from "../../server/options.ts";
+import { explainConnectError } from "../explain.ts";
+import {
+  CLIENT_TRANSPORT_FLAGS,
+  type ClientTransport,
+  COMMON_FLAGS,
+  ExitError,
+  type FlagSpec,
+  formatFlagHelp,
+  type InfoCommand,
+  lastValue,
+  parseClientTransport,
+  parseFlags,
+  parseIntegerFlag,
+  parseTarget,
+} from "../flags.ts";
+import { clientTls } from "../setup.ts";
+
+/** The `connect` command's options, validated and typed. */
+export interface ConnectCommand extends ClientTransport {
+  command: "connect";
+  hostname: string;
+  port: number;
+  timeout: number;
+}
+
+/** The flags of the `connect` command. */
+export const CONNECT_FLAGS: FlagSpec[] = [
+  {
+    name: "timeout",
+    short: "t",
+    value: "MS",
+    help:
+      `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
+  },
+  ...CLIENT_TRANSPORT_FLAGS,
+  ...COMMON_FLAGS,
+];
+
+/** The text of `greeter connect --help`. */
+export function connectHelp(): string {
+  return `greeter connect: print everything a greeter server sends, until it closes
+
+Usage:
+  greeter connect [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(CONNECT_FLAGS)}
+
+Exits 0 once the server closes the connection; 1 if it cannot be reached or
+does not finish in time.`;
+}
+
+/**
+ * Parses the `connect` command's arguments (after the word `connect`).
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseConnect(args: string[]): ConnectCommand | InfoCommand {
+  const flags = parseFlags(args, CONNECT_FLAGS);
+  if (flags.switches.has("help")) {
+    return { command: "help", text: connectHelp() };
+  }
+  if (flags.switches.has("version")) return { command: "version" };
+  const target = parseTarget(flags.positionals, "connect");
+  const timeoutText = lastValue(flags, "timeout");
+  return {
+    command: "connect",
+    ...target,
+    timeout: timeoutText === undefined
+      ? DEFAULT_CLIENT_TIMEOUT
+      : parseIntegerFlag(timeoutText, "timeout", 1),
+    ...parseClientTransport(flags),
+  };
+}
+
+/** Prints everything the server sends, byte for byte, until it closes. */
+export async function runConnect(command: ConnectCommand): Promise<number> {
+  const address = command.unix ??
+    formatAddress({ transport: "tcp", ...command });
+  try {
+    const tls = await clientTls(command);
+    for await (
+      const chunk of readGreeting({ ...command, path: command.unix, tls })
+    ) {
+      let written = 0;
+      while (written < chunk.length) {
+        written += await Deno.stdout.write(chunk.subarray(written));
+      }
+    }
+  } catch (error) {
+    const { message, exitCode } = explainConnectError(error, address);
+    throw new ExitError(message, exitCode);
+  }
+  return 0;
+}

@@ -1,0 +1,65 @@
+/**
+ * greeter's command line: picks the command, runs it, and turns every
+ * failure into one line on stderr and an exit code.
+ *
+ * @module
+ */
+import { type CheckCommand, parseCheck, runCheck } from "./commands/check.ts";
+import {
+  type ConnectCommand,
+  parseConnect,
+  runConnect,
+} from "./commands/connect.ts";
+import { parseServe, runServe, type ServeCommand } from "./commands/serve.ts";
+import { explainError } from "./explain.ts";
+import { ExitError, type InfoCommand } from "./flags.ts";
+import { VERSION } from "../version.ts";
+
+/** Any command line greeter understands. */
+export type Command =
+  | ServeCommand
+  | ConnectCommand
+  | CheckCommand
+  | InfoCommand;
+
+/**
+ * Parses greeter's command line into a typed command: `connect` and `check`
+ * by their first word, serving otherwise.
+ *
+ * @throws {UsageError} For any mistake in it.
+ */
+export function parseCommand(args: string[]): Command {
+  if (args[0] === "connect") return parseConnect(args.slice(1));
+  if (args[0] === "check") return parseCheck(args.slice(1));
+  return parseServe(args);
+}
+
+/**
+ * Runs greeter with the given arguments and resolves to the exit code.
+ * Every failure is reported as one line on stderr, never a stack trace.
+ */
+export async function main(args: string[]): Promise<number> {
+  try {
+    const command = parseCommand(args);
+    switch (command.command) {
+      case "help":
+        console.log(command.text);
+        return 0;
+      case "version":
+        console.log(`greeter ${VERSION}`);
+        return 0;
+      case "connect":
+        return await runConnect(command);
+      case "check":
+        return await runCheck(command);
+      case "serve":
+        return await runServe(command);
+    }
+  } catch (error) {
+    const { message, exitCode } = error instanceof ExitError
+      ? error
+      : explainError(error);
+    console.error(`greeter: ${message}`);
+    return exitCode;
+  }
+}

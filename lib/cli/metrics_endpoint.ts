@@ -1,0 +1,67 @@
+import { formatAddress } from "../net/address.ts";
+import { createHealthCheck, type Health } from "../observe/health.ts";
+import { type MetricsServer, serveMetrics } from "../observe/metrics.ts";
+import { ListenError } from "../server/listeners.ts";
+import type { ServerStats } from "../server/stats.ts";
+import type { ServeCommand } from "./commands/serve.ts";
+import { explainListenError } from "./explain.ts";
+import { ExitError } from "./flags.ts";
+
+/** What the health check reads of a running server, single or workers. */
+export interface HealthSource {
+  draining: boolean;
+  stats: Readonly<ServerStats>;
+  addrs: Deno.Addr[];
+}
+
+/**
+ * Throws the one-line explanation of a failure to listen; `flag` names the
+ * option whose address it was.
+ */
+export function explainListen(error: unknown, flag?: string): never {
+  if (error instanceof ListenError) {
+    const { message, exitCode } = explainListenError(
+      error.cause,
+      error.address,
+      error.port,
+      flag,
+    );
+    throw new ExitError(message, exitCode);
+  }
+  throw error;
+}
+
+/**
+ * The health check of the metrics endpoint, for a server that may not have
+ * started yet (the metrics port opens first).
+ */
+function healthOf(running: () => HealthSource | undefined): () => Health {
+  const check = createHealthCheck({
+    stats: () => running()!.stats,
+    draining: () => running()?.draining ?? true,
+    ports: () =>
+      running()!.addrs.flatMap((addr) =>
+        addr.transport === "tcp" ? [addr.port] : []
+      ),
+  });
+  return () => running() ? check() : { ok: false, reason: "starting" };
+}
+
+/**
+ * Opens `--metrics`, before the greeting ports: if its port is taken,
+ * nothing has started greeting.
+ */
+export function startMetrics(
+  command: ServeCommand,
+  render: () => string,
+  running: () => HealthSource | undefined,
+): MetricsServer | undefined {
+  if (!command.metrics) return undefined;
+  const { hostname, port } = command.metrics;
+  try {
+    return serveMetrics({ hostname, port, render, health: healthOf(running) });
+  } catch (error) {
+    const address = formatAddress({ transport: "tcp", hostname, port });
+    return explainListen(new ListenError(address, port, error), "--metrics");
+  }
+}

@@ -1,0 +1,77 @@
+import { createConnectionLog } from "../observe/connection_log.ts";
+import {
+  createDurationHistogram,
+  type DurationHistogram,
+} from "../observe/metrics.ts";
+import type { ServeGreetingOptions } from "../server/options.ts";
+import {
+  type GreetingServer,
+  serveGreeting,
+} from "../server/serve_greeting.ts";
+import type { ServeCommand } from "./commands/serve.ts";
+
+/** One thread's server with its connection log and duration histogram. */
+export interface ServerRun {
+  /** The running server. */
+  readonly server: GreetingServer;
+  /** Connection durations, read by the metrics endpoint. */
+  readonly histogram: DurationHistogram;
+  /** Connection lines the flood limit left out so far. */
+  readonly suppressed: number;
+  /** Emits the pending summaries and stops their timers. */
+  closeLog(): void;
+}
+
+/** Options for {@linkcode runServer}. */
+export interface RunServerOptions {
+  /** The serving command: log format, quietness, rate, metrics. */
+  command: ServeCommand;
+  /** The server options made from it by `prepareServe`. */
+  options: ServeGreetingOptions;
+  /** Receives each log line (the main thread's writer, or a worker's batcher). */
+  emit: (line: string) => void;
+}
+
+/**
+ * Starts one server run: the same for the main thread and for every worker
+ * of `--workers`. Only what surrounds it (stdout, or messages to the main
+ * thread) differs.
+ *
+ * @throws What {@linkcode serveGreeting} throws; nothing is left running.
+ */
+export function runServer(run: RunServerOptions): ServerRun {
+  const { command, options, emit } = run;
+  const log = createConnectionLog({
+    emit,
+    format: command.logFormat,
+    quiet: command.quiet,
+    rate: command.logRate,
+  });
+  const histogram = createDurationHistogram();
+  let server: GreetingServer;
+  try {
+    server = serveGreeting({
+      ...options,
+      onConnection: log.onConnection,
+      onAcceptError: log.onAcceptError,
+      // The histogram is only read by --metrics.
+      onClose: log.onClose || command.metrics
+        ? (record) => {
+          histogram.observe(record.duration);
+          log.onClose?.(record);
+        }
+        : undefined,
+    });
+  } catch (error) {
+    log.close();
+    throw error;
+  }
+  return {
+    server,
+    histogram,
+    get suppressed() {
+      return log.suppressed;
+    },
+    closeLog: () => log.close(),
+  };
+}
