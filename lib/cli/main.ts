@@ -10,7 +10,8 @@ import {
   parseConnect,
   runConnect,
 } from "./commands/connect.ts";
-import { parseServe, runServe, type ServeCommand } from "./commands/serve.ts";
+import { parseServe, type ServeCommand } from "./commands/serve.ts";
+import { runServe } from "./commands/serve_run.ts";
 import { explainError } from "./explain.ts";
 import { ExitError, type InfoCommand } from "./flags.ts";
 import { VERSION } from "../version.ts";

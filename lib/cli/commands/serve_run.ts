@@ -1,0 +1,144 @@
+/**
+ * Runs the serving command: the main thread alone, or `--workers N`
+ * threads. Its flags, help and parser are in serve.ts.
+ *
+ * @module
+ */
+import { createLineWriter } from "../../observe/line_writer.ts";
+import { renderMetrics } from "../../observe/metrics.ts";
+import { createServerLog } from "../../observe/connection_log.ts";
+import { explainError } from "../explain.ts";
+import { ExitError } from "../flags.ts";
+import { explainListen, startMetrics } from "../metrics_endpoint.ts";
+import { runServer, type ServerRun } from "../run_server.ts";
+import { runUntilStopped } from "../service.ts";
+import { prepareServe } from "../setup.ts";
+import {
+  renderWorkerMetrics,
+  reusePortAvailable,
+  startWorkers,
+  UNSTABLE_NET_MESSAGE,
+  type WorkerGroup,
+  WorkerStartError,
+} from "../workers/pool.ts";
+import type { ServeCommand } from "./serve.ts";
+
+/** The stdout writer and the lifecycle log of a serving command. */
+function createLog(command: ServeCommand) {
+  const writer = createLineWriter(Deno.stdout);
+  return {
+    writer,
+    log: createServerLog({ writer, format: command.logFormat }),
+  };
+}
+
+/** Serves from the main thread alone. */
+async function serveHere(command: ServeCommand): Promise<number> {
+  const options = await prepareServe(command);
+  const { writer, log } = createLog(command);
+  let run: ServerRun | undefined;
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(run!.server.stats, run!.histogram, {
+        draining: run!.server.draining,
+        log: { suppressed: run!.suppressed, dropped: writer.dropped },
+      }),
+    () =>
+      run && {
+        draining: run.server.draining,
+        stats: run.server.stats,
+        addrs: run.server.addrs,
+      },
+  );
+  try {
+    run = runServer({ command, options, emit: writer.line });
+  } catch (error) {
+    await metrics?.shutdown();
+    explainListen(error);
+  }
+  const { server } = run;
+  return await runUntilStopped({
+    log,
+    metrics,
+    addrs: server.addrs,
+    tls: command.tlsCert !== undefined,
+    stats: () => server.stats,
+    shutdown: () => server.shutdown(),
+    finished: server.finished.then(
+      () => undefined,
+      (error) => explainError(error).message,
+    ),
+    stopped: () => run!.closeLog(),
+  });
+}
+
+/** `--workers N`: the same, with N threads doing the serving. */
+async function serveWorkers(
+  command: ServeCommand,
+  count: number,
+): Promise<number> {
+  if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
+  // Every worker prepares the command itself (a greeting function cannot be
+  // sent to a thread); doing it here first reports a bad file as single
+  // mode does, before anything starts.
+  await prepareServe(command);
+  const { writer, log } = createLog(command);
+  // Workers' lines, held back until the start-up lines are out.
+  let held: string[] | undefined = [];
+  const write = (text: string) => {
+    // Line by line, so that a slow stdout drops and counts lines, not batches.
+    const lines = text.split("\n");
+    lines.pop();
+    for (const line of lines) writer.line(line);
+  };
+  let group: WorkerGroup | undefined;
+  const metrics = startMetrics(
+    command,
+    () =>
+      renderMetrics(group!.stats(), group!.histogram(), {
+        draining: group!.draining,
+        log: { suppressed: group!.suppressed(), dropped: writer.dropped },
+      }) + renderWorkerMetrics(group!.accepted()),
+    () =>
+      group && {
+        draining: group.draining,
+        stats: group.stats(),
+        addrs: group.addrs,
+      },
+  );
+  try {
+    group = await startWorkers(command, {
+      count,
+      onLog: (text) => held ? held.push(text) : write(text),
+    });
+  } catch (error) {
+    await metrics?.shutdown();
+    if (error instanceof WorkerStartError) {
+      throw new ExitError(error.message, error.exitCode);
+    }
+    throw error;
+  }
+  const running = group;
+  return await runUntilStopped({
+    log,
+    metrics,
+    addrs: running.addrs,
+    tls: command.tlsCert !== undefined,
+    stats: () => running.stats(),
+    refresh: () => running.refresh(),
+    shutdown: () => running.shutdown(),
+    finished: running.finished,
+    started() {
+      for (const text of held!) write(text);
+      held = undefined;
+    },
+  });
+}
+
+/** Serves until stopped; resolves to the exit code. */
+export function runServe(command: ServeCommand): Promise<number> {
+  return (command.workers ?? 1) > 1
+    ? serveWorkers(command, command.workers!)
+    : serveHere(command);
+}
