@@ -1,0 +1,333 @@
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import {
+  type ConnectionTableOptions,
+  createConnectionTable,
+  type Slot,
+  type SlotList,
+} from "../lib/server/connection_table.ts";
+import { waitUntil } from "./_helpers.ts";
+
+const HOUR = 3_600_000;
+
+/** A stand-in for a connection: the table only ever calls close(). */
+interface FakeConn {
+  closes: number;
+  close(): void;
+}
+
+function fakeConn(throwOnClose = false): FakeConn {
+  return {
+    closes: 0,
+    close() {
+      this.closes++;
+      if (throwOnClose) throw new Deno.errors.BadResource("Already closed");
+    },
+  };
+}
+
+function asConn(conn: FakeConn): Deno.Conn {
+  return conn as unknown as Deno.Conn;
+}
+
+/** A table on a clock the test moves by hand, counting its releases. */
+function tableAt(
+  options: Omit<ConnectionTableOptions, "onRelease" | "now">,
+  start = 1_000,
+) {
+  const clock = { time: start };
+  const counts = { released: 0 };
+  const table = createConnectionTable({
+    ...options,
+    onRelease: () => counts.released++,
+    now: () => clock.time,
+  });
+  return { table, clock, counts };
+}
+
+/** The slots of a list from head to tail, checking its links on the way. */
+function walk(list: SlotList): Slot[] {
+  const slots: Slot[] = [];
+  let prev: Slot | undefined;
+  for (let slot = list.head; slot; slot = slot.next) {
+    assertStrictEquals(slot.prev, prev, "prev link");
+    assertStrictEquals(slot.list, list, "list link");
+    slots.push(slot);
+    if (slots.length > list.size) break;
+    prev = slot;
+  }
+  assertStrictEquals(list.tail, prev, "tail link");
+  assertEquals(slots.length, list.size, "reachable slots = size");
+  return slots;
+}
+
+/** Runs `fn` with Date.now() shifted by `offset` ms, then restores it. */
+function withWallClockShifted(offset: number, fn: () => void): void {
+  const realNow = Date.now;
+  Date.now = () => realNow.call(Date) + offset;
+  try {
+    fn();
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+Deno.test("createConnectionTable() closes at the monotonic deadline, whatever the wall clock does", () => {
+  const { table, clock, counts } = tableAt({ timeout: 100, linger: 0 });
+  const conn = fakeConn();
+  try {
+    const slot = table.add(asConn(conn));
+    assertEquals(slot.deadline, 1_100);
+    // A forward wall-clock step does not close it early.
+    clock.time = 1_099;
+    withWallClockShifted(+HOUR, () => table.sweep());
+    assertEquals([conn.closes, counts.released, table.size], [0, 0, 1]);
+    // A backward step does not keep it open past its deadline.
+    clock.time = 1_100;
+    withWallClockShifted(-HOUR, () => table.sweep());
+    assertEquals([conn.closes, counts.released, table.size], [1, 1, 0]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() runs on performance.now() by default, not Date.now()", () => {
+  let released = 0;
+  const table = createConnectionTable({
+    timeout: 10_000,
+    linger: 0,
+    onRelease: () => released++,
+  });
+  const conn = fakeConn();
+  const realPerformanceNow = performance.now;
+  try {
+    table.add(asConn(conn));
+    withWallClockShifted(+HOUR, () => table.sweep());
+    assertEquals([conn.closes, released], [0, 0], "wall clock +1 h");
+    // Only the monotonic clock moving past the deadline closes it.
+    const base = realPerformanceNow.call(performance);
+    performance.now = () => base + 10_001;
+    table.sweep();
+    assertEquals([conn.closes, released], [1, 1], "monotonic clock +10 s");
+  } finally {
+    performance.now = realPerformanceNow;
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() linger() never extends a deadline", () => {
+  const { table, clock, counts } = tableAt({ timeout: 100, linger: 1_000 });
+  const conn = fakeConn();
+  try {
+    const slot = table.add(asConn(conn));
+    clock.time = 1_010;
+    assert(table.linger(slot));
+    // min(timeout's 1100, 1010 + linger 1000): the earlier one stays.
+    assertEquals(slot.deadline, 1_100);
+    assertStrictEquals(slot.list, table.lingering);
+    assertEquals([table.serving.size, table.lingering.size], [0, 1]);
+    clock.time = 1_099;
+    table.sweep();
+    assertEquals(conn.closes, 0);
+    clock.time = 1_100;
+    table.sweep();
+    assertEquals([conn.closes, counts.released], [1, 1]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() linger() shortens a deadline to now + linger", () => {
+  const { table, clock, counts } = tableAt({ timeout: 1_000, linger: 50 });
+  const conn = fakeConn();
+  try {
+    const slot = table.add(asConn(conn));
+    clock.time = 1_010;
+    assert(table.linger(slot));
+    assertEquals(slot.deadline, 1_060);
+    clock.time = 1_059;
+    table.sweep();
+    assertEquals(conn.closes, 0);
+    clock.time = 1_060;
+    table.sweep();
+    assertEquals([conn.closes, counts.released], [1, 1]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() keeps lingering slots in deadline order", () => {
+  const { table, clock } = tableAt({ timeout: 1_000, linger: 500 }, 0);
+  const early = fakeConn();
+  const late = fakeConn();
+  try {
+    const a = table.add(asConn(early)); // deadline 1000
+    clock.time = 600;
+    const b = table.add(asConn(late)); // deadline 1600
+    clock.time = 650;
+    table.linger(b); // min(1600, 1150) = 1150
+    clock.time = 700;
+    table.linger(a); // min(1000, 1200) = 1000: goes before b
+    assertEquals(walk(table.lingering), [a, b]);
+    clock.time = 1_000;
+    table.sweep();
+    assertEquals([early.closes, late.closes], [1, 0]);
+    clock.time = 1_150;
+    table.sweep();
+    assertEquals([early.closes, late.closes], [1, 1]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() release() closes and frees exactly once", () => {
+  const { table, clock, counts } = tableAt({ timeout: 100, linger: 0 });
+  const conn = fakeConn();
+  try {
+    const slot = table.add(asConn(conn));
+    assertEquals(table.release(slot), true);
+    assertEquals(table.release(slot), false);
+    assertEquals(table.linger(slot), false, "linger after release");
+    clock.time = 5_000;
+    table.sweep();
+    table.releaseAll();
+    assertEquals([conn.closes, counts.released, table.size], [1, 1, 0]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() release() after a sweep released it does nothing", () => {
+  const { table, clock, counts } = tableAt({ timeout: 100, linger: 1_000 });
+  const serving = fakeConn();
+  const lingering = fakeConn();
+  try {
+    const a = table.add(asConn(serving));
+    const b = table.add(asConn(lingering));
+    table.linger(b);
+    clock.time = 1_100;
+    table.sweep();
+    assertEquals([serving.closes, lingering.closes, counts.released], [
+      1,
+      1,
+      2,
+    ]);
+    assertEquals([table.release(a), table.release(b)], [false, false]);
+    assertEquals([serving.closes, lingering.closes, counts.released], [
+      1,
+      1,
+      2,
+    ]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() release() frees the place even if close() throws", () => {
+  const { table, counts } = tableAt({ timeout: 100, linger: 0 });
+  const conn = fakeConn(true);
+  try {
+    const slot = table.add(asConn(conn));
+    assertEquals(table.release(slot), true);
+    assertEquals(table.release(slot), false);
+    assertEquals([conn.closes, counts.released, table.size], [1, 1, 0]);
+  } finally {
+    table.stop();
+  }
+});
+
+Deno.test("createConnectionTable() releaseAll() releases serving and lingering slots once each", () => {
+  const { table, counts } = tableAt({ timeout: 100, linger: 50 });
+  const conns = [fakeConn(), fakeConn(), fakeConn(), fakeConn()];
+  try {
+    const slots = conns.map((conn) => table.add(asConn(conn)));
+    table.linger(slots[1]);
+    table.linger(slots[3]);
+    table.release(slots[0]);
+    assertEquals([table.serving.size, table.lingering.size], [1, 2]);
+    table.releaseAll();
+    assertEquals(conns.map((conn) => conn.closes), [1, 1, 1, 1]);
+    assertEquals(counts.released, 4);
+    assertEquals(table.size, 0);
+    assertEquals(walk(table.serving), []);
+    assertEquals(walk(table.lingering), []);
+    table.releaseAll();
+    assertEquals(counts.released, 4, "a second releaseAll() frees nothing");
+  } finally {
+    table.stop();
+  }
+});
+
+// The next tests end without calling stop(): the sanitizer fails them if the
+// sweep timer is still running when the table is empty.
+
+Deno.test("createConnectionTable() sweep timer closes expired connections, then stops when empty", async () => {
+  let released = 0;
+  const table = createConnectionTable({
+    timeout: 40,
+    linger: 0,
+    onRelease: () => released++,
+  });
+  const first = fakeConn();
+  table.add(asConn(first));
+  await waitUntil(() => first.closes === 1, 2_000, "first timeout");
+  // Stopped when it emptied; a new connection starts it again.
+  const second = fakeConn();
+  table.add(asConn(second));
+  await waitUntil(() => second.closes === 1, 2_000, "second timeout");
+  assertEquals(released, 2);
+  // Let one more sweep see the empty table and stop the timer.
+  await new Promise((resolve) => setTimeout(resolve, 60));
+});
+
+Deno.test("createConnectionTable() sweep timer stops after the last connection is released by hand", async () => {
+  const table = createConnectionTable({
+    timeout: 40,
+    linger: 0,
+    onRelease: () => {},
+  });
+  const slots = [fakeConn(), fakeConn()].map((conn) => table.add(asConn(conn)));
+  for (const slot of slots) table.release(slot);
+  // Longer than a sweep interval (10 ms here): a sweep sees the table empty.
+  await new Promise((resolve) => setTimeout(resolve, 60));
+});
+
+Deno.test("createConnectionTable() add() starts no timer without a timeout", () => {
+  const table = createConnectionTable({
+    timeout: 0,
+    linger: 0,
+    onRelease: () => {},
+  });
+  const conn = fakeConn();
+  const slot = table.add(asConn(conn));
+  assertEquals(slot.deadline, Infinity);
+  table.release(slot);
+  assertEquals(conn.closes, 1);
+});
+
+// BUG(lib/server/connection_table.ts): fails today. linger() on a slot that
+// is already lingering, when its deadline does not move and a later slot
+// follows it, makes insertSlot() pick the slot itself as `after`: after
+// unlinkSlot() it links the slot to itself (prev === next === slot), it is
+// no longer reachable from the head, yet `size` still counts it, so no sweep
+// or releaseAll() ever closes it or frees its place. connection.ts calls
+// linger() once per slot today, so the server does not hit it; the
+// interface allows the call (it documents only "false if released").
+Deno.test("createConnectionTable() linger() twice on one slot keeps the list sound [BUG: fails]", () => {
+  const { table, clock, counts } = tableAt({ timeout: 100, linger: 1_000 }, 0);
+  const first = fakeConn();
+  const second = fakeConn();
+  try {
+    const a = table.add(asConn(first)); // deadline 100
+    clock.time = 50;
+    const b = table.add(asConn(second)); // deadline 150
+    table.linger(a);
+    table.linger(b);
+    clock.time = 60;
+    table.linger(a); // min(100, 1060) = 100: stays where it is
+    assertEquals(walk(table.lingering), [a, b]);
+    table.releaseAll();
+    assertEquals([first.closes, second.closes, counts.released], [1, 1, 2]);
+  } finally {
+    table.stop();
+  }
+});

@@ -1,0 +1,171 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import type { ServeGreetingOptions } from "../lib/server/options.ts";
+import { serveGreeting } from "../lib/server/serve_greeting.ts";
+import { closedPort } from "./_helpers.ts";
+
+const HOST = "127.0.0.1";
+
+interface BadCase {
+  /** The option's name, as the error's `option` field gives it. */
+  option: string;
+  /** The bad value, as the error's `value` field gives it. */
+  value: unknown;
+  Kind: typeof RangeError | typeof TypeError;
+  /** The options, given a free port that a valid server would listen on. */
+  options: (port: number) => Record<string, unknown>;
+}
+
+/** A bad value of a top-level option, next to a valid address. */
+function top(
+  option: string,
+  value: unknown,
+  Kind: typeof RangeError | typeof TypeError,
+): BadCase {
+  return {
+    option,
+    value,
+    Kind,
+    options: (port) => ({ hostname: HOST, port, [option]: value }),
+  };
+}
+
+const CASES: BadCase[] = [
+  top("maxPerIp", 0, RangeError),
+  top("maxPerIp", -1, RangeError),
+  top("maxPerIp", 1.5, RangeError),
+  top("maxPerIp", "2", TypeError),
+  top("ratePerIp", 0, RangeError),
+  top("ratePerIp", -1, RangeError),
+  top("ratePerIp", NaN, RangeError),
+  top("ratePerIp", Infinity, RangeError),
+  top("backlog", -5, RangeError),
+  top("backlog", 0, RangeError),
+  top("backlog", 70_000, RangeError),
+  top("timeout", -1, RangeError),
+  top("timeout", 2 ** 31, RangeError),
+  top("linger", -1, RangeError),
+  top("drainTimeout", NaN, RangeError),
+  top("maxConnections", 0, RangeError),
+  top("greeting", "hello", TypeError),
+  top("refuseMessage", "x", TypeError),
+  top("onClose", "x", TypeError),
+  {
+    option: "port",
+    value: 70_000,
+    Kind: RangeError,
+    // The free port is not used: nothing may listen on it either way.
+    options: () => ({ hostname: HOST, port: 70_000 }),
+  },
+  {
+    option: "listen",
+    value: [],
+    Kind: RangeError,
+    // hostname and port are ignored when listen is given; checked all the
+    // same, to prove that nothing falls back to them.
+    options: (port) => ({ hostname: HOST, port, listen: [] }),
+  },
+  {
+    option: "listen[0].path",
+    value: undefined,
+    Kind: TypeError,
+    options: () => ({ listen: [{ transport: "unix" }] }),
+  },
+  {
+    option: "listen[1].path",
+    value: undefined,
+    Kind: TypeError,
+    // A valid first target must not be listened on before the second fails.
+    options: (port) => ({
+      listen: [{ hostname: HOST, port }, { transport: "unix" }],
+    }),
+  },
+];
+
+/** Connecting to `port` on loopback is refused: nothing listens there. */
+async function assertNothingListens(port: number): Promise<void> {
+  await assertRejects(
+    () => Deno.connect({ hostname: HOST, port }),
+    Deno.errors.ConnectionRefused,
+  );
+}
+
+function show(value: unknown): string {
+  return typeof value === "string"
+    ? JSON.stringify(value)
+    : Array.isArray(value)
+    ? "[]"
+    : String(value);
+}
+
+for (const { option, value, Kind, options } of CASES) {
+  Deno.test(`serveGreeting() rejects ${option} ${show(value)} with a ${Kind.name} before listening`, async () => {
+    const port = closedPort();
+    const error = assertThrows(
+      () => serveGreeting(options(port) as ServeGreetingOptions),
+      Kind,
+    ) as Error & { option?: unknown; value?: unknown };
+    // RangeError is not a TypeError and vice versa: the class is exact.
+    assertEquals(error.constructor, Kind);
+    assertEquals(error.option, option);
+    if (Array.isArray(value)) assertEquals(error.value, value);
+    else assert(Object.is(error.value, value), `value: ${error.value}`);
+    assert(/^[A-Z]/.test(error.message), `sentence case: ${error.message}`);
+    assert(
+      error.message.includes(option),
+      `names the option: ${error.message}`,
+    );
+    assert(!error.message.includes("--"), `no flag: ${error.message}`);
+    await assertNothingListens(port);
+  });
+}
+
+// The control: the same port and options, valid, are listened on, so the
+// tests above would see a listener if a bad value let one open.
+Deno.test("serveGreeting() listens on the free port when every option is valid", async () => {
+  const port = closedPort();
+  const server = serveGreeting({
+    hostname: HOST,
+    port,
+    maxPerIp: 2,
+    ratePerIp: 0.5,
+    backlog: 1,
+    timeout: 2 ** 31 - 1,
+    linger: 0,
+    maxConnections: 1,
+  });
+  try {
+    const conn = await Deno.connect({ hostname: HOST, port });
+    conn.close();
+  } finally {
+    await server.shutdown();
+  }
+  await assertNothingListens(port);
+});
+
+// BUG(lib/server/options.ts): fails today. resolveOptions() checks only that
+// `allow` and `deny` are arrays, not what is in them. A CIDR given as a
+// string (a natural mistake from JavaScript, or through a cast) is accepted;
+// the first client then makes cidrContains() throw inside acceptConnection(),
+// the TypeError escapes acceptLoop(), and the whole server shuts down
+// (`finished` rejects, the port is closed): one client stops the server.
+Deno.test("serveGreeting() rejects an allow list of strings before listening [BUG: fails]", async () => {
+  const port = closedPort();
+  let server: ReturnType<typeof serveGreeting> | undefined;
+  try {
+    const error = assertThrows(
+      () => {
+        server = serveGreeting({
+          hostname: HOST,
+          port,
+          allow: ["127.0.0.0/8"] as unknown as ServeGreetingOptions["allow"],
+        });
+      },
+      TypeError,
+    ) as Error & { option?: unknown };
+    assert(String(error.option).startsWith("allow"), `${error.option}`);
+    assert(/^[A-Z]/.test(error.message), error.message);
+    await assertNothingListens(port);
+  } finally {
+    await server?.shutdown().catch(() => {});
+  }
+});
