@@ -304,15 +304,7 @@ Deno.test("createConnectionTable() add() starts no timer without a timeout", () 
   assertEquals(conn.closes, 1);
 });
 
-// BUG(lib/server/connection_table.ts): fails today. linger() on a slot that
-// is already lingering, when its deadline does not move and a later slot
-// follows it, makes insertSlot() pick the slot itself as `after`: after
-// unlinkSlot() it links the slot to itself (prev === next === slot), it is
-// no longer reachable from the head, yet `size` still counts it, so no sweep
-// or releaseAll() ever closes it or frees its place. connection.ts calls
-// linger() once per slot today, so the server does not hit it; the
-// interface allows the call (it documents only "false if released").
-Deno.test("createConnectionTable() linger() twice on one slot keeps the list sound [BUG: fails]", () => {
+Deno.test("createConnectionTable() linger() twice on one slot keeps the list sound", () => {
   const { table, clock, counts } = tableAt({ timeout: 100, linger: 1_000 }, 0);
   const first = fakeConn();
   const second = fakeConn();

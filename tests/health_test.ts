@@ -1,170 +1,132 @@
-import { assert, assertEquals } from "@std/assert";
+import { assertEquals } from "@std/assert";
 import {
   createHealthCheck,
   type Health,
-  listenQueueLength,
+  probeAddress,
 } from "../lib/observe/health.ts";
+import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { createServerStats, type ServerStats } from "../lib/server/stats.ts";
-import { closedPort, waitUntil } from "./_helpers.ts";
+import { closedPort } from "./_helpers.ts";
 
 const OK: Health = { ok: true, reason: "ok" };
 
-/** A health check on a hand-moved clock, over stats the test changes. */
-function checkAt(options: { queued?: number | undefined } = {}) {
+/**
+ * A health check on a hand-moved clock, over stats the test changes; its
+ * probe connects (or not) and, if `accepts`, counts as accepted.
+ */
+function checkAt(probe: { connects: boolean; accepts: boolean }) {
   const clock = { time: 10_000 };
   const stats: ServerStats = createServerStats();
-  const state = {
-    draining: false,
-    queued: "queued" in options ? options.queued : 0,
-    queuedAsked: 0,
-  };
+  const state = { draining: false, probes: 0, closed: 0 };
   const check = createHealthCheck({
     stats: () => stats,
     draining: () => state.draining,
-    ports: () => [8080],
-    queued: (ports) => {
-      assertEquals(ports, [8080]);
-      state.queuedAsked++;
-      return state.queued;
+    probe: () => {
+      state.probes++;
+      if (probe.accepts) stats.accepted++;
+      return Promise.resolve({
+        connected: probe.connects,
+        done: () => void state.closed++,
+      });
     },
     stallAfter: 1_000,
-    now: () => clock.time,
+    // Each reading of the clock moves it on, so waits end without sleeping
+    // for long.
+    now: () => clock.time += 100,
   });
   return { check, clock, stats, state };
 }
 
-Deno.test("createHealthCheck() is ok when idle with an empty queue", () => {
-  const { check, clock } = checkAt({ queued: 0 });
-  assertEquals(check(), OK);
+Deno.test("createHealthCheck() does not probe a server that accepts", async () => {
+  const { check, stats, state } = checkAt({ connects: true, accepts: false });
+  for (let i = 0; i < 20; i++) {
+    stats.accepted++;
+    assertEquals(await check(), OK);
+  }
+  assertEquals(state.probes, 0);
+});
+
+Deno.test("createHealthCheck() probes an idle server and is ok when the probe is accepted", async () => {
+  const { check, clock, state } = checkAt({ connects: true, accepts: true });
+  await check();
   clock.time += 60_000;
-  assertEquals(check(), OK, "no accepts for a minute, but nobody waits");
+  assertEquals(await check(), OK);
+  assertEquals([state.probes, state.closed], [1, 1]);
 });
 
-Deno.test("createHealthCheck() is ok when idle and the queue cannot be read", () => {
-  const { check, clock } = checkAt({ queued: undefined });
-  check();
-  clock.time += 60_000;
-  assertEquals(check(), OK);
-});
-
-Deno.test("createHealthCheck() says 503 draining", () => {
-  const { check, state } = checkAt();
-  assertEquals(check(), OK);
-  state.draining = true;
-  assertEquals(check(), { ok: false, reason: "draining" });
-});
-
-Deno.test("createHealthCheck() says 503 when clients are queued and no accept moves for stallAfter", () => {
-  const { check, clock, stats, state } = checkAt({ queued: 3 });
-  stats.accepted = 42;
-  assertEquals(check(), OK);
-  clock.time += 999;
-  assertEquals(check(), OK, "not yet stalled");
-  clock.time += 1;
-  const health = check();
+Deno.test("createHealthCheck() says 503 when a probe is queued but never accepted", async () => {
+  const { check, clock, state } = checkAt({ connects: true, accepts: false });
+  await check();
+  clock.time += 5_000;
+  const health = await check();
   assertEquals(health.ok, false);
   assertEquals(
     health.reason,
-    "3 clients waiting to be accepted, none accepted for 1 s",
+    "a probe connection waited 1000 ms and was not accepted (stalled, or at --max-connections)",
   );
-  assert(state.queuedAsked > 0);
-  // One accept is progress: ok again at once, and for stallAfter after.
-  stats.accepted++;
-  assertEquals(check(), OK);
-  clock.time += 999;
-  assertEquals(check(), OK);
-  clock.time += 1;
-  assertEquals(check().ok, false, "stalled again");
-  state.queued = 1;
-  assertEquals(
-    check().reason,
-    "1 client waiting to be accepted, none accepted for 1 s",
-  );
+  assertEquals(state.closed, 1, "the probe connection is closed");
 });
 
-Deno.test("createHealthCheck() says 503 when exhausted for stallAfter although EMFILE errors keep counting", () => {
-  // The queue is empty: the verdict must come from the exhaustion alone.
-  const { check, clock, stats } = checkAt({ queued: 0 });
-  stats.accepted = 7;
-  assertEquals(check(), OK);
+Deno.test("createHealthCheck() says 503 when it cannot connect to its own port", async () => {
+  const { check, clock } = checkAt({ connects: false, accepts: false });
+  await check();
+  clock.time += 5_000;
+  assertEquals(await check(), {
+    ok: false,
+    reason: "cannot connect to its own port",
+  });
+});
+
+Deno.test("createHealthCheck() says 503 draining", async () => {
+  const { check, state } = checkAt({ connects: true, accepts: true });
+  assertEquals(await check(), OK);
+  state.draining = true;
+  assertEquals(await check(), { ok: false, reason: "draining" });
+});
+
+Deno.test("createHealthCheck() says 503 when exhausted although EMFILE errors keep counting", async () => {
+  const { check, clock, stats } = checkAt({ connects: true, accepts: false });
+  stats.accepted = 5;
+  await check();
   stats.exhausted = true;
-  for (let step = 0; step < 10; step++) {
-    stats.acceptErrors.EMFILE = (stats.acceptErrors.EMFILE ?? 0) + 100;
-    stats.acceptErrors.ENFILE = (stats.acceptErrors.ENFILE ?? 0) + 1;
-    clock.time += 100;
-    const health = check();
-    if (step < 9) {
-      assertEquals(health, OK, `${(step + 1) * 100} ms`);
-    } else {
-      assertEquals(health, {
-        ok: false,
-        reason: "accepting fails: out of file descriptors or memory",
-      });
-    }
+  for (let i = 0; i < 3; i++) {
+    stats.acceptErrors.EMFILE = (stats.acceptErrors.EMFILE ?? 0) + 10;
+    clock.time += 600;
   }
-  // A success clears it.
-  stats.accepted++;
-  stats.exhausted = false;
-  assertEquals(check(), OK);
+  assertEquals(await check(), {
+    ok: false,
+    reason: "accepting fails: out of file descriptors or memory",
+  });
 });
 
-Deno.test("createHealthCheck() counts client-kind accept errors as progress", () => {
-  const { check, clock, stats } = checkAt({ queued: 5 });
-  assertEquals(check(), OK);
-  // Clients reset before their accept: none is accepted, but the queue
-  // moves, so the server is not stalled.
-  for (let step = 0; step < 20; step++) {
+Deno.test("createHealthCheck() counts client-kind accept errors as progress", async () => {
+  const { check, clock, stats, state } = checkAt({
+    connects: true,
+    accepts: false,
+  });
+  await check();
+  for (let i = 0; i < 5; i++) {
+    clock.time += 900;
     stats.acceptErrors.ENOTCONN = (stats.acceptErrors.ENOTCONN ?? 0) + 1;
-    if (step % 2) {
-      stats.acceptErrors.ECONNABORTED = (stats.acceptErrors.ECONNABORTED ??
-        0) + 1;
-    }
-    clock.time += 500;
-    assertEquals(check(), OK, `${(step + 1) * 500} ms`);
+    assertEquals(await check(), OK);
   }
-  clock.time += 1_000;
-  assertEquals(check().ok, false, "no progress at all for stallAfter");
+  assertEquals(state.probes, 0);
 });
 
-// BUG(lib/observe/health.ts): fails today under the task's permissions
-// (--allow-read without --allow-all), passes with -A. Deno 2.9 refuses every
-// read under /proc without --allow-all (NotCapable: "Requires all access to
-// /proc/net/tcp"), although permissions.querySync() says "granted"; the
-// error is swallowed and listenQueueLength() returns undefined. greeter's
-// binaries, `deno task start` and the README's `deno run --allow-net
-// --allow-read` never have --allow-all, so /healthz never sees clients
-// waiting in the queue and says 200 through a stalled accept loop.
-Deno.test({
-  name:
-    "listenQueueLength() counts connections not yet accepted [BUG: undefined without --allow-all]",
-  ignore: Deno.build.os !== "linux",
-  async fn() {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = listener.addr;
-    const clients: Deno.Conn[] = [];
-    try {
-      assertEquals(listenQueueLength([port]), 0);
-      for (let i = 0; i < 5; i++) {
-        const client = await Deno.connect({ hostname: "127.0.0.1", port });
-        clients.push(client);
-        // Bytes waiting in a queued connection are not queued clients: only
-        // the listening socket's line counts.
-        await client.write(new Uint8Array([1, 2, 3]));
-      }
-      await waitUntil(
-        () => listenQueueLength([port]) === 5,
-        2_000,
-        "5 queued",
-      );
-      // Other ports are not counted.
-      assertEquals(listenQueueLength([closedPort()]), 0);
-      // An accepted connection leaves the queue.
-      const accepted = await listener.accept();
-      accepted.close();
-      assertEquals(listenQueueLength([port]), 4);
-    } finally {
-      for (const client of clients) client.close();
-      listener.close();
-    }
-  },
+Deno.test("probeAddress() is accepted by a real server, and fails on a closed port", async () => {
+  await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+  const before = server.stats.accepted;
+  const { connected, done } = await probeAddress(server.addr)();
+  assertEquals(connected, true);
+  for (let i = 0; i < 100 && server.stats.accepted === before; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  done();
+  assertEquals(server.stats.accepted, before + 1);
+  const closed = await probeAddress({
+    transport: "tcp",
+    hostname: "0.0.0.0",
+    port: closedPort(),
+  })();
+  assertEquals(closed.connected, false);
 });

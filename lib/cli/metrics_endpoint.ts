@@ -1,5 +1,9 @@
 import { formatAddress } from "../net/address.ts";
-import { createHealthCheck, type Health } from "../observe/health.ts";
+import {
+  createHealthCheck,
+  type Health,
+  probeAddress,
+} from "../observe/health.ts";
 import { type MetricsServer, serveMetrics } from "../observe/metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import type { ServerStats } from "../server/stats.ts";
@@ -35,16 +39,24 @@ export function explainListen(error: unknown, flag?: string): never {
  * The health check of the metrics endpoint, for a server that may not have
  * started yet (the metrics port opens first).
  */
-function healthOf(running: () => HealthSource | undefined): () => Health {
+function healthOf(
+  running: () => HealthSource | undefined,
+): () => Promise<Health> {
   const check = createHealthCheck({
     stats: () => running()!.stats,
     draining: () => running()?.draining ?? true,
-    ports: () =>
-      running()!.addrs.flatMap((addr) =>
-        addr.transport === "tcp" ? [addr.port] : []
-      ),
+    probe: () => {
+      const tcp = running()!.addrs.find((addr): addr is Deno.NetAddr =>
+        addr.transport === "tcp"
+      );
+      // A server on Unix sockets alone is judged by its counters.
+      return tcp
+        ? probeAddress(tcp)()
+        : Promise.resolve({ connected: true, done() {} });
+    },
   });
-  return () => running() ? check() : { ok: false, reason: "starting" };
+  return () =>
+    running() ? check() : Promise.resolve({ ok: false, reason: "starting" });
 }
 
 /**

@@ -1,6 +1,10 @@
 import type { AcceptErrorKind } from "../server/options.ts";
 import { acceptErrorCode } from "../server/accept_loop.ts";
-import { formatLogTime, type LogFormat } from "./log_format.ts";
+import {
+  formatLogTime,
+  LOG_SCHEMA_VERSION,
+  type LogFormat,
+} from "./log_format.ts";
 
 /** Options for {@linkcode createAcceptErrorLog}. */
 export interface AcceptErrorLogOptions {
@@ -55,6 +59,7 @@ export function createAcceptErrorLog(
       return JSON.stringify({
         time: formatLogTime(Date.now()),
         event: "accept_error",
+        v: LOG_SCHEMA_VERSION,
         code,
         kind,
         count,

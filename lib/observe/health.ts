@@ -15,18 +15,16 @@ export interface HealthCheckOptions {
   stats: () => Readonly<ServerStats>;
   /** True from the start of shutdown. */
   draining: () => boolean;
-  /** The TCP ports the server listens on. */
-  ports: () => readonly number[];
   /**
-   * Clients waiting in the kernel's listen queues of these ports; undefined
-   * where that cannot be known. Only tests replace it.
-   *
-   * @default {listenQueueLength}
+   * Connects to the server's own port and resolves to true once the kernel
+   * has queued the connection (it need not be accepted), false if it could
+   * not; the connection is closed by the caller of `done`. Only tests
+   * replace it.
    */
-  queued?: (ports: readonly number[]) => number | undefined;
+  probe: () => Promise<{ connected: boolean; done(): void }>;
   /**
-   * How long accepting may make no progress, in ms, while clients wait,
-   * before the server is called stalled.
+   * How long accepting may make no progress, in ms, before the server is
+   * probed, and how long a probe waits to be accepted.
    *
    * @default {1000}
    */
@@ -36,100 +34,110 @@ export interface HealthCheckOptions {
 }
 
 /**
- * Sums the accept queues of the sockets listening on `ports`, from
- * `/proc/net/tcp` and `/proc/net/tcp6` (for a listening socket, `rx_queue`
- * is the number of connections waiting to be accepted). Undefined off Linux
- * or without read permission: never a prompt.
+ * Progress is a client taken off the listen queue: accepted, or failed on
+ * its own account. A failing accept for want of descriptors takes none.
  */
-export function listenQueueLength(
-  ports: readonly number[],
-): number | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  let total = 0;
-  let read = false;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    if (
-      Deno.permissions.querySync({ name: "read", path: file }).state !==
-        "granted"
-    ) {
-      return undefined;
-    }
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(file);
-    } catch {
-      continue;
-    }
-    read = true;
-    for (const line of text.split("\n").slice(1)) {
-      // sl local_address rem_address st tx_queue:rx_queue ...
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 5 || fields[3] !== "0A") continue;
-      const port = parseInt(
-        fields[1].slice(fields[1].lastIndexOf(":") + 1),
-        16,
-      );
-      if (!ports.includes(port)) continue;
-      total += parseInt(fields[4].slice(fields[4].indexOf(":") + 1), 16) || 0;
+function progressOf(stats: Readonly<ServerStats>): number {
+  let progress = stats.accepted;
+  for (const code in stats.acceptErrors) {
+    if (classifyAcceptError(code) !== "exhausted") {
+      progress += stats.acceptErrors[code];
     }
   }
-  return read ? total : undefined;
+  return progress;
 }
 
 /**
  * Creates the health check behind `/healthz`. It is not enough that the
- * process runs: it says 503 while draining, while accepting fails for want
- * of descriptors, and while clients wait in the listen queue but no accept
- * has made progress for `stallAfter` ms (a stalled loop, or the connection
- * cap), so a load balancer sends clients elsewhere instead of into a queue
- * that does not move.
+ * process runs: it answers 503 while draining, while accepting fails for
+ * want of descriptors, and when the server, idle for `stallAfter` ms, does
+ * not take a probe connection off its own listen queue within `stallAfter`
+ * ms (a stalled accept loop, or every place taken). A load balancer then
+ * sends clients elsewhere instead of into a queue that does not move.
+ * Probes happen only when nothing was accepted since the last check, so a
+ * busy server is never probed.
  */
-export function createHealthCheck(options: HealthCheckOptions): () => Health {
+export function createHealthCheck(
+  options: HealthCheckOptions,
+): () => Promise<Health> {
   const {
     stats,
     draining,
-    ports,
-    queued = listenQueueLength,
+    probe,
     stallAfter = 1_000,
     now = () => performance.now(),
   } = options;
   let lastProgress = -1;
   let lastTime = now();
-  return () => {
+  return async () => {
     if (draining()) return { ok: false, reason: "draining" };
     const current = stats();
-    // Progress is a client taken off the queue: accepted, or failed on its
-    // own account. A failing accept for want of descriptors takes none.
-    let progress = current.accepted;
-    for (const code in current.acceptErrors) {
-      if (classifyAcceptError(code) !== "exhausted") {
-        progress += current.acceptErrors[code];
-      }
-    }
     const time = now();
+    const progress = progressOf(current);
     if (progress !== lastProgress) {
       lastProgress = progress;
       lastTime = time;
     }
-    const stalledFor = time - lastTime;
-    if (current.exhausted && stalledFor >= stallAfter) {
+    if (time - lastTime < stallAfter) return { ok: true, reason: "ok" };
+    if (current.exhausted) {
       return {
         ok: false,
         reason: "accepting fails: out of file descriptors or memory",
       };
     }
-    if (stalledFor < stallAfter) return { ok: true, reason: "ok" };
-    const waiting = queued(ports());
-    if (waiting !== undefined && waiting > 0) {
-      return {
-        ok: false,
-        reason: `${waiting} client${
-          waiting === 1 ? "" : "s"
-        } waiting to be accepted, none accepted for ${
-          Math.round(stalledFor / 1000)
-        } s`,
-      };
+    const { connected, done } = await probe();
+    try {
+      if (!connected) {
+        return { ok: false, reason: "cannot connect to its own port" };
+      }
+      const start = now();
+      while (progressOf(stats()) === progress) {
+        if (draining()) return { ok: false, reason: "draining" };
+        if (now() - start >= stallAfter) {
+          return {
+            ok: false,
+            reason: `a probe connection waited ${stallAfter} ms and was ` +
+              "not accepted (stalled, or at --max-connections)",
+          };
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      lastProgress = progressOf(stats());
+      lastTime = now();
+      return { ok: true, reason: "ok" };
+    } finally {
+      done();
     }
-    return { ok: true, reason: "ok" };
+  };
+}
+
+/**
+ * A probe of `addr`: a TCP connection to it (to loopback when it listens
+ * on every interface), closed by `done`.
+ */
+export function probeAddress(
+  addr: Deno.NetAddr,
+): () => Promise<{ connected: boolean; done(): void }> {
+  const hostname = addr.hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : addr.hostname === "::"
+    ? "::1"
+    : addr.hostname;
+  return async () => {
+    try {
+      const conn = await Deno.connect({ hostname, port: addr.port });
+      return {
+        connected: true,
+        done() {
+          try {
+            conn.close();
+          } catch {
+            // Closed by the server already.
+          }
+        },
+      };
+    } catch {
+      return { connected: false, done() {} };
+    }
   };
 }

@@ -214,7 +214,7 @@ export interface ServeMetricsOptions {
    * Whether the server can greet now: `GET /healthz` answers 200 `ok`, else
    * 503 with the reason (see {@linkcode createHealthCheck}).
    */
-  health: () => Health;
+  health: () => Health | Promise<Health>;
   /** Aborting it stops the HTTP server. */
   signal?: AbortSignal;
 }
@@ -237,7 +237,10 @@ function text(body: string, status = 200, type = "text/plain; charset=utf-8") {
 }
 
 /** Answers one request to the metrics endpoint. */
-function handle(request: Request, options: ServeMetricsOptions): Response {
+async function handle(
+  request: Request,
+  options: ServeMetricsOptions,
+): Promise<Response> {
   const { pathname } = new URL(request.url);
   if (pathname !== "/metrics" && pathname !== "/healthz") {
     return text("not found: try /metrics or /healthz\n", 404);
@@ -250,7 +253,7 @@ function handle(request: Request, options: ServeMetricsOptions): Response {
   if (pathname === "/metrics") {
     return text(options.render(), 200, METRICS_CONTENT_TYPE);
   }
-  const { ok, reason } = options.health();
+  const { ok, reason } = await options.health();
   return text(`${reason}\n`, ok ? 200 : 503);
 }
 

@@ -54,6 +54,8 @@ export function appendSlot(list: SlotList, slot: Slot): void {
  * as cheap as appending unless the slot's deadline is earlier than most.
  */
 export function insertSlot(list: SlotList, slot: Slot): void {
+  // Out first, so the scan below never finds the slot itself.
+  unlinkSlot(slot);
   let after = list.tail;
   while (after && after.deadline > slot.deadline) after = after.prev;
   if (after === list.tail) {

@@ -313,9 +313,38 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
   }
   for (const name of ["allow", "deny"] as const) {
     const list = options[name];
-    if (list !== undefined && !Array.isArray(list)) {
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) {
       throw invalid(name, list, "an array of CIDR blocks", TypeError);
     }
+    // A bad entry would throw on the first client, in the accept path.
+    list.forEach((cidr: unknown, i) => {
+      const c = cidr as { bytes?: unknown; prefix?: unknown } | null;
+      if (
+        typeof c !== "object" || c === null ||
+        !(c.bytes instanceof Uint8Array) ||
+        (c.bytes.length !== 4 && c.bytes.length !== 16) ||
+        !Number.isInteger(c.prefix) || (c.prefix as number) < 0 ||
+        (c.prefix as number) > c.bytes.length * 8
+      ) {
+        throw invalid(
+          `${name}[${i}]`,
+          cidr,
+          "a block from parseCidr()",
+          TypeError,
+        );
+      }
+    });
+  }
+  if (
+    options.signal !== undefined && !(options.signal instanceof AbortSignal)
+  ) {
+    throw invalid("signal", options.signal, "an AbortSignal", TypeError);
+  }
+  if (
+    options.reusePort !== undefined && typeof options.reusePort !== "boolean"
+  ) {
+    throw invalid("reusePort", options.reusePort, "a boolean", TypeError);
   }
   checkFunction("onConnection", options.onConnection);
   checkFunction("onClose", options.onClose);
