@@ -1,0 +1,203 @@
+/**
+ * Durations as people write them on a command line: `250ms`, `5s`, `1.5s`,
+ * `2m`, `1h`, `1m30s`, or a bare whole number of milliseconds (what every
+ * duration flag took before units, so old command lines keep their meaning).
+ *
+ * @module
+ */
+
+import { quote } from "../observe/escape.ts";
+
+/**
+ * The longest duration a timer can wait, in milliseconds: 2^31 − 1. A
+ * longer `setTimeout` delay fires at once, so a bigger value is refused
+ * rather than turned into no wait at all.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Milliseconds per unit, longest first: the order components must come in. */
+const UNITS: ReadonlyArray<readonly [string, bigint]> = [
+  ["h", 3_600_000n],
+  ["m", 60_000n],
+  ["s", 1_000n],
+  ["ms", 1n],
+];
+
+/** The units, as the messages list them. */
+const UNIT_LIST = "ms, s, m or h";
+
+/** Why a duration was refused; see {@linkcode DurationSyntaxError}. */
+export type DurationSyntaxReason =
+  | "empty"
+  | "not-a-number"
+  | "unknown-unit"
+  | "unit-order"
+  | "bare-fraction";
+
+/** Why a duration was refused; see {@linkcode DurationRangeError}. */
+export type DurationRangeReason = "negative" | "too-large" | "sub-millisecond";
+
+/**
+ * A duration that is not written as one: empty, no number, a unit that is
+ * not `ms`, `s`, `m` or `h`, units out of order or repeated, or a fraction
+ * without a unit.
+ */
+export class DurationSyntaxError extends SyntaxError {
+  /** The text as given. */
+  readonly text: string;
+  /** What is wrong with it. */
+  readonly reason: DurationSyntaxReason;
+  /** The unit that was not understood or came out of order, if that is the reason. */
+  readonly unit?: string;
+
+  /**
+   * Makes the error and its message from the fields.
+   *
+   * @param text The text as given.
+   * @param reason What is wrong with it.
+   * @param unit The unit at fault, for `unknown-unit` and `unit-order`.
+   */
+  constructor(text: string, reason: DurationSyntaxReason, unit?: string) {
+    const shown = quote(text);
+    super(
+      reason === "empty"
+        ? "Duration is empty: give a number with a unit (ms, s, m or h)"
+        : reason === "not-a-number"
+        ? `Duration ${shown} is not a number with a unit: use ${UNIT_LIST}, ` +
+          "such as 250ms, 5s or 2m; a number alone is milliseconds"
+        : reason === "unknown-unit"
+        ? `Duration ${shown} has the unknown unit ${
+          quote(unit ?? "")
+        }: use ${UNIT_LIST}`
+        : reason === "unit-order"
+        ? `Duration ${shown} repeats a unit or puts ${
+          quote(unit ?? "")
+        } after a smaller one: write the largest unit first, as in 1m30s`
+        : `Duration ${shown} has a fraction but no unit: a number alone is ` +
+          "whole milliseconds; add a unit, as in 1.5s",
+    );
+    this.name = "DurationSyntaxError";
+    this.text = text;
+    this.reason = reason;
+    if (unit !== undefined) this.unit = unit;
+  }
+}
+
+/**
+ * A duration written correctly but out of range: negative, above
+ * {@linkcode MAX_DURATION_MS}, or finer than a millisecond.
+ */
+export class DurationRangeError extends RangeError {
+  /** The text as given. */
+  readonly text: string;
+  /** What is wrong with it. */
+  readonly reason: DurationRangeReason;
+  /** The largest duration allowed, in milliseconds. */
+  readonly limit: number;
+
+  /**
+   * Makes the error and its message from the fields.
+   *
+   * @param text The text as given.
+   * @param reason What is wrong with it.
+   */
+  constructor(text: string, reason: DurationRangeReason) {
+    const shown = quote(text);
+    super(
+      reason === "negative"
+        ? `Duration ${shown} is negative: use 0 or more`
+        : reason === "too-large"
+        ? `Duration ${shown} is too long: the most is ${MAX_DURATION_MS} ms ` +
+          "(about 24.8 days)"
+        : `Duration ${shown} is not a whole number of milliseconds`,
+    );
+    this.name = "DurationRangeError";
+    this.text = text;
+    this.reason = reason;
+    this.limit = MAX_DURATION_MS;
+  }
+}
+
+/** One component: digits, an optional fraction, then letters (maybe none). */
+const COMPONENT = /(\d+)(?:\.(\d+))?([a-zA-Zµμ]*)/y;
+
+/**
+ * Parses a duration into milliseconds.
+ *
+ * Accepted: a bare whole number (milliseconds, `1500`), or one or more
+ * components of a number (a decimal fraction allowed) and a unit (`ms`,
+ * `s`, `m`, `h`), the largest unit first and each at most once: `250ms`,
+ * `1.5s`, `2m`, `1h`, `1m30s`. Units are lower case. The result must be a
+ * whole number of milliseconds from 0 to {@linkcode MAX_DURATION_MS}; the
+ * arithmetic is exact, so `1.1s` is 1100, not 1100.0000000000002.
+ *
+ * @throws {DurationSyntaxError} If `text` is not a duration.
+ * @throws {DurationRangeError} If it is negative, too long or finer than a
+ * millisecond.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { parseDuration } from "./duration.ts";
+ *
+ * assertEquals(parseDuration("250ms"), 250);
+ * assertEquals(parseDuration("1.5s"), 1500);
+ * assertEquals(parseDuration("1m30s"), 90_000);
+ * assertEquals(parseDuration("5000"), 5000);
+ * ```
+ */
+export function parseDuration(text: string): number {
+  if (text.length === 0) throw new DurationSyntaxError(text, "empty");
+  if (!text.startsWith("-")) return parseMagnitude(text, text);
+  // Parse the rest first: "-abc" is not a duration at all, "-5s" is one
+  // that is negative. "-0" is zero, and allowed.
+  if (text.length === 1) throw new DurationSyntaxError(text, "not-a-number");
+  if (parseMagnitude(text, text.slice(1)) === 0) return 0;
+  throw new DurationRangeError(text, "negative");
+}
+
+/** Parses `body`, the part of `text` after any sign. */
+function parseMagnitude(text: string, body: string): number {
+  if (/^\d+$/.test(body)) return checkRange(text, BigInt(body), 1n);
+  let total = 0n;
+  let scale = 1n;
+  let position = 0;
+  let next = 0; // Index in UNITS the next component's unit may start at.
+  while (position < body.length) {
+    COMPONENT.lastIndex = position;
+    const match = COMPONENT.exec(body);
+    if (match === null) throw new DurationSyntaxError(text, "not-a-number");
+    const [whole, digits, fraction = "", unit] = match;
+    position += whole.length;
+    if (unit === "") {
+      throw new DurationSyntaxError(
+        text,
+        fraction === "" ? "not-a-number" : "bare-fraction",
+      );
+    }
+    const index = UNITS.findIndex(([name]) => name === unit);
+    if (index === -1) throw new DurationSyntaxError(text, "unknown-unit", unit);
+    if (index < next) throw new DurationSyntaxError(text, "unit-order", unit);
+    next = index + 1;
+    // Exact decimal arithmetic: every component is counted in 1/scale ms.
+    const denominator = 10n ** BigInt(fraction.length);
+    if (denominator > scale) {
+      total *= denominator / scale;
+      scale = denominator;
+    }
+    total += BigInt(digits + fraction) * UNITS[index][1] *
+      (scale / denominator);
+  }
+  return checkRange(text, total, scale);
+}
+
+/** `numerator / denominator` as milliseconds, if whole and in range. */
+function checkRange(text: string, numerator: bigint, denominator: bigint) {
+  if (numerator > BigInt(MAX_DURATION_MS) * denominator) {
+    throw new DurationRangeError(text, "too-large");
+  }
+  if (numerator % denominator !== 0n) {
+    throw new DurationRangeError(text, "sub-millisecond");
+  }
+  return Number(numerator / denominator);
+}

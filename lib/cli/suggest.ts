@@ -1,0 +1,102 @@
+/**
+ * "Did you mean …?" for a mistyped flag or command.
+ *
+ * @module
+ */
+
+/** Words longer than this get no suggestion: the distance costs O(n·m). */
+const MAX_WORD = 64;
+
+/**
+ * The optimal string alignment distance between `a` and `b` (restricted
+ * Damerau-Levenshtein): how many insertions, deletions, substitutions and
+ * swaps of two neighbouring characters turn one into the other, no
+ * substring edited twice. `prot` → `port` is one swap.
+ */
+export function editDistance(a: string, b: string): number {
+  // Three rows of the dynamic programming table: two back for the swap.
+  let before = new Array<number>(b.length + 1).fill(0);
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let current = new Array<number>(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    current[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(
+        previous[j] + 1,
+        current[j - 1] + 1,
+        previous[j - 1] + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, before[j - 2] + 1);
+      }
+      current[j] = best;
+    }
+    [before, previous, current] = [previous, current, before];
+  }
+  return previous[b.length];
+}
+
+/**
+ * The most edits a suggestion may be away, by the length of the word as
+ * typed (without leading dashes): none for one or two characters (`-x` is
+ * not a typo of `-p`), one up to five, two up to eight, three beyond. Any
+ * more and the "suggestion" is a different word.
+ */
+function threshold(length: number): number {
+  return length <= 2 ? 0 : length <= 5 ? 1 : length <= 8 ? 2 : 3;
+}
+
+/** The word without leading dashes, in lower case: what the distance compares. */
+function stem(word: string): string {
+  return word.replace(/^-+/, "").toLowerCase();
+}
+
+/**
+ * The candidate `word` was most likely meant to be, or `undefined` if none
+ * is close. Leading dashes and case are ignored when comparing, and the
+ * candidate is returned as given. A candidate counts as close when it is
+ * within a few edits, fewer for shorter words (swaps count as one; see {@linkcode editDistance}), or
+ * when the word is the start of exactly one candidate and at least three
+ * characters long (`--time` → `--timeout`). The closest wins; of equals,
+ * the one listed first. A word that is itself a candidate gets nothing.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { suggest } from "./suggest.ts";
+ *
+ * const flags = ["--port", "--host", "--timeout"];
+ * assertEquals(suggest("--prot", flags), "--port");
+ * assertEquals(suggest("--tiemout", flags), "--timeout");
+ * assertEquals(suggest("--zzzzzz", flags), undefined);
+ * ```
+ */
+export function suggest(
+  word: string,
+  candidates: readonly string[],
+): string | undefined {
+  if (candidates.includes(word)) return undefined;
+  const typed = stem(word);
+  if (typed.length === 0 || typed.length > MAX_WORD) return undefined;
+  const limit = threshold(typed.length);
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const target = stem(candidate);
+    if (target.length === 0) continue;
+    // Lengths that differ by more than the limit cannot be within it.
+    if (Math.abs(target.length - typed.length) > limit) continue;
+    const distance = editDistance(typed, target);
+    if (distance <= limit && distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  if (best !== undefined) return best;
+  if (typed.length < 3) return undefined;
+  const extensions = candidates.filter((candidate) =>
+    stem(candidate).startsWith(typed)
+  );
+  return extensions.length === 1 ? extensions[0] : undefined;
+}

@@ -1,0 +1,272 @@
+/**
+ * The systemd notification protocol (`sd_notify(3)`): tell the service
+ * manager that greeter is ready, reloading or stopping, with a status line.
+ *
+ * Each notification is one datagram to the `AF_UNIX`/`SOCK_DGRAM` socket
+ * named by `$NOTIFY_SOCKET`, sent by greeter's own process: the kernel
+ * attaches the sender's PID, which is how systemd tells the main process's
+ * messages from others (`NotifyAccess=main`). That rules out running the
+ * `systemd-notify` tool, whose PID is not greeter's.
+ *
+ * Deno can send such a datagram only with `Deno.listenDatagram({ transport:
+ * "unixpacket" })`, which needs `--unstable-net` (without it the function
+ * does not exist) and `--allow-net` for the socket it binds; sending to the
+ * path needs write permission for it, and reading `$NOTIFY_SOCKET` needs
+ * `--allow-env=NOTIFY_SOCKET`. `node:dgram` has no Unix sockets, and a
+ * `node:net` stream cannot reach a datagram socket. When any of this is
+ * missing, a notification fails quietly: it is counted, its error kept, and
+ * `false` returned. Nothing here ever throws or rejects.
+ *
+ * @module
+ */
+
+import { escapeControl } from "../observe/escape.ts";
+
+/** The largest datagram systemd reads (`NOTIFY_BUFFER_MAX`, one pipe buffer). */
+export const MAX_NOTIFICATION_BYTES = 4096;
+
+/** The longest `STATUS=` text sent, in UTF-16 code units; longer is cut. */
+const MAX_STATUS = 1024;
+
+/** The part of `Deno.DatagramConn` used here. */
+export interface NotifySocket {
+  /** Sends one datagram to `addr`. */
+  send(
+    data: Uint8Array,
+    addr: { transport: "unixpacket"; path: string },
+  ): Promise<number>;
+  /** Closes the socket. */
+  close(): void;
+}
+
+/** Opens a datagram socket bound to `path`, as `Deno.listenDatagram` does. */
+export type OpenNotifySocket = (
+  options: { transport: "unixpacket"; path: string },
+) => NotifySocket;
+
+/** Options for {@linkcode createSystemdNotifier}. */
+export interface SystemdNotifierOptions {
+  /**
+   * The notification socket: a path, or `@name` for the abstract namespace.
+   * Defaults to `$NOTIFY_SOCKET`; empty or unset turns notifications off.
+   */
+  socket?: string;
+  /** Opens the sending socket; defaults to `Deno.listenDatagram`. For tests. */
+  open?: OpenNotifySocket;
+  /** The `MONOTONIC_USEC` for `RELOADING=1`; defaults to {@linkcode monotonicUsec}. */
+  monotonicUsec?: () => bigint | undefined;
+}
+
+/** Sends systemd notifications; see {@linkcode createSystemdNotifier}. */
+export interface SystemdNotifier {
+  /** Whether a notification socket is set: when false, every call returns false at once. */
+  readonly enabled: boolean;
+  /** The notification socket as given (`@name` for an abstract one), if any. */
+  readonly socket: string | undefined;
+  /** Notifications delivered to the socket. */
+  readonly sent: number;
+  /** Notifications that failed (not counting those skipped because none is set). */
+  readonly failed: number;
+  /** Why the last failed notification failed. */
+  readonly lastError: Error | undefined;
+  /**
+   * Sends `state`, newline-separated `KEY=value` assignments, as they are.
+   * Resolves to whether it was delivered.
+   */
+  notify(state: string): Promise<boolean>;
+  /** `READY=1`: start-up, or a reload, is complete. */
+  ready(status?: string): Promise<boolean>;
+  /**
+   * `RELOADING=1` and `MONOTONIC_USEC=` now: a reload has begun. Send
+   * {@linkcode SystemdNotifier.ready} when it is over, whatever its result.
+   */
+  reloading(status?: string): Promise<boolean>;
+  /** `STOPPING=1`: shutdown has begun. */
+  stopping(status?: string): Promise<boolean>;
+  /** `STATUS=text`: one line for `systemctl status`. */
+  status(text: string): Promise<boolean>;
+}
+
+/** `$NOTIFY_SOCKET`, or undefined when it is unset or may not be read. */
+function notifySocketFromEnv(): string | undefined {
+  try {
+    return Deno.env.get("NOTIFY_SOCKET");
+  } catch {
+    // No --allow-env=NOTIFY_SOCKET: as good as unset.
+    return undefined;
+  }
+}
+
+/** `Deno.listenDatagram`, which exists only with `--unstable-net`. */
+function denoOpen(
+  options: { transport: "unixpacket"; path: string },
+): NotifySocket {
+  const listen = (Deno as unknown as { listenDatagram?: OpenNotifySocket })
+    .listenDatagram;
+  if (typeof listen !== "function") {
+    throw new TypeError(
+      "Unix datagram sockets are not available: Deno needs --unstable-net",
+    );
+  }
+  return listen(options);
+}
+
+/** The kernel's form of a socket name: `@name` is `\0name`, abstract. */
+function socketPath(socket: string): string {
+  return socket.startsWith("@") ? `\0${socket.slice(1)}` : socket;
+}
+
+/** A `STATUS=` line from any text: one line, printable, not too long. */
+function statusLine(text: string): string {
+  const line = escapeControl(text);
+  return `STATUS=${
+    line.length > MAX_STATUS ? `${line.slice(0, MAX_STATUS - 1)}…` : line
+  }`;
+}
+
+/**
+ * The current `CLOCK_MONOTONIC` time in microseconds, as systemd wants it in
+ * `MONOTONIC_USEC=`, or an upper bound of it close enough for that use.
+ *
+ * Deno offers no absolute monotonic clock: `performance.now()` and
+ * `process.hrtime()` count from the start of the process, and
+ * `performance.timeOrigin` is wall-clock time. What can be read is
+ * `CLOCK_BOOTTIME`: `/proc/uptime` in hundredths of a second, rounded down
+ * (read with `--allow-read`), or else `Deno.osUptime()` in whole seconds,
+ * rounded up by the kernel (`--allow-sys`). Boot time is monotonic time plus
+ * the time spent suspended, so it is never smaller. One hundredth is added
+ * to the `/proc/uptime` reading to undo its rounding.
+ *
+ * The result is therefore never below the true `CLOCK_MONOTONIC` value, and
+ * above it by the time the machine spent suspended since boot (zero on most
+ * servers) plus at most 10 ms (or 1 s from `Deno.osUptime()`). That is the
+ * safe side: systemd only checks that the stamp is not older than the
+ * moment it sent SIGHUP, and would ignore a reload notice stamped too early.
+ * (A time namespace with different boot and monotonic offsets widens the
+ * gap; both are zero outside containers that set them.)
+ *
+ * @returns Microseconds, or undefined if neither source can be read.
+ */
+export function monotonicUsec(): bigint | undefined {
+  try {
+    const match = /^(\d+)\.(\d{2}) /.exec(
+      Deno.readTextFileSync("/proc/uptime"),
+    );
+    if (match) {
+      const hundredths = BigInt(match[1]) * 100n + BigInt(match[2]) + 1n;
+      return hundredths * 10_000n;
+    }
+  } catch {
+    // Not Linux, or no read permission: try the next source.
+  }
+  try {
+    const seconds = Deno.osUptime();
+    if (Number.isSafeInteger(seconds) && seconds > 0) {
+      return BigInt(seconds) * 1_000_000n;
+    }
+  } catch {
+    // No --allow-sys.
+  }
+  return undefined;
+}
+
+/**
+ * Creates a notifier for `$NOTIFY_SOCKET` (or `options.socket`).
+ *
+ * Notifications go out in the order they were asked for, each on a socket
+ * of its own that is closed once it is sent: there is nothing to close, and
+ * nothing is left open between a start-up and a reload. The sending socket
+ * is bound to an abstract name, so it leaves no file behind.
+ *
+ * @example Tell systemd that greeter is listening
+ * ```ts ignore
+ * const notifier = createSystemdNotifier();
+ * // ... every listener is open ...
+ * await notifier.ready("Listening on 0.0.0.0:8080");
+ * ```
+ */
+export function createSystemdNotifier(
+  options: SystemdNotifierOptions = {},
+): SystemdNotifier {
+  const socket = options.socket ?? notifySocketFromEnv();
+  const enabled = socket !== undefined && socket !== "";
+  const open = options.open ?? denoOpen;
+  const stamp = options.monotonicUsec ?? monotonicUsec;
+  const encoder = new TextEncoder();
+  let sent = 0;
+  let failed = 0;
+  let lastError: Error | undefined;
+  // Sends run one after another, so systemd sees them in the order asked.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function deliver(state: string): Promise<boolean> {
+    let conn: NotifySocket | undefined;
+    try {
+      const data = encoder.encode(state);
+      if (data.length > MAX_NOTIFICATION_BYTES) {
+        throw new RangeError(
+          `Notification is ${data.length} bytes; systemd reads at most ${MAX_NOTIFICATION_BYTES}`,
+        );
+      }
+      conn = open({
+        transport: "unixpacket",
+        path: `\0greeter-notify-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+      });
+      await conn.send(data, {
+        transport: "unixpacket",
+        path: socketPath(socket!),
+      });
+      sent++;
+      return true;
+    } catch (error) {
+      failed++;
+      lastError = error instanceof Error ? error : new Error(String(error));
+      return false;
+    } finally {
+      try {
+        conn?.close();
+      } catch {
+        // Already closed: nothing to release.
+      }
+    }
+  }
+
+  function notify(state: string): Promise<boolean> {
+    if (!enabled) return Promise.resolve(false);
+    const result = queue.then(() => deliver(state));
+    queue = result;
+    return result;
+  }
+
+  function withStatus(state: string, status?: string): string {
+    return status === undefined ? state : `${state}\n${statusLine(status)}`;
+  }
+
+  return {
+    enabled,
+    socket: enabled ? socket : undefined,
+    get sent() {
+      return sent;
+    },
+    get failed() {
+      return failed;
+    },
+    get lastError() {
+      return lastError;
+    },
+    notify,
+    ready: (status) => notify(withStatus("READY=1", status)),
+    reloading(status) {
+      if (!enabled) return Promise.resolve(false);
+      const usec = stamp();
+      return notify(withStatus(
+        usec === undefined
+          ? "RELOADING=1"
+          : `RELOADING=1\nMONOTONIC_USEC=${usec}`,
+        status,
+      ));
+    },
+    stopping: (status) => notify(withStatus("STOPPING=1", status)),
+    status: (text) => notify(statusLine(text)),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * The standard Prometheus process metrics (`process_*`, as the official
+ * client libraries export them) and `greeter_build_info`.
+ *
+ * Where each number comes from, and what it needs:
+ * - `process_cpu_seconds_total`: `getrusage` (via `node:process`
+ *   `cpuUsage()`), in microseconds; no permission, every platform.
+ * - `process_resident_memory_bytes`: `Deno.memoryUsage().rss`; no
+ *   permission, every platform.
+ * - `process_start_time_seconds`: `performance.timeOrigin`, the wall-clock
+ *   time the runtime started, to the millisecond (closer than /proc's
+ *   `btime`, which is whole seconds); no permission, every platform.
+ * - `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`:
+ *   `/proc/self/fd`, `/proc/self/limits` and `/proc/self/stat`, so Linux
+ *   only. Deno 2.9 lets only `--allow-all` read /proc (not `--allow-read`,
+ *   not even `--allow-read=/proc`); without it these three are left out.
+ *
+ * Nothing here throws: a number that cannot be read is omitted.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { VERSION } from "../version.ts";
+
+/** One reading of the process's numbers; a field is absent if it could not be read. */
+export interface ProcessSample {
+  /** User plus system CPU time, in seconds. */
+  cpuSeconds?: number;
+  /** Resident set size, in bytes. */
+  residentBytes?: number;
+  /** Virtual memory size, in bytes (Linux, /proc). */
+  virtualBytes?: number;
+  /** When the process started, in seconds since the Unix epoch. */
+  startTimeSeconds?: number;
+  /** File descriptors open now (Linux, /proc). */
+  openFds?: number;
+  /** The soft limit on open file descriptors (Linux, /proc). */
+  maxFds?: number;
+}
+
+/** The soft and hard `RLIMIT_NOFILE`; `Infinity` stands for "unlimited". */
+export interface FdLimit {
+  /** The limit that applies now. */
+  soft: number;
+  /** The most the soft limit may be raised to. */
+  hard: number;
+}
+
+/**
+ * Whether /proc may still be worth trying: false once it turned out to be
+ * missing (not Linux) or closed to this process (no `--allow-all`), so each
+ * scrape does not pay for the same failure again.
+ */
+let procAvailable = true;
+
+/** Reads a /proc file, or undefined; remembers when /proc is out of reach. */
+function readProc(path: string): string | undefined {
+  if (!procAvailable) return undefined;
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.PermissionDenied
+    ) {
+      procAvailable = false;
+    }
+    return undefined;
+  }
+}
+
+/** The fields of `/proc/[pid]/stat` used here (see proc(5)). */
+export interface ProcStat {
+  /** Field 14: user CPU time, in clock ticks. */
+  utime: number;
+  /** Field 15: system CPU time, in clock ticks. */
+  stime: number;
+  /** Field 22: when the process started, in clock ticks after boot. */
+  starttime: number;
+  /** Field 23: virtual memory size, in bytes. */
+  vsize: number;
+}
+
+/**
+ * Parses `/proc/[pid]/stat`. The command name (field 2) is in parentheses
+ * and may itself hold spaces and `)`, so fields are counted from the last
+ * `)`.
+ *
+ * @returns The fields, or undefined if the text is not in that format.
+ */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const end = text.lastIndexOf(")");
+  if (end === -1) return undefined;
+  // After ") ": field 3 (state) is index 0.
+  const fields = text.slice(end + 2).trim().split(" ");
+  const field = (n: number) => Number(fields[n - 3]);
+  const stat = {
+    utime: field(14),
+    stime: field(15),
+    starttime: field(22),
+    vsize: field(23),
+  };
+  return Object.values(stat).every(Number.isSafeInteger) ? stat : undefined;
+}
+
+/**
+ * Parses the `Max open files` line of `/proc/[pid]/limits`.
+ *
+ * @returns The soft and hard limits, or undefined if the line is missing.
+ */
+export function parseFdLimit(text: string): FdLimit | undefined {
+  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m.exec(
+    text,
+  );
+  if (!match) return undefined;
+  const value = (word: string) =>
+    word === "unlimited" ? Infinity : Number(word);
+  return { soft: value(match[1]), hard: value(match[2]) };
+}
+
+/**
+ * This process's `RLIMIT_NOFILE`, from `/proc/self/limits`: Linux only,
+ * and only with `--allow-all` in Deno 2.9.
+ *
+ * @returns The limits, or undefined where they cannot be read.
+ */
+export function readFdLimit(): FdLimit | undefined {
+  const text = readProc("/proc/self/limits");
+  return text === undefined ? undefined : parseFdLimit(text);
+}
+
+/** How many descriptors this process has open, from `/proc/self/fd`. */
+function countOpenFds(): number | undefined {
+  if (!procAvailable) return undefined;
+  try {
+    let count = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
+    // Less the one the listing itself had open.
+    return count - 1;
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotCapable ||
+      error instanceof Deno.errors.NotFound
+    ) {
+      procAvailable = false;
+    }
+    return undefined;
+  }
+}
+
+/** Calls `read`, or gives undefined if it throws. */
+function attempt<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the process's numbers now. Cheap: three small /proc reads and one
+ * directory listing where /proc is open, two system calls where it is not.
+ */
+export function readProcessSample(): ProcessSample {
+  const sample: ProcessSample = {};
+  const cpu = attempt(() => process.cpuUsage());
+  if (cpu) sample.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const rss = attempt(() => Deno.memoryUsage().rss);
+  if (rss !== undefined && rss > 0) sample.residentBytes = rss;
+  if (performance.timeOrigin > 0) {
+    sample.startTimeSeconds = performance.timeOrigin / 1000;
+  }
+  const statText = readProc("/proc/self/stat");
+  const stat = statText === undefined ? undefined : parseProcStat(statText);
+  if (stat) sample.virtualBytes = stat.vsize;
+  const openFds = countOpenFds();
+  if (openFds !== undefined) sample.openFds = openFds;
+  const limit = readFdLimit();
+  if (limit && Number.isFinite(limit.soft)) sample.maxFds = limit.soft;
+  return sample;
+}
+
+/** Escapes a label value for the text format: backslash, quote, line feed. */
+function labelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
+}
+
+/** The families, in the order rendered: name, type, help, field. */
+const FAMILIES: ReadonlyArray<
+  readonly [string, "counter" | "gauge", string, keyof ProcessSample]
+> = [
+  [
+    "process_cpu_seconds_total",
+    "counter",
+    "Total user and system CPU time spent in seconds.",
+    "cpuSeconds",
+  ],
+  [
+    "process_open_fds",
+    "gauge",
+    "Number of open file descriptors.",
+    "openFds",
+  ],
+  [
+    "process_max_fds",
+    "gauge",
+    "Maximum number of open file descriptors.",
+    "maxFds",
+  ],
+  [
+    "process_virtual_memory_bytes",
+    "gauge",
+    "Virtual memory size in bytes.",
+    "virtualBytes",
+  ],
+  [
+    "process_resident_memory_bytes",
+    "gauge",
+    "Resident memory size in bytes.",
+    "residentBytes",
+  ],
+  [
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the process since unix epoch in seconds.",
+    "startTimeSeconds",
+  ],
+];
+
+/**
+ * Renders a sample in the Prometheus text exposition format (0.0.4): a
+ * `# HELP` and `# TYPE` line and the value for each number present, none
+ * for those absent. The names and help texts are those of the official
+ * client libraries, so existing dashboards work unchanged.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { renderProcessMetrics } from "./process_metrics.ts";
+ *
+ * assertEquals(
+ *   renderProcessMetrics({ openFds: 12 }),
+ *   "# HELP process_open_fds Number of open file descriptors.\n" +
+ *     "# TYPE process_open_fds gauge\n" +
+ *     "process_open_fds 12\n",
+ * );
+ * ```
+ */
+export function renderProcessMetrics(sample: ProcessSample): string {
+  let text = "";
+  for (const [name, type, help, field] of FAMILIES) {
+    const value = sample[field];
+    if (value === undefined || !Number.isFinite(value)) continue;
+    text +=
+      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`;
+  }
+  return text;
+}
+
+/**
+ * Renders `greeter_build_info{version,deno} 1`: which greeter and which
+ * Deno are running, as labels on a constant gauge.
+ */
+export function renderBuildInfo(
+  version: string = VERSION,
+  deno: string = Deno.version.deno,
+): string {
+  return "# HELP greeter_build_info Always 1; the versions are in the labels.\n" +
+    "# TYPE greeter_build_info gauge\n" +
+    `greeter_build_info{version="${labelValue(version)}",deno="${
+      labelValue(deno)
+    }"} 1\n`;
+}
