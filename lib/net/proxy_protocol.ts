@@ -1,0 +1,734 @@
+/**
+ * The PROXY protocol, versions 1 (text) and 2 (binary), as HAProxy's
+ * specification describes it: a load balancer writes one header at the start
+ * of each connection to say which client it relays. This module reads and
+ * checks that header, and writes one (for tests and clients).
+ *
+ * @module
+ */
+import { parseIp } from "../ip.ts";
+
+/** What a PROXY protocol header says about the connection it starts. */
+export interface ProxyHeader {
+  /** 1 for the text format, 2 for the binary one. */
+  version: 1 | 2;
+  /**
+   * `"proxy"`: relayed for a client. `"local"` (v2 only): the balancer's own
+   * connection, such as a health check; its addresses are ignored.
+   */
+  command: "proxy" | "local";
+  /**
+   * The client, when the header names one. Absent for `LOCAL`, v1 `UNKNOWN`,
+   * and v2 `AF_UNSPEC` or `AF_UNIX`: the connection's own peer is then the
+   * address to use. IPv6 addresses are in canonical text (RFC 5952).
+   */
+  source?: Deno.NetAddr;
+  /** The address the client connected to, when `source` is present. */
+  destination?: Deno.NetAddr;
+}
+
+/** Why a header was refused. */
+export type ProxyProtocolErrorReason =
+  /** The connection ended before its first byte. */
+  | "missing"
+  /** The connection ended inside the header. */
+  | "truncated"
+  /** The bytes do not follow the format. */
+  | "malformed"
+  /** The header is longer than allowed. */
+  | "oversized"
+  /** A version, command, family or protocol value the specification leaves unassigned. */
+  | "unsupported";
+
+/**
+ * A PROXY protocol header that cannot be accepted. The connection should be
+ * closed: the specification allows no recovery.
+ *
+ * @example Tell a refused header by its reason
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { parseProxyHeader, ProxyProtocolError } from "./proxy_protocol.ts";
+ *
+ * const error = assertThrows(
+ *   () => parseProxyHeader(new TextEncoder().encode("GET / HTTP/1.1\r\n")),
+ *   ProxyProtocolError,
+ * );
+ * assertEquals(error.reason, "malformed");
+ * ```
+ */
+export class ProxyProtocolError extends Error {
+  /** Why the header was refused. */
+  readonly reason: ProxyProtocolErrorReason;
+
+  /** Makes an error with the reason and a message for people. */
+  constructor(reason: ProxyProtocolErrorReason, message: string) {
+    super(message);
+    this.name = "ProxyProtocolError";
+    this.reason = reason;
+  }
+}
+
+/** Options for {@linkcode parseProxyHeader} and {@linkcode readProxyHeader}. */
+export interface ProxyHeaderOptions {
+  /**
+   * The longest header accepted, in bytes, TLVs included (at least 16). A v1
+   * line is never longer than 107 bytes, so this mostly bounds v2.
+   * Default {@linkcode DEFAULT_MAX_PROXY_HEADER_BYTES}.
+   */
+  maxBytes?: number;
+}
+
+/**
+ * The default longest header. The specification keeps a header within one
+ * 536-byte segment; this leaves room for balancers that add TLVs (TLS
+ * details, cloud endpoint identifiers) while bounding what one connection
+ * can make the server hold before it is greeted.
+ */
+export const DEFAULT_MAX_PROXY_HEADER_BYTES = 4096;
+
+/** A parsed header and how many bytes it took; the data after it is the client's. */
+export interface ParsedProxyHeader {
+  /** What the header says. */
+  header: ProxyHeader;
+  /** The header's length in bytes. */
+  length: number;
+}
+
+const V2_SIGNATURE = Uint8Array.of(
+  0x0d,
+  0x0a,
+  0x0d,
+  0x0a,
+  0x00,
+  0x0d,
+  0x0a,
+  0x51,
+  0x55,
+  0x49,
+  0x54,
+  0x0a,
+);
+const V2_FIXED_LENGTH = 16;
+/** "PROXY " */
+const V1_PREFIX = [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20];
+/** The longest v1 line, CRLF included (the specification's worst case). */
+const V1_MAX_LENGTH = 107;
+/** "PROXY UNKNOWN\r\n", the shortest v1 line: also the most a first read may take. */
+const V1_MIN_LENGTH = 15;
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * The protocol words a v1 line may carry, with the fewest characters each
+ * needs after "PROXY " to be a whole line, and the fewest characters of
+ * each address and port field ("0.0.0.0" or "::", then "0").
+ */
+const V1_PROTOCOLS: Record<string, { rest: number; fields: number[] }> = {
+  UNKNOWN: { rest: 9, fields: [] },
+  TCP4: { rest: 26, fields: [7, 7, 1, 1] },
+  TCP6: { rest: 16, fields: [2, 2, 1, 1] },
+};
+
+/** Either a parsed header, or how many more bytes a valid header needs at least. */
+type Step = ParsedProxyHeader | { need: number };
+
+function checkMaxBytes(maxBytes: number | undefined): number {
+  if (maxBytes === undefined) return DEFAULT_MAX_PROXY_HEADER_BYTES;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < V2_FIXED_LENGTH) {
+    throw new RangeError(
+      `Invalid maximum PROXY header length ${maxBytes}: use a whole number of at least ${V2_FIXED_LENGTH} bytes`,
+    );
+  }
+  return maxBytes;
+}
+
+/**
+ * Parses a PROXY protocol header (v1 or v2, told apart by its first bytes)
+ * at the start of `bytes`. Bytes after the header are not looked at.
+ *
+ * Input that cannot begin a valid header is refused as soon as it is seen,
+ * so a client speaking another protocol fails on its first bytes.
+ *
+ * @returns The header and its length, or undefined if `bytes` is a valid
+ * beginning that needs more bytes.
+ * @throws {ProxyProtocolError} If the bytes are not, and cannot become, a
+ * valid header.
+ * @throws {RangeError} If `options.maxBytes` is below 16.
+ *
+ * @example Parse HAProxy's v1 line for an IPv4 client
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { parseProxyHeader } from "./proxy_protocol.ts";
+ *
+ * const bytes = new TextEncoder().encode(
+ *   "PROXY TCP4 192.0.2.7 198.51.100.1 51234 8080\r\nhello",
+ * );
+ * const parsed = parseProxyHeader(bytes)!;
+ * assertEquals(parsed.length, 46);
+ * assertEquals(parsed.header.source, {
+ *   transport: "tcp",
+ *   hostname: "192.0.2.7",
+ *   port: 51234,
+ * });
+ * assertEquals(parseProxyHeader(bytes.subarray(0, 20)), undefined);
+ * ```
+ */
+export function parseProxyHeader(
+  bytes: Uint8Array,
+  options: ProxyHeaderOptions = {},
+): ParsedProxyHeader | undefined {
+  const step = inspect(bytes, checkMaxBytes(options.maxBytes));
+  return "header" in step ? step : undefined;
+}
+
+/**
+ * Reads a PROXY protocol header (v1 or v2, told apart by its first bytes)
+ * from the start of a connection.
+ *
+ * It reads no byte past a valid header, without needing to peek: each read
+ * asks for no more bytes than the shortest valid header that the bytes so
+ * far can still become (15 at first, the shortest v1 line; then the rest of
+ * a v2 header once its length is known; for v1, a bound from the fields
+ * still to come). So whatever the client sends after the header stays
+ * unread on the connection. When the input is invalid, up to those bounds
+ * may have been read past the point where it went wrong; the connection is
+ * to be closed then anyway.
+ *
+ * There is no deadline here: to bound the wait, close the connection (its
+ * pending read then rejects with the runtime's error, which is passed on).
+ *
+ * @throws {ProxyProtocolError} With reason `missing` if the connection ends
+ * before any byte, `truncated` if it ends inside the header, or the reason
+ * {@linkcode parseProxyHeader} gives.
+ * @throws {RangeError} If `options.maxBytes` is below 16.
+ *
+ * @example Read a v2 header, then the client's own bytes
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { encodeProxyHeader, readProxyHeader } from "./proxy_protocol.ts";
+ *
+ * const header = encodeProxyHeader({
+ *   version: 2,
+ *   command: "proxy",
+ *   source: { transport: "tcp", hostname: "2001:db8::7", port: 40000 },
+ *   destination: { transport: "tcp", hostname: "2001:db8::1", port: 8080 },
+ * });
+ * const stream = [...header, ...new TextEncoder().encode("hi")];
+ * const conn = {
+ *   read(p: Uint8Array): Promise<number | null> {
+ *     const n = Math.min(p.length, stream.length);
+ *     p.set(stream.splice(0, n));
+ *     return Promise.resolve(n === 0 ? null : n);
+ *   },
+ * };
+ * const read = await readProxyHeader(conn);
+ * assertEquals(read.source?.hostname, "2001:db8::7");
+ * assertEquals(new TextDecoder().decode(Uint8Array.from(stream)), "hi");
+ * ```
+ */
+export async function readProxyHeader(
+  conn: { read(p: Uint8Array): Promise<number | null> },
+  options: ProxyHeaderOptions = {},
+): Promise<ProxyHeader> {
+  const maxBytes = checkMaxBytes(options.maxBytes);
+  let buffer = new Uint8Array(Math.min(V1_MAX_LENGTH, maxBytes));
+  let filled = 0;
+  while (true) {
+    const step = inspect(buffer.subarray(0, filled), maxBytes);
+    if ("header" in step) return step.header;
+    const end = filled + step.need;
+    if (end > buffer.length) {
+      // Only a v2 header whose length is known (and within maxBytes) grows.
+      const grown = new Uint8Array(end);
+      grown.set(buffer.subarray(0, filled));
+      buffer = grown;
+    }
+    const n = await conn.read(buffer.subarray(filled, end));
+    if (n === null) {
+      throw filled === 0
+        ? new ProxyProtocolError(
+          "missing",
+          "The connection closed before a PROXY protocol header",
+        )
+        : new ProxyProtocolError(
+          "truncated",
+          `The connection closed after ${filled} bytes of a PROXY protocol header`,
+        );
+    }
+    filled += n;
+  }
+}
+
+function inspect(bytes: Uint8Array, maxBytes: number): Step {
+  if (bytes.length === 0) return { need: V1_MIN_LENGTH };
+  if (bytes[0] === V2_SIGNATURE[0]) return inspectV2(bytes, maxBytes);
+  if (bytes[0] === V1_PREFIX[0]) return inspectV1(bytes, maxBytes);
+  throw new ProxyProtocolError(
+    "malformed",
+    "Not a PROXY protocol header: the first byte begins neither the v1 nor the v2 signature",
+  );
+}
+
+// --- Version 2 -------------------------------------------------------------
+
+function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
+  const n = bytes.length;
+  for (let i = 0; i < Math.min(n, V2_SIGNATURE.length); i++) {
+    if (bytes[i] !== V2_SIGNATURE[i]) {
+      throw new ProxyProtocolError(
+        "malformed",
+        "Malformed PROXY protocol v2 header: the signature does not match",
+      );
+    }
+  }
+  if (n > 12) {
+    const version = bytes[12] >> 4;
+    const command = bytes[12] & 0x0f;
+    if (version !== 2) {
+      throw new ProxyProtocolError(
+        "unsupported",
+        `Unsupported PROXY protocol binary version ${version}: only 2 is defined`,
+      );
+    }
+    if (command > 1) {
+      throw new ProxyProtocolError(
+        "unsupported",
+        `Unsupported PROXY protocol v2 command ${command}: only LOCAL (0) and PROXY (1) are defined`,
+      );
+    }
+    // LOCAL ignores the family byte, whatever it holds.
+    if (n > 13 && command === 1) {
+      const family = bytes[13] >> 4;
+      const protocol = bytes[13] & 0x0f;
+      if (family > 3 || protocol > 2) {
+        throw new ProxyProtocolError(
+          "unsupported",
+          `Unsupported PROXY protocol v2 address family and protocol 0x${
+            bytes[13].toString(16).padStart(2, "0")
+          }`,
+        );
+      }
+    }
+  }
+  if (n < V2_FIXED_LENGTH) return { need: V2_FIXED_LENGTH - n };
+  const length = V2_FIXED_LENGTH + ((bytes[14] << 8) | bytes[15]);
+  if (length > maxBytes) {
+    throw new ProxyProtocolError(
+      "oversized",
+      `Oversized PROXY protocol v2 header: ${length} bytes, more than the ${maxBytes} allowed`,
+    );
+  }
+  if (n < length) return { need: length - n };
+  return { header: decodeV2(bytes.subarray(0, length)), length };
+}
+
+/** The bytes of each address, by family (AF_INET, AF_INET6, AF_UNIX). */
+const V2_ADDRESS_BYTES = [0, 4, 16, 108];
+
+function decodeV2(header: Uint8Array): ProxyHeader {
+  if ((header[12] & 0x0f) === 0) return { version: 2, command: "local" };
+  const family = header[13] >> 4;
+  const protocol = header[13] & 0x0f;
+  // AF_UNSPEC or an unspecified protocol: the addresses are to be ignored,
+  // and nothing says where TLVs would begin.
+  if (family === 0 || protocol === 0) return { version: 2, command: "proxy" };
+  const addressBytes = V2_ADDRESS_BYTES[family];
+  const blockEnd = V2_FIXED_LENGTH + addressBytes * 2 +
+    (family === 3 ? 0 : 4);
+  if (blockEnd > header.length) {
+    throw new ProxyProtocolError(
+      "malformed",
+      `Malformed PROXY protocol v2 header: ${
+        header.length - V2_FIXED_LENGTH
+      } bytes of addresses, fewer than the ${
+        blockEnd - V2_FIXED_LENGTH
+      } its family needs`,
+    );
+  }
+  checkTlvs(header, blockEnd);
+  // A Unix socket address is not a network address: use the peer.
+  if (family === 3) return { version: 2, command: "proxy" };
+  const transport = protocol === 1 ? "tcp" : "udp";
+  const sourceIp = V2_FIXED_LENGTH;
+  const destinationIp = sourceIp + addressBytes;
+  const ports = destinationIp + addressBytes;
+  return {
+    version: 2,
+    command: "proxy",
+    source: {
+      transport,
+      hostname: formatIpBytes(header.subarray(sourceIp, destinationIp)),
+      port: (header[ports] << 8) | header[ports + 1],
+    },
+    destination: {
+      transport,
+      hostname: formatIpBytes(header.subarray(destinationIp, ports)),
+      port: (header[ports + 2] << 8) | header[ports + 3],
+    },
+  };
+}
+
+/** Walks the TLVs after the addresses: each must lie wholly inside the header. */
+function checkTlvs(header: Uint8Array, start: number): void {
+  let at = start;
+  while (at < header.length) {
+    if (header.length - at < 3) {
+      throw new ProxyProtocolError(
+        "malformed",
+        `Malformed PROXY protocol v2 header: ${
+          header.length - at
+        } stray bytes where a TLV should begin`,
+      );
+    }
+    const valueLength = (header[at + 1] << 8) | header[at + 2];
+    at += 3 + valueLength;
+    if (at > header.length) {
+      throw new ProxyProtocolError(
+        "malformed",
+        `Malformed PROXY protocol v2 header: TLV type 0x${
+          header[at - 3 - valueLength].toString(16).padStart(2, "0")
+        } runs ${at - header.length} bytes past the header`,
+      );
+    }
+  }
+}
+
+// --- Version 1 -------------------------------------------------------------
+
+function malformedV1(detail: string): ProxyProtocolError {
+  return new ProxyProtocolError(
+    "malformed",
+    `Malformed PROXY protocol v1 header: ${detail}`,
+  );
+}
+
+function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
+  const limit = Math.min(V1_MAX_LENGTH, maxBytes);
+  const n = Math.min(bytes.length, limit);
+  for (let i = 0; i < Math.min(n, V1_PREFIX.length); i++) {
+    if (bytes[i] !== V1_PREFIX[i]) {
+      throw malformedV1('it does not begin with "PROXY "');
+    }
+  }
+  let text = "";
+  for (let i = 0; i < n; i++) {
+    const byte = bytes[i];
+    if (byte === LF) {
+      if (i === 0 || bytes[i - 1] !== CR) {
+        throw malformedV1("a line feed without a carriage return before it");
+      }
+      return { header: parseV1Line(text.slice(0, -1)), length: i + 1 };
+    }
+    if (byte === CR && i + 1 < n && bytes[i + 1] !== LF) {
+      throw malformedV1("a carriage return without a line feed after it");
+    }
+    if ((byte < 0x20 && byte !== CR) || byte > 0x7e) {
+      throw malformedV1(
+        `byte 0x${byte.toString(16).padStart(2, "0")} at offset ${i}: ` +
+          "the line must be printable US-ASCII",
+      );
+    }
+    text += String.fromCharCode(byte);
+  }
+  // A line that cannot become valid is malformed, however long it runs.
+  const need = v1Need(text);
+  if (n >= limit) {
+    throw new ProxyProtocolError(
+      "oversized",
+      `Oversized PROXY protocol v1 header: no CRLF within ${limit} bytes`,
+    );
+  }
+  return { need: Math.min(need, limit - n) };
+}
+
+/**
+ * The fewest bytes that can still complete a valid line beginning with
+ * `text` (which has no CRLF yet), throwing when none can.
+ */
+function v1Need(text: string): number {
+  // After a CR only its LF can come; the fields before it are checked first.
+  if (text.endsWith("\r")) {
+    v1Fewest(text.slice(0, -1));
+    return 1;
+  }
+  return v1Fewest(text);
+}
+
+function v1Fewest(text: string): number {
+  if (text.length < V1_PREFIX.length) return V1_MIN_LENGTH - text.length;
+  const fields = text.slice(V1_PREFIX.length).split(" ");
+  const word = fields[0];
+  if (fields.length === 1) {
+    // Still inside the protocol word: the shortest line it can begin.
+    let fewest = Infinity;
+    for (const [name, { rest }] of Object.entries(V1_PROTOCOLS)) {
+      if (name.startsWith(word)) {
+        fewest = Math.min(fewest, V1_PREFIX.length + rest - text.length);
+      }
+    }
+    if (fewest === Infinity) {
+      throw malformedV1(
+        `unknown protocol ${
+          JSON.stringify(word)
+        }: only TCP4, TCP6 and UNKNOWN are defined`,
+      );
+    }
+    return Math.max(fewest, 2);
+  }
+  // Own keys only: a word such as "constructor" names nothing here.
+  const protocol = Object.hasOwn(V1_PROTOCOLS, word)
+    ? V1_PROTOCOLS[word]
+    : undefined;
+  if (!protocol) {
+    throw malformedV1(
+      `unknown protocol ${
+        JSON.stringify(word)
+      }: only TCP4, TCP6 and UNKNOWN are defined`,
+    );
+  }
+  // UNKNOWN may be followed by anything up to the CRLF.
+  if (protocol.fields.length === 0) return 2;
+  const done = fields.length - 2;
+  const typed = fields[fields.length - 1].length;
+  const { fields: fewest } = protocol;
+  if (done >= fewest.length) {
+    throw malformedV1(`more than ${fewest.length} fields after ${word}`);
+  }
+  let need = Math.max(0, fewest[done] - typed) + 2;
+  for (let i = done + 1; i < fewest.length; i++) need += 1 + fewest[i];
+  return need;
+}
+
+function parseV1Line(line: string): ProxyHeader {
+  const fields = line.split(" ");
+  const word = fields[1];
+  if (word === "UNKNOWN") return { version: 1, command: "proxy" };
+  if (word !== "TCP4" && word !== "TCP6") {
+    throw malformedV1(
+      `unknown protocol ${
+        JSON.stringify(word ?? "")
+      }: only TCP4, TCP6 and UNKNOWN are defined`,
+    );
+  }
+  if (fields.length !== 6) {
+    throw malformedV1(
+      `${word} needs 4 fields separated by single spaces, found ${
+        fields.length - 2
+      }`,
+    );
+  }
+  const ipv6 = word === "TCP6";
+  return {
+    version: 1,
+    command: "proxy",
+    source: {
+      transport: "tcp",
+      hostname: parseV1Address(fields[2], ipv6, "source"),
+      port: parseV1Port(fields[4], "source"),
+    },
+    destination: {
+      transport: "tcp",
+      hostname: parseV1Address(fields[3], ipv6, "destination"),
+      port: parseV1Port(fields[5], "destination"),
+    },
+  };
+}
+
+function parseV1Address(text: string, ipv6: boolean, what: string): string {
+  // parseIp also takes zone suffixes and the other family's text: the
+  // protocol word fixes the family, and a zone is no part of the format.
+  const bytes = !text.includes("%") && text.includes(":") === ipv6
+    ? parseIp(text)
+    : undefined;
+  if (!bytes) {
+    throw malformedV1(
+      `the ${what} address ${JSON.stringify(text)} is not an ${
+        ipv6 ? "IPv6" : "IPv4"
+      } address`,
+    );
+  }
+  // parseIp turns ::ffff:a.b.c.d into IPv4; in a TCP6 line it stays mapped.
+  return ipv6 && bytes.length === 4
+    ? `::ffff:${bytes.join(".")}`
+    : formatIpBytes(bytes);
+}
+
+function parseV1Port(text: string, what: string): number {
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) > 65535) {
+    throw malformedV1(
+      `the ${what} port ${
+        JSON.stringify(text)
+      } is not a whole number from 0 to 65535 without leading zeros`,
+    );
+  }
+  return Number(text);
+}
+
+// --- Addresses -------------------------------------------------------------
+
+/**
+ * An IPv4 (4 bytes) or IPv6 (16 bytes) address as canonical text: IPv6 in
+ * lower case with the longest run of two or more zero groups (the first, on
+ * a tie) written `::`, and IPv4-mapped addresses as `::ffff:a.b.c.d`, as
+ * RFC 5952 recommends and as Deno reports dual-stack peers.
+ */
+function formatIpBytes(bytes: Uint8Array): string {
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes.subarray(12).join(".")}`;
+  }
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${
+    hex.slice(bestStart + bestLength).join(":")
+  }`;
+}
+
+// --- Writing ---------------------------------------------------------------
+
+/** A v2 type-length-value field, for {@linkcode encodeProxyHeader}. */
+export interface ProxyTlv {
+  /** The type byte, such as 0x04 for PP2_TYPE_NOOP. */
+  type: number;
+  /** The value, at most 65535 bytes. */
+  value: Uint8Array;
+}
+
+function addressBytes(addr: Deno.NetAddr, what: string): Uint8Array {
+  const bytes = parseIp(addr.hostname);
+  if (!bytes || addr.hostname.includes("%")) {
+    throw new TypeError(
+      `Invalid ${what} address ${
+        JSON.stringify(addr.hostname)
+      }: the PROXY protocol carries IPv4 or IPv6 addresses only`,
+    );
+  }
+  if (!Number.isInteger(addr.port) || addr.port < 0 || addr.port > 65535) {
+    throw new RangeError(
+      `Invalid ${what} port ${addr.port}: use a whole number from 0 to 65535`,
+    );
+  }
+  return bytes;
+}
+
+function toIpv6(bytes: Uint8Array): Uint8Array {
+  if (bytes.length === 16) return bytes;
+  const mapped = new Uint8Array(16);
+  mapped[10] = mapped[11] = 0xff;
+  mapped.set(bytes, 12);
+  return mapped;
+}
+
+/**
+ * Writes a PROXY protocol header as a balancer sends it: v1 `TCP4`/`TCP6`
+ * (or `UNKNOWN` without addresses), or v2 with `LOCAL`, `AF_UNSPEC`,
+ * `AF_INET` or `AF_INET6`, and any TLVs after the addresses. Addresses of
+ * mixed families are both written as IPv6, the IPv4 one mapped.
+ *
+ * @throws {TypeError} If an address is not an IP address, or only one of
+ * source and destination is given.
+ * @throws {RangeError} If a port or a TLV does not fit the format.
+ *
+ * @example The v1 line for an IPv4 client
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { encodeProxyHeader } from "./proxy_protocol.ts";
+ *
+ * const bytes = encodeProxyHeader({
+ *   version: 1,
+ *   command: "proxy",
+ *   source: { transport: "tcp", hostname: "192.0.2.7", port: 51234 },
+ *   destination: { transport: "tcp", hostname: "198.51.100.1", port: 8080 },
+ * });
+ * assertEquals(
+ *   new TextDecoder().decode(bytes),
+ *   "PROXY TCP4 192.0.2.7 198.51.100.1 51234 8080\r\n",
+ * );
+ * ```
+ */
+export function encodeProxyHeader(
+  header: ProxyHeader,
+  tlvs: readonly ProxyTlv[] = [],
+): Uint8Array {
+  const { source, destination } = header;
+  if ((source === undefined) !== (destination === undefined)) {
+    throw new TypeError(
+      "A PROXY protocol header needs both a source and a destination, or neither",
+    );
+  }
+  let from = source && addressBytes(source, "source");
+  let to = destination && addressBytes(destination, "destination");
+  if (from && to && from.length !== to.length) {
+    from = toIpv6(from);
+    to = toIpv6(to);
+  }
+  const addressed = header.command === "proxy" && from && to;
+  if (header.version === 1) {
+    if (tlvs.length > 0) {
+      throw new TypeError("PROXY protocol v1 has no TLVs");
+    }
+    const line = addressed
+      ? `PROXY TCP${from!.length === 4 ? 4 : 6} ${formatIpBytes(from!)} ${
+        formatIpBytes(to!)
+      } ${source!.port} ${destination!.port}\r\n`
+      : "PROXY UNKNOWN\r\n";
+    return new TextEncoder().encode(line);
+  }
+  const addressLength = addressed ? from!.length * 2 + 4 : 0;
+  let length = V2_FIXED_LENGTH + addressLength;
+  for (const tlv of tlvs) {
+    if (tlv.value.length > 0xffff || tlv.type < 0 || tlv.type > 0xff) {
+      throw new RangeError(
+        "A TLV needs a type from 0 to 255 and at most 65535 bytes of value",
+      );
+    }
+    length += 3 + tlv.value.length;
+  }
+  if (length - V2_FIXED_LENGTH > 0xffff) {
+    throw new RangeError(
+      "A PROXY protocol v2 header carries at most 65535 bytes after its first 16",
+    );
+  }
+  const out = new Uint8Array(length);
+  out.set(V2_SIGNATURE);
+  out[12] = header.command === "local" ? 0x20 : 0x21;
+  const transport = source?.transport === "udp" ? 0x2 : 0x1;
+  out[13] = addressed ? ((from!.length === 4 ? 0x10 : 0x20) | transport) : 0;
+  out[14] = (length - V2_FIXED_LENGTH) >> 8;
+  out[15] = (length - V2_FIXED_LENGTH) & 0xff;
+  let at = V2_FIXED_LENGTH;
+  if (addressed) {
+    out.set(from!, at);
+    out.set(to!, at + from!.length);
+    at += from!.length * 2;
+    out[at++] = source!.port >> 8;
+    out[at++] = source!.port & 0xff;
+    out[at++] = destination!.port >> 8;
+    out[at++] = destination!.port & 0xff;
+  }
+  for (const tlv of tlvs) {
+    out[at] = tlv.type;
+    out[at + 1] = tlv.value.length >> 8;
+    out[at + 2] = tlv.value.length & 0xff;
+    out.set(tlv.value, at + 3);
+    at += 3 + tlv.value.length;
+  }
+  return out;
+}
