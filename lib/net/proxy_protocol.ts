@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseIp } from "../ip.ts";
+import { parseIp } from "./ip.ts";
 
 /** What a PROXY protocol header says about the connection it starts. */
 export interface ProxyHeader {

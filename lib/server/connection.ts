@@ -8,9 +8,12 @@ import type { GreetingSource } from "../greeting/template.ts";
 export interface ConnectionContext {
   readonly stats: ServerStats;
   readonly table: ConnectionTable;
-  readonly admission: Admission | undefined;
-  readonly greeting: GreetingSource;
-  readonly refuseMessage: Uint8Array;
+  /** Who may connect; replaced whole by a reload. */
+  admission: Admission | undefined;
+  /** What clients are sent; replaced by a reload. */
+  greeting: GreetingSource;
+  /** What refused clients are sent; replaced by a reload. */
+  refuseMessage: Uint8Array;
   readonly linger: number;
   /** True from the start of shutdown. */
   closing: boolean;
@@ -108,16 +111,34 @@ export function acceptConnection(
     } catch {
       // A greeting that cannot be made is an error, not an empty greeting.
       stats.outcomes.error++;
-      serveConnection(server, slot, EMPTY, "error", "template", admissionHost);
+      serveConnection(
+        server,
+        slot,
+        EMPTY,
+        "error",
+        "template",
+        admission,
+        admissionHost,
+      );
       return;
     }
   }
-  serveConnection(server, slot, bytes, undefined, undefined, admissionHost);
+  serveConnection(
+    server,
+    slot,
+    bytes,
+    undefined,
+    undefined,
+    admission,
+    admissionHost,
+  );
 }
 
 /**
  * Writes `bytes`, then lingers; ends by releasing the slot (and the per-IP
- * place, when `admittedHost` is given) exactly once, whatever happens.
+ * place in `admission`, when `admittedHost` is given) exactly once,
+ * whatever happens. The admission is the one that admitted the client, even
+ * if a reload has replaced it since.
  * `decided` is an outcome already counted (a refused client, a failed
  * template): such a client is only sent `bytes` and closed, without
  * lingering, so it cannot hold its place for long.
@@ -128,6 +149,7 @@ async function serveConnection(
   bytes: Uint8Array,
   decided: ConnectionOutcome | undefined,
   reason: string | undefined,
+  admission?: Admission,
   admittedHost?: string,
 ): Promise<void> {
   const { stats, table } = server;
@@ -167,7 +189,7 @@ async function serveConnection(
     }
   } finally {
     stats.bytesWritten += written;
-    if (admittedHost !== undefined) server.admission!.release(admittedHost);
+    if (admittedHost !== undefined) admission!.release(admittedHost);
     table.release(slot);
   }
   if (server.onClose) {

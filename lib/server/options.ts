@@ -173,6 +173,16 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   onAcceptError?: (error: unknown, kind: AcceptErrorKind) => void;
 }
 
+/**
+ * What {@linkcode GreetingServer.reload} can replace while the server runs:
+ * the greeting, the refuse message and who may connect. What is not given
+ * returns to its default (no limit, no rule), as at start-up.
+ */
+export type ReloadOptions = Pick<
+  ServeGreetingOptions,
+  "greeting" | "refuseMessage" | "allow" | "deny" | "maxPerIp" | "ratePerIp"
+>;
+
 /** The options with every default filled in and every value checked. */
 export interface ResolvedOptions {
   targets: ListenTarget[];
@@ -269,32 +279,13 @@ function checkTarget(target: unknown, at: string): ListenTarget {
 }
 
 /**
- * Checks every option and fills in the defaults, before anything listens.
+ * Checks what a reload may replace, as at start-up.
  *
  * @throws {TypeError} For a value of the wrong type.
- * @throws {RangeError} For a value out of its range. Either error has the
- * fields `option` (its name) and `value`.
+ * @throws {RangeError} For a value out of its range.
  */
-export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
-  if (typeof options !== "object" || options === null) {
-    throw invalid("options", options, "an object", TypeError);
-  }
-  const {
-    hostname = DEFAULT_HOSTNAME,
-    port = DEFAULT_PORT,
-    greeting,
-    refuseMessage,
-    drainTimeout = DEFAULT_DRAIN_TIMEOUT,
-    maxConnections = DEFAULT_MAX_CONNECTIONS,
-    backlog = DEFAULT_BACKLOG,
-    timeout = DEFAULT_TIMEOUT,
-    linger = DEFAULT_LINGER,
-  } = options;
-  checkInteger("drainTimeout", drainTimeout, 0, MAX_TIMER_MS);
-  checkInteger("timeout", timeout, 0, MAX_TIMER_MS);
-  checkInteger("linger", linger, 0, MAX_TIMER_MS);
-  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
-  checkInteger("backlog", backlog, 1, 65_535);
+export function checkReloadable(options: ReloadOptions): void {
+  const { greeting, refuseMessage } = options;
   if (greeting !== undefined && typeof greeting !== "function") {
     checkBytes("greeting", greeting);
   }
@@ -336,6 +327,36 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
       }
     });
   }
+}
+
+/**
+ * Checks every option and fills in the defaults, before anything listens.
+ *
+ * @throws {TypeError} For a value of the wrong type.
+ * @throws {RangeError} For a value out of its range. Either error has the
+ * fields `option` (its name) and `value`.
+ */
+export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw invalid("options", options, "an object", TypeError);
+  }
+  const {
+    hostname = DEFAULT_HOSTNAME,
+    port = DEFAULT_PORT,
+    greeting,
+    refuseMessage,
+    drainTimeout = DEFAULT_DRAIN_TIMEOUT,
+    maxConnections = DEFAULT_MAX_CONNECTIONS,
+    backlog = DEFAULT_BACKLOG,
+    timeout = DEFAULT_TIMEOUT,
+    linger = DEFAULT_LINGER,
+  } = options;
+  checkInteger("drainTimeout", drainTimeout, 0, MAX_TIMER_MS);
+  checkInteger("timeout", timeout, 0, MAX_TIMER_MS);
+  checkInteger("linger", linger, 0, MAX_TIMER_MS);
+  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
+  checkInteger("backlog", backlog, 1, 65_535);
+  checkReloadable(options);
   if (
     options.signal !== undefined && !(options.signal instanceof AbortSignal)
   ) {

@@ -7,7 +7,12 @@ import {
 } from "./connection.ts";
 import { createConnectionTable } from "./connection_table.ts";
 import { closeListener, openListeners } from "./listeners.ts";
-import { resolveOptions, type ServeGreetingOptions } from "./options.ts";
+import {
+  checkReloadable,
+  type ReloadOptions,
+  resolveOptions,
+  type ServeGreetingOptions,
+} from "./options.ts";
 import { createPlaces } from "./places.ts";
 import { createServerStats, type ServerStats } from "./stats.ts";
 import { waitAtMost } from "./wait.ts";
@@ -30,6 +35,17 @@ export interface GreetingServer extends AsyncDisposable {
   readonly draining: boolean;
   /** Settles once the server has shut down and every connection is closed. */
   readonly finished: Promise<void>;
+  /**
+   * Replaces the greeting, the refuse message and the access rules and
+   * limits at once, without closing a listener: no client is refused for
+   * it. Connections already accepted finish with what they started with;
+   * per-IP counts start afresh under the new rules. Everything is checked
+   * first: on an error nothing changes.
+   *
+   * @throws {TypeError} For a value of the wrong type.
+   * @throws {RangeError} For a value out of its range.
+   */
+  reload(options: ReloadOptions): void;
   /**
    * Stops accepting, lets in-flight greetings finish (up to the drain
    * timeout), then closes what is left. Safe to call more than once.
@@ -184,6 +200,14 @@ export function serveGreeting(
       return server.closing;
     },
     finished,
+    reload(next) {
+      checkReloadable(next);
+      server.greeting = next.greeting ?? DEFAULT_GREETING;
+      server.refuseMessage = next.refuseMessage ?? EMPTY;
+      server.admission = needsAdmission(next)
+        ? createAdmission(next)
+        : undefined;
+    },
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
