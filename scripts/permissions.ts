@@ -18,7 +18,10 @@ export const BINARY_FLAGS: readonly string[] = [
   // debugger port that Deno opens on SIGUSR1 (greeter's stats signal):
   // Deno has no narrower grant for the inspector than all of --allow-sys.
   "--allow-sys",
-  // reusePort, which --workers needs to share one port.
+  // systemd readiness: the socket systemd names in $NOTIFY_SOCKET.
+  "--allow-env=NOTIFY_SOCKET",
+  // reusePort, which --workers needs to share one port, and the Unix
+  // datagram socket of systemd's readiness protocol.
   "--unstable-net",
   // A binary has no one to ask: a missing permission is an error.
   "--no-prompt",

@@ -11,6 +11,7 @@ import { presetGreeting, type PresetName } from "../greeting/presets.ts";
 import { readInputFile } from "./read_file.ts";
 import type {
   ListenTarget,
+  ReloadOptions,
   ServeGreetingOptions,
   TlsOptions,
 } from "../server/options.ts";
@@ -168,4 +169,22 @@ export async function clientTls(
     ? undefined
     : [new TextDecoder().decode(await readInputFile(transport.ca, "CA file"))];
   return { caCerts, insecure: transport.insecure };
+}
+
+/**
+ * What a reload (SIGHUP) replaces: the greeting and the refuse message, with
+ * the message, quotes and TLS files read again and checked in full. The
+ * access rules and limits come from flags, which a reload cannot change:
+ * they stay, and so do their per-address counts.
+ *
+ * @throws {UsageError} For a file that cannot be read or is invalid now.
+ */
+export async function prepareReload(
+  command: ServeCommand,
+): Promise<ReloadOptions> {
+  const greeting = await loadGreeting(command);
+  const refuseMessage = command.refuseMessage === undefined
+    ? undefined
+    : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
+  return { greeting, refuseMessage };
 }

@@ -90,6 +90,12 @@ export interface SystemdNotifier {
 /** `$NOTIFY_SOCKET`, or undefined when it is unset or may not be read. */
 function notifySocketFromEnv(): string | undefined {
   try {
+    // Asked first: a `deno run` in a terminal would otherwise prompt.
+    const { state } = Deno.permissions.querySync({
+      name: "env",
+      variable: "NOTIFY_SOCKET",
+    });
+    if (state !== "granted") return undefined;
     return Deno.env.get("NOTIFY_SOCKET");
   } catch {
     // No --allow-env=NOTIFY_SOCKET: as good as unset.

@@ -4,8 +4,10 @@ import {
   formatJsonConnectionLine,
   formatJsonLogLine,
   formatJsonSuppressedLine,
+  formatLogTime,
   formatTextConnectionLine,
   formatTextSuppressedLine,
+  LOG_SCHEMA_VERSION,
   type LogFormat,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
@@ -36,6 +38,8 @@ export interface ServerLog {
   stopping(): void;
   /** Logs the counters on demand (SIGUSR2). */
   stats(stats: Readonly<ServerStats>): void;
+  /** Logs a reload (SIGHUP): done, or refused with the reason. */
+  reloaded(error?: string): void;
   /** Logs the final line and flushes everything, waiting 2 s at most. */
   stopped(stats: Readonly<ServerStats>, error?: string): Promise<void>;
 }
@@ -152,6 +156,21 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       if (!json) {
         writer.line("Shutting down: no new connections, finishing greetings");
       }
+    },
+    reloaded(error) {
+      writer.line(
+        json
+          ? JSON.stringify({
+            time: formatLogTime(Date.now()),
+            event: "reload",
+            v: LOG_SCHEMA_VERSION,
+            result: error === undefined ? "success" : "failure",
+            error: error ?? null,
+          })
+          : error === undefined
+          ? "Configuration reloaded"
+          : `Reload failed, the old configuration stays: ${error}`,
+      );
     },
     stats(stats) {
       writer.line(

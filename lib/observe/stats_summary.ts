@@ -32,7 +32,7 @@ export function formatStatsSummary(
   }; accepted ${stats.accepted}; ${outcomes}; active ${stats.active}`;
 }
 
-/** True where Deno can listen for SIGUSR1 (everywhere but Windows). */
+/** True where Deno can listen for SIGUSR1 and SIGUSR2 (not on Windows). */
 export const STATS_SIGNAL_SUPPORTED: boolean = Deno.build.os !== "windows";
 
 /** Waits `ms`, or less if `signal` aborts first. */
@@ -78,10 +78,10 @@ async function closeSignalledInspector(
 }
 
 /**
- * Calls `callback` on every SIGUSR1 and SIGUSR2, where the platform has them
- * (not on Windows, where this does nothing). Deno opens its debugger on
- * SIGUSR1; greeter closes it again and tells `onInspector` what happened.
- * SIGUSR2 has no such side effect. Returns the function that stops it.
+ * Calls `callback` on every SIGUSR2, where the platform has it (not on
+ * Windows, where this does nothing). SIGUSR1 is no longer a stats signal:
+ * Deno opens its debugger on it, so greeter only closes that again and tells
+ * `onInspector` what happened. Returns the function that stops both.
  */
 export function watchStatsSignal(
   callback: () => unknown,
@@ -108,7 +108,6 @@ export function watchStatsSignal(
         // A failing observer must not stop the server.
       }
     });
-    report();
   };
   Deno.addSignalListener("SIGUSR2", report);
   Deno.addSignalListener("SIGUSR1", listener);

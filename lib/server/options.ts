@@ -175,8 +175,8 @@ export interface ServeGreetingOptions extends AdmissionOptions {
 
 /**
  * What {@linkcode GreetingServer.reload} can replace while the server runs:
- * the greeting, the refuse message and who may connect. What is not given
- * returns to its default (no limit, no rule), as at start-up.
+ * the greeting and the refuse message (back to their defaults when not
+ * given), and who may connect (only when one of those options is given).
  */
 export type ReloadOptions = Pick<
   ServeGreetingOptions,

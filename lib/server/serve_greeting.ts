@@ -36,10 +36,11 @@ export interface GreetingServer extends AsyncDisposable {
   /** Settles once the server has shut down and every connection is closed. */
   readonly finished: Promise<void>;
   /**
-   * Replaces the greeting, the refuse message and the access rules and
-   * limits at once, without closing a listener: no client is refused for
-   * it. Connections already accepted finish with what they started with;
-   * per-IP counts start afresh under the new rules. Everything is checked
+   * Replaces the greeting and the refuse message (their defaults when not
+   * given), and the access rules and limits when any of them is given, at
+   * once and without closing a listener: no client is refused for it.
+   * Connections already accepted finish with what they started with; new
+   * rules start their per-IP counts afresh. Everything is checked
    * first: on an error nothing changes.
    *
    * @throws {TypeError} For a value of the wrong type.
@@ -204,9 +205,16 @@ export function serveGreeting(
       checkReloadable(next);
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
-      server.admission = needsAdmission(next)
-        ? createAdmission(next)
-        : undefined;
+      // Rules and limits change only when given (an empty list or an
+      // undefined value included): keeping them keeps their counts.
+      if (
+        "allow" in next || "deny" in next || "maxPerIp" in next ||
+        "ratePerIp" in next
+      ) {
+        server.admission = needsAdmission(next)
+          ? createAdmission(next)
+          : undefined;
+      }
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,

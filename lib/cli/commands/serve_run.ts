@@ -11,8 +11,9 @@ import { explainError } from "../explain.ts";
 import { ExitError } from "../flags.ts";
 import { explainListen, startMetrics } from "../metrics_endpoint.ts";
 import { runServer, type ServerRun } from "../run_server.ts";
-import { runUntilStopped } from "../service.ts";
-import { prepareServe } from "../setup.ts";
+import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
+import { createReloadCounters, runUntilStopped } from "../service.ts";
+import { prepareReload, prepareServe } from "../setup.ts";
 import {
   renderWorkerMetrics,
   reusePortAvailable,
@@ -36,6 +37,7 @@ function createLog(command: ServeCommand) {
 async function serveHere(command: ServeCommand): Promise<number> {
   const options = await prepareServe(command);
   const { writer, log } = createLog(command);
+  const reloads = createReloadCounters();
   let run: ServerRun | undefined;
   const metrics = startMetrics(
     command,
@@ -43,7 +45,7 @@ async function serveHere(command: ServeCommand): Promise<number> {
       renderMetrics(run!.server.stats, run!.histogram, {
         draining: run!.server.draining,
         log: { suppressed: run!.suppressed, dropped: writer.dropped },
-      }),
+      }) + renderReloadMetrics(reloads),
     () =>
       run && {
         draining: run.server.draining,
@@ -63,7 +65,16 @@ async function serveHere(command: ServeCommand): Promise<number> {
     metrics,
     addrs: server.addrs,
     tls: command.tlsCert !== undefined,
+    reloads,
     stats: () => server.stats,
+    async reload() {
+      try {
+        server.reload(await prepareReload(command));
+        return undefined;
+      } catch (error) {
+        return explainError(error).message;
+      }
+    },
     shutdown: () => server.shutdown(),
     finished: server.finished.then(
       () => undefined,
@@ -84,6 +95,7 @@ async function serveWorkers(
   // mode does, before anything starts.
   await prepareServe(command);
   const { writer, log } = createLog(command);
+  const reloads = createReloadCounters();
   // Workers' lines, held back until the start-up lines are out.
   let held: string[] | undefined = [];
   const write = (text: string) => {
@@ -99,7 +111,8 @@ async function serveWorkers(
       renderMetrics(group!.stats(), group!.histogram(), {
         draining: group!.draining,
         log: { suppressed: group!.suppressed(), dropped: writer.dropped },
-      }) + renderWorkerMetrics(group!.accepted()),
+      }) + renderWorkerMetrics(group!.accepted()) +
+      renderReloadMetrics(reloads),
     () =>
       group && {
         draining: group.draining,
@@ -125,7 +138,17 @@ async function serveWorkers(
     metrics,
     addrs: running.addrs,
     tls: command.tlsCert !== undefined,
+    reloads,
     stats: () => running.stats(),
+    async reload() {
+      // Checked here first, so a bad file leaves every worker as it was.
+      try {
+        await prepareReload(command);
+      } catch (error) {
+        return explainError(error).message;
+      }
+      return await running.reload();
+    },
     refresh: () => running.refresh(),
     shutdown: () => running.shutdown(),
     finished: running.finished,

@@ -7,7 +7,7 @@
  */
 import { explainError, explainListenError } from "../explain.ts";
 import { runServer, type ServerRun } from "../run_server.ts";
-import { prepareServe } from "../setup.ts";
+import { prepareReload, prepareServe } from "../setup.ts";
 import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
@@ -63,9 +63,22 @@ function createLogBatcher() {
 }
 
 let server: GreetingServer | undefined;
+let startCommand: StartMessage["command"] | undefined;
+
+/** Re-reads this worker's files and swaps them in; the failure's line. */
+async function reload(): Promise<string | undefined> {
+  if (!server || !startCommand) return "not serving yet";
+  try {
+    server.reload(await prepareReload(startCommand));
+    return undefined;
+  } catch (error) {
+    return explainError(error).message;
+  }
+}
 let snapshot: (() => WorkerSnapshot) | undefined;
 
 async function start({ command, ports }: StartMessage) {
+  startCommand = command;
   const options = await prepareServe(command);
   const listen = ports === undefined
     ? options.listen
@@ -145,6 +158,11 @@ scope.onmessage = ({ data }) => {
       if (snapshot) {
         post({ type: "stats", snapshot: snapshot(), request: data.request });
       }
+      break;
+    case "reload":
+      reload().then((error) =>
+        post({ type: "reloaded", request: data.request, error })
+      );
       break;
     case "shutdown":
       server?.shutdown().catch(() => {

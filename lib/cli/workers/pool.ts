@@ -14,6 +14,7 @@ import {
 } from "../../observe/metrics.ts";
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
+import { waitAtMost } from "../../server/wait.ts";
 
 export type {
   FromWorker,
@@ -74,6 +75,11 @@ export interface WorkerGroup {
   accepted(): number[];
   /** Resolves once every running worker has sent fresh counters. */
   refresh(): Promise<void>;
+  /**
+   * Tells every worker to reload its configuration; resolves to undefined,
+   * or to the first worker's one-line failure.
+   */
+  reload(): Promise<string | undefined>;
   /** Tells every worker to shut down; safe to call more than once. */
   shutdown(): void;
   /**
@@ -95,6 +101,8 @@ interface Member {
 }
 
 const REFRESH_TIMEOUT = 1_000;
+/** How long a reload may take in every worker, in ms. */
+const RELOAD_TIMEOUT = 10_000;
 
 /** The worker module (scripts/compile.ts embeds it with --include). */
 const ENTRY = new URL("./entry.ts", import.meta.url);
@@ -125,6 +133,7 @@ export function sumStats(
   total.startTime = startTime;
   for (const stats of snapshots) {
     total.accepted += stats.accepted;
+    total.exhausted ||= stats.exhausted;
     total.active += stats.active;
     total.pausedAtLimit += stats.pausedAtLimit;
     total.bytesWritten += stats.bytesWritten;
@@ -202,6 +211,22 @@ export async function startWorkers(
     return member;
   });
 
+  // Reloads in progress, by request number: the answers still awaited.
+  let reloads = 0;
+  const reloading = new Map<
+    number,
+    { waiting: Set<Member>; error?: string; done: () => void }
+  >();
+
+  function answerReload(member: Member, request: number, error?: string) {
+    const pending = reloading.get(request);
+    if (!pending || !pending.waiting.delete(member)) return;
+    if (error !== undefined) {
+      pending.error ??= `worker ${member.index}: ${error}`;
+    }
+    if (pending.waiting.size === 0) pending.done();
+  }
+
   function post(member: Member, message: ToWorker) {
     if (!member.done) member.worker.postMessage(message);
   }
@@ -264,8 +289,14 @@ export async function startWorkers(
           checkRefreshed();
         }
         break;
+      case "reloaded":
+        answerReload(member, message.request, message.error);
+        break;
       case "done":
         member.snapshot = message.snapshot;
+        for (const request of reloading.keys()) {
+          answerReload(member, request, "stopped during the reload");
+        }
         end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
@@ -302,6 +333,29 @@ export async function startWorkers(
     started = true;
     return {
       addrs,
+      async reload() {
+        const request = ++reloads;
+        const { promise, resolve } = Promise.withResolvers<void>();
+        const pending: {
+          waiting: Set<Member>;
+          error?: string;
+          done: () => void;
+        } = {
+          waiting: new Set(members.filter((m) => !m.done)),
+          done: resolve,
+        };
+        reloading.set(request, pending);
+        for (const member of pending.waiting) {
+          post(member, { type: "reload", request });
+        }
+        if (pending.waiting.size === 0) resolve();
+        await waitAtMost(promise, RELOAD_TIMEOUT);
+        reloading.delete(request);
+        return pending.error ??
+          (pending.waiting.size > 0
+            ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
+            : undefined);
+      },
       get draining() {
         return draining;
       },

@@ -30,6 +30,7 @@ export interface StartMessage {
 export type ToWorker =
   | StartMessage
   | { type: "stats"; request: number }
+  | { type: "reload"; request: number }
   | { type: "shutdown" };
 
 /** What a worker sends the main thread. */
@@ -39,4 +40,5 @@ export type FromWorker =
   | { type: "crashed"; message: string }
   | { type: "log"; text: string }
   | { type: "stats"; snapshot: WorkerSnapshot; request?: number }
+  | { type: "reloaded"; request: number; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };

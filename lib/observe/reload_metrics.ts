@@ -1,0 +1,29 @@
+/** What {@linkcode renderReloadMetrics} reports. */
+export interface ReloadMetrics {
+  /** Reloads swapped in. */
+  success: number;
+  /** Reloads refused (the old configuration stayed). */
+  failure: number;
+  /** When the running configuration was loaded, ms since the epoch. */
+  lastSuccess: number;
+}
+
+/**
+ * The reload metrics, in the Prometheus text format:
+ * `greeter_config_reloads_total{result}` and
+ * `greeter_config_last_reload_success_timestamp_seconds` (the start counts
+ * as the first load, as Prometheus' own metric does).
+ */
+export function renderReloadMetrics(reloads: ReloadMetrics): string {
+  return [
+    "# HELP greeter_config_reloads_total Configuration reloads (SIGHUP), by result.",
+    "# TYPE greeter_config_reloads_total counter",
+    `greeter_config_reloads_total{result="success"} ${reloads.success}`,
+    `greeter_config_reloads_total{result="failure"} ${reloads.failure}`,
+    "# HELP greeter_config_last_reload_success_timestamp_seconds When the running configuration was loaded.",
+    "# TYPE greeter_config_last_reload_success_timestamp_seconds gauge",
+    `greeter_config_last_reload_success_timestamp_seconds ${
+      Math.floor(reloads.lastSuccess / 1000)
+    }`,
+  ].join("\n") + "\n";
+}
