@@ -20,72 +20,49 @@
  * @module
  */
 export {
+  type AcceptErrorKind,
   type ConnectionRecord,
-  DEFAULT_DRAIN_TIMEOUT,
-  DEFAULT_HOSTNAME,
-  DEFAULT_LINGER,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_PORT,
-  DEFAULT_TIMEOUT,
   type ListenTarget,
   type ServeGreetingOptions,
   type TlsOptions,
 } from "./lib/server/options.ts";
+export type { AdmissionOptions, RefuseReason } from "./lib/server/admission.ts";
 export { ListenError } from "./lib/server/listeners.ts";
 export {
   type GreetingServer,
   serveGreeting,
 } from "./lib/server/serve_greeting.ts";
+export type { ConnectionOutcome, ServerStats } from "./lib/server/stats.ts";
+export {
+  encodeGreeting,
+  type EncodeGreetingOptions,
+  EncodingError,
+  type GreetingEncoding,
+  type LineEnding,
+} from "./lib/greeting/encode.ts";
 export {
   compileTemplate,
   type CompileTemplateOptions,
   type GreetingContext,
   type GreetingSource,
-  hasPlaceholders,
-  TEMPLATE_PLACEHOLDERS,
-  type TemplatePlaceholder,
+  TemplateError,
 } from "./lib/greeting/template.ts";
 export {
-  daytimeGreeting,
-  PRESET_NAMES,
-  PRESET_PORTS,
   presetGreeting,
   type PresetName,
-  qotdGreeting,
-  timeGreeting,
+  QuoteError,
 } from "./lib/greeting/presets.ts";
-export {
-  type AdmissionOptions,
-  REFUSE_REASONS,
-  type RefuseReason,
-} from "./lib/server/admission.ts";
 export { type Cidr, parseCidr } from "./lib/net/ip.ts";
-export {
-  DEFAULT_MESSAGE,
-  encodeGreeting,
-  type EncodeGreetingOptions,
-  GREETING_ENCODINGS,
-  type GreetingEncoding,
-  LINE_ENDINGS,
-  type LineEnding,
-} from "./lib/greeting/encode.ts";
+export { ValueError } from "./lib/net/value_error.ts";
 export {
   type ClientTlsOptions,
-  DEFAULT_CLIENT_TIMEOUT,
   fetchGreeting,
   type FetchGreetingOptions,
   GreetingTimeoutError,
   readGreeting,
 } from "./lib/client/read_greeting.ts";
 export {
-  CONNECTION_OUTCOMES,
-  type ConnectionOutcome,
-  type ServerStats,
-} from "./lib/server/stats.ts";
-export { formatAddress } from "./lib/net/address.ts";
-export {
-  type ByteSink,
-  createLineWriter,
-  type LineWriter,
-  type LineWriterOptions,
-} from "./lib/observe/line_writer.ts";
+  checkGreeting,
+  type CheckGreetingOptions,
+  type CheckResult,
+} from "./lib/client/check.ts";

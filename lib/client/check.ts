@@ -10,7 +10,33 @@ import { DEFAULT_PORT } from "../server/options.ts";
 /** How long a check may take by default, in milliseconds. */
 export const DEFAULT_CHECK_TIMEOUT = 2_000;
 
-/** Options for {@linkcode checkGreeting}. */
+/**
+ * Options for {@linkcode checkGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   checkGreeting,
+ *   type CheckGreetingOptions,
+ *   encodeGreeting,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: encodeGreeting("Hello"),
+ * });
+ * const options: CheckGreetingOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ *   expect: encodeGreeting("Hello"),
+ *   timeout: 1_000,
+ * };
+ * assertEquals((await checkGreeting(options)).ok, true);
+ * ```
+ */
 export interface CheckGreetingOptions {
   /**
    * The server's host name or IP address.
@@ -44,7 +70,29 @@ export interface CheckGreetingOptions {
   signal?: AbortSignal;
 }
 
-/** The verdict of {@linkcode checkGreeting}. */
+/**
+ * The verdict of {@linkcode checkGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   checkGreeting,
+ *   type CheckResult,
+ *   encodeGreeting,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals, assertStringIncludes } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const result: CheckResult = await checkGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ *   expect: encodeGreeting("Hello"),
+ * });
+ * assertEquals(result.status, "mismatch");
+ * assertStringIncludes(result.message, "MISMATCH");
+ * ```
+ */
 export interface CheckResult {
   /** True only if the server sent exactly the expected bytes and closed. */
   ok: boolean;
@@ -115,6 +163,19 @@ function mismatch(
  * Connects to a greeting server and checks that it sends exactly the
  * expected bytes and closes: a health probe. Never throws; the verdict is
  * one line, for a Docker HEALTHCHECK or a Kubernetes exec probe.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const result = await checkGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(result.status, "ok");
+ * ```
  */
 export async function checkGreeting(
   options: CheckGreetingOptions = {},

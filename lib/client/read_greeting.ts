@@ -5,7 +5,29 @@ export const DEFAULT_CLIENT_TIMEOUT = 5_000;
 /** The most bytes {@linkcode fetchGreeting} collects before it gives up. */
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 
-/** How to speak TLS to the server. */
+/**
+ * How to speak TLS to the server.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   checkGreeting,
+ *   type ClientTlsOptions,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * // This server speaks plain TCP, so a TLS client fails its handshake.
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const tls: ClientTlsOptions = { insecure: true };
+ * const result = await checkGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ *   tls,
+ * });
+ * assertEquals(result.status, "fail");
+ * ```
+ */
 export interface ClientTlsOptions {
   /** PEM CA certificates to trust instead of the system's. */
   caCerts?: string[];
@@ -13,7 +35,27 @@ export interface ClientTlsOptions {
   insecure?: boolean;
 }
 
-/** Options for {@linkcode readGreeting} and {@linkcode fetchGreeting}. */
+/**
+ * Options for {@linkcode readGreeting} and {@linkcode fetchGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   fetchGreeting,
+ *   type FetchGreetingOptions,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const options: FetchGreetingOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ *   timeout: 1_000,
+ * };
+ * assertEquals((await fetchGreeting(options)).length, 24);
+ * ```
+ */
 export interface FetchGreetingOptions {
   /**
    * The server's host name or IP address.
@@ -41,7 +83,30 @@ export interface FetchGreetingOptions {
   signal?: AbortSignal;
 }
 
-/** Thrown when the server does not close the connection in time. */
+/**
+ * Thrown when the server does not close the connection in time.
+ *
+ * @example Usage
+ * ```ts
+ * import { fetchGreeting, GreetingTimeoutError } from "../../mod.ts";
+ * import { assertEquals, assertRejects } from "@std/assert";
+ *
+ * // A server that accepts and never closes.
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept();
+ * const error = await assertRejects(
+ *   () =>
+ *     fetchGreeting({
+ *       hostname: "127.0.0.1",
+ *       port: listener.addr.port,
+ *       timeout: 100,
+ *     }),
+ *   GreetingTimeoutError,
+ * );
+ * (await accepted).close();
+ * assertEquals(error.received, 0);
+ * ```
+ */
 export class GreetingTimeoutError extends Error {
   /** Bytes received before the deadline. */
   readonly received: number;
@@ -157,6 +222,21 @@ async function open(
  * @throws {Deno.errors.ConnectionRefused} (and the other errors of
  * `Deno.connect`) when the server cannot be reached.
  * @throws {GreetingTimeoutError} When the server does not finish in time.
+ *
+ * @example Usage
+ * ```ts
+ * import { readGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * let received = 0;
+ * for await (
+ *   const chunk of readGreeting({ hostname: "127.0.0.1", port: server.addr.port })
+ * ) {
+ *   received += chunk.length;
+ * }
+ * assertEquals(received, "Connection Established\r\n".length);
+ * ```
  */
 export async function* readGreeting(
   options: FetchGreetingOptions = {},
@@ -220,6 +300,19 @@ export async function* readGreeting(
  * closes the connection.
  *
  * @throws {RangeError} If the server sends more than 16 MiB.
+ *
+ * @example Usage
+ * ```ts
+ * import { fetchGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(new TextDecoder().decode(bytes), "Connection Established\r\n");
+ * ```
  */
 export async function fetchGreeting(
   options: FetchGreetingOptions = {},

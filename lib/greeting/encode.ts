@@ -1,10 +1,35 @@
 /** The greeting the classic basic server sends. */
 export const DEFAULT_MESSAGE = "Connection Established";
 
-/** What ends each line of a greeting. */
+/**
+ * What ends each line of a greeting.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type LineEnding } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const lineEnding: LineEnding = "none";
+ * assertEquals(encodeGreeting("Hi", { lineEnding }), new Uint8Array([72, 105]));
+ * ```
+ */
 export type LineEnding = "crlf" | "lf" | "none";
 
-/** The character encodings a greeting can be sent in. */
+/**
+ * The character encodings a greeting can be sent in.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type GreetingEncoding } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const encoding: GreetingEncoding = "utf-8";
+ * assertEquals(
+ *   encodeGreeting("é", { encoding }),
+ *   new Uint8Array([0xc3, 0xa9, 0x0d, 0x0a]),
+ * );
+ * ```
+ */
 export type GreetingEncoding = "ascii" | "utf-8" | "latin1";
 
 /** The line endings accepted by {@linkcode encodeGreeting}. */
@@ -17,7 +42,21 @@ export const GREETING_ENCODINGS: readonly GreetingEncoding[] = [
   "latin1",
 ];
 
-/** Options for {@linkcode encodeGreeting}. */
+/**
+ * Options for {@linkcode encodeGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type EncodeGreetingOptions } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const options: EncodeGreetingOptions = { lineEnding: "lf", encoding: "latin1" };
+ * assertEquals(
+ *   encodeGreeting("café", options),
+ *   new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a]),
+ * );
+ * ```
+ */
 export interface EncodeGreetingOptions {
   /**
    * What ends each line; line breaks inside the message are rewritten to it
@@ -43,6 +82,17 @@ const TERMINATORS: Record<LineEnding, string> = {
 /**
  * A character the greeting's encoding cannot carry. The message says which
  * and where; the fields let a caller add its own advice.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, EncodingError } from "../../mod.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = assertThrows(() => encodeGreeting("café"), EncodingError);
+ * assertEquals(error.char, "é");
+ * assertEquals(error.position, 4);
+ * assertEquals(error.encoding, "ascii");
+ * ```
  */
 export class EncodingError extends RangeError {
   /** The character, as a string of one code point. */
@@ -88,6 +138,17 @@ export const LIMITS: Record<Exclude<GreetingEncoding, "utf-8">, number> = {
  * @throws {EncodingError} If the message has a character the encoding
  * cannot represent, rather than sending corrupted bytes.
  * @throws {RangeError} For an unknown line ending or encoding.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   encodeGreeting("Hello\nWorld"),
+ *   new TextEncoder().encode("Hello\r\nWorld\r\n"),
+ * );
+ * ```
  */
 export function encodeGreeting(
   message: string,

@@ -4,6 +4,18 @@ import type { GreetingSource } from "./template.ts";
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
  * which quote and line; `quote` is its number from 1 (0: no quotes at all).
+ *
+ * @example Usage
+ * ```ts
+ * import { presetGreeting, QuoteError } from "../../mod.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = assertThrows(
+ *   () => presetGreeting("qotd", new Uint8Array()),
+ *   QuoteError,
+ * );
+ * assertEquals(error.quote, 0);
+ * ```
  */
 export class QuoteError extends RangeError {
   /** The quote's number, from 1; 0 when there are no quotes. */
@@ -19,7 +31,19 @@ export class QuoteError extends RangeError {
   }
 }
 
-/** The classic one-shot TCP services greeter can stand in for. */
+/**
+ * The classic one-shot TCP services greeter can stand in for.
+ *
+ * @example Usage
+ * ```ts
+ * import { presetGreeting, type PresetName } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const name: PresetName = "qotd";
+ * const greeting = presetGreeting(name, new TextEncoder().encode("A quote.\n"));
+ * assertEquals(greeting, new TextEncoder().encode("A quote.\r\n"));
+ * ```
+ */
 export type PresetName = "daytime" | "qotd" | "time";
 
 /** The presets accepted by {@linkcode presetGreeting}. */
@@ -277,6 +301,23 @@ export function decodeQuotesFile(bytes: Uint8Array): string {
  *
  * @throws {TypeError} If `qotd` has no quotes file or another preset has one.
  * @throws {QuoteError} If the quotes break RFC 865.
+ *
+ * @example Usage
+ * ```ts
+ * import { fetchGreeting, presetGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertMatch } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: presetGreeting("daytime"),
+ * });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertMatch(new TextDecoder().decode(bytes), /\r\n$/);
+ * ```
  */
 export function presetGreeting(
   name: PresetName,

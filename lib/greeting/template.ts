@@ -5,7 +5,28 @@ import {
   EncodingError,
 } from "./encode.ts";
 
-/** What a dynamic greeting may depend on; built per connection by the server. */
+/**
+ * What a dynamic greeting may depend on; built per connection by the server.
+ *
+ * @example Usage
+ * ```ts
+ * import { compileTemplate, type GreetingContext } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const greeting = compileTemplate("{remote_addr}:{remote_port} #{count}");
+ * // Per-connection values make it a function of the connection.
+ * if (typeof greeting !== "function") throw new TypeError("Not dynamic");
+ * const context: GreetingContext = {
+ *   remoteAddr: { transport: "tcp", hostname: "192.0.2.7", port: 40000 },
+ *   localAddr: { transport: "tcp", hostname: "192.0.2.1", port: 8080 },
+ *   count: 3,
+ * };
+ * assertEquals(
+ *   new TextDecoder().decode(greeting(context)),
+ *   "192.0.2.7:40000 #3\r\n",
+ * );
+ * ```
+ */
 export interface GreetingContext {
   /** The client's address. */
   remoteAddr: Deno.NetAddr;
@@ -15,7 +36,28 @@ export interface GreetingContext {
   count: number;
 }
 
-/** Static bytes (the fast path) or a function called once per connection. */
+/**
+ * Static bytes (the fast path) or a function called once per connection.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   fetchGreeting,
+ *   type GreetingSource,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const greeting: GreetingSource = ({ count }) =>
+ *   new TextEncoder().encode(`You are number ${count}\r\n`);
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0, greeting });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(new TextDecoder().decode(bytes), "You are number 1\r\n");
+ * ```
+ */
 export type GreetingSource =
   | Uint8Array
   | ((context: GreetingContext) => Uint8Array);
@@ -41,7 +83,37 @@ export const TEMPLATE_PLACEHOLDERS: readonly TemplatePlaceholder[] = [
   "count",
 ];
 
-/** Options for {@linkcode compileTemplate}. */
+/**
+ * Options for {@linkcode compileTemplate}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   compileTemplate,
+ *   type CompileTemplateOptions,
+ *   type GreetingContext,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const options: CompileTemplateOptions = {
+ *   hostname: "example",
+ *   now: () => new Date(0),
+ *   lineEnding: "lf",
+ * };
+ * const greeting = compileTemplate("{hostname} at {time}", options);
+ * // Per-connection values make it a function of the connection.
+ * if (typeof greeting !== "function") throw new TypeError("Not dynamic");
+ * const context: GreetingContext = {
+ *   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
+ *   localAddr: { transport: "tcp", hostname: "127.0.0.1", port: 8080 },
+ *   count: 1,
+ * };
+ * assertEquals(
+ *   new TextDecoder().decode(greeting(context)),
+ *   "example at 1970-01-01T00:00:00Z\n",
+ * );
+ * ```
+ */
 export interface CompileTemplateOptions extends EncodeGreetingOptions {
   /**
    * The value of `{hostname}`, resolved once.
@@ -61,7 +133,18 @@ export interface CompileTemplateOptions extends EncodeGreetingOptions {
 /** One piece of a parsed template: literal text or a placeholder. */
 type Token = { text: string } | { placeholder: TemplatePlaceholder };
 
-/** A template that cannot be compiled; `position` is where, from 1. */
+/**
+ * A template that cannot be compiled; `position` is where, from 1.
+ *
+ * @example Usage
+ * ```ts
+ * import { compileTemplate, TemplateError } from "../../mod.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = assertThrows(() => compileTemplate("Hello {nme}"), TemplateError);
+ * assertEquals(error.position, 7);
+ * ```
+ */
 export class TemplateError extends SyntaxError {
   /** Where in the message the problem is, from 1 (0: not in the text). */
   readonly position: number;
@@ -249,6 +332,26 @@ type Getter = (context: GreetingContext) => string;
  * encoding cannot carry.
  * @throws {RangeError} As encodeGreeting does, for literal text the encoding
  * cannot carry or an unknown line ending or encoding.
+ *
+ * @example Usage
+ * ```ts
+ * import { compileTemplate, fetchGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: compileTemplate("Hello {remote_addr}, you are number {count}"),
+ * });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(
+ *   new TextDecoder().decode(bytes),
+ *   "Hello 127.0.0.1, you are number 1\r\n",
+ * );
+ * ```
  */
 export function compileTemplate(
   message: string,

@@ -2,7 +2,23 @@ import { ValueError } from "./value_error.ts";
 /** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
 type IpBytes = Uint8Array;
 
-/** A parsed CIDR block such as `10.0.0.0/8` or `2001:db8::/32`. */
+/**
+ * A parsed CIDR block such as `10.0.0.0/8` or `2001:db8::/32`.
+ *
+ * @example Usage
+ * ```ts
+ * import { type Cidr, fetchGreeting, parseCidr, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const allow: Cidr[] = [parseCidr("127.0.0.0/8"), parseCidr("::1")];
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0, allow });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(new TextDecoder().decode(bytes), "Connection Established\r\n");
+ * ```
+ */
 export interface Cidr {
   /** The network address, as bytes (4 for IPv4, 16 for IPv6). */
   bytes: Uint8Array;
@@ -94,6 +110,16 @@ function formatIp(bytes: IpBytes): string {
  * Parses a CIDR block; a bare address is a block of one.
  *
  * @throws {ValueError} If it is not a valid IPv4 or IPv6 block.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseCidr } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const block = parseCidr("10.1.2.3/8");
+ * assertEquals(block.text, "10.0.0.0/8");
+ * assertEquals(block.prefix, 8);
+ * ```
  */
 export function parseCidr(text: string): Cidr {
   const slash = text.indexOf("/");

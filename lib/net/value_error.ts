@@ -3,6 +3,16 @@
  * block. The fields let a caller say it in its own words (the CLI adds the
  * flag's name); the message alone is already a full sentence:
  * `Invalid port "x": use a whole number from 0 to 65535`.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseCidr, ValueError } from "../../mod.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = assertThrows(() => parseCidr("10.0.0.0/33"), ValueError);
+ * assertEquals(error.what, "CIDR");
+ * assertEquals(error.value, "10.0.0.0/33");
+ * ```
  */
 export class ValueError extends RangeError {
   /** What was being parsed: "port", "address" or "CIDR". */

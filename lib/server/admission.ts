@@ -1,6 +1,32 @@
 import { type Cidr, cidrContains, parseIp, sourceKey } from "../net/ip.ts";
 
-/** Why a client was refused. */
+/**
+ * Why a client was refused.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   type ConnectionRecord,
+ *   fetchGreeting,
+ *   parseCidr,
+ *   type RefuseReason,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const closed = Promise.withResolvers<ConnectionRecord>();
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   deny: [parseCidr("127.0.0.1")],
+ *   onClose: (record) => closed.resolve(record),
+ * });
+ * await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port });
+ * const reason: RefuseReason = "denied";
+ * assertEquals((await closed.promise).reason, reason);
+ * assertEquals(server.stats.refused[reason], 1);
+ * ```
+ */
 export type RefuseReason = "denied" | "per_ip_limit" | "rate_limit";
 
 /** The refuse reasons, in a stable order (for metrics). */
@@ -10,7 +36,33 @@ export const REFUSE_REASONS: readonly RefuseReason[] = [
   "rate_limit",
 ];
 
-/** Who may connect, and how much. Every field is optional. */
+/**
+ * Who may connect, and how much. Every field is optional.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   type AdmissionOptions,
+ *   fetchGreeting,
+ *   parseCidr,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const admission: AdmissionOptions = { deny: [parseCidr("127.0.0.0/8")] };
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   ...admission,
+ * });
+ * // A refused client is closed without a greeting.
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(bytes.length, 0);
+ * ```
+ */
 export interface AdmissionOptions {
   /** If given, only these blocks may connect. */
   allow?: Cidr[];

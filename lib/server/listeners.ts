@@ -5,7 +5,24 @@ import {
   type ListenTarget,
 } from "./options.ts";
 
-/** Thrown by {@linkcode serveGreeting} when one of its listeners fails. */
+/**
+ * Thrown by {@linkcode serveGreeting} when one of its listeners fails.
+ *
+ * @example Usage
+ * ```ts
+ * import { ListenError, serveGreeting } from "../../mod.ts";
+ * import { assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
+ *
+ * await using first = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const port = first.addr.port;
+ * const error = assertThrows(
+ *   () => serveGreeting({ hostname: "127.0.0.1", port }),
+ *   ListenError,
+ * );
+ * assertEquals(error.port, port);
+ * assertInstanceOf(error.cause, Deno.errors.AddrInUse);
+ * ```
+ */
 export class ListenError extends Error {
   /** The address that could not be listened on, as `HOST:PORT` or a path. */
   readonly address: string;

@@ -24,7 +24,23 @@ export const DEFAULT_BACKLOG = 65_535;
 /** The largest delay a timer can take (2^31 - 1 ms, about 24.8 days). */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-/** Certificate and key, in PEM, for serving the greeting over TLS. */
+/**
+ * Certificate and key, in PEM, for serving the greeting over TLS.
+ *
+ * @example Usage
+ * ```ts
+ * import { ListenError, serveGreeting, type TlsOptions } from "../../mod.ts";
+ * import { assertThrows } from "@std/assert";
+ *
+ * // Real PEM text usually comes from files, such as with Deno.readTextFile.
+ * // A pair that is not PEM is refused before anything listens.
+ * const tls: TlsOptions = { cert: "not a certificate", key: "not a key" };
+ * assertThrows(
+ *   () => serveGreeting({ hostname: "127.0.0.1", port: 0, tls }),
+ *   ListenError,
+ * );
+ * ```
+ */
 export interface TlsOptions {
   /** The certificate chain, PEM. */
   cert: string;
@@ -32,7 +48,22 @@ export interface TlsOptions {
   key: string;
 }
 
-/** One address to listen on: TCP (optionally TLS), or a Unix socket. */
+/**
+ * One address to listen on: TCP (optionally TLS), or a Unix socket.
+ *
+ * @example Usage
+ * ```ts
+ * import { type ListenTarget, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const listen: ListenTarget[] = [
+ *   { hostname: "127.0.0.1", port: 0 },
+ *   { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+ * ];
+ * await using server = serveGreeting({ listen });
+ * assertEquals(server.addrs.length, 2);
+ * ```
+ */
 export type ListenTarget =
   | {
     transport?: "tcp";
@@ -49,7 +80,30 @@ export type ListenTarget =
     path: string;
   };
 
-/** What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}. */
+/**
+ * What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   type ConnectionRecord,
+ *   fetchGreeting,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const closed = Promise.withResolvers<ConnectionRecord>();
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onClose: (record) => closed.resolve(record),
+ * });
+ * await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port });
+ * const record = await closed.promise;
+ * assertEquals(record.outcome, "greeted");
+ * assertEquals(record.bytesWritten, record.greetingLength);
+ * ```
+ */
 export interface ConnectionRecord {
   /** The client's address (a Unix socket's clients have no path). */
   remoteAddr: Deno.Addr;
@@ -75,10 +129,47 @@ export interface ConnectionRecord {
  * `exhausted` (out of descriptors or memory: the server waits for a
  * connection to end, or backs off) or `other` (unexpected: retried after a
  * back-off).
+ *
+ * @example Usage
+ * ```ts
+ * import { type AcceptErrorKind, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const failures: AcceptErrorKind[] = [];
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onAcceptError: (_error, kind) => failures.push(kind),
+ * });
+ * assertEquals(failures, []);
+ * assertEquals(server.stats.acceptErrors, {});
+ * ```
  */
 export type AcceptErrorKind = "client" | "exhausted" | "other";
 
-/** Options for {@linkcode serveGreeting}. */
+/**
+ * Options for {@linkcode serveGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   encodeGreeting,
+ *   serveGreeting,
+ *   type ServeGreetingOptions,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const options: ServeGreetingOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: encodeGreeting("Hello"),
+ *   maxConnections: 100,
+ *   timeout: 1_000,
+ * };
+ * await using server = serveGreeting(options);
+ * assertEquals(server.addr.hostname, "127.0.0.1");
+ * ```
+ */
 export interface ServeGreetingOptions extends AdmissionOptions {
   /**
    * The address to listen on; `::` serves IPv6 and IPv4 clients. Ignored

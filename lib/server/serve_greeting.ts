@@ -18,7 +18,24 @@ import { createServerStats, type ServerStats } from "./stats.ts";
 import { waitAtMost } from "./wait.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
-/** A running greeting server, as returned by {@linkcode serveGreeting}. */
+/**
+ * A running greeting server, as returned by {@linkcode serveGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import { type GreetingServer, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const server: GreetingServer = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * assertEquals(server.draining, false);
+ * await server.shutdown();
+ * assertEquals(server.draining, true);
+ * await server.finished;
+ * ```
+ */
 export interface GreetingServer extends AsyncDisposable {
   /**
    * The first TCP address the server listens on, with the real port if 0 was
@@ -70,6 +87,23 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
  * @throws {ListenError} When an address cannot be listened on; its `cause`
  * is the error of `Deno.listen` (such as `Deno.errors.AddrInUse`) and
  * nothing is left listening.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, fetchGreeting, serveGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   greeting: encodeGreeting("Hello"),
+ * });
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(new TextDecoder().decode(bytes), "Hello\r\n");
+ * ```
  */
 export function serveGreeting(
   options: ServeGreetingOptions = {},

@@ -6,6 +6,26 @@ import { REFUSE_REASONS, type RefuseReason } from "./admission.ts";
  * written before the connection's timeout), `reset` (the client reset or
  * closed first), `aborted` (cut by shutdown after the drain timeout) or
  * `error` (another failure).
+ *
+ * @example Usage
+ * ```ts
+ * import {
+ *   type ConnectionOutcome,
+ *   fetchGreeting,
+ *   serveGreeting,
+ *   type ServerStats,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const FAILED: ConnectionOutcome[] = ["timed_out", "reset", "aborted", "error"];
+ * function failed(stats: Readonly<ServerStats>): number {
+ *   return FAILED.reduce((sum, outcome) => sum + stats.outcomes[outcome], 0);
+ * }
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port });
+ * assertEquals(failed(server.stats), 0);
+ * ```
  */
 export type ConnectionOutcome =
   | "greeted"
@@ -25,7 +45,20 @@ export const CONNECTION_OUTCOMES: readonly ConnectionOutcome[] = [
   "error",
 ];
 
-/** Counters a greeting server keeps; plain numbers, cheap on the hot path. */
+/**
+ * Counters a greeting server keeps; plain numbers, cheap on the hot path.
+ *
+ * @example Usage
+ * ```ts
+ * import { fetchGreeting, serveGreeting, type ServerStats } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port });
+ * const stats: Readonly<ServerStats> = server.stats;
+ * assertEquals(stats.accepted, 1);
+ * ```
+ */
 export interface ServerStats {
   /** When the server started, in milliseconds since the epoch. */
   startTime: number;
