@@ -13,7 +13,7 @@ import {
 import { serveGreeting } from "../lib/server.ts";
 import { createServerStats } from "../lib/stats.ts";
 import { VERSION } from "../lib/version.ts";
-import { pool, readAll, waitUntil } from "./_helpers.ts";
+import { canRun, pool, readAll, waitUntil } from "./_helpers.ts";
 
 function sampleStats() {
   const stats = createServerStats();
@@ -112,11 +112,9 @@ greeter_log_lines_dropped_total 0
   );
 });
 
-const promtool = await new Deno.Command("promtool", {
-  args: ["--version"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((output) => output.success, () => false);
+// canRun: Command.output() throws at once (not a rejected promise) when
+// the program is missing, which .then(..., () => false) does not catch.
+const promtool = await canRun("promtool");
 
 Deno.test({
   name: "renderMetrics() passes promtool check metrics" +
