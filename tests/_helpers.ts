@@ -150,7 +150,7 @@ export async function startCli(
   let port = 0;
   try {
     const match = await waitFor(
-      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n|"event":"start".*"listen":\["(?:[^"]*:(\d+)|\/[^"]*)"/,
+      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n|"event.action":"start".*"greeter.listen":\["(?:[^"]*:(\d+)|\/[^"]*)"/,
     );
     port = Number(match[1] ?? match[2] ?? 0);
   } catch (error) {

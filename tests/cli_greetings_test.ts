@@ -393,19 +393,23 @@ Deno.test(
       );
       const client = await runCli(["connect", "--unix", path], { permissions });
       assertEquals(client.stdout, `to [] on ${path}\r\n`);
-      await server.waitFor(/"event":"connection"/);
+      await server.waitFor(/"event.action":"connection"/);
       const { stdout } = await server.stop();
       const connection = stdout.trim().split("\n").map((line) =>
         JSON.parse(line)
       )
-        .find((line) => line.event === "connection");
-      assertEquals(connection.remote, "unix socket");
-      assertEquals(connection.local, path);
-      assertEquals([connection.remote_host, connection.remote_port], [
-        null,
-        null,
-      ]);
-      assertEquals(connection.outcome, "greeted");
+        .find((line) => line["event.action"] === "connection");
+      assertEquals(connection.message, "Connection received from unix socket");
+      assertEquals(connection["network.transport"], "unix");
+      assertEquals(
+        [connection["server.address"], connection["server.port"]],
+        [path, null],
+      );
+      assertEquals(
+        [connection["client.address"], connection["client.port"]],
+        [null, null],
+      );
+      assertEquals(connection["greeter.outcome"], "greeted");
     });
   },
 );

@@ -35,30 +35,43 @@ Deno.test(
       // Read to the end.
     }
     conn.close();
-    await server.waitFor(/"event":"connection"/);
+    await server.waitFor(/"event.action":"connection"/);
     const { code, stdout } = await server.stop();
     assertEquals(code, 0);
     const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
-    assertEquals(lines.map((line) => line.event), [
+    assertEquals(lines.map((line) => line["event.action"]), [
       "start",
       "connection",
       "stop",
     ]);
     const [start, connection, stop] = lines;
-    assertEquals(start.listen, [`127.0.0.1:${server.port}`]);
-    assertMatch(start.metrics, /^127\.0\.0\.1:\d+$/);
-    assertEquals(start.v, 1);
-    assertMatch(connection.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    assertEquals(connection.remote, `127.0.0.1:${clientPort}`);
-    assertEquals(connection.remote_host, "127.0.0.1");
-    assertEquals(connection.remote_port, clientPort);
-    assertEquals(connection.local, `127.0.0.1:${server.port}`);
-    assertEquals(connection.outcome, "greeted");
-    assertEquals(connection.reason, null);
-    assertEquals([connection.bytes, connection.greeting_bytes], [24, 24]);
-    assert(connection.duration_ms >= 0);
-    assertEquals(stop.accepted, 1);
-    assertEquals(stop.outcomes.greeted, 1);
+    assertEquals(start["greeter.listen"], [`127.0.0.1:${server.port}`]);
+    assertMatch(start["greeter.metrics"], /^127\.0\.0\.1:\d+$/);
+    assertEquals(start["greeter.schema"], 2);
+    assertMatch(
+      connection["@timestamp"],
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+    );
+    assertEquals(
+      connection.message,
+      `Connection received from 127.0.0.1:${clientPort}`,
+    );
+    assertEquals(connection["client.address"], "127.0.0.1");
+    assertEquals(connection["client.port"], clientPort);
+    assertEquals(connection["server.address"], "127.0.0.1");
+    assertEquals(connection["server.port"], server.port);
+    assertEquals(connection["network.transport"], "tcp");
+    assertEquals(connection["event.outcome"], "success");
+    assertEquals(connection["greeter.outcome"], "greeted");
+    assertEquals(connection["greeter.reason"], null);
+    assertEquals(
+      [connection["greeter.bytes"], connection["greeter.greeting_bytes"]],
+      [24, 24],
+    );
+    assert(Number.isSafeInteger(connection["event.duration"]));
+    assert(connection["event.duration"] >= 0);
+    assertEquals(stop["greeter.accepted"], 1);
+    assertEquals(stop["greeter.outcomes"].greeted, 1);
   },
 );
 
