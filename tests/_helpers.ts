@@ -150,7 +150,7 @@ export async function startCli(
   let port = 0;
   try {
     const match = await waitFor(
-      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n|"event":"start".*"listen":\["(?:[^"]*:(\d+)|\/[^"]*)"/,
+      /listening for incoming connections on (?:.*:(\d+)|\/.*?)(?: \(TLS\))?\n|"event.action":"start".*"greeter.listen":\["(?:[^"]*:(\d+)|\/[^"]*)"/,
     );
     port = Number(match[1] ?? match[2] ?? 0);
   } catch (error) {
@@ -168,6 +168,19 @@ export async function startCli(
     },
   };
 }
+
+/**
+ * For tests that stop greeter with SIGTERM or SIGINT and check its clean
+ * exit (code 0, the stop line, the flushed log): Windows cannot send a
+ * process those signals, only kill it. Spread into a test's options.
+ */
+export const POSIX_SIGNALS = { ignore: Deno.build.os === "windows" };
+
+/**
+ * For tests of Unix domain sockets (`--unix`), which Deno does not offer on
+ * Windows. Spread into a test's options.
+ */
+export const UNIX_SOCKETS = { ignore: Deno.build.os === "windows" };
 
 /** Connects, reads until the server closes, returns every byte. */
 export async function readAll(

@@ -9,6 +9,7 @@ import {
   readAll,
   runCli,
   startCli,
+  UNIX_SOCKETS,
   withTempDir,
 } from "./_helpers.ts";
 
@@ -329,69 +330,86 @@ Deno.test("greeter serves TLS that greeter connect and openssl verify", async ()
 /** What a Unix socket needs under deno run. */
 const permissions = ["--allow-net", "--allow-read", "--allow-write"];
 
-Deno.test("greeter --unix serves a socket, replaces a stale one, refuses a live one", async () => {
-  await withTempDir(async (dir) => {
-    const path = `${dir}/greeter.sock`;
-    // A stale socket file: bound by a process that is gone (Python does not
-    // remove it on exit).
-    const bind = await run("python3", [
-      "-c",
-      `import socket; socket.socket(socket.AF_UNIX).bind(${
-        JSON.stringify(path)
-      })`,
-    ]);
-    assertEquals(bind.code, 0, bind.stderr);
-    assert((await Deno.lstat(path)).isSocket);
-    const server = await startCli(["--unix", path], { permissions });
-    const result = await runCli(["connect", "--unix", path], { permissions });
-    assertEquals(result.stdout, "Connection Established\r\n");
-    const probe = await runCli(["check", "--unix", path], { permissions });
-    assertEquals(probe.code, 0, probe.stdout);
-    assertStringIncludes(probe.stdout, `OK ${path} sent the expected greeting`);
-    const live = await runCli(["--unix", path], { permissions });
-    assertEquals(live.code, 1);
-    assertStringIncludes(live.stderr, "another server is listening on it");
-    const { code } = await server.stop();
-    assertEquals(code, 0);
-    // The socket file is removed on shutdown.
-    assertEquals(await Deno.lstat(path).then(() => true, () => false), false);
-    await Deno.writeTextFile(path, "not a socket");
-    const notSocket = await runCli(["--unix", path], { permissions });
-    assertStringIncludes(
-      notSocket.stderr,
-      "the path exists and is not a socket",
-    );
-  });
-});
+Deno.test(
+  "greeter --unix serves a socket, replaces a stale one, refuses a live one",
+  UNIX_SOCKETS,
+  async () => {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/greeter.sock`;
+      // A stale socket file: bound by a process that is gone (Python does not
+      // remove it on exit).
+      const bind = await run("python3", [
+        "-c",
+        `import socket; socket.socket(socket.AF_UNIX).bind(${
+          JSON.stringify(path)
+        })`,
+      ]);
+      assertEquals(bind.code, 0, bind.stderr);
+      assert((await Deno.lstat(path)).isSocket);
+      const server = await startCli(["--unix", path], { permissions });
+      const result = await runCli(["connect", "--unix", path], { permissions });
+      assertEquals(result.stdout, "Connection Established\r\n");
+      const probe = await runCli(["check", "--unix", path], { permissions });
+      assertEquals(probe.code, 0, probe.stdout);
+      assertStringIncludes(
+        probe.stdout,
+        `OK ${path} sent the expected greeting`,
+      );
+      const live = await runCli(["--unix", path], { permissions });
+      assertEquals(live.code, 1);
+      assertStringIncludes(live.stderr, "another server is listening on it");
+      const { code } = await server.stop();
+      assertEquals(code, 0);
+      // The socket file is removed on shutdown.
+      assertEquals(await Deno.lstat(path).then(() => true, () => false), false);
+      await Deno.writeTextFile(path, "not a socket");
+      const notSocket = await runCli(["--unix", path], { permissions });
+      assertStringIncludes(
+        notSocket.stderr,
+        "the path exists and is not a socket",
+      );
+    });
+  },
+);
 
-Deno.test("greeter on a Unix socket logs its clients and fills in templates", async () => {
-  await withTempDir(async (dir) => {
-    const path = `${dir}/greeter.sock`;
-    const server = await startCli(
-      [
-        "--unix",
-        path,
-        "-m",
-        "to [{remote_addr}] on {local_addr}",
-        "--log-format",
-        "json",
-        "--log-rate",
-        "0",
-      ],
-      { permissions },
-    );
-    const client = await runCli(["connect", "--unix", path], { permissions });
-    assertEquals(client.stdout, `to [] on ${path}\r\n`);
-    await server.waitFor(/"event":"connection"/);
-    const { stdout } = await server.stop();
-    const connection = stdout.trim().split("\n").map((line) => JSON.parse(line))
-      .find((line) => line.event === "connection");
-    assertEquals(connection.remote, "unix socket");
-    assertEquals(connection.local, path);
-    assertEquals([connection.remote_host, connection.remote_port], [
-      null,
-      null,
-    ]);
-    assertEquals(connection.outcome, "greeted");
-  });
-});
+Deno.test(
+  "greeter on a Unix socket logs its clients and fills in templates",
+  UNIX_SOCKETS,
+  async () => {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/greeter.sock`;
+      const server = await startCli(
+        [
+          "--unix",
+          path,
+          "-m",
+          "to [{remote_addr}] on {local_addr}",
+          "--log-format",
+          "json",
+          "--log-rate",
+          "0",
+        ],
+        { permissions },
+      );
+      const client = await runCli(["connect", "--unix", path], { permissions });
+      assertEquals(client.stdout, `to [] on ${path}\r\n`);
+      await server.waitFor(/"event.action":"connection"/);
+      const { stdout } = await server.stop();
+      const connection = stdout.trim().split("\n").map((line) =>
+        JSON.parse(line)
+      )
+        .find((line) => line["event.action"] === "connection");
+      assertEquals(connection.message, "Connection received from unix socket");
+      assertEquals(connection["network.transport"], "unix");
+      assertEquals(
+        [connection["server.address"], connection["server.port"]],
+        [path, null],
+      );
+      assertEquals(
+        [connection["client.address"], connection["client.port"]],
+        [null, null],
+      );
+      assertEquals(connection["greeter.outcome"], "greeted");
+    });
+  },
+);

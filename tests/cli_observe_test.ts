@@ -4,103 +4,142 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { closedPort, pool, readAll, runCli, startCli } from "./_helpers.ts";
+import {
+  closedPort,
+  pool,
+  POSIX_SIGNALS,
+  readAll,
+  runCli,
+  startCli,
+} from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0"];
 
-Deno.test("greeter --log-format json logs start, connections and stop", async () => {
-  await using server = await startCli([
-    ...LOCAL,
-    "--log-format",
-    "json",
-    "--metrics",
-    "127.0.0.1:0",
-  ]);
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  const clientPort = conn.localAddr.port;
-  while ((await conn.read(new Uint8Array(64))) !== null) {
-    // Read to the end.
-  }
-  conn.close();
-  await server.waitFor(/"event":"connection"/);
-  const { code, stdout } = await server.stop();
-  assertEquals(code, 0);
-  const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
-  assertEquals(lines.map((line) => line.event), [
-    "start",
-    "connection",
-    "stop",
-  ]);
-  const [start, connection, stop] = lines;
-  assertEquals(start.listen, [`127.0.0.1:${server.port}`]);
-  assertMatch(start.metrics, /^127\.0\.0\.1:\d+$/);
-  assertEquals(start.v, 1);
-  assertMatch(connection.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-  assertEquals(connection.remote, `127.0.0.1:${clientPort}`);
-  assertEquals(connection.remote_host, "127.0.0.1");
-  assertEquals(connection.remote_port, clientPort);
-  assertEquals(connection.local, `127.0.0.1:${server.port}`);
-  assertEquals(connection.outcome, "greeted");
-  assertEquals(connection.reason, null);
-  assertEquals([connection.bytes, connection.greeting_bytes], [24, 24]);
-  assert(connection.duration_ms >= 0);
-  assertEquals(stop.accepted, 1);
-  assertEquals(stop.outcomes.greeted, 1);
-});
+Deno.test(
+  "greeter --log-format json logs start, connections and stop",
+  POSIX_SIGNALS,
+  async () => {
+    await using server = await startCli([
+      ...LOCAL,
+      "--log-format",
+      "json",
+      "--metrics",
+      "127.0.0.1:0",
+    ]);
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    const clientPort = conn.localAddr.port;
+    while ((await conn.read(new Uint8Array(64))) !== null) {
+      // Read to the end.
+    }
+    conn.close();
+    await server.waitFor(/"event.action":"connection"/);
+    const { code, stdout } = await server.stop();
+    assertEquals(code, 0);
+    const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    assertEquals(lines.map((line) => line["event.action"]), [
+      "start",
+      "connection",
+      "stop",
+    ]);
+    const [start, connection, stop] = lines;
+    assertEquals(start["greeter.listen"], [`127.0.0.1:${server.port}`]);
+    assertMatch(start["greeter.metrics"], /^127\.0\.0\.1:\d+$/);
+    assertEquals(start["greeter.schema"], 2);
+    assertMatch(
+      connection["@timestamp"],
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+    );
+    assertEquals(
+      connection.message,
+      `Connection received from 127.0.0.1:${clientPort}`,
+    );
+    assertEquals(connection["client.address"], "127.0.0.1");
+    assertEquals(connection["client.port"], clientPort);
+    assertEquals(connection["server.address"], "127.0.0.1");
+    assertEquals(connection["server.port"], server.port);
+    assertEquals(connection["network.transport"], "tcp");
+    assertEquals(connection["event.outcome"], "success");
+    assertEquals(connection["greeter.outcome"], "greeted");
+    assertEquals(connection["greeter.reason"], null);
+    assertEquals(
+      [connection["greeter.bytes"], connection["greeter.greeting_bytes"]],
+      [24, 24],
+    );
+    assert(Number.isSafeInteger(connection["event.duration"]));
+    assert(connection["event.duration"] >= 0);
+    assertEquals(stop["greeter.accepted"], 1);
+    assertEquals(stop["greeter.outcomes"].greeted, 1);
+  },
+);
 
-Deno.test("greeter summarizes a flood with exact counts", async () => {
-  await using server = await startCli([...LOCAL, "--log-rate", "5"]);
-  await pool(300, 20, () => readAll(server.port));
-  const { code, stdout } = await server.stop();
-  assertEquals(code, 0);
-  const logged = stdout.match(/^Connection received from /gm)?.length ?? 0;
-  const suppressed = [
-    ...stdout.matchAll(
-      /^(\d+) more connections? from 127\.0\.0\.1 suppressed$/gm,
-    ),
-  ]
-    .reduce((sum, match) => sum + Number(match[1]), 0);
-  assert(logged >= 5 && logged < 300, `logged ${logged}`);
-  assertEquals(logged + suppressed, 300);
-});
+Deno.test(
+  "greeter summarizes a flood with exact counts",
+  POSIX_SIGNALS,
+  async () => {
+    await using server = await startCli([...LOCAL, "--log-rate", "5"]);
+    await pool(300, 20, () => readAll(server.port));
+    const { code, stdout } = await server.stop();
+    assertEquals(code, 0);
+    const logged = stdout.match(/^Connection received from /gm)?.length ?? 0;
+    const suppressed = [
+      ...stdout.matchAll(
+        /^(\d+) more connections? from 127\.0\.0\.1 suppressed$/gm,
+      ),
+    ]
+      .reduce((sum, match) => sum + Number(match[1]), 0);
+    assert(logged >= 5 && logged < 300, `logged ${logged}`);
+    assertEquals(logged + suppressed, 300);
+  },
+);
 
-Deno.test("greeter --log-rate 0 logs every connection", async () => {
-  await using server = await startCli([...LOCAL, "--log-rate", "0"]);
-  await pool(300, 20, () => readAll(server.port));
-  const { stdout } = await server.stop();
-  assertEquals(stdout.match(/^Connection received from /gm)?.length, 300);
-});
+Deno.test(
+  "greeter --log-rate 0 logs every connection",
+  POSIX_SIGNALS,
+  async () => {
+    await using server = await startCli([...LOCAL, "--log-rate", "0"]);
+    await pool(300, 20, () => readAll(server.port));
+    const { stdout } = await server.stop();
+    assertEquals(stdout.match(/^Connection received from /gm)?.length, 300);
+  },
+);
 
-Deno.test("greeter --metrics serves exact counts and /healthz", async () => {
-  await using server = await startCli([
-    ...LOCAL,
-    "--metrics",
-    "127.0.0.1:0",
-    "-q",
-  ]);
-  const [, metricsPort] = await server.waitFor(
-    /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
-  );
-  const base = `http://127.0.0.1:${metricsPort}`;
-  await pool(50, 10, () => readAll(server.port));
-  const metrics = await (await fetch(`${base}/metrics`)).text();
-  assertStringIncludes(metrics, "\ngreeter_connections_accepted_total 50\n");
-  assertStringIncludes(
-    metrics,
-    '\ngreeter_connections_total{outcome="greeted"} 50\n',
-  );
-  assertStringIncludes(
-    metrics,
-    "\ngreeter_connection_duration_seconds_count 50\n",
-  );
-  assertStringIncludes(metrics, "\ngreeter_bytes_written_total 1200\n");
-  const health = await fetch(`${base}/healthz`);
-  assertEquals([health.status, await health.text()], [200, "ok\n"]);
-  const missing = await fetch(`${base}/nope`);
-  assertEquals(missing.status, 404);
-  await missing.body?.cancel();
-  assertEquals((await server.stop()).code, 0);
-});
+Deno.test(
+  "greeter --metrics serves exact counts and /healthz",
+  POSIX_SIGNALS,
+  async () => {
+    await using server = await startCli([
+      ...LOCAL,
+      "--metrics",
+      "127.0.0.1:0",
+      "-q",
+    ]);
+    const [, metricsPort] = await server.waitFor(
+      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
+    );
+    const base = `http://127.0.0.1:${metricsPort}`;
+    await pool(50, 10, () => readAll(server.port));
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assertStringIncludes(metrics, "\ngreeter_connections_accepted_total 50\n");
+    assertStringIncludes(
+      metrics,
+      '\ngreeter_connections_total{outcome="greeted"} 50\n',
+    );
+    assertStringIncludes(
+      metrics,
+      "\ngreeter_connection_duration_seconds_count 50\n",
+    );
+    assertStringIncludes(metrics, "\ngreeter_bytes_written_total 1200\n");
+    const health = await fetch(`${base}/healthz`);
+    assertEquals([health.status, await health.text()], [200, "ok\n"]);
+    const missing = await fetch(`${base}/nope`);
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+    assertEquals((await server.stop()).code, 0);
+  },
+);
 
 Deno.test("greeter --metrics on a busy port starts nothing", async () => {
   using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -3,8 +3,8 @@
 // command serves and its HEALTHCHECK passes against it, or that the unit's
 // ExecStart starts greeter. Where systemd-analyze is installed, it checks
 // the unit itself.
-import { assertEquals, assertMatch } from "@std/assert";
-import { canRun, ROOT, runCli, startCli } from "./_helpers.ts";
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { canRun, closedPort, ROOT, runCli, startCli } from "./_helpers.ts";
 
 const BINARY = "/usr/local/bin/greeter";
 // Windows has no SIGTERM to stop cleanly with: there the exit is not checked.
@@ -26,6 +26,15 @@ function execForm(lines: string[], pattern: RegExp): string[] {
   return JSON.parse(json);
 }
 
+/** The value of `--port` in a greeter command line. */
+function portIndex(args: string[]): number {
+  const index = args.indexOf("--port") + 1;
+  if (index === 0 || index === args.length) {
+    throw new Error(`No --port PORT in ${args.join(" ")}`);
+  }
+  return index;
+}
+
 Deno.test("Dockerfile's command serves greeter and its HEALTHCHECK passes against it", async () => {
   const lines = await dockerInstructions();
   const entrypoint = execForm(lines, /^ENTRYPOINT /);
@@ -36,31 +45,44 @@ Deno.test("Dockerfile's command serves greeter and its HEALTHCHECK passes agains
   assertMatch(lines.find((l) => l.startsWith("USER "))!, /^USER [1-9]\d*:/);
   assertEquals(lines.find((l) => l.startsWith("EXPOSE ")), "EXPOSE 8080");
 
-  const checkHealth = () => runCli(health.slice(1));
+  // The files say 8080; the test serves on a free port (8080 may be busy
+  // here) and points the health check at it, once it has checked that the
+  // check targets the port the command serves.
+  const port = portIndex(command);
+  assertEquals(command[port], "8080");
+  const target = health.indexOf(`127.0.0.1:${command[port]}`);
+  assert(target > 0, `HEALTHCHECK targets the port CMD serves: ${health}`);
+  const checkHealth = (live: number) =>
+    runCli(health.slice(1).with(target - 1, `127.0.0.1:${live}`));
   {
-    await using server = await startCli(command);
-    assertEquals(server.port, 8080);
-    const result = await checkHealth();
+    await using server = await startCli(command.with(port, "0"));
+    const result = await checkHealth(server.port);
     assertEquals(result.code, 0, result.stderr);
     assertMatch(
       result.stdout,
-      /^OK 127\.0\.0\.1:8080 sent the expected greeting \(24 bytes\)/,
+      new RegExp(
+        `^OK 127\\.0\\.0\\.1:${server.port} sent the expected greeting \\(24 bytes\\)`,
+      ),
     );
     const { code } = await server.stop();
     if (!onWindows) assertEquals(code, 0);
   }
   // With no server the check fails, so "healthy" means something.
-  const down = await checkHealth();
+  const down = await checkHealth(closedPort());
   assertEquals(down.code, 1);
-  assertMatch(down.stdout, /^FAIL .*127\.0\.0\.1:8080.*connection refused/);
+  assertMatch(down.stdout, /^FAIL .*127\.0\.0\.1:\d+.*connection refused/);
 });
 
 Deno.test("systemd unit's ExecStart starts greeter", async () => {
   const unit = await Deno.readTextFile(`${ROOT}/deploy/greeter.service`);
   const execStart = /^ExecStart=(.+)$/m.exec(unit)?.[1].trim().split(/\s+/);
   assertEquals(execStart?.[0], BINARY);
-  await using server = await startCli(execStart!.slice(1));
-  assertEquals(server.port, 8080);
+  const args = execStart!.slice(1);
+  const port = portIndex(args);
+  assertEquals(args[port], "8080");
+  // On a free port rather than 8080, which may be busy here.
+  await using server = await startCli(args.with(port, "0"));
+  assert(server.port > 0);
   const { code } = await server.stop("SIGTERM");
   if (!onWindows) assertEquals(code, 0, "a clean stop");
 });

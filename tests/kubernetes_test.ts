@@ -207,7 +207,7 @@ Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pas
   args[args.indexOf("--metrics") + 1] = "127.0.0.1:0";
   await using server = await startCli(args);
   const [, metricsPort] = await server.waitFor(
-    /"metrics":"127\.0\.0\.1:(\d+)"/,
+    /"greeter.metrics":"127\.0\.0\.1:(\d+)"/,
   );
 
   const [, , , ...checkArgs] = container.livenessProbe.exec.command;

@@ -1,9 +1,13 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
+  defaultLogTimestamps,
+  ECS_VERSION,
   formatJsonConnectionLine,
+  formatJsonErrorLine,
   formatJsonLogLine,
   formatLogTime,
   formatTextConnectionLine,
+  formatTextLine,
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
 } from "../lib/observe/log_format.ts";
@@ -23,39 +27,115 @@ const RECORD: ConnectionRecord = {
   duration: 78,
 };
 
+/** The fields every v2 line starts with. */
+function head(
+  time: string,
+  level: string,
+  message: string,
+  action: string,
+  outcome = "success",
+  kind = "event",
+): string {
+  return `{"@timestamp":"${time}","log.level":"${level}","message":${
+    JSON.stringify(message)
+  },"ecs.version":"${ECS_VERSION}","event.kind":"${kind}",` +
+    `"event.action":"${action}","event.outcome":"${outcome}",` +
+    `"greeter.schema":2`;
+}
+
 Deno.test("formatJsonConnectionLine() writes the documented fields in order", () => {
+  assertEquals(LOG_SCHEMA_VERSION, 2);
   assertEquals(
     formatJsonConnectionLine(RECORD),
-    '{"time":"2025-01-02T03:04:05.678Z","event":"connection","v":1,' +
-      '"remote":"192.0.2.7:51234","remote_host":"192.0.2.7",' +
-      '"remote_port":51234,"local":"[::]:8080","outcome":"greeted",' +
-      '"reason":null,"bytes":24,"greeting_bytes":24,"duration_ms":78}',
+    head(
+      "2025-01-02T03:04:05.678Z",
+      "info",
+      "Connection received from 192.0.2.7:51234",
+      "connection",
+    ) +
+      ',"event.duration":78000000,"client.address":"192.0.2.7",' +
+      '"client.port":51234,"server.address":"::","server.port":8080,' +
+      '"network.transport":"tcp","greeter.outcome":"greeted",' +
+      '"greeter.reason":null,"greeter.bytes":24,"greeter.greeting_bytes":24}',
   );
 });
 
-Deno.test("formatJsonConnectionLine() escapes the reason and keeps IPv6 hosts bare", () => {
+Deno.test("formatJsonConnectionLine() escapes the reason, keeps IPv6 hosts bare and fails what is not greeted", () => {
   const line = formatJsonConnectionLine({
     ...RECORD,
     remoteAddr: { transport: "tcp", hostname: "2001:db8::1", port: 1 },
+    localAddr: { transport: "tcp", hostname: "::ffff:127.0.0.1", port: 23 },
     outcome: "error",
     reason: 'odd "code"\n',
     bytesWritten: 3,
+    duration: 0.5,
   });
   assertEquals(JSON.parse(line), {
-    time: "2025-01-02T03:04:05.678Z",
-    event: "connection",
-    v: LOG_SCHEMA_VERSION,
-    remote: "[2001:db8::1]:1",
-    remote_host: "2001:db8::1",
-    remote_port: 1,
-    local: "[::]:8080",
-    outcome: "error",
-    reason: 'odd "code"\n',
-    bytes: 3,
-    greeting_bytes: 24,
-    duration_ms: 78,
+    "@timestamp": "2025-01-02T03:04:05.600Z",
+    "log.level": "error",
+    message: "Connection received from [2001:db8::1]:1",
+    "ecs.version": ECS_VERSION,
+    "event.kind": "event",
+    "event.action": "connection",
+    "event.outcome": "failure",
+    "greeter.schema": 2,
+    "event.duration": 500_000,
+    "client.address": "2001:db8::1",
+    "client.port": 1,
+    "server.address": "127.0.0.1",
+    "server.port": 23,
+    "network.transport": "tcp",
+    "greeter.outcome": "error",
+    "greeter.reason": 'odd "code"\n',
+    "greeter.bytes": 3,
+    "greeter.greeting_bytes": 24,
   });
   assertEquals(line.includes("\n"), false);
+  for (const outcome of ["refused", "timed_out", "reset", "aborted"] as const) {
+    const parsed = JSON.parse(formatJsonConnectionLine({ ...RECORD, outcome }));
+    assertEquals(
+      [parsed["event.outcome"], parsed["log.level"], parsed["greeter.outcome"]],
+      ["failure", "info", outcome],
+    );
+  }
+});
+
+Deno.test("formatJsonConnectionLine() gives a Unix socket's path and null ports", () => {
+  const parsed = JSON.parse(formatJsonConnectionLine({
+    ...RECORD,
+    remoteAddr: { transport: "unix", path: "" },
+    localAddr: { transport: "unix", path: "/run/greeter.sock" },
+  }));
+  assertEquals(parsed.message, "Connection received from unix socket");
+  assertEquals(
+    [
+      parsed["client.address"],
+      parsed["client.port"],
+      parsed["server.address"],
+      parsed["server.port"],
+      parsed["network.transport"],
+    ],
+    [null, null, "/run/greeter.sock", null, "unix"],
+  );
+});
+
+Deno.test("formatJsonConnectionLine() names the direct peer only when given one", () => {
+  assert(!formatJsonConnectionLine(RECORD).includes("network.peer"));
+  const parsed = JSON.parse(
+    formatJsonConnectionLine(RECORD, {
+      transport: "tcp",
+      hostname: "10.0.0.2",
+      port: 40000,
+    }),
+  );
+  assertEquals(
+    [
+      parsed["client.address"],
+      parsed["network.peer.address"],
+      parsed["network.peer.port"],
+    ],
+    ["192.0.2.7", "10.0.0.2", 40000],
+  );
 });
 
 Deno.test("formatJsonLogLine() formats a connection event like formatJsonConnectionLine()", () => {
@@ -75,16 +155,23 @@ Deno.test("formatJsonLogLine() formats start with version, pid and every address
         { transport: "tcp", hostname: "::1", port: 8443 },
       ],
     }),
-    `{"time":"2025-01-02T03:04:05.600Z","event":"start","v":1,` +
-      `"version":${JSON.stringify(VERSION)},"pid":${Deno.pid},` +
-      `"listen":["0.0.0.0:8080","[::1]:8443"],"metrics":null}`,
+    head(
+      "2025-01-02T03:04:05.600Z",
+      "info",
+      "Server is listening for incoming connections on 0.0.0.0:8080, [::1]:8443",
+      "start",
+    ) +
+      `,"service.version":${
+        JSON.stringify(VERSION)
+      },"process.pid":${Deno.pid},` +
+      `"greeter.listen":["0.0.0.0:8080","[::1]:8443"],"greeter.metrics":null}`,
   );
   assertEquals(
     JSON.parse(formatJsonLogLine({
       event: "start",
       listen: [],
       metrics: { transport: "tcp", hostname: "127.0.0.1", port: 9464 },
-    })).metrics,
+    }))["greeter.metrics"],
     "127.0.0.1:9464",
   );
 });
@@ -101,26 +188,34 @@ Deno.test("formatJsonLogLine() formats stats and stop with every total", () => {
   stats.acceptErrors.EMFILE = 3;
   stats.pausedAtLimit = 2;
   stats.bytesWritten = 48;
-  const totals = '"uptime_ms":3723000,"accepted":5,"active":1,' +
-    '"outcomes":{"greeted":2,"refused":1,"timed_out":0,"reset":1,' +
-    '"aborted":0,"error":0},"refused":{"denied":0,"per_ip_limit":0,' +
-    '"rate_limit":1},"accept_errors":{"EMFILE":3},"paused_at_limit":2,' +
-    '"bytes":48';
-  const time = START + 3_723_000;
+  const totals = '"process.uptime":3723,"greeter.accepted":5,' +
+    '"greeter.active":1,"greeter.outcomes":{"greeted":2,"refused":1,' +
+    '"timed_out":0,"reset":1,"aborted":0,"error":0},"greeter.refused":' +
+    '{"denied":0,"per_ip_limit":0,"rate_limit":1},"greeter.accept_errors":' +
+    '{"EMFILE":3},"greeter.paused_at_limit":2,"greeter.bytes":48';
+  const time = START + 3_723_999;
+  const at = "2025-01-02T04:06:09.599Z";
   assertEquals(
     formatJsonLogLine({ event: "stats", stats, time }),
-    `{"time":"2025-01-02T04:06:08.600Z","event":"stats","v":1,${totals}}`,
+    head(
+      at,
+      "info",
+      "Stats: 5 accepted, 1 active",
+      "stats",
+      "success",
+      "metric",
+    ) +
+      `,${totals}}`,
   );
   assertEquals(
     formatJsonLogLine({ event: "stop", stats, time }),
-    `{"time":"2025-01-02T04:06:08.600Z","event":"stop","v":1,${totals},` +
-      `"error":null}`,
+    head(at, "info", "Server stopped: 5 connections, 2 greeted", "stop") +
+      `,${totals}}`,
   );
   assertEquals(
-    JSON.parse(
-      formatJsonLogLine({ event: "stop", stats, time, error: "Boom" }),
-    ).error,
-    "Boom",
+    formatJsonLogLine({ event: "stop", stats, time, error: "Boom" }),
+    head(at, "error", "Server stopped: Boom", "stop", "failure") +
+      `,${totals},"error.message":"Boom"}`,
   );
 });
 
@@ -132,26 +227,74 @@ Deno.test("formatJsonLogLine() formats suppressed with the source or null", () =
       count: 15,
       time: START,
     }),
-    '{"time":"2025-01-02T03:04:05.600Z","event":"suppressed","v":1,' +
-      '"source":"192.0.2.7","count":15}',
+    head(
+      "2025-01-02T03:04:05.600Z",
+      "warn",
+      "15 more connections from 192.0.2.7 suppressed",
+      "suppressed",
+    ) +
+      ',"greeter.suppressed.source":"192.0.2.7","greeter.suppressed.count":15}',
   );
   assertEquals(
-    formatJsonLogLine({
+    JSON.parse(formatJsonLogLine({
       event: "suppressed",
       source: undefined,
       count: 1,
       time: START,
-    }),
-    '{"time":"2025-01-02T03:04:05.600Z","event":"suppressed","v":1,' +
-      '"source":null,"count":1}',
+    }))["greeter.suppressed.source"],
+    null,
   );
 });
 
-Deno.test("formatTextConnectionLine() keeps the human line", () => {
+Deno.test("formatJsonErrorLine() writes a start-up failure as a JSON line", () => {
+  assertEquals(
+    formatJsonErrorLine(
+      "Cannot listen on 127.0.0.1:1: permission denied",
+      START,
+    ),
+    head(
+      "2025-01-02T03:04:05.600Z",
+      "error",
+      "Cannot listen on 127.0.0.1:1: permission denied",
+      "start",
+      "failure",
+    ) + ',"error.message":"Cannot listen on 127.0.0.1:1: permission denied"}',
+  );
+});
+
+Deno.test("formatTextConnectionLine() keeps the human line, with a timestamp when asked", () => {
   assertEquals(
     formatTextConnectionLine(RECORD.remoteAddr),
     "Connection received from 192.0.2.7:51234",
   );
+  assertEquals(
+    formatTextConnectionLine(RECORD.remoteAddr, { timestamps: false }),
+    "Connection received from 192.0.2.7:51234",
+  );
+  const before = Date.now();
+  const line = formatTextConnectionLine(RECORD.remoteAddr, {
+    timestamps: true,
+  });
+  const after = Date.now();
+  const match = /^(\S+) Connection received from 192\.0\.2\.7:51234$/.exec(
+    line,
+  );
+  assert(match, line);
+  const stamped = Date.parse(match[1]);
+  assertEquals(formatLogTime(stamped), match[1]);
+  assert(before <= stamped && stamped <= after, line);
+});
+
+Deno.test("formatTextLine() puts an RFC 3339 timestamp first only when asked", () => {
+  assertEquals(
+    formatTextLine("Server stopped", { timestamps: true }, START),
+    "2025-01-02T03:04:05.600Z Server stopped",
+  );
+  assertEquals(
+    formatTextLine("Server stopped", { timestamps: false }, START),
+    "Server stopped",
+  );
+  assertEquals(formatTextLine("Server stopped"), "Server stopped");
 });
 
 Deno.test("formatTextSuppressedLine() counts in words, singular and plural", () => {
@@ -166,6 +309,23 @@ Deno.test("formatTextSuppressedLine() counts in words, singular and plural", () 
   assertEquals(
     formatTextSuppressedLine(undefined, 7),
     "7 more connections from other sources suppressed",
+  );
+});
+
+Deno.test("defaultLogTimestamps() stamps lines only off a terminal and off journald", () => {
+  assertEquals(defaultLogTimestamps({ isTerminal: false }), true);
+  assertEquals(defaultLogTimestamps({ isTerminal: true }), false);
+  assertEquals(
+    defaultLogTimestamps({ isTerminal: false, journalStream: "8:12345" }),
+    false,
+  );
+  assertEquals(
+    defaultLogTimestamps({ isTerminal: true, journalStream: "8:12345" }),
+    false,
+  );
+  assertEquals(
+    defaultLogTimestamps({ isTerminal: false, journalStream: "" }),
+    true,
   );
 });
 

@@ -142,17 +142,27 @@ Deno.test("createLogThrottle() accounts for every connection of a real server", 
   await server.shutdown();
   throttle.close();
   const events = lines.map((line) => JSON.parse(line));
-  const logged = events.filter((event) => event.event === "connection");
-  const suppressed = events.filter((event) => event.event === "suppressed");
+  const logged = events.filter((event) =>
+    event["event.action"] === "connection"
+  );
+  const suppressed = events.filter((event) =>
+    event["event.action"] === "suppressed"
+  );
   // The burst takes well under a second on loopback; if it straddles a
   // second, more lines pass, but the sum stays exact.
   assert(logged.length >= 10 && logged.length < connections);
   assertEquals(
     logged.length +
-      suppressed.reduce((sum: number, event) => sum + event.count, 0),
+      suppressed.reduce(
+        (sum: number, event) => sum + event["greeter.suppressed.count"],
+        0,
+      ),
     connections,
   );
-  assertEquals(suppressed.map((event) => event.source), ["127.0.0.1"]);
+  assertEquals(
+    suppressed.map((event) => event["greeter.suppressed.source"]),
+    ["127.0.0.1"],
+  );
 });
 
 Deno.test("createLogThrottle() forgets quiet sources once the map is full in a later second", async () => {

@@ -112,8 +112,8 @@ greeter_log_lines_dropped_total 0
   );
 });
 
-// A missing promtool must skip the test, not fail the file: Deno rejects the
-// spawn of a command that is not on PATH.
+// canRun: Command.output() throws at once (not a rejected promise) when
+// the program is missing, which .then(..., () => false) does not catch.
 const promtool = await canRun("promtool");
 
 Deno.test({

@@ -48,8 +48,8 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 Deno.test({
-  name: "watchStatsSignal() calls back on a real SIGUSR1 until unregistered" +
-    (STATS_SIGNAL_SUPPORTED ? "" : " (skipped: Windows has no SIGUSR1)"),
+  name: "watchStatsSignal() calls back on a real SIGUSR2 until unregistered" +
+    (STATS_SIGNAL_SUPPORTED ? "" : " (skipped: Windows has no SIGUSR2)"),
   ignore: !STATS_SIGNAL_SUPPORTED,
   async fn() {
     let calls = 0;
@@ -59,7 +59,7 @@ Deno.test({
       calls++;
       signalled();
     });
-    Deno.kill(Deno.pid, "SIGUSR1");
+    Deno.kill(Deno.pid, "SIGUSR2");
     await within(received, 5_000);
     assertEquals(calls, 1);
     stop();
@@ -68,12 +68,12 @@ Deno.test({
     let marked!: () => void;
     const marker = new Promise<void>((resolve) => marked = resolve);
     const other = () => marked();
-    Deno.addSignalListener("SIGUSR1", other);
+    Deno.addSignalListener("SIGUSR2", other);
     try {
-      Deno.kill(Deno.pid, "SIGUSR1");
+      Deno.kill(Deno.pid, "SIGUSR2");
       await within(marker, 5_000);
     } finally {
-      Deno.removeSignalListener("SIGUSR1", other);
+      Deno.removeSignalListener("SIGUSR2", other);
     }
     assertEquals(calls, 1);
   },

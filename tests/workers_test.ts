@@ -146,11 +146,11 @@ Deno.test(
       "0",
     ], UNSTABLE);
     const start = JSON.parse(server.stdout().split("\n")[0]);
-    assertEquals(start.event, "start");
+    assertEquals(start["event.action"], "start");
     // Two port-0 listeners: the first worker chose both ports, the second
     // listens on the same two.
-    assertEquals(start.listen.length, 2);
-    const ports = start.listen.map((addr: string) =>
+    assertEquals(start["greeter.listen"].length, 2);
+    const ports = start["greeter.listen"].map((addr: string) =>
       Number(addr.split(":")[1])
     );
     assert(ports[0] !== ports[1] && ports.every((p: number) => p > 0));
@@ -161,24 +161,32 @@ Deno.test(
     }
     await waitUntil(
       () =>
-        (server.stdout().match(/"event":"connection"/g)?.length ?? 0) === 400,
+        (server.stdout().match(/"event.action":"connection"/g)?.length ?? 0) ===
+          400,
       5_000,
       "400 connection lines",
     );
     const { code, stdout } = await server.stop("SIGINT");
     assertEquals(code, 0);
     const events = stdout.trim().split("\n").map((line) => JSON.parse(line));
-    assertEquals(events.filter((e) => e.event === "start").length, 1);
-    assertEquals(events.filter((e) => e.event === "connection").length, 400);
+    const action = (e: Record<string, unknown>) => e["event.action"];
+    assertEquals(events.filter((e) => action(e) === "start").length, 1);
+    assertEquals(
+      events.filter((e) => action(e) === "connection").length,
+      400,
+    );
     const stop = events.at(-1);
-    assertEquals(stop.event, "stop");
-    assertEquals([stop.accepted, stop.outcomes.greeted], [400, 400]);
-    assertEquals(stop.error, null);
+    assertEquals(action(stop), "stop");
+    assertEquals(
+      [stop["greeter.accepted"], stop["greeter.outcomes"].greeted],
+      [400, 400],
+    );
+    assertEquals(stop["error.message"], undefined);
   },
 );
 
 Deno.test(
-  "greeter --workers 2 answers SIGUSR1 with fresh totals and drains on SIGTERM",
+  "greeter --workers 2 answers SIGUSR2 with fresh totals and drains on SIGTERM",
   linuxOnly,
   async () => {
     await using server = await startCli([
@@ -193,7 +201,7 @@ Deno.test(
       /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
     );
     await pool(10, 5, () => readAll(server.port));
-    server.process.kill("SIGUSR1");
+    server.process.kill("SIGUSR2");
     const [line] = await server.waitFor(/^Stats: uptime .*$/m);
     assertMatch(line, /; accepted 10; greeted 10, /);
 

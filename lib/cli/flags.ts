@@ -229,11 +229,13 @@ export function formatFlagHelp(specs: FlagSpec[]): string {
 }
 
 /** A request for help or the version, which prints and exits 0. */
-export interface InfoCommand {
-  command: "help" | "version";
-  /** What to print for help. */
-  text?: string;
-}
+export type InfoCommand =
+  | {
+    command: "help";
+    /** What to print. */
+    text: string;
+  }
+  | { command: "version" };
 
 /** Thrown to end a command with a message already explained. */
 export class ExitError extends Error {

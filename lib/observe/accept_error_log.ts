@@ -1,10 +1,6 @@
 import type { AcceptErrorKind } from "../server/options.ts";
 import { acceptErrorCode } from "../server/accept_loop.ts";
-import {
-  formatLogTime,
-  LOG_SCHEMA_VERSION,
-  type LogFormat,
-} from "./log_format.ts";
+import { formatJsonLogLine, type LogFormat } from "./log_format.ts";
 
 /** Options for {@linkcode createAcceptErrorLog}. */
 export interface AcceptErrorLogOptions {
@@ -55,22 +51,21 @@ export function createAcceptErrorLog(
     count: number,
     message?: string,
   ): string {
-    if (format === "json") {
-      return JSON.stringify({
-        time: formatLogTime(Date.now()),
-        event: "accept_error",
-        v: LOG_SCHEMA_VERSION,
-        code,
-        kind,
-        count,
-        ...(message === undefined ? {} : { message }),
-      });
-    }
-    return message === undefined
+    const text = message === undefined
       ? `Accept failed ${count} more time${
         count === 1 ? "" : "s"
       } with ${code} (${MEANING[kind]})`
       : `Accept failed with ${code}: ${message} (${MEANING[kind]})`;
+    return format === "json"
+      ? formatJsonLogLine({
+        event: "accept_error",
+        code,
+        kind,
+        count,
+        text,
+        message,
+      })
+      : text;
   }
 
   function flush() {

@@ -160,13 +160,7 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
     reloaded(error) {
       writer.line(
         json
-          ? JSON.stringify({
-            time: formatLogTime(Date.now()),
-            event: "reload",
-            v: LOG_SCHEMA_VERSION,
-            result: error === undefined ? "success" : "failure",
-            error: error ?? null,
-          })
+          ? formatJsonLogLine({ event: "reload", error })
           : error === undefined
           ? "Configuration reloaded"
           : `Reload failed, the old configuration stays: ${error}`,

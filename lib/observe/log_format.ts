@@ -1,3 +1,43 @@
+/**
+ * The log's two formats. `text`: the classic human lines
+ * (`Connection received from HOST:PORT`), optionally after an RFC 3339
+ * timestamp. `json`: one object per line, schema v2, in the common names of
+ * Elastic Common Schema (ECS) and OpenTelemetry (OTel) so log pipelines
+ * (Elastic, Loki, OTel collectors) read it without mapping. Keys are flat
+ * dotted names (`"client.port": 51234`), which both ECS and OTel accept; the
+ * ones without a common name are under `greeter.`.
+ *
+ * | key                                  | lines       | type      | standard | what |
+ * | ------------------------------------ | ----------- | --------- | -------- | ---- |
+ * | `@timestamp`                         | all         | string    | ECS      | RFC 3339, UTC, milliseconds; a connection's is when it ended |
+ * | `log.level`                          | all         | string    | ECS      | `info`, `warn` (suppressed lines) or `error` |
+ * | `message`                            | all         | string    | ECS      | the text line: `Connection received from HOST:PORT`, ... |
+ * | `ecs.version`                        | all         | string    | ECS      | {@linkcode ECS_VERSION} |
+ * | `event.kind`                         | all         | string    | ECS      | `metric` for `stats`, `event` otherwise |
+ * | `event.action`                       | all         | string    | ECS      | `start`, `connection`, `suppressed`, `stats`, `stop` (v1's `event`) |
+ * | `event.outcome`                      | all         | string    | ECS      | `success` or `failure` (a connection is a success when greeted) |
+ * | `greeter.schema`                     | all         | number    | greeter  | {@linkcode LOG_SCHEMA_VERSION} (v1's `v`) |
+ * | `event.duration`                     | connection  | integer   | ECS      | accept to close, nanoseconds (v1's `duration_ms`) |
+ * | `client.address`, `client.port`      | connection  | string, integer | ECS, OTel | the client; IPv4 clients of `::` as IPv4; null on Unix sockets (v1's `remote_host`, `remote_port`) |
+ * | `server.address`, `server.port`      | connection  | string, integer | ECS, OTel | the address the client reached, or the socket's path and null (v1's `local`) |
+ * | `network.peer.address`, `network.peer.port` | connection | string, integer | OTel | the direct peer, only when it is not the client (a proxy) |
+ * | `network.transport`                  | connection  | string    | ECS, OTel | `tcp` or `unix` |
+ * | `greeter.outcome`                    | connection  | string    | greeter  | `greeted`, `refused`, `timed_out`, `reset`, `aborted`, `error` (v1's `outcome`) |
+ * | `greeter.reason`                     | connection  | string, null | greeter | why it was refused, or the error's code |
+ * | `greeter.bytes`                      | connection, stats, stop | integer | greeter | bytes written (to this client; in total) |
+ * | `greeter.greeting_bytes`             | connection  | integer   | greeter  | bytes there were to write |
+ * | `service.version`                    | start       | string    | ECS, OTel | greeter's version |
+ * | `process.pid`                        | start       | integer   | ECS      | the process id |
+ * | `greeter.listen`                     | start       | string[]  | greeter  | every address listened on, `HOST:PORT` or a path |
+ * | `greeter.metrics`                    | start       | string, null | greeter | where metrics are served, `HOST:PORT` |
+ * | `process.uptime`                     | stats, stop | integer   | ECS      | seconds since the server started (v1's `uptime_ms`) |
+ * | `greeter.accepted`, `greeter.active`, `greeter.outcomes`, `greeter.refused`, `greeter.accept_errors`, `greeter.paused_at_limit` | stats, stop | | greeter | the totals, as in v1 |
+ * | `error.message`                      | stop, start-up error | string | ECS | why it stopped or could not start |
+ * | `greeter.suppressed.source`          | suppressed  | string, null | greeter | an IPv4 address or an IPv6 /64; null for untracked sources |
+ * | `greeter.suppressed.count`           | suppressed  | integer   | greeter  | connection lines left out, exactly |
+ *
+ * @module
+ */
 import { formatAddress } from "../net/address.ts";
 import type { RefuseReason } from "../server/admission.ts";
 import { unmapIpv4 } from "../net/ip.ts";
@@ -6,10 +46,13 @@ import type { ConnectionOutcome, ServerStats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
 
 /**
- * The version of the JSON log schema, the `v` of every line. Within one
- * version fields are only ever added, never removed, renamed or retyped.
+ * The version of the JSON log schema, `greeter.schema` on every line. Within
+ * one version fields are only ever added, never removed, renamed or retyped.
  */
-export const LOG_SCHEMA_VERSION = 1;
+export const LOG_SCHEMA_VERSION = 2;
+
+/** The ECS version whose field names and types the JSON lines follow. */
+export const ECS_VERSION = "9.4.0";
 
 /** The log formats the command line offers. */
 export type LogFormat = "text" | "json";
@@ -17,108 +60,199 @@ export type LogFormat = "text" | "json";
 /** The log formats, for `--log-format`. */
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 
+/** How text lines are written. */
+export interface TextLogOptions {
+  /** Start each line with an RFC 3339 UTC timestamp and a space. */
+  timestamps: boolean;
+}
+
+/**
+ * Whether text lines carry timestamps by default: yes when stdout is not a
+ * terminal (a file, a pipe) and not journald's (which stamps lines itself and
+ * sets `JOURNAL_STREAM` for the services it runs).
+ *
+ * @example
+ * ```ts
+ * import { defaultLogTimestamps } from "./log_format.ts";
+ *
+ * defaultLogTimestamps({
+ *   isTerminal: Deno.stdout.isTerminal(),
+ *   journalStream: Deno.env.get("JOURNAL_STREAM"),
+ * });
+ * ```
+ */
+export function defaultLogTimestamps(
+  env: { isTerminal: boolean; journalStream?: string },
+): boolean {
+  return !env.isTerminal && !env.journalStream;
+}
+
+/** `log.level` values. */
+export type LogLevel = "info" | "warn" | "error";
+
 /** Fields every JSON log line starts with. */
 export interface LogLineBase {
   /** When it happened: RFC 3339, UTC, milliseconds (`2025-01-02T03:04:05.678Z`). */
-  time: string;
+  "@timestamp": string;
+  /** How much it matters. */
+  "log.level": LogLevel;
+  /** The line in words, as the text format has it. */
+  message: string;
+  /** {@linkcode ECS_VERSION}. */
+  "ecs.version": string;
+  /** `metric` for totals, `event` otherwise. */
+  "event.kind": "event" | "metric";
   /** What happened; says which other fields the line has. */
-  event: "start" | "connection" | "stop" | "suppressed" | "stats";
+  "event.action":
+    | "start"
+    | "connection"
+    | "stop"
+    | "suppressed"
+    | "stats"
+    | "accept_error"
+    | "reload";
+  /** ECS's verdict: greeter's own is `greeter.outcome`. */
+  "event.outcome": "success" | "failure";
   /** The schema version, {@linkcode LOG_SCHEMA_VERSION}. */
-  v: number;
+  "greeter.schema": number;
 }
 
 /** `start`: the server is listening. */
 export interface StartLogLine extends LogLineBase {
   /** Always `start`. */
-  event: "start";
+  "event.action": "start";
   /** greeter's version. */
-  version: string;
+  "service.version": string;
   /** The process id. */
-  pid: number;
+  "process.pid": number;
   /** Every address listened on, as `HOST:PORT` (`[::]:8080` for IPv6). */
-  listen: string[];
+  "greeter.listen": string[];
   /** Where metrics are served, as `HOST:PORT`, or null. */
-  metrics: string | null;
+  "greeter.metrics": string | null;
 }
 
-/** `connection`: one connection ended. `time` is when it ended. */
+/** `connection`: one connection ended. `@timestamp` is when it ended. */
 export interface ConnectionLogLine extends LogLineBase {
   /** Always `connection`. */
-  event: "connection";
-  /** The client, `HOST:PORT`; IPv4 clients of `::` shown as IPv4. */
-  remote: string;
-  /** The client's IP address alone, without brackets. */
-  remote_host: string;
-  /** The client's port. */
-  remote_port: number;
-  /** The address the client reached, `HOST:PORT`. */
-  local: string;
+  "event.action": "connection";
+  /** From accept to close, in nanoseconds. */
+  "event.duration": number;
+  /** The client's IP address, without brackets; null on a Unix socket. */
+  "client.address": string | null;
+  /** The client's port; null on a Unix socket. */
+  "client.port": number | null;
+  /** The address the client reached (IP address or socket path). */
+  "server.address": string;
+  /** The port the client reached; null on a Unix socket. */
+  "server.port": number | null;
+  /** The direct peer, when it is not the client (behind a proxy). */
+  "network.peer.address"?: string;
+  /** The direct peer's port, when it is not the client. */
+  "network.peer.port"?: number;
+  /** `tcp` or `unix`. */
+  "network.transport": string;
   /** How it ended. */
-  outcome: ConnectionOutcome;
+  "greeter.outcome": ConnectionOutcome;
   /** Why it was refused, or the error's code; null otherwise. */
-  reason: string | null;
+  "greeter.reason": string | null;
   /** Bytes written to the client. */
-  bytes: number;
+  "greeter.bytes": number;
   /** Bytes there were to write (the greeting or the refuse message). */
-  greeting_bytes: number;
-  /** From accept to close, in milliseconds. */
-  duration_ms: number;
+  "greeter.greeting_bytes": number;
 }
 
 /** Totals shared by the `stats` and `stop` lines. */
 export interface TotalsLogFields {
-  /** Milliseconds since the server started. */
-  uptime_ms: number;
+  /** Whole seconds since the server started. */
+  "process.uptime": number;
   /** Connections accepted. */
-  accepted: number;
-  /** Connections open at `time`. */
-  active: number;
+  "greeter.accepted": number;
+  /** Connections open at `@timestamp`. */
+  "greeter.active": number;
   /** Ended connections by outcome; every outcome, zeros included. */
-  outcomes: Record<ConnectionOutcome, number>;
+  "greeter.outcomes": Record<ConnectionOutcome, number>;
   /** Refused connections by reason; every reason, zeros included. */
-  refused: Record<RefuseReason, number>;
+  "greeter.refused": Record<RefuseReason, number>;
   /** Failed accepts by error code (`EMFILE`); only codes seen. */
-  accept_errors: Record<string, number>;
+  "greeter.accept_errors": Record<string, number>;
   /** Times accepting paused at the connection cap. */
-  paused_at_limit: number;
+  "greeter.paused_at_limit": number;
   /** Bytes written to clients. */
-  bytes: number;
+  "greeter.bytes": number;
 }
 
 /** `stats`: the totals so far (on SIGUSR1). */
 export interface StatsLogLine extends LogLineBase, TotalsLogFields {
   /** Always `stats`. */
-  event: "stats";
+  "event.action": "stats";
 }
 
 /** `stop`: the server has shut down; the final totals. */
 export interface StopLogLine extends LogLineBase, TotalsLogFields {
   /** Always `stop`. */
-  event: "stop";
-  /** Why it stopped on its own (a listener failure); null after a signal. */
-  error: string | null;
+  "event.action": "stop";
+  /** Why it stopped on its own (a listener failure), if it did. */
+  "error.message"?: string;
 }
 
 /** `suppressed`: connection lines left out under a flood, counted exactly. */
 export interface SuppressedLogLine extends LogLineBase {
   /** Always `suppressed`. */
-  event: "suppressed";
+  "event.action": "suppressed";
   /**
    * The source whose lines were left out (an IPv4 address or an IPv6 /64,
    * `2001:db8:0:1::/64`); null for sources not tracked one by one.
    */
-  source: string | null;
+  "greeter.suppressed.source": string | null;
   /** How many connection lines were left out since the last such line. */
-  count: number;
+  "greeter.suppressed.count": number;
+}
+
+/** A start-up failure, for {@linkcode formatJsonErrorLine}. */
+export interface ErrorLogLine extends LogLineBase {
+  /** Always `start`: the server did not start. */
+  "event.action": "start";
+  /** Always `failure`. */
+  "event.outcome": "failure";
+  /** What went wrong, as the text line says it. */
+  "error.message": string;
+}
+
+/**
+ * `accept_error`: accepting failed; the first of a code in an interval has
+ * the error's message, later ones are summed up with a count.
+ */
+export interface AcceptErrorLogLine extends LogLineBase {
+  /** Always `accept_error`. */
+  "event.action": "accept_error";
+  /** The errno name, such as `ENOTCONN` or `EMFILE`. */
+  "error.code": string;
+  /** The error's message, on the first line of a code in an interval. */
+  "error.message"?: string;
+  /** `client`, `exhausted` or `other`: what the server does about it. */
+  "greeter.accept_error.kind": string;
+  /** How many accepts failed with this code, exactly. */
+  "greeter.accept_error.count": number;
+}
+
+/** `reload`: SIGHUP re-read the configuration, or could not. */
+export interface ReloadLogLine extends LogLineBase {
+  /** Always `reload`. */
+  "event.action": "reload";
+  /** Why the old configuration stays, when the reload failed. */
+  "error.message"?: string;
 }
 
 /** Any JSON log line. */
 export type LogLine =
+  | AcceptErrorLogLine
+  | ReloadLogLine
   | StartLogLine
   | ConnectionLogLine
   | StatsLogLine
   | StopLogLine
-  | SuppressedLogLine;
+  | SuppressedLogLine
+  | ErrorLogLine;
 
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
@@ -141,7 +275,18 @@ export type LogEvent =
     source: string | undefined;
     count: number;
     time?: number;
-  };
+  }
+  | {
+    event: "accept_error";
+    code: string;
+    kind: string;
+    count: number;
+    /** The line for people (the text format's). */
+    text: string;
+    message?: string;
+    time?: number;
+  }
+  | { event: "reload"; error?: string; time?: number };
 
 // The date and time up to the second change once a second: format them
 // once and reuse them (toISOString is most of the cost of a line).
@@ -165,38 +310,90 @@ export function formatLogTime(ms: number): string {
     "Z";
 }
 
+/** The fields every line starts with, in order. */
+function baseFields(
+  time: number,
+  level: LogLevel,
+  message: string,
+  kind: "event" | "metric",
+  action: LogLineBase["event.action"],
+  outcome: "success" | "failure",
+): LogLineBase {
+  return {
+    "@timestamp": formatLogTime(time),
+    "log.level": level,
+    message,
+    "ecs.version": ECS_VERSION,
+    "event.kind": kind,
+    "event.action": action,
+    "event.outcome": outcome,
+    "greeter.schema": LOG_SCHEMA_VERSION,
+  };
+}
+
 function totals(stats: Readonly<ServerStats>, time: number): TotalsLogFields {
   return {
-    uptime_ms: Math.max(0, time - stats.startTime),
-    accepted: stats.accepted,
-    active: stats.active,
-    outcomes: { ...stats.outcomes },
-    refused: { ...stats.refused },
-    accept_errors: { ...stats.acceptErrors },
-    paused_at_limit: stats.pausedAtLimit,
-    bytes: stats.bytesWritten,
+    "process.uptime": Math.floor(Math.max(0, time - stats.startTime) / 1000),
+    "greeter.accepted": stats.accepted,
+    "greeter.active": stats.active,
+    "greeter.outcomes": { ...stats.outcomes },
+    "greeter.refused": { ...stats.refused },
+    "greeter.accept_errors": { ...stats.acceptErrors },
+    "greeter.paused_at_limit": stats.pausedAtLimit,
+    "greeter.bytes": stats.bytesWritten,
   };
+}
+
+// The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
+// of a Unix socket's path and a null port.
+function jsonHost(addr: Deno.Addr): string {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? JSON.stringify(unmapIpv4(addr.hostname))
+    : "path" in addr
+    ? JSON.stringify(addr.path)
+    : "null";
+}
+function jsonPort(addr: Deno.Addr): string | number {
+  return addr.transport === "tcp" || addr.transport === "udp"
+    ? addr.port
+    : "null";
 }
 
 /**
  * Formats a `connection` line: the per-connection path, so one template
- * string, with JSON escaping only where text could need it.
+ * string, with JSON escaping only where text could need it. `peerAddr` is
+ * the direct peer when it is not the client (a proxy that passed the
+ * client's address on); it adds `network.peer.address` and `.port`.
  */
-export function formatJsonConnectionLine(record: ConnectionRecord): string {
-  const { remoteAddr, reason } = record;
-  const tcp = remoteAddr.transport === "tcp" || remoteAddr.transport === "udp";
-  return `{"time":"${
+export function formatJsonConnectionLine(
+  record: ConnectionRecord,
+  peerAddr?: Deno.Addr,
+): string {
+  const { remoteAddr, localAddr, reason, outcome } = record;
+  const unix = remoteAddr.transport !== "tcp" &&
+    remoteAddr.transport !== "udp";
+  const peer = peerAddr
+    ? `,"network.peer.address":${jsonHost(peerAddr)},"network.peer.port":${
+      jsonPort(peerAddr)
+    }`
+    : "";
+  return `{"@timestamp":"${
     formatLogTime(record.startTime + record.duration)
-  }","event":"connection","v":${LOG_SCHEMA_VERSION},"remote":${
-    JSON.stringify(formatAddress(remoteAddr))
-  },"remote_host":${
-    tcp ? JSON.stringify(unmapIpv4(remoteAddr.hostname)) : "null"
-  },"remote_port":${tcp ? remoteAddr.port : "null"},"local":${
-    JSON.stringify(formatAddress(record.localAddr))
-  },"outcome":"${record.outcome}","reason":${
-    reason === undefined ? "null" : JSON.stringify(reason)
-  },"bytes":${record.bytesWritten},"greeting_bytes":${record.greetingLength}` +
-    `,"duration_ms":${record.duration}}`;
+  }","log.level":"${outcome === "error" ? "error" : "info"}","message":${
+    JSON.stringify(formatTextConnectionLine(remoteAddr))
+  },"ecs.version":"${ECS_VERSION}","event.kind":"event",` +
+    `"event.action":"connection","event.outcome":"${
+      outcome === "greeted" ? "success" : "failure"
+    }","greeter.schema":${LOG_SCHEMA_VERSION},"event.duration":${
+      Math.round(record.duration * 1_000_000)
+    },"client.address":${unix ? "null" : jsonHost(remoteAddr)},` +
+    `"client.port":${unix ? "null" : jsonPort(remoteAddr)},"server.address":${
+      jsonHost(localAddr)
+    },"server.port":${jsonPort(localAddr)}${peer},"network.transport":"${
+      unix ? "unix" : remoteAddr.transport
+    }","greeter.outcome":"${outcome}","greeter.reason":${
+      reason === undefined ? "null" : JSON.stringify(reason)
+    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}}`;
 }
 
 /** Builds the JSON log line for an event, as an object of the schema. */
@@ -205,51 +402,113 @@ export function toLogLine(event: LogEvent): LogLine {
     return JSON.parse(formatJsonConnectionLine(event.record));
   }
   const now = event.time ?? Date.now();
-  const base = {
-    time: formatLogTime(now),
-    v: LOG_SCHEMA_VERSION,
-  };
   switch (event.event) {
-    case "start":
+    case "start": {
+      const listen = event.listen.map(formatAddress);
       return {
-        time: base.time,
-        event: "start",
-        v: base.v,
-        version: VERSION,
-        pid: Deno.pid,
-        listen: event.listen.map(formatAddress),
-        metrics: event.metrics ? formatAddress(event.metrics) : null,
+        ...baseFields(
+          now,
+          "info",
+          `Server is listening for incoming connections on ${
+            listen.join(", ")
+          }`,
+          "event",
+          "start",
+          "success",
+        ),
+        "event.action": "start",
+        "service.version": VERSION,
+        "process.pid": Deno.pid,
+        "greeter.listen": listen,
+        "greeter.metrics": event.metrics ? formatAddress(event.metrics) : null,
       };
+    }
     case "stats":
       return {
-        time: base.time,
-        event: "stats",
-        v: base.v,
+        ...baseFields(
+          now,
+          "info",
+          `Stats: ${event.stats.accepted} accepted, ${event.stats.active} active`,
+          "metric",
+          "stats",
+          "success",
+        ),
+        "event.action": "stats",
         ...totals(event.stats, now),
       };
-    case "stop":
+    case "stop": {
+      const { stats, error } = event;
       return {
-        time: base.time,
-        event: "stop",
-        v: base.v,
-        ...totals(event.stats, now),
-        error: event.error ?? null,
+        ...baseFields(
+          now,
+          error === undefined ? "info" : "error",
+          error === undefined
+            ? `Server stopped: ${stats.accepted} connection${
+              stats.accepted === 1 ? "" : "s"
+            }, ${stats.outcomes.greeted} greeted`
+            : `Server stopped: ${error}`,
+          "event",
+          "stop",
+          error === undefined ? "success" : "failure",
+        ),
+        "event.action": "stop",
+        ...totals(stats, now),
+        ...(error === undefined ? {} : { "error.message": error }),
+      };
+    }
+    case "accept_error":
+      return {
+        ...baseFields(
+          now,
+          event.kind === "client" ? "info" : "warn",
+          event.text,
+          "event",
+          "accept_error",
+          "failure",
+        ),
+        "event.action": "accept_error",
+        "error.code": event.code,
+        ...(event.message === undefined
+          ? {}
+          : { "error.message": event.message }),
+        "greeter.accept_error.kind": event.kind,
+        "greeter.accept_error.count": event.count,
+      };
+    case "reload":
+      return {
+        ...baseFields(
+          now,
+          event.error === undefined ? "info" : "error",
+          event.error === undefined
+            ? "Configuration reloaded"
+            : `Reload failed, the old configuration stays: ${event.error}`,
+          "event",
+          "reload",
+          event.error === undefined ? "success" : "failure",
+        ),
+        "event.action": "reload",
+        ...(event.error === undefined ? {} : { "error.message": event.error }),
       };
     case "suppressed":
       return {
-        time: base.time,
-        event: "suppressed",
-        v: base.v,
-        source: event.source ?? null,
-        count: event.count,
+        ...baseFields(
+          now,
+          "warn",
+          formatTextSuppressedLine(event.source, event.count),
+          "event",
+          "suppressed",
+          "success",
+        ),
+        "event.action": "suppressed",
+        "greeter.suppressed.source": event.source ?? null,
+        "greeter.suppressed.count": event.count,
       };
   }
 }
 
 /**
  * Formats one event as one line of JSON (without the newline), following
- * the schema of {@linkcode LogLine}: snake_case keys, `time`, `event` and
- * `v` first.
+ * the schema of {@linkcode LogLine}: the common fields first.
  */
 export function formatJsonLogLine(event: LogEvent): string {
   return event.event === "connection"
@@ -257,9 +516,44 @@ export function formatJsonLogLine(event: LogEvent): string {
     : JSON.stringify(toLogLine(event));
 }
 
+/**
+ * Formats a failure to start (bad TLS files, a busy port) as a JSON line, for
+ * `--log-format json`. `message` is the text the CLI would print.
+ */
+export function formatJsonErrorLine(
+  message: string,
+  time: number = Date.now(),
+): string {
+  const line: ErrorLogLine = {
+    ...baseFields(time, "error", message, "event", "start", "failure"),
+    "event.action": "start",
+    "event.outcome": "failure",
+    "error.message": message,
+  };
+  return JSON.stringify(line);
+}
+
+/**
+ * A text line: `message`, after an RFC 3339 timestamp when
+ * `options.timestamps` is set (`2025-01-02T03:04:05.678Z Server stopped`).
+ */
+export function formatTextLine(
+  message: string,
+  options?: TextLogOptions,
+  time?: number,
+): string {
+  return options?.timestamps
+    ? `${formatLogTime(time ?? Date.now())} ${message}`
+    : message;
+}
+
 /** The human line for an admitted client: `Connection received from HOST:PORT`. */
-export function formatTextConnectionLine(remoteAddr: Deno.Addr): string {
-  return `Connection received from ${formatAddress(remoteAddr)}`;
+export function formatTextConnectionLine(
+  remoteAddr: Deno.Addr,
+  options?: TextLogOptions,
+): string {
+  const line = `Connection received from ${formatAddress(remoteAddr)}`;
+  return options?.timestamps ? formatTextLine(line, options) : line;
 }
 
 /**
@@ -269,10 +563,14 @@ export function formatTextConnectionLine(remoteAddr: Deno.Addr): string {
 export function formatTextSuppressedLine(
   source: string | undefined,
   count: number,
+  options?: TextLogOptions,
 ): string {
-  return `${count} more connection${count === 1 ? "" : "s"} from ${
-    source ?? "other sources"
-  } suppressed`;
+  return formatTextLine(
+    `${count} more connection${count === 1 ? "" : "s"} from ${
+      source ?? "other sources"
+    } suppressed`,
+    options,
+  );
 }
 
 /** The `suppressed` JSON line, in the shape {@linkcode formatTextSuppressedLine} has. */
