@@ -103,11 +103,13 @@ export async function runUntilStopped(service: Service): Promise<number> {
   const { log, metrics, reloads } = service;
   const notifier = createSystemdNotifier();
   let stopping = false;
+  // Sent before the process exits: systemd must hear STOPPING=1.
+  let stoppingSent: Promise<unknown> | undefined;
   const stop = () => {
     if (stopping) return;
     stopping = true;
     log.stopping();
-    notifier.stopping("Draining");
+    stoppingSent = notifier.stopping("Draining");
     Promise.resolve(service.shutdown()).catch(() => {});
   };
   // One reload at a time; a SIGHUP during one asks for one more after it.
@@ -171,7 +173,8 @@ export async function runUntilStopped(service: Service): Promise<number> {
     await reloading;
     await metrics?.shutdown();
   }
-  if (!stopping) notifier.stopping(failure ?? "Stopped");
+  if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
+  await stoppingSent;
   service.stopped?.();
   await log.stopped(service.stats(), failure);
   return failure === undefined ? 0 : 1;

@@ -46,7 +46,24 @@ export class ListenError extends Error {
 export interface OpenListener {
   readonly listener: Deno.Listener;
   /** A Unix socket's file, to remove at close only if it is still ours. */
-  readonly socketFile?: { path: string; dev: number; ino: number | null };
+  readonly socketFile?: SocketFile;
+}
+
+/**
+ * What tells a socket file apart from one made later at the same path: a
+ * file system may give a new file the inode number of a removed one (tmpfs
+ * does at once), so its change time is compared too.
+ */
+interface SocketFile {
+  path: string;
+  dev: number;
+  ino: number | null;
+  ctime: number | undefined;
+}
+
+function socketFileAt(path: string): SocketFile {
+  const { dev, ino, ctime } = Deno.lstatSync(path);
+  return { path, dev, ino, ctime: ctime?.getTime() };
 }
 
 /** Options for {@linkcode openListeners}. */
@@ -67,10 +84,9 @@ function openOne(
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
-    let socketFile: OpenListener["socketFile"];
+    let socketFile: SocketFile | undefined;
     try {
-      const { dev, ino } = Deno.lstatSync(target.path);
-      socketFile = { path: target.path, dev, ino };
+      socketFile = socketFileAt(target.path);
     } catch {
       // Without read permission it cannot be told apart later: left alone.
     }
@@ -104,7 +120,8 @@ export function openListeners(
     try {
       open.push(openOne(target, options));
     } catch (error) {
-      for (const listener of open) closeListener(listener);
+      // Nothing waits on these: each is dropped, and its file put back, now.
+      for (const listener of open) closeListener(listener)();
       throw new ListenError(...describeTarget(target), error);
     }
   }
@@ -113,21 +130,57 @@ export function openListeners(
 
 /**
  * Closes a listener. A Unix socket's file is removed with it, but only if it
- * is still the one this listener made (same device and inode): another
- * server may have bound the path since.
+ * is still the one this listener made (same device, inode and change
+ * time): another server may have bound the path since.
+ *
+ * @returns What to call once the listener's accept loop has ended.
  */
-export function closeListener(open: OpenListener): void {
+export function closeListener(open: OpenListener): () => void {
+  const file = open.socketFile;
+  // Deno 2.9 unlinks the path of a Unix listener when it drops it (once its
+  // pending accept has failed), whoever made the file there: another
+  // server's file is kept under a second name meanwhile, and put back by the
+  // function returned, to be called once the accept loop has ended.
+  let aside: string | undefined;
+  if (file && !isOurs(file)) {
+    try {
+      aside = `${file.path}.greeter-${Deno.pid}-aside`;
+      Deno.linkSync(file.path, aside);
+    } catch {
+      aside = undefined; // Gone, or not ours to keep: nothing to save.
+    }
+  }
   try {
     open.listener.close();
   } catch {
     // Already closed.
   }
-  const file = open.socketFile;
-  if (!file) return;
+  if (aside) {
+    return () => {
+      try {
+        Deno.renameSync(aside, file!.path);
+      } catch {
+        // Left as it was found.
+      }
+    };
+  }
+  if (file && isOurs(file)) {
+    try {
+      Deno.removeSync(file.path);
+    } catch {
+      // Removed by the runtime meanwhile.
+    }
+  }
+  return () => {};
+}
+
+/** True if the socket file at the path is still the one this listener made. */
+function isOurs(file: SocketFile): boolean {
   try {
-    const { dev, ino } = Deno.lstatSync(file.path);
-    if (dev === file.dev && ino === file.ino) Deno.removeSync(file.path);
+    const now = socketFileAt(file.path);
+    return now.dev === file.dev && now.ino === file.ino &&
+      now.ctime === file.ctime;
   } catch {
-    // Gone already, or not ours to look at.
+    return false;
   }
 }

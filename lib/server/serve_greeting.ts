@@ -182,7 +182,7 @@ export function serveGreeting(
   function shutdown(): Promise<void> {
     shutdownPromise ??= (async () => {
       server.closing = true;
-      for (const listener of listeners) closeListener(listener);
+      const closed = listeners.map(closeListener);
       places.close();
       ended?.resolve();
       let loopError: unknown;
@@ -191,6 +191,9 @@ export function serveGreeting(
       } catch (error) {
         loopError = error;
       }
+      // The runtime drops a listener once its accept has failed.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      for (const done of closed) done();
       if (table.size > 0) {
         drained = Promise.withResolvers();
         await waitAtMost(drained.promise, resolved.drainTimeout);

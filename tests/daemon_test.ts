@@ -1,0 +1,259 @@
+// greeter as a daemon: reload on SIGHUP under load, systemd readiness over
+// a real Unix datagram socket, and a Unix socket file that is removed only
+// while it is still greeter's. Linux only: POSIX signals, and python3 as an
+// independent systemd notification receiver.
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import {
+  canRun,
+  closedPort,
+  readAll,
+  startCli,
+  withTempDir,
+} from "./_helpers.ts";
+
+const LINUX = Deno.build.os === "linux";
+const HAS_PYTHON = await canRun("python3");
+const LOCAL = ["-H", "127.0.0.1", "--port", "0"];
+const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
+const decoder = new TextDecoder();
+
+/** Reads everything one connection sends. */
+async function fetchText(port: number): Promise<string> {
+  return decoder.decode(await readAll(port));
+}
+
+Deno.test({
+  name:
+    "greeter reloads its message file on SIGHUP under load: every greeting whole, old or new",
+  ignore: !LINUX,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const file = `${dir}/message.txt`;
+      await Deno.writeTextFile(file, "Old greeting\n");
+      await using server = await startCli(
+        [...LOCAL, "-q", "--message-file", file],
+        { permissions: PERMISSIONS },
+      );
+      const OLD = "Old greeting\r\n";
+      const NEW = "New greeting, longer than the old one\r\n";
+      const total = 20_000;
+      const seen: Record<string, number> = {};
+      let done = 0;
+      let reloadedAt = -1;
+      let reloadAsked = false;
+      // Each connection notes whether it started after the reload was
+      // logged: those must all get the new greeting.
+      const afterReload: string[] = [];
+      const worker = async () => {
+        while (done < total) {
+          done++;
+          const started = reloadedAt >= 0;
+          const text = await fetchText(server.port);
+          seen[text] = (seen[text] ?? 0) + 1;
+          if (started) afterReload.push(text);
+          if (done >= total / 2 && !reloadAsked) {
+            reloadAsked = true;
+            await Deno.writeTextFile(file, NEW.slice(0, -2) + "\n");
+            server.process.kill("SIGHUP");
+            await server.waitFor(/^Configuration reloaded$/m);
+            reloadedAt = done;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 50 }, worker));
+      assertEquals(
+        Object.keys(seen).sort(),
+        [NEW, OLD].sort(),
+        "only whole greetings",
+      );
+      assertEquals(seen[OLD] + seen[NEW], total);
+      assert(afterReload.length > 1_000, `${afterReload.length} after`);
+      assertEquals(afterReload.filter((text) => text !== NEW), []);
+
+      // A broken file on reload: the old greeting stays, the process runs.
+      await Deno.writeFile(file, new Uint8Array([0x62, 0x61, 0x64, 0xe9]));
+      server.process.kill("SIGHUP");
+      await server.waitFor(/^Reload failed, the old configuration stays: /m);
+      assertEquals(await fetchText(server.port), NEW);
+      const { code, stdout } = await server.stop();
+      assertEquals(code, 0);
+      assertMatch(
+        stdout,
+        /Reload failed, the old configuration stays: Message file has byte 0xE9 at offset 3, which is not ascii: use --encoding utf-8 or latin1 \(".*message\.txt"\)\n/,
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "greeter --workers 2 reloads every worker on SIGHUP",
+  ignore: !LINUX,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const file = `${dir}/message.txt`;
+      await Deno.writeTextFile(file, "one\n");
+      await using server = await startCli(
+        [...LOCAL, "-q", "--workers", "2", "--message-file", file],
+        { permissions: [...PERMISSIONS, "--unstable-net"] },
+      );
+      assertEquals(await fetchText(server.port), "one\r\n");
+      await Deno.writeTextFile(file, "two\n");
+      server.process.kill("SIGHUP");
+      await server.waitFor(/^Configuration reloaded$/m);
+      // SO_REUSEPORT spreads clients over both workers: enough of them reach
+      // each one.
+      const texts = new Set<string>();
+      for (let i = 0; i < 40; i++) texts.add(await fetchText(server.port));
+      assertEquals([...texts], ["two\r\n"]);
+    });
+  },
+});
+
+/**
+ * A systemd stand-in: python3 receives notifications on a Unix datagram
+ * socket and, on READY=1, connects to `port` at once to see that greeter
+ * really accepts. Prints each datagram, then `accepting:true|false`.
+ */
+const RECEIVER = `
+import socket, sys, json
+path, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+print("bound", flush=True)
+s.settimeout(20)
+while True:
+    data = s.recv(4096).decode()
+    line = {"state": data}
+    if data.startswith("READY=1") and "accepting" not in globals():
+        accepting = True
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=1)
+            line["greeting"] = c.recv(100).decode()
+            c.close()
+        except OSError as e:
+            line["greeting"] = repr(e)
+    print(json.dumps(line), flush=True)
+    if data.startswith("STOPPING=1"):
+        break
+`;
+
+Deno.test({
+  name:
+    "greeter tells NOTIFY_SOCKET READY=1 once it accepts, RELOADING=1/READY=1 around a reload, STOPPING=1 at shutdown",
+  ignore: !LINUX || !HAS_PYTHON,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const socketPath = `${dir}/notify`;
+      const port = closedPort();
+      const receiver = new Deno.Command("python3", {
+        args: ["-c", RECEIVER, socketPath, String(port)],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const lines = receiver.stdout.pipeThrough(new TextDecoderStream());
+      const reader = lines.getReader();
+      let buffer = "";
+      const nextLine = async () => {
+        while (!buffer.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`receiver ended: ${buffer}`);
+          buffer += value;
+        }
+        const at = buffer.indexOf("\n");
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 1);
+        return line;
+      };
+      try {
+        assertEquals(await nextLine(), "bound");
+        const server = await startCli(
+          ["-H", "127.0.0.1", "--port", String(port), "-q"],
+          {
+            prefix: ["env", `NOTIFY_SOCKET=${socketPath}`],
+            permissions: [
+              ...PERMISSIONS,
+              "--allow-env=NOTIFY_SOCKET",
+              "--allow-sys",
+              "--unstable-net",
+            ],
+          },
+        );
+        const ready = JSON.parse(await nextLine());
+        assertEquals(
+          ready.state,
+          `READY=1\nSTATUS=Greeting on 127.0.0.1:${port}`,
+        );
+        assertEquals(ready.greeting, "Connection Established\r\n");
+        server.process.kill("SIGHUP");
+        const reloading = JSON.parse(await nextLine()).state;
+        assertMatch(
+          reloading,
+          /^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=Reloading$/,
+        );
+        assertEquals(
+          JSON.parse(await nextLine()).state,
+          `READY=1\nSTATUS=Greeting on 127.0.0.1:${port}`,
+        );
+        const { code } = await server.stop("SIGTERM");
+        assertEquals(code, 0);
+        assertEquals(
+          JSON.parse(await nextLine()).state,
+          "STOPPING=1\nSTATUS=Draining",
+        );
+      } finally {
+        reader.releaseLock();
+        await receiver.stdout.cancel().catch(() => {});
+        try {
+          receiver.kill();
+        } catch {
+          // Already gone.
+        }
+        await receiver.status;
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "greeter leaves a Unix socket file alone at exit once another server has bound the path",
+  ignore: !LINUX || !HAS_PYTHON,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/greeter.sock`;
+      const server = await startCli(["--unix", path, "-q"], {
+        permissions: PERMISSIONS,
+      });
+      // Another server takes the path over: greeter's file is replaced.
+      await Deno.remove(path);
+      const other = Deno.listen({ transport: "unix", path });
+      try {
+        const { ino } = await Deno.lstat(path);
+        const { code } = await server.stop();
+        assertEquals(code, 0);
+        assertEquals(
+          (await Deno.lstat(path)).ino,
+          ino,
+          "the other socket stays",
+        );
+        // And it still works.
+        const accepted = other.accept();
+        const client = await Deno.connect({ transport: "unix", path });
+        (await accepted).close();
+        client.close();
+      } finally {
+        other.close();
+      }
+    });
+    // Without a takeover, greeter removes its own file.
+    await withTempDir(async (dir) => {
+      const path = `${dir}/greeter.sock`;
+      const server = await startCli(["--unix", path, "-q"], {
+        permissions: PERMISSIONS,
+      });
+      await server.stop();
+      const gone = await Deno.lstat(path).then(() => false, () => true);
+      assert(gone, "greeter's own socket file is removed");
+    });
+  },
+});
