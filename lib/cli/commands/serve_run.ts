@@ -37,13 +37,16 @@ async function serveHere(command: ServeCommand): Promise<number> {
   const options = await prepareServe(command);
   const { writer, log } = createLog(command);
   let run: ServerRun | undefined;
+  // Until the server runs, a scrape gets the process metrics alone.
   const metrics = startMetrics(
     command,
     () =>
-      renderMetrics(run!.server.stats, run!.histogram, {
-        draining: run!.server.draining,
-        log: { suppressed: run!.suppressed, dropped: writer.dropped },
-      }),
+      run
+        ? renderMetrics(run.server.stats, run.histogram, {
+          draining: run.server.draining,
+          log: { suppressed: run.suppressed, dropped: writer.dropped },
+        })
+        : "",
     () =>
       run && {
         draining: run.server.draining,
@@ -96,10 +99,12 @@ async function serveWorkers(
   const metrics = startMetrics(
     command,
     () =>
-      renderMetrics(group!.stats(), group!.histogram(), {
-        draining: group!.draining,
-        log: { suppressed: group!.suppressed(), dropped: writer.dropped },
-      }) + renderWorkerMetrics(group!.accepted()),
+      group
+        ? renderMetrics(group.stats(), group.histogram(), {
+          draining: group.draining,
+          log: { suppressed: group.suppressed(), dropped: writer.dropped },
+        }) + renderWorkerMetrics(group.accepted())
+        : "",
     () =>
       group && {
         draining: group.draining,
