@@ -50,9 +50,9 @@ Deno.test("renderMetrics() writes the exact exposition text", () => {
       draining: true,
       log: { suppressed: 12, dropped: 0 },
     }),
-    `# HELP greeter_build_info Always 1; the version is in the label.
+    `# HELP greeter_build_info Always 1; the versions are in the labels.
 # TYPE greeter_build_info gauge
-greeter_build_info{version="${VERSION}"} 1
+greeter_build_info{version="${VERSION}",deno="${Deno.version.deno}"} 1
 # HELP greeter_start_time_seconds When the server started, in seconds since the Unix epoch.
 # TYPE greeter_start_time_seconds gauge
 greeter_start_time_seconds 1735787045.6
@@ -217,7 +217,17 @@ Deno.test("serveMetrics() answers 404 for other paths and 405 for other methods"
   assertEquals((await get(port, "/metrics/x")).status, 404);
   assertEquals((await get(port, "/metrics", "POST")).status, 405);
   assertEquals((await get(port, "/metrics", "HEAD")).body, "");
-  assertEquals((await get(port, "/metrics")).body, "x 1\n");
+  // The endpoint's own counters follow what render gives.
+  const { body } = await get(port, "/metrics");
+  assert(body.startsWith("x 1\n# HELP greeter_metrics_"), body);
+  assertStringIncludes(
+    body,
+    '\ngreeter_metrics_http_responses_total{code="404"} 2\n',
+  );
+  assertStringIncludes(
+    body,
+    '\ngreeter_metrics_http_responses_total{code="405"} 1\n',
+  );
 });
 
 Deno.test("serveMetrics() throws AddrInUse for a port already in use", () => {

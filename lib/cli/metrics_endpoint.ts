@@ -4,7 +4,11 @@ import {
   type Health,
   probeAddress,
 } from "../observe/health.ts";
-import { type MetricsServer, serveMetrics } from "../observe/metrics.ts";
+import { type MetricsServer, serveMetrics } from "../observe/metrics_server.ts";
+import {
+  readProcessSample,
+  renderProcessMetrics,
+} from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import type { ServerStats } from "../server/stats.ts";
 import type { ServeCommand } from "./commands/serve.ts";
@@ -61,7 +65,11 @@ function healthOf(
 
 /**
  * Opens `--metrics`, before the greeting ports: if its port is taken,
- * nothing has started greeting.
+ * nothing has started greeting. `render` gives the server's families; the
+ * standard `process_*` families follow (the descriptor counts only where
+ * Deno may read /proc, which 2.9 allows only under `--allow-all`), then the
+ * endpoint's own `greeter_metrics_*`. The endpoint keeps its defaults: 64
+ * connections at most, each closed 5 s after it was accepted.
  */
 export function startMetrics(
   command: ServeCommand,
@@ -71,7 +79,12 @@ export function startMetrics(
   if (!command.metrics) return undefined;
   const { hostname, port } = command.metrics;
   try {
-    return serveMetrics({ hostname, port, render, health: healthOf(running) });
+    return serveMetrics({
+      hostname,
+      port,
+      render: () => render() + renderProcessMetrics(readProcessSample()),
+      health: healthOf(running),
+    });
   } catch (error) {
     const address = formatAddress({ transport: "tcp", hostname, port });
     return explainListen(new ListenError(address, port, error), "--metrics");

@@ -1,7 +1,14 @@
-import type { Health } from "./health.ts";
+import { renderBuildInfo } from "./process_metrics.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
-import { VERSION } from "../version.ts";
+
+// The HTTP endpoint lives in metrics_server.ts; these names stay here too.
+export {
+  METRICS_CONTENT_TYPE,
+  type MetricsServer,
+  serveMetrics,
+  type ServeMetricsOptions,
+} from "./metrics_server.ts";
 
 /** The upper bounds of the connection duration buckets, in seconds. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -15,9 +22,6 @@ export const DURATION_BUCKETS: readonly number[] = [
   5,
   10,
 ];
-
-/** The Content-Type of the Prometheus text exposition format. */
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
 export interface DurationHistogram {
@@ -116,13 +120,8 @@ export function renderMetrics(
     }
   };
 
-  family(
-    lines,
-    "greeter_build_info",
-    "gauge",
-    "Always 1; the version is in the label.",
-  );
-  lines.push(`greeter_build_info{version="${label(VERSION)}"} 1`);
+  // The one greeter_build_info family, labelled version and deno.
+  lines.push(renderBuildInfo().slice(0, -1));
   gauge(
     "greeter_start_time_seconds",
     "When the server started, in seconds since the Unix epoch.",
@@ -200,83 +199,4 @@ export function renderMetrics(
     );
   }
   return lines.join("\n") + "\n";
-}
-
-/** Options for {@linkcode serveMetrics}. */
-export interface ServeMetricsOptions {
-  /** The address to listen on. */
-  hostname: string;
-  /** The TCP port; 0 picks a free one. */
-  port: number;
-  /** Makes the body of `GET /metrics`. */
-  render: () => string;
-  /**
-   * Whether the server can greet now: `GET /healthz` answers 200 `ok`, else
-   * 503 with the reason (see {@linkcode createHealthCheck}).
-   */
-  health: () => Health | Promise<Health>;
-  /** Aborting it stops the HTTP server. */
-  signal?: AbortSignal;
-}
-
-/** A running metrics endpoint, as returned by {@linkcode serveMetrics}. */
-export interface MetricsServer extends AsyncDisposable {
-  /** The address it listens on, with the real port if 0 was asked. */
-  readonly addr: Deno.NetAddr;
-  /** Settles once it has stopped. */
-  readonly finished: Promise<void>;
-  /** Stops it, letting requests in progress finish. */
-  shutdown(): Promise<void>;
-}
-
-function text(body: string, status = 200, type = "text/plain; charset=utf-8") {
-  return new Response(body, {
-    status,
-    headers: { "content-type": type, "cache-control": "no-store" },
-  });
-}
-
-/** Answers one request to the metrics endpoint. */
-async function handle(
-  request: Request,
-  options: ServeMetricsOptions,
-): Promise<Response> {
-  const { pathname } = new URL(request.url);
-  if (pathname !== "/metrics" && pathname !== "/healthz") {
-    return text("not found: try /metrics or /healthz\n", 404);
-  }
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    const response = text("method not allowed: use GET\n", 405);
-    response.headers.set("allow", "GET, HEAD");
-    return response;
-  }
-  if (pathname === "/metrics") {
-    return text(options.render(), 200, METRICS_CONTENT_TYPE);
-  }
-  const { ok, reason } = await options.health();
-  return text(`${reason}\n`, ok ? 200 : 503);
-}
-
-/**
- * Serves Prometheus metrics over HTTP: `GET /metrics` (text format 0.0.4),
- * `GET /healthz` (200 `ok` while the server can greet, 503 and
- * the reason while draining, out of descriptors or stalled), 404 for any other path.
- *
- * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.serve`)
- * synchronously, when the address cannot be listened on.
- */
-export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    signal: options.signal,
-    onListen() {},
-    onError: () => text("internal error\n", 500),
-  }, (request) => handle(request, options));
-  return {
-    addr: server.addr,
-    finished: server.finished,
-    shutdown: () => server.shutdown(),
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
 }

@@ -39,13 +39,16 @@ async function serveHere(command: ServeCommand): Promise<number> {
   const { writer, log } = createLog(command);
   const reloads = createReloadCounters();
   let run: ServerRun | undefined;
+  // Until the server runs, a scrape gets the process metrics alone.
   const metrics = startMetrics(
     command,
     () =>
-      renderMetrics(run!.server.stats, run!.histogram, {
-        draining: run!.server.draining,
-        log: { suppressed: run!.suppressed, dropped: writer.dropped },
-      }) + renderReloadMetrics(reloads),
+      run
+        ? renderMetrics(run.server.stats, run.histogram, {
+          draining: run.server.draining,
+          log: { suppressed: run.suppressed, dropped: writer.dropped },
+        }) + renderReloadMetrics(reloads)
+        : "",
     () =>
       run && {
         draining: run.server.draining,
@@ -108,11 +111,13 @@ async function serveWorkers(
   const metrics = startMetrics(
     command,
     () =>
-      renderMetrics(group!.stats(), group!.histogram(), {
-        draining: group!.draining,
-        log: { suppressed: group!.suppressed(), dropped: writer.dropped },
-      }) + renderWorkerMetrics(group!.accepted()) +
-      renderReloadMetrics(reloads),
+      group
+        ? renderMetrics(group.stats(), group.histogram(), {
+          draining: group.draining,
+          log: { suppressed: group.suppressed(), dropped: writer.dropped },
+        }) + renderWorkerMetrics(group.accepted()) +
+          renderReloadMetrics(reloads)
+        : "",
     () =>
       group && {
         draining: group.draining,

@@ -1,0 +1,579 @@
+/**
+ * The HTTP endpoint behind `--metrics`: a small HTTP/1.1 server of our own
+ * on `Deno.listen`, built from the greeting server's parts, so that nothing
+ * the metrics port meets can hurt the greeting service.
+ *
+ * - The accept loop is the greeting server's {@linkcode acceptLoop}: a
+ *   failed accept is counted by code (EMFILE and the like wait for a
+ *   descriptor or a back-off of at most one second), never thrown.
+ * - At most `maxConnections` connections are open at once (the
+ *   {@linkcode createPlaces} cap); more wait in the listen queue.
+ * - Each connection has one deadline, `timeout` after it was accepted, for
+ *   its whole life: reading the request head, answering, closing. The
+ *   {@linkcode createConnectionTable} sweep enforces it with one timer, so a
+ *   client that sends nothing, or one byte at a time, is cut at the deadline.
+ * - One request per connection, then `Connection: close`: no keep-alive, so
+ *   an idle connection is only ever one that has not sent its head yet.
+ * - Every failure of a connection is counted in
+ *   `greeter_metrics_http_errors_total{reason}` and never thrown; a failure
+ *   of the listener itself stops the endpoint (see
+ *   {@linkcode MetricsServer.failure}) and rejects nothing.
+ *
+ * @module
+ */
+import { acceptLoop, type AcceptLoopContext } from "../server/accept_loop.ts";
+import {
+  type ConnectionTable,
+  createConnectionTable,
+  type Slot,
+} from "../server/connection_table.ts";
+import { createPlaces } from "../server/places.ts";
+import { createServerStats, type ServerStats } from "../server/stats.ts";
+import { waitAtMost } from "../server/wait.ts";
+import type { Health } from "./health.ts";
+
+/** The Content-Type of the Prometheus text exposition format. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+/** How many connections the metrics endpoint keeps open at most, by default. */
+export const DEFAULT_METRICS_MAX_CONNECTIONS = 64;
+/** The longest life of a metrics connection, in ms, by default. */
+export const DEFAULT_METRICS_TIMEOUT = 5_000;
+/** The largest request head (request line and headers) read, in bytes. */
+export const MAX_HEAD_BYTES = 8 * 1024;
+
+/**
+ * Why a connection to the metrics endpoint failed:
+ * - `bad_request`: the request head is not HTTP/1.x (answered 400);
+ * - `header_too_large`: no end of the head in {@linkcode MAX_HEAD_BYTES}
+ *   (answered 431);
+ * - `timeout`: the connection outlived its deadline and was closed;
+ * - `closed_early`: the client closed before its request head was complete;
+ * - `reset`: reading or writing failed (the client reset, or went away);
+ * - `internal`: the metrics or the health check threw (answered 500).
+ */
+export type MetricsHttpError =
+  | "bad_request"
+  | "header_too_large"
+  | "timeout"
+  | "closed_early"
+  | "reset"
+  | "internal";
+
+/** The reasons, in a stable order (for the metrics). */
+export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
+  "bad_request",
+  "header_too_large",
+  "timeout",
+  "closed_early",
+  "reset",
+  "internal",
+];
+
+/** The counters of the metrics endpoint itself. */
+export interface MetricsServerStats {
+  /**
+   * The listener's counters, as the greeting server keeps them: accepted,
+   * open now (`active`), failed accepts by code, pauses at the cap.
+   */
+  readonly listener: Readonly<ServerStats>;
+  /** Responses written in full, by status code. */
+  readonly responses: Readonly<Record<string, number>>;
+  /** Connections that failed, by reason. */
+  readonly errors: Readonly<Record<MetricsHttpError, number>>;
+}
+
+/** Options for {@linkcode serveMetrics}. */
+export interface ServeMetricsOptions {
+  /** The address to listen on. */
+  hostname: string;
+  /** The TCP port; 0 picks a free one. */
+  port: number;
+  /**
+   * Makes the body of `GET /metrics`; the endpoint appends its own counters
+   * (`greeter_metrics_*`, see {@linkcode renderMetricsServerStats}). If it
+   * throws, the answer is 500.
+   */
+  render: () => string;
+  /**
+   * Whether the server can greet now: `GET /healthz` answers 200 `ok`, else
+   * 503 with the reason (see `createHealthCheck`). If it throws or rejects,
+   * the answer is 500.
+   */
+  health: () => Health | Promise<Health>;
+  /**
+   * How many connections may be open at once; more wait in the listen
+   * queue.
+   *
+   * @default {64}
+   */
+  maxConnections?: number;
+  /**
+   * The longest life of a connection, in ms, from accept to close: the
+   * request head and the whole response must fit in it.
+   *
+   * @default {5000}
+   */
+  timeout?: number;
+  /** Aborting it stops the endpoint. */
+  signal?: AbortSignal;
+}
+
+/** A running metrics endpoint, as returned by {@linkcode serveMetrics}. */
+export interface MetricsServer extends AsyncDisposable {
+  /** The address it listens on, with the real port if 0 was asked. */
+  readonly addr: Deno.NetAddr;
+  /** Its own counters. */
+  readonly stats: MetricsServerStats;
+  /**
+   * The listener's error if it failed outside of shutdown (the endpoint
+   * then stopped by itself); undefined otherwise.
+   */
+  readonly failure: unknown;
+  /** Settles once it has stopped; never rejects. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting, gives the requests in progress a moment (at most one
+   * second, or the timeout if shorter), then closes what is left. Never
+   * rejects; safe to call more than once.
+   */
+  shutdown(): Promise<void>;
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+const PLAIN = "text/plain; charset=utf-8";
+/** The longest wait at shutdown for the requests in progress, in ms. */
+const DRAIN_TIMEOUT = 1_000;
+/** How long shutdown waits for cut connections to finish their handler. */
+const SETTLE_TIMEOUT = 1_000;
+// A token (RFC 9110 5.6.2): methods and header names.
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([^ ]+) HTTP/1\\.[01]$`);
+const HEADER_LINE = new RegExp(`^${TOKEN}:`);
+const encoder = new TextEncoder();
+// Bytes a client sends after its head land here; shared, never read.
+const scratch = new Uint8Array(4 * 1024);
+
+/** The state of one endpoint, shared by its connections. */
+interface Endpoint extends AcceptLoopContext {
+  readonly options: ServeMetricsOptions;
+  readonly table: ConnectionTable;
+  readonly stats: ServerStats;
+  /** The counters shown as `greeter_metrics_*`. */
+  readonly own: {
+    listener: ServerStats;
+    responses: Record<string, number>;
+    errors: Record<MetricsHttpError, number>;
+  };
+  /** Connection handlers still running. */
+  inFlight: number;
+  /** Called when `inFlight` drops to 0. */
+  settled(): void;
+}
+
+/**
+ * Where the request head ends (the index after its blank line), looking
+ * from `from`, or -1. A bare LF is taken as a line end too (RFC 9112 2.2).
+ */
+function headEnd(bytes: Uint8Array, from: number, to: number): number {
+  for (let i = Math.max(0, from); i < to; i++) {
+    if (bytes[i] !== 10) continue;
+    if (i + 1 < to && bytes[i + 1] === 10) return i + 2;
+    if (i + 2 < to && bytes[i + 1] === 13 && bytes[i + 2] === 10) return i + 3;
+  }
+  return -1;
+}
+
+/** The request's method and path, or undefined if the head is not HTTP/1.x. */
+export function parseRequestHead(
+  head: string,
+): { method: string; path: string } | undefined {
+  const lines = head.split(/\r?\n/);
+  const request = REQUEST_LINE.exec(lines[0]);
+  if (!request) return undefined;
+  for (let i = 1; i < lines.length; i++) {
+    // A line folded onto the one before (obs-fold) is refused too.
+    if (lines[i] !== "" && !HEADER_LINE.test(lines[i])) return undefined;
+  }
+  const target = request[2];
+  let path: string;
+  if (target.startsWith("/")) {
+    path = target.split(/[?#]/, 1)[0];
+  } else if (/^https?:\/\//i.test(target)) {
+    try {
+      path = new URL(target).pathname;
+    } catch {
+      return undefined;
+    }
+  } else if (target === "*") {
+    path = target;
+  } else {
+    return undefined;
+  }
+  return { method: request[1], path };
+}
+
+/** A response, ready to write. */
+interface Reply {
+  status: number;
+  bytes: Uint8Array;
+}
+
+/** A whole response; no body after a HEAD request. */
+function response(
+  status: number,
+  body: string,
+  options: { type?: string; head?: boolean; allow?: string } = {},
+): Reply {
+  const content = encoder.encode(body);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}`,
+    `Content-Type: ${options.type ?? PLAIN}`,
+    `Content-Length: ${content.length}`,
+    "Cache-Control: no-store",
+    "Connection: close",
+  ];
+  if (options.allow) lines.push(`Allow: ${options.allow}`);
+  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
+  if (options.head) return { status, bytes: head };
+  const bytes = new Uint8Array(head.length + content.length);
+  bytes.set(head);
+  bytes.set(content, head.length);
+  return { status, bytes };
+}
+
+/** Escapes a label value: backslash, double quote and line feed. */
+function label(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
+}
+
+/**
+ * Renders the endpoint's own counters in the text format (0.0.4), every
+ * family prefixed `greeter_metrics_`. They are kept apart from the
+ * greeting listener's `greeter_accept_errors_total` and the like, whose
+ * series stay as they were.
+ */
+export function renderMetricsServerStats(stats: MetricsServerStats): string {
+  const { listener, responses, errors } = stats;
+  let text = "";
+  const family = (name: string, type: string, help: string) => {
+    text += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+  };
+  family(
+    "greeter_metrics_connections_accepted_total",
+    "counter",
+    "Connections accepted by the metrics endpoint.",
+  );
+  text += `greeter_metrics_connections_accepted_total ${listener.accepted}\n`;
+  family(
+    "greeter_metrics_connections_active",
+    "gauge",
+    "Connections to the metrics endpoint open now.",
+  );
+  text += `greeter_metrics_connections_active ${listener.active}\n`;
+  family(
+    "greeter_metrics_accept_errors_total",
+    "counter",
+    "Failed accepts of the metrics endpoint, by error code; it backed off and went on.",
+  );
+  for (const code of Object.keys(listener.acceptErrors).sort()) {
+    text += `greeter_metrics_accept_errors_total{code="${label(code)}"} ${
+      listener.acceptErrors[code]
+    }\n`;
+  }
+  family(
+    "greeter_metrics_accept_paused_total",
+    "counter",
+    "Times the metrics endpoint paused accepting at its connection cap.",
+  );
+  text += `greeter_metrics_accept_paused_total ${listener.pausedAtLimit}\n`;
+  family(
+    "greeter_metrics_http_responses_total",
+    "counter",
+    "Responses of the metrics endpoint written in full, by status code.",
+  );
+  for (const code of Object.keys(responses).sort()) {
+    text += `greeter_metrics_http_responses_total{code="${label(code)}"} ${
+      responses[code]
+    }\n`;
+  }
+  family(
+    "greeter_metrics_http_errors_total",
+    "counter",
+    "Connections to the metrics endpoint that failed, by reason.",
+  );
+  for (const reason of METRICS_HTTP_ERRORS) {
+    text += `greeter_metrics_http_errors_total{reason="${reason}"} ${
+      errors[reason]
+    }\n`;
+  }
+  return text;
+}
+
+/** Writes all of `bytes`. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    written += await conn.write(bytes.subarray(written));
+  }
+}
+
+/** Decides the answer to a parsed request; throws what render or health throws. */
+async function answer(
+  endpoint: Endpoint,
+  method: string,
+  path: string,
+): Promise<Reply> {
+  const head = method === "HEAD";
+  if (path !== "/metrics" && path !== "/healthz") {
+    return response(404, "not found: try /metrics or /healthz\n", { head });
+  }
+  if (method !== "GET" && !head) {
+    return response(405, "method not allowed: use GET\n", {
+      allow: "GET, HEAD",
+    });
+  }
+  const { options } = endpoint;
+  if (path === "/metrics") {
+    const body = options.render() + renderMetricsServerStats(endpoint.own);
+    return response(200, body, { type: METRICS_CONTENT_TYPE, head });
+  }
+  const { ok, reason } = await options.health();
+  return response(ok ? 200 : 503, `${reason}\n`, { head });
+}
+
+/**
+ * Reads one request head, answers it, closes. Returns why it failed, or
+ * undefined; never throws.
+ */
+async function exchange(
+  endpoint: Endpoint,
+  slot: Slot,
+): Promise<MetricsHttpError | undefined> {
+  const conn = slot.conn;
+  const buffer = new Uint8Array(MAX_HEAD_BYTES);
+  let length = 0;
+  let end = -1;
+  try {
+    while (end < 0 && length < buffer.length) {
+      const n = await conn.read(buffer.subarray(length));
+      // Released by the table: the deadline passed (or shutdown cut it).
+      if (n === null) return slot.list ? "closed_early" : "timeout";
+      end = headEnd(buffer, length - 2, length + n);
+      length += n;
+    }
+  } catch {
+    return slot.list ? "reset" : "timeout";
+  }
+  let failed: MetricsHttpError | undefined;
+  let reply: Reply;
+  if (end < 0) {
+    failed = "header_too_large";
+    reply = response(431, "request head too large\n");
+  } else {
+    // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
+    const request = parseRequestHead(
+      String.fromCharCode(...buffer.subarray(0, end)),
+    );
+    if (!request) {
+      failed = "bad_request";
+      reply = response(400, "bad request\n");
+    } else {
+      try {
+        reply = await answer(endpoint, request.method, request.path);
+      } catch {
+        failed = "internal";
+        reply = response(500, "internal error\n", {
+          head: request.method === "HEAD",
+        });
+      }
+    }
+  }
+  let written = false;
+  try {
+    await writeAll(conn, reply.bytes);
+    written = true;
+    const { responses } = endpoint.own;
+    responses[reply.status] = (responses[reply.status] ?? 0) + 1;
+    // Close our side, then read what the client still sends until it
+    // closes (bounded by the deadline): closing with unread bytes would
+    // reset the connection and could destroy the response in flight.
+    await conn.closeWrite();
+    while (slot.list && await conn.read(scratch) !== null) {
+      // Discarded.
+    }
+  } catch {
+    // Once the response is written, a reset or the deadline changes
+    // nothing for the client.
+    if (!written) return failed ?? (slot.list ? "reset" : "timeout");
+  }
+  return failed;
+}
+
+/** Serves one accepted connection to its end; never rejects. */
+async function serveConnection(endpoint: Endpoint, slot: Slot): Promise<void> {
+  endpoint.inFlight++;
+  try {
+    const failed = await exchange(endpoint, slot);
+    // Connections cut by shutdown are not failures.
+    if (failed && !(failed === "timeout" && endpoint.closing)) {
+      endpoint.own.errors[failed]++;
+    }
+  } catch {
+    // exchange() does not throw; this keeps a surprise from being unhandled.
+    endpoint.own.errors.internal++;
+  } finally {
+    endpoint.table.release(slot);
+  }
+  if (--endpoint.inFlight === 0) endpoint.settled();
+}
+
+function checkCount(name: string, value: number, min: number) {
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a number: got ${typeof value}`);
+  }
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(
+      `${name} must be a whole number of at least ${min}: got ${value}`,
+    );
+  }
+}
+
+/**
+ * Serves Prometheus metrics over HTTP/1.1: `GET /metrics` (text format
+ * 0.0.4), `GET /healthz` (200 `ok` while the server can greet, 503 and the
+ * reason while it cannot), `HEAD` of either, 404 for any other path, 405
+ * (with `Allow`) for any other method, 400 for a head that is not HTTP/1.x,
+ * 431 for a head over 8 KiB. Every answer closes its connection.
+ *
+ * @throws {TypeError} For `maxConnections` or `timeout` of the wrong type.
+ * @throws {RangeError} For `maxConnections` below 1 or `timeout` below 1 ms.
+ * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.listen`)
+ * synchronously, when the address cannot be listened on.
+ */
+export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
+  const {
+    maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS,
+    timeout = DEFAULT_METRICS_TIMEOUT,
+    signal,
+  } = options;
+  checkCount("Connection cap", maxConnections, 1);
+  checkCount("Timeout", timeout, 1);
+  const listener = Deno.listen({
+    hostname: options.hostname,
+    port: options.port,
+  });
+  const stats = createServerStats();
+  const places = createPlaces(maxConnections);
+  // Opened when a connection ends while the accept loop waits on exhaustion.
+  let ended: PromiseWithResolvers<void> | undefined;
+  // Opened when the last connection ends during shutdown.
+  let drained: PromiseWithResolvers<void> | undefined;
+  // Opened when the last handler has finished during shutdown.
+  let settled: PromiseWithResolvers<void> | undefined;
+  const table = createConnectionTable({
+    timeout,
+    linger: timeout,
+    onRelease() {
+      places.release();
+      if (ended) {
+        ended.resolve();
+        ended = undefined;
+      }
+      if (drained && table.size === 0) drained.resolve();
+    },
+  });
+  Object.defineProperty(stats, "active", {
+    get: () => table.size,
+    enumerable: true,
+  });
+
+  const endpoint: Endpoint = {
+    options,
+    table,
+    places,
+    stats,
+    own: {
+      listener: stats,
+      responses: {},
+      errors: Object.fromEntries(
+        METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
+      ) as Record<MetricsHttpError, number>,
+    },
+    closing: false,
+    inFlight: 0,
+    settled() {
+      settled?.resolve();
+    },
+    accepted(conn) {
+      stats.accepted++;
+      serveConnection(endpoint, table.add(conn));
+    },
+    connectionEnded(ms) {
+      ended ??= Promise.withResolvers();
+      return waitAtMost(ended.promise, ms);
+    },
+    onAcceptError() {
+      // Counted by the loop; the metrics show it.
+    },
+  };
+
+  let failure: unknown;
+  const loopDone = acceptLoop(listener, endpoint).catch((error) => {
+    failure = error;
+  });
+  let shutdownPromise: Promise<void> | undefined;
+
+  function shutdown(): Promise<void> {
+    shutdownPromise ??= (async () => {
+      endpoint.closing = true;
+      try {
+        listener.close();
+      } catch {
+        // Already closed: the listener failed.
+      }
+      places.close();
+      ended?.resolve();
+      await loopDone;
+      if (table.size > 0) {
+        drained = Promise.withResolvers();
+        await waitAtMost(drained.promise, Math.min(timeout, DRAIN_TIMEOUT));
+        table.releaseAll();
+      }
+      if (endpoint.inFlight > 0) {
+        settled = Promise.withResolvers();
+        await waitAtMost(settled.promise, SETTLE_TIMEOUT);
+      }
+      table.stop();
+      signal?.removeEventListener("abort", onAbort);
+    })();
+    return shutdownPromise;
+  }
+
+  function onAbort() {
+    shutdown();
+  }
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+
+  // The loop ends at shutdown, or when the listener fails: stop then too.
+  const finished = loopDone.then(shutdown);
+
+  return {
+    addr: listener.addr as Deno.NetAddr,
+    stats: endpoint.own,
+    get failure() {
+      return failure;
+    },
+    finished,
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}
