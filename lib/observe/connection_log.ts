@@ -54,12 +54,18 @@ export interface ConnectionLogOptions {
   quiet: boolean;
   /** Connection lines per second from one source; 0 logs every one. */
   rate: number;
+  /** Text lines start with an RFC 3339 timestamp. */
+  timestamps?: boolean;
 }
 
 /** The per-connection part of the log, as a worker thread also needs it. */
 export interface ConnectionLog {
   /** For serveGreeting's onConnection (text format), if lines are logged. */
-  onConnection?: (remoteAddr: Deno.Addr) => void;
+  onConnection?: (
+    remoteAddr: Deno.Addr,
+    localAddr: Deno.Addr,
+    peerAddr?: Deno.Addr,
+  ) => void;
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
   /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
@@ -93,20 +99,25 @@ export function createConnectionLog(
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
   // Without a flood limit, lines are formatted at once: no closure per line.
-  const text = (remoteAddr: Deno.Addr) =>
+  const textOptions = { timestamps: options.timestamps ?? false };
+  const text = (
+    remoteAddr: Deno.Addr,
+    _localAddr: Deno.Addr,
+    peerAddr?: Deno.Addr,
+  ) =>
     throttle
       ? throttle.offer(
         key(remoteAddr),
-        () => formatTextConnectionLine(remoteAddr),
+        () => formatTextConnectionLine(remoteAddr, textOptions, peerAddr),
       )
-      : emit(formatTextConnectionLine(remoteAddr));
+      : emit(formatTextConnectionLine(remoteAddr, textOptions, peerAddr));
   const jsonLine = (record: ConnectionRecord) =>
     throttle
       ? throttle.offer(
         key(record.remoteAddr),
-        () => formatJsonConnectionLine(record),
+        () => formatJsonConnectionLine(record, record.peerAddr),
       )
-      : emit(formatJsonConnectionLine(record));
+      : emit(formatJsonConnectionLine(record, record.peerAddr));
   const acceptErrors = createAcceptErrorLog({ emit, format });
   return {
     onConnection: quiet || format === "json" ? undefined : text,

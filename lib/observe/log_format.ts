@@ -551,8 +551,11 @@ export function formatTextLine(
 export function formatTextConnectionLine(
   remoteAddr: Deno.Addr,
   options?: TextLogOptions,
+  peerAddr?: Deno.Addr,
 ): string {
-  const line = `Connection received from ${formatAddress(remoteAddr)}`;
+  const line = `Connection received from ${formatAddress(remoteAddr)}${
+    peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+  }`;
   return options?.timestamps ? formatTextLine(line, options) : line;
 }
 

@@ -27,13 +27,20 @@ import { type Cidr, cidrContains, parseIp, sourceKey } from "../net/ip.ts";
  * assertEquals(server.stats.refused[reason], 1);
  * ```
  */
-export type RefuseReason = "denied" | "per_ip_limit" | "rate_limit";
+export type RefuseReason =
+  | "denied"
+  | "per_ip_limit"
+  | "rate_limit"
+  | "proxy_untrusted"
+  | "proxy_header";
 
 /** The refuse reasons, in a stable order (for metrics). */
 export const REFUSE_REASONS: readonly RefuseReason[] = [
   "denied",
   "per_ip_limit",
   "rate_limit",
+  "proxy_untrusted",
+  "proxy_header",
 ];
 
 /**

@@ -1,6 +1,8 @@
 import type { Admission } from "./admission.ts";
 import type { ConnectionTable, Slot } from "./connection_table.ts";
 import type { ConnectionRecord } from "./options.ts";
+import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
+import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 
@@ -18,8 +20,14 @@ export interface ConnectionContext {
   /** True from the start of shutdown. */
   closing: boolean;
   readonly onConnection:
-    | ((remoteAddr: Deno.Addr, localAddr: Deno.Addr) => void)
+    | ((
+      remoteAddr: Deno.Addr,
+      localAddr: Deno.Addr,
+      peerAddr?: Deno.Addr,
+    ) => void)
     | undefined;
+  /** The PROXY protocol's trusted peers, when a header is expected. */
+  readonly proxy: { from: Cidr[] } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
@@ -73,10 +81,85 @@ export function acceptConnection(
   server: ConnectionContext,
   conn: Deno.Conn,
 ): void {
+  server.stats.accepted++;
+  if (server.proxy) {
+    acceptProxied(server, server.table.addHandshaking(conn), performance.now());
+    return;
+  }
+  admitAndServe(server, server.table.add(conn), conn.remoteAddr);
+}
+
+/** True if `addr` is an IP address inside one of `blocks`. */
+function isFrom(addr: Deno.Addr, blocks: Cidr[]): boolean {
+  if (addr.transport !== "tcp") return false;
+  const bytes = parseIp(addr.hostname);
+  return bytes !== undefined &&
+    blocks.some((cidr) => cidrContains(cidr, bytes));
+}
+
+/**
+ * Reads the PROXY protocol header of a connection from a trusted peer, then
+ * serves the client it names (the peer itself for a `LOCAL` header, the
+ * balancer's own health check). A peer that is not trusted, and a header
+ * that is missing, malformed, too long or late, are refused without a
+ * greeting.
+ */
+async function acceptProxied(
+  server: ConnectionContext,
+  slot: Slot,
+  acceptedAt: number,
+): Promise<void> {
+  const { stats, table } = server;
+  const peer = slot.conn.remoteAddr;
+  let refused: "proxy_untrusted" | "proxy_header" | undefined;
+  let reason: string | undefined;
+  if (!isFrom(peer, server.proxy!.from)) {
+    refused = "proxy_untrusted";
+  } else {
+    try {
+      const header = await readProxyHeader(slot.conn);
+      if (header.command === "proxy" && header.source) {
+        slot.client = header.source;
+      }
+    } catch (error) {
+      refused = "proxy_header";
+      reason = error instanceof ProxyProtocolError
+        ? `proxy_${error.reason}`
+        : slot.list
+        ? "proxy_error"
+        : "proxy_timeout";
+    }
+  }
+  if (refused) {
+    stats.outcomes.refused++;
+    stats.refused[refused]++;
+    // No refuse message: the peer is a balancer, not a client to talk to.
+    serveConnection(server, slot, EMPTY, "refused", reason ?? refused);
+    return;
+  }
+  if (!table.established(slot, acceptedAt)) {
+    // Its deadline passed as the header came: nothing to serve.
+    stats.outcomes.refused++;
+    stats.refused.proxy_header++;
+    serveConnection(server, slot, EMPTY, "refused", "proxy_timeout");
+    return;
+  }
+  admitAndServe(server, slot, slot.client ?? peer, slot.client && peer);
+}
+
+/**
+ * Admits or refuses the client at `remoteAddr` (the peer, or the client a
+ * PROXY header named, with the balancer as `peerAddr`), makes its greeting
+ * and serves it.
+ */
+function admitAndServe(
+  server: ConnectionContext,
+  slot: Slot,
+  remoteAddr: Deno.Addr,
+  peerAddr?: Deno.Addr,
+): void {
   const { stats, admission } = server;
-  stats.accepted++;
-  const slot = server.table.add(conn);
-  const remoteAddr = conn.remoteAddr;
+  const conn = slot.conn;
   const admissionHost = admission && remoteAddr.transport === "tcp"
     ? remoteAddr.hostname
     : undefined;
@@ -91,7 +174,7 @@ export function acceptConnection(
   }
   if (server.onConnection) {
     try {
-      server.onConnection(remoteAddr, conn.localAddr);
+      server.onConnection(remoteAddr, conn.localAddr, peerAddr);
     } catch {
       // A failing observer must not stop the server.
     }
@@ -196,7 +279,8 @@ async function serveConnection(
     const duration = performance.now() - start;
     try {
       server.onClose({
-        remoteAddr: conn.remoteAddr,
+        remoteAddr: slot.client ?? conn.remoteAddr,
+        ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
         localAddr: conn.localAddr,
         outcome: outcome!,
         reason,

@@ -7,6 +7,11 @@ export interface Slot {
   conn: Deno.Conn;
   /** When to close it, on the table's monotonic clock (Infinity: never). */
   deadline: number;
+  /**
+   * The client a PROXY protocol header named, when it is not the peer;
+   * undefined otherwise (the client is `conn.remoteAddr`).
+   */
+  client: Deno.Addr | undefined;
   /** The list it is in, if any; none once it is released. */
   list: SlotList | undefined;
   /** The neighbour towards the head. */
@@ -92,6 +97,13 @@ export interface ConnectionTableOptions {
   /** Longest wait for the client to close after the greeting, in ms. */
   linger: number;
   /**
+   * Longest wait for what comes before the greeting (a PROXY protocol
+   * header), in ms; 0 when nothing does.
+   *
+   * @default {0}
+   */
+  handshake?: number;
+  /**
    * Called once for every released slot, after its connection is closed:
    * the place it held is free.
    */
@@ -111,6 +123,8 @@ export interface ConnectionTableOptions {
  * while a connection with a deadline is open.
  */
 export interface ConnectionTable {
+  /** Connections whose PROXY header is awaited, in deadline order. */
+  readonly handshaking: SlotList;
   /** Connections being greeted (TLS handshake included), in deadline order. */
   readonly serving: SlotList;
   /** Greeted connections waiting for their client to close. */
@@ -119,6 +133,16 @@ export interface ConnectionTable {
   readonly size: number;
   /** Adds an accepted connection, with the table's timeout as its deadline. */
   add(conn: Deno.Conn): Slot;
+  /**
+   * Adds an accepted connection that must first send a header, with the
+   * handshake timeout as its deadline; then {@linkcode ConnectionTable.established}.
+   */
+  addHandshaking(conn: Deno.Conn): Slot;
+  /**
+   * Moves a connection whose header has come to the serving list, with the
+   * timeout counted from `acceptedAt`; false if it was already released.
+   */
+  established(slot: Slot, acceptedAt: number): boolean;
   /**
    * Moves a greeted connection to the lingering list, with a deadline no
    * later than its own; false if it was already released.
@@ -149,15 +173,20 @@ function closeQuietly(conn: Deno.Conn) {
 export function createConnectionTable(
   options: ConnectionTableOptions,
 ): ConnectionTable {
-  const { timeout, linger, onRelease } = options;
+  const { timeout, linger, onRelease, handshake = 0 } = options;
   const now = options.now ?? (() => performance.now());
+  const handshaking = createSlotList();
   const serving = createSlotList();
   const lingering = createSlotList();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
   const sweepEvery = Math.min(
     250,
-    Math.max(10, Math.min(timeout || Infinity, linger || Infinity) / 4),
+    Math.max(
+      10,
+      Math.min(timeout || Infinity, linger || Infinity, handshake || Infinity) /
+        4,
+    ),
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
 
@@ -170,13 +199,16 @@ export function createConnectionTable(
 
   function sweep() {
     const time = now();
+    while (handshaking.head && handshaking.head.deadline <= time) {
+      release(handshaking.head);
+    }
     while (serving.head && serving.head.deadline <= time) {
       release(serving.head);
     }
     while (lingering.head && lingering.head.deadline <= time) {
       release(lingering.head);
     }
-    if (serving.size + lingering.size === 0) stop();
+    if (handshaking.size + serving.size + lingering.size === 0) stop();
   }
 
   function stop() {
@@ -185,15 +217,17 @@ export function createConnectionTable(
   }
 
   return {
+    handshaking,
     serving,
     lingering,
     get size() {
-      return serving.size + lingering.size;
+      return handshaking.size + serving.size + lingering.size;
     },
     add(conn) {
       const slot: Slot = {
         conn,
         deadline: timeout > 0 ? now() + timeout : Infinity,
+        client: undefined,
         list: undefined,
         prev: undefined,
         next: undefined,
@@ -201,6 +235,27 @@ export function createConnectionTable(
       appendSlot(serving, slot);
       if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
       return slot;
+    },
+    addHandshaking(conn) {
+      const slot: Slot = {
+        conn,
+        deadline: handshake > 0 ? now() + handshake : Infinity,
+        client: undefined,
+        list: undefined,
+        prev: undefined,
+        next: undefined,
+      };
+      appendSlot(handshaking, slot);
+      if (handshake > 0) sweeper ??= setInterval(sweep, sweepEvery);
+      return slot;
+    },
+    established(slot, acceptedAt) {
+      if (!slot.list) return false;
+      slot.deadline = timeout > 0 ? acceptedAt + timeout : Infinity;
+      // Only the connections accepted during the handshake come after it.
+      insertSlot(serving, slot);
+      if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
+      return true;
     },
     linger(slot) {
       if (!slot.list) return false;
@@ -211,6 +266,7 @@ export function createConnectionTable(
     },
     release,
     releaseAll() {
+      while (handshaking.head) release(handshaking.head);
       while (serving.head) release(serving.head);
       while (lingering.head) release(lingering.head);
     },

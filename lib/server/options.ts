@@ -1,4 +1,5 @@
 import type { AdmissionOptions } from "./admission.ts";
+import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 
@@ -81,6 +82,42 @@ export type ListenTarget =
   };
 
 /**
+ * Serving behind a load balancer that speaks the PROXY protocol (v1 or v2,
+ * told apart by their first bytes): each connection starts with a header
+ * naming the real client, which is then the address that access rules,
+ * limits, templates and logs see.
+ *
+ * @example Trust headers from the balancers on 10.0.0.0/8 only
+ * ```ts
+ * import { parseCidr, serveGreeting } from "../../mod.ts";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   proxyProtocol: { from: [parseCidr("10.0.0.0/8")] },
+ * });
+ * ```
+ */
+export interface ProxyProtocolOptions {
+  /**
+   * The peers that may send a header: the load balancers. A connection from
+   * any other peer is refused (`proxy_untrusted`), as is one whose header is
+   * missing, malformed, too long or late (`proxy_header`).
+   */
+  from: Cidr[];
+  /**
+   * How long the header may take to arrive, in milliseconds; never more
+   * than `timeout`.
+   *
+   * @default {3000}
+   */
+  timeout?: number;
+}
+
+/** The default wait for a PROXY protocol header, in milliseconds. */
+export const DEFAULT_PROXY_TIMEOUT = 3_000;
+
+/**
  * What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}.
  *
  * @example Usage
@@ -105,8 +142,16 @@ export type ListenTarget =
  * ```
  */
 export interface ConnectionRecord {
-  /** The client's address (a Unix socket's clients have no path). */
+  /**
+   * The client's address (a Unix socket's clients have no path); behind a
+   * PROXY protocol balancer, the client its header named.
+   */
   remoteAddr: Deno.Addr;
+  /**
+   * The direct peer, when it is not the client: the load balancer that sent
+   * a PROXY protocol header.
+   */
+  peerAddr?: Deno.Addr;
   /** The address the client reached. */
   localAddr: Deno.Addr;
   /** How the connection ended. */
@@ -250,11 +295,18 @@ export interface ServeGreetingOptions extends AdmissionOptions {
    * @default {2000}
    */
   linger?: number;
+  /** Expect a PROXY protocol header from a load balancer on every connection. */
+  proxyProtocol?: ProxyProtocolOptions;
   /**
-   * Called for every admitted client, before it is greeted. Keep it cheap:
-   * it runs on the per-connection path.
+   * Called for every admitted client, before it is greeted, with the direct
+   * peer too when a PROXY protocol header named another client. Keep it
+   * cheap: it runs on the per-connection path.
    */
-  onConnection?: (remoteAddr: Deno.Addr, localAddr: Deno.Addr) => void;
+  onConnection?: (
+    remoteAddr: Deno.Addr,
+    localAddr: Deno.Addr,
+    peerAddr?: Deno.Addr,
+  ) => void;
   /** Called when a connection ends, with what happened to it. */
   onClose?: (record: ConnectionRecord) => void;
   /**
@@ -285,6 +337,7 @@ export interface ResolvedOptions {
   backlog: number;
   timeout: number;
   linger: number;
+  proxy: { from: Cidr[]; timeout: number } | undefined;
 }
 
 /** An option's value is out of its range; says which option and value. */
@@ -369,6 +422,31 @@ function checkTarget(target: unknown, at: string): ListenTarget {
   return target as ListenTarget;
 }
 
+/** Checks a list of CIDR blocks; a bad entry would throw on the first client. */
+function checkCidrs(name: string, list: unknown): void {
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    throw invalid(name, list, "an array of CIDR blocks", TypeError);
+  }
+  list.forEach((cidr: unknown, i) => {
+    const c = cidr as { bytes?: unknown; prefix?: unknown } | null;
+    if (
+      typeof c !== "object" || c === null ||
+      !(c.bytes instanceof Uint8Array) ||
+      (c.bytes.length !== 4 && c.bytes.length !== 16) ||
+      !Number.isInteger(c.prefix) || (c.prefix as number) < 0 ||
+      (c.prefix as number) > c.bytes.length * 8
+    ) {
+      throw invalid(
+        `${name}[${i}]`,
+        cidr,
+        "a block from parseCidr()",
+        TypeError,
+      );
+    }
+  });
+}
+
 /**
  * Checks what a reload may replace, as at start-up.
  *
@@ -393,31 +471,8 @@ export function checkReloadable(options: ReloadOptions): void {
       throw invalid("ratePerIp", rate, "a number above 0");
     }
   }
-  for (const name of ["allow", "deny"] as const) {
-    const list = options[name];
-    if (list === undefined) continue;
-    if (!Array.isArray(list)) {
-      throw invalid(name, list, "an array of CIDR blocks", TypeError);
-    }
-    // A bad entry would throw on the first client, in the accept path.
-    list.forEach((cidr: unknown, i) => {
-      const c = cidr as { bytes?: unknown; prefix?: unknown } | null;
-      if (
-        typeof c !== "object" || c === null ||
-        !(c.bytes instanceof Uint8Array) ||
-        (c.bytes.length !== 4 && c.bytes.length !== 16) ||
-        !Number.isInteger(c.prefix) || (c.prefix as number) < 0 ||
-        (c.prefix as number) > c.bytes.length * 8
-      ) {
-        throw invalid(
-          `${name}[${i}]`,
-          cidr,
-          "a block from parseCidr()",
-          TypeError,
-        );
-      }
-    });
-  }
+  checkCidrs("allow", options.allow);
+  checkCidrs("deny", options.deny);
 }
 
 /**
@@ -460,6 +515,27 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
   }
   checkFunction("onConnection", options.onConnection);
   checkFunction("onClose", options.onClose);
+  let proxy: ResolvedOptions["proxy"];
+  if (options.proxyProtocol !== undefined) {
+    const given = options.proxyProtocol;
+    if (typeof given !== "object" || given === null) {
+      throw invalid("proxyProtocol", given, "an object", TypeError);
+    }
+    checkCidrs("proxyProtocol.from", given.from);
+    if (given.from === undefined || given.from.length === 0) {
+      throw invalid(
+        "proxyProtocol.from",
+        given.from,
+        "the load balancers' addresses",
+      );
+    }
+    const wait = given.timeout ?? DEFAULT_PROXY_TIMEOUT;
+    checkInteger("proxyProtocol.timeout", wait, 1, MAX_TIMER_MS);
+    proxy = {
+      from: given.from,
+      timeout: timeout > 0 ? Math.min(wait, timeout) : wait,
+    };
+  }
   checkFunction("onAcceptError", options.onAcceptError);
   let targets: ListenTarget[];
   if (options.listen !== undefined) {
@@ -482,5 +558,6 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     backlog,
     timeout,
     linger,
+    proxy,
   };
 }

@@ -127,6 +127,7 @@ export function serveGreeting(
   const table = createConnectionTable({
     timeout: resolved.timeout,
     linger: resolved.linger,
+    handshake: resolved.proxy?.timeout ?? 0,
     onRelease() {
       places.release();
       if (ended) {
@@ -153,6 +154,7 @@ export function serveGreeting(
     linger: resolved.linger,
     closing: false,
     onConnection: options.onConnection,
+    proxy: resolved.proxy,
     onClose: options.onClose,
     inFlight: 0,
     settled() {
