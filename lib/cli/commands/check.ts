@@ -67,7 +67,7 @@ export const CHECK_FLAGS: FlagSpec[] = [
     short: "t",
     value: "DURATION",
     help: "Fail if the whole greeting and the close take longer, such as " +
-      "500ms or 5s (a number alone is milliseconds; default " +
+      "500ms or 5s; a number alone is milliseconds (default " +
       `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
   },
   ...CLIENT_TRANSPORT_FLAGS,

@@ -38,8 +38,8 @@ export const CONNECT_FLAGS: FlagSpec[] = [
     name: "timeout",
     short: "t",
     value: "DURATION",
-    help: "Give up after this long, such as 500ms or 5s (a number alone is " +
-      `milliseconds; default ${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
+    help: "Give up after this long, such as 500ms or 5s; a number alone is " +
+      `milliseconds (default ${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
   },
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
