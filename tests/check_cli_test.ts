@@ -96,7 +96,7 @@ Deno.test("parseCheck() rejects mistakes with a message that says how to fix the
       ],
       [
         ["--timeout", "0"],
-        'Invalid value "0" for --timeout: use a whole number from 1 to 2147483647',
+        'Invalid value "0" for --timeout: use 1ms or more, as in 250ms, 5s or 2m (units ms, s, m, h; a number alone is milliseconds)',
       ],
       [
         ["--encoding", "utf8"],

@@ -195,8 +195,8 @@ Deno.test("greeter rejects bad input with exit 2 and one line", async () => {
   const cases: [string[], string][] = [
     [["--bogus"], "Unknown option --bogus"],
     [["--port"], "Missing value for --port"],
-    [["-p", "65536"], 'Invalid value "65536" for --port'],
-    [["-p", "http"], 'Invalid value "http" for --port'],
+    [["-p", "65536"], 'Invalid value "65536" for -p'],
+    [["-p", "http"], 'Invalid value "http" for -p'],
     [["--host="], "the host is empty"],
     [["-m", "naïve"], "ascii cannot encode: use --encoding utf-8"],
     [

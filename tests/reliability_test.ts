@@ -264,6 +264,9 @@ Deno.test({
       "-q",
       "--message-file",
       file.path,
+      // Over the 1 MiB a message file may have by default.
+      "--max-file-size",
+      "16MiB",
       "--max-per-ip",
       "2",
       "--refuse-message",
@@ -494,6 +497,8 @@ Deno.test({
         "-q",
         "--message-file",
         file.path,
+        "--max-file-size",
+        "4MiB",
       ]);
       const result = await probe(server.port);
       assertEquals(result, { received: file.bytes.length, error: "eof" });
@@ -507,6 +512,8 @@ Deno.test({
         "-q",
         "--message-file",
         file.path,
+        "--max-file-size",
+        "4MiB",
         "--linger",
         "0",
       ]);

@@ -1,5 +1,6 @@
 import { UsageError } from "./flags.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
+import { escapeControl } from "../observe/escape.ts";
 
 /** Exit code for a command-line mistake. */
 export const EXIT_USAGE = 2;
@@ -29,18 +30,29 @@ function permissionHint(error: Error): string {
 
 /**
  * Explains why listening on `address` failed.
+ *
+ * @param flag The flag whose address it was: `--host` (the default) for the
+ * greeting's listeners, `--metrics` for the metrics endpoint. The advice
+ * names it.
+ * @param portFlag For the greeting's listeners, the port flag as the user
+ * spelt it (`-p` or `--port`).
  */
 export function explainListenError(
   error: unknown,
   address: string,
   port: number,
   flag = "--host",
+  portFlag = "--port",
 ): Explanation {
-  const prefix = `Cannot listen on ${address}`;
+  const prefix = `Cannot listen on ${escapeControl(address)}`;
   if (error instanceof Deno.errors.AddrInUse) {
+    // The metrics endpoint has one flag for host and port alike.
+    const choose = flag === "--metrics"
+      ? "choose another --metrics address (port 0 picks a free one)"
+      : `choose another ${portFlag} (0 picks a free one)`;
     return {
       message: `${prefix}: the address is already in use; stop the other ` +
-        "server or choose another --port (0 picks a free one)",
+        `server or ${choose}`,
       exitCode: EXIT_FAILURE,
     };
   }
@@ -113,7 +125,8 @@ export function explainConnectError(
 
 /**
  * Explains any error: usage errors keep their message and exit 2; anything
- * else is a runtime error with its message on one line.
+ * else is a runtime error with its message on one line: the whole message,
+ * line breaks and other controls escaped (see {@linkcode escapeControl}).
  */
 export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof UsageError) {
@@ -126,7 +139,7 @@ export function explainError(error: unknown, prefix?: string): Explanation {
     };
   }
   const text = error instanceof Error ? error.message : String(error);
-  const line = text.split("\n")[0].replace(/ \(os error \d+\)$/, "");
+  const line = escapeControl(text.replace(/ \(os error \d+\)$/, ""));
   return {
     message: prefix ? `${prefix}: ${lowerFirst(line)}` : line,
     exitCode: EXIT_FAILURE,

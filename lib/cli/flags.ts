@@ -2,7 +2,15 @@ import { parseArgs } from "@std/cli/parse-args";
 
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
+import { escapeControl, quote } from "../observe/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
+import {
+  DurationRangeError,
+  DurationSyntaxError,
+  MAX_DURATION_MS,
+  parseDuration,
+} from "./duration.ts";
+import { suggest } from "./suggest.ts";
 
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
@@ -38,15 +46,87 @@ export interface ParsedFlags {
   switches: Set<string>;
   /** Arguments that are not flags. */
   positionals: string[];
-}
-
-/** Text as it may appear inside an error line: control characters escaped. */
-function printable(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
+  /**
+   * How the user spelt each flag (`-p` or `--port`), by long name, once per
+   * occurrence in the order given: messages name the flag as typed.
+   */
+  spelled: Map<string, string[]>;
 }
 
 function dashed(spec: FlagSpec): string {
   return `--${spec.name}`;
+}
+
+/**
+ * The flag `name` (a long name without dashes) as the user wrote it: `-p`
+ * or `--port`. `index` picks one occurrence of a repeatable flag; without
+ * it, the last (the one whose value counts). `--name` if it was not given.
+ */
+export function flagName(
+  flags: ParsedFlags | undefined,
+  name: string,
+  index?: number,
+): string {
+  const list = flags?.spelled.get(name);
+  return (index === undefined ? list?.at(-1) : list?.[index]) ?? `--${name}`;
+}
+
+/**
+ * Records how each flag in `args` was spelt. Follows parseArgs' reading
+ * closely enough for messages: `--name[=v]`, `-x v`, `-xv`, and bundled
+ * switches such as `-qV`.
+ */
+function recordSpellings(
+  args: string[],
+  byName: Map<string, FlagSpec>,
+): Map<string, string[]> {
+  const spelled = new Map<string, string[]>();
+  const add = (spec: FlagSpec, spelling: string) => {
+    const list = spelled.get(spec.name);
+    if (list) list.push(spelling);
+    else spelled.set(spec.name, [spelling]);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") break;
+    if (arg.startsWith("--")) {
+      const spec = byName.get(arg.slice(2).replace(/=.*$/s, ""));
+      if (!spec) continue;
+      add(spec, dashed(spec));
+      if (spec.value && !arg.includes("=")) i++;
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      for (let j = 1; j < arg.length; j++) {
+        const spec = byName.get(arg[j]);
+        if (!spec) break;
+        add(spec, `-${arg[j]}`);
+        if (spec.value) {
+          if (j === arg.length - 1) i++;
+          break;
+        }
+      }
+    }
+  }
+  return spelled;
+}
+
+/**
+ * The "Unknown option" line for `typed` (the flag as given, without any
+ * `=value`), with a suggestion from `specs` when one is close.
+ */
+function unknownOption(typed: string, specs: FlagSpec[]): UsageError {
+  const candidates = specs.flatMap((spec) => [
+    dashed(spec),
+    ...(spec.short ? [`-${spec.short}`] : []),
+  ]);
+  // "--no-quiet": greeter has no negated flags, but the flag itself exists.
+  const negated = /^--no-(.*)$/s.exec(typed)?.[1];
+  const guess = suggest(typed, candidates);
+  const hint = negated !== undefined && candidates.includes(`--${negated}`)
+    ? `options cannot be negated; leave out --${negated} instead`
+    : guess !== undefined
+    ? `did you mean ${guess}? See --help for the options`
+    : "see --help for the options";
+  return new UsageError(`Unknown option ${escapeControl(typed)}: ${hint}`);
 }
 
 /**
@@ -77,11 +157,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
     // negated flags, so every --no-* is unknown.
     if (arg.startsWith("--no-")) {
-      throw new UsageError(
-        `Unknown option ${
-          printable(arg.replace(/=.*$/s, ""))
-        }: see --help for the options`,
-      );
+      throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
     const match = /^--?([^=]+)$/.exec(arg);
     const spec = match && byName.get(match[1]);
@@ -91,11 +167,13 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     }
     const next = args[i + 1];
     if (next === undefined || (next.startsWith("-") && next.length > 1)) {
+      // The flag as typed: "-p" or "--port".
+      const flag = arg;
       throw new UsageError(
-        `Missing value for ${dashed(spec)}: write ${
-          dashed(spec)
-        } ${spec.value}` +
-          (next === undefined ? "" : ` (or ${dashed(spec)}=${next})`),
+        `Missing value for ${flag}: write ${flag} ${spec.value}` +
+          (next === undefined
+            ? ""
+            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
       );
     }
     joined.push(`--${spec.name}=${next}`);
@@ -113,13 +191,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     "--": true,
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
-        const name = arg.replace(/^--?/, "").replace(/=.*$/, "");
-        throw new UsageError(
-          `Unknown option ${arg.startsWith("--") ? "--" : "-"}${
-            printable(name)
-          }: ` +
-            "see --help for the options",
-        );
+        throw unknownOption(arg.replace(/=.*$/s, ""), specs);
       }
       return true;
     },
@@ -141,7 +213,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
   ].map(String);
-  return { values, switches, positionals };
+  return {
+    values,
+    switches,
+    positionals,
+    spelled: recordSpellings(args, byName),
+  };
 }
 
 /** The last value given for a flag, if any. */
@@ -158,14 +235,21 @@ export function lastValue(
  */
 export const MAX_INTEGER = 2_147_483_647;
 
+/** `flag` with its dashes: `-p` and `--port` stay, `port` becomes `--port`. */
+function shown(flag: string): string {
+  return flag.startsWith("-") ? flag : `--${flag}`;
+}
+
 /**
  * Parses a flag's value as a whole number within bounds.
  *
+ * @param flag The flag as the user spelt it (`-p`, `--port`; see
+ * {@linkcode flagName}), or a long name without dashes.
  * @throws {UsageError} If it is not one.
  */
 export function parseIntegerFlag(
   text: string,
-  name: string,
+  flag: string,
   min: number,
   max = MAX_INTEGER,
 ): number {
@@ -173,7 +257,124 @@ export function parseIntegerFlag(
   if (!/^\d+$/.test(text) || value < min || value > max) {
     const range = `a whole number from ${min} to ${max}`;
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --${name}: use ${range}`,
+      `Invalid value ${quote(text)} for ${shown(flag)}: use ${range}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A duration in milliseconds for messages and help, in the largest unit
+ * that writes it whole: `10s`, `2m`, `250ms`.
+ */
+export function formatDuration(ms: number): string {
+  return ms !== 0 && ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms !== 0 && ms % 60_000 === 0
+    ? `${ms / 60_000}m`
+    : ms !== 0 && ms % 1000 === 0
+    ? `${ms / 1000}s`
+    : `${ms}ms`;
+}
+
+/** How a duration is written, for the end of a duration error. */
+const DURATION_HINT = "as in 250ms, 5s or 2m (units ms, s, m, h; a number " +
+  "alone is milliseconds)";
+
+/**
+ * Parses a flag's value as a duration (see {@linkcode parseDuration}):
+ * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds.
+ *
+ * @param flag The flag as the user spelt it, or a long name.
+ * @param min The shortest duration allowed, in milliseconds.
+ * @returns Milliseconds.
+ * @throws {UsageError} If it is not a duration of at least `min`.
+ */
+export function parseDurationFlag(
+  text: string,
+  flag: string,
+  min = 0,
+): number {
+  const invalid = (reason: string) =>
+    new UsageError(
+      `Invalid value ${quote(text)} for ${shown(flag)}: ${reason}`,
+    );
+  let value: number;
+  try {
+    value = parseDuration(text);
+  } catch (error) {
+    if (error instanceof DurationSyntaxError) {
+      throw invalid(
+        error.reason === "unknown-unit"
+          ? `${quote(error.unit ?? "")} is not a unit: write a duration ` +
+            DURATION_HINT
+          : error.reason === "unit-order"
+          ? "write each unit once, the largest first, as in 1m30s"
+          : error.reason === "bare-fraction"
+          ? "a number alone is whole milliseconds; add a unit for a " +
+            "fraction, as in 1.5s"
+          : `write a duration ${DURATION_HINT}`,
+      );
+    }
+    if (error instanceof DurationRangeError) {
+      throw invalid(
+        error.reason === "too-large"
+          ? `the longest is ${MAX_DURATION_MS}ms (about 24.8 days)`
+          : error.reason === "sub-millisecond"
+          ? "durations are whole milliseconds; round it, as in 2ms"
+          : `use ${formatDuration(min)} or more, ${DURATION_HINT}`,
+      );
+    }
+    throw error;
+  }
+  if (value < min) {
+    throw invalid(`use ${formatDuration(min)} or more, ${DURATION_HINT}`);
+  }
+  return value;
+}
+
+/** One MiB, the default limit of a file named on the command line. */
+export const MIB = 1024 * 1024;
+
+/** The largest --max-file-size: files are read into memory whole. */
+export const MAX_FILE_SIZE = 1024 * MIB;
+
+/** Bytes per size unit, by its lower-case name. */
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  "b": 1,
+  "k": 1024,
+  "kib": 1024,
+  "m": MIB,
+  "mib": MIB,
+  "g": 1024 * MIB,
+  "gib": 1024 * MIB,
+};
+
+/** A size in bytes for messages: `1 MiB`, `512 KiB`, or `1000 bytes`. */
+export function formatSize(bytes: number): string {
+  return bytes !== 0 && bytes % MIB === 0
+    ? `${bytes / MIB} MiB`
+    : bytes !== 0 && bytes % 1024 === 0
+    ? `${bytes / 1024} KiB`
+    : `${bytes} bytes`;
+}
+
+/**
+ * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
+ * `MiB`, `GiB`, or `K`, `M`, `G`), from 1 byte to 1 GiB.
+ *
+ * @param flag The flag as the user spelt it, or a long name.
+ * @throws {UsageError} If it is not one.
+ */
+export function parseSizeFlag(text: string, flag: string): number {
+  const match = /^(\d+)\s*([a-zA-Z]*)$/.exec(text);
+  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
+  const value = match && unit !== undefined ? Number(match[1]) * unit : NaN;
+  if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
+    throw new UsageError(
+      `Invalid value ${quote(text)} for ${shown(flag)}: use a size from 1 ` +
+        "byte to 1GiB, in bytes or with a unit, such as 4MiB or 512KiB",
     );
   }
   return value;
@@ -184,13 +385,13 @@ export function parseIntegerFlag(
  *
  * @throws {UsageError} If it is not one.
  */
-export function parsePositiveNumberFlag(text: string, name: string): number {
+export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
     throw new UsageError(
-      `Invalid value ${
-        JSON.stringify(text)
-      } for --${name}: use a number above 0, such as 5 or 0.5`,
+      `Invalid value ${quote(text)} for ${
+        shown(flag)
+      }: use a number above 0, such as 5 or 0.5`,
     );
   }
   return value;
@@ -203,29 +404,84 @@ export function parsePositiveNumberFlag(text: string, name: string): number {
  */
 export function parseChoiceFlag<T extends string>(
   text: string,
-  name: string,
+  flag: string,
   choices: readonly T[],
 ): T {
   if (!(choices as readonly string[]).includes(text)) {
+    const guess = suggest(text, choices);
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --${name}: use one of ${
+      `Invalid value ${quote(text)} for ${shown(flag)}: use one of ${
         choices.join(", ")
-      }`,
+      }${guess === undefined ? "" : ` (did you mean ${guess}?)`}`,
     );
   }
   return text as T;
 }
 
-/** Formats flag specs as the options part of `--help`. */
+/** The widest line `--help` prints: a classic terminal. */
+export const HELP_WIDTH = 80;
+
+/** The widest the names column of the options may be, indent included. */
+const NAMES_COLUMN = 32;
+
+/**
+ * Breaks `text` into lines of at most `width` characters at spaces (a
+ * single word longer than that keeps its own line).
+ */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * Lays out two columns within {@linkcode HELP_WIDTH}: each left entry, then
+ * its text wrapped with a hanging indent. A left entry too wide for the
+ * column gets a line of its own, and its text starts under the column.
+ */
+export function formatColumns(rows: [string, string][]): string {
+  const longest = Math.max(...rows.map(([left]) => left.length));
+  const column = Math.min(longest + 4, NAMES_COLUMN);
+  const indent = " ".repeat(column);
+  const out: string[] = [];
+  for (const [left, text] of rows) {
+    const lines = wrapText(text, HELP_WIDTH - column);
+    const first = `  ${left}`;
+    if (first.length + 2 > column) out.push(first);
+    else out.push(first.padEnd(column) + lines.shift());
+    out.push(...lines.map((line) => indent + line));
+  }
+  return out.join("\n");
+}
+
+/** Formats flag specs as the options part of `--help`, within 80 columns. */
 export function formatFlagHelp(specs: FlagSpec[]): string {
-  const rows = specs.map((spec) => {
+  return formatColumns(specs.map((spec) => {
     const names = (spec.short ? `-${spec.short}, ` : "    ") + dashed(spec) +
       (spec.value ? ` ${spec.value}` : "");
     return [names, spec.help + (spec.repeatable ? " (repeatable)" : "")];
-  });
-  const width = Math.max(...rows.map(([names]) => names.length)) + 2;
-  return rows.map(([names, help]) => `  ${names.padEnd(width)}${help}`)
-    .join("\n");
+  }));
+}
+
+/** Formats the examples that end `--help`: a command line and what it does. */
+export function formatExamples(examples: [string, string][]): string {
+  return "Examples:\n" +
+    examples.map(([command, what]) =>
+      [
+        `  ${command}`,
+        ...wrapText(what, HELP_WIDTH - 6).map((l) => `      ${l}`),
+      ]
+        .join("\n")
+    ).join("\n");
 }
 
 /** A request for help or the version, which prints and exits 0. */
@@ -267,9 +523,7 @@ export function parseTarget(
 ): { hostname: string; port: number } {
   if (positionals.length > 1) {
     throw new UsageError(
-      `Unexpected argument ${
-        JSON.stringify(positionals[1])
-      }: ${command} takes one ` +
+      `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
         "[HOST][:PORT]",
     );
   }
@@ -294,6 +548,18 @@ export interface ClientTransport {
   ca?: string;
   /** Skip certificate verification. */
   insecure: boolean;
+  /** The most bytes to read from --ca, when --max-file-size is given. */
+  maxFileSize?: number;
+}
+
+/** The --max-file-size flag, of every command that reads files. */
+export function maxFileSizeFlag(what: string): FlagSpec {
+  return {
+    name: "max-file-size",
+    value: "SIZE",
+    help: `The most bytes read from ${what}, in bytes or with a unit ` +
+      `such as 4MiB (default ${formatSize(MIB)})`,
+  };
 }
 
 /** The flags `connect` and `check` share for reaching the server. */
@@ -313,6 +579,7 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
     value: "PATH",
     help: "Connect to a Unix socket instead of HOST:PORT",
   },
+  maxFileSizeFlag("the --ca file"),
 ];
 
 /**
@@ -336,5 +603,15 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );
   }
-  return { unix, tls, ca, insecure };
+  const sizeText = lastValue(flags, "max-file-size");
+  return {
+    unix,
+    tls,
+    ca,
+    insecure,
+    // Only when given, so a command reads as it always has.
+    ...(sizeText === undefined ? {} : {
+      maxFileSize: parseSizeFlag(sizeText, flagName(flags, "max-file-size")),
+    }),
+  };
 }

@@ -14,6 +14,7 @@ import { parseServe, type ServeCommand } from "./commands/serve.ts";
 import { runServe } from "./commands/serve_run.ts";
 import { explainError } from "./explain.ts";
 import { ExitError, type InfoCommand } from "./flags.ts";
+import { escapeControl } from "../observe/escape.ts";
 import { VERSION } from "../version.ts";
 
 /** Any command line greeter understands. */
@@ -60,7 +61,9 @@ export async function main(args: string[]): Promise<number> {
     const { message, exitCode } = error instanceof ExitError
       ? error
       : explainError(error);
-    console.error(`greeter: ${message}`);
+    // The last guard of the one-line promise: whatever a message holds, no
+    // line break or terminal control reaches stderr raw.
+    console.error(`greeter: ${escapeControl(message)}`);
     return exitCode;
   }
 }

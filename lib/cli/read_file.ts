@@ -1,4 +1,26 @@
-import { UsageError } from "./flags.ts";
+import { formatSize, MIB, UsageError } from "./flags.ts";
+import { quote } from "../observe/escape.ts";
+import {
+  type FileType,
+  readLimited,
+  ReadLimitedError,
+} from "./read_limited.ts";
+
+/** The most bytes read from a greeting, certificate, key or CA file. */
+export const DEFAULT_FILE_LIMIT = MIB;
+
+/** The most bytes read from a quotes file: a fortune database is larger. */
+export const DEFAULT_QUOTES_LIMIT = 16 * MIB;
+
+/** Words for what a path is when it is not a regular file. */
+const TYPE_WORDS: Readonly<Record<FileType, string>> = {
+  "directory": "a directory",
+  "fifo": "a FIFO (named pipe)",
+  "socket": "a socket",
+  "character-device": "a character device",
+  "block-device": "a block device",
+  "unknown": "not a regular file",
+};
 
 /**
  * Says why reading a file failed, in words that point to the fix: the
@@ -6,6 +28,31 @@ import { UsageError } from "./flags.ts";
  * reported the same way.
  */
 export function describeReadError(error: unknown): string {
+  if (error instanceof ReadLimitedError) {
+    switch (error.kind) {
+      case "not-found":
+        return "no such file";
+      case "permission-denied":
+        return "permission denied";
+      case "not-permitted":
+        return "greeter lacks read permission (run deno with --allow-read)";
+      case "not-a-file":
+        return `it is ${
+          TYPE_WORDS[error.fileType ?? "unknown"]
+        }; give the path of a regular file`;
+      case "too-large":
+        return `it is larger than the limit of ${formatSize(error.limit)}` +
+          (error.size !== undefined && error.size > error.limit + 1
+            ? ` (${formatSize(error.size)})`
+            : "") +
+          "; raise the limit with --max-file-size, such as --max-file-size " +
+          "64MiB";
+      case "unreadable":
+        break;
+    }
+    const cause = error.cause;
+    return cause instanceof Error ? cause.message : String(cause);
+  }
   return error instanceof Deno.errors.NotFound
     ? "no such file"
     : error instanceof Deno.errors.PermissionDenied
@@ -18,21 +65,25 @@ export function describeReadError(error: unknown): string {
 }
 
 /**
- * Reads a file named on the command line.
+ * Reads a file named on the command line, never more than `limit` bytes,
+ * and never a device, FIFO, directory or socket (see
+ * {@linkcode readLimited}).
  *
  * @param what What the file is, for the error message ("quotes file").
+ * @param limit The most bytes to read.
  * @throws {UsageError} `Cannot read <what> "<path>": <reason>` if it cannot
  * be read.
  */
 export async function readInputFile(
   path: string,
   what: string,
+  limit: number = DEFAULT_FILE_LIMIT,
 ): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    return await readLimited(path, limit);
   } catch (error) {
     throw new UsageError(
-      `Cannot read ${what} "${path}": ${describeReadError(error)}`,
+      `Cannot read ${what} ${quote(path)}: ${describeReadError(error)}`,
     );
   }
 }

@@ -8,7 +8,12 @@ import {
 } from "../greeting/encode.ts";
 import { DecodeError, decodeMessageFile } from "../greeting/message_file.ts";
 import { presetGreeting, type PresetName } from "../greeting/presets.ts";
-import { readInputFile } from "./read_file.ts";
+import {
+  DEFAULT_FILE_LIMIT,
+  DEFAULT_QUOTES_LIMIT,
+  readInputFile,
+} from "./read_file.ts";
+import { quote } from "../observe/escape.ts";
 import type {
   ListenTarget,
   ReloadOptions,
@@ -41,7 +46,7 @@ function asUsageError<T>(make: () => T, file?: string): T {
       error instanceof RangeError || error instanceof SyntaxError ||
       error instanceof TypeError
     ) {
-      const where = file === undefined ? "" : ` (${JSON.stringify(file)})`;
+      const where = file === undefined ? "" : ` (${quote(file)})`;
       throw new UsageError(greetingErrorMessage(error) + where);
     }
     throw error;
@@ -57,7 +62,8 @@ function asUsageError<T>(make: () => T, file?: string): T {
  */
 export async function loadPreset(
   preset: PresetName,
-  { quotesFile }: { quotesFile?: string } = {},
+  { quotesFile, maxFileSize }: { quotesFile?: string; maxFileSize?: number } =
+    {},
 ): Promise<GreetingSource> {
   if (preset !== "qotd" && quotesFile !== undefined) {
     throw new UsageError(
@@ -70,21 +76,27 @@ export async function loadPreset(
         'line, or quotes separated by lines holding only "%"',
     );
   }
-  const bytes = quotesFile === undefined
-    ? undefined
-    : await readInputFile(quotesFile, "quotes file");
+  const bytes = quotesFile === undefined ? undefined : await readInputFile(
+    quotesFile,
+    "quotes file",
+    maxFileSize ?? DEFAULT_QUOTES_LIMIT,
+  );
   return asUsageError(() => presetGreeting(preset, bytes), quotesFile);
 }
 
 async function loadGreeting(command: ServeCommand): Promise<GreetingSource> {
-  const { preset, quotesFile } = command;
-  if (preset) return await loadPreset(preset, { quotesFile });
+  const { preset, quotesFile, maxFileSize } = command;
+  if (preset) return await loadPreset(preset, { quotesFile, maxFileSize });
   if (quotesFile !== undefined) {
     throw new UsageError("--quotes-file goes with --preset qotd");
   }
   let message = command.message ?? DEFAULT_MESSAGE;
   if (command.messageFile !== undefined) {
-    const bytes = await readInputFile(command.messageFile, "message file");
+    const bytes = await readInputFile(
+      command.messageFile,
+      "message file",
+      command.maxFileSize ?? DEFAULT_FILE_LIMIT,
+    );
     message = asUsageError(
       () => decodeMessageFile(bytes, command.encoding),
       command.messageFile,
@@ -98,9 +110,10 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
     return undefined;
   }
   const decoder = new TextDecoder();
+  const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
   const [cert, key] = await Promise.all([
-    readInputFile(command.tlsCert, "TLS certificate"),
-    readInputFile(command.tlsKey, "TLS key"),
+    readInputFile(command.tlsCert, "TLS certificate", limit),
+    readInputFile(command.tlsKey, "TLS key", limit),
   ]);
   const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
   // Try the pair once, so a file that is not a certificate or a key that
@@ -112,10 +125,8 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
     if (error instanceof Deno.errors.NotCapable) throw error;
     throw new UsageError(
       `Invalid TLS certificate or key (--tls-cert ${
-        JSON.stringify(command.tlsCert)
-      }, --tls-key ${JSON.stringify(command.tlsKey)}): ${
-        (error as Error).message
-      }`,
+        quote(command.tlsCert)
+      }, --tls-key ${quote(command.tlsKey)}): ${(error as Error).message}`,
     );
   }
   return tls;
@@ -165,9 +176,15 @@ export async function clientTls(
   transport: ClientTransport,
 ): Promise<false | ClientTlsOptions> {
   if (!transport.tls) return false;
-  const caCerts = transport.ca === undefined
-    ? undefined
-    : [new TextDecoder().decode(await readInputFile(transport.ca, "CA file"))];
+  const caCerts = transport.ca === undefined ? undefined : [
+    new TextDecoder().decode(
+      await readInputFile(
+        transport.ca,
+        "CA file",
+        transport.maxFileSize ?? DEFAULT_FILE_LIMIT,
+      ),
+    ),
+  ];
   return { caCerts, insecure: transport.insecure };
 }
 

@@ -5,14 +5,17 @@ import {
   CLIENT_TRANSPORT_FLAGS,
   type ClientTransport,
   COMMON_FLAGS,
+  flagName,
   type FlagSpec,
+  formatDuration,
+  formatExamples,
   formatFlagHelp,
   type InfoCommand,
   lastValue,
   parseChoiceFlag,
   parseClientTransport,
+  parseDurationFlag,
   parseFlags,
-  parseIntegerFlag,
   parseTarget,
   UsageError,
 } from "../flags.ts";
@@ -62,9 +65,10 @@ export const CHECK_FLAGS: FlagSpec[] = [
   {
     name: "timeout",
     short: "t",
-    value: "MS",
-    help: "Fail if the whole greeting and the close take longer " +
-      `(default ${DEFAULT_CHECK_TIMEOUT})`,
+    value: "DURATION",
+    help: "Fail if the whole greeting and the close take longer, such as " +
+      "500ms or 5s; a number alone is milliseconds (default " +
+      `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
   },
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
@@ -72,7 +76,8 @@ export const CHECK_FLAGS: FlagSpec[] = [
 
 /** The text of `greeter check --help`. */
 export function checkHelp(): string {
-  return `greeter check: a health probe; checks that a greeter server sends the expected greeting
+  return `greeter check: a health probe; checks that a greeter server sends the
+expected greeting
 
 Usage:
   greeter check [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
@@ -82,8 +87,21 @@ ${formatFlagHelp(CHECK_FLAGS)}
 
 Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent
 exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for
-a usage error. For example, in a Dockerfile:
-  HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]`;
+a usage error.
+
+${
+    formatExamples([
+      ["greeter check 127.0.0.1:8080", "Exit 0 if the default greeting comes"],
+      [
+        'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323',
+        'Expect "Hello\\n" from localhost:2323 within a second',
+      ],
+      [
+        'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]',
+        "The same, as a Dockerfile health check",
+      ],
+    ])
+  }`;
 }
 
 /**
@@ -101,12 +119,12 @@ export function parseCheck(
   const target = parseTarget(flags.positionals, "check");
   const lineEnding = parseChoiceFlag(
     lastValue(flags, "line-ending") ?? "crlf",
-    "line-ending",
+    flagName(flags, "line-ending"),
     LINE_ENDINGS,
   );
   const encoding = parseChoiceFlag(
     lastValue(flags, "encoding") ?? "ascii",
-    "encoding",
+    flagName(flags, "encoding"),
     GREETING_ENCODINGS,
   );
   let expect: Uint8Array;
@@ -117,7 +135,7 @@ export function parseCheck(
     });
   } catch (error) {
     throw new UsageError(
-      `Invalid value for --expect: ${
+      `Invalid value for ${flagName(flags, "expect")}: ${
         lowerFirst(greetingErrorMessage(error as Error))
       }`,
     );
@@ -129,7 +147,7 @@ export function parseCheck(
     expect,
     timeout: timeoutText === undefined
       ? DEFAULT_CHECK_TIMEOUT
-      : parseIntegerFlag(timeoutText, "timeout", 1),
+      : parseDurationFlag(timeoutText, flagName(flags, "timeout"), 1),
     ...parseClientTransport(flags),
   };
 }

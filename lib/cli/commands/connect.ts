@@ -10,13 +10,16 @@ import {
   type ClientTransport,
   COMMON_FLAGS,
   ExitError,
+  flagName,
   type FlagSpec,
+  formatDuration,
+  formatExamples,
   formatFlagHelp,
   type InfoCommand,
   lastValue,
   parseClientTransport,
+  parseDurationFlag,
   parseFlags,
-  parseIntegerFlag,
   parseTarget,
 } from "../flags.ts";
 import { clientTls } from "../setup.ts";
@@ -34,9 +37,9 @@ export const CONNECT_FLAGS: FlagSpec[] = [
   {
     name: "timeout",
     short: "t",
-    value: "MS",
-    help:
-      `Give up after this many milliseconds (default ${DEFAULT_CLIENT_TIMEOUT})`,
+    value: "DURATION",
+    help: "Give up after this long, such as 500ms or 5s; a number alone is " +
+      `milliseconds (default ${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
   },
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
@@ -53,7 +56,21 @@ Options:
 ${formatFlagHelp(CONNECT_FLAGS)}
 
 Exits 0 once the server closes the connection; 1 if it cannot be reached or
-does not finish in time.`;
+does not finish in time; 2 for a usage error.
+
+${
+    formatExamples([
+      ["greeter connect localhost:2323", "Print the greeting of port 2323"],
+      [
+        "greeter connect --tls --ca ca.pem example.com:2323",
+        "Over TLS, trusting the CA in ca.pem",
+      ],
+      [
+        "greeter connect --unix /run/greeter.sock --timeout 2s",
+        "From a Unix socket, giving up after 2 seconds",
+      ],
+    ])
+  }`;
 }
 
 /**
@@ -74,7 +91,7 @@ export function parseConnect(args: string[]): ConnectCommand | InfoCommand {
     ...target,
     timeout: timeoutText === undefined
       ? DEFAULT_CLIENT_TIMEOUT
-      : parseIntegerFlag(timeoutText, "timeout", 1),
+      : parseDurationFlag(timeoutText, flagName(flags, "timeout"), 1),
     ...parseClientTransport(flags),
   };
 }

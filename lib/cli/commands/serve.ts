@@ -2,16 +2,27 @@ import { ValueError } from "../../net/value_error.ts";
 import { parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
+  flagName,
   type FlagSpec,
+  formatDuration,
+  formatExamples,
   formatFlagHelp,
+  formatSize,
   type InfoCommand,
   lastValue,
+  maxFileSizeFlag,
+  MIB,
   parseChoiceFlag,
+  type ParsedFlags,
+  parseDurationFlag,
   parseFlags,
   parseIntegerFlag,
   parsePositiveNumberFlag,
+  parseSizeFlag,
   UsageError,
 } from "../flags.ts";
+import { escapeControl, quote } from "../../observe/escape.ts";
+import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
 import {
   DEFAULT_MESSAGE,
   GREETING_ENCODINGS,
@@ -19,7 +30,7 @@ import {
   LINE_ENDINGS,
   type LineEnding,
 } from "../../greeting/encode.ts";
-import { type Cidr, parseCidr } from "../../net/ip.ts";
+import { type Cidr, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
@@ -75,6 +86,11 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
+  /**
+   * The most bytes read from any file named on the command line; absent
+   * for the defaults (1 MiB, and 16 MiB for the quotes file).
+   */
+  maxFileSize?: number;
 }
 
 /** Connection lines logged per second from one source, by default. */
@@ -169,8 +185,9 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "metrics",
-    value: "HOST:PORT",
-    help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here",
+    value: "[HOST:]PORT",
+    help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
+      "a port alone listens on 127.0.0.1",
   },
   {
     name: "max-connections",
@@ -186,21 +203,25 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "timeout",
-    value: "MS",
-    help: "Longest life of one connection; 0 for none " +
-      `(default ${DEFAULT_TIMEOUT})`,
+    value: "DURATION",
+    help: "Longest life of one connection, such as 500ms, 10s or 2m (a " +
+      `number alone is milliseconds); 0 for none (default ${
+        formatDuration(DEFAULT_TIMEOUT)
+      })`,
   },
   {
     name: "linger",
-    value: "MS",
+    value: "DURATION",
     help: "After the greeting, wait this long for the client to close " +
-      `before closing; 0 closes at once (default ${DEFAULT_LINGER})`,
+      `before closing; 0 closes at once (default ${
+        formatDuration(DEFAULT_LINGER)
+      })`,
   },
   {
     name: "drain-timeout",
-    value: "MS",
+    value: "DURATION",
     help: "On shutdown, how long in-flight greetings may finish " +
-      `(default ${DEFAULT_DRAIN_TIMEOUT})`,
+      `(default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
   },
   {
     name: "max-per-ip",
@@ -237,6 +258,12 @@ export const SERVE_FLAGS: FlagSpec[] = [
       "--rate-per-ip and --log-rate then apply per worker (default 1, " +
       `at most ${MAX_WORKERS})`,
   },
+  {
+    ...maxFileSizeFlag("each file named by a flag"),
+    help: "The most bytes read from each file named by a flag, in bytes or " +
+      `with a unit such as 4MiB (default ${formatSize(MIB)}; ` +
+      `${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
+  },
   ...COMMON_FLAGS,
 ];
 
@@ -254,20 +281,48 @@ Usage:
 Options:
 ${formatFlagHelp(SERVE_FLAGS)}
 
+Durations take a unit (250ms, 5s, 2m, 1h); a number alone is milliseconds.
 Run "greeter connect --help" and "greeter check --help" for their options.
-Exit codes: 0 success, 1 runtime error, 2 usage error.`;
+Exit codes: 0 success, 1 runtime error, 2 usage error.
+
+${
+    formatExamples([
+      ["greeter --port 2323", "Greet every client on port 2323"],
+      [
+        "greeter --preset daytime --port 1313",
+        "Serve the time of day (RFC 867) on port 1313",
+      ],
+      [
+        "greeter --tls-cert cert.pem --tls-key key.pem",
+        "Greet over TLS with this certificate and key",
+      ],
+      [
+        "greeter --metrics 9464",
+        "Also serve metrics on http://127.0.0.1:9464/metrics",
+      ],
+    ])
+  }`;
 }
 
 /** The metrics endpoint's default address, when --metrics gives no host. */
 const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 
-function parseMetricsAddress(text: string): { hostname: string; port: number } {
+/**
+ * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
+ * listens on the default host (a number is never a host name here).
+ */
+function parseMetricsAddress(
+  text: string,
+  flag: string,
+): { hostname: string; port: number } {
   try {
-    return parseHostPort(text, DEFAULT_METRICS);
+    return /^\d+$/.test(text)
+      ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
+      : parseHostPort(text, DEFAULT_METRICS);
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --metrics: ${error.reason}`,
+      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
     );
   }
 }
@@ -280,7 +335,7 @@ const MAX_LISTENERS = 1024;
  *
  * @throws {UsageError} For anything else.
  */
-function parsePortRange(text: string): number[] {
+function parsePortRange(text: string, flag: string): number[] {
   const range = /^(\d+)-(\d+)$/.exec(text);
   try {
     if (!range) return [parsePort(text)];
@@ -303,9 +358,102 @@ function parsePortRange(text: string): number[] {
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     throw new UsageError(
-      `Invalid value ${JSON.stringify(text)} for --port: ${error.reason}`,
+      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
     );
   }
+}
+
+/**
+ * The same listener given twice would fail to listen as "address already
+ * in use", blaming another server: said here as the usage error it is.
+ * Port 0 is exempt (each picks its own free port).
+ *
+ * @throws {UsageError} Naming the duplicate and the flags that gave it.
+ */
+function checkDuplicates(
+  flags: ParsedFlags,
+  hostTexts: string[],
+  portTexts: string[],
+  ports: number[][],
+  unix: string[],
+): void {
+  const seenHosts = new Map<string, number>();
+  for (const [i, host] of hostTexts.entries()) {
+    const key = hostKey(host);
+    const first = seenHosts.get(key);
+    if (first !== undefined) {
+      throw new UsageError(
+        `Host ${quote(host)} is given twice (${
+          flagName(flags, "host", first)
+        } ${escapeControl(hostTexts[first])} and ${
+          flagName(flags, "host", i)
+        } ${escapeControl(host)}): give each host once`,
+      );
+    }
+    seenHosts.set(key, i);
+  }
+  // A wildcard host covers the specific ones of its family on every port
+  // (whether :: also takes IPv4 depends on the system, so that is left to
+  // the kernel to say).
+  for (const [wildcard, family] of [["0.0.0.0", 4], ["::", 16]] as const) {
+    const index = hostTexts.findIndex((host) => hostKey(host) === wildcard);
+    if (index === -1) continue;
+    const covered = hostTexts.findIndex((host, i) =>
+      i !== index && parseIp(host)?.length === family
+    );
+    if (covered !== -1) {
+      const wildcardFlag = `${flagName(flags, "host", index)} ${
+        escapeControl(hostTexts[index])
+      }`;
+      const coveredFlag = `${flagName(flags, "host", covered)} ${
+        escapeControl(hostTexts[covered])
+      }`;
+      throw new UsageError(
+        `Host ${quote(hostTexts[index])} already listens on every IPv${
+          family === 4 ? 4 : 6
+        } address, ${quote(hostTexts[covered])} included: give either ` +
+          `${wildcardFlag} or ${coveredFlag}, not both`,
+      );
+    }
+  }
+  const seenPorts = new Map<number, number>();
+  for (const [i, list] of ports.entries()) {
+    for (const port of list) {
+      if (port === 0) continue;
+      const first = seenPorts.get(port);
+      if (first !== undefined) {
+        throw new UsageError(
+          `Port ${port} is given twice (${flagName(flags, "port", first)} ${
+            escapeControl(portTexts[first])
+          } and ${flagName(flags, "port", i)} ${
+            escapeControl(portTexts[i])
+          }): give each port once`,
+        );
+      }
+      seenPorts.set(port, i);
+    }
+  }
+  const seenPaths = new Set<string>();
+  for (const path of unix) {
+    const key = path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
+      .replace(/(.)\/$/, "$1");
+    if (seenPaths.has(key)) {
+      throw new UsageError(
+        `Unix socket ${quote(path)} is given twice (${
+          flagName(flags, "unix")
+        }): give each path once`,
+      );
+    }
+    seenPaths.add(key);
+  }
+}
+
+/** A host as compared for duplicates: IPs by value, names by spelling. */
+function hostKey(host: string): string {
+  const bytes = parseIp(host);
+  if (bytes === undefined) return host.toLowerCase().replace(/\.$/, "");
+  if (bytes.length === 4) return bytes.join(".");
+  return bytes.every((byte) => byte === 0) ? "::" : `[${bytes.join(",")}]`;
 }
 
 /**
@@ -317,24 +465,36 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   const flags = parseFlags(args, SERVE_FLAGS);
   if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
   if (flags.switches.has("version")) return { command: "version" };
+  /** The flag as the user spelt it: `-p` or `--port`. */
+  const flag = (name: string) => flagName(flags, name);
   if (flags.positionals.length > 0) {
     throw new UsageError(
       `Unexpected argument ${
-        JSON.stringify(flags.positionals[0])
+        quote(flags.positionals[0])
       }: see --help for usage`,
     );
   }
   const hosts = flags.values.get("host") ?? [];
-  if (hosts.some((host) => host.trim() === "")) {
+  const emptyHost = hosts.findIndex((host) => host.trim() === "");
+  if (emptyHost !== -1) {
     throw new UsageError(
-      "Invalid value for --host: the host is empty (try 0.0.0.0 or 127.0.0.1)",
+      `Invalid value for ${
+        flagName(flags, "host", emptyHost)
+      }: the host is empty (try 0.0.0.0 or 127.0.0.1)`,
     );
   }
   const unix = flags.values.get("unix") ?? [];
   if (unix.some((path) => path === "")) {
-    throw new UsageError("Invalid value for --unix: the path is empty");
+    throw new UsageError(
+      `Invalid value for ${flag("unix")}: the path is empty`,
+    );
   }
-  const ports = (flags.values.get("port") ?? []).flatMap(parsePortRange);
+  const portTexts = flags.values.get("port") ?? [];
+  const portLists = portTexts.map((text, i) =>
+    parsePortRange(text, flagName(flags, "port", i))
+  );
+  checkDuplicates(flags, hosts, portTexts, portLists, unix);
+  const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
   if (tcpWanted && ports.length === 0) ports.push(DEFAULT_PORT);
@@ -344,7 +504,10 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         `${MAX_LISTENERS} host and port pairs`,
     );
   }
-  const preset = lastValue(flags, "preset");
+  const presetText = lastValue(flags, "preset");
+  const preset = presetText === undefined
+    ? undefined
+    : parseChoiceFlag(presetText, flag("preset"), PRESET_NAMES);
   const tlsCert = lastValue(flags, "tls-cert");
   const tlsKey = lastValue(flags, "tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -356,12 +519,15 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   const messageFile = lastValue(flags, "message-file");
   if (message !== undefined && messageFile !== undefined) {
     throw new UsageError(
-      "--message and --message-file cannot be used together: choose one",
+      `${flag("message")} and --message-file cannot be used together: ` +
+        "choose one",
     );
   }
   if (preset !== undefined && (message ?? messageFile) !== undefined) {
     throw new UsageError(
-      `--preset ${preset} fixes the greeting: drop --message and --message-file`,
+      `--preset ${preset} fixes the greeting: drop ${
+        message === undefined ? "--message-file" : flag("message")
+      }`,
     );
   }
   if (messageFile === "") {
@@ -369,13 +535,19 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   }
   const integer = (name: string, min: number, fallback: number) => {
     const text = lastValue(flags, name);
-    return text === undefined ? fallback : parseIntegerFlag(text, name, min);
+    return text === undefined
+      ? fallback
+      : parseIntegerFlag(text, flag(name), min);
   };
   const optionalInteger = (name: string, min: number, max?: number) => {
     const text = lastValue(flags, name);
     return text === undefined
       ? undefined
-      : parseIntegerFlag(text, name, min, max);
+      : parseIntegerFlag(text, flag(name), min, max);
+  };
+  const duration = (name: string, fallback: number) => {
+    const text = lastValue(flags, name);
+    return text === undefined ? fallback : parseDurationFlag(text, flag(name));
   };
   const workers = optionalInteger("workers", 1, MAX_WORKERS);
   if (workers !== undefined && workers > 1) {
@@ -385,24 +557,30 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     if (unix.length > 0) {
       throw new UsageError(
         "--workers shares TCP ports between threads: it cannot be used " +
-          "with --unix",
+          `with ${flag("unix")}`,
       );
     }
   }
   const rateText = lastValue(flags, "rate-per-ip");
   const metricsText = lastValue(flags, "metrics");
+  const sizeText = lastValue(flags, "max-file-size");
   const cidrs = (name: string) =>
     (flags.values.get(name) ?? []).map((text) => {
       try {
         return parseCidr(text);
       } catch (error) {
         if (!(error instanceof ValueError)) throw error;
+        // The text as given, not the part the parser stopped at.
         throw new UsageError(
-          `Invalid CIDR ${JSON.stringify(error.value)} for --${name}: ` +
-            error.reason,
+          `Invalid CIDR ${quote(text)} for ${flag(name)}: ${error.reason}`,
         );
       }
     });
+  const choice = <T extends string>(
+    name: string,
+    fallback: T,
+    choices: readonly T[],
+  ) => parseChoiceFlag(lastValue(flags, name) ?? fallback, flag(name), choices);
   return {
     command: "serve",
     hosts: tcpWanted ? hosts : [],
@@ -410,45 +588,34 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     unix,
     message,
     messageFile,
-    preset: preset === undefined
-      ? undefined
-      : parseChoiceFlag(preset, "preset", PRESET_NAMES),
+    preset,
     quotesFile: lastValue(flags, "quotes-file"),
     tlsCert,
     tlsKey,
-    lineEnding: parseChoiceFlag(
-      lastValue(flags, "line-ending") ?? "crlf",
-      "line-ending",
-      LINE_ENDINGS,
-    ),
-    encoding: parseChoiceFlag(
-      lastValue(flags, "encoding") ?? "ascii",
-      "encoding",
-      GREETING_ENCODINGS,
-    ),
+    lineEnding: choice("line-ending", "crlf", LINE_ENDINGS),
+    encoding: choice("encoding", "ascii", GREETING_ENCODINGS),
     quiet: flags.switches.has("quiet"),
-    drainTimeout: integer("drain-timeout", 0, DEFAULT_DRAIN_TIMEOUT),
+    drainTimeout: duration("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
     maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
     backlog: optionalInteger("backlog", 1, 65535),
-    timeout: integer("timeout", 0, DEFAULT_TIMEOUT),
-    linger: integer("linger", 0, DEFAULT_LINGER),
+    timeout: duration("timeout", DEFAULT_TIMEOUT),
+    linger: duration("linger", DEFAULT_LINGER),
     maxPerIp: optionalInteger("max-per-ip", 1),
     ratePerIp: rateText === undefined
       ? undefined
-      : parsePositiveNumberFlag(rateText, "rate-per-ip"),
+      : parsePositiveNumberFlag(rateText, flag("rate-per-ip")),
     refuseMessage: lastValue(flags, "refuse-message"),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
-    logFormat: parseChoiceFlag(
-      lastValue(flags, "log-format") ?? "text",
-      "log-format",
-      LOG_FORMATS,
-    ),
+    logFormat: choice("log-format", "text", LOG_FORMATS),
     logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
     metrics: metricsText === undefined
       ? undefined
-      : parseMetricsAddress(metricsText),
+      : parseMetricsAddress(metricsText, flag("metrics")),
     // Only when given, so the default command reads as it always has.
     ...(workers === undefined ? {} : { workers }),
+    ...(sizeText === undefined
+      ? {}
+      : { maxFileSize: parseSizeFlag(sizeText, flag("max-file-size")) }),
   };
 }

@@ -1,0 +1,167 @@
+// The helpers behind the CLI's messages and help: spelt flag names, sizes,
+// durations, wrapping, and the last escaping of a runtime error.
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { parseCommand } from "../lib/cli/main.ts";
+import {
+  flagName,
+  formatColumns,
+  formatDuration,
+  formatFlagHelp,
+  parseDurationFlag,
+  parseFlags,
+  parseSizeFlag,
+  UsageError,
+  wrapText,
+} from "../lib/cli/flags.ts";
+import { explainError, explainListenError } from "../lib/cli/explain.ts";
+import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
+
+Deno.test("parseFlags() records how each flag was spelt, per occurrence", () => {
+  const flags = parseFlags(
+    ["-p", "1", "--port=2", "-qH", "h", "--host", "i", "-p3"],
+    SERVE_FLAGS,
+  );
+  assertEquals(flags.values.get("port"), ["1", "2", "3"]);
+  assertEquals(flags.spelled.get("port"), ["-p", "--port", "-p"]);
+  assertEquals(flags.spelled.get("host"), ["-H", "--host"]);
+  assertEquals(flagName(flags, "port", 1), "--port");
+  assertEquals(flagName(flags, "host"), "--host");
+  assertEquals(flagName(flags, "quiet"), "-q");
+  assertEquals(flagName(flags, "timeout"), "--timeout");
+});
+
+Deno.test("parseCommand() takes durations with units; a bare number is milliseconds", () => {
+  const serve = parseCommand([
+    "--timeout",
+    "5s",
+    "--linger",
+    "250ms",
+    "--drain-timeout",
+    "2m",
+  ]);
+  if (serve.command !== "serve") throw new Error("not serve");
+  assertEquals([serve.timeout, serve.linger, serve.drainTimeout], [
+    5000,
+    250,
+    120_000,
+  ]);
+  const bare = parseCommand(["--timeout", "1500"]);
+  assertEquals(bare.command === "serve" && bare.timeout, 1500);
+  const connect = parseCommand(["connect", "-t", "1m30s"]);
+  assertEquals(connect.command === "connect" && connect.timeout, 90_000);
+  const check = parseCommand(["check", "--timeout", "1.5s"]);
+  assertEquals(check.command === "check" && check.timeout, 1500);
+});
+
+Deno.test("parseCommand() reads --metrics PORT and :PORT as 127.0.0.1:PORT", () => {
+  for (const text of ["9464", ":9464"]) {
+    const command = parseCommand(["--metrics", text]);
+    assertEquals(command.command === "serve" && command.metrics, {
+      hostname: "127.0.0.1",
+      port: 9464,
+    });
+  }
+  const host = parseCommand(["--metrics", "0.0.0.0:9100"]);
+  assertEquals(host.command === "serve" && host.metrics, {
+    hostname: "0.0.0.0",
+    port: 9100,
+  });
+  assertThrows(
+    () => parseCommand(["--metrics", "70000"]),
+    UsageError,
+    'Invalid value "70000" for --metrics: use a whole number from 0 to 65535',
+  );
+});
+
+Deno.test("parseDurationFlag() says the default unit and shows an example", () => {
+  assertEquals(parseDurationFlag("0", "--linger"), 0);
+  assertEquals(parseDurationFlag("2h", "--timeout"), 7_200_000);
+  for (const text of ["5x", "five", "", "5 s"]) {
+    assertThrows(
+      () => parseDurationFlag(text, "-t"),
+      UsageError,
+      "(units ms, s, m, h; a number alone is milliseconds)",
+    );
+  }
+  assertThrows(
+    () => parseDurationFlag("0", "-t", 1),
+    UsageError,
+    'Invalid value "0" for -t: use 1ms or more, as in 250ms',
+  );
+});
+
+Deno.test("formatDuration() writes the largest whole unit", () => {
+  assertEquals(
+    [0, 250, 1000, 1500, 10_000, 120_000, 3_600_000].map(formatDuration),
+    ["0ms", "250ms", "1s", "1500ms", "10s", "2m", "1h"],
+  );
+});
+
+Deno.test("parseSizeFlag() takes bytes and binary units up to 1 GiB", () => {
+  assertEquals(
+    ["1", "4096", "512KiB", "4MiB", "4mib", "2M", "1GiB", "16k"].map((text) =>
+      parseSizeFlag(text, "--max-file-size")
+    ),
+    [1, 4096, 524_288, 4_194_304, 4_194_304, 2_097_152, 1_073_741_824, 16_384],
+  );
+  for (const text of ["0", "", "1.5MiB", "4MB", "2GiB", "-1", "1e6", "x"]) {
+    assertThrows(
+      () => parseSizeFlag(text, "--max-file-size"),
+      UsageError,
+      "for --max-file-size: use a size from 1 byte to 1GiB",
+    );
+  }
+});
+
+Deno.test("wrapText() breaks at spaces within the width; a long word keeps its line", () => {
+  assertEquals(wrapText("aa bb cc dd", 5), ["aa bb", "cc dd"]);
+  assertEquals(wrapText("a " + "x".repeat(9) + " b", 5), [
+    "a",
+    "xxxxxxxxx",
+    "b",
+  ]);
+});
+
+Deno.test("formatColumns() wraps with a hanging indent and gives a wide entry its own line", () => {
+  const text = formatColumns([
+    ["-a", "word ".repeat(30).trim()],
+    ["--a-very-long-option NAME|OTHER", "short"],
+  ]);
+  const lines = text.split("\n");
+  assert(lines.every((line) => line.length <= 80), text);
+  // The column is capped at 32: the long entry would push it to 37.
+  const indent = " ".repeat(32);
+  assertEquals(lines[0], `  -a${" ".repeat(28)}${"word ".repeat(9).trim()}`);
+  assertEquals(lines[1], `${indent}${"word ".repeat(9).trim()}`);
+  assertEquals(lines.at(-2), "  --a-very-long-option NAME|OTHER");
+  assertEquals(lines.at(-1), `${indent}short`);
+});
+
+Deno.test("formatFlagHelp() keeps every serve option within 80 columns", () => {
+  const text = formatFlagHelp(SERVE_FLAGS);
+  for (const line of text.split("\n")) assert(line.length <= 80, line);
+  // Every help text is still there, only wrapped.
+  const flat = text.replace(/\s+/g, " ");
+  for (const spec of SERVE_FLAGS) {
+    assert(flat.includes(spec.help.replace(/\s+/g, " ")), spec.name);
+  }
+});
+
+Deno.test("explainError() keeps the whole message of a runtime error, escaped", () => {
+  assertEquals(
+    explainError(new Error("first line\nsecond \x1b[2J line (os error 5)")),
+    {
+      message: "first line\\nsecond \\x1b[2J line",
+      exitCode: 1,
+    },
+  );
+});
+
+Deno.test("explainListenError() names --metrics, or the port flag as spelt, for a busy port", () => {
+  const busy = new Deno.errors.AddrInUse("Address in use");
+  const metrics = explainListenError(busy, "127.0.0.1:9", 9, "--metrics");
+  assert(metrics.message.includes("choose another --metrics address"));
+  assert(!metrics.message.includes("--port"), metrics.message);
+  const greeting = explainListenError(busy, "127.0.0.1:9", 9, "-H", "-p");
+  assert(greeting.message.endsWith("choose another -p (0 picks a free one)"));
+});
