@@ -23,6 +23,8 @@ export {
   type AcceptErrorKind,
   type ConnectionRecord,
   type ListenTarget,
+  type ProxyProtocolOptions,
+  type ReloadOptions,
   type ServeGreetingOptions,
   type TlsOptions,
 } from "./lib/server/options.ts";

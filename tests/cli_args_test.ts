@@ -29,6 +29,8 @@ Deno.test("parseCommand() gives the documented defaults", () => {
     deny: [],
     logFormat: "text",
     logRate: 100,
+    logTimestamps: "auto",
+    spelled: { host: "--host", port: "--port" },
     metrics: undefined,
   });
 });
@@ -78,6 +80,8 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
     deny: [],
     logFormat: "text",
     logRate: 100,
+    logTimestamps: "auto",
+    spelled: { host: "-H", port: "-p" },
     metrics: undefined,
   });
 });

@@ -72,6 +72,8 @@ greeter_connections_total{outcome="error"} 1
 greeter_connections_refused_total{reason="denied"} 1
 greeter_connections_refused_total{reason="per_ip_limit"} 0
 greeter_connections_refused_total{reason="rate_limit"} 0
+greeter_connections_refused_total{reason="proxy_untrusted"} 0
+greeter_connections_refused_total{reason="proxy_header"} 0
 # HELP greeter_accept_errors_total Failed accepts, by error code; the server backed off and went on.
 # TYPE greeter_accept_errors_total counter
 greeter_accept_errors_total{code="EMFILE"} 2

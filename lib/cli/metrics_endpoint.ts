@@ -26,13 +26,18 @@ export interface HealthSource {
  * Throws the one-line explanation of a failure to listen; `flag` names the
  * option whose address it was.
  */
-export function explainListen(error: unknown, flag?: string): never {
+export function explainListen(
+  error: unknown,
+  flag?: string,
+  portFlag?: string,
+): never {
   if (error instanceof ListenError) {
     const { message, exitCode } = explainListenError(
       error.cause,
       error.address,
       error.port,
       flag,
+      portFlag,
     );
     throw new ExitError(message, exitCode);
   }

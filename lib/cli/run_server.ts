@@ -1,4 +1,5 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
+import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   type DurationHistogram,
@@ -46,6 +47,7 @@ export function runServer(run: RunServerOptions): ServerRun {
     format: command.logFormat,
     quiet: command.quiet,
     rate: command.logRate,
+    timestamps: command.logTimestamps === "on",
   });
   const histogram = createDurationHistogram();
   let server: GreetingServer;
@@ -74,4 +76,28 @@ export function runServer(run: RunServerOptions): ServerRun {
     },
     closeLog: () => log.close(),
   };
+}
+
+/**
+ * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
+ * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
+ * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
+ * classic output was.
+ */
+export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
+  if (command.logTimestamps !== "auto") return command;
+  let on = false;
+  try {
+    const { state } = Deno.permissions.querySync({
+      name: "env",
+      variable: "JOURNAL_STREAM",
+    });
+    on = state === "granted" && defaultLogTimestamps({
+      isTerminal: Deno.stdout.isTerminal(),
+      journalStream: Deno.env.get("JOURNAL_STREAM"),
+    });
+  } catch {
+    // Off, as without the permission.
+  }
+  return { ...command, logTimestamps: on ? "on" : "off" };
 }

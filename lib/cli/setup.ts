@@ -168,6 +168,9 @@ export async function prepareServe(
     ratePerIp: command.ratePerIp,
     allow: command.allow,
     deny: command.deny,
+    ...(command.proxyFrom
+      ? { proxyProtocol: { from: command.proxyFrom } }
+      : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import {
   formatJsonSuppressedLine,
   formatLogTime,
   formatTextConnectionLine,
+  formatTextLine,
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
   type LogFormat,
@@ -28,6 +29,8 @@ export interface ServerLogOptions {
   writer: LineWriter;
   /** Human lines or JSON objects. */
   format: LogFormat;
+  /** Text lines start with an RFC 3339 timestamp. */
+  timestamps?: boolean;
 }
 
 /** The CLI's log: start, summary and stop lines, in one format. */
@@ -141,35 +144,39 @@ export function createConnectionLog(
 export function createServerLog(options: ServerLogOptions): ServerLog {
   const { writer, format } = options;
   const json = format === "json";
+  const textOptions = { timestamps: options.timestamps ?? false };
+  // A text line, after a timestamp when asked; JSON lines have their own.
+  const line = (text: string) =>
+    writer.line(json ? text : formatTextLine(text, textOptions));
 
   return {
     started(addrs, tls, metrics) {
       if (json) {
-        writer.line(
+        line(
           formatJsonLogLine({ event: "start", listen: addrs, metrics }),
         );
         return;
       }
       for (const addr of addrs) {
-        writer.line(
+        line(
           `Server is listening for incoming connections on ${
             formatAddress(addr)
           }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`,
         );
       }
       if (metrics) {
-        writer.line(
+        line(
           `Metrics are served on http://${formatAddress(metrics)}/metrics`,
         );
       }
     },
     stopping() {
       if (!json) {
-        writer.line("Shutting down: no new connections, finishing greetings");
+        line("Shutting down: no new connections, finishing greetings");
       }
     },
     reloaded(error) {
-      writer.line(
+      line(
         json
           ? formatJsonLogLine({ event: "reload", error })
           : error === undefined
@@ -178,14 +185,14 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       );
     },
     stats(stats) {
-      writer.line(
+      line(
         json
           ? formatJsonLogLine({ event: "stats", stats })
           : `Stats: ${formatStatsSummary(stats)}`,
       );
     },
     async stopped(stats, error) {
-      writer.line(
+      line(
         json
           ? formatJsonLogLine({ event: "stop", stats, error })
           : error

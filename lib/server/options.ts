@@ -320,6 +320,26 @@ export interface ServeGreetingOptions extends AdmissionOptions {
  * What {@linkcode GreetingServer.reload} can replace while the server runs:
  * the greeting and the refuse message (back to their defaults when not
  * given), and who may connect (only when one of those options is given).
+ *
+ * @example Swap the greeting of a running server
+ * ```ts
+ * import {
+ *   encodeGreeting,
+ *   fetchGreeting,
+ *   type ReloadOptions,
+ *   serveGreeting,
+ * } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+ * const next: ReloadOptions = { greeting: encodeGreeting("Hello again") };
+ * server.reload(next);
+ * const bytes = await fetchGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * assertEquals(new TextDecoder().decode(bytes), "Hello again\r\n");
+ * ```
  */
 export type ReloadOptions = Pick<
   ServeGreetingOptions,

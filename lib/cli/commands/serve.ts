@@ -81,6 +81,12 @@ export interface ServeCommand {
   logRate: number;
   /** Where to serve Prometheus metrics and /healthz. */
   metrics?: { hostname: string; port: number };
+  /** Whether text lines start with a timestamp; `auto` decides at start. */
+  logTimestamps: "auto" | "on" | "off";
+  /** The load balancers whose PROXY protocol headers are read, if any. */
+  proxyFrom?: Cidr[];
+  /** The host and port flags as the user spelt them, for messages. */
+  spelled: { host: string; port: string };
   /**
    * Worker threads sharing the TCP ports (SO_REUSEPORT); absent when
    * --workers is not given, which is the same as 1: no worker at all.
@@ -95,6 +101,8 @@ export interface ServeCommand {
 
 /** Connection lines logged per second from one source, by default. */
 export const DEFAULT_LOG_RATE = 100;
+
+const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
 
 /** The most worker threads --workers accepts. */
 export const MAX_WORKERS = 64;
@@ -184,6 +192,12 @@ export const SERVE_FLAGS: FlagSpec[] = [
       `are summarized; 0 logs every one (default ${DEFAULT_LOG_RATE})`,
   },
   {
+    name: "log-timestamps",
+    value: "auto|on|off",
+    help: "Start each text line with an RFC 3339 time (default auto: on " +
+      "when stdout is not a terminal and not journald)",
+  },
+  {
     name: "metrics",
     value: "[HOST:]PORT",
     help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
@@ -199,7 +213,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
     name: "backlog",
     value: "N",
     help: "Length of the kernel's queue of pending connections " +
-      "(default 511)",
+      "(default: as long as the kernel allows, net.core.somaxconn)",
   },
   {
     name: "timeout",
@@ -249,6 +263,19 @@ export const SERVE_FLAGS: FlagSpec[] = [
     value: "CIDR",
     repeatable: true,
     help: "Refuse these addresses; deny wins over allow",
+  },
+  {
+    name: "proxy-protocol",
+    help: "Read a PROXY protocol header (v1 or v2) from a load balancer " +
+      "before greeting; the client it names is the one logged, limited " +
+      "and matched by --allow/--deny (needs --proxy-from)",
+  },
+  {
+    name: "proxy-from",
+    value: "CIDR",
+    repeatable: true,
+    help: "A load balancer that may send the header; connections from " +
+      "other peers are refused",
   },
   {
     name: "workers",
@@ -576,6 +603,22 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         );
       }
     });
+  const proxyFrom = () => {
+    const from = cidrs("proxy-from");
+    const on = flags.switches.has("proxy-protocol");
+    if (on && from.length === 0) {
+      throw new UsageError(
+        `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
+          "of the load balancers that send the header (e.g. 10.0.0.0/8)",
+      );
+    }
+    if (!on && from.length > 0) {
+      throw new UsageError(
+        `${flag("proxy-from")} goes with --proxy-protocol`,
+      );
+    }
+    return on ? { proxyFrom: from } : {};
+  };
   const choice = <T extends string>(
     name: string,
     fallback: T,
@@ -609,6 +652,9 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     deny: cidrs("deny"),
     logFormat: choice("log-format", "text", LOG_FORMATS),
     logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
+    logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    ...proxyFrom(),
+    spelled: { host: flag("host"), port: flag("port") },
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),

@@ -10,7 +10,11 @@ import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
 import { ExitError } from "../flags.ts";
 import { explainListen, startMetrics } from "../metrics_endpoint.ts";
-import { runServer, type ServerRun } from "../run_server.ts";
+import {
+  resolveLogTimestamps,
+  runServer,
+  type ServerRun,
+} from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { prepareReload, prepareServe } from "../setup.ts";
@@ -29,7 +33,11 @@ function createLog(command: ServeCommand) {
   const writer = createLineWriter(Deno.stdout);
   return {
     writer,
-    log: createServerLog({ writer, format: command.logFormat }),
+    log: createServerLog({
+      writer,
+      format: command.logFormat,
+      timestamps: command.logTimestamps === "on",
+    }),
   };
 }
 
@@ -60,7 +68,7 @@ async function serveHere(command: ServeCommand): Promise<number> {
     run = runServer({ command, options, emit: writer.line });
   } catch (error) {
     await metrics?.shutdown();
-    explainListen(error);
+    explainListen(error, command.spelled.host, command.spelled.port);
   }
   const { server } = run;
   return await runUntilStopped({
@@ -165,7 +173,9 @@ async function serveWorkers(
 }
 
 /** Serves until stopped; resolves to the exit code. */
-export function runServe(command: ServeCommand): Promise<number> {
+export function runServe(given: ServeCommand): Promise<number> {
+  // Decided once, here: workers do not see the main thread's stdout.
+  const command = resolveLogTimestamps(given);
   return (command.workers ?? 1) > 1
     ? serveWorkers(command, command.workers!)
     : serveHere(command);

@@ -128,7 +128,13 @@ async function start({ command, ports }: StartMessage) {
 
 function fail(error: unknown) {
   const { message, exitCode } = error instanceof ListenError
-    ? explainListenError(error.cause, error.address, error.port)
+    ? explainListenError(
+      error.cause,
+      error.address,
+      error.port,
+      startCommand?.spelled.host,
+      startCommand?.spelled.port,
+    )
     : explainError(error);
   post({ type: "failed", message, exitCode });
 }
