@@ -550,6 +550,8 @@ export interface ClientTransport {
   insecure: boolean;
   /** The most bytes to read from --ca, when --max-file-size is given. */
   maxFileSize?: number;
+  /** Send a PROXY protocol v2 LOCAL header first. */
+  proxyHeader?: boolean;
 }
 
 /** The --max-file-size flag, of every command that reads files. */
@@ -579,6 +581,12 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
     value: "PATH",
     help: "Connect to a Unix socket instead of HOST:PORT",
   },
+  {
+    name: "proxy-header",
+    help: "Start with a PROXY protocol v2 LOCAL header, as a load " +
+      "balancer's health check does (for a greeter run with " +
+      "--proxy-protocol; not with --tls)",
+  },
   maxFileSizeFlag("the --ca file"),
 ];
 
@@ -597,6 +605,14 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
   if (ca !== undefined && insecure) {
     throw new UsageError("--ca and --insecure cannot be used together");
   }
+  const proxyHeader = flags.switches.has("proxy-header");
+  if (proxyHeader && tls) {
+    throw new UsageError(
+      "--proxy-header and --tls cannot be used together: a TLS greeter " +
+        "behind a balancer gets the header before the handshake, which " +
+        "greeter check cannot send",
+    );
+  }
   const unix = lastValue(flags, "unix");
   if (unix !== undefined && (tls || flags.positionals.length > 0)) {
     throw new UsageError(
@@ -609,6 +625,7 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
     tls,
     ca,
     insecure,
+    ...(proxyHeader ? { proxyHeader } : {}),
     // Only when given, so a command reads as it always has.
     ...(sizeText === undefined ? {} : {
       maxFileSize: parseSizeFlag(sizeText, flagName(flags, "max-file-size")),

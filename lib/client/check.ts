@@ -66,6 +66,8 @@ export interface CheckGreetingOptions {
   path?: string;
   /** Speak TLS (true: verify against the system's CAs). */
   tls?: boolean | ClientTlsOptions;
+  /** Start with a PROXY protocol v2 `LOCAL` header (a balancer's health check). */
+  proxyHeader?: boolean;
   /** Aborting it stops the check. */
   signal?: AbortSignal;
 }
@@ -204,6 +206,7 @@ export async function checkGreeting(
         signal,
         path: options.path,
         tls: options.tls,
+        proxyHeader: options.proxyHeader,
       })
     ) {
       const take = Math.min(chunk.length, buffer.length - size);

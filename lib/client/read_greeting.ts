@@ -1,3 +1,4 @@
+import { encodeProxyHeader } from "../net/proxy_protocol.ts";
 import { formatAddress } from "../net/address.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
@@ -74,6 +75,12 @@ export interface FetchGreetingOptions {
   /** Speak TLS (true: verify against the system's CAs). */
   tls?: boolean | ClientTlsOptions;
   /**
+   * Start with a PROXY protocol v2 `LOCAL` header, as a load balancer's
+   * health check does, for a server that expects the header (see
+   * `ServeGreetingOptions.proxyProtocol`). Not with `tls`.
+   */
+  proxyHeader?: boolean;
+  /**
    * How long connecting and reading may take in all, in milliseconds.
    *
    * @default {5000}
@@ -119,6 +126,9 @@ export class GreetingTimeoutError extends Error {
 }
 
 /** A connection as the client uses it: chunks until the end, and close. */
+/** A balancer's health check: PROXY protocol v2, command LOCAL. */
+const LOCAL_HEADER = encodeProxyHeader({ version: 2, command: "local" });
+
 interface ChunkSource {
   /** The next chunk, or null once the server has closed. */
   next(): Promise<Uint8Array<ArrayBuffer> | null>;
@@ -207,7 +217,21 @@ async function open(
   if (path !== undefined) {
     return denoSource(await Deno.connect({ transport: "unix", path }));
   }
-  if (!tls) return denoSource(await Deno.connect({ hostname, port, signal }));
+  if (!tls) {
+    const conn = await Deno.connect({ hostname, port, signal });
+    if (options.proxyHeader) {
+      try {
+        await conn.write(LOCAL_HEADER); // 16 bytes: one write takes them.
+      } catch (error) {
+        conn.close();
+        throw error;
+      }
+    }
+    return denoSource(conn);
+  }
+  if (options.proxyHeader) {
+    throw new TypeError("A PROXY protocol header cannot precede TLS here");
+  }
   const { caCerts, insecure } = tls === true ? {} : tls;
   if (insecure) return await insecureTlsSource(hostname, port);
   const conn = await Deno.connectTls({ hostname, port, caCerts });

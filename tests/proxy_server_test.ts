@@ -1,0 +1,171 @@
+// serveGreeting behind a PROXY protocol balancer, with this test as the
+// balancer: the header's client is what admission, templates and records
+// see; untrusted peers and bad or late headers are refused.
+import { assertEquals } from "@std/assert";
+import { encodeProxyHeader } from "../lib/net/proxy_protocol.ts";
+import { parseCidr } from "../lib/net/ip.ts";
+import type { ConnectionRecord } from "../lib/server/options.ts";
+import { serveGreeting } from "../lib/server/serve_greeting.ts";
+import { compileTemplate } from "../lib/greeting/template.ts";
+import { waitUntil } from "./_helpers.ts";
+
+const GREETING = "Connection Established\r\n";
+const decoder = new TextDecoder();
+
+/** Connects, sends `header`, and reads until the server closes. */
+async function through(port: number, header?: Uint8Array): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    if (header) await conn.write(header);
+    let text = "";
+    const buffer = new Uint8Array(256);
+    while (true) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) return text;
+      text += decoder.decode(buffer.subarray(0, n));
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+function v1(client: string, port: number): Uint8Array {
+  return encodeProxyHeader({
+    version: 1,
+    command: "proxy",
+    source: { transport: "tcp", hostname: client, port },
+    destination: { transport: "tcp", hostname: "127.0.0.1", port: 8080 },
+  });
+}
+
+function v2(client: string, port: number): Uint8Array {
+  return encodeProxyHeader({
+    version: 2,
+    command: "proxy",
+    source: { transport: "tcp", hostname: client, port },
+    destination: { transport: "tcp", hostname: "127.0.0.1", port: 8080 },
+  });
+}
+
+Deno.test("serveGreeting() proxyProtocol greets the client a v1 or v2 header names, in records and templates", async () => {
+  const records: ConnectionRecord[] = [];
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyProtocol: { from: [parseCidr("127.0.0.0/8")] },
+    greeting: compileTemplate("Hello {remote_addr}"),
+    onClose: (record) => records.push(record),
+  });
+  const port = server.addr.port;
+  assertEquals(
+    await through(port, v1("192.0.2.7", 4242)),
+    "Hello 192.0.2.7\r\n",
+  );
+  assertEquals(
+    await through(port, v2("2001:db8::1", 4243)),
+    "Hello 2001:db8::1\r\n",
+  );
+  // A LOCAL header is the balancer's own health check: it is greeted.
+  assertEquals(
+    await through(port, encodeProxyHeader({ version: 2, command: "local" })),
+    "Hello 127.0.0.1\r\n",
+  );
+  await waitUntil(() => records.length === 3, 2_000, "three records");
+  const seen = records.map((r) => [
+    r.outcome,
+    (r.remoteAddr as Deno.NetAddr).hostname,
+    (r.peerAddr as Deno.NetAddr | undefined)?.hostname,
+  ]);
+  assertEquals(seen, [
+    ["greeted", "192.0.2.7", "127.0.0.1"],
+    ["greeted", "2001:db8::1", "127.0.0.1"],
+    // LOCAL: the balancer itself is the client, and there is no other peer.
+    ["greeted", "127.0.0.1", undefined],
+  ]);
+  assertEquals(
+    records.slice(0, 2).map((r) => (r.remoteAddr as Deno.NetAddr).port),
+    [4242, 4243],
+  );
+});
+
+Deno.test("serveGreeting() proxyProtocol applies maxPerIp and deny to the named client, not the balancer", async () => {
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyProtocol: { from: [parseCidr("127.0.0.1")] },
+    deny: [parseCidr("198.51.100.0/24")],
+    maxPerIp: 1,
+    linger: 5_000,
+  });
+  const port = server.addr.port;
+  // One client holds its place: it reads its greeting but does not close.
+  const held = await Deno.connect({ hostname: "127.0.0.1", port });
+  await held.write(v1("192.0.2.1", 1));
+  const buffer = new Uint8Array(64);
+  let got = 0;
+  while (got < GREETING.length) got += (await held.read(buffer)) ?? 0;
+  try {
+    // The same client again: refused; another client through the same
+    // balancer: served; a denied client: refused.
+    assertEquals(await through(port, v2("192.0.2.1", 2)), "");
+    assertEquals(await through(port, v2("192.0.2.2", 3)), GREETING);
+    assertEquals(await through(port, v2("198.51.100.9", 4)), "");
+    assertEquals(server.stats.refused.per_ip_limit, 1);
+    assertEquals(server.stats.refused.denied, 1);
+  } finally {
+    held.close();
+  }
+});
+
+Deno.test("serveGreeting() proxyProtocol refuses untrusted peers and missing, malformed or late headers", async () => {
+  const records: ConnectionRecord[] = [];
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyProtocol: { from: [parseCidr("127.0.0.2")], timeout: 300 },
+    onClose: (record) => records.push(record),
+  });
+  const port = server.addr.port;
+  // This test connects from 127.0.0.1, which is not a trusted balancer.
+  assertEquals(await through(port, v1("192.0.2.7", 1)), "");
+  await waitUntil(() => records.length === 1, 2_000, "the refusal");
+  assertEquals(server.stats.refused.proxy_untrusted, 1);
+
+  await using trusting = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyProtocol: { from: [parseCidr("127.0.0.1")], timeout: 300 },
+    onClose: (record) => records.push(record),
+  });
+  const p = trusting.addr.port;
+  const started = performance.now();
+  assertEquals(await through(p), "", "no header: cut at the header timeout");
+  const waited = performance.now() - started;
+  assertEquals(waited >= 250 && waited < 2_000, true, `${waited} ms`);
+  assertEquals(
+    await through(p, new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")),
+    "",
+  );
+  await waitUntil(() => records.length === 3, 2_000, "two more refusals");
+  assertEquals(trusting.stats.refused.proxy_header, 2);
+  assertEquals(records.slice(1).map((r) => r.reason), [
+    "proxy_timeout",
+    "proxy_malformed",
+  ]);
+  assertEquals(trusting.stats.active, 0);
+});
+
+Deno.test("serveGreeting() proxyProtocol needs its trusted peers", () => {
+  let error: unknown;
+  try {
+    serveGreeting({
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyProtocol: { from: [] },
+    });
+  } catch (caught) {
+    error = caught;
+  }
+  assertEquals(error instanceof RangeError, true);
+  assertEquals((error as { option?: string }).option, "proxyProtocol.from");
+});
