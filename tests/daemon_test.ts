@@ -257,3 +257,71 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "greeter goes on serving when its stdout closes, counts every lost line and warns once",
+  ignore: !LINUX,
+  async fn() {
+    const process = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-net",
+        new URL("../main.ts", import.meta.url).pathname,
+        ...LOCAL,
+        "--log-rate",
+        "0",
+        "--metrics",
+        "127.0.0.1:0",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = process.stderr.pipeThrough(new TextDecoderStream())
+      .getReader();
+    try {
+      // Read the two start lines, then close the pipe, as `| head -2` would.
+      const reader = process.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let text = "";
+      while ((text.match(/\n/g) ?? []).length < 2) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stdout ended: ${text}`);
+        text += value;
+      }
+      await reader.cancel();
+      const port = Number(/on 127\.0\.0\.1:(\d+)\n/.exec(text)![1]);
+      const metrics = Number(/127\.0\.0\.1:(\d+)\/metrics/.exec(text)![1]);
+      for (let i = 0; i < 1_000; i++) {
+        assertEquals(await fetchText(port), "Connection Established\r\n");
+      }
+      // Every connection line is lost, and counted: no more, no fewer.
+      let dropped = -1;
+      for (let tries = 0; tries < 100 && dropped !== 1_000; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const body = await (await fetch(`http://127.0.0.1:${metrics}/metrics`))
+          .text();
+        dropped = Number(
+          /^greeter_log_lines_dropped_total (\d+)$/m.exec(body)?.[1] ?? -1,
+        );
+      }
+      assertEquals(dropped, 1_000);
+    } finally {
+      process.kill("SIGTERM");
+      const { code } = await process.status;
+      let errors = "";
+      while (true) {
+        const { value, done } = await stderr.read();
+        if (done) break;
+        errors += value;
+      }
+      assertEquals(code, 0);
+      const warnings = errors.match(
+        /^greeter: warning: cannot write the log/gm,
+      );
+      assertEquals(warnings?.length, 1, errors);
+    }
+  },
+});

@@ -25,6 +25,11 @@ export interface LineWriterOptions {
    * @default {65536}
    */
   batchSize?: number;
+  /**
+   * Told, once, of the first write that fails; the writer goes on, counting
+   * what it cannot write in {@linkcode LineWriter.dropped}.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** Batches log lines into few writes. See {@linkcode createLineWriter}. */
@@ -33,7 +38,10 @@ export interface LineWriter {
   line(text: string): void;
   /** Writes every queued line now; resolves once they are written. */
   flush(): Promise<void>;
-  /** Lines dropped because the sink fell too far behind. */
+  /**
+   * Lines lost: dropped because the sink fell too far behind, or lost in a
+   * write that failed (a closed pipe, a full disk).
+   */
   readonly dropped: number;
 }
 
@@ -47,6 +55,30 @@ const encoder = new TextEncoder();
  * connection, with one timer per batch and none per line, and logging never
  * blocks the event loop.
  */
+function countNewlines(bytes: Uint8Array): number {
+  let count = 0;
+  for (
+    let at = bytes.indexOf(0x0a);
+    at !== -1;
+    at = bytes.indexOf(0x0a, at + 1)
+  ) {
+    count++;
+  }
+  return count;
+}
+
+function countLines(text: string): number {
+  let count = 0;
+  for (
+    let at = text.indexOf("\n");
+    at !== -1;
+    at = text.indexOf("\n", at + 1)
+  ) {
+    count++;
+  }
+  return count;
+}
+
 export function createLineWriter(
   sink: ByteSink,
   options: LineWriterOptions = {},
@@ -58,14 +90,22 @@ export function createLineWriter(
   } = options;
   let pending = "";
   let dropped = 0;
+  // The batch being written, how much of it is out, and how many of its
+  // lines are our own notice (not counted as lost).
+  let lastBytes: Uint8Array = new Uint8Array(0);
+  let lastWritten = 0;
+  let notices = 0;
+  let warned = false;
+  const { onError } = options;
   let reportedDropped = 0;
   let writing: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   async function writeAll(bytes: Uint8Array) {
-    let written = 0;
-    while (written < bytes.length) {
-      written += await sink.write(bytes.subarray(written));
+    lastBytes = bytes;
+    lastWritten = 0;
+    while (lastWritten < bytes.length) {
+      lastWritten += await sink.write(bytes.subarray(lastWritten));
     }
   }
 
@@ -87,7 +127,9 @@ export function createLineWriter(
   async function drain(all: boolean) {
     try {
       do {
-        if (dropped > reportedDropped) {
+        notices = 0;
+        if (dropped > reportedDropped && !warned) {
+          notices = 1;
           pending += `(${dropped - reportedDropped} log lines dropped: ` +
             `output was too slow)\n`;
           reportedDropped = dropped;
@@ -96,9 +138,24 @@ export function createLineWriter(
         pending = "";
         await writeAll(encoder.encode(batch));
       } while (pending !== "" && (all || pending.length >= batchSize));
-    } catch {
-      // The sink is gone (closed pipe): logging must not stop the server.
+    } catch (error) {
+      // The sink is gone (closed pipe, full disk): logging must not stop
+      // the server. The lines are counted as lost, and said once.
+      // Lines whose end was not written are lost; the notice, the batch's
+      // last line, is not one of the server's lines.
+      const lost = countNewlines(lastBytes.subarray(lastWritten));
+      const noticeLost = notices > 0 && lastWritten < lastBytes.length;
+      dropped += lost - (noticeLost ? 1 : 0) + countLines(pending);
+      reportedDropped = dropped;
       pending = "";
+      if (!warned) {
+        warned = true;
+        try {
+          onError?.(error);
+        } catch {
+          // A failing observer must not stop the server.
+        }
+      }
     } finally {
       writing = undefined;
     }

@@ -5,6 +5,7 @@
  * @module
  */
 import { createLineWriter } from "../../observe/line_writer.ts";
+import { escapeControl } from "../../observe/escape.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
@@ -30,7 +31,16 @@ import type { ServeCommand } from "./serve.ts";
 
 /** The stdout writer and the lifecycle log of a serving command. */
 function createLog(command: ServeCommand) {
-  const writer = createLineWriter(Deno.stdout);
+  const writer = createLineWriter(Deno.stdout, {
+    // Said once; the lines lost from then on are counted in the metrics.
+    onError: (error) =>
+      console.error(
+        `greeter: warning: cannot write the log to stdout (${
+          escapeControl(error instanceof Error ? error.message : String(error))
+        }); greeter goes on serving, and counts the lines it loses in ` +
+          "greeter_log_lines_dropped_total",
+      ),
+  });
   return {
     writer,
     log: createServerLog({
