@@ -325,3 +325,29 @@ Deno.test({
     }
   },
 });
+
+const HAS_PRLIMIT = await canRun("prlimit", ["--version"]);
+
+Deno.test({
+  name:
+    "greeter lowers --max-connections to fit the open-file limit and says so once",
+  ignore: !LINUX || !HAS_PRLIMIT,
+  async fn() {
+    // Deno 2.9 reads the limit (/proc/self/limits) only with --allow-all.
+    await using server = await startCli([...LOCAL, "-q"], {
+      prefix: ["prlimit", "--nofile=256:256"],
+      permissions: ["--allow-all"],
+    });
+    assertEquals(await fetchText(server.port), "Connection Established\r\n");
+    const { code, stderr } = await server.stop();
+    assertEquals(code, 0);
+    assertEquals(
+      stderr.match(/^greeter: warning: --max-connections .*$/gm),
+      [
+        "greeter: warning: --max-connections 10000 does not fit in the limit " +
+        "of 256 open files; serving at most 192 at once. Raise the limit " +
+        "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
+      ],
+    );
+  },
+});

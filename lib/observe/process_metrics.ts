@@ -54,9 +54,27 @@ export interface FdLimit {
  */
 let procAvailable = true;
 
+/**
+ * Asked first: without the permission, a `deno run` in a terminal would
+ * stop and prompt for it.
+ */
+function mayRead(path: string): boolean {
+  try {
+    if (
+      Deno.permissions.querySync({ name: "read", path }).state === "granted"
+    ) {
+      return true;
+    }
+  } catch {
+    // No permissions API: as good as no permission.
+  }
+  procAvailable = false;
+  return false;
+}
+
 /** Reads a /proc file, or undefined; remembers when /proc is out of reach. */
 function readProc(path: string): string | undefined {
-  if (!procAvailable) return undefined;
+  if (!procAvailable || !mayRead(path)) return undefined;
   try {
     return Deno.readTextFileSync(path);
   } catch (error) {
@@ -133,7 +151,7 @@ export function readFdLimit(): FdLimit | undefined {
 
 /** How many descriptors this process has open, from `/proc/self/fd`. */
 function countOpenFds(): number | undefined {
-  if (!procAvailable) return undefined;
+  if (!procAvailable || !mayRead("/proc/self/fd")) return undefined;
   try {
     let count = 0;
     for (const _ of Deno.readDirSync("/proc/self/fd")) count++;

@@ -19,6 +19,7 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { prepareReload, prepareServe } from "../setup.ts";
+import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import {
   renderWorkerMetrics,
   reusePortAvailable,
@@ -185,8 +186,34 @@ async function serveWorkers(
 /** Serves until stopped; resolves to the exit code. */
 export function runServe(given: ServeCommand): Promise<number> {
   // Decided once, here: workers do not see the main thread's stdout.
-  const command = resolveLogTimestamps(given);
+  const command = fitToDescriptors(resolveLogTimestamps(given));
   return (command.workers ?? 1) > 1
     ? serveWorkers(command, command.workers!)
     : serveHere(command);
+}
+
+/**
+ * Lowers `--max-connections` to fit the open-file limit, saying so once:
+ * a cap above it would only make accepts fail with EMFILE under load. Every
+ * worker has the cap, so together they must fit. Where the limit cannot be
+ * read (Deno 2.9 opens /proc only with --allow-all), the cap stays.
+ */
+function fitToDescriptors(command: ServeCommand): ServeCommand {
+  const soft = readSoftFdLimit();
+  if (soft === undefined) return command;
+  const workers = command.workers ?? 1;
+  const { cap, lowered } = fitConnectionCap(
+    command.maxConnections * workers,
+    soft,
+  );
+  if (!lowered) return command;
+  const each = Math.max(1, Math.floor(cap / workers));
+  console.error(
+    `greeter: warning: --max-connections ${command.maxConnections}${
+      workers > 1 ? ` in each of ${workers} workers` : ""
+    } does not fit in the limit of ${soft} open files; serving at most ` +
+      `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
+      "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
+  );
+  return { ...command, maxConnections: each };
 }
