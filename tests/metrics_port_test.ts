@@ -61,8 +61,10 @@ Deno.test({
     (HAS_PRLIMIT ? "" : " (skipped: prlimit not found, or not Linux)"),
   ignore: !HAS_PRLIMIT,
   async fn() {
-    // --allow-all: Deno 2.9 reads /proc (process_open_fds, process_max_fds)
-    // only then. Held clients never close, and --linger keeps them.
+    // Not --allow-all: with it greeter reads the open-file limit and lowers
+    // its cap to fit (tests/daemon_test.ts), so accepting would pause at the
+    // cap instead of running out. Held clients never close, and --linger
+    // keeps them.
     await using server = await startCli(
       [
         "-H",
@@ -79,7 +81,7 @@ Deno.test({
       ],
       {
         prefix: ["prlimit", `--nofile=${LIMIT}:${LIMIT}`],
-        permissions: ["--allow-all"],
+        permissions: ["--allow-net", "--allow-read"],
       },
     );
     const [, metricsText] = await server.waitFor(
@@ -88,7 +90,6 @@ Deno.test({
     const metricsPort = Number(metricsText);
     const before = await tryScrape(metricsPort, 5_000);
     if (before === undefined) throw new Error("No scrape before the test");
-    assertEquals(value(before, "process_max_fds"), LIMIT);
 
     const held: Deno.TcpConn[] = [];
     const greeted: Promise<boolean>[] = [];
@@ -153,13 +154,11 @@ Deno.test({
     );
     console.log(
       `accept errors EMFILE: greeting port ${emfile}, metrics port ` +
-        `${metricsEmfile}; process_open_fds ` +
-        `${value(after, "process_open_fds")} of ` +
-        `${value(after, "process_max_fds")}`,
+        `${metricsEmfile}`,
     );
     assert(emfile && emfile > 0, after);
     assert(metricsEmfile && metricsEmfile > 0, after);
-    assertStringIncludes(after, "\nprocess_open_fds ");
+    assertStringIncludes(after, "\nprocess_resident_memory_bytes ");
     assertEquals(after.match(/^# TYPE greeter_build_info /gm)?.length, 1);
     if (HAS_PROMTOOL) {
       assertEquals(await promtoolCheck(after), [0, ""]);

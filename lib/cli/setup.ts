@@ -14,6 +14,7 @@ import {
   readInputFile,
 } from "./read_file.ts";
 import { quote } from "../observe/escape.ts";
+import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type {
   ListenTarget,
   ReloadOptions,
@@ -116,13 +117,12 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
     readInputFile(command.tlsKey, "TLS key", limit),
   ]);
   const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
-  // Try the pair once, so a file that is not a certificate or a key that
-  // does not match is reported as the bad value it is, not as a failure to
-  // listen.
+  // Checked here, so a file that is not a certificate or a key that does
+  // not match is reported as the bad value it is, not as a failure to
+  // listen (or, on a reload, the old pair stays).
   try {
-    Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls }).close();
+    checkCertificateAndKey(tls.cert, tls.key);
   } catch (error) {
-    if (error instanceof Deno.errors.NotCapable) throw error;
     throw new UsageError(
       `Invalid TLS certificate or key (--tls-cert ${
         quote(command.tlsCert)
@@ -206,5 +206,6 @@ export async function prepareReload(
   const refuseMessage = command.refuseMessage === undefined
     ? undefined
     : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
-  return { greeting, refuseMessage };
+  const tls = await loadTls(command);
+  return { greeting, refuseMessage, ...(tls ? { tls } : {}) };
 }

@@ -91,7 +91,7 @@ export interface AcceptLoopContext {
  * @throws The listener's error if it fails outside of shutdown.
  */
 export async function acceptLoop(
-  listener: Deno.Listener,
+  listener: { accept(): Promise<Deno.Conn> },
   server: AcceptLoopContext,
 ): Promise<void> {
   const { places, stats } = server;

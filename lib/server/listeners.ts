@@ -1,4 +1,5 @@
 import { formatAddress } from "../net/address.ts";
+import { listenTls, type TlsListener } from "./tls_listener.ts";
 import {
   DEFAULT_HOSTNAME,
   DEFAULT_PORT,
@@ -42,9 +43,22 @@ export class ListenError extends Error {
   }
 }
 
+/**
+ * What the accept loop needs of a listener: `Deno.Listener`, or the TLS
+ * listener of {@linkcode listenTls}, whose connections have the same
+ * members a greeting uses.
+ */
+export interface Acceptor {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Deno.Conn>;
+  close(): void;
+}
+
 /** An open listener, and what is needed to close it cleanly. */
 export interface OpenListener {
-  readonly listener: Deno.Listener;
+  readonly listener: Acceptor;
+  /** A TLS listener, whose certificate a reload can replace. */
+  readonly tls?: TlsListener;
   /** A Unix socket's file, to remove at close only if it is still ours. */
   readonly socketFile?: SocketFile;
 }
@@ -100,9 +114,19 @@ function openOne(
     tcpBacklog: options.backlog,
     ...(options.reusePort ? { reusePort: true } : {}),
   };
-  return {
-    listener: tls ? Deno.listenTls({ ...tcp, ...tls }) : Deno.listen(tcp),
-  };
+  if (!tls) return { listener: Deno.listen(tcp) };
+  // Not Deno.listenTls: a TlsConn closed during its handshake keeps its
+  // socket open (Deno 2.9.6), so a stalled handshake would hold a
+  // descriptor past its deadline. This one closes the TCP socket itself.
+  const listener = listenTls({
+    hostname,
+    port,
+    cert: tls.cert,
+    key: tls.key,
+    backlog: options.backlog,
+    reusePort: options.reusePort,
+  });
+  return { listener: listener as unknown as Acceptor, tls: listener };
 }
 
 /**

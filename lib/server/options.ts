@@ -319,7 +319,9 @@ export interface ServeGreetingOptions extends AdmissionOptions {
 /**
  * What {@linkcode GreetingServer.reload} can replace while the server runs:
  * the greeting and the refuse message (back to their defaults when not
- * given), and who may connect (only when one of those options is given).
+ * given), who may connect (only when one of those options is given), and
+ * the certificate and key of every TLS listener (when `tls` is given: new
+ * connections get the new certificate).
  *
  * @example Swap the greeting of a running server
  * ```ts
@@ -343,7 +345,13 @@ export interface ServeGreetingOptions extends AdmissionOptions {
  */
 export type ReloadOptions = Pick<
   ServeGreetingOptions,
-  "greeting" | "refuseMessage" | "allow" | "deny" | "maxPerIp" | "ratePerIp"
+  | "greeting"
+  | "refuseMessage"
+  | "allow"
+  | "deny"
+  | "maxPerIp"
+  | "ratePerIp"
+  | "tls"
 >;
 
 /** The options with every default filled in and every value checked. */
@@ -475,6 +483,7 @@ function checkCidrs(name: string, list: unknown): void {
  */
 export function checkReloadable(options: ReloadOptions): void {
   const { greeting, refuseMessage } = options;
+  if (options.tls !== undefined) checkTarget({ tls: options.tls }, "");
   if (greeting !== undefined && typeof greeting !== "function") {
     checkBytes("greeting", greeting);
   }

@@ -242,6 +242,13 @@ export function serveGreeting(
     finished,
     reload(next) {
       checkReloadable(next);
+      if (next.tls) {
+        // The first may refuse the pair, before anything has changed; the
+        // rest take the same pair.
+        for (const { tls } of listeners) {
+          tls?.setCertificate(next.tls.cert, next.tls.key);
+        }
+      }
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
       // Rules and limits change only when given (an empty list or an

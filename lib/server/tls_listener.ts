@@ -88,6 +88,15 @@ export interface TlsListener extends AsyncIterable<TlsConnection>, Disposable {
   accept(): Promise<TlsConnection>;
   /** Stops listening; a pending `accept()` rejects with BadResource. */
   close(): void;
+  /**
+   * Serves new connections with another certificate and key (a renewed
+   * certificate); connections already accepted keep theirs.
+   *
+   * @throws {TypeError} When the certificate or the key cannot be read.
+   * @throws {RangeError} When the key is not the certificate's. Nothing
+   * changes then.
+   */
+  setCertificate(cert: string, key: string): void;
   /** Accepts connections until the listener is closed. */
   [Symbol.asyncIterator](): AsyncIterableIterator<TlsConnection>;
   /** Makes the listener keep the event loop alive (the default). */
@@ -131,10 +140,14 @@ export function listenTls(options: TlsListenOptions): TlsListener {
 }
 
 /**
+ * Checks that `cert` is a PEM certificate and `key` its PEM private key:
  * `createSecureContext` in Deno takes anything and the error would come at
  * every handshake; this reads both up front instead.
+ *
+ * @throws {TypeError} When the certificate or the key cannot be read.
+ * @throws {RangeError} When the key is not the certificate's.
  */
-function checkCertificateAndKey(cert: string, key: string) {
+export function checkCertificateAndKey(cert: string, key: string): void {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);
@@ -156,7 +169,7 @@ function checkCertificateAndKey(cert: string, key: string) {
 
 class Listener implements TlsListener {
   readonly #tcp: Deno.TcpListener;
-  readonly #context: SecureContext;
+  #context: SecureContext;
 
   constructor(tcp: Deno.TcpListener, context: SecureContext) {
     this.#tcp = tcp;
@@ -165,6 +178,11 @@ class Listener implements TlsListener {
 
   get addr(): Deno.NetAddr {
     return this.#tcp.addr;
+  }
+
+  setCertificate(cert: string, key: string): void {
+    checkCertificateAndKey(cert, key);
+    this.#context = createSecureContext({ cert, key });
   }
 
   async accept(): Promise<TlsConnection> {
