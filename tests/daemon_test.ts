@@ -351,3 +351,91 @@ Deno.test({
     );
   },
 });
+
+const HAS_OPENSSL = await canRun("openssl", ["version"]);
+
+/** Runs openssl; its stdout. */
+async function openssl(args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command("openssl", {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const { stdout } = await child.output();
+  return decoder.decode(stdout);
+}
+
+/** A self-signed certificate with `serial`, and its key, into `dir`. */
+async function selfSigned(dir: string, serial: number) {
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${dir}/key.pem`,
+    "-out",
+    `${dir}/cert.pem`,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-set_serial",
+    String(serial),
+  ]);
+}
+
+/** The serial of the certificate the server at `port` presents, by openssl. */
+async function servedSerial(port: number): Promise<string> {
+  const session = await openssl(
+    ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost"],
+    "",
+  );
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/
+    .exec(session)?.[0];
+  if (!pem) throw new Error(`no certificate from s_client: ${session}`);
+  return (await openssl(["x509", "-noout", "-serial"], pem)).trim();
+}
+
+Deno.test({
+  name:
+    "greeter serves a renewed TLS certificate after SIGHUP, and keeps the old one when the new pair is bad",
+  ignore: !LINUX || !HAS_OPENSSL,
+  async fn() {
+    await withTempDir(async (dir) => {
+      await selfSigned(dir, 0x1111);
+      await using server = await startCli(
+        [
+          ...LOCAL,
+          "-q",
+          "--tls-cert",
+          `${dir}/cert.pem`,
+          "--tls-key",
+          `${dir}/key.pem`,
+        ],
+        { permissions: PERMISSIONS },
+      );
+      assertEquals(await servedSerial(server.port), "serial=1111");
+      await selfSigned(dir, 0x2222);
+      server.process.kill("SIGHUP");
+      await server.waitFor(/^Configuration reloaded$/m);
+      assertEquals(await servedSerial(server.port), "serial=2222");
+      // A key that is not the certificate's: refused, the old pair stays.
+      const good = await Deno.readTextFile(`${dir}/key.pem`);
+      await selfSigned(dir, 0x3333);
+      await Deno.writeTextFile(`${dir}/key.pem`, good);
+      server.process.kill("SIGHUP");
+      await server.waitFor(/^Reload failed, the old configuration stays: /m);
+      assertEquals(await servedSerial(server.port), "serial=2222");
+    });
+  },
+});
