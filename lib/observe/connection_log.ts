@@ -4,11 +4,9 @@ import {
   formatJsonConnectionLine,
   formatJsonLogLine,
   formatJsonSuppressedLine,
-  formatLogTime,
   formatTextConnectionLine,
   formatTextLine,
   formatTextSuppressedLine,
-  LOG_SCHEMA_VERSION,
   type LogFormat,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";

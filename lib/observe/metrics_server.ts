@@ -3,7 +3,7 @@
  * on `Deno.listen`, built from the greeting server's parts, so that nothing
  * the metrics port meets can hurt the greeting service.
  *
- * - The accept loop is the greeting server's {@linkcode acceptLoop}: a
+ * - It runs on the greeting server's core ({@linkcode startServerCore}): a
  *   failed accept is counted by code (EMFILE and the like wait for a
  *   descriptor or a back-off of at most one second), never thrown.
  * - At most `maxConnections` connections are open at once (the
@@ -21,15 +21,12 @@
  *
  * @module
  */
-import { acceptLoop, type AcceptLoopContext } from "../server/accept_loop.ts";
+import type { Slot } from "../server/connection_table.ts";
 import {
-  type ConnectionTable,
-  createConnectionTable,
-  type Slot,
-} from "../server/connection_table.ts";
-import { createPlaces } from "../server/places.ts";
-import { createServerStats, type ServerStats } from "../server/stats.ts";
-import { waitAtMost } from "../server/wait.ts";
+  type ServerCore,
+  startServerCore,
+} from "../server/connection_server.ts";
+import type { ServerStats } from "../server/stats.ts";
 import type { Health } from "./health.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
@@ -151,8 +148,6 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 const PLAIN = "text/plain; charset=utf-8";
 /** The longest wait at shutdown for the requests in progress, in ms. */
 const DRAIN_TIMEOUT = 1_000;
-/** How long shutdown waits for cut connections to finish their handler. */
-const SETTLE_TIMEOUT = 1_000;
 // A token (RFC 9110 5.6.2): methods and header names.
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
 const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([^ ]+) HTTP/1\\.[01]$`);
@@ -162,20 +157,14 @@ const encoder = new TextEncoder();
 const scratch = new Uint8Array(4 * 1024);
 
 /** The state of one endpoint, shared by its connections. */
-interface Endpoint extends AcceptLoopContext {
+interface Endpoint extends ServerCore {
   readonly options: ServeMetricsOptions;
-  readonly table: ConnectionTable;
-  readonly stats: ServerStats;
   /** The counters shown as `greeter_metrics_*`. */
   readonly own: {
     listener: ServerStats;
     responses: Record<string, number>;
     errors: Record<MetricsHttpError, number>;
   };
-  /** Connection handlers still running. */
-  inFlight: number;
-  /** Called when `inFlight` drops to 0. */
-  settled(): void;
 }
 
 /**
@@ -470,101 +459,53 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
     hostname: options.hostname,
     port: options.port,
   });
-  const stats = createServerStats();
-  const places = createPlaces(maxConnections);
-  // Opened when a connection ends while the accept loop waits on exhaustion.
-  let ended: PromiseWithResolvers<void> | undefined;
-  // Opened when the last connection ends during shutdown.
-  let drained: PromiseWithResolvers<void> | undefined;
-  // Opened when the last handler has finished during shutdown.
-  let settled: PromiseWithResolvers<void> | undefined;
-  const table = createConnectionTable({
+  const errors = Object.fromEntries(
+    METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
+  ) as Record<MetricsHttpError, number>;
+  const started = startServerCore({
+    acceptors: [listener],
+    maxConnections,
     timeout,
     linger: timeout,
-    onRelease() {
-      places.release();
-      if (ended) {
-        ended.resolve();
-        ended = undefined;
-      }
-      if (drained && table.size === 0) drained.resolve();
+    drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
+    context: {
+      options,
+      own: {
+        listener: undefined as unknown as ServerStats,
+        responses: {} as Record<string, number>,
+        errors,
+      },
     },
-  });
-  Object.defineProperty(stats, "active", {
-    get: () => table.size,
-    enumerable: true,
-  });
-
-  const endpoint: Endpoint = {
-    options,
-    table,
-    places,
-    stats,
-    own: {
-      listener: stats,
-      responses: {},
-      errors: Object.fromEntries(
-        METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
-      ) as Record<MetricsHttpError, number>,
+    accepted(endpoint, conn) {
+      endpoint.stats.accepted++;
+      serveConnection(endpoint, endpoint.table.add(conn));
     },
-    closing: false,
-    inFlight: 0,
-    settled() {
-      settled?.resolve();
-    },
-    accepted(conn) {
-      stats.accepted++;
-      serveConnection(endpoint, table.add(conn));
-    },
-    connectionEnded(ms) {
-      ended ??= Promise.withResolvers();
-      return waitAtMost(ended.promise, ms);
-    },
-    onAcceptError() {
-      // Counted by the loop; the metrics show it.
-    },
-  };
-
-  let failure: unknown;
-  const loopDone = acceptLoop(listener, endpoint).catch((error) => {
-    failure = error;
-  });
-  let shutdownPromise: Promise<void> | undefined;
-
-  function shutdown(): Promise<void> {
-    shutdownPromise ??= (async () => {
-      endpoint.closing = true;
+    closeAcceptors() {
       try {
         listener.close();
       } catch {
         // Already closed: the listener failed.
       }
-      places.close();
-      ended?.resolve();
-      await loopDone;
-      if (table.size > 0) {
-        drained = Promise.withResolvers();
-        await waitAtMost(drained.promise, Math.min(timeout, DRAIN_TIMEOUT));
-        table.releaseAll();
-      }
-      if (endpoint.inFlight > 0) {
-        settled = Promise.withResolvers();
-        await waitAtMost(settled.promise, SETTLE_TIMEOUT);
-      }
-      table.stop();
-      signal?.removeEventListener("abort", onAbort);
-    })();
-    return shutdownPromise;
-  }
+      return [];
+    },
+  });
+  const endpoint = started.server;
+  endpoint.own.listener = endpoint.stats;
 
+  let failure: unknown;
+  // The endpoint never rejects: a failed listener is kept in `failure`.
+  const shutdown = (): Promise<void> =>
+    started.shutdown().catch((error) => {
+      failure = error;
+    }).finally(() => signal?.removeEventListener("abort", onAbort));
   function onAbort() {
     shutdown();
   }
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
-
-  // The loop ends at shutdown, or when the listener fails: stop then too.
-  const finished = loopDone.then(shutdown);
+  const finished = started.finished.catch((error) => {
+    failure = error;
+  });
 
   return {
     addr: listener.addr as Deno.NetAddr,

@@ -1,11 +1,6 @@
-import { acceptLoop, type AcceptLoopContext } from "./accept_loop.ts";
 import { createAdmission, needsAdmission } from "./admission.ts";
-import {
-  acceptConnection,
-  type ConnectionContext,
-  EMPTY,
-} from "./connection.ts";
-import { createConnectionTable } from "./connection_table.ts";
+import { acceptConnection, EMPTY } from "./connection.ts";
+import { startServerCore } from "./connection_server.ts";
 import { closeListener, openListeners } from "./listeners.ts";
 import {
   checkReloadable,
@@ -13,9 +8,7 @@ import {
   resolveOptions,
   type ServeGreetingOptions,
 } from "./options.ts";
-import { createPlaces } from "./places.ts";
-import { createServerStats, type ServerStats } from "./stats.ts";
-import { waitAtMost } from "./wait.ts";
+import type { ServerStats } from "./stats.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
 /**
@@ -71,8 +64,6 @@ export interface GreetingServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-/** How long shutdown waits for cut connections to record their outcome. */
-const SETTLE_TIMEOUT = 1_000;
 const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 
 /**
@@ -115,113 +106,38 @@ export function serveGreeting(
     ? createAdmission(options)
     : undefined;
   const listeners = openListeners(resolved.targets, resolved);
-  const stats = createServerStats();
-  const places = createPlaces(resolved.maxConnections);
-  // Opened when a connection ends while an accept loop waits on exhaustion.
-  let ended: PromiseWithResolvers<void> | undefined;
-  // Opened when the last connection ends during shutdown.
-  let drained: PromiseWithResolvers<void> | undefined;
-  // Opened when the last handler has counted its outcome during shutdown.
-  let settled: PromiseWithResolvers<void> | undefined;
-
-  const table = createConnectionTable({
+  const { server, shutdown: stop, finished } = startServerCore({
+    acceptors: listeners.map(({ listener }) => listener),
+    maxConnections: resolved.maxConnections,
     timeout: resolved.timeout,
     linger: resolved.linger,
     handshake: resolved.proxy?.timeout ?? 0,
-    onRelease() {
-      places.release();
-      if (ended) {
-        ended.resolve();
-        ended = undefined;
-      }
-      if (drained && table.size === 0) drained.resolve();
+    drainTimeout: resolved.drainTimeout,
+    context: {
+      admission,
+      greeting: resolved.greeting ?? DEFAULT_GREETING,
+      refuseMessage: resolved.refuseMessage ?? EMPTY,
+      linger: resolved.linger,
+      onConnection: options.onConnection,
+      onClose: options.onClose,
+      proxy: resolved.proxy,
     },
+    accepted: acceptConnection,
+    onAcceptError,
+    closeAcceptors: () => listeners.map(closeListener),
   });
-  // Derived, not kept: the table is the truth. Enumerable, so snapshots
-  // (spread, structured clone for workers) copy its value.
-  Object.defineProperty(stats, "active", {
-    get: () => table.size,
-    enumerable: true,
-  });
-
-  const server: ConnectionContext & AcceptLoopContext = {
-    stats,
-    table,
-    places,
-    admission,
-    greeting: resolved.greeting ?? DEFAULT_GREETING,
-    refuseMessage: resolved.refuseMessage ?? EMPTY,
-    linger: resolved.linger,
-    closing: false,
-    onConnection: options.onConnection,
-    proxy: resolved.proxy,
-    onClose: options.onClose,
-    inFlight: 0,
-    settled() {
-      settled?.resolve();
-    },
-    accepted(conn) {
-      acceptConnection(server, conn);
-    },
-    connectionEnded(ms) {
-      ended ??= Promise.withResolvers();
-      return waitAtMost(ended.promise, ms);
-    },
-    onAcceptError(error, kind) {
-      try {
-        onAcceptError?.(error, kind);
-      } catch {
-        // A failing observer must not stop the server.
-      }
-    },
-  };
-
-  const loopDone = Promise.all(
-    listeners.map(({ listener }) => acceptLoop(listener, server)),
-  );
-  let shutdownPromise: Promise<void> | undefined;
+  const stats = server.stats;
 
   function shutdown(): Promise<void> {
-    shutdownPromise ??= (async () => {
-      server.closing = true;
-      const closed = listeners.map(closeListener);
-      places.close();
-      ended?.resolve();
-      let loopError: unknown;
-      try {
-        await loopDone;
-      } catch (error) {
-        loopError = error;
-      }
-      // The runtime drops a listener once its accept has failed.
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      for (const done of closed) done();
-      if (table.size > 0) {
-        drained = Promise.withResolvers();
-        await waitAtMost(drained.promise, resolved.drainTimeout);
-        // Cut what is left: pending operations fail, and each place is free.
-        table.releaseAll();
-      }
-      if (server.inFlight > 0) {
-        // Let the cut connections record their outcome; bounded, in case
-        // the runtime never settles an operation.
-        settled = Promise.withResolvers();
-        await waitAtMost(settled.promise, SETTLE_TIMEOUT);
-      }
-      table.stop();
-      signal?.removeEventListener("abort", onAbort);
-      if (loopError) throw loopError;
-    })();
-    return shutdownPromise;
+    signal?.removeEventListener("abort", onAbort);
+    return stop();
   }
-
   function onAbort() {
     shutdown().catch(() => {});
   }
   signal?.addEventListener("abort", onAbort, { once: true });
-
-  // If a listener fails outside of shutdown, shut down and report it.
-  const finished = loopDone.then(shutdown, shutdown);
+  // A listener that fails outside of shutdown ends the server too.
+  finished.catch(() => signal?.removeEventListener("abort", onAbort));
 
   const addrs = listeners.map(({ listener }) => listener.addr);
   const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>

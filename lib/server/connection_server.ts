@@ -1,0 +1,172 @@
+import { acceptLoop, type AcceptLoopContext } from "./accept_loop.ts";
+import {
+  type ConnectionTable,
+  createConnectionTable,
+} from "./connection_table.ts";
+import type { AcceptErrorKind } from "./options.ts";
+import { createPlaces, type Places } from "./places.ts";
+import { createServerStats, type ServerStats } from "./stats.ts";
+import { waitAtMost } from "./wait.ts";
+
+/** How long shutdown waits for cut connections to record their outcome. */
+const SETTLE_TIMEOUT = 1_000;
+
+/**
+ * What every connection server shares with its connections: the greeting
+ * server and the metrics endpoint run on the same core.
+ */
+export interface ServerCore extends AcceptLoopContext {
+  readonly stats: ServerStats;
+  readonly table: ConnectionTable;
+  readonly places: Places;
+  /** True from the start of shutdown. */
+  closing: boolean;
+  /** Connection handlers whose outcome is not counted yet. */
+  inFlight: number;
+  /** Called when `inFlight` drops to 0. */
+  settled(): void;
+}
+
+/** Options for {@linkcode startServerCore}. */
+export interface ServerCoreOptions<T extends object> {
+  /** The open listeners; the core accepts on each. */
+  acceptors: readonly { accept(): Promise<Deno.Conn> }[];
+  /** Places for connections, across every listener. */
+  maxConnections: number;
+  /** See {@linkcode createConnectionTable}. */
+  timeout: number;
+  /** See {@linkcode createConnectionTable}. */
+  linger: number;
+  /** See {@linkcode createConnectionTable}. */
+  handshake?: number;
+  /** How long shutdown lets open connections finish, in ms. */
+  drainTimeout: number;
+  /** What the server adds to the core for its connections. */
+  context: T;
+  /** Takes an accepted connection, which holds a place. */
+  accepted(server: ServerCore & T, conn: Deno.Conn): void;
+  /** Told of each failed accept (already counted); must not throw. */
+  onAcceptError?(error: unknown, kind: AcceptErrorKind): void;
+  /**
+   * Closes the listeners at shutdown; returns what to call once their
+   * accept loops have ended.
+   */
+  closeAcceptors(): (() => void)[];
+}
+
+/** A started core: its context, and how it stops. */
+export interface StartedCore<T extends object> {
+  readonly server: ServerCore & T;
+  /**
+   * Stops accepting, lets open connections finish (up to the drain
+   * timeout), then closes what is left. Rejects with a listener's error if
+   * one failed outside of shutdown. Safe to call more than once.
+   */
+  shutdown(): Promise<void>;
+  /** Settles when shutdown is over, or rejects like it. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Starts a connection server on open listeners: one accept loop per
+ * listener taking a place before each accept, one connection table with one
+ * sweep timer, and an orderly shutdown. The caller serves each connection.
+ */
+export function startServerCore<T extends object>(
+  options: ServerCoreOptions<T>,
+): StartedCore<T> {
+  const stats = createServerStats();
+  const places = createPlaces(options.maxConnections);
+  // Opened when a connection ends while an accept loop waits on exhaustion.
+  let ended: PromiseWithResolvers<void> | undefined;
+  // Opened when the last connection ends during shutdown.
+  let drained: PromiseWithResolvers<void> | undefined;
+  // Opened when the last handler has counted its outcome during shutdown.
+  let settled: PromiseWithResolvers<void> | undefined;
+  const table = createConnectionTable({
+    timeout: options.timeout,
+    linger: options.linger,
+    handshake: options.handshake,
+    onRelease() {
+      places.release();
+      if (ended) {
+        ended.resolve();
+        ended = undefined;
+      }
+      if (drained && table.size === 0) drained.resolve();
+    },
+  });
+  // Derived, not kept: the table is the truth. Enumerable, so snapshots
+  // (spread, structured clone for workers) copy its value.
+  Object.defineProperty(stats, "active", {
+    get: () => table.size,
+    enumerable: true,
+  });
+  const { accepted, onAcceptError } = options;
+  const server: ServerCore & T = Object.assign(options.context, {
+    stats,
+    table,
+    places,
+    closing: false,
+    inFlight: 0,
+    settled() {
+      settled?.resolve();
+    },
+    accepted(conn: Deno.Conn) {
+      accepted(server, conn);
+    },
+    connectionEnded(ms: number) {
+      ended ??= Promise.withResolvers();
+      return waitAtMost(ended.promise, ms);
+    },
+    onAcceptError(error: unknown, kind: AcceptErrorKind) {
+      try {
+        onAcceptError?.(error, kind);
+      } catch {
+        // A failing observer must not stop the server.
+      }
+    },
+  });
+
+  const loopDone = Promise.all(
+    options.acceptors.map((acceptor) => acceptLoop(acceptor, server)),
+  );
+  let shutdownPromise: Promise<void> | undefined;
+
+  function shutdown(): Promise<void> {
+    shutdownPromise ??= (async () => {
+      server.closing = true;
+      const closed = options.closeAcceptors();
+      places.close();
+      ended?.resolve();
+      let loopError: unknown;
+      try {
+        await loopDone;
+      } catch (error) {
+        loopError = error;
+      }
+      // The runtime drops a listener once its accept has failed.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      for (const done of closed) done();
+      if (table.size > 0) {
+        drained = Promise.withResolvers();
+        await waitAtMost(drained.promise, options.drainTimeout);
+        // Cut what is left: pending operations fail, and each place is free.
+        table.releaseAll();
+      }
+      if (server.inFlight > 0) {
+        // Let the cut connections record their outcome; bounded, in case
+        // the runtime never settles an operation.
+        settled = Promise.withResolvers();
+        await waitAtMost(settled.promise, SETTLE_TIMEOUT);
+      }
+      table.stop();
+      if (loopError) throw loopError;
+    })();
+    return shutdownPromise;
+  }
+
+  // If a listener fails outside of shutdown, shut down and report it.
+  const finished = loopDone.then(shutdown, shutdown);
+  return { server, shutdown, finished };
+}
