@@ -12,92 +12,11 @@ import {
   UNIX_SOCKETS,
   withTempDir,
 } from "./_helpers.ts";
+import { makeCertificates, run } from "./_certs.ts";
 
 const decoder = new TextDecoder();
 const text = async (port: number, hostname = "127.0.0.1") =>
   decoder.decode(await readAll(port, hostname));
-
-async function run(command: string, args: string[], stdin?: string) {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** A CA and a leaf certificate for localhost/127.0.0.1, made with openssl. */
-async function makeCertificates(dir: string) {
-  const openssl = (...args: string[]) => run("openssl", args);
-  const ec = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-  ];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    `${dir}/ca.key`,
-    "-out",
-    `${dir}/ca.pem`,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=greeter test CA",
-  );
-  await openssl(
-    "req",
-    ...ec,
-    "-keyout",
-    `${dir}/key.pem`,
-    "-out",
-    `${dir}/leaf.csr`,
-    "-subj",
-    "/CN=localhost",
-  );
-  await Deno.writeTextFile(
-    `${dir}/ext.cnf`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  const signed = await openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${dir}/leaf.csr`,
-    "-CA",
-    `${dir}/ca.pem`,
-    "-CAkey",
-    `${dir}/ca.key`,
-    "-CAcreateserial",
-    "-out",
-    `${dir}/cert.pem`,
-    "-days",
-    "1",
-    "-extfile",
-    `${dir}/ext.cnf`,
-  );
-  assertEquals(signed.code, 0, signed.stderr);
-  return {
-    ca: `${dir}/ca.pem`,
-    cert: `${dir}/cert.pem`,
-    key: `${dir}/key.pem`,
-  };
-}
 
 Deno.test("greeter fills in template placeholders per connection", async () => {
   await using server = await startCli([
@@ -253,7 +172,9 @@ Deno.test("greeter names the listener that cannot bind and leaves none open", as
 
 Deno.test("greeter serves TLS that greeter connect and openssl verify", async () => {
   await withTempDir(async (dir) => {
-    const { ca, cert, key } = await makeCertificates(dir);
+    const { caFile: ca, certFile: cert, keyFile: key } = await makeCertificates(
+      dir,
+    );
     await using server = await startCli([
       "-H",
       "127.0.0.1",

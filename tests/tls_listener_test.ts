@@ -5,95 +5,9 @@ import {
   type TlsListener,
 } from "../lib/server/tls_listener.ts";
 import { DEFAULT_BYTES, pool, withTempDir } from "./_helpers.ts";
+import { type Certificates, makeCertificates, run } from "./_certs.ts";
 
 const decoder = new TextDecoder();
-
-async function run(command: string, args: string[]) {
-  const output = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/**
- * A CA and a leaf certificate for localhost/127.0.0.1, made with openssl.
- * The same as in cli_greetings_test.ts (a test file cannot be imported
- * without its tests); it belongs in _helpers.ts.
- */
-async function makeCertificates(dir: string) {
-  const openssl = async (...args: string[]) => {
-    const result = await run("openssl", args);
-    assertEquals(result.code, 0, result.stderr);
-  };
-  const ec = [
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-  ];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    `${dir}/ca.key`,
-    "-out",
-    `${dir}/ca.pem`,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=greeter test CA",
-  );
-  await openssl(
-    "req",
-    ...ec,
-    "-keyout",
-    `${dir}/key.pem`,
-    "-out",
-    `${dir}/leaf.csr`,
-    "-subj",
-    "/CN=localhost",
-  );
-  await Deno.writeTextFile(
-    `${dir}/ext.cnf`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${dir}/leaf.csr`,
-    "-CA",
-    `${dir}/ca.pem`,
-    "-CAkey",
-    `${dir}/ca.key`,
-    "-CAcreateserial",
-    "-out",
-    `${dir}/cert.pem`,
-    "-days",
-    "1",
-    "-extfile",
-    `${dir}/ext.cnf`,
-  );
-  return {
-    caFile: `${dir}/ca.pem`,
-    ca: await Deno.readTextFile(`${dir}/ca.pem`),
-    cert: await Deno.readTextFile(`${dir}/cert.pem`),
-    key: await Deno.readTextFile(`${dir}/key.pem`),
-    caKey: await Deno.readTextFile(`${dir}/ca.key`),
-  };
-}
-
-type Certificates = Awaited<ReturnType<typeof makeCertificates>>;
 
 /** Runs `fn` with certificates and a listener on a loopback port. */
 function withListener(

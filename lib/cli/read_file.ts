@@ -1,26 +1,12 @@
 import { formatSize, MIB, UsageError } from "./flags.ts";
 import { quote } from "../observe/escape.ts";
-import {
-  type FileType,
-  readLimited,
-  ReadLimitedError,
-} from "./read_limited.ts";
+import { readLimited, ReadLimitedError, TYPE_WORDS } from "./read_limited.ts";
 
 /** The most bytes read from a greeting, certificate, key or CA file. */
 export const DEFAULT_FILE_LIMIT = MIB;
 
 /** The most bytes read from a quotes file: a fortune database is larger. */
 export const DEFAULT_QUOTES_LIMIT = 16 * MIB;
-
-/** Words for what a path is when it is not a regular file. */
-const TYPE_WORDS: Readonly<Record<FileType, string>> = {
-  "directory": "a directory",
-  "fifo": "a FIFO (named pipe)",
-  "socket": "a socket",
-  "character-device": "a character device",
-  "block-device": "a block device",
-  "unknown": "not a regular file",
-};
 
 /**
  * Says why reading a file failed, in words that point to the fix: the

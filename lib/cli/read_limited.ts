@@ -32,7 +32,7 @@ export type FileType =
   | "unknown";
 
 /** Words for each file type, for the message. */
-const TYPE_WORDS: Readonly<Record<FileType, string>> = {
+export const TYPE_WORDS: Readonly<Record<FileType, string>> = {
   "directory": "a directory",
   "fifo": "a FIFO (named pipe)",
   "socket": "a socket",

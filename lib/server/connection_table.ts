@@ -211,6 +211,21 @@ export function createConnectionTable(
     if (handshaking.size + serving.size + lingering.size === 0) stop();
   }
 
+  /** A new slot at the tail of `list`, due in `after` ms (0: never). */
+  function addTo(list: SlotList, conn: Deno.Conn, after: number): Slot {
+    const slot: Slot = {
+      conn,
+      deadline: after > 0 ? now() + after : Infinity,
+      client: undefined,
+      list: undefined,
+      prev: undefined,
+      next: undefined,
+    };
+    appendSlot(list, slot);
+    if (after > 0) sweeper ??= setInterval(sweep, sweepEvery);
+    return slot;
+  }
+
   function stop() {
     clearInterval(sweeper);
     sweeper = undefined;
@@ -223,32 +238,8 @@ export function createConnectionTable(
     get size() {
       return handshaking.size + serving.size + lingering.size;
     },
-    add(conn) {
-      const slot: Slot = {
-        conn,
-        deadline: timeout > 0 ? now() + timeout : Infinity,
-        client: undefined,
-        list: undefined,
-        prev: undefined,
-        next: undefined,
-      };
-      appendSlot(serving, slot);
-      if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
-      return slot;
-    },
-    addHandshaking(conn) {
-      const slot: Slot = {
-        conn,
-        deadline: handshake > 0 ? now() + handshake : Infinity,
-        client: undefined,
-        list: undefined,
-        prev: undefined,
-        next: undefined,
-      };
-      appendSlot(handshaking, slot);
-      if (handshake > 0) sweeper ??= setInterval(sweep, sweepEvery);
-      return slot;
-    },
+    add: (conn) => addTo(serving, conn, timeout),
+    addHandshaking: (conn) => addTo(handshaking, conn, handshake),
     established(slot, acceptedAt) {
       if (!slot.list) return false;
       slot.deadline = timeout > 0 ? acceptedAt + timeout : Infinity;
