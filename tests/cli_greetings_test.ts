@@ -12,7 +12,7 @@ import {
   UNIX_SOCKETS,
   withTempDir,
 } from "./_helpers.ts";
-import { makeCertificates, run } from "./_certs.ts";
+import { makeCertificates, run } from "./_tools.ts";
 
 const decoder = new TextDecoder();
 const text = async (port: number, hostname = "127.0.0.1") =>

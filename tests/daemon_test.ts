@@ -10,7 +10,7 @@ import {
   startCli,
   withTempDir,
 } from "./_helpers.ts";
-import { openssl, run, selfSigned } from "./_certs.ts";
+import { openssl, run, selfSigned } from "./_tools.ts";
 
 const LINUX = Deno.build.os === "linux";
 const HAS_PYTHON = await canRun("python3");

@@ -2,6 +2,7 @@
 // greeting and answers /metrics again once descriptors free up.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { canRun, DEFAULT_BYTES, readAll, startCli } from "./_helpers.ts";
+import { promtoolCheck } from "./_tools.ts";
 
 const HAS_PRLIMIT = Deno.build.os === "linux" &&
   await canRun("prlimit", ["--version"]);
@@ -34,25 +35,6 @@ async function tryScrape(
 function value(text: string, series: string): number | undefined {
   const line = text.split("\n").find((line) => line.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length));
-}
-
-/** Checks the text with promtool; returns its exit code and report. */
-async function promtoolCheck(text: string): Promise<[number, string]> {
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return [
-    output.code,
-    decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  ];
 }
 
 Deno.test({

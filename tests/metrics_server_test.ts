@@ -23,6 +23,7 @@ import {
 } from "../lib/observe/process_metrics.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { canRun, waitUntil } from "./_helpers.ts";
+import { promtoolCheck } from "./_tools.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -404,18 +405,6 @@ Deno.test({
     const body = scrape.slice(scrape.indexOf("\r\n\r\n") + 4);
     assertStringIncludes(body, "\nprocess_resident_memory_bytes ");
     assertEquals(body.match(/^# TYPE greeter_build_info /gm)?.length, 1);
-    const child = new Deno.Command("promtool", {
-      args: ["check", "metrics"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(body));
-    await writer.close();
-    const output = await child.output();
-    const report = decoder.decode(output.stdout) +
-      decoder.decode(output.stderr);
-    assertEquals([output.code, report], [0, ""]);
+    assertEquals(await promtoolCheck(body), [0, ""]);
   },
 });

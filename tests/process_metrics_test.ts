@@ -8,6 +8,7 @@ import {
 } from "../lib/observe/process_metrics.ts";
 import { VERSION } from "../lib/version.ts";
 import { canRun } from "./_helpers.ts";
+import { promtoolCheck } from "./_tools.ts";
 
 const FIXTURE =
   new URL("./_process_metrics_fixture.ts", import.meta.url).pathname;
@@ -73,24 +74,6 @@ async function withFixture(
     await child.stderr.cancel();
     await child.status;
   }
-}
-
-/** Feeds `text` to `promtool check metrics`; resolves to its exit code and output. */
-async function promtool(text: string) {
-  const child = new Deno.Command("promtool", {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const output = await child.output();
-  return {
-    code: output.code,
-    output: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
 }
 
 Deno.test("parseProcStat() counts fields from the last parenthesis", () => {
@@ -300,12 +283,11 @@ Deno.test("renderProcessMetrics() output passes promtool check metrics", async (
     ) {
       assert(report.text.includes(`\n${name} `), name);
     }
-    const result = await promtool(report.text);
-    assertEquals(result, { code: 0, output: "" });
+    assertEquals(await promtoolCheck(report.text), [0, ""]);
   });
   // promtool is not a rubber stamp: a counter without _total fails.
-  const bad = await promtool(
+  const [code] = await promtoolCheck(
     "# HELP x_seconds X.\n# TYPE x_seconds counter\nx_seconds 1\n",
   );
-  assert(bad.code !== 0);
+  assert(code !== 0);
 });

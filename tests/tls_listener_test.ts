@@ -5,7 +5,7 @@ import {
   type TlsListener,
 } from "../lib/server/tls_listener.ts";
 import { DEFAULT_BYTES, pool, withTempDir } from "./_helpers.ts";
-import { type Certificates, makeCertificates, run } from "./_certs.ts";
+import { type Certificates, makeCertificates, run } from "./_tools.ts";
 
 const decoder = new TextDecoder();
 

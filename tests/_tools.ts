@@ -1,5 +1,5 @@
-// Commands and certificates the TLS tests share: a CA and a leaf for
-// localhost/127.0.0.1 made with openssl, and a runner for third-party tools.
+// Third-party tools the tests share: a runner, openssl with a CA and a leaf for
+// localhost/127.0.0.1, and promtool.
 import { assertEquals } from "@std/assert";
 
 const decoder = new TextDecoder();
@@ -133,4 +133,14 @@ export async function selfSigned(dir: string, serial: number): Promise<void> {
     "-set_serial",
     String(serial),
   ]);
+}
+
+/** `promtool check metrics` on `text`: its exit code and its report. */
+export async function promtoolCheck(text: string): Promise<[number, string]> {
+  const { code, stdout, stderr } = await run(
+    "promtool",
+    ["check", "metrics"],
+    text,
+  );
+  return [code, (stdout + stderr).trim()];
 }
