@@ -2,22 +2,25 @@
 // shipped deploy/haproxy/haproxy.cfg on loopback in front of two small
 // backends that read its headers with readProxyHeader, and clients that
 // bind their own 127.x.y.z (and ::1) source addresses connect through it.
-// The server itself does not speak the PROXY protocol yet: these backends
-// stand in for it, so what is checked is the parser and the config.
+// These backends read the headers themselves, so what is checked here is
+// the parser and the config; tests/fleet_test.ts puts greeter itself
+// (--proxy-protocol) behind the same config.
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import net from "node:net";
-import { canRun, DEFAULT_BYTES, ROOT, waitUntil } from "./_helpers.ts";
+import { DEFAULT_BYTES, waitUntil } from "./_helpers.ts";
+import {
+  CONFIG,
+  freePort,
+  haproxy,
+  shippedConfig,
+  skipped,
+} from "./_haproxy.ts";
 import {
   encodeProxyHeader,
   type ProxyHeader,
   readProxyHeader,
 } from "../lib/net/proxy_protocol.ts";
 
-const CONFIG = `${ROOT}/deploy/haproxy/haproxy.cfg`;
-const haproxy = await canRun("haproxy", ["-v"]);
-const skipped = haproxy
-  ? ""
-  : " (skipped: haproxy is not installed; apt-get install haproxy)";
 const decoder = new TextDecoder();
 
 /** One connection a backend took: the header, its exact bytes, and the rest. */
@@ -93,14 +96,6 @@ function backend() {
   };
 }
 
-/** A port that was free on `hostname` a moment ago. */
-function freePort(hostname: string): number {
-  const listener = Deno.listen({ hostname, port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
-
 /** Connects from `localAddress`, says hello, reads the greeting to the end. */
 function client(host: string, port: number, localAddress: string) {
   return new Promise<{ localPort: number; received: string }>(
@@ -128,24 +123,6 @@ function client(host: string, port: number, localAddress: string) {
           received: decoder.decode(Buffer.concat(chunks)),
         }));
     },
-  );
-}
-
-/** The shipped config, with its send-proxy-v2 lines changed by `edit`. */
-async function shippedConfig(
-  edit: (line: string) => string,
-  defaults = "",
-): Promise<string> {
-  let text = await Deno.readTextFile(CONFIG);
-  if (defaults) {
-    assertMatch(text, /^defaults\n/m);
-    text = text.replace(/^defaults\n/m, `defaults\n  ${defaults}\n`);
-  }
-  const servers = text.match(/^\s*server .* send-proxy-v2$/gm) ?? [];
-  assertEquals(servers.length, 2, "two greeter servers with send-proxy-v2");
-  return text.replace(
-    /^(\s*server .*) send-proxy-v2$/gm,
-    (_, head) => head + " " + edit("send-proxy-v2"),
   );
 }
 

@@ -10,6 +10,7 @@ import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { ROOT, runCli, startCli } from "./_helpers.ts";
+import { parseDuration } from "../lib/cli/duration.ts";
 
 const DIR = `${ROOT}/deploy/kubernetes`;
 
@@ -144,7 +145,7 @@ Deno.test("deploy/kubernetes Deployment agrees with the Dockerfile and greeter's
   assertEquals([binary], docker.entrypoint);
   assertEquals(command, "check");
   assertEquals(target, `127.0.0.1:${greetingPort}`);
-  const checkTimeout = Number(flag(checkArgs, "--timeout"));
+  const checkTimeout = parseDuration(flag(checkArgs, "--timeout"));
   assert(live.timeoutSeconds * 1000 > checkTimeout, "probe outlasts check");
 
   // Readiness: /healthz on the metrics port (by name or number).
@@ -192,7 +193,7 @@ Deno.test("deploy/kubernetes Deployment agrees with the Dockerfile and greeter's
   }
 
   // SIGTERM comes after preStop; the drain must end before SIGKILL.
-  const drainMs = Number(flag(args, "--drain-timeout"));
+  const drainMs = parseDuration(flag(args, "--drain-timeout"));
   const preStopMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
   assert(pod.spec.terminationGracePeriodSeconds * 1000 > preStopMs + drainMs);
 });
@@ -227,4 +228,57 @@ Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pas
   // SIGTERM, as the kubelet sends it: greeter drains and exits 0.
   const { code, stdout } = await server.stop("SIGTERM");
   assertEquals(code, 0, stdout);
+});
+
+Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as its comment says, and /healthz still answers", async () => {
+  const deploy = await deployment();
+  const [container] = deploy.spec.template.spec.containers;
+  const comments = await Deno.readTextFile(`${DIR}/deployment.yaml`);
+  assertMatch(comments, /--proxy-protocol/);
+  assertMatch(comments, /greeter check sends\s+#\s+no PROXY header/);
+  const args: string[] = [...container.args];
+  args[args.indexOf("--host") + 1] = "127.0.0.1";
+  args[args.indexOf("--port") + 1] = "0";
+  args[args.indexOf("--metrics") + 1] = "127.0.0.1:0";
+  const [, , , ...checkArgs] = container.livenessProbe.exec.command;
+  // Untrusted (the probe's 127.0.0.1 is not the balancer), and trusted but
+  // without a header (a short --timeout bounds the header's wait).
+  const cases = [
+    { from: "10.0.0.0/16", reason: "proxy_untrusted" },
+    { from: "127.0.0.1/32", reason: "proxy_header" },
+  ];
+  for (const { from, reason } of cases) {
+    await using server = await startCli([
+      ...args,
+      "--proxy-protocol",
+      "--proxy-from",
+      from,
+      "--timeout",
+      "300ms",
+    ]);
+    const [, metricsPort] = await server.waitFor(
+      /"greeter.metrics":"127\.0\.0\.1:(\d+)"/,
+    );
+    const live = await runCli([
+      "check",
+      `127.0.0.1:${server.port}`,
+      ...checkArgs,
+    ]);
+    assertEquals(live.code, 1, live.stdout + live.stderr);
+    // Closed without a byte: greeter refused it, for the reason expected.
+    assertMatch(live.stdout, /got "" \(0 bytes, then closed\)/);
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assertMatch(
+      await metrics.text(),
+      new RegExp(
+        `^greeter_connections_refused_total\\{reason="${reason}"\\} 1$`,
+        "m",
+      ),
+    );
+    // The replacement the comment suggests.
+    const { path } = container.readinessProbe.httpGet;
+    const response = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+  }
 });
