@@ -230,12 +230,13 @@ Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pas
   assertEquals(code, 0, stdout);
 });
 
-Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as its comment says, and /healthz still answers", async () => {
+Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as its comment says, works with --proxy-header, and /healthz still answers", async () => {
   const deploy = await deployment();
   const [container] = deploy.spec.template.spec.containers;
   const comments = await Deno.readTextFile(`${DIR}/deployment.yaml`);
   assertMatch(comments, /--proxy-protocol/);
-  assertMatch(comments, /greeter check sends\s+#\s+no PROXY header/);
+  assertMatch(comments, /refuses a probe that sends no\s+#\s+PROXY header/);
+  assertMatch(comments, /--proxy-header/);
   const args: string[] = [...container.args];
   args[args.indexOf("--host") + 1] = "127.0.0.1";
   args[args.indexOf("--port") + 1] = "0";
@@ -275,7 +276,17 @@ Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as i
         "m",
       ),
     );
-    // The replacement the comment suggests.
+    // The fix the comment gives: a v2 LOCAL header, from a trusted address.
+    if (from === "127.0.0.1/32") {
+      const fixed = await runCli([
+        "check",
+        `127.0.0.1:${server.port}`,
+        ...checkArgs,
+        "--proxy-header",
+      ]);
+      assertEquals(fixed.code, 0, fixed.stdout + fixed.stderr);
+    }
+    // Or the other replacement the comment suggests.
     const { path } = container.readinessProbe.httpGet;
     const response = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
     assertEquals(response.status, 200);
