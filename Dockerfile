@@ -12,6 +12,8 @@ FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 COPY deno.json deno.lock main.ts mod.ts ./
 COPY lib/ lib/
+# deno.json maps @std to these typed shims: the build needs them.
+COPY types/ types/
 COPY scripts/ scripts/
 # uname -m is x86_64 or aarch64, so this builds for the image's platform
 # (docker build --platform linux/arm64 builds the aarch64 binary).

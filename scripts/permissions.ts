@@ -15,7 +15,7 @@ export const BINARY_FLAGS: readonly string[] = [
   // Unix socket paths are files the server creates.
   "--allow-write",
   // The {hostname} placeholder in greeting templates, and closing the
-  // debugger port that Deno opens on SIGUSR1 (greeter's stats signal):
+  // debugger port that Deno opens on a SIGUSR1 (stats are on SIGUSR2):
   // Deno has no narrower grant for the inspector than all of --allow-sys.
   "--allow-sys",
   // systemd readiness: the socket systemd names in $NOTIFY_SOCKET.

@@ -64,8 +64,20 @@ const mib = (kib: number) => (kib / 1024).toFixed(1);
 async function main(): Promise<number> {
   const flags = parseArgs(Deno.args, {
     string: ["seconds", "concurrency"],
+    boolean: ["help"],
+    alias: { h: "help" },
     unknown: (arg: string) => usage(`unknown argument ${arg}`),
   });
+  if (flags.help) {
+    console.log(
+      "Usage: deno task soak [--seconds N (default 60)] " +
+        "[--concurrency C (default 100)]\n" +
+        "Starts greeter, keeps C connections in flight for N seconds, checks " +
+        "every greeting byte for byte and the server's counters, and samples " +
+        "its memory. Exits 0 only if nothing was lost.",
+    );
+    return 0;
+  }
   const seconds = wholeOption(flags.seconds, "seconds", 60);
   const concurrency = wholeOption(flags.concurrency, "concurrency", 100);
   if (Deno.build.os !== "linux") usage("needs Linux (/proc) for memory");

@@ -133,3 +133,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test("Dockerfile's build stage copies every file the compile step reads", async () => {
+  // The sources COPY'd into the build stage, as paths (files or folders).
+  const copied = (await dockerInstructions())
+    .filter((line) => /^COPY (?!--from)/.test(line))
+    .flatMap((line) => line.split(/\s+/).slice(1, -1))
+    .map((path) => path.replace(/^\.\//, "").replace(/\/$/, ""));
+  const inBuild = (path: string) =>
+    copied.some((source) => path === source || path.startsWith(`${source}/`));
+  // Every local module of main.ts and of the worker module compile embeds,
+  // the compile script's, and deno.json's import map targets.
+  const roots = ["main.ts", "lib/cli/workers/entry.ts", "scripts/compile.ts"];
+  const missing = new Set<string>();
+  for (const root of roots) {
+    const { stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", root],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const info = JSON.parse(decoder.decode(stdout)) as {
+      modules: { specifier: string }[];
+    };
+    for (const { specifier } of info.modules) {
+      if (!specifier.startsWith("file:")) continue;
+      const path = decodeURIComponent(new URL(specifier).pathname)
+        .slice(new URL(`file://${ROOT}/`).pathname.length)
+        .replace(/^\.\.\/[^/]+\//, "");
+      if (!inBuild(path)) missing.add(path);
+    }
+  }
+  assertEquals([...missing], []);
+});

@@ -73,7 +73,7 @@ Deno.test("formatJsonConnectionLine() escapes the reason, keeps IPv6 hosts bare 
   assertEquals(JSON.parse(line), {
     "@timestamp": "2025-01-02T03:04:05.600Z",
     "log.level": "error",
-    message: "Connection received from [2001:db8::1]:1",
+    message: 'Connection from [2001:db8::1]:1 error (odd "code"\n)',
     "ecs.version": ECS_VERSION,
     "event.kind": "event",
     "event.action": "connection",

@@ -380,7 +380,13 @@ export function formatJsonConnectionLine(
   return `{"@timestamp":"${
     formatLogTime(record.startTime + record.duration)
   }","log.level":"${outcome === "error" ? "error" : "info"}","message":${
-    JSON.stringify(formatTextConnectionLine(remoteAddr))
+    JSON.stringify(
+      outcome === "greeted"
+        ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
+        : `Connection from ${formatAddress(remoteAddr)}${
+          peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+        } ${outcome}${reason === undefined ? "" : ` (${reason})`}`,
+    )
   },"ecs.version":"${ECS_VERSION}","event.kind":"event",` +
     `"event.action":"connection","event.outcome":"${
       outcome === "greeted" ? "success" : "failure"
