@@ -11,7 +11,10 @@ import {
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
 import { createAcceptErrorLog } from "./accept_error_log.ts";
-import type { AcceptErrorKind } from "../server/options.ts";
+import type {
+  AcceptErrorKind,
+  ServeGreetingOptions,
+} from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
 import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
@@ -62,11 +65,7 @@ export interface ConnectionLogOptions {
 /** The per-connection part of the log, as a worker thread also needs it. */
 export interface ConnectionLog {
   /** For serveGreeting's onConnection (text format), if lines are logged. */
-  onConnection?: (
-    remoteAddr: Deno.Addr,
-    localAddr: Deno.Addr,
-    peerAddr?: Deno.Addr,
-  ) => void;
+  onConnection?: ServeGreetingOptions["onConnection"];
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
   /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */

@@ -1,6 +1,6 @@
 import type { Admission } from "./admission.ts";
 import type { ConnectionTable, Slot } from "./connection_table.ts";
-import type { ConnectionRecord } from "./options.ts";
+import type { ConnectionRecord, ServeGreetingOptions } from "./options.ts";
 import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
@@ -19,13 +19,7 @@ export interface ConnectionContext {
   readonly linger: number;
   /** True from the start of shutdown. */
   closing: boolean;
-  readonly onConnection:
-    | ((
-      remoteAddr: Deno.Addr,
-      localAddr: Deno.Addr,
-      peerAddr?: Deno.Addr,
-    ) => void)
-    | undefined;
+  readonly onConnection: ServeGreetingOptions["onConnection"];
   /** The PROXY protocol's trusted peers, when a header is expected. */
   readonly proxy: { from: Cidr[] } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
