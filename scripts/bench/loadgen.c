@@ -1,5 +1,5 @@
 /*
- * greeter benchmark helper, compiled by scripts/bench.ts with `cc -O2`.
+ * greeter benchmark helper, compiled by scripts/bench/loadgen.ts with `cc -O2`.
  *
  *   loadgen run --port P [--host 127.0.0.1] [--connections N]
  *               [--concurrency C] [--timeout-ms MS] [--deadline-ms MS]

@@ -1,16 +1,17 @@
 // The per-connection cost of a greeting: the static fast path against
-// compiled templates and presets. Run: deno bench scripts/bench_template.ts
-import { encodeGreeting } from "../lib/greeting/encode.ts";
+// compiled templates and presets.
+// Run: deno bench scripts/bench/template_cost_bench.ts
+import { encodeGreeting } from "../../lib/greeting/encode.ts";
 import {
   daytimeGreeting,
   qotdGreeting,
   timeGreeting,
-} from "../lib/greeting/presets.ts";
+} from "../../lib/greeting/presets.ts";
 import {
   compileTemplate,
   type GreetingContext,
   type GreetingSource,
-} from "../lib/greeting/template.ts";
+} from "../../lib/greeting/template.ts";
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "192.168.100.200", port: 51234 },

@@ -1,12 +1,12 @@
 // The per-connection cost of logging: one JSON or text line, and the flood
-// limiter's offer. Run: deno bench scripts/bench_log.ts
+// limiter's offer. Run: deno bench scripts/bench/log_cost_bench.ts
 import {
   formatJsonConnectionLine,
   formatTextConnectionLine,
-} from "../lib/observe/log_format.ts";
-import { createLogThrottle } from "../lib/observe/log_throttle.ts";
-import { createDurationHistogram } from "../lib/observe/metrics.ts";
-import type { ConnectionRecord } from "../lib/server/options.ts";
+} from "../../lib/observe/log_format.ts";
+import { createLogThrottle } from "../../lib/observe/log_throttle.ts";
+import { createDurationHistogram } from "../../lib/observe/metrics.ts";
+import type { ConnectionRecord } from "../../lib/server/options.ts";
 
 const record: ConnectionRecord = {
   remoteAddr: { transport: "tcp", hostname: "192.168.100.200", port: 51234 },

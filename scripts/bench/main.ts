@@ -1,0 +1,222 @@
+/**
+ * Side-by-side benchmark of greeter against baselines built in the same run:
+ * a plain Deno accept loop, Node's `net` server and a C accept/write/close
+ * server (the floor). Every server gets the same load from a C epoll load
+ * generator on loopback, pinned to another core. Run `deno task bench --help`.
+ *
+ * Writes scripts/bench/results/results.md and results.svg and prints the
+ * table. This file reads the options and runs each server in turn; the parts
+ * are: servers.ts (the servers and how they start), loadgen.ts (the load
+ * generator), proc.ts (/proc sampling), measure.ts (one server's rounds),
+ * report.ts and chart.ts (tables, targets, results.md and results.svg).
+ *
+ * Runs with `--allow-all`: Deno 2.9 refuses any read under /proc (server
+ * CPU, RSS, per-core busy time) without it, and `--allow-run`, which the
+ * benchmark needs anyway, already amounts to full access.
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli/parse-args";
+import { svgChart } from "./chart.ts";
+import { RESULTS, ROOT } from "./config.ts";
+import { fmt, pct } from "./format.ts";
+import { buildLoadgen } from "./loadgen.ts";
+import {
+  benchServer,
+  measureStartup,
+  type Options,
+  type ServerResult,
+} from "./measure.ts";
+import { readClockTicks } from "./proc.ts";
+import { machine, report } from "./report.ts";
+import { killAll, run } from "./run.ts";
+import {
+  findBaselines,
+  greeterVariant,
+  selectServers,
+  type ServerSpec,
+  serverSpecs,
+  type Tools,
+} from "./servers.ts";
+
+const HELP = `Usage: deno task bench [OPTIONS]
+
+  --connections N     connections per measured round (default 50000)
+  --concurrency C     connections in flight (default 32)
+  --rounds R          measured rounds per server (default 3)
+  --warmup W          warm-up connections before measuring (default 2000)
+  --startup-runs S    start-up measurements per server (default 5)
+  --greeter "ARGS"    also benchmark greeter with ARGS (repeatable)
+  --only NAMES        comma-separated server names to run (e.g. floor,greeter)
+  --soak N            also serve N connections to greeter --quiet and report
+                      RSS at start/middle/end (e.g. --soak 1000000)
+  --no-write          print only; do not write results.md and results.svg
+                      in ${RESULTS}/
+  -h, --help          this help
+`;
+
+interface Command {
+  write: boolean;
+  opts: Options;
+  only: string[];
+  extra: string[];
+}
+
+/** The command line; "help" for -h or --help, before any other check. */
+function parseCommand(argv: string[]): Command | "help" {
+  const args = parseArgs(argv, {
+    string: ["connections", "concurrency", "rounds", "warmup", "startup-runs"],
+    collect: ["greeter"],
+    boolean: ["help", "write"],
+    negatable: ["write"],
+    default: { write: true },
+    alias: { h: "help" },
+    unknown: (arg: string) => {
+      if (arg.startsWith("-") && !/^--(soak|only)(=|$)/.test(arg)) {
+        throw new Error(`unknown option ${arg} (see --help)`);
+      }
+      return true;
+    },
+  });
+  if (args.help) return "help";
+  const num = (v: unknown, fallback: number, name: string) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`bad --${name}: ${v}`);
+    return n;
+  };
+  const rest = args as Record<string, unknown>;
+  return {
+    write: Boolean(args.write),
+    opts: {
+      connections: num(args.connections, 50_000, "connections"),
+      concurrency: num(args.concurrency, 32, "concurrency"),
+      rounds: Math.max(1, num(args.rounds, 3, "rounds")),
+      warmup: Math.max(1, num(args.warmup, 2_000, "warmup")),
+      startupRuns: num(args["startup-runs"], 5, "startup-runs"),
+      soak: num(rest.soak, 0, "soak"),
+    },
+    only: String(rest.only ?? "").split(",").map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+    extra: (args.greeter ?? []) as string[],
+  };
+}
+
+async function setup(): Promise<Tools> {
+  await readClockTicks();
+  const loadgen = await buildLoadgen();
+  return { ...loadgen, ...await findBaselines() };
+}
+
+/** Measures one server, its start-up too, and logs its rounds to stderr. */
+async function measure(
+  tools: Tools,
+  spec: ServerSpec,
+  opts: Options,
+): Promise<ServerResult> {
+  const soak = spec.name === "greeter --quiet" ? opts.soak : 0;
+  console.error(
+    `\n== ${spec.name}${spec.skip ? ` (skipped: ${spec.skip})` : ""}`,
+  );
+  let result: ServerResult;
+  try {
+    result = await benchServer(tools, spec, opts, soak);
+  } catch (error) {
+    result = {
+      spec,
+      skipped: `failed: ${(error as Error).message}`,
+      rounds: [],
+      served: 0,
+      peakRssKb: 0,
+      rssKb: 0,
+    };
+  }
+  for (const [i, r] of result.rounds.entries()) {
+    console.error(
+      `round ${i + 1}: ${
+        fmt(r.load.ok / r.load.elapsedSec, 0)
+      } conn/s, server ${
+        fmt(r.serverCpuSec * 1e6 / r.load.ok, 2)
+      } µs/conn, p99 ${fmt(r.load.p99Us, 0)} µs, loadgen ${
+        pct(r.load.cpuUtil)
+      } of a core, errors ${
+        JSON.stringify(r.load.errors)
+      } mismatches ${r.load.mismatches}`,
+    );
+  }
+  if (result.skipped) console.error(result.skipped);
+  else if (opts.startupRuns > 0) {
+    const s = await measureStartup(tools, spec, opts.startupRuns);
+    result.startupGreetingMs = s.greeting;
+    result.startupLineMs = s.line;
+    console.error(
+      `start-up ms: ${s.greeting.map((v) => fmt(v, 1)).join(", ")}`,
+    );
+  }
+  return result;
+}
+
+async function main(): Promise<number> {
+  const command = parseCommand(Deno.args);
+  if (command === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  const { opts } = command;
+  const tools = await setup();
+  const specs = selectServers(
+    serverSpecs(tools, command.extra.map(greeterVariant)),
+    command.only,
+  );
+  const info = machine(tools, opts);
+  console.error(info.join("\n"));
+  if (!tools.pin) {
+    console.error(
+      "warning: server and load generator are not pinned; figures are noisier",
+    );
+  }
+
+  const results: ServerResult[] = [];
+  for (const spec of specs) results.push(await measure(tools, spec, opts));
+
+  const { rows, floor, printed, markdown } = report(results, info);
+  console.log(printed);
+
+  if (command.write) {
+    const md = `${RESULTS}/results.md`, svg = `${RESULTS}/results.svg`;
+    Deno.mkdirSync(`${ROOT}/${RESULTS}`, { recursive: true });
+    Deno.writeTextFileSync(`${ROOT}/${md}`, markdown);
+    Deno.writeTextFileSync(
+      `${ROOT}/${svg}`,
+      svgChart(
+        rows,
+        floor,
+        `${
+          opts.connections.toLocaleString("en-US")
+        } connections × ${opts.rounds} rounds, concurrency ${opts.concurrency}, loopback, ${navigator.hardwareConcurrency} cores`,
+      ),
+    );
+    // Keep `deno fmt --check` clean whatever the column widths are.
+    await run(Deno.execPath(), ["fmt", "-q", md, svg]);
+    console.error(`\nwrote ${md} and ${svg}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  const onSignal = () => {
+    killAll();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let code = 1;
+  try {
+    code = await main();
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}`);
+  } finally {
+    killAll();
+  }
+  Deno.exit(code);
+}
