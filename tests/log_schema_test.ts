@@ -24,7 +24,7 @@ import {
 } from "../lib/observe/log_format.ts";
 import type { ConnectionRecord } from "../lib/server/options.ts";
 import { createServerStats } from "../lib/server/stats.ts";
-import { POSIX_SIGNALS, readAll, startCli } from "./_helpers.ts";
+import { POSIX_SIGNALS, readAll, runCli, startCli } from "./_helpers.ts";
 
 interface EcsField {
   type: string;
@@ -125,6 +125,16 @@ function sampleLines(): string[] {
     formatJsonLogLine({ event: "suppressed", source: "192.0.2.7", count: 9 }),
     formatJsonLogLine({ event: "suppressed", source: undefined, count: 1 }),
     formatJsonErrorLine("Cannot listen on 0.0.0.0:8080: address in use"),
+    formatJsonLogLine({
+      event: "accept_error",
+      code: "ENOTCONN",
+      kind: "client",
+      count: 1,
+      text: "Accept failed with ENOTCONN: Transport endpoint is not connected",
+      message: "Transport endpoint is not connected",
+    }),
+    formatJsonLogLine({ event: "reload" }),
+    formatJsonLogLine({ event: "reload", error: "Cannot read message file" }),
   ];
 }
 
@@ -225,4 +235,31 @@ Deno.test({
       assertEquals(problems(JSON.parse(text)), [], text);
     }
   },
+});
+
+Deno.test("greeter --log-format json reports a start-up failure as one JSON line on stderr", async () => {
+  for (
+    const [args, code, pattern] of [
+      [["--port", "99999"], 2, /^greeter: Invalid value "99999" for --port/],
+      [["--message-file", "/nonexistent/message.txt"], 2, /no such file/],
+    ] as const
+  ) {
+    const result = await runCli([
+      "--log-format",
+      "json",
+      "-H",
+      "127.0.0.1",
+      ...args,
+    ]);
+    assertEquals(result.code, code, result.stderr);
+    const lines = result.stderr.trimEnd().split("\n");
+    assertEquals(lines.length, 1, result.stderr);
+    const line = JSON.parse(lines[0]);
+    assertEquals(problems(line), []);
+    assertEquals(
+      [line["log.level"], line["event.action"], line["event.outcome"]],
+      ["error", "start", "failure"],
+    );
+    assertMatch(line["error.message"], pattern);
+  }
 });

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
+  checkCertificateAndKey,
   listenTls,
   type TlsConnection,
   type TlsListener,
@@ -428,11 +429,20 @@ Deno.test("listenTls refuses an unreadable certificate or key, a foreign key and
       TypeError,
       "The TLS key is not a PEM private key",
     );
-    assertThrows(
-      listen({ key: caKey }),
+    // A foreign key is found once node's TLS has loaded: the pair is
+    // checked in full, and the listener fails at its first accept.
+    await assertRejects(
+      () => checkCertificateAndKey(cert, caKey),
       RangeError,
       "The TLS key does not belong to the certificate",
     );
+    const foreign = listen({ key: caKey })();
+    const error = await assertRejects(
+      () => foreign.accept(),
+      Deno.errors.BadResource,
+      "Cannot serve TLS: The TLS key does not belong to the certificate",
+    );
+    assertEquals((error.cause as Error).name, "RangeError");
     assertThrows(
       listen({ backlog: 0 }),
       RangeError,

@@ -16,6 +16,7 @@ import { explainError } from "./explain.ts";
 import { ExitError, type InfoCommand } from "./flags.ts";
 import { escapeControl } from "../observe/escape.ts";
 import { VERSION } from "../version.ts";
+import { formatJsonErrorLine } from "../observe/log_format.ts";
 
 /** Any command line greeter understands. */
 export type Command =
@@ -41,8 +42,17 @@ export function parseCommand(args: string[]): Command {
  * Every failure is reported as one line on stderr, never a stack trace.
  */
 export async function main(args: string[]): Promise<number> {
+  // A server logging JSON reports why it could not start in JSON too, so a
+  // log pipeline reads that line like the others. Before the command line
+  // is parsed, the words are all there is to go by.
+  let json = args[0] !== "connect" && args[0] !== "check" &&
+    args.some((arg, i) =>
+      arg === "--log-format=json" ||
+      (arg === "--log-format" && args[i + 1] === "json")
+    );
   try {
     const command = parseCommand(args);
+    json = command.command === "serve" && command.logFormat === "json";
     switch (command.command) {
       case "help":
         console.log(command.text);
@@ -63,7 +73,8 @@ export async function main(args: string[]): Promise<number> {
       : explainError(error);
     // The last guard of the one-line promise: whatever a message holds, no
     // line break or terminal control reaches stderr raw.
-    console.error(`greeter: ${escapeControl(message)}`);
+    const line = `greeter: ${escapeControl(message)}`;
+    console.error(json ? formatJsonErrorLine(line) : line);
     return exitCode;
   }
 }

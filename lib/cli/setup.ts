@@ -121,7 +121,7 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
   // not match is reported as the bad value it is, not as a failure to
   // listen (or, on a reload, the old pair stays).
   try {
-    checkCertificateAndKey(tls.cert, tls.key);
+    await checkCertificateAndKey(tls.cert, tls.key);
   } catch (error) {
     throw new UsageError(
       `Invalid TLS certificate or key (--tls-cert ${
