@@ -6,6 +6,7 @@
 // Prints one JSON line, then sleeps until killed (at most 20 s). It waits
 // on a timer, not on stdin: reading stdin makes Deno open descriptors.
 import {
+  loadProcessMetrics,
   readFdLimit,
   readProcessSample,
   renderBuildInfo,
@@ -13,6 +14,7 @@ import {
 } from "../lib/observe/process_metrics.ts";
 import { readSoftFdLimit } from "../lib/cli/descriptor_limit.ts";
 
+await loadProcessMetrics();
 const before = readProcessSample();
 const files: Deno.FsFile[] = [];
 for (let i = 0; i < 50; i++) files.push(Deno.openSync("/dev/null"));

@@ -403,3 +403,32 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "greeter re-reads --deny-file on SIGHUP, keeping the listeners and refusing from then on",
+  ignore: !LINUX,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const file = `${dir}/deny.txt`;
+      await Deno.writeTextFile(file, "# nobody yet\n");
+      await using server = await startCli(
+        [...LOCAL, "-q", "--deny-file", file],
+        { permissions: PERMISSIONS },
+      );
+      assertEquals(await fetchText(server.port), "Connection Established\r\n");
+      await Deno.writeTextFile(file, "# this host\n127.0.0.0/8\n");
+      server.process.kill("SIGHUP");
+      await server.waitFor(/^Configuration reloaded$/m);
+      assertEquals(await fetchText(server.port), "", "refused: no greeting");
+      // A bad line keeps the list that works.
+      await Deno.writeTextFile(file, "127.0.0.0/8\nnot-a-block\n");
+      server.process.kill("SIGHUP");
+      const [line] = await server.waitFor(
+        /^Reload failed, the old configuration stays: .*$/m,
+      );
+      assertMatch(line, /Invalid CIDR "not-a-block" at line 2 of --deny-file/);
+      assertEquals(await fetchText(server.port), "");
+    });
+  },
+});

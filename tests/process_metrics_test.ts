@@ -1,11 +1,15 @@
 import { assert, assertEquals } from "@std/assert";
 import {
+  loadProcessMetrics,
   parseFdLimit,
   parseProcStat,
   readProcessSample,
   renderBuildInfo,
   renderProcessMetrics,
 } from "../lib/observe/process_metrics.ts";
+
+// The CPU time needs node:process, which the metrics endpoint loads first.
+await loadProcessMetrics();
 import { VERSION } from "../lib/version.ts";
 import { canRun } from "./_helpers.ts";
 import { promtoolCheck } from "./_tools.ts";

@@ -1,4 +1,5 @@
-import { UsageError } from "./flags.ts";
+import { ExitError, UsageError } from "./flags.ts";
+import { ListenError } from "../server/listeners.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
 import { escapeControl } from "../observe/escape.ts";
 
@@ -144,4 +145,26 @@ export function explainError(error: unknown, prefix?: string): Explanation {
     message: prefix ? `${prefix}: ${lowerFirst(line)}` : line,
     exitCode: EXIT_FAILURE,
   };
+}
+
+/**
+ * Throws the one-line explanation of a failure to listen; `flag` names the
+ * option whose address it was.
+ */
+export function explainListen(
+  error: unknown,
+  flag?: string,
+  portFlag?: string,
+): never {
+  if (error instanceof ListenError) {
+    const { message, exitCode } = explainListenError(
+      error.cause,
+      error.address,
+      error.port,
+      flag,
+      portFlag,
+    );
+    throw new ExitError(message, exitCode);
+  }
+  throw error;
 }

@@ -6,42 +6,20 @@ import {
 } from "../observe/health.ts";
 import { type MetricsServer, serveMetrics } from "../observe/metrics_server.ts";
 import {
+  loadProcessMetrics,
   readProcessSample,
   renderProcessMetrics,
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import type { ServerStats } from "../server/stats.ts";
 import type { ServeCommand } from "./commands/serve.ts";
-import { explainListenError } from "./explain.ts";
-import { ExitError } from "./flags.ts";
+import { explainListen } from "./explain.ts";
 
 /** What the health check reads of a running server, single or workers. */
 export interface HealthSource {
   draining: boolean;
   stats: Readonly<ServerStats>;
   addrs: Deno.Addr[];
-}
-
-/**
- * Throws the one-line explanation of a failure to listen; `flag` names the
- * option whose address it was.
- */
-export function explainListen(
-  error: unknown,
-  flag?: string,
-  portFlag?: string,
-): never {
-  if (error instanceof ListenError) {
-    const { message, exitCode } = explainListenError(
-      error.cause,
-      error.address,
-      error.port,
-      flag,
-      portFlag,
-    );
-    throw new ExitError(message, exitCode);
-  }
-  throw error;
 }
 
 /**
@@ -76,12 +54,13 @@ function healthOf(
  * endpoint's own `greeter_metrics_*`. The endpoint keeps its defaults: 64
  * connections at most, each closed 5 s after it was accepted.
  */
-export function startMetrics(
+export async function startMetrics(
   command: ServeCommand,
   render: () => string,
   running: () => HealthSource | undefined,
-): MetricsServer | undefined {
+): Promise<MetricsServer | undefined> {
   if (!command.metrics) return undefined;
+  await loadProcessMetrics();
   const { hostname, port } = command.metrics;
   try {
     return serveMetrics({

@@ -23,6 +23,8 @@ import type {
 } from "../server/options.ts";
 import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
+import { type Cidr, parseCidr } from "../net/ip.ts";
+import { ValueError } from "../net/value_error.ts";
 
 /**
  * The advice the CLI adds to a greeting error: the library says what is
@@ -166,8 +168,7 @@ export async function prepareServe(
     linger: command.linger,
     maxPerIp: command.maxPerIp,
     ratePerIp: command.ratePerIp,
-    allow: command.allow,
-    deny: command.deny,
+    ...await loadRules(command),
     ...(command.proxyFrom
       ? { proxyProtocol: { from: command.proxyFrom } }
       : {}),
@@ -207,5 +208,64 @@ export async function prepareReload(
     ? undefined
     : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
   const tls = await loadTls(command);
-  return { greeting, refuseMessage, ...(tls ? { tls } : {}) };
+  // Lists from files are read again; lists from flags alone cannot change,
+  // and are left as they are (with the per-IP counts).
+  const rules = command.allowFiles.length || command.denyFiles.length
+    ? await loadRules(command)
+    : {};
+  return { greeting, refuseMessage, ...(tls ? { tls } : {}), ...rules };
+}
+
+/**
+ * The blocks of `--allow-file` or `--deny-file`: one per line, blank lines
+ * and `#` comments skipped.
+ *
+ * @throws {UsageError} For a file that cannot be read, or a line that is
+ * not a block, naming the file and the line.
+ */
+async function readCidrFiles(
+  paths: string[],
+  flag: string,
+  limit: number,
+): Promise<Cidr[]> {
+  const blocks: Cidr[] = [];
+  for (const path of paths) {
+    const text = new TextDecoder().decode(
+      await readInputFile(path, `${flag} file`, limit),
+    );
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.replace(/#.*/, "").trim();
+      if (line === "") return;
+      try {
+        blocks.push(parseCidr(line));
+      } catch (error) {
+        if (!(error instanceof ValueError)) throw error;
+        throw new UsageError(
+          `Invalid CIDR ${quote(line)} at line ${i + 1} of ${flag} ` +
+            `${quote(path)}: ${error.reason}`,
+        );
+      }
+    });
+  }
+  return blocks;
+}
+
+/**
+ * The allow and deny lists: the flags' blocks and those of their files. The
+ * files are read at start and again on every reload.
+ */
+export async function loadRules(
+  command: ServeCommand,
+): Promise<{ allow: Cidr[]; deny: Cidr[] }> {
+  const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
+  return {
+    allow: [
+      ...command.allow,
+      ...await readCidrFiles(command.allowFiles, "--allow-file", limit),
+    ],
+    deny: [
+      ...command.deny,
+      ...await readCidrFiles(command.denyFiles, "--deny-file", limit),
+    ],
+  };
 }

@@ -90,6 +90,11 @@ export interface Admission {
   admit(hostname: string, now: number): RefuseReason | undefined;
   /** Frees the slot an admitted client from `hostname` held. */
   release(hostname: string): void;
+  /**
+   * Replaces the allow and deny lists (a reload), keeping the per-source
+   * counts and rate buckets.
+   */
+  setRules(allow: Cidr[], deny: Cidr[]): void;
 }
 
 /** How many sources' rate buckets are kept before idle ones are pruned. */
@@ -121,7 +126,8 @@ export function needsAdmission(options: AdmissionOptions): boolean {
  * refuse the sources that exceed them, and the rest are served.
  */
 export function createAdmission(options: AdmissionOptions): Admission {
-  const { allow = [], deny = [], maxPerIp = 0, ratePerIp = 0 } = options;
+  const { maxPerIp = 0, ratePerIp = 0 } = options;
+  let { allow = [], deny = [] } = options;
   const open = new Map<string, number>();
   const buckets = new Map<string, Bucket>();
   const capacity = Math.max(1, ratePerIp);
@@ -179,6 +185,10 @@ export function createAdmission(options: AdmissionOptions): Admission {
       if (ratePerIp > 0 && !takeToken(key, now)) return "rate_limit";
       if (maxPerIp > 0) open.set(key, (open.get(key) ?? 0) + 1);
       return undefined;
+    },
+    setRules(nextAllow, nextDeny) {
+      allow = nextAllow;
+      deny = nextDeny;
     },
     release(hostname) {
       if (maxPerIp === 0) return;

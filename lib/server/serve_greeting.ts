@@ -47,10 +47,11 @@ export interface GreetingServer extends AsyncDisposable {
   readonly finished: Promise<void>;
   /**
    * Replaces the greeting and the refuse message (their defaults when not
-   * given), and the access rules and limits when any of them is given, at
-   * once and without closing a listener: no client is refused for it.
-   * Connections already accepted finish with what they started with; new
-   * rules start their per-IP counts afresh. Everything is checked
+   * given), the allow and deny lists when given (keeping the per-IP counts),
+   * the per-IP limits when given (their counts start afresh) and the TLS
+   * certificate, at once and without closing a listener: no client is
+   * refused for it. Connections already accepted finish with what they
+   * started with. Everything is checked
    * first: on an error nothing changes.
    *
    * @throws {TypeError} For a value of the wrong type.
@@ -167,15 +168,19 @@ export function serveGreeting(
       }
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
-      // Rules and limits change only when given (an empty list or an
-      // undefined value included): keeping them keeps their counts.
-      if (
-        "allow" in next || "deny" in next || "maxPerIp" in next ||
-        "ratePerIp" in next
-      ) {
+      // Limits change only when given, and then start their counts afresh;
+      // lists alone are swapped in place, keeping the counts.
+      if ("maxPerIp" in next || "ratePerIp" in next) {
         server.admission = needsAdmission(next)
           ? createAdmission(next)
           : undefined;
+      } else if ("allow" in next || "deny" in next) {
+        const allow = next.allow ?? [];
+        const deny = next.deny ?? [];
+        if (server.admission) server.admission.setRules(allow, deny);
+        else if (allow.length || deny.length) {
+          server.admission = createAdmission({ allow, deny });
+        }
       }
     },
     shutdown,

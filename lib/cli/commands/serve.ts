@@ -76,6 +76,10 @@ export interface ServeCommand {
   refuseMessage?: string;
   allow: Cidr[];
   deny: Cidr[];
+  /** Files of more allow blocks, read at start and on every reload. */
+  allowFiles: string[];
+  /** Files of more deny blocks, read at start and on every reload. */
+  denyFiles: string[];
   logFormat: LogFormat;
   /** Connection lines per second from one source; 0 logs every one. */
   logRate: number;
@@ -257,6 +261,20 @@ export const SERVE_FLAGS: FlagSpec[] = [
     value: "CIDR",
     repeatable: true,
     help: "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
+  },
+  {
+    name: "allow-file",
+    value: "PATH",
+    repeatable: true,
+    help: "More --allow blocks, one per line (# comments); read again on " +
+      "SIGHUP",
+  },
+  {
+    name: "deny-file",
+    value: "PATH",
+    repeatable: true,
+    help: "More --deny blocks, one per line (# comments); read again on " +
+      "SIGHUP",
   },
   {
     name: "deny",
@@ -650,6 +668,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     refuseMessage: lastValue(flags, "refuse-message"),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
+    allowFiles: flags.values.get("allow-file") ?? [],
+    denyFiles: flags.values.get("deny-file") ?? [],
     logFormat: choice("log-format", "text", LOG_FORMATS),
     logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),

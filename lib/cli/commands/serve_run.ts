@@ -8,9 +8,10 @@ import { createLineWriter } from "../../observe/line_writer.ts";
 import { escapeControl } from "../../observe/escape.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
-import { explainError } from "../explain.ts";
+import { explainError, explainListen } from "../explain.ts";
 import { ExitError } from "../flags.ts";
-import { explainListen, startMetrics } from "../metrics_endpoint.ts";
+import type { HealthSource } from "../metrics_endpoint.ts";
+import type { MetricsServer } from "../../observe/metrics_server.ts";
 import {
   resolveLogTimestamps,
   runServer,
@@ -20,14 +21,21 @@ import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
-import {
-  renderWorkerMetrics,
-  reusePortAvailable,
-  startWorkers,
-  UNSTABLE_NET_MESSAGE,
-  type WorkerGroup,
-  WorkerStartError,
-} from "../workers/pool.ts";
+import type { WorkerGroup } from "../workers/pool.ts";
+
+/**
+ * Opens `--metrics`, if asked; its modules load only then, so a server
+ * without it starts without them.
+ */
+async function startMetrics(
+  command: ServeCommand,
+  render: () => string,
+  running: () => HealthSource | undefined,
+): Promise<MetricsServer | undefined> {
+  if (!command.metrics) return undefined;
+  const endpoint = await import("../metrics_endpoint.ts");
+  return await endpoint.startMetrics(command, render, running);
+}
 import type { ServeCommand } from "./serve.ts";
 
 /** The stdout writer and the lifecycle log of a serving command. */
@@ -59,7 +67,7 @@ async function serveHere(command: ServeCommand): Promise<number> {
   const reloads = createReloadCounters();
   let run: ServerRun | undefined;
   // Until the server runs, a scrape gets the process metrics alone.
-  const metrics = startMetrics(
+  const metrics = await startMetrics(
     command,
     () =>
       run
@@ -111,6 +119,14 @@ async function serveWorkers(
   command: ServeCommand,
   count: number,
 ): Promise<number> {
+  // Loaded only for --workers.
+  const {
+    renderWorkerMetrics,
+    reusePortAvailable,
+    startWorkers,
+    UNSTABLE_NET_MESSAGE,
+    WorkerStartError,
+  } = await import("../workers/pool.ts");
   if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
   // Every worker prepares the command itself (a greeting function cannot be
   // sent to a thread); doing it here first reports a bad file as single
@@ -127,7 +143,7 @@ async function serveWorkers(
     for (const line of lines) writer.line(line);
   };
   let group: WorkerGroup | undefined;
-  const metrics = startMetrics(
+  const metrics = await startMetrics(
     command,
     () =>
       group
