@@ -77,7 +77,11 @@ export function acceptConnection(
 ): void {
   server.stats.accepted++;
   if (server.proxy) {
-    acceptProxied(server, server.table.addHandshaking(conn), performance.now());
+    const slot = server.table.addHandshaking(conn);
+    // Nothing in it should throw; if it ever does, the slot is still freed.
+    acceptProxied(server, slot, performance.now()).catch(() =>
+      server.table.release(slot)
+    );
     return;
   }
   admitAndServe(server, server.table.add(conn), conn.remoteAddr);
