@@ -9,45 +9,33 @@ export const DEFAULT_FILE_LIMIT = MIB;
 export const DEFAULT_QUOTES_LIMIT = 16 * MIB;
 
 /**
- * Says why reading a file failed, in words that point to the fix: the
- * reasons `readMessageFile` gives, shared so every file greeter reads is
- * reported the same way.
+ * Says why reading a file failed, in words that point to the fix, the same
+ * for every file greeter reads.
  */
-export function describeReadError(error: unknown): string {
-  if (error instanceof ReadLimitedError) {
-    switch (error.kind) {
-      case "not-found":
-        return "no such file";
-      case "permission-denied":
-        return "permission denied";
-      case "not-permitted":
-        return "greeter lacks read permission (run deno with --allow-read)";
-      case "not-a-file":
-        return `it is ${
-          TYPE_WORDS[error.fileType ?? "unknown"]
-        }; give the path of a regular file`;
-      case "too-large":
-        return `it is larger than the limit of ${formatSize(error.limit)}` +
-          (error.size !== undefined && error.size > error.limit + 1
-            ? ` (${formatSize(error.size)})`
-            : "") +
-          "; raise the limit with --max-file-size, such as --max-file-size " +
-          "64MiB";
-      case "unreadable":
-        break;
-    }
-    const cause = error.cause;
-    return cause instanceof Error ? cause.message : String(cause);
+function describeReadError(error: ReadLimitedError): string {
+  switch (error.kind) {
+    case "not-found":
+      return "no such file";
+    case "permission-denied":
+      return "permission denied";
+    case "not-permitted":
+      return "greeter lacks read permission (run deno with --allow-read)";
+    case "not-a-file":
+      return `it is ${
+        TYPE_WORDS[error.fileType ?? "unknown"]
+      }; give the path of a regular file`;
+    case "too-large":
+      return `it is larger than the limit of ${formatSize(error.limit)}` +
+        (error.size !== undefined && error.size > error.limit + 1
+          ? ` (${formatSize(error.size)})`
+          : "") +
+        "; raise the limit with --max-file-size, such as --max-file-size " +
+        "64MiB";
+    case "unreadable":
+      break;
   }
-  return error instanceof Deno.errors.NotFound
-    ? "no such file"
-    : error instanceof Deno.errors.PermissionDenied
-    ? "permission denied"
-    : error instanceof Deno.errors.IsADirectory
-    ? "it is a directory"
-    : error instanceof Deno.errors.NotCapable
-    ? "greeter lacks read permission (run deno with --allow-read)"
-    : (error as Error).message;
+  const cause = error.cause;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /**
@@ -68,6 +56,8 @@ export async function readInputFile(
   try {
     return await readLimited(path, limit);
   } catch (error) {
+    // readLimited wraps every failure of its own; anything else is a bug.
+    if (!(error instanceof ReadLimitedError)) throw error;
     throw new UsageError(
       `Cannot read ${what} ${quote(path)}: ${describeReadError(error)}`,
     );
