@@ -16,7 +16,12 @@
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { DEFAULT_BYTES, startCli } from "../tests/_helpers.ts";
+import {
+  DEFAULT_BYTES,
+  scrapeSeries,
+  startCli,
+  waitForMetricsPort,
+} from "../tests/_helpers.ts";
 import { BINARY_FLAGS } from "./permissions.ts";
 import {
   formatResult,
@@ -46,17 +51,6 @@ function wholeOption(value: unknown, name: string, fallback: number): number {
     usage(`--${name} must be a whole number from 1 to 100000, not "${text}"`);
   }
   return Number(text);
-}
-
-async function scrape(port: number): Promise<Map<string, number>> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  const series = new Map<string, number>();
-  for (const line of (await response.text()).split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const at = line.lastIndexOf(" ");
-    series.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return series;
 }
 
 const mib = (kib: number) => (kib / 1024).toFixed(1);
@@ -91,14 +85,11 @@ async function main(): Promise<number> {
     "--metrics",
     "127.0.0.1:0",
   ], { permissions: [...BINARY_FLAGS] }); // As the binaries run it.
-  const [, metricsText] = await server.waitFor(
-    /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/metrics/,
-  );
-  const metricsPort = Number(metricsText);
+  const metricsAt = await waitForMetricsPort(server);
   const pid = server.process.pid;
   console.log(
     `soak: ${seconds} s, ${concurrency} connections at once, greeter ` +
-      `(pid ${pid}) on 127.0.0.1:${server.port}, metrics on :${metricsPort}`,
+      `(pid ${pid}) on 127.0.0.1:${server.port}, metrics on :${metricsAt}`,
   );
 
   const started = performance.now();
@@ -152,12 +143,12 @@ async function main(): Promise<number> {
 
   // Let the server finish its last lingering connections, then read its
   // counters.
-  let metrics = await scrape(metricsPort);
+  let metrics = await scrapeSeries(metricsAt);
   const settle = Date.now() + 10_000;
   while (metrics.get("greeter_connections_active") !== 0) {
     if (Date.now() > settle) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
-    metrics = await scrape(metricsPort);
+    metrics = await scrapeSeries(metricsAt);
   }
   const rssEnd = await rssKiB(pid);
   const stopped = await server.stop("SIGTERM");

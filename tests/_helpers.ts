@@ -309,3 +309,33 @@ export async function withTempDir<T>(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/**
+ * The port of a CLI server's metrics endpoint, from its start-up line (text
+ * or JSON log).
+ */
+export async function waitForMetricsPort(server: CliServer): Promise<number> {
+  const [, text, json] = await server.waitFor(
+    /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/|"greeter\.metrics":"127\.0\.0\.1:(\d+)"/,
+  );
+  return Number(text ?? json);
+}
+
+/** A scrape's series (with labels) and their values. */
+export function parseSeries(text: string): Map<string, number> {
+  const series = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.lastIndexOf(" ");
+    series.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return series;
+}
+
+/** Scrapes /metrics on 127.0.0.1:`port` into its series. */
+export async function scrapeSeries(
+  port: number,
+): Promise<Map<string, number>> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return parseSeries(await response.text());
+}

@@ -1,7 +1,12 @@
 // Issue 13, point 8: every error is one line that names the flag as typed,
 // escapes what it echoes, and says how to fix it. Run as a subprocess.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { runCli, startCli, withTempDir } from "./_helpers.ts";
+import {
+  runCli,
+  startCli,
+  waitForMetricsPort,
+  withTempDir,
+} from "./_helpers.ts";
 
 /**
  * C0, DEL and C1 controls: none may reach the terminal raw. Checked by code,
@@ -160,9 +165,7 @@ Deno.test("greeter --metrics PORT and :PORT listen on 127.0.0.1", async () => {
       "--metrics",
       value,
     ]);
-    const [, metricsPort] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/metrics/,
-    );
+    const metricsPort = await waitForMetricsPort(server);
     const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     assertEquals(response.status, 200);
     await response.body?.cancel();

@@ -11,6 +11,7 @@ import {
   readAll,
   runCli,
   startCli,
+  waitForMetricsPort,
 } from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0"];
@@ -116,9 +117,7 @@ Deno.test(
       "127.0.0.1:0",
       "-q",
     ]);
-    const [, metricsPort] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
-    );
+    const metricsPort = await waitForMetricsPort(server);
     const base = `http://127.0.0.1:${metricsPort}`;
     await pool(50, 10, () => readAll(server.port));
     const metrics = await (await fetch(`${base}/metrics`)).text();

@@ -6,7 +6,12 @@
 // and HAProxy's health checks (tcp-check expect string) must pass.
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import net from "node:net";
-import { type CliServer, startCli, waitUntil } from "./_helpers.ts";
+import {
+  type CliServer,
+  startCli,
+  waitForMetricsPort,
+  waitUntil,
+} from "./_helpers.ts";
 import {
   CONFIG,
   type Haproxy,
@@ -39,10 +44,9 @@ async function startGreeter(extra: string[]): Promise<Greeter> {
     ...extra,
   ]);
   try {
-    const [, text, json] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/|"greeter\.metrics":"127\.0\.0\.1:(\d+)"/,
-    );
-    return Object.assign(server, { metricsPort: Number(text ?? json) });
+    return Object.assign(server, {
+      metricsPort: await waitForMetricsPort(server),
+    });
   } catch (error) {
     await server.stop("SIGKILL");
     throw error;

@@ -9,7 +9,7 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
-import { ROOT, runCli, startCli } from "./_helpers.ts";
+import { ROOT, runCli, startCli, waitForMetricsPort } from "./_helpers.ts";
 import { parseDuration } from "../lib/cli/duration.ts";
 
 const DIR = `${ROOT}/deploy/kubernetes`;
@@ -207,9 +207,7 @@ Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pas
   args[args.indexOf("--port") + 1] = "0";
   args[args.indexOf("--metrics") + 1] = "127.0.0.1:0";
   await using server = await startCli(args);
-  const [, metricsPort] = await server.waitFor(
-    /"greeter.metrics":"127\.0\.0\.1:(\d+)"/,
-  );
+  const metricsPort = await waitForMetricsPort(server);
 
   const [, , , ...checkArgs] = container.livenessProbe.exec.command;
   const live = await runCli([
@@ -257,9 +255,7 @@ Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as i
       "--timeout",
       "300ms",
     ]);
-    const [, metricsPort] = await server.waitFor(
-      /"greeter.metrics":"127\.0\.0\.1:(\d+)"/,
-    );
+    const metricsPort = await waitForMetricsPort(server);
     const live = await runCli([
       "check",
       `127.0.0.1:${server.port}`,

@@ -1,7 +1,14 @@
 // The metrics port cannot hurt: greeter run out of descriptors keeps
 // greeting and answers /metrics again once descriptors free up.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { canRun, DEFAULT_BYTES, readAll, startCli } from "./_helpers.ts";
+import {
+  canRun,
+  DEFAULT_BYTES,
+  parseSeries,
+  readAll,
+  startCli,
+  waitForMetricsPort,
+} from "./_helpers.ts";
 import { promtoolCheck } from "./_tools.ts";
 
 const HAS_PRLIMIT = Deno.build.os === "linux" &&
@@ -32,10 +39,8 @@ async function tryScrape(
 }
 
 /** The value of one series in a scrape, or undefined. */
-function value(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((line) => line.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length));
-}
+const seriesOf = (text: string, series: string) =>
+  parseSeries(text).get(series);
 
 Deno.test({
   name: `greeter --metrics under ulimit -n ${LIMIT} survives ${HELD} held ` +
@@ -66,11 +71,8 @@ Deno.test({
         permissions: ["--allow-net", "--allow-read"],
       },
     );
-    const [, metricsText] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/metrics/,
-    );
-    const metricsPort = Number(metricsText);
-    const before = await tryScrape(metricsPort, 5_000);
+    const port = await waitForMetricsPort(server);
+    const before = await tryScrape(port, 5_000);
     if (before === undefined) throw new Error("No scrape before the test");
 
     const held: Deno.TcpConn[] = [];
@@ -94,7 +96,7 @@ Deno.test({
       // files"), and the process stays up.
       for (let i = 0; i < 5; i++) {
         scrapes++;
-        if (await tryScrape(metricsPort, 400) !== undefined) answered++;
+        if (await tryScrape(port, 400) !== undefined) answered++;
       }
       const exited = await Promise.race([
         server.process.status.then(() => true),
@@ -117,7 +119,7 @@ Deno.test({
     const start = performance.now();
     let after: string | undefined;
     while (after === undefined && performance.now() - start < 10_000) {
-      after = await tryScrape(metricsPort, 2_000);
+      after = await tryScrape(port, 2_000);
     }
     if (after === undefined) {
       throw new Error("No scrape answered after the held clients closed");
@@ -129,8 +131,11 @@ Deno.test({
     // A normal client gets the exact greeting.
     assertEquals(await readAll(server.port), DEFAULT_BYTES);
 
-    const emfile = value(after, 'greeter_accept_errors_total{code="EMFILE"}');
-    const metricsEmfile = value(
+    const emfile = seriesOf(
+      after,
+      'greeter_accept_errors_total{code="EMFILE"}',
+    );
+    const metricsEmfile = seriesOf(
       after,
       'greeter_metrics_accept_errors_total{code="EMFILE"}',
     );

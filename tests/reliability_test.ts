@@ -10,10 +10,11 @@ import {
 } from "@std/assert";
 import {
   canRun,
-  type CliServer,
   DEFAULT_BYTES,
   readAll,
+  scrapeSeries,
   startCli,
+  waitForMetricsPort,
 } from "./_helpers.ts";
 import {
   connectOnce,
@@ -42,27 +43,6 @@ async function assertClientFds(needed: number) {
   );
 }
 
-/** The port of greeter's metrics endpoint, from its start-up line. */
-async function metricsPort(server: CliServer): Promise<number> {
-  const [, port] = await server.waitFor(
-    /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/metrics/,
-  );
-  return Number(port);
-}
-
-/** Scrapes /metrics into a map from series (with labels) to value. */
-async function scrape(port: number): Promise<Map<string, number>> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-  const text = await response.text();
-  const series = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const at = line.lastIndexOf(" ");
-    series.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return series;
-}
-
 /** Polls the metrics until `condition` holds; fails after `ms`. */
 async function waitForMetrics(
   port: number,
@@ -72,7 +52,7 @@ async function waitForMetrics(
 ): Promise<Map<string, number>> {
   const deadline = Date.now() + ms;
   while (true) {
-    const metrics = await scrape(port);
+    const metrics = await scrapeSeries(port);
     if (condition(metrics)) return metrics;
     if (Date.now() > deadline) {
       throw new Error(
@@ -144,7 +124,7 @@ async function runFdLimited(extraArgs: string[]) {
     [...LOCAL, "-q", "--metrics", "127.0.0.1:0", ...extraArgs],
     { prefix: FD_LIMIT },
   );
-  const metrics = await metricsPort(server);
+  const metrics = await waitForMetricsPort(server);
   assertEquals(await openFileLimit(server.process.pid), 64);
   const result = await hammer({
     port: server.port,
@@ -410,7 +390,7 @@ Deno.test({
       "--metrics",
       "127.0.0.1:0",
     ]);
-    const metrics = await metricsPort(server);
+    const metrics = await waitForMetricsPort(server);
     const pid = server.process.pid;
     const rssStart = await rssKiB(pid);
     const idle = await Promise.all(

@@ -11,6 +11,7 @@ import {
   ROOT,
   runCli,
   startCli,
+  waitForMetricsPort,
   waitUntil,
 } from "./_helpers.ts";
 
@@ -64,9 +65,7 @@ Deno.test(
       "--metrics",
       "127.0.0.1:0",
     ], UNSTABLE);
-    const [, metricsPort] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
-    );
+    const metricsPort = await waitForMetricsPort(server);
     const base = `http://127.0.0.1:${metricsPort}`;
     const greetings = await pool(2_000, 50, () => readAll(server.port));
     assertEquals(
@@ -197,9 +196,7 @@ Deno.test(
       "--metrics",
       "127.0.0.1:0",
     ], UNSTABLE);
-    const [, metricsPort] = await server.waitFor(
-      /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)/,
-    );
+    const metricsPort = await waitForMetricsPort(server);
     await pool(10, 5, () => readAll(server.port));
     server.process.kill("SIGUSR2");
     const [line] = await server.waitFor(/^Stats: uptime .*$/m);
