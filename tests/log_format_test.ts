@@ -11,21 +11,9 @@ import {
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
 } from "../lib/observe/log_format.ts";
-import type { ConnectionRecord } from "../lib/server/options.ts";
+import { RECORD, START } from "./_log_record.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";
-
-const START = Date.UTC(2025, 0, 2, 3, 4, 5, 600);
-
-const RECORD: ConnectionRecord = {
-  remoteAddr: { transport: "tcp", hostname: "::ffff:192.0.2.7", port: 51234 },
-  localAddr: { transport: "tcp", hostname: "::", port: 8080 },
-  outcome: "greeted",
-  bytesWritten: 24,
-  greetingLength: 24,
-  startTime: START,
-  duration: 78,
-};
 
 /** The fields every v2 line starts with. */
 function head(

@@ -22,7 +22,7 @@ import {
   formatJsonErrorLine,
   formatJsonLogLine,
 } from "../lib/observe/log_format.ts";
-import type { ConnectionRecord } from "../lib/server/options.ts";
+import { RECORD, START } from "./_log_record.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { POSIX_SIGNALS, readAll, runCli, startCli } from "./_helpers.ts";
 
@@ -78,17 +78,6 @@ function problems(line: Record<string, unknown>): string[] {
   }
   return found;
 }
-
-const START = Date.UTC(2025, 0, 2, 3, 4, 5, 600);
-const RECORD: ConnectionRecord = {
-  remoteAddr: { transport: "tcp", hostname: "::ffff:192.0.2.7", port: 51234 },
-  localAddr: { transport: "tcp", hostname: "::", port: 8080 },
-  outcome: "greeted",
-  bytesWritten: 24,
-  greetingLength: 24,
-  startTime: START,
-  duration: 78,
-};
 
 /** One line of each kind and variant the formatter writes. */
 function sampleLines(): string[] {
