@@ -33,6 +33,10 @@ function cliCommand(args: string[], options: CliOptions): string[] {
       Deno.execPath(),
       "run",
       "--no-prompt",
+      // Greeters that run side by side share the debugger guard on
+      // 127.0.0.1:9229 (SO_REUSEPORT); tests of the plain flags pass
+      // their own command.
+      "--unstable-net",
       ...permissions,
       MAIN,
       ...args,
