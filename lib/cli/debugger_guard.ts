@@ -36,8 +36,20 @@ const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
  * @throws {ExitError} With exit code 1 when the address cannot be held:
  * greeter then refuses to start rather than run with the hole open.
  */
-export function guardDebuggerPort(): Deno.Listener | undefined {
+export function guardDebuggerPort(
+  serving: { hostname: string; port: number } | undefined,
+): Deno.Listener | undefined {
   if (Deno.build.os === "windows" || isCompiledBinary()) return undefined;
+  // Without leave to listen where it serves, greeter fails on that, with
+  // the message that names the flag; nothing opens to guard.
+  if (
+    serving && Deno.permissions.querySync({
+        name: "net",
+        host: serving.hostname.includes(":")
+          ? `[${serving.hostname}]:${serving.port}`
+          : `${serving.hostname}:${serving.port}`,
+      }).state !== "granted"
+  ) return undefined;
   const [hostname, port] = INSPECTOR_HOST.split(":");
   const net = Deno.permissions.querySync({
     name: "net",

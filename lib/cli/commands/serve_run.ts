@@ -203,7 +203,11 @@ async function serveWorkers(
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
   // First of all, before any file is read: Deno's SIGUSR1 debugger shut.
-  using _guard = guardDebuggerPort();
+  using _guard = guardDebuggerPort(
+    given.ports.length > 0
+      ? { hostname: given.hosts[0], port: given.ports[0] }
+      : undefined,
+  );
   // Decided once, here: workers do not see the main thread's stdout.
   const command = fitToDescriptors(resolveLogTimestamps(given));
   return (command.workers ?? 1) > 1
