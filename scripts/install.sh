@@ -1,7 +1,11 @@
 #!/bin/sh
 # Installs greeter's binary for this Linux or macOS machine:
 #
-#   curl -fsSL https://github.com/greeter-dev/greeter/releases/latest/download/install.sh | sh
+#   curl -fsSLo install.sh \
+#     https://github.com/greeter-dev/greeter/releases/latest/download/install.sh && sh install.sh
+#
+# (Download, then run: piped into sh, a failed download would run an empty
+# script and "succeed".)
 #
 # It downloads the release's SHA256SUMS and the binary for this OS and
 # processor, refuses the binary unless its checksum matches and it runs here,

@@ -347,3 +347,81 @@ installTest(
   },
   skip || (shellcheck ? "" : "shellcheck is not installed"),
 );
+
+/** The README's installer command, as a shell script. */
+async function readmeInstallCommand(): Promise<string> {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  const block =
+    /```sh\n((?:(?!```)[\s\S])*?releases\/latest\/download\/install\.sh[\s\S]*?)```/
+      .exec(readme);
+  if (!block) throw new Error("README.md shows no installer command");
+  return block[1].replace(/^ +/gm, "");
+}
+
+/**
+ * Runs `script` with sh in a scratch directory, its URLs of the real
+ * releases pointed at `release`, and the installer's too.
+ */
+async function runInstallCommand(
+  script: string,
+  release: ServedRelease,
+): Promise<{ code: number; stderr: string; files: string[] }> {
+  const home = await Deno.makeTempDir({ prefix: "greeter-install-readme-" });
+  try {
+    const output = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        script.replaceAll(
+          "https://github.com/greeter-dev/greeter/releases",
+          release.baseUrl,
+        ),
+      ],
+      cwd: home,
+      stdin: "null",
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: home,
+        GREETER_BASE_URL: release.baseUrl,
+      },
+    }).output();
+    const files: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(`${home}/.local/bin`)) {
+        files.push(entry.name);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return { code: output.code, stderr: decoder.decode(output.stderr), files };
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+const curl = !onWindows && await canRun("curl");
+installTest(
+  "README's installer command installs, and fails when the download fails",
+  async () => {
+    const command = await readmeInstallCommand();
+    assertMatch(command, /^curl -fsSLo install\.sh .*&& sh install\.sh$/ms);
+    {
+      await using release = await serveRelease({ installer: true });
+      const run = await runInstallCommand(command, release);
+      assertEquals([run.code, run.files], [0, ["greeter"]], run.stderr);
+    }
+    // No install.sh in the release: curl -f fails, sh never runs.
+    await using release = await serveRelease();
+    const run = await runInstallCommand(command, release);
+    assertEquals([run.code, run.files], [22, []], run.stderr);
+    assertEquals(release.requests, ["/latest/download/install.sh"]);
+    // Piped into sh, the same failure would run an empty script and exit 0.
+    const piped = await runInstallCommand(
+      "curl -fsSL https://github.com/greeter-dev/greeter/releases/latest/" +
+        "download/install.sh | sh",
+      release,
+    );
+    assertEquals([piped.code, piped.files], [0, []], piped.stderr);
+  },
+  skip || (curl ? "" : "curl is not installed"),
+);
