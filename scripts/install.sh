@@ -39,7 +39,8 @@ case $os in
   Darwin) os_part=apple-darwin ;;
   MINGW* | MSYS* | CYGWIN* | Windows*)
     fail "This is Windows: run install.ps1 in PowerShell instead:" \
-      "irm $base_url/latest/download/install.ps1 | iex" ;;
+      "irm $base_url/latest/download/install.ps1 -OutFile install.ps1;" \
+      "powershell -ExecutionPolicy Bypass -File install.ps1" ;;
   *)
     fail "Unsupported operating system \"$os\": greeter's binaries are for" \
       "Linux, macOS and Windows; elsewhere run it with Deno" \

@@ -259,7 +259,12 @@ installTest(
       ],
       [
         { GREETER_OS: "MINGW64_NT-10.0-19045" },
-        /This is Windows: run install\.ps1 in PowerShell instead: irm http:\/\/127\.0\.0\.1:\d+\/latest\/download\/install\.ps1 \| iex/,
+        new RegExp(
+          "This is Windows: run install\\.ps1 in PowerShell instead: irm " +
+            "http://127\\.0\\.0\\.1:\\d+/latest/download/install\\.ps1 " +
+            "-OutFile install\\.ps1; powershell -ExecutionPolicy Bypass " +
+            "-File install\\.ps1\n",
+        ),
       ],
     ];
     for (const [env, pattern] of cases) {
