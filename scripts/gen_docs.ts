@@ -14,7 +14,11 @@
 import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
 import { CONNECT_FLAGS } from "../lib/cli/commands/connect.ts";
 import { CHECK_FLAGS } from "../lib/cli/commands/check.ts";
-import { type FlagSpec, groupFlags } from "../lib/cli/flags.ts";
+import {
+  type FlagSpec,
+  type GroupedFlagSpec,
+  groupFlags,
+} from "../lib/cli/flags.ts";
 import { VERSION } from "../lib/version.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -43,7 +47,7 @@ function markdownList(specs: FlagSpec[]): string {
 }
 
 /** The server's flags in Markdown, under a heading per group. */
-function markdownServe(specs: FlagSpec[]): string {
+function markdownServe(specs: GroupedFlagSpec[]): string {
   return groupFlags(specs).map(({ title, specs }) =>
     `### ${title}\n\n${markdownList(specs)}`
   ).join("\n\n");
@@ -88,7 +92,7 @@ function roffList(specs: FlagSpec[]): string {
 }
 
 /** The server's flags in roff, under a subsection per group. */
-function roffServe(specs: FlagSpec[]): string {
+function roffServe(specs: GroupedFlagSpec[]): string {
   return groupFlags(specs).map(({ title, specs }) =>
     `.SS ${title}\n${roffList(specs)}`
   ).join("\n");

@@ -174,14 +174,6 @@ Deno.test("formatGroupedFlagHelp() lists every serve option once, under its grou
   assert(text.indexOf("Logs and metrics:") > deny);
 });
 
-Deno.test("groupFlags() refuses a flag that names no group", () => {
-  assertThrows(
-    () => groupFlags([...SERVE_FLAGS, { name: "new-flag", help: "New" }]),
-    Error,
-    "Flag --new-flag names no help group",
-  );
-});
-
 Deno.test("explainError() keeps the whole message of a runtime error, escaped", () => {
   assertEquals(
     explainError(new Error("first line\nsecond \x1b[2J line (os error 5)")),

@@ -5,6 +5,7 @@
 // every relative link of README.md and docs/ leads somewhere.
 import { assert, assertEquals } from "@std/assert";
 import { GENERATED, renderFile, staleFiles } from "../scripts/gen_docs.ts";
+import type { FlagSpec } from "../lib/cli/flags.ts";
 import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
 import { CONNECT_FLAGS } from "../lib/cli/commands/connect.ts";
 import { CHECK_FLAGS } from "../lib/cli/commands/check.ts";
@@ -37,7 +38,7 @@ Deno.test("every flag is in --help, docs/usage.md and docs/greeter.1, with its d
   const man = (await Deno.readTextFile(`${ROOT}/docs/greeter.1`))
     .replace(/\\-/g, "-").replace(/\\f[BIR]/g, "").replace(/\n/g, " ");
   const flat = (text: string) => text.replace(/\s+/g, " ");
-  const commands: [string[], typeof SERVE_FLAGS][] = [
+  const commands: [string[], FlagSpec[]][] = [
     [[], SERVE_FLAGS],
     [["connect"], CONNECT_FLAGS],
     [["check"], CHECK_FLAGS],

@@ -36,9 +36,15 @@ export interface FlagSpec {
   repeatable?: boolean;
   /** One line for `--help`. */
   help: string;
-  /** The topic `greeter --help` lists it under. */
+  /** The topic `greeter --help` lists it under (see {@linkcode GroupedFlagSpec}). */
   group?: FlagGroup;
 }
+
+/**
+ * A flag of a command whose `--help` is grouped by topic: the server's.
+ * Its table is typed with this, so a flag without a group fails to compile.
+ */
+export type GroupedFlagSpec = FlagSpec & { group: FlagGroup };
 
 /**
  * The topics of the server's `--help`, in the order it prints them, with
@@ -501,14 +507,10 @@ export function formatFlagHelp(specs: FlagSpec[]): string {
 /**
  * The flags of each {@linkcode FLAG_GROUPS} topic, in its order and each in
  * the order of `specs`; topics without flags are left out.
- *
- * @throws {Error} If a flag names no group (a mistake in greeter itself).
  */
 export function groupFlags(
-  specs: FlagSpec[],
-): { group: FlagGroup; title: string; specs: FlagSpec[] }[] {
-  const loose = specs.find((spec) => spec.group === undefined);
-  if (loose) throw new Error(`Flag --${loose.name} names no help group`);
+  specs: readonly GroupedFlagSpec[],
+): { group: FlagGroup; title: string; specs: GroupedFlagSpec[] }[] {
   return Object.entries(FLAG_GROUPS).map(([group, title]) => ({
     group: group as FlagGroup,
     title,
@@ -520,7 +522,9 @@ export function groupFlags(
  * Formats flag specs under the headings of their groups (see
  * {@linkcode groupFlags}), in one column layout, within 80 columns.
  */
-export function formatGroupedFlagHelp(specs: FlagSpec[]): string {
+export function formatGroupedFlagHelp(
+  specs: readonly GroupedFlagSpec[],
+): string {
   const widest = specs.map((spec) => flagRow(spec)[0]);
   return groupFlags(specs).map(({ title, specs }) =>
     `${title}:\n${formatColumns(specs.map(flagRow), widest)}`
@@ -561,7 +565,7 @@ export class ExitError extends Error {
 }
 
 /** The flags every command has: --help and --version. */
-export const COMMON_FLAGS: FlagSpec[] = [
+export const COMMON_FLAGS: GroupedFlagSpec[] = [
   {
     name: "help",
     short: "h",

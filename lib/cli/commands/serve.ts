@@ -3,11 +3,11 @@ import { parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   flagName,
-  type FlagSpec,
   formatDuration,
   formatExamples,
   formatGroupedFlagHelp,
   formatSize,
+  type GroupedFlagSpec,
   type InfoCommand,
   lastValue,
   maxFileSizeFlag,
@@ -112,7 +112,7 @@ const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
 export const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
-export const SERVE_FLAGS: FlagSpec[] = [
+export const SERVE_FLAGS: GroupedFlagSpec[] = [
   {
     name: "host",
     group: "listening",
