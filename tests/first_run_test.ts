@@ -33,6 +33,8 @@ Deno.test("deno run main.ts --version from an empty DENO_DIR fetches only deno-s
       stderr: "piped",
       env: {
         DENO_DIR: denoDir,
+        // No ~/.npmrc naming another registry.
+        HOME: denoDir,
         NPM_CONFIG_REGISTRY: `http://127.0.0.1:${registry.addr.port}/`,
         NO_COLOR: "1",
       },
