@@ -4,10 +4,21 @@
  *
  * @module
  */
-import { main } from "./lib/cli/main.ts";
+import { holdSignals } from "./lib/cli/signals.ts";
 
-export { main };
+/**
+ * Runs greeter with the given arguments and resolves to the exit code.
+ * Every failure is reported as one line on stderr, never a stack trace.
+ */
+export async function main(args: string[]): Promise<number> {
+  const cli = await import("./lib/cli/main.ts");
+  return await cli.main(args);
+}
 
 if (import.meta.main) {
+  // A server's signals are listened for before the rest of greeter loads,
+  // so that none that comes while it starts is fatal; the client commands
+  // keep the default, which ends them.
+  if (Deno.args[0] !== "connect" && Deno.args[0] !== "check") holdSignals();
   Deno.exit(await main(Deno.args));
 }

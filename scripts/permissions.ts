@@ -14,13 +14,12 @@ export const BINARY_FLAGS: readonly string[] = [
   "--allow-read",
   // Unix socket paths are files the server creates.
   "--allow-write",
-  // The {hostname} placeholder in greeting templates, and closing the
-  // debugger port that Deno opens on a SIGUSR1 (stats are on SIGUSR2):
-  // Deno has no narrower grant for the inspector than all of --allow-sys.
+  // The {hostname} placeholder in greeting templates.
   "--allow-sys",
   // systemd readiness: the socket systemd names in $NOTIFY_SOCKET.
   "--allow-env=NOTIFY_SOCKET",
-  // reusePort, which --workers needs to share one port, and the Unix
+  // reusePort, which --workers needs to share one port (and greeters under
+  // deno run to share the debugger guard on 127.0.0.1:9229), and the Unix
   // datagram socket of systemd's readiness protocol.
   "--unstable-net",
   // A binary has no one to ask: a missing permission is an error.

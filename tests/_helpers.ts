@@ -19,6 +19,8 @@ export interface CliOptions {
   prefix?: string[];
   /** Run this compiled greeter binary instead of `deno run main.ts`. */
   binary?: string;
+  /** Pass --unstable-net to deno run (the default: greeters share 9229). */
+  unstableNet?: boolean;
 }
 
 function cliCommand(args: string[], options: CliOptions): string[] {
@@ -26,6 +28,7 @@ function cliCommand(args: string[], options: CliOptions): string[] {
     permissions = ["--allow-net", "--allow-read"],
     prefix = [],
     binary,
+    unstableNet = true,
   } = options;
   return binary === undefined
     ? [
@@ -33,6 +36,9 @@ function cliCommand(args: string[], options: CliOptions): string[] {
       Deno.execPath(),
       "run",
       "--no-prompt",
+      // Greeters that run side by side share the debugger guard on
+      // 127.0.0.1:9229 (SO_REUSEPORT).
+      ...(unstableNet ? ["--unstable-net"] : []),
       ...permissions,
       MAIN,
       ...args,

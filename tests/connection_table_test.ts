@@ -323,3 +323,32 @@ Deno.test("createConnectionTable() linger() twice on one slot keeps the list sou
     table.stop();
   }
 });
+
+Deno.test("createConnectionTable() greetTimeout bounds the greeting under timeout 0, and lingering is not cut by it", () => {
+  const { table, clock, counts } = tableAt({
+    timeout: 0,
+    linger: HOUR,
+    greetTimeout: 100,
+  });
+  try {
+    const stalled = fakeConn();
+    const greeted = fakeConn();
+    table.add(asConn(stalled));
+    const slot = table.add(asConn(greeted));
+    clock.time += 50;
+    // Greeted in time: from now on only the linger bounds it.
+    assert(table.linger(slot));
+    clock.time += 51;
+    table.sweep();
+    assertEquals([stalled.closes, greeted.closes, counts.released], [1, 0, 1]);
+    // Lingering since 50 ms: due at 50 ms + HOUR from the start.
+    clock.time += HOUR - 60;
+    table.sweep();
+    assertEquals(greeted.closes, 0);
+    clock.time += 10;
+    table.sweep();
+    assertEquals([greeted.closes, counts.released], [1, 2]);
+  } finally {
+    table.stop();
+  }
+});

@@ -268,6 +268,7 @@ Deno.test({
       args: [
         "run",
         "--no-prompt",
+        "--unstable-net",
         "--allow-net",
         new URL("../main.ts", import.meta.url).pathname,
         ...LOCAL,

@@ -1,4 +1,5 @@
 import {
+  assert,
   assertEquals,
   assertInstanceOf,
   assertRejects,
@@ -9,6 +10,8 @@ import { UsageError } from "../lib/cli/flags.ts";
 import { loadPreset } from "../lib/cli/setup.ts";
 import {
   daytimeGreeting,
+  decodeQuotesFile,
+  packQuotes,
   parseQuotes,
   PRESET_NAMES,
   PRESET_PORTS,
@@ -205,9 +208,15 @@ Deno.test("qotdGreeting() picks a quote per connection with the random source", 
   assertEquals(send(source), "three\r\n");
   r = 1; // Out of contract: still a quote, not undefined.
   assertEquals(send(source), "three\r\n");
-  // Each quote is encoded once: the same bytes every time it is picked.
+  // Each quote is encoded once: the same bytes of one shared buffer every
+  // time it is picked, never encoded again.
   r = 0.5;
-  assertStrictEquals(bytesOf(source), bytesOf(source));
+  const [first, again] = [bytesOf(source), bytesOf(source)];
+  assertStrictEquals(first.buffer, again.buffer);
+  assertEquals([first.byteOffset, first.length], [
+    again.byteOffset,
+    again.length,
+  ]);
 });
 
 Deno.test("qotdGreeting() picks every quote with Math.random", () => {
@@ -334,4 +343,47 @@ Deno.test("loadPreset() refuses an unknown preset", async () => {
     UsageError,
     'Unknown preset "echo": use one of daytime, qotd, time',
   );
+});
+
+Deno.test("packQuotes() packs 300 random quotes files byte for byte as parseQuotes and qotdGreeting do, or leaves them to that path", () => {
+  let seed = 7;
+  const next = () =>
+    (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+  const pieces = ["a", "bc", " ", "\t", "%", "\n", "\r\n", "\n\n", "x y", "\r"];
+  let fast = 0;
+  for (let file = 0; file < 300; file++) {
+    const text = Array.from(
+      { length: 1 + Math.floor(next() * 40) },
+      () => pieces[Math.floor(next() * pieces.length)],
+    ).join("") + (file % 3 === 0 ? "\n%\nlast" : "");
+    const bytes = new TextEncoder().encode(text);
+    const packed = packQuotes(bytes);
+    let quotes: string[] | undefined;
+    try {
+      quotes = parseQuotes(decodeQuotesFile(bytes));
+    } catch {
+      quotes = undefined;
+    }
+    if (!packed) continue;
+    fast++;
+    assert(
+      quotes,
+      `the fast path took a file the string path refuses: ${
+        JSON.stringify(text)
+      }`,
+    );
+    assertEquals(packed.ends.length, quotes.length, JSON.stringify(text));
+    const source = qotdGreeting(quotes, () => 0);
+    quotes.forEach((_, i) => {
+      const pick = qotdGreeting(quotes, () => (i + 0.5) / quotes.length);
+      const expected = typeof pick === "function" ? pick({} as never) : pick;
+      assertEquals(
+        packed.bytes.subarray(i === 0 ? 0 : packed.ends[i - 1], packed.ends[i]),
+        expected,
+        JSON.stringify(text),
+      );
+    });
+    assert(source);
+  }
+  assert(fast > 50, `only ${fast} files took the fast path`);
 });

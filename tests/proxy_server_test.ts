@@ -169,3 +169,92 @@ Deno.test("serveGreeting() proxyProtocol needs its trusted peers", () => {
   assertEquals(error instanceof RangeError, true);
   assertEquals((error as { option?: string }).option, "proxyProtocol.from");
 });
+
+/**
+ * A raw v2 PROXY header with family/protocol byte `fp`: 192.0.2.9 (IPv4),
+ * 2001:db8::9 (IPv6) or a Unix path as the source, by its family.
+ */
+function v2Raw(fp: number): Uint8Array {
+  const family = fp >> 4;
+  const addresses = family === 1
+    ? [192, 0, 2, 9, 127, 0, 0, 1, 0x04, 0xd2, 0x1f, 0x90]
+    : family === 2
+    ? [
+      ...[0x20, 0x01, 0x0d, 0xb8, ...new Array(11).fill(0), 9],
+      ...[...new Array(15).fill(0), 1],
+      ...[0x04, 0xd2, 0x1f, 0x90],
+    ]
+    : family === 3
+    ? new Array(216).fill(0).map((_, i) => i === 0 || i === 108 ? 0x2f : 0)
+    : [];
+  return new Uint8Array([
+    ...[0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a],
+    0x21,
+    fp,
+    addresses.length >> 8,
+    addresses.length & 0xff,
+    ...addresses,
+  ]);
+}
+
+Deno.test("serveGreeting() proxyProtocol: under every v2 family and protocol, the rules see the client the server serves; a datagram client is refused", async () => {
+  const RULES = {
+    deny: { deny: [parseCidr("192.0.2.0/24"), parseCidr("2001:db8::/32")] },
+    allow: { allow: [parseCidr("127.0.0.0/8")] },
+    maxPerIp: { maxPerIp: 1 },
+    ratePerIp: { ratePerIp: 1 },
+  };
+  for (const fp of [0x00, 0x01, 0x02, 0x10, 0x11, 0x12, 0x20, 0x21, 0x22]) {
+    // Who the server serves: the named client for a stream header, the
+    // balancer itself where the header names nobody, none for a datagram.
+    const named = (fp >> 4) !== 0 && (fp & 0x0f) === 1;
+    const datagram = (fp >> 4) !== 0 && (fp & 0x0f) === 2;
+    for (const [rule, options] of Object.entries(RULES)) {
+      const records: ConnectionRecord[] = [];
+      await using server = serveGreeting({
+        hostname: "127.0.0.1",
+        port: 0,
+        proxyProtocol: { from: [parseCidr("127.0.0.1")] },
+        linger: 5_000,
+        onClose: (record) => records.push(record),
+        ...options,
+      });
+      const port = server.addr.port;
+      // The first holds its place (it does not close) for maxPerIp.
+      const held = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await held.write(v2Raw(fp));
+        const buffer = new Uint8Array(64);
+        let first = "";
+        while (true) {
+          const n = await held.read(buffer).catch(() => null);
+          if (n === null) break;
+          first += decoder.decode(buffer.subarray(0, n));
+          if (first === GREETING) break;
+        }
+        const second = await through(port, v2Raw(fp));
+        const label = `0x${fp.toString(16).padStart(2, "0")} ${rule}`;
+        if (datagram) {
+          assertEquals([first, second], ["", ""], label);
+          assertEquals(server.stats.refused.proxy_header, 2, label);
+          continue;
+        }
+        const expected = rule === "deny"
+          ? named ? ["", ""] : [GREETING, GREETING]
+          : rule === "allow"
+          ? named ? ["", ""] : [GREETING, GREETING]
+          : [GREETING, ""];
+        assertEquals([first, second], expected, label);
+      } finally {
+        held.close();
+      }
+      await waitUntil(() => records.length === 2, 2_000, "two records");
+      if (datagram) {
+        assertEquals(
+          records.map((r) => r.reason),
+          ["proxy_unsupported", "proxy_unsupported"],
+        );
+      }
+    }
+  }
+});

@@ -234,3 +234,66 @@ Deno.test("readLimited() refuses a limit that is not a whole number of bytes", a
     await assertRejects(() => readLimited("/dev/null", limit), RangeError);
   }
 });
+
+Deno.test({
+  name: "readLimited() never blocks on a FIFO swapped in between its stat " +
+    "and its open" +
+    (Deno.build.os === "windows" ? " (skipped: no FIFOs)" : ""),
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const target = `${dir}/message.txt`;
+      await Deno.writeTextFile(`${dir}/regular`, "hello\n");
+      const fifo = await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] })
+        .output();
+      assert(fifo.success, "mkfifo failed");
+      await Deno.copyFile(`${dir}/regular`, target);
+      // Swaps the path between the regular file and the FIFO by rename (so
+      // it always exists), as fast as it can, for a bounded count.
+      const swapper = new Deno.Command("python3", {
+        args: [
+          "-c",
+          `import os
+d = ${JSON.stringify(dir)}
+for i in range(30000):
+    src = d + ("/fifo" if i % 2 == 0 else "/regular")
+    os.link(src, d + "/next")
+    os.rename(d + "/next", d + "/message.txt")`,
+        ],
+        stdout: "null",
+      }).spawn();
+      let read = 0, refused = 0, hung = 0;
+      for (let i = 0; i < 400; i++) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const outcome = await Promise.race([
+          readLimited(target, 1024).then(
+            (bytes) => new TextDecoder().decode(bytes),
+            (error) => error,
+          ),
+          new Promise((resolve) => timer = setTimeout(resolve, 2_000, "hung")),
+        ]);
+        clearTimeout(timer);
+        if (outcome === "hello\n") read++;
+        else if (outcome === "hung") {
+          hung++;
+          break;
+        } else {
+          assert(outcome instanceof ReadLimitedError, String(outcome));
+          assertEquals(outcome.fileType, "fifo");
+          refused++;
+        }
+      }
+      swapper.kill();
+      await swapper.status;
+      assertEquals(
+        hung,
+        0,
+        `a read hung (after ${read} read, ${refused} refused)`,
+      );
+      assert(read > 0 && refused > 0, `read ${read}, refused ${refused}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -255,7 +255,9 @@ Deno.test(
 );
 
 Deno.test("greeter --workers needs --unstable-net", linuxOnly, async () => {
-  const result = await runCli(["--workers", "2", ...LOCAL]);
+  const result = await runCli(["--workers", "2", ...LOCAL], {
+    unstableNet: false,
+  });
   assertEquals(result.code, 2);
   assertEquals(
     result.stderr,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { constants, type Stats } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { quote } from "../observe/escape.ts";
 
 /** Why a file was not read; see {@linkcode ReadLimitedError}. */
@@ -132,15 +134,19 @@ function fileTypeOf(info: Deno.FileInfo): FileType {
 /** Turns an error from stat, open or read into a {@linkcode ReadLimitedError}. */
 function wrap(path: string, limit: number, error: unknown): ReadLimitedError {
   if (error instanceof ReadLimitedError) return error;
-  const kind: ReadLimitedKind = error instanceof Deno.errors.NotFound
-    ? "not-found"
-    : error instanceof Deno.errors.PermissionDenied
-    ? "permission-denied"
-    : error instanceof Deno.errors.NotCapable
-    ? "not-permitted"
-    : error instanceof Deno.errors.IsADirectory
-    ? "not-a-file"
-    : "unreadable";
+  // Deno's own errors, or node:fs's with their errno code.
+  const code = (error as { code?: unknown })?.code;
+  const kind: ReadLimitedKind =
+    error instanceof Deno.errors.NotFound || code === "ENOENT"
+      ? "not-found"
+      : error instanceof Deno.errors.PermissionDenied || code === "EACCES" ||
+          code === "EPERM"
+      ? "permission-denied"
+      : error instanceof Deno.errors.NotCapable
+      ? "not-permitted"
+      : error instanceof Deno.errors.IsADirectory || code === "EISDIR"
+      ? "not-a-file"
+      : "unreadable";
   return new ReadLimitedError(path, kind, limit, {
     cause: error,
     fileType: kind === "not-a-file" ? "directory" : undefined,
@@ -151,20 +157,36 @@ function wrap(path: string, limit: number, error: unknown): ReadLimitedError {
 const CHUNK = 64 * 1024;
 
 /**
+ * Opening never blocks (a FIFO swapped in after the stat would wait for a
+ * writer forever) nor takes a terminal as the controlling one.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK |
+  constants.O_NOCTTY;
+
+/** What was opened, as {@linkcode fileTypeOf} wants it. */
+function infoOf(stats: Stats): Deno.FileInfo {
+  return {
+    isFile: stats.isFile(),
+    isDirectory: stats.isDirectory(),
+    isFifo: stats.isFIFO(),
+    isSocket: stats.isSocket(),
+    isCharDevice: stats.isCharacterDevice(),
+    isBlockDevice: stats.isBlockDevice(),
+    size: stats.size,
+  } as Deno.FileInfo;
+}
+
+/**
  * Reads the regular file at `path`, of at most `limit` bytes.
  *
- * What it is is checked with `Deno.stat` before it is opened: a FIFO is
- * never opened (opening one blocks until a writer comes), nor is a device
- * (`/dev/zero` never ends), a directory or a socket. A file whose size is
- * over the limit is refused without a byte read. The read itself also stops
- * at `limit + 1` bytes, for files that grow after the stat or report a size
- * of 0 (those in /proc), so memory use is bounded by the limit either way.
- * The file is opened once and checked again through its handle, so a path
- * swapped for a device between the two checks is refused too.
- *
- * Caveat: a path swapped for a FIFO in the instant between the stat and
- * the open would still block the open; only someone who may write to the
- * file's directory can do that.
+ * What it is is checked with `Deno.stat` before it is opened: a device
+ * (`/dev/zero` never ends), a directory, a FIFO or a socket is never
+ * opened. A file whose size is over the limit is refused without a byte
+ * read. The open itself never blocks (`O_NONBLOCK`), and what was opened is
+ * checked again through its handle, so a path swapped for a FIFO or a
+ * device between the stat and the open is refused too, at once. The read
+ * stops at `limit + 1` bytes, for files that grow after the stat or report
+ * a size of 0 (those in /proc), so memory use is bounded by the limit.
  *
  * @param limit The most bytes to accept, a safe integer ≥ 0.
  * @throws {RangeError} If `limit` is not one.
@@ -184,18 +206,17 @@ export async function readLimited(
       `Read limit must be a whole number of bytes, 0 or more; got ${limit}`,
     );
   }
-  let file: Deno.FsFile | undefined;
+  let file: FileHandle | undefined;
   try {
-    const info = await Deno.stat(path);
-    check(path, limit, info);
-    file = await Deno.open(path, { read: true });
-    const opened = await file.stat();
+    check(path, limit, await Deno.stat(path));
+    file = await open(path, OPEN_FLAGS);
+    const opened = infoOf(await file.stat());
     check(path, limit, opened);
     return await readUpTo(file, path, limit, opened.size);
   } catch (error) {
     throw wrap(path, limit, error);
   } finally {
-    file?.close();
+    await file?.close().catch(() => {});
   }
 }
 
@@ -213,7 +234,7 @@ function check(path: string, limit: number, info: Deno.FileInfo): void {
 
 /** Reads to the end, but never more than `limit + 1` bytes in all. */
 async function readUpTo(
-  file: Deno.FsFile,
+  file: FileHandle,
   path: string,
   limit: number,
   expected: number,
@@ -231,9 +252,14 @@ async function readUpTo(
       grown.set(buffer);
       buffer = grown;
     }
-    const n = await file.read(buffer.subarray(length));
-    if (n === null) break;
-    length += n;
+    const { bytesRead } = await file.read(
+      buffer,
+      length,
+      buffer.length - length,
+      null,
+    );
+    if (bytesRead === 0) break;
+    length += bytesRead;
   }
   if (length > limit) {
     throw new ReadLimitedError(path, "too-large", limit, { size: length });

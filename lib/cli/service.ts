@@ -1,12 +1,8 @@
 import { formatAddress } from "../net/address.ts";
 import type { ServerLog } from "../observe/connection_log.ts";
 import type { MetricsServer } from "../observe/metrics.ts";
-import {
-  type InspectorOutcome,
-  STATS_SIGNAL_SUPPORTED,
-  watchStatsSignal,
-} from "../observe/stats_summary.ts";
 import type { ServerStats } from "../server/stats.ts";
+import { onSignal } from "./signals.ts";
 import { createSystemdNotifier } from "./systemd_notify.ts";
 
 /** Reloads so far, for the metrics. */
@@ -59,31 +55,21 @@ const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
-let warnedOfInspector = false;
+const POSIX = Deno.build.os !== "windows";
 
-/** Says once that Deno's debugger stayed open after a SIGUSR1. */
-function warnOfOpenInspector(outcome: InspectorOutcome) {
-  if (outcome !== "open" || warnedOfInspector) return;
-  warnedOfInspector = true;
-  console.error(
-    "greeter: warning: SIGUSR1 made Deno open its debugger on " +
-      "127.0.0.1:9229, and greeter cannot close it without --allow-sys; " +
-      "send SIGUSR2 for stats instead",
-  );
-}
+let toldOfSigusr1 = false;
 
 /**
- * Where greeter could not close the debugger a SIGUSR1 opens, it says so at
- * start-up, with the flag that lets it.
+ * SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
+ * which the debugger guard prevents. Said once, so that an operator who
+ * sent it by habit learns which signal does what.
  */
-function warnOfInspectorRisk() {
-  if (!STATS_SIGNAL_SUPPORTED) return;
-  if (Deno.permissions.querySync({ name: "sys" }).state === "granted") return;
+function tellOfSigusr1() {
+  if (toldOfSigusr1) return;
+  toldOfSigusr1 = true;
   console.error(
-    "greeter: warning: a SIGUSR1 makes Deno open a debugger on " +
-      "127.0.0.1:9229 that any local user can attach to; run deno with " +
-      "--allow-sys so that greeter closes it at once (the binaries, deno " +
-      "task start and the systemd unit have it)",
+    "greeter: warning: SIGUSR1 does nothing (Deno's debugger stays shut); " +
+      "send SIGUSR2 for stats, SIGHUP to reload",
   );
 }
 
@@ -115,6 +101,7 @@ export async function runUntilStopped(service: Service): Promise<number> {
   // One reload at a time; a SIGHUP during one asks for one more after it.
   let reloading: Promise<void> | undefined;
   let again = false;
+  let ended = false;
   const reload = () => {
     if (stopping) return;
     if (reloading) {
@@ -131,6 +118,9 @@ export async function runUntilStopped(service: Service): Promise<number> {
         } catch (caught) {
           error = caught instanceof Error ? caught.message : String(caught);
         }
+        // A reload that ends after the server did is not waited for (a read
+        // may hang) and says nothing after the stop line.
+        if (ended) return;
         if (error === undefined) {
           reloads.success++;
           reloads.lastSuccess = Date.now();
@@ -146,31 +136,29 @@ export async function runUntilStopped(service: Service): Promise<number> {
       } while (again && !stopping);
     })().finally(() => reloading = undefined);
   };
-  for (const signal of SHUTDOWN_SIGNALS) Deno.addSignalListener(signal, stop);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", reload);
-  const unwatchStats = watchStatsSignal(
-    async () => {
-      await service.refresh?.();
-      log.stats(service.stats());
-    },
-    warnOfOpenInspector,
-  );
+  const removers = SHUTDOWN_SIGNALS.map((signal) => onSignal(signal, stop));
+  if (POSIX) {
+    removers.push(
+      onSignal("SIGHUP", reload),
+      onSignal("SIGUSR1", tellOfSigusr1),
+      onSignal("SIGUSR2", () => {
+        // Stats must never stop the server, whatever fails in them.
+        (async () => {
+          await service.refresh?.();
+          log.stats(service.stats());
+        })().catch(() => {});
+      }),
+    );
+  }
   log.started(service.addrs, service.tls, metrics?.addr);
-  warnOfInspectorRisk();
   service.started?.();
   notifier.ready(statusLine(service.addrs));
   let failure: string | undefined;
   try {
     failure = await service.finished;
   } finally {
-    for (const signal of SHUTDOWN_SIGNALS) {
-      Deno.removeSignalListener(signal, stop);
-    }
-    if (Deno.build.os !== "windows") {
-      Deno.removeSignalListener("SIGHUP", reload);
-    }
-    unwatchStats();
-    await reloading;
+    for (const remove of removers) remove();
+    ended = true;
     await metrics?.shutdown();
   }
   if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");

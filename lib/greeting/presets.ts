@@ -172,7 +172,10 @@ export function timeGreeting(
  * @param line The quote's first line in the file, if it came from one.
  */
 function checkQuote(quote: string, number: number, line?: number): void {
-  const at = [...quote].findIndex((char) => char.codePointAt(0)! > 0x7f);
+  // The common case, ASCII, costs no array of characters.
+  const at = /[^\x00-\x7f]/.test(quote)
+    ? [...quote].findIndex((char) => char.codePointAt(0)! > 0x7f)
+    : -1;
   const where = (offset: number) =>
     line === undefined
       ? ""
@@ -216,33 +219,28 @@ const isBlank = (line: string) => line.trim() === "";
  */
 export function parseQuotes(text: string): string[] {
   const lines = text.split(/\r?\n/);
-  const groups: { first: number; lines: string[] }[] = [];
-  if (lines.includes("%")) {
-    let group: { first: number; lines: string[] } = { first: 1, lines: [] };
-    groups.push(group);
-    lines.forEach((line, i) => {
-      if (line === "%") {
-        group = { first: i + 2, lines: [] };
-        groups.push(group);
-      } else {
-        group.lines.push(line);
-      }
-    });
-  } else {
-    lines.forEach((line, i) => {
-      if (!isBlank(line)) groups.push({ first: i + 1, lines: [line] });
-    });
-  }
   const quotes: string[] = [];
-  for (const group of groups) {
-    let start = 0;
-    let end = group.lines.length;
-    while (start < end && isBlank(group.lines[start])) start++;
-    while (end > start && isBlank(group.lines[end - 1])) end--;
-    if (start === end) continue;
-    const quote = group.lines.slice(start, end).join("\n");
-    checkQuote(quote, quotes.length + 1, group.first + start);
+  // One quote from lines[start, end), blank lines around it dropped.
+  const take = (start: number, end: number) => {
+    while (start < end && isBlank(lines[start])) start++;
+    while (end > start && isBlank(lines[end - 1])) end--;
+    if (start === end) return;
+    const quote = end - start === 1
+      ? lines[start]
+      : lines.slice(start, end).join("\n");
+    checkQuote(quote, quotes.length + 1, start + 1);
     quotes.push(quote);
+  };
+  if (lines.includes("%")) {
+    let first = 0;
+    for (let i = 0; i <= lines.length; i++) {
+      if (i === lines.length || lines[i] === "%") {
+        take(first, i);
+        first = i + 1;
+      }
+    }
+  } else {
+    for (let i = 0; i < lines.length; i++) take(i, i + 1);
   }
   if (quotes.length === 0) {
     throw new QuoteError(
@@ -274,14 +272,144 @@ export function qotdGreeting(
     throw new QuoteError("No quotes to choose from: give at least one", 0);
   }
   quotes.forEach((quote, i) => checkQuote(quote, i + 1));
-  const encoded = quotes.map((quote) =>
-    encodeGreeting(quote, { lineEnding: "crlf", encoding: "ascii" })
-  );
-  if (encoded.length === 1) return encoded[0];
+  // Every quote in one buffer, each line ending in CRLF (what
+  // encodeGreeting makes of ASCII), and where each ends: about the size of
+  // the quotes, instead of one array (and its overhead) per quote.
+  let total = 0;
+  for (const quote of quotes) total += crlfLength(quote);
+  const bytes = new Uint8Array(total);
+  const ends = new Uint32Array(quotes.length);
+  let at = 0;
+  quotes.forEach((quote, i) => {
+    for (let c = 0; c < quote.length; c++) {
+      const code = quote.charCodeAt(c);
+      if (code === 0x0a) {
+        bytes[at++] = 0x0d;
+        bytes[at++] = 0x0a;
+      } else if (code !== 0x0d || quote.charCodeAt(c + 1) !== 0x0a) {
+        bytes[at++] = code;
+      }
+    }
+    bytes[at++] = 0x0d;
+    bytes[at++] = 0x0a;
+    ends[i] = at;
+  });
+  return fromPacked(bytes, ends, random);
+}
+
+/** The greeting of packed quotes: quote `i` ends at `ends[i]`. */
+function fromPacked(
+  bytes: Uint8Array,
+  ends: Uint32Array,
+  random: () => number,
+): GreetingSource {
+  if (ends.length === 1) return bytes;
   return () => {
-    const index = Math.floor(random() * encoded.length);
-    return encoded[Math.min(index, encoded.length - 1)] ?? encoded[0];
+    const index = Math.min(Math.floor(random() * ends.length), ends.length - 1);
+    return bytes.subarray(index === 0 ? 0 : ends[index - 1], ends[index]);
   };
+}
+
+/** ASCII white space, as String.prototype.trim sees it. */
+const isSpace = (byte: number) =>
+  byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
+
+/**
+ * Packs a quotes file straight from its bytes, as {@linkcode parseQuotes}
+ * and {@linkcode qotdGreeting} would, without a string per line or quote:
+ * a 16 MiB file then costs about its own size. Returns undefined for what
+ * this fast path does not take (a byte outside ASCII, a CR not before an
+ * LF, a quote too long, no quote at all): the string path then gives the
+ * exact error, or the same bytes.
+ */
+export function packQuotes(
+  file: Uint8Array,
+): { bytes: Uint8Array; ends: Uint32Array } | undefined {
+  // Line starts and ends (CR of CRLF left out), and whether one is "%":
+  // typed arrays, counted first, so the index costs 8 bytes a line.
+  let count = 1;
+  for (let i = 0; i < file.length; i++) if (file[i] === 0x0a) count++;
+  const starts = new Uint32Array(count);
+  const stops = new Uint32Array(count);
+  let lines = 0;
+  let percent = false;
+  let start = 0;
+  for (let i = 0; i <= file.length; i++) {
+    const byte = i < file.length ? file[i] : 0x0a;
+    if (byte > 0x7f) return undefined;
+    if (byte === 0x0d && file[i + 1] !== 0x0a) return undefined;
+    if (byte !== 0x0a) continue;
+    const stop = i > start && file[i - 1] === 0x0d ? i - 1 : i;
+    if (stop - start === 1 && file[start] === 0x25) percent = true;
+    starts[lines] = start;
+    stops[lines++] = stop;
+    start = i + 1;
+  }
+  const blank = (line: number) => {
+    for (let i = starts[line]; i < stops[line]; i++) {
+      if (!isSpace(file[i])) return false;
+    }
+    return true;
+  };
+  // Each quote as a range of lines, blank lines around it dropped.
+  const quotes = new Uint32Array(lines * 2);
+  let found = 0;
+  let total = 0;
+  const take = (first: number, end: number): boolean => {
+    while (first < end && blank(first)) first++;
+    while (end > first && blank(end - 1)) end--;
+    if (first === end) return true;
+    let length = end - first - 1;
+    for (let line = first; line < end; line++) {
+      length += stops[line] - starts[line];
+    }
+    if (length > QOTD_MAX_LENGTH) return false;
+    total += length + (end - first) + 1;
+    quotes[found++] = first;
+    quotes[found++] = end;
+    return true;
+  };
+  if (percent) {
+    let first = 0;
+    for (let line = 0; line <= lines; line++) {
+      if (
+        line === lines ||
+        (stops[line] - starts[line] === 1 && file[starts[line]] === 0x25)
+      ) {
+        if (!take(first, line)) return undefined;
+        first = line + 1;
+      }
+    }
+  } else {
+    for (let line = 0; line < lines; line++) {
+      if (!take(line, line + 1)) return undefined;
+    }
+  }
+  if (found === 0) return undefined;
+  const bytes = new Uint8Array(total);
+  const ends = new Uint32Array(found / 2);
+  let at = 0;
+  for (let q = 0; q < found; q += 2) {
+    for (let line = quotes[q]; line < quotes[q + 1]; line++) {
+      bytes.set(file.subarray(starts[line], stops[line]), at);
+      at += stops[line] - starts[line];
+      bytes[at++] = 0x0d;
+      bytes[at++] = 0x0a;
+    }
+    ends[q / 2] = at;
+  }
+  return { bytes, ends };
+}
+
+/** The length of an ASCII quote with every line ending in CRLF. */
+function crlfLength(quote: string): number {
+  let length = quote.length + 2;
+  for (let c = 0; c < quote.length; c++) {
+    const code = quote.charCodeAt(c);
+    if (code === 0x0a) length++;
+    else if (code === 0x0d && quote.charCodeAt(c + 1) === 0x0a) length--;
+  }
+  return length;
 }
 
 /** Decodes a quotes file as UTF-8, or as Latin-1 if it is not UTF-8. */
@@ -337,5 +465,7 @@ export function presetGreeting(
   }
   if (name === "daytime") return daytimeGreeting();
   if (name === "time") return timeGreeting();
+  const packed = packQuotes(quotesFile!);
+  if (packed) return fromPacked(packed.bytes, packed.ends, Math.random);
   return qotdGreeting(parseQuotes(decodeQuotesFile(quotesFile!)));
 }

@@ -7,7 +7,9 @@
  *   failed accept is counted by code (EMFILE and the like wait for a
  *   descriptor or a back-off of at most one second), never thrown.
  * - At most `maxConnections` connections are open at once (the
- *   {@linkcode createPlaces} cap); more wait in the listen queue.
+ *   {@linkcode createPlaces} cap). When the last place is taken, the oldest
+ *   connection still reading its request head is closed, so a place is
+ *   always free: one peer holding idle connections cannot starve a probe.
  * - Each connection has one deadline, `timeout` after it was accepted, for
  *   its whole life: reading the request head, answering, closing. The
  *   {@linkcode createConnectionTable} sweep enforces it with one timer, so a
@@ -46,6 +48,8 @@ export const MAX_HEAD_BYTES = 8 * 1024;
  * - `timeout`: the connection outlived its deadline and was closed;
  * - `closed_early`: the client closed before its request head was complete;
  * - `reset`: reading or writing failed (the client reset, or went away);
+ * - `evicted`: closed before its head was complete, to make room for a
+ *   newer connection when every place was taken;
  * - `internal`: the metrics or the health check threw (answered 500).
  */
 export type MetricsHttpError =
@@ -54,6 +58,7 @@ export type MetricsHttpError =
   | "timeout"
   | "closed_early"
   | "reset"
+  | "evicted"
   | "internal";
 
 /** The reasons, in a stable order (for the metrics). */
@@ -63,6 +68,7 @@ export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
   "timeout",
   "closed_early",
   "reset",
+  "evicted",
   "internal",
 ];
 
@@ -338,6 +344,14 @@ async function answer(
   return response(ok ? 200 : 503, `${reason}\n`, { head });
 }
 
+/** Connections closed to make room, until their handler has seen it. */
+const evicted = new WeakSet<Slot>();
+
+/** Why the table released a connection still reading its head. */
+function cutShort(slot: Slot): MetricsHttpError {
+  return evicted.has(slot) ? "evicted" : "timeout";
+}
+
 /**
  * Reads one request head, answers it, closes. Returns why it failed, or
  * undefined; never throws.
@@ -354,13 +368,15 @@ async function exchange(
     while (end < 0 && length < buffer.length) {
       const n = await conn.read(buffer.subarray(length));
       // Released by the table: the deadline passed (or shutdown cut it).
-      if (n === null) return slot.list ? "closed_early" : "timeout";
+      if (n === null) return slot.list ? "closed_early" : cutShort(slot);
       end = headEnd(buffer, length - 2, length + n);
       length += n;
     }
   } catch {
-    return slot.list ? "reset" : "timeout";
+    return slot.list ? "reset" : cutShort(slot);
   }
+  // No longer idle: out of the list that eviction takes from.
+  endpoint.table.linger(slot);
   let failed: MetricsHttpError | undefined;
   let reply: Reply;
   if (end < 0) {
@@ -478,7 +494,16 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
     },
     accepted(endpoint, conn) {
       endpoint.stats.accepted++;
-      serveConnection(endpoint, endpoint.table.add(conn));
+      const { table } = endpoint;
+      const slot = table.add(conn);
+      // Every place taken: the oldest connection still reading its head
+      // makes room, so the next client (a probe) is never kept waiting.
+      const oldest = table.serving.head;
+      if (endpoint.places.free === 0 && oldest && oldest !== slot) {
+        evicted.add(oldest);
+        table.release(oldest);
+      }
+      serveConnection(endpoint, slot);
     },
     closeAcceptors() {
       try {

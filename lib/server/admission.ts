@@ -1,4 +1,5 @@
-import { type Cidr, cidrContains, parseIp, sourceKey } from "../net/ip.ts";
+import { type Cidr, parseIp, sourceKey } from "../net/ip.ts";
+import { createIpSet } from "../net/ip_set.ts";
 
 /**
  * Why a client was refused.
@@ -105,14 +106,6 @@ interface Bucket {
   updated: number;
 }
 
-/** True if `bytes` lies in one of `blocks` (a loop: no closure per client). */
-function matchesAny(blocks: Cidr[], bytes: Uint8Array): boolean {
-  for (const cidr of blocks) {
-    if (cidrContains(cidr, bytes)) return true;
-  }
-  return false;
-}
-
 /** True if any access rule or limit is set, i.e. admission is needed. */
 export function needsAdmission(options: AdmissionOptions): boolean {
   return Boolean(
@@ -127,7 +120,9 @@ export function needsAdmission(options: AdmissionOptions): boolean {
  */
 export function createAdmission(options: AdmissionOptions): Admission {
   const { maxPerIp = 0, ratePerIp = 0 } = options;
-  let { allow = [], deny = [] } = options;
+  // Sorted ranges, searched in logarithmic time; rebuilt by a reload.
+  let allow = createIpSet(options.allow ?? []);
+  let deny = createIpSet(options.deny ?? []);
   const open = new Map<string, number>();
   const buckets = new Map<string, Bucket>();
   const capacity = Math.max(1, ratePerIp);
@@ -172,11 +167,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
 
   return {
     admit(hostname, now) {
-      if (allow.length > 0 || deny.length > 0) {
+      if (!allow.empty || !deny.empty) {
         const bytes = parseIp(hostname);
         if (!bytes) return "denied";
-        if (matchesAny(deny, bytes)) return "denied";
-        if (allow.length > 0 && !matchesAny(allow, bytes)) return "denied";
+        if (deny.has(bytes)) return "denied";
+        if (!allow.empty && !allow.has(bytes)) return "denied";
       }
       const key = sourceKey(hostname);
       if (maxPerIp > 0 && (open.get(key) ?? 0) >= maxPerIp) {
@@ -187,8 +182,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
       return undefined;
     },
     setRules(nextAllow, nextDeny) {
-      allow = nextAllow;
-      deny = nextDeny;
+      allow = createIpSet(nextAllow);
+      deny = createIpSet(nextDeny);
     },
     release(hostname) {
       if (maxPerIp === 0) return;

@@ -116,7 +116,12 @@ async function acceptProxied(
   } else {
     try {
       const header = await readProxyHeader(slot.conn);
-      if (header.command === "proxy" && header.source) {
+      if (header.source && header.source.transport !== "tcp") {
+        // A datagram client on a stream connection is no client this server
+        // has: refused, so that no rule is ever asked about another kind.
+        refused = "proxy_header";
+        reason = "proxy_unsupported";
+      } else if (header.command === "proxy" && header.source) {
         slot.client = header.source;
       }
     } catch (error) {
@@ -158,7 +163,9 @@ function admitAndServe(
 ): void {
   const { stats, admission } = server;
   const conn = slot.conn;
-  const admissionHost = admission && remoteAddr.transport === "tcp"
+  // Every client with an address meets the rules; only a Unix socket's
+  // peer has none.
+  const admissionHost = admission && "hostname" in remoteAddr
     ? remoteAddr.hostname
     : undefined;
   if (admissionHost !== undefined) {

@@ -39,6 +39,8 @@ export interface ServerCoreOptions<T extends object> {
   linger: number;
   /** See {@linkcode createConnectionTable}. */
   handshake?: number;
+  /** See {@linkcode createConnectionTable}. */
+  greetTimeout?: number;
   /** How long shutdown lets open connections finish, in ms. */
   drainTimeout: number;
   /** What the server adds to the core for its connections. */
@@ -87,6 +89,7 @@ export function startServerCore<T extends object>(
     timeout: options.timeout,
     linger: options.linger,
     handshake: options.handshake,
+    greetTimeout: options.greetTimeout,
     onRelease() {
       places.release();
       if (ended) {

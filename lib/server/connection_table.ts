@@ -104,6 +104,15 @@ export interface ConnectionTableOptions {
    */
   handshake?: number;
   /**
+   * Longest wait to greet (a TLS handshake and the greeting's write), in ms,
+   * when `timeout` is 0: a TLS client that never sends its ClientHello is
+   * cut then, not never. Ignored when `timeout` bounds the whole life; 0 for
+   * none.
+   *
+   * @default {0}
+   */
+  greetTimeout?: number;
+  /**
    * Called once for every released slot, after its connection is closed:
    * the place it held is free.
    */
@@ -174,6 +183,8 @@ export function createConnectionTable(
   options: ConnectionTableOptions,
 ): ConnectionTable {
   const { timeout, linger, onRelease, handshake = 0 } = options;
+  // The deadline of the serving phase: the whole life, or the greeting's.
+  const serveTimeout = timeout || (options.greetTimeout ?? 0);
   const now = options.now ?? (() => performance.now());
   const handshaking = createSlotList();
   const serving = createSlotList();
@@ -184,8 +195,11 @@ export function createConnectionTable(
     250,
     Math.max(
       10,
-      Math.min(timeout || Infinity, linger || Infinity, handshake || Infinity) /
-        4,
+      Math.min(
+        serveTimeout || Infinity,
+        linger || Infinity,
+        handshake || Infinity,
+      ) / 4,
     ),
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
@@ -238,19 +252,26 @@ export function createConnectionTable(
     get size() {
       return handshaking.size + serving.size + lingering.size;
     },
-    add: (conn) => addTo(serving, conn, timeout),
+    add: (conn) => addTo(serving, conn, serveTimeout),
     addHandshaking: (conn) => addTo(handshaking, conn, handshake),
     established(slot, acceptedAt) {
       if (!slot.list) return false;
-      slot.deadline = timeout > 0 ? acceptedAt + timeout : Infinity;
+      slot.deadline = timeout > 0
+        ? acceptedAt + timeout
+        : serveTimeout > 0
+        ? now() + serveTimeout
+        : Infinity;
       // Only the connections accepted during the handshake come after it.
       insertSlot(serving, slot);
-      if (timeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
+      if (serveTimeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
       return true;
     },
     linger(slot) {
       if (!slot.list) return false;
-      slot.deadline = Math.min(slot.deadline, now() + linger);
+      // The greeting's own deadline ends with it; the whole life's does not.
+      slot.deadline = timeout > 0
+        ? Math.min(slot.deadline, now() + linger)
+        : now() + linger;
       insertSlot(lingering, slot);
       sweeper ??= setInterval(sweep, sweepEvery);
       return true;

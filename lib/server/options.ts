@@ -118,6 +118,13 @@ export interface ProxyProtocolOptions {
 export const DEFAULT_PROXY_TIMEOUT = 3_000;
 
 /**
+ * The longest a TLS client may take to finish its handshake and take its
+ * greeting, in ms, when `timeout` is 0 (no limit on the whole life): a
+ * client that never sends its ClientHello cannot hold a place for ever.
+ */
+export const TLS_HANDSHAKE_TIMEOUT = 10_000;
+
+/**
  * What happened to one connection; see {@linkcode ServeGreetingOptions.onClose}.
  *
  * @example Usage

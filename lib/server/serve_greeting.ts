@@ -7,6 +7,7 @@ import {
   type ReloadOptions,
   resolveOptions,
   type ServeGreetingOptions,
+  TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
@@ -113,6 +114,12 @@ export function serveGreeting(
     timeout: resolved.timeout,
     linger: resolved.linger,
     handshake: resolved.proxy?.timeout ?? 0,
+    // Under `timeout: 0` a TLS handshake still has a bound.
+    greetTimeout: resolved.targets.some((target) =>
+        "tls" in target && target.tls
+      )
+      ? TLS_HANDSHAKE_TIMEOUT
+      : 0,
     drainTimeout: resolved.drainTimeout,
     context: {
       admission,

@@ -40,6 +40,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
+  TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
 
 /** The serving command's options, validated and typed. */
@@ -242,7 +243,8 @@ export const SERVE_FLAGS: GroupedFlagSpec[] = [
     group: "limits",
     value: "DURATION",
     help: "Longest life of one connection, such as 500ms, 10s or 2m (a " +
-      `number alone is milliseconds); 0 for none (default ${
+      `number alone is milliseconds); 0 for none, though a TLS handshake ` +
+      `still ends after ${formatDuration(TLS_HANDSHAKE_TIMEOUT)} (default ${
         formatDuration(DEFAULT_TIMEOUT)
       })`,
   },

@@ -19,6 +19,7 @@ import {
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
+import { guardDebuggerPort } from "../debugger_guard.ts";
 import { prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { WorkerGroup } from "../workers/pool.ts";
@@ -200,12 +201,18 @@ async function serveWorkers(
 }
 
 /** Serves until stopped; resolves to the exit code. */
-export function runServe(given: ServeCommand): Promise<number> {
+export async function runServe(given: ServeCommand): Promise<number> {
+  // First of all, before any file is read: Deno's SIGUSR1 debugger shut.
+  using _guard = guardDebuggerPort(
+    given.ports.length > 0
+      ? { hostname: given.hosts[0], port: given.ports[0] }
+      : undefined,
+  );
   // Decided once, here: workers do not see the main thread's stdout.
   const command = fitToDescriptors(resolveLogTimestamps(given));
   return (command.workers ?? 1) > 1
-    ? serveWorkers(command, command.workers!)
-    : serveHere(command);
+    ? await serveWorkers(command, command.workers!)
+    : await serveHere(command);
 }
 
 /**

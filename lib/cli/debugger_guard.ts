@@ -1,0 +1,83 @@
+/**
+ * Keeps Deno's SIGUSR1 debugger shut. Under `deno run` (and `deno install`),
+ * Deno 2.9.2 and later open the V8 inspector on 127.0.0.1:9229 when the
+ * process gets SIGUSR1 (denoland/deno#35738), and any local user who
+ * connects to it can run code inside greeter. Closing it afterwards is too
+ * late: an attacker polling the port attaches within a millisecond. Deno
+ * only binds that one address, so greeter holds it for as long as it runs:
+ * the inspector then fails to bind and never opens. Compiled binaries have
+ * no such handler and need nothing.
+ *
+ * @module
+ */
+import { ExitError } from "./flags.ts";
+
+/** Where Deno opens its inspector on SIGUSR1. */
+export const INSPECTOR_HOST = "127.0.0.1:9229";
+
+/** True in a `deno compile` binary, whose runtime has no SIGUSR1 debugger. */
+export function isCompiledBinary(
+  mainModule: string = Deno.mainModule,
+): boolean {
+  return mainModule.includes("/deno-compile-") ||
+    mainModule.includes("\\deno-compile-");
+}
+
+const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
+
+/**
+ * Binds 127.0.0.1:9229 so that a SIGUSR1 cannot open Deno's debugger, and
+ * returns the socket to keep (never accepted from: a client that connects
+ * waits in the backlog and learns nothing). Sharing it with other greeters
+ * needs `--unstable-net` (SO_REUSEPORT, which Linux grants only within one
+ * user). Returns undefined where nothing needs guarding (Windows, a
+ * compiled binary).
+ *
+ * @throws {ExitError} With exit code 1 when the address cannot be held:
+ * greeter then refuses to start rather than run with the hole open.
+ */
+export function guardDebuggerPort(
+  serving: { hostname: string; port: number } | undefined,
+): Deno.Listener | undefined {
+  if (Deno.build.os === "windows" || isCompiledBinary()) return undefined;
+  // Without leave to listen where it serves, greeter fails on that, with
+  // the message that names the flag; nothing opens to guard.
+  if (
+    serving && Deno.permissions.querySync({
+        name: "net",
+        host: serving.hostname.includes(":")
+          ? `[${serving.hostname}]:${serving.port}`
+          : `${serving.hostname}:${serving.port}`,
+      }).state !== "granted"
+  ) return undefined;
+  const [hostname, port] = INSPECTOR_HOST.split(":");
+  const net = Deno.permissions.querySync({
+    name: "net",
+    host: INSPECTOR_HOST,
+  });
+  if (net.state !== "granted") {
+    throw new ExitError(
+      `under deno run, greeter must hold ${INSPECTOR_HOST} so that a ` +
+        "SIGUSR1 cannot open Deno's debugger to other local users, and " +
+        `--allow-net does not cover it: add ${INSPECTOR_HOST} to --allow-net, ` +
+        REMEDY,
+      1,
+    );
+  }
+  // Deno exits at once, without an error to catch, when reusePort is asked
+  // without --unstable-net; listenDatagram exists only with that flag.
+  const reusePort = typeof Deno.listenDatagram === "function";
+  try {
+    return Deno.listen({ hostname, port: Number(port), reusePort });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    throw new ExitError(
+      `${INSPECTOR_HOST} is taken by another program, and under deno run ` +
+        "greeter must hold it so that a SIGUSR1 cannot open Deno's debugger " +
+        "to other local users: stop that program (a deno --inspect on the " +
+        "default port is one), run every greeter on this host with " +
+        `--unstable-net so that they share it, ${REMEDY}`,
+      1,
+    );
+  }
+}
