@@ -18,6 +18,7 @@ import {
   type FlagSpec,
   type GroupedFlagSpec,
   groupFlags,
+  wrapText,
 } from "../lib/cli/flags.ts";
 import { VERSION } from "../lib/version.ts";
 
@@ -67,18 +68,9 @@ const ROFF_WIDTH = 80;
  * never starting a line with a control character (`.` or `'`).
  */
 function roffLines(text: string): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line !== "" && line.length + 1 + word.length > ROFF_WIDTH) {
-      lines.push(line);
-      line = /^[.']/.test(word) ? `\\&${word}` : word;
-    } else {
-      line = line === "" ? word : `${line} ${word}`;
-    }
-  }
-  lines.push(line);
-  return lines.join("\n");
+  return wrapText(text, ROFF_WIDTH)
+    .map((line, i) => i > 0 && /^[.']/.test(line) ? `\\&${line}` : line)
+    .join("\n");
 }
 
 /** A roff `.TP` paragraph per flag. */

@@ -45,16 +45,22 @@ interface Run {
   files: string[];
 }
 
-/** Runs install.sh against `release` with a clean environment. */
+/**
+ * Runs install.sh against `release` with a clean environment, in a scratch
+ * HOME that is also the working directory; `args` are sh's (another script
+ * with `-c`).
+ */
 async function install(
   release: ServedRelease,
   env: Record<string, string> = {},
+  args: string[] = [INSTALLER],
 ): Promise<Run> {
   const home = await Deno.makeTempDir({ prefix: "greeter-install-home-" });
   try {
     const dir = env.GREETER_INSTALL_DIR ?? `${home}/.local/bin`;
     const output = await new Deno.Command("sh", {
-      args: [INSTALLER],
+      args,
+      cwd: home,
       stdin: "null",
       // No proxy variables or the developer's own GREETER_* settings.
       clearEnv: true,
@@ -364,44 +370,15 @@ async function readmeInstallCommand(): Promise<string> {
 }
 
 /**
- * Runs `script` with sh in a scratch directory, its URLs of the real
- * releases pointed at `release`, and the installer's too.
+ * Runs `script` with sh as {@linkcode install} runs install.sh, its URLs of
+ * the real releases pointed at `release`.
  */
-async function runInstallCommand(
-  script: string,
-  release: ServedRelease,
-): Promise<{ code: number; stderr: string; files: string[] }> {
-  const home = await Deno.makeTempDir({ prefix: "greeter-install-readme-" });
-  try {
-    const output = await new Deno.Command("sh", {
-      args: [
-        "-c",
-        script.replaceAll(
-          "https://github.com/greeter-dev/greeter/releases",
-          release.baseUrl,
-        ),
-      ],
-      cwd: home,
-      stdin: "null",
-      clearEnv: true,
-      env: {
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        HOME: home,
-        GREETER_BASE_URL: release.baseUrl,
-      },
-    }).output();
-    const files: string[] = [];
-    try {
-      for await (const entry of Deno.readDir(`${home}/.local/bin`)) {
-        files.push(entry.name);
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    return { code: output.code, stderr: decoder.decode(output.stderr), files };
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+function runInstallCommand(script: string, release: ServedRelease) {
+  const local = script.replaceAll(
+    "https://github.com/greeter-dev/greeter/releases",
+    release.baseUrl,
+  );
+  return install(release, {}, ["-c", local]);
 }
 
 const curl = !onWindows && await canRun("curl");
