@@ -3,7 +3,10 @@
 Installs greeter's binary for this Windows machine.
 
 .DESCRIPTION
-  irm https://github.com/greeter-dev/greeter/releases/latest/download/install.ps1 | iex
+  irm https://github.com/greeter-dev/greeter/releases/latest/download/install.ps1 -OutFile install.ps1
+  powershell -ExecutionPolicy Bypass -File install.ps1
+
+(Download, then run: a failed download then stops before anything runs.)
 
 Downloads the release's SHA256SUMS and the binary for this processor,
 refuses the binary unless its checksum matches, and only then puts it in
@@ -46,7 +49,7 @@ function Install-Greeter {
   }
   if ($os -ne 'Windows') {
     throw "This is not Windows ($os): run install.sh instead: " +
-      "curl -fsSL $baseUrl/latest/download/install.sh | sh"
+      "curl -fsSLo install.sh $baseUrl/latest/download/install.sh && sh install.sh"
   }
 
   # A 32-bit PowerShell on 64-bit Windows sees the real processor only here.

@@ -1,7 +1,11 @@
 #!/bin/sh
 # Installs greeter's binary for this Linux or macOS machine:
 #
-#   curl -fsSL https://github.com/greeter-dev/greeter/releases/latest/download/install.sh | sh
+#   curl -fsSLo install.sh \
+#     https://github.com/greeter-dev/greeter/releases/latest/download/install.sh && sh install.sh
+#
+# (Download, then run: piped into sh, a failed download would run an empty
+# script and "succeed".)
 #
 # It downloads the release's SHA256SUMS and the binary for this OS and
 # processor, refuses the binary unless its checksum matches and it runs here,
@@ -35,7 +39,8 @@ case $os in
   Darwin) os_part=apple-darwin ;;
   MINGW* | MSYS* | CYGWIN* | Windows*)
     fail "This is Windows: run install.ps1 in PowerShell instead:" \
-      "irm $base_url/latest/download/install.ps1 | iex" ;;
+      "irm $base_url/latest/download/install.ps1 -OutFile install.ps1;" \
+      "powershell -ExecutionPolicy Bypass -File install.ps1" ;;
   *)
     fail "Unsupported operating system \"$os\": greeter's binaries are for" \
       "Linux, macOS and Windows; elsewhere run it with Deno" \

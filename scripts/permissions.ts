@@ -25,6 +25,6 @@ export const BINARY_FLAGS: readonly string[] = [
   // A binary has no one to ask: a missing permission is an error.
   "--no-prompt",
   // Per-connection garbage dies young: a 2 MiB new space (V8's default grows
-  // to 16 MiB) keeps peak RSS ~8 MB lower for the same CPU (scripts/bench/results/results.md).
+  // to 16 MiB) keeps peak RSS ~8 MB lower for the same CPU (measured with deno task bench).
   "--v8-flags=--max-semi-space-size=2",
 ];

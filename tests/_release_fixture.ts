@@ -30,6 +30,8 @@ export interface ReleaseOptions {
   wrongChecksums?: readonly Target[];
   /** Targets listed in SHA256SUMS whose binary is not served. */
   unserved?: readonly Target[];
+  /** Also serve scripts/install.sh as the release's `install.sh`. */
+  installer?: boolean;
 }
 
 /** A release served on 127.0.0.1 until disposed. */
@@ -51,6 +53,7 @@ export async function serveRelease(
     contents = {},
     wrongChecksums = [],
     unserved = [],
+    installer = false,
   } = options;
   const encoder = new TextEncoder();
   const files = new Map<string, Uint8Array<ArrayBuffer>>();
@@ -69,6 +72,12 @@ export async function serveRelease(
     if (!unserved.includes(target)) files.set(name, bytes);
   }
   files.set("SHA256SUMS", encoder.encode(formatChecksums(sums)));
+  if (installer) {
+    files.set(
+      "install.sh",
+      await Deno.readFile(new URL("../scripts/install.sh", import.meta.url)),
+    );
+  }
 
   const requests: string[] = [];
   const prefixes = ["/latest/download/", `/download/v${FIXTURE_VERSION}/`];

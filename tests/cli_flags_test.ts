@@ -7,6 +7,8 @@ import {
   formatColumns,
   formatDuration,
   formatFlagHelp,
+  formatGroupedFlagHelp,
+  groupFlags,
   parseDurationFlag,
   parseFlags,
   parseSizeFlag,
@@ -145,6 +147,31 @@ Deno.test("formatFlagHelp() keeps every serve option within 80 columns", () => {
   for (const spec of SERVE_FLAGS) {
     assert(flat.includes(spec.help.replace(/\s+/g, " ")), spec.name);
   }
+});
+
+Deno.test("formatGroupedFlagHelp() lists every serve option once, under its group's heading, in 80 columns", () => {
+  const text = formatGroupedFlagHelp(SERVE_FLAGS);
+  for (const line of text.split("\n")) assert(line.length <= 80, line);
+  const headings = text.split("\n").filter((line) => /^\S.*:$/.test(line));
+  assertEquals(headings, [
+    "Listening:",
+    "Greeting:",
+    "Limits and access:",
+    "Logs and metrics:",
+    "Fleet:",
+    "Process:",
+  ]);
+  const listed = groupFlags(SERVE_FLAGS).flatMap((topic) =>
+    topic.specs.map((spec) => `${topic.group} ${spec.name}`)
+  );
+  assertEquals(
+    listed.sort(),
+    SERVE_FLAGS.map((spec) => `${spec.group} ${spec.name}`).sort(),
+  );
+  // Under its heading: --deny sits in "Limits and access", before "Logs".
+  const deny = text.indexOf("--deny CIDR");
+  assert(text.lastIndexOf("Limits and access:", deny) !== -1);
+  assert(text.indexOf("Logs and metrics:") > deny);
 });
 
 Deno.test("explainError() keeps the whole message of a runtime error, escaped", () => {

@@ -4,7 +4,11 @@
 // ExecStart starts greeter. Where systemd-analyze is installed, it checks
 // the unit itself.
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import dockerignore from "@balena/dockerignore";
 import { canRun, closedPort, ROOT, runCli, startCli } from "./_helpers.ts";
+
+// A CommonJS module whose export is the function its types call `default`.
+const ignore = dockerignore as unknown as typeof dockerignore.default;
 
 const BINARY = "/usr/local/bin/greeter";
 // Windows has no SIGTERM to stop cleanly with: there the exit is not checked.
@@ -165,4 +169,51 @@ Deno.test("Dockerfile's build stage copies every file the compile step reads", a
     }
   }
   assertEquals([...missing], []);
+});
+
+/** Every file under `path` (a file or a folder), relative to ROOT. */
+async function filesUnder(path: string): Promise<string[]> {
+  const info = await Deno.stat(`${ROOT}/${path}`);
+  if (info.isFile) return [path];
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(`${ROOT}/${path}`)) {
+    files.push(...await filesUnder(`${path}/${entry.name}`));
+  }
+  return files;
+}
+
+/**
+ * The files of the Dockerfile's COPY sources (not --from) that `rules`, a
+ * .dockerignore, leaves out of the build context, by Docker's own matching
+ * (@balena/dockerignore, a port of Moby's). A COPY of a missing file or of
+ * an emptied folder fails the build.
+ */
+async function missingFromContext(rules: string): Promise<string[]> {
+  const context = ignore().add(rules.split("\n"));
+  const sources = (await dockerInstructions())
+    .filter((line) => /^COPY (?!--from)/.test(line))
+    .flatMap((line) => line.split(/\s+/).slice(1, -1))
+    .map((path) => path.replace(/^\.\//, "").replace(/\/$/, ""));
+  assert(sources.length > 0, "the Dockerfile copies nothing");
+  const missing: string[] = [];
+  for (const source of sources) {
+    if (context.ignores(source)) {
+      missing.push(source);
+      continue;
+    }
+    for (const file of await filesUnder(source)) {
+      if (context.ignores(file)) missing.push(file);
+    }
+  }
+  return missing;
+}
+
+Deno.test(".dockerignore keeps every file the Dockerfile copies in the build context", async () => {
+  const rules = await Deno.readTextFile(`${ROOT}/.dockerignore`);
+  assertEquals(await missingFromContext(rules), []);
+  // The check bites: without its types/ line, the shims would be left out
+  // and `COPY types/ types/` would fail, as it once did.
+  const withoutTypes = rules.replace(/^!types\/?\n/m, "");
+  assert(withoutTypes !== rules, ".dockerignore re-includes types/");
+  assert((await missingFromContext(withoutTypes)).includes("types"));
 });

@@ -203,7 +203,7 @@ ps1Test(
     );
     assertRefused(
       await install(shell, { ...env, GREETER_OS: "Linux" }),
-      /This is not Windows \(Linux\): run install\.sh instead: curl -fsSL http:\/\/127\.0\.0\.1:\d+\/latest\/download\/install\.sh \| sh/,
+      /This is not Windows \(Linux\): run install\.sh instead: curl -fsSLo install\.sh http:\/\/127\.0\.0\.1:\d+\/latest\/download\/install\.sh && sh install\.sh/,
     );
     assertEquals(release.requests, []);
     assertEquals(await listDir(dir), []);

@@ -45,16 +45,22 @@ interface Run {
   files: string[];
 }
 
-/** Runs install.sh against `release` with a clean environment. */
+/**
+ * Runs install.sh against `release` with a clean environment, in a scratch
+ * HOME that is also the working directory; `args` are sh's (another script
+ * with `-c`).
+ */
 async function install(
   release: ServedRelease,
   env: Record<string, string> = {},
+  args: string[] = [INSTALLER],
 ): Promise<Run> {
   const home = await Deno.makeTempDir({ prefix: "greeter-install-home-" });
   try {
     const dir = env.GREETER_INSTALL_DIR ?? `${home}/.local/bin`;
     const output = await new Deno.Command("sh", {
-      args: [INSTALLER],
+      args,
+      cwd: home,
       stdin: "null",
       // No proxy variables or the developer's own GREETER_* settings.
       clearEnv: true,
@@ -259,7 +265,12 @@ installTest(
       ],
       [
         { GREETER_OS: "MINGW64_NT-10.0-19045" },
-        /This is Windows: run install\.ps1 in PowerShell instead: irm http:\/\/127\.0\.0\.1:\d+\/latest\/download\/install\.ps1 \| iex/,
+        new RegExp(
+          "This is Windows: run install\\.ps1 in PowerShell instead: irm " +
+            "http://127\\.0\\.0\\.1:\\d+/latest/download/install\\.ps1 " +
+            "-OutFile install\\.ps1; powershell -ExecutionPolicy Bypass " +
+            "-File install\\.ps1\n",
+        ),
       ],
     ];
     for (const [env, pattern] of cases) {
@@ -346,4 +357,53 @@ installTest(
     assertEquals(output.code, 0);
   },
   skip || (shellcheck ? "" : "shellcheck is not installed"),
+);
+
+/** The README's installer command, as a shell script. */
+async function readmeInstallCommand(): Promise<string> {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  const block =
+    /```sh\n((?:(?!```)[\s\S])*?releases\/latest\/download\/install\.sh[\s\S]*?)```/
+      .exec(readme);
+  if (!block) throw new Error("README.md shows no installer command");
+  return block[1].replace(/^ +/gm, "");
+}
+
+/**
+ * Runs `script` with sh as {@linkcode install} runs install.sh, its URLs of
+ * the real releases pointed at `release`.
+ */
+function runInstallCommand(script: string, release: ServedRelease) {
+  const local = script.replaceAll(
+    "https://github.com/greeter-dev/greeter/releases",
+    release.baseUrl,
+  );
+  return install(release, {}, ["-c", local]);
+}
+
+const curl = !onWindows && await canRun("curl");
+installTest(
+  "README's installer command installs, and fails when the download fails",
+  async () => {
+    const command = await readmeInstallCommand();
+    assertMatch(command, /^curl -fsSLo install\.sh .*&& sh install\.sh$/ms);
+    {
+      await using release = await serveRelease({ installer: true });
+      const run = await runInstallCommand(command, release);
+      assertEquals([run.code, run.files], [0, ["greeter"]], run.stderr);
+    }
+    // No install.sh in the release: curl -f fails, sh never runs.
+    await using release = await serveRelease();
+    const run = await runInstallCommand(command, release);
+    assertEquals([run.code, run.files], [22, []], run.stderr);
+    assertEquals(release.requests, ["/latest/download/install.sh"]);
+    // Piped into sh, the same failure would run an empty script and exit 0.
+    const piped = await runInstallCommand(
+      "curl -fsSL https://github.com/greeter-dev/greeter/releases/latest/" +
+        "download/install.sh | sh",
+      release,
+    );
+    assertEquals([piped.code, piped.files], [0, []], piped.stderr);
+  },
+  skip || (curl ? "" : "curl is not installed"),
 );

@@ -9,8 +9,10 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Service } from "kubernetes-models/v1/Service";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { ROOT, runCli, startCli, waitForMetricsPort } from "./_helpers.ts";
 import { parseDuration } from "../lib/cli/duration.ts";
+import { VERSION } from "../lib/version.ts";
 
 const DIR = `${ROOT}/deploy/kubernetes`;
 
@@ -23,6 +25,7 @@ const MODELS: Record<string, new (data: Manifest) => { validate(): void }> = {
   "v1 Service": Service,
   "policy/v1 PodDisruptionBudget": PodDisruptionBudget,
   "autoscaling/v2 HorizontalPodAutoscaler": HorizontalPodAutoscaler,
+  "networking.k8s.io/v1 NetworkPolicy": NetworkPolicy,
 };
 
 /** Every YAML document in the folder, by file. */
@@ -139,19 +142,16 @@ Deno.test("deploy/kubernetes Deployment agrees with the Dockerfile and greeter's
   const metricsPort = Number(metrics.split(":")[1]);
   assertEquals(ports.metrics, metricsPort);
 
-  // Liveness: the image's binary, greeter check, the greeting port.
-  const live = container.livenessProbe;
-  const [binary, command, target, ...checkArgs] = live.exec.command;
-  assertEquals([binary], docker.entrypoint);
-  assertEquals(command, "check");
-  assertEquals(target, `127.0.0.1:${greetingPort}`);
-  const checkTimeout = parseDuration(flag(checkArgs, "--timeout"));
-  assert(live.timeoutSeconds * 1000 > checkTimeout, "probe outlasts check");
-
-  // Readiness: /healthz on the metrics port (by name or number).
-  const ready = container.readinessProbe.httpGet;
-  assertEquals(ready.path, "/healthz");
-  assertEquals(ports[ready.port] ?? ready.port, metricsPort);
+  // Both probes: an HTTP GET of /healthz on the metrics port (by name or
+  // number), no process per probe and no client of the greeting port.
+  for (const kind of ["livenessProbe", "readinessProbe"]) {
+    const probe = container[kind];
+    assertEquals(probe.exec, undefined, kind);
+    assertEquals(probe.httpGet.path, "/healthz", kind);
+    assertEquals(ports[probe.httpGet.port] ?? probe.httpGet.port, metricsPort);
+  }
+  // Readiness tolerates one miss.
+  assert(container.readinessProbe.failureThreshold >= 2);
   assertEquals(
     pod.metadata.annotations["prometheus.io/port"],
     `${metricsPort}`,
@@ -192,10 +192,56 @@ Deno.test("deploy/kubernetes Deployment agrees with the Dockerfile and greeter's
     );
   }
 
+  // The placeholder image cannot be pulled, and the kustomization names it.
+  const image: string = container.image;
+  assertEquals(image, `registry.example.invalid/greeter:${VERSION}`);
+  const kustomization = await Deno.readTextFile(`${DIR}/kustomization.yaml`);
+  assertMatch(kustomization, new RegExp(`- name: ${image.split(":")[0]}\n`));
+
+  // The preStop sleep action needs Kubernetes 1.30, and the files say so.
+  if (container.lifecycle?.preStop?.sleep) {
+    for (const file of ["deployment.yaml", "kustomization.yaml"]) {
+      assertMatch(
+        await Deno.readTextFile(`${DIR}/${file}`),
+        /Needs Kubernetes 1\.30 or later/,
+        file,
+      );
+    }
+  }
+
   // SIGTERM comes after preStop; the drain must end before SIGKILL.
   const drainMs = parseDuration(flag(args, "--drain-timeout"));
   const preStopMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
   assert(pod.spec.terminationGracePeriodSeconds * 1000 > preStopMs + drainMs);
+});
+
+Deno.test("deploy/kubernetes NetworkPolicy opens the greeting port to all and the metrics port only to the scraper", async () => {
+  const all = await manifests();
+  const deploy = all.find(({ doc }) => doc.kind === "Deployment")!.doc;
+  const policy = all.find(({ doc }) => doc.kind === "NetworkPolicy")!.doc;
+  assertEquals(policy.spec.podSelector, deploy.spec.selector);
+  assertEquals(policy.spec.policyTypes, ["Ingress"]);
+  const rules: Manifest[] = policy.spec.ingress;
+  const [container] = deploy.spec.template.spec.containers;
+  const named = Object.fromEntries(
+    container.ports.map((p: Manifest) => [p.name, p.containerPort]),
+  );
+  const opened = (port: string) =>
+    rules.filter((rule) =>
+      rule.ports.some((p: Manifest) =>
+        (named[p.port] ?? p.port) === named[port]
+      )
+    );
+  // The greeting port: one rule, from anywhere.
+  assertEquals(opened("greeting").map((rule) => rule.from), [undefined]);
+  // The metrics port: only from selected pods, never from everywhere.
+  const metrics = opened("metrics");
+  assertEquals(metrics.length, 1);
+  assert(metrics[0].from?.length > 0);
+  for (const peer of metrics[0].from) {
+    assertEquals(peer.ipBlock, undefined);
+    assert(peer.podSelector?.matchLabels, "a pod selector for the scraper");
+  }
 });
 
 Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pass against it", async () => {
@@ -209,83 +255,53 @@ Deno.test("deploy/kubernetes Deployment's args start greeter, and its probes pas
   await using server = await startCli(args);
   const metricsPort = await waitForMetricsPort(server);
 
-  const [, , , ...checkArgs] = container.livenessProbe.exec.command;
-  const live = await runCli([
-    "check",
-    `127.0.0.1:${server.port}`,
-    ...checkArgs,
-  ]);
-  assertEquals(live.code, 0, live.stdout + live.stderr);
-  assertMatch(live.stdout, /^OK /);
-
-  const { path } = container.readinessProbe.httpGet;
-  const response = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
-  assertEquals(response.status, 200);
-  await response.body?.cancel();
+  for (const kind of ["livenessProbe", "readinessProbe"]) {
+    const { path } = container[kind].httpGet;
+    const response = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
+    assertEquals(response.status, 200, kind);
+    await response.body?.cancel();
+  }
+  // Probed while busy (a client was accepted within the last second), the
+  // probes add no connection to the greeting port's log or counters.
+  const greeted = await runCli(["connect", `127.0.0.1:${server.port}`]);
+  assertEquals(greeted.code, 0);
+  for (let i = 0; i < 3; i++) {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    assertEquals(response.status, 200);
+    await response.body?.cancel();
+  }
+  const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  assertMatch(await scrape.text(), /^greeter_connections_accepted_total 1$/m);
 
   // SIGTERM, as the kubelet sends it: greeter drains and exits 0.
   const { code, stdout } = await server.stop("SIGTERM");
   assertEquals(code, 0, stdout);
 });
 
-Deno.test("deploy/kubernetes liveness probe fails against --proxy-protocol, as its comment says, works with --proxy-header, and /healthz still answers", async () => {
+Deno.test("deploy/kubernetes probes pass against --proxy-protocol, which refuses a greeting-port probe", async () => {
   const deploy = await deployment();
   const [container] = deploy.spec.template.spec.containers;
   const comments = await Deno.readTextFile(`${DIR}/deployment.yaml`);
-  assertMatch(comments, /--proxy-protocol/);
-  assertMatch(comments, /refuses a probe that sends no\s+#\s+PROXY header/);
-  assertMatch(comments, /--proxy-header/);
+  assertMatch(comments, /--proxy-protocol does not refuse them/);
   const args: string[] = [...container.args];
   args[args.indexOf("--host") + 1] = "127.0.0.1";
   args[args.indexOf("--port") + 1] = "0";
   args[args.indexOf("--metrics") + 1] = "127.0.0.1:0";
-  const [, , , ...checkArgs] = container.livenessProbe.exec.command;
-  // Untrusted (the probe's 127.0.0.1 is not the balancer), and trusted but
-  // without a header (a short --timeout bounds the header's wait).
-  const cases = [
-    { from: "10.0.0.0/16", reason: "proxy_untrusted" },
-    { from: "127.0.0.1/32", reason: "proxy_header" },
-  ];
-  for (const { from, reason } of cases) {
-    await using server = await startCli([
-      ...args,
-      "--proxy-protocol",
-      "--proxy-from",
-      from,
-      "--timeout",
-      "300ms",
-    ]);
-    const metricsPort = await waitForMetricsPort(server);
-    const live = await runCli([
-      "check",
-      `127.0.0.1:${server.port}`,
-      ...checkArgs,
-    ]);
-    assertEquals(live.code, 1, live.stdout + live.stderr);
-    // Closed without a byte: greeter refused it, for the reason expected.
-    assertMatch(live.stdout, /got "" \(0 bytes, then closed\)/);
-    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-    assertMatch(
-      await metrics.text(),
-      new RegExp(
-        `^greeter_connections_refused_total\\{reason="${reason}"\\} 1$`,
-        "m",
-      ),
-    );
-    // The fix the comment gives: a v2 LOCAL header, from a trusted address.
-    if (from === "127.0.0.1/32") {
-      const fixed = await runCli([
-        "check",
-        `127.0.0.1:${server.port}`,
-        ...checkArgs,
-        "--proxy-header",
-      ]);
-      assertEquals(fixed.code, 0, fixed.stdout + fixed.stderr);
-    }
-    // Or the other replacement the comment suggests.
-    const { path } = container.readinessProbe.httpGet;
+  await using server = await startCli([
+    ...args,
+    "--proxy-protocol",
+    "--proxy-from",
+    "10.0.0.0/16",
+  ]);
+  const metricsPort = await waitForMetricsPort(server);
+  // What an exec probe of the greeting port would get: refused.
+  const check = await runCli(["check", `127.0.0.1:${server.port}`]);
+  assertEquals(check.code, 1, check.stdout + check.stderr);
+  assertMatch(check.stdout, /got "" \(0 bytes, then closed\)/);
+  for (const kind of ["livenessProbe", "readinessProbe"]) {
+    const { path } = container[kind].httpGet;
     const response = await fetch(`http://127.0.0.1:${metricsPort}${path}`);
-    assertEquals(response.status, 200);
+    assertEquals(response.status, 200, kind);
     await response.body?.cancel();
   }
 });

@@ -36,7 +36,31 @@ export interface FlagSpec {
   repeatable?: boolean;
   /** One line for `--help`. */
   help: string;
+  /** The topic `greeter --help` lists it under (see {@linkcode GroupedFlagSpec}). */
+  group?: FlagGroup;
 }
+
+/**
+ * A flag of a command whose `--help` is grouped by topic: the server's.
+ * Its table is typed with this, so a flag without a group fails to compile.
+ */
+export type GroupedFlagSpec = FlagSpec & { group: FlagGroup };
+
+/**
+ * The topics of the server's `--help`, in the order it prints them, with
+ * their headings. A new flag names its group in its {@linkcode FlagSpec}.
+ */
+export const FLAG_GROUPS = {
+  listening: "Listening",
+  greeting: "Greeting",
+  limits: "Limits and access",
+  logs: "Logs and metrics",
+  fleet: "Fleet",
+  process: "Process",
+} as const;
+
+/** One topic of the server's `--help`: a key of {@linkcode FLAG_GROUPS}. */
+export type FlagGroup = keyof typeof FLAG_GROUPS;
 
 /** The flags and positionals of one command line, typed as given. */
 export interface ParsedFlags {
@@ -447,9 +471,14 @@ export function wrapText(text: string, width: number): string[] {
  * Lays out two columns within {@linkcode HELP_WIDTH}: each left entry, then
  * its text wrapped with a hanging indent. A left entry too wide for the
  * column gets a line of its own, and its text starts under the column.
+ * `widest` are the left entries the column is sized for (by default
+ * `rows`' own), so that several tables can share one column.
  */
-export function formatColumns(rows: [string, string][]): string {
-  const longest = Math.max(...rows.map(([left]) => left.length));
+export function formatColumns(
+  rows: [string, string][],
+  widest: string[] = rows.map(([left]) => left),
+): string {
+  const longest = Math.max(...widest.map((left) => left.length));
   const column = Math.min(longest + 4, NAMES_COLUMN);
   const indent = " ".repeat(column);
   const out: string[] = [];
@@ -463,13 +492,43 @@ export function formatColumns(rows: [string, string][]): string {
   return out.join("\n");
 }
 
+/** A flag's two columns in `--help`: its names, and what it does. */
+function flagRow(spec: FlagSpec): [string, string] {
+  const names = (spec.short ? `-${spec.short}, ` : "    ") + dashed(spec) +
+    (spec.value ? ` ${spec.value}` : "");
+  return [names, spec.help + (spec.repeatable ? " (repeatable)" : "")];
+}
+
 /** Formats flag specs as the options part of `--help`, within 80 columns. */
 export function formatFlagHelp(specs: FlagSpec[]): string {
-  return formatColumns(specs.map((spec) => {
-    const names = (spec.short ? `-${spec.short}, ` : "    ") + dashed(spec) +
-      (spec.value ? ` ${spec.value}` : "");
-    return [names, spec.help + (spec.repeatable ? " (repeatable)" : "")];
-  }));
+  return formatColumns(specs.map(flagRow));
+}
+
+/**
+ * The flags of each {@linkcode FLAG_GROUPS} topic, in its order and each in
+ * the order of `specs`; topics without flags are left out.
+ */
+export function groupFlags(
+  specs: readonly GroupedFlagSpec[],
+): { group: FlagGroup; title: string; specs: GroupedFlagSpec[] }[] {
+  return Object.entries(FLAG_GROUPS).map(([group, title]) => ({
+    group: group as FlagGroup,
+    title,
+    specs: specs.filter((spec) => spec.group === group),
+  })).filter((topic) => topic.specs.length > 0);
+}
+
+/**
+ * Formats flag specs under the headings of their groups (see
+ * {@linkcode groupFlags}), in one column layout, within 80 columns.
+ */
+export function formatGroupedFlagHelp(
+  specs: readonly GroupedFlagSpec[],
+): string {
+  const widest = specs.map((spec) => flagRow(spec)[0]);
+  return groupFlags(specs).map(({ title, specs }) =>
+    `${title}:\n${formatColumns(specs.map(flagRow), widest)}`
+  ).join("\n\n");
 }
 
 /** Formats the examples that end `--help`: a command line and what it does. */
@@ -506,9 +565,19 @@ export class ExitError extends Error {
 }
 
 /** The flags every command has: --help and --version. */
-export const COMMON_FLAGS: FlagSpec[] = [
-  { name: "help", short: "h", help: "Show this help and exit" },
-  { name: "version", short: "V", help: "Show the version and exit" },
+export const COMMON_FLAGS: GroupedFlagSpec[] = [
+  {
+    name: "help",
+    short: "h",
+    help: "Show this help and exit",
+    group: "process",
+  },
+  {
+    name: "version",
+    short: "V",
+    help: "Show the version and exit",
+    group: "process",
+  },
 ];
 
 /**

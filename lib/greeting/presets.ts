@@ -173,6 +173,7 @@ export function timeGreeting(
  */
 function checkQuote(quote: string, number: number, line?: number): void {
   // The common case, ASCII, costs no array of characters.
+  // deno-lint-ignore no-control-regex -- the ASCII range starts at NUL
   const at = /[^\x00-\x7f]/.test(quote)
     ? [...quote].findIndex((char) => char.codePointAt(0)! > 0x7f)
     : -1;

@@ -3,11 +3,11 @@ import { parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   flagName,
-  type FlagSpec,
   formatDuration,
   formatExamples,
-  formatFlagHelp,
+  formatGroupedFlagHelp,
   formatSize,
+  type GroupedFlagSpec,
   type InfoCommand,
   lastValue,
   maxFileSizeFlag,
@@ -113,9 +113,10 @@ const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
 export const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
-export const SERVE_FLAGS: FlagSpec[] = [
+export const SERVE_FLAGS: GroupedFlagSpec[] = [
   {
     name: "host",
+    group: "listening",
     short: "H",
     value: "HOST",
     repeatable: true,
@@ -124,6 +125,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "port",
+    group: "listening",
     short: "p",
     value: "PORT",
     repeatable: true,
@@ -132,96 +134,113 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "unix",
+    group: "listening",
     value: "PATH",
     repeatable: true,
     help: "Listen on a Unix socket (a stale socket file is replaced)",
   },
   {
     name: "message",
+    group: "greeting",
     short: "m",
     value: "TEXT",
     help: `Greeting text (default "${DEFAULT_MESSAGE}")`,
   },
   {
     name: "message-file",
+    group: "greeting",
     value: "PATH",
     help: "Read the greeting text from a file (one trailing newline dropped)",
   },
   {
     name: "preset",
+    group: "greeting",
     value: "daytime|qotd|time",
     help: "Serve a classic service: RFC 867 daytime, RFC 865 quote of the " +
       "day, RFC 868 time",
   },
   {
     name: "quotes-file",
+    group: "greeting",
     value: "PATH",
     help: "Quotes for --preset qotd: one per line, or separated by % lines",
   },
   {
     name: "tls-cert",
+    group: "listening",
     value: "FILE",
     help: "Serve over TLS with this PEM certificate chain (needs --tls-key)",
   },
   {
     name: "tls-key",
+    group: "listening",
     value: "FILE",
     help: "The PEM private key for --tls-cert",
   },
   {
     name: "line-ending",
+    group: "greeting",
     value: "crlf|lf|none",
     help: "What ends each line of the greeting (default crlf)",
   },
   {
     name: "encoding",
+    group: "greeting",
     value: "ascii|utf-8|latin1",
     help: "Encoding of the greeting; text it cannot encode is an error " +
       "(default ascii)",
   },
   {
     name: "quiet",
+    group: "logs",
     short: "q",
     help: "Do not print a line per connection",
   },
   {
     name: "log-format",
+    group: "logs",
     value: "text|json",
     help: "Log lines for people (text) or one JSON object per line " +
       "(default text)",
   },
   {
     name: "log-rate",
+    group: "logs",
     value: "N",
     help: "Connection lines per second from one address before the rest " +
       `are summarized; 0 logs every one (default ${DEFAULT_LOG_RATE})`,
   },
   {
     name: "log-timestamps",
+    group: "logs",
     value: "auto|on|off",
     help: "Start each text line with an RFC 3339 time (default auto: on " +
       "when stdout is not a terminal and not journald)",
   },
   {
     name: "metrics",
+    group: "logs",
     value: "[HOST:]PORT",
     help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
       "a port alone listens on 127.0.0.1",
   },
   {
     name: "max-connections",
+    group: "limits",
     value: "N",
     help: "Connections served at once; beyond it clients wait in the " +
       `backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
   },
   {
     name: "backlog",
+    group: "limits",
     value: "N",
     help: "Length of the kernel's queue of pending connections " +
       "(default: as long as the kernel allows, net.core.somaxconn)",
   },
   {
     name: "timeout",
+    group: "limits",
     value: "DURATION",
     help: "Longest life of one connection, such as 500ms, 10s or 2m (a " +
       `number alone is milliseconds); 0 for none, though a TLS handshake ` +
@@ -231,6 +250,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "linger",
+    group: "limits",
     value: "DURATION",
     help: "After the greeting, wait this long for the client to close " +
       `before closing; 0 closes at once (default ${
@@ -239,33 +259,46 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "drain-timeout",
+    group: "limits",
     value: "DURATION",
     help: "On shutdown, how long in-flight greetings may finish " +
       `(default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
   },
   {
     name: "max-per-ip",
+    group: "limits",
     value: "N",
     help: "Connections open at once from one address (IPv6: one /64)",
   },
   {
     name: "rate-per-ip",
+    group: "limits",
     value: "R",
     help: "New connections per second from one address (IPv6: one /64)",
   },
   {
     name: "refuse-message",
+    group: "limits",
     value: "TEXT",
     help: "Sent to refused clients instead of closing them silently",
   },
   {
     name: "allow",
+    group: "limits",
     value: "CIDR",
     repeatable: true,
     help: "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
   },
   {
+    name: "deny",
+    group: "limits",
+    value: "CIDR",
+    repeatable: true,
+    help: "Refuse these addresses; deny wins over allow",
+  },
+  {
     name: "allow-file",
+    group: "limits",
     value: "PATH",
     repeatable: true,
     help: "More --allow blocks, one per line (# comments); read again on " +
@@ -273,25 +306,22 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "deny-file",
+    group: "limits",
     value: "PATH",
     repeatable: true,
     help: "More --deny blocks, one per line (# comments); read again on " +
       "SIGHUP",
   },
   {
-    name: "deny",
-    value: "CIDR",
-    repeatable: true,
-    help: "Refuse these addresses; deny wins over allow",
-  },
-  {
     name: "proxy-protocol",
+    group: "fleet",
     help: "Read a PROXY protocol header (v1 or v2) from a load balancer " +
       "before greeting; the client it names is the one logged, limited " +
       "and matched by --allow/--deny (needs --proxy-from)",
   },
   {
     name: "proxy-from",
+    group: "fleet",
     value: "CIDR",
     repeatable: true,
     help: "A load balancer that may send the header; connections from " +
@@ -299,6 +329,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     name: "workers",
+    group: "fleet",
     value: "N",
     help: "Serve from N threads sharing the ports (Linux SO_REUSEPORT, " +
       "deno run --unstable-net); --max-connections, --max-per-ip, " +
@@ -307,6 +338,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   },
   {
     ...maxFileSizeFlag("each file named by a flag"),
+    group: "process",
     help: "The most bytes read from each file named by a flag, in bytes or " +
       `with a unit such as 4MiB (default ${formatSize(MIB)}; ` +
       `${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
@@ -325,11 +357,12 @@ Usage:
   greeter check [HOST][:PORT]        Health probe: exit 0 if the greeting
                                      is exactly as expected
 
-Options:
-${formatFlagHelp(SERVE_FLAGS)}
+${formatGroupedFlagHelp(SERVE_FLAGS)}
 
 Durations take a unit (250ms, 5s, 2m, 1h); a number alone is milliseconds.
 Run "greeter connect --help" and "greeter check --help" for their options.
+Signals: SIGINT or SIGTERM drains and stops, SIGHUP re-reads the files,
+SIGUSR2 prints a stats line. Under deno run, plain TCP needs --allow-net.
 Exit codes: 0 success, 1 runtime error, 2 usage error.
 
 ${
