@@ -14,6 +14,7 @@ import { ListenError } from "../server/listeners.ts";
 import type { ServerStats } from "../server/stats.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 import { explainListen } from "./explain.ts";
+import { SELF_PROBE } from "./run_server.ts";
 
 /** What the health check reads of a running server, single or workers. */
 export interface HealthSource {
@@ -38,7 +39,7 @@ function healthOf(
       );
       // A server on Unix sockets alone is judged by its counters.
       return tcp
-        ? probeAddress(tcp)()
+        ? probeAddress(tcp, SELF_PROBE)()
         : Promise.resolve({ connected: true, done() {} });
     },
   });

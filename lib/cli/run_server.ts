@@ -11,6 +11,12 @@ import {
 } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 
+/**
+ * The cell of the health probe's port (see `selfProbe`): the main thread's,
+ * which it also hands to every worker.
+ */
+export const SELF_PROBE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+
 /** One thread's server with its connection log and duration histogram. */
 export interface ServerRun {
   /** The running server. */
@@ -31,6 +37,8 @@ export interface RunServerOptions {
   options: ServeGreetingOptions;
   /** Receives each log line (the main thread's writer, or a worker's batcher). */
   emit: (line: string) => void;
+  /** The main thread's probe cell, in a worker; this thread's by default. */
+  selfProbe?: Int32Array;
 }
 
 /**
@@ -56,6 +64,8 @@ export function runServer(run: RunServerOptions): ServerRun {
       ...options,
       onConnection: log.onConnection,
       onAcceptError: log.onAcceptError,
+      // Only --metrics probes the server's own port.
+      selfProbe: command.metrics ? run.selfProbe ?? SELF_PROBE : undefined,
       // The histogram is only read by --metrics.
       onClose: log.onClose || command.metrics
         ? (record) => {

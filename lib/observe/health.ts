@@ -21,7 +21,12 @@ export interface HealthCheckOptions {
    * not; the connection is closed by the caller of `done`. Only tests
    * replace it.
    */
-  probe: () => Promise<{ connected: boolean; done(): void }>;
+  probe: () => Promise<{
+    connected: boolean;
+    /** True once the server took it (else its counters must move). */
+    accepted?(): boolean;
+    done(): void;
+  }>;
   /**
    * How long accepting may make no progress, in ms, before the server is
    * probed, and how long a probe waits to be accepted.
@@ -85,13 +90,13 @@ export function createHealthCheck(
         reason: "accepting fails: out of file descriptors or memory",
       };
     }
-    const { connected, done } = await probe();
+    const { connected, accepted, done } = await probe();
     try {
       if (!connected) {
         return { ok: false, reason: "cannot connect to its own port" };
       }
       const start = now();
-      while (progressOf(stats()) === progress) {
+      while (accepted ? !accepted() : progressOf(stats()) === progress) {
         if (draining()) return { ok: false, reason: "draining" };
         if (now() - start >= stallAfter) {
           return {
@@ -113,31 +118,68 @@ export function createHealthCheck(
 
 /**
  * A probe of `addr`: a TCP connection to it (to loopback when it listens
- * on every interface), closed by `done`.
+ * on every interface), closed by `done`. With `cell` (the server's
+ * `selfProbe`), the probe binds the address it connects to and a port of
+ * its choosing, writes that port into the cell first, and is accepted once
+ * the server has cleared it: the server then neither counts nor logs it.
  */
 export function probeAddress(
   addr: Deno.NetAddr,
-): () => Promise<{ connected: boolean; done(): void }> {
+  cell?: Int32Array,
+): () => Promise<{ connected: boolean; accepted?(): boolean; done(): void }> {
   const hostname = addr.hostname === "0.0.0.0"
     ? "127.0.0.1"
     : addr.hostname === "::"
     ? "::1"
     : addr.hostname;
+  if (!cell) {
+    return async () => {
+      try {
+        const conn = await Deno.connect({ hostname, port: addr.port });
+        return {
+          connected: true,
+          done() {
+            try {
+              conn.close();
+            } catch {
+              // Closed by the server already.
+            }
+          },
+        };
+      } catch {
+        return { connected: false, done() {} };
+      }
+    };
+  }
   return async () => {
-    try {
-      const conn = await Deno.connect({ hostname, port: addr.port });
-      return {
-        connected: true,
-        done() {
-          try {
-            conn.close();
-          } catch {
-            // Closed by the server already.
-          }
-        },
+    const { connect } = await import("node:net");
+    // A few tries: the port picked at random may be taken.
+    for (let tries = 0; tries < 3; tries++) {
+      const port = 20_000 + Math.floor(Math.random() * 40_000);
+      Atomics.store(cell, 0, port);
+      const socket = connect({
+        host: hostname,
+        port: addr.port,
+        localAddress: hostname,
+        localPort: port,
+      });
+      const connected = await new Promise<boolean>((resolve) => {
+        socket.once("connect", () => resolve(true));
+        socket.once("error", () => resolve(false));
+      });
+      const done = () => {
+        Atomics.compareExchange(cell, 0, port, 0);
+        socket.destroy();
       };
-    } catch {
-      return { connected: false, done() {} };
+      if (connected) {
+        return {
+          connected,
+          accepted: () => Atomics.load(cell, 0) !== port,
+          done,
+        };
+      }
+      done();
     }
+    return { connected: false, done() {} };
   };
 }

@@ -23,6 +23,8 @@ export interface ConnectionContext {
   /** The PROXY protocol's trusted peers, when a header is expected. */
   readonly proxy: { from: Cidr[] } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
+  /** The health probe's source port while one is in flight, or 0. */
+  readonly selfProbe: Int32Array | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
   /** Called when `inFlight` drops to 0. */
@@ -75,6 +77,13 @@ export function acceptConnection(
   server: ConnectionContext,
   conn: Deno.Conn,
 ): void {
+  const probe = server.selfProbe;
+  if (probe !== undefined && probe[0] !== 0 && isSelfProbe(conn, probe[0])) {
+    // Not a client: off the queue, closed, and told so.
+    Atomics.store(probe, 0, 0);
+    server.table.release(server.table.add(conn));
+    return;
+  }
   server.stats.accepted++;
   if (server.proxy) {
     const slot = server.table.addHandshaking(conn);
@@ -85,6 +94,16 @@ export function acceptConnection(
     return;
   }
   admitAndServe(server, server.table.add(conn), conn.remoteAddr);
+}
+
+/**
+ * True for the health probe: from `port`, and from the very address it
+ * reached (the probe binds it), which only this host can be.
+ */
+function isSelfProbe(conn: Deno.Conn, port: number): boolean {
+  const remote = conn.remoteAddr as Deno.NetAddr;
+  return remote.port === port &&
+    remote.hostname === (conn.localAddr as Deno.NetAddr).hostname;
 }
 
 /** True if `addr` is an IP address inside one of `blocks`. */

@@ -317,6 +317,16 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   /** Called when a connection ends, with what happened to it. */
   onClose?: (record: ConnectionRecord) => void;
   /**
+   * A shared cell (`Int32Array` of one, on a `SharedArrayBuffer`) that
+   * holds the source port of the server's own health probe while one is in
+   * flight, and 0 otherwise (see `probeAddress`). The connection from that
+   * port, whose source address is the address it reached, is the probe: it
+   * is closed at once and the cell set to 0, and it is never counted,
+   * logged or given to `onConnection` or `onClose`. Any thread's server may
+   * take it, so workers share the one cell.
+   */
+  selfProbe?: Int32Array;
+  /**
    * Called when an accept fails; the server has counted it in
    * {@linkcode ServerStats.acceptErrors} and goes on.
    */

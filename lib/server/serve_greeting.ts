@@ -128,6 +128,7 @@ export function serveGreeting(
       linger: resolved.linger,
       onConnection: options.onConnection,
       onClose: options.onClose,
+      selfProbe: options.selfProbe,
       proxy: resolved.proxy,
     },
     accepted: acceptConnection,

@@ -77,7 +77,7 @@ async function reload(): Promise<string | undefined> {
 }
 let snapshot: (() => WorkerSnapshot) | undefined;
 
-async function start({ command, ports }: StartMessage) {
+async function start({ command, ports, selfProbe }: StartMessage) {
   startCommand = command;
   const options = await prepareServe(command);
   const listen = ports === undefined
@@ -92,6 +92,7 @@ async function start({ command, ports }: StartMessage) {
       command,
       options: { ...options, listen, reusePort: true },
       emit: batcher.line,
+      selfProbe,
     });
   } catch (error) {
     batcher.flush();

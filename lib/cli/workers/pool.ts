@@ -15,6 +15,7 @@ import {
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
+import { SELF_PROBE } from "../run_server.ts";
 
 export type {
   FromWorker,
@@ -321,12 +322,19 @@ export async function startWorkers(
 
   const [first, ...rest] = members;
   try {
-    first.worker.postMessage({ type: "start", command } satisfies ToWorker);
+    first.worker.postMessage(
+      { type: "start", command, selfProbe: SELF_PROBE } satisfies ToWorker,
+    );
     const addrs = await first.ready.promise;
     const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
     for (const member of rest) {
       member.worker.postMessage(
-        { type: "start", command, ports } satisfies ToWorker,
+        {
+          type: "start",
+          command,
+          ports,
+          selfProbe: SELF_PROBE,
+        } satisfies ToWorker,
       );
     }
     await Promise.all(rest.map((member) => member.ready.promise));

@@ -24,6 +24,8 @@ export interface StartMessage {
   command: ServeCommand;
   /** The real port of each listen target, when the first worker chose them. */
   ports?: number[];
+  /** The main thread's health probe cell (shared memory). */
+  selfProbe: Int32Array;
 }
 
 /** What the main thread sends a worker. */
