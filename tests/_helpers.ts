@@ -55,7 +55,8 @@ export async function runCli(
   const output = await new Deno.Command(command, {
     args: commandArgs,
     stdin: "null",
-    env: { NO_COLOR: "1" },
+    // Deno's own update check (deno run only) is not greeter's to test.
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
   }).output();
   return {
     code: output.code,
@@ -93,7 +94,7 @@ export async function startCli(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
   }).spawn();
   let stdout = "";
   let stderr = "";

@@ -9,6 +9,7 @@ import {
   DEFAULT_BYTES,
   POSIX_SIGNALS,
   readAll,
+  ROOT,
   runCli,
   runNode,
   silentServer,
@@ -305,4 +306,29 @@ Deno.test("greeter connect --tls --insecure reports a server that never answers"
     1,
     "within 300 ms",
   );
+});
+
+Deno.test({
+  name: "deno task start writes nothing of Deno's own to stderr (its update " +
+    "check is off), even where Deno would warn about CA files",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "start", "-H", "127.0.0.1", "-p", "0", "-q"],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      // A CA file Deno cannot read makes its update checker warn, in colour.
+      env: { NODE_EXTRA_CA_CERTS: "/nonexistent/ca.pem" },
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const stdout = new Response(child.stdout).text();
+    // Long enough for the update check, which starts at once.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    child.kill("SIGTERM");
+    await child.status;
+    assertStringIncludes(await stdout, "Server is listening");
+    assertEquals(await stderr, "");
+  },
 });

@@ -153,12 +153,10 @@ async function runFdLimited(extraArgs: string[]) {
     stopped.stdout,
     /\nServer stopped: 20001 connections, 20001 greeted\n$/,
   );
-  // Deno itself may warn that it could not read CA files while out of file
-  // descriptors; greeter's own errors start with "greeter:".
-  assert(
-    !/greeter: /.test(stopped.stderr),
-    stopped.stderr,
-  );
+  // Nothing at all on stderr: not greeter's errors, and not Deno's update
+  // checker failing to read CA files for want of descriptors (it is off,
+  // as in deno task start; see docs/limitations.md).
+  assertEquals(stopped.stderr, "");
   return { result, counters };
 }
 
