@@ -675,13 +675,6 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
     throw new UsageError("--ca and --insecure cannot be used together");
   }
   const proxyHeader = flags.switches.has("proxy-header");
-  if (proxyHeader && tls) {
-    throw new UsageError(
-      "--proxy-header and --tls cannot be used together: a TLS greeter " +
-        "behind a balancer gets the header before the handshake, which " +
-        "greeter check cannot send",
-    );
-  }
   const unix = lastValue(flags, "unix");
   if (unix !== undefined && (tls || flags.positionals.length > 0)) {
     throw new UsageError(

@@ -77,7 +77,8 @@ export interface FetchGreetingOptions {
   /**
    * Start with a PROXY protocol v2 `LOCAL` header, as a load balancer's
    * health check does, for a server that expects the header (see
-   * `ServeGreetingOptions.proxyProtocol`). Not with `tls`.
+   * `ServeGreetingOptions.proxyProtocol`). With `tls`, the header goes in
+   * clear before the handshake, as HAProxy's `send-proxy` does.
    */
   proxyHeader?: boolean;
   /**
@@ -161,16 +162,28 @@ function asDenoError(error: Error & { code?: string }): Error {
 async function insecureTlsSource(
   hostname: string,
   port: number,
+  proxyHeader: boolean,
 ): Promise<ChunkSource> {
   const { connect } = await import("node:tls");
-  const { isIP } = await import("node:net");
+  const net = await import("node:net");
+  const { isIP } = net;
+  // The PROXY header goes in clear first, then TLS on the same socket.
+  let raw: import("node:net").Socket | undefined;
+  if (proxyHeader) {
+    const plain = net.connect({ host: hostname, port });
+    raw = plain;
+    await new Promise<void>((resolve, reject) => {
+      plain.once("connect", resolve);
+      plain.once("error", (error: Error) => reject(asDenoError(error)));
+    });
+    plain.write(LOCAL_HEADER);
+  }
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let ended = false;
   let failure: Error | undefined;
   let wake = () => {};
   const socket = connect({
-    host: hostname,
-    port,
+    ...(raw ? { socket: raw } : { host: hostname, port }),
     rejectUnauthorized: false,
     ...(isIP(hostname) ? {} : { servername: hostname }),
   });
@@ -229,14 +242,30 @@ async function open(
     }
     return denoSource(conn);
   }
-  if (options.proxyHeader) {
-    throw new TypeError("A PROXY protocol header cannot precede TLS here");
-  }
   const { caCerts, insecure } = tls === true ? {} : tls;
-  if (insecure) return await insecureTlsSource(hostname, port);
-  const conn = await Deno.connectTls({ hostname, port, caCerts });
-  await conn.handshake();
-  return denoSource(conn);
+  const proxyHeader = options.proxyHeader === true;
+  if (insecure) return await insecureTlsSource(hostname, port, proxyHeader);
+  if (!proxyHeader) {
+    const conn = await Deno.connectTls({ hostname, port, caCerts });
+    await conn.handshake();
+    return denoSource(conn);
+  }
+  // As HAProxy's send-proxy before a TLS server: the header in clear, then
+  // the handshake on the same connection.
+  const tcp = await Deno.connect({ hostname, port, signal });
+  try {
+    await tcp.write(LOCAL_HEADER);
+    const conn = await Deno.startTls(tcp, { hostname, caCerts });
+    await conn.handshake();
+    return denoSource(conn);
+  } catch (error) {
+    try {
+      tcp.close();
+    } catch {
+      // Closed with the TLS connection already.
+    }
+    throw error;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import type { ConnectionTable, Slot } from "./connection_table.ts";
 import type { ConnectionRecord, ServeGreetingOptions } from "./options.ts";
 import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
+import { startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 
@@ -143,6 +144,10 @@ async function acceptProxied(
       } else if (header.command === "proxy" && header.source) {
         slot.client = header.source;
       }
+      // TLS behind the balancer starts now, on the same connection, after
+      // the header that came in clear (HAProxy's send-proxy).
+      const tls = refused ? undefined : startDeferredTls(slot.conn);
+      if (tls) slot.conn = (await tls) as unknown as Deno.Conn;
     } catch (error) {
       refused = "proxy_header";
       reason = error instanceof ProxyProtocolError

@@ -84,6 +84,8 @@ function socketFileAt(path: string): SocketFile {
 export interface OpenListenersOptions {
   backlog: number;
   reusePort: boolean;
+  /** A PROXY header comes in clear first: TLS starts after it. */
+  proxy?: unknown;
 }
 
 function describeTarget(target: ListenTarget): [string, number] {
@@ -125,6 +127,7 @@ function openOne(
     key: tls.key,
     backlog: options.backlog,
     reusePort: options.reusePort,
+    deferred: options.proxy !== undefined,
   });
   return { listener: listener as unknown as Acceptor, tls: listener };
 }

@@ -70,6 +70,26 @@ export interface TlsListenOptions {
   backlog?: number;
   /** Let other sockets listen on the same address (Linux `SO_REUSEPORT`). */
   reusePort?: boolean;
+  /**
+   * Accept the plain TCP connection and start TLS only when
+   * {@linkcode startDeferredTls} is called on it: for what comes in clear
+   * before the handshake, such as a PROXY protocol header.
+   */
+  deferred?: boolean;
+}
+
+const START_TLS = Symbol("startTls");
+
+/**
+ * Starts TLS on a connection that a `deferred` listener accepted, once what
+ * came before the handshake has been read; returns undefined for any other
+ * connection. The TCP connection then belongs to the TLS one.
+ */
+export function startDeferredTls(
+  conn: Deno.Conn,
+): Promise<TlsConnection> | undefined {
+  return (conn as { [START_TLS]?: () => Promise<TlsConnection> })[START_TLS]
+    ?.();
 }
 
 /** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
@@ -122,7 +142,7 @@ export interface TlsListener extends AsyncIterable<TlsConnection>, Disposable {
  * @throws Whatever `Deno.listen` throws, such as `Deno.errors.AddrInUse`.
  */
 export function listenTls(options: TlsListenOptions): TlsListener {
-  const { hostname, port, cert, key, backlog, reusePort } = options;
+  const { hostname, port, cert, key, backlog, reusePort, deferred } = options;
   if (backlog !== undefined && (!Number.isInteger(backlog) || backlog < 1)) {
     throw new RangeError("The backlog must be a whole number of at least 1");
   }
@@ -140,16 +160,22 @@ export function listenTls(options: TlsListenOptions): TlsListener {
     ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
     ...(reusePort ? { reusePort } : {}),
   });
-  return new Listener(listener, context);
+  return new Listener(listener, context, deferred === true);
 }
 
 class Listener implements TlsListener {
   readonly #tcp: Deno.TcpListener;
   #context: Promise<SecureContext>;
+  readonly #deferred: boolean;
 
-  constructor(tcp: Deno.TcpListener, context: Promise<SecureContext>) {
+  constructor(
+    tcp: Deno.TcpListener,
+    context: Promise<SecureContext>,
+    deferred: boolean,
+  ) {
     this.#tcp = tcp;
     this.#context = context;
+    this.#deferred = deferred;
   }
 
   get addr(): Deno.NetAddr {
@@ -173,6 +199,13 @@ class Listener implements TlsListener {
   async accept(): Promise<TlsConnection> {
     await this.#currentContext();
     const tcp = await this.#tcp.accept();
+    if (this.#deferred) {
+      // The certificate of when the handshake starts, as for the others.
+      Object.defineProperty(tcp, START_TLS, {
+        value: async () => loaded!.startTls(tcp, await this.#currentContext()),
+      });
+      return tcp as unknown as TlsConnection;
+    }
     try {
       // Read again: a reload while this accept waited counts for its client.
       return loaded!.startTls(tcp, await this.#currentContext());
