@@ -88,8 +88,8 @@ const START_TLS = Symbol("startTls");
 export function startDeferredTls(
   conn: Deno.Conn,
 ): Promise<TlsConnection> | undefined {
-  return (conn as { [START_TLS]?: () => Promise<TlsConnection> })[START_TLS]
-    ?.();
+  return (conn as { [START_TLS]?: () => Promise<TlsConnection> })
+    [START_TLS]?.();
 }
 
 /** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
