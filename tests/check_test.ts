@@ -167,7 +167,8 @@ Deno.test("checkGreeting() tells each kind of timeout apart", async () => {
     assertEquals(
       (await check(silent.port)).message,
       `FAIL no greeting from 127.0.0.1:${silent.port} within 200 ms; is it a ` +
-        "greeter, and is the port open? (try a longer --timeout)",
+        "greeter, and is the port open? (try a longer --timeout; if it " +
+        "expects a PROXY protocol header, add --proxy-header)",
     );
   }
   {

@@ -121,7 +121,7 @@ Deno.test("parseCommand() turns every mistake into a UsageError", () => {
     [["--port", "--quiet"], "Missing value for --port"],
     [["-p", "70000"], 'Invalid value "70000" for -p'],
     [["--port", "70000"], 'Invalid value "70000" for --port'],
-    [["-p", "-1"], "Missing value for -p"],
+    [["-p", "-1"], 'Invalid value "-1" for -p'],
     [["-p", "eighty"], 'Invalid value "eighty" for -p'],
     [["--host", ""], "the host is empty"],
     [["--line-ending", "cr"], 'Invalid value "cr" for --line-ending'],

@@ -240,3 +240,81 @@ Deno.test("greeter --help of every command fits 80 columns and ends with example
     }
   }
 });
+
+Deno.test("greeter takes -Hlocalhost and negative numbers as values, and points each mistyped address at the fix", async () => {
+  await assertUsageErrors([
+    [["-Hlocalhost", "-p", "x"], ['Invalid value "x" for -p:']],
+    [["--timeout", "-1"], [
+      'Invalid value "-1" for --timeout: use 0ms or more',
+    ]],
+    [["-p", "-5"], ['Invalid value "-5" for -p:']],
+    [["connect", "127.0.0.1:0"], [
+      'Port 0 in "127.0.0.1:0" is no server\'s port',
+    ]],
+    [["connect", "--unix", ""], ["--unix needs the path of the socket file"]],
+    [["--host", "127.0.0.1:8080"], [
+      'Invalid value "127.0.0.1:8080" for --host: it takes a host alone; ' +
+      "write --host 127.0.0.1 --port 8080",
+    ]],
+    [["-H", "[::1]:9000"], ["write -H ::1 --port 9000"]],
+    [["--metrics", "9464x"], [
+      'Invalid value "9464x" for --metrics: not a port',
+    ]],
+  ]);
+  // -Hlocalhost is -H localhost: it listens there.
+  await using server = await startCli(["-Hlocalhost", "-p", "0", "-q"]);
+  assert(server.port > 0);
+});
+
+Deno.test("greeter connect to a port that never answers says so, without suggesting --tls", async () => {
+  // A listener whose backlog is full: the kernel drops further SYNs.
+  const listener = Deno.listen(
+    { hostname: "127.0.0.1", port: 0, tcpBacklog: 1 } as Deno.TcpListenOptions,
+  );
+  const held: Deno.Conn[] = [];
+  try {
+    // Linux queues backlog + 1 connections; the next one waits for ever.
+    for (let i = 0; i < 2; i++) {
+      held.push(
+        await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+      );
+    }
+    const result = await runCli([
+      "connect",
+      "-t",
+      "1s",
+      `127.0.0.1:${listener.addr.port}`,
+    ]);
+    const line = assertOneLine(result, 1, [
+      `no connection to 127.0.0.1:${listener.addr.port} within 1000 ms`,
+      "is the host up and the port open?",
+    ], "full backlog");
+    assert(!line.includes("--tls"), line);
+  } finally {
+    for (const conn of held) conn.close();
+    listener.close();
+  }
+});
+
+Deno.test("greeter check against a --proxy-protocol greeter without --proxy-header says to add it", async () => {
+  await using server = await startCli([
+    "-H",
+    "127.0.0.1",
+    "-p",
+    "0",
+    "--proxy-protocol",
+    "--proxy-from",
+    "127.0.0.1",
+  ]);
+  const check = await runCli(["check", `127.0.0.1:${server.port}`]);
+  assertEquals(check.code, 1);
+  // It waits for the header that never comes: no greeting.
+  assertStringIncludes(check.stdout, "FAIL no greeting from");
+  assertStringIncludes(check.stdout, "add --proxy-header");
+  const fixed = await runCli([
+    "check",
+    "--proxy-header",
+    `127.0.0.1:${server.port}`,
+  ]);
+  assertEquals(fixed.code, 0, fixed.stdout);
+});

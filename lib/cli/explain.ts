@@ -95,6 +95,7 @@ export function explainListenError(
 export function explainConnectError(
   error: unknown,
   address: string,
+  how: { tls?: boolean; ca?: boolean } = {},
 ): Explanation {
   const prefix = `Cannot connect to ${address}`;
   const reason = error instanceof Deno.errors.ConnectionRefused
@@ -103,13 +104,21 @@ export function explainConnectError(
     ? "timed out; is the host up and the port open?"
     : error instanceof GreetingTimeoutError
     ? lowerFirst(error.message) +
-      (error.received === 0
+      (!error.connected
+        ? how.tls
+          ? "; is the host up, the port open, and does it speak TLS?"
+          : "; is the host up and the port open?"
+        : error.received === 0 && !how.tls
         ? "; if the server speaks TLS add --tls, otherwise try a longer --timeout"
         : "; try a longer --timeout")
     : error instanceof Error && /invalid peer certificate/.test(error.message)
     ? "the server's TLS certificate is not trusted (" +
       (/: (\w+)\W*$/.exec(error.message)?.[1] ?? "invalid") +
-      "): give its CA with --ca FILE, or skip the check with --insecure"
+      (how.ca
+        ? "): the --ca file does not vouch for it (a self-signed certificate " +
+          "must be its own CA: give that certificate with --ca, or skip the " +
+          "check with --insecure)"
+        : "): give its CA with --ca FILE, or skip the check with --insecure")
     : error instanceof Deno.errors.ConnectionReset
     ? "the server reset the connection"
     : error instanceof Deno.errors.NotCapable

@@ -183,6 +183,14 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (arg.startsWith("--no-")) {
       throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
+    // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
+    // (parseArgs would read it as bundled switches -H -l -o ...).
+    const short = /^-([^-])(.+)$/s.exec(arg);
+    const attached = short && byName.get(short[1]);
+    if (attached?.value && attached.short === short![1]) {
+      joined.push(`--${attached.name}=${short![2].replace(/^=/, "")}`);
+      continue;
+    }
     const match = /^--?([^=]+)$/.exec(arg);
     const spec = match && byName.get(match[1]);
     if (!spec?.value) {
@@ -190,7 +198,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
       continue;
     }
     const next = args[i + 1];
-    if (next === undefined || (next.startsWith("-") && next.length > 1)) {
+    // A negative number is a value (and a wrong one, said by its flag).
+    const isFlag = next !== undefined && next.startsWith("-") &&
+      next.length > 1 && !/^-\d/.test(next);
+    if (next === undefined || isFlag) {
       // The flag as typed: "-p" or "--port".
       const flag = arg;
       throw new UsageError(
@@ -597,14 +608,22 @@ export function parseTarget(
     );
   }
   const defaults = { hostname: "localhost", port: DEFAULT_PORT };
+  let target;
   try {
-    return positionals.length === 0
+    target = positionals.length === 0
       ? defaults
       : parseHostPort(positionals[0], defaults);
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     throw new UsageError(error.message);
   }
+  if (target.port === 0) {
+    throw new UsageError(
+      `Port 0 in ${quote(positionals[0])} is no server's port: give the ` +
+        "port the server listens on (1-65535)",
+    );
+  }
+  return target;
 }
 
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */
@@ -676,6 +695,11 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
   }
   const proxyHeader = flags.switches.has("proxy-header");
   const unix = lastValue(flags, "unix");
+  if (unix === "") {
+    throw new UsageError(
+      "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
+    );
+  }
   if (unix !== undefined && (tls || flags.positionals.length > 0)) {
     throw new UsageError(
       "--unix connects to a socket file: drop HOST:PORT and --tls",

@@ -251,7 +251,12 @@ export async function checkGreeting(
   if (closed) {
     return result(
       "mismatch",
-      mismatch(address, expect, received, `${size} bytes, then closed`),
+      mismatch(address, expect, received, `${size} bytes, then closed`) +
+        // What a greeter behind a balancer does to a client with no header.
+        (size === 0 && !options.proxyHeader
+          ? "; if it expects a PROXY protocol header (--proxy-protocol), " +
+            "add --proxy-header"
+          : ""),
     );
   }
   if (error instanceof GreetingTimeoutError) {
@@ -264,7 +269,11 @@ export async function checkGreeting(
         ? `FAIL ${address} sent ${size} of the ${expect.length} expected ` +
           `bytes, then nothing more within ${timeout} ms`
         : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
-          "greeter, and is the port open? (try a longer --timeout)",
+          "greeter, and is the port open? (try a longer --timeout" +
+          // A greeter behind a balancer waits for a header first.
+          (options.proxyHeader
+            ? ")"
+            : "; if it expects a PROXY protocol header, add --proxy-header)"),
     );
   }
   const reason = (error instanceof Error ? error.message : String(error))

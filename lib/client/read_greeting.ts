@@ -118,11 +118,26 @@ export interface FetchGreetingOptions {
 export class GreetingTimeoutError extends Error {
   /** Bytes received before the deadline. */
   readonly received: number;
+  /**
+   * Whether the connection was made (and its TLS handshake done) before
+   * the deadline: false when the server never answered at all.
+   */
+  readonly connected: boolean;
   /** Describes which server did not finish within which timeout. */
-  constructor(address: string, timeout: number, received = 0) {
-    super(`No complete greeting from ${address} within ${timeout} ms`);
+  constructor(
+    address: string,
+    timeout: number,
+    received = 0,
+    connected = true,
+  ) {
+    super(
+      connected
+        ? `No complete greeting from ${address} within ${timeout} ms`
+        : `No connection to ${address} within ${timeout} ms`,
+    );
     this.name = "GreetingTimeoutError";
     this.received = received;
+    this.connected = connected;
   }
 }
 
@@ -337,7 +352,12 @@ export async function* readGreeting(
     }
   } catch (error) {
     if (deadline.signal.aborted) {
-      throw new GreetingTimeoutError(address, timeout, received);
+      throw new GreetingTimeoutError(
+        address,
+        timeout,
+        received,
+        source !== undefined,
+      );
     }
     if (signal?.aborted) throw signal.reason;
     throw error;

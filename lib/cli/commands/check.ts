@@ -164,7 +164,12 @@ export async function runCheck(command: CheckCommand): Promise<number> {
     result.error === undefined
       ? result.message
       : `FAIL ${
-        lowerFirst(explainConnectError(result.error, result.address).message)
+        lowerFirst(
+          explainConnectError(result.error, result.address, {
+            tls: command.tls,
+            ca: command.ca !== undefined,
+          }).message,
+        )
       }`,
   );
   return result.ok ? 0 : 1;

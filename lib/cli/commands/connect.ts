@@ -111,7 +111,10 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
       }
     }
   } catch (error) {
-    const { message, exitCode } = explainConnectError(error, address);
+    const { message, exitCode } = explainConnectError(error, address, {
+      tls: command.tls,
+      ca: command.ca !== undefined,
+    });
     throw new ExitError(message, exitCode);
   }
   return 0;

@@ -395,6 +395,13 @@ function parseMetricsAddress(
   text: string,
   flag: string,
 ): { hostname: string; port: number } {
+  // "9464x": a port mistyped, not a host to look up.
+  if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
+    throw new UsageError(
+      `Invalid value ${quote(text)} for ${flag}: not a port; write PORT, ` +
+        "HOST:PORT or :PORT, as in 9464 or 127.0.0.1:9464",
+    );
+  }
   try {
     return /^\d+$/.test(text)
       ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
@@ -561,6 +568,24 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       `Invalid value for ${
         flagName(flags, "host", emptyHost)
       }: the host is empty (try 0.0.0.0 or 127.0.0.1)`,
+    );
+  }
+  // "127.0.0.1:8080" or "[::1]:8080": the port belongs to --port.
+  const withPort = hosts.findIndex((host) =>
+    /^\[.*\]:\d+$/.test(host) ||
+    (/^[^:]+:\d*$/.test(host) && parseIp(host) === undefined)
+  );
+  if (withPort !== -1) {
+    const host = hosts[withPort];
+    const colon = host.lastIndexOf(":");
+    const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+    const port = host.slice(colon + 1);
+    throw new UsageError(
+      `Invalid value ${quote(host)} for ${
+        flagName(flags, "host", withPort)
+      }: it takes a host alone; write ${
+        flagName(flags, "host", withPort)
+      } ${name}${port ? ` --port ${port}` : ""}`,
     );
   }
   const unix = flags.values.get("unix") ?? [];
