@@ -161,16 +161,14 @@ export async function runCheck(command: CheckCommand): Promise<number> {
   });
   // A failure to connect is worded by the CLI, with the flags that fix it.
   console.log(
-    result.error === undefined
-      ? result.message
-      : `FAIL ${
-        lowerFirst(
-          explainConnectError(result.error, result.address, {
-            tls: command.tls,
-            ca: command.ca !== undefined,
-          }).message,
-        )
-      }`,
+    result.error === undefined ? result.message : `FAIL ${
+      lowerFirst(
+        explainConnectError(result.error, result.address, {
+          tls: command.tls,
+          ca: command.ca !== undefined,
+        }).message,
+      )
+    }`,
   );
   return result.ok ? 0 : 1;
 }
