@@ -107,8 +107,13 @@ function isSelfProbe(conn: Deno.Conn, port: number): boolean {
     remote.hostname === (conn.localAddr as Deno.NetAddr).hostname;
 }
 
-/** True if `addr` is an IP address inside one of `blocks`. */
+/**
+ * True if `addr` is an IP address inside one of `blocks`, or a Unix socket
+ * peer: who may connect to one is for its file's permissions to say, so a
+ * local balancer (HAProxy's `server ... /path send-proxy`) is trusted.
+ */
 function isFrom(addr: Deno.Addr, blocks: Cidr[]): boolean {
+  if (addr.transport === "unix") return true;
   if (addr.transport !== "tcp") return false;
   const bytes = parseIp(addr.hostname);
   return bytes !== undefined &&
