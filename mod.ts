@@ -55,6 +55,17 @@ export {
   QuoteError,
 } from "./lib/greeting/presets.ts";
 export { type Cidr, parseCidr } from "./lib/net/ip.ts";
+export {
+  identifyProbe,
+  type Probe,
+  PROBE_KINDS,
+  type ProbeKind,
+} from "./lib/net/probe.ts";
+export {
+  type AddressMask,
+  type AddressMaskOptions,
+  createAddressMask,
+} from "./lib/net/address_privacy.ts";
 export { ValueError } from "./lib/net/value_error.ts";
 export {
   type ClientTlsOptions,

@@ -175,9 +175,17 @@ export function sourceKey(hostname: string): string {
   const bytes = parseIp(hostname);
   if (!bytes) return hostname;
   if (bytes.length === 4) return bytes.join(".");
+  return ipv6Prefix(bytes, 64);
+}
+
+/**
+ * The IPv6 network of `bytes` with a prefix of whole groups (a multiple of
+ * 16 bits, below 128), as `2001:db8:1::/48`: its groups, then `::`.
+ */
+export function ipv6Prefix(bytes: IpBytes, prefix: number): string {
   const groups: string[] = [];
-  for (let i = 0; i < 8; i += 2) {
+  for (let i = 0; i < prefix / 8; i += 2) {
     groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
   }
-  return `${groups.join(":")}::/64`;
+  return `${groups.join(":")}::/${prefix}`;
 }

@@ -732,3 +732,16 @@ export function encodeProxyHeader(
   }
   return out;
 }
+
+/**
+ * True if `bytes` begin like a PROXY protocol header, v1 (`PROXY `) or v2
+ * (its 12-byte signature), as far as they go (at least 6 bytes): for naming
+ * what a client sent on a port that expects no header.
+ */
+export function looksLikeProxyHeader(bytes: Uint8Array): boolean {
+  if (bytes.length < 6) return false;
+  const signature = bytes[0] === V2_SIGNATURE[0] ? V2_SIGNATURE : V1_PREFIX;
+  const n = Math.min(bytes.length, signature.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== signature[i]) return false;
+  return true;
+}

@@ -33,7 +33,8 @@ export type RefuseReason =
   | "per_ip_limit"
   | "rate_limit"
   | "proxy_untrusted"
-  | "proxy_header";
+  | "proxy_header"
+  | "early_talker";
 
 /** The refuse reasons, in a stable order (for metrics). */
 export const REFUSE_REASONS: readonly RefuseReason[] = [
@@ -42,6 +43,7 @@ export const REFUSE_REASONS: readonly RefuseReason[] = [
   "rate_limit",
   "proxy_untrusted",
   "proxy_header",
+  "early_talker",
 ];
 
 /**

@@ -6,6 +6,8 @@ import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
+import { Sensing, type SensorOptions } from "./sensor.ts";
+import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
 
 /** What the connections share with the server that accepted them. */
 export interface ConnectionContext {
@@ -28,6 +30,10 @@ export interface ConnectionContext {
   readonly selfProbe: Int32Array | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
+  /** The greeting pause and capture, when asked for. */
+  readonly sensor: SensorOptions | undefined;
+  /** How observers see a client's address; replaced by a reload. */
+  mask: AddressMask | undefined;
   /** Called when `inFlight` drops to 0. */
   settled(): void;
 }
@@ -208,7 +214,11 @@ function admitAndServe(
   }
   if (server.onConnection) {
     try {
-      server.onConnection(remoteAddr, conn.localAddr, peerAddr);
+      server.onConnection(
+        maskAddress(server.mask, remoteAddr),
+        conn.localAddr,
+        peerAddr,
+      );
     } catch {
       // A failing observer must not stop the server.
     }
@@ -276,7 +286,19 @@ async function serveConnection(
   server.inFlight++;
   let outcome = decided;
   let written = 0;
+  const sensing = server.sensor && !decided
+    ? new Sensing(server.sensor)
+    : undefined;
   try {
+    if (sensing && server.sensor!.pause > 0) {
+      if (
+        await sensing.pause(table, conn) && !server.sensor!.greetEarly
+      ) {
+        stats.outcomes[outcome = decided = "refused"]++;
+        stats.refused[reason = "early_talker"]++;
+        bytes = server.refuseMessage;
+      }
+    }
     while (written < bytes.length) {
       written += await conn.write(
         written === 0 ? bytes : bytes.subarray(written),
@@ -286,8 +308,11 @@ async function serveConnection(
     if (server.linger > 0 && !decided && written > 0 && slot.list) {
       await conn.closeWrite();
       if (table.linger(slot)) {
-        while (await conn.read(scratch) !== null) {
-          // Discard what the client sends until it closes.
+        if (sensing) await sensing.linger(conn, scratch);
+        else {
+          while (await conn.read(scratch) !== null) {
+            // Discard what the client sends until it closes.
+          }
         }
       }
     }
@@ -307,14 +332,15 @@ async function serveConnection(
     }
   } finally {
     stats.bytesWritten += written;
+    sensing?.count(stats);
     if (admittedHost !== undefined) admission!.release(admittedHost);
     table.release(slot);
   }
   if (server.onClose) {
     const duration = performance.now() - start;
     try {
-      server.onClose({
-        remoteAddr: slot.client ?? conn.remoteAddr,
+      const record: ConnectionRecord = {
+        remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
         ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
         localAddr: conn.localAddr,
         outcome: outcome!,
@@ -323,7 +349,9 @@ async function serveConnection(
         greetingLength: bytes.length,
         startTime: Date.now() - duration,
         duration,
-      });
+      };
+      sensing?.annotate(record);
+      server.onClose(record);
     } catch {
       // A failing observer must not stop the server.
     }

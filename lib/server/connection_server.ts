@@ -41,6 +41,8 @@ export interface ServerCoreOptions<T extends object> {
   handshake?: number;
   /** See {@linkcode createConnectionTable}. */
   greetTimeout?: number;
+  /** See {@linkcode createConnectionTable}. */
+  pause?: number;
   /** How long shutdown lets open connections finish, in ms. */
   drainTimeout: number;
   /** What the server adds to the core for its connections. */
@@ -90,6 +92,7 @@ export function startServerCore<T extends object>(
     linger: options.linger,
     handshake: options.handshake,
     greetTimeout: options.greetTimeout,
+    pause: options.pause,
     onRelease() {
       places.release();
       if (ended) {

@@ -1,3 +1,5 @@
+import { createPauseQueue, type PauseEntry } from "./greet_pause.ts";
+
 /**
  * One open connection and when it must be closed. A slot is in at most one
  * {@linkcode SlotList} at a time.
@@ -113,6 +115,13 @@ export interface ConnectionTableOptions {
    */
   greetTimeout?: number;
   /**
+   * How long a connection may wait before it is greeted (`greetPause`), in
+   * ms; 0 for no pause (and no queue).
+   *
+   * @default {0}
+   */
+  pause?: number;
+  /**
    * Called once for every released slot, after its connection is closed:
    * the place it held is free.
    */
@@ -162,6 +171,14 @@ export interface ConnectionTable {
    * time, false after. A pending read or write on it then fails.
    */
   release(slot: Slot): boolean;
+  /**
+   * Starts a greeting pause: `wake` is called by the sweep once the pause
+   * has passed, unless {@linkcode ConnectionTable.cancelPause} came first.
+   * Only for a table with a `pause`.
+   */
+  pause(wake: () => void): PauseEntry;
+  /** Ends a pause without waking it. */
+  cancelPause(entry: PauseEntry): void;
   /** Releases every open connection. */
   releaseAll(): void;
   /** Releases the connections whose deadline has passed. */
@@ -182,7 +199,7 @@ function closeQuietly(conn: Deno.Conn) {
 export function createConnectionTable(
   options: ConnectionTableOptions,
 ): ConnectionTable {
-  const { timeout, linger, onRelease, handshake = 0 } = options;
+  const { timeout, linger, onRelease, handshake = 0, pause = 0 } = options;
   // The deadline of the serving phase: the whole life, or the greeting's.
   const serveTimeout = timeout || (options.greetTimeout ?? 0);
   const now = options.now ?? (() => performance.now());
@@ -199,10 +216,12 @@ export function createConnectionTable(
         serveTimeout || Infinity,
         linger || Infinity,
         handshake || Infinity,
+        pause || Infinity,
       ) / 4,
     ),
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
+  const pauses = pause > 0 ? createPauseQueue(pause) : undefined;
 
   function release(slot: Slot): boolean {
     if (!unlinkSlot(slot)) return false;
@@ -222,7 +241,10 @@ export function createConnectionTable(
     while (lingering.head && lingering.head.deadline <= time) {
       release(lingering.head);
     }
-    if (handshaking.size + serving.size + lingering.size === 0) stop();
+    pauses?.sweep(time);
+    if (
+      handshaking.size + serving.size + lingering.size === 0 && !pauses?.size
+    ) stop();
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
@@ -276,6 +298,12 @@ export function createConnectionTable(
       sweeper ??= setInterval(sweep, sweepEvery);
       return true;
     },
+    pause(wake) {
+      if (!pauses) throw new TypeError("This table has no greeting pause");
+      sweeper ??= setInterval(sweep, sweepEvery);
+      return pauses.add(now(), wake);
+    },
+    cancelPause: (entry) => pauses?.cancel(entry),
     release,
     releaseAll() {
       while (handshaking.head) release(handshaking.head);

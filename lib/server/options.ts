@@ -2,6 +2,9 @@ import type { AdmissionOptions } from "./admission.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
+import type { Probe } from "../net/probe.ts";
+import type { AddressMask } from "../net/address_privacy.ts";
+import { MAX_CAPTURE, type SensorOptions } from "./sensor.ts";
 
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;
@@ -173,6 +176,21 @@ export interface ConnectionRecord {
   startTime: number;
   /** How long it lived, in milliseconds (from a monotonic clock). */
   duration: number;
+  /**
+   * With `greetPause` or `capture`: true if the client sent something
+   * during the greeting pause (an early talker).
+   */
+  earlyTalker?: boolean;
+  /**
+   * With `greetPause` or `capture`: what the client's first bytes looked
+   * like; absent if it sent nothing.
+   */
+  probe?: Probe;
+  /**
+   * With `capture`: the first bytes the client sent (at most `capture`),
+   * before or after the greeting; empty if it sent nothing.
+   */
+  captured?: Uint8Array;
 }
 
 /**
@@ -317,6 +335,123 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   /** Called when a connection ends, with what happened to it. */
   onClose?: (record: ConnectionRecord) => void;
   /**
+   * Wait this many milliseconds before greeting; a client that sends
+   * anything meanwhile is an early talker (see `earlyTalkers`), counted in
+   * {@linkcode ServerStats.earlyTalkers} and marked in its record. Scanners
+   * and bots speak first; people and line-oriented clients wait. Must be
+   * shorter than `timeout`. With a pause or `capture`, the client's first
+   * bytes are named too ({@linkcode ConnectionRecord.probe},
+   * {@linkcode ServerStats.probes}); 0 greets at once and looks only at
+   * what comes while lingering. The waits are ended by the connection
+   * table's one sweep, not a timer each.
+   *
+   * @example Catch a client that talks first
+   * ```ts
+   * import { type ConnectionRecord, serveGreeting } from "../../mod.ts";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const closed = Promise.withResolvers<ConnectionRecord>();
+   * await using server = serveGreeting({
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   greetPause: 200,
+   *   onClose: (record) => closed.resolve(record),
+   * });
+   * const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+   * await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+   * // Refused: closed without a greeting.
+   * assertEquals(await conn.read(new Uint8Array(64)), null);
+   * conn.close();
+   * const record = await closed.promise;
+   * assertEquals(record.earlyTalker, true);
+   * assertEquals(record.reason, "early_talker");
+   * assertEquals(record.probe?.kind, "http");
+   * ```
+   */
+  greetPause?: number;
+  /**
+   * What becomes of an early talker (see `greetPause`): `refuse` closes it
+   * without a greeting (outcome `refused`, reason `early_talker`; it gets
+   * the `refuseMessage` if there is one), `greet` greets it all the same.
+   *
+   * @default {"refuse"}
+   *
+   * @example Greet early talkers, but mark them
+   * ```ts
+   * import { serveGreeting } from "../../mod.ts";
+   *
+   * await using server = serveGreeting({
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   greetPause: 500,
+   *   earlyTalkers: "greet",
+   * });
+   * ```
+   */
+  earlyTalkers?: "greet" | "refuse";
+  /**
+   * Keep the first this many bytes (1 to 4096) a client sends, before or
+   * after the greeting, in its record ({@linkcode ConnectionRecord.captured}).
+   * What comes after the greeting is read while lingering, so it needs a
+   * `linger`. One buffer per connection, no larger than this (and none
+   * without it); a client that sends more is read only to linger.
+   *
+   * @example Record what clients send
+   * ```ts
+   * import { type ConnectionRecord, serveGreeting } from "../../mod.ts";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const closed = Promise.withResolvers<ConnectionRecord>();
+   * await using server = serveGreeting({
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   capture: 16,
+   *   onClose: (record) => closed.resolve(record),
+   * });
+   * const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+   * await conn.read(new Uint8Array(64)); // the greeting
+   * await conn.write(new TextEncoder().encode("SSH-2.0-Probe\r\n"));
+   * conn.close();
+   * const record = await closed.promise;
+   * assertEquals(new TextDecoder().decode(record.captured), "SSH-2.0-Probe\r\n");
+   * assertEquals(record.probe?.kind, "ssh");
+   * ```
+   */
+  capture?: number;
+  /**
+   * How `onConnection`, `onClose` and so the logs see a client's address,
+   * made by {@linkcode createAddressMask}: cut to its network, or replaced
+   * by a keyed pseudonym, without its port. Access rules, limits and
+   * greeting templates still see the real address.
+   *
+   * @example Log networks, not addresses
+   * ```ts
+   * import {
+   *   type ConnectionRecord,
+   *   createAddressMask,
+   *   fetchGreeting,
+   *   serveGreeting,
+   * } from "../../mod.ts";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const closed = Promise.withResolvers<ConnectionRecord>();
+   * await using server = serveGreeting({
+   *   hostname: "127.0.0.1",
+   *   port: 0,
+   *   maskAddress: await createAddressMask({ mode: "truncate" }),
+   *   onClose: (record) => closed.resolve(record),
+   * });
+   * await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port });
+   * const { remoteAddr } = await closed.promise;
+   * assertEquals(remoteAddr, {
+   *   transport: "tcp",
+   *   hostname: "127.0.0.0/24",
+   *   port: 0,
+   * });
+   * ```
+   */
+  maskAddress?: AddressMask;
+  /**
    * A shared cell (`Int32Array` of one, on a `SharedArrayBuffer`) that
    * holds the source port of the server's own health probe while one is in
    * flight, and 0 otherwise (see `probeAddress`). The connection from that
@@ -369,6 +504,7 @@ export type ReloadOptions = Pick<
   | "maxPerIp"
   | "ratePerIp"
   | "tls"
+  | "maskAddress"
 >;
 
 /** The options with every default filled in and every value checked. */
@@ -383,6 +519,7 @@ export interface ResolvedOptions {
   timeout: number;
   linger: number;
   proxy: { from: Cidr[]; timeout: number } | undefined;
+  sensor: SensorOptions | undefined;
 }
 
 /** An option's value is out of its range; says which option and value. */
@@ -519,6 +656,40 @@ export function checkReloadable(options: ReloadOptions): void {
   }
   checkCidrs("allow", options.allow);
   checkCidrs("deny", options.deny);
+  checkFunction("maskAddress", options.maskAddress);
+}
+
+/** Checks the sensor's options; undefined when none is asked. */
+function resolveSensor(
+  options: ServeGreetingOptions,
+  timeout: number,
+): SensorOptions | undefined {
+  const { greetPause, earlyTalkers, capture } = options;
+  if (greetPause !== undefined) {
+    checkInteger("greetPause", greetPause, 0, MAX_TIMER_MS);
+    if (timeout > 0 && greetPause >= timeout) {
+      throw invalid(
+        "greetPause",
+        greetPause,
+        `less than the timeout (${timeout})`,
+      );
+    }
+  }
+  if (earlyTalkers !== undefined) {
+    if (earlyTalkers !== "greet" && earlyTalkers !== "refuse") {
+      throw invalid("earlyTalkers", earlyTalkers, '"greet" or "refuse"');
+    }
+    if (greetPause === undefined) {
+      throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
+    }
+  }
+  if (capture !== undefined) checkInteger("capture", capture, 1, MAX_CAPTURE);
+  if (greetPause === undefined && capture === undefined) return undefined;
+  return {
+    pause: greetPause ?? 0,
+    greetEarly: earlyTalkers === "greet",
+    capture: capture ?? 0,
+  };
 }
 
 /**
@@ -583,6 +754,7 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     };
   }
   checkFunction("onAcceptError", options.onAcceptError);
+  const sensor = resolveSensor(options, timeout);
   let targets: ListenTarget[];
   if (options.listen !== undefined) {
     if (!Array.isArray(options.listen) || options.listen.length === 0) {
@@ -605,5 +777,6 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     timeout,
     linger,
     proxy,
+    sensor,
   };
 }

@@ -114,6 +114,7 @@ export function serveGreeting(
     timeout: resolved.timeout,
     linger: resolved.linger,
     handshake: resolved.proxy?.timeout ?? 0,
+    pause: resolved.sensor?.pause ?? 0,
     // Under `timeout: 0` a TLS handshake still has a bound.
     greetTimeout: resolved.targets.some((target) =>
         "tls" in target && target.tls
@@ -130,6 +131,8 @@ export function serveGreeting(
       onClose: options.onClose,
       selfProbe: options.selfProbe,
       proxy: resolved.proxy,
+      sensor: resolved.sensor,
+      mask: options.maskAddress,
     },
     accepted: acceptConnection,
     onAcceptError,
@@ -176,6 +179,7 @@ export function serveGreeting(
       }
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
+      if ("maskAddress" in next) server.mask = next.maskAddress;
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
       if ("maxPerIp" in next || "ratePerIp" in next) {

@@ -1,4 +1,5 @@
 import { REFUSE_REASONS, type RefuseReason } from "./admission.ts";
+import { PROBE_KINDS, type ProbeKind } from "../net/probe.ts";
 
 /**
  * How a connection ended: `greeted` (the whole greeting was written),
@@ -81,6 +82,16 @@ export interface ServerStats {
   pausedAtLimit: number;
   /** Bytes written to clients, in total. */
   bytesWritten: number;
+  /**
+   * Clients that sent something during the greeting pause (`greetPause`),
+   * greeted or refused.
+   */
+  earlyTalkers: number;
+  /**
+   * Clients that sent something while sensed (`greetPause` or `capture`),
+   * by what their first bytes looked like.
+   */
+  probes: Record<ProbeKind, number>;
 }
 
 /** Creates a zeroed set of counters. */
@@ -99,5 +110,9 @@ export function createServerStats(): ServerStats {
     exhausted: false,
     pausedAtLimit: 0,
     bytesWritten: 0,
+    earlyTalkers: 0,
+    probes: Object.fromEntries(
+      PROBE_KINDS.map((kind) => [kind, 0]),
+    ) as Record<ProbeKind, number>,
   };
 }

@@ -13,6 +13,7 @@ import {
   type DurationHistogram,
 } from "../../observe/metrics.ts";
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
+import type { ProbeKind } from "../../net/probe.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SELF_PROBE } from "../run_server.ts";
@@ -151,6 +152,10 @@ export function sumStats(
       ) as (keyof ServerStats["refused"])[]
     ) {
       total.refused[key] += stats.refused[key];
+    }
+    total.earlyTalkers += stats.earlyTalkers ?? 0;
+    for (const key of Object.keys(total.probes) as ProbeKind[]) {
+      total.probes[key] += stats.probes?.[key] ?? 0;
     }
     for (const [code, count] of Object.entries(stats.acceptErrors)) {
       total.acceptErrors[code] = (total.acceptErrors[code] ?? 0) + count;

@@ -1,0 +1,168 @@
+/**
+ * Client addresses as logs may keep them: cut to their network, or replaced
+ * by a keyed pseudonym. What admission uses is never changed; only what is
+ * handed to observers (logs, `onConnection`, `onClose`).
+ *
+ * @module
+ */
+import { ipv6Prefix, parseIp, unmapIpv4 } from "./ip.ts";
+
+/**
+ * Replaces a client's address by the one observers see; see
+ * {@linkcode createAddressMask}. Its port is 0 when the port is dropped.
+ *
+ * @example Usage
+ * ```ts
+ * import { type AddressMask, createAddressMask } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const mask: AddressMask = await createAddressMask({ mode: "truncate" });
+ * const client: Deno.NetAddr = {
+ *   transport: "tcp",
+ *   hostname: "192.0.2.77",
+ *   port: 40000,
+ * };
+ * assertEquals(mask(client).hostname, "192.0.2.0/24");
+ * ```
+ */
+export type AddressMask = (addr: Deno.NetAddr) => Deno.NetAddr;
+
+/** How logs show a client's address: `full`, `truncate` or `hash`. */
+export type AddressLogMode = "full" | "truncate" | "hash";
+
+/** The address log modes, for `--log-address`. */
+export const ADDRESS_LOG_MODES: readonly AddressLogMode[] = [
+  "full",
+  "truncate",
+  "hash",
+];
+
+/** The fewest bytes a key for `hash` may have. */
+export const MIN_ADDRESS_KEY_BYTES = 16;
+
+/** What {@linkcode createAddressMask} makes. */
+export type AddressMaskOptions =
+  | { mode: "truncate" }
+  | {
+    mode: "hash";
+    /** The secret key, at least {@linkcode MIN_ADDRESS_KEY_BYTES} bytes. */
+    key: Uint8Array;
+  };
+
+/**
+ * The network of an IP address, for logs: IPv4 to its /24
+ * (`192.0.2.0/24`), IPv6 to its /48 (`2001:db8:1::/48`); an IPv4-mapped
+ * IPv6 address as IPv4. Text that is no IP address is returned as it is.
+ *
+ * @example Usage
+ * ```ts
+ * import { truncateAddress } from "./address_privacy.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(truncateAddress("2001:db8:1:2::5"), "2001:db8:1::/48");
+ * assertEquals(truncateAddress("::ffff:192.0.2.9"), "192.0.2.0/24");
+ * ```
+ */
+export function truncateAddress(hostname: string): string {
+  const bytes = parseIp(unmapIpv4(hostname));
+  if (!bytes) return hostname;
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.0/24`;
+  return ipv6Prefix(bytes, 48);
+}
+
+/** The bytes a hash is taken of: one address, one spelling. */
+function addressBytes(hostname: string): Uint8Array {
+  return parseIp(unmapIpv4(hostname)) ??
+    new TextEncoder().encode(hostname);
+}
+
+const HEX = Array.from(
+  { length: 256 },
+  (_, i) => i.toString(16).padStart(2, "0"),
+);
+
+/**
+ * Makes an {@linkcode AddressMask}:
+ * - `truncate`: the address's network (see {@linkcode truncateAddress});
+ * - `hash`: a pseudonym of 16 hex digits, the first 64 bits of
+ *   HMAC-SHA-256 of the address's bytes under `key`: the same address gives
+ *   the same token under the same key, and without the key the token cannot
+ *   be turned back into an address, not even by trying every IPv4 address
+ *   (as an unkeyed hash could be).
+ *
+ * Either drops the port (0). Async only to load the hash (`node:crypto`,
+ * only when `hash` is asked); the mask itself is synchronous.
+ *
+ * @throws {RangeError} For a key shorter than {@linkcode MIN_ADDRESS_KEY_BYTES}.
+ * @throws {TypeError} For an unknown mode or a key that is not bytes.
+ *
+ * @example Pseudonyms: stable under one key, different under another
+ * ```ts
+ * import { createAddressMask } from "../../mod.ts";
+ * import { assertEquals, assertNotEquals } from "@std/assert";
+ *
+ * const client: Deno.NetAddr = {
+ *   transport: "tcp",
+ *   hostname: "192.0.2.77",
+ *   port: 40000,
+ * };
+ * const one = await createAddressMask({ mode: "hash", key: new Uint8Array(32) });
+ * const two = await createAddressMask({
+ *   mode: "hash",
+ *   key: new Uint8Array(32).fill(1),
+ * });
+ * assertEquals(one(client), one({ ...client, port: 40001 }));
+ * assertEquals(one(client).port, 0);
+ * assertNotEquals(one(client).hostname, two(client).hostname);
+ * ```
+ */
+export async function createAddressMask(
+  options: AddressMaskOptions,
+): Promise<AddressMask> {
+  const mode = (options as { mode?: unknown } | null)?.mode;
+  if (mode === "truncate") {
+    return (addr) => ({
+      transport: addr.transport,
+      hostname: truncateAddress(addr.hostname),
+      port: 0,
+    });
+  }
+  if (mode !== "hash") {
+    throw new TypeError(
+      `Invalid mode ${JSON.stringify(mode)}: expected "truncate" or "hash"`,
+    );
+  }
+  const key = (options as { key?: unknown }).key;
+  if (!(key instanceof Uint8Array)) {
+    throw new TypeError("Invalid key: expected a Uint8Array");
+  }
+  if (key.length < MIN_ADDRESS_KEY_BYTES) {
+    throw new RangeError(
+      `Invalid key: expected at least ${MIN_ADDRESS_KEY_BYTES} bytes, got ${key.length}`,
+    );
+  }
+  // Synchronous HMAC (WebCrypto's is async), loaded only for this mode.
+  const { createHmac } = await import("node:crypto");
+  const secret = key.slice();
+  return (addr) => {
+    const digest = createHmac("sha256", secret)
+      .update(addressBytes(addr.hostname))
+      .digest();
+    let token = "";
+    for (let i = 0; i < 8; i++) token += HEX[digest[i]];
+    return { transport: addr.transport, hostname: token, port: 0 };
+  };
+}
+
+/**
+ * `addr` as observers see it: masked when there is a mask and it is an IP
+ * address; a Unix socket's address as it is.
+ */
+export function maskAddress(
+  mask: AddressMask | undefined,
+  addr: Deno.Addr,
+): Deno.Addr {
+  return mask && (addr.transport === "tcp" || addr.transport === "udp")
+    ? mask(addr)
+    : addr;
+}

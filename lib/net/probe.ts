@@ -1,0 +1,233 @@
+/**
+ * Naming what a client's first bytes look like: a TLS ClientHello (with
+ * its SNI), an HTTP request (method, path, version, user agent), an SSH
+ * version line, an RDP connection request, SMB, a PROXY protocol header, or
+ * `unknown`. Only the bytes given are looked at; nothing is kept but the
+ * few short strings it returns.
+ *
+ * @module
+ */
+import { looksLikeProxyHeader } from "./proxy_protocol.ts";
+
+/**
+ * What a client's first bytes look like, in a bounded set (a metric label):
+ * `tls`, `http`, `ssh`, `rdp`, `smb`, `proxy` (a PROXY protocol header on a
+ * port that expects none) or `unknown`.
+ *
+ * @example Usage
+ * ```ts
+ * import { PROBE_KINDS, type ProbeKind } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const kind: ProbeKind = "http";
+ * assertEquals(PROBE_KINDS.includes(kind), true);
+ * ```
+ */
+export type ProbeKind =
+  | "tls"
+  | "http"
+  | "ssh"
+  | "rdp"
+  | "smb"
+  | "proxy"
+  | "unknown";
+
+/** The probe kinds, in a stable order (for metrics). */
+export const PROBE_KINDS: readonly ProbeKind[] = [
+  "tls",
+  "http",
+  "ssh",
+  "rdp",
+  "smb",
+  "proxy",
+  "unknown",
+];
+
+/**
+ * What a client's first bytes were taken for, with what could be read of
+ * them; see {@linkcode identifyProbe}.
+ *
+ * @example Usage
+ * ```ts
+ * import { identifyProbe, type Probe } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const probe: Probe = identifyProbe(
+ *   new TextEncoder().encode("GET /index.html HTTP/1.1\r\n"),
+ * );
+ * assertEquals(probe, {
+ *   kind: "http",
+ *   method: "GET",
+ *   path: "/index.html",
+ *   version: "1.1",
+ * });
+ * ```
+ */
+export interface Probe {
+  /** The kind. */
+  kind: ProbeKind;
+  /** `tls`: the server name (SNI) the ClientHello asked for. */
+  serverName?: string;
+  /** `http`: the request method. */
+  method?: string;
+  /** `http`: the request target's path, without its query. */
+  path?: string;
+  /** `http`: the query, without its `?`, when the target has one. */
+  query?: string;
+  /**
+   * `http`: the protocol version (`1.1`); `ssh`: the client's whole version
+   * line (`SSH-2.0-OpenSSH_9.2p1 Debian-2`).
+   */
+  version?: string;
+  /** `http`: the User-Agent header, when the bytes hold it. */
+  userAgent?: string;
+}
+
+/** The longest string kept from a probe (a path, a header). */
+const MAX_FIELD = 256;
+const LATIN1 = new TextDecoder("latin1");
+
+const HTTP_METHODS = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "OPTIONS",
+  "TRACE",
+  "CONNECT",
+  "PATCH",
+  "PRI",
+  "PROPFIND",
+]);
+
+/** Bytes `from` to `to` as Latin-1 text, at most {@linkcode MAX_FIELD} long. */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  let text = "";
+  const end = Math.min(to, from + MAX_FIELD);
+  for (let i = from; i < end; i++) text += String.fromCharCode(bytes[i]);
+  return text;
+}
+
+/** The index of the first CR or LF at or after `from`, or -1. */
+function lineEnd(bytes: Uint8Array, from: number): number {
+  for (let i = from; i < bytes.length; i++) {
+    if (bytes[i] === 0x0d || bytes[i] === 0x0a) return i;
+  }
+  return -1;
+}
+
+function startsWith(bytes: Uint8Array, text: string): boolean {
+  if (bytes.length < text.length) return false;
+  for (let i = 0; i < text.length; i++) {
+    if (bytes[i] !== text.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * The SNI host name of a TLS ClientHello record, if the bytes hold it
+ * whole; every length is checked against the bytes there are.
+ */
+function serverName(bytes: Uint8Array): string | undefined {
+  const u16 = (i: number) => (bytes[i] << 8) | bytes[i + 1];
+  // Record header (5), handshake header (4), version (2), random (32).
+  let i = 5 + 4 + 2 + 32;
+  if (i + 1 > bytes.length) return undefined;
+  i += 1 + bytes[i]; // session id
+  if (i + 2 > bytes.length) return undefined;
+  i += 2 + u16(i); // cipher suites
+  if (i + 1 > bytes.length) return undefined;
+  i += 1 + bytes[i]; // compression methods
+  if (i + 2 > bytes.length) return undefined;
+  const end = Math.min(bytes.length, i + 2 + u16(i));
+  i += 2;
+  while (i + 4 <= end) {
+    const type = u16(i);
+    const length = u16(i + 2);
+    i += 4;
+    if (type === 0) {
+      // server_name: list length (2), name type (1), name length (2), name.
+      if (i + 5 > end || bytes[i + 2] !== 0) return undefined;
+      const nameLength = u16(i + 3);
+      if (i + 5 + nameLength > end) return undefined;
+      return latin1(bytes, i + 5, i + 5 + nameLength);
+    }
+    i += length;
+  }
+  return undefined;
+}
+
+function http(bytes: Uint8Array): Probe | undefined {
+  const space = bytes.indexOf(0x20);
+  if (space < 3 || space > 10) return undefined;
+  const method = latin1(bytes, 0, space);
+  if (!HTTP_METHODS.has(method)) return undefined;
+  const head = LATIN1.decode(bytes.subarray(0, 4096));
+  const match = /^\S+ (\S+) HTTP\/(\d(?:\.\d)?)\r?(?:\n|$)/.exec(head);
+  if (!match) return undefined;
+  const target = match[1].slice(0, MAX_FIELD);
+  const question = target.indexOf("?");
+  const probe: Probe = {
+    kind: "http",
+    method,
+    path: question === -1 ? target : target.slice(0, question),
+    ...(question === -1 ? {} : { query: target.slice(question + 1) }),
+    version: match[2],
+  };
+  // The User-Agent header, if it is among the bytes there are.
+  const agent = /\nuser-agent:[ \t]*([^\r\n]*)\r?\n/i.exec(head);
+  if (agent) probe.userAgent = agent[1].slice(0, MAX_FIELD);
+  return probe;
+}
+
+/**
+ * Names what a client's first bytes look like. Only `bytes` are looked at:
+ * a message cut short may be named `unknown`, and a ClientHello whose SNI
+ * lies beyond them has none.
+ *
+ * @example A TLS ClientHello, an SSH version line, and noise
+ * ```ts
+ * import { identifyProbe } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const ssh = new TextEncoder().encode("SSH-2.0-OpenSSH_9.2p1\r\n");
+ * assertEquals(identifyProbe(ssh), {
+ *   kind: "ssh",
+ *   version: "SSH-2.0-OpenSSH_9.2p1",
+ * });
+ * assertEquals(identifyProbe(Uint8Array.of(1, 2, 3)).kind, "unknown");
+ * ```
+ */
+export function identifyProbe(bytes: Uint8Array): Probe {
+  const n = bytes.length;
+  // TLS: a handshake record (22) of version 3.x holding a ClientHello (1).
+  if (n >= 6 && bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
+    const name = serverName(bytes);
+    return name === undefined
+      ? { kind: "tls" }
+      : { kind: "tls", serverName: name };
+  }
+  // SSLv2-style ClientHello (old scanners): a two-byte length, type 1.
+  if (n >= 3 && (bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) {
+    return { kind: "tls" };
+  }
+  if (startsWith(bytes, "SSH-")) {
+    const end = lineEnd(bytes, 0);
+    return { kind: "ssh", version: latin1(bytes, 0, end === -1 ? n : end) };
+  }
+  // RDP: a TPKT header (3, 0) carrying an X.224 connection request (0xe0).
+  if (n >= 6 && bytes[0] === 0x03 && bytes[1] === 0x00 && bytes[5] === 0xe0) {
+    return { kind: "rdp" };
+  }
+  // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
+  if (
+    n >= 8 && bytes[0] === 0x00 &&
+    (bytes[4] === 0xff || bytes[4] === 0xfe) && bytes[5] === 0x53 &&
+    bytes[6] === 0x4d && bytes[7] === 0x42
+  ) {
+    return { kind: "smb" };
+  }
+  if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };
+  return http(bytes) ?? { kind: "unknown" };
+}
