@@ -158,6 +158,7 @@ Deno.test("formatGroupedFlagHelp() lists every serve option once, under its grou
     "Greeting:",
     "Limits and access:",
     "Logs and metrics:",
+    "Sensor:",
     "Fleet:",
     "Process:",
   ]);

@@ -179,7 +179,7 @@ Deno.test("formatJsonLogLine() formats stats and stop with every total", () => {
   const totals = '"process.uptime":3723,"greeter.accepted":5,' +
     '"greeter.active":1,"greeter.outcomes":{"greeted":2,"refused":1,' +
     '"timed_out":0,"reset":1,"aborted":0,"error":0},"greeter.refused":' +
-    '{"denied":0,"per_ip_limit":0,"rate_limit":1,"proxy_untrusted":0,"proxy_header":0},"greeter.accept_errors":' +
+    '{"denied":0,"per_ip_limit":0,"rate_limit":1,"proxy_untrusted":0,"proxy_header":0,"early_talker":0},"greeter.accept_errors":' +
     '{"EMFILE":3},"greeter.paused_at_limit":2,"greeter.bytes":48';
   const time = START + 3_723_999;
   const at = "2025-01-02T04:06:09.599Z";

@@ -75,6 +75,7 @@ greeter_connections_refused_total{reason="per_ip_limit"} 0
 greeter_connections_refused_total{reason="rate_limit"} 0
 greeter_connections_refused_total{reason="proxy_untrusted"} 0
 greeter_connections_refused_total{reason="proxy_header"} 0
+greeter_connections_refused_total{reason="early_talker"} 0
 # HELP greeter_accept_errors_total Failed accepts, by error code; the server backed off and went on.
 # TYPE greeter_accept_errors_total counter
 greeter_accept_errors_total{code="EMFILE"} 2
@@ -88,6 +89,18 @@ greeter_connections_active 1
 # HELP greeter_bytes_written_total Bytes written to clients.
 # TYPE greeter_bytes_written_total counter
 greeter_bytes_written_total 96
+# HELP greeter_early_talkers_total Clients that sent something during the greeting pause (--greet-pause).
+# TYPE greeter_early_talkers_total counter
+greeter_early_talkers_total 0
+# HELP greeter_client_probes_total Sensed clients that sent something, by what their first bytes looked like.
+# TYPE greeter_client_probes_total counter
+greeter_client_probes_total{kind="tls"} 0
+greeter_client_probes_total{kind="http"} 0
+greeter_client_probes_total{kind="ssh"} 0
+greeter_client_probes_total{kind="rdp"} 0
+greeter_client_probes_total{kind="smb"} 0
+greeter_client_probes_total{kind="proxy"} 0
+greeter_client_probes_total{kind="unknown"} 0
 # HELP greeter_connection_duration_seconds How long connections lived, in seconds.
 # TYPE greeter_connection_duration_seconds histogram
 greeter_connection_duration_seconds_bucket{le="0.001"} 1

@@ -55,6 +55,7 @@ export const FLAG_GROUPS = {
   greeting: "Greeting",
   limits: "Limits and access",
   logs: "Logs and metrics",
+  sensor: "Sensor",
   fleet: "Fleet",
   process: "Process",
 } as const;

@@ -56,6 +56,7 @@ export function runServer(run: RunServerOptions): ServerRun {
     quiet: command.quiet,
     rate: command.logRate,
     timestamps: command.logTimestamps === "on",
+    sensed: command.greetPause !== undefined || command.capture !== undefined,
   });
   const histogram = createDurationHistogram();
   let server: GreetingServer;

@@ -25,6 +25,42 @@ import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 import { type Cidr, parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";
+import {
+  type AddressMask,
+  createAddressMask,
+  MIN_ADDRESS_KEY_BYTES,
+} from "../net/address_privacy.ts";
+
+/**
+ * The address mask of `--log-address`, with `--log-key-file` read (at
+ * start, and again on every reload, so keys can rotate); undefined for
+ * `full`.
+ *
+ * @throws {UsageError} For a key file that cannot be read or is too short.
+ */
+async function loadAddressMask(
+  command: ServeCommand,
+): Promise<AddressMask | undefined> {
+  if (command.logAddress === "full") return undefined;
+  if (command.logAddress === "truncate") {
+    return await createAddressMask({ mode: "truncate" });
+  }
+  const path = command.logKeyFile!;
+  const key = await readInputFile(
+    path,
+    "log key file",
+    command.maxFileSize ?? DEFAULT_FILE_LIMIT,
+  );
+  if (key.length < MIN_ADDRESS_KEY_BYTES) {
+    throw new UsageError(
+      `The log key file ${quote(path)} holds ${key.length} byte${
+        key.length === 1 ? "" : "s"
+      }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
+        `secret bytes (head -c 32 /dev/urandom > ${quote(path)})`,
+    );
+  }
+  return await createAddressMask({ mode: "hash", key });
+}
 
 /**
  * The advice the CLI adds to a greeting error: the library says what is
@@ -172,6 +208,10 @@ export async function prepareServe(
     ...(command.proxyFrom
       ? { proxyProtocol: { from: command.proxyFrom } }
       : {}),
+    greetPause: command.greetPause,
+    earlyTalkers: command.earlyTalkers,
+    capture: command.capture,
+    maskAddress: await loadAddressMask(command),
   };
 }
 
@@ -213,7 +253,14 @@ export async function prepareReload(
   const rules = command.allowFiles.length || command.denyFiles.length
     ? await loadRules(command)
     : {};
-  return { greeting, refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  const maskAddress = await loadAddressMask(command);
+  return {
+    greeting,
+    refuseMessage,
+    ...(tls ? { tls } : {}),
+    ...rules,
+    maskAddress,
+  };
 }
 
 /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatAddress } from "./address.ts";
 import { ipv6Prefix, parseIp, unmapIpv4 } from "./ip.ts";
 
 /**
@@ -165,4 +166,16 @@ export function maskAddress(
   return mask && (addr.transport === "tcp" || addr.transport === "udp")
     ? mask(addr)
     : addr;
+}
+
+/**
+ * A client's address for a log line: `HOST:PORT` as
+ * {@linkcode formatAddress} writes it, or the host alone when its port was
+ * dropped (0) by a mask (`192.0.2.0/24`, a token).
+ */
+export function formatClientAddress(addr: Deno.Addr): string {
+  return (addr.transport === "tcp" || addr.transport === "udp") &&
+      addr.port === 0
+    ? unmapIpv4(addr.hostname)
+    : formatAddress(addr);
 }

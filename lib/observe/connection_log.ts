@@ -6,6 +6,7 @@ import {
   formatJsonSuppressedLine,
   formatTextConnectionLine,
   formatTextLine,
+  formatTextSensedLine,
   formatTextSuppressedLine,
   type LogFormat,
 } from "./log_format.ts";
@@ -60,6 +61,11 @@ export interface ConnectionLogOptions {
   rate: number;
   /** Text lines start with an RFC 3339 timestamp. */
   timestamps?: boolean;
+  /**
+   * The server senses its clients (`greetPause`, `capture`): text lines are
+   * logged when a connection ends, with what was sensed.
+   */
+  sensed?: boolean;
 }
 
 /** The per-connection part of the log, as a worker thread also needs it. */
@@ -111,6 +117,13 @@ export function createConnectionLog(
         () => formatTextConnectionLine(remoteAddr, textOptions, peerAddr),
       )
       : emit(formatTextConnectionLine(remoteAddr, textOptions, peerAddr));
+  const sensedLine = (record: ConnectionRecord) =>
+    throttle
+      ? throttle.offer(
+        key(record.remoteAddr),
+        () => formatTextSensedLine(record, textOptions),
+      )
+      : emit(formatTextSensedLine(record, textOptions));
   const jsonLine = (record: ConnectionRecord) =>
     throttle
       ? throttle.offer(
@@ -120,8 +133,16 @@ export function createConnectionLog(
       : emit(formatJsonConnectionLine(record, record.peerAddr));
   const acceptErrors = createAcceptErrorLog({ emit, format });
   return {
-    onConnection: quiet || format === "json" ? undefined : text,
-    onClose: quiet || format !== "json" ? undefined : jsonLine,
+    onConnection: quiet || format === "json" || options.sensed
+      ? undefined
+      : text,
+    onClose: quiet
+      ? undefined
+      : format === "json"
+      ? jsonLine
+      : options.sensed
+      ? sensedLine
+      : undefined,
     onAcceptError: acceptErrors.onAcceptError,
     close() {
       throttle?.close();

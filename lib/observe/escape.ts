@@ -99,3 +99,31 @@ export function escapeControl(text: string): string {
 export function quote(text: string): string {
   return `"${text.replace(UNSAFE_QUOTED, escapeOne)}"`;
 }
+
+/**
+ * Bytes a client sent, as text safe on one line: printable ASCII as it is,
+ * `\r`, `\n`, `\t`, `\\` and `\"` short, every other byte as `\xHH`. So it
+ * can be put in double quotes and read back exactly, byte for byte.
+ *
+ * @example An HTTP request line and a TLS record's first bytes
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { escapeBytes } from "./escape.ts";
+ *
+ * assertEquals(
+ *   escapeBytes(new TextEncoder().encode('GET /"x" HTTP/1.1\r\n')),
+ *   'GET /\\"x\\" HTTP/1.1\\r\\n',
+ * );
+ * assertEquals(escapeBytes(Uint8Array.of(0x16, 0x03, 0xff)), "\\x16\\x03\\xff");
+ * ```
+ */
+export function escapeBytes(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) {
+    const char = String.fromCharCode(byte);
+    text += byte >= 0x20 && byte < 0x7f && byte !== 0x5c && byte !== 0x22
+      ? char
+      : escapeOne(char);
+  }
+  return text;
+}

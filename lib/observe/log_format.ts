@@ -18,7 +18,7 @@
  * | `event.outcome`                      | all         | string    | ECS      | `success` or `failure` (a connection is a success when greeted) |
  * | `greeter.schema`                     | all         | number    | greeter  | {@linkcode LOG_SCHEMA_VERSION} (v1's `v`) |
  * | `event.duration`                     | connection  | integer   | ECS      | accept to close, nanoseconds (v1's `duration_ms`) |
- * | `client.address`, `client.port`      | connection  | string, integer | ECS, OTel | the client; IPv4 clients of `::` as IPv4; null on Unix sockets (v1's `remote_host`, `remote_port`) |
+ * | `client.address`, `client.port`      | connection  | string, integer | ECS, OTel | the client; IPv4 clients of `::` as IPv4; null on Unix sockets (v1's `remote_host`, `remote_port`); with `--log-address truncate` its network, with `hash` its token, and the port null |
  * | `server.address`, `server.port`      | connection  | string, integer | ECS, OTel | the address the client reached, or the socket's path and null (v1's `local`) |
  * | `network.peer.address`, `network.peer.port` | connection | string, integer | OTel | the direct peer, only when it is not the client (a proxy) |
  * | `network.transport`                  | connection  | string    | ECS, OTel | `tcp` or `unix` |
@@ -26,6 +26,13 @@
  * | `greeter.reason`                     | connection  | string, null | greeter | why it was refused, or the error's code |
  * | `greeter.bytes`                      | connection, stats, stop | integer | greeter | bytes written (to this client; in total) |
  * | `greeter.greeting_bytes`             | connection  | integer   | greeter  | bytes there were to write |
+ * | `greeter.early_talker`               | connection (sensed) | boolean | greeter | the client sent something during `--greet-pause` |
+ * | `greeter.probe.kind`                 | connection (sensed) | string | greeter | what its first bytes looked like: `tls`, `http`, `ssh`, `rdp`, `smb`, `proxy`, `unknown`; absent if it sent nothing |
+ * | `tls.client.server_name`             | connection (tls) | string | ECS   | the SNI of its ClientHello |
+ * | `http.request.method`, `url.path`, `url.query`, `http.version` | connection (http) | string | ECS, OTel | its request line |
+ * | `user_agent.original`                | connection (http) | string | ECS, OTel | its User-Agent header |
+ * | `greeter.probe.version`              | connection (ssh) | string | greeter | its SSH version line |
+ * | `greeter.capture.text`, `greeter.capture.base64`, `greeter.capture.bytes` | connection (`--capture`) | string, string, integer | greeter | the first bytes it sent: escaped (printable ASCII as is, `\\xHH` otherwise), base64, and how many |
  * | `service.version`                    | start       | string    | ECS, OTel | greeter's version |
  * | `process.pid`                        | start       | integer   | ECS      | the process id |
  * | `greeter.listen`                     | start       | string[]  | greeter  | every address listened on, `HOST:PORT` or a path |
@@ -39,6 +46,8 @@
  * @module
  */
 import { formatAddress } from "../net/address.ts";
+import { formatClientAddress } from "../net/address_privacy.ts";
+import { escapeBytes, escapeControl, quote } from "./escape.ts";
 import type { RefuseReason } from "../server/admission.ts";
 import { unmapIpv4 } from "../net/ip.ts";
 import type { ConnectionRecord } from "../server/options.ts";
@@ -159,6 +168,30 @@ export interface ConnectionLogLine extends LogLineBase {
   "greeter.bytes": number;
   /** Bytes there were to write (the greeting or the refuse message). */
   "greeter.greeting_bytes": number;
+  /** Sensed: whether it talked during the greeting pause. */
+  "greeter.early_talker"?: boolean;
+  /** Sensed: what its first bytes looked like. */
+  "greeter.probe.kind"?: string;
+  /** A TLS client's SNI. */
+  "tls.client.server_name"?: string;
+  /** An HTTP client's method. */
+  "http.request.method"?: string;
+  /** An HTTP client's path. */
+  "url.path"?: string;
+  /** An HTTP client's query, without `?`. */
+  "url.query"?: string;
+  /** An HTTP client's protocol version. */
+  "http.version"?: string;
+  /** An HTTP client's User-Agent. */
+  "user_agent.original"?: string;
+  /** An SSH client's version line. */
+  "greeter.probe.version"?: string;
+  /** Captured: the first bytes it sent, escaped. */
+  "greeter.capture.text"?: string;
+  /** Captured: the same bytes, base64. */
+  "greeter.capture.base64"?: string;
+  /** Captured: how many bytes. */
+  "greeter.capture.bytes"?: number;
 }
 
 /** Totals shared by the `stats` and `stop` lines. */
@@ -354,10 +387,73 @@ function jsonHost(addr: Deno.Addr): string {
     : "null";
 }
 function jsonPort(addr: Deno.Addr): string | number {
-  return addr.transport === "tcp" || addr.transport === "udp"
+  // Port 0: dropped by --log-address.
+  return (addr.transport === "tcp" || addr.transport === "udp") && addr.port
     ? addr.port
     : "null";
 }
+
+/** The JSON fields of a sensed record (after a comma), or "". */
+function sensedFields(record: ConnectionRecord): string {
+  if (record.earlyTalker === undefined) return "";
+  let fields = `,"greeter.early_talker":${record.earlyTalker}`;
+  const probe = record.probe;
+  if (probe) {
+    fields += `,"greeter.probe.kind":"${probe.kind}"`;
+    const add = (key: string, value: string | undefined) => {
+      if (value !== undefined) fields += `,"${key}":${JSON.stringify(value)}`;
+    };
+    add("tls.client.server_name", probe.serverName);
+    add("http.request.method", probe.method);
+    add("url.path", probe.path);
+    add("url.query", probe.query);
+    if (probe.kind === "http") add("http.version", probe.version);
+    add("user_agent.original", probe.userAgent);
+    if (probe.kind === "ssh") add("greeter.probe.version", probe.version);
+  }
+  const captured = record.captured;
+  if (captured) {
+    let binary = "";
+    for (const byte of captured) binary += String.fromCharCode(byte);
+    fields += `,"greeter.capture.text":${
+      JSON.stringify(escapeBytes(captured))
+    },"greeter.capture.base64":"${btoa(binary)}","greeter.capture.bytes":${captured.length}`;
+  }
+  return fields;
+}
+
+/**
+ * The human line of a sensed connection (`greetPause`, `capture`), logged
+ * when it ends: `Connection received from HOST:PORT outcome=greeted
+ * early_talker=no probe=http method=GET path="/" ... captured="..."`. Every
+ * value a client chose is escaped: one line, no raw control byte.
+ */
+export function formatTextSensedLine(
+  record: ConnectionRecord,
+  options?: TextLogOptions,
+): string {
+  const { peerAddr, probe, captured, reason } = record;
+  let line = `Connection received from ${formatClientAddress(record.remoteAddr)}${
+    peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+  } outcome=${record.outcome}${
+    reason === undefined ? "" : ` reason=${escapeControl(reason)}`
+  } early_talker=${record.earlyTalker ? "yes" : "no"}`;
+  if (probe) {
+    line += ` probe=${probe.kind}`;
+    const add = (key: string, value: string | undefined) => {
+      if (value !== undefined) line += ` ${key}=${quote(value)}`;
+    };
+    add("server_name", probe.serverName);
+    add("method", probe.method);
+    add("path", probe.path);
+    add("query", probe.query);
+    add("version", probe.version);
+    add("user_agent", probe.userAgent);
+  }
+  if (captured) line += ` captured="${escapeBytes(captured)}"`;
+  return options?.timestamps ? formatTextLine(line, options) : line;
+}
+
 
 /**
  * Formats a `connection` line: the per-connection path, so one template
@@ -381,9 +477,11 @@ export function formatJsonConnectionLine(
     formatLogTime(record.startTime + record.duration)
   }","log.level":"${outcome === "error" ? "error" : "info"}","message":${
     JSON.stringify(
-      outcome === "greeted"
+      record.earlyTalker !== undefined
+        ? formatTextSensedLine(record)
+        : outcome === "greeted"
         ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
-        : `Connection from ${formatAddress(remoteAddr)}${
+        : `Connection from ${formatClientAddress(remoteAddr)}${
           peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
         } ${outcome}${reason === undefined ? "" : ` (${reason})`}`,
     )
@@ -399,7 +497,9 @@ export function formatJsonConnectionLine(
       unix ? "unix" : remoteAddr.transport
     }","greeter.outcome":"${outcome}","greeter.reason":${
       reason === undefined ? "null" : JSON.stringify(reason)
-    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}}`;
+    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
+      sensedFields(record)
+    }}`;
 }
 
 /** Builds the JSON log line for an event, as an object of the schema. */
@@ -559,7 +659,7 @@ export function formatTextConnectionLine(
   options?: TextLogOptions,
   peerAddr?: Deno.Addr,
 ): string {
-  const line = `Connection received from ${formatAddress(remoteAddr)}${
+  const line = `Connection received from ${formatClientAddress(remoteAddr)}${
     peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
   }`;
   return options?.timestamps ? formatTextLine(line, options) : line;

@@ -1,6 +1,7 @@
 import { renderBuildInfo } from "./process_metrics.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
+import { PROBE_KINDS } from "../net/probe.ts";
 
 // The HTTP endpoint lives in metrics_server.ts; these names stay here too.
 export {
@@ -166,6 +167,18 @@ export function renderMetrics(
     "greeter_bytes_written_total",
     "Bytes written to clients.",
     stats.bytesWritten,
+  );
+  counter(
+    "greeter_early_talkers_total",
+    "Clients that sent something during the greeting pause (--greet-pause).",
+    stats.earlyTalkers,
+  );
+  labelled(
+    "greeter_client_probes_total",
+    "Sensed clients that sent something, by what their first bytes looked like.",
+    "kind",
+    stats.probes,
+    PROBE_KINDS,
   );
 
   const name = "greeter_connection_duration_seconds";

@@ -34,6 +34,11 @@ import { type Cidr, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
+  ADDRESS_LOG_MODES,
+  type AddressLogMode,
+} from "../../net/address_privacy.ts";
+import { MAX_CAPTURE } from "../../server/sensor.ts";
+import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
   DEFAULT_LINGER,
@@ -97,6 +102,16 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
+  /** --greet-pause, in ms, when given. */
+  greetPause?: number;
+  /** --early-talkers, when given (it needs --greet-pause). */
+  earlyTalkers?: "greet" | "refuse";
+  /** --capture, in bytes, when given. */
+  capture?: number;
+  /** How log lines show client addresses. */
+  logAddress: AddressLogMode;
+  /** The key file of --log-address hash, read at start and on every reload. */
+  logKeyFile?: string;
   /**
    * The most bytes read from any file named on the command line; absent
    * for the defaults (1 MiB, and 16 MiB for the quotes file).
@@ -223,6 +238,44 @@ export const SERVE_FLAGS: GroupedFlagSpec[] = [
     value: "[HOST:]PORT",
     help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
       "a port alone listens on 127.0.0.1",
+  },
+  {
+    name: "log-address",
+    group: "logs",
+    value: "full|truncate|hash",
+    help: "How log lines show a client's address: whole, cut to its /24 " +
+      "(IPv6 /48), or a keyed pseudonym (needs --log-key-file); truncate " +
+      "and hash drop the port; limits still use the real address " +
+      "(default full)",
+  },
+  {
+    name: "log-key-file",
+    group: "logs",
+    value: "PATH",
+    help: "The secret key of --log-address hash (16 bytes or more, such " +
+      "as head -c 32 /dev/urandom); read again on SIGHUP",
+  },
+  {
+    name: "greet-pause",
+    group: "sensor",
+    value: "DURATION",
+    help: "Wait this long before greeting; a client that sends anything " +
+      "meanwhile is an early talker (scanners and bots talk first), " +
+      "counted and logged with what its first bytes look like",
+  },
+  {
+    name: "early-talkers",
+    group: "sensor",
+    value: "greet|refuse",
+    help: "What becomes of an early talker: greeted all the same, or " +
+      "refused without the greeting (default refuse; needs --greet-pause)",
+  },
+  {
+    name: "capture",
+    group: "sensor",
+    value: "BYTES",
+    help: "Log the first BYTES (at most " + MAX_CAPTURE + ") a client " +
+      "sends, before or after the greeting, escaped (and base64 in JSON)",
   },
   {
     name: "max-connections",
@@ -697,6 +750,71 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     }
     return on ? { proxyFrom: from } : {};
   };
+  const sensor = () => {
+    const pauseText = lastValue(flags, "greet-pause");
+    const earlyText = lastValue(flags, "early-talkers");
+    const captureText = lastValue(flags, "capture");
+    const greetPause = pauseText === undefined
+      ? undefined
+      : parseDurationFlag(pauseText, flag("greet-pause"));
+    if (earlyText !== undefined && greetPause === undefined) {
+      throw new UsageError(
+        "--early-talkers goes with --greet-pause DURATION: without a " +
+          "pause no client talks early",
+      );
+    }
+    const timeout = duration("timeout", DEFAULT_TIMEOUT);
+    if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
+      throw new UsageError(
+        `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
+          `--timeout ${formatDuration(timeout)}: every client would be cut ` +
+          "before its greeting; shorten the pause or lengthen the timeout",
+      );
+    }
+    return {
+      ...(greetPause === undefined ? {} : { greetPause }),
+      ...(earlyText === undefined ? {} : {
+        earlyTalkers: parseChoiceFlag(earlyText, flag("early-talkers"), [
+          "greet",
+          "refuse",
+        ] as const),
+      }),
+      ...(captureText === undefined ? {} : {
+        capture: parseIntegerFlag(
+          captureText,
+          flag("capture"),
+          1,
+          MAX_CAPTURE,
+        ),
+      }),
+    };
+  };
+  const logAddress = () => {
+    const mode = parseChoiceFlag(
+      lastValue(flags, "log-address") ?? "full",
+      flag("log-address"),
+      ADDRESS_LOG_MODES,
+    );
+    const keyFile = lastValue(flags, "log-key-file");
+    if (mode === "hash" && keyFile === undefined) {
+      throw new UsageError(
+        "--log-address hash needs --log-key-file PATH: a file of 16 or " +
+          "more secret bytes (head -c 32 /dev/urandom > PATH)",
+      );
+    }
+    if (mode !== "hash" && keyFile !== undefined) {
+      throw new UsageError("--log-key-file goes with --log-address hash");
+    }
+    if (keyFile === "") {
+      throw new UsageError(
+        "Invalid value for --log-key-file: the path is empty",
+      );
+    }
+    return {
+      logAddress: mode,
+      ...(keyFile === undefined ? {} : { logKeyFile: keyFile }),
+    };
+  };
   const choice = <T extends string>(
     name: string,
     fallback: T,
@@ -733,6 +851,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     logFormat: choice("log-format", "text", LOG_FORMATS),
     logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    ...logAddress(),
+    ...sensor(),
     ...proxyFrom(),
     spelled: { host: flag("host"), port: flag("port") },
     metrics: metricsText === undefined
