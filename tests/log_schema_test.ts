@@ -45,7 +45,13 @@ const OTEL: Record<string, string> = {
 };
 
 const RFC3339_UTC_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const TEXT_TYPES = ["keyword", "constant_keyword", "match_only_text", "text"];
+const TEXT_TYPES = [
+  "keyword",
+  "constant_keyword",
+  "match_only_text",
+  "text",
+  "wildcard",
+];
 
 /**
  * Checks one line: every ECS field has ECS's type and, where ECS lists
@@ -107,6 +113,33 @@ function sampleLines(): string[] {
       ...RECORD,
       remoteAddr: { transport: "unix", path: "" },
       localAddr: { transport: "unix", path: "/run/greeter.sock" },
+    }),
+    // Sensed (--greet-pause, --capture), with a masked address.
+    formatJsonConnectionLine({
+      ...RECORD,
+      remoteAddr: { transport: "tcp", hostname: "192.0.2.0/24", port: 0 },
+      outcome: "refused",
+      reason: "early_talker",
+      earlyTalker: true,
+      probe: {
+        kind: "http",
+        method: "GET",
+        path: "/",
+        query: "a=1",
+        version: "1.1",
+        userAgent: "curl/8",
+      },
+      captured: new TextEncoder().encode("GET /?a=1 HTTP/1.1\r\n"),
+    }),
+    formatJsonConnectionLine({
+      ...RECORD,
+      earlyTalker: true,
+      probe: { kind: "tls", serverName: "example.test" },
+    }),
+    formatJsonConnectionLine({
+      ...RECORD,
+      earlyTalker: false,
+      probe: { kind: "ssh", version: "SSH-2.0-OpenSSH_9.2p1" },
     }),
     formatJsonLogLine({ event: "stats", stats }),
     formatJsonLogLine({ event: "stop", stats }),
@@ -175,6 +208,12 @@ Deno.test("formatJsonLogLine() lines of every kind pass ECS's field types and al
       "process.uptime",
       "service.version",
       "error.message",
+      "tls.client.server_name",
+      "http.request.method",
+      "url.path",
+      "url.query",
+      "http.version",
+      "user_agent.original",
     ]
   ) {
     assert(seen.has(key), key);
