@@ -172,8 +172,10 @@ Deno.test("createAddressMask() hash is keyed, stable, drops the port and refuses
     "at least 16 bytes",
   );
   await assertRejects(
-    // deno-lint-ignore no-explicit-any
-    () => createAddressMask({ mode: "blur" } as any),
+    () =>
+      createAddressMask(
+        { mode: "blur" } as unknown as Parameters<typeof createAddressMask>[0],
+      ),
     TypeError,
   );
 });
@@ -412,9 +414,12 @@ Deno.test("serveGreeting() refuses sensor options out of range", () => {
     "greetPause",
   );
   assertThrows(
-    // deno-lint-ignore no-explicit-any
     () =>
-      serveGreeting({ ...base, greetPause: 5, earlyTalkers: "drop" as any }),
+      serveGreeting({
+        ...base,
+        greetPause: 5,
+        earlyTalkers: "drop" as "greet",
+      }),
     RangeError,
   );
 });
@@ -465,6 +470,7 @@ Deno.test("formatJsonConnectionLine() carries the sensed fields, capture as text
     SENSED.captured,
   );
   assertEquals(line["greeter.capture.bytes"], SENSED.captured!.length);
+  // deno-lint-ignore no-control-regex
   assert(!/[\x00-\x1f]/.test(line["greeter.capture.text"]));
 });
 

@@ -41,7 +41,7 @@ import {
 async function loadAddressMask(
   command: ServeCommand,
 ): Promise<AddressMask | undefined> {
-  if (command.logAddress === "full") return undefined;
+  if (command.logAddress === undefined) return undefined;
   if (command.logAddress === "truncate") {
     return await createAddressMask({ mode: "truncate" });
   }

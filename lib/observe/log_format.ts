@@ -417,7 +417,9 @@ function sensedFields(record: ConnectionRecord): string {
     for (const byte of captured) binary += String.fromCharCode(byte);
     fields += `,"greeter.capture.text":${
       JSON.stringify(escapeBytes(captured))
-    },"greeter.capture.base64":"${btoa(binary)}","greeter.capture.bytes":${captured.length}`;
+    },"greeter.capture.base64":"${
+      btoa(binary)
+    }","greeter.capture.bytes":${captured.length}`;
   }
   return fields;
 }
@@ -433,7 +435,9 @@ export function formatTextSensedLine(
   options?: TextLogOptions,
 ): string {
   const { peerAddr, probe, captured, reason } = record;
-  let line = `Connection received from ${formatClientAddress(record.remoteAddr)}${
+  let line = `Connection received from ${
+    formatClientAddress(record.remoteAddr)
+  }${
     peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
@@ -453,7 +457,6 @@ export function formatTextSensedLine(
   if (captured) line += ` captured="${escapeBytes(captured)}"`;
   return options?.timestamps ? formatTextLine(line, options) : line;
 }
-
 
 /**
  * Formats a `connection` line: the per-connection path, so one template

@@ -36,6 +36,12 @@ const GREETER_VARIANTS: GreeterVariant[] = [
     args: ["--quiet", "--linger", "0"],
     note: "closes at once after the greeting, as the C floor does",
   },
+  {
+    name: "greeter --greet-pause 0 --capture 256",
+    args: ["--greet-pause", "0", "--capture", "256"],
+    note:
+      "the sensor: first bytes named and kept, a line per connection at close",
+  },
   { name: "greeter --quiet --workers 1", args: ["--quiet", "--workers", "1"] },
   { name: "greeter --quiet --workers 2", args: ["--quiet", "--workers", "2"] },
 ];

@@ -108,8 +108,8 @@ export interface ServeCommand {
   earlyTalkers?: "greet" | "refuse";
   /** --capture, in bytes, when given. */
   capture?: number;
-  /** How log lines show client addresses. */
-  logAddress: AddressLogMode;
+  /** How log lines show client addresses; absent for `full`, the default. */
+  logAddress?: AddressLogMode;
   /** The key file of --log-address hash, read at start and on every reload. */
   logKeyFile?: string;
   /**
@@ -774,10 +774,14 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     return {
       ...(greetPause === undefined ? {} : { greetPause }),
       ...(earlyText === undefined ? {} : {
-        earlyTalkers: parseChoiceFlag(earlyText, flag("early-talkers"), [
-          "greet",
-          "refuse",
-        ] as const),
+        earlyTalkers: parseChoiceFlag(
+          earlyText,
+          flag("early-talkers"),
+          [
+            "greet",
+            "refuse",
+          ] as const,
+        ),
       }),
       ...(captureText === undefined ? {} : {
         capture: parseIntegerFlag(
@@ -810,8 +814,9 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         "Invalid value for --log-key-file: the path is empty",
       );
     }
+    // Only when given, so the default command reads as it always has.
     return {
-      logAddress: mode,
+      ...(mode === "full" ? {} : { logAddress: mode }),
       ...(keyFile === undefined ? {} : { logKeyFile: keyFile }),
     };
   };
