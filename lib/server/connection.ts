@@ -1,12 +1,16 @@
 import type { Admission } from "./admission.ts";
 import type { ConnectionTable, Slot } from "./connection_table.ts";
-import type { ConnectionRecord, ServeGreetingOptions } from "./options.ts";
+import type {
+  ConnectionRecord,
+  SensorOptions,
+  ServeGreetingOptions,
+} from "./options.ts";
 import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
-import { Sensing, type SensorOptions } from "./sensor.ts";
+import { Sensing } from "./sensor.ts";
 import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
 
 /** What the connections share with the server that accepted them. */

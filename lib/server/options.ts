@@ -4,7 +4,18 @@ import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import type { Probe } from "../net/probe.ts";
 import type { AddressMask } from "../net/address_privacy.ts";
-import { MAX_CAPTURE, type SensorOptions } from "./sensor.ts";
+
+/** The most bytes `capture` keeps of one connection. */
+export const MAX_CAPTURE = 4096;
+/** What a server senses; see `greetPause`, `earlyTalkers` and `capture`. */
+export interface SensorOptions {
+  /** How long to wait before greeting, in ms; 0 greets at once. */
+  pause: number;
+  /** Whether an early talker is still greeted (else it is refused). */
+  greetEarly: boolean;
+  /** How many of the first bytes are kept; 0 keeps none. */
+  capture: number;
+}
 
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;

@@ -8,23 +8,11 @@
  */
 import type { ConnectionTable } from "./connection_table.ts";
 import { identifyProbe, type Probe } from "../net/probe.ts";
-import type { ConnectionRecord } from "./options.ts";
+import type { ConnectionRecord, SensorOptions } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
 
-/** The most bytes `capture` keeps of one connection. */
-export const MAX_CAPTURE = 4096;
 /** The first read of a sensed connection takes at most this much (a ClientHello). */
 const FIRST_READ = 2048;
-
-/** What a server senses; see `greetPause`, `earlyTalkers` and `capture`. */
-export interface SensorOptions {
-  /** How long to wait before greeting, in ms; 0 greets at once. */
-  pause: number;
-  /** Whether an early talker is still greeted (else it is refused). */
-  greetEarly: boolean;
-  /** How many of the first bytes are kept; 0 keeps none. */
-  capture: number;
-}
 
 const PAUSED = Symbol("paused");
 

@@ -37,7 +37,7 @@ import {
   ADDRESS_LOG_MODES,
   type AddressLogMode,
 } from "../../net/address_privacy.ts";
-import { MAX_CAPTURE } from "../../server/sensor.ts";
+import { MAX_CAPTURE } from "../../server/options.ts";
 import {
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
