@@ -441,7 +441,11 @@ export function formatTextSensedLine(
     peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
-  } early_talker=${record.earlyTalker ? "yes" : "no"}`;
+  }${
+    record.earlyTalker === undefined
+      ? ""
+      : ` early_talker=${record.earlyTalker ? "yes" : "no"}`
+  }`;
   if (probe) {
     line += ` probe=${probe.kind}`;
     const add = (key: string, value: string | undefined) => {

@@ -482,8 +482,9 @@ export interface ServeGreetingOptions extends AdmissionOptions {
 /**
  * What {@linkcode GreetingServer.reload} can replace while the server runs:
  * the greeting and the refuse message (back to their defaults when not
- * given), who may connect (only when one of those options is given), and
- * the certificate and key of every TLS listener (when `tls` is given: new
+ * given), who may connect (only when one of those options is given), the
+ * address mask (when `maskAddress` is given, even as undefined), and the
+ * certificate and key of every TLS listener (when `tls` is given: new
  * connections get the new certificate).
  *
  * @example Swap the greeting of a running server

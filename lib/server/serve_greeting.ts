@@ -49,8 +49,9 @@ export interface GreetingServer extends AsyncDisposable {
   /**
    * Replaces the greeting and the refuse message (their defaults when not
    * given), the allow and deny lists when given (keeping the per-IP counts),
-   * the per-IP limits when given (their counts start afresh) and the TLS
-   * certificate, at once and without closing a listener: no client is
+   * the per-IP limits when given (their counts start afresh), the address
+   * mask when `maskAddress` is given (undefined: addresses whole) and the
+   * TLS certificate, at once and without closing a listener: no client is
    * refused for it. Connections already accepted finish with what they
    * started with. Everything is checked
    * first: on an error nothing changes.
