@@ -79,6 +79,15 @@ export type ListenTarget =
     transport: "unix";
     /** The socket's path. */
     path: string;
+  }
+  | {
+    /**
+     * A listening TCP or Unix stream socket that is already open, such as
+     * one systemd passes (socket activation: descriptors from 3).
+     */
+    transport: "fd";
+    /** The descriptor. */
+    fd: number;
   };
 
 /**
@@ -426,8 +435,12 @@ function checkTarget(target: unknown, at: string): ListenTarget {
     }
     return target as ListenTarget;
   }
+  if (t.transport === "fd") {
+    checkInteger(`${at}fd`, t.fd, 0, 2_147_483_647);
+    return target as ListenTarget;
+  }
   if (t.transport !== undefined && t.transport !== "tcp") {
-    throw invalid(`${at}transport`, t.transport, '"tcp" or "unix"');
+    throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
   }
   if (t.hostname !== undefined && typeof t.hostname !== "string") {
     throw invalid(`${at}hostname`, t.hostname, "a string", TypeError);
