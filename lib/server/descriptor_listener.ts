@@ -32,10 +32,7 @@ export class DescriptorError extends TypeError {
   readonly fd: number;
   /** Names the descriptor and what it should have been. */
   constructor(fd: number, cause?: unknown) {
-    super(
-      `File descriptor ${fd} is not a listening TCP or Unix stream socket`,
-      { cause },
-    );
+    super("Not a listening TCP or Unix stream socket", { cause });
     this.name = "DescriptorError";
     this.fd = fd;
   }

@@ -23,6 +23,7 @@ import {
 } from "../flags.ts";
 import { escapeControl, quote } from "../../observe/escape.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
+import type { PassedSockets } from "../socket_activation.ts";
 import {
   DEFAULT_MESSAGE,
   GREETING_ENCODINGS,
@@ -83,8 +84,11 @@ export interface ServeCommand {
   logFormat: LogFormat;
   /** Connection lines per second from one source; 0 logs every one. */
   logRate: number;
-  /** Where to serve Prometheus metrics and /healthz. */
-  metrics?: { hostname: string; port: number };
+  /**
+   * Where to serve Prometheus metrics and /healthz: an address, or a
+   * passed socket (`fd`, which then replaces it).
+   */
+  metrics?: { hostname: string; port: number; fd?: number };
   /** Whether text lines start with a timestamp; `auto` decides at start. */
   logTimestamps: "auto" | "on" | "off";
   /** The load balancers whose PROXY protocol headers are read, if any. */
@@ -96,6 +100,13 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
+  /** --socket-activation: the passed sockets must be there. */
+  socketActivation: boolean;
+  /**
+   * The sockets a service manager passed (socket activation), taken at
+   * start: served instead of --host, --port and --unix.
+   */
+  passed?: PassedSockets;
   /**
    * The most bytes read from any file named on the command line; absent
    * for the defaults (1 MiB, and 16 MiB for the quotes file).
@@ -294,6 +305,14 @@ export const SERVE_FLAGS: FlagSpec[] = [
     repeatable: true,
     help: "A load balancer that may send the header; connections from " +
       "other peers are refused",
+  },
+  {
+    name: "socket-activation",
+    help: "Serve the listening sockets a service manager passed (systemd " +
+      "LISTEN_FDS, from fd 3) instead of --host, --port and --unix; a " +
+      'socket named "metrics" (LISTEN_FDNAMES) serves --metrics. On by ' +
+      "itself when LISTEN_PID is greeter's; with this flag, an error " +
+      "without them",
   },
   {
     name: "workers",
@@ -675,6 +694,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
     ...proxyFrom(),
     spelled: { host: flag("host"), port: flag("port") },
+    socketActivation: flags.switches.has("socket-activation"),
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),
