@@ -12,7 +12,7 @@
  * @module
  */
 import type * as Net from "node:net";
-import { addressOf, NodeConn } from "./node_conn.ts";
+import { addressOf, adoptSocket } from "./node_conn.ts";
 
 /** node:net, loaded on first use (synchronously: listening is). */
 let net: typeof Net | undefined;
@@ -150,5 +150,5 @@ class Listener implements DescriptorListener {
 }
 
 function connOf(socket: Net.Socket): Deno.Conn {
-  return new NodeConn(socket) as unknown as Deno.Conn;
+  return adoptSocket(socket);
 }

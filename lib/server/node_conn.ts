@@ -1,7 +1,8 @@
 /**
- * A node:net socket with the members of `Deno.Conn` that a greeting uses,
- * for the sockets Deno cannot open itself: those passed by a service manager
- * (socket activation) or inherited on stdin (inetd mode).
+ * The connections of sockets Deno cannot open itself: those passed by a
+ * service manager (socket activation) or inherited on stdin (inetd mode).
+ * node:net opens them; {@linkcode adoptSocket} turns each into the members of
+ * `Deno.Conn` a greeting uses.
  *
  * Only types come from node here: the module is loaded by whoever made the
  * socket, and only then.
@@ -9,6 +10,98 @@
  * @module
  */
 import type { Socket } from "node:net";
+
+/** The runtime's resource operations, which `Deno.TcpConn` itself uses. */
+interface ResourceOps {
+  read(rid: number, p: Uint8Array): Promise<number>;
+  write(rid: number, p: Uint8Array): Promise<number>;
+  shutdown(rid: number): Promise<void>;
+  close(rid: number): void;
+}
+
+/** A node handle that can give its stream to the runtime (TCP, Deno 2.9). */
+interface TakableHandle {
+  takeStream(): number;
+}
+
+let ops: ResourceOps | null | undefined;
+function resourceOps(): ResourceOps | null {
+  if (ops !== undefined) return ops;
+  const deno = Deno as unknown as Record<symbol, { core?: ResourceOps }>;
+  const internal = (Deno as unknown as { internal?: symbol }).internal;
+  const core = internal === undefined ? undefined : deno[internal]?.core;
+  return ops = typeof core?.read === "function" &&
+      typeof core.write === "function" &&
+      typeof core.shutdown === "function" && typeof core.close === "function"
+    ? core
+    : null;
+}
+
+/**
+ * The socket as a connection. A TCP socket is handed over to the runtime
+ * (`takeStream`) and served exactly as `Deno.TcpConn` is, by resource id:
+ * nothing of node stays on its path. (node's own stream in Deno 2.9.6 fails
+ * a write made just after accept with EPIPE when the client has already
+ * ended its side, as many clients do.) Other sockets (Unix) stay node's,
+ * through {@linkcode NodeConn}.
+ *
+ * `remoteAddr` and `localAddr` replace what the socket says, when given.
+ */
+export function adoptSocket(
+  socket: Socket,
+  remoteAddr?: Deno.Addr,
+  localAddr?: Deno.Addr,
+): Deno.Conn {
+  const handle = (socket as unknown as { _handle?: Partial<TakableHandle> })
+    ._handle;
+  const core = resourceOps();
+  if (core && typeof handle?.takeStream === "function") {
+    const remote = remoteAddr ??
+      addressOf(socket.remoteAddress, socket.remotePort);
+    const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
+    const rid = handle.takeStream();
+    return new ResourceConn(core, rid, remote, local) as unknown as Deno.Conn;
+  }
+  return new NodeConn(socket, remoteAddr, localAddr) as unknown as Deno.Conn;
+}
+
+/** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
+class ResourceConn {
+  readonly #core: ResourceOps;
+  readonly #rid: number;
+  readonly remoteAddr: Deno.Addr;
+  readonly localAddr: Deno.Addr;
+
+  constructor(
+    core: ResourceOps,
+    rid: number,
+    remoteAddr: Deno.Addr,
+    localAddr: Deno.Addr,
+  ) {
+    this.#core = core;
+    this.#rid = rid;
+    this.remoteAddr = remoteAddr;
+    this.localAddr = localAddr;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
+    const n = await this.#core.read(this.#rid, p);
+    return n === 0 ? null : n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#core.write(this.#rid, p);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#core.shutdown(this.#rid);
+  }
+
+  close(): void {
+    this.#core.close(this.#rid);
+  }
+}
 
 /**
  * A node socket as a connection. Errors are Deno's: after `close()` a call

@@ -1,10 +1,19 @@
-import { createAdmission, needsAdmission } from "./admission.ts";
+import {
+  type Admission,
+  createAdmission,
+  needsAdmission,
+} from "./admission.ts";
 import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
-import { closeListener, openListeners } from "./listeners.ts";
+import {
+  closeListener,
+  type OpenListener,
+  openListeners,
+} from "./listeners.ts";
 import {
   checkReloadable,
   type ReloadOptions,
+  type ResolvedOptions,
   resolveOptions,
   type ServeGreetingOptions,
 } from "./options.ts";
@@ -101,12 +110,38 @@ export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
   const resolved = resolveOptions(options);
-  const { signal, onAcceptError } = options;
-  signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
   const listeners = openListeners(resolved.targets, resolved);
+  return serveOn(listeners, options, resolved, admission);
+}
+
+/**
+ * {@linkcode serveGreeting} on listeners already open, such as the one
+ * connection of inetd mode; their targets in `options` are not used.
+ * Internal: not part of the library's face.
+ */
+export function serveGreetingOn(
+  listeners: OpenListener[],
+  options: ServeGreetingOptions,
+): GreetingServer {
+  const resolved = resolveOptions(options);
+  options.signal?.throwIfAborted();
+  const admission = needsAdmission(options)
+    ? createAdmission(options)
+    : undefined;
+  return serveOn(listeners, options, resolved, admission);
+}
+
+function serveOn(
+  listeners: OpenListener[],
+  options: ServeGreetingOptions,
+  resolved: ResolvedOptions,
+  admission: Admission | undefined,
+): GreetingServer {
+  const { signal, onAcceptError } = options;
   const { server, shutdown: stop, finished } = startServerCore({
     acceptors: listeners.map(({ listener }) => listener),
     maxConnections: resolved.maxConnections,

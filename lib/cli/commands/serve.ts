@@ -100,6 +100,8 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
+  /** --inetd: greet the client on stdin and stdout, then exit. */
+  inetd: boolean;
   /** --socket-activation: the passed sockets must be there. */
   socketActivation: boolean;
   /**
@@ -305,6 +307,13 @@ export const SERVE_FLAGS: FlagSpec[] = [
     repeatable: true,
     help: "A load balancer that may send the header; connections from " +
       "other peers are refused",
+  },
+  {
+    name: "inetd",
+    help: "Greet the one client on stdin and stdout, then exit: for " +
+      "inetd, xinetd, tcpserver, socat EXEC: and systemd Accept=yes; the " +
+      "client's address comes from TCPREMOTEIP/TCPREMOTEPORT, REMOTE_ADDR/" +
+      "REMOTE_PORT or the socket, and the connection line goes to stderr",
   },
   {
     name: "socket-activation",
@@ -521,6 +530,46 @@ function hostKey(host: string): string {
 }
 
 /**
+ * The flags that keep their meaning with --inetd: the greeting, its
+ * deadlines and the connection line. The others are about listening,
+ * many clients or a long-running server.
+ */
+const INETD_FLAGS = new Set([
+  "inetd",
+  "message",
+  "message-file",
+  "preset",
+  "quotes-file",
+  "line-ending",
+  "encoding",
+  "quiet",
+  "log-format",
+  "log-timestamps",
+  "timeout",
+  "linger",
+  "max-file-size",
+]);
+
+/**
+ * @throws {UsageError} Naming every flag given that --inetd has no use
+ * for.
+ */
+function checkInetdFlags(flags: ParsedFlags): void {
+  const given = [...flags.values.keys(), ...flags.switches]
+    .filter((name) => !INETD_FLAGS.has(name));
+  if (given.length === 0) return;
+  const names = [...new Set(given)].map((name) => flagName(flags, name));
+  throw new UsageError(
+    `--inetd greets the one client its host passed on stdin: ${
+      names.join(", ")
+    } ${names.length === 1 ? "has" : "have"} no meaning there; drop ${
+      names.length === 1 ? "it" : "them"
+    } (the ` +
+      "host listens, limits and runs one greeter per client)",
+  );
+}
+
+/**
  * Parses the serving command's arguments.
  *
  * @throws {UsageError} For any mistake in them.
@@ -538,6 +587,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }: see --help for usage`,
     );
   }
+  const inetd = flags.switches.has("inetd");
+  if (inetd) checkInetdFlags(flags);
   const hosts = flags.values.get("host") ?? [];
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
@@ -695,6 +746,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     ...proxyFrom(),
     spelled: { host: flag("host"), port: flag("port") },
     socketActivation: flags.switches.has("socket-activation"),
+    inetd,
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),
