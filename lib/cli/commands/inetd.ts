@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { UsageError } from "../flags.ts";
@@ -22,14 +23,15 @@ import { parsePort } from "../../net/address.ts";
 /**
  * Where each host puts the client's and the server's address, first match
  * wins: tcpserver and s6 (`TCP*`), systemd `Accept=yes` (`REMOTE_*`), socat
- * (`SOCAT_*`), xinetd (`REMOTE_HOST`, without a port).
+ * (`SOCAT_*`); then the socket itself, then xinetd's `REMOTE_HOST`.
  */
 const REMOTE_VARIABLES = [
   ["TCPREMOTEIP", "TCPREMOTEPORT"],
   ["REMOTE_ADDR", "REMOTE_PORT"],
   ["SOCAT_PEERADDR", "SOCAT_PEERPORT"],
-  ["REMOTE_HOST", undefined],
 ] as const;
+/** xinetd's: the address alone, used when the socket does not say. */
+const HOST_VARIABLES = [["REMOTE_HOST", undefined]] as const;
 const LOCAL_VARIABLES = [
   ["TCPLOCALIP", "TCPLOCALPORT"],
   ["SOCAT_SOCKADDR", "SOCAT_SOCKPORT"],
@@ -38,6 +40,7 @@ const LOCAL_VARIABLES = [
 /** Every variable --inetd reads, for `--allow-env`. */
 export const INETD_VARIABLES: readonly string[] = [
   ...REMOTE_VARIABLES,
+  ...HOST_VARIABLES,
   ...LOCAL_VARIABLES,
 ].flat().filter((name) => name !== undefined);
 
@@ -72,29 +75,30 @@ function addressFrom(
 }
 
 /**
- * Says why stdin cannot be the client, where it can be told (stat needs
- * read permission): a terminal, a file, a pipe or a device.
+ * Says why stdin cannot be the client: a terminal, a file, a pipe or a
+ * device. (node's fstat needs no permission; Deno's stat of /dev/stdin
+ * needs all of them.)
  *
  * @throws {UsageError} Saying what stdin is instead, and how to run it.
  */
-function checkStdin(): void {
+function checkStdin(fstat: typeof Fs.fstatSync): void {
   let what: string | undefined;
   if (Deno.stdin.isTerminal()) {
     what = "a terminal";
   } else {
     try {
-      const info = Deno.statSync("/dev/stdin");
-      what = info.isSocket
+      const info = fstat(0);
+      what = info.isSocket()
         ? undefined
-        : info.isFile
+        : info.isFile()
         ? "a regular file"
-        : info.isFifo
+        : info.isFIFO()
         ? "a pipe"
-        : info.isCharDevice
+        : info.isCharacterDevice()
         ? "a device"
         : "not a socket";
     } catch {
-      // Left to the socket itself to refuse.
+      what = "closed";
     }
   }
   if (what !== undefined) throw notASocket(what);
@@ -109,10 +113,10 @@ function notASocket(what: string): UsageError {
 }
 
 /** True if stderr is the client's socket too, as inetd and xinetd make it. */
-function stderrIsClient(): boolean {
+function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
   try {
-    const err = Deno.statSync("/dev/stderr");
-    const input = Deno.statSync("/dev/stdin");
+    const err = fstat(2);
+    const input = fstat(0);
     return err.dev === input.dev && err.ino === input.ino;
   } catch {
     return false;
@@ -139,8 +143,7 @@ function oneConnection(conn: Deno.Conn): OpenListener {
 }
 
 /** The socket on stdin (and stdout), as node:net reads and writes it. */
-async function openStdin(): Promise<Deno.Conn> {
-  const net: typeof Net = await import("node:net");
+function openStdin(net: typeof Net): Deno.Conn {
   let socket: Net.Socket;
   try {
     socket = new net.Socket({
@@ -155,11 +158,11 @@ async function openStdin(): Promise<Deno.Conn> {
     }
     throw error;
   }
-  return adoptSocket(
-    socket,
-    addressFrom(REMOTE_VARIABLES),
-    addressFrom(LOCAL_VARIABLES),
-  );
+  const remote = addressFrom(REMOTE_VARIABLES) ??
+    (socket.remoteAddress === undefined
+      ? addressFrom(HOST_VARIABLES)
+      : undefined);
+  return adoptSocket(socket, remote, addressFrom(LOCAL_VARIABLES));
 }
 
 /**
@@ -170,14 +173,19 @@ async function openStdin(): Promise<Deno.Conn> {
  * @throws {UsageError} When stdin is not a socket, or for a bad file.
  */
 export async function runInetd(command: ServeCommand): Promise<number> {
-  checkStdin();
+  const [{ fstatSync }, net] = await Promise.all([
+    import("node:fs"),
+    import("node:net"),
+  ]);
+  checkStdin(fstatSync);
+  const quiet = command.quiet || stderrIsClient(fstatSync);
   const options = await prepareServe(command);
-  const conn = await openStdin();
+  const conn = openStdin(net);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
     format: command.logFormat,
-    quiet: command.quiet || stderrIsClient(),
+    quiet,
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.logTimestamps === "on",
