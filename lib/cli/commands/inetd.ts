@@ -143,7 +143,7 @@ function oneConnection(conn: Deno.Conn): OpenListener {
 }
 
 /** The socket on stdin (and stdout), as node:net reads and writes it. */
-function openStdin(net: typeof Net): Deno.Conn {
+function openStdin(net: typeof Net, envRemote?: Deno.Addr): Deno.Conn {
   let socket: Net.Socket;
   try {
     socket = new net.Socket({
@@ -158,7 +158,7 @@ function openStdin(net: typeof Net): Deno.Conn {
     }
     throw error;
   }
-  const remote = addressFrom(REMOTE_VARIABLES) ??
+  const remote = envRemote ??
     (socket.remoteAddress === undefined
       ? addressFrom(HOST_VARIABLES)
       : undefined);
@@ -173,14 +173,26 @@ function openStdin(net: typeof Net): Deno.Conn {
  * @throws {UsageError} When stdin is not a socket, or for a bad file.
  */
 export async function runInetd(command: ServeCommand): Promise<number> {
-  const [{ fstatSync }, net] = await Promise.all([
-    import("node:fs"),
-    import("node:net"),
-  ]);
-  checkStdin(fstatSync);
-  const quiet = command.quiet || stderrIsClient(fstatSync);
+  if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
+  const remote = addressFrom(REMOTE_VARIABLES);
+  // Where the host named the client and nothing lingers, the socket is only
+  // written: Deno's stdout does it, and node (some 40 ms of start-up, as
+  // much as all the rest) is not loaded.
+  const direct = remote !== undefined && command.linger === 0;
+  let conn: Deno.Conn;
+  let quiet = command.quiet;
+  if (direct) {
+    conn = stdioConn(remote, addressFrom(LOCAL_VARIABLES));
+  } else {
+    const [{ fstatSync }, net] = await Promise.all([
+      import("node:fs"),
+      import("node:net"),
+    ]);
+    checkStdin(fstatSync);
+    quiet ||= stderrIsClient(fstatSync);
+    conn = openStdin(net, remote);
+  }
   const options = await prepareServe(command);
-  const conn = openStdin(net);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
@@ -200,7 +212,31 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       server.shutdown();
     },
   });
+  if (direct && command.timeout > 0) {
+    // Closing stdout does not stop a write the client never reads: the
+    // process ends at the deadline instead.
+    Deno.unrefTimer(setTimeout(() => Deno.exit(1), command.timeout + 100));
+  }
   await server.finished;
   log.close();
   return outcome === "greeted" || outcome === "refused" ? 0 : 1;
+}
+
+/**
+ * The client on stdin and stdout through Deno's own stdio: enough to write
+ * a greeting and close; it cannot end the write side alone (no linger).
+ */
+function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
+  const conn = {
+    remoteAddr,
+    localAddr: localAddr ?? { transport: "tcp", hostname: "", port: 0 },
+    read: (p: Uint8Array) => Deno.stdin.read(p),
+    write: (p: Uint8Array) => Deno.stdout.write(p),
+    closeWrite: () =>
+      Promise.reject(new Deno.errors.NotSupported("No shutdown on stdout")),
+    close() {
+      Deno.stdout.close();
+    },
+  };
+  return conn as unknown as Deno.Conn;
 }
