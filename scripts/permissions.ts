@@ -18,8 +18,12 @@ export const BINARY_FLAGS: readonly string[] = [
   // debugger port that Deno opens on a SIGUSR1 (stats are on SIGUSR2):
   // Deno has no narrower grant for the inspector than all of --allow-sys.
   "--allow-sys",
-  // systemd readiness: the socket systemd names in $NOTIFY_SOCKET.
-  "--allow-env=NOTIFY_SOCKET",
+  // systemd readiness: the socket systemd names in $NOTIFY_SOCKET; socket
+  // activation: the sockets systemd passes (LISTEN_*); --inetd: the client's
+  // and the server's address as tcpserver/s6 (TCP*), systemd Accept=yes
+  // (REMOTE_ADDR/REMOTE_PORT), xinetd (REMOTE_HOST) and socat (SOCAT_*)
+  // give them.
+  "--allow-env=NOTIFY_SOCKET,LISTEN_FDS,LISTEN_PID,LISTEN_FDNAMES,TCPREMOTEIP,TCPREMOTEPORT,TCPLOCALIP,TCPLOCALPORT,REMOTE_ADDR,REMOTE_PORT,REMOTE_HOST,SOCAT_PEERADDR,SOCAT_PEERPORT,SOCAT_SOCKADDR,SOCAT_SOCKPORT",
   // reusePort, which --workers needs to share one port, and the Unix
   // datagram socket of systemd's readiness protocol.
   "--unstable-net",

@@ -555,10 +555,12 @@ const INETD_FLAGS = new Set([
  * for.
  */
 function checkInetdFlags(flags: ParsedFlags): void {
-  const given = [...flags.values.keys(), ...flags.switches]
-    .filter((name) => !INETD_FLAGS.has(name));
+  // In the order given.
+  const given = [...flags.spelled.keys()].filter((name) =>
+    !INETD_FLAGS.has(name)
+  );
   if (given.length === 0) return;
-  const names = [...new Set(given)].map((name) => flagName(flags, name));
+  const names = given.map((name) => flagName(flags, name));
   throw new UsageError(
     `--inetd greets the one client its host passed on stdin: ${
       names.join(", ")
