@@ -20,13 +20,20 @@ measure() {
   shift
   local times
   times=$(mktemp)
-  local pidfile
+  local pidfile server tries=0
   pidfile=$(mktemp)
-  # time runs a shell that becomes tcpserver, whose pid it wrote down.
-  /usr/bin/time -o "$times" -f "%U %S" bash -c 'echo $$ >"$0"; exec "$@"' \
-    "$pidfile" tcpserver -c 4 127.0.0.1 "$port" "$@" 2>/dev/null &
-  local server=$!
-  sleep 0.5
+  while :; do
+    # time runs a shell that becomes tcpserver, whose pid it wrote down.
+    /usr/bin/time -o "$times" -f "%U %S" bash -c 'echo $$ >"$0"; exec "$@"' \
+      "$pidfile" tcpserver -c 4 127.0.0.1 "$port" "$@" 2>/dev/null &
+    server=$!
+    sleep 0.5
+    kill -0 "$server" 2>/dev/null && break
+    # The port was taken: another one, five times at most.
+    tries=$((tries + 1))
+    [ "$tries" -lt 5 ] || { echo "cannot start tcpserver"; exit 1; }
+    port=$((30000 + RANDOM % 20000))
+  done
   local ok=0 start end
   start=$(date +%s%N)
   for _ in $(seq 1 "$N"); do

@@ -40,6 +40,7 @@ const skip = (tool: string, present: boolean) =>
 /** A host process: its stderr so far, and a clean stop. */
 interface Host extends AsyncDisposable {
   stderr(): string;
+  kill(signal: Deno.Signal): void;
   waitFor(pattern: RegExp, ms?: number): Promise<void>;
   stop(): Promise<{ code: number; stderr: string }>;
 }
@@ -104,6 +105,7 @@ async function startHost(
   }
   return {
     stderr: () => stderr,
+    kill: (signal) => child.kill(signal),
     waitFor,
     stop,
     [Symbol.asyncDispose]: async () => void await stop(),
@@ -196,6 +198,75 @@ Deno.test({
     const health = await fetch(`http://127.0.0.1:${metrics}/healthz`);
     assertEquals([health.status, await health.text()], [200, "ok\n"]);
     await host.stop();
+  },
+});
+
+Deno.test({
+  name:
+    "socket activation keeps the cap, reads PROXY headers and reloads on SIGHUP" +
+    skip("systemd-socket-activate", activate),
+  ignore: !activate,
+  async fn() {
+    const port = closedPort();
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/message`, "first {remote_addr}");
+      await using host = await startHost(
+        "systemd-socket-activate",
+        [
+          `--listen=127.0.0.1:${port}`,
+          ...GREETER,
+          "--message-file",
+          `${dir}/message`,
+          "--max-connections",
+          "1",
+          "--linger",
+          "5s",
+          "--proxy-protocol",
+          "--proxy-from",
+          "127.0.0.1/32",
+        ],
+        /Listening on/,
+      );
+      const proxied = async (client: string) => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(
+          encoder.encode(`PROXY TCP4 ${client} 127.0.0.1 5555 23\r\n`),
+        );
+        return conn;
+      };
+      const readLine = async (conn: Deno.Conn) => {
+        const buffer = new Uint8Array(256);
+        const n = await conn.read(buffer);
+        return decoder.decode(buffer.subarray(0, n ?? 0));
+      };
+      // The one place is held by a lingering client: the next one waits.
+      const first = await proxied("192.0.2.7");
+      assertEquals(await readLine(first), "first 192.0.2.7\r\n");
+      const second = await proxied("192.0.2.8");
+      const waiting = readLine(second);
+      const early = await Promise.race([
+        waiting,
+        new Promise((resolve) => setTimeout(() => resolve("waits"), 300)),
+      ]);
+      assertEquals(early, "waits");
+      first.close();
+      assertEquals(await waiting, "first 192.0.2.8\r\n");
+      second.close();
+      // systemd-socket-activate became greeter (exec): SIGHUP reloads it.
+      await Deno.writeTextFile(`${dir}/message`, "second {remote_addr}");
+      host.kill("SIGHUP");
+      const deadline = Date.now() + 3_000;
+      let text = "";
+      while (!text.startsWith("second") && Date.now() < deadline) {
+        const conn = await proxied("192.0.2.9");
+        text = await readLine(conn);
+        conn.close();
+      }
+      assertEquals(text, "second 192.0.2.9\r\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 
