@@ -100,10 +100,10 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
-  /** --inetd: greet the client on stdin and stdout, then exit. */
-  inetd: boolean;
-  /** --socket-activation: the passed sockets must be there. */
-  socketActivation: boolean;
+  /** --inetd: greet the client on stdin and stdout, then exit (only when given). */
+  inetd?: true;
+  /** --socket-activation: the passed sockets must be there (only when given). */
+  socketActivation?: true;
   /**
    * The sockets a service manager passed (socket activation), taken at
    * start: served instead of --host, --port and --unix.
@@ -747,8 +747,10 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
     ...proxyFrom(),
     spelled: { host: flag("host"), port: flag("port") },
-    socketActivation: flags.switches.has("socket-activation"),
-    inetd,
+    ...(flags.switches.has("socket-activation")
+      ? { socketActivation: true as const }
+      : {}),
+    ...(inetd ? { inetd: true as const } : {}),
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),

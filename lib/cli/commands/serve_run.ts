@@ -218,7 +218,7 @@ export function runServe(given: ServeCommand): Promise<number> {
  * @throws {UsageError} For a malformed protocol variable, or --workers.
  */
 function withPassedSockets(command: ServeCommand): ServeCommand {
-  const passed = takePassedSockets(command.socketActivation);
+  const passed = takePassedSockets(command.socketActivation === true);
   if (!passed) return command;
   if ((command.workers ?? 1) > 1) {
     throw new UsageError(
