@@ -17,6 +17,7 @@ import {
   readPassedSockets,
 } from "../lib/cli/socket_activation.ts";
 import { BINARY_FLAGS } from "../scripts/permissions.ts";
+import { makeCertificates } from "./_tools.ts";
 import { UsageError } from "../lib/cli/flags.ts";
 import { assertThrows } from "@std/assert";
 
@@ -264,6 +265,48 @@ Deno.test({
         conn.close();
       }
       assertEquals(text, "second 192.0.2.9\r\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const openssl = await canRun("openssl", ["version"]);
+Deno.test({
+  name: "socket activation serves TLS on a passed socket" +
+    skip("systemd-socket-activate", activate) + skip("openssl", openssl),
+  ignore: !activate || !openssl,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const { ca, certFile, keyFile } = await makeCertificates(dir);
+      const port = closedPort();
+      await using _host = await startHost(
+        "systemd-socket-activate",
+        [
+          `--listen=127.0.0.1:${port}`,
+          ...GREETER,
+          "--tls-cert",
+          certFile,
+          "--tls-key",
+          keyFile,
+        ],
+        /Listening on/,
+      );
+      for (let i = 0; i < 2; i++) {
+        const conn = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port,
+          caCerts: [ca],
+        });
+        let text = "";
+        const buffer = new Uint8Array(256);
+        for (let n; (n = await conn.read(buffer)) !== null;) {
+          text += decoder.decode(buffer.subarray(0, n));
+        }
+        conn.close();
+        assertEquals(text, "Connection Established\r\n");
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

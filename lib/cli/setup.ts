@@ -178,16 +178,10 @@ async function listenTargets(
   tls: TlsOptions | undefined,
 ): Promise<ListenTarget[]> {
   if (command.passed) {
-    if (tls) {
-      throw new UsageError(
-        "--tls-cert and --tls-key cannot serve the sockets of socket " +
-          "activation yet: terminate TLS in front of greeter, or let " +
-          "greeter bind its port (no LISTEN_FDS)",
-      );
-    }
     return command.passed.greeting.map((fd) => ({
       transport: "fd" as const,
       fd,
+      tls,
     }));
   }
   for (const path of command.unix) await prepareUnixSocket(path);

@@ -50,6 +50,10 @@ export interface DescriptorListener {
   accept(): Promise<Deno.Conn>;
   /** Stops listening here; the descriptor closes, connections waiting too. */
   close(): void;
+  /** Makes the listener keep the event loop alive (the default). */
+  ref(): void;
+  /** Lets the event loop finish while the listener is open. */
+  unref(): void;
 }
 
 /**
@@ -133,6 +137,14 @@ class Listener implements DescriptorListener {
     return next instanceof Error
       ? Promise.reject(next)
       : Promise.resolve(connOf(next));
+  }
+
+  ref(): void {
+    this.#server.ref();
+  }
+
+  unref(): void {
+    this.#server.unref();
   }
 
   close(): void {

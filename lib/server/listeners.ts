@@ -1,5 +1,5 @@
 import { formatAddress } from "../net/address.ts";
-import { listenTls, type TlsListener } from "./tls_listener.ts";
+import { listenTls, serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
   DEFAULT_HOSTNAME,
@@ -100,9 +100,15 @@ function openOne(
   options: OpenListenersOptions,
 ): OpenListener {
   if (target.transport === "fd") {
-    return {
-      listener: listenOnDescriptor(target.fd, { backlog: options.backlog }),
-    };
+    const passed = listenOnDescriptor(target.fd, { backlog: options.backlog });
+    if (!target.tls) return { listener: passed };
+    try {
+      const tls = serveTlsOn(passed, target.tls.cert, target.tls.key);
+      return { listener: tls as unknown as Acceptor, tls };
+    } catch (error) {
+      passed.close();
+      throw error;
+    }
   }
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });

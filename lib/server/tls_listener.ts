@@ -127,12 +127,6 @@ export function listenTls(options: TlsListenOptions): TlsListener {
     throw new RangeError("The backlog must be a whole number of at least 1");
   }
   checkPemShape(cert, key);
-  // The pair is checked in full once node's TLS is loaded, before the first
-  // connection is taken.
-  const context = loadEngine().then((engine) =>
-    engine.secureContext(cert, key)
-  );
-  context.catch(() => {}); // Reported by accept().
   const listener = Deno.listen({
     hostname,
     port,
@@ -140,20 +134,54 @@ export function listenTls(options: TlsListenOptions): TlsListener {
     ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
     ...(reusePort ? { reusePort } : {}),
   });
-  return new Listener(listener, context);
+  return serveTlsOn(listener, cert, key);
+}
+
+/**
+ * What TLS can be served on: a `Deno.TcpListener`, or a listener of a
+ * passed socket (see `listenOnDescriptor`), whose connections have the
+ * members TLS uses.
+ */
+export interface TcpAcceptor {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Deno.Conn>;
+  close(): void;
+  ref?(): void;
+  unref?(): void;
+}
+
+/**
+ * Serves TLS with the certificate and key on an open TCP listener, as
+ * {@linkcode listenTls} does on the one it opens.
+ *
+ * @throws {TypeError} When the certificate or the key is not PEM of its kind.
+ */
+export function serveTlsOn(
+  tcp: TcpAcceptor,
+  cert: string,
+  key: string,
+): TlsListener {
+  checkPemShape(cert, key);
+  // The pair is checked in full once node's TLS is loaded, before the first
+  // connection is taken.
+  const context = loadEngine().then((engine) =>
+    engine.secureContext(cert, key)
+  );
+  context.catch(() => {}); // Reported by accept().
+  return new Listener(tcp, context);
 }
 
 class Listener implements TlsListener {
-  readonly #tcp: Deno.TcpListener;
+  readonly #tcp: TcpAcceptor;
   #context: Promise<SecureContext>;
 
-  constructor(tcp: Deno.TcpListener, context: Promise<SecureContext>) {
+  constructor(tcp: TcpAcceptor, context: Promise<SecureContext>) {
     this.#tcp = tcp;
     this.#context = context;
   }
 
   get addr(): Deno.NetAddr {
-    return this.#tcp.addr;
+    return this.#tcp.addr as Deno.NetAddr;
   }
 
   setCertificate(cert: string, key: string): void {
@@ -175,7 +203,10 @@ class Listener implements TlsListener {
     const tcp = await this.#tcp.accept();
     try {
       // Read again: a reload while this accept waited counts for its client.
-      return loaded!.startTls(tcp, await this.#currentContext());
+      return loaded!.startTls(
+        tcp as Deno.TcpConn,
+        await this.#currentContext(),
+      );
     } catch (error) {
       tcp.close();
       throw error;
@@ -223,10 +254,10 @@ class Listener implements TlsListener {
   }
 
   ref(): void {
-    this.#tcp.ref();
+    this.#tcp.ref?.();
   }
 
   unref(): void {
-    this.#tcp.unref();
+    this.#tcp.unref?.();
   }
 }
