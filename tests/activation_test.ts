@@ -165,6 +165,19 @@ Deno.test({
     for (let i = 0; i < 20; i++) {
       assertEquals((await greet(port)).text, "Connection Established\r\n");
     }
+    // A client that ends its side at once still gets all of it (node's own
+    // stream in Deno 2.9.6 would fail that write with EPIPE).
+    for (let i = 0; i < 5; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.closeWrite();
+      let text = "";
+      const buffer = new Uint8Array(256);
+      for (let n; (n = await conn.read(buffer)) !== null;) {
+        text += decoder.decode(buffer.subarray(0, n));
+      }
+      conn.close();
+      assertEquals(text, "Connection Established\r\n");
+    }
     const { stderr } = await host.stop();
     assertMatch(stderr, /Execing .*deno/);
   },
@@ -265,6 +278,37 @@ Deno.test({
         conn.close();
       }
       assertEquals(text, "second 192.0.2.9\r\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "socket activation serves a passed Unix socket, even to a client that ended its side" +
+    skip("systemd-socket-activate", activate),
+  ignore: !activate,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/greeter.sock`;
+    try {
+      await using _host = await startHost(
+        "systemd-socket-activate",
+        [`--listen=${path}`, ...GREETER, "--linger", "0"],
+        /Listening on/,
+      );
+      for (let i = 0; i < 3; i++) {
+        const conn = await Deno.connect({ transport: "unix", path });
+        await conn.closeWrite();
+        let text = "";
+        const buffer = new Uint8Array(256);
+        for (let n; (n = await conn.read(buffer)) !== null;) {
+          text += decoder.decode(buffer.subarray(0, n));
+        }
+        conn.close();
+        assertEquals(text, "Connection Established\r\n");
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
