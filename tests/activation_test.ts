@@ -113,31 +113,34 @@ async function startHost(
   };
 }
 
-/** Connects, reads until the server closes; the bytes and the client's port. */
-async function greet(port: number): Promise<{ text: string; from: number }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const from = conn.localAddr.port;
-  const chunks: string[] = [];
+/**
+ * Reads `conn` until the server closes it (4 s at most), then closes it:
+ * the text received.
+ */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const deadline = setTimeout(() => conn.close(), 4_000);
   try {
     const buffer = new Uint8Array(4096);
-    const deadline = setTimeout(() => conn.close(), 4_000);
-    try {
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        chunks.push(decoder.decode(buffer.subarray(0, n), { stream: true }));
-      }
-    } finally {
-      clearTimeout(deadline);
+    for (let n; (n = await conn.read(buffer)) !== null;) {
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
     }
   } finally {
+    clearTimeout(deadline);
     try {
       conn.close();
     } catch {
       // Closed by the deadline.
     }
   }
-  return { text: chunks.join(""), from };
+  return text;
+}
+
+/** Connects, reads until the server closes; the text and the client's port. */
+async function greet(port: number): Promise<{ text: string; from: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const from = conn.localAddr.port;
+  return { text: await readToEnd(conn), from };
 }
 
 Deno.test({
@@ -170,13 +173,7 @@ Deno.test({
     for (let i = 0; i < 5; i++) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.closeWrite();
-      let text = "";
-      const buffer = new Uint8Array(256);
-      for (let n; (n = await conn.read(buffer)) !== null;) {
-        text += decoder.decode(buffer.subarray(0, n));
-      }
-      conn.close();
-      assertEquals(text, "Connection Established\r\n");
+      assertEquals(await readToEnd(conn), "Connection Established\r\n");
     }
     const { stderr } = await host.stop();
     assertMatch(stderr, /Execing .*deno/);
@@ -301,13 +298,7 @@ Deno.test({
       for (let i = 0; i < 3; i++) {
         const conn = await Deno.connect({ transport: "unix", path });
         await conn.closeWrite();
-        let text = "";
-        const buffer = new Uint8Array(256);
-        for (let n; (n = await conn.read(buffer)) !== null;) {
-          text += decoder.decode(buffer.subarray(0, n));
-        }
-        conn.close();
-        assertEquals(text, "Connection Established\r\n");
+        assertEquals(await readToEnd(conn), "Connection Established\r\n");
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -343,13 +334,7 @@ Deno.test({
           port,
           caCerts: [ca],
         });
-        let text = "";
-        const buffer = new Uint8Array(256);
-        for (let n; (n = await conn.read(buffer)) !== null;) {
-          text += decoder.decode(buffer.subarray(0, n));
-        }
-        conn.close();
-        assertEquals(text, "Connection Established\r\n");
+        assertEquals(await readToEnd(conn), "Connection Established\r\n");
       }
     } finally {
       await Deno.remove(dir, { recursive: true });

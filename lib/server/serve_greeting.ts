@@ -1,8 +1,4 @@
-import {
-  type Admission,
-  createAdmission,
-  needsAdmission,
-} from "./admission.ts";
+import { createAdmission, needsAdmission } from "./admission.ts";
 import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import {
@@ -109,38 +105,35 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
-  const resolved = resolveOptions(options);
-  options.signal?.throwIfAborted();
-  const admission = needsAdmission(options)
-    ? createAdmission(options)
-    : undefined;
-  const listeners = openListeners(resolved.targets, resolved);
-  return serveOn(listeners, options, resolved, admission);
+  return start(
+    options,
+    (resolved) => openListeners(resolved.targets, resolved),
+  );
 }
 
 /**
  * {@linkcode serveGreeting} on listeners already open, such as the one
- * connection of inetd mode; their targets in `options` are not used.
+ * connection of inetd mode; the targets in `options` are not used.
  * Internal: not part of the library's face.
  */
 export function serveGreetingOn(
   listeners: OpenListener[],
   options: ServeGreetingOptions,
 ): GreetingServer {
+  return start(options, () => listeners);
+}
+
+/** Checks the options, then serves on the listeners `listen` gives. */
+function start(
+  options: ServeGreetingOptions,
+  listen: (resolved: ResolvedOptions) => OpenListener[],
+): GreetingServer {
   const resolved = resolveOptions(options);
   options.signal?.throwIfAborted();
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
-  return serveOn(listeners, options, resolved, admission);
-}
-
-function serveOn(
-  listeners: OpenListener[],
-  options: ServeGreetingOptions,
-  resolved: ResolvedOptions,
-  admission: Admission | undefined,
-): GreetingServer {
+  const listeners = listen(resolved);
   const { signal, onAcceptError } = options;
   const { server, shutdown: stop, finished } = startServerCore({
     acceptors: listeners.map(({ listener }) => listener),
