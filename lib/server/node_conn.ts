@@ -60,6 +60,9 @@ export function adoptSocket(
       addressOf(socket.remoteAddress, socket.remotePort);
     const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
     const rid = handle.takeStream();
+    // Node's socket is done with: destroyed, it lets go of its handle (kept,
+    // each would hold some 3 KB of heap for good).
+    socket.destroy();
     return new ResourceConn(core, rid, remote, local) as unknown as Deno.Conn;
   }
   return new NodeConn(socket, remoteAddr, localAddr) as unknown as Deno.Conn;
