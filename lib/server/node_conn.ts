@@ -11,7 +11,12 @@
  */
 import type { Socket } from "node:net";
 
-/** The runtime's resource operations, which `Deno.TcpConn` itself uses. */
+/**
+ * The runtime's resource operations, which `Deno.TcpConn` itself uses. They
+ * are internal to Deno (`Deno[Deno.internal].core`), as is the handle's
+ * `takeStream`: both are checked for, and without them (another Deno than
+ * the pinned 2.9.6) every socket stays node's.
+ */
 interface ResourceOps {
   read(rid: number, p: Uint8Array): Promise<number>;
   write(rid: number, p: Uint8Array): Promise<number>;
