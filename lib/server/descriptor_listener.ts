@@ -3,25 +3,67 @@
  * manager passed (systemd socket activation, from descriptor 3).
  *
  * `Deno.listen` cannot take a descriptor (denoland/deno#14006), but
- * node:net's `server.listen({ fd })` can. node accepts on its own, as fast
- * as clients come; this adapter hands its sockets to the accept loop one
- * `accept()` at a time, so the greeting's cap, limits, PROXY protocol,
- * deadlines and logs apply to them as to any listener. node:net is loaded
- * only here, on first use: a server without a passed socket never loads it.
+ * node:net's `server.listen({ fd })` can. node's server would accept on its
+ * own, as fast as clients come, past the connection cap and up to the
+ * descriptor limit (where Deno 2.9.6 then stops accepting for good). So this
+ * listener takes the server's handle over and accepts exactly one
+ * connection per `accept()`, as `Deno.Listener` does: at the cap, clients
+ * wait in the kernel's backlog. The handle's `onconnection`, `accept` and
+ * `listen` are node's internals as Deno 2.9.6 has them (checked for: without
+ * them, listening fails with a clear error). node:net is loaded only here, on
+ * first use: a server without a passed socket never loads it.
  *
  * @module
  */
 import type * as Net from "node:net";
-import { addressOf, adoptSocket } from "./node_conn.ts";
+import {
+  addressOf,
+  adoptHandle,
+  canAdoptHandles,
+  NodeConn,
+  type TcpHandle,
+} from "./node_conn.ts";
 
-/** node:net, loaded on first use (synchronously: listening is). */
-let net: typeof Net | undefined;
-function loadNet(): typeof Net {
+interface Builtins {
+  net: typeof Net;
+  /** errno name of a negative libuv status, such as "EMFILE". */
+  errorName(status: number): string;
+  /** The status of an accept with nothing to accept. */
+  eagain: number;
+}
+
+/** node's modules, loaded on first use (synchronously: listening is). */
+let builtins: Builtins | undefined;
+function loadBuiltins(): Builtins {
+  if (builtins) return builtins;
   const process = (globalThis as unknown as {
     process: { getBuiltinModule(id: string): unknown };
   }).process;
-  return net ??= process.getBuiltinModule("node:net") as typeof Net;
+  const util = process.getBuiltinModule("node:util") as {
+    getSystemErrorName(status: number): string;
+  };
+  const os = process.getBuiltinModule("node:os") as {
+    constants: { errno: { EAGAIN: number } };
+  };
+  return builtins = {
+    net: process.getBuiltinModule("node:net") as typeof Net,
+    errorName: (status) => util.getSystemErrorName(status),
+    eagain: -os.constants.errno.EAGAIN,
+  };
 }
+
+/** node's listening handle, as Deno 2.9.6 has it. */
+interface ServerHandle {
+  /** Told of each connection ready to accept (status 0) or of an error. */
+  onconnection: ((status: number) => void) | null;
+  /** Accepts one connection into `client`: 0, or a negative errno. */
+  accept(client: unknown): number;
+  /** (Re)starts watching for connections. */
+  listen(backlog: number): number;
+}
+
+/** The kind of a handle to accept into (node's `constants.SOCKET`). */
+const SOCKET = 0;
 
 /**
  * Thrown when a descriptor is not a listening stream socket (a regular
@@ -74,10 +116,8 @@ export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
 ): DescriptorListener {
-  const server = loadNet().createServer({
-    allowHalfOpen: true,
-    pauseOnConnect: true,
-  });
+  const { net } = loadBuiltins();
+  const server = net.createServer({ allowHalfOpen: true });
   let failed: unknown;
   server.once("error", (error) => failed = error);
   server.listen({ fd, backlog: options.backlog });
@@ -86,41 +126,108 @@ export function listenOnDescriptor(
     server.close();
     throw new DescriptorError(fd, failed);
   }
-  return new Listener(server);
+  const handle = (server as unknown as { _handle?: Partial<ServerHandle> })
+    ._handle;
+  if (
+    !canAdoptHandles() || typeof handle?.accept !== "function" ||
+    typeof handle.listen !== "function" || !("onconnection" in handle)
+  ) {
+    server.close();
+    throw new TypeError(
+      "This Deno cannot accept on a passed socket one connection at a " +
+        "time (greeter needs Deno 2.9.6)",
+    );
+  }
+  return new Listener(server, handle as ServerHandle, options.backlog ?? 511);
 }
 
 class Listener implements DescriptorListener {
   readonly addr: Deno.Addr;
   readonly #server: Net.Server;
-  /** Sockets (or accept errors) node accepted before anyone asked. */
-  readonly #queue: (Net.Socket | Error)[] = [];
+  readonly #handle: ServerHandle;
+  /** The class of the handle's connections: TCP, or Pipe (Unix). */
+  readonly #Client: new (kind: number) => unknown;
+  readonly #unix: boolean;
+  readonly #backlog: number;
   #waiting: PromiseWithResolvers<Deno.Conn> | undefined;
+  /** A failed accept the runtime reported while nobody waited. */
+  #failure: Error | undefined;
+  /**
+   * The runtime stops watching once it has told of connections nobody
+   * accepted at once; `listen` starts it again when they are taken.
+   */
+  #missed = false;
   #closed = false;
 
-  constructor(server: Net.Server) {
+  constructor(server: Net.Server, handle: ServerHandle, backlog: number) {
     this.#server = server;
+    this.#handle = handle;
+    this.#Client = handle.constructor as new (kind: number) => unknown;
+    this.#backlog = backlog;
     const address = server.address();
-    this.addr = typeof address === "object" && address !== null
-      ? addressOf(address.address, address.port)
-      : { transport: "unix", path: "" };
+    this.#unix = typeof address !== "object" || address === null;
+    this.addr = this.#unix ? { transport: "unix", path: "" } : addressOf(
+      (address as Net.AddressInfo).address,
+      (address as Net.AddressInfo).port,
+    );
     server.removeAllListeners("error");
-    server.on("connection", (socket) => this.#take(socket));
-    server.on("error", (error) => this.#take(error));
+    server.on("error", () => {}); // Failed accepts are seen by accept().
+    handle.onconnection = (status) => this.#ready(status);
   }
 
-  #take(item: Net.Socket | Error): void {
-    if (this.#closed) {
-      if (!(item instanceof Error)) item.destroy();
+  /** The runtime says a connection (or an error) is there. */
+  #ready(status: number): void {
+    if (this.#closed) return;
+    const waiting = this.#waiting;
+    if (status !== 0) {
+      this.#missed = true;
+      const error = this.#error(status);
+      if (waiting) {
+        this.#waiting = undefined;
+        waiting.reject(error);
+      } else {
+        this.#failure ??= error;
+      }
       return;
     }
-    const waiting = this.#waiting;
     if (!waiting) {
-      this.#queue.push(item);
+      this.#missed = true;
+      return;
+    }
+    const next = this.#next();
+    if (next === undefined) {
+      this.#rearm();
       return;
     }
     this.#waiting = undefined;
-    if (item instanceof Error) waiting.reject(item);
-    else waiting.resolve(connOf(item));
+    if (next instanceof Error) waiting.reject(next);
+    else waiting.resolve(next);
+  }
+
+  /** Accepts one connection now: it, an error, or undefined if none. */
+  #next(): Deno.Conn | Error | undefined {
+    const client = new this.#Client(SOCKET);
+    const status = this.#handle.accept(client);
+    if (status === loadBuiltins().eagain) return undefined;
+    if (status !== 0) return this.#error(status);
+    if (!this.#unix) return adoptHandle(client as TcpHandle);
+    const socket = new (loadBuiltins().net.Socket)({
+      handle: client,
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+    } as Net.SocketConstructorOpts);
+    return new NodeConn(socket) as unknown as Deno.Conn;
+  }
+
+  #rearm(): void {
+    this.#missed = false;
+    this.#handle.listen(this.#backlog);
+  }
+
+  #error(status: number): Error {
+    const code = loadBuiltins().errorName(status);
+    return Object.assign(new Error(`accept ${code}`), { code });
   }
 
   accept(): Promise<Deno.Conn> {
@@ -129,14 +236,17 @@ class Listener implements DescriptorListener {
         new Deno.errors.BadResource("The listener is closed"),
       );
     }
-    const next = this.#queue.shift();
-    if (next === undefined) {
-      this.#waiting = Promise.withResolvers();
-      return this.#waiting.promise;
+    const failure = this.#failure;
+    if (failure) {
+      this.#failure = undefined;
+      return Promise.reject(failure);
     }
-    return next instanceof Error
-      ? Promise.reject(next)
-      : Promise.resolve(connOf(next));
+    const next = this.#next();
+    if (next instanceof Error) return Promise.reject(next);
+    if (next) return Promise.resolve(next);
+    if (this.#missed) this.#rearm();
+    this.#waiting = Promise.withResolvers();
+    return this.#waiting.promise;
   }
 
   ref(): void {
@@ -150,17 +260,11 @@ class Listener implements DescriptorListener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#handle.onconnection = null;
     this.#server.close();
-    for (const item of this.#queue.splice(0)) {
-      if (!(item instanceof Error)) item.destroy();
-    }
     this.#waiting?.reject(
       new Deno.errors.BadResource("The listener is closed"),
     );
     this.#waiting = undefined;
   }
-}
-
-function connOf(socket: Net.Socket): Deno.Conn {
-  return adoptSocket(socket);
 }

@@ -29,6 +29,38 @@ interface TakableHandle {
   takeStream(): number;
 }
 
+/** An accepted TCP handle of node's (Deno 2.9's `TCPWrap`). */
+export interface TcpHandle extends TakableHandle {
+  getpeername(out: { address?: string; port?: number }): number;
+  getsockname(out: { address?: string; port?: number }): number;
+  close(): void;
+}
+
+/** True if TCP handles can be handed to the runtime here (Deno 2.9). */
+export function canAdoptHandles(): boolean {
+  return resourceOps() !== null;
+}
+
+/**
+ * An accepted TCP handle as a connection, served by the runtime as
+ * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
+ * Needs {@linkcode canAdoptHandles}.
+ */
+export function adoptHandle(handle: TcpHandle): Deno.Conn {
+  const peer: { address?: string; port?: number } = {};
+  const local: { address?: string; port?: number } = {};
+  handle.getpeername(peer);
+  handle.getsockname(local);
+  const rid = handle.takeStream();
+  handle.close();
+  return new ResourceConn(
+    resourceOps()!,
+    rid,
+    addressOf(peer.address, peer.port),
+    addressOf(local.address, local.port),
+  ) as unknown as Deno.Conn;
+}
+
 let ops: ResourceOps | null | undefined;
 function resourceOps(): ResourceOps | null {
   if (ops !== undefined) return ops;
