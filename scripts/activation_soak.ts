@@ -1,5 +1,6 @@
 /**
- * The proofs of socket activation too slow for the test suite, on loopback:
+ * The proofs of socket activation too slow for the test suite, on loopback
+ * (after the same clients against greeter on its own port, to compare):
  *
  * 1. Under `systemd-socket-activate`, greeter starts on the first client
  *    and then serves N more (default 10,000), each greeting checked whole.
@@ -111,6 +112,31 @@ async function readLine(
     text += value;
   }
   return text;
+}
+
+// 0. For comparison: greeter binding its own port, N connections.
+{
+  const port = freePort();
+  const server = new Deno.Command(greeter[0], {
+    args: [...greeter.slice(1), "--host", "127.0.0.1", "--port", String(port)],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  await readLine(reader, /listening/);
+  const start = performance.now();
+  const results = await clients(port, connections);
+  const seconds = (performance.now() - start) / 1000;
+  server.kill("SIGTERM");
+  await server.status;
+  await reader.cancel();
+  console.log(
+    `greeter on its own port: ${connections} clients in ` +
+      `${seconds.toFixed(1)} s (${(connections / seconds).toFixed(0)}/s):`,
+    tally(results),
+  );
 }
 
 // 1. systemd-socket-activate, N connections.
