@@ -176,8 +176,8 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
-  // written: Deno's stdout does it, and node (some 40 ms of start-up, as
-  // much as all the rest) is not loaded.
+  // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
+  // per connection, docs/activation.md) is not loaded.
   const direct = remote !== undefined && command.linger === 0;
   let conn: Deno.Conn;
   let quiet = command.quiet;
