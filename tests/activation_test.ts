@@ -652,6 +652,47 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "--inetd under tcpserver lingers for a client that wrote first and keeps --timeout" +
+    skip("tcpserver", tcpserver),
+  ignore: !tcpserver,
+  async fn() {
+    const port = closedPort();
+    await using host = await startHost(
+      "tcpserver",
+      [
+        "-v",
+        "127.0.0.1",
+        String(port),
+        ...GREETER,
+        "--inetd",
+        "-q",
+        "--linger",
+        "5s",
+        "--timeout",
+        "400ms",
+      ],
+      /status: 0\//,
+    );
+    // A client that sent bytes first still gets the whole greeting, and its
+    // end (FIN) at once: greeter shut its side down and lingers.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(encoder.encode("hello\r\n"));
+    const buffer = new Uint8Array(256);
+    let text = "";
+    for (let n; (n = await conn.read(buffer)) !== null;) {
+      text += decoder.decode(buffer.subarray(0, n));
+    }
+    assertEquals(text, "Connection Established\r\n");
+    // It never closes: --timeout ends greeter long before the 5 s linger.
+    const started = performance.now();
+    await host.waitFor(/end \d+ status 0/, 3_000);
+    assert(performance.now() - started < 2_000, "ended by --timeout");
+    conn.close();
+  },
+});
+
+Deno.test({
   name: "--inetd under socat EXEC: takes the client from SOCAT_PEERADDR" +
     skip("socat", socat),
   ignore: !socat,
