@@ -10,10 +10,10 @@
  * `accept()`, as `Deno.Listener` does. The runtime accepts the batch waiting
  * when it looks and tells of it; told while nobody asks, it stops looking
  * until `listen` restarts it, once that batch is taken: at the cap, later
- * clients wait in the kernel's backlog. The handle's `onconnection`, `accept` and
- * `listen` are node's internals as Deno 2.9.6 has them (checked for: without
- * them, listening fails with a clear error). node:net is loaded only here, on
- * first use: a server without a passed socket never loads it.
+ * clients wait in the kernel's backlog. The handle's `onconnection`,
+ * `accept` and `listen` are node's internals as Deno 2.9.6 has them (checked
+ * for: without them, listening fails with a clear error). node:net is loaded
+ * only here, on first use: a server without a passed socket never loads it.
  *
  * @module
  */
