@@ -363,6 +363,41 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "socket activation recovers when a burst runs greeter out of descriptors" +
+    skip("systemd-socket-activate", activate),
+  ignore: !activate,
+  async fn() {
+    const port = closedPort();
+    const quoted = [
+      "systemd-socket-activate",
+      `--listen=127.0.0.1:${port}`,
+      ...GREETER,
+      "--max-connections",
+      "20",
+      "--linger",
+      "0",
+    ].map((word) => `'${word}'`).join(" ");
+    // 128 descriptors: a burst of 300 clients is more than greeter can hold.
+    await using _host = await startHost(
+      "sh",
+      ["-c", `ulimit -n 128 && exec ${quoted}`],
+      /Listening on/,
+    );
+    const burst = await Promise.all(
+      Array.from(
+        { length: 300 },
+        () => Deno.connect({ hostname: "127.0.0.1", port }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const conn of burst) conn.close();
+    // Once they are gone, greeter accepts again.
+    assertEquals((await greet(port)).text, "Connection Established\r\n");
+  },
+});
+
+Deno.test({
   name: "socket activation refuses --workers with one usage line" +
     skip("systemd-socket-activate", activate),
   ignore: !activate,
