@@ -172,7 +172,6 @@ Deno.test({
  */
 const NOT_YET_MERGED = new Set([
   "docs/tarpit.md", // the tarpit (--tarpit*)
-  "docs/activation.md", // socket activation and inetd mode
 ]);
 
 /** README.md, CHANGELOG.md and every page under docs/, relative to ROOT. */

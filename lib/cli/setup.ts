@@ -150,13 +150,7 @@ export async function prepareServe(
     ? undefined
     : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
   const tls = await loadTls(command);
-  for (const path of command.unix) await prepareUnixSocket(path);
-  const listen: ListenTarget[] = [
-    ...command.hosts.flatMap((hostname) =>
-      command.ports.map((port) => ({ hostname, port, tls }))
-    ),
-    ...command.unix.map((path) => ({ transport: "unix" as const, path })),
-  ];
+  const listen = await listenTargets(command, tls);
   return {
     listen,
     greeting,
@@ -173,6 +167,30 @@ export async function prepareServe(
       ? { proxyProtocol: { from: command.proxyFrom } }
       : {}),
   };
+}
+
+/**
+ * Where to listen: the sockets a service manager passed, or else every
+ * --host with every --port, and every --unix path (readied).
+ */
+async function listenTargets(
+  command: ServeCommand,
+  tls: TlsOptions | undefined,
+): Promise<ListenTarget[]> {
+  if (command.passed) {
+    return command.passed.greeting.map((fd) => ({
+      transport: "fd" as const,
+      fd,
+      tls,
+    }));
+  }
+  for (const path of command.unix) await prepareUnixSocket(path);
+  return [
+    ...command.hosts.flatMap((hostname) =>
+      command.ports.map((port) => ({ hostname, port, tls }))
+    ),
+    ...command.unix.map((path) => ({ transport: "unix" as const, path })),
+  ];
 }
 
 /** The TLS options of a client command, with its --ca file read. */

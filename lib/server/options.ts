@@ -79,6 +79,17 @@ export type ListenTarget =
     transport: "unix";
     /** The socket's path. */
     path: string;
+  }
+  | {
+    /**
+     * A listening TCP or Unix stream socket that is already open, such as
+     * one systemd passes (socket activation: descriptors from 3).
+     */
+    transport: "fd";
+    /** The descriptor. */
+    fd: number;
+    /** Serve over TLS with this certificate and key (TCP sockets). */
+    tls?: TlsOptions;
   };
 
 /**
@@ -443,28 +454,35 @@ function checkTarget(target: unknown, at: string): ListenTarget {
     }
     return target as ListenTarget;
   }
+  if (t.transport === "fd") {
+    checkInteger(`${at}fd`, t.fd, 0, 2_147_483_647);
+    if (t.tls !== undefined) checkTls(t.tls, at);
+    return target as ListenTarget;
+  }
   if (t.transport !== undefined && t.transport !== "tcp") {
-    throw invalid(`${at}transport`, t.transport, '"tcp" or "unix"');
+    throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
   }
   if (t.hostname !== undefined && typeof t.hostname !== "string") {
     throw invalid(`${at}hostname`, t.hostname, "a string", TypeError);
   }
   if (t.port !== undefined) checkInteger(`${at}port`, t.port, 0, 65_535);
-  if (t.tls !== undefined) {
-    const tls = t.tls as Record<string, unknown> | null;
-    if (
-      typeof tls !== "object" || tls === null ||
-      typeof tls.cert !== "string" || typeof tls.key !== "string"
-    ) {
-      throw invalid(
-        `${at}tls`,
-        t.tls,
-        "an object with PEM strings cert and key",
-        TypeError,
-      );
-    }
-  }
+  if (t.tls !== undefined) checkTls(t.tls, at);
   return target as ListenTarget;
+}
+
+function checkTls(value: unknown, at: string): void {
+  const tls = value as Record<string, unknown> | null;
+  if (
+    typeof tls !== "object" || tls === null ||
+    typeof tls.cert !== "string" || typeof tls.key !== "string"
+  ) {
+    throw invalid(
+      `${at}tls`,
+      value,
+      "an object with PEM strings cert and key",
+      TypeError,
+    );
+  }
 }
 
 /** Checks a list of CIDR blocks; a bad entry would throw on the first client. */

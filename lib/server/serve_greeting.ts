@@ -1,10 +1,15 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
 import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
-import { closeListener, openListeners } from "./listeners.ts";
+import {
+  closeListener,
+  type OpenListener,
+  openListeners,
+} from "./listeners.ts";
 import {
   checkReloadable,
   type ReloadOptions,
+  type ResolvedOptions,
   resolveOptions,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
@@ -101,13 +106,36 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
+  return start(
+    options,
+    (resolved) => openListeners(resolved.targets, resolved),
+  );
+}
+
+/**
+ * {@linkcode serveGreeting} on listeners already open, such as the one
+ * connection of inetd mode; the targets in `options` are not used.
+ * Internal: not part of the library's face.
+ */
+export function serveGreetingOn(
+  listeners: OpenListener[],
+  options: ServeGreetingOptions,
+): GreetingServer {
+  return start(options, () => listeners);
+}
+
+/** Checks the options, then serves on the listeners `listen` gives. */
+function start(
+  options: ServeGreetingOptions,
+  listen: (resolved: ResolvedOptions) => OpenListener[],
+): GreetingServer {
   const resolved = resolveOptions(options);
-  const { signal, onAcceptError } = options;
-  signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
-  const listeners = openListeners(resolved.targets, resolved);
+  const listeners = listen(resolved);
+  const { signal, onAcceptError } = options;
   const { server, shutdown: stop, finished } = startServerCore({
     acceptors: listeners.map(({ listener }) => listener),
     maxConnections: resolved.maxConnections,

@@ -23,6 +23,7 @@ import {
 } from "../flags.ts";
 import { escapeControl, quote } from "../../observe/escape.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
+import type { PassedSockets } from "../socket_activation.ts";
 import {
   DEFAULT_MESSAGE,
   GREETING_ENCODINGS,
@@ -84,8 +85,11 @@ export interface ServeCommand {
   logFormat: LogFormat;
   /** Connection lines per second from one source; 0 logs every one. */
   logRate: number;
-  /** Where to serve Prometheus metrics and /healthz. */
-  metrics?: { hostname: string; port: number };
+  /**
+   * Where to serve Prometheus metrics and /healthz: an address, or a
+   * passed socket (`fd`, which then replaces it).
+   */
+  metrics?: { hostname: string; port: number; fd?: number };
   /** Whether text lines start with a timestamp; `auto` decides at start. */
   logTimestamps: "auto" | "on" | "off";
   /** The load balancers whose PROXY protocol headers are read, if any. */
@@ -97,6 +101,15 @@ export interface ServeCommand {
    * --workers is not given, which is the same as 1: no worker at all.
    */
   workers?: number;
+  /** --inetd: greet the client on stdin and stdout, then exit (only when given). */
+  inetd?: true;
+  /** --socket-activation: the passed sockets must be there (only when given). */
+  socketActivation?: true;
+  /**
+   * The sockets a service manager passed (socket activation), taken at
+   * start: served instead of --host, --port and --unix.
+   */
+  passed?: PassedSockets;
   /**
    * The most bytes read from any file named on the command line; absent
    * for the defaults (1 MiB, and 16 MiB for the quotes file).
@@ -328,6 +341,23 @@ export const SERVE_FLAGS: GroupedFlagSpec[] = [
       "other peers are refused",
   },
   {
+    name: "inetd",
+    group: "listening",
+    help: "Greet the one client on stdin and stdout, then exit: for " +
+      "inetd, xinetd, tcpserver, socat EXEC: and systemd Accept=yes; the " +
+      "client's address comes from TCPREMOTEIP/TCPREMOTEPORT, REMOTE_ADDR/" +
+      "REMOTE_PORT or the socket, and the connection line goes to stderr",
+  },
+  {
+    name: "socket-activation",
+    group: "listening",
+    help: "Serve the listening sockets a service manager passed (systemd " +
+      "LISTEN_FDS, from fd 3) instead of --host, --port and --unix; a " +
+      'socket named "metrics" (LISTEN_FDNAMES) serves --metrics. On by ' +
+      "itself when LISTEN_PID is greeter's; with this flag, an error " +
+      "without them",
+  },
+  {
     name: "workers",
     group: "fleet",
     value: "N",
@@ -544,6 +574,48 @@ function hostKey(host: string): string {
 }
 
 /**
+ * The flags that keep their meaning with --inetd: the greeting, its
+ * deadlines and the connection line. The others are about listening,
+ * many clients or a long-running server.
+ */
+const INETD_FLAGS = new Set([
+  "inetd",
+  "message",
+  "message-file",
+  "preset",
+  "quotes-file",
+  "line-ending",
+  "encoding",
+  "quiet",
+  "log-format",
+  "log-timestamps",
+  "timeout",
+  "linger",
+  "max-file-size",
+]);
+
+/**
+ * @throws {UsageError} Naming every flag given that --inetd has no use
+ * for.
+ */
+function checkInetdFlags(flags: ParsedFlags): void {
+  // In the order given.
+  const given = [...flags.spelled.keys()].filter((name) =>
+    !INETD_FLAGS.has(name)
+  );
+  if (given.length === 0) return;
+  const names = given.map((name) => flagName(flags, name));
+  throw new UsageError(
+    `--inetd greets the one client its host passed on stdin: ${
+      names.join(", ")
+    } ${names.length === 1 ? "has" : "have"} no meaning there; drop ${
+      names.length === 1 ? "it" : "them"
+    } (the ` +
+      "host listens, limits and runs one greeter per client)",
+  );
+}
+
+/**
  * Parses the serving command's arguments.
  *
  * @throws {UsageError} For any mistake in them.
@@ -561,6 +633,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }: see --help for usage`,
     );
   }
+  const inetd = flags.switches.has("inetd");
+  if (inetd) checkInetdFlags(flags);
   const hosts = flags.values.get("host") ?? [];
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
@@ -735,6 +809,10 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
     ...proxyFrom(),
     spelled: { host: flag("host"), port: flag("port") },
+    ...(flags.switches.has("socket-activation")
+      ? { socketActivation: true as const }
+      : {}),
+    ...(inetd ? { inetd: true as const } : {}),
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),

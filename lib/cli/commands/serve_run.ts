@@ -9,7 +9,8 @@ import { escapeControl } from "../../observe/escape.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
-import { ExitError } from "../flags.ts";
+import { ExitError, UsageError } from "../flags.ts";
+import { takePassedSockets } from "../socket_activation.ts";
 import type { HealthSource } from "../metrics_endpoint.ts";
 import type { MetricsServer } from "../../observe/metrics_server.ts";
 import {
@@ -209,10 +210,34 @@ export async function runServe(given: ServeCommand): Promise<number> {
       : undefined,
   );
   // Decided once, here: workers do not see the main thread's stdout.
-  const command = fitToDescriptors(resolveLogTimestamps(given));
+  const command = withPassedSockets(
+    fitToDescriptors(resolveLogTimestamps(given)),
+  );
   return (command.workers ?? 1) > 1
     ? await serveWorkers(command, command.workers!)
     : await serveHere(command);
+}
+
+/**
+ * Takes the sockets a service manager passed (socket activation), which
+ * replace the addresses of the flags, and hides them from any child.
+ *
+ * @throws {UsageError} For a malformed protocol variable, or --workers.
+ */
+function withPassedSockets(command: ServeCommand): ServeCommand {
+  const passed = takePassedSockets(command.socketActivation === true);
+  if (!passed) return command;
+  if ((command.workers ?? 1) > 1) {
+    throw new UsageError(
+      "--workers cannot be used with socket activation: the passed sockets " +
+        "are served by one thread; drop --workers, or run one greeter per " +
+        "socket",
+    );
+  }
+  const metrics = passed.metrics === undefined
+    ? command.metrics
+    : { hostname: "", port: 0, fd: passed.metrics };
+  return { ...command, passed, metrics };
 }
 
 /**
