@@ -94,6 +94,9 @@ const OTHER_FLAGS = new Set([
   "soak",
   // deno task docs
   "check",
+  // systemd-socket-activate
+  "fdname",
+  "inetd",
   // Docker's HEALTHCHECK
   "interval",
   "start-period",

@@ -21,7 +21,7 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { prepareReload, prepareServe } from "../setup.ts";
+import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { WorkerGroup } from "../workers/pool.ts";
 
@@ -130,10 +130,11 @@ async function serveWorkers(
     WorkerStartError,
   } = await import("../workers/pool.ts");
   if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
-  // Every worker prepares the command itself (a greeting function cannot be
-  // sent to a thread); doing it here first reports a bad file as single
-  // mode does, before anything starts.
-  await prepareServe(command);
+  // Files are read here, once: a bad one is reported as in single mode,
+  // before anything starts, and every worker prepares from these bytes (a
+  // greeting function cannot be sent to a thread), reading nothing itself.
+  const files: FileSnapshot = new Map();
+  await prepareServe(command, files);
   const { writer, log } = createLog(command);
   const reloads = createReloadCounters();
   // Workers' lines, held back until the start-up lines are out.
@@ -163,7 +164,7 @@ async function serveWorkers(
       },
   );
   try {
-    group = await startWorkers(command, {
+    group = await startWorkers(command, files, {
       count,
       onLog: (text) => held ? held.push(text) : write(text),
     });
@@ -183,13 +184,15 @@ async function serveWorkers(
     reloads,
     stats: () => running.stats(),
     async reload() {
-      // Checked here first, so a bad file leaves every worker as it was.
+      // Read and checked here once, so a bad file leaves every worker as it
+      // was, and every worker swaps in exactly these bytes.
+      const files: FileSnapshot = new Map();
       try {
-        await prepareReload(command);
+        await prepareReload(command, files);
       } catch (error) {
         return explainError(error).message;
       }
-      return await running.reload();
+      return await running.reload(files);
     },
     refresh: () => running.refresh(),
     shutdown: () => running.shutdown(),
@@ -203,16 +206,22 @@ async function serveWorkers(
 
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
-  // First of all, before any file is read: Deno's SIGUSR1 debugger shut.
+  // Usage errors come before anything is held or read.
+  const passed = withPassedSockets(given);
+  if ((passed.workers ?? 1) > 1) {
+    const pool = await import("../workers/pool.ts");
+    if (!pool.reusePortAvailable()) {
+      throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
+    }
+  }
+  // Then, before any file is read: Deno's SIGUSR1 debugger shut.
   using _guard = guardDebuggerPort(
-    given.ports.length > 0
-      ? { hostname: given.hosts[0], port: given.ports[0] }
+    passed.ports.length > 0
+      ? { hostname: passed.hosts[0], port: passed.ports[0] }
       : undefined,
   );
   // Decided once, here: workers do not see the main thread's stdout.
-  const command = withPassedSockets(
-    fitToDescriptors(resolveLogTimestamps(given)),
-  );
+  const command = fitToDescriptors(resolveLogTimestamps(passed));
   return (command.workers ?? 1) > 1
     ? await serveWorkers(command, command.workers!)
     : await serveHere(command);
