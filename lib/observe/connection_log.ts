@@ -85,6 +85,8 @@ export function createConnectionLog(
   options: ConnectionLogOptions,
 ): ConnectionLog {
   const { emit, format, quiet, rate } = options;
+  // Every text line has a timestamp when asked, the summaries included.
+  const textOptions = { timestamps: options.timestamps ?? false };
   const throttle: LogThrottle | undefined = quiet || rate === 0
     ? undefined
     : createLogThrottle({
@@ -93,13 +95,13 @@ export function createConnectionLog(
       perSecond: 10_000,
       formatSuppressed: format === "json"
         ? formatJsonSuppressedLine
-        : formatTextSuppressedLine,
+        : (source, count) =>
+          formatTextSuppressedLine(source, count, textOptions),
     });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
   // Without a flood limit, lines are formatted at once: no closure per line.
-  const textOptions = { timestamps: options.timestamps ?? false };
   const text = (
     remoteAddr: Deno.Addr,
     _localAddr: Deno.Addr,
@@ -118,7 +120,11 @@ export function createConnectionLog(
         () => formatJsonConnectionLine(record, record.peerAddr),
       )
       : emit(formatJsonConnectionLine(record, record.peerAddr));
-  const acceptErrors = createAcceptErrorLog({ emit, format });
+  const acceptErrors = createAcceptErrorLog({
+    emit,
+    format,
+    timestamps: textOptions.timestamps,
+  });
   return {
     onConnection: quiet || format === "json" ? undefined : text,
     onClose: quiet || format !== "json" ? undefined : jsonLine,
