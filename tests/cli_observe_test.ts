@@ -240,3 +240,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "greeter --log-format json writes its warnings as JSON lines too",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await using server = await startCli([...LOCAL, "--log-format", "json"]);
+    server.process.kill("SIGUSR1");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { code, stderr } = await server.stop();
+    assertEquals(code, 0);
+    // Deno's own line about the inspector it could not start is not ours.
+    const ours = stderr.trim().split("\n").filter((line) =>
+      !line.startsWith("Failed to start inspector server")
+    );
+    assertEquals(ours.length, 1, stderr);
+    const line = JSON.parse(ours[0]);
+    assertEquals(
+      [line["log.level"], line["event.action"]],
+      ["warn", "warning"],
+    );
+    assertStringIncludes(line.message, "SIGUSR1 does nothing");
+  },
+});

@@ -6,6 +6,10 @@
  *
  * @module
  */
+import {
+  formatJsonWarningLine,
+  type LogFormat,
+} from "../observe/log_format.ts";
 import { quote } from "../observe/escape.ts";
 import { UsageError } from "./flags.ts";
 
@@ -140,7 +144,10 @@ export function readPassedSockets(
  *
  * @throws {UsageError} See {@linkcode readPassedSockets}.
  */
-export function takePassedSockets(forced: boolean): PassedSockets | undefined {
+export function takePassedSockets(
+  forced: boolean,
+  format: LogFormat = "text",
+): PassedSockets | undefined {
   const readable = LISTEN_VARIABLES.every((variable) => {
     try {
       return Deno.permissions.querySync({ name: "env", variable }).state ===
@@ -164,7 +171,8 @@ export function takePassedSockets(forced: boolean): PassedSockets | undefined {
     env,
     Deno.pid,
     forced,
-    (line) => console.error(line),
+    (line) =>
+      console.error(format === "json" ? formatJsonWarningLine(line) : line),
   );
   for (const variable of LISTEN_VARIABLES) Deno.env.delete(variable);
   return passed;

@@ -110,7 +110,8 @@ export interface LogLineBase {
     | "suppressed"
     | "stats"
     | "accept_error"
-    | "reload";
+    | "reload"
+    | "warning";
   /** ECS's verdict: greeter's own is `greeter.outcome`. */
   "event.outcome": "success" | "failure";
   /** The schema version, {@linkcode LOG_SCHEMA_VERSION}. */
@@ -216,6 +217,12 @@ export interface ErrorLogLine extends LogLineBase {
   "event.outcome": "failure";
   /** What went wrong, as the text line says it. */
   "error.message": string;
+}
+
+/** A warning about greeter's environment, for {@linkcode formatJsonWarningLine}. */
+export interface WarningLogLine extends LogLineBase {
+  /** Always `warning`. */
+  "event.action": "warning";
 }
 
 /**
@@ -535,6 +542,22 @@ export function formatJsonErrorLine(
     "event.action": "start",
     "event.outcome": "failure",
     "error.message": message,
+  };
+  return JSON.stringify(line);
+}
+
+/**
+ * Formats a warning (a permission that a feature lacks, a log that cannot
+ * be written) as a JSON line, for `--log-format json`: every line greeter
+ * writes is then JSON. `message` is the text the CLI would print.
+ */
+export function formatJsonWarningLine(
+  message: string,
+  time: number = Date.now(),
+): string {
+  const line: WarningLogLine = {
+    ...baseFields(time, "warn", message, "event", "warning", "success"),
+    "event.action": "warning",
   };
   return JSON.stringify(line);
 }

@@ -5,7 +5,6 @@
  * @module
  */
 import { createLineWriter } from "../../observe/line_writer.ts";
-import { escapeControl } from "../../observe/escape.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
@@ -21,6 +20,7 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
+import { warn } from "../warn.ts";
 import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { WorkerGroup } from "../workers/pool.ts";
@@ -45,11 +45,12 @@ function createLog(command: ServeCommand) {
   const writer = createLineWriter(Deno.stdout, {
     // Said once; the lines lost from then on are counted in the metrics.
     onError: (error) =>
-      console.error(
-        `greeter: warning: cannot write the log to stdout (${
-          escapeControl(error instanceof Error ? error.message : String(error))
+      warn(
+        `cannot write the log to stdout (${
+          error instanceof Error ? error.message : String(error)
         }); greeter goes on serving, and counts the lines it loses in ` +
           "greeter_log_lines_dropped_total",
+        command.logFormat,
       ),
   });
   return {
@@ -94,6 +95,7 @@ async function serveHere(command: ServeCommand): Promise<number> {
   const { server } = run;
   return await runUntilStopped({
     log,
+    format: command.logFormat,
     metrics,
     addrs: server.addrs,
     tls: command.tlsCert !== undefined,
@@ -178,6 +180,7 @@ async function serveWorkers(
   const running = group;
   return await runUntilStopped({
     log,
+    format: command.logFormat,
     metrics,
     addrs: running.addrs,
     tls: command.tlsCert !== undefined,
@@ -234,7 +237,10 @@ export async function runServe(given: ServeCommand): Promise<number> {
  * @throws {UsageError} For a malformed protocol variable, or --workers.
  */
 function withPassedSockets(command: ServeCommand): ServeCommand {
-  const passed = takePassedSockets(command.socketActivation === true);
+  const passed = takePassedSockets(
+    command.socketActivation === true,
+    command.logFormat,
+  );
   if (!passed) return command;
   if ((command.workers ?? 1) > 1) {
     throw new UsageError(
@@ -265,12 +271,13 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   );
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
-  console.error(
-    `greeter: warning: --max-connections ${command.maxConnections}${
+  warn(
+    `--max-connections ${command.maxConnections}${
       workers > 1 ? ` in each of ${workers} workers` : ""
     } does not fit in the limit of ${soft} open files; serving at most ` +
       `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
       "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
+    command.logFormat,
   );
   return { ...command, maxConnections: each };
 }
