@@ -5,6 +5,7 @@ import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
+import type { HeldEnd, Tarpit, TarpitHost } from "./tarpit.ts";
 
 /** What the connections share with the server that accepted them. */
 export interface ConnectionContext {
@@ -23,6 +24,8 @@ export interface ConnectionContext {
   /** The PROXY protocol's trusted peers, when a header is expected. */
   readonly proxy: { from: Cidr[] } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
+  /** The tarpit that holds admitted clients, in tarpit mode (set at start). */
+  tarpit: Tarpit | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
   /** Called when `inFlight` drops to 0. */
@@ -34,19 +37,22 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
 
-function isReset(error: unknown): boolean {
+/** True for the errors of a peer that reset or closed its connection. */
+export function isReset(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.NotConnected;
 }
 
-function isClosedByUs(error: unknown): boolean {
+/** True for the errors of an operation on a connection closed here. */
+export function isClosedByUs(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted;
 }
 
-function errorCode(error: unknown): string {
+/** An error's code (such as "EPIPE"), else its name. */
+export function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string") return code;
   return error instanceof Error ? error.name : "unknown";
@@ -204,6 +210,10 @@ function admitAndServe(
       return;
     }
   }
+  if (server.tarpit) {
+    server.tarpit.hold(slot, bytes, admission, admissionHost);
+    return;
+  }
   serveConnection(
     server,
     slot,
@@ -276,21 +286,62 @@ async function serveConnection(
   }
   if (server.onClose) {
     const duration = performance.now() - start;
-    try {
-      server.onClose({
-        remoteAddr: slot.client ?? conn.remoteAddr,
-        ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
-        localAddr: conn.localAddr,
-        outcome: outcome!,
-        reason,
-        bytesWritten: written,
-        greetingLength: bytes.length,
-        startTime: Date.now() - duration,
-        duration,
-      });
-    } catch {
-      // A failing observer must not stop the server.
-    }
+    report(server.onClose, {
+      remoteAddr: slot.client ?? conn.remoteAddr,
+      ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
+      localAddr: conn.localAddr,
+      outcome: outcome!,
+      reason,
+      bytesWritten: written,
+      greetingLength: bytes.length,
+      startTime: Date.now() - duration,
+      duration,
+    });
   }
   if (--server.inFlight === 0) server.settled();
+}
+
+function report(
+  onClose: (record: ConnectionRecord) => void,
+  record: ConnectionRecord,
+): void {
+  try {
+    onClose(record);
+  } catch {
+    // A failing observer must not stop the server.
+  }
+}
+
+/**
+ * What the tarpit of `server` needs from it: its shutdown flag, its table,
+ * and the counting and the record of a held client's end.
+ */
+export function tarpitHost(
+  server: Omit<ConnectionContext, "tarpit">,
+): TarpitHost {
+  return {
+    get closing() {
+      return server.closing;
+    },
+    release: (slot) => server.table.release(slot),
+    ended(end: HeldEnd) {
+      const { stats, onClose } = server;
+      stats.outcomes[end.outcome]++;
+      stats.bytesWritten += end.sent;
+      if (!onClose) return;
+      const { conn, client } = end.slot;
+      report(onClose, {
+        remoteAddr: client ?? conn.remoteAddr,
+        ...(client ? { peerAddr: conn.remoteAddr } : {}),
+        localAddr: conn.localAddr,
+        outcome: end.outcome,
+        reason: end.reason,
+        bytesWritten: end.sent,
+        greetingLength: end.greetingLength,
+        startTime: Date.now() - end.held,
+        duration: end.held,
+        held: end.held,
+      });
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
-import { acceptConnection, EMPTY } from "./connection.ts";
+import { acceptConnection, EMPTY, tarpitHost } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import { closeListener, openListeners } from "./listeners.ts";
 import {
@@ -9,6 +9,7 @@ import {
   type ServeGreetingOptions,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
+import { createTarpit, type Tarpit, type TarpitStats } from "./tarpit.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
 /**
@@ -41,6 +42,8 @@ export interface GreetingServer extends AsyncDisposable {
   readonly addrs: Deno.Addr[];
   /** Counters of what the server has done so far. */
   readonly stats: Readonly<ServerStats>;
+  /** The tarpit's counters, in tarpit mode; undefined otherwise. */
+  readonly tarpit: Readonly<TarpitStats> | undefined;
   /** True from the start of shutdown. */
   readonly draining: boolean;
   /** Settles once the server has shut down and every connection is closed. */
@@ -96,6 +99,28 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
  * });
  * assertEquals(new TextDecoder().decode(bytes), "Hello\r\n");
  * ```
+ *
+ * @example Tarpit mode: hold SSH scanners with an endless banner
+ * ```ts
+ * import { serveGreeting } from "../../mod.ts";
+ * import { assert, assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   tarpit: { style: "ssh", interval: 20 },
+ * });
+ * using conn = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * // One random line every 20 ms, never the "SSH-" version line.
+ * const buffer = new Uint8Array(256);
+ * const n = await conn.read(buffer);
+ * const text = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+ * assert(text.endsWith("\r\n") && !text.startsWith("SSH-"));
+ * assertEquals(server.tarpit?.clients, 1);
+ * ```
  */
 export function serveGreeting(
   options: ServeGreetingOptions = {},
@@ -122,16 +147,27 @@ export function serveGreeting(
       onConnection: options.onConnection,
       onClose: options.onClose,
       proxy: resolved.proxy,
+      tarpit: undefined as Tarpit | undefined,
     },
     accepted: acceptConnection,
     onAcceptError,
     closeAcceptors: () => listeners.map(closeListener),
   });
   const stats = server.stats;
+  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+  const tarpit = resolved.tarpit && createTarpit(
+    resolved.tarpit,
+    tarpitHost(server),
+    typeof greeting === "function" ? undefined : greeting,
+  );
+  server.tarpit = tarpit;
 
   function shutdown(): Promise<void> {
     signal?.removeEventListener("abort", onAbort);
-    return stop();
+    const stopped = stop();
+    // Held clients are let go at once, not after the drain timeout.
+    tarpit?.releaseAll();
+    return stopped;
   }
   function onAbort() {
     shutdown().catch(() => {});
@@ -153,6 +189,7 @@ export function serveGreeting(
     },
     addrs,
     stats,
+    tarpit: tarpit?.stats,
     get draining() {
       return server.closing;
     },
