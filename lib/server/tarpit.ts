@@ -51,8 +51,8 @@ export const DEFAULT_TARPIT_INTERVAL = 10_000;
 export const DEFAULT_TARPIT_LINE_LENGTH = 32;
 /** The longest line there may be: RFC 4253 caps SSH's lines at 255 bytes. */
 export const MAX_TARPIT_LINE_LENGTH = 255;
-/** The shortest line the http style can send: `X-a:\r\n` and a byte. */
-const MIN_HTTP_LINE_LENGTH = 8;
+/** The shortest line of the http style, CRLF included: `X-a: b` and CRLF. */
+export const MIN_HTTP_LINE_LENGTH = 8;
 /** The HTTP style's first line. */
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
 /** Lines in the shared pool of the ssh and http styles. */
