@@ -10,9 +10,9 @@
  * - no pending read per client: a client that leaves is seen by the next
  *   write, which fails (at once after a reset; one write later after a
  *   clean close, whose first write draws the reset), and is freed then;
- * - a client whose write is still pending when its bucket comes round again
- *   (blocked for a whole interval), or that takes only part of a line, is
- *   freed at once.
+ * - a client whose write is still pending a whole interval later (10 s at
+ *   least: under load the server's own writes take a while to complete),
+ *   or that takes only part of a line, is freed at once.
  *
  * @module
  */
@@ -57,6 +57,8 @@ export const MIN_HTTP_LINE_LENGTH = 8;
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
 /** Lines in the shared pool of the ssh and http styles. */
 const POOL_SIZE = 1024;
+/** The shortest wait before a pending write is taken for a blocked client. */
+const MIN_BLOCKED_WAIT = 10_000;
 /** The most greeting chunks made up front; beyond, views are made per write. */
 const MAX_GREETING_CHUNKS = 4096;
 
@@ -178,8 +180,8 @@ interface Held {
   /** When it was held, on the monotonic clock. */
   since: number;
   sent: number;
-  /** A write is pending. */
-  writing: boolean;
+  /** When its pending write was started; -1 when none is. */
+  writing: number;
   done: boolean;
   /** Its own greeting (a template's), when the greeting style needs it. */
   greeting: Uint8Array | undefined;
@@ -188,6 +190,15 @@ interface Held {
   bucket: number;
   prev: Held | undefined;
   next: Held | undefined;
+}
+
+/** `length` random bytes (getRandomValues gives 64 KiB at most per call). */
+function randomBytes(length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let at = 0; at < length; at += 65_536) {
+    crypto.getRandomValues(bytes.subarray(at, at + 65_536));
+  }
+  return bytes;
 }
 
 /** Random bytes in `min`..`max` (inclusive), from one draw of `random`. */
@@ -201,7 +212,7 @@ function pick(random: Uint8Array, i: number, min: number, max: number) {
  * `SSH-`), all views into one buffer.
  */
 export function sshLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
-  const random = crypto.getRandomValues(new Uint8Array(count * lineLength));
+  const random = randomBytes(count * lineLength);
   const buffer = new Uint8Array(count * lineLength);
   const lines: Uint8Array[] = [];
   let at = 0;
@@ -227,7 +238,7 @@ export function sshLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
  */
 export function httpLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
   const ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const random = crypto.getRandomValues(new Uint8Array(count * lineLength));
+  const random = randomBytes(count * lineLength);
   const buffer = new Uint8Array(count * lineLength);
   const lines: Uint8Array[] = [];
   let at = 0;
@@ -323,6 +334,7 @@ export function createTarpit(
   options: ResolvedTarpit,
   host: TarpitHost,
   greeting: Uint8Array | undefined,
+  blockedAfter: number = Math.max(options.interval, MIN_BLOCKED_WAIT),
 ): Tarpit {
   const { style, interval, lineLength } = options;
   const stats: TarpitStats = { clients: 0, bytesSent: 0 };
@@ -398,13 +410,13 @@ export function createTarpit(
       : bytes.subarray(offset, offset + lineLength);
   }
 
-  function write(held: Held) {
+  function write(held: Held, now: number) {
     const chunk = chunkFor(held);
-    held.writing = true;
+    held.writing = now;
     held.slot.conn.write(chunk).then(
       (n) => {
         if (held.done) return;
-        held.writing = false;
+        held.writing = -1;
         held.sent += n;
         stats.bytesSent += n;
         // Part of a line: its buffers are full, it is not reading.
@@ -422,17 +434,18 @@ export function createTarpit(
 
   function tick() {
     turn = (turn + 1) % count;
+    const now = performance.now();
     let held = heads[turn];
     while (held) {
       const after: Held | undefined = held.next;
       if (!held.slot.list) {
         // The table closed it: its timeout passed.
         end(held, host.closing ? "aborted" : "timed_out");
-      } else if (held.writing) {
-        // Its last write is still pending, a whole interval later.
+      } else if (held.writing < 0) {
+        write(held, now);
+      } else if (now - held.writing >= blockedAfter) {
+        // Its last write is still pending: it does not read.
         end(held, "timed_out", "tarpit_blocked");
-      } else {
-        write(held);
       }
       held = after;
     }
@@ -445,7 +458,7 @@ export function createTarpit(
         slot,
         since: performance.now(),
         sent: 0,
-        writing: false,
+        writing: -1,
         done: false,
         greeting: style === "greeting" && bytes !== greeting
           ? bytes
