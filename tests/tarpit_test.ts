@@ -318,6 +318,7 @@ Deno.test("createTarpit frees a client whose write stays blocked past its deadli
         released.push(slot);
         return true;
       },
+      failure: () => ["error", "test"],
       ended: (end) => ends.push(`${end.outcome} ${end.reason}`),
     },
     undefined,

@@ -37,25 +37,38 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
 
-/** True for the errors of a peer that reset or closed its connection. */
-export function isReset(error: unknown): boolean {
+function isReset(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.NotConnected;
 }
 
-/** True for the errors of an operation on a connection closed here. */
-export function isClosedByUs(error: unknown): boolean {
+function isClosedByUs(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted;
 }
 
-/** An error's code (such as "EPIPE"), else its name. */
-export function errorCode(error: unknown): string {
+function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string") return code;
   return error instanceof Error ? error.name : "unknown";
+}
+
+/**
+ * How a failed read or write ended a connection: the client reset or
+ * closed, it was closed here (by its deadline, or by shutdown), or another
+ * error (with its code as the reason).
+ */
+function failure(
+  server: { readonly closing: boolean },
+  error: unknown,
+): [ConnectionOutcome, string | undefined] {
+  if (isReset(error)) return ["reset", undefined];
+  if (isClosedByUs(error)) {
+    return [server.closing ? "aborted" : "timed_out", undefined];
+  }
+  return ["error", errorCode(error)];
 }
 
 /**
@@ -269,14 +282,7 @@ async function serveConnection(
     // Errors after the greeting was written (while lingering) change
     // nothing: the client has its greeting.
     if (!outcome) {
-      if (isReset(error)) {
-        outcome = "reset";
-      } else if (isClosedByUs(error)) {
-        outcome = server.closing ? "aborted" : "timed_out";
-      } else {
-        outcome = "error";
-        reason = errorCode(error);
-      }
+      [outcome, reason] = failure(server, error);
       stats.outcomes[outcome]++;
     }
   } finally {
@@ -324,6 +330,7 @@ export function tarpitHost(
       return server.closing;
     },
     release: (slot) => server.table.release(slot),
+    failure: (error) => failure(server, error),
     ended(end: HeldEnd) {
       const { stats, onClose } = server;
       stats.outcomes[end.outcome]++;

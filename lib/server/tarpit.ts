@@ -19,7 +19,6 @@
 import type { Admission } from "./admission.ts";
 import type { Slot } from "./connection_table.ts";
 import type { ConnectionOutcome } from "./stats.ts";
-import { errorCode, isClosedByUs, isReset } from "./connection.ts";
 
 /**
  * What a tarpit sends: `ssh` (endlessh's random printable lines, never
@@ -151,6 +150,8 @@ export interface TarpitHost {
   readonly closing: boolean;
   /** Closes the connection and frees its place; false if already done. */
   release(slot: Slot): boolean;
+  /** The outcome (and reason) of a failed write. */
+  failure(error: unknown): [ConnectionOutcome, string | undefined];
   /** Counts the ending and tells the observers; called once per client. */
   ended(end: HeldEnd): void;
 }
@@ -423,11 +424,7 @@ export function createTarpit(
         if (n < chunk.length) end(held, "timed_out", "tarpit_blocked");
       },
       (error) => {
-        if (held.done) return;
-        if (isReset(error)) end(held, "reset");
-        else if (isClosedByUs(error)) {
-          end(held, host.closing ? "aborted" : "timed_out");
-        } else end(held, "error", errorCode(error));
+        if (!held.done) end(held, ...host.failure(error));
       },
     );
   }
