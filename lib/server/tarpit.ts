@@ -3,8 +3,11 @@
  * little every interval, until they leave. Built for tens of thousands of
  * held clients at Deno's floor of memory per connection:
  *
- * - one interval timer for every held client, turning a wheel of buckets
- *   (a client is written when its bucket comes round, once per interval);
+ * - one timer for every held client: they wait in one queue in the order
+ *   they are due (a client's turn comes an interval after its last), and
+ *   the timer wakes for the head, giving every client due within 10 ms its
+ *   turn (at most 64 at once, so a burst is written in small batches, which
+ *   keeps few writes in flight and the garbage they make young);
  * - no buffer per client: every line is a view into one pool made at start
  *   (a greeting template, made per client, is the one exception);
  * - no pending read per client: a client that leaves is seen by the next
@@ -56,6 +59,12 @@ export const MIN_HTTP_LINE_LENGTH = 8;
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
 /** Lines in the shared pool of the ssh and http styles. */
 const POOL_SIZE = 1024;
+/** Clients due within this many ms of a tick have their turn in it. */
+const TICK_SLACK = 10;
+/** The most turns in one tick; the rest follow BURST_GAP ms later. */
+const MAX_TURNS_PER_TICK = 64;
+/** The pause between two ticks of a burst, in ms. */
+const BURST_GAP = 5;
 /** The shortest wait before a pending write is taken for a blocked client. */
 const MIN_BLOCKED_WAIT = 10_000;
 /** The most greeting chunks made up front; beyond, views are made per write. */
@@ -175,7 +184,7 @@ export interface Tarpit {
   releaseAll(): void;
 }
 
-/** One held client: a node of its bucket's list. */
+/** One held client: a node of the tarpit's queue. */
 interface Held {
   slot: Slot;
   /** When it was held, on the monotonic clock. */
@@ -188,7 +197,8 @@ interface Held {
   greeting: Uint8Array | undefined;
   admission: Admission | undefined;
   host: string | undefined;
-  bucket: number;
+  /** When its next turn is, on the monotonic clock. */
+  due: number;
   prev: Held | undefined;
   next: Held | undefined;
 }
@@ -320,11 +330,6 @@ export function resolveTarpit(
   return { style, interval, lineLength };
 }
 
-/** How many buckets the wheel has: one turn a 100 ms at most, 16 at most. */
-function bucketCount(interval: number): number {
-  return Math.max(1, Math.min(16, Math.floor(interval / 100)));
-}
-
 /**
  * Creates a tarpit. Its one timer runs only while a client is held.
  * `greeting` is the shared greeting (for the greeting style's chunks made
@@ -353,25 +358,31 @@ export function createTarpit(
       (_, i) => greeting.subarray(i * lineLength, (i + 1) * lineLength),
     )
     : undefined;
-  const count = bucketCount(interval);
-  const heads: (Held | undefined)[] = new Array(count).fill(undefined);
-  // The bucket written last: a new client joins it, so its first line comes
-  // one interval after it arrived, as endlessh's does.
-  let turn = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
+  // Every held client in the order it is due: each is due one interval
+  // after its last turn, so appending keeps the order.
+  let head: Held | undefined;
+  let tail: Held | undefined;
+  // The one timer, armed for the head's turn while a client is held.
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
-  function link(held: Held) {
-    const head = heads[held.bucket];
-    held.next = head;
-    if (head) head.prev = held;
-    heads[held.bucket] = held;
+  function append(held: Held) {
+    held.prev = tail;
+    held.next = undefined;
+    if (tail) tail.next = held;
+    else head = held;
+    tail = held;
   }
 
   function unlink(held: Held) {
     if (held.prev) held.prev.next = held.next;
-    else heads[held.bucket] = held.next;
+    else head = held.next;
     if (held.next) held.next.prev = held.prev;
+    else tail = held.prev;
     held.prev = held.next = undefined;
+  }
+
+  function arm(delay: number) {
+    timer = head ? setTimeout(tick, Math.max(0, delay)) : undefined;
   }
 
   function end(held: Held, outcome: ConnectionOutcome, reason?: string) {
@@ -379,7 +390,7 @@ export function createTarpit(
     held.done = true;
     unlink(held);
     if (--stats.clients === 0) {
-      clearInterval(timer);
+      clearTimeout(timer);
       timer = undefined;
     }
     if (held.host !== undefined) held.admission!.release(held.host);
@@ -429,23 +440,36 @@ export function createTarpit(
     );
   }
 
+  /**
+   * Gives each client that is due (or nearly: within TICK_SLACK) its turn,
+   * at most MAX_TURNS_PER_TICK of them, so that a burst of clients is
+   * written in small batches; then sleeps until the next one is due.
+   */
   function tick() {
-    turn = (turn + 1) % count;
     const now = performance.now();
-    let held = heads[turn];
-    while (held) {
-      const after: Held | undefined = held.next;
+    let turns = 0;
+    while (
+      head && head.due <= now + TICK_SLACK && turns++ < MAX_TURNS_PER_TICK
+    ) {
+      const held = head;
       if (!held.slot.list) {
         // The table closed it: its timeout passed.
         end(held, host.closing ? "aborted" : "timed_out");
-      } else if (held.writing < 0) {
-        write(held, now);
-      } else if (now - held.writing >= blockedAfter) {
+        continue;
+      }
+      if (held.writing < 0) write(held, now);
+      else if (now - held.writing >= blockedAfter) {
         // Its last write is still pending: it does not read.
         end(held, "timed_out", "tarpit_blocked");
+        continue;
       }
-      held = after;
+      unlink(held);
+      held.due = now + interval;
+      append(held);
     }
+    arm(
+      turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0,
+    );
   }
 
   return {
@@ -462,12 +486,12 @@ export function createTarpit(
           : undefined,
         admission,
         host: admittedHost,
-        bucket: turn,
+        due: performance.now() + interval,
         prev: undefined,
         next: undefined,
       };
       stats.clients++;
-      link(held);
+      append(held);
       if (host.closing) {
         end(held, "aborted");
         return;
@@ -477,12 +501,10 @@ export function createTarpit(
         end(held, "greeted");
         return;
       }
-      timer ??= setInterval(tick, interval / count);
+      if (timer === undefined) arm(interval);
     },
     releaseAll() {
-      for (let i = 0; i < count; i++) {
-        while (heads[i]) end(heads[i]!, "aborted");
-      }
+      while (head) end(head, "aborted");
     },
   };
 }
