@@ -574,3 +574,34 @@ Deno.test(
     assertGreaterOrEqual(headers.length, 3, stderr);
   },
 );
+
+Deno.test(
+  `greeter --tarpit greeting style holds curl's SMTP client waiting for the final 220 line${
+    curl ? "" : " (skipped: curl is not installed; apt-get install curl)"
+  }`,
+  { ignore: !curl },
+  async () => {
+    await using server = serveGreeting({
+      hostname: "127.0.0.1",
+      port: 0,
+      greeting: encodeGreeting("220-mail.example.com ESMTP"),
+      tarpit: { style: "greeting", interval: 50 },
+    });
+    const child = new Deno.Command("timeout", {
+      args: ["5", "curl", "-sS", "-v", `smtp://127.0.0.1:${server.addr.port}/`],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let exited = false;
+    child.status.then(() => exited = true);
+    await waitUntil(() => server.tarpit!.clients === 1, 3_000, "the hold");
+    await sleep(50 * 4);
+    assertEquals(exited, false);
+    assertEquals(server.tarpit!.clients, 1);
+    child.kill("SIGTERM");
+    const stderr = decoder.decode((await child.output()).stderr);
+    const lines = stderr.match(/^< 220-mail\.example\.com ESMTP/gm) ?? [];
+    assertGreaterOrEqual(lines.length, 3, stderr);
+  },
+);

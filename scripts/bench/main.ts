@@ -221,7 +221,11 @@ async function main(): Promise<number> {
       Deno.mkdirSync(`${ROOT}/${RESULTS}`, { recursive: true });
       Deno.writeTextFileSync(
         `${ROOT}/${md}`,
-        `# Tarpit benchmark\n\n${info.join("\n\n")}\n\n${tarpitReport}`,
+        `# Tarpit benchmark\n\n${
+          // The greeting rounds' load and start-up lines do not apply.
+          info.filter((line) => !/^- (Load|Start-up):/.test(line)).join(
+            "\n",
+          )}\n\n${tarpitReport}`,
       );
       await run(Deno.execPath(), ["fmt", "-q", md]);
       console.error(`\nwrote ${md}`);
