@@ -605,3 +605,51 @@ Deno.test(
     assertGreaterOrEqual(lines.length, 3, stderr);
   },
 );
+
+Deno.test("serveGreeting tarpit ends a held client at an explicit timeout", async () => {
+  const records: ConnectionRecord[] = [];
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    timeout: 150,
+    tarpit: { interval: 20 },
+    onClose: (record) => records.push(record),
+  });
+  using conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  const started = performance.now();
+  const text = await readFor(conn, 2_000); // until the server closes it
+  const lasted = performance.now() - started;
+  assertGreaterOrEqual(lasted, 140);
+  assertLessOrEqual(lasted, 1_000);
+  assertGreaterOrEqual(checkSshLines(text, 32), 3);
+  await waitUntil(() => records.length === 1, 1_000, "the record");
+  assertEquals(records[0].outcome, "timed_out");
+  assertEquals(server.tarpit!.clients, 0);
+});
+
+Deno.test("greeter --tarpit --log-format json logs the held time when a client leaves", async () => {
+  await using server = await startCli([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--log-format",
+    "json",
+    "--tarpit",
+    "--tarpit-interval",
+    "20ms",
+  ]);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await readFor(conn, 150);
+  conn.close();
+  const [line] = await server.waitFor(/\{[^\n]*"greeter\.held":[^\n]*\}\n/);
+  const record = JSON.parse(line);
+  assertEquals(record["event.action"], "connection");
+  assertEquals(record["greeter.outcome"], "reset");
+  assertGreaterOrEqual(record["greeter.held"], 0.1);
+  assertGreaterOrEqual(record["greeter.bytes"], 3);
+  assertMatch(record.message, /^Tarpit released 127\.0\.0\.1:\d+ after /);
+});
