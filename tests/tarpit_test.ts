@@ -265,6 +265,21 @@ Deno.test("serveGreeting tarpit holds the client a PROXY header names, and refus
     "192.0.2.7",
   );
   assertEquals(records[0].held !== undefined, true);
+  // A peer that may not send a header is refused, not held.
+  await using strict = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyProtocol: { from: [parseCidr("10.0.0.0/8")] },
+    tarpit: { interval: 20 },
+  });
+  using untrusted = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: strict.addr.port,
+  });
+  assertEquals(await readFor(untrusted, 1_000), "");
+  assertEquals(strict.stats.refused.proxy_untrusted, 1);
+  assertEquals(strict.tarpit!.clients, 0);
+  assertEquals(strict.tarpit!.bytesSent, 0);
 });
 
 Deno.test("serveGreeting tarpit shutdown releases held clients at once, not after the drain timeout", async () => {

@@ -5,7 +5,6 @@ import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
-import type { HeldEnd, Tarpit, TarpitHost } from "./tarpit.ts";
 
 /** What the connections share with the server that accepted them. */
 export interface ConnectionContext {
@@ -24,8 +23,18 @@ export interface ConnectionContext {
   /** The PROXY protocol's trusted peers, when a header is expected. */
   readonly proxy: { from: Cidr[] } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
-  /** The tarpit that holds admitted clients, in tarpit mode (set at start). */
-  tarpit: Tarpit | undefined;
+  /**
+   * In tarpit mode, what holds admitted clients instead of greeting them
+   * (tarpit.ts; set at start).
+   */
+  tarpit: {
+    hold(
+      slot: Slot,
+      greeting: Uint8Array,
+      admission: Admission | undefined,
+      host: string | undefined,
+    ): void;
+  } | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
   /** Called when `inFlight` drops to 0. */
@@ -60,7 +69,7 @@ function errorCode(error: unknown): string {
  * closed, it was closed here (by its deadline, or by shutdown), or another
  * error (with its code as the reason).
  */
-function failure(
+export function failure(
   server: { readonly closing: boolean },
   error: unknown,
 ): [ConnectionOutcome, string | undefined] {
@@ -292,63 +301,21 @@ async function serveConnection(
   }
   if (server.onClose) {
     const duration = performance.now() - start;
-    report(server.onClose, {
-      remoteAddr: slot.client ?? conn.remoteAddr,
-      ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
-      localAddr: conn.localAddr,
-      outcome: outcome!,
-      reason,
-      bytesWritten: written,
-      greetingLength: bytes.length,
-      startTime: Date.now() - duration,
-      duration,
-    });
+    try {
+      server.onClose({
+        remoteAddr: slot.client ?? conn.remoteAddr,
+        ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
+        localAddr: conn.localAddr,
+        outcome: outcome!,
+        reason,
+        bytesWritten: written,
+        greetingLength: bytes.length,
+        startTime: Date.now() - duration,
+        duration,
+      });
+    } catch {
+      // A failing observer must not stop the server.
+    }
   }
   if (--server.inFlight === 0) server.settled();
-}
-
-function report(
-  onClose: (record: ConnectionRecord) => void,
-  record: ConnectionRecord,
-): void {
-  try {
-    onClose(record);
-  } catch {
-    // A failing observer must not stop the server.
-  }
-}
-
-/**
- * What the tarpit of `server` needs from it: its shutdown flag, its table,
- * and the counting and the record of a held client's end.
- */
-export function tarpitHost(
-  server: Omit<ConnectionContext, "tarpit">,
-): TarpitHost {
-  return {
-    get closing() {
-      return server.closing;
-    },
-    release: (slot) => server.table.release(slot),
-    failure: (error) => failure(server, error),
-    ended(end: HeldEnd) {
-      const { stats, onClose } = server;
-      stats.outcomes[end.outcome]++;
-      stats.bytesWritten += end.sent;
-      if (!onClose) return;
-      const { conn, client } = end.slot;
-      report(onClose, {
-        remoteAddr: client ?? conn.remoteAddr,
-        ...(client ? { peerAddr: conn.remoteAddr } : {}),
-        localAddr: conn.localAddr,
-        outcome: end.outcome,
-        reason: end.reason,
-        bytesWritten: end.sent,
-        greetingLength: end.greetingLength,
-        startTime: Date.now() - end.held,
-        duration: end.held,
-        held: end.held,
-      });
-    },
-  };
 }

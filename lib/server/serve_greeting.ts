@@ -1,5 +1,5 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
-import { acceptConnection, EMPTY, tarpitHost } from "./connection.ts";
+import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import { closeListener, openListeners } from "./listeners.ts";
 import {
@@ -10,6 +10,7 @@ import {
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
 import { createTarpit, type Tarpit, type TarpitStats } from "./tarpit.ts";
+import { tarpitHost } from "./tarpit_host.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
 /**
