@@ -475,9 +475,10 @@ export function createTarpit(
   return {
     stats,
     hold(slot, bytes, admission, admittedHost) {
+      const now = performance.now();
       const held: Held = {
         slot,
-        since: performance.now(),
+        since: now,
         sent: 0,
         writing: -1,
         done: false,
@@ -486,7 +487,7 @@ export function createTarpit(
           : undefined,
         admission,
         host: admittedHost,
-        due: performance.now() + interval,
+        due: now + interval,
         prev: undefined,
         next: undefined,
       };
