@@ -682,3 +682,25 @@ Deno.test("greeter --tarpit --log-format json logs the held time when a client l
   assertGreaterOrEqual(record["greeter.bytes"], 3);
   assertMatch(record.message, /^Tarpit released 127\.0\.0\.1:\d+ after /);
 });
+
+Deno.test("serveGreeting tarpit reload: new clients get the new greeting, held ones keep theirs", async () => {
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    greeting: encodeGreeting("old"),
+    tarpit: { style: "greeting", interval: 20 },
+  });
+  const address = { hostname: "127.0.0.1", port: server.addr.port };
+  using before = await Deno.connect(address);
+  await waitUntil(() => server.tarpit!.clients === 1, 1_000, "the hold");
+  server.reload({ greeting: encodeGreeting("new") });
+  using after = await Deno.connect(address);
+  const [old, fresh] = await Promise.all([
+    readFor(before, 200),
+    readFor(after, 200),
+  ]);
+  assertGreaterOrEqual(old.length, 10);
+  assertEquals(old, "old\r\n".repeat(40).slice(0, old.length));
+  assertGreaterOrEqual(fresh.length, 10);
+  assertEquals(fresh, "new\r\n".repeat(40).slice(0, fresh.length));
+});
