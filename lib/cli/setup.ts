@@ -202,6 +202,7 @@ export async function prepareServe(
     ...(command.proxyFrom
       ? { proxyProtocol: { from: command.proxyFrom } }
       : {}),
+    ...(command.tarpit ? { tarpit: command.tarpit } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   formatTextConnectionLine,
   formatTextLine,
   formatTextSuppressedLine,
+  formatTextTarpitLine,
   type LogFormat,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
@@ -60,6 +61,8 @@ export interface ConnectionLogOptions {
   rate: number;
   /** Text lines start with an RFC 3339 timestamp. */
   timestamps?: boolean;
+  /** Tarpit mode: text lines also say when a held client leaves. */
+  tarpit?: boolean;
 }
 
 /** The per-connection part of the log, as a worker thread also needs it. */
@@ -120,6 +123,15 @@ export function createConnectionLog(
         () => formatJsonConnectionLine(record, record.peerAddr),
       )
       : emit(formatJsonConnectionLine(record, record.peerAddr));
+  const released = (record: ConnectionRecord) => {
+    if (record.held === undefined) return;
+    throttle
+      ? throttle.offer(
+        key(record.remoteAddr),
+        () => formatTextTarpitLine(record, textOptions),
+      )
+      : emit(formatTextTarpitLine(record, textOptions));
+  };
   const acceptErrors = createAcceptErrorLog({
     emit,
     format,
@@ -127,7 +139,13 @@ export function createConnectionLog(
   });
   return {
     onConnection: quiet || format === "json" ? undefined : text,
-    onClose: quiet || format !== "json" ? undefined : jsonLine,
+    onClose: quiet
+      ? undefined
+      : format === "json"
+      ? jsonLine
+      : options.tarpit
+      ? released
+      : undefined,
     onAcceptError: acceptErrors.onAcceptError,
     close() {
       throttle?.close();

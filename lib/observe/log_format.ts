@@ -26,6 +26,7 @@
  * | `greeter.reason`                     | connection  | string, null | greeter | why it was refused, or the error's code |
  * | `greeter.bytes`                      | connection, stats, stop | integer | greeter | bytes written (to this client; in total) |
  * | `greeter.greeting_bytes`             | connection  | integer   | greeter  | bytes there were to write |
+ * | `greeter.held`                       | connection  | number    | greeter  | tarpit mode only: seconds the tarpit held the client |
  * | `service.version`                    | start       | string    | ECS, OTel | greeter's version |
  * | `process.pid`                        | start       | integer   | ECS      | the process id |
  * | `greeter.listen`                     | start       | string[]  | greeter  | every address listened on, `HOST:PORT` or a path |
@@ -388,7 +389,9 @@ export function formatJsonConnectionLine(
     formatLogTime(record.startTime + record.duration)
   }","log.level":"${outcome === "error" ? "error" : "info"}","message":${
     JSON.stringify(
-      outcome === "greeted"
+      record.held !== undefined
+        ? formatTextTarpitLine(record)
+        : outcome === "greeted"
         ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
         : `Connection from ${formatAddress(remoteAddr)}${
           peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
@@ -406,7 +409,9 @@ export function formatJsonConnectionLine(
       unix ? "unix" : remoteAddr.transport
     }","greeter.outcome":"${outcome}","greeter.reason":${
       reason === undefined ? "null" : JSON.stringify(reason)
-    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}}`;
+    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
+      record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
+    }}`;
 }
 
 /** Builds the JSON log line for an event, as an object of the schema. */
@@ -586,6 +591,27 @@ export function formatTextConnectionLine(
     peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
   }`;
   return options?.timestamps ? formatTextLine(line, options) : line;
+}
+
+/**
+ * The human line for a client the tarpit let go:
+ * `Tarpit released 192.0.2.1:4000 after 12.5s, 320 bytes sent (reset)`.
+ */
+export function formatTextTarpitLine(
+  record: ConnectionRecord,
+  options?: TextLogOptions,
+): string {
+  const { remoteAddr, peerAddr, outcome, reason } = record;
+  return formatTextLine(
+    `Tarpit released ${formatAddress(remoteAddr)}${
+      peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+    } after ${
+      ((record.held ?? record.duration) / 1000).toFixed(1)
+    }s, ${record.bytesWritten} bytes sent (${outcome}${
+      reason === undefined ? "" : `: ${reason}`
+    })`,
+    options,
+  );
 }
 
 /**

@@ -2,6 +2,11 @@ import type { AdmissionOptions } from "./admission.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
+import {
+  type ResolvedTarpit,
+  resolveTarpit,
+  type TarpitOptions,
+} from "./tarpit.ts";
 
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;
@@ -184,6 +189,8 @@ export interface ConnectionRecord {
   startTime: number;
   /** How long it lived, in milliseconds (from a monotonic clock). */
   duration: number;
+  /** In tarpit mode, how long the tarpit held it, in milliseconds. */
+  held?: number;
 }
 
 /**
@@ -301,7 +308,7 @@ export interface ServeGreetingOptions extends AdmissionOptions {
    * included (a client that never reads a large greeting, never finishes
    * its handshake, or never closes); 0 for no limit.
    *
-   * @default {10000}
+   * @default {10000, or 0 with `tarpit`}
    */
   timeout?: number;
   /**
@@ -315,6 +322,14 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   linger?: number;
   /** Expect a PROXY protocol header from a load balancer on every connection. */
   proxyProtocol?: ProxyProtocolOptions;
+  /**
+   * Tarpit mode: every admitted client is held and sent a never-ending
+   * banner, a little every interval, until it leaves or `timeout` ends it
+   * (which then defaults to 0: never). Refused clients are refused as
+   * always; shutdown releases held clients at once. See
+   * {@linkcode TarpitOptions}.
+   */
+  tarpit?: TarpitOptions;
   /**
    * Called for every admitted client, before it is greeted, with the direct
    * peer too when a PROXY protocol header named another client. Keep it
@@ -394,6 +409,7 @@ export interface ResolvedOptions {
   timeout: number;
   linger: number;
   proxy: { from: Cidr[]; timeout: number } | undefined;
+  tarpit: ResolvedTarpit | undefined;
 }
 
 /** An option's value is out of its range; says which option and value. */
@@ -558,9 +574,12 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     drainTimeout = DEFAULT_DRAIN_TIMEOUT,
     maxConnections = DEFAULT_MAX_CONNECTIONS,
     backlog = DEFAULT_BACKLOG,
-    timeout = DEFAULT_TIMEOUT,
+    timeout = options.tarpit === undefined ? DEFAULT_TIMEOUT : 0,
     linger = DEFAULT_LINGER,
   } = options;
+  const tarpit = options.tarpit === undefined
+    ? undefined
+    : resolveTarpit(options.tarpit, invalid);
   checkInteger("drainTimeout", drainTimeout, 0, MAX_TIMER_MS);
   checkInteger("timeout", timeout, 0, MAX_TIMER_MS);
   checkInteger("linger", linger, 0, MAX_TIMER_MS);
@@ -623,5 +642,6 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     timeout,
     linger,
     proxy,
+    tarpit,
   };
 }

@@ -15,6 +15,8 @@ import {
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
+import { createTarpit, type Tarpit, type TarpitStats } from "./tarpit.ts";
+import { tarpitHost } from "./tarpit_host.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
 /**
@@ -47,6 +49,8 @@ export interface GreetingServer extends AsyncDisposable {
   readonly addrs: Deno.Addr[];
   /** Counters of what the server has done so far. */
   readonly stats: Readonly<ServerStats>;
+  /** The tarpit's counters, in tarpit mode; undefined otherwise. */
+  readonly tarpit: Readonly<TarpitStats> | undefined;
   /** True from the start of shutdown. */
   readonly draining: boolean;
   /** Settles once the server has shut down and every connection is closed. */
@@ -101,6 +105,28 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
  *   port: server.addr.port,
  * });
  * assertEquals(new TextDecoder().decode(bytes), "Hello\r\n");
+ * ```
+ *
+ * @example Tarpit mode: hold SSH scanners with an endless banner
+ * ```ts
+ * import { serveGreeting } from "../../mod.ts";
+ * import { assert, assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   tarpit: { style: "ssh", interval: 20 },
+ * });
+ * using conn = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * // One random line every 20 ms, never the "SSH-" version line.
+ * const buffer = new Uint8Array(256);
+ * const n = await conn.read(buffer);
+ * const text = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+ * assert(text.endsWith("\r\n") && !text.startsWith("SSH-"));
+ * assertEquals(server.tarpit?.clients, 1);
  * ```
  */
 export function serveGreeting(
@@ -158,16 +184,27 @@ function start(
       onClose: options.onClose,
       selfProbe: options.selfProbe,
       proxy: resolved.proxy,
+      tarpit: undefined as Tarpit | undefined,
     },
     accepted: acceptConnection,
     onAcceptError,
     closeAcceptors: () => listeners.map(closeListener),
   });
   const stats = server.stats;
+  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+  const tarpit = resolved.tarpit && createTarpit(
+    resolved.tarpit,
+    tarpitHost(server),
+    typeof greeting === "function" ? undefined : greeting,
+  );
+  server.tarpit = tarpit;
 
   function shutdown(): Promise<void> {
     signal?.removeEventListener("abort", onAbort);
-    return stop();
+    const stopped = stop();
+    // Held clients are let go at once, not after the drain timeout.
+    tarpit?.releaseAll();
+    return stopped;
   }
   function onAbort() {
     shutdown().catch(() => {});
@@ -189,6 +226,7 @@ function start(
     },
     addrs,
     stats,
+    tarpit: tarpit?.stats,
     get draining() {
       return server.closing;
     },

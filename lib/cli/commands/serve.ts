@@ -43,6 +43,14 @@ import {
   DEFAULT_TIMEOUT,
   TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
+import {
+  DEFAULT_TARPIT_INTERVAL,
+  DEFAULT_TARPIT_LINE_LENGTH,
+  MAX_TARPIT_LINE_LENGTH,
+  MIN_HTTP_LINE_LENGTH,
+  type ResolvedTarpit,
+  TARPIT_STYLES,
+} from "../../server/tarpit.ts";
 
 /** The serving command's options, validated and typed. */
 export interface ServeCommand {
@@ -94,6 +102,8 @@ export interface ServeCommand {
   logTimestamps: "auto" | "on" | "off";
   /** The load balancers whose PROXY protocol headers are read, if any. */
   proxyFrom?: Cidr[];
+  /** Tarpit mode, when --tarpit is given. */
+  tarpit?: ResolvedTarpit;
   /** The host and port flags as the user spelt them, for messages. */
   spelled: { host: string; port: string };
   /**
@@ -358,6 +368,37 @@ export const SERVE_FLAGS: GroupedFlagSpec[] = [
       "without them",
   },
   {
+    name: "tarpit",
+    group: "greeting",
+    help: "Hold every admitted client with a never-ending banner, a little " +
+      "every --tarpit-interval, until it leaves; --timeout then defaults " +
+      "to 0 (never)",
+  },
+  {
+    name: "tarpit-style",
+    group: "greeting",
+    value: "ssh|greeting|http",
+    help: "What --tarpit sends: random lines that keep SSH clients waiting " +
+      "for the version line, the greeting dripped and repeated, or an " +
+      "HTTP status line and endless headers (default ssh)",
+  },
+  {
+    name: "tarpit-interval",
+    group: "greeting",
+    value: "DURATION",
+    help: "How often --tarpit sends each client a line " +
+      `(default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
+  },
+  {
+    name: "tarpit-line-length",
+    group: "greeting",
+    value: "N",
+    help: `Longest --tarpit line, CRLF included (3-${MAX_TARPIT_LINE_LENGTH}` +
+      `, ${MIN_HTTP_LINE_LENGTH} at least for http); for the greeting ` +
+      "style, bytes sent per interval " +
+      `(default ${DEFAULT_TARPIT_LINE_LENGTH})`,
+  },
+  {
     name: "workers",
     group: "fleet",
     value: "N",
@@ -616,6 +657,54 @@ function checkInetdFlags(flags: ParsedFlags): void {
 }
 
 /**
+ * Parses --tarpit and its --tarpit-* flags, which need it.
+ *
+ * @throws {UsageError} For a bad value, a --tarpit-* flag without
+ * --tarpit, or --tarpit with several workers.
+ */
+function parseTarpit(
+  flags: ParsedFlags,
+  workers: number | undefined,
+): ResolvedTarpit | undefined {
+  const names = ["tarpit-style", "tarpit-interval", "tarpit-line-length"];
+  if (!flags.switches.has("tarpit")) {
+    const stray = names.find((name) => lastValue(flags, name) !== undefined);
+    if (stray !== undefined) {
+      throw new UsageError(`${flagName(flags, stray)} goes with --tarpit`);
+    }
+    return undefined;
+  }
+  if (workers !== undefined && workers > 1) {
+    throw new UsageError(
+      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
+        "is a write per client per interval, which one thread does for " +
+        "tens of thousands)",
+    );
+  }
+  const style = parseChoiceFlag(
+    lastValue(flags, "tarpit-style") ?? "ssh",
+    flagName(flags, "tarpit-style"),
+    TARPIT_STYLES,
+  );
+  const intervalText = lastValue(flags, "tarpit-interval");
+  const lengthText = lastValue(flags, "tarpit-line-length");
+  return {
+    style,
+    interval: intervalText === undefined
+      ? DEFAULT_TARPIT_INTERVAL
+      : parseDurationFlag(intervalText, flagName(flags, "tarpit-interval"), 1),
+    lineLength: lengthText === undefined
+      ? DEFAULT_TARPIT_LINE_LENGTH
+      : parseIntegerFlag(
+        lengthText,
+        flagName(flags, "tarpit-line-length"),
+        style === "http" ? MIN_HTTP_LINE_LENGTH : 3,
+        MAX_TARPIT_LINE_LENGTH,
+      ),
+  };
+}
+
+/**
  * Parses the serving command's arguments.
  *
  * @throws {UsageError} For any mistake in them.
@@ -740,6 +829,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       );
     }
   }
+  const tarpit = parseTarpit(flags, workers);
   const rateText = lastValue(flags, "rate-per-ip");
   const metricsText = lastValue(flags, "metrics");
   const sizeText = lastValue(flags, "max-file-size");
@@ -793,7 +883,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     drainTimeout: duration("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
     maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
     backlog: optionalInteger("backlog", 1, 65535),
-    timeout: duration("timeout", DEFAULT_TIMEOUT),
+    timeout: duration("timeout", tarpit ? 0 : DEFAULT_TIMEOUT),
     linger: duration("linger", DEFAULT_LINGER),
     maxPerIp: optionalInteger("max-per-ip", 1),
     ratePerIp: rateText === undefined
@@ -808,6 +898,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
     logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
     ...proxyFrom(),
+    ...(tarpit ? { tarpit } : {}),
     spelled: { host: flag("host"), port: flag("port") },
     ...(flags.switches.has("socket-activation")
       ? { socketActivation: true as const }

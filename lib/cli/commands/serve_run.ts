@@ -77,6 +77,9 @@ async function serveHere(command: ServeCommand): Promise<number> {
         ? renderMetrics(run.server.stats, run.histogram, {
           draining: run.server.draining,
           log: { suppressed: run.suppressed, dropped: writer.dropped },
+          ...(run.server.tarpit && run.trapped
+            ? { tarpit: { stats: run.server.tarpit, trapped: run.trapped } }
+            : {}),
         }) + renderReloadMetrics(reloads)
         : "",
     () =>
