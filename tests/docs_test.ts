@@ -92,6 +92,8 @@ const OTHER_FLAGS = new Set([
   "seconds",
   "concurrency",
   "soak",
+  "tarpit-clients",
+  "no-tarpit",
   // deno task docs
   "check",
   // systemd-socket-activate
