@@ -36,6 +36,12 @@ export {
 } from "./lib/server/serve_greeting.ts";
 export type { ConnectionOutcome, ServerStats } from "./lib/server/stats.ts";
 export {
+  TARPIT_STYLES,
+  type TarpitOptions,
+  type TarpitStats,
+  type TarpitStyle,
+} from "./lib/server/tarpit.ts";
+export {
   encodeGreeting,
   type EncodeGreetingOptions,
   EncodingError,

@@ -6,7 +6,7 @@ import { startWorkers } from "../lib/cli/workers/pool.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;
 let logged = "";
-const group = await startWorkers(command, {
+const group = await startWorkers(command, new Map(), {
   count: 2,
   entry: new URL("./_crashing_worker.ts", import.meta.url),
   onLog: (text) => logged += text,

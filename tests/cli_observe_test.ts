@@ -207,3 +207,59 @@ Deno.test(
     );
   },
 );
+
+Deno.test({
+  name: "greeter --log-timestamps on stamps every text line: flood summaries " +
+    "and accept failures too" +
+    (Deno.build.os === "linux" ? "" : " (skipped: needs prlimit)"),
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using server = await startCli(
+      [...LOCAL, "--log-timestamps", "on", "--log-rate", "1"],
+      { prefix: ["prlimit", "--nofile=48:48"] },
+    );
+    // Held open: the server runs out of descriptors and says so.
+    const held = await Promise.all(
+      Array.from(
+        { length: 80 },
+        () =>
+          Deno.connect({ hostname: "127.0.0.1", port: server.port }).catch(
+            () => undefined,
+          ),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const conn of held) conn?.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { stdout } = await server.stop();
+    const lines = stdout.trim().split("\n");
+    assert(lines.some((line) => line.includes(" suppressed")), stdout);
+    assert(lines.some((line) => line.includes("Accept failed")), stdout);
+    for (const line of lines) {
+      assertMatch(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /);
+    }
+  },
+});
+
+Deno.test({
+  name: "greeter --log-format json writes its warnings as JSON lines too",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await using server = await startCli([...LOCAL, "--log-format", "json"]);
+    server.process.kill("SIGUSR1");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { code, stderr } = await server.stop();
+    assertEquals(code, 0);
+    // Deno's own line about the inspector it could not start is not ours.
+    const ours = stderr.trim().split("\n").filter((line) =>
+      !line.startsWith("Failed to start inspector server")
+    );
+    assertEquals(ours.length, 1, stderr);
+    const line = JSON.parse(ours[0]);
+    assertEquals(
+      [line["log.level"], line["event.action"]],
+      ["warn", "warning"],
+    );
+    assertStringIncludes(line.message, "SIGUSR1 does nothing");
+  },
+});

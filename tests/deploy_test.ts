@@ -138,6 +138,73 @@ Deno.test({
   },
 });
 
+Deno.test("systemd Accept=yes unit's ExecStart is greeter --inetd with the socket on stdin and stdout", async () => {
+  const unit = await Deno.readTextFile(`${ROOT}/deploy/greeter-inetd@.service`);
+  const execStart = /^ExecStart=(.+)$/m.exec(unit)?.[1].trim().split(/\s+/);
+  assertEquals(execStart, [BINARY, "--inetd"]);
+  assertMatch(unit, /^StandardInput=socket$/m);
+  assertMatch(unit, /^StandardOutput=socket$/m);
+  // The connection line must not reach the client.
+  assertMatch(unit, /^StandardError=journal$/m);
+  const socket = await Deno.readTextFile(`${ROOT}/deploy/greeter-inetd.socket`);
+  assertMatch(socket, /^Accept=yes$/m);
+  const activated = await Deno.readTextFile(`${ROOT}/deploy/greeter.socket`);
+  assertMatch(activated, /^Accept=no$/m);
+  assertMatch(activated, /^ListenStream=8080$/m);
+});
+
+Deno.test({
+  name: "systemd socket units pass systemd-analyze verify with their services" +
+    (analyze ? "" : " (skipped: systemd-analyze is not installed)"),
+  ignore: !analyze,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "greeter-units-" });
+    try {
+      for (
+        const name of [
+          "greeter.service",
+          "greeter.socket",
+          "greeter-inetd.socket",
+          "greeter-inetd@.service",
+        ]
+      ) {
+        const unit = (await Deno.readTextFile(`${ROOT}/deploy/${name}`))
+          .replaceAll(BINARY, `${dir}/greeter`);
+        await Deno.writeTextFile(`${dir}/${name}`, unit);
+      }
+      await Deno.writeTextFile(`${dir}/greeter`, "#!/bin/sh\n", {
+        mode: 0o755,
+      });
+      for (
+        const units of [
+          ["./greeter.socket", "./greeter.service"],
+          ["./greeter-inetd.socket", "./greeter-inetd@.service"],
+          // An instance, as systemd makes one per client.
+          ["./greeter-inetd@1.service"],
+        ]
+      ) {
+        const output = await new Deno.Command("systemd-analyze", {
+          args: ["verify", "--man=no", ...units],
+          cwd: dir,
+          stdin: "null",
+          env: { SYSTEMD_COLORS: "0" },
+        }).output();
+        assertEquals(
+          {
+            code: output.code,
+            text: decoder.decode(output.stdout) +
+              decoder.decode(output.stderr),
+          },
+          { code: 0, text: "" },
+          units.join(" "),
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("Dockerfile's build stage copies every file the compile step reads", async () => {
   // The sources COPY'd into the build stage, as paths (files or folders).
   const copied = (await dockerInstructions())

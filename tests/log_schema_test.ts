@@ -21,6 +21,7 @@ import {
   formatJsonConnectionLine,
   formatJsonErrorLine,
   formatJsonLogLine,
+  formatJsonWarningLine,
 } from "../lib/observe/log_format.ts";
 import { RECORD, START } from "./_log_record.ts";
 import { createServerStats } from "../lib/server/stats.ts";
@@ -147,6 +148,7 @@ function sampleLines(): string[] {
     formatJsonLogLine({ event: "suppressed", source: "192.0.2.7", count: 9 }),
     formatJsonLogLine({ event: "suppressed", source: undefined, count: 1 }),
     formatJsonErrorLine("Cannot listen on 0.0.0.0:8080: address in use"),
+    formatJsonWarningLine("greeter: warning: SIGUSR1 does nothing"),
     formatJsonLogLine({
       event: "accept_error",
       code: "ENOTCONN",

@@ -30,6 +30,8 @@ interface Plan {
   workers: boolean;
   reload: boolean;
   metrics: boolean;
+  /** Held by --tarpit: endless lines instead of the greeting. */
+  tarpit: boolean;
 }
 
 /** One feature: its server flags, and what it changes in the plan. */
@@ -114,6 +116,11 @@ const FEATURES: Feature[] = [
     plan: (plan) => plan.json = true,
   },
   {
+    name: "tarpit",
+    args: () => ["--tarpit", "--tarpit-interval", "20ms"],
+    plan: (plan) => plan.tarpit = true,
+  },
+  {
     name: "quiet",
     args: () => ["--quiet"],
     plan: (plan) => plan.quiet = true,
@@ -131,6 +138,21 @@ async function readToEnd(conn: Deno.Conn | Deno.TlsConn): Promise<string> {
     if (n === null) return text;
     text += decoder.decode(buffer.subarray(0, n));
   }
+}
+
+/** Reads until `count` whole lines have come (a tarpit never ends). */
+async function readLines(
+  conn: Deno.Conn | Deno.TlsConn,
+  count: number,
+): Promise<string> {
+  let text = "";
+  const buffer = new Uint8Array(512);
+  while ((text.match(/\r\n/g) ?? []).length < count) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n));
+  }
+  return text;
 }
 
 /**
@@ -166,7 +188,10 @@ async function visit(
     });
   }
   try {
-    return { text: await readToEnd(conn), client };
+    return {
+      text: plan.tarpit ? await readLines(conn, 3) : await readToEnd(conn),
+      client,
+    };
   } finally {
     try {
       conn.close();
@@ -198,6 +223,7 @@ async function runPair(
     workers: false,
     reload: false,
     metrics: false,
+    tarpit: false,
   };
   const args = ["-H", "127.0.0.1", "-p", "0", "--log-rate", "0"];
   for (const feature of features) {
@@ -236,9 +262,18 @@ async function runPair(
         version,
         base + i,
       );
-      const want = plan.greeting(client);
-      if (typeof want === "string") assertEquals(text, want, label);
-      else assertMatch(text, want, label);
+      if (plan.tarpit) {
+        // Endless SSH-style lines, none a version line.
+        const lines = text.split("\r\n").slice(0, 3);
+        assertEquals(lines.length, 3, `${label}: ${JSON.stringify(text)}`);
+        for (const line of lines) {
+          assert(!line.startsWith("SSH-"), `${label}: ${line}`);
+        }
+      } else {
+        const want = plan.greeting(client);
+        if (typeof want === "string") assertEquals(text, want, label);
+        else assertMatch(text, want, label);
+      }
       seen.push(client);
     }
   };
@@ -253,19 +288,23 @@ async function runPair(
       /Metrics are served on http:\/\/127\.0\.0\.1:(\d+)\/|"greeter.metrics":"127\.0\.0\.1:(\d+)"/,
     ).then((m) => [m[0], m[1] ?? m[2]]);
     // Workers report their counts every so often: wait for them.
+    // A tarpit's clients count once they leave; its bytes at once.
+    const series = plan.tarpit
+      ? "greeter_tarpit_bytes_sent_total"
+      : 'greeter_connections_total{outcome="greeted"}';
+    const wanted = plan.tarpit ? 1 : seen.length;
     let greeted = 0;
-    for (let tries = 0; tries < 50 && greeted < seen.length; tries++) {
+    for (let tries = 0; tries < 50 && greeted < wanted; tries++) {
       const text = await (await fetch(
         `http://127.0.0.1:${metricsPort}/metrics`,
       )).text();
-      greeted = parseSeries(text).get(
-        'greeter_connections_total{outcome="greeted"}',
-      ) ?? 0;
-      if (greeted < seen.length) {
+      greeted = parseSeries(text).get(series) ?? 0;
+      if (greeted < wanted) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
-    assertEquals(greeted, seen.length, `${label}: greeted in the metrics`);
+    if (plan.tarpit) assert(greeted > 0, `${label}: tarpit bytes`);
+    else assertEquals(greeted, seen.length, `${label}: greeted in the metrics`);
   }
   const { code, stdout } = await running.stop();
   assertEquals(code, 0, label);
@@ -273,8 +312,10 @@ async function runPair(
   if (plan.json) {
     for (const line of lines) JSON.parse(line);
   }
+  // A tarpit's JSON record is its leave line; text has both lines.
   const received = lines.filter((line) =>
-    line.includes("Connection received from")
+    line.includes("Connection received from") ||
+    (plan.tarpit && plan.json && line.includes("Tarpit released"))
   );
   if (plan.quiet) {
     assertEquals(received, [], `${label}: --quiet logs no connection`);
@@ -283,7 +324,10 @@ async function runPair(
     for (const client of seen) {
       if (!client) continue;
       assert(
-        received.some((line) => line.includes(`from ${client}:`)),
+        received.some((line) =>
+          line.includes(`from ${client}:`) ||
+          line.includes(`released ${client}:`)
+        ),
         `${label}: a line names ${client}: ${stdout}`,
       );
     }

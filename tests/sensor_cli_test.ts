@@ -193,6 +193,10 @@ Deno.test("greeter refuses sensor and private-log flags that cannot work, with o
         ["--greet-pause", "10s"],
         "greeter: --greet-pause 10s is not shorter than --timeout 10s",
       ],
+      [
+        ["--tarpit", "--capture", "64"],
+        "greeter: --capture cannot be used with --tarpit",
+      ],
       [["--capture", "4097"], "greeter: Invalid value"],
       [["--capture", "0"], "greeter: Invalid value"],
       [

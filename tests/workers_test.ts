@@ -13,6 +13,7 @@ import {
   startCli,
   waitForMetricsPort,
   waitUntil,
+  withTempDir,
 } from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0"];
@@ -314,3 +315,45 @@ Deno.test("greeter --workers 2 needs Linux", {
     "greeter: --workers needs Linux (SO_REUSEPORT)\n",
   );
 });
+
+Deno.test(
+  "greeter --workers 2 reads the message file once per reload: through a " +
+    "SIGHUP storm with the file rewritten meanwhile, every greeting is whole " +
+    "and every worker serves the same one",
+  linuxOnly,
+  async () => {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/message.txt`;
+      // Written as editors do: a new file renamed into place.
+      const write = async (text: string) => {
+        await Deno.writeTextFile(`${path}.new`, text);
+        await Deno.rename(`${path}.new`, path);
+      };
+      await write("version 0");
+      await using server = await startCli(
+        [...LOCAL, "--workers", "2", "--message-file", path, "-q"],
+        { permissions: ["--allow-net", "--allow-read"] },
+      );
+      for (let round = 1; round <= 8; round++) {
+        await write(`version ${round}a`);
+        server.process.kill("SIGHUP");
+        // Rewritten again while the reload may be reading it.
+        await write(`version ${round}b`);
+        await server.waitFor(
+          new RegExp(`(Configuration reloaded[^]*){${round}}`),
+        );
+        const greetings = await Promise.all(
+          Array.from({ length: 12 }, () => readAll(server.port)),
+        );
+        const texts = new Set(
+          greetings.map((g) => new TextDecoder().decode(g)),
+        );
+        assertEquals(texts.size, 1, `round ${round}: ${[...texts]}`);
+        const [text] = texts;
+        assertMatch(text, new RegExp(`^version ${round}[ab]\\r\\n$`));
+      }
+      const { code } = await server.stop();
+      assertEquals(code, 0);
+    });
+  },
+);

@@ -1,5 +1,6 @@
 import { ExitError, UsageError } from "./flags.ts";
 import { ListenError } from "../server/listeners.ts";
+import { DescriptorError } from "../server/descriptor_listener.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
 import { escapeControl } from "../observe/escape.ts";
 
@@ -77,6 +78,14 @@ export function explainListenError(
   if (error instanceof Deno.errors.NotCapable) {
     return {
       message: `${prefix}: ${permissionHint(error)}`,
+      exitCode: EXIT_FAILURE,
+    };
+  }
+  if (error instanceof DescriptorError) {
+    return {
+      message: `${prefix}: it is not a listening TCP or Unix stream ` +
+        "socket; pass sockets of ListenStream= (LISTEN_FDS counts those " +
+        "from descriptor 3 on)",
       exitCode: EXIT_FAILURE,
     };
   }

@@ -11,7 +11,6 @@ import {
   runConnect,
 } from "./commands/connect.ts";
 import { parseServe, type ServeCommand } from "./commands/serve.ts";
-import { runServe } from "./commands/serve_run.ts";
 import { explainError } from "./explain.ts";
 import { ExitError, type InfoCommand } from "./flags.ts";
 import { escapeControl } from "../observe/escape.ts";
@@ -65,7 +64,10 @@ export async function main(args: string[]): Promise<number> {
       case "check":
         return await runCheck(command);
       case "serve":
-        return await runServe(command);
+        // Each loads what it needs only: --inetd runs once per client.
+        return command.inetd
+          ? await (await import("./commands/inetd.ts")).runInetd(command)
+          : await (await import("./commands/serve_run.ts")).runServe(command);
     }
   } catch (error) {
     const { message, exitCode } = error instanceof ExitError

@@ -62,16 +62,19 @@ export async function startMetrics(
 ): Promise<MetricsServer | undefined> {
   if (!command.metrics) return undefined;
   await loadProcessMetrics();
-  const { hostname, port } = command.metrics;
+  const { hostname, port, fd } = command.metrics;
   try {
     return serveMetrics({
       hostname,
       port,
+      fd,
       render: () => render() + renderProcessMetrics(readProcessSample()),
       health: healthOf(running),
     });
   } catch (error) {
-    const address = formatAddress({ transport: "tcp", hostname, port });
+    const address = fd === undefined
+      ? formatAddress({ transport: "tcp", hostname, port })
+      : `file descriptor ${fd}`;
     return explainListen(new ListenError(address, port, error), "--metrics");
   }
 }

@@ -3,6 +3,7 @@ import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   type DurationHistogram,
+  TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
@@ -23,6 +24,8 @@ export interface ServerRun {
   readonly server: GreetingServer;
   /** Connection durations, read by the metrics endpoint. */
   readonly histogram: DurationHistogram;
+  /** In tarpit mode, how long held clients were held. */
+  readonly trapped: DurationHistogram | undefined;
   /** Connection lines the flood limit left out so far. */
   readonly suppressed: number;
   /** Emits the pending summaries and stops their timers. */
@@ -57,8 +60,12 @@ export function runServer(run: RunServerOptions): ServerRun {
     rate: command.logRate,
     timestamps: command.logTimestamps === "on",
     sensed: command.greetPause !== undefined || command.capture !== undefined,
+    tarpit: command.tarpit !== undefined,
   });
   const histogram = createDurationHistogram();
+  const trapped = command.tarpit
+    ? createDurationHistogram(TRAPPED_BUCKETS)
+    : undefined;
   let server: GreetingServer;
   try {
     server = serveGreeting({
@@ -71,6 +78,7 @@ export function runServer(run: RunServerOptions): ServerRun {
       onClose: log.onClose || command.metrics
         ? (record) => {
           histogram.observe(record.duration);
+          if (record.held !== undefined) trapped?.observe(record.held);
           log.onClose?.(record);
         }
         : undefined,
@@ -82,6 +90,7 @@ export function runServer(run: RunServerOptions): ServerRun {
   return {
     server,
     histogram,
+    trapped,
     get suppressed() {
       return log.suppressed;
     },

@@ -3,6 +3,8 @@ import type { ServerLog } from "../observe/connection_log.ts";
 import type { MetricsServer } from "../observe/metrics.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { onSignal } from "./signals.ts";
+import { warn } from "./warn.ts";
+import type { LogFormat } from "../observe/log_format.ts";
 import { createSystemdNotifier } from "./systemd_notify.ts";
 
 /** Reloads so far, for the metrics. */
@@ -24,6 +26,8 @@ export function createReloadCounters(): ReloadCounters {
 export interface Service {
   /** The lifecycle lines: start, stats, reload, stop. */
   log: ServerLog;
+  /** The log's format, which warnings follow too. */
+  format?: LogFormat;
   /** The metrics endpoint, if any; stopped after the server. */
   metrics: MetricsServer | undefined;
   /** Every address served. */
@@ -64,12 +68,13 @@ let toldOfSigusr1 = false;
  * which the debugger guard prevents. Said once, so that an operator who
  * sent it by habit learns which signal does what.
  */
-function tellOfSigusr1() {
+function tellOfSigusr1(format: LogFormat) {
   if (toldOfSigusr1) return;
   toldOfSigusr1 = true;
-  console.error(
-    "greeter: warning: SIGUSR1 does nothing (Deno's debugger stays shut); " +
-      "send SIGUSR2 for stats, SIGHUP to reload",
+  warn(
+    "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 for " +
+      "stats, SIGHUP to reload",
+    format,
   );
 }
 
@@ -140,7 +145,7 @@ export async function runUntilStopped(service: Service): Promise<number> {
   if (POSIX) {
     removers.push(
       onSignal("SIGHUP", reload),
-      onSignal("SIGUSR1", tellOfSigusr1),
+      onSignal("SIGUSR1", () => tellOfSigusr1(service.format ?? "text")),
       onSignal("SIGUSR2", () => {
         // Stats must never stop the server, whatever fails in them.
         (async () => {

@@ -93,6 +93,28 @@ function asUsageError<T>(make: () => T, file?: string): T {
 }
 
 /**
+ * The bytes of every file one preparation read, by path. The main thread
+ * reads the files once and hands this to its workers, which prepare from it
+ * and read nothing: every worker serves exactly what the main thread
+ * checked, even if a file changes meanwhile.
+ */
+export type FileSnapshot = Map<string, Uint8Array>;
+
+/** A file's bytes from `files`, or read (within `limit`) and kept there. */
+async function readFile(
+  files: FileSnapshot,
+  path: string,
+  what: string,
+  limit: number,
+): Promise<Uint8Array> {
+  const known = files.get(path);
+  if (known) return known;
+  const bytes = await readInputFile(path, what, limit);
+  files.set(path, bytes);
+  return bytes;
+}
+
+/**
  * Builds the greeting of `--preset`, reading and checking `--quotes-file`.
  *
  * @throws {UsageError} For an unknown preset, `qotd` without a quotes file
@@ -101,8 +123,11 @@ function asUsageError<T>(make: () => T, file?: string): T {
  */
 export async function loadPreset(
   preset: PresetName,
-  { quotesFile, maxFileSize }: { quotesFile?: string; maxFileSize?: number } =
-    {},
+  { quotesFile, maxFileSize, files = new Map() }: {
+    quotesFile?: string;
+    maxFileSize?: number;
+    files?: FileSnapshot;
+  } = {},
 ): Promise<GreetingSource> {
   if (preset !== "qotd" && quotesFile !== undefined) {
     throw new UsageError(
@@ -115,7 +140,8 @@ export async function loadPreset(
         'line, or quotes separated by lines holding only "%"',
     );
   }
-  const bytes = quotesFile === undefined ? undefined : await readInputFile(
+  const bytes = quotesFile === undefined ? undefined : await readFile(
+    files,
     quotesFile,
     "quotes file",
     maxFileSize ?? DEFAULT_QUOTES_LIMIT,
@@ -123,15 +149,21 @@ export async function loadPreset(
   return asUsageError(() => presetGreeting(preset, bytes), quotesFile);
 }
 
-async function loadGreeting(command: ServeCommand): Promise<GreetingSource> {
+async function loadGreeting(
+  command: ServeCommand,
+  files: FileSnapshot,
+): Promise<GreetingSource> {
   const { preset, quotesFile, maxFileSize } = command;
-  if (preset) return await loadPreset(preset, { quotesFile, maxFileSize });
+  if (preset) {
+    return await loadPreset(preset, { quotesFile, maxFileSize, files });
+  }
   if (quotesFile !== undefined) {
     throw new UsageError("--quotes-file goes with --preset qotd");
   }
   let message = command.message ?? DEFAULT_MESSAGE;
   if (command.messageFile !== undefined) {
-    const bytes = await readInputFile(
+    const bytes = await readFile(
+      files,
       command.messageFile,
       "message file",
       command.maxFileSize ?? DEFAULT_FILE_LIMIT,
@@ -144,15 +176,18 @@ async function loadGreeting(command: ServeCommand): Promise<GreetingSource> {
   return asUsageError(() => compileTemplate(message, command));
 }
 
-async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
+async function loadTls(
+  command: ServeCommand,
+  files: FileSnapshot,
+): Promise<TlsOptions | undefined> {
   if (command.tlsCert === undefined || command.tlsKey === undefined) {
     return undefined;
   }
   const decoder = new TextDecoder();
   const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
   const [cert, key] = await Promise.all([
-    readInputFile(command.tlsCert, "TLS certificate", limit),
-    readInputFile(command.tlsKey, "TLS key", limit),
+    readFile(files, command.tlsCert, "TLS certificate", limit),
+    readFile(files, command.tlsKey, "TLS key", limit),
   ]);
   const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
   // Checked here, so a file that is not a certificate or a key that does
@@ -180,19 +215,14 @@ async function loadTls(command: ServeCommand): Promise<TlsOptions | undefined> {
  */
 export async function prepareServe(
   command: ServeCommand,
+  files: FileSnapshot = new Map(),
 ): Promise<ServeGreetingOptions> {
-  const greeting = await loadGreeting(command);
+  const greeting = await loadGreeting(command, files);
   const refuseMessage = command.refuseMessage === undefined
     ? undefined
     : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
-  const tls = await loadTls(command);
-  for (const path of command.unix) await prepareUnixSocket(path);
-  const listen: ListenTarget[] = [
-    ...command.hosts.flatMap((hostname) =>
-      command.ports.map((port) => ({ hostname, port, tls }))
-    ),
-    ...command.unix.map((path) => ({ transport: "unix" as const, path })),
-  ];
+  const tls = await loadTls(command, files);
+  const listen = await listenTargets(command, tls);
   return {
     listen,
     greeting,
@@ -204,7 +234,7 @@ export async function prepareServe(
     linger: command.linger,
     maxPerIp: command.maxPerIp,
     ratePerIp: command.ratePerIp,
-    ...await loadRules(command),
+    ...await loadRules(command, files),
     ...(command.proxyFrom
       ? { proxyProtocol: { from: command.proxyFrom } }
       : {}),
@@ -212,7 +242,32 @@ export async function prepareServe(
     earlyTalkers: command.earlyTalkers,
     capture: command.capture,
     maskAddress: await loadAddressMask(command),
+    ...(command.tarpit ? { tarpit: command.tarpit } : {}),
   };
+}
+
+/**
+ * Where to listen: the sockets a service manager passed, or else every
+ * --host with every --port, and every --unix path (readied).
+ */
+async function listenTargets(
+  command: ServeCommand,
+  tls: TlsOptions | undefined,
+): Promise<ListenTarget[]> {
+  if (command.passed) {
+    return command.passed.greeting.map((fd) => ({
+      transport: "fd" as const,
+      fd,
+      tls,
+    }));
+  }
+  for (const path of command.unix) await prepareUnixSocket(path);
+  return [
+    ...command.hosts.flatMap((hostname) =>
+      command.ports.map((port) => ({ hostname, port, tls }))
+    ),
+    ...command.unix.map((path) => ({ transport: "unix" as const, path })),
+  ];
 }
 
 /** The TLS options of a client command, with its --ca file read. */
@@ -242,16 +297,17 @@ export async function clientTls(
  */
 export async function prepareReload(
   command: ServeCommand,
+  files: FileSnapshot = new Map(),
 ): Promise<ReloadOptions> {
-  const greeting = await loadGreeting(command);
+  const greeting = await loadGreeting(command, files);
   const refuseMessage = command.refuseMessage === undefined
     ? undefined
     : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
-  const tls = await loadTls(command);
+  const tls = await loadTls(command, files);
   // Lists from files are read again; lists from flags alone cannot change,
   // and are left as they are (with the per-IP counts).
   const rules = command.allowFiles.length || command.denyFiles.length
-    ? await loadRules(command)
+    ? await loadRules(command, files)
     : {};
   const maskAddress = await loadAddressMask(command);
   return {
@@ -274,11 +330,12 @@ async function readCidrFiles(
   paths: string[],
   flag: string,
   limit: number,
+  files: FileSnapshot,
 ): Promise<Cidr[]> {
   const blocks: Cidr[] = [];
   for (const path of paths) {
     const text = new TextDecoder().decode(
-      await readInputFile(path, `${flag} file`, limit),
+      await readFile(files, path, `${flag} file`, limit),
     );
     text.split(/\r?\n/).forEach((raw, i) => {
       const line = raw.replace(/#.*/, "").trim();
@@ -303,16 +360,17 @@ async function readCidrFiles(
  */
 export async function loadRules(
   command: ServeCommand,
+  files: FileSnapshot = new Map(),
 ): Promise<{ allow: Cidr[]; deny: Cidr[] }> {
   const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
   return {
     allow: [
       ...command.allow,
-      ...await readCidrFiles(command.allowFiles, "--allow-file", limit),
+      ...await readCidrFiles(command.allowFiles, "--allow-file", limit, files),
     ],
     deny: [
       ...command.deny,
-      ...await readCidrFiles(command.denyFiles, "--deny-file", limit),
+      ...await readCidrFiles(command.denyFiles, "--deny-file", limit, files),
     ],
   };
 }

@@ -1,6 +1,10 @@
 import type { AcceptErrorKind } from "../server/options.ts";
 import { acceptErrorCode } from "../server/accept_loop.ts";
-import { formatJsonLogLine, type LogFormat } from "./log_format.ts";
+import {
+  formatJsonLogLine,
+  formatTextLine,
+  type LogFormat,
+} from "./log_format.ts";
 
 /** Options for {@linkcode createAcceptErrorLog}. */
 export interface AcceptErrorLogOptions {
@@ -8,6 +12,8 @@ export interface AcceptErrorLogOptions {
   emit: (line: string) => void;
   /** Human lines or JSON objects. */
   format: LogFormat;
+  /** Text lines start with an RFC 3339 timestamp, as the others do. */
+  timestamps?: boolean;
   /**
    * How often the errors that followed the first of their code are summed
    * up, in ms.
@@ -41,6 +47,7 @@ export function createAcceptErrorLog(
   options: AcceptErrorLogOptions,
 ): AcceptErrorLog {
   const { emit, format, interval = 1_000 } = options;
+  const textOptions = { timestamps: options.timestamps ?? false };
   // Codes seen in the current interval, with the count since their line.
   const pending = new Map<string, { kind: AcceptErrorKind; count: number }>();
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -65,7 +72,7 @@ export function createAcceptErrorLog(
         text,
         message,
       })
-      : text;
+      : formatTextLine(text, textOptions);
   }
 
   function flush() {

@@ -8,6 +8,7 @@ import {
   formatTextLine,
   formatTextSensedLine,
   formatTextSuppressedLine,
+  formatTextTarpitLine,
   type LogFormat,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
@@ -66,6 +67,8 @@ export interface ConnectionLogOptions {
    * logged when a connection ends, with what was sensed.
    */
   sensed?: boolean;
+  /** Tarpit mode: text lines also say when a held client leaves. */
+  tarpit?: boolean;
 }
 
 /** The per-connection part of the log, as a worker thread also needs it. */
@@ -91,6 +94,8 @@ export function createConnectionLog(
   options: ConnectionLogOptions,
 ): ConnectionLog {
   const { emit, format, quiet, rate } = options;
+  // Every text line has a timestamp when asked, the summaries included.
+  const textOptions = { timestamps: options.timestamps ?? false };
   const throttle: LogThrottle | undefined = quiet || rate === 0
     ? undefined
     : createLogThrottle({
@@ -99,13 +104,13 @@ export function createConnectionLog(
       perSecond: 10_000,
       formatSuppressed: format === "json"
         ? formatJsonSuppressedLine
-        : formatTextSuppressedLine,
+        : (source, count) =>
+          formatTextSuppressedLine(source, count, textOptions),
     });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
   // Without a flood limit, lines are formatted at once: no closure per line.
-  const textOptions = { timestamps: options.timestamps ?? false };
   const text = (
     remoteAddr: Deno.Addr,
     _localAddr: Deno.Addr,
@@ -131,7 +136,20 @@ export function createConnectionLog(
         () => formatJsonConnectionLine(record, record.peerAddr),
       )
       : emit(formatJsonConnectionLine(record, record.peerAddr));
-  const acceptErrors = createAcceptErrorLog({ emit, format });
+  const released = (record: ConnectionRecord) => {
+    if (record.held === undefined) return;
+    throttle
+      ? throttle.offer(
+        key(record.remoteAddr),
+        () => formatTextTarpitLine(record, textOptions),
+      )
+      : emit(formatTextTarpitLine(record, textOptions));
+  };
+  const acceptErrors = createAcceptErrorLog({
+    emit,
+    format,
+    timestamps: textOptions.timestamps,
+  });
   return {
     onConnection: quiet || format === "json" || options.sensed
       ? undefined
@@ -142,6 +160,8 @@ export function createConnectionLog(
       ? jsonLine
       : options.sensed
       ? sensedLine
+      : options.tarpit
+      ? released
       : undefined,
     onAcceptError: acceptErrors.onAcceptError,
     close() {

@@ -26,6 +26,7 @@
  * | `greeter.reason`                     | connection  | string, null | greeter | why it was refused, or the error's code |
  * | `greeter.bytes`                      | connection, stats, stop | integer | greeter | bytes written (to this client; in total) |
  * | `greeter.greeting_bytes`             | connection  | integer   | greeter  | bytes there were to write |
+ * | `greeter.held`                       | connection  | number    | greeter  | tarpit mode only: seconds the tarpit held the client |
  * | `greeter.early_talker`               | connection (sensed) | boolean | greeter | the client sent something during `--greet-pause` |
  * | `greeter.probe.kind`                 | connection (sensed) | string | greeter | what its first bytes looked like: `tls`, `http`, `ssh`, `rdp`, `smb`, `proxy`, `unknown`; absent if it sent nothing |
  * | `tls.client.server_name`             | connection (tls) | string | ECS   | the SNI of its ClientHello |
@@ -119,7 +120,8 @@ export interface LogLineBase {
     | "suppressed"
     | "stats"
     | "accept_error"
-    | "reload";
+    | "reload"
+    | "warning";
   /** ECS's verdict: greeter's own is `greeter.outcome`. */
   "event.outcome": "success" | "failure";
   /** The schema version, {@linkcode LOG_SCHEMA_VERSION}. */
@@ -249,6 +251,12 @@ export interface ErrorLogLine extends LogLineBase {
   "event.outcome": "failure";
   /** What went wrong, as the text line says it. */
   "error.message": string;
+}
+
+/** A warning about greeter's environment, for {@linkcode formatJsonWarningLine}. */
+export interface WarningLogLine extends LogLineBase {
+  /** Always `warning`. */
+  "event.action": "warning";
 }
 
 /**
@@ -486,6 +494,8 @@ export function formatJsonConnectionLine(
     JSON.stringify(
       record.earlyTalker !== undefined
         ? formatTextSensedLine(record)
+        : record.held !== undefined
+        ? formatTextTarpitLine(record)
         : outcome === "greeted"
         ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
         : `Connection from ${formatClientAddress(remoteAddr)}${
@@ -506,6 +516,8 @@ export function formatJsonConnectionLine(
       reason === undefined ? "null" : JSON.stringify(reason)
     },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
       sensedFields(record)
+    }${
+      record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
     }}`;
 }
 
@@ -647,6 +659,22 @@ export function formatJsonErrorLine(
 }
 
 /**
+ * Formats a warning (a permission that a feature lacks, a log that cannot
+ * be written) as a JSON line, for `--log-format json`: every line greeter
+ * writes is then JSON. `message` is the text the CLI would print.
+ */
+export function formatJsonWarningLine(
+  message: string,
+  time: number = Date.now(),
+): string {
+  const line: WarningLogLine = {
+    ...baseFields(time, "warn", message, "event", "warning", "success"),
+    "event.action": "warning",
+  };
+  return JSON.stringify(line);
+}
+
+/**
  * A text line: `message`, after an RFC 3339 timestamp when
  * `options.timestamps` is set (`2025-01-02T03:04:05.678Z Server stopped`).
  */
@@ -670,6 +698,27 @@ export function formatTextConnectionLine(
     peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
   }`;
   return options?.timestamps ? formatTextLine(line, options) : line;
+}
+
+/**
+ * The human line for a client the tarpit let go:
+ * `Tarpit released 192.0.2.1:4000 after 12.5s, 320 bytes sent (reset)`.
+ */
+export function formatTextTarpitLine(
+  record: ConnectionRecord,
+  options?: TextLogOptions,
+): string {
+  const { remoteAddr, peerAddr, outcome, reason } = record;
+  return formatTextLine(
+    `Tarpit released ${formatClientAddress(remoteAddr)}${
+      peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+    } after ${
+      ((record.held ?? record.duration) / 1000).toFixed(1)
+    }s, ${record.bytesWritten} bytes sent (${outcome}${
+      reason === undefined ? "" : `: ${reason}`
+    })`,
+    options,
+  );
 }
 
 /**

@@ -2,6 +2,7 @@ import { renderBuildInfo } from "./process_metrics.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
+import type { TarpitStats } from "../server/tarpit.ts";
 
 // The HTTP endpoint lives in metrics_server.ts; these names stay here too.
 export {
@@ -22,6 +23,24 @@ export const DURATION_BUCKETS: readonly number[] = [
   1,
   5,
   10,
+];
+
+/**
+ * The upper bounds of the tarpit's held-time buckets, in seconds: a minute
+ * to a day, where scanners' patience lies.
+ */
+export const TRAPPED_BUCKETS: readonly number[] = [
+  1,
+  10,
+  60,
+  300,
+  900,
+  1800,
+  3600,
+  7200,
+  14400,
+  43200,
+  86400,
 ];
 
 /** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
@@ -74,6 +93,8 @@ export interface RenderMetricsOptions {
   draining?: boolean;
   /** Log lines left out by the flood limiter and dropped by a slow sink. */
   log?: { suppressed: number; dropped: number };
+  /** In tarpit mode: its counters, and how long held clients were held. */
+  tarpit?: { stats: Readonly<TarpitStats>; trapped: DurationHistogram };
 }
 
 /** Escapes a label value: backslash, double quote and line feed. */
@@ -181,18 +202,41 @@ export function renderMetrics(
     PROBE_KINDS,
   );
 
-  const name = "greeter_connection_duration_seconds";
-  family(lines, name, "histogram", "How long connections lived, in seconds.");
-  let cumulative = 0;
-  histogram.bounds.forEach((bound, i) => {
-    cumulative += histogram.counts[i];
-    lines.push(`${name}_bucket{le="${bound}"} ${cumulative}`);
-  });
-  lines.push(
-    `${name}_bucket{le="+Inf"} ${histogram.count}`,
-    `${name}_sum ${histogram.sumMs / 1000}`,
-    `${name}_count ${histogram.count}`,
+  const seconds = (name: string, help: string, of: DurationHistogram) => {
+    family(lines, name, "histogram", help);
+    let cumulative = 0;
+    of.bounds.forEach((bound, i) => {
+      cumulative += of.counts[i];
+      lines.push(`${name}_bucket{le="${bound}"} ${cumulative}`);
+    });
+    lines.push(
+      `${name}_bucket{le="+Inf"} ${of.count}`,
+      `${name}_sum ${of.sumMs / 1000}`,
+      `${name}_count ${of.count}`,
+    );
+  };
+  seconds(
+    "greeter_connection_duration_seconds",
+    "How long connections lived, in seconds.",
+    histogram,
   );
+  if (options.tarpit) {
+    gauge(
+      "greeter_tarpit_clients",
+      "Clients the tarpit holds now.",
+      options.tarpit.stats.clients,
+    );
+    counter(
+      "greeter_tarpit_bytes_sent_total",
+      "Bytes the tarpit sent to held clients.",
+      options.tarpit.stats.bytesSent,
+    );
+    seconds(
+      "greeter_tarpit_trapped_seconds",
+      "How long the tarpit held each client that has left, in seconds.",
+      options.tarpit.trapped,
+    );
+  }
 
   gauge(
     "greeter_draining",

@@ -24,6 +24,7 @@
  * @module
  */
 import type { Slot } from "../server/connection_table.ts";
+import { listenOnDescriptor } from "../server/descriptor_listener.ts";
 import {
   type ServerCore,
   startServerCore,
@@ -91,6 +92,11 @@ export interface ServeMetricsOptions {
   hostname: string;
   /** The TCP port; 0 picks a free one. */
   port: number;
+  /**
+   * A listening socket already open (one systemd passed) to serve on
+   * instead of `hostname` and `port`.
+   */
+  fd?: number;
   /**
    * Makes the body of `GET /metrics`; the endpoint appends its own counters
    * (`greeter_metrics_*`, see {@linkcode renderMetricsServerStats}). If it
@@ -471,10 +477,9 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
   } = options;
   checkCount("Connection cap", maxConnections, 1);
   checkCount("Timeout", timeout, 1);
-  const listener = Deno.listen({
-    hostname: options.hostname,
-    port: options.port,
-  });
+  const listener = options.fd === undefined
+    ? Deno.listen({ hostname: options.hostname, port: options.port })
+    : listenOnDescriptor(options.fd);
   const errors = Object.fromEntries(
     METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
   ) as Record<MetricsHttpError, number>;

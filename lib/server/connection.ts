@@ -32,6 +32,18 @@ export interface ConnectionContext {
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
   /** The health probe's source port while one is in flight, or 0. */
   readonly selfProbe: Int32Array | undefined;
+  /**
+   * In tarpit mode, what holds admitted clients instead of greeting them
+   * (tarpit.ts; set at start).
+   */
+  tarpit: {
+    hold(
+      slot: Slot,
+      greeting: Uint8Array,
+      admission: Admission | undefined,
+      host: string | undefined,
+    ): void;
+  } | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
   /** The greeting pause and capture, when asked for. */
@@ -63,6 +75,22 @@ function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string") return code;
   return error instanceof Error ? error.name : "unknown";
+}
+
+/**
+ * How a failed read or write ended a connection: the client reset or
+ * closed, it was closed here (by its deadline, or by shutdown), or another
+ * error (with its code as the reason).
+ */
+export function failure(
+  server: { readonly closing: boolean },
+  error: unknown,
+): [ConnectionOutcome, string | undefined] {
+  if (isReset(error)) return ["reset", undefined];
+  if (isClosedByUs(error)) {
+    return [server.closing ? "aborted" : "timed_out", undefined];
+  }
+  return ["error", errorCode(error)];
 }
 
 /**
@@ -254,6 +282,10 @@ function admitAndServe(
       return;
     }
   }
+  if (server.tarpit) {
+    server.tarpit.hold(slot, bytes, admission, admissionHost);
+    return;
+  }
   serveConnection(
     server,
     slot,
@@ -324,14 +356,7 @@ async function serveConnection(
     // Errors after the greeting was written (while lingering) change
     // nothing: the client has its greeting.
     if (!outcome) {
-      if (isReset(error)) {
-        outcome = "reset";
-      } else if (isClosedByUs(error)) {
-        outcome = server.closing ? "aborted" : "timed_out";
-      } else {
-        outcome = "error";
-        reason = errorCode(error);
-      }
+      [outcome, reason] = failure(server, error);
       stats.outcomes[outcome]++;
     }
   } finally {

@@ -1,5 +1,6 @@
 import { formatAddress } from "../net/address.ts";
-import { listenTls, type TlsListener } from "./tls_listener.ts";
+import { listenTls, serveTlsOn, type TlsListener } from "./tls_listener.ts";
+import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
   DEFAULT_HOSTNAME,
   DEFAULT_PORT,
@@ -44,9 +45,10 @@ export class ListenError extends Error {
 }
 
 /**
- * What the accept loop needs of a listener: `Deno.Listener`, or the TLS
- * listener of {@linkcode listenTls}, whose connections have the same
- * members a greeting uses.
+ * What the accept loop needs of a listener: `Deno.Listener`, the TLS
+ * listener of {@linkcode listenTls} or the descriptor listener of
+ * {@linkcode listenOnDescriptor}, whose connections have the same members a
+ * greeting uses.
  */
 export interface Acceptor {
   readonly addr: Deno.Addr;
@@ -90,6 +92,7 @@ export interface OpenListenersOptions {
 
 function describeTarget(target: ListenTarget): [string, number] {
   if (target.transport === "unix") return [target.path, 0];
+  if (target.transport === "fd") return [`file descriptor ${target.fd}`, 0];
   const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = target;
   return [formatAddress({ transport: "tcp", hostname, port }), port];
 }
@@ -98,6 +101,17 @@ function openOne(
   target: ListenTarget,
   options: OpenListenersOptions,
 ): OpenListener {
+  if (target.transport === "fd") {
+    const passed = listenOnDescriptor(target.fd, { backlog: options.backlog });
+    if (!target.tls) return { listener: passed };
+    try {
+      const tls = serveTlsOn(passed, target.tls.cert, target.tls.key);
+      return { listener: tls as unknown as Acceptor, tls };
+    } catch (error) {
+      passed.close();
+      throw error;
+    }
+  }
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
     let socketFile: SocketFile | undefined;

@@ -2,6 +2,11 @@ import type { AdmissionOptions } from "./admission.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
+import {
+  type ResolvedTarpit,
+  resolveTarpit,
+  type TarpitOptions,
+} from "./tarpit.ts";
 import type { Probe } from "../net/probe.ts";
 import type { AddressMask } from "../net/address_privacy.ts";
 
@@ -93,6 +98,17 @@ export type ListenTarget =
     transport: "unix";
     /** The socket's path. */
     path: string;
+  }
+  | {
+    /**
+     * A listening TCP or Unix stream socket that is already open, such as
+     * one systemd passes (socket activation: descriptors from 3).
+     */
+    transport: "fd";
+    /** The descriptor. */
+    fd: number;
+    /** Serve over TLS with this certificate and key (TCP sockets). */
+    tls?: TlsOptions;
   };
 
 /**
@@ -202,6 +218,8 @@ export interface ConnectionRecord {
    * before or after the greeting; empty if it sent nothing.
    */
   captured?: Uint8Array;
+  /** In tarpit mode, how long the tarpit held it, in milliseconds. */
+  held?: number;
 }
 
 /**
@@ -319,7 +337,7 @@ export interface ServeGreetingOptions extends AdmissionOptions {
    * included (a client that never reads a large greeting, never finishes
    * its handshake, or never closes); 0 for no limit.
    *
-   * @default {10000}
+   * @default {10000, or 0 with `tarpit`}
    */
   timeout?: number;
   /**
@@ -333,6 +351,14 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   linger?: number;
   /** Expect a PROXY protocol header from a load balancer on every connection. */
   proxyProtocol?: ProxyProtocolOptions;
+  /**
+   * Tarpit mode: every admitted client is held and sent a never-ending
+   * banner, a little every interval, until it leaves or `timeout` ends it
+   * (which then defaults to 0: never). Refused clients are refused as
+   * always; shutdown releases held clients at once. See
+   * {@linkcode TarpitOptions}.
+   */
+  tarpit?: TarpitOptions;
   /**
    * Called for every admitted client, before it is greeted, with the direct
    * peer too when a PROXY protocol header named another client. Keep it
@@ -532,6 +558,7 @@ export interface ResolvedOptions {
   linger: number;
   proxy: { from: Cidr[]; timeout: number } | undefined;
   sensor: SensorOptions | undefined;
+  tarpit: ResolvedTarpit | undefined;
 }
 
 /** An option's value is out of its range; says which option and value. */
@@ -592,28 +619,35 @@ function checkTarget(target: unknown, at: string): ListenTarget {
     }
     return target as ListenTarget;
   }
+  if (t.transport === "fd") {
+    checkInteger(`${at}fd`, t.fd, 0, 2_147_483_647);
+    if (t.tls !== undefined) checkTls(t.tls, at);
+    return target as ListenTarget;
+  }
   if (t.transport !== undefined && t.transport !== "tcp") {
-    throw invalid(`${at}transport`, t.transport, '"tcp" or "unix"');
+    throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
   }
   if (t.hostname !== undefined && typeof t.hostname !== "string") {
     throw invalid(`${at}hostname`, t.hostname, "a string", TypeError);
   }
   if (t.port !== undefined) checkInteger(`${at}port`, t.port, 0, 65_535);
-  if (t.tls !== undefined) {
-    const tls = t.tls as Record<string, unknown> | null;
-    if (
-      typeof tls !== "object" || tls === null ||
-      typeof tls.cert !== "string" || typeof tls.key !== "string"
-    ) {
-      throw invalid(
-        `${at}tls`,
-        t.tls,
-        "an object with PEM strings cert and key",
-        TypeError,
-      );
-    }
-  }
+  if (t.tls !== undefined) checkTls(t.tls, at);
   return target as ListenTarget;
+}
+
+function checkTls(value: unknown, at: string): void {
+  const tls = value as Record<string, unknown> | null;
+  if (
+    typeof tls !== "object" || tls === null ||
+    typeof tls.cert !== "string" || typeof tls.key !== "string"
+  ) {
+    throw invalid(
+      `${at}tls`,
+      value,
+      "an object with PEM strings cert and key",
+      TypeError,
+    );
+  }
 }
 
 /** Checks a list of CIDR blocks; a bad entry would throw on the first client. */
@@ -697,6 +731,13 @@ function resolveSensor(
   }
   if (capture !== undefined) checkInteger("capture", capture, 1, MAX_CAPTURE);
   if (greetPause === undefined && capture === undefined) return undefined;
+  if (options.tarpit !== undefined) {
+    throw invalid(
+      greetPause !== undefined ? "greetPause" : "capture",
+      greetPause ?? capture,
+      "no tarpit (a tarpit never greets)",
+    );
+  }
   return {
     pause: greetPause ?? 0,
     greetEarly: earlyTalkers === "greet",
@@ -723,9 +764,12 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     drainTimeout = DEFAULT_DRAIN_TIMEOUT,
     maxConnections = DEFAULT_MAX_CONNECTIONS,
     backlog = DEFAULT_BACKLOG,
-    timeout = DEFAULT_TIMEOUT,
+    timeout = options.tarpit === undefined ? DEFAULT_TIMEOUT : 0,
     linger = DEFAULT_LINGER,
   } = options;
+  const tarpit = options.tarpit === undefined
+    ? undefined
+    : resolveTarpit(options.tarpit, invalid);
   checkInteger("drainTimeout", drainTimeout, 0, MAX_TIMER_MS);
   checkInteger("timeout", timeout, 0, MAX_TIMER_MS);
   checkInteger("linger", linger, 0, MAX_TIMER_MS);
@@ -790,5 +834,6 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
     linger,
     proxy,
     sensor,
+    tarpit,
   };
 }

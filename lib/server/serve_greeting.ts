@@ -1,15 +1,22 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
 import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
-import { closeListener, openListeners } from "./listeners.ts";
+import {
+  closeListener,
+  type OpenListener,
+  openListeners,
+} from "./listeners.ts";
 import {
   checkReloadable,
   type ReloadOptions,
+  type ResolvedOptions,
   resolveOptions,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
+import { createTarpit, type Tarpit, type TarpitStats } from "./tarpit.ts";
+import { tarpitHost } from "./tarpit_host.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
 /**
@@ -42,6 +49,8 @@ export interface GreetingServer extends AsyncDisposable {
   readonly addrs: Deno.Addr[];
   /** Counters of what the server has done so far. */
   readonly stats: Readonly<ServerStats>;
+  /** The tarpit's counters, in tarpit mode; undefined otherwise. */
+  readonly tarpit: Readonly<TarpitStats> | undefined;
   /** True from the start of shutdown. */
   readonly draining: boolean;
   /** Settles once the server has shut down and every connection is closed. */
@@ -98,17 +107,62 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
  * });
  * assertEquals(new TextDecoder().decode(bytes), "Hello\r\n");
  * ```
+ *
+ * @example Tarpit mode: hold SSH scanners with an endless banner
+ * ```ts
+ * import { serveGreeting } from "../../mod.ts";
+ * import { assert, assertEquals } from "@std/assert";
+ *
+ * await using server = serveGreeting({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   tarpit: { style: "ssh", interval: 20 },
+ * });
+ * using conn = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ * });
+ * // One random line every 20 ms, never the "SSH-" version line.
+ * const buffer = new Uint8Array(256);
+ * const n = await conn.read(buffer);
+ * const text = new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+ * assert(text.endsWith("\r\n") && !text.startsWith("SSH-"));
+ * assertEquals(server.tarpit?.clients, 1);
+ * ```
  */
 export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
+  return start(
+    options,
+    (resolved) => openListeners(resolved.targets, resolved),
+  );
+}
+
+/**
+ * {@linkcode serveGreeting} on listeners already open, such as the one
+ * connection of inetd mode; the targets in `options` are not used.
+ * Internal: not part of the library's face.
+ */
+export function serveGreetingOn(
+  listeners: OpenListener[],
+  options: ServeGreetingOptions,
+): GreetingServer {
+  return start(options, () => listeners);
+}
+
+/** Checks the options, then serves on the listeners `listen` gives. */
+function start(
+  options: ServeGreetingOptions,
+  listen: (resolved: ResolvedOptions) => OpenListener[],
+): GreetingServer {
   const resolved = resolveOptions(options);
-  const { signal, onAcceptError } = options;
-  signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
   const admission = needsAdmission(options)
     ? createAdmission(options)
     : undefined;
-  const listeners = openListeners(resolved.targets, resolved);
+  const listeners = listen(resolved);
+  const { signal, onAcceptError } = options;
   const { server, shutdown: stop, finished } = startServerCore({
     acceptors: listeners.map(({ listener }) => listener),
     maxConnections: resolved.maxConnections,
@@ -134,16 +188,27 @@ export function serveGreeting(
       proxy: resolved.proxy,
       sensor: resolved.sensor,
       mask: options.maskAddress,
+      tarpit: undefined as Tarpit | undefined,
     },
     accepted: acceptConnection,
     onAcceptError,
     closeAcceptors: () => listeners.map(closeListener),
   });
   const stats = server.stats;
+  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+  const tarpit = resolved.tarpit && createTarpit(
+    resolved.tarpit,
+    tarpitHost(server),
+    typeof greeting === "function" ? undefined : greeting,
+  );
+  server.tarpit = tarpit;
 
   function shutdown(): Promise<void> {
     signal?.removeEventListener("abort", onAbort);
-    return stop();
+    const stopped = stop();
+    // Held clients are let go at once, not after the drain timeout.
+    tarpit?.releaseAll();
+    return stopped;
   }
   function onAbort() {
     shutdown().catch(() => {});
@@ -165,6 +230,7 @@ export function serveGreeting(
     },
     addrs,
     stats,
+    tarpit: tarpit?.stats,
     get draining() {
       return server.closing;
     },

@@ -147,12 +147,6 @@ export function listenTls(options: TlsListenOptions): TlsListener {
     throw new RangeError("The backlog must be a whole number of at least 1");
   }
   checkPemShape(cert, key);
-  // The pair is checked in full once node's TLS is loaded, before the first
-  // connection is taken.
-  const context = loadEngine().then((engine) =>
-    engine.secureContext(cert, key)
-  );
-  context.catch(() => {}); // Reported by accept().
   const listener = Deno.listen({
     hostname,
     port,
@@ -160,16 +154,51 @@ export function listenTls(options: TlsListenOptions): TlsListener {
     ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
     ...(reusePort ? { reusePort } : {}),
   });
-  return new Listener(listener, context, deferred === true);
+  return serveTlsOn(listener, cert, key, deferred === true);
+}
+
+/**
+ * What TLS can be served on: a `Deno.TcpListener`, or a listener of a
+ * passed socket (see `listenOnDescriptor`), whose connections have the
+ * members TLS uses.
+ */
+export interface TcpAcceptor {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Deno.Conn>;
+  close(): void;
+  ref?(): void;
+  unref?(): void;
+}
+
+/**
+ * Serves TLS with the certificate and key on an open TCP listener, as
+ * {@linkcode listenTls} does on the one it opens.
+ *
+ * @throws {TypeError} When the certificate or the key is not PEM of its kind.
+ */
+export function serveTlsOn(
+  tcp: TcpAcceptor,
+  cert: string,
+  key: string,
+  deferred = false,
+): TlsListener {
+  checkPemShape(cert, key);
+  // The pair is checked in full once node's TLS is loaded, before the first
+  // connection is taken.
+  const context = loadEngine().then((engine) =>
+    engine.secureContext(cert, key)
+  );
+  context.catch(() => {}); // Reported by accept().
+  return new Listener(tcp, context, deferred);
 }
 
 class Listener implements TlsListener {
-  readonly #tcp: Deno.TcpListener;
+  readonly #tcp: TcpAcceptor;
   #context: Promise<SecureContext>;
   readonly #deferred: boolean;
 
   constructor(
-    tcp: Deno.TcpListener,
+    tcp: TcpAcceptor,
     context: Promise<SecureContext>,
     deferred: boolean,
   ) {
@@ -179,7 +208,7 @@ class Listener implements TlsListener {
   }
 
   get addr(): Deno.NetAddr {
-    return this.#tcp.addr;
+    return this.#tcp.addr as Deno.NetAddr;
   }
 
   setCertificate(cert: string, key: string): void {
@@ -202,13 +231,17 @@ class Listener implements TlsListener {
     if (this.#deferred) {
       // The certificate of when the handshake starts, as for the others.
       Object.defineProperty(tcp, START_TLS, {
-        value: async () => loaded!.startTls(tcp, await this.#currentContext()),
+        value: async () =>
+          loaded!.startTls(tcp as Deno.TcpConn, await this.#currentContext()),
       });
       return tcp as unknown as TlsConnection;
     }
     try {
       // Read again: a reload while this accept waited counts for its client.
-      return loaded!.startTls(tcp, await this.#currentContext());
+      return loaded!.startTls(
+        tcp as Deno.TcpConn,
+        await this.#currentContext(),
+      );
     } catch (error) {
       tcp.close();
       throw error;
@@ -256,10 +289,10 @@ class Listener implements TlsListener {
   }
 
   ref(): void {
-    this.#tcp.ref();
+    this.#tcp.ref?.();
   }
 
   unref(): void {
-    this.#tcp.unref();
+    this.#tcp.unref?.();
   }
 }

@@ -30,6 +30,7 @@ import {
 import { readClockTicks } from "./proc.ts";
 import { machine, report } from "./report.ts";
 import { killAll, run } from "./run.ts";
+import { benchTarpit, type TarpitBenchOptions } from "./tarpit.ts";
 import {
   findBaselines,
   greeterVariant,
@@ -50,6 +51,10 @@ const HELP = `Usage: deno task bench [OPTIONS]
   --only NAMES        comma-separated server names to run (e.g. floor,greeter)
   --soak N            also serve N connections to greeter --quiet and report
                       RSS at start/middle/end (e.g. --soak 1000000)
+  --tarpit-clients N  clients held in each wave of the tarpit measurement
+                      (default 5000; --only tarpit runs it alone)
+  --tarpit-interval MS  the tarpit interval (default 10000, greeter's)
+  --no-tarpit         skip the tarpit measurement
   --no-write          print only; do not write results.md and results.svg
                       in ${RESULTS}/
   -h, --help          this help
@@ -58,6 +63,8 @@ const HELP = `Usage: deno task bench [OPTIONS]
 interface Command {
   write: boolean;
   opts: Options;
+  /** The tarpit measurement, unless --no-tarpit. */
+  tarpit?: TarpitBenchOptions;
   only: string[];
   extra: string[];
 }
@@ -65,11 +72,19 @@ interface Command {
 /** The command line; "help" for -h or --help, before any other check. */
 function parseCommand(argv: string[]): Command | "help" {
   const args = parseArgs(argv, {
-    string: ["connections", "concurrency", "rounds", "warmup", "startup-runs"],
+    string: [
+      "connections",
+      "concurrency",
+      "rounds",
+      "warmup",
+      "startup-runs",
+      "tarpit-clients",
+      "tarpit-interval",
+    ],
     collect: ["greeter"],
-    boolean: ["help", "write"],
-    negatable: ["write"],
-    default: { write: true },
+    boolean: ["help", "write", "tarpit"],
+    negatable: ["write", "tarpit"],
+    default: { write: true, tarpit: true },
     alias: { h: "help" },
     unknown: (arg: string) => {
       if (arg.startsWith("-") && !/^--(soak|only)(=|$)/.test(arg)) {
@@ -96,6 +111,18 @@ function parseCommand(argv: string[]): Command | "help" {
       startupRuns: num(args["startup-runs"], 5, "startup-runs"),
       soak: num(rest.soak, 0, "soak"),
     },
+    tarpit: args.tarpit
+      ? {
+        clients: Math.max(
+          1,
+          num(args["tarpit-clients"], 5_000, "tarpit-clients"),
+        ),
+        interval: Math.max(
+          10,
+          num(args["tarpit-interval"], 10_000, "tarpit-interval"),
+        ),
+      }
+      : undefined,
     only: String(rest.only ?? "").split(",").map((s) => s.trim().toLowerCase())
       .filter(Boolean),
     extra: (args.greeter ?? []) as string[],
@@ -164,10 +191,17 @@ async function main(): Promise<number> {
   }
   const { opts } = command;
   const tools = await setup();
-  const specs = selectServers(
-    serverSpecs(tools, command.extra.map(greeterVariant)),
-    command.only,
-  );
+  // "tarpit" in --only names the tarpit measurement, not a server.
+  const only = command.only.filter((name) => name !== "tarpit");
+  const tarpit = command.only.length === 0 || only.length < command.only.length
+    ? command.tarpit
+    : undefined;
+  const specs = command.only.length > 0 && only.length === 0
+    ? []
+    : selectServers(
+      serverSpecs(tools, command.extra.map(greeterVariant)),
+      only,
+    );
   const info = machine(tools, opts);
   console.error(info.join("\n"));
   if (!tools.pin) {
@@ -178,6 +212,26 @@ async function main(): Promise<number> {
 
   const results: ServerResult[] = [];
   for (const spec of specs) results.push(await measure(tools, spec, opts));
+
+  const tarpitReport = tarpit && await benchTarpit(tarpit, tools);
+  if (tarpitReport) {
+    console.log(tarpitReport);
+    if (command.write) {
+      const md = `${RESULTS}/tarpit.md`;
+      Deno.mkdirSync(`${ROOT}/${RESULTS}`, { recursive: true });
+      Deno.writeTextFileSync(
+        `${ROOT}/${md}`,
+        `# Tarpit benchmark\n\n${
+          // The greeting rounds' load and start-up lines do not apply.
+          info.filter((line) => !/^- (Load|Start-up):/.test(line)).join(
+            "\n",
+          )}\n\n${tarpitReport}`,
+      );
+      await run(Deno.execPath(), ["fmt", "-q", md]);
+      console.error(`\nwrote ${md}`);
+    }
+  }
+  if (specs.length === 0) return 0;
 
   const { rows, floor, printed, markdown } = report(results, info);
   console.log(printed);

@@ -23,6 +23,7 @@ import {
 } from "../flags.ts";
 import { escapeControl, quote } from "../../observe/escape.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
+import type { PassedSockets } from "../socket_activation.ts";
 import {
   DEFAULT_MESSAGE,
   GREETING_ENCODINGS,
@@ -47,6 +48,14 @@ import {
   DEFAULT_TIMEOUT,
   TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
+import {
+  DEFAULT_TARPIT_INTERVAL,
+  DEFAULT_TARPIT_LINE_LENGTH,
+  MAX_TARPIT_LINE_LENGTH,
+  MIN_HTTP_LINE_LENGTH,
+  type ResolvedTarpit,
+  TARPIT_STYLES,
+} from "../../server/tarpit.ts";
 
 /** The serving command's options, validated and typed. */
 export interface ServeCommand {
@@ -89,12 +98,17 @@ export interface ServeCommand {
   logFormat: LogFormat;
   /** Connection lines per second from one source; 0 logs every one. */
   logRate: number;
-  /** Where to serve Prometheus metrics and /healthz. */
-  metrics?: { hostname: string; port: number };
+  /**
+   * Where to serve Prometheus metrics and /healthz: an address, or a
+   * passed socket (`fd`, which then replaces it).
+   */
+  metrics?: { hostname: string; port: number; fd?: number };
   /** Whether text lines start with a timestamp; `auto` decides at start. */
   logTimestamps: "auto" | "on" | "off";
   /** The load balancers whose PROXY protocol headers are read, if any. */
   proxyFrom?: Cidr[];
+  /** Tarpit mode, when --tarpit is given. */
+  tarpit?: ResolvedTarpit;
   /** The host and port flags as the user spelt them, for messages. */
   spelled: { host: string; port: string };
   /**
@@ -112,6 +126,15 @@ export interface ServeCommand {
   logAddress?: AddressLogMode;
   /** The key file of --log-address hash, read at start and on every reload. */
   logKeyFile?: string;
+  /** --inetd: greet the client on stdin and stdout, then exit (only when given). */
+  inetd?: true;
+  /** --socket-activation: the passed sockets must be there (only when given). */
+  socketActivation?: true;
+  /**
+   * The sockets a service manager passed (socket activation), taken at
+   * start: served instead of --host, --port and --unix.
+   */
+  passed?: PassedSockets;
   /**
    * The most bytes read from any file named on the command line; absent
    * for the defaults (1 MiB, and 16 MiB for the quotes file).
@@ -381,6 +404,54 @@ export const SERVE_FLAGS: GroupedFlagSpec[] = [
       "other peers are refused",
   },
   {
+    name: "inetd",
+    group: "listening",
+    help: "Greet the one client on stdin and stdout, then exit: for " +
+      "inetd, xinetd, tcpserver, socat EXEC: and systemd Accept=yes; the " +
+      "client's address comes from TCPREMOTEIP/TCPREMOTEPORT, REMOTE_ADDR/" +
+      "REMOTE_PORT or the socket, and the connection line goes to stderr",
+  },
+  {
+    name: "socket-activation",
+    group: "listening",
+    help: "Serve the listening sockets a service manager passed (systemd " +
+      "LISTEN_FDS, from fd 3) instead of --host, --port and --unix; a " +
+      'socket named "metrics" (LISTEN_FDNAMES) serves --metrics. On by ' +
+      "itself when LISTEN_PID is greeter's; with this flag, an error " +
+      "without them",
+  },
+  {
+    name: "tarpit",
+    group: "greeting",
+    help: "Hold every admitted client with a never-ending banner, a little " +
+      "every --tarpit-interval, until it leaves; --timeout then defaults " +
+      "to 0 (never)",
+  },
+  {
+    name: "tarpit-style",
+    group: "greeting",
+    value: "ssh|greeting|http",
+    help: "What --tarpit sends: random lines that keep SSH clients waiting " +
+      "for the version line, the greeting dripped and repeated, or an " +
+      "HTTP status line and endless headers (default ssh)",
+  },
+  {
+    name: "tarpit-interval",
+    group: "greeting",
+    value: "DURATION",
+    help: "How often --tarpit sends each client a line " +
+      `(default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
+  },
+  {
+    name: "tarpit-line-length",
+    group: "greeting",
+    value: "N",
+    help: `Longest --tarpit line, CRLF included (3-${MAX_TARPIT_LINE_LENGTH}` +
+      `, ${MIN_HTTP_LINE_LENGTH} at least for http); for the greeting ` +
+      "style, bytes sent per interval " +
+      `(default ${DEFAULT_TARPIT_LINE_LENGTH})`,
+  },
+  {
     name: "workers",
     group: "fleet",
     value: "N",
@@ -597,6 +668,96 @@ function hostKey(host: string): string {
 }
 
 /**
+ * The flags that keep their meaning with --inetd: the greeting, its
+ * deadlines and the connection line. The others are about listening,
+ * many clients or a long-running server.
+ */
+const INETD_FLAGS = new Set([
+  "inetd",
+  "message",
+  "message-file",
+  "preset",
+  "quotes-file",
+  "line-ending",
+  "encoding",
+  "quiet",
+  "log-format",
+  "log-timestamps",
+  "timeout",
+  "linger",
+  "max-file-size",
+]);
+
+/**
+ * @throws {UsageError} Naming every flag given that --inetd has no use
+ * for.
+ */
+function checkInetdFlags(flags: ParsedFlags): void {
+  // In the order given.
+  const given = [...flags.spelled.keys()].filter((name) =>
+    !INETD_FLAGS.has(name)
+  );
+  if (given.length === 0) return;
+  const names = given.map((name) => flagName(flags, name));
+  throw new UsageError(
+    `--inetd greets the one client its host passed on stdin: ${
+      names.join(", ")
+    } ${names.length === 1 ? "has" : "have"} no meaning there; drop ${
+      names.length === 1 ? "it" : "them"
+    } (the ` +
+      "host listens, limits and runs one greeter per client)",
+  );
+}
+
+/**
+ * Parses --tarpit and its --tarpit-* flags, which need it.
+ *
+ * @throws {UsageError} For a bad value, a --tarpit-* flag without
+ * --tarpit, or --tarpit with several workers.
+ */
+function parseTarpit(
+  flags: ParsedFlags,
+  workers: number | undefined,
+): ResolvedTarpit | undefined {
+  const names = ["tarpit-style", "tarpit-interval", "tarpit-line-length"];
+  if (!flags.switches.has("tarpit")) {
+    const stray = names.find((name) => lastValue(flags, name) !== undefined);
+    if (stray !== undefined) {
+      throw new UsageError(`${flagName(flags, stray)} goes with --tarpit`);
+    }
+    return undefined;
+  }
+  if (workers !== undefined && workers > 1) {
+    throw new UsageError(
+      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
+        "is a write per client per interval, which one thread does for " +
+        "tens of thousands)",
+    );
+  }
+  const style = parseChoiceFlag(
+    lastValue(flags, "tarpit-style") ?? "ssh",
+    flagName(flags, "tarpit-style"),
+    TARPIT_STYLES,
+  );
+  const intervalText = lastValue(flags, "tarpit-interval");
+  const lengthText = lastValue(flags, "tarpit-line-length");
+  return {
+    style,
+    interval: intervalText === undefined
+      ? DEFAULT_TARPIT_INTERVAL
+      : parseDurationFlag(intervalText, flagName(flags, "tarpit-interval"), 1),
+    lineLength: lengthText === undefined
+      ? DEFAULT_TARPIT_LINE_LENGTH
+      : parseIntegerFlag(
+        lengthText,
+        flagName(flags, "tarpit-line-length"),
+        style === "http" ? MIN_HTTP_LINE_LENGTH : 3,
+        MAX_TARPIT_LINE_LENGTH,
+      ),
+  };
+}
+
+/**
  * Parses the serving command's arguments.
  *
  * @throws {UsageError} For any mistake in them.
@@ -614,6 +775,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }: see --help for usage`,
     );
   }
+  const inetd = flags.switches.has("inetd");
+  if (inetd) checkInetdFlags(flags);
   const hosts = flags.values.get("host") ?? [];
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
@@ -719,6 +882,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       );
     }
   }
+  const tarpit = parseTarpit(flags, workers);
   const rateText = lastValue(flags, "rate-per-ip");
   const metricsText = lastValue(flags, "metrics");
   const sizeText = lastValue(flags, "max-file-size");
@@ -761,6 +925,14 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       throw new UsageError(
         "--early-talkers goes with --greet-pause DURATION: without a " +
           "pause no client talks early",
+      );
+    }
+    if (tarpit && (greetPause !== undefined || captureText !== undefined)) {
+      throw new UsageError(
+        `${
+          flag(greetPause !== undefined ? "greet-pause" : "capture")
+        } cannot be used with --tarpit: a tarpit holds clients instead of ` +
+          "greeting them; choose one",
       );
     }
     const timeout = duration("timeout", DEFAULT_TIMEOUT);
@@ -842,7 +1014,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     drainTimeout: duration("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
     maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
     backlog: optionalInteger("backlog", 1, 65535),
-    timeout: duration("timeout", DEFAULT_TIMEOUT),
+    timeout: duration("timeout", tarpit ? 0 : DEFAULT_TIMEOUT),
     linger: duration("linger", DEFAULT_LINGER),
     maxPerIp: optionalInteger("max-per-ip", 1),
     ratePerIp: rateText === undefined
@@ -859,7 +1031,12 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     ...logAddress(),
     ...sensor(),
     ...proxyFrom(),
+    ...(tarpit ? { tarpit } : {}),
     spelled: { host: flag("host"), port: flag("port") },
+    ...(flags.switches.has("socket-activation")
+      ? { socketActivation: true as const }
+      : {}),
+    ...(inetd ? { inetd: true as const } : {}),
     metrics: metricsText === undefined
       ? undefined
       : parseMetricsAddress(metricsText, flag("metrics")),

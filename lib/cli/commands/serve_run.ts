@@ -5,11 +5,11 @@
  * @module
  */
 import { createLineWriter } from "../../observe/line_writer.ts";
-import { escapeControl } from "../../observe/escape.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
-import { ExitError } from "../flags.ts";
+import { ExitError, UsageError } from "../flags.ts";
+import { takePassedSockets } from "../socket_activation.ts";
 import type { HealthSource } from "../metrics_endpoint.ts";
 import type { MetricsServer } from "../../observe/metrics_server.ts";
 import {
@@ -20,7 +20,8 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { prepareReload, prepareServe } from "../setup.ts";
+import { warn } from "../warn.ts";
+import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { WorkerGroup } from "../workers/pool.ts";
 
@@ -44,11 +45,12 @@ function createLog(command: ServeCommand) {
   const writer = createLineWriter(Deno.stdout, {
     // Said once; the lines lost from then on are counted in the metrics.
     onError: (error) =>
-      console.error(
-        `greeter: warning: cannot write the log to stdout (${
-          escapeControl(error instanceof Error ? error.message : String(error))
+      warn(
+        `cannot write the log to stdout (${
+          error instanceof Error ? error.message : String(error)
         }); greeter goes on serving, and counts the lines it loses in ` +
           "greeter_log_lines_dropped_total",
+        command.logFormat,
       ),
   });
   return {
@@ -75,6 +77,9 @@ async function serveHere(command: ServeCommand): Promise<number> {
         ? renderMetrics(run.server.stats, run.histogram, {
           draining: run.server.draining,
           log: { suppressed: run.suppressed, dropped: writer.dropped },
+          ...(run.server.tarpit && run.trapped
+            ? { tarpit: { stats: run.server.tarpit, trapped: run.trapped } }
+            : {}),
         }) + renderReloadMetrics(reloads)
         : "",
     () =>
@@ -93,6 +98,7 @@ async function serveHere(command: ServeCommand): Promise<number> {
   const { server } = run;
   return await runUntilStopped({
     log,
+    format: command.logFormat,
     metrics,
     addrs: server.addrs,
     tls: command.tlsCert !== undefined,
@@ -129,10 +135,11 @@ async function serveWorkers(
     WorkerStartError,
   } = await import("../workers/pool.ts");
   if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
-  // Every worker prepares the command itself (a greeting function cannot be
-  // sent to a thread); doing it here first reports a bad file as single
-  // mode does, before anything starts.
-  await prepareServe(command);
+  // Files are read here, once: a bad one is reported as in single mode,
+  // before anything starts, and every worker prepares from these bytes (a
+  // greeting function cannot be sent to a thread), reading nothing itself.
+  const files: FileSnapshot = new Map();
+  await prepareServe(command, files);
   const { writer, log } = createLog(command);
   const reloads = createReloadCounters();
   // Workers' lines, held back until the start-up lines are out.
@@ -162,7 +169,7 @@ async function serveWorkers(
       },
   );
   try {
-    group = await startWorkers(command, {
+    group = await startWorkers(command, files, {
       count,
       onLog: (text) => held ? held.push(text) : write(text),
     });
@@ -176,19 +183,22 @@ async function serveWorkers(
   const running = group;
   return await runUntilStopped({
     log,
+    format: command.logFormat,
     metrics,
     addrs: running.addrs,
     tls: command.tlsCert !== undefined,
     reloads,
     stats: () => running.stats(),
     async reload() {
-      // Checked here first, so a bad file leaves every worker as it was.
+      // Read and checked here once, so a bad file leaves every worker as it
+      // was, and every worker swaps in exactly these bytes.
+      const files: FileSnapshot = new Map();
       try {
-        await prepareReload(command);
+        await prepareReload(command, files);
       } catch (error) {
         return explainError(error).message;
       }
-      return await running.reload();
+      return await running.reload(files);
     },
     refresh: () => running.refresh(),
     shutdown: () => running.shutdown(),
@@ -202,17 +212,50 @@ async function serveWorkers(
 
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
-  // First of all, before any file is read: Deno's SIGUSR1 debugger shut.
+  // Usage errors come before anything is held or read.
+  const passed = withPassedSockets(given);
+  if ((passed.workers ?? 1) > 1) {
+    const pool = await import("../workers/pool.ts");
+    if (!pool.reusePortAvailable()) {
+      throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
+    }
+  }
+  // Then, before any file is read: Deno's SIGUSR1 debugger shut.
   using _guard = guardDebuggerPort(
-    given.ports.length > 0
-      ? { hostname: given.hosts[0], port: given.ports[0] }
+    passed.ports.length > 0
+      ? { hostname: passed.hosts[0], port: passed.ports[0] }
       : undefined,
   );
   // Decided once, here: workers do not see the main thread's stdout.
-  const command = fitToDescriptors(resolveLogTimestamps(given));
+  const command = fitToDescriptors(resolveLogTimestamps(passed));
   return (command.workers ?? 1) > 1
     ? await serveWorkers(command, command.workers!)
     : await serveHere(command);
+}
+
+/**
+ * Takes the sockets a service manager passed (socket activation), which
+ * replace the addresses of the flags, and hides them from any child.
+ *
+ * @throws {UsageError} For a malformed protocol variable, or --workers.
+ */
+function withPassedSockets(command: ServeCommand): ServeCommand {
+  const passed = takePassedSockets(
+    command.socketActivation === true,
+    command.logFormat,
+  );
+  if (!passed) return command;
+  if ((command.workers ?? 1) > 1) {
+    throw new UsageError(
+      "--workers cannot be used with socket activation: the passed sockets " +
+        "are served by one thread; drop --workers, or run one greeter per " +
+        "socket",
+    );
+  }
+  const metrics = passed.metrics === undefined
+    ? command.metrics
+    : { hostname: "", port: 0, fd: passed.metrics };
+  return { ...command, passed, metrics };
 }
 
 /**
@@ -231,12 +274,13 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   );
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
-  console.error(
-    `greeter: warning: --max-connections ${command.maxConnections}${
+  warn(
+    `--max-connections ${command.maxConnections}${
       workers > 1 ? ` in each of ${workers} workers` : ""
     } does not fit in the limit of ${soft} open files; serving at most ` +
       `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
       "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
+    command.logFormat,
   );
   return { ...command, maxConnections: each };
 }

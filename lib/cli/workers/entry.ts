@@ -7,7 +7,7 @@
  */
 import { explainError, explainListenError } from "../explain.ts";
 import { runServer, type ServerRun } from "../run_server.ts";
-import { prepareReload, prepareServe } from "../setup.ts";
+import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
 import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
@@ -65,11 +65,11 @@ function createLogBatcher() {
 let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
 
-/** Re-reads this worker's files and swaps them in; the failure's line. */
-async function reload(): Promise<string | undefined> {
+/** Swaps in what the main thread read again; the failure's line. */
+async function reload(files: FileSnapshot): Promise<string | undefined> {
   if (!server || !startCommand) return "not serving yet";
   try {
-    server.reload(await prepareReload(startCommand));
+    server.reload(await prepareReload(startCommand, files));
     return undefined;
   } catch (error) {
     return explainError(error).message;
@@ -77,9 +77,9 @@ async function reload(): Promise<string | undefined> {
 }
 let snapshot: (() => WorkerSnapshot) | undefined;
 
-async function start({ command, ports, selfProbe }: StartMessage) {
+async function start({ command, files, ports, selfProbe }: StartMessage) {
   startCommand = command;
-  const options = await prepareServe(command);
+  const options = await prepareServe(command, files);
   const listen = ports === undefined
     ? options.listen
     : options.listen?.map((target, i) =>
@@ -167,7 +167,7 @@ scope.onmessage = ({ data }) => {
       }
       break;
     case "reload":
-      reload().then((error) =>
+      reload(data.files).then((error) =>
         post({ type: "reloaded", request: data.request, error })
       );
       break;

@@ -17,6 +17,7 @@ import type { ProbeKind } from "../../net/probe.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SELF_PROBE } from "../run_server.ts";
+import type { FileSnapshot } from "../setup.ts";
 
 export type {
   FromWorker,
@@ -78,10 +79,11 @@ export interface WorkerGroup {
   /** Resolves once every running worker has sent fresh counters. */
   refresh(): Promise<void>;
   /**
-   * Tells every worker to reload its configuration; resolves to undefined,
-   * or to the first worker's one-line failure.
+   * Tells every worker to reload its configuration from `files` (what the
+   * main thread read and checked); resolves to undefined, or to the first
+   * worker's one-line failure.
    */
-  reload(): Promise<string | undefined>;
+  reload(files: FileSnapshot): Promise<string | undefined>;
   /** Tells every worker to shut down; safe to call more than once. */
   shutdown(): void;
   /**
@@ -183,6 +185,7 @@ export function renderWorkerMetrics(accepted: readonly number[]): string {
  */
 export async function startWorkers(
   command: ServeCommand,
+  files: FileSnapshot,
   options: StartWorkersOptions,
 ): Promise<WorkerGroup> {
   const { count, onLog, stopGrace = 5_000, entry } = options;
@@ -328,7 +331,12 @@ export async function startWorkers(
   const [first, ...rest] = members;
   try {
     first.worker.postMessage(
-      { type: "start", command, selfProbe: SELF_PROBE } satisfies ToWorker,
+      {
+        type: "start",
+        command,
+        files,
+        selfProbe: SELF_PROBE,
+      } satisfies ToWorker,
     );
     const addrs = await first.ready.promise;
     const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
@@ -337,6 +345,7 @@ export async function startWorkers(
         {
           type: "start",
           command,
+          files,
           ports,
           selfProbe: SELF_PROBE,
         } satisfies ToWorker,
@@ -346,7 +355,7 @@ export async function startWorkers(
     started = true;
     return {
       addrs,
-      async reload() {
+      async reload(files) {
         const request = ++reloads;
         const { promise, resolve } = Promise.withResolvers<void>();
         const pending: {
@@ -359,7 +368,7 @@ export async function startWorkers(
         };
         reloading.set(request, pending);
         for (const member of pending.waiting) {
-          post(member, { type: "reload", request });
+          post(member, { type: "reload", request, files });
         }
         if (pending.waiting.size === 0) resolve();
         await waitAtMost(promise, RELOAD_TIMEOUT);

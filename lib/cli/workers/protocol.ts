@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { FileSnapshot } from "../setup.ts";
 import type { ServeCommand } from "../commands/serve.ts";
 import type { ServerStats } from "../../server/stats.ts";
 
@@ -20,8 +21,10 @@ export interface WorkerSnapshot {
 /** Tells a worker to listen: the first one with the command's ports. */
 export interface StartMessage {
   type: "start";
-  /** The serving command; each worker prepares it itself. */
+  /** The serving command; each worker prepares it from `files`. */
   command: ServeCommand;
+  /** What the main thread read of every file: no worker reads its own. */
+  files: FileSnapshot;
   /** The real port of each listen target, when the first worker chose them. */
   ports?: number[];
   /** The main thread's health probe cell (shared memory). */
@@ -32,7 +35,7 @@ export interface StartMessage {
 export type ToWorker =
   | StartMessage
   | { type: "stats"; request: number }
-  | { type: "reload"; request: number }
+  | { type: "reload"; request: number; files: FileSnapshot }
   | { type: "shutdown" };
 
 /** What a worker sends the main thread. */

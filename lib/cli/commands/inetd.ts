@@ -1,0 +1,242 @@
+/**
+ * `greeter --inetd`: the greeting program of a host that accepts the
+ * connection itself (inetd, xinetd, tcpserver, s6-tcpserver, socat `EXEC:`,
+ * systemd `Accept=yes`) and runs greeter once per client, with the socket on
+ * stdin and stdout. The one connection is served by the server's own path
+ * (greeting, template, linger, timeout, record), then greeter exits. Loaded
+ * only for --inetd, and it loads only what one connection needs.
+ *
+ * @module
+ */
+import type * as Fs from "node:fs";
+import type * as Net from "node:net";
+import type { ServeCommand } from "./serve.ts";
+import { UsageError } from "../flags.ts";
+import { prepareServe } from "../setup.ts";
+import { createConnectionLog } from "../../observe/connection_log.ts";
+import type { OpenListener } from "../../server/listeners.ts";
+import { adoptSocket } from "../../server/node_conn.ts";
+import type { ConnectionOutcome } from "../../server/stats.ts";
+import { serveGreetingOn } from "../../server/serve_greeting.ts";
+import { parsePort } from "../../net/address.ts";
+
+/**
+ * Where each host puts the client's and the server's address, first match
+ * wins: tcpserver and s6 (`TCP*`), systemd `Accept=yes` (`REMOTE_*`), socat
+ * (`SOCAT_*`); then the socket itself, then xinetd's `REMOTE_HOST`.
+ */
+const REMOTE_VARIABLES = [
+  ["TCPREMOTEIP", "TCPREMOTEPORT"],
+  ["REMOTE_ADDR", "REMOTE_PORT"],
+  ["SOCAT_PEERADDR", "SOCAT_PEERPORT"],
+] as const;
+/** xinetd's: the address alone, used when the socket does not say. */
+const HOST_VARIABLES = [["REMOTE_HOST", undefined]] as const;
+const LOCAL_VARIABLES = [
+  ["TCPLOCALIP", "TCPLOCALPORT"],
+  ["SOCAT_SOCKADDR", "SOCAT_SOCKPORT"],
+] as const;
+
+/** Every variable --inetd reads, for `--allow-env`. */
+export const INETD_VARIABLES: readonly string[] = [
+  ...REMOTE_VARIABLES,
+  ...HOST_VARIABLES,
+  ...LOCAL_VARIABLES,
+].flat().filter((name) => name !== undefined);
+
+/** A variable's value, or undefined if unset or not ours to read. */
+function env(name: string): string | undefined {
+  try {
+    if (
+      Deno.permissions.querySync({ name: "env", variable: name }).state !==
+        "granted"
+    ) return undefined;
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first address a host gave, from pairs of variables. */
+function addressFrom(
+  pairs: readonly (readonly [string, string | undefined])[],
+): Deno.NetAddr | undefined {
+  for (const [hostVariable, portVariable] of pairs) {
+    const hostname = env(hostVariable);
+    if (!hostname) continue;
+    const portText = portVariable === undefined ? "0" : env(portVariable);
+    try {
+      return { transport: "tcp", hostname, port: parsePort(portText ?? "") };
+    } catch {
+      // A port that is not one: the next host's variables, or the socket.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Says why stdin cannot be the client: a terminal, a file, a pipe or a
+ * device. (node's fstat needs no permission; Deno's stat of /dev/stdin
+ * needs all of them.)
+ *
+ * @throws {UsageError} Saying what stdin is instead, and how to run it.
+ */
+function checkStdin(fstat: typeof Fs.fstatSync): void {
+  let what: string | undefined;
+  if (Deno.stdin.isTerminal()) {
+    what = "a terminal";
+  } else {
+    try {
+      const info = fstat(0);
+      what = info.isSocket()
+        ? undefined
+        : info.isFile()
+        ? "a regular file"
+        : info.isFIFO()
+        ? "a pipe"
+        : info.isCharacterDevice()
+        ? "a device"
+        : "not a socket";
+    } catch {
+      what = "closed";
+    }
+  }
+  if (what !== undefined) throw notASocket(what);
+}
+
+function notASocket(what: string): UsageError {
+  return new UsageError(
+    `--inetd greets the client connected on stdin, but stdin is ${what}: ` +
+      "run greeter --inetd from inetd, xinetd, tcpserver, socat EXEC: or a " +
+      "systemd Accept=yes socket (or serve without --inetd)",
+  );
+}
+
+/** True if stderr is the client's socket too, as inetd and xinetd make it. */
+function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
+  try {
+    const err = fstat(2);
+    const input = fstat(0);
+    return err.dev === input.dev && err.ino === input.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** The connection on stdin, as a listener that accepts it once. */
+function oneConnection(conn: Deno.Conn): OpenListener {
+  let given = false;
+  const closed = Promise.withResolvers<Deno.Conn>();
+  return {
+    listener: {
+      addr: conn.localAddr,
+      accept() {
+        if (given) return closed.promise;
+        given = true;
+        return Promise.resolve(conn);
+      },
+      close() {
+        closed.reject(new Deno.errors.BadResource("Served its one client"));
+      },
+    },
+  };
+}
+
+/** The socket on stdin (and stdout), as node:net reads and writes it. */
+function openStdin(net: typeof Net, envRemote?: Deno.Addr): Deno.Conn {
+  let socket: Net.Socket;
+  try {
+    socket = new net.Socket({
+      fd: 0,
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_INVALID_FD_TYPE") {
+      throw notASocket("not a socket");
+    }
+    throw error;
+  }
+  const remote = envRemote ??
+    (socket.remoteAddress === undefined
+      ? addressFrom(HOST_VARIABLES)
+      : undefined);
+  return adoptSocket(socket, remote, addressFrom(LOCAL_VARIABLES));
+}
+
+/**
+ * Greets the one client and resolves to the exit code: 0 when it was
+ * greeted (or refused), 1 when the greeting could not be delivered (reset,
+ * timed out, failed).
+ *
+ * @throws {UsageError} When stdin is not a socket, or for a bad file.
+ */
+export async function runInetd(command: ServeCommand): Promise<number> {
+  if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
+  const remote = addressFrom(REMOTE_VARIABLES);
+  // Where the host named the client and nothing lingers, the socket is only
+  // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
+  // per connection, docs/activation.md) is not loaded.
+  const direct = remote !== undefined && command.linger === 0;
+  let conn: Deno.Conn;
+  let quiet = command.quiet;
+  if (direct) {
+    conn = stdioConn(remote, addressFrom(LOCAL_VARIABLES));
+  } else {
+    const [{ fstatSync }, net] = await Promise.all([
+      import("node:fs"),
+      import("node:net"),
+    ]);
+    checkStdin(fstatSync);
+    quiet ||= stderrIsClient(fstatSync);
+    conn = openStdin(net, remote);
+  }
+  const options = await prepareServe(command);
+  const encoder = new TextEncoder();
+  const log = createConnectionLog({
+    emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
+    format: command.logFormat,
+    quiet,
+    rate: 0,
+    // The host's log (multilog, the journal) stamps lines itself.
+    timestamps: command.logTimestamps === "on",
+  });
+  let outcome: ConnectionOutcome | undefined;
+  const server = serveGreetingOn([oneConnection(conn)], {
+    ...options,
+    onConnection: log.onConnection,
+    onClose(record) {
+      outcome = record.outcome;
+      log.onClose?.(record);
+      server.shutdown();
+    },
+  });
+  if (direct && command.timeout > 0) {
+    // Closing stdout does not stop a write the client never reads: the
+    // process ends at the deadline instead.
+    Deno.unrefTimer(setTimeout(() => Deno.exit(1), command.timeout + 100));
+  }
+  await server.finished;
+  log.close();
+  return outcome === "greeted" || outcome === "refused" ? 0 : 1;
+}
+
+/**
+ * The client on stdin and stdout through Deno's own stdio: enough to write
+ * a greeting and close; it cannot end the write side alone (no linger).
+ */
+function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
+  const conn = {
+    remoteAddr,
+    localAddr: localAddr ?? { transport: "tcp", hostname: "", port: 0 },
+    read: (p: Uint8Array) => Deno.stdin.read(p),
+    write: (p: Uint8Array) => Deno.stdout.write(p),
+    closeWrite: () =>
+      Promise.reject(new Deno.errors.NotSupported("No shutdown on stdout")),
+    close() {
+      Deno.stdout.close();
+    },
+  };
+  return conn as unknown as Deno.Conn;
+}

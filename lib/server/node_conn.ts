@@ -1,0 +1,309 @@
+/**
+ * The connections of sockets Deno cannot open itself: those passed by a
+ * service manager (socket activation) or inherited on stdin (inetd mode).
+ * node:net opens them; {@linkcode adoptSocket} turns each into the members of
+ * `Deno.Conn` a greeting uses.
+ *
+ * Only types come from node here: the module is loaded by whoever made the
+ * socket, and only then.
+ *
+ * @module
+ */
+import type { Socket } from "node:net";
+
+/**
+ * The runtime's resource operations, which `Deno.TcpConn` itself uses. They
+ * are internal to Deno (`Deno[Deno.internal].core`), as is the handle's
+ * `takeStream`: both are checked for, and without them (another Deno than
+ * the pinned 2.9.6) every socket stays node's.
+ */
+interface ResourceOps {
+  read(rid: number, p: Uint8Array): Promise<number>;
+  write(rid: number, p: Uint8Array): Promise<number>;
+  shutdown(rid: number): Promise<void>;
+  close(rid: number): void;
+}
+
+/** A node handle that can give its stream to the runtime (TCP, Deno 2.9). */
+interface TakableHandle {
+  takeStream(): number;
+}
+
+/** An accepted TCP handle of node's (Deno 2.9's `TCPWrap`). */
+export interface TcpHandle extends TakableHandle {
+  getpeername(out: { address?: string; port?: number }): number;
+  getsockname(out: { address?: string; port?: number }): number;
+  close(): void;
+}
+
+/** True if TCP handles can be handed to the runtime here (Deno 2.9). */
+export function canAdoptHandles(): boolean {
+  return resourceOps() !== null;
+}
+
+/**
+ * An accepted TCP handle as a connection, served by the runtime as
+ * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
+ * Needs {@linkcode canAdoptHandles}.
+ */
+export function adoptHandle(handle: TcpHandle): Deno.Conn {
+  const peer: { address?: string; port?: number } = {};
+  const local: { address?: string; port?: number } = {};
+  handle.getpeername(peer);
+  handle.getsockname(local);
+  const rid = handle.takeStream();
+  handle.close();
+  return new ResourceConn(
+    resourceOps()!,
+    rid,
+    addressOf(peer.address, peer.port),
+    addressOf(local.address, local.port),
+  ) as unknown as Deno.Conn;
+}
+
+let ops: ResourceOps | null | undefined;
+function resourceOps(): ResourceOps | null {
+  if (ops !== undefined) return ops;
+  const deno = Deno as unknown as Record<symbol, { core?: ResourceOps }>;
+  const internal = (Deno as unknown as { internal?: symbol }).internal;
+  const core = internal === undefined ? undefined : deno[internal]?.core;
+  return ops = typeof core?.read === "function" &&
+      typeof core.write === "function" &&
+      typeof core.shutdown === "function" && typeof core.close === "function"
+    ? core
+    : null;
+}
+
+/**
+ * The socket as a connection. A TCP socket is handed over to the runtime
+ * (`takeStream`) and served exactly as `Deno.TcpConn` is, by resource id:
+ * nothing of node stays on its path. (node's own stream in Deno 2.9.6 fails
+ * a write made just after accept with EPIPE when the client has already
+ * ended its side, as many clients do.) Other sockets (Unix) stay node's,
+ * through {@linkcode NodeConn}.
+ *
+ * `remoteAddr` and `localAddr` replace what the socket says, when given.
+ */
+export function adoptSocket(
+  socket: Socket,
+  remoteAddr?: Deno.Addr,
+  localAddr?: Deno.Addr,
+): Deno.Conn {
+  const handle = (socket as unknown as { _handle?: Partial<TakableHandle> })
+    ._handle;
+  const core = resourceOps();
+  if (core && typeof handle?.takeStream === "function") {
+    const remote = remoteAddr ??
+      addressOf(socket.remoteAddress, socket.remotePort);
+    const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
+    const rid = handle.takeStream();
+    // Node's socket is done with: destroyed, it lets go of its handle (kept,
+    // each would hold some 3 KB of heap for good).
+    socket.destroy();
+    return new ResourceConn(core, rid, remote, local) as unknown as Deno.Conn;
+  }
+  return new NodeConn(socket, remoteAddr, localAddr) as unknown as Deno.Conn;
+}
+
+/** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
+class ResourceConn {
+  readonly #core: ResourceOps;
+  readonly #rid: number;
+  readonly remoteAddr: Deno.Addr;
+  readonly localAddr: Deno.Addr;
+
+  constructor(
+    core: ResourceOps,
+    rid: number,
+    remoteAddr: Deno.Addr,
+    localAddr: Deno.Addr,
+  ) {
+    this.#core = core;
+    this.#rid = rid;
+    this.remoteAddr = remoteAddr;
+    this.localAddr = localAddr;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
+    const n = await this.#core.read(this.#rid, p);
+    return n === 0 ? null : n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#core.write(this.#rid, p);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#core.shutdown(this.#rid);
+  }
+
+  close(): void {
+    this.#core.close(this.#rid);
+  }
+}
+
+/**
+ * A node socket as a connection. Errors are Deno's: after `close()` a call
+ * rejects with `Deno.errors.BadResource`, one pending at `close()` with
+ * `Deno.errors.Interrupted`; a reset is `Deno.errors.ConnectionReset`, a
+ * write to a closed peer `Deno.errors.BrokenPipe`.
+ */
+export class NodeConn {
+  readonly #socket: Socket;
+  #remote: Deno.Addr | undefined;
+  #local: Deno.Addr | undefined;
+  #closed = false;
+
+  /**
+   * Takes a socket made with `allowHalfOpen` (its write side ends only at
+   * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
+   * `remoteAddr` and `localAddr` replace what the socket says, when given.
+   */
+  constructor(socket: Socket, remoteAddr?: Deno.Addr, localAddr?: Deno.Addr) {
+    this.#socket = socket;
+    this.#remote = remoteAddr;
+    this.#local = localAddr;
+    socket.on("error", ignore);
+  }
+
+  /** The peer, read from the socket on first use. */
+  get remoteAddr(): Deno.Addr {
+    return this.#remote ??= addressOf(
+      this.#socket.remoteAddress,
+      this.#socket.remotePort,
+    );
+  }
+
+  /** This end, read from the socket on first use. */
+  get localAddr(): Deno.Addr {
+    return this.#local ??= addressOf(
+      this.#socket.localAddress,
+      this.#socket.localPort,
+    );
+  }
+
+  /** Hands all of `p` to the socket; resolves to its length once written. */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed) return Promise.reject(closedError());
+    const socket = this.#socket;
+    if (socket.destroyed) return Promise.reject(this.#ended());
+    if (socket.writableEnded) {
+      return Promise.reject(
+        new Deno.errors.BrokenPipe("The connection's write side is closed"),
+      );
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    socket.write(p, (error) => {
+      if (error) reject(this.#failure(error));
+      else resolve(p.length);
+    });
+    return promise;
+  }
+
+  /** Ends the write side (FIN) once earlier writes are out. */
+  closeWrite(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    const socket = this.#socket;
+    if (socket.destroyed) return Promise.reject(this.#ended());
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const onClose = () => reject(this.#ended());
+    socket.once("close", onClose);
+    socket.end(() => {
+      socket.off("close", onClose);
+      resolve();
+    });
+    return promise;
+  }
+
+  /** Reads into `p`: the count, or null once the peer has ended. */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (this.#closed) throw closedError();
+    const socket = this.#socket;
+    while (true) {
+      const chunk: Uint8Array | null = socket.read();
+      if (chunk !== null) {
+        const n = Math.min(p.length, chunk.length);
+        p.set(chunk.subarray(0, n));
+        if (n < chunk.length) socket.unshift(chunk.subarray(n));
+        return n;
+      }
+      if (socket.readableEnded) return null;
+      if (socket.destroyed) {
+        if (this.#closed) throw interruptedError();
+        if (socket.errored) throw denoError(socket.errored);
+        return null;
+      }
+      await readableOrClosed(socket);
+    }
+  }
+
+  /** Closes at once, in any state; closing twice does nothing. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+
+  #failure(error: Error): Error {
+    return this.#closed ? interruptedError() : denoError(error);
+  }
+
+  #ended(): Error {
+    if (this.#closed) return interruptedError();
+    const errored = this.#socket.errored;
+    return errored
+      ? denoError(errored)
+      : new Deno.errors.BrokenPipe("The connection closed");
+  }
+}
+
+function readableOrClosed(socket: Socket): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const wake = () => {
+    socket.off("readable", wake).off("end", wake).off("close", wake);
+    resolve();
+  };
+  socket.on("readable", wake).on("end", wake).on("close", wake);
+  return promise;
+}
+
+// Errors are seen as a rejected call; a listener must exist so that they
+// are not thrown.
+function ignore() {}
+
+/**
+ * A node address as Deno's: TCP when there is a port, else a Unix socket's
+ * (whose peer has no path).
+ */
+export function addressOf(
+  hostname: string | undefined,
+  port: number | undefined,
+): Deno.Addr {
+  return hostname !== undefined && port !== undefined
+    ? { transport: "tcp", hostname, port }
+    : { transport: "unix", path: "" };
+}
+
+const ERRORS: Record<string, new (message: string) => Error> = {
+  ECONNRESET: Deno.errors.ConnectionReset,
+  EPIPE: Deno.errors.BrokenPipe,
+  ECONNABORTED: Deno.errors.ConnectionAborted,
+  ENOTCONN: Deno.errors.NotConnected,
+  ETIMEDOUT: Deno.errors.TimedOut,
+};
+
+/** node's error as the Deno error of the same errno, keeping its code. */
+export function denoError(error: Error): Error {
+  const code = (error as { code?: unknown }).code;
+  const Kind = typeof code === "string" ? ERRORS[code] : undefined;
+  return Kind ? Object.assign(new Kind(error.message), { code }) : error;
+}
+
+function closedError() {
+  return new Deno.errors.BadResource("The connection is closed");
+}
+
+function interruptedError() {
+  return new Deno.errors.Interrupted("The connection was closed");
+}
