@@ -1,11 +1,16 @@
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "@std/assert";
 import {
   createSystemdNotifier,
   MAX_NOTIFICATION_BYTES,
   monotonicUsec,
   type NotifySocket,
 } from "../lib/cli/systemd_notify.ts";
-import { canRun, withTempDir } from "./_helpers.ts";
+import { canRun, MAIN, withTempDir } from "./_helpers.ts";
 
 const FIXTURE = new URL("./_notify_fixture.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -417,4 +422,50 @@ Deno.test("monotonicUsec() without --allow-sys or /proc gives nothing", async ()
     stdin: "null",
   }).output();
   assertEquals(decoder.decode(output.stdout), "undefined\n");
+});
+
+Deno.test({
+  name: "greeter says once at start-up when it cannot tell systemd it is " +
+    "ready (no write permission for $NOTIFY_SOCKET), and serves on",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--unstable-net",
+        "--allow-net",
+        "--allow-env=NOTIFY_SOCKET",
+        MAIN,
+        "-H",
+        "127.0.0.1",
+        "-p",
+        "0",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NOTIFY_SOCKET: "/run/greeter-test-nowhere.sock", NO_COLOR: "1" },
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let stdout = "";
+    while (!/listening/.test(stdout)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += value;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.kill("SIGTERM");
+    while (!(await reader.read()).done) { /* drained */ }
+    assertEquals((await child.status).code, 0);
+    const lines = (await stderr).trim().split("\n");
+    assertEquals(lines.length, 1, await stderr);
+    assertStringIncludes(
+      lines[0],
+      "greeter: warning: cannot tell systemd that greeter is ready (",
+    );
+    assertStringIncludes(lines[0], "--allow-write");
+  },
 });

@@ -157,7 +157,19 @@ export async function runUntilStopped(service: Service): Promise<number> {
   }
   log.started(service.addrs, service.tls, metrics?.addr);
   service.started?.();
-  notifier.ready(statusLine(service.addrs));
+  notifier.ready(statusLine(service.addrs)).then((told) => {
+    // Never silence: a Type=notify unit would wait for READY=1 until its
+    // timeout.
+    if (!told && notifier.enabled) {
+      warn(
+        `cannot tell systemd that greeter is ready (${
+          notifier.lastError?.message ?? "unknown error"
+        }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
+          "--unstable-net, or use the binary",
+        service.format ?? "text",
+      );
+    }
+  });
   let failure: string | undefined;
   try {
     failure = await service.finished;
