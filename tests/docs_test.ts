@@ -89,6 +89,8 @@ const OTHER_FLAGS = new Set([
   "connections",
   "rounds",
   "no-write",
+  "warmup",
+  "startup-runs",
   "seconds",
   "concurrency",
   "soak",
