@@ -267,6 +267,57 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "greeter --greet-pause --capture --log-address truncate JSON output passes ECS's types and allowed values",
+  ...POSIX_SIGNALS,
+  async fn() {
+    await using server = await startCli([
+      "-H",
+      "127.0.0.1",
+      "-p",
+      "0",
+      "--log-format",
+      "json",
+      "--greet-pause",
+      "2s",
+      "--capture",
+      "128",
+      "--log-address",
+      "truncate",
+    ]);
+    const encoder = new TextEncoder();
+    for (
+      const message of [
+        "GET /a?b=c HTTP/1.1\r\nUser-Agent: probe/1\r\n\r\n",
+        "SSH-2.0-Test\r\n",
+        "\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03",
+      ]
+    ) {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+      });
+      await conn.write(encoder.encode(message));
+      while (await conn.read(new Uint8Array(64)).catch(() => null) !== null);
+      conn.close();
+    }
+    await server.waitFor(/("event.action":"connection".*){3}/s);
+    const { stdout } = await server.stop();
+    const lines = stdout.trim().split("\n").map((text) => JSON.parse(text));
+    const sensed = lines.filter((line) => line["greeter.probe.kind"]);
+    assertEquals(sensed.map((line) => line["greeter.probe.kind"]), [
+      "http",
+      "ssh",
+      "tls",
+    ]);
+    assertEquals(sensed[0]["url.path"], "/a");
+    for (const line of lines) {
+      assertEquals(problems(line), [], JSON.stringify(line));
+    }
+  },
+});
+
 Deno.test("greeter --log-format json reports a start-up failure as one JSON line on stderr", async () => {
   for (
     const [args, code, pattern] of [
