@@ -32,6 +32,8 @@ interface Plan {
   metrics: boolean;
   /** Held by --tarpit: endless lines instead of the greeting. */
   tarpit: boolean;
+  /** --greet-pause and --log-address truncate: lines name a /24. */
+  sensor: boolean;
 }
 
 /** One feature: its server flags, and what it changes in the plan. */
@@ -119,6 +121,18 @@ const FEATURES: Feature[] = [
     name: "tarpit",
     args: () => ["--tarpit", "--tarpit-interval", "20ms"],
     plan: (plan) => plan.tarpit = true,
+  },
+  {
+    name: "sensor",
+    args: () => [
+      "--greet-pause",
+      "50ms",
+      "--capture",
+      "64",
+      "--log-address",
+      "truncate",
+    ],
+    plan: (plan) => plan.sensor = true,
   },
   {
     name: "quiet",
@@ -224,6 +238,7 @@ async function runPair(
     reload: false,
     metrics: false,
     tarpit: false,
+    sensor: false,
   };
   const args = ["-H", "127.0.0.1", "-p", "0", "--log-rate", "0"];
   for (const feature of features) {
@@ -321,12 +336,16 @@ async function runPair(
     assertEquals(received, [], `${label}: --quiet logs no connection`);
   } else {
     assertEquals(received.length, seen.length, `${label}: ${stdout}`);
-    for (const client of seen) {
-      if (!client) continue;
+    for (const seenClient of seen) {
+      if (!seenClient) continue;
+      // --log-address truncate: the client's /24, and no port.
+      const client = plan.sensor
+        ? `${seenClient.split(".").slice(0, 3).join(".")}.0/24`
+        : seenClient;
       assert(
         received.some((line) =>
-          line.includes(`from ${client}:`) ||
-          line.includes(`released ${client}:`)
+          line.includes(`from ${client}${plan.sensor ? " " : ":"}`) ||
+          line.includes(`released ${client}${plan.sensor ? " " : ":"}`)
         ),
         `${label}: a line names ${client}: ${stdout}`,
       );
