@@ -24,7 +24,13 @@ import { assertThrows } from "@std/assert";
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 const DENO = Deno.execPath();
-const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"];
+// --unstable-net: greeters side by side share the SIGUSR1 guard on 9229.
+const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env",
+  "--unstable-net",
+];
 /** greeter as a host runs it: deno run main.ts, then the arguments. */
 const GREETER = [DENO, "run", "--no-prompt", ...PERMISSIONS, MAIN];
 const TEMPLATE = "{remote_addr}:{remote_port}";

@@ -19,6 +19,7 @@ import { adoptSocket } from "../../server/node_conn.ts";
 import type { ConnectionOutcome } from "../../server/stats.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
+import { guardDebuggerPort } from "../debugger_guard.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -174,6 +175,9 @@ function openStdin(net: typeof Net, envRemote?: Deno.Addr): Deno.Conn {
  */
 export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
+  // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
+  // debugger stays shut here too (under deno run; the binaries need not).
+  using _guard = guardDebuggerPort(undefined);
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
