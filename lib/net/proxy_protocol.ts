@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseIp } from "./ip.ts";
+import { formatIp, parseIp } from "./ip.ts";
 
 /** What a PROXY protocol header says about the connection it starts. */
 export interface ProxyHeader {
@@ -357,12 +357,12 @@ function decodeV2(header: Uint8Array): ProxyHeader {
     command: "proxy",
     source: {
       transport,
-      hostname: formatIpBytes(header.subarray(sourceIp, destinationIp)),
+      hostname: formatIp(header.subarray(sourceIp, destinationIp)),
       port: (header[ports] << 8) | header[ports + 1],
     },
     destination: {
       transport,
-      hostname: formatIpBytes(header.subarray(destinationIp, ports)),
+      hostname: formatIp(header.subarray(destinationIp, ports)),
       port: (header[ports + 2] << 8) | header[ports + 3],
     },
   };
@@ -550,7 +550,7 @@ function parseV1Address(text: string, ipv6: boolean, what: string): string {
   // parseIp turns ::ffff:a.b.c.d into IPv4; in a TCP6 line it stays mapped.
   return ipv6 && bytes.length === 4
     ? `::ffff:${bytes.join(".")}`
-    : formatIpBytes(bytes);
+    : formatIp(bytes);
 }
 
 function parseV1Port(text: string, what: string): number {
@@ -562,43 +562,6 @@ function parseV1Port(text: string, what: string): number {
     );
   }
   return Number(text);
-}
-
-// --- Addresses -------------------------------------------------------------
-
-/**
- * An IPv4 (4 bytes) or IPv6 (16 bytes) address as canonical text: IPv6 in
- * lower case with the longest run of two or more zero groups (the first, on
- * a tie) written `::`, and IPv4-mapped addresses as `::ffff:a.b.c.d`, as
- * RFC 5952 recommends and as Deno reports dual-stack peers.
- */
-function formatIpBytes(bytes: Uint8Array): string {
-  if (bytes.length === 4) return bytes.join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.subarray(12).join(".")}`;
-  }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${
-    hex.slice(bestStart + bestLength).join(":")
-  }`;
 }
 
 // --- Writing ---------------------------------------------------------------
@@ -685,8 +648,8 @@ export function encodeProxyHeader(
       throw new TypeError("PROXY protocol v1 has no TLVs");
     }
     const line = addressed
-      ? `PROXY TCP${from!.length === 4 ? 4 : 6} ${formatIpBytes(from!)} ${
-        formatIpBytes(to!)
+      ? `PROXY TCP${from!.length === 4 ? 4 : 6} ${formatIp(from!)} ${
+        formatIp(to!)
       } ${source!.port} ${destination!.port}\r\n`
       : "PROXY UNKNOWN\r\n";
     return new TextEncoder().encode(line);
