@@ -353,9 +353,14 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   selfProbe?: Int32Array;
   /**
    * Called when an accept fails; the server has counted it in
-   * {@linkcode ServerStats.acceptErrors} and goes on.
+   * {@linkcode ServerStats.acceptErrors} under `code` (such as `"EMFILE"`)
+   * and goes on.
    */
-  onAcceptError?: (error: unknown, kind: AcceptErrorKind) => void;
+  onAcceptError?: (
+    error: unknown,
+    kind: AcceptErrorKind,
+    code: string,
+  ) => void;
 }
 
 /**
