@@ -207,14 +207,20 @@ export function parseProxyHeader(
  * @example Read a v2 header, then the client's own bytes
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { encodeProxyHeader, readProxyHeader } from "./proxy_protocol.ts";
+ * import { readProxyHeader, V2_SIGNATURE } from "./proxy_protocol.ts";
  *
- * const header = encodeProxyHeader({
- *   version: 2,
- *   command: "proxy",
- *   source: { transport: "tcp", hostname: "2001:db8::7", port: 40000 },
- *   destination: { transport: "tcp", hostname: "2001:db8::1", port: 8080 },
- * });
+ * // 2001:db8::7 port 40000 to 2001:db8::1 port 8080, as a balancer sends it.
+ * const ipv6 = (last: number) => [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), last];
+ * const header = [
+ *   ...V2_SIGNATURE,
+ *   0x21, // version 2, PROXY
+ *   0x21, // AF_INET6, STREAM
+ *   0, 36, // the bytes that follow: two addresses, two ports
+ *   ...ipv6(7),
+ *   ...ipv6(1),
+ *   0x9c, 0x40, // 40000
+ *   0x1f, 0x90, // 8080
+ * ];
  * const stream = [...header, ...new TextEncoder().encode("hi")];
  * const conn = {
  *   read(p: Uint8Array): Promise<number | null> {
@@ -225,6 +231,7 @@ export function parseProxyHeader(
  * };
  * const read = await readProxyHeader(conn);
  * assertEquals(read.source?.hostname, "2001:db8::7");
+ * assertEquals(read.destination?.port, 8080);
  * assertEquals(new TextDecoder().decode(Uint8Array.from(stream)), "hi");
  * ```
  */
