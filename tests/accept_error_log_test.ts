@@ -34,7 +34,9 @@ Deno.test("createAcceptErrorLog() logs 500 errors of one code in 2 lines per int
     interval: INTERVAL,
   });
   try {
-    for (let i = 0; i < 500; i++) log.onAcceptError(notConnected(), "client");
+    for (let i = 0; i < 500; i++) {
+      log.onAcceptError(notConnected(), "client", "ENOTCONN");
+    }
     // The first is logged at once, with its message (without the errno).
     assertEquals(lines, [
       `Accept failed with ENOTCONN: Transport endpoint is not connected (${CLIENT})`,
@@ -66,6 +68,7 @@ Deno.test("createAcceptErrorLog() counts every error exactly, across codes and i
       log.onAcceptError(
         osError(code, `${code} happened`),
         code === "EMFILE" ? "exhausted" : "client",
+        code,
       );
     }
   };
@@ -105,8 +108,14 @@ Deno.test("createAcceptErrorLog() JSON lines parse and carry exact counts", () =
     format: "json",
     interval: INTERVAL,
   });
-  for (let i = 0; i < 500; i++) log.onAcceptError(notConnected(), "client");
-  log.onAcceptError(osError("EMFILE", "Too many open files"), "exhausted");
+  for (let i = 0; i < 500; i++) {
+    log.onAcceptError(notConnected(), "client", "ENOTCONN");
+  }
+  log.onAcceptError(
+    osError("EMFILE", "Too many open files"),
+    "exhausted",
+    "EMFILE",
+  );
   log.close();
   const parsed = lines.map((line) => JSON.parse(line));
   for (const entry of parsed) {
@@ -147,7 +156,9 @@ Deno.test("createAcceptErrorLog() close() flushes what is pending and stops its 
     format: "text",
     interval: 60_000,
   });
-  for (let i = 0; i < 10; i++) log.onAcceptError(notConnected(), "client");
+  for (let i = 0; i < 10; i++) {
+    log.onAcceptError(notConnected(), "client", "ENOTCONN");
+  }
   assertEquals(lines.length, 1);
   log.close();
   assertEquals(lines.slice(1), [
@@ -164,8 +175,16 @@ Deno.test("createAcceptErrorLog() stops its timer by itself after a quiet interv
     format: "text",
     interval: 20,
   });
-  log.onAcceptError(new Deno.errors.NotConnected("Not connected"), "client");
-  log.onAcceptError(new Deno.errors.NotConnected("Not connected"), "client");
+  log.onAcceptError(
+    new Deno.errors.NotConnected("Not connected"),
+    "client",
+    "ENOTCONN",
+  );
+  log.onAcceptError(
+    new Deno.errors.NotConnected("Not connected"),
+    "client",
+    "ENOTCONN",
+  );
   await waitUntil(() => lines.length === 2, 2_000, "the summary");
   assertEquals(lines[1], `Accept failed 1 more time with ENOTCONN (${CLIENT})`);
   // One more interval finds nothing pending and clears the timer; no close().
@@ -179,8 +198,8 @@ Deno.test("createAcceptErrorLog() JSON lines carry the schema version", () => {
     emit: (line) => lines.push(line),
     format: "json",
   });
-  log.onAcceptError(notConnected(), "client");
-  log.onAcceptError(notConnected(), "client");
+  log.onAcceptError(notConnected(), "client", "ENOTCONN");
+  log.onAcceptError(notConnected(), "client", "ENOTCONN");
   log.close();
   assertEquals(lines.length, 2);
   for (const line of lines) {

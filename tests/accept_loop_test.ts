@@ -102,7 +102,12 @@ function loopContext(places: Places, hooks: {
     closing: false as boolean,
     conns: [] as Deno.Conn[],
     waits: [] as number[],
-    errors: [] as { error: unknown; kind: AcceptErrorKind; free: number }[],
+    errors: [] as {
+      error: unknown;
+      kind: AcceptErrorKind;
+      code: string;
+      free: number;
+    }[],
     accepted(conn: Deno.Conn) {
       context.conns.push(conn);
       hooks.accepted?.(conn);
@@ -112,8 +117,8 @@ function loopContext(places: Places, hooks: {
       hooks.waited?.(ms);
       return Promise.resolve();
     },
-    onAcceptError(error: unknown, kind: AcceptErrorKind) {
-      context.errors.push({ error, kind, free: places.free });
+    onAcceptError(error: unknown, kind: AcceptErrorKind, code: string) {
+      context.errors.push({ error, kind, code, free: places.free });
     },
   } satisfies AcceptLoopContext & Record<string, unknown>;
   return context;
@@ -160,6 +165,8 @@ Deno.test("acceptLoop() passes over 1,000 client errors in a row without waiting
   assertEquals(context.stats.acceptErrors, { ENOTCONN: 1_000 });
   assertEquals(context.errors.length, 1_000);
   assert(context.errors.every((e) => e.kind === "client"));
+  // Told the code it counted: the class-only errors as ENOTCONN too.
+  assert(context.errors.every((e) => e.code === "ENOTCONN"));
   assertEquals(context.stats.exhausted, false);
   await stop(context, listener, loop);
 });
@@ -228,11 +235,11 @@ Deno.test("acceptLoop() backs off on an unexpected error without calling it exha
   await new Promise((resolve) => setTimeout(resolve, 0));
   // A client error between them neither waits nor resets the back-off.
   assertEquals(context.waits, [5, 10, 20]);
-  assertEquals(context.errors.map((e) => e.kind), [
-    "other",
-    "other",
-    "client",
-    "other",
+  assertEquals(context.errors.map((e) => [e.kind, e.code]), [
+    ["other", "EINVAL"],
+    ["other", "EINVAL"],
+    ["client", "ECONNRESET"],
+    ["other", "EINVAL"],
   ]);
   assertEquals(context.stats.exhausted, false);
   assertEquals(context.conns.length, 1, "retried, never fatal");

@@ -5,7 +5,9 @@ import {
   readGreeting,
   serveGreeting,
 } from "../mod.ts";
+import { parseProxyHeader } from "../lib/net/proxy_protocol.ts";
 import { closedPort, DEFAULT_BYTES, silentServer } from "./_helpers.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 
 Deno.test("fetchGreeting() returns the exact bytes the server sent", async () => {
   await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
@@ -13,6 +15,35 @@ Deno.test("fetchGreeting() returns the exact bytes the server sent", async () =>
     await fetchGreeting({ hostname: "127.0.0.1", port: server.addr.port }),
     DEFAULT_BYTES,
   );
+});
+
+Deno.test("fetchGreeting() with proxyHeader sends exactly the 16-byte v2 LOCAL header first", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    using conn = await listener.accept();
+    const received: number[] = [];
+    const buffer = new Uint8Array(64);
+    // Read until the client has sent the whole header (it then only waits).
+    while (received.length < 16) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      received.push(...buffer.subarray(0, n));
+    }
+    await conn.write(DEFAULT_BYTES);
+    return new Uint8Array(received);
+  })();
+  const bytes = await fetchGreeting({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+    proxyHeader: true,
+  });
+  assertEquals(bytes, DEFAULT_BYTES);
+  const header = await served;
+  assertEquals(header, encodeProxyHeader({ version: 2, command: "local" }));
+  assertEquals(parseProxyHeader(header), {
+    header: { version: 2, command: "local" },
+    length: 16,
+  });
 });
 
 Deno.test("fetchGreeting() rejects with ConnectionRefused when nobody listens", async () => {

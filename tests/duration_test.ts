@@ -2,9 +2,9 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   DurationRangeError,
   DurationSyntaxError,
-  MAX_DURATION_MS,
   parseDuration,
 } from "../lib/cli/duration.ts";
+import { MAX_TIMER_MS } from "../lib/server/wait.ts";
 
 Deno.test("parseDuration() reads each unit", () => {
   assertEquals(parseDuration("250ms"), 250);
@@ -19,7 +19,7 @@ Deno.test("parseDuration() reads a bare whole number as milliseconds", () => {
   assertEquals(parseDuration("0"), 0);
   assertEquals(parseDuration("5000"), 5000);
   assertEquals(parseDuration("007"), 7);
-  assertEquals(parseDuration(String(MAX_DURATION_MS)), MAX_DURATION_MS);
+  assertEquals(parseDuration(String(MAX_TIMER_MS)), MAX_TIMER_MS);
 });
 
 Deno.test("parseDuration() reads fractions exactly", () => {
@@ -39,12 +39,12 @@ Deno.test("parseDuration() reads components, largest unit first", () => {
 });
 
 Deno.test("parseDuration() accepts exactly the timer limit and no more", () => {
-  assertEquals(parseDuration("2147483647ms"), MAX_DURATION_MS);
-  assertEquals(parseDuration("2147483.647s"), MAX_DURATION_MS);
+  assertEquals(parseDuration("2147483647ms"), MAX_TIMER_MS);
+  assertEquals(parseDuration("2147483.647s"), MAX_TIMER_MS);
   for (const text of ["2147483648", "2147483648ms", "2147483.648s", "597h"]) {
     const error = assertThrows(() => parseDuration(text), DurationRangeError);
     assertEquals(error.reason, "too-large");
-    assertEquals(error.limit, MAX_DURATION_MS);
+    assertEquals(error.limit, MAX_TIMER_MS);
     assertEquals(error.text, text);
   }
   const huge = "9".repeat(400) + "h";
@@ -161,7 +161,7 @@ function random(seed: number): () => number {
 Deno.test("parseDuration() reads back every duration it is given in any unit mix (fuzz)", () => {
   const next = random(0x9e3779b9);
   for (let round = 0; round < 3000; round++) {
-    const ms = Math.floor(next() * (MAX_DURATION_MS + 1));
+    const ms = Math.floor(next() * (MAX_TIMER_MS + 1));
     const h = Math.floor(ms / 3_600_000);
     const m = Math.floor(ms / 60_000) % 60;
     const s = Math.floor(ms / 1000) % 60;
@@ -192,7 +192,7 @@ Deno.test("parseDuration() returns a whole number in range or throws its own err
     try {
       const ms = parseDuration(text);
       assert(
-        Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DURATION_MS,
+        Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_TIMER_MS,
         text,
       );
     } catch (error) {

@@ -16,10 +16,10 @@ import {
   skipped,
 } from "./_haproxy.ts";
 import {
-  encodeProxyHeader,
   type ProxyHeader,
   readProxyHeader,
 } from "../lib/net/proxy_protocol.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 
 const decoder = new TextDecoder();
 

@@ -8,9 +8,12 @@
 // Resetting clients are Python (tests/_hostile_clients.py), so python3 must
 // be on PATH; openssl makes the TLS certificate.
 //
-// Time: each test is bounded by its own deadlines. The whole file takes about
-// 30 s (the two 10 s trickles are most of it), and under 60 s even when every
-// case fails. Servers are killed and sockets closed whatever the outcome.
+// Time: each test is bounded by its own deadlines. The two 10 s trickles are
+// soak tests: they run only with GREETER_SOAK=1 (see docs/development.md), as
+// tests/accept_loop_test.ts proves deterministically what they show (one
+// client's failed accept never makes the loop wait, however many come in a
+// row), and the bursts below prove it with real resets. Servers are killed
+// and sockets closed whatever the outcome.
 
 import { assert, assertEquals } from "@std/assert";
 import { serveGreeting } from "../mod.ts";
@@ -23,6 +26,8 @@ import {
 } from "./_helpers.ts";
 
 const LINUX = Deno.build.os === "linux";
+/** The soak tests (about 11 s each) run only when asked for. */
+const SOAK = Deno.env.get("GREETER_SOAK") === "1";
 const GREETING = new TextDecoder().decode(DEFAULT_BYTES);
 /** What `deno task start` grants the server (the cap test needs no more). */
 const SERVER_PERMISSIONS = [
@@ -187,8 +192,9 @@ for (const count of [1, 50, 1_000]) {
 for (const shape of ["spread", "pulsed"] as const) {
   Deno.test({
     name:
-      `greeter serves a normal client every 100 ms within 1 s each during 20 resets per second for 10 s, ${shape}`,
-    ignore: !LINUX,
+      `greeter serves a normal client every 100 ms within 1 s each during 20 resets per second for 10 s, ${shape}` +
+      (SOAK ? "" : " (skipped: a soak test; set GREETER_SOAK=1 to run it)"),
+    ignore: !LINUX || !SOAK,
     async fn() {
       await using server = await startGreeter(["-p", "0"]);
       const trickle = resetClients([shape, server.port, 20, 10]);

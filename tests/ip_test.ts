@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   cidrContains,
+  formatIp,
   parseCidr,
   parseIp,
   sourceKey,
@@ -56,6 +57,28 @@ Deno.test("parseCidr() normalises blocks and rejects bad ones", () => {
   }
 });
 
+Deno.test("formatIp() compresses the longest run of zero groups (RFC 5952)", () => {
+  const cases: [string, string][] = [
+    ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
+    ["1:0:0:2:0:0:3:4", "1::2:0:0:3:4"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+    ["2001:DB8:0:0:0:0:0:1", "2001:db8::1"],
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["1:0:0:0:0:0:0:0", "1::"],
+    ["fe80:0:0:0:1:0:0:0", "fe80::1:0:0:0"],
+  ];
+  for (const [input, text] of cases) {
+    assertEquals(formatIp(parseIp(input)!), text, input);
+  }
+  assertEquals(formatIp(new Uint8Array([10, 0, 0, 1])), "10.0.0.1");
+  const mapped = new Uint8Array(16);
+  mapped.set([0xff, 0xff, 10, 0, 0, 1], 10);
+  assertEquals(formatIp(mapped), "::ffff:10.0.0.1");
+  assertEquals(parseCidr("1:0:0:2:0:0:0:3").text, "1:0:0:2::3/128");
+  assertEquals(parseCidr("1:0:0:2:0:0:0:3/64").text, "1:0:0:2::/64");
+});
+
 Deno.test("cidrContains() matches by prefix within one family", () => {
   const block = parseCidr("192.168.0.0/23");
   assert(cidrContains(block, parseIp("192.168.1.255")!));
@@ -76,6 +99,8 @@ Deno.test("sourceKey() groups IPv6 by /64 and keeps IPv4 whole", () => {
   assertEquals(sourceKey("::ffff:10.0.0.1"), "10.0.0.1");
   assertEquals(sourceKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
   assertEquals(sourceKey("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+  assertEquals(sourceKey("2001:db8::1"), "2001:db8::/64");
+  assertEquals(sourceKey("::1"), "::/64");
   assertEquals(unmapIpv4("::ffff:1.2.3.4"), "1.2.3.4");
   assertEquals(unmapIpv4("::1"), "::1");
 });

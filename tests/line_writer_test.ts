@@ -63,12 +63,43 @@ Deno.test("createLineWriter() drops and counts lines when the sink falls behind"
   );
 });
 
-Deno.test("createLineWriter() survives a sink that fails", async () => {
+Deno.test("createLineWriter() survives a sink that fails, counts every lost line and tells once", async () => {
+  const errors: unknown[] = [];
+  let writes = 0;
   const writer = createLineWriter({
-    write: () => Promise.reject(new Deno.errors.BrokenPipe("closed")),
-  });
+    write: () => {
+      writes++;
+      return Promise.reject(new Deno.errors.BrokenPipe("closed"));
+    },
+  }, { onError: (error) => errors.push(error) });
   writer.line("lost");
   await writer.flush();
+  assertEquals(writer.dropped, 1);
+  // It goes on trying, never throws, and says so only once.
   writer.line("also lost");
+  writer.line("and this");
   await writer.flush();
+  assertEquals(writer.dropped, 3);
+  assertEquals(writes, 2);
+  assertEquals(errors.length, 1);
+  assert(errors[0] instanceof Deno.errors.BrokenPipe);
+});
+
+Deno.test("createLineWriter() counts as lost only the lines whose end a failed write did not reach", async () => {
+  const written: string[] = [];
+  let writes = 0;
+  const writer = createLineWriter({
+    write: (bytes) => {
+      // The first write takes one line and a half; the next fails.
+      if (writes++ > 0) return Promise.reject(new Error("disk full"));
+      written.push(new TextDecoder().decode(bytes.subarray(0, 16)));
+      return Promise.resolve(16);
+    },
+  });
+  for (const line of ["0123456789", "abcdefghij", "ABCDEFGHIJ"]) {
+    writer.line(line);
+  }
+  await writer.flush();
+  assertEquals(written, ["0123456789\nabcde"]);
+  assertEquals(writer.dropped, 2);
 });

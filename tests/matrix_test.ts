@@ -4,7 +4,7 @@
 // at start-up with one usage line that names both flags. The matrix is data:
 // a new feature adds a row to FEATURES, not a test.
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { encodeProxyHeader } from "../lib/net/proxy_protocol.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 import { canRun, parseSeries, startCli } from "./_helpers.ts";
 import { makeCertificates } from "./_tools.ts";
 

@@ -9,7 +9,9 @@ import {
   METRICS_CONTENT_TYPE,
   renderMetrics,
   serveMetrics,
+  TRAPPED_BUCKETS,
 } from "../lib/observe/metrics.ts";
+import { renderReloadMetrics } from "../lib/observe/reload_metrics.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";
@@ -141,6 +143,8 @@ Deno.test({
   async fn() {
     const histogram = createDurationHistogram();
     for (const ms of [0, 3, 250, 7_000, 20_000]) histogram.observe(ms);
+    const trapped = createDurationHistogram(TRAPPED_BUCKETS);
+    trapped.observe(90_000);
     for (const draining of [false, true]) {
       // promtool exits 0 and prints nothing for valid, lint-clean metrics.
       assertEquals(
@@ -148,12 +152,35 @@ Deno.test({
           renderMetrics(sampleStats(), histogram, {
             draining,
             log: { suppressed: 1, dropped: 2 },
+            // The tarpit's families, with the other half of the cases.
+            tarpit: draining
+              ? { stats: { clients: 2, bytesSent: 90 }, trapped }
+              : undefined,
           }),
         ),
         [0, ""],
       );
     }
   },
+});
+
+Deno.test("renderReloadMetrics() writes both families exactly, lint-clean for promtool", async () => {
+  const text = renderReloadMetrics({
+    success: 3,
+    failure: 1,
+    lastSuccess: 1_700_000_000_999,
+  });
+  assertEquals(
+    text,
+    "# HELP greeter_config_reloads_total Configuration reloads (SIGHUP), by result.\n" +
+      "# TYPE greeter_config_reloads_total counter\n" +
+      'greeter_config_reloads_total{result="success"} 3\n' +
+      'greeter_config_reloads_total{result="failure"} 1\n' +
+      "# HELP greeter_config_last_reload_success_timestamp_seconds When the running configuration was loaded.\n" +
+      "# TYPE greeter_config_last_reload_success_timestamp_seconds gauge\n" +
+      "greeter_config_last_reload_success_timestamp_seconds 1700000000\n",
+  );
+  if (promtool) assertEquals(await promtoolCheck(text), [0, ""]);
 });
 
 /** Fetches a path of the metrics server; returns status, type and body. */

@@ -14,7 +14,6 @@ import {
   packQuotes,
   parseQuotes,
   PRESET_NAMES,
-  PRESET_PORTS,
   type PresetName,
   qotdGreeting,
   QuoteError,
@@ -61,9 +60,8 @@ async function withFile(
   }
 }
 
-Deno.test("PRESET_NAMES and PRESET_PORTS list the three services", () => {
+Deno.test("PRESET_NAMES lists the three services", () => {
   assertEquals(PRESET_NAMES, ["daytime", "qotd", "time"]);
-  assertEquals(PRESET_PORTS, { daytime: 13, qotd: 17, time: 37 });
 });
 
 Deno.test("daytimeGreeting() sends an RFC 867 line in UTC with CRLF", () => {

@@ -4,13 +4,13 @@
 // bytes a real HAProxy sends.
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
-  encodeProxyHeader,
   parseProxyHeader,
   type ProxyHeader,
   ProxyProtocolError,
   type ProxyProtocolErrorReason,
   readProxyHeader,
 } from "../lib/net/proxy_protocol.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 
 const encoder = new TextEncoder();
 const text = (s: string) => encoder.encode(s);

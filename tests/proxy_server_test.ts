@@ -2,7 +2,7 @@
 // balancer: the header's client is what admission, templates and records
 // see; untrusted peers and bad or late headers are refused.
 import { assertEquals } from "@std/assert";
-import { encodeProxyHeader } from "../lib/net/proxy_protocol.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 import { parseCidr } from "../lib/net/ip.ts";
 import type { ConnectionRecord } from "../lib/server/options.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";

@@ -3,7 +3,7 @@
 // a TLS backend). The library, greeter's own client, and real HAProxy with
 // openssl s_client.
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { encodeProxyHeader } from "../lib/net/proxy_protocol.ts";
+import { encodeProxyHeader } from "./_proxy_header.ts";
 import { parseCidr } from "../lib/net/ip.ts";
 import type { ConnectionRecord } from "../lib/server/options.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";

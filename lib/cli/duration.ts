@@ -7,13 +7,7 @@
  */
 
 import { quote } from "../observe/escape.ts";
-
-/**
- * The longest duration a timer can wait, in milliseconds: 2^31 − 1. A
- * longer `setTimeout` delay fires at once, so a bigger value is refused
- * rather than turned into no wait at all.
- */
-export const MAX_DURATION_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from "../server/wait.ts";
 
 /** Milliseconds per unit, longest first: the order components must come in. */
 const UNITS: ReadonlyArray<readonly [string, bigint]> = [
@@ -85,7 +79,7 @@ export class DurationSyntaxError extends SyntaxError {
 
 /**
  * A duration written correctly but out of range: negative, above
- * {@linkcode MAX_DURATION_MS}, or finer than a millisecond.
+ * {@linkcode MAX_TIMER_MS}, or finer than a millisecond.
  */
 export class DurationRangeError extends RangeError {
   /** The text as given. */
@@ -107,14 +101,14 @@ export class DurationRangeError extends RangeError {
       reason === "negative"
         ? `Duration ${shown} is negative: use 0 or more`
         : reason === "too-large"
-        ? `Duration ${shown} is too long: the most is ${MAX_DURATION_MS} ms ` +
+        ? `Duration ${shown} is too long: the most is ${MAX_TIMER_MS} ms ` +
           "(about 24.8 days)"
         : `Duration ${shown} is not a whole number of milliseconds`,
     );
     this.name = "DurationRangeError";
     this.text = text;
     this.reason = reason;
-    this.limit = MAX_DURATION_MS;
+    this.limit = MAX_TIMER_MS;
   }
 }
 
@@ -128,7 +122,7 @@ const COMPONENT = /(\d+)(?:\.(\d+))?([a-zA-Zµμ]*)/y;
  * components of a number (a decimal fraction allowed) and a unit (`ms`,
  * `s`, `m`, `h`), the largest unit first and each at most once: `250ms`,
  * `1.5s`, `2m`, `1h`, `1m30s`. Units are lower case. The result must be a
- * whole number of milliseconds from 0 to {@linkcode MAX_DURATION_MS}; the
+ * whole number of milliseconds from 0 to {@linkcode MAX_TIMER_MS}; the
  * arithmetic is exact, so `1.1s` is 1100, not 1100.0000000000002.
  *
  * @throws {DurationSyntaxError} If `text` is not a duration.
@@ -193,7 +187,7 @@ function parseMagnitude(text: string, body: string): number {
 
 /** `numerator / denominator` as milliseconds, if whole and in range. */
 function checkRange(text: string, numerator: bigint, denominator: bigint) {
-  if (numerator > BigInt(MAX_DURATION_MS) * denominator) {
+  if (numerator > BigInt(MAX_TIMER_MS) * denominator) {
     throw new DurationRangeError(text, "too-large");
   }
   if (numerator % denominator !== 0n) {

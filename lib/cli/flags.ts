@@ -4,10 +4,10 @@ import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../observe/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
+import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
   DurationSyntaxError,
-  MAX_DURATION_MS,
   parseDuration,
 } from "./duration.ts";
 import { suggest } from "./suggest.ts";
@@ -265,12 +265,6 @@ export function lastValue(
   return flags.values.get(name)?.at(-1);
 }
 
-/**
- * The largest whole number any flag takes: the longest timer delay there is
- * (about 24.8 days in milliseconds); a longer one would fire at once.
- */
-export const MAX_INTEGER = 2_147_483_647;
-
 /** `flag` with its dashes: `-p` and `--port` stay, `port` becomes `--port`. */
 function shown(flag: string): string {
   return flag.startsWith("-") ? flag : `--${flag}`;
@@ -287,7 +281,7 @@ export function parseIntegerFlag(
   text: string,
   flag: string,
   min: number,
-  max = MAX_INTEGER,
+  max = MAX_TIMER_MS,
 ): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) {
@@ -355,7 +349,7 @@ export function parseDurationFlag(
     if (error instanceof DurationRangeError) {
       throw invalid(
         error.reason === "too-large"
-          ? `the longest is ${MAX_DURATION_MS}ms (about 24.8 days)`
+          ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
           : error.reason === "sub-millisecond"
           ? "durations are whole milliseconds; round it, as in 2ms"
           : `use ${formatDuration(min)} or more, ${DURATION_HINT}`,

@@ -1,4 +1,4 @@
-import { encodeProxyHeader } from "../net/proxy_protocol.ts";
+import { V2_SIGNATURE } from "../net/proxy_protocol.ts";
 import { formatAddress } from "../net/address.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
@@ -141,10 +141,13 @@ export class GreetingTimeoutError extends Error {
   }
 }
 
-/** A connection as the client uses it: chunks until the end, and close. */
-/** A balancer's health check: PROXY protocol v2, command LOCAL. */
-const LOCAL_HEADER = encodeProxyHeader({ version: 2, command: "local" });
+/**
+ * A balancer's health check: a PROXY protocol v2 header, command `LOCAL`
+ * (0x20), family `AF_UNSPEC` (0), no address bytes (length 0).
+ */
+const LOCAL_HEADER = Uint8Array.of(...V2_SIGNATURE, 0x20, 0, 0, 0);
 
+/** A connection as the client uses it: chunks until the end, and close. */
 interface ChunkSource {
   /** The next chunk, or null once the server has closed. */
   next(): Promise<Uint8Array<ArrayBuffer> | null>;

@@ -49,13 +49,6 @@ export type PresetName = "daytime" | "qotd" | "time";
 /** The presets accepted by {@linkcode presetGreeting}. */
 export const PRESET_NAMES: readonly PresetName[] = ["daytime", "qotd", "time"];
 
-/** The well-known port of each preset's service (RFC 867, 865 and 868). */
-export const PRESET_PORTS: Readonly<Record<PresetName, number>> = {
-  daytime: 13,
-  qotd: 17,
-  time: 37,
-};
-
 /** The longest quote RFC 865 allows, in characters. */
 export const QOTD_MAX_LENGTH = 512;
 

@@ -97,13 +97,39 @@ export function parseIp(text: string): IpBytes | undefined {
   return parseIpv4(text);
 }
 
-function formatIp(bytes: IpBytes): string {
+/**
+ * An IPv4 (4 bytes) or IPv6 (16 bytes) address as canonical text: IPv6 in
+ * lower case with the longest run of two or more zero groups (the first, on
+ * a tie) written `::`, and IPv4-mapped addresses as `::ffff:a.b.c.d`, as
+ * RFC 5952 recommends and as Deno reports dual-stack peers.
+ */
+export function formatIp(bytes: IpBytes): string {
   if (bytes.length === 4) return bytes.join(".");
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) {
-    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes.subarray(12).join(".")}`;
   }
-  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${
+    hex.slice(bestStart + bestLength).join(":")
+  }`;
 }
 
 /**
@@ -174,18 +200,16 @@ export function sourceKey(hostname: string): string {
   }
   const bytes = parseIp(hostname);
   if (!bytes) return hostname;
-  if (bytes.length === 4) return bytes.join(".");
+  if (bytes.length === 4) return formatIp(bytes);
   return ipv6Prefix(bytes, 64);
 }
 
 /**
- * The IPv6 network of `bytes` with a prefix of whole groups (a multiple of
- * 16 bits, below 128), as `2001:db8:1::/48`: its groups, then `::`.
+ * The IPv6 network of `bytes` with a prefix of whole bytes (below 128), in
+ * canonical text (RFC 5952), as `2001:db8:1::/48`.
  */
 export function ipv6Prefix(bytes: IpBytes, prefix: number): string {
-  const groups: string[] = [];
-  for (let i = 0; i < prefix / 8; i += 2) {
-    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  }
-  return `${groups.join(":")}::/${prefix}`;
+  const network = bytes.slice();
+  network.fill(0, prefix / 8);
+  return `${formatIp(network)}/${prefix}`;
 }

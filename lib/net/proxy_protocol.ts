@@ -2,11 +2,11 @@
  * The PROXY protocol, versions 1 (text) and 2 (binary), as HAProxy's
  * specification describes it: a load balancer writes one header at the start
  * of each connection to say which client it relays. This module reads and
- * checks that header, and writes one (for tests and clients).
+ * checks that header; tests/_proxy_header.ts writes them for the tests.
  *
  * @module
  */
-import { parseIp } from "./ip.ts";
+import { formatIp, parseIp } from "./ip.ts";
 
 /** What a PROXY protocol header says about the connection it starts. */
 export interface ProxyHeader {
@@ -94,7 +94,8 @@ export interface ParsedProxyHeader {
   length: number;
 }
 
-const V2_SIGNATURE = Uint8Array.of(
+/** The 12 bytes every v2 header starts with. */
+export const V2_SIGNATURE: Uint8Array = Uint8Array.of(
   0x0d,
   0x0a,
   0x0d,
@@ -108,7 +109,8 @@ const V2_SIGNATURE = Uint8Array.of(
   0x54,
   0x0a,
 );
-const V2_FIXED_LENGTH = 16;
+/** The fixed part of a v2 header: signature, command, family, length. */
+export const V2_FIXED_LENGTH = 16;
 /** "PROXY " */
 const V1_PREFIX = [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20];
 /** The longest v1 line, CRLF included (the specification's worst case). */
@@ -205,14 +207,20 @@ export function parseProxyHeader(
  * @example Read a v2 header, then the client's own bytes
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { encodeProxyHeader, readProxyHeader } from "./proxy_protocol.ts";
+ * import { readProxyHeader, V2_SIGNATURE } from "./proxy_protocol.ts";
  *
- * const header = encodeProxyHeader({
- *   version: 2,
- *   command: "proxy",
- *   source: { transport: "tcp", hostname: "2001:db8::7", port: 40000 },
- *   destination: { transport: "tcp", hostname: "2001:db8::1", port: 8080 },
- * });
+ * // 2001:db8::7 port 40000 to 2001:db8::1 port 8080, as a balancer sends it.
+ * const ipv6 = (last: number) => [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), last];
+ * const header = [
+ *   ...V2_SIGNATURE,
+ *   0x21, // version 2, PROXY
+ *   0x21, // AF_INET6, STREAM
+ *   0, 36, // the bytes that follow: two addresses, two ports
+ *   ...ipv6(7),
+ *   ...ipv6(1),
+ *   0x9c, 0x40, // 40000
+ *   0x1f, 0x90, // 8080
+ * ];
  * const stream = [...header, ...new TextEncoder().encode("hi")];
  * const conn = {
  *   read(p: Uint8Array): Promise<number | null> {
@@ -223,6 +231,7 @@ export function parseProxyHeader(
  * };
  * const read = await readProxyHeader(conn);
  * assertEquals(read.source?.hostname, "2001:db8::7");
+ * assertEquals(read.destination?.port, 8080);
  * assertEquals(new TextDecoder().decode(Uint8Array.from(stream)), "hi");
  * ```
  */
@@ -357,12 +366,12 @@ function decodeV2(header: Uint8Array): ProxyHeader {
     command: "proxy",
     source: {
       transport,
-      hostname: formatIpBytes(header.subarray(sourceIp, destinationIp)),
+      hostname: formatIp(header.subarray(sourceIp, destinationIp)),
       port: (header[ports] << 8) | header[ports + 1],
     },
     destination: {
       transport,
-      hostname: formatIpBytes(header.subarray(destinationIp, ports)),
+      hostname: formatIp(header.subarray(destinationIp, ports)),
       port: (header[ports + 2] << 8) | header[ports + 3],
     },
   };
@@ -550,7 +559,7 @@ function parseV1Address(text: string, ipv6: boolean, what: string): string {
   // parseIp turns ::ffff:a.b.c.d into IPv4; in a TCP6 line it stays mapped.
   return ipv6 && bytes.length === 4
     ? `::ffff:${bytes.join(".")}`
-    : formatIpBytes(bytes);
+    : formatIp(bytes);
 }
 
 function parseV1Port(text: string, what: string): number {
@@ -563,176 +572,6 @@ function parseV1Port(text: string, what: string): number {
   }
   return Number(text);
 }
-
-// --- Addresses -------------------------------------------------------------
-
-/**
- * An IPv4 (4 bytes) or IPv6 (16 bytes) address as canonical text: IPv6 in
- * lower case with the longest run of two or more zero groups (the first, on
- * a tie) written `::`, and IPv4-mapped addresses as `::ffff:a.b.c.d`, as
- * RFC 5952 recommends and as Deno reports dual-stack peers.
- */
-function formatIpBytes(bytes: Uint8Array): string {
-  if (bytes.length === 4) return bytes.join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.subarray(12).join(".")}`;
-  }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${
-    hex.slice(bestStart + bestLength).join(":")
-  }`;
-}
-
-// --- Writing ---------------------------------------------------------------
-
-/** A v2 type-length-value field, for {@linkcode encodeProxyHeader}. */
-export interface ProxyTlv {
-  /** The type byte, such as 0x04 for PP2_TYPE_NOOP. */
-  type: number;
-  /** The value, at most 65535 bytes. */
-  value: Uint8Array;
-}
-
-function addressBytes(addr: Deno.NetAddr, what: string): Uint8Array {
-  const bytes = parseIp(addr.hostname);
-  if (!bytes || addr.hostname.includes("%")) {
-    throw new TypeError(
-      `Invalid ${what} address ${
-        JSON.stringify(addr.hostname)
-      }: the PROXY protocol carries IPv4 or IPv6 addresses only`,
-    );
-  }
-  if (!Number.isInteger(addr.port) || addr.port < 0 || addr.port > 65535) {
-    throw new RangeError(
-      `Invalid ${what} port ${addr.port}: use a whole number from 0 to 65535`,
-    );
-  }
-  return bytes;
-}
-
-function toIpv6(bytes: Uint8Array): Uint8Array {
-  if (bytes.length === 16) return bytes;
-  const mapped = new Uint8Array(16);
-  mapped[10] = mapped[11] = 0xff;
-  mapped.set(bytes, 12);
-  return mapped;
-}
-
-/**
- * Writes a PROXY protocol header as a balancer sends it: v1 `TCP4`/`TCP6`
- * (or `UNKNOWN` without addresses), or v2 with `LOCAL`, `AF_UNSPEC`,
- * `AF_INET` or `AF_INET6`, and any TLVs after the addresses. Addresses of
- * mixed families are both written as IPv6, the IPv4 one mapped.
- *
- * @throws {TypeError} If an address is not an IP address, or only one of
- * source and destination is given.
- * @throws {RangeError} If a port or a TLV does not fit the format.
- *
- * @example The v1 line for an IPv4 client
- * ```ts
- * import { assertEquals } from "@std/assert";
- * import { encodeProxyHeader } from "./proxy_protocol.ts";
- *
- * const bytes = encodeProxyHeader({
- *   version: 1,
- *   command: "proxy",
- *   source: { transport: "tcp", hostname: "192.0.2.7", port: 51234 },
- *   destination: { transport: "tcp", hostname: "198.51.100.1", port: 8080 },
- * });
- * assertEquals(
- *   new TextDecoder().decode(bytes),
- *   "PROXY TCP4 192.0.2.7 198.51.100.1 51234 8080\r\n",
- * );
- * ```
- */
-export function encodeProxyHeader(
-  header: ProxyHeader,
-  tlvs: readonly ProxyTlv[] = [],
-): Uint8Array {
-  const { source, destination } = header;
-  if ((source === undefined) !== (destination === undefined)) {
-    throw new TypeError(
-      "A PROXY protocol header needs both a source and a destination, or neither",
-    );
-  }
-  let from = source && addressBytes(source, "source");
-  let to = destination && addressBytes(destination, "destination");
-  if (from && to && from.length !== to.length) {
-    from = toIpv6(from);
-    to = toIpv6(to);
-  }
-  const addressed = header.command === "proxy" && from && to;
-  if (header.version === 1) {
-    if (tlvs.length > 0) {
-      throw new TypeError("PROXY protocol v1 has no TLVs");
-    }
-    const line = addressed
-      ? `PROXY TCP${from!.length === 4 ? 4 : 6} ${formatIpBytes(from!)} ${
-        formatIpBytes(to!)
-      } ${source!.port} ${destination!.port}\r\n`
-      : "PROXY UNKNOWN\r\n";
-    return new TextEncoder().encode(line);
-  }
-  const addressLength = addressed ? from!.length * 2 + 4 : 0;
-  let length = V2_FIXED_LENGTH + addressLength;
-  for (const tlv of tlvs) {
-    if (tlv.value.length > 0xffff || tlv.type < 0 || tlv.type > 0xff) {
-      throw new RangeError(
-        "A TLV needs a type from 0 to 255 and at most 65535 bytes of value",
-      );
-    }
-    length += 3 + tlv.value.length;
-  }
-  if (length - V2_FIXED_LENGTH > 0xffff) {
-    throw new RangeError(
-      "A PROXY protocol v2 header carries at most 65535 bytes after its first 16",
-    );
-  }
-  const out = new Uint8Array(length);
-  out.set(V2_SIGNATURE);
-  out[12] = header.command === "local" ? 0x20 : 0x21;
-  const transport = source?.transport === "udp" ? 0x2 : 0x1;
-  out[13] = addressed ? ((from!.length === 4 ? 0x10 : 0x20) | transport) : 0;
-  out[14] = (length - V2_FIXED_LENGTH) >> 8;
-  out[15] = (length - V2_FIXED_LENGTH) & 0xff;
-  let at = V2_FIXED_LENGTH;
-  if (addressed) {
-    out.set(from!, at);
-    out.set(to!, at + from!.length);
-    at += from!.length * 2;
-    out[at++] = source!.port >> 8;
-    out[at++] = source!.port & 0xff;
-    out[at++] = destination!.port >> 8;
-    out[at++] = destination!.port & 0xff;
-  }
-  for (const tlv of tlvs) {
-    out[at] = tlv.type;
-    out[at + 1] = tlv.value.length >> 8;
-    out[at + 2] = tlv.value.length & 0xff;
-    out.set(tlv.value, at + 3);
-    at += 3 + tlv.value.length;
-  }
-  return out;
-}
-
 /**
  * True if `bytes` begin like a PROXY protocol header, v1 (`PROXY `) or v2
  * (its 12-byte signature), as far as they go (at least 6 bytes): for naming

@@ -1,5 +1,4 @@
 import type { AcceptErrorKind } from "../server/options.ts";
-import { acceptErrorCode } from "../server/accept_loop.ts";
 import {
   formatJsonLogLine,
   formatTextLine,
@@ -26,7 +25,7 @@ export interface AcceptErrorLogOptions {
 /** Logs failed accepts at a bounded rate, with exact counts. */
 export interface AcceptErrorLog {
   /** For serveGreeting's onAcceptError. */
-  onAcceptError(error: unknown, kind: AcceptErrorKind): void;
+  onAcceptError(error: unknown, kind: AcceptErrorKind, code: string): void;
   /** Emits what is pending and stops the timer. */
   close(): void;
 }
@@ -88,8 +87,7 @@ export function createAcceptErrorLog(
   }
 
   return {
-    onAcceptError(error, kind) {
-      const code = acceptErrorCode(error);
+    onAcceptError(error, kind, code) {
       const entry = pending.get(code);
       if (entry) {
         entry.count++;

@@ -78,7 +78,7 @@ export interface ConnectionLog {
   /** For serveGreeting's onClose (JSON format), if lines are logged. */
   onClose?: (record: ConnectionRecord) => void;
   /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
-  onAcceptError: (error: unknown, kind: AcceptErrorKind) => void;
+  onAcceptError: (error: unknown, kind: AcceptErrorKind, code: string) => void;
   /** Emits the pending flood summaries and stops their timer. */
   close(): void;
   /** Connection lines suppressed by the flood limit so far. */

@@ -216,7 +216,7 @@ export interface TotalsLogFields {
   "greeter.bytes": number;
 }
 
-/** `stats`: the totals so far (on SIGUSR1). */
+/** `stats`: the totals so far (on SIGUSR2). */
 export interface StatsLogLine extends LogLineBase, TotalsLogFields {
   /** Always `stats`. */
   "event.action": "stats";
@@ -521,11 +521,10 @@ export function formatJsonConnectionLine(
     }}`;
 }
 
-/** Builds the JSON log line for an event, as an object of the schema. */
-export function toLogLine(event: LogEvent): LogLine {
-  if (event.event === "connection") {
-    return JSON.parse(formatJsonConnectionLine(event.record));
-  }
+/** Builds the JSON log line of any event but a connection, as an object. */
+function toLogLine(
+  event: Exclude<LogEvent, { event: "connection" }>,
+): LogLine {
   const now = event.time ?? Date.now();
   switch (event.event) {
     case "start": {

@@ -44,6 +44,13 @@ export interface LogThrottleOptions {
    * @default {formatTextSuppressedLine}
    */
   formatSuppressed?: (source: string | undefined, count: number) => string;
+  /**
+   * The monotonic clock, in milliseconds. Only tests replace it: a stepped
+   * wall clock must not reopen or freeze a second's window.
+   *
+   * @default {() => performance.now()}
+   */
+  now?: () => number;
 }
 
 /** Limits per-connection log lines; see {@linkcode createLogThrottle}. */
@@ -96,6 +103,7 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     maxSources = 10_000,
     maxSummaries = 10,
     formatSuppressed = formatTextSuppressedLine,
+    now: clock = () => performance.now(),
   } = options;
   const sources = new Map<string, Source>();
   let window = 0;
@@ -150,8 +158,7 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
 
   return {
     offer(key, makeLine) {
-      // Monotonic: a stepped wall clock must not reopen or freeze a window.
-      const now = performance.now();
+      const now = clock();
       if (now >= windowEnd) {
         window++;
         windowEnd = now + 1_000;

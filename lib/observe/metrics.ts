@@ -1,4 +1,5 @@
 import { renderBuildInfo } from "./process_metrics.ts";
+import { family, labelledCounter, metric } from "./prometheus.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
@@ -97,20 +98,6 @@ export interface RenderMetricsOptions {
   tarpit?: { stats: Readonly<TarpitStats>; trapped: DurationHistogram };
 }
 
-/** Escapes a label value: backslash, double quote and line feed. */
-function label(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
-}
-
-function family(
-  lines: string[],
-  name: string,
-  type: "counter" | "gauge" | "histogram",
-  help: string,
-) {
-  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-}
-
 /**
  * Renders the server's counters in the Prometheus text exposition format
  * (version 0.0.4), every metric prefixed `greeter_`.
@@ -120,140 +107,114 @@ export function renderMetrics(
   histogram: DurationHistogram,
   options: RenderMetricsOptions = {},
 ): string {
-  const lines: string[] = [];
-  const counter = (name: string, help: string, value: number) => {
-    family(lines, name, "counter", help);
-    lines.push(`${name} ${value}`);
-  };
-  const gauge = (name: string, help: string, value: number) => {
-    family(lines, name, "gauge", help);
-    lines.push(`${name} ${value}`);
-  };
-  const labelled = (
-    name: string,
-    help: string,
-    key: string,
-    values: Record<string, number>,
-    keys: readonly string[] = Object.keys(values).sort(),
-  ) => {
-    family(lines, name, "counter", help);
-    for (const k of keys) {
-      lines.push(`${name}{${key}="${label(k)}"} ${values[k] ?? 0}`);
-    }
-  };
-
-  // The one greeter_build_info family, labelled version and deno.
-  lines.push(renderBuildInfo().slice(0, -1));
-  gauge(
-    "greeter_start_time_seconds",
-    "When the server started, in seconds since the Unix epoch.",
-    stats.startTime / 1000,
-  );
-  counter(
-    "greeter_connections_accepted_total",
-    "Connections accepted.",
-    stats.accepted,
-  );
-  labelled(
-    "greeter_connections_total",
-    "Connections that have ended, by outcome.",
-    "outcome",
-    stats.outcomes,
-    CONNECTION_OUTCOMES,
-  );
-  labelled(
-    "greeter_connections_refused_total",
-    "Connections refused, by reason.",
-    "reason",
-    stats.refused,
-    REFUSE_REASONS,
-  );
-  labelled(
-    "greeter_accept_errors_total",
-    "Failed accepts, by error code; the server backed off and went on.",
-    "code",
-    stats.acceptErrors,
-  );
-  counter(
-    "greeter_accept_paused_total",
-    "Times accepting paused because the connection cap was reached.",
-    stats.pausedAtLimit,
-  );
-  gauge(
-    "greeter_connections_active",
-    "Connections open now.",
-    stats.active,
-  );
-  counter(
-    "greeter_bytes_written_total",
-    "Bytes written to clients.",
-    stats.bytesWritten,
-  );
-  counter(
-    "greeter_early_talkers_total",
-    "Clients that sent something during the greeting pause (--greet-pause).",
-    stats.earlyTalkers,
-  );
-  labelled(
-    "greeter_client_probes_total",
-    "Sensed clients that sent something, by what their first bytes looked like.",
-    "kind",
-    stats.probes,
-    PROBE_KINDS,
-  );
-
+  const counter = (name: string, help: string, value: number) =>
+    metric(name, "counter", help, value);
+  const gauge = (name: string, help: string, value: number) =>
+    metric(name, "gauge", help, value);
   const seconds = (name: string, help: string, of: DurationHistogram) => {
-    family(lines, name, "histogram", help);
+    let text = family(name, "histogram", help);
     let cumulative = 0;
     of.bounds.forEach((bound, i) => {
       cumulative += of.counts[i];
-      lines.push(`${name}_bucket{le="${bound}"} ${cumulative}`);
+      text += `${name}_bucket{le="${bound}"} ${cumulative}\n`;
     });
-    lines.push(
-      `${name}_bucket{le="+Inf"} ${of.count}`,
-      `${name}_sum ${of.sumMs / 1000}`,
-      `${name}_count ${of.count}`,
-    );
+    return text + `${name}_bucket{le="+Inf"} ${of.count}\n` +
+      `${name}_sum ${of.sumMs / 1000}\n${name}_count ${of.count}\n`;
   };
-  seconds(
-    "greeter_connection_duration_seconds",
-    "How long connections lived, in seconds.",
-    histogram,
-  );
-  if (options.tarpit) {
-    gauge(
-      "greeter_tarpit_clients",
-      "Clients the tarpit holds now.",
-      options.tarpit.stats.clients,
-    );
-    counter(
-      "greeter_tarpit_bytes_sent_total",
-      "Bytes the tarpit sent to held clients.",
-      options.tarpit.stats.bytesSent,
-    );
-    seconds(
-      "greeter_tarpit_trapped_seconds",
-      "How long the tarpit held each client that has left, in seconds.",
-      options.tarpit.trapped,
-    );
-  }
 
-  gauge(
-    "greeter_draining",
-    "1 while the server is shutting down, 0 while it accepts.",
-    options.draining ? 1 : 0,
-  );
-  if (options.log) {
+  const { tarpit, log } = options;
+  // The one greeter_build_info family, labelled version and deno.
+  return renderBuildInfo() +
+    gauge(
+      "greeter_start_time_seconds",
+      "When the server started, in seconds since the Unix epoch.",
+      stats.startTime / 1000,
+    ) +
     counter(
-      "greeter_log_lines_suppressed_total",
-      "Connection log lines left out under a flood, and summarized.",
-      options.log.suppressed,
-    );
+      "greeter_connections_accepted_total",
+      "Connections accepted.",
+      stats.accepted,
+    ) +
+    labelledCounter(
+      "greeter_connections_total",
+      "Connections that have ended, by outcome.",
+      "outcome",
+      stats.outcomes,
+      CONNECTION_OUTCOMES,
+    ) +
+    labelledCounter(
+      "greeter_connections_refused_total",
+      "Connections refused, by reason.",
+      "reason",
+      stats.refused,
+      REFUSE_REASONS,
+    ) +
+    labelledCounter(
+      "greeter_accept_errors_total",
+      "Failed accepts, by error code; the server backed off and went on.",
+      "code",
+      stats.acceptErrors,
+    ) +
     counter(
-      "greeter_log_lines_dropped_total",
-      "Log lines dropped because the output was too slow.",
-      options.log.dropped,
-    );
-  }
-  return lines.join("\n") + "\n";
+      "greeter_accept_paused_total",
+      "Times accepting paused because the connection cap was reached.",
+      stats.pausedAtLimit,
+    ) +
+    gauge("greeter_connections_active", "Connections open now.", stats.active) +
+    counter(
+      "greeter_bytes_written_total",
+      "Bytes written to clients.",
+      stats.bytesWritten,
+    ) +
+    counter(
+      "greeter_early_talkers_total",
+      "Clients that sent something during the greeting pause (--greet-pause).",
+      stats.earlyTalkers,
+    ) +
+    labelledCounter(
+      "greeter_client_probes_total",
+      "Sensed clients that sent something, by what their first bytes looked like.",
+      "kind",
+      stats.probes,
+      PROBE_KINDS,
+    ) +
+    seconds(
+      "greeter_connection_duration_seconds",
+      "How long connections lived, in seconds.",
+      histogram,
+    ) +
+    (tarpit
+      ? gauge(
+        "greeter_tarpit_clients",
+        "Clients the tarpit holds now.",
+        tarpit.stats.clients,
+      ) +
+        counter(
+          "greeter_tarpit_bytes_sent_total",
+          "Bytes the tarpit sent to held clients.",
+          tarpit.stats.bytesSent,
+        ) +
+        seconds(
+          "greeter_tarpit_trapped_seconds",
+          "How long the tarpit held each client that has left, in seconds.",
+          tarpit.trapped,
+        )
+      : "") +
+    gauge(
+      "greeter_draining",
+      "1 while the server is shutting down, 0 while it accepts.",
+      options.draining ? 1 : 0,
+    ) +
+    (log
+      ? counter(
+        "greeter_log_lines_suppressed_total",
+        "Connection log lines left out under a flood, and summarized.",
+        log.suppressed,
+      ) +
+        counter(
+          "greeter_log_lines_dropped_total",
+          "Log lines dropped because the output was too slow.",
+          log.dropped,
+        )
+      : "");
 }

@@ -31,6 +31,7 @@ import {
 } from "../server/connection_server.ts";
 import type { ServerStats } from "../server/stats.ts";
 import type { Health } from "./health.ts";
+import { labelledCounter, metric } from "./prometheus.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -250,11 +251,6 @@ function response(
   return { status, bytes };
 }
 
-/** Escapes a label value: backslash, double quote and line feed. */
-function label(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
-}
-
 /**
  * Renders the endpoint's own counters in the text format (0.0.4), every
  * family prefixed `greeter_metrics_`. They are kept apart from the
@@ -263,59 +259,43 @@ function label(value: string): string {
  */
 export function renderMetricsServerStats(stats: MetricsServerStats): string {
   const { listener, responses, errors } = stats;
-  let text = "";
-  const family = (name: string, type: string, help: string) => {
-    text += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
-  };
-  family(
+  return metric(
     "greeter_metrics_connections_accepted_total",
     "counter",
     "Connections accepted by the metrics endpoint.",
-  );
-  text += `greeter_metrics_connections_accepted_total ${listener.accepted}\n`;
-  family(
-    "greeter_metrics_connections_active",
-    "gauge",
-    "Connections to the metrics endpoint open now.",
-  );
-  text += `greeter_metrics_connections_active ${listener.active}\n`;
-  family(
-    "greeter_metrics_accept_errors_total",
-    "counter",
-    "Failed accepts of the metrics endpoint, by error code; it backed off and went on.",
-  );
-  for (const code of Object.keys(listener.acceptErrors).sort()) {
-    text += `greeter_metrics_accept_errors_total{code="${label(code)}"} ${
-      listener.acceptErrors[code]
-    }\n`;
-  }
-  family(
-    "greeter_metrics_accept_paused_total",
-    "counter",
-    "Times the metrics endpoint paused accepting at its connection cap.",
-  );
-  text += `greeter_metrics_accept_paused_total ${listener.pausedAtLimit}\n`;
-  family(
-    "greeter_metrics_http_responses_total",
-    "counter",
-    "Responses of the metrics endpoint written in full, by status code.",
-  );
-  for (const code of Object.keys(responses).sort()) {
-    text += `greeter_metrics_http_responses_total{code="${label(code)}"} ${
-      responses[code]
-    }\n`;
-  }
-  family(
-    "greeter_metrics_http_errors_total",
-    "counter",
-    "Connections to the metrics endpoint that failed, by reason.",
-  );
-  for (const reason of METRICS_HTTP_ERRORS) {
-    text += `greeter_metrics_http_errors_total{reason="${reason}"} ${
-      errors[reason]
-    }\n`;
-  }
-  return text;
+    listener.accepted,
+  ) +
+    metric(
+      "greeter_metrics_connections_active",
+      "gauge",
+      "Connections to the metrics endpoint open now.",
+      listener.active,
+    ) +
+    labelledCounter(
+      "greeter_metrics_accept_errors_total",
+      "Failed accepts of the metrics endpoint, by error code; it backed off and went on.",
+      "code",
+      listener.acceptErrors,
+    ) +
+    metric(
+      "greeter_metrics_accept_paused_total",
+      "counter",
+      "Times the metrics endpoint paused accepting at its connection cap.",
+      listener.pausedAtLimit,
+    ) +
+    labelledCounter(
+      "greeter_metrics_http_responses_total",
+      "Responses of the metrics endpoint written in full, by status code.",
+      "code",
+      responses,
+    ) +
+    labelledCounter(
+      "greeter_metrics_http_errors_total",
+      "Connections to the metrics endpoint that failed, by reason.",
+      "reason",
+      errors,
+      METRICS_HTTP_ERRORS,
+    );
 }
 
 /** Writes all of `bytes`. */

@@ -34,6 +34,7 @@ export async function loadProcessMetrics(): Promise<void> {
   cpuUsage = () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
+import { family, labelValue, metric } from "./prometheus.ts";
 
 /** One reading of the process's numbers; a field is absent if it could not be read. */
 export interface ProcessSample {
@@ -212,11 +213,6 @@ export function readProcessSample(): ProcessSample {
   return sample;
 }
 
-/** Escapes a label value for the text format: backslash, quote, line feed. */
-function labelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
-}
-
 /** The families, in the order rendered: name, type, help, field. */
 const FAMILIES: ReadonlyArray<
   readonly [string, "counter" | "gauge", string, keyof ProcessSample]
@@ -283,8 +279,7 @@ export function renderProcessMetrics(sample: ProcessSample): string {
   for (const [name, type, help, field] of FAMILIES) {
     const value = sample[field];
     if (value === undefined || !Number.isFinite(value)) continue;
-    text +=
-      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`;
+    text += metric(name, type, help, value);
   }
   return text;
 }
@@ -297,8 +292,11 @@ export function renderBuildInfo(
   version: string = VERSION,
   deno: string = Deno.version.deno,
 ): string {
-  return "# HELP greeter_build_info Always 1; the versions are in the labels.\n" +
-    "# TYPE greeter_build_info gauge\n" +
+  return family(
+    "greeter_build_info",
+    "gauge",
+    "Always 1; the versions are in the labels.",
+  ) +
     `greeter_build_info{version="${labelValue(version)}",deno="${
       labelValue(deno)
     }"} 1\n`;

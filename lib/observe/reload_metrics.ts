@@ -1,3 +1,5 @@
+import { labelledCounter, metric } from "./prometheus.ts";
+
 /** What {@linkcode renderReloadMetrics} reports. */
 export interface ReloadMetrics {
   /** Reloads swapped in. */
@@ -15,15 +17,17 @@ export interface ReloadMetrics {
  * as the first load, as Prometheus' own metric does).
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
-  return [
-    "# HELP greeter_config_reloads_total Configuration reloads (SIGHUP), by result.",
-    "# TYPE greeter_config_reloads_total counter",
-    `greeter_config_reloads_total{result="success"} ${reloads.success}`,
-    `greeter_config_reloads_total{result="failure"} ${reloads.failure}`,
-    "# HELP greeter_config_last_reload_success_timestamp_seconds When the running configuration was loaded.",
-    "# TYPE greeter_config_last_reload_success_timestamp_seconds gauge",
-    `greeter_config_last_reload_success_timestamp_seconds ${
-      Math.floor(reloads.lastSuccess / 1000)
-    }`,
-  ].join("\n") + "\n";
+  return labelledCounter(
+    "greeter_config_reloads_total",
+    "Configuration reloads (SIGHUP), by result.",
+    "result",
+    { success: reloads.success, failure: reloads.failure },
+    ["success", "failure"],
+  ) +
+    metric(
+      "greeter_config_last_reload_success_timestamp_seconds",
+      "gauge",
+      "When the running configuration was loaded.",
+      Math.floor(reloads.lastSuccess / 1000),
+    );
 }

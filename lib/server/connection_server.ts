@@ -50,7 +50,7 @@ export interface ServerCoreOptions<T extends object> {
   /** Takes an accepted connection, which holds a place. */
   accepted(server: ServerCore & T, conn: Deno.Conn): void;
   /** Told of each failed accept (already counted); must not throw. */
-  onAcceptError?(error: unknown, kind: AcceptErrorKind): void;
+  onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
   /**
    * Closes the listeners at shutdown; returns what to call once their
    * accept loops have ended.
@@ -125,9 +125,9 @@ export function startServerCore<T extends object>(
       ended ??= Promise.withResolvers();
       return waitAtMost(ended.promise, ms);
     },
-    onAcceptError(error: unknown, kind: AcceptErrorKind) {
+    onAcceptError(error: unknown, kind: AcceptErrorKind, code: string) {
       try {
-        onAcceptError?.(error, kind);
+        onAcceptError?.(error, kind, code);
       } catch {
         // A failing observer must not stop the server.
       }

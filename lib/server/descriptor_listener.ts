@@ -94,10 +94,6 @@ export interface DescriptorListener {
   accept(): Promise<Deno.Conn>;
   /** Stops listening here; the descriptor closes, connections waiting too. */
   close(): void;
-  /** Makes the listener keep the event loop alive (the default). */
-  ref(): void;
-  /** Lets the event loop finish while the listener is open. */
-  unref(): void;
 }
 
 /**
@@ -249,14 +245,6 @@ class Listener implements DescriptorListener {
     if (this.#missed) this.#rearm();
     this.#waiting = Promise.withResolvers();
     return this.#waiting.promise;
-  }
-
-  ref(): void {
-    this.#server.ref();
-  }
-
-  unref(): void {
-    this.#server.unref();
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import type { AdmissionOptions } from "./admission.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
+import { MAX_TIMER_MS } from "./wait.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import {
   type ResolvedTarpit,
@@ -41,8 +42,6 @@ export const DEFAULT_LINGER = 2_000;
  * dropped. (511, the old default, left thousands of a 10,000 burst unserved.)
  */
 export const DEFAULT_BACKLOG = 65_535;
-/** The largest delay a timer can take (2^31 - 1 ms, about 24.8 days). */
-export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Certificate and key, in PEM, for serving the greeting over TLS.
@@ -500,9 +499,14 @@ export interface ServeGreetingOptions extends AdmissionOptions {
   selfProbe?: Int32Array;
   /**
    * Called when an accept fails; the server has counted it in
-   * {@linkcode ServerStats.acceptErrors} and goes on.
+   * {@linkcode ServerStats.acceptErrors} under `code` (such as `"EMFILE"`)
+   * and goes on.
    */
-  onAcceptError?: (error: unknown, kind: AcceptErrorKind) => void;
+  onAcceptError?: (
+    error: unknown,
+    kind: AcceptErrorKind,
+    code: string,
+  ) => void;
 }
 
 /**
@@ -620,7 +624,7 @@ function checkTarget(target: unknown, at: string): ListenTarget {
     return target as ListenTarget;
   }
   if (t.transport === "fd") {
-    checkInteger(`${at}fd`, t.fd, 0, 2_147_483_647);
+    checkInteger(`${at}fd`, t.fd, 0, MAX_TIMER_MS);
     if (t.tls !== undefined) checkTls(t.tls, at);
     return target as ListenTarget;
   }

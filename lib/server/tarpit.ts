@@ -22,6 +22,7 @@
 import type { Admission } from "./admission.ts";
 import type { Slot } from "./connection_table.ts";
 import type { ConnectionOutcome } from "./stats.ts";
+import { MAX_TIMER_MS } from "./wait.ts";
 
 /**
  * What a tarpit sends: `ssh` (endlessh's random printable lines, never
@@ -308,11 +309,11 @@ export function resolveTarpit(
   if (!TARPIT_STYLES.includes(style)) {
     throw invalid("tarpit.style", style, TARPIT_STYLES.join(", "));
   }
-  if (!Number.isInteger(interval) || interval < 1 || interval > 2 ** 31 - 1) {
+  if (!Number.isInteger(interval) || interval < 1 || interval > MAX_TIMER_MS) {
     throw invalid(
       "tarpit.interval",
       interval,
-      "a whole number of milliseconds from 1 to 2147483647",
+      `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
     );
   }
   const min = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;

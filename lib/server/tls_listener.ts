@@ -93,7 +93,7 @@ export function startDeferredTls(
 }
 
 /** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
-export interface TlsListener extends AsyncIterable<TlsConnection>, Disposable {
+export interface TlsListener {
   /** The address listened on; its port is the real one when 0 was asked. */
   readonly addr: Deno.NetAddr;
   /**
@@ -114,12 +114,6 @@ export interface TlsListener extends AsyncIterable<TlsConnection>, Disposable {
    * changes then.
    */
   setCertificate(cert: string, key: string): void;
-  /** Accepts connections until the listener is closed. */
-  [Symbol.asyncIterator](): AsyncIterableIterator<TlsConnection>;
-  /** Makes the listener keep the event loop alive (the default). */
-  ref(): void;
-  /** Lets the event loop finish while the listener is open. */
-  unref(): void;
 }
 
 /**
@@ -166,8 +160,6 @@ export interface TcpAcceptor {
   readonly addr: Deno.Addr;
   accept(): Promise<Deno.Conn>;
   close(): void;
-  ref?(): void;
-  unref?(): void;
 }
 
 /**
@@ -267,32 +259,5 @@ class Listener implements TlsListener {
 
   close(): void {
     this.#tcp.close();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<TlsConnection> {
-    while (true) {
-      try {
-        yield await this.accept();
-      } catch (error) {
-        if (error instanceof Deno.errors.BadResource) return;
-        throw error;
-      }
-    }
-  }
-
-  [Symbol.dispose](): void {
-    try {
-      this.#tcp.close();
-    } catch {
-      // Closed already.
-    }
-  }
-
-  ref(): void {
-    this.#tcp.ref?.();
-  }
-
-  unref(): void {
-    this.#tcp.unref?.();
   }
 }

@@ -1,7 +1,7 @@
 /*
  * The floor of the greeter benchmark: the least a greeting server can do.
  * Blocking accept loop on 127.0.0.1:PORT; write the greeting, close.
- * Prints "ready PORT" once listening. Compiled by scripts/bench.ts.
+ * Prints "ready PORT" once listening. Compiled by scripts/bench/loadgen.ts.
  *
  *   floor PORT [GREETING]
  */

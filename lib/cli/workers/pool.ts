@@ -3,7 +3,7 @@
  * with `SO_REUSEPORT`, so Linux spreads connections across them. The main
  * thread starts and stops them, writes their log lines to stdout (it alone
  * writes there, so lines from several threads never interleave) and sums
- * their counters for the metrics, SIGUSR1 and the stop line.
+ * their counters for the metrics, SIGUSR2 and the stop line.
  *
  * @module
  */
@@ -58,7 +58,7 @@ export interface StartWorkersOptions {
   onLog: (text: string) => void;
   /** How long a worker may take to stop past the drain timeout, in ms. */
   stopGrace?: number;
-  /** The worker module; only tests replace lib/worker_entry.ts. */
+  /** The worker module; only tests replace ./entry.ts. */
   entry?: URL;
 }
 
