@@ -2,7 +2,12 @@
 // s_client, OpenSSH, nc, nmap -sV): early talkers and what they sent; and
 // private logs (--log-address truncate|hash) over thousands of connections
 // from many 127.x.y.z addresses, with a key rotated by SIGHUP.
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "@std/assert";
 import net from "node:net";
 import { createHmac } from "node:crypto";
 import {
@@ -136,6 +141,20 @@ Deno.test({
     assertEquals(line["greeter.outcome"], "greeted");
     assertEquals(line["greeter.capture.bytes"], 0);
     assertEquals("greeter.probe.kind" in line, false);
+
+    // telnet waits too (to a port other than 23 it negotiates nothing).
+    if (await canRun("sh", ["-c", "command -v telnet"])) {
+      before = count();
+      const telnet = await run("sh", [
+        "-c",
+        `sleep 1.5 | timeout 5 telnet 127.0.0.1 ${port}`,
+      ]);
+      // telnet prints the line in its own line ending.
+      assertStringIncludes(telnet.stdout, "\nConnection Established");
+      line = await last(before);
+      assertEquals(line["greeter.early_talker"], false);
+      assertEquals(line["greeter.outcome"], "greeted");
+    }
 
     // nmap -sV: its NULL probe waits and is greeted; its other probes
     // (HTTP, TLS, RDP, SMB, ...) talk first.
