@@ -15,12 +15,21 @@ import {
   waitUntil,
   withTempDir,
 } from "./_helpers.ts";
-import { makeCertificates, run } from "./_tools.ts";
+import { type Certificates, makeCertificates, run } from "./_tools.ts";
 import { freePort, haproxy } from "./_haproxy.ts";
 
 const GREETING = "Connection Established\r\n";
 const decoder = new TextDecoder();
 const openssl = await canRun("openssl", ["version"]);
+
+/** A TLS greeter on loopback that expects a PROXY header from 127.0.0.1. */
+function tlsBehindProxy(certs: Certificates): string[] {
+  return [
+    ...["-H", "127.0.0.1", "-p", "0"],
+    ...["--tls-cert", certs.certFile, "--tls-key", certs.keyFile],
+    ...["--proxy-protocol", "--proxy-from", "127.0.0.1"],
+  ];
+}
 
 Deno.test({
   name: "serveGreeting() with tls and proxyProtocol reads the header in " +
@@ -84,19 +93,7 @@ Deno.test({
   async fn() {
     await withTempDir(async (dir) => {
       const certs = await makeCertificates(dir);
-      await using server = await startCli([
-        "-H",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--tls-cert",
-        certs.certFile,
-        "--tls-key",
-        certs.keyFile,
-        "--proxy-protocol",
-        "--proxy-from",
-        "127.0.0.1",
-      ]);
+      await using server = await startCli(tlsBehindProxy(certs));
       const target = `127.0.0.1:${server.port}`;
       const check = await runCli([
         "check",
@@ -128,17 +125,7 @@ Deno.test({
     await withTempDir(async (dir) => {
       const certs = await makeCertificates(dir);
       await using server = await startCli([
-        "-H",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--tls-cert",
-        certs.certFile,
-        "--tls-key",
-        certs.keyFile,
-        "--proxy-protocol",
-        "--proxy-from",
-        "127.0.0.1",
+        ...tlsBehindProxy(certs),
         "--log-rate",
         "0",
       ]);
