@@ -12,6 +12,7 @@ import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import { Sensing } from "./sensor.ts";
 import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
+import type { Tarpit } from "./tarpit.ts";
 
 /** What the connections share with the server that accepted them. */
 export interface ConnectionContext {
@@ -36,14 +37,7 @@ export interface ConnectionContext {
    * In tarpit mode, what holds admitted clients instead of greeting them
    * (tarpit.ts; set at start).
    */
-  tarpit: {
-    hold(
-      slot: Slot,
-      greeting: Uint8Array,
-      admission: Admission | undefined,
-      host: string | undefined,
-    ): void;
-  } | undefined;
+  tarpit: Pick<Tarpit, "hold"> | undefined;
   /** Connections whose outcome is not counted yet. */
   inFlight: number;
   /** The greeting pause and capture, when asked for. */
