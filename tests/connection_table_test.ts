@@ -324,7 +324,7 @@ Deno.test("createConnectionTable() linger() twice on one slot keeps the list sou
   }
 });
 
-Deno.test("createConnectionTable() greetTimeout bounds the greeting under timeout 0, and lingering is not cut by it", () => {
+Deno.test("createConnectionTable() greetTimeout bounds a TLS greeting under timeout 0, not other connections, a tarpit hold or the lingering after it", () => {
   const { table, clock, counts } = tableAt({
     timeout: 0,
     linger: HOUR,
@@ -333,8 +333,13 @@ Deno.test("createConnectionTable() greetTimeout bounds the greeting under timeou
   try {
     const stalled = fakeConn();
     const greeted = fakeConn();
-    table.add(asConn(stalled));
-    const slot = table.add(asConn(greeted));
+    const plain = fakeConn();
+    const held = fakeConn();
+    table.add(asConn(stalled), true);
+    const slot = table.add(asConn(greeted), true);
+    // Not TLS: no greeting's deadline; and one a tarpit took off it.
+    table.add(asConn(plain));
+    table.unbound(table.add(asConn(held), true));
     clock.time += 50;
     // Greeted in time: from now on only the linger bounds it.
     assert(table.linger(slot));
@@ -348,6 +353,7 @@ Deno.test("createConnectionTable() greetTimeout bounds the greeting under timeou
     clock.time += 10;
     table.sweep();
     assertEquals([greeted.closes, counts.released], [1, 2]);
+    assertEquals([plain.closes, held.closes], [0, 0]);
   } finally {
     table.stop();
   }

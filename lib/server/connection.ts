@@ -7,7 +7,7 @@ import type {
 } from "./options.ts";
 import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
-import { startDeferredTls } from "./tls_listener.ts";
+import { isTlsConnection, startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import { Sensing } from "./sensor.ts";
@@ -126,7 +126,10 @@ export function acceptConnection(
     );
     return;
   }
-  admitAndServe(server, server.table.add(conn), conn.remoteAddr);
+  const { table } = server;
+  // Only a TLS connection has the greeting's deadline (its handshake).
+  const greeting = table.boundsGreeting && isTlsConnection(conn);
+  admitAndServe(server, table.add(conn, greeting), conn.remoteAddr);
 }
 
 /**
@@ -201,7 +204,7 @@ async function acceptProxied(
     serveConnection(server, slot, EMPTY, "refused", reason ?? refused);
     return;
   }
-  if (!table.established(slot, acceptedAt)) {
+  if (!table.established(slot, acceptedAt, isTlsConnection(slot.conn))) {
     // Its deadline passed as the header came: nothing to serve.
     stats.outcomes.refused++;
     stats.refused.proxy_header++;
@@ -277,6 +280,8 @@ function admitAndServe(
     }
   }
   if (server.tarpit) {
+    // Held for as long as the tarpit likes: no greeting's deadline.
+    server.table.unbound(slot);
     server.tarpit.hold(slot, bytes, admission, admissionHost);
     return;
   }

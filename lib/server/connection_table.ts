@@ -149,8 +149,13 @@ export interface ConnectionTable {
   readonly lingering: SlotList;
   /** How many connections are open. */
   readonly size: number;
-  /** Adds an accepted connection, with the table's timeout as its deadline. */
-  add(conn: Deno.Conn): Slot;
+  /** True when `greetTimeout` bounds some connections (TLS ones). */
+  readonly boundsGreeting: boolean;
+  /**
+   * Adds an accepted connection, with the table's timeout as its deadline;
+   * `greeting` (a TLS connection) has `greetTimeout` when there is none.
+   */
+  add(conn: Deno.Conn, greeting?: boolean): Slot;
   /**
    * Adds an accepted connection that must first send a header, with the
    * handshake timeout as its deadline; then {@linkcode ConnectionTable.established}.
@@ -160,7 +165,12 @@ export interface ConnectionTable {
    * Moves a connection whose header has come to the serving list, with the
    * timeout counted from `acceptedAt`; false if it was already released.
    */
-  established(slot: Slot, acceptedAt: number): boolean;
+  established(slot: Slot, acceptedAt: number, greeting?: boolean): boolean;
+  /**
+   * Takes the greeting's deadline off a connection that has no whole-life
+   * one (a tarpit holds it from then on); a whole-life timeout stays.
+   */
+  unbound(slot: Slot): void;
   /**
    * Moves a greeted connection to the lingering list, with a deadline no
    * later than its own; false if it was already released.
@@ -200,8 +210,10 @@ export function createConnectionTable(
   options: ConnectionTableOptions,
 ): ConnectionTable {
   const { timeout, linger, onRelease, handshake = 0, pause = 0 } = options;
-  // The deadline of the serving phase: the whole life, or the greeting's.
-  const serveTimeout = timeout || (options.greetTimeout ?? 0);
+  // The deadline of a TLS connection's serving phase: the whole life, or
+  // the greeting's; any other has the whole life's alone.
+  const greetTimeout = options.greetTimeout ?? 0;
+  const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
   const handshaking = createSlotList();
   const serving = createSlotList();
@@ -274,19 +286,26 @@ export function createConnectionTable(
     get size() {
       return handshaking.size + serving.size + lingering.size;
     },
-    add: (conn) => addTo(serving, conn, serveTimeout),
+    boundsGreeting: timeout === 0 && greetTimeout > 0,
+    add: (conn, greeting) =>
+      addTo(serving, conn, greeting ? serveTimeout : timeout),
     addHandshaking: (conn) => addTo(handshaking, conn, handshake),
-    established(slot, acceptedAt) {
+    established(slot, acceptedAt, greeting) {
       if (!slot.list) return false;
       slot.deadline = timeout > 0
         ? acceptedAt + timeout
-        : serveTimeout > 0
-        ? now() + serveTimeout
+        : greeting && greetTimeout > 0
+        ? now() + greetTimeout
         : Infinity;
       // Only the connections accepted during the handshake come after it.
       insertSlot(serving, slot);
-      if (serveTimeout > 0) sweeper ??= setInterval(sweep, sweepEvery);
+      if (slot.deadline < Infinity) sweeper ??= setInterval(sweep, sweepEvery);
       return true;
+    },
+    unbound(slot) {
+      if (timeout > 0 || !slot.list || slot.deadline === Infinity) return;
+      slot.deadline = Infinity;
+      appendSlot(slot.list, slot);
     },
     linger(slot) {
       if (!slot.list) return false;

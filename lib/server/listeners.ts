@@ -105,7 +105,12 @@ function openOne(
     const passed = listenOnDescriptor(target.fd, { backlog: options.backlog });
     if (!target.tls) return { listener: passed };
     try {
-      const tls = serveTlsOn(passed, target.tls.cert, target.tls.key);
+      const tls = serveTlsOn(
+        passed,
+        target.tls.cert,
+        target.tls.key,
+        options.proxy !== undefined,
+      );
       return { listener: tls as unknown as Acceptor, tls };
     } catch (error) {
       passed.close();

@@ -80,6 +80,14 @@ export interface TlsListenOptions {
 
 const START_TLS = Symbol("startTls");
 
+// Every connection a TLS listener gave out, until it is collected.
+const tlsConnections = new WeakSet<object>();
+
+/** True for a connection a TLS listener accepted (deferred or not). */
+export function isTlsConnection(conn: Deno.Conn): boolean {
+  return tlsConnections.has(conn);
+}
+
 /**
  * Starts TLS on a connection that a `deferred` listener accepted, once what
  * came before the handshake has been read; returns undefined for any other
@@ -223,17 +231,26 @@ class Listener implements TlsListener {
     if (this.#deferred) {
       // The certificate of when the handshake starts, as for the others.
       Object.defineProperty(tcp, START_TLS, {
-        value: async () =>
-          loaded!.startTls(tcp as Deno.TcpConn, await this.#currentContext()),
+        value: async () => {
+          const tls = loaded!.startTls(
+            tcp as Deno.TcpConn,
+            await this.#currentContext(),
+          );
+          tlsConnections.add(tls);
+          return tls;
+        },
       });
+      tlsConnections.add(tcp);
       return tcp as unknown as TlsConnection;
     }
     try {
       // Read again: a reload while this accept waited counts for its client.
-      return loaded!.startTls(
+      const tls = loaded!.startTls(
         tcp as Deno.TcpConn,
         await this.#currentContext(),
       );
+      tlsConnections.add(tls);
+      return tls;
     } catch (error) {
       tcp.close();
       throw error;
