@@ -19,6 +19,9 @@ if (import.meta.main) {
   // A server's signals are listened for before the rest of greeter loads,
   // so that none that comes while it starts is fatal; the client commands
   // keep the default, which ends them.
-  if (Deno.args[0] !== "connect" && Deno.args[0] !== "check") holdSignals();
+  // --inetd keeps them too: its one client ends with the default action.
+  const client = Deno.args[0] === "connect" || Deno.args[0] === "check" ||
+    Deno.args.includes("--inetd");
+  if (!client) holdSignals();
   Deno.exit(await main(Deno.args));
 }

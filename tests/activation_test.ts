@@ -779,6 +779,62 @@ Deno.test({
 
 Deno.test({
   name:
+    "--inetd ends on SIGTERM while it lingers for its client, as a host's " +
+    "stop sends it" + skip("socat", socat),
+  ignore: !socat,
+  async fn() {
+    const port = closedPort();
+    const marker = `sigterm-${crypto.randomUUID().slice(0, 8)}`;
+    await using _host = await startHost(
+      "socat",
+      [
+        "-d",
+        "-d",
+        `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`,
+        `EXEC:${
+          [...GREETER, "--inetd", "--linger", "15s", "-m", marker].join(" ")
+        }`,
+      ],
+      /listening on/,
+    );
+    let conn: Deno.Conn | undefined;
+    for (let tries = 0; !conn && tries < 100; tries++) {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(
+        () => undefined,
+      );
+      if (!conn) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert(conn, "socat never listened");
+    try {
+      const buffer = new Uint8Array(64);
+      const n = await conn.read(buffer);
+      assertEquals(decoder.decode(buffer.subarray(0, n ?? 0)), `${marker}\r\n`);
+      // Lingering now, for 15 s: a SIGTERM must end it at once.
+      const pgrep = await new Deno.Command("pgrep", { args: ["-f", marker] })
+        .output();
+      const pids = decoder.decode(pgrep.stdout).trim().split("\n").map(Number)
+        .filter((pid) => pid > 0 && pid !== Deno.pid);
+      assert(pids.length > 0, "no greeter process");
+      const greeter = pids.at(-1)!;
+      const started = performance.now();
+      Deno.kill(greeter, "SIGTERM");
+      let alive = true;
+      while (alive && performance.now() - started < 1_000) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        alive = await new Deno.Command("kill", {
+          args: ["-0", String(greeter)],
+        })
+          .output().then((o) => o.success);
+      }
+      assert(!alive, "greeter --inetd outlived SIGTERM by 1 s");
+    } finally {
+      conn.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "--inetd under xinetd with deploy/xinetd/greeter greets the real client" +
     skip("xinetd", xinetd) +
     (xinetd && Deno.uid() !== 0
