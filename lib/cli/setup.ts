@@ -40,13 +40,15 @@ import {
  */
 async function loadAddressMask(
   command: ServeCommand,
+  files: FileSnapshot,
 ): Promise<AddressMask | undefined> {
   if (command.logAddress === undefined) return undefined;
   if (command.logAddress === "truncate") {
     return await createAddressMask({ mode: "truncate" });
   }
   const path = command.logKeyFile!;
-  const key = await readInputFile(
+  const key = await readFile(
+    files,
     path,
     "log key file",
     command.maxFileSize ?? DEFAULT_FILE_LIMIT,
@@ -241,7 +243,7 @@ export async function prepareServe(
     greetPause: command.greetPause,
     earlyTalkers: command.earlyTalkers,
     capture: command.capture,
-    maskAddress: await loadAddressMask(command),
+    maskAddress: await loadAddressMask(command, files),
     ...(command.tarpit ? { tarpit: command.tarpit } : {}),
   };
 }
@@ -309,7 +311,7 @@ export async function prepareReload(
   const rules = command.allowFiles.length || command.denyFiles.length
     ? await loadRules(command, files)
     : {};
-  const maskAddress = await loadAddressMask(command);
+  const maskAddress = await loadAddressMask(command, files);
   return {
     greeting,
     refuseMessage,

@@ -6,12 +6,10 @@
  *
  * @module
  */
-import {
-  formatJsonWarningLine,
-  type LogFormat,
-} from "../observe/log_format.ts";
+import type { LogFormat } from "../observe/log_format.ts";
 import { quote } from "../observe/escape.ts";
 import { UsageError } from "./flags.ts";
+import { warn } from "./warn.ts";
 
 /** The variables of the protocol; unset once read, as sd_listen_fds does. */
 export const LISTEN_VARIABLES = [
@@ -55,7 +53,7 @@ export function readPassedSockets(
   env: ListenEnvironment,
   pid: number,
   forced: boolean,
-  warn: (line: string) => void = () => {},
+  warn: (text: string) => void = () => {},
 ): PassedSockets | undefined {
   const { LISTEN_FDS: fds, LISTEN_PID: owner, LISTEN_FDNAMES: names } = env;
   const flag = "--socket-activation";
@@ -86,7 +84,7 @@ export function readPassedSockets(
       );
     }
     warn(
-      `greeter: warning: LISTEN_FDS is ignored: ${whose} (the sockets are ` +
+      `LISTEN_FDS is ignored: ${whose} (the sockets are ` +
         "another process's, as sd_listen_fds decides)",
     );
     return undefined;
@@ -171,8 +169,7 @@ export function takePassedSockets(
     env,
     Deno.pid,
     forced,
-    (line) =>
-      console.error(format === "json" ? formatJsonWarningLine(line) : line),
+    (text) => warn(text, format),
   );
   for (const variable of LISTEN_VARIABLES) Deno.env.delete(variable);
   return passed;
