@@ -778,6 +778,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "--inetd whose stderr is the client's socket writes nothing to it " +
+    "when it cannot start (127.0.0.1:9229 held)" + skip("socat", socat),
+  ignore: !socat,
+  async fn() {
+    let holder: Deno.Listener;
+    try {
+      holder = Deno.listen({ hostname: "127.0.0.1", port: 9229 });
+    } catch {
+      return; // Held by another program already: nothing to set up.
+    }
+    try {
+      const port = closedPort();
+      await using _host = await startHost(
+        "socat",
+        [
+          "-d",
+          "-d",
+          `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`,
+          // stderr: the child's stderr is the connection, as under xinetd.
+          `EXEC:${[...GREETER, "--inetd"].join(" ")},stderr`,
+        ],
+        /listening on/,
+      );
+      const { text } = await greet(port);
+      assertEquals(text, "");
+    } finally {
+      holder.close();
+    }
+  },
+});
+
+Deno.test({
   name:
     "--inetd ends on SIGTERM while it lingers for its client, as a host's " +
     "stop sends it" + skip("socat", socat),

@@ -562,11 +562,14 @@ export type InfoCommand =
 export class ExitError extends Error {
   /** The exit code: 2 for usage errors, 1 for runtime errors. */
   readonly exitCode: number;
+  /** Nothing may be written: stderr is a client's socket (xinetd). */
+  readonly silent: boolean;
   /** `message` is the one line for stderr. */
-  constructor(message: string, exitCode: number) {
+  constructor(message: string, exitCode: number, silent = false) {
     super(message);
     this.name = "ExitError";
     this.exitCode = exitCode;
+    this.silent = silent;
   }
 }
 

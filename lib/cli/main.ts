@@ -70,6 +70,7 @@ export async function main(args: string[]): Promise<number> {
           : await (await import("./commands/serve_run.ts")).runServe(command);
     }
   } catch (error) {
+    if (error instanceof ExitError && error.silent) return error.exitCode;
     const { message, exitCode } = error instanceof ExitError
       ? error
       : explainError(error);

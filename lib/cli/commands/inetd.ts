@@ -20,6 +20,7 @@ import type { ConnectionOutcome } from "../../server/stats.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
+import { ExitError } from "../flags.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -124,6 +125,21 @@ function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
   }
 }
 
+/**
+ * The debugger guard; where it cannot be held and stderr is the client's
+ * own socket (xinetd), greeter ends with exit 1 and writes nothing: the
+ * client must never read greeter's errors. The host logs the exit.
+ */
+async function guardOrQuiet(): Promise<Deno.Listener | undefined> {
+  try {
+    return guardDebuggerPort(undefined);
+  } catch (error) {
+    const { fstatSync } = await import("node:fs");
+    if (stderrIsClient(fstatSync)) throw new ExitError("", 1, true);
+    throw error;
+  }
+}
+
 /** The connection on stdin, as a listener that accepts it once. */
 function oneConnection(conn: Deno.Conn): OpenListener {
   let given = false;
@@ -177,7 +193,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  using _guard = guardDebuggerPort(undefined);
+  using _guard = await guardOrQuiet();
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
