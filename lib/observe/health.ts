@@ -155,7 +155,9 @@ export function probeAddress(
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.
     for (let tries = 0; tries < 3; tries++) {
-      const port = 20_000 + Math.floor(Math.random() * 40_000);
+      // Below Linux's default ephemeral range (32768-60999): no client the
+      // kernel gave a port can come from it meanwhile.
+      const port = 10_000 + Math.floor(Math.random() * 22_000);
       Atomics.store(cell, 0, port);
       const socket = connect({
         host: hostname,

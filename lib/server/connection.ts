@@ -5,7 +5,8 @@ import type {
   SensorOptions,
   ServeGreetingOptions,
 } from "./options.ts";
-import { type Cidr, cidrContains, parseIp } from "../net/ip.ts";
+import { parseIp } from "../net/ip.ts";
+import type { IpSet } from "../net/ip_set.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { isTlsConnection, startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome, ServerStats } from "./stats.ts";
@@ -29,7 +30,7 @@ export interface ConnectionContext {
   closing: boolean;
   readonly onConnection: ServeGreetingOptions["onConnection"];
   /** The PROXY protocol's trusted peers, when a header is expected. */
-  readonly proxy: { from: Cidr[] } | undefined;
+  readonly proxy: { from: IpSet } | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
   /** The health probe's source port while one is in flight, or 0. */
   readonly selfProbe: Int32Array | undefined;
@@ -147,12 +148,11 @@ function isSelfProbe(conn: Deno.Conn, port: number): boolean {
  * peer: who may connect to one is for its file's permissions to say, so a
  * local balancer (HAProxy's `server ... /path send-proxy`) is trusted.
  */
-function isFrom(addr: Deno.Addr, blocks: Cidr[]): boolean {
+function isFrom(addr: Deno.Addr, blocks: IpSet): boolean {
   if (addr.transport === "unix") return true;
   if (addr.transport !== "tcp") return false;
   const bytes = parseIp(addr.hostname);
-  return bytes !== undefined &&
-    blocks.some((cidr) => cidrContains(cidr, bytes));
+  return bytes !== undefined && blocks.has(bytes);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
+import { createIpSet } from "../net/ip_set.ts";
 import { acceptConnection, EMPTY } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import {
@@ -185,7 +186,8 @@ function start(
       onConnection: options.onConnection,
       onClose: options.onClose,
       selfProbe: options.selfProbe,
-      proxy: resolved.proxy,
+      // The trusted balancers as an IpSet: one search, no closure, per peer.
+      proxy: resolved.proxy && { from: createIpSet(resolved.proxy.from) },
       sensor: resolved.sensor,
       mask: options.maskAddress,
       tarpit: undefined as Tarpit | undefined,
