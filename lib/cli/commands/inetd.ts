@@ -21,6 +21,7 @@ import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { ExitError } from "../flags.ts";
+import { warn } from "../warn.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -126,18 +127,28 @@ function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
 }
 
 /**
- * The debugger guard; where it cannot be held and stderr is the client's
- * own socket (xinetd), greeter ends with exit 1 and writes nothing: the
- * client must never read greeter's errors. The host logs the exit.
+ * The debugger guard; where stderr is the client's own socket (xinetd),
+ * greeter writes nothing to it: where the guard cannot be held, it ends with
+ * exit 1 for the host to log, and a taken address goes unsaid.
  */
-async function guardOrQuiet(): Promise<Deno.Listener | undefined> {
+async function guardOrQuiet(
+  format: ServeCommand["logFormat"],
+): Promise<Disposable | undefined> {
+  let taken: string | undefined;
   try {
-    return guardDebuggerPort(undefined);
+    const guard = guardDebuggerPort(undefined, (message) => taken = message);
+    if (taken !== undefined && !await stderrIsClientNow()) warn(taken, format);
+    return guard;
   } catch (error) {
-    const { fstatSync } = await import("node:fs");
-    if (stderrIsClient(fstatSync)) throw new ExitError("", 1, true);
+    if (await stderrIsClientNow()) throw new ExitError("", 1, true);
     throw error;
   }
+}
+
+/** {@linkcode stderrIsClient}, loading node:fs only when it is asked. */
+async function stderrIsClientNow(): Promise<boolean> {
+  const { fstatSync } = await import("node:fs");
+  return stderrIsClient(fstatSync);
 }
 
 /** The connection on stdin, as a listener that accepts it once. */
@@ -193,7 +204,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  using _guard = await guardOrQuiet();
+  using _guard = await guardOrQuiet(command.logFormat);
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU

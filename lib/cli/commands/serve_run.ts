@@ -225,6 +225,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     passed.ports.length > 0
       ? { hostname: passed.hosts[0], port: passed.ports[0] }
       : undefined,
+    (message) => warn(message, passed.logFormat),
   );
   // Decided once, here: workers do not see the main thread's stdout.
   const command = fitToDescriptors(resolveLogTimestamps(passed));
