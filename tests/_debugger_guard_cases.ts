@@ -3,7 +3,7 @@
 // inside a network namespace of its own, where 127.0.0.1:9229 is free whatever
 // the host runs; run alone, its cases skip when the host holds the address.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { canRun, MAIN, readAll, runCli, startCli } from "./_helpers.ts";
+import { canRun, readAll, runCli, startCli } from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0", "-q"];
 const ATTACKER = await Deno.readTextFile(

@@ -244,11 +244,10 @@ export async function runNode(
     args: ["-e", script, ...args],
     stdin: "null",
   }).output();
-  const stderr = decoder.decode(output.stderr);
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
-    stderr: options.guardWarning ? stderr : withoutGuardWarning(stderr),
+    stderr: decoder.decode(output.stderr),
   };
 }
 
