@@ -129,16 +129,16 @@ function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
 /**
  * The debugger guard; where stderr is the client's own socket (xinetd),
  * greeter writes nothing to it: where the guard cannot be held, it ends with
- * exit 1 for the host to log, and a taken address goes unsaid.
+ * exit 1 for the host to log, and a taken address goes unsaid. Otherwise a
+ * taken address is said once greeter is about to greet.
  */
-async function guardOrQuiet(
-  format: ServeCommand["logFormat"],
-): Promise<Disposable | undefined> {
+async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
   let taken: string | undefined;
   try {
     const guard = guardDebuggerPort(undefined, (message) => taken = message);
-    if (taken !== undefined && !await stderrIsClientNow()) warn(taken, format);
-    return guard;
+    // Asked before the client's socket is taken over (node:net moves fd 0).
+    if (taken !== undefined && await stderrIsClientNow()) taken = undefined;
+    return { guard, taken };
   } catch (error) {
     if (await stderrIsClientNow()) throw new ExitError("", 1, true);
     throw error;
@@ -204,7 +204,8 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  using _guard = await guardOrQuiet(command.logFormat);
+  const { guard, taken } = await guardOrQuiet();
+  using _guard = guard;
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
@@ -224,6 +225,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     conn = openStdin(net, remote);
   }
   const options = await prepareServe(command);
+  if (taken !== undefined) warn(taken, command.logFormat);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),

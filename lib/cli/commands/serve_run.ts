@@ -20,7 +20,7 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { warn } from "../warn.ts";
+import { warn, warnOnceServing } from "../warn.ts";
 import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { WorkerGroup } from "../workers/pool.ts";
@@ -225,7 +225,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     passed.ports.length > 0
       ? { hostname: passed.hosts[0], port: passed.ports[0] }
       : undefined,
-    (message) => warn(message, passed.logFormat),
+    (message) => warnOnceServing(message, passed.logFormat),
   );
   // Decided once, here: workers do not see the main thread's stdout.
   const command = fitToDescriptors(resolveLogTimestamps(passed));
