@@ -55,29 +55,14 @@ export const QOTD_MAX_LENGTH = 512;
 /** Seconds from 1900-01-01T00:00:00Z, RFC 868's epoch, to the Unix epoch. */
 export const RFC868_EPOCH_OFFSET = 2_208_988_800;
 
-const WEEKDAYS = [
-  "Sunday",
-  "Monday",
-  "Tuesday",
-  "Wednesday",
-  "Thursday",
-  "Friday",
-  "Saturday",
-];
-const MONTHS = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
+/** `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. */
+const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
+  weekday: "long",
+  month: "long",
+  day: "numeric",
+  year: "numeric",
+  timeZone: "UTC",
+});
 
 /**
  * A greeting that depends only on the current second: built once per
@@ -99,8 +84,6 @@ function perSecond(
   };
 }
 
-const pad2 = (n: number) => String(n).padStart(2, "0");
-
 /**
  * The RFC 867 Daytime service: one human-readable line, in UTC, such as
  * `Wednesday, November 25, 2026 03:15:39-UTC` and CRLF, in ASCII.
@@ -113,11 +96,11 @@ export function daytimeGreeting(
   now: () => Date = () => new Date(),
 ): GreetingSource {
   return perSecond(now, (second) => {
-    const d = new Date(second * 1000);
-    const line = `${WEEKDAYS[d.getUTCDay()]}, ${MONTHS[d.getUTCMonth()]} ` +
-      `${d.getUTCDate()}, ${d.getUTCFullYear()} ${pad2(d.getUTCHours())}:` +
-      `${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}-UTC`;
-    return encodeGreeting(line, { lineEnding: "crlf", encoding: "ascii" });
+    const date = new Date(second * 1000);
+    return encodeGreeting(
+      `${DAYTIME_DATE.format(date)} ${date.toISOString().slice(11, 19)}-UTC`,
+      { lineEnding: "crlf", encoding: "ascii" },
+    );
   });
 }
 
