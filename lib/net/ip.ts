@@ -110,26 +110,16 @@ export function formatIp(bytes: IpBytes): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `::ffff:${bytes.subarray(12).join(".")}`;
   }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
+  // RFC 5952: "::" for the longest run of two or more zero groups, the
+  // first of equally long ones.
+  const hex = groups.map((g) => g.toString(16)).join(":");
+  let best = "";
+  for (const [run] of hex.matchAll(/(?:^|:)0(?::0)+(?::|$)/g)) {
+    if (run.replaceAll(":", "").length > best.replaceAll(":", "").length) {
+      best = run;
     }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${
-    hex.slice(bestStart + bestLength).join(":")
-  }`;
+  return best ? hex.replace(best, "::") : hex;
 }
 
 /**
@@ -173,19 +163,6 @@ export function parseCidr(text: string): Cidr {
     network[bit >> 3] &= ~(0x80 >> (bit & 7));
   }
   return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
-}
-
-/** True if `address` (as bytes) lies inside `cidr`. */
-export function cidrContains(cidr: Cidr, address: IpBytes): boolean {
-  if (cidr.bytes.length !== address.length) return false;
-  const whole = cidr.prefix >> 3;
-  for (let i = 0; i < whole; i++) {
-    if (cidr.bytes[i] !== address[i]) return false;
-  }
-  const rest = cidr.prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (cidr.bytes[whole] & mask) === (address[whole] & mask);
 }
 
 /**
