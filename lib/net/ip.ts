@@ -110,16 +110,26 @@ export function formatIp(bytes: IpBytes): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `::ffff:${bytes.subarray(12).join(".")}`;
   }
-  // RFC 5952: "::" for the longest run of two or more zero groups, the
-  // first of equally long ones.
-  const hex = groups.map((g) => g.toString(16)).join(":");
-  let best = "";
-  for (const [run] of hex.matchAll(/(?:^|:)0(?::0)+(?::|$)/g)) {
-    if (run.replaceAll(":", "").length > best.replaceAll(":", "").length) {
-      best = run;
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
     }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
   }
-  return best ? hex.replace(best, "::") : hex;
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${
+    hex.slice(bestStart + bestLength).join(":")
+  }`;
 }
 
 /**
