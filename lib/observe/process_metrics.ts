@@ -68,38 +68,29 @@ export interface FdLimit {
 let procAvailable = true;
 
 /**
- * Asked first: without the permission, a `deno run` in a terminal would
- * stop and prompt for it.
+ * `read(path)` of a /proc path, or undefined; remembers when /proc is out of
+ * reach. The permission is asked first: without it, a `deno run` in a
+ * terminal would stop and prompt for it (no permissions API: as good as no
+ * permission).
  */
-function mayRead(path: string): boolean {
+function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
+  if (!procAvailable) return undefined;
+  let granted = false;
   try {
-    if (
-      Deno.permissions.querySync({ name: "read", path }).state === "granted"
-    ) {
-      return true;
-    }
-  } catch {
-    // No permissions API: as good as no permission.
-  }
-  procAvailable = false;
-  return false;
-}
-
-/** Reads a /proc file, or undefined; remembers when /proc is out of reach. */
-function readProc(path: string): string | undefined {
-  if (!procAvailable || !mayRead(path)) return undefined;
-  try {
-    return Deno.readTextFileSync(path);
+    granted = Deno.permissions.querySync({ name: "read", path }).state ===
+      "granted";
+    if (granted) return read(path);
   } catch (error) {
     if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.NotFound ||
-      error instanceof Deno.errors.PermissionDenied
+      granted && !(error instanceof Deno.errors.NotCapable ||
+        error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.PermissionDenied)
     ) {
-      procAvailable = false;
+      return undefined;
     }
-    return undefined;
   }
+  procAvailable = false;
+  return undefined;
 }
 
 /** The fields of `/proc/[pid]/stat` used here (see proc(5)). */
@@ -158,27 +149,8 @@ export function parseFdLimit(text: string): FdLimit | undefined {
  * @returns The limits, or undefined where they cannot be read.
  */
 export function readFdLimit(): FdLimit | undefined {
-  const text = readProc("/proc/self/limits");
+  const text = fromProc("/proc/self/limits", Deno.readTextFileSync);
   return text === undefined ? undefined : parseFdLimit(text);
-}
-
-/** How many descriptors this process has open, from `/proc/self/fd`. */
-function countOpenFds(): number | undefined {
-  if (!procAvailable || !mayRead("/proc/self/fd")) return undefined;
-  try {
-    let count = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
-    // Less the one the listing itself had open.
-    return count - 1;
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.NotFound
-    ) {
-      procAvailable = false;
-    }
-    return undefined;
-  }
 }
 
 /** Calls `read`, or gives undefined if it throws. */
@@ -203,10 +175,15 @@ export function readProcessSample(): ProcessSample {
   if (performance.timeOrigin > 0) {
     sample.startTimeSeconds = performance.timeOrigin / 1000;
   }
-  const statText = readProc("/proc/self/stat");
+  const statText = fromProc("/proc/self/stat", Deno.readTextFileSync);
   const stat = statText === undefined ? undefined : parseProcStat(statText);
   if (stat) sample.virtualBytes = stat.vsize;
-  const openFds = countOpenFds();
+  // Less the descriptor the listing itself had open.
+  const openFds = fromProc("/proc/self/fd", (path) => {
+    let count = 0;
+    for (const _ of Deno.readDirSync(path)) count++;
+    return count - 1;
+  });
   if (openFds !== undefined) sample.openFds = openFds;
   const limit = readFdLimit();
   if (limit && Number.isFinite(limit.soft)) sample.maxFds = limit.soft;
