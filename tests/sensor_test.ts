@@ -17,7 +17,7 @@ import {
   type ServeGreetingOptions,
 } from "../mod.ts";
 import { truncateAddress } from "../lib/net/address_privacy.ts";
-import { escapeBytes } from "../lib/observe/escape.ts";
+import { escapeBytes } from "../lib/net/escape.ts";
 import { createConnectionTable } from "../lib/server/connection_table.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import {

@@ -1,4 +1,5 @@
 import { formatAddress } from "../net/address.ts";
+import { escapeBytes } from "../net/escape.ts";
 import {
   type ClientTlsOptions,
   GreetingTimeoutError,
@@ -121,21 +122,9 @@ const SHOWN = 48;
 /** Shows bytes as a quoted string: ASCII as is, the rest escaped. */
 export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
   const end = Math.min(bytes.length, from + max);
-  let text = from > 0 ? "…" : "";
-  text += '"';
-  for (let i = from; i < end; i++) {
-    const byte = bytes[i];
-    if (byte === 0x0d) text += "\\r";
-    else if (byte === 0x0a) text += "\\n";
-    else if (byte === 0x09) text += "\\t";
-    else if (byte === 0x22 || byte === 0x5c) {
-      text += "\\" + String.fromCharCode(byte);
-    } else if (byte < 0x20 || byte > 0x7e) {
-      text += "\\x" + byte.toString(16).padStart(2, "0");
-    } else text += String.fromCharCode(byte);
-  }
-  text += '"';
-  return end < bytes.length ? text + "…" : text;
+  return `${from > 0 ? "…" : ""}"${escapeBytes(bytes.subarray(from, end))}"${
+    end < bytes.length ? "…" : ""
+  }`;
 }
 
 /** The index of the first byte where `a` and `b` differ, or the shorter length. */

@@ -48,7 +48,7 @@
  */
 import { formatAddress } from "../net/address.ts";
 import { formatClientAddress } from "../net/address_privacy.ts";
-import { escapeBytes, escapeControl, quote } from "./escape.ts";
+import { escapeBytes, escapeControl, quote } from "../net/escape.ts";
 import { unmapIpv4 } from "../net/ip.ts";
 import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
