@@ -28,15 +28,11 @@ import { ipv6Prefix, parseIp, unmapIpv4 } from "./ip.ts";
  */
 export type AddressMask = (addr: Deno.NetAddr) => Deno.NetAddr;
 
-/** How logs show a client's address: `full`, `truncate` or `hash`. */
-export type AddressLogMode = "full" | "truncate" | "hash";
-
 /** The address log modes, for `--log-address`. */
-export const ADDRESS_LOG_MODES: readonly AddressLogMode[] = [
-  "full",
-  "truncate",
-  "hash",
-];
+export const ADDRESS_LOG_MODES = ["full", "truncate", "hash"] as const;
+
+/** How logs show a client's address: `full`, `truncate` or `hash`. */
+export type AddressLogMode = typeof ADDRESS_LOG_MODES[number];
 
 /** The fewest bytes a key for `hash` may have. */
 export const MIN_ADDRESS_KEY_BYTES = 16;
