@@ -345,6 +345,25 @@ export function formatJsonConnectionLine(
     }}`;
 }
 
+/** The `stop` line's words, text and JSON alike. */
+export function stopMessage(
+  stats: Readonly<ServerStats>,
+  error?: string,
+): string {
+  return error === undefined
+    ? `Server stopped: ${stats.accepted} connection${
+      stats.accepted === 1 ? "" : "s"
+    }, ${stats.outcomes.greeted} greeted`
+    : `Server stopped: ${error}`;
+}
+
+/** The `reload` line's words, text and JSON alike. */
+export function reloadMessage(error?: string): string {
+  return error === undefined
+    ? "Configuration reloaded"
+    : `Reload failed, the old configuration stays: ${error}`;
+}
+
 /**
  * Formats one event as one line of JSON (without the newline), following
  * the schema above: the common fields first.
@@ -390,11 +409,7 @@ export function formatJsonLogLine(event: LogEvent): string {
       return jsonLine(
         now,
         error === undefined ? "info" : "error",
-        error === undefined
-          ? `Server stopped: ${stats.accepted} connection${
-            stats.accepted === 1 ? "" : "s"
-          }, ${stats.outcomes.greeted} greeted`
-          : `Server stopped: ${error}`,
+        stopMessage(stats, error),
         "stop",
         error === undefined ? "success" : "failure",
         { ...totals(stats, now), "error.message": error },
@@ -418,9 +433,7 @@ export function formatJsonLogLine(event: LogEvent): string {
       return jsonLine(
         now,
         event.error === undefined ? "info" : "error",
-        event.error === undefined
-          ? "Configuration reloaded"
-          : `Reload failed, the old configuration stays: ${event.error}`,
+        reloadMessage(event.error),
         "reload",
         event.error === undefined ? "success" : "failure",
         { "error.message": event.error },
