@@ -1,5 +1,5 @@
 import { formatAddress } from "../net/address.ts";
-import { escapeBytes } from "../net/escape.ts";
+import { errorLine, escapeBytes } from "../net/escape.ts";
 import {
   type ClientTlsOptions,
   GreetingTimeoutError,
@@ -265,8 +265,7 @@ export async function checkGreeting(
             : "; if it expects a PROXY protocol header, add --proxy-header)"),
     );
   }
-  const reason = (error instanceof Error ? error.message : String(error))
-    .split("\n")[0].replace(/ \(os error \d+\)$/, "");
+  const reason = errorLine(error);
   return {
     ...result(
       "fail",

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { formatAddress } from "./address.ts";
+import { formatAddress, isNetAddr } from "./address.ts";
 import { ipv6Prefix, parseIp, unmapIpv4 } from "./ip.ts";
 
 /**
@@ -159,9 +159,7 @@ export function maskAddress(
   mask: AddressMask | undefined,
   addr: Deno.Addr,
 ): Deno.Addr {
-  return mask && (addr.transport === "tcp" || addr.transport === "udp")
-    ? mask(addr)
-    : addr;
+  return mask && isNetAddr(addr) ? mask(addr) : addr;
 }
 
 /**
@@ -170,8 +168,7 @@ export function maskAddress(
  * dropped (0) by a mask (`192.0.2.0/24`, a token).
  */
 export function formatClientAddress(addr: Deno.Addr): string {
-  return (addr.transport === "tcp" || addr.transport === "udp") &&
-      addr.port === 0
+  return isNetAddr(addr) && addr.port === 0
     ? unmapIpv4(addr.hostname)
     : formatAddress(addr);
 }

@@ -127,3 +127,23 @@ export function escapeBytes(bytes: Uint8Array): string {
   }
   return text;
 }
+
+/**
+ * An error's message for a one-line report: its first line, without the
+ * ` (os error N)` Deno adds to system errors.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { errorLine } from "./escape.ts";
+ *
+ * assertEquals(
+ *   errorLine(new Error("Connection refused (os error 111)")),
+ *   "Connection refused",
+ * );
+ * ```
+ */
+export function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error))
+    .split("\n")[0].replace(/ \(os error \d+\)$/, "");
+}

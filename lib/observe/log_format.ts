@@ -46,7 +46,7 @@
  *
  * @module
  */
-import { formatAddress } from "../net/address.ts";
+import { formatAddress, isNetAddr } from "../net/address.ts";
 import { formatClientAddress } from "../net/address_privacy.ts";
 import { escapeBytes, escapeControl, quote } from "../net/escape.ts";
 import { unmapIpv4 } from "../net/ip.ts";
@@ -199,7 +199,7 @@ function totals(stats: Readonly<ServerStats>, time: number) {
 // The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
 // of a Unix socket's path and a null port.
 function jsonHost(addr: Deno.Addr): string {
-  return addr.transport === "tcp" || addr.transport === "udp"
+  return isNetAddr(addr)
     ? JSON.stringify(unmapIpv4(addr.hostname))
     : "path" in addr
     ? JSON.stringify(addr.path)
@@ -207,9 +207,7 @@ function jsonHost(addr: Deno.Addr): string {
 }
 function jsonPort(addr: Deno.Addr): string | number {
   // Port 0: dropped by --log-address.
-  return (addr.transport === "tcp" || addr.transport === "udp") && addr.port
-    ? addr.port
-    : "null";
+  return isNetAddr(addr) && addr.port ? addr.port : "null";
 }
 
 /** The client as lines name it, and the proxy it came through, if any. */
@@ -305,8 +303,7 @@ export function formatJsonConnectionLine(
   peerAddr?: Deno.Addr,
 ): string {
   const { remoteAddr, localAddr, reason, outcome } = record;
-  const unix = remoteAddr.transport !== "tcp" &&
-    remoteAddr.transport !== "udp";
+  const unix = !isNetAddr(remoteAddr);
   const peer = peerAddr
     ? `,"network.peer.address":${jsonHost(peerAddr)},"network.peer.port":${
       jsonPort(peerAddr)
