@@ -1,7 +1,7 @@
 import { formatAddress } from "../net/address.ts";
 import { errorLine, escapeBytes } from "../net/escape.ts";
 import {
-  type ClientTlsOptions,
+  type FetchGreetingOptions,
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
@@ -38,19 +38,7 @@ export const DEFAULT_CHECK_TIMEOUT = 2_000;
  * assertEquals((await checkGreeting(options)).ok, true);
  * ```
  */
-export interface CheckGreetingOptions {
-  /**
-   * The server's host name or IP address.
-   *
-   * @default {"localhost"}
-   */
-  hostname?: string;
-  /**
-   * The server's TCP port.
-   *
-   * @default {8080}
-   */
-  port?: number;
+export interface CheckGreetingOptions extends FetchGreetingOptions {
   /**
    * The exact bytes the server must send before it closes.
    *
@@ -63,14 +51,6 @@ export interface CheckGreetingOptions {
    * @default {2000}
    */
   timeout?: number;
-  /** Connect to this Unix socket instead of a host and port. */
-  path?: string;
-  /** Speak TLS (true: verify against the system's CAs). */
-  tls?: boolean | ClientTlsOptions;
-  /** Start with a PROXY protocol v2 `LOCAL` header (a balancer's health check). */
-  proxyHeader?: boolean;
-  /** Aborting it stops the check. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -176,7 +156,6 @@ export async function checkGreeting(
     port = DEFAULT_PORT,
     expect = encodeGreeting(DEFAULT_MESSAGE),
     timeout = DEFAULT_CHECK_TIMEOUT,
-    signal,
   } = options;
   const address = options.path ??
     formatAddress({ transport: "tcp", hostname, port });
@@ -188,15 +167,7 @@ export async function checkGreeting(
   let closed = false;
   try {
     for await (
-      const chunk of readGreeting({
-        hostname,
-        port,
-        timeout,
-        signal,
-        path: options.path,
-        tls: options.tls,
-        proxyHeader: options.proxyHeader,
-      })
+      const chunk of readGreeting({ ...options, hostname, port, timeout })
     ) {
       const take = Math.min(chunk.length, buffer.length - size);
       buffer.set(chunk.subarray(0, take), size);
