@@ -101,37 +101,26 @@ type LogLevel = "info" | "warn" | "error";
 
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
-  | {
-    event: "start";
-    listen: Deno.Addr[];
-    metrics?: Deno.Addr;
-    time?: number;
-  }
   | { event: "connection"; record: ConnectionRecord }
-  | { event: "stats"; stats: Readonly<ServerStats>; time?: number }
-  | {
-    event: "stop";
-    stats: Readonly<ServerStats>;
-    error?: string;
-    time?: number;
-  }
-  | {
-    event: "suppressed";
-    source: string | undefined;
-    count: number;
-    time?: number;
-  }
-  | {
-    event: "accept_error";
-    code: string;
-    kind: string;
-    count: number;
-    /** The line for people (the text format's). */
-    text: string;
-    message?: string;
-    time?: number;
-  }
-  | { event: "reload"; error?: string; time?: number };
+  | (
+    & { time?: number }
+    & (
+      | { event: "start"; listen: Deno.Addr[]; metrics?: Deno.Addr }
+      | { event: "stats"; stats: Readonly<ServerStats> }
+      | { event: "stop"; stats: Readonly<ServerStats>; error?: string }
+      | { event: "suppressed"; source: string | undefined; count: number }
+      | {
+        event: "accept_error";
+        code: string;
+        kind: string;
+        count: number;
+        /** The line for people (the text format's). */
+        text: string;
+        message?: string;
+      }
+      | { event: "reload"; error?: string }
+    )
+  );
 
 // The date and time up to the second change once a second: format them
 // once and reuse them (toISOString is most of the cost of a line).
