@@ -1,5 +1,5 @@
 import { encodeGreeting } from "./encode.ts";
-import type { GreetingSource } from "./template.ts";
+import { type GreetingSource, perSecond } from "./template.ts";
 
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
@@ -65,26 +65,6 @@ const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
 });
 
 /**
- * A greeting that depends only on the current second: built once per
- * second, shared by the connections within it.
- */
-function perSecond(
-  now: () => Date,
-  build: (second: number) => Uint8Array,
-): () => Uint8Array {
-  let second = NaN;
-  let bytes: Uint8Array = new Uint8Array();
-  return () => {
-    const current = Math.floor(now().getTime() / 1000);
-    if (current !== second) {
-      bytes = build(current);
-      second = current;
-    }
-    return bytes;
-  };
-}
-
-/**
  * The RFC 867 Daytime service: one human-readable line, in UTC, such as
  * `Wednesday, November 25, 2026 03:15:39-UTC` and CRLF, in ASCII.
  *
@@ -93,7 +73,7 @@ function perSecond(
  * bytes must not be modified.
  */
 export function daytimeGreeting(
-  now: () => Date = () => new Date(),
+  now?: () => Date,
 ): GreetingSource {
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
@@ -130,7 +110,7 @@ export function rfc868Seconds(date: Date): number {
  * bytes must not be modified.
  */
 export function timeGreeting(
-  now: () => Date = () => new Date(),
+  now?: () => Date,
 ): GreetingSource {
   return perSecond(now, (second) => {
     const bytes = new Uint8Array(4);

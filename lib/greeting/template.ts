@@ -283,18 +283,25 @@ function allocate(length: number): Uint8Array {
   return slab.subarray(slabUsed, slabUsed += length);
 }
 
-/** A `{time}` formatter that formats each second once. */
-function timeFormatter(now: (() => Date) | undefined): () => string {
+/**
+ * A value that depends only on the current second: built once per second,
+ * shared by the connections within it. `now` is the clock, for tests
+ * (by default Date.now, which makes no Date).
+ */
+export function perSecond<T>(
+  now: (() => Date) | undefined,
+  build: (second: number) => T,
+): () => T {
   const clock = now ? () => now().getTime() : Date.now;
   let second = NaN;
-  let text = "";
+  let value: T;
   return () => {
     const current = Math.floor(clock() / 1000);
     if (current !== second) {
+      value = build(current);
       second = current;
-      text = new Date(current * 1000).toISOString().slice(0, 19) + "Z";
     }
-    return text;
+    return value;
   };
 }
 
@@ -369,7 +376,11 @@ export function compileTemplate(
     else if (pending.length > 1) parts.push(concat(pending));
     pending = [];
   };
-  let time: (() => string) | undefined;
+  // {time}: RFC 3339 in UTC to the second, formatted once a second.
+  const time = perSecond(
+    now,
+    (second) => new Date(second * 1000).toISOString().slice(0, 19) + "Z",
+  );
   for (const token of tokens) {
     if ("text" in token) {
       pending.push(literal(token.text));
@@ -379,7 +390,7 @@ export function compileTemplate(
       );
     } else {
       flush();
-      parts.push(VALUES[token.placeholder] ?? (time ??= timeFormatter(now)));
+      parts.push(VALUES[token.placeholder] ?? time);
     }
   }
   pending.push(terminator);
