@@ -352,22 +352,27 @@ function decodeV2(header: Uint8Array): ProxyHeader {
   // A Unix socket address is not a network address: use the peer.
   if (family === 3) return { version: 2, command: "proxy" };
   const transport = protocol === 1 ? "tcp" : "udp";
-  const sourceIp = V2_FIXED_LENGTH;
-  const destinationIp = sourceIp + addressBytes;
-  const ports = destinationIp + addressBytes;
+  const ports = V2_FIXED_LENGTH + addressBytes * 2;
   return {
     version: 2,
     command: "proxy",
-    source: {
-      transport,
-      hostname: formatIp(header.subarray(sourceIp, destinationIp)),
-      port: (header[ports] << 8) | header[ports + 1],
-    },
-    destination: {
-      transport,
-      hostname: formatIp(header.subarray(destinationIp, ports)),
-      port: (header[ports + 2] << 8) | header[ports + 3],
-    },
+    source: v2Address(header, transport, V2_FIXED_LENGTH, ports),
+    destination: v2Address(header, transport, ports - addressBytes, ports + 2),
+  };
+}
+
+/** A v2 header's IP address at `ip` (AF_INET or AF_INET6) and port at `port`. */
+function v2Address(
+  header: Uint8Array,
+  transport: "tcp" | "udp",
+  ip: number,
+  port: number,
+): Deno.NetAddr {
+  const length = header[13] >> 4 === 1 ? 4 : 16;
+  return {
+    transport,
+    hostname: formatIp(header.subarray(ip, ip + length)),
+    port: (header[port] << 8) | header[port + 1],
   };
 }
 
@@ -508,20 +513,21 @@ function parseV1Line(line: string): ProxyHeader {
       }`,
     );
   }
-  const ipv6 = word === "TCP6";
   return {
     version: 1,
     command: "proxy",
-    source: {
-      transport: "tcp",
-      hostname: parseV1Address(fields[2], ipv6, "source"),
-      port: parseV1Port(fields[4], "source"),
-    },
-    destination: {
-      transport: "tcp",
-      hostname: parseV1Address(fields[3], ipv6, "destination"),
-      port: parseV1Port(fields[5], "destination"),
-    },
+    source: v1Address(fields, 0, word === "TCP6"),
+    destination: v1Address(fields, 1, word === "TCP6"),
+  };
+}
+
+/** The source (0) or destination (1) address and port of a TCP4/6 line. */
+function v1Address(fields: string[], i: 0 | 1, ipv6: boolean): Deno.NetAddr {
+  const what = i === 0 ? "source" : "destination";
+  return {
+    transport: "tcp",
+    hostname: parseV1Address(fields[2 + i], ipv6, what),
+    port: parseV1Port(fields[4 + i], what),
   };
 }
 
