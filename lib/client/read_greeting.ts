@@ -322,11 +322,9 @@ export async function* readGreeting(
     while (true) {
       const chunk = await source.next();
       if (chunk === null) {
-        // A connection cut by the deadline can also end without an error.
-        if (deadline.signal.aborted) {
-          throw new GreetingTimeoutError(address, timeout, received);
-        }
-        if (signal?.aborted) throw signal.reason;
+        // A connection cut by the deadline or the signal can also end
+        // without an error: the catch below tells which.
+        if (stop.aborted) throw stop.reason;
         return;
       }
       received += chunk.length;
