@@ -36,7 +36,7 @@ export async function loadProcessMetrics(): Promise<void> {
 import { VERSION } from "../version.ts";
 import { family, labelValue, metric } from "./prometheus.ts";
 
-/** One reading of the process's numbers; a field is absent if it could not be read. */
+/** One reading of the process's numbers; a field is undefined if it could not be read. */
 export interface ProcessSample {
   /** User plus system CPU time, in seconds. */
   cpuSeconds?: number;
@@ -93,38 +93,20 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
   return undefined;
 }
 
-/** The fields of `/proc/[pid]/stat` used here (see proc(5)). */
-export interface ProcStat {
-  /** Field 14: user CPU time, in clock ticks. */
-  utime: number;
-  /** Field 15: system CPU time, in clock ticks. */
-  stime: number;
-  /** Field 22: when the process started, in clock ticks after boot. */
-  starttime: number;
-  /** Field 23: virtual memory size, in bytes. */
-  vsize: number;
-}
-
 /**
- * Parses `/proc/[pid]/stat`. The command name (field 2) is in parentheses
- * and may itself hold spaces and `)`, so fields are counted from the last
- * `)`.
+ * Parses `/proc/[pid]/stat` for field 23, the virtual memory size in bytes.
+ * The command name (field 2) is in parentheses and may itself hold spaces
+ * and `)`, so fields are counted from the last `)`.
  *
- * @returns The fields, or undefined if the text is not in that format.
+ * @returns The size, or undefined if the text is not in that format.
  */
-export function parseProcStat(text: string): ProcStat | undefined {
+export function parseProcStat(text: string): number | undefined {
   const end = text.lastIndexOf(")");
-  if (end === -1) return undefined;
   // After ") ": field 3 (state) is index 0.
-  const fields = text.slice(end + 2).trim().split(" ");
-  const field = (n: number) => Number(fields[n - 3]);
-  const stat = {
-    utime: field(14),
-    stime: field(15),
-    starttime: field(22),
-    vsize: field(23),
-  };
-  return Object.values(stat).every(Number.isSafeInteger) ? stat : undefined;
+  const vsize = end === -1
+    ? NaN
+    : Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
+  return Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
 /**
@@ -167,27 +149,26 @@ function attempt<T>(read: () => T): T | undefined {
  * directory listing where /proc is open, two system calls where it is not.
  */
 export function readProcessSample(): ProcessSample {
-  const sample: ProcessSample = {};
   const cpu = cpuUsage && attempt(cpuUsage);
-  if (cpu) sample.cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  const rss = attempt(() => Deno.memoryUsage().rss);
-  if (rss !== undefined && rss > 0) sample.residentBytes = rss;
-  if (performance.timeOrigin > 0) {
-    sample.startTimeSeconds = performance.timeOrigin / 1000;
-  }
-  const statText = fromProc("/proc/self/stat", Deno.readTextFileSync);
-  const stat = statText === undefined ? undefined : parseProcStat(statText);
-  if (stat) sample.virtualBytes = stat.vsize;
-  // Less the descriptor the listing itself had open.
-  const openFds = fromProc("/proc/self/fd", (path) => {
-    let count = 0;
-    for (const _ of Deno.readDirSync(path)) count++;
-    return count - 1;
-  });
-  if (openFds !== undefined) sample.openFds = openFds;
-  const limit = readFdLimit();
-  if (limit && Number.isFinite(limit.soft)) sample.maxFds = limit.soft;
-  return sample;
+  const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
+  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
+  const soft = readFdLimit()?.soft;
+  // Numbers that cannot be read are left out (undefined).
+  return {
+    cpuSeconds: cpu ? (cpu.user + cpu.system) / 1e6 : undefined,
+    residentBytes: rss > 0 ? rss : undefined,
+    startTimeSeconds: performance.timeOrigin > 0
+      ? performance.timeOrigin / 1000
+      : undefined,
+    virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
+    // Less the descriptor the listing itself had open.
+    openFds: fromProc("/proc/self/fd", (path) => {
+      let count = 0;
+      for (const _ of Deno.readDirSync(path)) count++;
+      return count - 1;
+    }),
+    maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
+  };
 }
 
 /** The families, in the order rendered: name, type, help, field. */
