@@ -171,9 +171,10 @@ export async function checkGreeting(
     ) {
       const take = Math.min(chunk.length, buffer.length - size);
       buffer.set(chunk.subarray(0, take), size);
+      // Only the new bytes are compared: the earlier ones matched already.
       if (matching) {
         matching = size + take <= expect.length &&
-          firstDifference(expect, buffer, size + take) === size + take;
+          firstDifference(expect.subarray(size), chunk, take) === take;
       }
       size += take;
       if (size === buffer.length) break; // Enough to show what differs.
