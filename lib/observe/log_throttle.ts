@@ -131,28 +131,21 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     clearTimeout(timer);
     timer = undefined;
     if (pendingTotal === 0) return;
-    let pending: [string, Source][] = [];
-    for (const entry of sources) {
-      if (entry[1].pending > 0) pending.push(entry);
-    }
-    if (pending.length > maxSummaries) {
-      pending.sort((a, b) => b[1].pending - a[1].pending);
-      for (const [, source] of pending.slice(maxSummaries)) {
+    const waiting = [...sources].filter((entry) => entry[1].pending > 0);
+    if (waiting.length > maxSummaries) {
+      // The largest counts by source; the rest join the untracked ones.
+      waiting.sort((a, b) => b[1].pending - a[1].pending);
+      for (const [, source] of waiting.splice(maxSummaries)) {
         other.pending += source.pending;
         source.pending = 0;
       }
-      pending = pending.slice(0, maxSummaries);
     }
     pendingTotal = 0;
-    for (const [key, source] of pending) {
+    // Untracked sources last, as "other sources".
+    for (const [key, source] of [...waiting, [undefined, other] as const]) {
       const count = source.pending;
       source.pending = 0;
-      emit(formatSuppressed(key, count));
-    }
-    if (other.pending > 0) {
-      const count = other.pending;
-      other.pending = 0;
-      emit(formatSuppressed(undefined, count));
+      if (count > 0) emit(formatSuppressed(key, count));
     }
   }
 
