@@ -1,12 +1,22 @@
 import { createPauseQueue, type PauseEntry } from "./greet_pause.ts";
 
 /**
+ * The members of `Deno.Conn` a server uses: what `Deno.TcpConn`,
+ * `Deno.UnixConn`, the TLS connections and the adopted sockets of passed
+ * listeners all have.
+ */
+export type Conn = Pick<
+  Deno.Conn,
+  "read" | "write" | "closeWrite" | "close" | "remoteAddr" | "localAddr"
+>;
+
+/**
  * One open connection and when it must be closed. A slot is in at most one
  * {@linkcode SlotList} at a time.
  */
 export interface Slot {
   /** The connection. */
-  conn: Deno.Conn;
+  conn: Conn;
   /** When to close it, on the table's monotonic clock (Infinity: never). */
   deadline: number;
   /**
@@ -151,16 +161,18 @@ export interface ConnectionTable {
   readonly size: number;
   /** True when `greetTimeout` bounds some connections (TLS ones). */
   readonly boundsGreeting: boolean;
+  /** True when greeted connections linger (`linger` above 0). */
+  readonly lingers: boolean;
   /**
    * Adds an accepted connection, with the table's timeout as its deadline;
    * `greeting` (a TLS connection) has `greetTimeout` when there is none.
    */
-  add(conn: Deno.Conn, greeting?: boolean): Slot;
+  add(conn: Conn, greeting?: boolean): Slot;
   /**
    * Adds an accepted connection that must first send a header, with the
    * handshake timeout as its deadline; then {@linkcode ConnectionTable.established}.
    */
-  addHandshaking(conn: Deno.Conn): Slot;
+  addHandshaking(conn: Conn): Slot;
   /**
    * Moves a connection whose header has come to the serving list, with the
    * timeout counted from `acceptedAt`; false if it was already released.
@@ -197,7 +209,7 @@ export interface ConnectionTable {
   stop(): void;
 }
 
-function closeQuietly(conn: Deno.Conn) {
+function closeQuietly(conn: Conn) {
   try {
     conn.close();
   } catch {
@@ -260,7 +272,7 @@ export function createConnectionTable(
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
-  function addTo(list: SlotList, conn: Deno.Conn, after: number): Slot {
+  function addTo(list: SlotList, conn: Conn, after: number): Slot {
     const slot: Slot = {
       conn,
       deadline: after > 0 ? now() + after : Infinity,
@@ -287,6 +299,7 @@ export function createConnectionTable(
       return handshaking.size + serving.size + lingering.size;
     },
     boundsGreeting: timeout === 0 && greetTimeout > 0,
+    lingers: linger > 0,
     add: (conn, greeting) =>
       addTo(serving, conn, greeting ? serveTimeout : timeout),
     addHandshaking: (conn) => addTo(handshaking, conn, handshake),

@@ -1,3 +1,4 @@
+import type { Conn } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
 import { listenTls, serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
@@ -52,7 +53,7 @@ export class ListenError extends Error {
  */
 export interface Acceptor {
   readonly addr: Deno.Addr;
-  accept(): Promise<Deno.Conn>;
+  accept(): Promise<Conn>;
   close(): void;
 }
 
@@ -111,7 +112,7 @@ function openOne(
         target.tls.key,
         options.proxy !== undefined,
       );
-      return { listener: tls as unknown as Acceptor, tls };
+      return { listener: tls, tls };
     } catch (error) {
       passed.close();
       throw error;
@@ -148,7 +149,7 @@ function openOne(
     reusePort: options.reusePort,
     deferred: options.proxy !== undefined,
   });
-  return { listener: listener as unknown as Acceptor, tls: listener };
+  return { listener, tls: listener };
 }
 
 /**

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Socket } from "node:net";
+import type { Conn } from "./connection_table.ts";
 
 /**
  * The runtime's resource operations, which `Deno.TcpConn` itself uses. They
@@ -46,7 +47,7 @@ export function canAdoptHandles(): boolean {
  * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
  * Needs {@linkcode canAdoptHandles}.
  */
-export function adoptHandle(handle: TcpHandle): Deno.Conn {
+export function adoptHandle(handle: TcpHandle): Conn {
   const peer: { address?: string; port?: number } = {};
   const local: { address?: string; port?: number } = {};
   handle.getpeername(peer);
@@ -58,19 +59,20 @@ export function adoptHandle(handle: TcpHandle): Deno.Conn {
     rid,
     addressOf(peer.address, peer.port),
     addressOf(local.address, local.port),
-  ) as unknown as Deno.Conn;
+  );
 }
 
 let ops: ResourceOps | null | undefined;
 function resourceOps(): ResourceOps | null {
   if (ops !== undefined) return ops;
-  const deno = Deno as unknown as Record<symbol, { core?: ResourceOps }>;
-  const internal = (Deno as unknown as { internal?: symbol }).internal;
-  const core = internal === undefined ? undefined : deno[internal]?.core;
+  const internal = Reflect.get(Deno, "internal");
+  const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
+    ? Reflect.get(Deno, internal)?.core
+    : undefined;
   return ops = typeof core?.read === "function" &&
       typeof core.write === "function" &&
       typeof core.shutdown === "function" && typeof core.close === "function"
-    ? core
+    ? core as ResourceOps
     : null;
 }
 
@@ -89,8 +91,19 @@ export function adoptSocket(
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
 ): Deno.Conn {
-  const handle = (socket as unknown as { _handle?: Partial<TakableHandle> })
-    ._handle;
+  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
+  return adopt(socket, remoteAddr, localAddr) as Deno.Conn;
+}
+
+function adopt(
+  socket: Socket,
+  remoteAddr?: Deno.Addr,
+  localAddr?: Deno.Addr,
+): Conn {
+  const handle: Partial<TakableHandle> | undefined = Reflect.get(
+    socket,
+    "_handle",
+  );
   const core = resourceOps();
   if (core && typeof handle?.takeStream === "function") {
     const remote = remoteAddr ??
@@ -100,9 +113,9 @@ export function adoptSocket(
     // Node's socket is done with: destroyed, it lets go of its handle (kept,
     // each would hold some 3 KB of heap for good).
     socket.destroy();
-    return new ResourceConn(core, rid, remote, local) as unknown as Deno.Conn;
+    return new ResourceConn(core, rid, remote, local);
   }
-  return new NodeConn(socket, remoteAddr, localAddr) as unknown as Deno.Conn;
+  return new NodeConn(socket, remoteAddr, localAddr);
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */

@@ -552,6 +552,8 @@ export type ReloadOptions = Pick<
 /** The options with every default filled in and every value checked. */
 export interface ResolvedOptions {
   targets: ListenTarget[];
+  /** True if some target serves TLS. */
+  tls: boolean;
   reusePort: boolean;
   greeting: GreetingSource | undefined;
   refuseMessage: Uint8Array | undefined;
@@ -828,6 +830,7 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
   }
   return {
     targets,
+    tls: targets.some((target) => "tls" in target && !!target.tls),
     reusePort: options.reusePort === true,
     greeting,
     refuseMessage,

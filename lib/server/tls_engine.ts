@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Conn } from "./connection_table.ts";
 import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Duplex } from "node:stream";
@@ -23,9 +24,9 @@ export type { SecureContext };
  */
 export interface TlsConnection {
   /** The client's address. */
-  readonly remoteAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.Addr;
   /** The server's address of this connection. */
-  readonly localAddr: Deno.NetAddr;
+  readonly localAddr: Deno.Addr;
   /**
    * Reads decrypted bytes into `p`: their count, or null when the client has
    * ended. Waits for the handshake.
@@ -84,7 +85,7 @@ export function secureContext(cert: string, key: string): SecureContext {
 
 /** Starts TLS on an accepted TCP connection; the handshake runs on its own. */
 export function startTls(
-  tcp: Deno.TcpConn,
+  tcp: Conn,
   context: SecureContext,
 ): TlsConnection {
   return new Connection(tcp, context);
@@ -118,11 +119,11 @@ function endedInHandshake(this: TcpStream) {
 
 /** The TCP connection as the stream node:tls reads and writes. */
 class TcpStream extends Duplex {
-  readonly tcp: Deno.TcpConn;
+  readonly tcp: Conn;
   /** The TLS socket on top, once made. */
   tls: TLSSocket | undefined;
 
-  constructor(tcp: Deno.TcpConn) {
+  constructor(tcp: Conn) {
     super();
     this.tcp = tcp;
     this.on("error", ignore).once("end", endedInHandshake);
@@ -160,7 +161,7 @@ class TcpStream extends Duplex {
   }
 }
 
-async function writeAll(tcp: Deno.TcpConn, bytes: Uint8Array) {
+async function writeAll(tcp: Conn, bytes: Uint8Array) {
   let written = 0;
   while (written < bytes.length) {
     written += await tcp.write(bytes.subarray(written));
@@ -174,7 +175,7 @@ class Connection implements TlsConnection {
   #rest: Buffer | undefined;
   #closed = false;
 
-  constructor(tcp: Deno.TcpConn, secureContext: SecureContext) {
+  constructor(tcp: Conn, secureContext: SecureContext) {
     this.#stream = new TcpStream(tcp);
     // The handshake starts now; the socket stays paused until read.
     this.#tls = new TLSSocket(this.#stream, { isServer: true, secureContext });
@@ -182,11 +183,11 @@ class Connection implements TlsConnection {
     this.#stream.tls = this.#tls;
   }
 
-  get remoteAddr(): Deno.NetAddr {
+  get remoteAddr(): Deno.Addr {
     return this.#stream.tcp.remoteAddr;
   }
 
-  get localAddr(): Deno.NetAddr {
+  get localAddr(): Deno.Addr {
     return this.#stream.tcp.localAddr;
   }
 

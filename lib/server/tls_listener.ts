@@ -17,6 +17,7 @@
  * @module
  */
 
+import type { Conn } from "./connection_table.ts";
 import type { SecureContext, TlsConnection } from "./tls_engine.ts";
 
 export type { TlsConnection };
@@ -84,7 +85,7 @@ const START_TLS = Symbol("startTls");
 const tlsConnections = new WeakSet<object>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
-export function isTlsConnection(conn: Deno.Conn): boolean {
+export function isTlsConnection(conn: Conn): boolean {
   return tlsConnections.has(conn);
 }
 
@@ -94,7 +95,7 @@ export function isTlsConnection(conn: Deno.Conn): boolean {
  * connection. The TCP connection then belongs to the TLS one.
  */
 export function startDeferredTls(
-  conn: Deno.Conn,
+  conn: Conn,
 ): Promise<TlsConnection> | undefined {
   return (conn as { [START_TLS]?: () => Promise<TlsConnection> })
     [START_TLS]?.();
@@ -110,7 +111,7 @@ export interface TlsListener {
    * "EMFILE") reach the caller unchanged; after `close()` it rejects with
    * `Deno.errors.BadResource`.
    */
-  accept(): Promise<TlsConnection>;
+  accept(): Promise<Conn>;
   /** Stops listening; a pending `accept()` rejects with BadResource. */
   close(): void;
   /**
@@ -166,7 +167,7 @@ export function listenTls(options: TlsListenOptions): TlsListener {
  */
 export interface TcpAcceptor {
   readonly addr: Deno.Addr;
-  accept(): Promise<Deno.Conn>;
+  accept(): Promise<Conn>;
   close(): void;
 }
 
@@ -225,7 +226,7 @@ class Listener implements TlsListener {
     }
   }
 
-  async accept(): Promise<TlsConnection> {
+  async accept(): Promise<Conn> {
     await this.#currentContext();
     const tcp = await this.#tcp.accept();
     if (this.#deferred) {
@@ -233,7 +234,7 @@ class Listener implements TlsListener {
       Object.defineProperty(tcp, START_TLS, {
         value: async () => {
           const tls = loaded!.startTls(
-            tcp as Deno.TcpConn,
+            tcp,
             await this.#currentContext(),
           );
           tlsConnections.add(tls);
@@ -241,12 +242,12 @@ class Listener implements TlsListener {
         },
       });
       tlsConnections.add(tcp);
-      return tcp as unknown as TlsConnection;
+      return tcp;
     }
     try {
       // Read again: a reload while this accept waited counts for its client.
       const tls = loaded!.startTls(
-        tcp as Deno.TcpConn,
+        tcp,
         await this.#currentContext(),
       );
       tlsConnections.add(tls);
