@@ -10,6 +10,7 @@
  * @module
  */
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Conn } from "./connection_table.ts";
 
 /**
@@ -157,13 +158,16 @@ class ResourceConn {
 }
 
 /**
- * A node socket as a connection. Errors are Deno's: after `close()` a call
- * rejects with `Deno.errors.BadResource`, one pending at `close()` with
- * `Deno.errors.Interrupted`; a reset is `Deno.errors.ConnectionReset`, a
- * write to a closed peer `Deno.errors.BrokenPipe`.
+ * A node socket (TLS included) as a connection. Errors are Deno's: after
+ * `close()` a call rejects with `Deno.errors.BadResource`, one pending at
+ * `close()` with `Deno.errors.Interrupted`; a reset is
+ * `Deno.errors.ConnectionReset`, a write to a closed peer
+ * `Deno.errors.BrokenPipe`; a socket that failed rejects with its error.
  */
 export class NodeConn {
   readonly #socket: Socket;
+  /** Under a TLS socket: the stream it runs on, ended and closed after it. */
+  readonly #below: Duplex | undefined;
   #remote: Deno.Addr | undefined;
   #local: Deno.Addr | undefined;
   #closed = false;
@@ -173,10 +177,16 @@ export class NodeConn {
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
    * `remoteAddr` and `localAddr` replace what the socket says, when given.
    */
-  constructor(socket: Socket, remoteAddr?: Deno.Addr, localAddr?: Deno.Addr) {
+  constructor(
+    socket: Socket,
+    remoteAddr?: Deno.Addr,
+    localAddr?: Deno.Addr,
+    below?: Duplex,
+  ) {
     this.#socket = socket;
     this.#remote = remoteAddr;
     this.#local = localAddr;
+    this.#below = below;
     socket.on("error", ignore);
   }
 
@@ -198,33 +208,54 @@ export class NodeConn {
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed) return Promise.reject(closedError());
-    const socket = this.#socket;
-    if (socket.destroyed) return Promise.reject(this.#ended());
-    if (socket.writableEnded) {
-      return Promise.reject(
-        new Deno.errors.BrokenPipe("The connection's write side is closed"),
-      );
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<number>();
-    socket.write(p, (error) => {
-      if (error) reject(this.#failure(error));
-      else resolve(p.length);
+    return this.#whileOpen<number>((socket, resolve, fail) => {
+      if (socket.writableEnded) {
+        fail(
+          new Deno.errors.BrokenPipe("The connection's write side is closed"),
+        );
+      } else {socket.write(p, (error) =>
+          error ? fail(error) : resolve(p.length));}
     });
-    return promise;
   }
 
-  /** Ends the write side (FIN) once earlier writes are out. */
+  /**
+   * Ends the write side once earlier writes are out: a TLS socket sends its
+   * close_notify alert, then the stream below it ends (FIN).
+   */
   closeWrite(): Promise<void> {
+    return this.#whileOpen<void>((socket, resolve, fail) => {
+      socket.end(() => {
+        if (!this.#below) return resolve();
+        this.#below.end((error?: Error | null) =>
+          error ? fail(error) : resolve()
+        );
+      });
+    });
+  }
+
+  /**
+   * Runs `start` on the open socket; the promise rejects if the socket
+   * closes first, with why it closed.
+   */
+  #whileOpen<T>(
+    start: (
+      socket: Socket,
+      resolve: (value: T) => void,
+      fail: (error: Error) => void,
+    ) => void,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
     const socket = this.#socket;
-    if (socket.destroyed) return Promise.reject(this.#ended());
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const onClose = () => reject(this.#ended());
+    if (socket.destroyed) return Promise.reject(this.#failure());
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const onClose = () => reject(this.#failure());
     socket.once("close", onClose);
-    socket.end(() => {
+    start(socket, (value) => {
       socket.off("close", onClose);
-      resolve();
+      resolve(value);
+    }, (error) => {
+      socket.off("close", onClose);
+      reject(this.#failure(error));
     });
     return promise;
   }
@@ -251,22 +282,27 @@ export class NodeConn {
     }
   }
 
-  /** Closes at once, in any state; closing twice does nothing. */
+  /**
+   * Closes at once, in any state (a TLS handshake included): the
+   * descriptor is freed now. Closing twice does nothing.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
+    this.#below?.destroy();
   }
 
-  #failure(error: Error): Error {
-    return this.#closed ? interruptedError() : denoError(error);
-  }
-
-  #ended(): Error {
+  /**
+   * Why a call cannot finish: closed here, the reason the socket failed
+   * (rather than node's "write ECANCELED" for the writes it dropped), else
+   * `error`, else a closed connection.
+   */
+  #failure(error?: Error): Error {
     if (this.#closed) return interruptedError();
-    const errored = this.#socket.errored;
-    return errored
-      ? denoError(errored)
+    const cause = this.#socket.errored ?? error;
+    return cause
+      ? denoError(cause)
       : new Deno.errors.BrokenPipe("The connection closed");
   }
 }

@@ -18,9 +18,15 @@
  */
 
 import type { Conn } from "./connection_table.ts";
-import type { SecureContext, TlsConnection } from "./tls_engine.ts";
+import type { SecureContext } from "./tls_engine.ts";
 
-export type { TlsConnection };
+/**
+ * One TLS client, with the members of `Deno.Conn` a server uses. After
+ * `close()` every call rejects with `Deno.errors.BadResource`; one pending
+ * at `close()` with `Deno.errors.Interrupted`; a failed handshake or a reset
+ * with the TLS or network error.
+ */
+export type TlsConnection = Conn;
 
 type Engine = typeof import("./tls_engine.ts");
 let engine: Promise<Engine> | undefined;
@@ -79,10 +85,10 @@ export interface TlsListenOptions {
   deferred?: boolean;
 }
 
-const START_TLS = Symbol("startTls");
-
 // Every connection a TLS listener gave out, until it is collected.
-const tlsConnections = new WeakSet<object>();
+const tlsConnections = new WeakSet<Conn>();
+// The TLS start of each connection a deferred listener gave out.
+const deferredStarts = new WeakMap<Conn, () => Promise<Conn>>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
 export function isTlsConnection(conn: Conn): boolean {
@@ -96,9 +102,8 @@ export function isTlsConnection(conn: Conn): boolean {
  */
 export function startDeferredTls(
   conn: Conn,
-): Promise<TlsConnection> | undefined {
-  return (conn as { [START_TLS]?: () => Promise<TlsConnection> })
-    [START_TLS]?.();
+): Promise<Conn> | undefined {
+  return deferredStarts.get(conn)?.();
 }
 
 /** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
@@ -231,15 +236,10 @@ class Listener implements TlsListener {
     const tcp = await this.#tcp.accept();
     if (this.#deferred) {
       // The certificate of when the handshake starts, as for the others.
-      Object.defineProperty(tcp, START_TLS, {
-        value: async () => {
-          const tls = loaded!.startTls(
-            tcp,
-            await this.#currentContext(),
-          );
-          tlsConnections.add(tls);
-          return tls;
-        },
+      deferredStarts.set(tcp, async () => {
+        const tls = loaded!.startTls(tcp, await this.#currentContext());
+        tlsConnections.add(tls);
+        return tls;
       });
       tlsConnections.add(tcp);
       return tcp;
