@@ -54,17 +54,10 @@ export const MAX_HEAD_BYTES = 8 * 1024;
  *   newer connection when every place was taken;
  * - `internal`: the metrics or the health check threw (answered 500).
  */
-export type MetricsHttpError =
-  | "bad_request"
-  | "header_too_large"
-  | "timeout"
-  | "closed_early"
-  | "reset"
-  | "evicted"
-  | "internal";
+export type MetricsHttpError = typeof METRICS_HTTP_ERRORS[number];
 
 /** The reasons, in a stable order (for the metrics). */
-export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
+export const METRICS_HTTP_ERRORS = [
   "bad_request",
   "header_too_large",
   "timeout",
@@ -72,7 +65,7 @@ export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
   "reset",
   "evicted",
   "internal",
-];
+] as const;
 
 /** The counters of the metrics endpoint itself. */
 export interface MetricsServerStats {
