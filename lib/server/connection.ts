@@ -273,39 +273,38 @@ function admitAndServe(
       // A failing observer must not stop the server.
     }
   }
-  const visit: Visit = {
-    slot,
-    bytes: EMPTY,
-    outcome: undefined,
-    reason: undefined,
-    admission,
-    host,
-  };
   const greeting = server.greeting;
-  if (typeof greeting !== "function") visit.bytes = greeting;
+  let bytes = EMPTY;
+  let failed: "error" | undefined;
+  if (typeof greeting !== "function") bytes = greeting;
   else {
     try {
-      const bytes = greeting({
+      bytes = greeting({
         remoteAddr: netAddr(remoteAddr),
         localAddr: netAddr(conn.localAddr),
         count: core.stats.accepted,
       });
       if (!(bytes instanceof Uint8Array)) throw new TypeError("Not bytes");
-      visit.bytes = bytes;
     } catch {
       // A greeting that cannot be made is an error, not an empty greeting.
-      core.stats.outcomes.error++;
-      visit.outcome = "error";
-      visit.reason = "template";
+      core.stats.outcomes[failed = "error"]++;
+      bytes = EMPTY;
     }
   }
-  if (server.tarpit && !visit.outcome) {
+  if (server.tarpit && !failed) {
     // Held for as long as the tarpit likes: no greeting's deadline.
     core.table.unbound(slot);
-    server.tarpit.hold(slot, visit.bytes, admission, host);
+    server.tarpit.hold(slot, bytes, admission, host);
     return;
   }
-  serveConnection(server, visit);
+  serveConnection(server, {
+    slot,
+    bytes,
+    outcome: failed,
+    reason: failed && "template",
+    admission,
+    host,
+  });
 }
 
 /**

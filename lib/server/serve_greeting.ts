@@ -139,10 +139,7 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
-  return start(
-    options,
-    (resolved) => openListeners(resolved.targets, resolved),
-  );
+  return serveGreetingWith(options, {});
 }
 
 /**
@@ -158,32 +155,23 @@ export function serveGreetingOn(
 }
 
 /**
- * {@linkcode serveGreeting} with the internal observers of `hooks`: the
+ * {@linkcode serveGreeting} with the internal observers of `hooks` (the
  * CLI's metrics take a number per connection there, and no record is made
- * unless `onClose` is given. Internal: not part of the library's face.
+ * unless `onClose` is given), on `listeners` when given. Internal: not part
+ * of the library's face.
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
   hooks: ServerHooks,
   listeners?: OpenListener[],
 ): GreetingServer {
-  return start(
-    options,
-    (resolved) => listeners ?? openListeners(resolved.targets, resolved),
-    hooks,
-  );
-}
-
-/** Checks the options, then serves on the listeners `listen` gives. */
-function start(
-  options: ServeGreetingOptions,
-  listen: (resolved: ResolvedOptions) => OpenListener[],
-  hooks: ServerHooks = {},
-): GreetingServer {
   const resolved = resolveOptions(options);
   const { signal } = options;
   signal?.throwIfAborted();
-  const listeners = listen(resolved);
+  listeners ??= openListeners(resolved.targets, {
+    ...resolved,
+    proxy: resolved.proxy !== undefined,
+  });
   const greeting = resolved.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown: stop, finished } = startServerCore(
     {
