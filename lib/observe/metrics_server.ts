@@ -30,6 +30,8 @@ import {
   startServerCore,
 } from "../server/connection_server.ts";
 import type { ServerStats } from "../server/stats.ts";
+import { checkInteger } from "../server/options.ts";
+import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
 import { labelledCounter, metric } from "./prometheus.ts";
 
@@ -370,17 +372,6 @@ async function exchange(
   return failed;
 }
 
-function checkCount(name: string, value: number) {
-  if (typeof value !== "number") {
-    throw new TypeError(`${name} must be a number: got ${typeof value}`);
-  }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(
-      `${name} must be a whole number of at least 1: got ${value}`,
-    );
-  }
-}
-
 /**
  * Serves Prometheus metrics over HTTP/1.1: `GET /metrics` (text format
  * 0.0.4), `GET /healthz` (200 `ok` while the server can greet, 503 and the
@@ -399,8 +390,8 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
     timeout = DEFAULT_METRICS_TIMEOUT,
     signal,
   } = options;
-  checkCount("Connection cap", maxConnections);
-  checkCount("Timeout", timeout);
+  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
+  checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
     ? Deno.listen({ hostname: options.hostname, port: options.port })
     : listenOnDescriptor(options.fd);
@@ -411,6 +402,7 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       timeout,
       linger: timeout,
       drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
+      signal,
       closeAcceptors() {
         try {
           listener.close();
@@ -459,12 +451,7 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
   const shutdown = (): Promise<void> =>
     started.shutdown().catch((error) => {
       failure = error;
-    }).finally(() => signal?.removeEventListener("abort", onAbort));
-  function onAbort() {
-    shutdown();
-  }
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener("abort", onAbort, { once: true });
+    });
   const finished = started.finished.catch((error) => {
     failure = error;
   });

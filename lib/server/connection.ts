@@ -45,7 +45,7 @@ export interface ConnectionContext extends ServerHooks {
   /** The health probe's source port while one is in flight, or 0. */
   readonly selfProbe: Int32Array | undefined;
   /** In tarpit mode, what holds admitted clients instead of greeting them. */
-  tarpit: Pick<Tarpit, "hold"> | undefined;
+  tarpit: Tarpit | undefined;
   /** The greeting pause and capture, when asked for. */
   readonly sensor: SensorOptions | undefined;
   /** How observers see a client's address; replaced by a reload. */

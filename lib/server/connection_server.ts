@@ -35,6 +35,10 @@ export interface ServerCoreOptions
   maxConnections: number;
   /** How long shutdown lets open connections finish, in ms. */
   drainTimeout: number;
+  /** Aborting it shuts the server down. */
+  signal?: AbortSignal;
+  /** Called as shutdown starts, once nothing more is accepted. */
+  stopping?(): void;
   /** Told of each failed accept (already counted); must not throw. */
   onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
   /**
@@ -116,6 +120,8 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     },
   };
   const state = make(core);
+  const { signal } = options;
+  const onAbort = () => void shutdown().catch(() => {});
   const loopDone = Promise.all(
     options.acceptors.map((acceptor) => acceptLoop(acceptor, core)),
   );
@@ -123,10 +129,12 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
 
   function shutdown(): Promise<void> {
     shutdownPromise ??= (async () => {
+      signal?.removeEventListener("abort", onAbort);
       core.closing = true;
       const closed = options.closeAcceptors();
       places.close();
       ended?.resolve();
+      options.stopping?.();
       let loopError: unknown;
       try {
         await loopDone;
@@ -156,5 +164,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
 
   // If a listener fails outside of shutdown, shut down and report it.
   const finished = loopDone.then(shutdown, shutdown);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
   return { state, shutdown, finished };
 }

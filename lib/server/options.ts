@@ -587,7 +587,13 @@ function invalid(
   );
 }
 
-function checkInteger(
+/**
+ * Checks that option `option` is a whole number from `min` to `max`.
+ *
+ * @throws {TypeError} For a value that is not a number.
+ * @throws {RangeError} For one out of the range.
+ */
+export function checkInteger(
   option: string,
   value: unknown,
   min: number,

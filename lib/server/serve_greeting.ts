@@ -173,7 +173,7 @@ export function serveGreetingWith(
     proxy: resolved.proxy !== undefined,
   });
   const greeting = resolved.greeting ?? DEFAULT_GREETING;
-  const { state: server, shutdown: stop, finished } = startServerCore(
+  const { state: server, shutdown, finished } = startServerCore(
     {
       acceptors: listeners.map(({ listener }) => listener),
       maxConnections: resolved.maxConnections,
@@ -185,6 +185,9 @@ export function serveGreetingWith(
       greetTimeout: resolved.tls ? TLS_HANDSHAKE_TIMEOUT : 0,
       drainTimeout: resolved.drainTimeout,
       onAcceptError: options.onAcceptError,
+      signal,
+      // Held clients are let go at once, not after the drain timeout.
+      stopping: () => server.tarpit?.releaseAll(),
       closeAcceptors: () => listeners.map(closeListener),
     },
     (core): ConnectionContext => ({
@@ -210,20 +213,6 @@ export function serveGreetingWith(
     typeof greeting === "function" ? undefined : greeting,
   );
   server.tarpit = tarpit;
-
-  function shutdown(): Promise<void> {
-    signal?.removeEventListener("abort", onAbort);
-    const stopped = stop();
-    // Held clients are let go at once, not after the drain timeout.
-    tarpit?.releaseAll();
-    return stopped;
-  }
-  function onAbort() {
-    shutdown().catch(() => {});
-  }
-  signal?.addEventListener("abort", onAbort, { once: true });
-  // A listener that fails outside of shutdown ends the server too.
-  finished.catch(() => signal?.removeEventListener("abort", onAbort));
 
   const addrs = listeners.map(({ listener }) => listener.addr);
   const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>

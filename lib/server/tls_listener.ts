@@ -63,28 +63,6 @@ function checkPemShape(cert: string, key: string): void {
   }
 }
 
-/** Where to listen, and the certificate and key (PEM) to serve TLS with. */
-export interface TlsListenOptions {
-  /** The address to listen on, such as "0.0.0.0" or "::1". */
-  hostname: string;
-  /** The port; 0 picks a free one. */
-  port: number;
-  /** The certificate chain, PEM, the server's own certificate first. */
-  cert: string;
-  /** The private key of the first certificate, PEM. */
-  key: string;
-  /** The length of the kernel's queue of connections not yet accepted. */
-  backlog?: number;
-  /** Let other sockets listen on the same address (Linux `SO_REUSEPORT`). */
-  reusePort?: boolean;
-  /**
-   * Accept the plain TCP connection and start TLS only when
-   * {@linkcode startDeferredTls} is called on it: for what comes in clear
-   * before the handshake, such as a PROXY protocol header.
-   */
-  deferred?: boolean;
-}
-
 // Every connection a TLS listener gave out, until it is collected.
 const tlsConnections = new WeakSet<Conn>();
 // The TLS start of each connection a deferred listener gave out.
@@ -106,7 +84,7 @@ export function startDeferredTls(
   return deferredStarts.get(conn)?.();
 }
 
-/** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
+/** What {@linkcode serveTlsOn} returns: a `Deno.Listener` of TLS clients. */
 export interface TlsListener {
   /** The address listened on; its port is the real one when 0 was asked. */
   readonly addr: Deno.NetAddr;
@@ -131,41 +109,6 @@ export interface TlsListener {
 }
 
 /**
- * Listens on a TCP address and serves TLS with the certificate and key.
- *
- * @example Greet one TLS client
- * ```ts ignore
- * const listener = listenTls({ hostname: "0.0.0.0", port: 8443, cert, key });
- * const conn = await listener.accept();
- * await conn.write(new TextEncoder().encode("Connection Established\r\n"));
- * await conn.closeWrite();
- * conn.close();
- * ```
- *
- * @throws {TypeError} When the certificate or the key is not PEM of its kind.
- * @throws {RangeError} When `backlog` is not a whole number of at least 1.
- * A key that does not belong to the certificate is found once node's TLS
- * has loaded (a moment later): `accept()` then closes the listener and
- * rejects with `Deno.errors.BadResource`, whose `cause` says why.
- * @throws Whatever `Deno.listen` throws, such as `Deno.errors.AddrInUse`.
- */
-export function listenTls(options: TlsListenOptions): TlsListener {
-  const { hostname, port, cert, key, backlog, reusePort, deferred } = options;
-  if (backlog !== undefined && (!Number.isInteger(backlog) || backlog < 1)) {
-    throw new RangeError("The backlog must be a whole number of at least 1");
-  }
-  checkPemShape(cert, key);
-  const listener = Deno.listen({
-    hostname,
-    port,
-    transport: "tcp",
-    ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
-    ...(reusePort ? { reusePort } : {}),
-  });
-  return serveTlsOn(listener, cert, key, deferred === true);
-}
-
-/**
  * What TLS can be served on: a `Deno.TcpListener`, or a listener of a
  * passed socket (see `listenOnDescriptor`), whose connections have the
  * members TLS uses.
@@ -177,8 +120,19 @@ export interface TcpAcceptor {
 }
 
 /**
- * Serves TLS with the certificate and key on an open TCP listener, as
- * {@linkcode listenTls} does on the one it opens.
+ * Serves TLS with the certificate and key on an open TCP listener: a
+ * `deferred` one hands out the plain TCP connection and starts TLS only
+ * when {@linkcode startDeferredTls} is called on it, for what comes in
+ * clear before the handshake (a PROXY protocol header).
+ *
+ * @example Greet one TLS client
+ * ```ts ignore
+ * const listener = serveTlsOn(Deno.listen({ port: 8443 }), cert, key);
+ * const conn = await listener.accept();
+ * await conn.write(new TextEncoder().encode("Connection Established\r\n"));
+ * await conn.closeWrite();
+ * conn.close();
+ * ```
  *
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
