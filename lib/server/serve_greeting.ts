@@ -15,7 +15,6 @@ import {
 import {
   checkReloadable,
   type ReloadOptions,
-  type ResolvedOptions,
   resolveOptions,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
