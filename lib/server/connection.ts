@@ -324,7 +324,8 @@ async function serveConnection(
   const conn = slot.conn;
   const decided = visit.outcome !== undefined;
   // Only an observer needs the duration.
-  const start = server.onClose || server.onEnded ? performance.now() : 0;
+  const observed = server.onClose !== undefined || server.onEnded !== undefined;
+  const start = observed ? performance.now() : 0;
   core.inFlight++;
   let written = 0;
   const sensing = sensor && !decided ? new Sensing(sensor) : undefined;
@@ -367,7 +368,7 @@ async function serveConnection(
     if (visit.host !== undefined) visit.admission!.release(visit.host);
     table.release(slot);
   }
-  if (start > 0) {
+  if (observed) {
     const duration = performance.now() - start;
     try {
       server.onEnded?.(duration, undefined);
