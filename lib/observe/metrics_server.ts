@@ -436,13 +436,19 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
         table.release(oldest);
       }
       core.inFlight++;
-      const failed = await exchange(endpoint, slot);
-      // Connections cut by shutdown are not failures.
-      if (failed && !(failed === "timeout" && core.closing)) {
-        endpoint.own.errors[failed]++;
+      try {
+        const failed = await exchange(endpoint, slot);
+        // Connections cut by shutdown are not failures.
+        if (failed && !(failed === "timeout" && core.closing)) {
+          endpoint.own.errors[failed]++;
+        }
+      } catch {
+        // exchange() does not throw; this keeps a surprise from being unhandled.
+        endpoint.own.errors.internal++;
+      } finally {
+        table.release(slot);
+        core.handled();
       }
-      table.release(slot);
-      core.handled();
     },
   );
 
