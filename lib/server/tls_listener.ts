@@ -142,14 +142,22 @@ export function serveTlsOn(
   key: string,
   deferred = false,
 ): TlsListener {
+  return new Listener(tcp, contextOf(cert, key), deferred);
+}
+
+/**
+ * The secure context of a pair, checked in full once node's TLS is loaded;
+ * a bad pair is reported by `accept()`.
+ *
+ * @throws {TypeError} When the certificate or the key is not PEM of its kind.
+ */
+function contextOf(cert: string, key: string): Promise<SecureContext> {
   checkPemShape(cert, key);
-  // The pair is checked in full once node's TLS is loaded, before the first
-  // connection is taken.
   const context = loadEngine().then((engine) =>
     engine.secureContext(cert, key)
   );
   context.catch(() => {}); // Reported by accept().
-  return new Listener(tcp, context, deferred);
+  return context;
 }
 
 class Listener implements TlsListener {
@@ -172,40 +180,30 @@ class Listener implements TlsListener {
   }
 
   setCertificate(cert: string, key: string): void {
-    checkPemShape(cert, key);
-    if (loaded) {
-      // Checked in full now: a bad pair throws and nothing changes.
-      this.#context = Promise.resolve(loaded.secureContext(cert, key));
-    } else {
-      const next = loadEngine().then((engine) =>
-        engine.secureContext(cert, key)
-      );
-      next.catch(() => {});
-      this.#context = next;
-    }
+    // Once node's TLS is loaded, checked in full now: a bad pair throws and
+    // nothing changes.
+    this.#context = loaded
+      ? Promise.resolve(loaded.secureContext(cert, key))
+      : contextOf(cert, key);
   }
 
   async accept(): Promise<Conn> {
     await this.#currentContext();
     const tcp = await this.#tcp.accept();
+    // The certificate of when the handshake starts: a reload while this
+    // accept waited counts for its client.
+    const start = async () => {
+      const tls = loaded!.startTls(tcp, await this.#currentContext());
+      tlsConnections.add(tls);
+      return tls;
+    };
     if (this.#deferred) {
-      // The certificate of when the handshake starts, as for the others.
-      deferredStarts.set(tcp, async () => {
-        const tls = loaded!.startTls(tcp, await this.#currentContext());
-        tlsConnections.add(tls);
-        return tls;
-      });
+      deferredStarts.set(tcp, start);
       tlsConnections.add(tcp);
       return tcp;
     }
     try {
-      // Read again: a reload while this accept waited counts for its client.
-      const tls = loaded!.startTls(
-        tcp,
-        await this.#currentContext(),
-      );
-      tlsConnections.add(tls);
-      return tls;
+      return await start();
     } catch (error) {
       tcp.close();
       throw error;
