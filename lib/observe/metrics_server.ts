@@ -29,7 +29,7 @@ import {
   type ServerCore,
   startServerCore,
 } from "../server/connection_server.ts";
-import type { ServerStats } from "../server/stats.ts";
+import { type ServerStats, zeroCounts } from "../server/stats.ts";
 import { checkInteger } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
@@ -418,9 +418,7 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       own: {
         listener: core.stats,
         responses: {},
-        errors: Object.fromEntries(
-          METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
-        ) as Record<MetricsHttpError, number>,
+        errors: zeroCounts(METRICS_HTTP_ERRORS),
       },
     }),
     async (endpoint, conn) => {

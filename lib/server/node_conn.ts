@@ -121,39 +121,29 @@ function adopt(
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
 class ResourceConn {
-  readonly #core: ResourceOps;
-  readonly #rid: number;
-  readonly remoteAddr: Deno.Addr;
-  readonly localAddr: Deno.Addr;
-
   constructor(
-    core: ResourceOps,
-    rid: number,
-    remoteAddr: Deno.Addr,
-    localAddr: Deno.Addr,
-  ) {
-    this.#core = core;
-    this.#rid = rid;
-    this.remoteAddr = remoteAddr;
-    this.localAddr = localAddr;
-  }
+    private readonly core: ResourceOps,
+    private readonly rid: number,
+    readonly remoteAddr: Deno.Addr,
+    readonly localAddr: Deno.Addr,
+  ) {}
 
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
-    const n = await this.#core.read(this.#rid, p);
+    const n = await this.core.read(this.rid, p);
     return n === 0 ? null : n;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.#core.write(this.#rid, p);
+    return this.core.write(this.rid, p);
   }
 
   closeWrite(): Promise<void> {
-    return this.#core.shutdown(this.#rid);
+    return this.core.shutdown(this.rid);
   }
 
   close(): void {
-    this.#core.close(this.#rid);
+    this.core.close(this.rid);
   }
 }
 
