@@ -164,7 +164,8 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
 
   // If a listener fails outside of shutdown, shut down and report it.
   const finished = loopDone.then(shutdown, shutdown);
-  if (signal?.aborted) onAbort();
+  // Once the caller has its state: `stopping` may read it.
+  if (signal?.aborted) queueMicrotask(onAbort);
   else signal?.addEventListener("abort", onAbort, { once: true });
   return { state, shutdown, finished };
 }
