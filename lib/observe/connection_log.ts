@@ -123,8 +123,7 @@ export function createConnectionLog(
   };
   /** Logs the line `make` makes of the connection at `addr`, if its rate allows. */
   const log = (addr: Deno.Addr, make: () => string) => {
-    if (!throttle) emit(make());
-    else throttle.offer(key(addr), make);
+    if (!throttle || throttle.allow(key(addr))) emit(make());
     current = peer = undefined;
   };
   const text = (

@@ -2,7 +2,7 @@ import { formatTextSuppressedLine } from "./log_format.ts";
 
 /** Options for {@linkcode createLogThrottle}. */
 export interface LogThrottleOptions {
-  /** Receives every line to log: connection lines and summaries. */
+  /** Receives the summaries. */
   emit: (line: string) => void;
   /**
    * Connection lines logged per second from one source; the rest are
@@ -56,10 +56,11 @@ export interface LogThrottleOptions {
 /** Limits per-connection log lines; see {@linkcode createLogThrottle}. */
 export interface LogThrottle {
   /**
-   * Logs `makeLine()` unless `source` (or everyone) is over its rate; then
-   * the line is only counted, and `makeLine` is never called. True if logged.
+   * True if a line from `source` may be logged now; false when `source` (or
+   * everyone) is over its rate: the line is then only counted, for the
+   * summary. The caller makes the line only when it is allowed.
    */
-  offer(source: string, makeLine: () => string): boolean;
+  allow(source: string): boolean;
   /** Emits the pending summaries now. */
   flush(): void;
   /**
@@ -87,7 +88,8 @@ interface Source {
 
 /**
  * Creates a flood limiter for per-connection lines. Up to the rates, lines
- * pass straight to `emit`. Beyond them each line is only counted, per
+ * are allowed (the caller makes and writes them). Beyond them each line is
+ * only counted, per
  * source, and once per interval a summary such as "15 more connections
  * from 192.0.2.1 suppressed" is emitted with the exact count, so logged
  * lines plus summarized counts always add up to the connections offered.
@@ -150,7 +152,7 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   }
 
   return {
-    offer(key, makeLine) {
+    allow(key) {
       const now = clock();
       if (now >= windowEnd) {
         window++;
@@ -175,7 +177,6 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
         windowCount++;
         source.count++;
         logged++;
-        emit(makeLine());
         return true;
       }
       suppressed++;
