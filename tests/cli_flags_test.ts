@@ -42,13 +42,14 @@ Deno.test("parseCommand() takes durations with units; a bare number is milliseco
     "2m",
   ]);
   if (serve.command !== "serve") throw new Error("not serve");
-  assertEquals([serve.timeout, serve.linger, serve.drainTimeout], [
+  const { timeout, linger, drainTimeout } = serve.options;
+  assertEquals([timeout, linger, drainTimeout], [
     5000,
     250,
     120_000,
   ]);
   const bare = parseCommand(["--timeout", "1500"]);
-  assertEquals(bare.command === "serve" && bare.timeout, 1500);
+  assertEquals(bare.command === "serve" && bare.options.timeout, 1500);
   const connect = parseCommand(["connect", "-t", "1m30s"]);
   assertEquals(connect.command === "connect" && connect.timeout, 90_000);
   const check = parseCommand(["check", "--timeout", "1.5s"]);

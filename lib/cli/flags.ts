@@ -97,44 +97,6 @@ export function flagName(
 }
 
 /**
- * Records how each flag in `args` was spelt. Follows parseArgs' reading
- * closely enough for messages: `--name[=v]`, `-x v`, `-xv`, and bundled
- * switches such as `-qV`.
- */
-function recordSpellings(
-  args: string[],
-  byName: Map<string, FlagSpec>,
-): Map<string, string[]> {
-  const spelled = new Map<string, string[]>();
-  const add = (spec: FlagSpec, spelling: string) => {
-    const list = spelled.get(spec.name);
-    if (list) list.push(spelling);
-    else spelled.set(spec.name, [spelling]);
-  };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--") break;
-    if (arg.startsWith("--")) {
-      const spec = byName.get(arg.slice(2).replace(/=.*$/s, ""));
-      if (!spec) continue;
-      add(spec, dashed(spec));
-      if (spec.value && !arg.includes("=")) i++;
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      for (let j = 1; j < arg.length; j++) {
-        const spec = byName.get(arg[j]);
-        if (!spec) break;
-        add(spec, `-${arg[j]}`);
-        if (spec.value) {
-          if (j === arg.length - 1) i++;
-          break;
-        }
-      }
-    }
-  }
-  return spelled;
-}
-
-/**
  * The "Unknown option" line for `typed` (the flag as given, without any
  * `=value`), with a suggestion from `specs` when one is close.
  */
@@ -168,10 +130,18 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (spec.short) byName.set(spec.short, spec);
   }
 
-  // parseArgs turns "--port" with nothing after it into "", and so does
-  // "--port --quiet"; both are missing values, not empty ones. Joining each
-  // flag to its value ("--port=80") also keeps an empty value ("--host ''")
-  // from being read as a positional argument.
+  // One pass: each flag's spelling is recorded as it is met, and each flag
+  // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
+  // "--port=80"). parseArgs would turn "--port" with nothing after it into
+  // "", and so "--port --quiet"; both are missing values, not empty ones.
+  // Joining also keeps an empty value ("--host ''") from being read as a
+  // positional argument.
+  const spelled = new Map<string, string[]>();
+  const spell = (spec: FlagSpec, spelling: string) => {
+    const list = spelled.get(spec.name);
+    if (list) list.push(spelling);
+    else spelled.set(spec.name, [spelling]);
+  };
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -184,36 +154,34 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (arg.startsWith("--no-")) {
       throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
+    const long = /^--([^=]+)(=?)/s.exec(arg);
+    // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
+    const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
+    const bundle = letters.map((letter) => byName.get(letter));
+    const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
+      bundle.length;
+    if (long || end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
+      const spec = long && byName.get(long[1]);
+      if (spec) spell(spec, dashed(spec));
+      if (!spec?.value || long![2] === "=") {
+        // Unknown flags and the rest are parseArgs' to read.
+        joined.push(arg);
+        continue;
+      }
+      i = joinValue(spec, arg, args, i, joined);
+      continue;
+    }
+    for (const spec of bundle.slice(0, end) as FlagSpec[]) {
+      spell(spec, `-${spec.short}`);
+      if (!spec.value) joined.push(dashed(spec));
+    }
+    const last = bundle[end - 1]!;
+    if (!last.value) continue;
     // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
     // (parseArgs would read it as bundled switches -H -l -o ...).
-    const short = /^-([^-])(.+)$/s.exec(arg);
-    const attached = short && byName.get(short[1]);
-    if (attached?.value && attached.short === short![1]) {
-      joined.push(`--${attached.name}=${short![2].replace(/^=/, "")}`);
-      continue;
-    }
-    const match = /^--?([^=]+)$/.exec(arg);
-    const spec = match && byName.get(match[1]);
-    if (!spec?.value) {
-      joined.push(arg);
-      continue;
-    }
-    const next = args[i + 1];
-    // A negative number is a value (and a wrong one, said by its flag).
-    const isFlag = next !== undefined && next.startsWith("-") &&
-      next.length > 1 && !/^-\d/.test(next);
-    if (next === undefined || isFlag) {
-      // The flag as typed: "-p" or "--port".
-      const flag = arg;
-      throw new UsageError(
-        `Missing value for ${flag}: write ${flag} ${spec.value}` +
-          (next === undefined
-            ? ""
-            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
-      );
-    }
-    joined.push(`--${spec.name}=${next}`);
-    i++;
+    const attached = letters.slice(end).join("").replace(/^=/, "");
+    if (end < letters.length) joined.push(`--${last.name}=${attached}`);
+    else i = joinValue(last, `-${last.short}`, args, i, joined);
   }
 
   const withValue = specs.filter((spec) => spec.value).map((spec) => spec.name);
@@ -249,12 +217,36 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
   ].map(String);
-  return {
-    values,
-    switches,
-    positionals,
-    spelled: recordSpellings(args, byName),
-  };
+  return { values, switches, positionals, spelled };
+}
+
+/**
+ * Joins `flag` (as typed) to the argument after it, its value.
+ *
+ * @returns The index of that argument.
+ * @throws {UsageError} If there is none, or the next is a flag.
+ */
+function joinValue(
+  spec: FlagSpec,
+  flag: string,
+  args: string[],
+  i: number,
+  joined: string[],
+): number {
+  const next = args[i + 1];
+  // A negative number is a value (and a wrong one, said by its flag).
+  const isFlag = next !== undefined && next.startsWith("-") &&
+    next.length > 1 && !/^-\d/.test(next);
+  if (next === undefined || isFlag) {
+    throw new UsageError(
+      `Missing value for ${flag}: write ${flag} ${spec.value}` +
+        (next === undefined
+          ? ""
+          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+    );
+  }
+  joined.push(`--${spec.name}=${next}`);
+  return i + 1;
 }
 
 /** The last value given for a flag, if any. */

@@ -34,9 +34,9 @@ export interface ServerRun {
 
 /** Options for {@linkcode runServer}. */
 export interface RunServerOptions {
-  /** The serving command: log format, quietness, rate, metrics. */
+  /** The serving command: its log and metrics. */
   command: ServeCommand;
-  /** The server options made from it by `prepareServe`. */
+  /** The server options made from it (see `complete`). */
   options: ServeGreetingOptions;
   /** Receives each log line (the main thread's writer, or a worker's batcher). */
   emit: (line: string) => void;
@@ -55,15 +55,15 @@ export function runServer(run: RunServerOptions): ServerRun {
   const { command, options, emit } = run;
   const log = createConnectionLog({
     emit,
-    format: command.logFormat,
-    quiet: command.quiet,
-    rate: command.logRate,
-    timestamps: command.logTimestamps === "on",
-    sensed: command.greetPause !== undefined || command.capture !== undefined,
-    tarpit: command.tarpit !== undefined,
+    format: command.log.format,
+    quiet: command.log.quiet,
+    rate: command.log.rate,
+    timestamps: command.log.timestamps === "on",
+    sensed: options.greetPause !== undefined || options.capture !== undefined,
+    tarpit: options.tarpit !== undefined,
   });
   const histogram = createDurationHistogram();
-  const trapped = command.tarpit
+  const trapped = options.tarpit
     ? createDurationHistogram(TRAPPED_BUCKETS)
     : undefined;
   let server: GreetingServer;
@@ -105,7 +105,7 @@ export function runServer(run: RunServerOptions): ServerRun {
  * classic output was.
  */
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
-  if (command.logTimestamps !== "auto") return command;
+  if (command.log.timestamps !== "auto") return command;
   let on = false;
   try {
     const { state } = Deno.permissions.querySync({
@@ -119,5 +119,5 @@ export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   } catch {
     // Off, as without the permission.
   }
-  return { ...command, logTimestamps: on ? "on" : "off" };
+  return { ...command, log: { ...command.log, timestamps: on ? "on" : "off" } };
 }

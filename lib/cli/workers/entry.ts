@@ -7,7 +7,7 @@
  */
 import { explainError, explainListenError } from "../explain.ts";
 import { runServer, type ServerRun } from "../run_server.ts";
-import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
+import { complete, type Prepared } from "../setup.ts";
 import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
@@ -39,23 +39,25 @@ function post(message: FromWorker) {
 }
 
 /**
- * Collects log lines and posts them to the main thread in batches: lines
- * of one burst go as one message, never one message per connection.
+ * Collects log lines and posts them to the main thread in batches, as the
+ * lines its writer takes: one message per burst, never one per connection.
  */
 function createLogBatcher() {
-  let pending = "";
+  let pending: string[] = [];
+  let size = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   function flush() {
     clearTimeout(timer);
     timer = undefined;
-    if (pending === "") return;
-    post({ type: "log", text: pending });
-    pending = "";
+    if (pending.length === 0) return;
+    post({ type: "log", lines: pending });
+    pending = [];
+    size = 0;
   }
   return {
     line(text: string) {
-      pending += text + "\n";
-      if (pending.length >= LOG_BATCH_SIZE) flush();
+      pending.push(text);
+      if ((size += text.length) >= LOG_BATCH_SIZE) flush();
       else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
     },
     flush,
@@ -65,11 +67,11 @@ function createLogBatcher() {
 let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
 
-/** Swaps in what the main thread read again; the failure's line. */
-async function reload(files: FileSnapshot): Promise<string | undefined> {
+/** Swaps in what the main thread prepared again; the failure's line. */
+async function reload(prepared: Prepared): Promise<string | undefined> {
   if (!server || !startCommand) return "not serving yet";
   try {
-    server.reload(await prepareReload(startCommand, files));
+    server.reload(await complete(startCommand, prepared));
     return undefined;
   } catch (error) {
     return explainError(error).message;
@@ -77,9 +79,9 @@ async function reload(files: FileSnapshot): Promise<string | undefined> {
 }
 let snapshot: (() => WorkerSnapshot) | undefined;
 
-async function start({ command, files, ports, selfProbe }: StartMessage) {
+async function start({ command, prepared, ports, selfProbe }: StartMessage) {
   startCommand = command;
-  const options = await prepareServe(command, files);
+  const options = await complete(command, prepared);
   const listen = ports === undefined
     ? options.listen
     : options.listen?.map((target, i) =>
@@ -167,7 +169,7 @@ scope.onmessage = ({ data }) => {
       }
       break;
     case "reload":
-      reload(data.files).then((error) =>
+      reload(data.prepared).then((error) =>
         post({ type: "reloaded", request: data.request, error })
       );
       break;

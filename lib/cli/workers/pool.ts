@@ -17,7 +17,8 @@ import type { ProbeKind } from "../../net/probe.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SELF_PROBE } from "../run_server.ts";
-import type { FileSnapshot } from "../setup.ts";
+import type { Prepared } from "../setup.ts";
+import { ExitError } from "../flags.ts";
 
 export type {
   FromWorker,
@@ -25,17 +26,6 @@ export type {
   ToWorker,
   WorkerSnapshot,
 } from "./protocol.ts";
-
-/** A worker could not start; `message` is one line for people. */
-export class WorkerStartError extends Error {
-  /** 2 for usage errors, 1 otherwise. */
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
-    this.name = "WorkerStartError";
-    this.exitCode = exitCode;
-  }
-}
 
 /** The message for a Deno run without `--unstable-net`. */
 export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
@@ -54,8 +44,8 @@ export function reusePortAvailable(): boolean {
 export interface StartWorkersOptions {
   /** How many workers. */
   count: number;
-  /** Receives each batch of log lines, one or more lines ending in "\n". */
-  onLog: (text: string) => void;
+  /** Receives each batch of log lines, as the line writer takes them. */
+  onLines: (lines: string[]) => void;
   /** How long a worker may take to stop past the drain timeout, in ms. */
   stopGrace?: number;
   /** The worker module; only tests replace ./entry.ts. */
@@ -79,11 +69,11 @@ export interface WorkerGroup {
   /** Resolves once every running worker has sent fresh counters. */
   refresh(): Promise<void>;
   /**
-   * Tells every worker to reload its configuration from `files` (what the
-   * main thread read and checked); resolves to undefined, or to the first
-   * worker's one-line failure.
+   * Tells every worker to swap in `prepared` (what the main thread read
+   * and checked); resolves to undefined, or to the first worker's one-line
+   * failure.
    */
-  reload(files: FileSnapshot): Promise<string | undefined>;
+  reload(prepared: Prepared): Promise<string | undefined>;
   /** Tells every worker to shut down; safe to call more than once. */
   shutdown(): void;
   /**
@@ -119,7 +109,7 @@ function checkReadable(entry: URL) {
   if (entry.protocol !== "file:") return;
   const { state } = Deno.permissions.querySync({ name: "read", path: entry });
   if (state !== "granted") {
-    throw new WorkerStartError(
+    throw new ExitError(
       `Cannot start the workers: missing permission (read access to ` +
         `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
         "--allow-read",
@@ -181,14 +171,17 @@ export function renderWorkerMetrics(accepted: readonly number[]): string {
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
- * @throws {WorkerStartError} If one cannot start; none is left running.
+ * @throws {ExitError} If one cannot start; none is left running.
  */
 export async function startWorkers(
   command: ServeCommand,
-  files: FileSnapshot,
+  prepared: Prepared,
   options: StartWorkersOptions,
 ): Promise<WorkerGroup> {
-  const { count, onLog, stopGrace = 5_000, entry } = options;
+  const { count, onLines, stopGrace = 5_000, entry } = options;
+  // The greeting a function, which cannot be cloned: each worker makes it.
+  const posted = { ...prepared, greeting: undefined };
+  const drainTimeout = command.options.drainTimeout!;
   checkReadable(entry ?? ENTRY);
   const startTime = Date.now();
   let started = false;
@@ -273,13 +266,13 @@ export async function startWorkers(
         break;
       case "failed":
         member.ready.reject(
-          new WorkerStartError(message.message, message.exitCode),
+          new ExitError(message.message, message.exitCode),
         );
         break;
       case "crashed":
         if (!started) {
           member.ready.reject(
-            new WorkerStartError(
+            new ExitError(
               `worker ${member.index} failed: ${message.message}`,
               1,
             ),
@@ -289,7 +282,7 @@ export async function startWorkers(
         }
         break;
       case "log":
-        onLog(message.text);
+        onLines(message.lines);
         break;
       case "stats":
         member.snapshot = message.snapshot;
@@ -322,10 +315,10 @@ export async function startWorkers(
       for (const member of members) {
         end(
           member,
-          `did not stop within ${command.drainTimeout + stopGrace} ms`,
+          `did not stop within ${drainTimeout + stopGrace} ms`,
         );
       }
-    }, command.drainTimeout + stopGrace);
+    }, drainTimeout + stopGrace);
   }
 
   const [first, ...rest] = members;
@@ -334,7 +327,7 @@ export async function startWorkers(
       {
         type: "start",
         command,
-        files,
+        prepared: posted,
         selfProbe: SELF_PROBE,
       } satisfies ToWorker,
     );
@@ -345,7 +338,7 @@ export async function startWorkers(
         {
           type: "start",
           command,
-          files,
+          prepared: posted,
           ports,
           selfProbe: SELF_PROBE,
         } satisfies ToWorker,
@@ -355,7 +348,8 @@ export async function startWorkers(
     started = true;
     return {
       addrs,
-      async reload(files) {
+      async reload(next) {
+        const prepared = { ...next, greeting: undefined };
         const request = ++reloads;
         const { promise, resolve } = Promise.withResolvers<void>();
         const pending: {
@@ -368,7 +362,7 @@ export async function startWorkers(
         };
         reloading.set(request, pending);
         for (const member of pending.waiting) {
-          post(member, { type: "reload", request, files });
+          post(member, { type: "reload", request, prepared });
         }
         if (pending.waiting.size === 0) resolve();
         await waitAtMost(promise, RELOAD_TIMEOUT);
