@@ -2,7 +2,9 @@ import { ExitError, UsageError } from "./flags.ts";
 import { ListenError } from "../server/listeners.ts";
 import { DescriptorError } from "../server/descriptor_listener.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
-import { escapeControl } from "../observe/escape.ts";
+import { escapeControl, quote } from "../observe/escape.ts";
+import { EncodingError } from "../greeting/encode.ts";
+import { DecodeError } from "../greeting/message_file.ts";
 
 /** Exit code for a command-line mistake. */
 export const EXIT_USAGE = 2;
@@ -185,4 +187,34 @@ export function explainListen(
     throw new ExitError(message, exitCode);
   }
   throw error;
+}
+
+/**
+ * A greeting error with the advice of the flag that fixes it: the library
+ * says what is wrong, the CLI which flag to change.
+ */
+export function greetingErrorMessage(error: Error): string {
+  if (error instanceof EncodingError && error.encoding !== "utf-8") {
+    return `${error.message}: use --encoding utf-8`;
+  }
+  if (error instanceof DecodeError && error.offset >= 0) {
+    return `${error.message}: use --encoding utf-8 or latin1`;
+  }
+  return error.message;
+}
+
+/** A greeting the library refuses is a usage error, with the flag's advice. */
+export function asUsageError<T>(make: () => T, file?: string): T {
+  try {
+    return make();
+  } catch (error) {
+    if (
+      error instanceof RangeError || error instanceof SyntaxError ||
+      error instanceof TypeError
+    ) {
+      const where = file === undefined ? "" : ` (${quote(file)})`;
+      throw new UsageError(greetingErrorMessage(error) + where);
+    }
+    throw error;
+  }
 }

@@ -9,8 +9,9 @@
 import type { ServeCommand } from "./commands/serve.ts";
 import { type ClientTransport, UsageError } from "./flags.ts";
 import type { ClientTlsOptions } from "../client/read_greeting.ts";
-import { DEFAULT_MESSAGE, EncodingError } from "../greeting/encode.ts";
-import { DecodeError, decodeMessageFile } from "../greeting/message_file.ts";
+import { DEFAULT_MESSAGE } from "../greeting/encode.ts";
+import { decodeMessageFile } from "../greeting/message_file.ts";
+import { asUsageError } from "./explain.ts";
 import { presetGreeting } from "../greeting/presets.ts";
 import {
   DEFAULT_FILE_LIMIT,
@@ -28,36 +29,6 @@ import {
   createAddressMask,
   MIN_ADDRESS_KEY_BYTES,
 } from "../net/address_privacy.ts";
-
-/**
- * A greeting error with the advice of the flag that fixes it: the library
- * says what is wrong, the CLI which flag to change.
- */
-export function greetingErrorMessage(error: Error): string {
-  if (error instanceof EncodingError && error.encoding !== "utf-8") {
-    return `${error.message}: use --encoding utf-8`;
-  }
-  if (error instanceof DecodeError && error.offset >= 0) {
-    return `${error.message}: use --encoding utf-8 or latin1`;
-  }
-  return error.message;
-}
-
-/** A greeting the library refuses is a usage error, with the flag's advice. */
-export function asUsageError<T>(make: () => T, file?: string): T {
-  try {
-    return make();
-  } catch (error) {
-    if (
-      error instanceof RangeError || error instanceof SyntaxError ||
-      error instanceof TypeError
-    ) {
-      const where = file === undefined ? "" : ` (${quote(file)})`;
-      throw new UsageError(greetingErrorMessage(error) + where);
-    }
-    throw error;
-  }
-}
 
 /**
  * A configuration made from flags and files, as it crosses to a worker

@@ -50,7 +50,7 @@ import {
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
-import { asUsageError } from "../setup.ts";
+import { asUsageError } from "../explain.ts";
 import {
   DEFAULT_TARPIT_INTERVAL,
   DEFAULT_TARPIT_LINE_LENGTH,

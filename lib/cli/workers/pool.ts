@@ -13,7 +13,6 @@ import {
   type DurationHistogram,
 } from "../../observe/metrics.ts";
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
-import type { ProbeKind } from "../../net/probe.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SELF_PROBE } from "../run_server.ts";
@@ -94,6 +93,13 @@ interface Member {
   ready: PromiseWithResolvers<Deno.Addr[]>;
 }
 
+/** A reload in progress: the workers whose answer is awaited. */
+interface Reload {
+  waiting: Set<Member>;
+  error?: string;
+  done: () => void;
+}
+
 const REFRESH_TIMEOUT = 1_000;
 /** How long a reload may take in every worker, in ms. */
 const RELOAD_TIMEOUT = 10_000;
@@ -118,41 +124,28 @@ function checkReadable(entry: URL) {
   }
 }
 
+/** Adds every count of `part` into `total`, key by key; flags are or-ed. */
+function addInto(into: object, part: object): void {
+  const total = into as Record<string, unknown>;
+  for (const [key, value] of Object.entries(part)) {
+    if (typeof value === "number") {
+      total[key] = ((total[key] as number | undefined) ?? 0) + value;
+    } else if (typeof value === "boolean") {
+      total[key] ||= value;
+    } else if (typeof value === "object" && value !== null) {
+      addInto(total[key] ??= {}, value);
+    }
+  }
+}
+
 /** Sums worker counters; `startTime` is the group's. */
 export function sumStats(
   snapshots: readonly ServerStats[],
   startTime: number,
 ): ServerStats {
   const total = createServerStats();
+  for (const stats of snapshots) addInto(total, stats);
   total.startTime = startTime;
-  for (const stats of snapshots) {
-    total.accepted += stats.accepted;
-    total.exhausted ||= stats.exhausted;
-    total.active += stats.active;
-    total.pausedAtLimit += stats.pausedAtLimit;
-    total.bytesWritten += stats.bytesWritten;
-    for (
-      const key of Object.keys(
-        total.outcomes,
-      ) as (keyof ServerStats["outcomes"])[]
-    ) {
-      total.outcomes[key] += stats.outcomes[key];
-    }
-    for (
-      const key of Object.keys(
-        total.refused,
-      ) as (keyof ServerStats["refused"])[]
-    ) {
-      total.refused[key] += stats.refused[key];
-    }
-    total.earlyTalkers += stats.earlyTalkers ?? 0;
-    for (const key of Object.keys(total.probes) as ProbeKind[]) {
-      total.probes[key] += stats.probes?.[key] ?? 0;
-    }
-    for (const [code, count] of Object.entries(stats.acceptErrors)) {
-      total.acceptErrors[code] = (total.acceptErrors[code] ?? 0) + count;
-    }
-  }
   return total;
 }
 
@@ -167,6 +160,14 @@ export function renderWorkerMetrics(accepted: readonly number[]): string {
 }
 
 /**
+ * What crosses to the workers of a prepared configuration: all but the
+ * greeting, a function postMessage cannot clone, which each makes again.
+ */
+function posted(prepared: Prepared): Prepared {
+  return { ...prepared, greeting: undefined };
+}
+
+/**
  * Starts `count` workers serving `command` with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
@@ -178,51 +179,47 @@ export async function startWorkers(
   prepared: Prepared,
   options: StartWorkersOptions,
 ): Promise<WorkerGroup> {
-  const { count, onLines, stopGrace = 5_000, entry } = options;
-  // The greeting a function, which cannot be cloned: each worker makes it.
-  const posted = { ...prepared, greeting: undefined };
-  const drainTimeout = command.options.drainTimeout!;
-  checkReadable(entry ?? ENTRY);
+  const { count, onLines, stopGrace = 5_000, entry = ENTRY } = options;
+  checkReadable(entry);
   const startTime = Date.now();
+  const stopWithin = command.options.drainTimeout! + stopGrace;
   let started = false;
   let draining = false;
   let failure: string | undefined;
   let requests = 0;
-  let refreshed: (() => void) | undefined;
+  let refreshed: (() => void)[] = [];
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
+  // Reloads in progress, by request number.
+  let reloads = 0;
+  const reloading = new Map<number, Reload>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
+    const worker = new Worker(entry, { type: "module" });
     const member: Member = {
       index,
-      worker: new Worker(entry ?? ENTRY, { type: "module" }),
+      worker,
       answered: 0,
       done: false,
       ready: Promise.withResolvers(),
     };
     // Nothing awaits the later ones until the first listens.
     member.ready.promise.catch(() => {});
-    member.worker.onmessage = (event: MessageEvent<FromWorker>) =>
+    worker.onmessage = (event: MessageEvent<FromWorker>) =>
       receive(member, event.data);
-    member.worker.onerror = (event) => {
+    worker.onerror = (event) => {
       event.preventDefault();
       receive(member, { type: "crashed", message: event.message });
     };
-    member.worker.onmessageerror = () =>
+    worker.onmessageerror = () =>
       receive(member, { type: "crashed", message: "unreadable message" });
     return member;
   });
-
-  // Reloads in progress, by request number: the answers still awaited.
-  let reloads = 0;
-  const reloading = new Map<
-    number,
-    { waiting: Set<Member>; error?: string; done: () => void }
-  >();
+  const live = () => members.filter((m) => !m.done);
 
   function answerReload(member: Member, request: number, error?: string) {
     const pending = reloading.get(request);
-    if (!pending || !pending.waiting.delete(member)) return;
+    if (!pending?.waiting.delete(member)) return;
     if (error !== undefined) {
       pending.error ??= `worker ${member.index}: ${error}`;
     }
@@ -234,18 +231,10 @@ export async function startWorkers(
   }
 
   function checkRefreshed() {
-    if (members.every((m) => m.done || m.answered >= requests)) {
-      refreshed?.();
-      refreshed = undefined;
+    if (live().every((m) => m.answered >= requests)) {
+      for (const resolve of refreshed) resolve();
+      refreshed = [];
     }
-  }
-
-  function checkFinished() {
-    checkRefreshed();
-    if (!members.every((m) => m.done)) return;
-    clearTimeout(stopTimer);
-    for (const member of members) member.worker.terminate();
-    finished.resolve(failure);
   }
 
   function end(member: Member, error?: string) {
@@ -256,54 +245,46 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    checkFinished();
+    checkRefreshed();
+    if (live().length > 0) return;
+    clearTimeout(stopTimer);
+    for (const { worker } of members) worker.terminate();
+    finished.resolve(failure);
   }
 
   function receive(member: Member, message: FromWorker) {
     switch (message.type) {
       case "listening":
-        member.ready.resolve(message.addrs);
-        break;
+        return member.ready.resolve(message.addrs);
       case "failed":
-        member.ready.reject(
+        return member.ready.reject(
           new ExitError(message.message, message.exitCode),
         );
-        break;
       case "crashed":
-        if (!started) {
-          member.ready.reject(
-            new ExitError(
-              `worker ${member.index} failed: ${message.message}`,
-              1,
-            ),
-          );
-        } else {
-          end(member, `failed: ${message.message}`);
-        }
-        break;
+        if (started) return end(member, `failed: ${message.message}`);
+        return member.ready.reject(
+          new ExitError(`worker ${member.index} failed: ${message.message}`, 1),
+        );
       case "log":
-        onLines(message.lines);
-        break;
+        return onLines(message.lines);
       case "stats":
         member.snapshot = message.snapshot;
         if (message.request !== undefined) {
           member.answered = message.request;
           checkRefreshed();
         }
-        break;
+        return;
       case "reloaded":
-        answerReload(member, message.request, message.error);
-        break;
+        return answerReload(member, message.request, message.error);
       case "done":
         member.snapshot = message.snapshot;
         for (const request of reloading.keys()) {
           answerReload(member, request, "stopped during the reload");
         }
-        end(
+        return end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
         );
-        break;
     }
   }
 
@@ -313,122 +294,82 @@ export async function startWorkers(
     for (const member of members) post(member, { type: "shutdown" });
     stopTimer = setTimeout(() => {
       for (const member of members) {
-        end(
-          member,
-          `did not stop within ${drainTimeout + stopGrace} ms`,
-        );
+        end(member, `did not stop within ${stopWithin} ms`);
       }
-    }, drainTimeout + stopGrace);
+    }, stopWithin);
   }
 
-  const [first, ...rest] = members;
-  try {
-    first.worker.postMessage(
+  const start = (member: Member, ports?: number[]) =>
+    member.worker.postMessage(
       {
         type: "start",
         command,
-        prepared: posted,
+        prepared: posted(prepared),
+        ports,
         selfProbe: SELF_PROBE,
       } satisfies ToWorker,
     );
-    const addrs = await first.ready.promise;
+  const [first, ...rest] = members;
+  let addrs: Deno.Addr[];
+  try {
+    start(first);
+    addrs = await first.ready.promise;
     const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
-    for (const member of rest) {
-      member.worker.postMessage(
-        {
-          type: "start",
-          command,
-          prepared: posted,
-          ports,
-          selfProbe: SELF_PROBE,
-        } satisfies ToWorker,
-      );
-    }
+    for (const member of rest) start(member, ports);
     await Promise.all(rest.map((member) => member.ready.promise));
-    started = true;
-    return {
-      addrs,
-      async reload(next) {
-        const prepared = { ...next, greeting: undefined };
-        const request = ++reloads;
-        const { promise, resolve } = Promise.withResolvers<void>();
-        const pending: {
-          waiting: Set<Member>;
-          error?: string;
-          done: () => void;
-        } = {
-          waiting: new Set(members.filter((m) => !m.done)),
-          done: resolve,
-        };
-        reloading.set(request, pending);
-        for (const member of pending.waiting) {
-          post(member, { type: "reload", request, prepared });
-        }
-        if (pending.waiting.size === 0) resolve();
-        await waitAtMost(promise, RELOAD_TIMEOUT);
-        reloading.delete(request);
-        return pending.error ??
-          (pending.waiting.size > 0
-            ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
-            : undefined);
-      },
-      get draining() {
-        return draining;
-      },
-      stats: () =>
-        sumStats(
-          members.flatMap((m) => m.snapshot ? [m.snapshot.stats] : []),
-          startTime,
-        ),
-      histogram() {
-        const counts = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
-        let sumMs = 0;
-        let total = 0;
-        for (const { snapshot } of members) {
-          if (!snapshot) continue;
-          snapshot.histogram.counts.forEach((n, i) => counts[i] += n);
-          sumMs += snapshot.histogram.sumMs;
-          total += snapshot.histogram.count;
-        }
-        return {
-          observe() {
-            throw new TypeError("The workers' summed histogram is read-only");
-          },
-          bounds: DURATION_BUCKETS,
-          counts,
-          sumMs,
-          count: total,
-        };
-      },
-      suppressed: () =>
-        members.reduce((sum, m) => sum + (m.snapshot?.suppressed ?? 0), 0),
-      accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
-      refresh() {
-        const request = ++requests;
-        const done = new Promise<void>((resolve) => {
-          const previous = refreshed;
-          refreshed = () => {
-            previous?.();
-            resolve();
-          };
-        });
-        for (const member of members) {
-          post(member, { type: "stats", request });
-        }
-        checkRefreshed();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        return Promise.race([
-          done,
-          new Promise<void>((resolve) =>
-            timer = setTimeout(resolve, REFRESH_TIMEOUT)
-          ),
-        ]).finally(() => clearTimeout(timer));
-      },
-      shutdown,
-      finished: finished.promise,
-    };
   } catch (error) {
-    for (const member of members) member.worker.terminate();
+    for (const { worker } of members) worker.terminate();
     throw error;
   }
+  started = true;
+  const snapshots = () => members.flatMap((m) => m.snapshot ?? []);
+  return {
+    addrs,
+    async reload(next) {
+      const request = ++reloads;
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const pending: Reload = { waiting: new Set(live()), done: resolve };
+      reloading.set(request, pending);
+      for (const member of pending.waiting) {
+        post(member, { type: "reload", request, prepared: posted(next) });
+      }
+      if (pending.waiting.size === 0) resolve();
+      await waitAtMost(promise, RELOAD_TIMEOUT);
+      reloading.delete(request);
+      return pending.error ??
+        (pending.waiting.size > 0
+          ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
+          : undefined);
+    },
+    get draining() {
+      return draining;
+    },
+    stats: () => sumStats(snapshots().map((s) => s.stats), startTime),
+    histogram() {
+      const total = {
+        counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+        sumMs: 0,
+        count: 0,
+      };
+      for (const { histogram } of snapshots()) addInto(total, histogram);
+      return {
+        ...total,
+        observe() {
+          throw new TypeError("The workers' summed histogram is read-only");
+        },
+        bounds: DURATION_BUCKETS,
+      };
+    },
+    suppressed: () => snapshots().reduce((sum, s) => sum + s.suppressed, 0),
+    accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
+    async refresh() {
+      const request = ++requests;
+      const done = new Promise<void>((resolve) => refreshed.push(resolve));
+      for (const member of members) post(member, { type: "stats", request });
+      checkRefreshed();
+      await waitAtMost(done, REFRESH_TIMEOUT);
+    },
+    shutdown,
+    finished: finished.promise,
+  };
 }
