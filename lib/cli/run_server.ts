@@ -11,6 +11,8 @@ import {
   serveGreeting,
 } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
+import { complete, type Prepared } from "./setup.ts";
+import { explainError } from "./explain.ts";
 
 /**
  * The cell of the health probe's port (see `selfProbe`): the main thread's,
@@ -96,6 +98,23 @@ export function runServer(run: RunServerOptions): ServerRun {
     },
     closeLog: () => log.close(),
   };
+}
+
+/**
+ * Swaps a prepared reload into `server`, the same on the main thread and in
+ * every worker; resolves to the failure's one line, if any.
+ */
+export async function reloadServer(
+  server: GreetingServer,
+  command: ServeCommand,
+  prepared: Prepared,
+): Promise<string | undefined> {
+  try {
+    server.reload(await complete(command, prepared));
+    return undefined;
+  } catch (error) {
+    return explainError(error).message;
+  }
 }
 
 /**

@@ -14,7 +14,11 @@ import { explainError, explainListen } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
 import type { HealthSource } from "../metrics_endpoint.ts";
-import { resolveLogTimestamps, runServer } from "../run_server.ts";
+import {
+  reloadServer,
+  resolveLogTimestamps,
+  runServer,
+} from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { createReloadCounters, runUntilStopped } from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
@@ -69,14 +73,7 @@ async function serveHere(
           ? { tarpit: { stats: server.tarpit, trapped } }
           : {}),
       }),
-    async reload(next) {
-      try {
-        server.reload(await complete(command, next));
-        return undefined;
-      } catch (error) {
-        return explainError(error).message;
-      }
-    },
+    reload: (next) => reloadServer(server, command, next),
     shutdown: () => server.shutdown(),
     finished: server.finished.then(
       () => undefined,

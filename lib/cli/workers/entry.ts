@@ -6,8 +6,8 @@
  * @module
  */
 import { explainError, explainListenError } from "../explain.ts";
-import { runServer, type ServerRun } from "../run_server.ts";
-import { complete, type Prepared } from "../setup.ts";
+import { reloadServer, runServer, type ServerRun } from "../run_server.ts";
+import { complete } from "../setup.ts";
 import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
@@ -67,16 +67,6 @@ function createLogBatcher() {
 let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
 
-/** Swaps in what the main thread prepared again; the failure's line. */
-async function reload(prepared: Prepared): Promise<string | undefined> {
-  if (!server || !startCommand) return "not serving yet";
-  try {
-    server.reload(await complete(startCommand, prepared));
-    return undefined;
-  } catch (error) {
-    return explainError(error).message;
-  }
-}
 let snapshot: (() => WorkerSnapshot) | undefined;
 
 async function start({ command, prepared, ports, selfProbe }: StartMessage) {
@@ -169,9 +159,11 @@ scope.onmessage = ({ data }) => {
       }
       break;
     case "reload":
-      reload(data.prepared).then((error) =>
-        post({ type: "reloaded", request: data.request, error })
-      );
+      (server && startCommand
+        ? reloadServer(server, startCommand, data.prepared)
+        : Promise.resolve("not serving yet")).then((error) =>
+          post({ type: "reloaded", request: data.request, error })
+        );
       break;
     case "shutdown":
       server?.shutdown().catch(() => {

@@ -19,13 +19,6 @@ import { SELF_PROBE } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
-export type {
-  FromWorker,
-  StartMessage,
-  ToWorker,
-  WorkerSnapshot,
-} from "./protocol.ts";
-
 /** The message for a Deno run without `--unstable-net`. */
 export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
 
