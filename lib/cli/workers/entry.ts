@@ -66,17 +66,17 @@ function createLogBatcher() {
 
 let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
-
 let snapshot: (() => WorkerSnapshot) | undefined;
 
 async function start({ command, prepared, ports, selfProbe }: StartMessage) {
   startCommand = command;
   const options = await complete(command, prepared);
-  const listen = ports === undefined
-    ? options.listen
-    : options.listen?.map((target, i) =>
-      target.transport === "unix" ? target : { ...target, port: ports[i] }
-    );
+  // The ports the first worker chose, for port 0.
+  const listen = options.listen?.map((target, i) =>
+    ports === undefined || target.transport === "unix"
+      ? target
+      : { ...target, port: ports[i] }
+  );
   const batcher = createLogBatcher();
   let run: ServerRun;
   try {
@@ -90,29 +90,26 @@ async function start({ command, prepared, ports, selfProbe }: StartMessage) {
     batcher.flush();
     throw error;
   }
-  server = run.server;
-  const running = run.server;
-  const take = (): WorkerSnapshot => ({
+  const { histogram } = run;
+  const running = server = run.server;
+  const take = snapshot = (): WorkerSnapshot => ({
     stats: running.stats,
     histogram: {
-      counts: [...run.histogram.counts],
-      sumMs: run.histogram.sumMs,
-      count: run.histogram.count,
+      counts: [...histogram.counts],
+      sumMs: histogram.sumMs,
+      count: histogram.count,
     },
     suppressed: run.suppressed,
   });
-  snapshot = take;
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: take() }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
-  let error: string | undefined;
-  try {
-    await running.finished;
-  } catch (failure) {
-    error = explainError(failure).message;
-  }
+  const error = await running.finished.then(
+    () => undefined,
+    (failure) => explainError(failure).message,
+  );
   clearInterval(ticker);
   run.closeLog();
   batcher.flush();
