@@ -39,6 +39,7 @@ import {
   type AddressLogMode,
 } from "../../net/address_privacy.ts";
 import {
+  DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
   DEFAULT_LINGER,
@@ -873,7 +874,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     ],
     drainTimeout: duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
     maxConnections: integer("max-connections", 1) ?? DEFAULT_MAX_CONNECTIONS,
-    backlog: integer("backlog", 1, 65535),
+    backlog: integer("backlog", 1, DEFAULT_BACKLOG),
     timeout: duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
     linger: duration("linger") ?? DEFAULT_LINGER,
     maxPerIp: integer("max-per-ip", 1),
