@@ -20,28 +20,30 @@ import {
   runServer,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
-import { createReloadCounters, runUntilStopped } from "../service.ts";
+import {
+  createReloadCounters,
+  runUntilStopped,
+  type Service,
+} from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { warn } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import type { ServeCommand } from "./serve.ts";
-import type { ServerStats } from "../../server/stats.ts";
 
-/** A running server, one thread's or the workers', as serving drives it. */
-interface Serving extends HealthSource {
-  /** Its families of the metrics, given the log lines stdout dropped. */
-  render(dropped: number): string;
-  stats: Readonly<ServerStats>;
-  /** Swaps in a prepared reload; the failure's one line, if any. */
-  reload(prepared: Prepared): Promise<string | undefined>;
-  refresh?(): Promise<void>;
-  shutdown(): unknown;
-  finished: Promise<string | undefined>;
-  /** Once the start-up lines are out. */
-  started?(): void;
-  stopped?(): void;
-}
+/**
+ * A running server, one thread's or the workers': the {@linkcode Service}
+ * that serving drives, with what the metrics and a reload need of it.
+ */
+type Serving =
+  & Pick<Service, "refresh" | "shutdown" | "finished" | "started" | "stopped">
+  & HealthSource
+  & {
+    /** Its families of the metrics, given the log lines stdout dropped. */
+    render(dropped: number): string;
+    /** Swaps in a prepared reload; the failure's one line, if any. */
+    swap(prepared: Prepared): Promise<string | undefined>;
+  };
 
 /** Serves from the main thread alone. */
 async function serveHere(
@@ -73,7 +75,7 @@ async function serveHere(
           ? { tarpit: { stats: server.tarpit, trapped } }
           : {}),
       }),
-    reload: (next) => reloadServer(server, command, next),
+    swap: (next) => reloadServer(server, command, next),
     shutdown: () => server.shutdown(),
     finished: server.finished.then(
       () => undefined,
@@ -114,7 +116,7 @@ async function serveWorkers(
         draining: group.draining,
         log: { suppressed: group.suppressed(), dropped },
       }) + renderWorkerMetrics(group.accepted()),
-    reload: (next) => group.reload(next),
+    swap: (next) => group.reload(next),
     refresh: () => group.refresh(),
     shutdown: () => group.shutdown(),
     finished: group.finished,
@@ -184,10 +186,10 @@ export async function runServe(given: ServeCommand): Promise<number> {
   }
   const running = serving;
   return await runUntilStopped({
+    ...running,
     log,
     format,
     metrics,
-    addrs: running.addrs,
     tls: command.files.tlsCert !== undefined,
     reloads,
     stats: () => running.stats,
@@ -200,13 +202,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
       } catch (error) {
         return explainError(error).message;
       }
-      return await running.reload(next);
+      return await running.swap(next);
     },
-    refresh: running.refresh,
-    shutdown: () => running.shutdown(),
-    finished: running.finished,
-    started: running.started,
-    stopped: running.stopped,
   });
 }
 
