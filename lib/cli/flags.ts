@@ -8,8 +8,11 @@ import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
   DurationSyntaxError,
+  formatDuration,
   parseDuration,
 } from "./duration.ts";
+
+export { formatDuration };
 import { suggest } from "./suggest.ts";
 
 /**
@@ -286,24 +289,6 @@ export function parseIntegerFlag(
 }
 
 /**
- * A duration in milliseconds for messages and help, in the largest unit
- * that writes it whole: `10s`, `2m`, `250ms`.
- */
-export function formatDuration(ms: number): string {
-  return ms !== 0 && ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms !== 0 && ms % 60_000 === 0
-    ? `${ms / 60_000}m`
-    : ms !== 0 && ms % 1000 === 0
-    ? `${ms / 1000}s`
-    : `${ms}ms`;
-}
-
-/** How a duration is written, for the end of a duration error. */
-const DURATION_HINT = "as in 250ms, 5s or 2m (units ms, s, m, h; a number " +
-  "alone is milliseconds)";
-
-/**
  * Parses a flag's value as a duration (see {@linkcode parseDuration}):
  * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds.
  *
@@ -317,42 +302,18 @@ export function parseDurationFlag(
   flag: string,
   min = 0,
 ): number {
-  const invalid = (reason: string) =>
-    new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: ${reason}`,
-    );
-  let value: number;
   try {
-    value = parseDuration(text);
+    return parseDuration(text, min);
   } catch (error) {
-    if (error instanceof DurationSyntaxError) {
-      throw invalid(
-        error.reason === "unknown-unit"
-          ? `${quote(error.unit ?? "")} is not a unit: write a duration ` +
-            DURATION_HINT
-          : error.reason === "unit-order"
-          ? "write each unit once, the largest first, as in 1m30s"
-          : error.reason === "bare-fraction"
-          ? "a number alone is whole milliseconds; add a unit for a " +
-            "fraction, as in 1.5s"
-          : `write a duration ${DURATION_HINT}`,
-      );
-    }
-    if (error instanceof DurationRangeError) {
-      throw invalid(
-        error.reason === "too-large"
-          ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
-          : error.reason === "sub-millisecond"
-          ? "durations are whole milliseconds; round it, as in 2ms"
-          : `use ${formatDuration(min)} or more, ${DURATION_HINT}`,
-      );
-    }
-    throw error;
+    if (
+      !(error instanceof DurationSyntaxError ||
+        error instanceof DurationRangeError)
+    ) throw error;
+    // The duration's own words say what to write; the flag is said here.
+    throw new UsageError(
+      `Invalid value ${quote(text)} for ${shown(flag)}: ${error.message}`,
+    );
   }
-  if (value < min) {
-    throw invalid(`use ${formatDuration(min)} or more, ${DURATION_HINT}`);
-  }
-  return value;
 }
 
 /** One MiB, the default limit of a file named on the command line. */
