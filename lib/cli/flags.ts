@@ -13,7 +13,9 @@ import {
 } from "./duration.ts";
 
 export { formatDuration };
+export { formatSize, MIB };
 import { suggest } from "./suggest.ts";
+import { formatSize, MIB } from "./read_limited.ts";
 
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
@@ -316,9 +318,6 @@ export function parseDurationFlag(
   }
 }
 
-/** One MiB, the default limit of a file named on the command line. */
-export const MIB = 1024 * 1024;
-
 /** The largest --max-file-size: files are read into memory whole. */
 export const MAX_FILE_SIZE = 1024 * MIB;
 
@@ -333,15 +332,6 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
   "g": 1024 * MIB,
   "gib": 1024 * MIB,
 };
-
-/** A size in bytes for messages: `1 MiB`, `512 KiB`, or `1000 bytes`. */
-export function formatSize(bytes: number): string {
-  return bytes !== 0 && bytes % MIB === 0
-    ? `${bytes / MIB} MiB`
-    : bytes !== 0 && bytes % 1024 === 0
-    ? `${bytes / 1024} KiB`
-    : `${bytes} bytes`;
-}
 
 /**
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
