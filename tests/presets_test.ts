@@ -7,11 +7,13 @@ import {
   assertThrows,
 } from "@std/assert";
 import { UsageError } from "../lib/cli/flags.ts";
-import { loadPreset } from "../lib/cli/setup.ts";
+import { complete, prepare } from "../lib/cli/setup.ts";
+import { parseServe, type ServeCommand } from "../lib/cli/commands/serve.ts";
 import {
   daytimeGreeting,
   packQuotes,
   PRESET_NAMES,
+  presetGreeting,
   type PresetName,
   qotdGreeting,
   QuoteError,
@@ -22,6 +24,24 @@ import type {
   GreetingContext,
   GreetingSource,
 } from "../lib/greeting/template.ts";
+
+/**
+ * The greeting of `--preset NAME [--quotes-file PATH] [--max-file-size N]`,
+ * made as greeter makes it at start: parsed, prepared and completed.
+ */
+async function loadPreset(
+  preset: PresetName,
+  { quotesFile, maxFileSize }: { quotesFile?: string; maxFileSize?: number } =
+    {},
+): Promise<GreetingSource> {
+  const command = parseServe([
+    "--preset",
+    preset,
+    ...(quotesFile === undefined ? [] : ["--quotes-file", quotesFile]),
+    ...(maxFileSize === undefined ? [] : ["--max-file-size", `${maxFileSize}`]),
+  ]) as ServeCommand;
+  return (await complete(command, await prepare(command, true))).greeting!;
+}
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "::1", port: 5 },
@@ -350,11 +370,16 @@ Deno.test("loadPreset() refuses a missing or misplaced --quotes-file", async () 
   );
 });
 
-Deno.test("loadPreset() refuses an unknown preset", async () => {
+Deno.test("presetGreeting() refuses an unknown preset, and --preset names it", async () => {
+  assertThrows(
+    () => presetGreeting("echo" as PresetName),
+    RangeError,
+    'Unknown preset "echo": use one of daytime, qotd, time',
+  );
   await assertRejects(
     () => loadPreset("echo" as PresetName),
     UsageError,
-    'Unknown preset "echo": use one of daytime, qotd, time',
+    'Invalid value "echo" for --preset: use one of daytime, qotd, time',
   );
 });
 

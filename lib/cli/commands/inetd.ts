@@ -12,7 +12,7 @@ import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { UsageError } from "../flags.ts";
-import { prepareServe } from "../setup.ts";
+import { complete, prepare } from "../setup.ts";
 import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
 import { adoptSocket } from "../../server/node_conn.ts";
@@ -210,9 +210,9 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
   // per connection, docs/activation.md) is not loaded.
-  const direct = remote !== undefined && command.linger === 0;
+  const direct = remote !== undefined && command.options.linger === 0;
   let conn: Deno.Conn;
-  let quiet = command.quiet;
+  let quiet = command.log.quiet;
   if (direct) {
     conn = stdioConn(remote, addressFrom(LOCAL_VARIABLES));
   } else {
@@ -224,16 +224,16 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     quiet ||= stderrIsClient(fstatSync);
     conn = openStdin(net, remote);
   }
-  const options = await prepareServe(command);
-  if (taken !== undefined) warn(taken, command.logFormat);
+  const options = await complete(command, await prepare(command, true));
+  if (taken !== undefined) warn(taken, command.log.format);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
-    format: command.logFormat,
+    format: command.log.format,
     quiet,
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
-    timestamps: command.logTimestamps === "on",
+    timestamps: command.log.timestamps === "on",
   });
   let outcome: ConnectionOutcome | undefined;
   const server = serveGreetingOn([oneConnection(conn)], {
@@ -245,10 +245,11 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       server.shutdown();
     },
   });
-  if (direct && command.timeout > 0) {
+  const timeout = options.timeout!;
+  if (direct && timeout > 0) {
     // Closing stdout does not stop a write the client never reads: the
     // process ends at the deadline instead.
-    Deno.unrefTimer(setTimeout(() => Deno.exit(1), command.timeout + 100));
+    Deno.unrefTimer(setTimeout(() => Deno.exit(1), timeout + 100));
   }
   await server.finished;
   log.close();
