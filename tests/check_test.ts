@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { checkGreeting, quoteBytes } from "../lib/client/check.ts";
 import { encodeGreeting } from "../lib/greeting/encode.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
@@ -164,12 +164,13 @@ Deno.test("checkGreeting() tells each kind of timeout apart", async () => {
     checkGreeting({ hostname: "127.0.0.1", port, timeout: 200 });
   {
     await using silent = holdingServer(new Uint8Array());
+    const result = await check(silent.port);
     assertEquals(
-      (await check(silent.port)).message,
+      result.message,
       `FAIL no greeting from 127.0.0.1:${silent.port} within 200 ms; is it a ` +
-        "greeter, and is the port open? (try a longer --timeout; if it " +
-        "expects a PROXY protocol header, add --proxy-header)",
+        "greeter, and is the port open?",
     );
+    assertEquals(result.hint, "timeout");
   }
   {
     await using partial = holdingServer(encoder.encode("Connection"));
@@ -211,4 +212,26 @@ Deno.test("quoteBytes() escapes control characters, quotes and non-ASCII bytes",
   );
   assertEquals(quoteBytes(encoder.encode("abcdef"), 2, 3), '…"cde"…');
   assertEquals(quoteBytes(new Uint8Array()), '""');
+});
+
+Deno.test("checkGreeting() hints at a PROXY header when the server closes at once, unless one was sent", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closing = (async () => {
+    for await (const conn of listener) conn.close();
+  })();
+  try {
+    const { port } = listener.addr;
+    const bare = await checkGreeting({ hostname: "127.0.0.1", port });
+    assertEquals([bare.status, bare.hint], ["mismatch", "proxy-header"]);
+    assert(!bare.message.includes("--"), bare.message);
+    const sent = await checkGreeting({
+      hostname: "127.0.0.1",
+      port,
+      proxyHeader: true,
+    });
+    assertEquals([sent.status, sent.hint], ["mismatch", undefined]);
+  } finally {
+    listener.close();
+    await closing;
+  }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { quote } from "../observe/escape.ts";
+import { quote } from "../net/escape.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 
 /** Milliseconds per unit, longest first: the order components must come in. */

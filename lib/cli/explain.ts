@@ -2,7 +2,7 @@ import { ExitError, UsageError } from "./flags.ts";
 import { ListenError } from "../server/listeners.ts";
 import { DescriptorError } from "../server/descriptor_listener.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
-import { escapeControl, quote } from "../observe/escape.ts";
+import { escapeControl, quote } from "../net/escape.ts";
 import { EncodingError } from "../greeting/encode.ts";
 import { DecodeError } from "../greeting/message_file.ts";
 

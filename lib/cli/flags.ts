@@ -2,7 +2,7 @@ import { parseArgs } from "@std/cli/parse-args";
 
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
-import { escapeControl, quote } from "../observe/escape.ts";
+import { escapeControl, quote } from "../net/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import {

@@ -13,7 +13,7 @@ import {
 import { parseServe, type ServeCommand } from "./commands/serve.ts";
 import { explainError } from "./explain.ts";
 import { ExitError, type InfoCommand } from "./flags.ts";
-import { escapeControl } from "../observe/escape.ts";
+import { escapeControl } from "../net/escape.ts";
 import { VERSION } from "../version.ts";
 import { formatJsonErrorLine } from "../observe/log_format.ts";
 

@@ -1,5 +1,5 @@
 import { UsageError } from "./flags.ts";
-import { quote } from "../observe/escape.ts";
+import { quote } from "../net/escape.ts";
 import { MIB, readLimited, ReadLimitedError } from "./read_limited.ts";
 
 /** The most bytes read from a greeting, certificate, key or CA file. */

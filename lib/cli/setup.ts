@@ -18,7 +18,7 @@ import {
   DEFAULT_QUOTES_LIMIT,
   readInputFile,
 } from "./read_file.ts";
-import { quote } from "../observe/escape.ts";
+import { quote } from "../net/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
 import { compileTemplate, type GreetingSource } from "../greeting/template.ts";

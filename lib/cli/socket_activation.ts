@@ -7,7 +7,7 @@
  * @module
  */
 import type { LogFormat } from "../observe/log_format.ts";
-import { quote } from "../observe/escape.ts";
+import { quote } from "../net/escape.ts";
 import { UsageError } from "./flags.ts";
 import { warn } from "./warn.ts";
 

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { escapeControl } from "../observe/escape.ts";
+import { escapeControl } from "../net/escape.ts";
 
 /** The largest datagram systemd reads (`NOTIFY_BUFFER_MAX`, one pipe buffer). */
 export const MAX_NOTIFICATION_BYTES = 4096;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { escapeControl } from "../observe/escape.ts";
+import { escapeControl } from "../net/escape.ts";
 import {
   formatJsonWarningLine,
   type LogFormat,

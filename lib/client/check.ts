@@ -92,6 +92,13 @@ export interface CheckResult {
    * a caller that words it its own way.
    */
   error?: unknown;
+  /**
+   * What may help when nothing came: `proxy-header` when the server closed
+   * at once (a greeter behind a balancer does that to a client that sends
+   * no PROXY header), `timeout` when it sent nothing in time (a longer
+   * timeout, or a PROXY header, may help). For a caller to word its way.
+   */
+  hint?: "proxy-header" | "timeout";
 }
 
 /** Bytes read beyond the expected length, to show what was sent instead. */
@@ -210,18 +217,16 @@ export async function checkGreeting(
     );
   }
   if (closed) {
-    return result(
+    const closedResult = result(
       "mismatch",
-      mismatch(address, expect, received, `${size} bytes, then closed`) +
-        // What a greeter behind a balancer does to a client with no header.
-        (size === 0 && !options.proxyHeader
-          ? "; if it expects a PROXY protocol header (--proxy-protocol), " +
-            "add --proxy-header"
-          : ""),
+      mismatch(address, expect, received, `${size} bytes, then closed`),
     );
+    return size === 0 && !options.proxyHeader
+      ? { ...closedResult, hint: "proxy-header" }
+      : closedResult;
   }
   if (error instanceof GreetingTimeoutError) {
-    return result(
+    const timedOut = result(
       "fail",
       size === expect.length
         ? `FAIL ${address} sent the expected greeting but did not close ` +
@@ -230,12 +235,9 @@ export async function checkGreeting(
         ? `FAIL ${address} sent ${size} of the ${expect.length} expected ` +
           `bytes, then nothing more within ${timeout} ms`
         : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
-          "greeter, and is the port open? (try a longer --timeout" +
-          // A greeter behind a balancer waits for a header first.
-          (options.proxyHeader
-            ? ")"
-            : "; if it expects a PROXY protocol header, add --proxy-header)"),
+          "greeter, and is the port open?",
     );
+    return size === 0 ? { ...timedOut, hint: "timeout" } : timedOut;
   }
   const reason = errorLine(error);
   return {

@@ -163,16 +163,26 @@ export async function runCheck(command: CheckCommand): Promise<number> {
     path: command.unix,
     tls: await clientTls(command),
   });
-  // A failure to connect is worded by the CLI, with the flags that fix it.
+  // A failure to connect is worded by the CLI, with the flags that fix it,
+  // and so are the library's hints.
+  const header = "if it expects a PROXY protocol header";
   console.log(
-    result.error === undefined ? result.message : `FAIL ${
-      lowerFirst(
-        explainConnectError(result.error, result.address, {
-          tls: command.tls,
-          ca: command.ca !== undefined,
-        }).message,
-      )
-    }`,
+    result.error !== undefined
+      ? `FAIL ${
+        lowerFirst(
+          explainConnectError(result.error, result.address, {
+            tls: command.tls,
+            ca: command.ca !== undefined,
+          }).message,
+        )
+      }`
+      : result.hint === "proxy-header"
+      ? `${result.message}; ${header} (--proxy-protocol), add --proxy-header`
+      : result.hint === "timeout"
+      ? `${result.message} (try a longer --timeout${
+        command.proxyHeader ? "" : `; ${header}, add --proxy-header`
+      })`
+      : result.message,
   );
   return result.ok ? 0 : 1;
 }

@@ -21,7 +21,7 @@ import {
   parseSizeFlag,
   UsageError,
 } from "../flags.ts";
-import { escapeControl, quote } from "../../observe/escape.ts";
+import { escapeControl, quote } from "../../net/escape.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
 import {
   DEFAULT_MESSAGE,
