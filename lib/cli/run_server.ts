@@ -8,7 +8,7 @@ import {
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
   type GreetingServer,
-  serveGreeting,
+  serveGreetingWith,
 } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
@@ -51,7 +51,7 @@ export interface RunServerOptions {
  * of `--workers`. Only what surrounds it (stdout, or messages to the main
  * thread) differs.
  *
- * @throws What {@linkcode serveGreeting} throws; nothing is left running.
+ * @throws What `serveGreeting` throws; nothing is left running.
  */
 export function runServer(run: RunServerOptions): ServerRun {
   const { command, options, emit } = run;
@@ -70,18 +70,20 @@ export function runServer(run: RunServerOptions): ServerRun {
     : undefined;
   let server: GreetingServer;
   try {
-    server = serveGreeting({
+    server = serveGreetingWith({
       ...options,
       onConnection: log.onConnection,
       onAcceptError: log.onAcceptError,
       // Only --metrics probes the server's own port.
       selfProbe: command.metrics ? run.selfProbe ?? SELF_PROBE : undefined,
-      // The histogram is only read by --metrics.
-      onClose: log.onClose || command.metrics
-        ? (record) => {
-          histogram.observe(record.duration);
-          if (record.held !== undefined) trapped?.observe(record.held);
-          log.onClose?.(record);
+      onClose: log.onClose,
+    }, {
+      // The histograms are only read by --metrics, and take numbers: no
+      // record is made for them.
+      onEnded: command.metrics
+        ? (duration, held) => {
+          histogram.observe(duration);
+          if (held !== undefined) trapped?.observe(held);
         }
         : undefined,
     });
