@@ -172,7 +172,7 @@ Deno.test({
     const holder = Deno.listen({ hostname: "127.0.0.1", port: 9229 });
     let held = true;
     try {
-      await using server = await startCli(LOCAL, { guardWarning: true });
+      await using server = await startCli(LOCAL, { environmentWarnings: true });
       assertEquals(
         new TextDecoder().decode(await readAll(server.port)),
         "Connection Established\r\n",
@@ -221,7 +221,7 @@ Deno.test({
     await using second = await startCli(LOCAL, {
       permissions: ["--allow-net"],
       unstableNet: false,
-      guardWarning: true,
+      environmentWarnings: true,
     });
     assertEquals(
       new TextDecoder().decode(await readAll(second.port)),

@@ -22,17 +22,22 @@ export interface CliOptions {
   /** Pass --unstable-net to deno run (the default: greeters share 9229). */
   unstableNet?: boolean;
   /**
-   * Keep greeter's warning that 127.0.0.1:9229 is held by another program
-   * in stderr. By default it is taken out: it says what the host runs
-   * (a deno --inspect, say), not what a test proves.
+   * Keep in stderr greeter's warnings about the environment it runs in:
+   * 127.0.0.1:9229 held by another program (what the host runs, a deno
+   * --inspect, say), and `--log-timestamps auto` without leave to read
+   * `JOURNAL_STREAM` (the tests' pipes and permissions). By default they are
+   * taken out: they are not what a test proves.
    */
-  guardWarning?: boolean;
+  environmentWarnings?: boolean;
 }
 
-/** Takes out the line of greeter's warning about a taken 127.0.0.1:9229. */
-export function withoutGuardWarning(stderr: string): string {
+/**
+ * Takes out greeter's warnings about its environment (see
+ * {@linkcode CliOptions.environmentWarnings}).
+ */
+export function withoutEnvironmentWarnings(stderr: string): string {
   return stderr.replace(
-    /^.*greeter: warning: 127\.0\.0\.1:9229 is held by another program.*\n?/gm,
+    /^.*greeter: warning: (?:127\.0\.0\.1:9229 is held by another program|--log-timestamps auto: stdout is not a terminal).*\n?/gm,
     "",
   );
 }
@@ -76,7 +81,9 @@ export async function runCli(
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
-    stderr: options.guardWarning ? stderr : withoutGuardWarning(stderr),
+    stderr: options.environmentWarnings
+      ? stderr
+      : withoutEnvironmentWarnings(stderr),
   };
 }
 
@@ -169,7 +176,9 @@ export async function startCli(
     return {
       code,
       stdout,
-      stderr: options.guardWarning ? stderr : withoutGuardWarning(stderr),
+      stderr: options.environmentWarnings
+        ? stderr
+        : withoutEnvironmentWarnings(stderr),
     };
   }
 

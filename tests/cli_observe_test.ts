@@ -263,3 +263,94 @@ Deno.test({
     assertStringIncludes(line.message, "SIGUSR1 does nothing");
   },
 });
+
+Deno.test({
+  name: "greeter --log-timestamps auto says once, when it serves, that it " +
+    "cannot tell journald from a pipe without --allow-env=JOURNAL_STREAM",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const warning = "greeter: warning: --log-timestamps auto: stdout is not " +
+      "a terminal, but without --allow-env=JOURNAL_STREAM greeter cannot " +
+      "tell whether it is journald's (which stamps lines itself), so lines " +
+      "carry no timestamps: add that permission, or choose " +
+      "--log-timestamps on or off\n";
+    const served = async (args: string[], permissions: string[]) => {
+      const server = await startCli([...LOCAL, ...args], {
+        permissions,
+        environmentWarnings: true,
+      });
+      await readAll(server.port);
+      return await server.stop();
+    };
+    // stdout is the test's pipe; no leave to read JOURNAL_STREAM.
+    const bare = await served([], ["--allow-net"]);
+    assertEquals(bare.stderr, warning);
+    assertMatch(bare.stdout, /^Server is listening/);
+    // Said in JSON under --log-format json.
+    const json = await served(["--log-format", "json"], ["--allow-net"]);
+    assertEquals(JSON.parse(json.stderr).message, warning.trim());
+    // Nothing to say when the choice is made, or can be.
+    assertEquals(
+      (await served(["--log-timestamps", "off"], ["--allow-net"]))
+        .stderr,
+      "",
+    );
+    const readable = await served([], [
+      "--allow-net",
+      "--allow-env=JOURNAL_STREAM",
+    ]);
+    assertEquals(readable.stderr, "");
+    assertMatch(readable.stdout, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /);
+    // A start that fails says only why.
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const failed = await runCli(
+        ["-H", "127.0.0.1", "-p", String(busy.addr.port)],
+        { permissions: ["--allow-net"], environmentWarnings: true },
+      );
+      assertEquals(failed.code, 1);
+      assertEquals(failed.stderr.trim().split("\n").length, 1, failed.stderr);
+      assertStringIncludes(failed.stderr, "greeter: Cannot listen on");
+    } finally {
+      busy.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "greeter that cannot read the open-file limit says once, at the " +
+    "first EMFILE, that --max-connections was not fitted to it and how to fix it" +
+    (Deno.build.os === "linux" ? "" : " (skipped: needs prlimit)"),
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // No --allow-all: Deno 2.9 keeps /proc/self/limits closed.
+    await using server = await startCli([...LOCAL, "-q"], {
+      prefix: ["prlimit", "--nofile=48:48"],
+    });
+    const held = await Promise.all(
+      Array.from(
+        { length: 80 },
+        () =>
+          Deno.connect({ hostname: "127.0.0.1", port: server.port }).catch(
+            () => undefined,
+          ),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const conn of held) conn?.close();
+    assertEquals(
+      new TextDecoder().decode(await readAll(server.port)),
+      "Connection Established\r\n",
+    );
+    const { code, stderr } = await server.stop();
+    assertEquals(code, 0);
+    assertEquals(
+      stderr,
+      "greeter: warning: out of open files (EMFILE) below --max-connections " +
+        "10000: greeter could not read the open-file limit to fit the cap to " +
+        "it (Deno reads /proc only with --allow-all). Raise the limit " +
+        "(ulimit -n, or LimitNOFILE= in the systemd unit), lower " +
+        "--max-connections, or give --allow-all\n",
+    );
+  },
+});

@@ -14,7 +14,7 @@ import {
   runNode,
   silentServer,
   startCli,
-  withoutGuardWarning,
+  withoutEnvironmentWarnings,
 } from "./_helpers.ts";
 import config from "../deno.json" with { type: "json" };
 
@@ -331,6 +331,6 @@ Deno.test({
     await child.status;
     assertStringIncludes(await stdout, "Server is listening");
     // greeter's own line about a host that holds 127.0.0.1:9229 aside.
-    assertEquals(withoutGuardWarning(await stderr), "");
+    assertEquals(withoutEnvironmentWarnings(await stderr), "");
   },
 });

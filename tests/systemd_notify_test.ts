@@ -10,7 +10,12 @@ import {
   monotonicUsec,
   type NotifySocket,
 } from "../lib/cli/systemd_notify.ts";
-import { canRun, MAIN, withoutGuardWarning, withTempDir } from "./_helpers.ts";
+import {
+  canRun,
+  MAIN,
+  withoutEnvironmentWarnings,
+  withTempDir,
+} from "./_helpers.ts";
 
 const FIXTURE = new URL("./_notify_fixture.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -461,7 +466,7 @@ Deno.test({
     while (!(await reader.read()).done) { /* drained */ }
     assertEquals((await child.status).code, 0);
     // greeter's line about a host that holds 127.0.0.1:9229 aside.
-    const lines = withoutGuardWarning(await stderr).trim().split("\n");
+    const lines = withoutEnvironmentWarnings(await stderr).trim().split("\n");
     assertEquals(lines.length, 1, await stderr);
     assertStringIncludes(
       lines[0],

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { readFdLimit } from "../observe/process_metrics.ts";
+import { type FdLimit, readFdLimit } from "../observe/process_metrics.ts";
 
 /**
  * Descriptors kept free for everything but clients by default: stdio,
@@ -17,14 +17,16 @@ export const RESERVED_FDS = 64;
 
 /**
  * The soft limit on open file descriptors (`ulimit -n`), from
- * `/proc/self/limits`.
+ * `/proc/self/limits`, or of `limit` when given (read already).
  *
  * @returns The limit; undefined when it cannot be read (not Linux, or
  * Deno 2.9 without `--allow-all`, the only permission that opens /proc) or
  * is unlimited.
  */
-export function readSoftFdLimit(): number | undefined {
-  const soft = readFdLimit()?.soft;
+export function readSoftFdLimit(
+  limit: FdLimit | undefined = readFdLimit(),
+): number | undefined {
+  const soft = limit?.soft;
   return soft !== undefined && Number.isFinite(soft) ? soft : undefined;
 }
 

@@ -13,6 +13,7 @@ import {
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError } from "./explain.ts";
+import { warn, warnOnceServing } from "./warn.ts";
 
 /**
  * The cell of the health probe's port (see `selfProbe`): the main thread's,
@@ -73,7 +74,9 @@ export function runServer(run: RunServerOptions): ServerRun {
     server = serveGreetingWith({
       ...options,
       onConnection: log.onConnection,
-      onAcceptError: log.onAcceptError,
+      onAcceptError: command.fdLimitUnread
+        ? sayUnfittedOnce(command, log.onAcceptError)
+        : log.onAcceptError,
       // Only --metrics probes the server's own port.
       selfProbe: command.metrics ? run.selfProbe ?? SELF_PROBE : undefined,
       onClose: log.onClose,
@@ -103,6 +106,30 @@ export function runServer(run: RunServerOptions): ServerRun {
 }
 
 /**
+ * `onAcceptError` that also says, at the first EMFILE, why the cap did not
+ * prevent it: the open-file limit could not be read to fit it.
+ */
+function sayUnfittedOnce(
+  command: ServeCommand,
+  onAcceptError: NonNullable<ServeGreetingOptions["onAcceptError"]>,
+): NonNullable<ServeGreetingOptions["onAcceptError"]> {
+  let said = false;
+  return (error, kind, code) => {
+    onAcceptError(error, kind, code);
+    if (said || code !== "EMFILE") return;
+    said = true;
+    warn(
+      "out of open files (EMFILE) below --max-connections " +
+        `${command.options.maxConnections}: greeter could not read the ` +
+        "open-file limit to fit the cap to it (Deno reads /proc only with " +
+        "--allow-all). Raise the limit (ulimit -n, or LimitNOFILE= in the " +
+        "systemd unit), lower --max-connections, or give --allow-all",
+      command.log.format,
+    );
+  };
+}
+
+/**
  * Swaps a prepared reload into `server`, the same on the main thread and in
  * every worker; resolves to the failure's one line, if any.
  */
@@ -123,22 +150,29 @@ export async function reloadServer(
  * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
  * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
  * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
- * classic output was.
+ * classic output was, and where that matters (stdout is not a terminal)
+ * greeter says so once it serves.
  */
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   if (command.log.timestamps !== "auto") return command;
-  let on = false;
-  try {
-    const { state } = Deno.permissions.querySync({
-      name: "env",
-      variable: "JOURNAL_STREAM",
-    });
-    on = state === "granted" && defaultLogTimestamps({
-      isTerminal: Deno.stdout.isTerminal(),
-      journalStream: Deno.env.get("JOURNAL_STREAM"),
-    });
-  } catch {
-    // Off, as without the permission.
+  const isTerminal = Deno.stdout.isTerminal();
+  const readable = Deno.permissions.querySync({
+    name: "env",
+    variable: "JOURNAL_STREAM",
+  }).state === "granted";
+  if (!readable && !isTerminal) {
+    warnOnceServing(
+      "--log-timestamps auto: stdout is not a terminal, but without " +
+        "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
+        "journald's (which stamps lines itself), so lines carry no " +
+        "timestamps: add that permission, or choose --log-timestamps on " +
+        "or off",
+      command.log.format,
+    );
   }
+  const on = readable && defaultLogTimestamps({
+    isTerminal,
+    journalStream: Deno.env.get("JOURNAL_STREAM"),
+  });
   return { ...command, log: { ...command.log, timestamps: on ? "on" : "off" } };
 }

@@ -115,6 +115,11 @@ export interface ServeCommand {
   inetd?: true;
   /** --socket-activation: the passed sockets must be there. */
   socketActivation?: true;
+  /**
+   * Set at start when the open-file limit could not be read, so the cap
+   * was not fitted to it: the first EMFILE then says so.
+   */
+  fdLimitUnread?: true;
 }
 /** Connection lines logged per second from one source, by default. */
 export const DEFAULT_LOG_RATE = 100;

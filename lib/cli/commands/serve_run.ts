@@ -29,6 +29,7 @@ import { guardDebuggerPort } from "../debugger_guard.ts";
 import { warn, warnOnceServing } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
+import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
 /**
@@ -246,7 +247,9 @@ function withPassedSockets(command: ServeCommand): ServeCommand {
  * read (Deno 2.9 opens /proc only with --allow-all), the cap stays.
  */
 function fitToDescriptors(command: ServeCommand): ServeCommand {
-  const soft = readSoftFdLimit();
+  const limit = readFdLimit();
+  if (limit === undefined) return { ...command, fdLimitUnread: true };
+  const soft = readSoftFdLimit(limit);
   if (soft === undefined) return command;
   const workers = command.workers ?? 1;
   const asked = command.options.maxConnections!;
