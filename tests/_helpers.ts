@@ -11,6 +11,16 @@ export const DEFAULT_BYTES = new TextEncoder().encode(
 
 const decoder = new TextDecoder();
 
+/**
+ * Whether soak tests run (GREETER_SOAK=1): tests that prove nothing a fast
+ * test of the suite does not, only more of it, or only inform.
+ */
+export const SOAK = Deno.env.get("GREETER_SOAK") === "1";
+/** What a soak test's name ends with when it is skipped. */
+export const SOAK_SKIP = SOAK
+  ? ""
+  : " (skipped: a soak test; set GREETER_SOAK=1 to run it)";
+
 /** How to run greeter: `deno run` on main.ts, or a compiled binary. */
 export interface CliOptions {
   /** Deno permission flags for `deno run` (not used with `binary`). */
