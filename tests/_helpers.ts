@@ -356,3 +356,57 @@ export async function scrapeSeries(
   const response = await fetch(`http://127.0.0.1:${port}/metrics`);
   return parseSeries(await response.text());
 }
+
+/** The test that this `deno test` runs alone, in a process of its own. */
+const OWN_PROCESS = Deno.env.get("GREETER_TEST_OWN_PROCESS");
+
+/**
+ * `Deno.test` for a test that measures its own process (its open
+ * descriptors, its RSS, its environment): `deno task test` runs the test
+ * files in parallel in one process, where the others' descriptors and
+ * memory come and go. The test registered here runs the test, alone, in a
+ * `deno test` of its own (as the task runs it) and passes if it passed.
+ * Pass the test file's `import.meta.url`.
+ */
+export function ownProcessTest(
+  file: string,
+  definition: Deno.TestDefinition,
+): void {
+  if (OWN_PROCESS !== undefined) {
+    Deno.test(definition);
+    return;
+  }
+  Deno.test({
+    ...definition,
+    async fn() {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "test",
+          "--no-check",
+          "--frozen",
+          "--lock=tests/deno.lock",
+          "--import-map=tests/import_map.json",
+          ...[
+            "--allow-net",
+            "--allow-read",
+            "--allow-write",
+            "--allow-run",
+            "--allow-env",
+            "--allow-sys",
+          ],
+          "--filter",
+          definition.name,
+          new URL(file).pathname,
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        env: { NO_COLOR: "1", GREETER_TEST_OWN_PROCESS: definition.name },
+      }).output();
+      const text = decoder.decode(output.stdout) +
+        decoder.decode(output.stderr);
+      if (output.code !== 0 || !/^ok \| 1 passed \| 0 failed/m.test(text)) {
+        throw new Error(`In a process of its own:\n${text}`);
+      }
+    },
+  });
+}

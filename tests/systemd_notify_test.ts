@@ -10,7 +10,7 @@ import {
   monotonicUsec,
   type NotifySocket,
 } from "../lib/cli/systemd_notify.ts";
-import { canRun, MAIN, withTempDir } from "./_helpers.ts";
+import { canRun, MAIN, ownProcessTest, withTempDir } from "./_helpers.ts";
 
 const FIXTURE = new URL("./_notify_fixture.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -108,7 +108,14 @@ Deno.test("createSystemdNotifier() without a socket sends nothing and says so", 
   }
 });
 
-Deno.test("createSystemdNotifier() reads NOTIFY_SOCKET by default", () => {
+// It sets this process's environment, which every greeter started meanwhile
+// would inherit: in a process of its own.
+ownProcessTest(import.meta.url, {
+  name: "createSystemdNotifier() reads NOTIFY_SOCKET by default",
+  fn: readsNotifySocket,
+});
+
+function readsNotifySocket() {
   const saved = Deno.env.get("NOTIFY_SOCKET");
   try {
     Deno.env.set("NOTIFY_SOCKET", "/run/systemd/notify");
@@ -119,7 +126,7 @@ Deno.test("createSystemdNotifier() reads NOTIFY_SOCKET by default", () => {
     if (saved === undefined) Deno.env.delete("NOTIFY_SOCKET");
     else Deno.env.set("NOTIFY_SOCKET", saved);
   }
-});
+}
 
 Deno.test("createSystemdNotifier() sends each state exactly, in order, on an abstract socket of its own", async () => {
   const { log, openSocket, open } = recorder();

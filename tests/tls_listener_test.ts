@@ -5,7 +5,13 @@ import {
   type TlsConnection,
   type TlsListener,
 } from "../lib/server/tls_listener.ts";
-import { canRun, DEFAULT_BYTES, pool, withTempDir } from "./_helpers.ts";
+import {
+  canRun,
+  DEFAULT_BYTES,
+  ownProcessTest,
+  pool,
+  withTempDir,
+} from "./_helpers.ts";
 import { type Certificates, makeCertificates, run } from "./_tools.ts";
 
 const decoder = new TextDecoder();
@@ -250,7 +256,14 @@ Deno.test("listenTls greets Deno.connectTls and openssl s_client with the exact 
   });
 });
 
-Deno.test("listenTls frees the descriptors of stalled handshakes once their connections are closed", async () => {
+// It counts this process's descriptors: in a process of its own.
+ownProcessTest(import.meta.url, {
+  name:
+    "listenTls frees the descriptors of stalled handshakes once their connections are closed",
+  fn: stalledHandshakesAreFreed,
+});
+
+async function stalledHandshakesAreFreed() {
   await withListener(async (listener, { ca }) => {
     const port = listener.addr.port;
     // Warm up: the first TLS connection loads what later ones share.
@@ -323,7 +336,7 @@ Deno.test("listenTls frees the descriptors of stalled handshakes once their conn
       (now) => now.open <= baseline && now.server + now.client === 0,
     );
   });
-});
+}
 
 Deno.test("TlsConnection.close rejects a pending read and a pending write, and frees the socket", async () => {
   await withListener(async (listener, { ca }) => {
