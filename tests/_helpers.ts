@@ -291,12 +291,23 @@ export async function canRun(
   }
 }
 
-/** A loopback port nobody listens on (it was free a moment ago). */
+/**
+ * A loopback port nobody listens on (it was free a moment ago), for a host
+ * to listen on or a client to be refused. Picked below Linux's default
+ * ephemeral range (32768-60999), where the kernel never puts the client of
+ * a test file running beside: one cannot take it meanwhile.
+ */
 export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
+  for (let tries = 0; tries < 100; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error("No free port below the ephemeral range in 100 tries");
 }
 
 /**
