@@ -3,13 +3,14 @@
 import { parseCommand } from "../lib/cli/main.ts";
 import type { ServeCommand } from "../lib/cli/commands/serve.ts";
 import { startWorkers } from "../lib/cli/workers/pool.ts";
+import { prepare } from "../lib/cli/setup.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;
 let logged = "";
-const group = await startWorkers(command, new Map(), {
+const group = await startWorkers(command, await prepare(command, true), {
   count: 2,
   entry: new URL("./_crashing_worker.ts", import.meta.url),
-  onLog: (text) => logged += text,
+  onLines: (lines) => logged += lines.map((line) => line + "\n").join(""),
 });
 const failure = await group.finished;
 console.log(JSON.stringify({

@@ -784,33 +784,44 @@ Deno.test({
 });
 
 Deno.test({
-  name: "--inetd whose stderr is the client's socket writes nothing to it " +
-    "when it cannot start (127.0.0.1:9229 held)" + skip("socat", socat),
+  name: "--inetd whose stderr is the client's socket writes nothing but the " +
+    "greeting to it: not when 127.0.0.1:9229 is held, not when it cannot " +
+    "start" + skip("socat", socat),
   ignore: !socat,
   async fn() {
-    let holder: Deno.Listener;
+    let holder: Deno.Listener | undefined;
     try {
       holder = Deno.listen({ hostname: "127.0.0.1", port: 9229 });
     } catch {
-      return; // Held by another program already: nothing to set up.
+      // Held by another program already: the case itself.
     }
     try {
-      const port = closedPort();
-      await using _host = await startHost(
-        "socat",
-        [
-          "-d",
-          "-d",
-          `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`,
-          // stderr: the child's stderr is the connection, as under xinetd.
-          `EXEC:${[...GREETER, "--inetd"].join(" ")},stderr`,
-        ],
-        /listening on/,
-      );
-      const { text } = await greet(port);
-      assertEquals(text, "");
+      // stderr: the child's stderr is the connection, as under xinetd.
+      const host = (greeter: string[]) => {
+        const port = closedPort();
+        return startHost(
+          "socat",
+          [
+            "-d",
+            "-d",
+            `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`,
+            `EXEC:${[...greeter, "--inetd"].join(" ")},stderr`,
+          ],
+          /listening on/,
+        ).then((started) => ({ started, port }));
+      };
+      {
+        const { started, port } = await host(GREETER);
+        await using _host = started;
+        assertEquals((await greet(port)).text, "Connection Established\r\n");
+      }
+      // --allow-net that does not cover 127.0.0.1:9229: exit 1, in silence.
+      const narrow = [DENO, "run", "--no-prompt", "--allow-net=127.0.0.1:1"];
+      const { started, port } = await host([...narrow, "--allow-env", MAIN]);
+      await using _host = started;
+      assertEquals((await greet(port)).text, "");
     } finally {
-      holder.close();
+      holder?.close();
     }
   },
 });

@@ -5,35 +5,34 @@ import { UsageError } from "../lib/cli/flags.ts";
 Deno.test("parseCommand() gives the documented defaults", () => {
   assertEquals(parseCommand([]), {
     command: "serve",
-    hosts: ["0.0.0.0"],
-    ports: [8080],
-    unix: [],
-    message: undefined,
-    messageFile: undefined,
-    preset: undefined,
-    quotesFile: undefined,
-    tlsCert: undefined,
-    tlsKey: undefined,
-    lineEnding: "crlf",
-    encoding: "ascii",
-    quiet: false,
-    drainTimeout: 5000,
-    maxConnections: 10000,
-    backlog: undefined,
-    timeout: 10000,
-    linger: 2000,
-    maxPerIp: undefined,
-    ratePerIp: undefined,
-    refuseMessage: undefined,
-    allow: [],
-    deny: [],
-    allowFiles: [],
-    denyFiles: [],
-    logFormat: "text",
-    logRate: 100,
-    logTimestamps: "auto",
+    options: {
+      listen: [{ hostname: "0.0.0.0", port: 8080 }],
+      drainTimeout: 5000,
+      maxConnections: 10000,
+      backlog: undefined,
+      timeout: 10000,
+      linger: 2000,
+      maxPerIp: undefined,
+      ratePerIp: undefined,
+      allow: [],
+      deny: [],
+    },
+    greeting: {
+      message: undefined,
+      preset: undefined,
+      encoding: "ascii",
+      lineEnding: "crlf",
+    },
+    files: {
+      message: undefined,
+      quotes: undefined,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      allow: [],
+      deny: [],
+    },
+    log: { format: "text", quiet: false, rate: 100, timestamps: "auto" },
     spelled: { host: "--host", port: "--port" },
-    metrics: undefined,
   });
 });
 
@@ -58,35 +57,34 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
   ]);
   assertEquals(command, {
     command: "serve",
-    hosts: ["::1"],
-    ports: [0],
-    unix: [],
-    message: "Hi",
-    messageFile: undefined,
-    preset: undefined,
-    quotesFile: undefined,
-    tlsCert: undefined,
-    tlsKey: undefined,
-    lineEnding: "lf",
-    encoding: "utf-8",
-    quiet: true,
-    drainTimeout: 0,
-    maxConnections: 5,
-    backlog: 64,
-    timeout: 10000,
-    linger: 2000,
-    maxPerIp: undefined,
-    ratePerIp: undefined,
-    refuseMessage: undefined,
-    allow: [],
-    deny: [],
-    allowFiles: [],
-    denyFiles: [],
-    logFormat: "text",
-    logRate: 100,
-    logTimestamps: "auto",
+    options: {
+      listen: [{ hostname: "::1", port: 0 }],
+      drainTimeout: 0,
+      maxConnections: 5,
+      backlog: 64,
+      timeout: 10000,
+      linger: 2000,
+      maxPerIp: undefined,
+      ratePerIp: undefined,
+      allow: [],
+      deny: [],
+    },
+    greeting: {
+      message: "Hi",
+      preset: undefined,
+      encoding: "utf-8",
+      lineEnding: "lf",
+    },
+    files: {
+      message: undefined,
+      quotes: undefined,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      allow: [],
+      deny: [],
+    },
+    log: { format: "text", quiet: true, rate: 100, timestamps: "auto" },
     spelled: { host: "-H", port: "-p" },
-    metrics: undefined,
   });
 });
 
@@ -167,21 +165,15 @@ Deno.test("parseCommand() expands repeated hosts and port ranges", () => {
     "-p",
     "9000",
   ]);
-  assertEquals(command.command === "serve" && command.hosts, [
-    "127.0.0.1",
-    "::1",
-  ]);
-  assertEquals(command.command === "serve" && command.ports, [
-    8000,
-    8001,
-    8002,
-    9000,
+  assertEquals(command.command === "serve" && command.options.listen, [
+    ...["127.0.0.1", "::1"].flatMap((hostname) =>
+      [8000, 8001, 8002, 9000].map((port) => ({ hostname, port }))
+    ),
   ]);
   const unixOnly = parseCommand(["--unix", "/tmp/g.sock"]);
   assertEquals(
-    unixOnly.command === "serve" &&
-      [unixOnly.hosts, unixOnly.ports, unixOnly.unix],
-    [[], [], ["/tmp/g.sock"]],
+    unixOnly.command === "serve" && unixOnly.options.listen,
+    [{ transport: "unix", path: "/tmp/g.sock" }],
   );
 });
 

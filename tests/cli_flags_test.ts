@@ -42,13 +42,14 @@ Deno.test("parseCommand() takes durations with units; a bare number is milliseco
     "2m",
   ]);
   if (serve.command !== "serve") throw new Error("not serve");
-  assertEquals([serve.timeout, serve.linger, serve.drainTimeout], [
+  const { timeout, linger, drainTimeout } = serve.options;
+  assertEquals([timeout, linger, drainTimeout], [
     5000,
     250,
     120_000,
   ]);
   const bare = parseCommand(["--timeout", "1500"]);
-  assertEquals(bare.command === "serve" && bare.timeout, 1500);
+  assertEquals(bare.command === "serve" && bare.options.timeout, 1500);
   const connect = parseCommand(["connect", "-t", "1m30s"]);
   assertEquals(connect.command === "connect" && connect.timeout, 90_000);
   const check = parseCommand(["check", "--timeout", "1.5s"]);
@@ -192,4 +193,26 @@ Deno.test("explainListenError() names --metrics, or the port flag as spelt, for 
   assert(!metrics.message.includes("--port"), metrics.message);
   const greeting = explainListenError(busy, "127.0.0.1:9", 9, "-H", "-p");
   assert(greeting.message.endsWith("choose another -p (0 picks a free one)"));
+});
+
+Deno.test("parseFlags() reads bundled short flags as the same flags one by one", () => {
+  const bundled = parseFlags(["-qp80", "-qH", "h"], SERVE_FLAGS);
+  assertEquals(bundled.values.get("port"), ["80"]);
+  assertEquals(bundled.values.get("host"), ["h"]);
+  assertEquals(bundled.switches.has("quiet"), true);
+  assertEquals(bundled.spelled.get("quiet"), ["-q", "-q"]);
+  // A value flag ending a bundle needs its value, as it does alone.
+  for (const args of [["-qH"], ["-H"], ["-qH", "--quiet"]]) {
+    assertThrows(
+      () => parseFlags(args, SERVE_FLAGS),
+      UsageError,
+      "Missing value for -H: write -H HOST",
+    );
+  }
+  // An unknown letter leaves the whole bundle unknown.
+  assertThrows(
+    () => parseFlags(["-qx"], SERVE_FLAGS),
+    UsageError,
+    "Unknown option -qx",
+  );
 });

@@ -222,28 +222,29 @@ function assertSane(command: Command, args: string[]) {
   const where = JSON.stringify(args);
   switch (command.command) {
     case "serve": {
-      assert(command.ports.every((port) => isWhole(port, 0, 65535)), where);
-      assert(command.hosts.every((host) => host.trim() !== ""), where);
-      assert(command.hosts.length * command.ports.length <= 1024, where);
-      assert(
-        command.ports.length > 0 || command.unix.length > 0,
-        `nothing to listen on: ${where}`,
+      const { options, log, metrics } = command;
+      const listen = options.listen ?? [];
+      const tcp = listen.flatMap((target) =>
+        target.transport === undefined ? [target] : []
       );
-      assert(isWhole(command.drainTimeout, 0), where);
-      assert(isWhole(command.maxConnections, 1), where);
-      assert(isWhole(command.timeout, 0), where);
-      assert(isWhole(command.linger, 0), where);
-      assert(isWhole(command.logRate, 0), where);
-      assert(command.backlog === undefined || isWhole(command.backlog, 1));
-      assert(command.maxPerIp === undefined || isWhole(command.maxPerIp, 1));
+      assert(tcp.every(({ port }) => isWhole(port, 0, 65535)), where);
+      assert(tcp.every(({ hostname }) => hostname!.trim() !== ""), where);
+      assert(tcp.length <= 1024, where);
+      assert(listen.length > 0, `nothing to listen on: ${where}`);
+      assert(isWhole(options.drainTimeout, 0), where);
+      assert(isWhole(options.maxConnections, 1), where);
+      assert(isWhole(options.timeout, 0), where);
+      assert(isWhole(options.linger, 0), where);
+      assert(isWhole(log.rate, 0), where);
+      assert(options.backlog === undefined || isWhole(options.backlog, 1));
+      assert(options.maxPerIp === undefined || isWhole(options.maxPerIp, 1));
       assert(
-        command.ratePerIp === undefined ||
-          (Number.isFinite(command.ratePerIp) && command.ratePerIp > 0),
+        options.ratePerIp === undefined ||
+          (Number.isFinite(options.ratePerIp) && options.ratePerIp > 0),
         where,
       );
       assert(
-        command.metrics === undefined ||
-          isWhole(command.metrics.port, 0, 65535),
+        metrics === undefined || isWhole(metrics.port, 0, 65535),
         where,
       );
       break;

@@ -61,7 +61,8 @@ Deno.test("parseDuration() refuses negatives, and allows minus zero", () => {
     assertEquals(error.text, text);
     assertEquals(
       error.message,
-      `Duration "${text}" is negative: use 0 or more`,
+      "use 0ms or more, as in 250ms, 5s or 2m (units ms, s, m, h; a " +
+        "number alone is milliseconds)",
     );
   }
   assertEquals(parseDuration("-0"), 0);
@@ -121,30 +122,43 @@ Deno.test("parseDuration() names what is wrong with text that is not a duration"
   }
 });
 
-Deno.test("parseDuration() messages are one line, without flag names", () => {
+Deno.test("parseDuration() messages say what to write, on one line, without flag names", () => {
+  const hint = "as in 250ms, 5s or 2m (units ms, s, m, h; a number alone " +
+    "is milliseconds)";
   assertEquals(
     assertThrows(() => parseDuration("5x"), DurationSyntaxError).message,
-    'Duration "5x" has the unknown unit "x": use ms, s, m or h',
+    `"x" is not a unit: write a duration ${hint}`,
   );
   assertEquals(
     assertThrows(() => parseDuration("abc"), DurationSyntaxError).message,
-    'Duration "abc" is not a number with a unit: use ms, s, m or h, such as ' +
-      "250ms, 5s or 2m; a number alone is milliseconds",
+    `write a duration ${hint}`,
   );
   assertEquals(
     assertThrows(() => parseDuration("1.5"), DurationSyntaxError).message,
-    'Duration "1.5" has a fraction but no unit: a number alone is whole ' +
-      "milliseconds; add a unit, as in 1.5s",
+    "a number alone is whole milliseconds; add a unit for a fraction, as " +
+      "in 1.5s",
+  );
+  assertEquals(
+    assertThrows(() => parseDuration("30s1m"), DurationSyntaxError).message,
+    "write each unit once, the largest first, as in 1m30s",
   );
   assertEquals(
     assertThrows(() => parseDuration("2147483648"), DurationRangeError).message,
-    'Duration "2147483648" is too long: the most is 2147483647 ms (about 24.8 days)',
+    "the longest is 2147483647ms (about 24.8 days)",
   );
-  // A control character in the value is escaped, not echoed raw.
+  assertEquals(
+    assertThrows(() => parseDuration("1.5ms"), DurationRangeError).message,
+    "durations are whole milliseconds; round it, as in 2ms",
+  );
+  const short = assertThrows(() => parseDuration("0", 1), DurationRangeError);
+  assertEquals([short.reason, short.message], [
+    "too-small",
+    `use 1ms or more, ${hint}`,
+  ]);
+  // The value itself is the command line's to show, escaped there.
   assertEquals(
     assertThrows(() => parseDuration("5\n\x1bs"), DurationSyntaxError).message,
-    'Duration "5\\n\\x1bs" is not a number with a unit: use ms, s, m or h, ' +
-      "such as 250ms, 5s or 2m; a number alone is milliseconds",
+    `write a duration ${hint}`,
   );
 });
 

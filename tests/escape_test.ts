@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { escapeControl, quote } from "../lib/observe/escape.ts";
+import { escapeControl, quote } from "../lib/net/escape.ts";
 
 /** Every code unit a terminal or viewer could act on, as a regular expression. */
 const RAW_UNSAFE = new RegExp(

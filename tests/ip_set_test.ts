@@ -1,6 +1,18 @@
 import { assert, assertEquals } from "@std/assert";
-import { cidrContains, parseCidr } from "../lib/net/ip.ts";
+import { type Cidr, parseCidr } from "../lib/net/ip.ts";
 import { createIpSet } from "../lib/net/ip_set.ts";
+
+/** The oracle: true if `address` lies inside `cidr`, bit by bit. */
+function cidrContains(cidr: Cidr, address: Uint8Array): boolean {
+  if (cidr.bytes.length !== address.length) return false;
+  for (let bit = 0; bit < cidr.prefix; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((cidr.bytes[bit >> 3] & mask) !== (address[bit >> 3] & mask)) {
+      return false;
+    }
+  }
+  return true;
+}
 
 /** A small deterministic generator, so that a failure can be replayed. */
 function random(seed: number) {

@@ -4,9 +4,24 @@ import {
   formatJsonConnectionLine,
   formatJsonSuppressedLine,
 } from "../lib/observe/log_format.ts";
-import { createLogThrottle } from "../lib/observe/log_throttle.ts";
+import {
+  createLogThrottle,
+  type LogThrottle,
+} from "../lib/observe/log_throttle.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { pool, readAll, waitUntil } from "./_helpers.ts";
+
+/** What the connection log does: makes and keeps a line only if allowed. */
+function offer(
+  throttle: LogThrottle,
+  lines: string[],
+  source: string,
+  makeLine: () => string,
+): boolean {
+  const allowed = throttle.allow(source);
+  if (allowed) lines.push(makeLine());
+  return allowed;
+}
 
 /** Sums the counts of text summaries, by source. */
 function summarized(lines: string[]): Map<string, number> {
@@ -28,9 +43,12 @@ Deno.test("createLogThrottle() logs up to the per-source rate, then counts", () 
   });
   let made = 0;
   for (let i = 0; i < 10; i++) {
-    throttle.offer("192.0.2.1", () => `a${++made}`);
+    offer(throttle, lines, "192.0.2.1", () => `a${++made}`);
   }
-  assert(throttle.offer("192.0.2.2", () => "b1"), "another source logs");
+  assert(
+    offer(throttle, lines, "192.0.2.2", () => "b1"),
+    "another source logs",
+  );
   // Lines that are not logged are never formatted.
   assertEquals(made, 3);
   assertEquals(lines, ["a1", "a2", "a3", "b1"]);
@@ -51,7 +69,9 @@ Deno.test("createLogThrottle() limits all sources together", () => {
     perSourcePerSecond: 100,
     perSecond: 5,
   });
-  for (let i = 0; i < 8; i++) throttle.offer(`10.0.0.${i}`, () => `${i}`);
+  for (let i = 0; i < 8; i++) {
+    offer(throttle, lines, `10.0.0.${i}`, () => `${i}`);
+  }
   assertEquals(lines, ["0", "1", "2", "3", "4"]);
   throttle.close();
   assertEquals(lines.slice(5).sort(), [
@@ -68,13 +88,13 @@ Deno.test("createLogThrottle() summarizes once per interval with one timer", asy
     perSourcePerSecond: 1,
     interval: 50,
   });
-  for (let i = 0; i < 4; i++) throttle.offer("192.0.2.1", () => "line");
+  for (let i = 0; i < 4; i++) offer(throttle, lines, "192.0.2.1", () => "line");
   assertEquals(lines, ["line"]);
   await waitUntil(() => lines.length === 2, 2_000, "the summary");
   assertEquals(lines[1], "3 more connections from 192.0.2.1 suppressed");
   // The timer stopped with nothing to report: the sanitizer would catch it
   // otherwise. A new suppression starts it again.
-  throttle.offer("192.0.2.1", () => "line");
+  offer(throttle, lines, "192.0.2.1", () => "line");
   await waitUntil(() => lines.length === 3, 2_000, "the second summary");
   assertEquals(lines[2], "1 more connection from 192.0.2.1 suppressed");
   throttle.close();
@@ -90,12 +110,12 @@ Deno.test("createLogThrottle() bounds memory under a flood from many sources and
   });
   // Ten noisy sources, 30 connections each: 2 logged, 28 counted each.
   for (let a = 0; a < 10; a++) {
-    for (let k = 0; k < 30; k++) throttle.offer(`a${a}`, () => "line");
+    for (let k = 0; k < 30; k++) offer(throttle, lines, `a${a}`, () => "line");
   }
   // Then 10,000 sources once each: 90 fill the map and are logged; the
   // other 9,910 are limited and counted as one source: 2 logged.
   for (let i = 0; i < 10_000; i++) {
-    throttle.offer(`10.0.${i >> 8}.${i & 255}`, () => "line");
+    offer(throttle, lines, `10.0.${i >> 8}.${i & 255}`, () => "line");
   }
   assertEquals(throttle.sources, 100);
   throttle.close();
@@ -128,7 +148,9 @@ Deno.test("createLogThrottle() accounts for every connection of a real server", 
     hostname: "127.0.0.1",
     port: 0,
     onClose: (record) =>
-      throttle.offer(
+      offer(
+        throttle,
+        lines,
         sourceKey((record.remoteAddr as Deno.NetAddr).hostname),
         () => formatJsonConnectionLine(record),
       ),
@@ -174,20 +196,20 @@ Deno.test("createLogThrottle() forgets quiet sources once the map is full in a l
     maxSources: 2,
     now: () => time,
   });
-  throttle.offer("a", () => "a");
-  throttle.offer("b", () => "b");
+  offer(throttle, lines, "a", () => "a");
+  offer(throttle, lines, "b", () => "b");
   // Full in this second: c is counted with the other sources.
-  throttle.offer("c", () => "c");
-  throttle.offer("c", () => "c");
+  offer(throttle, lines, "c", () => "c");
+  offer(throttle, lines, "c", () => "c");
   assertEquals(throttle.sources, 2);
   // 999 ms on, the same second: the map is still full, d counts as other.
   time += 999;
-  throttle.offer("d", () => "d!");
+  offer(throttle, lines, "d", () => "d!");
   assertEquals(throttle.sources, 2);
   // A new second: a and b have nothing pending and are forgotten.
   time += 1;
-  throttle.offer("d", () => "d");
-  throttle.offer("d", () => "d");
+  offer(throttle, lines, "d", () => "d");
+  offer(throttle, lines, "d", () => "d");
   assertEquals(throttle.sources, 1);
   throttle.close();
   assertEquals(lines, [

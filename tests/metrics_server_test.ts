@@ -380,18 +380,18 @@ Deno.test("serveMetrics() refuses a cap or timeout out of range", () => {
     assertThrows(
       () => serveMetrics({ ...base, maxConnections }),
       RangeError,
-      "Connection cap",
+      "Invalid maxConnections option",
     );
   }
   assertThrows(
     () => serveMetrics({ ...base, timeout: 0 }),
     RangeError,
-    "Timeout",
+    "Invalid timeout option",
   );
   assertThrows(
     () => serveMetrics({ ...base, timeout: "5" as unknown as number }),
     TypeError,
-    "Timeout",
+    "Invalid timeout option",
   );
 });
 

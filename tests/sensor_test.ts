@@ -17,7 +17,7 @@ import {
   type ServeGreetingOptions,
 } from "../mod.ts";
 import { truncateAddress } from "../lib/net/address_privacy.ts";
-import { escapeBytes } from "../lib/observe/escape.ts";
+import { escapeBytes } from "../lib/net/escape.ts";
 import { createConnectionTable } from "../lib/server/connection_table.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import {
@@ -161,6 +161,30 @@ Deno.test("createAddressMask() hash is keyed, stable, drops the port and refuses
   // One address, one token, however it is spelt.
   assertEquals(mask({ ...a, hostname: "::ffff:127.1.2.3" }).hostname, token);
   assertNotEquals(mask({ ...a, hostname: "127.1.2.4" }).hostname, token);
+  // HMAC-SHA-256 of the address's bytes, its first 8 bytes: as WebCrypto
+  // computes it, and the same after 5,000 other clients filled the cache.
+  const hmac = new Uint8Array(
+    await crypto.subtle.sign(
+      "HMAC",
+      await crypto.subtle.importKey(
+        "raw",
+        key,
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign"],
+      ),
+      Uint8Array.of(127, 1, 2, 3),
+    ),
+  );
+  assertEquals(
+    token,
+    [...hmac.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0"))
+      .join(""),
+  );
+  for (let i = 0; i < 5_000; i++) {
+    mask({ ...a, hostname: `10.0.${i >> 8}.${i & 255}` });
+  }
+  assertEquals(mask(a).hostname, token);
   const other = await createAddressMask({
     mode: "hash",
     key: encoder.encode("0123456789abcdeF"),

@@ -10,7 +10,6 @@ import {
   compileTemplate,
   type GreetingContext,
   type GreetingSource,
-  hasPlaceholders,
   TEMPLATE_PLACEHOLDERS,
   TemplateError,
 } from "../lib/greeting/template.ts";
@@ -296,13 +295,4 @@ Deno.test("compileTemplate() refuses a lone }", () => {
   assertThrows(() => compileTemplate("abc}}}"), TemplateError, "position 6");
   assertThrows(() => compileTemplate("{count}}"), TemplateError, "position 8");
   assertThrows(() => compileTemplate("{{count}"), TemplateError, "position 8");
-});
-
-Deno.test("hasPlaceholders() finds {name} but not escaped braces", () => {
-  assertEquals(hasPlaceholders("Connection Established"), false);
-  assertEquals(hasPlaceholders("{{count}}"), false);
-  assertEquals(hasPlaceholders("a } b {"), false);
-  assertEquals(hasPlaceholders("#{count}"), true);
-  assertEquals(hasPlaceholders("{{{count}}}"), true);
-  assertEquals(hasPlaceholders("{unknown}"), true);
 });

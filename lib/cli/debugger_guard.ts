@@ -25,20 +25,31 @@ export function isCompiledBinary(
 
 const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
 
+/** How often a guard that found the address taken tries to take it. */
+export const GUARD_RETRY_MS = 50;
+
 /**
  * Binds 127.0.0.1:9229 so that a SIGUSR1 cannot open Deno's debugger, and
- * returns the socket to keep (never accepted from: a client that connects
- * waits in the backlog and learns nothing). Sharing it with other greeters
- * needs `--unstable-net` (SO_REUSEPORT, which Linux grants only within one
- * user). Returns undefined where nothing needs guarding (Windows, a
- * compiled binary).
+ * returns what to dispose of at exit (the socket is never accepted from: a
+ * client that connects waits in the backlog and learns nothing). Sharing it
+ * with other greeters needs `--unstable-net` (SO_REUSEPORT, which Linux
+ * grants only within one user). Returns undefined where nothing needs
+ * guarding (Windows, a compiled binary).
  *
- * @throws {ExitError} With exit code 1 when the address cannot be held:
- * greeter then refuses to start rather than run with the hole open.
+ * When another program holds the address, Deno's debugger cannot bind it
+ * either, so greeter starts all the same (refusing would let any local user
+ * keep greeter down by binding a port): `onTaken` is told once, and greeter
+ * takes the address over within {@linkcode GUARD_RETRY_MS} of its release,
+ * before a SIGUSR1 could matter. Deno binds it only on a signal, which only
+ * greeter's own user (or root) can send.
+ *
+ * @throws {ExitError} With exit code 1 when `--allow-net` does not cover the
+ * address: greeter then refuses to start rather than run with the hole open.
  */
 export function guardDebuggerPort(
   serving: { hostname: string; port: number } | undefined,
-): Deno.Listener | undefined {
+  onTaken: (message: string) => void,
+): Disposable | undefined {
   if (Deno.build.os === "windows" || isCompiledBinary()) return undefined;
   // Without leave to listen where it serves, greeter fails on that, with
   // the message that names the flag; nothing opens to guard.
@@ -67,17 +78,36 @@ export function guardDebuggerPort(
   // Deno exits at once, without an error to catch, when reusePort is asked
   // without --unstable-net; listenDatagram exists only with that flag.
   const reusePort = typeof Deno.listenDatagram === "function";
-  try {
-    return Deno.listen({ hostname, port: Number(port), reusePort });
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    throw new ExitError(
-      `${INSPECTOR_HOST} is taken by another program, and under deno run ` +
-        "greeter must hold it so that a SIGUSR1 cannot open Deno's debugger " +
-        "to other local users: stop that program (a deno --inspect on the " +
-        "default port is one), run every greeter on this host with " +
-        `--unstable-net so that they share it, ${REMEDY}`,
-      1,
-    );
-  }
+  const hold = (): Deno.Listener | undefined => {
+    try {
+      return Deno.listen({ hostname, port: Number(port), reusePort });
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) return undefined;
+      throw error;
+    }
+  };
+  let held = hold();
+  if (held) return held;
+  onTaken(
+    `${INSPECTOR_HOST} is held by another program (a deno --inspect on the ` +
+      "default port, or another greeter without --unstable-net): while it " +
+      "is, a SIGUSR1 cannot open Deno's debugger there either, and greeter " +
+      "takes the address over as soon as it is free. Run every greeter on " +
+      `this host with --unstable-net so that they share it, ${REMEDY}`,
+  );
+  const retry = setInterval(() => {
+    try {
+      held = hold();
+    } catch {
+      // Not this time (out of descriptors, say): the next tick tries again.
+    }
+    if (held) clearInterval(retry);
+  }, GUARD_RETRY_MS);
+  Deno.unrefTimer(retry);
+  return {
+    [Symbol.dispose]() {
+      clearInterval(retry);
+      held?.close();
+    },
+  };
 }

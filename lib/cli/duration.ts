@@ -17,8 +17,23 @@ const UNITS: ReadonlyArray<readonly [string, bigint]> = [
   ["ms", 1n],
 ];
 
-/** The units, as the messages list them. */
-const UNIT_LIST = "ms, s, m or h";
+/** How a duration is written, for the end of a duration error. */
+const HINT = "as in 250ms, 5s or 2m (units ms, s, m, h; a number alone is " +
+  "milliseconds)";
+
+/**
+ * A duration in milliseconds for messages and help, in the largest unit
+ * that writes it whole: `10s`, `2m`, `250ms`.
+ */
+export function formatDuration(ms: number): string {
+  return ms !== 0 && ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms !== 0 && ms % 60_000 === 0
+    ? `${ms / 60_000}m`
+    : ms !== 0 && ms % 1000 === 0
+    ? `${ms / 1000}s`
+    : `${ms}ms`;
+}
 
 /** Why a duration was refused; see {@linkcode DurationSyntaxError}. */
 export type DurationSyntaxReason =
@@ -29,7 +44,11 @@ export type DurationSyntaxReason =
   | "bare-fraction";
 
 /** Why a duration was refused; see {@linkcode DurationRangeError}. */
-export type DurationRangeReason = "negative" | "too-large" | "sub-millisecond";
+export type DurationRangeReason =
+  | "negative"
+  | "too-small"
+  | "too-large"
+  | "sub-millisecond";
 
 /**
  * A duration that is not written as one: empty, no number, a unit that is
@@ -52,23 +71,17 @@ export class DurationSyntaxError extends SyntaxError {
    * @param unit The unit at fault, for `unknown-unit` and `unit-order`.
    */
   constructor(text: string, reason: DurationSyntaxReason, unit?: string) {
-    const shown = quote(text);
+    // What to write instead: the end of the command line's one line, which
+    // names the flag and the value before it.
     super(
-      reason === "empty"
-        ? "Duration is empty: give a number with a unit (ms, s, m or h)"
-        : reason === "not-a-number"
-        ? `Duration ${shown} is not a number with a unit: use ${UNIT_LIST}, ` +
-          "such as 250ms, 5s or 2m; a number alone is milliseconds"
-        : reason === "unknown-unit"
-        ? `Duration ${shown} has the unknown unit ${
-          quote(unit ?? "")
-        }: use ${UNIT_LIST}`
+      reason === "unknown-unit"
+        ? `${quote(unit ?? "")} is not a unit: write a duration ${HINT}`
         : reason === "unit-order"
-        ? `Duration ${shown} repeats a unit or puts ${
-          quote(unit ?? "")
-        } after a smaller one: write the largest unit first, as in 1m30s`
-        : `Duration ${shown} has a fraction but no unit: a number alone is ` +
-          "whole milliseconds; add a unit, as in 1.5s",
+        ? "write each unit once, the largest first, as in 1m30s"
+        : reason === "bare-fraction"
+        ? "a number alone is whole milliseconds; add a unit for a fraction, " +
+          "as in 1.5s"
+        : `write a duration ${HINT}`,
     );
     this.name = "DurationSyntaxError";
     this.text = text;
@@ -78,8 +91,8 @@ export class DurationSyntaxError extends SyntaxError {
 }
 
 /**
- * A duration written correctly but out of range: negative, above
- * {@linkcode MAX_TIMER_MS}, or finer than a millisecond.
+ * A duration written correctly but out of range: negative, shorter than
+ * asked, above {@linkcode MAX_TIMER_MS}, or finer than a millisecond.
  */
 export class DurationRangeError extends RangeError {
   /** The text as given. */
@@ -94,16 +107,15 @@ export class DurationRangeError extends RangeError {
    *
    * @param text The text as given.
    * @param reason What is wrong with it.
+   * @param min The shortest allowed, for `negative` and `too-small`.
    */
-  constructor(text: string, reason: DurationRangeReason) {
-    const shown = quote(text);
+  constructor(text: string, reason: DurationRangeReason, min = 0) {
     super(
-      reason === "negative"
-        ? `Duration ${shown} is negative: use 0 or more`
-        : reason === "too-large"
-        ? `Duration ${shown} is too long: the most is ${MAX_TIMER_MS} ms ` +
-          "(about 24.8 days)"
-        : `Duration ${shown} is not a whole number of milliseconds`,
+      reason === "too-large"
+        ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
+        : reason === "sub-millisecond"
+        ? "durations are whole milliseconds; round it, as in 2ms"
+        : `use ${formatDuration(min)} or more, ${HINT}`,
     );
     this.name = "DurationRangeError";
     this.text = text;
@@ -125,9 +137,11 @@ const COMPONENT = /(\d+)(?:\.(\d+))?([a-zA-Zµμ]*)/y;
  * whole number of milliseconds from 0 to {@linkcode MAX_TIMER_MS}; the
  * arithmetic is exact, so `1.1s` is 1100, not 1100.0000000000002.
  *
+ * @param min The shortest allowed, in milliseconds.
  * @throws {DurationSyntaxError} If `text` is not a duration.
- * @throws {DurationRangeError} If it is negative, too long or finer than a
- * millisecond.
+ * @throws {DurationRangeError} If it is negative, shorter than `min`, too
+ * long or finer than a millisecond. Each message says what to write
+ * instead, for the command line to put after the flag and value.
  *
  * @example
  * ```ts
@@ -140,14 +154,18 @@ const COMPONENT = /(\d+)(?:\.(\d+))?([a-zA-Zµμ]*)/y;
  * assertEquals(parseDuration("5000"), 5000);
  * ```
  */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, min = 0): number {
   if (text.length === 0) throw new DurationSyntaxError(text, "empty");
-  if (!text.startsWith("-")) return parseMagnitude(text, text);
   // Parse the rest first: "-abc" is not a duration at all, "-5s" is one
-  // that is negative. "-0" is zero, and allowed.
-  if (text.length === 1) throw new DurationSyntaxError(text, "not-a-number");
-  if (parseMagnitude(text, text.slice(1)) === 0) return 0;
-  throw new DurationRangeError(text, "negative");
+  // that is negative. "-0" is zero.
+  if (text === "-") throw new DurationSyntaxError(text, "not-a-number");
+  const negative = text.startsWith("-");
+  const value = parseMagnitude(text, negative ? text.slice(1) : text);
+  if (negative && value !== 0) {
+    throw new DurationRangeError(text, "negative", min);
+  }
+  if (value < min) throw new DurationRangeError(text, "too-small", min);
+  return value;
 }
 
 /** Parses `body`, the part of `text` after any sign. */

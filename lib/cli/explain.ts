@@ -2,7 +2,9 @@ import { ExitError, UsageError } from "./flags.ts";
 import { ListenError } from "../server/listeners.ts";
 import { DescriptorError } from "../server/descriptor_listener.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
-import { escapeControl } from "../observe/escape.ts";
+import { escapeControl, quote } from "../observe/escape.ts";
+import { EncodingError } from "../greeting/encode.ts";
+import { DecodeError } from "../greeting/message_file.ts";
 
 /** Exit code for a command-line mistake. */
 export const EXIT_USAGE = 2;
@@ -47,55 +49,32 @@ export function explainListenError(
   portFlag = "--port",
 ): Explanation {
   const prefix = `Cannot listen on ${escapeControl(address)}`;
-  if (error instanceof Deno.errors.AddrInUse) {
-    // The metrics endpoint has one flag for host and port alike.
-    const choose = flag === "--metrics"
-      ? "choose another --metrics address (port 0 picks a free one)"
-      : `choose another ${portFlag} (0 picks a free one)`;
-    return {
-      message: `${prefix}: the address is already in use; stop the other ` +
-        `server or ${choose}`,
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return {
-      message: `${prefix}: permission denied` +
-        (port > 0 && port < 1024
-          ? `; port ${port} is privileged: use a port above 1023, run as ` +
-            "root, or grant CAP_NET_BIND_SERVICE"
-          : ""),
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return {
-      message: `${prefix}: that address is not on this machine; use ` +
-        "0.0.0.0, ::, or one of its own addresses",
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  if (error instanceof Deno.errors.NotCapable) {
-    return {
-      message: `${prefix}: ${permissionHint(error)}`,
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  if (error instanceof DescriptorError) {
-    return {
-      message: `${prefix}: it is not a listening TCP or Unix stream ` +
-        "socket; pass sockets of ListenStream= (LISTEN_FDS counts those " +
-        "from descriptor 3 on)",
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  if (error instanceof Error && /lookup address/.test(error.message)) {
-    return {
-      message: `${prefix}: the host name does not resolve; check ${flag}`,
-      exitCode: EXIT_FAILURE,
-    };
-  }
-  return explainError(error, prefix);
+  const reason = error instanceof Deno.errors.AddrInUse
+    ? "the address is already in use; stop the other server or " +
+      // The metrics endpoint has one flag for host and port alike.
+      (flag === "--metrics"
+        ? "choose another --metrics address (port 0 picks a free one)"
+        : `choose another ${portFlag} (0 picks a free one)`)
+    : error instanceof Deno.errors.PermissionDenied
+    ? "permission denied" +
+      (port > 0 && port < 1024
+        ? `; port ${port} is privileged: use a port above 1023, run as ` +
+          "root, or grant CAP_NET_BIND_SERVICE"
+        : "")
+    : error instanceof Deno.errors.AddrNotAvailable
+    ? "that address is not on this machine; use 0.0.0.0, ::, or one of " +
+      "its own addresses"
+    : error instanceof Deno.errors.NotCapable
+    ? permissionHint(error)
+    : error instanceof DescriptorError
+    ? "it is not a listening TCP or Unix stream socket; pass sockets of " +
+      "ListenStream= (LISTEN_FDS counts those from descriptor 3 on)"
+    : error instanceof Error && /lookup address/.test(error.message)
+    ? `the host name does not resolve; check ${flag}`
+    : undefined;
+  return reason === undefined
+    ? explainError(error, prefix)
+    : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
 }
 
 /**
@@ -185,4 +164,34 @@ export function explainListen(
     throw new ExitError(message, exitCode);
   }
   throw error;
+}
+
+/**
+ * A greeting error with the advice of the flag that fixes it: the library
+ * says what is wrong, the CLI which flag to change.
+ */
+export function greetingErrorMessage(error: Error): string {
+  if (error instanceof EncodingError && error.encoding !== "utf-8") {
+    return `${error.message}: use --encoding utf-8`;
+  }
+  if (error instanceof DecodeError && error.offset >= 0) {
+    return `${error.message}: use --encoding utf-8 or latin1`;
+  }
+  return error.message;
+}
+
+/** A greeting the library refuses is a usage error, with the flag's advice. */
+export function asUsageError<T>(make: () => T, file?: string): T {
+  try {
+    return make();
+  } catch (error) {
+    if (
+      error instanceof RangeError || error instanceof SyntaxError ||
+      error instanceof TypeError
+    ) {
+      const where = file === undefined ? "" : ` (${quote(file)})`;
+      throw new UsageError(greetingErrorMessage(error) + where);
+    }
+    throw error;
+  }
 }

@@ -8,9 +8,14 @@ import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
   DurationSyntaxError,
+  formatDuration,
   parseDuration,
 } from "./duration.ts";
+
+export { formatDuration };
+export { formatSize, MIB };
 import { suggest } from "./suggest.ts";
+import { formatSize, MIB } from "./read_limited.ts";
 
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
@@ -97,44 +102,6 @@ export function flagName(
 }
 
 /**
- * Records how each flag in `args` was spelt. Follows parseArgs' reading
- * closely enough for messages: `--name[=v]`, `-x v`, `-xv`, and bundled
- * switches such as `-qV`.
- */
-function recordSpellings(
-  args: string[],
-  byName: Map<string, FlagSpec>,
-): Map<string, string[]> {
-  const spelled = new Map<string, string[]>();
-  const add = (spec: FlagSpec, spelling: string) => {
-    const list = spelled.get(spec.name);
-    if (list) list.push(spelling);
-    else spelled.set(spec.name, [spelling]);
-  };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--") break;
-    if (arg.startsWith("--")) {
-      const spec = byName.get(arg.slice(2).replace(/=.*$/s, ""));
-      if (!spec) continue;
-      add(spec, dashed(spec));
-      if (spec.value && !arg.includes("=")) i++;
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      for (let j = 1; j < arg.length; j++) {
-        const spec = byName.get(arg[j]);
-        if (!spec) break;
-        add(spec, `-${arg[j]}`);
-        if (spec.value) {
-          if (j === arg.length - 1) i++;
-          break;
-        }
-      }
-    }
-  }
-  return spelled;
-}
-
-/**
  * The "Unknown option" line for `typed` (the flag as given, without any
  * `=value`), with a suggestion from `specs` when one is close.
  */
@@ -168,10 +135,18 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (spec.short) byName.set(spec.short, spec);
   }
 
-  // parseArgs turns "--port" with nothing after it into "", and so does
-  // "--port --quiet"; both are missing values, not empty ones. Joining each
-  // flag to its value ("--port=80") also keeps an empty value ("--host ''")
-  // from being read as a positional argument.
+  // One pass: each flag's spelling is recorded as it is met, and each flag
+  // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
+  // "--port=80"). parseArgs would turn "--port" with nothing after it into
+  // "", and so "--port --quiet"; both are missing values, not empty ones.
+  // Joining also keeps an empty value ("--host ''") from being read as a
+  // positional argument.
+  const spelled = new Map<string, string[]>();
+  const spell = (spec: FlagSpec, spelling: string) => {
+    const list = spelled.get(spec.name);
+    if (list) list.push(spelling);
+    else spelled.set(spec.name, [spelling]);
+  };
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -184,36 +159,34 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (arg.startsWith("--no-")) {
       throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
+    const long = /^--([^=]+)(=?)/s.exec(arg);
+    // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
+    const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
+    const bundle = letters.map((letter) => byName.get(letter));
+    const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
+      bundle.length;
+    if (long || end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
+      const spec = long && byName.get(long[1]);
+      if (spec) spell(spec, dashed(spec));
+      if (!spec?.value || long![2] === "=") {
+        // Unknown flags and the rest are parseArgs' to read.
+        joined.push(arg);
+        continue;
+      }
+      i = joinValue(spec, arg, args, i, joined);
+      continue;
+    }
+    for (const spec of bundle.slice(0, end) as FlagSpec[]) {
+      spell(spec, `-${spec.short}`);
+      if (!spec.value) joined.push(dashed(spec));
+    }
+    const last = bundle[end - 1]!;
+    if (!last.value) continue;
     // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
     // (parseArgs would read it as bundled switches -H -l -o ...).
-    const short = /^-([^-])(.+)$/s.exec(arg);
-    const attached = short && byName.get(short[1]);
-    if (attached?.value && attached.short === short![1]) {
-      joined.push(`--${attached.name}=${short![2].replace(/^=/, "")}`);
-      continue;
-    }
-    const match = /^--?([^=]+)$/.exec(arg);
-    const spec = match && byName.get(match[1]);
-    if (!spec?.value) {
-      joined.push(arg);
-      continue;
-    }
-    const next = args[i + 1];
-    // A negative number is a value (and a wrong one, said by its flag).
-    const isFlag = next !== undefined && next.startsWith("-") &&
-      next.length > 1 && !/^-\d/.test(next);
-    if (next === undefined || isFlag) {
-      // The flag as typed: "-p" or "--port".
-      const flag = arg;
-      throw new UsageError(
-        `Missing value for ${flag}: write ${flag} ${spec.value}` +
-          (next === undefined
-            ? ""
-            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
-      );
-    }
-    joined.push(`--${spec.name}=${next}`);
-    i++;
+    const attached = letters.slice(end).join("").replace(/^=/, "");
+    if (end < letters.length) joined.push(`--${last.name}=${attached}`);
+    else i = joinValue(last, `-${last.short}`, args, i, joined);
   }
 
   const withValue = specs.filter((spec) => spec.value).map((spec) => spec.name);
@@ -249,12 +222,36 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
   ].map(String);
-  return {
-    values,
-    switches,
-    positionals,
-    spelled: recordSpellings(args, byName),
-  };
+  return { values, switches, positionals, spelled };
+}
+
+/**
+ * Joins `flag` (as typed) to the argument after it, its value.
+ *
+ * @returns The index of that argument.
+ * @throws {UsageError} If there is none, or the next is a flag.
+ */
+function joinValue(
+  spec: FlagSpec,
+  flag: string,
+  args: string[],
+  i: number,
+  joined: string[],
+): number {
+  const next = args[i + 1];
+  // A negative number is a value (and a wrong one, said by its flag).
+  const isFlag = next !== undefined && next.startsWith("-") &&
+    next.length > 1 && !/^-\d/.test(next);
+  if (next === undefined || isFlag) {
+    throw new UsageError(
+      `Missing value for ${flag}: write ${flag} ${spec.value}` +
+        (next === undefined
+          ? ""
+          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+    );
+  }
+  joined.push(`--${spec.name}=${next}`);
+  return i + 1;
 }
 
 /** The last value given for a flag, if any. */
@@ -294,24 +291,6 @@ export function parseIntegerFlag(
 }
 
 /**
- * A duration in milliseconds for messages and help, in the largest unit
- * that writes it whole: `10s`, `2m`, `250ms`.
- */
-export function formatDuration(ms: number): string {
-  return ms !== 0 && ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms !== 0 && ms % 60_000 === 0
-    ? `${ms / 60_000}m`
-    : ms !== 0 && ms % 1000 === 0
-    ? `${ms / 1000}s`
-    : `${ms}ms`;
-}
-
-/** How a duration is written, for the end of a duration error. */
-const DURATION_HINT = "as in 250ms, 5s or 2m (units ms, s, m, h; a number " +
-  "alone is milliseconds)";
-
-/**
  * Parses a flag's value as a duration (see {@linkcode parseDuration}):
  * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds.
  *
@@ -325,46 +304,19 @@ export function parseDurationFlag(
   flag: string,
   min = 0,
 ): number {
-  const invalid = (reason: string) =>
-    new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: ${reason}`,
-    );
-  let value: number;
   try {
-    value = parseDuration(text);
+    return parseDuration(text, min);
   } catch (error) {
-    if (error instanceof DurationSyntaxError) {
-      throw invalid(
-        error.reason === "unknown-unit"
-          ? `${quote(error.unit ?? "")} is not a unit: write a duration ` +
-            DURATION_HINT
-          : error.reason === "unit-order"
-          ? "write each unit once, the largest first, as in 1m30s"
-          : error.reason === "bare-fraction"
-          ? "a number alone is whole milliseconds; add a unit for a " +
-            "fraction, as in 1.5s"
-          : `write a duration ${DURATION_HINT}`,
-      );
-    }
-    if (error instanceof DurationRangeError) {
-      throw invalid(
-        error.reason === "too-large"
-          ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
-          : error.reason === "sub-millisecond"
-          ? "durations are whole milliseconds; round it, as in 2ms"
-          : `use ${formatDuration(min)} or more, ${DURATION_HINT}`,
-      );
-    }
-    throw error;
+    if (
+      !(error instanceof DurationSyntaxError ||
+        error instanceof DurationRangeError)
+    ) throw error;
+    // The duration's own words say what to write; the flag is said here.
+    throw new UsageError(
+      `Invalid value ${quote(text)} for ${shown(flag)}: ${error.message}`,
+    );
   }
-  if (value < min) {
-    throw invalid(`use ${formatDuration(min)} or more, ${DURATION_HINT}`);
-  }
-  return value;
 }
-
-/** One MiB, the default limit of a file named on the command line. */
-export const MIB = 1024 * 1024;
 
 /** The largest --max-file-size: files are read into memory whole. */
 export const MAX_FILE_SIZE = 1024 * MIB;
@@ -380,15 +332,6 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
   "g": 1024 * MIB,
   "gib": 1024 * MIB,
 };
-
-/** A size in bytes for messages: `1 MiB`, `512 KiB`, or `1000 bytes`. */
-export function formatSize(bytes: number): string {
-  return bytes !== 0 && bytes % MIB === 0
-    ? `${bytes / MIB} MiB`
-    : bytes !== 0 && bytes % 1024 === 0
-    ? `${bytes / 1024} KiB`
-    : `${bytes} bytes`;
-}
 
 /**
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,

@@ -51,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
     );
   try {
     const command = parseCommand(args);
-    json = command.command === "serve" && command.logFormat === "json";
+    json = command.command === "serve" && command.log.format === "json";
     switch (command.command) {
       case "help":
         console.log(command.text);

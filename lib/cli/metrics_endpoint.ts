@@ -12,7 +12,6 @@ import {
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import type { ServerStats } from "../server/stats.ts";
-import type { ServeCommand } from "./commands/serve.ts";
 import { explainListen } from "./explain.ts";
 import { SELF_PROBE } from "./run_server.ts";
 
@@ -56,13 +55,11 @@ function healthOf(
  * connections at most, each closed 5 s after it was accepted.
  */
 export async function startMetrics(
-  command: ServeCommand,
+  { hostname, port, fd }: { hostname: string; port: number; fd?: number },
   render: () => string,
   running: () => HealthSource | undefined,
-): Promise<MetricsServer | undefined> {
-  if (!command.metrics) return undefined;
+): Promise<MetricsServer> {
   await loadProcessMetrics();
-  const { hostname, port, fd } = command.metrics;
   try {
     return serveMetrics({
       hostname,

@@ -7,7 +7,18 @@
 
 import { constants, type Stats } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { quote } from "../observe/escape.ts";
+
+/** One MiB, the default limit of a file named on the command line. */
+export const MIB = 1024 * 1024;
+
+/** A size in bytes for messages: `1 MiB`, `512 KiB`, or `1000 bytes`. */
+export function formatSize(bytes: number): string {
+  return bytes !== 0 && bytes % MIB === 0
+    ? `${bytes / MIB} MiB`
+    : bytes !== 0 && bytes % 1024 === 0
+    ? `${bytes / 1024} KiB`
+    : `${bytes} bytes`;
+}
 
 /** Why a file was not read; see {@linkcode ReadLimitedError}. */
 export type ReadLimitedKind =
@@ -89,22 +100,28 @@ export class ReadLimitedError extends Error {
     details: ReadLimitedDetails = {},
   ) {
     const { fileType, size, cause } = details;
-    const shown = quote(path);
+    // Why, in the words the command line puts after the file's name.
     super(
       kind === "not-a-file"
-        ? `${shown} is ${TYPE_WORDS[fileType ?? "unknown"]}, not a regular file`
+        ? `it is ${
+          TYPE_WORDS[fileType ?? "unknown"]
+        }; give the path of a regular file`
         : kind === "too-large"
-        ? `${shown} is larger than the limit of ${limit} bytes` +
-          (size !== undefined && size > limit + 1 ? ` (${size} bytes)` : "")
+        ? `it is larger than the limit of ${formatSize(limit)}` +
+          (size !== undefined && size > limit + 1
+            ? ` (${formatSize(size)})`
+            : "") +
+          "; raise the limit with --max-file-size, such as --max-file-size " +
+          "64MiB"
         : kind === "not-found"
-        ? `${shown} does not exist`
+        ? "no such file"
         : kind === "permission-denied"
-        ? `${shown} may not be read: permission denied`
+        ? "permission denied"
         : kind === "not-permitted"
-        ? `${shown} may not be read: Deno's permissions do not allow it`
-        : `${shown} cannot be read: ${
-          cause instanceof Error ? cause.message : String(cause)
-        }`,
+        ? "greeter lacks read permission (run deno with --allow-read)"
+        : cause instanceof Error
+        ? cause.message
+        : String(cause),
       cause === undefined ? undefined : { cause },
     );
     this.name = "ReadLimitedError";

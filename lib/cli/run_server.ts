@@ -11,6 +11,8 @@ import {
   serveGreeting,
 } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
+import { complete, type Prepared } from "./setup.ts";
+import { explainError } from "./explain.ts";
 
 /**
  * The cell of the health probe's port (see `selfProbe`): the main thread's,
@@ -34,9 +36,9 @@ export interface ServerRun {
 
 /** Options for {@linkcode runServer}. */
 export interface RunServerOptions {
-  /** The serving command: log format, quietness, rate, metrics. */
+  /** The serving command: its log and metrics. */
   command: ServeCommand;
-  /** The server options made from it by `prepareServe`. */
+  /** The server options made from it (see `complete`). */
   options: ServeGreetingOptions;
   /** Receives each log line (the main thread's writer, or a worker's batcher). */
   emit: (line: string) => void;
@@ -55,15 +57,15 @@ export function runServer(run: RunServerOptions): ServerRun {
   const { command, options, emit } = run;
   const log = createConnectionLog({
     emit,
-    format: command.logFormat,
-    quiet: command.quiet,
-    rate: command.logRate,
-    timestamps: command.logTimestamps === "on",
-    sensed: command.greetPause !== undefined || command.capture !== undefined,
-    tarpit: command.tarpit !== undefined,
+    format: command.log.format,
+    quiet: command.log.quiet,
+    rate: command.log.rate,
+    timestamps: command.log.timestamps === "on",
+    sensed: options.greetPause !== undefined || options.capture !== undefined,
+    tarpit: options.tarpit !== undefined,
   });
   const histogram = createDurationHistogram();
-  const trapped = command.tarpit
+  const trapped = options.tarpit
     ? createDurationHistogram(TRAPPED_BUCKETS)
     : undefined;
   let server: GreetingServer;
@@ -99,13 +101,30 @@ export function runServer(run: RunServerOptions): ServerRun {
 }
 
 /**
+ * Swaps a prepared reload into `server`, the same on the main thread and in
+ * every worker; resolves to the failure's one line, if any.
+ */
+export async function reloadServer(
+  server: GreetingServer,
+  command: ServeCommand,
+  prepared: Prepared,
+): Promise<string | undefined> {
+  try {
+    server.reload(await complete(command, prepared));
+    return undefined;
+  } catch (error) {
+    return explainError(error).message;
+  }
+}
+
+/**
  * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
  * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
  * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
  * classic output was.
  */
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
-  if (command.logTimestamps !== "auto") return command;
+  if (command.log.timestamps !== "auto") return command;
   let on = false;
   try {
     const { state } = Deno.permissions.querySync({
@@ -119,5 +138,5 @@ export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   } catch {
     // Off, as without the permission.
   }
-  return { ...command, logTimestamps: on ? "on" : "off" };
+  return { ...command, log: { ...command.log, timestamps: on ? "on" : "off" } };
 }

@@ -3,7 +3,7 @@ import type { ServerLog } from "../observe/connection_log.ts";
 import type { MetricsServer } from "../observe/metrics.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { onSignal } from "./signals.ts";
-import { warn } from "./warn.ts";
+import { sayHeldWarnings, warn } from "./warn.ts";
 import type { LogFormat } from "../observe/log_format.ts";
 import { createSystemdNotifier } from "./systemd_notify.ts";
 
@@ -92,6 +92,7 @@ function statusLine(addrs: Deno.Addr[]): string {
  */
 export async function runUntilStopped(service: Service): Promise<number> {
   const { log, metrics, reloads } = service;
+  sayHeldWarnings();
   const notifier = createSystemdNotifier();
   let stopping = false;
   // Sent before the process exits: systemd must hear STOPPING=1.

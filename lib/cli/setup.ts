@@ -1,13 +1,18 @@
+/**
+ * One configuration from flags and files: {@linkcode prepare} reads and
+ * checks every file a serving command names, for the start and for every
+ * reload; {@linkcode complete} makes the server's options of it, on the
+ * main thread and in each worker alike.
+ *
+ * @module
+ */
 import type { ServeCommand } from "./commands/serve.ts";
 import { type ClientTransport, UsageError } from "./flags.ts";
 import type { ClientTlsOptions } from "../client/read_greeting.ts";
-import {
-  DEFAULT_MESSAGE,
-  encodeGreeting,
-  EncodingError,
-} from "../greeting/encode.ts";
-import { DecodeError, decodeMessageFile } from "../greeting/message_file.ts";
-import { presetGreeting, type PresetName } from "../greeting/presets.ts";
+import { DEFAULT_MESSAGE } from "../greeting/encode.ts";
+import { decodeMessageFile } from "../greeting/message_file.ts";
+import { asUsageError } from "./explain.ts";
+import { presetGreeting } from "../greeting/presets.ts";
 import {
   DEFAULT_FILE_LIMIT,
   DEFAULT_QUOTES_LIMIT,
@@ -15,181 +20,175 @@ import {
 } from "./read_file.ts";
 import { quote } from "../observe/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
-import type {
-  ListenTarget,
-  ReloadOptions,
-  ServeGreetingOptions,
-  TlsOptions,
-} from "../server/options.ts";
+import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
 import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 import { type Cidr, parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";
 import {
-  type AddressMask,
   createAddressMask,
   MIN_ADDRESS_KEY_BYTES,
 } from "../net/address_privacy.ts";
 
 /**
- * The address mask of `--log-address`, with `--log-key-file` read (at
- * start, and again on every reload, so keys can rotate); undefined for
- * `full`.
- *
- * @throws {UsageError} For a key file that cannot be read or is too short.
+ * A configuration made from flags and files, as it crosses to a worker
+ * (postMessage clones it): the server's options but the two that are
+ * functions, and what those are made of, read and decoded once.
  */
-async function loadAddressMask(
-  command: ServeCommand,
-  files: FileSnapshot,
-): Promise<AddressMask | undefined> {
-  if (command.logAddress === undefined) return undefined;
-  if (command.logAddress === "truncate") {
-    return await createAddressMask({ mode: "truncate" });
-  }
-  const path = command.logKeyFile!;
-  const key = await readFile(
-    files,
-    path,
-    "log key file",
-    command.maxFileSize ?? DEFAULT_FILE_LIMIT,
-  );
-  if (key.length < MIN_ADDRESS_KEY_BYTES) {
-    throw new UsageError(
-      `The log key file ${quote(path)} holds ${key.length} byte${
-        key.length === 1 ? "" : "s"
-      }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
-        `secret bytes (head -c 32 /dev/urandom > ${quote(path)})`,
-    );
-  }
-  return await createAddressMask({ mode: "hash", key });
+export interface Prepared {
+  /**
+   * At start, every option but `greeting` and `maskAddress`; for a reload,
+   * what a reload replaces (the rules only when files give some).
+   */
+  options: ServeGreetingOptions;
+  /** The greeting's text, decoded from --message-file or given. */
+  message?: string;
+  /** The quotes file's bytes, for --preset qotd. */
+  quotes?: Uint8Array;
+  /** The --log-key-file's bytes. */
+  key?: Uint8Array;
+  /**
+   * The greeting made of them, on the thread that prepared it; left out of
+   * what is posted (a function cannot be cloned), and made again there.
+   */
+  greeting?: GreetingSource;
 }
 
 /**
- * The advice the CLI adds to a greeting error: the library says what is
- * wrong, the CLI says which flag fixes it.
+ * Reads and checks every file the command names: the message, quotes, TLS,
+ * rule and key files, and readies the Unix socket paths at start. Done
+ * before anything listens, so a bad file starts nothing, and before a
+ * reload swaps anything in, so a bad file leaves the old configuration.
+ *
+ * @param start True at start; false for a reload, whose options are what
+ * a reload replaces.
+ * @throws {UsageError} For a file that cannot be read or is invalid.
  */
-export function greetingErrorMessage(error: Error): string {
-  if (error instanceof EncodingError && error.encoding !== "utf-8") {
-    return `${error.message}: use --encoding utf-8`;
+export async function prepare(
+  command: ServeCommand,
+  start: boolean,
+): Promise<Prepared> {
+  const { files } = command;
+  const limit = files.maxSize ?? DEFAULT_FILE_LIMIT;
+  const prepared: Prepared = { options: {} };
+  if (files.quotes !== undefined) {
+    prepared.quotes = await readInputFile(
+      files.quotes,
+      "quotes file",
+      files.maxSize ?? DEFAULT_QUOTES_LIMIT,
+    );
   }
-  if (error instanceof DecodeError && error.offset >= 0) {
-    return `${error.message}: use --encoding utf-8 or latin1`;
+  prepared.message = command.greeting.message;
+  if (files.message !== undefined) {
+    const bytes = await readInputFile(files.message, "message file", limit);
+    prepared.message = asUsageError(
+      () => decodeMessageFile(bytes, command.greeting.encoding),
+      files.message,
+    );
   }
-  return error.message;
-}
-
-/** A greeting the library refuses is a usage error, with the flag's advice. */
-function asUsageError<T>(make: () => T, file?: string): T {
-  try {
-    return make();
-  } catch (error) {
-    if (
-      error instanceof RangeError || error instanceof SyntaxError ||
-      error instanceof TypeError
-    ) {
-      const where = file === undefined ? "" : ` (${quote(file)})`;
-      throw new UsageError(greetingErrorMessage(error) + where);
+  // Made here, so that a greeting the encoding cannot carry is said before
+  // anything starts, and never by a worker.
+  prepared.greeting = makeGreeting(command, prepared);
+  const tls = await loadTls(command, limit);
+  // Lists from flags alone cannot change on a reload: they stay, with
+  // their per-address counts.
+  const rules = start || files.allow.length > 0 || files.deny.length > 0
+    ? {
+      allow: [
+        ...command.options.allow ?? [],
+        ...await readCidrFiles(files.allow, "--allow-file", limit),
+      ],
+      deny: [
+        ...command.options.deny ?? [],
+        ...await readCidrFiles(files.deny, "--deny-file", limit),
+      ],
     }
-    throw error;
+    : {};
+  if (files.logKey !== undefined) {
+    const path = files.logKey;
+    const key = await readInputFile(path, "log key file", limit);
+    if (key.length < MIN_ADDRESS_KEY_BYTES) {
+      throw new UsageError(
+        `The log key file ${quote(path)} holds ${key.length} byte${
+          key.length === 1 ? "" : "s"
+        }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
+          `secret bytes (head -c 32 /dev/urandom > ${quote(path)})`,
+      );
+    }
+    prepared.key = key;
   }
+  if (!start) {
+    prepared.options = {
+      refuseMessage: command.options.refuseMessage,
+      ...(tls ? { tls } : {}),
+      ...rules,
+    };
+    return prepared;
+  }
+  const listen = command.options.listen ?? [];
+  for (const target of listen) {
+    if (target.transport === "unix") await prepareUnixSocket(target.path);
+  }
+  prepared.options = {
+    ...command.options,
+    ...rules,
+    listen: tls
+      ? listen.map((target) =>
+        target.transport === "unix" ? target : { ...target, tls }
+      )
+      : listen,
+  };
+  return prepared;
 }
 
-/**
- * The bytes of every file one preparation read, by path. The main thread
- * reads the files once and hands this to its workers, which prepare from it
- * and read nothing: every worker serves exactly what the main thread
- * checked, even if a file changes meanwhile.
- */
-export type FileSnapshot = Map<string, Uint8Array>;
-
-/** A file's bytes from `files`, or read (within `limit`) and kept there. */
-async function readFile(
-  files: FileSnapshot,
-  path: string,
-  what: string,
-  limit: number,
-): Promise<Uint8Array> {
-  const known = files.get(path);
-  if (known) return known;
-  const bytes = await readInputFile(path, what, limit);
-  files.set(path, bytes);
-  return bytes;
-}
-
-/**
- * Builds the greeting of `--preset`, reading and checking `--quotes-file`.
- *
- * @throws {UsageError} For an unknown preset, `qotd` without a quotes file
- * (or a quotes file with another preset), or a quotes file that cannot be
- * read or breaks RFC 865; the message names the file.
- */
-export async function loadPreset(
-  preset: PresetName,
-  { quotesFile, maxFileSize, files = new Map() }: {
-    quotesFile?: string;
-    maxFileSize?: number;
-    files?: FileSnapshot;
-  } = {},
-): Promise<GreetingSource> {
-  if (preset !== "qotd" && quotesFile !== undefined) {
-    throw new UsageError(
-      `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
-    );
-  }
-  if (preset === "qotd" && quotesFile === undefined) {
-    throw new UsageError(
-      "--preset qotd needs --quotes-file PATH: a file with one quote per " +
-        'line, or quotes separated by lines holding only "%"',
-    );
-  }
-  const bytes = quotesFile === undefined ? undefined : await readFile(
-    files,
-    quotesFile,
-    "quotes file",
-    maxFileSize ?? DEFAULT_QUOTES_LIMIT,
-  );
-  return asUsageError(() => presetGreeting(preset, bytes), quotesFile);
-}
-
-async function loadGreeting(
+function makeGreeting(
   command: ServeCommand,
-  files: FileSnapshot,
-): Promise<GreetingSource> {
-  const { preset, quotesFile, maxFileSize } = command;
-  if (preset) {
-    return await loadPreset(preset, { quotesFile, maxFileSize, files });
-  }
-  if (quotesFile !== undefined) {
-    throw new UsageError("--quotes-file goes with --preset qotd");
-  }
-  let message = command.message ?? DEFAULT_MESSAGE;
-  if (command.messageFile !== undefined) {
-    const bytes = await readFile(
-      files,
-      command.messageFile,
-      "message file",
-      command.maxFileSize ?? DEFAULT_FILE_LIMIT,
+  prepared: Prepared,
+): GreetingSource {
+  const { preset, encoding, lineEnding } = command.greeting;
+  return preset
+    ? asUsageError(
+      () => presetGreeting(preset, prepared.quotes),
+      command.files.quotes,
+    )
+    : asUsageError(() =>
+      compileTemplate(prepared.message ?? DEFAULT_MESSAGE, {
+        encoding,
+        lineEnding,
+      })
     );
-    message = asUsageError(
-      () => decodeMessageFile(bytes, command.encoding),
-      command.messageFile,
-    );
-  }
-  return asUsageError(() => compileTemplate(message, command));
 }
 
+/**
+ * The server's options (or a reload's) of a prepared configuration: its
+ * options with the greeting and the address mask made.
+ */
+export async function complete(
+  command: ServeCommand,
+  prepared: Prepared,
+): Promise<ServeGreetingOptions> {
+  const mode = command.log.address;
+  return {
+    ...prepared.options,
+    greeting: prepared.greeting ?? makeGreeting(command, prepared),
+    // Given even when undefined: a reload then keeps addresses whole.
+    maskAddress: mode === undefined ? undefined : await createAddressMask(
+      mode === "hash" ? { mode, key: prepared.key! } : { mode },
+    ),
+  };
+}
+
+/** The TLS pair, read and checked, or undefined without --tls-cert. */
 async function loadTls(
   command: ServeCommand,
-  files: FileSnapshot,
+  limit: number,
 ): Promise<TlsOptions | undefined> {
-  if (command.tlsCert === undefined || command.tlsKey === undefined) {
-    return undefined;
-  }
+  const { tlsCert, tlsKey } = command.files;
+  if (tlsCert === undefined || tlsKey === undefined) return undefined;
   const decoder = new TextDecoder();
-  const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
   const [cert, key] = await Promise.all([
-    readFile(files, command.tlsCert, "TLS certificate", limit),
-    readFile(files, command.tlsKey, "TLS key", limit),
+    readInputFile(tlsCert, "TLS certificate", limit),
+    readInputFile(tlsKey, "TLS key", limit),
   ]);
   const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
   // Checked here, so a file that is not a certificate or a key that does
@@ -199,77 +198,11 @@ async function loadTls(
     await checkCertificateAndKey(tls.cert, tls.key);
   } catch (error) {
     throw new UsageError(
-      `Invalid TLS certificate or key (--tls-cert ${
-        quote(command.tlsCert)
-      }, --tls-key ${quote(command.tlsKey)}): ${(error as Error).message}`,
+      `Invalid TLS certificate or key (--tls-cert ${quote(tlsCert)}, ` +
+        `--tls-key ${quote(tlsKey)}): ${(error as Error).message}`,
     );
   }
   return tls;
-}
-
-/**
- * Turns the serving command into server options: reads the message, quotes
- * and TLS files, compiles the template, and readies Unix socket paths. Done
- * before anything listens, so a bad file starts nothing.
- *
- * @throws {UsageError} For unreadable files or text the encoding cannot
- * carry.
- */
-export async function prepareServe(
-  command: ServeCommand,
-  files: FileSnapshot = new Map(),
-): Promise<ServeGreetingOptions> {
-  const greeting = await loadGreeting(command, files);
-  const refuseMessage = command.refuseMessage === undefined
-    ? undefined
-    : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
-  const tls = await loadTls(command, files);
-  const listen = await listenTargets(command, tls);
-  return {
-    listen,
-    greeting,
-    refuseMessage,
-    drainTimeout: command.drainTimeout,
-    maxConnections: command.maxConnections,
-    backlog: command.backlog,
-    timeout: command.timeout,
-    linger: command.linger,
-    maxPerIp: command.maxPerIp,
-    ratePerIp: command.ratePerIp,
-    ...await loadRules(command, files),
-    ...(command.proxyFrom
-      ? { proxyProtocol: { from: command.proxyFrom } }
-      : {}),
-    greetPause: command.greetPause,
-    earlyTalkers: command.earlyTalkers,
-    capture: command.capture,
-    maskAddress: await loadAddressMask(command, files),
-    ...(command.tarpit ? { tarpit: command.tarpit } : {}),
-  };
-}
-
-/**
- * Where to listen: the sockets a service manager passed, or else every
- * --host with every --port, and every --unix path (readied).
- */
-async function listenTargets(
-  command: ServeCommand,
-  tls: TlsOptions | undefined,
-): Promise<ListenTarget[]> {
-  if (command.passed) {
-    return command.passed.greeting.map((fd) => ({
-      transport: "fd" as const,
-      fd,
-      tls,
-    }));
-  }
-  for (const path of command.unix) await prepareUnixSocket(path);
-  return [
-    ...command.hosts.flatMap((hostname) =>
-      command.ports.map((port) => ({ hostname, port, tls }))
-    ),
-    ...command.unix.map((path) => ({ transport: "unix" as const, path })),
-  ];
 }
 
 /** The TLS options of a client command, with its --ca file read. */
@@ -290,38 +223,6 @@ export async function clientTls(
 }
 
 /**
- * What a reload (SIGHUP) replaces: the greeting and the refuse message, with
- * the message, quotes and TLS files read again and checked in full. The
- * access rules and limits come from flags, which a reload cannot change:
- * they stay, and so do their per-address counts.
- *
- * @throws {UsageError} For a file that cannot be read or is invalid now.
- */
-export async function prepareReload(
-  command: ServeCommand,
-  files: FileSnapshot = new Map(),
-): Promise<ReloadOptions> {
-  const greeting = await loadGreeting(command, files);
-  const refuseMessage = command.refuseMessage === undefined
-    ? undefined
-    : asUsageError(() => encodeGreeting(command.refuseMessage!, command));
-  const tls = await loadTls(command, files);
-  // Lists from files are read again; lists from flags alone cannot change,
-  // and are left as they are (with the per-IP counts).
-  const rules = command.allowFiles.length || command.denyFiles.length
-    ? await loadRules(command, files)
-    : {};
-  const maskAddress = await loadAddressMask(command, files);
-  return {
-    greeting,
-    refuseMessage,
-    ...(tls ? { tls } : {}),
-    ...rules,
-    maskAddress,
-  };
-}
-
-/**
  * The blocks of `--allow-file` or `--deny-file`: one per line, blank lines
  * and `#` comments skipped.
  *
@@ -332,12 +233,11 @@ async function readCidrFiles(
   paths: string[],
   flag: string,
   limit: number,
-  files: FileSnapshot,
 ): Promise<Cidr[]> {
   const blocks: Cidr[] = [];
   for (const path of paths) {
     const text = new TextDecoder().decode(
-      await readFile(files, path, `${flag} file`, limit),
+      await readInputFile(path, `${flag} file`, limit),
     );
     text.split(/\r?\n/).forEach((raw, i) => {
       const line = raw.replace(/#.*/, "").trim();
@@ -354,25 +254,4 @@ async function readCidrFiles(
     });
   }
   return blocks;
-}
-
-/**
- * The allow and deny lists: the flags' blocks and those of their files. The
- * files are read at start and again on every reload.
- */
-export async function loadRules(
-  command: ServeCommand,
-  files: FileSnapshot = new Map(),
-): Promise<{ allow: Cidr[]; deny: Cidr[] }> {
-  const limit = command.maxFileSize ?? DEFAULT_FILE_LIMIT;
-  return {
-    allow: [
-      ...command.allow,
-      ...await readCidrFiles(command.allowFiles, "--allow-file", limit, files),
-    ],
-    deny: [
-      ...command.deny,
-      ...await readCidrFiles(command.denyFiles, "--deny-file", limit, files),
-    ],
-  };
 }

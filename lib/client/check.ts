@@ -1,6 +1,7 @@
 import { formatAddress } from "../net/address.ts";
+import { errorLine, escapeBytes } from "../net/escape.ts";
 import {
-  type ClientTlsOptions,
+  type FetchGreetingOptions,
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
@@ -37,19 +38,7 @@ export const DEFAULT_CHECK_TIMEOUT = 2_000;
  * assertEquals((await checkGreeting(options)).ok, true);
  * ```
  */
-export interface CheckGreetingOptions {
-  /**
-   * The server's host name or IP address.
-   *
-   * @default {"localhost"}
-   */
-  hostname?: string;
-  /**
-   * The server's TCP port.
-   *
-   * @default {8080}
-   */
-  port?: number;
+export interface CheckGreetingOptions extends FetchGreetingOptions {
   /**
    * The exact bytes the server must send before it closes.
    *
@@ -62,14 +51,6 @@ export interface CheckGreetingOptions {
    * @default {2000}
    */
   timeout?: number;
-  /** Connect to this Unix socket instead of a host and port. */
-  path?: string;
-  /** Speak TLS (true: verify against the system's CAs). */
-  tls?: boolean | ClientTlsOptions;
-  /** Start with a PROXY protocol v2 `LOCAL` header (a balancer's health check). */
-  proxyHeader?: boolean;
-  /** Aborting it stops the check. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -121,21 +102,9 @@ const SHOWN = 48;
 /** Shows bytes as a quoted string: ASCII as is, the rest escaped. */
 export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
   const end = Math.min(bytes.length, from + max);
-  let text = from > 0 ? "…" : "";
-  text += '"';
-  for (let i = from; i < end; i++) {
-    const byte = bytes[i];
-    if (byte === 0x0d) text += "\\r";
-    else if (byte === 0x0a) text += "\\n";
-    else if (byte === 0x09) text += "\\t";
-    else if (byte === 0x22 || byte === 0x5c) {
-      text += "\\" + String.fromCharCode(byte);
-    } else if (byte < 0x20 || byte > 0x7e) {
-      text += "\\x" + byte.toString(16).padStart(2, "0");
-    } else text += String.fromCharCode(byte);
-  }
-  text += '"';
-  return end < bytes.length ? text + "…" : text;
+  return `${from > 0 ? "…" : ""}"${escapeBytes(bytes.subarray(from, end))}"${
+    end < bytes.length ? "…" : ""
+  }`;
 }
 
 /** The index of the first byte where `a` and `b` differ, or the shorter length. */
@@ -187,7 +156,6 @@ export async function checkGreeting(
     port = DEFAULT_PORT,
     expect = encodeGreeting(DEFAULT_MESSAGE),
     timeout = DEFAULT_CHECK_TIMEOUT,
-    signal,
   } = options;
   const address = options.path ??
     formatAddress({ transport: "tcp", hostname, port });
@@ -199,21 +167,14 @@ export async function checkGreeting(
   let closed = false;
   try {
     for await (
-      const chunk of readGreeting({
-        hostname,
-        port,
-        timeout,
-        signal,
-        path: options.path,
-        tls: options.tls,
-        proxyHeader: options.proxyHeader,
-      })
+      const chunk of readGreeting({ ...options, hostname, port, timeout })
     ) {
       const take = Math.min(chunk.length, buffer.length - size);
       buffer.set(chunk.subarray(0, take), size);
+      // Only the new bytes are compared: the earlier ones matched already.
       if (matching) {
         matching = size + take <= expect.length &&
-          firstDifference(expect, buffer, size + take) === size + take;
+          firstDifference(expect.subarray(size), chunk, take) === take;
       }
       size += take;
       if (size === buffer.length) break; // Enough to show what differs.
@@ -276,8 +237,7 @@ export async function checkGreeting(
             : "; if it expects a PROXY protocol header, add --proxy-header)"),
     );
   }
-  const reason = (error instanceof Error ? error.message : String(error))
-    .split("\n")[0].replace(/ \(os error \d+\)$/, "");
+  const reason = errorLine(error);
   return {
     ...result(
       "fail",

@@ -186,22 +186,18 @@ async function insecureTlsSource(
   const net = await import("node:net");
   const { isIP } = net;
   // The PROXY header goes in clear first, then TLS on the same socket.
-  let raw: import("node:net").Socket | undefined;
-  if (proxyHeader) {
-    const plain = net.connect({ host: hostname, port });
-    raw = plain;
-    await new Promise<void>((resolve, reject) => {
-      plain.once("connect", resolve);
-      plain.once("error", (error: Error) => reject(asDenoError(error)));
-    });
-    plain.write(LOCAL_HEADER);
-  }
+  const plain = net.connect({ host: hostname, port });
+  await new Promise<void>((resolve, reject) => {
+    plain.once("connect", resolve);
+    plain.once("error", (error: Error) => reject(asDenoError(error)));
+  });
+  if (proxyHeader) plain.write(LOCAL_HEADER);
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let ended = false;
   let failure: Error | undefined;
   let wake = () => {};
   const socket = connect({
-    ...(raw ? { socket: raw } : { host: hostname, port }),
+    socket: plain,
     rejectUnauthorized: false,
     ...(isIP(hostname) ? {} : { servername: hostname }),
   });
@@ -209,14 +205,12 @@ async function insecureTlsSource(
     chunks.push(new Uint8Array(data));
     wake();
   });
-  socket.on("end", () => {
-    ended = true;
-    wake();
-  });
-  socket.on("close", () => {
-    ended = true;
-    wake();
-  });
+  for (const event of ["end", "close"]) {
+    socket.on(event, () => {
+      ended = true;
+      wake();
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", resolve);
     socket.once("error", (error: Error) => reject(asDenoError(error)));
@@ -244,35 +238,20 @@ async function open(
   port: number,
   signal: AbortSignal,
 ): Promise<ChunkSource> {
-  const { path, tls } = options;
+  const { path, tls, proxyHeader } = options;
   if (path !== undefined) {
     return denoSource(await Deno.connect({ transport: "unix", path }));
   }
-  if (!tls) {
-    const conn = await Deno.connect({ hostname, port, signal });
-    if (options.proxyHeader) {
-      try {
-        await conn.write(LOCAL_HEADER); // 16 bytes: one write takes them.
-      } catch (error) {
-        conn.close();
-        throw error;
-      }
-    }
-    return denoSource(conn);
+  const { caCerts, insecure } = typeof tls === "object" ? tls : {};
+  if (tls && insecure) {
+    return await insecureTlsSource(hostname, port, proxyHeader === true);
   }
-  const { caCerts, insecure } = tls === true ? {} : tls;
-  const proxyHeader = options.proxyHeader === true;
-  if (insecure) return await insecureTlsSource(hostname, port, proxyHeader);
-  if (!proxyHeader) {
-    const conn = await Deno.connectTls({ hostname, port, caCerts });
-    await conn.handshake();
-    return denoSource(conn);
-  }
-  // As HAProxy's send-proxy before a TLS server: the header in clear, then
-  // the handshake on the same connection.
+  // As HAProxy's send-proxy: the header in clear (16 bytes: one write takes
+  // them), then, for TLS, the handshake on the same connection.
   const tcp = await Deno.connect({ hostname, port, signal });
   try {
-    await tcp.write(LOCAL_HEADER);
+    if (proxyHeader) await tcp.write(LOCAL_HEADER);
+    if (!tls) return denoSource(tcp);
     const conn = await Deno.startTls(tcp, { hostname, caCerts });
     await conn.handshake();
     return denoSource(conn);
@@ -343,11 +322,9 @@ export async function* readGreeting(
     while (true) {
       const chunk = await source.next();
       if (chunk === null) {
-        // A connection cut by the deadline can also end without an error.
-        if (deadline.signal.aborted) {
-          throw new GreetingTimeoutError(address, timeout, received);
-        }
-        if (signal?.aborted) throw signal.reason;
+        // A connection cut by the deadline or the signal can also end
+        // without an error: the catch below tells which.
+        if (stop.aborted) throw stop.reason;
         return;
       }
       received += chunk.length;
@@ -393,7 +370,7 @@ export async function* readGreeting(
 export async function fetchGreeting(
   options: FetchGreetingOptions = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   for await (const chunk of readGreeting(options)) {
     size += chunk.length;
@@ -402,11 +379,5 @@ export async function fetchGreeting(
     }
     chunks.push(chunk);
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return new Uint8Array(await new Blob(chunks).arrayBuffer());
 }

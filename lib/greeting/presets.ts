@@ -1,5 +1,5 @@
 import { encodeGreeting } from "./encode.ts";
-import type { GreetingSource } from "./template.ts";
+import { type GreetingSource, perSecond } from "./template.ts";
 
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
@@ -55,51 +55,14 @@ export const QOTD_MAX_LENGTH = 512;
 /** Seconds from 1900-01-01T00:00:00Z, RFC 868's epoch, to the Unix epoch. */
 export const RFC868_EPOCH_OFFSET = 2_208_988_800;
 
-const WEEKDAYS = [
-  "Sunday",
-  "Monday",
-  "Tuesday",
-  "Wednesday",
-  "Thursday",
-  "Friday",
-  "Saturday",
-];
-const MONTHS = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
-
-/**
- * A greeting that depends only on the current second: built once per
- * second, shared by the connections within it.
- */
-function perSecond(
-  now: () => Date,
-  build: (second: number) => Uint8Array,
-): () => Uint8Array {
-  let second = NaN;
-  let bytes: Uint8Array = new Uint8Array();
-  return () => {
-    const current = Math.floor(now().getTime() / 1000);
-    if (current !== second) {
-      bytes = build(current);
-      second = current;
-    }
-    return bytes;
-  };
-}
-
-const pad2 = (n: number) => String(n).padStart(2, "0");
+/** `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. */
+const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
+  weekday: "long",
+  month: "long",
+  day: "numeric",
+  year: "numeric",
+  timeZone: "UTC",
+});
 
 /**
  * The RFC 867 Daytime service: one human-readable line, in UTC, such as
@@ -110,14 +73,14 @@ const pad2 = (n: number) => String(n).padStart(2, "0");
  * bytes must not be modified.
  */
 export function daytimeGreeting(
-  now: () => Date = () => new Date(),
+  now?: () => Date,
 ): GreetingSource {
   return perSecond(now, (second) => {
-    const d = new Date(second * 1000);
-    const line = `${WEEKDAYS[d.getUTCDay()]}, ${MONTHS[d.getUTCMonth()]} ` +
-      `${d.getUTCDate()}, ${d.getUTCFullYear()} ${pad2(d.getUTCHours())}:` +
-      `${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}-UTC`;
-    return encodeGreeting(line, { lineEnding: "crlf", encoding: "ascii" });
+    const date = new Date(second * 1000);
+    return encodeGreeting(
+      `${DAYTIME_DATE.format(date)} ${date.toISOString().slice(11, 19)}-UTC`,
+      { lineEnding: "crlf", encoding: "ascii" },
+    );
   });
 }
 
@@ -147,7 +110,7 @@ export function rfc868Seconds(date: Date): number {
  * bytes must not be modified.
  */
 export function timeGreeting(
-  now: () => Date = () => new Date(),
+  now?: () => Date,
 ): GreetingSource {
   return perSecond(now, (second) => {
     const bytes = new Uint8Array(4);
@@ -159,188 +122,71 @@ export function timeGreeting(
   });
 }
 
-/**
- * Checks one quote against RFC 865: ASCII, at most 512 characters.
- *
- * @param line The quote's first line in the file, if it came from one.
- */
-function checkQuote(quote: string, number: number, line?: number): void {
-  // The common case, ASCII, costs no array of characters.
-  // deno-lint-ignore no-control-regex -- the ASCII range starts at NUL
-  const at = /[^\x00-\x7f]/.test(quote)
-    ? [...quote].findIndex((char) => char.codePointAt(0)! > 0x7f)
-    : -1;
-  const where = (offset: number) =>
-    line === undefined
-      ? ""
-      : ` (line ${
-        line + [...quote].slice(0, offset).filter((c) => c === "\n").length
-      })`;
-  if (at !== -1) {
-    const char = [...quote][at];
-    throw new QuoteError(
-      `Quote ${number}${where(at)} has "${char}" (U+${
-        char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
-      }), which is not ASCII as RFC 865 requires: replace it in the quotes ` +
-        "file",
-      number,
-      line,
-    );
-  }
-  if (quote.length > QOTD_MAX_LENGTH) {
-    throw new QuoteError(
-      `Quote ${number}${where(0)} is ${quote.length} characters long, and ` +
-        `RFC 865 allows at most ${QOTD_MAX_LENGTH}: shorten or split it in ` +
-        "the quotes file",
-      number,
-      line,
-    );
-  }
-}
-
-const isBlank = (line: string) => line.trim() === "";
-
-/**
- * Parses a quotes file. If a line is exactly `%`, quotes are separated by
- * such lines (the fortune format) and may span several lines; otherwise each
- * non-blank line is one quote. Blank lines around a quote are dropped; line
- * breaks inside it are kept as `\n`. A quote's length counts each of those
- * line breaks as one character.
- *
- * @throws {QuoteError} If there are no quotes, or a quote is longer than
- * 512 characters or has a character outside ASCII (RFC 865); the message
- * gives the quote's number and line.
- */
-export function parseQuotes(text: string): string[] {
-  const lines = text.split(/\r?\n/);
-  const quotes: string[] = [];
-  // One quote from lines[start, end), blank lines around it dropped.
-  const take = (start: number, end: number) => {
-    while (start < end && isBlank(lines[start])) start++;
-    while (end > start && isBlank(lines[end - 1])) end--;
-    if (start === end) return;
-    const quote = end - start === 1
-      ? lines[start]
-      : lines.slice(start, end).join("\n");
-    checkQuote(quote, quotes.length + 1, start + 1);
-    quotes.push(quote);
-  };
-  if (lines.includes("%")) {
-    let first = 0;
-    for (let i = 0; i <= lines.length; i++) {
-      if (i === lines.length || lines[i] === "%") {
-        take(first, i);
-        first = i + 1;
-      }
-    }
-  } else {
-    for (let i = 0; i < lines.length; i++) take(i, i + 1);
-  }
-  if (quotes.length === 0) {
-    throw new QuoteError(
-      "Quotes file has no quotes: write one quote per line, or separate " +
-        'quotes with lines holding only "%"',
-      0,
-    );
-  }
-  return quotes;
-}
-
-/**
- * The RFC 865 Quote of the Day service: a quote picked at random for each
- * connection. Every quote is encoded once, here, in ASCII with each of its
- * lines ending in CRLF.
- *
- * @param quotes The quotes, as from {@linkcode parseQuotes}.
- * @param random Returns a number in [0, 1); for tests.
- * @returns The bytes themselves if there is only one quote, otherwise a
- * function picking one per connection. The returned bytes must not be
- * modified.
- * @throws {QuoteError} If there are no quotes, or one breaks RFC 865.
- */
-export function qotdGreeting(
-  quotes: readonly string[],
-  random: () => number = Math.random,
-): GreetingSource {
-  if (quotes.length === 0) {
-    throw new QuoteError("No quotes to choose from: give at least one", 0);
-  }
-  quotes.forEach((quote, i) => checkQuote(quote, i + 1));
-  // Every quote in one buffer, each line ending in CRLF (what
-  // encodeGreeting makes of ASCII), and where each ends: about the size of
-  // the quotes, instead of one array (and its overhead) per quote.
-  let total = 0;
-  for (const quote of quotes) total += crlfLength(quote);
-  const bytes = new Uint8Array(total);
-  const ends = new Uint32Array(quotes.length);
-  let at = 0;
-  quotes.forEach((quote, i) => {
-    for (let c = 0; c < quote.length; c++) {
-      const code = quote.charCodeAt(c);
-      if (code === 0x0a) {
-        bytes[at++] = 0x0d;
-        bytes[at++] = 0x0a;
-      } else if (code !== 0x0d || quote.charCodeAt(c + 1) !== 0x0a) {
-        bytes[at++] = code;
-      }
-    }
-    bytes[at++] = 0x0d;
-    bytes[at++] = 0x0a;
-    ends[i] = at;
-  });
-  return fromPacked(bytes, ends, random);
-}
-
-/** The greeting of packed quotes: quote `i` ends at `ends[i]`. */
-function fromPacked(
-  bytes: Uint8Array,
-  ends: Uint32Array,
-  random: () => number,
-): GreetingSource {
-  if (ends.length === 1) return bytes;
-  return () => {
-    const index = Math.min(Math.floor(random() * ends.length), ends.length - 1);
-    return bytes.subarray(index === 0 ? 0 : ends[index - 1], ends[index]);
-  };
-}
-
 /** ASCII white space, as String.prototype.trim sees it. */
 const isSpace = (byte: number) =>
   byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
 
+/** Decodes bytes of a quotes file: UTF-8, or Latin-1 if the file is not. */
+function decoder(file: Uint8Array): (from: number, to: number) => string {
+  let utf8: boolean | undefined;
+  return (from, to) => {
+    if (utf8 === undefined) {
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(file);
+        utf8 = true;
+      } catch {
+        utf8 = false;
+      }
+    }
+    return new TextDecoder(utf8 ? "utf-8" : "latin1", { ignoreBOM: true })
+      .decode(file.subarray(from, to));
+  };
+}
+
 /**
- * Packs a quotes file straight from its bytes, as {@linkcode parseQuotes}
- * and {@linkcode qotdGreeting} would, without a string per line or quote:
- * a 16 MiB file then costs about its own size. Returns undefined for what
- * this fast path does not take (a byte outside ASCII, a CR not before an
- * LF, a quote too long, no quote at all): the string path then gives the
- * exact error, or the same bytes.
+ * Reads a quotes file straight from its bytes into one buffer, every line of
+ * every quote ending in CRLF, and where each quote ends: without a string
+ * per line or quote, a 16 MiB file costs about its own size.
+ *
+ * If a line is exactly `%`, quotes are separated by such lines (the fortune
+ * format) and may span several lines; otherwise each non-blank line is one
+ * quote. Blank lines around a quote are dropped. A line ends at LF or CRLF;
+ * a UTF-8 byte order mark at the start is left out. A quote's length counts
+ * each line break inside it as one character.
+ *
+ * @throws {QuoteError} If there are no quotes, or a quote is longer than
+ * 512 characters or has a character outside ASCII (RFC 865); the message
+ * gives the quote's number and line, and the character as UTF-8 (Latin-1 if
+ * the file is not UTF-8).
  */
 export function packQuotes(
   file: Uint8Array,
-): { bytes: Uint8Array; ends: Uint32Array } | undefined {
+): { bytes: Uint8Array; ends: Uint32Array } {
+  const from = file[0] === 0xef && file[1] === 0xbb && file[2] === 0xbf ? 3 : 0;
   // Line starts and ends (CR of CRLF left out), and whether one is "%":
   // typed arrays, counted first, so the index costs 8 bytes a line.
   let count = 1;
-  for (let i = 0; i < file.length; i++) if (file[i] === 0x0a) count++;
+  for (let i = from; i < file.length; i++) if (file[i] === 0x0a) count++;
   const starts = new Uint32Array(count);
   const stops = new Uint32Array(count);
   let lines = 0;
   let percent = false;
-  let start = 0;
-  for (let i = 0; i <= file.length; i++) {
-    const byte = i < file.length ? file[i] : 0x0a;
-    if (byte > 0x7f) return undefined;
-    if (byte === 0x0d && file[i + 1] !== 0x0a) return undefined;
-    if (byte !== 0x0a) continue;
-    const stop = i > start && file[i - 1] === 0x0d ? i - 1 : i;
+  let start = from;
+  for (let i = from; i <= file.length; i++) {
+    if (i < file.length && file[i] !== 0x0a) continue;
+    const stop = i < file.length && i > start && file[i - 1] === 0x0d
+      ? i - 1
+      : i;
     if (stop - start === 1 && file[start] === 0x25) percent = true;
     starts[lines] = start;
     stops[lines++] = stop;
     start = i + 1;
   }
+  const text = decoder(file);
+  // Only a line with a byte outside ASCII is decoded: trim's white space.
   const blank = (line: number) => {
     for (let i = starts[line]; i < stops[line]; i++) {
+      if (file[i] > 0x7f) return text(starts[line], stops[line]).trim() === "";
       if (!isSpace(file[i])) return false;
     }
     return true;
@@ -349,37 +195,60 @@ export function packQuotes(
   const quotes = new Uint32Array(lines * 2);
   let found = 0;
   let total = 0;
-  const take = (first: number, end: number): boolean => {
+  const take = (first: number, end: number) => {
     while (first < end && blank(first)) first++;
     while (end > first && blank(end - 1)) end--;
-    if (first === end) return true;
+    if (first === end) return;
+    const number = found / 2 + 1;
     let length = end - first - 1;
     for (let line = first; line < end; line++) {
+      for (let i = starts[line]; i < stops[line]; i++) {
+        if (file[i] <= 0x7f) continue;
+        // `i` begins a character: every byte before it in the quote is ASCII.
+        const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
+        throw new QuoteError(
+          `Quote ${number} (line ${line + 1}) has "${char}" (U+${
+            char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+          }), which is not ASCII as RFC 865 requires: replace it in the ` +
+            "quotes file",
+          number,
+          first + 1,
+        );
+      }
       length += stops[line] - starts[line];
     }
-    if (length > QOTD_MAX_LENGTH) return false;
+    if (length > QOTD_MAX_LENGTH) {
+      throw new QuoteError(
+        `Quote ${number} (line ${first + 1}) is ${length} characters long, ` +
+          `and RFC 865 allows at most ${QOTD_MAX_LENGTH}: shorten or split ` +
+          "it in the quotes file",
+        number,
+        first + 1,
+      );
+    }
     total += length + (end - first) + 1;
     quotes[found++] = first;
     quotes[found++] = end;
-    return true;
   };
-  if (percent) {
-    let first = 0;
-    for (let line = 0; line <= lines; line++) {
-      if (
-        line === lines ||
-        (stops[line] - starts[line] === 1 && file[starts[line]] === 0x25)
-      ) {
-        if (!take(first, line)) return undefined;
-        first = line + 1;
-      }
-    }
-  } else {
-    for (let line = 0; line < lines; line++) {
-      if (!take(line, line + 1)) return undefined;
+  let first = 0;
+  for (let line = 0; line <= lines; line++) {
+    if (!percent) {
+      if (line < lines) take(line, line + 1);
+    } else if (
+      line === lines ||
+      (stops[line] - starts[line] === 1 && file[starts[line]] === 0x25)
+    ) {
+      take(first, line);
+      first = line + 1;
     }
   }
-  if (found === 0) return undefined;
+  if (found === 0) {
+    throw new QuoteError(
+      "Quotes file has no quotes: write one quote per line, or separate " +
+        'quotes with lines holding only "%"',
+      0,
+    );
+  }
   const bytes = new Uint8Array(total);
   const ends = new Uint32Array(found / 2);
   let at = 0;
@@ -395,25 +264,27 @@ export function packQuotes(
   return { bytes, ends };
 }
 
-/** The length of an ASCII quote with every line ending in CRLF. */
-function crlfLength(quote: string): number {
-  let length = quote.length + 2;
-  for (let c = 0; c < quote.length; c++) {
-    const code = quote.charCodeAt(c);
-    if (code === 0x0a) length++;
-    else if (code === 0x0d && quote.charCodeAt(c + 1) === 0x0a) length--;
-  }
-  return length;
-}
-
-/** Decodes a quotes file as UTF-8, or as Latin-1 if it is not UTF-8. */
-export function decodeQuotesFile(bytes: Uint8Array): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    // Only for the error message: parseQuotes refuses anything not ASCII.
-    return new TextDecoder("latin1").decode(bytes);
-  }
+/**
+ * The RFC 865 Quote of the Day service: a quote of the file picked at random
+ * for each connection. Every quote is encoded once, here, in ASCII with each
+ * of its lines ending in CRLF (see {@linkcode packQuotes}).
+ *
+ * @param random Returns a number in [0, 1); for tests.
+ * @returns The bytes themselves if there is only one quote, otherwise a
+ * function picking one per connection. The returned bytes must not be
+ * modified.
+ * @throws {QuoteError} If there are no quotes, or one breaks RFC 865.
+ */
+export function qotdGreeting(
+  file: Uint8Array,
+  random: () => number = Math.random,
+): GreetingSource {
+  const { bytes, ends } = packQuotes(file);
+  if (ends.length === 1) return bytes;
+  return () => {
+    const index = Math.min(Math.floor(random() * ends.length), ends.length - 1);
+    return bytes.subarray(index === 0 ? 0 : ends[index - 1], ends[index]);
+  };
 }
 
 /**
@@ -459,7 +330,5 @@ export function presetGreeting(
   }
   if (name === "daytime") return daytimeGreeting();
   if (name === "time") return timeGreeting();
-  const packed = packQuotes(quotesFile!);
-  if (packed) return fromPacked(packed.bytes, packed.ends, Math.random);
-  return qotdGreeting(parseQuotes(decodeQuotesFile(quotesFile!)));
+  return qotdGreeting(quotesFile!);
 }

@@ -62,26 +62,29 @@ export type GreetingSource =
   | Uint8Array
   | ((context: GreetingContext) => Uint8Array);
 
+type Ctx = GreetingContext;
+type Getter = (context: Ctx) => string;
+
+/**
+ * Every placeholder, in the order messages list them, with its value per
+ * connection; `time` and `hostname` are made once, by compileTemplate.
+ */
+const VALUES = {
+  remote_addr: (context: Ctx) => unmapIpv4(context.remoteAddr.hostname),
+  remote_port: (context: Ctx) => String(context.remoteAddr.port),
+  local_addr: (context: Ctx) => unmapIpv4(context.localAddr.hostname),
+  local_port: (context: Ctx) => String(context.localAddr.port),
+  time: undefined,
+  hostname: undefined,
+  count: (context: Ctx) => String(context.count),
+};
+
 /** The name of a placeholder a greeting template may use, without braces. */
-export type TemplatePlaceholder =
-  | "remote_addr"
-  | "remote_port"
-  | "local_addr"
-  | "local_port"
-  | "time"
-  | "hostname"
-  | "count";
+export type TemplatePlaceholder = keyof typeof VALUES;
 
 /** Every placeholder {@linkcode compileTemplate} knows, without braces. */
-export const TEMPLATE_PLACEHOLDERS: readonly TemplatePlaceholder[] = [
-  "remote_addr",
-  "remote_port",
-  "local_addr",
-  "local_port",
-  "time",
-  "hostname",
-  "count",
-];
+export const TEMPLATE_PLACEHOLDERS: readonly TemplatePlaceholder[] = Object
+  .keys(VALUES) as TemplatePlaceholder[];
 
 /**
  * Options for {@linkcode compileTemplate}.
@@ -211,18 +214,6 @@ function parseTemplate(message: string): Token[] {
   return tokens;
 }
 
-/**
- * True if the message refers to a placeholder (`{name}`, known or not),
- * that is, if {@linkcode compileTemplate} treats it as more than literal
- * text. It does not validate the template: compileTemplate does.
- */
-export function hasPlaceholders(message: string): boolean {
-  for (const match of message.matchAll(BRACES)) {
-    if (match[1] !== undefined) return true;
-  }
-  return false;
-}
-
 function resolveHostname(): string {
   try {
     return Deno.hostname();
@@ -292,22 +283,27 @@ function allocate(length: number): Uint8Array {
   return slab.subarray(slabUsed, slabUsed += length);
 }
 
-/** A `{time}` formatter that formats each second once. */
-function timeFormatter(now: (() => Date) | undefined): () => string {
+/**
+ * A value that depends only on the current second: built once per second,
+ * shared by the connections within it. `now` is the clock, for tests
+ * (by default Date.now, which makes no Date).
+ */
+export function perSecond<T>(
+  now: (() => Date) | undefined,
+  build: (second: number) => T,
+): () => T {
   const clock = now ? () => now().getTime() : Date.now;
   let second = NaN;
-  let text = "";
+  let value: T;
   return () => {
     const current = Math.floor(clock() / 1000);
     if (current !== second) {
+      value = build(current);
       second = current;
-      text = new Date(current * 1000).toISOString().slice(0, 19) + "Z";
     }
-    return text;
+    return value;
   };
 }
-
-type Getter = (context: GreetingContext) => string;
 
 /**
  * Compiles a greeting template once, at start-up, into what the server
@@ -380,43 +376,21 @@ export function compileTemplate(
     else if (pending.length > 1) parts.push(concat(pending));
     pending = [];
   };
-  let time: (() => string) | undefined;
+  // {time}: RFC 3339 in UTC to the second, formatted once a second.
+  const time = perSecond(
+    now,
+    (second) => new Date(second * 1000).toISOString().slice(0, 19) + "Z",
+  );
   for (const token of tokens) {
     if ("text" in token) {
       pending.push(literal(token.text));
-      continue;
-    }
-    switch (token.placeholder) {
-      case "hostname":
-        pending.push(
-          encodeHostname(hostname ?? resolveHostname(), encodeOptions),
-        );
-        continue;
-      case "remote_addr":
-        flush();
-        parts.push((context) => unmapIpv4(context.remoteAddr.hostname));
-        continue;
-      case "remote_port":
-        flush();
-        parts.push((context) => String(context.remoteAddr.port));
-        continue;
-      case "local_addr":
-        flush();
-        parts.push((context) => unmapIpv4(context.localAddr.hostname));
-        continue;
-      case "local_port":
-        flush();
-        parts.push((context) => String(context.localAddr.port));
-        continue;
-      case "count":
-        flush();
-        parts.push((context) => String(context.count));
-        continue;
-      case "time": {
-        flush();
-        parts.push(time ??= timeFormatter(now));
-        continue;
-      }
+    } else if (token.placeholder === "hostname") {
+      pending.push(
+        encodeHostname(hostname ?? resolveHostname(), encodeOptions),
+      );
+    } else {
+      flush();
+      parts.push(VALUES[token.placeholder] ?? time);
     }
   }
   pending.push(terminator);

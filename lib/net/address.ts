@@ -1,6 +1,11 @@
 import { ValueError } from "./value_error.ts";
 import { parseIp, unmapIpv4 } from "./ip.ts";
 
+/** True if `addr` is an IP address and port (TCP or UDP), not a socket path. */
+export function isNetAddr(addr: Deno.Addr): addr is Deno.NetAddr {
+  return addr.transport === "tcp" || addr.transport === "udp";
+}
+
 /**
  * Formats a network address as `HOST:PORT`, with IPv6 hosts in brackets
  * (`[::1]:8080`) so the port cannot be mistaken for part of the host, and
@@ -8,7 +13,7 @@ import { parseIp, unmapIpv4 } from "./ip.ts";
  * not `[::ffff:127.0.0.1]:5000`).
  */
 export function formatAddress(addr: Deno.Addr): string {
-  if (addr.transport === "tcp" || addr.transport === "udp") {
+  if (isNetAddr(addr)) {
     const hostname = unmapIpv4(addr.hostname);
     return hostname.includes(":")
       ? `[${hostname}]:${addr.port}`

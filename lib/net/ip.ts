@@ -175,19 +175,6 @@ export function parseCidr(text: string): Cidr {
   return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
 }
 
-/** True if `address` (as bytes) lies inside `cidr`. */
-export function cidrContains(cidr: Cidr, address: IpBytes): boolean {
-  if (cidr.bytes.length !== address.length) return false;
-  const whole = cidr.prefix >> 3;
-  for (let i = 0; i < whole; i++) {
-    if (cidr.bytes[i] !== address[i]) return false;
-  }
-  const rest = cidr.prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (cidr.bytes[whole] & mask) === (address[whole] & mask);
-}
-
 /**
  * The key per-source limits count by: the IPv4 address, or the /64 network
  * of an IPv6 address (one host usually owns a whole /64).

@@ -87,19 +87,11 @@ export interface Probe {
 const MAX_FIELD = 256;
 const LATIN1 = new TextDecoder("latin1");
 
-const HTTP_METHODS = new Set([
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "OPTIONS",
-  "TRACE",
-  "CONNECT",
-  "PATCH",
-  "PRI",
-  "PROPFIND",
-]);
+const HTTP_METHODS = new Set(
+  "GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH PRI PROPFIND".split(
+    " ",
+  ),
+);
 
 /** Bytes `from` to `to` as Latin-1 text, at most {@linkcode MAX_FIELD} long. */
 function latin1(bytes: Uint8Array, from: number, to: number): string {

@@ -95,24 +95,13 @@ export interface ParsedProxyHeader {
 }
 
 /** The 12 bytes every v2 header starts with. */
-export const V2_SIGNATURE: Uint8Array = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
+export const V2_SIGNATURE: Uint8Array = new TextEncoder().encode(
+  "\r\n\r\n\0\r\nQUIT\n",
 );
 /** The fixed part of a v2 header: signature, command, family, length. */
 export const V2_FIXED_LENGTH = 16;
 /** "PROXY " */
-const V1_PREFIX = [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20];
+const V1_PREFIX = new TextEncoder().encode("PROXY ");
 /** The longest v1 line, CRLF included (the specification's worst case). */
 const V1_MAX_LENGTH = 107;
 /** "PROXY UNKNOWN\r\n", the shortest v1 line: also the most a first read may take. */
@@ -133,6 +122,13 @@ const V1_PROTOCOLS: Record<string, { rest: number; fields: number[] }> = {
 
 /** Either a parsed header, or how many more bytes a valid header needs at least. */
 type Step = ParsedProxyHeader | { need: number };
+
+/** True if `bytes` and `signature` agree as far as both go. */
+function agrees(bytes: Uint8Array, signature: Uint8Array): boolean {
+  const n = Math.min(bytes.length, signature.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== signature[i]) return false;
+  return true;
+}
 
 function checkMaxBytes(maxBytes: number | undefined): number {
   if (maxBytes === undefined) return DEFAULT_MAX_PROXY_HEADER_BYTES;
@@ -282,13 +278,11 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
 
 function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const n = bytes.length;
-  for (let i = 0; i < Math.min(n, V2_SIGNATURE.length); i++) {
-    if (bytes[i] !== V2_SIGNATURE[i]) {
-      throw new ProxyProtocolError(
-        "malformed",
-        "Malformed PROXY protocol v2 header: the signature does not match",
-      );
-    }
+  if (!agrees(bytes, V2_SIGNATURE)) {
+    throw new ProxyProtocolError(
+      "malformed",
+      "Malformed PROXY protocol v2 header: the signature does not match",
+    );
   }
   if (n > 12) {
     const version = bytes[12] >> 4;
@@ -358,22 +352,27 @@ function decodeV2(header: Uint8Array): ProxyHeader {
   // A Unix socket address is not a network address: use the peer.
   if (family === 3) return { version: 2, command: "proxy" };
   const transport = protocol === 1 ? "tcp" : "udp";
-  const sourceIp = V2_FIXED_LENGTH;
-  const destinationIp = sourceIp + addressBytes;
-  const ports = destinationIp + addressBytes;
+  const ports = V2_FIXED_LENGTH + addressBytes * 2;
   return {
     version: 2,
     command: "proxy",
-    source: {
-      transport,
-      hostname: formatIp(header.subarray(sourceIp, destinationIp)),
-      port: (header[ports] << 8) | header[ports + 1],
-    },
-    destination: {
-      transport,
-      hostname: formatIp(header.subarray(destinationIp, ports)),
-      port: (header[ports + 2] << 8) | header[ports + 3],
-    },
+    source: v2Address(header, transport, V2_FIXED_LENGTH, ports),
+    destination: v2Address(header, transport, ports - addressBytes, ports + 2),
+  };
+}
+
+/** A v2 header's IP address at `ip` (AF_INET or AF_INET6) and port at `port`. */
+function v2Address(
+  header: Uint8Array,
+  transport: "tcp" | "udp",
+  ip: number,
+  port: number,
+): Deno.NetAddr {
+  const length = header[13] >> 4 === 1 ? 4 : 16;
+  return {
+    transport,
+    hostname: formatIp(header.subarray(ip, ip + length)),
+    port: (header[port] << 8) | header[port + 1],
   };
 }
 
@@ -411,13 +410,19 @@ function malformedV1(detail: string): ProxyProtocolError {
   );
 }
 
+function unknownProtocol(word: string): ProxyProtocolError {
+  return malformedV1(
+    `unknown protocol ${
+      JSON.stringify(word)
+    }: only TCP4, TCP6 and UNKNOWN are defined`,
+  );
+}
+
 function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
   const limit = Math.min(V1_MAX_LENGTH, maxBytes);
   const n = Math.min(bytes.length, limit);
-  for (let i = 0; i < Math.min(n, V1_PREFIX.length); i++) {
-    if (bytes[i] !== V1_PREFIX[i]) {
-      throw malformedV1('it does not begin with "PROXY "');
-    }
+  if (!agrees(bytes.subarray(0, n), V1_PREFIX)) {
+    throw malformedV1('it does not begin with "PROXY "');
   }
   let text = "";
   for (let i = 0; i < n; i++) {
@@ -475,26 +480,14 @@ function v1Fewest(text: string): number {
         fewest = Math.min(fewest, V1_PREFIX.length + rest - text.length);
       }
     }
-    if (fewest === Infinity) {
-      throw malformedV1(
-        `unknown protocol ${
-          JSON.stringify(word)
-        }: only TCP4, TCP6 and UNKNOWN are defined`,
-      );
-    }
+    if (fewest === Infinity) throw unknownProtocol(word);
     return Math.max(fewest, 2);
   }
   // Own keys only: a word such as "constructor" names nothing here.
   const protocol = Object.hasOwn(V1_PROTOCOLS, word)
     ? V1_PROTOCOLS[word]
     : undefined;
-  if (!protocol) {
-    throw malformedV1(
-      `unknown protocol ${
-        JSON.stringify(word)
-      }: only TCP4, TCP6 and UNKNOWN are defined`,
-    );
-  }
+  if (!protocol) throw unknownProtocol(word);
   // UNKNOWN may be followed by anything up to the CRLF.
   if (protocol.fields.length === 0) return 2;
   const done = fields.length - 2;
@@ -512,13 +505,7 @@ function parseV1Line(line: string): ProxyHeader {
   const fields = line.split(" ");
   const word = fields[1];
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
-  if (word !== "TCP4" && word !== "TCP6") {
-    throw malformedV1(
-      `unknown protocol ${
-        JSON.stringify(word ?? "")
-      }: only TCP4, TCP6 and UNKNOWN are defined`,
-    );
-  }
+  if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word ?? "");
   if (fields.length !== 6) {
     throw malformedV1(
       `${word} needs 4 fields separated by single spaces, found ${
@@ -526,20 +513,21 @@ function parseV1Line(line: string): ProxyHeader {
       }`,
     );
   }
-  const ipv6 = word === "TCP6";
   return {
     version: 1,
     command: "proxy",
-    source: {
-      transport: "tcp",
-      hostname: parseV1Address(fields[2], ipv6, "source"),
-      port: parseV1Port(fields[4], "source"),
-    },
-    destination: {
-      transport: "tcp",
-      hostname: parseV1Address(fields[3], ipv6, "destination"),
-      port: parseV1Port(fields[5], "destination"),
-    },
+    source: v1Address(fields, 0, word === "TCP6"),
+    destination: v1Address(fields, 1, word === "TCP6"),
+  };
+}
+
+/** The source (0) or destination (1) address and port of a TCP4/6 line. */
+function v1Address(fields: string[], i: 0 | 1, ipv6: boolean): Deno.NetAddr {
+  const what = i === 0 ? "source" : "destination";
+  return {
+    transport: "tcp",
+    hostname: parseV1Address(fields[2 + i], ipv6, what),
+    port: parseV1Port(fields[4 + i], what),
   };
 }
 
@@ -578,9 +566,6 @@ function parseV1Port(text: string, what: string): number {
  * what a client sent on a port that expects no header.
  */
 export function looksLikeProxyHeader(bytes: Uint8Array): boolean {
-  if (bytes.length < 6) return false;
-  const signature = bytes[0] === V2_SIGNATURE[0] ? V2_SIGNATURE : V1_PREFIX;
-  const n = Math.min(bytes.length, signature.length);
-  for (let i = 0; i < n; i++) if (bytes[i] !== signature[i]) return false;
-  return true;
+  return bytes.length >= 6 &&
+    agrees(bytes, bytes[0] === V2_SIGNATURE[0] ? V2_SIGNATURE : V1_PREFIX);
 }

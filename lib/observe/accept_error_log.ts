@@ -1,3 +1,4 @@
+import { errorLine } from "../net/escape.ts";
 import type { AcceptErrorKind } from "../server/options.ts";
 import {
   formatJsonLogLine,
@@ -94,9 +95,7 @@ export function createAcceptErrorLog(
         return;
       }
       pending.set(code, { kind, count: 0 });
-      const message = (error instanceof Error ? error.message : String(error))
-        .split("\n")[0].replace(/ \(os error \d+\)$/, "");
-      emit(line(code, kind, 1, message));
+      emit(line(code, kind, 1, errorLine(error)));
       timer ??= setInterval(flush, interval);
     },
     close() {

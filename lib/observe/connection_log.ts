@@ -110,40 +110,35 @@ export function createConnectionLog(
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
-  // Without a flood limit, lines are formatted at once: no closure per line.
+  // The connection being logged, for the line makers below: the throttle
+  // calls one at once or never, so no closure is made per connection.
+  let remote: Deno.Addr = { transport: "unix", path: "" };
+  let peer: Deno.Addr | undefined;
+  let current: ConnectionRecord | undefined;
+  const lines = {
+    text: () => formatTextConnectionLine(remote, textOptions, peer),
+    sensed: () => formatTextSensedLine(current!, textOptions),
+    json: () => formatJsonConnectionLine(current!, current!.peerAddr),
+    tarpit: () => formatTextTarpitLine(current!, textOptions),
+  };
+  /** Logs the line `make` makes of the connection at `addr`, if its rate allows. */
+  const log = (addr: Deno.Addr, make: () => string) => {
+    if (!throttle || throttle.allow(key(addr))) emit(make());
+    current = peer = undefined;
+  };
   const text = (
     remoteAddr: Deno.Addr,
     _localAddr: Deno.Addr,
     peerAddr?: Deno.Addr,
-  ) =>
-    throttle
-      ? throttle.offer(
-        key(remoteAddr),
-        () => formatTextConnectionLine(remoteAddr, textOptions, peerAddr),
-      )
-      : emit(formatTextConnectionLine(remoteAddr, textOptions, peerAddr));
-  const sensedLine = (record: ConnectionRecord) =>
-    throttle
-      ? throttle.offer(
-        key(record.remoteAddr),
-        () => formatTextSensedLine(record, textOptions),
-      )
-      : emit(formatTextSensedLine(record, textOptions));
-  const jsonLine = (record: ConnectionRecord) =>
-    throttle
-      ? throttle.offer(
-        key(record.remoteAddr),
-        () => formatJsonConnectionLine(record, record.peerAddr),
-      )
-      : emit(formatJsonConnectionLine(record, record.peerAddr));
-  const released = (record: ConnectionRecord) => {
-    if (record.held === undefined) return;
-    throttle
-      ? throttle.offer(
-        key(record.remoteAddr),
-        () => formatTextTarpitLine(record, textOptions),
-      )
-      : emit(formatTextTarpitLine(record, textOptions));
+  ) => {
+    remote = remoteAddr;
+    peer = peerAddr;
+    log(remoteAddr, lines.text);
+  };
+  const onRecord = (make: () => string) => (record: ConnectionRecord) => {
+    if (make === lines.tarpit && record.held === undefined) return;
+    current = record;
+    log(record.remoteAddr, make);
   };
   const acceptErrors = createAcceptErrorLog({
     emit,
@@ -157,11 +152,11 @@ export function createConnectionLog(
     onClose: quiet
       ? undefined
       : format === "json"
-      ? jsonLine
+      ? onRecord(lines.json)
       : options.sensed
-      ? sensedLine
+      ? onRecord(lines.sensed)
       : options.tarpit
-      ? released
+      ? onRecord(lines.tarpit)
       : undefined,
     onAcceptError: acceptErrors.onAcceptError,
     close() {

@@ -9,24 +9,24 @@ export interface Health {
   reason: string;
 }
 
+/** A connection to the server's own port, made by a probe. */
+export interface Probe {
+  /** True once the kernel has queued it (it need not be accepted). */
+  connected: boolean;
+  /** True once the server took it (else its counters must move). */
+  accepted?(): boolean;
+  /** Closes it. */
+  done(): void;
+}
+
 /** Options for {@linkcode createHealthCheck}. */
 export interface HealthCheckOptions {
   /** The current counters. */
   stats: () => Readonly<ServerStats>;
   /** True from the start of shutdown. */
   draining: () => boolean;
-  /**
-   * Connects to the server's own port and resolves to true once the kernel
-   * has queued the connection (it need not be accepted), false if it could
-   * not; the connection is closed by the caller of `done`. Only tests
-   * replace it.
-   */
-  probe: () => Promise<{
-    connected: boolean;
-    /** True once the server took it (else its counters must move). */
-    accepted?(): boolean;
-    done(): void;
-  }>;
+  /** Probes the server's own port (see {@linkcode probeAddress}). */
+  probe: () => Promise<Probe>;
   /**
    * How long accepting may make no progress, in ms, before the server is
    * probed, and how long a probe waits to be accepted.
@@ -117,40 +117,21 @@ export function createHealthCheck(
 }
 
 /**
- * A probe of `addr`: a TCP connection to it (to loopback when it listens
- * on every interface), closed by `done`. With `cell` (the server's
- * `selfProbe`), the probe binds the address it connects to and a port of
- * its choosing, writes that port into the cell first, and is accepted once
- * the server has cleared it: the server then neither counts nor logs it.
+ * A probe of `addr` (of loopback when it listens on every interface) for a
+ * server whose `selfProbe` is `cell`: the probe binds the address it
+ * connects to and a port of its choosing, writes that port into the cell
+ * first, and is accepted once the server has cleared it; the server then
+ * neither counts nor logs it.
  */
 export function probeAddress(
   addr: Deno.NetAddr,
-  cell?: Int32Array,
-): () => Promise<{ connected: boolean; accepted?(): boolean; done(): void }> {
+  cell: Int32Array,
+): () => Promise<Probe> {
   const hostname = addr.hostname === "0.0.0.0"
     ? "127.0.0.1"
     : addr.hostname === "::"
     ? "::1"
     : addr.hostname;
-  if (!cell) {
-    return async () => {
-      try {
-        const conn = await Deno.connect({ hostname, port: addr.port });
-        return {
-          connected: true,
-          done() {
-            try {
-              conn.close();
-            } catch {
-              // Closed by the server already.
-            }
-          },
-        };
-      } catch {
-        return { connected: false, done() {} };
-      }
-    };
-  }
   return async () => {
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.

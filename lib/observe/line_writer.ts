@@ -47,16 +47,10 @@ export interface LineWriter {
 
 const encoder = new TextEncoder();
 
-/** How many lines end in `bytes` (UTF-8 has no 0x0a inside a character). */
-function countNewlines(bytes: Uint8Array): number {
+/** How many lines end in `bytes` or `text` (UTF-8 has no 0x0a inside a character). */
+function countNewlines(bytes: Uint8Array | string): number {
   let count = 0;
-  for (
-    let at = bytes.indexOf(0x0a);
-    at !== -1;
-    at = bytes.indexOf(0x0a, at + 1)
-  ) {
-    count++;
-  }
+  for (const unit of bytes) if (unit === 0x0a || unit === "\n") count++;
   return count;
 }
 
@@ -135,7 +129,7 @@ export function createLineWriter(
       const lost = countNewlines(lastBytes.subarray(lastWritten));
       const noticeLost = notices > 0 && lastWritten < lastBytes.length;
       dropped += lost - (noticeLost ? 1 : 0) +
-        countNewlines(encoder.encode(pending));
+        countNewlines(pending);
       reportedDropped = dropped;
       pending = "";
       if (!warned) {

@@ -46,13 +46,12 @@
  *
  * @module
  */
-import { formatAddress } from "../net/address.ts";
+import { formatAddress, isNetAddr } from "../net/address.ts";
 import { formatClientAddress } from "../net/address_privacy.ts";
-import { escapeBytes, escapeControl, quote } from "./escape.ts";
-import type { RefuseReason } from "../server/admission.ts";
+import { escapeBytes, escapeControl, quote } from "../net/escape.ts";
 import { unmapIpv4 } from "../net/ip.ts";
 import type { ConnectionRecord } from "../server/options.ts";
-import type { ConnectionOutcome, ServerStats } from "../server/stats.ts";
+import type { ServerStats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
 
 /**
@@ -98,236 +97,30 @@ export function defaultLogTimestamps(
 }
 
 /** `log.level` values. */
-export type LogLevel = "info" | "warn" | "error";
-
-/** Fields every JSON log line starts with. */
-export interface LogLineBase {
-  /** When it happened: RFC 3339, UTC, milliseconds (`2025-01-02T03:04:05.678Z`). */
-  "@timestamp": string;
-  /** How much it matters. */
-  "log.level": LogLevel;
-  /** The line in words, as the text format has it. */
-  message: string;
-  /** {@linkcode ECS_VERSION}. */
-  "ecs.version": string;
-  /** `metric` for totals, `event` otherwise. */
-  "event.kind": "event" | "metric";
-  /** What happened; says which other fields the line has. */
-  "event.action":
-    | "start"
-    | "connection"
-    | "stop"
-    | "suppressed"
-    | "stats"
-    | "accept_error"
-    | "reload"
-    | "warning";
-  /** ECS's verdict: greeter's own is `greeter.outcome`. */
-  "event.outcome": "success" | "failure";
-  /** The schema version, {@linkcode LOG_SCHEMA_VERSION}. */
-  "greeter.schema": number;
-}
-
-/** `start`: the server is listening. */
-export interface StartLogLine extends LogLineBase {
-  /** Always `start`. */
-  "event.action": "start";
-  /** greeter's version. */
-  "service.version": string;
-  /** The process id. */
-  "process.pid": number;
-  /** Every address listened on, as `HOST:PORT` (`[::]:8080` for IPv6). */
-  "greeter.listen": string[];
-  /** Where metrics are served, as `HOST:PORT`, or null. */
-  "greeter.metrics": string | null;
-}
-
-/** `connection`: one connection ended. `@timestamp` is when it ended. */
-export interface ConnectionLogLine extends LogLineBase {
-  /** Always `connection`. */
-  "event.action": "connection";
-  /** From accept to close, in nanoseconds. */
-  "event.duration": number;
-  /** The client's IP address, without brackets; null on a Unix socket. */
-  "client.address": string | null;
-  /** The client's port; null on a Unix socket. */
-  "client.port": number | null;
-  /** The address the client reached (IP address or socket path). */
-  "server.address": string;
-  /** The port the client reached; null on a Unix socket. */
-  "server.port": number | null;
-  /** The direct peer, when it is not the client (behind a proxy). */
-  "network.peer.address"?: string;
-  /** The direct peer's port, when it is not the client. */
-  "network.peer.port"?: number;
-  /** `tcp` or `unix`. */
-  "network.transport": string;
-  /** How it ended. */
-  "greeter.outcome": ConnectionOutcome;
-  /** Why it was refused, or the error's code; null otherwise. */
-  "greeter.reason": string | null;
-  /** Bytes written to the client. */
-  "greeter.bytes": number;
-  /** Bytes there were to write (the greeting or the refuse message). */
-  "greeter.greeting_bytes": number;
-  /** Sensed: whether it talked during the greeting pause. */
-  "greeter.early_talker"?: boolean;
-  /** Sensed: what its first bytes looked like. */
-  "greeter.probe.kind"?: string;
-  /** A TLS client's SNI. */
-  "tls.client.server_name"?: string;
-  /** An HTTP client's method. */
-  "http.request.method"?: string;
-  /** An HTTP client's path. */
-  "url.path"?: string;
-  /** An HTTP client's query, without `?`. */
-  "url.query"?: string;
-  /** An HTTP client's protocol version. */
-  "http.version"?: string;
-  /** An HTTP client's User-Agent. */
-  "user_agent.original"?: string;
-  /** An SSH client's version line. */
-  "greeter.probe.version"?: string;
-  /** Captured: the first bytes it sent, escaped. */
-  "greeter.capture.text"?: string;
-  /** Captured: the same bytes, base64. */
-  "greeter.capture.base64"?: string;
-  /** Captured: how many bytes. */
-  "greeter.capture.bytes"?: number;
-}
-
-/** Totals shared by the `stats` and `stop` lines. */
-export interface TotalsLogFields {
-  /** Whole seconds since the server started. */
-  "process.uptime": number;
-  /** Connections accepted. */
-  "greeter.accepted": number;
-  /** Connections open at `@timestamp`. */
-  "greeter.active": number;
-  /** Ended connections by outcome; every outcome, zeros included. */
-  "greeter.outcomes": Record<ConnectionOutcome, number>;
-  /** Refused connections by reason; every reason, zeros included. */
-  "greeter.refused": Record<RefuseReason, number>;
-  /** Failed accepts by error code (`EMFILE`); only codes seen. */
-  "greeter.accept_errors": Record<string, number>;
-  /** Times accepting paused at the connection cap. */
-  "greeter.paused_at_limit": number;
-  /** Bytes written to clients. */
-  "greeter.bytes": number;
-}
-
-/** `stats`: the totals so far (on SIGUSR2). */
-export interface StatsLogLine extends LogLineBase, TotalsLogFields {
-  /** Always `stats`. */
-  "event.action": "stats";
-}
-
-/** `stop`: the server has shut down; the final totals. */
-export interface StopLogLine extends LogLineBase, TotalsLogFields {
-  /** Always `stop`. */
-  "event.action": "stop";
-  /** Why it stopped on its own (a listener failure), if it did. */
-  "error.message"?: string;
-}
-
-/** `suppressed`: connection lines left out under a flood, counted exactly. */
-export interface SuppressedLogLine extends LogLineBase {
-  /** Always `suppressed`. */
-  "event.action": "suppressed";
-  /**
-   * The source whose lines were left out (an IPv4 address or an IPv6 /64,
-   * `2001:db8:0:1::/64`); null for sources not tracked one by one.
-   */
-  "greeter.suppressed.source": string | null;
-  /** How many connection lines were left out since the last such line. */
-  "greeter.suppressed.count": number;
-}
-
-/** A start-up failure, for {@linkcode formatJsonErrorLine}. */
-export interface ErrorLogLine extends LogLineBase {
-  /** Always `start`: the server did not start. */
-  "event.action": "start";
-  /** Always `failure`. */
-  "event.outcome": "failure";
-  /** What went wrong, as the text line says it. */
-  "error.message": string;
-}
-
-/** A warning about greeter's environment, for {@linkcode formatJsonWarningLine}. */
-export interface WarningLogLine extends LogLineBase {
-  /** Always `warning`. */
-  "event.action": "warning";
-}
-
-/**
- * `accept_error`: accepting failed; the first of a code in an interval has
- * the error's message, later ones are summed up with a count.
- */
-export interface AcceptErrorLogLine extends LogLineBase {
-  /** Always `accept_error`. */
-  "event.action": "accept_error";
-  /** The errno name, such as `ENOTCONN` or `EMFILE`. */
-  "error.code": string;
-  /** The error's message, on the first line of a code in an interval. */
-  "error.message"?: string;
-  /** `client`, `exhausted` or `other`: what the server does about it. */
-  "greeter.accept_error.kind": string;
-  /** How many accepts failed with this code, exactly. */
-  "greeter.accept_error.count": number;
-}
-
-/** `reload`: SIGHUP re-read the configuration, or could not. */
-export interface ReloadLogLine extends LogLineBase {
-  /** Always `reload`. */
-  "event.action": "reload";
-  /** Why the old configuration stays, when the reload failed. */
-  "error.message"?: string;
-}
-
-/** Any JSON log line. */
-export type LogLine =
-  | AcceptErrorLogLine
-  | ReloadLogLine
-  | StartLogLine
-  | ConnectionLogLine
-  | StatsLogLine
-  | StopLogLine
-  | SuppressedLogLine
-  | ErrorLogLine;
+type LogLevel = "info" | "warn" | "error";
 
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
-  | {
-    event: "start";
-    listen: Deno.Addr[];
-    metrics?: Deno.Addr;
-    time?: number;
-  }
   | { event: "connection"; record: ConnectionRecord }
-  | { event: "stats"; stats: Readonly<ServerStats>; time?: number }
-  | {
-    event: "stop";
-    stats: Readonly<ServerStats>;
-    error?: string;
-    time?: number;
-  }
-  | {
-    event: "suppressed";
-    source: string | undefined;
-    count: number;
-    time?: number;
-  }
-  | {
-    event: "accept_error";
-    code: string;
-    kind: string;
-    count: number;
-    /** The line for people (the text format's). */
-    text: string;
-    message?: string;
-    time?: number;
-  }
-  | { event: "reload"; error?: string; time?: number };
+  | (
+    & { time?: number }
+    & (
+      | { event: "start"; listen: Deno.Addr[]; metrics?: Deno.Addr }
+      | { event: "stats"; stats: Readonly<ServerStats> }
+      | { event: "stop"; stats: Readonly<ServerStats>; error?: string }
+      | { event: "suppressed"; source: string | undefined; count: number }
+      | {
+        event: "accept_error";
+        code: string;
+        kind: string;
+        count: number;
+        /** The line for people (the text format's). */
+        text: string;
+        message?: string;
+      }
+      | { event: "reload"; error?: string }
+    )
+  );
 
 // The date and time up to the second change once a second: format them
 // once and reuse them (toISOString is most of the cost of a line).
@@ -351,16 +144,21 @@ export function formatLogTime(ms: number): string {
     "Z";
 }
 
-/** The fields every line starts with, in order. */
-function baseFields(
+/**
+ * A JSON line of any event but a connection: the fields every line starts
+ * with, in order, then `fields` (a field whose value is undefined is left
+ * out).
+ */
+function jsonLine(
   time: number,
   level: LogLevel,
   message: string,
-  kind: "event" | "metric",
-  action: LogLineBase["event.action"],
+  action: string,
   outcome: "success" | "failure",
-): LogLineBase {
-  return {
+  fields?: Record<string, unknown>,
+  kind: "event" | "metric" = "event",
+): string {
+  return JSON.stringify({
     "@timestamp": formatLogTime(time),
     "log.level": level,
     message,
@@ -369,17 +167,19 @@ function baseFields(
     "event.action": action,
     "event.outcome": outcome,
     "greeter.schema": LOG_SCHEMA_VERSION,
-  };
+    ...fields,
+  });
 }
 
-function totals(stats: Readonly<ServerStats>, time: number): TotalsLogFields {
+/** The totals of the `stats` and `stop` lines. */
+function totals(stats: Readonly<ServerStats>, time: number) {
   return {
     "process.uptime": Math.floor(Math.max(0, time - stats.startTime) / 1000),
     "greeter.accepted": stats.accepted,
     "greeter.active": stats.active,
-    "greeter.outcomes": { ...stats.outcomes },
-    "greeter.refused": { ...stats.refused },
-    "greeter.accept_errors": { ...stats.acceptErrors },
+    "greeter.outcomes": stats.outcomes,
+    "greeter.refused": stats.refused,
+    "greeter.accept_errors": stats.acceptErrors,
     "greeter.paused_at_limit": stats.pausedAtLimit,
     "greeter.bytes": stats.bytesWritten,
   };
@@ -388,7 +188,7 @@ function totals(stats: Readonly<ServerStats>, time: number): TotalsLogFields {
 // The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
 // of a Unix socket's path and a null port.
 function jsonHost(addr: Deno.Addr): string {
-  return addr.transport === "tcp" || addr.transport === "udp"
+  return isNetAddr(addr)
     ? JSON.stringify(unmapIpv4(addr.hostname))
     : "path" in addr
     ? JSON.stringify(addr.path)
@@ -396,30 +196,48 @@ function jsonHost(addr: Deno.Addr): string {
 }
 function jsonPort(addr: Deno.Addr): string | number {
   // Port 0: dropped by --log-address.
-  return (addr.transport === "tcp" || addr.transport === "udp") && addr.port
-    ? addr.port
-    : "null";
+  return isNetAddr(addr) && addr.port ? addr.port : "null";
 }
+
+/** The client as lines name it, and the proxy it came through, if any. */
+function client(remoteAddr: Deno.Addr, peerAddr?: Deno.Addr): string {
+  return `${formatClientAddress(remoteAddr)}${
+    peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+  }`;
+}
+
+/**
+ * A probe's fields: where the record has them, their text key and their
+ * JSON key (`version` is `http.version` or `greeter.probe.version`).
+ */
+const PROBE_FIELDS = [
+  ["serverName", "server_name", "tls.client.server_name"],
+  ["method", "method", "http.request.method"],
+  ["path", "path", "url.path"],
+  ["query", "query", "url.query"],
+  ["version", "version", "http.version"],
+  ["userAgent", "user_agent", "user_agent.original"],
+] as const;
 
 /** The JSON fields of a sensed record (after a comma), or "". */
 function sensedFields(record: ConnectionRecord): string {
   if (record.earlyTalker === undefined) return "";
   let fields = `,"greeter.early_talker":${record.earlyTalker}`;
-  const probe = record.probe;
+  const { probe, captured } = record;
   if (probe) {
     fields += `,"greeter.probe.kind":"${probe.kind}"`;
-    const add = (key: string, value: string | undefined) => {
-      if (value !== undefined) fields += `,"${key}":${JSON.stringify(value)}`;
-    };
-    add("tls.client.server_name", probe.serverName);
-    add("http.request.method", probe.method);
-    add("url.path", probe.path);
-    add("url.query", probe.query);
-    if (probe.kind === "http") add("http.version", probe.version);
-    add("user_agent.original", probe.userAgent);
-    if (probe.kind === "ssh") add("greeter.probe.version", probe.version);
+    for (const [field, , key] of PROBE_FIELDS) {
+      const value = probe[field];
+      const name = field !== "version" || probe.kind === "http"
+        ? key
+        : probe.kind === "ssh"
+        ? "greeter.probe.version"
+        : undefined;
+      if (value !== undefined && name) {
+        fields += `,"${name}":${JSON.stringify(value)}`;
+      }
+    }
   }
-  const captured = record.captured;
   if (captured) {
     let binary = "";
     for (const byte of captured) binary += String.fromCharCode(byte);
@@ -442,32 +260,25 @@ export function formatTextSensedLine(
   record: ConnectionRecord,
   options?: TextLogOptions,
 ): string {
-  const { peerAddr, probe, captured, reason } = record;
+  const { probe, captured, reason, earlyTalker } = record;
   let line = `Connection received from ${
-    formatClientAddress(record.remoteAddr)
-  }${
-    peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
+    client(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
   }${
-    record.earlyTalker === undefined
+    earlyTalker === undefined
       ? ""
-      : ` early_talker=${record.earlyTalker ? "yes" : "no"}`
+      : ` early_talker=${earlyTalker ? "yes" : "no"}`
   }`;
   if (probe) {
     line += ` probe=${probe.kind}`;
-    const add = (key: string, value: string | undefined) => {
+    for (const [field, key] of PROBE_FIELDS) {
+      const value = probe[field];
       if (value !== undefined) line += ` ${key}=${quote(value)}`;
-    };
-    add("server_name", probe.serverName);
-    add("method", probe.method);
-    add("path", probe.path);
-    add("query", probe.query);
-    add("version", probe.version);
-    add("user_agent", probe.userAgent);
+    }
   }
   if (captured) line += ` captured="${escapeBytes(captured)}"`;
-  return options?.timestamps ? formatTextLine(line, options) : line;
+  return formatTextLine(line, options);
 }
 
 /**
@@ -481,8 +292,7 @@ export function formatJsonConnectionLine(
   peerAddr?: Deno.Addr,
 ): string {
   const { remoteAddr, localAddr, reason, outcome } = record;
-  const unix = remoteAddr.transport !== "tcp" &&
-    remoteAddr.transport !== "udp";
+  const unix = !isNetAddr(remoteAddr);
   const peer = peerAddr
     ? `,"network.peer.address":${jsonHost(peerAddr)},"network.peer.port":${
       jsonPort(peerAddr)
@@ -498,9 +308,9 @@ export function formatJsonConnectionLine(
         ? formatTextTarpitLine(record)
         : outcome === "greeted"
         ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
-        : `Connection from ${formatClientAddress(remoteAddr)}${
-          peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
-        } ${outcome}${reason === undefined ? "" : ` (${reason})`}`,
+        : `Connection from ${client(remoteAddr, peerAddr)} ${outcome}${
+          reason === undefined ? "" : ` (${reason})`
+        }`,
     )
   },"ecs.version":"${ECS_VERSION}","event.kind":"event",` +
     `"event.action":"connection","event.outcome":"${
@@ -521,123 +331,112 @@ export function formatJsonConnectionLine(
     }}`;
 }
 
-/** Builds the JSON log line of any event but a connection, as an object. */
-function toLogLine(
-  event: Exclude<LogEvent, { event: "connection" }>,
-): LogLine {
-  const now = event.time ?? Date.now();
-  switch (event.event) {
-    case "start": {
-      const listen = event.listen.map(formatAddress);
-      return {
-        ...baseFields(
-          now,
-          "info",
-          `Server is listening for incoming connections on ${
-            listen.join(", ")
-          }`,
-          "event",
-          "start",
-          "success",
-        ),
-        "event.action": "start",
-        "service.version": VERSION,
-        "process.pid": Deno.pid,
-        "greeter.listen": listen,
-        "greeter.metrics": event.metrics ? formatAddress(event.metrics) : null,
-      };
-    }
-    case "stats":
-      return {
-        ...baseFields(
-          now,
-          "info",
-          `Stats: ${event.stats.accepted} accepted, ${event.stats.active} active`,
-          "metric",
-          "stats",
-          "success",
-        ),
-        "event.action": "stats",
-        ...totals(event.stats, now),
-      };
-    case "stop": {
-      const { stats, error } = event;
-      return {
-        ...baseFields(
-          now,
-          error === undefined ? "info" : "error",
-          error === undefined
-            ? `Server stopped: ${stats.accepted} connection${
-              stats.accepted === 1 ? "" : "s"
-            }, ${stats.outcomes.greeted} greeted`
-            : `Server stopped: ${error}`,
-          "event",
-          "stop",
-          error === undefined ? "success" : "failure",
-        ),
-        "event.action": "stop",
-        ...totals(stats, now),
-        ...(error === undefined ? {} : { "error.message": error }),
-      };
-    }
-    case "accept_error":
-      return {
-        ...baseFields(
-          now,
-          event.kind === "client" ? "info" : "warn",
-          event.text,
-          "event",
-          "accept_error",
-          "failure",
-        ),
-        "event.action": "accept_error",
-        "error.code": event.code,
-        ...(event.message === undefined
-          ? {}
-          : { "error.message": event.message }),
-        "greeter.accept_error.kind": event.kind,
-        "greeter.accept_error.count": event.count,
-      };
-    case "reload":
-      return {
-        ...baseFields(
-          now,
-          event.error === undefined ? "info" : "error",
-          event.error === undefined
-            ? "Configuration reloaded"
-            : `Reload failed, the old configuration stays: ${event.error}`,
-          "event",
-          "reload",
-          event.error === undefined ? "success" : "failure",
-        ),
-        "event.action": "reload",
-        ...(event.error === undefined ? {} : { "error.message": event.error }),
-      };
-    case "suppressed":
-      return {
-        ...baseFields(
-          now,
-          "warn",
-          formatTextSuppressedLine(event.source, event.count),
-          "event",
-          "suppressed",
-          "success",
-        ),
-        "event.action": "suppressed",
-        "greeter.suppressed.source": event.source ?? null,
-        "greeter.suppressed.count": event.count,
-      };
-  }
+/** The `stop` line's words, text and JSON alike. */
+export function stopMessage(
+  stats: Readonly<ServerStats>,
+  error?: string,
+): string {
+  return error === undefined
+    ? `Server stopped: ${stats.accepted} connection${
+      stats.accepted === 1 ? "" : "s"
+    }, ${stats.outcomes.greeted} greeted`
+    : `Server stopped: ${error}`;
+}
+
+/** The `reload` line's words, text and JSON alike. */
+export function reloadMessage(error?: string): string {
+  return error === undefined
+    ? "Configuration reloaded"
+    : `Reload failed, the old configuration stays: ${error}`;
 }
 
 /**
  * Formats one event as one line of JSON (without the newline), following
- * the schema of {@linkcode LogLine}: the common fields first.
+ * the schema above: the common fields first.
  */
 export function formatJsonLogLine(event: LogEvent): string {
-  return event.event === "connection"
-    ? formatJsonConnectionLine(event.record)
-    : JSON.stringify(toLogLine(event));
+  if (event.event === "connection") {
+    return formatJsonConnectionLine(event.record);
+  }
+  const now = event.time ?? Date.now();
+  switch (event.event) {
+    case "start": {
+      const listen = event.listen.map(formatAddress);
+      return jsonLine(
+        now,
+        "info",
+        `Server is listening for incoming connections on ${listen.join(", ")}`,
+        "start",
+        "success",
+        {
+          "service.version": VERSION,
+          "process.pid": Deno.pid,
+          "greeter.listen": listen,
+          "greeter.metrics": event.metrics
+            ? formatAddress(event.metrics)
+            : null,
+        },
+      );
+    }
+    case "stats": {
+      const { accepted, active } = event.stats;
+      return jsonLine(
+        now,
+        "info",
+        `Stats: ${accepted} accepted, ${active} active`,
+        "stats",
+        "success",
+        totals(event.stats, now),
+        "metric",
+      );
+    }
+    case "stop": {
+      const { stats, error } = event;
+      return jsonLine(
+        now,
+        error === undefined ? "info" : "error",
+        stopMessage(stats, error),
+        "stop",
+        error === undefined ? "success" : "failure",
+        { ...totals(stats, now), "error.message": error },
+      );
+    }
+    case "accept_error":
+      return jsonLine(
+        now,
+        event.kind === "client" ? "info" : "warn",
+        event.text,
+        "accept_error",
+        "failure",
+        {
+          "error.code": event.code,
+          "error.message": event.message,
+          "greeter.accept_error.kind": event.kind,
+          "greeter.accept_error.count": event.count,
+        },
+      );
+    case "reload":
+      return jsonLine(
+        now,
+        event.error === undefined ? "info" : "error",
+        reloadMessage(event.error),
+        "reload",
+        event.error === undefined ? "success" : "failure",
+        { "error.message": event.error },
+      );
+    case "suppressed":
+      return jsonLine(
+        now,
+        "warn",
+        formatTextSuppressedLine(event.source, event.count),
+        "suppressed",
+        "success",
+        {
+          "greeter.suppressed.source": event.source ?? null,
+          "greeter.suppressed.count": event.count,
+        },
+      );
+  }
 }
 
 /**
@@ -648,13 +447,9 @@ export function formatJsonErrorLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  const line: ErrorLogLine = {
-    ...baseFields(time, "error", message, "event", "start", "failure"),
-    "event.action": "start",
-    "event.outcome": "failure",
+  return jsonLine(time, "error", message, "start", "failure", {
     "error.message": message,
-  };
-  return JSON.stringify(line);
+  });
 }
 
 /**
@@ -666,11 +461,7 @@ export function formatJsonWarningLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  const line: WarningLogLine = {
-    ...baseFields(time, "warn", message, "event", "warning", "success"),
-    "event.action": "warning",
-  };
-  return JSON.stringify(line);
+  return jsonLine(time, "warn", message, "warning", "success");
 }
 
 /**
@@ -693,10 +484,10 @@ export function formatTextConnectionLine(
   options?: TextLogOptions,
   peerAddr?: Deno.Addr,
 ): string {
-  const line = `Connection received from ${formatClientAddress(remoteAddr)}${
-    peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
-  }`;
-  return options?.timestamps ? formatTextLine(line, options) : line;
+  return formatTextLine(
+    `Connection received from ${client(remoteAddr, peerAddr)}`,
+    options,
+  );
 }
 
 /**
@@ -707,11 +498,9 @@ export function formatTextTarpitLine(
   record: ConnectionRecord,
   options?: TextLogOptions,
 ): string {
-  const { remoteAddr, peerAddr, outcome, reason } = record;
+  const { outcome, reason } = record;
   return formatTextLine(
-    `Tarpit released ${formatClientAddress(remoteAddr)}${
-      peerAddr ? ` (via ${formatAddress(peerAddr)})` : ""
-    } after ${
+    `Tarpit released ${client(record.remoteAddr, record.peerAddr)} after ${
       ((record.held ?? record.duration) / 1000).toFixed(1)
     }s, ${record.bytesWritten} bytes sent (${outcome}${
       reason === undefined ? "" : `: ${reason}`

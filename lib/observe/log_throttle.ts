@@ -2,7 +2,7 @@ import { formatTextSuppressedLine } from "./log_format.ts";
 
 /** Options for {@linkcode createLogThrottle}. */
 export interface LogThrottleOptions {
-  /** Receives every line to log: connection lines and summaries. */
+  /** Receives the summaries. */
   emit: (line: string) => void;
   /**
    * Connection lines logged per second from one source; the rest are
@@ -56,10 +56,11 @@ export interface LogThrottleOptions {
 /** Limits per-connection log lines; see {@linkcode createLogThrottle}. */
 export interface LogThrottle {
   /**
-   * Logs `makeLine()` unless `source` (or everyone) is over its rate; then
-   * the line is only counted, and `makeLine` is never called. True if logged.
+   * True if a line from `source` may be logged now; false when `source` (or
+   * everyone) is over its rate: the line is then only counted, for the
+   * summary. The caller makes the line only when it is allowed.
    */
-  offer(source: string, makeLine: () => string): boolean;
+  allow(source: string): boolean;
   /** Emits the pending summaries now. */
   flush(): void;
   /**
@@ -87,7 +88,8 @@ interface Source {
 
 /**
  * Creates a flood limiter for per-connection lines. Up to the rates, lines
- * pass straight to `emit`. Beyond them each line is only counted, per
+ * are allowed (the caller makes and writes them). Beyond them each line is
+ * only counted, per
  * source, and once per interval a summary such as "15 more connections
  * from 192.0.2.1 suppressed" is emitted with the exact count, so logged
  * lines plus summarized counts always add up to the connections offered.
@@ -131,33 +133,26 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     clearTimeout(timer);
     timer = undefined;
     if (pendingTotal === 0) return;
-    let pending: [string, Source][] = [];
-    for (const entry of sources) {
-      if (entry[1].pending > 0) pending.push(entry);
-    }
-    if (pending.length > maxSummaries) {
-      pending.sort((a, b) => b[1].pending - a[1].pending);
-      for (const [, source] of pending.slice(maxSummaries)) {
+    const waiting = [...sources].filter((entry) => entry[1].pending > 0);
+    if (waiting.length > maxSummaries) {
+      // The largest counts by source; the rest join the untracked ones.
+      waiting.sort((a, b) => b[1].pending - a[1].pending);
+      for (const [, source] of waiting.splice(maxSummaries)) {
         other.pending += source.pending;
         source.pending = 0;
       }
-      pending = pending.slice(0, maxSummaries);
     }
     pendingTotal = 0;
-    for (const [key, source] of pending) {
+    // Untracked sources last, as "other sources".
+    for (const [key, source] of [...waiting, [undefined, other] as const]) {
       const count = source.pending;
       source.pending = 0;
-      emit(formatSuppressed(key, count));
-    }
-    if (other.pending > 0) {
-      const count = other.pending;
-      other.pending = 0;
-      emit(formatSuppressed(undefined, count));
+      if (count > 0) emit(formatSuppressed(key, count));
     }
   }
 
   return {
-    offer(key, makeLine) {
+    allow(key) {
       const now = clock();
       if (now >= windowEnd) {
         window++;
@@ -182,7 +177,6 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
         windowCount++;
         source.count++;
         logged++;
-        emit(makeLine());
         return true;
       }
       suppressed++;

@@ -66,26 +66,20 @@ export function createDurationHistogram(
   bounds: readonly number[] = DURATION_BUCKETS,
 ): DurationHistogram {
   const limits = bounds.map((seconds) => seconds * 1000);
-  const counts = new Array<number>(bounds.length + 1).fill(0);
-  let sumMs = 0;
-  let count = 0;
-  return {
-    observe(ms) {
+  const histogram = {
+    bounds,
+    counts: new Array<number>(bounds.length + 1).fill(0),
+    sumMs: 0,
+    count: 0,
+    observe(ms: number) {
       let i = 0;
       while (i < limits.length && ms > limits[i]) i++;
-      counts[i]++;
-      sumMs += ms;
-      count++;
-    },
-    bounds,
-    counts,
-    get sumMs() {
-      return sumMs;
-    },
-    get count() {
-      return count;
+      histogram.counts[i]++;
+      histogram.sumMs += ms;
+      histogram.count++;
     },
   };
+  return histogram;
 }
 
 /** Options for {@linkcode renderMetrics}. */

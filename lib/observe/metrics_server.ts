@@ -1,7 +1,7 @@
 /**
- * The HTTP endpoint behind `--metrics`: a small HTTP/1.1 server of our own
- * on `Deno.listen`, built from the greeting server's parts, so that nothing
- * the metrics port meets can hurt the greeting service.
+ * The HTTP endpoint behind `--metrics`: the least HTTP/1.1 that answers
+ * `GET /metrics` and `GET /healthz`, on the greeting server's own core, so
+ * that nothing the metrics port meets can hurt the greeting service.
  *
  * - It runs on the greeting server's core ({@linkcode startServerCore}): a
  *   failed accept is counted by code (EMFILE and the like wait for a
@@ -29,7 +29,9 @@ import {
   type ServerCore,
   startServerCore,
 } from "../server/connection_server.ts";
-import type { ServerStats } from "../server/stats.ts";
+import { type ServerStats, zeroCounts } from "../server/stats.ts";
+import { checkInteger } from "../server/options.ts";
+import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
 import { labelledCounter, metric } from "./prometheus.ts";
 
@@ -54,17 +56,10 @@ export const MAX_HEAD_BYTES = 8 * 1024;
  *   newer connection when every place was taken;
  * - `internal`: the metrics or the health check threw (answered 500).
  */
-export type MetricsHttpError =
-  | "bad_request"
-  | "header_too_large"
-  | "timeout"
-  | "closed_early"
-  | "reset"
-  | "evicted"
-  | "internal";
+export type MetricsHttpError = typeof METRICS_HTTP_ERRORS[number];
 
 /** The reasons, in a stable order (for the metrics). */
-export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
+export const METRICS_HTTP_ERRORS = [
   "bad_request",
   "header_too_large",
   "timeout",
@@ -72,7 +67,7 @@ export const METRICS_HTTP_ERRORS: readonly MetricsHttpError[] = [
   "reset",
   "evicted",
   "internal",
-];
+] as const;
 
 /** The counters of the metrics endpoint itself. */
 export interface MetricsServerStats {
@@ -158,19 +153,25 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
-const PLAIN = "text/plain; charset=utf-8";
 /** The longest wait at shutdown for the requests in progress, in ms. */
 const DRAIN_TIMEOUT = 1_000;
 // A token (RFC 9110 5.6.2): methods and header names.
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([^ ]+) HTTP/1\\.[01]$`);
+// The method, then the path of an origin-form target (or of an
+// absolute-form one: scheme and authority dropped), or `*`.
+const REQUEST_LINE = new RegExp(
+  `^(${TOKEN}) (?:[A-Za-z][A-Za-z0-9+.-]*://` +
+    "(?:\\[[^\\]/\\s]*\\]|[^\\[\\]/\\s:]*)(?::\\d*)?)?" +
+    "(/[^?#\\s]*|\\*)\\S* HTTP/1\\.[01]$",
+);
 const HEADER_LINE = new RegExp(`^${TOKEN}:`);
 const encoder = new TextEncoder();
 // Bytes a client sends after its head land here; shared, never read.
 const scratch = new Uint8Array(4 * 1024);
 
 /** The state of one endpoint, shared by its connections. */
-interface Endpoint extends ServerCore {
+interface Endpoint {
+  readonly core: ServerCore;
   readonly options: ServeMetricsOptions;
   /** The counters shown as `greeter_metrics_*`. */
   readonly own: {
@@ -181,74 +182,53 @@ interface Endpoint extends ServerCore {
 }
 
 /**
+ * The request's method and path, or undefined if the head is not HTTP/1.x:
+ * a request line, then header lines that each have a name.
+ */
+export function parseRequestHead(
+  head: string,
+): { method: string; path: string } | undefined {
+  const lines = head.split(/\r?\n/);
+  const request = REQUEST_LINE.exec(lines[0]);
+  // A line folded onto the one before (obs-fold) is refused too.
+  if (
+    !request ||
+    !lines.every((l, i) => i === 0 || l === "" || HEADER_LINE.test(l))
+  ) {
+    return undefined;
+  }
+  return { method: request[1], path: request[2] };
+}
+
+/**
  * Where the request head ends (the index after its blank line), looking
  * from `from`, or -1. A bare LF is taken as a line end too (RFC 9112 2.2).
  */
 function headEnd(bytes: Uint8Array, from: number, to: number): number {
   for (let i = Math.max(0, from); i < to; i++) {
     if (bytes[i] !== 10) continue;
-    if (i + 1 < to && bytes[i + 1] === 10) return i + 2;
-    if (i + 2 < to && bytes[i + 1] === 13 && bytes[i + 2] === 10) return i + 3;
+    if (bytes[i + 1] === 10 && i + 1 < to) return i + 2;
+    if (bytes[i + 1] === 13 && bytes[i + 2] === 10 && i + 2 < to) return i + 3;
   }
   return -1;
-}
-
-/** The request's method and path, or undefined if the head is not HTTP/1.x. */
-export function parseRequestHead(
-  head: string,
-): { method: string; path: string } | undefined {
-  const lines = head.split(/\r?\n/);
-  const request = REQUEST_LINE.exec(lines[0]);
-  if (!request) return undefined;
-  for (let i = 1; i < lines.length; i++) {
-    // A line folded onto the one before (obs-fold) is refused too.
-    if (lines[i] !== "" && !HEADER_LINE.test(lines[i])) return undefined;
-  }
-  const target = request[2];
-  let path: string;
-  if (target.startsWith("/")) {
-    path = target.split(/[?#]/, 1)[0];
-  } else if (/^https?:\/\//i.test(target)) {
-    try {
-      path = new URL(target).pathname;
-    } catch {
-      return undefined;
-    }
-  } else if (target === "*") {
-    path = target;
-  } else {
-    return undefined;
-  }
-  return { method: request[1], path };
-}
-
-/** A response, ready to write. */
-interface Reply {
-  status: number;
-  bytes: Uint8Array;
 }
 
 /** A whole response; no body after a HEAD request. */
 function response(
   status: number,
   body: string,
-  options: { type?: string; head?: boolean; allow?: string } = {},
-): Reply {
+  head = false,
+  type = "text/plain; charset=utf-8",
+): Uint8Array {
   const content = encoder.encode(body);
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}`,
-    `Content-Type: ${options.type ?? PLAIN}`,
-    `Content-Length: ${content.length}`,
-    "Cache-Control: no-store",
-    "Connection: close",
-  ];
-  if (options.allow) lines.push(`Allow: ${options.allow}`);
-  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-  if (options.head) return { status, bytes: head };
-  const bytes = new Uint8Array(head.length + content.length);
-  bytes.set(head);
-  bytes.set(content, head.length);
-  return { status, bytes };
+  const bytes = encoder.encode(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\n` +
+      `Content-Length: ${content.length}\r\nCache-Control: no-store\r\n` +
+      `Connection: close\r\n${
+        status === 405 ? "Allow: GET, HEAD\r\n" : ""
+      }\r\n${head ? "" : body}`,
+  );
+  return bytes;
 }
 
 /**
@@ -298,45 +278,40 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
     );
 }
 
-/** Writes all of `bytes`. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    written += await conn.write(bytes.subarray(written));
-  }
-}
-
-/** Decides the answer to a parsed request; throws what render or health throws. */
+/**
+ * The answer to a head, and why it failed if it did: 400 for one that is
+ * not HTTP/1.x, 404 for another path, 405 for another method, 500 when
+ * render or health throws.
+ */
 async function answer(
-  endpoint: Endpoint,
-  method: string,
-  path: string,
-): Promise<Reply> {
-  const head = method === "HEAD";
+  { options, own }: Endpoint,
+  head: string,
+): Promise<[number, Uint8Array, MetricsHttpError?]> {
+  const request = parseRequestHead(head);
+  if (!request) return [400, response(400, "bad request\n"), "bad_request"];
+  const { method, path } = request;
+  const bare = method === "HEAD";
   if (path !== "/metrics" && path !== "/healthz") {
-    return response(404, "not found: try /metrics or /healthz\n", { head });
+    return [404, response(404, "not found: try /metrics or /healthz\n", bare)];
   }
-  if (method !== "GET" && !head) {
-    return response(405, "method not allowed: use GET\n", {
-      allow: "GET, HEAD",
-    });
+  if (method !== "GET" && !bare) {
+    return [405, response(405, "method not allowed: use GET\n")];
   }
-  const { options } = endpoint;
-  if (path === "/metrics") {
-    const body = options.render() + renderMetricsServerStats(endpoint.own);
-    return response(200, body, { type: METRICS_CONTENT_TYPE, head });
+  try {
+    if (path === "/metrics") {
+      const body = options.render() + renderMetricsServerStats(own);
+      return [200, response(200, body, bare, METRICS_CONTENT_TYPE)];
+    }
+    const { ok, reason } = await options.health();
+    const status = ok ? 200 : 503;
+    return [status, response(status, `${reason}\n`, bare)];
+  } catch {
+    return [500, response(500, "internal error\n", bare), "internal"];
   }
-  const { ok, reason } = await options.health();
-  return response(ok ? 200 : 503, `${reason}\n`, { head });
 }
 
 /** Connections closed to make room, until their handler has seen it. */
 const evicted = new WeakSet<Slot>();
-
-/** Why the table released a connection still reading its head. */
-function cutShort(slot: Slot): MetricsHttpError {
-  return evicted.has(slot) ? "evicted" : "timeout";
-}
 
 /**
  * Reads one request head, answers it, closes. Returns why it failed, or
@@ -347,52 +322,39 @@ async function exchange(
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
   const conn = slot.conn;
+  // Released by the table: the deadline passed, or eviction or shutdown
+  // cut it.
+  const cut = () => evicted.has(slot) ? "evicted" : "timeout";
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
   let length = 0;
   let end = -1;
   try {
     while (end < 0 && length < buffer.length) {
       const n = await conn.read(buffer.subarray(length));
-      // Released by the table: the deadline passed (or shutdown cut it).
-      if (n === null) return slot.list ? "closed_early" : cutShort(slot);
+      if (n === null) return slot.list ? "closed_early" : cut();
       end = headEnd(buffer, length - 2, length + n);
       length += n;
     }
   } catch {
-    return slot.list ? "reset" : cutShort(slot);
+    return slot.list ? "reset" : cut();
   }
   // No longer idle: out of the list that eviction takes from.
-  endpoint.table.linger(slot);
-  let failed: MetricsHttpError | undefined;
-  let reply: Reply;
-  if (end < 0) {
-    failed = "header_too_large";
-    reply = response(431, "request head too large\n");
-  } else {
+  endpoint.core.table.linger(slot);
+  const [status, bytes, failed] = end < 0
+    ? [
+      431,
+      response(431, "request head too large\n"),
+      "header_too_large" as const,
+    ]
     // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
-    const request = parseRequestHead(
-      String.fromCharCode(...buffer.subarray(0, end)),
-    );
-    if (!request) {
-      failed = "bad_request";
-      reply = response(400, "bad request\n");
-    } else {
-      try {
-        reply = await answer(endpoint, request.method, request.path);
-      } catch {
-        failed = "internal";
-        reply = response(500, "internal error\n", {
-          head: request.method === "HEAD",
-        });
-      }
-    }
-  }
-  let written = false;
+    : await answer(endpoint, String.fromCharCode(...buffer.subarray(0, end)));
+  let written = 0;
   try {
-    await writeAll(conn, reply.bytes);
-    written = true;
+    while (written < bytes.length) {
+      written += await conn.write(bytes.subarray(written));
+    }
     const { responses } = endpoint.own;
-    responses[reply.status] = (responses[reply.status] ?? 0) + 1;
+    responses[status] = (responses[status] ?? 0) + 1;
     // Close our side, then read what the client still sends until it
     // closes (bounded by the deadline): closing with unread bytes would
     // reset the connection and could destroy the response in flight.
@@ -403,38 +365,11 @@ async function exchange(
   } catch {
     // Once the response is written, a reset or the deadline changes
     // nothing for the client.
-    if (!written) return failed ?? (slot.list ? "reset" : "timeout");
+    if (written < bytes.length) {
+      return failed ?? (slot.list ? "reset" : "timeout");
+    }
   }
   return failed;
-}
-
-/** Serves one accepted connection to its end; never rejects. */
-async function serveConnection(endpoint: Endpoint, slot: Slot): Promise<void> {
-  endpoint.inFlight++;
-  try {
-    const failed = await exchange(endpoint, slot);
-    // Connections cut by shutdown are not failures.
-    if (failed && !(failed === "timeout" && endpoint.closing)) {
-      endpoint.own.errors[failed]++;
-    }
-  } catch {
-    // exchange() does not throw; this keeps a surprise from being unhandled.
-    endpoint.own.errors.internal++;
-  } finally {
-    endpoint.table.release(slot);
-  }
-  if (--endpoint.inFlight === 0) endpoint.settled();
-}
-
-function checkCount(name: string, value: number, min: number) {
-  if (typeof value !== "number") {
-    throw new TypeError(`${name} must be a number: got ${typeof value}`);
-  }
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(
-      `${name} must be a whole number of at least ${min}: got ${value}`,
-    );
-  }
 }
 
 /**
@@ -455,71 +390,79 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
     timeout = DEFAULT_METRICS_TIMEOUT,
     signal,
   } = options;
-  checkCount("Connection cap", maxConnections, 1);
-  checkCount("Timeout", timeout, 1);
+  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
+  checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
     ? Deno.listen({ hostname: options.hostname, port: options.port })
     : listenOnDescriptor(options.fd);
-  const errors = Object.fromEntries(
-    METRICS_HTTP_ERRORS.map((reason) => [reason, 0]),
-  ) as Record<MetricsHttpError, number>;
-  const started = startServerCore({
-    acceptors: [listener],
-    maxConnections,
-    timeout,
-    linger: timeout,
-    drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
-    context: {
-      options,
-      own: {
-        listener: undefined as unknown as ServerStats,
-        responses: {} as Record<string, number>,
-        errors,
+  const started = startServerCore(
+    {
+      acceptors: [listener],
+      maxConnections,
+      timeout,
+      linger: timeout,
+      drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
+      signal,
+      closeAcceptors() {
+        try {
+          listener.close();
+        } catch {
+          // Already closed: the listener failed.
+        }
+        return [];
       },
     },
-    accepted(endpoint, conn) {
-      endpoint.stats.accepted++;
-      const { table } = endpoint;
+    (core): Endpoint => ({
+      core,
+      options,
+      own: {
+        listener: core.stats,
+        responses: {},
+        errors: zeroCounts(METRICS_HTTP_ERRORS),
+      },
+    }),
+    async (endpoint, conn) => {
+      const { core } = endpoint;
+      const { table } = core;
+      core.stats.accepted++;
       const slot = table.add(conn);
       // Every place taken: the oldest connection still reading its head
       // makes room, so the next client (a probe) is never kept waiting.
       const oldest = table.serving.head;
-      if (endpoint.places.free === 0 && oldest && oldest !== slot) {
+      if (core.places.free === 0 && oldest && oldest !== slot) {
         evicted.add(oldest);
         table.release(oldest);
       }
-      serveConnection(endpoint, slot);
-    },
-    closeAcceptors() {
+      core.inFlight++;
       try {
-        listener.close();
+        const failed = await exchange(endpoint, slot);
+        // Connections cut by shutdown are not failures.
+        if (failed && !(failed === "timeout" && core.closing)) {
+          endpoint.own.errors[failed]++;
+        }
       } catch {
-        // Already closed: the listener failed.
+        // exchange() does not throw; this keeps a surprise from being unhandled.
+        endpoint.own.errors.internal++;
+      } finally {
+        table.release(slot);
+        core.handled();
       }
-      return [];
     },
-  });
-  const endpoint = started.server;
-  endpoint.own.listener = endpoint.stats;
+  );
 
   let failure: unknown;
   // The endpoint never rejects: a failed listener is kept in `failure`.
   const shutdown = (): Promise<void> =>
     started.shutdown().catch((error) => {
       failure = error;
-    }).finally(() => signal?.removeEventListener("abort", onAbort));
-  function onAbort() {
-    shutdown();
-  }
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener("abort", onAbort, { once: true });
+    });
   const finished = started.finished.catch((error) => {
     failure = error;
   });
 
   return {
     addr: listener.addr as Deno.NetAddr,
-    stats: endpoint.own,
+    stats: started.state.own,
     get failure() {
       return failure;
     },

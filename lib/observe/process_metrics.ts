@@ -36,7 +36,7 @@ export async function loadProcessMetrics(): Promise<void> {
 import { VERSION } from "../version.ts";
 import { family, labelValue, metric } from "./prometheus.ts";
 
-/** One reading of the process's numbers; a field is absent if it could not be read. */
+/** One reading of the process's numbers; a field is undefined if it could not be read. */
 export interface ProcessSample {
   /** User plus system CPU time, in seconds. */
   cpuSeconds?: number;
@@ -68,72 +68,45 @@ export interface FdLimit {
 let procAvailable = true;
 
 /**
- * Asked first: without the permission, a `deno run` in a terminal would
- * stop and prompt for it.
+ * `read(path)` of a /proc path, or undefined; remembers when /proc is out of
+ * reach. The permission is asked first: without it, a `deno run` in a
+ * terminal would stop and prompt for it (no permissions API: as good as no
+ * permission).
  */
-function mayRead(path: string): boolean {
+function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
+  if (!procAvailable) return undefined;
+  let granted = false;
   try {
-    if (
-      Deno.permissions.querySync({ name: "read", path }).state === "granted"
-    ) {
-      return true;
-    }
-  } catch {
-    // No permissions API: as good as no permission.
-  }
-  procAvailable = false;
-  return false;
-}
-
-/** Reads a /proc file, or undefined; remembers when /proc is out of reach. */
-function readProc(path: string): string | undefined {
-  if (!procAvailable || !mayRead(path)) return undefined;
-  try {
-    return Deno.readTextFileSync(path);
+    granted = Deno.permissions.querySync({ name: "read", path }).state ===
+      "granted";
+    if (granted) return read(path);
   } catch (error) {
     if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.NotFound ||
-      error instanceof Deno.errors.PermissionDenied
+      granted && !(error instanceof Deno.errors.NotCapable ||
+        error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.PermissionDenied)
     ) {
-      procAvailable = false;
+      return undefined;
     }
-    return undefined;
   }
-}
-
-/** The fields of `/proc/[pid]/stat` used here (see proc(5)). */
-export interface ProcStat {
-  /** Field 14: user CPU time, in clock ticks. */
-  utime: number;
-  /** Field 15: system CPU time, in clock ticks. */
-  stime: number;
-  /** Field 22: when the process started, in clock ticks after boot. */
-  starttime: number;
-  /** Field 23: virtual memory size, in bytes. */
-  vsize: number;
+  procAvailable = false;
+  return undefined;
 }
 
 /**
- * Parses `/proc/[pid]/stat`. The command name (field 2) is in parentheses
- * and may itself hold spaces and `)`, so fields are counted from the last
- * `)`.
+ * Parses `/proc/[pid]/stat` for field 23, the virtual memory size in bytes.
+ * The command name (field 2) is in parentheses and may itself hold spaces
+ * and `)`, so fields are counted from the last `)`.
  *
- * @returns The fields, or undefined if the text is not in that format.
+ * @returns The size, or undefined if the text is not in that format.
  */
-export function parseProcStat(text: string): ProcStat | undefined {
+export function parseProcStat(text: string): number | undefined {
   const end = text.lastIndexOf(")");
-  if (end === -1) return undefined;
   // After ") ": field 3 (state) is index 0.
-  const fields = text.slice(end + 2).trim().split(" ");
-  const field = (n: number) => Number(fields[n - 3]);
-  const stat = {
-    utime: field(14),
-    stime: field(15),
-    starttime: field(22),
-    vsize: field(23),
-  };
-  return Object.values(stat).every(Number.isSafeInteger) ? stat : undefined;
+  const vsize = end === -1
+    ? NaN
+    : Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
+  return Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
 /**
@@ -158,27 +131,8 @@ export function parseFdLimit(text: string): FdLimit | undefined {
  * @returns The limits, or undefined where they cannot be read.
  */
 export function readFdLimit(): FdLimit | undefined {
-  const text = readProc("/proc/self/limits");
+  const text = fromProc("/proc/self/limits", Deno.readTextFileSync);
   return text === undefined ? undefined : parseFdLimit(text);
-}
-
-/** How many descriptors this process has open, from `/proc/self/fd`. */
-function countOpenFds(): number | undefined {
-  if (!procAvailable || !mayRead("/proc/self/fd")) return undefined;
-  try {
-    let count = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
-    // Less the one the listing itself had open.
-    return count - 1;
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.NotFound
-    ) {
-      procAvailable = false;
-    }
-    return undefined;
-  }
 }
 
 /** Calls `read`, or gives undefined if it throws. */
@@ -195,22 +149,26 @@ function attempt<T>(read: () => T): T | undefined {
  * directory listing where /proc is open, two system calls where it is not.
  */
 export function readProcessSample(): ProcessSample {
-  const sample: ProcessSample = {};
   const cpu = cpuUsage && attempt(cpuUsage);
-  if (cpu) sample.cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  const rss = attempt(() => Deno.memoryUsage().rss);
-  if (rss !== undefined && rss > 0) sample.residentBytes = rss;
-  if (performance.timeOrigin > 0) {
-    sample.startTimeSeconds = performance.timeOrigin / 1000;
-  }
-  const statText = readProc("/proc/self/stat");
-  const stat = statText === undefined ? undefined : parseProcStat(statText);
-  if (stat) sample.virtualBytes = stat.vsize;
-  const openFds = countOpenFds();
-  if (openFds !== undefined) sample.openFds = openFds;
-  const limit = readFdLimit();
-  if (limit && Number.isFinite(limit.soft)) sample.maxFds = limit.soft;
-  return sample;
+  const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
+  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
+  const soft = readFdLimit()?.soft;
+  // Numbers that cannot be read are left out (undefined).
+  return {
+    cpuSeconds: cpu ? (cpu.user + cpu.system) / 1e6 : undefined,
+    residentBytes: rss > 0 ? rss : undefined,
+    startTimeSeconds: performance.timeOrigin > 0
+      ? performance.timeOrigin / 1000
+      : undefined,
+    virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
+    // Less the descriptor the listing itself had open.
+    openFds: fromProc("/proc/self/fd", (path) => {
+      let count = 0;
+      for (const _ of Deno.readDirSync(path)) count++;
+      return count - 1;
+    }),
+    maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
+  };
 }
 
 /** The families, in the order rendered: name, type, help, field. */

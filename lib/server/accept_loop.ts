@@ -1,3 +1,4 @@
+import type { Conn } from "./connection_table.ts";
 import type { AcceptErrorKind } from "./options.ts";
 import type { Places } from "./places.ts";
 import type { ServerStats } from "./stats.ts";
@@ -71,7 +72,7 @@ export interface AcceptLoopContext {
   /** True from the start of shutdown. */
   closing: boolean;
   /** Takes an accepted connection, with the place the loop took for it. */
-  accepted(conn: Deno.Conn): void;
+  accepted(conn: Conn): void;
   /**
    * Settles when a connection ends (a descriptor is free again), or after
    * `ms`, or at shutdown, whichever comes first.
@@ -94,7 +95,7 @@ export interface AcceptLoopContext {
  * @throws The listener's error if it fails outside of shutdown.
  */
 export async function acceptLoop(
-  listener: { accept(): Promise<Deno.Conn> },
+  listener: { accept(): Promise<Conn> },
   server: AcceptLoopContext,
 ): Promise<void> {
   const { places, stats } = server;
@@ -106,7 +107,7 @@ export async function acceptLoop(
       await waiting;
       if (server.closing) return;
     }
-    let conn: Deno.Conn;
+    let conn: Conn;
     try {
       conn = await listener.accept();
     } catch (error) {

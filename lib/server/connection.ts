@@ -1,5 +1,6 @@
 import type { Admission } from "./admission.ts";
-import type { ConnectionTable, Slot } from "./connection_table.ts";
+import type { Conn, Slot } from "./connection_table.ts";
+import type { ServerCore } from "./connection_server.ts";
 import type {
   ConnectionRecord,
   SensorOptions,
@@ -9,44 +10,62 @@ import { parseIp } from "../net/ip.ts";
 import type { IpSet } from "../net/ip_set.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { isTlsConnection, startDeferredTls } from "./tls_listener.ts";
-import type { ConnectionOutcome, ServerStats } from "./stats.ts";
+import type { ConnectionOutcome } from "./stats.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import { Sensing } from "./sensor.ts";
 import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
 import type { Tarpit } from "./tarpit.ts";
 
-/** What the connections share with the server that accepted them. */
-export interface ConnectionContext {
-  readonly stats: ServerStats;
-  readonly table: ConnectionTable;
+/**
+ * Internal observers of a server, beside its options: the CLI's metrics
+ * take a number per connection from them, with no record made.
+ */
+export interface ServerHooks {
+  /**
+   * Called as each connection ends with how long it lived, in ms, and in
+   * tarpit mode how long it was held.
+   */
+  onEnded?(duration: number, held: number | undefined): void;
+}
+
+/** The greeting server's state, shared by its connections. */
+export interface ConnectionContext extends ServerHooks {
+  /** The core it runs on: counters, table, places, shutdown flag. */
+  readonly core: ServerCore;
   /** Who may connect; replaced whole by a reload. */
   admission: Admission | undefined;
   /** What clients are sent; replaced by a reload. */
   greeting: GreetingSource;
   /** What refused clients are sent; replaced by a reload. */
   refuseMessage: Uint8Array;
-  readonly linger: number;
-  /** True from the start of shutdown. */
-  closing: boolean;
   readonly onConnection: ServeGreetingOptions["onConnection"];
   /** The PROXY protocol's trusted peers, when a header is expected. */
-  readonly proxy: { from: IpSet } | undefined;
+  readonly proxy: IpSet | undefined;
   readonly onClose: ((record: ConnectionRecord) => void) | undefined;
   /** The health probe's source port while one is in flight, or 0. */
   readonly selfProbe: Int32Array | undefined;
-  /**
-   * In tarpit mode, what holds admitted clients instead of greeting them
-   * (tarpit.ts; set at start).
-   */
-  tarpit: Pick<Tarpit, "hold"> | undefined;
-  /** Connections whose outcome is not counted yet. */
-  inFlight: number;
+  /** In tarpit mode, what holds admitted clients instead of greeting them. */
+  tarpit: Tarpit | undefined;
   /** The greeting pause and capture, when asked for. */
   readonly sensor: SensorOptions | undefined;
   /** How observers see a client's address; replaced by a reload. */
   mask: AddressMask | undefined;
-  /** Called when `inFlight` drops to 0. */
-  settled(): void;
+}
+
+/**
+ * One connection being served: what it is sent, how it ended, and the
+ * admission to give its per-IP place back to.
+ */
+interface Visit {
+  readonly slot: Slot;
+  bytes: Uint8Array;
+  /** Decided before serving (refused, failed template), or once served. */
+  outcome: ConnectionOutcome | undefined;
+  reason: string | undefined;
+  /** The admission that admitted it (even if a reload replaced it since). */
+  readonly admission: Admission | undefined;
+  /** Its host in `admission`, when it holds a per-IP place there. */
+  readonly host: string | undefined;
 }
 
 /** The bytes of a refused client's greeting when there is no refuse message. */
@@ -54,38 +73,34 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
 
-function isReset(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.NotConnected;
-}
-
-function isClosedByUs(error: unknown): boolean {
-  return error instanceof Deno.errors.BadResource ||
-    error instanceof Deno.errors.Interrupted;
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string") return code;
-  return error instanceof Error ? error.name : "unknown";
-}
-
 /**
  * How a failed read or write ended a connection: the client reset or
  * closed, it was closed here (by its deadline, or by shutdown), or another
  * error (with its code as the reason).
  */
 export function failure(
-  server: { readonly closing: boolean },
+  core: { readonly closing: boolean },
   error: unknown,
 ): [ConnectionOutcome, string | undefined] {
-  if (isReset(error)) return ["reset", undefined];
-  if (isClosedByUs(error)) {
-    return [server.closing ? "aborted" : "timed_out", undefined];
-  }
-  return ["error", errorCode(error)];
+  if (
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected
+  ) return ["reset", undefined];
+  if (
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted
+  ) return [core.closing ? "aborted" : "timed_out", undefined];
+  const code = (error as { code?: unknown } | null)?.code;
+  return [
+    "error",
+    typeof code === "string"
+      ? code
+      : error instanceof Error
+      ? error.name
+      : "unknown",
+  ];
 }
 
 /**
@@ -107,27 +122,24 @@ function netAddr(addr: Deno.Addr): Deno.NetAddr {
  * and starts serving it. It already holds a place; the table gives the place
  * back when the connection is released.
  */
-export function acceptConnection(
-  server: ConnectionContext,
-  conn: Deno.Conn,
-): void {
-  const probe = server.selfProbe;
+export function acceptConnection(server: ConnectionContext, conn: Conn): void {
+  const { core, selfProbe: probe } = server;
+  const { table } = core;
   if (probe !== undefined && probe[0] !== 0 && isSelfProbe(conn, probe[0])) {
     // Not a client: off the queue, closed, and told so.
     Atomics.store(probe, 0, 0);
-    server.table.release(server.table.add(conn));
+    table.release(table.add(conn));
     return;
   }
-  server.stats.accepted++;
+  core.stats.accepted++;
   if (server.proxy) {
-    const slot = server.table.addHandshaking(conn);
+    const slot = table.addHandshaking(conn);
     // Nothing in it should throw; if it ever does, the slot is still freed.
-    acceptProxied(server, slot, performance.now()).catch(() =>
-      server.table.release(slot)
+    acceptProxied(server, slot, server.proxy, performance.now()).catch(() =>
+      table.release(slot)
     );
     return;
   }
-  const { table } = server;
   // Only a TLS connection has the greeting's deadline (its handshake).
   const greeting = table.boundsGreeting && isTlsConnection(conn);
   admitAndServe(server, table.add(conn, greeting), conn.remoteAddr);
@@ -137,7 +149,7 @@ export function acceptConnection(
  * True for the health probe: from `port`, and from the very address it
  * reached (the probe binds it), which only this host can be.
  */
-function isSelfProbe(conn: Deno.Conn, port: number): boolean {
+function isSelfProbe(conn: Conn, port: number): boolean {
   const remote = conn.remoteAddr as Deno.NetAddr;
   return remote.port === port &&
     remote.hostname === (conn.localAddr as Deno.NetAddr).hostname;
@@ -155,61 +167,75 @@ function isFrom(addr: Deno.Addr, blocks: IpSet): boolean {
   return bytes !== undefined && blocks.has(bytes);
 }
 
+/** Counts a refusal and closes the client after `bytes`, unlingered. */
+function refuse(
+  server: ConnectionContext,
+  slot: Slot,
+  bytes: Uint8Array,
+  reason: keyof ServerCore["stats"]["refused"],
+  detail: string = reason,
+): void {
+  const { stats } = server.core;
+  stats.outcomes.refused++;
+  stats.refused[reason]++;
+  serveConnection(server, {
+    slot,
+    bytes,
+    outcome: "refused",
+    reason: detail,
+    admission: undefined,
+    host: undefined,
+  });
+}
+
 /**
  * Reads the PROXY protocol header of a connection from a trusted peer, then
  * serves the client it names (the peer itself for a `LOCAL` header, the
  * balancer's own health check). A peer that is not trusted, and a header
  * that is missing, malformed, too long or late, are refused without a
- * greeting.
+ * greeting (no refuse message: the peer is a balancer, not a client).
  */
 async function acceptProxied(
   server: ConnectionContext,
   slot: Slot,
+  trusted: IpSet,
   acceptedAt: number,
 ): Promise<void> {
-  const { stats, table } = server;
   const peer = slot.conn.remoteAddr;
-  let refused: "proxy_untrusted" | "proxy_header" | undefined;
-  let reason: string | undefined;
-  if (!isFrom(peer, server.proxy!.from)) {
-    refused = "proxy_untrusted";
-  } else {
-    try {
-      const header = await readProxyHeader(slot.conn);
-      if (header.source && header.source.transport !== "tcp") {
-        // A datagram client on a stream connection is no client this server
-        // has: refused, so that no rule is ever asked about another kind.
-        refused = "proxy_header";
-        reason = "proxy_unsupported";
-      } else if (header.command === "proxy" && header.source) {
-        slot.client = header.source;
-      }
-      // TLS behind the balancer starts now, on the same connection, after
-      // the header that came in clear (HAProxy's send-proxy).
-      const tls = refused ? undefined : startDeferredTls(slot.conn);
-      if (tls) slot.conn = (await tls) as unknown as Deno.Conn;
-    } catch (error) {
-      refused = "proxy_header";
-      reason = error instanceof ProxyProtocolError
+  if (!isFrom(peer, trusted)) {
+    return refuse(server, slot, EMPTY, "proxy_untrusted");
+  }
+  try {
+    const header = await readProxyHeader(slot.conn);
+    if (header.source && header.source.transport !== "tcp") {
+      // A datagram client on a stream connection is no client this server
+      // has: refused, so that no rule is ever asked about another kind.
+      return refuse(server, slot, EMPTY, "proxy_header", "proxy_unsupported");
+    }
+    if (header.command === "proxy" && header.source) {
+      slot.client = header.source;
+    }
+    // TLS behind the balancer starts now, on the same connection, after
+    // the header that came in clear (HAProxy's send-proxy).
+    const tls = startDeferredTls(slot.conn);
+    if (tls) slot.conn = await tls;
+  } catch (error) {
+    return refuse(
+      server,
+      slot,
+      EMPTY,
+      "proxy_header",
+      error instanceof ProxyProtocolError
         ? `proxy_${error.reason}`
         : slot.list
         ? "proxy_error"
-        : "proxy_timeout";
-    }
+        : "proxy_timeout",
+    );
   }
-  if (refused) {
-    stats.outcomes.refused++;
-    stats.refused[refused]++;
-    // No refuse message: the peer is a balancer, not a client to talk to.
-    serveConnection(server, slot, EMPTY, "refused", reason ?? refused);
-    return;
-  }
+  const { table } = server.core;
   if (!table.established(slot, acceptedAt, isTlsConnection(slot.conn))) {
     // Its deadline passed as the header came: nothing to serve.
-    stats.outcomes.refused++;
-    stats.refused.proxy_header++;
-    serveConnection(server, slot, EMPTY, "refused", "proxy_timeout");
-    return;
+    return refuse(server, slot, EMPTY, "proxy_header", "proxy_timeout");
   }
   admitAndServe(server, slot, slot.client ?? peer, slot.client && peer);
 }
@@ -225,21 +251,16 @@ function admitAndServe(
   remoteAddr: Deno.Addr,
   peerAddr?: Deno.Addr,
 ): void {
-  const { stats, admission } = server;
+  const { core, admission } = server;
   const conn = slot.conn;
   // Every client with an address meets the rules; only a Unix socket's
   // peer has none.
-  const admissionHost = admission && "hostname" in remoteAddr
+  const host = admission && "hostname" in remoteAddr
     ? remoteAddr.hostname
     : undefined;
-  if (admissionHost !== undefined) {
-    const refused = admission!.admit(admissionHost, performance.now());
-    if (refused) {
-      stats.outcomes.refused++;
-      stats.refused[refused]++;
-      serveConnection(server, slot, server.refuseMessage, "refused", refused);
-      return;
-    }
+  if (host !== undefined) {
+    const refused = admission!.admit(host, performance.now());
+    if (refused) return refuse(server, slot, server.refuseMessage, refused);
   }
   if (server.onConnection) {
     try {
@@ -253,94 +274,77 @@ function admitAndServe(
     }
   }
   const greeting = server.greeting;
-  let bytes: Uint8Array;
-  if (typeof greeting !== "function") {
-    bytes = greeting;
-  } else {
+  let bytes = EMPTY;
+  let failed: "error" | undefined;
+  if (typeof greeting !== "function") bytes = greeting;
+  else {
     try {
       bytes = greeting({
         remoteAddr: netAddr(remoteAddr),
         localAddr: netAddr(conn.localAddr),
-        count: stats.accepted,
+        count: core.stats.accepted,
       });
       if (!(bytes instanceof Uint8Array)) throw new TypeError("Not bytes");
     } catch {
       // A greeting that cannot be made is an error, not an empty greeting.
-      stats.outcomes.error++;
-      serveConnection(
-        server,
-        slot,
-        EMPTY,
-        "error",
-        "template",
-        admission,
-        admissionHost,
-      );
-      return;
+      core.stats.outcomes[failed = "error"]++;
+      bytes = EMPTY;
     }
   }
-  if (server.tarpit) {
+  if (server.tarpit && !failed) {
     // Held for as long as the tarpit likes: no greeting's deadline.
-    server.table.unbound(slot);
-    server.tarpit.hold(slot, bytes, admission, admissionHost);
+    core.table.unbound(slot);
+    server.tarpit.hold(slot, bytes, admission, host);
     return;
   }
-  serveConnection(
-    server,
+  serveConnection(server, {
     slot,
     bytes,
-    undefined,
-    undefined,
+    outcome: failed,
+    reason: failed && "template",
     admission,
-    admissionHost,
-  );
+    host,
+  });
 }
 
 /**
- * Writes `bytes`, then lingers; ends by releasing the slot (and the per-IP
- * place in `admission`, when `admittedHost` is given) exactly once,
- * whatever happens. The admission is the one that admitted the client, even
- * if a reload has replaced it since.
- * `decided` is an outcome already counted (a refused client, a failed
- * template): such a client is only sent `bytes` and closed, without
- * lingering, so it cannot hold its place for long.
+ * Writes the visit's bytes, then lingers; ends by releasing the slot (and
+ * the per-IP place, when it holds one) exactly once, whatever happens. A
+ * visit whose outcome is already decided (and counted: a refused client, a
+ * failed template) is only sent its bytes and closed, without lingering, so
+ * it cannot hold its place for long.
  */
 async function serveConnection(
   server: ConnectionContext,
-  slot: Slot,
-  bytes: Uint8Array,
-  decided: ConnectionOutcome | undefined,
-  reason: string | undefined,
-  admission?: Admission,
-  admittedHost?: string,
+  visit: Visit,
 ): Promise<void> {
-  const { stats, table } = server;
+  const { core, sensor } = server;
+  const { stats, table } = core;
+  const { slot } = visit;
   const conn = slot.conn;
-  // Only a record needs the duration.
-  const start = server.onClose ? performance.now() : 0;
-  server.inFlight++;
-  let outcome = decided;
+  const decided = visit.outcome !== undefined;
+  // Only an observer needs the duration.
+  const observed = server.onClose !== undefined || server.onEnded !== undefined;
+  const start = observed ? performance.now() : 0;
+  core.inFlight++;
   let written = 0;
-  const sensing = server.sensor && !decided
-    ? new Sensing(server.sensor)
-    : undefined;
+  const sensing = sensor && !decided ? new Sensing(sensor) : undefined;
   try {
-    if (sensing && server.sensor!.pause > 0) {
-      if (
-        await sensing.pause(table, conn) && !server.sensor!.greetEarly
-      ) {
-        stats.outcomes[outcome = decided = "refused"]++;
-        stats.refused[reason = "early_talker"]++;
-        bytes = server.refuseMessage;
+    if (sensing && sensor!.pause > 0) {
+      if (await sensing.pause(table, conn) && !sensor!.greetEarly) {
+        stats.outcomes[visit.outcome = "refused"]++;
+        stats.refused[visit.reason = "early_talker"]++;
+        visit.bytes = server.refuseMessage;
       }
     }
+    const { bytes } = visit;
     while (written < bytes.length) {
       written += await conn.write(
         written === 0 ? bytes : bytes.subarray(written),
       );
     }
-    if (!outcome) stats.outcomes[outcome = "greeted"]++;
-    if (server.linger > 0 && !decided && written > 0 && slot.list) {
+    if (!visit.outcome) stats.outcomes[visit.outcome = "greeted"]++;
+    if (!decided && table.lingers && written > 0 && slot.list) {
       await conn.closeWrite();
       if (table.linger(slot)) {
         if (sensing) await sensing.linger(conn, scratch);
@@ -354,35 +358,69 @@ async function serveConnection(
   } catch (error) {
     // Errors after the greeting was written (while lingering) change
     // nothing: the client has its greeting.
-    if (!outcome) {
-      [outcome, reason] = failure(server, error);
-      stats.outcomes[outcome]++;
+    if (!visit.outcome) {
+      [visit.outcome, visit.reason] = failure(core, error);
+      stats.outcomes[visit.outcome]++;
     }
   } finally {
     stats.bytesWritten += written;
     sensing?.count(stats);
-    if (admittedHost !== undefined) admission!.release(admittedHost);
+    if (visit.host !== undefined) visit.admission!.release(visit.host);
     table.release(slot);
   }
-  if (server.onClose) {
+  if (observed) {
     const duration = performance.now() - start;
     try {
-      const record: ConnectionRecord = {
-        remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
-        ...(slot.client ? { peerAddr: conn.remoteAddr } : {}),
-        localAddr: conn.localAddr,
-        outcome: outcome!,
-        reason,
-        bytesWritten: written,
-        greetingLength: bytes.length,
-        startTime: Date.now() - duration,
-        duration,
-      };
-      sensing?.annotate(record);
-      server.onClose(record);
+      server.onEnded?.(duration, undefined);
+      if (server.onClose) {
+        server.onClose(record(server, slot, {
+          outcome: visit.outcome!,
+          reason: visit.reason,
+          bytesWritten: written,
+          greetingLength: visit.bytes.length,
+          duration,
+          held: undefined,
+        }, sensing));
+      }
     } catch {
       // A failing observer must not stop the server.
     }
   }
-  if (--server.inFlight === 0) server.settled();
+  core.handled();
+}
+
+/** How one connection ended, as its observers are told. */
+export interface Ending {
+  outcome: ConnectionOutcome;
+  reason: string | undefined;
+  bytesWritten: number;
+  greetingLength: number;
+  /** How long it lived, in ms. */
+  duration: number;
+  /** In tarpit mode, how long it was held, in ms. */
+  held: number | undefined;
+}
+
+/** The record of a connection that ended, for `onClose`. */
+export function record(
+  server: Pick<ConnectionContext, "mask">,
+  slot: Slot,
+  end: Ending,
+  sensing?: Sensing,
+): ConnectionRecord {
+  const conn = slot.conn;
+  const record: ConnectionRecord = {
+    remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
+    localAddr: conn.localAddr,
+    outcome: end.outcome,
+    reason: end.reason,
+    bytesWritten: end.bytesWritten,
+    greetingLength: end.greetingLength,
+    startTime: Date.now() - end.duration,
+    duration: end.duration,
+  };
+  if (slot.client) record.peerAddr = conn.remoteAddr;
+  if (end.held !== undefined) record.held = end.held;
+  sensing?.annotate(record);
+  return record;
 }

@@ -1,6 +1,8 @@
 import { acceptLoop, type AcceptLoopContext } from "./accept_loop.ts";
 import {
+  type Conn,
   type ConnectionTable,
+  type ConnectionTableOptions,
   createConnectionTable,
 } from "./connection_table.ts";
 import type { AcceptErrorKind } from "./options.ts";
@@ -12,43 +14,31 @@ import { waitAtMost } from "./wait.ts";
 const SETTLE_TIMEOUT = 1_000;
 
 /**
- * What every connection server shares with its connections: the greeting
- * server and the metrics endpoint run on the same core.
+ * The state every connection server shares with its connections: the
+ * greeting server and the metrics endpoint each hold one (`core`) beside
+ * their own.
  */
 export interface ServerCore extends AcceptLoopContext {
-  readonly stats: ServerStats;
   readonly table: ConnectionTable;
-  readonly places: Places;
-  /** True from the start of shutdown. */
-  closing: boolean;
   /** Connection handlers whose outcome is not counted yet. */
   inFlight: number;
-  /** Called when `inFlight` drops to 0. */
-  settled(): void;
+  /** A handler has counted its outcome: `inFlight` drops by one. */
+  handled(): void;
 }
 
 /** Options for {@linkcode startServerCore}. */
-export interface ServerCoreOptions<T extends object> {
+export interface ServerCoreOptions
+  extends Omit<ConnectionTableOptions, "onRelease"> {
   /** The open listeners; the core accepts on each. */
-  acceptors: readonly { accept(): Promise<Deno.Conn> }[];
+  acceptors: readonly { accept(): Promise<Conn> }[];
   /** Places for connections, across every listener. */
   maxConnections: number;
-  /** See {@linkcode createConnectionTable}. */
-  timeout: number;
-  /** See {@linkcode createConnectionTable}. */
-  linger: number;
-  /** See {@linkcode createConnectionTable}. */
-  handshake?: number;
-  /** See {@linkcode createConnectionTable}. */
-  greetTimeout?: number;
-  /** See {@linkcode createConnectionTable}. */
-  pause?: number;
   /** How long shutdown lets open connections finish, in ms. */
   drainTimeout: number;
-  /** What the server adds to the core for its connections. */
-  context: T;
-  /** Takes an accepted connection, which holds a place. */
-  accepted(server: ServerCore & T, conn: Deno.Conn): void;
+  /** Aborting it shuts the server down. */
+  signal?: AbortSignal;
+  /** Called as shutdown starts, once nothing more is accepted. */
+  stopping?(): void;
   /** Told of each failed accept (already counted); must not throw. */
   onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
   /**
@@ -58,9 +48,9 @@ export interface ServerCoreOptions<T extends object> {
   closeAcceptors(): (() => void)[];
 }
 
-/** A started core: its context, and how it stops. */
-export interface StartedCore<T extends object> {
-  readonly server: ServerCore & T;
+/** A started server: its state, and how it stops. */
+export interface StartedCore<S> {
+  readonly state: S;
   /**
    * Stops accepting, lets open connections finish (up to the drain
    * timeout), then closes what is left. Rejects with a listener's error if
@@ -74,13 +64,17 @@ export interface StartedCore<T extends object> {
 /**
  * Starts a connection server on open listeners: one accept loop per
  * listener taking a place before each accept, one connection table with one
- * sweep timer, and an orderly shutdown. The caller serves each connection.
+ * sweep timer, and an orderly shutdown. `make` builds the server's state
+ * around the core, before anything is accepted; `accepted` serves each
+ * connection, which holds a place.
  */
-export function startServerCore<T extends object>(
-  options: ServerCoreOptions<T>,
-): StartedCore<T> {
-  const stats = createServerStats();
-  const places = createPlaces(options.maxConnections);
+export function startServerCore<S extends { readonly core: ServerCore }>(
+  options: ServerCoreOptions,
+  make: (core: ServerCore) => S,
+  accepted: (state: S, conn: Conn) => void,
+): StartedCore<S> {
+  const stats: ServerStats = createServerStats();
+  const places: Places = createPlaces(options.maxConnections);
   // Opened when a connection ends while an accept loop waits on exhaustion.
   let ended: PromiseWithResolvers<void> | undefined;
   // Opened when the last connection ends during shutdown.
@@ -88,17 +82,11 @@ export function startServerCore<T extends object>(
   // Opened when the last handler has counted its outcome during shutdown.
   let settled: PromiseWithResolvers<void> | undefined;
   const table = createConnectionTable({
-    timeout: options.timeout,
-    linger: options.linger,
-    handshake: options.handshake,
-    greetTimeout: options.greetTimeout,
-    pause: options.pause,
+    ...options,
     onRelease() {
       places.release();
-      if (ended) {
-        ended.resolve();
-        ended = undefined;
-      }
+      ended?.resolve();
+      ended = undefined;
       if (drained && table.size === 0) drained.resolve();
     },
   });
@@ -108,43 +96,45 @@ export function startServerCore<T extends object>(
     get: () => table.size,
     enumerable: true,
   });
-  const { accepted, onAcceptError } = options;
-  const server: ServerCore & T = Object.assign(options.context, {
+  const { onAcceptError } = options;
+  const core: ServerCore = {
     stats,
     table,
     places,
     closing: false,
     inFlight: 0,
-    settled() {
-      settled?.resolve();
+    handled() {
+      if (--core.inFlight === 0) settled?.resolve();
     },
-    accepted(conn: Deno.Conn) {
-      accepted(server, conn);
-    },
-    connectionEnded(ms: number) {
+    accepted: (conn) => accepted(state, conn),
+    connectionEnded(ms) {
       ended ??= Promise.withResolvers();
       return waitAtMost(ended.promise, ms);
     },
-    onAcceptError(error: unknown, kind: AcceptErrorKind, code: string) {
+    onAcceptError(error, kind, code) {
       try {
         onAcceptError?.(error, kind, code);
       } catch {
         // A failing observer must not stop the server.
       }
     },
-  });
-
+  };
+  const state = make(core);
+  const { signal } = options;
+  const onAbort = () => void shutdown().catch(() => {});
   const loopDone = Promise.all(
-    options.acceptors.map((acceptor) => acceptLoop(acceptor, server)),
+    options.acceptors.map((acceptor) => acceptLoop(acceptor, core)),
   );
   let shutdownPromise: Promise<void> | undefined;
 
   function shutdown(): Promise<void> {
     shutdownPromise ??= (async () => {
-      server.closing = true;
+      signal?.removeEventListener("abort", onAbort);
+      core.closing = true;
       const closed = options.closeAcceptors();
       places.close();
       ended?.resolve();
+      options.stopping?.();
       let loopError: unknown;
       try {
         await loopDone;
@@ -160,7 +150,7 @@ export function startServerCore<T extends object>(
         // Cut what is left: pending operations fail, and each place is free.
         table.releaseAll();
       }
-      if (server.inFlight > 0) {
+      if (core.inFlight > 0) {
         // Let the cut connections record their outcome; bounded, in case
         // the runtime never settles an operation.
         settled = Promise.withResolvers();
@@ -174,5 +164,8 @@ export function startServerCore<T extends object>(
 
   // If a listener fails outside of shutdown, shut down and report it.
   const finished = loopDone.then(shutdown, shutdown);
-  return { server, shutdown, finished };
+  // Once the caller has its state: `stopping` may read it.
+  if (signal?.aborted) queueMicrotask(onAbort);
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  return { state, shutdown, finished };
 }

@@ -1,93 +1,96 @@
-import { createPauseQueue, type PauseEntry } from "./greet_pause.ts";
+/**
+ * The members of `Deno.Conn` a server uses: what `Deno.TcpConn`,
+ * `Deno.UnixConn`, the TLS connections and the adopted sockets of passed
+ * listeners all have.
+ */
+export type Conn = Pick<
+  Deno.Conn,
+  "read" | "write" | "closeWrite" | "close" | "remoteAddr" | "localAddr"
+>;
+
+/** A member of a {@linkcode List}: something due at `deadline`. */
+interface Linked<N> {
+  /** When it is due, on the table's monotonic clock (Infinity: never). */
+  deadline: number;
+  /** The list it is in, if any; none once it is released. */
+  list: List<N> | undefined;
+  /** The neighbour towards the head. */
+  prev: N | undefined;
+  /** The neighbour towards the tail. */
+  next: N | undefined;
+}
+
+/**
+ * A doubly linked list in deadline order. Every member of a list gets the
+ * same timeout when it is appended, so appending keeps the order and the
+ * expired ones are always at the head: sweeping costs only what expired.
+ * Unlike a Set or Map of connections, it holds no large table that the
+ * garbage collector must keep rescanning and promoting under load.
+ */
+interface List<N> {
+  /** The member with the earliest deadline. */
+  head: N | undefined;
+  /** The member appended last. */
+  tail: N | undefined;
+  /** How many members are in the list. */
+  size: number;
+}
 
 /**
  * One open connection and when it must be closed. A slot is in at most one
  * {@linkcode SlotList} at a time.
  */
-export interface Slot {
+export interface Slot extends Linked<Slot> {
   /** The connection. */
-  conn: Deno.Conn;
-  /** When to close it, on the table's monotonic clock (Infinity: never). */
-  deadline: number;
+  conn: Conn;
   /**
    * The client a PROXY protocol header named, when it is not the peer;
    * undefined otherwise (the client is `conn.remoteAddr`).
    */
   client: Deno.Addr | undefined;
-  /** The list it is in, if any; none once it is released. */
-  list: SlotList | undefined;
-  /** The neighbour towards the head. */
-  prev: Slot | undefined;
-  /** The neighbour towards the tail. */
-  next: Slot | undefined;
 }
 
-/**
- * A doubly linked list of slots in deadline order. Every slot of a list gets
- * the same timeout when it is appended, so appending keeps the order and the
- * expired ones are always at the head: sweeping costs only what expired.
- * Unlike a Set or Map of connections, it holds no large table that the
- * garbage collector must keep rescanning and promoting under load.
- */
-export interface SlotList {
-  /** The slot with the earliest deadline. */
-  head: Slot | undefined;
-  /** The slot appended last. */
-  tail: Slot | undefined;
-  /** How many slots are in the list. */
-  size: number;
+/** Slots in deadline order. */
+export type SlotList = List<Slot>;
+
+/** A greeting pause: `wake` is called once it has passed. */
+export interface PauseEntry extends Linked<PauseEntry> {
+  wake: () => void;
 }
 
-/** Creates an empty list. */
-export function createSlotList(): SlotList {
+function createList<N>(): List<N> {
   return { head: undefined, tail: undefined, size: 0 };
 }
 
-/** Appends `slot` at the tail of `list`, taking it out of its old list. */
-export function appendSlot(list: SlotList, slot: Slot): void {
-  unlinkSlot(slot);
-  slot.list = list;
-  slot.prev = list.tail;
-  slot.next = undefined;
-  if (list.tail) list.tail.next = slot;
-  else list.head = slot;
-  list.tail = slot;
-  list.size++;
-}
-
 /**
- * Puts `slot` into `list` in deadline order, taking it out of its old list.
+ * Puts `node` into `list` in deadline order, taking it out of its old list.
  * Scans from the tail, where a new deadline almost always belongs, so it is
- * as cheap as appending unless the slot's deadline is earlier than most.
+ * as cheap as appending unless the deadline is earlier than most.
  */
-export function insertSlot(list: SlotList, slot: Slot): void {
-  // Out first, so the scan below never finds the slot itself.
-  unlinkSlot(slot);
+function insert<N extends Linked<N>>(list: List<N>, node: N): void {
+  // Out first, so the scan below never finds the node itself.
+  unlink(node);
   let after = list.tail;
-  while (after && after.deadline > slot.deadline) after = after.prev;
-  if (after === list.tail) {
-    appendSlot(list, slot);
-    return;
-  }
-  unlinkSlot(slot);
-  slot.list = list;
-  slot.prev = after;
-  slot.next = after ? after.next : list.head;
-  if (after) after.next = slot;
-  else list.head = slot;
-  slot.next!.prev = slot;
+  while (after && after.deadline > node.deadline) after = after.prev;
+  node.list = list;
+  node.prev = after;
+  node.next = after ? after.next : list.head;
+  if (after) after.next = node;
+  else list.head = node;
+  if (node.next) node.next.prev = node;
+  else list.tail = node;
   list.size++;
 }
 
-/** Takes `slot` out of its list; false if it was in none. */
-export function unlinkSlot(slot: Slot): boolean {
-  const list = slot.list;
+/** Takes `node` out of its list; false if it was in none. */
+function unlink<N extends Linked<N>>(node: N): boolean {
+  const list = node.list;
   if (!list) return false;
-  if (slot.prev) slot.prev.next = slot.next;
-  else list.head = slot.next;
-  if (slot.next) slot.next.prev = slot.prev;
-  else list.tail = slot.prev;
-  slot.list = slot.prev = slot.next = undefined;
+  if (node.prev) node.prev.next = node.next;
+  else list.head = node.next;
+  if (node.next) node.next.prev = node.prev;
+  else list.tail = node.prev;
+  node.list = node.prev = node.next = undefined;
   list.size--;
   return true;
 }
@@ -151,16 +154,18 @@ export interface ConnectionTable {
   readonly size: number;
   /** True when `greetTimeout` bounds some connections (TLS ones). */
   readonly boundsGreeting: boolean;
+  /** True when greeted connections linger (`linger` above 0). */
+  readonly lingers: boolean;
   /**
    * Adds an accepted connection, with the table's timeout as its deadline;
    * `greeting` (a TLS connection) has `greetTimeout` when there is none.
    */
-  add(conn: Deno.Conn, greeting?: boolean): Slot;
+  add(conn: Conn, greeting?: boolean): Slot;
   /**
    * Adds an accepted connection that must first send a header, with the
    * handshake timeout as its deadline; then {@linkcode ConnectionTable.established}.
    */
-  addHandshaking(conn: Deno.Conn): Slot;
+  addHandshaking(conn: Conn): Slot;
   /**
    * Moves a connection whose header has come to the serving list, with the
    * timeout counted from `acceptedAt`; false if it was already released.
@@ -197,7 +202,7 @@ export interface ConnectionTable {
   stop(): void;
 }
 
-function closeQuietly(conn: Deno.Conn) {
+function closeQuietly(conn: Conn) {
   try {
     conn.close();
   } catch {
@@ -215,9 +220,10 @@ export function createConnectionTable(
   const greetTimeout = options.greetTimeout ?? 0;
   const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
-  const handshaking = createSlotList();
-  const serving = createSlotList();
-  const lingering = createSlotList();
+  const handshaking = createList<Slot>();
+  const serving = createList<Slot>();
+  const lingering = createList<Slot>();
+  const pauses = createList<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
   const sweepEvery = Math.min(
@@ -233,10 +239,9 @@ export function createConnectionTable(
     ),
   );
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  const pauses = pause > 0 ? createPauseQueue(pause) : undefined;
 
   function release(slot: Slot): boolean {
-    if (!unlinkSlot(slot)) return false;
+    if (!unlink(slot)) return false;
     closeQuietly(slot.conn);
     onRelease();
     return true;
@@ -253,14 +258,18 @@ export function createConnectionTable(
     while (lingering.head && lingering.head.deadline <= time) {
       release(lingering.head);
     }
-    pauses?.sweep(time);
-    if (
-      handshaking.size + serving.size + lingering.size === 0 && !pauses?.size
-    ) stop();
+    while (pauses.head && pauses.head.deadline <= time) {
+      const entry = pauses.head;
+      unlink(entry);
+      entry.wake();
+    }
+    if (handshaking.size + serving.size + lingering.size + pauses.size === 0) {
+      stop();
+    }
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
-  function addTo(list: SlotList, conn: Deno.Conn, after: number): Slot {
+  function addTo(list: SlotList, conn: Conn, after: number): Slot {
     const slot: Slot = {
       conn,
       deadline: after > 0 ? now() + after : Infinity,
@@ -269,7 +278,7 @@ export function createConnectionTable(
       prev: undefined,
       next: undefined,
     };
-    appendSlot(list, slot);
+    insert(list, slot);
     if (after > 0) sweeper ??= setInterval(sweep, sweepEvery);
     return slot;
   }
@@ -287,6 +296,7 @@ export function createConnectionTable(
       return handshaking.size + serving.size + lingering.size;
     },
     boundsGreeting: timeout === 0 && greetTimeout > 0,
+    lingers: linger > 0,
     add: (conn, greeting) =>
       addTo(serving, conn, greeting ? serveTimeout : timeout),
     addHandshaking: (conn) => addTo(handshaking, conn, handshake),
@@ -298,14 +308,14 @@ export function createConnectionTable(
         ? now() + greetTimeout
         : Infinity;
       // Only the connections accepted during the handshake come after it.
-      insertSlot(serving, slot);
+      insert(serving, slot);
       if (slot.deadline < Infinity) sweeper ??= setInterval(sweep, sweepEvery);
       return true;
     },
     unbound(slot) {
       if (timeout > 0 || !slot.list || slot.deadline === Infinity) return;
       slot.deadline = Infinity;
-      appendSlot(slot.list, slot);
+      insert(slot.list, slot);
     },
     linger(slot) {
       if (!slot.list) return false;
@@ -313,16 +323,24 @@ export function createConnectionTable(
       slot.deadline = timeout > 0
         ? Math.min(slot.deadline, now() + linger)
         : now() + linger;
-      insertSlot(lingering, slot);
+      insert(lingering, slot);
       sweeper ??= setInterval(sweep, sweepEvery);
       return true;
     },
     pause(wake) {
-      if (!pauses) throw new TypeError("This table has no greeting pause");
+      if (pause <= 0) throw new TypeError("This table has no greeting pause");
       sweeper ??= setInterval(sweep, sweepEvery);
-      return pauses.add(now(), wake);
+      const entry: PauseEntry = {
+        deadline: now() + pause,
+        wake,
+        list: undefined,
+        prev: undefined,
+        next: undefined,
+      };
+      insert(pauses, entry);
+      return entry;
     },
-    cancelPause: (entry) => pauses?.cancel(entry),
+    cancelPause: (entry) => void unlink(entry),
     release,
     releaseAll() {
       while (handshaking.head) release(handshaking.head);

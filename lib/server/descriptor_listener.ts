@@ -17,6 +17,7 @@
  *
  * @module
  */
+import type { Conn } from "./connection_table.ts";
 import type * as Net from "node:net";
 import {
   addressOf,
@@ -38,9 +39,10 @@ interface Builtins {
 let builtins: Builtins | undefined;
 function loadBuiltins(): Builtins {
   if (builtins) return builtins;
-  const process = (globalThis as unknown as {
-    process: { getBuiltinModule(id: string): unknown };
-  }).process;
+  const process: { getBuiltinModule(id: string): unknown } = Reflect.get(
+    globalThis,
+    "process",
+  );
   const util = process.getBuiltinModule("node:util") as {
     getSystemErrorName(status: number): string;
   };
@@ -91,7 +93,7 @@ export interface DescriptorListener {
    * Rejects with node's error (its `code`, such as "EMFILE") when an accept
    * failed, and with `Deno.errors.BadResource` once closed.
    */
-  accept(): Promise<Deno.Conn>;
+  accept(): Promise<Conn>;
   /** Stops listening here; the descriptor closes, connections waiting too. */
   close(): void;
 }
@@ -124,8 +126,10 @@ export function listenOnDescriptor(
     server.close();
     throw new DescriptorError(fd, failed);
   }
-  const handle = (server as unknown as { _handle?: Partial<ServerHandle> })
-    ._handle;
+  const handle: Partial<ServerHandle> | undefined = Reflect.get(
+    server,
+    "_handle",
+  );
   if (
     !canAdoptHandles() || typeof handle?.accept !== "function" ||
     typeof handle.listen !== "function" || !("onconnection" in handle)
@@ -147,7 +151,7 @@ class Listener implements DescriptorListener {
   readonly #Client: new (kind: number) => unknown;
   readonly #unix: boolean;
   readonly #backlog: number;
-  #waiting: PromiseWithResolvers<Deno.Conn> | undefined;
+  #waiting: PromiseWithResolvers<Conn> | undefined;
   /** A failed accept the runtime reported while nobody waited. */
   #failure: Error | undefined;
   /**
@@ -203,7 +207,7 @@ class Listener implements DescriptorListener {
   }
 
   /** Accepts one connection now: it, an error, or undefined if none. */
-  #next(): Deno.Conn | Error | undefined {
+  #next(): Conn | Error | undefined {
     const client = new this.#Client(SOCKET);
     const status = this.#handle.accept(client);
     if (status === loadBuiltins().eagain) return undefined;
@@ -215,7 +219,7 @@ class Listener implements DescriptorListener {
       readable: true,
       writable: true,
     } as Net.SocketConstructorOpts);
-    return new NodeConn(socket) as unknown as Deno.Conn;
+    return new NodeConn(socket);
   }
 
   #rearm(): void {
@@ -228,7 +232,7 @@ class Listener implements DescriptorListener {
     return Object.assign(new Error(`accept ${code}`), { code });
   }
 
-  accept(): Promise<Deno.Conn> {
+  accept(): Promise<Conn> {
     if (this.#closed) {
       return Promise.reject(
         new Deno.errors.BadResource("The listener is closed"),

@@ -1,5 +1,6 @@
+import type { Conn } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
-import { listenTls, serveTlsOn, type TlsListener } from "./tls_listener.ts";
+import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
   DEFAULT_HOSTNAME,
@@ -52,7 +53,7 @@ export class ListenError extends Error {
  */
 export interface Acceptor {
   readonly addr: Deno.Addr;
-  accept(): Promise<Deno.Conn>;
+  accept(): Promise<Conn>;
   close(): void;
 }
 
@@ -87,7 +88,7 @@ export interface OpenListenersOptions {
   backlog: number;
   reusePort: boolean;
   /** A PROXY header comes in clear first: TLS starts after it. */
-  proxy?: unknown;
+  proxy: boolean;
 }
 
 function describeTarget(target: ListenTarget): [string, number] {
@@ -101,22 +102,6 @@ function openOne(
   target: ListenTarget,
   options: OpenListenersOptions,
 ): OpenListener {
-  if (target.transport === "fd") {
-    const passed = listenOnDescriptor(target.fd, { backlog: options.backlog });
-    if (!target.tls) return { listener: passed };
-    try {
-      const tls = serveTlsOn(
-        passed,
-        target.tls.cert,
-        target.tls.key,
-        options.proxy !== undefined,
-      );
-      return { listener: tls as unknown as Acceptor, tls };
-    } catch (error) {
-      passed.close();
-      throw error;
-    }
-  }
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
     let socketFile: SocketFile | undefined;
@@ -127,28 +112,27 @@ function openOne(
     }
     return { listener, socketFile };
   }
-  const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT, tls } = target;
-  const tcp = {
-    hostname,
-    port,
-    transport: "tcp" as const,
-    tcpBacklog: options.backlog,
-    ...(options.reusePort ? { reusePort: true } : {}),
-  };
-  if (!tls) return { listener: Deno.listen(tcp) };
+  const { tls } = target;
+  const tcp = target.transport === "fd"
+    ? listenOnDescriptor(target.fd, { backlog: options.backlog })
+    : Deno.listen({
+      hostname: target.hostname ?? DEFAULT_HOSTNAME,
+      port: target.port ?? DEFAULT_PORT,
+      transport: "tcp",
+      tcpBacklog: options.backlog,
+      ...(options.reusePort ? { reusePort: true } : {}),
+    });
+  if (!tls) return { listener: tcp };
   // Not Deno.listenTls: a TlsConn closed during its handshake keeps its
   // socket open (Deno 2.9.6), so a stalled handshake would hold a
   // descriptor past its deadline. This one closes the TCP socket itself.
-  const listener = listenTls({
-    hostname,
-    port,
-    cert: tls.cert,
-    key: tls.key,
-    backlog: options.backlog,
-    reusePort: options.reusePort,
-    deferred: options.proxy !== undefined,
-  });
-  return { listener: listener as unknown as Acceptor, tls: listener };
+  try {
+    const listener = serveTlsOn(tcp, tls.cert, tls.key, options.proxy);
+    return { listener, tls: listener };
+  } catch (error) {
+    tcp.close();
+    throw error;
+  }
 }
 
 /**

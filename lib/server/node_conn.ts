@@ -10,6 +10,8 @@
  * @module
  */
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Conn } from "./connection_table.ts";
 
 /**
  * The runtime's resource operations, which `Deno.TcpConn` itself uses. They
@@ -46,7 +48,7 @@ export function canAdoptHandles(): boolean {
  * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
  * Needs {@linkcode canAdoptHandles}.
  */
-export function adoptHandle(handle: TcpHandle): Deno.Conn {
+export function adoptHandle(handle: TcpHandle): Conn {
   const peer: { address?: string; port?: number } = {};
   const local: { address?: string; port?: number } = {};
   handle.getpeername(peer);
@@ -58,19 +60,20 @@ export function adoptHandle(handle: TcpHandle): Deno.Conn {
     rid,
     addressOf(peer.address, peer.port),
     addressOf(local.address, local.port),
-  ) as unknown as Deno.Conn;
+  );
 }
 
 let ops: ResourceOps | null | undefined;
 function resourceOps(): ResourceOps | null {
   if (ops !== undefined) return ops;
-  const deno = Deno as unknown as Record<symbol, { core?: ResourceOps }>;
-  const internal = (Deno as unknown as { internal?: symbol }).internal;
-  const core = internal === undefined ? undefined : deno[internal]?.core;
+  const internal = Reflect.get(Deno, "internal");
+  const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
+    ? Reflect.get(Deno, internal)?.core
+    : undefined;
   return ops = typeof core?.read === "function" &&
       typeof core.write === "function" &&
       typeof core.shutdown === "function" && typeof core.close === "function"
-    ? core
+    ? core as ResourceOps
     : null;
 }
 
@@ -89,8 +92,19 @@ export function adoptSocket(
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
 ): Deno.Conn {
-  const handle = (socket as unknown as { _handle?: Partial<TakableHandle> })
-    ._handle;
+  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
+  return adopt(socket, remoteAddr, localAddr) as Deno.Conn;
+}
+
+function adopt(
+  socket: Socket,
+  remoteAddr?: Deno.Addr,
+  localAddr?: Deno.Addr,
+): Conn {
+  const handle: Partial<TakableHandle> | undefined = Reflect.get(
+    socket,
+    "_handle",
+  );
   const core = resourceOps();
   if (core && typeof handle?.takeStream === "function") {
     const remote = remoteAddr ??
@@ -100,57 +114,50 @@ export function adoptSocket(
     // Node's socket is done with: destroyed, it lets go of its handle (kept,
     // each would hold some 3 KB of heap for good).
     socket.destroy();
-    return new ResourceConn(core, rid, remote, local) as unknown as Deno.Conn;
+    return new ResourceConn(core, rid, remote, local);
   }
-  return new NodeConn(socket, remoteAddr, localAddr) as unknown as Deno.Conn;
+  return new NodeConn(socket, remoteAddr, localAddr);
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
 class ResourceConn {
-  readonly #core: ResourceOps;
-  readonly #rid: number;
-  readonly remoteAddr: Deno.Addr;
-  readonly localAddr: Deno.Addr;
-
   constructor(
-    core: ResourceOps,
-    rid: number,
-    remoteAddr: Deno.Addr,
-    localAddr: Deno.Addr,
-  ) {
-    this.#core = core;
-    this.#rid = rid;
-    this.remoteAddr = remoteAddr;
-    this.localAddr = localAddr;
-  }
+    private readonly core: ResourceOps,
+    private readonly rid: number,
+    readonly remoteAddr: Deno.Addr,
+    readonly localAddr: Deno.Addr,
+  ) {}
 
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
-    const n = await this.#core.read(this.#rid, p);
+    const n = await this.core.read(this.rid, p);
     return n === 0 ? null : n;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.#core.write(this.#rid, p);
+    return this.core.write(this.rid, p);
   }
 
   closeWrite(): Promise<void> {
-    return this.#core.shutdown(this.#rid);
+    return this.core.shutdown(this.rid);
   }
 
   close(): void {
-    this.#core.close(this.#rid);
+    this.core.close(this.rid);
   }
 }
 
 /**
- * A node socket as a connection. Errors are Deno's: after `close()` a call
- * rejects with `Deno.errors.BadResource`, one pending at `close()` with
- * `Deno.errors.Interrupted`; a reset is `Deno.errors.ConnectionReset`, a
- * write to a closed peer `Deno.errors.BrokenPipe`.
+ * A node socket (TLS included) as a connection. Errors are Deno's: after
+ * `close()` a call rejects with `Deno.errors.BadResource`, one pending at
+ * `close()` with `Deno.errors.Interrupted`; a reset is
+ * `Deno.errors.ConnectionReset`, a write to a closed peer
+ * `Deno.errors.BrokenPipe`; a socket that failed rejects with its error.
  */
 export class NodeConn {
   readonly #socket: Socket;
+  /** Under a TLS socket: the stream it runs on, ended and closed after it. */
+  readonly #below: Duplex | undefined;
   #remote: Deno.Addr | undefined;
   #local: Deno.Addr | undefined;
   #closed = false;
@@ -160,10 +167,16 @@ export class NodeConn {
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
    * `remoteAddr` and `localAddr` replace what the socket says, when given.
    */
-  constructor(socket: Socket, remoteAddr?: Deno.Addr, localAddr?: Deno.Addr) {
+  constructor(
+    socket: Socket,
+    remoteAddr?: Deno.Addr,
+    localAddr?: Deno.Addr,
+    below?: Duplex,
+  ) {
     this.#socket = socket;
     this.#remote = remoteAddr;
     this.#local = localAddr;
+    this.#below = below;
     socket.on("error", ignore);
   }
 
@@ -185,33 +198,54 @@ export class NodeConn {
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed) return Promise.reject(closedError());
-    const socket = this.#socket;
-    if (socket.destroyed) return Promise.reject(this.#ended());
-    if (socket.writableEnded) {
-      return Promise.reject(
-        new Deno.errors.BrokenPipe("The connection's write side is closed"),
-      );
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<number>();
-    socket.write(p, (error) => {
-      if (error) reject(this.#failure(error));
-      else resolve(p.length);
+    return this.#whileOpen<number>((socket, resolve, fail) => {
+      if (socket.writableEnded) {
+        fail(
+          new Deno.errors.BrokenPipe("The connection's write side is closed"),
+        );
+      } else {socket.write(p, (error) =>
+          error ? fail(error) : resolve(p.length));}
     });
-    return promise;
   }
 
-  /** Ends the write side (FIN) once earlier writes are out. */
+  /**
+   * Ends the write side once earlier writes are out: a TLS socket sends its
+   * close_notify alert, then the stream below it ends (FIN).
+   */
   closeWrite(): Promise<void> {
+    return this.#whileOpen<void>((socket, resolve, fail) => {
+      socket.end(() => {
+        if (!this.#below) return resolve();
+        this.#below.end((error?: Error | null) =>
+          error ? fail(error) : resolve()
+        );
+      });
+    });
+  }
+
+  /**
+   * Runs `start` on the open socket; the promise rejects if the socket
+   * closes first, with why it closed.
+   */
+  #whileOpen<T>(
+    start: (
+      socket: Socket,
+      resolve: (value: T) => void,
+      fail: (error: Error) => void,
+    ) => void,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
     const socket = this.#socket;
-    if (socket.destroyed) return Promise.reject(this.#ended());
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const onClose = () => reject(this.#ended());
+    if (socket.destroyed) return Promise.reject(this.#failure());
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const onClose = () => reject(this.#failure());
     socket.once("close", onClose);
-    socket.end(() => {
+    start(socket, (value) => {
       socket.off("close", onClose);
-      resolve();
+      resolve(value);
+    }, (error) => {
+      socket.off("close", onClose);
+      reject(this.#failure(error));
     });
     return promise;
   }
@@ -238,22 +272,27 @@ export class NodeConn {
     }
   }
 
-  /** Closes at once, in any state; closing twice does nothing. */
+  /**
+   * Closes at once, in any state (a TLS handshake included): the
+   * descriptor is freed now. Closing twice does nothing.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
+    this.#below?.destroy();
   }
 
-  #failure(error: Error): Error {
-    return this.#closed ? interruptedError() : denoError(error);
-  }
-
-  #ended(): Error {
+  /**
+   * Why a call cannot finish: closed here, the reason the socket failed
+   * (rather than node's "write ECANCELED" for the writes it dropped), else
+   * `error`, else a closed connection.
+   */
+  #failure(error?: Error): Error {
     if (this.#closed) return interruptedError();
-    const errored = this.#socket.errored;
-    return errored
-      ? denoError(errored)
+    const cause = this.#socket.errored ?? error;
+    return cause
+      ? denoError(cause)
       : new Deno.errors.BrokenPipe("The connection closed");
   }
 }

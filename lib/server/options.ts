@@ -552,6 +552,8 @@ export type ReloadOptions = Pick<
 /** The options with every default filled in and every value checked. */
 export interface ResolvedOptions {
   targets: ListenTarget[];
+  /** True if some target serves TLS. */
+  tls: boolean;
   reusePort: boolean;
   greeting: GreetingSource | undefined;
   refuseMessage: Uint8Array | undefined;
@@ -585,7 +587,13 @@ function invalid(
   );
 }
 
-function checkInteger(
+/**
+ * Checks that option `option` is a whole number from `min` to `max`.
+ *
+ * @throws {TypeError} For a value that is not a number.
+ * @throws {RangeError} For one out of the range.
+ */
+export function checkInteger(
   option: string,
   value: unknown,
   min: number,
@@ -828,6 +836,7 @@ export function resolveOptions(options: ServeGreetingOptions): ResolvedOptions {
   }
   return {
     targets,
+    tls: targets.some((target) => "tls" in target && !!target.tls),
     reusePort: options.reusePort === true,
     greeting,
     refuseMessage,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { ConnectionTable } from "./connection_table.ts";
+import type { Conn, ConnectionTable } from "./connection_table.ts";
 import { identifyProbe, type Probe } from "../net/probe.ts";
 import type { ConnectionRecord, SensorOptions } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
@@ -37,7 +37,7 @@ export class Sensing {
     return this.probe === undefined || this.#filled < this.#capture;
   }
 
-  #read(conn: Deno.Conn): Promise<number | null> {
+  #read(conn: Conn): Promise<number | null> {
     this.#buffer ??= new Uint8Array(Math.max(this.#capture, FIRST_READ));
     return conn.read(this.#buffer.subarray(this.#filled));
   }
@@ -54,7 +54,7 @@ export class Sensing {
    * first; true if it talked (an early talker). The read goes on after a
    * quiet pause and is finished by {@linkcode Sensing.linger}.
    */
-  async pause(table: ConnectionTable, conn: Deno.Conn): Promise<boolean> {
+  async pause(table: ConnectionTable, conn: Conn): Promise<boolean> {
     const read = this.#read(conn);
     // Released without a linger, the connection's read fails unheard.
     read.catch(() => {});
@@ -79,7 +79,7 @@ export class Sensing {
    * Reads what the client sends until it closes: into the probe and the
    * capture while they want it, into `scratch` (discarded) after.
    */
-  async linger(conn: Deno.Conn, scratch: Uint8Array): Promise<void> {
+  async linger(conn: Conn, scratch: Uint8Array): Promise<void> {
     if (this.#pending) {
       const n = await this.#pending;
       this.#pending = undefined;

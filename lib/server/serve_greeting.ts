@@ -1,6 +1,11 @@
 import { createAdmission, needsAdmission } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
-import { acceptConnection, EMPTY } from "./connection.ts";
+import {
+  acceptConnection,
+  type ConnectionContext,
+  EMPTY,
+  type ServerHooks,
+} from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import {
   closeListener,
@@ -10,13 +15,12 @@ import {
 import {
   checkReloadable,
   type ReloadOptions,
-  type ResolvedOptions,
   resolveOptions,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
-import { createTarpit, type Tarpit, type TarpitStats } from "./tarpit.ts";
+import { createTarpit, type TarpitStats } from "./tarpit.ts";
 import { tarpitHost } from "./tarpit_host.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
 
@@ -134,10 +138,7 @@ const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 export function serveGreeting(
   options: ServeGreetingOptions = {},
 ): GreetingServer {
-  return start(
-    options,
-    (resolved) => openListeners(resolved.targets, resolved),
-  );
+  return serveGreetingWith(options, {});
 }
 
 /**
@@ -149,75 +150,68 @@ export function serveGreetingOn(
   listeners: OpenListener[],
   options: ServeGreetingOptions,
 ): GreetingServer {
-  return start(options, () => listeners);
+  return serveGreetingWith(options, {}, listeners);
 }
 
-/** Checks the options, then serves on the listeners `listen` gives. */
-function start(
+/**
+ * {@linkcode serveGreeting} with the internal observers of `hooks` (the
+ * CLI's metrics take a number per connection there, and no record is made
+ * unless `onClose` is given), on `listeners` when given. Internal: not part
+ * of the library's face.
+ */
+export function serveGreetingWith(
   options: ServeGreetingOptions,
-  listen: (resolved: ResolvedOptions) => OpenListener[],
+  hooks: ServerHooks,
+  listeners?: OpenListener[],
 ): GreetingServer {
   const resolved = resolveOptions(options);
-  options.signal?.throwIfAborted();
-  const admission = needsAdmission(options)
-    ? createAdmission(options)
-    : undefined;
-  const listeners = listen(resolved);
-  const { signal, onAcceptError } = options;
-  const { server, shutdown: stop, finished } = startServerCore({
-    acceptors: listeners.map(({ listener }) => listener),
-    maxConnections: resolved.maxConnections,
-    timeout: resolved.timeout,
-    linger: resolved.linger,
-    handshake: resolved.proxy?.timeout ?? 0,
-    pause: resolved.sensor?.pause ?? 0,
-    // Under `timeout: 0` a TLS handshake still has a bound.
-    greetTimeout: resolved.targets.some((target) =>
-        "tls" in target && target.tls
-      )
-      ? TLS_HANDSHAKE_TIMEOUT
-      : 0,
-    drainTimeout: resolved.drainTimeout,
-    context: {
-      admission,
-      greeting: resolved.greeting ?? DEFAULT_GREETING,
-      refuseMessage: resolved.refuseMessage ?? EMPTY,
+  const { signal } = options;
+  signal?.throwIfAborted();
+  listeners ??= openListeners(resolved.targets, {
+    ...resolved,
+    proxy: resolved.proxy !== undefined,
+  });
+  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+  const { state: server, shutdown, finished } = startServerCore(
+    {
+      acceptors: listeners.map(({ listener }) => listener),
+      maxConnections: resolved.maxConnections,
+      timeout: resolved.timeout,
       linger: resolved.linger,
+      handshake: resolved.proxy?.timeout ?? 0,
+      pause: resolved.sensor?.pause ?? 0,
+      // Under `timeout: 0` a TLS handshake still has a bound.
+      greetTimeout: resolved.tls ? TLS_HANDSHAKE_TIMEOUT : 0,
+      drainTimeout: resolved.drainTimeout,
+      onAcceptError: options.onAcceptError,
+      signal,
+      // Held clients are let go at once, not after the drain timeout.
+      stopping: () => server.tarpit?.releaseAll(),
+      closeAcceptors: () => listeners.map(closeListener),
+    },
+    (core): ConnectionContext => ({
+      core,
+      admission: needsAdmission(options) ? createAdmission(options) : undefined,
+      greeting,
+      refuseMessage: resolved.refuseMessage ?? EMPTY,
       onConnection: options.onConnection,
       onClose: options.onClose,
+      onEnded: hooks.onEnded,
       selfProbe: options.selfProbe,
       // The trusted balancers as an IpSet: one search, no closure, per peer.
-      proxy: resolved.proxy && { from: createIpSet(resolved.proxy.from) },
+      proxy: resolved.proxy && createIpSet(resolved.proxy.from),
       sensor: resolved.sensor,
       mask: options.maskAddress,
-      tarpit: undefined as Tarpit | undefined,
-    },
-    accepted: acceptConnection,
-    onAcceptError,
-    closeAcceptors: () => listeners.map(closeListener),
-  });
-  const stats = server.stats;
-  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+      tarpit: undefined,
+    }),
+    acceptConnection,
+  );
   const tarpit = resolved.tarpit && createTarpit(
     resolved.tarpit,
     tarpitHost(server),
     typeof greeting === "function" ? undefined : greeting,
   );
   server.tarpit = tarpit;
-
-  function shutdown(): Promise<void> {
-    signal?.removeEventListener("abort", onAbort);
-    const stopped = stop();
-    // Held clients are let go at once, not after the drain timeout.
-    tarpit?.releaseAll();
-    return stopped;
-  }
-  function onAbort() {
-    shutdown().catch(() => {});
-  }
-  signal?.addEventListener("abort", onAbort, { once: true });
-  // A listener that fails outside of shutdown ends the server too.
-  finished.catch(() => signal?.removeEventListener("abort", onAbort));
 
   const addrs = listeners.map(({ listener }) => listener.addr);
   const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>
@@ -231,10 +225,10 @@ function start(
       return firstTcp;
     },
     addrs,
-    stats,
+    stats: server.core.stats,
     tarpit: tarpit?.stats,
     get draining() {
-      return server.closing;
+      return server.core.closing;
     },
     finished,
     reload(next) {

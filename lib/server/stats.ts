@@ -94,25 +94,26 @@ export interface ServerStats {
   probes: Record<ProbeKind, number>;
 }
 
+/** A counter at 0 for each of `keys`. */
+export function zeroCounts<K extends string>(
+  keys: readonly K[],
+): Record<K, number> {
+  return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
+}
+
 /** Creates a zeroed set of counters. */
 export function createServerStats(): ServerStats {
   return {
     startTime: Date.now(),
     accepted: 0,
     active: 0,
-    outcomes: Object.fromEntries(
-      CONNECTION_OUTCOMES.map((outcome) => [outcome, 0]),
-    ) as Record<ConnectionOutcome, number>,
-    refused: Object.fromEntries(
-      REFUSE_REASONS.map((reason) => [reason, 0]),
-    ) as Record<RefuseReason, number>,
+    outcomes: zeroCounts(CONNECTION_OUTCOMES),
+    refused: zeroCounts(REFUSE_REASONS),
     acceptErrors: {},
     exhausted: false,
     pausedAtLimit: 0,
     bytesWritten: 0,
     earlyTalkers: 0,
-    probes: Object.fromEntries(
-      PROBE_KINDS.map((kind) => [kind, 0]),
-    ) as Record<ProbeKind, number>,
+    probes: zeroCounts(PROBE_KINDS),
   };
 }

@@ -5,42 +5,34 @@
  *
  * @module
  */
-import { type ConnectionContext, failure } from "./connection.ts";
+import { type ConnectionContext, failure, record } from "./connection.ts";
 import type { HeldEnd, TarpitHost } from "./tarpit.ts";
-import { maskAddress } from "../net/address_privacy.ts";
 
 /**
  * What the tarpit of `server` needs from it: its shutdown flag, its table,
  * and the counting and the record of a held client's end.
  */
-export function tarpitHost(
-  server: Omit<ConnectionContext, "tarpit">,
-): TarpitHost {
+export function tarpitHost(server: ConnectionContext): TarpitHost {
+  const { core } = server;
   return {
     get closing() {
-      return server.closing;
+      return core.closing;
     },
-    release: (slot) => server.table.release(slot),
-    failure: (error) => failure(server, error),
+    release: (slot) => core.table.release(slot),
+    failure: (error) => failure(core, error),
     ended(end: HeldEnd) {
-      const { stats, onClose } = server;
-      stats.outcomes[end.outcome]++;
-      stats.bytesWritten += end.sent;
-      if (!onClose) return;
-      const { conn, client } = end.slot;
+      core.stats.outcomes[end.outcome]++;
+      core.stats.bytesWritten += end.sent;
       try {
-        onClose({
-          remoteAddr: maskAddress(server.mask, client ?? conn.remoteAddr),
-          ...(client ? { peerAddr: conn.remoteAddr } : {}),
-          localAddr: conn.localAddr,
+        server.onEnded?.(end.held, end.held);
+        server.onClose?.(record(server, end.slot, {
           outcome: end.outcome,
           reason: end.reason,
           bytesWritten: end.sent,
           greetingLength: end.greetingLength,
-          startTime: Date.now() - end.held,
           duration: end.held,
           held: end.held,
-        });
+        }));
       } catch {
         // A failing observer must not stop the server.
       }

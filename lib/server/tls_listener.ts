@@ -17,9 +17,16 @@
  * @module
  */
 
-import type { SecureContext, TlsConnection } from "./tls_engine.ts";
+import type { Conn } from "./connection_table.ts";
+import type { SecureContext } from "./tls_engine.ts";
 
-export type { TlsConnection };
+/**
+ * One TLS client, with the members of `Deno.Conn` a server uses. After
+ * `close()` every call rejects with `Deno.errors.BadResource`; one pending
+ * at `close()` with `Deno.errors.Interrupted`; a failed handshake or a reset
+ * with the TLS or network error.
+ */
+export type TlsConnection = Conn;
 
 type Engine = typeof import("./tls_engine.ts");
 let engine: Promise<Engine> | undefined;
@@ -56,35 +63,13 @@ function checkPemShape(cert: string, key: string): void {
   }
 }
 
-/** Where to listen, and the certificate and key (PEM) to serve TLS with. */
-export interface TlsListenOptions {
-  /** The address to listen on, such as "0.0.0.0" or "::1". */
-  hostname: string;
-  /** The port; 0 picks a free one. */
-  port: number;
-  /** The certificate chain, PEM, the server's own certificate first. */
-  cert: string;
-  /** The private key of the first certificate, PEM. */
-  key: string;
-  /** The length of the kernel's queue of connections not yet accepted. */
-  backlog?: number;
-  /** Let other sockets listen on the same address (Linux `SO_REUSEPORT`). */
-  reusePort?: boolean;
-  /**
-   * Accept the plain TCP connection and start TLS only when
-   * {@linkcode startDeferredTls} is called on it: for what comes in clear
-   * before the handshake, such as a PROXY protocol header.
-   */
-  deferred?: boolean;
-}
-
-const START_TLS = Symbol("startTls");
-
 // Every connection a TLS listener gave out, until it is collected.
-const tlsConnections = new WeakSet<object>();
+const tlsConnections = new WeakSet<Conn>();
+// The TLS start of each connection a deferred listener gave out.
+const deferredStarts = new WeakMap<Conn, () => Promise<Conn>>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
-export function isTlsConnection(conn: Deno.Conn): boolean {
+export function isTlsConnection(conn: Conn): boolean {
   return tlsConnections.has(conn);
 }
 
@@ -94,13 +79,12 @@ export function isTlsConnection(conn: Deno.Conn): boolean {
  * connection. The TCP connection then belongs to the TLS one.
  */
 export function startDeferredTls(
-  conn: Deno.Conn,
-): Promise<TlsConnection> | undefined {
-  return (conn as { [START_TLS]?: () => Promise<TlsConnection> })
-    [START_TLS]?.();
+  conn: Conn,
+): Promise<Conn> | undefined {
+  return deferredStarts.get(conn)?.();
 }
 
-/** What {@linkcode listenTls} returns: a `Deno.Listener` of TLS clients. */
+/** What {@linkcode serveTlsOn} returns: a `Deno.Listener` of TLS clients. */
 export interface TlsListener {
   /** The address listened on; its port is the real one when 0 was asked. */
   readonly addr: Deno.NetAddr;
@@ -110,7 +94,7 @@ export interface TlsListener {
    * "EMFILE") reach the caller unchanged; after `close()` it rejects with
    * `Deno.errors.BadResource`.
    */
-  accept(): Promise<TlsConnection>;
+  accept(): Promise<Conn>;
   /** Stops listening; a pending `accept()` rejects with BadResource. */
   close(): void;
   /**
@@ -125,54 +109,30 @@ export interface TlsListener {
 }
 
 /**
- * Listens on a TCP address and serves TLS with the certificate and key.
- *
- * @example Greet one TLS client
- * ```ts ignore
- * const listener = listenTls({ hostname: "0.0.0.0", port: 8443, cert, key });
- * const conn = await listener.accept();
- * await conn.write(new TextEncoder().encode("Connection Established\r\n"));
- * await conn.closeWrite();
- * conn.close();
- * ```
- *
- * @throws {TypeError} When the certificate or the key is not PEM of its kind.
- * @throws {RangeError} When `backlog` is not a whole number of at least 1.
- * A key that does not belong to the certificate is found once node's TLS
- * has loaded (a moment later): `accept()` then closes the listener and
- * rejects with `Deno.errors.BadResource`, whose `cause` says why.
- * @throws Whatever `Deno.listen` throws, such as `Deno.errors.AddrInUse`.
- */
-export function listenTls(options: TlsListenOptions): TlsListener {
-  const { hostname, port, cert, key, backlog, reusePort, deferred } = options;
-  if (backlog !== undefined && (!Number.isInteger(backlog) || backlog < 1)) {
-    throw new RangeError("The backlog must be a whole number of at least 1");
-  }
-  checkPemShape(cert, key);
-  const listener = Deno.listen({
-    hostname,
-    port,
-    transport: "tcp",
-    ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
-    ...(reusePort ? { reusePort } : {}),
-  });
-  return serveTlsOn(listener, cert, key, deferred === true);
-}
-
-/**
  * What TLS can be served on: a `Deno.TcpListener`, or a listener of a
  * passed socket (see `listenOnDescriptor`), whose connections have the
  * members TLS uses.
  */
 export interface TcpAcceptor {
   readonly addr: Deno.Addr;
-  accept(): Promise<Deno.Conn>;
+  accept(): Promise<Conn>;
   close(): void;
 }
 
 /**
- * Serves TLS with the certificate and key on an open TCP listener, as
- * {@linkcode listenTls} does on the one it opens.
+ * Serves TLS with the certificate and key on an open TCP listener: a
+ * `deferred` one hands out the plain TCP connection and starts TLS only
+ * when {@linkcode startDeferredTls} is called on it, for what comes in
+ * clear before the handshake (a PROXY protocol header).
+ *
+ * @example Greet one TLS client
+ * ```ts ignore
+ * const listener = serveTlsOn(Deno.listen({ port: 8443 }), cert, key);
+ * const conn = await listener.accept();
+ * await conn.write(new TextEncoder().encode("Connection Established\r\n"));
+ * await conn.closeWrite();
+ * conn.close();
+ * ```
  *
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
@@ -182,14 +142,22 @@ export function serveTlsOn(
   key: string,
   deferred = false,
 ): TlsListener {
+  return new Listener(tcp, contextOf(cert, key), deferred);
+}
+
+/**
+ * The secure context of a pair, checked in full once node's TLS is loaded;
+ * a bad pair is reported by `accept()`.
+ *
+ * @throws {TypeError} When the certificate or the key is not PEM of its kind.
+ */
+function contextOf(cert: string, key: string): Promise<SecureContext> {
   checkPemShape(cert, key);
-  // The pair is checked in full once node's TLS is loaded, before the first
-  // connection is taken.
   const context = loadEngine().then((engine) =>
     engine.secureContext(cert, key)
   );
   context.catch(() => {}); // Reported by accept().
-  return new Listener(tcp, context, deferred);
+  return context;
 }
 
 class Listener implements TlsListener {
@@ -212,45 +180,30 @@ class Listener implements TlsListener {
   }
 
   setCertificate(cert: string, key: string): void {
-    checkPemShape(cert, key);
-    if (loaded) {
-      // Checked in full now: a bad pair throws and nothing changes.
-      this.#context = Promise.resolve(loaded.secureContext(cert, key));
-    } else {
-      const next = loadEngine().then((engine) =>
-        engine.secureContext(cert, key)
-      );
-      next.catch(() => {});
-      this.#context = next;
-    }
+    // Once node's TLS is loaded, checked in full now: a bad pair throws and
+    // nothing changes.
+    this.#context = loaded
+      ? Promise.resolve(loaded.secureContext(cert, key))
+      : contextOf(cert, key);
   }
 
-  async accept(): Promise<TlsConnection> {
+  async accept(): Promise<Conn> {
     await this.#currentContext();
     const tcp = await this.#tcp.accept();
-    if (this.#deferred) {
-      // The certificate of when the handshake starts, as for the others.
-      Object.defineProperty(tcp, START_TLS, {
-        value: async () => {
-          const tls = loaded!.startTls(
-            tcp as Deno.TcpConn,
-            await this.#currentContext(),
-          );
-          tlsConnections.add(tls);
-          return tls;
-        },
-      });
-      tlsConnections.add(tcp);
-      return tcp as unknown as TlsConnection;
-    }
-    try {
-      // Read again: a reload while this accept waited counts for its client.
-      const tls = loaded!.startTls(
-        tcp as Deno.TcpConn,
-        await this.#currentContext(),
-      );
+    // The certificate of when the handshake starts: a reload while this
+    // accept waited counts for its client.
+    const start = async () => {
+      const tls = loaded!.startTls(tcp, await this.#currentContext());
       tlsConnections.add(tls);
       return tls;
+    };
+    if (this.#deferred) {
+      deferredStarts.set(tcp, start);
+      tlsConnections.add(tcp);
+      return tcp;
+    }
+    try {
+      return await start();
     } catch (error) {
       tcp.close();
       throw error;

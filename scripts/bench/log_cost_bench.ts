@@ -77,11 +77,11 @@ const sources = Array.from(
 );
 let i = 0;
 
-Deno.bench("offer + JSON line (logged)", { group: "throttle" }, () => {
-  open.offer(sources[i++ % 1000], () => formatJsonConnectionLine(record));
+Deno.bench("allow + JSON line (logged)", { group: "throttle" }, () => {
+  if (open.allow(sources[i++ % 1000])) emit(formatJsonConnectionLine(record));
 });
-Deno.bench("offer (suppressed: only counted)", { group: "throttle" }, () => {
-  flood.offer("192.0.2.1", () => formatJsonConnectionLine(record));
+Deno.bench("allow (suppressed: only counted)", { group: "throttle" }, () => {
+  if (flood.allow("192.0.2.1")) emit(formatJsonConnectionLine(record));
 });
 
 const histogram = createDurationHistogram();

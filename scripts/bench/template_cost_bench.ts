@@ -65,7 +65,9 @@ Deno.bench("naive: format the string, then encodeGreeting", {
 
 const daytime = daytimeGreeting();
 const time = timeGreeting();
-const qotd = qotdGreeting(["One quote.", "Another\nquote.", "A third."]);
+const qotd = qotdGreeting(
+  new TextEncoder().encode("One quote.\n%\nAnother\nquote.\n%\nA third."),
+);
 
 Deno.bench(
   "preset daytime",

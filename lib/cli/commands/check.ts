@@ -1,5 +1,9 @@
-import { clientTls, greetingErrorMessage } from "../setup.ts";
-import { explainConnectError, lowerFirst } from "../explain.ts";
+import { clientTls } from "../setup.ts";
+import {
+  explainConnectError,
+  greetingErrorMessage,
+  lowerFirst,
+} from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,

@@ -12,7 +12,7 @@ import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { UsageError } from "../flags.ts";
-import { prepareServe } from "../setup.ts";
+import { complete, prepare } from "../setup.ts";
 import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
 import { adoptSocket } from "../../server/node_conn.ts";
@@ -21,6 +21,7 @@ import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { ExitError } from "../flags.ts";
+import { warn } from "../warn.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -126,18 +127,28 @@ function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
 }
 
 /**
- * The debugger guard; where it cannot be held and stderr is the client's
- * own socket (xinetd), greeter ends with exit 1 and writes nothing: the
- * client must never read greeter's errors. The host logs the exit.
+ * The debugger guard; where stderr is the client's own socket (xinetd),
+ * greeter writes nothing to it: where the guard cannot be held, it ends with
+ * exit 1 for the host to log, and a taken address goes unsaid. Otherwise a
+ * taken address is said once greeter is about to greet.
  */
-async function guardOrQuiet(): Promise<Deno.Listener | undefined> {
+async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
+  let taken: string | undefined;
   try {
-    return guardDebuggerPort(undefined);
+    const guard = guardDebuggerPort(undefined, (message) => taken = message);
+    // Asked before the client's socket is taken over (node:net moves fd 0).
+    if (taken !== undefined && await stderrIsClientNow()) taken = undefined;
+    return { guard, taken };
   } catch (error) {
-    const { fstatSync } = await import("node:fs");
-    if (stderrIsClient(fstatSync)) throw new ExitError("", 1, true);
+    if (await stderrIsClientNow()) throw new ExitError("", 1, true);
     throw error;
   }
+}
+
+/** {@linkcode stderrIsClient}, loading node:fs only when it is asked. */
+async function stderrIsClientNow(): Promise<boolean> {
+  const { fstatSync } = await import("node:fs");
+  return stderrIsClient(fstatSync);
 }
 
 /** The connection on stdin, as a listener that accepts it once. */
@@ -193,14 +204,15 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  using _guard = await guardOrQuiet();
+  const { guard, taken } = await guardOrQuiet();
+  using _guard = guard;
   const remote = addressFrom(REMOTE_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
   // per connection, docs/activation.md) is not loaded.
-  const direct = remote !== undefined && command.linger === 0;
+  const direct = remote !== undefined && command.options.linger === 0;
   let conn: Deno.Conn;
-  let quiet = command.quiet;
+  let quiet = command.log.quiet;
   if (direct) {
     conn = stdioConn(remote, addressFrom(LOCAL_VARIABLES));
   } else {
@@ -212,15 +224,16 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     quiet ||= stderrIsClient(fstatSync);
     conn = openStdin(net, remote);
   }
-  const options = await prepareServe(command);
+  const options = await complete(command, await prepare(command, true));
+  if (taken !== undefined) warn(taken, command.log.format);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
-    format: command.logFormat,
+    format: command.log.format,
     quiet,
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
-    timestamps: command.logTimestamps === "on",
+    timestamps: command.log.timestamps === "on",
   });
   let outcome: ConnectionOutcome | undefined;
   const server = serveGreetingOn([oneConnection(conn)], {
@@ -232,10 +245,11 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       server.shutdown();
     },
   });
-  if (direct && command.timeout > 0) {
+  const timeout = options.timeout!;
+  if (direct && timeout > 0) {
     // Closing stdout does not stop a write the client never reads: the
     // process ends at the deadline instead.
-    Deno.unrefTimer(setTimeout(() => Deno.exit(1), command.timeout + 100));
+    Deno.unrefTimer(setTimeout(() => Deno.exit(1), timeout + 100));
   }
   await server.finished;
   log.close();

@@ -23,31 +23,35 @@ import {
 } from "../flags.ts";
 import { escapeControl, quote } from "../../observe/escape.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
-import type { PassedSockets } from "../socket_activation.ts";
 import {
   DEFAULT_MESSAGE,
+  encodeGreeting,
   GREETING_ENCODINGS,
   type GreetingEncoding,
   LINE_ENDINGS,
   type LineEnding,
 } from "../../greeting/encode.ts";
-import { type Cidr, parseCidr, parseIp } from "../../net/ip.ts";
+import { parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
   ADDRESS_LOG_MODES,
   type AddressLogMode,
 } from "../../net/address_privacy.ts";
-import { MAX_CAPTURE } from "../../server/options.ts";
 import {
+  DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HOSTNAME,
   DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
   DEFAULT_TIMEOUT,
+  type ListenTarget,
+  MAX_CAPTURE,
+  type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
+import { asUsageError } from "../explain.ts";
 import {
   DEFAULT_TARPIT_INTERVAL,
   DEFAULT_TARPIT_LINE_LENGTH,
@@ -57,91 +61,61 @@ import {
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
-/** The serving command's options, validated and typed. */
+/**
+ * The serving command: the library's own options as the flags give them,
+ * and the little that only the command line has. Files named by flags are
+ * read by `prepare` (setup.ts), at start and on every reload.
+ */
 export interface ServeCommand {
   command: "serve";
-  /** Host names to listen on (each with every port). */
-  hosts: string[];
-  /** TCP ports, ranges expanded; empty when only Unix sockets are asked. */
-  ports: number[];
-  /** Unix socket paths to listen on. */
-  unix: string[];
-  /** The message text, when given with --message. */
-  message?: string;
-  /** The message file's path, when given with --message-file. */
-  messageFile?: string;
-  /** A classic one-shot service instead of a message. */
-  preset?: PresetName;
-  /** The quotes file for the qotd preset. */
-  quotesFile?: string;
-  /** TLS certificate and key files. */
-  tlsCert?: string;
-  tlsKey?: string;
-  lineEnding: LineEnding;
-  encoding: GreetingEncoding;
-  quiet: boolean;
-  drainTimeout: number;
-  maxConnections: number;
-  backlog?: number;
-  timeout: number;
-  linger: number;
-  maxPerIp?: number;
-  ratePerIp?: number;
-  /** Sent to refused clients instead of the greeting. */
-  refuseMessage?: string;
-  allow: Cidr[];
-  deny: Cidr[];
-  /** Files of more allow blocks, read at start and on every reload. */
-  allowFiles: string[];
-  /** Files of more deny blocks, read at start and on every reload. */
-  denyFiles: string[];
-  logFormat: LogFormat;
-  /** Connection lines per second from one source; 0 logs every one. */
-  logRate: number;
   /**
-   * Where to serve Prometheus metrics and /healthz: an address, or a
-   * passed socket (`fd`, which then replaces it).
+   * The server's options from the flags alone. `listen` holds every --host
+   * with every --port, then every --unix path (or the passed sockets);
+   * `prepare` gives the TCP ones the TLS files and adds the greeting, the
+   * address mask and the rules of the files.
    */
+  options: ServeGreetingOptions;
+  /** --message or --preset, with the encoding and line ending of both. */
+  greeting: {
+    message?: string;
+    preset?: PresetName;
+    encoding: GreetingEncoding;
+    lineEnding: LineEnding;
+  };
+  /** The files named by flags, read at start and on every reload. */
+  files: {
+    message?: string;
+    quotes?: string;
+    tlsCert?: string;
+    tlsKey?: string;
+    allow: string[];
+    deny: string[];
+    /** --log-key-file, for --log-address hash. */
+    logKey?: string;
+    /** --max-file-size; absent for the defaults (16 MiB for quotes). */
+    maxSize?: number;
+  };
+  /** How connections are logged; `auto` timestamps are settled at start. */
+  log: {
+    format: LogFormat;
+    quiet: boolean;
+    /** Connection lines per second from one source; 0 logs every one. */
+    rate: number;
+    timestamps: "auto" | "on" | "off";
+    /** How client addresses are shown; absent for `full`. */
+    address?: Exclude<AddressLogMode, "full">;
+  };
+  /** Where to serve metrics and /healthz: an address, or a passed socket. */
   metrics?: { hostname: string; port: number; fd?: number };
-  /** Whether text lines start with a timestamp; `auto` decides at start. */
-  logTimestamps: "auto" | "on" | "off";
-  /** The load balancers whose PROXY protocol headers are read, if any. */
-  proxyFrom?: Cidr[];
-  /** Tarpit mode, when --tarpit is given. */
-  tarpit?: ResolvedTarpit;
+  /** Worker threads sharing the TCP ports; absent is 1: no worker. */
+  workers?: number;
   /** The host and port flags as the user spelt them, for messages. */
   spelled: { host: string; port: string };
-  /**
-   * Worker threads sharing the TCP ports (SO_REUSEPORT); absent when
-   * --workers is not given, which is the same as 1: no worker at all.
-   */
-  workers?: number;
-  /** --greet-pause, in ms, when given. */
-  greetPause?: number;
-  /** --early-talkers, when given (it needs --greet-pause). */
-  earlyTalkers?: "greet" | "refuse";
-  /** --capture, in bytes, when given. */
-  capture?: number;
-  /** How log lines show client addresses; absent for `full`, the default. */
-  logAddress?: AddressLogMode;
-  /** The key file of --log-address hash, read at start and on every reload. */
-  logKeyFile?: string;
-  /** --inetd: greet the client on stdin and stdout, then exit (only when given). */
+  /** --inetd (only when given). */
   inetd?: true;
-  /** --socket-activation: the passed sockets must be there (only when given). */
+  /** --socket-activation: the passed sockets must be there. */
   socketActivation?: true;
-  /**
-   * The sockets a service manager passed (socket activation), taken at
-   * start: served instead of --host, --port and --unix.
-   */
-  passed?: PassedSockets;
-  /**
-   * The most bytes read from any file named on the command line; absent
-   * for the defaults (1 MiB, and 16 MiB for the quotes file).
-   */
-  maxFileSize?: number;
 }
-
 /** Connection lines logged per second from one source, by default. */
 export const DEFAULT_LOG_RATE = 100;
 
@@ -758,7 +732,8 @@ function parseTarpit(
 }
 
 /**
- * Parses the serving command's arguments.
+ * Parses the serving command's arguments, straight into the server's
+ * options and the command line's own part (see {@linkcode ServeCommand}).
  *
  * @throws {UsageError} For any mistake in them.
  */
@@ -768,6 +743,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   if (flags.switches.has("version")) return { command: "version" };
   /** The flag as the user spelt it: `-p` or `--port`. */
   const flag = (name: string) => flagName(flags, name);
+  const last = (name: string) => lastValue(flags, name);
   if (flags.positionals.length > 0) {
     throw new UsageError(
       `Unexpected argument ${
@@ -796,12 +772,10 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     const colon = host.lastIndexOf(":");
     const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     const port = host.slice(colon + 1);
+    const spelt = flagName(flags, "host", withPort);
     throw new UsageError(
-      `Invalid value ${quote(host)} for ${
-        flagName(flags, "host", withPort)
-      }: it takes a host alone; write ${
-        flagName(flags, "host", withPort)
-      } ${name}${port ? ` --port ${port}` : ""}`,
+      `Invalid value ${quote(host)} for ${spelt}: it takes a host alone; ` +
+        `write ${spelt} ${name}${port ? ` --port ${port}` : ""}`,
     );
   }
   const unix = flags.values.get("unix") ?? [];
@@ -825,19 +799,19 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         `${MAX_LISTENERS} host and port pairs`,
     );
   }
-  const presetText = lastValue(flags, "preset");
+  const presetText = last("preset");
   const preset = presetText === undefined
     ? undefined
     : parseChoiceFlag(presetText, flag("preset"), PRESET_NAMES);
-  const tlsCert = lastValue(flags, "tls-cert");
-  const tlsKey = lastValue(flags, "tls-key");
+  const tlsCert = last("tls-cert");
+  const tlsKey = last("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new UsageError(
       "TLS needs both --tls-cert FILE and --tls-key FILE",
     );
   }
-  const message = lastValue(flags, "message");
-  const messageFile = lastValue(flags, "message-file");
+  const message = last("message");
+  const messageFile = last("message-file");
   if (message !== undefined && messageFile !== undefined) {
     throw new UsageError(
       `${flag("message")} and --message-file cannot be used together: ` +
@@ -854,23 +828,12 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   if (messageFile === "") {
     throw new UsageError("Invalid value for --message-file: the path is empty");
   }
-  const integer = (name: string, min: number, fallback: number) => {
-    const text = lastValue(flags, name);
-    return text === undefined
-      ? fallback
-      : parseIntegerFlag(text, flag(name), min);
-  };
-  const optionalInteger = (name: string, min: number, max?: number) => {
-    const text = lastValue(flags, name);
-    return text === undefined
-      ? undefined
-      : parseIntegerFlag(text, flag(name), min, max);
-  };
-  const duration = (name: string, fallback: number) => {
-    const text = lastValue(flags, name);
-    return text === undefined ? fallback : parseDurationFlag(text, flag(name));
-  };
-  const workers = optionalInteger("workers", 1, MAX_WORKERS);
+  const number = <T>(name: string, parse: (text: string, flag: string) => T) =>
+    last(name) === undefined ? undefined : parse(last(name)!, flag(name));
+  const integer = (name: string, min: number, max?: number) =>
+    number(name, (text, spelt) => parseIntegerFlag(text, spelt, min, max));
+  const duration = (name: string) => number(name, parseDurationFlag);
+  const workers = integer("workers", 1, MAX_WORKERS);
   if (workers !== undefined && workers > 1) {
     if (Deno.build.os !== "linux") {
       throw new UsageError("--workers needs Linux (SO_REUSEPORT)");
@@ -883,9 +846,6 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     }
   }
   const tarpit = parseTarpit(flags, workers);
-  const rateText = lastValue(flags, "rate-per-ip");
-  const metricsText = lastValue(flags, "metrics");
-  const sizeText = lastValue(flags, "max-file-size");
   const cidrs = (name: string) =>
     (flags.values.get(name) ?? []).map((text) => {
       try {
@@ -898,152 +858,170 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         );
       }
     });
-  const proxyFrom = () => {
-    const from = cidrs("proxy-from");
-    const on = flags.switches.has("proxy-protocol");
-    if (on && from.length === 0) {
-      throw new UsageError(
-        `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
-          "of the load balancers that send the header (e.g. 10.0.0.0/8)",
-      );
-    }
-    if (!on && from.length > 0) {
-      throw new UsageError(
-        `${flag("proxy-from")} goes with --proxy-protocol`,
-      );
-    }
-    return on ? { proxyFrom: from } : {};
-  };
-  const sensor = () => {
-    const pauseText = lastValue(flags, "greet-pause");
-    const earlyText = lastValue(flags, "early-talkers");
-    const captureText = lastValue(flags, "capture");
-    const greetPause = pauseText === undefined
-      ? undefined
-      : parseDurationFlag(pauseText, flag("greet-pause"));
-    if (earlyText !== undefined && greetPause === undefined) {
-      throw new UsageError(
-        "--early-talkers goes with --greet-pause DURATION: without a " +
-          "pause no client talks early",
-      );
-    }
-    if (tarpit && (greetPause !== undefined || captureText !== undefined)) {
-      throw new UsageError(
-        `${
-          flag(greetPause !== undefined ? "greet-pause" : "capture")
-        } cannot be used with --tarpit: a tarpit holds clients instead of ` +
-          "greeting them; choose one",
-      );
-    }
-    const timeout = duration("timeout", DEFAULT_TIMEOUT);
-    if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-      throw new UsageError(
-        `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
-          `--timeout ${formatDuration(timeout)}: every client would be cut ` +
-          "before its greeting; shorten the pause or lengthen the timeout",
-      );
-    }
-    return {
-      ...(greetPause === undefined ? {} : { greetPause }),
-      ...(earlyText === undefined ? {} : {
-        earlyTalkers: parseChoiceFlag(
-          earlyText,
-          flag("early-talkers"),
-          [
-            "greet",
-            "refuse",
-          ] as const,
-        ),
-      }),
-      ...(captureText === undefined ? {} : {
-        capture: parseIntegerFlag(
-          captureText,
-          flag("capture"),
-          1,
-          MAX_CAPTURE,
-        ),
-      }),
-    };
-  };
-  const logAddress = () => {
-    const mode = parseChoiceFlag(
-      lastValue(flags, "log-address") ?? "full",
-      flag("log-address"),
-      ADDRESS_LOG_MODES,
-    );
-    const keyFile = lastValue(flags, "log-key-file");
-    if (mode === "hash" && keyFile === undefined) {
-      throw new UsageError(
-        "--log-address hash needs --log-key-file PATH: a file of 16 or " +
-          "more secret bytes (head -c 32 /dev/urandom > PATH)",
-      );
-    }
-    if (mode !== "hash" && keyFile !== undefined) {
-      throw new UsageError("--log-key-file goes with --log-address hash");
-    }
-    if (keyFile === "") {
-      throw new UsageError(
-        "Invalid value for --log-key-file: the path is empty",
-      );
-    }
-    // Only when given, so the default command reads as it always has.
-    return {
-      ...(mode === "full" ? {} : { logAddress: mode }),
-      ...(keyFile === undefined ? {} : { logKeyFile: keyFile }),
-    };
-  };
   const choice = <T extends string>(
     name: string,
     fallback: T,
     choices: readonly T[],
-  ) => parseChoiceFlag(lastValue(flags, name) ?? fallback, flag(name), choices);
-  return {
-    command: "serve",
-    hosts: tcpWanted ? hosts : [],
-    ports: tcpWanted ? ports : [],
-    unix,
-    message,
-    messageFile,
-    preset,
-    quotesFile: lastValue(flags, "quotes-file"),
-    tlsCert,
-    tlsKey,
-    lineEnding: choice("line-ending", "crlf", LINE_ENDINGS),
-    encoding: choice("encoding", "ascii", GREETING_ENCODINGS),
-    quiet: flags.switches.has("quiet"),
-    drainTimeout: duration("drain-timeout", DEFAULT_DRAIN_TIMEOUT),
-    maxConnections: integer("max-connections", 1, DEFAULT_MAX_CONNECTIONS),
-    backlog: optionalInteger("backlog", 1, 65535),
-    timeout: duration("timeout", tarpit ? 0 : DEFAULT_TIMEOUT),
-    linger: duration("linger", DEFAULT_LINGER),
-    maxPerIp: optionalInteger("max-per-ip", 1),
-    ratePerIp: rateText === undefined
-      ? undefined
-      : parsePositiveNumberFlag(rateText, flag("rate-per-ip")),
-    refuseMessage: lastValue(flags, "refuse-message"),
+  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
+  const lineEnding = choice("line-ending", "crlf", LINE_ENDINGS);
+  const encoding = choice("encoding", "ascii", GREETING_ENCODINGS);
+  const options: ServeGreetingOptions = {
+    listen: [
+      ...(tcpWanted ? hosts : []).flatMap((hostname) =>
+        ports.map((port): ListenTarget => ({ hostname, port }))
+      ),
+      ...unix.map((path): ListenTarget => ({ transport: "unix", path })),
+    ],
+    drainTimeout: duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
+    maxConnections: integer("max-connections", 1) ?? DEFAULT_MAX_CONNECTIONS,
+    backlog: integer("backlog", 1, DEFAULT_BACKLOG),
+    timeout: duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
+    linger: duration("linger") ?? DEFAULT_LINGER,
+    maxPerIp: integer("max-per-ip", 1),
+    ratePerIp: number("rate-per-ip", parsePositiveNumberFlag),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
-    allowFiles: flags.values.get("allow-file") ?? [],
-    denyFiles: flags.values.get("deny-file") ?? [],
-    logFormat: choice("log-format", "text", LOG_FORMATS),
-    logRate: integer("log-rate", 0, DEFAULT_LOG_RATE),
-    logTimestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
-    ...logAddress(),
-    ...sensor(),
-    ...proxyFrom(),
-    ...(tarpit ? { tarpit } : {}),
+  };
+  const log: ServeCommand["log"] = {
+    format: choice("log-format", "text", LOG_FORMATS),
+    quiet: flags.switches.has("quiet"),
+    rate: integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
+    timestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+  };
+  const address = choice("log-address", "full", ADDRESS_LOG_MODES);
+  const logKey = last("log-key-file");
+  if (address === "hash" && logKey === undefined) {
+    throw new UsageError(
+      "--log-address hash needs --log-key-file PATH: a file of 16 or " +
+        "more secret bytes (head -c 32 /dev/urandom > PATH)",
+    );
+  }
+  if (address !== "hash" && logKey !== undefined) {
+    throw new UsageError("--log-key-file goes with --log-address hash");
+  }
+  if (logKey === "") {
+    throw new UsageError("Invalid value for --log-key-file: the path is empty");
+  }
+  // Only when given, so the default command reads as it always has.
+  if (address !== "full") log.address = address;
+  parseSensor(flags, options, tarpit !== undefined);
+  const proxyFrom = cidrs("proxy-from");
+  const proxy = flags.switches.has("proxy-protocol");
+  if (proxy && proxyFrom.length === 0) {
+    throw new UsageError(
+      `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
+        "of the load balancers that send the header (e.g. 10.0.0.0/8)",
+    );
+  }
+  if (!proxy && proxyFrom.length > 0) {
+    throw new UsageError(`${flag("proxy-from")} goes with --proxy-protocol`);
+  }
+  if (proxy) options.proxyProtocol = { from: proxyFrom };
+  if (tarpit) options.tarpit = tarpit;
+  const metrics = number("metrics", parseMetricsAddress);
+  const maxSize = number("max-file-size", parseSizeFlag);
+  const quotes = last("quotes-file");
+  if (preset !== undefined && preset !== "qotd" && quotes !== undefined) {
+    throw new UsageError(
+      `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
+    );
+  }
+  if (preset === "qotd" && quotes === undefined) {
+    throw new UsageError(
+      "--preset qotd needs --quotes-file PATH: a file with one quote per " +
+        'line, or quotes separated by lines holding only "%"',
+    );
+  }
+  if (preset === undefined && quotes !== undefined) {
+    throw new UsageError("--quotes-file goes with --preset qotd");
+  }
+  const refuse = last("refuse-message");
+  if (refuse !== undefined) {
+    options.refuseMessage = asUsageError(() =>
+      encodeGreeting(refuse, { encoding, lineEnding })
+    );
+  }
+  return {
+    command: "serve",
+    options,
+    greeting: { message, preset, encoding, lineEnding },
+    files: {
+      message: messageFile,
+      quotes,
+      tlsCert,
+      tlsKey,
+      allow: flags.values.get("allow-file") ?? [],
+      deny: flags.values.get("deny-file") ?? [],
+      ...(logKey === undefined ? {} : { logKey }),
+      ...(maxSize === undefined ? {} : { maxSize }),
+    },
+    log,
+    ...(metrics === undefined ? {} : { metrics }),
+    ...(workers === undefined ? {} : { workers }),
     spelled: { host: flag("host"), port: flag("port") },
+    ...(inetd ? { inetd: true as const } : {}),
     ...(flags.switches.has("socket-activation")
       ? { socketActivation: true as const }
       : {}),
-    ...(inetd ? { inetd: true as const } : {}),
-    metrics: metricsText === undefined
-      ? undefined
-      : parseMetricsAddress(metricsText, flag("metrics")),
-    // Only when given, so the default command reads as it always has.
-    ...(workers === undefined ? {} : { workers }),
-    ...(sizeText === undefined
-      ? {}
-      : { maxFileSize: parseSizeFlag(sizeText, flag("max-file-size")) }),
   };
+}
+
+/**
+ * Parses --greet-pause, --early-talkers and --capture into `options`.
+ *
+ * @throws {UsageError} For a bad value, or flags that do not go together.
+ */
+function parseSensor(
+  flags: ParsedFlags,
+  options: ServeGreetingOptions,
+  tarpit: boolean,
+): void {
+  const flag = (name: string) => flagName(flags, name);
+  const pauseText = lastValue(flags, "greet-pause");
+  const earlyText = lastValue(flags, "early-talkers");
+  const captureText = lastValue(flags, "capture");
+  const greetPause = pauseText === undefined
+    ? undefined
+    : parseDurationFlag(pauseText, flag("greet-pause"));
+  if (earlyText !== undefined && greetPause === undefined) {
+    throw new UsageError(
+      "--early-talkers goes with --greet-pause DURATION: without a " +
+        "pause no client talks early",
+    );
+  }
+  if (tarpit && (greetPause !== undefined || captureText !== undefined)) {
+    throw new UsageError(
+      `${
+        flag(greetPause !== undefined ? "greet-pause" : "capture")
+      } cannot be used with --tarpit: a tarpit holds clients instead of ` +
+        "greeting them; choose one",
+    );
+  }
+  const timeout = options.timeout!;
+  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
+    throw new UsageError(
+      `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
+        `--timeout ${formatDuration(timeout)}: every client would be cut ` +
+        "before its greeting; shorten the pause or lengthen the timeout",
+    );
+  }
+  if (greetPause !== undefined) options.greetPause = greetPause;
+  if (earlyText !== undefined) {
+    options.earlyTalkers = parseChoiceFlag(
+      earlyText,
+      flag("early-talkers"),
+      [
+        "greet",
+        "refuse",
+      ] as const,
+    );
+  }
+  if (captureText !== undefined) {
+    options.capture = parseIntegerFlag(
+      captureText,
+      flag("capture"),
+      1,
+      MAX_CAPTURE,
+    );
+  }
 }

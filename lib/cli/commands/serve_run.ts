@@ -4,210 +4,127 @@
  *
  * @module
  */
-import { createLineWriter } from "../../observe/line_writer.ts";
+import {
+  createLineWriter,
+  type LineWriter,
+} from "../../observe/line_writer.ts";
 import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
 import type { HealthSource } from "../metrics_endpoint.ts";
-import type { MetricsServer } from "../../observe/metrics_server.ts";
 import {
+  reloadServer,
   resolveLogTimestamps,
   runServer,
-  type ServerRun,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
-import { createReloadCounters, runUntilStopped } from "../service.ts";
+import {
+  createReloadCounters,
+  runUntilStopped,
+  type Service,
+} from "../service.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { warn } from "../warn.ts";
-import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
+import { warn, warnOnceServing } from "../warn.ts";
+import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
-import type { WorkerGroup } from "../workers/pool.ts";
-
-/**
- * Opens `--metrics`, if asked; its modules load only then, so a server
- * without it starts without them.
- */
-async function startMetrics(
-  command: ServeCommand,
-  render: () => string,
-  running: () => HealthSource | undefined,
-): Promise<MetricsServer | undefined> {
-  if (!command.metrics) return undefined;
-  const endpoint = await import("../metrics_endpoint.ts");
-  return await endpoint.startMetrics(command, render, running);
-}
 import type { ServeCommand } from "./serve.ts";
 
-/** The stdout writer and the lifecycle log of a serving command. */
-function createLog(command: ServeCommand) {
-  const writer = createLineWriter(Deno.stdout, {
-    // Said once; the lines lost from then on are counted in the metrics.
-    onError: (error) =>
-      warn(
-        `cannot write the log to stdout (${
-          error instanceof Error ? error.message : String(error)
-        }); greeter goes on serving, and counts the lines it loses in ` +
-          "greeter_log_lines_dropped_total",
-        command.logFormat,
-      ),
-  });
-  return {
-    writer,
-    log: createServerLog({
-      writer,
-      format: command.logFormat,
-      timestamps: command.logTimestamps === "on",
-    }),
+/**
+ * A running server, one thread's or the workers': the {@linkcode Service}
+ * that serving drives, with what the metrics and a reload need of it.
+ */
+type Serving =
+  & Pick<Service, "refresh" | "shutdown" | "finished" | "started" | "stopped">
+  & HealthSource
+  & {
+    /** Its families of the metrics, given the log lines stdout dropped. */
+    render(dropped: number): string;
+    /** Swaps in a prepared reload; the failure's one line, if any. */
+    swap(prepared: Prepared): Promise<string | undefined>;
   };
-}
 
 /** Serves from the main thread alone. */
-async function serveHere(command: ServeCommand): Promise<number> {
-  const options = await prepareServe(command);
-  const { writer, log } = createLog(command);
-  const reloads = createReloadCounters();
-  let run: ServerRun | undefined;
-  // Until the server runs, a scrape gets the process metrics alone.
-  const metrics = await startMetrics(
-    command,
-    () =>
-      run
-        ? renderMetrics(run.server.stats, run.histogram, {
-          draining: run.server.draining,
-          log: { suppressed: run.suppressed, dropped: writer.dropped },
-          ...(run.server.tarpit && run.trapped
-            ? { tarpit: { stats: run.server.tarpit, trapped: run.trapped } }
-            : {}),
-        }) + renderReloadMetrics(reloads)
-        : "",
-    () =>
-      run && {
-        draining: run.server.draining,
-        stats: run.server.stats,
-        addrs: run.server.addrs,
-      },
-  );
+async function serveHere(
+  command: ServeCommand,
+  prepared: Prepared,
+  writer: LineWriter,
+): Promise<Serving> {
+  const options = await complete(command, prepared);
+  let run;
   try {
     run = runServer({ command, options, emit: writer.line });
   } catch (error) {
-    await metrics?.shutdown();
-    explainListen(error, command.spelled.host, command.spelled.port);
+    return explainListen(error, command.spelled.host, command.spelled.port);
   }
-  const { server } = run;
-  return await runUntilStopped({
-    log,
-    format: command.logFormat,
-    metrics,
+  const { server, histogram, trapped } = run;
+  return {
     addrs: server.addrs,
-    tls: command.tlsCert !== undefined,
-    reloads,
-    stats: () => server.stats,
-    async reload() {
-      try {
-        server.reload(await prepareReload(command));
-        return undefined;
-      } catch (error) {
-        return explainError(error).message;
-      }
+    get draining() {
+      return server.draining;
     },
+    get stats() {
+      return server.stats;
+    },
+    render: (dropped) =>
+      renderMetrics(server.stats, histogram, {
+        draining: server.draining,
+        log: { suppressed: run.suppressed, dropped },
+        ...(server.tarpit && trapped
+          ? { tarpit: { stats: server.tarpit, trapped } }
+          : {}),
+      }),
+    swap: (next) => reloadServer(server, command, next),
     shutdown: () => server.shutdown(),
     finished: server.finished.then(
       () => undefined,
       (error) => explainError(error).message,
     ),
-    stopped: () => run!.closeLog(),
-  });
+    stopped: () => run.closeLog(),
+  };
 }
 
 /** `--workers N`: the same, with N threads doing the serving. */
 async function serveWorkers(
   command: ServeCommand,
-  count: number,
-): Promise<number> {
-  // Loaded only for --workers.
-  const {
-    renderWorkerMetrics,
-    reusePortAvailable,
-    startWorkers,
-    UNSTABLE_NET_MESSAGE,
-    WorkerStartError,
-  } = await import("../workers/pool.ts");
-  if (!reusePortAvailable()) throw new ExitError(UNSTABLE_NET_MESSAGE, 2);
-  // Files are read here, once: a bad one is reported as in single mode,
-  // before anything starts, and every worker prepares from these bytes (a
-  // greeting function cannot be sent to a thread), reading nothing itself.
-  const files: FileSnapshot = new Map();
-  await prepareServe(command, files);
-  const { writer, log } = createLog(command);
-  const reloads = createReloadCounters();
+  prepared: Prepared,
+  writer: LineWriter,
+): Promise<Serving> {
+  const { renderWorkerMetrics, startWorkers } = await import(
+    "../workers/pool.ts"
+  );
   // Workers' lines, held back until the start-up lines are out.
-  let held: string[] | undefined = [];
-  const write = (text: string) => {
-    // Line by line, so that a slow stdout drops and counts lines, not batches.
-    const lines = text.split("\n");
-    lines.pop();
+  let held: string[][] | undefined = [];
+  const write = (lines: string[]) => {
     for (const line of lines) writer.line(line);
   };
-  let group: WorkerGroup | undefined;
-  const metrics = await startMetrics(
-    command,
-    () =>
-      group
-        ? renderMetrics(group.stats(), group.histogram(), {
-          draining: group.draining,
-          log: { suppressed: group.suppressed(), dropped: writer.dropped },
-        }) + renderWorkerMetrics(group.accepted()) +
-          renderReloadMetrics(reloads)
-        : "",
-    () =>
-      group && {
-        draining: group.draining,
-        stats: group.stats(),
-        addrs: group.addrs,
-      },
-  );
-  try {
-    group = await startWorkers(command, files, {
-      count,
-      onLog: (text) => held ? held.push(text) : write(text),
-    });
-  } catch (error) {
-    await metrics?.shutdown();
-    if (error instanceof WorkerStartError) {
-      throw new ExitError(error.message, error.exitCode);
-    }
-    throw error;
-  }
-  const running = group;
-  return await runUntilStopped({
-    log,
-    format: command.logFormat,
-    metrics,
-    addrs: running.addrs,
-    tls: command.tlsCert !== undefined,
-    reloads,
-    stats: () => running.stats(),
-    async reload() {
-      // Read and checked here once, so a bad file leaves every worker as it
-      // was, and every worker swaps in exactly these bytes.
-      const files: FileSnapshot = new Map();
-      try {
-        await prepareReload(command, files);
-      } catch (error) {
-        return explainError(error).message;
-      }
-      return await running.reload(files);
+  const group = await startWorkers(command, prepared, {
+    count: command.workers!,
+    onLines: (lines) => held ? held.push(lines) : write(lines),
+  });
+  return {
+    addrs: group.addrs,
+    get draining() {
+      return group.draining;
     },
-    refresh: () => running.refresh(),
-    shutdown: () => running.shutdown(),
-    finished: running.finished,
+    get stats() {
+      return group.stats();
+    },
+    render: (dropped) =>
+      renderMetrics(group.stats(), group.histogram(), {
+        draining: group.draining,
+        log: { suppressed: group.suppressed(), dropped },
+      }) + renderWorkerMetrics(group.accepted()),
+    swap: (next) => group.reload(next),
+    refresh: () => group.refresh(),
+    shutdown: () => group.shutdown(),
+    finished: group.finished,
     started() {
-      for (const text of held!) write(text);
+      held!.forEach(write);
       held = undefined;
     },
-  });
+  };
 }
 
 /** Serves until stopped; resolves to the exit code. */
@@ -220,17 +137,75 @@ export async function runServe(given: ServeCommand): Promise<number> {
       throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
     }
   }
-  // Then, before any file is read: Deno's SIGUSR1 debugger shut.
+  // Then, before any file is read: Deno's SIGUSR1 debugger shut. (The
+  // first TCP address of the flags, as parsed: a host and a port.)
+  const tcp = given.options.listen?.find((target) => !target.transport);
   using _guard = guardDebuggerPort(
-    passed.ports.length > 0
-      ? { hostname: passed.hosts[0], port: passed.ports[0] }
-      : undefined,
+    tcp as { hostname: string; port: number } | undefined,
+    (message) => warnOnceServing(message, passed.log.format),
   );
   // Decided once, here: workers do not see the main thread's stdout.
   const command = fitToDescriptors(resolveLogTimestamps(passed));
-  return (command.workers ?? 1) > 1
-    ? await serveWorkers(command, command.workers!)
-    : await serveHere(command);
+  const prepared = await prepare(command, true);
+  const format = command.log.format;
+  const writer = createLineWriter(Deno.stdout, {
+    // Said once; the lines lost from then on are counted in the metrics.
+    onError: (error) =>
+      warn(
+        `cannot write the log to stdout (${
+          error instanceof Error ? error.message : String(error)
+        }); greeter goes on serving, and counts the lines it loses in ` +
+          "greeter_log_lines_dropped_total",
+        format,
+      ),
+  });
+  const log = createServerLog({
+    writer,
+    format,
+    timestamps: command.log.timestamps === "on",
+  });
+  const reloads = createReloadCounters();
+  let serving: Serving | undefined;
+  // Opened first, and loaded only for --metrics; until the server runs, a
+  // scrape gets the process metrics alone.
+  const metrics = command.metrics &&
+    await (await import("../metrics_endpoint.ts")).startMetrics(
+      command.metrics,
+      () =>
+        serving
+          ? serving.render(writer.dropped) + renderReloadMetrics(reloads)
+          : "",
+      () => serving,
+    );
+  try {
+    serving = (command.workers ?? 1) > 1
+      ? await serveWorkers(command, prepared, writer)
+      : await serveHere(command, prepared, writer);
+  } catch (error) {
+    await metrics?.shutdown();
+    throw error;
+  }
+  const running = serving;
+  return await runUntilStopped({
+    ...running,
+    log,
+    format,
+    metrics,
+    tls: command.files.tlsCert !== undefined,
+    reloads,
+    stats: () => running.stats,
+    async reload() {
+      // Read and checked here once, so a bad file leaves the old
+      // configuration, and every worker swaps in exactly these bytes.
+      let next: Prepared;
+      try {
+        next = await prepare(command, false);
+      } catch (error) {
+        return explainError(error).message;
+      }
+      return await running.swap(next);
+    },
+  });
 }
 
 /**
@@ -242,7 +217,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
 function withPassedSockets(command: ServeCommand): ServeCommand {
   const passed = takePassedSockets(
     command.socketActivation === true,
-    command.logFormat,
+    command.log.format,
   );
   if (!passed) return command;
   if ((command.workers ?? 1) > 1) {
@@ -252,10 +227,16 @@ function withPassedSockets(command: ServeCommand): ServeCommand {
         "socket",
     );
   }
-  const metrics = passed.metrics === undefined
-    ? command.metrics
-    : { hostname: "", port: 0, fd: passed.metrics };
-  return { ...command, passed, metrics };
+  return {
+    ...command,
+    options: {
+      ...command.options,
+      listen: passed.greeting.map((fd) => ({ transport: "fd" as const, fd })),
+    },
+    metrics: passed.metrics === undefined
+      ? command.metrics
+      : { hostname: "", port: 0, fd: passed.metrics },
+  };
 }
 
 /**
@@ -268,19 +249,17 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   const soft = readSoftFdLimit();
   if (soft === undefined) return command;
   const workers = command.workers ?? 1;
-  const { cap, lowered } = fitConnectionCap(
-    command.maxConnections * workers,
-    soft,
-  );
+  const asked = command.options.maxConnections!;
+  const { cap, lowered } = fitConnectionCap(asked * workers, soft);
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
   warn(
-    `--max-connections ${command.maxConnections}${
+    `--max-connections ${asked}${
       workers > 1 ? ` in each of ${workers} workers` : ""
     } does not fit in the limit of ${soft} open files; serving at most ` +
       `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
       "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
-    command.logFormat,
+    command.log.format,
   );
-  return { ...command, maxConnections: each };
+  return { ...command, options: { ...command.options, maxConnections: each } };
 }

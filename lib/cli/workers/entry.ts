@@ -6,8 +6,8 @@
  * @module
  */
 import { explainError, explainListenError } from "../explain.ts";
-import { runServer, type ServerRun } from "../run_server.ts";
-import { type FileSnapshot, prepareReload, prepareServe } from "../setup.ts";
+import { reloadServer, runServer, type ServerRun } from "../run_server.ts";
+import { complete } from "../setup.ts";
 import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
 import type {
@@ -39,23 +39,25 @@ function post(message: FromWorker) {
 }
 
 /**
- * Collects log lines and posts them to the main thread in batches: lines
- * of one burst go as one message, never one message per connection.
+ * Collects log lines and posts them to the main thread in batches, as the
+ * lines its writer takes: one message per burst, never one per connection.
  */
 function createLogBatcher() {
-  let pending = "";
+  let pending: string[] = [];
+  let size = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   function flush() {
     clearTimeout(timer);
     timer = undefined;
-    if (pending === "") return;
-    post({ type: "log", text: pending });
-    pending = "";
+    if (pending.length === 0) return;
+    post({ type: "log", lines: pending });
+    pending = [];
+    size = 0;
   }
   return {
     line(text: string) {
-      pending += text + "\n";
-      if (pending.length >= LOG_BATCH_SIZE) flush();
+      pending.push(text);
+      if ((size += text.length) >= LOG_BATCH_SIZE) flush();
       else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
     },
     flush,
@@ -64,27 +66,17 @@ function createLogBatcher() {
 
 let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
-
-/** Swaps in what the main thread read again; the failure's line. */
-async function reload(files: FileSnapshot): Promise<string | undefined> {
-  if (!server || !startCommand) return "not serving yet";
-  try {
-    server.reload(await prepareReload(startCommand, files));
-    return undefined;
-  } catch (error) {
-    return explainError(error).message;
-  }
-}
 let snapshot: (() => WorkerSnapshot) | undefined;
 
-async function start({ command, files, ports, selfProbe }: StartMessage) {
+async function start({ command, prepared, ports, selfProbe }: StartMessage) {
   startCommand = command;
-  const options = await prepareServe(command, files);
-  const listen = ports === undefined
-    ? options.listen
-    : options.listen?.map((target, i) =>
-      target.transport === "unix" ? target : { ...target, port: ports[i] }
-    );
+  const options = await complete(command, prepared);
+  // The ports the first worker chose, for port 0.
+  const listen = options.listen?.map((target, i) =>
+    ports === undefined || target.transport === "unix"
+      ? target
+      : { ...target, port: ports[i] }
+  );
   const batcher = createLogBatcher();
   let run: ServerRun;
   try {
@@ -98,29 +90,26 @@ async function start({ command, files, ports, selfProbe }: StartMessage) {
     batcher.flush();
     throw error;
   }
-  server = run.server;
-  const running = run.server;
-  const take = (): WorkerSnapshot => ({
+  const { histogram } = run;
+  const running = server = run.server;
+  const take = snapshot = (): WorkerSnapshot => ({
     stats: running.stats,
     histogram: {
-      counts: [...run.histogram.counts],
-      sumMs: run.histogram.sumMs,
-      count: run.histogram.count,
+      counts: [...histogram.counts],
+      sumMs: histogram.sumMs,
+      count: histogram.count,
     },
     suppressed: run.suppressed,
   });
-  snapshot = take;
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: take() }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
-  let error: string | undefined;
-  try {
-    await running.finished;
-  } catch (failure) {
-    error = explainError(failure).message;
-  }
+  const error = await running.finished.then(
+    () => undefined,
+    (failure) => explainError(failure).message,
+  );
   clearInterval(ticker);
   run.closeLog();
   batcher.flush();
@@ -167,9 +156,11 @@ scope.onmessage = ({ data }) => {
       }
       break;
     case "reload":
-      reload(data.files).then((error) =>
-        post({ type: "reloaded", request: data.request, error })
-      );
+      (server && startCommand
+        ? reloadServer(server, startCommand, data.prepared)
+        : Promise.resolve("not serving yet")).then((error) =>
+          post({ type: "reloaded", request: data.request, error })
+        );
       break;
     case "shutdown":
       server?.shutdown().catch(() => {

@@ -13,29 +13,11 @@ import {
   type DurationHistogram,
 } from "../../observe/metrics.ts";
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
-import type { ProbeKind } from "../../net/probe.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SELF_PROBE } from "../run_server.ts";
-import type { FileSnapshot } from "../setup.ts";
-
-export type {
-  FromWorker,
-  StartMessage,
-  ToWorker,
-  WorkerSnapshot,
-} from "./protocol.ts";
-
-/** A worker could not start; `message` is one line for people. */
-export class WorkerStartError extends Error {
-  /** 2 for usage errors, 1 otherwise. */
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
-    this.name = "WorkerStartError";
-    this.exitCode = exitCode;
-  }
-}
+import type { Prepared } from "../setup.ts";
+import { ExitError } from "../flags.ts";
 
 /** The message for a Deno run without `--unstable-net`. */
 export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
@@ -54,8 +36,8 @@ export function reusePortAvailable(): boolean {
 export interface StartWorkersOptions {
   /** How many workers. */
   count: number;
-  /** Receives each batch of log lines, one or more lines ending in "\n". */
-  onLog: (text: string) => void;
+  /** Receives each batch of log lines, as the line writer takes them. */
+  onLines: (lines: string[]) => void;
   /** How long a worker may take to stop past the drain timeout, in ms. */
   stopGrace?: number;
   /** The worker module; only tests replace ./entry.ts. */
@@ -79,11 +61,11 @@ export interface WorkerGroup {
   /** Resolves once every running worker has sent fresh counters. */
   refresh(): Promise<void>;
   /**
-   * Tells every worker to reload its configuration from `files` (what the
-   * main thread read and checked); resolves to undefined, or to the first
-   * worker's one-line failure.
+   * Tells every worker to swap in `prepared` (what the main thread read
+   * and checked); resolves to undefined, or to the first worker's one-line
+   * failure.
    */
-  reload(files: FileSnapshot): Promise<string | undefined>;
+  reload(prepared: Prepared): Promise<string | undefined>;
   /** Tells every worker to shut down; safe to call more than once. */
   shutdown(): void;
   /**
@@ -104,6 +86,13 @@ interface Member {
   ready: PromiseWithResolvers<Deno.Addr[]>;
 }
 
+/** A reload in progress: the workers whose answer is awaited. */
+interface Reload {
+  waiting: Set<Member>;
+  error?: string;
+  done: () => void;
+}
+
 const REFRESH_TIMEOUT = 1_000;
 /** How long a reload may take in every worker, in ms. */
 const RELOAD_TIMEOUT = 10_000;
@@ -119,12 +108,26 @@ function checkReadable(entry: URL) {
   if (entry.protocol !== "file:") return;
   const { state } = Deno.permissions.querySync({ name: "read", path: entry });
   if (state !== "granted") {
-    throw new WorkerStartError(
+    throw new ExitError(
       `Cannot start the workers: missing permission (read access to ` +
         `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
         "--allow-read",
       1,
     );
+  }
+}
+
+/** Adds every count of `part` into `total`, key by key; flags are or-ed. */
+function addInto(into: object, part: object): void {
+  const total = into as Record<string, unknown>;
+  for (const [key, value] of Object.entries(part)) {
+    if (typeof value === "number") {
+      total[key] = ((total[key] as number | undefined) ?? 0) + value;
+    } else if (typeof value === "boolean") {
+      total[key] ||= value;
+    } else if (typeof value === "object" && value !== null) {
+      addInto(total[key] ??= {}, value);
+    }
   }
 }
 
@@ -134,35 +137,8 @@ export function sumStats(
   startTime: number,
 ): ServerStats {
   const total = createServerStats();
+  for (const stats of snapshots) addInto(total, stats);
   total.startTime = startTime;
-  for (const stats of snapshots) {
-    total.accepted += stats.accepted;
-    total.exhausted ||= stats.exhausted;
-    total.active += stats.active;
-    total.pausedAtLimit += stats.pausedAtLimit;
-    total.bytesWritten += stats.bytesWritten;
-    for (
-      const key of Object.keys(
-        total.outcomes,
-      ) as (keyof ServerStats["outcomes"])[]
-    ) {
-      total.outcomes[key] += stats.outcomes[key];
-    }
-    for (
-      const key of Object.keys(
-        total.refused,
-      ) as (keyof ServerStats["refused"])[]
-    ) {
-      total.refused[key] += stats.refused[key];
-    }
-    total.earlyTalkers += stats.earlyTalkers ?? 0;
-    for (const key of Object.keys(total.probes) as ProbeKind[]) {
-      total.probes[key] += stats.probes?.[key] ?? 0;
-    }
-    for (const [code, count] of Object.entries(stats.acceptErrors)) {
-      total.acceptErrors[code] = (total.acceptErrors[code] ?? 0) + count;
-    }
-  }
   return total;
 }
 
@@ -177,59 +153,66 @@ export function renderWorkerMetrics(accepted: readonly number[]): string {
 }
 
 /**
+ * What crosses to the workers of a prepared configuration: all but the
+ * greeting, a function postMessage cannot clone, which each makes again.
+ */
+function posted(prepared: Prepared): Prepared {
+  return { ...prepared, greeting: undefined };
+}
+
+/**
  * Starts `count` workers serving `command` with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
- * @throws {WorkerStartError} If one cannot start; none is left running.
+ * @throws {ExitError} If one cannot start; none is left running.
  */
 export async function startWorkers(
   command: ServeCommand,
-  files: FileSnapshot,
+  prepared: Prepared,
   options: StartWorkersOptions,
 ): Promise<WorkerGroup> {
-  const { count, onLog, stopGrace = 5_000, entry } = options;
-  checkReadable(entry ?? ENTRY);
+  const { count, onLines, stopGrace = 5_000, entry = ENTRY } = options;
+  checkReadable(entry);
   const startTime = Date.now();
+  const stopWithin = command.options.drainTimeout! + stopGrace;
   let started = false;
   let draining = false;
   let failure: string | undefined;
   let requests = 0;
-  let refreshed: (() => void) | undefined;
+  let refreshed: (() => void)[] = [];
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
+  // Reloads in progress, by request number.
+  let reloads = 0;
+  const reloading = new Map<number, Reload>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
+    const worker = new Worker(entry, { type: "module" });
     const member: Member = {
       index,
-      worker: new Worker(entry ?? ENTRY, { type: "module" }),
+      worker,
       answered: 0,
       done: false,
       ready: Promise.withResolvers(),
     };
     // Nothing awaits the later ones until the first listens.
     member.ready.promise.catch(() => {});
-    member.worker.onmessage = (event: MessageEvent<FromWorker>) =>
+    worker.onmessage = (event: MessageEvent<FromWorker>) =>
       receive(member, event.data);
-    member.worker.onerror = (event) => {
+    worker.onerror = (event) => {
       event.preventDefault();
       receive(member, { type: "crashed", message: event.message });
     };
-    member.worker.onmessageerror = () =>
+    worker.onmessageerror = () =>
       receive(member, { type: "crashed", message: "unreadable message" });
     return member;
   });
-
-  // Reloads in progress, by request number: the answers still awaited.
-  let reloads = 0;
-  const reloading = new Map<
-    number,
-    { waiting: Set<Member>; error?: string; done: () => void }
-  >();
+  const live = () => members.filter((m) => !m.done);
 
   function answerReload(member: Member, request: number, error?: string) {
     const pending = reloading.get(request);
-    if (!pending || !pending.waiting.delete(member)) return;
+    if (!pending?.waiting.delete(member)) return;
     if (error !== undefined) {
       pending.error ??= `worker ${member.index}: ${error}`;
     }
@@ -241,18 +224,10 @@ export async function startWorkers(
   }
 
   function checkRefreshed() {
-    if (members.every((m) => m.done || m.answered >= requests)) {
-      refreshed?.();
-      refreshed = undefined;
+    if (live().every((m) => m.answered >= requests)) {
+      for (const resolve of refreshed) resolve();
+      refreshed = [];
     }
-  }
-
-  function checkFinished() {
-    checkRefreshed();
-    if (!members.every((m) => m.done)) return;
-    clearTimeout(stopTimer);
-    for (const member of members) member.worker.terminate();
-    finished.resolve(failure);
   }
 
   function end(member: Member, error?: string) {
@@ -263,54 +238,46 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    checkFinished();
+    checkRefreshed();
+    if (live().length > 0) return;
+    clearTimeout(stopTimer);
+    for (const { worker } of members) worker.terminate();
+    finished.resolve(failure);
   }
 
   function receive(member: Member, message: FromWorker) {
     switch (message.type) {
       case "listening":
-        member.ready.resolve(message.addrs);
-        break;
+        return member.ready.resolve(message.addrs);
       case "failed":
-        member.ready.reject(
-          new WorkerStartError(message.message, message.exitCode),
+        return member.ready.reject(
+          new ExitError(message.message, message.exitCode),
         );
-        break;
       case "crashed":
-        if (!started) {
-          member.ready.reject(
-            new WorkerStartError(
-              `worker ${member.index} failed: ${message.message}`,
-              1,
-            ),
-          );
-        } else {
-          end(member, `failed: ${message.message}`);
-        }
-        break;
+        if (started) return end(member, `failed: ${message.message}`);
+        return member.ready.reject(
+          new ExitError(`worker ${member.index} failed: ${message.message}`, 1),
+        );
       case "log":
-        onLog(message.text);
-        break;
+        return onLines(message.lines);
       case "stats":
         member.snapshot = message.snapshot;
         if (message.request !== undefined) {
           member.answered = message.request;
           checkRefreshed();
         }
-        break;
+        return;
       case "reloaded":
-        answerReload(member, message.request, message.error);
-        break;
+        return answerReload(member, message.request, message.error);
       case "done":
         member.snapshot = message.snapshot;
         for (const request of reloading.keys()) {
           answerReload(member, request, "stopped during the reload");
         }
-        end(
+        return end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
         );
-        break;
     }
   }
 
@@ -320,121 +287,82 @@ export async function startWorkers(
     for (const member of members) post(member, { type: "shutdown" });
     stopTimer = setTimeout(() => {
       for (const member of members) {
-        end(
-          member,
-          `did not stop within ${command.drainTimeout + stopGrace} ms`,
-        );
+        end(member, `did not stop within ${stopWithin} ms`);
       }
-    }, command.drainTimeout + stopGrace);
+    }, stopWithin);
   }
 
-  const [first, ...rest] = members;
-  try {
-    first.worker.postMessage(
+  const start = (member: Member, ports?: number[]) =>
+    member.worker.postMessage(
       {
         type: "start",
         command,
-        files,
+        prepared: posted(prepared),
+        ports,
         selfProbe: SELF_PROBE,
       } satisfies ToWorker,
     );
-    const addrs = await first.ready.promise;
+  const [first, ...rest] = members;
+  let addrs: Deno.Addr[];
+  try {
+    start(first);
+    addrs = await first.ready.promise;
     const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
-    for (const member of rest) {
-      member.worker.postMessage(
-        {
-          type: "start",
-          command,
-          files,
-          ports,
-          selfProbe: SELF_PROBE,
-        } satisfies ToWorker,
-      );
-    }
+    for (const member of rest) start(member, ports);
     await Promise.all(rest.map((member) => member.ready.promise));
-    started = true;
-    return {
-      addrs,
-      async reload(files) {
-        const request = ++reloads;
-        const { promise, resolve } = Promise.withResolvers<void>();
-        const pending: {
-          waiting: Set<Member>;
-          error?: string;
-          done: () => void;
-        } = {
-          waiting: new Set(members.filter((m) => !m.done)),
-          done: resolve,
-        };
-        reloading.set(request, pending);
-        for (const member of pending.waiting) {
-          post(member, { type: "reload", request, files });
-        }
-        if (pending.waiting.size === 0) resolve();
-        await waitAtMost(promise, RELOAD_TIMEOUT);
-        reloading.delete(request);
-        return pending.error ??
-          (pending.waiting.size > 0
-            ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
-            : undefined);
-      },
-      get draining() {
-        return draining;
-      },
-      stats: () =>
-        sumStats(
-          members.flatMap((m) => m.snapshot ? [m.snapshot.stats] : []),
-          startTime,
-        ),
-      histogram() {
-        const counts = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
-        let sumMs = 0;
-        let total = 0;
-        for (const { snapshot } of members) {
-          if (!snapshot) continue;
-          snapshot.histogram.counts.forEach((n, i) => counts[i] += n);
-          sumMs += snapshot.histogram.sumMs;
-          total += snapshot.histogram.count;
-        }
-        return {
-          observe() {
-            throw new TypeError("The workers' summed histogram is read-only");
-          },
-          bounds: DURATION_BUCKETS,
-          counts,
-          sumMs,
-          count: total,
-        };
-      },
-      suppressed: () =>
-        members.reduce((sum, m) => sum + (m.snapshot?.suppressed ?? 0), 0),
-      accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
-      refresh() {
-        const request = ++requests;
-        const done = new Promise<void>((resolve) => {
-          const previous = refreshed;
-          refreshed = () => {
-            previous?.();
-            resolve();
-          };
-        });
-        for (const member of members) {
-          post(member, { type: "stats", request });
-        }
-        checkRefreshed();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        return Promise.race([
-          done,
-          new Promise<void>((resolve) =>
-            timer = setTimeout(resolve, REFRESH_TIMEOUT)
-          ),
-        ]).finally(() => clearTimeout(timer));
-      },
-      shutdown,
-      finished: finished.promise,
-    };
   } catch (error) {
-    for (const member of members) member.worker.terminate();
+    for (const { worker } of members) worker.terminate();
     throw error;
   }
+  started = true;
+  const snapshots = () => members.flatMap((m) => m.snapshot ?? []);
+  return {
+    addrs,
+    async reload(next) {
+      const request = ++reloads;
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const pending: Reload = { waiting: new Set(live()), done: resolve };
+      reloading.set(request, pending);
+      for (const member of pending.waiting) {
+        post(member, { type: "reload", request, prepared: posted(next) });
+      }
+      if (pending.waiting.size === 0) resolve();
+      await waitAtMost(promise, RELOAD_TIMEOUT);
+      reloading.delete(request);
+      return pending.error ??
+        (pending.waiting.size > 0
+          ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
+          : undefined);
+    },
+    get draining() {
+      return draining;
+    },
+    stats: () => sumStats(snapshots().map((s) => s.stats), startTime),
+    histogram() {
+      const total = {
+        counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+        sumMs: 0,
+        count: 0,
+      };
+      for (const { histogram } of snapshots()) addInto(total, histogram);
+      return {
+        ...total,
+        observe() {
+          throw new TypeError("The workers' summed histogram is read-only");
+        },
+        bounds: DURATION_BUCKETS,
+      };
+    },
+    suppressed: () => snapshots().reduce((sum, s) => sum + s.suppressed, 0),
+    accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
+    async refresh() {
+      const request = ++requests;
+      const done = new Promise<void>((resolve) => refreshed.push(resolve));
+      for (const member of members) post(member, { type: "stats", request });
+      checkRefreshed();
+      await waitAtMost(done, REFRESH_TIMEOUT);
+    },
+    shutdown,
+    finished: finished.promise,
+  };
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FileSnapshot } from "../setup.ts";
+import type { Prepared } from "../setup.ts";
 import type { ServeCommand } from "../commands/serve.ts";
 import type { ServerStats } from "../../server/stats.ts";
 
@@ -21,10 +21,10 @@ export interface WorkerSnapshot {
 /** Tells a worker to listen: the first one with the command's ports. */
 export interface StartMessage {
   type: "start";
-  /** The serving command; each worker prepares it from `files`. */
+  /** The serving command: its log and its flags' words. */
   command: ServeCommand;
-  /** What the main thread read of every file: no worker reads its own. */
-  files: FileSnapshot;
+  /** The configuration the main thread prepared: no worker reads a file. */
+  prepared: Prepared;
   /** The real port of each listen target, when the first worker chose them. */
   ports?: number[];
   /** The main thread's health probe cell (shared memory). */
@@ -35,7 +35,7 @@ export interface StartMessage {
 export type ToWorker =
   | StartMessage
   | { type: "stats"; request: number }
-  | { type: "reload"; request: number; files: FileSnapshot }
+  | { type: "reload"; request: number; prepared: Prepared }
   | { type: "shutdown" };
 
 /** What a worker sends the main thread. */
@@ -43,7 +43,7 @@ export type FromWorker =
   | { type: "listening"; addrs: Deno.Addr[] }
   | { type: "failed"; message: string; exitCode: number }
   | { type: "crashed"; message: string }
-  | { type: "log"; text: string }
+  | { type: "log"; lines: string[] }
   | { type: "stats"; snapshot: WorkerSnapshot; request?: number }
   | { type: "reloaded"; request: number; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };
