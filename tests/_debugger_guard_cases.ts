@@ -3,7 +3,7 @@
 // inside a network namespace of its own, where 127.0.0.1:9229 is free whatever
 // the host runs; run alone, its cases skip when the host holds the address.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { canRun, readAll, runCli, startCli } from "./_helpers.ts";
+import { canRun, closedPort, readAll, runCli, startCli } from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0", "-q"];
 const ATTACKER = await Deno.readTextFile(
@@ -136,9 +136,10 @@ Deno.test({
   ignore: Deno.build.os === "windows",
   async fn() {
     // --allow-net narrowed to the server's own port does not cover it.
+    const port = closedPort();
     const narrow = await runCli(
-      ["-H", "127.0.0.1", "-p", "18099"],
-      { permissions: ["--allow-net=127.0.0.1:18099"] },
+      ["-H", "127.0.0.1", "-p", String(port)],
+      { permissions: [`--allow-net=127.0.0.1:${port}`] },
     );
     assertEquals(narrow.code, 1);
     assertStringIncludes(

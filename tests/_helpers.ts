@@ -11,6 +11,16 @@ export const DEFAULT_BYTES = new TextEncoder().encode(
 
 const decoder = new TextDecoder();
 
+/**
+ * Whether soak tests run (GREETER_SOAK=1): tests that prove nothing a fast
+ * test of the suite does not, only more of it, or only inform.
+ */
+export const SOAK = Deno.env.get("GREETER_SOAK") === "1";
+/** What a soak test's name ends with when it is skipped. */
+export const SOAK_SKIP = SOAK
+  ? ""
+  : " (skipped: a soak test; set GREETER_SOAK=1 to run it)";
+
 /** How to run greeter: `deno run` on main.ts, or a compiled binary. */
 export interface CliOptions {
   /** Deno permission flags for `deno run` (not used with `binary`). */
@@ -309,12 +319,23 @@ export async function canRun(
   }
 }
 
-/** A loopback port nobody listens on (it was free a moment ago). */
+/**
+ * A loopback port nobody listens on (it was free a moment ago), for a host
+ * to listen on or a client to be refused. Picked below Linux's default
+ * ephemeral range (32768-60999), where the kernel never puts the client of
+ * a test file running beside: one cannot take it meanwhile.
+ */
 export function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
+  for (let tries = 0; tries < 100; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error("No free port below the ephemeral range in 100 tries");
 }
 
 /**
@@ -373,4 +394,58 @@ export async function scrapeSeries(
 ): Promise<Map<string, number>> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`);
   return parseSeries(await response.text());
+}
+
+/** The test that this `deno test` runs alone, in a process of its own. */
+const OWN_PROCESS = Deno.env.get("GREETER_TEST_OWN_PROCESS");
+
+/**
+ * `Deno.test` for a test that measures its own process (its open
+ * descriptors, its RSS, its environment): `deno task test` runs the test
+ * files in parallel in one process, where the others' descriptors and
+ * memory come and go. The test registered here runs the test, alone, in a
+ * `deno test` of its own (as the task runs it) and passes if it passed.
+ * Pass the test file's `import.meta.url`.
+ */
+export function ownProcessTest(
+  file: string,
+  definition: Deno.TestDefinition,
+): void {
+  if (OWN_PROCESS !== undefined) {
+    Deno.test(definition);
+    return;
+  }
+  Deno.test({
+    ...definition,
+    async fn() {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "test",
+          "--no-check",
+          "--frozen",
+          "--lock=tests/deno.lock",
+          "--import-map=tests/import_map.json",
+          ...[
+            "--allow-net",
+            "--allow-read",
+            "--allow-write",
+            "--allow-run",
+            "--allow-env",
+            "--allow-sys",
+          ],
+          "--filter",
+          definition.name,
+          new URL(file).pathname,
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        env: { NO_COLOR: "1", GREETER_TEST_OWN_PROCESS: definition.name },
+      }).output();
+      const text = decoder.decode(output.stdout) +
+        decoder.decode(output.stderr);
+      if (output.code !== 0 || !/^ok \| 1 passed \| 0 failed/m.test(text)) {
+        throw new Error(`In a process of its own:\n${text}`);
+      }
+    },
+  });
 }

@@ -20,14 +20,14 @@ import { serveGreeting } from "../mod.ts";
 import {
   type CliServer,
   DEFAULT_BYTES,
+  SOAK,
+  SOAK_SKIP,
   startCli,
   waitUntil,
   withTempDir,
 } from "./_helpers.ts";
 
 const LINUX = Deno.build.os === "linux";
-/** The soak tests (about 11 s each) run only when asked for. */
-const SOAK = Deno.env.get("GREETER_SOAK") === "1";
 const GREETING = new TextDecoder().decode(DEFAULT_BYTES);
 /** What `deno task start` grants the server (the cap test needs no more). */
 const SERVER_PERMISSIONS = [
@@ -193,7 +193,7 @@ for (const shape of ["spread", "pulsed"] as const) {
   Deno.test({
     name:
       `greeter serves a normal client every 100 ms within 1 s each during 20 resets per second for 10 s, ${shape}` +
-      (SOAK ? "" : " (skipped: a soak test; set GREETER_SOAK=1 to run it)"),
+      SOAK_SKIP,
     ignore: !LINUX || !SOAK,
     async fn() {
       await using server = await startGreeter(["-p", "0"]);

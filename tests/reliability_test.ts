@@ -13,6 +13,8 @@ import {
   DEFAULT_BYTES,
   readAll,
   scrapeSeries,
+  SOAK,
+  SOAK_SKIP,
   startCli,
   waitForMetricsPort,
 } from "./_helpers.ts";
@@ -31,6 +33,12 @@ const HAS_NODE = await canRun("node");
 const LOCAL = ["-H", "127.0.0.1", "-p", "0"];
 /** greeter's open-file limit in the back-pressure scenarios. */
 const FD_LIMIT = ["prlimit", "--nofile=64:64"];
+/**
+ * Connections in the back-pressure scenarios: enough for 500 clients at once
+ * to exhaust 64 descriptors thousands of times over; the issue's full 20,000
+ * under GREETER_SOAK=1.
+ */
+const FD_TOTAL = SOAK ? 20_000 : 5_000;
 const encoder = new TextEncoder();
 
 /** The clients need their own file descriptors: say so rather than flake. */
@@ -115,8 +123,8 @@ function assertNoneLost(result: LoadResult, total: number) {
 
 /**
  * The back-pressure scenario: greeter limited to 64 open files, 500
- * clients at once making 20,000 connections. Returns the clients' counts
- * and the server's metrics.
+ * clients at once making `FD_TOTAL` connections. Returns the clients'
+ * counts and the server's metrics.
  */
 async function runFdLimited(extraArgs: string[]) {
   await assertClientFds(1_024);
@@ -129,12 +137,12 @@ async function runFdLimited(extraArgs: string[]) {
   const result = await hammer({
     port: server.port,
     expected: DEFAULT_BYTES,
-    total: 20_000,
+    total: FD_TOTAL,
     concurrency: 500,
     deadlineMs: 30_000,
   });
   console.log(`greeter under ulimit -n 64: ${formatResult(result)}`);
-  assertNoneLost(result, 20_000);
+  assertNoneLost(result, FD_TOTAL);
   // Still up: one more client is greeted.
   assertEquals(await readAll(server.port), DEFAULT_BYTES);
   const counters = await waitForMetrics(
@@ -142,16 +150,23 @@ async function runFdLimited(extraArgs: string[]) {
     (m) => m.get("greeter_connections_active") === 0,
     "no connection active",
   );
-  assertEquals(counters.get("greeter_connections_accepted_total"), 20_001);
+  assertEquals(
+    counters.get("greeter_connections_accepted_total"),
+    FD_TOTAL + 1,
+  );
   assertEquals(
     counters.get('greeter_connections_total{outcome="greeted"}'),
-    20_001,
+    FD_TOTAL + 1,
   );
   const stopped = await server.stop();
   assertEquals(stopped.code, 0, stopped.stderr);
   assertMatch(
     stopped.stdout,
-    /\nServer stopped: 20001 connections, 20001 greeted\n$/,
+    new RegExp(
+      `\nServer stopped: ${FD_TOTAL + 1} connections, ${
+        FD_TOTAL + 1
+      } greeted\n$`,
+    ),
   );
   // Nothing at all on stderr: not greeter's errors, and not Deno's update
   // checker failing to read CA files for want of descriptors (it is off,
@@ -161,8 +176,8 @@ async function runFdLimited(extraArgs: string[]) {
 }
 
 Deno.test({
-  name:
-    "greeter under ulimit -n 64 greets 500 clients making 20,000 connections",
+  name: "greeter under ulimit -n 64 greets 500 clients making " +
+    `${FD_TOTAL.toLocaleString("en")} connections`,
   ignore: !HAS_PRLIMIT,
   async fn() {
     const { counters } = await runFdLimited([]);
@@ -192,8 +207,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a Node net server under ulimit -n 64 loses greetings (for contrast)",
-  ignore: !HAS_PRLIMIT || !HAS_NODE,
+  // Informational only, it asserts nothing of greeter: a soak.
+  name: "a Node net server under ulimit -n 64 loses greetings (for contrast)" +
+    SOAK_SKIP,
+  ignore: !HAS_PRLIMIT || !HAS_NODE || !SOAK,
   async fn() {
     // Informational only: the figure is logged, nothing is asserted on Node.
     const script = `const s = require("node:net").createServer((c) => {
@@ -215,7 +232,7 @@ Deno.test({
       const result = await hammer({
         port,
         expected: DEFAULT_BYTES,
-        total: 20_000,
+        total: FD_TOTAL,
         concurrency: 500,
         deadlineMs: 30_000,
       });
@@ -315,9 +332,15 @@ Deno.test({
     assertEquals(burst.partial + burst.wrong, 0, summary);
     // Another source is not limited by this one's burst.
     assertEquals(await readAll(server.port, "::1"), DEFAULT_BYTES);
-    // The service is never disabled: the bucket refills.
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
-    assertEquals(await readAll(server.port), DEFAULT_BYTES);
+    // The service is never disabled: the bucket refills (a token every
+    // 200 ms), and a refused try takes none.
+    const deadline = Date.now() + 5_000;
+    let again;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      again = await connectOnce({ port: server.port, expected: DEFAULT_BYTES });
+    } while (again.kind !== "complete" && Date.now() < deadline);
+    assertEquals(again, { kind: "complete" });
     assertEquals((await server.stop()).code, 0);
   },
 });
@@ -482,9 +505,10 @@ Deno.test({
       assertEquals(result, { received: file.bytes.length, error: "eof" });
       assertEquals((await server.stop()).code, 0);
     }
-    {
-      // For contrast (not asserted): without linger the unread request
-      // usually makes the close a reset, and the client loses the tail.
+    if (SOAK) {
+      // For contrast (not asserted, so only in a soak run): without linger
+      // the unread request usually makes the close a reset, and the client
+      // loses the tail.
       await using server = await startCli([
         ...LOCAL,
         "-q",
@@ -574,10 +598,11 @@ async function runSigterm(
 Deno.test({
   name: "greeter on SIGTERM under load: no partial greeting, exit 0 in time",
   async fn() {
+    // Half the run after the signal: the clients refused once it stops.
     await runSigterm({
-      total: 20_000,
+      total: 6_000,
       concurrency: 200,
-      after: 5_000,
+      after: 3_000,
       greeting: DEFAULT_BYTES,
       args: [],
     });
@@ -591,7 +616,7 @@ Deno.test({
     // when the signal comes and the drain has something to finish.
     await using file = await messageFile(256 * 1024);
     await runSigterm({
-      total: 4_000,
+      total: 2_000,
       concurrency: 100,
       after: 1_000,
       greeting: file.bytes,

@@ -1,6 +1,12 @@
 import { assert, assertEquals } from "@std/assert";
 import { encodeGreeting, parseCidr, serveGreeting } from "../mod.ts";
-import { DEFAULT_BYTES, readAll, runNode, waitUntil } from "./_helpers.ts";
+import {
+  DEFAULT_BYTES,
+  ownProcessTest,
+  readAll,
+  runNode,
+  waitUntil,
+} from "./_helpers.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
 const REFUSED = encodeGreeting("Busy, try later");
@@ -27,7 +33,13 @@ async function idleClient(
   return conn;
 }
 
-Deno.test("serveGreeting() timeout frees slots held by clients that never read", async () => {
+// It measures this process's RSS: in a process of its own.
+ownProcessTest(import.meta.url, {
+  name: "serveGreeting() timeout frees slots held by clients that never read",
+  fn: idleClientsAreFreed,
+});
+
+async function idleClientsAreFreed() {
   const greeting = new Uint8Array(1024 * 1024).fill(42);
   await using server = serveGreeting({
     ...LOOPBACK,
@@ -56,7 +68,7 @@ Deno.test("serveGreeting() timeout frees slots held by clients that never read",
   // The greeting is shared, not copied per connection.
   assert(Deno.memoryUsage().rss - memory < 64 * 1024 * 1024);
   for (const conn of idle) conn.close();
-});
+}
 
 Deno.test("serveGreeting() timeout cuts a greeting the client never reads", async () => {
   // Larger than what loopback's socket buffers can absorb.

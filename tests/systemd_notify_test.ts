@@ -13,6 +13,7 @@ import {
 import {
   canRun,
   MAIN,
+  ownProcessTest,
   withoutEnvironmentWarnings,
   withTempDir,
 } from "./_helpers.ts";
@@ -113,7 +114,14 @@ Deno.test("createSystemdNotifier() without a socket sends nothing and says so", 
   }
 });
 
-Deno.test("createSystemdNotifier() reads NOTIFY_SOCKET by default", () => {
+// It sets this process's environment, which every greeter started meanwhile
+// would inherit: in a process of its own.
+ownProcessTest(import.meta.url, {
+  name: "createSystemdNotifier() reads NOTIFY_SOCKET by default",
+  fn: readsNotifySocket,
+});
+
+function readsNotifySocket() {
   const saved = Deno.env.get("NOTIFY_SOCKET");
   try {
     Deno.env.set("NOTIFY_SOCKET", "/run/systemd/notify");
@@ -124,7 +132,7 @@ Deno.test("createSystemdNotifier() reads NOTIFY_SOCKET by default", () => {
     if (saved === undefined) Deno.env.delete("NOTIFY_SOCKET");
     else Deno.env.set("NOTIFY_SOCKET", saved);
   }
-});
+}
 
 Deno.test("createSystemdNotifier() sends each state exactly, in order, on an abstract socket of its own", async () => {
   const { log, openSocket, open } = recorder();

@@ -33,6 +33,52 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs a real client (under `timeout 5`) against a tarpit until its stderr
+ * shows three lines matching `pattern` (global) while it still waits: held,
+ * and fed line by line. Then ends it; returns its stderr.
+ */
+async function assertHolds(
+  server: { readonly tarpit: { readonly clients: number } | undefined },
+  args: string[],
+  pattern: RegExp,
+): Promise<string> {
+  const child = new Deno.Command("timeout", {
+    args: ["5", ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  let exited = false;
+  const status = child.status.then(() => exited = true);
+  const pump = (async () => {
+    for await (
+      const text of child.stderr.pipeThrough(new TextDecoderStream())
+    ) stderr += text;
+  })();
+  try {
+    await waitUntil(
+      () => exited || (stderr.match(pattern)?.length ?? 0) >= 3,
+      4_000,
+      `three lines of ${pattern}`,
+    ).catch((error) => {
+      throw new Error(`${error.message}: ${stderr}`);
+    });
+    assertEquals(exited, false, stderr);
+    assertEquals(server.tarpit!.clients, 1);
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Exited already.
+    }
+    await status;
+    await pump;
+  }
+  return stderr;
+}
+
 /** Checks ssh-style bytes: CRLF lines of printable ASCII, none `SSH-`. */
 function checkSshLines(text: string, lineLength: number): number {
   assert(text.endsWith("\r\n"), `ends mid-line: ${JSON.stringify(text)}`);
@@ -521,43 +567,25 @@ Deno.test(
       port: 0,
       tarpit: { interval: 50 },
     });
-    const child = new Deno.Command("timeout", {
-      args: [
-        "5",
-        "ssh",
-        "-v",
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=4",
-        "-p",
-        String(server.addr.port),
-        "tarpit@127.0.0.1",
-        "true",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    child.status.then(() => exited = true);
-    // Three intervals and more: still waiting, still held.
-    await waitUntil(() => server.tarpit!.clients === 1, 3_000, "the hold");
-    await sleep(50 * 4);
-    assertEquals(exited, false);
-    assertEquals(server.tarpit!.clients, 1);
-    child.kill("SIGTERM");
-    const output = await child.output();
-    const stderr = decoder.decode(output.stderr);
     // ssh -v shows each line it read while waiting for "SSH-".
-    const lines = stderr.match(/banner line \d+:/g) ?? [];
-    assertGreaterOrEqual(lines.length, 3, stderr);
+    const stderr = await assertHolds(server, [
+      "ssh",
+      "-v",
+      "-F",
+      "/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "ConnectTimeout=4",
+      "-p",
+      String(server.addr.port),
+      "tarpit@127.0.0.1",
+      "true",
+    ], /banner line \d+:/g);
     assert(
       !/Protocol major versions differ|Remote protocol version/.test(stderr),
     );
@@ -575,32 +603,15 @@ Deno.test(
       port: 0,
       tarpit: { style: "http", interval: 50 },
     });
-    const child = new Deno.Command("timeout", {
-      args: [
-        "5",
-        "curl",
-        "-sS",
-        "-v",
-        "-o",
-        "/dev/null",
-        `http://127.0.0.1:${server.addr.port}/`,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    child.status.then(() => exited = true);
-    await waitUntil(() => server.tarpit!.clients === 1, 3_000, "the hold");
-    await sleep(50 * 4);
-    assertEquals(exited, false);
-    assertEquals(server.tarpit!.clients, 1);
-    child.kill("SIGTERM");
-    const output = await child.output();
-    const stderr = decoder.decode(output.stderr);
+    const stderr = await assertHolds(server, [
+      "curl",
+      "-sS",
+      "-v",
+      "-o",
+      "/dev/null",
+      `http://127.0.0.1:${server.addr.port}/`,
+    ], /^< X-[a-z0-9]+: /gm);
     assertStringIncludes(stderr, "< HTTP/1.1 200 OK");
-    const headers = stderr.match(/^< X-[a-z0-9]+: /gm) ?? [];
-    assertGreaterOrEqual(headers.length, 3, stderr);
   },
 );
 
@@ -616,22 +627,11 @@ Deno.test(
       greeting: encodeGreeting("220-mail.example.com ESMTP"),
       tarpit: { style: "greeting", interval: 50 },
     });
-    const child = new Deno.Command("timeout", {
-      args: ["5", "curl", "-sS", "-v", `smtp://127.0.0.1:${server.addr.port}/`],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    child.status.then(() => exited = true);
-    await waitUntil(() => server.tarpit!.clients === 1, 3_000, "the hold");
-    await sleep(50 * 4);
-    assertEquals(exited, false);
-    assertEquals(server.tarpit!.clients, 1);
-    child.kill("SIGTERM");
-    const stderr = decoder.decode((await child.output()).stderr);
-    const lines = stderr.match(/^< 220-mail\.example\.com ESMTP/gm) ?? [];
-    assertGreaterOrEqual(lines.length, 3, stderr);
+    await assertHolds(
+      server,
+      ["curl", "-sS", "-v", `smtp://127.0.0.1:${server.addr.port}/`],
+      /^< 220-mail\.example\.com ESMTP/gm,
+    );
   },
 );
 
