@@ -5,8 +5,8 @@
  * @module
  */
 
-import { constants, type Stats } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 
 /** One MiB, the default limit of a file named on the command line. */
 export const MIB = 1024 * 1024;
@@ -174,11 +174,10 @@ function wrap(path: string, limit: number, error: unknown): ReadLimitedError {
 const CHUNK = 64 * 1024;
 
 /**
- * Opening never blocks (a FIFO swapped in after the stat would wait for a
- * writer forever) nor takes a terminal as the controlling one.
+ * node:fs, loaded at the first read: some 50 ms that `--help`, a usage
+ * error or a greeter without files (each `--inetd` client) need not pay.
  */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK |
-  constants.O_NOCTTY;
+let nodeFs: Promise<typeof import("node:fs")> | undefined;
 
 /** What was opened, as {@linkcode fileTypeOf} wants it. */
 function infoOf(stats: Stats): Deno.FileInfo {
@@ -226,7 +225,13 @@ export async function readLimited(
   let file: FileHandle | undefined;
   try {
     check(path, limit, await Deno.stat(path));
-    file = await open(path, OPEN_FLAGS);
+    const { constants, promises } = await (nodeFs ??= import("node:fs"));
+    // Opening never blocks (a FIFO swapped in after the stat would wait for
+    // a writer forever) nor takes a terminal as the controlling one.
+    file = await promises.open(
+      path,
+      constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY,
+    );
     const opened = infoOf(await file.stat());
     check(path, limit, opened);
     return await readUpTo(file, path, limit, opened.size);
