@@ -123,12 +123,13 @@ async function startHost(
 }
 
 /**
- * Reads `conn` until the server closes it (4 s at most), then closes it:
- * the text received.
+ * Reads `conn` until the server closes it (10 s at most: a first client
+ * under a host waits for greeter to start, slow on a loaded machine), then
+ * closes it: the text received.
  */
 async function readToEnd(conn: Deno.Conn): Promise<string> {
   let text = "";
-  const deadline = setTimeout(() => conn.close(), 4_000);
+  const deadline = setTimeout(() => conn.close(), 10_000);
   try {
     const buffer = new Uint8Array(4096);
     for (let n; (n = await conn.read(buffer)) !== null;) {

@@ -126,7 +126,7 @@ function assertNoneLost(result: LoadResult, total: number) {
  * clients at once making `FD_TOTAL` connections. Returns the clients'
  * counts and the server's metrics.
  */
-async function runFdLimited(extraArgs: string[]) {
+async function runFdLimited(extraArgs: string[], stderr: string) {
   await assertClientFds(1_024);
   await using server = await startCli(
     [...LOCAL, "-q", "--metrics", "127.0.0.1:0", ...extraArgs],
@@ -168,10 +168,12 @@ async function runFdLimited(extraArgs: string[]) {
       } greeted\n$`,
     ),
   );
-  // Nothing at all on stderr: not greeter's errors, and not Deno's update
-  // checker failing to read CA files for want of descriptors (it is off,
-  // as in deno task start; see docs/limitations.md).
-  assertEquals(stopped.stderr, "");
+  // On stderr at most greeter's one line about a cap it could not fit (it
+  // may not read the limit without --allow-all), however many accepts
+  // failed: not Deno's update checker failing to read CA files for want of
+  // descriptors (it is off, as in deno task start; see
+  // docs/limitations.md).
+  assertEquals(stopped.stderr, stderr);
   return { result, counters };
 }
 
@@ -194,12 +196,13 @@ Deno.test({
   name: "greeter under ulimit -n 64 with --max-connections 32 pauses instead",
   ignore: !HAS_PRLIMIT,
   async fn() {
+    // The cap keeps greeter within its descriptors: nothing to say.
     const { counters } = await runFdLimited([
       "--max-connections",
       "32",
       "--backlog",
       "1024",
-    ]);
+    ], "");
     const paused = counters.get("greeter_accept_paused_total") ?? 0;
     console.log(`accept paused at the cap: ${paused} times`);
     assert(paused > 0, "expected the accept loop to pause at the cap");
