@@ -159,6 +159,38 @@ Deno.test("serveGreeting tarpit options out of range are refused before listenin
   }
 });
 
+Deno.test("serveGreeting tarpit gives the next client the node of one that left, counted afresh", async () => {
+  const records: ConnectionRecord[] = [];
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    tarpit: { interval: 20, lineLength: 16 },
+    onClose: (record) => records.push(record),
+  });
+  const received: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    received.push((await readFor(conn, 100 + 60 * i)).length);
+    conn.close();
+    await waitUntil(() => records.length === i + 1, 1_000, "the release");
+  }
+  // Each counts its own bytes only: what it received, and a write or two
+  // more that reached no one.
+  for (const [i, record] of records.entries()) {
+    assertGreaterOrEqual(record.bytesWritten, received[i]);
+    assertLessOrEqual(record.bytesWritten, received[i] + 2 * 16);
+    assertGreaterOrEqual(record.held!, 100 + 60 * i);
+  }
+  assertEquals(
+    records.reduce((sum, record) => sum + record.bytesWritten, 0),
+    server.tarpit!.bytesSent,
+  );
+  assertEquals(server.tarpit!.clients, 0);
+});
+
 Deno.test("serveGreeting tarpit ssh style sends a line per interval, frees a client that resets at once", async () => {
   const records: ConnectionRecord[] = [];
   await using server = serveGreeting({
