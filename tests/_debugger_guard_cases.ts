@@ -3,7 +3,14 @@
 // inside a network namespace of its own, where 127.0.0.1:9229 is free whatever
 // the host runs; run alone, its cases skip when the host holds the address.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { canRun, closedPort, readAll, runCli, startCli } from "./_helpers.ts";
+import {
+  canRun,
+  closedPort,
+  MAIN,
+  readAll,
+  runCli,
+  startCli,
+} from "./_helpers.ts";
 
 const LOCAL = ["-H", "127.0.0.1", "-p", "0", "-q"];
 const ATTACKER = await Deno.readTextFile(
@@ -242,5 +249,72 @@ Deno.test({
     );
     assertStringIncludes(secondStop.stderr, "--unstable-net");
     assertEquals((await third.stop()).stderr, "");
+  },
+});
+
+const activate = await canRun("systemd-socket-activate", ["--help"]);
+
+Deno.test({
+  name: "greeter on a socket passed by systemd-socket-activate holds " +
+    "127.0.0.1:9229 though --allow-net names nothing else, and SIGUSR1s " +
+    "open nothing" + skip +
+    (activate ? "" : " (skipped: needs systemd-socket-activate)"),
+  ignore: skip !== "" || !activate,
+  async fn() {
+    const port = closedPort();
+    const host = new Deno.Command("systemd-socket-activate", {
+      args: [
+        `--listen=127.0.0.1:${port}`,
+        Deno.execPath(),
+        "run",
+        "--no-prompt",
+        "--unstable-net",
+        // Passed sockets need no leave; only the guard's address is named.
+        "--allow-net=127.0.0.1:9229",
+        "--allow-env",
+        MAIN,
+        "-q",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    }).spawn();
+    const stderr = new Response(host.stderr).text();
+    const stdout = new Response(host.stdout).text();
+    try {
+      // systemd-socket-activate execs greeter at the first client.
+      let conn: Deno.Conn | undefined;
+      for (let i = 0; i < 100 && !conn; i++) {
+        conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(
+          () => undefined,
+        );
+        if (!conn) await sleep(20);
+      }
+      assert(conn, "systemd-socket-activate did not listen");
+      const buffer = new Uint8Array(64);
+      let text = "";
+      for (let n; (n = await conn.read(buffer)) !== null;) {
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      conn.close();
+      assertEquals(text, "Connection Established\r\n");
+      assert(!inspectorPortFree(), "greeter does not hold 127.0.0.1:9229");
+      await sleep(600);
+      const attacked = attack(1.5);
+      await sleep(200);
+      for (let i = 0; i < 10; i++) {
+        host.kill("SIGUSR1");
+        await sleep(50);
+      }
+      const counts = await attacked;
+      assertEquals(counts.answered, 0, JSON.stringify(counts));
+      assertEquals(counts.evaluated, 0, JSON.stringify(counts));
+    } finally {
+      host.kill("SIGTERM");
+      await host.status;
+      await stdout;
+      await stderr;
+    }
   },
 });

@@ -138,9 +138,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
       throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
     }
   }
-  // Then, before any file is read: Deno's SIGUSR1 debugger shut. (The
-  // first TCP address of the flags, as parsed: a host and a port.)
-  const tcp = given.options.listen?.find((target) => !target.transport);
+  // Then, before any file is read: Deno's SIGUSR1 debugger shut. The
+  // first TCP address greeter listens on (a host and a port) tells whether
+  // it may listen at all; passed sockets need no leave, so with them it is
+  // always held.
+  const tcp = passed.options.listen?.find((target) => !target.transport);
   using _guard = guardDebuggerPort(
     tcp as { hostname: string; port: number } | undefined,
     (message) => warnOnceServing(message, passed.log.format),
