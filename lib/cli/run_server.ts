@@ -150,8 +150,9 @@ export async function reloadServer(
  * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
  * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
  * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
- * classic output was, and where that matters (stdout is not a terminal)
- * greeter says so once it serves.
+ * classic output was, and where that matters (text lines, stdout not a
+ * terminal) greeter says so once it serves. JSON lines always carry their
+ * `@timestamp`.
  */
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   if (command.log.timestamps !== "auto") return command;
@@ -160,7 +161,7 @@ export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
     name: "env",
     variable: "JOURNAL_STREAM",
   }).state === "granted";
-  if (!readable && !isTerminal) {
+  if (!readable && !isTerminal && command.log.format === "text") {
     warnOnceServing(
       "--log-timestamps auto: stdout is not a terminal, but without " +
         "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
