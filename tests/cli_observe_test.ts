@@ -320,38 +320,44 @@ Deno.test({
 
 Deno.test({
   name: "greeter that cannot read the open-file limit says once, at the " +
-    "first EMFILE, that --max-connections was not fitted to it and how to fix it" +
+    "first EMFILE, that --max-connections was not fitted to it and how to " +
+    "fix it: once for all its workers too" +
     (Deno.build.os === "linux" ? "" : " (skipped: needs prlimit)"),
   ignore: Deno.build.os !== "linux",
   async fn() {
-    // No --allow-all: Deno 2.9 keeps /proc/self/limits closed.
-    await using server = await startCli([...LOCAL, "-q"], {
-      prefix: ["prlimit", "--nofile=48:48"],
-    });
-    const held = await Promise.all(
-      Array.from(
-        { length: 80 },
-        () =>
-          Deno.connect({ hostname: "127.0.0.1", port: server.port }).catch(
-            () => undefined,
-          ),
-      ),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    for (const conn of held) conn?.close();
-    assertEquals(
-      new TextDecoder().decode(await readAll(server.port)),
-      "Connection Established\r\n",
-    );
-    const { code, stderr } = await server.stop();
-    assertEquals(code, 0);
-    assertEquals(
-      stderr,
-      "greeter: warning: out of open files (EMFILE) below --max-connections " +
-        "10000: greeter could not read the open-file limit to fit the cap to " +
-        "it (Deno reads /proc only with --allow-all). Raise the limit " +
-        "(ulimit -n, or LimitNOFILE= in the systemd unit), lower " +
-        "--max-connections, or give --allow-all\n",
-    );
+    for (
+      const [limit, extra] of [[48, []], [96, ["--workers", "2"]]] as const
+    ) {
+      // No --allow-all: Deno 2.9 keeps /proc/self/limits closed.
+      await using server = await startCli([...LOCAL, "-q", ...extra], {
+        prefix: ["prlimit", `--nofile=${limit}:${limit}`],
+      });
+      const held = await Promise.all(
+        Array.from(
+          { length: 160 },
+          () =>
+            Deno.connect({ hostname: "127.0.0.1", port: server.port }).catch(
+              () => undefined,
+            ),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const conn of held) conn?.close();
+      assertEquals(
+        new TextDecoder().decode(await readAll(server.port)),
+        "Connection Established\r\n",
+      );
+      const { code, stderr } = await server.stop();
+      assertEquals(code, 0);
+      assertEquals(
+        stderr,
+        "greeter: warning: out of open files (EMFILE) below --max-connections " +
+          "10000: greeter could not read the open-file limit to fit the cap to " +
+          "it (Deno reads /proc only with --allow-all). Raise the limit " +
+          "(ulimit -n, or LimitNOFILE= in the systemd unit), lower " +
+          "--max-connections, or give --allow-all\n",
+        extra.join(" "),
+      );
+    }
   },
 });

@@ -21,6 +21,12 @@ import { warn, warnOnceServing } from "./warn.ts";
  */
 export const SELF_PROBE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
 
+/**
+ * Warnings said once per process, not once per worker: the main thread's
+ * cell, which it also hands to every worker. Slot 0: the unfitted cap.
+ */
+export const SAID_ONCE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+
 /** One thread's server with its connection log and duration histogram. */
 export interface ServerRun {
   /** The running server. */
@@ -45,6 +51,8 @@ export interface RunServerOptions {
   emit: (line: string) => void;
   /** The main thread's probe cell, in a worker; this thread's by default. */
   selfProbe?: Int32Array;
+  /** The main thread's {@linkcode SAID_ONCE}, in a worker. */
+  saidOnce?: Int32Array;
 }
 
 /**
@@ -75,7 +83,7 @@ export function runServer(run: RunServerOptions): ServerRun {
       ...options,
       onConnection: log.onConnection,
       onAcceptError: command.fdLimitUnread
-        ? sayUnfittedOnce(command, log.onAcceptError)
+        ? sayUnfittedOnce(command, log.onAcceptError, run.saidOnce ?? SAID_ONCE)
         : log.onAcceptError,
       // Only --metrics probes the server's own port.
       selfProbe: command.metrics ? run.selfProbe ?? SELF_PROBE : undefined,
@@ -112,12 +120,13 @@ export function runServer(run: RunServerOptions): ServerRun {
 function sayUnfittedOnce(
   command: ServeCommand,
   onAcceptError: NonNullable<ServeGreetingOptions["onAcceptError"]>,
+  said: Int32Array,
 ): NonNullable<ServeGreetingOptions["onAcceptError"]> {
-  let said = false;
   return (error, kind, code) => {
     onAcceptError(error, kind, code);
-    if (said || code !== "EMFILE") return;
-    said = true;
+    if (code !== "EMFILE" || Atomics.compareExchange(said, 0, 0, 1) !== 0) {
+      return;
+    }
     warn(
       "out of open files (EMFILE) below --max-connections " +
         `${command.options.maxConnections}: greeter could not read the ` +

@@ -68,7 +68,9 @@ let server: GreetingServer | undefined;
 let startCommand: StartMessage["command"] | undefined;
 let snapshot: (() => WorkerSnapshot) | undefined;
 
-async function start({ command, prepared, ports, selfProbe }: StartMessage) {
+async function start(
+  { command, prepared, ports, selfProbe, saidOnce }: StartMessage,
+) {
   startCommand = command;
   const options = await complete(command, prepared);
   // The ports the first worker chose, for port 0.
@@ -85,6 +87,7 @@ async function start({ command, prepared, ports, selfProbe }: StartMessage) {
       options: { ...options, listen, reusePort: true },
       emit: batcher.line,
       selfProbe,
+      saidOnce,
     });
   } catch (error) {
     batcher.flush();

@@ -15,7 +15,7 @@ import {
 import { createServerStats, type ServerStats } from "../../server/stats.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { SELF_PROBE } from "../run_server.ts";
+import { SAID_ONCE, SELF_PROBE } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -300,6 +300,7 @@ export async function startWorkers(
         prepared: posted(prepared),
         ports,
         selfProbe: SELF_PROBE,
+        saidOnce: SAID_ONCE,
       } satisfies ToWorker,
     );
   const [first, ...rest] = members;

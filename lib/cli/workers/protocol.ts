@@ -29,6 +29,8 @@ export interface StartMessage {
   ports?: number[];
   /** The main thread's health probe cell (shared memory). */
   selfProbe: Int32Array;
+  /** Warnings said once per process (see `SAID_ONCE`). */
+  saidOnce: Int32Array;
 }
 
 /** What the main thread sends a worker. */
