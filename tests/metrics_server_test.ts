@@ -427,3 +427,25 @@ Deno.test({
     assertEquals(await promtoolCheck(body), [0, ""]);
   },
 });
+
+Deno.test("parseRequestHead() takes origin-form, * and http(s) absolute-form targets only", () => {
+  const path = (target: string) =>
+    parseRequestHead(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)?.path;
+  assertEquals(path("/metrics?x=1#y"), "/metrics");
+  assertEquals(path("*"), "*");
+  assertEquals(path("http://localhost/healthz"), "/healthz");
+  assertEquals(path("HTTPS://localhost:9464/metrics"), "/metrics");
+  assertEquals(path("http://u:p@localhost/healthz"), "/healthz");
+  assertEquals(path("http://localhost/a/../healthz"), "/healthz");
+  assertEquals(path("http://localhost"), "/");
+  for (
+    const target of [
+      "ftp://x/healthz",
+      "a://b/healthz",
+      "http://:80/healthz",
+      "metrics",
+    ]
+  ) {
+    assertEquals(path(target), undefined, target);
+  }
+});

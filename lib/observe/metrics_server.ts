@@ -157,13 +157,8 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 const DRAIN_TIMEOUT = 1_000;
 // A token (RFC 9110 5.6.2): methods and header names.
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-// The method, then the path of an origin-form target (or of an
-// absolute-form one: scheme and authority dropped), or `*`.
-const REQUEST_LINE = new RegExp(
-  `^(${TOKEN}) (?:[A-Za-z][A-Za-z0-9+.-]*://` +
-    "(?:\\[[^\\]/\\s]*\\]|[^\\[\\]/\\s:]*)(?::\\d*)?)?" +
-    "(/[^?#\\s]*|\\*)\\S* HTTP/1\\.[01]$",
-);
+// The method, then the request target.
+const REQUEST_LINE = new RegExp(`^(${TOKEN}) (\\S+) HTTP/1\\.[01]$`);
 const HEADER_LINE = new RegExp(`^${TOKEN}:`);
 const encoder = new TextEncoder();
 // Bytes a client sends after its head land here; shared, never read.
@@ -197,7 +192,24 @@ export function parseRequestHead(
   ) {
     return undefined;
   }
-  return { method: request[1], path: request[2] };
+  const path = targetPath(request[2]);
+  return path === undefined ? undefined : { method: request[1], path };
+}
+
+/**
+ * The path of a request target: origin-form (`/metrics?x`), `*`, or an
+ * http(s) absolute-form (`http://host/metrics`, dot segments resolved as
+ * `URL` does); undefined for anything else.
+ */
+function targetPath(target: string): string | undefined {
+  if (target === "*") return target;
+  if (target.startsWith("/")) return /^[^?#]*/.exec(target)![0];
+  if (!/^https?:\/\//i.test(target)) return undefined;
+  try {
+    return new URL(target).pathname;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
