@@ -216,3 +216,22 @@ Deno.test("parseFlags() reads bundled short flags as the same flags one by one",
     "Unknown option -qx",
   );
 });
+
+Deno.test("parseCommand() refuses a value given to a switch, whatever it says", () => {
+  for (
+    const [args, flag, value] of [
+      [["--quiet=false"], "--quiet", "false"],
+      [["--tarpit=yes"], "--tarpit", "yes"],
+      [["--help=1"], "--help", "1"],
+      [["--quiet="], "--quiet", ""],
+      [["connect", "127.0.0.1:1", "--tls=0"], "--tls", "0"],
+    ] as const
+  ) {
+    const error = assertThrows(() => parseCommand([...args]), UsageError);
+    assertEquals(
+      error.message,
+      `${flag} takes no value; got "${value}": give ${flag} alone, or ` +
+        "leave it out",
+    );
+  }
+});

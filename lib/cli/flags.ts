@@ -168,6 +168,15 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     if (long || end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
       const spec = long && byName.get(long[1]);
       if (spec) spell(spec, dashed(spec));
+      // parseArgs reads "--quiet=false" as false and "--quiet=yes" as
+      // true: a switch given a value is a mistake to say, not to guess at.
+      if (spec && !spec.value && long![2] === "=") {
+        throw new UsageError(
+          `${dashed(spec)} takes no value; got ${
+            quote(arg.slice(long![0].length))
+          }: give ${dashed(spec)} alone, or leave it out`,
+        );
+      }
       if (!spec?.value || long![2] === "=") {
         // Unknown flags and the rest are parseArgs' to read.
         joined.push(arg);
@@ -614,7 +623,7 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
     name: "proxy-header",
     help: "Start with a PROXY protocol v2 LOCAL header, as a load " +
       "balancer's health check does (for a greeter run with " +
-      "--proxy-protocol; not with --tls)",
+      "--proxy-protocol; with --tls, the header is sent before TLS starts)",
   },
   maxFileSizeFlag("the --ca file"),
 ];
