@@ -363,9 +363,6 @@ export function createTarpit(
   // after its last turn, so appending keeps the order.
   let head: Held | undefined;
   let tail: Held | undefined;
-  // Nodes of clients that have left, for the next ones (see `end`): at most
-  // as many as were ever held at once.
-  const free: Held[] = [];
   // The one timer, armed for the head's turn while a client is held.
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -391,7 +388,6 @@ export function createTarpit(
 
   function end(held: Held, outcome: ConnectionOutcome, reason?: string) {
     if (held.done) return;
-    const slot = held.slot;
     held.done = true;
     unlink(held);
     if (--stats.clients === 0) {
@@ -399,9 +395,9 @@ export function createTarpit(
       timer = undefined;
     }
     if (held.host !== undefined) held.admission!.release(held.host);
-    host.release(slot);
+    host.release(held.slot);
     host.ended({
-      slot,
+      slot: held.slot,
       outcome,
       reason,
       sent: held.sent,
@@ -410,14 +406,6 @@ export function createTarpit(
         ? (held.greeting ?? greeting!).length
         : 0,
     });
-    if (held.writing < 0) {
-      // No write of its own can call back any more: its node is kept for
-      // the next client, so that a second wave reuses the first's instead
-      // of growing the heap while those wait to be collected.
-      held.slot = undefined!;
-      held.greeting = held.admission = held.host = undefined;
-      free.push(held);
-    }
   }
 
   /** What `held` is sent next: a shared view, never a copy. */
@@ -448,9 +436,7 @@ export function createTarpit(
         if (n < chunk.length) end(held, "timed_out", "tarpit_blocked");
       },
       (error) => {
-        if (held.done) return;
-        held.writing = -1;
-        end(held, ...host.failure(error));
+        if (!held.done) end(held, ...host.failure(error));
       },
     );
   }
@@ -491,29 +477,21 @@ export function createTarpit(
     stats,
     hold(slot, bytes, admission, admittedHost) {
       const now = performance.now();
-      const held: Held = free.pop() ?? {
+      const held: Held = {
         slot,
         since: now,
         sent: 0,
         writing: -1,
         done: false,
-        greeting: undefined,
-        admission: undefined,
-        host: undefined,
-        due: now,
+        greeting: style === "greeting" && bytes !== greeting
+          ? bytes
+          : undefined,
+        admission,
+        host: admittedHost,
+        due: now + interval,
         prev: undefined,
         next: undefined,
       };
-      held.slot = slot;
-      held.since = now;
-      held.sent = 0;
-      held.done = false;
-      held.greeting = style === "greeting" && bytes !== greeting
-        ? bytes
-        : undefined;
-      held.admission = admission;
-      held.host = admittedHost;
-      held.due = now + interval;
       stats.clients++;
       append(held);
       if (host.closing) {
