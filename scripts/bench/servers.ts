@@ -1,6 +1,7 @@
 /**
  * The servers under test and how each starts: greeter (as it ships, one
- * entry per argument set), a plain Deno accept loop, Node's `net` server and
+ * entry per argument set), a plain Deno accept loop (and one that lingers as
+ * greeter does by default), Node's `net` server and
  * the C floor, each on a free port of HOST and pinned to SERVER_CPU.
  *
  * @module
@@ -54,7 +55,7 @@ export function greeterVariant(args: string): GreeterVariant {
 
 export interface ServerSpec {
   name: string;
-  kind: "floor" | "deno-loop" | "node" | "greeter";
+  kind: "floor" | "deno-loop" | "deno-linger-loop" | "node" | "greeter";
   note?: string;
   /** Why it cannot run, if it cannot. */
   skip?: string;
@@ -147,6 +148,22 @@ export function serverSpecs(
     command: (
       port,
     ) => [deno, "run", "--allow-net", "scripts/bench/deno_loop.ts", `${port}`],
+  });
+  specs.push({
+    name: "Deno accept loop, lingering",
+    kind: "deno-linger-loop",
+    note: "scripts/bench/deno_linger_loop.ts: the loop plus closeWrite and a " +
+      "read to EOF, as greeter's default linger (runtime floor of lingering)",
+    pinServer: true,
+    command: (port) => [
+      deno,
+      "run",
+      "--allow-net",
+      // The same young generation as greeter (BINARY_FLAGS).
+      "--v8-flags=--max-semi-space-size=2",
+      "scripts/bench/deno_linger_loop.ts",
+      `${port}`,
+    ],
   });
   specs.push({
     name: "Node net",
