@@ -358,3 +358,43 @@ Deno.test("createConnectionTable() greetTimeout bounds a TLS greeting under time
     table.stop();
   }
 });
+
+Deno.test("createConnectionTable() keeps deadline order when TLS greetings come and go among never-due slots (held tarpit clients)", () => {
+  const { table, clock } = tableAt({
+    timeout: 0,
+    linger: 0,
+    greetTimeout: 100,
+  });
+  try {
+    // A random mix, with a seeded generator: holds (never due), TLS
+    // greetings due 100 ms after they came, some greeted and held, some
+    // released by hand.
+    let seed = 42;
+    const random = () =>
+      (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const open: Slot[] = [];
+    for (let i = 0; i < 2_000; i++) {
+      clock.time += Math.floor(random() * 3);
+      const roll = random();
+      if (roll < 0.4) table.unbound(table.add(asConn(fakeConn()), true));
+      else if (roll < 0.8) open.push(table.add(asConn(fakeConn()), true));
+      else if (open.length > 0) {
+        const slot = open.splice(Math.floor(random() * open.length), 1)[0];
+        if (random() < 0.5) table.unbound(slot);
+        else table.release(slot);
+      }
+      if (i % 97 === 0) table.sweep();
+      const slots = walk(table.serving);
+      for (let j = 1; j < slots.length; j++) {
+        assert(slots[j - 1].deadline <= slots[j].deadline, `order at ${i}`);
+      }
+    }
+    // Every finite deadline expires in order; the held ones stay.
+    clock.time += 200;
+    table.sweep();
+    assert(walk(table.serving).every((slot) => slot.deadline === Infinity));
+  } finally {
+    table.releaseAll();
+    table.stop();
+  }
+});

@@ -32,6 +32,12 @@ interface List<N> {
   head: N | undefined;
   /** The member appended last. */
   tail: N | undefined;
+  /**
+   * The member with the latest finite deadline: the members after it are
+   * due never (held tarpit clients, lingering without a timeout), and a
+   * new finite deadline is placed without walking past them.
+   */
+  lastFinite: N | undefined;
   /** How many members are in the list. */
   size: number;
 }
@@ -59,19 +65,22 @@ export interface PauseEntry extends Linked<PauseEntry> {
 }
 
 function createList<N>(): List<N> {
-  return { head: undefined, tail: undefined, size: 0 };
+  return { head: undefined, tail: undefined, lastFinite: undefined, size: 0 };
 }
 
 /**
  * Puts `node` into `list` in deadline order, taking it out of its old list.
- * Scans from the tail, where a new deadline almost always belongs, so it is
- * as cheap as appending unless the deadline is earlier than most.
+ * A deadline of never goes to the tail; a finite one is looked for back
+ * from the latest finite deadline, where a new one almost always belongs,
+ * so it is as cheap as appending unless the deadline is earlier than most.
  */
 function insert<N extends Linked<N>>(list: List<N>, node: N): void {
   // Out first, so the scan below never finds the node itself.
   unlink(node);
-  let after = list.tail;
+  const finite = node.deadline !== Infinity;
+  let after = finite ? list.lastFinite : list.tail;
   while (after && after.deadline > node.deadline) after = after.prev;
+  if (finite && after === list.lastFinite) list.lastFinite = node;
   node.list = list;
   node.prev = after;
   node.next = after ? after.next : list.head;
@@ -86,6 +95,8 @@ function insert<N extends Linked<N>>(list: List<N>, node: N): void {
 function unlink<N extends Linked<N>>(node: N): boolean {
   const list = node.list;
   if (!list) return false;
+  // The one before a finite deadline is finite too (or none).
+  if (list.lastFinite === node) list.lastFinite = node.prev;
   if (node.prev) node.prev.next = node.next;
   else list.head = node.next;
   if (node.next) node.next.prev = node.prev;
