@@ -400,6 +400,25 @@ export async function scrapeSeries(
 const OWN_PROCESS = Deno.env.get("GREETER_TEST_OWN_PROCESS");
 
 /**
+ * `deno test` as `deno task test` runs it, less its file list: for tests
+ * that run other test files in a `deno test` of their own (run from ROOT).
+ * They are type-checked by `deno task check`.
+ */
+export const DENO_TEST: readonly string[] = [
+  "test",
+  "--no-check",
+  "--frozen",
+  "--lock=tests/deno.lock",
+  "--import-map=tests/import_map.json",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-env",
+  "--allow-sys",
+];
+
+/**
  * `Deno.test` for a test that measures its own process (its open
  * descriptors, its RSS, its environment): `deno task test` runs the test
  * files in parallel in one process, where the others' descriptors and
@@ -420,19 +439,7 @@ export function ownProcessTest(
     async fn() {
       const output = await new Deno.Command(Deno.execPath(), {
         args: [
-          "test",
-          "--no-check",
-          "--frozen",
-          "--lock=tests/deno.lock",
-          "--import-map=tests/import_map.json",
-          ...[
-            "--allow-net",
-            "--allow-read",
-            "--allow-write",
-            "--allow-run",
-            "--allow-env",
-            "--allow-sys",
-          ],
+          ...DENO_TEST,
           "--filter",
           definition.name,
           new URL(file).pathname,

@@ -2,30 +2,9 @@
 // limit. A device, a FIFO, a directory or a huge file is one line and exit
 // 2, at once and in little memory, never a hang or gigabytes read.
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { complete, prepare } from "../lib/cli/setup.ts";
-import { parseServe, type ServeCommand } from "../lib/cli/commands/serve.ts";
-import type { GreetingSource } from "../lib/greeting/template.ts";
-import type { PresetName } from "../lib/greeting/presets.ts";
+import { loadPreset } from "./_load_preset.ts";
 import { UsageError } from "../lib/cli/flags.ts";
 import { runCli, startCli, withTempDir } from "./_helpers.ts";
-
-/**
- * The greeting of `--preset NAME [--quotes-file PATH] [--max-file-size N]`,
- * made as greeter makes it at start: parsed, prepared and completed.
- */
-async function loadPreset(
-  preset: PresetName,
-  { quotesFile, maxFileSize }: { quotesFile?: string; maxFileSize?: number } =
-    {},
-): Promise<GreetingSource> {
-  const command = parseServe([
-    "--preset",
-    preset,
-    ...(quotesFile === undefined ? [] : ["--quotes-file", quotesFile]),
-    ...(maxFileSize === undefined ? [] : ["--max-file-size", `${maxFileSize}`]),
-  ]) as ServeCommand;
-  return (await complete(command, await prepare(command, true))).greeting!;
-}
 
 /** GNU time, to read the child's peak RSS; absent on some systems. */
 const TIME = "/usr/bin/time";

@@ -5,7 +5,7 @@
 // (unshare --net, loopback up), where the address is always free, and each
 // case is reported here as a step.
 import { assert, assertEquals } from "@std/assert";
-import { canRun } from "./_helpers.ts";
+import { canRun, DENO_TEST } from "./_helpers.ts";
 
 const CASES = new URL("./_debugger_guard_cases.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -24,21 +24,7 @@ Deno.test({
         "127.0.0.1:9229 is taken)"),
   ignore: Deno.build.os === "windows",
   async fn(t) {
-    const test = [
-      "test",
-      "--frozen",
-      // tests/ is type-checked by deno task check, this file with it.
-      "--no-check",
-      "--lock=tests/deno.lock",
-      "--import-map=tests/import_map.json",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "--allow-env",
-      "--allow-sys",
-      CASES,
-    ];
+    const test = [...DENO_TEST, CASES];
     const command = isolated
       ? new Deno.Command("unshare", {
         args: [

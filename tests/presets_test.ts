@@ -7,8 +7,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { UsageError } from "../lib/cli/flags.ts";
-import { complete, prepare } from "../lib/cli/setup.ts";
-import { parseServe, type ServeCommand } from "../lib/cli/commands/serve.ts";
+import { loadPreset } from "./_load_preset.ts";
 import {
   daytimeGreeting,
   packQuotes,
@@ -24,24 +23,6 @@ import type {
   GreetingContext,
   GreetingSource,
 } from "../lib/greeting/template.ts";
-
-/**
- * The greeting of `--preset NAME [--quotes-file PATH] [--max-file-size N]`,
- * made as greeter makes it at start: parsed, prepared and completed.
- */
-async function loadPreset(
-  preset: PresetName,
-  { quotesFile, maxFileSize }: { quotesFile?: string; maxFileSize?: number } =
-    {},
-): Promise<GreetingSource> {
-  const command = parseServe([
-    "--preset",
-    preset,
-    ...(quotesFile === undefined ? [] : ["--quotes-file", quotesFile]),
-    ...(maxFileSize === undefined ? [] : ["--max-file-size", `${maxFileSize}`]),
-  ]) as ServeCommand;
-  return (await complete(command, await prepare(command, true))).greeting!;
-}
 
 const context: GreetingContext = {
   remoteAddr: { transport: "tcp", hostname: "::1", port: 5 },
