@@ -653,6 +653,15 @@ Deno.test({
   },
 });
 
+/** `greeter --inetd ARGS` under tcpserver on 127.0.0.1:`port`, once it listens. */
+function underTcpserver(port: number, args: string[]) {
+  return startHost(
+    "tcpserver",
+    ["-v", "127.0.0.1", String(port), ...GREETER, "--inetd", ...args],
+    /status: 0\//,
+  );
+}
+
 Deno.test({
   name:
     "--inetd under tcpserver greets with the client's address, logging to stderr" +
@@ -660,19 +669,7 @@ Deno.test({
   ignore: !tcpserver,
   async fn() {
     const port = closedPort();
-    await using host = await startHost(
-      "tcpserver",
-      [
-        "-v",
-        "127.0.0.1",
-        String(port),
-        ...GREETER,
-        "--inetd",
-        "--message",
-        TEMPLATE,
-      ],
-      /status: 0\//,
-    );
+    await using host = await underTcpserver(port, ["--message", TEMPLATE]);
     const { text, from } = await greet(port);
     assertEquals(text, `127.0.0.1:${from}\r\n`);
     await host.waitFor(
@@ -689,11 +686,7 @@ Deno.test({
   async fn() {
     for (const args of [["--linger", "0"], []]) {
       const port = closedPort();
-      await using host = await startHost(
-        "tcpserver",
-        ["-v", "127.0.0.1", String(port), ...GREETER, "--inetd", "-q", ...args],
-        /status: 0\//,
-      );
+      await using host = await underTcpserver(port, ["-q", ...args]);
       // The FIN comes with the greeting (shutdown), not at the linger's end
       // (2 s later). Timed from the first byte: tcpserver starts a deno per
       // client, which may take long on a busy machine.
@@ -718,22 +711,13 @@ Deno.test({
   ignore: !tcpserver,
   async fn() {
     const port = closedPort();
-    await using host = await startHost(
-      "tcpserver",
-      [
-        "-v",
-        "127.0.0.1",
-        String(port),
-        ...GREETER,
-        "--inetd",
-        "-q",
-        "--linger",
-        "5s",
-        "--timeout",
-        "400ms",
-      ],
-      /status: 0\//,
-    );
+    await using host = await underTcpserver(port, [
+      "-q",
+      "--linger",
+      "5s",
+      "--timeout",
+      "400ms",
+    ]);
     // A client that sent bytes first still gets the whole greeting, and its
     // end (FIN) at once: greeter shut its side down and lingers.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
