@@ -159,7 +159,7 @@ Deno.test("serveGreeting tarpit options out of range are refused before listenin
   }
 });
 
-Deno.test("serveGreeting tarpit gives the next client the node of one that left, counted afresh", async () => {
+Deno.test("serveGreeting tarpit counts each of successive clients afresh: its own bytes, its own time held", async () => {
   const records: ConnectionRecord[] = [];
   await using server = serveGreeting({
     hostname: "127.0.0.1",

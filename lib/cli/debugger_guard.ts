@@ -39,9 +39,9 @@ export const GUARD_RETRY_MS = 50;
  * When another program holds the address, Deno's debugger cannot bind it
  * either, so greeter starts all the same (refusing would let any local user
  * keep greeter down by binding a port): `onTaken` is told once, and greeter
- * takes the address over within {@linkcode GUARD_RETRY_MS} of its release,
- * before a SIGUSR1 could matter. Deno binds it only on a signal, which only
- * greeter's own user (or root) can send.
+ * takes the address over within {@linkcode GUARD_RETRY_MS} of its release.
+ * Only in that window would a SIGUSR1 open the debugger, and only greeter's
+ * own user (or root) can send one.
  *
  * @throws {ExitError} With exit code 1 when `--allow-net` does not cover the
  * address: greeter then refuses to start rather than run with the hole open.
