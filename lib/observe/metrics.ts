@@ -1,5 +1,5 @@
 import { renderBuildInfo } from "./process_metrics.ts";
-import { family, labelledCounter, metric } from "./prometheus.ts";
+import { type Buckets, exposition, families } from "./prometheus.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
@@ -14,48 +14,19 @@ export {
 } from "./metrics_server.ts";
 
 /** The upper bounds of the connection duration buckets, in seconds. */
-export const DURATION_BUCKETS: readonly number[] = [
-  0.001,
-  0.005,
-  0.01,
-  0.05,
-  0.1,
-  0.5,
-  1,
-  5,
-  10,
-];
+export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 
 /**
  * The upper bounds of the tarpit's held-time buckets, in seconds: a minute
  * to a day, where scanners' patience lies.
  */
-export const TRAPPED_BUCKETS: readonly number[] = [
-  1,
-  10,
-  60,
-  300,
-  900,
-  1800,
-  3600,
-  7200,
-  14400,
-  43200,
-  86400,
-];
+// deno-fmt-ignore
+export const TRAPPED_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
 
 /** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
-export interface DurationHistogram {
+export interface DurationHistogram extends Buckets {
   /** Counts one connection that lived `ms` milliseconds. */
   observe(ms: number): void;
-  /** The buckets' upper bounds, in seconds (+Inf is implied). */
-  readonly bounds: readonly number[];
-  /** Observations per bucket, not cumulative; the last is above every bound. */
-  readonly counts: readonly number[];
-  /** The sum of the observations, in milliseconds. */
-  readonly sumMs: number;
-  /** How many observations there were. */
-  readonly count: number;
 }
 
 /**
@@ -82,6 +53,27 @@ export function createDurationHistogram(
   return histogram;
 }
 
+/** The server's families, in the order rendered. */
+const FAMILIES = families(`
+  gauge greeter_start_time_seconds When the server started, in seconds since the Unix epoch.
+  counter greeter_connections_accepted_total Connections accepted.
+  counter greeter_connections_total Connections that have ended, by outcome.
+  counter greeter_connections_refused_total Connections refused, by reason.
+  counter greeter_accept_errors_total Failed accepts, by error code; the server backed off and went on.
+  counter greeter_accept_paused_total Times accepting paused because the connection cap was reached.
+  gauge greeter_connections_active Connections open now.
+  counter greeter_bytes_written_total Bytes written to clients.
+  counter greeter_early_talkers_total Clients that sent something during the greeting pause (--greet-pause).
+  counter greeter_client_probes_total Sensed clients that sent something, by what their first bytes looked like.
+  histogram greeter_connection_duration_seconds How long connections lived, in seconds.
+  gauge greeter_tarpit_clients Clients the tarpit holds now.
+  counter greeter_tarpit_bytes_sent_total Bytes the tarpit sent to held clients.
+  histogram greeter_tarpit_trapped_seconds How long the tarpit held each client that has left, in seconds.
+  gauge greeter_draining 1 while the server is shutting down, 0 while it accepts.
+  counter greeter_log_lines_suppressed_total Connection log lines left out under a flood, and summarized.
+  counter greeter_log_lines_dropped_total Log lines dropped because the output was too slow.
+`);
+
 /** Options for {@linkcode renderMetrics}. */
 export interface RenderMetricsOptions {
   /** True while the server is shutting down. */
@@ -101,114 +93,29 @@ export function renderMetrics(
   histogram: DurationHistogram,
   options: RenderMetricsOptions = {},
 ): string {
-  const counter = (name: string, help: string, value: number) =>
-    metric(name, "counter", help, value);
-  const gauge = (name: string, help: string, value: number) =>
-    metric(name, "gauge", help, value);
-  const seconds = (name: string, help: string, of: DurationHistogram) => {
-    let text = family(name, "histogram", help);
-    let cumulative = 0;
-    of.bounds.forEach((bound, i) => {
-      cumulative += of.counts[i];
-      text += `${name}_bucket{le="${bound}"} ${cumulative}\n`;
-    });
-    return text + `${name}_bucket{le="+Inf"} ${of.count}\n` +
-      `${name}_sum ${of.sumMs / 1000}\n${name}_count ${of.count}\n`;
-  };
-
   const { tarpit, log } = options;
   // The one greeter_build_info family, labelled version and deno.
-  return renderBuildInfo() +
-    gauge(
-      "greeter_start_time_seconds",
-      "When the server started, in seconds since the Unix epoch.",
-      stats.startTime / 1000,
-    ) +
-    counter(
-      "greeter_connections_accepted_total",
-      "Connections accepted.",
-      stats.accepted,
-    ) +
-    labelledCounter(
-      "greeter_connections_total",
-      "Connections that have ended, by outcome.",
-      "outcome",
-      stats.outcomes,
-      CONNECTION_OUTCOMES,
-    ) +
-    labelledCounter(
-      "greeter_connections_refused_total",
-      "Connections refused, by reason.",
+  return renderBuildInfo() + exposition(FAMILIES, {
+    greeter_start_time_seconds: stats.startTime / 1000,
+    greeter_connections_accepted_total: stats.accepted,
+    greeter_connections_total: ["outcome", stats.outcomes, CONNECTION_OUTCOMES],
+    greeter_connections_refused_total: [
       "reason",
       stats.refused,
       REFUSE_REASONS,
-    ) +
-    labelledCounter(
-      "greeter_accept_errors_total",
-      "Failed accepts, by error code; the server backed off and went on.",
-      "code",
-      stats.acceptErrors,
-    ) +
-    counter(
-      "greeter_accept_paused_total",
-      "Times accepting paused because the connection cap was reached.",
-      stats.pausedAtLimit,
-    ) +
-    gauge("greeter_connections_active", "Connections open now.", stats.active) +
-    counter(
-      "greeter_bytes_written_total",
-      "Bytes written to clients.",
-      stats.bytesWritten,
-    ) +
-    counter(
-      "greeter_early_talkers_total",
-      "Clients that sent something during the greeting pause (--greet-pause).",
-      stats.earlyTalkers,
-    ) +
-    labelledCounter(
-      "greeter_client_probes_total",
-      "Sensed clients that sent something, by what their first bytes looked like.",
-      "kind",
-      stats.probes,
-      PROBE_KINDS,
-    ) +
-    seconds(
-      "greeter_connection_duration_seconds",
-      "How long connections lived, in seconds.",
-      histogram,
-    ) +
-    (tarpit
-      ? gauge(
-        "greeter_tarpit_clients",
-        "Clients the tarpit holds now.",
-        tarpit.stats.clients,
-      ) +
-        counter(
-          "greeter_tarpit_bytes_sent_total",
-          "Bytes the tarpit sent to held clients.",
-          tarpit.stats.bytesSent,
-        ) +
-        seconds(
-          "greeter_tarpit_trapped_seconds",
-          "How long the tarpit held each client that has left, in seconds.",
-          tarpit.trapped,
-        )
-      : "") +
-    gauge(
-      "greeter_draining",
-      "1 while the server is shutting down, 0 while it accepts.",
-      options.draining ? 1 : 0,
-    ) +
-    (log
-      ? counter(
-        "greeter_log_lines_suppressed_total",
-        "Connection log lines left out under a flood, and summarized.",
-        log.suppressed,
-      ) +
-        counter(
-          "greeter_log_lines_dropped_total",
-          "Log lines dropped because the output was too slow.",
-          log.dropped,
-        )
-      : "");
+    ],
+    greeter_accept_errors_total: ["code", stats.acceptErrors],
+    greeter_accept_paused_total: stats.pausedAtLimit,
+    greeter_connections_active: stats.active,
+    greeter_bytes_written_total: stats.bytesWritten,
+    greeter_early_talkers_total: stats.earlyTalkers,
+    greeter_client_probes_total: ["kind", stats.probes, PROBE_KINDS],
+    greeter_connection_duration_seconds: histogram,
+    greeter_tarpit_clients: tarpit?.stats.clients,
+    greeter_tarpit_bytes_sent_total: tarpit?.stats.bytesSent,
+    greeter_tarpit_trapped_seconds: tarpit?.trapped,
+    greeter_draining: options.draining ? 1 : 0,
+    greeter_log_lines_suppressed_total: log?.suppressed,
+    greeter_log_lines_dropped_total: log?.dropped,
+  });
 }

@@ -33,7 +33,7 @@ import { type ServerStats, zeroCounts } from "../server/stats.ts";
 import { checkInteger } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
-import { labelledCounter, metric } from "./prometheus.ts";
+import { exposition, families } from "./prometheus.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -153,6 +153,15 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
+/** The endpoint's own families, in the order rendered. */
+const FAMILIES = families(`
+  counter greeter_metrics_connections_accepted_total Connections accepted by the metrics endpoint.
+  gauge greeter_metrics_connections_active Connections to the metrics endpoint open now.
+  counter greeter_metrics_accept_errors_total Failed accepts of the metrics endpoint, by error code; it backed off and went on.
+  counter greeter_metrics_accept_paused_total Times the metrics endpoint paused accepting at its connection cap.
+  counter greeter_metrics_http_responses_total Responses of the metrics endpoint written in full, by status code.
+  counter greeter_metrics_http_errors_total Connections to the metrics endpoint that failed, by reason.
+`);
 /** The longest wait at shutdown for the requests in progress, in ms. */
 const DRAIN_TIMEOUT = 1_000;
 // A token (RFC 9110 5.6.2): methods and header names.
@@ -251,43 +260,14 @@ function response(
  */
 export function renderMetricsServerStats(stats: MetricsServerStats): string {
   const { listener, responses, errors } = stats;
-  return metric(
-    "greeter_metrics_connections_accepted_total",
-    "counter",
-    "Connections accepted by the metrics endpoint.",
-    listener.accepted,
-  ) +
-    metric(
-      "greeter_metrics_connections_active",
-      "gauge",
-      "Connections to the metrics endpoint open now.",
-      listener.active,
-    ) +
-    labelledCounter(
-      "greeter_metrics_accept_errors_total",
-      "Failed accepts of the metrics endpoint, by error code; it backed off and went on.",
-      "code",
-      listener.acceptErrors,
-    ) +
-    metric(
-      "greeter_metrics_accept_paused_total",
-      "counter",
-      "Times the metrics endpoint paused accepting at its connection cap.",
-      listener.pausedAtLimit,
-    ) +
-    labelledCounter(
-      "greeter_metrics_http_responses_total",
-      "Responses of the metrics endpoint written in full, by status code.",
-      "code",
-      responses,
-    ) +
-    labelledCounter(
-      "greeter_metrics_http_errors_total",
-      "Connections to the metrics endpoint that failed, by reason.",
-      "reason",
-      errors,
-      METRICS_HTTP_ERRORS,
-    );
+  return exposition(FAMILIES, {
+    greeter_metrics_connections_accepted_total: listener.accepted,
+    greeter_metrics_connections_active: listener.active,
+    greeter_metrics_accept_errors_total: ["code", listener.acceptErrors],
+    greeter_metrics_accept_paused_total: listener.pausedAtLimit,
+    greeter_metrics_http_responses_total: ["code", responses],
+    greeter_metrics_http_errors_total: ["reason", errors, METRICS_HTTP_ERRORS],
+  });
 }
 
 /**

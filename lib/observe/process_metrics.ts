@@ -34,7 +34,7 @@ export async function loadProcessMetrics(): Promise<void> {
   cpuUsage = () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
-import { family, labelValue, metric } from "./prometheus.ts";
+import { exposition, families, family, labelValue } from "./prometheus.ts";
 
 /** One reading of the process's numbers; a field is undefined if it could not be read. */
 export interface ProcessSample {
@@ -171,47 +171,15 @@ export function readProcessSample(): ProcessSample {
   };
 }
 
-/** The families, in the order rendered: name, type, help, field. */
-const FAMILIES: ReadonlyArray<
-  readonly [string, "counter" | "gauge", string, keyof ProcessSample]
-> = [
-  [
-    "process_cpu_seconds_total",
-    "counter",
-    "Total user and system CPU time spent in seconds.",
-    "cpuSeconds",
-  ],
-  [
-    "process_open_fds",
-    "gauge",
-    "Number of open file descriptors.",
-    "openFds",
-  ],
-  [
-    "process_max_fds",
-    "gauge",
-    "Maximum number of open file descriptors.",
-    "maxFds",
-  ],
-  [
-    "process_virtual_memory_bytes",
-    "gauge",
-    "Virtual memory size in bytes.",
-    "virtualBytes",
-  ],
-  [
-    "process_resident_memory_bytes",
-    "gauge",
-    "Resident memory size in bytes.",
-    "residentBytes",
-  ],
-  [
-    "process_start_time_seconds",
-    "gauge",
-    "Start time of the process since unix epoch in seconds.",
-    "startTimeSeconds",
-  ],
-];
+/** The families, in the order rendered. */
+const FAMILIES = families(`
+  counter process_cpu_seconds_total Total user and system CPU time spent in seconds.
+  gauge process_open_fds Number of open file descriptors.
+  gauge process_max_fds Maximum number of open file descriptors.
+  gauge process_virtual_memory_bytes Virtual memory size in bytes.
+  gauge process_resident_memory_bytes Resident memory size in bytes.
+  gauge process_start_time_seconds Start time of the process since unix epoch in seconds.
+`);
 
 /**
  * Renders a sample in the Prometheus text exposition format (0.0.4): a
@@ -233,13 +201,17 @@ const FAMILIES: ReadonlyArray<
  * ```
  */
 export function renderProcessMetrics(sample: ProcessSample): string {
-  let text = "";
-  for (const [name, type, help, field] of FAMILIES) {
-    const value = sample[field];
-    if (value === undefined || !Number.isFinite(value)) continue;
-    text += metric(name, type, help, value);
-  }
-  return text;
+  // A number absent or not finite is left out.
+  const finite = (value?: number) =>
+    value !== undefined && Number.isFinite(value) ? value : undefined;
+  return exposition(FAMILIES, {
+    process_cpu_seconds_total: finite(sample.cpuSeconds),
+    process_open_fds: finite(sample.openFds),
+    process_max_fds: finite(sample.maxFds),
+    process_virtual_memory_bytes: finite(sample.virtualBytes),
+    process_resident_memory_bytes: finite(sample.residentBytes),
+    process_start_time_seconds: finite(sample.startTimeSeconds),
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The Prometheus text exposition format (version 0.0.4), written once for
- * every renderer: a family's header, one unlabelled sample, a labelled
- * counter, and the escaping of label values.
+ * every renderer: a table of families (type, name, help) drives the
+ * `# HELP` and `# TYPE` lines and the samples of each, labelled or not,
+ * histograms included, and label values are escaped in one place.
  *
  * @module
  */
@@ -9,36 +10,75 @@
 /** The kinds of family greeter exposes. */
 export type FamilyType = "counter" | "gauge" | "histogram";
 
+/** A histogram's buckets: upper bounds in seconds, counts not cumulative. */
+export interface Buckets {
+  /** The buckets' upper bounds, in seconds (+Inf is implied). */
+  readonly bounds: readonly number[];
+  /** Observations per bucket, not cumulative; the last is above every bound. */
+  readonly counts: readonly number[];
+  /** The sum of the observations, in milliseconds. */
+  readonly sumMs: number;
+  /** How many observations there were. */
+  readonly count: number;
+}
+
+/**
+ * A family's samples: one number; `[label, values, keys]`, one sample per
+ * key labelled `label`, in the order of `keys` (by default the keys of
+ * `values`, sorted; a key missing from `values` counts 0); or a histogram.
+ */
+export type Samples =
+  | number
+  | readonly [string, Readonly<Record<string, number>>, (readonly string[])?]
+  | Buckets;
+
+/** Families by name, in the order of their table: type and help. */
+export type Families = ReadonlyMap<string, readonly [FamilyType, string]>;
+
+/** Reads a table of families, one a line: `TYPE NAME HELP...`. */
+export function families(table: string): Families {
+  return new Map(
+    table.trim().split("\n").map((line) => {
+      const [type, name, ...help] = line.trim().split(" ");
+      return [name, [type as FamilyType, help.join(" ")]];
+    }),
+  );
+}
+
 /** A family's `# HELP` and `# TYPE` lines, each ending in a line feed. */
 export function family(name: string, type: FamilyType, help: string): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 }
 
-/** A family of one unlabelled sample: its header and `name value`. */
-export function metric(
-  name: string,
-  type: FamilyType,
-  help: string,
-  value: number,
-): string {
-  return `${family(name, type, help)}${name} ${value}\n`;
-}
-
 /**
- * A counter family with one sample per key, labelled `label`, in the order
- * of `keys` (by default the keys of `values`, sorted); a key missing from
- * `values` counts 0.
+ * Renders, in the order of `table`, each family `values` has a sample of
+ * (an undefined one is left out).
  */
-export function labelledCounter(
-  name: string,
-  help: string,
-  label: string,
-  values: Readonly<Record<string, number>>,
-  keys: readonly string[] = Object.keys(values).sort(),
+export function exposition(
+  table: Families,
+  values: Readonly<Record<string, Samples | undefined>>,
 ): string {
-  let text = family(name, "counter", help);
-  for (const key of keys) {
-    text += `${name}{${label}="${labelValue(key)}"} ${values[key] ?? 0}\n`;
+  let text = "";
+  for (const [name, [type, help]] of table) {
+    const value = values[name];
+    if (value === undefined) continue;
+    text += family(name, type, help);
+    if (typeof value === "number") {
+      text += `${name} ${value}\n`;
+    } else if ("bounds" in value) {
+      let cumulative = 0;
+      value.bounds.forEach((bound, i) => {
+        cumulative += value.counts[i];
+        text += `${name}_bucket{le="${bound}"} ${cumulative}\n`;
+      });
+      text += `${name}_bucket{le="+Inf"} ${value.count}\n` +
+        `${name}_sum ${value.sumMs / 1000}\n${name}_count ${value.count}\n`;
+    } else {
+      const [label, counts, keys = Object.keys(counts).sort()] = value;
+      for (const key of keys) {
+        text += `${name}{${label}="${labelValue(key)}"} ${counts[key] ?? 0}\n`;
+      }
+    }
   }
   return text;
 }

@@ -1,4 +1,10 @@
-import { labelledCounter, metric } from "./prometheus.ts";
+import { exposition, families } from "./prometheus.ts";
+
+const FAMILIES = families(`
+  counter greeter_config_reloads_total Configuration reloads (SIGHUP), by result.
+  gauge greeter_config_last_reload_success_timestamp_seconds When the running configuration was loaded.
+`);
+const RESULTS = ["success", "failure"];
 
 /** What {@linkcode renderReloadMetrics} reports. */
 export interface ReloadMetrics {
@@ -17,17 +23,11 @@ export interface ReloadMetrics {
  * as the first load, as Prometheus' own metric does).
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
-  return labelledCounter(
-    "greeter_config_reloads_total",
-    "Configuration reloads (SIGHUP), by result.",
-    "result",
-    { success: reloads.success, failure: reloads.failure },
-    ["success", "failure"],
-  ) +
-    metric(
-      "greeter_config_last_reload_success_timestamp_seconds",
-      "gauge",
-      "When the running configuration was loaded.",
-      Math.floor(reloads.lastSuccess / 1000),
-    );
+  const { success, failure } = reloads;
+  return exposition(FAMILIES, {
+    greeter_config_reloads_total: ["result", { success, failure }, RESULTS],
+    greeter_config_last_reload_success_timestamp_seconds: Math.floor(
+      reloads.lastSuccess / 1000,
+    ),
+  });
 }
