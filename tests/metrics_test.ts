@@ -6,11 +6,13 @@ import {
 } from "@std/assert";
 import {
   createDurationHistogram,
-  METRICS_CONTENT_TYPE,
   renderMetrics,
-  serveMetrics,
   TRAPPED_BUCKETS,
 } from "../lib/observe/metrics.ts";
+import {
+  METRICS_CONTENT_TYPE,
+  serveMetrics,
+} from "../lib/observe/metrics_server.ts";
 import { renderReloadMetrics } from "../lib/observe/reload_metrics.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { createServerStats } from "../lib/server/stats.ts";

@@ -1,6 +1,6 @@
 import { formatAddress } from "../net/address.ts";
 import type { ServerLog } from "../observe/connection_log.ts";
-import type { MetricsServer } from "../observe/metrics.ts";
+import type { MetricsServer } from "../observe/metrics_server.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { onSignal } from "./signals.ts";
 import { sayHeldWarnings, warn } from "./warn.ts";

@@ -5,14 +5,6 @@ import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
 import type { TarpitStats } from "../server/tarpit.ts";
 
-// The HTTP endpoint lives in metrics_server.ts; these names stay here too.
-export {
-  METRICS_CONTENT_TYPE,
-  type MetricsServer,
-  serveMetrics,
-  type ServeMetricsOptions,
-} from "./metrics_server.ts";
-
 /** The upper bounds of the connection duration buckets, in seconds. */
 export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 
