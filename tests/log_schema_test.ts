@@ -154,7 +154,6 @@ function sampleLines(): string[] {
       code: "ENOTCONN",
       kind: "client",
       count: 1,
-      text: "Accept failed with ENOTCONN: Transport endpoint is not connected",
       message: "Transport endpoint is not connected",
     }),
     formatJsonLogLine({ event: "reload" }),

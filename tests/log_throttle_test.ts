@@ -2,7 +2,7 @@ import { assert, assertEquals } from "@std/assert";
 import { sourceKey } from "../lib/net/ip.ts";
 import {
   formatJsonConnectionLine,
-  formatJsonSuppressedLine,
+  formatLogLine,
 } from "../lib/observe/log_format.ts";
 import {
   createLogThrottle,
@@ -141,7 +141,8 @@ Deno.test("createLogThrottle() accounts for every connection of a real server", 
   const throttle = createLogThrottle({
     emit: (line) => lines.push(line),
     perSourcePerSecond: 10,
-    formatSuppressed: formatJsonSuppressedLine,
+    formatSuppressed: (source, count) =>
+      formatLogLine({ event: "suppressed", source, count }, "json"),
   });
   const connections = 60;
   const server = serveGreeting({

@@ -1,10 +1,6 @@
 import { errorLine } from "../net/escape.ts";
 import type { AcceptErrorKind } from "../server/options.ts";
-import {
-  formatJsonLogLine,
-  formatTextLine,
-  type LogFormat,
-} from "./log_format.ts";
+import { formatLogLine, type LogFormat } from "./log_format.ts";
 
 /** Options for {@linkcode createAcceptErrorLog}. */
 export interface AcceptErrorLogOptions {
@@ -31,12 +27,6 @@ export interface AcceptErrorLog {
   close(): void;
 }
 
-const MEANING: Record<AcceptErrorKind, string> = {
-  client: "one client's own failure; going on",
-  exhausted: "out of descriptors or memory; waiting for a connection to end",
-  other: "unexpected; retrying",
-};
-
 /**
  * Creates the accept error log. The first error of each code in an interval
  * is logged at once, with its message; the rest of that interval are counted
@@ -52,28 +42,17 @@ export function createAcceptErrorLog(
   const pending = new Map<string, { kind: AcceptErrorKind; count: number }>();
   let timer: ReturnType<typeof setInterval> | undefined;
 
-  function line(
+  const line = (
     code: string,
     kind: AcceptErrorKind,
     count: number,
     message?: string,
-  ): string {
-    const text = message === undefined
-      ? `Accept failed ${count} more time${
-        count === 1 ? "" : "s"
-      } with ${code} (${MEANING[kind]})`
-      : `Accept failed with ${code}: ${message} (${MEANING[kind]})`;
-    return format === "json"
-      ? formatJsonLogLine({
-        event: "accept_error",
-        code,
-        kind,
-        count,
-        text,
-        message,
-      })
-      : formatTextLine(text, textOptions);
-  }
+  ) =>
+    formatLogLine(
+      { event: "accept_error", code, kind, count, message },
+      format,
+      textOptions,
+    );
 
   function flush() {
     for (const [code, entry] of pending) {

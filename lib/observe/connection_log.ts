@@ -2,14 +2,13 @@ import { formatAddress } from "../net/address.ts";
 import { sourceKey } from "../net/ip.ts";
 import {
   formatJsonConnectionLine,
-  formatJsonLogLine,
-  formatJsonSuppressedLine,
+  formatLogLine,
   formatTextConnectionLine,
   formatTextLine,
   formatTextSensedLine,
-  formatTextSuppressedLine,
   formatTextTarpitLine,
   type LogFormat,
+  type ServerEvent,
 } from "./log_format.ts";
 import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
 import { createAcceptErrorLog } from "./accept_error_log.ts";
@@ -102,10 +101,12 @@ export function createConnectionLog(
       emit,
       perSourcePerSecond: rate,
       perSecond: 10_000,
-      formatSuppressed: format === "json"
-        ? formatJsonSuppressedLine
-        : (source, count) =>
-          formatTextSuppressedLine(source, count, textOptions),
+      formatSuppressed: (source, count) =>
+        formatLogLine(
+          { event: "suppressed", source, count },
+          format,
+          textOptions,
+        ),
     });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
@@ -179,61 +180,35 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
   const json = format === "json";
   const textOptions = { timestamps: options.timestamps ?? false };
   // A text line, after a timestamp when asked; JSON lines have their own.
-  const line = (text: string) =>
-    writer.line(json ? text : formatTextLine(text, textOptions));
+  const text = (words: string) =>
+    writer.line(formatTextLine(words, textOptions));
+  const line = (event: ServerEvent) =>
+    writer.line(formatLogLine(event, format, textOptions));
 
   return {
     started(addrs, tls, metrics) {
-      if (json) {
-        line(
-          formatJsonLogLine({ event: "start", listen: addrs, metrics }),
-        );
-        return;
-      }
+      if (json) return line({ event: "start", listen: addrs, metrics });
       for (const addr of addrs) {
-        line(
+        text(
           `Server is listening for incoming connections on ${
             formatAddress(addr)
           }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`,
         );
       }
       if (metrics) {
-        line(
-          `Metrics are served on http://${formatAddress(metrics)}/metrics`,
-        );
+        text(`Metrics are served on http://${formatAddress(metrics)}/metrics`);
       }
     },
     stopping() {
-      if (!json) {
-        line("Shutting down: no new connections, finishing greetings");
-      }
+      if (!json) text("Shutting down: no new connections, finishing greetings");
     },
-    reloaded(error) {
-      line(
-        json
-          ? formatJsonLogLine({ event: "reload", error })
-          : error === undefined
-          ? "Configuration reloaded"
-          : `Reload failed, the old configuration stays: ${error}`,
-      );
-    },
+    reloaded: (error) => line({ event: "reload", error }),
     stats(stats) {
-      line(
-        json
-          ? formatJsonLogLine({ event: "stats", stats })
-          : `Stats: ${formatStatsSummary(stats)}`,
-      );
+      if (json) line({ event: "stats", stats });
+      else text(`Stats: ${formatStatsSummary(stats)}`);
     },
     async stopped(stats, error) {
-      line(
-        json
-          ? formatJsonLogLine({ event: "stop", stats, error })
-          : error
-          ? `Server stopped: ${error}`
-          : `Server stopped: ${stats.accepted} connection${
-            stats.accepted === 1 ? "" : "s"
-          }, ${stats.outcomes.greeted} greeted`,
-      );
+      line({ event: "stop", stats, error });
       // A stdout nobody reads must not keep greeter from exiting: what is
       // not out by then is lost, as the writer's drop count already allows.
       await waitAtMost(writer.flush(), FLUSH_LIMIT);

@@ -50,7 +50,7 @@ import { formatAddress, isNetAddr } from "../net/address.ts";
 import { formatClientAddress } from "../net/address_privacy.ts";
 import { escapeBytes, escapeControl, quote } from "../net/escape.ts";
 import { unmapIpv4 } from "../net/ip.ts";
-import type { ConnectionRecord } from "../server/options.ts";
+import type { AcceptErrorKind, ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { VERSION } from "../version.ts";
 
@@ -102,25 +102,33 @@ type LogLevel = "info" | "warn" | "error";
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
   | { event: "connection"; record: ConnectionRecord }
-  | (
-    & { time?: number }
-    & (
-      | { event: "start"; listen: Deno.Addr[]; metrics?: Deno.Addr }
-      | { event: "stats"; stats: Readonly<ServerStats> }
-      | { event: "stop"; stats: Readonly<ServerStats>; error?: string }
-      | { event: "suppressed"; source: string | undefined; count: number }
-      | {
-        event: "accept_error";
-        code: string;
-        kind: string;
-        count: number;
-        /** The line for people (the text format's). */
-        text: string;
-        message?: string;
-      }
-      | { event: "reload"; error?: string }
-    )
+  | ServerEvent;
+
+/** An event of the server's own (not a connection's), for {@linkcode formatLogLine}. */
+export type ServerEvent =
+  & { time?: number }
+  & (
+    | { event: "start"; listen: Deno.Addr[]; metrics?: Deno.Addr }
+    | { event: "stats"; stats: Readonly<ServerStats> }
+    | { event: "stop"; stats: Readonly<ServerStats>; error?: string }
+    | { event: "suppressed"; source: string | undefined; count: number }
+    | { event: "reload"; error?: string }
+    | {
+      event: "accept_error";
+      code: string;
+      kind: AcceptErrorKind;
+      /** How many failed: 1 with `message`, else the ones since. */
+      count: number;
+      message?: string;
+    }
   );
+
+/** What each kind of failed accept means, in its line's words. */
+const ACCEPT_ERROR_MEANING: Record<AcceptErrorKind, string> = {
+  client: "one client's own failure; going on",
+  exhausted: "out of descriptors or memory; waiting for a connection to end",
+  other: "unexpected; retrying",
+};
 
 // The date and time up to the second change once a second: format them
 // once and reuse them (toISOString is most of the cost of a line).
@@ -147,25 +155,26 @@ export function formatLogTime(ms: number): string {
 /**
  * A JSON line of any event but a connection: the fields every line starts
  * with, in order, then `fields` (a field whose value is undefined is left
- * out).
+ * out). Its outcome is a failure at level `error` and for a failed accept;
+ * `stats` is a metric, the rest events.
  */
 function jsonLine(
   time: number,
   level: LogLevel,
   message: string,
   action: string,
-  outcome: "success" | "failure",
   fields?: Record<string, unknown>,
-  kind: "event" | "metric" = "event",
 ): string {
   return JSON.stringify({
     "@timestamp": formatLogTime(time),
     "log.level": level,
     message,
     "ecs.version": ECS_VERSION,
-    "event.kind": kind,
+    "event.kind": action === "stats" ? "metric" : "event",
     "event.action": action,
-    "event.outcome": outcome,
+    "event.outcome": level === "error" || action === "accept_error"
+      ? "failure"
+      : "success",
     "greeter.schema": LOG_SCHEMA_VERSION,
     ...fields,
   });
@@ -331,23 +340,78 @@ export function formatJsonConnectionLine(
     }}`;
 }
 
-/** The `stop` line's words, text and JSON alike. */
-export function stopMessage(
-  stats: Readonly<ServerStats>,
-  error?: string,
-): string {
-  return error === undefined
-    ? `Server stopped: ${stats.accepted} connection${
-      stats.accepted === 1 ? "" : "s"
-    }, ${stats.outcomes.greeted} greeted`
-    : `Server stopped: ${error}`;
-}
-
-/** The `reload` line's words, text and JSON alike. */
-export function reloadMessage(error?: string): string {
-  return error === undefined
-    ? "Configuration reloaded"
-    : `Reload failed, the old configuration stays: ${error}`;
+/**
+ * The level, the words (the text line's, the JSON `message`) and the JSON
+ * fields of a server event.
+ */
+function describe(
+  event: ServerEvent,
+  now: number,
+): [LogLevel, string, Record<string, unknown>?] {
+  const failed = "error" in event && event.error !== undefined;
+  switch (event.event) {
+    case "start": {
+      const listen = event.listen.map(formatAddress);
+      const metrics = event.metrics ? formatAddress(event.metrics) : null;
+      return [
+        "info",
+        `Server is listening for incoming connections on ${listen.join(", ")}`,
+        {
+          "service.version": VERSION,
+          "process.pid": Deno.pid,
+          "greeter.listen": listen,
+          "greeter.metrics": metrics,
+        },
+      ];
+    }
+    case "stats": {
+      const { accepted, active } = event.stats;
+      const words = `Stats: ${accepted} accepted, ${active} active`;
+      return ["info", words, totals(event.stats, now)];
+    }
+    case "stop": {
+      const { stats, error } = event;
+      const words = error !== undefined
+        ? `Server stopped: ${error}`
+        : `Server stopped: ${stats.accepted} connection${
+          stats.accepted === 1 ? "" : "s"
+        }, ${stats.outcomes.greeted} greeted`;
+      const fields = { ...totals(stats, now), "error.message": error };
+      return [failed ? "error" : "info", words, fields];
+    }
+    case "reload":
+      return [
+        failed ? "error" : "info",
+        failed
+          ? `Reload failed, the old configuration stays: ${event.error}`
+          : "Configuration reloaded",
+        { "error.message": event.error },
+      ];
+    case "accept_error": {
+      const { code, kind, count, message } = event;
+      return [
+        kind === "client" ? "info" : "warn",
+        `Accept failed ${
+          message === undefined
+            ? `${count} more time${count === 1 ? "" : "s"} with ${code}`
+            : `with ${code}: ${message}`
+        } (${ACCEPT_ERROR_MEANING[kind]})`,
+        {
+          "error.code": code,
+          "error.message": message,
+          "greeter.accept_error.kind": kind,
+          "greeter.accept_error.count": count,
+        },
+      ];
+    }
+    case "suppressed": {
+      const { source, count } = event;
+      return ["warn", formatTextSuppressedLine(source, count), {
+        "greeter.suppressed.source": source ?? null,
+        "greeter.suppressed.count": count,
+      }];
+    }
+  }
 }
 
 /**
@@ -359,84 +423,22 @@ export function formatJsonLogLine(event: LogEvent): string {
     return formatJsonConnectionLine(event.record);
   }
   const now = event.time ?? Date.now();
-  switch (event.event) {
-    case "start": {
-      const listen = event.listen.map(formatAddress);
-      return jsonLine(
-        now,
-        "info",
-        `Server is listening for incoming connections on ${listen.join(", ")}`,
-        "start",
-        "success",
-        {
-          "service.version": VERSION,
-          "process.pid": Deno.pid,
-          "greeter.listen": listen,
-          "greeter.metrics": event.metrics
-            ? formatAddress(event.metrics)
-            : null,
-        },
-      );
-    }
-    case "stats": {
-      const { accepted, active } = event.stats;
-      return jsonLine(
-        now,
-        "info",
-        `Stats: ${accepted} accepted, ${active} active`,
-        "stats",
-        "success",
-        totals(event.stats, now),
-        "metric",
-      );
-    }
-    case "stop": {
-      const { stats, error } = event;
-      return jsonLine(
-        now,
-        error === undefined ? "info" : "error",
-        stopMessage(stats, error),
-        "stop",
-        error === undefined ? "success" : "failure",
-        { ...totals(stats, now), "error.message": error },
-      );
-    }
-    case "accept_error":
-      return jsonLine(
-        now,
-        event.kind === "client" ? "info" : "warn",
-        event.text,
-        "accept_error",
-        "failure",
-        {
-          "error.code": event.code,
-          "error.message": event.message,
-          "greeter.accept_error.kind": event.kind,
-          "greeter.accept_error.count": event.count,
-        },
-      );
-    case "reload":
-      return jsonLine(
-        now,
-        event.error === undefined ? "info" : "error",
-        reloadMessage(event.error),
-        "reload",
-        event.error === undefined ? "success" : "failure",
-        { "error.message": event.error },
-      );
-    case "suppressed":
-      return jsonLine(
-        now,
-        "warn",
-        formatTextSuppressedLine(event.source, event.count),
-        "suppressed",
-        "success",
-        {
-          "greeter.suppressed.source": event.source ?? null,
-          "greeter.suppressed.count": event.count,
-        },
-      );
-  }
+  const [level, message, fields] = describe(event, now);
+  return jsonLine(now, level, message, event.event, fields);
+}
+
+/**
+ * Formats a server event in `format`: a JSON line, or its words as a text
+ * line (after a timestamp when `options.timestamps` is set).
+ */
+export function formatLogLine(
+  event: ServerEvent,
+  format: LogFormat,
+  options?: TextLogOptions,
+): string {
+  if (format === "json") return formatJsonLogLine(event);
+  const now = event.time ?? Date.now();
+  return formatTextLine(describe(event, now)[1], options, now);
 }
 
 /**
@@ -447,7 +449,7 @@ export function formatJsonErrorLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "error", message, "start", "failure", {
+  return jsonLine(time, "error", message, "start", {
     "error.message": message,
   });
 }
@@ -461,7 +463,7 @@ export function formatJsonWarningLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "warn", message, "warning", "success");
+  return jsonLine(time, "warn", message, "warning");
 }
 
 /**
@@ -524,12 +526,4 @@ export function formatTextSuppressedLine(
     } suppressed`,
     options,
   );
-}
-
-/** The `suppressed` JSON line, in the shape {@linkcode formatTextSuppressedLine} has. */
-export function formatJsonSuppressedLine(
-  source: string | undefined,
-  count: number,
-): string {
-  return formatJsonLogLine({ event: "suppressed", source, count });
 }
