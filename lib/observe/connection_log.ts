@@ -111,36 +111,21 @@ export function createConnectionLog(
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
-  // The connection being logged, for the line makers below: the throttle
-  // calls one at once or never, so no closure is made per connection.
-  let remote: Deno.Addr = { transport: "unix", path: "" };
-  let peer: Deno.Addr | undefined;
-  let current: ConnectionRecord | undefined;
-  const lines = {
-    text: () => formatTextConnectionLine(remote, textOptions, peer),
-    sensed: () => formatTextSensedLine(current!, textOptions),
-    json: () => formatJsonConnectionLine(current!, current!.peerAddr),
-    tarpit: () => formatTextTarpitLine(current!, textOptions),
-  };
-  /** Logs the line `make` makes of the connection at `addr`, if its rate allows. */
-  const log = (addr: Deno.Addr, make: () => string) => {
-    if (!throttle || throttle.allow(key(addr))) emit(make());
-    current = peer = undefined;
-  };
-  const text = (
-    remoteAddr: Deno.Addr,
-    _localAddr: Deno.Addr,
-    peerAddr?: Deno.Addr,
-  ) => {
-    remote = remoteAddr;
-    peer = peerAddr;
-    log(remoteAddr, lines.text);
-  };
-  const onRecord = (make: () => string) => (record: ConnectionRecord) => {
-    if (make === lines.tarpit && record.held === undefined) return;
-    current = record;
-    log(record.remoteAddr, make);
-  };
+  // The throttle is asked first, and the line made only when it allows it.
+  const allowed = (addr: Deno.Addr) => !throttle || throttle.allow(key(addr));
+  const tarpitLine = (record: ConnectionRecord) =>
+    formatTextTarpitLine(record, textOptions);
+  // The line of an ended connection, if one is logged then.
+  const recordLine = quiet
+    ? undefined
+    : format === "json"
+    ? (record: ConnectionRecord) =>
+      formatJsonConnectionLine(record, record.peerAddr)
+    : options.sensed
+    ? (record: ConnectionRecord) => formatTextSensedLine(record, textOptions)
+    : options.tarpit
+    ? tarpitLine
+    : undefined;
   const acceptErrors = createAcceptErrorLog({
     emit,
     format,
@@ -149,16 +134,17 @@ export function createConnectionLog(
   return {
     onConnection: quiet || format === "json" || options.sensed
       ? undefined
-      : text,
-    onClose: quiet
-      ? undefined
-      : format === "json"
-      ? onRecord(lines.json)
-      : options.sensed
-      ? onRecord(lines.sensed)
-      : options.tarpit
-      ? onRecord(lines.tarpit)
-      : undefined,
+      : (remoteAddr, _localAddr, peerAddr) => {
+        if (allowed(remoteAddr)) {
+          emit(formatTextConnectionLine(remoteAddr, textOptions, peerAddr));
+        }
+      },
+    onClose: recordLine &&
+      ((record) => {
+        // In tarpit mode, text lines are of held clients leaving.
+        if (recordLine === tarpitLine && record.held === undefined) return;
+        if (allowed(record.remoteAddr)) emit(recordLine(record));
+      }),
     onAcceptError: acceptErrors.onAcceptError,
     close() {
       throttle?.close();

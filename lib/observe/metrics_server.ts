@@ -75,11 +75,11 @@ export interface MetricsServerStats {
    * The listener's counters, as the greeting server keeps them: accepted,
    * open now (`active`), failed accepts by code, pauses at the cap.
    */
-  readonly listener: Readonly<ServerStats>;
+  readonly listener: ServerStats;
   /** Responses written in full, by status code. */
-  readonly responses: Readonly<Record<string, number>>;
+  readonly responses: Record<string, number>;
   /** Connections that failed, by reason. */
-  readonly errors: Readonly<Record<MetricsHttpError, number>>;
+  readonly errors: Record<MetricsHttpError, number>;
 }
 
 /** Options for {@linkcode serveMetrics}. */
@@ -128,7 +128,7 @@ export interface MetricsServer extends AsyncDisposable {
   /** The address it listens on, with the real port if 0 was asked. */
   readonly addr: Deno.NetAddr;
   /** Its own counters. */
-  readonly stats: MetricsServerStats;
+  readonly stats: Readonly<MetricsServerStats>;
   /**
    * The listener's error if it failed outside of shutdown (the endpoint
    * then stopped by itself); undefined otherwise.
@@ -178,11 +178,7 @@ interface Endpoint {
   readonly core: ServerCore;
   readonly options: ServeMetricsOptions;
   /** The counters shown as `greeter_metrics_*`. */
-  readonly own: {
-    listener: ServerStats;
-    responses: Record<string, number>;
-    errors: Record<MetricsHttpError, number>;
-  };
+  readonly own: MetricsServerStats;
 }
 
 /**
@@ -195,14 +191,11 @@ export function parseRequestHead(
   const lines = head.split(/\r?\n/);
   const request = REQUEST_LINE.exec(lines[0]);
   // A line folded onto the one before (obs-fold) is refused too.
-  if (
-    !request ||
-    !lines.every((l, i) => i === 0 || l === "" || HEADER_LINE.test(l))
-  ) {
-    return undefined;
-  }
-  const path = targetPath(request[2]);
-  return path === undefined ? undefined : { method: request[1], path };
+  const path = request &&
+      lines.every((l, i) => i === 0 || l === "" || HEADER_LINE.test(l))
+    ? targetPath(request[2])
+    : undefined;
+  return path === undefined ? undefined : { method: request![1], path };
 }
 
 /**
@@ -234,22 +227,28 @@ function headEnd(bytes: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
+/** An answer: its status, its bytes, and why it failed if it did. */
+type Answer = [number, Uint8Array, MetricsHttpError?];
+
 /** A whole response; no body after a HEAD request. */
 function response(
   status: number,
   body: string,
   head = false,
+  failed?: MetricsHttpError,
   type = "text/plain; charset=utf-8",
-): Uint8Array {
-  const content = encoder.encode(body);
-  const bytes = encoder.encode(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\n` +
-      `Content-Length: ${content.length}\r\nCache-Control: no-store\r\n` +
-      `Connection: close\r\n${
-        status === 405 ? "Allow: GET, HEAD\r\n" : ""
-      }\r\n${head ? "" : body}`,
-  );
-  return bytes;
+): Answer {
+  return [
+    status,
+    encoder.encode(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\n` +
+        `Content-Length: ${encoder.encode(body).length}\r\n` +
+        `Cache-Control: no-store\r\nConnection: close\r\n${
+          status === 405 ? "Allow: GET, HEAD\r\n" : ""
+        }\r\n${head ? "" : body}`,
+    ),
+    failed,
+  ];
 }
 
 /**
@@ -278,27 +277,26 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
 async function answer(
   { options, own }: Endpoint,
   head: string,
-): Promise<[number, Uint8Array, MetricsHttpError?]> {
+): Promise<Answer> {
   const request = parseRequestHead(head);
-  if (!request) return [400, response(400, "bad request\n"), "bad_request"];
+  if (!request) return response(400, "bad request\n", false, "bad_request");
   const { method, path } = request;
   const bare = method === "HEAD";
   if (path !== "/metrics" && path !== "/healthz") {
-    return [404, response(404, "not found: try /metrics or /healthz\n", bare)];
+    return response(404, "not found: try /metrics or /healthz\n", bare);
   }
   if (method !== "GET" && !bare) {
-    return [405, response(405, "method not allowed: use GET\n")];
+    return response(405, "method not allowed: use GET\n");
   }
   try {
     if (path === "/metrics") {
       const body = options.render() + renderMetricsServerStats(own);
-      return [200, response(200, body, bare, METRICS_CONTENT_TYPE)];
+      return response(200, body, bare, undefined, METRICS_CONTENT_TYPE);
     }
     const { ok, reason } = await options.health();
-    const status = ok ? 200 : 503;
-    return [status, response(status, `${reason}\n`, bare)];
+    return response(ok ? 200 : 503, `${reason}\n`, bare);
   } catch {
-    return [500, response(500, "internal error\n", bare), "internal"];
+    return response(500, "internal error\n", bare, "internal");
   }
 }
 
@@ -333,11 +331,7 @@ async function exchange(
   // No longer idle: out of the list that eviction takes from.
   endpoint.core.table.linger(slot);
   const [status, bytes, failed] = end < 0
-    ? [
-      431,
-      response(431, "request head too large\n"),
-      "header_too_large" as const,
-    ]
+    ? response(431, "request head too large\n", false, "header_too_large")
     // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
     : await answer(endpoint, String.fromCharCode(...buffer.subarray(0, end)));
   let written = 0;
@@ -444,13 +438,11 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
 
   let failure: unknown;
   // The endpoint never rejects: a failed listener is kept in `failure`.
-  const shutdown = (): Promise<void> =>
-    started.shutdown().catch((error) => {
-      failure = error;
-    });
-  const finished = started.finished.catch((error) => {
+  const keep = (error: unknown) => {
     failure = error;
-  });
+  };
+  const shutdown = () => started.shutdown().catch(keep);
+  const finished = started.finished.catch(keep);
 
   return {
     addr: listener.addr as Deno.NetAddr,
