@@ -74,8 +74,9 @@ export function createHealthCheck(
   } = options;
   let lastProgress = -1;
   let lastTime = now();
+  const down = (reason: string): Health => ({ ok: false, reason });
   return async () => {
-    if (draining()) return { ok: false, reason: "draining" };
+    if (draining()) return down("draining");
     const current = stats();
     const time = now();
     const progress = progressOf(current);
@@ -85,25 +86,19 @@ export function createHealthCheck(
     }
     if (time - lastTime < stallAfter) return { ok: true, reason: "ok" };
     if (current.exhausted) {
-      return {
-        ok: false,
-        reason: "accepting fails: out of file descriptors or memory",
-      };
+      return down("accepting fails: out of file descriptors or memory");
     }
     const { connected, accepted, done } = await probe();
     try {
-      if (!connected) {
-        return { ok: false, reason: "cannot connect to its own port" };
-      }
+      if (!connected) return down("cannot connect to its own port");
       const start = now();
       while (accepted ? !accepted() : progressOf(stats()) === progress) {
-        if (draining()) return { ok: false, reason: "draining" };
+        if (draining()) return down("draining");
         if (now() - start >= stallAfter) {
-          return {
-            ok: false,
-            reason: `a probe connection waited ${stallAfter} ms and was ` +
+          return down(
+            `a probe connection waited ${stallAfter} ms and was ` +
               "not accepted (stalled, or at --max-connections)",
-          };
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
@@ -127,11 +122,8 @@ export function probeAddress(
   addr: Deno.NetAddr,
   cell: Int32Array,
 ): () => Promise<Probe> {
-  const hostname = addr.hostname === "0.0.0.0"
-    ? "127.0.0.1"
-    : addr.hostname === "::"
-    ? "::1"
-    : addr.hostname;
+  const hostname = { "0.0.0.0": "127.0.0.1", "::": "::1" }[addr.hostname] ??
+    addr.hostname;
   return async () => {
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.
