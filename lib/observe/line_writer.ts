@@ -73,24 +73,11 @@ export function createLineWriter(
   } = options;
   let pending = "";
   let dropped = 0;
-  // The batch being written, how much of it is out, and how many of its
-  // lines are our own notice (not counted as lost).
-  let lastBytes: Uint8Array = new Uint8Array(0);
-  let lastWritten = 0;
-  let notices = 0;
   let warned = false;
   const { onError } = options;
   let reportedDropped = 0;
   let writing: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
-
-  async function writeAll(bytes: Uint8Array) {
-    lastBytes = bytes;
-    lastWritten = 0;
-    while (lastWritten < bytes.length) {
-      lastWritten += await sink.write(bytes.subarray(lastWritten));
-    }
-  }
 
   function schedule() {
     if (writing) return;
@@ -108,27 +95,32 @@ export function createLineWriter(
 
   /** Writes batches; `all` keeps going until nothing is queued. */
   async function drain(all: boolean) {
+    // The batch being written, how much of it is out, and whether its last
+    // line is our own notice (not counted as lost).
+    let bytes = new Uint8Array(0);
+    let written = 0;
+    let notice = false;
     try {
       do {
-        notices = 0;
-        if (dropped > reportedDropped && !warned) {
-          notices = 1;
+        notice = dropped > reportedDropped && !warned;
+        if (notice) {
           pending += `(${dropped - reportedDropped} log lines dropped: ` +
             `output was too slow)\n`;
           reportedDropped = dropped;
         }
-        const batch = pending;
+        bytes = encoder.encode(pending);
         pending = "";
-        await writeAll(encoder.encode(batch));
+        for (written = 0; written < bytes.length;) {
+          written += await sink.write(bytes.subarray(written));
+        }
       } while (pending !== "" && (all || pending.length >= batchSize));
     } catch (error) {
       // The sink is gone (closed pipe, full disk): logging must not stop
       // the server. The lines are counted as lost, and said once.
       // Lines whose end was not written are lost; the notice, the batch's
       // last line, is not one of the server's lines.
-      const lost = countNewlines(lastBytes.subarray(lastWritten));
-      const noticeLost = notices > 0 && lastWritten < lastBytes.length;
-      dropped += lost - (noticeLost ? 1 : 0) +
+      const noticeLost = notice && written < bytes.length;
+      dropped += countNewlines(bytes.subarray(written)) - (noticeLost ? 1 : 0) +
         countNewlines(pending);
       reportedDropped = dropped;
       pending = "";
