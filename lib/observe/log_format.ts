@@ -153,31 +153,53 @@ export function formatLogTime(ms: number): string {
 }
 
 /**
- * A JSON line of any event but a connection: the fields every line starts
- * with, in order, then `fields` (a field whose value is undefined is left
- * out). Its outcome is a failure at level `error` and for a failed accept;
- * `stats` is a metric, the rest events.
+ * The fields of a JSON line from `ecs.version` to the opening quote of
+ * `event.outcome`: constant for an action (`stats` is a metric, the rest
+ * events).
+ */
+function jsonMiddle(action: string): string {
+  return `,"ecs.version":"${ECS_VERSION}","event.kind":"${
+    action === "stats" ? "metric" : "event"
+  }","event.action":"${action}","event.outcome":"`;
+}
+// Made once: the connection line adds no string for it.
+const CONNECTION_MIDDLE = jsonMiddle("connection");
+
+/**
+ * The fields every JSON line starts with, in order, up to `greeter.schema`
+ * (no closing brace): one code for the connection lines and the others.
+ */
+function jsonHead(
+  time: number,
+  level: LogLevel,
+  message: string,
+  middle: string,
+  failed: boolean,
+): string {
+  // One template, so that it adds no more strings than the fields need.
+  return `{"@timestamp":"${
+    formatLogTime(time)
+  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}${
+    failed ? "failure" : "success"
+  }","greeter.schema":${LOG_SCHEMA_VERSION}`;
+}
+
+/**
+ * A JSON line of any event but a connection: the common fields, then
+ * `fields` (a field whose value is undefined is left out). Its outcome is a
+ * failure at level `error` and for a failed accept.
  */
 function jsonLine(
   time: number,
   level: LogLevel,
   message: string,
   action: string,
-  fields?: Record<string, unknown>,
+  fields: Record<string, unknown> = {},
 ): string {
-  return JSON.stringify({
-    "@timestamp": formatLogTime(time),
-    "log.level": level,
-    message,
-    "ecs.version": ECS_VERSION,
-    "event.kind": action === "stats" ? "metric" : "event",
-    "event.action": action,
-    "event.outcome": level === "error" || action === "accept_error"
-      ? "failure"
-      : "success",
-    "greeter.schema": LOG_SCHEMA_VERSION,
-    ...fields,
-  });
+  const rest = JSON.stringify(fields);
+  const failed = level === "error" || action === "accept_error";
+  return jsonHead(time, level, message, jsonMiddle(action), failed) +
+    (rest === "{}" ? "}" : `,${rest.slice(1)}`);
 }
 
 /** The totals of the `stats` and `stop` lines. */
@@ -307,10 +329,10 @@ export function formatJsonConnectionLine(
       jsonPort(peerAddr)
     }`
     : "";
-  return `{"@timestamp":"${
-    formatLogTime(record.startTime + record.duration)
-  }","log.level":"${outcome === "error" ? "error" : "info"}","message":${
-    JSON.stringify(
+  return `${
+    jsonHead(
+      record.startTime + record.duration,
+      outcome === "error" ? "error" : "info",
       record.earlyTalker !== undefined
         ? formatTextSensedLine(record)
         : record.held !== undefined
@@ -320,13 +342,12 @@ export function formatJsonConnectionLine(
         : `Connection from ${client(remoteAddr, peerAddr)} ${outcome}${
           reason === undefined ? "" : ` (${reason})`
         }`,
+      CONNECTION_MIDDLE,
+      outcome !== "greeted",
     )
-  },"ecs.version":"${ECS_VERSION}","event.kind":"event",` +
-    `"event.action":"connection","event.outcome":"${
-      outcome === "greeted" ? "success" : "failure"
-    }","greeter.schema":${LOG_SCHEMA_VERSION},"event.duration":${
-      Math.round(record.duration * 1_000_000)
-    },"client.address":${unix ? "null" : jsonHost(remoteAddr)},` +
+  },"event.duration":${
+    Math.round(record.duration * 1_000_000)
+  },"client.address":${unix ? "null" : jsonHost(remoteAddr)},` +
     `"client.port":${unix ? "null" : jsonPort(remoteAddr)},"server.address":${
       jsonHost(localAddr)
     },"server.port":${jsonPort(localAddr)}${peer},"network.transport":"${
