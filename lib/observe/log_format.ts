@@ -361,6 +361,10 @@ export function formatJsonConnectionLine(
     }}`;
 }
 
+/** `1 connection`, `2 connections`. */
+const plural = (count: number, word: string) =>
+  `${count} ${word}${count === 1 ? "" : "s"}`;
+
 /**
  * The level, the words (the text line's, the JSON `message`) and the JSON
  * fields of a server event.
@@ -392,11 +396,10 @@ function describe(
     }
     case "stop": {
       const { stats, error } = event;
-      const words = error !== undefined
-        ? `Server stopped: ${error}`
-        : `Server stopped: ${stats.accepted} connection${
-          stats.accepted === 1 ? "" : "s"
-        }, ${stats.outcomes.greeted} greeted`;
+      const words = `Server stopped: ${
+        error ?? `${plural(stats.accepted, "connection")}, ` +
+            `${stats.outcomes.greeted} greeted`
+      }`;
       const fields = { ...totals(stats, now), "error.message": error };
       return [failed ? "error" : "info", words, fields];
     }
@@ -414,7 +417,7 @@ function describe(
         kind === "client" ? "info" : "warn",
         `Accept failed ${
           message === undefined
-            ? `${count} more time${count === 1 ? "" : "s"} with ${code}`
+            ? `${plural(count, "more time")} with ${code}`
             : `with ${code}: ${message}`
         } (${ACCEPT_ERROR_MEANING[kind]})`,
         {
@@ -542,7 +545,7 @@ export function formatTextSuppressedLine(
   options?: TextLogOptions,
 ): string {
   return formatTextLine(
-    `${count} more connection${count === 1 ? "" : "s"} from ${
+    `${plural(count, "more connection")} from ${
       source ?? "other sources"
     } suppressed`,
     options,
