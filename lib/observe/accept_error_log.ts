@@ -1,6 +1,12 @@
 import { errorLine } from "../net/escape.ts";
 import type { AcceptErrorKind } from "../server/options.ts";
-import { formatLogLine, type LogFormat } from "./log_format.ts";
+import {
+  formatLogLine,
+  type LogFormat,
+  type ServerEvent,
+} from "./log_format.ts";
+
+type AcceptErrorEvent = Extract<ServerEvent, { event: "accept_error" }>;
 
 /** Options for {@linkcode createAcceptErrorLog}. */
 export interface AcceptErrorLogOptions {
@@ -39,25 +45,13 @@ export function createAcceptErrorLog(
   const { emit, format, interval = 1_000 } = options;
   const textOptions = { timestamps: options.timestamps ?? false };
   // Codes seen in the current interval, with the count since their line.
-  const pending = new Map<string, { kind: AcceptErrorKind; count: number }>();
+  const pending = new Map<string, AcceptErrorEvent>();
   let timer: ReturnType<typeof setInterval> | undefined;
-
-  const line = (
-    code: string,
-    kind: AcceptErrorKind,
-    count: number,
-    message?: string,
-  ) =>
-    formatLogLine(
-      { event: "accept_error", code, kind, count, message },
-      format,
-      textOptions,
-    );
+  const line = (event: AcceptErrorEvent) =>
+    emit(formatLogLine(event, format, textOptions));
 
   function flush() {
-    for (const [code, entry] of pending) {
-      if (entry.count > 0) emit(line(code, entry.kind, entry.count));
-    }
+    for (const entry of pending.values()) if (entry.count > 0) line(entry);
     const quiet = [...pending.values()].every((entry) => entry.count === 0);
     pending.clear();
     if (quiet) {
@@ -73,8 +67,14 @@ export function createAcceptErrorLog(
         entry.count++;
         return;
       }
-      pending.set(code, { kind, count: 0 });
-      emit(line(code, kind, 1, errorLine(error)));
+      pending.set(code, { event: "accept_error", code, kind, count: 0 });
+      line({
+        event: "accept_error",
+        code,
+        kind,
+        count: 1,
+        message: errorLine(error),
+      });
       timer ??= setInterval(flush, interval);
     },
     close() {

@@ -10,14 +10,14 @@ import {
   type LogFormat,
   type ServerEvent,
 } from "./log_format.ts";
-import { createLogThrottle, type LogThrottle } from "./log_throttle.ts";
+import { createLogThrottle } from "./log_throttle.ts";
 import { createAcceptErrorLog } from "./accept_error_log.ts";
 import type {
   AcceptErrorKind,
+  ConnectionRecord,
   ServeGreetingOptions,
 } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
-import type { ConnectionRecord } from "../server/options.ts";
 import type { ServerStats } from "../server/stats.ts";
 import { formatStatsSummary } from "./stats_summary.ts";
 import { waitAtMost } from "../server/wait.ts";
@@ -95,19 +95,17 @@ export function createConnectionLog(
   const { emit, format, quiet, rate } = options;
   // Every text line has a timestamp when asked, the summaries included.
   const textOptions = { timestamps: options.timestamps ?? false };
-  const throttle: LogThrottle | undefined = quiet || rate === 0
-    ? undefined
-    : createLogThrottle({
-      emit,
-      perSourcePerSecond: rate,
-      perSecond: 10_000,
-      formatSuppressed: (source, count) =>
-        formatLogLine(
-          { event: "suppressed", source, count },
-          format,
-          textOptions,
-        ),
-    });
+  const throttle = quiet || rate === 0 ? undefined : createLogThrottle({
+    emit,
+    perSourcePerSecond: rate,
+    perSecond: 10_000,
+    formatSuppressed: (source, count) =>
+      formatLogLine(
+        { event: "suppressed", source, count },
+        format,
+        textOptions,
+      ),
+  });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
     addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
