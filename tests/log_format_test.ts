@@ -250,19 +250,15 @@ Deno.test("formatJsonErrorLine() writes a start-up failure as a JSON line", () =
   );
 });
 
-Deno.test("formatTextConnectionLine() keeps the human line, with a timestamp when asked", () => {
+Deno.test("formatTextConnectionLine() keeps the human line, formatTextLine() stamps it when asked", () => {
+  const words = formatTextConnectionLine(RECORD.remoteAddr);
+  assertEquals(words, "Connection received from 192.0.2.7:51234");
   assertEquals(
-    formatTextConnectionLine(RECORD.remoteAddr),
-    "Connection received from 192.0.2.7:51234",
-  );
-  assertEquals(
-    formatTextConnectionLine(RECORD.remoteAddr, { timestamps: false }),
+    formatTextLine(words, { timestamps: false }),
     "Connection received from 192.0.2.7:51234",
   );
   const before = Date.now();
-  const line = formatTextConnectionLine(RECORD.remoteAddr, {
-    timestamps: true,
-  });
+  const line = formatTextLine(words, { timestamps: true });
   const after = Date.now();
   const match = /^(\S+) Connection received from 192\.0\.2\.7:51234$/.exec(
     line,

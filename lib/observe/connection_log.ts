@@ -112,7 +112,7 @@ export function createConnectionLog(
   // The throttle is asked first, and the line made only when it allows it.
   const allowed = (addr: Deno.Addr) => !throttle || throttle.allow(key(addr));
   const tarpitLine = (record: ConnectionRecord) =>
-    formatTextTarpitLine(record, textOptions);
+    formatTextLine(formatTextTarpitLine(record), textOptions);
   // The line of an ended connection, if one is logged then.
   const recordLine = quiet
     ? undefined
@@ -120,7 +120,8 @@ export function createConnectionLog(
     ? (record: ConnectionRecord) =>
       formatJsonConnectionLine(record, record.peerAddr)
     : options.sensed
-    ? (record: ConnectionRecord) => formatTextSensedLine(record, textOptions)
+    ? (record: ConnectionRecord) =>
+      formatTextLine(formatTextSensedLine(record), textOptions)
     : options.tarpit
     ? tarpitLine
     : undefined;
@@ -134,7 +135,8 @@ export function createConnectionLog(
       ? undefined
       : (remoteAddr, _localAddr, peerAddr) => {
         if (allowed(remoteAddr)) {
-          emit(formatTextConnectionLine(remoteAddr, textOptions, peerAddr));
+          const words = formatTextConnectionLine(remoteAddr, peerAddr);
+          emit(formatTextLine(words, textOptions));
         }
       },
     onClose: recordLine &&

@@ -287,10 +287,7 @@ function sensedFields(record: ConnectionRecord): string {
  * early_talker=no probe=http method=GET path="/" ... captured="..."`. Every
  * value a client chose is escaped: one line, no raw control byte.
  */
-export function formatTextSensedLine(
-  record: ConnectionRecord,
-  options?: TextLogOptions,
-): string {
+export function formatTextSensedLine(record: ConnectionRecord): string {
   const { probe, captured, reason, earlyTalker } = record;
   let line = `Connection received from ${
     client(record.remoteAddr, record.peerAddr)
@@ -309,7 +306,7 @@ export function formatTextSensedLine(
     }
   }
   if (captured) line += ` captured="${escapeBytes(captured)}"`;
-  return formatTextLine(line, options);
+  return line;
 }
 
 /**
@@ -338,7 +335,7 @@ export function formatJsonConnectionLine(
         : record.held !== undefined
         ? formatTextTarpitLine(record)
         : outcome === "greeted"
-        ? formatTextConnectionLine(remoteAddr, undefined, peerAddr)
+        ? formatTextConnectionLine(remoteAddr, peerAddr)
         : `Connection from ${client(remoteAddr, peerAddr)} ${outcome}${
           reason === undefined ? "" : ` (${reason})`
         }`,
@@ -507,32 +504,22 @@ export function formatTextLine(
 /** The human line for an admitted client: `Connection received from HOST:PORT`. */
 export function formatTextConnectionLine(
   remoteAddr: Deno.Addr,
-  options?: TextLogOptions,
   peerAddr?: Deno.Addr,
 ): string {
-  return formatTextLine(
-    `Connection received from ${client(remoteAddr, peerAddr)}`,
-    options,
-  );
+  return `Connection received from ${client(remoteAddr, peerAddr)}`;
 }
 
 /**
  * The human line for a client the tarpit let go:
  * `Tarpit released 192.0.2.1:4000 after 12.5s, 320 bytes sent (reset)`.
  */
-export function formatTextTarpitLine(
-  record: ConnectionRecord,
-  options?: TextLogOptions,
-): string {
+export function formatTextTarpitLine(record: ConnectionRecord): string {
   const { outcome, reason } = record;
-  return formatTextLine(
-    `Tarpit released ${client(record.remoteAddr, record.peerAddr)} after ${
-      ((record.held ?? record.duration) / 1000).toFixed(1)
-    }s, ${record.bytesWritten} bytes sent (${outcome}${
-      reason === undefined ? "" : `: ${reason}`
-    })`,
-    options,
-  );
+  return `Tarpit released ${client(record.remoteAddr, record.peerAddr)} after ${
+    ((record.held ?? record.duration) / 1000).toFixed(1)
+  }s, ${record.bytesWritten} bytes sent (${outcome}${
+    reason === undefined ? "" : `: ${reason}`
+  })`;
 }
 
 /**
@@ -542,12 +529,8 @@ export function formatTextTarpitLine(
 export function formatTextSuppressedLine(
   source: string | undefined,
   count: number,
-  options?: TextLogOptions,
 ): string {
-  return formatTextLine(
-    `${plural(count, "more connection")} from ${
-      source ?? "other sources"
-    } suppressed`,
-    options,
-  );
+  return `${plural(count, "more connection")} from ${
+    source ?? "other sources"
+  } suppressed`;
 }
