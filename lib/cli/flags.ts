@@ -52,6 +52,30 @@ export interface FlagSpec {
 export type GroupedFlagSpec = FlagSpec & { group: FlagGroup };
 
 /**
+ * Flags written one per entry, each head as help shows it, to its help:
+ * `"[GROUP ][-S ]--NAME[ VALUE][...]"`, `...` for a repeatable flag. A
+ * table keyed by `GROUP ...` heads gives {@linkcode GroupedFlagSpec}s.
+ */
+export function flagTable(
+  table: Record<`${FlagGroup} ${string}`, string>,
+): GroupedFlagSpec[];
+export function flagTable(table: Record<`-${string}`, string>): FlagSpec[];
+export function flagTable(table: Record<string, string>): FlagSpec[] {
+  return Object.entries(table).map(([head, help]) => {
+    const [, group, short, name, value, more] =
+      /^(?:(\w+) )?(?:-(\w) )?--([\w-]+)(?: (\S+?))?(\.\.\.)?$/.exec(head)!;
+    return {
+      name,
+      ...(short ? { short } : {}),
+      ...(value ? { value } : {}),
+      ...(more ? { repeatable: true } : {}),
+      help,
+      ...(group ? { group: group as FlagGroup } : {}),
+    };
+  });
+}
+
+/**
  * The topics of the server's `--help`, in the order it prints them, with
  * their headings. A new flag names its group in its {@linkcode FlagSpec}.
  */
@@ -526,20 +550,10 @@ export class ExitError extends Error {
 }
 
 /** The flags every command has: --help and --version. */
-export const COMMON_FLAGS: GroupedFlagSpec[] = [
-  {
-    name: "help",
-    short: "h",
-    help: "Show this help and exit",
-    group: "process",
-  },
-  {
-    name: "version",
-    short: "V",
-    help: "Show the version and exit",
-    group: "process",
-  },
-];
+export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
+  "process -h --help": "Show this help and exit",
+  "process -V --version": "Show the version and exit",
+});
 
 /**
  * Parses a client command's `[HOST][:PORT]` argument (default
@@ -592,41 +606,18 @@ export interface ClientTransport {
   proxyHeader?: boolean;
 }
 
-/** The --max-file-size flag, of every command that reads files. */
-export function maxFileSizeFlag(what: string): FlagSpec {
-  return {
-    name: "max-file-size",
-    value: "SIZE",
-    help: `The most bytes read from ${what}, in bytes or with a unit ` +
-      `such as 4MiB (default ${formatSize(MIB)})`,
-  };
-}
-
 /** The flags `connect` and `check` share for reaching the server. */
-export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
-  { name: "tls", help: "Connect over TLS, verifying the certificate" },
-  {
-    name: "ca",
-    value: "FILE",
-    help: "Trust this PEM CA certificate (with --tls)",
-  },
-  {
-    name: "insecure",
-    help: "With --tls, do not verify the certificate",
-  },
-  {
-    name: "unix",
-    value: "PATH",
-    help: "Connect to a Unix socket instead of HOST:PORT",
-  },
-  {
-    name: "proxy-header",
-    help: "Start with a PROXY protocol v2 LOCAL header, as a load " +
-      "balancer's health check does (for a greeter run with " +
-      "--proxy-protocol; with --tls, the header is sent before TLS starts)",
-  },
-  maxFileSizeFlag("the --ca file"),
-];
+export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
+  "--tls": "Connect over TLS, verifying the certificate",
+  "--ca FILE": "Trust this PEM CA certificate (with --tls)",
+  "--insecure": "With --tls, do not verify the certificate",
+  "--unix PATH": "Connect to a Unix socket instead of HOST:PORT",
+  "--proxy-header": "Start with a PROXY protocol v2 LOCAL header, as a " +
+    "load balancer's health check does (for a greeter run with " +
+    "--proxy-protocol; with --tls, the header is sent before TLS starts)",
+  "--max-file-size SIZE": "The most bytes read from the --ca file, in " +
+    `bytes or with a unit such as 4MiB (default ${formatSize(MIB)})`,
+});
 
 /**
  * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} from parsed flags.

@@ -11,6 +11,7 @@ import {
   COMMON_FLAGS,
   flagName,
   type FlagSpec,
+  flagTable,
   formatDuration,
   formatExamples,
   formatFlagHelp,
@@ -47,33 +48,17 @@ export interface CheckCommand extends ClientTransport {
 
 /** The flags of the `check` command. */
 export const CHECK_FLAGS: FlagSpec[] = [
-  {
-    name: "expect",
-    short: "e",
-    value: "TEXT",
-    help:
+  ...flagTable({
+    "-e --expect TEXT":
       `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
-  },
-  {
-    name: "line-ending",
-    value: "crlf|lf|none",
-    help: "What ends each line of the expected text, as the server's " +
-      "option (default crlf)",
-  },
-  {
-    name: "encoding",
-    value: "ascii|utf-8|latin1",
-    help: "Encoding of the expected text, as the server's option " +
-      "(default ascii)",
-  },
-  {
-    name: "timeout",
-    short: "t",
-    value: "DURATION",
-    help: "Fail if the whole greeting and the close take longer, such as " +
-      "500ms or 5s; a number alone is milliseconds (default " +
+    "--line-ending crlf|lf|none": "What ends each line of the expected " +
+      "text, as the server's option (default crlf)",
+    "--encoding ascii|utf-8|latin1": "Encoding of the expected text, as the " +
+      "server's option (default ascii)",
+    "-t --timeout DURATION": "Fail if the whole greeting and the close take " +
+      "longer, such as 500ms or 5s; a number alone is milliseconds (default " +
       `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
-  },
+  }),
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
 ];

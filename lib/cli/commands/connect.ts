@@ -12,6 +12,7 @@ import {
   ExitError,
   flagName,
   type FlagSpec,
+  flagTable,
   formatDuration,
   formatExamples,
   formatFlagHelp,
@@ -34,13 +35,11 @@ export interface ConnectCommand extends ClientTransport {
 
 /** The flags of the `connect` command. */
 export const CONNECT_FLAGS: FlagSpec[] = [
-  {
-    name: "timeout",
-    short: "t",
-    value: "DURATION",
-    help: "Give up after this long, such as 500ms or 5s; a number alone is " +
-      `milliseconds (default ${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
-  },
+  ...flagTable({
+    "-t --timeout DURATION": "Give up after this long, such as 500ms or 5s; " +
+      "a number alone is milliseconds (default " +
+      `${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
+  }),
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
 ];

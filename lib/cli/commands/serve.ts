@@ -3,6 +3,7 @@ import { parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   flagName,
+  flagTable,
   formatDuration,
   formatExamples,
   formatGroupedFlagHelp,
@@ -10,7 +11,6 @@ import {
   type GroupedFlagSpec,
   type InfoCommand,
   lastValue,
-  maxFileSizeFlag,
   MIB,
   parseChoiceFlag,
   type ParsedFlags,
@@ -131,321 +131,119 @@ export const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
 export const SERVE_FLAGS: GroupedFlagSpec[] = [
-  {
-    name: "host",
-    group: "listening",
-    short: "H",
-    value: "HOST",
-    repeatable: true,
-    help: `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 ` +
-      "and IPv4)",
-  },
-  {
-    name: "port",
-    group: "listening",
-    short: "p",
-    value: "PORT",
-    repeatable: true,
-    help: "TCP port 0-65535, or a range such as 8000-8010; 0 picks a free " +
-      `one (default ${DEFAULT_PORT})`,
-  },
-  {
-    name: "unix",
-    group: "listening",
-    value: "PATH",
-    repeatable: true,
-    help: "Listen on a Unix socket (a stale socket file is replaced)",
-  },
-  {
-    name: "message",
-    group: "greeting",
-    short: "m",
-    value: "TEXT",
-    help: `Greeting text (default "${DEFAULT_MESSAGE}")`,
-  },
-  {
-    name: "message-file",
-    group: "greeting",
-    value: "PATH",
-    help: "Read the greeting text from a file (one trailing newline dropped)",
-  },
-  {
-    name: "preset",
-    group: "greeting",
-    value: "daytime|qotd|time",
-    help: "Serve a classic service: RFC 867 daytime, RFC 865 quote of the " +
-      "day, RFC 868 time",
-  },
-  {
-    name: "quotes-file",
-    group: "greeting",
-    value: "PATH",
-    help: "Quotes for --preset qotd: one per line, or separated by % lines",
-  },
-  {
-    name: "tls-cert",
-    group: "listening",
-    value: "FILE",
-    help: "Serve over TLS with this PEM certificate chain (needs --tls-key)",
-  },
-  {
-    name: "tls-key",
-    group: "listening",
-    value: "FILE",
-    help: "The PEM private key for --tls-cert",
-  },
-  {
-    name: "line-ending",
-    group: "greeting",
-    value: "crlf|lf|none",
-    help: "What ends each line of the greeting (default crlf)",
-  },
-  {
-    name: "encoding",
-    group: "greeting",
-    value: "ascii|utf-8|latin1",
-    help: "Encoding of the greeting; text it cannot encode is an error " +
-      "(default ascii)",
-  },
-  {
-    name: "quiet",
-    group: "logs",
-    short: "q",
-    help: "Do not print a line per connection",
-  },
-  {
-    name: "log-format",
-    group: "logs",
-    value: "text|json",
-    help: "Log lines for people (text) or one JSON object per line " +
-      "(default text)",
-  },
-  {
-    name: "log-rate",
-    group: "logs",
-    value: "N",
-    help: "Connection lines per second from one address before the rest " +
-      `are summarized; 0 logs every one (default ${DEFAULT_LOG_RATE})`,
-  },
-  {
-    name: "log-timestamps",
-    group: "logs",
-    value: "auto|on|off",
-    help: "Start each text line with an RFC 3339 time (default auto: on " +
-      "when stdout is not a terminal and not journald)",
-  },
-  {
-    name: "metrics",
-    group: "logs",
-    value: "[HOST:]PORT",
-    help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
-      "a port alone listens on 127.0.0.1",
-  },
-  {
-    name: "log-address",
-    group: "logs",
-    value: "full|truncate|hash",
-    help: "How log lines show a client's address: whole, cut to its /24 " +
-      "(IPv6 /48), or a keyed pseudonym (needs --log-key-file); truncate " +
-      "and hash drop the port; limits still use the real address " +
-      "(default full)",
-  },
-  {
-    name: "log-key-file",
-    group: "logs",
-    value: "PATH",
-    help: "The secret key of --log-address hash (16 bytes or more, such " +
-      "as head -c 32 /dev/urandom); read again on SIGHUP",
-  },
-  {
-    name: "greet-pause",
-    group: "sensor",
-    value: "DURATION",
-    help: "Wait this long before greeting; a client that sends anything " +
-      "meanwhile is an early talker (scanners and bots talk first), " +
-      "counted and logged with what its first bytes look like",
-  },
-  {
-    name: "early-talkers",
-    group: "sensor",
-    value: "greet|refuse",
-    help: "What becomes of an early talker: greeted all the same, or " +
-      "refused without the greeting (default refuse; needs --greet-pause)",
-  },
-  {
-    name: "capture",
-    group: "sensor",
-    value: "BYTES",
-    help: "Log the first BYTES (at most " + MAX_CAPTURE + ") a client " +
-      "sends, before or after the greeting, escaped (and base64 in JSON)",
-  },
-  {
-    name: "max-connections",
-    group: "limits",
-    value: "N",
-    help: "Connections served at once; beyond it clients wait in the " +
-      `backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
-  },
-  {
-    name: "backlog",
-    group: "limits",
-    value: "N",
-    help: "Length of the kernel's queue of pending connections " +
-      "(default: as long as the kernel allows, net.core.somaxconn)",
-  },
-  {
-    name: "timeout",
-    group: "limits",
-    value: "DURATION",
-    help: "Longest life of one connection, such as 500ms, 10s or 2m (a " +
-      `number alone is milliseconds); 0 for none, though a TLS handshake ` +
-      `still ends after ${formatDuration(TLS_HANDSHAKE_TIMEOUT)} (default ${
-        formatDuration(DEFAULT_TIMEOUT)
-      })`,
-  },
-  {
-    name: "linger",
-    group: "limits",
-    value: "DURATION",
-    help: "After the greeting, wait this long for the client to close " +
-      `before closing; 0 closes at once (default ${
-        formatDuration(DEFAULT_LINGER)
-      })`,
-  },
-  {
-    name: "drain-timeout",
-    group: "limits",
-    value: "DURATION",
-    help: "On shutdown, how long in-flight greetings may finish " +
-      `(default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
-  },
-  {
-    name: "max-per-ip",
-    group: "limits",
-    value: "N",
-    help: "Connections open at once from one address (IPv6: one /64)",
-  },
-  {
-    name: "rate-per-ip",
-    group: "limits",
-    value: "R",
-    help: "New connections per second from one address (IPv6: one /64)",
-  },
-  {
-    name: "refuse-message",
-    group: "limits",
-    value: "TEXT",
-    help: "Sent to refused clients instead of closing them silently",
-  },
-  {
-    name: "allow",
-    group: "limits",
-    value: "CIDR",
-    repeatable: true,
-    help: "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
-  },
-  {
-    name: "deny",
-    group: "limits",
-    value: "CIDR",
-    repeatable: true,
-    help: "Refuse these addresses; deny wins over allow",
-  },
-  {
-    name: "allow-file",
-    group: "limits",
-    value: "PATH",
-    repeatable: true,
-    help: "More --allow blocks, one per line (# comments); read again on " +
-      "SIGHUP",
-  },
-  {
-    name: "deny-file",
-    group: "limits",
-    value: "PATH",
-    repeatable: true,
-    help: "More --deny blocks, one per line (# comments); read again on " +
-      "SIGHUP",
-  },
-  {
-    name: "proxy-protocol",
-    group: "fleet",
-    help: "Read a PROXY protocol header (v1 or v2) from a load balancer " +
-      "before greeting; the client it names is the one logged, limited " +
-      "and matched by --allow/--deny (needs --proxy-from)",
-  },
-  {
-    name: "proxy-from",
-    group: "fleet",
-    value: "CIDR",
-    repeatable: true,
-    help: "A load balancer that may send the header; connections from " +
-      "other peers are refused",
-  },
-  {
-    name: "inetd",
-    group: "listening",
-    help: "Greet the one client on stdin and stdout, then exit: for " +
-      "inetd, xinetd, tcpserver, socat EXEC: and systemd Accept=yes; the " +
-      "client's address comes from TCPREMOTEIP/TCPREMOTEPORT, REMOTE_ADDR/" +
-      "REMOTE_PORT or the socket, and the connection line goes to stderr",
-  },
-  {
-    name: "socket-activation",
-    group: "listening",
-    help: "Serve the listening sockets a service manager passed (systemd " +
-      "LISTEN_FDS, from fd 3) instead of --host, --port and --unix; a " +
-      'socket named "metrics" (LISTEN_FDNAMES) serves --metrics. On by ' +
-      "itself when LISTEN_PID is greeter's; with this flag, an error " +
-      "without them",
-  },
-  {
-    name: "tarpit",
-    group: "greeting",
-    help: "Hold every admitted client with a never-ending banner, a little " +
-      "every --tarpit-interval, until it leaves; --timeout then defaults " +
-      "to 0 (never)",
-  },
-  {
-    name: "tarpit-style",
-    group: "greeting",
-    value: "ssh|greeting|http",
-    help: "What --tarpit sends: random lines that keep SSH clients waiting " +
-      "for the version line, the greeting dripped and repeated, or an " +
-      "HTTP status line and endless headers (default ssh)",
-  },
-  {
-    name: "tarpit-interval",
-    group: "greeting",
-    value: "DURATION",
-    help: "How often --tarpit sends each client a line " +
-      `(default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
-  },
-  {
-    name: "tarpit-line-length",
-    group: "greeting",
-    value: "N",
-    help: `Longest --tarpit line, CRLF included (3-${MAX_TARPIT_LINE_LENGTH}` +
-      `, ${MIN_HTTP_LINE_LENGTH} at least for http); for the greeting ` +
-      "style, bytes sent per interval " +
+  ...flagTable({
+    "listening -H --host HOST...":
+      `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 and IPv4)`,
+    "listening -p --port PORT...": "TCP port 0-65535, or a range such as " +
+      `8000-8010; 0 picks a free one (default ${DEFAULT_PORT})`,
+    "listening --unix PATH...":
+      "Listen on a Unix socket (a stale socket file is replaced)",
+    "greeting -m --message TEXT":
+      `Greeting text (default "${DEFAULT_MESSAGE}")`,
+    "greeting --message-file PATH":
+      "Read the greeting text from a file (one trailing newline dropped)",
+    "greeting --preset daytime|qotd|time": "Serve a classic service: RFC 867 " +
+      "daytime, RFC 865 quote of the day, RFC 868 time",
+    "greeting --quotes-file PATH":
+      "Quotes for --preset qotd: one per line, or separated by % lines",
+    "listening --tls-cert FILE":
+      "Serve over TLS with this PEM certificate chain (needs --tls-key)",
+    "listening --tls-key FILE": "The PEM private key for --tls-cert",
+    "greeting --line-ending crlf|lf|none":
+      "What ends each line of the greeting (default crlf)",
+    "greeting --encoding ascii|utf-8|latin1": "Encoding of the greeting; " +
+      "text it cannot encode is an error (default ascii)",
+    "logs -q --quiet": "Do not print a line per connection",
+    "logs --log-format text|json": "Log lines for people (text) or one JSON " +
+      "object per line (default text)",
+    "logs --log-rate N": "Connection lines per second from one address " +
+      "before the rest are summarized; 0 logs every one (default " +
+      `${DEFAULT_LOG_RATE})`,
+    "logs --log-timestamps auto|on|off": "Start each text line with an RFC " +
+      "3339 time (default auto: on when stdout is not a terminal and not " +
+      "journald)",
+    "logs --metrics [HOST:]PORT": "Serve Prometheus metrics (/metrics) and " +
+      "/healthz over HTTP here; a port alone listens on 127.0.0.1",
+    "logs --log-address full|truncate|hash": "How log lines show a " +
+      "client's address: whole, cut to its /24 (IPv6 /48), or a keyed " +
+      "pseudonym (needs --log-key-file); truncate and hash drop the port; " +
+      "limits still use the real address (default full)",
+    "logs --log-key-file PATH": "The secret key of --log-address hash (16 " +
+      "bytes or more, such as head -c 32 /dev/urandom); read again on SIGHUP",
+    "sensor --greet-pause DURATION": "Wait this long before greeting; a " +
+      "client that sends anything meanwhile is an early talker (scanners " +
+      "and bots talk first), counted and logged with what its first bytes " +
+      "look like",
+    "sensor --early-talkers greet|refuse": "What becomes of an early talker: " +
+      "greeted all the same, or refused without the greeting (default " +
+      "refuse; needs --greet-pause)",
+    "sensor --capture BYTES": `Log the first BYTES (at most ${MAX_CAPTURE}) ` +
+      "a client sends, before or after the greeting, escaped (and base64 in " +
+      "JSON)",
+    "limits --max-connections N": "Connections served at once; beyond it " +
+      `clients wait in the backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
+    "limits --backlog N": "Length of the kernel's queue of pending " +
+      "connections (default: as long as the kernel allows, net.core.somaxconn)",
+    "limits --timeout DURATION": "Longest life of one connection, such as " +
+      "500ms, 10s or 2m (a number alone is milliseconds); 0 for none, though " +
+      `a TLS handshake still ends after ${
+        formatDuration(TLS_HANDSHAKE_TIMEOUT)
+      } (default ${formatDuration(DEFAULT_TIMEOUT)})`,
+    "limits --linger DURATION": "After the greeting, wait this long for the " +
+      "client to close before closing; 0 closes at once (default " +
+      `${formatDuration(DEFAULT_LINGER)})`,
+    "limits --drain-timeout DURATION": "On shutdown, how long in-flight " +
+      `greetings may finish (default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
+    "limits --max-per-ip N":
+      "Connections open at once from one address (IPv6: one /64)",
+    "limits --rate-per-ip R":
+      "New connections per second from one address (IPv6: one /64)",
+    "limits --refuse-message TEXT":
+      "Sent to refused clients instead of closing them silently",
+    "limits --allow CIDR...":
+      "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
+    "limits --deny CIDR...": "Refuse these addresses; deny wins over allow",
+    "limits --allow-file PATH...":
+      "More --allow blocks, one per line (# comments); read again on SIGHUP",
+    "limits --deny-file PATH...":
+      "More --deny blocks, one per line (# comments); read again on SIGHUP",
+    "fleet --proxy-protocol": "Read a PROXY protocol header (v1 or v2) from " +
+      "a load balancer before greeting; the client it names is the one " +
+      "logged, limited and matched by --allow/--deny (needs --proxy-from)",
+    "fleet --proxy-from CIDR...": "A load balancer that may send the " +
+      "header; connections from other peers are refused",
+    "listening --inetd": "Greet the one client on stdin and stdout, then " +
+      "exit: for inetd, xinetd, tcpserver, socat EXEC: and systemd " +
+      "Accept=yes; the client's address comes from TCPREMOTEIP/" +
+      "TCPREMOTEPORT, REMOTE_ADDR/REMOTE_PORT or the socket, and the " +
+      "connection line goes to stderr",
+    "listening --socket-activation": "Serve the listening sockets a service " +
+      "manager passed (systemd LISTEN_FDS, from fd 3) instead of --host, " +
+      '--port and --unix; a socket named "metrics" (LISTEN_FDNAMES) serves ' +
+      "--metrics. On by itself when LISTEN_PID is greeter's; with this " +
+      "flag, an error without them",
+    "greeting --tarpit": "Hold every admitted client with a never-ending " +
+      "banner, a little every --tarpit-interval, until it leaves; --timeout " +
+      "then defaults to 0 (never)",
+    "greeting --tarpit-style ssh|greeting|http": "What --tarpit sends: " +
+      "random lines that keep SSH clients waiting for the version line, the " +
+      "greeting dripped and repeated, or an HTTP status line and endless " +
+      "headers (default ssh)",
+    "greeting --tarpit-interval DURATION": "How often --tarpit sends each " +
+      `client a line (default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
+    "greeting --tarpit-line-length N": "Longest --tarpit line, CRLF " +
+      `included (3-${MAX_TARPIT_LINE_LENGTH}, ${MIN_HTTP_LINE_LENGTH} at ` +
+      "least for http); for the greeting style, bytes sent per interval " +
       `(default ${DEFAULT_TARPIT_LINE_LENGTH})`,
-  },
-  {
-    name: "workers",
-    group: "fleet",
-    value: "N",
-    help: "Serve from N threads sharing the ports (Linux SO_REUSEPORT, " +
-      "deno run --unstable-net); --max-connections, --max-per-ip, " +
-      "--rate-per-ip and --log-rate then apply per worker (default 1, " +
-      `at most ${MAX_WORKERS})`,
-  },
-  {
-    ...maxFileSizeFlag("each file named by a flag"),
-    group: "process",
-    help: "The most bytes read from each file named by a flag, in bytes or " +
-      `with a unit such as 4MiB (default ${formatSize(MIB)}; ` +
-      `${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
-  },
+    "fleet --workers N": "Serve from N threads sharing the ports (Linux " +
+      "SO_REUSEPORT, deno run --unstable-net); --max-connections, " +
+      "--max-per-ip, --rate-per-ip and --log-rate then apply per worker " +
+      `(default 1, at most ${MAX_WORKERS})`,
+    "process --max-file-size SIZE": "The most bytes read from each file " +
+      `named by a flag, in bytes or with a unit such as 4MiB (default ${
+        formatSize(MIB)
+      }; ${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
+  }),
   ...COMMON_FLAGS,
 ];
 
