@@ -295,9 +295,80 @@ export function lastValue(
   return flags.values.get(name)?.at(-1);
 }
 
-/** `flag` with its dashes: `-p` and `--port` stay, `port` becomes `--port`. */
-function shown(flag: string): string {
-  return flag.startsWith("-") ? flag : `--${flag}`;
+/**
+ * Reads a command line's flags by name: each value parsed as it is asked
+ * for, and each message naming the flag as the user spelt it.
+ */
+export function flagReader(flags: ParsedFlags) {
+  const flag = (name: string) => flagName(flags, name);
+  const last = (name: string) => lastValue(flags, name);
+  /** The last value of `name` through `parse`; `undefined` if not given. */
+  const value = <T, A extends unknown[]>(
+    name: string,
+    parse: (text: string, flag: string, ...more: A) => T,
+    ...more: A
+  ): T | undefined => {
+    const text = last(name);
+    return text === undefined ? undefined : parse(text, flag(name), ...more);
+  };
+  return {
+    flag,
+    last,
+    value,
+    has: (name: string) => flags.switches.has(name),
+    integer: (name: string, min: number, max?: number) =>
+      value(name, parseIntegerFlag, min, max),
+    duration: (name: string, min?: number) =>
+      value(name, parseDurationFlag, min),
+    /** The value of `name`, one of `choices`, or `fallback` if not given. */
+    choice: <T extends string>(
+      name: string,
+      fallback: T,
+      choices: readonly T[],
+    ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices),
+  };
+}
+
+/** What {@linkcode flagReader} gives. */
+export type FlagReader = ReturnType<typeof flagReader>;
+
+/**
+ * The "Invalid value" line of a flag: `text` as given, then `hint`, what
+ * to write instead. `flag` is as the user spelt it, or a long name.
+ */
+export function invalidValue(
+  text: string,
+  flag: string,
+  hint: string,
+  what = "value",
+): UsageError {
+  const shown = flag.startsWith("-") ? flag : `--${flag}`;
+  return new UsageError(`Invalid ${what} ${quote(text)} for ${shown}: ${hint}`);
+}
+
+/**
+ * Parses a flag's value with a parser of the library, whose
+ * {@linkcode ValueError} (or duration error) says what to write: that
+ * becomes the flag's {@linkcode invalidValue} line, `what` its noun.
+ */
+export function parseFlagValue<T>(
+  text: string,
+  flag: string,
+  parse: (text: string) => T,
+  what?: string,
+): T {
+  try {
+    return parse(text);
+  } catch (error) {
+    // The duration's own words say what to write; the flag is said here.
+    const hint = error instanceof ValueError
+      ? error.reason
+      : error instanceof DurationSyntaxError ||
+          error instanceof DurationRangeError
+      ? error.message
+      : undefined;
+    throw hint === undefined ? error : invalidValue(text, flag, hint, what);
+  }
 }
 
 /**
@@ -315,10 +386,7 @@ export function parseIntegerFlag(
 ): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) {
-    const range = `a whole number from ${min} to ${max}`;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use ${range}`,
-    );
+    throw invalidValue(text, flag, `use a whole number from ${min} to ${max}`);
   }
   return value;
 }
@@ -332,39 +400,12 @@ export function parseIntegerFlag(
  * @returns Milliseconds.
  * @throws {UsageError} If it is not a duration of at least `min`.
  */
-export function parseDurationFlag(
-  text: string,
-  flag: string,
-  min = 0,
-): number {
-  try {
-    return parseDuration(text, min);
-  } catch (error) {
-    if (
-      !(error instanceof DurationSyntaxError ||
-        error instanceof DurationRangeError)
-    ) throw error;
-    // The duration's own words say what to write; the flag is said here.
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: ${error.message}`,
-    );
-  }
+export function parseDurationFlag(text: string, flag: string, min = 0): number {
+  return parseFlagValue(text, flag, (text) => parseDuration(text, min));
 }
 
 /** The largest --max-file-size: files are read into memory whole. */
-export const MAX_FILE_SIZE = 1024 * MIB;
-
-/** Bytes per size unit, by its lower-case name. */
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  "": 1,
-  "b": 1,
-  "k": 1024,
-  "kib": 1024,
-  "m": MIB,
-  "mib": MIB,
-  "g": 1024 * MIB,
-  "gib": 1024 * MIB,
-};
+const MAX_FILE_SIZE = 1024 * MIB;
 
 /**
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
@@ -374,13 +415,16 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
  * @throws {UsageError} If it is not one.
  */
 export function parseSizeFlag(text: string, flag: string): number {
-  const match = /^(\d+)\s*([a-zA-Z]*)$/.exec(text);
-  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
-  const value = match && unit !== undefined ? Number(match[1]) * unit : NaN;
+  const match = /^(\d+)\s*(?:([kmg])(?:ib)?|b)?$/i.exec(text);
+  // The unit's power of 1024: none or B 0, K 1, M 2, G 3.
+  const power = " kmg".indexOf(match?.[2]?.toLowerCase() ?? " ");
+  const value = match ? Number(match[1]) * 1024 ** power : NaN;
   if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use a size from 1 ` +
-        "byte to 1GiB, in bytes or with a unit, such as 4MiB or 512KiB",
+    throw invalidValue(
+      text,
+      flag,
+      "use a size from 1 byte to 1GiB, in bytes or with a unit, such as " +
+        "4MiB or 512KiB",
     );
   }
   return value;
@@ -394,11 +438,7 @@ export function parseSizeFlag(text: string, flag: string): number {
 export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${
-        shown(flag)
-      }: use a number above 0, such as 5 or 0.5`,
-    );
+    throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
   }
   return value;
 }
@@ -415,10 +455,11 @@ export function parseChoiceFlag<T extends string>(
 ): T {
   if (!(choices as readonly string[]).includes(text)) {
     const guess = suggest(text, choices);
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use one of ${
-        choices.join(", ")
-      }${guess === undefined ? "" : ` (did you mean ${guess}?)`}`,
+    throw invalidValue(
+      text,
+      flag,
+      `use one of ${choices.join(", ")}` +
+        (guess === undefined ? "" : ` (did you mean ${guess}?)`),
     );
   }
   return text as T;
@@ -514,15 +555,39 @@ export function formatGroupedFlagHelp(
 }
 
 /** Formats the examples that end `--help`: a command line and what it does. */
-export function formatExamples(examples: [string, string][]): string {
+export function formatExamples(examples: Record<string, string>): string {
   return "Examples:\n" +
-    examples.map(([command, what]) =>
+    Object.entries(examples).map(([command, what]) =>
       [
         `  ${command}`,
         ...wrapText(what, HELP_WIDTH - 6).map((l) => `      ${l}`),
       ]
         .join("\n")
     ).join("\n");
+}
+
+/**
+ * The `--help` of a client command: what it does, its usage, its options,
+ * what its exit codes say (`exits`), and examples.
+ */
+export function clientHelp(
+  title: string,
+  command: string,
+  specs: FlagSpec[],
+  exits: string,
+  examples: Record<string, string>,
+): string {
+  return `${title}
+
+Usage:
+  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(specs)}
+
+${exits}
+
+${formatExamples(examples)}`;
 }
 
 /** A request for help or the version, which prints and exits 0. */
@@ -556,12 +621,46 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
 });
 
 /**
+ * Parses a client command's arguments (after its word): its flags, its
+ * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
+ * and the {@linkcode ClientTransport}, in that order.
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseClient<C extends string, T extends object = object>(
+  command: C,
+  args: string[],
+  specs: FlagSpec[],
+  help: () => string,
+  timeout: number,
+  own?: (read: FlagReader) => T,
+):
+  | (
+    & { command: C; hostname: string; port: number; timeout: number }
+    & T
+    & ClientTransport
+  )
+  | InfoCommand {
+  const flags = parseFlags(args, specs);
+  if (flags.switches.has("help")) return { command: "help", text: help() };
+  if (flags.switches.has("version")) return { command: "version" };
+  const read = flagReader(flags);
+  return {
+    command,
+    ...parseTarget(flags.positionals, command),
+    ...own?.(read) as T,
+    timeout: read.duration("timeout", 1) ?? timeout,
+    ...parseClientTransport(flags),
+  };
+}
+
+/**
  * Parses a client command's `[HOST][:PORT]` argument (default
  * `localhost:8080`).
  *
  * @throws {UsageError} For a bad address or more than one argument.
  */
-export function parseTarget(
+function parseTarget(
   positionals: string[],
   command: string,
 ): { hostname: string; port: number } {

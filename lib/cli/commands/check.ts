@@ -7,21 +7,14 @@ import {
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
+  clientHelp,
   type ClientTransport,
   COMMON_FLAGS,
-  flagName,
   type FlagSpec,
   flagTable,
   formatDuration,
-  formatExamples,
-  formatFlagHelp,
   type InfoCommand,
-  lastValue,
-  parseChoiceFlag,
-  parseClientTransport,
-  parseDurationFlag,
-  parseFlags,
-  parseTarget,
+  parseClient,
   UsageError,
 } from "../flags.ts";
 import {
@@ -30,7 +23,6 @@ import {
   GREETING_ENCODINGS,
   LINE_ENDINGS,
 } from "../../greeting/encode.ts";
-import { DEFAULT_PORT } from "../../server/options.ts";
 
 /** The `check` command's options, validated and typed. */
 export interface CheckCommand extends ClientTransport {
@@ -65,32 +57,22 @@ export const CHECK_FLAGS: FlagSpec[] = [
 
 /** The text of `greeter check --help`. */
 export function checkHelp(): string {
-  return `greeter check: a health probe; checks that a greeter server sends the
-expected greeting
-
-Usage:
-  greeter check [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(CHECK_FLAGS)}
-
-Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent
-exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for
-a usage error.
-
-${
-    formatExamples([
-      ["greeter check 127.0.0.1:8080", "Exit 0 if the default greeting comes"],
-      [
-        'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323',
+  return clientHelp(
+    "greeter check: a health probe; checks that a greeter server sends the\n" +
+      "expected greeting",
+    "check",
+    CHECK_FLAGS,
+    "Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent\n" +
+      "exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for\n" +
+      "a usage error.",
+    {
+      "greeter check 127.0.0.1:8080": "Exit 0 if the default greeting comes",
+      'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323':
         'Expect "Hello\\n" from localhost:2323 within a second',
-      ],
-      [
-        'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]',
+      'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]':
         "The same, as a Dockerfile health check",
-      ],
-    ])
-  }`;
+    },
+  );
 }
 
 /**
@@ -99,46 +81,28 @@ ${
  *
  * @throws {UsageError} For any mistake in them.
  */
-export function parseCheck(
-  args: string[],
-): CheckCommand | InfoCommand {
-  const flags = parseFlags(args, CHECK_FLAGS);
-  if (flags.switches.has("help")) return { command: "help", text: checkHelp() };
-  if (flags.switches.has("version")) return { command: "version" };
-  const target = parseTarget(flags.positionals, "check");
-  const lineEnding = parseChoiceFlag(
-    lastValue(flags, "line-ending") ?? "crlf",
-    flagName(flags, "line-ending"),
-    LINE_ENDINGS,
+export function parseCheck(args: string[]): CheckCommand | InfoCommand {
+  return parseClient(
+    "check",
+    args,
+    CHECK_FLAGS,
+    checkHelp,
+    DEFAULT_CHECK_TIMEOUT,
+    (read) => {
+      const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
+      const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
+      try {
+        const text = read.last("expect") ?? DEFAULT_MESSAGE;
+        return { expect: encodeGreeting(text, { lineEnding, encoding }) };
+      } catch (error) {
+        throw new UsageError(
+          `Invalid value for ${read.flag("expect")}: ${
+            lowerFirst(greetingErrorMessage(error as Error))
+          }`,
+        );
+      }
+    },
   );
-  const encoding = parseChoiceFlag(
-    lastValue(flags, "encoding") ?? "ascii",
-    flagName(flags, "encoding"),
-    GREETING_ENCODINGS,
-  );
-  let expect: Uint8Array;
-  try {
-    expect = encodeGreeting(lastValue(flags, "expect") ?? DEFAULT_MESSAGE, {
-      lineEnding,
-      encoding,
-    });
-  } catch (error) {
-    throw new UsageError(
-      `Invalid value for ${flagName(flags, "expect")}: ${
-        lowerFirst(greetingErrorMessage(error as Error))
-      }`,
-    );
-  }
-  const timeoutText = lastValue(flags, "timeout");
-  return {
-    command: "check",
-    ...target,
-    expect,
-    timeout: timeoutText === undefined
-      ? DEFAULT_CHECK_TIMEOUT
-      : parseDurationFlag(timeoutText, flagName(flags, "timeout"), 1),
-    ...parseClientTransport(flags),
-  };
 }
 
 /** Runs the health probe: one line on stdout, exit 0 only for a match. */

@@ -1,8 +1,9 @@
-import { ValueError } from "../../net/value_error.ts";
-import { parseHostPort, parsePort } from "../../net/address.ts";
+import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   flagName,
+  type FlagReader,
+  flagReader,
   flagTable,
   formatDuration,
   formatExamples,
@@ -10,13 +11,12 @@ import {
   formatSize,
   type GroupedFlagSpec,
   type InfoCommand,
-  lastValue,
+  invalidValue,
   MIB,
   parseChoiceFlag,
   type ParsedFlags,
-  parseDurationFlag,
   parseFlags,
-  parseIntegerFlag,
+  parseFlagValue,
   parsePositiveNumberFlag,
   parseSizeFlag,
   UsageError,
@@ -267,21 +267,15 @@ SIGUSR2 prints a stats line. Under deno run, plain TCP needs --allow-net.
 Exit codes: 0 success, 1 runtime error, 2 usage error.
 
 ${
-    formatExamples([
-      ["greeter --port 2323", "Greet every client on port 2323"],
-      [
-        "greeter --preset daytime --port 1313",
+    formatExamples({
+      "greeter --port 2323": "Greet every client on port 2323",
+      "greeter --preset daytime --port 1313":
         "Serve the time of day (RFC 867) on port 1313",
-      ],
-      [
-        "greeter --tls-cert cert.pem --tls-key key.pem",
+      "greeter --tls-cert cert.pem --tls-key key.pem":
         "Greet over TLS with this certificate and key",
-      ],
-      [
-        "greeter --metrics 9464",
+      "greeter --metrics 9464":
         "Also serve metrics on http://127.0.0.1:9464/metrics",
-      ],
-    ])
+    })
   }`;
 }
 
@@ -292,27 +286,24 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
  * listens on the default host (a number is never a host name here).
  */
-function parseMetricsAddress(
-  text: string,
-  flag: string,
-): { hostname: string; port: number } {
+function parseMetricsAddress(text: string, flag: string): HostPort {
   // "9464x": a port mistyped, not a host to look up.
   if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: not a port; write PORT, ` +
-        "HOST:PORT or :PORT, as in 9464 or 127.0.0.1:9464",
+    throw invalidValue(
+      text,
+      flag,
+      "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
+        "127.0.0.1:9464",
     );
   }
-  try {
-    return /^\d+$/.test(text)
-      ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
-      : parseHostPort(text, DEFAULT_METRICS);
-  } catch (error) {
-    if (!(error instanceof ValueError)) throw error;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
-    );
-  }
+  return parseFlagValue(
+    text,
+    flag,
+    (text) =>
+      /^\d+$/.test(text)
+        ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
+        : parseHostPort(text, DEFAULT_METRICS),
+  );
 }
 
 /** The most host and port pairs one process listens on. */
@@ -325,30 +316,18 @@ const MAX_LISTENERS = 1024;
  */
 function parsePortRange(text: string, flag: string): number[] {
   const range = /^(\d+)-(\d+)$/.exec(text);
-  try {
-    if (!range) return [parsePort(text)];
-    const [first, last] = [parsePort(range[1]), parsePort(range[2])];
-    if (first === 0 || first > last) {
-      throw new ValueError(
-        "port",
-        text,
-        "a range runs from a lower port to a higher one",
-      );
-    }
-    if (last - first + 1 > MAX_LISTENERS) {
-      throw new ValueError(
-        "port",
-        text,
-        `a range has at most ${MAX_LISTENERS} ports`,
-      );
-    }
-    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
-  } catch (error) {
-    if (!(error instanceof ValueError)) throw error;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
-    );
-  }
+  const [first, last] = (range ? range.slice(1) : [text, text]).map((port) =>
+    parseFlagValue(text, flag, () => parsePort(port))
+  );
+  const wrong = !range
+    ? undefined
+    : first === 0 || first > last
+    ? "a range runs from a lower port to a higher one"
+    : last - first + 1 > MAX_LISTENERS
+    ? `a range has at most ${MAX_LISTENERS} ports`
+    : undefined;
+  if (wrong !== undefined) throw invalidValue(text, flag, wrong);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
 /**
@@ -360,62 +339,52 @@ function parsePortRange(text: string, flag: string): number[] {
  */
 function checkDuplicates(
   flags: ParsedFlags,
-  hostTexts: string[],
+  hosts: string[],
   portTexts: string[],
   ports: number[][],
   unix: string[],
 ): void {
+  /** The `i`th --host or --port as given: `-H ::1`. */
+  const given = (name: string, texts: string[], i: number) =>
+    `${flagName(flags, name, i)} ${escapeControl(texts[i])}`;
   const seenHosts = new Map<string, number>();
-  for (const [i, host] of hostTexts.entries()) {
-    const key = hostKey(host);
-    const first = seenHosts.get(key);
+  for (const [i, host] of hosts.entries()) {
+    const first = seenHosts.get(hostKey(host));
     if (first !== undefined) {
       throw new UsageError(
-        `Host ${quote(host)} is given twice (${
-          flagName(flags, "host", first)
-        } ${escapeControl(hostTexts[first])} and ${
-          flagName(flags, "host", i)
-        } ${escapeControl(host)}): give each host once`,
+        `Host ${quote(host)} is given twice (${given("host", hosts, first)} ` +
+          `and ${given("host", hosts, i)}): give each host once`,
       );
     }
-    seenHosts.set(key, i);
+    seenHosts.set(hostKey(host), i);
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
   // the kernel to say).
   for (const [wildcard, family] of [["0.0.0.0", 4], ["::", 16]] as const) {
-    const index = hostTexts.findIndex((host) => hostKey(host) === wildcard);
-    if (index === -1) continue;
-    const covered = hostTexts.findIndex((host, i) =>
-      i !== index && parseIp(host)?.length === family
+    const index = hosts.findIndex((host) => hostKey(host) === wildcard);
+    const covered = hosts.findIndex((host, i) =>
+      index !== -1 && i !== index && parseIp(host)?.length === family
     );
     if (covered !== -1) {
-      const wildcardFlag = `${flagName(flags, "host", index)} ${
-        escapeControl(hostTexts[index])
-      }`;
-      const coveredFlag = `${flagName(flags, "host", covered)} ${
-        escapeControl(hostTexts[covered])
-      }`;
       throw new UsageError(
-        `Host ${quote(hostTexts[index])} already listens on every IPv${
+        `Host ${quote(hosts[index])} already listens on every IPv${
           family === 4 ? 4 : 6
-        } address, ${quote(hostTexts[covered])} included: give either ` +
-          `${wildcardFlag} or ${coveredFlag}, not both`,
+        } address, ${quote(hosts[covered])} included: give either ` +
+          `${given("host", hosts, index)} or ${
+            given("host", hosts, covered)
+          }, not both`,
       );
     }
   }
   const seenPorts = new Map<number, number>();
   for (const [i, list] of ports.entries()) {
-    for (const port of list) {
-      if (port === 0) continue;
+    for (const port of list.filter((port) => port !== 0)) {
       const first = seenPorts.get(port);
       if (first !== undefined) {
         throw new UsageError(
-          `Port ${port} is given twice (${flagName(flags, "port", first)} ${
-            escapeControl(portTexts[first])
-          } and ${flagName(flags, "port", i)} ${
-            escapeControl(portTexts[i])
-          }): give each port once`,
+          `Port ${port} is given twice (${given("port", portTexts, first)} ` +
+            `and ${given("port", portTexts, i)}): give each port once`,
         );
       }
       seenPorts.set(port, i);
@@ -449,21 +418,10 @@ function hostKey(host: string): string {
  * deadlines and the connection line. The others are about listening,
  * many clients or a long-running server.
  */
-const INETD_FLAGS = new Set([
-  "inetd",
-  "message",
-  "message-file",
-  "preset",
-  "quotes-file",
-  "line-ending",
-  "encoding",
-  "quiet",
-  "log-format",
-  "log-timestamps",
-  "timeout",
-  "linger",
-  "max-file-size",
-]);
+const INETD_FLAGS = new Set(
+  ("inetd message message-file preset quotes-file line-ending encoding " +
+    "quiet log-format log-timestamps timeout linger max-file-size").split(" "),
+);
 
 /**
  * @throws {UsageError} Naming every flag given that --inetd has no use
@@ -471,91 +429,27 @@ const INETD_FLAGS = new Set([
  */
 function checkInetdFlags(flags: ParsedFlags): void {
   // In the order given.
-  const given = [...flags.spelled.keys()].filter((name) =>
+  const names = [...flags.spelled.keys()].filter((name) =>
     !INETD_FLAGS.has(name)
-  );
-  if (given.length === 0) return;
-  const names = given.map((name) => flagName(flags, name));
+  ).map((name) => flagName(flags, name));
+  if (names.length === 0) return;
+  const one = names.length === 1;
   throw new UsageError(
     `--inetd greets the one client its host passed on stdin: ${
       names.join(", ")
-    } ${names.length === 1 ? "has" : "have"} no meaning there; drop ${
-      names.length === 1 ? "it" : "them"
-    } (the ` +
-      "host listens, limits and runs one greeter per client)",
+    } ${one ? "has" : "have"} no meaning there; drop ${one ? "it" : "them"} ` +
+      "(the host listens, limits and runs one greeter per client)",
   );
 }
 
 /**
- * Parses --tarpit and its --tarpit-* flags, which need it.
+ * Parses --host, --port and --unix into the listeners: every host with
+ * every port, then every Unix path.
  *
- * @throws {UsageError} For a bad value, a --tarpit-* flag without
- * --tarpit, or --tarpit with several workers.
+ * @throws {UsageError} For a bad value, a listener given twice, or too
+ * many of them.
  */
-function parseTarpit(
-  flags: ParsedFlags,
-  workers: number | undefined,
-): ResolvedTarpit | undefined {
-  const names = ["tarpit-style", "tarpit-interval", "tarpit-line-length"];
-  if (!flags.switches.has("tarpit")) {
-    const stray = names.find((name) => lastValue(flags, name) !== undefined);
-    if (stray !== undefined) {
-      throw new UsageError(`${flagName(flags, stray)} goes with --tarpit`);
-    }
-    return undefined;
-  }
-  if (workers !== undefined && workers > 1) {
-    throw new UsageError(
-      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
-        "is a write per client per interval, which one thread does for " +
-        "tens of thousands)",
-    );
-  }
-  const style = parseChoiceFlag(
-    lastValue(flags, "tarpit-style") ?? "ssh",
-    flagName(flags, "tarpit-style"),
-    TARPIT_STYLES,
-  );
-  const intervalText = lastValue(flags, "tarpit-interval");
-  const lengthText = lastValue(flags, "tarpit-line-length");
-  return {
-    style,
-    interval: intervalText === undefined
-      ? DEFAULT_TARPIT_INTERVAL
-      : parseDurationFlag(intervalText, flagName(flags, "tarpit-interval"), 1),
-    lineLength: lengthText === undefined
-      ? DEFAULT_TARPIT_LINE_LENGTH
-      : parseIntegerFlag(
-        lengthText,
-        flagName(flags, "tarpit-line-length"),
-        style === "http" ? MIN_HTTP_LINE_LENGTH : 3,
-        MAX_TARPIT_LINE_LENGTH,
-      ),
-  };
-}
-
-/**
- * Parses the serving command's arguments, straight into the server's
- * options and the command line's own part (see {@linkcode ServeCommand}).
- *
- * @throws {UsageError} For any mistake in them.
- */
-export function parseServe(args: string[]): ServeCommand | InfoCommand {
-  const flags = parseFlags(args, SERVE_FLAGS);
-  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
-  if (flags.switches.has("version")) return { command: "version" };
-  /** The flag as the user spelt it: `-p` or `--port`. */
-  const flag = (name: string) => flagName(flags, name);
-  const last = (name: string) => lastValue(flags, name);
-  if (flags.positionals.length > 0) {
-    throw new UsageError(
-      `Unexpected argument ${
-        quote(flags.positionals[0])
-      }: see --help for usage`,
-    );
-  }
-  const inetd = flags.switches.has("inetd");
-  if (inetd) checkInetdFlags(flags);
+function parseListen(flags: ParsedFlags): ListenTarget[] {
   const hosts = flags.values.get("host") ?? [];
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
@@ -576,15 +470,17 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     const port = host.slice(colon + 1);
     const spelt = flagName(flags, "host", withPort);
-    throw new UsageError(
-      `Invalid value ${quote(host)} for ${spelt}: it takes a host alone; ` +
-        `write ${spelt} ${name}${port ? ` --port ${port}` : ""}`,
+    throw invalidValue(
+      host,
+      spelt,
+      `it takes a host alone; write ${spelt} ${name}` +
+        (port ? ` --port ${port}` : ""),
     );
   }
   const unix = flags.values.get("unix") ?? [];
-  if (unix.some((path) => path === "")) {
+  if (unix.includes("")) {
     throw new UsageError(
-      `Invalid value for ${flag("unix")}: the path is empty`,
+      `Invalid value for ${flagName(flags, "unix")}: the path is empty`,
     );
   }
   const portTexts = flags.values.get("port") ?? [];
@@ -602,16 +498,80 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         `${MAX_LISTENERS} host and port pairs`,
     );
   }
-  const presetText = last("preset");
-  const preset = presetText === undefined
-    ? undefined
-    : parseChoiceFlag(presetText, flag("preset"), PRESET_NAMES);
+  return [
+    ...(tcpWanted ? hosts : []).flatMap((hostname) =>
+      ports.map((port): ListenTarget => ({ hostname, port }))
+    ),
+    ...unix.map((path): ListenTarget => ({ transport: "unix", path })),
+  ];
+}
+
+/**
+ * Parses --tarpit and its --tarpit-* flags, which need it.
+ *
+ * @throws {UsageError} For a bad value, a --tarpit-* flag without
+ * --tarpit, or --tarpit with several workers.
+ */
+function parseTarpit(
+  read: FlagReader,
+  workers: number | undefined,
+): ResolvedTarpit | undefined {
+  if (!read.has("tarpit")) {
+    const stray = ["tarpit-style", "tarpit-interval", "tarpit-line-length"]
+      .find((name) => read.last(name) !== undefined);
+    if (stray !== undefined) {
+      throw new UsageError(`${read.flag(stray)} goes with --tarpit`);
+    }
+    return undefined;
+  }
+  if ((workers ?? 1) > 1) {
+    throw new UsageError(
+      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
+        "is a write per client per interval, which one thread does for " +
+        "tens of thousands)",
+    );
+  }
+  const style = read.choice("tarpit-style", "ssh", TARPIT_STYLES);
+  const shortest = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
+  return {
+    style,
+    interval: read.duration("tarpit-interval", 1) ?? DEFAULT_TARPIT_INTERVAL,
+    lineLength:
+      read.integer("tarpit-line-length", shortest, MAX_TARPIT_LINE_LENGTH) ??
+        DEFAULT_TARPIT_LINE_LENGTH,
+  };
+}
+
+/**
+ * Parses the serving command's arguments, straight into the server's
+ * options and the command line's own part (see {@linkcode ServeCommand}).
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseServe(args: string[]): ServeCommand | InfoCommand {
+  const flags = parseFlags(args, SERVE_FLAGS);
+  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
+  if (flags.switches.has("version")) return { command: "version" };
+  const read = flagReader(flags);
+  const { flag, last } = read;
+  /** A path given as "": said as such, not as a missing file. */
+  const emptyPath = (name: string) =>
+    new UsageError(`Invalid value for ${flag(name)}: the path is empty`);
+  if (flags.positionals.length > 0) {
+    throw new UsageError(
+      `Unexpected argument ${
+        quote(flags.positionals[0])
+      }: see --help for usage`,
+    );
+  }
+  const inetd = read.has("inetd");
+  if (inetd) checkInetdFlags(flags);
+  const listen = parseListen(flags);
+  const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new UsageError(
-      "TLS needs both --tls-cert FILE and --tls-key FILE",
-    );
+    throw new UsageError("TLS needs both --tls-cert FILE and --tls-key FILE");
   }
   const message = last("message");
   const messageFile = last("message-file");
@@ -628,70 +588,47 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }`,
     );
   }
-  if (messageFile === "") {
-    throw new UsageError("Invalid value for --message-file: the path is empty");
-  }
-  const number = <T>(name: string, parse: (text: string, flag: string) => T) =>
-    last(name) === undefined ? undefined : parse(last(name)!, flag(name));
-  const integer = (name: string, min: number, max?: number) =>
-    number(name, (text, spelt) => parseIntegerFlag(text, spelt, min, max));
-  const duration = (name: string) => number(name, parseDurationFlag);
-  const workers = integer("workers", 1, MAX_WORKERS);
-  if (workers !== undefined && workers > 1) {
+  if (messageFile === "") throw emptyPath("message-file");
+  const workers = read.integer("workers", 1, MAX_WORKERS);
+  if ((workers ?? 1) > 1) {
     if (Deno.build.os !== "linux") {
       throw new UsageError("--workers needs Linux (SO_REUSEPORT)");
     }
-    if (unix.length > 0) {
+    if (listen.some((target) => target.transport === "unix")) {
       throw new UsageError(
         "--workers shares TCP ports between threads: it cannot be used " +
           `with ${flag("unix")}`,
       );
     }
   }
-  const tarpit = parseTarpit(flags, workers);
+  const tarpit = parseTarpit(read, workers);
   const cidrs = (name: string) =>
-    (flags.values.get(name) ?? []).map((text) => {
-      try {
-        return parseCidr(text);
-      } catch (error) {
-        if (!(error instanceof ValueError)) throw error;
-        // The text as given, not the part the parser stopped at.
-        throw new UsageError(
-          `Invalid CIDR ${quote(text)} for ${flag(name)}: ${error.reason}`,
-        );
-      }
-    });
-  const choice = <T extends string>(
-    name: string,
-    fallback: T,
-    choices: readonly T[],
-  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
-  const lineEnding = choice("line-ending", "crlf", LINE_ENDINGS);
-  const encoding = choice("encoding", "ascii", GREETING_ENCODINGS);
+    (flags.values.get(name) ?? []).map((text) =>
+      // The text as given, not the part the parser stopped at.
+      parseFlagValue(text, flag(name), parseCidr, "CIDR")
+    );
+  const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
+  const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
   const options: ServeGreetingOptions = {
-    listen: [
-      ...(tcpWanted ? hosts : []).flatMap((hostname) =>
-        ports.map((port): ListenTarget => ({ hostname, port }))
-      ),
-      ...unix.map((path): ListenTarget => ({ transport: "unix", path })),
-    ],
-    drainTimeout: duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
-    maxConnections: integer("max-connections", 1) ?? DEFAULT_MAX_CONNECTIONS,
-    backlog: integer("backlog", 1, DEFAULT_BACKLOG),
-    timeout: duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
-    linger: duration("linger") ?? DEFAULT_LINGER,
-    maxPerIp: integer("max-per-ip", 1),
-    ratePerIp: number("rate-per-ip", parsePositiveNumberFlag),
+    listen,
+    drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
+    maxConnections: read.integer("max-connections", 1) ??
+      DEFAULT_MAX_CONNECTIONS,
+    backlog: read.integer("backlog", 1, DEFAULT_BACKLOG),
+    timeout: read.duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
+    linger: read.duration("linger") ?? DEFAULT_LINGER,
+    maxPerIp: read.integer("max-per-ip", 1),
+    ratePerIp: read.value("rate-per-ip", parsePositiveNumberFlag),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
   };
   const log: ServeCommand["log"] = {
-    format: choice("log-format", "text", LOG_FORMATS),
-    quiet: flags.switches.has("quiet"),
-    rate: integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
-    timestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    format: read.choice("log-format", "text", LOG_FORMATS),
+    quiet: read.has("quiet"),
+    rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
+    timestamps: read.choice("log-timestamps", "auto", LOG_TIMESTAMPS),
   };
-  const address = choice("log-address", "full", ADDRESS_LOG_MODES);
+  const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");
   if (address === "hash" && logKey === undefined) {
     throw new UsageError(
@@ -702,14 +639,12 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   if (address !== "hash" && logKey !== undefined) {
     throw new UsageError("--log-key-file goes with --log-address hash");
   }
-  if (logKey === "") {
-    throw new UsageError("Invalid value for --log-key-file: the path is empty");
-  }
+  if (logKey === "") throw emptyPath("log-key-file");
   // Only when given, so the default command reads as it always has.
   if (address !== "full") log.address = address;
-  parseSensor(flags, options, tarpit !== undefined);
+  parseSensor(read, options, tarpit !== undefined);
   const proxyFrom = cidrs("proxy-from");
-  const proxy = flags.switches.has("proxy-protocol");
+  const proxy = read.has("proxy-protocol");
   if (proxy && proxyFrom.length === 0) {
     throw new UsageError(
       `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
@@ -721,8 +656,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   }
   if (proxy) options.proxyProtocol = { from: proxyFrom };
   if (tarpit) options.tarpit = tarpit;
-  const metrics = number("metrics", parseMetricsAddress);
-  const maxSize = number("max-file-size", parseSizeFlag);
+  const metrics = read.value("metrics", parseMetricsAddress);
+  const maxSize = read.value("max-file-size", parseSizeFlag);
   const quotes = last("quotes-file");
   if (preset !== undefined && preset !== "qotd" && quotes !== undefined) {
     throw new UsageError(
@@ -763,7 +698,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     ...(workers === undefined ? {} : { workers }),
     spelled: { host: flag("host"), port: flag("port") },
     ...(inetd ? { inetd: true as const } : {}),
-    ...(flags.switches.has("socket-activation")
+    ...(read.has("socket-activation")
       ? { socketActivation: true as const }
       : {}),
   };
@@ -775,27 +710,22 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
  * @throws {UsageError} For a bad value, or flags that do not go together.
  */
 function parseSensor(
-  flags: ParsedFlags,
+  read: FlagReader,
   options: ServeGreetingOptions,
   tarpit: boolean,
 ): void {
-  const flag = (name: string) => flagName(flags, name);
-  const pauseText = lastValue(flags, "greet-pause");
-  const earlyText = lastValue(flags, "early-talkers");
-  const captureText = lastValue(flags, "capture");
-  const greetPause = pauseText === undefined
-    ? undefined
-    : parseDurationFlag(pauseText, flag("greet-pause"));
-  if (earlyText !== undefined && greetPause === undefined) {
+  const greetPause = read.duration("greet-pause");
+  const early = read.last("early-talkers");
+  if (early !== undefined && greetPause === undefined) {
     throw new UsageError(
       "--early-talkers goes with --greet-pause DURATION: without a " +
         "pause no client talks early",
     );
   }
-  if (tarpit && (greetPause !== undefined || captureText !== undefined)) {
+  if (tarpit && (greetPause ?? read.last("capture")) !== undefined) {
     throw new UsageError(
       `${
-        flag(greetPause !== undefined ? "greet-pause" : "capture")
+        read.flag(greetPause !== undefined ? "greet-pause" : "capture")
       } cannot be used with --tarpit: a tarpit holds clients instead of ` +
         "greeting them; choose one",
     );
@@ -809,22 +739,15 @@ function parseSensor(
     );
   }
   if (greetPause !== undefined) options.greetPause = greetPause;
-  if (earlyText !== undefined) {
-    options.earlyTalkers = parseChoiceFlag(
-      earlyText,
-      flag("early-talkers"),
-      [
-        "greet",
-        "refuse",
-      ] as const,
-    );
-  }
-  if (captureText !== undefined) {
-    options.capture = parseIntegerFlag(
-      captureText,
-      flag("capture"),
-      1,
-      MAX_CAPTURE,
-    );
-  }
+  const earlyTalkers = read.value(
+    "early-talkers",
+    parseChoiceFlag,
+    [
+      "greet",
+      "refuse",
+    ] as const,
+  );
+  if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
+  const capture = read.integer("capture", 1, MAX_CAPTURE);
+  if (capture !== undefined) options.capture = capture;
 }
