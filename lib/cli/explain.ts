@@ -64,17 +64,14 @@ export function explainListenError(
     : error instanceof Deno.errors.AddrNotAvailable
     ? "that address is not on this machine; use 0.0.0.0, ::, or one of " +
       "its own addresses"
-    : error instanceof Deno.errors.NotCapable
-    ? permissionHint(error)
     : error instanceof DescriptorError
     ? "it is not a listening TCP or Unix stream socket; pass sockets of " +
       "ListenStream= (LISTEN_FDS counts those from descriptor 3 on)"
     : error instanceof Error && /lookup address/.test(error.message)
     ? `the host name does not resolve; check ${flag}`
     : undefined;
-  return reason === undefined
-    ? explainError(error, prefix)
-    : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
+  // A missing permission (NotCapable) is explainError's to say.
+  return explained(error, prefix, reason);
 }
 
 /**
@@ -109,13 +106,17 @@ export function explainConnectError(
         : "): give its CA with --ca FILE, or skip the check with --insecure")
     : error instanceof Deno.errors.ConnectionReset
     ? "the server reset the connection"
-    : error instanceof Deno.errors.NotCapable
-    ? permissionHint(error)
     : error instanceof Error && /lookup address/.test(error.message)
     ? "the host name does not resolve"
     : error instanceof Error && /unreachable/i.test(error.message)
     ? "the network or host is unreachable"
     : undefined;
+  // A missing permission (NotCapable) is explainError's to say.
+  return explained(error, prefix, reason);
+}
+
+/** `prefix: reason`, a runtime error; any error explained if no reason. */
+function explained(error: unknown, prefix: string, reason?: string) {
   return reason === undefined
     ? explainError(error, prefix)
     : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
@@ -153,17 +154,15 @@ export function explainListen(
   flag?: string,
   portFlag?: string,
 ): never {
-  if (error instanceof ListenError) {
-    const { message, exitCode } = explainListenError(
-      error.cause,
-      error.address,
-      error.port,
-      flag,
-      portFlag,
-    );
-    throw new ExitError(message, exitCode);
-  }
-  throw error;
+  if (!(error instanceof ListenError)) throw error;
+  const { message, exitCode } = explainListenError(
+    error.cause,
+    error.address,
+    error.port,
+    flag,
+    portFlag,
+  );
+  throw new ExitError(message, exitCode);
 }
 
 /**
