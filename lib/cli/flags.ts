@@ -166,11 +166,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
   // Joining also keeps an empty value ("--host ''") from being read as a
   // positional argument.
   const spelled = new Map<string, string[]>();
-  const spell = (spec: FlagSpec, spelling: string) => {
-    const list = spelled.get(spec.name);
-    if (list) list.push(spelling);
-    else spelled.set(spec.name, [spelling]);
-  };
+  const spell = (spec: FlagSpec, spelling: string) =>
+    spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -222,11 +219,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     else i = joinValue(last, `-${last.short}`, args, i, joined);
   }
 
-  const withValue = specs.filter((spec) => spec.value).map((spec) => spec.name);
+  const names = (test: (spec: FlagSpec) => unknown) =>
+    specs.filter(test).map((spec) => spec.name);
   const parsed = parseArgs(joined, {
-    string: withValue,
-    boolean: specs.filter((spec) => !spec.value).map((spec) => spec.name),
-    collect: specs.filter((spec) => spec.repeatable).map((spec) => spec.name),
+    string: names((spec) => spec.value),
+    boolean: names((spec) => !spec.value),
+    collect: names((spec) => spec.repeatable),
     alias: Object.fromEntries(
       specs.filter((spec) => spec.short).map((spec) => [spec.short, spec.name]),
     ),
@@ -590,27 +588,26 @@ ${exits}
 ${formatExamples(examples)}`;
 }
 
-/** A request for help or the version, which prints and exits 0. */
+/** A request for help (with the text to print) or the version: exits 0. */
 export type InfoCommand =
-  | {
-    command: "help";
-    /** What to print. */
-    text: string;
-  }
+  | { command: "help"; text: string }
   | { command: "version" };
 
 /** Thrown to end a command with a message already explained. */
 export class ExitError extends Error {
-  /** The exit code: 2 for usage errors, 1 for runtime errors. */
-  readonly exitCode: number;
-  /** Nothing may be written: stderr is a client's socket (xinetd). */
-  readonly silent: boolean;
-  /** `message` is the one line for stderr. */
-  constructor(message: string, exitCode: number, silent = false) {
+  /**
+   * @param message The one line for stderr.
+   * @param exitCode 2 for usage errors, 1 for runtime errors.
+   * @param silent Nothing may be written: stderr is a client's socket
+   * (xinetd).
+   */
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly silent = false,
+  ) {
     super(message);
     this.name = "ExitError";
-    this.exitCode = exitCode;
-    this.silent = silent;
   }
 }
 
@@ -724,17 +721,18 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
  * @throws {UsageError} For flags that do not go together.
  */
 export function parseClientTransport(flags: ParsedFlags): ClientTransport {
-  const tls = flags.switches.has("tls");
-  const ca = lastValue(flags, "ca");
-  const insecure = flags.switches.has("insecure");
+  const { has, last, value } = flagReader(flags);
+  const tls = has("tls");
+  const ca = last("ca");
+  const insecure = has("insecure");
   if (!tls && (ca !== undefined || insecure)) {
     throw new UsageError("--ca and --insecure go with --tls");
   }
   if (ca !== undefined && insecure) {
     throw new UsageError("--ca and --insecure cannot be used together");
   }
-  const proxyHeader = flags.switches.has("proxy-header");
-  const unix = lastValue(flags, "unix");
+  const proxyHeader = has("proxy-header");
+  const unix = last("unix");
   if (unix === "") {
     throw new UsageError(
       "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
@@ -745,7 +743,7 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );
   }
-  const sizeText = lastValue(flags, "max-file-size");
+  const maxFileSize = value("max-file-size", parseSizeFlag);
   return {
     unix,
     tls,
@@ -753,8 +751,6 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
     insecure,
     ...(proxyHeader ? { proxyHeader } : {}),
     // Only when given, so a command reads as it always has.
-    ...(sizeText === undefined ? {} : {
-      maxFileSize: parseSizeFlag(sizeText, flagName(flags, "max-file-size")),
-    }),
+    ...(maxFileSize === undefined ? {} : { maxFileSize }),
   };
 }
