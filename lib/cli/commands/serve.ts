@@ -26,10 +26,9 @@ import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
+  type EncodeGreetingOptions,
   GREETING_ENCODINGS,
-  type GreetingEncoding,
   LINE_ENDINGS,
-  type LineEnding,
 } from "../../greeting/encode.ts";
 import { parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
@@ -76,11 +75,9 @@ export interface ServeCommand {
    */
   options: ServeGreetingOptions;
   /** --message or --preset, with the encoding and line ending of both. */
-  greeting: {
+  greeting: Required<EncodeGreetingOptions> & {
     message?: string;
     preset?: PresetName;
-    encoding: GreetingEncoding;
-    lineEnding: LineEnding;
   };
   /** The files named by flags, read at start and on every reload. */
   files: {
@@ -347,16 +344,13 @@ function checkDuplicates(
   /** The `i`th --host or --port as given: `-H ::1`. */
   const given = (name: string, texts: string[], i: number) =>
     `${flagName(flags, name, i)} ${escapeControl(texts[i])}`;
-  const seenHosts = new Map<string, number>();
-  for (const [i, host] of hosts.entries()) {
-    const first = seenHosts.get(hostKey(host));
-    if (first !== undefined) {
-      throw new UsageError(
-        `Host ${quote(host)} is given twice (${given("host", hosts, first)} ` +
-          `and ${given("host", hosts, i)}): give each host once`,
-      );
-    }
-    seenHosts.set(hostKey(host), i);
+  const host = repeated(hosts.map(hostKey));
+  if (host) {
+    throw new UsageError(
+      `Host ${quote(hosts[host[1]])} is given twice (${
+        given("host", hosts, host[0])
+      } and ${given("host", hosts, host[1])}): give each host once`,
+    );
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
@@ -377,31 +371,39 @@ function checkDuplicates(
       );
     }
   }
-  const seenPorts = new Map<number, number>();
-  for (const [i, list] of ports.entries()) {
-    for (const port of list.filter((port) => port !== 0)) {
-      const first = seenPorts.get(port);
-      if (first !== undefined) {
-        throw new UsageError(
-          `Port ${port} is given twice (${given("port", portTexts, first)} ` +
-            `and ${given("port", portTexts, i)}): give each port once`,
-        );
-      }
-      seenPorts.set(port, i);
-    }
+  // Each port with the index of the --port that gave it.
+  const portsGiven = ports.flatMap((list, i) =>
+    list.filter((port) => port !== 0).map((port) => [port, i])
+  );
+  const port = repeated(portsGiven.map(([port]) => port));
+  if (port) {
+    const [[number, first], [, i]] = port.map((at) => portsGiven[at]);
+    throw new UsageError(
+      `Port ${number} is given twice (${given("port", portTexts, first)} ` +
+        `and ${given("port", portTexts, i)}): give each port once`,
+    );
   }
-  const seenPaths = new Set<string>();
-  for (const path of unix) {
-    const key = path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
-      .replace(/(.)\/$/, "$1");
-    if (seenPaths.has(key)) {
-      throw new UsageError(
-        `Unix socket ${quote(path)} is given twice (${
-          flagName(flags, "unix")
-        }): give each path once`,
-      );
-    }
-    seenPaths.add(key);
+  const path = repeated(
+    unix.map((path) =>
+      path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
+        .replace(/(.)\/$/, "$1")
+    ),
+  );
+  if (path) {
+    throw new UsageError(
+      `Unix socket ${quote(unix[path[1]])} is given twice (${
+        flagName(flags, "unix")
+      }): give each path once`,
+    );
+  }
+}
+
+/** The indexes of the first key in `keys` seen before, and of that one. */
+function repeated<K>(keys: K[]): [number, number] | undefined {
+  const seen = new Map<K, number>();
+  for (const [i, key] of keys.entries()) {
+    if (seen.has(key)) return [seen.get(key)!, i];
+    seen.set(key, i);
   }
 }
 
