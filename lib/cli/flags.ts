@@ -169,7 +169,26 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
   const spell = (spec: FlagSpec, spelling: string) =>
     spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
   const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
+  let i = 0;
+  /**
+   * Joins `flag` (as typed) to the argument after it, its value.
+   *
+   * @throws {UsageError} If there is none, or the next is a flag.
+   */
+  const joinValue = (spec: FlagSpec, flag: string) => {
+    const next = args[++i];
+    // A negative number is a value (and a wrong one, said by its flag).
+    if (next === undefined || (/^-./s.test(next) && !/^-\d/.test(next))) {
+      throw new UsageError(
+        `Missing value for ${flag}: write ${flag} ${spec.value}` +
+          (next === undefined
+            ? ""
+            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+      );
+    }
+    joined.push(`--${spec.name}=${next}`);
+  };
+  for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
       joined.push(...args.slice(i));
@@ -203,7 +222,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
         joined.push(arg);
         continue;
       }
-      i = joinValue(spec, arg, args, i, joined);
+      joinValue(spec, arg);
       continue;
     }
     for (const spec of bundle.slice(0, end) as FlagSpec[]) {
@@ -216,7 +235,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     // (parseArgs would read it as bundled switches -H -l -o ...).
     const attached = letters.slice(end).join("").replace(/^=/, "");
     if (end < letters.length) joined.push(`--${last.name}=${attached}`);
-    else i = joinValue(last, `-${last.short}`, args, i, joined);
+    else joinValue(last, `-${last.short}`);
   }
 
   const names = (test: (spec: FlagSpec) => unknown) =>
@@ -254,35 +273,6 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     ...((parsed["--"] as unknown[] | undefined) ?? []),
   ].map(String);
   return { values, switches, positionals, spelled };
-}
-
-/**
- * Joins `flag` (as typed) to the argument after it, its value.
- *
- * @returns The index of that argument.
- * @throws {UsageError} If there is none, or the next is a flag.
- */
-function joinValue(
-  spec: FlagSpec,
-  flag: string,
-  args: string[],
-  i: number,
-  joined: string[],
-): number {
-  const next = args[i + 1];
-  // A negative number is a value (and a wrong one, said by its flag).
-  const isFlag = next !== undefined && next.startsWith("-") &&
-    next.length > 1 && !/^-\d/.test(next);
-  if (next === undefined || isFlag) {
-    throw new UsageError(
-      `Missing value for ${flag}: write ${flag} ${spec.value}` +
-        (next === undefined
-          ? ""
-          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
-    );
-  }
-  joined.push(`--${spec.name}=${next}`);
-  return i + 1;
 }
 
 /** The last value given for a flag, if any. */
