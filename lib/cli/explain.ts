@@ -75,12 +75,13 @@ export function explainListenError(
 }
 
 /**
- * Explains why connecting to or reading from `address` failed.
+ * Explains why connecting to or reading from `address` failed; `how` is
+ * the command's transport (`--tls`, `--ca`), which the advice names.
  */
 export function explainConnectError(
   error: unknown,
   address: string,
-  how: { tls?: boolean; ca?: boolean } = {},
+  how: { tls?: boolean; ca?: string } = {},
 ): Explanation {
   const prefix = `Cannot connect to ${address}`;
   const reason = error instanceof Deno.errors.ConnectionRefused
@@ -99,7 +100,7 @@ export function explainConnectError(
     : error instanceof Error && /invalid peer certificate/.test(error.message)
     ? "the server's TLS certificate is not trusted (" +
       (/: (\w+)\W*$/.exec(error.message)?.[1] ?? "invalid") +
-      (how.ca
+      (how.ca !== undefined
         ? "): the --ca file does not vouch for it (a self-signed certificate " +
           "must be its own CA: give that certificate with --ca, or skip the " +
           "check with --insecure)"

@@ -304,6 +304,12 @@ export function flagReader(flags: ParsedFlags) {
     last,
     value,
     has: (name: string) => flags.switches.has(name),
+    /** @throws {UsageError} If `name` is given without `what` (`ok`). */
+    goesWith: (name: string, ok: boolean, what: string) => {
+      if (!ok && last(name) !== undefined) {
+        throw new UsageError(`${flag(name)} goes with ${what}`);
+      }
+    },
     integer: (name: string, min: number, max?: number) =>
       value(name, parseIntegerFlag, min, max),
     duration: (name: string, min?: number) =>

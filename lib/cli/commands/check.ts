@@ -1,4 +1,5 @@
 import { clientTls } from "../setup.ts";
+import type { HostPort } from "../../net/address.ts";
 import {
   explainConnectError,
   greetingErrorMessage,
@@ -25,13 +26,9 @@ import {
 } from "../../greeting/encode.ts";
 
 /** The `check` command's options, validated and typed. */
-export interface CheckCommand extends ClientTransport {
+export interface CheckCommand extends ClientTransport, HostPort {
   /** Always `check`. */
   command: "check";
-  /** The server's host name or IP address. */
-  hostname: string;
-  /** The server's TCP port. */
-  port: number;
   /** The exact bytes the server must send. */
   expect: Uint8Array;
   /** How long the whole check may take, in milliseconds. */
@@ -119,10 +116,7 @@ export async function runCheck(command: CheckCommand): Promise<number> {
     result.error !== undefined
       ? `FAIL ${
         lowerFirst(
-          explainConnectError(result.error, result.address, {
-            tls: command.tls,
-            ca: command.ca !== undefined,
-          }).message,
+          explainConnectError(result.error, result.address, command).message,
         )
       }`
       : result.hint === "proxy-header"

@@ -1,4 +1,4 @@
-import { formatAddress } from "../../net/address.ts";
+import { formatAddress, type HostPort } from "../../net/address.ts";
 import {
   DEFAULT_CLIENT_TIMEOUT,
   readGreeting,
@@ -19,10 +19,9 @@ import {
 import { clientTls } from "../setup.ts";
 
 /** The `connect` command's options, validated and typed. */
-export interface ConnectCommand extends ClientTransport {
+export interface ConnectCommand extends ClientTransport, HostPort {
   command: "connect";
-  hostname: string;
-  port: number;
+  /** How long to wait for the server to finish, in milliseconds. */
   timeout: number;
 }
 
@@ -85,10 +84,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
       }
     }
   } catch (error) {
-    const { message, exitCode } = explainConnectError(error, address, {
-      tls: command.tls,
-      ca: command.ca !== undefined,
-    });
+    const { message, exitCode } = explainConnectError(error, address, command);
     throw new ExitError(message, exitCode);
   }
   return 0;

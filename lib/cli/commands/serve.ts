@@ -60,6 +60,8 @@ import {
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
+const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
+
 /**
  * The serving command: the library's own options as the flags give them,
  * and the little that only the command line has. Files named by flags are
@@ -98,7 +100,7 @@ export interface ServeCommand {
     quiet: boolean;
     /** Connection lines per second from one source; 0 logs every one. */
     rate: number;
-    timestamps: "auto" | "on" | "off";
+    timestamps: typeof LOG_TIMESTAMPS[number];
     /** How client addresses are shown; absent for `full`. */
     address?: Exclude<AddressLogMode, "full">;
   };
@@ -119,12 +121,10 @@ export interface ServeCommand {
   fdLimitUnread?: true;
 }
 /** Connection lines logged per second from one source, by default. */
-export const DEFAULT_LOG_RATE = 100;
-
-const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
+const DEFAULT_LOG_RATE = 100;
 
 /** The most worker threads --workers accepts. */
-export const MAX_WORKERS = 64;
+const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
 export const SERVE_FLAGS: GroupedFlagSpec[] = [
@@ -519,10 +519,8 @@ function parseTarpit(
   workers: number | undefined,
 ): ResolvedTarpit | undefined {
   if (!read.has("tarpit")) {
-    const stray = ["tarpit-style", "tarpit-interval", "tarpit-line-length"]
-      .find((name) => read.last(name) !== undefined);
-    if (stray !== undefined) {
-      throw new UsageError(`${read.flag(stray)} goes with --tarpit`);
+    for (const name of ["style", "interval", "line-length"]) {
+      read.goesWith(`tarpit-${name}`, false, "--tarpit");
     }
     return undefined;
   }
@@ -638,9 +636,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         "more secret bytes (head -c 32 /dev/urandom > PATH)",
     );
   }
-  if (address !== "hash" && logKey !== undefined) {
-    throw new UsageError("--log-key-file goes with --log-address hash");
-  }
+  read.goesWith("log-key-file", address === "hash", "--log-address hash");
   if (logKey === "") throw emptyPath("log-key-file");
   // Only when given, so the default command reads as it always has.
   if (address !== "full") log.address = address;
@@ -653,9 +649,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         "of the load balancers that send the header (e.g. 10.0.0.0/8)",
     );
   }
-  if (!proxy && proxyFrom.length > 0) {
-    throw new UsageError(`${flag("proxy-from")} goes with --proxy-protocol`);
-  }
+  read.goesWith("proxy-from", proxy, "--proxy-protocol");
   if (proxy) options.proxyProtocol = { from: proxyFrom };
   if (tarpit) options.tarpit = tarpit;
   const metrics = read.value("metrics", parseMetricsAddress);
@@ -672,9 +666,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         'line, or quotes separated by lines holding only "%"',
     );
   }
-  if (preset === undefined && quotes !== undefined) {
-    throw new UsageError("--quotes-file goes with --preset qotd");
-  }
+  read.goesWith("quotes-file", preset !== undefined, "--preset qotd");
   const refuse = last("refuse-message");
   if (refuse !== undefined) {
     options.refuseMessage = asUsageError(() =>
@@ -717,13 +709,11 @@ function parseSensor(
   tarpit: boolean,
 ): void {
   const greetPause = read.duration("greet-pause");
-  const early = read.last("early-talkers");
-  if (early !== undefined && greetPause === undefined) {
-    throw new UsageError(
-      "--early-talkers goes with --greet-pause DURATION: without a " +
-        "pause no client talks early",
-    );
-  }
+  read.goesWith(
+    "early-talkers",
+    greetPause !== undefined,
+    "--greet-pause DURATION: without a pause no client talks early",
+  );
   if (tarpit && (greetPause ?? read.last("capture")) !== undefined) {
     throw new UsageError(
       `${
