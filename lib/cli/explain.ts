@@ -170,7 +170,7 @@ export function explainListen(
  * A greeting error with the advice of the flag that fixes it: the library
  * says what is wrong, the CLI which flag to change.
  */
-export function greetingErrorMessage(error: Error): string {
+function greetingErrorMessage(error: Error): string {
   if (error instanceof EncodingError && error.encoding !== "utf-8") {
     return `${error.message}: use --encoding utf-8`;
   }
@@ -180,18 +180,27 @@ export function greetingErrorMessage(error: Error): string {
   return error.message;
 }
 
-/** A greeting the library refuses is a usage error, with the flag's advice. */
-export function asUsageError<T>(make: () => T, file?: string): T {
+/**
+ * A greeting the library refuses is a usage error, with the flag's advice:
+ * the message's own, of `file` if it came from one, or the value of `flag`.
+ */
+export function asUsageError<T>(
+  make: () => T,
+  file?: string,
+  flag?: string,
+): T {
   try {
     return make();
   } catch (error) {
     if (
-      error instanceof RangeError || error instanceof SyntaxError ||
-      error instanceof TypeError
-    ) {
-      const where = file === undefined ? "" : ` (${quote(file)})`;
-      throw new UsageError(greetingErrorMessage(error) + where);
-    }
-    throw error;
+      !(error instanceof RangeError || error instanceof SyntaxError ||
+        error instanceof TypeError)
+    ) throw error;
+    const message = greetingErrorMessage(error);
+    throw new UsageError(
+      flag !== undefined
+        ? `Invalid value for ${flag}: ${lowerFirst(message)}`
+        : message + (file === undefined ? "" : ` (${quote(file)})`),
+    );
   }
 }

@@ -1,10 +1,6 @@
 import { clientTls } from "../setup.ts";
 import type { HostPort } from "../../net/address.ts";
-import {
-  explainConnectError,
-  greetingErrorMessage,
-  lowerFirst,
-} from "../explain.ts";
+import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
@@ -16,7 +12,6 @@ import {
   formatDuration,
   type InfoCommand,
   parseClient,
-  UsageError,
 } from "../flags.ts";
 import {
   DEFAULT_MESSAGE,
@@ -88,16 +83,13 @@ export function parseCheck(args: string[]): CheckCommand | InfoCommand {
     (read) => {
       const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
       const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
-      try {
-        const text = read.last("expect") ?? DEFAULT_MESSAGE;
-        return { expect: encodeGreeting(text, { lineEnding, encoding }) };
-      } catch (error) {
-        throw new UsageError(
-          `Invalid value for ${read.flag("expect")}: ${
-            lowerFirst(greetingErrorMessage(error as Error))
-          }`,
-        );
-      }
+      const text = read.last("expect") ?? DEFAULT_MESSAGE;
+      const expect = asUsageError(
+        () => encodeGreeting(text, { lineEnding, encoding }),
+        undefined,
+        read.flag("expect"),
+      );
+      return { expect };
     },
   );
 }

@@ -698,6 +698,9 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   };
 }
 
+/** What --early-talkers takes. */
+const EARLY = ["greet", "refuse"] as const;
+
 /**
  * Parses --greet-pause, --early-talkers and --capture into `options`.
  *
@@ -731,14 +734,7 @@ function parseSensor(
     );
   }
   if (greetPause !== undefined) options.greetPause = greetPause;
-  const earlyTalkers = read.value(
-    "early-talkers",
-    parseChoiceFlag,
-    [
-      "greet",
-      "refuse",
-    ] as const,
-  );
+  const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
   if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
   const capture = read.integer("capture", 1, MAX_CAPTURE);
   if (capture !== undefined) options.capture = capture;
