@@ -293,14 +293,9 @@ function parseMetricsAddress(text: string, flag: string): HostPort {
         "127.0.0.1:9464",
     );
   }
-  return parseFlagValue(
-    text,
-    flag,
-    (text) =>
-      /^\d+$/.test(text)
-        ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
-        : parseHostPort(text, DEFAULT_METRICS),
-  );
+  // A port alone is ":PORT": a number is never a host name here.
+  const spec = /^\d+$/.test(text) ? `:${text}` : text;
+  return parseFlagValue(text, flag, () => parseHostPort(spec, DEFAULT_METRICS));
 }
 
 /** The most host and port pairs one process listens on. */
