@@ -200,29 +200,29 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
       throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
     const long = /^--([^=]+)(=?)/s.exec(arg);
+    const spec = long && byName.get(long[1]);
+    if (spec) spell(spec, dashed(spec));
+    // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
+    // a switch given a value is a mistake to say, not to guess at.
+    if (spec && !spec.value && long![2] === "=") {
+      throw new UsageError(
+        `${dashed(spec)} takes no value; got ${
+          quote(arg.slice(long![0].length))
+        }: give ${dashed(spec)} alone, or leave it out`,
+      );
+    }
+    if (spec?.value && long![2] !== "=") {
+      joinValue(spec, arg);
+      continue;
+    }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
     const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
     const bundle = letters.map((letter) => byName.get(letter));
     const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
       bundle.length;
-    if (long || end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
-      const spec = long && byName.get(long[1]);
-      if (spec) spell(spec, dashed(spec));
-      // parseArgs reads "--quiet=false" as false and "--quiet=yes" as
-      // true: a switch given a value is a mistake to say, not to guess at.
-      if (spec && !spec.value && long![2] === "=") {
-        throw new UsageError(
-          `${dashed(spec)} takes no value; got ${
-            quote(arg.slice(long![0].length))
-          }: give ${dashed(spec)} alone, or leave it out`,
-        );
-      }
-      if (!spec?.value || long![2] === "=") {
-        // Unknown flags and the rest are parseArgs' to read.
-        joined.push(arg);
-        continue;
-      }
-      joinValue(spec, arg);
+    if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
+      // Unknown flags, positionals and the rest are parseArgs' to read.
+      joined.push(arg);
       continue;
     }
     for (const spec of bundle.slice(0, end) as FlagSpec[]) {
