@@ -8,12 +8,9 @@ import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
   DurationSyntaxError,
-  formatDuration,
   parseDuration,
 } from "./duration.ts";
 
-export { formatDuration };
-export { formatSize, MIB };
 import { suggest } from "./suggest.ts";
 import { formatSize, MIB } from "./read_limited.ts";
 

@@ -1,4 +1,5 @@
 import { clientTls } from "../setup.ts";
+import { formatDuration } from "../duration.ts";
 import type { HostPort } from "../../net/address.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
@@ -9,7 +10,6 @@ import {
   COMMON_FLAGS,
   type FlagSpec,
   flagTable,
-  formatDuration,
   type InfoCommand,
   parseClient,
 } from "../flags.ts";

@@ -12,11 +12,11 @@ import {
   ExitError,
   type FlagSpec,
   flagTable,
-  formatDuration,
   type InfoCommand,
   parseClient,
 } from "../flags.ts";
 import { clientTls } from "../setup.ts";
+import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
 export interface ConnectCommand extends ClientTransport, HostPort {

@@ -5,14 +5,11 @@ import {
   type FlagReader,
   flagReader,
   flagTable,
-  formatDuration,
   formatExamples,
   formatGroupedFlagHelp,
-  formatSize,
   type GroupedFlagSpec,
   type InfoCommand,
   invalidValue,
-  MIB,
   parseChoiceFlag,
   type ParsedFlags,
   parseFlags,
@@ -22,6 +19,8 @@ import {
   UsageError,
 } from "../flags.ts";
 import { escapeControl, quote } from "../../net/escape.ts";
+import { formatDuration } from "../duration.ts";
+import { formatSize, MIB } from "../read_limited.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
 import {
   DEFAULT_MESSAGE,
