@@ -1,6 +1,6 @@
 import { parseArgs } from "@std/cli/parse-args";
 
-import { parseHostPort } from "../net/address.ts";
+import { type HostPort, parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
@@ -624,13 +624,7 @@ export function parseClient<C extends string, T extends object = object>(
   help: () => string,
   timeout: number,
   own?: (read: FlagReader) => T,
-):
-  | (
-    & { command: C; hostname: string; port: number; timeout: number }
-    & T
-    & ClientTransport
-  )
-  | InfoCommand {
+): ClientCommand & { command: C } & T | InfoCommand {
   const flags = parseFlags(args, specs);
   if (flags.switches.has("help")) return { command: "help", text: help() };
   if (flags.switches.has("version")) return { command: "version" };
@@ -650,10 +644,7 @@ export function parseClient<C extends string, T extends object = object>(
  *
  * @throws {UsageError} For a bad address or more than one argument.
  */
-function parseTarget(
-  positionals: string[],
-  command: string,
-): { hostname: string; port: number } {
+function parseTarget(positionals: string[], command: string): HostPort {
   if (positionals.length > 1) {
     throw new UsageError(
       `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
@@ -677,6 +668,14 @@ function parseTarget(
     );
   }
   return target;
+}
+
+/**
+ * What `connect` and `check` both have: the server's address, how long
+ * the command may take in milliseconds, and how it reaches the server.
+ */
+export interface ClientCommand extends ClientTransport, HostPort {
+  timeout: number;
 }
 
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */

@@ -1,12 +1,11 @@
 import { clientTls } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
-import type { HostPort } from "../../net/address.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
+  type ClientCommand,
   clientHelp,
-  type ClientTransport,
   COMMON_FLAGS,
   type FlagSpec,
   flagTable,
@@ -21,13 +20,11 @@ import {
 } from "../../greeting/encode.ts";
 
 /** The `check` command's options, validated and typed. */
-export interface CheckCommand extends ClientTransport, HostPort {
+export interface CheckCommand extends ClientCommand {
   /** Always `check`. */
   command: "check";
   /** The exact bytes the server must send. */
   expect: Uint8Array;
-  /** How long the whole check may take, in milliseconds. */
-  timeout: number;
 }
 
 /** The flags of the `check` command. */

@@ -1,4 +1,4 @@
-import { formatAddress, type HostPort } from "../../net/address.ts";
+import { formatAddress } from "../../net/address.ts";
 import {
   DEFAULT_CLIENT_TIMEOUT,
   readGreeting,
@@ -6,8 +6,8 @@ import {
 import { explainConnectError } from "../explain.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
+  type ClientCommand,
   clientHelp,
-  type ClientTransport,
   COMMON_FLAGS,
   ExitError,
   type FlagSpec,
@@ -19,10 +19,8 @@ import { clientTls } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
-export interface ConnectCommand extends ClientTransport, HostPort {
+export interface ConnectCommand extends ClientCommand {
   command: "connect";
-  /** How long to wait for the server to finish, in milliseconds. */
-  timeout: number;
 }
 
 /** The flags of the `connect` command. */
