@@ -651,12 +651,11 @@ function parseTarget(positionals: string[], command: string): HostPort {
         "[HOST][:PORT]",
     );
   }
-  const defaults = { hostname: "localhost", port: DEFAULT_PORT };
-  let target;
+  let target = { hostname: "localhost", port: DEFAULT_PORT };
   try {
-    target = positionals.length === 0
-      ? defaults
-      : parseHostPort(positionals[0], defaults);
+    if (positionals[0] !== undefined) {
+      target = parseHostPort(positionals[0], target);
+    }
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     throw new UsageError(error.message);
