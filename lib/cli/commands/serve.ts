@@ -29,7 +29,7 @@ import {
   GREETING_ENCODINGS,
   LINE_ENDINGS,
 } from "../../greeting/encode.ts";
-import { parseCidr, parseIp } from "../../net/ip.ts";
+import { formatIp, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
@@ -404,9 +404,7 @@ function repeated<K>(keys: K[]): [number, number] | undefined {
 /** A host as compared for duplicates: IPs by value, names by spelling. */
 function hostKey(host: string): string {
   const bytes = parseIp(host);
-  if (bytes === undefined) return host.toLowerCase().replace(/\.$/, "");
-  if (bytes.length === 4) return bytes.join(".");
-  return bytes.every((byte) => byte === 0) ? "::" : `[${bytes.join(",")}]`;
+  return bytes ? formatIp(bytes) : host.toLowerCase().replace(/\.$/, "");
 }
 
 /**
