@@ -5,7 +5,6 @@ import { parseCommand } from "../lib/cli/main.ts";
 import {
   flagName,
   formatColumns,
-  formatDuration,
   formatFlagHelp,
   formatGroupedFlagHelp,
   groupFlags,
@@ -16,6 +15,7 @@ import {
   wrapText,
 } from "../lib/cli/flags.ts";
 import { explainError, explainListenError } from "../lib/cli/explain.ts";
+import { formatDuration } from "../lib/cli/duration.ts";
 import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
 
 Deno.test("parseFlags() records how each flag was spelt, per occurrence", () => {

@@ -26,13 +26,10 @@ const HINT = "as in 250ms, 5s or 2m (units ms, s, m, h; a number alone is " +
  * that writes it whole: `10s`, `2m`, `250ms`.
  */
 export function formatDuration(ms: number): string {
-  return ms !== 0 && ms % 3_600_000 === 0
-    ? `${ms / 3_600_000}h`
-    : ms !== 0 && ms % 60_000 === 0
-    ? `${ms / 60_000}m`
-    : ms !== 0 && ms % 1000 === 0
-    ? `${ms / 1000}s`
-    : `${ms}ms`;
+  const [unit, size] = UNITS.find(([unit, size]) =>
+    unit === "ms" || (ms !== 0 && ms % Number(size) === 0)
+  )!;
+  return `${ms / Number(size)}${unit}`;
 }
 
 /** Why a duration was refused; see {@linkcode DurationSyntaxError}. */
@@ -56,13 +53,6 @@ export type DurationRangeReason =
  * without a unit.
  */
 export class DurationSyntaxError extends SyntaxError {
-  /** The text as given. */
-  readonly text: string;
-  /** What is wrong with it. */
-  readonly reason: DurationSyntaxReason;
-  /** The unit that was not understood or came out of order, if that is the reason. */
-  readonly unit?: string;
-
   /**
    * Makes the error and its message from the fields.
    *
@@ -70,7 +60,11 @@ export class DurationSyntaxError extends SyntaxError {
    * @param reason What is wrong with it.
    * @param unit The unit at fault, for `unknown-unit` and `unit-order`.
    */
-  constructor(text: string, reason: DurationSyntaxReason, unit?: string) {
+  constructor(
+    readonly text: string,
+    readonly reason: DurationSyntaxReason,
+    readonly unit?: string,
+  ) {
     // What to write instead: the end of the command line's one line, which
     // names the flag and the value before it.
     super(
@@ -84,9 +78,6 @@ export class DurationSyntaxError extends SyntaxError {
         : `write a duration ${HINT}`,
     );
     this.name = "DurationSyntaxError";
-    this.text = text;
-    this.reason = reason;
-    if (unit !== undefined) this.unit = unit;
   }
 }
 
@@ -95,12 +86,8 @@ export class DurationSyntaxError extends SyntaxError {
  * asked, above {@linkcode MAX_TIMER_MS}, or finer than a millisecond.
  */
 export class DurationRangeError extends RangeError {
-  /** The text as given. */
-  readonly text: string;
-  /** What is wrong with it. */
-  readonly reason: DurationRangeReason;
   /** The largest duration allowed, in milliseconds. */
-  readonly limit: number;
+  readonly limit = MAX_TIMER_MS;
 
   /**
    * Makes the error and its message from the fields.
@@ -109,7 +96,11 @@ export class DurationRangeError extends RangeError {
    * @param reason What is wrong with it.
    * @param min The shortest allowed, for `negative` and `too-small`.
    */
-  constructor(text: string, reason: DurationRangeReason, min = 0) {
+  constructor(
+    readonly text: string,
+    readonly reason: DurationRangeReason,
+    min = 0,
+  ) {
     super(
       reason === "too-large"
         ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
@@ -118,9 +109,6 @@ export class DurationRangeError extends RangeError {
         : `use ${formatDuration(min)} or more, ${HINT}`,
     );
     this.name = "DurationRangeError";
-    this.text = text;
-    this.reason = reason;
-    this.limit = MAX_TIMER_MS;
   }
 }
 

@@ -64,26 +64,24 @@ export function explainListenError(
     : error instanceof Deno.errors.AddrNotAvailable
     ? "that address is not on this machine; use 0.0.0.0, ::, or one of " +
       "its own addresses"
-    : error instanceof Deno.errors.NotCapable
-    ? permissionHint(error)
     : error instanceof DescriptorError
     ? "it is not a listening TCP or Unix stream socket; pass sockets of " +
       "ListenStream= (LISTEN_FDS counts those from descriptor 3 on)"
     : error instanceof Error && /lookup address/.test(error.message)
     ? `the host name does not resolve; check ${flag}`
     : undefined;
-  return reason === undefined
-    ? explainError(error, prefix)
-    : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
+  // A missing permission (NotCapable) is explainError's to say.
+  return explained(error, prefix, reason);
 }
 
 /**
- * Explains why connecting to or reading from `address` failed.
+ * Explains why connecting to or reading from `address` failed; `how` is
+ * the command's transport (`--tls`, `--ca`), which the advice names.
  */
 export function explainConnectError(
   error: unknown,
   address: string,
-  how: { tls?: boolean; ca?: boolean } = {},
+  how: { tls?: boolean; ca?: string } = {},
 ): Explanation {
   const prefix = `Cannot connect to ${address}`;
   const reason = error instanceof Deno.errors.ConnectionRefused
@@ -102,20 +100,24 @@ export function explainConnectError(
     : error instanceof Error && /invalid peer certificate/.test(error.message)
     ? "the server's TLS certificate is not trusted (" +
       (/: (\w+)\W*$/.exec(error.message)?.[1] ?? "invalid") +
-      (how.ca
+      (how.ca !== undefined
         ? "): the --ca file does not vouch for it (a self-signed certificate " +
           "must be its own CA: give that certificate with --ca, or skip the " +
           "check with --insecure)"
         : "): give its CA with --ca FILE, or skip the check with --insecure")
     : error instanceof Deno.errors.ConnectionReset
     ? "the server reset the connection"
-    : error instanceof Deno.errors.NotCapable
-    ? permissionHint(error)
     : error instanceof Error && /lookup address/.test(error.message)
     ? "the host name does not resolve"
     : error instanceof Error && /unreachable/i.test(error.message)
     ? "the network or host is unreachable"
     : undefined;
+  // A missing permission (NotCapable) is explainError's to say.
+  return explained(error, prefix, reason);
+}
+
+/** `prefix: reason`, a runtime error; any error explained if no reason. */
+function explained(error: unknown, prefix: string, reason?: string) {
   return reason === undefined
     ? explainError(error, prefix)
     : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
@@ -153,24 +155,22 @@ export function explainListen(
   flag?: string,
   portFlag?: string,
 ): never {
-  if (error instanceof ListenError) {
-    const { message, exitCode } = explainListenError(
-      error.cause,
-      error.address,
-      error.port,
-      flag,
-      portFlag,
-    );
-    throw new ExitError(message, exitCode);
-  }
-  throw error;
+  if (!(error instanceof ListenError)) throw error;
+  const { message, exitCode } = explainListenError(
+    error.cause,
+    error.address,
+    error.port,
+    flag,
+    portFlag,
+  );
+  throw new ExitError(message, exitCode);
 }
 
 /**
  * A greeting error with the advice of the flag that fixes it: the library
  * says what is wrong, the CLI which flag to change.
  */
-export function greetingErrorMessage(error: Error): string {
+function greetingErrorMessage(error: Error): string {
   if (error instanceof EncodingError && error.encoding !== "utf-8") {
     return `${error.message}: use --encoding utf-8`;
   }
@@ -180,18 +180,27 @@ export function greetingErrorMessage(error: Error): string {
   return error.message;
 }
 
-/** A greeting the library refuses is a usage error, with the flag's advice. */
-export function asUsageError<T>(make: () => T, file?: string): T {
+/**
+ * A greeting the library refuses is a usage error, with the flag's advice:
+ * the message's own, of `file` if it came from one, or the value of `flag`.
+ */
+export function asUsageError<T>(
+  make: () => T,
+  file?: string,
+  flag?: string,
+): T {
   try {
     return make();
   } catch (error) {
     if (
-      error instanceof RangeError || error instanceof SyntaxError ||
-      error instanceof TypeError
-    ) {
-      const where = file === undefined ? "" : ` (${quote(file)})`;
-      throw new UsageError(greetingErrorMessage(error) + where);
-    }
-    throw error;
+      !(error instanceof RangeError || error instanceof SyntaxError ||
+        error instanceof TypeError)
+    ) throw error;
+    const message = greetingErrorMessage(error);
+    throw new UsageError(
+      flag !== undefined
+        ? `Invalid value for ${flag}: ${lowerFirst(message)}`
+        : message + (file === undefined ? "" : ` (${quote(file)})`),
+    );
   }
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from "@std/cli/parse-args";
 
-import { parseHostPort } from "../net/address.ts";
+import { type HostPort, parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
@@ -8,12 +8,9 @@ import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
   DurationSyntaxError,
-  formatDuration,
   parseDuration,
 } from "./duration.ts";
 
-export { formatDuration };
-export { formatSize, MIB };
 import { suggest } from "./suggest.ts";
 import { formatSize, MIB } from "./read_limited.ts";
 
@@ -50,6 +47,30 @@ export interface FlagSpec {
  * Its table is typed with this, so a flag without a group fails to compile.
  */
 export type GroupedFlagSpec = FlagSpec & { group: FlagGroup };
+
+/**
+ * Flags written one per entry, each head as help shows it, to its help:
+ * `"[GROUP ][-S ]--NAME[ VALUE][...]"`, `...` for a repeatable flag. A
+ * table keyed by `GROUP ...` heads gives {@linkcode GroupedFlagSpec}s.
+ */
+export function flagTable(
+  table: Record<`${FlagGroup} ${string}`, string>,
+): GroupedFlagSpec[];
+export function flagTable(table: Record<`-${string}`, string>): FlagSpec[];
+export function flagTable(table: Record<string, string>): FlagSpec[] {
+  return Object.entries(table).map(([head, help]) => {
+    const [, group, short, name, value, more] =
+      /^(?:(\w+) )?(?:-(\w) )?--([\w-]+)(?: (\S+?))?(\.\.\.)?$/.exec(head)!;
+    return {
+      name,
+      ...(short ? { short } : {}),
+      ...(value ? { value } : {}),
+      ...(more ? { repeatable: true } : {}),
+      help,
+      ...(group ? { group: group as FlagGroup } : {}),
+    };
+  });
+}
 
 /**
  * The topics of the server's `--help`, in the order it prints them, with
@@ -142,13 +163,29 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
   // Joining also keeps an empty value ("--host ''") from being read as a
   // positional argument.
   const spelled = new Map<string, string[]>();
-  const spell = (spec: FlagSpec, spelling: string) => {
-    const list = spelled.get(spec.name);
-    if (list) list.push(spelling);
-    else spelled.set(spec.name, [spelling]);
-  };
+  const spell = (spec: FlagSpec, spelling: string) =>
+    spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
   const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
+  let i = 0;
+  /**
+   * Joins `flag` (as typed) to the argument after it, its value.
+   *
+   * @throws {UsageError} If there is none, or the next is a flag.
+   */
+  const joinValue = (spec: FlagSpec, flag: string) => {
+    const next = args[++i];
+    // A negative number is a value (and a wrong one, said by its flag).
+    if (next === undefined || (/^-./s.test(next) && !/^-\d/.test(next))) {
+      throw new UsageError(
+        `Missing value for ${flag}: write ${flag} ${spec.value}` +
+          (next === undefined
+            ? ""
+            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+      );
+    }
+    joined.push(`--${spec.name}=${next}`);
+  };
+  for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
       joined.push(...args.slice(i));
@@ -160,29 +197,29 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
       throw unknownOption(arg.replace(/=.*$/s, ""), specs);
     }
     const long = /^--([^=]+)(=?)/s.exec(arg);
+    const spec = long && byName.get(long[1]);
+    if (spec) spell(spec, dashed(spec));
+    // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
+    // a switch given a value is a mistake to say, not to guess at.
+    if (spec && !spec.value && long![2] === "=") {
+      throw new UsageError(
+        `${dashed(spec)} takes no value; got ${
+          quote(arg.slice(long![0].length))
+        }: give ${dashed(spec)} alone, or leave it out`,
+      );
+    }
+    if (spec?.value && long![2] !== "=") {
+      joinValue(spec, arg);
+      continue;
+    }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
     const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
     const bundle = letters.map((letter) => byName.get(letter));
     const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
       bundle.length;
-    if (long || end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
-      const spec = long && byName.get(long[1]);
-      if (spec) spell(spec, dashed(spec));
-      // parseArgs reads "--quiet=false" as false and "--quiet=yes" as
-      // true: a switch given a value is a mistake to say, not to guess at.
-      if (spec && !spec.value && long![2] === "=") {
-        throw new UsageError(
-          `${dashed(spec)} takes no value; got ${
-            quote(arg.slice(long![0].length))
-          }: give ${dashed(spec)} alone, or leave it out`,
-        );
-      }
-      if (!spec?.value || long![2] === "=") {
-        // Unknown flags and the rest are parseArgs' to read.
-        joined.push(arg);
-        continue;
-      }
-      i = joinValue(spec, arg, args, i, joined);
+    if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
+      // Unknown flags, positionals and the rest are parseArgs' to read.
+      joined.push(arg);
       continue;
     }
     for (const spec of bundle.slice(0, end) as FlagSpec[]) {
@@ -195,14 +232,15 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     // (parseArgs would read it as bundled switches -H -l -o ...).
     const attached = letters.slice(end).join("").replace(/^=/, "");
     if (end < letters.length) joined.push(`--${last.name}=${attached}`);
-    else i = joinValue(last, `-${last.short}`, args, i, joined);
+    else joinValue(last, `-${last.short}`);
   }
 
-  const withValue = specs.filter((spec) => spec.value).map((spec) => spec.name);
+  const names = (test: (spec: FlagSpec) => unknown) =>
+    specs.filter(test).map((spec) => spec.name);
   const parsed = parseArgs(joined, {
-    string: withValue,
-    boolean: specs.filter((spec) => !spec.value).map((spec) => spec.name),
-    collect: specs.filter((spec) => spec.repeatable).map((spec) => spec.name),
+    string: names((spec) => spec.value),
+    boolean: names((spec) => !spec.value),
+    collect: names((spec) => spec.repeatable),
     alias: Object.fromEntries(
       specs.filter((spec) => spec.short).map((spec) => [spec.short, spec.name]),
     ),
@@ -234,35 +272,6 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
   return { values, switches, positionals, spelled };
 }
 
-/**
- * Joins `flag` (as typed) to the argument after it, its value.
- *
- * @returns The index of that argument.
- * @throws {UsageError} If there is none, or the next is a flag.
- */
-function joinValue(
-  spec: FlagSpec,
-  flag: string,
-  args: string[],
-  i: number,
-  joined: string[],
-): number {
-  const next = args[i + 1];
-  // A negative number is a value (and a wrong one, said by its flag).
-  const isFlag = next !== undefined && next.startsWith("-") &&
-    next.length > 1 && !/^-\d/.test(next);
-  if (next === undefined || isFlag) {
-    throw new UsageError(
-      `Missing value for ${flag}: write ${flag} ${spec.value}` +
-        (next === undefined
-          ? ""
-          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
-    );
-  }
-  joined.push(`--${spec.name}=${next}`);
-  return i + 1;
-}
-
 /** The last value given for a flag, if any. */
 export function lastValue(
   flags: ParsedFlags,
@@ -271,9 +280,86 @@ export function lastValue(
   return flags.values.get(name)?.at(-1);
 }
 
-/** `flag` with its dashes: `-p` and `--port` stay, `port` becomes `--port`. */
-function shown(flag: string): string {
-  return flag.startsWith("-") ? flag : `--${flag}`;
+/**
+ * Reads a command line's flags by name: each value parsed as it is asked
+ * for, and each message naming the flag as the user spelt it.
+ */
+export function flagReader(flags: ParsedFlags) {
+  const flag = (name: string) => flagName(flags, name);
+  const last = (name: string) => lastValue(flags, name);
+  /** The last value of `name` through `parse`; `undefined` if not given. */
+  const value = <T, A extends unknown[]>(
+    name: string,
+    parse: (text: string, flag: string, ...more: A) => T,
+    ...more: A
+  ): T | undefined => {
+    const text = last(name);
+    return text === undefined ? undefined : parse(text, flag(name), ...more);
+  };
+  return {
+    flag,
+    last,
+    value,
+    has: (name: string) => flags.switches.has(name),
+    /** @throws {UsageError} If `name` is given without `what` (`ok`). */
+    goesWith: (name: string, ok: boolean, what: string) => {
+      if (!ok && last(name) !== undefined) {
+        throw new UsageError(`${flag(name)} goes with ${what}`);
+      }
+    },
+    integer: (name: string, min: number, max?: number) =>
+      value(name, parseIntegerFlag, min, max),
+    duration: (name: string, min?: number) =>
+      value(name, parseDurationFlag, min),
+    /** The value of `name`, one of `choices`, or `fallback` if not given. */
+    choice: <T extends string>(
+      name: string,
+      fallback: T,
+      choices: readonly T[],
+    ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices),
+  };
+}
+
+/** What {@linkcode flagReader} gives. */
+export type FlagReader = ReturnType<typeof flagReader>;
+
+/**
+ * The "Invalid value" line of a flag: `text` as given, then `hint`, what
+ * to write instead. `flag` is as the user spelt it, or a long name.
+ */
+export function invalidValue(
+  text: string,
+  flag: string,
+  hint: string,
+  what = "value",
+): UsageError {
+  const shown = flag.startsWith("-") ? flag : `--${flag}`;
+  return new UsageError(`Invalid ${what} ${quote(text)} for ${shown}: ${hint}`);
+}
+
+/**
+ * Parses a flag's value with a parser of the library, whose
+ * {@linkcode ValueError} (or duration error) says what to write: that
+ * becomes the flag's {@linkcode invalidValue} line, `what` its noun.
+ */
+export function parseFlagValue<T>(
+  text: string,
+  flag: string,
+  parse: (text: string) => T,
+  what?: string,
+): T {
+  try {
+    return parse(text);
+  } catch (error) {
+    // The duration's own words say what to write; the flag is said here.
+    const hint = error instanceof ValueError
+      ? error.reason
+      : error instanceof DurationSyntaxError ||
+          error instanceof DurationRangeError
+      ? error.message
+      : undefined;
+    throw hint === undefined ? error : invalidValue(text, flag, hint, what);
+  }
 }
 
 /**
@@ -291,10 +377,7 @@ export function parseIntegerFlag(
 ): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) {
-    const range = `a whole number from ${min} to ${max}`;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use ${range}`,
-    );
+    throw invalidValue(text, flag, `use a whole number from ${min} to ${max}`);
   }
   return value;
 }
@@ -308,39 +391,12 @@ export function parseIntegerFlag(
  * @returns Milliseconds.
  * @throws {UsageError} If it is not a duration of at least `min`.
  */
-export function parseDurationFlag(
-  text: string,
-  flag: string,
-  min = 0,
-): number {
-  try {
-    return parseDuration(text, min);
-  } catch (error) {
-    if (
-      !(error instanceof DurationSyntaxError ||
-        error instanceof DurationRangeError)
-    ) throw error;
-    // The duration's own words say what to write; the flag is said here.
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: ${error.message}`,
-    );
-  }
+export function parseDurationFlag(text: string, flag: string, min = 0): number {
+  return parseFlagValue(text, flag, (text) => parseDuration(text, min));
 }
 
 /** The largest --max-file-size: files are read into memory whole. */
-export const MAX_FILE_SIZE = 1024 * MIB;
-
-/** Bytes per size unit, by its lower-case name. */
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  "": 1,
-  "b": 1,
-  "k": 1024,
-  "kib": 1024,
-  "m": MIB,
-  "mib": MIB,
-  "g": 1024 * MIB,
-  "gib": 1024 * MIB,
-};
+const MAX_FILE_SIZE = 1024 * MIB;
 
 /**
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
@@ -350,13 +406,16 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
  * @throws {UsageError} If it is not one.
  */
 export function parseSizeFlag(text: string, flag: string): number {
-  const match = /^(\d+)\s*([a-zA-Z]*)$/.exec(text);
-  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
-  const value = match && unit !== undefined ? Number(match[1]) * unit : NaN;
+  const match = /^(\d+)\s*(?:([kmg])(?:ib)?|b)?$/i.exec(text);
+  // The unit's power of 1024: none or B 0, K 1, M 2, G 3.
+  const power = " kmg".indexOf(match?.[2]?.toLowerCase() ?? " ");
+  const value = match ? Number(match[1]) * 1024 ** power : NaN;
   if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use a size from 1 ` +
-        "byte to 1GiB, in bytes or with a unit, such as 4MiB or 512KiB",
+    throw invalidValue(
+      text,
+      flag,
+      "use a size from 1 byte to 1GiB, in bytes or with a unit, such as " +
+        "4MiB or 512KiB",
     );
   }
   return value;
@@ -370,11 +429,7 @@ export function parseSizeFlag(text: string, flag: string): number {
 export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${
-        shown(flag)
-      }: use a number above 0, such as 5 or 0.5`,
-    );
+    throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
   }
   return value;
 }
@@ -391,10 +446,11 @@ export function parseChoiceFlag<T extends string>(
 ): T {
   if (!(choices as readonly string[]).includes(text)) {
     const guess = suggest(text, choices);
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${shown(flag)}: use one of ${
-        choices.join(", ")
-      }${guess === undefined ? "" : ` (did you mean ${guess}?)`}`,
+    throw invalidValue(
+      text,
+      flag,
+      `use one of ${choices.join(", ")}` +
+        (guess === undefined ? "" : ` (did you mean ${guess}?)`),
     );
   }
   return text as T;
@@ -490,9 +546,9 @@ export function formatGroupedFlagHelp(
 }
 
 /** Formats the examples that end `--help`: a command line and what it does. */
-export function formatExamples(examples: [string, string][]): string {
+export function formatExamples(examples: Record<string, string>): string {
   return "Examples:\n" +
-    examples.map(([command, what]) =>
+    Object.entries(examples).map(([command, what]) =>
       [
         `  ${command}`,
         ...wrapText(what, HELP_WIDTH - 6).map((l) => `      ${l}`),
@@ -501,45 +557,86 @@ export function formatExamples(examples: [string, string][]): string {
     ).join("\n");
 }
 
-/** A request for help or the version, which prints and exits 0. */
+/**
+ * The `--help` of a client command: what it does, its usage, its options,
+ * what its exit codes say (`exits`), and examples.
+ */
+export function clientHelp(
+  title: string,
+  command: string,
+  specs: FlagSpec[],
+  exits: string,
+  examples: Record<string, string>,
+): string {
+  return `${title}
+
+Usage:
+  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(specs)}
+
+${exits}
+
+${formatExamples(examples)}`;
+}
+
+/** A request for help (with the text to print) or the version: exits 0. */
 export type InfoCommand =
-  | {
-    command: "help";
-    /** What to print. */
-    text: string;
-  }
+  | { command: "help"; text: string }
   | { command: "version" };
 
 /** Thrown to end a command with a message already explained. */
 export class ExitError extends Error {
-  /** The exit code: 2 for usage errors, 1 for runtime errors. */
-  readonly exitCode: number;
-  /** Nothing may be written: stderr is a client's socket (xinetd). */
-  readonly silent: boolean;
-  /** `message` is the one line for stderr. */
-  constructor(message: string, exitCode: number, silent = false) {
+  /**
+   * @param message The one line for stderr.
+   * @param exitCode 2 for usage errors, 1 for runtime errors.
+   * @param silent Nothing may be written: stderr is a client's socket
+   * (xinetd).
+   */
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly silent = false,
+  ) {
     super(message);
     this.name = "ExitError";
-    this.exitCode = exitCode;
-    this.silent = silent;
   }
 }
 
 /** The flags every command has: --help and --version. */
-export const COMMON_FLAGS: GroupedFlagSpec[] = [
-  {
-    name: "help",
-    short: "h",
-    help: "Show this help and exit",
-    group: "process",
-  },
-  {
-    name: "version",
-    short: "V",
-    help: "Show the version and exit",
-    group: "process",
-  },
-];
+export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
+  "process -h --help": "Show this help and exit",
+  "process -V --version": "Show the version and exit",
+});
+
+/**
+ * Parses a client command's arguments (after its word): its flags, its
+ * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
+ * and the {@linkcode ClientTransport}, in that order.
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseClient<C extends string, T extends object = object>(
+  command: C,
+  args: string[],
+  specs: FlagSpec[],
+  help: () => string,
+  timeout: number,
+  own?: (read: FlagReader) => T,
+): ClientCommand & { command: C } & T | InfoCommand {
+  const flags = parseFlags(args, specs);
+  if (flags.switches.has("help")) return { command: "help", text: help() };
+  if (flags.switches.has("version")) return { command: "version" };
+  const read = flagReader(flags);
+  return {
+    command,
+    ...parseTarget(flags.positionals, command),
+    ...own?.(read) as T,
+    timeout: read.duration("timeout", 1) ?? timeout,
+    ...parseClientTransport(flags),
+  };
+}
 
 /**
  * Parses a client command's `[HOST][:PORT]` argument (default
@@ -547,22 +644,18 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = [
  *
  * @throws {UsageError} For a bad address or more than one argument.
  */
-export function parseTarget(
-  positionals: string[],
-  command: string,
-): { hostname: string; port: number } {
+function parseTarget(positionals: string[], command: string): HostPort {
   if (positionals.length > 1) {
     throw new UsageError(
       `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
         "[HOST][:PORT]",
     );
   }
-  const defaults = { hostname: "localhost", port: DEFAULT_PORT };
-  let target;
+  let target = { hostname: "localhost", port: DEFAULT_PORT };
   try {
-    target = positionals.length === 0
-      ? defaults
-      : parseHostPort(positionals[0], defaults);
+    if (positionals[0] !== undefined) {
+      target = parseHostPort(positionals[0], target);
+    }
   } catch (error) {
     if (!(error instanceof ValueError)) throw error;
     throw new UsageError(error.message);
@@ -574,6 +667,14 @@ export function parseTarget(
     );
   }
   return target;
+}
+
+/**
+ * What `connect` and `check` both have: the server's address, how long
+ * the command may take in milliseconds, and how it reaches the server.
+ */
+export interface ClientCommand extends ClientTransport, HostPort {
+  timeout: number;
 }
 
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */
@@ -592,41 +693,18 @@ export interface ClientTransport {
   proxyHeader?: boolean;
 }
 
-/** The --max-file-size flag, of every command that reads files. */
-export function maxFileSizeFlag(what: string): FlagSpec {
-  return {
-    name: "max-file-size",
-    value: "SIZE",
-    help: `The most bytes read from ${what}, in bytes or with a unit ` +
-      `such as 4MiB (default ${formatSize(MIB)})`,
-  };
-}
-
 /** The flags `connect` and `check` share for reaching the server. */
-export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
-  { name: "tls", help: "Connect over TLS, verifying the certificate" },
-  {
-    name: "ca",
-    value: "FILE",
-    help: "Trust this PEM CA certificate (with --tls)",
-  },
-  {
-    name: "insecure",
-    help: "With --tls, do not verify the certificate",
-  },
-  {
-    name: "unix",
-    value: "PATH",
-    help: "Connect to a Unix socket instead of HOST:PORT",
-  },
-  {
-    name: "proxy-header",
-    help: "Start with a PROXY protocol v2 LOCAL header, as a load " +
-      "balancer's health check does (for a greeter run with " +
-      "--proxy-protocol; with --tls, the header is sent before TLS starts)",
-  },
-  maxFileSizeFlag("the --ca file"),
-];
+export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
+  "--tls": "Connect over TLS, verifying the certificate",
+  "--ca FILE": "Trust this PEM CA certificate (with --tls)",
+  "--insecure": "With --tls, do not verify the certificate",
+  "--unix PATH": "Connect to a Unix socket instead of HOST:PORT",
+  "--proxy-header": "Start with a PROXY protocol v2 LOCAL header, as a " +
+    "load balancer's health check does (for a greeter run with " +
+    "--proxy-protocol; with --tls, the header is sent before TLS starts)",
+  "--max-file-size SIZE": "The most bytes read from the --ca file, in " +
+    `bytes or with a unit such as 4MiB (default ${formatSize(MIB)})`,
+});
 
 /**
  * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} from parsed flags.
@@ -634,17 +712,18 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = [
  * @throws {UsageError} For flags that do not go together.
  */
 export function parseClientTransport(flags: ParsedFlags): ClientTransport {
-  const tls = flags.switches.has("tls");
-  const ca = lastValue(flags, "ca");
-  const insecure = flags.switches.has("insecure");
+  const { has, last, value } = flagReader(flags);
+  const tls = has("tls");
+  const ca = last("ca");
+  const insecure = has("insecure");
   if (!tls && (ca !== undefined || insecure)) {
     throw new UsageError("--ca and --insecure go with --tls");
   }
   if (ca !== undefined && insecure) {
     throw new UsageError("--ca and --insecure cannot be used together");
   }
-  const proxyHeader = flags.switches.has("proxy-header");
-  const unix = lastValue(flags, "unix");
+  const proxyHeader = has("proxy-header");
+  const unix = last("unix");
   if (unix === "") {
     throw new UsageError(
       "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
@@ -655,7 +734,7 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );
   }
-  const sizeText = lastValue(flags, "max-file-size");
+  const maxFileSize = value("max-file-size", parseSizeFlag);
   return {
     unix,
     tls,
@@ -663,8 +742,6 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
     insecure,
     ...(proxyHeader ? { proxyHeader } : {}),
     // Only when given, so a command reads as it always has.
-    ...(sizeText === undefined ? {} : {
-      maxFileSize: parseSizeFlag(sizeText, flagName(flags, "max-file-size")),
-    }),
+    ...(maxFileSize === undefined ? {} : { maxFileSize }),
   };
 }

@@ -14,27 +14,23 @@ const MAX_WORD = 64;
  * substring edited twice. `prot` → `port` is one swap.
  */
 export function editDistance(a: string, b: string): number {
-  // Three rows of the dynamic programming table: two back for the swap.
-  let before = new Array<number>(b.length + 1).fill(0);
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  let current = new Array<number>(b.length + 1).fill(0);
+  // The whole table: words are short (see MAX_WORD).
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    current[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(
-        previous[j] + 1,
-        current[j - 1] + 1,
-        previous[j - 1] + cost,
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + cost,
       );
       if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        best = Math.min(best, before[j - 2] + 1);
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
       }
-      current[j] = best;
     }
-    [before, previous, current] = [previous, current, before];
   }
-  return previous[b.length];
+  return d[a.length][b.length];
 }
 
 /**

@@ -1,27 +1,16 @@
 import { clientTls } from "../setup.ts";
-import {
-  explainConnectError,
-  greetingErrorMessage,
-  lowerFirst,
-} from "../explain.ts";
+import { formatDuration } from "../duration.ts";
+import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
-  type ClientTransport,
+  type ClientCommand,
+  clientHelp,
   COMMON_FLAGS,
-  flagName,
   type FlagSpec,
-  formatDuration,
-  formatExamples,
-  formatFlagHelp,
+  flagTable,
   type InfoCommand,
-  lastValue,
-  parseChoiceFlag,
-  parseClientTransport,
-  parseDurationFlag,
-  parseFlags,
-  parseTarget,
-  UsageError,
+  parseClient,
 } from "../flags.ts";
 import {
   DEFAULT_MESSAGE,
@@ -29,83 +18,50 @@ import {
   GREETING_ENCODINGS,
   LINE_ENDINGS,
 } from "../../greeting/encode.ts";
-import { DEFAULT_PORT } from "../../server/options.ts";
 
 /** The `check` command's options, validated and typed. */
-export interface CheckCommand extends ClientTransport {
+export interface CheckCommand extends ClientCommand {
   /** Always `check`. */
   command: "check";
-  /** The server's host name or IP address. */
-  hostname: string;
-  /** The server's TCP port. */
-  port: number;
   /** The exact bytes the server must send. */
   expect: Uint8Array;
-  /** How long the whole check may take, in milliseconds. */
-  timeout: number;
 }
 
 /** The flags of the `check` command. */
 export const CHECK_FLAGS: FlagSpec[] = [
-  {
-    name: "expect",
-    short: "e",
-    value: "TEXT",
-    help:
+  ...flagTable({
+    "-e --expect TEXT":
       `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
-  },
-  {
-    name: "line-ending",
-    value: "crlf|lf|none",
-    help: "What ends each line of the expected text, as the server's " +
-      "option (default crlf)",
-  },
-  {
-    name: "encoding",
-    value: "ascii|utf-8|latin1",
-    help: "Encoding of the expected text, as the server's option " +
-      "(default ascii)",
-  },
-  {
-    name: "timeout",
-    short: "t",
-    value: "DURATION",
-    help: "Fail if the whole greeting and the close take longer, such as " +
-      "500ms or 5s; a number alone is milliseconds (default " +
+    "--line-ending crlf|lf|none": "What ends each line of the expected " +
+      "text, as the server's option (default crlf)",
+    "--encoding ascii|utf-8|latin1": "Encoding of the expected text, as the " +
+      "server's option (default ascii)",
+    "-t --timeout DURATION": "Fail if the whole greeting and the close take " +
+      "longer, such as 500ms or 5s; a number alone is milliseconds (default " +
       `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
-  },
+  }),
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
 ];
 
 /** The text of `greeter check --help`. */
 export function checkHelp(): string {
-  return `greeter check: a health probe; checks that a greeter server sends the
-expected greeting
-
-Usage:
-  greeter check [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(CHECK_FLAGS)}
-
-Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent
-exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for
-a usage error.
-
-${
-    formatExamples([
-      ["greeter check 127.0.0.1:8080", "Exit 0 if the default greeting comes"],
-      [
-        'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323',
+  return clientHelp(
+    "greeter check: a health probe; checks that a greeter server sends the\n" +
+      "expected greeting",
+    "check",
+    CHECK_FLAGS,
+    "Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent\n" +
+      "exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for\n" +
+      "a usage error.",
+    {
+      "greeter check 127.0.0.1:8080": "Exit 0 if the default greeting comes",
+      'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323':
         'Expect "Hello\\n" from localhost:2323 within a second',
-      ],
-      [
-        'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]',
+      'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]':
         "The same, as a Dockerfile health check",
-      ],
-    ])
-  }`;
+    },
+  );
 }
 
 /**
@@ -114,46 +70,25 @@ ${
  *
  * @throws {UsageError} For any mistake in them.
  */
-export function parseCheck(
-  args: string[],
-): CheckCommand | InfoCommand {
-  const flags = parseFlags(args, CHECK_FLAGS);
-  if (flags.switches.has("help")) return { command: "help", text: checkHelp() };
-  if (flags.switches.has("version")) return { command: "version" };
-  const target = parseTarget(flags.positionals, "check");
-  const lineEnding = parseChoiceFlag(
-    lastValue(flags, "line-ending") ?? "crlf",
-    flagName(flags, "line-ending"),
-    LINE_ENDINGS,
+export function parseCheck(args: string[]): CheckCommand | InfoCommand {
+  return parseClient(
+    "check",
+    args,
+    CHECK_FLAGS,
+    checkHelp,
+    DEFAULT_CHECK_TIMEOUT,
+    (read) => {
+      const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
+      const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
+      const text = read.last("expect") ?? DEFAULT_MESSAGE;
+      const expect = asUsageError(
+        () => encodeGreeting(text, { lineEnding, encoding }),
+        undefined,
+        read.flag("expect"),
+      );
+      return { expect };
+    },
   );
-  const encoding = parseChoiceFlag(
-    lastValue(flags, "encoding") ?? "ascii",
-    flagName(flags, "encoding"),
-    GREETING_ENCODINGS,
-  );
-  let expect: Uint8Array;
-  try {
-    expect = encodeGreeting(lastValue(flags, "expect") ?? DEFAULT_MESSAGE, {
-      lineEnding,
-      encoding,
-    });
-  } catch (error) {
-    throw new UsageError(
-      `Invalid value for ${flagName(flags, "expect")}: ${
-        lowerFirst(greetingErrorMessage(error as Error))
-      }`,
-    );
-  }
-  const timeoutText = lastValue(flags, "timeout");
-  return {
-    command: "check",
-    ...target,
-    expect,
-    timeout: timeoutText === undefined
-      ? DEFAULT_CHECK_TIMEOUT
-      : parseDurationFlag(timeoutText, flagName(flags, "timeout"), 1),
-    ...parseClientTransport(flags),
-  };
 }
 
 /** Runs the health probe: one line on stdout, exit 0 only for a match. */
@@ -170,10 +105,7 @@ export async function runCheck(command: CheckCommand): Promise<number> {
     result.error !== undefined
       ? `FAIL ${
         lowerFirst(
-          explainConnectError(result.error, result.address, {
-            tls: command.tls,
-            ca: command.ca !== undefined,
-          }).message,
+          explainConnectError(result.error, result.address, command).message,
         )
       }`
       : result.hint === "proxy-header"

@@ -3,74 +3,53 @@ import {
   DEFAULT_CLIENT_TIMEOUT,
   readGreeting,
 } from "../../client/read_greeting.ts";
-import { DEFAULT_PORT } from "../../server/options.ts";
 import { explainConnectError } from "../explain.ts";
 import {
   CLIENT_TRANSPORT_FLAGS,
-  type ClientTransport,
+  type ClientCommand,
+  clientHelp,
   COMMON_FLAGS,
   ExitError,
-  flagName,
   type FlagSpec,
-  formatDuration,
-  formatExamples,
-  formatFlagHelp,
+  flagTable,
   type InfoCommand,
-  lastValue,
-  parseClientTransport,
-  parseDurationFlag,
-  parseFlags,
-  parseTarget,
+  parseClient,
 } from "../flags.ts";
 import { clientTls } from "../setup.ts";
+import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
-export interface ConnectCommand extends ClientTransport {
+export interface ConnectCommand extends ClientCommand {
   command: "connect";
-  hostname: string;
-  port: number;
-  timeout: number;
 }
 
 /** The flags of the `connect` command. */
 export const CONNECT_FLAGS: FlagSpec[] = [
-  {
-    name: "timeout",
-    short: "t",
-    value: "DURATION",
-    help: "Give up after this long, such as 500ms or 5s; a number alone is " +
-      `milliseconds (default ${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
-  },
+  ...flagTable({
+    "-t --timeout DURATION": "Give up after this long, such as 500ms or 5s; " +
+      "a number alone is milliseconds (default " +
+      `${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
+  }),
   ...CLIENT_TRANSPORT_FLAGS,
   ...COMMON_FLAGS,
 ];
 
 /** The text of `greeter connect --help`. */
 export function connectHelp(): string {
-  return `greeter connect: print everything a greeter server sends, until it closes
-
-Usage:
-  greeter connect [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(CONNECT_FLAGS)}
-
-Exits 0 once the server closes the connection; 1 if it cannot be reached or
-does not finish in time; 2 for a usage error.
-
-${
-    formatExamples([
-      ["greeter connect localhost:2323", "Print the greeting of port 2323"],
-      [
-        "greeter connect --tls --ca ca.pem example.com:2323",
+  return clientHelp(
+    "greeter connect: print everything a greeter server sends, until it closes",
+    "connect",
+    CONNECT_FLAGS,
+    "Exits 0 once the server closes the connection; 1 if it cannot be reached or\n" +
+      "does not finish in time; 2 for a usage error.",
+    {
+      "greeter connect localhost:2323": "Print the greeting of port 2323",
+      "greeter connect --tls --ca ca.pem example.com:2323":
         "Over TLS, trusting the CA in ca.pem",
-      ],
-      [
-        "greeter connect --unix /run/greeter.sock --timeout 2s",
+      "greeter connect --unix /run/greeter.sock --timeout 2s":
         "From a Unix socket, giving up after 2 seconds",
-      ],
-    ])
-  }`;
+    },
+  );
 }
 
 /**
@@ -79,21 +58,13 @@ ${
  * @throws {UsageError} For any mistake in them.
  */
 export function parseConnect(args: string[]): ConnectCommand | InfoCommand {
-  const flags = parseFlags(args, CONNECT_FLAGS);
-  if (flags.switches.has("help")) {
-    return { command: "help", text: connectHelp() };
-  }
-  if (flags.switches.has("version")) return { command: "version" };
-  const target = parseTarget(flags.positionals, "connect");
-  const timeoutText = lastValue(flags, "timeout");
-  return {
-    command: "connect",
-    ...target,
-    timeout: timeoutText === undefined
-      ? DEFAULT_CLIENT_TIMEOUT
-      : parseDurationFlag(timeoutText, flagName(flags, "timeout"), 1),
-    ...parseClientTransport(flags),
-  };
+  return parseClient(
+    "connect",
+    args,
+    CONNECT_FLAGS,
+    connectHelp,
+    DEFAULT_CLIENT_TIMEOUT,
+  );
 }
 
 /** Prints everything the server sends, byte for byte, until it closes. */
@@ -111,10 +82,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
       }
     }
   } catch (error) {
-    const { message, exitCode } = explainConnectError(error, address, {
-      tls: command.tls,
-      ca: command.ca !== undefined,
-    });
+    const { message, exitCode } = explainConnectError(error, address, command);
     throw new ExitError(message, exitCode);
   }
   return 0;

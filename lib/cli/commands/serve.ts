@@ -1,37 +1,35 @@
-import { ValueError } from "../../net/value_error.ts";
-import { parseHostPort, parsePort } from "../../net/address.ts";
+import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   flagName,
-  formatDuration,
+  type FlagReader,
+  flagReader,
+  flagTable,
   formatExamples,
   formatGroupedFlagHelp,
-  formatSize,
   type GroupedFlagSpec,
   type InfoCommand,
-  lastValue,
-  maxFileSizeFlag,
-  MIB,
+  invalidValue,
   parseChoiceFlag,
   type ParsedFlags,
-  parseDurationFlag,
   parseFlags,
-  parseIntegerFlag,
+  parseFlagValue,
   parsePositiveNumberFlag,
   parseSizeFlag,
   UsageError,
 } from "../flags.ts";
 import { escapeControl, quote } from "../../net/escape.ts";
+import { formatDuration } from "../duration.ts";
+import { formatSize, MIB } from "../read_limited.ts";
 import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
+  type EncodeGreetingOptions,
   GREETING_ENCODINGS,
-  type GreetingEncoding,
   LINE_ENDINGS,
-  type LineEnding,
 } from "../../greeting/encode.ts";
-import { parseCidr, parseIp } from "../../net/ip.ts";
+import { formatIp, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
 import {
@@ -61,6 +59,8 @@ import {
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
+const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
+
 /**
  * The serving command: the library's own options as the flags give them,
  * and the little that only the command line has. Files named by flags are
@@ -76,11 +76,9 @@ export interface ServeCommand {
    */
   options: ServeGreetingOptions;
   /** --message or --preset, with the encoding and line ending of both. */
-  greeting: {
+  greeting: Required<EncodeGreetingOptions> & {
     message?: string;
     preset?: PresetName;
-    encoding: GreetingEncoding;
-    lineEnding: LineEnding;
   };
   /** The files named by flags, read at start and on every reload. */
   files: {
@@ -101,7 +99,7 @@ export interface ServeCommand {
     quiet: boolean;
     /** Connection lines per second from one source; 0 logs every one. */
     rate: number;
-    timestamps: "auto" | "on" | "off";
+    timestamps: typeof LOG_TIMESTAMPS[number];
     /** How client addresses are shown; absent for `full`. */
     address?: Exclude<AddressLogMode, "full">;
   };
@@ -122,330 +120,126 @@ export interface ServeCommand {
   fdLimitUnread?: true;
 }
 /** Connection lines logged per second from one source, by default. */
-export const DEFAULT_LOG_RATE = 100;
-
-const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
+const DEFAULT_LOG_RATE = 100;
 
 /** The most worker threads --workers accepts. */
-export const MAX_WORKERS = 64;
+const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
 export const SERVE_FLAGS: GroupedFlagSpec[] = [
-  {
-    name: "host",
-    group: "listening",
-    short: "H",
-    value: "HOST",
-    repeatable: true,
-    help: `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 ` +
-      "and IPv4)",
-  },
-  {
-    name: "port",
-    group: "listening",
-    short: "p",
-    value: "PORT",
-    repeatable: true,
-    help: "TCP port 0-65535, or a range such as 8000-8010; 0 picks a free " +
-      `one (default ${DEFAULT_PORT})`,
-  },
-  {
-    name: "unix",
-    group: "listening",
-    value: "PATH",
-    repeatable: true,
-    help: "Listen on a Unix socket (a stale socket file is replaced)",
-  },
-  {
-    name: "message",
-    group: "greeting",
-    short: "m",
-    value: "TEXT",
-    help: `Greeting text (default "${DEFAULT_MESSAGE}")`,
-  },
-  {
-    name: "message-file",
-    group: "greeting",
-    value: "PATH",
-    help: "Read the greeting text from a file (one trailing newline dropped)",
-  },
-  {
-    name: "preset",
-    group: "greeting",
-    value: "daytime|qotd|time",
-    help: "Serve a classic service: RFC 867 daytime, RFC 865 quote of the " +
-      "day, RFC 868 time",
-  },
-  {
-    name: "quotes-file",
-    group: "greeting",
-    value: "PATH",
-    help: "Quotes for --preset qotd: one per line, or separated by % lines",
-  },
-  {
-    name: "tls-cert",
-    group: "listening",
-    value: "FILE",
-    help: "Serve over TLS with this PEM certificate chain (needs --tls-key)",
-  },
-  {
-    name: "tls-key",
-    group: "listening",
-    value: "FILE",
-    help: "The PEM private key for --tls-cert",
-  },
-  {
-    name: "line-ending",
-    group: "greeting",
-    value: "crlf|lf|none",
-    help: "What ends each line of the greeting (default crlf)",
-  },
-  {
-    name: "encoding",
-    group: "greeting",
-    value: "ascii|utf-8|latin1",
-    help: "Encoding of the greeting; text it cannot encode is an error " +
-      "(default ascii)",
-  },
-  {
-    name: "quiet",
-    group: "logs",
-    short: "q",
-    help: "Do not print a line per connection",
-  },
-  {
-    name: "log-format",
-    group: "logs",
-    value: "text|json",
-    help: "Log lines for people (text) or one JSON object per line " +
-      "(default text)",
-  },
-  {
-    name: "log-rate",
-    group: "logs",
-    value: "N",
-    help: "Connection lines per second from one address before the rest " +
-      `are summarized; 0 logs every one (default ${DEFAULT_LOG_RATE})`,
-  },
-  {
-    name: "log-timestamps",
-    group: "logs",
-    value: "auto|on|off",
-    help: "Start each text line with an RFC 3339 time (default auto: on " +
-      "when stdout is not a terminal and not journald)",
-  },
-  {
-    name: "metrics",
-    group: "logs",
-    value: "[HOST:]PORT",
-    help: "Serve Prometheus metrics (/metrics) and /healthz over HTTP here; " +
-      "a port alone listens on 127.0.0.1",
-  },
-  {
-    name: "log-address",
-    group: "logs",
-    value: "full|truncate|hash",
-    help: "How log lines show a client's address: whole, cut to its /24 " +
-      "(IPv6 /48), or a keyed pseudonym (needs --log-key-file); truncate " +
-      "and hash drop the port; limits still use the real address " +
-      "(default full)",
-  },
-  {
-    name: "log-key-file",
-    group: "logs",
-    value: "PATH",
-    help: "The secret key of --log-address hash (16 bytes or more, such " +
-      "as head -c 32 /dev/urandom); read again on SIGHUP",
-  },
-  {
-    name: "greet-pause",
-    group: "sensor",
-    value: "DURATION",
-    help: "Wait this long before greeting; a client that sends anything " +
-      "meanwhile is an early talker (scanners and bots talk first), " +
-      "counted and logged with what its first bytes look like",
-  },
-  {
-    name: "early-talkers",
-    group: "sensor",
-    value: "greet|refuse",
-    help: "What becomes of an early talker: greeted all the same, or " +
-      "refused without the greeting (default refuse; needs --greet-pause)",
-  },
-  {
-    name: "capture",
-    group: "sensor",
-    value: "BYTES",
-    help: "Log the first BYTES (at most " + MAX_CAPTURE + ") a client " +
-      "sends, before or after the greeting, escaped (and base64 in JSON)",
-  },
-  {
-    name: "max-connections",
-    group: "limits",
-    value: "N",
-    help: "Connections served at once; beyond it clients wait in the " +
-      `backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
-  },
-  {
-    name: "backlog",
-    group: "limits",
-    value: "N",
-    help: "Length of the kernel's queue of pending connections " +
-      "(default: as long as the kernel allows, net.core.somaxconn)",
-  },
-  {
-    name: "timeout",
-    group: "limits",
-    value: "DURATION",
-    help: "Longest life of one connection, such as 500ms, 10s or 2m (a " +
-      `number alone is milliseconds); 0 for none, though a TLS handshake ` +
-      `still ends after ${formatDuration(TLS_HANDSHAKE_TIMEOUT)} (default ${
-        formatDuration(DEFAULT_TIMEOUT)
-      })`,
-  },
-  {
-    name: "linger",
-    group: "limits",
-    value: "DURATION",
-    help: "After the greeting, wait this long for the client to close " +
-      `before closing; 0 closes at once (default ${
-        formatDuration(DEFAULT_LINGER)
-      })`,
-  },
-  {
-    name: "drain-timeout",
-    group: "limits",
-    value: "DURATION",
-    help: "On shutdown, how long in-flight greetings may finish " +
-      `(default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
-  },
-  {
-    name: "max-per-ip",
-    group: "limits",
-    value: "N",
-    help: "Connections open at once from one address (IPv6: one /64)",
-  },
-  {
-    name: "rate-per-ip",
-    group: "limits",
-    value: "R",
-    help: "New connections per second from one address (IPv6: one /64)",
-  },
-  {
-    name: "refuse-message",
-    group: "limits",
-    value: "TEXT",
-    help: "Sent to refused clients instead of closing them silently",
-  },
-  {
-    name: "allow",
-    group: "limits",
-    value: "CIDR",
-    repeatable: true,
-    help: "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
-  },
-  {
-    name: "deny",
-    group: "limits",
-    value: "CIDR",
-    repeatable: true,
-    help: "Refuse these addresses; deny wins over allow",
-  },
-  {
-    name: "allow-file",
-    group: "limits",
-    value: "PATH",
-    repeatable: true,
-    help: "More --allow blocks, one per line (# comments); read again on " +
-      "SIGHUP",
-  },
-  {
-    name: "deny-file",
-    group: "limits",
-    value: "PATH",
-    repeatable: true,
-    help: "More --deny blocks, one per line (# comments); read again on " +
-      "SIGHUP",
-  },
-  {
-    name: "proxy-protocol",
-    group: "fleet",
-    help: "Read a PROXY protocol header (v1 or v2) from a load balancer " +
-      "before greeting; the client it names is the one logged, limited " +
-      "and matched by --allow/--deny (needs --proxy-from)",
-  },
-  {
-    name: "proxy-from",
-    group: "fleet",
-    value: "CIDR",
-    repeatable: true,
-    help: "A load balancer that may send the header; connections from " +
-      "other peers are refused",
-  },
-  {
-    name: "inetd",
-    group: "listening",
-    help: "Greet the one client on stdin and stdout, then exit: for " +
-      "inetd, xinetd, tcpserver, socat EXEC: and systemd Accept=yes; the " +
-      "client's address comes from TCPREMOTEIP/TCPREMOTEPORT, REMOTE_ADDR/" +
-      "REMOTE_PORT or the socket, and the connection line goes to stderr",
-  },
-  {
-    name: "socket-activation",
-    group: "listening",
-    help: "Serve the listening sockets a service manager passed (systemd " +
-      "LISTEN_FDS, from fd 3) instead of --host, --port and --unix; a " +
-      'socket named "metrics" (LISTEN_FDNAMES) serves --metrics. On by ' +
-      "itself when LISTEN_PID is greeter's; with this flag, an error " +
-      "without them",
-  },
-  {
-    name: "tarpit",
-    group: "greeting",
-    help: "Hold every admitted client with a never-ending banner, a little " +
-      "every --tarpit-interval, until it leaves; --timeout then defaults " +
-      "to 0 (never)",
-  },
-  {
-    name: "tarpit-style",
-    group: "greeting",
-    value: "ssh|greeting|http",
-    help: "What --tarpit sends: random lines that keep SSH clients waiting " +
-      "for the version line, the greeting dripped and repeated, or an " +
-      "HTTP status line and endless headers (default ssh)",
-  },
-  {
-    name: "tarpit-interval",
-    group: "greeting",
-    value: "DURATION",
-    help: "How often --tarpit sends each client a line " +
-      `(default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
-  },
-  {
-    name: "tarpit-line-length",
-    group: "greeting",
-    value: "N",
-    help: `Longest --tarpit line, CRLF included (3-${MAX_TARPIT_LINE_LENGTH}` +
-      `, ${MIN_HTTP_LINE_LENGTH} at least for http); for the greeting ` +
-      "style, bytes sent per interval " +
+  ...flagTable({
+    "listening -H --host HOST...":
+      `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 and IPv4)`,
+    "listening -p --port PORT...": "TCP port 0-65535, or a range such as " +
+      `8000-8010; 0 picks a free one (default ${DEFAULT_PORT})`,
+    "listening --unix PATH...":
+      "Listen on a Unix socket (a stale socket file is replaced)",
+    "greeting -m --message TEXT":
+      `Greeting text (default "${DEFAULT_MESSAGE}")`,
+    "greeting --message-file PATH":
+      "Read the greeting text from a file (one trailing newline dropped)",
+    "greeting --preset daytime|qotd|time": "Serve a classic service: RFC 867 " +
+      "daytime, RFC 865 quote of the day, RFC 868 time",
+    "greeting --quotes-file PATH":
+      "Quotes for --preset qotd: one per line, or separated by % lines",
+    "listening --tls-cert FILE":
+      "Serve over TLS with this PEM certificate chain (needs --tls-key)",
+    "listening --tls-key FILE": "The PEM private key for --tls-cert",
+    "greeting --line-ending crlf|lf|none":
+      "What ends each line of the greeting (default crlf)",
+    "greeting --encoding ascii|utf-8|latin1": "Encoding of the greeting; " +
+      "text it cannot encode is an error (default ascii)",
+    "logs -q --quiet": "Do not print a line per connection",
+    "logs --log-format text|json": "Log lines for people (text) or one JSON " +
+      "object per line (default text)",
+    "logs --log-rate N": "Connection lines per second from one address " +
+      "before the rest are summarized; 0 logs every one (default " +
+      `${DEFAULT_LOG_RATE})`,
+    "logs --log-timestamps auto|on|off": "Start each text line with an RFC " +
+      "3339 time (default auto: on when stdout is not a terminal and not " +
+      "journald)",
+    "logs --metrics [HOST:]PORT": "Serve Prometheus metrics (/metrics) and " +
+      "/healthz over HTTP here; a port alone listens on 127.0.0.1",
+    "logs --log-address full|truncate|hash": "How log lines show a " +
+      "client's address: whole, cut to its /24 (IPv6 /48), or a keyed " +
+      "pseudonym (needs --log-key-file); truncate and hash drop the port; " +
+      "limits still use the real address (default full)",
+    "logs --log-key-file PATH": "The secret key of --log-address hash (16 " +
+      "bytes or more, such as head -c 32 /dev/urandom); read again on SIGHUP",
+    "sensor --greet-pause DURATION": "Wait this long before greeting; a " +
+      "client that sends anything meanwhile is an early talker (scanners " +
+      "and bots talk first), counted and logged with what its first bytes " +
+      "look like",
+    "sensor --early-talkers greet|refuse": "What becomes of an early talker: " +
+      "greeted all the same, or refused without the greeting (default " +
+      "refuse; needs --greet-pause)",
+    "sensor --capture BYTES": `Log the first BYTES (at most ${MAX_CAPTURE}) ` +
+      "a client sends, before or after the greeting, escaped (and base64 in " +
+      "JSON)",
+    "limits --max-connections N": "Connections served at once; beyond it " +
+      `clients wait in the backlog (default ${DEFAULT_MAX_CONNECTIONS})`,
+    "limits --backlog N": "Length of the kernel's queue of pending " +
+      "connections (default: as long as the kernel allows, net.core.somaxconn)",
+    "limits --timeout DURATION": "Longest life of one connection, such as " +
+      "500ms, 10s or 2m (a number alone is milliseconds); 0 for none, though " +
+      `a TLS handshake still ends after ${
+        formatDuration(TLS_HANDSHAKE_TIMEOUT)
+      } (default ${formatDuration(DEFAULT_TIMEOUT)})`,
+    "limits --linger DURATION": "After the greeting, wait this long for the " +
+      "client to close before closing; 0 closes at once (default " +
+      `${formatDuration(DEFAULT_LINGER)})`,
+    "limits --drain-timeout DURATION": "On shutdown, how long in-flight " +
+      `greetings may finish (default ${formatDuration(DEFAULT_DRAIN_TIMEOUT)})`,
+    "limits --max-per-ip N":
+      "Connections open at once from one address (IPv6: one /64)",
+    "limits --rate-per-ip R":
+      "New connections per second from one address (IPv6: one /64)",
+    "limits --refuse-message TEXT":
+      "Sent to refused clients instead of closing them silently",
+    "limits --allow CIDR...":
+      "Serve only these addresses (e.g. 10.0.0.0/8, ::1)",
+    "limits --deny CIDR...": "Refuse these addresses; deny wins over allow",
+    "limits --allow-file PATH...":
+      "More --allow blocks, one per line (# comments); read again on SIGHUP",
+    "limits --deny-file PATH...":
+      "More --deny blocks, one per line (# comments); read again on SIGHUP",
+    "fleet --proxy-protocol": "Read a PROXY protocol header (v1 or v2) from " +
+      "a load balancer before greeting; the client it names is the one " +
+      "logged, limited and matched by --allow/--deny (needs --proxy-from)",
+    "fleet --proxy-from CIDR...": "A load balancer that may send the " +
+      "header; connections from other peers are refused",
+    "listening --inetd": "Greet the one client on stdin and stdout, then " +
+      "exit: for inetd, xinetd, tcpserver, socat EXEC: and systemd " +
+      "Accept=yes; the client's address comes from TCPREMOTEIP/" +
+      "TCPREMOTEPORT, REMOTE_ADDR/REMOTE_PORT or the socket, and the " +
+      "connection line goes to stderr",
+    "listening --socket-activation": "Serve the listening sockets a service " +
+      "manager passed (systemd LISTEN_FDS, from fd 3) instead of --host, " +
+      '--port and --unix; a socket named "metrics" (LISTEN_FDNAMES) serves ' +
+      "--metrics. On by itself when LISTEN_PID is greeter's; with this " +
+      "flag, an error without them",
+    "greeting --tarpit": "Hold every admitted client with a never-ending " +
+      "banner, a little every --tarpit-interval, until it leaves; --timeout " +
+      "then defaults to 0 (never)",
+    "greeting --tarpit-style ssh|greeting|http": "What --tarpit sends: " +
+      "random lines that keep SSH clients waiting for the version line, the " +
+      "greeting dripped and repeated, or an HTTP status line and endless " +
+      "headers (default ssh)",
+    "greeting --tarpit-interval DURATION": "How often --tarpit sends each " +
+      `client a line (default ${formatDuration(DEFAULT_TARPIT_INTERVAL)})`,
+    "greeting --tarpit-line-length N": "Longest --tarpit line, CRLF " +
+      `included (3-${MAX_TARPIT_LINE_LENGTH}, ${MIN_HTTP_LINE_LENGTH} at ` +
+      "least for http); for the greeting style, bytes sent per interval " +
       `(default ${DEFAULT_TARPIT_LINE_LENGTH})`,
-  },
-  {
-    name: "workers",
-    group: "fleet",
-    value: "N",
-    help: "Serve from N threads sharing the ports (Linux SO_REUSEPORT, " +
-      "deno run --unstable-net); --max-connections, --max-per-ip, " +
-      "--rate-per-ip and --log-rate then apply per worker (default 1, " +
-      `at most ${MAX_WORKERS})`,
-  },
-  {
-    ...maxFileSizeFlag("each file named by a flag"),
-    group: "process",
-    help: "The most bytes read from each file named by a flag, in bytes or " +
-      `with a unit such as 4MiB (default ${formatSize(MIB)}; ` +
-      `${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
-  },
+    "fleet --workers N": "Serve from N threads sharing the ports (Linux " +
+      "SO_REUSEPORT, deno run --unstable-net); --max-connections, " +
+      "--max-per-ip, --rate-per-ip and --log-rate then apply per worker " +
+      `(default 1, at most ${MAX_WORKERS})`,
+    "process --max-file-size SIZE": "The most bytes read from each file " +
+      `named by a flag, in bytes or with a unit such as 4MiB (default ${
+        formatSize(MIB)
+      }; ${formatSize(DEFAULT_QUOTES_LIMIT)} for --quotes-file)`,
+  }),
   ...COMMON_FLAGS,
 ];
 
@@ -469,21 +263,15 @@ SIGUSR2 prints a stats line. Under deno run, plain TCP needs --allow-net.
 Exit codes: 0 success, 1 runtime error, 2 usage error.
 
 ${
-    formatExamples([
-      ["greeter --port 2323", "Greet every client on port 2323"],
-      [
-        "greeter --preset daytime --port 1313",
+    formatExamples({
+      "greeter --port 2323": "Greet every client on port 2323",
+      "greeter --preset daytime --port 1313":
         "Serve the time of day (RFC 867) on port 1313",
-      ],
-      [
-        "greeter --tls-cert cert.pem --tls-key key.pem",
+      "greeter --tls-cert cert.pem --tls-key key.pem":
         "Greet over TLS with this certificate and key",
-      ],
-      [
-        "greeter --metrics 9464",
+      "greeter --metrics 9464":
         "Also serve metrics on http://127.0.0.1:9464/metrics",
-      ],
-    ])
+    })
   }`;
 }
 
@@ -494,27 +282,19 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
  * listens on the default host (a number is never a host name here).
  */
-function parseMetricsAddress(
-  text: string,
-  flag: string,
-): { hostname: string; port: number } {
+function parseMetricsAddress(text: string, flag: string): HostPort {
   // "9464x": a port mistyped, not a host to look up.
   if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: not a port; write PORT, ` +
-        "HOST:PORT or :PORT, as in 9464 or 127.0.0.1:9464",
+    throw invalidValue(
+      text,
+      flag,
+      "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
+        "127.0.0.1:9464",
     );
   }
-  try {
-    return /^\d+$/.test(text)
-      ? { hostname: DEFAULT_METRICS.hostname, port: parsePort(text) }
-      : parseHostPort(text, DEFAULT_METRICS);
-  } catch (error) {
-    if (!(error instanceof ValueError)) throw error;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
-    );
-  }
+  // A port alone is ":PORT": a number is never a host name here.
+  const spec = /^\d+$/.test(text) ? `:${text}` : text;
+  return parseFlagValue(text, flag, () => parseHostPort(spec, DEFAULT_METRICS));
 }
 
 /** The most host and port pairs one process listens on. */
@@ -527,30 +307,18 @@ const MAX_LISTENERS = 1024;
  */
 function parsePortRange(text: string, flag: string): number[] {
   const range = /^(\d+)-(\d+)$/.exec(text);
-  try {
-    if (!range) return [parsePort(text)];
-    const [first, last] = [parsePort(range[1]), parsePort(range[2])];
-    if (first === 0 || first > last) {
-      throw new ValueError(
-        "port",
-        text,
-        "a range runs from a lower port to a higher one",
-      );
-    }
-    if (last - first + 1 > MAX_LISTENERS) {
-      throw new ValueError(
-        "port",
-        text,
-        `a range has at most ${MAX_LISTENERS} ports`,
-      );
-    }
-    return Array.from({ length: last - first + 1 }, (_, i) => first + i);
-  } catch (error) {
-    if (!(error instanceof ValueError)) throw error;
-    throw new UsageError(
-      `Invalid value ${quote(text)} for ${flag}: ${error.reason}`,
-    );
-  }
+  const [first, last] = (range ? range.slice(1) : [text, text]).map((port) =>
+    parseFlagValue(text, flag, () => parsePort(port))
+  );
+  const wrong = !range
+    ? undefined
+    : first === 0 || first > last
+    ? "a range runs from a lower port to a higher one"
+    : last - first + 1 > MAX_LISTENERS
+    ? `a range has at most ${MAX_LISTENERS} ports`
+    : undefined;
+  if (wrong !== undefined) throw invalidValue(text, flag, wrong);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
 /**
@@ -562,88 +330,81 @@ function parsePortRange(text: string, flag: string): number[] {
  */
 function checkDuplicates(
   flags: ParsedFlags,
-  hostTexts: string[],
+  hosts: string[],
   portTexts: string[],
   ports: number[][],
   unix: string[],
 ): void {
-  const seenHosts = new Map<string, number>();
-  for (const [i, host] of hostTexts.entries()) {
-    const key = hostKey(host);
-    const first = seenHosts.get(key);
-    if (first !== undefined) {
-      throw new UsageError(
-        `Host ${quote(host)} is given twice (${
-          flagName(flags, "host", first)
-        } ${escapeControl(hostTexts[first])} and ${
-          flagName(flags, "host", i)
-        } ${escapeControl(host)}): give each host once`,
-      );
-    }
-    seenHosts.set(key, i);
+  /** The `i`th --host or --port as given: `-H ::1`. */
+  const given = (name: string, texts: string[], i: number) =>
+    `${flagName(flags, name, i)} ${escapeControl(texts[i])}`;
+  const host = repeated(hosts.map(hostKey));
+  if (host) {
+    throw new UsageError(
+      `Host ${quote(hosts[host[1]])} is given twice (${
+        given("host", hosts, host[0])
+      } and ${given("host", hosts, host[1])}): give each host once`,
+    );
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
   // the kernel to say).
   for (const [wildcard, family] of [["0.0.0.0", 4], ["::", 16]] as const) {
-    const index = hostTexts.findIndex((host) => hostKey(host) === wildcard);
-    if (index === -1) continue;
-    const covered = hostTexts.findIndex((host, i) =>
-      i !== index && parseIp(host)?.length === family
+    const index = hosts.findIndex((host) => hostKey(host) === wildcard);
+    const covered = hosts.findIndex((host, i) =>
+      index !== -1 && i !== index && parseIp(host)?.length === family
     );
     if (covered !== -1) {
-      const wildcardFlag = `${flagName(flags, "host", index)} ${
-        escapeControl(hostTexts[index])
-      }`;
-      const coveredFlag = `${flagName(flags, "host", covered)} ${
-        escapeControl(hostTexts[covered])
-      }`;
       throw new UsageError(
-        `Host ${quote(hostTexts[index])} already listens on every IPv${
+        `Host ${quote(hosts[index])} already listens on every IPv${
           family === 4 ? 4 : 6
-        } address, ${quote(hostTexts[covered])} included: give either ` +
-          `${wildcardFlag} or ${coveredFlag}, not both`,
+        } address, ${quote(hosts[covered])} included: give either ` +
+          `${given("host", hosts, index)} or ${
+            given("host", hosts, covered)
+          }, not both`,
       );
     }
   }
-  const seenPorts = new Map<number, number>();
-  for (const [i, list] of ports.entries()) {
-    for (const port of list) {
-      if (port === 0) continue;
-      const first = seenPorts.get(port);
-      if (first !== undefined) {
-        throw new UsageError(
-          `Port ${port} is given twice (${flagName(flags, "port", first)} ${
-            escapeControl(portTexts[first])
-          } and ${flagName(flags, "port", i)} ${
-            escapeControl(portTexts[i])
-          }): give each port once`,
-        );
-      }
-      seenPorts.set(port, i);
-    }
+  // Each port with the index of the --port that gave it.
+  const portsGiven = ports.flatMap((list, i) =>
+    list.filter((port) => port !== 0).map((port) => [port, i])
+  );
+  const port = repeated(portsGiven.map(([port]) => port));
+  if (port) {
+    const [[number, first], [, i]] = port.map((at) => portsGiven[at]);
+    throw new UsageError(
+      `Port ${number} is given twice (${given("port", portTexts, first)} ` +
+        `and ${given("port", portTexts, i)}): give each port once`,
+    );
   }
-  const seenPaths = new Set<string>();
-  for (const path of unix) {
-    const key = path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
-      .replace(/(.)\/$/, "$1");
-    if (seenPaths.has(key)) {
-      throw new UsageError(
-        `Unix socket ${quote(path)} is given twice (${
-          flagName(flags, "unix")
-        }): give each path once`,
-      );
-    }
-    seenPaths.add(key);
+  const path = repeated(
+    unix.map((path) =>
+      path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
+        .replace(/(.)\/$/, "$1")
+    ),
+  );
+  if (path) {
+    throw new UsageError(
+      `Unix socket ${quote(unix[path[1]])} is given twice (${
+        flagName(flags, "unix")
+      }): give each path once`,
+    );
+  }
+}
+
+/** The indexes of the first key in `keys` seen before, and of that one. */
+function repeated<K>(keys: K[]): [number, number] | undefined {
+  const seen = new Map<K, number>();
+  for (const [i, key] of keys.entries()) {
+    if (seen.has(key)) return [seen.get(key)!, i];
+    seen.set(key, i);
   }
 }
 
 /** A host as compared for duplicates: IPs by value, names by spelling. */
 function hostKey(host: string): string {
   const bytes = parseIp(host);
-  if (bytes === undefined) return host.toLowerCase().replace(/\.$/, "");
-  if (bytes.length === 4) return bytes.join(".");
-  return bytes.every((byte) => byte === 0) ? "::" : `[${bytes.join(",")}]`;
+  return bytes ? formatIp(bytes) : host.toLowerCase().replace(/\.$/, "");
 }
 
 /**
@@ -651,21 +412,10 @@ function hostKey(host: string): string {
  * deadlines and the connection line. The others are about listening,
  * many clients or a long-running server.
  */
-const INETD_FLAGS = new Set([
-  "inetd",
-  "message",
-  "message-file",
-  "preset",
-  "quotes-file",
-  "line-ending",
-  "encoding",
-  "quiet",
-  "log-format",
-  "log-timestamps",
-  "timeout",
-  "linger",
-  "max-file-size",
-]);
+const INETD_FLAGS = new Set(
+  ("inetd message message-file preset quotes-file line-ending encoding " +
+    "quiet log-format log-timestamps timeout linger max-file-size").split(" "),
+);
 
 /**
  * @throws {UsageError} Naming every flag given that --inetd has no use
@@ -673,91 +423,27 @@ const INETD_FLAGS = new Set([
  */
 function checkInetdFlags(flags: ParsedFlags): void {
   // In the order given.
-  const given = [...flags.spelled.keys()].filter((name) =>
+  const names = [...flags.spelled.keys()].filter((name) =>
     !INETD_FLAGS.has(name)
-  );
-  if (given.length === 0) return;
-  const names = given.map((name) => flagName(flags, name));
+  ).map((name) => flagName(flags, name));
+  if (names.length === 0) return;
+  const one = names.length === 1;
   throw new UsageError(
     `--inetd greets the one client its host passed on stdin: ${
       names.join(", ")
-    } ${names.length === 1 ? "has" : "have"} no meaning there; drop ${
-      names.length === 1 ? "it" : "them"
-    } (the ` +
-      "host listens, limits and runs one greeter per client)",
+    } ${one ? "has" : "have"} no meaning there; drop ${one ? "it" : "them"} ` +
+      "(the host listens, limits and runs one greeter per client)",
   );
 }
 
 /**
- * Parses --tarpit and its --tarpit-* flags, which need it.
+ * Parses --host, --port and --unix into the listeners: every host with
+ * every port, then every Unix path.
  *
- * @throws {UsageError} For a bad value, a --tarpit-* flag without
- * --tarpit, or --tarpit with several workers.
+ * @throws {UsageError} For a bad value, a listener given twice, or too
+ * many of them.
  */
-function parseTarpit(
-  flags: ParsedFlags,
-  workers: number | undefined,
-): ResolvedTarpit | undefined {
-  const names = ["tarpit-style", "tarpit-interval", "tarpit-line-length"];
-  if (!flags.switches.has("tarpit")) {
-    const stray = names.find((name) => lastValue(flags, name) !== undefined);
-    if (stray !== undefined) {
-      throw new UsageError(`${flagName(flags, stray)} goes with --tarpit`);
-    }
-    return undefined;
-  }
-  if (workers !== undefined && workers > 1) {
-    throw new UsageError(
-      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
-        "is a write per client per interval, which one thread does for " +
-        "tens of thousands)",
-    );
-  }
-  const style = parseChoiceFlag(
-    lastValue(flags, "tarpit-style") ?? "ssh",
-    flagName(flags, "tarpit-style"),
-    TARPIT_STYLES,
-  );
-  const intervalText = lastValue(flags, "tarpit-interval");
-  const lengthText = lastValue(flags, "tarpit-line-length");
-  return {
-    style,
-    interval: intervalText === undefined
-      ? DEFAULT_TARPIT_INTERVAL
-      : parseDurationFlag(intervalText, flagName(flags, "tarpit-interval"), 1),
-    lineLength: lengthText === undefined
-      ? DEFAULT_TARPIT_LINE_LENGTH
-      : parseIntegerFlag(
-        lengthText,
-        flagName(flags, "tarpit-line-length"),
-        style === "http" ? MIN_HTTP_LINE_LENGTH : 3,
-        MAX_TARPIT_LINE_LENGTH,
-      ),
-  };
-}
-
-/**
- * Parses the serving command's arguments, straight into the server's
- * options and the command line's own part (see {@linkcode ServeCommand}).
- *
- * @throws {UsageError} For any mistake in them.
- */
-export function parseServe(args: string[]): ServeCommand | InfoCommand {
-  const flags = parseFlags(args, SERVE_FLAGS);
-  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
-  if (flags.switches.has("version")) return { command: "version" };
-  /** The flag as the user spelt it: `-p` or `--port`. */
-  const flag = (name: string) => flagName(flags, name);
-  const last = (name: string) => lastValue(flags, name);
-  if (flags.positionals.length > 0) {
-    throw new UsageError(
-      `Unexpected argument ${
-        quote(flags.positionals[0])
-      }: see --help for usage`,
-    );
-  }
-  const inetd = flags.switches.has("inetd");
-  if (inetd) checkInetdFlags(flags);
+function parseListen(flags: ParsedFlags): ListenTarget[] {
   const hosts = flags.values.get("host") ?? [];
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
@@ -778,15 +464,17 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     const port = host.slice(colon + 1);
     const spelt = flagName(flags, "host", withPort);
-    throw new UsageError(
-      `Invalid value ${quote(host)} for ${spelt}: it takes a host alone; ` +
-        `write ${spelt} ${name}${port ? ` --port ${port}` : ""}`,
+    throw invalidValue(
+      host,
+      spelt,
+      `it takes a host alone; write ${spelt} ${name}` +
+        (port ? ` --port ${port}` : ""),
     );
   }
   const unix = flags.values.get("unix") ?? [];
-  if (unix.some((path) => path === "")) {
+  if (unix.includes("")) {
     throw new UsageError(
-      `Invalid value for ${flag("unix")}: the path is empty`,
+      `Invalid value for ${flagName(flags, "unix")}: the path is empty`,
     );
   }
   const portTexts = flags.values.get("port") ?? [];
@@ -804,16 +492,78 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         `${MAX_LISTENERS} host and port pairs`,
     );
   }
-  const presetText = last("preset");
-  const preset = presetText === undefined
-    ? undefined
-    : parseChoiceFlag(presetText, flag("preset"), PRESET_NAMES);
+  return [
+    ...(tcpWanted ? hosts : []).flatMap((hostname) =>
+      ports.map((port): ListenTarget => ({ hostname, port }))
+    ),
+    ...unix.map((path): ListenTarget => ({ transport: "unix", path })),
+  ];
+}
+
+/**
+ * Parses --tarpit and its --tarpit-* flags, which need it.
+ *
+ * @throws {UsageError} For a bad value, a --tarpit-* flag without
+ * --tarpit, or --tarpit with several workers.
+ */
+function parseTarpit(
+  read: FlagReader,
+  workers: number | undefined,
+): ResolvedTarpit | undefined {
+  if (!read.has("tarpit")) {
+    for (const name of ["style", "interval", "line-length"]) {
+      read.goesWith(`tarpit-${name}`, false, "--tarpit");
+    }
+    return undefined;
+  }
+  if ((workers ?? 1) > 1) {
+    throw new UsageError(
+      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
+        "is a write per client per interval, which one thread does for " +
+        "tens of thousands)",
+    );
+  }
+  const style = read.choice("tarpit-style", "ssh", TARPIT_STYLES);
+  const shortest = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
+  return {
+    style,
+    interval: read.duration("tarpit-interval", 1) ?? DEFAULT_TARPIT_INTERVAL,
+    lineLength:
+      read.integer("tarpit-line-length", shortest, MAX_TARPIT_LINE_LENGTH) ??
+        DEFAULT_TARPIT_LINE_LENGTH,
+  };
+}
+
+/**
+ * Parses the serving command's arguments, straight into the server's
+ * options and the command line's own part (see {@linkcode ServeCommand}).
+ *
+ * @throws {UsageError} For any mistake in them.
+ */
+export function parseServe(args: string[]): ServeCommand | InfoCommand {
+  const flags = parseFlags(args, SERVE_FLAGS);
+  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
+  if (flags.switches.has("version")) return { command: "version" };
+  const read = flagReader(flags);
+  const { flag, last } = read;
+  /** A path given as "": said as such, not as a missing file. */
+  const emptyPath = (name: string) =>
+    new UsageError(`Invalid value for ${flag(name)}: the path is empty`);
+  if (flags.positionals.length > 0) {
+    throw new UsageError(
+      `Unexpected argument ${
+        quote(flags.positionals[0])
+      }: see --help for usage`,
+    );
+  }
+  const inetd = read.has("inetd");
+  if (inetd) checkInetdFlags(flags);
+  const listen = parseListen(flags);
+  const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new UsageError(
-      "TLS needs both --tls-cert FILE and --tls-key FILE",
-    );
+    throw new UsageError("TLS needs both --tls-cert FILE and --tls-key FILE");
   }
   const message = last("message");
   const messageFile = last("message-file");
@@ -830,70 +580,47 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }`,
     );
   }
-  if (messageFile === "") {
-    throw new UsageError("Invalid value for --message-file: the path is empty");
-  }
-  const number = <T>(name: string, parse: (text: string, flag: string) => T) =>
-    last(name) === undefined ? undefined : parse(last(name)!, flag(name));
-  const integer = (name: string, min: number, max?: number) =>
-    number(name, (text, spelt) => parseIntegerFlag(text, spelt, min, max));
-  const duration = (name: string) => number(name, parseDurationFlag);
-  const workers = integer("workers", 1, MAX_WORKERS);
-  if (workers !== undefined && workers > 1) {
+  if (messageFile === "") throw emptyPath("message-file");
+  const workers = read.integer("workers", 1, MAX_WORKERS);
+  if ((workers ?? 1) > 1) {
     if (Deno.build.os !== "linux") {
       throw new UsageError("--workers needs Linux (SO_REUSEPORT)");
     }
-    if (unix.length > 0) {
+    if (listen.some((target) => target.transport === "unix")) {
       throw new UsageError(
         "--workers shares TCP ports between threads: it cannot be used " +
           `with ${flag("unix")}`,
       );
     }
   }
-  const tarpit = parseTarpit(flags, workers);
+  const tarpit = parseTarpit(read, workers);
   const cidrs = (name: string) =>
-    (flags.values.get(name) ?? []).map((text) => {
-      try {
-        return parseCidr(text);
-      } catch (error) {
-        if (!(error instanceof ValueError)) throw error;
-        // The text as given, not the part the parser stopped at.
-        throw new UsageError(
-          `Invalid CIDR ${quote(text)} for ${flag(name)}: ${error.reason}`,
-        );
-      }
-    });
-  const choice = <T extends string>(
-    name: string,
-    fallback: T,
-    choices: readonly T[],
-  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
-  const lineEnding = choice("line-ending", "crlf", LINE_ENDINGS);
-  const encoding = choice("encoding", "ascii", GREETING_ENCODINGS);
+    (flags.values.get(name) ?? []).map((text) =>
+      // The text as given, not the part the parser stopped at.
+      parseFlagValue(text, flag(name), parseCidr, "CIDR")
+    );
+  const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
+  const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
   const options: ServeGreetingOptions = {
-    listen: [
-      ...(tcpWanted ? hosts : []).flatMap((hostname) =>
-        ports.map((port): ListenTarget => ({ hostname, port }))
-      ),
-      ...unix.map((path): ListenTarget => ({ transport: "unix", path })),
-    ],
-    drainTimeout: duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
-    maxConnections: integer("max-connections", 1) ?? DEFAULT_MAX_CONNECTIONS,
-    backlog: integer("backlog", 1, DEFAULT_BACKLOG),
-    timeout: duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
-    linger: duration("linger") ?? DEFAULT_LINGER,
-    maxPerIp: integer("max-per-ip", 1),
-    ratePerIp: number("rate-per-ip", parsePositiveNumberFlag),
+    listen,
+    drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
+    maxConnections: read.integer("max-connections", 1) ??
+      DEFAULT_MAX_CONNECTIONS,
+    backlog: read.integer("backlog", 1, DEFAULT_BACKLOG),
+    timeout: read.duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
+    linger: read.duration("linger") ?? DEFAULT_LINGER,
+    maxPerIp: read.integer("max-per-ip", 1),
+    ratePerIp: read.value("rate-per-ip", parsePositiveNumberFlag),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
   };
   const log: ServeCommand["log"] = {
-    format: choice("log-format", "text", LOG_FORMATS),
-    quiet: flags.switches.has("quiet"),
-    rate: integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
-    timestamps: choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    format: read.choice("log-format", "text", LOG_FORMATS),
+    quiet: read.has("quiet"),
+    rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
+    timestamps: read.choice("log-timestamps", "auto", LOG_TIMESTAMPS),
   };
-  const address = choice("log-address", "full", ADDRESS_LOG_MODES);
+  const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");
   if (address === "hash" && logKey === undefined) {
     throw new UsageError(
@@ -901,30 +628,24 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         "more secret bytes (head -c 32 /dev/urandom > PATH)",
     );
   }
-  if (address !== "hash" && logKey !== undefined) {
-    throw new UsageError("--log-key-file goes with --log-address hash");
-  }
-  if (logKey === "") {
-    throw new UsageError("Invalid value for --log-key-file: the path is empty");
-  }
+  read.goesWith("log-key-file", address === "hash", "--log-address hash");
+  if (logKey === "") throw emptyPath("log-key-file");
   // Only when given, so the default command reads as it always has.
   if (address !== "full") log.address = address;
-  parseSensor(flags, options, tarpit !== undefined);
+  parseSensor(read, options, tarpit !== undefined);
   const proxyFrom = cidrs("proxy-from");
-  const proxy = flags.switches.has("proxy-protocol");
+  const proxy = read.has("proxy-protocol");
   if (proxy && proxyFrom.length === 0) {
     throw new UsageError(
       `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
         "of the load balancers that send the header (e.g. 10.0.0.0/8)",
     );
   }
-  if (!proxy && proxyFrom.length > 0) {
-    throw new UsageError(`${flag("proxy-from")} goes with --proxy-protocol`);
-  }
+  read.goesWith("proxy-from", proxy, "--proxy-protocol");
   if (proxy) options.proxyProtocol = { from: proxyFrom };
   if (tarpit) options.tarpit = tarpit;
-  const metrics = number("metrics", parseMetricsAddress);
-  const maxSize = number("max-file-size", parseSizeFlag);
+  const metrics = read.value("metrics", parseMetricsAddress);
+  const maxSize = read.value("max-file-size", parseSizeFlag);
   const quotes = last("quotes-file");
   if (preset !== undefined && preset !== "qotd" && quotes !== undefined) {
     throw new UsageError(
@@ -937,9 +658,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
         'line, or quotes separated by lines holding only "%"',
     );
   }
-  if (preset === undefined && quotes !== undefined) {
-    throw new UsageError("--quotes-file goes with --preset qotd");
-  }
+  read.goesWith("quotes-file", preset !== undefined, "--preset qotd");
   const refuse = last("refuse-message");
   if (refuse !== undefined) {
     options.refuseMessage = asUsageError(() =>
@@ -965,11 +684,14 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     ...(workers === undefined ? {} : { workers }),
     spelled: { host: flag("host"), port: flag("port") },
     ...(inetd ? { inetd: true as const } : {}),
-    ...(flags.switches.has("socket-activation")
+    ...(read.has("socket-activation")
       ? { socketActivation: true as const }
       : {}),
   };
 }
+
+/** What --early-talkers takes. */
+const EARLY = ["greet", "refuse"] as const;
 
 /**
  * Parses --greet-pause, --early-talkers and --capture into `options`.
@@ -977,27 +699,20 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
  * @throws {UsageError} For a bad value, or flags that do not go together.
  */
 function parseSensor(
-  flags: ParsedFlags,
+  read: FlagReader,
   options: ServeGreetingOptions,
   tarpit: boolean,
 ): void {
-  const flag = (name: string) => flagName(flags, name);
-  const pauseText = lastValue(flags, "greet-pause");
-  const earlyText = lastValue(flags, "early-talkers");
-  const captureText = lastValue(flags, "capture");
-  const greetPause = pauseText === undefined
-    ? undefined
-    : parseDurationFlag(pauseText, flag("greet-pause"));
-  if (earlyText !== undefined && greetPause === undefined) {
-    throw new UsageError(
-      "--early-talkers goes with --greet-pause DURATION: without a " +
-        "pause no client talks early",
-    );
-  }
-  if (tarpit && (greetPause !== undefined || captureText !== undefined)) {
+  const greetPause = read.duration("greet-pause");
+  read.goesWith(
+    "early-talkers",
+    greetPause !== undefined,
+    "--greet-pause DURATION: without a pause no client talks early",
+  );
+  if (tarpit && (greetPause ?? read.last("capture")) !== undefined) {
     throw new UsageError(
       `${
-        flag(greetPause !== undefined ? "greet-pause" : "capture")
+        read.flag(greetPause !== undefined ? "greet-pause" : "capture")
       } cannot be used with --tarpit: a tarpit holds clients instead of ` +
         "greeting them; choose one",
     );
@@ -1011,22 +726,8 @@ function parseSensor(
     );
   }
   if (greetPause !== undefined) options.greetPause = greetPause;
-  if (earlyText !== undefined) {
-    options.earlyTalkers = parseChoiceFlag(
-      earlyText,
-      flag("early-talkers"),
-      [
-        "greet",
-        "refuse",
-      ] as const,
-    );
-  }
-  if (captureText !== undefined) {
-    options.capture = parseIntegerFlag(
-      captureText,
-      flag("capture"),
-      1,
-      MAX_CAPTURE,
-    );
-  }
+  const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
+  if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
+  const capture = read.integer("capture", 1, MAX_CAPTURE);
+  if (capture !== undefined) options.capture = capture;
 }
