@@ -5,7 +5,7 @@ import {
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
 
 /** How long a check may take by default, in milliseconds. */

@@ -1,4 +1,4 @@
-import { type GreetingEncoding, LIMITS } from "./encode.ts";
+import { type GreetingEncoding, LIMITS } from "./template.ts";
 
 /** Bytes of a message file that its encoding cannot decode. */
 export class DecodeError extends RangeError {

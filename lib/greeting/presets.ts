@@ -1,5 +1,10 @@
-import { encodeGreeting } from "./encode.ts";
-import { type GreetingSource, perSecond } from "./template.ts";
+import {
+  checkName,
+  describeChar,
+  encodeGreeting,
+  type GreetingSource,
+  perSecond,
+} from "./template.ts";
 
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
@@ -57,10 +62,7 @@ export const RFC868_EPOCH_OFFSET = 2_208_988_800;
 
 /** `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. */
 const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
-  weekday: "long",
-  month: "long",
-  day: "numeric",
-  year: "numeric",
+  dateStyle: "full",
   timeZone: "UTC",
 });
 
@@ -72,15 +74,11 @@ const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
  * @returns A function giving the line for the current second. The returned
  * bytes must not be modified.
  */
-export function daytimeGreeting(
-  now?: () => Date,
-): GreetingSource {
+export function daytimeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
-    return encodeGreeting(
-      `${DAYTIME_DATE.format(date)} ${date.toISOString().slice(11, 19)}-UTC`,
-      { lineEnding: "crlf", encoding: "ascii" },
-    );
+    const time = date.toISOString().slice(11, 19);
+    return encodeGreeting(`${DAYTIME_DATE.format(date)} ${time}-UTC`);
   });
 }
 
@@ -109,16 +107,15 @@ export function rfc868Seconds(date: Date): number {
  * @returns A function giving the bytes for the current second. The returned
  * bytes must not be modified.
  */
-export function timeGreeting(
-  now?: () => Date,
-): GreetingSource {
+export function timeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
-    const bytes = new Uint8Array(4);
-    new DataView(bytes.buffer).setUint32(
-      0,
-      rfc868Seconds(new Date(second * 1000)),
+    const seconds = rfc868Seconds(new Date(second * 1000));
+    return Uint8Array.of(
+      seconds >>> 24,
+      seconds >>> 16,
+      seconds >>> 8,
+      seconds,
     );
-    return bytes;
   });
 }
 
@@ -207,10 +204,8 @@ export function packQuotes(
         // `i` begins a character: every byte before it in the quote is ASCII.
         const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
         throw new QuoteError(
-          `Quote ${number} (line ${line + 1}) has "${char}" (U+${
-            char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
-          }), which is not ASCII as RFC 865 requires: replace it in the ` +
-            "quotes file",
+          `Quote ${number} (line ${line + 1}) has ${describeChar(char)}, ` +
+            "which is not ASCII as RFC 865 requires: replace it in the quotes file",
           number,
           first + 1,
         );
@@ -316,11 +311,7 @@ export function presetGreeting(
   name: PresetName,
   quotesFile?: Uint8Array,
 ): GreetingSource {
-  if (!PRESET_NAMES.includes(name)) {
-    throw new RangeError(
-      `Unknown preset "${name}": use one of ${PRESET_NAMES.join(", ")}`,
-    );
-  }
+  checkName("preset", name, PRESET_NAMES);
   if ((name === "qotd") !== (quotesFile !== undefined)) {
     throw new TypeError(
       name === "qotd"

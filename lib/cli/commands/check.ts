@@ -28,7 +28,7 @@ import {
   encodeGreeting,
   GREETING_ENCODINGS,
   LINE_ENDINGS,
-} from "../../greeting/encode.ts";
+} from "../../greeting/template.ts";
 import { DEFAULT_PORT } from "../../server/options.ts";
 
 /** The `check` command's options, validated and typed. */

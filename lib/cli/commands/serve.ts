@@ -30,7 +30,7 @@ import {
   type GreetingEncoding,
   LINE_ENDINGS,
   type LineEnding,
-} from "../../greeting/encode.ts";
+} from "../../greeting/template.ts";
 import { parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
