@@ -38,7 +38,8 @@ export function unmapIpv4(hostname: string): string {
     : hostname;
 }
 
-function parseIpv4(text: string): IpBytes | undefined {
+/** Parses dotted-quad IPv4 text (no leading zeros) into 4 bytes. */
+export function parseIpv4(text: string): IpBytes | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   const bytes = new Uint8Array(4);
@@ -51,7 +52,11 @@ function parseIpv4(text: string): IpBytes | undefined {
   return bytes;
 }
 
-function parseIpv6(text: string): IpBytes | undefined {
+/**
+ * Parses IPv6 text, without a zone, into 16 bytes; an IPv4-mapped address
+ * stays mapped.
+ */
+export function parseIpv6(text: string): IpBytes | undefined {
   // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
   let tail: IpBytes | undefined;
   const lastColon = text.lastIndexOf(":");
@@ -84,17 +89,17 @@ function parseIpv6(text: string): IpBytes | undefined {
  * become IPv4. Returns undefined for anything else (including host names).
  */
 export function parseIp(text: string): IpBytes | undefined {
-  if (text.includes(":")) {
-    const bytes = parseIpv6(text.replace(/%.*$/, ""));
-    if (
-      bytes && bytes.subarray(0, 10).every((byte) => byte === 0) &&
-      bytes[10] === 0xff && bytes[11] === 0xff
-    ) {
-      return bytes.slice(12);
-    }
-    return bytes;
+  if (!text.includes(":")) return parseIpv4(text);
+  const bytes = parseIpv6(text.replace(/%.*$/, ""));
+  return bytes && isMapped(bytes) ? bytes.slice(12) : bytes;
+}
+
+/** True for the 16 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
+function isMapped(bytes: IpBytes): boolean {
+  for (let i = 0; i < 12; i++) {
+    if (bytes[i] !== (i < 10 ? 0 : 0xff)) return false;
   }
-  return parseIpv4(text);
+  return true;
 }
 
 /**
@@ -105,31 +110,19 @@ export function parseIp(text: string): IpBytes | undefined {
  */
 export function formatIp(bytes: IpBytes): string {
   if (bytes.length === 4) return bytes.join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.subarray(12).join(".")}`;
+  if (isMapped(bytes)) return `::ffff:${bytes.subarray(12).join(".")}`;
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) {
+    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
   }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
+  const text = groups.join(":");
+  let best: RegExpExecArray | undefined;
+  for (const run of text.matchAll(/\b0(?::0)+\b/g)) {
+    if (!best || run[0].length > best[0].length) best = run;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${
-    hex.slice(bestStart + bestLength).join(":")
-  }`;
+  if (!best) return text;
+  return text.slice(0, best.index).replace(/:$/, "") + "::" +
+    text.slice(best.index + best[0].length).replace(/^:/, "");
 }
 
 /**
@@ -182,13 +175,10 @@ export function parseCidr(text: string): Cidr {
 export function sourceKey(hostname: string): string {
   // The kernel's IPv4 text is already canonical: the per-connection fast path.
   if (!hostname.includes(":")) return hostname;
-  if (hostname.startsWith("::ffff:") && hostname.includes(".")) {
-    return hostname.slice(7);
-  }
-  const bytes = parseIp(hostname);
-  if (!bytes) return hostname;
-  if (bytes.length === 4) return formatIp(bytes);
-  return ipv6Prefix(bytes, 64);
+  const unmapped = unmapIpv4(hostname);
+  const bytes = unmapped === hostname ? parseIp(hostname) : undefined;
+  if (!bytes) return unmapped;
+  return bytes.length === 4 ? formatIp(bytes) : ipv6Prefix(bytes, 64);
 }
 
 /**
