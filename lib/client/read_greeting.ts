@@ -1,5 +1,6 @@
 import { V2_SIGNATURE } from "../net/proxy_protocol.ts";
 import { formatAddress } from "../net/address.ts";
+import { DEFAULT_PORT } from "../server/options.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
 export const DEFAULT_CLIENT_TIMEOUT = 5_000;
@@ -167,12 +168,11 @@ function denoSource(conn: Deno.Conn): ChunkSource {
 
 /** Node's error codes as the Deno errors the rest of greeter explains. */
 function asDenoError(error: Error & { code?: string }): Error {
-  const kinds: Record<string, new (message: string) => Error> = {
+  const Kind = ({
     ECONNREFUSED: Deno.errors.ConnectionRefused,
     ECONNRESET: Deno.errors.ConnectionReset,
     ETIMEDOUT: Deno.errors.TimedOut,
-  };
-  const Kind = error.code ? kinds[error.code] : undefined;
+  } as Record<string, new (message: string) => Error>)[error.code ?? ""];
   return Kind ? new Kind(error.message) : error;
 }
 
@@ -183,61 +183,36 @@ async function insecureTlsSource(
   proxyHeader: boolean,
 ): Promise<ChunkSource> {
   const { connect } = await import("node:tls");
-  const net = await import("node:net");
-  const { isIP } = net;
+  const { connect: connectTcp, isIP } = await import("node:net");
+  const { once } = (await import("node:events")).EventEmitter;
+  const fail = (error: Error) => Promise.reject(asDenoError(error));
   // The PROXY header goes in clear first, then TLS on the same socket.
-  const plain = net.connect({ host: hostname, port });
-  await new Promise<void>((resolve, reject) => {
-    plain.once("connect", resolve);
-    plain.once("error", (error: Error) => reject(asDenoError(error)));
-  });
+  const plain = connectTcp({ host: hostname, port });
+  await once(plain, "connect").catch(fail);
   if (proxyHeader) plain.write(LOCAL_HEADER);
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
-  let ended = false;
-  let failure: Error | undefined;
-  let wake = () => {};
+  const servername = isIP(hostname) ? undefined : hostname;
   const socket = connect({
     socket: plain,
     rejectUnauthorized: false,
-    ...(isIP(hostname) ? {} : { servername: hostname }),
+    servername,
   });
-  socket.on("data", (data: Uint8Array) => {
-    chunks.push(new Uint8Array(data));
-    wake();
-  });
-  for (const event of ["end", "close"]) {
-    socket.on(event, () => {
-      ended = true;
-      wake();
-    });
-  }
-  await new Promise<void>((resolve, reject) => {
-    socket.once("secureConnect", resolve);
-    socket.once("error", (error: Error) => reject(asDenoError(error)));
-  });
-  socket.on("error", (error: Error) => {
-    failure = asDenoError(error);
-    wake();
-  });
+  await once(socket, "secureConnect").catch(fail);
+  const chunks = socket[Symbol.asyncIterator]();
   return {
-    async next() {
-      while (chunks.length === 0 && !ended && !failure) {
-        await new Promise<void>((resolve) => wake = resolve);
-      }
-      if (chunks.length > 0) return chunks.shift()!;
-      if (failure) throw failure;
-      return null;
-    },
+    next: () =>
+      chunks.next().then(
+        ({ done, value }) => done ? null : new Uint8Array(value),
+        fail,
+      ),
     close: () => socket.destroy(),
   };
 }
 
 async function open(
   options: FetchGreetingOptions,
-  hostname: string,
-  port: number,
   signal: AbortSignal,
 ): Promise<ChunkSource> {
+  const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
   if (path !== undefined) {
     return denoSource(await Deno.connect({ transport: "unix", path }));
@@ -263,6 +238,12 @@ async function open(
     }
     throw error;
   }
+}
+
+/** The server a client's options name: its socket's path, or `HOST:PORT`. */
+export function clientAddress(options: FetchGreetingOptions): string {
+  const { hostname = "localhost", port = DEFAULT_PORT } = options;
+  return options.path ?? formatAddress({ transport: "tcp", hostname, port });
 }
 
 /**
@@ -291,14 +272,8 @@ async function open(
 export async function* readGreeting(
   options: FetchGreetingOptions = {},
 ): AsyncGenerator<Uint8Array<ArrayBuffer>> {
-  const {
-    hostname = "localhost",
-    port = 8080,
-    timeout = DEFAULT_CLIENT_TIMEOUT,
-    signal,
-  } = options;
-  const address = options.path ??
-    formatAddress({ transport: "tcp", hostname, port });
+  const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
+  const address = clientAddress(options);
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeout);
   const stop = signal
@@ -309,7 +284,7 @@ export async function* readGreeting(
   const closeOnStop = () => source?.close();
   stop.addEventListener("abort", closeOnStop, { once: true });
   try {
-    const opening = open(options, hostname, port, stop);
+    const opening = open(options, stop);
     // A TLS handshake or a Unix connect cannot be aborted: race the deadline.
     const aborted = new Promise<never>((_, reject) =>
       stop.addEventListener("abort", () => reject(stop.reason), { once: true })
