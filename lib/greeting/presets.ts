@@ -1,8 +1,8 @@
 import {
-  checkName,
   describeChar,
   encodeGreeting,
   type GreetingSource,
+  oneOf,
   perSecond,
 } from "./template.ts";
 
@@ -311,7 +311,7 @@ export function presetGreeting(
   name: PresetName,
   quotesFile?: Uint8Array,
 ): GreetingSource {
-  checkName("preset", name, PRESET_NAMES);
+  oneOf("preset", name, PRESET_NAMES);
   if ((name === "qotd") !== (quotesFile !== undefined)) {
     throw new TypeError(
       name === "qotd"

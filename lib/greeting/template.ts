@@ -35,18 +35,10 @@ export type LineEnding = "crlf" | "lf" | "none";
 export type GreetingEncoding = "ascii" | "utf-8" | "latin1";
 
 /** What each line ending writes. */
-const TERMINATORS: Record<LineEnding, string> = {
-  crlf: "\r\n",
-  lf: "\n",
-  none: "",
-};
+const TERMINATORS = { crlf: "\r\n", lf: "\n", none: "" };
 
 /** The highest character code each single-byte encoding can carry. */
-export const LIMITS: Record<GreetingEncoding, number> = {
-  ascii: 0x7f,
-  "utf-8": Infinity,
-  latin1: 0xff,
-};
+export const LIMITS = { ascii: 0x7f, "utf-8": Infinity, latin1: 0xff };
 
 /** The line endings accepted by {@linkcode encodeGreeting}. */
 export const LINE_ENDINGS = Object.keys(TERMINATORS) as readonly LineEnding[];
@@ -57,22 +49,16 @@ export const GREETING_ENCODINGS = Object.keys(
 ) as readonly GreetingEncoding[];
 
 /** Throws `Unknown WHAT "NAME": use one of …` unless `names` has `name`. */
-export function checkName(
-  what: string,
-  name: string,
-  names: readonly string[],
-): void {
+export function oneOf(what: string, name: string, names: readonly string[]) {
   if (names.includes(name)) return;
-  throw new RangeError(
-    `Unknown ${what} "${name}": use one of ${names.join(", ")}`,
-  );
+  const list = names.join(", ");
+  throw new RangeError(`Unknown ${what} "${name}": use one of ${list}`);
 }
 
 /** A character as messages show it: `"é" (U+00E9)`. */
 export function describeChar(char: string): string {
-  return `"${char}" (U+${
-    char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
-  })`;
+  const code = char.codePointAt(0)!.toString(16).toUpperCase();
+  return `"${char}" (U+${code.padStart(4, "0")})`;
 }
 
 /**
@@ -138,12 +124,8 @@ export class EncodingError extends RangeError {
     encoding: GreetingEncoding,
     options: { subject?: string } = {},
   ) {
-    const subject = options.subject ?? "Message";
-    super(
-      `${subject} has ${
-        describeChar(char)
-      } at position ${position}, which ${encoding} cannot encode`,
-    );
+    const what = `${options.subject ?? "Message"} has ${describeChar(char)}`;
+    super(`${what} at position ${position}, which ${encoding} cannot encode`);
     this.name = "EncodingError";
     this.char = char;
     this.position = position;
@@ -177,8 +159,8 @@ export function encodeGreeting(
   options: EncodeGreetingOptions = {},
 ): Uint8Array<ArrayBuffer> {
   const { lineEnding = "crlf", encoding = "ascii" } = options;
-  checkName("line ending", lineEnding, LINE_ENDINGS);
-  checkName("encoding", encoding, GREETING_ENCODINGS);
+  oneOf("line ending", lineEnding, LINE_ENDINGS);
+  oneOf("encoding", encoding, GREETING_ENCODINGS);
   const terminator = TERMINATORS[lineEnding];
   const text = message.split(/\r?\n/).join(terminator || "\n") + terminator;
   if (encoding === "utf-8") {
@@ -191,11 +173,8 @@ export function encodeGreeting(
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code > LIMITS[encoding]) {
-      throw new EncodingError(
-        String.fromCodePoint(text.codePointAt(i)!),
-        i + 1,
-        encoding,
-      );
+      const char = String.fromCodePoint(text.codePointAt(i)!);
+      throw new EncodingError(char, i + 1, encoding);
     }
     bytes[i] = code;
   }
@@ -359,9 +338,8 @@ export class TemplateError extends SyntaxError {
 /** `{{`, `}}`, a `{name}` reference, or a stray brace. */
 const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
 
-function placeholderList(): string {
-  return TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
-}
+/** `{remote_addr}, {remote_port}, …` for messages. */
+const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 
 /**
  * Splits a template into literal text (with `{{` and `}}` unescaped) and
@@ -372,36 +350,26 @@ function parseTemplate(message: string): Token[] {
   let text = "";
   let last = 0;
   for (const match of message.matchAll(BRACES)) {
+    const [all, name] = match;
     text += message.slice(last, match.index);
-    last = match.index + match[0].length;
+    last = match.index + all.length;
     const position = match.index + 1;
-    if (match[0] === "{{" || match[0] === "}}") {
-      text += match[0][0];
-    } else if (match[0] === "{") {
-      throw new TemplateError(
-        `Unclosed "{" at position ${position} of the message: write ` +
-          `{{ for a literal brace, or use a placeholder: ${placeholderList()}`,
-        position,
-      );
-    } else if (match[0] === "}") {
-      throw new TemplateError(
-        `Lone "}" at position ${position} of the message: write }} for a ` +
-          `literal brace (placeholders are ${placeholderList()})`,
-        position,
-      );
-    } else {
-      const name = match[1] as TemplatePlaceholder;
-      if (!TEMPLATE_PLACEHOLDERS.includes(name)) {
-        throw new TemplateError(
-          `Unknown placeholder "${match[0]}" at position ${position} of the ` +
-            `message: use one of ${placeholderList()}, or write {{ and }} ` +
-            "for literal braces",
-          position,
-        );
-      }
+    const at = `at position ${position} of the message`;
+    if (all === "{{" || all === "}}") {
+      text += all[0];
+    } else if (TEMPLATE_PLACEHOLDERS.includes(name as TemplatePlaceholder)) {
       if (text !== "") tokens.push({ text });
       text = "";
-      tokens.push({ placeholder: name });
+      tokens.push({ placeholder: name as TemplatePlaceholder });
+    } else {
+      throw new TemplateError(
+        all === "{"
+          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
+          : all === "}"
+          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
+          : `Unknown placeholder "${all}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
+        position,
+      );
     }
   }
   text += message.slice(last);
