@@ -132,17 +132,13 @@ function agrees(bytes: Uint8Array, signature: Uint8Array): boolean {
 const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
 
 /** "Malformed (or Oversized) PROXY protocol vN header: DETAIL". */
-function refuse(
-  reason: "malformed" | "oversized",
-  version: 1 | 2,
-  detail: string,
-): ProxyProtocolError {
-  const word = reason === "malformed" ? "Malformed" : "Oversized";
-  return new ProxyProtocolError(
-    reason,
-    `${word} PROXY protocol v${version} header: ${detail}`,
-  );
+function refuse(word: "Malformed" | "Oversized", v: 1 | 2, detail: string) {
+  const reason = word === "Malformed" ? "malformed" : "oversized";
+  const message = `${word} PROXY protocol v${v} header: ${detail}`;
+  return new ProxyProtocolError(reason, message);
 }
+const malformedV1 = (detail: string) => refuse("Malformed", 1, detail);
+const malformedV2 = (detail: string) => refuse("Malformed", 2, detail);
 
 function checkMaxBytes(maxBytes: number | undefined): number {
   if (maxBytes === undefined) return DEFAULT_MAX_PROXY_HEADER_BYTES;
@@ -293,7 +289,7 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
 function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const n = bytes.length;
   if (!agrees(bytes, V2_SIGNATURE)) {
-    throw refuse("malformed", 2, "the signature does not match");
+    throw malformedV2("the signature does not match");
   }
   const version = bytes[12] >> 4;
   const command = bytes[12] & 0x0f;
@@ -317,7 +313,7 @@ function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const length = V2_FIXED_LENGTH + ((bytes[14] << 8) | bytes[15]);
   if (length > maxBytes) {
     const detail = `${length} bytes, more than the ${maxBytes} allowed`;
-    throw refuse("oversized", 2, detail);
+    throw refuse("Oversized", 2, detail);
   }
   if (n < length) return { need: length - n };
   return { header: decodeV2(bytes.subarray(0, length)), length };
@@ -339,30 +335,19 @@ function decodeV2(header: Uint8Array): ProxyHeader {
   if (blockEnd > header.length) {
     const given = header.length - V2_FIXED_LENGTH;
     const needed = blockEnd - V2_FIXED_LENGTH;
-    throw refuse(
-      "malformed",
-      2,
-      `${given} bytes of addresses, fewer than the ${needed} its family needs`,
-    );
+    const detail = `${given} bytes of addresses, fewer than the ${needed}`;
+    throw malformedV2(`${detail} its family needs`);
   }
   // Each TLV after the addresses must lie wholly inside the header.
   for (let at = blockEnd; at < header.length;) {
     const left = header.length - at;
     if (left < 3) {
-      throw refuse(
-        "malformed",
-        2,
-        `${left} stray bytes where a TLV should begin`,
-      );
+      throw malformedV2(`${left} stray bytes where a TLV should begin`);
     }
     const past = 3 + ((header[at + 1] << 8) | header[at + 2]) - left;
     if (past > 0) {
       const type = hex(header[at]);
-      throw refuse(
-        "malformed",
-        2,
-        `TLV type ${type} runs ${past} bytes past the header`,
-      );
+      throw malformedV2(`TLV type ${type} runs ${past} bytes past the header`);
     }
     at = header.length + past;
   }
@@ -384,14 +369,9 @@ function decodeV2(header: Uint8Array): ProxyHeader {
 
 // --- Version 1 -------------------------------------------------------------
 
-const malformedV1 = (detail: string) => refuse("malformed", 1, detail);
-
 function unknownProtocol(word: string): ProxyProtocolError {
-  return malformedV1(
-    `unknown protocol ${
-      JSON.stringify(word)
-    }: only TCP4, TCP6 and UNKNOWN are defined`,
-  );
+  const defined = "only TCP4, TCP6 and UNKNOWN are defined";
+  return malformedV1(`unknown protocol ${JSON.stringify(word)}: ${defined}`);
 }
 
 function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
@@ -418,50 +398,38 @@ function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
     }
     text += String.fromCharCode(byte);
   }
-  // A line that cannot become valid is malformed, however long it runs.
-  const need = v1Need(text);
-  if (n >= limit) throw refuse("oversized", 1, `no CRLF within ${limit} bytes`);
-  return { need: Math.min(need, limit - n) };
+  // A line that cannot become valid is malformed, however long it runs;
+  // after a CR only its LF can come, but the fields before it are checked.
+  const cr = text.endsWith("\r");
+  const need = v1Fewest(cr ? text.slice(0, -1) : text);
+  if (n >= limit) throw refuse("Oversized", 1, `no CRLF within ${limit} bytes`);
+  return { need: Math.min(cr ? 1 : need, limit - n) };
 }
 
 /**
  * The fewest bytes that can still complete a valid line beginning with
  * `text` (which has no CRLF yet), throwing when none can.
  */
-function v1Need(text: string): number {
-  // After a CR only its LF can come; the fields before it are checked first.
-  if (text.endsWith("\r")) {
-    v1Fewest(text.slice(0, -1));
-    return 1;
-  }
-  return v1Fewest(text);
-}
-
 function v1Fewest(text: string): number {
   if (text.length < V1_PREFIX.length) return V1_MIN_LENGTH - text.length;
   const fields = text.slice(V1_PREFIX.length).split(" ");
   const word = fields[0];
   if (fields.length === 1) {
     // Still inside the protocol word: the shortest line it can begin.
-    let fewest = Infinity;
-    for (const [name, { rest }] of Object.entries(V1_PROTOCOLS)) {
-      if (name.startsWith(word)) {
-        fewest = Math.min(fewest, V1_PREFIX.length + rest - text.length);
-      }
-    }
+    const fewest = Math.min(
+      ...Object.entries(V1_PROTOCOLS).filter(([name]) => name.startsWith(word))
+        .map(([, { rest }]) => V1_PREFIX.length + rest - text.length),
+    );
     if (fewest === Infinity) throw unknownProtocol(word);
     return Math.max(fewest, 2);
   }
   // Own keys only: a word such as "constructor" names nothing here.
-  const protocol = Object.hasOwn(V1_PROTOCOLS, word)
-    ? V1_PROTOCOLS[word]
-    : undefined;
-  if (!protocol) throw unknownProtocol(word);
+  if (!Object.hasOwn(V1_PROTOCOLS, word)) throw unknownProtocol(word);
+  const { fields: fewest } = V1_PROTOCOLS[word];
   // UNKNOWN may be followed by anything up to the CRLF.
-  if (protocol.fields.length === 0) return 2;
+  if (fewest.length === 0) return 2;
   const done = fields.length - 2;
   const typed = fields[fields.length - 1].length;
-  const { fields: fewest } = protocol;
   if (done >= fewest.length) {
     throw malformedV1(`more than ${fewest.length} fields after ${word}`);
   }
