@@ -141,31 +141,39 @@ export function formatIp(bytes: IpBytes): string {
  * ```
  */
 export function parseCidr(text: string): Cidr {
-  const slash = text.indexOf("/");
-  const address = slash === -1 ? text : text.slice(0, slash);
+  const [address, prefixText, ...rest] = text.split("/");
   const bytes = parseIp(address);
-  const invalid = () =>
-    new ValueError(
-      "CIDR",
-      text,
-      "write an address or block such as 192.168.0.0/16 or 2001:db8::/32",
-    );
-  if (!bytes) throw invalid();
-  const mappedOffset = bytes.length === 4 && address.includes(":") ? 96 : 0;
-  const bits = bytes.length * 8;
-  let prefix = bits;
-  if (slash !== -1) {
-    const prefixText = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(prefixText)) throw invalid();
-    prefix = Number(prefixText) - mappedOffset;
-    if (prefix < 0 || prefix > bits) throw invalid();
+  const bits = (bytes?.length ?? 0) * 8;
+  // An IPv4-mapped block counts its prefix in IPv6 bits.
+  const offset = bits === 32 && address.includes(":") ? 96 : 0;
+  const prefix = prefixText === undefined ? bits : Number(prefixText) - offset;
+  const digits = prefixText === undefined || /^\d{1,3}$/.test(prefixText);
+  if (!bytes || rest.length || !digits || !(prefix >= 0 && prefix <= bits)) {
+    const how =
+      "write an address or block such as 192.168.0.0/16 or 2001:db8::/32";
+    throw new ValueError("CIDR", text, how);
   }
   // Keep only the network part, so 10.1.2.3/8 means 10.0.0.0/8.
-  const network = bytes.slice();
-  for (let bit = prefix; bit < bits; bit++) {
-    network[bit >> 3] &= ~(0x80 >> (bit & 7));
-  }
+  const network = maskBits(bytes, prefix);
   return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
+}
+
+/**
+ * `bytes` with every bit after the first `prefix` cleared: the block's first
+ * address; with `last`, every such bit set: its last.
+ */
+export function maskBits(
+  bytes: IpBytes,
+  prefix: number,
+  last = false,
+): IpBytes {
+  const out = bytes.slice();
+  for (let i = 0; i < out.length; i++) {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    const mask = (0xff << (8 - bits)) & 0xff;
+    out[i] = last ? out[i] | (~mask & 0xff) : out[i] & mask;
+  }
+  return out;
 }
 
 /**
@@ -186,7 +194,5 @@ export function sourceKey(hostname: string): string {
  * canonical text (RFC 5952), as `2001:db8:1::/48`.
  */
 export function ipv6Prefix(bytes: IpBytes, prefix: number): string {
-  const network = bytes.slice();
-  network.fill(0, prefix / 8);
-  return `${formatIp(network)}/${prefix}`;
+  return `${formatIp(maskBits(bytes, prefix))}/${prefix}`;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Cidr } from "./ip.ts";
+import { type Cidr, maskBits } from "./ip.ts";
 
 /** Blocks of addresses, asked one address at a time. */
 export interface IpSet {
@@ -36,12 +36,10 @@ function merge<T>(
   key: (bytes: Uint8Array) => T,
   compare: (a: T, b: T) => number,
 ): Ranges<T> {
-  const ranges = blocks.map(({ bytes, prefix }) => {
-    const bits = (i: number) => Math.max(0, Math.min(8, prefix - i * 8));
-    const mask = (i: number) => (0xff << (8 - bits(i))) & 0xff;
-    const first = bytes.map((byte, i) => byte & mask(i));
-    return [key(first), key(first.map((byte, i) => byte | (~mask(i) & 0xff)))];
-  }).sort((a, b) => compare(a[0], b[0]));
+  const ranges = blocks.map(({ bytes, prefix }) => [
+    key(maskBits(bytes, prefix)),
+    key(maskBits(bytes, prefix, true)),
+  ]).sort((a, b) => compare(a[0], b[0]));
   const starts: T[] = [];
   const ends: T[] = [];
   for (const [start, end] of ranges) {
