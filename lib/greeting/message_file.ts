@@ -15,6 +15,15 @@ export class DecodeError extends RangeError {
   }
 }
 
+/** `bytes` as UTF-8 text (a byte order mark left out), if they are UTF-8. */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Decodes the bytes of a message file in the given encoding.
  *
@@ -27,14 +36,13 @@ export function decodeMessageFile(
   bytes: Uint8Array,
   encoding: GreetingEncoding = "ascii",
 ): string {
-  let text: string;
+  let text = "";
   if (encoding === "utf-8") {
-    try {
-      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
-        .decode(bytes);
-    } catch {
+    const decoded = decodeUtf8(bytes);
+    if (decoded === undefined) {
       throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
     }
+    text = decoded;
   } else {
     const limit = LIMITS[encoding];
     const at = bytes.findIndex((byte) => byte > limit);
@@ -47,7 +55,6 @@ export function decodeMessageFile(
         encoding,
       );
     }
-    text = "";
     for (let i = 0; i < bytes.length; i += 8192) {
       text += String.fromCharCode(...bytes.subarray(i, i + 8192));
     }

@@ -5,6 +5,7 @@ import {
   oneOf,
   perSecond,
 } from "./template.ts";
+import { decodeUtf8 } from "./message_file.ts";
 
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
@@ -123,23 +124,6 @@ export function timeGreeting(now?: () => Date): GreetingSource {
 const isSpace = (byte: number) =>
   byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
 
-/** Decodes bytes of a quotes file: UTF-8, or Latin-1 if the file is not. */
-function decoder(file: Uint8Array): (from: number, to: number) => string {
-  let utf8: boolean | undefined;
-  return (from, to) => {
-    if (utf8 === undefined) {
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(file);
-        utf8 = true;
-      } catch {
-        utf8 = false;
-      }
-    }
-    return new TextDecoder(utf8 ? "utf-8" : "latin1", { ignoreBOM: true })
-      .decode(file.subarray(from, to));
-  };
-}
-
 /**
  * Reads a quotes file straight from its bytes into one buffer, every line of
  * every quote ending in CRLF, and where each quote ends: without a string
@@ -166,20 +150,24 @@ export function packQuotes(
   for (let i = from; i < file.length; i++) if (file[i] === 0x0a) count++;
   const starts = new Uint32Array(count);
   const stops = new Uint32Array(count);
-  let lines = 0;
+  const isPercent = (line: number) =>
+    stops[line] - starts[line] === 1 && file[starts[line]] === 0x25;
   let percent = false;
-  let start = from;
-  for (let i = from; i <= file.length; i++) {
-    if (i < file.length && file[i] !== 0x0a) continue;
-    const stop = i < file.length && i > start && file[i - 1] === 0x0d
-      ? i - 1
-      : i;
-    if (stop - start === 1 && file[start] === 0x25) percent = true;
-    starts[lines] = start;
-    stops[lines++] = stop;
-    start = i + 1;
+  for (let line = 0, start = from; line < count; line++) {
+    const lf = file.indexOf(0x0a, start);
+    starts[line] = start;
+    stops[line] = lf > start && file[lf - 1] === 0x0d ? lf - 1 : lf;
+    if (lf === -1) stops[line] = file.length;
+    percent ||= isPercent(line);
+    start = lf + 1;
   }
-  const text = decoder(file);
+  // Bytes of the file as UTF-8, or Latin-1 if the file is not UTF-8.
+  let label: string | undefined;
+  const text = (from: number, to: number) => {
+    label ??= decodeUtf8(file) === undefined ? "latin1" : "utf-8";
+    return new TextDecoder(label, { ignoreBOM: true })
+      .decode(file.subarray(from, to));
+  };
   // Only a line with a byte outside ASCII is decoded: trim's white space.
   const blank = (line: number) => {
     for (let i = starts[line]; i < stops[line]; i++) {
@@ -189,7 +177,7 @@ export function packQuotes(
     return true;
   };
   // Each quote as a range of lines, blank lines around it dropped.
-  const quotes = new Uint32Array(lines * 2);
+  const quotes = new Uint32Array(count * 2);
   let found = 0;
   let total = 0;
   const take = (first: number, end: number) => {
@@ -226,13 +214,10 @@ export function packQuotes(
     quotes[found++] = end;
   };
   let first = 0;
-  for (let line = 0; line <= lines; line++) {
+  for (let line = 0; line <= count; line++) {
     if (!percent) {
-      if (line < lines) take(line, line + 1);
-    } else if (
-      line === lines ||
-      (stops[line] - starts[line] === 1 && file[starts[line]] === 0x25)
-    ) {
+      if (line < count) take(line, line + 1);
+    } else if (line === count || isPercent(line)) {
       take(first, line);
       first = line + 1;
     }
