@@ -273,7 +273,6 @@ export async function* readGreeting(
   options: FetchGreetingOptions = {},
 ): AsyncGenerator<Uint8Array<ArrayBuffer>> {
   const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
-  const address = clientAddress(options);
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeout);
   const stop = signal
@@ -281,44 +280,40 @@ export async function* readGreeting(
     : deadline.signal;
   let received = 0;
   let source: ChunkSource | undefined;
-  const closeOnStop = () => source?.close();
-  stop.addEventListener("abort", closeOnStop, { once: true });
+  // A TLS handshake or a Unix connect cannot be aborted: race the deadline
+  // (or the signal), and close the connection when it comes.
+  const { promise: aborted, reject } = Promise.withResolvers<never>();
+  aborted.catch(() => {});
+  const onStop = () => {
+    source?.close();
+    reject(stop.reason);
+  };
+  stop.addEventListener("abort", onStop, { once: true });
   try {
     const opening = open(options, stop);
-    // A TLS handshake or a Unix connect cannot be aborted: race the deadline.
-    const aborted = new Promise<never>((_, reject) =>
-      stop.addEventListener("abort", () => reject(stop.reason), { once: true })
-    );
-    aborted.catch(() => {});
     source = await Promise.race([opening, aborted]).catch((error) => {
       opening.then((late) => late.close(), () => {});
       throw error;
     });
     while (true) {
       const chunk = await source.next();
-      if (chunk === null) {
-        // A connection cut by the deadline or the signal can also end
-        // without an error: the catch below tells which.
-        if (stop.aborted) throw stop.reason;
-        return;
-      }
+      if (chunk === null) break;
       received += chunk.length;
       yield chunk;
     }
+    // A connection cut by the deadline or the signal can also end without
+    // an error: the catch below tells which.
+    if (stop.aborted) throw stop.reason;
   } catch (error) {
+    const address = clientAddress(options);
     if (deadline.signal.aborted) {
-      throw new GreetingTimeoutError(
-        address,
-        timeout,
-        received,
-        source !== undefined,
-      );
+      throw new GreetingTimeoutError(address, timeout, received, !!source);
     }
     if (signal?.aborted) throw signal.reason;
     throw error;
   } finally {
     clearTimeout(timer);
-    stop.removeEventListener("abort", closeOnStop);
+    stop.removeEventListener("abort", onStop);
     if (!stop.aborted) source?.close();
   }
 }
