@@ -131,11 +131,8 @@ export class GreetingTimeoutError extends Error {
     received = 0,
     connected = true,
   ) {
-    super(
-      connected
-        ? `No complete greeting from ${address} within ${timeout} ms`
-        : `No connection to ${address} within ${timeout} ms`,
-    );
+    const what = connected ? "complete greeting from" : "connection to";
+    super(`No ${what} ${address} within ${timeout} ms`);
     this.name = "GreetingTimeoutError";
     this.received = received;
     this.connected = connected;

@@ -186,13 +186,13 @@ export function sourceKey(hostname: string): string {
   const unmapped = unmapIpv4(hostname);
   const bytes = unmapped === hostname ? parseIp(hostname) : undefined;
   if (!bytes) return unmapped;
-  return bytes.length === 4 ? formatIp(bytes) : ipv6Prefix(bytes, 64);
+  return bytes.length === 4 ? formatIp(bytes) : blockText(bytes, 64);
 }
 
 /**
- * The IPv6 network of `bytes` with a prefix of whole bytes (below 128), in
- * canonical text (RFC 5952), as `2001:db8:1::/48`.
+ * The network of `bytes` with a prefix of `prefix` bits, in canonical text
+ * (RFC 5952), as `192.0.2.0/24` or `2001:db8:1::/48`.
  */
-export function ipv6Prefix(bytes: IpBytes, prefix: number): string {
+export function blockText(bytes: IpBytes, prefix: number): string {
   return `${formatIp(maskBits(bytes, prefix))}/${prefix}`;
 }
