@@ -109,12 +109,12 @@ function serverName(bytes: Uint8Array): string | undefined {
   const u16 = (i: number) => (bytes[i] << 8) | bytes[i + 1];
   // Record header (5), handshake header (4), version (2), random (32).
   let i = 5 + 4 + 2 + 32;
-  if (i + 1 > bytes.length) return undefined;
-  i += 1 + bytes[i]; // session id
-  if (i + 2 > bytes.length) return undefined;
-  i += 2 + u16(i); // cipher suites
-  if (i + 1 > bytes.length) return undefined;
-  i += 1 + bytes[i]; // compression methods
+  // Past the session id, cipher suites and compression methods, by their
+  // lengths (of 1, 2 and 1 bytes), to the extensions' length.
+  for (const width of [1, 2, 1]) {
+    if (i + width > bytes.length) return undefined;
+    i += width === 1 ? 1 + bytes[i] : 2 + u16(i);
+  }
   if (i + 2 > bytes.length) return undefined;
   const end = Math.min(bytes.length, i + 2 + u16(i));
   i += 2;
