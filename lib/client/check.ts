@@ -7,6 +7,8 @@ import {
 } from "./read_greeting.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
+type Status = CheckResult["status"];
+
 /** How long a check may take by default, in milliseconds. */
 export const DEFAULT_CHECK_TIMEOUT = 2_000;
 
@@ -108,9 +110,8 @@ const SHOWN = 48;
 /** Shows bytes as a quoted string: ASCII as is, the rest escaped. */
 export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
   const end = Math.min(bytes.length, from + max);
-  return `${from > 0 ? "…" : ""}"${escapeBytes(bytes.subarray(from, end))}"${
-    end < bytes.length ? "…" : ""
-  }`;
+  const shown = escapeBytes(bytes.subarray(from, end));
+  return `${from > 0 ? "…" : ""}"${shown}"${end < bytes.length ? "…" : ""}`;
 }
 
 /** Where `a` and `b` first differ within `length` bytes (at most the shorter length). */
@@ -118,21 +119,6 @@ function firstDifference(a: Uint8Array, b: Uint8Array, length: number): number {
   let i = 0;
   while (i < length && i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
-}
-
-/** The MISMATCH line: both sides from just before their first difference. */
-function mismatch(
-  address: string,
-  expect: Uint8Array,
-  received: Uint8Array,
-  count: string,
-): string {
-  const diff = firstDifference(expect, received, received.length);
-  const from = diff > SHOWN - 8 ? diff - 8 : 0;
-  return `MISMATCH ${address}: expected ${
-    quoteBytes(expect, from)
-  } (${expect.length} bytes), got ${quoteBytes(received, from)} (${count})` +
-    (diff > 0 ? `; first difference at byte ${diff + 1}` : "");
 }
 
 /**
@@ -185,28 +171,26 @@ export async function checkGreeting(
   }
   const received = buffer.slice(0, size);
   const timedOut = error instanceof GreetingTimeoutError;
-  const result = (
-    status: CheckResult["status"],
-    message: string,
-    more: Partial<CheckResult> = {},
-  ): CheckResult => ({
-    ok: status === "ok",
-    status,
-    message,
-    received,
-    address,
-    ...more,
-  });
+  type More = Partial<CheckResult>;
+  const result = (status: Status, message: string, more: More = {}) => (
+    { ok: status === "ok", status, message, received, address, ...more }
+  );
   if (!matching || closed && size !== expect.length) {
     const count = closed
       ? `${size} bytes${matching ? ", then closed" : ""}`
       : `at least ${size} bytes${
         timedOut ? `, still open after ${timeout} ms` : ""
       }`;
+    // Both sides from just before their first difference.
+    const diff = firstDifference(expect, received, size);
+    const from = diff > SHOWN - 8 ? diff - 8 : 0;
+    const expected = `${quoteBytes(expect, from)} (${expect.length} bytes)`;
+    const got = `${quoteBytes(received, from)} (${count})`;
+    const first = diff > 0 ? `; first difference at byte ${diff + 1}` : "";
     const hint = matching && size === 0 && !options.proxyHeader;
     return result(
       "mismatch",
-      mismatch(address, expect, received, count),
+      `MISMATCH ${address}: expected ${expected}, got ${got}${first}`,
       hint ? { hint: "proxy-header" } : {},
     );
   }
