@@ -377,37 +377,31 @@ function parseTemplate(message: string): Token[] {
   return tokens;
 }
 
-function resolveHostname(): string {
-  try {
-    return Deno.hostname();
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.PermissionDenied
-    ) {
-      throw new TemplateError(
-        "The message uses {hostname}, which needs the host name: run deno " +
-          "with --allow-sys=hostname",
-        0,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-}
-
-/** Encodes the host name once, or explains why the encoding cannot. */
-function encodeHostname(
-  hostname: string,
+/** `{hostname}`'s bytes: resolved (unless given) and encoded, or why not. */
+function hostnameBytes(
+  given: string | undefined,
   options: EncodeGreetingOptions,
 ): Uint8Array {
+  let hostname = given;
   try {
+    hostname ??= Deno.hostname();
     return encodeGreeting(hostname, { ...options, lineEnding: "none" });
   } catch (error) {
-    if (!(error instanceof EncodingError)) throw error;
-    throw new EncodingError(error.char, error.position, error.encoding, {
-      subject: `The host name "${hostname}" for {hostname}`,
-    });
+    if (error instanceof EncodingError) {
+      const subject = `The host name "${hostname}" for {hostname}`;
+      const { char, position, encoding } = error;
+      throw new EncodingError(char, position, encoding, { subject });
+    }
+    const { NotCapable, PermissionDenied } = Deno.errors;
+    if (!(error instanceof NotCapable || error instanceof PermissionDenied)) {
+      throw error;
+    }
+    throw new TemplateError(
+      "The message uses {hostname}, which needs the host name: run deno " +
+        "with --allow-sys=hostname",
+      0,
+      { cause: error },
+    );
   }
 }
 
@@ -460,10 +454,7 @@ export function perSecond<T>(
   let value: T;
   return () => {
     const current = Math.floor(clock() / 1000);
-    if (current !== second) {
-      value = build(current);
-      second = current;
-    }
+    if (current !== second) [value, second] = [build(current), current];
     return value;
   };
 }
@@ -545,7 +536,7 @@ export function compileTemplate(
       : "text" in token
       ? literal(token.text)
       : token.placeholder === "hostname"
-      ? encodeHostname(hostname ?? resolveHostname(), encodeOptions)
+      ? hostnameBytes(hostname, encodeOptions)
       : VALUES[token.placeholder] ?? time;
     const last = parts[parts.length - 1];
     if (part instanceof Uint8Array && last instanceof Uint8Array) {
