@@ -259,18 +259,15 @@ export async function readProxyHeader(
       buffer = grown;
     }
     const n = await conn.read(buffer.subarray(filled, end));
-    if (n !== null) filled += n;
-    else if (filled > 0) {
+    if (n === null) {
+      const where = filled > 0 ? `after ${filled} bytes of` : "before";
+      const message = `The connection closed ${where} a PROXY protocol header`;
       throw new ProxyProtocolError(
-        "truncated",
-        `The connection closed after ${filled} bytes of a PROXY protocol header`,
-      );
-    } else {
-      throw new ProxyProtocolError(
-        "missing",
-        "The connection closed before a PROXY protocol header",
+        filled > 0 ? "truncated" : "missing",
+        message,
       );
     }
+    filled += n;
   }
 }
 
