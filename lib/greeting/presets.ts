@@ -156,8 +156,8 @@ export function packQuotes(
   for (let line = 0, start = from; line < count; line++) {
     const lf = file.indexOf(0x0a, start);
     starts[line] = start;
-    stops[line] = lf > start && file[lf - 1] === 0x0d ? lf - 1 : lf;
-    if (lf === -1) stops[line] = file.length;
+    const end = lf === -1 ? file.length : lf;
+    stops[line] = lf > start && file[lf - 1] === 0x0d ? lf - 1 : end;
     percent ||= isPercent(line);
     start = lf + 1;
   }
@@ -185,42 +185,36 @@ export function packQuotes(
     while (end > first && blank(end - 1)) end--;
     if (first === end) return;
     const number = found / 2 + 1;
+    const refuse = (why: string) =>
+      new QuoteError(`Quote ${number} ${why}`, number, first + 1);
     let length = end - first - 1;
     for (let line = first; line < end; line++) {
       for (let i = starts[line]; i < stops[line]; i++) {
         if (file[i] <= 0x7f) continue;
         // `i` begins a character: every byte before it in the quote is ASCII.
         const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
-        throw new QuoteError(
-          `Quote ${number} (line ${line + 1}) has ${describeChar(char)}, ` +
-            "which is not ASCII as RFC 865 requires: replace it in the quotes file",
-          number,
-          first + 1,
+        throw refuse(
+          `(line ${line + 1}) has ${describeChar(char)}, which is not ASCII ` +
+            "as RFC 865 requires: replace it in the quotes file",
         );
       }
       length += stops[line] - starts[line];
     }
     if (length > QOTD_MAX_LENGTH) {
-      throw new QuoteError(
-        `Quote ${number} (line ${first + 1}) is ${length} characters long, ` +
-          `and RFC 865 allows at most ${QOTD_MAX_LENGTH}: shorten or split ` +
-          "it in the quotes file",
-        number,
-        first + 1,
+      throw refuse(
+        `(line ${first + 1}) is ${length} characters long, and RFC 865 ` +
+          `allows at most ${QOTD_MAX_LENGTH}: shorten or split it in the quotes file`,
       );
     }
     total += length + (end - first) + 1;
     quotes[found++] = first;
     quotes[found++] = end;
   };
-  let first = 0;
-  for (let line = 0; line <= count; line++) {
-    if (!percent) {
-      if (line < count) take(line, line + 1);
-    } else if (line === count || isPercent(line)) {
-      take(first, line);
-      first = line + 1;
-    }
+  // Each line is a quote, or each run of lines between "%" lines is.
+  for (let line = 0, first = 0; line <= count; line++) {
+    if (percent ? line < count && !isPercent(line) : line === count) continue;
+    take(first, percent ? line : line + 1);
+    first = line + 1;
   }
   if (found === 0) {
     throw new QuoteError(
