@@ -290,22 +290,18 @@ function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   }
   const version = bytes[12] >> 4;
   const command = bytes[12] & 0x0f;
-  const unsupported = n <= 12
+  const unsupported = "Unsupported PROXY protocol";
+  const message = n <= 12
     ? undefined
     : version !== 2
-    ? `binary version ${version}: only 2 is defined`
+    ? `${unsupported} binary version ${version}: only 2 is defined`
     : command > 1
-    ? `v2 command ${command}: only LOCAL (0) and PROXY (1) are defined`
+    ? `${unsupported} v2 command ${command}: only LOCAL (0) and PROXY (1) are defined`
     // LOCAL ignores the family byte, whatever it holds.
     : n > 13 && command === 1 && (bytes[13] >> 4 > 3 || (bytes[13] & 0x0f) > 2)
-    ? `v2 address family and protocol ${hex(bytes[13])}`
+    ? `${unsupported} v2 address family and protocol ${hex(bytes[13])}`
     : undefined;
-  if (unsupported) {
-    throw new ProxyProtocolError(
-      "unsupported",
-      `Unsupported PROXY protocol ${unsupported}`,
-    );
-  }
+  if (message) throw new ProxyProtocolError("unsupported", message);
   if (n < V2_FIXED_LENGTH) return { need: V2_FIXED_LENGTH - n };
   const length = V2_FIXED_LENGTH + ((bytes[14] << 8) | bytes[15]);
   if (length > maxBytes) {
@@ -356,12 +352,9 @@ function decodeV2(header: Uint8Array): ProxyHeader {
     hostname: formatIp(header.subarray(ip, ip + size)),
     port: (header[port] << 8) | header[port + 1],
   });
-  return {
-    version: 2,
-    command: "proxy",
-    source: address(V2_FIXED_LENGTH, ports),
-    destination: address(V2_FIXED_LENGTH + size, ports + 2),
-  };
+  const source = address(V2_FIXED_LENGTH, ports);
+  const destination = address(V2_FIXED_LENGTH + size, ports + 2);
+  return { version: 2, command: "proxy", source, destination };
 }
 
 // --- Version 1 -------------------------------------------------------------
@@ -468,12 +461,8 @@ function parseV1Line(line: string): ProxyHeader {
     }
     return { transport: "tcp", hostname: formatIp(bytes), port: Number(port) };
   };
-  return {
-    version: 1,
-    command: "proxy",
-    source: address(0),
-    destination: address(1),
-  };
+  const [source, destination] = [address(0), address(1)];
+  return { version: 1, command: "proxy", source, destination };
 }
 
 /**
