@@ -36,28 +36,23 @@ export function decodeMessageFile(
   bytes: Uint8Array,
   encoding: GreetingEncoding = "ascii",
 ): string {
-  let text = "";
   if (encoding === "utf-8") {
-    const decoded = decodeUtf8(bytes);
-    if (decoded === undefined) {
+    const text = decodeUtf8(bytes);
+    if (text === undefined) {
       throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
     }
-    text = decoded;
-  } else {
-    const limit = LIMITS[encoding];
-    const at = bytes.findIndex((byte) => byte > limit);
-    if (at !== -1) {
-      throw new DecodeError(
-        `Message file has byte 0x${
-          bytes[at].toString(16).toUpperCase()
-        } at offset ${at}, which is not ${encoding}`,
-        at,
-        encoding,
-      );
-    }
-    for (let i = 0; i < bytes.length; i += 8192) {
-      text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-    }
+    return text.replace(/\r?\n$/, "");
+  }
+  const limit = LIMITS[encoding];
+  const at = bytes.findIndex((byte) => byte > limit);
+  if (at !== -1) {
+    const byte = `0x${bytes[at].toString(16).toUpperCase()}`;
+    const message = `Message file has byte ${byte} at offset ${at}`;
+    throw new DecodeError(`${message}, which is not ${encoding}`, at, encoding);
+  }
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return text.replace(/\r?\n$/, "");
 }
