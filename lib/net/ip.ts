@@ -42,15 +42,12 @@ export function unmapIpv4(hostname: string): string {
 export function parseIpv4(text: string): IpBytes | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(parts[i])) return undefined;
-    const value = Number(parts[i]);
-    if (value > 255) return undefined;
-    bytes[i] = value;
-  }
-  return bytes;
+  for (const part of parts) if (!IPV4_BYTE.test(part)) return undefined;
+  return Uint8Array.of(+parts[0], +parts[1], +parts[2], +parts[3]);
 }
+
+/** 0 to 255, without leading zeros. */
+const IPV4_BYTE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 /**
  * Parses IPv6 text, without a zone, into 16 bytes; an IPv4-mapped address
@@ -58,27 +55,21 @@ export function parseIpv4(text: string): IpBytes | undefined {
  */
 export function parseIpv6(text: string): IpBytes | undefined {
   // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
-  let tail: IpBytes | undefined;
-  const lastColon = text.lastIndexOf(":");
-  if (text.includes(".", lastColon)) {
-    tail = parseIpv4(text.slice(lastColon + 1));
-    if (!tail) return undefined;
-    text = text.slice(0, lastColon + 1) + "0:0";
-  }
-  const halves = text.split("::");
+  const colon = text.lastIndexOf(":");
+  const dotted = text.includes(".", colon);
+  const tail = dotted ? parseIpv4(text.slice(colon + 1)) : undefined;
+  if (dotted && !tail) return undefined;
+  const halves = (dotted ? text.slice(0, colon + 1) + "0:0" : text).split("::");
   if (halves.length > 2) return undefined;
-  const groups = (half: string) => half === "" ? [] : half.split(":");
-  const head = groups(halves[0]);
-  const rest = halves.length === 2 ? groups(halves[1]) : [];
+  const [head, rest = []] = halves.map((half) => half ? half.split(":") : []);
   const missing = 8 - head.length - rest.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...Array(missing).fill("0"), ...rest];
+  const groups = [...head, ...Array(missing).fill("0"), ...rest];
   const bytes = new Uint8Array(16);
   for (let i = 0; i < 8; i++) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(all[i])) return undefined;
-    const value = parseInt(all[i], 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
+    if (!/^[0-9a-fA-F]{1,4}$/.test(groups[i])) return undefined;
+    bytes[i * 2] = parseInt(groups[i], 16) >> 8;
+    bytes[i * 2 + 1] = parseInt(groups[i], 16); // The low byte.
   }
   if (tail) bytes.set(tail, 12);
   return bytes;
