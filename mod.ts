@@ -42,17 +42,15 @@ export {
   type TarpitStyle,
 } from "./lib/server/tarpit.ts";
 export {
+  compileTemplate,
+  type CompileTemplateOptions,
   encodeGreeting,
   type EncodeGreetingOptions,
   EncodingError,
-  type GreetingEncoding,
-  type LineEnding,
-} from "./lib/greeting/encode.ts";
-export {
-  compileTemplate,
-  type CompileTemplateOptions,
   type GreetingContext,
+  type GreetingEncoding,
   type GreetingSource,
+  type LineEnding,
   TemplateError,
 } from "./lib/greeting/template.ts";
 export {

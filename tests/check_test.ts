@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { checkGreeting, quoteBytes } from "../lib/client/check.ts";
-import { encodeGreeting } from "../lib/greeting/encode.ts";
+import { encodeGreeting } from "../lib/greeting/template.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { closedPort, DEFAULT_BYTES } from "./_helpers.ts";
 

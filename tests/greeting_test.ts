@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { encodeGreeting } from "../lib/greeting/encode.ts";
+import { encodeGreeting } from "../lib/greeting/template.ts";
 import { decodeMessageFile } from "../lib/greeting/message_file.ts";
 
 const bytes = (text: string) => [...text].map((c) => c.charCodeAt(0));

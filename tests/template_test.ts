@@ -5,9 +5,10 @@ import {
   assertNotStrictEquals,
   assertThrows,
 } from "@std/assert";
-import { encodeGreeting, EncodingError } from "../lib/greeting/encode.ts";
 import {
   compileTemplate,
+  encodeGreeting,
+  EncodingError,
   type GreetingContext,
   type GreetingSource,
   TEMPLATE_PLACEHOLDERS,

@@ -3,7 +3,7 @@ import { ListenError } from "../server/listeners.ts";
 import { DescriptorError } from "../server/descriptor_listener.ts";
 import { GreetingTimeoutError } from "../client/read_greeting.ts";
 import { escapeControl, quote } from "../net/escape.ts";
-import { EncodingError } from "../greeting/encode.ts";
+import { EncodingError } from "../greeting/template.ts";
 import { DecodeError } from "../greeting/message_file.ts";
 
 /** Exit code for a command-line mistake. */

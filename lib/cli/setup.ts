@@ -9,7 +9,6 @@
 import type { ServeCommand } from "./commands/serve.ts";
 import { type ClientTransport, UsageError } from "./flags.ts";
 import type { ClientTlsOptions } from "../client/read_greeting.ts";
-import { DEFAULT_MESSAGE } from "../greeting/encode.ts";
 import { decodeMessageFile } from "../greeting/message_file.ts";
 import { asUsageError } from "./explain.ts";
 import { presetGreeting } from "../greeting/presets.ts";
@@ -21,7 +20,11 @@ import {
 import { quote } from "../net/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
-import { compileTemplate, type GreetingSource } from "../greeting/template.ts";
+import {
+  compileTemplate,
+  DEFAULT_MESSAGE,
+  type GreetingSource,
+} from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 import { type Cidr, parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";

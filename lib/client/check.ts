@@ -1,12 +1,13 @@
-import { formatAddress } from "../net/address.ts";
 import { errorLine, escapeBytes } from "../net/escape.ts";
 import {
+  clientAddress,
   type FetchGreetingOptions,
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
-import { DEFAULT_PORT } from "../server/options.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
+
+type Status = CheckResult["status"];
 
 /** How long a check may take by default, in milliseconds. */
 export const DEFAULT_CHECK_TIMEOUT = 2_000;
@@ -109,32 +110,15 @@ const SHOWN = 48;
 /** Shows bytes as a quoted string: ASCII as is, the rest escaped. */
 export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
   const end = Math.min(bytes.length, from + max);
-  return `${from > 0 ? "…" : ""}"${escapeBytes(bytes.subarray(from, end))}"${
-    end < bytes.length ? "…" : ""
-  }`;
+  const shown = escapeBytes(bytes.subarray(from, end));
+  return `${from > 0 ? "…" : ""}"${shown}"${end < bytes.length ? "…" : ""}`;
 }
 
-/** The index of the first byte where `a` and `b` differ, or the shorter length. */
+/** Where `a` and `b` first differ within `length` bytes (at most the shorter length). */
 function firstDifference(a: Uint8Array, b: Uint8Array, length: number): number {
-  const end = Math.min(a.length, length);
   let i = 0;
-  while (i < end && i < b.length && a[i] === b[i]) i++;
+  while (i < length && i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
-}
-
-/** The MISMATCH line: both sides from just before their first difference. */
-function mismatch(
-  address: string,
-  expect: Uint8Array,
-  received: Uint8Array,
-  count: string,
-): string {
-  const diff = firstDifference(expect, received, received.length);
-  const from = diff > SHOWN - 8 ? diff - 8 : 0;
-  return `MISMATCH ${address}: expected ${
-    quoteBytes(expect, from)
-  } (${expect.length} bytes), got ${quoteBytes(received, from)} (${count})` +
-    (diff > 0 ? `; first difference at byte ${diff + 1}` : "");
 }
 
 /**
@@ -159,13 +143,10 @@ export async function checkGreeting(
   options: CheckGreetingOptions = {},
 ): Promise<CheckResult> {
   const {
-    hostname = "localhost",
-    port = DEFAULT_PORT,
     expect = encodeGreeting(DEFAULT_MESSAGE),
     timeout = DEFAULT_CHECK_TIMEOUT,
   } = options;
-  const address = options.path ??
-    formatAddress({ transport: "tcp", hostname, port });
+  const address = clientAddress(options);
   const started = performance.now();
   const buffer = new Uint8Array(expect.length + EXTRA + 1);
   let size = 0;
@@ -173,9 +154,7 @@ export async function checkGreeting(
   let error: unknown;
   let closed = false;
   try {
-    for await (
-      const chunk of readGreeting({ ...options, hostname, port, timeout })
-    ) {
+    for await (const chunk of readGreeting({ ...options, timeout })) {
       const take = Math.min(chunk.length, buffer.length - size);
       buffer.set(chunk.subarray(0, take), size);
       // Only the new bytes are compared: the earlier ones matched already.
@@ -191,42 +170,39 @@ export async function checkGreeting(
     error = caught;
   }
   const received = buffer.slice(0, size);
-  const result = (
-    status: CheckResult["status"],
-    message: string,
-  ): CheckResult => ({
-    ok: status === "ok",
-    status,
-    message,
-    received,
-    address,
-  });
-  if (!matching) {
+  const timedOut = error instanceof GreetingTimeoutError;
+  type More = Partial<CheckResult>;
+  const result = (status: Status, message: string, more: More = {}) => (
+    { ok: status === "ok", status, message, received, address, ...more }
+  );
+  if (!matching || closed && size !== expect.length) {
     const count = closed
-      ? `${size} bytes`
-      : error instanceof GreetingTimeoutError
-      ? `at least ${size} bytes, still open after ${timeout} ms`
-      : `at least ${size} bytes`;
-    return result("mismatch", mismatch(address, expect, received, count));
+      ? `${size} bytes${matching ? ", then closed" : ""}`
+      : `at least ${size} bytes${
+        timedOut ? `, still open after ${timeout} ms` : ""
+      }`;
+    // Both sides from just before their first difference.
+    const diff = firstDifference(expect, received, size);
+    const from = diff > SHOWN - 8 ? diff - 8 : 0;
+    const expected = `${quoteBytes(expect, from)} (${expect.length} bytes)`;
+    const got = `${quoteBytes(received, from)} (${count})`;
+    const first = diff > 0 ? `; first difference at byte ${diff + 1}` : "";
+    const hint = matching && size === 0 && !options.proxyHeader;
+    return result(
+      "mismatch",
+      `MISMATCH ${address}: expected ${expected}, got ${got}${first}`,
+      hint ? { hint: "proxy-header" } : {},
+    );
   }
-  if (closed && size === expect.length) {
+  if (closed) {
     const ms = Math.round(performance.now() - started);
     return result(
       "ok",
       `OK ${address} sent the expected greeting (${size} bytes) in ${ms} ms`,
     );
   }
-  if (closed) {
-    const closedResult = result(
-      "mismatch",
-      mismatch(address, expect, received, `${size} bytes, then closed`),
-    );
-    return size === 0 && !options.proxyHeader
-      ? { ...closedResult, hint: "proxy-header" }
-      : closedResult;
-  }
-  if (error instanceof GreetingTimeoutError) {
-    const timedOut = result(
+  if (timedOut) {
+    return result(
       "fail",
       size === expect.length
         ? `FAIL ${address} sent the expected greeting but did not close ` +
@@ -236,17 +212,12 @@ export async function checkGreeting(
           `bytes, then nothing more within ${timeout} ms`
         : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
           "greeter, and is the port open?",
+      size === 0 ? { hint: "timeout" } : {},
     );
-    return size === 0 ? { ...timedOut, hint: "timeout" } : timedOut;
   }
   const reason = errorLine(error);
-  return {
-    ...result(
-      "fail",
-      `FAIL cannot connect to ${address}: ${
-        reason.charAt(0).toLowerCase() + reason.slice(1)
-      }`,
-    ),
+  const lower = reason.charAt(0).toLowerCase() + reason.slice(1);
+  return result("fail", `FAIL cannot connect to ${address}: ${lower}`, {
     error,
-  };
+  });
 }

@@ -1,5 +1,6 @@
 import { V2_SIGNATURE } from "../net/proxy_protocol.ts";
 import { formatAddress } from "../net/address.ts";
+import { DEFAULT_PORT } from "../server/options.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
 export const DEFAULT_CLIENT_TIMEOUT = 5_000;
@@ -130,11 +131,8 @@ export class GreetingTimeoutError extends Error {
     received = 0,
     connected = true,
   ) {
-    super(
-      connected
-        ? `No complete greeting from ${address} within ${timeout} ms`
-        : `No connection to ${address} within ${timeout} ms`,
-    );
+    const what = connected ? "complete greeting from" : "connection to";
+    super(`No ${what} ${address} within ${timeout} ms`);
     this.name = "GreetingTimeoutError";
     this.received = received;
     this.connected = connected;
@@ -167,12 +165,11 @@ function denoSource(conn: Deno.Conn): ChunkSource {
 
 /** Node's error codes as the Deno errors the rest of greeter explains. */
 function asDenoError(error: Error & { code?: string }): Error {
-  const kinds: Record<string, new (message: string) => Error> = {
+  const Kind = ({
     ECONNREFUSED: Deno.errors.ConnectionRefused,
     ECONNRESET: Deno.errors.ConnectionReset,
     ETIMEDOUT: Deno.errors.TimedOut,
-  };
-  const Kind = error.code ? kinds[error.code] : undefined;
+  } as Record<string, new (message: string) => Error>)[error.code ?? ""];
   return Kind ? new Kind(error.message) : error;
 }
 
@@ -183,61 +180,36 @@ async function insecureTlsSource(
   proxyHeader: boolean,
 ): Promise<ChunkSource> {
   const { connect } = await import("node:tls");
-  const net = await import("node:net");
-  const { isIP } = net;
+  const { connect: connectTcp, isIP } = await import("node:net");
+  const { once } = (await import("node:events")).EventEmitter;
+  const fail = (error: Error) => Promise.reject(asDenoError(error));
   // The PROXY header goes in clear first, then TLS on the same socket.
-  const plain = net.connect({ host: hostname, port });
-  await new Promise<void>((resolve, reject) => {
-    plain.once("connect", resolve);
-    plain.once("error", (error: Error) => reject(asDenoError(error)));
-  });
+  const plain = connectTcp({ host: hostname, port });
+  await once(plain, "connect").catch(fail);
   if (proxyHeader) plain.write(LOCAL_HEADER);
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
-  let ended = false;
-  let failure: Error | undefined;
-  let wake = () => {};
+  const servername = isIP(hostname) ? undefined : hostname;
   const socket = connect({
     socket: plain,
     rejectUnauthorized: false,
-    ...(isIP(hostname) ? {} : { servername: hostname }),
+    servername,
   });
-  socket.on("data", (data: Uint8Array) => {
-    chunks.push(new Uint8Array(data));
-    wake();
-  });
-  for (const event of ["end", "close"]) {
-    socket.on(event, () => {
-      ended = true;
-      wake();
-    });
-  }
-  await new Promise<void>((resolve, reject) => {
-    socket.once("secureConnect", resolve);
-    socket.once("error", (error: Error) => reject(asDenoError(error)));
-  });
-  socket.on("error", (error: Error) => {
-    failure = asDenoError(error);
-    wake();
-  });
+  await once(socket, "secureConnect").catch(fail);
+  const chunks = socket[Symbol.asyncIterator]();
   return {
-    async next() {
-      while (chunks.length === 0 && !ended && !failure) {
-        await new Promise<void>((resolve) => wake = resolve);
-      }
-      if (chunks.length > 0) return chunks.shift()!;
-      if (failure) throw failure;
-      return null;
-    },
+    next: () =>
+      chunks.next().then(
+        ({ done, value }) => done ? null : new Uint8Array(value),
+        fail,
+      ),
     close: () => socket.destroy(),
   };
 }
 
 async function open(
   options: FetchGreetingOptions,
-  hostname: string,
-  port: number,
   signal: AbortSignal,
 ): Promise<ChunkSource> {
+  const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
   if (path !== undefined) {
     return denoSource(await Deno.connect({ transport: "unix", path }));
@@ -263,6 +235,12 @@ async function open(
     }
     throw error;
   }
+}
+
+/** The server a client's options name: its socket's path, or `HOST:PORT`. */
+export function clientAddress(options: FetchGreetingOptions): string {
+  const { hostname = "localhost", port = DEFAULT_PORT } = options;
+  return options.path ?? formatAddress({ transport: "tcp", hostname, port });
 }
 
 /**
@@ -291,14 +269,7 @@ async function open(
 export async function* readGreeting(
   options: FetchGreetingOptions = {},
 ): AsyncGenerator<Uint8Array<ArrayBuffer>> {
-  const {
-    hostname = "localhost",
-    port = 8080,
-    timeout = DEFAULT_CLIENT_TIMEOUT,
-    signal,
-  } = options;
-  const address = options.path ??
-    formatAddress({ transport: "tcp", hostname, port });
+  const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeout);
   const stop = signal
@@ -306,44 +277,40 @@ export async function* readGreeting(
     : deadline.signal;
   let received = 0;
   let source: ChunkSource | undefined;
-  const closeOnStop = () => source?.close();
-  stop.addEventListener("abort", closeOnStop, { once: true });
+  // A TLS handshake or a Unix connect cannot be aborted: race the deadline
+  // (or the signal), and close the connection when it comes.
+  const { promise: aborted, reject } = Promise.withResolvers<never>();
+  aborted.catch(() => {});
+  const onStop = () => {
+    source?.close();
+    reject(stop.reason);
+  };
+  stop.addEventListener("abort", onStop, { once: true });
   try {
-    const opening = open(options, hostname, port, stop);
-    // A TLS handshake or a Unix connect cannot be aborted: race the deadline.
-    const aborted = new Promise<never>((_, reject) =>
-      stop.addEventListener("abort", () => reject(stop.reason), { once: true })
-    );
-    aborted.catch(() => {});
+    const opening = open(options, stop);
     source = await Promise.race([opening, aborted]).catch((error) => {
       opening.then((late) => late.close(), () => {});
       throw error;
     });
     while (true) {
       const chunk = await source.next();
-      if (chunk === null) {
-        // A connection cut by the deadline or the signal can also end
-        // without an error: the catch below tells which.
-        if (stop.aborted) throw stop.reason;
-        return;
-      }
+      if (chunk === null) break;
       received += chunk.length;
       yield chunk;
     }
+    // A connection cut by the deadline or the signal can also end without
+    // an error: the catch below tells which.
+    if (stop.aborted) throw stop.reason;
   } catch (error) {
+    const address = clientAddress(options);
     if (deadline.signal.aborted) {
-      throw new GreetingTimeoutError(
-        address,
-        timeout,
-        received,
-        source !== undefined,
-      );
+      throw new GreetingTimeoutError(address, timeout, received, !!source);
     }
     if (signal?.aborted) throw signal.reason;
     throw error;
   } finally {
     clearTimeout(timer);
-    stop.removeEventListener("abort", closeOnStop);
+    stop.removeEventListener("abort", onStop);
     if (!stop.aborted) source?.close();
   }
 }

@@ -1,4 +1,4 @@
-import { type GreetingEncoding, LIMITS } from "./encode.ts";
+import { type GreetingEncoding, LIMITS } from "./template.ts";
 
 /** Bytes of a message file that its encoding cannot decode. */
 export class DecodeError extends RangeError {
@@ -15,6 +15,15 @@ export class DecodeError extends RangeError {
   }
 }
 
+/** `bytes` as UTF-8 text (a byte order mark left out), if they are UTF-8. */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Decodes the bytes of a message file in the given encoding.
  *
@@ -27,30 +36,23 @@ export function decodeMessageFile(
   bytes: Uint8Array,
   encoding: GreetingEncoding = "ascii",
 ): string {
-  let text: string;
   if (encoding === "utf-8") {
-    try {
-      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
-        .decode(bytes);
-    } catch {
+    const text = decodeUtf8(bytes);
+    if (text === undefined) {
       throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
     }
-  } else {
-    const limit = LIMITS[encoding];
-    const at = bytes.findIndex((byte) => byte > limit);
-    if (at !== -1) {
-      throw new DecodeError(
-        `Message file has byte 0x${
-          bytes[at].toString(16).toUpperCase()
-        } at offset ${at}, which is not ${encoding}`,
-        at,
-        encoding,
-      );
-    }
-    text = "";
-    for (let i = 0; i < bytes.length; i += 8192) {
-      text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-    }
+    return text.replace(/\r?\n$/, "");
+  }
+  const limit = LIMITS[encoding];
+  const at = bytes.findIndex((byte) => byte > limit);
+  if (at !== -1) {
+    const byte = `0x${bytes[at].toString(16).toUpperCase()}`;
+    const message = `Message file has byte ${byte} at offset ${at}`;
+    throw new DecodeError(`${message}, which is not ${encoding}`, at, encoding);
+  }
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return text.replace(/\r?\n$/, "");
 }

@@ -1,5 +1,11 @@
-import { encodeGreeting } from "./encode.ts";
-import { type GreetingSource, perSecond } from "./template.ts";
+import {
+  describeChar,
+  encodeGreeting,
+  type GreetingSource,
+  oneOf,
+  perSecond,
+} from "./template.ts";
+import { decodeUtf8 } from "./message_file.ts";
 
 /**
  * A quote that breaks RFC 865, or a quotes text with none. The message says
@@ -57,10 +63,7 @@ export const RFC868_EPOCH_OFFSET = 2_208_988_800;
 
 /** `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. */
 const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
-  weekday: "long",
-  month: "long",
-  day: "numeric",
-  year: "numeric",
+  dateStyle: "full",
   timeZone: "UTC",
 });
 
@@ -72,15 +75,11 @@ const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
  * @returns A function giving the line for the current second. The returned
  * bytes must not be modified.
  */
-export function daytimeGreeting(
-  now?: () => Date,
-): GreetingSource {
+export function daytimeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
-    return encodeGreeting(
-      `${DAYTIME_DATE.format(date)} ${date.toISOString().slice(11, 19)}-UTC`,
-      { lineEnding: "crlf", encoding: "ascii" },
-    );
+    const time = date.toISOString().slice(11, 19);
+    return encodeGreeting(`${DAYTIME_DATE.format(date)} ${time}-UTC`);
   });
 }
 
@@ -109,39 +108,21 @@ export function rfc868Seconds(date: Date): number {
  * @returns A function giving the bytes for the current second. The returned
  * bytes must not be modified.
  */
-export function timeGreeting(
-  now?: () => Date,
-): GreetingSource {
+export function timeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
-    const bytes = new Uint8Array(4);
-    new DataView(bytes.buffer).setUint32(
-      0,
-      rfc868Seconds(new Date(second * 1000)),
+    const seconds = rfc868Seconds(new Date(second * 1000));
+    return Uint8Array.of(
+      seconds >>> 24,
+      seconds >>> 16,
+      seconds >>> 8,
+      seconds,
     );
-    return bytes;
   });
 }
 
 /** ASCII white space, as String.prototype.trim sees it. */
 const isSpace = (byte: number) =>
   byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
-
-/** Decodes bytes of a quotes file: UTF-8, or Latin-1 if the file is not. */
-function decoder(file: Uint8Array): (from: number, to: number) => string {
-  let utf8: boolean | undefined;
-  return (from, to) => {
-    if (utf8 === undefined) {
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(file);
-        utf8 = true;
-      } catch {
-        utf8 = false;
-      }
-    }
-    return new TextDecoder(utf8 ? "utf-8" : "latin1", { ignoreBOM: true })
-      .decode(file.subarray(from, to));
-  };
-}
 
 /**
  * Reads a quotes file straight from its bytes into one buffer, every line of
@@ -169,20 +150,24 @@ export function packQuotes(
   for (let i = from; i < file.length; i++) if (file[i] === 0x0a) count++;
   const starts = new Uint32Array(count);
   const stops = new Uint32Array(count);
-  let lines = 0;
+  const isPercent = (line: number) =>
+    stops[line] - starts[line] === 1 && file[starts[line]] === 0x25;
   let percent = false;
-  let start = from;
-  for (let i = from; i <= file.length; i++) {
-    if (i < file.length && file[i] !== 0x0a) continue;
-    const stop = i < file.length && i > start && file[i - 1] === 0x0d
-      ? i - 1
-      : i;
-    if (stop - start === 1 && file[start] === 0x25) percent = true;
-    starts[lines] = start;
-    stops[lines++] = stop;
-    start = i + 1;
+  for (let line = 0, start = from; line < count; line++) {
+    const lf = file.indexOf(0x0a, start);
+    starts[line] = start;
+    const end = lf === -1 ? file.length : lf;
+    stops[line] = lf > start && file[lf - 1] === 0x0d ? lf - 1 : end;
+    percent ||= isPercent(line);
+    start = lf + 1;
   }
-  const text = decoder(file);
+  // Bytes of the file as UTF-8, or Latin-1 if the file is not UTF-8.
+  let label: string | undefined;
+  const text = (from: number, to: number) => {
+    label ??= decodeUtf8(file) === undefined ? "latin1" : "utf-8";
+    return new TextDecoder(label, { ignoreBOM: true })
+      .decode(file.subarray(from, to));
+  };
   // Only a line with a byte outside ASCII is decoded: trim's white space.
   const blank = (line: number) => {
     for (let i = starts[line]; i < stops[line]; i++) {
@@ -192,7 +177,7 @@ export function packQuotes(
     return true;
   };
   // Each quote as a range of lines, blank lines around it dropped.
-  const quotes = new Uint32Array(lines * 2);
+  const quotes = new Uint32Array(count * 2);
   let found = 0;
   let total = 0;
   const take = (first: number, end: number) => {
@@ -200,47 +185,36 @@ export function packQuotes(
     while (end > first && blank(end - 1)) end--;
     if (first === end) return;
     const number = found / 2 + 1;
+    const refuse = (why: string) =>
+      new QuoteError(`Quote ${number} ${why}`, number, first + 1);
     let length = end - first - 1;
     for (let line = first; line < end; line++) {
       for (let i = starts[line]; i < stops[line]; i++) {
         if (file[i] <= 0x7f) continue;
         // `i` begins a character: every byte before it in the quote is ASCII.
         const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
-        throw new QuoteError(
-          `Quote ${number} (line ${line + 1}) has "${char}" (U+${
-            char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
-          }), which is not ASCII as RFC 865 requires: replace it in the ` +
-            "quotes file",
-          number,
-          first + 1,
+        throw refuse(
+          `(line ${line + 1}) has ${describeChar(char)}, which is not ASCII ` +
+            "as RFC 865 requires: replace it in the quotes file",
         );
       }
       length += stops[line] - starts[line];
     }
     if (length > QOTD_MAX_LENGTH) {
-      throw new QuoteError(
-        `Quote ${number} (line ${first + 1}) is ${length} characters long, ` +
-          `and RFC 865 allows at most ${QOTD_MAX_LENGTH}: shorten or split ` +
-          "it in the quotes file",
-        number,
-        first + 1,
+      throw refuse(
+        `(line ${first + 1}) is ${length} characters long, and RFC 865 ` +
+          `allows at most ${QOTD_MAX_LENGTH}: shorten or split it in the quotes file`,
       );
     }
     total += length + (end - first) + 1;
     quotes[found++] = first;
     quotes[found++] = end;
   };
-  let first = 0;
-  for (let line = 0; line <= lines; line++) {
-    if (!percent) {
-      if (line < lines) take(line, line + 1);
-    } else if (
-      line === lines ||
-      (stops[line] - starts[line] === 1 && file[starts[line]] === 0x25)
-    ) {
-      take(first, line);
-      first = line + 1;
-    }
+  // Each line is a quote, or each run of lines between "%" lines is.
+  for (let line = 0, first = 0; line <= count; line++) {
+    if (percent ? line < count && !isPercent(line) : line === count) continue;
+    take(first, percent ? line : line + 1);
+    first = line + 1;
   }
   if (found === 0) {
     throw new QuoteError(
@@ -316,11 +290,7 @@ export function presetGreeting(
   name: PresetName,
   quotesFile?: Uint8Array,
 ): GreetingSource {
-  if (!PRESET_NAMES.includes(name)) {
-    throw new RangeError(
-      `Unknown preset "${name}": use one of ${PRESET_NAMES.join(", ")}`,
-    );
-  }
+  oneOf("preset", name, PRESET_NAMES);
   if ((name === "qotd") !== (quotesFile !== undefined)) {
     throw new TypeError(
       name === "qotd"

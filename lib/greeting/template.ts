@@ -1,9 +1,185 @@
 import { unmapIpv4 } from "../net/ip.ts";
-import {
-  encodeGreeting,
-  type EncodeGreetingOptions,
-  EncodingError,
-} from "./encode.ts";
+
+/** The greeting the classic basic server sends. */
+export const DEFAULT_MESSAGE = "Connection Established";
+
+/**
+ * What ends each line of a greeting.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type LineEnding } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const lineEnding: LineEnding = "none";
+ * assertEquals(encodeGreeting("Hi", { lineEnding }), new Uint8Array([72, 105]));
+ * ```
+ */
+export type LineEnding = "crlf" | "lf" | "none";
+
+/**
+ * The character encodings a greeting can be sent in.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type GreetingEncoding } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const encoding: GreetingEncoding = "utf-8";
+ * assertEquals(
+ *   encodeGreeting("é", { encoding }),
+ *   new Uint8Array([0xc3, 0xa9, 0x0d, 0x0a]),
+ * );
+ * ```
+ */
+export type GreetingEncoding = "ascii" | "utf-8" | "latin1";
+
+/** What each line ending writes. */
+const TERMINATORS = { crlf: "\r\n", lf: "\n", none: "" };
+
+/** The highest character code each single-byte encoding can carry. */
+export const LIMITS = { ascii: 0x7f, "utf-8": Infinity, latin1: 0xff };
+
+/** The line endings accepted by {@linkcode encodeGreeting}. */
+export const LINE_ENDINGS = Object.keys(TERMINATORS) as readonly LineEnding[];
+
+/** The encodings accepted by {@linkcode encodeGreeting}. */
+export const GREETING_ENCODINGS = Object.keys(
+  LIMITS,
+) as readonly GreetingEncoding[];
+
+/** Throws `Unknown WHAT "NAME": use one of …` unless `names` has `name`. */
+export function oneOf(what: string, name: string, names: readonly string[]) {
+  if (names.includes(name)) return;
+  const list = names.join(", ");
+  throw new RangeError(`Unknown ${what} "${name}": use one of ${list}`);
+}
+
+/** A character as messages show it: `"é" (U+00E9)`. */
+export function describeChar(char: string): string {
+  const code = char.codePointAt(0)!.toString(16).toUpperCase();
+  return `"${char}" (U+${code.padStart(4, "0")})`;
+}
+
+/**
+ * Options for {@linkcode encodeGreeting}.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, type EncodeGreetingOptions } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const options: EncodeGreetingOptions = { lineEnding: "lf", encoding: "latin1" };
+ * assertEquals(
+ *   encodeGreeting("café", options),
+ *   new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a]),
+ * );
+ * ```
+ */
+export interface EncodeGreetingOptions {
+  /**
+   * What ends each line; line breaks inside the message are rewritten to it
+   * ("none" keeps them as LF and adds nothing after the last line).
+   *
+   * @default {"crlf"}
+   */
+  lineEnding?: LineEnding;
+  /**
+   * The character encoding of the bytes on the wire.
+   *
+   * @default {"ascii"}
+   */
+  encoding?: GreetingEncoding;
+}
+
+/**
+ * A character the greeting's encoding cannot carry. The message says which
+ * and where; the fields let a caller add its own advice.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting, EncodingError } from "../../mod.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = assertThrows(() => encodeGreeting("café"), EncodingError);
+ * assertEquals(error.char, "é");
+ * assertEquals(error.position, 4);
+ * assertEquals(error.encoding, "ascii");
+ * ```
+ */
+export class EncodingError extends RangeError {
+  /** The character, as a string of one code point. */
+  readonly char: string;
+  /** Its position in the text, from 1. */
+  readonly position: number;
+  /** The encoding that cannot carry it. */
+  readonly encoding: GreetingEncoding;
+  /**
+   * Describes the character and where it is; `subject` names the text
+   * (default "Message").
+   */
+  constructor(
+    char: string,
+    position: number,
+    encoding: GreetingEncoding,
+    options: { subject?: string } = {},
+  ) {
+    const what = `${options.subject ?? "Message"} has ${describeChar(char)}`;
+    super(`${what} at position ${position}, which ${encoding} cannot encode`);
+    this.name = "EncodingError";
+    this.char = char;
+    this.position = position;
+    this.encoding = encoding;
+  }
+}
+
+/**
+ * Encodes a greeting message into the exact bytes sent to every client.
+ *
+ * Call it once and reuse the bytes: the server never re-encodes a static
+ * greeting.
+ *
+ * @throws {EncodingError} If the message has a character the encoding
+ * cannot represent, rather than sending corrupted bytes.
+ * @throws {RangeError} For an unknown line ending or encoding.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeGreeting } from "../../mod.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   encodeGreeting("Hello\nWorld"),
+ *   new TextEncoder().encode("Hello\r\nWorld\r\n"),
+ * );
+ * ```
+ */
+export function encodeGreeting(
+  message: string,
+  options: EncodeGreetingOptions = {},
+): Uint8Array<ArrayBuffer> {
+  const { lineEnding = "crlf", encoding = "ascii" } = options;
+  oneOf("line ending", lineEnding, LINE_ENDINGS);
+  oneOf("encoding", encoding, GREETING_ENCODINGS);
+  const terminator = TERMINATORS[lineEnding];
+  const text = message.split(/\r?\n/).join(terminator || "\n") + terminator;
+  if (encoding === "utf-8") {
+    if (text.isWellFormed()) return new TextEncoder().encode(text);
+    throw new RangeError(
+      "Message has an unpaired surrogate, which UTF-8 cannot encode",
+    );
+  }
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > LIMITS[encoding]) {
+      const char = String.fromCodePoint(text.codePointAt(i)!);
+      throw new EncodingError(char, i + 1, encoding);
+    }
+    bytes[i] = code;
+  }
+  return bytes;
+}
 
 /**
  * What a dynamic greeting may depend on; built per connection by the server.
@@ -162,9 +338,8 @@ export class TemplateError extends SyntaxError {
 /** `{{`, `}}`, a `{name}` reference, or a stray brace. */
 const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
 
-function placeholderList(): string {
-  return TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
-}
+/** `{remote_addr}, {remote_port}, …` for messages. */
+const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 
 /**
  * Splits a template into literal text (with `{{` and `}}` unescaped) and
@@ -175,38 +350,26 @@ function parseTemplate(message: string): Token[] {
   let text = "";
   let last = 0;
   for (const match of message.matchAll(BRACES)) {
+    const [all, name] = match;
     text += message.slice(last, match.index);
-    last = match.index + match[0].length;
+    last = match.index + all.length;
     const position = match.index + 1;
-    if (match[0] === "{{") {
-      text += "{";
-    } else if (match[0] === "}}") {
-      text += "}";
-    } else if (match[0] === "{") {
-      throw new TemplateError(
-        `Unclosed "{" at position ${position} of the message: write ` +
-          `{{ for a literal brace, or use a placeholder: ${placeholderList()}`,
-        position,
-      );
-    } else if (match[0] === "}") {
-      throw new TemplateError(
-        `Lone "}" at position ${position} of the message: write }} for a ` +
-          `literal brace (placeholders are ${placeholderList()})`,
-        position,
-      );
-    } else {
-      const name = match[1] as TemplatePlaceholder;
-      if (!TEMPLATE_PLACEHOLDERS.includes(name)) {
-        throw new TemplateError(
-          `Unknown placeholder "${match[0]}" at position ${position} of the ` +
-            `message: use one of ${placeholderList()}, or write {{ and }} ` +
-            "for literal braces",
-          position,
-        );
-      }
+    const at = `at position ${position} of the message`;
+    if (all === "{{" || all === "}}") {
+      text += all[0];
+    } else if (TEMPLATE_PLACEHOLDERS.includes(name as TemplatePlaceholder)) {
       if (text !== "") tokens.push({ text });
       text = "";
-      tokens.push({ placeholder: name });
+      tokens.push({ placeholder: name as TemplatePlaceholder });
+    } else {
+      throw new TemplateError(
+        all === "{"
+          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
+          : all === "}"
+          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
+          : `Unknown placeholder "${all}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
+        position,
+      );
     }
   }
   text += message.slice(last);
@@ -214,37 +377,31 @@ function parseTemplate(message: string): Token[] {
   return tokens;
 }
 
-function resolveHostname(): string {
-  try {
-    return Deno.hostname();
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotCapable ||
-      error instanceof Deno.errors.PermissionDenied
-    ) {
-      throw new TemplateError(
-        "The message uses {hostname}, which needs the host name: run deno " +
-          "with --allow-sys=hostname",
-        0,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-}
-
-/** Encodes the host name once, or explains why the encoding cannot. */
-function encodeHostname(
-  hostname: string,
+/** `{hostname}`'s bytes: resolved (unless given) and encoded, or why not. */
+function hostnameBytes(
+  given: string | undefined,
   options: EncodeGreetingOptions,
 ): Uint8Array {
+  let hostname = given;
   try {
+    hostname ??= Deno.hostname();
     return encodeGreeting(hostname, { ...options, lineEnding: "none" });
   } catch (error) {
-    if (!(error instanceof EncodingError)) throw error;
-    throw new EncodingError(error.char, error.position, error.encoding, {
-      subject: `The host name "${hostname}" for {hostname}`,
-    });
+    if (error instanceof EncodingError) {
+      const subject = `The host name "${hostname}" for {hostname}`;
+      const { char, position, encoding } = error;
+      throw new EncodingError(char, position, encoding, { subject });
+    }
+    const { NotCapable, PermissionDenied } = Deno.errors;
+    if (!(error instanceof NotCapable || error instanceof PermissionDenied)) {
+      throw error;
+    }
+    throw new TemplateError(
+      "The message uses {hostname}, which needs the host name: run deno " +
+        "with --allow-sys=hostname",
+      0,
+      { cause: error },
+    );
   }
 }
 
@@ -297,10 +454,7 @@ export function perSecond<T>(
   let value: T;
   return () => {
     const current = Math.floor(clock() / 1000);
-    if (current !== second) {
-      value = build(current);
-      second = current;
-    }
+    if (current !== second) [value, second] = [build(current), current];
     return value;
   };
 }
@@ -369,33 +523,29 @@ export function compileTemplate(
     return bytes.subarray(0, bytes.length - terminator.length);
   };
 
-  const parts: (Uint8Array | Getter)[] = [];
-  let pending: Uint8Array[] = [];
-  const flush = () => {
-    if (pending.length === 1) parts.push(pending[0]);
-    else if (pending.length > 1) parts.push(concat(pending));
-    pending = [];
-  };
   // {time}: RFC 3339 in UTC to the second, formatted once a second.
   const time = perSecond(
     now,
     (second) => new Date(second * 1000).toISOString().slice(0, 19) + "Z",
   );
-  for (const token of tokens) {
-    if ("text" in token) {
-      pending.push(literal(token.text));
-    } else if (token.placeholder === "hostname") {
-      pending.push(
-        encodeHostname(hostname ?? resolveHostname(), encodeOptions),
-      );
-    } else {
-      flush();
-      parts.push(VALUES[token.placeholder] ?? time);
-    }
+  // Literal text and {hostname} pre-encoded, adjacent ones joined.
+  const parts: (Uint8Array | Getter)[] = [];
+  for (const token of [...tokens, undefined]) {
+    const part = token === undefined
+      ? terminator
+      : "text" in token
+      ? literal(token.text)
+      : token.placeholder === "hostname"
+      ? hostnameBytes(hostname, encodeOptions)
+      : VALUES[token.placeholder] ?? time;
+    const last = parts[parts.length - 1];
+    if (part instanceof Uint8Array && last instanceof Uint8Array) {
+      const joined = new Uint8Array(last.length + part.length);
+      joined.set(last);
+      joined.set(part, last.length);
+      parts[parts.length - 1] = joined;
+    } else parts.push(part);
   }
-  pending.push(terminator);
-  flush();
-
   if (parts.length === 1 && parts[0] instanceof Uint8Array) {
     return parts[0]; // Only {hostname}, which does not vary: the fast path.
   }
@@ -409,9 +559,7 @@ export function compileTemplate(
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i];
       if (typeof part === "function") {
-        const value = part(context);
-        values[i] = value;
-        length += value.length;
+        length += (values[i] = part(context)).length;
       }
     }
     const out = allocate(length);
@@ -428,14 +576,4 @@ export function compileTemplate(
     }
     return out;
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }

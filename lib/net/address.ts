@@ -14,10 +14,8 @@ export function isNetAddr(addr: Deno.Addr): addr is Deno.NetAddr {
  */
 export function formatAddress(addr: Deno.Addr): string {
   if (isNetAddr(addr)) {
-    const hostname = unmapIpv4(addr.hostname);
-    return hostname.includes(":")
-      ? `[${hostname}]:${addr.port}`
-      : `${hostname}:${addr.port}`;
+    const host = unmapIpv4(addr.hostname);
+    return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   }
   if (addr.transport === "unix" || addr.transport === "unixpacket") {
     return addr.path || "unix socket";
@@ -53,15 +51,14 @@ export function parsePort(text: string): number {
  * @throws {ValueError} If the port is invalid or the brackets do not match.
  */
 export function parseHostPort(spec: string, defaults: HostPort): HostPort {
-  let hostname = defaults.hostname;
-  let port = defaults.port;
+  let { hostname, port } = defaults;
   const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(spec);
   if (bracketed) {
     hostname = bracketed[1];
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
-  } else if (spec.includes("[") || spec.includes("]")) {
+  } else if (/[[\]]/.test(spec)) {
     throw new ValueError("address", spec, "write IPv6 addresses as [::1]:8080");
-  } else if ((spec.match(/:/g) ?? []).length > 1) {
+  } else if (spec.indexOf(":") !== spec.lastIndexOf(":")) {
     // A bare IPv6 address: no port can follow it.
     if (!parseIp(spec)) {
       throw new ValueError(
@@ -73,12 +70,8 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     hostname = spec;
   } else {
     const colon = spec.indexOf(":");
-    if (colon === -1) {
-      hostname = spec;
-    } else {
-      if (colon > 0) hostname = spec.slice(0, colon);
-      port = parsePort(spec.slice(colon + 1));
-    }
+    if (colon !== 0) hostname = colon === -1 ? spec : spec.slice(0, colon);
+    if (colon !== -1) port = parsePort(spec.slice(colon + 1));
   }
   if (hostname === "") {
     throw new ValueError("address", spec, "the host is empty");

@@ -6,7 +6,7 @@
  * @module
  */
 import { formatAddress, isNetAddr } from "./address.ts";
-import { ipv6Prefix, parseIp, unmapIpv4 } from "./ip.ts";
+import { blockText, parseIp, unmapIpv4 } from "./ip.ts";
 
 /**
  * Replaces a client's address by the one observers see; see
@@ -62,16 +62,15 @@ export type AddressMaskOptions =
  */
 export function truncateAddress(hostname: string): string {
   const bytes = parseIp(unmapIpv4(hostname));
-  if (!bytes) return hostname;
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.0/24`;
-  return ipv6Prefix(bytes, 48);
+  return bytes ? blockText(bytes, bytes.length === 4 ? 24 : 48) : hostname;
 }
 
-/** The bytes a hash is taken of: one address, one spelling. */
-function addressBytes(hostname: string): Uint8Array {
-  return parseIp(unmapIpv4(hostname)) ??
-    new TextEncoder().encode(hostname);
-}
+/** `addr` as observers see it: `hostname` instead, without its port. */
+const hide = (addr: Deno.NetAddr, hostname: string): Deno.NetAddr => ({
+  transport: addr.transport,
+  hostname,
+  port: 0,
+});
 
 /**
  * Makes an {@linkcode AddressMask}:
@@ -113,11 +112,7 @@ export async function createAddressMask(
 ): Promise<AddressMask> {
   const mode = (options as { mode?: unknown } | null)?.mode;
   if (mode === "truncate") {
-    return (addr) => ({
-      transport: addr.transport,
-      hostname: truncateAddress(addr.hostname),
-      port: 0,
-    });
+    return (addr) => hide(addr, truncateAddress(addr.hostname));
   }
   if (mode !== "hash") {
     throw new TypeError(
@@ -144,11 +139,13 @@ export async function createAddressMask(
     let token = tokens.get(addr.hostname);
     if (token === undefined) {
       if (tokens.size >= 4_096) tokens.clear();
-      token = createHmac("sha256", secret).update(addressBytes(addr.hostname))
-        .digest().toString("hex", 0, 8);
+      // The bytes of an IP address, so one address has one token.
+      const address = parseIp(unmapIpv4(addr.hostname)) ?? addr.hostname;
+      token = createHmac("sha256", secret).update(address).digest()
+        .toString("hex", 0, 8);
       tokens.set(addr.hostname, token);
     }
-    return { transport: addr.transport, hostname: token, port: 0 };
+    return hide(addr, token);
   };
 }
 

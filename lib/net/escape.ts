@@ -52,12 +52,9 @@ const SHORT: Readonly<Record<string, string>> = {
 };
 
 function escapeOne(char: string): string {
-  const short = SHORT[char];
-  if (short !== undefined) return short;
   const code = char.charCodeAt(0);
-  return code <= 0xff
-    ? `\\x${code.toString(16).padStart(2, "0")}`
-    : `\\u${code.toString(16).padStart(4, "0")}`;
+  const hex = code.toString(16).padStart(code <= 0xff ? 2 : 4, "0");
+  return SHORT[char] ?? `\\${code <= 0xff ? "x" : "u"}${hex}`;
 }
 
 /**

@@ -38,42 +38,38 @@ export function unmapIpv4(hostname: string): string {
     : hostname;
 }
 
-function parseIpv4(text: string): IpBytes | undefined {
+/** Parses dotted-quad IPv4 text (no leading zeros) into 4 bytes. */
+export function parseIpv4(text: string): IpBytes | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(parts[i])) return undefined;
-    const value = Number(parts[i]);
-    if (value > 255) return undefined;
-    bytes[i] = value;
-  }
-  return bytes;
+  for (const part of parts) if (!IPV4_BYTE.test(part)) return undefined;
+  return Uint8Array.of(+parts[0], +parts[1], +parts[2], +parts[3]);
 }
 
-function parseIpv6(text: string): IpBytes | undefined {
+/** 0 to 255, without leading zeros. */
+const IPV4_BYTE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * Parses IPv6 text, without a zone, into 16 bytes; an IPv4-mapped address
+ * stays mapped.
+ */
+export function parseIpv6(text: string): IpBytes | undefined {
   // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
-  let tail: IpBytes | undefined;
-  const lastColon = text.lastIndexOf(":");
-  if (text.includes(".", lastColon)) {
-    tail = parseIpv4(text.slice(lastColon + 1));
-    if (!tail) return undefined;
-    text = text.slice(0, lastColon + 1) + "0:0";
-  }
-  const halves = text.split("::");
+  const colon = text.lastIndexOf(":");
+  const dotted = text.includes(".", colon);
+  const tail = dotted ? parseIpv4(text.slice(colon + 1)) : undefined;
+  if (dotted && !tail) return undefined;
+  const halves = (dotted ? text.slice(0, colon + 1) + "0:0" : text).split("::");
   if (halves.length > 2) return undefined;
-  const groups = (half: string) => half === "" ? [] : half.split(":");
-  const head = groups(halves[0]);
-  const rest = halves.length === 2 ? groups(halves[1]) : [];
+  const [head, rest = []] = halves.map((half) => half ? half.split(":") : []);
   const missing = 8 - head.length - rest.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...Array(missing).fill("0"), ...rest];
+  const groups = [...head, ...Array(missing).fill("0"), ...rest];
   const bytes = new Uint8Array(16);
   for (let i = 0; i < 8; i++) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(all[i])) return undefined;
-    const value = parseInt(all[i], 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
+    if (!/^[0-9a-fA-F]{1,4}$/.test(groups[i])) return undefined;
+    bytes[i * 2] = parseInt(groups[i], 16) >> 8;
+    bytes[i * 2 + 1] = parseInt(groups[i], 16); // The low byte.
   }
   if (tail) bytes.set(tail, 12);
   return bytes;
@@ -84,17 +80,17 @@ function parseIpv6(text: string): IpBytes | undefined {
  * become IPv4. Returns undefined for anything else (including host names).
  */
 export function parseIp(text: string): IpBytes | undefined {
-  if (text.includes(":")) {
-    const bytes = parseIpv6(text.replace(/%.*$/, ""));
-    if (
-      bytes && bytes.subarray(0, 10).every((byte) => byte === 0) &&
-      bytes[10] === 0xff && bytes[11] === 0xff
-    ) {
-      return bytes.slice(12);
-    }
-    return bytes;
+  if (!text.includes(":")) return parseIpv4(text);
+  const bytes = parseIpv6(text.replace(/%.*$/, ""));
+  return bytes && isMapped(bytes) ? bytes.slice(12) : bytes;
+}
+
+/** True for the 16 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
+function isMapped(bytes: IpBytes): boolean {
+  for (let i = 0; i < 12; i++) {
+    if (bytes[i] !== (i < 10 ? 0 : 0xff)) return false;
   }
-  return parseIpv4(text);
+  return true;
 }
 
 /**
@@ -105,31 +101,19 @@ export function parseIp(text: string): IpBytes | undefined {
  */
 export function formatIp(bytes: IpBytes): string {
   if (bytes.length === 4) return bytes.join(".");
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes.subarray(12).join(".")}`;
+  if (isMapped(bytes)) return `::ffff:${bytes.subarray(12).join(".")}`;
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) {
+    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
   }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
+  const text = groups.join(":");
+  let best: RegExpExecArray | undefined;
+  for (const run of text.matchAll(/\b0(?::0)+\b/g)) {
+    if (!best || run[0].length > best[0].length) best = run;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${
-    hex.slice(bestStart + bestLength).join(":")
-  }`;
+  if (!best) return text;
+  return text.slice(0, best.index).replace(/:$/, "") + "::" +
+    text.slice(best.index + best[0].length).replace(/^:/, "");
 }
 
 /**
@@ -148,31 +132,39 @@ export function formatIp(bytes: IpBytes): string {
  * ```
  */
 export function parseCidr(text: string): Cidr {
-  const slash = text.indexOf("/");
-  const address = slash === -1 ? text : text.slice(0, slash);
+  const [address, prefixText, ...rest] = text.split("/");
   const bytes = parseIp(address);
-  const invalid = () =>
-    new ValueError(
-      "CIDR",
-      text,
-      "write an address or block such as 192.168.0.0/16 or 2001:db8::/32",
-    );
-  if (!bytes) throw invalid();
-  const mappedOffset = bytes.length === 4 && address.includes(":") ? 96 : 0;
-  const bits = bytes.length * 8;
-  let prefix = bits;
-  if (slash !== -1) {
-    const prefixText = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(prefixText)) throw invalid();
-    prefix = Number(prefixText) - mappedOffset;
-    if (prefix < 0 || prefix > bits) throw invalid();
+  const bits = (bytes?.length ?? 0) * 8;
+  // An IPv4-mapped block counts its prefix in IPv6 bits.
+  const offset = bits === 32 && address.includes(":") ? 96 : 0;
+  const prefix = prefixText === undefined ? bits : Number(prefixText) - offset;
+  const digits = prefixText === undefined || /^\d{1,3}$/.test(prefixText);
+  if (!bytes || rest.length || !digits || !(prefix >= 0 && prefix <= bits)) {
+    const how =
+      "write an address or block such as 192.168.0.0/16 or 2001:db8::/32";
+    throw new ValueError("CIDR", text, how);
   }
   // Keep only the network part, so 10.1.2.3/8 means 10.0.0.0/8.
-  const network = bytes.slice();
-  for (let bit = prefix; bit < bits; bit++) {
-    network[bit >> 3] &= ~(0x80 >> (bit & 7));
-  }
+  const network = maskBits(bytes, prefix);
   return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
+}
+
+/**
+ * `bytes` with every bit after the first `prefix` cleared: the block's first
+ * address; with `last`, every such bit set: its last.
+ */
+export function maskBits(
+  bytes: IpBytes,
+  prefix: number,
+  last = false,
+): IpBytes {
+  const out = bytes.slice();
+  for (let i = 0; i < out.length; i++) {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    const mask = (0xff << (8 - bits)) & 0xff;
+    out[i] = last ? out[i] | (~mask & 0xff) : out[i] & mask;
+  }
+  return out;
 }
 
 /**
@@ -182,21 +174,16 @@ export function parseCidr(text: string): Cidr {
 export function sourceKey(hostname: string): string {
   // The kernel's IPv4 text is already canonical: the per-connection fast path.
   if (!hostname.includes(":")) return hostname;
-  if (hostname.startsWith("::ffff:") && hostname.includes(".")) {
-    return hostname.slice(7);
-  }
-  const bytes = parseIp(hostname);
-  if (!bytes) return hostname;
-  if (bytes.length === 4) return formatIp(bytes);
-  return ipv6Prefix(bytes, 64);
+  const unmapped = unmapIpv4(hostname);
+  const bytes = unmapped === hostname ? parseIp(hostname) : undefined;
+  if (!bytes) return unmapped;
+  return bytes.length === 4 ? formatIp(bytes) : blockText(bytes, 64);
 }
 
 /**
- * The IPv6 network of `bytes` with a prefix of whole bytes (below 128), in
- * canonical text (RFC 5952), as `2001:db8:1::/48`.
+ * The network of `bytes` with a prefix of `prefix` bits, in canonical text
+ * (RFC 5952), as `192.0.2.0/24` or `2001:db8:1::/48`.
  */
-export function ipv6Prefix(bytes: IpBytes, prefix: number): string {
-  const network = bytes.slice();
-  network.fill(0, prefix / 8);
-  return `${formatIp(network)}/${prefix}`;
+export function blockText(bytes: IpBytes, prefix: number): string {
+  return `${formatIp(maskBits(bytes, prefix))}/${prefix}`;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Cidr } from "./ip.ts";
+import { type Cidr, maskBits } from "./ip.ts";
 
 /** Blocks of addresses, asked one address at a time. */
 export interface IpSet {
@@ -15,81 +15,55 @@ export interface IpSet {
   readonly empty: boolean;
 }
 
-/** IPv4 ranges as numbers; IPv6 ranges as 16-byte keys. */
+/** Sorted, disjoint ranges: IPv4 as numbers (the fast path), IPv6 as bytes. */
 interface Ranges<T> {
   starts: T[];
   ends: T[];
+  compare: (a: T, b: T) => number;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return a[i] - b[i];
-  }
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return 0;
 }
 
-/** The first and the last address of a block. */
-function bounds(cidr: Cidr): [Uint8Array, Uint8Array] {
-  const first = new Uint8Array(cidr.bytes.length);
-  const last = new Uint8Array(cidr.bytes.length);
-  for (let i = 0; i < first.length; i++) {
-    const bits = Math.max(0, Math.min(8, cidr.prefix - i * 8));
-    const mask = (0xff << (8 - bits)) & 0xff;
-    first[i] = cidr.bytes[i] & mask;
-    last[i] = first[i] | (~mask & 0xff);
-  }
-  return [first, last];
-}
+const ipv4 = (bytes: Uint8Array) =>
+  ((bytes[0] << 24) >>> 0) + (bytes[1] << 16) + (bytes[2] << 8) + bytes[3];
 
-function ipv4(bytes: Uint8Array): number {
-  return ((bytes[0] << 24) >>> 0) + (bytes[1] << 16) + (bytes[2] << 8) +
-    bytes[3];
-}
-
-/** Sorts by start and merges overlapping ranges. */
+/** The blocks' ranges (first and last address), sorted, overlaps merged. */
 function merge<T>(
-  ranges: [T, T][],
+  blocks: Cidr[],
+  key: (bytes: Uint8Array) => T,
   compare: (a: T, b: T) => number,
 ): Ranges<T> {
-  ranges.sort((a, b) => compare(a[0], b[0]));
+  const ranges = blocks.map(({ bytes, prefix }) => [
+    key(maskBits(bytes, prefix)),
+    key(maskBits(bytes, prefix, true)),
+  ]).sort((a, b) => compare(a[0], b[0]));
   const starts: T[] = [];
   const ends: T[] = [];
   for (const [start, end] of ranges) {
     const last = ends.length - 1;
-    if (last >= 0 && compare(start, ends[last]) <= 0) {
-      if (compare(end, ends[last]) > 0) ends[last] = end;
-    } else {
+    if (last < 0 || compare(start, ends[last]) > 0) {
       starts.push(start);
       ends.push(end);
-    }
+    } else if (compare(end, ends[last]) > 0) ends[last] = end;
   }
-  return { starts, ends };
+  return { starts, ends, compare };
 }
 
-/** True if `value` is inside one of the sorted, disjoint ranges. */
-function within<T>(
-  ranges: Ranges<T>,
-  value: T,
-  compare: (a: T, b: T) => number,
-): boolean {
-  const { starts, ends } = ranges;
-  // The last range that starts at or before the value.
+/** True if `value` is inside one of the ranges: a binary search. */
+function within<T>({ starts, ends, compare }: Ranges<T>, value: T): boolean {
+  // `high` ends at the last range that starts at or before the value.
   let low = 0;
   let high = starts.length - 1;
-  let found = -1;
   while (low <= high) {
     const middle = (low + high) >> 1;
-    if (compare(starts[middle], value) <= 0) {
-      found = middle;
-      low = middle + 1;
-    } else {
-      high = middle - 1;
-    }
+    if (compare(starts[middle], value) <= 0) low = middle + 1;
+    else high = middle - 1;
   }
-  return found >= 0 && compare(value, ends[found]) <= 0;
+  return high >= 0 && compare(value, ends[high]) <= 0;
 }
-
-const compareNumbers = (a: number, b: number) => a - b;
 
 /**
  * Makes the set of `blocks`, IPv4 and IPv6 alike.
@@ -105,21 +79,15 @@ const compareNumbers = (a: number, b: number) => a - b;
  * ```
  */
 export function createIpSet(blocks: readonly Cidr[]): IpSet {
-  const v4: [number, number][] = [];
-  const v6: [Uint8Array, Uint8Array][] = [];
-  for (const cidr of blocks) {
-    const [first, last] = bounds(cidr);
-    if (first.length === 4) v4.push([ipv4(first), ipv4(last)]);
-    else v6.push([first, last]);
-  }
-  const ranges4 = merge(v4, compareNumbers);
-  const ranges6 = merge(v6, compareBytes);
+  const v4 = blocks.filter((cidr) => cidr.bytes.length === 4);
+  const ranges4 = merge(v4, ipv4, (a, b) => a - b);
+  const v6 = blocks.filter((cidr) => cidr.bytes.length !== 4);
+  const ranges6 = merge(v6, (bytes) => bytes, compareBytes);
   return {
     empty: blocks.length === 0,
-    has(address) {
-      return address.length === 4
-        ? within(ranges4, ipv4(address), compareNumbers)
-        : within(ranges6, address, compareBytes);
-    },
+    has: (address) =>
+      address.length === 4
+        ? within(ranges4, ipv4(address))
+        : within(ranges6, address),
   };
 }

@@ -101,22 +101,6 @@ function latin1(bytes: Uint8Array, from: number, to: number): string {
   return text;
 }
 
-/** The index of the first CR or LF at or after `from`, or -1. */
-function lineEnd(bytes: Uint8Array, from: number): number {
-  for (let i = from; i < bytes.length; i++) {
-    if (bytes[i] === 0x0d || bytes[i] === 0x0a) return i;
-  }
-  return -1;
-}
-
-function startsWith(bytes: Uint8Array, text: string): boolean {
-  if (bytes.length < text.length) return false;
-  for (let i = 0; i < text.length; i++) {
-    if (bytes[i] !== text.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
 /**
  * The SNI host name of a TLS ClientHello record, if the bytes hold it
  * whole; every length is checked against the bytes there are.
@@ -125,12 +109,12 @@ function serverName(bytes: Uint8Array): string | undefined {
   const u16 = (i: number) => (bytes[i] << 8) | bytes[i + 1];
   // Record header (5), handshake header (4), version (2), random (32).
   let i = 5 + 4 + 2 + 32;
-  if (i + 1 > bytes.length) return undefined;
-  i += 1 + bytes[i]; // session id
-  if (i + 2 > bytes.length) return undefined;
-  i += 2 + u16(i); // cipher suites
-  if (i + 1 > bytes.length) return undefined;
-  i += 1 + bytes[i]; // compression methods
+  // Past the session id, cipher suites and compression methods, by their
+  // lengths (of 1, 2 and 1 bytes), to the extensions' length.
+  for (const width of [1, 2, 1]) {
+    if (i + width > bytes.length) return undefined;
+    i += width === 1 ? 1 + bytes[i] : 2 + u16(i);
+  }
   if (i + 2 > bytes.length) return undefined;
   const end = Math.min(bytes.length, i + 2 + u16(i));
   i += 2;
@@ -196,16 +180,14 @@ export function identifyProbe(bytes: Uint8Array): Probe {
   // TLS: a handshake record (22) of version 3.x holding a ClientHello (1).
   if (n >= 6 && bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
     const name = serverName(bytes);
-    return name === undefined
-      ? { kind: "tls" }
-      : { kind: "tls", serverName: name };
+    return { kind: "tls", ...(name === undefined ? {} : { serverName: name }) };
   }
   // SSLv2-style ClientHello (old scanners): a two-byte length, type 1.
   if (n >= 3 && (bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) {
     return { kind: "tls" };
   }
-  if (startsWith(bytes, "SSH-")) {
-    const end = lineEnd(bytes, 0);
+  if (latin1(bytes, 0, 4) === "SSH-") {
+    const end = bytes.findIndex((byte) => byte === 0x0d || byte === 0x0a);
     return { kind: "ssh", version: latin1(bytes, 0, end === -1 ? n : end) };
   }
   // RDP: a TPKT header (3, 0) carrying an X.224 connection request (0xe0).

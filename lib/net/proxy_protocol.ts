@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { formatIp, parseIp } from "./ip.ts";
+import { formatIp, parseIpv4, parseIpv6 } from "./ip.ts";
 
 /** What a PROXY protocol header says about the connection it starts. */
 export interface ProxyHeader {
@@ -106,8 +106,6 @@ const V1_PREFIX = new TextEncoder().encode("PROXY ");
 const V1_MAX_LENGTH = 107;
 /** "PROXY UNKNOWN\r\n", the shortest v1 line: also the most a first read may take. */
 const V1_MIN_LENGTH = 15;
-const CR = 0x0d;
-const LF = 0x0a;
 
 /**
  * The protocol words a v1 line may carry, with the fewest characters each
@@ -129,6 +127,18 @@ function agrees(bytes: Uint8Array, signature: Uint8Array): boolean {
   for (let i = 0; i < n; i++) if (bytes[i] !== signature[i]) return false;
   return true;
 }
+
+/** A byte as `0x0a`. */
+const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
+
+/** "Malformed (or Oversized) PROXY protocol vN header: DETAIL". */
+function refuse(word: "Malformed" | "Oversized", v: 1 | 2, detail: string) {
+  const reason = word === "Malformed" ? "malformed" : "oversized";
+  const message = `${word} PROXY protocol v${v} header: ${detail}`;
+  return new ProxyProtocolError(reason, message);
+}
+const malformedV1 = (detail: string) => refuse("Malformed", 1, detail);
+const malformedV2 = (detail: string) => refuse("Malformed", 2, detail);
 
 function checkMaxBytes(maxBytes: number | undefined): number {
   if (maxBytes === undefined) return DEFAULT_MAX_PROXY_HEADER_BYTES;
@@ -250,15 +260,12 @@ export async function readProxyHeader(
     }
     const n = await conn.read(buffer.subarray(filled, end));
     if (n === null) {
-      throw filled === 0
-        ? new ProxyProtocolError(
-          "missing",
-          "The connection closed before a PROXY protocol header",
-        )
-        : new ProxyProtocolError(
-          "truncated",
-          `The connection closed after ${filled} bytes of a PROXY protocol header`,
-        );
+      const where = filled > 0 ? `after ${filled} bytes of` : "before";
+      const message = `The connection closed ${where} a PROXY protocol header`;
+      throw new ProxyProtocolError(
+        filled > 0 ? "truncated" : "missing",
+        message,
+      );
     }
     filled += n;
   }
@@ -279,47 +286,27 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
 function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const n = bytes.length;
   if (!agrees(bytes, V2_SIGNATURE)) {
-    throw new ProxyProtocolError(
-      "malformed",
-      "Malformed PROXY protocol v2 header: the signature does not match",
-    );
+    throw malformedV2("the signature does not match");
   }
-  if (n > 12) {
-    const version = bytes[12] >> 4;
-    const command = bytes[12] & 0x0f;
-    if (version !== 2) {
-      throw new ProxyProtocolError(
-        "unsupported",
-        `Unsupported PROXY protocol binary version ${version}: only 2 is defined`,
-      );
-    }
-    if (command > 1) {
-      throw new ProxyProtocolError(
-        "unsupported",
-        `Unsupported PROXY protocol v2 command ${command}: only LOCAL (0) and PROXY (1) are defined`,
-      );
-    }
+  const version = bytes[12] >> 4;
+  const command = bytes[12] & 0x0f;
+  const unsupported = "Unsupported PROXY protocol";
+  const message = n <= 12
+    ? undefined
+    : version !== 2
+    ? `${unsupported} binary version ${version}: only 2 is defined`
+    : command > 1
+    ? `${unsupported} v2 command ${command}: only LOCAL (0) and PROXY (1) are defined`
     // LOCAL ignores the family byte, whatever it holds.
-    if (n > 13 && command === 1) {
-      const family = bytes[13] >> 4;
-      const protocol = bytes[13] & 0x0f;
-      if (family > 3 || protocol > 2) {
-        throw new ProxyProtocolError(
-          "unsupported",
-          `Unsupported PROXY protocol v2 address family and protocol 0x${
-            bytes[13].toString(16).padStart(2, "0")
-          }`,
-        );
-      }
-    }
-  }
+    : n > 13 && command === 1 && (bytes[13] >> 4 > 3 || (bytes[13] & 0x0f) > 2)
+    ? `${unsupported} v2 address family and protocol ${hex(bytes[13])}`
+    : undefined;
+  if (message) throw new ProxyProtocolError("unsupported", message);
   if (n < V2_FIXED_LENGTH) return { need: V2_FIXED_LENGTH - n };
   const length = V2_FIXED_LENGTH + ((bytes[14] << 8) | bytes[15]);
   if (length > maxBytes) {
-    throw new ProxyProtocolError(
-      "oversized",
-      `Oversized PROXY protocol v2 header: ${length} bytes, more than the ${maxBytes} allowed`,
-    );
+    const detail = `${length} bytes, more than the ${maxBytes} allowed`;
+    throw refuse("Oversized", 2, detail);
   }
   if (n < length) return { need: length - n };
   return { header: decodeV2(bytes.subarray(0, length)), length };
@@ -335,87 +322,46 @@ function decodeV2(header: Uint8Array): ProxyHeader {
   // AF_UNSPEC or an unspecified protocol: the addresses are to be ignored,
   // and nothing says where TLVs would begin.
   if (family === 0 || protocol === 0) return { version: 2, command: "proxy" };
-  const addressBytes = V2_ADDRESS_BYTES[family];
-  const blockEnd = V2_FIXED_LENGTH + addressBytes * 2 +
-    (family === 3 ? 0 : 4);
+  const size = V2_ADDRESS_BYTES[family];
+  const ports = V2_FIXED_LENGTH + size * 2;
+  const blockEnd = ports + (family === 3 ? 0 : 4);
   if (blockEnd > header.length) {
-    throw new ProxyProtocolError(
-      "malformed",
-      `Malformed PROXY protocol v2 header: ${
-        header.length - V2_FIXED_LENGTH
-      } bytes of addresses, fewer than the ${
-        blockEnd - V2_FIXED_LENGTH
-      } its family needs`,
-    );
+    const given = header.length - V2_FIXED_LENGTH;
+    const needed = blockEnd - V2_FIXED_LENGTH;
+    const detail = `${given} bytes of addresses, fewer than the ${needed}`;
+    throw malformedV2(`${detail} its family needs`);
   }
-  checkTlvs(header, blockEnd);
+  // Each TLV after the addresses must lie wholly inside the header.
+  for (let at = blockEnd; at < header.length;) {
+    const left = header.length - at;
+    if (left < 3) {
+      throw malformedV2(`${left} stray bytes where a TLV should begin`);
+    }
+    const past = 3 + ((header[at + 1] << 8) | header[at + 2]) - left;
+    if (past > 0) {
+      const type = hex(header[at]);
+      throw malformedV2(`TLV type ${type} runs ${past} bytes past the header`);
+    }
+    at = header.length + past;
+  }
   // A Unix socket address is not a network address: use the peer.
   if (family === 3) return { version: 2, command: "proxy" };
   const transport = protocol === 1 ? "tcp" : "udp";
-  const ports = V2_FIXED_LENGTH + addressBytes * 2;
-  return {
-    version: 2,
-    command: "proxy",
-    source: v2Address(header, transport, V2_FIXED_LENGTH, ports),
-    destination: v2Address(header, transport, ports - addressBytes, ports + 2),
-  };
-}
-
-/** A v2 header's IP address at `ip` (AF_INET or AF_INET6) and port at `port`. */
-function v2Address(
-  header: Uint8Array,
-  transport: "tcp" | "udp",
-  ip: number,
-  port: number,
-): Deno.NetAddr {
-  const length = header[13] >> 4 === 1 ? 4 : 16;
-  return {
+  const address = (ip: number, port: number): Deno.NetAddr => ({
     transport,
-    hostname: formatIp(header.subarray(ip, ip + length)),
+    hostname: formatIp(header.subarray(ip, ip + size)),
     port: (header[port] << 8) | header[port + 1],
-  };
-}
-
-/** Walks the TLVs after the addresses: each must lie wholly inside the header. */
-function checkTlvs(header: Uint8Array, start: number): void {
-  let at = start;
-  while (at < header.length) {
-    if (header.length - at < 3) {
-      throw new ProxyProtocolError(
-        "malformed",
-        `Malformed PROXY protocol v2 header: ${
-          header.length - at
-        } stray bytes where a TLV should begin`,
-      );
-    }
-    const valueLength = (header[at + 1] << 8) | header[at + 2];
-    at += 3 + valueLength;
-    if (at > header.length) {
-      throw new ProxyProtocolError(
-        "malformed",
-        `Malformed PROXY protocol v2 header: TLV type 0x${
-          header[at - 3 - valueLength].toString(16).padStart(2, "0")
-        } runs ${at - header.length} bytes past the header`,
-      );
-    }
-  }
+  });
+  const source = address(V2_FIXED_LENGTH, ports);
+  const destination = address(V2_FIXED_LENGTH + size, ports + 2);
+  return { version: 2, command: "proxy", source, destination };
 }
 
 // --- Version 1 -------------------------------------------------------------
 
-function malformedV1(detail: string): ProxyProtocolError {
-  return new ProxyProtocolError(
-    "malformed",
-    `Malformed PROXY protocol v1 header: ${detail}`,
-  );
-}
-
 function unknownProtocol(word: string): ProxyProtocolError {
-  return malformedV1(
-    `unknown protocol ${
-      JSON.stringify(word)
-    }: only TCP4, TCP6 and UNKNOWN are defined`,
-  );
+  const defined = "only TCP4, TCP6 and UNKNOWN are defined";
+  return malformedV1(`unknown protocol ${JSON.stringify(word)}: ${defined}`);
 }
 
 function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
@@ -427,72 +373,53 @@ function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
   let text = "";
   for (let i = 0; i < n; i++) {
     const byte = bytes[i];
-    if (byte === LF) {
-      if (i === 0 || bytes[i - 1] !== CR) {
+    if (byte === 0x0a) {
+      if (i === 0 || bytes[i - 1] !== 0x0d) {
         throw malformedV1("a line feed without a carriage return before it");
       }
       return { header: parseV1Line(text.slice(0, -1)), length: i + 1 };
     }
-    if (byte === CR && i + 1 < n && bytes[i + 1] !== LF) {
+    if (byte === 0x0d && i + 1 < n && bytes[i + 1] !== 0x0a) {
       throw malformedV1("a carriage return without a line feed after it");
     }
-    if ((byte < 0x20 && byte !== CR) || byte > 0x7e) {
-      throw malformedV1(
-        `byte 0x${byte.toString(16).padStart(2, "0")} at offset ${i}: ` +
-          "the line must be printable US-ASCII",
-      );
+    if ((byte < 0x20 && byte !== 0x0d) || byte > 0x7e) {
+      const where = `byte ${hex(byte)} at offset ${i}`;
+      throw malformedV1(`${where}: the line must be printable US-ASCII`);
     }
     text += String.fromCharCode(byte);
   }
-  // A line that cannot become valid is malformed, however long it runs.
-  const need = v1Need(text);
-  if (n >= limit) {
-    throw new ProxyProtocolError(
-      "oversized",
-      `Oversized PROXY protocol v1 header: no CRLF within ${limit} bytes`,
-    );
-  }
-  return { need: Math.min(need, limit - n) };
+  // A line that cannot become valid is malformed, however long it runs;
+  // after a CR only its LF can come, but the fields before it are checked.
+  const cr = text.endsWith("\r");
+  const need = v1Fewest(cr ? text.slice(0, -1) : text);
+  if (n >= limit) throw refuse("Oversized", 1, `no CRLF within ${limit} bytes`);
+  return { need: Math.min(cr ? 1 : need, limit - n) };
 }
 
 /**
  * The fewest bytes that can still complete a valid line beginning with
  * `text` (which has no CRLF yet), throwing when none can.
  */
-function v1Need(text: string): number {
-  // After a CR only its LF can come; the fields before it are checked first.
-  if (text.endsWith("\r")) {
-    v1Fewest(text.slice(0, -1));
-    return 1;
-  }
-  return v1Fewest(text);
-}
-
 function v1Fewest(text: string): number {
   if (text.length < V1_PREFIX.length) return V1_MIN_LENGTH - text.length;
   const fields = text.slice(V1_PREFIX.length).split(" ");
   const word = fields[0];
   if (fields.length === 1) {
     // Still inside the protocol word: the shortest line it can begin.
-    let fewest = Infinity;
-    for (const [name, { rest }] of Object.entries(V1_PROTOCOLS)) {
-      if (name.startsWith(word)) {
-        fewest = Math.min(fewest, V1_PREFIX.length + rest - text.length);
-      }
-    }
+    const fewest = Math.min(
+      ...Object.entries(V1_PROTOCOLS).filter(([name]) => name.startsWith(word))
+        .map(([, { rest }]) => V1_PREFIX.length + rest - text.length),
+    );
     if (fewest === Infinity) throw unknownProtocol(word);
     return Math.max(fewest, 2);
   }
   // Own keys only: a word such as "constructor" names nothing here.
-  const protocol = Object.hasOwn(V1_PROTOCOLS, word)
-    ? V1_PROTOCOLS[word]
-    : undefined;
-  if (!protocol) throw unknownProtocol(word);
+  if (!Object.hasOwn(V1_PROTOCOLS, word)) throw unknownProtocol(word);
+  const { fields: fewest } = V1_PROTOCOLS[word];
   // UNKNOWN may be followed by anything up to the CRLF.
-  if (protocol.fields.length === 0) return 2;
+  if (fewest.length === 0) return 2;
   const done = fields.length - 2;
   const typed = fields[fields.length - 1].length;
-  const { fields: fewest } = protocol;
   if (done >= fewest.length) {
     throw malformedV1(`more than ${fewest.length} fields after ${word}`);
   }
@@ -507,59 +434,37 @@ function parseV1Line(line: string): ProxyHeader {
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
   if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word ?? "");
   if (fields.length !== 6) {
+    const found = fields.length - 2;
     throw malformedV1(
-      `${word} needs 4 fields separated by single spaces, found ${
-        fields.length - 2
-      }`,
+      `${word} needs 4 fields separated by single spaces, found ${found}`,
     );
   }
-  return {
-    version: 1,
-    command: "proxy",
-    source: v1Address(fields, 0, word === "TCP6"),
-    destination: v1Address(fields, 1, word === "TCP6"),
+  const ipv6 = word === "TCP6";
+  /** The source (0) or destination (1) address and port. */
+  const address = (i: 0 | 1): Deno.NetAddr => {
+    const what = i === 0 ? "source" : "destination";
+    const [text, port] = [fields[2 + i], fields[4 + i]];
+    // The protocol word fixes the family; a zone is no part of the format,
+    // and ::ffff:a.b.c.d stays mapped in a TCP6 line.
+    const bytes = ipv6 ? parseIpv6(text) : parseIpv4(text);
+    if (!bytes) {
+      const family = ipv6 ? "an IPv6" : "an IPv4";
+      throw malformedV1(
+        `the ${what} address ${JSON.stringify(text)} is not ${family} address`,
+      );
+    }
+    if (!/^(0|[1-9][0-9]{0,4})$/.test(port) || Number(port) > 65535) {
+      throw malformedV1(
+        `the ${what} port ${JSON.stringify(port)} is not a whole number ` +
+          "from 0 to 65535 without leading zeros",
+      );
+    }
+    return { transport: "tcp", hostname: formatIp(bytes), port: Number(port) };
   };
+  const [source, destination] = [address(0), address(1)];
+  return { version: 1, command: "proxy", source, destination };
 }
 
-/** The source (0) or destination (1) address and port of a TCP4/6 line. */
-function v1Address(fields: string[], i: 0 | 1, ipv6: boolean): Deno.NetAddr {
-  const what = i === 0 ? "source" : "destination";
-  return {
-    transport: "tcp",
-    hostname: parseV1Address(fields[2 + i], ipv6, what),
-    port: parseV1Port(fields[4 + i], what),
-  };
-}
-
-function parseV1Address(text: string, ipv6: boolean, what: string): string {
-  // parseIp also takes zone suffixes and the other family's text: the
-  // protocol word fixes the family, and a zone is no part of the format.
-  const bytes = !text.includes("%") && text.includes(":") === ipv6
-    ? parseIp(text)
-    : undefined;
-  if (!bytes) {
-    throw malformedV1(
-      `the ${what} address ${JSON.stringify(text)} is not an ${
-        ipv6 ? "IPv6" : "IPv4"
-      } address`,
-    );
-  }
-  // parseIp turns ::ffff:a.b.c.d into IPv4; in a TCP6 line it stays mapped.
-  return ipv6 && bytes.length === 4
-    ? `::ffff:${bytes.join(".")}`
-    : formatIp(bytes);
-}
-
-function parseV1Port(text: string, what: string): number {
-  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) > 65535) {
-    throw malformedV1(
-      `the ${what} port ${
-        JSON.stringify(text)
-      } is not a whole number from 0 to 65535 without leading zeros`,
-    );
-  }
-  return Number(text);
-}
 /**
  * True if `bytes` begin like a PROXY protocol header, v1 (`PROXY `) or v2
  * (its 12-byte signature), as far as they go (at least 6 bytes): for naming

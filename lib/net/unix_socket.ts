@@ -6,29 +6,26 @@
  * @throws {Error} With a message naming the path and what to do.
  */
 export async function prepareUnixSocket(path: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
+  const info = await Deno.lstat(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
-  }
+  });
+  if (!info) return;
   if (!info.isSocket) {
     throw new Error(
       `Cannot listen on ${path}: the path exists and is not a socket; ` +
         "remove it or choose another --unix path",
     );
   }
-  try {
-    const conn = await Deno.connect({ transport: "unix", path });
-    conn.close();
-  } catch (error) {
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      await Deno.remove(path); // Stale: nobody listens on it any more.
-      return;
-    }
-    throw error;
-  }
+  const live = await Deno.connect({ transport: "unix", path }).then(
+    (conn) => (conn.close(), true),
+    (error) => {
+      if (error instanceof Deno.errors.ConnectionRefused) return false;
+      throw error;
+    },
+  );
+  // Stale: nobody listens on it any more.
+  if (!live) return await Deno.remove(path);
   throw new Error(
     `Cannot listen on ${path}: another server is listening on it; stop ` +
       "it or choose another --unix path",

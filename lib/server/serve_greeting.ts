@@ -22,7 +22,7 @@ import {
 import type { ServerStats } from "./stats.ts";
 import { createTarpit, type TarpitStats } from "./tarpit.ts";
 import { tarpitHost } from "./tarpit_host.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/encode.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
 /**
  * A running greeting server, as returned by {@linkcode serveGreeting}.

@@ -1,7 +1,6 @@
 // The per-connection cost of a greeting: the static fast path against
 // compiled templates and presets.
 // Run: deno bench scripts/bench/template_cost_bench.ts
-import { encodeGreeting } from "../../lib/greeting/encode.ts";
 import {
   daytimeGreeting,
   qotdGreeting,
@@ -9,6 +8,7 @@ import {
 } from "../../lib/greeting/presets.ts";
 import {
   compileTemplate,
+  encodeGreeting,
   type GreetingContext,
   type GreetingSource,
 } from "../../lib/greeting/template.ts";

@@ -17,7 +17,7 @@ import {
   encodeGreeting,
   GREETING_ENCODINGS,
   LINE_ENDINGS,
-} from "../../greeting/encode.ts";
+} from "../../greeting/template.ts";
 
 /** The `check` command's options, validated and typed. */
 export interface CheckCommand extends ClientCommand {

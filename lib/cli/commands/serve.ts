@@ -28,7 +28,7 @@ import {
   type EncodeGreetingOptions,
   GREETING_ENCODINGS,
   LINE_ENDINGS,
-} from "../../greeting/encode.ts";
+} from "../../greeting/template.ts";
 import { formatIp, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
 import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
