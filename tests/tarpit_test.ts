@@ -15,7 +15,7 @@ import {
   parseCidr,
   serveGreeting,
 } from "../mod.ts";
-import { createTarpit, httpLines, sshLines } from "../lib/server/tarpit.ts";
+import { createTarpit, tarpitLines } from "../lib/server/tarpit.ts";
 import type { Slot } from "../lib/server/connection_table.ts";
 import { readFdLimit } from "../lib/observe/process_metrics.ts";
 import {
@@ -113,20 +113,23 @@ async function readFor(conn: Deno.Conn, ms: number): Promise<string> {
   return chunks.join("");
 }
 
-Deno.test("sshLines makes printable CRLF lines within the limit, none starting SSH-", () => {
+Deno.test("tarpitLines ssh makes printable CRLF lines within the limit, none starting SSH-", () => {
   for (const limit of [3, 4, 32, 255]) {
-    const lines = sshLines(limit, 2000);
+    const lines = tarpitLines("ssh", limit, 2000);
     assertEquals(lines.length, 2000);
     checkSshLines(lines.map((line) => decoder.decode(line)).join(""), limit);
     assert(lines.every((line) => line.length >= 3));
   }
   // The pool is random: not every line the same.
-  assertGreaterOrEqual(new Set(sshLines(32).map((l) => l.join())).size, 900);
+  assertGreaterOrEqual(
+    new Set(tarpitLines("ssh", 32).map((l) => l.join())).size,
+    900,
+  );
 });
 
-Deno.test("httpLines makes header lines within the limit, never a blank line", () => {
+Deno.test("tarpitLines http makes header lines within the limit, never a blank line", () => {
   for (const limit of [8, 32, 255]) {
-    for (const line of httpLines(limit, 2000)) {
+    for (const line of tarpitLines("http", limit, 2000)) {
       const text = decoder.decode(line);
       assertLessOrEqual(text.length, limit);
       assertMatch(text, /^X-[a-z0-9]+: [!-~]+\r\n$/);

@@ -58,6 +58,8 @@ export const MAX_TARPIT_LINE_LENGTH = 255;
 export const MIN_HTTP_LINE_LENGTH = 8;
 /** The HTTP style's first line. */
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
+/** The bytes of the http style's header names: an HTTP token. */
+const ALNUM = new TextEncoder().encode("abcdefghijklmnopqrstuvwxyz0123456789");
 /** Lines in the shared pool of the ssh and http styles. */
 const POOL_SIZE = 1024;
 /** Clients due within this many ms of a tick have their turn in it. */
@@ -134,11 +136,7 @@ export interface TarpitStats {
 }
 
 /** The tarpit options with every default filled in. */
-export interface ResolvedTarpit {
-  style: TarpitStyle;
-  interval: number;
-  lineLength: number;
-}
+export type ResolvedTarpit = Required<TarpitOptions>;
 
 /** How one held client ended, for the table's owner to record. */
 export interface HeldEnd {
@@ -147,11 +145,13 @@ export interface HeldEnd {
   outcome: ConnectionOutcome;
   reason: string | undefined;
   /** Bytes sent to it. */
-  sent: number;
-  /** How long it was held, in ms. */
-  held: number;
+  bytesWritten: number;
   /** The greeting's length (greeting style), else 0. */
   greetingLength: number;
+  /** How long it lived, in ms: as long as it was held. */
+  duration: number;
+  /** How long it was held, in ms. */
+  held: number;
 }
 
 /** What a tarpit needs from the server it runs in. */
@@ -186,96 +186,69 @@ export interface Tarpit {
 }
 
 /** One held client: a node of the tarpit's queue. */
-interface Held {
-  slot: Slot;
-  /** When it was held, on the monotonic clock. */
-  since: number;
-  sent: number;
+class Held {
+  sent = 0;
   /** When its pending write was started; -1 when none is. */
-  writing: number;
-  done: boolean;
-  /** Its own greeting (a template's), when the greeting style needs it. */
-  greeting: Uint8Array | undefined;
-  admission: Admission | undefined;
-  host: string | undefined;
-  /** When its next turn is, on the monotonic clock. */
-  due: number;
-  prev: Held | undefined;
-  next: Held | undefined;
-}
-
-/** `length` random bytes (getRandomValues gives 64 KiB at most per call). */
-function randomBytes(length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  for (let at = 0; at < length; at += 65_536) {
-    crypto.getRandomValues(bytes.subarray(at, at + 65_536));
-  }
-  return bytes;
-}
-
-/** Random bytes in `min`..`max` (inclusive), from one draw of `random`. */
-function pick(random: Uint8Array, i: number, min: number, max: number) {
-  return min + random[i % random.length] % (max - min + 1);
+  writing = -1;
+  done = false;
+  prev: Held | undefined = undefined;
+  next: Held | undefined = undefined;
+  constructor(
+    readonly slot: Slot,
+    /** When it was held, on the monotonic clock. */
+    readonly since: number,
+    /** When its next turn is, on the monotonic clock. */
+    public due: number,
+    /** Its own greeting (a template's), when the greeting style needs it. */
+    readonly greeting: Uint8Array | undefined,
+    readonly admission: Admission | undefined,
+    readonly host: string | undefined,
+  ) {}
 }
 
 /**
- * The ssh style's pool: random lines of printable ASCII, each 3 to
- * `lineLength` bytes with its CRLF, none starting with `S` (so never with
- * `SSH-`), all views into one buffer.
+ * The shared pool of the ssh or the http style: `count` random lines, each
+ * 3 (http: 8) to `lineLength` bytes with its CRLF, all views into one
+ * buffer. An ssh line is printable ASCII not starting with `S` (so never
+ * with `SSH-`); an http line is a header `X-name: value`, its name of
+ * letters and digits (an HTTP token), its value of printable ASCII without
+ * a space.
  */
-export function sshLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
-  const random = randomBytes(count * lineLength);
-  const buffer = new Uint8Array(count * lineLength);
-  const lines: Uint8Array[] = [];
-  let at = 0;
-  for (let n = 0; n < count; n++) {
-    const start = at;
-    const length = pick(random, at, 3, lineLength);
-    for (let i = 0; i < length - 2; i++) {
-      let c = pick(random, at + i + 1, 32, 126);
-      if (i === 0 && c === 0x53) c = 0x73; // "S" becomes "s"
-      buffer[at++] = c;
-    }
-    buffer[at++] = 13;
-    buffer[at++] = 10;
-    lines.push(buffer.subarray(start, at));
+export function tarpitLines(
+  style: "ssh" | "http",
+  lineLength: number,
+  count = POOL_SIZE,
+): Uint8Array[] {
+  // A line of length n takes n draws at most: one buffer of them does.
+  const random = new Uint8Array(count * lineLength);
+  for (let at = 0; at < random.length; at += 65_536) {
+    // getRandomValues gives 64 KiB at most per call.
+    crypto.getRandomValues(random.subarray(at, at + 65_536));
   }
-  return lines;
-}
-
-/**
- * The http style's pool: header lines `X-name: value` with CRLF, each 8 to
- * `lineLength` bytes, names of letters and digits (an HTTP token), values
- * of printable ASCII that neither start nor end with a space.
- */
-export function httpLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
-  const ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const random = randomBytes(count * lineLength);
-  const buffer = new Uint8Array(count * lineLength);
-  const lines: Uint8Array[] = [];
-  let at = 0;
   let r = 0;
-  for (let n = 0; n < count; n++) {
-    const start = at;
-    const length = pick(random, r++, MIN_HTTP_LINE_LENGTH, lineLength);
-    // "X-" name ": " value "\r\n": name and value share length - 6.
-    const room = length - 6;
-    const nameLength = pick(random, r++, 1, room - 1);
-    buffer[at++] = 0x58; // X
-    buffer[at++] = 0x2d; // -
-    for (let i = 0; i < nameLength; i++) {
-      buffer[at++] = ALNUM.charCodeAt(pick(random, r++, 0, ALNUM.length - 1));
+  const draw = (min: number, max: number) =>
+    min + random[r++] % (max - min + 1);
+  const buffer = new Uint8Array(count * lineLength);
+  const min = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
+  return Array.from({ length: count }, (_, n) => {
+    const at = n * lineLength;
+    const line = buffer.subarray(at, at + draw(min, lineLength));
+    const end = line.length - 2;
+    if (style === "ssh") {
+      for (let i = 0; i < end; i++) line[i] = draw(32, 126);
+      if (line[0] === 0x53) line[0] = 0x73; // "S" becomes "s"
+    } else {
+      // "X-" name ": " value, the name and the value of one byte at least.
+      const colon = draw(3, end - 3);
+      for (let i = 2; i < end; i++) {
+        line[i] = i < colon ? ALNUM[draw(0, ALNUM.length - 1)] : draw(33, 126);
+      }
+      line.set([0x58, 0x2d]); // X-
+      line.set([0x3a, 0x20], colon); // ": "
     }
-    buffer[at++] = 0x3a; // :
-    buffer[at++] = 0x20;
-    for (let i = nameLength; i < room; i++) {
-      buffer[at++] = pick(random, r++, 33, 126);
-    }
-    buffer[at++] = 13;
-    buffer[at++] = 10;
-    lines.push(buffer.subarray(start, at));
-  }
-  return lines;
+    line.set([13, 10], end);
+    return line;
+  });
 }
 
 /**
@@ -299,9 +272,21 @@ export function resolveTarpit(
     interval = DEFAULT_TARPIT_INTERVAL,
     lineLength = DEFAULT_TARPIT_LINE_LENGTH,
   } = options;
-  for (
-    const [name, value] of [["interval", interval], ["lineLength", lineLength]]
-  ) {
+  const http = style === "http";
+  const min = http ? MIN_HTTP_LINE_LENGTH : 3;
+  // Each number's name, value, range and what the range counts.
+  const numbers = [
+    ["interval", interval, 1, MAX_TIMER_MS, " of milliseconds", ""],
+    [
+      "lineLength",
+      lineLength,
+      min,
+      MAX_TARPIT_LINE_LENGTH,
+      "",
+      http ? " for the http style" : "",
+    ],
+  ] as const;
+  for (const [name, value] of numbers) {
     if (typeof value !== "number") {
       throw invalid(`tarpit.${name}`, value, "a number", TypeError);
     }
@@ -309,24 +294,14 @@ export function resolveTarpit(
   if (!TARPIT_STYLES.includes(style)) {
     throw invalid("tarpit.style", style, TARPIT_STYLES.join(", "));
   }
-  if (!Number.isInteger(interval) || interval < 1 || interval > MAX_TIMER_MS) {
-    throw invalid(
-      "tarpit.interval",
-      interval,
-      `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
-    );
-  }
-  const min = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
-  if (
-    !Number.isInteger(lineLength) || lineLength < min ||
-    lineLength > MAX_TARPIT_LINE_LENGTH
-  ) {
-    throw invalid(
-      "tarpit.lineLength",
-      lineLength,
-      `a whole number from ${min} to ${MAX_TARPIT_LINE_LENGTH}` +
-        (style === "http" ? " for the http style" : ""),
-    );
+  for (const [name, value, from, to, unit, note] of numbers) {
+    if (!Number.isInteger(value) || value < from || value > to) {
+      throw invalid(
+        `tarpit.${name}`,
+        value,
+        `a whole number${unit} from ${from} to ${to}${note}`,
+      );
+    }
   }
   return { style, interval, lineLength };
 }
@@ -345,18 +320,16 @@ export function createTarpit(
 ): Tarpit {
   const { style, interval, lineLength } = options;
   const stats: TarpitStats = { clients: 0, bytesSent: 0 };
-  const pool = style === "ssh"
-    ? sshLines(lineLength)
-    : style === "http"
-    ? httpLines(lineLength)
-    : [];
+  const pool = style === "greeting" ? [] : tarpitLines(style, lineLength);
   let next = 0;
   // The shared greeting's chunks, by offset / lineLength.
-  const shared = greeting && greeting.length > 0 &&
-      Math.ceil(greeting.length / lineLength) <= MAX_GREETING_CHUNKS
+  const chunks = style === "greeting" && greeting
+    ? Math.ceil(greeting.length / lineLength)
+    : 0;
+  const shared = chunks > 0 && chunks <= MAX_GREETING_CHUNKS
     ? Array.from(
-      { length: Math.ceil(greeting.length / lineLength) },
-      (_, i) => greeting.subarray(i * lineLength, (i + 1) * lineLength),
+      { length: chunks },
+      (_, i) => greeting!.subarray(i * lineLength, (i + 1) * lineLength),
     )
     : undefined;
   // Every held client in the order it is due: each is due one interval
@@ -396,15 +369,17 @@ export function createTarpit(
     }
     if (held.host !== undefined) held.admission!.release(held.host);
     host.release(held.slot);
+    const duration = performance.now() - held.since;
     host.ended({
       slot: held.slot,
       outcome,
       reason,
-      sent: held.sent,
-      held: performance.now() - held.since,
+      bytesWritten: held.sent,
       greetingLength: style === "greeting"
         ? (held.greeting ?? greeting!).length
         : 0,
+      duration,
+      held: duration,
     });
   }
 
@@ -435,9 +410,7 @@ export function createTarpit(
         // Part of a line: its buffers are full, it is not reading.
         if (n < chunk.length) end(held, "timed_out", "tarpit_blocked");
       },
-      (error) => {
-        if (!held.done) end(held, ...host.failure(error));
-      },
+      (error) => end(held, ...host.failure(error)),
     );
   }
 
@@ -477,21 +450,17 @@ export function createTarpit(
     stats,
     hold(slot, bytes, admission, admittedHost) {
       const now = performance.now();
-      const held: Held = {
+      const own = style === "greeting" && bytes !== greeting
+        ? bytes
+        : undefined;
+      const held = new Held(
         slot,
-        since: now,
-        sent: 0,
-        writing: -1,
-        done: false,
-        greeting: style === "greeting" && bytes !== greeting
-          ? bytes
-          : undefined,
+        now,
+        now + interval,
+        own,
         admission,
-        host: admittedHost,
-        due: now + interval,
-        prev: undefined,
-        next: undefined,
-      };
+        admittedHost,
+      );
       stats.clients++;
       append(held);
       if (host.closing) {

@@ -22,17 +22,10 @@ export function tarpitHost(server: ConnectionContext): TarpitHost {
     failure: (error) => failure(core, error),
     ended(end: HeldEnd) {
       core.stats.outcomes[end.outcome]++;
-      core.stats.bytesWritten += end.sent;
+      core.stats.bytesWritten += end.bytesWritten;
       try {
-        server.onEnded?.(end.held, end.held);
-        server.onClose?.(record(server, end.slot, {
-          outcome: end.outcome,
-          reason: end.reason,
-          bytesWritten: end.sent,
-          greetingLength: end.greetingLength,
-          duration: end.held,
-          held: end.held,
-        }));
+        server.onEnded?.(end.duration, end.held);
+        server.onClose?.(record(server, end.slot, end));
       } catch {
         // A failing observer must not stop the server.
       }
