@@ -15,7 +15,9 @@ import {
   parseCidr,
   serveGreeting,
 } from "../mod.ts";
-import { createTarpit, tarpitLines } from "../lib/server/tarpit.ts";
+import { createTarpit, tarpitLines } from "../lib/server/tarpit_host.ts";
+import type { ConnectionContext } from "../lib/server/connection.ts";
+import { createServerStats } from "../lib/server/stats.ts";
 import type { Slot } from "../lib/server/connection_table.ts";
 import { readFdLimit } from "../lib/observe/process_metrics.ts";
 import {
@@ -406,17 +408,25 @@ function stuckSlot(): Slot {
 Deno.test("createTarpit frees a client whose write stays blocked past its deadline", async () => {
   const ends: string[] = [];
   const released: Slot[] = [];
+  const stats = createServerStats();
+  // The part of a server's state a tarpit uses.
+  const server = {
+    core: {
+      closing: false,
+      table: {
+        release: (slot: Slot) => {
+          released.push(slot);
+          return true;
+        },
+      },
+      stats,
+    },
+    onClose: (record: ConnectionRecord) =>
+      ends.push(`${record.outcome} ${record.reason}`),
+  } as unknown as ConnectionContext;
   const tarpit = createTarpit(
     { style: "ssh", interval: 20, lineLength: 32 },
-    {
-      closing: false,
-      release: (slot) => {
-        released.push(slot);
-        return true;
-      },
-      failure: () => ["error", "test"],
-      ended: (end) => ends.push(`${end.outcome} ${end.reason}`),
-    },
+    server,
     undefined,
     60,
   );
@@ -428,6 +438,7 @@ Deno.test("createTarpit frees a client whose write stays blocked past its deadli
   assertGreaterOrEqual(performance.now() - started, 60);
   assertEquals(released, [slot]);
   assertEquals(tarpit.stats.clients, 0);
+  assertEquals(stats.outcomes.timed_out, 1);
 });
 
 // Both ends hold a descriptor per client: fewer where the limit is low.
