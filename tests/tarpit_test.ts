@@ -282,6 +282,41 @@ Deno.test("serveGreeting tarpit greeting style drips a template's own greeting",
   assertEquals(text, whole.repeat(20).slice(0, text.length));
 });
 
+Deno.test("serveGreeting tarpit records the greeting's length in the greeting style only, and frees at once a client whose greeting is empty", async () => {
+  const cases = [
+    ["greeting", encodeGreeting("hi"), "reset"],
+    ["ssh", encodeGreeting("hi"), "reset"],
+    ["greeting", new Uint8Array(0), "greeted"],
+  ] as const;
+  for (const [style, greeting, outcome] of cases) {
+    const records: ConnectionRecord[] = [];
+    await using server = serveGreeting({
+      hostname: "127.0.0.1",
+      port: 0,
+      greeting,
+      tarpit: { style, interval: 20 },
+      onClose: (record) => records.push(record),
+    });
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    const text = await readFor(conn, 100);
+    const label = `${style}, ${greeting.length} bytes`;
+    // Freed before the client closes only when there is nothing to drip.
+    assertEquals(records.length, outcome === "greeted" ? 1 : 0, label);
+    conn.close();
+    await waitUntil(() => records.length === 1, 1_000, "the release");
+    assertEquals(text === "", outcome === "greeted", label);
+    assertEquals(records[0].outcome, outcome, label);
+    assertEquals(
+      records[0].greetingLength,
+      style === "greeting" ? greeting.length : 0,
+      label,
+    );
+  }
+});
+
 Deno.test("serveGreeting tarpit http style sends a status line, then header lines", async () => {
   await using server = serveGreeting({
     hostname: "127.0.0.1",

@@ -36,14 +36,19 @@ export const TARPIT_STYLES: readonly TarpitStyle[] = [
   "greeting",
   "http",
 ];
+
 /** How often a held client is sent more, by default, in milliseconds. */
 export const DEFAULT_TARPIT_INTERVAL = 10_000;
+
 /** The longest line sent by default, CRLF included, in bytes. */
 export const DEFAULT_TARPIT_LINE_LENGTH = 32;
+
 /** The longest line there may be: RFC 4253 caps SSH's lines at 255 bytes. */
 export const MAX_TARPIT_LINE_LENGTH = 255;
+
 /** The shortest line of the http style, CRLF included: `X-a: b` and CRLF. */
 export const MIN_HTTP_LINE_LENGTH = 8;
+
 /**
  * Serving in tarpit mode; see {@linkcode ServeGreetingOptions.tarpit}.
  *
@@ -108,6 +113,7 @@ export interface TarpitStats {
 
 /** The tarpit options with every default filled in. */
 export type ResolvedTarpit = Required<TarpitOptions>;
+
 /** A tarpit that holds clients (made by tarpit_host.ts's `createTarpit`). */
 export interface Tarpit {
   /** Its counters (live). */
@@ -126,6 +132,7 @@ export interface Tarpit {
   /** Releases every held client at once (shutdown), as `aborted`. */
   releaseAll(): void;
 }
+
 /**
  * Checks the tarpit options and fills in the defaults. `invalid` makes the
  * error for an option out of range (the server's own option errors).

@@ -32,20 +32,28 @@ import {
 
 /** The HTTP style's first line. */
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
+
 /** The bytes of the http style's header names: an HTTP token. */
 const ALNUM = new TextEncoder().encode("abcdefghijklmnopqrstuvwxyz0123456789");
+
 /** Lines in the shared pool of the ssh and http styles. */
 const POOL_SIZE = 1024;
+
 /** Clients due within this many ms of a tick have their turn in it. */
 const TICK_SLACK = 10;
+
 /** The most turns in one tick; the rest follow BURST_GAP ms later. */
 const MAX_TURNS_PER_TICK = 64;
+
 /** The pause between two ticks of a burst, in ms. */
 const BURST_GAP = 5;
+
 /** The shortest wait before a pending write is taken for a blocked client. */
 const MIN_BLOCKED_WAIT = 10_000;
+
 /** The most greeting chunks made up front; beyond, views are made per write. */
 const MAX_GREETING_CHUNKS = 4096;
+
 /** One held client: a node of the tarpit's queue. */
 class Held {
   sent = 0;
@@ -60,12 +68,13 @@ class Held {
     readonly since: number,
     /** When its next turn is, on the monotonic clock. */
     public due: number,
-    /** Its own greeting (a template's), when the greeting style needs it. */
+    /** Its greeting, in the greeting style (a template's is its own). */
     readonly greeting: Uint8Array | undefined,
     readonly admission: Admission | undefined,
     readonly host: string | undefined,
   ) {}
 }
+
 /**
  * The shared pool of the ssh or the http style: `count` random lines, each
  * 3 (http: 8) to `lineLength` bytes with its CRLF, all views into one
@@ -114,9 +123,9 @@ export function tarpitLines(
 /**
  * Creates the tarpit of `server`, which counts and records each held
  * client's end as its connections do; its one timer runs only while a
- * client is held. `greeting` is the shared greeting (for the greeting style's chunks made
- * up front); a client whose greeting is another one (a template's) has its
- * chunks cut as they are sent.
+ * client is held. `greeting` is the shared greeting, whose chunks (greeting
+ * style) are made up front; a client whose greeting is another one (a
+ * template's) has its chunks cut as they are sent.
  */
 export function createTarpit(
   options: ResolvedTarpit,
@@ -129,15 +138,14 @@ export function createTarpit(
   const stats: TarpitStats = { clients: 0, bytesSent: 0 };
   const pool = style === "greeting" ? [] : tarpitLines(style, lineLength);
   let next = 0;
+  const cut = (bytes: Uint8Array, at: number) =>
+    bytes.subarray(at, at + lineLength);
   // The shared greeting's chunks, by offset / lineLength.
   const chunks = style === "greeting" && greeting
     ? Math.ceil(greeting.length / lineLength)
     : 0;
   const shared = chunks > 0 && chunks <= MAX_GREETING_CHUNKS
-    ? Array.from(
-      { length: chunks },
-      (_, i) => greeting!.subarray(i * lineLength, (i + 1) * lineLength),
-    )
+    ? Array.from({ length: chunks }, (_, i) => cut(greeting!, i * lineLength))
     : undefined;
   // Every held client in the order it is due: each is due one interval
   // after its last turn, so appending keeps the order.
@@ -148,7 +156,6 @@ export function createTarpit(
 
   function append(held: Held) {
     held.prev = tail;
-    held.next = undefined;
     if (tail) tail.next = held;
     else head = held;
     tail = held;
@@ -185,9 +192,7 @@ export function createTarpit(
         outcome,
         reason,
         bytesWritten: held.sent,
-        greetingLength: style === "greeting"
-          ? (held.greeting ?? greeting!).length
-          : 0,
+        greetingLength: held.greeting?.length ?? 0,
         duration,
         held: duration,
       }));
@@ -204,11 +209,11 @@ export function createTarpit(
       next = (next + 1) % pool.length;
       return line;
     }
-    const bytes = held.greeting ?? greeting!;
+    const bytes = held.greeting!;
     const offset = held.sent % bytes.length;
-    return !held.greeting && shared
+    return bytes === greeting && shared
       ? shared[offset / lineLength]
-      : bytes.subarray(offset, offset + lineLength);
+      : cut(bytes, offset);
   }
 
   function write(held: Held, now: number) {
@@ -242,50 +247,31 @@ export function createTarpit(
       if (!held.slot.list) {
         // The table closed it: its timeout passed.
         end(held, core.closing ? "aborted" : "timed_out");
-        continue;
-      }
-      if (held.writing < 0) write(held, now);
-      else if (now - held.writing >= blockedAfter) {
+      } else if (held.writing >= 0 && now - held.writing >= blockedAfter) {
         // Its last write is still pending: it does not read.
         end(held, "timed_out", "tarpit_blocked");
-        continue;
+      } else {
+        unlink(held);
+        held.due = now + interval;
+        append(held);
+        if (held.writing < 0) write(held, now);
       }
-      unlink(held);
-      held.due = now + interval;
-      append(held);
     }
-    arm(
-      turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0,
-    );
+    arm(turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0);
   }
 
   return {
     stats,
-    hold(slot, bytes, admission, admittedHost) {
+    hold(slot, bytes, admission, host) {
       const now = performance.now();
-      const own = style === "greeting" && bytes !== greeting
-        ? bytes
-        : undefined;
-      const held = new Held(
-        slot,
-        now,
-        now + interval,
-        own,
-        admission,
-        admittedHost,
-      );
+      const own = style === "greeting" ? bytes : undefined;
+      const held = new Held(slot, now, now + interval, own, admission, host);
       stats.clients++;
       append(held);
-      if (core.closing) {
-        end(held, "aborted");
-        return;
-      }
-      if (style === "greeting" && bytes.length === 0) {
-        // Nothing to drip: closed as a greeting of nothing is.
-        end(held, "greeted");
-        return;
-      }
-      if (timer === undefined) arm(interval);
+      if (core.closing) end(held, "aborted");
+      // Nothing to drip: closed as a greeting of nothing is.
+      else if (own?.length === 0) end(held, "greeted");
+      else if (timer === undefined) arm(interval);
     },
     releaseAll() {
       while (head) end(head, "aborted");
