@@ -134,17 +134,13 @@ export interface Tarpit {
 }
 
 /**
- * Checks the tarpit options and fills in the defaults. `invalid` makes the
- * error for an option out of range (the server's own option errors).
+ * Checks the tarpit options and fills in the defaults.
+ * `invalid(option, value, expected, Kind)` makes the error for an option
+ * out of range (the server's own option errors).
  */
 export function resolveTarpit(
   options: TarpitOptions,
-  invalid: (
-    option: string,
-    value: unknown,
-    expected: string,
-    Kind?: typeof TypeError,
-  ) => Error,
+  invalid: (...args: [string, unknown, string, typeof TypeError?]) => Error,
 ): ResolvedTarpit {
   if (typeof options !== "object" || options === null) {
     throw invalid("tarpit", options, "an object", TypeError);
@@ -156,17 +152,11 @@ export function resolveTarpit(
   } = options;
   const http = style === "http";
   const min = http ? MIN_HTTP_LINE_LENGTH : 3;
-  // Each number's name, value, range and what the range counts.
+  const note = http ? " for the http style" : "";
+  // Each number's name, value, range, and what its range is of and for.
   const numbers = [
     ["interval", interval, 1, MAX_TIMER_MS, " of milliseconds", ""],
-    [
-      "lineLength",
-      lineLength,
-      min,
-      MAX_TARPIT_LINE_LENGTH,
-      "",
-      http ? " for the http style" : "",
-    ],
+    ["lineLength", lineLength, min, MAX_TARPIT_LINE_LENGTH, "", note],
   ] as const;
   for (const [name, value] of numbers) {
     if (typeof value !== "number") {

@@ -88,15 +88,9 @@ export function tarpitLines(
   lineLength: number,
   count = POOL_SIZE,
 ): Uint8Array[] {
-  // A line of length n takes n draws at most: one buffer of them does.
-  const random = new Uint8Array(count * lineLength);
-  for (let at = 0; at < random.length; at += 65_536) {
-    // getRandomValues gives 64 KiB at most per call.
-    crypto.getRandomValues(random.subarray(at, at + 65_536));
-  }
-  let r = 0;
+  // Filler, not secrets: Math.random will do.
   const draw = (min: number, max: number) =>
-    min + random[r++] % (max - min + 1);
+    min + Math.floor(Math.random() * (max - min + 1));
   const buffer = new Uint8Array(count * lineLength);
   const min = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
   return Array.from({ length: count }, (_, n) => {
