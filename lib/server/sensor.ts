@@ -83,10 +83,9 @@ export class Sensing {
   annotate(record: ConnectionRecord): void {
     record.earlyTalker = this.early;
     if (this.probe) record.probe = this.probe;
-    const { capture } = this.options;
-    if (capture > 0) {
+    if (this.options.capture > 0) {
       record.captured = (this.#buffer ?? new Uint8Array(0))
-        .slice(0, Math.min(this.#filled, capture));
+        .slice(0, Math.min(this.#filled, this.options.capture));
     }
   }
 }

@@ -23,12 +23,8 @@ import type { Admission } from "./admission.ts";
 import { type ConnectionContext, failure, record } from "./connection.ts";
 import type { Slot } from "./connection_table.ts";
 import type { ConnectionOutcome } from "./stats.ts";
-import {
-  MIN_HTTP_LINE_LENGTH,
-  type ResolvedTarpit,
-  type Tarpit,
-  type TarpitStats,
-} from "./tarpit.ts";
+import { MIN_HTTP_LINE_LENGTH } from "./tarpit.ts";
+import type { ResolvedTarpit, Tarpit, TarpitStats } from "./tarpit.ts";
 
 /** The HTTP style's first line. */
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
@@ -130,17 +126,17 @@ export function createTarpit(
   const { style, interval, lineLength } = options;
   const { core } = server;
   const stats: TarpitStats = { clients: 0, bytesSent: 0 };
-  const pool = style === "greeting" ? [] : tarpitLines(style, lineLength);
+  // The lines of the ssh and http styles; the greeting style's chunks of
+  // the shared greeting, by offset / lineLength (none if too many).
+  const pool = style !== "greeting"
+    ? tarpitLines(style, lineLength)
+    : greeting && greeting.length <= MAX_GREETING_CHUNKS * lineLength
+    ? Array.from(
+      { length: Math.ceil(greeting.length / lineLength) },
+      (_, i) => greeting.subarray(i * lineLength, (i + 1) * lineLength),
+    )
+    : [];
   let next = 0;
-  const cut = (bytes: Uint8Array, at: number) =>
-    bytes.subarray(at, at + lineLength);
-  // The shared greeting's chunks, by offset / lineLength.
-  const chunks = style === "greeting" && greeting
-    ? Math.ceil(greeting.length / lineLength)
-    : 0;
-  const shared = chunks > 0 && chunks <= MAX_GREETING_CHUNKS
-    ? Array.from({ length: chunks }, (_, i) => cut(greeting!, i * lineLength))
-    : undefined;
   // Every held client in the order it is due: each is due one interval
   // after its last turn, so appending keeps the order.
   let head: Held | undefined;
@@ -197,17 +193,16 @@ export function createTarpit(
 
   /** What `held` is sent next: a shared view, never a copy. */
   function chunkFor(held: Held): Uint8Array {
-    if (style !== "greeting") {
-      if (style === "http" && held.sent === 0) return HTTP_STATUS;
-      const line = pool[next];
-      next = (next + 1) % pool.length;
-      return line;
+    const bytes = held.greeting;
+    if (bytes) {
+      const offset = held.sent % bytes.length;
+      return bytes === greeting && pool.length > 0
+        ? pool[offset / lineLength]
+        : bytes.subarray(offset, offset + lineLength);
     }
-    const bytes = held.greeting!;
-    const offset = held.sent % bytes.length;
-    return bytes === greeting && shared
-      ? shared[offset / lineLength]
-      : cut(bytes, offset);
+    if (style === "http" && held.sent === 0) return HTTP_STATUS;
+    next = (next + 1) % pool.length;
+    return pool[next];
   }
 
   function write(held: Held, now: number) {
@@ -233,10 +228,9 @@ export function createTarpit(
    */
   function tick() {
     const now = performance.now();
+    const until = now + TICK_SLACK;
     let turns = 0;
-    while (
-      head && head.due <= now + TICK_SLACK && turns++ < MAX_TURNS_PER_TICK
-    ) {
+    while (head && head.due <= until && turns++ < MAX_TURNS_PER_TICK) {
       const held = head;
       if (!held.slot.list) {
         // The table closed it: its timeout passed.
