@@ -17,6 +17,10 @@
  *   least: under load the server's own writes take a while to complete),
  *   or that takes only part of a line, is freed at once.
  *
+ * A held client's end is counted and told to the observers as the server's
+ * connections do theirs (connection.ts); tarpit.ts, which the options and
+ * the connections read, holds the tarpit's face.
+ *
  * @module
  */
 import type { Admission } from "./admission.ts";
