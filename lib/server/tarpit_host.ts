@@ -163,7 +163,9 @@ export function createTarpit(
     held.prev = held.next = undefined;
   }
 
+  /** Sets the timer for `delay` ms from now, or none when no one is held. */
   function arm(delay: number) {
+    clearTimeout(timer);
     timer = head ? setTimeout(tick, Math.max(0, delay)) : undefined;
   }
 
@@ -171,10 +173,8 @@ export function createTarpit(
     if (held.done) return;
     held.done = true;
     unlink(held);
-    if (--stats.clients === 0) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
+    // The last one gone: the queue is empty, and the timer stops.
+    if (--stats.clients === 0) arm(0);
     if (held.host !== undefined) held.admission!.release(held.host);
     core.table.release(held.slot);
     core.stats.outcomes[outcome]++;
