@@ -15,7 +15,9 @@ import {
   parseCidr,
   serveGreeting,
 } from "../mod.ts";
-import { createTarpit, httpLines, sshLines } from "../lib/server/tarpit.ts";
+import { createTarpit, tarpitLines } from "../lib/server/tarpit_host.ts";
+import type { ConnectionContext } from "../lib/server/connection.ts";
+import { createServerStats } from "../lib/server/stats.ts";
 import type { Slot } from "../lib/server/connection_table.ts";
 import { readFdLimit } from "../lib/observe/process_metrics.ts";
 import {
@@ -113,20 +115,23 @@ async function readFor(conn: Deno.Conn, ms: number): Promise<string> {
   return chunks.join("");
 }
 
-Deno.test("sshLines makes printable CRLF lines within the limit, none starting SSH-", () => {
+Deno.test("tarpitLines ssh makes printable CRLF lines within the limit, none starting SSH-", () => {
   for (const limit of [3, 4, 32, 255]) {
-    const lines = sshLines(limit, 2000);
+    const lines = tarpitLines("ssh", limit, 2000);
     assertEquals(lines.length, 2000);
     checkSshLines(lines.map((line) => decoder.decode(line)).join(""), limit);
     assert(lines.every((line) => line.length >= 3));
   }
   // The pool is random: not every line the same.
-  assertGreaterOrEqual(new Set(sshLines(32).map((l) => l.join())).size, 900);
+  assertGreaterOrEqual(
+    new Set(tarpitLines("ssh", 32).map((l) => l.join())).size,
+    900,
+  );
 });
 
-Deno.test("httpLines makes header lines within the limit, never a blank line", () => {
+Deno.test("tarpitLines http makes header lines within the limit, never a blank line", () => {
   for (const limit of [8, 32, 255]) {
-    for (const line of httpLines(limit, 2000)) {
+    for (const line of tarpitLines("http", limit, 2000)) {
       const text = decoder.decode(line);
       assertLessOrEqual(text.length, limit);
       assertMatch(text, /^X-[a-z0-9]+: [!-~]+\r\n$/);
@@ -277,6 +282,41 @@ Deno.test("serveGreeting tarpit greeting style drips a template's own greeting",
   assertEquals(text, whole.repeat(20).slice(0, text.length));
 });
 
+Deno.test("serveGreeting tarpit records the greeting's length in the greeting style only, and frees at once a client whose greeting is empty", async () => {
+  const cases = [
+    ["greeting", encodeGreeting("hi"), "reset"],
+    ["ssh", encodeGreeting("hi"), "reset"],
+    ["greeting", new Uint8Array(0), "greeted"],
+  ] as const;
+  for (const [style, greeting, outcome] of cases) {
+    const records: ConnectionRecord[] = [];
+    await using server = serveGreeting({
+      hostname: "127.0.0.1",
+      port: 0,
+      greeting,
+      tarpit: { style, interval: 20 },
+      onClose: (record) => records.push(record),
+    });
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    const text = await readFor(conn, 100);
+    const label = `${style}, ${greeting.length} bytes`;
+    // Freed before the client closes only when there is nothing to drip.
+    assertEquals(records.length, outcome === "greeted" ? 1 : 0, label);
+    conn.close();
+    await waitUntil(() => records.length === 1, 1_000, "the release");
+    assertEquals(text === "", outcome === "greeted", label);
+    assertEquals(records[0].outcome, outcome, label);
+    assertEquals(
+      records[0].greetingLength,
+      style === "greeting" ? greeting.length : 0,
+      label,
+    );
+  }
+});
+
 Deno.test("serveGreeting tarpit http style sends a status line, then header lines", async () => {
   await using server = serveGreeting({
     hostname: "127.0.0.1",
@@ -403,17 +443,25 @@ function stuckSlot(): Slot {
 Deno.test("createTarpit frees a client whose write stays blocked past its deadline", async () => {
   const ends: string[] = [];
   const released: Slot[] = [];
+  const stats = createServerStats();
+  // The part of a server's state a tarpit uses.
+  const server = {
+    core: {
+      closing: false,
+      table: {
+        release: (slot: Slot) => {
+          released.push(slot);
+          return true;
+        },
+      },
+      stats,
+    },
+    onClose: (record: ConnectionRecord) =>
+      ends.push(`${record.outcome} ${record.reason}`),
+  } as unknown as ConnectionContext;
   const tarpit = createTarpit(
     { style: "ssh", interval: 20, lineLength: 32 },
-    {
-      closing: false,
-      release: (slot) => {
-        released.push(slot);
-        return true;
-      },
-      failure: () => ["error", "test"],
-      ended: (end) => ends.push(`${end.outcome} ${end.reason}`),
-    },
+    server,
     undefined,
     60,
   );
@@ -425,6 +473,7 @@ Deno.test("createTarpit frees a client whose write stays blocked past its deadli
   assertGreaterOrEqual(performance.now() - started, 60);
   assertEquals(released, [slot]);
   assertEquals(tarpit.stats.clients, 0);
+  assertEquals(stats.outcomes.timed_out, 1);
 });
 
 // Both ends hold a descriptor per client: fewer where the limit is low.

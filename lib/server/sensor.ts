@@ -14,8 +14,6 @@ import type { ServerStats } from "./stats.ts";
 /** The first read of a sensed connection takes at most this much (a ClientHello). */
 const FIRST_READ = 2048;
 
-const PAUSED = Symbol("paused");
-
 /** One connection's sensing. */
 export class Sensing {
   /** True if the client sent something during the pause. */
@@ -26,27 +24,20 @@ export class Sensing {
   #pending: Promise<number | null> | undefined;
   #buffer: Uint8Array | undefined;
   #filled = 0;
-  readonly #capture: number;
 
-  constructor(options: SensorOptions) {
-    this.#capture = options.capture;
-  }
-
-  /** True while the next read is still wanted: the probe's, or capture's. */
-  get #wanted(): boolean {
-    return this.probe === undefined || this.#filled < this.#capture;
-  }
+  constructor(private readonly options: SensorOptions) {}
 
   #read(conn: Conn): Promise<number | null> {
-    this.#buffer ??= new Uint8Array(Math.max(this.#capture, FIRST_READ));
+    this.#buffer ??= new Uint8Array(Math.max(this.options.capture, FIRST_READ));
     return conn.read(this.#buffer.subarray(this.#filled));
   }
 
-  #took(n: number): void {
-    if (this.probe === undefined) {
-      this.probe = identifyProbe(this.#buffer!.subarray(0, n));
-    }
+  /** Takes what a read put in the buffer; false if it read the end. */
+  #took(n: number | null): boolean {
+    if (n === null) return false;
+    this.probe ??= identifyProbe(this.#buffer!.subarray(0, n));
     this.#filled += n;
+    return true;
   }
 
   /**
@@ -58,21 +49,14 @@ export class Sensing {
     const read = this.#read(conn);
     // Released without a linger, the connection's read fails unheard.
     read.catch(() => {});
-    const { promise, resolve } = Promise.withResolvers<typeof PAUSED>();
-    const entry = table.pause(() => resolve(PAUSED));
-    let result: number | null | typeof PAUSED;
-    try {
-      result = await Promise.race([read, promise]);
-    } finally {
-      table.cancelPause(entry);
-    }
-    if (result === PAUSED) {
-      this.#pending = read;
-      return false;
-    }
-    if (result === null) return false;
-    this.#took(result);
-    return this.early = true;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const entry = table.pause(resolve);
+    const n = await Promise.race([read, promise])
+      .finally(() => table.cancelPause(entry));
+    // Undefined: the pause passed first.
+    if (n === undefined) this.#pending = read;
+    else this.early = this.#took(n);
+    return this.early;
   }
 
   /**
@@ -80,16 +64,9 @@ export class Sensing {
    * capture while they want it, into `scratch` (discarded) after.
    */
   async linger(conn: Conn, scratch: Uint8Array): Promise<void> {
-    if (this.#pending) {
-      const n = await this.#pending;
-      this.#pending = undefined;
-      if (n === null) return;
-      this.#took(n);
-    }
-    while (this.#wanted) {
-      const n = await this.#read(conn);
-      if (n === null) return;
-      this.#took(n);
+    if (this.#pending && !this.#took(await this.#pending)) return;
+    while (this.probe === undefined || this.#filled < this.options.capture) {
+      if (!this.#took(await this.#read(conn))) return;
     }
     while (await conn.read(scratch) !== null) {
       // Discard the rest until the client closes.
@@ -106,10 +83,9 @@ export class Sensing {
   annotate(record: ConnectionRecord): void {
     record.earlyTalker = this.early;
     if (this.probe) record.probe = this.probe;
-    if (this.#capture > 0) {
-      record.captured = this.#buffer
-        ? this.#buffer.slice(0, Math.min(this.#filled, this.#capture))
-        : new Uint8Array(0);
+    if (this.options.capture > 0) {
+      record.captured = (this.#buffer ?? new Uint8Array(0))
+        .slice(0, Math.min(this.#filled, this.options.capture));
     }
   }
 }

@@ -20,8 +20,8 @@ import {
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
-import { createTarpit, type TarpitStats } from "./tarpit.ts";
-import { tarpitHost } from "./tarpit_host.ts";
+import type { TarpitStats } from "./tarpit.ts";
+import { createTarpit } from "./tarpit_host.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
 /**
@@ -208,7 +208,7 @@ export function serveGreetingWith(
   );
   const tarpit = resolved.tarpit && createTarpit(
     resolved.tarpit,
-    tarpitHost(server),
+    server,
     typeof greeting === "function" ? undefined : greeting,
   );
   server.tarpit = tarpit;

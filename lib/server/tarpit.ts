@@ -1,27 +1,15 @@
 /**
- * The tarpit: admitted clients are held and sent a never-ending banner, a
- * little every interval, until they leave. Built for tens of thousands of
- * held clients at Deno's floor of memory per connection:
- *
- * - one timer for every held client: they wait in one queue in the order
- *   they are due (a client's turn comes an interval after its last), and
- *   the timer wakes for the head, giving every client due within 10 ms its
- *   turn (at most 64 at once, so a burst is written in small batches, which
- *   keeps few writes in flight and the garbage they make young);
- * - no buffer per client: every line is a view into one pool made at start
- *   (a greeting template, made per client, is the one exception);
- * - no pending read per client: a client that leaves is seen by the next
- *   write, which fails (at once after a reset; one write later after a
- *   clean close, whose first write draws the reset), and is freed then;
- * - a client whose write is still pending a whole interval later (10 s at
- *   least: under load the server's own writes take a while to complete),
- *   or that takes only part of a line, is freed at once.
+ * Tarpit mode as the library and the command line see it: its styles,
+ * options and counters, the check of its options, and what a connection
+ * hands a client to ({@linkcode Tarpit}). The tarpit itself is in
+ * tarpit_host.ts, which uses the server's connections: this module uses
+ * none of the server, so the options and the connections read it without
+ * an import cycle.
  *
  * @module
  */
 import type { Admission } from "./admission.ts";
 import type { Slot } from "./connection_table.ts";
-import type { ConnectionOutcome } from "./stats.ts";
 import { MAX_TIMER_MS } from "./wait.ts";
 
 /**
@@ -48,28 +36,18 @@ export const TARPIT_STYLES: readonly TarpitStyle[] = [
   "greeting",
   "http",
 ];
+
 /** How often a held client is sent more, by default, in milliseconds. */
 export const DEFAULT_TARPIT_INTERVAL = 10_000;
+
 /** The longest line sent by default, CRLF included, in bytes. */
 export const DEFAULT_TARPIT_LINE_LENGTH = 32;
+
 /** The longest line there may be: RFC 4253 caps SSH's lines at 255 bytes. */
 export const MAX_TARPIT_LINE_LENGTH = 255;
+
 /** The shortest line of the http style, CRLF included: `X-a: b` and CRLF. */
 export const MIN_HTTP_LINE_LENGTH = 8;
-/** The HTTP style's first line. */
-const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
-/** Lines in the shared pool of the ssh and http styles. */
-const POOL_SIZE = 1024;
-/** Clients due within this many ms of a tick have their turn in it. */
-const TICK_SLACK = 10;
-/** The most turns in one tick; the rest follow BURST_GAP ms later. */
-const MAX_TURNS_PER_TICK = 64;
-/** The pause between two ticks of a burst, in ms. */
-const BURST_GAP = 5;
-/** The shortest wait before a pending write is taken for a blocked client. */
-const MIN_BLOCKED_WAIT = 10_000;
-/** The most greeting chunks made up front; beyond, views are made per write. */
-const MAX_GREETING_CHUNKS = 4096;
 
 /**
  * Serving in tarpit mode; see {@linkcode ServeGreetingOptions.tarpit}.
@@ -134,39 +112,9 @@ export interface TarpitStats {
 }
 
 /** The tarpit options with every default filled in. */
-export interface ResolvedTarpit {
-  style: TarpitStyle;
-  interval: number;
-  lineLength: number;
-}
+export type ResolvedTarpit = Required<TarpitOptions>;
 
-/** How one held client ended, for the table's owner to record. */
-export interface HeldEnd {
-  /** The client's slot (already released). */
-  slot: Slot;
-  outcome: ConnectionOutcome;
-  reason: string | undefined;
-  /** Bytes sent to it. */
-  sent: number;
-  /** How long it was held, in ms. */
-  held: number;
-  /** The greeting's length (greeting style), else 0. */
-  greetingLength: number;
-}
-
-/** What a tarpit needs from the server it runs in. */
-export interface TarpitHost {
-  /** True from the start of shutdown. */
-  readonly closing: boolean;
-  /** Closes the connection and frees its place; false if already done. */
-  release(slot: Slot): boolean;
-  /** The outcome (and reason) of a failed write. */
-  failure(error: unknown): [ConnectionOutcome, string | undefined];
-  /** Counts the ending and tells the observers; called once per client. */
-  ended(end: HeldEnd): void;
-}
-
-/** A tarpit that holds clients; see {@linkcode createTarpit}. */
+/** A tarpit that holds clients (made by tarpit_host.ts's `createTarpit`). */
 export interface Tarpit {
   /** Its counters (live). */
   readonly stats: Readonly<TarpitStats>;
@@ -185,111 +133,14 @@ export interface Tarpit {
   releaseAll(): void;
 }
 
-/** One held client: a node of the tarpit's queue. */
-interface Held {
-  slot: Slot;
-  /** When it was held, on the monotonic clock. */
-  since: number;
-  sent: number;
-  /** When its pending write was started; -1 when none is. */
-  writing: number;
-  done: boolean;
-  /** Its own greeting (a template's), when the greeting style needs it. */
-  greeting: Uint8Array | undefined;
-  admission: Admission | undefined;
-  host: string | undefined;
-  /** When its next turn is, on the monotonic clock. */
-  due: number;
-  prev: Held | undefined;
-  next: Held | undefined;
-}
-
-/** `length` random bytes (getRandomValues gives 64 KiB at most per call). */
-function randomBytes(length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  for (let at = 0; at < length; at += 65_536) {
-    crypto.getRandomValues(bytes.subarray(at, at + 65_536));
-  }
-  return bytes;
-}
-
-/** Random bytes in `min`..`max` (inclusive), from one draw of `random`. */
-function pick(random: Uint8Array, i: number, min: number, max: number) {
-  return min + random[i % random.length] % (max - min + 1);
-}
-
 /**
- * The ssh style's pool: random lines of printable ASCII, each 3 to
- * `lineLength` bytes with its CRLF, none starting with `S` (so never with
- * `SSH-`), all views into one buffer.
- */
-export function sshLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
-  const random = randomBytes(count * lineLength);
-  const buffer = new Uint8Array(count * lineLength);
-  const lines: Uint8Array[] = [];
-  let at = 0;
-  for (let n = 0; n < count; n++) {
-    const start = at;
-    const length = pick(random, at, 3, lineLength);
-    for (let i = 0; i < length - 2; i++) {
-      let c = pick(random, at + i + 1, 32, 126);
-      if (i === 0 && c === 0x53) c = 0x73; // "S" becomes "s"
-      buffer[at++] = c;
-    }
-    buffer[at++] = 13;
-    buffer[at++] = 10;
-    lines.push(buffer.subarray(start, at));
-  }
-  return lines;
-}
-
-/**
- * The http style's pool: header lines `X-name: value` with CRLF, each 8 to
- * `lineLength` bytes, names of letters and digits (an HTTP token), values
- * of printable ASCII that neither start nor end with a space.
- */
-export function httpLines(lineLength: number, count = POOL_SIZE): Uint8Array[] {
-  const ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const random = randomBytes(count * lineLength);
-  const buffer = new Uint8Array(count * lineLength);
-  const lines: Uint8Array[] = [];
-  let at = 0;
-  let r = 0;
-  for (let n = 0; n < count; n++) {
-    const start = at;
-    const length = pick(random, r++, MIN_HTTP_LINE_LENGTH, lineLength);
-    // "X-" name ": " value "\r\n": name and value share length - 6.
-    const room = length - 6;
-    const nameLength = pick(random, r++, 1, room - 1);
-    buffer[at++] = 0x58; // X
-    buffer[at++] = 0x2d; // -
-    for (let i = 0; i < nameLength; i++) {
-      buffer[at++] = ALNUM.charCodeAt(pick(random, r++, 0, ALNUM.length - 1));
-    }
-    buffer[at++] = 0x3a; // :
-    buffer[at++] = 0x20;
-    for (let i = nameLength; i < room; i++) {
-      buffer[at++] = pick(random, r++, 33, 126);
-    }
-    buffer[at++] = 13;
-    buffer[at++] = 10;
-    lines.push(buffer.subarray(start, at));
-  }
-  return lines;
-}
-
-/**
- * Checks the tarpit options and fills in the defaults. `invalid` makes the
- * error for an option out of range (the server's own option errors).
+ * Checks the tarpit options and fills in the defaults.
+ * `invalid(option, value, expected, Kind)` makes the error for an option
+ * out of range (the server's own option errors).
  */
 export function resolveTarpit(
   options: TarpitOptions,
-  invalid: (
-    option: string,
-    value: unknown,
-    expected: string,
-    Kind?: typeof TypeError,
-  ) => Error,
+  invalid: (...args: [string, unknown, string, typeof TypeError?]) => Error,
 ): ResolvedTarpit {
   if (typeof options !== "object" || options === null) {
     throw invalid("tarpit", options, "an object", TypeError);
@@ -299,9 +150,15 @@ export function resolveTarpit(
     interval = DEFAULT_TARPIT_INTERVAL,
     lineLength = DEFAULT_TARPIT_LINE_LENGTH,
   } = options;
-  for (
-    const [name, value] of [["interval", interval], ["lineLength", lineLength]]
-  ) {
+  const http = style === "http";
+  const min = http ? MIN_HTTP_LINE_LENGTH : 3;
+  const note = http ? " for the http style" : "";
+  // Each number's name, value, range, and what its range is of and for.
+  const numbers = [
+    ["interval", interval, 1, MAX_TIMER_MS, " of milliseconds", ""],
+    ["lineLength", lineLength, min, MAX_TARPIT_LINE_LENGTH, "", note],
+  ] as const;
+  for (const [name, value] of numbers) {
     if (typeof value !== "number") {
       throw invalid(`tarpit.${name}`, value, "a number", TypeError);
     }
@@ -309,204 +166,14 @@ export function resolveTarpit(
   if (!TARPIT_STYLES.includes(style)) {
     throw invalid("tarpit.style", style, TARPIT_STYLES.join(", "));
   }
-  if (!Number.isInteger(interval) || interval < 1 || interval > MAX_TIMER_MS) {
-    throw invalid(
-      "tarpit.interval",
-      interval,
-      `a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
-    );
-  }
-  const min = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
-  if (
-    !Number.isInteger(lineLength) || lineLength < min ||
-    lineLength > MAX_TARPIT_LINE_LENGTH
-  ) {
-    throw invalid(
-      "tarpit.lineLength",
-      lineLength,
-      `a whole number from ${min} to ${MAX_TARPIT_LINE_LENGTH}` +
-        (style === "http" ? " for the http style" : ""),
-    );
+  for (const [name, value, from, to, unit, note] of numbers) {
+    if (!Number.isInteger(value) || value < from || value > to) {
+      throw invalid(
+        `tarpit.${name}`,
+        value,
+        `a whole number${unit} from ${from} to ${to}${note}`,
+      );
+    }
   }
   return { style, interval, lineLength };
-}
-
-/**
- * Creates a tarpit. Its one timer runs only while a client is held.
- * `greeting` is the shared greeting (for the greeting style's chunks made
- * up front); a client whose greeting is another one (a template's) has its
- * chunks cut as they are sent.
- */
-export function createTarpit(
-  options: ResolvedTarpit,
-  host: TarpitHost,
-  greeting: Uint8Array | undefined,
-  blockedAfter: number = Math.max(options.interval, MIN_BLOCKED_WAIT),
-): Tarpit {
-  const { style, interval, lineLength } = options;
-  const stats: TarpitStats = { clients: 0, bytesSent: 0 };
-  const pool = style === "ssh"
-    ? sshLines(lineLength)
-    : style === "http"
-    ? httpLines(lineLength)
-    : [];
-  let next = 0;
-  // The shared greeting's chunks, by offset / lineLength.
-  const shared = greeting && greeting.length > 0 &&
-      Math.ceil(greeting.length / lineLength) <= MAX_GREETING_CHUNKS
-    ? Array.from(
-      { length: Math.ceil(greeting.length / lineLength) },
-      (_, i) => greeting.subarray(i * lineLength, (i + 1) * lineLength),
-    )
-    : undefined;
-  // Every held client in the order it is due: each is due one interval
-  // after its last turn, so appending keeps the order.
-  let head: Held | undefined;
-  let tail: Held | undefined;
-  // The one timer, armed for the head's turn while a client is held.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-
-  function append(held: Held) {
-    held.prev = tail;
-    held.next = undefined;
-    if (tail) tail.next = held;
-    else head = held;
-    tail = held;
-  }
-
-  function unlink(held: Held) {
-    if (held.prev) held.prev.next = held.next;
-    else head = held.next;
-    if (held.next) held.next.prev = held.prev;
-    else tail = held.prev;
-    held.prev = held.next = undefined;
-  }
-
-  function arm(delay: number) {
-    timer = head ? setTimeout(tick, Math.max(0, delay)) : undefined;
-  }
-
-  function end(held: Held, outcome: ConnectionOutcome, reason?: string) {
-    if (held.done) return;
-    held.done = true;
-    unlink(held);
-    if (--stats.clients === 0) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    if (held.host !== undefined) held.admission!.release(held.host);
-    host.release(held.slot);
-    host.ended({
-      slot: held.slot,
-      outcome,
-      reason,
-      sent: held.sent,
-      held: performance.now() - held.since,
-      greetingLength: style === "greeting"
-        ? (held.greeting ?? greeting!).length
-        : 0,
-    });
-  }
-
-  /** What `held` is sent next: a shared view, never a copy. */
-  function chunkFor(held: Held): Uint8Array {
-    if (style !== "greeting") {
-      if (style === "http" && held.sent === 0) return HTTP_STATUS;
-      const line = pool[next];
-      next = (next + 1) % pool.length;
-      return line;
-    }
-    const bytes = held.greeting ?? greeting!;
-    const offset = held.sent % bytes.length;
-    return !held.greeting && shared
-      ? shared[offset / lineLength]
-      : bytes.subarray(offset, offset + lineLength);
-  }
-
-  function write(held: Held, now: number) {
-    const chunk = chunkFor(held);
-    held.writing = now;
-    held.slot.conn.write(chunk).then(
-      (n) => {
-        if (held.done) return;
-        held.writing = -1;
-        held.sent += n;
-        stats.bytesSent += n;
-        // Part of a line: its buffers are full, it is not reading.
-        if (n < chunk.length) end(held, "timed_out", "tarpit_blocked");
-      },
-      (error) => {
-        if (!held.done) end(held, ...host.failure(error));
-      },
-    );
-  }
-
-  /**
-   * Gives each client that is due (or nearly: within TICK_SLACK) its turn,
-   * at most MAX_TURNS_PER_TICK of them, so that a burst of clients is
-   * written in small batches; then sleeps until the next one is due.
-   */
-  function tick() {
-    const now = performance.now();
-    let turns = 0;
-    while (
-      head && head.due <= now + TICK_SLACK && turns++ < MAX_TURNS_PER_TICK
-    ) {
-      const held = head;
-      if (!held.slot.list) {
-        // The table closed it: its timeout passed.
-        end(held, host.closing ? "aborted" : "timed_out");
-        continue;
-      }
-      if (held.writing < 0) write(held, now);
-      else if (now - held.writing >= blockedAfter) {
-        // Its last write is still pending: it does not read.
-        end(held, "timed_out", "tarpit_blocked");
-        continue;
-      }
-      unlink(held);
-      held.due = now + interval;
-      append(held);
-    }
-    arm(
-      turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0,
-    );
-  }
-
-  return {
-    stats,
-    hold(slot, bytes, admission, admittedHost) {
-      const now = performance.now();
-      const held: Held = {
-        slot,
-        since: now,
-        sent: 0,
-        writing: -1,
-        done: false,
-        greeting: style === "greeting" && bytes !== greeting
-          ? bytes
-          : undefined,
-        admission,
-        host: admittedHost,
-        due: now + interval,
-        prev: undefined,
-        next: undefined,
-      };
-      stats.clients++;
-      append(held);
-      if (host.closing) {
-        end(held, "aborted");
-        return;
-      }
-      if (style === "greeting" && bytes.length === 0) {
-        // Nothing to drip: closed as a greeting of nothing is.
-        end(held, "greeted");
-        return;
-      }
-      if (timer === undefined) arm(interval);
-    },
-    releaseAll() {
-      while (head) end(head, "aborted");
-    },
-  };
 }
