@@ -16,8 +16,9 @@ import { presetGreeting } from "../greeting/presets.ts";
 import {
   DEFAULT_FILE_LIMIT,
   DEFAULT_QUOTES_LIMIT,
-  readInputFile,
-} from "./read_file.ts";
+  readLimited,
+  ReadLimitedError,
+} from "./read_limited.ts";
 import { quote } from "../net/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
@@ -254,4 +255,28 @@ async function readCidrFiles(
     });
   }
   return blocks;
+}
+
+/**
+ * Reads a file named on the command line with {@linkcode readLimited}.
+ *
+ * @param what What the file is, for the error message ("quotes file").
+ * @param limit The most bytes to read.
+ * @throws {UsageError} `Cannot read <what> "<path>": <reason>` if it cannot
+ * be read.
+ */
+export async function readInputFile(
+  path: string,
+  what: string,
+  limit: number = DEFAULT_FILE_LIMIT,
+): Promise<Uint8Array> {
+  try {
+    return await readLimited(path, limit);
+  } catch (error) {
+    // readLimited wraps every failure of its own; anything else is a bug.
+    if (!(error instanceof ReadLimitedError)) throw error;
+    throw new UsageError(
+      `Cannot read ${what} ${quote(path)}: ${error.message}`,
+    );
+  }
 }

@@ -22,7 +22,7 @@ import {
   UsageError,
 } from "../flags.ts";
 import { escapeControl, quote } from "../../net/escape.ts";
-import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
+import { DEFAULT_QUOTES_LIMIT } from "../read_limited.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
