@@ -20,31 +20,40 @@ import {
   runServer,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
-import {
-  createReloadCounters,
-  runUntilStopped,
-  type Service,
-} from "../service.ts";
+import { onSignal } from "../signals.ts";
+import { createSystemdNotifier } from "../systemd_notify.ts";
+import { formatAddress } from "../../net/address.ts";
+import type { ServerLog } from "../../observe/connection_log.ts";
+import type { LogFormat } from "../../observe/log_format.ts";
+import type { MetricsServer } from "../../observe/metrics.ts";
+import type { ReloadMetrics } from "../../observe/reload_metrics.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { warn, warnOnceServing } from "../warn.ts";
+import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
 /**
- * A running server, one thread's or the workers': the {@linkcode Service}
- * that serving drives, with what the metrics and a reload need of it.
+ * A running server, one thread's or the workers', as serving drives it and
+ * the metrics and a reload read it.
  */
-type Serving =
-  & Pick<Service, "refresh" | "shutdown" | "finished" | "started" | "stopped">
-  & HealthSource
-  & {
-    /** Its families of the metrics, given the log lines stdout dropped. */
-    render(dropped: number): string;
-    /** Swaps in a prepared reload; the failure's one line, if any. */
-    swap(prepared: Prepared): Promise<string | undefined>;
-  };
+type Serving = HealthSource & {
+  /** Its families of the metrics, given the log lines stdout dropped. */
+  render(dropped: number): string;
+  /** Swaps in a prepared reload; the failure's one line, if any. */
+  swap(prepared: Prepared): Promise<string | undefined>;
+  /** Brings the counters up to date (workers report them periodically). */
+  refresh?(): Promise<void>;
+  /** Starts draining; its outcome is reported through `finished`. */
+  shutdown(): unknown;
+  /** Settles with a failure's one-line message, or undefined. */
+  finished: Promise<string | undefined>;
+  /** Called once the start-up lines are out. */
+  started?(): void;
+  /** Called once the server has stopped, before the stop line. */
+  stopped?(): void;
+};
 
 /** Serves from the main thread alone. */
 async function serveHere(
@@ -167,7 +176,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     format,
     timestamps: command.log.timestamps === "on",
   });
-  const reloads = createReloadCounters();
+  const reloads = { success: 0, failure: 0, lastSuccess: Date.now() };
   let serving: Serving | undefined;
   // Opened first, and loaded only for --metrics; until the server runs, a
   // scrape gets the process metrics alone.
@@ -188,27 +197,146 @@ export async function runServe(given: ServeCommand): Promise<number> {
     await metrics?.shutdown();
     throw error;
   }
-  const running = serving;
-  return await runUntilStopped({
-    ...running,
+  return await runUntilStopped(serving, {
     log,
     format,
     metrics,
-    tls: command.files.tlsCert !== undefined,
     reloads,
-    stats: () => running.stats,
-    async reload() {
-      // Read and checked here once, so a bad file leaves the old
-      // configuration, and every worker swaps in exactly these bytes.
-      let next: Prepared;
-      try {
-        next = await prepare(command, false);
-      } catch (error) {
-        return explainError(error).message;
-      }
-      return await running.swap(next);
-    },
+    tls: command.files.tlsCert !== undefined,
+    // Read and checked here once, so a bad file leaves the old
+    // configuration, and every worker swaps in exactly these bytes.
+    reload: () => prepare(command, false),
   });
+}
+
+const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM"];
+
+function statusLine(addrs: Deno.Addr[]): string {
+  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
+}
+
+/**
+ * Logs the start, serves until SIGINT/SIGTERM (draining) or a failure,
+ * reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
+ * `NOTIFY_SOCKET` is set) that it is ready, reloading or stopping, then
+ * logs the stop and flushes the log.
+ *
+ * @returns The exit code: 0, or 1 after a failure.
+ */
+async function runUntilStopped(serving: Serving, around: {
+  log: ServerLog;
+  format: LogFormat;
+  metrics: MetricsServer | undefined;
+  reloads: ReloadMetrics;
+  tls: boolean;
+  reload: () => Promise<Prepared>;
+}): Promise<number> {
+  const { log, format, metrics, reloads } = around;
+  sayHeldWarnings();
+  const notifier = createSystemdNotifier();
+  let stopping = false;
+  // Sent before the process exits: systemd must hear STOPPING=1.
+  let stoppingSent: Promise<unknown> | undefined;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    log.stopping();
+    stoppingSent = notifier.stopping("Draining");
+    Promise.resolve(serving.shutdown()).catch(() => {});
+  };
+  // One reload at a time; a SIGHUP during one asks for one more after it.
+  let reloading: Promise<void> | undefined;
+  let again = false;
+  let ended = false;
+  const reload = () => {
+    if (stopping) return;
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = (async () => {
+      do {
+        again = false;
+        await notifier.reloading("Reloading");
+        let error: string | undefined;
+        try {
+          error = await serving.swap(await around.reload());
+        } catch (caught) {
+          error = explainError(caught).message;
+        }
+        // A reload that ends after the server did is not waited for (a read
+        // may hang) and says nothing after the stop line.
+        if (ended) return;
+        if (error === undefined) {
+          reloads.success++;
+          reloads.lastSuccess = Date.now();
+        } else {
+          reloads.failure++;
+        }
+        log.reloaded(error);
+        await notifier.ready(
+          statusLine(serving.addrs) +
+            (error === undefined ? "" : "; last reload failed"),
+        );
+      } while (again && !stopping);
+    })().finally(() => reloading = undefined);
+  };
+  // SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
+  // which the debugger guard prevents. Said once, so that an operator who
+  // sent it by habit learns which signal does what.
+  let toldOfSigusr1 = false;
+  const removers = SHUTDOWN_SIGNALS.map((signal) => onSignal(signal, stop));
+  if (Deno.build.os !== "windows") {
+    removers.push(
+      onSignal("SIGHUP", reload),
+      onSignal("SIGUSR1", () => {
+        if (toldOfSigusr1) return;
+        toldOfSigusr1 = true;
+        warn(
+          "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
+            "for stats, SIGHUP to reload",
+          format,
+        );
+      }),
+      onSignal("SIGUSR2", () => {
+        // Stats must never stop the server, whatever fails in them.
+        (async () => {
+          await serving.refresh?.();
+          log.stats(serving.stats);
+        })().catch(() => {});
+      }),
+    );
+  }
+  log.started(serving.addrs, around.tls, metrics?.addr);
+  serving.started?.();
+  notifier.ready(statusLine(serving.addrs)).then((told) => {
+    // Never silence: a Type=notify unit would wait for READY=1 until its
+    // timeout.
+    if (!told && notifier.enabled) {
+      warn(
+        `cannot tell systemd that greeter is ready (${
+          notifier.lastError?.message ?? "unknown error"
+        }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
+          "--unstable-net, or use the binary",
+        format,
+      );
+    }
+  });
+  let failure: string | undefined;
+  try {
+    failure = await serving.finished;
+  } finally {
+    for (const remove of removers) remove();
+    ended = true;
+    await metrics?.shutdown();
+  }
+  if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
+  await stoppingSent;
+  serving.stopped?.();
+  await log.stopped(serving.stats, failure);
+  return failure === undefined ? 0 : 1;
 }
 
 /**
