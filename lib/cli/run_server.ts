@@ -14,6 +14,7 @@ import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError } from "./explain.ts";
 import { warn, warnOnceServing } from "./warn.ts";
+import { mayRead } from "./socket_activation.ts";
 
 /**
  * The cell of the health probe's port (see `selfProbe`): the main thread's,
@@ -166,10 +167,7 @@ export async function reloadServer(
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   if (command.log.timestamps !== "auto") return command;
   const isTerminal = Deno.stdout.isTerminal();
-  const readable = Deno.permissions.querySync({
-    name: "env",
-    variable: "JOURNAL_STREAM",
-  }).state === "granted";
+  const readable = mayRead("JOURNAL_STREAM");
   if (!readable && !isTerminal && command.log.format === "text") {
     warnOnceServing(
       "--log-timestamps auto: stdout is not a terminal, but without " +

@@ -22,6 +22,7 @@ import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { ExitError } from "../flags.ts";
 import { warn } from "../warn.ts";
+import { readEnv } from "../socket_activation.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -47,27 +48,14 @@ export const INETD_VARIABLES: readonly string[] = [
   ...LOCAL_VARIABLES,
 ].flat().filter((name) => name !== undefined);
 
-/** A variable's value, or undefined if unset or not ours to read. */
-function env(name: string): string | undefined {
-  try {
-    if (
-      Deno.permissions.querySync({ name: "env", variable: name }).state !==
-        "granted"
-    ) return undefined;
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The first address a host gave, from pairs of variables. */
 function addressFrom(
   pairs: readonly (readonly [string, string | undefined])[],
 ): Deno.NetAddr | undefined {
   for (const [hostVariable, portVariable] of pairs) {
-    const hostname = env(hostVariable);
+    const hostname = readEnv(hostVariable);
     if (!hostname) continue;
-    const portText = portVariable === undefined ? "0" : env(portVariable);
+    const portText = portVariable === undefined ? "0" : readEnv(portVariable);
     try {
       return { transport: "tcp", hostname, port: parsePort(portText ?? "") };
     } catch {
