@@ -8,16 +8,14 @@ import {
   createLineWriter,
   type LineWriter,
 } from "../../observe/line_writer.ts";
-import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
-import type { HealthSource } from "../metrics_endpoint.ts";
 import {
-  reloadServer,
   resolveLogTimestamps,
   runServer,
+  type Serving,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { onSignal } from "../signals.ts";
@@ -34,27 +32,6 @@ import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
-/**
- * A running server, one thread's or the workers', as serving drives it and
- * the metrics and a reload read it.
- */
-type Serving = HealthSource & {
-  /** Its families of the metrics, given the log lines stdout dropped. */
-  render(dropped: number): string;
-  /** Swaps in a prepared reload; the failure's one line, if any. */
-  swap(prepared: Prepared): Promise<string | undefined>;
-  /** Brings the counters up to date (workers report them periodically). */
-  refresh?(): Promise<void>;
-  /** Starts draining; its outcome is reported through `finished`. */
-  shutdown(): unknown;
-  /** Settles with a failure's one-line message, or undefined. */
-  finished: Promise<string | undefined>;
-  /** Called once the start-up lines are out. */
-  started?(): void;
-  /** Called once the server has stopped, before the stop line. */
-  stopped?(): void;
-};
-
 /** Serves from the main thread alone. */
 async function serveHere(
   command: ServeCommand,
@@ -62,37 +39,11 @@ async function serveHere(
   writer: LineWriter,
 ): Promise<Serving> {
   const options = await complete(command, prepared);
-  let run;
   try {
-    run = runServer({ command, options, emit: writer.line });
+    return runServer(command, options, writer.line);
   } catch (error) {
     return explainListen(error, command.spelled.host, command.spelled.port);
   }
-  const { server, histogram, trapped } = run;
-  return {
-    addrs: server.addrs,
-    get draining() {
-      return server.draining;
-    },
-    get stats() {
-      return server.stats;
-    },
-    render: (dropped) =>
-      renderMetrics(server.stats, histogram, {
-        draining: server.draining,
-        log: { suppressed: run.suppressed, dropped },
-        ...(server.tarpit && trapped
-          ? { tarpit: { stats: server.tarpit, trapped } }
-          : {}),
-      }),
-    swap: (next) => reloadServer(server, command, next),
-    shutdown: () => server.shutdown(),
-    finished: server.finished.then(
-      () => undefined,
-      (error) => explainError(error).message,
-    ),
-    stopped: () => run.closeLog(),
-  };
 }
 
 /** `--workers N`: the same, with N threads doing the serving. */
@@ -101,9 +52,7 @@ async function serveWorkers(
   prepared: Prepared,
   writer: LineWriter,
 ): Promise<Serving> {
-  const { renderWorkerMetrics, startWorkers } = await import(
-    "../workers/pool.ts"
-  );
+  const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
   let held: string[][] | undefined = [];
   const write = (lines: string[]) => {
@@ -113,28 +62,11 @@ async function serveWorkers(
     count: command.workers!,
     onLines: (lines) => held ? held.push(lines) : write(lines),
   });
-  return {
-    addrs: group.addrs,
-    get draining() {
-      return group.draining;
-    },
-    get stats() {
-      return group.stats();
-    },
-    render: (dropped) =>
-      renderMetrics(group.stats(), group.histogram(), {
-        draining: group.draining,
-        log: { suppressed: group.suppressed(), dropped },
-      }) + renderWorkerMetrics(group.accepted()),
-    swap: (next) => group.reload(next),
-    refresh: () => group.refresh(),
-    shutdown: () => group.shutdown(),
-    finished: group.finished,
-    started() {
-      held!.forEach(write);
-      held = undefined;
-    },
+  group.started = () => {
+    held!.forEach(write);
+    held = undefined;
   };
+  return group;
 }
 
 /** Serves until stopped; resolves to the exit code. */

@@ -8,14 +8,11 @@
  * @module
  */
 import type { ServeCommand } from "../commands/serve.ts";
-import {
-  DURATION_BUCKETS,
-  type DurationHistogram,
-} from "../../observe/metrics.ts";
-import { createServerStats, type ServerStats } from "../../server/stats.ts";
+import { DURATION_BUCKETS, renderMetrics } from "../../observe/metrics.ts";
+import { createServerStats } from "../../server/stats.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { SAID_ONCE, SELF_PROBE } from "../run_server.ts";
+import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -42,37 +39,6 @@ export interface StartWorkersOptions {
   stopGrace?: number;
   /** The worker module; only tests replace ./entry.ts. */
   entry?: URL;
-}
-
-/** Running workers, as returned by {@linkcode startWorkers}. */
-export interface WorkerGroup {
-  /** Every address they listen on, in the order given. */
-  readonly addrs: Deno.Addr[];
-  /** True from the start of shutdown. */
-  readonly draining: boolean;
-  /** Every worker's latest counters, summed. */
-  stats(): ServerStats;
-  /** Every worker's latest duration histogram, summed (read-only). */
-  histogram(): DurationHistogram;
-  /** Connection lines left out by the workers' flood limiters. */
-  suppressed(): number;
-  /** Connections accepted by each worker, by index. */
-  accepted(): number[];
-  /** Resolves once every running worker has sent fresh counters. */
-  refresh(): Promise<void>;
-  /**
-   * Tells every worker to swap in `prepared` (what the main thread read
-   * and checked); resolves to undefined, or to the first worker's one-line
-   * failure.
-   */
-  reload(prepared: Prepared): Promise<string | undefined>;
-  /** Tells every worker to shut down; safe to call more than once. */
-  shutdown(): void;
-  /**
-   * Resolves once every worker has stopped and been terminated: to
-   * undefined, or to a line saying which worker failed and how.
-   */
-  readonly finished: Promise<string | undefined>;
 }
 
 interface Member {
@@ -131,27 +97,6 @@ function addInto(into: object, part: object): void {
   }
 }
 
-/** Sums worker counters; `startTime` is the group's. */
-export function sumStats(
-  snapshots: readonly ServerStats[],
-  startTime: number,
-): ServerStats {
-  const total = createServerStats();
-  for (const stats of snapshots) addInto(total, stats);
-  total.startTime = startTime;
-  return total;
-}
-
-/** Renders the per-worker counter, in the format of renderMetrics. */
-export function renderWorkerMetrics(accepted: readonly number[]): string {
-  const name = "greeter_worker_connections_accepted_total";
-  return [
-    `# HELP ${name} Connections accepted, by worker thread (--workers).`,
-    `# TYPE ${name} counter`,
-    ...accepted.map((count, i) => `${name}{worker="${i}"} ${count}`),
-  ].join("\n") + "\n";
-}
-
 /**
  * What crosses to the workers of a prepared configuration: all but the
  * greeting, a function postMessage cannot clone, which each makes again.
@@ -171,7 +116,7 @@ export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
   options: StartWorkersOptions,
-): Promise<WorkerGroup> {
+): Promise<Serving> {
   const { count, onLines, stopGrace = 5_000, entry = ENTRY } = options;
   checkReadable(entry);
   const startTime = Date.now();
@@ -317,9 +262,50 @@ export async function startWorkers(
   }
   started = true;
   const snapshots = () => members.flatMap((m) => m.snapshot ?? []);
+  const stats = () => {
+    const total = createServerStats();
+    for (const { stats } of snapshots()) addInto(total, stats);
+    total.startTime = startTime;
+    return total;
+  };
+  const histogram = () => {
+    const total = {
+      counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+      sumMs: 0,
+      count: 0,
+    };
+    for (const { histogram } of snapshots()) addInto(total, histogram);
+    return { ...total, observe() {}, bounds: DURATION_BUCKETS };
+  };
+  const worker = "greeter_worker_connections_accepted_total";
   return {
     addrs,
-    async reload(next) {
+    get draining() {
+      return draining;
+    },
+    get stats() {
+      return stats();
+    },
+    render: (dropped: number) =>
+      renderMetrics(stats(), histogram(), {
+        draining,
+        log: {
+          suppressed: snapshots().reduce((sum, s) => sum + s.suppressed, 0),
+          dropped,
+        },
+      }) +
+      [
+        `# HELP ${worker} Connections accepted, by worker thread (--workers).`,
+        `# TYPE ${worker} counter`,
+        ...members.map((m, i) =>
+          `${worker}{worker="${i}"} ${m.snapshot?.stats.accepted ?? 0}`
+        ),
+      ].join("\n") + "\n",
+    /**
+     * Tells every worker to swap in `next` (what the main thread read and
+     * checked); resolves to undefined, or to the first worker's failure.
+     */
+    async swap(next: Prepared) {
       const request = ++reloads;
       const { promise, resolve } = Promise.withResolvers<void>();
       const pending: Reload = { waiting: new Set(live()), done: resolve };
@@ -335,27 +321,7 @@ export async function startWorkers(
           ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
           : undefined);
     },
-    get draining() {
-      return draining;
-    },
-    stats: () => sumStats(snapshots().map((s) => s.stats), startTime),
-    histogram() {
-      const total = {
-        counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
-        sumMs: 0,
-        count: 0,
-      };
-      for (const { histogram } of snapshots()) addInto(total, histogram);
-      return {
-        ...total,
-        observe() {
-          throw new TypeError("The workers' summed histogram is read-only");
-        },
-        bounds: DURATION_BUCKETS,
-      };
-    },
-    suppressed: () => snapshots().reduce((sum, s) => sum + s.suppressed, 0),
-    accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
+    /** Resolves once every running worker has sent fresh counters. */
     async refresh() {
       const request = ++requests;
       const done = new Promise<void>((resolve) => refreshed.push(resolve));
@@ -363,7 +329,12 @@ export async function startWorkers(
       checkRefreshed();
       await waitAtMost(done, REFRESH_TIMEOUT);
     },
+    /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
+    /**
+     * Resolves once every worker has stopped and been terminated: to
+     * undefined, or to a line saying which worker failed and how.
+     */
     finished: finished.promise,
   };
 }
