@@ -25,7 +25,7 @@ import type { ServerLog } from "../../observe/connection_log.ts";
 import type { LogFormat } from "../../observe/log_format.ts";
 import type { MetricsServer } from "../../observe/metrics.ts";
 import type { ReloadMetrics } from "../../observe/reload_metrics.ts";
-import { guardDebuggerPort } from "../debugger_guard.ts";
+import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
@@ -73,11 +73,10 @@ async function serveWorkers(
 export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
   const passed = withPassedSockets(given);
-  if ((passed.workers ?? 1) > 1) {
-    const pool = await import("../workers/pool.ts");
-    if (!pool.reusePortAvailable()) {
-      throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
-    }
+  // Deno ends the whole process, with no error to catch, when reusePort is
+  // asked for without --unstable-net.
+  if ((passed.workers ?? 1) > 1 && !reusePortAvailable()) {
+    throw new ExitError("--workers needs deno run --unstable-net", 2);
   }
   // Then, before any file is read: Deno's SIGUSR1 debugger shut. The
   // first TCP address greeter listens on (a host and a port) tells whether

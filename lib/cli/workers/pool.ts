@@ -16,19 +16,6 @@ import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
-/** The message for a Deno run without `--unstable-net`. */
-export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
-
-/**
- * True when `reusePort` can be used: Deno ends the whole process, with no
- * error to catch, when it is asked for without `--unstable-net`, so this
- * checks for another API that flag enables.
- */
-export function reusePortAvailable(): boolean {
-  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
-    "function";
-}
-
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
   /** How many workers. */
@@ -45,15 +32,13 @@ interface Member {
   index: number;
   worker: Worker;
   snapshot?: WorkerSnapshot;
-  /** The last stats request it answered. */
-  answered: number;
   done: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
 }
 
-/** A reload in progress: the workers whose answer is awaited. */
-interface Reload {
+/** A request in progress (stats or reload): the workers yet to answer. */
+interface Asking {
   waiting: Set<Member>;
   error?: string;
   done: () => void;
@@ -124,20 +109,17 @@ export async function startWorkers(
   let started = false;
   let draining = false;
   let failure: string | undefined;
-  let requests = 0;
-  let refreshed: (() => void)[] = [];
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
-  // Reloads in progress, by request number.
-  let reloads = 0;
-  const reloading = new Map<number, Reload>();
+  // Requests in progress, by number.
+  let requests = 0;
+  const asked = new Map<number, Asking>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
     const member: Member = {
       index,
       worker,
-      answered: 0,
       done: false,
       ready: Promise.withResolvers(),
     };
@@ -155,8 +137,8 @@ export async function startWorkers(
   });
   const live = () => members.filter((m) => !m.done);
 
-  function answerReload(member: Member, request: number, error?: string) {
-    const pending = reloading.get(request);
+  function answer(member: Member, request: number, error?: string) {
+    const pending = asked.get(request);
     if (!pending?.waiting.delete(member)) return;
     if (error !== undefined) {
       pending.error ??= `worker ${member.index}: ${error}`;
@@ -168,11 +150,17 @@ export async function startWorkers(
     if (!member.done) member.worker.postMessage(message);
   }
 
-  function checkRefreshed() {
-    if (live().every((m) => m.answered >= requests)) {
-      for (const resolve of refreshed) resolve();
-      refreshed = [];
-    }
+  /** Asks every running worker, and waits at most `timeout` ms for them. */
+  async function ask(message: (request: number) => ToWorker, timeout: number) {
+    const request = ++requests;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const asking: Asking = { waiting: new Set(live()), done: resolve };
+    asked.set(request, asking);
+    for (const member of asking.waiting) post(member, message(request));
+    if (asking.waiting.size === 0) resolve();
+    await waitAtMost(promise, timeout);
+    asked.delete(request);
+    return asking;
   }
 
   function end(member: Member, error?: string) {
@@ -183,7 +171,9 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    checkRefreshed();
+    for (const request of asked.keys()) {
+      answer(member, request, "stopped during the reload");
+    }
     if (live().length > 0) return;
     clearTimeout(stopTimer);
     for (const { worker } of members) worker.terminate();
@@ -207,18 +197,12 @@ export async function startWorkers(
         return onLines(message.lines);
       case "stats":
         member.snapshot = message.snapshot;
-        if (message.request !== undefined) {
-          member.answered = message.request;
-          checkRefreshed();
-        }
+        if (message.request !== undefined) answer(member, message.request);
         return;
       case "reloaded":
-        return answerReload(member, message.request, message.error);
+        return answer(member, message.request, message.error);
       case "done":
         member.snapshot = message.snapshot;
-        for (const request of reloading.keys()) {
-          answerReload(member, request, "stopped during the reload");
-        }
         return end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
@@ -306,16 +290,11 @@ export async function startWorkers(
      * checked); resolves to undefined, or to the first worker's failure.
      */
     async swap(next: Prepared) {
-      const request = ++reloads;
-      const { promise, resolve } = Promise.withResolvers<void>();
-      const pending: Reload = { waiting: new Set(live()), done: resolve };
-      reloading.set(request, pending);
-      for (const member of pending.waiting) {
-        post(member, { type: "reload", request, prepared: posted(next) });
-      }
-      if (pending.waiting.size === 0) resolve();
-      await waitAtMost(promise, RELOAD_TIMEOUT);
-      reloading.delete(request);
+      const prepared = posted(next);
+      const pending = await ask(
+        (request) => ({ type: "reload", request, prepared }),
+        RELOAD_TIMEOUT,
+      );
       return pending.error ??
         (pending.waiting.size > 0
           ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
@@ -323,11 +302,7 @@ export async function startWorkers(
     },
     /** Resolves once every running worker has sent fresh counters. */
     async refresh() {
-      const request = ++requests;
-      const done = new Promise<void>((resolve) => refreshed.push(resolve));
-      for (const member of members) post(member, { type: "stats", request });
-      checkRefreshed();
-      await waitAtMost(done, REFRESH_TIMEOUT);
+      await ask((request) => ({ type: "stats", request }), REFRESH_TIMEOUT);
     },
     /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
