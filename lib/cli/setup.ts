@@ -71,7 +71,7 @@ export async function prepare(
 ): Promise<Prepared> {
   const { files } = command;
   const limit = files.maxSize ?? DEFAULT_FILE_LIMIT;
-  const prepared: Prepared = { options: {} };
+  const prepared: Prepared = { options: {}, message: command.greeting.message };
   if (files.quotes !== undefined) {
     prepared.quotes = await readInputFile(
       files.quotes,
@@ -79,7 +79,6 @@ export async function prepare(
       files.maxSize ?? DEFAULT_QUOTES_LIMIT,
     );
   }
-  prepared.message = command.greeting.message;
   if (files.message !== undefined) {
     const bytes = await readInputFile(files.message, "message file", limit);
     prepared.message = asUsageError(
@@ -118,15 +117,11 @@ export async function prepare(
     }
     prepared.key = key;
   }
+  const { listen = [], refuseMessage } = command.options;
   if (!start) {
-    prepared.options = {
-      refuseMessage: command.options.refuseMessage,
-      ...(tls ? { tls } : {}),
-      ...rules,
-    };
+    prepared.options = { refuseMessage, ...(tls ? { tls } : {}), ...rules };
     return prepared;
   }
-  const listen = command.options.listen ?? [];
   for (const target of listen) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }

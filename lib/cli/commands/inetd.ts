@@ -73,26 +73,23 @@ function addressFrom(
  * @throws {UsageError} Saying what stdin is instead, and how to run it.
  */
 function checkStdin(fstat: typeof Fs.fstatSync): void {
-  let what: string | undefined;
-  if (Deno.stdin.isTerminal()) {
-    what = "a terminal";
-  } else {
-    try {
-      const info = fstat(0);
-      what = info.isSocket()
-        ? undefined
-        : info.isFile()
-        ? "a regular file"
-        : info.isFIFO()
-        ? "a pipe"
-        : info.isCharacterDevice()
-        ? "a device"
-        : "not a socket";
-    } catch {
-      what = "closed";
-    }
+  let info: Fs.Stats;
+  try {
+    info = fstat(0);
+  } catch {
+    throw notASocket("closed");
   }
-  if (what !== undefined) throw notASocket(what);
+  if (info.isSocket()) return;
+  // (A terminal was said before: runInetd asks that first.)
+  throw notASocket(
+    info.isFile()
+      ? "a regular file"
+      : info.isFIFO()
+      ? "a pipe"
+      : info.isCharacterDevice()
+      ? "a device"
+      : "not a socket",
+  );
 }
 
 function notASocket(what: string): UsageError {
