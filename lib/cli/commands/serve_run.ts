@@ -21,10 +21,6 @@ import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { onSignal } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress } from "../../net/address.ts";
-import type { ServerLog } from "../../observe/connection_log.ts";
-import type { LogFormat } from "../../observe/log_format.ts";
-import type { MetricsServer } from "../../observe/metrics.ts";
-import type { ReloadMetrics } from "../../observe/reload_metrics.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
@@ -128,43 +124,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
     await metrics?.shutdown();
     throw error;
   }
-  return await runUntilStopped(serving, {
-    log,
-    format,
-    metrics,
-    reloads,
-    tls: command.files.tlsCert !== undefined,
-    // Read and checked here once, so a bad file leaves the old
-    // configuration, and every worker swaps in exactly these bytes.
-    reload: () => prepare(command, false),
-  });
-}
-
-const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
-  ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM"];
-
-function statusLine(addrs: Deno.Addr[]): string {
-  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
-}
-
-/**
- * Logs the start, serves until SIGINT/SIGTERM (draining) or a failure,
- * reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
- * `NOTIFY_SOCKET` is set) that it is ready, reloading or stopping, then
- * logs the stop and flushes the log.
- *
- * @returns The exit code: 0, or 1 after a failure.
- */
-async function runUntilStopped(serving: Serving, around: {
-  log: ServerLog;
-  format: LogFormat;
-  metrics: MetricsServer | undefined;
-  reloads: ReloadMetrics;
-  tls: boolean;
-  reload: () => Promise<Prepared>;
-}): Promise<number> {
-  const { log, format, metrics, reloads } = around;
+  // From here on, serves until SIGINT/SIGTERM (draining) or a failure,
+  // reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
+  // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
+  // logs the stop and flushes the log.
+  const running = serving;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
   let stopping = false;
@@ -175,7 +139,7 @@ async function runUntilStopped(serving: Serving, around: {
     stopping = true;
     log.stopping();
     stoppingSent = notifier.stopping("Draining");
-    Promise.resolve(serving.shutdown()).catch(() => {});
+    Promise.resolve(running.shutdown()).catch(() => {});
   };
   // One reload at a time; a SIGHUP during one asks for one more after it.
   let reloading: Promise<void> | undefined;
@@ -193,7 +157,9 @@ async function runUntilStopped(serving: Serving, around: {
         await notifier.reloading("Reloading");
         let error: string | undefined;
         try {
-          error = await serving.swap(await around.reload());
+          // Read and checked here once, so a bad file leaves the old
+          // configuration, and every worker swaps in exactly these bytes.
+          error = await running.swap(await prepare(command, false));
         } catch (caught) {
           error = explainError(caught).message;
         }
@@ -208,7 +174,7 @@ async function runUntilStopped(serving: Serving, around: {
         }
         log.reloaded(error);
         await notifier.ready(
-          statusLine(serving.addrs) +
+          statusLine(running.addrs) +
             (error === undefined ? "" : "; last reload failed"),
         );
       } while (again && !stopping);
@@ -234,15 +200,19 @@ async function runUntilStopped(serving: Serving, around: {
       onSignal("SIGUSR2", () => {
         // Stats must never stop the server, whatever fails in them.
         (async () => {
-          await serving.refresh?.();
-          log.stats(serving.stats);
+          await running.refresh?.();
+          log.stats(running.stats);
         })().catch(() => {});
       }),
     );
   }
-  log.started(serving.addrs, around.tls, metrics?.addr);
-  serving.started?.();
-  notifier.ready(statusLine(serving.addrs)).then((told) => {
+  log.started(
+    running.addrs,
+    command.files.tlsCert !== undefined,
+    metrics?.addr,
+  );
+  running.started?.();
+  notifier.ready(statusLine(running.addrs)).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
     if (!told && notifier.enabled) {
@@ -257,7 +227,7 @@ async function runUntilStopped(serving: Serving, around: {
   });
   let failure: string | undefined;
   try {
-    failure = await serving.finished;
+    failure = await running.finished;
   } finally {
     for (const remove of removers) remove();
     ended = true;
@@ -265,9 +235,17 @@ async function runUntilStopped(serving: Serving, around: {
   }
   if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
   await stoppingSent;
-  serving.stopped?.();
-  await log.stopped(serving.stats, failure);
+  running.stopped?.();
+  await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
+}
+
+const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM"];
+
+function statusLine(addrs: Deno.Addr[]): string {
+  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
 }
 
 /**
