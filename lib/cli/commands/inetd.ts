@@ -100,11 +100,14 @@ function notASocket(what: string): UsageError {
   );
 }
 
-/** True if stderr is the client's socket too, as inetd and xinetd make it. */
-function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
+/**
+ * True if stderr is the client's socket too, as inetd and xinetd make it
+ * (node:fs is loaded only when this is asked).
+ */
+async function stderrIsClient(): Promise<boolean> {
+  const { fstatSync } = await import("node:fs");
   try {
-    const err = fstat(2);
-    const input = fstat(0);
+    const [err, input] = [fstatSync(2), fstatSync(0)];
     return err.dev === input.dev && err.ino === input.ino;
   } catch {
     return false;
@@ -122,18 +125,12 @@ async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
   try {
     const guard = guardDebuggerPort(undefined, (message) => taken = message);
     // Asked before the client's socket is taken over (node:net moves fd 0).
-    if (taken !== undefined && await stderrIsClientNow()) taken = undefined;
+    if (taken !== undefined && await stderrIsClient()) taken = undefined;
     return { guard, taken };
   } catch (error) {
-    if (await stderrIsClientNow()) throw new ExitError("", 1, true);
+    if (await stderrIsClient()) throw new ExitError("", 1, true);
     throw error;
   }
-}
-
-/** {@linkcode stderrIsClient}, loading node:fs only when it is asked. */
-async function stderrIsClientNow(): Promise<boolean> {
-  const { fstatSync } = await import("node:fs");
-  return stderrIsClient(fstatSync);
 }
 
 /** The connection on stdin, as a listener that accepts it once. */
@@ -206,7 +203,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       import("node:net"),
     ]);
     checkStdin(fstatSync);
-    quiet ||= stderrIsClient(fstatSync);
+    quiet ||= await stderrIsClient();
     conn = openStdin(net, remote);
   }
   const options = await complete(command, await prepare(command, true));
