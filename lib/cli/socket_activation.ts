@@ -54,9 +54,7 @@ export interface PassedSockets {
 }
 
 /** What the environment holds, for {@linkcode readPassedSockets}. */
-export type ListenEnvironment = Partial<
-  Record<(typeof LISTEN_VARIABLES)[number], string>
->;
+export type ListenEnvironment = Record<string, string | undefined>;
 
 /**
  * Reads the protocol's variables. Without `forced`, sockets are taken only
