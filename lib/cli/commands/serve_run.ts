@@ -28,26 +28,20 @@ import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
-/** Serves from the main thread alone. */
-async function serveHere(
+/** Serves from the main thread alone, or with `--workers N` threads. */
+async function serve(
   command: ServeCommand,
   prepared: Prepared,
   writer: LineWriter,
 ): Promise<Serving> {
-  const options = await complete(command, prepared);
-  try {
-    return runServer(command, options, writer.line);
-  } catch (error) {
-    return explainListen(error, command.spelled.host, command.spelled.port);
+  if ((command.workers ?? 1) <= 1) {
+    const options = await complete(command, prepared);
+    try {
+      return runServer(command, options, writer.line);
+    } catch (error) {
+      return explainListen(error, command.spelled.host, command.spelled.port);
+    }
   }
-}
-
-/** `--workers N`: the same, with N threads doing the serving. */
-async function serveWorkers(
-  command: ServeCommand,
-  prepared: Prepared,
-  writer: LineWriter,
-): Promise<Serving> {
   const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
   let held: string[][] | undefined = [];
@@ -117,9 +111,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
       () => serving,
     );
   try {
-    serving = (command.workers ?? 1) > 1
-      ? await serveWorkers(command, prepared, writer)
-      : await serveHere(command, prepared, writer);
+    serving = await serve(command, prepared, writer);
   } catch (error) {
     await metrics?.shutdown();
     throw error;
