@@ -181,12 +181,11 @@ async function loadTls(
 ): Promise<TlsOptions | undefined> {
   const { tlsCert, tlsKey } = command.files;
   if (tlsCert === undefined || tlsKey === undefined) return undefined;
-  const decoder = new TextDecoder();
   const [cert, key] = await Promise.all([
-    readInputFile(tlsCert, "TLS certificate", limit),
-    readInputFile(tlsKey, "TLS key", limit),
+    readInputText(tlsCert, "TLS certificate", limit),
+    readInputText(tlsKey, "TLS key", limit),
   ]);
-  const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
+  const tls = { cert, key };
   // Checked here, so a file that is not a certificate or a key that does
   // not match is reported as the bad value it is, not as a failure to
   // listen (or, on a reload, the old pair stays).
@@ -206,15 +205,9 @@ export async function clientTls(
   transport: ClientTransport,
 ): Promise<false | ClientTlsOptions> {
   if (!transport.tls) return false;
-  const caCerts = transport.ca === undefined ? undefined : [
-    new TextDecoder().decode(
-      await readInputFile(
-        transport.ca,
-        "CA file",
-        transport.maxFileSize ?? DEFAULT_FILE_LIMIT,
-      ),
-    ),
-  ];
+  const caCerts = transport.ca === undefined
+    ? undefined
+    : [await readInputText(transport.ca, "CA file", transport.maxFileSize)];
   return { caCerts, insecure: transport.insecure };
 }
 
@@ -232,9 +225,7 @@ async function readCidrFiles(
 ): Promise<Cidr[]> {
   const blocks: Cidr[] = [];
   for (const path of paths) {
-    const text = new TextDecoder().decode(
-      await readInputFile(path, `${flag} file`, limit),
-    );
+    const text = await readInputText(path, `${flag} file`, limit);
     text.split(/\r?\n/).forEach((raw, i) => {
       const line = raw.replace(/#.*/, "").trim();
       if (line === "") return;
@@ -274,4 +265,13 @@ export async function readInputFile(
       `Cannot read ${what} ${quote(path)}: ${error.message}`,
     );
   }
+}
+
+/** {@linkcode readInputFile}, decoded as UTF-8. */
+async function readInputText(
+  path: string,
+  what: string,
+  limit?: number,
+): Promise<string> {
+  return new TextDecoder().decode(await readInputFile(path, what, limit));
 }
