@@ -18,7 +18,7 @@ import {
   type Serving,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
-import { onSignal } from "../signals.ts";
+import { onSignal, SERVER_SIGNALS } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
@@ -176,28 +176,32 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // which the debugger guard prevents. Said once, so that an operator who
   // sent it by habit learns which signal does what.
   let toldOfSigusr1 = false;
-  const removers = SHUTDOWN_SIGNALS.map((signal) => onSignal(signal, stop));
-  if (Deno.build.os !== "windows") {
-    removers.push(
-      onSignal("SIGHUP", reload),
-      onSignal("SIGUSR1", () => {
-        if (toldOfSigusr1) return;
-        toldOfSigusr1 = true;
-        warn(
-          "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
-            "for stats, SIGHUP to reload",
-          format,
-        );
-      }),
-      onSignal("SIGUSR2", () => {
-        // Stats must never stop the server, whatever fails in them.
-        (async () => {
-          await running.refresh?.();
-          log.stats(running.stats);
-        })().catch(() => {});
-      }),
-    );
-  }
+  const handlers: Partial<Record<Deno.Signal, () => void>> = {
+    SIGINT: stop,
+    SIGTERM: stop,
+    SIGBREAK: stop,
+    SIGHUP: reload,
+    SIGUSR1() {
+      if (toldOfSigusr1) return;
+      toldOfSigusr1 = true;
+      warn(
+        "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
+          "for stats, SIGHUP to reload",
+        format,
+      );
+    },
+    SIGUSR2() {
+      // Stats must never stop the server, whatever fails in them.
+      (async () => {
+        await running.refresh?.();
+        log.stats(running.stats);
+      })().catch(() => {});
+    },
+  };
+  // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
+  const removers = SERVER_SIGNALS.map((signal) =>
+    onSignal(signal, handlers[signal]!)
+  );
   log.started(
     running.addrs,
     command.files.tlsCert !== undefined,
@@ -231,10 +235,6 @@ export async function runServe(given: ServeCommand): Promise<number> {
   await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
 }
-
-const SHUTDOWN_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
-  ? ["SIGINT", "SIGBREAK"]
-  : ["SIGINT", "SIGTERM"];
 
 function statusLine(addrs: Deno.Addr[]): string {
   return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
