@@ -10,6 +10,7 @@
 import type { ServeCommand } from "../commands/serve.ts";
 import { DURATION_BUCKETS, renderMetrics } from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
+import { labelledCounter } from "../../observe/prometheus.ts";
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
@@ -261,7 +262,6 @@ export async function startWorkers(
     for (const { histogram } of snapshots()) addInto(total, histogram);
     return { ...total, observe() {}, bounds: DURATION_BUCKETS };
   };
-  const worker = "greeter_worker_connections_accepted_total";
   return {
     addrs,
     get draining() {
@@ -278,13 +278,15 @@ export async function startWorkers(
           dropped,
         },
       }) +
-      [
-        `# HELP ${worker} Connections accepted, by worker thread (--workers).`,
-        `# TYPE ${worker} counter`,
-        ...members.map((m, i) =>
-          `${worker}{worker="${i}"} ${m.snapshot?.stats.accepted ?? 0}`
+      labelledCounter(
+        "greeter_worker_connections_accepted_total",
+        "Connections accepted, by worker thread (--workers).",
+        "worker",
+        Object.fromEntries(
+          members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
         ),
-      ].join("\n") + "\n",
+        members.map((m) => `${m.index}`),
+      ),
     /**
      * Tells every worker to swap in `next` (what the main thread read and
      * checked); resolves to undefined, or to the first worker's failure.
