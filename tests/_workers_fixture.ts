@@ -16,6 +16,6 @@ const failure = await group.finished;
 console.log(JSON.stringify({
   failure,
   draining: group.draining,
-  accepted: group.stats().accepted,
+  accepted: group.stats.accepted,
   logged,
 }));

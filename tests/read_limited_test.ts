@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { readLimited, ReadLimitedError } from "../lib/cli/read_limited.ts";
-import { readInputFile } from "../lib/cli/read_file.ts";
+import { readInputFile } from "../lib/cli/setup.ts";
 import { UsageError } from "../lib/cli/flags.ts";
 import { canRun, withTempDir } from "./_helpers.ts";
 

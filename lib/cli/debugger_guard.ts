@@ -25,6 +25,16 @@ export function isCompiledBinary(
 
 const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
 
+/**
+ * True when `reusePort` can be used: Deno exits at once, with no error to
+ * catch, when it is asked for without `--unstable-net`, so this checks for
+ * another API that flag enables.
+ */
+export function reusePortAvailable(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
+    "function";
+}
+
 /** How often a guard that found the address taken tries to take it. */
 export const GUARD_RETRY_MS = 50;
 
@@ -75,9 +85,7 @@ export function guardDebuggerPort(
       1,
     );
   }
-  // Deno exits at once, without an error to catch, when reusePort is asked
-  // without --unstable-net; listenDatagram exists only with that flag.
-  const reusePort = typeof Deno.listenDatagram === "function";
+  const reusePort = reusePortAvailable();
   const hold = (): Deno.Listener | undefined => {
     try {
       return Deno.listen({ hostname, port: Number(port), reusePort });

@@ -30,14 +30,6 @@ export function readSoftFdLimit(
   return soft !== undefined && Number.isFinite(soft) ? soft : undefined;
 }
 
-/** What {@linkcode fitConnectionCap} decided. */
-export interface ConnectionCapFit {
-  /** The connection cap to use. */
-  cap: number;
-  /** Whether it is below the one asked for. */
-  lowered: boolean;
-}
-
 function checkCount(name: string, value: number, min: number): void {
   if (!(Number.isSafeInteger(value) && value >= min)) {
     throw new RangeError(
@@ -47,8 +39,8 @@ function checkCount(name: string, value: number, min: number): void {
 }
 
 /**
- * The connection cap that fits in `softLimit` descriptors with `reserved`
- * of them kept for other uses: `maxConnections` itself if it fits, else
+ * The connection cap (`cap`, and whether it was `lowered`) that fits in
+ * `softLimit` descriptors with `reserved` of them kept for other uses: `maxConnections` itself if it fits, else
  * `softLimit - reserved`, and never below 1 (a server that may not accept
  * anyone is not one; with so few descriptors, accept errors are counted
  * and survived anyway). An unknown limit (undefined) leaves the cap as it is.
@@ -71,7 +63,7 @@ export function fitConnectionCap(
   maxConnections: number,
   softLimit: number | undefined,
   reserved: number = RESERVED_FDS,
-): ConnectionCapFit {
+): { cap: number; lowered: boolean } {
   checkCount("Connection cap", maxConnections, 1);
   checkCount("Reserved descriptors", reserved, 0);
   if (softLimit === undefined || softLimit === Infinity) {

@@ -5,11 +5,16 @@
  * @module
  */
 
-import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 
 /** One MiB, the default limit of a file named on the command line. */
 export const MIB = 1024 * 1024;
+
+/** The most bytes read from a greeting, certificate, key or CA file. */
+export const DEFAULT_FILE_LIMIT = MIB;
+
+/** The most bytes read from a quotes file: a fortune database is larger. */
+export const DEFAULT_QUOTES_LIMIT = 16 * MIB;
 
 /** A size in bytes for messages: `1 MiB`, `512 KiB`, or `1000 bytes`. */
 export function formatSize(bytes: number): string {
@@ -20,49 +25,40 @@ export function formatSize(bytes: number): string {
     : `${bytes} bytes`;
 }
 
-/** Why a file was not read; see {@linkcode ReadLimitedError}. */
+/**
+ * Why a file was not read: `not-a-file` (a device, FIFO, directory or
+ * socket), `too-large` (by its size or by what it held when read),
+ * `not-found`, `permission-denied` (the operating system refused),
+ * `not-permitted` (Deno's permissions: `--allow-read`, or `--allow-all` for
+ * /proc and devices), or `unreadable` (any other failure, in `cause`).
+ */
 export type ReadLimitedKind =
-  /** A device, FIFO, directory or socket: {@linkcode ReadLimitedError.fileType} says which. */
   | "not-a-file"
-  /** Larger than the limit, by its size or by what it held when read. */
   | "too-large"
-  /** Nothing at that path. */
   | "not-found"
-  /** The operating system refused (file mode, ownership, a security module). */
   | "permission-denied"
-  /** Deno's permissions do not allow it (`--allow-read`, or `--allow-all` for /proc and devices). */
   | "not-permitted"
-  /** Any other failure; {@linkcode ReadLimitedError.cause} has it. */
   | "unreadable";
 
+/** The words of each file type but a regular file, by its `st_mode` type bits. */
+const TYPES = {
+  "directory": [0o040000, "a directory"],
+  "fifo": [0o010000, "a FIFO (named pipe)"],
+  "socket": [0o140000, "a socket"],
+  "character-device": [0o020000, "a character device"],
+  "block-device": [0o060000, "a block device"],
+  "unknown": [-1, "not a regular file"],
+} as const;
+
 /** What a path that is not a regular file is. */
-export type FileType =
-  | "directory"
-  | "fifo"
-  | "socket"
-  | "character-device"
-  | "block-device"
-  | "unknown";
+export type FileType = keyof typeof TYPES;
 
-/** Words for each file type, for the message. */
-export const TYPE_WORDS: Readonly<Record<FileType, string>> = {
-  "directory": "a directory",
-  "fifo": "a FIFO (named pipe)",
-  "socket": "a socket",
-  "character-device": "a character device",
-  "block-device": "a block device",
-  "unknown": "not a regular file",
+/** The words after the file's name, for each kind but `unreadable`. */
+const REASONS: Record<string, string> = {
+  "not-found": "no such file",
+  "permission-denied": "permission denied",
+  "not-permitted": "greeter lacks read permission (run deno with --allow-read)",
 };
-
-/** Details for {@linkcode ReadLimitedError}. */
-export interface ReadLimitedDetails {
-  /** For `not-a-file`: what the path is. */
-  fileType?: FileType;
-  /** For `too-large`: the size stat reported, or the bytes read past the limit. */
-  size?: number;
-  /** The underlying error. */
-  cause?: unknown;
-}
 
 /**
  * A file that {@linkcode readLimited} would not or could not read. The
@@ -70,12 +66,6 @@ export interface ReadLimitedDetails {
  * the CLI to prefix with the flag the file came from.
  */
 export class ReadLimitedError extends Error {
-  /** The path as given. */
-  readonly path: string;
-  /** Why it was not read. */
-  readonly kind: ReadLimitedKind;
-  /** The limit it was read with, in bytes. */
-  readonly limit: number;
   /** For `not-a-file`: what the path is. */
   readonly fileType?: FileType;
   /**
@@ -94,18 +84,17 @@ export class ReadLimitedError extends Error {
    * @param details What it is, how large, and the underlying error.
    */
   constructor(
-    path: string,
-    kind: ReadLimitedKind,
-    limit: number,
-    details: ReadLimitedDetails = {},
+    readonly path: string,
+    readonly kind: ReadLimitedKind,
+    readonly limit: number,
+    details: { fileType?: FileType; size?: number; cause?: unknown } = {},
   ) {
     const { fileType, size, cause } = details;
     // Why, in the words the command line puts after the file's name.
     super(
       kind === "not-a-file"
-        ? `it is ${
-          TYPE_WORDS[fileType ?? "unknown"]
-        }; give the path of a regular file`
+        ? `it is ${TYPES[fileType ?? "unknown"][1]}; give the path of a ` +
+          "regular file"
         : kind === "too-large"
         ? `it is larger than the limit of ${formatSize(limit)}` +
           (size !== undefined && size > limit + 1
@@ -113,39 +102,14 @@ export class ReadLimitedError extends Error {
             : "") +
           "; raise the limit with --max-file-size, such as --max-file-size " +
           "64MiB"
-        : kind === "not-found"
-        ? "no such file"
-        : kind === "permission-denied"
-        ? "permission denied"
-        : kind === "not-permitted"
-        ? "greeter lacks read permission (run deno with --allow-read)"
-        : cause instanceof Error
-        ? cause.message
-        : String(cause),
+        : REASONS[kind] ??
+          (cause instanceof Error ? cause.message : String(cause)),
       cause === undefined ? undefined : { cause },
     );
     this.name = "ReadLimitedError";
-    this.path = path;
-    this.kind = kind;
-    this.limit = limit;
     if (fileType !== undefined) this.fileType = fileType;
     if (size !== undefined) this.size = size;
   }
-}
-
-/** What `info` is, when it is not a regular file. */
-function fileTypeOf(info: Deno.FileInfo): FileType {
-  return info.isDirectory
-    ? "directory"
-    : info.isFifo
-    ? "fifo"
-    : info.isSocket
-    ? "socket"
-    : info.isCharDevice
-    ? "character-device"
-    : info.isBlockDevice
-    ? "block-device"
-    : "unknown";
 }
 
 /** Turns an error from stat, open or read into a {@linkcode ReadLimitedError}. */
@@ -179,19 +143,6 @@ const CHUNK = 64 * 1024;
  */
 let nodeFs: Promise<typeof import("node:fs")> | undefined;
 
-/** What was opened, as {@linkcode fileTypeOf} wants it. */
-function infoOf(stats: Stats): Deno.FileInfo {
-  return {
-    isFile: stats.isFile(),
-    isDirectory: stats.isDirectory(),
-    isFifo: stats.isFIFO(),
-    isSocket: stats.isSocket(),
-    isCharDevice: stats.isCharacterDevice(),
-    isBlockDevice: stats.isBlockDevice(),
-    size: stats.size,
-  } as Deno.FileInfo;
-}
-
 /**
  * Reads the regular file at `path`, of at most `limit` bytes.
  *
@@ -222,9 +173,29 @@ export async function readLimited(
       `Read limit must be a whole number of bytes, 0 or more; got ${limit}`,
     );
   }
+  /** Refuses anything but a regular file within the limit. */
+  const check = (isFile: boolean, mode: number | null, size: number) => {
+    if (!isFile) {
+      const type = (Object.keys(TYPES) as FileType[]).find((name) =>
+        TYPES[name][0] === ((mode ?? 0) & 0o170000)
+      );
+      throw new ReadLimitedError(path, "not-a-file", limit, {
+        fileType: type ?? "unknown",
+      });
+    }
+    if (size > limit) {
+      throw new ReadLimitedError(path, "too-large", limit, { size });
+    }
+  };
   let file: FileHandle | undefined;
   try {
-    check(path, limit, await Deno.stat(path));
+    const info = await Deno.stat(path);
+    // Windows gives no mode: there, only a directory is told apart.
+    check(
+      info.isFile,
+      info.mode ?? (info.isDirectory ? 0o040000 : 0),
+      info.size,
+    );
     const { constants, promises } = await (nodeFs ??= import("node:fs"));
     // Opening never blocks (a FIFO swapped in after the stat would wait for
     // a writer forever) nor takes a terminal as the controlling one.
@@ -232,59 +203,32 @@ export async function readLimited(
       path,
       constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY,
     );
-    const opened = infoOf(await file.stat());
-    check(path, limit, opened);
-    return await readUpTo(file, path, limit, opened.size);
+    const opened = await file.stat();
+    check(opened.isFile(), opened.mode, opened.size);
+    // Room for the size stat gave plus one byte to notice growth; grown in
+    // steps only if the file holds more than it said.
+    let buffer = new Uint8Array(Math.min(limit, opened.size) + 1);
+    let length = 0;
+    while (length <= limit) {
+      if (length === buffer.length) {
+        const grown = new Uint8Array(Math.min(limit + 1, length + CHUNK));
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const { bytesRead } = await file.read(
+        buffer,
+        length,
+        buffer.length - length,
+        null,
+      );
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    check(true, null, length);
+    return buffer.subarray(0, length);
   } catch (error) {
     throw wrap(path, limit, error);
   } finally {
     await file?.close().catch(() => {});
   }
-}
-
-/** Refuses anything but a regular file within the limit. */
-function check(path: string, limit: number, info: Deno.FileInfo): void {
-  if (!info.isFile) {
-    throw new ReadLimitedError(path, "not-a-file", limit, {
-      fileType: fileTypeOf(info),
-    });
-  }
-  if (info.size > limit) {
-    throw new ReadLimitedError(path, "too-large", limit, { size: info.size });
-  }
-}
-
-/** Reads to the end, but never more than `limit + 1` bytes in all. */
-async function readUpTo(
-  file: FileHandle,
-  path: string,
-  limit: number,
-  expected: number,
-): Promise<Uint8Array> {
-  // Room for the size stat gave plus one byte to notice growth; grown in
-  // steps only if the file holds more than it said.
-  let buffer = new Uint8Array(Math.min(limit, expected) + 1);
-  let length = 0;
-  while (true) {
-    if (length === buffer.length) {
-      if (length > limit) {
-        throw new ReadLimitedError(path, "too-large", limit, { size: length });
-      }
-      const grown = new Uint8Array(Math.min(limit + 1, length + CHUNK));
-      grown.set(buffer);
-      buffer = grown;
-    }
-    const { bytesRead } = await file.read(
-      buffer,
-      length,
-      buffer.length - length,
-      null,
-    );
-    if (bytesRead === 0) break;
-    length += bytesRead;
-  }
-  if (length > limit) {
-    throw new ReadLimitedError(path, "too-large", limit, { size: length });
-  }
-  return buffer.subarray(0, length);
 }

@@ -2,9 +2,11 @@ import { createConnectionLog } from "../observe/connection_log.ts";
 import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
-  type DurationHistogram,
+  renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
+import type { HealthSource } from "./metrics_endpoint.ts";
+import type { WorkerSnapshot } from "./workers/protocol.ts";
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
   type GreetingServer,
@@ -14,6 +16,7 @@ import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError } from "./explain.ts";
 import { warn, warnOnceServing } from "./warn.ts";
+import { mayRead } from "./socket_activation.ts";
 
 /**
  * The cell of the health probe's port (see `selfProbe`): the main thread's,
@@ -27,43 +30,45 @@ export const SELF_PROBE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
  */
 export const SAID_ONCE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
 
-/** One thread's server with its connection log and duration histogram. */
-export interface ServerRun {
-  /** The running server. */
-  readonly server: GreetingServer;
-  /** Connection durations, read by the metrics endpoint. */
-  readonly histogram: DurationHistogram;
-  /** In tarpit mode, how long held clients were held. */
-  readonly trapped: DurationHistogram | undefined;
-  /** Connection lines the flood limit left out so far. */
-  readonly suppressed: number;
-  /** Emits the pending summaries and stops their timers. */
-  closeLog(): void;
-}
-
-/** Options for {@linkcode runServer}. */
-export interface RunServerOptions {
-  /** The serving command: its log and metrics. */
-  command: ServeCommand;
-  /** The server options made from it (see `complete`). */
-  options: ServeGreetingOptions;
-  /** Receives each log line (the main thread's writer, or a worker's batcher). */
-  emit: (line: string) => void;
-  /** The main thread's probe cell, in a worker; this thread's by default. */
-  selfProbe?: Int32Array;
-  /** The main thread's {@linkcode SAID_ONCE}, in a worker. */
-  saidOnce?: Int32Array;
-}
+/**
+ * A running server, one thread's or the workers', as serving drives it and
+ * the metrics and a reload read it.
+ */
+export type Serving = HealthSource & {
+  /** Its families of the metrics, given the log lines stdout dropped. */
+  render(dropped: number): string;
+  /** Swaps in a prepared reload; the failure's one line, if any. */
+  swap(prepared: Prepared): Promise<string | undefined>;
+  /** Brings the counters up to date (workers report them periodically). */
+  refresh?(): Promise<void>;
+  /** Starts draining; its outcome is reported through `finished`. */
+  shutdown(): unknown;
+  /** Settles with a failure's one-line message, or undefined. */
+  finished: Promise<string | undefined>;
+  /** Called once the start-up lines are out. */
+  started?(): void;
+  /** Called once the server has stopped, before the stop line. */
+  stopped?(): void;
+};
 
 /**
  * Starts one server run: the same for the main thread and for every worker
  * of `--workers`. Only what surrounds it (stdout, or messages to the main
- * thread) differs.
+ * thread) differs. `emit` receives each log line (the main thread's writer,
+ * or a worker's batcher); a worker passes the main thread's probe cell and
+ * {@linkcode SAID_ONCE}.
  *
  * @throws What `serveGreeting` throws; nothing is left running.
  */
-export function runServer(run: RunServerOptions): ServerRun {
-  const { command, options, emit } = run;
+export function runServer(
+  command: ServeCommand,
+  options: ServeGreetingOptions,
+  emit: (line: string) => void,
+  shared: { selfProbe: Int32Array; saidOnce: Int32Array } = {
+    selfProbe: SELF_PROBE,
+    saidOnce: SAID_ONCE,
+  },
+) {
   const log = createConnectionLog({
     emit,
     format: command.log.format,
@@ -83,10 +88,10 @@ export function runServer(run: RunServerOptions): ServerRun {
       ...options,
       onConnection: log.onConnection,
       onAcceptError: command.fdLimitUnread
-        ? sayUnfittedOnce(command, log.onAcceptError, run.saidOnce ?? SAID_ONCE)
+        ? sayUnfittedOnce(command, log.onAcceptError, shared.saidOnce)
         : log.onAcceptError,
       // Only --metrics probes the server's own port.
-      selfProbe: command.metrics ? run.selfProbe ?? SELF_PROBE : undefined,
+      selfProbe: command.metrics ? shared.selfProbe : undefined,
       onClose: log.onClose,
     }, {
       // The histograms are only read by --metrics, and take numbers: no
@@ -103,13 +108,46 @@ export function runServer(run: RunServerOptions): ServerRun {
     throw error;
   }
   return {
-    server,
-    histogram,
-    trapped,
-    get suppressed() {
-      return log.suppressed;
+    addrs: server.addrs,
+    get draining() {
+      return server.draining;
     },
-    closeLog: () => log.close(),
+    get stats() {
+      return server.stats;
+    },
+    /** Its counters, as a worker sends them to the main thread. */
+    snapshot: (): WorkerSnapshot => ({
+      stats: server.stats,
+      histogram: {
+        counts: [...histogram.counts],
+        sumMs: histogram.sumMs,
+        count: histogram.count,
+      },
+      suppressed: log.suppressed,
+    }),
+    render: (dropped: number) =>
+      renderMetrics(server.stats, histogram, {
+        draining: server.draining,
+        log: { suppressed: log.suppressed, dropped },
+        ...(server.tarpit && trapped
+          ? { tarpit: { stats: server.tarpit, trapped } }
+          : {}),
+      }),
+    // Swapped in the same way on the main thread and in every worker.
+    swap: async (prepared: Prepared) => {
+      try {
+        server.reload(await complete(command, prepared));
+      } catch (error) {
+        return explainError(error).message;
+      }
+    },
+    shutdown: () => server.shutdown(),
+    finished: server.finished.then(
+      () => undefined,
+      (error) => explainError(error).message,
+    ),
+    /** Emits the pending summaries and stops their timers. */
+    stopped: () => log.close(),
   };
 }
 
@@ -139,23 +177,6 @@ function sayUnfittedOnce(
 }
 
 /**
- * Swaps a prepared reload into `server`, the same on the main thread and in
- * every worker; resolves to the failure's one line, if any.
- */
-export async function reloadServer(
-  server: GreetingServer,
-  command: ServeCommand,
-  prepared: Prepared,
-): Promise<string | undefined> {
-  try {
-    server.reload(await complete(command, prepared));
-    return undefined;
-  } catch (error) {
-    return explainError(error).message;
-  }
-}
-
-/**
  * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
  * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
  * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
@@ -166,10 +187,7 @@ export async function reloadServer(
 export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
   if (command.log.timestamps !== "auto") return command;
   const isTerminal = Deno.stdout.isTerminal();
-  const readable = Deno.permissions.querySync({
-    name: "env",
-    variable: "JOURNAL_STREAM",
-  }).state === "granted";
+  const readable = mayRead("JOURNAL_STREAM");
   if (!readable && !isTerminal && command.log.format === "text") {
     warnOnceServing(
       "--log-timestamps auto: stdout is not a terminal, but without " +

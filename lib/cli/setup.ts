@@ -15,8 +15,9 @@ import { presetGreeting } from "../greeting/presets.ts";
 import {
   DEFAULT_FILE_LIMIT,
   DEFAULT_QUOTES_LIMIT,
-  readInputFile,
-} from "./read_file.ts";
+  readLimited,
+  ReadLimitedError,
+} from "./read_limited.ts";
 import { quote } from "../net/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
@@ -73,7 +74,7 @@ export async function prepare(
 ): Promise<Prepared> {
   const { files } = command;
   const limit = files.maxSize ?? DEFAULT_FILE_LIMIT;
-  const prepared: Prepared = { options: {} };
+  const prepared: Prepared = { options: {}, message: command.greeting.message };
   if (files.quotes !== undefined) {
     prepared.quotes = await readInputFile(
       files.quotes,
@@ -81,7 +82,6 @@ export async function prepare(
       files.maxSize ?? DEFAULT_QUOTES_LIMIT,
     );
   }
-  prepared.message = command.greeting.message;
   if (files.message !== undefined) {
     const bytes = await readInputFile(files.message, "message file", limit);
     prepared.message = asUsageError(
@@ -120,15 +120,11 @@ export async function prepare(
     }
     prepared.key = key;
   }
+  const { listen = [], refuseMessage } = command.options;
   if (!start) {
-    prepared.options = {
-      refuseMessage: command.options.refuseMessage,
-      ...(tls ? { tls } : {}),
-      ...rules,
-    };
+    prepared.options = { refuseMessage, ...(tls ? { tls } : {}), ...rules };
     return prepared;
   }
-  const listen = command.options.listen ?? [];
   for (const target of listen) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
@@ -188,12 +184,11 @@ async function loadTls(
 ): Promise<TlsOptions | undefined> {
   const { tlsCert, tlsKey } = command.files;
   if (tlsCert === undefined || tlsKey === undefined) return undefined;
-  const decoder = new TextDecoder();
   const [cert, key] = await Promise.all([
-    readInputFile(tlsCert, "TLS certificate", limit),
-    readInputFile(tlsKey, "TLS key", limit),
+    readInputText(tlsCert, "TLS certificate", limit),
+    readInputText(tlsKey, "TLS key", limit),
   ]);
-  const tls = { cert: decoder.decode(cert), key: decoder.decode(key) };
+  const tls = { cert, key };
   // Checked here, so a file that is not a certificate or a key that does
   // not match is reported as the bad value it is, not as a failure to
   // listen (or, on a reload, the old pair stays).
@@ -213,15 +208,9 @@ export async function clientTls(
   transport: ClientTransport,
 ): Promise<false | ClientTlsOptions> {
   if (!transport.tls) return false;
-  const caCerts = transport.ca === undefined ? undefined : [
-    new TextDecoder().decode(
-      await readInputFile(
-        transport.ca,
-        "CA file",
-        transport.maxFileSize ?? DEFAULT_FILE_LIMIT,
-      ),
-    ),
-  ];
+  const caCerts = transport.ca === undefined
+    ? undefined
+    : [await readInputText(transport.ca, "CA file", transport.maxFileSize)];
   return { caCerts, insecure: transport.insecure };
 }
 
@@ -239,9 +228,7 @@ async function readCidrFiles(
 ): Promise<Cidr[]> {
   const blocks: Cidr[] = [];
   for (const path of paths) {
-    const text = new TextDecoder().decode(
-      await readInputFile(path, `${flag} file`, limit),
-    );
+    const text = await readInputText(path, `${flag} file`, limit);
     text.split(/\r?\n/).forEach((raw, i) => {
       const line = raw.replace(/#.*/, "").trim();
       if (line === "") return;
@@ -257,4 +244,37 @@ async function readCidrFiles(
     });
   }
   return blocks;
+}
+
+/**
+ * Reads a file named on the command line with {@linkcode readLimited}.
+ *
+ * @param what What the file is, for the error message ("quotes file").
+ * @param limit The most bytes to read.
+ * @throws {UsageError} `Cannot read <what> "<path>": <reason>` if it cannot
+ * be read.
+ */
+export async function readInputFile(
+  path: string,
+  what: string,
+  limit: number = DEFAULT_FILE_LIMIT,
+): Promise<Uint8Array> {
+  try {
+    return await readLimited(path, limit);
+  } catch (error) {
+    // readLimited wraps every failure of its own; anything else is a bug.
+    if (!(error instanceof ReadLimitedError)) throw error;
+    throw new UsageError(
+      `Cannot read ${what} ${quote(path)}: ${error.message}`,
+    );
+  }
+}
+
+/** {@linkcode readInputFile}, decoded as UTF-8. */
+async function readInputText(
+  path: string,
+  what: string,
+  limit?: number,
+): Promise<string> {
+  return new TextDecoder().decode(await readInputFile(path, what, limit));
 }

@@ -7,11 +7,14 @@
  * @module
  */
 
-/** The signals a serving greeter handles (none on Windows but SIGINT). */
+/**
+ * The signals a serving greeter handles (none on Windows but SIGINT and
+ * SIGBREAK), those that stop it first: handlers are set in this order.
+ */
 export const SERVER_SIGNALS: readonly Deno.Signal[] =
   Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
-    : ["SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"];
+    : ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"];
 
 const handlers = new Map<Deno.Signal, () => void>();
 const pending = new Set<Deno.Signal>();

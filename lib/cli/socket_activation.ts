@@ -11,6 +11,24 @@ import { quote } from "../net/escape.ts";
 import { UsageError } from "./flags.ts";
 import { warn } from "./warn.ts";
 
+/**
+ * Whether `variable` may be read; asked first, for a `deno run` in a
+ * terminal would otherwise prompt.
+ */
+export function mayRead(variable: string): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "env", variable }).state ===
+      "granted";
+  } catch {
+    return false;
+  }
+}
+
+/** `variable`'s value, or undefined when it is unset or may not be read. */
+export function readEnv(variable: string): string | undefined {
+  return mayRead(variable) ? Deno.env.get(variable) : undefined;
+}
+
 /** The variables of the protocol; unset once read, as sd_listen_fds does. */
 export const LISTEN_VARIABLES = [
   "LISTEN_FDS",
@@ -36,9 +54,7 @@ export interface PassedSockets {
 }
 
 /** What the environment holds, for {@linkcode readPassedSockets}. */
-export type ListenEnvironment = Partial<
-  Record<(typeof LISTEN_VARIABLES)[number], string>
->;
+export type ListenEnvironment = Record<string, string | undefined>;
 
 /**
  * Reads the protocol's variables. Without `forced`, sockets are taken only
@@ -146,25 +162,16 @@ export function takePassedSockets(
   forced: boolean,
   format: LogFormat = "text",
 ): PassedSockets | undefined {
-  const readable = LISTEN_VARIABLES.every((variable) => {
-    try {
-      return Deno.permissions.querySync({ name: "env", variable }).state ===
-        "granted";
-    } catch {
-      return false;
-    }
-  });
-  if (!readable) {
+  if (!LISTEN_VARIABLES.every(mayRead)) {
     if (!forced) return undefined;
     throw new UsageError(
       "--socket-activation needs to read the environment: run deno with " +
         `--allow-env=${LISTEN_VARIABLES.join(",")}`,
     );
   }
-  const env: ListenEnvironment = {};
-  for (const variable of LISTEN_VARIABLES) {
-    env[variable] = Deno.env.get(variable);
-  }
+  const env = Object.fromEntries(
+    LISTEN_VARIABLES.map((name) => [name, Deno.env.get(name)]),
+  );
   const passed = readPassedSockets(
     env,
     Deno.pid,

@@ -21,6 +21,7 @@
  */
 
 import { escapeControl } from "../net/escape.ts";
+import { readEnv } from "./socket_activation.ts";
 
 /** The largest datagram systemd reads (`NOTIFY_BUFFER_MAX`, one pipe buffer). */
 export const MAX_NOTIFICATION_BYTES = 4096;
@@ -31,18 +32,12 @@ const MAX_STATUS = 1024;
 /** The part of `Deno.DatagramConn` used here. */
 export interface NotifySocket {
   /** Sends one datagram to `addr`. */
-  send(
-    data: Uint8Array,
-    addr: { transport: "unixpacket"; path: string },
-  ): Promise<number>;
+  send(data: Uint8Array, addr: UnixPacketAddr): Promise<number>;
   /** Closes the socket. */
   close(): void;
 }
 
-/** Opens a datagram socket bound to `path`, as `Deno.listenDatagram` does. */
-export type OpenNotifySocket = (
-  options: { transport: "unixpacket"; path: string },
-) => NotifySocket;
+type UnixPacketAddr = { transport: "unixpacket"; path: string };
 
 /** Options for {@linkcode createSystemdNotifier}. */
 export interface SystemdNotifierOptions {
@@ -52,74 +47,22 @@ export interface SystemdNotifierOptions {
    */
   socket?: string;
   /** Opens the sending socket; defaults to `Deno.listenDatagram`. For tests. */
-  open?: OpenNotifySocket;
+  open?: (options: UnixPacketAddr) => NotifySocket;
   /** The `MONOTONIC_USEC` for `RELOADING=1`; defaults to {@linkcode monotonicUsec}. */
   monotonicUsec?: () => bigint | undefined;
 }
 
-/** Sends systemd notifications; see {@linkcode createSystemdNotifier}. */
-export interface SystemdNotifier {
-  /** Whether a notification socket is set: when false, every call returns false at once. */
-  readonly enabled: boolean;
-  /** The notification socket as given (`@name` for an abstract one), if any. */
-  readonly socket: string | undefined;
-  /** Notifications delivered to the socket. */
-  readonly sent: number;
-  /** Notifications that failed (not counting those skipped because none is set). */
-  readonly failed: number;
-  /** Why the last failed notification failed. */
-  readonly lastError: Error | undefined;
-  /**
-   * Sends `state`, newline-separated `KEY=value` assignments, as they are.
-   * Resolves to whether it was delivered.
-   */
-  notify(state: string): Promise<boolean>;
-  /** `READY=1`: start-up, or a reload, is complete. */
-  ready(status?: string): Promise<boolean>;
-  /**
-   * `RELOADING=1` and `MONOTONIC_USEC=` now: a reload has begun. Send
-   * {@linkcode SystemdNotifier.ready} when it is over, whatever its result.
-   */
-  reloading(status?: string): Promise<boolean>;
-  /** `STOPPING=1`: shutdown has begun. */
-  stopping(status?: string): Promise<boolean>;
-  /** `STATUS=text`: one line for `systemctl status`. */
-  status(text: string): Promise<boolean>;
-}
-
-/** `$NOTIFY_SOCKET`, or undefined when it is unset or may not be read. */
-function notifySocketFromEnv(): string | undefined {
-  try {
-    // Asked first: a `deno run` in a terminal would otherwise prompt.
-    const { state } = Deno.permissions.querySync({
-      name: "env",
-      variable: "NOTIFY_SOCKET",
-    });
-    if (state !== "granted") return undefined;
-    return Deno.env.get("NOTIFY_SOCKET");
-  } catch {
-    // No --allow-env=NOTIFY_SOCKET: as good as unset.
-    return undefined;
-  }
-}
-
 /** `Deno.listenDatagram`, which exists only with `--unstable-net`. */
-function denoOpen(
-  options: { transport: "unixpacket"; path: string },
-): NotifySocket {
-  const listen = (Deno as unknown as { listenDatagram?: OpenNotifySocket })
-    .listenDatagram;
+function denoOpen(options: UnixPacketAddr): NotifySocket {
+  const listen =
+    (Deno as { listenDatagram?: (o: UnixPacketAddr) => NotifySocket })
+      .listenDatagram;
   if (typeof listen !== "function") {
     throw new TypeError(
       "Unix datagram sockets are not available: Deno needs --unstable-net",
     );
   }
   return listen(options);
-}
-
-/** The kernel's form of a socket name: `@name` is `\0name`, abstract. */
-function socketPath(socket: string): string {
-  return socket.startsWith("@") ? `\0${socket.slice(1)}` : socket;
 }
 
 /** A `STATUS=` line from any text: one line, printable, not too long. */
@@ -154,26 +97,27 @@ function statusLine(text: string): string {
  * @returns Microseconds, or undefined if neither source can be read.
  */
 export function monotonicUsec(): bigint | undefined {
-  try {
-    const match = /^(\d+)\.(\d{2}) /.exec(
-      Deno.readTextFileSync("/proc/uptime"),
-    );
-    if (match) {
-      const hundredths = BigInt(match[1]) * 100n + BigInt(match[2]) + 1n;
-      return hundredths * 10_000n;
-    }
-  } catch {
-    // Not Linux, or no read permission: try the next source.
+  const [, whole, hundredths] =
+    attempt(() =>
+      /^(\d+)\.(\d{2}) /.exec(Deno.readTextFileSync("/proc/uptime"))
+    ) ?? [];
+  if (whole !== undefined) {
+    return (BigInt(whole) * 100n + BigInt(hundredths) + 1n) * 10_000n;
   }
+  // Else whole seconds, with --allow-sys.
+  const seconds = attempt(() => Deno.osUptime()) ?? 0;
+  return Number.isSafeInteger(seconds) && seconds > 0
+    ? BigInt(seconds) * 1_000_000n
+    : undefined;
+}
+
+/** What `f` returns, or undefined if it throws (not Linux, no permission). */
+function attempt<T>(f: () => T): T | undefined {
   try {
-    const seconds = Deno.osUptime();
-    if (Number.isSafeInteger(seconds) && seconds > 0) {
-      return BigInt(seconds) * 1_000_000n;
-    }
+    return f();
   } catch {
-    // No --allow-sys.
+    return undefined;
   }
-  return undefined;
 }
 
 /**
@@ -191,24 +135,20 @@ export function monotonicUsec(): bigint | undefined {
  * await notifier.ready("Listening on 0.0.0.0:8080");
  * ```
  */
-export function createSystemdNotifier(
-  options: SystemdNotifierOptions = {},
-): SystemdNotifier {
-  const socket = options.socket ?? notifySocketFromEnv();
+export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
+  const socket = options.socket ?? readEnv("NOTIFY_SOCKET");
   const enabled = socket !== undefined && socket !== "";
-  const open = options.open ?? denoOpen;
-  const stamp = options.monotonicUsec ?? monotonicUsec;
-  const encoder = new TextEncoder();
+  const { open = denoOpen, monotonicUsec: stamp = monotonicUsec } = options;
   let sent = 0;
   let failed = 0;
   let lastError: Error | undefined;
   // Sends run one after another, so systemd sees them in the order asked.
-  let queue: Promise<unknown> = Promise.resolve();
+  let queue = Promise.resolve(true);
 
   async function deliver(state: string): Promise<boolean> {
     let conn: NotifySocket | undefined;
     try {
-      const data = encoder.encode(state);
+      const data = new TextEncoder().encode(state);
       if (data.length > MAX_NOTIFICATION_BYTES) {
         throw new RangeError(
           `Notification is ${data.length} bytes; systemd reads at most ${MAX_NOTIFICATION_BYTES}`,
@@ -218,10 +158,9 @@ export function createSystemdNotifier(
         transport: "unixpacket",
         path: `\0greeter-notify-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
       });
-      await conn.send(data, {
-        transport: "unixpacket",
-        path: socketPath(socket!),
-      });
+      // The kernel's form of a socket name: `@name` is `\0name`, abstract.
+      const path = socket!.replace(/^@/, "\0");
+      await conn.send(data, { transport: "unixpacket", path });
       sent++;
       return true;
     } catch (error) {
@@ -229,50 +168,52 @@ export function createSystemdNotifier(
       lastError = error instanceof Error ? error : new Error(String(error));
       return false;
     } finally {
-      try {
-        conn?.close();
-      } catch {
-        // Already closed: nothing to release.
-      }
+      attempt(() => conn?.close()); // Already closed: nothing to release.
     }
   }
 
-  function notify(state: string): Promise<boolean> {
+  /**
+   * Sends `state`, newline-separated `KEY=value` assignments, as they are.
+   * Resolves to whether it was delivered.
+   */
+  function notify(state: string, status?: string): Promise<boolean> {
     if (!enabled) return Promise.resolve(false);
-    const result = queue.then(() => deliver(state));
-    queue = result;
-    return result;
-  }
-
-  function withStatus(state: string, status?: string): string {
-    return status === undefined ? state : `${state}\n${statusLine(status)}`;
+    if (status !== undefined) state += `\n${statusLine(status)}`;
+    return queue = queue.then(() => deliver(state));
   }
 
   return {
+    /** Whether a notification socket is set: when false, every call returns false at once. */
     enabled,
+    /** The notification socket as given (`@name` for an abstract one), if any. */
     socket: enabled ? socket : undefined,
-    get sent() {
+    /** Notifications delivered to the socket. */
+    get sent(): number {
       return sent;
     },
-    get failed() {
+    /** Notifications that failed (not counting those skipped because none is set). */
+    get failed(): number {
       return failed;
     },
-    get lastError() {
+    /** Why the last failed notification failed. */
+    get lastError(): Error | undefined {
       return lastError;
     },
-    notify,
-    ready: (status) => notify(withStatus("READY=1", status)),
-    reloading(status) {
-      if (!enabled) return Promise.resolve(false);
-      const usec = stamp();
-      return notify(withStatus(
-        usec === undefined
-          ? "RELOADING=1"
-          : `RELOADING=1\nMONOTONIC_USEC=${usec}`,
-        status,
-      ));
+    notify: (state: string) => notify(state),
+    /** `READY=1`: start-up, or a reload, is complete. */
+    ready: (status?: string) => notify("READY=1", status),
+    /**
+     * `RELOADING=1` and `MONOTONIC_USEC=` now: a reload has begun. Send
+     * `ready` when it is over, whatever its result.
+     */
+    reloading(status?: string): Promise<boolean> {
+      const usec = enabled ? stamp() : undefined;
+      const state = usec === undefined ? "" : `\nMONOTONIC_USEC=${usec}`;
+      return notify(`RELOADING=1${state}`, status);
     },
-    stopping: (status) => notify(withStatus("STOPPING=1", status)),
-    status: (text) => notify(statusLine(text)),
+    /** `STOPPING=1`: shutdown has begun. */
+    stopping: (status?: string) => notify("STOPPING=1", status),
+    /** `STATUS=text`: one line for `systemctl status`. */
+    status: (text: string) => notify(statusLine(text)),
   };
 }

@@ -22,6 +22,7 @@ import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { ExitError } from "../flags.ts";
 import { warn } from "../warn.ts";
+import { readEnv } from "../socket_activation.ts";
 
 /**
  * Where each host puts the client's and the server's address, first match
@@ -47,27 +48,14 @@ export const INETD_VARIABLES: readonly string[] = [
   ...LOCAL_VARIABLES,
 ].flat().filter((name) => name !== undefined);
 
-/** A variable's value, or undefined if unset or not ours to read. */
-function env(name: string): string | undefined {
-  try {
-    if (
-      Deno.permissions.querySync({ name: "env", variable: name }).state !==
-        "granted"
-    ) return undefined;
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The first address a host gave, from pairs of variables. */
 function addressFrom(
   pairs: readonly (readonly [string, string | undefined])[],
 ): Deno.NetAddr | undefined {
   for (const [hostVariable, portVariable] of pairs) {
-    const hostname = env(hostVariable);
+    const hostname = readEnv(hostVariable);
     if (!hostname) continue;
-    const portText = portVariable === undefined ? "0" : env(portVariable);
+    const portText = portVariable === undefined ? "0" : readEnv(portVariable);
     try {
       return { transport: "tcp", hostname, port: parsePort(portText ?? "") };
     } catch {
@@ -85,26 +73,23 @@ function addressFrom(
  * @throws {UsageError} Saying what stdin is instead, and how to run it.
  */
 function checkStdin(fstat: typeof Fs.fstatSync): void {
-  let what: string | undefined;
-  if (Deno.stdin.isTerminal()) {
-    what = "a terminal";
-  } else {
-    try {
-      const info = fstat(0);
-      what = info.isSocket()
-        ? undefined
-        : info.isFile()
-        ? "a regular file"
-        : info.isFIFO()
-        ? "a pipe"
-        : info.isCharacterDevice()
-        ? "a device"
-        : "not a socket";
-    } catch {
-      what = "closed";
-    }
+  let info: Fs.Stats;
+  try {
+    info = fstat(0);
+  } catch {
+    throw notASocket("closed");
   }
-  if (what !== undefined) throw notASocket(what);
+  if (info.isSocket()) return;
+  // (A terminal was said before: runInetd asks that first.)
+  throw notASocket(
+    info.isFile()
+      ? "a regular file"
+      : info.isFIFO()
+      ? "a pipe"
+      : info.isCharacterDevice()
+      ? "a device"
+      : "not a socket",
+  );
 }
 
 function notASocket(what: string): UsageError {
@@ -115,11 +100,14 @@ function notASocket(what: string): UsageError {
   );
 }
 
-/** True if stderr is the client's socket too, as inetd and xinetd make it. */
-function stderrIsClient(fstat: typeof Fs.fstatSync): boolean {
+/**
+ * True if stderr is the client's socket too, as inetd and xinetd make it
+ * (node:fs is loaded only when this is asked).
+ */
+async function stderrIsClient(): Promise<boolean> {
+  const { fstatSync } = await import("node:fs");
   try {
-    const err = fstat(2);
-    const input = fstat(0);
+    const [err, input] = [fstatSync(2), fstatSync(0)];
     return err.dev === input.dev && err.ino === input.ino;
   } catch {
     return false;
@@ -137,18 +125,12 @@ async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
   try {
     const guard = guardDebuggerPort(undefined, (message) => taken = message);
     // Asked before the client's socket is taken over (node:net moves fd 0).
-    if (taken !== undefined && await stderrIsClientNow()) taken = undefined;
+    if (taken !== undefined && await stderrIsClient()) taken = undefined;
     return { guard, taken };
   } catch (error) {
-    if (await stderrIsClientNow()) throw new ExitError("", 1, true);
+    if (await stderrIsClient()) throw new ExitError("", 1, true);
     throw error;
   }
-}
-
-/** {@linkcode stderrIsClient}, loading node:fs only when it is asked. */
-async function stderrIsClientNow(): Promise<boolean> {
-  const { fstatSync } = await import("node:fs");
-  return stderrIsClient(fstatSync);
 }
 
 /** The connection on stdin, as a listener that accepts it once. */
@@ -221,7 +203,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       import("node:net"),
     ]);
     checkStdin(fstatSync);
-    quiet ||= stderrIsClient(fstatSync);
+    quiet ||= await stderrIsClient();
     conn = openStdin(net, remote);
   }
   const options = await complete(command, await prepare(command, true));

@@ -20,8 +20,7 @@ import {
 } from "../flags.ts";
 import { escapeControl, quote } from "../../net/escape.ts";
 import { formatDuration } from "../duration.ts";
-import { formatSize, MIB } from "../read_limited.ts";
-import { DEFAULT_QUOTES_LIMIT } from "../read_file.ts";
+import { DEFAULT_QUOTES_LIMIT, formatSize, MIB } from "../read_limited.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,

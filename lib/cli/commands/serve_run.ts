@@ -8,93 +8,41 @@ import {
   createLineWriter,
   type LineWriter,
 } from "../../observe/line_writer.ts";
-import { renderMetrics } from "../../observe/metrics.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError, explainListen } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
-import type { HealthSource } from "../metrics_endpoint.ts";
 import {
-  reloadServer,
   resolveLogTimestamps,
   runServer,
+  type Serving,
 } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
-import {
-  createReloadCounters,
-  runUntilStopped,
-  type Service,
-} from "../service.ts";
-import { guardDebuggerPort } from "../debugger_guard.ts";
-import { warn, warnOnceServing } from "../warn.ts";
+import { onSignal, SERVER_SIGNALS } from "../signals.ts";
+import { createSystemdNotifier } from "../systemd_notify.ts";
+import { formatAddress } from "../../net/address.ts";
+import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
+import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { complete, prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
-/**
- * A running server, one thread's or the workers': the {@linkcode Service}
- * that serving drives, with what the metrics and a reload need of it.
- */
-type Serving =
-  & Pick<Service, "refresh" | "shutdown" | "finished" | "started" | "stopped">
-  & HealthSource
-  & {
-    /** Its families of the metrics, given the log lines stdout dropped. */
-    render(dropped: number): string;
-    /** Swaps in a prepared reload; the failure's one line, if any. */
-    swap(prepared: Prepared): Promise<string | undefined>;
-  };
-
-/** Serves from the main thread alone. */
-async function serveHere(
+/** Serves from the main thread alone, or with `--workers N` threads. */
+async function serve(
   command: ServeCommand,
   prepared: Prepared,
   writer: LineWriter,
 ): Promise<Serving> {
-  const options = await complete(command, prepared);
-  let run;
-  try {
-    run = runServer({ command, options, emit: writer.line });
-  } catch (error) {
-    return explainListen(error, command.spelled.host, command.spelled.port);
+  if ((command.workers ?? 1) <= 1) {
+    const options = await complete(command, prepared);
+    try {
+      return runServer(command, options, writer.line);
+    } catch (error) {
+      return explainListen(error, command.spelled.host, command.spelled.port);
+    }
   }
-  const { server, histogram, trapped } = run;
-  return {
-    addrs: server.addrs,
-    get draining() {
-      return server.draining;
-    },
-    get stats() {
-      return server.stats;
-    },
-    render: (dropped) =>
-      renderMetrics(server.stats, histogram, {
-        draining: server.draining,
-        log: { suppressed: run.suppressed, dropped },
-        ...(server.tarpit && trapped
-          ? { tarpit: { stats: server.tarpit, trapped } }
-          : {}),
-      }),
-    swap: (next) => reloadServer(server, command, next),
-    shutdown: () => server.shutdown(),
-    finished: server.finished.then(
-      () => undefined,
-      (error) => explainError(error).message,
-    ),
-    stopped: () => run.closeLog(),
-  };
-}
-
-/** `--workers N`: the same, with N threads doing the serving. */
-async function serveWorkers(
-  command: ServeCommand,
-  prepared: Prepared,
-  writer: LineWriter,
-): Promise<Serving> {
-  const { renderWorkerMetrics, startWorkers } = await import(
-    "../workers/pool.ts"
-  );
+  const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
   let held: string[][] | undefined = [];
   const write = (lines: string[]) => {
@@ -104,39 +52,21 @@ async function serveWorkers(
     count: command.workers!,
     onLines: (lines) => held ? held.push(lines) : write(lines),
   });
-  return {
-    addrs: group.addrs,
-    get draining() {
-      return group.draining;
-    },
-    get stats() {
-      return group.stats();
-    },
-    render: (dropped) =>
-      renderMetrics(group.stats(), group.histogram(), {
-        draining: group.draining,
-        log: { suppressed: group.suppressed(), dropped },
-      }) + renderWorkerMetrics(group.accepted()),
-    swap: (next) => group.reload(next),
-    refresh: () => group.refresh(),
-    shutdown: () => group.shutdown(),
-    finished: group.finished,
-    started() {
-      held!.forEach(write);
-      held = undefined;
-    },
+  group.started = () => {
+    held!.forEach(write);
+    held = undefined;
   };
+  return group;
 }
 
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
   const passed = withPassedSockets(given);
-  if ((passed.workers ?? 1) > 1) {
-    const pool = await import("../workers/pool.ts");
-    if (!pool.reusePortAvailable()) {
-      throw new ExitError(pool.UNSTABLE_NET_MESSAGE, 2);
-    }
+  // Deno ends the whole process, with no error to catch, when reusePort is
+  // asked for without --unstable-net.
+  if ((passed.workers ?? 1) > 1 && !reusePortAvailable()) {
+    throw new ExitError("--workers needs deno run --unstable-net", 2);
   }
   // Then, before any file is read: Deno's SIGUSR1 debugger shut. The
   // first TCP address greeter listens on (a host and a port) tells whether
@@ -167,7 +97,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     format,
     timestamps: command.log.timestamps === "on",
   });
-  const reloads = createReloadCounters();
+  const reloads = { success: 0, failure: 0, lastSuccess: Date.now() };
   let serving: Serving | undefined;
   // Opened first, and loaded only for --metrics; until the server runs, a
   // scrape gets the process metrics alone.
@@ -181,34 +111,133 @@ export async function runServe(given: ServeCommand): Promise<number> {
       () => serving,
     );
   try {
-    serving = (command.workers ?? 1) > 1
-      ? await serveWorkers(command, prepared, writer)
-      : await serveHere(command, prepared, writer);
+    serving = await serve(command, prepared, writer);
   } catch (error) {
     await metrics?.shutdown();
     throw error;
   }
+  // From here on, serves until SIGINT/SIGTERM (draining) or a failure,
+  // reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
+  // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
+  // logs the stop and flushes the log.
   const running = serving;
-  return await runUntilStopped({
-    ...running,
-    log,
-    format,
-    metrics,
-    tls: command.files.tlsCert !== undefined,
-    reloads,
-    stats: () => running.stats,
-    async reload() {
-      // Read and checked here once, so a bad file leaves the old
-      // configuration, and every worker swaps in exactly these bytes.
-      let next: Prepared;
-      try {
-        next = await prepare(command, false);
-      } catch (error) {
-        return explainError(error).message;
-      }
-      return await running.swap(next);
+  sayHeldWarnings();
+  const notifier = createSystemdNotifier();
+  let stopping = false;
+  // Sent before the process exits: systemd must hear STOPPING=1.
+  let stoppingSent: Promise<unknown> | undefined;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    log.stopping();
+    stoppingSent = notifier.stopping("Draining");
+    Promise.resolve(running.shutdown()).catch(() => {});
+  };
+  // One reload at a time; a SIGHUP during one asks for one more after it.
+  let reloading: Promise<void> | undefined;
+  let again = false;
+  let ended = false;
+  const reload = () => {
+    if (stopping) return;
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = (async () => {
+      do {
+        again = false;
+        await notifier.reloading("Reloading");
+        let error: string | undefined;
+        try {
+          // Read and checked here once, so a bad file leaves the old
+          // configuration, and every worker swaps in exactly these bytes.
+          error = await running.swap(await prepare(command, false));
+        } catch (caught) {
+          error = explainError(caught).message;
+        }
+        // A reload that ends after the server did is not waited for (a read
+        // may hang) and says nothing after the stop line.
+        if (ended) return;
+        if (error === undefined) {
+          reloads.success++;
+          reloads.lastSuccess = Date.now();
+        } else {
+          reloads.failure++;
+        }
+        log.reloaded(error);
+        await notifier.ready(
+          statusLine(running.addrs) +
+            (error === undefined ? "" : "; last reload failed"),
+        );
+      } while (again && !stopping);
+    })().finally(() => reloading = undefined);
+  };
+  // SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
+  // which the debugger guard prevents. Said once, so that an operator who
+  // sent it by habit learns which signal does what.
+  let toldOfSigusr1 = false;
+  const handlers: Partial<Record<Deno.Signal, () => void>> = {
+    SIGINT: stop,
+    SIGTERM: stop,
+    SIGBREAK: stop,
+    SIGHUP: reload,
+    SIGUSR1() {
+      if (toldOfSigusr1) return;
+      toldOfSigusr1 = true;
+      warn(
+        "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
+          "for stats, SIGHUP to reload",
+        format,
+      );
     },
+    SIGUSR2() {
+      // Stats must never stop the server, whatever fails in them.
+      (async () => {
+        await running.refresh?.();
+        log.stats(running.stats);
+      })().catch(() => {});
+    },
+  };
+  // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
+  const removers = SERVER_SIGNALS.map((signal) =>
+    onSignal(signal, handlers[signal]!)
+  );
+  log.started(
+    running.addrs,
+    command.files.tlsCert !== undefined,
+    metrics?.addr,
+  );
+  running.started?.();
+  notifier.ready(statusLine(running.addrs)).then((told) => {
+    // Never silence: a Type=notify unit would wait for READY=1 until its
+    // timeout.
+    if (!told && notifier.enabled) {
+      warn(
+        `cannot tell systemd that greeter is ready (${
+          notifier.lastError?.message ?? "unknown error"
+        }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
+          "--unstable-net, or use the binary",
+        format,
+      );
+    }
   });
+  let failure: string | undefined;
+  try {
+    failure = await running.finished;
+  } finally {
+    for (const remove of removers) remove();
+    ended = true;
+    await metrics?.shutdown();
+  }
+  if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
+  await stoppingSent;
+  running.stopped?.();
+  await log.stopped(running.stats, failure);
+  return failure === undefined ? 0 : 1;
+}
+
+function statusLine(addrs: Deno.Addr[]): string {
+  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
 }
 
 /**

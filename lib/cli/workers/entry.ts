@@ -6,16 +6,10 @@
  * @module
  */
 import { explainError, explainListenError } from "../explain.ts";
-import { reloadServer, runServer, type ServerRun } from "../run_server.ts";
+import { runServer } from "../run_server.ts";
 import { complete } from "../setup.ts";
-import type { GreetingServer } from "../../server/serve_greeting.ts";
 import { ListenError } from "../../server/listeners.ts";
-import type {
-  FromWorker,
-  StartMessage,
-  ToWorker,
-  WorkerSnapshot,
-} from "./protocol.ts";
+import type { FromWorker, StartMessage, ToWorker } from "./protocol.ts";
 
 /** The worker's global scope, typed for what is used here. */
 const scope = globalThis as unknown as {
@@ -64,9 +58,8 @@ function createLogBatcher() {
   };
 }
 
-let server: GreetingServer | undefined;
+let run: ReturnType<typeof runServer> | undefined;
 let startCommand: StartMessage["command"] | undefined;
-let snapshot: (() => WorkerSnapshot) | undefined;
 
 async function start(
   { command, prepared, ports, selfProbe, saidOnce }: StartMessage,
@@ -80,43 +73,28 @@ async function start(
       : { ...target, port: ports[i] }
   );
   const batcher = createLogBatcher();
-  let run: ServerRun;
+  let running: NonNullable<typeof run>;
   try {
-    run = runServer({
+    running = run = runServer(
       command,
-      options: { ...options, listen, reusePort: true },
-      emit: batcher.line,
-      selfProbe,
-      saidOnce,
-    });
+      { ...options, listen, reusePort: true },
+      batcher.line,
+      { selfProbe, saidOnce },
+    );
   } catch (error) {
     batcher.flush();
     throw error;
   }
-  const { histogram } = run;
-  const running = server = run.server;
-  const take = snapshot = (): WorkerSnapshot => ({
-    stats: running.stats,
-    histogram: {
-      counts: [...histogram.counts],
-      sumMs: histogram.sumMs,
-      count: histogram.count,
-    },
-    suppressed: run.suppressed,
-  });
   const ticker = setInterval(
-    () => post({ type: "stats", snapshot: take() }),
+    () => post({ type: "stats", snapshot: running.snapshot() }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
-  const error = await running.finished.then(
-    () => undefined,
-    (failure) => explainError(failure).message,
-  );
+  const error = await running.finished;
   clearInterval(ticker);
-  run.closeLog();
+  running.stopped();
   batcher.flush();
-  post({ type: "done", snapshot: take(), error });
+  post({ type: "done", snapshot: running.snapshot(), error });
 }
 
 function fail(error: unknown) {
@@ -151,22 +129,24 @@ scope.addEventListener("unhandledrejection", crashed);
 scope.onmessage = ({ data }) => {
   switch (data.type) {
     case "start":
-      start(data).catch((error) => server ? crash(error) : fail(error));
+      start(data).catch((error) => run ? crash(error) : fail(error));
       break;
     case "stats":
-      if (snapshot) {
-        post({ type: "stats", snapshot: snapshot(), request: data.request });
+      if (run) {
+        post({
+          type: "stats",
+          snapshot: run.snapshot(),
+          request: data.request,
+        });
       }
       break;
     case "reload":
-      (server && startCommand
-        ? reloadServer(server, startCommand, data.prepared)
-        : Promise.resolve("not serving yet")).then((error) =>
-          post({ type: "reloaded", request: data.request, error })
-        );
+      (run?.swap(data.prepared) ?? Promise.resolve("not serving yet")).then(
+        (error) => post({ type: "reloaded", request: data.request, error }),
+      );
       break;
     case "shutdown":
-      server?.shutdown().catch(() => {
+      run?.shutdown().catch(() => {
         // The failure is reported by start(), from `finished`.
       });
       break;

@@ -8,29 +8,19 @@
  * @module
  */
 import type { ServeCommand } from "../commands/serve.ts";
-import {
-  DURATION_BUCKETS,
-  type DurationHistogram,
-} from "../../observe/metrics.ts";
-import { createServerStats, type ServerStats } from "../../server/stats.ts";
+import { DURATION_BUCKETS, renderMetrics } from "../../observe/metrics.ts";
+import { createServerStats } from "../../server/stats.ts";
+import { exposition, families } from "../../observe/prometheus.ts";
+
+/** The pool's own family: connections by worker thread. */
+const WORKER_FAMILIES = families(`
+counter greeter_worker_connections_accepted_total Connections accepted, by worker thread (--workers).
+`);
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { SAID_ONCE, SELF_PROBE } from "../run_server.ts";
+import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
-
-/** The message for a Deno run without `--unstable-net`. */
-export const UNSTABLE_NET_MESSAGE = "--workers needs deno run --unstable-net";
-
-/**
- * True when `reusePort` can be used: Deno ends the whole process, with no
- * error to catch, when it is asked for without `--unstable-net`, so this
- * checks for another API that flag enables.
- */
-export function reusePortAvailable(): boolean {
-  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
-    "function";
-}
 
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
@@ -44,50 +34,17 @@ export interface StartWorkersOptions {
   entry?: URL;
 }
 
-/** Running workers, as returned by {@linkcode startWorkers}. */
-export interface WorkerGroup {
-  /** Every address they listen on, in the order given. */
-  readonly addrs: Deno.Addr[];
-  /** True from the start of shutdown. */
-  readonly draining: boolean;
-  /** Every worker's latest counters, summed. */
-  stats(): ServerStats;
-  /** Every worker's latest duration histogram, summed (read-only). */
-  histogram(): DurationHistogram;
-  /** Connection lines left out by the workers' flood limiters. */
-  suppressed(): number;
-  /** Connections accepted by each worker, by index. */
-  accepted(): number[];
-  /** Resolves once every running worker has sent fresh counters. */
-  refresh(): Promise<void>;
-  /**
-   * Tells every worker to swap in `prepared` (what the main thread read
-   * and checked); resolves to undefined, or to the first worker's one-line
-   * failure.
-   */
-  reload(prepared: Prepared): Promise<string | undefined>;
-  /** Tells every worker to shut down; safe to call more than once. */
-  shutdown(): void;
-  /**
-   * Resolves once every worker has stopped and been terminated: to
-   * undefined, or to a line saying which worker failed and how.
-   */
-  readonly finished: Promise<string | undefined>;
-}
-
 interface Member {
   index: number;
   worker: Worker;
   snapshot?: WorkerSnapshot;
-  /** The last stats request it answered. */
-  answered: number;
   done: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
 }
 
-/** A reload in progress: the workers whose answer is awaited. */
-interface Reload {
+/** A request in progress (stats or reload): the workers yet to answer. */
+interface Asking {
   waiting: Set<Member>;
   error?: string;
   done: () => void;
@@ -131,27 +88,6 @@ function addInto(into: object, part: object): void {
   }
 }
 
-/** Sums worker counters; `startTime` is the group's. */
-export function sumStats(
-  snapshots: readonly ServerStats[],
-  startTime: number,
-): ServerStats {
-  const total = createServerStats();
-  for (const stats of snapshots) addInto(total, stats);
-  total.startTime = startTime;
-  return total;
-}
-
-/** Renders the per-worker counter, in the format of renderMetrics. */
-export function renderWorkerMetrics(accepted: readonly number[]): string {
-  const name = "greeter_worker_connections_accepted_total";
-  return [
-    `# HELP ${name} Connections accepted, by worker thread (--workers).`,
-    `# TYPE ${name} counter`,
-    ...accepted.map((count, i) => `${name}{worker="${i}"} ${count}`),
-  ].join("\n") + "\n";
-}
-
 /**
  * What crosses to the workers of a prepared configuration: all but the
  * greeting, a function postMessage cannot clone, which each makes again.
@@ -171,7 +107,7 @@ export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
   options: StartWorkersOptions,
-): Promise<WorkerGroup> {
+): Promise<Serving> {
   const { count, onLines, stopGrace = 5_000, entry = ENTRY } = options;
   checkReadable(entry);
   const startTime = Date.now();
@@ -179,20 +115,17 @@ export async function startWorkers(
   let started = false;
   let draining = false;
   let failure: string | undefined;
-  let requests = 0;
-  let refreshed: (() => void)[] = [];
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
-  // Reloads in progress, by request number.
-  let reloads = 0;
-  const reloading = new Map<number, Reload>();
+  // Requests in progress, by number.
+  let requests = 0;
+  const asked = new Map<number, Asking>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
     const member: Member = {
       index,
       worker,
-      answered: 0,
       done: false,
       ready: Promise.withResolvers(),
     };
@@ -210,8 +143,8 @@ export async function startWorkers(
   });
   const live = () => members.filter((m) => !m.done);
 
-  function answerReload(member: Member, request: number, error?: string) {
-    const pending = reloading.get(request);
+  function answer(member: Member, request: number, error?: string) {
+    const pending = asked.get(request);
     if (!pending?.waiting.delete(member)) return;
     if (error !== undefined) {
       pending.error ??= `worker ${member.index}: ${error}`;
@@ -223,11 +156,17 @@ export async function startWorkers(
     if (!member.done) member.worker.postMessage(message);
   }
 
-  function checkRefreshed() {
-    if (live().every((m) => m.answered >= requests)) {
-      for (const resolve of refreshed) resolve();
-      refreshed = [];
-    }
+  /** Asks every running worker, and waits at most `timeout` ms for them. */
+  async function ask(message: (request: number) => ToWorker, timeout: number) {
+    const request = ++requests;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const asking: Asking = { waiting: new Set(live()), done: resolve };
+    asked.set(request, asking);
+    for (const member of asking.waiting) post(member, message(request));
+    if (asking.waiting.size === 0) resolve();
+    await waitAtMost(promise, timeout);
+    asked.delete(request);
+    return asking;
   }
 
   function end(member: Member, error?: string) {
@@ -238,7 +177,9 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    checkRefreshed();
+    for (const request of asked.keys()) {
+      answer(member, request, "stopped during the reload");
+    }
     if (live().length > 0) return;
     clearTimeout(stopTimer);
     for (const { worker } of members) worker.terminate();
@@ -262,18 +203,12 @@ export async function startWorkers(
         return onLines(message.lines);
       case "stats":
         member.snapshot = message.snapshot;
-        if (message.request !== undefined) {
-          member.answered = message.request;
-          checkRefreshed();
-        }
+        if (message.request !== undefined) answer(member, message.request);
         return;
       case "reloaded":
-        return answerReload(member, message.request, message.error);
+        return answer(member, message.request, message.error);
       case "done":
         member.snapshot = message.snapshot;
-        for (const request of reloading.keys()) {
-          answerReload(member, request, "stopped during the reload");
-        }
         return end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
@@ -317,53 +252,71 @@ export async function startWorkers(
   }
   started = true;
   const snapshots = () => members.flatMap((m) => m.snapshot ?? []);
+  const stats = () => {
+    const total = createServerStats();
+    for (const { stats } of snapshots()) addInto(total, stats);
+    total.startTime = startTime;
+    return total;
+  };
+  const histogram = () => {
+    const total = {
+      counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+      sumMs: 0,
+      count: 0,
+    };
+    for (const { histogram } of snapshots()) addInto(total, histogram);
+    return { ...total, observe() {}, bounds: DURATION_BUCKETS };
+  };
   return {
     addrs,
-    async reload(next) {
-      const request = ++reloads;
-      const { promise, resolve } = Promise.withResolvers<void>();
-      const pending: Reload = { waiting: new Set(live()), done: resolve };
-      reloading.set(request, pending);
-      for (const member of pending.waiting) {
-        post(member, { type: "reload", request, prepared: posted(next) });
-      }
-      if (pending.waiting.size === 0) resolve();
-      await waitAtMost(promise, RELOAD_TIMEOUT);
-      reloading.delete(request);
+    get draining() {
+      return draining;
+    },
+    get stats() {
+      return stats();
+    },
+    render: (dropped: number) =>
+      renderMetrics(stats(), histogram(), {
+        draining,
+        log: {
+          suppressed: snapshots().reduce((sum, s) => sum + s.suppressed, 0),
+          dropped,
+        },
+      }) +
+      exposition(WORKER_FAMILIES, {
+        greeter_worker_connections_accepted_total: [
+          "worker",
+          Object.fromEntries(
+            members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
+          ),
+          members.map((m) => `${m.index}`),
+        ],
+      }),
+    /**
+     * Tells every worker to swap in `next` (what the main thread read and
+     * checked); resolves to undefined, or to the first worker's failure.
+     */
+    async swap(next: Prepared) {
+      const prepared = posted(next);
+      const pending = await ask(
+        (request) => ({ type: "reload", request, prepared }),
+        RELOAD_TIMEOUT,
+      );
       return pending.error ??
         (pending.waiting.size > 0
           ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
           : undefined);
     },
-    get draining() {
-      return draining;
-    },
-    stats: () => sumStats(snapshots().map((s) => s.stats), startTime),
-    histogram() {
-      const total = {
-        counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
-        sumMs: 0,
-        count: 0,
-      };
-      for (const { histogram } of snapshots()) addInto(total, histogram);
-      return {
-        ...total,
-        observe() {
-          throw new TypeError("The workers' summed histogram is read-only");
-        },
-        bounds: DURATION_BUCKETS,
-      };
-    },
-    suppressed: () => snapshots().reduce((sum, s) => sum + s.suppressed, 0),
-    accepted: () => members.map((m) => m.snapshot?.stats.accepted ?? 0),
+    /** Resolves once every running worker has sent fresh counters. */
     async refresh() {
-      const request = ++requests;
-      const done = new Promise<void>((resolve) => refreshed.push(resolve));
-      for (const member of members) post(member, { type: "stats", request });
-      checkRefreshed();
-      await waitAtMost(done, REFRESH_TIMEOUT);
+      await ask((request) => ({ type: "stats", request }), REFRESH_TIMEOUT);
     },
+    /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
+    /**
+     * Resolves once every worker has stopped and been terminated: to
+     * undefined, or to a line saying which worker failed and how.
+     */
     finished: finished.promise,
   };
 }
