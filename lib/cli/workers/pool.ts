@@ -11,16 +11,16 @@ import type { ServeCommand } from "../commands/serve.ts";
 import { DURATION_BUCKETS, renderMetrics } from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
-
-/** The pool's own family: connections by worker thread. */
-const WORKER_FAMILIES = families(`
-counter greeter_worker_connections_accepted_total Connections accepted, by worker thread (--workers).
-`);
 import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
+
+/** The pool's own family: connections by worker thread. */
+const WORKER_FAMILIES = families(`
+counter greeter_worker_connections_accepted_total Connections accepted, by worker thread (--workers).
+`);
 
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
