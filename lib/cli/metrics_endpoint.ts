@@ -11,16 +11,8 @@ import {
   renderProcessMetrics,
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
-import type { ServerStats } from "../server/stats.ts";
 import { explainListen } from "./explain.ts";
-import { SELF_PROBE } from "./run_server.ts";
-
-/** What the health check reads of a running server, single or workers. */
-export interface HealthSource {
-  draining: boolean;
-  stats: Readonly<ServerStats>;
-  addrs: Deno.Addr[];
-}
+import { type HealthSource, SELF_PROBE } from "./run_server.ts";
 
 /**
  * The health check of the metrics endpoint, for a server that may not have

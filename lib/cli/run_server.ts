@@ -1,11 +1,11 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
+import type { ServerStats } from "../server/stats.ts";
 import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import type { HealthSource } from "./metrics_endpoint.ts";
 import type { WorkerSnapshot } from "./workers/protocol.ts";
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
@@ -29,6 +29,13 @@ export const SELF_PROBE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
  * cell, which it also hands to every worker. Slot 0: the unfitted cap.
  */
 export const SAID_ONCE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+
+/** What the health check reads of a running server, single or workers. */
+export interface HealthSource {
+  draining: boolean;
+  stats: Readonly<ServerStats>;
+  addrs: Deno.Addr[];
+}
 
 /**
  * A running server, one thread's or the workers', as serving drives it and
