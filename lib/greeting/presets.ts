@@ -61,11 +61,12 @@ export const QOTD_MAX_LENGTH = 512;
 /** Seconds from 1900-01-01T00:00:00Z, RFC 868's epoch, to the Unix epoch. */
 export const RFC868_EPOCH_OFFSET = 2_208_988_800;
 
-/** `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. */
-const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
-  dateStyle: "full",
-  timeZone: "UTC",
-});
+/**
+ * `Wednesday, November 25, 2026`: RFC 867's date, in English, in UTC. Made
+ * on first use: a DateTimeFormat loads ICU's locale data, about 5 MB of
+ * RSS that a server without `--preset daytime` would carry for nothing.
+ */
+let daytimeDate: Intl.DateTimeFormat | undefined;
 
 /**
  * The RFC 867 Daytime service: one human-readable line, in UTC, such as
@@ -76,10 +77,14 @@ const DAYTIME_DATE = new Intl.DateTimeFormat("en-US", {
  * bytes must not be modified.
  */
 export function daytimeGreeting(now?: () => Date): GreetingSource {
+  const format = daytimeDate ??= new Intl.DateTimeFormat("en-US", {
+    dateStyle: "full",
+    timeZone: "UTC",
+  });
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
     const time = date.toISOString().slice(11, 19);
-    return encodeGreeting(`${DAYTIME_DATE.format(date)} ${time}-UTC`);
+    return encodeGreeting(`${format.format(date)} ${time}-UTC`);
   });
 }
 
