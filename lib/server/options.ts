@@ -1,7 +1,6 @@
 import type { AdmissionOptions } from "./admission.ts";
 import type { Cidr } from "../net/ip.ts";
 import type { ConnectionOutcome } from "./stats.ts";
-import { MAX_TIMER_MS } from "./wait.ts";
 import type { GreetingSource } from "../greeting/template.ts";
 import type { TarpitOptions } from "./tarpit.ts";
 import type { Probe } from "../net/probe.ts";
