@@ -8,6 +8,17 @@ export type Conn = Pick<
   "read" | "write" | "closeWrite" | "close" | "remoteAddr" | "localAddr"
 >;
 
+/**
+ * A listener as the accept loop takes it: a `Deno.Listener`, a TLS listener
+ * or the listener of a passed descriptor, whose connections have the same
+ * members a greeting uses.
+ */
+export interface Acceptor {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Conn>;
+  close(): void;
+}
+
 /** A member of a {@linkcode List}: something due at `deadline`. */
 interface Linked<N> {
   /** When it is due, on the table's monotonic clock (Infinity: never). */

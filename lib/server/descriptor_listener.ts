@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { Conn } from "./connection_table.ts";
+import type { Acceptor, Conn } from "./connection_table.ts";
 import type * as Net from "node:net";
 import {
   addressOf,
@@ -84,23 +84,13 @@ export class DescriptorError extends TypeError {
   }
 }
 
-/** A listening socket from a descriptor, as the accept loop takes it. */
-export interface DescriptorListener {
-  /** The address it listens on (a Unix socket's path is not known). */
-  readonly addr: Deno.Addr;
-  /**
-   * The next connection, as the members of `Deno.Conn` a greeting uses.
-   * Rejects with node's error (its `code`, such as "EMFILE") when an accept
-   * failed, and with `Deno.errors.BadResource` once closed.
-   */
-  accept(): Promise<Conn>;
-  /** Stops listening here; the descriptor closes, connections waiting too. */
-  close(): void;
-}
-
 /**
  * Listens on descriptor `fd`, which must be a listening (or bound) TCP or
- * Unix stream socket.
+ * Unix stream socket. Its `accept()` gives one connection, as the members
+ * of `Deno.Conn` a greeting uses; it rejects with node's error (its `code`,
+ * such as "EMFILE") when an accept failed, and with
+ * `Deno.errors.BadResource` once closed. `close()` closes the descriptor,
+ * and the connections waiting on it.
  *
  * @example Greet one client on the socket systemd passed
  * ```ts ignore
@@ -115,7 +105,7 @@ export interface DescriptorListener {
 export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
-): DescriptorListener {
+): Acceptor {
   const { net } = loadBuiltins();
   const server = net.createServer({ allowHalfOpen: true });
   let failed: unknown;
@@ -143,7 +133,7 @@ export function listenOnDescriptor(
   return new Listener(server, handle as ServerHandle, options.backlog ?? 511);
 }
 
-class Listener implements DescriptorListener {
+class Listener implements Acceptor {
   readonly addr: Deno.Addr;
   readonly #server: Net.Server;
   readonly #handle: ServerHandle;

@@ -1,4 +1,4 @@
-import type { Conn } from "./connection_table.ts";
+import type { Acceptor } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
 import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
@@ -43,18 +43,6 @@ export class ListenError extends Error {
     this.address = address;
     this.port = port;
   }
-}
-
-/**
- * What the accept loop needs of a listener: `Deno.Listener`, the TLS
- * listener of {@linkcode listenTls} or the descriptor listener of
- * {@linkcode listenOnDescriptor}, whose connections have the same members a
- * greeting uses.
- */
-export interface Acceptor {
-  readonly addr: Deno.Addr;
-  accept(): Promise<Conn>;
-  close(): void;
 }
 
 /** An open listener, and what is needed to close it cleanly. */
