@@ -55,12 +55,8 @@ export function adoptHandle(handle: TcpHandle): Conn {
   handle.getsockname(local);
   const rid = handle.takeStream();
   handle.close();
-  return new ResourceConn(
-    resourceOps()!,
-    rid,
-    addressOf(peer.address, peer.port),
-    addressOf(local.address, local.port),
-  );
+  const remote = addressOf(peer.address, peer.port);
+  return new ResourceConn(rid, remote, addressOf(local.address, local.port));
 }
 
 let ops: ResourceOps | null | undefined;
@@ -92,21 +88,12 @@ export function adoptSocket(
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
 ): Deno.Conn {
-  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
-  return adopt(socket, remoteAddr, localAddr) as Deno.Conn;
-}
-
-function adopt(
-  socket: Socket,
-  remoteAddr?: Deno.Addr,
-  localAddr?: Deno.Addr,
-): Conn {
   const handle: Partial<TakableHandle> | undefined = Reflect.get(
     socket,
     "_handle",
   );
-  const core = resourceOps();
-  if (core && typeof handle?.takeStream === "function") {
+  let conn: Conn;
+  if (resourceOps() && typeof handle?.takeStream === "function") {
     const remote = remoteAddr ??
       addressOf(socket.remoteAddress, socket.remotePort);
     const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
@@ -114,15 +101,15 @@ function adopt(
     // Node's socket is done with: destroyed, it lets go of its handle (kept,
     // each would hold some 3 KB of heap for good).
     socket.destroy();
-    return new ResourceConn(core, rid, remote, local);
-  }
-  return new NodeConn(socket, remoteAddr, localAddr);
+    conn = new ResourceConn(rid, remote, local);
+  } else conn = new NodeConn(socket, remoteAddr, localAddr);
+  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
+  return conn as Deno.Conn;
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
 class ResourceConn {
   constructor(
-    private readonly core: ResourceOps,
     private readonly rid: number,
     readonly remoteAddr: Deno.Addr,
     readonly localAddr: Deno.Addr,
@@ -130,20 +117,20 @@ class ResourceConn {
 
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
-    const n = await this.core.read(this.rid, p);
+    const n = await ops!.read(this.rid, p);
     return n === 0 ? null : n;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.core.write(this.rid, p);
+    return ops!.write(this.rid, p);
   }
 
   closeWrite(): Promise<void> {
-    return this.core.shutdown(this.rid);
+    return ops!.shutdown(this.rid);
   }
 
   close(): void {
-    this.core.close(this.rid);
+    ops!.close(this.rid);
   }
 }
 
@@ -333,7 +320,7 @@ const ERRORS: Record<string, new (message: string) => Error> = {
 };
 
 /** node's error as the Deno error of the same errno, keeping its code. */
-export function denoError(error: Error): Error {
+function denoError(error: Error): Error {
   const code = (error as { code?: unknown }).code;
   const Kind = typeof code === "string" ? ERRORS[code] : undefined;
   return Kind ? Object.assign(new Kind(error.message), { code }) : error;
