@@ -405,7 +405,11 @@ function proxyOf(options: ServeGreetingOptions, timeout: number) {
   if (typeof given !== "object" || given === null) {
     throw invalid("proxyProtocol", given, "an object", TypeError);
   }
-  if (given.from !== undefined) cidrs("proxyProtocol.from", given.from);
+  check(
+    given,
+    { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
+    "proxyProtocol.",
+  );
   if (!given.from?.length) {
     throw invalid(
       "proxyProtocol.from",
@@ -414,7 +418,6 @@ function proxyOf(options: ServeGreetingOptions, timeout: number) {
     );
   }
   const wait = given.timeout ?? DEFAULT_PROXY_TIMEOUT;
-  checkInteger("proxyProtocol.timeout", wait, 1, MAX_TIMER_MS);
   return {
     // An IpSet: one search, no closure, per peer.
     from: createIpSet(given.from),
