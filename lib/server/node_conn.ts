@@ -142,44 +142,37 @@ class ResourceConn {
  * `Deno.errors.BrokenPipe`; a socket that failed rejects with its error.
  */
 export class NodeConn {
-  readonly #socket: Socket;
-  /** Under a TLS socket: the stream it runs on, ended and closed after it. */
-  readonly #below: Duplex | undefined;
-  #remote: Deno.Addr | undefined;
-  #local: Deno.Addr | undefined;
   #closed = false;
 
   /**
    * Takes a socket made with `allowHalfOpen` (its write side ends only at
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
-   * `remoteAddr` and `localAddr` replace what the socket says, when given.
+   * `remoteAddr` and `localAddr` replace what the socket says, when given;
+   * under a TLS socket, `below` is the stream it runs on, ended and closed
+   * after it.
    */
   constructor(
-    socket: Socket,
-    remoteAddr?: Deno.Addr,
-    localAddr?: Deno.Addr,
-    below?: Duplex,
+    private readonly socket: Socket,
+    private remote?: Deno.Addr,
+    private local?: Deno.Addr,
+    private readonly below?: Duplex,
   ) {
-    this.#socket = socket;
-    this.#remote = remoteAddr;
-    this.#local = localAddr;
-    this.#below = below;
     socket.on("error", ignore);
   }
 
   /** The peer, read from the socket on first use. */
   get remoteAddr(): Deno.Addr {
-    return this.#remote ??= addressOf(
-      this.#socket.remoteAddress,
-      this.#socket.remotePort,
+    return this.remote ??= addressOf(
+      this.socket.remoteAddress,
+      this.socket.remotePort,
     );
   }
 
   /** This end, read from the socket on first use. */
   get localAddr(): Deno.Addr {
-    return this.#local ??= addressOf(
-      this.#socket.localAddress,
-      this.#socket.localPort,
+    return this.local ??= addressOf(
+      this.socket.localAddress,
+      this.socket.localPort,
     );
   }
 
@@ -202,8 +195,8 @@ export class NodeConn {
   closeWrite(): Promise<void> {
     return this.#whileOpen<void>((socket, resolve, fail) => {
       socket.end(() => {
-        if (!this.#below) return resolve();
-        this.#below.end((error?: Error | null) =>
+        if (!this.below) return resolve();
+        this.below.end((error?: Error | null) =>
           error ? fail(error) : resolve()
         );
       });
@@ -222,7 +215,7 @@ export class NodeConn {
     ) => void,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
-    const socket = this.#socket;
+    const socket = this.socket;
     if (socket.destroyed) return Promise.reject(this.#failure());
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const onClose = () => reject(this.#failure());
@@ -240,7 +233,7 @@ export class NodeConn {
   /** Reads into `p`: the count, or null once the peer has ended. */
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#closed) throw closedError();
-    const socket = this.#socket;
+    const socket = this.socket;
     while (true) {
       const chunk: Uint8Array | null = socket.read();
       if (chunk !== null) {
@@ -266,8 +259,8 @@ export class NodeConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#socket.destroy();
-    this.#below?.destroy();
+    this.socket.destroy();
+    this.below?.destroy();
   }
 
   /**
@@ -277,7 +270,7 @@ export class NodeConn {
    */
   #failure(error?: Error): Error {
     if (this.#closed) return interruptedError();
-    const cause = this.#socket.errored ?? error;
+    const cause = this.socket.errored ?? error;
     return cause
       ? denoError(cause)
       : new Deno.errors.BrokenPipe("The connection closed");
