@@ -92,13 +92,8 @@ function openOne(
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
-    let socketFile: SocketFile | undefined;
-    try {
-      socketFile = socketFileAt(target.path);
-    } catch {
-      // Without read permission it cannot be told apart later: left alone.
-    }
-    return { listener, socketFile };
+    // Without read permission it cannot be told apart later: left alone.
+    return { listener, socketFile: quietly(() => socketFileAt(target.path)) };
   }
   const { tls } = target;
   const tcp = target.transport === "fd"
@@ -168,37 +163,28 @@ export function closeListener(open: OpenListener): () => void {
       aside = undefined; // Gone, or not ours to keep: nothing to save.
     }
   }
-  try {
-    open.listener.close();
-  } catch {
-    // Already closed.
-  }
+  quietly(() => open.listener.close()); // Or closed already.
   if (aside) {
-    return () => {
-      try {
-        Deno.renameSync(aside, file!.path);
-      } catch {
-        // Left as it was found.
-      }
-    };
+    // Or left as it was found.
+    return () => quietly(() => Deno.renameSync(aside, file!.path));
   }
-  if (file && isOurs(file)) {
-    try {
-      Deno.removeSync(file.path);
-    } catch {
-      // Removed by the runtime meanwhile.
-    }
-  }
+  // Or removed by the runtime meanwhile.
+  if (file && isOurs(file)) quietly(() => Deno.removeSync(file.path));
   return () => {};
 }
 
 /** True if the socket file at the path is still the one this listener made. */
 function isOurs(file: SocketFile): boolean {
+  const now = quietly(() => socketFileAt(file.path));
+  return now?.dev === file.dev && now.ino === file.ino &&
+    now.ctime === file.ctime;
+}
+
+/** What `fn` returns, or undefined if it throws: for clean-ups, done or not. */
+function quietly<T>(fn: () => T): T | undefined {
   try {
-    const now = socketFileAt(file.path);
-    return now.dev === file.dev && now.ino === file.ino &&
-      now.ctime === file.ctime;
+    return fn();
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { createAdmission, needsAdmission } from "./admission.ts";
+import { admissionOf } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
 import {
   acceptConnection,
@@ -219,7 +219,7 @@ export function serveGreetingWith(
     },
     (core): ConnectionContext => ({
       core,
-      admission: needsAdmission(options) ? createAdmission(options) : undefined,
+      admission: admissionOf(options),
       greeting,
       refuseMessage: options.refuseMessage ?? EMPTY,
       onConnection: options.onConnection,
@@ -273,16 +273,12 @@ export function serveGreetingWith(
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
       if ("maxPerIp" in next || "ratePerIp" in next) {
-        server.admission = needsAdmission(next)
-          ? createAdmission(next)
-          : undefined;
+        server.admission = admissionOf(next);
       } else if ("allow" in next || "deny" in next) {
         const allow = next.allow ?? [];
         const deny = next.deny ?? [];
         if (server.admission) server.admission.setRules(allow, deny);
-        else if (allow.length || deny.length) {
-          server.admission = createAdmission({ allow, deny });
-        }
+        else server.admission = admissionOf({ allow, deny });
       }
     },
     shutdown,
