@@ -2,9 +2,9 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   checkCertificateAndKey,
   serveTlsOn,
-  type TlsConnection,
   type TlsListener,
 } from "../lib/server/tls_listener.ts";
+import type { Conn } from "../lib/server/connection_table.ts";
 import {
   canRun,
   DEFAULT_BYTES,
@@ -55,7 +55,7 @@ function withListener(
 }
 
 /** What the server core does with one client: greet, end, linger, close. */
-async function greet(conn: TlsConnection) {
+async function greet(conn: Conn) {
   try {
     await conn.write(DEFAULT_BYTES);
     await conn.closeWrite();
@@ -74,7 +74,7 @@ async function greet(conn: TlsConnection) {
 async function acceptLoop(listener: TlsListener) {
   const served: Promise<void>[] = [];
   while (true) {
-    let conn: TlsConnection;
+    let conn: Conn;
     try {
       conn = await listener.accept();
     } catch (error) {
@@ -297,7 +297,7 @@ async function stalledHandshakesAreFreed() {
     }
 
     const count = 200;
-    const accepted: TlsConnection[] = [];
+    const accepted: Conn[] = [];
     const accepting = (async () => {
       while (accepted.length < count) accepted.push(await listener.accept());
     })();

@@ -22,24 +22,11 @@ const CODES: ReadonlyMap<unknown, string> = new Map<unknown, string>([
 // Errors that belong to the one connection being accepted (it reset or
 // was aborted before accept returned, a firewall hook refused it, its
 // network went away): the listener is fine, so the loop goes on at once.
-const CLIENT_CODES = new Set([
-  "ENOTCONN",
-  "ECONNABORTED",
-  "ECONNRESET",
-  "EPROTO",
-  "EPERM",
-  "EACCES",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENONET",
-  "ENOPROTOOPT",
-  "EOPNOTSUPP",
-  "EINTR",
-  "EAGAIN",
-]);
+const CLIENT_CODES = new Set(
+  ("ENOTCONN ECONNABORTED ECONNRESET EPROTO EPERM EACCES ETIMEDOUT " +
+    "EHOSTUNREACH EHOSTDOWN ENETUNREACH ENETDOWN ENONET ENOPROTOOPT " +
+    "EOPNOTSUPP EINTR EAGAIN").split(" "),
+);
 
 // The process or the system is out of a resource: accepting again at once
 // would fail again, so the loop waits for a connection to end.

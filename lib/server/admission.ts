@@ -108,12 +108,12 @@ interface Bucket {
   updated: number;
 }
 
-/** True if any access rule or limit is set, i.e. admission is needed. */
-export function needsAdmission(options: AdmissionOptions): boolean {
-  return Boolean(
-    options.allow?.length || options.deny?.length || options.maxPerIp ||
-      options.ratePerIp,
-  );
+/** The admission policy, or undefined when no access rule or limit is set. */
+export function admissionOf(options: AdmissionOptions): Admission | undefined {
+  const { allow, deny, maxPerIp, ratePerIp } = options;
+  return allow?.length || deny?.length || maxPerIp || ratePerIp
+    ? createAdmission(options)
+    : undefined;
 }
 
 /**

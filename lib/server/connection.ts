@@ -389,17 +389,14 @@ async function serveConnection(
   core.handled();
 }
 
-/** How one connection ended, as its observers are told. */
-export interface Ending {
-  outcome: ConnectionOutcome;
-  reason: string | undefined;
-  bytesWritten: number;
-  greetingLength: number;
-  /** How long it lived, in ms. */
-  duration: number;
-  /** In tarpit mode, how long it was held, in ms. */
-  held: number | undefined;
-}
+/**
+ * How one connection ended, as its observers are told: `duration` in ms,
+ * and in tarpit mode how long it was `held`, in ms.
+ */
+type Ending = Pick<
+  ConnectionRecord,
+  "outcome" | "reason" | "bytesWritten" | "greetingLength" | "duration" | "held"
+>;
 
 /** The record of a connection that ended, for `onClose`. */
 export function record(

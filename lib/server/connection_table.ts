@@ -8,6 +8,17 @@ export type Conn = Pick<
   "read" | "write" | "closeWrite" | "close" | "remoteAddr" | "localAddr"
 >;
 
+/**
+ * A listener as the accept loop takes it: a `Deno.Listener`, a TLS listener
+ * or the listener of a passed descriptor, whose connections have the same
+ * members a greeting uses.
+ */
+export interface Acceptor {
+  readonly addr: Deno.Addr;
+  accept(): Promise<Conn>;
+  close(): void;
+}
+
 /** A member of a {@linkcode List}: something due at `deadline`. */
 interface Linked<N> {
   /** When it is due, on the table's monotonic clock (Infinity: never). */
@@ -237,19 +248,13 @@ export function createConnectionTable(
   const pauses = createList<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
-  const sweepEvery = Math.min(
-    250,
-    Math.max(
-      10,
-      Math.min(
-        serveTimeout || Infinity,
-        linger || Infinity,
-        handshake || Infinity,
-        pause || Infinity,
-      ) / 4,
-    ),
+  const shortest = Math.min(
+    ...[serveTimeout, linger, handshake, pause].map((ms) => ms || Infinity),
   );
+  const sweepEvery = Math.min(250, Math.max(10, shortest / 4));
   let sweeper: ReturnType<typeof setInterval> | undefined;
+  const arm = () => sweeper ??= setInterval(sweep, sweepEvery);
+  const slotLists = [handshaking, serving, lingering];
 
   function release(slot: Slot): boolean {
     if (!unlink(slot)) return false;
@@ -260,14 +265,8 @@ export function createConnectionTable(
 
   function sweep() {
     const time = now();
-    while (handshaking.head && handshaking.head.deadline <= time) {
-      release(handshaking.head);
-    }
-    while (serving.head && serving.head.deadline <= time) {
-      release(serving.head);
-    }
-    while (lingering.head && lingering.head.deadline <= time) {
-      release(lingering.head);
+    for (const list of slotLists) {
+      while (list.head && list.head.deadline <= time) release(list.head);
     }
     while (pauses.head && pauses.head.deadline <= time) {
       const entry = pauses.head;
@@ -290,7 +289,7 @@ export function createConnectionTable(
       next: undefined,
     };
     insert(list, slot);
-    if (after > 0) sweeper ??= setInterval(sweep, sweepEvery);
+    if (after > 0) arm();
     return slot;
   }
 
@@ -320,7 +319,7 @@ export function createConnectionTable(
         : Infinity;
       // Only the connections accepted during the handshake come after it.
       insert(serving, slot);
-      if (slot.deadline < Infinity) sweeper ??= setInterval(sweep, sweepEvery);
+      if (slot.deadline < Infinity) arm();
       return true;
     },
     unbound(slot) {
@@ -335,12 +334,12 @@ export function createConnectionTable(
         ? Math.min(slot.deadline, now() + linger)
         : now() + linger;
       insert(lingering, slot);
-      sweeper ??= setInterval(sweep, sweepEvery);
+      arm();
       return true;
     },
     pause(wake) {
       if (pause <= 0) throw new TypeError("This table has no greeting pause");
-      sweeper ??= setInterval(sweep, sweepEvery);
+      arm();
       const entry: PauseEntry = {
         deadline: now() + pause,
         wake,
@@ -354,9 +353,7 @@ export function createConnectionTable(
     cancelPause: (entry) => void unlink(entry),
     release,
     releaseAll() {
-      while (handshaking.head) release(handshaking.head);
-      while (serving.head) release(serving.head);
-      while (lingering.head) release(lingering.head);
+      for (const list of slotLists) while (list.head) release(list.head);
     },
     sweep,
     stop,

@@ -17,8 +17,10 @@
  *
  * @module
  */
-import type { Conn } from "./connection_table.ts";
+import type { Acceptor, Conn } from "./connection_table.ts";
 import type * as Net from "node:net";
+import type * as Os from "node:os";
+import type * as Util from "node:util";
 import {
   addressOf,
   adoptHandle,
@@ -27,31 +29,21 @@ import {
   type TcpHandle,
 } from "./node_conn.ts";
 
-interface Builtins {
-  net: typeof Net;
-  /** errno name of a negative libuv status, such as "EMFILE". */
-  errorName(status: number): string;
-  /** The status of an accept with nothing to accept. */
-  eagain: number;
-}
-
 /** node's modules, loaded on first use (synchronously: listening is). */
-let builtins: Builtins | undefined;
-function loadBuiltins(): Builtins {
+let builtins:
+  | { net: typeof Net; util: typeof Util; eagain: number }
+  | undefined;
+function loadBuiltins() {
   if (builtins) return builtins;
   const process: { getBuiltinModule(id: string): unknown } = Reflect.get(
     globalThis,
     "process",
   );
-  const util = process.getBuiltinModule("node:util") as {
-    getSystemErrorName(status: number): string;
-  };
-  const os = process.getBuiltinModule("node:os") as {
-    constants: { errno: { EAGAIN: number } };
-  };
+  const os = process.getBuiltinModule("node:os") as typeof Os;
   return builtins = {
     net: process.getBuiltinModule("node:net") as typeof Net,
-    errorName: (status) => util.getSystemErrorName(status),
+    util: process.getBuiltinModule("node:util") as typeof Util,
+    // The status of an accept with nothing to accept.
     eagain: -os.constants.errno.EAGAIN,
   };
 }
@@ -84,23 +76,13 @@ export class DescriptorError extends TypeError {
   }
 }
 
-/** A listening socket from a descriptor, as the accept loop takes it. */
-export interface DescriptorListener {
-  /** The address it listens on (a Unix socket's path is not known). */
-  readonly addr: Deno.Addr;
-  /**
-   * The next connection, as the members of `Deno.Conn` a greeting uses.
-   * Rejects with node's error (its `code`, such as "EMFILE") when an accept
-   * failed, and with `Deno.errors.BadResource` once closed.
-   */
-  accept(): Promise<Conn>;
-  /** Stops listening here; the descriptor closes, connections waiting too. */
-  close(): void;
-}
-
 /**
  * Listens on descriptor `fd`, which must be a listening (or bound) TCP or
- * Unix stream socket.
+ * Unix stream socket. Its `accept()` gives one connection, as the members
+ * of `Deno.Conn` a greeting uses; it rejects with node's error (its `code`,
+ * such as "EMFILE") when an accept failed, and with
+ * `Deno.errors.BadResource` once closed. `close()` closes the descriptor,
+ * and the connections waiting on it.
  *
  * @example Greet one client on the socket systemd passed
  * ```ts ignore
@@ -115,7 +97,7 @@ export interface DescriptorListener {
 export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
-): DescriptorListener {
+): Acceptor {
   const { net } = loadBuiltins();
   const server = net.createServer({ allowHalfOpen: true });
   let failed: unknown;
@@ -126,10 +108,7 @@ export function listenOnDescriptor(
     server.close();
     throw new DescriptorError(fd, failed);
   }
-  const handle: Partial<ServerHandle> | undefined = Reflect.get(
-    server,
-    "_handle",
-  );
+  const handle: ServerHandle = Reflect.get(server, "_handle");
   if (
     !canAdoptHandles() || typeof handle?.accept !== "function" ||
     typeof handle.listen !== "function" || !("onconnection" in handle)
@@ -140,125 +119,87 @@ export function listenOnDescriptor(
         "time (greeter needs Deno 2.9.6)",
     );
   }
-  return new Listener(server, handle as ServerHandle, options.backlog ?? 511);
-}
-
-class Listener implements DescriptorListener {
-  readonly addr: Deno.Addr;
-  readonly #server: Net.Server;
-  readonly #handle: ServerHandle;
-  /** The class of the handle's connections: TCP, or Pipe (Unix). */
-  readonly #Client: new (kind: number) => unknown;
-  readonly #unix: boolean;
-  readonly #backlog: number;
-  #waiting: PromiseWithResolvers<Conn> | undefined;
-  /** A failed accept the runtime reported while nobody waited. */
-  #failure: Error | undefined;
-  /**
-   * The runtime stops watching once it has told of connections nobody
-   * accepted at once; `listen` starts it again when they are taken.
-   */
-  #missed = false;
-  #closed = false;
-
-  constructor(server: Net.Server, handle: ServerHandle, backlog: number) {
-    this.#server = server;
-    this.#handle = handle;
-    this.#Client = handle.constructor as new (kind: number) => unknown;
-    this.#backlog = backlog;
-    const address = server.address();
-    this.#unix = typeof address !== "object" || address === null;
-    this.addr = this.#unix ? { transport: "unix", path: "" } : addressOf(
-      (address as Net.AddressInfo).address,
-      (address as Net.AddressInfo).port,
-    );
-    server.removeAllListeners("error");
-    server.on("error", () => {}); // Failed accepts are seen by accept().
-    handle.onconnection = (status) => this.#ready(status);
-  }
-
-  /** The runtime says a connection (or an error) is there. */
-  #ready(status: number): void {
-    if (this.#closed) return;
-    const waiting = this.#waiting;
-    if (status !== 0) {
-      this.#missed = true;
-      const error = this.#error(status);
-      if (waiting) {
-        this.#waiting = undefined;
-        waiting.reject(error);
-      } else {
-        this.#failure ??= error;
-      }
-      return;
-    }
-    if (!waiting) {
-      this.#missed = true;
-      return;
-    }
-    const next = this.#next();
-    if (next === undefined) {
-      this.#rearm();
-      return;
-    }
-    this.#waiting = undefined;
-    if (next instanceof Error) waiting.reject(next);
-    else waiting.resolve(next);
-  }
-
-  /** Accepts one connection now: it, an error, or undefined if none. */
-  #next(): Conn | Error | undefined {
-    const client = new this.#Client(SOCKET);
-    const status = this.#handle.accept(client);
-    if (status === loadBuiltins().eagain) return undefined;
-    if (status !== 0) return this.#error(status);
-    if (!this.#unix) return adoptHandle(client as TcpHandle);
-    const socket = new (loadBuiltins().net.Socket)({
-      handle: client,
-      allowHalfOpen: true,
-      readable: true,
-      writable: true,
-    } as Net.SocketConstructorOpts);
-    return new NodeConn(socket);
-  }
-
-  #rearm(): void {
-    this.#missed = false;
-    this.#handle.listen(this.#backlog);
-  }
-
-  #error(status: number): Error {
-    const code = loadBuiltins().errorName(status);
+  // From here, one connection per `accept()`. The runtime stops watching
+  // once it has told of connections nobody accepted at once (`missed`);
+  // `listen` starts it again when they are taken.
+  const { util, eagain } = loadBuiltins();
+  const backlog = options.backlog ?? 511;
+  // The class of the handle's connections: TCP, or Pipe (Unix).
+  const Client = handle.constructor as new (kind: number) => unknown;
+  const address = server.address();
+  const tcp = typeof address === "object" && address !== null
+    ? addressOf(address.address, address.port)
+    : undefined;
+  const unix = tcp === undefined;
+  let waiting: PromiseWithResolvers<Conn> | undefined;
+  // A failed accept the runtime reported while nobody waited.
+  let failure: Error | undefined;
+  let missed = false;
+  let closed = false;
+  const error = (status: number) => {
+    const code = util.getSystemErrorName(status);
     return Object.assign(new Error(`accept ${code}`), { code });
-  }
-
-  accept(): Promise<Conn> {
-    if (this.#closed) {
-      return Promise.reject(
-        new Deno.errors.BadResource("The listener is closed"),
-      );
-    }
-    const failure = this.#failure;
-    if (failure) {
-      this.#failure = undefined;
-      return Promise.reject(failure);
-    }
-    const next = this.#next();
-    if (next instanceof Error) return Promise.reject(next);
-    if (next) return Promise.resolve(next);
-    if (this.#missed) this.#rearm();
-    this.#waiting = Promise.withResolvers();
-    return this.#waiting.promise;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handle.onconnection = null;
-    this.#server.close();
-    this.#waiting?.reject(
-      new Deno.errors.BadResource("The listener is closed"),
+  };
+  const rearm = () => {
+    missed = false;
+    handle.listen(backlog);
+  };
+  /** Accepts one connection now: it, an error, or undefined if none. */
+  function next(): Conn | Error | undefined {
+    const client = new Client(SOCKET);
+    const status = handle.accept(client);
+    if (status === eagain) return undefined;
+    if (status !== 0) return error(status);
+    if (!unix) return adoptHandle(client as TcpHandle);
+    return new NodeConn(
+      new net.Socket({
+        handle: client,
+        allowHalfOpen: true,
+        readable: true,
+        writable: true,
+      } as Net.SocketConstructorOpts),
     );
-    this.#waiting = undefined;
   }
+  server.removeAllListeners("error");
+  server.on("error", () => {}); // Failed accepts are seen by accept().
+  // The runtime says a connection (or an error) is there.
+  handle.onconnection = (status) => {
+    if (closed) return;
+    if (status !== 0 || !waiting) missed = true;
+    if (!waiting) {
+      if (status !== 0) failure ??= error(status);
+      return;
+    }
+    const got = status !== 0 ? error(status) : next();
+    if (got === undefined) return rearm();
+    const taker = waiting;
+    waiting = undefined;
+    if (got instanceof Error) taker.reject(got);
+    else taker.resolve(got);
+  };
+  return {
+    addr: tcp ?? { transport: "unix", path: "" },
+    accept() {
+      if (closed) {
+        return Promise.reject(
+          new Deno.errors.BadResource("The listener is closed"),
+        );
+      }
+      const got = failure ?? next();
+      failure = undefined;
+      if (got instanceof Error) return Promise.reject(got);
+      if (got) return Promise.resolve(got);
+      if (missed) rearm();
+      waiting = Promise.withResolvers();
+      return waiting.promise;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      handle.onconnection = null;
+      server.close();
+      waiting?.reject(new Deno.errors.BadResource("The listener is closed"));
+      waiting = undefined;
+    },
+  };
 }

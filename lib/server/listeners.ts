@@ -1,4 +1,4 @@
-import type { Conn } from "./connection_table.ts";
+import type { Acceptor } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
 import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
@@ -43,18 +43,6 @@ export class ListenError extends Error {
     this.address = address;
     this.port = port;
   }
-}
-
-/**
- * What the accept loop needs of a listener: `Deno.Listener`, the TLS
- * listener of {@linkcode listenTls} or the descriptor listener of
- * {@linkcode listenOnDescriptor}, whose connections have the same members a
- * greeting uses.
- */
-export interface Acceptor {
-  readonly addr: Deno.Addr;
-  accept(): Promise<Conn>;
-  close(): void;
 }
 
 /** An open listener, and what is needed to close it cleanly. */
@@ -104,13 +92,8 @@ function openOne(
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
-    let socketFile: SocketFile | undefined;
-    try {
-      socketFile = socketFileAt(target.path);
-    } catch {
-      // Without read permission it cannot be told apart later: left alone.
-    }
-    return { listener, socketFile };
+    // Without read permission it cannot be told apart later: left alone.
+    return { listener, socketFile: quietly(() => socketFileAt(target.path)) };
   }
   const { tls } = target;
   const tcp = target.transport === "fd"
@@ -180,37 +163,28 @@ export function closeListener(open: OpenListener): () => void {
       aside = undefined; // Gone, or not ours to keep: nothing to save.
     }
   }
-  try {
-    open.listener.close();
-  } catch {
-    // Already closed.
-  }
+  quietly(() => open.listener.close()); // Or closed already.
   if (aside) {
-    return () => {
-      try {
-        Deno.renameSync(aside, file!.path);
-      } catch {
-        // Left as it was found.
-      }
-    };
+    // Or left as it was found.
+    return () => quietly(() => Deno.renameSync(aside, file!.path));
   }
-  if (file && isOurs(file)) {
-    try {
-      Deno.removeSync(file.path);
-    } catch {
-      // Removed by the runtime meanwhile.
-    }
-  }
+  // Or removed by the runtime meanwhile.
+  if (file && isOurs(file)) quietly(() => Deno.removeSync(file.path));
   return () => {};
 }
 
 /** True if the socket file at the path is still the one this listener made. */
 function isOurs(file: SocketFile): boolean {
+  const now = quietly(() => socketFileAt(file.path));
+  return now?.dev === file.dev && now.ino === file.ino &&
+    now.ctime === file.ctime;
+}
+
+/** What `fn` returns, or undefined if it throws: for clean-ups, done or not. */
+function quietly<T>(fn: () => T): T | undefined {
   try {
-    const now = socketFileAt(file.path);
-    return now.dev === file.dev && now.ino === file.ino &&
-      now.ctime === file.ctime;
+    return fn();
   } catch {
-    return false;
+    return undefined;
   }
 }

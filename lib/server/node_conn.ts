@@ -55,12 +55,8 @@ export function adoptHandle(handle: TcpHandle): Conn {
   handle.getsockname(local);
   const rid = handle.takeStream();
   handle.close();
-  return new ResourceConn(
-    resourceOps()!,
-    rid,
-    addressOf(peer.address, peer.port),
-    addressOf(local.address, local.port),
-  );
+  const remote = addressOf(peer.address, peer.port);
+  return new ResourceConn(rid, remote, addressOf(local.address, local.port));
 }
 
 let ops: ResourceOps | null | undefined;
@@ -92,21 +88,12 @@ export function adoptSocket(
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
 ): Deno.Conn {
-  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
-  return adopt(socket, remoteAddr, localAddr) as Deno.Conn;
-}
-
-function adopt(
-  socket: Socket,
-  remoteAddr?: Deno.Addr,
-  localAddr?: Deno.Addr,
-): Conn {
   const handle: Partial<TakableHandle> | undefined = Reflect.get(
     socket,
     "_handle",
   );
-  const core = resourceOps();
-  if (core && typeof handle?.takeStream === "function") {
+  let conn: Conn;
+  if (resourceOps() && typeof handle?.takeStream === "function") {
     const remote = remoteAddr ??
       addressOf(socket.remoteAddress, socket.remotePort);
     const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
@@ -114,15 +101,15 @@ function adopt(
     // Node's socket is done with: destroyed, it lets go of its handle (kept,
     // each would hold some 3 KB of heap for good).
     socket.destroy();
-    return new ResourceConn(core, rid, remote, local);
-  }
-  return new NodeConn(socket, remoteAddr, localAddr);
+    conn = new ResourceConn(rid, remote, local);
+  } else conn = new NodeConn(socket, remoteAddr, localAddr);
+  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
+  return conn as Deno.Conn;
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
 class ResourceConn {
   constructor(
-    private readonly core: ResourceOps,
     private readonly rid: number,
     readonly remoteAddr: Deno.Addr,
     readonly localAddr: Deno.Addr,
@@ -130,20 +117,20 @@ class ResourceConn {
 
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
-    const n = await this.core.read(this.rid, p);
+    const n = await ops!.read(this.rid, p);
     return n === 0 ? null : n;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.core.write(this.rid, p);
+    return ops!.write(this.rid, p);
   }
 
   closeWrite(): Promise<void> {
-    return this.core.shutdown(this.rid);
+    return ops!.shutdown(this.rid);
   }
 
   close(): void {
-    this.core.close(this.rid);
+    ops!.close(this.rid);
   }
 }
 
@@ -155,44 +142,37 @@ class ResourceConn {
  * `Deno.errors.BrokenPipe`; a socket that failed rejects with its error.
  */
 export class NodeConn {
-  readonly #socket: Socket;
-  /** Under a TLS socket: the stream it runs on, ended and closed after it. */
-  readonly #below: Duplex | undefined;
-  #remote: Deno.Addr | undefined;
-  #local: Deno.Addr | undefined;
   #closed = false;
 
   /**
    * Takes a socket made with `allowHalfOpen` (its write side ends only at
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
-   * `remoteAddr` and `localAddr` replace what the socket says, when given.
+   * `remoteAddr` and `localAddr` replace what the socket says, when given;
+   * under a TLS socket, `below` is the stream it runs on, ended and closed
+   * after it.
    */
   constructor(
-    socket: Socket,
-    remoteAddr?: Deno.Addr,
-    localAddr?: Deno.Addr,
-    below?: Duplex,
+    private readonly socket: Socket,
+    private remote?: Deno.Addr,
+    private local?: Deno.Addr,
+    private readonly below?: Duplex,
   ) {
-    this.#socket = socket;
-    this.#remote = remoteAddr;
-    this.#local = localAddr;
-    this.#below = below;
     socket.on("error", ignore);
   }
 
   /** The peer, read from the socket on first use. */
   get remoteAddr(): Deno.Addr {
-    return this.#remote ??= addressOf(
-      this.#socket.remoteAddress,
-      this.#socket.remotePort,
+    return this.remote ??= addressOf(
+      this.socket.remoteAddress,
+      this.socket.remotePort,
     );
   }
 
   /** This end, read from the socket on first use. */
   get localAddr(): Deno.Addr {
-    return this.#local ??= addressOf(
-      this.#socket.localAddress,
-      this.#socket.localPort,
+    return this.local ??= addressOf(
+      this.socket.localAddress,
+      this.socket.localPort,
     );
   }
 
@@ -215,8 +195,8 @@ export class NodeConn {
   closeWrite(): Promise<void> {
     return this.#whileOpen<void>((socket, resolve, fail) => {
       socket.end(() => {
-        if (!this.#below) return resolve();
-        this.#below.end((error?: Error | null) =>
+        if (!this.below) return resolve();
+        this.below.end((error?: Error | null) =>
           error ? fail(error) : resolve()
         );
       });
@@ -235,7 +215,7 @@ export class NodeConn {
     ) => void,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
-    const socket = this.#socket;
+    const socket = this.socket;
     if (socket.destroyed) return Promise.reject(this.#failure());
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const onClose = () => reject(this.#failure());
@@ -253,7 +233,7 @@ export class NodeConn {
   /** Reads into `p`: the count, or null once the peer has ended. */
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#closed) throw closedError();
-    const socket = this.#socket;
+    const socket = this.socket;
     while (true) {
       const chunk: Uint8Array | null = socket.read();
       if (chunk !== null) {
@@ -279,8 +259,8 @@ export class NodeConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#socket.destroy();
-    this.#below?.destroy();
+    this.socket.destroy();
+    this.below?.destroy();
   }
 
   /**
@@ -290,7 +270,7 @@ export class NodeConn {
    */
   #failure(error?: Error): Error {
     if (this.#closed) return interruptedError();
-    const cause = this.#socket.errored ?? error;
+    const cause = this.socket.errored ?? error;
     return cause
       ? denoError(cause)
       : new Deno.errors.BrokenPipe("The connection closed");
@@ -333,7 +313,7 @@ const ERRORS: Record<string, new (message: string) => Error> = {
 };
 
 /** node's error as the Deno error of the same errno, keeping its code. */
-export function denoError(error: Error): Error {
+function denoError(error: Error): Error {
   const code = (error as { code?: unknown }).code;
   const Kind = typeof code === "string" ? ERRORS[code] : undefined;
   return Kind ? Object.assign(new Kind(error.message), { code }) : error;

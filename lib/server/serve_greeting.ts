@@ -1,4 +1,4 @@
-import { createAdmission, needsAdmission } from "./admission.ts";
+import { admissionOf } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
 import {
   acceptConnection,
@@ -13,15 +13,27 @@ import {
   openListeners,
 } from "./listeners.ts";
 import {
-  checkReloadable,
+  checkInteger,
+  DEFAULT_BACKLOG,
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_HOSTNAME,
+  DEFAULT_LINGER,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_PORT,
+  DEFAULT_PROXY_TIMEOUT,
+  DEFAULT_TIMEOUT,
+  invalid,
+  type ListenTarget,
+  MAX_CAPTURE,
   type ReloadOptions,
-  resolveOptions,
+  type SensorOptions,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
 import type { ServerStats } from "./stats.ts";
-import type { TarpitStats } from "./tarpit.ts";
+import { resolveTarpit, type TarpitStats } from "./tarpit.ts";
 import { createTarpit } from "./tarpit_host.ts";
+import { MAX_TIMER_MS } from "./wait.ts";
 import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
 /**
@@ -164,25 +176,41 @@ export function serveGreetingWith(
   hooks: ServerHooks,
   listeners?: OpenListener[],
 ): GreetingServer {
-  const resolved = resolveOptions(options);
-  const { signal } = options;
+  if (typeof options !== "object" || options === null) {
+    throw invalid("options", options, "an object", TypeError);
+  }
+  const tarpitOptions = options.tarpit === undefined
+    ? undefined
+    : resolveTarpit(options.tarpit, invalid);
+  check(options, STARTUP);
+  const {
+    signal,
+    backlog = DEFAULT_BACKLOG,
+    timeout = tarpitOptions ? 0 : DEFAULT_TIMEOUT,
+    linger = DEFAULT_LINGER,
+  } = options;
+  const proxy = proxyOf(options, timeout);
+  const sensor = sensorOf(options, timeout);
+  const targets = targetsOf(options);
   signal?.throwIfAborted();
-  listeners ??= openListeners(resolved.targets, {
-    ...resolved,
-    proxy: resolved.proxy !== undefined,
+  listeners ??= openListeners(targets, {
+    backlog,
+    reusePort: options.reusePort === true,
+    proxy: proxy !== undefined,
   });
-  const greeting = resolved.greeting ?? DEFAULT_GREETING;
+  const tls = targets.some((target) => "tls" in target && !!target.tls);
+  const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
     {
       acceptors: listeners.map(({ listener }) => listener),
-      maxConnections: resolved.maxConnections,
-      timeout: resolved.timeout,
-      linger: resolved.linger,
-      handshake: resolved.proxy?.timeout ?? 0,
-      pause: resolved.sensor?.pause ?? 0,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      timeout,
+      linger,
+      handshake: proxy?.timeout ?? 0,
+      pause: sensor?.pause ?? 0,
       // Under `timeout: 0` a TLS handshake still has a bound.
-      greetTimeout: resolved.tls ? TLS_HANDSHAKE_TIMEOUT : 0,
-      drainTimeout: resolved.drainTimeout,
+      greetTimeout: tls ? TLS_HANDSHAKE_TIMEOUT : 0,
+      drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
       onAcceptError: options.onAcceptError,
       signal,
       // Held clients are let go at once, not after the drain timeout.
@@ -191,23 +219,22 @@ export function serveGreetingWith(
     },
     (core): ConnectionContext => ({
       core,
-      admission: needsAdmission(options) ? createAdmission(options) : undefined,
+      admission: admissionOf(options),
       greeting,
-      refuseMessage: resolved.refuseMessage ?? EMPTY,
+      refuseMessage: options.refuseMessage ?? EMPTY,
       onConnection: options.onConnection,
       onClose: options.onClose,
       onEnded: hooks.onEnded,
       selfProbe: options.selfProbe,
-      // The trusted balancers as an IpSet: one search, no closure, per peer.
-      proxy: resolved.proxy && createIpSet(resolved.proxy.from),
-      sensor: resolved.sensor,
+      proxy: proxy?.from,
+      sensor,
       mask: options.maskAddress,
       tarpit: undefined,
     }),
     acceptConnection,
   );
-  const tarpit = resolved.tarpit && createTarpit(
-    resolved.tarpit,
+  const tarpit = tarpitOptions && createTarpit(
+    tarpitOptions,
     server,
     typeof greeting === "function" ? undefined : greeting,
   );
@@ -232,7 +259,7 @@ export function serveGreetingWith(
     },
     finished,
     reload(next) {
-      checkReloadable(next);
+      check(next, RELOADABLE);
       if (next.tls) {
         // The first may refuse the pair, before anything has changed; the
         // rest take the same pair.
@@ -246,19 +273,214 @@ export function serveGreetingWith(
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
       if ("maxPerIp" in next || "ratePerIp" in next) {
-        server.admission = needsAdmission(next)
-          ? createAdmission(next)
-          : undefined;
+        server.admission = admissionOf(next);
       } else if ("allow" in next || "deny" in next) {
         const allow = next.allow ?? [];
         const deny = next.deny ?? [];
         if (server.admission) server.admission.setRules(allow, deny);
-        else if (allow.length || deny.length) {
-          server.admission = createAdmission({ allow, deny });
-        }
+        else server.admission = admissionOf({ allow, deny });
       }
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
+}
+
+/** Checks one option's value; its name is `option`. */
+type Check = (option: string, value: unknown) => void;
+
+/** A check that `test` passes, else a TypeError expecting `expected`. */
+function is(test: (value: unknown) => boolean, expected: string): Check {
+  return (option, value) => {
+    if (!test(value)) throw invalid(option, value, expected, TypeError);
+  };
+}
+
+/** A check for a whole number from `min` to `max`. */
+function int(min: number, max: number): Check {
+  return (option, value) => checkInteger(option, value, min, max);
+}
+
+const bytes = is((value) => value instanceof Uint8Array, "a Uint8Array");
+const fn = is((value) => typeof value === "function", "a function");
+const tlsPair = is((value) => {
+  const tls = value as Record<string, unknown> | null;
+  return typeof tls === "object" && tls !== null &&
+    typeof tls.cert === "string" && typeof tls.key === "string";
+}, "an object with PEM strings cert and key");
+const string = is((value) => typeof value === "string", "a string");
+const portNumber = int(0, 65_535);
+
+/** A list of CIDR blocks; a bad entry would throw on the first client. */
+const cidrs: Check = (option, list) => {
+  if (!Array.isArray(list)) {
+    throw invalid(option, list, "an array of CIDR blocks", TypeError);
+  }
+  list.forEach((cidr: unknown, i) => {
+    const c = cidr as { bytes?: unknown; prefix?: unknown } | null;
+    if (
+      typeof c !== "object" || c === null ||
+      !(c.bytes instanceof Uint8Array) ||
+      (c.bytes.length !== 4 && c.bytes.length !== 16) ||
+      !Number.isInteger(c.prefix) || (c.prefix as number) < 0 ||
+      (c.prefix as number) > c.bytes.length * 8
+    ) {
+      throw invalid(
+        `${option}[${i}]`,
+        cidr,
+        "a block from parseCidr()",
+        TypeError,
+      );
+    }
+  });
+};
+
+/** What a reload may replace, checked as at start-up. */
+const RELOADABLE: Record<string, Check> = {
+  tls: tlsPair,
+  // Checked here, where it is used: bytes, or a function making them.
+  greeting: (option, value) => {
+    if (typeof value !== "function") bytes(option, value);
+  },
+  refuseMessage: bytes,
+  maxPerIp: int(1, 1_000_000_000),
+  ratePerIp: (option, rate) => {
+    if (typeof rate !== "number") {
+      throw invalid(option, rate, "a number", TypeError);
+    }
+    if (!(rate > 0 && rate <= 1_000_000_000)) {
+      throw invalid(option, rate, "a number above 0");
+    }
+  },
+  allow: cidrs,
+  deny: cidrs,
+  maskAddress: fn,
+};
+
+/** Every option's own range, at start-up; how they combine is checked after. */
+const STARTUP: Record<string, Check> = {
+  drainTimeout: int(0, MAX_TIMER_MS),
+  timeout: int(0, MAX_TIMER_MS),
+  linger: int(0, MAX_TIMER_MS),
+  maxConnections: int(1, 1_000_000_000),
+  backlog: int(1, 65_535),
+  ...RELOADABLE,
+  signal: is((value) => value instanceof AbortSignal, "an AbortSignal"),
+  reusePort: is((value) => typeof value === "boolean", "a boolean"),
+  onConnection: fn,
+  onClose: fn,
+  onAcceptError: fn,
+  greetPause: int(0, MAX_TIMER_MS),
+  earlyTalkers: (option, value) => {
+    if (value !== "greet" && value !== "refuse") {
+      throw invalid(option, value, '"greet" or "refuse"');
+    }
+  },
+  capture: int(1, MAX_CAPTURE),
+};
+
+/**
+ * Runs each of `checks` on the option of its name that is given, named
+ * `at` + its name.
+ *
+ * @throws {TypeError} For a value of the wrong type.
+ * @throws {RangeError} For one out of its range. Either error has the
+ * fields `option` (its name) and `value`.
+ */
+function check(options: object, checks: Record<string, Check>, at = ""): void {
+  for (const option in checks) {
+    const value = (options as Record<string, unknown>)[option];
+    if (value !== undefined) checks[option](at + option, value);
+  }
+}
+
+/** The PROXY protocol's trusted peers and header wait, when one is expected. */
+function proxyOf(options: ServeGreetingOptions, timeout: number) {
+  const given = options.proxyProtocol;
+  if (given === undefined) return undefined;
+  if (typeof given !== "object" || given === null) {
+    throw invalid("proxyProtocol", given, "an object", TypeError);
+  }
+  check(
+    given,
+    { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
+    "proxyProtocol.",
+  );
+  if (!given.from?.length) {
+    throw invalid(
+      "proxyProtocol.from",
+      given.from,
+      "the load balancers' addresses",
+    );
+  }
+  const wait = given.timeout ?? DEFAULT_PROXY_TIMEOUT;
+  return {
+    // An IpSet: one search, no closure, per peer.
+    from: createIpSet(given.from),
+    timeout: timeout > 0 ? Math.min(wait, timeout) : wait,
+  };
+}
+
+/** The greeting pause and capture, when asked for; each checked already. */
+function sensorOf(
+  options: ServeGreetingOptions,
+  timeout: number,
+): SensorOptions | undefined {
+  const { greetPause, earlyTalkers, capture } = options;
+  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
+    throw invalid(
+      "greetPause",
+      greetPause,
+      `less than the timeout (${timeout})`,
+    );
+  }
+  if (earlyTalkers !== undefined && greetPause === undefined) {
+    throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
+  }
+  if (greetPause === undefined && capture === undefined) return undefined;
+  if (options.tarpit !== undefined) {
+    throw invalid(
+      greetPause !== undefined ? "greetPause" : "capture",
+      greetPause ?? capture,
+      "no tarpit (a tarpit never greets)",
+    );
+  }
+  return {
+    pause: greetPause ?? 0,
+    greetEarly: earlyTalkers === "greet",
+    capture: capture ?? 0,
+  };
+}
+
+/** What to listen on: `listen`, each checked, or the one TCP address. */
+function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
+  const { listen } = options;
+  if (listen === undefined) {
+    const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = options;
+    check({ hostname, port }, { hostname: string, port: portNumber });
+    return [{ hostname, port, tls: options.tls }];
+  }
+  if (!Array.isArray(listen) || listen.length === 0) {
+    throw invalid("listen", listen, "a non-empty array");
+  }
+  return listen.map((target: unknown, i) => {
+    const at = `listen[${i}].`;
+    if (typeof target !== "object" || target === null) {
+      throw invalid(at.slice(0, -1), target, "an object", TypeError);
+    }
+    const t = target as Record<string, unknown>;
+    if (t.transport === "unix") {
+      if (typeof t.path !== "string" || t.path === "") {
+        throw invalid(`${at}path`, t.path, "a non-empty path", TypeError);
+      }
+    } else if (t.transport === "fd") {
+      checkInteger(`${at}fd`, t.fd, 0, MAX_TIMER_MS);
+      check(t, { tls: tlsPair }, at);
+    } else if (t.transport === undefined || t.transport === "tcp") {
+      check(t, { hostname: string, port: portNumber, tls: tlsPair }, at);
+    } else {
+      throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
+    }
+    return target as ListenTarget;
+  });
 }

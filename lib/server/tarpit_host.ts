@@ -18,8 +18,8 @@
  *   or that takes only part of a line, is freed at once.
  *
  * A held client's end is counted and told to the observers as the server's
- * connections do theirs (connection.ts); tarpit.ts, which the options and
- * the connections read, holds the tarpit's face.
+ * connections do theirs (connection.ts); tarpit.ts, which serve_greeting.ts
+ * and the connections read, holds the tarpit's face.
  *
  * @module
  */

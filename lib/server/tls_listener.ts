@@ -17,16 +17,8 @@
  * @module
  */
 
-import type { Conn } from "./connection_table.ts";
+import type { Acceptor, Conn } from "./connection_table.ts";
 import type { SecureContext } from "./tls_engine.ts";
-
-/**
- * One TLS client, with the members of `Deno.Conn` a server uses. After
- * `close()` every call rejects with `Deno.errors.BadResource`; one pending
- * at `close()` with `Deno.errors.Interrupted`; a failed handshake or a reset
- * with the TLS or network error.
- */
-export type TlsConnection = Conn;
 
 type Engine = typeof import("./tls_engine.ts");
 let engine: Promise<Engine> | undefined;
@@ -84,8 +76,14 @@ export function startDeferredTls(
   return deferredStarts.get(conn)?.();
 }
 
-/** What {@linkcode serveTlsOn} returns: a `Deno.Listener` of TLS clients. */
-export interface TlsListener {
+/**
+ * What {@linkcode serveTlsOn} returns: a `Deno.Listener` of TLS clients.
+ * A client's connection rejects every call after `close()` with
+ * `Deno.errors.BadResource`, one pending at `close()` with
+ * `Deno.errors.Interrupted`, and a failed handshake or a reset with the TLS
+ * or network error.
+ */
+export interface TlsListener extends Acceptor {
   /** The address listened on; its port is the real one when 0 was asked. */
   readonly addr: Deno.NetAddr;
   /**
@@ -95,8 +93,6 @@ export interface TlsListener {
    * `Deno.errors.BadResource`.
    */
   accept(): Promise<Conn>;
-  /** Stops listening; a pending `accept()` rejects with BadResource. */
-  close(): void;
   /**
    * Serves new connections with another certificate and key (a renewed
    * certificate); connections already accepted keep theirs.
@@ -106,17 +102,6 @@ export interface TlsListener {
    * changes then.
    */
   setCertificate(cert: string, key: string): void;
-}
-
-/**
- * What TLS can be served on: a `Deno.TcpListener`, or a listener of a
- * passed socket (see `listenOnDescriptor`), whose connections have the
- * members TLS uses.
- */
-export interface TcpAcceptor {
-  readonly addr: Deno.Addr;
-  accept(): Promise<Conn>;
-  close(): void;
 }
 
 /**
@@ -137,12 +122,63 @@ export interface TcpAcceptor {
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
 export function serveTlsOn(
-  tcp: TcpAcceptor,
+  tcp: Acceptor,
   cert: string,
   key: string,
   deferred = false,
 ): TlsListener {
-  return new Listener(tcp, contextOf(cert, key), deferred);
+  let context = contextOf(cert, key);
+  /** The context to serve with; a bad pair closes the listener for good. */
+  async function current(): Promise<SecureContext> {
+    try {
+      return await context;
+    } catch (cause) {
+      try {
+        tcp.close();
+      } catch {
+        // Closed by another accept already.
+      }
+      throw new Deno.errors.BadResource(
+        `Cannot serve TLS: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+  return {
+    get addr() {
+      return tcp.addr as Deno.NetAddr;
+    },
+    setCertificate(cert, key) {
+      // Once node's TLS is loaded, checked in full now: a bad pair throws
+      // and nothing changes.
+      context = loaded
+        ? Promise.resolve(loaded.secureContext(cert, key))
+        : contextOf(cert, key);
+    },
+    async accept() {
+      await current();
+      const conn = await tcp.accept();
+      // The certificate of when the handshake starts: a reload while this
+      // accept waited counts for its client.
+      const start = async () => {
+        const tls = loaded!.startTls(conn, await current());
+        tlsConnections.add(tls);
+        return tls;
+      };
+      if (deferred) {
+        deferredStarts.set(conn, start);
+        tlsConnections.add(conn);
+        return conn;
+      }
+      try {
+        return await start();
+      } catch (error) {
+        conn.close();
+        throw error;
+      }
+    },
+    close: () => tcp.close(),
+  };
 }
 
 /**
@@ -158,76 +194,4 @@ function contextOf(cert: string, key: string): Promise<SecureContext> {
   );
   context.catch(() => {}); // Reported by accept().
   return context;
-}
-
-class Listener implements TlsListener {
-  readonly #tcp: TcpAcceptor;
-  #context: Promise<SecureContext>;
-  readonly #deferred: boolean;
-
-  constructor(
-    tcp: TcpAcceptor,
-    context: Promise<SecureContext>,
-    deferred: boolean,
-  ) {
-    this.#tcp = tcp;
-    this.#context = context;
-    this.#deferred = deferred;
-  }
-
-  get addr(): Deno.NetAddr {
-    return this.#tcp.addr as Deno.NetAddr;
-  }
-
-  setCertificate(cert: string, key: string): void {
-    // Once node's TLS is loaded, checked in full now: a bad pair throws and
-    // nothing changes.
-    this.#context = loaded
-      ? Promise.resolve(loaded.secureContext(cert, key))
-      : contextOf(cert, key);
-  }
-
-  async accept(): Promise<Conn> {
-    await this.#currentContext();
-    const tcp = await this.#tcp.accept();
-    // The certificate of when the handshake starts: a reload while this
-    // accept waited counts for its client.
-    const start = async () => {
-      const tls = loaded!.startTls(tcp, await this.#currentContext());
-      tlsConnections.add(tls);
-      return tls;
-    };
-    if (this.#deferred) {
-      deferredStarts.set(tcp, start);
-      tlsConnections.add(tcp);
-      return tcp;
-    }
-    try {
-      return await start();
-    } catch (error) {
-      tcp.close();
-      throw error;
-    }
-  }
-
-  /** The context to serve with; a bad pair closes the listener for good. */
-  async #currentContext(): Promise<SecureContext> {
-    try {
-      return await this.#context;
-    } catch (cause) {
-      try {
-        this.close();
-      } catch {
-        // Closed by another accept already.
-      }
-      throw new Deno.errors.BadResource(
-        `Cannot serve TLS: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-  }
-
-  close(): void {
-    this.#tcp.close();
-  }
 }
