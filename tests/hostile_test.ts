@@ -426,7 +426,8 @@ Deno.test({
         }
         // The server really holds them: else the count below proves nothing.
         let peak = 0;
-        const holdBy = performance.now() + 1_000;
+        // Bounded, not timed: a loaded machine may take a while to accept.
+        const holdBy = performance.now() + 10_000;
         while ((peak = await openDescriptors(pid)) < baseline + STALLED) {
           assert(
             performance.now() < holdBy,
