@@ -6,7 +6,6 @@ import {
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import type { WorkerSnapshot } from "./workers/protocol.ts";
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
   type GreetingServer,
@@ -123,7 +122,7 @@ export function runServer(
       return server.stats;
     },
     /** Its counters, as a worker sends them to the main thread. */
-    snapshot: (): WorkerSnapshot => ({
+    snapshot: () => ({
       stats: server.stats,
       histogram: {
         counts: [...histogram.counts],

@@ -5,21 +5,14 @@
  *
  * @module
  */
-import { explainError, explainListenError } from "../explain.ts";
+import { explainError, explainListen } from "../explain.ts";
+import { ExitError } from "../flags.ts";
 import { runServer } from "../run_server.ts";
 import { complete } from "../setup.ts";
-import { ListenError } from "../../server/listeners.ts";
 import type { FromWorker, StartMessage, ToWorker } from "./protocol.ts";
 
-/** The worker's global scope, typed for what is used here. */
-const scope = globalThis as unknown as {
-  postMessage(message: FromWorker): void;
-  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
-  addEventListener(
-    type: "error" | "unhandledrejection",
-    listener: (event: Event & { error?: unknown; reason?: unknown }) => void,
-  ): void;
-};
+/** The worker's global scope: its face is a Worker's, seen from inside. */
+const scope = globalThis as unknown as Worker;
 
 /** How often the counters go to the main thread, in milliseconds. */
 const STATS_INTERVAL = 250;
@@ -43,8 +36,7 @@ function createLogBatcher() {
   function flush() {
     clearTimeout(timer);
     timer = undefined;
-    if (pending.length === 0) return;
-    post({ type: "log", lines: pending });
+    if (pending.length > 0) post({ type: "log", lines: pending });
     pending = [];
     size = 0;
   }
@@ -59,12 +51,10 @@ function createLogBatcher() {
 }
 
 let run: ReturnType<typeof runServer> | undefined;
-let startCommand: StartMessage["command"] | undefined;
 
 async function start(
   { command, prepared, ports, selfProbe, saidOnce }: StartMessage,
 ) {
-  startCommand = command;
   const options = await complete(command, prepared);
   // The ports the first worker chose, for port 0.
   const listen = options.listen?.map((target, i) =>
@@ -83,10 +73,10 @@ async function start(
     );
   } catch (error) {
     batcher.flush();
-    throw error;
+    explainListen(error, command.spelled.host, command.spelled.port);
   }
   const ticker = setInterval(
-    () => post({ type: "stats", snapshot: running.snapshot() }),
+    () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
@@ -98,23 +88,15 @@ async function start(
 }
 
 function fail(error: unknown) {
-  const { message, exitCode } = error instanceof ListenError
-    ? explainListenError(
-      error.cause,
-      error.address,
-      error.port,
-      startCommand?.spelled.host,
-      startCommand?.spelled.port,
-    )
+  const { message, exitCode } = error instanceof ExitError
+    ? error
     : explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
 function crash(error: unknown) {
-  post({
-    type: "crashed",
-    message: error instanceof Error ? error.message : String(error),
-  });
+  const message = error instanceof Error ? error.message : String(error);
+  post({ type: "crashed", message });
 }
 
 // An uncaught error is reported to the main thread, which ends this worker
@@ -126,29 +108,19 @@ function crashed(event: Event & { error?: unknown; reason?: unknown }) {
 scope.addEventListener("error", crashed);
 scope.addEventListener("unhandledrejection", crashed);
 
-scope.onmessage = ({ data }) => {
-  switch (data.type) {
-    case "start":
-      start(data).catch((error) => run ? crash(error) : fail(error));
-      break;
-    case "stats":
-      if (run) {
-        post({
-          type: "stats",
-          snapshot: run.snapshot(),
-          request: data.request,
-        });
-      }
-      break;
-    case "reload":
-      (run?.swap(data.prepared) ?? Promise.resolve("not serving yet")).then(
-        (error) => post({ type: "reloaded", request: data.request, error }),
-      );
-      break;
-    case "shutdown":
-      run?.shutdown().catch(() => {
-        // The failure is reported by start(), from `finished`.
-      });
-      break;
+scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
+  if (data.type === "start") {
+    start(data).catch((error) => run ? crash(error) : fail(error));
+  } else if (data.type === "shutdown") {
+    run?.shutdown().catch(() => {
+      // The failure is reported by start(), from `finished`.
+    });
+  } else if (run) {
+    // A stats request, or a reload: answered with fresh counters.
+    const error = data.type === "reload"
+      ? await run.swap(data.prepared)
+      : undefined;
+    const snapshot = run.snapshot();
+    post({ type: "stats", snapshot, request: data.request, error });
   }
 };
