@@ -44,16 +44,14 @@ async function serve(
   }
   const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
-  let held: string[][] | undefined = [];
-  const write = (lines: string[]) => {
-    for (const line of lines) writer.line(line);
-  };
+  let held: string[] | undefined = [];
   const group = await startWorkers(command, prepared, {
     count: command.workers!,
-    onLines: (lines) => held ? held.push(lines) : write(lines),
+    onLines: (lines) =>
+      held ? held.push(...lines) : lines.forEach((line) => writer.line(line)),
   });
   group.started = () => {
-    held!.forEach(write);
+    held!.forEach((line) => writer.line(line));
     held = undefined;
   };
   return group;
@@ -147,23 +145,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
       do {
         again = false;
         await notifier.reloading("Reloading");
-        let error: string | undefined;
-        try {
-          // Read and checked here once, so a bad file leaves the old
-          // configuration, and every worker swaps in exactly these bytes.
-          error = await running.swap(await prepare(command, false));
-        } catch (caught) {
-          error = explainError(caught).message;
-        }
+        // Read and checked here once, so a bad file leaves the old
+        // configuration, and every worker swaps in exactly these bytes.
+        const error = await prepare(command, false)
+          .then((next) => running.swap(next))
+          .catch((caught) => explainError(caught).message);
         // A reload that ends after the server did is not waited for (a read
         // may hang) and says nothing after the stop line.
         if (ended) return;
-        if (error === undefined) {
-          reloads.success++;
-          reloads.lastSuccess = Date.now();
-        } else {
-          reloads.failure++;
-        }
+        if (error === undefined) reloads.lastSuccess = Date.now();
+        reloads[error === undefined ? "success" : "failure"]++;
         log.reloaded(error);
         await notifier.ready(
           statusLine(running.addrs) +

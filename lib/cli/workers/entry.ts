@@ -53,7 +53,7 @@ function createLogBatcher() {
 let run: ReturnType<typeof runServer> | undefined;
 
 async function start(
-  { command, prepared, ports, selfProbe, saidOnce }: StartMessage,
+  { command, prepared, ports, shared }: StartMessage,
 ) {
   const options = await complete(command, prepared);
   // The ports the first worker chose, for port 0.
@@ -69,7 +69,7 @@ async function start(
       command,
       { ...options, listen, reusePort: true },
       batcher.line,
-      { selfProbe, saidOnce },
+      shared,
     );
   } catch (error) {
     batcher.flush();

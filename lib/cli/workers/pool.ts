@@ -21,7 +21,7 @@ import type {
   WorkerSnapshot,
 } from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
+import { type Serving, SHARED } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -231,8 +231,7 @@ export async function startWorkers(
         command,
         prepared: posted(prepared),
         ports,
-        selfProbe: SELF_PROBE,
-        saidOnce: SAID_ONCE,
+        shared: SHARED,
       } satisfies ToWorker,
     );
   const [first, ...rest] = members;

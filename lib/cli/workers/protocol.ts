@@ -22,10 +22,8 @@ export interface StartMessage {
   prepared: Prepared;
   /** The real port of each listen target, when the first worker chose them. */
   ports?: number[];
-  /** The main thread's health probe cell (shared memory). */
-  selfProbe: Int32Array;
-  /** Warnings said once per process (see `SAID_ONCE`). */
-  saidOnce: Int32Array;
+  /** The main thread's shared cells (see `SHARED`). */
+  shared: Int32Array;
 }
 
 /** What the main thread asks of every worker, each answering with "stats". */
