@@ -136,11 +136,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
   let again = false;
   let ended = false;
   const reload = () => {
-    if (stopping) return;
-    if (reloading) {
-      again = true;
-      return;
-    }
+    again = reloading !== undefined;
+    if (stopping || reloading) return;
     reloading = (async () => {
       do {
         again = false;
@@ -181,13 +178,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
         format,
       );
     },
-    SIGUSR2() {
-      // Stats must never stop the server, whatever fails in them.
-      (async () => {
-        await running.refresh?.();
-        log.stats(running.stats);
-      })().catch(() => {});
-    },
+    // Stats must never stop the server, whatever fails in them.
+    SIGUSR2: () =>
+      void Promise.resolve(running.refresh?.())
+        .then(() => log.stats(running.stats))
+        .catch(() => {}),
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
   const removers = SERVER_SIGNALS.map((signal) =>

@@ -217,23 +217,20 @@ export async function startWorkers(
     if (draining) return;
     draining = true;
     for (const member of members) post(member, { type: "shutdown" });
+    const late = `did not stop within ${stopWithin} ms`;
     stopTimer = setTimeout(() => {
-      for (const member of members) {
-        end(member, `did not stop within ${stopWithin} ms`);
-      }
+      for (const member of members) end(member, late);
     }, stopWithin);
   }
 
   const start = (member: Member, ports?: number[]) =>
-    member.worker.postMessage(
-      {
-        type: "start",
-        command,
-        prepared: posted(prepared),
-        ports,
-        shared: SHARED,
-      } satisfies ToWorker,
-    );
+    post(member, {
+      type: "start",
+      command,
+      prepared: posted(prepared),
+      ports,
+      shared: SHARED,
+    });
   const [first, ...rest] = members;
   let addrs: Deno.Addr[];
   try {
