@@ -129,22 +129,14 @@ export async function prepare(
   return prepared;
 }
 
-function makeGreeting(
-  command: ServeCommand,
-  prepared: Prepared,
-): GreetingSource {
+function makeGreeting(command: ServeCommand, { quotes, message }: Prepared) {
   const { preset, encoding, lineEnding } = command.greeting;
-  return preset
-    ? asUsageError(
-      () => presetGreeting(preset, prepared.quotes),
-      command.files.quotes,
-    )
-    : asUsageError(() =>
-      compileTemplate(prepared.message ?? DEFAULT_MESSAGE, {
-        encoding,
-        lineEnding,
-      })
-    );
+  const make = preset
+    ? () => presetGreeting(preset, quotes)
+    : () =>
+      compileTemplate(message ?? DEFAULT_MESSAGE, { encoding, lineEnding });
+  const file = preset ? command.files.quotes : undefined;
+  return asUsageError<GreetingSource>(make, file);
 }
 
 /**
