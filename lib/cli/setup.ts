@@ -120,11 +120,9 @@ export async function prepare(
   prepared.options = {
     ...command.options,
     ...rules,
-    listen: tls
-      ? listen.map((target) =>
-        target.transport === "unix" ? target : { ...target, tls }
-      )
-      : listen,
+    listen: listen.map((target) =>
+      tls && target.transport !== "unix" ? { ...target, tls } : target
+    ),
   };
   return prepared;
 }
