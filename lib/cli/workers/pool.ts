@@ -265,16 +265,16 @@ export async function startWorkers(
     },
     render(dropped: number) {
       const { stats, histogram, suppressed } = total();
-      const accepted = members.map((m) => m.snapshot?.stats.accepted ?? 0);
-      return renderMetrics(stats, histogram, {
-        draining,
-        log: { suppressed, dropped },
-      }) +
+      const log = { suppressed, dropped };
+      const accepted = Object.fromEntries(
+        members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
+      );
+      return renderMetrics(stats, histogram, { draining, log }) +
         exposition(WORKER_FAMILIES, {
           greeter_worker_connections_accepted_total: [
             "worker",
-            Object.fromEntries(accepted.entries()),
-            members.map((m) => `${m.index}`),
+            accepted,
+            Object.keys(accepted),
           ],
         });
     },
