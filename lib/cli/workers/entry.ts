@@ -25,29 +25,24 @@ function post(message: FromWorker) {
   scope.postMessage(message);
 }
 
-/**
- * Collects log lines and posts them to the main thread in batches, as the
- * lines its writer takes: one message per burst, never one per connection.
- */
-function createLogBatcher() {
-  let pending: string[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  function flush() {
-    clearTimeout(timer);
-    timer = undefined;
-    if (pending.length > 0) post({ type: "log", lines: pending });
-    pending = [];
-    size = 0;
-  }
-  return {
-    line(text: string) {
-      pending.push(text);
-      if ((size += text.length) >= LOG_BATCH_SIZE) flush();
-      else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
-    },
-    flush,
-  };
+// Log lines, posted to the main thread in batches as the lines its writer
+// takes: one message per burst, never one per connection.
+let pending: string[] = [];
+let size = 0;
+let timer: ReturnType<typeof setTimeout> | undefined;
+
+function flush() {
+  clearTimeout(timer);
+  timer = undefined;
+  if (pending.length > 0) post({ type: "log", lines: pending });
+  pending = [];
+  size = 0;
+}
+
+function line(text: string) {
+  pending.push(text);
+  if ((size += text.length) >= LOG_BATCH_SIZE) flush();
+  else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
 }
 
 let run: ReturnType<typeof runServer> | undefined;
@@ -62,17 +57,16 @@ async function start(
       ? target
       : { ...target, port: ports[i] }
   );
-  const batcher = createLogBatcher();
   let running: NonNullable<typeof run>;
   try {
     running = run = runServer(
       command,
       { ...options, listen, reusePort: true },
-      batcher.line,
+      line,
       shared,
     );
   } catch (error) {
-    batcher.flush();
+    flush();
     explainListen(error, command.spelled.host, command.spelled.port);
   }
   const ticker = setInterval(
@@ -83,7 +77,7 @@ async function start(
   const error = await running.finished;
   clearInterval(ticker);
   running.stopped();
-  batcher.flush();
+  flush();
   post({ type: "done", snapshot: running.snapshot(), error });
 }
 
