@@ -111,9 +111,7 @@ export function runServer(
     get draining() {
       return server.draining;
     },
-    get stats() {
-      return server.stats;
-    },
+    stats: server.stats,
     /** Its counters, as a worker sends them to the main thread. */
     snapshot: () => ({
       stats: server.stats,

@@ -228,16 +228,13 @@ export async function runInetd(command: ServeCommand): Promise<number> {
  * a greeting and close; it cannot end the write side alone (no linger).
  */
 function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
-  const conn = {
+  return {
     remoteAddr,
     localAddr: localAddr ?? { transport: "tcp", hostname: "", port: 0 },
     read: (p: Uint8Array) => Deno.stdin.read(p),
     write: (p: Uint8Array) => Deno.stdout.write(p),
     closeWrite: () =>
       Promise.reject(new Deno.errors.NotSupported("No shutdown on stdout")),
-    close() {
-      Deno.stdout.close();
-    },
-  };
-  return conn as unknown as Deno.Conn;
+    close: () => Deno.stdout.close(),
+  } as unknown as Deno.Conn;
 }

@@ -161,9 +161,7 @@ export async function startWorkers(
     const { promise, resolve } = Promise.withResolvers<void>();
     const asking: Asking = { waiting: new Set(live()), done: resolve };
     asked.set(request, asking);
-    for (const member of asking.waiting) {
-      post(member, { ...message, request });
-    }
+    for (const member of asking.waiting) post(member, { ...message, request });
     if (asking.waiting.size === 0) resolve();
     await waitAtMost(promise, timeout);
     asked.delete(request);
