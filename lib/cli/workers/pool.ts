@@ -14,12 +14,7 @@ import {
 } from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
-import type {
-  FromWorker,
-  Request,
-  ToWorker,
-  WorkerSnapshot,
-} from "./protocol.ts";
+import type * as Protocol from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { type Serving, SHARED } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
@@ -43,7 +38,7 @@ export interface StartWorkersOptions {
 interface Member {
   index: number;
   worker: Worker;
-  snapshot?: WorkerSnapshot;
+  snapshot?: Protocol.WorkerSnapshot;
   done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
@@ -131,7 +126,7 @@ export async function startWorkers(
     member.ready.promise.catch(() => {});
     const crashed = (message: string) =>
       receive(member, { type: "crashed", message });
-    worker.onmessage = (event: MessageEvent<FromWorker>) =>
+    worker.onmessage = (event: MessageEvent<Protocol.FromWorker>) =>
       receive(member, event.data);
     worker.onerror = (event) => {
       event.preventDefault();
@@ -151,12 +146,12 @@ export async function startWorkers(
     if (pending.waiting.size === 0) pending.done();
   }
 
-  function post(member: Member, message: ToWorker) {
+  function post(member: Member, message: Protocol.ToWorker) {
     if (!member.done) member.worker.postMessage(message);
   }
 
   /** Asks every running worker, and waits at most `timeout` ms for them. */
-  async function ask(message: Request, timeout: number) {
+  async function ask(message: Protocol.Request, timeout: number) {
     const request = ++requests;
     const { promise, resolve } = Promise.withResolvers<void>();
     const asking: Asking = { waiting: new Set(live()), done: resolve };
@@ -185,7 +180,7 @@ export async function startWorkers(
     finished.resolve(failure);
   }
 
-  function receive(member: Member, message: FromWorker) {
+  function receive(member: Member, message: Protocol.FromWorker) {
     if ("snapshot" in message) member.snapshot = message.snapshot;
     switch (message.type) {
       case "listening":
