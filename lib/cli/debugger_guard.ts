@@ -19,8 +19,7 @@ export const INSPECTOR_HOST = "127.0.0.1:9229";
 export function isCompiledBinary(
   mainModule: string = Deno.mainModule,
 ): boolean {
-  return mainModule.includes("/deno-compile-") ||
-    mainModule.includes("\\deno-compile-");
+  return /[/\\]deno-compile-/.test(mainModule);
 }
 
 const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
@@ -61,22 +60,17 @@ export function guardDebuggerPort(
   onTaken: (message: string) => void,
 ): Disposable | undefined {
   if (Deno.build.os === "windows" || isCompiledBinary()) return undefined;
+  const granted = (host: string) =>
+    Deno.permissions.querySync({ name: "net", host }).state === "granted";
   // Without leave to listen where it serves, greeter fails on that, with
   // the message that names the flag; nothing opens to guard.
-  if (
-    serving && Deno.permissions.querySync({
-        name: "net",
-        host: serving.hostname.includes(":")
-          ? `[${serving.hostname}]:${serving.port}`
-          : `${serving.hostname}:${serving.port}`,
-      }).state !== "granted"
-  ) return undefined;
+  if (serving) {
+    const { hostname, port } = serving;
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    if (!granted(`${host}:${port}`)) return undefined;
+  }
   const [hostname, port] = INSPECTOR_HOST.split(":");
-  const net = Deno.permissions.querySync({
-    name: "net",
-    host: INSPECTOR_HOST,
-  });
-  if (net.state !== "granted") {
+  if (!granted(INSPECTOR_HOST)) {
     throw new ExitError(
       `under deno run, greeter must hold ${INSPECTOR_HOST} so that a ` +
         "SIGUSR1 cannot open Deno's debugger to other local users, and " +

@@ -12,7 +12,7 @@ import {
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import { explainListen } from "./explain.ts";
-import { type HealthSource, SELF_PROBE } from "./run_server.ts";
+import { type HealthSource, SHARED } from "./run_server.ts";
 
 /**
  * The health check of the metrics endpoint, for a server that may not have
@@ -30,7 +30,7 @@ function healthOf(
       );
       // A server on Unix sockets alone is judged by its counters.
       return tcp
-        ? probeAddress(tcp, SELF_PROBE)()
+        ? probeAddress(tcp, SHARED)()
         : Promise.resolve({ connected: true, done() {} });
     },
   });

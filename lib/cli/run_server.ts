@@ -6,7 +6,6 @@ import {
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import type { WorkerSnapshot } from "./workers/protocol.ts";
 import type { ServeGreetingOptions } from "../server/options.ts";
 import {
   type GreetingServer,
@@ -19,16 +18,12 @@ import { warn, warnOnceServing } from "./warn.ts";
 import { mayRead } from "./socket_activation.ts";
 
 /**
- * The cell of the health probe's port (see `selfProbe`): the main thread's,
- * which it also hands to every worker.
+ * The process's shared cells, the main thread's, which it also hands to
+ * every worker: slot 0 is the health probe's port (see `selfProbe`), slot 1
+ * whether the unfitted cap was said (warnings said once per process, not
+ * once per worker).
  */
-export const SELF_PROBE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Warnings said once per process, not once per worker: the main thread's
- * cell, which it also hands to every worker. Slot 0: the unfitted cap.
- */
-export const SAID_ONCE: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
 
 /** What the health check reads of a running server, single or workers. */
 export interface HealthSource {
@@ -62,8 +57,8 @@ export type Serving = HealthSource & {
  * Starts one server run: the same for the main thread and for every worker
  * of `--workers`. Only what surrounds it (stdout, or messages to the main
  * thread) differs. `emit` receives each log line (the main thread's writer,
- * or a worker's batcher); a worker passes the main thread's probe cell and
- * {@linkcode SAID_ONCE}.
+ * or a worker's batcher); a worker passes the main thread's
+ * {@linkcode SHARED} cells.
  *
  * @throws What `serveGreeting` throws; nothing is left running.
  */
@@ -71,10 +66,7 @@ export function runServer(
   command: ServeCommand,
   options: ServeGreetingOptions,
   emit: (line: string) => void,
-  shared: { selfProbe: Int32Array; saidOnce: Int32Array } = {
-    selfProbe: SELF_PROBE,
-    saidOnce: SAID_ONCE,
-  },
+  shared: Int32Array = SHARED,
 ) {
   const log = createConnectionLog({
     emit,
@@ -95,10 +87,10 @@ export function runServer(
       ...options,
       onConnection: log.onConnection,
       onAcceptError: command.fdLimitUnread
-        ? sayUnfittedOnce(command, log.onAcceptError, shared.saidOnce)
+        ? sayUnfittedOnce(command, log.onAcceptError, shared)
         : log.onAcceptError,
       // Only --metrics probes the server's own port.
-      selfProbe: command.metrics ? shared.selfProbe : undefined,
+      selfProbe: command.metrics ? shared : undefined,
       onClose: log.onClose,
     }, {
       // The histograms are only read by --metrics, and take numbers: no
@@ -119,11 +111,9 @@ export function runServer(
     get draining() {
       return server.draining;
     },
-    get stats() {
-      return server.stats;
-    },
+    stats: server.stats,
     /** Its counters, as a worker sends them to the main thread. */
-    snapshot: (): WorkerSnapshot => ({
+    snapshot: () => ({
       stats: server.stats,
       histogram: {
         counts: [...histogram.counts],
@@ -169,7 +159,7 @@ function sayUnfittedOnce(
 ): NonNullable<ServeGreetingOptions["onAcceptError"]> {
   return (error, kind, code) => {
     onAcceptError(error, kind, code);
-    if (code !== "EMFILE" || Atomics.compareExchange(said, 0, 0, 1) !== 0) {
+    if (code !== "EMFILE" || Atomics.compareExchange(said, 1, 0, 1) !== 0) {
       return;
     }
     warn(

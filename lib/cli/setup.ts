@@ -74,18 +74,15 @@ export async function prepare(
 ): Promise<Prepared> {
   const { files } = command;
   const limit = files.maxSize ?? DEFAULT_FILE_LIMIT;
+  const read = (path: string | undefined, what: string, max = limit) =>
+    path === undefined ? undefined : readInputFile(path, what, max);
   const prepared: Prepared = { options: {}, message: command.greeting.message };
-  if (files.quotes !== undefined) {
-    prepared.quotes = await readInputFile(
-      files.quotes,
-      "quotes file",
-      files.maxSize ?? DEFAULT_QUOTES_LIMIT,
-    );
-  }
-  if (files.message !== undefined) {
-    const bytes = await readInputFile(files.message, "message file", limit);
+  const quotesLimit = files.maxSize ?? DEFAULT_QUOTES_LIMIT;
+  prepared.quotes = await read(files.quotes, "quotes file", quotesLimit);
+  const message = await read(files.message, "message file");
+  if (message !== undefined) {
     prepared.message = asUsageError(
-      () => decodeMessageFile(bytes, command.greeting.encoding),
+      () => decodeMessageFile(message, command.greeting.encoding),
       files.message,
     );
   }
@@ -95,30 +92,22 @@ export async function prepare(
   const tls = await loadTls(command, limit);
   // Lists from flags alone cannot change on a reload: they stay, with
   // their per-address counts.
+  const rule = async (kind: "allow" | "deny") => [
+    ...command.options[kind] ?? [],
+    ...await readCidrFiles(files[kind], `--${kind}-file`, limit),
+  ];
   const rules = start || files.allow.length > 0 || files.deny.length > 0
-    ? {
-      allow: [
-        ...command.options.allow ?? [],
-        ...await readCidrFiles(files.allow, "--allow-file", limit),
-      ],
-      deny: [
-        ...command.options.deny ?? [],
-        ...await readCidrFiles(files.deny, "--deny-file", limit),
-      ],
-    }
+    ? { allow: await rule("allow"), deny: await rule("deny") }
     : {};
-  if (files.logKey !== undefined) {
-    const path = files.logKey;
-    const key = await readInputFile(path, "log key file", limit);
-    if (key.length < MIN_ADDRESS_KEY_BYTES) {
-      throw new UsageError(
-        `The log key file ${quote(path)} holds ${key.length} byte${
-          key.length === 1 ? "" : "s"
-        }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
-          `secret bytes (head -c 32 /dev/urandom > ${quote(path)})`,
-      );
-    }
-    prepared.key = key;
+  const key = prepared.key = await read(files.logKey, "log key file");
+  if (key !== undefined && key.length < MIN_ADDRESS_KEY_BYTES) {
+    const path = quote(files.logKey!);
+    throw new UsageError(
+      `The log key file ${path} holds ${key.length} byte${
+        key.length === 1 ? "" : "s"
+      }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
+        `secret bytes (head -c 32 /dev/urandom > ${path})`,
+    );
   }
   const { listen = [], refuseMessage } = command.options;
   if (!start) {
@@ -131,31 +120,21 @@ export async function prepare(
   prepared.options = {
     ...command.options,
     ...rules,
-    listen: tls
-      ? listen.map((target) =>
-        target.transport === "unix" ? target : { ...target, tls }
-      )
-      : listen,
+    listen: listen.map((target) =>
+      tls && target.transport !== "unix" ? { ...target, tls } : target
+    ),
   };
   return prepared;
 }
 
-function makeGreeting(
-  command: ServeCommand,
-  prepared: Prepared,
-): GreetingSource {
+function makeGreeting(command: ServeCommand, { quotes, message }: Prepared) {
   const { preset, encoding, lineEnding } = command.greeting;
-  return preset
-    ? asUsageError(
-      () => presetGreeting(preset, prepared.quotes),
-      command.files.quotes,
-    )
-    : asUsageError(() =>
-      compileTemplate(prepared.message ?? DEFAULT_MESSAGE, {
-        encoding,
-        lineEnding,
-      })
-    );
+  const make = preset
+    ? () => presetGreeting(preset, quotes)
+    : () =>
+      compileTemplate(message ?? DEFAULT_MESSAGE, { encoding, lineEnding });
+  const file = preset ? command.files.quotes : undefined;
+  return asUsageError<GreetingSource>(make, file);
 }
 
 /**
@@ -188,19 +167,18 @@ async function loadTls(
     readInputText(tlsCert, "TLS certificate", limit),
     readInputText(tlsKey, "TLS key", limit),
   ]);
-  const tls = { cert, key };
   // Checked here, so a file that is not a certificate or a key that does
   // not match is reported as the bad value it is, not as a failure to
   // listen (or, on a reload, the old pair stays).
   try {
-    await checkCertificateAndKey(tls.cert, tls.key);
+    await checkCertificateAndKey(cert, key);
   } catch (error) {
     throw new UsageError(
       `Invalid TLS certificate or key (--tls-cert ${quote(tlsCert)}, ` +
         `--tls-key ${quote(tlsKey)}): ${(error as Error).message}`,
     );
   }
-  return tls;
+  return { cert, key };
 }
 
 /** The TLS options of a client command, with its --ca file read. */

@@ -53,9 +53,6 @@ export interface PassedSockets {
   metrics?: number;
 }
 
-/** What the environment holds, for {@linkcode readPassedSockets}. */
-export type ListenEnvironment = Record<string, string | undefined>;
-
 /**
  * Reads the protocol's variables. Without `forced`, sockets are taken only
  * when `LISTEN_PID` is `pid` (otherwise they were meant for another process:
@@ -66,7 +63,7 @@ export type ListenEnvironment = Record<string, string | undefined>;
  * @throws {UsageError} For a value that is not what the protocol allows.
  */
 export function readPassedSockets(
-  env: ListenEnvironment,
+  env: Record<string, string | undefined>,
   pid: number,
   forced: boolean,
   warn: (text: string) => void = () => {},
@@ -130,11 +127,9 @@ export function readPassedSockets(
   const passed: PassedSockets = { greeting: [] };
   for (let i = 0; i < count; i++) {
     const fd = LISTEN_FDS_START + i;
-    if (list[i] !== METRICS_FDNAME) {
-      passed.greeting.push(fd);
-    } else if (passed.metrics === undefined) {
-      passed.metrics = fd;
-    } else {
+    if (list[i] !== METRICS_FDNAME) passed.greeting.push(fd);
+    else if (passed.metrics === undefined) passed.metrics = fd;
+    else {
       throw new UsageError(
         `LISTEN_FDNAMES names two sockets "${METRICS_FDNAME}" (descriptors ` +
           `${passed.metrics} and ${fd}): pass one metrics socket`,

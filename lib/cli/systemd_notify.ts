@@ -54,9 +54,9 @@ export interface SystemdNotifierOptions {
 
 /** `Deno.listenDatagram`, which exists only with `--unstable-net`. */
 function denoOpen(options: UnixPacketAddr): NotifySocket {
-  const listen =
-    (Deno as { listenDatagram?: (o: UnixPacketAddr) => NotifySocket })
-      .listenDatagram;
+  const { listenDatagram: listen } = Deno as {
+    listenDatagram?: (o: UnixPacketAddr) => NotifySocket;
+  };
   if (typeof listen !== "function") {
     throw new TypeError(
       "Unix datagram sockets are not available: Deno needs --unstable-net",
@@ -139,9 +139,6 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
   const socket = options.socket ?? readEnv("NOTIFY_SOCKET");
   const enabled = socket !== undefined && socket !== "";
   const { open = denoOpen, monotonicUsec: stamp = monotonicUsec } = options;
-  let sent = 0;
-  let failed = 0;
-  let lastError: Error | undefined;
   // Sends run one after another, so systemd sees them in the order asked.
   let queue = Promise.resolve(true);
 
@@ -161,11 +158,13 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
       // The kernel's form of a socket name: `@name` is `\0name`, abstract.
       const path = socket!.replace(/^@/, "\0");
       await conn.send(data, { transport: "unixpacket", path });
-      sent++;
+      notifier.sent++;
       return true;
     } catch (error) {
-      failed++;
-      lastError = error instanceof Error ? error : new Error(String(error));
+      notifier.failed++;
+      notifier.lastError = error instanceof Error
+        ? error
+        : new Error(String(error));
       return false;
     } finally {
       attempt(() => conn?.close()); // Already closed: nothing to release.
@@ -182,23 +181,17 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
     return queue = queue.then(() => deliver(state));
   }
 
-  return {
+  const notifier = {
     /** Whether a notification socket is set: when false, every call returns false at once. */
     enabled,
     /** The notification socket as given (`@name` for an abstract one), if any. */
     socket: enabled ? socket : undefined,
     /** Notifications delivered to the socket. */
-    get sent(): number {
-      return sent;
-    },
+    sent: 0,
     /** Notifications that failed (not counting those skipped because none is set). */
-    get failed(): number {
-      return failed;
-    },
+    failed: 0,
     /** Why the last failed notification failed. */
-    get lastError(): Error | undefined {
-      return lastError;
-    },
+    lastError: undefined as Error | undefined,
     notify: (state: string) => notify(state),
     /** `READY=1`: start-up, or a reload, is complete. */
     ready: (status?: string) => notify("READY=1", status),
@@ -216,4 +209,5 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
     /** `STATUS=text`: one line for `systemctl status`. */
     status: (text: string) => notify(statusLine(text)),
   };
+  return notifier;
 }

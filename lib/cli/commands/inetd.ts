@@ -11,7 +11,7 @@
 import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
-import { UsageError } from "../flags.ts";
+import { ExitError, UsageError } from "../flags.ts";
 import { complete, prepare } from "../setup.ts";
 import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
@@ -20,7 +20,6 @@ import type { ConnectionOutcome } from "../../server/stats.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
-import { ExitError } from "../flags.ts";
 import { warn } from "../warn.ts";
 import { readEnv } from "../socket_activation.ts";
 
@@ -65,10 +64,17 @@ function addressFrom(
   return undefined;
 }
 
+/** What stdin is when it is not a socket, by the test that tells it. */
+const NOT_SOCKETS = [
+  ["isFile", "a regular file"],
+  ["isFIFO", "a pipe"],
+  ["isCharacterDevice", "a device"],
+] as const;
+
 /**
  * Says why stdin cannot be the client: a terminal, a file, a pipe or a
  * device. (node's fstat needs no permission; Deno's stat of /dev/stdin
- * needs all of them.)
+ * needs all of them.) A terminal was said before: runInetd asks that first.
  *
  * @throws {UsageError} Saying what stdin is instead, and how to run it.
  */
@@ -80,16 +86,8 @@ function checkStdin(fstat: typeof Fs.fstatSync): void {
     throw notASocket("closed");
   }
   if (info.isSocket()) return;
-  // (A terminal was said before: runInetd asks that first.)
-  throw notASocket(
-    info.isFile()
-      ? "a regular file"
-      : info.isFIFO()
-      ? "a pipe"
-      : info.isCharacterDevice()
-      ? "a device"
-      : "not a socket",
-  );
+  const kind = NOT_SOCKETS.find(([test]) => info[test]());
+  throw notASocket(kind?.[1] ?? "not a socket");
 }
 
 function notASocket(what: string): UsageError {
@@ -135,33 +133,20 @@ async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
 
 /** The connection on stdin, as a listener that accepts it once. */
 function oneConnection(conn: Deno.Conn): OpenListener {
-  let given = false;
   const closed = Promise.withResolvers<Deno.Conn>();
-  return {
-    listener: {
-      addr: conn.localAddr,
-      accept() {
-        if (given) return closed.promise;
-        given = true;
-        return Promise.resolve(conn);
-      },
-      close() {
-        closed.reject(new Deno.errors.BadResource("Served its one client"));
-      },
-    },
-  };
+  let next = Promise.resolve(conn);
+  const close = () =>
+    closed.reject(new Deno.errors.BadResource("Served its one client"));
+  const accept = () => [next, next = closed.promise][0];
+  return { listener: { addr: conn.localAddr, accept, close } };
 }
 
 /** The socket on stdin (and stdout), as node:net reads and writes it. */
 function openStdin(net: typeof Net, envRemote?: Deno.Addr): Deno.Conn {
   let socket: Net.Socket;
   try {
-    socket = new net.Socket({
-      fd: 0,
-      allowHalfOpen: true,
-      readable: true,
-      writable: true,
-    });
+    const stdio = { readable: true, writable: true, allowHalfOpen: true };
+    socket = new net.Socket({ fd: 0, ...stdio });
   } catch (error) {
     if ((error as { code?: string }).code === "ERR_INVALID_FD_TYPE") {
       throw notASocket("not a socket");
@@ -243,16 +228,13 @@ export async function runInetd(command: ServeCommand): Promise<number> {
  * a greeting and close; it cannot end the write side alone (no linger).
  */
 function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
-  const conn = {
+  return {
     remoteAddr,
     localAddr: localAddr ?? { transport: "tcp", hostname: "", port: 0 },
     read: (p: Uint8Array) => Deno.stdin.read(p),
     write: (p: Uint8Array) => Deno.stdout.write(p),
     closeWrite: () =>
       Promise.reject(new Deno.errors.NotSupported("No shutdown on stdout")),
-    close() {
-      Deno.stdout.close();
-    },
-  };
-  return conn as unknown as Deno.Conn;
+    close: () => Deno.stdout.close(),
+  } as unknown as Deno.Conn;
 }

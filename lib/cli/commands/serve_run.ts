@@ -44,16 +44,14 @@ async function serve(
   }
   const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
-  let held: string[][] | undefined = [];
-  const write = (lines: string[]) => {
-    for (const line of lines) writer.line(line);
-  };
+  let held: string[] | undefined = [];
   const group = await startWorkers(command, prepared, {
     count: command.workers!,
-    onLines: (lines) => held ? held.push(lines) : write(lines),
+    onLines: (lines) =>
+      held ? held.push(...lines) : lines.forEach((line) => writer.line(line)),
   });
   group.started = () => {
-    held!.forEach(write);
+    held!.forEach((line) => writer.line(line));
     held = undefined;
   };
   return group;
@@ -138,32 +136,22 @@ export async function runServe(given: ServeCommand): Promise<number> {
   let again = false;
   let ended = false;
   const reload = () => {
-    if (stopping) return;
-    if (reloading) {
-      again = true;
-      return;
-    }
+    again = reloading !== undefined;
+    if (stopping || reloading) return;
     reloading = (async () => {
       do {
         again = false;
         await notifier.reloading("Reloading");
-        let error: string | undefined;
-        try {
-          // Read and checked here once, so a bad file leaves the old
-          // configuration, and every worker swaps in exactly these bytes.
-          error = await running.swap(await prepare(command, false));
-        } catch (caught) {
-          error = explainError(caught).message;
-        }
+        // Read and checked here once, so a bad file leaves the old
+        // configuration, and every worker swaps in exactly these bytes.
+        const error = await prepare(command, false)
+          .then((next) => running.swap(next))
+          .catch((caught) => explainError(caught).message);
         // A reload that ends after the server did is not waited for (a read
         // may hang) and says nothing after the stop line.
         if (ended) return;
-        if (error === undefined) {
-          reloads.success++;
-          reloads.lastSuccess = Date.now();
-        } else {
-          reloads.failure++;
-        }
+        if (error === undefined) reloads.lastSuccess = Date.now();
+        reloads[error === undefined ? "success" : "failure"]++;
         log.reloaded(error);
         await notifier.ready(
           statusLine(running.addrs) +
@@ -190,13 +178,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
         format,
       );
     },
-    SIGUSR2() {
-      // Stats must never stop the server, whatever fails in them.
-      (async () => {
-        await running.refresh?.();
-        log.stats(running.stats);
-      })().catch(() => {});
-    },
+    // Stats must never stop the server, whatever fails in them.
+    SIGUSR2: () =>
+      void Promise.resolve(running.refresh?.())
+        .then(() => log.stats(running.stats))
+        .catch(() => {}),
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
   const removers = SERVER_SIGNALS.map((signal) =>

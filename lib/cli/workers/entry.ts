@@ -5,21 +5,14 @@
  *
  * @module
  */
-import { explainError, explainListenError } from "../explain.ts";
+import { explainError, explainListen } from "../explain.ts";
+import { ExitError } from "../flags.ts";
 import { runServer } from "../run_server.ts";
 import { complete } from "../setup.ts";
-import { ListenError } from "../../server/listeners.ts";
 import type { FromWorker, StartMessage, ToWorker } from "./protocol.ts";
 
-/** The worker's global scope, typed for what is used here. */
-const scope = globalThis as unknown as {
-  postMessage(message: FromWorker): void;
-  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
-  addEventListener(
-    type: "error" | "unhandledrejection",
-    listener: (event: Event & { error?: unknown; reason?: unknown }) => void,
-  ): void;
-};
+/** The worker's global scope: its face is a Worker's, seen from inside. */
+const scope = globalThis as unknown as Worker;
 
 /** How often the counters go to the main thread, in milliseconds. */
 const STATS_INTERVAL = 250;
@@ -32,39 +25,31 @@ function post(message: FromWorker) {
   scope.postMessage(message);
 }
 
-/**
- * Collects log lines and posts them to the main thread in batches, as the
- * lines its writer takes: one message per burst, never one per connection.
- */
-function createLogBatcher() {
-  let pending: string[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  function flush() {
-    clearTimeout(timer);
-    timer = undefined;
-    if (pending.length === 0) return;
-    post({ type: "log", lines: pending });
-    pending = [];
-    size = 0;
-  }
-  return {
-    line(text: string) {
-      pending.push(text);
-      if ((size += text.length) >= LOG_BATCH_SIZE) flush();
-      else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
-    },
-    flush,
-  };
+// Log lines, posted to the main thread in batches as the lines its writer
+// takes: one message per burst, never one per connection.
+let pending: string[] = [];
+let size = 0;
+let timer: ReturnType<typeof setTimeout> | undefined;
+
+function flush() {
+  clearTimeout(timer);
+  timer = undefined;
+  if (pending.length > 0) post({ type: "log", lines: pending });
+  pending = [];
+  size = 0;
+}
+
+function line(text: string) {
+  pending.push(text);
+  if ((size += text.length) >= LOG_BATCH_SIZE) flush();
+  else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
 }
 
 let run: ReturnType<typeof runServer> | undefined;
-let startCommand: StartMessage["command"] | undefined;
 
 async function start(
-  { command, prepared, ports, selfProbe, saidOnce }: StartMessage,
+  { command, prepared, ports, shared }: StartMessage,
 ) {
-  startCommand = command;
   const options = await complete(command, prepared);
   // The ports the first worker chose, for port 0.
   const listen = options.listen?.map((target, i) =>
@@ -72,49 +57,40 @@ async function start(
       ? target
       : { ...target, port: ports[i] }
   );
-  const batcher = createLogBatcher();
   let running: NonNullable<typeof run>;
   try {
     running = run = runServer(
       command,
       { ...options, listen, reusePort: true },
-      batcher.line,
-      { selfProbe, saidOnce },
+      line,
+      shared,
     );
   } catch (error) {
-    batcher.flush();
-    throw error;
+    flush();
+    explainListen(error, command.spelled.host, command.spelled.port);
   }
   const ticker = setInterval(
-    () => post({ type: "stats", snapshot: running.snapshot() }),
+    () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
   const error = await running.finished;
   clearInterval(ticker);
   running.stopped();
-  batcher.flush();
+  flush();
   post({ type: "done", snapshot: running.snapshot(), error });
 }
 
 function fail(error: unknown) {
-  const { message, exitCode } = error instanceof ListenError
-    ? explainListenError(
-      error.cause,
-      error.address,
-      error.port,
-      startCommand?.spelled.host,
-      startCommand?.spelled.port,
-    )
+  const { message, exitCode } = error instanceof ExitError
+    ? error
     : explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
 function crash(error: unknown) {
-  post({
-    type: "crashed",
-    message: error instanceof Error ? error.message : String(error),
-  });
+  const message = error instanceof Error ? error.message : String(error);
+  post({ type: "crashed", message });
 }
 
 // An uncaught error is reported to the main thread, which ends this worker
@@ -126,29 +102,19 @@ function crashed(event: Event & { error?: unknown; reason?: unknown }) {
 scope.addEventListener("error", crashed);
 scope.addEventListener("unhandledrejection", crashed);
 
-scope.onmessage = ({ data }) => {
-  switch (data.type) {
-    case "start":
-      start(data).catch((error) => run ? crash(error) : fail(error));
-      break;
-    case "stats":
-      if (run) {
-        post({
-          type: "stats",
-          snapshot: run.snapshot(),
-          request: data.request,
-        });
-      }
-      break;
-    case "reload":
-      (run?.swap(data.prepared) ?? Promise.resolve("not serving yet")).then(
-        (error) => post({ type: "reloaded", request: data.request, error }),
-      );
-      break;
-    case "shutdown":
-      run?.shutdown().catch(() => {
-        // The failure is reported by start(), from `finished`.
-      });
-      break;
+scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
+  if (data.type === "start") {
+    start(data).catch((error) => run ? crash(error) : fail(error));
+  } else if (data.type === "shutdown") {
+    run?.shutdown().catch(() => {
+      // The failure is reported by start(), from `finished`.
+    });
+  } else if (run) {
+    // A stats request, or a reload: answered with fresh counters.
+    const error = data.type === "reload"
+      ? await run.swap(data.prepared)
+      : undefined;
+    const snapshot = run.snapshot();
+    post({ type: "stats", snapshot, request: data.request, error });
   }
 };

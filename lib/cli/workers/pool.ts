@@ -8,12 +8,15 @@
  * @module
  */
 import type { ServeCommand } from "../commands/serve.ts";
-import { DURATION_BUCKETS, renderMetrics } from "../../observe/metrics.ts";
+import {
+  createDurationHistogram,
+  renderMetrics,
+} from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
-import type { FromWorker, ToWorker, WorkerSnapshot } from "./protocol.ts";
+import type * as Protocol from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { SAID_ONCE, SELF_PROBE, type Serving } from "../run_server.ts";
+import { type Serving, SHARED } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -28,8 +31,6 @@ export interface StartWorkersOptions {
   count: number;
   /** Receives each batch of log lines, as the line writer takes them. */
   onLines: (lines: string[]) => void;
-  /** How long a worker may take to stop past the drain timeout, in ms. */
-  stopGrace?: number;
   /** The worker module; only tests replace ./entry.ts. */
   entry?: URL;
 }
@@ -37,22 +38,20 @@ export interface StartWorkersOptions {
 interface Member {
   index: number;
   worker: Worker;
-  snapshot?: WorkerSnapshot;
-  done: boolean;
+  snapshot?: Protocol.WorkerSnapshot;
+  done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
 }
 
 /** A request in progress (stats or reload): the workers yet to answer. */
-interface Asking {
-  waiting: Set<Member>;
-  error?: string;
-  done: () => void;
-}
+type Asking = { waiting: Set<Member>; error?: string; done: () => void };
 
 const REFRESH_TIMEOUT = 1_000;
 /** How long a reload may take in every worker, in ms. */
 const RELOAD_TIMEOUT = 10_000;
+/** How long a worker may take to stop past the drain timeout, in ms. */
+const STOP_GRACE = 5_000;
 
 /** The worker module (scripts/compile.ts embeds it with --include). */
 const ENTRY = new URL("./entry.ts", import.meta.url);
@@ -106,39 +105,34 @@ function posted(prepared: Prepared): Prepared {
 export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
-  options: StartWorkersOptions,
+  { count, onLines, entry = ENTRY }: StartWorkersOptions,
 ): Promise<Serving> {
-  const { count, onLines, stopGrace = 5_000, entry = ENTRY } = options;
   checkReadable(entry);
   const startTime = Date.now();
-  const stopWithin = command.options.drainTimeout! + stopGrace;
+  const stopWithin = command.options.drainTimeout! + STOP_GRACE;
   let started = false;
   let draining = false;
   let failure: string | undefined;
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
-  // Requests in progress, by number.
+  // Requests in progress, by number (from 1: a worker's own stats are 0).
   let requests = 0;
   const asked = new Map<number, Asking>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
-    const member: Member = {
-      index,
-      worker,
-      done: false,
-      ready: Promise.withResolvers(),
-    };
+    const member: Member = { index, worker, ready: Promise.withResolvers() };
     // Nothing awaits the later ones until the first listens.
     member.ready.promise.catch(() => {});
-    worker.onmessage = (event: MessageEvent<FromWorker>) =>
+    const crashed = (message: string) =>
+      receive(member, { type: "crashed", message });
+    worker.onmessage = (event: MessageEvent<Protocol.FromWorker>) =>
       receive(member, event.data);
     worker.onerror = (event) => {
       event.preventDefault();
-      receive(member, { type: "crashed", message: event.message });
+      crashed(event.message);
     };
-    worker.onmessageerror = () =>
-      receive(member, { type: "crashed", message: "unreadable message" });
+    worker.onmessageerror = () => crashed("unreadable message");
     return member;
   });
   const live = () => members.filter((m) => !m.done);
@@ -152,17 +146,17 @@ export async function startWorkers(
     if (pending.waiting.size === 0) pending.done();
   }
 
-  function post(member: Member, message: ToWorker) {
+  function post(member: Member, message: Protocol.ToWorker) {
     if (!member.done) member.worker.postMessage(message);
   }
 
   /** Asks every running worker, and waits at most `timeout` ms for them. */
-  async function ask(message: (request: number) => ToWorker, timeout: number) {
+  async function ask(message: Protocol.Request, timeout: number) {
     const request = ++requests;
     const { promise, resolve } = Promise.withResolvers<void>();
     const asking: Asking = { waiting: new Set(live()), done: resolve };
     asked.set(request, asking);
-    for (const member of asking.waiting) post(member, message(request));
+    for (const member of asking.waiting) post(member, { ...message, request });
     if (asking.waiting.size === 0) resolve();
     await waitAtMost(promise, timeout);
     asked.delete(request);
@@ -186,7 +180,8 @@ export async function startWorkers(
     finished.resolve(failure);
   }
 
-  function receive(member: Member, message: FromWorker) {
+  function receive(member: Member, message: Protocol.FromWorker) {
+    if ("snapshot" in message) member.snapshot = message.snapshot;
     switch (message.type) {
       case "listening":
         return member.ready.resolve(message.addrs);
@@ -202,13 +197,8 @@ export async function startWorkers(
       case "log":
         return onLines(message.lines);
       case "stats":
-        member.snapshot = message.snapshot;
-        if (message.request !== undefined) answer(member, message.request);
-        return;
-      case "reloaded":
         return answer(member, message.request, message.error);
       case "done":
-        member.snapshot = message.snapshot;
         return end(
           member,
           message.error === undefined ? undefined : `stopped: ${message.error}`,
@@ -220,24 +210,20 @@ export async function startWorkers(
     if (draining) return;
     draining = true;
     for (const member of members) post(member, { type: "shutdown" });
+    const late = `did not stop within ${stopWithin} ms`;
     stopTimer = setTimeout(() => {
-      for (const member of members) {
-        end(member, `did not stop within ${stopWithin} ms`);
-      }
+      for (const member of members) end(member, late);
     }, stopWithin);
   }
 
   const start = (member: Member, ports?: number[]) =>
-    member.worker.postMessage(
-      {
-        type: "start",
-        command,
-        prepared: posted(prepared),
-        ports,
-        selfProbe: SELF_PROBE,
-        saidOnce: SAID_ONCE,
-      } satisfies ToWorker,
-    );
+    post(member, {
+      type: "start",
+      command,
+      prepared: posted(prepared),
+      ports,
+      shared: SHARED,
+    });
   const [first, ...rest] = members;
   let addrs: Deno.Addr[];
   try {
@@ -251,21 +237,16 @@ export async function startWorkers(
     throw error;
   }
   started = true;
-  const snapshots = () => members.flatMap((m) => m.snapshot ?? []);
-  const stats = () => {
-    const total = createServerStats();
-    for (const { stats } of snapshots()) addInto(total, stats);
-    total.startTime = startTime;
-    return total;
-  };
-  const histogram = () => {
-    const total = {
-      counts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
-      sumMs: 0,
-      count: 0,
+  /** Every worker's last counters, summed. */
+  const total = () => {
+    const sum = {
+      stats: createServerStats(),
+      histogram: createDurationHistogram(),
+      suppressed: 0,
     };
-    for (const { histogram } of snapshots()) addInto(total, histogram);
-    return { ...total, observe() {}, bounds: DURATION_BUCKETS };
+    for (const { snapshot } of members) if (snapshot) addInto(sum, snapshot);
+    sum.stats.startTime = startTime;
+    return sum;
   };
   return {
     addrs,
@@ -273,43 +254,40 @@ export async function startWorkers(
       return draining;
     },
     get stats() {
-      return stats();
+      return total().stats;
     },
-    render: (dropped: number) =>
-      renderMetrics(stats(), histogram(), {
-        draining,
-        log: {
-          suppressed: snapshots().reduce((sum, s) => sum + s.suppressed, 0),
-          dropped,
-        },
-      }) +
-      exposition(WORKER_FAMILIES, {
-        greeter_worker_connections_accepted_total: [
-          "worker",
-          Object.fromEntries(
-            members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
-          ),
-          members.map((m) => `${m.index}`),
-        ],
-      }),
+    render(dropped: number) {
+      const { stats, histogram, suppressed } = total();
+      const log = { suppressed, dropped };
+      const accepted = Object.fromEntries(
+        members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
+      );
+      return renderMetrics(stats, histogram, { draining, log }) +
+        exposition(WORKER_FAMILIES, {
+          greeter_worker_connections_accepted_total: [
+            "worker",
+            accepted,
+            Object.keys(accepted),
+          ],
+        });
+    },
     /**
      * Tells every worker to swap in `next` (what the main thread read and
      * checked); resolves to undefined, or to the first worker's failure.
      */
     async swap(next: Prepared) {
-      const prepared = posted(next);
-      const pending = await ask(
-        (request) => ({ type: "reload", request, prepared }),
+      const { error, waiting } = await ask(
+        { type: "reload", prepared: posted(next) },
         RELOAD_TIMEOUT,
       );
-      return pending.error ??
-        (pending.waiting.size > 0
-          ? `${pending.waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
+      return error ??
+        (waiting.size > 0
+          ? `${waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
           : undefined);
     },
     /** Resolves once every running worker has sent fresh counters. */
     async refresh() {
-      await ask((request) => ({ type: "stats", request }), REFRESH_TIMEOUT);
+      await ask({ type: "stats" }, REFRESH_TIMEOUT);
     },
     /** Tells every worker to shut down; safe to call more than once. */
     shutdown,

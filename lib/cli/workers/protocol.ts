@@ -6,17 +6,12 @@
  */
 import type { Prepared } from "../setup.ts";
 import type { ServeCommand } from "../commands/serve.ts";
-import type { ServerStats } from "../../server/stats.ts";
+import type { runServer } from "../run_server.ts";
 
 /** A worker's counters, as sent to the main thread. */
-export interface WorkerSnapshot {
-  /** Its server's counters. */
-  stats: ServerStats;
-  /** Its connection duration histogram. */
-  histogram: { counts: number[]; sumMs: number; count: number };
-  /** Connection lines its flood limiter left out. */
-  suppressed: number;
-}
+export type WorkerSnapshot = ReturnType<
+  ReturnType<typeof runServer>["snapshot"]
+>;
 
 /** Tells a worker to listen: the first one with the command's ports. */
 export interface StartMessage {
@@ -27,17 +22,20 @@ export interface StartMessage {
   prepared: Prepared;
   /** The real port of each listen target, when the first worker chose them. */
   ports?: number[];
-  /** The main thread's health probe cell (shared memory). */
-  selfProbe: Int32Array;
-  /** Warnings said once per process (see `SAID_ONCE`). */
-  saidOnce: Int32Array;
+  /** The main thread's shared cells (see `SHARED`). */
+  shared: Int32Array;
 }
+
+/** What the main thread asks of every worker, each answering with "stats". */
+export type Request = { type: "stats" } | {
+  type: "reload";
+  prepared: Prepared;
+};
 
 /** What the main thread sends a worker. */
 export type ToWorker =
   | StartMessage
-  | { type: "stats"; request: number }
-  | { type: "reload"; request: number; prepared: Prepared }
+  | Request & { request: number }
   | { type: "shutdown" };
 
 /** What a worker sends the main thread. */
@@ -46,6 +44,6 @@ export type FromWorker =
   | { type: "failed"; message: string; exitCode: number }
   | { type: "crashed"; message: string }
   | { type: "log"; lines: string[] }
-  | { type: "stats"; snapshot: WorkerSnapshot; request?: number }
-  | { type: "reloaded"; request: number; error?: string }
+  // Its counters: every STATS_INTERVAL (request 0), or a request's answer.
+  | { type: "stats"; snapshot: WorkerSnapshot; request: number; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };
