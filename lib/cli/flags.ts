@@ -483,17 +483,14 @@ export function wrapText(text: string, width: number): string[] {
 
 /**
  * Lays out two columns within {@linkcode HELP_WIDTH}: each left entry, then
- * its text wrapped with a hanging indent. A left entry too wide for the
- * column gets a line of its own, and its text starts under the column.
- * `widest` are the left entries the column is sized for (by default
- * `rows`' own), so that several tables can share one column.
+ * its text wrapped with a hanging indent from `column` on. A left entry too
+ * wide for the column gets a line of its own, and its text starts under the
+ * column. By default the column fits `rows`' own left entries.
  */
 export function formatColumns(
   rows: [string, string][],
-  widest: string[] = rows.map(([left]) => left),
+  column = columnFor(rows.map(([left]) => left)),
 ): string {
-  const longest = Math.max(...widest.map((left) => left.length));
-  const column = Math.min(longest + 4, NAMES_COLUMN);
   const indent = " ".repeat(column);
   const out: string[] = [];
   for (const [left, text] of rows) {
@@ -504,6 +501,12 @@ export function formatColumns(
     out.push(...lines.map((line) => indent + line));
   }
   return out.join("\n");
+}
+
+/** The names column for `lefts`: the widest and a gap, within 32. */
+function columnFor(lefts: string[]): number {
+  const longest = Math.max(...lefts.map((left) => left.length));
+  return Math.min(longest + 4, NAMES_COLUMN);
 }
 
 /** A flag's two columns in `--help`: its names, and what it does. */
@@ -539,22 +542,18 @@ export function groupFlags(
 export function formatGroupedFlagHelp(
   specs: readonly GroupedFlagSpec[],
 ): string {
-  const widest = specs.map((spec) => flagRow(spec)[0]);
+  const column = columnFor(specs.map((spec) => flagRow(spec)[0]));
   return groupFlags(specs).map(({ title, specs }) =>
-    `${title}:\n${formatColumns(specs.map(flagRow), widest)}`
+    `${title}:\n${formatColumns(specs.map(flagRow), column)}`
   ).join("\n\n");
 }
 
-/** Formats the examples that end `--help`: a command line and what it does. */
+/**
+ * Formats the examples that end `--help`: each command line, and under it
+ * what it does.
+ */
 export function formatExamples(examples: Record<string, string>): string {
-  return "Examples:\n" +
-    Object.entries(examples).map(([command, what]) =>
-      [
-        `  ${command}`,
-        ...wrapText(what, HELP_WIDTH - 6).map((l) => `      ${l}`),
-      ]
-        .join("\n")
-    ).join("\n");
+  return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
 /**
