@@ -150,11 +150,10 @@ function unknownOption(typed: string, specs: FlagSpec[]): UsageError {
  * @throws {UsageError} For an unknown flag or a missing value.
  */
 export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
-  const byName = new Map<string, FlagSpec>();
-  for (const spec of specs) {
-    byName.set(spec.name, spec);
-    if (spec.short) byName.set(spec.short, spec);
-  }
+  const byName = new Map(
+    specs.flatMap((spec) => [[spec.name, spec], [spec.short ?? "", spec]]),
+  );
+  byName.delete("");
 
   // One pass: each flag's spelling is recorded as it is met, and each flag
   // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
@@ -253,18 +252,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     },
   }) as Record<string, unknown>;
 
-  const values = new Map<string, string[]>();
-  const switches = new Set<string>();
-  for (const spec of specs) {
-    const raw = parsed[spec.name];
-    if (spec.value) {
-      const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
-        .map(String);
-      if (list.length > 0) values.set(spec.name, list);
-    } else if (raw === true) {
-      switches.add(spec.name);
-    }
-  }
+  // Not given: undefined for a value, false for a switch, [] if repeatable.
+  const lists = specs.filter((spec) => spec.value).map((spec) =>
+    [spec.name, [parsed[spec.name] ?? []].flat().map(String)] as const
+  );
+  const values = new Map(lists.filter(([, list]) => list.length > 0));
+  const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
