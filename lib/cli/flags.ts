@@ -549,16 +549,21 @@ export function formatExamples(examples: Record<string, string>): string {
   return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
-/**
- * The `--help` of a client command: what it does, its usage, its options,
- * what its exit codes say (`exits`), and examples.
- */
+/** What a client command's `--help` says besides its usage and options. */
+export interface ClientHelp {
+  /** What the command does. */
+  title: string;
+  /** What its exit codes say. */
+  exits: string;
+  /** Command lines, each to what it does. */
+  examples: Record<string, string>;
+}
+
+/** The `--help` of a client command, as `connect --help` prints it. */
 export function clientHelp(
-  title: string,
   command: string,
   specs: FlagSpec[],
-  exits: string,
-  examples: Record<string, string>,
+  { title, exits, examples }: ClientHelp,
 ): string {
   return `${title}
 
@@ -605,7 +610,8 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
 /**
  * Parses a client command's arguments (after its word): its flags, its
  * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
- * and the {@linkcode ClientTransport}, in that order.
+ * and the {@linkcode ClientTransport}, in that order; `help` is its
+ * `--help` (see {@linkcode clientHelp}).
  *
  * @throws {UsageError} For any mistake in them.
  */
@@ -613,12 +619,14 @@ export function parseClient<C extends string, T extends object = object>(
   command: C,
   args: string[],
   specs: FlagSpec[],
-  help: () => string,
+  help: ClientHelp,
   timeout: number,
   own?: (read: FlagReader) => T,
 ): ClientCommand & { command: C } & T | InfoCommand {
   const flags = parseFlags(args, specs);
-  if (flags.switches.has("help")) return { command: "help", text: help() };
+  if (flags.switches.has("help")) {
+    return { command: "help", text: clientHelp(command, specs, help) };
+  }
   if (flags.switches.has("version")) return { command: "version" };
   const read = flagReader(flags);
   return {
@@ -628,6 +636,11 @@ export function parseClient<C extends string, T extends object = object>(
     timeout: read.duration("timeout", 1) ?? timeout,
     ...parseClientTransport(flags),
   };
+}
+
+/** A client command's own flags, then the transport and common ones. */
+export function clientFlags(table: Record<`-${string}`, string>): FlagSpec[] {
+  return [...flagTable(table), ...CLIENT_TRANSPORT_FLAGS, ...COMMON_FLAGS];
 }
 
 /**
