@@ -278,7 +278,7 @@ export function lastValue(
  * for, and each message naming the flag as the user spelt it.
  */
 export function flagReader(flags: ParsedFlags) {
-  const flag = (name: string) => flagName(flags, name);
+  const flag = (name: string, index?: number) => flagName(flags, name, index);
   const last = (name: string) => lastValue(flags, name);
   /** The last value of `name` through `parse`; `undefined` if not given. */
   const value = <T, A extends unknown[]>(
@@ -294,6 +294,11 @@ export function flagReader(flags: ParsedFlags) {
     last,
     value,
     has: (name: string) => flags.switches.has(name),
+    /** Every value of `name`, in the order given. */
+    all: (name: string) => flags.values.get(name) ?? [],
+    /** The error for `name` given empty: `what` is said to be empty. */
+    empty: (name: string, what = "path is empty", index?: number) =>
+      new UsageError(`Invalid value for ${flag(name, index)}: the ${what}`),
     /** @throws {UsageError} If `name` is given without `what` (`ok`). */
     goesWith: (name: string, ok: boolean, what: string) => {
       if (!ok && last(name) !== undefined) {

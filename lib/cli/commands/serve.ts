@@ -328,7 +328,7 @@ function parsePortRange(text: string, flag: string): number[] {
  * @throws {UsageError} Naming the duplicate and the flags that gave it.
  */
 function checkDuplicates(
-  flags: ParsedFlags,
+  read: FlagReader,
   hosts: string[],
   portTexts: string[],
   ports: number[][],
@@ -336,7 +336,7 @@ function checkDuplicates(
 ): void {
   /** The `i`th --host or --port as given: `-H ::1`. */
   const given = (name: string, texts: string[], i: number) =>
-    `${flagName(flags, name, i)} ${escapeControl(texts[i])}`;
+    `${read.flag(name, i)} ${escapeControl(texts[i])}`;
   const host = repeated(hosts.map(hostKey));
   if (host) {
     throw new UsageError(
@@ -385,7 +385,7 @@ function checkDuplicates(
   if (path) {
     throw new UsageError(
       `Unix socket ${quote(unix[path[1]])} is given twice (${
-        flagName(flags, "unix")
+        read.flag("unix")
       }): give each path once`,
     );
   }
@@ -442,14 +442,14 @@ function checkInetdFlags(flags: ParsedFlags): void {
  * @throws {UsageError} For a bad value, a listener given twice, or too
  * many of them.
  */
-function parseListen(flags: ParsedFlags): ListenTarget[] {
-  const hosts = flags.values.get("host") ?? [];
+function parseListen(read: FlagReader): ListenTarget[] {
+  const hosts = read.all("host");
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
-    throw new UsageError(
-      `Invalid value for ${
-        flagName(flags, "host", emptyHost)
-      }: the host is empty (try 0.0.0.0 or 127.0.0.1)`,
+    throw read.empty(
+      "host",
+      "host is empty (try 0.0.0.0 or 127.0.0.1)",
+      emptyHost,
     );
   }
   // "127.0.0.1:8080" or "[::1]:8080": the port belongs to --port.
@@ -462,7 +462,7 @@ function parseListen(flags: ParsedFlags): ListenTarget[] {
     const colon = host.lastIndexOf(":");
     const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
     const port = host.slice(colon + 1);
-    const spelt = flagName(flags, "host", withPort);
+    const spelt = read.flag("host", withPort);
     throw invalidValue(
       host,
       spelt,
@@ -470,17 +470,13 @@ function parseListen(flags: ParsedFlags): ListenTarget[] {
         (port ? ` --port ${port}` : ""),
     );
   }
-  const unix = flags.values.get("unix") ?? [];
-  if (unix.includes("")) {
-    throw new UsageError(
-      `Invalid value for ${flagName(flags, "unix")}: the path is empty`,
-    );
-  }
-  const portTexts = flags.values.get("port") ?? [];
+  const unix = read.all("unix");
+  if (unix.includes("")) throw read.empty("unix");
+  const portTexts = read.all("port");
   const portLists = portTexts.map((text, i) =>
-    parsePortRange(text, flagName(flags, "port", i))
+    parsePortRange(text, read.flag("port", i))
   );
-  checkDuplicates(flags, hosts, portTexts, portLists, unix);
+  checkDuplicates(read, hosts, portTexts, portLists, unix);
   const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
@@ -545,19 +541,15 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   if (flags.switches.has("version")) return { command: "version" };
   const read = flagReader(flags);
   const { flag, last } = read;
-  /** A path given as "": said as such, not as a missing file. */
-  const emptyPath = (name: string) =>
-    new UsageError(`Invalid value for ${flag(name)}: the path is empty`);
-  if (flags.positionals.length > 0) {
+  const [extra] = flags.positionals;
+  if (extra !== undefined) {
     throw new UsageError(
-      `Unexpected argument ${
-        quote(flags.positionals[0])
-      }: see --help for usage`,
+      `Unexpected argument ${quote(extra)}: see --help for usage`,
     );
   }
   const inetd = read.has("inetd");
   if (inetd) checkInetdFlags(flags);
-  const listen = parseListen(flags);
+  const listen = parseListen(read);
   const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
@@ -579,7 +571,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }`,
     );
   }
-  if (messageFile === "") throw emptyPath("message-file");
+  // A path given as "": said as such, not as a missing file.
+  if (messageFile === "") throw read.empty("message-file");
   const workers = read.integer("workers", 1, MAX_WORKERS);
   if ((workers ?? 1) > 1) {
     if (Deno.build.os !== "linux") {
@@ -594,7 +587,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   }
   const tarpit = parseTarpit(read, workers);
   const cidrs = (name: string) =>
-    (flags.values.get(name) ?? []).map((text) =>
+    read.all(name).map((text) =>
       // The text as given, not the part the parser stopped at.
       parseFlagValue(text, flag(name), parseCidr, "CIDR")
     );
@@ -628,7 +621,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     );
   }
   read.goesWith("log-key-file", address === "hash", "--log-address hash");
-  if (logKey === "") throw emptyPath("log-key-file");
+  if (logKey === "") throw read.empty("log-key-file");
   // Only when given, so the default command reads as it always has.
   if (address !== "full") log.address = address;
   parseSensor(read, options, tarpit !== undefined);
@@ -673,8 +666,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       quotes,
       tlsCert,
       tlsKey,
-      allow: flags.values.get("allow-file") ?? [],
-      deny: flags.values.get("deny-file") ?? [],
+      allow: read.all("allow-file"),
+      deny: read.all("deny-file"),
       ...(logKey === undefined ? {} : { logKey }),
       ...(maxSize === undefined ? {} : { maxSize }),
     },
