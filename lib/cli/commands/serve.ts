@@ -330,37 +330,32 @@ function parsePortRange(text: string, flag: string): number[] {
 function checkDuplicates(
   read: FlagReader,
   hosts: string[],
-  portTexts: string[],
   ports: number[][],
   unix: string[],
 ): void {
   /** The `i`th --host or --port as given: `-H ::1`. */
-  const given = (name: string, texts: string[], i: number) =>
-    `${read.flag(name, i)} ${escapeControl(texts[i])}`;
+  const given = (name: string, i: number) =>
+    `${read.flag(name, i)} ${escapeControl(read.all(name)[i])}`;
+  const twice = (what: string, both: string, each: string) =>
+    new UsageError(`${what} is given twice (${both}): give each ${each} once`);
   const host = repeated(hosts.map(hostKey));
   if (host) {
-    throw new UsageError(
-      `Host ${quote(hosts[host[1]])} is given twice (${
-        given("host", hosts, host[0])
-      } and ${given("host", hosts, host[1])}): give each host once`,
-    );
+    const [a, b] = host.map((i) => given("host", i));
+    throw twice(`Host ${quote(hosts[host[1]])}`, `${a} and ${b}`, "host");
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
   // the kernel to say).
-  for (const [wildcard, family] of [["0.0.0.0", 4], ["::", 16]] as const) {
+  for (const [wildcard, bytes, v] of [["0.0.0.0", 4, 4], ["::", 16, 6]]) {
     const index = hosts.findIndex((host) => hostKey(host) === wildcard);
     const covered = hosts.findIndex((host, i) =>
-      index !== -1 && i !== index && parseIp(host)?.length === family
+      index !== -1 && i !== index && parseIp(host)?.length === bytes
     );
     if (covered !== -1) {
       throw new UsageError(
-        `Host ${quote(hosts[index])} already listens on every IPv${
-          family === 4 ? 4 : 6
-        } address, ${quote(hosts[covered])} included: give either ` +
-          `${given("host", hosts, index)} or ${
-            given("host", hosts, covered)
-          }, not both`,
+        `Host ${quote(hosts[index])} already listens on every IPv${v} ` +
+          `address, ${quote(hosts[covered])} included: give either ` +
+          `${given("host", index)} or ${given("host", covered)}, not both`,
       );
     }
   }
@@ -370,11 +365,9 @@ function checkDuplicates(
   );
   const port = repeated(portsGiven.map(([port]) => port));
   if (port) {
-    const [[number, first], [, i]] = port.map((at) => portsGiven[at]);
-    throw new UsageError(
-      `Port ${number} is given twice (${given("port", portTexts, first)} ` +
-        `and ${given("port", portTexts, i)}): give each port once`,
-    );
+    const [[number, a], [, b]] = port.map((at) => portsGiven[at]);
+    const both = `${given("port", a)} and ${given("port", b)}`;
+    throw twice(`Port ${number}`, both, "port");
   }
   const path = repeated(
     unix.map((path) =>
@@ -383,10 +376,10 @@ function checkDuplicates(
     ),
   );
   if (path) {
-    throw new UsageError(
-      `Unix socket ${quote(unix[path[1]])} is given twice (${
-        read.flag("unix")
-      }): give each path once`,
+    throw twice(
+      `Unix socket ${quote(unix[path[1]])}`,
+      read.flag("unix"),
+      "path",
     );
   }
 }
@@ -476,7 +469,7 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const portLists = portTexts.map((text, i) =>
     parsePortRange(text, read.flag("port", i))
   );
-  checkDuplicates(read, hosts, portTexts, portLists, unix);
+  checkDuplicates(read, hosts, portLists, unix);
   const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
