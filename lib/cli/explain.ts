@@ -167,20 +167,6 @@ export function explainListen(
 }
 
 /**
- * A greeting error with the advice of the flag that fixes it: the library
- * says what is wrong, the CLI which flag to change.
- */
-function greetingErrorMessage(error: Error): string {
-  if (error instanceof EncodingError && error.encoding !== "utf-8") {
-    return `${error.message}: use --encoding utf-8`;
-  }
-  if (error instanceof DecodeError && error.offset >= 0) {
-    return `${error.message}: use --encoding utf-8 or latin1`;
-  }
-  return error.message;
-}
-
-/**
  * A greeting the library refuses is a usage error, with the flag's advice:
  * the message's own, of `file` if it came from one, or the value of `flag`.
  */
@@ -192,11 +178,15 @@ export function asUsageError<T>(
   try {
     return make();
   } catch (error) {
-    if (
-      !(error instanceof RangeError || error instanceof SyntaxError ||
-        error instanceof TypeError)
-    ) throw error;
-    const message = greetingErrorMessage(error);
+    const kinds = [RangeError, SyntaxError, TypeError];
+    if (!kinds.some((Kind) => error instanceof Kind)) throw error;
+    // The library says what is wrong, the CLI which flag to change.
+    const message = (error as Error).message +
+      (error instanceof EncodingError && error.encoding !== "utf-8"
+        ? ": use --encoding utf-8"
+        : error instanceof DecodeError && error.offset >= 0
+        ? ": use --encoding utf-8 or latin1"
+        : "");
     throw new UsageError(
       flag !== undefined
         ? `Invalid value for ${flag}: ${lowerFirst(message)}`
