@@ -661,17 +661,16 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       tlsKey,
       allow: read.all("allow-file"),
       deny: read.all("deny-file"),
-      ...(logKey === undefined ? {} : { logKey }),
-      ...(maxSize === undefined ? {} : { maxSize }),
+      // Each only when given, so a command reads as it always has.
+      ...(logKey !== undefined && { logKey }),
+      ...(maxSize !== undefined && { maxSize }),
     },
     log,
-    ...(metrics === undefined ? {} : { metrics }),
-    ...(workers === undefined ? {} : { workers }),
+    ...(metrics && { metrics }),
+    ...(workers !== undefined && { workers }),
     spelled: { host: flag("host"), port: flag("port") },
-    ...(inetd ? { inetd: true as const } : {}),
-    ...(read.has("socket-activation")
-      ? { socketActivation: true as const }
-      : {}),
+    ...(inetd && { inetd }),
+    ...(read.has("socket-activation") && { socketActivation: true as const }),
   };
 }
 
