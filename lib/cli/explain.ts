@@ -11,13 +11,12 @@ export const EXIT_USAGE = 2;
 /** Exit code for a failure while running. */
 export const EXIT_FAILURE = 1;
 
-/** An error turned into one line for people, and the exit code to use. */
-export interface Explanation {
-  /** One line: what went wrong, and how to fix it. */
-  message: string;
-  /** 2 for usage errors, 1 for runtime errors. */
-  exitCode: number;
-}
+/**
+ * An error turned into one line for people (what went wrong, and how to
+ * fix it), and the exit code to use: 2 for usage errors, 1 for runtime
+ * errors.
+ */
+export type Explanation = Pick<ExitError, "message" | "exitCode">;
 
 /** The text with its first letter in lower case, to follow a colon. */
 export function lowerFirst(text: string): string {
@@ -27,9 +26,8 @@ export function lowerFirst(text: string): string {
 function permissionHint(error: Error): string {
   const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "--allow-net";
   const what = /Requires (.*?), run again/.exec(error.message)?.[1];
-  return `missing permission${
-    what ? ` (${what})` : ""
-  }: run deno again with ${flag}`;
+  const shown = what ? ` (${what})` : "";
+  return `missing permission${shown}: run deno again with ${flag}`;
 }
 
 /**
