@@ -446,22 +446,15 @@ function parseListen(read: FlagReader): ListenTarget[] {
     );
   }
   // "127.0.0.1:8080" or "[::1]:8080": the port belongs to --port.
-  const withPort = hosts.findIndex((host) =>
-    /^\[.*\]:\d+$/.test(host) ||
-    (/^[^:]+:\d*$/.test(host) && parseIp(host) === undefined)
-  );
-  if (withPort !== -1) {
-    const host = hosts[withPort];
-    const colon = host.lastIndexOf(":");
-    const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-    const port = host.slice(colon + 1);
-    const spelt = read.flag("host", withPort);
-    throw invalidValue(
-      host,
-      spelt,
-      `it takes a host alone; write ${spelt} ${name}` +
-        (port ? ` --port ${port}` : ""),
-    );
+  for (const [i, host] of hosts.entries()) {
+    const [, name, port] = /^\[(.*)\]:(\d+)$/.exec(host) ??
+      (parseIp(host) ? null : /^([^:]+):(\d*)$/.exec(host)) ?? [];
+    if (name === undefined) continue;
+    const spelt = read.flag("host", i);
+    const hint = `it takes a host alone; write ${spelt} ${
+      name.replace(/^\[(.*)\]$/, "$1")
+    }`;
+    throw invalidValue(host, spelt, hint + (port ? ` --port ${port}` : ""));
   }
   const unix = read.all("unix");
   if (unix.includes("")) throw read.empty("unix");
