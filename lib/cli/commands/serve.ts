@@ -309,9 +309,8 @@ function parsePortRange(text: string, flag: string): number[] {
   const [first, last] = (range ? range.slice(1) : [text, text]).map((port) =>
     parseFlagValue(text, flag, () => parsePort(port))
   );
-  const wrong = !range
-    ? undefined
-    : first === 0 || first > last
+  // A single port is a range of one, and 0 picks a free one.
+  const wrong = range && (first === 0 || first > last)
     ? "a range runs from a lower port to a higher one"
     : last - first + 1 > MAX_LISTENERS
     ? `a range has at most ${MAX_LISTENERS} ports`
