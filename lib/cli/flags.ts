@@ -564,25 +564,6 @@ export interface ClientHelp {
   examples: Record<string, string>;
 }
 
-/** The `--help` of a client command, as `connect --help` prints it. */
-export function clientHelp(
-  command: string,
-  specs: FlagSpec[],
-  { title, exits, examples }: ClientHelp,
-): string {
-  return `${title}
-
-Usage:
-  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(specs)}
-
-${exits}
-
-${formatExamples(examples)}`;
-}
-
 /** A request for help (with the text to print) or the version: exits 0. */
 export type InfoCommand =
   | { command: "help"; text: string }
@@ -615,8 +596,8 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
 /**
  * Parses a client command's arguments (after its word): its flags, its
  * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
- * and the {@linkcode ClientTransport}, in that order; `help` is its
- * `--help` (see {@linkcode clientHelp}).
+ * and the {@linkcode ClientTransport}, in that order; `help` is what its
+ * `--help` says besides the usage and the options.
  *
  * @throws {UsageError} For any mistake in them.
  */
@@ -630,7 +611,19 @@ export function parseClient<C extends string, T extends object = object>(
 ): ClientCommand & { command: C } & T | InfoCommand {
   const flags = parseFlags(args, specs);
   if (flags.switches.has("help")) {
-    return { command: "help", text: clientHelp(command, specs, help) };
+    const { title, exits, examples } = help;
+    const text = `${title}
+
+Usage:
+  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(specs)}
+
+${exits}
+
+${formatExamples(examples)}`;
+    return { command: "help", text };
   }
   if (flags.switches.has("version")) return { command: "version" };
   const read = flagReader(flags);
@@ -639,7 +632,7 @@ export function parseClient<C extends string, T extends object = object>(
     ...parseTarget(flags.positionals, command),
     ...own?.(read) as T,
     timeout: read.duration("timeout", 1) ?? timeout,
-    ...parseClientTransport(flags),
+    ...parseClientTransport(read, flags.positionals),
   };
 }
 
@@ -717,12 +710,15 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
 });
 
 /**
- * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} from parsed flags.
+ * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} with the command's reader;
+ * `positionals` are its arguments, which --unix leaves no room for.
  *
  * @throws {UsageError} For flags that do not go together.
  */
-export function parseClientTransport(flags: ParsedFlags): ClientTransport {
-  const { has, last, value } = flagReader(flags);
+export function parseClientTransport(
+  { has, last, value }: FlagReader,
+  positionals: string[],
+): ClientTransport {
   const tls = has("tls");
   const ca = last("ca");
   const insecure = has("insecure");
@@ -739,7 +735,7 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
       "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
     );
   }
-  if (unix !== undefined && (tls || flags.positionals.length > 0)) {
+  if (unix !== undefined && (tls || positionals.length > 0)) {
     throw new UsageError(
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );
