@@ -408,13 +408,10 @@ export function parseSizeFlag(text: string, flag: string): number {
   // The unit's power of 1024: none or B 0, K 1, M 2, G 3.
   const power = " kmg".indexOf(match?.[2]?.toLowerCase() ?? " ");
   const value = match ? Number(match[1]) * 1024 ** power : NaN;
+  const hint = "use a size from 1 byte to 1GiB, in bytes or with a unit, " +
+    "such as 4MiB or 512KiB";
   if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw invalidValue(
-      text,
-      flag,
-      "use a size from 1 byte to 1GiB, in bytes or with a unit, such as " +
-        "4MiB or 512KiB",
-    );
+    throw invalidValue(text, flag, hint);
   }
   return value;
 }

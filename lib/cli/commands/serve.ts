@@ -284,12 +284,9 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 function parseMetricsAddress(text: string, flag: string): HostPort {
   // "9464x": a port mistyped, not a host to look up.
   if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    throw invalidValue(
-      text,
-      flag,
-      "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
-        "127.0.0.1:9464",
-    );
+    const hint = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 " +
+      "or 127.0.0.1:9464";
+    throw invalidValue(text, flag, hint);
   }
   // A port alone is ":PORT": a number is never a host name here.
   const spec = /^\d+$/.test(text) ? `:${text}` : text;
