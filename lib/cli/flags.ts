@@ -294,6 +294,8 @@ export function flagReader(flags: ParsedFlags) {
     last,
     value,
     has: (name: string) => flags.switches.has(name),
+    /** The long names of the flags given, in the order first given. */
+    given: () => [...flags.spelled.keys()],
     /** Every value of `name`, in the order given. */
     all: (name: string) => flags.values.get(name) ?? [],
     /** The error for `name` given empty: `what` is said to be empty. */

@@ -1,7 +1,6 @@
 import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
-  flagName,
   type FlagReader,
   flagReader,
   flagTable,
@@ -11,7 +10,6 @@ import {
   type InfoCommand,
   invalidValue,
   parseChoiceFlag,
-  type ParsedFlags,
   parseFlags,
   parseFlagValue,
   parsePositiveNumberFlag,
@@ -409,11 +407,9 @@ const INETD_FLAGS = new Set(
  * @throws {UsageError} Naming every flag given that --inetd has no use
  * for.
  */
-function checkInetdFlags(flags: ParsedFlags): void {
-  // In the order given.
-  const names = [...flags.spelled.keys()].filter((name) =>
-    !INETD_FLAGS.has(name)
-  ).map((name) => flagName(flags, name));
+function checkInetdFlags(read: FlagReader): void {
+  const names = read.given().filter((name) => !INETD_FLAGS.has(name))
+    .map((name) => read.flag(name));
   if (names.length === 0) return;
   const one = names.length === 1;
   throw new UsageError(
@@ -530,7 +526,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     );
   }
   const inetd = read.has("inetd");
-  if (inetd) checkInetdFlags(flags);
+  if (inetd) checkInetdFlags(read);
   const listen = parseListen(read);
   const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
