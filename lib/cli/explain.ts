@@ -154,14 +154,9 @@ export function explainListen(
   portFlag?: string,
 ): never {
   if (!(error instanceof ListenError)) throw error;
-  const { message, exitCode } = explainListenError(
-    error.cause,
-    error.address,
-    error.port,
-    flag,
-    portFlag,
-  );
-  throw new ExitError(message, exitCode);
+  const { cause, address, port } = error;
+  const why = explainListenError(cause, address, port, flag, portFlag);
+  throw new ExitError(why.message, why.exitCode);
 }
 
 /**
