@@ -130,18 +130,12 @@ export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof UsageError) {
     return { message: error.message, exitCode: EXIT_USAGE };
   }
-  if (error instanceof Deno.errors.NotCapable) {
-    return {
-      message: (prefix ? `${prefix}: ` : "") + permissionHint(error),
-      exitCode: EXIT_FAILURE,
-    };
-  }
   const text = error instanceof Error ? error.message : String(error);
-  const line = escapeControl(text.replace(/ \(os error \d+\)$/, ""));
-  return {
-    message: prefix ? `${prefix}: ${lowerFirst(line)}` : line,
-    exitCode: EXIT_FAILURE,
-  };
+  const line = error instanceof Deno.errors.NotCapable
+    ? permissionHint(error)
+    : escapeControl(text.replace(/ \(os error \d+\)$/, ""));
+  const message = prefix ? `${prefix}: ${lowerFirst(line)}` : line;
+  return { message, exitCode: EXIT_FAILURE };
 }
 
 /**
