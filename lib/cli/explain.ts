@@ -11,13 +11,12 @@ export const EXIT_USAGE = 2;
 /** Exit code for a failure while running. */
 export const EXIT_FAILURE = 1;
 
-/** An error turned into one line for people, and the exit code to use. */
-export interface Explanation {
-  /** One line: what went wrong, and how to fix it. */
-  message: string;
-  /** 2 for usage errors, 1 for runtime errors. */
-  exitCode: number;
-}
+/**
+ * An error turned into one line for people (what went wrong, and how to
+ * fix it), and the exit code to use: 2 for usage errors, 1 for runtime
+ * errors.
+ */
+export type Explanation = Pick<ExitError, "message" | "exitCode">;
 
 /** The text with its first letter in lower case, to follow a colon. */
 export function lowerFirst(text: string): string {
@@ -27,9 +26,8 @@ export function lowerFirst(text: string): string {
 function permissionHint(error: Error): string {
   const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "--allow-net";
   const what = /Requires (.*?), run again/.exec(error.message)?.[1];
-  return `missing permission${
-    what ? ` (${what})` : ""
-  }: run deno again with ${flag}`;
+  const shown = what ? ` (${what})` : "";
+  return `missing permission${shown}: run deno again with ${flag}`;
 }
 
 /**
@@ -132,18 +130,12 @@ export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof UsageError) {
     return { message: error.message, exitCode: EXIT_USAGE };
   }
-  if (error instanceof Deno.errors.NotCapable) {
-    return {
-      message: (prefix ? `${prefix}: ` : "") + permissionHint(error),
-      exitCode: EXIT_FAILURE,
-    };
-  }
   const text = error instanceof Error ? error.message : String(error);
-  const line = escapeControl(text.replace(/ \(os error \d+\)$/, ""));
-  return {
-    message: prefix ? `${prefix}: ${lowerFirst(line)}` : line,
-    exitCode: EXIT_FAILURE,
-  };
+  const line = error instanceof Deno.errors.NotCapable
+    ? permissionHint(error)
+    : escapeControl(text.replace(/ \(os error \d+\)$/, ""));
+  const message = prefix ? `${prefix}: ${lowerFirst(line)}` : line;
+  return { message, exitCode: EXIT_FAILURE };
 }
 
 /**
@@ -156,28 +148,9 @@ export function explainListen(
   portFlag?: string,
 ): never {
   if (!(error instanceof ListenError)) throw error;
-  const { message, exitCode } = explainListenError(
-    error.cause,
-    error.address,
-    error.port,
-    flag,
-    portFlag,
-  );
-  throw new ExitError(message, exitCode);
-}
-
-/**
- * A greeting error with the advice of the flag that fixes it: the library
- * says what is wrong, the CLI which flag to change.
- */
-function greetingErrorMessage(error: Error): string {
-  if (error instanceof EncodingError && error.encoding !== "utf-8") {
-    return `${error.message}: use --encoding utf-8`;
-  }
-  if (error instanceof DecodeError && error.offset >= 0) {
-    return `${error.message}: use --encoding utf-8 or latin1`;
-  }
-  return error.message;
+  const { cause, address, port } = error;
+  const why = explainListenError(cause, address, port, flag, portFlag);
+  throw new ExitError(why.message, why.exitCode);
 }
 
 /**
@@ -192,11 +165,15 @@ export function asUsageError<T>(
   try {
     return make();
   } catch (error) {
-    if (
-      !(error instanceof RangeError || error instanceof SyntaxError ||
-        error instanceof TypeError)
-    ) throw error;
-    const message = greetingErrorMessage(error);
+    const kinds = [RangeError, SyntaxError, TypeError];
+    if (!kinds.some((Kind) => error instanceof Kind)) throw error;
+    // The library says what is wrong, the CLI which flag to change.
+    const message = (error as Error).message +
+      (error instanceof EncodingError && error.encoding !== "utf-8"
+        ? ": use --encoding utf-8"
+        : error instanceof DecodeError && error.offset >= 0
+        ? ": use --encoding utf-8 or latin1"
+        : "");
     throw new UsageError(
       flag !== undefined
         ? `Invalid value for ${flag}: ${lowerFirst(message)}`

@@ -150,11 +150,10 @@ function unknownOption(typed: string, specs: FlagSpec[]): UsageError {
  * @throws {UsageError} For an unknown flag or a missing value.
  */
 export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
-  const byName = new Map<string, FlagSpec>();
-  for (const spec of specs) {
-    byName.set(spec.name, spec);
-    if (spec.short) byName.set(spec.short, spec);
-  }
+  const byName = new Map(
+    specs.flatMap((spec) => [[spec.name, spec], [spec.short ?? "", spec]]),
+  );
+  byName.delete("");
 
   // One pass: each flag's spelling is recorded as it is met, and each flag
   // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
@@ -253,18 +252,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     },
   }) as Record<string, unknown>;
 
-  const values = new Map<string, string[]>();
-  const switches = new Set<string>();
-  for (const spec of specs) {
-    const raw = parsed[spec.name];
-    if (spec.value) {
-      const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
-        .map(String);
-      if (list.length > 0) values.set(spec.name, list);
-    } else if (raw === true) {
-      switches.add(spec.name);
-    }
-  }
+  // Not given: undefined for a value, false for a switch, [] if repeatable.
+  const lists = specs.filter((spec) => spec.value).map((spec) =>
+    [spec.name, [parsed[spec.name] ?? []].flat().map(String)] as const
+  );
+  const values = new Map(lists.filter(([, list]) => list.length > 0));
+  const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
@@ -285,7 +278,7 @@ export function lastValue(
  * for, and each message naming the flag as the user spelt it.
  */
 export function flagReader(flags: ParsedFlags) {
-  const flag = (name: string) => flagName(flags, name);
+  const flag = (name: string, index?: number) => flagName(flags, name, index);
   const last = (name: string) => lastValue(flags, name);
   /** The last value of `name` through `parse`; `undefined` if not given. */
   const value = <T, A extends unknown[]>(
@@ -301,6 +294,13 @@ export function flagReader(flags: ParsedFlags) {
     last,
     value,
     has: (name: string) => flags.switches.has(name),
+    /** The long names of the flags given, in the order first given. */
+    given: () => [...flags.spelled.keys()],
+    /** Every value of `name`, in the order given. */
+    all: (name: string) => flags.values.get(name) ?? [],
+    /** The error for `name` given empty: `what` is said to be empty. */
+    empty: (name: string, what = "path is empty", index?: number) =>
+      new UsageError(`Invalid value for ${flag(name, index)}: the ${what}`),
     /** @throws {UsageError} If `name` is given without `what` (`ok`). */
     goesWith: (name: string, ok: boolean, what: string) => {
       if (!ok && last(name) !== undefined) {
@@ -410,13 +410,10 @@ export function parseSizeFlag(text: string, flag: string): number {
   // The unit's power of 1024: none or B 0, K 1, M 2, G 3.
   const power = " kmg".indexOf(match?.[2]?.toLowerCase() ?? " ");
   const value = match ? Number(match[1]) * 1024 ** power : NaN;
+  const hint = "use a size from 1 byte to 1GiB, in bytes or with a unit, " +
+    "such as 4MiB or 512KiB";
   if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw invalidValue(
-      text,
-      flag,
-      "use a size from 1 byte to 1GiB, in bytes or with a unit, such as " +
-        "4MiB or 512KiB",
-    );
+    throw invalidValue(text, flag, hint);
   }
   return value;
 }
@@ -483,17 +480,14 @@ export function wrapText(text: string, width: number): string[] {
 
 /**
  * Lays out two columns within {@linkcode HELP_WIDTH}: each left entry, then
- * its text wrapped with a hanging indent. A left entry too wide for the
- * column gets a line of its own, and its text starts under the column.
- * `widest` are the left entries the column is sized for (by default
- * `rows`' own), so that several tables can share one column.
+ * its text wrapped with a hanging indent from `column` on. A left entry too
+ * wide for the column gets a line of its own, and its text starts under the
+ * column. By default the column fits `rows`' own left entries.
  */
 export function formatColumns(
   rows: [string, string][],
-  widest: string[] = rows.map(([left]) => left),
+  column = columnFor(rows.map(([left]) => left)),
 ): string {
-  const longest = Math.max(...widest.map((left) => left.length));
-  const column = Math.min(longest + 4, NAMES_COLUMN);
   const indent = " ".repeat(column);
   const out: string[] = [];
   for (const [left, text] of rows) {
@@ -504,6 +498,12 @@ export function formatColumns(
     out.push(...lines.map((line) => indent + line));
   }
   return out.join("\n");
+}
+
+/** The names column for `lefts`: the widest and a gap, within 32. */
+function columnFor(lefts: string[]): number {
+  const longest = Math.max(...lefts.map((left) => left.length));
+  return Math.min(longest + 4, NAMES_COLUMN);
 }
 
 /** A flag's two columns in `--help`: its names, and what it does. */
@@ -539,46 +539,28 @@ export function groupFlags(
 export function formatGroupedFlagHelp(
   specs: readonly GroupedFlagSpec[],
 ): string {
-  const widest = specs.map((spec) => flagRow(spec)[0]);
+  const column = columnFor(specs.map((spec) => flagRow(spec)[0]));
   return groupFlags(specs).map(({ title, specs }) =>
-    `${title}:\n${formatColumns(specs.map(flagRow), widest)}`
+    `${title}:\n${formatColumns(specs.map(flagRow), column)}`
   ).join("\n\n");
 }
 
-/** Formats the examples that end `--help`: a command line and what it does. */
+/**
+ * Formats the examples that end `--help`: each command line, and under it
+ * what it does.
+ */
 export function formatExamples(examples: Record<string, string>): string {
-  return "Examples:\n" +
-    Object.entries(examples).map(([command, what]) =>
-      [
-        `  ${command}`,
-        ...wrapText(what, HELP_WIDTH - 6).map((l) => `      ${l}`),
-      ]
-        .join("\n")
-    ).join("\n");
+  return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
-/**
- * The `--help` of a client command: what it does, its usage, its options,
- * what its exit codes say (`exits`), and examples.
- */
-export function clientHelp(
-  title: string,
-  command: string,
-  specs: FlagSpec[],
-  exits: string,
-  examples: Record<string, string>,
-): string {
-  return `${title}
-
-Usage:
-  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
-
-Options:
-${formatFlagHelp(specs)}
-
-${exits}
-
-${formatExamples(examples)}`;
+/** What a client command's `--help` says besides its usage and options. */
+export interface ClientHelp {
+  /** What the command does. */
+  title: string;
+  /** What its exit codes say. */
+  exits: string;
+  /** Command lines, each to what it does. */
+  examples: Record<string, string>;
 }
 
 /** A request for help (with the text to print) or the version: exits 0. */
@@ -613,7 +595,8 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
 /**
  * Parses a client command's arguments (after its word): its flags, its
  * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
- * and the {@linkcode ClientTransport}, in that order.
+ * and the {@linkcode ClientTransport}, in that order; `help` is what its
+ * `--help` says besides the usage and the options.
  *
  * @throws {UsageError} For any mistake in them.
  */
@@ -621,12 +604,26 @@ export function parseClient<C extends string, T extends object = object>(
   command: C,
   args: string[],
   specs: FlagSpec[],
-  help: () => string,
+  help: ClientHelp,
   timeout: number,
   own?: (read: FlagReader) => T,
 ): ClientCommand & { command: C } & T | InfoCommand {
   const flags = parseFlags(args, specs);
-  if (flags.switches.has("help")) return { command: "help", text: help() };
+  if (flags.switches.has("help")) {
+    const { title, exits, examples } = help;
+    const text = `${title}
+
+Usage:
+  greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
+
+Options:
+${formatFlagHelp(specs)}
+
+${exits}
+
+${formatExamples(examples)}`;
+    return { command: "help", text };
+  }
   if (flags.switches.has("version")) return { command: "version" };
   const read = flagReader(flags);
   return {
@@ -634,8 +631,13 @@ export function parseClient<C extends string, T extends object = object>(
     ...parseTarget(flags.positionals, command),
     ...own?.(read) as T,
     timeout: read.duration("timeout", 1) ?? timeout,
-    ...parseClientTransport(flags),
+    ...parseClientTransport(read, flags.positionals),
   };
+}
+
+/** A client command's own flags, then the transport and common ones. */
+export function clientFlags(table: Record<`-${string}`, string>): FlagSpec[] {
+  return [...flagTable(table), ...CLIENT_TRANSPORT_FLAGS, ...COMMON_FLAGS];
 }
 
 /**
@@ -707,12 +709,15 @@ export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
 });
 
 /**
- * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} from parsed flags.
+ * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} with the command's reader;
+ * `positionals` are its arguments, which --unix leaves no room for.
  *
  * @throws {UsageError} For flags that do not go together.
  */
-export function parseClientTransport(flags: ParsedFlags): ClientTransport {
-  const { has, last, value } = flagReader(flags);
+export function parseClientTransport(
+  { has, last, value }: FlagReader,
+  positionals: string[],
+): ClientTransport {
   const tls = has("tls");
   const ca = last("ca");
   const insecure = has("insecure");
@@ -729,7 +734,7 @@ export function parseClientTransport(flags: ParsedFlags): ClientTransport {
       "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
     );
   }
-  if (unix !== undefined && (tls || flags.positionals.length > 0)) {
+  if (unix !== undefined && (tls || positionals.length > 0)) {
     throw new UsageError(
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );

@@ -3,12 +3,9 @@ import { formatDuration } from "../duration.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
-  CLIENT_TRANSPORT_FLAGS,
   type ClientCommand,
-  clientHelp,
-  COMMON_FLAGS,
+  clientFlags,
   type FlagSpec,
-  flagTable,
   type InfoCommand,
   parseClient,
 } from "../flags.ts";
@@ -28,41 +25,35 @@ export interface CheckCommand extends ClientCommand {
 }
 
 /** The flags of the `check` command. */
-export const CHECK_FLAGS: FlagSpec[] = [
-  ...flagTable({
-    "-e --expect TEXT":
-      `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
-    "--line-ending crlf|lf|none": "What ends each line of the expected " +
-      "text, as the server's option (default crlf)",
-    "--encoding ascii|utf-8|latin1": "Encoding of the expected text, as the " +
-      "server's option (default ascii)",
-    "-t --timeout DURATION": "Fail if the whole greeting and the close take " +
-      "longer, such as 500ms or 5s; a number alone is milliseconds (default " +
-      `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
-  }),
-  ...CLIENT_TRANSPORT_FLAGS,
-  ...COMMON_FLAGS,
-];
+export const CHECK_FLAGS: FlagSpec[] = clientFlags({
+  "-e --expect TEXT":
+    `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
+  "--line-ending crlf|lf|none": "What ends each line of the expected " +
+    "text, as the server's option (default crlf)",
+  "--encoding ascii|utf-8|latin1": "Encoding of the expected text, as the " +
+    "server's option (default ascii)",
+  "-t --timeout DURATION": "Fail if the whole greeting and the close take " +
+    "longer, such as 500ms or 5s; a number alone is milliseconds (default " +
+    `${formatDuration(DEFAULT_CHECK_TIMEOUT)})`,
+});
 
-/** The text of `greeter check --help`. */
-export function checkHelp(): string {
-  return clientHelp(
+/** What `greeter check --help` says besides its usage and options. */
+const HELP = {
+  title:
     "greeter check: a health probe; checks that a greeter server sends the\n" +
-      "expected greeting",
-    "check",
-    CHECK_FLAGS,
+    "expected greeting",
+  exits:
     "Prints one line, OK, MISMATCH or FAIL, and exits 0 only when the server sent\n" +
-      "exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for\n" +
-      "a usage error.",
-    {
-      "greeter check 127.0.0.1:8080": "Exit 0 if the default greeting comes",
-      'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323':
-        'Expect "Hello\\n" from localhost:2323 within a second',
-      'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]':
-        "The same, as a Dockerfile health check",
-    },
-  );
-}
+    "exactly the expected bytes and closed; 1 on a mismatch or any failure; 2 for\n" +
+    "a usage error.",
+  examples: {
+    "greeter check 127.0.0.1:8080": "Exit 0 if the default greeting comes",
+    'greeter check --expect "Hello" --line-ending lf --timeout 1s :2323':
+      'Expect "Hello\\n" from localhost:2323 within a second',
+    'HEALTHCHECK CMD ["greeter", "check", "127.0.0.1:8080"]':
+      "The same, as a Dockerfile health check",
+  },
+};
 
 /**
  * Parses the arguments after `check` into a typed command (or a request
@@ -75,7 +66,7 @@ export function parseCheck(args: string[]): CheckCommand | InfoCommand {
     "check",
     args,
     CHECK_FLAGS,
-    checkHelp,
+    HELP,
     DEFAULT_CHECK_TIMEOUT,
     (read) => {
       const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);

@@ -5,13 +5,10 @@ import {
 } from "../../client/read_greeting.ts";
 import { explainConnectError } from "../explain.ts";
 import {
-  CLIENT_TRANSPORT_FLAGS,
   type ClientCommand,
-  clientHelp,
-  COMMON_FLAGS,
+  clientFlags,
   ExitError,
   type FlagSpec,
-  flagTable,
   type InfoCommand,
   parseClient,
 } from "../flags.ts";
@@ -24,33 +21,11 @@ export interface ConnectCommand extends ClientCommand {
 }
 
 /** The flags of the `connect` command. */
-export const CONNECT_FLAGS: FlagSpec[] = [
-  ...flagTable({
-    "-t --timeout DURATION": "Give up after this long, such as 500ms or 5s; " +
-      "a number alone is milliseconds (default " +
-      `${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
-  }),
-  ...CLIENT_TRANSPORT_FLAGS,
-  ...COMMON_FLAGS,
-];
-
-/** The text of `greeter connect --help`. */
-export function connectHelp(): string {
-  return clientHelp(
-    "greeter connect: print everything a greeter server sends, until it closes",
-    "connect",
-    CONNECT_FLAGS,
-    "Exits 0 once the server closes the connection; 1 if it cannot be reached or\n" +
-      "does not finish in time; 2 for a usage error.",
-    {
-      "greeter connect localhost:2323": "Print the greeting of port 2323",
-      "greeter connect --tls --ca ca.pem example.com:2323":
-        "Over TLS, trusting the CA in ca.pem",
-      "greeter connect --unix /run/greeter.sock --timeout 2s":
-        "From a Unix socket, giving up after 2 seconds",
-    },
-  );
-}
+export const CONNECT_FLAGS: FlagSpec[] = clientFlags({
+  "-t --timeout DURATION": "Give up after this long, such as 500ms or 5s; " +
+    "a number alone is milliseconds (default " +
+    `${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,
+});
 
 /**
  * Parses the `connect` command's arguments (after the word `connect`).
@@ -58,13 +33,20 @@ export function connectHelp(): string {
  * @throws {UsageError} For any mistake in them.
  */
 export function parseConnect(args: string[]): ConnectCommand | InfoCommand {
-  return parseClient(
-    "connect",
-    args,
-    CONNECT_FLAGS,
-    connectHelp,
-    DEFAULT_CLIENT_TIMEOUT,
-  );
+  return parseClient("connect", args, CONNECT_FLAGS, {
+    title:
+      "greeter connect: print everything a greeter server sends, until it closes",
+    exits:
+      "Exits 0 once the server closes the connection; 1 if it cannot be reached or\n" +
+      "does not finish in time; 2 for a usage error.",
+    examples: {
+      "greeter connect localhost:2323": "Print the greeting of port 2323",
+      "greeter connect --tls --ca ca.pem example.com:2323":
+        "Over TLS, trusting the CA in ca.pem",
+      "greeter connect --unix /run/greeter.sock --timeout 2s":
+        "From a Unix socket, giving up after 2 seconds",
+    },
+  }, DEFAULT_CLIENT_TIMEOUT);
 }
 
 /** Prints everything the server sends, byte for byte, until it closes. */

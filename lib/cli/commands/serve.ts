@@ -1,7 +1,6 @@
 import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
-  flagName,
   type FlagReader,
   flagReader,
   flagTable,
@@ -11,7 +10,6 @@ import {
   type InfoCommand,
   invalidValue,
   parseChoiceFlag,
-  type ParsedFlags,
   parseFlags,
   parseFlagValue,
   parsePositiveNumberFlag,
@@ -284,12 +282,9 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 function parseMetricsAddress(text: string, flag: string): HostPort {
   // "9464x": a port mistyped, not a host to look up.
   if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    throw invalidValue(
-      text,
-      flag,
-      "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
-        "127.0.0.1:9464",
-    );
+    const hint = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 " +
+      "or 127.0.0.1:9464";
+    throw invalidValue(text, flag, hint);
   }
   // A port alone is ":PORT": a number is never a host name here.
   const spec = /^\d+$/.test(text) ? `:${text}` : text;
@@ -309,9 +304,8 @@ function parsePortRange(text: string, flag: string): number[] {
   const [first, last] = (range ? range.slice(1) : [text, text]).map((port) =>
     parseFlagValue(text, flag, () => parsePort(port))
   );
-  const wrong = !range
-    ? undefined
-    : first === 0 || first > last
+  // A single port is a range of one, and 0 picks a free one.
+  const wrong = range && (first === 0 || first > last)
     ? "a range runs from a lower port to a higher one"
     : last - first + 1 > MAX_LISTENERS
     ? `a range has at most ${MAX_LISTENERS} ports`
@@ -328,39 +322,34 @@ function parsePortRange(text: string, flag: string): number[] {
  * @throws {UsageError} Naming the duplicate and the flags that gave it.
  */
 function checkDuplicates(
-  flags: ParsedFlags,
+  read: FlagReader,
   hosts: string[],
-  portTexts: string[],
   ports: number[][],
   unix: string[],
 ): void {
   /** The `i`th --host or --port as given: `-H ::1`. */
-  const given = (name: string, texts: string[], i: number) =>
-    `${flagName(flags, name, i)} ${escapeControl(texts[i])}`;
+  const given = (name: string, i: number) =>
+    `${read.flag(name, i)} ${escapeControl(read.all(name)[i])}`;
+  const twice = (what: string, both: string, each: string) =>
+    new UsageError(`${what} is given twice (${both}): give each ${each} once`);
   const host = repeated(hosts.map(hostKey));
   if (host) {
-    throw new UsageError(
-      `Host ${quote(hosts[host[1]])} is given twice (${
-        given("host", hosts, host[0])
-      } and ${given("host", hosts, host[1])}): give each host once`,
-    );
+    const [a, b] = host.map((i) => given("host", i));
+    throw twice(`Host ${quote(hosts[host[1]])}`, `${a} and ${b}`, "host");
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
   // the kernel to say).
-  for (const [wildcard, family] of [["0.0.0.0", 4], ["::", 16]] as const) {
+  for (const [wildcard, bytes, v] of [["0.0.0.0", 4, 4], ["::", 16, 6]]) {
     const index = hosts.findIndex((host) => hostKey(host) === wildcard);
     const covered = hosts.findIndex((host, i) =>
-      index !== -1 && i !== index && parseIp(host)?.length === family
+      index !== -1 && i !== index && parseIp(host)?.length === bytes
     );
     if (covered !== -1) {
       throw new UsageError(
-        `Host ${quote(hosts[index])} already listens on every IPv${
-          family === 4 ? 4 : 6
-        } address, ${quote(hosts[covered])} included: give either ` +
-          `${given("host", hosts, index)} or ${
-            given("host", hosts, covered)
-          }, not both`,
+        `Host ${quote(hosts[index])} already listens on every IPv${v} ` +
+          `address, ${quote(hosts[covered])} included: give either ` +
+          `${given("host", index)} or ${given("host", covered)}, not both`,
       );
     }
   }
@@ -370,11 +359,9 @@ function checkDuplicates(
   );
   const port = repeated(portsGiven.map(([port]) => port));
   if (port) {
-    const [[number, first], [, i]] = port.map((at) => portsGiven[at]);
-    throw new UsageError(
-      `Port ${number} is given twice (${given("port", portTexts, first)} ` +
-        `and ${given("port", portTexts, i)}): give each port once`,
-    );
+    const [[number, a], [, b]] = port.map((at) => portsGiven[at]);
+    const both = `${given("port", a)} and ${given("port", b)}`;
+    throw twice(`Port ${number}`, both, "port");
   }
   const path = repeated(
     unix.map((path) =>
@@ -383,10 +370,10 @@ function checkDuplicates(
     ),
   );
   if (path) {
-    throw new UsageError(
-      `Unix socket ${quote(unix[path[1]])} is given twice (${
-        flagName(flags, "unix")
-      }): give each path once`,
+    throw twice(
+      `Unix socket ${quote(unix[path[1]])}`,
+      read.flag("unix"),
+      "path",
     );
   }
 }
@@ -420,11 +407,9 @@ const INETD_FLAGS = new Set(
  * @throws {UsageError} Naming every flag given that --inetd has no use
  * for.
  */
-function checkInetdFlags(flags: ParsedFlags): void {
-  // In the order given.
-  const names = [...flags.spelled.keys()].filter((name) =>
-    !INETD_FLAGS.has(name)
-  ).map((name) => flagName(flags, name));
+function checkInetdFlags(read: FlagReader): void {
+  const names = read.given().filter((name) => !INETD_FLAGS.has(name))
+    .map((name) => read.flag(name));
   if (names.length === 0) return;
   const one = names.length === 1;
   throw new UsageError(
@@ -442,45 +427,34 @@ function checkInetdFlags(flags: ParsedFlags): void {
  * @throws {UsageError} For a bad value, a listener given twice, or too
  * many of them.
  */
-function parseListen(flags: ParsedFlags): ListenTarget[] {
-  const hosts = flags.values.get("host") ?? [];
+function parseListen(read: FlagReader): ListenTarget[] {
+  const hosts = read.all("host");
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
   if (emptyHost !== -1) {
-    throw new UsageError(
-      `Invalid value for ${
-        flagName(flags, "host", emptyHost)
-      }: the host is empty (try 0.0.0.0 or 127.0.0.1)`,
+    throw read.empty(
+      "host",
+      "host is empty (try 0.0.0.0 or 127.0.0.1)",
+      emptyHost,
     );
   }
   // "127.0.0.1:8080" or "[::1]:8080": the port belongs to --port.
-  const withPort = hosts.findIndex((host) =>
-    /^\[.*\]:\d+$/.test(host) ||
-    (/^[^:]+:\d*$/.test(host) && parseIp(host) === undefined)
-  );
-  if (withPort !== -1) {
-    const host = hosts[withPort];
-    const colon = host.lastIndexOf(":");
-    const name = host.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-    const port = host.slice(colon + 1);
-    const spelt = flagName(flags, "host", withPort);
-    throw invalidValue(
-      host,
-      spelt,
-      `it takes a host alone; write ${spelt} ${name}` +
-        (port ? ` --port ${port}` : ""),
-    );
+  for (const [i, host] of hosts.entries()) {
+    const [, name, port] = /^\[(.*)\]:(\d+)$/.exec(host) ??
+      (parseIp(host) ? null : /^([^:]+):(\d*)$/.exec(host)) ?? [];
+    if (name === undefined) continue;
+    const spelt = read.flag("host", i);
+    const hint = `it takes a host alone; write ${spelt} ${
+      name.replace(/^\[(.*)\]$/, "$1")
+    }`;
+    throw invalidValue(host, spelt, hint + (port ? ` --port ${port}` : ""));
   }
-  const unix = flags.values.get("unix") ?? [];
-  if (unix.includes("")) {
-    throw new UsageError(
-      `Invalid value for ${flagName(flags, "unix")}: the path is empty`,
-    );
-  }
-  const portTexts = flags.values.get("port") ?? [];
+  const unix = read.all("unix");
+  if (unix.includes("")) throw read.empty("unix");
+  const portTexts = read.all("port");
   const portLists = portTexts.map((text, i) =>
-    parsePortRange(text, flagName(flags, "port", i))
+    parsePortRange(text, read.flag("port", i))
   );
-  checkDuplicates(flags, hosts, portTexts, portLists, unix);
+  checkDuplicates(read, hosts, portLists, unix);
   const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
@@ -545,19 +519,15 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   if (flags.switches.has("version")) return { command: "version" };
   const read = flagReader(flags);
   const { flag, last } = read;
-  /** A path given as "": said as such, not as a missing file. */
-  const emptyPath = (name: string) =>
-    new UsageError(`Invalid value for ${flag(name)}: the path is empty`);
-  if (flags.positionals.length > 0) {
+  const [extra] = flags.positionals;
+  if (extra !== undefined) {
     throw new UsageError(
-      `Unexpected argument ${
-        quote(flags.positionals[0])
-      }: see --help for usage`,
+      `Unexpected argument ${quote(extra)}: see --help for usage`,
     );
   }
   const inetd = read.has("inetd");
-  if (inetd) checkInetdFlags(flags);
-  const listen = parseListen(flags);
+  if (inetd) checkInetdFlags(read);
+  const listen = parseListen(read);
   const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
@@ -579,7 +549,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       }`,
     );
   }
-  if (messageFile === "") throw emptyPath("message-file");
+  // A path given as "": said as such, not as a missing file.
+  if (messageFile === "") throw read.empty("message-file");
   const workers = read.integer("workers", 1, MAX_WORKERS);
   if ((workers ?? 1) > 1) {
     if (Deno.build.os !== "linux") {
@@ -594,7 +565,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   }
   const tarpit = parseTarpit(read, workers);
   const cidrs = (name: string) =>
-    (flags.values.get(name) ?? []).map((text) =>
+    read.all(name).map((text) =>
       // The text as given, not the part the parser stopped at.
       parseFlagValue(text, flag(name), parseCidr, "CIDR")
     );
@@ -628,7 +599,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     );
   }
   read.goesWith("log-key-file", address === "hash", "--log-address hash");
-  if (logKey === "") throw emptyPath("log-key-file");
+  if (logKey === "") throw read.empty("log-key-file");
   // Only when given, so the default command reads as it always has.
   if (address !== "full") log.address = address;
   parseSensor(read, options, tarpit !== undefined);
@@ -673,19 +644,18 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       quotes,
       tlsCert,
       tlsKey,
-      allow: flags.values.get("allow-file") ?? [],
-      deny: flags.values.get("deny-file") ?? [],
-      ...(logKey === undefined ? {} : { logKey }),
-      ...(maxSize === undefined ? {} : { maxSize }),
+      allow: read.all("allow-file"),
+      deny: read.all("deny-file"),
+      // Each only when given, so a command reads as it always has.
+      ...(logKey !== undefined && { logKey }),
+      ...(maxSize !== undefined && { maxSize }),
     },
     log,
-    ...(metrics === undefined ? {} : { metrics }),
-    ...(workers === undefined ? {} : { workers }),
+    ...(metrics && { metrics }),
+    ...(workers !== undefined && { workers }),
     spelled: { host: flag("host"), port: flag("port") },
-    ...(inetd ? { inetd: true as const } : {}),
-    ...(read.has("socket-activation")
-      ? { socketActivation: true as const }
-      : {}),
+    ...(inetd && { inetd }),
+    ...(read.has("socket-activation") && { socketActivation: true as const }),
   };
 }
 
