@@ -83,3 +83,18 @@ Deno.test("decodeMessageFile() drops one trailing newline and checks bytes", () 
     "not valid UTF-8",
   );
 });
+
+Deno.test("encodeGreeting() refuses an encoding or line ending named after an object property", () => {
+  for (const name of ["constructor", "toString", "valueOf", "__proto__"]) {
+    assertThrows(
+      () => encodeGreeting("Hi", { lineEnding: name as "crlf" }),
+      RangeError,
+      `Unknown line ending "${name}": use one of crlf, lf, none`,
+    );
+    assertThrows(
+      () => encodeGreeting("Hi", { encoding: name as "ascii" }),
+      RangeError,
+      `Unknown encoding "${name}"`,
+    );
+  }
+});
