@@ -95,8 +95,7 @@ export function daytimeGreeting(now?: () => Date): GreetingSource {
  */
 export function rfc868Seconds(date: Date): number {
   const seconds = Math.floor(date.getTime() / 1000) + RFC868_EPOCH_OFFSET;
-  const wrapped = seconds % 2 ** 32;
-  return wrapped < 0 ? wrapped + 2 ** 32 : wrapped;
+  return ((seconds % 2 ** 32) + 2 ** 32) % 2 ** 32;
 }
 
 /**
@@ -110,13 +109,8 @@ export function rfc868Seconds(date: Date): number {
  */
 export function timeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
-    const seconds = rfc868Seconds(new Date(second * 1000));
-    return Uint8Array.of(
-      seconds >>> 24,
-      seconds >>> 16,
-      seconds >>> 8,
-      seconds,
-    );
+    const s = rfc868Seconds(new Date(second * 1000));
+    return Uint8Array.of(s >>> 24, s >>> 16, s >>> 8, s);
   });
 }
 

@@ -252,20 +252,16 @@ export async function readProxyHeader(
     const step = inspect(buffer.subarray(0, filled), maxBytes);
     if ("header" in step) return step.header;
     const end = filled + step.need;
+    // Only a v2 header whose length is known (and within maxBytes) grows.
     if (end > buffer.length) {
-      // Only a v2 header whose length is known (and within maxBytes) grows.
-      const grown = new Uint8Array(end);
-      grown.set(buffer.subarray(0, filled));
-      buffer = grown;
+      buffer = new Uint8Array(buffer.buffer.transfer(end));
     }
     const n = await conn.read(buffer.subarray(filled, end));
     if (n === null) {
       const where = filled > 0 ? `after ${filled} bytes of` : "before";
+      const reason = filled > 0 ? "truncated" : "missing";
       const message = `The connection closed ${where} a PROXY protocol header`;
-      throw new ProxyProtocolError(
-        filled > 0 ? "truncated" : "missing",
-        message,
-      );
+      throw new ProxyProtocolError(reason, message);
     }
     filled += n;
   }
