@@ -186,10 +186,8 @@ export async function checkGreeting(
   }
   if (closed) {
     const ms = Math.round(performance.now() - started);
-    return result(
-      "ok",
-      `OK ${address} sent the expected greeting (${size} bytes) in ${ms} ms`,
-    );
+    const sent = `sent the expected greeting (${size} bytes) in ${ms} ms`;
+    return result("ok", `OK ${address} ${sent}`);
   }
   if (timedOut) {
     return result(
@@ -207,7 +205,6 @@ export async function checkGreeting(
   }
   const reason = errorLine(error);
   const lower = reason.charAt(0).toLowerCase() + reason.slice(1);
-  return result("fail", `FAIL cannot connect to ${address}: ${lower}`, {
-    error,
-  });
+  const message = `FAIL cannot connect to ${address}: ${lower}`;
+  return result("fail", message, { error });
 }
