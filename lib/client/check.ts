@@ -114,13 +114,6 @@ export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
   return `${from > 0 ? "…" : ""}"${shown}"${end < bytes.length ? "…" : ""}`;
 }
 
-/** Where `a` and `b` first differ within `length` bytes (at most the shorter length). */
-function firstDifference(a: Uint8Array, b: Uint8Array, length: number): number {
-  let i = 0;
-  while (i < length && i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
-
 /**
  * Connects to a greeting server and checks that it sends exactly the
  * expected bytes and closes: a health probe. Never throws; the verdict is
@@ -150,19 +143,13 @@ export async function checkGreeting(
   const started = performance.now();
   const buffer = new Uint8Array(expect.length + EXTRA + 1);
   let size = 0;
-  let matching = true;
   let error: unknown;
   let closed = false;
   try {
     for await (const chunk of readGreeting({ ...options, timeout })) {
-      const take = Math.min(chunk.length, buffer.length - size);
-      buffer.set(chunk.subarray(0, take), size);
-      // Only the new bytes are compared: the earlier ones matched already.
-      if (matching) {
-        matching = size + take <= expect.length &&
-          firstDifference(expect.subarray(size), chunk, take) === take;
-      }
-      size += take;
+      const taken = chunk.subarray(0, buffer.length - size);
+      buffer.set(taken, size);
+      size += taken.length;
       if (size === buffer.length) break; // Enough to show what differs.
     }
     closed = size < buffer.length;
@@ -170,6 +157,10 @@ export async function checkGreeting(
     error = caught;
   }
   const received = buffer.slice(0, size);
+  // Where the bytes first differ from the expected ones (at most `size`).
+  let diff = 0;
+  while (diff < size && expect[diff] === received[diff]) diff++;
+  const matching = diff === size && size <= expect.length;
   const timedOut = error instanceof GreetingTimeoutError;
   type More = Partial<CheckResult>;
   const result = (status: Status, message: string, more: More = {}) => (
@@ -182,7 +173,6 @@ export async function checkGreeting(
         timedOut ? `, still open after ${timeout} ms` : ""
       }`;
     // Both sides from just before their first difference.
-    const diff = firstDifference(expect, received, size);
     const from = diff > SHOWN - 8 ? diff - 8 : 0;
     const expected = `${quoteBytes(expect, from)} (${expect.length} bytes)`;
     const got = `${quoteBytes(received, from)} (${count})`;
@@ -196,10 +186,8 @@ export async function checkGreeting(
   }
   if (closed) {
     const ms = Math.round(performance.now() - started);
-    return result(
-      "ok",
-      `OK ${address} sent the expected greeting (${size} bytes) in ${ms} ms`,
-    );
+    const sent = `sent the expected greeting (${size} bytes) in ${ms} ms`;
+    return result("ok", `OK ${address} ${sent}`);
   }
   if (timedOut) {
     return result(
@@ -217,7 +205,6 @@ export async function checkGreeting(
   }
   const reason = errorLine(error);
   const lower = reason.charAt(0).toLowerCase() + reason.slice(1);
-  return result("fail", `FAIL cannot connect to ${address}: ${lower}`, {
-    error,
-  });
+  const message = `FAIL cannot connect to ${address}: ${lower}`;
+  return result("fail", message, { error });
 }

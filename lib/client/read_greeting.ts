@@ -173,38 +173,6 @@ function asDenoError(error: Error & { code?: string }): Error {
   return Kind ? new Kind(error.message) : error;
 }
 
-// Deno's own TLS client always verifies; node:tls can be told not to.
-async function insecureTlsSource(
-  hostname: string,
-  port: number,
-  proxyHeader: boolean,
-): Promise<ChunkSource> {
-  const { connect } = await import("node:tls");
-  const { connect: connectTcp, isIP } = await import("node:net");
-  const { once } = (await import("node:events")).EventEmitter;
-  const fail = (error: Error) => Promise.reject(asDenoError(error));
-  // The PROXY header goes in clear first, then TLS on the same socket.
-  const plain = connectTcp({ host: hostname, port });
-  await once(plain, "connect").catch(fail);
-  if (proxyHeader) plain.write(LOCAL_HEADER);
-  const servername = isIP(hostname) ? undefined : hostname;
-  const socket = connect({
-    socket: plain,
-    rejectUnauthorized: false,
-    servername,
-  });
-  await once(socket, "secureConnect").catch(fail);
-  const chunks = socket[Symbol.asyncIterator]();
-  return {
-    next: () =>
-      chunks.next().then(
-        ({ done, value }) => done ? null : new Uint8Array(value),
-        fail,
-      ),
-    close: () => socket.destroy(),
-  };
-}
-
 async function open(
   options: FetchGreetingOptions,
   signal: AbortSignal,
@@ -216,7 +184,31 @@ async function open(
   }
   const { caCerts, insecure } = typeof tls === "object" ? tls : {};
   if (tls && insecure) {
-    return await insecureTlsSource(hostname, port, proxyHeader === true);
+    // Deno's own TLS client always verifies; node:tls can be told not to.
+    const { connect } = await import("node:tls");
+    const { connect: connectTcp, isIP } = await import("node:net");
+    const { once } = (await import("node:events")).EventEmitter;
+    const fail = (error: Error) => Promise.reject(asDenoError(error));
+    // The PROXY header goes in clear first, then TLS on the same socket.
+    const plain = connectTcp({ host: hostname, port });
+    await once(plain, "connect").catch(fail);
+    if (proxyHeader) plain.write(LOCAL_HEADER);
+    const servername = isIP(hostname) ? undefined : hostname;
+    const socket = connect({
+      socket: plain,
+      rejectUnauthorized: false,
+      servername,
+    });
+    await once(socket, "secureConnect").catch(fail);
+    const chunks = socket[Symbol.asyncIterator]();
+    return {
+      next: () =>
+        chunks.next().then(
+          ({ done, value }) => done ? null : new Uint8Array(value),
+          fail,
+        ),
+      close: () => socket.destroy(),
+    };
   }
   // As HAProxy's send-proxy: the header in clear (16 bytes: one write takes
   // them), then, for TLS, the handshake on the same connection.
@@ -272,9 +264,7 @@ export async function* readGreeting(
   const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeout);
-  const stop = signal
-    ? AbortSignal.any([signal, deadline.signal])
-    : deadline.signal;
+  const stop = AbortSignal.any([deadline.signal, ...(signal ? [signal] : [])]);
   let received = 0;
   let source: ChunkSource | undefined;
   // A TLS handshake or a Unix connect cannot be aborted: race the deadline

@@ -100,8 +100,7 @@ export function daytimeGreeting(now?: () => Date): GreetingSource {
  */
 export function rfc868Seconds(date: Date): number {
   const seconds = Math.floor(date.getTime() / 1000) + RFC868_EPOCH_OFFSET;
-  const wrapped = seconds % 2 ** 32;
-  return wrapped < 0 ? wrapped + 2 ** 32 : wrapped;
+  return ((seconds % 2 ** 32) + 2 ** 32) % 2 ** 32;
 }
 
 /**
@@ -115,13 +114,8 @@ export function rfc868Seconds(date: Date): number {
  */
 export function timeGreeting(now?: () => Date): GreetingSource {
   return perSecond(now, (second) => {
-    const seconds = rfc868Seconds(new Date(second * 1000));
-    return Uint8Array.of(
-      seconds >>> 24,
-      seconds >>> 16,
-      seconds >>> 8,
-      seconds,
-    );
+    const s = rfc868Seconds(new Date(second * 1000));
+    return Uint8Array.of(s >>> 24, s >>> 16, s >>> 8, s);
   });
 }
 
@@ -181,15 +175,17 @@ export function packQuotes(
     }
     return true;
   };
-  // Each quote as a range of lines, blank lines around it dropped.
-  const quotes = new Uint32Array(count * 2);
+  // Each quote copied, blank lines around it dropped, every line in CRLF:
+  // at most each line's bytes and two more (the LF was counted already).
+  const bytes = new Uint8Array(file.length - from + count + 1);
+  const ends = new Uint32Array(count);
   let found = 0;
-  let total = 0;
+  let at = 0;
   const take = (first: number, end: number) => {
     while (first < end && blank(first)) first++;
     while (end > first && blank(end - 1)) end--;
     if (first === end) return;
-    const number = found / 2 + 1;
+    const number = found + 1;
     const refuse = (why: string) =>
       new QuoteError(`Quote ${number} ${why}`, number, first + 1);
     let length = end - first - 1;
@@ -204,6 +200,10 @@ export function packQuotes(
         );
       }
       length += stops[line] - starts[line];
+      bytes.set(file.subarray(starts[line], stops[line]), at);
+      at += stops[line] - starts[line];
+      bytes[at++] = 0x0d;
+      bytes[at++] = 0x0a;
     }
     if (length > QOTD_MAX_LENGTH) {
       throw refuse(
@@ -211,9 +211,7 @@ export function packQuotes(
           `allows at most ${QOTD_MAX_LENGTH}: shorten or split it in the quotes file`,
       );
     }
-    total += length + (end - first) + 1;
-    quotes[found++] = first;
-    quotes[found++] = end;
+    ends[found++] = at;
   };
   // Each line is a quote, or each run of lines between "%" lines is.
   for (let line = 0, first = 0; line <= count; line++) {
@@ -228,19 +226,7 @@ export function packQuotes(
       0,
     );
   }
-  const bytes = new Uint8Array(total);
-  const ends = new Uint32Array(found / 2);
-  let at = 0;
-  for (let q = 0; q < found; q += 2) {
-    for (let line = quotes[q]; line < quotes[q + 1]; line++) {
-      bytes.set(file.subarray(starts[line], stops[line]), at);
-      at += stops[line] - starts[line];
-      bytes[at++] = 0x0d;
-      bytes[at++] = 0x0a;
-    }
-    ends[q / 2] = at;
-  }
-  return { bytes, ends };
+  return { bytes: bytes.subarray(0, at), ends: ends.slice(0, found) };
 }
 
 /**

@@ -309,9 +309,6 @@ export interface CompileTemplateOptions extends EncodeGreetingOptions {
   now?: () => Date;
 }
 
-/** One piece of a parsed template: literal text or a placeholder. */
-type Token = { text: string } | { placeholder: TemplatePlaceholder };
-
 /**
  * A template that cannot be compiled; `position` is where, from 1.
  *
@@ -342,25 +339,24 @@ const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
 const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 
 /**
- * Splits a template into literal text (with `{{` and `}}` unescaped) and
- * placeholders; adjacent literal text is merged.
+ * Splits a template into its placeholders and the literal texts around them
+ * (one more text than placeholders; `{{` and `}}` unescaped).
  */
-function parseTemplate(message: string): Token[] {
-  const tokens: Token[] = [];
-  let text = "";
+function parseTemplate(message: string): [string[], TemplatePlaceholder[]] {
+  const texts = [""];
+  const names: TemplatePlaceholder[] = [];
   let last = 0;
   for (const match of message.matchAll(BRACES)) {
     const [all, name] = match;
-    text += message.slice(last, match.index);
+    texts[names.length] += message.slice(last, match.index);
     last = match.index + all.length;
     const position = match.index + 1;
     const at = `at position ${position} of the message`;
     if (all === "{{" || all === "}}") {
-      text += all[0];
+      texts[names.length] += all[0];
     } else if (TEMPLATE_PLACEHOLDERS.includes(name as TemplatePlaceholder)) {
-      if (text !== "") tokens.push({ text });
-      text = "";
-      tokens.push({ placeholder: name as TemplatePlaceholder });
+      names.push(name as TemplatePlaceholder);
+      texts.push("");
     } else {
       throw new TemplateError(
         all === "{"
@@ -372,9 +368,8 @@ function parseTemplate(message: string): Token[] {
       );
     }
   }
-  text += message.slice(last);
-  if (text !== "") tokens.push({ text });
-  return tokens;
+  texts[names.length] += message.slice(last);
+  return [texts, names];
 }
 
 /** `{hostname}`'s bytes: resolved (unless given) and encoded, or why not. */
@@ -508,11 +503,9 @@ export function compileTemplate(
   options: CompileTemplateOptions = {},
 ): GreetingSource {
   const { hostname, now, ...encodeOptions } = options;
-  const tokens = parseTemplate(message);
-  if (tokens.every((token) => "text" in token)) {
-    // No placeholders: the fast path, with {{ and }} unescaped.
-    return encodeGreeting(tokens.length ? tokens[0].text : "", encodeOptions);
-  }
+  const [texts, names] = parseTemplate(message);
+  // No placeholders: the fast path, with {{ and }} unescaped.
+  if (names.length === 0) return encodeGreeting(texts[0], encodeOptions);
   // Checks the literal text, with the positions encodeGreeting reports for
   // a plain message (braces and placeholder names are ASCII).
   encodeGreeting(message, encodeOptions);
@@ -528,23 +521,25 @@ export function compileTemplate(
     now,
     (second) => new Date(second * 1000).toISOString().slice(0, 19) + "Z",
   );
-  // Literal text and {hostname} pre-encoded, adjacent ones joined.
+  // Literal text and {hostname} pre-encoded, adjacent ones joined; each
+  // text is followed by its placeholder, the last by the line ending.
   const parts: (Uint8Array | Getter)[] = [];
-  for (const token of [...tokens, undefined]) {
-    const part = token === undefined
+  for (const [i, text] of texts.entries()) {
+    const name = names[i];
+    const value = name === undefined
       ? terminator
-      : "text" in token
-      ? literal(token.text)
-      : token.placeholder === "hostname"
+      : name === "hostname"
       ? hostnameBytes(hostname, encodeOptions)
-      : VALUES[token.placeholder] ?? time;
-    const last = parts[parts.length - 1];
-    if (part instanceof Uint8Array && last instanceof Uint8Array) {
-      const joined = new Uint8Array(last.length + part.length);
-      joined.set(last);
-      joined.set(part, last.length);
-      parts[parts.length - 1] = joined;
-    } else parts.push(part);
+      : VALUES[name] ?? time;
+    for (const part of text === "" ? [value] : [literal(text), value]) {
+      const last = parts[parts.length - 1];
+      if (part instanceof Uint8Array && last instanceof Uint8Array) {
+        const joined = new Uint8Array(last.length + part.length);
+        joined.set(last);
+        joined.set(part, last.length);
+        parts[parts.length - 1] = joined;
+      } else parts.push(part);
+    }
   }
   if (parts.length === 1 && parts[0] instanceof Uint8Array) {
     return parts[0]; // Only {hostname}, which does not vary: the fast path.

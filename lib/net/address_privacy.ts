@@ -66,11 +66,8 @@ export function truncateAddress(hostname: string): string {
 }
 
 /** `addr` as observers see it: `hostname` instead, without its port. */
-const hide = (addr: Deno.NetAddr, hostname: string): Deno.NetAddr => ({
-  transport: addr.transport,
-  hostname,
-  port: 0,
-});
+const hide = ({ transport }: Deno.NetAddr, hostname: string) =>
+  ({ transport, hostname, port: 0 }) satisfies Deno.NetAddr;
 
 /**
  * Makes an {@linkcode AddressMask}:

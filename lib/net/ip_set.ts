@@ -15,13 +15,6 @@ export interface IpSet {
   readonly empty: boolean;
 }
 
-/** Sorted, disjoint ranges: IPv4 as numbers (the fast path), IPv6 as bytes. */
-interface Ranges<T> {
-  starts: T[];
-  ends: T[];
-  compare: (a: T, b: T) => number;
-}
-
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return 0;
@@ -30,39 +23,40 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 const ipv4 = (bytes: Uint8Array) =>
   ((bytes[0] << 24) >>> 0) + (bytes[1] << 16) + (bytes[2] << 8) + bytes[3];
 
-/** The blocks' ranges (first and last address), sorted, overlaps merged. */
-function merge<T>(
+/**
+ * A test for the blocks' addresses, as keys (IPv4 as numbers, the fast path;
+ * IPv6 as bytes): the blocks become sorted, disjoint ranges.
+ */
+function ranges<T>(
   blocks: Cidr[],
   key: (bytes: Uint8Array) => T,
   compare: (a: T, b: T) => number,
-): Ranges<T> {
-  const ranges = blocks.map(({ bytes, prefix }) => [
+): (value: T) => boolean {
+  const sorted = blocks.map(({ bytes, prefix }) => [
     key(maskBits(bytes, prefix)),
     key(maskBits(bytes, prefix, true)),
   ]).sort((a, b) => compare(a[0], b[0]));
   const starts: T[] = [];
   const ends: T[] = [];
-  for (const [start, end] of ranges) {
+  for (const [start, end] of sorted) {
     const last = ends.length - 1;
     if (last < 0 || compare(start, ends[last]) > 0) {
       starts.push(start);
       ends.push(end);
     } else if (compare(end, ends[last]) > 0) ends[last] = end;
   }
-  return { starts, ends, compare };
-}
-
-/** True if `value` is inside one of the ranges: a binary search. */
-function within<T>({ starts, ends, compare }: Ranges<T>, value: T): boolean {
-  // `high` ends at the last range that starts at or before the value.
-  let low = 0;
-  let high = starts.length - 1;
-  while (low <= high) {
-    const middle = (low + high) >> 1;
-    if (compare(starts[middle], value) <= 0) low = middle + 1;
-    else high = middle - 1;
-  }
-  return high >= 0 && compare(value, ends[high]) <= 0;
+  // A binary search: `high` ends at the last range that starts at or
+  // before the value.
+  return (value) => {
+    let low = 0;
+    let high = starts.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      if (compare(starts[middle], value) <= 0) low = middle + 1;
+      else high = middle - 1;
+    }
+    return high >= 0 && compare(value, ends[high]) <= 0;
+  };
 }
 
 /**
@@ -80,14 +74,12 @@ function within<T>({ starts, ends, compare }: Ranges<T>, value: T): boolean {
  */
 export function createIpSet(blocks: readonly Cidr[]): IpSet {
   const v4 = blocks.filter((cidr) => cidr.bytes.length === 4);
-  const ranges4 = merge(v4, ipv4, (a, b) => a - b);
+  const has4 = ranges(v4, ipv4, (a, b) => a - b);
   const v6 = blocks.filter((cidr) => cidr.bytes.length !== 4);
-  const ranges6 = merge(v6, (bytes) => bytes, compareBytes);
+  const has6 = ranges(v6, (bytes) => bytes, compareBytes);
   return {
     empty: blocks.length === 0,
     has: (address) =>
-      address.length === 4
-        ? within(ranges4, ipv4(address))
-        : within(ranges6, address),
+      address.length === 4 ? has4(ipv4(address)) : has6(address),
   };
 }

@@ -195,12 +195,9 @@ export function identifyProbe(bytes: Uint8Array): Probe {
     return { kind: "rdp" };
   }
   // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
-  if (
-    n >= 8 && bytes[0] === 0x00 &&
-    (bytes[4] === 0xff || bytes[4] === 0xfe) && bytes[5] === 0x53 &&
-    bytes[6] === 0x4d && bytes[7] === 0x42
-  ) {
-    return { kind: "smb" };
+  // (0xff: SMB1, 0xfe: SMB2; "SMB" after it.)
+  if (n >= 8 && bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
+    if (latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
   }
   if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };
   return http(bytes) ?? { kind: "unknown" };

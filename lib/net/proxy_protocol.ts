@@ -123,9 +123,7 @@ type Step = ParsedProxyHeader | { need: number };
 
 /** True if `bytes` and `signature` agree as far as both go. */
 function agrees(bytes: Uint8Array, signature: Uint8Array): boolean {
-  const n = Math.min(bytes.length, signature.length);
-  for (let i = 0; i < n; i++) if (bytes[i] !== signature[i]) return false;
-  return true;
+  return signature.subarray(0, bytes.length).every((b, i) => b === bytes[i]);
 }
 
 /** A byte as `0x0a`. */
@@ -140,8 +138,7 @@ function refuse(word: "Malformed" | "Oversized", v: 1 | 2, detail: string) {
 const malformedV1 = (detail: string) => refuse("Malformed", 1, detail);
 const malformedV2 = (detail: string) => refuse("Malformed", 2, detail);
 
-function checkMaxBytes(maxBytes: number | undefined): number {
-  if (maxBytes === undefined) return DEFAULT_MAX_PROXY_HEADER_BYTES;
+function checkMaxBytes(maxBytes = DEFAULT_MAX_PROXY_HEADER_BYTES): number {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < V2_FIXED_LENGTH) {
     throw new RangeError(
       `Invalid maximum PROXY header length ${maxBytes}: use a whole number of at least ${V2_FIXED_LENGTH} bytes`,
@@ -252,20 +249,16 @@ export async function readProxyHeader(
     const step = inspect(buffer.subarray(0, filled), maxBytes);
     if ("header" in step) return step.header;
     const end = filled + step.need;
+    // Only a v2 header whose length is known (and within maxBytes) grows.
     if (end > buffer.length) {
-      // Only a v2 header whose length is known (and within maxBytes) grows.
-      const grown = new Uint8Array(end);
-      grown.set(buffer.subarray(0, filled));
-      buffer = grown;
+      buffer = new Uint8Array(buffer.buffer.transfer(end));
     }
     const n = await conn.read(buffer.subarray(filled, end));
     if (n === null) {
       const where = filled > 0 ? `after ${filled} bytes of` : "before";
+      const reason = filled > 0 ? "truncated" : "missing";
       const message = `The connection closed ${where} a PROXY protocol header`;
-      throw new ProxyProtocolError(
-        filled > 0 ? "truncated" : "missing",
-        message,
-      );
+      throw new ProxyProtocolError(reason, message);
     }
     filled += n;
   }
