@@ -102,18 +102,24 @@ function isMapped(bytes: IpBytes): boolean {
 export function formatIp(bytes: IpBytes): string {
   if (bytes.length === 4) return bytes.join(".");
   if (isMapped(bytes)) return `::ffff:${bytes.subarray(12).join(".")}`;
-  const groups = [];
-  for (let i = 0; i < 16; i += 2) {
-    groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  // The longest run of two or more zero groups, found on numbers: this runs
+  // per IPv6 connection (sourceKey, PROXY headers).
+  const hex: string[] = [];
+  let start = -1;
+  let length = 1;
+  for (let i = 0, run = 0; i < 8; i++) {
+    const group = (bytes[2 * i] << 8) | bytes[2 * i + 1];
+    hex.push(group.toString(16));
+    run = group === 0 ? run + 1 : 0;
+    if (run > length) {
+      start = i - run + 1;
+      length = run;
+    }
   }
-  const text = groups.join(":");
-  let best: RegExpExecArray | undefined;
-  for (const run of text.matchAll(/\b0(?::0)+\b/g)) {
-    if (!best || run[0].length > best[0].length) best = run;
-  }
-  if (!best) return text;
-  return text.slice(0, best.index).replace(/:$/, "") + "::" +
-    text.slice(best.index + best[0].length).replace(/^:/, "");
+  if (start === -1) return hex.join(":");
+  return `${hex.slice(0, start).join(":")}::${
+    hex.slice(start + length).join(":")
+  }`;
 }
 
 /**
