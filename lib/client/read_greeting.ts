@@ -200,6 +200,9 @@ async function open(
       servername,
     });
     await once(socket, "secureConnect").catch(fail);
+    // The iterator listens for errors from its first next() on; until then
+    // an error must not be uncaught (the stream keeps it for the iterator).
+    socket.on("error", () => {});
     const chunks = socket[Symbol.asyncIterator]();
     return {
       next: () =>
