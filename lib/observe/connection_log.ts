@@ -11,15 +11,14 @@ import {
   type ServerEvent,
 } from "./log_format.ts";
 import { createLogThrottle } from "./log_throttle.ts";
-import { createAcceptErrorLog } from "./accept_error_log.ts";
+import { errorLine } from "../net/escape.ts";
 import type {
   AcceptErrorKind,
   ConnectionRecord,
   ServeGreetingOptions,
 } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
-import type { ServerStats } from "../server/stats.ts";
-import { formatStatsSummary } from "./stats_summary.ts";
+import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { waitAtMost } from "../server/wait.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */
@@ -200,4 +199,110 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       await waitAtMost(writer.flush(), FLUSH_LIMIT);
     },
   };
+}
+
+type AcceptErrorEvent = Extract<ServerEvent, { event: "accept_error" }>;
+
+/** Options for {@linkcode createAcceptErrorLog}. */
+export interface AcceptErrorLogOptions {
+  /** Receives each line (without its newline). */
+  emit: (line: string) => void;
+  /** Human lines or JSON objects. */
+  format: LogFormat;
+  /** Text lines start with an RFC 3339 timestamp, as the others do. */
+  timestamps?: boolean;
+  /**
+   * How often the errors that followed the first of their code are summed
+   * up, in ms.
+   *
+   * @default {1000}
+   */
+  interval?: number;
+}
+
+/** Logs failed accepts at a bounded rate, with exact counts. */
+export type AcceptErrorLog = Pick<ConnectionLog, "onAcceptError" | "close">;
+
+/**
+ * Creates the accept error log. The first error of each code in an interval
+ * is logged at once, with its message; the rest of that interval are counted
+ * and summed up in one line per code when it ends, so a storm of resets
+ * costs one line a second, not one per reset, and no count is lost.
+ */
+export function createAcceptErrorLog(
+  options: AcceptErrorLogOptions,
+): AcceptErrorLog {
+  const { emit, format, interval = 1_000 } = options;
+  const textOptions = { timestamps: options.timestamps ?? false };
+  // Codes seen in the current interval, with the count since their line.
+  const pending = new Map<string, AcceptErrorEvent>();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const line = (event: AcceptErrorEvent) =>
+    emit(formatLogLine(event, format, textOptions));
+
+  function flush() {
+    for (const entry of pending.values()) if (entry.count > 0) line(entry);
+    const quiet = [...pending.values()].every((entry) => entry.count === 0);
+    pending.clear();
+    if (quiet) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  }
+
+  return {
+    onAcceptError(error, kind, code) {
+      const entry = pending.get(code);
+      if (entry) {
+        entry.count++;
+        return;
+      }
+      pending.set(code, { event: "accept_error", code, kind, count: 0 });
+      line({
+        event: "accept_error",
+        code,
+        kind,
+        count: 1,
+        message: errorLine(error),
+      });
+      timer ??= setInterval(flush, interval);
+    },
+    close() {
+      flush();
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
+
+/**
+ * Formats a duration as `45s`, `2m03s`, `1h02m03s` or `2d01h02m03s`.
+ */
+export function formatUptime(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const seconds = total % 60;
+  const minutes = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600) % 24;
+  const days = Math.floor(total / 86400);
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (days > 0) return `${days}d${two(hours)}h${two(minutes)}m${two(seconds)}s`;
+  if (hours > 0) return `${hours}h${two(minutes)}m${two(seconds)}s`;
+  if (minutes > 0) return `${minutes}m${two(seconds)}s`;
+  return `${seconds}s`;
+}
+
+/**
+ * Formats the counters as one line: `uptime 1h02m03s; accepted 10;
+ * greeted 8, refused 1, timed_out 0, reset 1, aborted 0, error 0; active 0`.
+ */
+export function formatStatsSummary(
+  stats: Readonly<ServerStats>,
+  now: number = Date.now(),
+): string {
+  const outcomes = CONNECTION_OUTCOMES.map((outcome) =>
+    `${outcome} ${stats.outcomes[outcome]}`
+  ).join(", ");
+  return `uptime ${
+    formatUptime(now - stats.startTime)
+  }; accepted ${stats.accepted}; ${outcomes}; active ${stats.active}`;
 }

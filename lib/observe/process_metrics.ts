@@ -75,19 +75,16 @@ let procAvailable = true;
  */
 function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
   if (!procAvailable) return undefined;
-  let granted = false;
   try {
-    granted = Deno.permissions.querySync({ name: "read", path }).state ===
-      "granted";
-    if (granted) return read(path);
+    const { state } = Deno.permissions.querySync({ name: "read", path });
+    if (state === "granted") return read(path);
   } catch (error) {
+    // A failure of this read alone; /proc stays worth trying.
     if (
-      granted && !(error instanceof Deno.errors.NotCapable ||
+      !(error instanceof Deno.errors.NotCapable ||
         error instanceof Deno.errors.NotFound ||
         error instanceof Deno.errors.PermissionDenied)
-    ) {
-      return undefined;
-    }
+    ) return undefined;
   }
   procAvailable = false;
   return undefined;
