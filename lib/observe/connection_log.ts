@@ -7,6 +7,7 @@ import {
   formatTextLine,
   formatTextSensedLine,
   formatTextTarpitLine,
+  LISTENING,
   type LogFormat,
   type ServerEvent,
 } from "./log_format.ts";
@@ -175,9 +176,9 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       if (json) return line({ event: "start", listen: addrs, metrics });
       for (const addr of addrs) {
         text(
-          `Server is listening for incoming connections on ${
-            formatAddress(addr)
-          }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`,
+          `${LISTENING} ${formatAddress(addr)}${
+            tls && addr.transport === "tcp" ? " (TLS)" : ""
+          }`,
         );
       }
       if (metrics) {

@@ -123,6 +123,9 @@ export type ServerEvent =
     }
   );
 
+/** The start of the start-up line, in both formats. */
+export const LISTENING = "Server is listening for incoming connections on";
+
 /** What each kind of failed accept means, in its line's words. */
 const ACCEPT_ERROR_MEANING: Record<AcceptErrorKind, string> = {
   client: "one client's own failure; going on",
@@ -370,21 +373,17 @@ function describe(
   event: ServerEvent,
   now: number,
 ): [LogLevel, string, Record<string, unknown>?] {
-  const failed = "error" in event && event.error !== undefined;
+  const error = "error" in event ? event.error : undefined;
+  const level = error === undefined ? "info" : "error";
   switch (event.event) {
     case "start": {
       const listen = event.listen.map(formatAddress);
-      const metrics = event.metrics ? formatAddress(event.metrics) : null;
-      return [
-        "info",
-        `Server is listening for incoming connections on ${listen.join(", ")}`,
-        {
-          "service.version": VERSION,
-          "process.pid": Deno.pid,
-          "greeter.listen": listen,
-          "greeter.metrics": metrics,
-        },
-      ];
+      return ["info", `${LISTENING} ${listen.join(", ")}`, {
+        "service.version": VERSION,
+        "process.pid": Deno.pid,
+        "greeter.listen": listen,
+        "greeter.metrics": event.metrics ? formatAddress(event.metrics) : null,
+      }];
     }
     case "stats": {
       const { accepted, active } = event.stats;
@@ -392,38 +391,32 @@ function describe(
       return ["info", words, totals(event.stats, now)];
     }
     case "stop": {
-      const { stats, error } = event;
-      const words = `Server stopped: ${
-        error ?? `${plural(stats.accepted, "connection")}, ` +
-            `${stats.outcomes.greeted} greeted`
-      }`;
-      const fields = { ...totals(stats, now), "error.message": error };
-      return [failed ? "error" : "info", words, fields];
+      const { accepted, outcomes } = event.stats;
+      const words = error ??
+        `${plural(accepted, "connection")}, ${outcomes.greeted} greeted`;
+      return [level, `Server stopped: ${words}`, {
+        ...totals(event.stats, now),
+        "error.message": error,
+      }];
     }
-    case "reload":
-      return [
-        failed ? "error" : "info",
-        failed
-          ? `Reload failed, the old configuration stays: ${event.error}`
-          : "Configuration reloaded",
-        { "error.message": event.error },
-      ];
+    case "reload": {
+      const words = error === undefined
+        ? "Configuration reloaded"
+        : `Reload failed, the old configuration stays: ${error}`;
+      return [level, words, { "error.message": error }];
+    }
     case "accept_error": {
       const { code, kind, count, message } = event;
-      return [
-        kind === "client" ? "info" : "warn",
-        `Accept failed ${
-          message === undefined
-            ? `${plural(count, "more time")} with ${code}`
-            : `with ${code}: ${message}`
-        } (${ACCEPT_ERROR_MEANING[kind]})`,
-        {
-          "error.code": code,
-          "error.message": message,
-          "greeter.accept_error.kind": kind,
-          "greeter.accept_error.count": count,
-        },
-      ];
+      const failure = message === undefined
+        ? `${plural(count, "more time")} with ${code}`
+        : `with ${code}: ${message}`;
+      const words = `Accept failed ${failure} (${ACCEPT_ERROR_MEANING[kind]})`;
+      return [kind === "client" ? "info" : "warn", words, {
+        "error.code": code,
+        "error.message": message,
+        "greeter.accept_error.kind": kind,
+        "greeter.accept_error.count": count,
+      }];
     }
     case "suppressed": {
       const { source, count } = event;
