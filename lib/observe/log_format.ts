@@ -253,26 +253,36 @@ const PROBE_FIELDS = [
   ["userAgent", "user_agent", "user_agent.original"],
 ] as const;
 
-/** The JSON fields of a sensed record (after a comma), or "". */
-function sensedFields(record: ConnectionRecord): string {
-  if (record.earlyTalker === undefined) return "";
-  let fields = `,"greeter.early_talker":${record.earlyTalker}`;
-  const { probe, captured } = record;
+/**
+ * What was sensed of a connection, as text
+ * (` early_talker=no probe=http method="GET" ...`) or as JSON fields (each
+ * after a comma); "" when it was not sensed. Every value a client chose is
+ * escaped.
+ */
+function sensed(record: ConnectionRecord, json: boolean): string {
+  const { earlyTalker, probe, captured } = record;
+  if (earlyTalker === undefined) return "";
+  let fields = json
+    ? `,"greeter.early_talker":${earlyTalker}`
+    : ` early_talker=${earlyTalker ? "yes" : "no"}`;
   if (probe) {
-    fields += `,"greeter.probe.kind":"${probe.kind}"`;
-    for (const [field, , key] of PROBE_FIELDS) {
+    const { kind } = probe;
+    fields += json ? `,"greeter.probe.kind":"${kind}"` : ` probe=${kind}`;
+    for (const [field, text, key] of PROBE_FIELDS) {
       const value = probe[field];
-      const name = field !== "version" || probe.kind === "http"
-        ? key
-        : probe.kind === "ssh"
-        ? "greeter.probe.version"
-        : undefined;
-      if (value !== undefined && name) {
+      if (value === undefined) continue;
+      if (!json) fields += ` ${text}=${quote(value)}`;
+      // `version` is HTTP's or SSH's, and only those have one.
+      else if (field !== "version" || kind === "http" || kind === "ssh") {
+        const name = field === "version" && kind === "ssh"
+          ? "greeter.probe.version"
+          : key;
         fields += `,"${name}":${JSON.stringify(value)}`;
       }
     }
   }
-  if (captured) {
+  if (captured && !json) fields += ` captured="${escapeBytes(captured)}"`;
+  else if (captured) {
     let binary = "";
     for (const byte of captured) binary += String.fromCharCode(byte);
     fields += `,"greeter.capture.text":${
@@ -287,29 +297,15 @@ function sensedFields(record: ConnectionRecord): string {
 /**
  * The human line of a sensed connection (`greetPause`, `capture`), logged
  * when it ends: `Connection received from HOST:PORT outcome=greeted
- * early_talker=no probe=http method=GET path="/" ... captured="..."`. Every
- * value a client chose is escaped: one line, no raw control byte.
+ * early_talker=no probe=http method=GET path="/" ... captured="..."`.
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
-  const { probe, captured, reason, earlyTalker } = record;
-  let line = `Connection received from ${
+  const { reason } = record;
+  return `Connection received from ${
     client(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
-  }${
-    earlyTalker === undefined
-      ? ""
-      : ` early_talker=${earlyTalker ? "yes" : "no"}`
-  }`;
-  if (probe) {
-    line += ` probe=${probe.kind}`;
-    for (const [field, key] of PROBE_FIELDS) {
-      const value = probe[field];
-      if (value !== undefined) line += ` ${key}=${quote(value)}`;
-    }
-  }
-  if (captured) line += ` captured="${escapeBytes(captured)}"`;
-  return line;
+  }${sensed(record, false)}`;
 }
 
 /**
@@ -355,7 +351,7 @@ export function formatJsonConnectionLine(
     }","greeter.outcome":"${outcome}","greeter.reason":${
       reason === undefined ? "null" : JSON.stringify(reason)
     },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
-      sensedFields(record)
+      sensed(record, true)
     }${
       record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
     }}`;
