@@ -94,17 +94,13 @@ export function createConnectionLog(
 ): ConnectionLog {
   const { emit, format, quiet, rate } = options;
   // Every text line has a timestamp when asked, the summaries included.
-  const textOptions = { timestamps: options.timestamps ?? false };
+  const asText = { timestamps: options.timestamps ?? false };
   const throttle = quiet || rate === 0 ? undefined : createLogThrottle({
     emit,
     perSourcePerSecond: rate,
     perSecond: 10_000,
     formatSuppressed: (source, count) =>
-      formatLogLine(
-        { event: "suppressed", source, count },
-        format,
-        textOptions,
-      ),
+      formatLogLine({ event: "suppressed", source, count }, format, asText),
   });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
@@ -112,7 +108,7 @@ export function createConnectionLog(
   // The throttle is asked first, and the line made only when it allows it.
   const allowed = (addr: Deno.Addr) => !throttle || throttle.allow(key(addr));
   const tarpitLine = (record: ConnectionRecord) =>
-    formatTextLine(formatTextTarpitLine(record), textOptions);
+    formatTextLine(formatTextTarpitLine(record), asText);
   // The line of an ended connection, if one is logged then.
   const recordLine = quiet
     ? undefined
@@ -121,22 +117,18 @@ export function createConnectionLog(
       formatJsonConnectionLine(record, record.peerAddr)
     : options.sensed
     ? (record: ConnectionRecord) =>
-      formatTextLine(formatTextSensedLine(record), textOptions)
+      formatTextLine(formatTextSensedLine(record), asText)
     : options.tarpit
     ? tarpitLine
     : undefined;
-  const acceptErrors = createAcceptErrorLog({
-    emit,
-    format,
-    timestamps: textOptions.timestamps,
-  });
+  const acceptErrors = createAcceptErrorLog(options);
   return {
     onConnection: quiet || format === "json" || options.sensed
       ? undefined
       : (remoteAddr, _localAddr, peerAddr) => {
         if (allowed(remoteAddr)) {
           const words = formatTextConnectionLine(remoteAddr, peerAddr);
-          emit(formatTextLine(words, textOptions));
+          emit(formatTextLine(words, asText));
         }
       },
     onClose: recordLine &&
@@ -164,22 +156,18 @@ export function createConnectionLog(
 export function createServerLog(options: ServerLogOptions): ServerLog {
   const { writer, format } = options;
   const json = format === "json";
-  const textOptions = { timestamps: options.timestamps ?? false };
+  const asText = { timestamps: options.timestamps ?? false };
   // A text line, after a timestamp when asked; JSON lines have their own.
-  const text = (words: string) =>
-    writer.line(formatTextLine(words, textOptions));
+  const text = (words: string) => writer.line(formatTextLine(words, asText));
   const line = (event: ServerEvent) =>
-    writer.line(formatLogLine(event, format, textOptions));
+    writer.line(formatLogLine(event, format, asText));
 
   return {
     started(addrs, tls, metrics) {
       if (json) return line({ event: "start", listen: addrs, metrics });
       for (const addr of addrs) {
-        text(
-          `${LISTENING} ${formatAddress(addr)}${
-            tls && addr.transport === "tcp" ? " (TLS)" : ""
-          }`,
-        );
+        const secure = tls && addr.transport === "tcp" ? " (TLS)" : "";
+        text(`${LISTENING} ${formatAddress(addr)}${secure}`);
       }
       if (metrics) {
         text(`Metrics are served on http://${formatAddress(metrics)}/metrics`);
@@ -234,12 +222,12 @@ export function createAcceptErrorLog(
   options: AcceptErrorLogOptions,
 ): AcceptErrorLog {
   const { emit, format, interval = 1_000 } = options;
-  const textOptions = { timestamps: options.timestamps ?? false };
+  const asText = { timestamps: options.timestamps ?? false };
   // Codes seen in the current interval, with the count since their line.
   const pending = new Map<string, AcceptErrorEvent>();
   let timer: ReturnType<typeof setInterval> | undefined;
   const line = (event: AcceptErrorEvent) =>
-    emit(formatLogLine(event, format, textOptions));
+    emit(formatLogLine(event, format, asText));
 
   function flush() {
     for (const entry of pending.values()) if (entry.count > 0) line(entry);
@@ -259,13 +247,8 @@ export function createAcceptErrorLog(
         return;
       }
       pending.set(code, { event: "accept_error", code, kind, count: 0 });
-      line({
-        event: "accept_error",
-        code,
-        kind,
-        count: 1,
-        message: errorLine(error),
-      });
+      const message = errorLine(error);
+      line({ event: "accept_error", code, kind, count: 1, message });
       timer ??= setInterval(flush, interval);
     },
     close() {
