@@ -146,13 +146,8 @@ export function probeAddress(
         Atomics.compareExchange(cell, 0, port, 0);
         socket.destroy();
       };
-      if (connected) {
-        return {
-          connected,
-          accepted: () => Atomics.load(cell, 0) !== port,
-          done,
-        };
-      }
+      const accepted = () => Atomics.load(cell, 0) !== port;
+      if (connected) return { connected, accepted, done };
       done();
     }
     return { connected: false, done() {} };

@@ -211,6 +211,8 @@ export function renderProcessMetrics(sample: ProcessSample): string {
   });
 }
 
+const BUILD_INFO_HELP = "Always 1; the versions are in the labels.";
+
 /**
  * Renders `greeter_build_info{version,deno} 1`: which greeter and which
  * Deno are running, as labels on a constant gauge.
@@ -219,12 +221,7 @@ export function renderBuildInfo(
   version: string = VERSION,
   deno: string = Deno.version.deno,
 ): string {
-  return family(
-    "greeter_build_info",
-    "gauge",
-    "Always 1; the versions are in the labels.",
-  ) +
-    `greeter_build_info{version="${labelValue(version)}",deno="${
-      labelValue(deno)
-    }"} 1\n`;
+  const labels = `version="${labelValue(version)}",deno="${labelValue(deno)}"`;
+  return family("greeter_build_info", "gauge", BUILD_INFO_HELP) +
+    `greeter_build_info{${labels}} 1\n`;
 }
