@@ -115,8 +115,6 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   // Sources beyond maxSources share one entry: limited and counted as one.
   const other: Source = { window: 0, count: 0, pending: 0 };
   let pendingTotal = 0;
-  let logged = 0;
-  let suppressed = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
 
@@ -151,8 +149,8 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     }
   }
 
-  return {
-    allow(key) {
+  const throttle = {
+    allow(key: string): boolean {
       const now = clock();
       if (now >= windowEnd) {
         window++;
@@ -176,10 +174,10 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       if (windowCount < perSecond && source.count < perSourcePerSecond) {
         windowCount++;
         source.count++;
-        logged++;
+        throttle.logged++;
         return true;
       }
-      suppressed++;
+      throttle.suppressed++;
       pendingTotal++;
       source.pending++;
       if (timer === undefined && !closed) {
@@ -193,14 +191,11 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       closed = true;
       flush();
     },
-    get logged() {
-      return logged;
-    },
-    get suppressed() {
-      return suppressed;
-    },
+    logged: 0,
+    suppressed: 0,
     get sources() {
       return sources.size;
     },
   };
+  return throttle;
 }
