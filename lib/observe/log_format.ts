@@ -99,6 +99,9 @@ export function defaultLogTimestamps(
 /** `log.level` values. */
 type LogLevel = "info" | "warn" | "error";
 
+/** An event's level, words (the text line's, JSON's `message`) and fields. */
+type Described = [LogLevel, string, Record<string, unknown>?];
+
 /** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
 export type LogEvent =
   | { event: "connection"; record: ConnectionRecord }
@@ -192,13 +195,8 @@ function jsonHead(
  * `fields` (a field whose value is undefined is left out). Its outcome is a
  * failure at level `error` and for a failed accept.
  */
-function jsonLine(
-  time: number,
-  level: LogLevel,
-  message: string,
-  action: string,
-  fields: Record<string, unknown> = {},
-): string {
+function jsonLine(action: string, time: number, line: Described): string {
+  const [level, message, fields = {}] = line;
   const rest = JSON.stringify(fields);
   const failed = level === "error" || action === "accept_error";
   return jsonHead(time, level, message, jsonMiddle(action), failed) +
@@ -368,7 +366,7 @@ const plural = (count: number, word: string) =>
 function describe(
   event: ServerEvent,
   now: number,
-): [LogLevel, string, Record<string, unknown>?] {
+): Described {
   const error = "error" in event ? event.error : undefined;
   const level = error === undefined ? "info" : "error";
   switch (event.event) {
@@ -433,8 +431,7 @@ export function formatJsonLogLine(event: LogEvent): string {
     return formatJsonConnectionLine(event.record);
   }
   const now = event.time ?? Date.now();
-  const [level, message, fields] = describe(event, now);
-  return jsonLine(now, level, message, event.event, fields);
+  return jsonLine(event.event, now, describe(event, now));
 }
 
 /**
@@ -459,9 +456,9 @@ export function formatJsonErrorLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "error", message, "start", {
+  return jsonLine("start", time, ["error", message, {
     "error.message": message,
-  });
+  }]);
 }
 
 /**
@@ -473,7 +470,7 @@ export function formatJsonWarningLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "warn", message, "warning");
+  return jsonLine("warning", time, ["warn", message]);
 }
 
 /**
