@@ -106,15 +106,15 @@ export function parseProcStat(text: string): number | undefined {
   return Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
+const FD_LIMIT_LINE = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m;
+
 /**
  * Parses the `Max open files` line of `/proc/[pid]/limits`.
  *
  * @returns The soft and hard limits, or undefined if the line is missing.
  */
 export function parseFdLimit(text: string): FdLimit | undefined {
-  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m.exec(
-    text,
-  );
+  const match = FD_LIMIT_LINE.exec(text);
   if (!match) return undefined;
   const value = (word: string) =>
     word === "unlimited" ? Infinity : Number(word);
