@@ -65,13 +65,8 @@ function progressOf(stats: Readonly<ServerStats>): number {
 export function createHealthCheck(
   options: HealthCheckOptions,
 ): () => Promise<Health> {
-  const {
-    stats,
-    draining,
-    probe,
-    stallAfter = 1_000,
-    now = () => performance.now(),
-  } = options;
+  const { stats, draining, probe } = options;
+  const { stallAfter = 1_000, now = () => performance.now() } = options;
   let lastProgress = -1;
   let lastTime = now();
   const down = (reason: string): Health => ({ ok: false, reason });

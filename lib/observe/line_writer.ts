@@ -66,12 +66,8 @@ export function createLineWriter(
   sink: ByteSink,
   options: LineWriterOptions = {},
 ): LineWriter {
-  const {
-    maxBuffered = 4 * 1024 * 1024,
-    delay = 10,
-    batchSize = 64 * 1024,
-    onError,
-  } = options;
+  const { maxBuffered = 4 * 1024 * 1024, delay = 10, onError } = options;
+  const { batchSize = 64 * 1024 } = options;
   let pending = "";
   let dropped = 0;
   let warned = false;

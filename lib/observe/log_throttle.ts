@@ -97,16 +97,10 @@ interface Source {
  * It runs at most one timer, only while there are counts to report.
  */
 export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
-  const {
-    emit,
-    perSourcePerSecond = 10,
-    perSecond = 1_000,
-    interval = 5_000,
-    maxSources = 10_000,
-    maxSummaries = 10,
-    formatSuppressed = formatTextSuppressedLine,
-    now: clock = () => performance.now(),
-  } = options;
+  const { emit, perSourcePerSecond = 10, perSecond = 1_000 } = options;
+  const { interval = 5_000, maxSources = 10_000, maxSummaries = 10 } = options;
+  const { formatSuppressed = formatTextSuppressedLine } = options;
+  const { now: clock = () => performance.now() } = options;
   const sources = new Map<string, Source>();
   let window = 0;
   let windowEnd = 0;

@@ -26,10 +26,7 @@
 import type { ConnectionTable, Slot } from "../server/connection_table.ts";
 import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
-import {
-  type ServerCore,
-  startServerCore,
-} from "../server/connection_server.ts";
+import { startServerCore } from "../server/connection_server.ts";
 import { type ServerStats, zeroCounts } from "../server/stats.ts";
 import { checkInteger } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
@@ -365,11 +362,8 @@ async function exchange(
  * synchronously, when the address cannot be listened on.
  */
 export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
-  const {
-    maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS,
-    timeout = DEFAULT_METRICS_TIMEOUT,
-    signal,
-  } = options;
+  const { maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS, signal } = options;
+  const { timeout = DEFAULT_METRICS_TIMEOUT } = options;
   checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
   checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
