@@ -102,11 +102,6 @@ type LogLevel = "info" | "warn" | "error";
 /** An event's level, words (the text line's, JSON's `message`) and fields. */
 type Described = [LogLevel, string, Record<string, unknown>?];
 
-/** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
-export type LogEvent =
-  | { event: "connection"; record: ConnectionRecord }
-  | ServerEvent;
-
 /** An event of the server's own (not a connection's), for {@linkcode formatLogLine}. */
 export type ServerEvent =
   & { time?: number }
@@ -423,18 +418,6 @@ function describe(
 }
 
 /**
- * Formats one event as one line of JSON (without the newline), following
- * the schema above: the common fields first.
- */
-export function formatJsonLogLine(event: LogEvent): string {
-  if (event.event === "connection") {
-    return formatJsonConnectionLine(event.record);
-  }
-  const now = event.time ?? Date.now();
-  return jsonLine(event.event, now, describe(event, now));
-}
-
-/**
  * Formats a server event in `format`: a JSON line, or its words as a text
  * line (after a timestamp when `options.timestamps` is set).
  */
@@ -443,8 +426,10 @@ export function formatLogLine(
   format: LogFormat,
   options?: TextLogOptions,
 ): string {
-  if (format === "json") return formatJsonLogLine(event);
   const now = event.time ?? Date.now();
+  if (format === "json") {
+    return jsonLine(event.event, now, describe(event, now));
+  }
   return formatTextLine(describe(event, now)[1], options, now);
 }
 
