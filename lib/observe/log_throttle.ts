@@ -126,21 +126,19 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     timer = undefined;
     if (pendingTotal === 0) return;
     const waiting = [...sources].filter((entry) => entry[1].pending > 0);
+    // The largest counts by source; the rest join the untracked ones.
     if (waiting.length > maxSummaries) {
-      // The largest counts by source; the rest join the untracked ones.
       waiting.sort((a, b) => b[1].pending - a[1].pending);
-      for (const [, source] of waiting.splice(maxSummaries)) {
-        other.pending += source.pending;
-        source.pending = 0;
-      }
     }
     pendingTotal = 0;
-    // Untracked sources last, as "other sources".
-    for (const [key, source] of [...waiting, [undefined, other] as const]) {
-      const count = source.pending;
+    waiting.forEach(([key, source], i) => {
+      if (i < maxSummaries) emit(formatSuppressed(key, source.pending));
+      else other.pending += source.pending;
       source.pending = 0;
-      if (count > 0) emit(formatSuppressed(key, count));
-    }
+    });
+    // Untracked sources last, as "other sources".
+    if (other.pending > 0) emit(formatSuppressed(undefined, other.pending));
+    other.pending = 0;
   }
 
   const throttle = {
