@@ -44,10 +44,8 @@ export interface HealthCheckOptions {
  */
 function progressOf(stats: Readonly<ServerStats>): number {
   let progress = stats.accepted;
-  for (const code in stats.acceptErrors) {
-    if (classifyAcceptError(code) !== "exhausted") {
-      progress += stats.acceptErrors[code];
-    }
+  for (const [code, count] of Object.entries(stats.acceptErrors)) {
+    if (classifyAcceptError(code) !== "exhausted") progress += count;
   }
   return progress;
 }

@@ -150,6 +150,7 @@ export function readProcessSample(): ProcessSample {
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
   const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
   const soft = readFdLimit()?.soft;
+  const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
   return {
     cpuSeconds: cpu ? (cpu.user + cpu.system) / 1e6 : undefined,
@@ -159,11 +160,7 @@ export function readProcessSample(): ProcessSample {
       : undefined,
     virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
     // Less the descriptor the listing itself had open.
-    openFds: fromProc("/proc/self/fd", (path) => {
-      let count = 0;
-      for (const _ of Deno.readDirSync(path)) count++;
-      return count - 1;
-    }),
+    openFds: fds === undefined ? undefined : fds - 1,
     maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
   };
 }
