@@ -26,13 +26,10 @@ import { waitAtMost } from "../server/wait.ts";
 const FLUSH_LIMIT = 2_000;
 
 /** Options for {@linkcode createServerLog}. */
-export interface ServerLogOptions {
+export interface ServerLogOptions
+  extends Pick<AcceptErrorLogOptions, "format" | "timestamps"> {
   /** Where lines go (batched). */
   writer: LineWriter;
-  /** Human lines or JSON objects. */
-  format: LogFormat;
-  /** Text lines start with an RFC 3339 timestamp. */
-  timestamps?: boolean;
 }
 
 /** The CLI's log: start, summary and stop lines, in one format. */
@@ -50,17 +47,12 @@ export interface ServerLog {
 }
 
 /** Options for {@linkcode createConnectionLog}. */
-export interface ConnectionLogOptions {
-  /** Receives each line (without its newline). */
-  emit: (line: string) => void;
-  /** Human lines or JSON objects. */
-  format: LogFormat;
+export interface ConnectionLogOptions
+  extends Omit<AcceptErrorLogOptions, "interval"> {
   /** No per-connection lines. */
   quiet: boolean;
   /** Connection lines per second from one source; 0 logs every one. */
   rate: number;
-  /** Text lines start with an RFC 3339 timestamp. */
-  timestamps?: boolean;
   /**
    * The server senses its clients (`greetPause`, `capture`): text lines are
    * logged when a connection ends, with what was sensed.
