@@ -410,18 +410,16 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       }
     },
   );
-  let failure: unknown;
   // The endpoint never rejects: a failed listener is kept in `failure`.
-  const keep = (error: unknown) => void (failure = error);
+  const keep = (error: unknown) => void (server.failure = error);
   const shutdown = () => started.shutdown().catch(keep);
-  return {
+  const server = {
     addr: listener.addr as Deno.NetAddr,
     stats: started.state.own,
-    get failure() {
-      return failure;
-    },
+    failure: undefined as unknown,
     finished: started.finished.catch(keep),
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
+  return server;
 }
