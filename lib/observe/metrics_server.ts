@@ -23,10 +23,13 @@
  *
  * @module
  */
-import type { ConnectionTable, Slot } from "../server/connection_table.ts";
+import type { Slot } from "../server/connection_table.ts";
 import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
-import { startServerCore } from "../server/connection_server.ts";
+import {
+  type ServerCore,
+  startServerCore,
+} from "../server/connection_server.ts";
 import { type ServerStats, zeroCounts } from "../server/stats.ts";
 import { checkInteger } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
@@ -301,7 +304,7 @@ const evicted = new WeakSet<Slot>();
  */
 async function exchange(
   options: ServeMetricsOptions,
-  { table, own }: { table: ConnectionTable; own: MetricsServerStats },
+  { core, own }: { core: ServerCore; own: MetricsServerStats },
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
   const conn = slot.conn;
@@ -322,7 +325,7 @@ async function exchange(
     return slot.list ? "reset" : cut();
   }
   // No longer idle: out of the list that eviction takes from.
-  table.linger(slot);
+  core.table.linger(slot);
   const [status, bytes, failed] = end < 0
     ? response(431, "request head too large\n", false, "header_too_large")
     : await answer(options, own, buffer.subarray(0, end));
@@ -380,13 +383,10 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       signal,
       closeAcceptors: () => [closeListener({ listener })],
     },
-    (core) => ({
-      core,
-      table: core.table,
-      own: { listener: core.stats, responses: {}, errors },
-    }),
+    (core) => ({ core, own: { listener: core.stats, responses: {}, errors } }),
     async (endpoint, conn) => {
-      const { core, table } = endpoint;
+      const { core } = endpoint;
+      const { table } = core;
       core.stats.accepted++;
       const slot = table.add(conn);
       // Every place taken: the oldest connection still reading its head
