@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { createAcceptErrorLog } from "../lib/observe/accept_error_log.ts";
+import { createAcceptErrorLog } from "../lib/observe/connection_log.ts";
 import { LOG_SCHEMA_VERSION } from "../lib/observe/log_format.ts";
 import { waitUntil } from "./_helpers.ts";
 

@@ -4,14 +4,13 @@ import {
   ECS_VERSION,
   formatJsonConnectionLine,
   formatJsonErrorLine,
-  formatJsonLogLine,
   formatLogTime,
   formatTextConnectionLine,
   formatTextLine,
   formatTextSuppressedLine,
   LOG_SCHEMA_VERSION,
 } from "../lib/observe/log_format.ts";
-import { RECORD, START } from "./_log_record.ts";
+import { formatJsonLogLine, RECORD, START } from "./_log_record.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";
 

@@ -20,10 +20,9 @@ import {
   ECS_VERSION,
   formatJsonConnectionLine,
   formatJsonErrorLine,
-  formatJsonLogLine,
   formatJsonWarningLine,
 } from "../lib/observe/log_format.ts";
-import { RECORD, START } from "./_log_record.ts";
+import { formatJsonLogLine, RECORD, START } from "./_log_record.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { POSIX_SIGNALS, readAll, runCli, startCli } from "./_helpers.ts";
 

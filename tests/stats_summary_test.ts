@@ -2,7 +2,7 @@ import { assertEquals } from "@std/assert";
 import {
   formatStatsSummary,
   formatUptime,
-} from "../lib/observe/stats_summary.ts";
+} from "../lib/observe/connection_log.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 
 Deno.test("formatUptime() writes seconds, minutes, hours and days", () => {

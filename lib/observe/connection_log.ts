@@ -7,32 +7,29 @@ import {
   formatTextLine,
   formatTextSensedLine,
   formatTextTarpitLine,
+  LISTENING,
   type LogFormat,
   type ServerEvent,
 } from "./log_format.ts";
 import { createLogThrottle } from "./log_throttle.ts";
-import { createAcceptErrorLog } from "./accept_error_log.ts";
+import { errorLine } from "../net/escape.ts";
 import type {
   AcceptErrorKind,
   ConnectionRecord,
   ServeGreetingOptions,
 } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
-import type { ServerStats } from "../server/stats.ts";
-import { formatStatsSummary } from "./stats_summary.ts";
+import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { waitAtMost } from "../server/wait.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */
 const FLUSH_LIMIT = 2_000;
 
 /** Options for {@linkcode createServerLog}. */
-export interface ServerLogOptions {
+export interface ServerLogOptions
+  extends Pick<AcceptErrorLogOptions, "format" | "timestamps"> {
   /** Where lines go (batched). */
   writer: LineWriter;
-  /** Human lines or JSON objects. */
-  format: LogFormat;
-  /** Text lines start with an RFC 3339 timestamp. */
-  timestamps?: boolean;
 }
 
 /** The CLI's log: start, summary and stop lines, in one format. */
@@ -50,17 +47,12 @@ export interface ServerLog {
 }
 
 /** Options for {@linkcode createConnectionLog}. */
-export interface ConnectionLogOptions {
-  /** Receives each line (without its newline). */
-  emit: (line: string) => void;
-  /** Human lines or JSON objects. */
-  format: LogFormat;
+export interface ConnectionLogOptions
+  extends Omit<AcceptErrorLogOptions, "interval"> {
   /** No per-connection lines. */
   quiet: boolean;
   /** Connection lines per second from one source; 0 logs every one. */
   rate: number;
-  /** Text lines start with an RFC 3339 timestamp. */
-  timestamps?: boolean;
   /**
    * The server senses its clients (`greetPause`, `capture`): text lines are
    * logged when a connection ends, with what was sensed.
@@ -94,17 +86,13 @@ export function createConnectionLog(
 ): ConnectionLog {
   const { emit, format, quiet, rate } = options;
   // Every text line has a timestamp when asked, the summaries included.
-  const textOptions = { timestamps: options.timestamps ?? false };
+  const asText = { timestamps: options.timestamps ?? false };
   const throttle = quiet || rate === 0 ? undefined : createLogThrottle({
     emit,
     perSourcePerSecond: rate,
     perSecond: 10_000,
     formatSuppressed: (source, count) =>
-      formatLogLine(
-        { event: "suppressed", source, count },
-        format,
-        textOptions,
-      ),
+      formatLogLine({ event: "suppressed", source, count }, format, asText),
   });
   // Unix socket clients have no address: they count as one source.
   const key = (addr: Deno.Addr) =>
@@ -112,7 +100,7 @@ export function createConnectionLog(
   // The throttle is asked first, and the line made only when it allows it.
   const allowed = (addr: Deno.Addr) => !throttle || throttle.allow(key(addr));
   const tarpitLine = (record: ConnectionRecord) =>
-    formatTextLine(formatTextTarpitLine(record), textOptions);
+    formatTextLine(formatTextTarpitLine(record), asText);
   // The line of an ended connection, if one is logged then.
   const recordLine = quiet
     ? undefined
@@ -121,22 +109,18 @@ export function createConnectionLog(
       formatJsonConnectionLine(record, record.peerAddr)
     : options.sensed
     ? (record: ConnectionRecord) =>
-      formatTextLine(formatTextSensedLine(record), textOptions)
+      formatTextLine(formatTextSensedLine(record), asText)
     : options.tarpit
     ? tarpitLine
     : undefined;
-  const acceptErrors = createAcceptErrorLog({
-    emit,
-    format,
-    timestamps: textOptions.timestamps,
-  });
+  const acceptErrors = createAcceptErrorLog(options);
   return {
     onConnection: quiet || format === "json" || options.sensed
       ? undefined
       : (remoteAddr, _localAddr, peerAddr) => {
         if (allowed(remoteAddr)) {
           const words = formatTextConnectionLine(remoteAddr, peerAddr);
-          emit(formatTextLine(words, textOptions));
+          emit(formatTextLine(words, asText));
         }
       },
     onClose: recordLine &&
@@ -164,22 +148,18 @@ export function createConnectionLog(
 export function createServerLog(options: ServerLogOptions): ServerLog {
   const { writer, format } = options;
   const json = format === "json";
-  const textOptions = { timestamps: options.timestamps ?? false };
+  const asText = { timestamps: options.timestamps ?? false };
   // A text line, after a timestamp when asked; JSON lines have their own.
-  const text = (words: string) =>
-    writer.line(formatTextLine(words, textOptions));
+  const text = (words: string) => writer.line(formatTextLine(words, asText));
   const line = (event: ServerEvent) =>
-    writer.line(formatLogLine(event, format, textOptions));
+    writer.line(formatLogLine(event, format, asText));
 
   return {
     started(addrs, tls, metrics) {
       if (json) return line({ event: "start", listen: addrs, metrics });
       for (const addr of addrs) {
-        text(
-          `Server is listening for incoming connections on ${
-            formatAddress(addr)
-          }${tls && addr.transport === "tcp" ? " (TLS)" : ""}`,
-        );
+        const secure = tls && addr.transport === "tcp" ? " (TLS)" : "";
+        text(`${LISTENING} ${formatAddress(addr)}${secure}`);
       }
       if (metrics) {
         text(`Metrics are served on http://${formatAddress(metrics)}/metrics`);
@@ -200,4 +180,105 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
       await waitAtMost(writer.flush(), FLUSH_LIMIT);
     },
   };
+}
+
+type AcceptErrorEvent = Extract<ServerEvent, { event: "accept_error" }>;
+
+/** Options for {@linkcode createAcceptErrorLog}. */
+export interface AcceptErrorLogOptions {
+  /** Receives each line (without its newline). */
+  emit: (line: string) => void;
+  /** Human lines or JSON objects. */
+  format: LogFormat;
+  /** Text lines start with an RFC 3339 timestamp, as the others do. */
+  timestamps?: boolean;
+  /**
+   * How often the errors that followed the first of their code are summed
+   * up, in ms.
+   *
+   * @default {1000}
+   */
+  interval?: number;
+}
+
+/** Logs failed accepts at a bounded rate, with exact counts. */
+export type AcceptErrorLog = Pick<ConnectionLog, "onAcceptError" | "close">;
+
+/**
+ * Creates the accept error log. The first error of each code in an interval
+ * is logged at once, with its message; the rest of that interval are counted
+ * and summed up in one line per code when it ends, so a storm of resets
+ * costs one line a second, not one per reset, and no count is lost.
+ */
+export function createAcceptErrorLog(
+  options: AcceptErrorLogOptions,
+): AcceptErrorLog {
+  const { emit, format, interval = 1_000 } = options;
+  const asText = { timestamps: options.timestamps ?? false };
+  // Codes seen in the current interval, with the count since their line.
+  const pending = new Map<string, AcceptErrorEvent>();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const line = (event: AcceptErrorEvent) =>
+    emit(formatLogLine(event, format, asText));
+
+  function flush() {
+    for (const entry of pending.values()) if (entry.count > 0) line(entry);
+    const quiet = [...pending.values()].every((entry) => entry.count === 0);
+    pending.clear();
+    if (quiet) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  }
+
+  return {
+    onAcceptError(error, kind, code) {
+      const entry = pending.get(code);
+      if (entry) {
+        entry.count++;
+        return;
+      }
+      pending.set(code, { event: "accept_error", code, kind, count: 0 });
+      const message = errorLine(error);
+      line({ event: "accept_error", code, kind, count: 1, message });
+      timer ??= setInterval(flush, interval);
+    },
+    close() {
+      flush();
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
+
+/**
+ * Formats a duration as `45s`, `2m03s`, `1h02m03s` or `2d01h02m03s`.
+ */
+export function formatUptime(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const seconds = total % 60;
+  const minutes = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600) % 24;
+  const days = Math.floor(total / 86400);
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (days > 0) return `${days}d${two(hours)}h${two(minutes)}m${two(seconds)}s`;
+  if (hours > 0) return `${hours}h${two(minutes)}m${two(seconds)}s`;
+  if (minutes > 0) return `${minutes}m${two(seconds)}s`;
+  return `${seconds}s`;
+}
+
+/**
+ * Formats the counters as one line: `uptime 1h02m03s; accepted 10;
+ * greeted 8, refused 1, timed_out 0, reset 1, aborted 0, error 0; active 0`.
+ */
+export function formatStatsSummary(
+  stats: Readonly<ServerStats>,
+  now: number = Date.now(),
+): string {
+  const outcomes = CONNECTION_OUTCOMES.map((outcome) =>
+    `${outcome} ${stats.outcomes[outcome]}`
+  ).join(", ");
+  return `uptime ${
+    formatUptime(now - stats.startTime)
+  }; accepted ${stats.accepted}; ${outcomes}; active ${stats.active}`;
 }

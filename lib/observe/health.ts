@@ -44,10 +44,8 @@ export interface HealthCheckOptions {
  */
 function progressOf(stats: Readonly<ServerStats>): number {
   let progress = stats.accepted;
-  for (const code in stats.acceptErrors) {
-    if (classifyAcceptError(code) !== "exhausted") {
-      progress += stats.acceptErrors[code];
-    }
+  for (const [code, count] of Object.entries(stats.acceptErrors)) {
+    if (classifyAcceptError(code) !== "exhausted") progress += count;
   }
   return progress;
 }
@@ -65,13 +63,8 @@ function progressOf(stats: Readonly<ServerStats>): number {
 export function createHealthCheck(
   options: HealthCheckOptions,
 ): () => Promise<Health> {
-  const {
-    stats,
-    draining,
-    probe,
-    stallAfter = 1_000,
-    now = () => performance.now(),
-  } = options;
+  const { stats, draining, probe } = options;
+  const { stallAfter = 1_000, now = () => performance.now() } = options;
   let lastProgress = -1;
   let lastTime = now();
   const down = (reason: string): Health => ({ ok: false, reason });
@@ -146,13 +139,8 @@ export function probeAddress(
         Atomics.compareExchange(cell, 0, port, 0);
         socket.destroy();
       };
-      if (connected) {
-        return {
-          connected,
-          accepted: () => Atomics.load(cell, 0) !== port,
-          done,
-        };
-      }
+      const accepted = () => Atomics.load(cell, 0) !== port;
+      if (connected) return { connected, accepted, done };
       done();
     }
     return { connected: false, done() {} };

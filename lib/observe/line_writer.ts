@@ -66,15 +66,11 @@ export function createLineWriter(
   sink: ByteSink,
   options: LineWriterOptions = {},
 ): LineWriter {
-  const {
-    maxBuffered = 4 * 1024 * 1024,
-    delay = 10,
-    batchSize = 64 * 1024,
-  } = options;
+  const { maxBuffered = 4 * 1024 * 1024, delay = 10, onError } = options;
+  const { batchSize = 64 * 1024 } = options;
   let pending = "";
   let dropped = 0;
   let warned = false;
-  const { onError } = options;
   let reportedDropped = 0;
   let writing: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -119,9 +115,9 @@ export function createLineWriter(
       // the server. The lines are counted as lost, and said once.
       // Lines whose end was not written are lost; the notice, the batch's
       // last line, is not one of the server's lines.
-      const noticeLost = notice && written < bytes.length;
-      dropped += countNewlines(bytes.subarray(written)) - (noticeLost ? 1 : 0) +
-        countNewlines(pending);
+      dropped += countNewlines(bytes.subarray(written)) +
+        countNewlines(pending) -
+        (notice && written < bytes.length ? 1 : 0);
       reportedDropped = dropped;
       pending = "";
       if (!warned) {
@@ -140,24 +136,18 @@ export function createLineWriter(
 
   return {
     line(text: string) {
-      if (pending.length + text.length >= maxBuffered) {
-        dropped++;
-      } else {
-        pending += text + "\n";
-      }
+      if (pending.length + text.length >= maxBuffered) dropped++;
+      else pending += text + "\n";
       schedule();
     },
     async flush() {
       while (true) {
         clearTimeout(timer);
         timer = undefined;
-        if (writing) {
-          await writing;
-        } else if (pending !== "" || dropped > reportedDropped) {
+        if (writing) await writing;
+        else if (pending !== "" || dropped > reportedDropped) {
           writing = drain(true);
-        } else {
-          return;
-        }
+        } else return;
       }
     },
     get dropped() {

@@ -99,10 +99,8 @@ export function defaultLogTimestamps(
 /** `log.level` values. */
 type LogLevel = "info" | "warn" | "error";
 
-/** What {@linkcode formatJsonLogLine} formats. `time` defaults to now. */
-export type LogEvent =
-  | { event: "connection"; record: ConnectionRecord }
-  | ServerEvent;
+/** An event's level, words (the text line's, JSON's `message`) and fields. */
+type Described = [LogLevel, string, Record<string, unknown>?];
 
 /** An event of the server's own (not a connection's), for {@linkcode formatLogLine}. */
 export type ServerEvent =
@@ -122,6 +120,9 @@ export type ServerEvent =
       message?: string;
     }
   );
+
+/** The start of the start-up line, in both formats. */
+export const LISTENING = "Server is listening for incoming connections on";
 
 /** What each kind of failed accept means, in its line's words. */
 const ACCEPT_ERROR_MEANING: Record<AcceptErrorKind, string> = {
@@ -189,13 +190,8 @@ function jsonHead(
  * `fields` (a field whose value is undefined is left out). Its outcome is a
  * failure at level `error` and for a failed accept.
  */
-function jsonLine(
-  time: number,
-  level: LogLevel,
-  message: string,
-  action: string,
-  fields: Record<string, unknown> = {},
-): string {
+function jsonLine(action: string, time: number, line: Described): string {
+  const [level, message, fields = {}] = line;
   const rest = JSON.stringify(fields);
   const failed = level === "error" || action === "accept_error";
   return jsonHead(time, level, message, jsonMiddle(action), failed) +
@@ -250,26 +246,36 @@ const PROBE_FIELDS = [
   ["userAgent", "user_agent", "user_agent.original"],
 ] as const;
 
-/** The JSON fields of a sensed record (after a comma), or "". */
-function sensedFields(record: ConnectionRecord): string {
-  if (record.earlyTalker === undefined) return "";
-  let fields = `,"greeter.early_talker":${record.earlyTalker}`;
-  const { probe, captured } = record;
+/**
+ * What was sensed of a connection, as text
+ * (` early_talker=no probe=http method="GET" ...`) or as JSON fields (each
+ * after a comma); "" when it was not sensed. Every value a client chose is
+ * escaped.
+ */
+function sensed(record: ConnectionRecord, json: boolean): string {
+  const { earlyTalker, probe, captured } = record;
+  if (earlyTalker === undefined) return "";
+  let fields = json
+    ? `,"greeter.early_talker":${earlyTalker}`
+    : ` early_talker=${earlyTalker ? "yes" : "no"}`;
   if (probe) {
-    fields += `,"greeter.probe.kind":"${probe.kind}"`;
-    for (const [field, , key] of PROBE_FIELDS) {
+    const { kind } = probe;
+    fields += json ? `,"greeter.probe.kind":"${kind}"` : ` probe=${kind}`;
+    for (const [field, text, key] of PROBE_FIELDS) {
       const value = probe[field];
-      const name = field !== "version" || probe.kind === "http"
-        ? key
-        : probe.kind === "ssh"
-        ? "greeter.probe.version"
-        : undefined;
-      if (value !== undefined && name) {
+      if (value === undefined) continue;
+      if (!json) fields += ` ${text}=${quote(value)}`;
+      // `version` is HTTP's or SSH's, and only those have one.
+      else if (field !== "version" || kind === "http" || kind === "ssh") {
+        const name = field === "version" && kind === "ssh"
+          ? "greeter.probe.version"
+          : key;
         fields += `,"${name}":${JSON.stringify(value)}`;
       }
     }
   }
-  if (captured) {
+  if (captured && !json) fields += ` captured="${escapeBytes(captured)}"`;
+  else if (captured) {
     let binary = "";
     for (const byte of captured) binary += String.fromCharCode(byte);
     fields += `,"greeter.capture.text":${
@@ -284,29 +290,15 @@ function sensedFields(record: ConnectionRecord): string {
 /**
  * The human line of a sensed connection (`greetPause`, `capture`), logged
  * when it ends: `Connection received from HOST:PORT outcome=greeted
- * early_talker=no probe=http method=GET path="/" ... captured="..."`. Every
- * value a client chose is escaped: one line, no raw control byte.
+ * early_talker=no probe=http method=GET path="/" ... captured="..."`.
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
-  const { probe, captured, reason, earlyTalker } = record;
-  let line = `Connection received from ${
+  const { reason } = record;
+  return `Connection received from ${
     client(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
-  }${
-    earlyTalker === undefined
-      ? ""
-      : ` early_talker=${earlyTalker ? "yes" : "no"}`
-  }`;
-  if (probe) {
-    line += ` probe=${probe.kind}`;
-    for (const [field, key] of PROBE_FIELDS) {
-      const value = probe[field];
-      if (value !== undefined) line += ` ${key}=${quote(value)}`;
-    }
-  }
-  if (captured) line += ` captured="${escapeBytes(captured)}"`;
-  return line;
+  }${sensed(record, false)}`;
 }
 
 /**
@@ -352,7 +344,7 @@ export function formatJsonConnectionLine(
     }","greeter.outcome":"${outcome}","greeter.reason":${
       reason === undefined ? "null" : JSON.stringify(reason)
     },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
-      sensedFields(record)
+      sensed(record, true)
     }${
       record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
     }}`;
@@ -369,22 +361,18 @@ const plural = (count: number, word: string) =>
 function describe(
   event: ServerEvent,
   now: number,
-): [LogLevel, string, Record<string, unknown>?] {
-  const failed = "error" in event && event.error !== undefined;
+): Described {
+  const error = "error" in event ? event.error : undefined;
+  const level = error === undefined ? "info" : "error";
   switch (event.event) {
     case "start": {
       const listen = event.listen.map(formatAddress);
-      const metrics = event.metrics ? formatAddress(event.metrics) : null;
-      return [
-        "info",
-        `Server is listening for incoming connections on ${listen.join(", ")}`,
-        {
-          "service.version": VERSION,
-          "process.pid": Deno.pid,
-          "greeter.listen": listen,
-          "greeter.metrics": metrics,
-        },
-      ];
+      return ["info", `${LISTENING} ${listen.join(", ")}`, {
+        "service.version": VERSION,
+        "process.pid": Deno.pid,
+        "greeter.listen": listen,
+        "greeter.metrics": event.metrics ? formatAddress(event.metrics) : null,
+      }];
     }
     case "stats": {
       const { accepted, active } = event.stats;
@@ -392,38 +380,32 @@ function describe(
       return ["info", words, totals(event.stats, now)];
     }
     case "stop": {
-      const { stats, error } = event;
-      const words = `Server stopped: ${
-        error ?? `${plural(stats.accepted, "connection")}, ` +
-            `${stats.outcomes.greeted} greeted`
-      }`;
-      const fields = { ...totals(stats, now), "error.message": error };
-      return [failed ? "error" : "info", words, fields];
+      const { accepted, outcomes } = event.stats;
+      const words = error ??
+        `${plural(accepted, "connection")}, ${outcomes.greeted} greeted`;
+      return [level, `Server stopped: ${words}`, {
+        ...totals(event.stats, now),
+        "error.message": error,
+      }];
     }
-    case "reload":
-      return [
-        failed ? "error" : "info",
-        failed
-          ? `Reload failed, the old configuration stays: ${event.error}`
-          : "Configuration reloaded",
-        { "error.message": event.error },
-      ];
+    case "reload": {
+      const words = error === undefined
+        ? "Configuration reloaded"
+        : `Reload failed, the old configuration stays: ${error}`;
+      return [level, words, { "error.message": error }];
+    }
     case "accept_error": {
       const { code, kind, count, message } = event;
-      return [
-        kind === "client" ? "info" : "warn",
-        `Accept failed ${
-          message === undefined
-            ? `${plural(count, "more time")} with ${code}`
-            : `with ${code}: ${message}`
-        } (${ACCEPT_ERROR_MEANING[kind]})`,
-        {
-          "error.code": code,
-          "error.message": message,
-          "greeter.accept_error.kind": kind,
-          "greeter.accept_error.count": count,
-        },
-      ];
+      const failure = message === undefined
+        ? `${plural(count, "more time")} with ${code}`
+        : `with ${code}: ${message}`;
+      const words = `Accept failed ${failure} (${ACCEPT_ERROR_MEANING[kind]})`;
+      return [kind === "client" ? "info" : "warn", words, {
+        "error.code": code,
+        "error.message": message,
+        "greeter.accept_error.kind": kind,
+        "greeter.accept_error.count": count,
+      }];
     }
     case "suppressed": {
       const { source, count } = event;
@@ -436,19 +418,6 @@ function describe(
 }
 
 /**
- * Formats one event as one line of JSON (without the newline), following
- * the schema above: the common fields first.
- */
-export function formatJsonLogLine(event: LogEvent): string {
-  if (event.event === "connection") {
-    return formatJsonConnectionLine(event.record);
-  }
-  const now = event.time ?? Date.now();
-  const [level, message, fields] = describe(event, now);
-  return jsonLine(now, level, message, event.event, fields);
-}
-
-/**
  * Formats a server event in `format`: a JSON line, or its words as a text
  * line (after a timestamp when `options.timestamps` is set).
  */
@@ -457,8 +426,10 @@ export function formatLogLine(
   format: LogFormat,
   options?: TextLogOptions,
 ): string {
-  if (format === "json") return formatJsonLogLine(event);
   const now = event.time ?? Date.now();
+  if (format === "json") {
+    return jsonLine(event.event, now, describe(event, now));
+  }
   return formatTextLine(describe(event, now)[1], options, now);
 }
 
@@ -470,9 +441,9 @@ export function formatJsonErrorLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "error", message, "start", {
+  return jsonLine("start", time, ["error", message, {
     "error.message": message,
-  });
+  }]);
 }
 
 /**
@@ -484,7 +455,7 @@ export function formatJsonWarningLine(
   message: string,
   time: number = Date.now(),
 ): string {
-  return jsonLine(time, "warn", message, "warning");
+  return jsonLine("warning", time, ["warn", message]);
 }
 
 /**

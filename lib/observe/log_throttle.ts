@@ -97,16 +97,10 @@ interface Source {
  * It runs at most one timer, only while there are counts to report.
  */
 export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
-  const {
-    emit,
-    perSourcePerSecond = 10,
-    perSecond = 1_000,
-    interval = 5_000,
-    maxSources = 10_000,
-    maxSummaries = 10,
-    formatSuppressed = formatTextSuppressedLine,
-    now: clock = () => performance.now(),
-  } = options;
+  const { emit, perSourcePerSecond = 10, perSecond = 1_000 } = options;
+  const { interval = 5_000, maxSources = 10_000, maxSummaries = 10 } = options;
+  const { formatSuppressed = formatTextSuppressedLine } = options;
+  const { now: clock = () => performance.now() } = options;
   const sources = new Map<string, Source>();
   let window = 0;
   let windowEnd = 0;
@@ -115,8 +109,6 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   // Sources beyond maxSources share one entry: limited and counted as one.
   const other: Source = { window: 0, count: 0, pending: 0 };
   let pendingTotal = 0;
-  let logged = 0;
-  let suppressed = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
 
@@ -134,25 +126,23 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
     timer = undefined;
     if (pendingTotal === 0) return;
     const waiting = [...sources].filter((entry) => entry[1].pending > 0);
+    // The largest counts by source; the rest join the untracked ones.
     if (waiting.length > maxSummaries) {
-      // The largest counts by source; the rest join the untracked ones.
       waiting.sort((a, b) => b[1].pending - a[1].pending);
-      for (const [, source] of waiting.splice(maxSummaries)) {
-        other.pending += source.pending;
-        source.pending = 0;
-      }
     }
     pendingTotal = 0;
-    // Untracked sources last, as "other sources".
-    for (const [key, source] of [...waiting, [undefined, other] as const]) {
-      const count = source.pending;
+    waiting.forEach(([key, source], i) => {
+      if (i < maxSummaries) emit(formatSuppressed(key, source.pending));
+      else other.pending += source.pending;
       source.pending = 0;
-      if (count > 0) emit(formatSuppressed(key, count));
-    }
+    });
+    // Untracked sources last, as "other sources".
+    if (other.pending > 0) emit(formatSuppressed(undefined, other.pending));
+    other.pending = 0;
   }
 
-  return {
-    allow(key) {
+  const throttle = {
+    allow(key: string): boolean {
       const now = clock();
       if (now >= windowEnd) {
         window++;
@@ -176,10 +166,10 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       if (windowCount < perSecond && source.count < perSourcePerSecond) {
         windowCount++;
         source.count++;
-        logged++;
+        throttle.logged++;
         return true;
       }
-      suppressed++;
+      throttle.suppressed++;
       pendingTotal++;
       source.pending++;
       if (timer === undefined && !closed) {
@@ -193,14 +183,11 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       closed = true;
       flush();
     },
-    get logged() {
-      return logged;
-    },
-    get suppressed() {
-      return suppressed;
-    },
+    logged: 0,
+    suppressed: 0,
     get sources() {
       return sources.size;
     },
   };
+  return throttle;
 }

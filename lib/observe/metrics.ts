@@ -86,16 +86,13 @@ export function renderMetrics(
   options: RenderMetricsOptions = {},
 ): string {
   const { tarpit, log } = options;
+  const { refused } = stats;
   // The one greeter_build_info family, labelled version and deno.
   return renderBuildInfo() + exposition(FAMILIES, {
     greeter_start_time_seconds: stats.startTime / 1000,
     greeter_connections_accepted_total: stats.accepted,
     greeter_connections_total: ["outcome", stats.outcomes, CONNECTION_OUTCOMES],
-    greeter_connections_refused_total: [
-      "reason",
-      stats.refused,
-      REFUSE_REASONS,
-    ],
+    greeter_connections_refused_total: ["reason", refused, REFUSE_REASONS],
     greeter_accept_errors_total: ["code", stats.acceptErrors],
     greeter_accept_paused_total: stats.pausedAtLimit,
     greeter_connections_active: stats.active,

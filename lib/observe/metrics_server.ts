@@ -24,6 +24,7 @@
  * @module
  */
 import type { Slot } from "../server/connection_table.ts";
+import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
 import {
   type ServerCore,
@@ -173,14 +174,6 @@ const encoder = new TextEncoder();
 // Bytes a client sends after its head land here; shared, never read.
 const scratch = new Uint8Array(4 * 1024);
 
-/** The state of one endpoint, shared by its connections. */
-interface Endpoint {
-  readonly core: ServerCore;
-  readonly options: ServeMetricsOptions;
-  /** The counters shown as `greeter_metrics_*`. */
-  readonly own: MetricsServerStats;
-}
-
 /**
  * The request's method and path, or undefined if the head is not HTTP/1.x:
  * a request line, then header lines that each have a name.
@@ -275,10 +268,12 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
  * render or health throws.
  */
 async function answer(
-  { options, own }: Endpoint,
-  head: string,
+  options: ServeMetricsOptions,
+  own: MetricsServerStats,
+  head: Uint8Array,
 ): Promise<Answer> {
-  const request = parseRequestHead(head);
+  // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
+  const request = parseRequestHead(String.fromCharCode(...head));
   if (!request) return response(400, "bad request\n", false, "bad_request");
   const { method, path } = request;
   const bare = method === "HEAD";
@@ -308,7 +303,8 @@ const evicted = new WeakSet<Slot>();
  * undefined; never throws.
  */
 async function exchange(
-  endpoint: Endpoint,
+  options: ServeMetricsOptions,
+  { core, own }: { core: ServerCore; own: MetricsServerStats },
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
   const conn = slot.conn;
@@ -329,18 +325,16 @@ async function exchange(
     return slot.list ? "reset" : cut();
   }
   // No longer idle: out of the list that eviction takes from.
-  endpoint.core.table.linger(slot);
+  core.table.linger(slot);
   const [status, bytes, failed] = end < 0
     ? response(431, "request head too large\n", false, "header_too_large")
-    // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
-    : await answer(endpoint, String.fromCharCode(...buffer.subarray(0, end)));
+    : await answer(options, own, buffer.subarray(0, end));
   let written = 0;
   try {
     while (written < bytes.length) {
       written += await conn.write(bytes.subarray(written));
     }
-    const { responses } = endpoint.own;
-    responses[status] = (responses[status] ?? 0) + 1;
+    own.responses[status] = (own.responses[status] ?? 0) + 1;
     // Close our side, then read what the client still sends until it
     // closes (bounded by the deadline): closing with unread bytes would
     // reset the connection and could destroy the response in flight.
@@ -371,16 +365,14 @@ async function exchange(
  * synchronously, when the address cannot be listened on.
  */
 export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
-  const {
-    maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS,
-    timeout = DEFAULT_METRICS_TIMEOUT,
-    signal,
-  } = options;
+  const { maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS, signal } = options;
+  const { timeout = DEFAULT_METRICS_TIMEOUT } = options;
   checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
   checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
     ? Deno.listen({ hostname: options.hostname, port: options.port })
     : listenOnDescriptor(options.fd);
+  const errors = zeroCounts(METRICS_HTTP_ERRORS);
   const started = startServerCore(
     {
       acceptors: [listener],
@@ -389,24 +381,9 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       linger: timeout,
       drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
       signal,
-      closeAcceptors() {
-        try {
-          listener.close();
-        } catch {
-          // Already closed: the listener failed.
-        }
-        return [];
-      },
+      closeAcceptors: () => [closeListener({ listener })],
     },
-    (core): Endpoint => ({
-      core,
-      options,
-      own: {
-        listener: core.stats,
-        responses: {},
-        errors: zeroCounts(METRICS_HTTP_ERRORS),
-      },
-    }),
+    (core) => ({ core, own: { listener: core.stats, responses: {}, errors } }),
     async (endpoint, conn) => {
       const { core } = endpoint;
       const { table } = core;
@@ -421,37 +398,28 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
       }
       core.inFlight++;
       try {
-        const failed = await exchange(endpoint, slot);
+        const failed = await exchange(options, endpoint, slot);
         // Connections cut by shutdown are not failures.
-        if (failed && !(failed === "timeout" && core.closing)) {
-          endpoint.own.errors[failed]++;
-        }
+        if (failed && !(failed === "timeout" && core.closing)) errors[failed]++;
       } catch {
         // exchange() does not throw; this keeps a surprise from being unhandled.
-        endpoint.own.errors.internal++;
+        errors.internal++;
       } finally {
         table.release(slot);
         core.handled();
       }
     },
   );
-
-  let failure: unknown;
   // The endpoint never rejects: a failed listener is kept in `failure`.
-  const keep = (error: unknown) => {
-    failure = error;
-  };
+  const keep = (error: unknown) => void (server.failure = error);
   const shutdown = () => started.shutdown().catch(keep);
-  const finished = started.finished.catch(keep);
-
-  return {
+  const server = {
     addr: listener.addr as Deno.NetAddr,
     stats: started.state.own,
-    get failure() {
-      return failure;
-    },
-    finished,
+    failure: undefined as unknown,
+    finished: started.finished.catch(keep),
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
+  return server;
 }

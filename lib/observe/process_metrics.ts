@@ -75,19 +75,16 @@ let procAvailable = true;
  */
 function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
   if (!procAvailable) return undefined;
-  let granted = false;
   try {
-    granted = Deno.permissions.querySync({ name: "read", path }).state ===
-      "granted";
-    if (granted) return read(path);
+    const { state } = Deno.permissions.querySync({ name: "read", path });
+    if (state === "granted") return read(path);
   } catch (error) {
+    // A failure of this read alone; /proc stays worth trying.
     if (
-      granted && !(error instanceof Deno.errors.NotCapable ||
+      !(error instanceof Deno.errors.NotCapable ||
         error instanceof Deno.errors.NotFound ||
         error instanceof Deno.errors.PermissionDenied)
-    ) {
-      return undefined;
-    }
+    ) return undefined;
   }
   procAvailable = false;
   return undefined;
@@ -109,15 +106,15 @@ export function parseProcStat(text: string): number | undefined {
   return Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
+const FD_LIMIT_LINE = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m;
+
 /**
  * Parses the `Max open files` line of `/proc/[pid]/limits`.
  *
  * @returns The soft and hard limits, or undefined if the line is missing.
  */
 export function parseFdLimit(text: string): FdLimit | undefined {
-  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m.exec(
-    text,
-  );
+  const match = FD_LIMIT_LINE.exec(text);
   if (!match) return undefined;
   const value = (word: string) =>
     word === "unlimited" ? Infinity : Number(word);
@@ -153,6 +150,7 @@ export function readProcessSample(): ProcessSample {
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
   const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
   const soft = readFdLimit()?.soft;
+  const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
   return {
     cpuSeconds: cpu ? (cpu.user + cpu.system) / 1e6 : undefined,
@@ -162,11 +160,7 @@ export function readProcessSample(): ProcessSample {
       : undefined,
     virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
     // Less the descriptor the listing itself had open.
-    openFds: fromProc("/proc/self/fd", (path) => {
-      let count = 0;
-      for (const _ of Deno.readDirSync(path)) count++;
-      return count - 1;
-    }),
+    openFds: fds === undefined ? undefined : fds - 1,
     maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
   };
 }
@@ -214,6 +208,8 @@ export function renderProcessMetrics(sample: ProcessSample): string {
   });
 }
 
+const BUILD_INFO_HELP = "Always 1; the versions are in the labels.";
+
 /**
  * Renders `greeter_build_info{version,deno} 1`: which greeter and which
  * Deno are running, as labels on a constant gauge.
@@ -222,12 +218,7 @@ export function renderBuildInfo(
   version: string = VERSION,
   deno: string = Deno.version.deno,
 ): string {
-  return family(
-    "greeter_build_info",
-    "gauge",
-    "Always 1; the versions are in the labels.",
-  ) +
-    `greeter_build_info{version="${labelValue(version)}",deno="${
-      labelValue(deno)
-    }"} 1\n`;
+  const labels = `version="${labelValue(version)}",deno="${labelValue(deno)}"`;
+  return family("greeter_build_info", "gauge", BUILD_INFO_HELP) +
+    `greeter_build_info{${labels}} 1\n`;
 }

@@ -24,10 +24,9 @@ export interface ReloadMetrics {
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
   const { success, failure } = reloads;
+  const last = Math.floor(reloads.lastSuccess / 1000);
   return exposition(FAMILIES, {
     greeter_config_reloads_total: ["result", { success, failure }, RESULTS],
-    greeter_config_last_reload_success_timestamp_seconds: Math.floor(
-      reloads.lastSuccess / 1000,
-    ),
+    greeter_config_last_reload_success_timestamp_seconds: last,
   });
 }
