@@ -115,8 +115,10 @@ export function probeAddress(
   addr: Deno.NetAddr,
   cell: Int32Array,
 ): () => Promise<Probe> {
-  const hostname = { "0.0.0.0": "127.0.0.1", "::": "::1" }[addr.hostname] ??
-    addr.hostname;
+  const wildcard = { "0.0.0.0": "127.0.0.1", "::": "::1" };
+  const hostname = Object.hasOwn(wildcard, addr.hostname)
+    ? wildcard[addr.hostname as keyof typeof wildcard]
+    : addr.hostname;
   return async () => {
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.
