@@ -1,6 +1,16 @@
 import { type Cidr, parseIp, sourceKey } from "../net/ip.ts";
 import { createIpSet } from "../net/ip_set.ts";
 
+/** The refuse reasons, in a stable order (for metrics). */
+export const REFUSE_REASONS = [
+  "denied",
+  "per_ip_limit",
+  "rate_limit",
+  "proxy_untrusted",
+  "proxy_header",
+  "early_talker",
+] as const;
+
 /**
  * Why a client was refused.
  *
@@ -28,23 +38,7 @@ import { createIpSet } from "../net/ip_set.ts";
  * assertEquals(server.stats.refused[reason], 1);
  * ```
  */
-export type RefuseReason =
-  | "denied"
-  | "per_ip_limit"
-  | "rate_limit"
-  | "proxy_untrusted"
-  | "proxy_header"
-  | "early_talker";
-
-/** The refuse reasons, in a stable order (for metrics). */
-export const REFUSE_REASONS: readonly RefuseReason[] = [
-  "denied",
-  "per_ip_limit",
-  "rate_limit",
-  "proxy_untrusted",
-  "proxy_header",
-  "early_talker",
-];
+export type RefuseReason = typeof REFUSE_REASONS[number];
 
 /**
  * Who may connect, and how much. Every field is optional.
@@ -129,17 +123,17 @@ export function createAdmission(options: AdmissionOptions): Admission {
   const buckets = new Map<string, Bucket>();
   const capacity = Math.max(1, ratePerIp);
 
+  /** The tokens `bucket` holds at `now`, refilled (beyond its capacity). */
+  const refilled = (bucket: Bucket, now: number) =>
+    bucket.tokens + (now - bucket.updated) * ratePerIp / 1000;
+
   function takeToken(key: string, now: number): boolean {
     let bucket = buckets.get(key);
     if (!bucket) {
       if (buckets.size >= MAX_BUCKETS) prune(now);
-      bucket = { tokens: capacity, updated: now };
-      buckets.set(key, bucket);
+      buckets.set(key, bucket = { tokens: capacity, updated: now });
     } else {
-      bucket.tokens = Math.min(
-        capacity,
-        bucket.tokens + (now - bucket.updated) * ratePerIp / 1000,
-      );
+      bucket.tokens = Math.min(capacity, refilled(bucket, now));
       bucket.updated = now;
     }
     if (bucket.tokens < 1) return false;
@@ -151,11 +145,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
   // scan from many addresses cannot grow memory without bound.
   function prune(now: number) {
     for (const [key, bucket] of buckets) {
-      if (
-        bucket.tokens + (now - bucket.updated) * ratePerIp / 1000 >= capacity
-      ) {
-        buckets.delete(key);
-      }
+      if (refilled(bucket, now) >= capacity) buckets.delete(key);
     }
     // Still full of busy sources: forget the oldest half.
     if (buckets.size >= MAX_BUCKETS) {

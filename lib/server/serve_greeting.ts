@@ -311,28 +311,21 @@ const tlsPair = is((value) => {
 const string = is((value) => typeof value === "string", "a string");
 const portNumber = int(0, 65_535);
 
+const cidr = is((value) => {
+  const c = value as { bytes?: unknown; prefix?: number } | null;
+  return typeof c === "object" && c !== null &&
+    c.bytes instanceof Uint8Array &&
+    (c.bytes.length === 4 || c.bytes.length === 16) &&
+    Number.isInteger(c.prefix) && c.prefix! >= 0 &&
+    c.prefix! <= c.bytes.length * 8;
+}, "a block from parseCidr()");
+
 /** A list of CIDR blocks; a bad entry would throw on the first client. */
 const cidrs: Check = (option, list) => {
   if (!Array.isArray(list)) {
     throw invalid(option, list, "an array of CIDR blocks", TypeError);
   }
-  list.forEach((cidr: unknown, i) => {
-    const c = cidr as { bytes?: unknown; prefix?: unknown } | null;
-    if (
-      typeof c !== "object" || c === null ||
-      !(c.bytes instanceof Uint8Array) ||
-      (c.bytes.length !== 4 && c.bytes.length !== 16) ||
-      !Number.isInteger(c.prefix) || (c.prefix as number) < 0 ||
-      (c.prefix as number) > c.bytes.length * 8
-    ) {
-      throw invalid(
-        `${option}[${i}]`,
-        cidr,
-        "a block from parseCidr()",
-        TypeError,
-      );
-    }
-  });
+  list.forEach((value: unknown, i) => cidr(`${option}[${i}]`, value));
 };
 
 /** What a reload may replace, checked as at start-up. */
@@ -345,10 +338,8 @@ const RELOADABLE: Record<string, Check> = {
   refuseMessage: bytes,
   maxPerIp: int(1, 1_000_000_000),
   ratePerIp: (option, rate) => {
-    if (typeof rate !== "number") {
-      throw invalid(option, rate, "a number", TypeError);
-    }
-    if (!(rate > 0 && rate <= 1_000_000_000)) {
+    is((value) => typeof value === "number", "a number")(option, rate);
+    if (!((rate as number) > 0 && (rate as number) <= 1_000_000_000)) {
       throw invalid(option, rate, "a number above 0");
     }
   },
