@@ -66,11 +66,9 @@ function resourceOps(): ResourceOps | null {
   const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
     ? Reflect.get(Deno, internal)?.core
     : undefined;
-  return ops = typeof core?.read === "function" &&
-      typeof core.write === "function" &&
-      typeof core.shutdown === "function" && typeof core.close === "function"
-    ? core as ResourceOps
-    : null;
+  const names = ["read", "write", "shutdown", "close"] as const;
+  const all = names.every((name) => typeof core?.[name] === "function");
+  return ops = all ? core as ResourceOps : null;
 }
 
 /**
@@ -162,29 +160,21 @@ export class NodeConn {
 
   /** The peer, read from the socket on first use. */
   get remoteAddr(): Deno.Addr {
-    return this.remote ??= addressOf(
-      this.socket.remoteAddress,
-      this.socket.remotePort,
-    );
+    const { remoteAddress, remotePort } = this.socket;
+    return this.remote ??= addressOf(remoteAddress, remotePort);
   }
 
   /** This end, read from the socket on first use. */
   get localAddr(): Deno.Addr {
-    return this.local ??= addressOf(
-      this.socket.localAddress,
-      this.socket.localPort,
-    );
+    const { localAddress, localPort } = this.socket;
+    return this.local ??= addressOf(localAddress, localPort);
   }
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
   write(p: Uint8Array): Promise<number> {
     return this.#whileOpen<number>((socket, resolve, fail) => {
-      if (socket.writableEnded) {
-        fail(
-          new Deno.errors.BrokenPipe("The connection's write side is closed"),
-        );
-      } else {socket.write(p, (error) =>
-          error ? fail(error) : resolve(p.length));}
+      if (socket.writableEnded) return fail(new Deno.errors.BrokenPipe(ENDED));
+      socket.write(p, (error) => error ? fail(error) : resolve(p.length));
     });
   }
 
@@ -318,6 +308,8 @@ function denoError(error: Error): Error {
   const Kind = typeof code === "string" ? ERRORS[code] : undefined;
   return Kind ? Object.assign(new Kind(error.message), { code }) : error;
 }
+
+const ENDED = "The connection's write side is closed";
 
 function closedError() {
   return new Deno.errors.BadResource("The connection is closed");
