@@ -224,11 +224,12 @@ export interface ConnectionTable {
   stop(): void;
 }
 
-function closeQuietly(conn: Conn) {
+/** Closes `it`, if it is not closed already (by the runtime or the peer). */
+export function closeQuietly(it: { close(): void }): void {
   try {
-    conn.close();
+    it.close();
   } catch {
-    // Already closed by the runtime or the peer.
+    // Closed already.
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Acceptor } from "./connection_table.ts";
+import { type Acceptor, closeQuietly } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
 import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
@@ -163,7 +163,7 @@ export function closeListener(open: OpenListener): () => void {
       aside = undefined; // Gone, or not ours to keep: nothing to save.
     }
   }
-  quietly(() => open.listener.close()); // Or closed already.
+  closeQuietly(open.listener);
   if (aside) {
     // Or left as it was found.
     return () => quietly(() => Deno.renameSync(aside, file!.path));

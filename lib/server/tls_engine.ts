@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Conn } from "./connection_table.ts";
+import { closeQuietly, type Conn } from "./connection_table.ts";
 import { NodeConn } from "./node_conn.ts";
 import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
@@ -121,11 +121,7 @@ class TcpStream extends Duplex {
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void) {
-    try {
-      this.tcp.close();
-    } catch {
-      // Closed already.
-    }
+    closeQuietly(this.tcp);
     done(error);
   }
 }

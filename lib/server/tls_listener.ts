@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Acceptor, Conn } from "./connection_table.ts";
+import { type Acceptor, closeQuietly, type Conn } from "./connection_table.ts";
 import type { SecureContext } from "./tls_engine.ts";
 
 type Engine = typeof import("./tls_engine.ts");
@@ -133,11 +133,7 @@ export function serveTlsOn(
     try {
       return await context;
     } catch (cause) {
-      try {
-        tcp.close();
-      } catch {
-        // Closed by another accept already.
-      }
+      closeQuietly(tcp); // Or closed by another accept already.
       throw new Deno.errors.BadResource(
         `Cannot serve TLS: ${(cause as Error).message}`,
         { cause },
