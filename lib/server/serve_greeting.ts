@@ -176,9 +176,7 @@ export function serveGreetingWith(
   hooks: ServerHooks,
   listeners?: OpenListener[],
 ): GreetingServer {
-  if (typeof options !== "object" || options === null) {
-    throw invalid("options", options, "an object", TypeError);
-  }
+  object("options", options);
   const tarpitOptions = options.tarpit === undefined
     ? undefined
     : resolveTarpit(options.tarpit, invalid);
@@ -309,6 +307,15 @@ const tlsPair = is((value) => {
     typeof tls.cert === "string" && typeof tls.key === "string";
 }, "an object with PEM strings cert and key");
 const string = is((value) => typeof value === "string", "a string");
+const path = is(
+  (value) => typeof value === "string" && value !== "",
+  "a non-empty path",
+);
+const object = is(
+  (value) => typeof value === "object" && value !== null,
+  "an object",
+);
+const ms = int(0, MAX_TIMER_MS);
 const portNumber = int(0, 65_535);
 
 const cidr = is((value) => {
@@ -350,9 +357,9 @@ const RELOADABLE: Record<string, Check> = {
 
 /** Every option's own range, at start-up; how they combine is checked after. */
 const STARTUP: Record<string, Check> = {
-  drainTimeout: int(0, MAX_TIMER_MS),
-  timeout: int(0, MAX_TIMER_MS),
-  linger: int(0, MAX_TIMER_MS),
+  drainTimeout: ms,
+  timeout: ms,
+  linger: ms,
   maxConnections: int(1, 1_000_000_000),
   backlog: int(1, 65_535),
   ...RELOADABLE,
@@ -361,7 +368,7 @@ const STARTUP: Record<string, Check> = {
   onConnection: fn,
   onClose: fn,
   onAcceptError: fn,
-  greetPause: int(0, MAX_TIMER_MS),
+  greetPause: ms,
   earlyTalkers: (option, value) => {
     if (value !== "greet" && value !== "refuse") {
       throw invalid(option, value, '"greet" or "refuse"');
@@ -389,9 +396,7 @@ function check(options: object, checks: Record<string, Check>, at = ""): void {
 function proxyOf(options: ServeGreetingOptions, timeout: number) {
   const given = options.proxyProtocol;
   if (given === undefined) return undefined;
-  if (typeof given !== "object" || given === null) {
-    throw invalid("proxyProtocol", given, "an object", TypeError);
-  }
+  object("proxyProtocol", given);
   check(
     given,
     { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
@@ -456,16 +461,12 @@ function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
   }
   return listen.map((target: unknown, i) => {
     const at = `listen[${i}].`;
-    if (typeof target !== "object" || target === null) {
-      throw invalid(at.slice(0, -1), target, "an object", TypeError);
-    }
+    object(at.slice(0, -1), target);
     const t = target as Record<string, unknown>;
     if (t.transport === "unix") {
-      if (typeof t.path !== "string" || t.path === "") {
-        throw invalid(`${at}path`, t.path, "a non-empty path", TypeError);
-      }
+      path(`${at}path`, t.path);
     } else if (t.transport === "fd") {
-      checkInteger(`${at}fd`, t.fd, 0, MAX_TIMER_MS);
+      ms(`${at}fd`, t.fd);
       check(t, { tls: tlsPair }, at);
     } else if (t.transport === undefined || t.transport === "tcp") {
       check(t, { hostname: string, port: portNumber, tls: tlsPair }, at);
