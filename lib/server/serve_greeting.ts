@@ -307,14 +307,8 @@ const tlsPair = is((value) => {
     typeof tls.cert === "string" && typeof tls.key === "string";
 }, "an object with PEM strings cert and key");
 const string = is((value) => typeof value === "string", "a string");
-const path = is(
-  (value) => typeof value === "string" && value !== "",
-  "a non-empty path",
-);
-const object = is(
-  (value) => typeof value === "object" && value !== null,
-  "an object",
-);
+const path = is((v) => typeof v === "string" && v !== "", "a non-empty path");
+const object = is((v) => typeof v === "object" && v !== null, "an object");
 const ms = int(0, MAX_TIMER_MS);
 const portNumber = int(0, 65_535);
 
