@@ -497,11 +497,7 @@ export interface ServeGreetingOptions extends AdmissionOptions {
    * {@linkcode ServerStats.acceptErrors} under `code` (such as `"EMFILE"`)
    * and goes on.
    */
-  onAcceptError?: (
-    error: unknown,
-    kind: AcceptErrorKind,
-    code: string,
-  ) => void;
+  onAcceptError?: (error: unknown, kind: AcceptErrorKind, code: string) => void;
 }
 
 /**

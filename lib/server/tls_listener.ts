@@ -70,9 +70,7 @@ export function isTlsConnection(conn: Conn): boolean {
  * came before the handshake has been read; returns undefined for any other
  * connection. The TCP connection then belongs to the TLS one.
  */
-export function startDeferredTls(
-  conn: Conn,
-): Promise<Conn> | undefined {
+export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
   return deferredStarts.get(conn)?.();
 }
 
