@@ -33,12 +33,8 @@ export class ListenError extends Error {
   readonly port: number;
   /** Says which address failed and why; the original error is `cause`. */
   constructor(address: string, port: number, cause: unknown) {
-    super(
-      `Cannot listen on ${address}: ${
-        cause instanceof Error ? cause.message : String(cause)
-      }`,
-      { cause },
-    );
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`Cannot listen on ${address}: ${why}`, { cause });
     this.name = "ListenError";
     this.address = address;
     this.port = port;
