@@ -29,18 +29,17 @@ import {
   type TcpHandle,
 } from "./node_conn.ts";
 
-/** node's modules, loaded on first use (synchronously: listening is). */
-let builtins:
-  | { net: typeof Net; util: typeof Util; eagain: number }
-  | undefined;
+/**
+ * node's modules, loaded when a passed socket is listened on (synchronously,
+ * as listening is; node keeps them loaded).
+ */
 function loadBuiltins() {
-  if (builtins) return builtins;
   const process: { getBuiltinModule(id: string): unknown } = Reflect.get(
     globalThis,
     "process",
   );
   const os = process.getBuiltinModule("node:os") as typeof Os;
-  return builtins = {
+  return {
     net: process.getBuiltinModule("node:net") as typeof Net,
     util: process.getBuiltinModule("node:util") as typeof Util,
     // The status of an accept with nothing to accept.
@@ -98,7 +97,7 @@ export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
 ): Acceptor {
-  const { net } = loadBuiltins();
+  const { net, util, eagain } = loadBuiltins();
   const server = net.createServer({ allowHalfOpen: true });
   let failed: unknown;
   server.once("error", (error) => failed = error);
@@ -122,7 +121,6 @@ export function listenOnDescriptor(
   // From here, one connection per `accept()`. The runtime stops watching
   // once it has told of connections nobody accepted at once (`missed`);
   // `listen` starts it again when they are taken.
-  const { util, eagain } = loadBuiltins();
   const backlog = options.backlog ?? 511;
   // The class of the handle's connections: TCP, or Pipe (Unix).
   const Client = handle.constructor as new (kind: number) => unknown;
