@@ -224,6 +224,17 @@ export interface ConnectionTable {
   stop(): void;
 }
 
+/**
+ * Writes all of `bytes` to `conn`, however many writes it takes. (A
+ * greeting's own write counts what was written if it fails: connection.ts.)
+ */
+export async function writeAll(conn: Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    written += await conn.write(bytes.subarray(written));
+  }
+}
+
 /** Closes `it`, if it is not closed already (by the runtime or the peer). */
 export function closeQuietly(it: { close(): void }): void {
   try {

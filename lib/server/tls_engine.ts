@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, type Conn } from "./connection_table.ts";
+import { closeQuietly, type Conn, writeAll } from "./connection_table.ts";
 import { NodeConn } from "./node_conn.ts";
 import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
@@ -123,12 +123,5 @@ class TcpStream extends Duplex {
   override _destroy(error: Error | null, done: (error?: Error | null) => void) {
     closeQuietly(this.tcp);
     done(error);
-  }
-}
-
-async function writeAll(tcp: Conn, bytes: Uint8Array) {
-  let written = 0;
-  while (written < bytes.length) {
-    written += await tcp.write(bytes.subarray(written));
   }
 }
