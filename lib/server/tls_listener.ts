@@ -139,9 +139,7 @@ export function serveTlsOn(
     }
   }
   return {
-    get addr() {
-      return tcp.addr as Deno.NetAddr;
-    },
+    addr: tcp.addr as Deno.NetAddr,
     setCertificate(cert, key) {
       // Once node's TLS is loaded, checked in full now: a bad pair throws
       // and nothing changes.
