@@ -191,11 +191,8 @@ export function serveGreetingWith(
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  listeners ??= openListeners(targets, {
-    backlog,
-    reusePort: options.reusePort === true,
-    proxy: proxy !== undefined,
-  });
+  const reusePort = options.reusePort === true;
+  listeners ??= openListeners(targets, { backlog, reusePort, proxy: !!proxy });
   const tls = targets.some((target) => "tls" in target && !!target.tls);
   const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
@@ -273,8 +270,7 @@ export function serveGreetingWith(
       if ("maxPerIp" in next || "ratePerIp" in next) {
         server.admission = admissionOf(next);
       } else if ("allow" in next || "deny" in next) {
-        const allow = next.allow ?? [];
-        const deny = next.deny ?? [];
+        const { allow = [], deny = [] } = next;
         if (server.admission) server.admission.setRules(allow, deny);
         else server.admission = admissionOf({ allow, deny });
       }
