@@ -51,8 +51,12 @@ export class Sensing {
     read.catch(() => {});
     const { promise, resolve } = Promise.withResolvers<void>();
     const entry = table.pause(resolve);
-    const n = await Promise.race([read, promise])
-      .finally(() => table.cancelPause(entry));
+    let n;
+    try {
+      n = await Promise.race([read, promise]);
+    } finally {
+      table.cancelPause(entry);
+    }
     // Undefined: the pause passed first.
     if (n === undefined) this.#pending = read;
     else this.early = this.#took(n);
