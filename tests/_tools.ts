@@ -1,5 +1,5 @@
 // Third-party tools the tests share: a runner, openssl with a CA and a leaf for
-// localhost/127.0.0.1, and promtool.
+// localhost/127.0.0.1, promtool, and the ssh options of a test client.
 import { assertEquals } from "@std/assert";
 
 const decoder = new TextDecoder();
@@ -144,3 +144,16 @@ export async function promtoolCheck(text: string): Promise<[number, string]> {
   );
   return [code, (stdout + stderr).trim()];
 }
+
+/**
+ * The options of an OpenSSH client run by a test: no prompt, no known-hosts
+ * file read or written.
+ */
+export const SSH_TEST_OPTIONS: readonly string[] = [
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "StrictHostKeyChecking=no",
+  "-o",
+  "UserKnownHostsFile=/dev/null",
+];

@@ -19,7 +19,7 @@ import {
   waitUntil,
   withTempDir,
 } from "./_helpers.ts";
-import { run } from "./_tools.ts";
+import { run, SSH_TEST_OPTIONS } from "./_tools.ts";
 
 const tools = {
   curl: await canRun("curl"),
@@ -116,12 +116,7 @@ Deno.test({
     await run("timeout", [
       "10",
       "ssh",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
+      ...SSH_TEST_OPTIONS,
       "-p",
       port,
       "nobody@127.0.0.1",

@@ -30,6 +30,7 @@ import {
   waitForMetricsPort,
   waitUntil,
 } from "./_helpers.ts";
+import { SSH_TEST_OPTIONS } from "./_tools.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -660,12 +661,7 @@ Deno.test(
       "-v",
       "-F",
       "/dev/null",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
+      ...SSH_TEST_OPTIONS,
       "-o",
       "ConnectTimeout=4",
       "-p",
