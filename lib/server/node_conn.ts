@@ -160,14 +160,14 @@ export class NodeConn {
 
   /** The peer, read from the socket on first use. */
   get remoteAddr(): Deno.Addr {
-    const { remoteAddress, remotePort } = this.socket;
-    return this.remote ??= addressOf(remoteAddress, remotePort);
+    const { socket } = this;
+    return this.remote ??= addressOf(socket.remoteAddress, socket.remotePort);
   }
 
   /** This end, read from the socket on first use. */
   get localAddr(): Deno.Addr {
-    const { localAddress, localPort } = this.socket;
-    return this.local ??= addressOf(localAddress, localPort);
+    const { socket } = this;
+    return this.local ??= addressOf(socket.localAddress, socket.localPort);
   }
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
