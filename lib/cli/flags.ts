@@ -568,6 +568,18 @@ export type InfoCommand =
   | { command: "help"; text: string }
   | { command: "version" };
 
+/**
+ * The request for help (its text made by `help`) or the version that
+ * `flags` hold, if any: --help wins.
+ */
+export function infoCommand(
+  flags: ParsedFlags,
+  help: () => string,
+): InfoCommand | undefined {
+  if (flags.switches.has("help")) return { command: "help", text: help() };
+  if (flags.switches.has("version")) return { command: "version" };
+}
+
 /** Thrown to end a command with a message already explained. */
 export class ExitError extends Error {
   /**
@@ -609,9 +621,9 @@ export function parseClient<C extends string, T extends object = object>(
   own?: (read: FlagReader) => T,
 ): ClientCommand & { command: C } & T | InfoCommand {
   const flags = parseFlags(args, specs);
-  if (flags.switches.has("help")) {
+  const info = infoCommand(flags, () => {
     const { title, exits, examples } = help;
-    const text = `${title}
+    return `${title}
 
 Usage:
   greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
@@ -622,9 +634,8 @@ ${formatFlagHelp(specs)}
 ${exits}
 
 ${formatExamples(examples)}`;
-    return { command: "help", text };
-  }
-  if (flags.switches.has("version")) return { command: "version" };
+  });
+  if (info) return info;
   const read = flagReader(flags);
   return {
     command,

@@ -8,6 +8,7 @@ import {
   formatGroupedFlagHelp,
   type GroupedFlagSpec,
   type InfoCommand,
+  infoCommand,
   invalidValue,
   parseChoiceFlag,
   parseFlags,
@@ -59,63 +60,21 @@ import {
 const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
 
 /**
- * The serving command: the library's own options as the flags give them,
- * and the little that only the command line has. Files named by flags are
- * read by `prepare` (setup.ts), at start and on every reload.
+ * The serving command: the library's own options as the flags give them
+ * (`listen` holds every --host with every --port, then every --unix path,
+ * or the passed sockets), and the little that only the command line has:
+ * the greeting, the files named by flags (read by `prepare` in setup.ts, at
+ * start and on every reload), how connections are logged, where metrics
+ * are served, the workers and the host and port flags as spelt. Set at
+ * start: `fdLimitUnread` when the open-file limit could not be read, so the
+ * cap was not fitted to it (the first EMFILE then says so).
  */
-export interface ServeCommand {
-  command: "serve";
-  /**
-   * The server's options from the flags alone. `listen` holds every --host
-   * with every --port, then every --unix path (or the passed sockets);
-   * `prepare` gives the TCP ones the TLS files and adds the greeting, the
-   * address mask and the rules of the files.
-   */
-  options: ServeGreetingOptions;
-  /** --message or --preset, with the encoding and line ending of both. */
-  greeting: Required<EncodeGreetingOptions> & {
-    message?: string;
-    preset?: PresetName;
+export type ServeCommand =
+  & Exclude<ReturnType<typeof parseServe>, InfoCommand>
+  & {
+    fdLimitUnread?: true;
   };
-  /** The files named by flags, read at start and on every reload. */
-  files: {
-    message?: string;
-    quotes?: string;
-    tlsCert?: string;
-    tlsKey?: string;
-    allow: string[];
-    deny: string[];
-    /** --log-key-file, for --log-address hash. */
-    logKey?: string;
-    /** --max-file-size; absent for the defaults (16 MiB for quotes). */
-    maxSize?: number;
-  };
-  /** How connections are logged; `auto` timestamps are settled at start. */
-  log: {
-    format: LogFormat;
-    quiet: boolean;
-    /** Connection lines per second from one source; 0 logs every one. */
-    rate: number;
-    timestamps: typeof LOG_TIMESTAMPS[number];
-    /** How client addresses are shown; absent for `full`. */
-    address?: Exclude<AddressLogMode, "full">;
-  };
-  /** Where to serve metrics and /healthz: an address, or a passed socket. */
-  metrics?: { hostname: string; port: number; fd?: number };
-  /** Worker threads sharing the TCP ports; absent is 1: no worker. */
-  workers?: number;
-  /** The host and port flags as the user spelt them, for messages. */
-  spelled: { host: string; port: string };
-  /** --inetd (only when given). */
-  inetd?: true;
-  /** --socket-activation: the passed sockets must be there. */
-  socketActivation?: true;
-  /**
-   * Set at start when the open-file limit could not be read, so the cap
-   * was not fitted to it: the first EMFILE then says so.
-   */
-  fdLimitUnread?: true;
-}
+
 /** Connection lines logged per second from one source, by default. */
 const DEFAULT_LOG_RATE = 100;
 
@@ -277,9 +236,13 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 
 /**
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
- * listens on the default host (a number is never a host name here).
+ * listens on the default host (a number is never a host name here). A
+ * socket passed for metrics is an `fd` instead (serve_run.ts).
  */
-function parseMetricsAddress(text: string, flag: string): HostPort {
+function parseMetricsAddress(
+  text: string,
+  flag: string,
+): HostPort & { fd?: number } {
   // "9464x": a port mistyped, not a host to look up.
   if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
     const hint = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 " +
@@ -513,10 +476,10 @@ function parseTarpit(
  *
  * @throws {UsageError} For any mistake in them.
  */
-export function parseServe(args: string[]): ServeCommand | InfoCommand {
+export function parseServe(args: string[]) {
   const flags = parseFlags(args, SERVE_FLAGS);
-  if (flags.switches.has("help")) return { command: "help", text: serveHelp() };
-  if (flags.switches.has("version")) return { command: "version" };
+  const info = infoCommand(flags, serveHelp);
+  if (info) return info;
   const read = flagReader(flags);
   const { flag, last } = read;
   const [extra] = flags.positionals;
@@ -584,7 +547,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     allow: cidrs("allow"),
     deny: cidrs("deny"),
   };
-  const log: ServeCommand["log"] = {
+  const log = {
     format: read.choice("log-format", "text", LOG_FORMATS),
     quiet: read.has("quiet"),
     rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
@@ -600,8 +563,6 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
   }
   read.goesWith("log-key-file", address === "hash", "--log-address hash");
   if (logKey === "") throw read.empty("log-key-file");
-  // Only when given, so the default command reads as it always has.
-  if (address !== "full") log.address = address;
   parseSensor(read, options, tarpit !== undefined);
   const proxyFrom = cidrs("proxy-from");
   const proxy = read.has("proxy-protocol");
@@ -636,7 +597,7 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
     );
   }
   return {
-    command: "serve",
+    command: "serve" as const,
     options,
     greeting: { message, preset, encoding, lineEnding },
     files: {
@@ -650,7 +611,8 @@ export function parseServe(args: string[]): ServeCommand | InfoCommand {
       ...(logKey !== undefined && { logKey }),
       ...(maxSize !== undefined && { maxSize }),
     },
-    log,
+    // Only when given, so the default command reads as it always has.
+    log: { ...log, ...(address !== "full" && { address }) },
     ...(metrics && { metrics }),
     ...(workers !== undefined && { workers }),
     spelled: { host: flag("host"), port: flag("port") },
