@@ -13,7 +13,6 @@ import config from "../deno.json" with { type: "json" };
 import {
   type FlagSpec,
   formatFlagHelp,
-  lastValue,
   parseFlags,
   parseIntegerFlag,
   UsageError,
@@ -146,12 +145,12 @@ async function parseOptions(args: string[]): Promise<Options | "help"> {
     }
   }
   if (targets.length === 0) targets = [...TARGETS];
-  const outDirLabel = lastValue(flags, "out-dir") ?? "dist/";
-  const outDir = lastValue(flags, "out-dir") ?? `${ROOT}/dist`;
+  const outDirLabel = flags.last("out-dir") ?? "dist/";
+  const outDir = flags.last("out-dir") ?? `${ROOT}/dist`;
   if (outDir === "") {
     throw new UsageError("Invalid value for --out-dir: the path is empty");
   }
-  const timeoutText = lastValue(flags, "timeout");
+  const timeoutText = flags.last("timeout");
   const timeoutMs = 1000 *
     (timeoutText === undefined
       ? DEFAULT_TIMEOUT_SECONDS

@@ -3,7 +3,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { parseCommand } from "../lib/cli/main.ts";
 import {
-  flagName,
   formatColumns,
   formatFlagHelp,
   formatGroupedFlagHelp,
@@ -26,10 +25,10 @@ Deno.test("parseFlags() records how each flag was spelt, per occurrence", () => 
   assertEquals(flags.values.get("port"), ["1", "2", "3"]);
   assertEquals(flags.spelled.get("port"), ["-p", "--port", "-p"]);
   assertEquals(flags.spelled.get("host"), ["-H", "--host"]);
-  assertEquals(flagName(flags, "port", 1), "--port");
-  assertEquals(flagName(flags, "host"), "--host");
-  assertEquals(flagName(flags, "quiet"), "-q");
-  assertEquals(flagName(flags, "timeout"), "--timeout");
+  assertEquals(flags.flag("port", 1), "--port");
+  assertEquals(flags.flag("host"), "--host");
+  assertEquals(flags.flag("quiet"), "-q");
+  assertEquals(flags.flag("timeout"), "--timeout");
 });
 
 Deno.test("parseCommand() takes durations with units; a bare number is milliseconds", () => {

@@ -89,37 +89,8 @@ export const FLAG_GROUPS = {
 /** One topic of the server's `--help`: a key of {@linkcode FLAG_GROUPS}. */
 export type FlagGroup = keyof typeof FLAG_GROUPS;
 
-/** The flags and positionals of one command line, typed as given. */
-export interface ParsedFlags {
-  /** Values of flags that take one (every value, for repeatable flags). */
-  values: Map<string, string[]>;
-  /** Switches that were given. */
-  switches: Set<string>;
-  /** Arguments that are not flags. */
-  positionals: string[];
-  /**
-   * How the user spelt each flag (`-p` or `--port`), by long name, once per
-   * occurrence in the order given: messages name the flag as typed.
-   */
-  spelled: Map<string, string[]>;
-}
-
 function dashed(spec: FlagSpec): string {
   return `--${spec.name}`;
-}
-
-/**
- * The flag `name` (a long name without dashes) as the user wrote it: `-p`
- * or `--port`. `index` picks one occurrence of a repeatable flag; without
- * it, the last (the one whose value counts). `--name` if it was not given.
- */
-export function flagName(
-  flags: ParsedFlags | undefined,
-  name: string,
-  index?: number,
-): string {
-  const list = flags?.spelled.get(name);
-  return (index === undefined ? list?.at(-1) : list?.[index]) ?? `--${name}`;
 }
 
 /**
@@ -145,11 +116,12 @@ function unknownOption(typed: string, specs: FlagSpec[]): UsageError {
 /**
  * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
  * what it returns: unknown flags and flags missing their value are usage
- * errors rather than silently ignored.
+ * errors rather than silently ignored. Gives the command line's
+ * {@linkcode flagReader}.
  *
  * @throws {UsageError} For an unknown flag or a missing value.
  */
-export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
+export function parseFlags(args: string[], specs: FlagSpec[]) {
   const byName = new Map(
     specs.flatMap((spec) => [[spec.name, spec], [spec.short ?? "", spec]]),
   );
@@ -262,24 +234,38 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
     ...(parsed._ as unknown[]),
     ...((parsed["--"] as unknown[] | undefined) ?? []),
   ].map(String);
-  return { values, switches, positionals, spelled };
-}
-
-/** The last value given for a flag, if any. */
-export function lastValue(
-  flags: ParsedFlags,
-  name: string,
-): string | undefined {
-  return flags.values.get(name)?.at(-1);
+  return flagReader(values, switches, positionals, spelled);
 }
 
 /**
  * Reads a command line's flags by name: each value parsed as it is asked
  * for, and each message naming the flag as the user spelt it.
+ *
+ * @param values Values of flags that take one (every value, for repeatable
+ * flags).
+ * @param switches Switches that were given.
+ * @param positionals Arguments that are not flags.
+ * @param spelled How the user spelt each flag (`-p` or `--port`), by long
+ * name, once per occurrence in the order given: messages name the flag as
+ * typed.
  */
-export function flagReader(flags: ParsedFlags) {
-  const flag = (name: string, index?: number) => flagName(flags, name, index);
-  const last = (name: string) => lastValue(flags, name);
+function flagReader(
+  values: Map<string, string[]>,
+  switches: Set<string>,
+  positionals: string[],
+  spelled: Map<string, string[]>,
+) {
+  /**
+   * The flag `name` (a long name without dashes) as the user wrote it: `-p`
+   * or `--port`. `index` picks one occurrence of a repeatable flag; without
+   * it, the last (the one whose value counts). `--name` if it was not given.
+   */
+  const flag = (name: string, index?: number) => {
+    const list = spelled.get(name);
+    return (index === undefined ? list?.at(-1) : list?.[index]) ?? `--${name}`;
+  };
+  /** The last value given for a flag, if any. */
+  const last = (name: string) => values.get(name)?.at(-1);
   /** The last value of `name` through `parse`; `undefined` if not given. */
   const value = <T, A extends unknown[]>(
     name: string,
@@ -290,14 +276,18 @@ export function flagReader(flags: ParsedFlags) {
     return text === undefined ? undefined : parse(text, flag(name), ...more);
   };
   return {
+    values,
+    switches,
+    positionals,
+    spelled,
     flag,
     last,
     value,
-    has: (name: string) => flags.switches.has(name),
+    has: (name: string) => switches.has(name),
     /** The long names of the flags given, in the order first given. */
-    given: () => [...flags.spelled.keys()],
+    given: () => [...spelled.keys()],
     /** Every value of `name`, in the order given. */
-    all: (name: string) => flags.values.get(name) ?? [],
+    all: (name: string) => values.get(name) ?? [],
     /** The error for `name` given empty: `what` is said to be empty. */
     empty: (name: string, what = "path is empty", index?: number) =>
       new UsageError(`Invalid value for ${flag(name, index)}: the ${what}`),
@@ -320,8 +310,8 @@ export function flagReader(flags: ParsedFlags) {
   };
 }
 
-/** What {@linkcode flagReader} gives. */
-export type FlagReader = ReturnType<typeof flagReader>;
+/** What {@linkcode parseFlags} gives. */
+export type FlagReader = ReturnType<typeof parseFlags>;
 
 /**
  * The "Invalid value" line of a flag: `text` as given, then `hint`, what
@@ -366,7 +356,7 @@ export function parseFlagValue<T>(
  * Parses a flag's value as a whole number within bounds.
  *
  * @param flag The flag as the user spelt it (`-p`, `--port`; see
- * {@linkcode flagName}), or a long name without dashes.
+ * `flag` of {@linkcode FlagReader}), or a long name without dashes.
  * @throws {UsageError} If it is not one.
  */
 export function parseIntegerFlag(
@@ -553,16 +543,6 @@ export function formatExamples(examples: Record<string, string>): string {
   return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
-/** What a client command's `--help` says besides its usage and options. */
-export interface ClientHelp {
-  /** What the command does. */
-  title: string;
-  /** What its exit codes say. */
-  exits: string;
-  /** Command lines, each to what it does. */
-  examples: Record<string, string>;
-}
-
 /** A request for help (with the text to print) or the version: exits 0. */
 export type InfoCommand =
   | { command: "help"; text: string }
@@ -573,11 +553,11 @@ export type InfoCommand =
  * `flags` hold, if any: --help wins.
  */
 export function infoCommand(
-  flags: ParsedFlags,
+  { has }: FlagReader,
   help: () => string,
 ): InfoCommand | undefined {
-  if (flags.switches.has("help")) return { command: "help", text: help() };
-  if (flags.switches.has("version")) return { command: "version" };
+  if (has("help")) return { command: "help", text: help() };
+  if (has("version")) return { command: "version" };
 }
 
 /** Thrown to end a command with a message already explained. */
@@ -606,9 +586,11 @@ export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
 
 /**
  * Parses a client command's arguments (after its word): its flags, its
- * `[HOST][:PORT]`, what `own` reads, --timeout (`timeout` if not given)
- * and the {@linkcode ClientTransport}, in that order; `help` is what its
- * `--help` says besides the usage and the options.
+ * `[HOST][:PORT]` (default `localhost:8080`), what `own` reads, --timeout
+ * (`timeout` if not given) and how it reaches the server (TLS, a CA, or a
+ * Unix socket), in that order. `help` is what its `--help` says besides the
+ * usage and the options: what the command does, what its exit codes say,
+ * and command lines, each to what it does.
  *
  * @throws {UsageError} For any mistake in them.
  */
@@ -616,14 +598,13 @@ export function parseClient<C extends string, T extends object = object>(
   command: C,
   args: string[],
   specs: FlagSpec[],
-  help: ClientHelp,
+  help: { title: string; exits: string; examples: Record<string, string> },
   timeout: number,
   own?: (read: FlagReader) => T,
-): ClientCommand & { command: C } & T | InfoCommand {
-  const flags = parseFlags(args, specs);
-  const info = infoCommand(flags, () => {
-    const { title, exits, examples } = help;
-    return `${title}
+) {
+  const read = parseFlags(args, specs);
+  const info = infoCommand(read, () =>
+    `${help.title}
 
 Usage:
   greeter ${command} [HOST][:PORT] [OPTIONS]   (default localhost:${DEFAULT_PORT})
@@ -631,33 +612,11 @@ Usage:
 Options:
 ${formatFlagHelp(specs)}
 
-${exits}
+${help.exits}
 
-${formatExamples(examples)}`;
-  });
+${formatExamples(help.examples)}`);
   if (info) return info;
-  const read = flagReader(flags);
-  return {
-    command,
-    ...parseTarget(flags.positionals, command),
-    ...own?.(read) as T,
-    timeout: read.duration("timeout", 1) ?? timeout,
-    ...parseClientTransport(read, flags.positionals),
-  };
-}
-
-/** A client command's own flags, then the transport and common ones. */
-export function clientFlags(table: Record<`-${string}`, string>): FlagSpec[] {
-  return [...flagTable(table), ...CLIENT_TRANSPORT_FLAGS, ...COMMON_FLAGS];
-}
-
-/**
- * Parses a client command's `[HOST][:PORT]` argument (default
- * `localhost:8080`).
- *
- * @throws {UsageError} For a bad address or more than one argument.
- */
-function parseTarget(positionals: string[], command: string): HostPort {
+  const { has, last, positionals } = read;
   if (positionals.length > 1) {
     throw new UsageError(
       `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
@@ -679,56 +638,8 @@ function parseTarget(positionals: string[], command: string): HostPort {
         "port the server listens on (1-65535)",
     );
   }
-  return target;
-}
-
-/**
- * What `connect` and `check` both have: the server's address, how long
- * the command may take in milliseconds, and how it reaches the server.
- */
-export interface ClientCommand extends ClientTransport, HostPort {
-  timeout: number;
-}
-
-/** How a client command reaches the server: TLS, a CA, or a Unix socket. */
-export interface ClientTransport {
-  /** Connect to a Unix socket instead. */
-  unix?: string;
-  /** Speak TLS. */
-  tls: boolean;
-  /** A CA certificate file to verify the server with. */
-  ca?: string;
-  /** Skip certificate verification. */
-  insecure: boolean;
-  /** The most bytes to read from --ca, when --max-file-size is given. */
-  maxFileSize?: number;
-  /** Send a PROXY protocol v2 LOCAL header first. */
-  proxyHeader?: boolean;
-}
-
-/** The flags `connect` and `check` share for reaching the server. */
-export const CLIENT_TRANSPORT_FLAGS: FlagSpec[] = flagTable({
-  "--tls": "Connect over TLS, verifying the certificate",
-  "--ca FILE": "Trust this PEM CA certificate (with --tls)",
-  "--insecure": "With --tls, do not verify the certificate",
-  "--unix PATH": "Connect to a Unix socket instead of HOST:PORT",
-  "--proxy-header": "Start with a PROXY protocol v2 LOCAL header, as a " +
-    "load balancer's health check does (for a greeter run with " +
-    "--proxy-protocol; with --tls, the header is sent before TLS starts)",
-  "--max-file-size SIZE": "The most bytes read from the --ca file, in " +
-    `bytes or with a unit such as 4MiB (default ${formatSize(MIB)})`,
-});
-
-/**
- * Reads {@linkcode CLIENT_TRANSPORT_FLAGS} with the command's reader;
- * `positionals` are its arguments, which --unix leaves no room for.
- *
- * @throws {UsageError} For flags that do not go together.
- */
-export function parseClientTransport(
-  { has, last, value }: FlagReader,
-  positionals: string[],
-): ClientTransport {
+  const mine = own?.(read) as T;
+  const timeoutMs = read.duration("timeout", 1) ?? timeout;
   const tls = has("tls");
   const ca = last("ca");
   const insecure = has("insecure");
@@ -750,14 +661,55 @@ export function parseClientTransport(
       "--unix connects to a socket file: drop HOST:PORT and --tls",
     );
   }
-  const maxFileSize = value("max-file-size", parseSizeFlag);
+  const maxFileSize = read.value("max-file-size", parseSizeFlag);
   return {
+    command,
+    ...target,
+    ...mine,
+    timeout: timeoutMs,
     unix,
     tls,
     ca,
     insecure,
-    ...(proxyHeader ? { proxyHeader } : {}),
+    ...(proxyHeader && { proxyHeader }),
     // Only when given, so a command reads as it always has.
-    ...(maxFileSize === undefined ? {} : { maxFileSize }),
+    ...(maxFileSize !== undefined && { maxFileSize }),
   };
+}
+
+/**
+ * What `connect` and `check` both have: the server's address, how long
+ * the command may take in milliseconds, and how it reaches the server.
+ */
+export type ClientCommand = Exclude<
+  ReturnType<typeof parseClient<string>>,
+  InfoCommand
+>;
+
+/** How a client command reaches the server: TLS, a CA, or a Unix socket. */
+export type ClientTransport = Omit<
+  ClientCommand,
+  "command" | "hostname" | "port" | "timeout"
+>;
+
+/**
+ * A client command's own flags, then the ones `connect` and `check` share
+ * for reaching the server, then the common ones.
+ */
+export function clientFlags(table: Record<`-${string}`, string>): FlagSpec[] {
+  return [
+    ...flagTable({
+      ...table,
+      "--tls": "Connect over TLS, verifying the certificate",
+      "--ca FILE": "Trust this PEM CA certificate (with --tls)",
+      "--insecure": "With --tls, do not verify the certificate",
+      "--unix PATH": "Connect to a Unix socket instead of HOST:PORT",
+      "--proxy-header": "Start with a PROXY protocol v2 LOCAL header, as a " +
+        "load balancer's health check does (for a greeter run with " +
+        "--proxy-protocol; with --tls, the header is sent before TLS starts)",
+      "--max-file-size SIZE": "The most bytes read from the --ca file, in " +
+        `bytes or with a unit such as 4MiB (default ${formatSize(MIB)})`,
+    }),
+    ...COMMON_FLAGS,
+  ];
 }

@@ -3,7 +3,6 @@ import { formatDuration } from "../duration.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import {
-  type ClientCommand,
   clientFlags,
   type FlagSpec,
   type InfoCommand,
@@ -16,13 +15,11 @@ import {
   LINE_ENDINGS,
 } from "../../greeting/template.ts";
 
-/** The `check` command's options, validated and typed. */
-export interface CheckCommand extends ClientCommand {
-  /** Always `check`. */
-  command: "check";
-  /** The exact bytes the server must send. */
-  expect: Uint8Array;
-}
+/**
+ * The `check` command's options, validated and typed; `expect` is the
+ * exact bytes the server must send.
+ */
+export type CheckCommand = Exclude<ReturnType<typeof parseCheck>, InfoCommand>;
 
 /** The flags of the `check` command. */
 export const CHECK_FLAGS: FlagSpec[] = clientFlags({
@@ -61,7 +58,7 @@ const HELP = {
  *
  * @throws {UsageError} For any mistake in them.
  */
-export function parseCheck(args: string[]): CheckCommand | InfoCommand {
+export function parseCheck(args: string[]) {
   return parseClient(
     "check",
     args,

@@ -5,7 +5,6 @@ import {
 } from "../../client/read_greeting.ts";
 import { explainConnectError } from "../explain.ts";
 import {
-  type ClientCommand,
   clientFlags,
   ExitError,
   type FlagSpec,
@@ -16,9 +15,10 @@ import { clientTls } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
-export interface ConnectCommand extends ClientCommand {
-  command: "connect";
-}
+export type ConnectCommand = Exclude<
+  ReturnType<typeof parseConnect>,
+  InfoCommand
+>;
 
 /** The flags of the `connect` command. */
 export const CONNECT_FLAGS: FlagSpec[] = clientFlags({
@@ -32,7 +32,7 @@ export const CONNECT_FLAGS: FlagSpec[] = clientFlags({
  *
  * @throws {UsageError} For any mistake in them.
  */
-export function parseConnect(args: string[]): ConnectCommand | InfoCommand {
+export function parseConnect(args: string[]) {
   return parseClient("connect", args, CONNECT_FLAGS, {
     title:
       "greeter connect: print everything a greeter server sends, until it closes",

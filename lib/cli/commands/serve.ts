@@ -2,7 +2,6 @@ import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
   COMMON_FLAGS,
   type FlagReader,
-  flagReader,
   flagTable,
   formatExamples,
   formatGroupedFlagHelp,
@@ -477,12 +476,11 @@ function parseTarpit(
  * @throws {UsageError} For any mistake in them.
  */
 export function parseServe(args: string[]) {
-  const flags = parseFlags(args, SERVE_FLAGS);
-  const info = infoCommand(flags, serveHelp);
+  const read = parseFlags(args, SERVE_FLAGS);
+  const info = infoCommand(read, serveHelp);
   if (info) return info;
-  const read = flagReader(flags);
   const { flag, last } = read;
-  const [extra] = flags.positionals;
+  const [extra] = read.positionals;
   if (extra !== undefined) {
     throw new UsageError(
       `Unexpected argument ${quote(extra)}: see --help for usage`,
