@@ -1,6 +1,6 @@
 import { parseArgs } from "@std/cli/parse-args";
 
-import { type HostPort, parseHostPort } from "../net/address.ts";
+import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
 import { DEFAULT_PORT } from "../server/options.ts";

@@ -22,17 +22,13 @@ import { DEFAULT_QUOTES_LIMIT, formatSize, MIB } from "../read_limited.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
-  type EncodeGreetingOptions,
   GREETING_ENCODINGS,
   LINE_ENDINGS,
 } from "../../greeting/template.ts";
 import { formatIp, parseCidr, parseIp } from "../../net/ip.ts";
-import { PRESET_NAMES, type PresetName } from "../../greeting/presets.ts";
-import { LOG_FORMATS, type LogFormat } from "../../observe/log_format.ts";
-import {
-  ADDRESS_LOG_MODES,
-  type AddressLogMode,
-} from "../../net/address_privacy.ts";
+import { PRESET_NAMES } from "../../greeting/presets.ts";
+import { LOG_FORMATS } from "../../observe/log_format.ts";
+import { ADDRESS_LOG_MODES } from "../../net/address_privacy.ts";
 import {
   DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
