@@ -32,20 +32,38 @@ export function formatDuration(ms: number): string {
   return `${ms / Number(size)}${unit}`;
 }
 
+/**
+ * What to write instead of a duration that is not written as one, by what
+ * is wrong with it (`unit` is the unit at fault): the end of the command
+ * line's one line, which names the flag and the value before it.
+ */
+const SYNTAX_ADVICE = {
+  empty: () => `write a duration ${HINT}`,
+  "not-a-number": () => `write a duration ${HINT}`,
+  "unknown-unit": (unit = "") =>
+    `${quote(unit)} is not a unit: write a duration ${HINT}`,
+  "unit-order": () => "write each unit once, the largest first, as in 1m30s",
+  "bare-fraction": () =>
+    "a number alone is whole milliseconds; add a unit for a fraction, as in 1.5s",
+};
+
 /** Why a duration was refused; see {@linkcode DurationSyntaxError}. */
-export type DurationSyntaxReason =
-  | "empty"
-  | "not-a-number"
-  | "unknown-unit"
-  | "unit-order"
-  | "bare-fraction";
+export type DurationSyntaxReason = keyof typeof SYNTAX_ADVICE;
+
+/**
+ * What to write instead of a duration out of range, by what is wrong with
+ * it (`min` is the shortest allowed).
+ */
+const RANGE_ADVICE = {
+  negative: (min: number) => `use ${formatDuration(min)} or more, ${HINT}`,
+  "too-small": (min: number) => `use ${formatDuration(min)} or more, ${HINT}`,
+  "too-large": () => `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`,
+  "sub-millisecond": () =>
+    "durations are whole milliseconds; round it, as in 2ms",
+};
 
 /** Why a duration was refused; see {@linkcode DurationRangeError}. */
-export type DurationRangeReason =
-  | "negative"
-  | "too-small"
-  | "too-large"
-  | "sub-millisecond";
+export type DurationRangeReason = keyof typeof RANGE_ADVICE;
 
 /**
  * A duration that is not written as one: empty, no number, a unit that is
@@ -65,18 +83,7 @@ export class DurationSyntaxError extends SyntaxError {
     readonly reason: DurationSyntaxReason,
     readonly unit?: string,
   ) {
-    // What to write instead: the end of the command line's one line, which
-    // names the flag and the value before it.
-    super(
-      reason === "unknown-unit"
-        ? `${quote(unit ?? "")} is not a unit: write a duration ${HINT}`
-        : reason === "unit-order"
-        ? "write each unit once, the largest first, as in 1m30s"
-        : reason === "bare-fraction"
-        ? "a number alone is whole milliseconds; add a unit for a fraction, " +
-          "as in 1.5s"
-        : `write a duration ${HINT}`,
-    );
+    super(SYNTAX_ADVICE[reason](unit));
     this.name = "DurationSyntaxError";
   }
 }
@@ -101,13 +108,7 @@ export class DurationRangeError extends RangeError {
     readonly reason: DurationRangeReason,
     min = 0,
   ) {
-    super(
-      reason === "too-large"
-        ? `the longest is ${MAX_TIMER_MS}ms (about 24.8 days)`
-        : reason === "sub-millisecond"
-        ? "durations are whole milliseconds; round it, as in 2ms"
-        : `use ${formatDuration(min)} or more, ${HINT}`,
-    );
+    super(RANGE_ADVICE[reason](min));
     this.name = "DurationRangeError";
   }
 }

@@ -4,25 +4,14 @@
  *
  * @module
  */
-import { type CheckCommand, parseCheck, runCheck } from "./commands/check.ts";
-import {
-  type ConnectCommand,
-  parseConnect,
-  runConnect,
-} from "./commands/connect.ts";
-import { parseServe, type ServeCommand } from "./commands/serve.ts";
+import { parseCheck, runCheck } from "./commands/check.ts";
+import { parseConnect, runConnect } from "./commands/connect.ts";
+import { parseServe } from "./commands/serve.ts";
 import { explainError } from "./explain.ts";
-import { ExitError, type InfoCommand } from "./flags.ts";
+import { ExitError } from "./flags.ts";
 import { escapeControl } from "../net/escape.ts";
 import { VERSION } from "../version.ts";
 import { formatJsonErrorLine } from "../observe/log_format.ts";
-
-/** Any command line greeter understands. */
-export type Command =
-  | ServeCommand
-  | ConnectCommand
-  | CheckCommand
-  | InfoCommand;
 
 /**
  * Parses greeter's command line into a typed command: `connect` and `check`
@@ -30,11 +19,14 @@ export type Command =
  *
  * @throws {UsageError} For any mistake in it.
  */
-export function parseCommand(args: string[]): Command {
+export function parseCommand(args: string[]) {
   if (args[0] === "connect") return parseConnect(args.slice(1));
   if (args[0] === "check") return parseCheck(args.slice(1));
   return parseServe(args);
 }
+
+/** Any command line greeter understands. */
+export type Command = ReturnType<typeof parseCommand>;
 
 /**
  * Runs greeter with the given arguments and resolves to the exit code.
