@@ -291,8 +291,14 @@ function flagReader(
     /** The error for `name` given empty: `what` is said to be empty. */
     empty: (name: string, what = "path is empty", index?: number) =>
       new UsageError(`Invalid value for ${flag(name, index)}: the ${what}`),
-    /** @throws {UsageError} If `name` is given without `what` (`ok`). */
-    goesWith: (name: string, ok: boolean, what: string) => {
+    /**
+     * @throws {UsageError} If `name` is given without `what` (`ok`), or,
+     * with `needs` (its message), if it is missing though `ok`.
+     */
+    goesWith: (name: string, ok: boolean, what: string, needs?: string) => {
+      if (ok && needs !== undefined && last(name) === undefined) {
+        throw new UsageError(needs);
+      }
       if (!ok && last(name) !== undefined) {
         throw new UsageError(`${flag(name)} goes with ${what}`);
       }

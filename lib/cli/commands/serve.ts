@@ -549,24 +549,24 @@ export function parseServe(args: string[]) {
   };
   const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");
-  if (address === "hash" && logKey === undefined) {
-    throw new UsageError(
-      "--log-address hash needs --log-key-file PATH: a file of 16 or " +
-        "more secret bytes (head -c 32 /dev/urandom > PATH)",
-    );
-  }
-  read.goesWith("log-key-file", address === "hash", "--log-address hash");
+  read.goesWith(
+    "log-key-file",
+    address === "hash",
+    "--log-address hash",
+    "--log-address hash needs --log-key-file PATH: a file of 16 or more " +
+      "secret bytes (head -c 32 /dev/urandom > PATH)",
+  );
   if (logKey === "") throw read.empty("log-key-file");
   parseSensor(read, options, tarpit !== undefined);
   const proxyFrom = cidrs("proxy-from");
   const proxy = read.has("proxy-protocol");
-  if (proxy && proxyFrom.length === 0) {
-    throw new UsageError(
-      `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses ` +
-        "of the load balancers that send the header (e.g. 10.0.0.0/8)",
-    );
-  }
-  read.goesWith("proxy-from", proxy, "--proxy-protocol");
+  read.goesWith(
+    "proxy-from",
+    proxy,
+    "--proxy-protocol",
+    `${flag("proxy-protocol")} needs --proxy-from CIDR: the addresses of ` +
+      "the load balancers that send the header (e.g. 10.0.0.0/8)",
+  );
   if (proxy) options.proxyProtocol = { from: proxyFrom };
   if (tarpit) options.tarpit = tarpit;
   const metrics = read.value("metrics", parseMetricsAddress);
@@ -577,13 +577,14 @@ export function parseServe(args: string[]) {
       `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
     );
   }
-  if (preset === "qotd" && quotes === undefined) {
-    throw new UsageError(
-      "--preset qotd needs --quotes-file PATH: a file with one quote per " +
-        'line, or quotes separated by lines holding only "%"',
-    );
-  }
-  read.goesWith("quotes-file", preset !== undefined, "--preset qotd");
+  // Any other preset was refused above.
+  read.goesWith(
+    "quotes-file",
+    preset === "qotd",
+    "--preset qotd",
+    "--preset qotd needs --quotes-file PATH: a file with one quote per " +
+      'line, or quotes separated by lines holding only "%"',
+  );
   const refuse = last("refuse-message");
   if (refuse !== undefined) {
     options.refuseMessage = asUsageError(() =>
