@@ -26,6 +26,11 @@ export class UsageError extends Error {
   }
 }
 
+/** @throws {UsageError} With `message`, if `wrong`. */
+export function usageIf(wrong: boolean, message: string): void {
+  if (wrong) throw new UsageError(message);
+}
+
 /** One command-line flag: how it is spelt, what it takes, what it does. */
 export interface FlagSpec {
   /** The long name, without dashes. */
@@ -146,14 +151,13 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const joinValue = (spec: FlagSpec, flag: string) => {
     const next = args[++i];
     // A negative number is a value (and a wrong one, said by its flag).
-    if (next === undefined || (/^-./s.test(next) && !/^-\d/.test(next))) {
-      throw new UsageError(
-        `Missing value for ${flag}: write ${flag} ${spec.value}` +
-          (next === undefined
-            ? ""
-            : ` (or ${dashed(spec)}=${escapeControl(next)})`),
-      );
-    }
+    usageIf(
+      next === undefined || (/^-./s.test(next) && !/^-\d/.test(next)),
+      `Missing value for ${flag}: write ${flag} ${spec.value}` +
+        (next === undefined
+          ? ""
+          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+    );
     joined.push(`--${spec.name}=${next}`);
   };
   for (; i < args.length; i++) {
@@ -655,18 +659,17 @@ ${formatExamples(help.examples)}`);
   if (ca !== undefined && insecure) {
     throw new UsageError("--ca and --insecure cannot be used together");
   }
+
   const proxyHeader = has("proxy-header");
   const unix = last("unix");
-  if (unix === "") {
-    throw new UsageError(
-      "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
-    );
-  }
-  if (unix !== undefined && (tls || positionals.length > 0)) {
-    throw new UsageError(
-      "--unix connects to a socket file: drop HOST:PORT and --tls",
-    );
-  }
+  usageIf(
+    unix === "",
+    "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
+  );
+  usageIf(
+    unix !== undefined && (tls || positionals.length > 0),
+    "--unix connects to a socket file: drop HOST:PORT and --tls",
+  );
   const maxFileSize = read.value("max-file-size", parseSizeFlag);
   return {
     command,

@@ -15,6 +15,7 @@ import {
   parsePositiveNumberFlag,
   parseSizeFlag,
   UsageError,
+  usageIf,
 } from "../flags.ts";
 import { escapeControl, quote } from "../../net/escape.ts";
 import { formatDuration } from "../duration.ts";
@@ -417,12 +418,11 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
   if (tcpWanted && ports.length === 0) ports.push(DEFAULT_PORT);
-  if (hosts.length * ports.length > MAX_LISTENERS) {
-    throw new UsageError(
-      `Too many listeners (${hosts.length * ports.length}): at most ` +
-        `${MAX_LISTENERS} host and port pairs`,
-    );
-  }
+  usageIf(
+    hosts.length * ports.length > MAX_LISTENERS,
+    `Too many listeners (${hosts.length * ports.length}): at most ` +
+      `${MAX_LISTENERS} host and port pairs`,
+  );
   return [
     ...(tcpWanted ? hosts : []).flatMap((hostname) =>
       ports.map((port): ListenTarget => ({ hostname, port }))
@@ -447,13 +447,12 @@ function parseTarpit(
     }
     return undefined;
   }
-  if ((workers ?? 1) > 1) {
-    throw new UsageError(
-      "--tarpit serves from one thread: drop --workers (a tarpit's work " +
-        "is a write per client per interval, which one thread does for " +
-        "tens of thousands)",
-    );
-  }
+  usageIf(
+    (workers ?? 1) > 1,
+    "--tarpit serves from one thread: drop --workers (a tarpit's work is a " +
+      "write per client per interval, which one thread does for tens of " +
+      "thousands)",
+  );
   const style = read.choice("tarpit-style", "ssh", TARPIT_STYLES);
   const shortest = style === "http" ? MIN_HTTP_LINE_LENGTH : 3;
   return {
@@ -488,37 +487,32 @@ export function parseServe(args: string[]) {
   const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new UsageError("TLS needs both --tls-cert FILE and --tls-key FILE");
-  }
+  usageIf(
+    (tlsCert === undefined) !== (tlsKey === undefined),
+    "TLS needs both --tls-cert FILE and --tls-key FILE",
+  );
   const message = last("message");
   const messageFile = last("message-file");
-  if (message !== undefined && messageFile !== undefined) {
-    throw new UsageError(
-      `${flag("message")} and --message-file cannot be used together: ` +
-        "choose one",
-    );
-  }
-  if (preset !== undefined && (message ?? messageFile) !== undefined) {
-    throw new UsageError(
-      `--preset ${preset} fixes the greeting: drop ${
-        message === undefined ? "--message-file" : flag("message")
-      }`,
-    );
-  }
+  usageIf(
+    message !== undefined && messageFile !== undefined,
+    `${flag("message")} and --message-file cannot be used together: choose one`,
+  );
+  usageIf(
+    preset !== undefined && (message ?? messageFile) !== undefined,
+    `--preset ${preset} fixes the greeting: drop ${
+      message === undefined ? "--message-file" : flag("message")
+    }`,
+  );
   // A path given as "": said as such, not as a missing file.
   if (messageFile === "") throw read.empty("message-file");
   const workers = read.integer("workers", 1, MAX_WORKERS);
   if ((workers ?? 1) > 1) {
-    if (Deno.build.os !== "linux") {
-      throw new UsageError("--workers needs Linux (SO_REUSEPORT)");
-    }
-    if (listen.some((target) => target.transport === "unix")) {
-      throw new UsageError(
-        "--workers shares TCP ports between threads: it cannot be used " +
-          `with ${flag("unix")}`,
-      );
-    }
+    usageIf(Deno.build.os !== "linux", "--workers needs Linux (SO_REUSEPORT)");
+    usageIf(
+      listen.some((target) => target.transport === "unix"),
+      "--workers shares TCP ports between threads: it cannot be used " +
+        `with ${flag("unix")}`,
+    );
   }
   const tarpit = parseTarpit(read, workers);
   const cidrs = (name: string) =>
@@ -572,11 +566,10 @@ export function parseServe(args: string[]) {
   const metrics = read.value("metrics", parseMetricsAddress);
   const maxSize = read.value("max-file-size", parseSizeFlag);
   const quotes = last("quotes-file");
-  if (preset !== undefined && preset !== "qotd" && quotes !== undefined) {
-    throw new UsageError(
-      `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
-    );
-  }
+  usageIf(
+    preset !== undefined && preset !== "qotd" && quotes !== undefined,
+    `--quotes-file only applies to --preset qotd, not --preset ${preset}`,
+  );
   // Any other preset was refused above.
   read.goesWith(
     "quotes-file",
@@ -635,14 +628,12 @@ function parseSensor(
     greetPause !== undefined,
     "--greet-pause DURATION: without a pause no client talks early",
   );
-  if (tarpit && (greetPause ?? read.last("capture")) !== undefined) {
-    throw new UsageError(
-      `${
-        read.flag(greetPause !== undefined ? "greet-pause" : "capture")
-      } cannot be used with --tarpit: a tarpit holds clients instead of ` +
-        "greeting them; choose one",
-    );
-  }
+  usageIf(
+    tarpit && (greetPause ?? read.last("capture")) !== undefined,
+    `${read.flag(greetPause !== undefined ? "greet-pause" : "capture")} ` +
+      "cannot be used with --tarpit: a tarpit holds clients instead of " +
+      "greeting them; choose one",
+  );
   const timeout = options.timeout!;
   if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
     throw new UsageError(
