@@ -570,6 +570,12 @@ export function infoCommand(
   if (has("version")) return { command: "version" };
 }
 
+/** The command a `parse` function gives, when not help or the version. */
+export type CommandOf<Parse extends (...args: never[]) => unknown> = Exclude<
+  ReturnType<Parse>,
+  InfoCommand
+>;
+
 /** Thrown to end a command with a message already explained. */
 export class ExitError extends Error {
   /**
@@ -690,10 +696,7 @@ ${formatExamples(help.examples)}`);
  * What `connect` and `check` both have: the server's address, how long
  * the command may take in milliseconds, and how it reaches the server.
  */
-export type ClientCommand = Exclude<
-  ReturnType<typeof parseClient<string>>,
-  InfoCommand
->;
+export type ClientCommand = CommandOf<typeof parseClient<string>>;
 
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */
 export type ClientTransport = Omit<

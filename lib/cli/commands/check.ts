@@ -2,12 +2,7 @@ import { clientTls } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
-import {
-  clientFlags,
-  type FlagSpec,
-  type InfoCommand,
-  parseClient,
-} from "../flags.ts";
+import { clientFlags, type CommandOf, parseClient } from "../flags.ts";
 import {
   DEFAULT_MESSAGE,
   encodeGreeting,
@@ -19,10 +14,10 @@ import {
  * The `check` command's options, validated and typed; `expect` is the
  * exact bytes the server must send.
  */
-export type CheckCommand = Exclude<ReturnType<typeof parseCheck>, InfoCommand>;
+export type CheckCommand = CommandOf<typeof parseCheck>;
 
 /** The flags of the `check` command. */
-export const CHECK_FLAGS: FlagSpec[] = clientFlags({
+export const CHECK_FLAGS = clientFlags({
   "-e --expect TEXT":
     `The greeting text the server must send (default "${DEFAULT_MESSAGE}")`,
   "--line-ending crlf|lf|none": "What ends each line of the expected " +

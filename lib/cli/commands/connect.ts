@@ -6,22 +6,18 @@ import {
 import { explainConnectError } from "../explain.ts";
 import {
   clientFlags,
+  type CommandOf,
   ExitError,
-  type FlagSpec,
-  type InfoCommand,
   parseClient,
 } from "../flags.ts";
 import { clientTls } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
-export type ConnectCommand = Exclude<
-  ReturnType<typeof parseConnect>,
-  InfoCommand
->;
+export type ConnectCommand = CommandOf<typeof parseConnect>;
 
 /** The flags of the `connect` command. */
-export const CONNECT_FLAGS: FlagSpec[] = clientFlags({
+export const CONNECT_FLAGS = clientFlags({
   "-t --timeout DURATION": "Give up after this long, such as 500ms or 5s; " +
     "a number alone is milliseconds (default " +
     `${formatDuration(DEFAULT_CLIENT_TIMEOUT)})`,

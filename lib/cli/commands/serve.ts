@@ -1,12 +1,11 @@
 import { type HostPort, parseHostPort, parsePort } from "../../net/address.ts";
 import {
+  type CommandOf,
   COMMON_FLAGS,
   type FlagReader,
   flagTable,
   formatExamples,
   formatGroupedFlagHelp,
-  type GroupedFlagSpec,
-  type InfoCommand,
   infoCommand,
   invalidValue,
   parseChoiceFlag,
@@ -65,11 +64,9 @@ const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
  * start: `fdLimitUnread` when the open-file limit could not be read, so the
  * cap was not fitted to it (the first EMFILE then says so).
  */
-export type ServeCommand =
-  & Exclude<ReturnType<typeof parseServe>, InfoCommand>
-  & {
-    fdLimitUnread?: true;
-  };
+export type ServeCommand = CommandOf<typeof parseServe> & {
+  fdLimitUnread?: true;
+};
 
 /** Connection lines logged per second from one source, by default. */
 const DEFAULT_LOG_RATE = 100;
@@ -78,7 +75,7 @@ const DEFAULT_LOG_RATE = 100;
 const MAX_WORKERS = 64;
 
 /** The flags of the serving command. */
-export const SERVE_FLAGS: GroupedFlagSpec[] = [
+export const SERVE_FLAGS = [
   ...flagTable({
     "listening -H --host HOST...":
       `Address to listen on (default ${DEFAULT_HOSTNAME}; :: for IPv6 and IPv4)`,
