@@ -234,10 +234,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   );
   const values = new Map(lists.filter(([, list]) => list.length > 0));
   const switches = new Set(names((spec) => parsed[spec.name] === true));
-  const positionals = [
-    ...(parsed._ as unknown[]),
-    ...((parsed["--"] as unknown[] | undefined) ?? []),
-  ].map(String);
+  const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
   return flagReader(values, switches, positionals, spelled);
 }
 
@@ -464,18 +461,12 @@ const NAMES_COLUMN = 32;
  * single word longer than that keeps its own line).
  */
 export function wrapText(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(" ")) {
-    if (line !== "" && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === "" ? word : `${line} ${word}`;
-    }
-  }
-  lines.push(line);
-  return lines;
+  return text.split(" ").reduce((lines, word) => {
+    const line = lines.at(-1)!;
+    if (line !== "" && line.length + 1 + word.length > width) lines.push(word);
+    else lines[lines.length - 1] = line === "" ? word : `${line} ${word}`;
+    return lines;
+  }, [""]);
 }
 
 /**
@@ -488,16 +479,14 @@ export function formatColumns(
   rows: [string, string][],
   column = columnFor(rows.map(([left]) => left)),
 ): string {
-  const indent = " ".repeat(column);
-  const out: string[] = [];
-  for (const [left, text] of rows) {
+  return rows.flatMap(([left, text]) => {
     const lines = wrapText(text, HELP_WIDTH - column);
     const first = `  ${left}`;
-    if (first.length + 2 > column) out.push(first);
-    else out.push(first.padEnd(column) + lines.shift());
-    out.push(...lines.map((line) => indent + line));
-  }
-  return out.join("\n");
+    const head = first.length + 2 > column
+      ? first
+      : first.padEnd(column) + lines.shift();
+    return [head, ...lines.map((line) => " ".repeat(column) + line)];
+  }).join("\n");
 }
 
 /** The names column for `lefts`: the widest and a gap, within 32. */
