@@ -33,16 +33,6 @@ export function editDistance(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
-/**
- * The most edits a suggestion may be away, by the length of the word as
- * typed (without leading dashes): none for one or two characters (`-x` is
- * not a typo of `-p`), one up to five, two up to eight, three beyond. Any
- * more and the "suggestion" is a different word.
- */
-function threshold(length: number): number {
-  return length <= 2 ? 0 : length <= 5 ? 1 : length <= 8 ? 2 : 3;
-}
-
 /** The word without leading dashes, in lower case: what the distance compares. */
 function stem(word: string): string {
   return word.replace(/^-+/, "").toLowerCase();
@@ -75,19 +65,21 @@ export function suggest(
   if (candidates.includes(word)) return undefined;
   const typed = stem(word);
   if (typed.length === 0 || typed.length > MAX_WORD) return undefined;
-  const limit = threshold(typed.length);
+  // The most edits a suggestion may be away, by the length of the word as
+  // typed: none for one or two characters (`-x` is not a typo of `-p`), one
+  // up to five, two up to eight, three beyond. Any more and the
+  // "suggestion" is a different word.
+  const length = typed.length;
+  const limit = length <= 2 ? 0 : length <= 5 ? 1 : length <= 8 ? 2 : 3;
+  // The closest within the limit; of equals, the first.
   let best: string | undefined;
-  let bestDistance = Infinity;
+  let bestDistance = limit + 1;
   for (const candidate of candidates) {
     const target = stem(candidate);
-    if (target.length === 0) continue;
     // Lengths that differ by more than the limit cannot be within it.
-    if (Math.abs(target.length - typed.length) > limit) continue;
+    if (!target || Math.abs(target.length - length) > limit) continue;
     const distance = editDistance(typed, target);
-    if (distance <= limit && distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
   if (best !== undefined) return best;
   if (typed.length < 3) return undefined;
