@@ -160,8 +160,10 @@ export function parseDuration(text: string, min = 0): number {
 /** Parses `body`, the part of `text` after any sign. */
 function parseMagnitude(text: string, body: string): number {
   if (/^\d+$/.test(body)) return checkRange(text, BigInt(body), 1n);
+  // Exact decimal arithmetic: every component is counted in 1/scale ms,
+  // which no fraction in the text can be finer than.
+  const scale = 10n ** BigInt(body.length);
   let total = 0n;
-  let scale = 1n;
   let position = 0;
   let next = 0; // Index in UNITS the next component's unit may start at.
   while (position < body.length) {
@@ -170,24 +172,14 @@ function parseMagnitude(text: string, body: string): number {
     if (match === null) throw new DurationSyntaxError(text, "not-a-number");
     const [whole, digits, fraction = "", unit] = match;
     position += whole.length;
-    if (unit === "") {
-      throw new DurationSyntaxError(
-        text,
-        fraction === "" ? "not-a-number" : "bare-fraction",
-      );
-    }
+    const bare = fraction === "" ? "not-a-number" : "bare-fraction";
+    if (unit === "") throw new DurationSyntaxError(text, bare);
     const index = UNITS.findIndex(([name]) => name === unit);
     if (index === -1) throw new DurationSyntaxError(text, "unknown-unit", unit);
     if (index < next) throw new DurationSyntaxError(text, "unit-order", unit);
     next = index + 1;
-    // Exact decimal arithmetic: every component is counted in 1/scale ms.
-    const denominator = 10n ** BigInt(fraction.length);
-    if (denominator > scale) {
-      total *= denominator / scale;
-      scale = denominator;
-    }
     total += BigInt(digits + fraction) * UNITS[index][1] *
-      (scale / denominator);
+      (scale / 10n ** BigInt(fraction.length));
   }
   return checkRange(text, total, scale);
 }
