@@ -13,6 +13,7 @@ import {
 
 import { suggest } from "./suggest.ts";
 import { formatSize, MIB } from "./read_limited.ts";
+import { GREETING_ENCODINGS, LINE_ENDINGS } from "../greeting/template.ts";
 
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
@@ -276,6 +277,11 @@ function flagReader(
     const text = last(name);
     return text === undefined ? undefined : parse(text, flag(name), ...more);
   };
+  const choice = <T extends string>(
+    name: string,
+    fallback: T,
+    choices: readonly T[],
+  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
   return {
     values,
     switches,
@@ -309,11 +315,12 @@ function flagReader(
     duration: (name: string, min?: number) =>
       value(name, parseDurationFlag, min),
     /** The value of `name`, one of `choices`, or `fallback` if not given. */
-    choice: <T extends string>(
-      name: string,
-      fallback: T,
-      choices: readonly T[],
-    ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices),
+    choice,
+    /** --line-ending and --encoding, as a greeting's options. */
+    greetingFormat: () => ({
+      lineEnding: choice("line-ending", "crlf", LINE_ENDINGS),
+      encoding: choice("encoding", "ascii", GREETING_ENCODINGS),
+    }),
   };
 }
 

@@ -3,12 +3,7 @@ import { formatDuration } from "../duration.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
 import { clientFlags, type CommandOf, parseClient } from "../flags.ts";
-import {
-  DEFAULT_MESSAGE,
-  encodeGreeting,
-  GREETING_ENCODINGS,
-  LINE_ENDINGS,
-} from "../../greeting/template.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../../greeting/template.ts";
 
 /**
  * The `check` command's options, validated and typed; `expect` is the
@@ -61,11 +56,10 @@ export function parseCheck(args: string[]) {
     HELP,
     DEFAULT_CHECK_TIMEOUT,
     (read) => {
-      const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
-      const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
+      const format = read.greetingFormat();
       const text = read.last("expect") ?? DEFAULT_MESSAGE;
       const expect = asUsageError(
-        () => encodeGreeting(text, { lineEnding, encoding }),
+        () => encodeGreeting(text, format),
         undefined,
         read.flag("expect"),
       );

@@ -19,12 +19,7 @@ import {
 import { escapeControl, quote } from "../../net/escape.ts";
 import { formatDuration } from "../duration.ts";
 import { DEFAULT_QUOTES_LIMIT, formatSize, MIB } from "../read_limited.ts";
-import {
-  DEFAULT_MESSAGE,
-  encodeGreeting,
-  GREETING_ENCODINGS,
-  LINE_ENDINGS,
-} from "../../greeting/template.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../../greeting/template.ts";
 import { formatIp, parseCidr, parseIp } from "../../net/ip.ts";
 import { PRESET_NAMES } from "../../greeting/presets.ts";
 import { LOG_FORMATS } from "../../observe/log_format.ts";
@@ -517,8 +512,7 @@ export function parseServe(args: string[]) {
       // The text as given, not the part the parser stopped at.
       parseFlagValue(text, flag(name), parseCidr, "CIDR")
     );
-  const lineEnding = read.choice("line-ending", "crlf", LINE_ENDINGS);
-  const encoding = read.choice("encoding", "ascii", GREETING_ENCODINGS);
+  const { lineEnding, encoding } = read.greetingFormat();
   const options: ServeGreetingOptions = {
     listen,
     drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
