@@ -49,6 +49,9 @@ import {
 
 const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
 
+/** What --early-talkers takes. */
+const EARLY = ["greet", "refuse"] as const;
+
 /**
  * The serving command: the library's own options as the flags give them
  * (`listen` holds every --host with every --port, then every --unix path,
@@ -542,7 +545,32 @@ export function parseServe(args: string[]) {
       "secret bytes (head -c 32 /dev/urandom > PATH)",
   );
   if (logKey === "") throw read.empty("log-key-file");
-  parseSensor(read, options, tarpit !== undefined);
+  // The sensor: --greet-pause, --early-talkers and --capture.
+  const greetPause = read.duration("greet-pause");
+  read.goesWith(
+    "early-talkers",
+    greetPause !== undefined,
+    "--greet-pause DURATION: without a pause no client talks early",
+  );
+  usageIf(
+    tarpit !== undefined && (greetPause ?? read.last("capture")) !== undefined,
+    `${read.flag(greetPause !== undefined ? "greet-pause" : "capture")} ` +
+      "cannot be used with --tarpit: a tarpit holds clients instead of " +
+      "greeting them; choose one",
+  );
+  const timeout = options.timeout!;
+  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
+    throw new UsageError(
+      `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
+        `--timeout ${formatDuration(timeout)}: every client would be cut ` +
+        "before its greeting; shorten the pause or lengthen the timeout",
+    );
+  }
+  if (greetPause !== undefined) options.greetPause = greetPause;
+  const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
+  if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
+  const capture = read.integer("capture", 1, MAX_CAPTURE);
+  if (capture !== undefined) options.capture = capture;
   const proxyFrom = cidrs("proxy-from");
   const proxy = read.has("proxy-protocol");
   read.goesWith(
@@ -598,44 +626,4 @@ export function parseServe(args: string[]) {
     ...(inetd && { inetd }),
     ...(read.has("socket-activation") && { socketActivation: true as const }),
   };
-}
-
-/** What --early-talkers takes. */
-const EARLY = ["greet", "refuse"] as const;
-
-/**
- * Parses --greet-pause, --early-talkers and --capture into `options`.
- *
- * @throws {UsageError} For a bad value, or flags that do not go together.
- */
-function parseSensor(
-  read: FlagReader,
-  options: ServeGreetingOptions,
-  tarpit: boolean,
-): void {
-  const greetPause = read.duration("greet-pause");
-  read.goesWith(
-    "early-talkers",
-    greetPause !== undefined,
-    "--greet-pause DURATION: without a pause no client talks early",
-  );
-  usageIf(
-    tarpit && (greetPause ?? read.last("capture")) !== undefined,
-    `${read.flag(greetPause !== undefined ? "greet-pause" : "capture")} ` +
-      "cannot be used with --tarpit: a tarpit holds clients instead of " +
-      "greeting them; choose one",
-  );
-  const timeout = options.timeout!;
-  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-    throw new UsageError(
-      `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
-        `--timeout ${formatDuration(timeout)}: every client would be cut ` +
-        "before its greeting; shorten the pause or lengthen the timeout",
-    );
-  }
-  if (greetPause !== undefined) options.greetPause = greetPause;
-  const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
-  if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
-  const capture = read.integer("capture", 1, MAX_CAPTURE);
-  if (capture !== undefined) options.capture = capture;
 }
