@@ -43,7 +43,6 @@ import {
   DEFAULT_TARPIT_LINE_LENGTH,
   MAX_TARPIT_LINE_LENGTH,
   MIN_HTTP_LINE_LENGTH,
-  type ResolvedTarpit,
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
@@ -404,8 +403,7 @@ function parseListen(read: FlagReader): ListenTarget[] {
   }
   const unix = read.all("unix");
   if (unix.includes("")) throw read.empty("unix");
-  const portTexts = read.all("port");
-  const portLists = portTexts.map((text, i) =>
+  const portLists = read.all("port").map((text, i) =>
     parsePortRange(text, read.flag("port", i))
   );
   checkDuplicates(read, hosts, portLists, unix);
@@ -432,10 +430,7 @@ function parseListen(read: FlagReader): ListenTarget[] {
  * @throws {UsageError} For a bad value, a --tarpit-* flag without
  * --tarpit, or --tarpit with several workers.
  */
-function parseTarpit(
-  read: FlagReader,
-  workers: number | undefined,
-): ResolvedTarpit | undefined {
+function parseTarpit(read: FlagReader, workers: number | undefined) {
   if (!read.has("tarpit")) {
     for (const name of ["style", "interval", "line-length"]) {
       read.goesWith(`tarpit-${name}`, false, "--tarpit");
