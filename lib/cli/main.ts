@@ -46,10 +46,8 @@ export async function main(args: string[]): Promise<number> {
     json = command.command === "serve" && command.log.format === "json";
     switch (command.command) {
       case "help":
-        console.log(command.text);
-        return 0;
       case "version":
-        console.log(`greeter ${VERSION}`);
+        console.log("text" in command ? command.text : `greeter ${VERSION}`);
         return 0;
       case "connect":
         return await runConnect(command);
