@@ -3,6 +3,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { parseCommand } from "../lib/cli/main.ts";
 import {
+  ExitError,
   formatColumns,
   formatFlagHelp,
   formatGroupedFlagHelp,
@@ -13,7 +14,8 @@ import {
   UsageError,
   wrapText,
 } from "../lib/cli/flags.ts";
-import { explainError, explainListenError } from "../lib/cli/explain.ts";
+import { explainError, explainListen } from "../lib/cli/explain.ts";
+import { ListenError } from "../lib/server/listeners.ts";
 import { formatDuration } from "../lib/cli/duration.ts";
 import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
 
@@ -185,12 +187,22 @@ Deno.test("explainError() keeps the whole message of a runtime error, escaped", 
   );
 });
 
-Deno.test("explainListenError() names --metrics, or the port flag as spelt, for a busy port", () => {
-  const busy = new Deno.errors.AddrInUse("Address in use");
-  const metrics = explainListenError(busy, "127.0.0.1:9", 9, "--metrics");
+Deno.test("explainListen() names --metrics, or the port flag as spelt, for a busy port", () => {
+  const busy = new ListenError(
+    "127.0.0.1:9",
+    9,
+    new Deno.errors.AddrInUse("Address in use"),
+  );
+  const metrics = assertThrows(
+    () => explainListen(busy, "--metrics"),
+    ExitError,
+  );
   assert(metrics.message.includes("choose another --metrics address"));
   assert(!metrics.message.includes("--port"), metrics.message);
-  const greeting = explainListenError(busy, "127.0.0.1:9", 9, "-H", "-p");
+  const greeting = assertThrows(
+    () => explainListen(busy, "-H", "-p"),
+    ExitError,
+  );
   assert(greeting.message.endsWith("choose another -p (0 picks a free one)"));
 });
 

@@ -31,7 +31,8 @@ function permissionHint(error: Error): string {
 }
 
 /**
- * Explains why listening on `address` failed.
+ * Throws the one-line explanation of a failure to listen (a
+ * {@linkcode ListenError}; anything else is thrown as it is).
  *
  * @param flag The flag whose address it was: `--host` (the default) for the
  * greeting's listeners, `--metrics` for the metrics endpoint. The advice
@@ -39,37 +40,38 @@ function permissionHint(error: Error): string {
  * @param portFlag For the greeting's listeners, the port flag as the user
  * spelt it (`-p` or `--port`).
  */
-export function explainListenError(
+export function explainListen(
   error: unknown,
-  address: string,
-  port: number,
   flag = "--host",
   portFlag = "--port",
-): Explanation {
+): never {
+  if (!(error instanceof ListenError)) throw error;
+  const { cause, address, port } = error;
   const prefix = `Cannot listen on ${escapeControl(address)}`;
-  const reason = error instanceof Deno.errors.AddrInUse
+  const reason = cause instanceof Deno.errors.AddrInUse
     ? "the address is already in use; stop the other server or " +
       // The metrics endpoint has one flag for host and port alike.
       (flag === "--metrics"
         ? "choose another --metrics address (port 0 picks a free one)"
         : `choose another ${portFlag} (0 picks a free one)`)
-    : error instanceof Deno.errors.PermissionDenied
+    : cause instanceof Deno.errors.PermissionDenied
     ? "permission denied" +
       (port > 0 && port < 1024
         ? `; port ${port} is privileged: use a port above 1023, run as ` +
           "root, or grant CAP_NET_BIND_SERVICE"
         : "")
-    : error instanceof Deno.errors.AddrNotAvailable
+    : cause instanceof Deno.errors.AddrNotAvailable
     ? "that address is not on this machine; use 0.0.0.0, ::, or one of " +
       "its own addresses"
-    : error instanceof DescriptorError
+    : cause instanceof DescriptorError
     ? "it is not a listening TCP or Unix stream socket; pass sockets of " +
       "ListenStream= (LISTEN_FDS counts those from descriptor 3 on)"
-    : error instanceof Error && /lookup address/.test(error.message)
+    : cause instanceof Error && /lookup address/.test(cause.message)
     ? `the host name does not resolve; check ${flag}`
     : undefined;
   // A missing permission (NotCapable) is explainError's to say.
-  return explained(error, prefix, reason);
+  const { message, exitCode } = explained(cause, prefix, reason);
+  throw new ExitError(message, exitCode);
 }
 
 /**
@@ -136,21 +138,6 @@ export function explainError(error: unknown, prefix?: string): Explanation {
     : escapeControl(text.replace(/ \(os error \d+\)$/, ""));
   const message = prefix ? `${prefix}: ${lowerFirst(line)}` : line;
   return { message, exitCode: EXIT_FAILURE };
-}
-
-/**
- * Throws the one-line explanation of a failure to listen; `flag` names the
- * option whose address it was.
- */
-export function explainListen(
-  error: unknown,
-  flag?: string,
-  portFlag?: string,
-): never {
-  if (!(error instanceof ListenError)) throw error;
-  const { cause, address, port } = error;
-  const why = explainListenError(cause, address, port, flag, portFlag);
-  throw new ExitError(why.message, why.exitCode);
 }
 
 /**
