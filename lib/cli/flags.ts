@@ -100,10 +100,11 @@ function dashed(spec: FlagSpec): string {
 }
 
 /**
- * The "Unknown option" line for `typed` (the flag as given, without any
- * `=value`), with a suggestion from `specs` when one is close.
+ * The "Unknown option" line for `arg` (the flag as given; any `=value` is
+ * left out), with a suggestion from `specs` when one is close.
  */
-function unknownOption(typed: string, specs: FlagSpec[]): UsageError {
+function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
+  const typed = arg.replace(/=.*$/s, "");
   const candidates = specs.flatMap((spec) => [
     dashed(spec),
     ...(spec.short ? [`-${spec.short}`] : []),
@@ -169,9 +170,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     }
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
     // negated flags, so every --no-* is unknown.
-    if (arg.startsWith("--no-")) {
-      throw unknownOption(arg.replace(/=.*$/s, ""), specs);
-    }
+    if (arg.startsWith("--no-")) throw unknownOption(arg, specs);
     const long = /^--([^=]+)(=?)/s.exec(arg);
     const spec = long && byName.get(long[1]);
     if (spec) spell(spec, dashed(spec));
@@ -223,7 +222,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     "--": true,
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
-        throw unknownOption(arg.replace(/=.*$/s, ""), specs);
+        throw unknownOption(arg, specs);
       }
       return true;
     },
