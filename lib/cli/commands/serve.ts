@@ -287,8 +287,8 @@ function checkDuplicates(
     new UsageError(`${what} is given twice (${both}): give each ${each} once`);
   const host = repeated(hosts.map(hostKey));
   if (host) {
-    const [a, b] = host.map((i) => given("host", i));
-    throw twice(`Host ${quote(hosts[host[1]])}`, `${a} and ${b}`, "host");
+    const both = host.map((i) => given("host", i)).join(" and ");
+    throw twice(`Host ${quote(hosts[host[1]])}`, both, "host");
   }
   // A wildcard host covers the specific ones of its family on every port
   // (whether :: also takes IPv4 depends on the system, so that is left to
@@ -312,9 +312,8 @@ function checkDuplicates(
   );
   const port = repeated(portsGiven.map(([port]) => port));
   if (port) {
-    const [[number, a], [, b]] = port.map((at) => portsGiven[at]);
-    const both = `${given("port", a)} and ${given("port", b)}`;
-    throw twice(`Port ${number}`, both, "port");
+    const both = port.map((at) => given("port", portsGiven[at][1]));
+    throw twice(`Port ${portsGiven[port[0]][0]}`, both.join(" and "), "port");
   }
   const path = repeated(
     unix.map((path) =>
