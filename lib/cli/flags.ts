@@ -640,8 +640,7 @@ ${formatExamples(help.examples)}`);
       target = parseHostPort(positionals[0], target);
     }
   } catch (error) {
-    if (!(error instanceof ValueError)) throw error;
-    throw new UsageError(error.message);
+    throw error instanceof ValueError ? new UsageError(error.message) : error;
   }
   if (target.port === 0) {
     throw new UsageError(
