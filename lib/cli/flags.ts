@@ -124,7 +124,7 @@ function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
  * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
  * what it returns: unknown flags and flags missing their value are usage
  * errors rather than silently ignored. Gives the command line's
- * {@linkcode flagReader}.
+ * reader (see {@linkcode FlagReader}).
  *
  * @throws {UsageError} For an unknown flag or a missing value.
  */
