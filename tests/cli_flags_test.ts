@@ -236,6 +236,13 @@ Deno.test("parseCommand() refuses a value given to a switch, whatever it says", 
       [["--help=1"], "--help", "1"],
       [["--quiet="], "--quiet", ""],
       [["connect", "127.0.0.1:1", "--tls=0"], "--tls", "0"],
+      // Short switches with a value attached, which parseArgs would take
+      // for the switch's value and then drop the switch.
+      [["-q5"], "-q", "5"],
+      [["-q=1"], "-q", "1"],
+      [["-q-"], "-q", "-"],
+      [["-qV5"], "-V", "5"],
+      [["-h0.5"], "-h", "0.5"],
     ] as const
   ) {
     const error = assertThrows(() => parseCommand([...args]), UsageError);

@@ -120,6 +120,14 @@ function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
   return new UsageError(`Unknown option ${escapeControl(typed)}: ${hint}`);
 }
 
+/** The error for a switch given a value (`got`). */
+function noValue(flag: string, got: string): UsageError {
+  return new UsageError(
+    `${flag} takes no value; got ${quote(got)}: give ${flag} alone, or ` +
+      "leave it out",
+  );
+}
+
 /**
  * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
  * what it returns: unknown flags and flags missing their value are usage
@@ -177,11 +185,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
     // a switch given a value is a mistake to say, not to guess at.
     if (spec && !spec.value && long![2] === "=") {
-      throw new UsageError(
-        `${dashed(spec)} takes no value; got ${
-          quote(arg.slice(long![0].length))
-        }: give ${dashed(spec)} alone, or leave it out`,
-      );
+      throw noValue(dashed(spec), arg.slice(long![0].length));
     }
     if (spec?.value && long![2] !== "=") {
       joinValue(spec, arg);
@@ -192,6 +196,14 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     const bundle = letters.map((letter) => byName.get(letter));
     const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
       bundle.length;
+    // "-q5", "-q=1", "-q-": parseArgs would take them for -q's value and
+    // drop the switch, silently.
+    if (end > 1 && !bundle[end - 1] && !/[a-z]/i.test(letters[end - 1])) {
+      throw noValue(
+        `-${letters[end - 2]}`,
+        letters.slice(end - 1).join("").replace(/^=/, ""),
+      );
+    }
     if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
       // Unknown flags, positionals and the rest are parseArgs' to read.
       joined.push(arg);
