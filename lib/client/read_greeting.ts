@@ -117,25 +117,21 @@ export interface FetchGreetingOptions {
  * ```
  */
 export class GreetingTimeoutError extends Error {
-  /** Bytes received before the deadline. */
-  readonly received: number;
-  /**
-   * Whether the connection was made (and its TLS handshake done) before
-   * the deadline: false when the server never answered at all.
-   */
-  readonly connected: boolean;
   /** Describes which server did not finish within which timeout. */
   constructor(
     address: string,
     timeout: number,
-    received = 0,
-    connected = true,
+    /** Bytes received before the deadline. */
+    readonly received = 0,
+    /**
+     * Whether the connection was made (and its TLS handshake done) before
+     * the deadline: false when the server never answered at all.
+     */
+    readonly connected = true,
   ) {
     const what = connected ? "complete greeting from" : "connection to";
     super(`No ${what} ${address} within ${timeout} ms`);
     this.name = "GreetingTimeoutError";
-    this.received = received;
-    this.connected = connected;
   }
 }
 
