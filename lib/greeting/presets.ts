@@ -122,6 +122,7 @@ export function timeGreeting(now?: () => Date): GreetingSource {
 /** ASCII white space, as String.prototype.trim sees it. */
 const isSpace = (byte: number) =>
   byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
+const notAscii = (byte: number) => byte > 0x7f;
 
 /**
  * Reads a quotes file straight from its bytes into one buffer, every line of
@@ -167,14 +168,11 @@ export function packQuotes(
     return new TextDecoder(label, { ignoreBOM: true })
       .decode(file.subarray(from, to));
   };
+  const lineBytes = (line: number) => file.subarray(starts[line], stops[line]);
   // Only a line with a byte outside ASCII is decoded: trim's white space.
-  const blank = (line: number) => {
-    for (let i = starts[line]; i < stops[line]; i++) {
-      if (file[i] > 0x7f) return text(starts[line], stops[line]).trim() === "";
-      if (!isSpace(file[i])) return false;
-    }
-    return true;
-  };
+  const blank = (line: number) =>
+    lineBytes(line).every(isSpace) || (lineBytes(line).some(notAscii) &&
+      text(starts[line], stops[line]).trim() === "");
   // Each quote copied, blank lines around it dropped, every line in CRLF:
   // at most each line's bytes and two more (the LF was counted already).
   const bytes = new Uint8Array(file.length - from + count + 1);
@@ -190,8 +188,8 @@ export function packQuotes(
       new QuoteError(`Quote ${number} ${why}`, number, first + 1);
     let length = end - first - 1;
     for (let line = first; line < end; line++) {
-      for (let i = starts[line]; i < stops[line]; i++) {
-        if (file[i] <= 0x7f) continue;
+      const i = starts[line] + lineBytes(line).findIndex(notAscii);
+      if (i >= starts[line]) {
         // `i` begins a character: every byte before it in the quote is ASCII.
         const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
         throw refuse(
@@ -200,7 +198,7 @@ export function packQuotes(
         );
       }
       length += stops[line] - starts[line];
-      bytes.set(file.subarray(starts[line], stops[line]), at);
+      bytes.set(lineBytes(line), at);
       at += stops[line] - starts[line];
       bytes[at++] = 0x0d;
       bytes[at++] = 0x0a;
