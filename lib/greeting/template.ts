@@ -242,22 +242,21 @@ export type GreetingSource =
   | Uint8Array
   | ((context: GreetingContext) => Uint8Array);
 
-type Ctx = GreetingContext;
-type Getter = (context: Ctx) => string;
+type Getter = (context: GreetingContext) => string;
 
 /**
  * Every placeholder, in the order messages list them, with its value per
  * connection; `time` and `hostname` are made once, by compileTemplate.
  */
 const VALUES = {
-  remote_addr: (context: Ctx) => unmapIpv4(context.remoteAddr.hostname),
-  remote_port: (context: Ctx) => String(context.remoteAddr.port),
-  local_addr: (context: Ctx) => unmapIpv4(context.localAddr.hostname),
-  local_port: (context: Ctx) => String(context.localAddr.port),
+  remote_addr: (context) => unmapIpv4(context.remoteAddr.hostname),
+  remote_port: (context) => String(context.remoteAddr.port),
+  local_addr: (context) => unmapIpv4(context.localAddr.hostname),
+  local_port: (context) => String(context.localAddr.port),
   time: undefined,
   hostname: undefined,
-  count: (context: Ctx) => String(context.count),
-};
+  count: (context) => String(context.count),
+} satisfies Record<string, Getter | undefined>;
 
 /** The name of a placeholder a greeting template may use, without braces. */
 export type TemplatePlaceholder = keyof typeof VALUES;

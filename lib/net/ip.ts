@@ -87,9 +87,7 @@ export function parseIp(text: string): IpBytes | undefined {
 
 /** True for the 16 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
 function isMapped(bytes: IpBytes): boolean {
-  for (let i = 0; i < 12; i++) {
-    if (bytes[i] !== (i < 10 ? 0 : 0xff)) return false;
-  }
+  for (let i = 0; i < 12; i++) if (bytes[i] !== (i > 9 ? 255 : 0)) return false;
   return true;
 }
 

@@ -415,7 +415,7 @@ function parseV1Line(line: string): ProxyHeader {
   const fields = line.split(" ");
   const word = fields[1];
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
-  if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word ?? "");
+  if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word);
   if (fields.length !== 6) {
     const found = fields.length - 2;
     throw refuse(
