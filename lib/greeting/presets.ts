@@ -163,16 +163,15 @@ export function packQuotes(
   }
   // Bytes of the file as UTF-8, or Latin-1 if the file is not UTF-8.
   let label: string | undefined;
-  const text = (from: number, to: number) => {
+  const decode = (bytes: Uint8Array) => {
     label ??= decodeUtf8(file) === undefined ? "latin1" : "utf-8";
-    return new TextDecoder(label, { ignoreBOM: true })
-      .decode(file.subarray(from, to));
+    return new TextDecoder(label, { ignoreBOM: true }).decode(bytes);
   };
   const lineBytes = (line: number) => file.subarray(starts[line], stops[line]);
   // Only a line with a byte outside ASCII is decoded: trim's white space.
   const blank = (line: number) =>
     lineBytes(line).every(isSpace) || (lineBytes(line).some(notAscii) &&
-      text(starts[line], stops[line]).trim() === "");
+      decode(lineBytes(line)).trim() === "");
   // Each quote copied, blank lines around it dropped, every line in CRLF:
   // at most each line's bytes and two more (the LF was counted already).
   const bytes = new Uint8Array(file.length - from + count + 1);
@@ -191,7 +190,7 @@ export function packQuotes(
       const i = starts[line] + lineBytes(line).findIndex(notAscii);
       if (i >= starts[line]) {
         // `i` begins a character: every byte before it in the quote is ASCII.
-        const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
+        const [char] = decode(file.subarray(i, i + 4));
         throw refuse(
           `(line ${line + 1}) has ${describeChar(char)}, which is not ASCII ` +
             "as RFC 865 requires: replace it in the quotes file",

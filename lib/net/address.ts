@@ -60,13 +60,8 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     throw new ValueError("address", spec, "write IPv6 addresses as [::1]:8080");
   } else if (spec.indexOf(":") !== spec.lastIndexOf(":")) {
     // A bare IPv6 address: no port can follow it.
-    if (!parseIp(spec)) {
-      throw new ValueError(
-        "address",
-        spec,
-        "write HOST:PORT, or an IPv6 address as [::1]:8080",
-      );
-    }
+    const how = "write HOST:PORT, or an IPv6 address as [::1]:8080";
+    if (!parseIp(spec)) throw new ValueError("address", spec, how);
     hostname = spec;
   } else {
     const colon = spec.indexOf(":");

@@ -157,11 +157,7 @@ export function parseCidr(text: string): Cidr {
  * `bytes` with every bit after the first `prefix` cleared: the block's first
  * address; with `last`, every such bit set: its last.
  */
-export function maskBits(
-  bytes: IpBytes,
-  prefix: number,
-  last = false,
-): IpBytes {
+export function maskBits(bytes: IpBytes, prefix: number, last = false) {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
     const bits = Math.max(0, Math.min(8, prefix - i * 8));

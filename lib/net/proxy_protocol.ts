@@ -130,11 +130,9 @@ const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
 
 /** "Malformed (or Oversized) PROXY protocol vN header: DETAIL". */
 function refuse(v: 1 | 2, detail: string, word = "Malformed") {
+  const reason = word === "Malformed" ? "malformed" : "oversized";
   const message = `${word} PROXY protocol v${v} header: ${detail}`;
-  return new ProxyProtocolError(
-    word === "Malformed" ? "malformed" : "oversized",
-    message,
-  );
+  return new ProxyProtocolError(reason, message);
 }
 
 function checkMaxBytes(maxBytes = DEFAULT_MAX_PROXY_HEADER_BYTES): number {
