@@ -538,14 +538,14 @@ export function compileTemplate(
       length += (values[i] = getters[i](context)).length;
     }
     const out = allocate(length);
-    out.set(blocks[0]);
-    let at = blocks[0].length;
+    let at = 0;
     for (let i = 0; i < getters.length; i++) {
+      if (blocks[i].length > 0) out.set(blocks[i], at);
+      at += blocks[i].length;
       writeAscii(out, at, values[i]);
       at += values[i].length;
-      out.set(blocks[i + 1], at);
-      at += blocks[i + 1].length;
     }
+    out.set(blocks[getters.length], at);
     return out;
   };
 }

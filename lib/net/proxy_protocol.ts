@@ -108,13 +108,14 @@ const V1_MAX_LENGTH = 107;
 const V1_MIN_LENGTH = 15;
 
 /**
- * The protocol words a v1 line may carry, with the fewest characters of
- * each address and port field that follows ("0.0.0.0" or "::", then "0").
+ * The protocol words a v1 line may carry, with the fewest characters each
+ * needs after "PROXY " to be a whole line, and the fewest characters of
+ * each address and port field ("0.0.0.0" or "::", then "0").
  */
-const V1_PROTOCOLS: Record<string, number[]> = {
-  UNKNOWN: [],
-  TCP4: [7, 7, 1, 1],
-  TCP6: [2, 2, 1, 1],
+const V1_PROTOCOLS: Record<string, { rest: number; fields: number[] }> = {
+  UNKNOWN: { rest: 9, fields: [] },
+  TCP4: { rest: 26, fields: [7, 7, 1, 1] },
+  TCP6: { rest: 16, fields: [2, 2, 1, 1] },
 };
 
 /** Either a parsed header, or how many more bytes a valid header needs at least. */
@@ -129,11 +130,13 @@ function agrees(bytes: Uint8Array, signature: Uint8Array): boolean {
 const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
 
 /** "Malformed (or Oversized) PROXY protocol vN header: DETAIL". */
-function refuse(v: 1 | 2, detail: string, word = "Malformed") {
+function refuse(word: "Malformed" | "Oversized", v: 1 | 2, detail: string) {
   const reason = word === "Malformed" ? "malformed" : "oversized";
   const message = `${word} PROXY protocol v${v} header: ${detail}`;
   return new ProxyProtocolError(reason, message);
 }
+const malformedV1 = (detail: string) => refuse("Malformed", 1, detail);
+const malformedV2 = (detail: string) => refuse("Malformed", 2, detail);
 
 function checkMaxBytes(maxBytes = DEFAULT_MAX_PROXY_HEADER_BYTES): number {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < V2_FIXED_LENGTH) {
@@ -276,7 +279,7 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
 function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const n = bytes.length;
   if (!agrees(bytes, V2_SIGNATURE)) {
-    throw refuse(2, "the signature does not match");
+    throw malformedV2("the signature does not match");
   }
   const version = bytes[12] >> 4;
   const command = bytes[12] & 0x0f;
@@ -296,7 +299,7 @@ function inspectV2(bytes: Uint8Array, maxBytes: number): Step {
   const length = V2_FIXED_LENGTH + ((bytes[14] << 8) | bytes[15]);
   if (length > maxBytes) {
     const detail = `${length} bytes, more than the ${maxBytes} allowed`;
-    throw refuse(2, detail, "Oversized");
+    throw refuse("Oversized", 2, detail);
   }
   if (n < length) return { need: length - n };
   return { header: decodeV2(bytes.subarray(0, length)), length };
@@ -319,18 +322,18 @@ function decodeV2(header: Uint8Array): ProxyHeader {
     const given = header.length - V2_FIXED_LENGTH;
     const needed = blockEnd - V2_FIXED_LENGTH;
     const detail = `${given} bytes of addresses, fewer than the ${needed}`;
-    throw refuse(2, `${detail} its family needs`);
+    throw malformedV2(`${detail} its family needs`);
   }
   // Each TLV after the addresses must lie wholly inside the header.
   for (let at = blockEnd; at < header.length;) {
     const left = header.length - at;
     if (left < 3) {
-      throw refuse(2, `${left} stray bytes where a TLV should begin`);
+      throw malformedV2(`${left} stray bytes where a TLV should begin`);
     }
     const past = 3 + ((header[at + 1] << 8) | header[at + 2]) - left;
     if (past > 0) {
       const type = hex(header[at]);
-      throw refuse(2, `TLV type ${type} runs ${past} bytes past the header`);
+      throw malformedV2(`TLV type ${type} runs ${past} bytes past the header`);
     }
     at = header.length + past;
   }
@@ -351,36 +354,38 @@ function decodeV2(header: Uint8Array): ProxyHeader {
 
 function unknownProtocol(word: string): ProxyProtocolError {
   const defined = "only TCP4, TCP6 and UNKNOWN are defined";
-  return refuse(1, `unknown protocol ${JSON.stringify(word)}: ${defined}`);
+  return malformedV1(`unknown protocol ${JSON.stringify(word)}: ${defined}`);
 }
 
 function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
   const limit = Math.min(V1_MAX_LENGTH, maxBytes);
   const n = Math.min(bytes.length, limit);
   if (!agrees(bytes.subarray(0, n), V1_PREFIX)) {
-    throw refuse(1, 'it does not begin with "PROXY "');
+    throw malformedV1('it does not begin with "PROXY "');
   }
-  const text = String.fromCharCode(...bytes.subarray(0, n));
-  // The first LF, CR not before an LF, or byte that is not printable ASCII.
-  const at = text.search(/\n|\r[^\n]|[^\r -~]/);
-  if (text[at] === "\n") {
-    if (text[at - 1] !== "\r") {
-      throw refuse(1, "a line feed without a carriage return before it");
+  let text = "";
+  for (let i = 0; i < n; i++) {
+    const byte = bytes[i];
+    if (byte === 0x0a) {
+      if (i === 0 || bytes[i - 1] !== 0x0d) {
+        throw malformedV1("a line feed without a carriage return before it");
+      }
+      return { header: parseV1Line(text.slice(0, -1)), length: i + 1 };
     }
-    return { header: parseV1Line(text.slice(0, at - 1)), length: at + 1 };
-  }
-  if (text[at] === "\r") {
-    throw refuse(1, "a carriage return without a line feed after it");
-  }
-  if (at !== -1) {
-    const where = `byte ${hex(bytes[at])} at offset ${at}`;
-    throw refuse(1, `${where}: the line must be printable US-ASCII`);
+    if (byte === 0x0d && i + 1 < n && bytes[i + 1] !== 0x0a) {
+      throw malformedV1("a carriage return without a line feed after it");
+    }
+    if ((byte < 0x20 && byte !== 0x0d) || byte > 0x7e) {
+      const where = `byte ${hex(byte)} at offset ${i}`;
+      throw malformedV1(`${where}: the line must be printable US-ASCII`);
+    }
+    text += String.fromCharCode(byte);
   }
   // A line that cannot become valid is malformed, however long it runs;
   // after a CR only its LF can come, but the fields before it are checked.
   const cr = text.endsWith("\r");
   const need = v1Fewest(cr ? text.slice(0, -1) : text);
-  if (n >= limit) throw refuse(1, `no CRLF within ${limit} bytes`, "Oversized");
+  if (n >= limit) throw refuse("Oversized", 1, `no CRLF within ${limit} bytes`);
   return { need: Math.min(cr ? 1 : need, limit - n) };
 }
 
@@ -391,22 +396,29 @@ function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
 function v1Fewest(text: string): number {
   if (text.length < V1_PREFIX.length) return V1_MIN_LENGTH - text.length;
   const fields = text.slice(V1_PREFIX.length).split(" ");
-  const [word] = fields;
-  const at = fields.length - 1; // The field being typed; 0: the word.
+  const word = fields[0];
+  if (fields.length === 1) {
+    // Still inside the protocol word: the shortest line it can begin.
+    const fewest = Math.min(
+      ...Object.entries(V1_PROTOCOLS).filter(([name]) => name.startsWith(word))
+        .map(([, { rest }]) => V1_PREFIX.length + rest - text.length),
+    );
+    if (fewest === Infinity) throw unknownProtocol(word);
+    return fewest;
+  }
   // Own keys only: a word such as "constructor" names nothing here.
-  const protocols = Object.entries(V1_PROTOCOLS)
-    .filter(([name]) => at === 0 ? name.startsWith(word) : name === word);
-  if (protocols.length === 0) throw unknownProtocol(word);
+  if (!Object.hasOwn(V1_PROTOCOLS, word)) throw unknownProtocol(word);
+  const { fields: fewest } = V1_PROTOCOLS[word];
   // UNKNOWN may be followed by anything up to the CRLF.
-  if (at > 0 && word === "UNKNOWN") return 2;
-  const count = V1_PROTOCOLS[word]?.length;
-  if (at > count) throw refuse(1, `more than ${count} fields after ${word}`);
-  // The shortest line each protocol the line can still be allows.
-  return Math.min(...protocols.map(([name, fewest]) => {
-    const lengths = [name.length, ...fewest];
-    const rest = lengths.slice(at + 1).reduce((sum, n) => sum + 1 + n, 2);
-    return Math.max(0, lengths[at] - fields[at].length) + rest;
-  }));
+  if (fewest.length === 0) return 2;
+  const done = fields.length - 2;
+  const typed = fields[fields.length - 1].length;
+  if (done >= fewest.length) {
+    throw malformedV1(`more than ${fewest.length} fields after ${word}`);
+  }
+  let need = Math.max(0, fewest[done] - typed) + 2;
+  for (let i = done + 1; i < fewest.length; i++) need += 1 + fewest[i];
+  return need;
 }
 
 function parseV1Line(line: string): ProxyHeader {
@@ -416,8 +428,7 @@ function parseV1Line(line: string): ProxyHeader {
   if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word);
   if (fields.length !== 6) {
     const found = fields.length - 2;
-    throw refuse(
-      1,
+    throw malformedV1(
       `${word} needs 4 fields separated by single spaces, found ${found}`,
     );
   }
@@ -431,14 +442,12 @@ function parseV1Line(line: string): ProxyHeader {
     const bytes = ipv6 ? parseIpv6(text) : parseIpv4(text);
     if (!bytes) {
       const family = ipv6 ? "an IPv6" : "an IPv4";
-      throw refuse(
-        1,
+      throw malformedV1(
         `the ${what} address ${JSON.stringify(text)} is not ${family} address`,
       );
     }
     if (!/^(0|[1-9][0-9]{0,4})$/.test(port) || Number(port) > 65535) {
-      throw refuse(
-        1,
+      throw malformedV1(
         `the ${what} port ${JSON.stringify(port)} is not a whole number ` +
           "from 0 to 65535 without leading zeros",
       );
