@@ -336,7 +336,7 @@ export class TemplateError extends SyntaxError {
 }
 
 /** `{{`, `}}`, a `{name}` reference, or a stray brace. */
-const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
+const BRACES = /(\{\{|\}\}|\{[^{}\r\n]*\}|[{}])/;
 
 /** `{remote_addr}, {remote_port}, …` for messages. */
 const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
@@ -348,30 +348,28 @@ const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 function parseTemplate(message: string): [string[], TemplatePlaceholder[]] {
   const texts = [""];
   const names: TemplatePlaceholder[] = [];
-  let last = 0;
-  for (const match of message.matchAll(BRACES)) {
-    const [all, name] = match;
-    texts[names.length] += message.slice(last, match.index);
-    last = match.index + all.length;
-    const position = match.index + 1;
+  let position = 1;
+  // Literal text and braces alternate: split keeps what it splits at.
+  for (const [i, part] of message.split(BRACES).entries()) {
+    const name = part.slice(1, -1) as TemplatePlaceholder;
     const at = `at position ${position} of the message`;
-    if (all === "{{" || all === "}}") {
-      texts[names.length] += all[0];
-    } else if (TEMPLATE_PLACEHOLDERS.includes(name as TemplatePlaceholder)) {
-      names.push(name as TemplatePlaceholder);
+    if (i % 2 === 0 || part === "{{" || part === "}}") {
+      texts[names.length] += i % 2 === 0 ? part : part[0];
+    } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
+      names.push(name);
       texts.push("");
     } else {
       throw new TemplateError(
-        all === "{"
+        part === "{"
           ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
-          : all === "}"
+          : part === "}"
           ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
-          : `Unknown placeholder "${all}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
+          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
         position,
       );
     }
+    position += part.length;
   }
-  texts[names.length] += message.slice(last);
   return [texts, names];
 }
 
