@@ -23,13 +23,11 @@ export function formatAddress(addr: Deno.Addr): string {
   return `${addr.transport}:${JSON.stringify(addr)}`;
 }
 
-/** A host and port, as parsed by {@linkcode parseHostPort}. */
-export interface HostPort {
-  /** The host name or IP literal, without IPv6 brackets. */
-  hostname: string;
-  /** The TCP port. */
-  port: number;
-}
+/**
+ * A host and port, as parsed by {@linkcode parseHostPort}: the host name or
+ * IP literal (without IPv6 brackets) and the TCP port.
+ */
+export type HostPort = Pick<Deno.NetAddr, "hostname" | "port">;
 
 /**
  * Parses a port number given as text.

@@ -150,7 +150,7 @@ export function parseCidr(text: string): Cidr {
   }
   // Keep only the network part, so 10.1.2.3/8 means 10.0.0.0/8.
   const network = maskBits(bytes, prefix);
-  return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
+  return { bytes: network, prefix, text: blockText(network, prefix) };
 }
 
 /**
