@@ -168,10 +168,7 @@ function asDenoError(error: Error & { code?: string }): Error {
   return Kind ? new Kind(error.message) : error;
 }
 
-async function open(
-  options: FetchGreetingOptions,
-  signal: AbortSignal,
-): Promise<ChunkSource> {
+async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
   if (path !== undefined) {
