@@ -122,7 +122,6 @@ export function timeGreeting(now?: () => Date): GreetingSource {
 /** ASCII white space, as String.prototype.trim sees it. */
 const isSpace = (byte: number) =>
   byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
-const notAscii = (byte: number) => byte > 0x7f;
 
 /**
  * Reads a quotes file straight from its bytes into one buffer, every line of
@@ -161,15 +160,19 @@ export function packQuotes(file: Uint8Array) {
   }
   // Bytes of the file as UTF-8, or Latin-1 if the file is not UTF-8.
   let label: string | undefined;
-  const decode = (bytes: Uint8Array) => {
+  const text = (from: number, to: number) => {
     label ??= decodeUtf8(file) === undefined ? "latin1" : "utf-8";
-    return new TextDecoder(label, { ignoreBOM: true }).decode(bytes);
+    return new TextDecoder(label, { ignoreBOM: true })
+      .decode(file.subarray(from, to));
   };
-  const lineBytes = (line: number) => file.subarray(starts[line], stops[line]);
   // Only a line with a byte outside ASCII is decoded: trim's white space.
-  const blank = (line: number) =>
-    lineBytes(line).every(isSpace) || (lineBytes(line).some(notAscii) &&
-      decode(lineBytes(line)).trim() === "");
+  const blank = (line: number) => {
+    for (let i = starts[line]; i < stops[line]; i++) {
+      if (file[i] > 0x7f) return text(starts[line], stops[line]).trim() === "";
+      if (!isSpace(file[i])) return false;
+    }
+    return true;
+  };
   // Each quote copied, blank lines around it dropped, every line in CRLF:
   // at most each line's bytes and two more (the LF was counted already).
   const bytes = new Uint8Array(file.length - from + count + 1);
@@ -185,17 +188,17 @@ export function packQuotes(file: Uint8Array) {
       new QuoteError(`Quote ${number} ${why}`, number, first + 1);
     let length = end - first - 1;
     for (let line = first; line < end; line++) {
-      const i = starts[line] + lineBytes(line).findIndex(notAscii);
-      if (i >= starts[line]) {
+      for (let i = starts[line]; i < stops[line]; i++) {
+        if (file[i] <= 0x7f) continue;
         // `i` begins a character: every byte before it in the quote is ASCII.
-        const [char] = decode(file.subarray(i, i + 4));
+        const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
         throw refuse(
           `(line ${line + 1}) has ${describeChar(char)}, which is not ASCII ` +
             "as RFC 865 requires: replace it in the quotes file",
         );
       }
       length += stops[line] - starts[line];
-      bytes.set(lineBytes(line), at);
+      bytes.set(file.subarray(starts[line], stops[line]), at);
       at += stops[line] - starts[line];
       bytes[at++] = 0x0d;
       bytes[at++] = 0x0a;

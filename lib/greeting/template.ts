@@ -175,14 +175,16 @@ function encodeText(
       "Message has an unpaired surrogate, which UTF-8 cannot encode",
     );
   }
-  // By code point: up to the first one above the limit, also by code unit.
-  const codes = Array.from(text, (char) => char.charCodeAt(0));
-  const at = codes.findIndex((code) => code > LIMITS[encoding]);
-  if (at !== -1) {
-    const char = String.fromCodePoint(text.codePointAt(at)!);
-    throw new EncodingError(char, at + 1, encoding, { subject });
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > LIMITS[encoding]) {
+      const char = String.fromCodePoint(text.codePointAt(i)!);
+      throw new EncodingError(char, i + 1, encoding, { subject });
+    }
+    bytes[i] = code;
   }
-  return Uint8Array.from(codes);
+  return bytes;
 }
 
 /**
