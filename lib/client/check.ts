@@ -102,6 +102,9 @@ export interface CheckResult {
   hint?: "proxy-header" | "timeout";
 }
 
+/** What a check expects by default: greeter's default greeting. */
+const DEFAULT_EXPECT = encodeGreeting(DEFAULT_MESSAGE);
+
 /** Bytes read beyond the expected length, to show what was sent instead. */
 const EXTRA = 256;
 /** Bytes of each side shown in a mismatch. */
@@ -135,10 +138,7 @@ export function quoteBytes(bytes: Uint8Array, from = 0, max = SHOWN): string {
 export async function checkGreeting(
   options: CheckGreetingOptions = {},
 ): Promise<CheckResult> {
-  const {
-    expect = encodeGreeting(DEFAULT_MESSAGE),
-    timeout = DEFAULT_CHECK_TIMEOUT,
-  } = options;
+  const { expect = DEFAULT_EXPECT, timeout = DEFAULT_CHECK_TIMEOUT } = options;
   const address = clientAddress(options);
   const started = performance.now();
   const buffer = new Uint8Array(expect.length + EXTRA + 1);
@@ -167,11 +167,10 @@ export async function checkGreeting(
     { ok: status === "ok", status, message, received, address, ...more }
   );
   if (!matching || closed && size !== expect.length) {
+    const still = timedOut ? `, still open after ${timeout} ms` : "";
     const count = closed
       ? `${size} bytes${matching ? ", then closed" : ""}`
-      : `at least ${size} bytes${
-        timedOut ? `, still open after ${timeout} ms` : ""
-      }`;
+      : `at least ${size} bytes${still}`;
     // Both sides from just before their first difference.
     const from = diff > SHOWN - 8 ? diff - 8 : 0;
     const expected = `${quoteBytes(expect, from)} (${expect.length} bytes)`;

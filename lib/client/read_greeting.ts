@@ -117,25 +117,21 @@ export interface FetchGreetingOptions {
  * ```
  */
 export class GreetingTimeoutError extends Error {
-  /** Bytes received before the deadline. */
-  readonly received: number;
-  /**
-   * Whether the connection was made (and its TLS handshake done) before
-   * the deadline: false when the server never answered at all.
-   */
-  readonly connected: boolean;
   /** Describes which server did not finish within which timeout. */
   constructor(
     address: string,
     timeout: number,
-    received = 0,
-    connected = true,
+    /** Bytes received before the deadline. */
+    readonly received = 0,
+    /**
+     * Whether the connection was made (and its TLS handshake done) before
+     * the deadline: false when the server never answered at all.
+     */
+    readonly connected = true,
   ) {
     const what = connected ? "complete greeting from" : "connection to";
     super(`No ${what} ${address} within ${timeout} ms`);
     this.name = "GreetingTimeoutError";
-    this.received = received;
-    this.connected = connected;
   }
 }
 
@@ -145,16 +141,15 @@ export class GreetingTimeoutError extends Error {
  */
 const LOCAL_HEADER = Uint8Array.of(...V2_SIGNATURE, 0x20, 0, 0, 0);
 
-/** A connection as the client uses it: chunks until the end, and close. */
-interface ChunkSource {
-  /** The next chunk, or null once the server has closed. */
-  next(): Promise<Uint8Array<ArrayBuffer> | null>;
-  close(): void;
-}
+/**
+ * A connection as the client uses it: the next chunk (null once the server
+ * has closed) until the end, and close.
+ */
+type ChunkSource = ReturnType<typeof denoSource>;
 
-function denoSource(conn: Deno.Conn): ChunkSource {
+function denoSource(conn: Deno.Conn) {
   return {
-    async next() {
+    async next(): Promise<Uint8Array<ArrayBuffer> | null> {
       const buffer = new Uint8Array(16 * 1024);
       const read = await conn.read(buffer);
       return read === null ? null : buffer.subarray(0, read);
@@ -173,10 +168,7 @@ function asDenoError(error: Error & { code?: string }): Error {
   return Kind ? new Kind(error.message) : error;
 }
 
-async function open(
-  options: FetchGreetingOptions,
-  signal: AbortSignal,
-): Promise<ChunkSource> {
+async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
   if (path !== undefined) {
@@ -193,11 +185,10 @@ async function open(
     const plain = connectTcp({ host: hostname, port });
     await once(plain, "connect").catch(fail);
     if (proxyHeader) plain.write(LOCAL_HEADER);
-    const servername = isIP(hostname) ? undefined : hostname;
     const socket = connect({
       socket: plain,
       rejectUnauthorized: false,
-      servername,
+      servername: isIP(hostname) ? undefined : hostname,
     });
     await once(socket, "secureConnect").catch(fail);
     // The iterator listens for errors from its first next() on; until then

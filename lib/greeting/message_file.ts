@@ -36,22 +36,20 @@ export function decodeMessageFile(
   bytes: Uint8Array,
   encoding: GreetingEncoding = "ascii",
 ): string {
-  if (encoding === "utf-8") {
-    const text = decodeUtf8(bytes);
-    if (text === undefined) {
-      throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
-    }
-    return text.replace(/\r?\n$/, "");
-  }
   const limit = LIMITS[encoding];
-  const at = bytes.findIndex((byte) => byte > limit);
+  // UTF-8 has no limit: its bytes are checked by decoding them.
+  const at = limit === Infinity ? -1 : bytes.findIndex((byte) => byte > limit);
   if (at !== -1) {
     const byte = `0x${bytes[at].toString(16).toUpperCase()}`;
     const message = `Message file has byte ${byte} at offset ${at}`;
     throw new DecodeError(`${message}, which is not ${encoding}`, at, encoding);
   }
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
+  let text = encoding === "utf-8" ? decodeUtf8(bytes) : "";
+  if (text === undefined) {
+    throw new DecodeError("Message file is not valid UTF-8", -1, encoding);
+  }
+  // ASCII and Latin-1: each byte is its character, in runs the stack takes.
+  for (let i = 0; encoding !== "utf-8" && i < bytes.length; i += 8192) {
     text += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return text.replace(/\r?\n$/, "");

@@ -139,9 +139,7 @@ const isSpace = (byte: number) =>
  * gives the quote's number and line, and the character as UTF-8 (Latin-1 if
  * the file is not UTF-8).
  */
-export function packQuotes(
-  file: Uint8Array,
-): { bytes: Uint8Array; ends: Uint32Array } {
+export function packQuotes(file: Uint8Array) {
   const from = file[0] === 0xef && file[1] === 0xbb && file[2] === 0xbf ? 3 : 0;
   // Line starts and ends (CR of CRLF left out), and whether one is "%":
   // typed arrays, counted first, so the index costs 8 bytes a line.
@@ -240,10 +238,7 @@ export function packQuotes(
  * modified.
  * @throws {QuoteError} If there are no quotes, or one breaks RFC 865.
  */
-export function qotdGreeting(
-  file: Uint8Array,
-  random: () => number = Math.random,
-): GreetingSource {
+export function qotdGreeting(file: Uint8Array, random = Math.random) {
   const { bytes, ends } = packQuotes(file);
   if (ends.length === 1) return bytes;
   return () => {

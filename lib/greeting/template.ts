@@ -108,28 +108,22 @@ export interface EncodeGreetingOptions {
  * ```
  */
 export class EncodingError extends RangeError {
-  /** The character, as a string of one code point. */
-  readonly char: string;
-  /** Its position in the text, from 1. */
-  readonly position: number;
-  /** The encoding that cannot carry it. */
-  readonly encoding: GreetingEncoding;
   /**
    * Describes the character and where it is; `subject` names the text
    * (default "Message").
    */
   constructor(
-    char: string,
-    position: number,
-    encoding: GreetingEncoding,
+    /** The character, as a string of one code point. */
+    readonly char: string,
+    /** Its position in the text, from 1. */
+    readonly position: number,
+    /** The encoding that cannot carry it. */
+    readonly encoding: GreetingEncoding,
     options: { subject?: string } = {},
   ) {
     const what = `${options.subject ?? "Message"} has ${describeChar(char)}`;
     super(`${what} at position ${position}, which ${encoding} cannot encode`);
     this.name = "EncodingError";
-    this.char = char;
-    this.position = position;
-    this.encoding = encoding;
   }
 }
 
@@ -162,7 +156,19 @@ export function encodeGreeting(
   oneOf("line ending", lineEnding, LINE_ENDINGS);
   oneOf("encoding", encoding, GREETING_ENCODINGS);
   const terminator = TERMINATORS[lineEnding];
-  const text = message.split(/\r?\n/).join(terminator || "\n") + terminator;
+  return encodeText(lines(message, terminator) + terminator, encoding);
+}
+
+/** `text` with each line break as `terminator` ("none": LF), none added. */
+const lines = (text: string, terminator: string) =>
+  text.split(/\r?\n/).join(terminator || "\n");
+
+/** `text` as it is, in `encoding`; `subject` names it in an EncodingError. */
+function encodeText(
+  text: string,
+  encoding: GreetingEncoding,
+  subject?: string,
+): Uint8Array<ArrayBuffer> {
   if (encoding === "utf-8") {
     if (text.isWellFormed()) return new TextEncoder().encode(text);
     throw new RangeError(
@@ -174,7 +180,7 @@ export function encodeGreeting(
     const code = text.charCodeAt(i);
     if (code > LIMITS[encoding]) {
       const char = String.fromCodePoint(text.codePointAt(i)!);
-      throw new EncodingError(char, i + 1, encoding);
+      throw new EncodingError(char, i + 1, encoding, { subject });
     }
     bytes[i] = code;
   }
@@ -238,22 +244,21 @@ export type GreetingSource =
   | Uint8Array
   | ((context: GreetingContext) => Uint8Array);
 
-type Ctx = GreetingContext;
-type Getter = (context: Ctx) => string;
+type Getter = (context: GreetingContext) => string;
 
 /**
  * Every placeholder, in the order messages list them, with its value per
  * connection; `time` and `hostname` are made once, by compileTemplate.
  */
 const VALUES = {
-  remote_addr: (context: Ctx) => unmapIpv4(context.remoteAddr.hostname),
-  remote_port: (context: Ctx) => String(context.remoteAddr.port),
-  local_addr: (context: Ctx) => unmapIpv4(context.localAddr.hostname),
-  local_port: (context: Ctx) => String(context.localAddr.port),
+  remote_addr: (context) => unmapIpv4(context.remoteAddr.hostname),
+  remote_port: (context) => String(context.remoteAddr.port),
+  local_addr: (context) => unmapIpv4(context.localAddr.hostname),
+  local_port: (context) => String(context.localAddr.port),
   time: undefined,
   hostname: undefined,
-  count: (context: Ctx) => String(context.count),
-};
+  count: (context) => String(context.count),
+} satisfies Record<string, Getter | undefined>;
 
 /** The name of a placeholder a greeting template may use, without braces. */
 export type TemplatePlaceholder = keyof typeof VALUES;
@@ -333,7 +338,7 @@ export class TemplateError extends SyntaxError {
 }
 
 /** `{{`, `}}`, a `{name}` reference, or a stray brace. */
-const BRACES = /\{\{|\}\}|\{([^{}\r\n]*)\}|[{}]/g;
+const BRACES = /(\{\{|\}\}|\{[^{}\r\n]*\}|[{}])/;
 
 /** `{remote_addr}, {remote_port}, …` for messages. */
 const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
@@ -345,48 +350,36 @@ const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 function parseTemplate(message: string): [string[], TemplatePlaceholder[]] {
   const texts = [""];
   const names: TemplatePlaceholder[] = [];
-  let last = 0;
-  for (const match of message.matchAll(BRACES)) {
-    const [all, name] = match;
-    texts[names.length] += message.slice(last, match.index);
-    last = match.index + all.length;
-    const position = match.index + 1;
+  let position = 1;
+  // Literal text and braces alternate: split keeps what it splits at.
+  for (const [i, part] of message.split(BRACES).entries()) {
+    const name = part.slice(1, -1) as TemplatePlaceholder;
     const at = `at position ${position} of the message`;
-    if (all === "{{" || all === "}}") {
-      texts[names.length] += all[0];
-    } else if (TEMPLATE_PLACEHOLDERS.includes(name as TemplatePlaceholder)) {
-      names.push(name as TemplatePlaceholder);
+    if (i % 2 === 0 || part === "{{" || part === "}}") {
+      texts[names.length] += i % 2 === 0 ? part : part[0];
+    } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
+      names.push(name);
       texts.push("");
     } else {
       throw new TemplateError(
-        all === "{"
+        part === "{"
           ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
-          : all === "}"
+          : part === "}"
           ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
-          : `Unknown placeholder "${all}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
+          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
         position,
       );
     }
+    position += part.length;
   }
-  texts[names.length] += message.slice(last);
   return [texts, names];
 }
 
-/** `{hostname}`'s bytes: resolved (unless given) and encoded, or why not. */
-function hostnameBytes(
-  given: string | undefined,
-  options: EncodeGreetingOptions,
-): Uint8Array {
-  let hostname = given;
+/** `{hostname}`'s text: as given, or resolved, or why it cannot be. */
+function resolveHostname(given: string | undefined): string {
   try {
-    hostname ??= Deno.hostname();
-    return encodeGreeting(hostname, { ...options, lineEnding: "none" });
+    return given ?? Deno.hostname();
   } catch (error) {
-    if (error instanceof EncodingError) {
-      const subject = `The host name "${hostname}" for {hostname}`;
-      const { char, position, encoding } = error;
-      throw new EncodingError(char, position, encoding, { subject });
-    }
     const { NotCapable, PermissionDenied } = Deno.errors;
     if (!(error instanceof NotCapable || error instanceof PermissionDenied)) {
       throw error;
@@ -509,66 +502,50 @@ export function compileTemplate(
   // Checks the literal text, with the positions encodeGreeting reports for
   // a plain message (braces and placeholder names are ASCII).
   encodeGreeting(message, encodeOptions);
-  // The line ending's bytes, which encodeGreeting appends to any text.
-  const terminator = encodeGreeting("", encodeOptions);
-  const literal = (text: string) => {
-    const bytes = encodeGreeting(text, encodeOptions);
-    return bytes.subarray(0, bytes.length - terminator.length);
-  };
-
+  const { lineEnding = "crlf", encoding = "ascii" } = encodeOptions;
   // {time}: RFC 3339 in UTC to the second, formatted once a second.
   const time = perSecond(
     now,
     (second) => new Date(second * 1000).toISOString().slice(0, 19) + "Z",
   );
-  // Literal text and {hostname} pre-encoded, adjacent ones joined; each
-  // text is followed by its placeholder, the last by the line ending.
-  const parts: (Uint8Array | Getter)[] = [];
-  for (const [i, text] of texts.entries()) {
-    const name = names[i];
-    const value = name === undefined
-      ? terminator
-      : name === "hostname"
-      ? hostnameBytes(hostname, encodeOptions)
-      : VALUES[name] ?? time;
-    for (const part of text === "" ? [value] : [literal(text), value]) {
-      const last = parts[parts.length - 1];
-      if (part instanceof Uint8Array && last instanceof Uint8Array) {
-        const joined = new Uint8Array(last.length + part.length);
-        joined.set(last);
-        joined.set(part, last.length);
-        parts[parts.length - 1] = joined;
-      } else parts.push(part);
+  // The literal text, {hostname} and the line ending, pre-encoded: one
+  // block before each varying value and one after the last.
+  const terminator = TERMINATORS[lineEnding];
+  const fixed = [lines(texts[0], terminator)];
+  const getters: Getter[] = [];
+  for (const [i, name] of names.entries()) {
+    if (name === "hostname") {
+      const raw = resolveHostname(hostname);
+      const subject = `The host name "${raw}" for {hostname}`;
+      encodeText(lines(raw, ""), encoding, subject);
+      fixed[fixed.length - 1] += lines(raw, "");
+    } else {
+      getters.push(VALUES[name] ?? time);
+      fixed.push("");
     }
+    fixed[fixed.length - 1] += lines(texts[i + 1], terminator);
   }
-  if (parts.length === 1 && parts[0] instanceof Uint8Array) {
-    return parts[0]; // Only {hostname}, which does not vary: the fast path.
-  }
-  let fixedLength = 0;
-  for (const part of parts) {
-    if (part instanceof Uint8Array) fixedLength += part.length;
-  }
-  const values: string[] = new Array(parts.length);
+  const blocks = fixed.map((text, i) =>
+    encodeText(i === getters.length ? text + terminator : text, encoding)
+  );
+  // Only {hostname}, which does not vary: the fast path.
+  if (getters.length === 0) return blocks[0];
+  const fixedLength = blocks.reduce((sum, block) => sum + block.length, 0);
+  const values: string[] = new Array(getters.length);
   return (context: GreetingContext): Uint8Array => {
     let length = fixedLength;
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (typeof part === "function") {
-        length += (values[i] = part(context)).length;
-      }
+    for (let i = 0; i < getters.length; i++) {
+      length += (values[i] = getters[i](context)).length;
     }
     const out = allocate(length);
     let at = 0;
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (typeof part === "function") {
-        writeAscii(out, at, values[i]);
-        at += values[i].length;
-      } else {
-        out.set(part, at);
-        at += part.length;
-      }
+    for (let i = 0; i < getters.length; i++) {
+      if (blocks[i].length > 0) out.set(blocks[i], at);
+      at += blocks[i].length;
+      writeAscii(out, at, values[i]);
+      at += values[i].length;
     }
+    out.set(blocks[getters.length], at);
     return out;
   };
 }

@@ -23,13 +23,11 @@ export function formatAddress(addr: Deno.Addr): string {
   return `${addr.transport}:${JSON.stringify(addr)}`;
 }
 
-/** A host and port, as parsed by {@linkcode parseHostPort}. */
-export interface HostPort {
-  /** The host name or IP literal, without IPv6 brackets. */
-  hostname: string;
-  /** The TCP port. */
-  port: number;
-}
+/**
+ * A host and port, as parsed by {@linkcode parseHostPort}: the host name or
+ * IP literal (without IPv6 brackets) and the TCP port.
+ */
+export type HostPort = Pick<Deno.NetAddr, "hostname" | "port">;
 
 /**
  * Parses a port number given as text.
@@ -60,13 +58,8 @@ export function parseHostPort(spec: string, defaults: HostPort): HostPort {
     throw new ValueError("address", spec, "write IPv6 addresses as [::1]:8080");
   } else if (spec.indexOf(":") !== spec.lastIndexOf(":")) {
     // A bare IPv6 address: no port can follow it.
-    if (!parseIp(spec)) {
-      throw new ValueError(
-        "address",
-        spec,
-        "write HOST:PORT, or an IPv6 address as [::1]:8080",
-      );
-    }
+    const how = "write HOST:PORT, or an IPv6 address as [::1]:8080";
+    if (!parseIp(spec)) throw new ValueError("address", spec, how);
     hostname = spec;
   } else {
     const colon = spec.indexOf(":");

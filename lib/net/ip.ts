@@ -87,9 +87,7 @@ export function parseIp(text: string): IpBytes | undefined {
 
 /** True for the 16 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
 function isMapped(bytes: IpBytes): boolean {
-  for (let i = 0; i < 12; i++) {
-    if (bytes[i] !== (i < 10 ? 0 : 0xff)) return false;
-  }
+  for (let i = 0; i < 12; i++) if (bytes[i] !== (i > 9 ? 255 : 0)) return false;
   return true;
 }
 
@@ -152,18 +150,14 @@ export function parseCidr(text: string): Cidr {
   }
   // Keep only the network part, so 10.1.2.3/8 means 10.0.0.0/8.
   const network = maskBits(bytes, prefix);
-  return { bytes: network, prefix, text: `${formatIp(network)}/${prefix}` };
+  return { bytes: network, prefix, text: blockText(network, prefix) };
 }
 
 /**
  * `bytes` with every bit after the first `prefix` cleared: the block's first
  * address; with `last`, every such bit set: its last.
  */
-export function maskBits(
-  bytes: IpBytes,
-  prefix: number,
-  last = false,
-): IpBytes {
+export function maskBits(bytes: IpBytes, prefix: number, last = false) {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
     const bits = Math.max(0, Math.min(8, prefix - i * 8));

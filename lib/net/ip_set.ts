@@ -7,13 +7,11 @@
  */
 import { type Cidr, maskBits } from "./ip.ts";
 
-/** Blocks of addresses, asked one address at a time. */
-export interface IpSet {
-  /** True if `address` (4 or 16 bytes) lies in one of the blocks. */
-  has(address: Uint8Array): boolean;
-  /** True when no block was given. */
-  readonly empty: boolean;
-}
+/**
+ * Blocks of addresses, asked one address at a time: `has(address)` (4 or 16
+ * bytes) is true if it lies in one of the blocks; `empty` when none was given.
+ */
+export type IpSet = ReturnType<typeof createIpSet>;
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
@@ -72,14 +70,14 @@ function ranges<T>(
  * console.log(set.has(parseIp("198.51.100.1")!)); // false
  * ```
  */
-export function createIpSet(blocks: readonly Cidr[]): IpSet {
+export function createIpSet(blocks: readonly Cidr[]) {
   const v4 = blocks.filter((cidr) => cidr.bytes.length === 4);
   const has4 = ranges(v4, ipv4, (a, b) => a - b);
   const v6 = blocks.filter((cidr) => cidr.bytes.length !== 4);
   const has6 = ranges(v6, (bytes) => bytes, compareBytes);
   return {
     empty: blocks.length === 0,
-    has: (address) =>
+    has: (address: Uint8Array): boolean =>
       address.length === 4 ? has4(ipv4(address)) : has6(address),
-  };
+  } as const;
 }

@@ -404,7 +404,7 @@ function v1Fewest(text: string): number {
         .map(([, { rest }]) => V1_PREFIX.length + rest - text.length),
     );
     if (fewest === Infinity) throw unknownProtocol(word);
-    return Math.max(fewest, 2);
+    return fewest;
   }
   // Own keys only: a word such as "constructor" names nothing here.
   if (!Object.hasOwn(V1_PROTOCOLS, word)) throw unknownProtocol(word);
@@ -425,7 +425,7 @@ function parseV1Line(line: string): ProxyHeader {
   const fields = line.split(" ");
   const word = fields[1];
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
-  if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word ?? "");
+  if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word);
   if (fields.length !== 6) {
     const found = fields.length - 2;
     throw malformedV1(

@@ -15,18 +15,16 @@
  * ```
  */
 export class ValueError extends RangeError {
-  /** What was being parsed: "port", "address" or "CIDR". */
-  readonly what: string;
-  /** The text as given. */
-  readonly value: string;
-  /** Why it is invalid and how to write it, without the value. */
-  readonly reason: string;
   /** Builds the message from its parts. */
-  constructor(what: string, value: string, reason: string) {
+  constructor(
+    /** What was being parsed: "port", "address" or "CIDR". */
+    readonly what: string,
+    /** The text as given. */
+    readonly value: string,
+    /** Why it is invalid and how to write it, without the value. */
+    readonly reason: string,
+  ) {
     super(`Invalid ${what} ${JSON.stringify(value)}: ${reason}`);
     this.name = "ValueError";
-    this.what = what;
-    this.value = value;
-    this.reason = reason;
   }
 }
