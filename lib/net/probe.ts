@@ -87,18 +87,15 @@ export interface Probe {
 const MAX_FIELD = 256;
 const LATIN1 = new TextDecoder("latin1");
 
-const HTTP_METHODS = new Set(
-  "GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH PRI PROPFIND".split(
-    " ",
-  ),
-);
+/** An HTTP request line: method, target, version. */
+const REQUEST_LINE =
+  /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PRI|PROPFIND) (\S+) HTTP\/(\d(?:\.\d)?)\r?(?:\n|$)/;
 
 /** Bytes `from` to `to` as Latin-1 text, at most {@linkcode MAX_FIELD} long. */
 function latin1(bytes: Uint8Array, from: number, to: number): string {
-  let text = "";
-  const end = Math.min(to, from + MAX_FIELD);
-  for (let i = from; i < end; i++) text += String.fromCharCode(bytes[i]);
-  return text;
+  return String.fromCharCode(
+    ...bytes.subarray(from, Math.min(to, from + MAX_FIELD)),
+  );
 }
 
 /**
@@ -135,21 +132,19 @@ function serverName(bytes: Uint8Array): string | undefined {
 }
 
 function http(bytes: Uint8Array): Probe | undefined {
-  const space = bytes.indexOf(0x20);
-  if (space < 3 || space > 10) return undefined;
-  const method = latin1(bytes, 0, space);
-  if (!HTTP_METHODS.has(method)) return undefined;
+  // Every method begins with a capital letter: others are not decoded.
+  if (!(bytes[0] >= 0x41 && bytes[0] <= 0x5a)) return undefined;
   const head = LATIN1.decode(bytes.subarray(0, 4096));
-  const match = /^\S+ (\S+) HTTP\/(\d(?:\.\d)?)\r?(?:\n|$)/.exec(head);
+  const match = REQUEST_LINE.exec(head);
   if (!match) return undefined;
-  const target = match[1].slice(0, MAX_FIELD);
+  const target = match[2].slice(0, MAX_FIELD);
   const question = target.indexOf("?");
   const probe: Probe = {
     kind: "http",
-    method,
+    method: match[1],
     path: question === -1 ? target : target.slice(0, question),
     ...(question === -1 ? {} : { query: target.slice(question + 1) }),
-    version: match[2],
+    version: match[3],
   };
   // The User-Agent header, if it is among the bytes there are.
   const agent = /\nuser-agent:[ \t]*([^\r\n]*)\r?\n/i.exec(head);

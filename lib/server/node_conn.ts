@@ -26,49 +26,55 @@ interface ResourceOps {
   close(rid: number): void;
 }
 
-/** A node handle that can give its stream to the runtime (TCP, Deno 2.9). */
-interface TakableHandle {
-  takeStream(): number;
-}
-
 /** An accepted TCP handle of node's (Deno 2.9's `TCPWrap`). */
-export interface TcpHandle extends TakableHandle {
+export interface TcpHandle {
   getpeername(out: { address?: string; port?: number }): number;
   getsockname(out: { address?: string; port?: number }): number;
+  /** Gives the stream to the runtime: its resource id. */
+  takeStream(): number;
   close(): void;
 }
 
+let ops: ResourceOps | null | undefined;
+
 /** True if TCP handles can be handed to the runtime here (Deno 2.9). */
 export function canAdoptHandles(): boolean {
-  return resourceOps() !== null;
+  if (ops === undefined) {
+    const internal = Reflect.get(Deno, "internal");
+    const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
+      ? Reflect.get(Deno, internal)?.core
+      : undefined;
+    const names = ["read", "write", "shutdown", "close"] as const;
+    const all = names.every((name) => typeof core?.[name] === "function");
+    ops = all ? core as ResourceOps : null;
+  }
+  return ops !== null;
 }
 
 /**
  * An accepted TCP handle as a connection, served by the runtime as
- * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
- * Needs {@linkcode canAdoptHandles}.
+ * `Deno.TcpConn` is (see {@linkcode adoptSocket}); `remote` and `local`
+ * replace what the handle says, when given. The handle is closed, or
+ * `socket`, its node socket, destroyed. Needs {@linkcode canAdoptHandles}.
  */
-export function adoptHandle(handle: TcpHandle): Conn {
+export function adoptHandle(
+  handle: TcpHandle,
+  remote?: Deno.Addr,
+  local?: Deno.Addr,
+  socket?: Socket,
+): Conn {
   const peer: { address?: string; port?: number } = {};
-  const local: { address?: string; port?: number } = {};
+  const self: typeof peer = {};
   handle.getpeername(peer);
-  handle.getsockname(local);
+  handle.getsockname(self);
   const rid = handle.takeStream();
-  handle.close();
-  const remote = addressOf(peer.address, peer.port);
-  return new ResourceConn(rid, remote, addressOf(local.address, local.port));
-}
-
-let ops: ResourceOps | null | undefined;
-function resourceOps(): ResourceOps | null {
-  if (ops !== undefined) return ops;
-  const internal = Reflect.get(Deno, "internal");
-  const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
-    ? Reflect.get(Deno, internal)?.core
-    : undefined;
-  const names = ["read", "write", "shutdown", "close"] as const;
-  const all = names.every((name) => typeof core?.[name] === "function");
-  return ops = all ? core as ResourceOps : null;
+  // Node's socket is done with: destroyed, it lets go of its handle (kept,
+  // each would hold some 3 KB of heap for good).
+  if (socket) socket.destroy();
+  else handle.close();
+  remote ??= addressOf(peer.address, peer.port);
+  local ??= addressOf(self.address, self.port);
+  return new ResourceConn(rid, remote, local);
 }
 
 /**
@@ -85,24 +91,11 @@ export function adoptSocket(
   socket: Socket,
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
-): Deno.Conn {
-  const handle: Partial<TakableHandle> | undefined = Reflect.get(
-    socket,
-    "_handle",
-  );
-  let conn: Conn;
-  if (resourceOps() && typeof handle?.takeStream === "function") {
-    const remote = remoteAddr ??
-      addressOf(socket.remoteAddress, socket.remotePort);
-    const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
-    const rid = handle.takeStream();
-    // Node's socket is done with: destroyed, it lets go of its handle (kept,
-    // each would hold some 3 KB of heap for good).
-    socket.destroy();
-    conn = new ResourceConn(rid, remote, local);
-  } else conn = new NodeConn(socket, remoteAddr, localAddr);
-  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
-  return conn as Deno.Conn;
+): Conn {
+  const handle: Partial<TcpHandle> | undefined = Reflect.get(socket, "_handle");
+  return canAdoptHandles() && typeof handle?.takeStream === "function"
+    ? adoptHandle(handle as TcpHandle, remoteAddr, localAddr, socket)
+    : new NodeConn(socket, remoteAddr, localAddr);
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
@@ -114,9 +107,7 @@ class ResourceConn {
   ) {}
 
   async read(p: Uint8Array): Promise<number | null> {
-    if (p.length === 0) return 0;
-    const n = await ops!.read(this.rid, p);
-    return n === 0 ? null : n;
+    return p.length === 0 ? 0 : await ops!.read(this.rid, p) || null;
   }
 
   write(p: Uint8Array): Promise<number> {
@@ -131,6 +122,13 @@ class ResourceConn {
     ops!.close(this.rid);
   }
 }
+
+/** The options of a node socket {@linkcode NodeConn} takes (see there). */
+export const HALF_OPEN = {
+  allowHalfOpen: true,
+  readable: true,
+  writable: true,
+};
 
 /**
  * A node socket (TLS included) as a connection. Errors are Deno's: after
