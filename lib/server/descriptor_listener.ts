@@ -30,22 +30,6 @@ import {
   type TcpHandle,
 } from "./node_conn.ts";
 
-/**
- * node's modules, loaded when a passed socket is listened on (synchronously,
- * as listening is; node keeps them loaded).
- */
-function loadBuiltins() {
-  const { getBuiltinModule: load } = Reflect.get(globalThis, "process") as {
-    getBuiltinModule(id: string): unknown;
-  };
-  return {
-    net: load("node:net") as typeof Net,
-    util: load("node:util") as typeof Util,
-    // The status of an accept with nothing to accept.
-    eagain: -(load("node:os") as typeof Os).constants.errno.EAGAIN,
-  };
-}
-
 /** node's listening handle, as Deno 2.9.6 has it. */
 interface ServerHandle {
   /** Told of each connection ready to accept (status 0) or of an error. */
@@ -96,7 +80,15 @@ export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
 ): Acceptor {
-  const { net, util, eagain } = loadBuiltins();
+  // node's modules, loaded now (synchronously, as listening is; node keeps
+  // them loaded).
+  const { getBuiltinModule: load } = Reflect.get(globalThis, "process") as {
+    getBuiltinModule(id: string): unknown;
+  };
+  const net = load("node:net") as typeof Net;
+  const util = load("node:util") as typeof Util;
+  // The status of an accept with nothing to accept.
+  const eagain = -(load("node:os") as typeof Os).constants.errno.EAGAIN;
   const server = net.createServer({ allowHalfOpen: true });
   let failed: unknown;
   // Failed accepts are seen by accept().

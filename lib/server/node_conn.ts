@@ -170,9 +170,9 @@ export class NodeConn {
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
   write(p: Uint8Array): Promise<number> {
-    return this.#whileOpen<number>((socket, resolve, fail) => {
-      if (socket.writableEnded) return fail(new Deno.errors.BrokenPipe(ENDED));
-      socket.write(p, (error) => error ? fail(error) : resolve(p.length));
+    return this.#whileOpen<number>((socket, done) => {
+      if (socket.writableEnded) return done(new Deno.errors.BrokenPipe(ENDED));
+      socket.write(p, (error) => done(error, p.length));
     });
   }
 
@@ -181,25 +181,20 @@ export class NodeConn {
    * close_notify alert, then the stream below it ends (FIN).
    */
   closeWrite(): Promise<void> {
-    return this.#whileOpen<void>((socket, resolve, fail) => {
-      socket.end(() => {
-        if (!this.below) return resolve();
-        this.below.end((error?: Error | null) =>
-          error ? fail(error) : resolve()
-        );
-      });
+    return this.#whileOpen<void>((socket, done) => {
+      socket.end(() => this.below ? this.below.end(done) : done());
     });
   }
 
   /**
-   * Runs `start` on the open socket; the promise rejects if the socket
-   * closes first, with why it closed.
+   * Runs `start` on the open socket, which calls `done` with an error or
+   * the value; the promise rejects if the socket closes first, with why it
+   * closed.
    */
   #whileOpen<T>(
     start: (
       socket: Socket,
-      resolve: (value: T) => void,
-      fail: (error: Error) => void,
+      done: (error?: Error | null, value?: T) => void,
     ) => void,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
@@ -208,12 +203,10 @@ export class NodeConn {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const onClose = () => reject(this.#failure());
     socket.once("close", onClose);
-    start(socket, (value) => {
+    start(socket, (error, value) => {
       socket.off("close", onClose);
-      resolve(value);
-    }, (error) => {
-      socket.off("close", onClose);
-      reject(this.#failure(error));
+      if (error) reject(this.#failure(error));
+      else resolve(value as T);
     });
     return promise;
   }
@@ -232,8 +225,7 @@ export class NodeConn {
       }
       if (socket.readableEnded) return null;
       if (socket.destroyed) {
-        if (this.#closed) throw interruptedError();
-        if (socket.errored) throw denoError(socket.errored);
+        if (this.#closed || socket.errored) throw this.#failure();
         return null;
       }
       await readableOrClosed(socket);
@@ -257,7 +249,9 @@ export class NodeConn {
    * `error`, else a closed connection.
    */
   #failure(error?: Error): Error {
-    if (this.#closed) return interruptedError();
+    if (this.#closed) {
+      return new Deno.errors.Interrupted("The connection was closed");
+    }
     const cause = this.socket.errored ?? error;
     return cause
       ? denoError(cause)
@@ -311,8 +305,4 @@ const ENDED = "The connection's write side is closed";
 
 function closedError() {
   return new Deno.errors.BadResource("The connection is closed");
-}
-
-function interruptedError() {
-  return new Deno.errors.Interrupted("The connection was closed");
 }
