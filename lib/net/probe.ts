@@ -137,13 +137,13 @@ function http(bytes: Uint8Array): Probe | undefined {
   const head = LATIN1.decode(bytes.subarray(0, 4096));
   const match = REQUEST_LINE.exec(head);
   if (!match) return undefined;
-  const target = match[2].slice(0, MAX_FIELD);
-  const question = target.indexOf("?");
+  // The target cut to its longest, then split at its first "?".
+  const [path, ...query] = match[2].slice(0, MAX_FIELD).split("?");
   const probe: Probe = {
     kind: "http",
     method: match[1],
-    path: question === -1 ? target : target.slice(0, question),
-    ...(question === -1 ? {} : { query: target.slice(question + 1) }),
+    path,
+    ...(query.length ? { query: query.join("?") } : {}),
     version: match[3],
   };
   // The User-Agent header, if it is among the bytes there are.

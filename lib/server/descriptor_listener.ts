@@ -90,26 +90,24 @@ export function listenOnDescriptor(
   // The status of an accept with nothing to accept.
   const eagain = -(load("node:os") as typeof Os).constants.errno.EAGAIN;
   const server = net.createServer({ allowHalfOpen: true });
-  let failed: unknown;
-  // Failed accepts are seen by accept().
-  server.on("error", (error) => failed ??= error);
+  // A descriptor that cannot be listened on is told here, as node opens
+  // the handle synchronously (its error, emitted a tick later, is unheard);
+  // failed accepts are seen by accept().
+  server.on("error", () => {});
   server.listen({ fd, backlog: options.backlog });
-  const fail = (error: Error) => {
+  if (!server.listening) {
     server.close();
-    throw error;
-  };
-  // node opens the handle synchronously; its error is emitted a tick later.
-  if (!server.listening) fail(new DescriptorError(fd, failed));
+    throw new DescriptorError(fd);
+  }
   const handle: ServerHandle = Reflect.get(server, "_handle");
   if (
     !canAdoptHandles() || typeof handle?.accept !== "function" ||
     typeof handle.listen !== "function" || !("onconnection" in handle)
   ) {
-    fail(
-      new TypeError(
-        "This Deno cannot accept on a passed socket one connection at a " +
-          "time (greeter needs Deno 2.9.6)",
-      ),
+    server.close();
+    throw new TypeError(
+      "This Deno cannot accept on a passed socket one connection at a " +
+        "time (greeter needs Deno 2.9.6)",
     );
   }
   // From here, one connection per `accept()`. The runtime stops watching
