@@ -17,7 +17,6 @@ import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
 import { adoptSocket, HALF_OPEN } from "../../server/node_conn.ts";
 import type { Conn } from "../../server/connection_table.ts";
-import type { ConnectionOutcome } from "../../server/stats.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
@@ -195,12 +194,10 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.log.timestamps === "on",
   });
-  let outcome: ConnectionOutcome | undefined;
   const server = serveGreetingOn([oneConnection(conn)], {
     ...options,
     onConnection: log.onConnection,
     onClose(record) {
-      outcome = record.outcome;
       log.onClose?.(record);
       server.shutdown();
     },
@@ -212,7 +209,9 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   }
   await server.finished;
   log.close();
-  return outcome === "greeted" || outcome === "refused" ? 0 : 1;
+  // The one client's outcome, as counted.
+  const { greeted, refused } = server.stats.outcomes;
+  return greeted + refused > 0 ? 0 : 1;
 }
 
 /**
