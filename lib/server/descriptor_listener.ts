@@ -142,11 +142,8 @@ export function listenOnDescriptor(
     if (status === eagain) return undefined;
     if (status !== 0) return error(status);
     if (addr.transport === "tcp") return adoptHandle(client as TcpHandle);
-    const socket = {
-      handle: client,
-      ...HALF_OPEN,
-    } as Net.SocketConstructorOpts;
-    return new NodeConn(new net.Socket(socket));
+    const socket = { handle: client, ...HALF_OPEN };
+    return new NodeConn(new net.Socket(socket as Net.SocketConstructorOpts));
   }
   // The runtime says a connection (or an error) is there.
   handle.onconnection = (status) => {
