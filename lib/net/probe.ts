@@ -171,27 +171,26 @@ function http(bytes: Uint8Array): Probe | undefined {
  * ```
  */
 export function identifyProbe(bytes: Uint8Array): Probe {
-  const n = bytes.length;
+  // A byte past the end is undefined: no test below needs a length check.
   // TLS: a handshake record (22) of version 3.x holding a ClientHello (1).
-  if (n >= 6 && bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
+  if (bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
     const name = serverName(bytes);
     return { kind: "tls", ...(name === undefined ? {} : { serverName: name }) };
   }
   // SSLv2-style ClientHello (old scanners): a two-byte length, type 1.
-  if (n >= 3 && (bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) {
-    return { kind: "tls" };
-  }
+  if ((bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) return { kind: "tls" };
   if (latin1(bytes, 0, 4) === "SSH-") {
-    const end = bytes.findIndex((byte) => byte === 0x0d || byte === 0x0a);
-    return { kind: "ssh", version: latin1(bytes, 0, end === -1 ? n : end) };
+    // The version line: up to its CR or LF.
+    const [version] = latin1(bytes, 0, MAX_FIELD).split(/[\r\n]/);
+    return { kind: "ssh", version };
   }
   // RDP: a TPKT header (3, 0) carrying an X.224 connection request (0xe0).
-  if (n >= 6 && bytes[0] === 0x03 && bytes[1] === 0x00 && bytes[5] === 0xe0) {
+  if (bytes[0] === 0x03 && bytes[1] === 0x00 && bytes[5] === 0xe0) {
     return { kind: "rdp" };
   }
   // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
   // (0xff: SMB1, 0xfe: SMB2; "SMB" after it.)
-  if (n >= 8 && bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
+  if (bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
     if (latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
   }
   if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };
