@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { ExitError, UsageError } from "../flags.ts";
@@ -63,8 +62,9 @@ function addressFrom(
   }
 }
 
-/** What stdin is when it is not a socket, by the test that tells it. */
-const NOT_SOCKETS = [
+/** What stdin is, by the test that tells it: a socket, or what instead. */
+const STDIN_KINDS = [
+  ["isSocket", undefined],
   ["isFile", "a regular file"],
   ["isFIFO", "a pipe"],
   ["isCharacterDevice", "a device"],
@@ -134,16 +134,15 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     import("node:fs"),
     import("node:net"),
   ]);
-  let info: Fs.Stats;
+  let kind: string | undefined = "closed";
   try {
-    info = fstatSync(0);
+    const info = fstatSync(0);
+    const found = STDIN_KINDS.find(([test]) => info[test]());
+    kind = found ? found[1] : "not a socket";
   } catch {
-    throw notASocket("closed");
+    // Not even a descriptor.
   }
-  if (!info.isSocket()) {
-    const kind = NOT_SOCKETS.find(([test]) => info[test]());
-    throw notASocket(kind?.[1] ?? "not a socket");
-  }
+  if (kind !== undefined) throw notASocket(kind);
   // Asked before the client's socket is taken over (node:net moves fd 0).
   const quiet = await stderrIsClient();
   let socket: Net.Socket;
