@@ -54,7 +54,7 @@ const MIN_BLOCKED_WAIT = 10_000;
 /** The most greeting chunks made up front; beyond, views are made per write. */
 const MAX_GREETING_CHUNKS = 4096;
 
-/** One held client: a node of the tarpit's queue. */
+/** One held client, an entry of the tarpit's queue. */
 class Held {
   sent = 0;
   /** When its pending write was started; -1 when none is. */
