@@ -35,19 +35,18 @@ export interface TcpHandle {
   close(): void;
 }
 
-let ops: ResourceOps | null | undefined;
+// The runtime's resource operations, looked for once (null without them).
+const internal = Reflect.get(Deno, "internal");
+const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
+  ? Reflect.get(Deno, internal)?.core
+  : undefined;
+const names = ["read", "write", "shutdown", "close"] as const;
+const ops = names.every((name) => typeof core?.[name] === "function")
+  ? core as ResourceOps
+  : null;
 
 /** True if TCP handles can be handed to the runtime here (Deno 2.9). */
 export function canAdoptHandles(): boolean {
-  if (ops === undefined) {
-    const internal = Reflect.get(Deno, "internal");
-    const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
-      ? Reflect.get(Deno, internal)?.core
-      : undefined;
-    const names = ["read", "write", "shutdown", "close"] as const;
-    const all = names.every((name) => typeof core?.[name] === "function");
-    ops = all ? core as ResourceOps : null;
-  }
   return ops !== null;
 }
 
