@@ -45,14 +45,6 @@ const MAX_PASSED = 1024;
 /** The name that routes a passed socket to the metrics endpoint. */
 export const METRICS_FDNAME = "metrics";
 
-/** The passed sockets, by role. */
-export interface PassedSockets {
-  /** Descriptors to greet on. */
-  greeting: number[];
-  /** The descriptor named "metrics", for the metrics endpoint. */
-  metrics?: number;
-}
-
 /**
  * Reads the protocol's variables. Without `forced`, sockets are taken only
  * when `LISTEN_PID` is `pid` (otherwise they were meant for another process:
@@ -67,7 +59,7 @@ export function readPassedSockets(
   pid: number,
   forced: boolean,
   warn: (text: string) => void = () => {},
-): PassedSockets | undefined {
+): { greeting: number[]; metrics?: number } | undefined {
   const { LISTEN_FDS: fds, LISTEN_PID: owner, LISTEN_FDNAMES: names } = env;
   const flag = "--socket-activation";
   if (fds === undefined) {
@@ -80,9 +72,8 @@ export function readPassedSockets(
   }
   if (owner !== undefined && !/^[1-9]\d*$/.test(owner)) {
     throw new UsageError(
-      `Invalid LISTEN_PID ${
-        quote(owner)
-      }: expected the process id the sockets are for`,
+      `Invalid LISTEN_PID ${quote(owner)}: ` +
+        "expected the process id the sockets are for",
     );
   }
   if (owner === undefined ? !forced : Number(owner) !== pid) {
@@ -104,10 +95,8 @@ export function readPassedSockets(
   }
   if (!/^\d+$/.test(fds) || Number(fds) > MAX_PASSED) {
     throw new UsageError(
-      `Invalid LISTEN_FDS ${
-        quote(fds)
-      }: expected the number of sockets passed from descriptor 3 ` +
-        `(0 to ${MAX_PASSED})`,
+      `Invalid LISTEN_FDS ${quote(fds)}: expected the number of sockets ` +
+        `passed from descriptor 3 (0 to ${MAX_PASSED})`,
     );
   }
   const count = Number(fds);
@@ -115,7 +104,7 @@ export function readPassedSockets(
     if (!forced) return undefined;
     throw new UsageError(`${flag}: LISTEN_FDS is 0: no socket was passed`);
   }
-  const list = names === undefined ? [] : names.split(":");
+  const list = names?.split(":") ?? [];
   if (names !== undefined && list.length !== count) {
     throw new UsageError(
       `Invalid LISTEN_FDNAMES ${quote(names)}: ${list.length} name${
@@ -124,25 +113,22 @@ export function readPassedSockets(
         "one name per socket, separated by colons",
     );
   }
-  const passed: PassedSockets = { greeting: [] };
-  for (let i = 0; i < count; i++) {
-    const fd = LISTEN_FDS_START + i;
-    if (list[i] !== METRICS_FDNAME) passed.greeting.push(fd);
-    else if (passed.metrics === undefined) passed.metrics = fd;
-    else {
-      throw new UsageError(
-        `LISTEN_FDNAMES names two sockets "${METRICS_FDNAME}" (descriptors ` +
-          `${passed.metrics} and ${fd}): pass one metrics socket`,
-      );
-    }
+  const passed = Array.from({ length: count }, (_, i) => LISTEN_FDS_START + i);
+  const metrics = passed.filter((_, i) => list[i] === METRICS_FDNAME);
+  const greeting = passed.filter((_, i) => list[i] !== METRICS_FDNAME);
+  if (metrics.length > 1) {
+    throw new UsageError(
+      `LISTEN_FDNAMES names two sockets "${METRICS_FDNAME}" (descriptors ` +
+        `${metrics[0]} and ${metrics[1]}): pass one metrics socket`,
+    );
   }
-  if (passed.greeting.length === 0) {
+  if (greeting.length === 0) {
     throw new UsageError(
       `The only socket passed is named "${METRICS_FDNAME}" ` +
         "(LISTEN_FDNAMES): pass one more for the greetings",
     );
   }
-  return passed;
+  return metrics.length ? { greeting, metrics: metrics[0] } : { greeting };
 }
 
 /**
@@ -156,7 +142,7 @@ export function readPassedSockets(
 export function takePassedSockets(
   forced: boolean,
   format: LogFormat = "text",
-): PassedSockets | undefined {
+): ReturnType<typeof readPassedSockets> {
   if (!LISTEN_VARIABLES.every(mayRead)) {
     if (!forced) return undefined;
     throw new UsageError(

@@ -87,18 +87,15 @@ export interface Probe {
 const MAX_FIELD = 256;
 const LATIN1 = new TextDecoder("latin1");
 
-const HTTP_METHODS = new Set(
-  "GET HEAD POST PUT DELETE OPTIONS TRACE CONNECT PATCH PRI PROPFIND".split(
-    " ",
-  ),
-);
+/** An HTTP request line: method, target, version. */
+const REQUEST_LINE =
+  /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PRI|PROPFIND) (\S+) HTTP\/(\d(?:\.\d)?)\r?(?:\n|$)/;
 
 /** Bytes `from` to `to` as Latin-1 text, at most {@linkcode MAX_FIELD} long. */
 function latin1(bytes: Uint8Array, from: number, to: number): string {
-  let text = "";
-  const end = Math.min(to, from + MAX_FIELD);
-  for (let i = from; i < end; i++) text += String.fromCharCode(bytes[i]);
-  return text;
+  return String.fromCharCode(
+    ...bytes.subarray(from, Math.min(to, from + MAX_FIELD)),
+  );
 }
 
 /**
@@ -135,21 +132,19 @@ function serverName(bytes: Uint8Array): string | undefined {
 }
 
 function http(bytes: Uint8Array): Probe | undefined {
-  const space = bytes.indexOf(0x20);
-  if (space < 3 || space > 10) return undefined;
-  const method = latin1(bytes, 0, space);
-  if (!HTTP_METHODS.has(method)) return undefined;
+  // Every method begins with a capital letter: others are not decoded.
+  if (!(bytes[0] >= 0x41 && bytes[0] <= 0x5a)) return undefined;
   const head = LATIN1.decode(bytes.subarray(0, 4096));
-  const match = /^\S+ (\S+) HTTP\/(\d(?:\.\d)?)\r?(?:\n|$)/.exec(head);
+  const match = REQUEST_LINE.exec(head);
   if (!match) return undefined;
-  const target = match[1].slice(0, MAX_FIELD);
-  const question = target.indexOf("?");
+  // The target cut to its longest, then split at its first "?".
+  const [path, ...query] = match[2].slice(0, MAX_FIELD).split("?");
   const probe: Probe = {
     kind: "http",
-    method,
-    path: question === -1 ? target : target.slice(0, question),
-    ...(question === -1 ? {} : { query: target.slice(question + 1) }),
-    version: match[2],
+    method: match[1],
+    path,
+    ...(query.length ? { query: query.join("?") } : {}),
+    version: match[3],
   };
   // The User-Agent header, if it is among the bytes there are.
   const agent = /\nuser-agent:[ \t]*([^\r\n]*)\r?\n/i.exec(head);
@@ -176,27 +171,26 @@ function http(bytes: Uint8Array): Probe | undefined {
  * ```
  */
 export function identifyProbe(bytes: Uint8Array): Probe {
-  const n = bytes.length;
+  // A byte past the end is undefined: no test below needs a length check.
   // TLS: a handshake record (22) of version 3.x holding a ClientHello (1).
-  if (n >= 6 && bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
+  if (bytes[0] === 0x16 && bytes[1] === 0x03 && bytes[5] === 0x01) {
     const name = serverName(bytes);
     return { kind: "tls", ...(name === undefined ? {} : { serverName: name }) };
   }
   // SSLv2-style ClientHello (old scanners): a two-byte length, type 1.
-  if (n >= 3 && (bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) {
-    return { kind: "tls" };
-  }
+  if ((bytes[0] & 0x80) !== 0 && bytes[2] === 0x01) return { kind: "tls" };
   if (latin1(bytes, 0, 4) === "SSH-") {
-    const end = bytes.findIndex((byte) => byte === 0x0d || byte === 0x0a);
-    return { kind: "ssh", version: latin1(bytes, 0, end === -1 ? n : end) };
+    // The version line: up to its CR or LF.
+    const [version] = latin1(bytes, 0, MAX_FIELD).split(/[\r\n]/);
+    return { kind: "ssh", version };
   }
   // RDP: a TPKT header (3, 0) carrying an X.224 connection request (0xe0).
-  if (n >= 6 && bytes[0] === 0x03 && bytes[1] === 0x00 && bytes[5] === 0xe0) {
+  if (bytes[0] === 0x03 && bytes[1] === 0x00 && bytes[5] === 0xe0) {
     return { kind: "rdp" };
   }
   // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
   // (0xff: SMB1, 0xfe: SMB2; "SMB" after it.)
-  if (n >= 8 && bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
+  if (bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
     if (latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
   }
   if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };

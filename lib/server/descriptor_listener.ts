@@ -25,27 +25,10 @@ import {
   addressOf,
   adoptHandle,
   canAdoptHandles,
+  HALF_OPEN,
   NodeConn,
   type TcpHandle,
 } from "./node_conn.ts";
-
-/**
- * node's modules, loaded when a passed socket is listened on (synchronously,
- * as listening is; node keeps them loaded).
- */
-function loadBuiltins() {
-  const process: { getBuiltinModule(id: string): unknown } = Reflect.get(
-    globalThis,
-    "process",
-  );
-  const os = process.getBuiltinModule("node:os") as typeof Os;
-  return {
-    net: process.getBuiltinModule("node:net") as typeof Net,
-    util: process.getBuiltinModule("node:util") as typeof Util,
-    // The status of an accept with nothing to accept.
-    eagain: -os.constants.errno.EAGAIN,
-  };
-}
 
 /** node's listening handle, as Deno 2.9.6 has it. */
 interface ServerHandle {
@@ -97,15 +80,24 @@ export function listenOnDescriptor(
   fd: number,
   options: { backlog?: number } = {},
 ): Acceptor {
-  const { net, util, eagain } = loadBuiltins();
+  // node's modules, loaded now (synchronously, as listening is; node keeps
+  // them loaded).
+  const { getBuiltinModule: load } = Reflect.get(globalThis, "process") as {
+    getBuiltinModule(id: string): unknown;
+  };
+  const net = load("node:net") as typeof Net;
+  const util = load("node:util") as typeof Util;
+  // The status of an accept with nothing to accept.
+  const eagain = -(load("node:os") as typeof Os).constants.errno.EAGAIN;
   const server = net.createServer({ allowHalfOpen: true });
-  let failed: unknown;
-  server.once("error", (error) => failed = error);
+  // A descriptor that cannot be listened on is told here, as node opens
+  // the handle synchronously (its error, emitted a tick later, is unheard);
+  // failed accepts are seen by accept().
+  server.on("error", () => {});
   server.listen({ fd, backlog: options.backlog });
-  // node opens the handle synchronously; its error is emitted a tick later.
   if (!server.listening) {
     server.close();
-    throw new DescriptorError(fd, failed);
+    throw new DescriptorError(fd);
   }
   const handle: ServerHandle = Reflect.get(server, "_handle");
   if (
@@ -125,10 +117,9 @@ export function listenOnDescriptor(
   // The class of the handle's connections: TCP, or Pipe (Unix).
   const Client = handle.constructor as new (kind: number) => unknown;
   const address = server.address();
-  const tcp = typeof address === "object" && address !== null
+  const addr = typeof address === "object" && address !== null
     ? addressOf(address.address, address.port)
-    : undefined;
-  const unix = tcp === undefined;
+    : addressOf(undefined, undefined);
   let waiting: PromiseWithResolvers<Conn> | undefined;
   // A failed accept the runtime reported while nobody waited.
   let failure: Error | undefined;
@@ -138,6 +129,8 @@ export function listenOnDescriptor(
     const code = util.getSystemErrorName(status);
     return Object.assign(new Error(`accept ${code}`), { code });
   };
+  const closedError = () =>
+    new Deno.errors.BadResource("The listener is closed");
   const rearm = () => {
     missed = false;
     handle.listen(backlog);
@@ -148,18 +141,10 @@ export function listenOnDescriptor(
     const status = handle.accept(client);
     if (status === eagain) return undefined;
     if (status !== 0) return error(status);
-    if (!unix) return adoptHandle(client as TcpHandle);
-    return new NodeConn(
-      new net.Socket({
-        handle: client,
-        allowHalfOpen: true,
-        readable: true,
-        writable: true,
-      } as Net.SocketConstructorOpts),
-    );
+    if (addr.transport === "tcp") return adoptHandle(client as TcpHandle);
+    const socket = { handle: client, ...HALF_OPEN };
+    return new NodeConn(new net.Socket(socket as Net.SocketConstructorOpts));
   }
-  server.removeAllListeners("error");
-  server.on("error", () => {}); // Failed accepts are seen by accept().
   // The runtime says a connection (or an error) is there.
   handle.onconnection = (status) => {
     if (closed) return;
@@ -170,19 +155,15 @@ export function listenOnDescriptor(
     }
     const got = status !== 0 ? error(status) : next();
     if (got === undefined) return rearm();
-    const taker = waiting;
+    const { resolve, reject } = waiting;
     waiting = undefined;
-    if (got instanceof Error) taker.reject(got);
-    else taker.resolve(got);
+    if (got instanceof Error) reject(got);
+    else resolve(got);
   };
   return {
-    addr: tcp ?? { transport: "unix", path: "" },
+    addr,
     accept() {
-      if (closed) {
-        return Promise.reject(
-          new Deno.errors.BadResource("The listener is closed"),
-        );
-      }
+      if (closed) return Promise.reject(closedError());
       const got = failure ?? next();
       failure = undefined;
       if (got instanceof Error) return Promise.reject(got);
@@ -196,7 +177,7 @@ export function listenOnDescriptor(
       closed = true;
       handle.onconnection = null;
       server.close();
-      waiting?.reject(new Deno.errors.BadResource("The listener is closed"));
+      waiting?.reject(closedError());
       waiting = undefined;
     },
   };

@@ -26,49 +26,54 @@ interface ResourceOps {
   close(rid: number): void;
 }
 
-/** A node handle that can give its stream to the runtime (TCP, Deno 2.9). */
-interface TakableHandle {
-  takeStream(): number;
-}
-
 /** An accepted TCP handle of node's (Deno 2.9's `TCPWrap`). */
-export interface TcpHandle extends TakableHandle {
+export interface TcpHandle {
   getpeername(out: { address?: string; port?: number }): number;
   getsockname(out: { address?: string; port?: number }): number;
+  /** Gives the stream to the runtime: its resource id. */
+  takeStream(): number;
   close(): void;
 }
 
+// The runtime's resource operations, looked for once (null without them).
+const internal = Reflect.get(Deno, "internal");
+const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
+  ? Reflect.get(Deno, internal)?.core
+  : undefined;
+const names = ["read", "write", "shutdown", "close"] as const;
+const ops = names.every((name) => typeof core?.[name] === "function")
+  ? core as ResourceOps
+  : null;
+
 /** True if TCP handles can be handed to the runtime here (Deno 2.9). */
 export function canAdoptHandles(): boolean {
-  return resourceOps() !== null;
+  return ops !== null;
 }
 
 /**
  * An accepted TCP handle as a connection, served by the runtime as
- * `Deno.TcpConn` is (see {@linkcode adoptSocket}); the handle is closed.
- * Needs {@linkcode canAdoptHandles}.
+ * `Deno.TcpConn` is (see {@linkcode adoptSocket}); `remote` and `local`
+ * replace what the handle says, when given. The handle is closed, or
+ * `socket`, its node socket, destroyed. Needs {@linkcode canAdoptHandles}.
  */
-export function adoptHandle(handle: TcpHandle): Conn {
+export function adoptHandle(
+  handle: TcpHandle,
+  remote?: Deno.Addr,
+  local?: Deno.Addr,
+  socket?: Socket,
+): Conn {
   const peer: { address?: string; port?: number } = {};
-  const local: { address?: string; port?: number } = {};
+  const self: typeof peer = {};
   handle.getpeername(peer);
-  handle.getsockname(local);
+  handle.getsockname(self);
   const rid = handle.takeStream();
-  handle.close();
-  const remote = addressOf(peer.address, peer.port);
-  return new ResourceConn(rid, remote, addressOf(local.address, local.port));
-}
-
-let ops: ResourceOps | null | undefined;
-function resourceOps(): ResourceOps | null {
-  if (ops !== undefined) return ops;
-  const internal = Reflect.get(Deno, "internal");
-  const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
-    ? Reflect.get(Deno, internal)?.core
-    : undefined;
-  const names = ["read", "write", "shutdown", "close"] as const;
-  const all = names.every((name) => typeof core?.[name] === "function");
-  return ops = all ? core as ResourceOps : null;
+  // Node's socket is done with: destroyed, it lets go of its handle (kept,
+  // each would hold some 3 KB of heap for good).
+  if (socket) socket.destroy();
+  else handle.close();
+  remote ??= addressOf(peer.address, peer.port);
+  local ??= addressOf(self.address, self.port);
+  return new ResourceConn(rid, remote, local);
 }
 
 /**
@@ -85,24 +90,11 @@ export function adoptSocket(
   socket: Socket,
   remoteAddr?: Deno.Addr,
   localAddr?: Deno.Addr,
-): Deno.Conn {
-  const handle: Partial<TakableHandle> | undefined = Reflect.get(
-    socket,
-    "_handle",
-  );
-  let conn: Conn;
-  if (resourceOps() && typeof handle?.takeStream === "function") {
-    const remote = remoteAddr ??
-      addressOf(socket.remoteAddress, socket.remotePort);
-    const local = localAddr ?? addressOf(socket.localAddress, socket.localPort);
-    const rid = handle.takeStream();
-    // Node's socket is done with: destroyed, it lets go of its handle (kept,
-    // each would hold some 3 KB of heap for good).
-    socket.destroy();
-    conn = new ResourceConn(rid, remote, local);
-  } else conn = new NodeConn(socket, remoteAddr, localAddr);
-  // inetd.ts (lib/cli) still takes a Deno.Conn: it uses only these members.
-  return conn as Deno.Conn;
+): Conn {
+  const handle: Partial<TcpHandle> | undefined = Reflect.get(socket, "_handle");
+  return canAdoptHandles() && typeof handle?.takeStream === "function"
+    ? adoptHandle(handle as TcpHandle, remoteAddr, localAddr, socket)
+    : new NodeConn(socket, remoteAddr, localAddr);
 }
 
 /** A stream the runtime holds, by resource id: what `Deno.TcpConn` does. */
@@ -114,9 +106,7 @@ class ResourceConn {
   ) {}
 
   async read(p: Uint8Array): Promise<number | null> {
-    if (p.length === 0) return 0;
-    const n = await ops!.read(this.rid, p);
-    return n === 0 ? null : n;
+    return p.length === 0 ? 0 : await ops!.read(this.rid, p) || null;
   }
 
   write(p: Uint8Array): Promise<number> {
@@ -131,6 +121,13 @@ class ResourceConn {
     ops!.close(this.rid);
   }
 }
+
+/** The options of a node socket {@linkcode NodeConn} takes (see there). */
+export const HALF_OPEN = {
+  allowHalfOpen: true,
+  readable: true,
+  writable: true,
+};
 
 /**
  * A node socket (TLS included) as a connection. Errors are Deno's: after
@@ -172,9 +169,9 @@ export class NodeConn {
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
   write(p: Uint8Array): Promise<number> {
-    return this.#whileOpen<number>((socket, resolve, fail) => {
-      if (socket.writableEnded) return fail(new Deno.errors.BrokenPipe(ENDED));
-      socket.write(p, (error) => error ? fail(error) : resolve(p.length));
+    return this.#whileOpen<number>((socket, done) => {
+      if (socket.writableEnded) return done(new Deno.errors.BrokenPipe(ENDED));
+      socket.write(p, (error) => done(error, p.length));
     });
   }
 
@@ -183,25 +180,20 @@ export class NodeConn {
    * close_notify alert, then the stream below it ends (FIN).
    */
   closeWrite(): Promise<void> {
-    return this.#whileOpen<void>((socket, resolve, fail) => {
-      socket.end(() => {
-        if (!this.below) return resolve();
-        this.below.end((error?: Error | null) =>
-          error ? fail(error) : resolve()
-        );
-      });
+    return this.#whileOpen<void>((socket, done) => {
+      socket.end(() => this.below ? this.below.end(done) : done());
     });
   }
 
   /**
-   * Runs `start` on the open socket; the promise rejects if the socket
-   * closes first, with why it closed.
+   * Runs `start` on the open socket, which calls `done` with an error or
+   * the value; the promise rejects if the socket closes first, with why it
+   * closed.
    */
   #whileOpen<T>(
     start: (
       socket: Socket,
-      resolve: (value: T) => void,
-      fail: (error: Error) => void,
+      done: (error?: Error | null, value?: T) => void,
     ) => void,
   ): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
@@ -210,12 +202,10 @@ export class NodeConn {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const onClose = () => reject(this.#failure());
     socket.once("close", onClose);
-    start(socket, (value) => {
+    start(socket, (error, value) => {
       socket.off("close", onClose);
-      resolve(value);
-    }, (error) => {
-      socket.off("close", onClose);
-      reject(this.#failure(error));
+      if (error) reject(this.#failure(error));
+      else resolve(value as T);
     });
     return promise;
   }
@@ -234,8 +224,7 @@ export class NodeConn {
       }
       if (socket.readableEnded) return null;
       if (socket.destroyed) {
-        if (this.#closed) throw interruptedError();
-        if (socket.errored) throw denoError(socket.errored);
+        if (this.#closed || socket.errored) throw this.#failure();
         return null;
       }
       await readableOrClosed(socket);
@@ -259,7 +248,9 @@ export class NodeConn {
    * `error`, else a closed connection.
    */
   #failure(error?: Error): Error {
-    if (this.#closed) return interruptedError();
+    if (this.#closed) {
+      return new Deno.errors.Interrupted("The connection was closed");
+    }
     const cause = this.socket.errored ?? error;
     return cause
       ? denoError(cause)
@@ -313,8 +304,4 @@ const ENDED = "The connection's write side is closed";
 
 function closedError() {
   return new Deno.errors.BadResource("The connection is closed");
-}
-
-function interruptedError() {
-  return new Deno.errors.Interrupted("The connection was closed");
 }

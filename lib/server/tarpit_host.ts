@@ -54,14 +54,11 @@ const MIN_BLOCKED_WAIT = 10_000;
 /** The most greeting chunks made up front; beyond, views are made per write. */
 const MAX_GREETING_CHUNKS = 4096;
 
-/** One held client: a node of the tarpit's queue. */
+/** One held client, an entry of the tarpit's queue. */
 class Held {
   sent = 0;
   /** When its pending write was started; -1 when none is. */
   writing = -1;
-  done = false;
-  prev: Held | undefined = undefined;
-  next: Held | undefined = undefined;
   constructor(
     readonly slot: Slot,
     /** When it was held, on the monotonic clock. */
@@ -142,37 +139,19 @@ export function createTarpit(
     : [];
   let next = 0;
   // Every held client in the order it is due: each is due one interval
-  // after its last turn, so appending keeps the order.
-  let head: Held | undefined;
-  let tail: Held | undefined;
+  // after its last turn, so moving it to the end keeps the order.
+  const queue = new Set<Held>();
   // The one timer, armed for the head's turn while a client is held.
   let timer: ReturnType<typeof setTimeout> | undefined;
-
-  function append(held: Held) {
-    held.prev = tail;
-    if (tail) tail.next = held;
-    else head = held;
-    tail = held;
-  }
-
-  function unlink(held: Held) {
-    if (held.prev) held.prev.next = held.next;
-    else head = held.next;
-    if (held.next) held.next.prev = held.prev;
-    else tail = held.prev;
-    held.prev = held.next = undefined;
-  }
 
   /** Sets the timer for `delay` ms from now, or none when no one is held. */
   function arm(delay: number) {
     clearTimeout(timer);
-    timer = head ? setTimeout(tick, Math.max(0, delay)) : undefined;
+    timer = queue.size ? setTimeout(tick, Math.max(0, delay)) : undefined;
   }
 
   function end(held: Held, outcome: ConnectionOutcome, reason?: string) {
-    if (held.done) return;
-    held.done = true;
-    unlink(held);
+    if (!queue.delete(held)) return;
     // The last one gone: the queue is empty, and the timer stops.
     if (--stats.clients === 0) arm(0);
     if (held.host !== undefined) held.admission!.release(held.host);
@@ -214,7 +193,7 @@ export function createTarpit(
     held.writing = now;
     held.slot.conn.write(chunk).then(
       (n) => {
-        if (held.done) return;
+        if (!queue.has(held)) return;
         held.writing = -1;
         held.sent += n;
         stats.bytesSent += n;
@@ -234,8 +213,8 @@ export function createTarpit(
     const now = performance.now();
     const until = now + TICK_SLACK;
     let turns = 0;
-    while (head && head.due <= until && turns++ < MAX_TURNS_PER_TICK) {
-      const held = head;
+    for (const held of queue) {
+      if (held.due > until || turns++ >= MAX_TURNS_PER_TICK) break;
       if (!held.slot.list) {
         // The table closed it: its timeout passed.
         end(held, core.closing ? "aborted" : "timed_out");
@@ -243,12 +222,13 @@ export function createTarpit(
         // Its last write is still pending: it does not read.
         end(held, "timed_out", "tarpit_blocked");
       } else {
-        unlink(held);
+        queue.delete(held);
         held.due = now + interval;
-        append(held);
+        queue.add(held);
         if (held.writing < 0) write(held, now);
       }
     }
+    const [head] = queue;
     arm(turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0);
   }
 
@@ -259,14 +239,14 @@ export function createTarpit(
       const own = style === "greeting" ? bytes : undefined;
       const held = new Held(slot, now, now + interval, own, admission, host);
       stats.clients++;
-      append(held);
+      queue.add(held);
       if (core.closing) end(held, "aborted");
       // Nothing to drip: closed as a greeting of nothing is.
       else if (own?.length === 0) end(held, "greeted");
       else if (timer === undefined) arm(interval);
     },
     releaseAll() {
-      while (head) end(head, "aborted");
+      for (const held of queue) end(held, "aborted");
     },
   };
 }

@@ -8,15 +8,14 @@
  *
  * @module
  */
-import type * as Fs from "node:fs";
 import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { complete, prepare } from "../setup.ts";
 import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
-import { adoptSocket } from "../../server/node_conn.ts";
-import type { ConnectionOutcome } from "../../server/stats.ts";
+import { adoptSocket, HALF_OPEN } from "../../server/node_conn.ts";
+import type { Conn } from "../../server/connection_table.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
@@ -51,44 +50,25 @@ export const INETD_VARIABLES: readonly string[] = [
 function addressFrom(
   pairs: readonly (readonly [string, string | undefined])[],
 ): Deno.NetAddr | undefined {
-  for (const [hostVariable, portVariable] of pairs) {
-    const hostname = readEnv(hostVariable);
+  for (const [host, port] of pairs) {
+    const hostname = readEnv(host);
     if (!hostname) continue;
-    const portText = portVariable === undefined ? "0" : readEnv(portVariable);
+    const text = port === undefined ? "0" : readEnv(port);
     try {
-      return { transport: "tcp", hostname, port: parsePort(portText ?? "") };
+      return { transport: "tcp", hostname, port: parsePort(text ?? "") };
     } catch {
       // A port that is not one: the next host's variables, or the socket.
     }
   }
-  return undefined;
 }
 
-/** What stdin is when it is not a socket, by the test that tells it. */
-const NOT_SOCKETS = [
+/** What stdin is, by the test that tells it: a socket, or what instead. */
+const STDIN_KINDS = [
+  ["isSocket", undefined],
   ["isFile", "a regular file"],
   ["isFIFO", "a pipe"],
   ["isCharacterDevice", "a device"],
 ] as const;
-
-/**
- * Says why stdin cannot be the client: a terminal, a file, a pipe or a
- * device. (node's fstat needs no permission; Deno's stat of /dev/stdin
- * needs all of them.) A terminal was said before: runInetd asks that first.
- *
- * @throws {UsageError} Saying what stdin is instead, and how to run it.
- */
-function checkStdin(fstat: typeof Fs.fstatSync): void {
-  let info: Fs.Stats;
-  try {
-    info = fstat(0);
-  } catch {
-    throw notASocket("closed");
-  }
-  if (info.isSocket()) return;
-  const kind = NOT_SOCKETS.find(([test]) => info[test]());
-  throw notASocket(kind?.[1] ?? "not a socket");
-}
 
 function notASocket(what: string): UsageError {
   return new UsageError(
@@ -132,8 +112,8 @@ async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
 }
 
 /** The connection on stdin, as a listener that accepts it once. */
-function oneConnection(conn: Deno.Conn): OpenListener {
-  const closed = Promise.withResolvers<Deno.Conn>();
+function oneConnection(conn: Conn): OpenListener {
+  const closed = Promise.withResolvers<Conn>();
   let next = Promise.resolve(conn);
   const close = () =>
     closed.reject(new Deno.errors.BadResource("Served its one client"));
@@ -141,23 +121,43 @@ function oneConnection(conn: Deno.Conn): OpenListener {
   return { listener: { addr: conn.localAddr, accept, close } };
 }
 
-/** The socket on stdin (and stdout), as node:net reads and writes it. */
-function openStdin(net: typeof Net, envRemote?: Deno.Addr): Deno.Conn {
+/**
+ * The socket on stdin (and stdout), as node:net reads and writes it, once
+ * it is told to be one: not a file, a pipe or a device. (node's fstat needs
+ * no permission; Deno's stat of /dev/stdin needs all of them.) A terminal
+ * was said before: runInetd asks that first.
+ *
+ * @throws {UsageError} Saying what stdin is instead, and how to run it.
+ */
+async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
+  const [{ fstatSync }, net] = await Promise.all([
+    import("node:fs"),
+    import("node:net"),
+  ]);
+  let kind: string | undefined = "closed";
+  try {
+    const info = fstatSync(0);
+    const found = STDIN_KINDS.find(([test]) => info[test]());
+    kind = found ? found[1] : "not a socket";
+  } catch {
+    // Not even a descriptor.
+  }
+  if (kind !== undefined) throw notASocket(kind);
+  // Asked before the client's socket is taken over (node:net moves fd 0).
+  const quiet = await stderrIsClient();
   let socket: Net.Socket;
   try {
-    const stdio = { readable: true, writable: true, allowHalfOpen: true };
-    socket = new net.Socket({ fd: 0, ...stdio });
+    socket = new net.Socket({ fd: 0, ...HALF_OPEN });
   } catch (error) {
     if ((error as { code?: string }).code === "ERR_INVALID_FD_TYPE") {
       throw notASocket("not a socket");
     }
     throw error;
   }
-  const remote = envRemote ??
-    (socket.remoteAddress === undefined
-      ? addressFrom(HOST_VARIABLES)
-      : undefined);
-  return adoptSocket(socket, remote, addressFrom(LOCAL_VARIABLES));
+  remote ??= socket.remoteAddress === undefined
+    ? addressFrom(HOST_VARIABLES)
+    : undefined;
+  return { conn: adoptSocket(socket, remote, local), quiet };
 }
 
 /**
@@ -174,60 +174,50 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   const { guard, taken } = await guardOrQuiet();
   using _guard = guard;
   const remote = addressFrom(REMOTE_VARIABLES);
+  const local = addressFrom(LOCAL_VARIABLES);
   // Where the host named the client and nothing lingers, the socket is only
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
   // per connection, docs/activation.md) is not loaded.
   const direct = remote !== undefined && command.options.linger === 0;
-  let conn: Deno.Conn;
-  let quiet = command.log.quiet;
-  if (direct) {
-    conn = stdioConn(remote, addressFrom(LOCAL_VARIABLES));
-  } else {
-    const [{ fstatSync }, net] = await Promise.all([
-      import("node:fs"),
-      import("node:net"),
-    ]);
-    checkStdin(fstatSync);
-    quiet ||= await stderrIsClient();
-    conn = openStdin(net, remote);
-  }
+  const { conn, quiet } = direct
+    ? { conn: stdioConn(remote, local), quiet: false }
+    : await openStdin(remote, local);
   const options = await complete(command, await prepare(command, true));
   if (taken !== undefined) warn(taken, command.log.format);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
     format: command.log.format,
-    quiet,
+    quiet: command.log.quiet || quiet,
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.log.timestamps === "on",
   });
-  let outcome: ConnectionOutcome | undefined;
   const server = serveGreetingOn([oneConnection(conn)], {
     ...options,
     onConnection: log.onConnection,
     onClose(record) {
-      outcome = record.outcome;
       log.onClose?.(record);
       server.shutdown();
     },
   });
-  const timeout = options.timeout!;
-  if (direct && timeout > 0) {
+  if (direct && options.timeout! > 0) {
     // Closing stdout does not stop a write the client never reads: the
     // process ends at the deadline instead.
-    Deno.unrefTimer(setTimeout(() => Deno.exit(1), timeout + 100));
+    Deno.unrefTimer(setTimeout(() => Deno.exit(1), options.timeout! + 100));
   }
   await server.finished;
   log.close();
-  return outcome === "greeted" || outcome === "refused" ? 0 : 1;
+  // The one client's outcome, as counted.
+  const { greeted, refused } = server.stats.outcomes;
+  return greeted + refused > 0 ? 0 : 1;
 }
 
 /**
  * The client on stdin and stdout through Deno's own stdio: enough to write
  * a greeting and close; it cannot end the write side alone (no linger).
  */
-function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
+function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Conn {
   return {
     remoteAddr,
     localAddr: localAddr ?? { transport: "tcp", hostname: "", port: 0 },
@@ -236,5 +226,5 @@ function stdioConn(remoteAddr: Deno.Addr, localAddr?: Deno.Addr): Deno.Conn {
     closeWrite: () =>
       Promise.reject(new Deno.errors.NotSupported("No shutdown on stdout")),
     close: () => Deno.stdout.close(),
-  } as unknown as Deno.Conn;
+  };
 }
