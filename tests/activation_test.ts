@@ -769,6 +769,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "--inetd --log-format json under socat EXEC: writes its connection " +
+    "line, though socat sends SIGTERM as soon as the client's side closes" +
+    skip("socat", socat),
+  ignore: !socat,
+  async fn() {
+    const port = closedPort();
+    await using host = await startHost(
+      "socat",
+      [
+        "-d",
+        "-d",
+        `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`,
+        `EXEC:${[...GREETER, "--inetd", "--log-format", "json"].join(" ")}`,
+      ],
+      /listening on/,
+    );
+    const { text, from } = await greet(port);
+    assertEquals(text, "Connection Established\r\n");
+    // JSON's line comes at the close, with the outcome: after socat's EOF.
+    await host.waitFor(new RegExp(`"client\\.port":${from},.*"greeted"`));
+  },
+});
+
+Deno.test({
   name: "--inetd whose stderr is the client's socket writes nothing but the " +
     "greeting to it: not when 127.0.0.1:9229 is held, not when it cannot " +
     "start" + skip("socat", socat),

@@ -195,6 +195,8 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   });
   const server = serveGreetingOn([oneConnection(conn)], {
     ...options,
+    // A stop cuts the one connection at once (and it is still recorded).
+    drainTimeout: 0,
     onConnection: log.onConnection,
     onClose(record) {
       log.onClose?.(record);
@@ -206,7 +208,14 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     // process ends at the deadline instead.
     Deno.unrefTimer(setTimeout(() => Deno.exit(1), options.timeout! + 100));
   }
-  await server.finished;
+  // Hosts end their child with SIGTERM (socat as soon as the client's side
+  // closes): it ends the connection at once, and its line (which JSON
+  // writes at the close) is still written.
+  const stop = () => server.shutdown();
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished.finally(() =>
+    Deno.removeSignalListener("SIGTERM", stop)
+  );
   log.close();
   // The one client's outcome, as counted.
   const { greeted, refused } = server.stats.outcomes;
