@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { Slot } from "../server/connection_table.ts";
+import { type Slot, writeAll } from "../server/connection_table.ts";
 import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
 import {
@@ -145,14 +145,15 @@ export interface MetricsServer extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  200: "OK",
-  400: "Bad Request",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
+/** Each status's reason phrase, and the failure it counts, if any. */
+const STATUS: Readonly<Record<number, readonly [string, MetricsHttpError?]>> = {
+  200: ["OK"],
+  400: ["Bad Request", "bad_request"],
+  404: ["Not Found"],
+  405: ["Method Not Allowed"],
+  431: ["Request Header Fields Too Large", "header_too_large"],
+  500: ["Internal Server Error", "internal"],
+  503: ["Service Unavailable"],
 };
 /** The endpoint's own families, in the order rendered. */
 const FAMILIES = families(`
@@ -181,30 +182,19 @@ const scratch = new Uint8Array(4 * 1024);
 export function parseRequestHead(
   head: string,
 ): { method: string; path: string } | undefined {
-  const lines = head.split(/\r?\n/);
-  const request = REQUEST_LINE.exec(lines[0]);
-  // A line folded onto the one before (obs-fold) is refused too.
-  const path = request &&
-      lines.every((l, i) => i === 0 || l === "" || HEADER_LINE.test(l))
-    ? targetPath(request[2])
+  const [first, ...lines] = head.split(/\r?\n/);
+  const [, method, target = ""] = REQUEST_LINE.exec(first) ?? [];
+  // A line folded onto the one before (obs-fold) has no name: refused too.
+  if (!lines.every((line) => line === "" || HEADER_LINE.test(line))) return;
+  // The path of origin-form (`/metrics?x`), `*`, or an http(s)
+  // absolute-form (`http://host/metrics`, dot segments resolved as `URL`
+  // does); none for any other target.
+  const path = target === "*" || target.startsWith("/")
+    ? /^[^?#]*/.exec(target)![0]
+    : /^https?:\/\//i.test(target)
+    ? URL.parse(target)?.pathname
     : undefined;
-  return path === undefined ? undefined : { method: request![1], path };
-}
-
-/**
- * The path of a request target: origin-form (`/metrics?x`), `*`, or an
- * http(s) absolute-form (`http://host/metrics`, dot segments resolved as
- * `URL` does); undefined for anything else.
- */
-function targetPath(target: string): string | undefined {
-  if (target === "*") return target;
-  if (target.startsWith("/")) return /^[^?#]*/.exec(target)![0];
-  if (!/^https?:\/\//i.test(target)) return undefined;
-  try {
-    return new URL(target).pathname;
-  } catch {
-    return undefined;
-  }
+  return path === undefined ? undefined : { method, path };
 }
 
 /**
@@ -227,18 +217,18 @@ type Answer = [number, Uint8Array, MetricsHttpError?];
 function response(
   status: number,
   body: string,
-  head = false,
-  failed?: MetricsHttpError,
+  bare = false,
   type = "text/plain; charset=utf-8",
 ): Answer {
+  const [text, failed] = STATUS[status];
   return [
     status,
     encoder.encode(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\n` +
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: ${type}\r\n` +
         `Content-Length: ${encoder.encode(body).length}\r\n` +
         `Cache-Control: no-store\r\nConnection: close\r\n${
           status === 405 ? "Allow: GET, HEAD\r\n" : ""
-        }\r\n${head ? "" : body}`,
+        }\r\n${bare ? "" : body}`,
     ),
     failed,
   ];
@@ -274,7 +264,7 @@ async function answer(
 ): Promise<Answer> {
   // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
   const request = parseRequestHead(String.fromCharCode(...head));
-  if (!request) return response(400, "bad request\n", false, "bad_request");
+  if (!request) return response(400, "bad request\n");
   const { method, path } = request;
   const bare = method === "HEAD";
   if (path !== "/metrics" && path !== "/healthz") {
@@ -286,12 +276,12 @@ async function answer(
   try {
     if (path === "/metrics") {
       const body = options.render() + renderMetricsServerStats(own);
-      return response(200, body, bare, undefined, METRICS_CONTENT_TYPE);
+      return response(200, body, bare, METRICS_CONTENT_TYPE);
     }
     const { ok, reason } = await options.health();
     return response(ok ? 200 : 503, `${reason}\n`, bare);
   } catch {
-    return response(500, "internal error\n", bare, "internal");
+    return response(500, "internal error\n", bare);
   }
 }
 
@@ -327,13 +317,12 @@ async function exchange(
   // No longer idle: out of the list that eviction takes from.
   core.table.linger(slot);
   const [status, bytes, failed] = end < 0
-    ? response(431, "request head too large\n", false, "header_too_large")
+    ? response(431, "request head too large\n")
     : await answer(options, own, buffer.subarray(0, end));
-  let written = 0;
+  let written = false;
   try {
-    while (written < bytes.length) {
-      written += await conn.write(bytes.subarray(written));
-    }
+    await writeAll(conn, bytes);
+    written = true;
     own.responses[status] = (own.responses[status] ?? 0) + 1;
     // Close our side, then read what the client still sends until it
     // closes (bounded by the deadline): closing with unread bytes would
@@ -345,9 +334,7 @@ async function exchange(
   } catch {
     // Once the response is written, a reset or the deadline changes
     // nothing for the client.
-    if (written < bytes.length) {
-      return failed ?? (slot.list ? "reset" : "timeout");
-    }
+    if (!written) return failed ?? (slot.list ? "reset" : "timeout");
   }
   return failed;
 }
