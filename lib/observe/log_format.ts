@@ -69,12 +69,6 @@ export type LogFormat = "text" | "json";
 /** The log formats, for `--log-format`. */
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 
-/** How text lines are written. */
-export interface TextLogOptions {
-  /** Start each line with an RFC 3339 UTC timestamp and a space. */
-  timestamps: boolean;
-}
-
 /**
  * Whether text lines carry timestamps by default: yes when stdout is not a
  * terminal (a file, a pipe) and not journald's (which stamps lines itself and
@@ -148,23 +142,26 @@ export function formatLogTime(ms: number): string {
     cachedPrefix = new Date(second * 1000).toISOString().slice(0, -4);
     cachedSecond = second;
   }
-  const milli = time - second * 1000;
-  return cachedPrefix + (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli +
-    "Z";
+  return `${cachedPrefix}${String(time - second * 1000).padStart(3, "0")}Z`;
 }
 
 /**
- * The fields of a JSON line from `ecs.version` to the opening quote of
- * `event.outcome`: constant for an action (`stats` is a metric, the rest
+ * The fields of a JSON line from `ecs.version` to `greeter.schema`:
+ * constant for an action and an outcome (`stats` is a metric, the rest
  * events).
  */
-function jsonMiddle(action: string): string {
+function jsonMiddle(action: string, failed: boolean): string {
   return `,"ecs.version":"${ECS_VERSION}","event.kind":"${
     action === "stats" ? "metric" : "event"
-  }","event.action":"${action}","event.outcome":"`;
+  }","event.action":"${action}","event.outcome":"${
+    failed ? "failure" : "success"
+  }","greeter.schema":${LOG_SCHEMA_VERSION}`;
 }
-// Made once: the connection line adds no string for it.
-const CONNECTION_MIDDLE = jsonMiddle("connection");
+// Made once: the connection line adds no string for them.
+const CONNECTION_MIDDLE = [
+  jsonMiddle("connection", false),
+  jsonMiddle("connection", true),
+];
 
 /**
  * The fields every JSON line starts with, in order, up to `greeter.schema`
@@ -175,14 +172,11 @@ function jsonHead(
   level: LogLevel,
   message: string,
   middle: string,
-  failed: boolean,
 ): string {
   // One template, so that it adds no more strings than the fields need.
   return `{"@timestamp":"${
     formatLogTime(time)
-  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}${
-    failed ? "failure" : "success"
-  }","greeter.schema":${LOG_SCHEMA_VERSION}`;
+  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}`;
 }
 
 /**
@@ -194,7 +188,7 @@ function jsonLine(action: string, time: number, line: Described): string {
   const [level, message, fields = {}] = line;
   const rest = JSON.stringify(fields);
   const failed = level === "error" || action === "accept_error";
-  return jsonHead(time, level, message, jsonMiddle(action), failed) +
+  return jsonHead(time, level, message, jsonMiddle(action, failed)) +
     (rest === "{}" ? "}" : `,${rest.slice(1)}`);
 }
 
@@ -215,11 +209,13 @@ function totals(stats: Readonly<ServerStats>, time: number) {
 // The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
 // of a Unix socket's path and a null port.
 function jsonHost(addr: Deno.Addr): string {
-  return isNetAddr(addr)
-    ? JSON.stringify(unmapIpv4(addr.hostname))
-    : "path" in addr
-    ? JSON.stringify(addr.path)
-    : "null";
+  return JSON.stringify(
+    isNetAddr(addr)
+      ? unmapIpv4(addr.hostname)
+      : "path" in addr
+      ? addr.path
+      : null,
+  );
 }
 function jsonPort(addr: Deno.Addr): string | number {
   // Port 0: dropped by --log-address.
@@ -276,13 +272,9 @@ function sensed(record: ConnectionRecord, json: boolean): string {
   }
   if (captured && !json) fields += ` captured="${escapeBytes(captured)}"`;
   else if (captured) {
-    let binary = "";
-    for (const byte of captured) binary += String.fromCharCode(byte);
     fields += `,"greeter.capture.text":${
       JSON.stringify(escapeBytes(captured))
-    },"greeter.capture.base64":"${
-      btoa(binary)
-    }","greeter.capture.bytes":${captured.length}`;
+    },"greeter.capture.base64":"${captured.toBase64()}","greeter.capture.bytes":${captured.length}`;
   }
   return fields;
 }
@@ -331,8 +323,7 @@ export function formatJsonConnectionLine(
         : `Connection from ${client(remoteAddr, peerAddr)} ${outcome}${
           reason === undefined ? "" : ` (${reason})`
         }`,
-      CONNECTION_MIDDLE,
-      outcome !== "greeted",
+      CONNECTION_MIDDLE[outcome === "greeted" ? 0 : 1],
     )
   },"event.duration":${
     Math.round(record.duration * 1_000_000)
@@ -424,13 +415,13 @@ function describe(
 export function formatLogLine(
   event: ServerEvent,
   format: LogFormat,
-  options?: TextLogOptions,
+  options?: { timestamps: boolean },
 ): string {
   const now = event.time ?? Date.now();
-  if (format === "json") {
-    return jsonLine(event.event, now, describe(event, now));
-  }
-  return formatTextLine(describe(event, now)[1], options, now);
+  const line = describe(event, now);
+  return format === "json"
+    ? jsonLine(event.event, now, line)
+    : formatTextLine(line[1], options, now);
 }
 
 /**
@@ -464,7 +455,7 @@ export function formatJsonWarningLine(
  */
 export function formatTextLine(
   message: string,
-  options?: TextLogOptions,
+  options?: { timestamps: boolean },
   time?: number,
 ): string {
   return options?.timestamps
