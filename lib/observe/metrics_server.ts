@@ -38,10 +38,6 @@ import { exposition, families } from "./prometheus.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-/** How many connections the metrics endpoint keeps open at most, by default. */
-export const DEFAULT_METRICS_MAX_CONNECTIONS = 64;
-/** The longest life of a metrics connection, in ms, by default. */
-export const DEFAULT_METRICS_TIMEOUT = 5_000;
 /** The largest request head (request line and headers) read, in bytes. */
 export const MAX_HEAD_BYTES = 8 * 1024;
 
@@ -125,25 +121,7 @@ export interface ServeMetricsOptions {
 }
 
 /** A running metrics endpoint, as returned by {@linkcode serveMetrics}. */
-export interface MetricsServer extends AsyncDisposable {
-  /** The address it listens on, with the real port if 0 was asked. */
-  readonly addr: Deno.NetAddr;
-  /** Its own counters. */
-  readonly stats: Readonly<MetricsServerStats>;
-  /**
-   * The listener's error if it failed outside of shutdown (the endpoint
-   * then stopped by itself); undefined otherwise.
-   */
-  readonly failure: unknown;
-  /** Settles once it has stopped; never rejects. */
-  readonly finished: Promise<void>;
-  /**
-   * Stops accepting, gives the requests in progress a moment (at most one
-   * second, or the timeout if shorter), then closes what is left. Never
-   * rejects; safe to call more than once.
-   */
-  shutdown(): Promise<void>;
-}
+export type MetricsServer = ReturnType<typeof serveMetrics>;
 
 /** Each status's reason phrase, and the failure it counts, if any. */
 const STATUS: Readonly<Record<number, readonly [string, MetricsHttpError?]>> = {
@@ -351,9 +329,8 @@ async function exchange(
  * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.listen`)
  * synchronously, when the address cannot be listened on.
  */
-export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
-  const { maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS, signal } = options;
-  const { timeout = DEFAULT_METRICS_TIMEOUT } = options;
+export function serveMetrics(options: ServeMetricsOptions) {
+  const { maxConnections = 64, timeout = 5_000, signal } = options;
   checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
   checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
@@ -401,10 +378,22 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
   const keep = (error: unknown) => void (server.failure = error);
   const shutdown = () => started.shutdown().catch(keep);
   const server = {
+    /** The address it listens on, with the real port if 0 was asked. */
     addr: listener.addr as Deno.NetAddr,
-    stats: started.state.own,
+    /** Its own counters. */
+    stats: started.state.own as Readonly<MetricsServerStats>,
+    /**
+     * The listener's error if it failed outside of shutdown (the endpoint
+     * then stopped by itself); undefined otherwise.
+     */
     failure: undefined as unknown,
+    /** Settles once it has stopped; never rejects. */
     finished: started.finished.catch(keep),
+    /**
+     * Stops accepting, gives the requests in progress a moment (at most one
+     * second, or the timeout if shorter), then closes what is left. Never
+     * rejects; safe to call more than once.
+     */
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

@@ -80,11 +80,9 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
     if (state === "granted") return read(path);
   } catch (error) {
     // A failure of this read alone; /proc stays worth trying.
-    if (
-      !(error instanceof Deno.errors.NotCapable ||
-        error instanceof Deno.errors.NotFound ||
-        error instanceof Deno.errors.PermissionDenied)
-    ) return undefined;
+    const { NotCapable, NotFound, PermissionDenied } = Deno.errors;
+    const closed = [NotCapable, NotFound, PermissionDenied];
+    if (!closed.some((type) => error instanceof type)) return undefined;
   }
   procAvailable = false;
   return undefined;
@@ -148,7 +146,7 @@ function attempt<T>(read: () => T): T | undefined {
 export function readProcessSample(): ProcessSample {
   const cpu = cpuUsage && attempt(cpuUsage);
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
-  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
+  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync) ?? "";
   const soft = readFdLimit()?.soft;
   const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
@@ -158,7 +156,7 @@ export function readProcessSample(): ProcessSample {
     startTimeSeconds: performance.timeOrigin > 0
       ? performance.timeOrigin / 1000
       : undefined,
-    virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
+    virtualBytes: parseProcStat(stat),
     // Less the descriptor the listing itself had open.
     openFds: fds === undefined ? undefined : fds - 1,
     maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
