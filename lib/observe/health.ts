@@ -115,10 +115,8 @@ export function probeAddress(
   addr: Deno.NetAddr,
   cell: Int32Array,
 ): () => Promise<Probe> {
-  const wildcard = { "0.0.0.0": "127.0.0.1", "::": "::1" };
-  const hostname = Object.hasOwn(wildcard, addr.hostname)
-    ? wildcard[addr.hostname as keyof typeof wildcard]
-    : addr.hostname;
+  const wildcard = new Map([["0.0.0.0", "127.0.0.1"], ["::", "::1"]]);
+  const hostname = wildcard.get(addr.hostname) ?? addr.hostname;
   return async () => {
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.

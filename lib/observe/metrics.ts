@@ -16,10 +16,7 @@ export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 export const TRAPPED_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
 
 /** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
-export interface DurationHistogram extends Buckets {
-  /** Counts one connection that lived `ms` milliseconds. */
-  observe(ms: number): void;
-}
+export type DurationHistogram = ReturnType<typeof createDurationHistogram>;
 
 /**
  * Creates a histogram of connection durations: a fixed array of counts and
@@ -27,7 +24,7 @@ export interface DurationHistogram extends Buckets {
  */
 export function createDurationHistogram(
   bounds: readonly number[] = DURATION_BUCKETS,
-): DurationHistogram {
+): Buckets & { observe(ms: number): void } {
   const limits = bounds.map((seconds) => seconds * 1000);
   const histogram = {
     bounds,
