@@ -206,20 +206,21 @@ function totals(stats: Readonly<ServerStats>, time: number) {
   };
 }
 
-// The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
-// of a Unix socket's path and a null port.
-function jsonHost(addr: Deno.Addr): string {
-  return JSON.stringify(
-    isNetAddr(addr)
-      ? unmapIpv4(addr.hostname)
-      : "path" in addr
-      ? addr.path
-      : null,
-  );
-}
-function jsonPort(addr: Deno.Addr): string | number {
-  // Port 0: dropped by --log-address.
-  return isNetAddr(addr) && addr.port ? addr.port : "null";
+/**
+ * An address's JSON fields `NAME.address` and `NAME.port`, after a comma:
+ * its IP (IPv4-mapped shown as IPv4) and port, or a Unix socket's path and
+ * null. Port 0 (dropped by --log-address) is null too.
+ */
+function jsonAddr(name: string, addr: Deno.Addr): string {
+  const net = isNetAddr(addr);
+  const host = net
+    ? unmapIpv4(addr.hostname)
+    : "path" in addr
+    ? addr.path
+    : null;
+  return `,"${name}.address":${JSON.stringify(host)},"${name}.port":${
+    net && addr.port ? addr.port : null
+  }`;
 }
 
 /** The client as lines name it, and the proxy it came through, if any. */
@@ -286,8 +287,8 @@ function sensed(record: ConnectionRecord, json: boolean): string {
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
   const { reason } = record;
-  return `Connection received from ${
-    client(record.remoteAddr, record.peerAddr)
+  return `${
+    formatTextConnectionLine(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
   }${sensed(record, false)}`;
@@ -303,13 +304,8 @@ export function formatJsonConnectionLine(
   record: ConnectionRecord,
   peerAddr?: Deno.Addr,
 ): string {
-  const { remoteAddr, localAddr, reason, outcome } = record;
+  const { remoteAddr, reason, outcome } = record;
   const unix = !isNetAddr(remoteAddr);
-  const peer = peerAddr
-    ? `,"network.peer.address":${jsonHost(peerAddr)},"network.peer.port":${
-      jsonPort(peerAddr)
-    }`
-    : "";
   return `${
     jsonHead(
       record.startTime + record.duration,
@@ -325,20 +321,21 @@ export function formatJsonConnectionLine(
         }`,
       CONNECTION_MIDDLE[outcome === "greeted" ? 0 : 1],
     )
-  },"event.duration":${
-    Math.round(record.duration * 1_000_000)
-  },"client.address":${unix ? "null" : jsonHost(remoteAddr)},` +
-    `"client.port":${unix ? "null" : jsonPort(remoteAddr)},"server.address":${
-      jsonHost(localAddr)
-    },"server.port":${jsonPort(localAddr)}${peer},"network.transport":"${
-      unix ? "unix" : remoteAddr.transport
-    }","greeter.outcome":"${outcome}","greeter.reason":${
-      reason === undefined ? "null" : JSON.stringify(reason)
-    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
-      sensed(record, true)
-    }${
-      record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
-    }}`;
+  },"event.duration":${Math.round(record.duration * 1_000_000)}${
+    unix
+      ? ',"client.address":null,"client.port":null'
+      : jsonAddr("client", remoteAddr)
+  }${jsonAddr("server", record.localAddr)}${
+    peerAddr ? jsonAddr("network.peer", peerAddr) : ""
+  },"network.transport":"${
+    unix ? "unix" : remoteAddr.transport
+  }","greeter.outcome":"${outcome}","greeter.reason":${
+    reason === undefined ? "null" : JSON.stringify(reason)
+  },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
+    sensed(record, true)
+  }${
+    record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
+  }}`;
 }
 
 /** `1 connection`, `2 connections`. */
