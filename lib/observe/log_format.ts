@@ -63,11 +63,11 @@ export const LOG_SCHEMA_VERSION = 2;
 /** The ECS version whose field names and types the JSON lines follow. */
 export const ECS_VERSION = "9.4.0";
 
-/** The log formats the command line offers. */
-export type LogFormat = "text" | "json";
-
 /** The log formats, for `--log-format`. */
-export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** The log formats the command line offers. */
+export type LogFormat = typeof LOG_FORMATS[number];
 
 /**
  * Whether text lines carry timestamps by default: yes when stdout is not a
@@ -346,10 +346,7 @@ const plural = (count: number, word: string) =>
  * The level, the words (the text line's, the JSON `message`) and the JSON
  * fields of a server event.
  */
-function describe(
-  event: ServerEvent,
-  now: number,
-): Described {
+function describe(event: ServerEvent, now: number): Described {
   const error = "error" in event ? event.error : undefined;
   const level = error === undefined ? "info" : "error";
   switch (event.event) {
