@@ -129,12 +129,10 @@ export function createLogThrottle(options: LogThrottleOptions) {
       let source = sources.get(key);
       if (source === undefined) {
         if (sources.size >= maxSources && prunedWindow !== window) prune();
-        if (sources.size < maxSources) {
-          source = { window, count: 0, pending: 0 };
-          sources.set(key, source);
-        } else {
-          source = other;
-        }
+        source = sources.size < maxSources
+          ? { window, count: 0, pending: 0 }
+          : other;
+        if (source !== other) sources.set(key, source);
       }
       if (source.window !== window) {
         source.window = window;
