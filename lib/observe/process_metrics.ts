@@ -29,9 +29,8 @@ let cpuUsage: (() => { user: number; system: number }) | undefined;
  * has, the sample has none.
  */
 export async function loadProcessMetrics(): Promise<void> {
-  if (cpuUsage) return;
   const { default: process } = await import("node:process");
-  cpuUsage = () => process.cpuUsage();
+  cpuUsage ??= () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
 import { exposition, families, family, labelValue } from "./prometheus.ts";
