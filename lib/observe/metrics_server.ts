@@ -149,6 +149,9 @@ const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
 // The method, then the request target.
 const REQUEST_LINE = new RegExp(`^(${TOKEN}) (\\S+) HTTP/1\\.[01]$`);
 const HEADER_LINE = new RegExp(`^${TOKEN}:`);
+// The blank line that ends a request head; a bare LF ends a line too (RFC
+// 9112 2.2).
+const HEAD_END = /\n\r?\n/g;
 const encoder = new TextEncoder();
 // Bytes a client sends after its head land here; shared, never read.
 const scratch = new Uint8Array(4 * 1024);
@@ -173,19 +176,6 @@ export function parseRequestHead(
     ? URL.parse(target)?.pathname
     : undefined;
   return path === undefined ? undefined : { method, path };
-}
-
-/**
- * Where the request head ends (the index after its blank line), looking
- * from `from`, or -1. A bare LF is taken as a line end too (RFC 9112 2.2).
- */
-function headEnd(bytes: Uint8Array, from: number, to: number): number {
-  for (let i = Math.max(0, from); i < to; i++) {
-    if (bytes[i] !== 10) continue;
-    if (bytes[i + 1] === 10 && i + 1 < to) return i + 2;
-    if (bytes[i + 1] === 13 && bytes[i + 2] === 10 && i + 2 < to) return i + 3;
-  }
-  return -1;
 }
 
 /** An answer: its status, its bytes, and why it failed if it did. */
@@ -238,10 +228,9 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
 async function answer(
   options: ServeMetricsOptions,
   own: MetricsServerStats,
-  head: Uint8Array,
+  head: string,
 ): Promise<Answer> {
-  // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
-  const request = parseRequestHead(String.fromCharCode(...head));
+  const request = parseRequestHead(head);
   if (!request) return response(400, "bad request\n");
   const { method, path } = request;
   const bare = method === "HEAD";
@@ -280,23 +269,27 @@ async function exchange(
   // cut it.
   const cut = () => evicted.has(slot) ? "evicted" : "timeout";
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
-  let length = 0;
-  let end = -1;
+  let head = "";
+  let end: RegExpExecArray | null = null;
   try {
-    while (end < 0 && length < buffer.length) {
-      const n = await conn.read(buffer.subarray(length));
+    while (!end && head.length < buffer.length) {
+      const n = await conn.read(buffer.subarray(head.length));
       if (n === null) return slot.list ? "closed_early" : cut();
-      end = headEnd(buffer, length - 2, length + n);
-      length += n;
+      // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
+      const bytes = buffer.subarray(head.length, head.length + n);
+      // Looking only from the last bytes read before (its end can straddle).
+      HEAD_END.lastIndex = Math.max(0, head.length - 2);
+      head += String.fromCharCode(...bytes);
+      end = HEAD_END.exec(head);
     }
   } catch {
     return slot.list ? "reset" : cut();
   }
   // No longer idle: out of the list that eviction takes from.
   core.table.linger(slot);
-  const [status, bytes, failed] = end < 0
-    ? response(431, "request head too large\n")
-    : await answer(options, own, buffer.subarray(0, end));
+  const [status, bytes, failed] = end
+    ? await answer(options, own, head.slice(0, end.index + end[0].length))
+    : response(431, "request head too large\n");
   let written = false;
   try {
     await writeAll(conn, bytes);
