@@ -60,9 +60,7 @@ function progressOf(stats: Readonly<ServerStats>): number {
  * Probes happen only when nothing was accepted since the last check, so a
  * busy server is never probed.
  */
-export function createHealthCheck(
-  options: HealthCheckOptions,
-): () => Promise<Health> {
+export function createHealthCheck(options: HealthCheckOptions) {
   const { stats, draining, probe } = options;
   const { stallAfter = 1_000, now = () => performance.now() } = options;
   let lastProgress = -1;
@@ -111,10 +109,7 @@ export function createHealthCheck(
  * first, and is accepted once the server has cleared it; the server then
  * neither counts nor logs it.
  */
-export function probeAddress(
-  addr: Deno.NetAddr,
-  cell: Int32Array,
-): () => Promise<Probe> {
+export function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
   const wildcard = new Map([["0.0.0.0", "127.0.0.1"], ["::", "::1"]]);
   const hostname = wildcard.get(addr.hostname) ?? addr.hostname;
   return async () => {

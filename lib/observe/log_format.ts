@@ -424,7 +424,7 @@ export function formatLogLine(
  */
 export function formatJsonErrorLine(
   message: string,
-  time: number = Date.now(),
+  time = Date.now(),
 ): string {
   return jsonLine("start", time, ["error", message, {
     "error.message": message,
@@ -438,7 +438,7 @@ export function formatJsonErrorLine(
  */
 export function formatJsonWarningLine(
   message: string,
-  time: number = Date.now(),
+  time = Date.now(),
 ): string {
   return jsonLine("warning", time, ["warn", message]);
 }

@@ -1,5 +1,5 @@
 import { renderBuildInfo } from "./process_metrics.ts";
-import { type Buckets, exposition, families } from "./prometheus.ts";
+import { exposition, families } from "./prometheus.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
@@ -22,9 +22,7 @@ export type DurationHistogram = ReturnType<typeof createDurationHistogram>;
  * Creates a histogram of connection durations: a fixed array of counts and
  * a linear scan per observation, cheap enough for every connection.
  */
-export function createDurationHistogram(
-  bounds: readonly number[] = DURATION_BUCKETS,
-): Buckets & { observe(ms: number): void } {
+export function createDurationHistogram(bounds = DURATION_BUCKETS) {
   const limits = bounds.map((seconds) => seconds * 1000);
   const histogram = {
     bounds,

@@ -160,9 +160,7 @@ const scratch = new Uint8Array(4 * 1024);
  * The request's method and path, or undefined if the head is not HTTP/1.x:
  * a request line, then header lines that each have a name.
  */
-export function parseRequestHead(
-  head: string,
-): { method: string; path: string } | undefined {
+export function parseRequestHead(head: string) {
   const [first, ...lines] = head.split(/\r?\n/);
   const [, method, target = ""] = REQUEST_LINE.exec(first) ?? [];
   // A line folded onto the one before (obs-fold) has no name: refused too.
