@@ -422,10 +422,7 @@ export function formatLogLine(
  * Formats a failure to start (bad TLS files, a busy port) as a JSON line, for
  * `--log-format json`. `message` is the text the CLI would print.
  */
-export function formatJsonErrorLine(
-  message: string,
-  time = Date.now(),
-): string {
+export function formatJsonErrorLine(message: string, time = Date.now()) {
   return jsonLine("start", time, ["error", message, {
     "error.message": message,
   }]);
@@ -436,10 +433,7 @@ export function formatJsonErrorLine(
  * be written) as a JSON line, for `--log-format json`: every line greeter
  * writes is then JSON. `message` is the text the CLI would print.
  */
-export function formatJsonWarningLine(
-  message: string,
-  time = Date.now(),
-): string {
+export function formatJsonWarningLine(message: string, time = Date.now()) {
   return jsonLine("warning", time, ["warn", message]);
 }
 

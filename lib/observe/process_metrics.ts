@@ -211,10 +211,7 @@ const BUILD_INFO_HELP = "Always 1; the versions are in the labels.";
  * Renders `greeter_build_info{version,deno} 1`: which greeter and which
  * Deno are running, as labels on a constant gauge.
  */
-export function renderBuildInfo(
-  version: string = VERSION,
-  deno: string = Deno.version.deno,
-): string {
+export function renderBuildInfo(version = VERSION, deno = Deno.version.deno) {
   const labels = `version="${labelValue(version)}",deno="${labelValue(deno)}"`;
   return family("greeter_build_info", "gauge", BUILD_INFO_HELP) +
     `greeter_build_info{${labels}} 1\n`;
