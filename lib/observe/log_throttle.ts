@@ -80,7 +80,6 @@ export function createLogThrottle(options: LogThrottleOptions) {
   // share this one: limited and counted as one.
   const other = { window: 0, count: 0, pending: 0 };
   const sources = new Map<string, typeof other>();
-  let pendingTotal = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
 
@@ -96,13 +95,11 @@ export function createLogThrottle(options: LogThrottleOptions) {
   function flush() {
     clearTimeout(timer);
     timer = undefined;
-    if (pendingTotal === 0) return;
     const waiting = [...sources].filter((entry) => entry[1].pending > 0);
     // The largest counts by source; the rest join the untracked ones.
     if (waiting.length > maxSummaries) {
       waiting.sort((a, b) => b[1].pending - a[1].pending);
     }
-    pendingTotal = 0;
     waiting.forEach(([key, source], i) => {
       if (i < maxSummaries) emit(formatSuppressed(key, source.pending));
       else other.pending += source.pending;
@@ -145,7 +142,6 @@ export function createLogThrottle(options: LogThrottleOptions) {
         return true;
       }
       throttle.suppressed++;
-      pendingTotal++;
       source.pending++;
       if (timer === undefined && !closed) {
         timer = setTimeout(flush, interval);
