@@ -273,11 +273,11 @@ async function exchange(
     while (!end && head.length < buffer.length) {
       const n = await conn.read(buffer.subarray(head.length));
       if (n === null) return slot.list ? "closed_early" : cut();
-      // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
-      const bytes = buffer.subarray(head.length, head.length + n);
-      // Looking only from the last bytes read before (its end can straddle).
+      const chunk = buffer.subarray(head.length, head.length + n);
+      // From the last bytes read before: the blank line can straddle reads.
       HEAD_END.lastIndex = Math.max(0, head.length - 2);
-      head += String.fromCharCode(...bytes);
+      // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
+      head += String.fromCharCode(...chunk);
       end = HEAD_END.exec(head);
     }
   } catch {
