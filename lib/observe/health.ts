@@ -1,23 +1,20 @@
 import { classifyAcceptError } from "../server/accept_loop.ts";
 import type { ServerStats } from "../server/stats.ts";
 
-/** The verdict of {@linkcode createHealthCheck}: what `/healthz` answers. */
-export interface Health {
-  /** True when the server can greet a new client now. */
-  ok: boolean;
-  /** One line for people: `ok`, or why not. */
-  reason: string;
-}
+/**
+ * The verdict of {@linkcode createHealthCheck}, what `/healthz` answers:
+ * `ok` when the server can greet a new client now, and one line for people
+ * (`reason`): `ok`, or why not.
+ */
+export type Health = { ok: boolean; reason: string };
 
-/** A connection to the server's own port, made by a probe. */
-export interface Probe {
-  /** True once the kernel has queued it (it need not be accepted). */
-  connected: boolean;
-  /** True once the server took it (else its counters must move). */
-  accepted?(): boolean;
-  /** Closes it. */
-  done(): void;
-}
+/**
+ * A connection to the server's own port, made by a probe: `connected` once
+ * the kernel has queued it (it need not be accepted), `accepted()` true once
+ * the server took it (without it, the server's counters must move), `done()`
+ * closes it.
+ */
+export type Probe = { connected: boolean; accepted?(): boolean; done(): void };
 
 /** Options for {@linkcode createHealthCheck}. */
 export interface HealthCheckOptions {

@@ -51,13 +51,11 @@ export interface ProcessSample {
   maxFds?: number;
 }
 
-/** The soft and hard `RLIMIT_NOFILE`; `Infinity` stands for "unlimited". */
-export interface FdLimit {
-  /** The limit that applies now. */
-  soft: number;
-  /** The most the soft limit may be raised to. */
-  hard: number;
-}
+/**
+ * The soft and hard `RLIMIT_NOFILE`: the limit that applies now, and the
+ * most it may be raised to; `Infinity` stands for "unlimited".
+ */
+export type FdLimit = { soft: number; hard: number };
 
 /**
  * Whether /proc may still be worth trying: false once it turned out to be
