@@ -1,23 +1,20 @@
 import { classifyAcceptError } from "../server/accept_loop.ts";
 import type { ServerStats } from "../server/stats.ts";
 
-/** The verdict of {@linkcode createHealthCheck}: what `/healthz` answers. */
-export interface Health {
-  /** True when the server can greet a new client now. */
-  ok: boolean;
-  /** One line for people: `ok`, or why not. */
-  reason: string;
-}
+/**
+ * The verdict of {@linkcode createHealthCheck}, what `/healthz` answers:
+ * `ok` when the server can greet a new client now, and one line for people
+ * (`reason`): `ok`, or why not.
+ */
+export type Health = { ok: boolean; reason: string };
 
-/** A connection to the server's own port, made by a probe. */
-export interface Probe {
-  /** True once the kernel has queued it (it need not be accepted). */
-  connected: boolean;
-  /** True once the server took it (else its counters must move). */
-  accepted?(): boolean;
-  /** Closes it. */
-  done(): void;
-}
+/**
+ * A connection to the server's own port, made by a probe: `connected` once
+ * the kernel has queued it (it need not be accepted), `accepted()` true once
+ * the server took it (without it, the server's counters must move), `done()`
+ * closes it.
+ */
+export type Probe = { connected: boolean; accepted?(): boolean; done(): void };
 
 /** Options for {@linkcode createHealthCheck}. */
 export interface HealthCheckOptions {
@@ -60,9 +57,7 @@ function progressOf(stats: Readonly<ServerStats>): number {
  * Probes happen only when nothing was accepted since the last check, so a
  * busy server is never probed.
  */
-export function createHealthCheck(
-  options: HealthCheckOptions,
-): () => Promise<Health> {
+export function createHealthCheck(options: HealthCheckOptions) {
   const { stats, draining, probe } = options;
   const { stallAfter = 1_000, now = () => performance.now() } = options;
   let lastProgress = -1;
@@ -111,14 +106,9 @@ export function createHealthCheck(
  * first, and is accepted once the server has cleared it; the server then
  * neither counts nor logs it.
  */
-export function probeAddress(
-  addr: Deno.NetAddr,
-  cell: Int32Array,
-): () => Promise<Probe> {
-  const wildcard = { "0.0.0.0": "127.0.0.1", "::": "::1" };
-  const hostname = Object.hasOwn(wildcard, addr.hostname)
-    ? wildcard[addr.hostname as keyof typeof wildcard]
-    : addr.hostname;
+export function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
+  const wildcard = new Map([["0.0.0.0", "127.0.0.1"], ["::", "::1"]]);
+  const hostname = wildcard.get(addr.hostname) ?? addr.hostname;
   return async () => {
     const { connect } = await import("node:net");
     // A few tries: the port picked at random may be taken.

@@ -63,17 +63,11 @@ export const LOG_SCHEMA_VERSION = 2;
 /** The ECS version whose field names and types the JSON lines follow. */
 export const ECS_VERSION = "9.4.0";
 
-/** The log formats the command line offers. */
-export type LogFormat = "text" | "json";
-
 /** The log formats, for `--log-format`. */
-export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+export const LOG_FORMATS = ["text", "json"] as const;
 
-/** How text lines are written. */
-export interface TextLogOptions {
-  /** Start each line with an RFC 3339 UTC timestamp and a space. */
-  timestamps: boolean;
-}
+/** The log formats the command line offers. */
+export type LogFormat = typeof LOG_FORMATS[number];
 
 /**
  * Whether text lines carry timestamps by default: yes when stdout is not a
@@ -148,23 +142,26 @@ export function formatLogTime(ms: number): string {
     cachedPrefix = new Date(second * 1000).toISOString().slice(0, -4);
     cachedSecond = second;
   }
-  const milli = time - second * 1000;
-  return cachedPrefix + (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli +
-    "Z";
+  return `${cachedPrefix}${String(time - second * 1000).padStart(3, "0")}Z`;
 }
 
 /**
- * The fields of a JSON line from `ecs.version` to the opening quote of
- * `event.outcome`: constant for an action (`stats` is a metric, the rest
+ * The fields of a JSON line from `ecs.version` to `greeter.schema`:
+ * constant for an action and an outcome (`stats` is a metric, the rest
  * events).
  */
-function jsonMiddle(action: string): string {
+function jsonMiddle(action: string, failed: boolean): string {
   return `,"ecs.version":"${ECS_VERSION}","event.kind":"${
     action === "stats" ? "metric" : "event"
-  }","event.action":"${action}","event.outcome":"`;
+  }","event.action":"${action}","event.outcome":"${
+    failed ? "failure" : "success"
+  }","greeter.schema":${LOG_SCHEMA_VERSION}`;
 }
-// Made once: the connection line adds no string for it.
-const CONNECTION_MIDDLE = jsonMiddle("connection");
+// Made once: the connection line adds no string for them.
+const CONNECTION_MIDDLE = [
+  jsonMiddle("connection", false),
+  jsonMiddle("connection", true),
+];
 
 /**
  * The fields every JSON line starts with, in order, up to `greeter.schema`
@@ -175,14 +172,11 @@ function jsonHead(
   level: LogLevel,
   message: string,
   middle: string,
-  failed: boolean,
 ): string {
   // One template, so that it adds no more strings than the fields need.
   return `{"@timestamp":"${
     formatLogTime(time)
-  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}${
-    failed ? "failure" : "success"
-  }","greeter.schema":${LOG_SCHEMA_VERSION}`;
+  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}`;
 }
 
 /**
@@ -194,7 +188,7 @@ function jsonLine(action: string, time: number, line: Described): string {
   const [level, message, fields = {}] = line;
   const rest = JSON.stringify(fields);
   const failed = level === "error" || action === "accept_error";
-  return jsonHead(time, level, message, jsonMiddle(action), failed) +
+  return jsonHead(time, level, message, jsonMiddle(action, failed)) +
     (rest === "{}" ? "}" : `,${rest.slice(1)}`);
 }
 
@@ -212,18 +206,21 @@ function totals(stats: Readonly<ServerStats>, time: number) {
   };
 }
 
-// The JSON text of an address's IP (IPv4-mapped shown as IPv4) and port, or
-// of a Unix socket's path and a null port.
-function jsonHost(addr: Deno.Addr): string {
-  return isNetAddr(addr)
-    ? JSON.stringify(unmapIpv4(addr.hostname))
+/**
+ * An address's JSON fields `NAME.address` and `NAME.port`, after a comma:
+ * its IP (IPv4-mapped shown as IPv4) and port, or a Unix socket's path and
+ * null. Port 0 (dropped by --log-address) is null too.
+ */
+function jsonAddr(name: string, addr: Deno.Addr): string {
+  const net = isNetAddr(addr);
+  const host = net
+    ? unmapIpv4(addr.hostname)
     : "path" in addr
-    ? JSON.stringify(addr.path)
-    : "null";
-}
-function jsonPort(addr: Deno.Addr): string | number {
-  // Port 0: dropped by --log-address.
-  return isNetAddr(addr) && addr.port ? addr.port : "null";
+    ? addr.path
+    : null;
+  return `,"${name}.address":${JSON.stringify(host)},"${name}.port":${
+    net && addr.port ? addr.port : null
+  }`;
 }
 
 /** The client as lines name it, and the proxy it came through, if any. */
@@ -276,13 +273,9 @@ function sensed(record: ConnectionRecord, json: boolean): string {
   }
   if (captured && !json) fields += ` captured="${escapeBytes(captured)}"`;
   else if (captured) {
-    let binary = "";
-    for (const byte of captured) binary += String.fromCharCode(byte);
     fields += `,"greeter.capture.text":${
       JSON.stringify(escapeBytes(captured))
-    },"greeter.capture.base64":"${
-      btoa(binary)
-    }","greeter.capture.bytes":${captured.length}`;
+    },"greeter.capture.base64":"${captured.toBase64()}","greeter.capture.bytes":${captured.length}`;
   }
   return fields;
 }
@@ -311,13 +304,8 @@ export function formatJsonConnectionLine(
   record: ConnectionRecord,
   peerAddr?: Deno.Addr,
 ): string {
-  const { remoteAddr, localAddr, reason, outcome } = record;
+  const { remoteAddr, reason, outcome } = record;
   const unix = !isNetAddr(remoteAddr);
-  const peer = peerAddr
-    ? `,"network.peer.address":${jsonHost(peerAddr)},"network.peer.port":${
-      jsonPort(peerAddr)
-    }`
-    : "";
   return `${
     jsonHead(
       record.startTime + record.duration,
@@ -331,23 +319,23 @@ export function formatJsonConnectionLine(
         : `Connection from ${client(remoteAddr, peerAddr)} ${outcome}${
           reason === undefined ? "" : ` (${reason})`
         }`,
-      CONNECTION_MIDDLE,
-      outcome !== "greeted",
+      CONNECTION_MIDDLE[outcome === "greeted" ? 0 : 1],
     )
-  },"event.duration":${
-    Math.round(record.duration * 1_000_000)
-  },"client.address":${unix ? "null" : jsonHost(remoteAddr)},` +
-    `"client.port":${unix ? "null" : jsonPort(remoteAddr)},"server.address":${
-      jsonHost(localAddr)
-    },"server.port":${jsonPort(localAddr)}${peer},"network.transport":"${
-      unix ? "unix" : remoteAddr.transport
-    }","greeter.outcome":"${outcome}","greeter.reason":${
-      reason === undefined ? "null" : JSON.stringify(reason)
-    },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
-      sensed(record, true)
-    }${
-      record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
-    }}`;
+  },"event.duration":${Math.round(record.duration * 1_000_000)}${
+    unix
+      ? ',"client.address":null,"client.port":null'
+      : jsonAddr("client", remoteAddr)
+  }${jsonAddr("server", record.localAddr)}${
+    peerAddr ? jsonAddr("network.peer", peerAddr) : ""
+  },"network.transport":"${
+    unix ? "unix" : remoteAddr.transport
+  }","greeter.outcome":"${outcome}","greeter.reason":${
+    reason === undefined ? "null" : JSON.stringify(reason)
+  },"greeter.bytes":${record.bytesWritten},"greeter.greeting_bytes":${record.greetingLength}${
+    sensed(record, true)
+  }${
+    record.held === undefined ? "" : `,"greeter.held":${record.held / 1000}`
+  }}`;
 }
 
 /** `1 connection`, `2 connections`. */
@@ -358,10 +346,7 @@ const plural = (count: number, word: string) =>
  * The level, the words (the text line's, the JSON `message`) and the JSON
  * fields of a server event.
  */
-function describe(
-  event: ServerEvent,
-  now: number,
-): Described {
+function describe(event: ServerEvent, now: number): Described {
   const error = "error" in event ? event.error : undefined;
   const level = error === undefined ? "info" : "error";
   switch (event.event) {
@@ -424,23 +409,20 @@ function describe(
 export function formatLogLine(
   event: ServerEvent,
   format: LogFormat,
-  options?: TextLogOptions,
+  options?: { timestamps: boolean },
 ): string {
   const now = event.time ?? Date.now();
-  if (format === "json") {
-    return jsonLine(event.event, now, describe(event, now));
-  }
-  return formatTextLine(describe(event, now)[1], options, now);
+  const line = describe(event, now);
+  return format === "json"
+    ? jsonLine(event.event, now, line)
+    : formatTextLine(line[1], options, now);
 }
 
 /**
  * Formats a failure to start (bad TLS files, a busy port) as a JSON line, for
  * `--log-format json`. `message` is the text the CLI would print.
  */
-export function formatJsonErrorLine(
-  message: string,
-  time: number = Date.now(),
-): string {
+export function formatJsonErrorLine(message: string, time = Date.now()) {
   return jsonLine("start", time, ["error", message, {
     "error.message": message,
   }]);
@@ -451,10 +433,7 @@ export function formatJsonErrorLine(
  * be written) as a JSON line, for `--log-format json`: every line greeter
  * writes is then JSON. `message` is the text the CLI would print.
  */
-export function formatJsonWarningLine(
-  message: string,
-  time: number = Date.now(),
-): string {
+export function formatJsonWarningLine(message: string, time = Date.now()) {
   return jsonLine("warning", time, ["warn", message]);
 }
 
@@ -464,7 +443,7 @@ export function formatJsonWarningLine(
  */
 export function formatTextLine(
   message: string,
-  options?: TextLogOptions,
+  options?: { timestamps: boolean },
   time?: number,
 ): string {
   return options?.timestamps

@@ -54,37 +54,7 @@ export interface LogThrottleOptions {
 }
 
 /** Limits per-connection log lines; see {@linkcode createLogThrottle}. */
-export interface LogThrottle {
-  /**
-   * True if a line from `source` may be logged now; false when `source` (or
-   * everyone) is over its rate: the line is then only counted, for the
-   * summary. The caller makes the line only when it is allowed.
-   */
-  allow(source: string): boolean;
-  /** Emits the pending summaries now. */
-  flush(): void;
-  /**
-   * Emits the pending summaries and stops the timer; call it at shutdown,
-   * after the last connection. Later offers are still limited, and their
-   * summaries wait for {@linkcode LogThrottle.flush}.
-   */
-  close(): void;
-  /** Connection lines logged so far. */
-  readonly logged: number;
-  /** Connection lines suppressed so far (reported or pending). */
-  readonly suppressed: number;
-  /** Sources tracked one by one right now. */
-  readonly sources: number;
-}
-
-interface Source {
-  /** The window its `count` belongs to. */
-  window: number;
-  /** Lines logged in that window. */
-  count: number;
-  /** Lines suppressed and not yet summarized. */
-  pending: number;
-}
+export type LogThrottle = ReturnType<typeof createLogThrottle>;
 
 /**
  * Creates a flood limiter for per-connection lines. Up to the rates, lines
@@ -96,19 +66,20 @@ interface Source {
  *
  * It runs at most one timer, only while there are counts to report.
  */
-export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
+export function createLogThrottle(options: LogThrottleOptions) {
   const { emit, perSourcePerSecond = 10, perSecond = 1_000 } = options;
   const { interval = 5_000, maxSources = 10_000, maxSummaries = 10 } = options;
   const { formatSuppressed = formatTextSuppressedLine } = options;
   const { now: clock = () => performance.now() } = options;
-  const sources = new Map<string, Source>();
   let window = 0;
   let windowEnd = 0;
   let windowCount = 0;
   let prunedWindow = -1;
-  // Sources beyond maxSources share one entry: limited and counted as one.
-  const other: Source = { window: 0, count: 0, pending: 0 };
-  let pendingTotal = 0;
+  // A source: the window its `count` (lines logged) belongs to, and its
+  // lines suppressed and not yet summarized. Sources beyond maxSources
+  // share this one: limited and counted as one.
+  const other = { window: 0, count: 0, pending: 0 };
+  const sources = new Map<string, typeof other>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
 
@@ -124,13 +95,11 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   function flush() {
     clearTimeout(timer);
     timer = undefined;
-    if (pendingTotal === 0) return;
     const waiting = [...sources].filter((entry) => entry[1].pending > 0);
     // The largest counts by source; the rest join the untracked ones.
     if (waiting.length > maxSummaries) {
       waiting.sort((a, b) => b[1].pending - a[1].pending);
     }
-    pendingTotal = 0;
     waiting.forEach(([key, source], i) => {
       if (i < maxSummaries) emit(formatSuppressed(key, source.pending));
       else other.pending += source.pending;
@@ -142,6 +111,11 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
   }
 
   const throttle = {
+    /**
+     * True if a line from `source` may be logged now; false when `source` (or
+     * everyone) is over its rate: the line is then only counted, for the
+     * summary. The caller makes the line only when it is allowed.
+     */
     allow(key: string): boolean {
       const now = clock();
       if (now >= windowEnd) {
@@ -152,12 +126,10 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       let source = sources.get(key);
       if (source === undefined) {
         if (sources.size >= maxSources && prunedWindow !== window) prune();
-        if (sources.size < maxSources) {
-          source = { window, count: 0, pending: 0 };
-          sources.set(key, source);
-        } else {
-          source = other;
-        }
+        source = sources.size < maxSources
+          ? { window, count: 0, pending: 0 }
+          : other;
+        if (source !== other) sources.set(key, source);
       }
       if (source.window !== window) {
         source.window = window;
@@ -170,7 +142,6 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
         return true;
       }
       throttle.suppressed++;
-      pendingTotal++;
       source.pending++;
       if (timer === undefined && !closed) {
         timer = setTimeout(flush, interval);
@@ -178,13 +149,22 @@ export function createLogThrottle(options: LogThrottleOptions): LogThrottle {
       }
       return false;
     },
+    /** Emits the pending summaries now. */
     flush,
+    /**
+     * Emits the pending summaries and stops the timer; call it at shutdown,
+     * after the last connection. Later offers are still limited, and their
+     * summaries wait for {@linkcode LogThrottle.flush}.
+     */
     close() {
       closed = true;
       flush();
     },
+    /** Connection lines logged so far. */
     logged: 0,
+    /** Connection lines suppressed so far (reported or pending). */
     suppressed: 0,
+    /** Sources tracked one by one right now. */
     get sources() {
       return sources.size;
     },

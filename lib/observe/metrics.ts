@@ -1,5 +1,5 @@
 import { renderBuildInfo } from "./process_metrics.ts";
-import { type Buckets, exposition, families } from "./prometheus.ts";
+import { exposition, families } from "./prometheus.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
@@ -16,18 +16,13 @@ export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 export const TRAPPED_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
 
 /** A histogram of connection durations; see {@linkcode createDurationHistogram}. */
-export interface DurationHistogram extends Buckets {
-  /** Counts one connection that lived `ms` milliseconds. */
-  observe(ms: number): void;
-}
+export type DurationHistogram = ReturnType<typeof createDurationHistogram>;
 
 /**
  * Creates a histogram of connection durations: a fixed array of counts and
  * a linear scan per observation, cheap enough for every connection.
  */
-export function createDurationHistogram(
-  bounds: readonly number[] = DURATION_BUCKETS,
-): DurationHistogram {
+export function createDurationHistogram(bounds = DURATION_BUCKETS) {
   const limits = bounds.map((seconds) => seconds * 1000);
   const histogram = {
     bounds,

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { Slot } from "../server/connection_table.ts";
+import { type Slot, writeAll } from "../server/connection_table.ts";
 import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
 import {
@@ -38,10 +38,6 @@ import { exposition, families } from "./prometheus.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-/** How many connections the metrics endpoint keeps open at most, by default. */
-export const DEFAULT_METRICS_MAX_CONNECTIONS = 64;
-/** The longest life of a metrics connection, in ms, by default. */
-export const DEFAULT_METRICS_TIMEOUT = 5_000;
 /** The largest request head (request line and headers) read, in bytes. */
 export const MAX_HEAD_BYTES = 8 * 1024;
 
@@ -125,34 +121,17 @@ export interface ServeMetricsOptions {
 }
 
 /** A running metrics endpoint, as returned by {@linkcode serveMetrics}. */
-export interface MetricsServer extends AsyncDisposable {
-  /** The address it listens on, with the real port if 0 was asked. */
-  readonly addr: Deno.NetAddr;
-  /** Its own counters. */
-  readonly stats: Readonly<MetricsServerStats>;
-  /**
-   * The listener's error if it failed outside of shutdown (the endpoint
-   * then stopped by itself); undefined otherwise.
-   */
-  readonly failure: unknown;
-  /** Settles once it has stopped; never rejects. */
-  readonly finished: Promise<void>;
-  /**
-   * Stops accepting, gives the requests in progress a moment (at most one
-   * second, or the timeout if shorter), then closes what is left. Never
-   * rejects; safe to call more than once.
-   */
-  shutdown(): Promise<void>;
-}
+export type MetricsServer = ReturnType<typeof serveMetrics>;
 
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  200: "OK",
-  400: "Bad Request",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
+/** Each status's reason phrase, and the failure it counts, if any. */
+const STATUS: Readonly<Record<number, readonly [string, MetricsHttpError?]>> = {
+  200: ["OK"],
+  400: ["Bad Request", "bad_request"],
+  404: ["Not Found"],
+  405: ["Method Not Allowed"],
+  431: ["Request Header Fields Too Large", "header_too_large"],
+  500: ["Internal Server Error", "internal"],
+  503: ["Service Unavailable"],
 };
 /** The endpoint's own families, in the order rendered. */
 const FAMILIES = families(`
@@ -170,6 +149,9 @@ const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
 // The method, then the request target.
 const REQUEST_LINE = new RegExp(`^(${TOKEN}) (\\S+) HTTP/1\\.[01]$`);
 const HEADER_LINE = new RegExp(`^${TOKEN}:`);
+// The blank line that ends a request head; a bare LF ends a line too (RFC
+// 9112 2.2).
+const HEAD_END = /\n\r?\n/g;
 const encoder = new TextEncoder();
 // Bytes a client sends after its head land here; shared, never read.
 const scratch = new Uint8Array(4 * 1024);
@@ -178,46 +160,20 @@ const scratch = new Uint8Array(4 * 1024);
  * The request's method and path, or undefined if the head is not HTTP/1.x:
  * a request line, then header lines that each have a name.
  */
-export function parseRequestHead(
-  head: string,
-): { method: string; path: string } | undefined {
-  const lines = head.split(/\r?\n/);
-  const request = REQUEST_LINE.exec(lines[0]);
-  // A line folded onto the one before (obs-fold) is refused too.
-  const path = request &&
-      lines.every((l, i) => i === 0 || l === "" || HEADER_LINE.test(l))
-    ? targetPath(request[2])
+export function parseRequestHead(head: string) {
+  const [first, ...lines] = head.split(/\r?\n/);
+  const [, method, target = ""] = REQUEST_LINE.exec(first) ?? [];
+  // A line folded onto the one before (obs-fold) has no name: refused too.
+  if (!lines.every((line) => line === "" || HEADER_LINE.test(line))) return;
+  // The path of origin-form (`/metrics?x`), `*`, or an http(s)
+  // absolute-form (`http://host/metrics`, dot segments resolved as `URL`
+  // does); none for any other target.
+  const path = target === "*" || target.startsWith("/")
+    ? /^[^?#]*/.exec(target)![0]
+    : /^https?:\/\//i.test(target)
+    ? URL.parse(target)?.pathname
     : undefined;
-  return path === undefined ? undefined : { method: request![1], path };
-}
-
-/**
- * The path of a request target: origin-form (`/metrics?x`), `*`, or an
- * http(s) absolute-form (`http://host/metrics`, dot segments resolved as
- * `URL` does); undefined for anything else.
- */
-function targetPath(target: string): string | undefined {
-  if (target === "*") return target;
-  if (target.startsWith("/")) return /^[^?#]*/.exec(target)![0];
-  if (!/^https?:\/\//i.test(target)) return undefined;
-  try {
-    return new URL(target).pathname;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Where the request head ends (the index after its blank line), looking
- * from `from`, or -1. A bare LF is taken as a line end too (RFC 9112 2.2).
- */
-function headEnd(bytes: Uint8Array, from: number, to: number): number {
-  for (let i = Math.max(0, from); i < to; i++) {
-    if (bytes[i] !== 10) continue;
-    if (bytes[i + 1] === 10 && i + 1 < to) return i + 2;
-    if (bytes[i + 1] === 13 && bytes[i + 2] === 10 && i + 2 < to) return i + 3;
-  }
-  return -1;
+  return path === undefined ? undefined : { method, path };
 }
 
 /** An answer: its status, its bytes, and why it failed if it did. */
@@ -227,18 +183,18 @@ type Answer = [number, Uint8Array, MetricsHttpError?];
 function response(
   status: number,
   body: string,
-  head = false,
-  failed?: MetricsHttpError,
+  bare = false,
   type = "text/plain; charset=utf-8",
 ): Answer {
+  const [text, failed] = STATUS[status];
   return [
     status,
     encoder.encode(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: ${type}\r\n` +
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: ${type}\r\n` +
         `Content-Length: ${encoder.encode(body).length}\r\n` +
         `Cache-Control: no-store\r\nConnection: close\r\n${
           status === 405 ? "Allow: GET, HEAD\r\n" : ""
-        }\r\n${head ? "" : body}`,
+        }\r\n${bare ? "" : body}`,
     ),
     failed,
   ];
@@ -270,11 +226,10 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
 async function answer(
   options: ServeMetricsOptions,
   own: MetricsServerStats,
-  head: Uint8Array,
+  head: string,
 ): Promise<Answer> {
-  // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
-  const request = parseRequestHead(String.fromCharCode(...head));
-  if (!request) return response(400, "bad request\n", false, "bad_request");
+  const request = parseRequestHead(head);
+  if (!request) return response(400, "bad request\n");
   const { method, path } = request;
   const bare = method === "HEAD";
   if (path !== "/metrics" && path !== "/healthz") {
@@ -286,12 +241,12 @@ async function answer(
   try {
     if (path === "/metrics") {
       const body = options.render() + renderMetricsServerStats(own);
-      return response(200, body, bare, undefined, METRICS_CONTENT_TYPE);
+      return response(200, body, bare, METRICS_CONTENT_TYPE);
     }
     const { ok, reason } = await options.health();
     return response(ok ? 200 : 503, `${reason}\n`, bare);
   } catch {
-    return response(500, "internal error\n", bare, "internal");
+    return response(500, "internal error\n", bare);
   }
 }
 
@@ -312,28 +267,31 @@ async function exchange(
   // cut it.
   const cut = () => evicted.has(slot) ? "evicted" : "timeout";
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
-  let length = 0;
-  let end = -1;
+  let head = "";
+  let end: RegExpExecArray | null = null;
   try {
-    while (end < 0 && length < buffer.length) {
-      const n = await conn.read(buffer.subarray(length));
+    while (!end && head.length < buffer.length) {
+      const n = await conn.read(buffer.subarray(head.length));
       if (n === null) return slot.list ? "closed_early" : cut();
-      end = headEnd(buffer, length - 2, length + n);
-      length += n;
+      const chunk = buffer.subarray(head.length, head.length + n);
+      // From the last bytes read before: the blank line can straddle reads.
+      HEAD_END.lastIndex = Math.max(0, head.length - 2);
+      // Latin-1, byte for byte: the head is ASCII, and this cannot fail.
+      head += String.fromCharCode(...chunk);
+      end = HEAD_END.exec(head);
     }
   } catch {
     return slot.list ? "reset" : cut();
   }
   // No longer idle: out of the list that eviction takes from.
   core.table.linger(slot);
-  const [status, bytes, failed] = end < 0
-    ? response(431, "request head too large\n", false, "header_too_large")
-    : await answer(options, own, buffer.subarray(0, end));
-  let written = 0;
+  const [status, bytes, failed] = end
+    ? await answer(options, own, head.slice(0, end.index + end[0].length))
+    : response(431, "request head too large\n");
+  let written = false;
   try {
-    while (written < bytes.length) {
-      written += await conn.write(bytes.subarray(written));
-    }
+    await writeAll(conn, bytes);
+    written = true;
     own.responses[status] = (own.responses[status] ?? 0) + 1;
     // Close our side, then read what the client still sends until it
     // closes (bounded by the deadline): closing with unread bytes would
@@ -345,9 +303,7 @@ async function exchange(
   } catch {
     // Once the response is written, a reset or the deadline changes
     // nothing for the client.
-    if (written < bytes.length) {
-      return failed ?? (slot.list ? "reset" : "timeout");
-    }
+    if (!written) return failed ?? (slot.list ? "reset" : "timeout");
   }
   return failed;
 }
@@ -364,9 +320,8 @@ async function exchange(
  * @throws {Deno.errors.AddrInUse} (and the other errors of `Deno.listen`)
  * synchronously, when the address cannot be listened on.
  */
-export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
-  const { maxConnections = DEFAULT_METRICS_MAX_CONNECTIONS, signal } = options;
-  const { timeout = DEFAULT_METRICS_TIMEOUT } = options;
+export function serveMetrics(options: ServeMetricsOptions) {
+  const { maxConnections = 64, timeout = 5_000, signal } = options;
   checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
   checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
@@ -414,10 +369,22 @@ export function serveMetrics(options: ServeMetricsOptions): MetricsServer {
   const keep = (error: unknown) => void (server.failure = error);
   const shutdown = () => started.shutdown().catch(keep);
   const server = {
+    /** The address it listens on, with the real port if 0 was asked. */
     addr: listener.addr as Deno.NetAddr,
-    stats: started.state.own,
+    /** Its own counters. */
+    stats: started.state.own as Readonly<MetricsServerStats>,
+    /**
+     * The listener's error if it failed outside of shutdown (the endpoint
+     * then stopped by itself); undefined otherwise.
+     */
     failure: undefined as unknown,
+    /** Settles once it has stopped; never rejects. */
     finished: started.finished.catch(keep),
+    /**
+     * Stops accepting, gives the requests in progress a moment (at most one
+     * second, or the timeout if shorter), then closes what is left. Never
+     * rejects; safe to call more than once.
+     */
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

@@ -29,9 +29,8 @@ let cpuUsage: (() => { user: number; system: number }) | undefined;
  * has, the sample has none.
  */
 export async function loadProcessMetrics(): Promise<void> {
-  if (cpuUsage) return;
   const { default: process } = await import("node:process");
-  cpuUsage = () => process.cpuUsage();
+  cpuUsage ??= () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
 import { exposition, families, family, labelValue } from "./prometheus.ts";
@@ -52,13 +51,11 @@ export interface ProcessSample {
   maxFds?: number;
 }
 
-/** The soft and hard `RLIMIT_NOFILE`; `Infinity` stands for "unlimited". */
-export interface FdLimit {
-  /** The limit that applies now. */
-  soft: number;
-  /** The most the soft limit may be raised to. */
-  hard: number;
-}
+/**
+ * The soft and hard `RLIMIT_NOFILE`: the limit that applies now, and the
+ * most it may be raised to; `Infinity` stands for "unlimited".
+ */
+export type FdLimit = { soft: number; hard: number };
 
 /**
  * Whether /proc may still be worth trying: false once it turned out to be
@@ -80,11 +77,9 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
     if (state === "granted") return read(path);
   } catch (error) {
     // A failure of this read alone; /proc stays worth trying.
-    if (
-      !(error instanceof Deno.errors.NotCapable ||
-        error instanceof Deno.errors.NotFound ||
-        error instanceof Deno.errors.PermissionDenied)
-    ) return undefined;
+    const { NotCapable, NotFound, PermissionDenied } = Deno.errors;
+    const closed = [NotCapable, NotFound, PermissionDenied];
+    if (!closed.some((type) => error instanceof type)) return undefined;
   }
   procAvailable = false;
   return undefined;
@@ -148,7 +143,7 @@ function attempt<T>(read: () => T): T | undefined {
 export function readProcessSample(): ProcessSample {
   const cpu = cpuUsage && attempt(cpuUsage);
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
-  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync);
+  const stat = fromProc("/proc/self/stat", Deno.readTextFileSync) ?? "";
   const soft = readFdLimit()?.soft;
   const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
@@ -158,7 +153,7 @@ export function readProcessSample(): ProcessSample {
     startTimeSeconds: performance.timeOrigin > 0
       ? performance.timeOrigin / 1000
       : undefined,
-    virtualBytes: stat === undefined ? undefined : parseProcStat(stat),
+    virtualBytes: parseProcStat(stat),
     // Less the descriptor the listing itself had open.
     openFds: fds === undefined ? undefined : fds - 1,
     maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
@@ -214,10 +209,7 @@ const BUILD_INFO_HELP = "Always 1; the versions are in the labels.";
  * Renders `greeter_build_info{version,deno} 1`: which greeter and which
  * Deno are running, as labels on a constant gauge.
  */
-export function renderBuildInfo(
-  version: string = VERSION,
-  deno: string = Deno.version.deno,
-): string {
+export function renderBuildInfo(version = VERSION, deno = Deno.version.deno) {
   const labels = `version="${labelValue(version)}",deno="${labelValue(deno)}"`;
   return family("greeter_build_info", "gauge", BUILD_INFO_HELP) +
     `greeter_build_info{${labels}} 1\n`;

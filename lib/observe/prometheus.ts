@@ -63,9 +63,8 @@ export function exposition(
     const value = values[name];
     if (value === undefined) continue;
     text += family(name, type, help);
-    if (typeof value === "number") {
-      text += `${name} ${value}\n`;
-    } else if ("bounds" in value) {
+    if (typeof value === "number") text += `${name} ${value}\n`;
+    else if ("bounds" in value) {
       let cumulative = 0;
       value.bounds.forEach((bound, i) => {
         cumulative += value.counts[i];

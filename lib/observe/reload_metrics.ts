@@ -7,14 +7,14 @@ const FAMILIES = families(`
 const RESULTS = ["success", "failure"];
 
 /** What {@linkcode renderReloadMetrics} reports. */
-export interface ReloadMetrics {
+export type ReloadMetrics = {
   /** Reloads swapped in. */
   success: number;
   /** Reloads refused (the old configuration stayed). */
   failure: number;
   /** When the running configuration was loaded, ms since the epoch. */
   lastSuccess: number;
-}
+};
 
 /**
  * The reload metrics, in the Prometheus text format:
@@ -23,10 +23,9 @@ export interface ReloadMetrics {
  * as the first load, as Prometheus' own metric does).
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
-  const { success, failure } = reloads;
   const last = Math.floor(reloads.lastSuccess / 1000);
   return exposition(FAMILIES, {
-    greeter_config_reloads_total: ["result", { success, failure }, RESULTS],
+    greeter_config_reloads_total: ["result", reloads, RESULTS],
     greeter_config_last_reload_success_timestamp_seconds: last,
   });
 }
