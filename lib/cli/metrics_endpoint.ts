@@ -12,14 +12,14 @@ import {
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import { explainListen } from "./explain.ts";
-import { type HealthSource, SHARED } from "./run_server.ts";
+import { type Serving, SHARED } from "./run_server.ts";
 
 /**
  * The health check of the metrics endpoint, for a server that may not have
  * started yet (the metrics port opens first).
  */
 function healthOf(
-  running: () => HealthSource | undefined,
+  running: () => Serving | undefined,
 ): () => Promise<Health> {
   const check = createHealthCheck({
     stats: () => running()!.stats,
@@ -49,7 +49,7 @@ function healthOf(
 export async function startMetrics(
   { hostname, port, fd }: { hostname: string; port: number; fd?: number },
   render: () => string,
-  running: () => HealthSource | undefined,
+  running: () => Serving | undefined,
 ): Promise<MetricsServer> {
   await loadProcessMetrics();
   try {

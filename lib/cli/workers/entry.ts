@@ -5,11 +5,10 @@
  *
  * @module
  */
-import { explainError, explainListen } from "../explain.ts";
+import { explainError } from "../explain.ts";
 import { ExitError } from "../flags.ts";
-import { runServer } from "../run_server.ts";
-import { complete } from "../setup.ts";
-import type { FromWorker, StartMessage, ToWorker } from "./protocol.ts";
+import { type Run, runServer } from "../run_server.ts";
+import type { FromWorker, StartMessage, ToWorker } from "./pool.ts";
 
 /** The worker's global scope: its face is a Worker's, seen from inside. */
 const scope = globalThis as unknown as Worker;
@@ -45,30 +44,13 @@ function line(text: string) {
   else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
 }
 
-let run: ReturnType<typeof runServer> | undefined;
+let run: Run | undefined;
 
-async function start(
-  { command, prepared, ports, shared }: StartMessage,
-) {
-  const options = await complete(command, prepared);
-  // The ports the first worker chose, for port 0.
-  const listen = options.listen?.map((target, i) =>
-    ports === undefined || target.transport === "unix"
-      ? target
-      : { ...target, port: ports[i] }
-  );
-  let running: NonNullable<typeof run>;
-  try {
-    running = run = runServer(
-      command,
-      { ...options, listen, reusePort: true },
-      line,
-      shared,
-    );
-  } catch (error) {
-    flush();
-    explainListen(error, command.spelled.host, command.spelled.port);
-  }
+async function start({ command, prepared, ports, shared }: StartMessage) {
+  const running = run = await runServer(command, prepared, line, {
+    ports,
+    shared,
+  });
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
@@ -82,6 +64,7 @@ async function start(
 }
 
 function fail(error: unknown) {
+  flush();
   const { message, exitCode } = error instanceof ExitError
     ? error
     : explainError(error);
