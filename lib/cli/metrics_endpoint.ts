@@ -1,9 +1,5 @@
 import { formatAddress } from "../net/address.ts";
-import {
-  createHealthCheck,
-  type Health,
-  probeAddress,
-} from "../observe/health.ts";
+import { createHealthCheck, probeAddress } from "../observe/health.ts";
 import { type MetricsServer, serveMetrics } from "../observe/metrics_server.ts";
 import {
   loadProcessMetrics,
@@ -13,30 +9,6 @@ import {
 import { ListenError } from "../server/listeners.ts";
 import { explainListen } from "./explain.ts";
 import { type Serving, SHARED } from "./run_server.ts";
-
-/**
- * The health check of the metrics endpoint, for a server that may not have
- * started yet (the metrics port opens first).
- */
-function healthOf(
-  running: () => Serving | undefined,
-): () => Promise<Health> {
-  const check = createHealthCheck({
-    stats: () => running()!.stats,
-    draining: () => running()?.draining ?? true,
-    probe: () => {
-      const tcp = running()!.addrs.find((addr): addr is Deno.NetAddr =>
-        addr.transport === "tcp"
-      );
-      // A server on Unix sockets alone is judged by its counters.
-      return tcp
-        ? probeAddress(tcp, SHARED)()
-        : Promise.resolve({ connected: true, done() {} });
-    },
-  });
-  return () =>
-    running() ? check() : Promise.resolve({ ok: false, reason: "starting" });
-}
 
 /**
  * Opens `--metrics`, before the greeting ports: if its port is taken,
@@ -52,13 +24,30 @@ export async function startMetrics(
   running: () => Serving | undefined,
 ): Promise<MetricsServer> {
   await loadProcessMetrics();
+  // The health check, for a server that may not have started yet.
+  const check = createHealthCheck({
+    stats: () => running()!.stats,
+    draining: () => running()?.draining ?? true,
+    probe: () => {
+      const tcp = running()!.addrs.find((addr): addr is Deno.NetAddr =>
+        addr.transport === "tcp"
+      );
+      // A server on Unix sockets alone is judged by its counters.
+      return tcp
+        ? probeAddress(tcp, SHARED)()
+        : Promise.resolve({ connected: true, done() {} });
+    },
+  });
   try {
     return serveMetrics({
       hostname,
       port,
       fd,
       render: () => render() + renderProcessMetrics(readProcessSample()),
-      health: healthOf(running),
+      health: () =>
+        running()
+          ? check()
+          : Promise.resolve({ ok: false, reason: "starting" }),
     });
   } catch (error) {
     const address = fd === undefined
