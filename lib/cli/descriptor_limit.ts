@@ -70,7 +70,6 @@ export function fitConnectionCap(
   }
   checkCount("Descriptor limit", softLimit, 0);
   const fits = Math.max(1, softLimit - reserved);
-  return maxConnections <= fits
-    ? { cap: maxConnections, lowered: false }
-    : { cap: fits, lowered: true };
+  const lowered = maxConnections > fits;
+  return { cap: lowered ? fits : maxConnections, lowered };
 }

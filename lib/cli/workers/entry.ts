@@ -20,9 +20,7 @@ const LOG_BATCH_DELAY = 5;
 /** Log text sent at once, beyond which it is not held back any longer. */
 const LOG_BATCH_SIZE = 64 * 1024;
 
-function post(message: FromWorker) {
-  scope.postMessage(message);
-}
+const post = (message: FromWorker) => scope.postMessage(message);
 
 // Log lines, posted to the main thread in batches as the lines its writer
 // takes: one message per burst, never one per connection.
@@ -71,10 +69,11 @@ function fail(error: unknown) {
   post({ type: "failed", message, exitCode });
 }
 
-function crash(error: unknown) {
-  const message = error instanceof Error ? error.message : String(error);
-  post({ type: "crashed", message });
-}
+const crash = (error: unknown) =>
+  post({
+    type: "crashed",
+    message: error instanceof Error ? error.message : String(error),
+  });
 
 // An uncaught error is reported to the main thread, which ends this worker
 // and shuts the others down; Deno is kept from printing a stack trace.
