@@ -210,9 +210,8 @@ export async function readLimited(
     let length = 0;
     while (length <= limit) {
       if (length === buffer.length) {
-        const grown = new Uint8Array(Math.min(limit + 1, length + CHUNK));
-        grown.set(buffer);
-        buffer = grown;
+        const size = Math.min(limit + 1, length + CHUNK);
+        buffer = new Uint8Array(buffer.buffer.transfer(size));
       }
       const { bytesRead } = await file.read(
         buffer,
