@@ -1,5 +1,4 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
-import type { ServerStats } from "../server/stats.ts";
 import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
