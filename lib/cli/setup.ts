@@ -27,7 +27,7 @@ import {
   type GreetingSource,
 } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
-import { type Cidr, parseCidr } from "../net/ip.ts";
+import { parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";
 import {
   createAddressMask,
@@ -104,11 +104,29 @@ export async function prepare(
     tls = { cert, key };
   }
   // Lists from flags alone cannot change on a reload: they stay, with
-  // their per-address counts.
-  const rule = async (kind: "allow" | "deny") => [
-    ...command.options[kind] ?? [],
-    ...await readCidrFiles(files[kind], `--${kind}-file`, limit),
-  ];
+  // their per-address counts. The files hold one block per line, blank
+  // lines and `#` comments skipped; a bad line is named with its file.
+  const rule = async (kind: "allow" | "deny") => {
+    const flag = `--${kind}-file`;
+    const blocks = [...command.options[kind] ?? []];
+    for (const path of files[kind]) {
+      const text = await readInputText(path, `${flag} file`, limit);
+      text.split(/\r?\n/).forEach((raw, i) => {
+        const line = raw.replace(/#.*/, "").trim();
+        if (line === "") return;
+        try {
+          blocks.push(parseCidr(line));
+        } catch (error) {
+          if (!(error instanceof ValueError)) throw error;
+          throw new UsageError(
+            `Invalid CIDR ${quote(line)} at line ${i + 1} of ${flag} ` +
+              `${quote(path)}: ${error.reason}`,
+          );
+        }
+      });
+    }
+    return blocks;
+  };
   const rules = start || files.allow.length > 0 || files.deny.length > 0
     ? { allow: await rule("allow"), deny: await rule("deny") }
     : {};
@@ -184,38 +202,6 @@ export async function clientTls(
     ? undefined
     : [await readInputText(transport.ca, "CA file", transport.maxFileSize)];
   return { caCerts, insecure: transport.insecure };
-}
-
-/**
- * The blocks of `--allow-file` or `--deny-file`: one per line, blank lines
- * and `#` comments skipped.
- *
- * @throws {UsageError} For a file that cannot be read, or a line that is
- * not a block, naming the file and the line.
- */
-async function readCidrFiles(
-  paths: string[],
-  flag: string,
-  limit: number,
-): Promise<Cidr[]> {
-  const blocks: Cidr[] = [];
-  for (const path of paths) {
-    const text = await readInputText(path, `${flag} file`, limit);
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.replace(/#.*/, "").trim();
-      if (line === "") return;
-      try {
-        blocks.push(parseCidr(line));
-      } catch (error) {
-        if (!(error instanceof ValueError)) throw error;
-        throw new UsageError(
-          `Invalid CIDR ${quote(line)} at line ${i + 1} of ${flag} ` +
-            `${quote(path)}: ${error.reason}`,
-        );
-      }
-    });
-  }
-  return blocks;
 }
 
 /**
