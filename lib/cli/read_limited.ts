@@ -118,21 +118,6 @@ export class ReadLimitedError extends Error {
   }
 }
 
-/** Turns an error from stat, open or read into a {@linkcode ReadLimitedError}. */
-function wrap(path: string, limit: number, error: unknown): ReadLimitedError {
-  if (error instanceof ReadLimitedError) return error;
-  // Deno's own errors, or node:fs's with their errno code.
-  const code = (error as { code?: unknown })?.code;
-  const [kind] =
-    CAUSES.find(([, type, ...codes]) =>
-      error instanceof type || codes.includes(code as string)
-    ) ?? ["unreadable"];
-  return new ReadLimitedError(path, kind, limit, {
-    cause: error,
-    fileType: kind === "not-a-file" ? "directory" : undefined,
-  });
-}
-
 /** Bytes asked of each read: enough for a certificate in one go. */
 const CHUNK = 64 * 1024;
 
@@ -225,7 +210,16 @@ export async function readLimited(
     check(true, null, length);
     return buffer.subarray(0, length);
   } catch (error) {
-    throw wrap(path, limit, error);
+    if (error instanceof ReadLimitedError) throw error;
+    // Deno's own errors, or node:fs's with their errno code.
+    const code = (error as { code?: unknown })?.code;
+    const [kind] = CAUSES.find(([, type, ...codes]) =>
+      error instanceof type || codes.includes(code as string)
+    ) ?? ["unreadable"];
+    throw new ReadLimitedError(path, kind, limit, {
+      cause: error,
+      fileType: kind === "not-a-file" ? "directory" : undefined,
+    });
   } finally {
     await file?.close().catch(() => {});
   }

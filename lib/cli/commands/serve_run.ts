@@ -262,7 +262,6 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   const limit = readFdLimit();
   if (limit === undefined) return { ...command, fdLimitUnread: true };
   const soft = readSoftFdLimit(limit);
-  if (soft === undefined) return command;
   const workers = command.workers ?? 1;
   const asked = command.options.maxConnections!;
   const { cap, lowered } = fitConnectionCap(asked * workers, soft);
