@@ -15,13 +15,6 @@ import { ExitError } from "./flags.ts";
 /** Where Deno opens its inspector on SIGUSR1. */
 export const INSPECTOR_HOST = "127.0.0.1:9229";
 
-/** True in a `deno compile` binary, whose runtime has no SIGUSR1 debugger. */
-export function isCompiledBinary(
-  mainModule: string = Deno.mainModule,
-): boolean {
-  return /[/\\]deno-compile-/.test(mainModule);
-}
-
 const REMEDY = "or run the compiled binary, which has no SIGUSR1 debugger";
 
 /**
@@ -59,7 +52,9 @@ export function guardDebuggerPort(
   serving: { hostname: string; port: number } | undefined,
   onTaken: (message: string) => void,
 ): Disposable | undefined {
-  if (Deno.build.os === "windows" || isCompiledBinary()) return undefined;
+  // A `deno compile` binary's runtime has no SIGUSR1 debugger.
+  const compiled = /[/\\]deno-compile-/.test(Deno.mainModule);
+  if (Deno.build.os === "windows" || compiled) return undefined;
   const granted = (host: string) =>
     Deno.permissions.querySync({ name: "net", host }).state === "granted";
   // Without leave to listen where it serves, greeter fails on that, with

@@ -26,8 +26,7 @@ export const RESERVED_FDS = 64;
 export function readSoftFdLimit(
   limit: FdLimit | undefined = readFdLimit(),
 ): number | undefined {
-  const soft = limit?.soft;
-  return soft !== undefined && Number.isFinite(soft) ? soft : undefined;
+  return Number.isFinite(limit?.soft) ? limit!.soft : undefined;
 }
 
 function checkCount(name: string, value: number, min: number): void {
@@ -71,7 +70,6 @@ export function fitConnectionCap(
   }
   checkCount("Descriptor limit", softLimit, 0);
   const fits = Math.max(1, softLimit - reserved);
-  return maxConnections <= fits
-    ? { cap: maxConnections, lowered: false }
-    : { cap: fits, lowered: true };
+  const lowered = maxConnections > fits;
+  return { cap: lowered ? fits : maxConnections, lowered };
 }

@@ -1,9 +1,5 @@
 import { formatAddress } from "../net/address.ts";
-import {
-  createHealthCheck,
-  type Health,
-  probeAddress,
-} from "../observe/health.ts";
+import { createHealthCheck, probeAddress } from "../observe/health.ts";
 import { type MetricsServer, serveMetrics } from "../observe/metrics_server.ts";
 import {
   loadProcessMetrics,
@@ -12,15 +8,23 @@ import {
 } from "../observe/process_metrics.ts";
 import { ListenError } from "../server/listeners.ts";
 import { explainListen } from "./explain.ts";
-import { type HealthSource, SHARED } from "./run_server.ts";
+import { type Serving, SHARED } from "./run_server.ts";
 
 /**
- * The health check of the metrics endpoint, for a server that may not have
- * started yet (the metrics port opens first).
+ * Opens `--metrics`, before the greeting ports: if its port is taken,
+ * nothing has started greeting. `render` gives the server's families; the
+ * standard `process_*` families follow (the descriptor counts only where
+ * Deno may read /proc, which 2.9 allows only under `--allow-all`), then the
+ * endpoint's own `greeter_metrics_*`. The endpoint keeps its defaults: 64
+ * connections at most, each closed 5 s after it was accepted.
  */
-function healthOf(
-  running: () => HealthSource | undefined,
-): () => Promise<Health> {
+export async function startMetrics(
+  { hostname, port, fd }: { hostname: string; port: number; fd?: number },
+  render: () => string,
+  running: () => Serving | undefined,
+): Promise<MetricsServer> {
+  await loadProcessMetrics();
+  // The health check, for a server that may not have started yet.
   const check = createHealthCheck({
     stats: () => running()!.stats,
     draining: () => running()?.draining ?? true,
@@ -34,31 +38,16 @@ function healthOf(
         : Promise.resolve({ connected: true, done() {} });
     },
   });
-  return () =>
-    running() ? check() : Promise.resolve({ ok: false, reason: "starting" });
-}
-
-/**
- * Opens `--metrics`, before the greeting ports: if its port is taken,
- * nothing has started greeting. `render` gives the server's families; the
- * standard `process_*` families follow (the descriptor counts only where
- * Deno may read /proc, which 2.9 allows only under `--allow-all`), then the
- * endpoint's own `greeter_metrics_*`. The endpoint keeps its defaults: 64
- * connections at most, each closed 5 s after it was accepted.
- */
-export async function startMetrics(
-  { hostname, port, fd }: { hostname: string; port: number; fd?: number },
-  render: () => string,
-  running: () => HealthSource | undefined,
-): Promise<MetricsServer> {
-  await loadProcessMetrics();
   try {
     return serveMetrics({
       hostname,
       port,
       fd,
       render: () => render() + renderProcessMetrics(readProcessSample()),
-      health: healthOf(running),
+      health: () =>
+        running()
+          ? check()
+          : Promise.resolve({ ok: false, reason: "starting" }),
     });
   } catch (error) {
     const address = fd === undefined

@@ -25,21 +25,6 @@ export function formatSize(bytes: number): string {
     : `${bytes} bytes`;
 }
 
-/**
- * Why a file was not read: `not-a-file` (a device, FIFO, directory or
- * socket), `too-large` (by its size or by what it held when read),
- * `not-found`, `permission-denied` (the operating system refused),
- * `not-permitted` (Deno's permissions: `--allow-read`, or `--allow-all` for
- * /proc and devices), or `unreadable` (any other failure, in `cause`).
- */
-export type ReadLimitedKind =
-  | "not-a-file"
-  | "too-large"
-  | "not-found"
-  | "permission-denied"
-  | "not-permitted"
-  | "unreadable";
-
 /** The words of each file type but a regular file, by its `st_mode` type bits. */
 const TYPES = {
   "directory": [0o040000, "a directory"],
@@ -53,12 +38,33 @@ const TYPES = {
 /** What a path that is not a regular file is. */
 export type FileType = keyof typeof TYPES;
 
-/** The words after the file's name, for each kind but `unreadable`. */
-const REASONS: Record<string, string> = {
+/** The words after the file's name, for each kind the system says. */
+const REASONS = {
   "not-found": "no such file",
   "permission-denied": "permission denied",
   "not-permitted": "greeter lacks read permission (run deno with --allow-read)",
-};
+} as const;
+
+/**
+ * Why a file was not read: `not-a-file` (a device, FIFO, directory or
+ * socket), `too-large` (by its size or by what it held when read),
+ * `not-found`, `permission-denied` (the operating system refused),
+ * `not-permitted` (Deno's permissions: `--allow-read`, or `--allow-all` for
+ * /proc and devices), or `unreadable` (any other failure, in `cause`).
+ */
+export type ReadLimitedKind =
+  | keyof typeof REASONS
+  | "not-a-file"
+  | "too-large"
+  | "unreadable";
+
+/** The errors of each kind the system says, by class or node:fs code. */
+const CAUSES: [ReadLimitedKind, typeof Deno.errors.NotFound, ...string[]][] = [
+  ["not-found", Deno.errors.NotFound, "ENOENT"],
+  ["permission-denied", Deno.errors.PermissionDenied, "EACCES", "EPERM"],
+  ["not-permitted", Deno.errors.NotCapable],
+  ["not-a-file", Deno.errors.IsADirectory, "EISDIR"],
+];
 
 /**
  * A file that {@linkcode readLimited} would not or could not read. The
@@ -102,7 +108,7 @@ export class ReadLimitedError extends Error {
             : "") +
           "; raise the limit with --max-file-size, such as --max-file-size " +
           "64MiB"
-        : REASONS[kind] ??
+        : REASONS[kind as keyof typeof REASONS] ??
           (cause instanceof Error ? cause.message : String(cause)),
       cause === undefined ? undefined : { cause },
     );
@@ -110,28 +116,6 @@ export class ReadLimitedError extends Error {
     if (fileType !== undefined) this.fileType = fileType;
     if (size !== undefined) this.size = size;
   }
-}
-
-/** Turns an error from stat, open or read into a {@linkcode ReadLimitedError}. */
-function wrap(path: string, limit: number, error: unknown): ReadLimitedError {
-  if (error instanceof ReadLimitedError) return error;
-  // Deno's own errors, or node:fs's with their errno code.
-  const code = (error as { code?: unknown })?.code;
-  const kind: ReadLimitedKind =
-    error instanceof Deno.errors.NotFound || code === "ENOENT"
-      ? "not-found"
-      : error instanceof Deno.errors.PermissionDenied || code === "EACCES" ||
-          code === "EPERM"
-      ? "permission-denied"
-      : error instanceof Deno.errors.NotCapable
-      ? "not-permitted"
-      : error instanceof Deno.errors.IsADirectory || code === "EISDIR"
-      ? "not-a-file"
-      : "unreadable";
-  return new ReadLimitedError(path, kind, limit, {
-    cause: error,
-    fileType: kind === "not-a-file" ? "directory" : undefined,
-  });
 }
 
 /** Bytes asked of each read: enough for a certificate in one go. */
@@ -211,9 +195,8 @@ export async function readLimited(
     let length = 0;
     while (length <= limit) {
       if (length === buffer.length) {
-        const grown = new Uint8Array(Math.min(limit + 1, length + CHUNK));
-        grown.set(buffer);
-        buffer = grown;
+        const size = Math.min(limit + 1, length + CHUNK);
+        buffer = new Uint8Array(buffer.buffer.transfer(size));
       }
       const { bytesRead } = await file.read(
         buffer,
@@ -227,7 +210,16 @@ export async function readLimited(
     check(true, null, length);
     return buffer.subarray(0, length);
   } catch (error) {
-    throw wrap(path, limit, error);
+    if (error instanceof ReadLimitedError) throw error;
+    // Deno's own errors, or node:fs's with their errno code.
+    const code = (error as { code?: unknown })?.code;
+    const [kind] = CAUSES.find(([, type, ...codes]) =>
+      error instanceof type || codes.includes(code as string)
+    ) ?? ["unreadable"];
+    throw new ReadLimitedError(path, kind, limit, {
+      cause: error,
+      fileType: kind === "not-a-file" ? "directory" : undefined,
+    });
   } finally {
     await file?.close().catch(() => {});
   }

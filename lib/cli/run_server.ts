@@ -1,19 +1,17 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
-import type { ServerStats } from "../server/stats.ts";
 import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import type { ServeGreetingOptions } from "../server/options.ts";
 import {
   type GreetingServer,
   serveGreetingWith,
 } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
-import { explainError } from "./explain.ts";
+import { explainError, explainListen } from "./explain.ts";
 import { warn, warnOnceServing } from "./warn.ts";
 import { mayRead } from "./socket_activation.ts";
 
@@ -25,49 +23,54 @@ import { mayRead } from "./socket_activation.ts";
  */
 export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
 
-/** What the health check reads of a running server, single or workers. */
-export interface HealthSource {
-  draining: boolean;
-  stats: Readonly<ServerStats>;
-  addrs: Deno.Addr[];
-}
-
 /**
  * A running server, one thread's or the workers', as serving drives it and
- * the metrics and a reload read it.
+ * the metrics, the health check and a reload read it.
  */
-export type Serving = HealthSource & {
-  /** Its families of the metrics, given the log lines stdout dropped. */
-  render(dropped: number): string;
-  /** Swaps in a prepared reload; the failure's one line, if any. */
-  swap(prepared: Prepared): Promise<string | undefined>;
-  /** Brings the counters up to date (workers report them periodically). */
-  refresh?(): Promise<void>;
-  /** Starts draining; its outcome is reported through `finished`. */
-  shutdown(): unknown;
-  /** Settles with a failure's one-line message, or undefined. */
-  finished: Promise<string | undefined>;
-  /** Called once the start-up lines are out. */
-  started?(): void;
-  /** Called once the server has stopped, before the stop line. */
-  stopped?(): void;
-};
+export type Serving =
+  & Omit<Run, "snapshot" | "stopped" | "shutdown">
+  & {
+    /** Starts draining; its outcome is reported through `finished`. */
+    shutdown(): unknown;
+    /** Brings the counters up to date (workers report them periodically). */
+    refresh?(): Promise<void>;
+    /** Called once the start-up lines are out. */
+    started?(): void;
+    /** Called once the server has stopped, before the stop line. */
+    stopped?(): void;
+  };
+
+/** One thread's server run. */
+export type Run = Awaited<ReturnType<typeof runServer>>;
 
 /**
- * Starts one server run: the same for the main thread and for every worker
- * of `--workers`. Only what surrounds it (stdout, or messages to the main
- * thread) differs. `emit` receives each log line (the main thread's writer,
- * or a worker's batcher); a worker passes the main thread's
- * {@linkcode SHARED} cells.
+ * Starts one server run of a prepared configuration: the same for the main
+ * thread and for every worker of `--workers`. Only what surrounds it
+ * (stdout, or messages to the main thread) differs. `emit` receives each
+ * log line (the main thread's writer, or a worker's batcher); a worker
+ * passes the ports the first one chose and the main thread's
+ * {@linkcode SHARED} cells, and listens with `reusePort`.
  *
- * @throws What `serveGreeting` throws; nothing is left running.
+ * @throws {ExitError} If it cannot listen; nothing is left running.
  */
-export function runServer(
+export async function runServer(
   command: ServeCommand,
-  options: ServeGreetingOptions,
+  prepared: Prepared,
   emit: (line: string) => void,
-  shared: Int32Array = SHARED,
+  worker?: { ports?: number[]; shared: Int32Array },
 ) {
+  const shared = worker?.shared ?? SHARED;
+  const options = await complete(command, prepared);
+  if (worker) {
+    // The ports the first worker chose, for port 0.
+    const { ports } = worker;
+    options.reusePort = true;
+    options.listen = options.listen?.map((target, i) =>
+      ports === undefined || target.transport === "unix"
+        ? target
+        : { ...target, port: ports[i] }
+    );
+  }
   const log = createConnectionLog({
     emit,
     format: command.log.format,
@@ -86,8 +89,24 @@ export function runServer(
     server = serveGreetingWith({
       ...options,
       onConnection: log.onConnection,
+      // At the first EMFILE, says why the cap did not prevent it: the
+      // open-file limit could not be read to fit it (once per process).
       onAcceptError: command.fdLimitUnread
-        ? sayUnfittedOnce(command, log.onAcceptError, shared)
+        ? (error, kind, code) => {
+          log.onAcceptError(error, kind, code);
+          if (code !== "EMFILE" || Atomics.compareExchange(shared, 1, 0, 1)) {
+            return;
+          }
+          warn(
+            "out of open files (EMFILE) below --max-connections " +
+              `${options.maxConnections}: greeter could not read the ` +
+              "open-file limit to fit the cap to it (Deno reads /proc only " +
+              "with --allow-all). Raise the limit (ulimit -n, or " +
+              "LimitNOFILE= in the systemd unit), lower --max-connections, " +
+              "or give --allow-all",
+            command.log.format,
+          );
+        }
         : log.onAcceptError,
       // Only --metrics probes the server's own port.
       selfProbe: command.metrics ? shared : undefined,
@@ -104,7 +123,7 @@ export function runServer(
     });
   } catch (error) {
     log.close();
-    throw error;
+    return explainListen(error, command.spelled.host, command.spelled.port);
   }
   return {
     addrs: server.addrs,
@@ -145,31 +164,6 @@ export function runServer(
     ),
     /** Emits the pending summaries and stops their timers. */
     stopped: () => log.close(),
-  };
-}
-
-/**
- * `onAcceptError` that also says, at the first EMFILE, why the cap did not
- * prevent it: the open-file limit could not be read to fit it.
- */
-function sayUnfittedOnce(
-  command: ServeCommand,
-  onAcceptError: NonNullable<ServeGreetingOptions["onAcceptError"]>,
-  said: Int32Array,
-): NonNullable<ServeGreetingOptions["onAcceptError"]> {
-  return (error, kind, code) => {
-    onAcceptError(error, kind, code);
-    if (code !== "EMFILE" || Atomics.compareExchange(said, 1, 0, 1) !== 0) {
-      return;
-    }
-    warn(
-      "out of open files (EMFILE) below --max-connections " +
-        `${command.options.maxConnections}: greeter could not read the ` +
-        "open-file limit to fit the cap to it (Deno reads /proc only with " +
-        "--allow-all). Raise the limit (ulimit -n, or LimitNOFILE= in the " +
-        "systemd unit), lower --max-connections, or give --allow-all",
-      command.log.format,
-    );
   };
 }
 

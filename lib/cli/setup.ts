@@ -27,7 +27,7 @@ import {
   type GreetingSource,
 } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
-import { type Cidr, parseCidr } from "../net/ip.ts";
+import { parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";
 import {
   createAddressMask,
@@ -72,34 +72,65 @@ export async function prepare(
   command: ServeCommand,
   start: boolean,
 ): Promise<Prepared> {
-  const { files } = command;
+  const { files, greeting: { encoding } } = command;
   const limit = files.maxSize ?? DEFAULT_FILE_LIMIT;
   const read = (path: string | undefined, what: string, max = limit) =>
     path === undefined ? undefined : readInputFile(path, what, max);
-  const prepared: Prepared = { options: {}, message: command.greeting.message };
   const quotesLimit = files.maxSize ?? DEFAULT_QUOTES_LIMIT;
-  prepared.quotes = await read(files.quotes, "quotes file", quotesLimit);
-  const message = await read(files.message, "message file");
-  if (message !== undefined) {
-    prepared.message = asUsageError(
-      () => decodeMessageFile(message, command.greeting.encoding),
-      files.message,
-    );
-  }
+  const quotes = await read(files.quotes, "quotes file", quotesLimit);
+  const bytes = await read(files.message, "message file");
+  const message = bytes === undefined
+    ? command.greeting.message
+    : asUsageError(() => decodeMessageFile(bytes, encoding), files.message);
   // Made here, so that a greeting the encoding cannot carry is said before
   // anything starts, and never by a worker.
-  prepared.greeting = makeGreeting(command, prepared);
-  const tls = await loadTls(command, limit);
+  const greeting = makeGreeting(command, { quotes, message });
+  const { tlsCert, tlsKey } = files;
+  let tls: TlsOptions | undefined;
+  if (tlsCert !== undefined && tlsKey !== undefined) {
+    const [cert, key] = await Promise.all([
+      readInputText(tlsCert, "TLS certificate", limit),
+      readInputText(tlsKey, "TLS key", limit),
+    ]);
+    // Checked here, so a file that is not a certificate or a key that does
+    // not match is reported as the bad value it is, not as a failure to
+    // listen (or, on a reload, the old pair stays).
+    await checkCertificateAndKey(cert, key).catch((error) => {
+      throw new UsageError(
+        `Invalid TLS certificate or key (--tls-cert ${quote(tlsCert)}, ` +
+          `--tls-key ${quote(tlsKey)}): ${error.message}`,
+      );
+    });
+    tls = { cert, key };
+  }
   // Lists from flags alone cannot change on a reload: they stay, with
-  // their per-address counts.
-  const rule = async (kind: "allow" | "deny") => [
-    ...command.options[kind] ?? [],
-    ...await readCidrFiles(files[kind], `--${kind}-file`, limit),
-  ];
+  // their per-address counts. The files hold one block per line, blank
+  // lines and `#` comments skipped; a bad line is named with its file.
+  const rule = async (kind: "allow" | "deny") => {
+    const flag = `--${kind}-file`;
+    const blocks = [...command.options[kind] ?? []];
+    for (const path of files[kind]) {
+      const text = await readInputText(path, `${flag} file`, limit);
+      text.split(/\r?\n/).forEach((raw, i) => {
+        const line = raw.replace(/#.*/, "").trim();
+        if (line === "") return;
+        try {
+          blocks.push(parseCidr(line));
+        } catch (error) {
+          if (!(error instanceof ValueError)) throw error;
+          throw new UsageError(
+            `Invalid CIDR ${quote(line)} at line ${i + 1} of ${flag} ` +
+              `${quote(path)}: ${error.reason}`,
+          );
+        }
+      });
+    }
+    return blocks;
+  };
   const rules = start || files.allow.length > 0 || files.deny.length > 0
     ? { allow: await rule("allow"), deny: await rule("deny") }
     : {};
-  const key = prepared.key = await read(files.logKey, "log key file");
+  const key = await read(files.logKey, "log key file");
   if (key !== undefined && key.length < MIN_ADDRESS_KEY_BYTES) {
     const path = quote(files.logKey!);
     throw new UsageError(
@@ -110,24 +141,30 @@ export async function prepare(
     );
   }
   const { listen = [], refuseMessage } = command.options;
+  const prepared = { message, quotes, key, greeting };
   if (!start) {
-    prepared.options = { refuseMessage, ...(tls ? { tls } : {}), ...rules };
-    return prepared;
+    return {
+      ...prepared,
+      options: { refuseMessage, ...(tls ? { tls } : {}), ...rules },
+    };
   }
   for (const target of listen) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
-  prepared.options = {
+  const options = {
     ...command.options,
     ...rules,
     listen: listen.map((target) =>
       tls && target.transport !== "unix" ? { ...target, tls } : target
     ),
   };
-  return prepared;
+  return { ...prepared, options };
 }
 
-function makeGreeting(command: ServeCommand, { quotes, message }: Prepared) {
+function makeGreeting(
+  command: ServeCommand,
+  { quotes, message }: Pick<Prepared, "quotes" | "message">,
+) {
   const { preset, encoding, lineEnding } = command.greeting;
   const make = preset
     ? () => presetGreeting(preset, quotes)
@@ -156,31 +193,6 @@ export async function complete(
   };
 }
 
-/** The TLS pair, read and checked, or undefined without --tls-cert. */
-async function loadTls(
-  command: ServeCommand,
-  limit: number,
-): Promise<TlsOptions | undefined> {
-  const { tlsCert, tlsKey } = command.files;
-  if (tlsCert === undefined || tlsKey === undefined) return undefined;
-  const [cert, key] = await Promise.all([
-    readInputText(tlsCert, "TLS certificate", limit),
-    readInputText(tlsKey, "TLS key", limit),
-  ]);
-  // Checked here, so a file that is not a certificate or a key that does
-  // not match is reported as the bad value it is, not as a failure to
-  // listen (or, on a reload, the old pair stays).
-  try {
-    await checkCertificateAndKey(cert, key);
-  } catch (error) {
-    throw new UsageError(
-      `Invalid TLS certificate or key (--tls-cert ${quote(tlsCert)}, ` +
-        `--tls-key ${quote(tlsKey)}): ${(error as Error).message}`,
-    );
-  }
-  return { cert, key };
-}
-
 /** The TLS options of a client command, with its --ca file read. */
 export async function clientTls(
   transport: ClientTransport,
@@ -190,38 +202,6 @@ export async function clientTls(
     ? undefined
     : [await readInputText(transport.ca, "CA file", transport.maxFileSize)];
   return { caCerts, insecure: transport.insecure };
-}
-
-/**
- * The blocks of `--allow-file` or `--deny-file`: one per line, blank lines
- * and `#` comments skipped.
- *
- * @throws {UsageError} For a file that cannot be read, or a line that is
- * not a block, naming the file and the line.
- */
-async function readCidrFiles(
-  paths: string[],
-  flag: string,
-  limit: number,
-): Promise<Cidr[]> {
-  const blocks: Cidr[] = [];
-  for (const path of paths) {
-    const text = await readInputText(path, `${flag} file`, limit);
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.replace(/#.*/, "").trim();
-      if (line === "") return;
-      try {
-        blocks.push(parseCidr(line));
-      } catch (error) {
-        if (!(error instanceof ValueError)) throw error;
-        throw new UsageError(
-          `Invalid CIDR ${quote(line)} at line ${i + 1} of ${flag} ` +
-            `${quote(path)}: ${error.reason}`,
-        );
-      }
-    });
-  }
-  return blocks;
 }
 
 /**
@@ -249,10 +229,5 @@ export async function readInputFile(
 }
 
 /** {@linkcode readInputFile}, decoded as UTF-8. */
-async function readInputText(
-  path: string,
-  what: string,
-  limit?: number,
-): Promise<string> {
-  return new TextDecoder().decode(await readInputFile(path, what, limit));
-}
+const readInputText = async (path: string, what: string, limit?: number) =>
+  new TextDecoder().decode(await readInputFile(path, what, limit));

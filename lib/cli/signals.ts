@@ -16,13 +16,13 @@ export const SERVER_SIGNALS: readonly Deno.Signal[] =
     ? ["SIGINT", "SIGBREAK"]
     : ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"];
 
-const handlers = new Map<Deno.Signal, () => void>();
+/** The handler of each signal listened for; undefined while none is set. */
+const handlers = new Map<Deno.Signal, (() => void) | undefined>();
 const pending = new Set<Deno.Signal>();
-const listening = new Set<Deno.Signal>();
 
 function listen(signal: Deno.Signal) {
-  if (listening.has(signal)) return;
-  listening.add(signal);
+  if (handlers.has(signal)) return;
+  handlers.set(signal, undefined);
   Deno.addSignalListener(signal, () => {
     const handler = handlers.get(signal);
     if (handler) handler();
@@ -48,6 +48,6 @@ export function onSignal(signal: Deno.Signal, handler: () => void): () => void {
   handlers.set(signal, handler);
   if (pending.delete(signal)) queueMicrotask(handler);
   return () => {
-    if (handlers.get(signal) === handler) handlers.delete(signal);
+    if (handlers.get(signal) === handler) handlers.set(signal, undefined);
   };
 }

@@ -57,12 +57,10 @@ function denoOpen(options: UnixPacketAddr): NotifySocket {
   const { listenDatagram: listen } = Deno as {
     listenDatagram?: (o: UnixPacketAddr) => NotifySocket;
   };
-  if (typeof listen !== "function") {
-    throw new TypeError(
-      "Unix datagram sockets are not available: Deno needs --unstable-net",
-    );
-  }
-  return listen(options);
+  if (listen) return listen(options);
+  throw new TypeError(
+    "Unix datagram sockets are not available: Deno needs --unstable-net",
+  );
 }
 
 /** A `STATUS=` line from any text: one line, printable, not too long. */

@@ -9,7 +9,7 @@ import {
   type LineWriter,
 } from "../../observe/line_writer.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
-import { explainError, explainListen } from "../explain.ts";
+import { explainError } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
 import {
@@ -23,7 +23,7 @@ import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
-import { complete, prepare, type Prepared } from "../setup.ts";
+import { prepare, type Prepared } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
@@ -35,12 +35,7 @@ async function serve(
   writer: LineWriter,
 ): Promise<Serving> {
   if ((command.workers ?? 1) <= 1) {
-    const options = await complete(command, prepared);
-    try {
-      return runServer(command, options, writer.line);
-    } catch (error) {
-      return explainListen(error, command.spelled.host, command.spelled.port);
-    }
+    return runServer(command, prepared, writer.line);
   }
   const { startWorkers } = await import("../workers/pool.ts");
   // Workers' lines, held back until the start-up lines are out.
@@ -267,7 +262,6 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   const limit = readFdLimit();
   if (limit === undefined) return { ...command, fdLimitUnread: true };
   const soft = readSoftFdLimit(limit);
-  if (soft === undefined) return command;
   const workers = command.workers ?? 1;
   const asked = command.options.maxConnections!;
   const { cap, lowered } = fitConnectionCap(asked * workers, soft);

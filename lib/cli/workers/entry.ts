@@ -5,11 +5,10 @@
  *
  * @module
  */
-import { explainError, explainListen } from "../explain.ts";
+import { explainError } from "../explain.ts";
 import { ExitError } from "../flags.ts";
-import { runServer } from "../run_server.ts";
-import { complete } from "../setup.ts";
-import type { FromWorker, StartMessage, ToWorker } from "./protocol.ts";
+import { type Run, runServer } from "../run_server.ts";
+import type { FromWorker, StartMessage, ToWorker } from "./pool.ts";
 
 /** The worker's global scope: its face is a Worker's, seen from inside. */
 const scope = globalThis as unknown as Worker;
@@ -21,9 +20,7 @@ const LOG_BATCH_DELAY = 5;
 /** Log text sent at once, beyond which it is not held back any longer. */
 const LOG_BATCH_SIZE = 64 * 1024;
 
-function post(message: FromWorker) {
-  scope.postMessage(message);
-}
+const post = (message: FromWorker) => scope.postMessage(message);
 
 // Log lines, posted to the main thread in batches as the lines its writer
 // takes: one message per burst, never one per connection.
@@ -45,30 +42,13 @@ function line(text: string) {
   else timer ??= setTimeout(flush, LOG_BATCH_DELAY);
 }
 
-let run: ReturnType<typeof runServer> | undefined;
+let run: Run | undefined;
 
-async function start(
-  { command, prepared, ports, shared }: StartMessage,
-) {
-  const options = await complete(command, prepared);
-  // The ports the first worker chose, for port 0.
-  const listen = options.listen?.map((target, i) =>
-    ports === undefined || target.transport === "unix"
-      ? target
-      : { ...target, port: ports[i] }
-  );
-  let running: NonNullable<typeof run>;
-  try {
-    running = run = runServer(
-      command,
-      { ...options, listen, reusePort: true },
-      line,
-      shared,
-    );
-  } catch (error) {
-    flush();
-    explainListen(error, command.spelled.host, command.spelled.port);
-  }
+async function start({ command, prepared, ports, shared }: StartMessage) {
+  const running = run = await runServer(command, prepared, line, {
+    ports,
+    shared,
+  });
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
@@ -82,16 +62,18 @@ async function start(
 }
 
 function fail(error: unknown) {
+  flush();
   const { message, exitCode } = error instanceof ExitError
     ? error
     : explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
-function crash(error: unknown) {
-  const message = error instanceof Error ? error.message : String(error);
-  post({ type: "crashed", message });
-}
+const crash = (error: unknown) =>
+  post({
+    type: "crashed",
+    message: error instanceof Error ? error.message : String(error),
+  });
 
 // An uncaught error is reported to the main thread, which ends this worker
 // and shuts the others down; Deno is kept from printing a stack trace.

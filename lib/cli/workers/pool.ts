@@ -14,9 +14,8 @@ import {
 } from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
-import type * as Protocol from "./protocol.ts";
 import { waitAtMost } from "../../server/wait.ts";
-import { type Serving, SHARED } from "../run_server.ts";
+import { type Run, type Serving, SHARED } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -24,6 +23,41 @@ import { ExitError } from "../flags.ts";
 const WORKER_FAMILIES = families(`
 counter greeter_worker_connections_accepted_total Connections accepted, by worker thread (--workers).
 `);
+
+/** A worker's counters, as sent to the main thread. */
+type WorkerSnapshot = ReturnType<Run["snapshot"]>;
+
+/** Tells a worker to listen: the first one with the command's ports. */
+export interface StartMessage {
+  type: "start";
+  /** The serving command: its log and its flags' words. */
+  command: ServeCommand;
+  /** The configuration the main thread prepared: no worker reads a file. */
+  prepared: Prepared;
+  /** The real port of each listen target, when the first worker chose them. */
+  ports?: number[];
+  /** The main thread's shared cells (see `SHARED`). */
+  shared: Int32Array;
+}
+
+/** What the main thread asks of every worker, each answering with "stats". */
+type Request = { type: "stats" } | { type: "reload"; prepared: Prepared };
+
+/** What the main thread sends a worker. */
+export type ToWorker =
+  | StartMessage
+  | Request & { request: number }
+  | { type: "shutdown" };
+
+/** What a worker sends the main thread. */
+export type FromWorker =
+  | { type: "listening"; addrs: Deno.Addr[] }
+  | { type: "failed"; message: string; exitCode: number }
+  | { type: "crashed"; message: string }
+  | { type: "log"; lines: string[] }
+  // Its counters: every STATS_INTERVAL (request 0), or a request's answer.
+  | { type: "stats"; snapshot: WorkerSnapshot; request: number; error?: string }
+  | { type: "done"; snapshot: WorkerSnapshot; error?: string };
 
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
@@ -38,7 +72,7 @@ export interface StartWorkersOptions {
 interface Member {
   index: number;
   worker: Worker;
-  snapshot?: Protocol.WorkerSnapshot;
+  snapshot?: WorkerSnapshot;
   done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
@@ -91,9 +125,7 @@ function addInto(into: object, part: object): void {
  * What crosses to the workers of a prepared configuration: all but the
  * greeting, a function postMessage cannot clone, which each makes again.
  */
-function posted(prepared: Prepared): Prepared {
-  return { ...prepared, greeting: undefined };
-}
+const posted = ({ greeting: _, ...prepared }: Prepared): Prepared => prepared;
 
 /**
  * Starts `count` workers serving `command` with `reusePort`: the first
@@ -126,7 +158,7 @@ export async function startWorkers(
     member.ready.promise.catch(() => {});
     const crashed = (message: string) =>
       receive(member, { type: "crashed", message });
-    worker.onmessage = (event: MessageEvent<Protocol.FromWorker>) =>
+    worker.onmessage = (event: MessageEvent<FromWorker>) =>
       receive(member, event.data);
     worker.onerror = (event) => {
       event.preventDefault();
@@ -146,12 +178,12 @@ export async function startWorkers(
     if (pending.waiting.size === 0) pending.done();
   }
 
-  function post(member: Member, message: Protocol.ToWorker) {
+  function post(member: Member, message: ToWorker) {
     if (!member.done) member.worker.postMessage(message);
   }
 
   /** Asks every running worker, and waits at most `timeout` ms for them. */
-  async function ask(message: Protocol.Request, timeout: number) {
+  async function ask(message: Request, timeout: number) {
     const request = ++requests;
     const { promise, resolve } = Promise.withResolvers<void>();
     const asking: Asking = { waiting: new Set(live()), done: resolve };
@@ -180,7 +212,7 @@ export async function startWorkers(
     finished.resolve(failure);
   }
 
-  function receive(member: Member, message: Protocol.FromWorker) {
+  function receive(member: Member, message: FromWorker) {
     if ("snapshot" in message) member.snapshot = message.snapshot;
     switch (message.type) {
       case "listening":
