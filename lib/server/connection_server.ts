@@ -48,31 +48,24 @@ export interface ServerCoreOptions
   closeAcceptors(): (() => void)[];
 }
 
-/** A started server: its state, and how it stops. */
-export interface StartedCore<S> {
-  readonly state: S;
-  /**
-   * Stops accepting, lets open connections finish (up to the drain
-   * timeout), then closes what is left. Rejects with a listener's error if
-   * one failed outside of shutdown. Safe to call more than once.
-   */
-  shutdown(): Promise<void>;
-  /** Settles when shutdown is over, or rejects like it. */
-  readonly finished: Promise<void>;
-}
-
 /**
  * Starts a connection server on open listeners: one accept loop per
  * listener taking a place before each accept, one connection table with one
  * sweep timer, and an orderly shutdown. `make` builds the server's state
  * around the core, before anything is accepted; `accepted` serves each
  * connection, which holds a place.
+ *
+ * @returns The state, `shutdown` (stops accepting, lets open connections
+ * finish up to the drain timeout, then closes what is left; rejects with a
+ * listener's error if one failed outside of shutdown; safe to call more than
+ * once) and `finished`, which settles when shutdown is over, or rejects like
+ * it.
  */
 export function startServerCore<S extends { readonly core: ServerCore }>(
   options: ServerCoreOptions,
   make: (core: ServerCore) => S,
   accepted: (state: S, conn: Conn) => void,
-): StartedCore<S> {
+) {
   const stats: ServerStats = createServerStats();
   const places: Places = createPlaces(options.maxConnections);
   // Opened when a connection ends while an accept loop waits on exhaustion.

@@ -55,14 +55,9 @@ export interface OpenListener {
  * file system may give a new file the inode number of a removed one (tmpfs
  * does at once), so its change time is compared too.
  */
-interface SocketFile {
-  path: string;
-  dev: number;
-  ino: number | null;
-  ctime: number | undefined;
-}
+type SocketFile = ReturnType<typeof socketFileAt>;
 
-function socketFileAt(path: string): SocketFile {
+function socketFileAt(path: string) {
   const { dev, ino, ctime } = Deno.lstatSync(path);
   return { path, dev, ino, ctime: ctime?.getTime() };
 }

@@ -25,8 +25,9 @@ import {
   invalid,
   type ListenTarget,
   MAX_CAPTURE,
+  type ProxyProtocolOptions,
   type ReloadOptions,
-  type SensorOptions,
+  sensorOf,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
@@ -345,7 +346,10 @@ const RELOADABLE: Record<string, Check> = {
   maskAddress: fn,
 };
 
-/** Every option's own range, at start-up; how they combine is checked after. */
+/**
+ * Every option's own range, at start-up, in this order; how they combine is
+ * checked after.
+ */
 const STARTUP: Record<string, Check> = {
   drainTimeout: ms,
   timeout: ms,
@@ -365,6 +369,18 @@ const STARTUP: Record<string, Check> = {
     }
   },
   capture: int(1, MAX_CAPTURE),
+  proxyProtocol: (option, given) => {
+    object(option, given);
+    check(
+      given as object,
+      { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
+      `${option}.`,
+    );
+    const { from } = given as ProxyProtocolOptions;
+    if (!from?.length) {
+      throw invalid(`${option}.from`, from, "the load balancers' addresses");
+    }
+  },
 };
 
 /**
@@ -383,58 +399,13 @@ function check(options: object, checks: Record<string, Check>, at = ""): void {
 }
 
 /** The PROXY protocol's trusted peers and header wait, when one is expected. */
-function proxyOf(options: ServeGreetingOptions, timeout: number) {
-  const given = options.proxyProtocol;
-  if (given === undefined) return undefined;
-  object("proxyProtocol", given);
-  check(
-    given,
-    { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
-    "proxyProtocol.",
-  );
-  if (!given.from?.length) {
-    throw invalid(
-      "proxyProtocol.from",
-      given.from,
-      "the load balancers' addresses",
-    );
-  }
-  const wait = given.timeout ?? DEFAULT_PROXY_TIMEOUT;
+function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
+  if (proxyProtocol === undefined) return undefined;
+  const wait = proxyProtocol.timeout ?? DEFAULT_PROXY_TIMEOUT;
   return {
     // An IpSet: one search, no closure, per peer.
-    from: createIpSet(given.from),
+    from: createIpSet(proxyProtocol.from),
     timeout: timeout > 0 ? Math.min(wait, timeout) : wait,
-  };
-}
-
-/** The greeting pause and capture, when asked for; each checked already. */
-function sensorOf(
-  options: ServeGreetingOptions,
-  timeout: number,
-): SensorOptions | undefined {
-  const { greetPause, earlyTalkers, capture } = options;
-  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-    throw invalid(
-      "greetPause",
-      greetPause,
-      `less than the timeout (${timeout})`,
-    );
-  }
-  if (earlyTalkers !== undefined && greetPause === undefined) {
-    throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
-  }
-  if (greetPause === undefined && capture === undefined) return undefined;
-  if (options.tarpit !== undefined) {
-    throw invalid(
-      greetPause !== undefined ? "greetPause" : "capture",
-      greetPause ?? capture,
-      "no tarpit (a tarpit never greets)",
-    );
-  }
-  return {
-    pause: greetPause ?? 0,
-    greetEarly: earlyTalkers === "greet",
-    capture: capture ?? 0,
   };
 }
 

@@ -25,10 +25,8 @@ let engine: Promise<Engine> | undefined;
 let loaded: Engine | undefined;
 
 /** node's TLS, loaded once, on first use. */
-function loadEngine(): Promise<Engine> {
+const loadEngine = () =>
   engine ??= import("./tls_engine.ts").then((module) => loaded = module);
-  return engine;
-}
 
 /**
  * Checks that `cert` is a PEM certificate and `key` its PEM private key,
@@ -81,26 +79,7 @@ export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
  * `Deno.errors.Interrupted`, and a failed handshake or a reset with the TLS
  * or network error.
  */
-export interface TlsListener extends Acceptor {
-  /** The address listened on; its port is the real one when 0 was asked. */
-  readonly addr: Deno.NetAddr;
-  /**
-   * Accepts exactly one TCP connection and starts its handshake, without
-   * waiting for it. Errors of the TCP accept (such as one whose `code` is
-   * "EMFILE") reach the caller unchanged; after `close()` it rejects with
-   * `Deno.errors.BadResource`.
-   */
-  accept(): Promise<Conn>;
-  /**
-   * Serves new connections with another certificate and key (a renewed
-   * certificate); connections already accepted keep theirs.
-   *
-   * @throws {TypeError} When the certificate or the key cannot be read.
-   * @throws {RangeError} When the key is not the certificate's. Nothing
-   * changes then.
-   */
-  setCertificate(cert: string, key: string): void;
-}
+export type TlsListener = ReturnType<typeof serveTlsOn>;
 
 /**
  * Serves TLS with the certificate and key on an open TCP listener: a
@@ -124,7 +103,7 @@ export function serveTlsOn(
   cert: string,
   key: string,
   deferred = false,
-): TlsListener {
+) {
   let context = contextOf(cert, key);
   /** The context to serve with; a bad pair closes the listener for good. */
   async function current(): Promise<SecureContext> {
@@ -139,15 +118,29 @@ export function serveTlsOn(
     }
   }
   return {
+    /** The address listened on; its port is the real one when 0 was asked. */
     addr: tcp.addr as Deno.NetAddr,
-    setCertificate(cert, key) {
-      // Once node's TLS is loaded, checked in full now: a bad pair throws
-      // and nothing changes.
+    /**
+     * Serves new connections with another certificate and key (a renewed
+     * certificate); connections already accepted keep theirs. Once node's
+     * TLS is loaded, the pair is checked in full now.
+     *
+     * @throws {TypeError} When the certificate or the key cannot be read.
+     * @throws {RangeError} When the key is not the certificate's. Nothing
+     * changes then.
+     */
+    setCertificate(cert: string, key: string): void {
       context = loaded
         ? Promise.resolve(loaded.secureContext(cert, key))
         : contextOf(cert, key);
     },
-    async accept() {
+    /**
+     * Accepts exactly one TCP connection and starts its handshake, without
+     * waiting for it. Errors of the TCP accept (such as one whose `code` is
+     * "EMFILE") reach the caller unchanged; after `close()` it rejects with
+     * `Deno.errors.BadResource`.
+     */
+    async accept(): Promise<Conn> {
       await current();
       const conn = await tcp.accept();
       // The certificate of when the handshake starts: a reload while this
@@ -169,7 +162,7 @@ export function serveTlsOn(
         throw error;
       }
     },
-    close: () => tcp.close(),
+    close: (): void => tcp.close(),
   };
 }
 
