@@ -5,6 +5,7 @@ import {
   type ConnectionTableOptions,
   createConnectionTable,
 } from "./connection_table.ts";
+import { closeListener, type OpenListener } from "./listeners.ts";
 import type { AcceptErrorKind } from "./options.ts";
 import { createPlaces, type Places } from "./places.ts";
 import { createServerStats, type ServerStats } from "./stats.ts";
@@ -29,8 +30,12 @@ export interface ServerCore extends AcceptLoopContext {
 /** Options for {@linkcode startServerCore}. */
 export interface ServerCoreOptions
   extends Omit<ConnectionTableOptions, "onRelease"> {
-  /** The open listeners; the core accepts on each. */
-  acceptors: readonly { accept(): Promise<Conn> }[];
+  /**
+   * The open listeners: the core accepts on each, and closes each at
+   * shutdown (a Unix socket's file put back or removed once its accept loop
+   * has ended).
+   */
+  listeners: readonly OpenListener[];
   /** Places for connections, across every listener. */
   maxConnections: number;
   /** How long shutdown lets open connections finish, in ms. */
@@ -41,11 +46,6 @@ export interface ServerCoreOptions
   stopping?(): void;
   /** Told of each failed accept (already counted); must not throw. */
   onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
-  /**
-   * Closes the listeners at shutdown; returns what to call once their
-   * accept loops have ended.
-   */
-  closeAcceptors(): (() => void)[];
 }
 
 /**
@@ -116,7 +116,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
   const { signal } = options;
   const onAbort = () => void shutdown().catch(() => {});
   const loopDone = Promise.all(
-    options.acceptors.map((acceptor) => acceptLoop(acceptor, core)),
+    options.listeners.map(({ listener }) => acceptLoop(listener, core)),
   );
   let shutdownPromise: Promise<void> | undefined;
 
@@ -124,7 +124,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     shutdownPromise ??= (async () => {
       signal?.removeEventListener("abort", onAbort);
       core.closing = true;
-      const closed = options.closeAcceptors();
+      const closed = options.listeners.map(closeListener);
       places.close();
       ended?.resolve();
       options.stopping?.();

@@ -62,13 +62,11 @@ function socketFileAt(path: string) {
   return { path, dev, ino, ctime: ctime?.getTime() };
 }
 
-/** Options for {@linkcode openListeners}. */
-export interface OpenListenersOptions {
-  backlog: number;
-  reusePort: boolean;
-  /** A PROXY header comes in clear first: TLS starts after it. */
-  proxy: boolean;
-}
+/**
+ * Options for {@linkcode openListeners}; `proxy` when a PROXY header comes in
+ * clear first: TLS starts after it.
+ */
+type ListenOptions = { backlog: number; reusePort: boolean; proxy: boolean };
 
 function describeTarget(target: ListenTarget): [string, number] {
   if (target.transport === "unix") return [target.path, 0];
@@ -79,7 +77,7 @@ function describeTarget(target: ListenTarget): [string, number] {
 
 function openOne(
   target: ListenTarget,
-  options: OpenListenersOptions,
+  options: ListenOptions,
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
@@ -117,7 +115,7 @@ function openOne(
  */
 export function openListeners(
   targets: readonly ListenTarget[],
-  options: OpenListenersOptions,
+  options: ListenOptions,
 ): OpenListener[] {
   const open: OpenListener[] = [];
   for (const target of targets) {

@@ -7,11 +7,7 @@ import {
   type ServerHooks,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
-import {
-  closeListener,
-  type OpenListener,
-  openListeners,
-} from "./listeners.ts";
+import { type OpenListener, openListeners } from "./listeners.ts";
 import {
   checkInteger,
   DEFAULT_BACKLOG,
@@ -182,26 +178,24 @@ export function serveGreetingWith(
     ? undefined
     : resolveTarpit(options.tarpit, invalid);
   check(options, STARTUP);
-  const {
-    signal,
-    backlog = DEFAULT_BACKLOG,
-    timeout = tarpitOptions ? 0 : DEFAULT_TIMEOUT,
-    linger = DEFAULT_LINGER,
-  } = options;
+  const { signal, timeout = tarpitOptions ? 0 : DEFAULT_TIMEOUT } = options;
   const proxy = proxyOf(options, timeout);
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  const reusePort = options.reusePort === true;
-  listeners ??= openListeners(targets, { backlog, reusePort, proxy: !!proxy });
+  listeners ??= openListeners(targets, {
+    backlog: options.backlog ?? DEFAULT_BACKLOG,
+    reusePort: options.reusePort === true,
+    proxy: !!proxy,
+  });
   const tls = targets.some((target) => "tls" in target && !!target.tls);
   const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
     {
-      acceptors: listeners.map(({ listener }) => listener),
+      listeners,
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       timeout,
-      linger,
+      linger: options.linger ?? DEFAULT_LINGER,
       handshake: proxy?.timeout ?? 0,
       pause: sensor?.pause ?? 0,
       // Under `timeout: 0` a TLS handshake still has a bound.
@@ -211,7 +205,6 @@ export function serveGreetingWith(
       signal,
       // Held clients are let go at once, not after the drain timeout.
       stopping: () => server.tarpit?.releaseAll(),
-      closeAcceptors: () => listeners.map(closeListener),
     },
     (core): ConnectionContext => ({
       core,
@@ -229,12 +222,11 @@ export function serveGreetingWith(
     }),
     acceptConnection,
   );
-  const tarpit = tarpitOptions && createTarpit(
+  server.tarpit = tarpitOptions && createTarpit(
     tarpitOptions,
     server,
     typeof greeting === "function" ? undefined : greeting,
   );
-  server.tarpit = tarpit;
 
   const addrs = listeners.map(({ listener }) => listener.addr);
   const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>
@@ -249,7 +241,7 @@ export function serveGreetingWith(
     },
     addrs,
     stats: server.core.stats,
-    tarpit: tarpit?.stats,
+    tarpit: server.tarpit?.stats,
     get draining() {
       return server.core.closing;
     },
