@@ -142,16 +142,15 @@ export function closeListener(open: OpenListener): () => void {
   // Deno 2.9 unlinks the path of a Unix listener when it drops it (once its
   // pending accept has failed), whoever made the file there: another
   // server's file is kept under a second name meanwhile, and put back by the
-  // function returned, to be called once the accept loop has ended.
-  let aside: string | undefined;
-  if (file && !isOurs(file)) {
-    try {
-      aside = `${file.path}.greeter-${Deno.pid}-aside`;
-      Deno.linkSync(file.path, aside);
-    } catch {
-      aside = undefined; // Gone, or not ours to keep: nothing to save.
-    }
-  }
+  // function returned, to be called once the accept loop has ended (none if
+  // it is gone, or not ours to keep: nothing to save).
+  const aside = file && !isOurs(file)
+    ? quietly(() => {
+      const name = `${file.path}.greeter-${Deno.pid}-aside`;
+      Deno.linkSync(file.path, name);
+      return name;
+    })
+    : undefined;
   closeQuietly(open.listener);
   if (aside) {
     // Or left as it was found.

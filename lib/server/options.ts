@@ -571,10 +571,8 @@ export function invalid(
 ): Error {
   const shown = typeof value === "string"
     ? JSON.stringify(value)
-    : typeof value === "number" || typeof value === "boolean"
+    : typeof value === "number" || typeof value === "boolean" || value === null
     ? String(value)
-    : value === null
-    ? "null"
     : `a value of type ${typeof value}`;
   return Object.assign(
     new Kind(`Invalid ${option} option: expected ${expected}, got ${shown}`),

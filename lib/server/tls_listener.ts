@@ -53,14 +53,13 @@ function checkPemShape(cert: string, key: string): void {
   }
 }
 
-// Every connection a TLS listener gave out, until it is collected.
-const tlsConnections = new WeakSet<Conn>();
-// The TLS start of each connection a deferred listener gave out.
-const deferredStarts = new WeakMap<Conn, () => Promise<Conn>>();
+// Every connection a TLS listener gave out, until it is collected, with
+// the TLS start of each one a deferred listener gave out.
+const tlsStarts = new WeakMap<Conn, (() => Promise<Conn>) | undefined>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
 export function isTlsConnection(conn: Conn): boolean {
-  return tlsConnections.has(conn);
+  return tlsStarts.has(conn);
 }
 
 /**
@@ -69,7 +68,7 @@ export function isTlsConnection(conn: Conn): boolean {
  * connection. The TCP connection then belongs to the TLS one.
  */
 export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
-  return deferredStarts.get(conn)?.();
+  return tlsStarts.get(conn)?.();
 }
 
 /**
@@ -147,12 +146,11 @@ export function serveTlsOn(
       // accept waited counts for its client.
       const start = async () => {
         const tls = loaded!.startTls(conn, await current());
-        tlsConnections.add(tls);
+        tlsStarts.set(tls, undefined);
         return tls;
       };
       if (deferred) {
-        deferredStarts.set(conn, start);
-        tlsConnections.add(conn);
+        tlsStarts.set(conn, start);
         return conn;
       }
       try {
