@@ -128,12 +128,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
       places.close();
       ended?.resolve();
       options.stopping?.();
-      let loopError: unknown;
-      try {
-        await loopDone;
-      } catch (error) {
-        loopError = error;
-      }
+      const loopError = await loopDone.then(() => undefined, (e) => e);
       // The runtime drops a listener once its accept has failed.
       await new Promise((resolve) => setTimeout(resolve, 0));
       for (const done of closed) done();
