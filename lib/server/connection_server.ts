@@ -89,7 +89,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     get: () => table.size,
     enumerable: true,
   });
-  const { onAcceptError } = options;
+  const { onAcceptError, signal } = options;
   const core: ServerCore = {
     stats,
     table,
@@ -113,7 +113,6 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     },
   };
   const state = make(core);
-  const { signal } = options;
   const onAbort = () => void shutdown().catch(() => {});
   const loopDone = Promise.all(
     options.listeners.map(({ listener }) => acceptLoop(listener, core)),
