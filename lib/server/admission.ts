@@ -158,11 +158,10 @@ export function createAdmission(options: AdmissionOptions) {
         }
       }
       const key = sourceKey(hostname);
-      if (maxPerIp > 0 && (open.get(key) ?? 0) >= maxPerIp) {
-        return "per_ip_limit";
-      }
+      const held = maxPerIp && (open.get(key) ?? 0);
+      if (maxPerIp > 0 && held >= maxPerIp) return "per_ip_limit";
       if (ratePerIp > 0 && !takeToken(key, now)) return "rate_limit";
-      if (maxPerIp > 0) open.set(key, (open.get(key) ?? 0) + 1);
+      if (maxPerIp > 0) open.set(key, held + 1);
       return undefined;
     },
     /**

@@ -229,9 +229,7 @@ export function serveGreetingWith(
   );
 
   const addrs = listeners.map(({ listener }) => listener.addr);
-  const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>
-    addr.transport === "tcp"
-  );
+  const firstTcp = addrs.find((a): a is Deno.NetAddr => a.transport === "tcp");
   return {
     get addr(): Deno.NetAddr {
       if (!firstTcp) {

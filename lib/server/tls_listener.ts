@@ -43,16 +43,6 @@ export async function checkCertificateAndKey(
   (await loadEngine()).checkPair(cert, key);
 }
 
-/** What can be told without node: both look like PEM of the right kind. */
-function checkPemShape(cert: string, key: string): void {
-  if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
-    throw new TypeError("The TLS certificate is not a PEM certificate");
-  }
-  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key)) {
-    throw new TypeError("The TLS key is not a PEM private key");
-  }
-}
-
 // Every connection a TLS listener gave out, until it is collected, with
 // the TLS start of each one a deferred listener gave out.
 const tlsStarts = new WeakMap<Conn, (() => Promise<Conn>) | undefined>();
@@ -171,7 +161,13 @@ export function serveTlsOn(
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
 function contextOf(cert: string, key: string): Promise<SecureContext> {
-  checkPemShape(cert, key);
+  // What can be told without node: both look like PEM of the right kind.
+  if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
+    throw new TypeError("The TLS certificate is not a PEM certificate");
+  }
+  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key)) {
+    throw new TypeError("The TLS key is not a PEM private key");
+  }
   const context = loadEngine().then((engine) =>
     engine.secureContext(cert, key)
   );
