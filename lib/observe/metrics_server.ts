@@ -24,7 +24,6 @@
  * @module
  */
 import { type Slot, writeAll } from "../server/connection_table.ts";
-import { closeListener } from "../server/listeners.ts";
 import { listenOnDescriptor } from "../server/descriptor_listener.ts";
 import {
   type ServerCore,
@@ -330,13 +329,12 @@ export function serveMetrics(options: ServeMetricsOptions) {
   const errors = zeroCounts(METRICS_HTTP_ERRORS);
   const started = startServerCore(
     {
-      acceptors: [listener],
+      listeners: [{ listener }],
       maxConnections,
       timeout,
       linger: timeout,
       drainTimeout: Math.min(timeout, DRAIN_TIMEOUT),
       signal,
-      closeAcceptors: () => [closeListener({ listener })],
     },
     (core) => ({ core, own: { listener: core.stats, responses: {}, errors } }),
     async (endpoint, conn) => {

@@ -85,28 +85,13 @@ export interface AdmissionOptions {
 }
 
 /** Decides, per connection, whether a client is served. */
-export interface Admission {
-  /**
-   * Admits a client (undefined) or says why not. An admitted client holds a
-   * slot of its source until {@linkcode Admission.release}.
-   */
-  admit(hostname: string, now: number): RefuseReason | undefined;
-  /** Frees the slot an admitted client from `hostname` held. */
-  release(hostname: string): void;
-  /**
-   * Replaces the allow and deny lists (a reload), keeping the per-source
-   * counts and rate buckets.
-   */
-  setRules(allow: Cidr[], deny: Cidr[]): void;
-}
+export type Admission = ReturnType<typeof createAdmission>;
 
 /** How many sources' rate buckets are kept before idle ones are pruned. */
 const MAX_BUCKETS = 65_536;
 
-interface Bucket {
-  tokens: number;
-  updated: number;
-}
+/** A source's rate bucket: its tokens, as of `updated`. */
+type Bucket = { tokens: number; updated: number };
 
 /** The admission policy, or undefined when no access rule or limit is set. */
 export function admissionOf(options: AdmissionOptions): Admission | undefined {
@@ -120,7 +105,7 @@ export function admissionOf(options: AdmissionOptions): Admission | undefined {
  * Creates the admission policy. Limits never disable the service: they only
  * refuse the sources that exceed them, and the rest are served.
  */
-export function createAdmission(options: AdmissionOptions): Admission {
+export function createAdmission(options: AdmissionOptions) {
   const { maxPerIp = 0, ratePerIp = 0 } = options;
   // Sorted ranges, searched in logarithmic time; rebuilt by a reload.
   let allow = createIpSet(options.allow ?? []);
@@ -155,35 +140,40 @@ export function createAdmission(options: AdmissionOptions): Admission {
     }
     // Still full of busy sources: forget the oldest half.
     if (buckets.size >= MAX_BUCKETS) {
-      let drop = buckets.size >> 1;
-      for (const key of buckets.keys()) {
-        if (drop-- === 0) break;
-        buckets.delete(key);
-      }
+      const oldest = [...buckets.keys()].slice(0, buckets.size >> 1);
+      for (const key of oldest) buckets.delete(key);
     }
   }
 
   return {
-    admit(hostname, now) {
+    /**
+     * Admits a client (undefined) or says why not. An admitted client holds a
+     * slot of its source until `release`.
+     */
+    admit(hostname: string, now: number): RefuseReason | undefined {
       if (!allow.empty || !deny.empty) {
         const bytes = parseIp(hostname);
-        if (!bytes) return "denied";
-        if (deny.has(bytes)) return "denied";
-        if (!allow.empty && !allow.has(bytes)) return "denied";
+        if (!bytes || deny.has(bytes) || !(allow.empty || allow.has(bytes))) {
+          return "denied";
+        }
       }
       const key = sourceKey(hostname);
-      if (maxPerIp > 0 && (open.get(key) ?? 0) >= maxPerIp) {
-        return "per_ip_limit";
-      }
+      const held = maxPerIp && (open.get(key) ?? 0);
+      if (maxPerIp > 0 && held >= maxPerIp) return "per_ip_limit";
       if (ratePerIp > 0 && !takeToken(key, now)) return "rate_limit";
-      if (maxPerIp > 0) open.set(key, (open.get(key) ?? 0) + 1);
+      if (maxPerIp > 0) open.set(key, held + 1);
       return undefined;
     },
-    setRules(nextAllow, nextDeny) {
+    /**
+     * Replaces the allow and deny lists (a reload), keeping the per-source
+     * counts and rate buckets.
+     */
+    setRules(nextAllow: Cidr[], nextDeny: Cidr[]) {
       allow = createIpSet(nextAllow);
       deny = createIpSet(nextDeny);
     },
-    release(hostname) {
+    /** Frees the slot an admitted client from `hostname` held. */
+    release(hostname: string) {
       if (maxPerIp === 0) return;
       const key = sourceKey(hostname);
       const count = open.get(key);

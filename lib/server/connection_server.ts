@@ -5,6 +5,7 @@ import {
   type ConnectionTableOptions,
   createConnectionTable,
 } from "./connection_table.ts";
+import { closeListener, type OpenListener } from "./listeners.ts";
 import type { AcceptErrorKind } from "./options.ts";
 import { createPlaces, type Places } from "./places.ts";
 import { createServerStats, type ServerStats } from "./stats.ts";
@@ -29,8 +30,12 @@ export interface ServerCore extends AcceptLoopContext {
 /** Options for {@linkcode startServerCore}. */
 export interface ServerCoreOptions
   extends Omit<ConnectionTableOptions, "onRelease"> {
-  /** The open listeners; the core accepts on each. */
-  acceptors: readonly { accept(): Promise<Conn> }[];
+  /**
+   * The open listeners: the core accepts on each, and closes each at
+   * shutdown (a Unix socket's file put back or removed once its accept loop
+   * has ended).
+   */
+  listeners: readonly OpenListener[];
   /** Places for connections, across every listener. */
   maxConnections: number;
   /** How long shutdown lets open connections finish, in ms. */
@@ -41,24 +46,6 @@ export interface ServerCoreOptions
   stopping?(): void;
   /** Told of each failed accept (already counted); must not throw. */
   onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
-  /**
-   * Closes the listeners at shutdown; returns what to call once their
-   * accept loops have ended.
-   */
-  closeAcceptors(): (() => void)[];
-}
-
-/** A started server: its state, and how it stops. */
-export interface StartedCore<S> {
-  readonly state: S;
-  /**
-   * Stops accepting, lets open connections finish (up to the drain
-   * timeout), then closes what is left. Rejects with a listener's error if
-   * one failed outside of shutdown. Safe to call more than once.
-   */
-  shutdown(): Promise<void>;
-  /** Settles when shutdown is over, or rejects like it. */
-  readonly finished: Promise<void>;
 }
 
 /**
@@ -67,12 +54,18 @@ export interface StartedCore<S> {
  * sweep timer, and an orderly shutdown. `make` builds the server's state
  * around the core, before anything is accepted; `accepted` serves each
  * connection, which holds a place.
+ *
+ * @returns The state, `shutdown` (stops accepting, lets open connections
+ * finish up to the drain timeout, then closes what is left; rejects with a
+ * listener's error if one failed outside of shutdown; safe to call more than
+ * once) and `finished`, which settles when shutdown is over, or rejects like
+ * it.
  */
 export function startServerCore<S extends { readonly core: ServerCore }>(
   options: ServerCoreOptions,
   make: (core: ServerCore) => S,
   accepted: (state: S, conn: Conn) => void,
-): StartedCore<S> {
+) {
   const stats: ServerStats = createServerStats();
   const places: Places = createPlaces(options.maxConnections);
   // Opened when a connection ends while an accept loop waits on exhaustion.
@@ -96,7 +89,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     get: () => table.size,
     enumerable: true,
   });
-  const { onAcceptError } = options;
+  const { onAcceptError, signal } = options;
   const core: ServerCore = {
     stats,
     table,
@@ -120,10 +113,9 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     },
   };
   const state = make(core);
-  const { signal } = options;
   const onAbort = () => void shutdown().catch(() => {});
   const loopDone = Promise.all(
-    options.acceptors.map((acceptor) => acceptLoop(acceptor, core)),
+    options.listeners.map(({ listener }) => acceptLoop(listener, core)),
   );
   let shutdownPromise: Promise<void> | undefined;
 
@@ -131,16 +123,11 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     shutdownPromise ??= (async () => {
       signal?.removeEventListener("abort", onAbort);
       core.closing = true;
-      const closed = options.closeAcceptors();
+      const closed = options.listeners.map(closeListener);
       places.close();
       ended?.resolve();
       options.stopping?.();
-      let loopError: unknown;
-      try {
-        await loopDone;
-      } catch (error) {
-        loopError = error;
-      }
+      const loopError = await loopDone.then(() => undefined, (e) => e);
       // The runtime drops a listener once its accept has failed.
       await new Promise((resolve) => setTimeout(resolve, 0));
       for (const done of closed) done();

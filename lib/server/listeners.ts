@@ -55,25 +55,18 @@ export interface OpenListener {
  * file system may give a new file the inode number of a removed one (tmpfs
  * does at once), so its change time is compared too.
  */
-interface SocketFile {
-  path: string;
-  dev: number;
-  ino: number | null;
-  ctime: number | undefined;
-}
+type SocketFile = ReturnType<typeof socketFileAt>;
 
-function socketFileAt(path: string): SocketFile {
+function socketFileAt(path: string) {
   const { dev, ino, ctime } = Deno.lstatSync(path);
   return { path, dev, ino, ctime: ctime?.getTime() };
 }
 
-/** Options for {@linkcode openListeners}. */
-export interface OpenListenersOptions {
-  backlog: number;
-  reusePort: boolean;
-  /** A PROXY header comes in clear first: TLS starts after it. */
-  proxy: boolean;
-}
+/**
+ * Options for {@linkcode openListeners}; `proxy` when a PROXY header comes in
+ * clear first: TLS starts after it.
+ */
+type ListenOptions = { backlog: number; reusePort: boolean; proxy: boolean };
 
 function describeTarget(target: ListenTarget): [string, number] {
   if (target.transport === "unix") return [target.path, 0];
@@ -84,7 +77,7 @@ function describeTarget(target: ListenTarget): [string, number] {
 
 function openOne(
   target: ListenTarget,
-  options: OpenListenersOptions,
+  options: ListenOptions,
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
@@ -122,7 +115,7 @@ function openOne(
  */
 export function openListeners(
   targets: readonly ListenTarget[],
-  options: OpenListenersOptions,
+  options: ListenOptions,
 ): OpenListener[] {
   const open: OpenListener[] = [];
   for (const target of targets) {
@@ -149,16 +142,15 @@ export function closeListener(open: OpenListener): () => void {
   // Deno 2.9 unlinks the path of a Unix listener when it drops it (once its
   // pending accept has failed), whoever made the file there: another
   // server's file is kept under a second name meanwhile, and put back by the
-  // function returned, to be called once the accept loop has ended.
-  let aside: string | undefined;
-  if (file && !isOurs(file)) {
-    try {
-      aside = `${file.path}.greeter-${Deno.pid}-aside`;
-      Deno.linkSync(file.path, aside);
-    } catch {
-      aside = undefined; // Gone, or not ours to keep: nothing to save.
-    }
-  }
+  // function returned, to be called once the accept loop has ended (none if
+  // it is gone, or not ours to keep: nothing to save).
+  const aside = file && !isOurs(file)
+    ? quietly(() => {
+      const name = `${file.path}.greeter-${Deno.pid}-aside`;
+      Deno.linkSync(file.path, name);
+      return name;
+    })
+    : undefined;
   closeQuietly(open.listener);
   if (aside) {
     // Or left as it was found.

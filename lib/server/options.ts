@@ -9,14 +9,7 @@ import type { AddressMask } from "../net/address_privacy.ts";
 /** The most bytes `capture` keeps of one connection. */
 export const MAX_CAPTURE = 4096;
 /** What a server senses; see `greetPause`, `earlyTalkers` and `capture`. */
-export interface SensorOptions {
-  /** How long to wait before greeting, in ms; 0 greets at once. */
-  pause: number;
-  /** Whether an early talker is still greeted (else it is refused). */
-  greetEarly: boolean;
-  /** How many of the first bytes are kept; 0 keeps none. */
-  capture: number;
-}
+export type SensorOptions = NonNullable<ReturnType<typeof sensorOf>>;
 
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;
@@ -530,15 +523,44 @@ export interface ServeGreetingOptions extends AdmissionOptions {
  */
 export type ReloadOptions = Pick<
   ServeGreetingOptions,
-  | "greeting"
-  | "refuseMessage"
-  | "allow"
-  | "deny"
-  | "maxPerIp"
-  | "ratePerIp"
-  | "tls"
-  | "maskAddress"
+  "greeting" | "refuseMessage" | keyof AdmissionOptions | "tls" | "maskAddress"
 >;
+
+/**
+ * The greeting pause and capture, when asked for, each checked already in
+ * its own range; checked here against `timeout` and each other.
+ *
+ * @throws {RangeError} When they do not go together.
+ */
+export function sensorOf(options: ServeGreetingOptions, timeout: number) {
+  const { greetPause, earlyTalkers, capture } = options;
+  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
+    throw invalid(
+      "greetPause",
+      greetPause,
+      `less than the timeout (${timeout})`,
+    );
+  }
+  if (earlyTalkers !== undefined && greetPause === undefined) {
+    throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
+  }
+  if (greetPause === undefined && capture === undefined) return undefined;
+  if (options.tarpit !== undefined) {
+    throw invalid(
+      greetPause !== undefined ? "greetPause" : "capture",
+      greetPause ?? capture,
+      "no tarpit (a tarpit never greets)",
+    );
+  }
+  return {
+    /** How long to wait before greeting, in ms; 0 greets at once. */
+    pause: greetPause ?? 0,
+    /** Whether an early talker is still greeted (else it is refused). */
+    greetEarly: earlyTalkers === "greet",
+    /** How many of the first bytes are kept; 0 keeps none. */
+    capture: capture ?? 0,
+  };
+}
 
 /** An option's value is out of its range; says which option and value. */
 export function invalid(
@@ -549,10 +571,8 @@ export function invalid(
 ): Error {
   const shown = typeof value === "string"
     ? JSON.stringify(value)
-    : typeof value === "number" || typeof value === "boolean"
+    : typeof value === "number" || typeof value === "boolean" || value === null
     ? String(value)
-    : value === null
-    ? "null"
     : `a value of type ${typeof value}`;
   return Object.assign(
     new Kind(`Invalid ${option} option: expected ${expected}, got ${shown}`),

@@ -4,31 +4,24 @@
  * back when it ends, so the cap holds exactly across any number of
  * listeners. A freed place is handed to one waiting loop, never to all.
  */
-export interface Places {
-  /** Places neither held nor handed over. */
-  readonly free: number;
-  /**
-   * Takes a place: undefined when one was free (the common case costs no
-   * promise), else a promise that settles when one is handed over, or when
-   * {@linkcode Places.close} is called (then no place is held).
-   */
-  take(): Promise<void> | undefined;
-  /** Gives a place back, or hands it to the loop that has waited longest. */
-  release(): void;
-  /** Wakes every waiting loop, at shutdown. */
-  close(): void;
-}
+export type Places = ReturnType<typeof createPlaces>;
 
 /** Creates `capacity` places. */
-export function createPlaces(capacity: number): Places {
+export function createPlaces(capacity: number) {
   let free = capacity;
   // Resolvers of the loops waiting for a place; only used at the cap.
   const waiting: (() => void)[] = [];
   return {
-    get free() {
+    /** Places neither held nor handed over. */
+    get free(): number {
       return free;
     },
-    take() {
+    /**
+     * Takes a place: undefined when one was free (the common case costs no
+     * promise), else a promise that settles when one is handed over, or when
+     * `close` is called (then no place is held).
+     */
+    take(): Promise<void> | undefined {
       if (free > 0) {
         free--;
         return undefined;
@@ -37,11 +30,13 @@ export function createPlaces(capacity: number): Places {
       waiting.push(resolve);
       return promise;
     },
+    /** Gives a place back, or hands it to the loop that has waited longest. */
     release() {
       const next = waiting.shift();
       if (next) next();
       else free++;
     },
+    /** Wakes every waiting loop, at shutdown. */
     close() {
       for (const wake of waiting.splice(0)) wake();
     },

@@ -7,11 +7,7 @@ import {
   type ServerHooks,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
-import {
-  closeListener,
-  type OpenListener,
-  openListeners,
-} from "./listeners.ts";
+import { type OpenListener, openListeners } from "./listeners.ts";
 import {
   checkInteger,
   DEFAULT_BACKLOG,
@@ -25,8 +21,9 @@ import {
   invalid,
   type ListenTarget,
   MAX_CAPTURE,
+  type ProxyProtocolOptions,
   type ReloadOptions,
-  type SensorOptions,
+  sensorOf,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "./options.ts";
@@ -181,26 +178,24 @@ export function serveGreetingWith(
     ? undefined
     : resolveTarpit(options.tarpit, invalid);
   check(options, STARTUP);
-  const {
-    signal,
-    backlog = DEFAULT_BACKLOG,
-    timeout = tarpitOptions ? 0 : DEFAULT_TIMEOUT,
-    linger = DEFAULT_LINGER,
-  } = options;
+  const { signal, timeout = tarpitOptions ? 0 : DEFAULT_TIMEOUT } = options;
   const proxy = proxyOf(options, timeout);
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  const reusePort = options.reusePort === true;
-  listeners ??= openListeners(targets, { backlog, reusePort, proxy: !!proxy });
+  listeners ??= openListeners(targets, {
+    backlog: options.backlog ?? DEFAULT_BACKLOG,
+    reusePort: options.reusePort === true,
+    proxy: !!proxy,
+  });
   const tls = targets.some((target) => "tls" in target && !!target.tls);
   const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
     {
-      acceptors: listeners.map(({ listener }) => listener),
+      listeners,
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       timeout,
-      linger,
+      linger: options.linger ?? DEFAULT_LINGER,
       handshake: proxy?.timeout ?? 0,
       pause: sensor?.pause ?? 0,
       // Under `timeout: 0` a TLS handshake still has a bound.
@@ -210,7 +205,6 @@ export function serveGreetingWith(
       signal,
       // Held clients are let go at once, not after the drain timeout.
       stopping: () => server.tarpit?.releaseAll(),
-      closeAcceptors: () => listeners.map(closeListener),
     },
     (core): ConnectionContext => ({
       core,
@@ -228,17 +222,14 @@ export function serveGreetingWith(
     }),
     acceptConnection,
   );
-  const tarpit = tarpitOptions && createTarpit(
+  server.tarpit = tarpitOptions && createTarpit(
     tarpitOptions,
     server,
     typeof greeting === "function" ? undefined : greeting,
   );
-  server.tarpit = tarpit;
 
   const addrs = listeners.map(({ listener }) => listener.addr);
-  const firstTcp = addrs.find((addr): addr is Deno.NetAddr =>
-    addr.transport === "tcp"
-  );
+  const firstTcp = addrs.find((a): a is Deno.NetAddr => a.transport === "tcp");
   return {
     get addr(): Deno.NetAddr {
       if (!firstTcp) {
@@ -248,7 +239,7 @@ export function serveGreetingWith(
     },
     addrs,
     stats: server.core.stats,
-    tarpit: tarpit?.stats,
+    tarpit: server.tarpit?.stats,
     get draining() {
       return server.core.closing;
     },
@@ -345,7 +336,10 @@ const RELOADABLE: Record<string, Check> = {
   maskAddress: fn,
 };
 
-/** Every option's own range, at start-up; how they combine is checked after. */
+/**
+ * Every option's own range, at start-up, in this order; how they combine is
+ * checked after.
+ */
 const STARTUP: Record<string, Check> = {
   drainTimeout: ms,
   timeout: ms,
@@ -365,6 +359,18 @@ const STARTUP: Record<string, Check> = {
     }
   },
   capture: int(1, MAX_CAPTURE),
+  proxyProtocol: (option, given) => {
+    object(option, given);
+    check(
+      given as object,
+      { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
+      `${option}.`,
+    );
+    const { from } = given as ProxyProtocolOptions;
+    if (!from?.length) {
+      throw invalid(`${option}.from`, from, "the load balancers' addresses");
+    }
+  },
 };
 
 /**
@@ -383,58 +389,13 @@ function check(options: object, checks: Record<string, Check>, at = ""): void {
 }
 
 /** The PROXY protocol's trusted peers and header wait, when one is expected. */
-function proxyOf(options: ServeGreetingOptions, timeout: number) {
-  const given = options.proxyProtocol;
-  if (given === undefined) return undefined;
-  object("proxyProtocol", given);
-  check(
-    given,
-    { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
-    "proxyProtocol.",
-  );
-  if (!given.from?.length) {
-    throw invalid(
-      "proxyProtocol.from",
-      given.from,
-      "the load balancers' addresses",
-    );
-  }
-  const wait = given.timeout ?? DEFAULT_PROXY_TIMEOUT;
+function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
+  if (proxyProtocol === undefined) return undefined;
+  const wait = proxyProtocol.timeout ?? DEFAULT_PROXY_TIMEOUT;
   return {
     // An IpSet: one search, no closure, per peer.
-    from: createIpSet(given.from),
+    from: createIpSet(proxyProtocol.from),
     timeout: timeout > 0 ? Math.min(wait, timeout) : wait,
-  };
-}
-
-/** The greeting pause and capture, when asked for; each checked already. */
-function sensorOf(
-  options: ServeGreetingOptions,
-  timeout: number,
-): SensorOptions | undefined {
-  const { greetPause, earlyTalkers, capture } = options;
-  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-    throw invalid(
-      "greetPause",
-      greetPause,
-      `less than the timeout (${timeout})`,
-    );
-  }
-  if (earlyTalkers !== undefined && greetPause === undefined) {
-    throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
-  }
-  if (greetPause === undefined && capture === undefined) return undefined;
-  if (options.tarpit !== undefined) {
-    throw invalid(
-      greetPause !== undefined ? "greetPause" : "capture",
-      greetPause ?? capture,
-      "no tarpit (a tarpit never greets)",
-    );
-  }
-  return {
-    pause: greetPause ?? 0,
-    greetEarly: earlyTalkers === "greet",
-    capture: capture ?? 0,
   };
 }
 

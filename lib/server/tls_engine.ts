@@ -88,13 +88,11 @@ function endedInHandshake(this: TcpStream) {
 
 /** The TCP connection as the stream node:tls reads and writes. */
 class TcpStream extends Duplex {
-  readonly tcp: Conn;
   /** The TLS socket on top, once made. */
   tls: TLSSocket | undefined;
 
-  constructor(tcp: Conn) {
+  constructor(readonly tcp: Conn) {
     super();
-    this.tcp = tcp;
     this.on("error", ignore).once("end", endedInHandshake);
   }
 

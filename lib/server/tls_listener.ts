@@ -25,10 +25,8 @@ let engine: Promise<Engine> | undefined;
 let loaded: Engine | undefined;
 
 /** node's TLS, loaded once, on first use. */
-function loadEngine(): Promise<Engine> {
+const loadEngine = () =>
   engine ??= import("./tls_engine.ts").then((module) => loaded = module);
-  return engine;
-}
 
 /**
  * Checks that `cert` is a PEM certificate and `key` its PEM private key,
@@ -45,24 +43,13 @@ export async function checkCertificateAndKey(
   (await loadEngine()).checkPair(cert, key);
 }
 
-/** What can be told without node: both look like PEM of the right kind. */
-function checkPemShape(cert: string, key: string): void {
-  if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
-    throw new TypeError("The TLS certificate is not a PEM certificate");
-  }
-  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key)) {
-    throw new TypeError("The TLS key is not a PEM private key");
-  }
-}
-
-// Every connection a TLS listener gave out, until it is collected.
-const tlsConnections = new WeakSet<Conn>();
-// The TLS start of each connection a deferred listener gave out.
-const deferredStarts = new WeakMap<Conn, () => Promise<Conn>>();
+// Every connection a TLS listener gave out, until it is collected, with
+// the TLS start of each one a deferred listener gave out.
+const tlsStarts = new WeakMap<Conn, (() => Promise<Conn>) | undefined>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
 export function isTlsConnection(conn: Conn): boolean {
-  return tlsConnections.has(conn);
+  return tlsStarts.has(conn);
 }
 
 /**
@@ -71,7 +58,7 @@ export function isTlsConnection(conn: Conn): boolean {
  * connection. The TCP connection then belongs to the TLS one.
  */
 export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
-  return deferredStarts.get(conn)?.();
+  return tlsStarts.get(conn)?.();
 }
 
 /**
@@ -81,26 +68,7 @@ export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
  * `Deno.errors.Interrupted`, and a failed handshake or a reset with the TLS
  * or network error.
  */
-export interface TlsListener extends Acceptor {
-  /** The address listened on; its port is the real one when 0 was asked. */
-  readonly addr: Deno.NetAddr;
-  /**
-   * Accepts exactly one TCP connection and starts its handshake, without
-   * waiting for it. Errors of the TCP accept (such as one whose `code` is
-   * "EMFILE") reach the caller unchanged; after `close()` it rejects with
-   * `Deno.errors.BadResource`.
-   */
-  accept(): Promise<Conn>;
-  /**
-   * Serves new connections with another certificate and key (a renewed
-   * certificate); connections already accepted keep theirs.
-   *
-   * @throws {TypeError} When the certificate or the key cannot be read.
-   * @throws {RangeError} When the key is not the certificate's. Nothing
-   * changes then.
-   */
-  setCertificate(cert: string, key: string): void;
-}
+export type TlsListener = ReturnType<typeof serveTlsOn>;
 
 /**
  * Serves TLS with the certificate and key on an open TCP listener: a
@@ -124,7 +92,7 @@ export function serveTlsOn(
   cert: string,
   key: string,
   deferred = false,
-): TlsListener {
+) {
   let context = contextOf(cert, key);
   /** The context to serve with; a bad pair closes the listener for good. */
   async function current(): Promise<SecureContext> {
@@ -139,27 +107,40 @@ export function serveTlsOn(
     }
   }
   return {
+    /** The address listened on; its port is the real one when 0 was asked. */
     addr: tcp.addr as Deno.NetAddr,
-    setCertificate(cert, key) {
-      // Once node's TLS is loaded, checked in full now: a bad pair throws
-      // and nothing changes.
+    /**
+     * Serves new connections with another certificate and key (a renewed
+     * certificate); connections already accepted keep theirs. Once node's
+     * TLS is loaded, the pair is checked in full now.
+     *
+     * @throws {TypeError} When the certificate or the key cannot be read.
+     * @throws {RangeError} When the key is not the certificate's. Nothing
+     * changes then.
+     */
+    setCertificate(cert: string, key: string): void {
       context = loaded
         ? Promise.resolve(loaded.secureContext(cert, key))
         : contextOf(cert, key);
     },
-    async accept() {
+    /**
+     * Accepts exactly one TCP connection and starts its handshake, without
+     * waiting for it. Errors of the TCP accept (such as one whose `code` is
+     * "EMFILE") reach the caller unchanged; after `close()` it rejects with
+     * `Deno.errors.BadResource`.
+     */
+    async accept(): Promise<Conn> {
       await current();
       const conn = await tcp.accept();
       // The certificate of when the handshake starts: a reload while this
       // accept waited counts for its client.
       const start = async () => {
         const tls = loaded!.startTls(conn, await current());
-        tlsConnections.add(tls);
+        tlsStarts.set(tls, undefined);
         return tls;
       };
       if (deferred) {
-        deferredStarts.set(conn, start);
-        tlsConnections.add(conn);
+        tlsStarts.set(conn, start);
         return conn;
       }
       try {
@@ -169,7 +150,7 @@ export function serveTlsOn(
         throw error;
       }
     },
-    close: () => tcp.close(),
+    close: (): void => tcp.close(),
   };
 }
 
@@ -180,7 +161,13 @@ export function serveTlsOn(
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
 function contextOf(cert: string, key: string): Promise<SecureContext> {
-  checkPemShape(cert, key);
+  // What can be told without node: both look like PEM of the right kind.
+  if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
+    throw new TypeError("The TLS certificate is not a PEM certificate");
+  }
+  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key)) {
+    throw new TypeError("The TLS key is not a PEM private key");
+  }
   const context = loadEngine().then((engine) =>
     engine.secureContext(cert, key)
   );
