@@ -52,26 +52,17 @@ export interface ConnectionContext extends ServerHooks {
   mask: AddressMask | undefined;
 }
 
-/**
- * One connection being served: what it is sent, how it ended, and the
- * admission to give its per-IP place back to.
- */
-interface Visit {
-  readonly slot: Slot;
-  bytes: Uint8Array;
-  /** Decided before serving (refused, failed template), or once served. */
-  outcome: ConnectionOutcome | undefined;
-  reason: string | undefined;
-  /** The admission that admitted it (even if a reload replaced it since). */
-  readonly admission: Admission | undefined;
-  /** Its host in `admission`, when it holds a per-IP place there. */
-  readonly host: string | undefined;
-}
-
 /** The bytes of a refused client's greeting when there is no refuse message. */
 export const EMPTY: Uint8Array = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
+// The errors of a client that reset or closed first.
+const RESETS = [
+  Deno.errors.ConnectionReset,
+  Deno.errors.BrokenPipe,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.NotConnected,
+];
 
 /**
  * How a failed read or write ended a connection: the client reset or
@@ -82,25 +73,16 @@ export function failure(
   core: { readonly closing: boolean },
   error: unknown,
 ): [ConnectionOutcome, string | undefined] {
-  if (
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.NotConnected
-  ) return ["reset", undefined];
+  for (const type of RESETS) {
+    if (error instanceof type) return ["reset", undefined];
+  }
   if (
     error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted
   ) return [core.closing ? "aborted" : "timed_out", undefined];
   const code = (error as { code?: unknown } | null)?.code;
-  return [
-    "error",
-    typeof code === "string"
-      ? code
-      : error instanceof Error
-      ? error.name
-      : "unknown",
-  ];
+  const name = error instanceof Error ? error.name : "unknown";
+  return ["error", typeof code === "string" ? code : name];
 }
 
 /**
@@ -178,14 +160,9 @@ function refuse(
   const { stats } = server.core;
   stats.outcomes.refused++;
   stats.refused[reason]++;
-  serveConnection(server, {
-    slot,
-    bytes,
-    outcome: "refused",
-    reason: detail,
-    admission: undefined,
-    host: undefined,
-  });
+  slot.outcome = "refused";
+  slot.reason = detail;
+  serveConnection(server, slot, bytes);
 }
 
 /**
@@ -297,32 +274,29 @@ function admitAndServe(
     server.tarpit.hold(slot, bytes, admission, host);
     return;
   }
-  serveConnection(server, {
-    slot,
-    bytes,
-    outcome: failed,
-    reason: failed && "template",
-    admission,
-    host,
-  });
+  slot.outcome = failed;
+  slot.reason = failed && "template";
+  slot.admission = admission;
+  slot.host = host;
+  serveConnection(server, slot, bytes);
 }
 
 /**
- * Writes the visit's bytes, then lingers; ends by releasing the slot (and
- * the per-IP place, when it holds one) exactly once, whatever happens. A
- * visit whose outcome is already decided (and counted: a refused client, a
- * failed template) is only sent its bytes and closed, without lingering, so
- * it cannot hold its place for long.
+ * Writes `bytes`, then lingers; ends by releasing the slot (and the per-IP
+ * place, when it holds one) exactly once, whatever happens. A slot whose
+ * outcome is already decided (and counted: a refused client, a failed
+ * template) is only sent its bytes and closed, without lingering, so it
+ * cannot hold its place for long.
  */
 async function serveConnection(
   server: ConnectionContext,
-  visit: Visit,
+  slot: Slot,
+  bytes: Uint8Array,
 ): Promise<void> {
   const { core, sensor } = server;
   const { stats, table } = core;
-  const { slot } = visit;
   const conn = slot.conn;
-  const decided = visit.outcome !== undefined;
+  const decided = slot.outcome !== undefined;
   // Only an observer needs the duration.
   const observed = server.onClose !== undefined || server.onEnded !== undefined;
   const start = observed ? performance.now() : 0;
@@ -332,18 +306,17 @@ async function serveConnection(
   try {
     if (sensing && sensor!.pause > 0) {
       if (await sensing.pause(table, conn) && !sensor!.greetEarly) {
-        stats.outcomes[visit.outcome = "refused"]++;
-        stats.refused[visit.reason = "early_talker"]++;
-        visit.bytes = server.refuseMessage;
+        stats.outcomes[slot.outcome = "refused"]++;
+        stats.refused[slot.reason = "early_talker"]++;
+        bytes = server.refuseMessage;
       }
     }
-    const { bytes } = visit;
     while (written < bytes.length) {
       written += await conn.write(
         written === 0 ? bytes : bytes.subarray(written),
       );
     }
-    if (!visit.outcome) stats.outcomes[visit.outcome = "greeted"]++;
+    if (!slot.outcome) stats.outcomes[slot.outcome = "greeted"]++;
     if (!decided && table.lingers && written > 0 && slot.list) {
       await conn.closeWrite();
       if (table.linger(slot)) {
@@ -358,30 +331,28 @@ async function serveConnection(
   } catch (error) {
     // Errors after the greeting was written (while lingering) change
     // nothing: the client has its greeting.
-    if (!visit.outcome) {
-      [visit.outcome, visit.reason] = failure(core, error);
-      stats.outcomes[visit.outcome]++;
+    if (!slot.outcome) {
+      [slot.outcome, slot.reason] = failure(core, error);
+      stats.outcomes[slot.outcome]++;
     }
   } finally {
     stats.bytesWritten += written;
     sensing?.count(stats);
-    if (visit.host !== undefined) visit.admission!.release(visit.host);
+    if (slot.host !== undefined) slot.admission!.release(slot.host);
     table.release(slot);
   }
   if (observed) {
     const duration = performance.now() - start;
     try {
       server.onEnded?.(duration, undefined);
-      if (server.onClose) {
-        server.onClose(record(server, slot, {
-          outcome: visit.outcome!,
-          reason: visit.reason,
-          bytesWritten: written,
-          greetingLength: visit.bytes.length,
-          duration,
-          held: undefined,
-        }, sensing));
-      }
+      server.onClose?.(record(server, slot, {
+        outcome: slot.outcome!,
+        reason: slot.reason,
+        bytesWritten: written,
+        greetingLength: bytes.length,
+        duration,
+        held: undefined,
+      }, sensing));
     } catch {
       // A failing observer must not stop the server.
     }
