@@ -182,38 +182,33 @@ async function acceptProxied(
   if (!isFrom(peer, trusted)) {
     return refuse(server, slot, EMPTY, "proxy_untrusted");
   }
+  let problem: string | undefined;
   try {
     const header = await readProxyHeader(slot.conn);
+    // A datagram client on a stream connection is no client this server
+    // has: refused, so that no rule is ever asked about another kind.
     if (header.source && header.source.transport !== "tcp") {
-      // A datagram client on a stream connection is no client this server
-      // has: refused, so that no rule is ever asked about another kind.
-      return refuse(server, slot, EMPTY, "proxy_header", "proxy_unsupported");
+      problem = "proxy_unsupported";
+    } else {
+      if (header.command === "proxy") slot.client = header.source;
+      // TLS behind the balancer starts now, on the same connection, after
+      // the header that came in clear (HAProxy's send-proxy).
+      const tls = startDeferredTls(slot.conn);
+      if (tls) slot.conn = await tls;
     }
-    if (header.command === "proxy" && header.source) {
-      slot.client = header.source;
-    }
-    // TLS behind the balancer starts now, on the same connection, after
-    // the header that came in clear (HAProxy's send-proxy).
-    const tls = startDeferredTls(slot.conn);
-    if (tls) slot.conn = await tls;
   } catch (error) {
-    return refuse(
-      server,
-      slot,
-      EMPTY,
-      "proxy_header",
-      error instanceof ProxyProtocolError
-        ? `proxy_${error.reason}`
-        : slot.list
-        ? "proxy_error"
-        : "proxy_timeout",
-    );
+    problem = error instanceof ProxyProtocolError
+      ? `proxy_${error.reason}`
+      : slot.list
+      ? "proxy_error"
+      : "proxy_timeout";
   }
   const { table } = server.core;
-  if (!table.established(slot, acceptedAt, isTlsConnection(slot.conn))) {
-    // Its deadline passed as the header came: nothing to serve.
-    return refuse(server, slot, EMPTY, "proxy_header", "proxy_timeout");
-  }
+  // Its deadline may have passed as the header came: nothing to serve.
+  problem ??= table.established(slot, acceptedAt, isTlsConnection(slot.conn))
+    ? undefined
+    : "proxy_timeout";
+  if (problem) return refuse(server, slot, EMPTY, "proxy_header", problem);
   admitAndServe(server, slot, slot.client ?? peer, slot.client && peer);
 }
 
@@ -251,10 +246,9 @@ function admitAndServe(
     }
   }
   const greeting = server.greeting;
-  let bytes = EMPTY;
+  let bytes = greeting as Uint8Array;
   let failed: "error" | undefined;
-  if (typeof greeting !== "function") bytes = greeting;
-  else {
+  if (typeof greeting === "function") {
     try {
       bytes = greeting({
         remoteAddr: netAddr(remoteAddr),

@@ -69,13 +69,13 @@ export interface Slot extends Linked<Slot> {
    */
   client: Deno.Addr | undefined;
   /** How it ended: decided before serving (refused, failed template), or once served. */
-  outcome: ConnectionOutcome | undefined;
+  outcome?: ConnectionOutcome;
   /** Why, for a refusal or an error. */
-  reason: string | undefined;
+  reason?: string;
   /** The admission that admitted it (even if a reload replaced it since). */
-  admission: Admission | undefined;
+  admission?: Admission;
   /** Its host in `admission`, when it holds a per-IP place there. */
-  host: string | undefined;
+  host?: string;
 }
 
 /** Slots in deadline order. */
