@@ -190,13 +190,15 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
     emit(formatLogLine(event, format, asText));
 
   function flush() {
-    for (const entry of pending.values()) if (entry.count > 0) line(entry);
-    const quiet = [...pending.values()].every((entry) => entry.count === 0);
+    const counted = [...pending.values()].filter((entry) => entry.count > 0);
+    for (const entry of counted) line(entry);
     pending.clear();
-    if (quiet) {
-      clearInterval(timer);
-      timer = undefined;
-    }
+    if (counted.length === 0) stop();
+  }
+
+  function stop() {
+    clearInterval(timer);
+    timer = undefined;
   }
 
   return {
@@ -215,8 +217,7 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
     /** Emits the pending summaries and stops the timer. */
     close() {
       flush();
-      clearInterval(timer);
-      timer = undefined;
+      stop();
     },
   };
 }
@@ -226,17 +227,15 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
  */
 export function formatUptime(ms: number): string {
   const total = Math.max(0, Math.floor(ms / 1000));
-  const units: [number, string][] = [
-    [Math.floor(total / 86400), "d"],
-    [Math.floor(total / 3600) % 24, "h"],
-    [Math.floor(total / 60) % 60, "m"],
-    [total % 60, "s"],
-  ];
-  // From the first unit that is not 0 (seconds at least), the rest 2 digits.
-  const first = units.findIndex(([n], i) => n > 0 || i === 3);
-  return units.slice(first).map(([n, unit], i) =>
-    `${i === 0 ? n : String(n).padStart(2, "0")}${unit}`
-  ).join("");
+  const seconds = total % 60;
+  const minutes = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600) % 24;
+  const days = Math.floor(total / 86400);
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (days > 0) return `${days}d${two(hours)}h${two(minutes)}m${two(seconds)}s`;
+  if (hours > 0) return `${hours}h${two(minutes)}m${two(seconds)}s`;
+  if (minutes > 0) return `${minutes}m${two(seconds)}s`;
+  return `${seconds}s`;
 }
 
 /**

@@ -41,7 +41,7 @@ interface Linked<N> {
  * Unlike a Set or Map of connections, it holds no large table that the
  * garbage collector must keep rescanning and promoting under load.
  */
-interface List<N> {
+class List<N> {
   /** The member with the earliest deadline. */
   head: N | undefined;
   /** The member appended last. */
@@ -53,7 +53,7 @@ interface List<N> {
    */
   lastFinite: N | undefined;
   /** How many members are in the list. */
-  size: number;
+  size = 0;
 }
 
 /**
@@ -84,10 +84,6 @@ export type SlotList = List<Slot>;
 /** A greeting pause: `wake` is called once it has passed. */
 export interface PauseEntry extends Linked<PauseEntry> {
   wake: () => void;
-}
-
-function createList<N>(): List<N> {
-  return { head: undefined, tail: undefined, lastFinite: undefined, size: 0 };
 }
 
 /**
@@ -206,10 +202,10 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   const greetTimeout = options.greetTimeout ?? 0;
   const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
-  const handshaking = createList<Slot>();
-  const serving = createList<Slot>();
-  const lingering = createList<Slot>();
-  const pauses = createList<PauseEntry>();
+  const handshaking = new List<Slot>();
+  const serving = new List<Slot>();
+  const lingering = new List<Slot>();
+  const pauses = new List<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
   const shortest = Math.min(
