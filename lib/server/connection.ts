@@ -117,9 +117,7 @@ export function acceptConnection(server: ConnectionContext, conn: Conn): void {
   if (server.proxy) {
     const slot = table.addHandshaking(conn);
     // Nothing in it should throw; if it ever does, the slot is still freed.
-    acceptProxied(server, slot, server.proxy, performance.now()).catch(() =>
-      table.release(slot)
-    );
+    acceptProxied(server, slot).catch(() => table.release(slot));
     return;
   }
   // Only a TLS connection has the greeting's deadline (its handshake).
@@ -175,11 +173,10 @@ function refuse(
 async function acceptProxied(
   server: ConnectionContext,
   slot: Slot,
-  trusted: IpSet,
-  acceptedAt: number,
 ): Promise<void> {
+  const acceptedAt = performance.now();
   const peer = slot.conn.remoteAddr;
-  if (!isFrom(peer, trusted)) {
+  if (!isFrom(peer, server.proxy!)) {
     return refuse(server, slot, EMPTY, "proxy_untrusted");
   }
   let problem: string | undefined;
