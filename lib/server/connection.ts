@@ -92,11 +92,8 @@ export function failure(
  */
 function netAddr(addr: Deno.Addr): Deno.NetAddr {
   if (addr.transport === "tcp" || addr.transport === "udp") return addr;
-  return {
-    transport: "tcp",
-    hostname: ("path" in addr ? addr.path : null) ?? "",
-    port: 0,
-  };
+  const hostname = ("path" in addr ? addr.path : null) ?? "";
+  return { transport: "tcp", hostname, port: 0 };
 }
 
 /**
@@ -231,16 +228,15 @@ function admitAndServe(
     const refused = admission!.admit(host, performance.now());
     if (refused) return refuse(server, slot, server.refuseMessage, refused);
   }
-  if (server.onConnection) {
-    try {
-      server.onConnection(
-        maskAddress(server.mask, remoteAddr),
-        conn.localAddr,
-        peerAddr,
-      );
-    } catch {
-      // A failing observer must not stop the server.
-    }
+  try {
+    // The mask is applied only when someone is told.
+    server.onConnection?.(
+      maskAddress(server.mask, remoteAddr),
+      conn.localAddr,
+      peerAddr,
+    );
+  } catch {
+    // A failing observer must not stop the server.
   }
   const greeting = server.greeting;
   let bytes = greeting as Uint8Array;
