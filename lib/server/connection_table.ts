@@ -68,7 +68,10 @@ export interface Slot extends Linked<Slot> {
    * undefined otherwise (the client is `conn.remoteAddr`).
    */
   client: Deno.Addr | undefined;
-  /** How it ended: decided before serving (refused, failed template), or once served. */
+  /**
+   * How it ended: decided before serving (refused, failed template), or
+   * once served.
+   */
   outcome?: ConnectionOutcome;
   /** Why, for a refusal or an error. */
   reason?: string;
