@@ -13,38 +13,13 @@ import {
 } from "./log_format.ts";
 import { createLogThrottle } from "./log_throttle.ts";
 import { errorLine } from "../net/escape.ts";
-import type {
-  AcceptErrorKind,
-  ConnectionRecord,
-  ServeGreetingOptions,
-} from "../server/options.ts";
+import type { AcceptErrorKind, ConnectionRecord } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { waitAtMost } from "../server/wait.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */
 const FLUSH_LIMIT = 2_000;
-
-/** Options for {@linkcode createServerLog}. */
-export interface ServerLogOptions
-  extends Pick<AcceptErrorLogOptions, "format" | "timestamps"> {
-  /** Where lines go (batched). */
-  writer: LineWriter;
-}
-
-/** The CLI's log: start, summary and stop lines, in one format. */
-export interface ServerLog {
-  /** Logs the start-up lines. */
-  started(addrs: Deno.Addr[], tls: boolean, metrics?: Deno.Addr): void;
-  /** Logs that shutdown began (text only). */
-  stopping(): void;
-  /** Logs the counters on demand (SIGUSR2). */
-  stats(stats: Readonly<ServerStats>): void;
-  /** Logs a reload (SIGHUP): done, or refused with the reason. */
-  reloaded(error?: string): void;
-  /** Logs the final line and flushes everything, waiting 2 s at most. */
-  stopped(stats: Readonly<ServerStats>, error?: string): Promise<void>;
-}
 
 /** Options for {@linkcode createConnectionLog}. */
 export interface ConnectionLogOptions
@@ -62,28 +37,12 @@ export interface ConnectionLogOptions
   tarpit?: boolean;
 }
 
-/** The per-connection part of the log, as a worker thread also needs it. */
-export interface ConnectionLog {
-  /** For serveGreeting's onConnection (text format), if lines are logged. */
-  onConnection?: ServeGreetingOptions["onConnection"];
-  /** For serveGreeting's onClose (JSON format), if lines are logged. */
-  onClose?: (record: ConnectionRecord) => void;
-  /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
-  onAcceptError: (error: unknown, kind: AcceptErrorKind, code: string) => void;
-  /** Emits the pending flood summaries and stops their timer. */
-  close(): void;
-  /** Connection lines suppressed by the flood limit so far. */
-  readonly suppressed: number;
-}
-
 /**
  * Creates the connection lines of the log. They go through a flood limiter
  * (`rate` per second per source, 10,000 per second in all) whose summaries
  * carry exact counts.
  */
-export function createConnectionLog(
-  options: ConnectionLogOptions,
-): ConnectionLog {
+export function createConnectionLog(options: ConnectionLogOptions) {
   const { emit, format, quiet, rate } = options;
   // Every text line has a timestamp when asked, the summaries included.
   const asText = { timestamps: options.timestamps ?? false };
@@ -94,47 +53,51 @@ export function createConnectionLog(
     formatSuppressed: (source, count) =>
       formatLogLine({ event: "suppressed", source, count }, format, asText),
   });
-  // Unix socket clients have no address: they count as one source.
-  const key = (addr: Deno.Addr) =>
-    addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix";
   // The throttle is asked first, and the line made only when it allows it.
-  const allowed = (addr: Deno.Addr) => !throttle || throttle.allow(key(addr));
-  const tarpitLine = (record: ConnectionRecord) =>
-    formatTextLine(formatTextTarpitLine(record), asText);
+  // Unix socket clients have no address: they count as one source.
+  const allowed = (addr: Deno.Addr) =>
+    !throttle ||
+    throttle.allow(
+      addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
+    );
+  const json = format === "json";
+  // In tarpit mode, text lines are of held clients leaving.
+  const tarpit = !json && !options.sensed && options.tarpit;
   // The line of an ended connection, if one is logged then.
-  const recordLine = quiet
-    ? undefined
-    : format === "json"
-    ? (record: ConnectionRecord) =>
-      formatJsonConnectionLine(record, record.peerAddr)
-    : options.sensed
-    ? (record: ConnectionRecord) =>
-      formatTextLine(formatTextSensedLine(record), asText)
-    : options.tarpit
-    ? tarpitLine
-    : undefined;
+  const recordLine = (record: ConnectionRecord) =>
+    json ? formatJsonConnectionLine(record, record.peerAddr) : formatTextLine(
+      (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
+      asText,
+    );
   const acceptErrors = createAcceptErrorLog(options);
   return {
-    onConnection: quiet || format === "json" || options.sensed
+    /** For serveGreeting's onConnection (text format), if lines are logged. */
+    onConnection: quiet || json || options.sensed ? undefined : (
+      remoteAddr: Deno.Addr,
+      _localAddr: Deno.Addr,
+      peerAddr?: Deno.Addr,
+    ) => {
+      if (allowed(remoteAddr)) {
+        const words = formatTextConnectionLine(remoteAddr, peerAddr);
+        emit(formatTextLine(words, asText));
+      }
+    },
+    /** For serveGreeting's onClose (JSON, sensed, tarpit), if lines are logged. */
+    onClose: quiet || !(json || options.sensed || tarpit)
       ? undefined
-      : (remoteAddr, _localAddr, peerAddr) => {
-        if (allowed(remoteAddr)) {
-          const words = formatTextConnectionLine(remoteAddr, peerAddr);
-          emit(formatTextLine(words, asText));
-        }
-      },
-    onClose: recordLine &&
-      ((record) => {
-        // In tarpit mode, text lines are of held clients leaving.
-        if (recordLine === tarpitLine && record.held === undefined) return;
+      : (record: ConnectionRecord) => {
+        if (tarpit && record.held === undefined) return;
         if (allowed(record.remoteAddr)) emit(recordLine(record));
-      }),
+      },
+    /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
     onAcceptError: acceptErrors.onAcceptError,
+    /** Emits the pending flood summaries and stops their timer. */
     close() {
       throttle?.close();
       acceptErrors.close();
     },
-    get suppressed() {
+    /** Connection lines suppressed by the flood limit so far. */
+    get suppressed(): number {
       return throttle?.suppressed ?? 0;
     },
   };
@@ -145,7 +108,12 @@ export function createConnectionLog(
  * through the batched writer. The connection lines are
  * {@linkcode createConnectionLog}'s, one per server run.
  */
-export function createServerLog(options: ServerLogOptions): ServerLog {
+export function createServerLog(
+  options: Pick<AcceptErrorLogOptions, "format" | "timestamps"> & {
+    /** Where lines go (batched). */
+    writer: LineWriter;
+  },
+) {
   const { writer, format } = options;
   const json = format === "json";
   const asText = { timestamps: options.timestamps ?? false };
@@ -155,7 +123,8 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
     writer.line(formatLogLine(event, format, asText));
 
   return {
-    started(addrs, tls, metrics) {
+    /** Logs the start-up lines. */
+    started(addrs: Deno.Addr[], tls: boolean, metrics?: Deno.Addr): void {
       if (json) return line({ event: "start", listen: addrs, metrics });
       for (const addr of addrs) {
         const secure = tls && addr.transport === "tcp" ? " (TLS)" : "";
@@ -165,15 +134,19 @@ export function createServerLog(options: ServerLogOptions): ServerLog {
         text(`Metrics are served on http://${formatAddress(metrics)}/metrics`);
       }
     },
-    stopping() {
+    /** Logs that shutdown began (text only). */
+    stopping(): void {
       if (!json) text("Shutting down: no new connections, finishing greetings");
     },
-    reloaded: (error) => line({ event: "reload", error }),
-    stats(stats) {
+    /** Logs a reload (SIGHUP): done, or refused with the reason. */
+    reloaded: (error?: string): void => line({ event: "reload", error }),
+    /** Logs the counters on demand (SIGUSR2). */
+    stats(stats: Readonly<ServerStats>): void {
       if (json) line({ event: "stats", stats });
       else text(`Stats: ${formatStatsSummary(stats)}`);
     },
-    async stopped(stats, error) {
+    /** Logs the final line and flushes everything, waiting 2 s at most. */
+    async stopped(stats: Readonly<ServerStats>, error?: string): Promise<void> {
       line({ event: "stop", stats, error });
       // A stdout nobody reads must not keep greeter from exiting: what is
       // not out by then is lost, as the writer's drop count already allows.
@@ -201,18 +174,13 @@ export interface AcceptErrorLogOptions {
   interval?: number;
 }
 
-/** Logs failed accepts at a bounded rate, with exact counts. */
-export type AcceptErrorLog = Pick<ConnectionLog, "onAcceptError" | "close">;
-
 /**
  * Creates the accept error log. The first error of each code in an interval
  * is logged at once, with its message; the rest of that interval are counted
  * and summed up in one line per code when it ends, so a storm of resets
  * costs one line a second, not one per reset, and no count is lost.
  */
-export function createAcceptErrorLog(
-  options: AcceptErrorLogOptions,
-): AcceptErrorLog {
+export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
   const { emit, format, interval = 1_000 } = options;
   const asText = { timestamps: options.timestamps ?? false };
   // Codes seen in the current interval, with the count since their line.
@@ -222,17 +190,20 @@ export function createAcceptErrorLog(
     emit(formatLogLine(event, format, asText));
 
   function flush() {
-    for (const entry of pending.values()) if (entry.count > 0) line(entry);
-    const quiet = [...pending.values()].every((entry) => entry.count === 0);
+    const counted = [...pending.values()].filter((entry) => entry.count > 0);
+    for (const entry of counted) line(entry);
     pending.clear();
-    if (quiet) {
-      clearInterval(timer);
-      timer = undefined;
-    }
+    if (counted.length === 0) stop();
+  }
+
+  function stop() {
+    clearInterval(timer);
+    timer = undefined;
   }
 
   return {
-    onAcceptError(error, kind, code) {
+    /** Logs a failed accept: its first of a code in an interval at once. */
+    onAcceptError(error: unknown, kind: AcceptErrorKind, code: string): void {
       const entry = pending.get(code);
       if (entry) {
         entry.count++;
@@ -243,10 +214,10 @@ export function createAcceptErrorLog(
       line({ event: "accept_error", code, kind, count: 1, message });
       timer ??= setInterval(flush, interval);
     },
+    /** Emits the pending summaries and stops the timer. */
     close() {
       flush();
-      clearInterval(timer);
-      timer = undefined;
+      stop();
     },
   };
 }

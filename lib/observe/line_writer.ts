@@ -33,26 +33,9 @@ export interface LineWriterOptions {
 }
 
 /** Batches log lines into few writes. See {@linkcode createLineWriter}. */
-export interface LineWriter {
-  /** Queues one line (without its newline). Never blocks, never throws. */
-  line(text: string): void;
-  /** Writes every queued line now; resolves once they are written. */
-  flush(): Promise<void>;
-  /**
-   * Lines lost: dropped because the sink fell too far behind, or lost in a
-   * write that failed (a closed pipe, a full disk).
-   */
-  readonly dropped: number;
-}
+export type LineWriter = ReturnType<typeof createLineWriter>;
 
 const encoder = new TextEncoder();
-
-/** How many lines end in `bytes` or `text` (UTF-8 has no 0x0a inside a character). */
-function countNewlines(bytes: Uint8Array | string): number {
-  let count = 0;
-  for (const unit of bytes) if (unit === 0x0a || unit === "\n") count++;
-  return count;
-}
 
 /**
  * Creates a writer that batches lines: a line waits up to `delay` ms (or
@@ -65,7 +48,7 @@ function countNewlines(bytes: Uint8Array | string): number {
 export function createLineWriter(
   sink: ByteSink,
   options: LineWriterOptions = {},
-): LineWriter {
+) {
   const { maxBuffered = 4 * 1024 * 1024, delay = 10, onError } = options;
   const { batchSize = 64 * 1024 } = options;
   let pending = "";
@@ -115,8 +98,9 @@ export function createLineWriter(
       // the server. The lines are counted as lost, and said once.
       // Lines whose end was not written are lost; the notice, the batch's
       // last line, is not one of the server's lines.
-      dropped += countNewlines(bytes.subarray(written)) +
-        countNewlines(pending) -
+      // (UTF-8 has no 0x0a inside a character.)
+      const lost = bytes.subarray(written).filter((unit) => unit === 0x0a);
+      dropped += lost.length + pending.split("\n").length - 1 -
         (notice && written < bytes.length ? 1 : 0);
       reportedDropped = dropped;
       pending = "";
@@ -135,12 +119,14 @@ export function createLineWriter(
   }
 
   return {
-    line(text: string) {
+    /** Queues one line (without its newline). Never blocks, never throws. */
+    line(text: string): void {
       if (pending.length + text.length >= maxBuffered) dropped++;
       else pending += text + "\n";
       schedule();
     },
-    async flush() {
+    /** Writes every queued line now; resolves once they are written. */
+    async flush(): Promise<void> {
       while (true) {
         clearTimeout(timer);
         timer = undefined;
@@ -150,7 +136,11 @@ export function createLineWriter(
         } else return;
       }
     },
-    get dropped() {
+    /**
+     * Lines lost: dropped because the sink fell too far behind, or lost in a
+     * write that failed (a closed pipe, a full disk).
+     */
+    get dropped(): number {
       return dropped;
     },
   };

@@ -36,19 +36,17 @@ const EXHAUSTION_CODES = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 export function acceptErrorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code !== "") return code;
-  const mapped = CODES.get((error as object | null)?.constructor);
-  if (mapped) return mapped;
-  return error instanceof Error ? error.name : "unknown";
+  return CODES.get((error as object | null)?.constructor) ??
+    (error instanceof Error ? error.name : "unknown");
 }
 
 /** How the accept loop treats an error of this code. */
-export function classifyAcceptError(code: string): AcceptErrorKind {
-  return CLIENT_CODES.has(code)
+export const classifyAcceptError = (code: string): AcceptErrorKind =>
+  CLIENT_CODES.has(code)
     ? "client"
     : EXHAUSTION_CODES.has(code)
     ? "exhausted"
     : "other";
-}
 
 /** What an accept loop shares with the server that runs it. */
 export interface AcceptLoopContext {

@@ -52,26 +52,17 @@ export interface ConnectionContext extends ServerHooks {
   mask: AddressMask | undefined;
 }
 
-/**
- * One connection being served: what it is sent, how it ended, and the
- * admission to give its per-IP place back to.
- */
-interface Visit {
-  readonly slot: Slot;
-  bytes: Uint8Array;
-  /** Decided before serving (refused, failed template), or once served. */
-  outcome: ConnectionOutcome | undefined;
-  reason: string | undefined;
-  /** The admission that admitted it (even if a reload replaced it since). */
-  readonly admission: Admission | undefined;
-  /** Its host in `admission`, when it holds a per-IP place there. */
-  readonly host: string | undefined;
-}
-
 /** The bytes of a refused client's greeting when there is no refuse message. */
 export const EMPTY: Uint8Array = new Uint8Array(0);
 // Discarded bytes a lingering client sends land here; shared, never read.
 const scratch = new Uint8Array(16 * 1024);
+// The errors of a client that reset or closed first.
+const RESETS = [
+  Deno.errors.ConnectionReset,
+  Deno.errors.BrokenPipe,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.NotConnected,
+];
 
 /**
  * How a failed read or write ended a connection: the client reset or
@@ -82,25 +73,16 @@ export function failure(
   core: { readonly closing: boolean },
   error: unknown,
 ): [ConnectionOutcome, string | undefined] {
-  if (
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.NotConnected
-  ) return ["reset", undefined];
+  for (const type of RESETS) {
+    if (error instanceof type) return ["reset", undefined];
+  }
   if (
     error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted
   ) return [core.closing ? "aborted" : "timed_out", undefined];
   const code = (error as { code?: unknown } | null)?.code;
-  return [
-    "error",
-    typeof code === "string"
-      ? code
-      : error instanceof Error
-      ? error.name
-      : "unknown",
-  ];
+  const name = error instanceof Error ? error.name : "unknown";
+  return ["error", typeof code === "string" ? code : name];
 }
 
 /**
@@ -110,11 +92,8 @@ export function failure(
  */
 function netAddr(addr: Deno.Addr): Deno.NetAddr {
   if (addr.transport === "tcp" || addr.transport === "udp") return addr;
-  return {
-    transport: "tcp",
-    hostname: ("path" in addr ? addr.path : null) ?? "",
-    port: 0,
-  };
+  const hostname = ("path" in addr ? addr.path : null) ?? "";
+  return { transport: "tcp", hostname, port: 0 };
 }
 
 /**
@@ -135,9 +114,7 @@ export function acceptConnection(server: ConnectionContext, conn: Conn): void {
   if (server.proxy) {
     const slot = table.addHandshaking(conn);
     // Nothing in it should throw; if it ever does, the slot is still freed.
-    acceptProxied(server, slot, server.proxy, performance.now()).catch(() =>
-      table.release(slot)
-    );
+    acceptProxied(server, slot).catch(() => table.release(slot));
     return;
   }
   // Only a TLS connection has the greeting's deadline (its handshake).
@@ -178,14 +155,9 @@ function refuse(
   const { stats } = server.core;
   stats.outcomes.refused++;
   stats.refused[reason]++;
-  serveConnection(server, {
-    slot,
-    bytes,
-    outcome: "refused",
-    reason: detail,
-    admission: undefined,
-    host: undefined,
-  });
+  slot.outcome = "refused";
+  slot.reason = detail;
+  serveConnection(server, slot, bytes);
 }
 
 /**
@@ -198,45 +170,39 @@ function refuse(
 async function acceptProxied(
   server: ConnectionContext,
   slot: Slot,
-  trusted: IpSet,
-  acceptedAt: number,
 ): Promise<void> {
+  const acceptedAt = performance.now();
   const peer = slot.conn.remoteAddr;
-  if (!isFrom(peer, trusted)) {
+  if (!isFrom(peer, server.proxy!)) {
     return refuse(server, slot, EMPTY, "proxy_untrusted");
   }
+  let problem: string | undefined;
   try {
     const header = await readProxyHeader(slot.conn);
+    // A datagram client on a stream connection is no client this server
+    // has: refused, so that no rule is ever asked about another kind.
     if (header.source && header.source.transport !== "tcp") {
-      // A datagram client on a stream connection is no client this server
-      // has: refused, so that no rule is ever asked about another kind.
-      return refuse(server, slot, EMPTY, "proxy_header", "proxy_unsupported");
+      problem = "proxy_unsupported";
+    } else {
+      if (header.command === "proxy") slot.client = header.source;
+      // TLS behind the balancer starts now, on the same connection, after
+      // the header that came in clear (HAProxy's send-proxy).
+      const tls = startDeferredTls(slot.conn);
+      if (tls) slot.conn = await tls;
     }
-    if (header.command === "proxy" && header.source) {
-      slot.client = header.source;
-    }
-    // TLS behind the balancer starts now, on the same connection, after
-    // the header that came in clear (HAProxy's send-proxy).
-    const tls = startDeferredTls(slot.conn);
-    if (tls) slot.conn = await tls;
   } catch (error) {
-    return refuse(
-      server,
-      slot,
-      EMPTY,
-      "proxy_header",
-      error instanceof ProxyProtocolError
-        ? `proxy_${error.reason}`
-        : slot.list
-        ? "proxy_error"
-        : "proxy_timeout",
-    );
+    problem = error instanceof ProxyProtocolError
+      ? `proxy_${error.reason}`
+      : slot.list
+      ? "proxy_error"
+      : "proxy_timeout";
   }
   const { table } = server.core;
-  if (!table.established(slot, acceptedAt, isTlsConnection(slot.conn))) {
-    // Its deadline passed as the header came: nothing to serve.
-    return refuse(server, slot, EMPTY, "proxy_header", "proxy_timeout");
-  }
+  // Its deadline may have passed as the header came: nothing to serve.
+  problem ??= table.established(slot, acceptedAt, isTlsConnection(slot.conn))
+    ? undefined
+    : "proxy_timeout";
+  if (problem) return refuse(server, slot, EMPTY, "proxy_header", problem);
   admitAndServe(server, slot, slot.client ?? peer, slot.client && peer);
 }
 
@@ -262,22 +228,20 @@ function admitAndServe(
     const refused = admission!.admit(host, performance.now());
     if (refused) return refuse(server, slot, server.refuseMessage, refused);
   }
-  if (server.onConnection) {
-    try {
-      server.onConnection(
-        maskAddress(server.mask, remoteAddr),
-        conn.localAddr,
-        peerAddr,
-      );
-    } catch {
-      // A failing observer must not stop the server.
-    }
+  try {
+    // The mask is applied only when someone is told.
+    server.onConnection?.(
+      maskAddress(server.mask, remoteAddr),
+      conn.localAddr,
+      peerAddr,
+    );
+  } catch {
+    // A failing observer must not stop the server.
   }
   const greeting = server.greeting;
-  let bytes = EMPTY;
+  let bytes = greeting as Uint8Array;
   let failed: "error" | undefined;
-  if (typeof greeting !== "function") bytes = greeting;
-  else {
+  if (typeof greeting === "function") {
     try {
       bytes = greeting({
         remoteAddr: netAddr(remoteAddr),
@@ -297,32 +261,29 @@ function admitAndServe(
     server.tarpit.hold(slot, bytes, admission, host);
     return;
   }
-  serveConnection(server, {
-    slot,
-    bytes,
-    outcome: failed,
-    reason: failed && "template",
-    admission,
-    host,
-  });
+  slot.outcome = failed;
+  slot.reason = failed && "template";
+  slot.admission = admission;
+  slot.host = host;
+  serveConnection(server, slot, bytes);
 }
 
 /**
- * Writes the visit's bytes, then lingers; ends by releasing the slot (and
- * the per-IP place, when it holds one) exactly once, whatever happens. A
- * visit whose outcome is already decided (and counted: a refused client, a
- * failed template) is only sent its bytes and closed, without lingering, so
- * it cannot hold its place for long.
+ * Writes `bytes`, then lingers; ends by releasing the slot (and the per-IP
+ * place, when it holds one) exactly once, whatever happens. A slot whose
+ * outcome is already decided (and counted: a refused client, a failed
+ * template) is only sent its bytes and closed, without lingering, so it
+ * cannot hold its place for long.
  */
 async function serveConnection(
   server: ConnectionContext,
-  visit: Visit,
+  slot: Slot,
+  bytes: Uint8Array,
 ): Promise<void> {
   const { core, sensor } = server;
   const { stats, table } = core;
-  const { slot } = visit;
   const conn = slot.conn;
-  const decided = visit.outcome !== undefined;
+  const decided = slot.outcome !== undefined;
   // Only an observer needs the duration.
   const observed = server.onClose !== undefined || server.onEnded !== undefined;
   const start = observed ? performance.now() : 0;
@@ -332,18 +293,17 @@ async function serveConnection(
   try {
     if (sensing && sensor!.pause > 0) {
       if (await sensing.pause(table, conn) && !sensor!.greetEarly) {
-        stats.outcomes[visit.outcome = "refused"]++;
-        stats.refused[visit.reason = "early_talker"]++;
-        visit.bytes = server.refuseMessage;
+        stats.outcomes[slot.outcome = "refused"]++;
+        stats.refused[slot.reason = "early_talker"]++;
+        bytes = server.refuseMessage;
       }
     }
-    const { bytes } = visit;
     while (written < bytes.length) {
       written += await conn.write(
         written === 0 ? bytes : bytes.subarray(written),
       );
     }
-    if (!visit.outcome) stats.outcomes[visit.outcome = "greeted"]++;
+    if (!slot.outcome) stats.outcomes[slot.outcome = "greeted"]++;
     if (!decided && table.lingers && written > 0 && slot.list) {
       await conn.closeWrite();
       if (table.linger(slot)) {
@@ -358,30 +318,28 @@ async function serveConnection(
   } catch (error) {
     // Errors after the greeting was written (while lingering) change
     // nothing: the client has its greeting.
-    if (!visit.outcome) {
-      [visit.outcome, visit.reason] = failure(core, error);
-      stats.outcomes[visit.outcome]++;
+    if (!slot.outcome) {
+      [slot.outcome, slot.reason] = failure(core, error);
+      stats.outcomes[slot.outcome]++;
     }
   } finally {
     stats.bytesWritten += written;
     sensing?.count(stats);
-    if (visit.host !== undefined) visit.admission!.release(visit.host);
+    if (slot.host !== undefined) slot.admission!.release(slot.host);
     table.release(slot);
   }
   if (observed) {
     const duration = performance.now() - start;
     try {
       server.onEnded?.(duration, undefined);
-      if (server.onClose) {
-        server.onClose(record(server, slot, {
-          outcome: visit.outcome!,
-          reason: visit.reason,
-          bytesWritten: written,
-          greetingLength: visit.bytes.length,
-          duration,
-          held: undefined,
-        }, sensing));
-      }
+      server.onClose?.(record(server, slot, {
+        outcome: slot.outcome!,
+        reason: slot.reason,
+        bytesWritten: written,
+        greetingLength: bytes.length,
+        duration,
+        held: undefined,
+      }, sensing));
     } catch {
       // A failing observer must not stop the server.
     }

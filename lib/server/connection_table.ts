@@ -1,3 +1,6 @@
+import type { Admission } from "./admission.ts";
+import type { ConnectionOutcome } from "./stats.ts";
+
 /**
  * The members of `Deno.Conn` a server uses: what `Deno.TcpConn`,
  * `Deno.UnixConn`, the TLS connections and the adopted sockets of passed
@@ -38,7 +41,7 @@ interface Linked<N> {
  * Unlike a Set or Map of connections, it holds no large table that the
  * garbage collector must keep rescanning and promoting under load.
  */
-interface List<N> {
+class List<N> {
   /** The member with the earliest deadline. */
   head: N | undefined;
   /** The member appended last. */
@@ -50,7 +53,7 @@ interface List<N> {
    */
   lastFinite: N | undefined;
   /** How many members are in the list. */
-  size: number;
+  size = 0;
 }
 
 /**
@@ -65,6 +68,17 @@ export interface Slot extends Linked<Slot> {
    * undefined otherwise (the client is `conn.remoteAddr`).
    */
   client: Deno.Addr | undefined;
+  /**
+   * How it ended: decided before serving (refused, failed template), or
+   * once served.
+   */
+  outcome?: ConnectionOutcome;
+  /** Why, for a refusal or an error. */
+  reason?: string;
+  /** The admission that admitted it (even if a reload replaced it since). */
+  admission?: Admission;
+  /** Its host in `admission`, when it holds a per-IP place there. */
+  host?: string;
 }
 
 /** Slots in deadline order. */
@@ -73,10 +87,6 @@ export type SlotList = List<Slot>;
 /** A greeting pause: `wake` is called once it has passed. */
 export interface PauseEntry extends Linked<PauseEntry> {
   wake: () => void;
-}
-
-function createList<N>(): List<N> {
-  return { head: undefined, tail: undefined, lastFinite: undefined, size: 0 };
 }
 
 /**
@@ -165,64 +175,7 @@ export interface ConnectionTableOptions {
  * sweep timer serves every deadline (no timer per connection), and runs only
  * while a connection with a deadline is open.
  */
-export interface ConnectionTable {
-  /** Connections whose PROXY header is awaited, in deadline order. */
-  readonly handshaking: SlotList;
-  /** Connections being greeted (TLS handshake included), in deadline order. */
-  readonly serving: SlotList;
-  /** Greeted connections waiting for their client to close. */
-  readonly lingering: SlotList;
-  /** How many connections are open. */
-  readonly size: number;
-  /** True when `greetTimeout` bounds some connections (TLS ones). */
-  readonly boundsGreeting: boolean;
-  /** True when greeted connections linger (`linger` above 0). */
-  readonly lingers: boolean;
-  /**
-   * Adds an accepted connection, with the table's timeout as its deadline;
-   * `greeting` (a TLS connection) has `greetTimeout` when there is none.
-   */
-  add(conn: Conn, greeting?: boolean): Slot;
-  /**
-   * Adds an accepted connection that must first send a header, with the
-   * handshake timeout as its deadline; then {@linkcode ConnectionTable.established}.
-   */
-  addHandshaking(conn: Conn): Slot;
-  /**
-   * Moves a connection whose header has come to the serving list, with the
-   * timeout counted from `acceptedAt`; false if it was already released.
-   */
-  established(slot: Slot, acceptedAt: number, greeting?: boolean): boolean;
-  /**
-   * Takes the greeting's deadline off a connection that has no whole-life
-   * one (a tarpit holds it from then on); a whole-life timeout stays.
-   */
-  unbound(slot: Slot): void;
-  /**
-   * Moves a greeted connection to the lingering list, with a deadline no
-   * later than its own; false if it was already released.
-   */
-  linger(slot: Slot): boolean;
-  /**
-   * Closes the connection and frees its place, exactly once: true the first
-   * time, false after. A pending read or write on it then fails.
-   */
-  release(slot: Slot): boolean;
-  /**
-   * Starts a greeting pause: `wake` is called by the sweep once the pause
-   * has passed, unless {@linkcode ConnectionTable.cancelPause} came first.
-   * Only for a table with a `pause`.
-   */
-  pause(wake: () => void): PauseEntry;
-  /** Ends a pause without waking it. */
-  cancelPause(entry: PauseEntry): void;
-  /** Releases every open connection. */
-  releaseAll(): void;
-  /** Releases the connections whose deadline has passed. */
-  sweep(): void;
-  /** Stops the sweep timer (at shutdown). */
-  stop(): void;
-}
+export type ConnectionTable = ReturnType<typeof createConnectionTable>;
 
 /**
  * Writes all of `bytes` to `conn`, however many writes it takes. (A
@@ -245,19 +198,17 @@ export function closeQuietly(it: { close(): void }): void {
 }
 
 /** Creates an empty table. */
-export function createConnectionTable(
-  options: ConnectionTableOptions,
-): ConnectionTable {
+export function createConnectionTable(options: ConnectionTableOptions) {
   const { timeout, linger, onRelease, handshake = 0, pause = 0 } = options;
   // The deadline of a TLS connection's serving phase: the whole life, or
   // the greeting's; any other has the whole life's alone.
   const greetTimeout = options.greetTimeout ?? 0;
   const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
-  const handshaking = createList<Slot>();
-  const serving = createList<Slot>();
-  const lingering = createList<Slot>();
-  const pauses = createList<PauseEntry>();
+  const handshaking = new List<Slot>();
+  const serving = new List<Slot>();
+  const lingering = new List<Slot>();
+  const pauses = new List<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
   const shortest = Math.min(
@@ -299,6 +250,10 @@ export function createConnectionTable(
       list: undefined,
       prev: undefined,
       next: undefined,
+      outcome: undefined,
+      reason: undefined,
+      admission: undefined,
+      host: undefined,
     };
     insert(list, slot);
     if (after > 0) arm();
@@ -311,18 +266,36 @@ export function createConnectionTable(
   }
 
   return {
+    /** Connections whose PROXY header is awaited, in deadline order. */
     handshaking,
+    /** Connections being greeted (TLS handshake included), in deadline order. */
     serving,
+    /** Greeted connections waiting for their client to close. */
     lingering,
-    get size() {
+    /** How many connections are open. */
+    get size(): number {
       return handshaking.size + serving.size + lingering.size;
     },
+    /** True when `greetTimeout` bounds some connections (TLS ones). */
     boundsGreeting: timeout === 0 && greetTimeout > 0,
+    /** True when greeted connections linger (`linger` above 0). */
     lingers: linger > 0,
-    add: (conn, greeting) =>
+    /**
+     * Adds an accepted connection, with the table's timeout as its deadline;
+     * `greeting` (a TLS connection) has `greetTimeout` when there is none.
+     */
+    add: (conn: Conn, greeting?: boolean): Slot =>
       addTo(serving, conn, greeting ? serveTimeout : timeout),
-    addHandshaking: (conn) => addTo(handshaking, conn, handshake),
-    established(slot, acceptedAt, greeting) {
+    /**
+     * Adds an accepted connection that must first send a header, with the
+     * handshake timeout as its deadline; then `established`.
+     */
+    addHandshaking: (conn: Conn): Slot => addTo(handshaking, conn, handshake),
+    /**
+     * Moves a connection whose header has come to the serving list, with the
+     * timeout counted from `acceptedAt`; false if it was already released.
+     */
+    established(slot: Slot, acceptedAt: number, greeting?: boolean): boolean {
       if (!slot.list) return false;
       slot.deadline = timeout > 0
         ? acceptedAt + timeout
@@ -334,12 +307,20 @@ export function createConnectionTable(
       if (slot.deadline < Infinity) arm();
       return true;
     },
-    unbound(slot) {
+    /**
+     * Takes the greeting's deadline off a connection that has no whole-life
+     * one (a tarpit holds it from then on); a whole-life timeout stays.
+     */
+    unbound(slot: Slot): void {
       if (timeout > 0 || !slot.list || slot.deadline === Infinity) return;
       slot.deadline = Infinity;
       insert(slot.list, slot);
     },
-    linger(slot) {
+    /**
+     * Moves a greeted connection to the lingering list, with a deadline no
+     * later than its own; false if it was already released.
+     */
+    linger(slot: Slot): boolean {
       if (!slot.list) return false;
       // The greeting's own deadline ends with it; the whole life's does not.
       slot.deadline = timeout > 0
@@ -349,7 +330,12 @@ export function createConnectionTable(
       arm();
       return true;
     },
-    pause(wake) {
+    /**
+     * Starts a greeting pause: `wake` is called by the sweep once the pause
+     * has passed, unless `cancelPause` came first. Only for a table with a
+     * `pause`.
+     */
+    pause(wake: () => void): PauseEntry {
       if (pause <= 0) throw new TypeError("This table has no greeting pause");
       arm();
       const entry: PauseEntry = {
@@ -362,12 +348,20 @@ export function createConnectionTable(
       insert(pauses, entry);
       return entry;
     },
-    cancelPause: (entry) => void unlink(entry),
+    /** Ends a pause without waking it. */
+    cancelPause: (entry: PauseEntry): void => void unlink(entry),
+    /**
+     * Closes the connection and frees its place, exactly once: true the first
+     * time, false after. A pending read or write on it then fails.
+     */
     release,
-    releaseAll() {
+    /** Releases every open connection. */
+    releaseAll(): void {
       for (const list of slotLists) while (list.head) release(list.head);
     },
+    /** Releases the connections whose deadline has passed. */
     sweep,
+    /** Stops the sweep timer (at shutdown). */
     stop,
   };
 }
