@@ -247,27 +247,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const values = new Map(lists.filter(([, list]) => list.length > 0));
   const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
-  return flagReader(values, switches, positionals, spelled);
-}
-
-/**
- * Reads a command line's flags by name: each value parsed as it is asked
- * for, and each message naming the flag as the user spelt it.
- *
- * @param values Values of flags that take one (every value, for repeatable
- * flags).
- * @param switches Switches that were given.
- * @param positionals Arguments that are not flags.
- * @param spelled How the user spelt each flag (`-p` or `--port`), by long
- * name, once per occurrence in the order given: messages name the flag as
- * typed.
- */
-function flagReader(
-  values: Map<string, string[]>,
-  switches: Set<string>,
-  positionals: string[],
-  spelled: Map<string, string[]>,
-) {
+  // The reader: each value parsed as it is asked for, and each message
+  // naming the flag as the user spelt it.
   /**
    * The flag `name` (a long name without dashes) as the user wrote it: `-p`
    * or `--port`. `index` picks one occurrence of a repeatable flag; without
@@ -698,15 +679,9 @@ ${formatExamples(help.examples)}`);
   };
 }
 
-/**
- * What `connect` and `check` both have: the server's address, how long
- * the command may take in milliseconds, and how it reaches the server.
- */
-export type ClientCommand = CommandOf<typeof parseClient<string>>;
-
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */
 export type ClientTransport = Omit<
-  ClientCommand,
+  CommandOf<typeof parseClient<string>>,
   "command" | "hostname" | "port" | "timeout"
 >;
 
