@@ -23,13 +23,6 @@ export function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
-function permissionHint(error: Error): string {
-  const flag = /--allow-[a-z]+/.exec(error.message)?.[0] ?? "--allow-net";
-  const what = /Requires (.*?), run again/.exec(error.message)?.[1];
-  const shown = what ? ` (${what})` : "";
-  return `missing permission${shown}: run deno again with ${flag}`;
-}
-
 /**
  * Throws the one-line explanation of a failure to listen (a
  * {@linkcode ListenError}; anything else is thrown as it is).
@@ -133,8 +126,12 @@ export function explainError(error: unknown, prefix?: string): Explanation {
     return { message: error.message, exitCode: EXIT_USAGE };
   }
   const text = error instanceof Error ? error.message : String(error);
+  // A missing permission: which, and the flag of deno run that grants it.
+  const flag = /--allow-[a-z]+/.exec(text)?.[0] ?? "--allow-net";
+  const what = /Requires (.*?), run again/.exec(text)?.[1];
+  const shown = what ? ` (${what})` : "";
   const line = error instanceof Deno.errors.NotCapable
-    ? permissionHint(error)
+    ? `missing permission${shown}: run deno again with ${flag}`
     : escapeControl(text.replace(/ \(os error \d+\)$/, ""));
   const message = prefix ? `${prefix}: ${lowerFirst(line)}` : line;
   return { message, exitCode: EXIT_FAILURE };

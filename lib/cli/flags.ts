@@ -95,10 +95,6 @@ export const FLAG_GROUPS = {
 /** One topic of the server's `--help`: a key of {@linkcode FLAG_GROUPS}. */
 export type FlagGroup = keyof typeof FLAG_GROUPS;
 
-function dashed(spec: FlagSpec): string {
-  return `--${spec.name}`;
-}
-
 /**
  * The "Unknown option" line for `arg` (the flag as given; any `=value` is
  * left out), with a suggestion from `specs` when one is close.
@@ -106,7 +102,7 @@ function dashed(spec: FlagSpec): string {
 function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
   const typed = arg.replace(/=.*$/s, "");
   const candidates = specs.flatMap((spec) => [
-    dashed(spec),
+    `--${spec.name}`,
     ...(spec.short ? [`-${spec.short}`] : []),
   ]);
   // "--no-quiet": greeter has no negated flags, but the flag itself exists.
@@ -166,7 +162,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       `Missing value for ${flag}: write ${flag} ${spec.value}` +
         (next === undefined
           ? ""
-          : ` (or ${dashed(spec)}=${escapeControl(next)})`),
+          : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
     );
     joined.push(`--${spec.name}=${next}`);
   };
@@ -181,11 +177,11 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     if (arg.startsWith("--no-")) throw unknownOption(arg, specs);
     const long = /^--([^=]+)(=?)/s.exec(arg);
     const spec = long && byName.get(long[1]);
-    if (spec) spell(spec, dashed(spec));
+    if (spec) spell(spec, `--${spec.name}`);
     // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
     // a switch given a value is a mistake to say, not to guess at.
     if (spec && !spec.value && long![2] === "=") {
-      throw noValue(dashed(spec), arg.slice(long![0].length));
+      throw noValue(`--${spec.name}`, arg.slice(long![0].length));
     }
     if (spec?.value && long![2] !== "=") {
       joinValue(spec, arg);
@@ -211,7 +207,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     }
     for (const spec of bundle.slice(0, end) as FlagSpec[]) {
       spell(spec, `-${spec.short}`);
-      if (!spec.value) joined.push(dashed(spec));
+      if (!spec.value) joined.push(`--${spec.name}`);
     }
     const last = bundle[end - 1]!;
     if (!last.value) continue;
@@ -247,27 +243,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const values = new Map(lists.filter(([, list]) => list.length > 0));
   const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
-  return flagReader(values, switches, positionals, spelled);
-}
-
-/**
- * Reads a command line's flags by name: each value parsed as it is asked
- * for, and each message naming the flag as the user spelt it.
- *
- * @param values Values of flags that take one (every value, for repeatable
- * flags).
- * @param switches Switches that were given.
- * @param positionals Arguments that are not flags.
- * @param spelled How the user spelt each flag (`-p` or `--port`), by long
- * name, once per occurrence in the order given: messages name the flag as
- * typed.
- */
-function flagReader(
-  values: Map<string, string[]>,
-  switches: Set<string>,
-  positionals: string[],
-  spelled: Map<string, string[]>,
-) {
+  // The reader: each value parsed as it is asked for, and each message
+  // naming the flag as the user spelt it.
   /**
    * The flag `name` (a long name without dashes) as the user wrote it: `-p`
    * or `--port`. `index` picks one occurrence of a repeatable flag; without
@@ -515,7 +492,7 @@ function columnFor(lefts: string[]): number {
 
 /** A flag's two columns in `--help`: its names, and what it does. */
 function flagRow(spec: FlagSpec): [string, string] {
-  const names = (spec.short ? `-${spec.short}, ` : "    ") + dashed(spec) +
+  const names = (spec.short ? `-${spec.short}, ` : "    ") + `--${spec.name}` +
     (spec.value ? ` ${spec.value}` : "");
   return [names, spec.help + (spec.repeatable ? " (repeatable)" : "")];
 }
@@ -672,7 +649,6 @@ ${formatExamples(help.examples)}`);
     throw new UsageError("--ca and --insecure cannot be used together");
   }
 
-  const proxyHeader = has("proxy-header");
   const unix = last("unix");
   usageIf(
     unix === "",
@@ -692,21 +668,15 @@ ${formatExamples(help.examples)}`);
     tls,
     ca,
     insecure,
-    ...(proxyHeader && { proxyHeader }),
+    ...(has("proxy-header") && { proxyHeader: true }),
     // Only when given, so a command reads as it always has.
     ...(maxFileSize !== undefined && { maxFileSize }),
   };
 }
 
-/**
- * What `connect` and `check` both have: the server's address, how long
- * the command may take in milliseconds, and how it reaches the server.
- */
-export type ClientCommand = CommandOf<typeof parseClient<string>>;
-
 /** How a client command reaches the server: TLS, a CA, or a Unix socket. */
 export type ClientTransport = Omit<
-  ClientCommand,
+  CommandOf<typeof parseClient<string>>,
   "command" | "hostname" | "port" | "timeout"
 >;
 

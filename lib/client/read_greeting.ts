@@ -286,8 +286,8 @@ export async function* readGreeting(
     // an error: the catch below tells which.
     if (stop.aborted) throw stop.reason;
   } catch (error) {
-    const address = clientAddress(options);
     if (deadline.signal.aborted) {
+      const address = clientAddress(options);
       throw new GreetingTimeoutError(address, timeout, received, !!source);
     }
     if (signal?.aborted) throw signal.reason;

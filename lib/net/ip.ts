@@ -1,6 +1,4 @@
 import { ValueError } from "./value_error.ts";
-/** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
-type IpBytes = Uint8Array;
 
 /**
  * A parsed CIDR block such as `10.0.0.0/8` or `2001:db8::/32`.
@@ -39,7 +37,7 @@ export function unmapIpv4(hostname: string): string {
 }
 
 /** Parses dotted-quad IPv4 text (no leading zeros) into 4 bytes. */
-export function parseIpv4(text: string): IpBytes | undefined {
+export function parseIpv4(text: string): Uint8Array | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   for (const part of parts) if (!IPV4_BYTE.test(part)) return undefined;
@@ -53,7 +51,7 @@ const IPV4_BYTE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
  * Parses IPv6 text, without a zone, into 16 bytes; an IPv4-mapped address
  * stays mapped.
  */
-export function parseIpv6(text: string): IpBytes | undefined {
+export function parseIpv6(text: string): Uint8Array | undefined {
   // An embedded IPv4 tail (::ffff:1.2.3.4) stands for the last two groups.
   const colon = text.lastIndexOf(":");
   const dotted = text.includes(".", colon);
@@ -79,14 +77,14 @@ export function parseIpv6(text: string): IpBytes | undefined {
  * Parses an IPv4 or IPv6 address into bytes. IPv4-mapped IPv6 addresses
  * become IPv4. Returns undefined for anything else (including host names).
  */
-export function parseIp(text: string): IpBytes | undefined {
+export function parseIp(text: string): Uint8Array | undefined {
   if (!text.includes(":")) return parseIpv4(text);
   const bytes = parseIpv6(text.replace(/%.*$/, ""));
   return bytes && isMapped(bytes) ? bytes.slice(12) : bytes;
 }
 
 /** True for the 16 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`). */
-function isMapped(bytes: IpBytes): boolean {
+function isMapped(bytes: Uint8Array): boolean {
   for (let i = 0; i < 12; i++) if (bytes[i] !== (i > 9 ? 255 : 0)) return false;
   return true;
 }
@@ -97,7 +95,7 @@ function isMapped(bytes: IpBytes): boolean {
  * a tie) written `::`, and IPv4-mapped addresses as `::ffff:a.b.c.d`, as
  * RFC 5952 recommends and as Deno reports dual-stack peers.
  */
-export function formatIp(bytes: IpBytes): string {
+export function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return bytes.join(".");
   if (isMapped(bytes)) return `::ffff:${bytes.subarray(12).join(".")}`;
   // The longest run of two or more zero groups, found on numbers: this runs
@@ -157,7 +155,7 @@ export function parseCidr(text: string): Cidr {
  * `bytes` with every bit after the first `prefix` cleared: the block's first
  * address; with `last`, every such bit set: its last.
  */
-export function maskBits(bytes: IpBytes, prefix: number, last = false) {
+export function maskBits(bytes: Uint8Array, prefix: number, last = false) {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
     const bits = Math.max(0, Math.min(8, prefix - i * 8));
@@ -184,6 +182,6 @@ export function sourceKey(hostname: string): string {
  * The network of `bytes` with a prefix of `prefix` bits, in canonical text
  * (RFC 5952), as `192.0.2.0/24` or `2001:db8:1::/48`.
  */
-export function blockText(bytes: IpBytes, prefix: number): string {
+export function blockText(bytes: Uint8Array, prefix: number): string {
   return `${formatIp(maskBits(bytes, prefix))}/${prefix}`;
 }

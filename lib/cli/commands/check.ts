@@ -56,14 +56,9 @@ export function parseCheck(args: string[]) {
     HELP,
     DEFAULT_CHECK_TIMEOUT,
     (read) => {
-      const format = read.greetingFormat();
       const text = read.last("expect") ?? DEFAULT_MESSAGE;
-      const expect = asUsageError(
-        () => encodeGreeting(text, format),
-        undefined,
-        read.flag("expect"),
-      );
-      return { expect };
+      const make = () => encodeGreeting(text, read.greetingFormat());
+      return { expect: asUsageError(make, undefined, read.flag("expect")) };
     },
   );
 }

@@ -1,5 +1,5 @@
-import { formatAddress } from "../../net/address.ts";
 import {
+  clientAddress,
   DEFAULT_CLIENT_TIMEOUT,
   readGreeting,
 } from "../../client/read_greeting.ts";
@@ -47,19 +47,17 @@ export function parseConnect(args: string[]) {
 
 /** Prints everything the server sends, byte for byte, until it closes. */
 export async function runConnect(command: ConnectCommand): Promise<number> {
-  const address = command.unix ??
-    formatAddress({ transport: "tcp", ...command });
+  const options = { ...command, path: command.unix };
   try {
     const tls = await clientTls(command);
-    for await (
-      const chunk of readGreeting({ ...command, path: command.unix, tls })
-    ) {
+    for await (const chunk of readGreeting({ ...options, tls })) {
       let written = 0;
       while (written < chunk.length) {
         written += await Deno.stdout.write(chunk.subarray(written));
       }
     }
   } catch (error) {
+    const address = clientAddress(options);
     const { message, exitCode } = explainConnectError(error, address, command);
     throw new ExitError(message, exitCode);
   }

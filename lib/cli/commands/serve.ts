@@ -356,23 +356,6 @@ const INETD_FLAGS = new Set(
 );
 
 /**
- * @throws {UsageError} Naming every flag given that --inetd has no use
- * for.
- */
-function checkInetdFlags(read: FlagReader): void {
-  const names = read.given().filter((name) => !INETD_FLAGS.has(name))
-    .map((name) => read.flag(name));
-  if (names.length === 0) return;
-  const one = names.length === 1;
-  throw new UsageError(
-    `--inetd greets the one client its host passed on stdin: ${
-      names.join(", ")
-    } ${one ? "has" : "have"} no meaning there; drop ${one ? "it" : "them"} ` +
-      "(the host listens, limits and runs one greeter per client)",
-  );
-}
-
-/**
  * Parses --host, --port and --unix into the listeners: every host with
  * every port, then every Unix path.
  *
@@ -382,13 +365,8 @@ function checkInetdFlags(read: FlagReader): void {
 function parseListen(read: FlagReader): ListenTarget[] {
   const hosts = read.all("host");
   const emptyHost = hosts.findIndex((host) => host.trim() === "");
-  if (emptyHost !== -1) {
-    throw read.empty(
-      "host",
-      "host is empty (try 0.0.0.0 or 127.0.0.1)",
-      emptyHost,
-    );
-  }
+  const empty = "host is empty (try 0.0.0.0 or 127.0.0.1)";
+  if (emptyHost !== -1) throw read.empty("host", empty, emptyHost);
   // "127.0.0.1:8080" or "[::1]:8080": the port belongs to --port.
   for (const [i, host] of hosts.entries()) {
     const [, name, port] = /^\[(.*)\]:(\d+)$/.exec(host) ??
@@ -471,7 +449,18 @@ export function parseServe(args: string[]) {
     );
   }
   const inetd = read.has("inetd");
-  if (inetd) checkInetdFlags(read);
+  // Every flag given that --inetd has no use for.
+  const needless = read.given().filter((name) => !INETD_FLAGS.has(name))
+    .map((name) => flag(name));
+  if (inetd && needless.length > 0) {
+    const [has, it] = needless.length === 1 ? ["has", "it"] : ["have", "them"];
+    throw new UsageError(
+      `--inetd greets the one client its host passed on stdin: ${
+        needless.join(", ")
+      } ${has} no meaning there; drop ${it} (the host listens, limits and ` +
+        "runs one greeter per client)",
+    );
+  }
   const listen = parseListen(read);
   const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
   const tlsCert = last("tls-cert");
