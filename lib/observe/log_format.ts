@@ -287,8 +287,8 @@ function sensed(record: ConnectionRecord, json: boolean): string {
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
   const { reason } = record;
-  return `Connection received from ${
-    client(record.remoteAddr, record.peerAddr)
+  return `${
+    formatTextConnectionLine(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
   }${sensed(record, false)}`;

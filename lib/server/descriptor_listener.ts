@@ -116,10 +116,9 @@ export function listenOnDescriptor(
   const backlog = options.backlog ?? 511;
   // The class of the handle's connections: TCP, or Pipe (Unix).
   const Client = handle.constructor as new (kind: number) => unknown;
-  const address = server.address();
-  const addr = typeof address === "object" && address !== null
-    ? addressOf(address.address, address.port)
-    : addressOf(undefined, undefined);
+  // A Unix socket's address is its path, a string: no host, no port.
+  const { address, port }: Partial<Net.AddressInfo> = Object(server.address());
+  const addr = addressOf(address, port);
   let waiting: PromiseWithResolvers<Conn> | undefined;
   // A failed accept the runtime reported while nobody waited.
   let failure: Error | undefined;
