@@ -90,11 +90,8 @@ export function defaultLogTimestamps(
   return !env.isTerminal && !env.journalStream;
 }
 
-/** `log.level` values. */
-type LogLevel = "info" | "warn" | "error";
-
 /** An event's level, words (the text line's, JSON's `message`) and fields. */
-type Described = [LogLevel, string, Record<string, unknown>?];
+type Described = ["info" | "warn" | "error", string, Record<string, unknown>?];
 
 /** An event of the server's own (not a connection's), for {@linkcode formatLogLine}. */
 export type ServerEvent =
@@ -169,7 +166,7 @@ const CONNECTION_MIDDLE = [
  */
 function jsonHead(
   time: number,
-  level: LogLevel,
+  level: Described[0],
   message: string,
   middle: string,
 ): string {

@@ -48,13 +48,10 @@ const SOCKET = 0;
  * file, a datagram or connected socket, a closed descriptor).
  */
 export class DescriptorError extends TypeError {
-  /** The descriptor. */
-  readonly fd: number;
-  /** Names the descriptor and what it should have been. */
-  constructor(fd: number, cause?: unknown) {
+  /** Names the descriptor, `fd`, and what it should have been. */
+  constructor(readonly fd: number, cause?: unknown) {
     super("Not a listening TCP or Unix stream socket", { cause });
     this.name = "DescriptorError";
-    this.fd = fd;
   }
 }
 
