@@ -154,11 +154,9 @@ function jsonMiddle(action: string, failed: boolean): string {
     failed ? "failure" : "success"
   }","greeter.schema":${LOG_SCHEMA_VERSION}`;
 }
-// Made once: the connection line adds no string for them.
-const CONNECTION_MIDDLE = [
-  jsonMiddle("connection", false),
-  jsonMiddle("connection", true),
-];
+// Made once, for a success and a failure: the connection line adds no
+// string for them.
+const CONNECTION_MIDDLE = [false, true].map((f) => jsonMiddle("connection", f));
 
 /**
  * The fields every JSON line starts with, in order, up to `greeter.schema`
