@@ -1,7 +1,5 @@
 import { expose } from "./prometheus.ts";
 
-const RESULTS = ["success", "failure"];
-
 /**
  * What {@linkcode renderReloadMetrics} reports: reloads swapped in
  * (`success`) and refused (`failure`, the old configuration stayed), and
@@ -21,7 +19,7 @@ export type ReloadMetrics = Record<
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
   const last = Math.floor(reloads.lastSuccess / 1000);
-  const results = ["result", reloads, RESULTS] as const;
+  const results = ["result", reloads, ["success", "failure"]] as const;
   return expose`
   counter greeter_config_reloads_total ${results} Configuration reloads (SIGHUP), by result.
   gauge greeter_config_last_reload_success_timestamp_seconds ${last} When the running configuration was loaded.

@@ -298,6 +298,5 @@ function denoError(error: Error): Error {
 
 const ENDED = "The connection's write side is closed";
 
-function closedError() {
-  return new Deno.errors.BadResource("The connection is closed");
-}
+const closedError = () =>
+  new Deno.errors.BadResource("The connection is closed");
