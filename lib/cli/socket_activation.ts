@@ -62,12 +62,14 @@ export function readPassedSockets(
 ): { greeting: number[]; metrics?: number } | undefined {
   const { LISTEN_FDS: fds, LISTEN_PID: owner, LISTEN_FDNAMES: names } = env;
   const flag = "--socket-activation";
+  // No socket for greeter: an error only when it was asked for.
+  const none = (why: string): undefined => {
+    if (forced) throw new UsageError(`${flag}: ${why}`);
+  };
   if (fds === undefined) {
-    if (!forced) return undefined;
-    throw new UsageError(
-      `${flag}: no socket was passed (LISTEN_FDS is not set); start greeter ` +
-        "from a systemd .socket unit or systemd-socket-activate, or drop " +
-        flag,
+    return none(
+      "no socket was passed (LISTEN_FDS is not set); start greeter from a " +
+        `systemd .socket unit or systemd-socket-activate, or drop ${flag}`,
     );
   }
   if (owner !== undefined && !/^[1-9]\d*$/.test(owner)) {
@@ -80,18 +82,17 @@ export function readPassedSockets(
     const whose = owner === undefined
       ? "LISTEN_PID is not set"
       : `LISTEN_PID is ${owner}, not greeter's process ${pid}`;
-    if (forced) {
-      throw new UsageError(
-        `${flag}: the sockets in LISTEN_FDS are not for greeter (${whose}); ` +
-          "start greeter directly from the service manager, with exec in " +
-          "any wrapper script",
+    if (!forced) {
+      warn(
+        `LISTEN_FDS is ignored: ${whose} (the sockets are ` +
+          "another process's, as sd_listen_fds decides)",
       );
     }
-    warn(
-      `LISTEN_FDS is ignored: ${whose} (the sockets are ` +
-        "another process's, as sd_listen_fds decides)",
+    return none(
+      `the sockets in LISTEN_FDS are not for greeter (${whose}); start ` +
+        "greeter directly from the service manager, with exec in any " +
+        "wrapper script",
     );
-    return undefined;
   }
   if (!/^\d+$/.test(fds) || Number(fds) > MAX_PASSED) {
     throw new UsageError(
@@ -100,10 +101,7 @@ export function readPassedSockets(
     );
   }
   const count = Number(fds);
-  if (count === 0) {
-    if (!forced) return undefined;
-    throw new UsageError(`${flag}: LISTEN_FDS is 0: no socket was passed`);
-  }
+  if (count === 0) return none("LISTEN_FDS is 0: no socket was passed");
   const list = names?.split(":") ?? [];
   if (names !== undefined && list.length !== count) {
     throw new UsageError(

@@ -90,11 +90,8 @@ export function defaultLogTimestamps(
   return !env.isTerminal && !env.journalStream;
 }
 
-/** `log.level` values. */
-type LogLevel = "info" | "warn" | "error";
-
 /** An event's level, words (the text line's, JSON's `message`) and fields. */
-type Described = [LogLevel, string, Record<string, unknown>?];
+type Described = ["info" | "warn" | "error", string, Record<string, unknown>?];
 
 /** An event of the server's own (not a connection's), for {@linkcode formatLogLine}. */
 export type ServerEvent =
@@ -157,11 +154,9 @@ function jsonMiddle(action: string, failed: boolean): string {
     failed ? "failure" : "success"
   }","greeter.schema":${LOG_SCHEMA_VERSION}`;
 }
-// Made once: the connection line adds no string for them.
-const CONNECTION_MIDDLE = [
-  jsonMiddle("connection", false),
-  jsonMiddle("connection", true),
-];
+// Made once, for a success and a failure: the connection line adds no
+// string for them.
+const CONNECTION_MIDDLE = [false, true].map((f) => jsonMiddle("connection", f));
 
 /**
  * The fields every JSON line starts with, in order, up to `greeter.schema`
@@ -169,7 +164,7 @@ const CONNECTION_MIDDLE = [
  */
 function jsonHead(
   time: number,
-  level: LogLevel,
+  level: Described[0],
   message: string,
   middle: string,
 ): string {
@@ -287,8 +282,8 @@ function sensed(record: ConnectionRecord, json: boolean): string {
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
   const { reason } = record;
-  return `Connection received from ${
-    client(record.remoteAddr, record.peerAddr)
+  return `${
+    formatTextConnectionLine(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
     reason === undefined ? "" : ` reason=${escapeControl(reason)}`
   }${sensed(record, false)}`;

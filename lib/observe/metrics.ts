@@ -1,5 +1,5 @@
 import { renderBuildInfo } from "./process_metrics.ts";
-import { exposition, families } from "./prometheus.ts";
+import { expose } from "./prometheus.ts";
 import { REFUSE_REASONS } from "../server/admission.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
 import { PROBE_KINDS } from "../net/probe.ts";
@@ -40,27 +40,6 @@ export function createDurationHistogram(bounds = DURATION_BUCKETS) {
   return histogram;
 }
 
-/** The server's families, in the order rendered. */
-const FAMILIES = families(`
-  gauge greeter_start_time_seconds When the server started, in seconds since the Unix epoch.
-  counter greeter_connections_accepted_total Connections accepted.
-  counter greeter_connections_total Connections that have ended, by outcome.
-  counter greeter_connections_refused_total Connections refused, by reason.
-  counter greeter_accept_errors_total Failed accepts, by error code; the server backed off and went on.
-  counter greeter_accept_paused_total Times accepting paused because the connection cap was reached.
-  gauge greeter_connections_active Connections open now.
-  counter greeter_bytes_written_total Bytes written to clients.
-  counter greeter_early_talkers_total Clients that sent something during the greeting pause (--greet-pause).
-  counter greeter_client_probes_total Sensed clients that sent something, by what their first bytes looked like.
-  histogram greeter_connection_duration_seconds How long connections lived, in seconds.
-  gauge greeter_tarpit_clients Clients the tarpit holds now.
-  counter greeter_tarpit_bytes_sent_total Bytes the tarpit sent to held clients.
-  histogram greeter_tarpit_trapped_seconds How long the tarpit held each client that has left, in seconds.
-  gauge greeter_draining 1 while the server is shutting down, 0 while it accepts.
-  counter greeter_log_lines_suppressed_total Connection log lines left out under a flood, and summarized.
-  counter greeter_log_lines_dropped_total Log lines dropped because the output was too slow.
-`);
-
 /** Options for {@linkcode renderMetrics}. */
 export interface RenderMetricsOptions {
   /** True while the server is shutting down. */
@@ -81,25 +60,30 @@ export function renderMetrics(
   options: RenderMetricsOptions = {},
 ): string {
   const { tarpit, log } = options;
-  const { refused } = stats;
+  const started = stats.startTime / 1000;
+  const outcomes = ["outcome", stats.outcomes, CONNECTION_OUTCOMES] as const;
+  const refused = ["reason", stats.refused, REFUSE_REASONS] as const;
+  const acceptErrors = ["code", stats.acceptErrors] as const;
+  const probes = ["kind", stats.probes, PROBE_KINDS] as const;
+  const draining = options.draining ? 1 : 0;
   // The one greeter_build_info family, labelled version and deno.
-  return renderBuildInfo() + exposition(FAMILIES, {
-    greeter_start_time_seconds: stats.startTime / 1000,
-    greeter_connections_accepted_total: stats.accepted,
-    greeter_connections_total: ["outcome", stats.outcomes, CONNECTION_OUTCOMES],
-    greeter_connections_refused_total: ["reason", refused, REFUSE_REASONS],
-    greeter_accept_errors_total: ["code", stats.acceptErrors],
-    greeter_accept_paused_total: stats.pausedAtLimit,
-    greeter_connections_active: stats.active,
-    greeter_bytes_written_total: stats.bytesWritten,
-    greeter_early_talkers_total: stats.earlyTalkers,
-    greeter_client_probes_total: ["kind", stats.probes, PROBE_KINDS],
-    greeter_connection_duration_seconds: histogram,
-    greeter_tarpit_clients: tarpit?.stats.clients,
-    greeter_tarpit_bytes_sent_total: tarpit?.stats.bytesSent,
-    greeter_tarpit_trapped_seconds: tarpit?.trapped,
-    greeter_draining: options.draining ? 1 : 0,
-    greeter_log_lines_suppressed_total: log?.suppressed,
-    greeter_log_lines_dropped_total: log?.dropped,
-  });
+  return renderBuildInfo() + expose`
+  gauge greeter_start_time_seconds ${started} When the server started, in seconds since the Unix epoch.
+  counter greeter_connections_accepted_total ${stats.accepted} Connections accepted.
+  counter greeter_connections_total ${outcomes} Connections that have ended, by outcome.
+  counter greeter_connections_refused_total ${refused} Connections refused, by reason.
+  counter greeter_accept_errors_total ${acceptErrors} Failed accepts, by error code; the server backed off and went on.
+  counter greeter_accept_paused_total ${stats.pausedAtLimit} Times accepting paused because the connection cap was reached.
+  gauge greeter_connections_active ${stats.active} Connections open now.
+  counter greeter_bytes_written_total ${stats.bytesWritten} Bytes written to clients.
+  counter greeter_early_talkers_total ${stats.earlyTalkers} Clients that sent something during the greeting pause (--greet-pause).
+  counter greeter_client_probes_total ${probes} Sensed clients that sent something, by what their first bytes looked like.
+  histogram greeter_connection_duration_seconds ${histogram} How long connections lived, in seconds.
+  gauge greeter_tarpit_clients ${tarpit?.stats.clients} Clients the tarpit holds now.
+  counter greeter_tarpit_bytes_sent_total ${tarpit?.stats.bytesSent} Bytes the tarpit sent to held clients.
+  histogram greeter_tarpit_trapped_seconds ${tarpit?.trapped} How long the tarpit held each client that has left, in seconds.
+  gauge greeter_draining ${draining} 1 while the server is shutting down, 0 while it accepts.
+  counter greeter_log_lines_suppressed_total ${log?.suppressed} Connection log lines left out under a flood, and summarized.
+  counter greeter_log_lines_dropped_total ${log?.dropped} Log lines dropped because the output was too slow.
+`;
 }

@@ -33,7 +33,7 @@ import { type ServerStats, zeroCounts } from "../server/stats.ts";
 import { checkInteger } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
-import { exposition, families } from "./prometheus.ts";
+import { expose } from "./prometheus.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -132,15 +132,6 @@ const STATUS: Readonly<Record<number, readonly [string, MetricsHttpError?]>> = {
   500: ["Internal Server Error", "internal"],
   503: ["Service Unavailable"],
 };
-/** The endpoint's own families, in the order rendered. */
-const FAMILIES = families(`
-  counter greeter_metrics_connections_accepted_total Connections accepted by the metrics endpoint.
-  gauge greeter_metrics_connections_active Connections to the metrics endpoint open now.
-  counter greeter_metrics_accept_errors_total Failed accepts of the metrics endpoint, by error code; it backed off and went on.
-  counter greeter_metrics_accept_paused_total Times the metrics endpoint paused accepting at its connection cap.
-  counter greeter_metrics_http_responses_total Responses of the metrics endpoint written in full, by status code.
-  counter greeter_metrics_http_errors_total Connections to the metrics endpoint that failed, by reason.
-`);
 /** The longest wait at shutdown for the requests in progress, in ms. */
 const DRAIN_TIMEOUT = 1_000;
 // A token (RFC 9110 5.6.2): methods and header names.
@@ -206,15 +197,18 @@ function response(
  * series stay as they were.
  */
 export function renderMetricsServerStats(stats: MetricsServerStats): string {
-  const { listener, responses, errors } = stats;
-  return exposition(FAMILIES, {
-    greeter_metrics_connections_accepted_total: listener.accepted,
-    greeter_metrics_connections_active: listener.active,
-    greeter_metrics_accept_errors_total: ["code", listener.acceptErrors],
-    greeter_metrics_accept_paused_total: listener.pausedAtLimit,
-    greeter_metrics_http_responses_total: ["code", responses],
-    greeter_metrics_http_errors_total: ["reason", errors, METRICS_HTTP_ERRORS],
-  });
+  const { listener } = stats;
+  const acceptErrors = ["code", listener.acceptErrors] as const;
+  const responses = ["code", stats.responses] as const;
+  const errors = ["reason", stats.errors, METRICS_HTTP_ERRORS] as const;
+  return expose`
+  counter greeter_metrics_connections_accepted_total ${listener.accepted} Connections accepted by the metrics endpoint.
+  gauge greeter_metrics_connections_active ${listener.active} Connections to the metrics endpoint open now.
+  counter greeter_metrics_accept_errors_total ${acceptErrors} Failed accepts of the metrics endpoint, by error code; it backed off and went on.
+  counter greeter_metrics_accept_paused_total ${listener.pausedAtLimit} Times the metrics endpoint paused accepting at its connection cap.
+  counter greeter_metrics_http_responses_total ${responses} Responses of the metrics endpoint written in full, by status code.
+  counter greeter_metrics_http_errors_total ${errors} Connections to the metrics endpoint that failed, by reason.
+`;
 }
 
 /**

@@ -33,23 +33,13 @@ export async function loadProcessMetrics(): Promise<void> {
   cpuUsage ??= () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
-import { exposition, families, family, labelValue } from "./prometheus.ts";
+import { expose, family, labelValue } from "./prometheus.ts";
 
-/** One reading of the process's numbers; a field is undefined if it could not be read. */
-export interface ProcessSample {
-  /** User plus system CPU time, in seconds. */
-  cpuSeconds?: number;
-  /** Resident set size, in bytes. */
-  residentBytes?: number;
-  /** Virtual memory size, in bytes (Linux, /proc). */
-  virtualBytes?: number;
-  /** When the process started, in seconds since the Unix epoch. */
-  startTimeSeconds?: number;
-  /** File descriptors open now (Linux, /proc). */
-  openFds?: number;
-  /** The soft limit on open file descriptors (Linux, /proc). */
-  maxFds?: number;
-}
+/**
+ * One reading of the process's numbers (see {@linkcode readProcessSample});
+ * a field is undefined if it could not be read.
+ */
+export type ProcessSample = Partial<ReturnType<typeof readProcessSample>>;
 
 /**
  * The soft and hard `RLIMIT_NOFILE`: the limit that applies now, and the
@@ -140,7 +130,7 @@ function attempt<T>(read: () => T): T | undefined {
  * Reads the process's numbers now. Cheap: three small /proc reads and one
  * directory listing where /proc is open, two system calls where it is not.
  */
-export function readProcessSample(): ProcessSample {
+export function readProcessSample() {
   const cpu = cpuUsage && attempt(cpuUsage);
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
   const stat = fromProc("/proc/self/stat", Deno.readTextFileSync) ?? "";
@@ -159,16 +149,6 @@ export function readProcessSample(): ProcessSample {
     maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
   };
 }
-
-/** The families, in the order rendered. */
-const FAMILIES = families(`
-  counter process_cpu_seconds_total Total user and system CPU time spent in seconds.
-  gauge process_open_fds Number of open file descriptors.
-  gauge process_max_fds Maximum number of open file descriptors.
-  gauge process_virtual_memory_bytes Virtual memory size in bytes.
-  gauge process_resident_memory_bytes Resident memory size in bytes.
-  gauge process_start_time_seconds Start time of the process since unix epoch in seconds.
-`);
 
 /**
  * Renders a sample in the Prometheus text exposition format (0.0.4): a
@@ -191,16 +171,16 @@ const FAMILIES = families(`
  */
 export function renderProcessMetrics(sample: ProcessSample): string {
   // A number absent or not finite is left out.
-  const finite = (value?: number) =>
-    value !== undefined && Number.isFinite(value) ? value : undefined;
-  return exposition(FAMILIES, {
-    process_cpu_seconds_total: finite(sample.cpuSeconds),
-    process_open_fds: finite(sample.openFds),
-    process_max_fds: finite(sample.maxFds),
-    process_virtual_memory_bytes: finite(sample.virtualBytes),
-    process_resident_memory_bytes: finite(sample.residentBytes),
-    process_start_time_seconds: finite(sample.startTimeSeconds),
-  });
+  const finite = Object.entries(sample).filter(([, n]) => Number.isFinite(n));
+  const s: ProcessSample = Object.fromEntries(finite);
+  return expose`
+  counter process_cpu_seconds_total ${s.cpuSeconds} Total user and system CPU time spent in seconds.
+  gauge process_open_fds ${s.openFds} Number of open file descriptors.
+  gauge process_max_fds ${s.maxFds} Maximum number of open file descriptors.
+  gauge process_virtual_memory_bytes ${s.virtualBytes} Virtual memory size in bytes.
+  gauge process_resident_memory_bytes ${s.residentBytes} Resident memory size in bytes.
+  gauge process_start_time_seconds ${s.startTimeSeconds} Start time of the process since unix epoch in seconds.
+`;
 }
 
 const BUILD_INFO_HELP = "Always 1; the versions are in the labels.";

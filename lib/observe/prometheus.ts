@@ -82,6 +82,25 @@ export function exposition(
   return text;
 }
 
+/**
+ * Renders families written one a line, `TYPE NAME ${samples} HELP`, in
+ * their order, each whose samples are not undefined (see
+ * {@linkcode exposition}).
+ */
+export function expose(
+  lines: TemplateStringsArray,
+  ...samples: (Samples | undefined)[]
+): string {
+  const table = new Map<string, readonly [FamilyType, string]>();
+  const values: Record<string, Samples | undefined> = {};
+  samples.forEach((value, i) => {
+    const [type, name] = lines[i].split("\n").at(-1)!.trim().split(" ");
+    table.set(name, [type as FamilyType, lines[i + 1].split("\n")[0].trim()]);
+    values[name] = value;
+  });
+  return exposition(table, values);
+}
+
 /** Escapes a label value: backslash, double quote and line feed. */
 export function labelValue(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);

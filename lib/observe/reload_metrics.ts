@@ -1,20 +1,15 @@
-import { exposition, families } from "./prometheus.ts";
+import { expose } from "./prometheus.ts";
 
-const FAMILIES = families(`
-  counter greeter_config_reloads_total Configuration reloads (SIGHUP), by result.
-  gauge greeter_config_last_reload_success_timestamp_seconds When the running configuration was loaded.
-`);
-const RESULTS = ["success", "failure"];
-
-/** What {@linkcode renderReloadMetrics} reports. */
-export type ReloadMetrics = {
-  /** Reloads swapped in. */
-  success: number;
-  /** Reloads refused (the old configuration stayed). */
-  failure: number;
-  /** When the running configuration was loaded, ms since the epoch. */
-  lastSuccess: number;
-};
+/**
+ * What {@linkcode renderReloadMetrics} reports: reloads swapped in
+ * (`success`) and refused (`failure`, the old configuration stayed), and
+ * when the running configuration was loaded (`lastSuccess`, ms since the
+ * epoch).
+ */
+export type ReloadMetrics = Record<
+  "success" | "failure" | "lastSuccess",
+  number
+>;
 
 /**
  * The reload metrics, in the Prometheus text format:
@@ -24,8 +19,9 @@ export type ReloadMetrics = {
  */
 export function renderReloadMetrics(reloads: ReloadMetrics): string {
   const last = Math.floor(reloads.lastSuccess / 1000);
-  return exposition(FAMILIES, {
-    greeter_config_reloads_total: ["result", reloads, RESULTS],
-    greeter_config_last_reload_success_timestamp_seconds: last,
-  });
+  const results = ["result", reloads, ["success", "failure"]] as const;
+  return expose`
+  counter greeter_config_reloads_total ${results} Configuration reloads (SIGHUP), by result.
+  gauge greeter_config_last_reload_success_timestamp_seconds ${last} When the running configuration was loaded.
+`;
 }

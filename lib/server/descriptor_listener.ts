@@ -48,13 +48,10 @@ const SOCKET = 0;
  * file, a datagram or connected socket, a closed descriptor).
  */
 export class DescriptorError extends TypeError {
-  /** The descriptor. */
-  readonly fd: number;
-  /** Names the descriptor and what it should have been. */
-  constructor(fd: number, cause?: unknown) {
+  /** Names the descriptor, `fd`, and what it should have been. */
+  constructor(readonly fd: number, cause?: unknown) {
     super("Not a listening TCP or Unix stream socket", { cause });
     this.name = "DescriptorError";
-    this.fd = fd;
   }
 }
 
@@ -116,10 +113,9 @@ export function listenOnDescriptor(
   const backlog = options.backlog ?? 511;
   // The class of the handle's connections: TCP, or Pipe (Unix).
   const Client = handle.constructor as new (kind: number) => unknown;
-  const address = server.address();
-  const addr = typeof address === "object" && address !== null
-    ? addressOf(address.address, address.port)
-    : addressOf(undefined, undefined);
+  // A Unix socket's address is its path, a string: no host, no port.
+  const { address, port }: Partial<Net.AddressInfo> = Object(server.address());
+  const addr = addressOf(address, port);
   let waiting: PromiseWithResolvers<Conn> | undefined;
   // A failed accept the runtime reported while nobody waited.
   let failure: Error | undefined;

@@ -46,9 +46,7 @@ const ops = names.every((name) => typeof core?.[name] === "function")
   : null;
 
 /** True if TCP handles can be handed to the runtime here (Deno 2.9). */
-export function canAdoptHandles(): boolean {
-  return ops !== null;
-}
+export const canAdoptHandles = (): boolean => ops !== null;
 
 /**
  * An accepted TCP handle as a connection, served by the runtime as
@@ -190,12 +188,7 @@ export class NodeConn {
    * the value; the promise rejects if the socket closes first, with why it
    * closed.
    */
-  #whileOpen<T>(
-    start: (
-      socket: Socket,
-      done: (error?: Error | null, value?: T) => void,
-    ) => void,
-  ): Promise<T> {
+  #whileOpen<T>(start: (socket: Socket, done: Done<T>) => void): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
     const socket = this.socket;
     if (socket.destroyed) return Promise.reject(this.#failure());
@@ -258,6 +251,9 @@ export class NodeConn {
   }
 }
 
+/** Called with an error, or with the value. */
+type Done<T> = (error?: Error | null, value?: T) => void;
+
 function readableOrClosed(socket: Socket): Promise<void> {
   const { promise, resolve } = Promise.withResolvers<void>();
   const wake = () => {
@@ -302,6 +298,5 @@ function denoError(error: Error): Error {
 
 const ENDED = "The connection's write side is closed";
 
-function closedError() {
-  return new Deno.errors.BadResource("The connection is closed");
-}
+const closedError = () =>
+  new Deno.errors.BadResource("The connection is closed");

@@ -143,8 +143,6 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     // Not even a descriptor.
   }
   if (kind !== undefined) throw notASocket(kind);
-  // Asked before the client's socket is taken over (node:net moves fd 0).
-  const quiet = await stderrIsClient();
   let socket: Net.Socket;
   try {
     socket = new net.Socket({ fd: 0, ...HALF_OPEN });
@@ -157,7 +155,7 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
   remote ??= socket.remoteAddress === undefined
     ? addressFrom(HOST_VARIABLES)
     : undefined;
-  return { conn: adoptSocket(socket, remote, local), quiet };
+  return adoptSocket(socket, remote, local);
 }
 
 /**
@@ -179,8 +177,10 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   // written: Deno's stdout does it, and node:net (some 35 to 40 ms of CPU
   // per connection, docs/activation.md) is not loaded.
   const direct = remote !== undefined && command.options.linger === 0;
-  const { conn, quiet } = direct
-    ? { conn: stdioConn(remote, local), quiet: false }
+  // Asked before the client's socket is taken over (node:net moves fd 0).
+  const quiet = !direct && await stderrIsClient();
+  const conn = direct
+    ? stdioConn(remote, local)
     : await openStdin(remote, local);
   const options = await complete(command, await prepare(command, true));
   if (taken !== undefined) warn(taken, command.log.format);
