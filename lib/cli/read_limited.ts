@@ -113,8 +113,7 @@ export class ReadLimitedError extends Error {
       cause === undefined ? undefined : { cause },
     );
     this.name = "ReadLimitedError";
-    if (fileType !== undefined) this.fileType = fileType;
-    if (size !== undefined) this.size = size;
+    Object.assign(this, { fileType, size });
   }
 }
 
@@ -198,12 +197,7 @@ export async function readLimited(
         const size = Math.min(limit + 1, length + CHUNK);
         buffer = new Uint8Array(buffer.buffer.transfer(size));
       }
-      const { bytesRead } = await file.read(
-        buffer,
-        length,
-        buffer.length - length,
-        null,
-      );
+      const { bytesRead } = await file.read(buffer.subarray(length));
       if (bytesRead === 0) break;
       length += bytesRead;
     }

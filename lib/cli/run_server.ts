@@ -34,8 +34,6 @@ export type Serving =
     shutdown(): unknown;
     /** Brings the counters up to date (workers report them periodically). */
     refresh?(): Promise<void>;
-    /** Called once the start-up lines are out. */
-    started?(): void;
     /** Called once the server has stopped, before the stop line. */
     stopped?(): void;
   };
@@ -72,10 +70,8 @@ export async function runServer(
     );
   }
   const log = createConnectionLog({
+    ...command.log,
     emit,
-    format: command.log.format,
-    quiet: command.log.quiet,
-    rate: command.log.rate,
     timestamps: command.log.timestamps === "on",
     sensed: options.greetPause !== undefined || options.capture !== undefined,
     tarpit: options.tarpit !== undefined,

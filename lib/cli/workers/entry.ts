@@ -44,11 +44,9 @@ function line(text: string) {
 
 let run: Run | undefined;
 
-async function start({ command, prepared, ports, shared }: StartMessage) {
-  const running = run = await runServer(command, prepared, line, {
-    ports,
-    shared,
-  });
+async function start(message: StartMessage) {
+  const { command, prepared } = message;
+  const running = run = await runServer(command, prepared, line, message);
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
@@ -88,9 +86,8 @@ scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
   if (data.type === "start") {
     start(data).catch((error) => run ? crash(error) : fail(error));
   } else if (data.type === "shutdown") {
-    run?.shutdown().catch(() => {
-      // The failure is reported by start(), from `finished`.
-    });
+    // A failure is reported by start(), from `finished`.
+    run?.shutdown().catch(() => {});
   } else if (run) {
     // A stats request, or a reload: answered with fresh counters.
     const error = data.type === "reload"
