@@ -20,7 +20,7 @@ import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
-import { prepare, type Prepared } from "../setup.ts";
+import { prepare } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
