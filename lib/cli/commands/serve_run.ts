@@ -99,14 +99,13 @@ export async function runServe(given: ServeCommand): Promise<number> {
   const running = serving!;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
-  let stopping = false;
-  // Sent before the process exits: systemd must hear STOPPING=1.
-  let stoppingSent: Promise<unknown> | undefined;
+  // STOPPING=1 once it is sent: awaited before the process exits, for
+  // systemd must hear it.
+  let stopping: Promise<unknown> | undefined;
   const stop = () => {
     if (stopping) return;
-    stopping = true;
     log.stopping();
-    stoppingSent = notifier.stopping("Draining");
+    stopping = notifier.stopping("Draining");
     Promise.resolve(running.shutdown()).catch(() => {});
   };
   // One reload at a time; a SIGHUP during one asks for one more after it.
@@ -191,9 +190,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
   for (const remove of removers) remove();
   ended = true;
   await metrics?.shutdown();
-  if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
-  await stoppingSent;
-  running.stopped?.();
+  await (stopping ?? notifier.stopping(failure ?? "Stopped"));
   await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
 }

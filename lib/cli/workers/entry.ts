@@ -54,7 +54,6 @@ async function start(message: StartMessage) {
   post({ type: "listening", addrs: running.addrs });
   const error = await running.finished;
   clearInterval(ticker);
-  running.stopped();
   flush();
   post({ type: "done", snapshot: running.snapshot(), error });
 }
