@@ -159,12 +159,10 @@ export async function readLimited(
   /** Refuses anything but a regular file within the limit. */
   const check = (isFile: boolean, mode: number | null, size: number) => {
     if (!isFile) {
-      const type = (Object.keys(TYPES) as FileType[]).find((name) =>
+      const fileType = (Object.keys(TYPES) as FileType[]).find((name) =>
         TYPES[name][0] === ((mode ?? 0) & 0o170000)
-      );
-      throw new ReadLimitedError(path, "not-a-file", limit, {
-        fileType: type ?? "unknown",
-      });
+      ) ?? "unknown";
+      throw new ReadLimitedError(path, "not-a-file", limit, { fileType });
     }
     if (size > limit) {
       throw new ReadLimitedError(path, "too-large", limit, { size });

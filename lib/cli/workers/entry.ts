@@ -44,9 +44,8 @@ function line(text: string) {
 
 let run: Run | undefined;
 
-async function start(message: StartMessage) {
-  const { command, prepared } = message;
-  const running = run = await runServer(command, prepared, line, message);
+async function start({ command, prepared, ...worker }: StartMessage) {
+  const running = run = await runServer(command, prepared, line, worker);
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
