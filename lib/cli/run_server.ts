@@ -75,9 +75,7 @@ export async function runServer(
     tarpit: options.tarpit !== undefined,
   });
   const histogram = createDurationHistogram();
-  const trapped = options.tarpit
-    ? createDurationHistogram(TRAPPED_BUCKETS)
-    : undefined;
+  const trapped = options.tarpit && createDurationHistogram(TRAPPED_BUCKETS);
   let server: GreetingServer;
   try {
     server = serveGreetingWith({
