@@ -113,8 +113,7 @@ export class ReadLimitedError extends Error {
       cause === undefined ? undefined : { cause },
     );
     this.name = "ReadLimitedError";
-    if (fileType !== undefined) this.fileType = fileType;
-    if (size !== undefined) this.size = size;
+    Object.assign(this, { fileType, size });
   }
 }
 
@@ -160,12 +159,10 @@ export async function readLimited(
   /** Refuses anything but a regular file within the limit. */
   const check = (isFile: boolean, mode: number | null, size: number) => {
     if (!isFile) {
-      const type = (Object.keys(TYPES) as FileType[]).find((name) =>
+      const fileType = (Object.keys(TYPES) as FileType[]).find((name) =>
         TYPES[name][0] === ((mode ?? 0) & 0o170000)
-      );
-      throw new ReadLimitedError(path, "not-a-file", limit, {
-        fileType: type ?? "unknown",
-      });
+      ) ?? "unknown";
+      throw new ReadLimitedError(path, "not-a-file", limit, { fileType });
     }
     if (size > limit) {
       throw new ReadLimitedError(path, "too-large", limit, { size });
@@ -198,12 +195,7 @@ export async function readLimited(
         const size = Math.min(limit + 1, length + CHUNK);
         buffer = new Uint8Array(buffer.buffer.transfer(size));
       }
-      const { bytesRead } = await file.read(
-        buffer,
-        length,
-        buffer.length - length,
-        null,
-      );
+      const { bytesRead } = await file.read(buffer.subarray(length));
       if (bytesRead === 0) break;
       length += bytesRead;
     }

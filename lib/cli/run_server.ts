@@ -28,16 +28,12 @@ export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
  * the metrics, the health check and a reload read it.
  */
 export type Serving =
-  & Omit<Run, "snapshot" | "stopped" | "shutdown">
+  & Omit<Run, "snapshot" | "shutdown">
   & {
     /** Starts draining; its outcome is reported through `finished`. */
     shutdown(): unknown;
     /** Brings the counters up to date (workers report them periodically). */
     refresh?(): Promise<void>;
-    /** Called once the start-up lines are out. */
-    started?(): void;
-    /** Called once the server has stopped, before the stop line. */
-    stopped?(): void;
   };
 
 /** One thread's server run. */
@@ -72,18 +68,14 @@ export async function runServer(
     );
   }
   const log = createConnectionLog({
+    ...command.log,
     emit,
-    format: command.log.format,
-    quiet: command.log.quiet,
-    rate: command.log.rate,
     timestamps: command.log.timestamps === "on",
     sensed: options.greetPause !== undefined || options.capture !== undefined,
     tarpit: options.tarpit !== undefined,
   });
   const histogram = createDurationHistogram();
-  const trapped = options.tarpit
-    ? createDurationHistogram(TRAPPED_BUCKETS)
-    : undefined;
+  const trapped = options.tarpit && createDurationHistogram(TRAPPED_BUCKETS);
   let server: GreetingServer;
   try {
     server = serveGreetingWith({
@@ -94,18 +86,17 @@ export async function runServer(
       onAcceptError: command.fdLimitUnread
         ? (error, kind, code) => {
           log.onAcceptError(error, kind, code);
-          if (code !== "EMFILE" || Atomics.compareExchange(shared, 1, 0, 1)) {
-            return;
+          if (code === "EMFILE" && !Atomics.compareExchange(shared, 1, 0, 1)) {
+            warn(
+              "out of open files (EMFILE) below --max-connections " +
+                `${options.maxConnections}: greeter could not read the ` +
+                "open-file limit to fit the cap to it (Deno reads /proc only " +
+                "with --allow-all). Raise the limit (ulimit -n, or " +
+                "LimitNOFILE= in the systemd unit), lower --max-connections, " +
+                "or give --allow-all",
+              command.log.format,
+            );
           }
-          warn(
-            "out of open files (EMFILE) below --max-connections " +
-              `${options.maxConnections}: greeter could not read the ` +
-              "open-file limit to fit the cap to it (Deno reads /proc only " +
-              "with --allow-all). Raise the limit (ulimit -n, or " +
-              "LimitNOFILE= in the systemd unit), lower --max-connections, " +
-              "or give --allow-all",
-            command.log.format,
-          );
         }
         : log.onAcceptError,
       // Only --metrics probes the server's own port.
@@ -150,20 +141,16 @@ export async function runServer(
           : {}),
       }),
     // Swapped in the same way on the main thread and in every worker.
-    swap: async (prepared: Prepared) => {
-      try {
-        server.reload(await complete(command, prepared));
-      } catch (error) {
-        return explainError(error).message;
-      }
-    },
+    swap: (prepared: Prepared) =>
+      complete(command, prepared)
+        .then((options) => void server.reload(options))
+        .catch((error) => explainError(error).message),
     shutdown: () => server.shutdown(),
+    // Once stopped, the pending summaries go out and their timers stop.
     finished: server.finished.then(
       () => undefined,
       (error) => explainError(error).message,
-    ),
-    /** Emits the pending summaries and stops their timers. */
-    stopped: () => log.close(),
+    ).finally(() => log.close()),
   };
 }
 

@@ -166,12 +166,11 @@ function makeGreeting(
   { quotes, message }: Pick<Prepared, "quotes" | "message">,
 ) {
   const { preset, encoding, lineEnding } = command.greeting;
-  const make = preset
-    ? () => presetGreeting(preset, quotes)
-    : () =>
-      compileTemplate(message ?? DEFAULT_MESSAGE, { encoding, lineEnding });
-  const file = preset ? command.files.quotes : undefined;
-  return asUsageError<GreetingSource>(make, file);
+  return preset
+    ? asUsageError(() => presetGreeting(preset, quotes), command.files.quotes)
+    : asUsageError(() =>
+      compileTemplate(message ?? DEFAULT_MESSAGE, { encoding, lineEnding })
+    );
 }
 
 /**
@@ -217,15 +216,13 @@ export async function readInputFile(
   what: string,
   limit: number = DEFAULT_FILE_LIMIT,
 ): Promise<Uint8Array> {
-  try {
-    return await readLimited(path, limit);
-  } catch (error) {
+  return await readLimited(path, limit).catch((error) => {
     // readLimited wraps every failure of its own; anything else is a bug.
     if (!(error instanceof ReadLimitedError)) throw error;
     throw new UsageError(
       `Cannot read ${what} ${quote(path)}: ${error.message}`,
     );
-  }
+  });
 }
 
 /** {@linkcode readInputFile}, decoded as UTF-8. */

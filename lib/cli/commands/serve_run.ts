@@ -4,10 +4,7 @@
  *
  * @module
  */
-import {
-  createLineWriter,
-  type LineWriter,
-} from "../../observe/line_writer.ts";
+import { createLineWriter } from "../../observe/line_writer.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
 import { ExitError, UsageError } from "../flags.ts";
@@ -23,34 +20,10 @@ import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
-import { prepare, type Prepared } from "../setup.ts";
+import { prepare } from "../setup.ts";
 import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
-
-/** Serves from the main thread alone, or with `--workers N` threads. */
-async function serve(
-  command: ServeCommand,
-  prepared: Prepared,
-  writer: LineWriter,
-): Promise<Serving> {
-  if ((command.workers ?? 1) <= 1) {
-    return runServer(command, prepared, writer.line);
-  }
-  const { startWorkers } = await import("../workers/pool.ts");
-  // Workers' lines, held back until the start-up lines are out.
-  let held: string[] | undefined = [];
-  const group = await startWorkers(command, prepared, {
-    count: command.workers!,
-    onLines: (lines) =>
-      held ? held.push(...lines) : lines.forEach((line) => writer.line(line)),
-  });
-  group.started = () => {
-    held!.forEach((line) => writer.line(line));
-    held = undefined;
-  };
-  return group;
-}
 
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
@@ -103,8 +76,18 @@ export async function runServe(given: ServeCommand): Promise<number> {
           : "",
       () => serving,
     );
+  // Serves from the main thread alone, or with `--workers N` threads, whose
+  // lines are held back until the start-up lines are out.
+  let held: string[] | undefined = [];
+  const workers = command.workers ?? 1;
+  const onLines = (lines: string[]) =>
+    held ? held.push(...lines) : lines.forEach(writer.line);
   try {
-    serving = await serve(command, prepared, writer);
+    serving = workers <= 1
+      ? await runServer(command, prepared, writer.line)
+      : await import("../workers/pool.ts").then((pool) =>
+        pool.startWorkers(command, prepared, { count: workers, onLines })
+      );
   } catch (error) {
     await metrics?.shutdown();
     throw error;
@@ -113,17 +96,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
   // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
   // logs the stop and flushes the log.
-  const running = serving;
+  const running = serving!;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
-  let stopping = false;
-  // Sent before the process exits: systemd must hear STOPPING=1.
-  let stoppingSent: Promise<unknown> | undefined;
+  // STOPPING=1 once it is sent: awaited before the process exits, for
+  // systemd must hear it.
+  let stopping: Promise<unknown> | undefined;
   const stop = () => {
     if (stopping) return;
-    stopping = true;
     log.stopping();
-    stoppingSent = notifier.stopping("Draining");
+    stopping = notifier.stopping("Draining");
     Promise.resolve(running.shutdown()).catch(() => {});
   };
   // One reload at a time; a SIGHUP during one asks for one more after it.
@@ -188,7 +170,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
     command.files.tlsCert !== undefined,
     metrics?.addr,
   );
-  running.started?.();
+  held.forEach(writer.line);
+  held = undefined;
   notifier.ready(statusLine(running.addrs)).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
@@ -202,17 +185,12 @@ export async function runServe(given: ServeCommand): Promise<number> {
       );
     }
   });
-  let failure: string | undefined;
-  try {
-    failure = await running.finished;
-  } finally {
-    for (const remove of removers) remove();
-    ended = true;
-    await metrics?.shutdown();
-  }
-  if (!stopping) stoppingSent = notifier.stopping(failure ?? "Stopped");
-  await stoppingSent;
-  running.stopped?.();
+  // Resolves, never rejects (to the failure, if any).
+  const failure = await running.finished;
+  for (const remove of removers) remove();
+  ended = true;
+  await metrics?.shutdown();
+  await (stopping ?? notifier.stopping(failure ?? "Stopped"));
   await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
 }

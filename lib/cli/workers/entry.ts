@@ -44,11 +44,8 @@ function line(text: string) {
 
 let run: Run | undefined;
 
-async function start({ command, prepared, ports, shared }: StartMessage) {
-  const running = run = await runServer(command, prepared, line, {
-    ports,
-    shared,
-  });
+async function start({ command, prepared, ...worker }: StartMessage) {
+  const running = run = await runServer(command, prepared, line, worker);
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
@@ -56,7 +53,6 @@ async function start({ command, prepared, ports, shared }: StartMessage) {
   post({ type: "listening", addrs: running.addrs });
   const error = await running.finished;
   clearInterval(ticker);
-  running.stopped();
   flush();
   post({ type: "done", snapshot: running.snapshot(), error });
 }
@@ -88,9 +84,8 @@ scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
   if (data.type === "start") {
     start(data).catch((error) => run ? crash(error) : fail(error));
   } else if (data.type === "shutdown") {
-    run?.shutdown().catch(() => {
-      // The failure is reported by start(), from `finished`.
-    });
+    // A failure is reported by start(), from `finished`.
+    run?.shutdown().catch(() => {});
   } else if (run) {
     // A stats request, or a reload: answered with fresh counters.
     const error = data.type === "reload"

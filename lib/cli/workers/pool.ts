@@ -248,21 +248,19 @@ export async function startWorkers(
     }, stopWithin);
   }
 
-  const start = (member: Member, ports?: number[]) =>
-    post(member, {
-      type: "start",
-      command,
-      prepared: posted(prepared),
-      ports,
-      shared: SHARED,
-    });
+  const message: StartMessage = {
+    type: "start",
+    command,
+    prepared: posted(prepared),
+    shared: SHARED,
+  };
   const [first, ...rest] = members;
   let addrs: Deno.Addr[];
   try {
-    start(first);
+    post(first, message);
     addrs = await first.ready.promise;
     const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
-    for (const member of rest) start(member, ports);
+    for (const member of rest) post(member, { ...message, ports });
     await Promise.all(rest.map((member) => member.ready.promise));
   } catch (error) {
     for (const { worker } of members) worker.terminate();
