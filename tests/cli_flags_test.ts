@@ -226,6 +226,14 @@ Deno.test("parseFlags() reads bundled short flags as the same flags one by one",
     UsageError,
     "Unknown option -qx",
   );
+  // parseArgs would read "-qx5" as -q with the value "x5", in silence.
+  for (const arg of ["-qx5", "-q\u00e9", "-qVx1"]) {
+    assertThrows(
+      () => parseFlags([arg], SERVE_FLAGS),
+      UsageError,
+      `Unknown option ${arg}:`,
+    );
+  }
 });
 
 Deno.test("parseCommand() refuses a value given to a switch, whatever it says", () => {
@@ -243,6 +251,8 @@ Deno.test("parseCommand() refuses a value given to a switch, whatever it says", 
       [["-q-"], "-q", "-"],
       [["-qV5"], "-V", "5"],
       [["-h0.5"], "-h", "0.5"],
+      [["-q\u{1F600}"], "-q", "\u{1F600}"],
+      [["-h250ms"], "-h", "250ms"],
     ] as const
   ) {
     const error = assertThrows(() => parseCommand([...args]), UsageError);

@@ -192,9 +192,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     const bundle = letters.map((letter) => byName.get(letter));
     const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
       bundle.length;
-    // "-q5", "-q=1", "-q-": parseArgs would take them for -q's value and
-    // drop the switch, silently.
-    if (end > 1 && !bundle[end - 1] && !/[a-z]/i.test(letters[end - 1])) {
+    // A switch with more after it: parseArgs would take "-q5", "-q=1",
+    // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
+    if (end > 1 && !bundle[end - 1]) {
+      if (/\p{L}/u.test(letters[end - 1])) throw unknownOption(arg, specs);
       throw noValue(
         `-${letters[end - 2]}`,
         letters.slice(end - 1).join("").replace(/^=/, ""),
