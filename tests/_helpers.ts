@@ -103,8 +103,12 @@ export interface CliServer extends AsyncDisposable {
   port: number;
   /** Everything it has printed on stdout so far. */
   stdout(): string;
-  /** Waits until stdout matches, or fails after `ms`. */
-  waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** Waits until stdout (or stderr) matches, or fails after `ms`. */
+  waitFor(
+    pattern: RegExp,
+    ms?: number,
+    from?: "stdout" | "stderr",
+  ): Promise<RegExpMatchArray>;
   /** Sends a signal and waits for the exit; resolves to the full output. */
   stop(
     signal?: Deno.Signal,
@@ -151,10 +155,10 @@ export async function startCli(
     return status;
   });
 
-  async function waitFor(pattern: RegExp, ms = 10_000) {
+  async function waitFor(pattern: RegExp, ms = 10_000, from = "stdout") {
     const deadline = Date.now() + ms;
     while (true) {
-      const match = stdout.match(pattern);
+      const match = (from === "stderr" ? stderr : stdout).match(pattern);
       if (match) return match;
       if (exited || Date.now() > deadline) {
         throw new Error(

@@ -228,9 +228,9 @@ Deno.test({
           ),
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await server.waitFor(/Accept failed/);
     for (const conn of held) conn?.close();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Stopping writes the flood's summary.
     const { stdout } = await server.stop();
     const lines = stdout.trim().split("\n");
     assert(lines.some((line) => line.includes(" suppressed")), stdout);
@@ -247,7 +247,7 @@ Deno.test({
   async fn() {
     await using server = await startCli([...LOCAL, "--log-format", "json"]);
     server.process.kill("SIGUSR1");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await server.waitFor(/SIGUSR1/, undefined, "stderr");
     const { code, stderr } = await server.stop();
     assertEquals(code, 0);
     // Deno's own line about the inspector it could not start is not ours.
@@ -349,7 +349,7 @@ Deno.test({
             ),
         ),
       );
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await server.waitFor(/EMFILE/, undefined, "stderr");
       for (const conn of held) conn?.close();
       assertEquals(
         new TextDecoder().decode(await readAll(server.port)),
