@@ -261,9 +261,8 @@ export function serveGreetingWith(
       if ("maxPerIp" in next || "ratePerIp" in next) {
         server.admission = admissionOf(next);
       } else if ("allow" in next || "deny" in next) {
-        const { allow = [], deny = [] } = next;
-        if (server.admission) server.admission.setRules(allow, deny);
-        else server.admission = admissionOf({ allow, deny });
+        if (server.admission) server.admission.setRules(next.allow, next.deny);
+        else server.admission = admissionOf(next);
       }
     },
     shutdown,
