@@ -281,9 +281,8 @@ function is(test: (value: unknown) => boolean, expected: string): Check {
 }
 
 /** A check for a whole number from `min` to `max`. */
-function int(min: number, max: number): Check {
-  return (option, value) => checkInteger(option, value, min, max);
-}
+const int = (min: number, max: number): Check => (option, value) =>
+  checkInteger(option, value, min, max);
 
 const bytes = is((value) => value instanceof Uint8Array, "a Uint8Array");
 const fn = is((value) => typeof value === "function", "a function");
