@@ -246,12 +246,10 @@ export function serveGreetingWith(
     finished,
     reload(next) {
       check(next, RELOADABLE);
-      if (next.tls) {
-        // The first may refuse the pair, before anything has changed; the
-        // rest take the same pair.
-        for (const { tls } of listeners) {
-          tls?.setCertificate(next.tls.cert, next.tls.key);
-        }
+      // The first may refuse the pair, before anything has changed; the
+      // rest take the same pair.
+      for (const { tls } of next.tls ? listeners : []) {
+        tls?.setCertificate(next.tls!.cert, next.tls!.key);
       }
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
