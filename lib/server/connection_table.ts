@@ -182,9 +182,9 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   const greetTimeout = options.greetTimeout ?? 0;
   const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
-  const handshaking = new List<Slot>();
-  const serving = new List<Slot>();
-  const lingering = new List<Slot>();
+  // In the order a connection goes through them.
+  const slotLists = [new List<Slot>(), new List<Slot>(), new List<Slot>()];
+  const [handshaking, serving, lingering] = slotLists;
   const pauses = new List<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
@@ -219,7 +219,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     list.size++;
     if (finite) arm();
   }
-  const slotLists = [handshaking, serving, lingering];
   const open = () => handshaking.size + serving.size + lingering.size;
 
   function release(slot: Slot): boolean {
