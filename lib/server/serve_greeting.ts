@@ -4,7 +4,6 @@ import {
   acceptConnection,
   type ConnectionContext,
   EMPTY,
-  type ServerHooks,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import { type OpenListener, openListeners } from "./listeners.ts";
@@ -170,7 +169,7 @@ export function serveGreetingOn(
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
-  hooks: ServerHooks,
+  hooks: Pick<ConnectionContext, "onEnded">,
   listeners?: OpenListener[],
 ): GreetingServer {
   object("options", options);
