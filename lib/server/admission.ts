@@ -168,7 +168,7 @@ export function createAdmission(options: AdmissionOptions) {
      * Replaces the allow and deny lists (a reload), keeping the per-source
      * counts and rate buckets.
      */
-    setRules(nextAllow: Cidr[], nextDeny: Cidr[]) {
+    setRules(nextAllow: Cidr[] = [], nextDeny: Cidr[] = []) {
       allow = createIpSet(nextAllow);
       deny = createIpSet(nextDeny);
     },

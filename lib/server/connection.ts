@@ -16,22 +16,17 @@ import { Sensing } from "./sensor.ts";
 import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
 import type { Tarpit } from "./tarpit.ts";
 
-/**
- * Internal observers of a server, beside its options: the CLI's metrics
- * take a number per connection from them, with no record made.
- */
-export interface ServerHooks {
-  /**
-   * Called as each connection ends with how long it lived, in ms, and in
-   * tarpit mode how long it was held.
-   */
-  onEnded?(duration: number, held: number | undefined): void;
-}
-
 /** The greeting server's state, shared by its connections. */
-export interface ConnectionContext extends ServerHooks {
+export interface ConnectionContext {
   /** The core it runs on: counters, table, places, shutdown flag. */
   readonly core: ServerCore;
+  /**
+   * An internal observer beside the options (the CLI's metrics take a
+   * number per connection from it, with no record made): called as each
+   * connection ends with how long it lived, in ms, and in tarpit mode how
+   * long it was held.
+   */
+  onEnded?(duration: number, held: number | undefined): void;
   /** Who may connect; replaced whole by a reload. */
   admission: Admission | undefined;
   /** What clients are sent; replaced by a reload. */

@@ -89,29 +89,6 @@ export interface PauseEntry extends Linked<PauseEntry> {
   wake: () => void;
 }
 
-/**
- * Puts `node` into `list` in deadline order, taking it out of its old list.
- * A deadline of never goes to the tail; a finite one is looked for back
- * from the latest finite deadline, where a new one almost always belongs,
- * so it is as cheap as appending unless the deadline is earlier than most.
- */
-function insert<N extends Linked<N>>(list: List<N>, node: N): void {
-  // Out first, so the scan below never finds the node itself.
-  unlink(node);
-  const finite = node.deadline !== Infinity;
-  let after = finite ? list.lastFinite : list.tail;
-  while (after && after.deadline > node.deadline) after = after.prev;
-  if (finite && after === list.lastFinite) list.lastFinite = node;
-  node.list = list;
-  node.prev = after;
-  node.next = after ? after.next : list.head;
-  if (after) after.next = node;
-  else list.head = node;
-  if (node.next) node.next.prev = node;
-  else list.tail = node;
-  list.size++;
-}
-
 /** Takes `node` out of its list; false if it was in none. */
 function unlink<N extends Linked<N>>(node: N): boolean {
   const list = node.list;
@@ -205,9 +182,9 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   const greetTimeout = options.greetTimeout ?? 0;
   const serveTimeout = timeout || greetTimeout;
   const now = options.now ?? (() => performance.now());
-  const handshaking = new List<Slot>();
-  const serving = new List<Slot>();
-  const lingering = new List<Slot>();
+  // In the order a connection goes through them.
+  const slotLists = [new List<Slot>(), new List<Slot>(), new List<Slot>()];
+  const [handshaking, serving, lingering] = slotLists;
   const pauses = new List<PauseEntry>();
   // A quarter of the shortest deadline, within 10 to 250 ms: a deadline is
   // met to within that much, at a cost of at most 100 wake-ups a second.
@@ -217,7 +194,32 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   const sweepEvery = Math.min(250, Math.max(10, shortest / 4));
   let sweeper: ReturnType<typeof setInterval> | undefined;
   const arm = () => sweeper ??= setInterval(sweep, sweepEvery);
-  const slotLists = [handshaking, serving, lingering];
+
+  /**
+   * Puts `node` into `list` in deadline order, taking it out of its old list.
+   * A deadline of never goes to the tail; a finite one is looked for back
+   * from the latest finite deadline, where a new one almost always belongs,
+   * so it is as cheap as appending unless the deadline is earlier than most.
+   * A finite deadline arms the sweep.
+   */
+  function insert<N extends Linked<N>>(list: List<N>, node: N): void {
+    // Out first, so the scan below never finds the node itself.
+    unlink(node);
+    const finite = node.deadline !== Infinity;
+    let after = finite ? list.lastFinite : list.tail;
+    while (after && after.deadline > node.deadline) after = after.prev;
+    if (finite && after === list.lastFinite) list.lastFinite = node;
+    node.list = list;
+    node.prev = after;
+    node.next = after ? after.next : list.head;
+    if (after) after.next = node;
+    else list.head = node;
+    if (node.next) node.next.prev = node;
+    else list.tail = node;
+    list.size++;
+    if (finite) arm();
+  }
+  const open = () => handshaking.size + serving.size + lingering.size;
 
   function release(slot: Slot): boolean {
     if (!unlink(slot)) return false;
@@ -236,9 +238,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
       unlink(entry);
       entry.wake();
     }
-    if (handshaking.size + serving.size + lingering.size + pauses.size === 0) {
-      stop();
-    }
+    if (open() + pauses.size === 0) stop();
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
@@ -256,7 +256,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
       host: undefined,
     };
     insert(list, slot);
-    if (after > 0) arm();
     return slot;
   }
 
@@ -274,7 +273,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     lingering,
     /** How many connections are open. */
     get size(): number {
-      return handshaking.size + serving.size + lingering.size;
+      return open();
     },
     /** True when `greetTimeout` bounds some connections (TLS ones). */
     boundsGreeting: timeout === 0 && greetTimeout > 0,
@@ -304,7 +303,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
         : Infinity;
       // Only the connections accepted during the handshake come after it.
       insert(serving, slot);
-      if (slot.deadline < Infinity) arm();
       return true;
     },
     /**
@@ -327,7 +325,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
         ? Math.min(slot.deadline, now() + linger)
         : now() + linger;
       insert(lingering, slot);
-      arm();
       return true;
     },
     /**
@@ -337,7 +334,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
      */
     pause(wake: () => void): PauseEntry {
       if (pause <= 0) throw new TypeError("This table has no greeting pause");
-      arm();
       const entry: PauseEntry = {
         deadline: now() + pause,
         wake,

@@ -4,7 +4,6 @@ import {
   acceptConnection,
   type ConnectionContext,
   EMPTY,
-  type ServerHooks,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
 import { type OpenListener, openListeners } from "./listeners.ts";
@@ -170,7 +169,7 @@ export function serveGreetingOn(
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
-  hooks: ServerHooks,
+  hooks: Pick<ConnectionContext, "onEnded">,
   listeners?: OpenListener[],
 ): GreetingServer {
   object("options", options);
@@ -246,12 +245,10 @@ export function serveGreetingWith(
     finished,
     reload(next) {
       check(next, RELOADABLE);
-      if (next.tls) {
-        // The first may refuse the pair, before anything has changed; the
-        // rest take the same pair.
-        for (const { tls } of listeners) {
-          tls?.setCertificate(next.tls.cert, next.tls.key);
-        }
+      // The first may refuse the pair, before anything has changed; the
+      // rest take the same pair.
+      for (const { tls } of next.tls ? listeners : []) {
+        tls?.setCertificate(next.tls!.cert, next.tls!.key);
       }
       server.greeting = next.greeting ?? DEFAULT_GREETING;
       server.refuseMessage = next.refuseMessage ?? EMPTY;
@@ -261,9 +258,8 @@ export function serveGreetingWith(
       if ("maxPerIp" in next || "ratePerIp" in next) {
         server.admission = admissionOf(next);
       } else if ("allow" in next || "deny" in next) {
-        const { allow = [], deny = [] } = next;
-        if (server.admission) server.admission.setRules(allow, deny);
-        else server.admission = admissionOf({ allow, deny });
+        if (server.admission) server.admission.setRules(next.allow, next.deny);
+        else server.admission = admissionOf(next);
       }
     },
     shutdown,
@@ -282,9 +278,8 @@ function is(test: (value: unknown) => boolean, expected: string): Check {
 }
 
 /** A check for a whole number from `min` to `max`. */
-function int(min: number, max: number): Check {
-  return (option, value) => checkInteger(option, value, min, max);
-}
+const int = (min: number, max: number): Check => (option, value) =>
+  checkInteger(option, value, min, max);
 
 const bytes = is((value) => value instanceof Uint8Array, "a Uint8Array");
 const fn = is((value) => typeof value === "function", "a function");

@@ -36,30 +36,25 @@ const loadEngine = () =>
  * @throws {TypeError} When the certificate or the key cannot be read.
  * @throws {RangeError} When the key is not the certificate's.
  */
-export async function checkCertificateAndKey(
+export const checkCertificateAndKey = async (
   cert: string,
   key: string,
-): Promise<void> {
-  (await loadEngine()).checkPair(cert, key);
-}
+): Promise<void> => (await loadEngine()).checkPair(cert, key);
 
 // Every connection a TLS listener gave out, until it is collected, with
 // the TLS start of each one a deferred listener gave out.
 const tlsStarts = new WeakMap<Conn, (() => Promise<Conn>) | undefined>();
 
 /** True for a connection a TLS listener accepted (deferred or not). */
-export function isTlsConnection(conn: Conn): boolean {
-  return tlsStarts.has(conn);
-}
+export const isTlsConnection = (conn: Conn): boolean => tlsStarts.has(conn);
 
 /**
  * Starts TLS on a connection that a `deferred` listener accepted, once what
  * came before the handshake has been read; returns undefined for any other
  * connection. The TCP connection then belongs to the TLS one.
  */
-export function startDeferredTls(conn: Conn): Promise<Conn> | undefined {
-  return tlsStarts.get(conn)?.();
-}
+export const startDeferredTls = (conn: Conn): Promise<Conn> | undefined =>
+  tlsStarts.get(conn)?.();
 
 /**
  * What {@linkcode serveTlsOn} returns: a `Deno.Listener` of TLS clients.
@@ -168,9 +163,7 @@ function contextOf(cert: string, key: string): Promise<SecureContext> {
   if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(key)) {
     throw new TypeError("The TLS key is not a PEM private key");
   }
-  const context = loadEngine().then((engine) =>
-    engine.secureContext(cert, key)
-  );
+  const context = loadEngine().then((tls) => tls.secureContext(cert, key));
   context.catch(() => {}); // Reported by accept().
   return context;
 }

@@ -13,12 +13,10 @@ export async function waitAtMost(
   promise: Promise<unknown>,
   ms: number,
 ): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = Promise.withResolvers<void>();
+  const timer = setTimeout(timeout.resolve, ms);
   try {
-    await Promise.race([
-      promise,
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
+    await Promise.race([promise, timeout.promise]);
   } finally {
     clearTimeout(timer);
   }
