@@ -6,6 +6,7 @@
  * @module
  */
 import { explainError } from "../explain.ts";
+import { ExitError } from "../flags.ts";
 import { type Run, runServer } from "../run_server.ts";
 import type { FromWorker, StartMessage, ToWorker } from "./pool.ts";
 
@@ -58,7 +59,9 @@ async function start({ command, prepared, ...worker }: StartMessage) {
 
 function fail(error: unknown) {
   flush();
-  const { message, exitCode } = explainError(error);
+  const { message, exitCode } = error instanceof ExitError
+    ? error
+    : explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
