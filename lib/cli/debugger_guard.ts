@@ -11,6 +11,7 @@
  * @module
  */
 import { ExitError } from "./flags.ts";
+import { attempt } from "../net/value_error.ts";
 
 /** Where Deno opens its inspector on SIGUSR1. */
 export const INSPECTOR_HOST = "127.0.0.1:9229";
@@ -93,11 +94,8 @@ export function guardDebuggerPort(
       `this host with --unstable-net so that they share it, ${REMEDY}`,
   );
   const retry = setInterval(() => {
-    try {
-      held = hold();
-    } catch {
-      // Not this time (out of descriptors, say): the next tick tries again.
-    }
+    // Not this time (out of descriptors, say): the next tick tries again.
+    held = attempt(hold);
     if (held) clearInterval(retry);
   }, GUARD_RETRY_MS);
   Deno.unrefTimer(retry);

@@ -8,7 +8,6 @@
  */
 import type { ServeCommand } from "./commands/serve.ts";
 import { type ClientTransport, UsageError } from "./flags.ts";
-import type { ClientTlsOptions } from "../client/read_greeting.ts";
 import { decodeMessageFile } from "../greeting/message_file.ts";
 import { asUsageError } from "./explain.ts";
 import { presetGreeting } from "../greeting/presets.ts";
@@ -192,15 +191,16 @@ export async function complete(
   };
 }
 
-/** The TLS options of a client command, with its --ca file read. */
-export async function clientTls(
-  transport: ClientTransport,
-): Promise<false | ClientTlsOptions> {
-  if (!transport.tls) return false;
-  const caCerts = transport.ca === undefined
-    ? undefined
-    : [await readInputText(transport.ca, "CA file", transport.maxFileSize)];
-  return { caCerts, insecure: transport.insecure };
+/**
+ * A client command's options for the library: the Unix socket as `path`,
+ * and TLS (`false` without --tls) with its --ca file read.
+ */
+export async function clientOptions<T extends ClientTransport>(command: T) {
+  const { tls, ca, insecure, maxFileSize, unix } = command;
+  const caCerts = tls && ca !== undefined
+    ? [await readInputText(ca, "CA file", maxFileSize)]
+    : undefined;
+  return { ...command, path: unix, tls: tls && { caCerts, insecure } };
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import type { LogFormat } from "../observe/log_format.ts";
 import { quote } from "../net/escape.ts";
+import { attempt } from "../net/value_error.ts";
 import { UsageError } from "./flags.ts";
 import { warn } from "./warn.ts";
 
@@ -16,12 +17,9 @@ import { warn } from "./warn.ts";
  * terminal would otherwise prompt.
  */
 export function mayRead(variable: string): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "env", variable }).state ===
-      "granted";
-  } catch {
-    return false;
-  }
+  return attempt(() =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+  ) ?? false;
 }
 
 /** `variable`'s value, or undefined when it is unset or may not be read. */

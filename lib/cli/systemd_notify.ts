@@ -22,6 +22,7 @@
 
 import { escapeControl } from "../net/escape.ts";
 import { readEnv } from "./socket_activation.ts";
+import { attempt } from "../net/value_error.ts";
 
 /** The largest datagram systemd reads (`NOTIFY_BUFFER_MAX`, one pipe buffer). */
 export const MAX_NOTIFICATION_BYTES = 4096;
@@ -107,15 +108,6 @@ export function monotonicUsec(): bigint | undefined {
   return Number.isSafeInteger(seconds) && seconds > 0
     ? BigInt(seconds) * 1_000_000n
     : undefined;
-}
-
-/** What `f` returns, or undefined if it throws (not Linux, no permission). */
-function attempt<T>(f: () => T): T | undefined {
-  try {
-    return f();
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { V2_SIGNATURE } from "../net/proxy_protocol.ts";
 import { formatAddress } from "../net/address.ts";
+import { attempt } from "../net/value_error.ts";
 import { DEFAULT_PORT } from "../server/options.ts";
 
 /** The default time a client waits for the whole greeting, in milliseconds. */
@@ -214,11 +215,7 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     await conn.handshake();
     return denoSource(conn);
   } catch (error) {
-    try {
-      tcp.close();
-    } catch {
-      // Closed with the TLS connection already.
-    }
+    attempt(() => tcp.close()); // Closed with the TLS connection already.
     throw error;
   }
 }

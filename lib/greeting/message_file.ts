@@ -1,4 +1,5 @@
 import { type GreetingEncoding, LIMITS } from "./template.ts";
+import { attempt } from "../net/value_error.ts";
 
 /** Bytes of a message file that its encoding cannot decode. */
 export class DecodeError extends RangeError {
@@ -17,11 +18,7 @@ export class DecodeError extends RangeError {
 
 /** `bytes` as UTF-8 text (a byte order mark left out), if they are UTF-8. */
 export function decodeUtf8(bytes: Uint8Array): string | undefined {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return undefined;
-  }
+  return attempt(() => new TextDecoder("utf-8", { fatal: true }).decode(bytes));
 }
 
 /**

@@ -57,14 +57,14 @@ export type ProxyProtocolErrorReason =
  * ```
  */
 export class ProxyProtocolError extends Error {
-  /** Why the header was refused. */
-  readonly reason: ProxyProtocolErrorReason;
-
-  /** Makes an error with the reason and a message for people. */
-  constructor(reason: ProxyProtocolErrorReason, message: string) {
+  /**
+   * Makes an error with the reason and a message for people.
+   *
+   * @param reason Why the header was refused.
+   */
+  constructor(readonly reason: ProxyProtocolErrorReason, message: string) {
     super(message);
     this.name = "ProxyProtocolError";
-    this.reason = reason;
   }
 }
 

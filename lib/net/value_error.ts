@@ -28,3 +28,15 @@ export class ValueError extends RangeError {
     this.name = "ValueError";
   }
 }
+
+/**
+ * What `f` returns, or undefined if it throws: for a question whose failure
+ * is its answer (no such descriptor, no permission, not Linux).
+ */
+export function attempt<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}

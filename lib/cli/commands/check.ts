@@ -1,4 +1,4 @@
-import { clientTls } from "../setup.ts";
+import { clientOptions } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 import { asUsageError, explainConnectError, lowerFirst } from "../explain.ts";
 import { checkGreeting, DEFAULT_CHECK_TIMEOUT } from "../../client/check.ts";
@@ -65,11 +65,7 @@ export function parseCheck(args: string[]) {
 
 /** Runs the health probe: one line on stdout, exit 0 only for a match. */
 export async function runCheck(command: CheckCommand): Promise<number> {
-  const result = await checkGreeting({
-    ...command,
-    path: command.unix,
-    tls: await clientTls(command),
-  });
+  const result = await checkGreeting(await clientOptions(command));
   // A failure to connect is worded by the CLI, with the flags that fix it,
   // and so are the library's hints.
   const header = "if it expects a PROXY protocol header";

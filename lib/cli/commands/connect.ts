@@ -10,7 +10,7 @@ import {
   ExitError,
   parseClient,
 } from "../flags.ts";
-import { clientTls } from "../setup.ts";
+import { clientOptions } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 
 /** The `connect` command's options, validated and typed. */
@@ -47,17 +47,15 @@ export function parseConnect(args: string[]) {
 
 /** Prints everything the server sends, byte for byte, until it closes. */
 export async function runConnect(command: ConnectCommand): Promise<number> {
-  const options = { ...command, path: command.unix };
   try {
-    const tls = await clientTls(command);
-    for await (const chunk of readGreeting({ ...options, tls })) {
+    for await (const chunk of readGreeting(await clientOptions(command))) {
       let written = 0;
       while (written < chunk.length) {
         written += await Deno.stdout.write(chunk.subarray(written));
       }
     }
   } catch (error) {
-    const address = clientAddress(options);
+    const address = clientAddress({ ...command, path: command.unix });
     const { message, exitCode } = explainConnectError(error, address, command);
     throw new ExitError(message, exitCode);
   }

@@ -18,6 +18,7 @@ import { adoptSocket, HALF_OPEN } from "../../server/node_conn.ts";
 import type { Conn } from "../../server/connection_table.ts";
 import { serveGreetingOn } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
+import { attempt } from "../../net/value_error.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
 import { warn } from "../warn.ts";
 import { readEnv } from "../socket_activation.ts";
@@ -54,10 +55,10 @@ function addressFrom(
     const hostname = readEnv(host);
     if (!hostname) continue;
     const text = port === undefined ? "0" : readEnv(port);
-    try {
-      return { transport: "tcp", hostname, port: parsePort(text ?? "") };
-    } catch {
-      // A port that is not one: the next host's variables, or the socket.
+    // A port that is not one: the next host's variables, or the socket.
+    const number = attempt(() => parsePort(text ?? ""));
+    if (number !== undefined) {
+      return { transport: "tcp", hostname, port: number };
     }
   }
 }
@@ -84,12 +85,10 @@ function notASocket(what: string): UsageError {
  */
 async function stderrIsClient(): Promise<boolean> {
   const { fstatSync } = await import("node:fs");
-  try {
+  return attempt(() => {
     const [err, input] = [fstatSync(2), fstatSync(0)];
     return err.dev === input.dev && err.ino === input.ino;
-  } catch {
-    return false;
-  }
+  }) ?? false;
 }
 
 /**
@@ -134,14 +133,10 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     import("node:fs"),
     import("node:net"),
   ]);
-  let kind: string | undefined = "closed";
-  try {
-    const info = fstatSync(0);
-    const found = STDIN_KINDS.find(([test]) => info[test]());
-    kind = found ? found[1] : "not a socket";
-  } catch {
-    // Not even a descriptor.
-  }
+  // Not even a descriptor: closed.
+  const info = attempt(() => fstatSync(0));
+  const found = info && STDIN_KINDS.find(([test]) => info[test]());
+  const kind = !info ? "closed" : found ? found[1] : "not a socket";
   if (kind !== undefined) throw notASocket(kind);
   let socket: Net.Socket;
   try {

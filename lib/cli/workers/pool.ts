@@ -16,6 +16,7 @@ import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { type Run, type Serving, SHARED } from "../run_server.ts";
+import type { runServer } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -27,18 +28,18 @@ counter greeter_worker_connections_accepted_total Connections accepted, by worke
 /** A worker's counters, as sent to the main thread. */
 type WorkerSnapshot = ReturnType<Run["snapshot"]>;
 
-/** Tells a worker to listen: the first one with the command's ports. */
-export interface StartMessage {
+/**
+ * Tells a worker to listen: the first one with the command's ports, the
+ * others with the real port of each listen target, as the first chose them
+ * (the rest of runServer's `worker`: the main thread's `SHARED` cells).
+ */
+export type StartMessage = {
   type: "start";
   /** The serving command: its log and its flags' words. */
   command: ServeCommand;
   /** The configuration the main thread prepared: no worker reads a file. */
   prepared: Prepared;
-  /** The real port of each listen target, when the first worker chose them. */
-  ports?: number[];
-  /** The main thread's shared cells (see `SHARED`). */
-  shared: Int32Array;
-}
+} & NonNullable<Parameters<typeof runServer>[3]>;
 
 /** What the main thread asks of every worker, each answering with "stats". */
 type Request = { type: "stats" } | { type: "reload"; prepared: Prepared };
