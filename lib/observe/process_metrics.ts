@@ -33,6 +33,7 @@ export async function loadProcessMetrics(): Promise<void> {
   cpuUsage ??= () => process.cpuUsage();
 }
 import { VERSION } from "../version.ts";
+import { attempt } from "../net/value_error.ts";
 import { expose, family, labelValue } from "./prometheus.ts";
 
 /**
@@ -115,15 +116,6 @@ export function parseFdLimit(text: string): FdLimit | undefined {
 export function readFdLimit(): FdLimit | undefined {
   const text = fromProc("/proc/self/limits", Deno.readTextFileSync);
   return text === undefined ? undefined : parseFdLimit(text);
-}
-
-/** Calls `read`, or gives undefined if it throws. */
-function attempt<T>(read: () => T): T | undefined {
-  try {
-    return read();
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Acceptor, closeQuietly } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
+import { attempt } from "../net/value_error.ts";
 import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
@@ -82,7 +83,7 @@ function openOne(
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
     // Without read permission it cannot be told apart later: left alone.
-    return { listener, socketFile: quietly(() => socketFileAt(target.path)) };
+    return { listener, socketFile: attempt(() => socketFileAt(target.path)) };
   }
   const { tls } = target;
   const tcp = target.transport === "fd"
@@ -145,7 +146,7 @@ export function closeListener(open: OpenListener): () => void {
   // function returned, to be called once the accept loop has ended (none if
   // it is gone, or not ours to keep: nothing to save).
   const aside = file && !isOurs(file)
-    ? quietly(() => {
+    ? attempt(() => {
       const name = `${file.path}.greeter-${Deno.pid}-aside`;
       Deno.linkSync(file.path, name);
       return name;
@@ -154,25 +155,16 @@ export function closeListener(open: OpenListener): () => void {
   closeQuietly(open.listener);
   if (aside) {
     // Or left as it was found.
-    return () => quietly(() => Deno.renameSync(aside, file!.path));
+    return () => attempt(() => Deno.renameSync(aside, file!.path));
   }
   // Or removed by the runtime meanwhile.
-  if (file && isOurs(file)) quietly(() => Deno.removeSync(file.path));
+  if (file && isOurs(file)) attempt(() => Deno.removeSync(file.path));
   return () => {};
 }
 
 /** True if the socket file at the path is still the one this listener made. */
 function isOurs(file: SocketFile): boolean {
-  const now = quietly(() => socketFileAt(file.path));
+  const now = attempt(() => socketFileAt(file.path));
   return now?.dev === file.dev && now.ino === file.ino &&
     now.ctime === file.ctime;
-}
-
-/** What `fn` returns, or undefined if it throws: for clean-ups, done or not. */
-function quietly<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch {
-    return undefined;
-  }
 }
