@@ -163,3 +163,23 @@ Deno.test("serveGreeting() rejects an allow list of strings before listening", a
     await server?.shutdown().catch(() => {});
   }
 });
+
+Deno.test("serveGreeting() and reload() reject options that are not an object with a TypeError", async () => {
+  // (No options at all are the defaults.)
+  for (const value of [null, "x", 1]) {
+    assertThrows(
+      () => serveGreeting(value as unknown as ServeGreetingOptions),
+      TypeError,
+      "Invalid options option: expected an object, got ",
+    );
+  }
+  await using server = serveGreeting({ hostname: HOST, port: 0 });
+  // A reload says what changes: it has no defaults to fall back on.
+  for (const value of [null, undefined, "x", 1]) {
+    assertThrows(
+      () => server.reload(value as unknown as ServeGreetingOptions),
+      TypeError,
+      "Invalid options option: expected an object, got ",
+    );
+  }
+});

@@ -244,6 +244,7 @@ export function serveGreetingWith(
     },
     finished,
     reload(next) {
+      object("options", next);
       check(next, RELOADABLE);
       // The first may refuse the pair, before anything has changed; the
       // rest take the same pair.
