@@ -6,6 +6,7 @@ import {
   serveGreeting,
 } from "../mod.ts";
 import { parseProxyHeader } from "../lib/net/proxy_protocol.ts";
+import { parseCidr } from "../lib/net/ip.ts";
 import { closedPort, DEFAULT_BYTES, silentServer } from "./_helpers.ts";
 import { encodeProxyHeader } from "./_proxy_header.ts";
 
@@ -44,6 +45,25 @@ Deno.test("fetchGreeting() with proxyHeader sends exactly the 16-byte v2 LOCAL h
     header: { version: 2, command: "local" },
     length: 16,
   });
+});
+
+Deno.test("fetchGreeting() with proxyHeader over a Unix socket sends the header to a server that expects it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/greeter.sock`;
+    await using server = serveGreeting({
+      listen: [{ transport: "unix", path }],
+      // Unix peers need no trust list, but the option wants one.
+      proxyProtocol: { from: [parseCidr("127.0.0.1/32")] },
+    });
+    assertEquals(
+      await fetchGreeting({ path, proxyHeader: true, timeout: 2_000 }),
+      DEFAULT_BYTES,
+    );
+    assertEquals(server.stats.outcomes.greeted, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("fetchGreeting() rejects with ConnectionRefused when nobody listens", async () => {

@@ -172,11 +172,8 @@ function asDenoError(error: Error & { code?: string }): Error {
 async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
-  if (path !== undefined) {
-    return denoSource(await Deno.connect({ transport: "unix", path }));
-  }
   const { caCerts, insecure } = typeof tls === "object" ? tls : {};
-  if (tls && insecure) {
+  if (path === undefined && tls && insecure) {
     // Deno's own TLS client always verifies; node:tls can be told not to.
     const { connect } = await import("node:tls");
     const { connect: connectTcp, isIP } = await import("node:net");
@@ -207,11 +204,17 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   }
   // As HAProxy's send-proxy: the header in clear (16 bytes: one write takes
   // them), then, for TLS, the handshake on the same connection.
-  const tcp = await Deno.connect({ hostname, port, signal });
+  const tcp = path === undefined
+    ? await Deno.connect({ hostname, port, signal })
+    : await Deno.connect({ transport: "unix", path });
   try {
     if (proxyHeader) await tcp.write(LOCAL_HEADER);
-    if (!tls) return denoSource(tcp);
-    const conn = await Deno.startTls(tcp, { hostname, caCerts });
+    // (A Unix socket has no TLS here: the CLI says so.)
+    if (!tls || path !== undefined) return denoSource(tcp);
+    const conn = await Deno.startTls(tcp as Deno.TcpConn, {
+      hostname,
+      caCerts,
+    });
     await conn.handshake();
     return denoSource(conn);
   } catch (error) {
