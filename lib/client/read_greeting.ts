@@ -203,22 +203,22 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     };
   }
   // As HAProxy's send-proxy: the header in clear (16 bytes: one write takes
-  // them), then, for TLS, the handshake on the same connection.
-  const tcp = path === undefined
+  // them), then, for TLS, the handshake on the same connection. (A Unix
+  // socket has no TLS here: the CLI says so.)
+  const socket = path === undefined
     ? await Deno.connect({ hostname, port, signal })
     : await Deno.connect({ transport: "unix", path });
   try {
-    if (proxyHeader) await tcp.write(LOCAL_HEADER);
-    // (A Unix socket has no TLS here: the CLI says so.)
-    if (!tls || path !== undefined) return denoSource(tcp);
-    const conn = await Deno.startTls(tcp as Deno.TcpConn, {
+    if (proxyHeader) await socket.write(LOCAL_HEADER);
+    if (!tls || path !== undefined) return denoSource(socket);
+    const conn = await Deno.startTls(socket as Deno.TcpConn, {
       hostname,
       caCerts,
     });
     await conn.handshake();
     return denoSource(conn);
   } catch (error) {
-    attempt(() => tcp.close()); // Closed with the TLS connection already.
+    attempt(() => socket.close()); // Closed with the TLS connection already.
     throw error;
   }
 }
