@@ -147,50 +147,38 @@ export function parseDuration(text: string, min = 0): number {
   if (text.length === 0) throw new DurationSyntaxError(text, "empty");
   // Parse the rest first: "-abc" is not a duration at all, "-5s" is one
   // that is negative. "-0" is zero.
-  if (text === "-") throw new DurationSyntaxError(text, "not-a-number");
-  const negative = text.startsWith("-");
-  const value = parseMagnitude(text, negative ? text.slice(1) : text);
-  if (negative && value !== 0) {
-    throw new DurationRangeError(text, "negative", min);
-  }
-  if (value < min) throw new DurationRangeError(text, "too-small", min);
-  return value;
-}
-
-/** Parses `body`, the part of `text` after any sign. */
-function parseMagnitude(text: string, body: string): number {
-  if (/^\d+$/.test(body)) return checkRange(text, BigInt(body), 1n);
-  // Exact decimal arithmetic: every component is counted in 1/scale ms,
-  // which no fraction in the text can be finer than.
-  const scale = 10n ** BigInt(body.length);
-  let total = 0n;
-  let position = 0;
+  const body = text.startsWith("-") ? text.slice(1) : text;
+  // A bare whole number is milliseconds. Components use exact decimal
+  // arithmetic: each is counted in 1/scale ms, which no fraction in the
+  // text can be finer than.
+  const bare = /^\d+$/.test(body);
+  const scale = bare ? 1n : 10n ** BigInt(body.length);
+  let total = bare ? BigInt(body) : 0n;
   let next = 0; // Index in UNITS the next component's unit may start at.
-  while (position < body.length) {
-    COMPONENT.lastIndex = position;
+  COMPONENT.lastIndex = 0;
+  while (!bare && (next === 0 || COMPONENT.lastIndex < body.length)) {
     const match = COMPONENT.exec(body);
     if (match === null) throw new DurationSyntaxError(text, "not-a-number");
-    const [whole, digits, fraction = "", unit] = match;
-    position += whole.length;
-    const bare = fraction === "" ? "not-a-number" : "bare-fraction";
-    if (unit === "") throw new DurationSyntaxError(text, bare);
+    const [, digits, fraction = "", unit] = match;
+    const noUnit = fraction === "" ? "not-a-number" : "bare-fraction";
+    if (unit === "") throw new DurationSyntaxError(text, noUnit);
     const index = UNITS.findIndex(([name]) => name === unit);
     if (index === -1) throw new DurationSyntaxError(text, "unknown-unit", unit);
     if (index < next) throw new DurationSyntaxError(text, "unit-order", unit);
     next = index + 1;
     total += BigInt(digits + fraction) * UNITS[index][1] *
-      (scale / 10n ** BigInt(fraction.length));
+      10n ** BigInt(body.length - fraction.length);
   }
-  return checkRange(text, total, scale);
-}
-
-/** `numerator / denominator` as milliseconds, if whole and in range. */
-function checkRange(text: string, numerator: bigint, denominator: bigint) {
-  if (numerator > BigInt(MAX_TIMER_MS) * denominator) {
+  if (total > BigInt(MAX_TIMER_MS) * scale) {
     throw new DurationRangeError(text, "too-large");
   }
-  if (numerator % denominator !== 0n) {
+  if (total % scale !== 0n) {
     throw new DurationRangeError(text, "sub-millisecond");
   }
-  return Number(numerator / denominator);
+  const value = Number(total / scale);
+  if (body !== text && value !== 0) {
+    throw new DurationRangeError(text, "negative", min);
+  }
+  if (value < min) throw new DurationRangeError(text, "too-small", min);
+  return value;
 }
