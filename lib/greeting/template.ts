@@ -343,38 +343,6 @@ const BRACES = /(\{\{|\}\}|\{[^{}\r\n]*\}|[{}])/;
 /** `{remote_addr}, {remote_port}, …` for messages. */
 const LIST = TEMPLATE_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 
-/**
- * Splits a template into its placeholders and the literal texts around them
- * (one more text than placeholders; `{{` and `}}` unescaped).
- */
-function parseTemplate(message: string): [string[], TemplatePlaceholder[]] {
-  const texts = [""];
-  const names: TemplatePlaceholder[] = [];
-  let position = 1;
-  // Literal text and braces alternate: split keeps what it splits at.
-  for (const [i, part] of message.split(BRACES).entries()) {
-    const name = part.slice(1, -1) as TemplatePlaceholder;
-    const at = `at position ${position} of the message`;
-    if (i % 2 === 0 || part === "{{" || part === "}}") {
-      texts[names.length] += i % 2 === 0 ? part : part[0];
-    } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
-      names.push(name);
-      texts.push("");
-    } else {
-      throw new TemplateError(
-        part === "{"
-          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
-          : part === "}"
-          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
-          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
-        position,
-      );
-    }
-    position += part.length;
-  }
-  return [texts, names];
-}
-
 /** `{hostname}`'s text: as given, or resolved, or why it cannot be. */
 function resolveHostname(given: string | undefined): string {
   try {
@@ -496,7 +464,32 @@ export function compileTemplate(
   options: CompileTemplateOptions = {},
 ): GreetingSource {
   const { hostname, now, ...encodeOptions } = options;
-  const [texts, names] = parseTemplate(message);
+  // The literal texts around the placeholders (one more text than
+  // placeholders; `{{` and `}}` unescaped).
+  const texts = [""];
+  const names: TemplatePlaceholder[] = [];
+  let position = 1;
+  // Literal text and braces alternate: split keeps what it splits at.
+  for (const [i, part] of message.split(BRACES).entries()) {
+    const name = part.slice(1, -1) as TemplatePlaceholder;
+    const at = `at position ${position} of the message`;
+    if (i % 2 === 0 || part === "{{" || part === "}}") {
+      texts[names.length] += i % 2 === 0 ? part : part[0];
+    } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
+      names.push(name);
+      texts.push("");
+    } else {
+      throw new TemplateError(
+        part === "{"
+          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
+          : part === "}"
+          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
+          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
+        position,
+      );
+    }
+    position += part.length;
+  }
   // No placeholders: the fast path, with {{ and }} unescaped.
   if (names.length === 0) return encodeGreeting(texts[0], encodeOptions);
   // Checks the literal text, with the positions encodeGreeting reports for
