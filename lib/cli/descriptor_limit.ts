@@ -65,11 +65,9 @@ export function fitConnectionCap(
 ): { cap: number; lowered: boolean } {
   checkCount("Connection cap", maxConnections, 1);
   checkCount("Reserved descriptors", reserved, 0);
-  if (softLimit === undefined || softLimit === Infinity) {
-    return { cap: maxConnections, lowered: false };
-  }
-  checkCount("Descriptor limit", softLimit, 0);
-  const fits = Math.max(1, softLimit - reserved);
+  const limit = softLimit ?? Infinity;
+  if (limit !== Infinity) checkCount("Descriptor limit", limit, 0);
+  const fits = Math.max(1, limit - reserved);
   const lowered = maxConnections > fits;
   return { cap: lowered ? fits : maxConnections, lowered };
 }

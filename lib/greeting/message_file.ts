@@ -33,9 +33,8 @@ export function decodeMessageFile(
   bytes: Uint8Array,
   encoding: GreetingEncoding = "ascii",
 ): string {
-  const limit = LIMITS[encoding];
   // UTF-8 has no limit: its bytes are checked by decoding them.
-  const at = limit === Infinity ? -1 : bytes.findIndex((byte) => byte > limit);
+  const at = bytes.findIndex((byte) => byte > LIMITS[encoding]);
   if (at !== -1) {
     const byte = `0x${bytes[at].toString(16).toUpperCase()}`;
     const message = `Message file has byte ${byte} at offset ${at}`;
