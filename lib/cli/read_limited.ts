@@ -170,13 +170,9 @@ export async function readLimited(
   };
   let file: FileHandle | undefined;
   try {
-    const info = await Deno.stat(path);
+    const { isFile, isDirectory, mode, size } = await Deno.stat(path);
     // Windows gives no mode: there, only a directory is told apart.
-    check(
-      info.isFile,
-      info.mode ?? (info.isDirectory ? 0o040000 : 0),
-      info.size,
-    );
+    check(isFile, mode ?? (isDirectory ? 0o040000 : 0), size);
     const { constants, promises } = await (nodeFs ??= import("node:fs"));
     // Opening never blocks (a FIFO swapped in after the stat would wait for
     // a writer forever) nor takes a terminal as the controlling one.

@@ -186,10 +186,10 @@ export function packQuotes(file: Uint8Array) {
     const number = found + 1;
     const refuse = (why: string) =>
       new QuoteError(`Quote ${number} ${why}`, number, first + 1);
-    let length = end - first - 1;
+    const begin = at;
     for (let line = first; line < end; line++) {
       for (let i = starts[line]; i < stops[line]; i++) {
-        if (file[i] <= 0x7f) continue;
+        if ((bytes[at++] = file[i]) <= 0x7f) continue;
         // `i` begins a character: every byte before it in the quote is ASCII.
         const char = String.fromCodePoint(text(i, i + 4).codePointAt(0)!);
         throw refuse(
@@ -197,12 +197,11 @@ export function packQuotes(file: Uint8Array) {
             "as RFC 865 requires: replace it in the quotes file",
         );
       }
-      length += stops[line] - starts[line];
-      bytes.set(file.subarray(starts[line], stops[line]), at);
-      at += stops[line] - starts[line];
       bytes[at++] = 0x0d;
       bytes[at++] = 0x0a;
     }
+    // Each line break counts as one character (written as two, CRLF).
+    const length = at - begin - (end - first) - 1;
     if (length > QOTD_MAX_LENGTH) {
       throw refuse(
         `(line ${first + 1}) is ${length} characters long, and RFC 865 ` +
