@@ -176,15 +176,23 @@ function encodeText(
     );
   }
   const bytes = new Uint8Array(text.length);
+  const bad = writeBytes(bytes, 0, text, LIMITS[encoding]);
+  if (bad === -1) return bytes;
+  const char = String.fromCodePoint(text.codePointAt(bad)!);
+  throw new EncodingError(char, bad + 1, encoding, { subject });
+}
+
+/**
+ * Writes `text` into `out` at `at`, a byte per character, up to the first
+ * character above `limit` (never a lossy byte); returns where that is, or -1.
+ */
+function writeBytes(out: Uint8Array, at: number, text: string, limit: number) {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code > LIMITS[encoding]) {
-      const char = String.fromCodePoint(text.codePointAt(i)!);
-      throw new EncodingError(char, i + 1, encoding, { subject });
-    }
-    bytes[i] = code;
+    if (code > limit) return i;
+    out[at + i] = code;
   }
-  return bytes;
+  return -1;
 }
 
 /**
@@ -361,19 +369,6 @@ function resolveHostname(given: string | undefined): string {
   }
 }
 
-/** Writes an ASCII string into `out` at `at`, never a lossy byte. */
-function writeAscii(out: Uint8Array, at: number, text: string): void {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0x7f) {
-      throw new RangeError(
-        `Greeting value "${text}" is not ASCII and was not sent`,
-      );
-    }
-    out[at + i] = code;
-  }
-}
-
 /** The size of the blocks small per-connection greetings are cut from. */
 const SLAB_SIZE = 8 * 1024;
 /** Greetings up to this size share a slab; larger ones get their own. */
@@ -535,7 +530,11 @@ export function compileTemplate(
     for (let i = 0; i < getters.length; i++) {
       if (blocks[i].length > 0) out.set(blocks[i], at);
       at += blocks[i].length;
-      writeAscii(out, at, values[i]);
+      if (writeBytes(out, at, values[i], 0x7f) !== -1) {
+        throw new RangeError(
+          `Greeting value "${values[i]}" is not ASCII and was not sent`,
+        );
+      }
       at += values[i].length;
     }
     out.set(blocks[getters.length], at);
