@@ -119,10 +119,6 @@ export function timeGreeting(now?: () => Date): GreetingSource {
   });
 }
 
-/** ASCII white space, as String.prototype.trim sees it. */
-const isSpace = (byte: number) =>
-  byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
-
 /**
  * Reads a quotes file straight from its bytes into one buffer, every line of
  * every quote ending in CRLF, and where each quote ends: without a string
@@ -165,11 +161,12 @@ export function packQuotes(file: Uint8Array) {
     return new TextDecoder(label, { ignoreBOM: true })
       .decode(file.subarray(from, to));
   };
-  // Only a line with a byte outside ASCII is decoded: trim's white space.
+  // Only a line with a byte outside ASCII is decoded: trim's white space
+  // (in ASCII, space and tab to carriage return).
   const blank = (line: number) => {
     for (let i = starts[line]; i < stops[line]; i++) {
       if (file[i] > 0x7f) return text(starts[line], stops[line]).trim() === "";
-      if (!isSpace(file[i])) return false;
+      if (file[i] !== 0x20 && (file[i] < 0x09 || file[i] > 0x0d)) return false;
     }
     return true;
   };
