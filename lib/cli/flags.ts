@@ -138,23 +138,31 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   );
   byName.delete("");
 
-  // One pass: each flag's spelling is recorded as it is met, and each flag
-  // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
-  // "--port=80"). parseArgs would turn "--port" with nothing after it into
-  // "", and so "--port --quiet"; both are missing values, not empty ones.
-  // Joining also keeps an empty value ("--host ''") from being read as a
-  // positional argument.
+  // One pass: each flag's spelling and value are recorded as they are met
+  // ("--port=80", "-qp80" as "--quiet" "--port=80"). parseArgs would turn
+  // "--port" with nothing after it into "", and so "--port --quiet"; both
+  // are missing values, not empty ones. Taking the value here also keeps an
+  // empty one ("--host ''") from being read as a positional argument.
   const spelled = new Map<string, string[]>();
+  // A value given twice counts once, the last, unless the flag repeats.
+  const values = new Map<string, string[]>();
+  const switches = new Set<string>();
   const spell = (spec: FlagSpec, spelling: string) =>
     spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
-  const joined: string[] = [];
+  const give = (spec: FlagSpec, value: string) =>
+    values.set(spec.name, [
+      ...spec.repeatable ? values.get(spec.name) ?? [] : [],
+      value,
+    ]);
+  // Unknown flags, positionals and the rest, for parseArgs to read.
+  const rest: string[] = [];
   let i = 0;
   /**
-   * Joins `flag` (as typed) to the argument after it, its value.
+   * Takes the argument after `flag` (as typed) as its value.
    *
    * @throws {UsageError} If there is none, or the next is a flag.
    */
-  const joinValue = (spec: FlagSpec, flag: string) => {
+  const takeValue = (spec: FlagSpec, flag: string) => {
     const next = args[++i];
     // A negative number is a value (and a wrong one, said by its flag).
     usageIf(
@@ -164,12 +172,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
           ? ""
           : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
     );
-    joined.push(`--${spec.name}=${next}`);
+    give(spec, next);
   };
   for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
-      joined.push(...args.slice(i));
+      rest.push(...args.slice(i));
       break;
     }
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
@@ -177,14 +185,17 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     if (arg.startsWith("--no-")) throw unknownOption(arg, specs);
     const long = /^--([^=]+)(=?)/s.exec(arg);
     const spec = long && byName.get(long[1]);
-    if (spec) spell(spec, `--${spec.name}`);
-    // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
-    // a switch given a value is a mistake to say, not to guess at.
-    if (spec && !spec.value && long![2] === "=") {
-      throw noValue(`--${spec.name}`, arg.slice(long![0].length));
-    }
-    if (spec?.value && long![2] !== "=") {
-      joinValue(spec, arg);
+    if (spec) {
+      spell(spec, `--${spec.name}`);
+      const text = arg.slice(long![0].length);
+      // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
+      // a switch given a value is a mistake to say, not to guess at.
+      if (!spec.value && long![2] === "=") {
+        throw noValue(`--${spec.name}`, text);
+      }
+      if (!spec.value) switches.add(spec.name);
+      else if (long![2] === "=") give(spec, text);
+      else takeValue(spec, arg);
       continue;
     }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
@@ -202,32 +213,23 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       );
     }
     if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
-      // Unknown flags, positionals and the rest are parseArgs' to read.
-      joined.push(arg);
+      rest.push(arg);
       continue;
     }
     for (const spec of bundle.slice(0, end) as FlagSpec[]) {
       spell(spec, `-${spec.short}`);
-      if (!spec.value) joined.push(`--${spec.name}`);
+      if (!spec.value) switches.add(spec.name);
     }
     const last = bundle[end - 1]!;
     if (!last.value) continue;
     // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
     // (parseArgs would read it as bundled switches -H -l -o ...).
     const attached = letters.slice(end).join("").replace(/^=/, "");
-    if (end < letters.length) joined.push(`--${last.name}=${attached}`);
-    else joinValue(last, `-${last.short}`);
+    if (end < letters.length) give(last, attached);
+    else takeValue(last, `-${last.short}`);
   }
 
-  const names = (test: (spec: FlagSpec) => unknown) =>
-    specs.filter(test).map((spec) => spec.name);
-  const parsed = parseArgs(joined, {
-    string: names((spec) => spec.value),
-    boolean: names((spec) => !spec.value),
-    collect: names((spec) => spec.repeatable),
-    alias: Object.fromEntries(
-      specs.filter((spec) => spec.short).map((spec) => [spec.short, spec.name]),
-    ),
+  const parsed = parseArgs(rest, {
     "--": true,
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
@@ -236,13 +238,6 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       return true;
     },
   }) as Record<string, unknown>;
-
-  // Not given: undefined for a value, false for a switch, [] if repeatable.
-  const lists = specs.filter((spec) => spec.value).map((spec) =>
-    [spec.name, [parsed[spec.name] ?? []].flat().map(String)] as const
-  );
-  const values = new Map(lists.filter(([, list]) => list.length > 0));
-  const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
