@@ -613,12 +613,11 @@ ${help.exits}
 ${formatExamples(help.examples)}`);
   if (info) return info;
   const { has, last, positionals } = read;
-  if (positionals.length > 1) {
-    throw new UsageError(
-      `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
-        "[HOST][:PORT]",
-    );
-  }
+  usageIf(
+    positionals.length > 1,
+    `Unexpected argument ${quote(positionals[1] ?? "")}: ${command} takes ` +
+      "one [HOST][:PORT]",
+  );
   let target = { hostname: "localhost", port: DEFAULT_PORT };
   try {
     if (positionals[0] !== undefined) {
@@ -627,23 +626,19 @@ ${formatExamples(help.examples)}`);
   } catch (error) {
     throw error instanceof ValueError ? new UsageError(error.message) : error;
   }
-  if (target.port === 0) {
-    throw new UsageError(
-      `Port 0 in ${quote(positionals[0])} is no server's port: give the ` +
-        "port the server listens on (1-65535)",
-    );
-  }
+  usageIf(
+    target.port === 0,
+    `Port 0 in ${quote(positionals[0] ?? "")} is no server's port: give ` +
+      "the port the server listens on (1-65535)",
+  );
   const mine = own?.(read) as T;
   const timeoutMs = read.duration("timeout", 1) ?? timeout;
   const tls = has("tls");
   const ca = last("ca");
   const insecure = has("insecure");
-  if (!tls && (ca !== undefined || insecure)) {
-    throw new UsageError("--ca and --insecure go with --tls");
-  }
-  if (ca !== undefined && insecure) {
-    throw new UsageError("--ca and --insecure cannot be used together");
-  }
+  const withCa = ca !== undefined;
+  usageIf(!tls && (withCa || insecure), "--ca and --insecure go with --tls");
+  usageIf(withCa && insecure, "--ca and --insecure cannot be used together");
 
   const unix = last("unix");
   usageIf(
