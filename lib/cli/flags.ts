@@ -183,50 +183,43 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
     // negated flags, so every --no-* is unknown.
     if (arg.startsWith("--no-")) throw unknownOption(arg, specs);
-    const long = /^--([^=]+)(=?)/s.exec(arg);
+    const long = /^--([^=]+)(=?)(.*)/s.exec(arg);
     const spec = long && byName.get(long[1]);
     if (spec) {
       spell(spec, `--${spec.name}`);
-      const text = arg.slice(long![0].length);
       // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
       // a switch given a value is a mistake to say, not to guess at.
-      if (!spec.value && long![2] === "=") {
-        throw noValue(`--${spec.name}`, text);
-      }
+      if (!spec.value && long![2]) throw noValue(`--${spec.name}`, long![3]);
       if (!spec.value) switches.add(spec.name);
-      else if (long![2] === "=") give(spec, text);
+      else if (long![2]) give(spec, long![3]);
       else takeValue(spec, arg);
       continue;
     }
-    // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
-    const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
-    const bundle = letters.map((letter) => byName.get(letter));
-    const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
-      bundle.length;
-    // A switch with more after it: parseArgs would take "-q5", "-q=1",
-    // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
-    if (end > 1 && !bundle[end - 1]) {
-      if (/\p{L}/u.test(letters[end - 1])) throw unknownOption(arg, specs);
-      throw noValue(
-        `-${letters[end - 2]}`,
-        letters.slice(end - 1).join("").replace(/^=/, ""),
-      );
-    }
-    if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
+    // Unknown flags, positionals and the rest are parseArgs' to read.
+    if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
       rest.push(arg);
       continue;
     }
-    for (const spec of bundle.slice(0, end) as FlagSpec[]) {
+    // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
+    const letters = [...arg.slice(1)];
+    for (const [k, letter] of letters.entries()) {
+      const spec = byName.get(letter);
+      // A switch with more after it: parseArgs would take "-q5", "-q=1",
+      // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
+      if (!spec && /\p{L}/u.test(letter)) throw unknownOption(arg, specs);
+      const after = letters.slice(k + (spec ? 1 : 0)).join("").replace(
+        /^=/,
+        "",
+      );
+      if (!spec) throw noValue(`-${letters[k - 1]}`, after);
       spell(spec, `-${spec.short}`);
       if (!spec.value) switches.add(spec.name);
+      // A short flag with its value attached, "-Hlocalhost" as "-H
+      // localhost" (parseArgs would read it as bundled switches -H -l ...).
+      else if (after || k + 1 < letters.length) give(spec, after);
+      else takeValue(spec, `-${spec.short}`);
+      if (spec.value) break;
     }
-    const last = bundle[end - 1]!;
-    if (!last.value) continue;
-    // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
-    // (parseArgs would read it as bundled switches -H -l -o ...).
-    const attached = letters.slice(end).join("").replace(/^=/, "");
-    if (end < letters.length) give(last, attached);
-    else takeValue(last, `-${last.short}`);
   }
 
   const parsed = parseArgs(rest, {
