@@ -143,17 +143,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   // "--port" with nothing after it into "", and so "--port --quiet"; both
   // are missing values, not empty ones. Taking the value here also keeps an
   // empty one ("--host ''") from being read as a positional argument.
-  const spelled = new Map<string, string[]>();
-  // A value given twice counts once, the last, unless the flag repeats.
-  const values = new Map<string, string[]>();
+  // Spellings and values are kept in the order given: the last value is the
+  // one that counts, unless the flag repeats.
+  const [spelled, values] = [0, 0].map(() => new Map<string, string[]>());
   const switches = new Set<string>();
-  const spell = (spec: FlagSpec, spelling: string) =>
-    spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
-  const give = (spec: FlagSpec, value: string) =>
-    values.set(spec.name, [
-      ...spec.repeatable ? values.get(spec.name) ?? [] : [],
-      value,
-    ]);
+  const add = (to: Map<string, string[]>, spec: FlagSpec, text: string) =>
+    to.set(spec.name, [...to.get(spec.name) ?? [], text]);
   // Unknown flags, positionals and the rest, for parseArgs to read.
   const rest: string[] = [];
   let i = 0;
@@ -172,7 +167,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
           ? ""
           : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
     );
-    give(spec, next);
+    add(values, spec, next);
   };
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -186,12 +181,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     const long = /^--([^=]+)(=?)(.*)/s.exec(arg);
     const spec = long && byName.get(long[1]);
     if (spec) {
-      spell(spec, `--${spec.name}`);
+      add(spelled, spec, `--${spec.name}`);
       // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
       // a switch given a value is a mistake to say, not to guess at.
       if (!spec.value && long![2]) throw noValue(`--${spec.name}`, long![3]);
       if (!spec.value) switches.add(spec.name);
-      else if (long![2]) give(spec, long![3]);
+      else if (long![2]) add(values, spec, long![3]);
       else takeValue(spec, arg);
       continue;
     }
@@ -212,11 +207,11 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
         "",
       );
       if (!spec) throw noValue(`-${letters[k - 1]}`, after);
-      spell(spec, `-${spec.short}`);
+      add(spelled, spec, `-${spec.short}`);
       if (!spec.value) switches.add(spec.name);
       // A short flag with its value attached, "-Hlocalhost" as "-H
       // localhost" (parseArgs would read it as bundled switches -H -l ...).
-      else if (after || k + 1 < letters.length) give(spec, after);
+      else if (after || k + 1 < letters.length) add(values, spec, after);
       else takeValue(spec, `-${spec.short}`);
       if (spec.value) break;
     }
@@ -280,12 +275,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
      * with `needs` (its message), if it is missing though `ok`.
      */
     goesWith: (name: string, ok: boolean, what: string, needs?: string) => {
-      if (ok && needs !== undefined && last(name) === undefined) {
-        throw new UsageError(needs);
-      }
-      if (!ok && last(name) !== undefined) {
-        throw new UsageError(`${flag(name)} goes with ${what}`);
-      }
+      const given = last(name) !== undefined;
+      usageIf(ok && needs !== undefined && !given, needs ?? "");
+      usageIf(!ok && given, `${flag(name)} goes with ${what}`);
     },
     integer: (name: string, min: number, max?: number) =>
       value(name, parseIntegerFlag, min, max),
