@@ -138,23 +138,26 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   );
   byName.delete("");
 
-  // One pass: each flag's spelling is recorded as it is met, and each flag
-  // that takes a value is joined to it ("--port=80", "-qp80" as "--quiet"
-  // "--port=80"). parseArgs would turn "--port" with nothing after it into
-  // "", and so "--port --quiet"; both are missing values, not empty ones.
-  // Joining also keeps an empty value ("--host ''") from being read as a
-  // positional argument.
-  const spelled = new Map<string, string[]>();
-  const spell = (spec: FlagSpec, spelling: string) =>
-    spelled.set(spec.name, [...spelled.get(spec.name) ?? [], spelling]);
-  const joined: string[] = [];
+  // One pass: each flag's spelling and value are recorded as they are met
+  // ("--port=80", "-qp80" as "--quiet" "--port=80"). parseArgs would turn
+  // "--port" with nothing after it into "", and so "--port --quiet"; both
+  // are missing values, not empty ones. Taking the value here also keeps an
+  // empty one ("--host ''") from being read as a positional argument.
+  // Spellings and values are kept in the order given: the last value is the
+  // one that counts, unless the flag repeats.
+  const [spelled, values] = [0, 0].map(() => new Map<string, string[]>());
+  const switches = new Set<string>();
+  const add = (to: Map<string, string[]>, spec: FlagSpec, text: string) =>
+    to.set(spec.name, [...to.get(spec.name) ?? [], text]);
+  // Unknown flags, positionals and the rest, for parseArgs to read.
+  const rest: string[] = [];
   let i = 0;
   /**
-   * Joins `flag` (as typed) to the argument after it, its value.
+   * Takes the argument after `flag` (as typed) as its value.
    *
    * @throws {UsageError} If there is none, or the next is a flag.
    */
-  const joinValue = (spec: FlagSpec, flag: string) => {
+  const takeValue = (spec: FlagSpec, flag: string) => {
     const next = args[++i];
     // A negative number is a value (and a wrong one, said by its flag).
     usageIf(
@@ -164,70 +167,57 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
           ? ""
           : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
     );
-    joined.push(`--${spec.name}=${next}`);
+    add(values, spec, next);
   };
   for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
-      joined.push(...args.slice(i));
+      rest.push(...args.slice(i));
       break;
     }
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
     // negated flags, so every --no-* is unknown.
     if (arg.startsWith("--no-")) throw unknownOption(arg, specs);
-    const long = /^--([^=]+)(=?)/s.exec(arg);
+    const long = /^--([^=]+)(=?)(.*)/s.exec(arg);
     const spec = long && byName.get(long[1]);
-    if (spec) spell(spec, `--${spec.name}`);
-    // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
-    // a switch given a value is a mistake to say, not to guess at.
-    if (spec && !spec.value && long![2] === "=") {
-      throw noValue(`--${spec.name}`, arg.slice(long![0].length));
+    if (spec) {
+      add(spelled, spec, `--${spec.name}`);
+      // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
+      // a switch given a value is a mistake to say, not to guess at.
+      if (!spec.value && long![2]) throw noValue(`--${spec.name}`, long![3]);
+      if (!spec.value) switches.add(spec.name);
+      else if (long![2]) add(values, spec, long![3]);
+      else takeValue(spec, arg);
+      continue;
     }
-    if (spec?.value && long![2] !== "=") {
-      joinValue(spec, arg);
+    // Unknown flags, positionals and the rest are parseArgs' to read.
+    if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
+      rest.push(arg);
       continue;
     }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
-    const letters = long || !/^-[^-]/.test(arg) ? [] : [...arg.slice(1)];
-    const bundle = letters.map((letter) => byName.get(letter));
-    const end = bundle.findIndex((spec) => !spec || spec.value) + 1 ||
-      bundle.length;
-    // A switch with more after it: parseArgs would take "-q5", "-q=1",
-    // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
-    if (end > 1 && !bundle[end - 1]) {
-      if (/\p{L}/u.test(letters[end - 1])) throw unknownOption(arg, specs);
-      throw noValue(
-        `-${letters[end - 2]}`,
-        letters.slice(end - 1).join("").replace(/^=/, ""),
+    const letters = [...arg.slice(1)];
+    for (const [k, letter] of letters.entries()) {
+      const spec = byName.get(letter);
+      // A switch with more after it: parseArgs would take "-q5", "-q=1",
+      // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
+      if (!spec && /\p{L}/u.test(letter)) throw unknownOption(arg, specs);
+      const after = letters.slice(k + (spec ? 1 : 0)).join("").replace(
+        /^=/,
+        "",
       );
+      if (!spec) throw noValue(`-${letters[k - 1]}`, after);
+      add(spelled, spec, `-${spec.short}`);
+      if (!spec.value) switches.add(spec.name);
+      // A short flag with its value attached, "-Hlocalhost" as "-H
+      // localhost" (parseArgs would read it as bundled switches -H -l ...).
+      else if (after || k + 1 < letters.length) add(values, spec, after);
+      else takeValue(spec, `-${spec.short}`);
+      if (spec.value) break;
     }
-    if (end === 0 || bundle.slice(0, end).some((spec) => !spec)) {
-      // Unknown flags, positionals and the rest are parseArgs' to read.
-      joined.push(arg);
-      continue;
-    }
-    for (const spec of bundle.slice(0, end) as FlagSpec[]) {
-      spell(spec, `-${spec.short}`);
-      if (!spec.value) joined.push(`--${spec.name}`);
-    }
-    const last = bundle[end - 1]!;
-    if (!last.value) continue;
-    // A short flag with its value attached, "-Hlocalhost" as "-H localhost"
-    // (parseArgs would read it as bundled switches -H -l -o ...).
-    const attached = letters.slice(end).join("").replace(/^=/, "");
-    if (end < letters.length) joined.push(`--${last.name}=${attached}`);
-    else joinValue(last, `-${last.short}`);
   }
 
-  const names = (test: (spec: FlagSpec) => unknown) =>
-    specs.filter(test).map((spec) => spec.name);
-  const parsed = parseArgs(joined, {
-    string: names((spec) => spec.value),
-    boolean: names((spec) => !spec.value),
-    collect: names((spec) => spec.repeatable),
-    alias: Object.fromEntries(
-      specs.filter((spec) => spec.short).map((spec) => [spec.short, spec.name]),
-    ),
+  const parsed = parseArgs(rest, {
     "--": true,
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
@@ -236,13 +226,6 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       return true;
     },
   }) as Record<string, unknown>;
-
-  // Not given: undefined for a value, false for a switch, [] if repeatable.
-  const lists = specs.filter((spec) => spec.value).map((spec) =>
-    [spec.name, [parsed[spec.name] ?? []].flat().map(String)] as const
-  );
-  const values = new Map(lists.filter(([, list]) => list.length > 0));
-  const switches = new Set(names((spec) => parsed[spec.name] === true));
   const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
@@ -292,12 +275,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
      * with `needs` (its message), if it is missing though `ok`.
      */
     goesWith: (name: string, ok: boolean, what: string, needs?: string) => {
-      if (ok && needs !== undefined && last(name) === undefined) {
-        throw new UsageError(needs);
-      }
-      if (!ok && last(name) !== undefined) {
-        throw new UsageError(`${flag(name)} goes with ${what}`);
-      }
+      const given = last(name) !== undefined;
+      usageIf(ok && needs !== undefined && !given, needs ?? "");
+      usageIf(!ok && given, `${flag(name)} goes with ${what}`);
     },
     integer: (name: string, min: number, max?: number) =>
       value(name, parseIntegerFlag, min, max),
@@ -618,12 +598,11 @@ ${help.exits}
 ${formatExamples(help.examples)}`);
   if (info) return info;
   const { has, last, positionals } = read;
-  if (positionals.length > 1) {
-    throw new UsageError(
-      `Unexpected argument ${quote(positionals[1])}: ${command} takes one ` +
-        "[HOST][:PORT]",
-    );
-  }
+  usageIf(
+    positionals.length > 1,
+    `Unexpected argument ${quote(positionals[1] ?? "")}: ${command} takes ` +
+      "one [HOST][:PORT]",
+  );
   let target = { hostname: "localhost", port: DEFAULT_PORT };
   try {
     if (positionals[0] !== undefined) {
@@ -632,23 +611,19 @@ ${formatExamples(help.examples)}`);
   } catch (error) {
     throw error instanceof ValueError ? new UsageError(error.message) : error;
   }
-  if (target.port === 0) {
-    throw new UsageError(
-      `Port 0 in ${quote(positionals[0])} is no server's port: give the ` +
-        "port the server listens on (1-65535)",
-    );
-  }
+  usageIf(
+    target.port === 0,
+    `Port 0 in ${quote(positionals[0] ?? "")} is no server's port: give ` +
+      "the port the server listens on (1-65535)",
+  );
   const mine = own?.(read) as T;
   const timeoutMs = read.duration("timeout", 1) ?? timeout;
   const tls = has("tls");
   const ca = last("ca");
   const insecure = has("insecure");
-  if (!tls && (ca !== undefined || insecure)) {
-    throw new UsageError("--ca and --insecure go with --tls");
-  }
-  if (ca !== undefined && insecure) {
-    throw new UsageError("--ca and --insecure cannot be used together");
-  }
+  const withCa = ca !== undefined;
+  usageIf(!tls && (withCa || insecure), "--ca and --insecure go with --tls");
+  usageIf(withCa && insecure, "--ca and --insecure cannot be used together");
 
   const unix = last("unix");
   usageIf(

@@ -75,10 +75,9 @@ export function suggest(
   let best: string | undefined;
   let bestDistance = limit + 1;
   for (const candidate of candidates) {
-    const target = stem(candidate);
     // Lengths that differ by more than the limit cannot be within it.
-    if (!target || Math.abs(target.length - length) > limit) continue;
-    const distance = editDistance(typed, target);
+    if (Math.abs(stem(candidate).length - length) > limit) continue;
+    const distance = editDistance(typed, stem(candidate));
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
   if (best !== undefined) return best;

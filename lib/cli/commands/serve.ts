@@ -443,11 +443,10 @@ export function parseServe(args: string[]) {
   if (info) return info;
   const { flag, last } = read;
   const [extra] = read.positionals;
-  if (extra !== undefined) {
-    throw new UsageError(
-      `Unexpected argument ${quote(extra)}: see --help for usage`,
-    );
-  }
+  usageIf(
+    extra !== undefined,
+    `Unexpected argument ${quote(extra ?? "")}: see --help for usage`,
+  );
   const inetd = read.has("inetd");
   // Every flag given that --inetd has no use for.
   const needless = read.given().filter((name) => !INETD_FLAGS.has(name))
@@ -542,13 +541,12 @@ export function parseServe(args: string[]) {
       "greeting them; choose one",
   );
   const timeout = options.timeout!;
-  if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-    throw new UsageError(
-      `--greet-pause ${formatDuration(greetPause)} is not shorter than ` +
-        `--timeout ${formatDuration(timeout)}: every client would be cut ` +
-        "before its greeting; shorten the pause or lengthen the timeout",
-    );
-  }
+  usageIf(
+    greetPause !== undefined && timeout > 0 && greetPause >= timeout,
+    `--greet-pause ${formatDuration(greetPause ?? 0)} is not shorter than ` +
+      `--timeout ${formatDuration(timeout)}: every client would be cut ` +
+      "before its greeting; shorten the pause or lengthen the timeout",
+  );
   if (greetPause !== undefined) options.greetPause = greetPause;
   const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
   if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
