@@ -129,6 +129,9 @@ Deno.test("parseCommand() turns every mistake into a UsageError", () => {
     [["-m", "a", "--message-file", "f"], "cannot be used together"],
     [["stray"], 'Unexpected argument "stray"'],
     [["connect", "a", "b"], 'Unexpected argument "b"'],
+    // Positionals are kept as typed, never read as numbers.
+    [["connect", "a", "0x10"], 'Unexpected argument "0x10"'],
+    [["1e3"], 'Unexpected argument "1e3"'],
     [["connect", "host:99999"], 'Invalid port "99999"'],
     [["connect", "--timeout", "0"], 'Invalid value "0" for --timeout: use 1ms'],
     [["-p", "9000-8000"], "a range runs from a lower port to a higher one"],

@@ -219,6 +219,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
 
   const parsed = parseArgs(rest, {
     "--": true,
+    // Positionals as given: parseArgs would read "0x10" as the number 16.
+    string: ["_"],
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
         throw unknownOption(arg, specs);
