@@ -189,16 +189,15 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
   const line = (event: AcceptErrorEvent) =>
     emit(formatLogLine(event, format, asText));
 
-  function flush() {
+  // Sums up the interval; the timer stops after a quiet one, or at the end.
+  function flush(end = false) {
     const counted = [...pending.values()].filter((entry) => entry.count > 0);
     for (const entry of counted) line(entry);
     pending.clear();
-    if (counted.length === 0) stop();
-  }
-
-  function stop() {
-    clearInterval(timer);
-    timer = undefined;
+    if (counted.length === 0 || end) {
+      clearInterval(timer);
+      timer = undefined;
+    }
   }
 
   return {
@@ -215,10 +214,7 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
       timer ??= setInterval(flush, interval);
     },
     /** Emits the pending summaries and stops the timer. */
-    close() {
-      flush();
-      stop();
-    },
+    close: () => flush(true),
   };
 }
 
