@@ -65,7 +65,7 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   const tarpit = !json && !options.sensed && options.tarpit;
   // The line of an ended connection, if one is logged then.
   const recordLine = (record: ConnectionRecord) =>
-    json ? formatJsonConnectionLine(record, record.peerAddr) : formatTextLine(
+    json ? formatJsonConnectionLine(record) : formatTextLine(
       (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
       asText,
     );
