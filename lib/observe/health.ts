@@ -63,18 +63,15 @@ export function createHealthCheck(options: HealthCheckOptions) {
   let lastProgress = -1;
   let lastTime = now();
   const down = (reason: string): Health => ({ ok: false, reason });
-  // Progress seen: the server is up, and the clock of a stall restarts.
-  const up = (progress: number, time: number): Health => {
-    lastProgress = progress;
-    lastTime = time;
-    return { ok: true, reason: "ok" };
-  };
   return async () => {
     if (draining()) return down("draining");
     const current = stats();
     const time = now();
     const progress = progressOf(current);
-    if (progress !== lastProgress) return up(progress, time);
+    if (progress !== lastProgress) {
+      lastProgress = progress;
+      lastTime = time;
+    }
     if (time - lastTime < stallAfter) return { ok: true, reason: "ok" };
     if (current.exhausted) {
       return down("accepting fails: out of file descriptors or memory");
@@ -93,7 +90,9 @@ export function createHealthCheck(options: HealthCheckOptions) {
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      return up(progressOf(stats()), now());
+      lastProgress = progressOf(stats());
+      lastTime = now();
+      return { ok: true, reason: "ok" };
     } finally {
       done();
     }
