@@ -103,3 +103,19 @@ Deno.test("createLineWriter() counts as lost only the lines whose end a failed w
   assertEquals(written, ["0123456789\nabcde"]);
   assertEquals(writer.dropped, 2);
 });
+
+Deno.test("createLineWriter() flush() returns after a failed write and a later drop (it spun forever)", async () => {
+  let writes = 0;
+  const sink = {
+    write(bytes: Uint8Array) {
+      if (writes++ === 0) return Promise.reject(new Error("gone"));
+      return Promise.resolve(bytes.length);
+    },
+  };
+  const writer = createLineWriter(sink, { maxBuffered: 20, onError() {} });
+  writer.line("a");
+  await writer.flush();
+  writer.line("x".repeat(30));
+  await writer.flush();
+  assertEquals(writer.dropped, 2);
+});

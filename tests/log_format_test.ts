@@ -109,10 +109,13 @@ Deno.test("formatJsonConnectionLine() gives a Unix socket's path and null ports"
 Deno.test("formatJsonConnectionLine() names the direct peer only when given one", () => {
   assert(!formatJsonConnectionLine(RECORD).includes("network.peer"));
   const parsed = JSON.parse(
-    formatJsonConnectionLine(RECORD, {
-      transport: "tcp",
-      hostname: "10.0.0.2",
-      port: 40000,
+    formatJsonConnectionLine({
+      ...RECORD,
+      peerAddr: {
+        transport: "tcp",
+        hostname: "10.0.0.2",
+        port: 40000,
+      },
     }),
   );
   assertEquals(

@@ -104,10 +104,13 @@ function sampleLines(): string[] {
       reason: "denied",
     }),
     formatJsonConnectionLine({ ...RECORD, outcome: "error", reason: "EIO" }),
-    formatJsonConnectionLine(RECORD, {
-      transport: "tcp",
-      hostname: "10.0.0.2",
-      port: 40000,
+    formatJsonConnectionLine({
+      ...RECORD,
+      peerAddr: {
+        transport: "tcp",
+        hostname: "10.0.0.2",
+        port: 40000,
+      },
     }),
     formatJsonConnectionLine({
       ...RECORD,

@@ -65,7 +65,7 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   const tarpit = !json && !options.sensed && options.tarpit;
   // The line of an ended connection, if one is logged then.
   const recordLine = (record: ConnectionRecord) =>
-    json ? formatJsonConnectionLine(record, record.peerAddr) : formatTextLine(
+    json ? formatJsonConnectionLine(record) : formatTextLine(
       (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
       asText,
     );
@@ -189,16 +189,15 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
   const line = (event: AcceptErrorEvent) =>
     emit(formatLogLine(event, format, asText));
 
-  function flush() {
+  // Sums up the interval; the timer stops after a quiet one, or at the end.
+  function flush(end = false) {
     const counted = [...pending.values()].filter((entry) => entry.count > 0);
     for (const entry of counted) line(entry);
     pending.clear();
-    if (counted.length === 0) stop();
-  }
-
-  function stop() {
-    clearInterval(timer);
-    timer = undefined;
+    if (counted.length === 0 || end) {
+      clearInterval(timer);
+      timer = undefined;
+    }
   }
 
   return {
@@ -215,10 +214,7 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
       timer ??= setInterval(flush, interval);
     },
     /** Emits the pending summaries and stops the timer. */
-    close() {
-      flush();
-      stop();
-    },
+    close: () => flush(true),
   };
 }
 
@@ -227,15 +223,13 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
  */
 export function formatUptime(ms: number): string {
   const total = Math.max(0, Math.floor(ms / 1000));
-  const seconds = total % 60;
-  const minutes = Math.floor(total / 60) % 60;
-  const hours = Math.floor(total / 3600) % 24;
-  const days = Math.floor(total / 86400);
-  const two = (n: number) => String(n).padStart(2, "0");
-  if (days > 0) return `${days}d${two(hours)}h${two(minutes)}m${two(seconds)}s`;
-  if (hours > 0) return `${hours}h${two(minutes)}m${two(seconds)}s`;
-  if (minutes > 0) return `${minutes}m${two(seconds)}s`;
-  return `${seconds}s`;
+  // Days, hours, minutes, seconds, from the first that is not 0 (or
+  // seconds).
+  const units = [total / 86400, total / 3600 % 24, total / 60 % 60, total % 60];
+  const first = units.findIndex((n, i) => n >= 1 || i === 3);
+  return units.slice(first).map((n, i) =>
+    `${String(Math.floor(n)).padStart(i ? 2 : 1, "0")}${"dhms"[first + i]}`
+  ).join("");
 }
 
 /**

@@ -131,7 +131,8 @@ export function createLineWriter(
         clearTimeout(timer);
         timer = undefined;
         if (writing) await writing;
-        else if (pending !== "" || dropped > reportedDropped) {
+        // A drop is told only until a write failed (see drain).
+        else if (pending !== "" || (dropped > reportedDropped && !warned)) {
           writing = drain(true);
         } else return;
       }

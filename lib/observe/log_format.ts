@@ -291,15 +291,12 @@ export function formatTextSensedLine(record: ConnectionRecord): string {
 
 /**
  * Formats a `connection` line: the per-connection path, so one template
- * string, with JSON escaping only where text could need it. `peerAddr` is
- * the direct peer when it is not the client (a proxy that passed the
- * client's address on); it adds `network.peer.address` and `.port`.
+ * string, with JSON escaping only where text could need it. The record's
+ * `peerAddr`, the direct peer when it is not the client (a proxy that passed
+ * the client's address on), adds `network.peer.address` and `.port`.
  */
-export function formatJsonConnectionLine(
-  record: ConnectionRecord,
-  peerAddr?: Deno.Addr,
-): string {
-  const { remoteAddr, reason, outcome } = record;
+export function formatJsonConnectionLine(record: ConnectionRecord): string {
+  const { remoteAddr, reason, outcome, peerAddr } = record;
   const unix = !isNetAddr(remoteAddr);
   return `${
     jsonHead(

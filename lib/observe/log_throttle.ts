@@ -126,10 +126,8 @@ export function createLogThrottle(options: LogThrottleOptions) {
       let source = sources.get(key);
       if (source === undefined) {
         if (sources.size >= maxSources && prunedWindow !== window) prune();
-        source = sources.size < maxSources
-          ? { window, count: 0, pending: 0 }
-          : other;
-        if (source !== other) sources.set(key, source);
+        if (sources.size >= maxSources) source = other;
+        else sources.set(key, source = { window, count: 0, pending: 0 });
       }
       if (source.window !== window) {
         source.window = window;

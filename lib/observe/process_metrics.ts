@@ -68,9 +68,8 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
     if (state === "granted") return read(path);
   } catch (error) {
     // A failure of this read alone; /proc stays worth trying.
-    const { NotCapable, NotFound, PermissionDenied } = Deno.errors;
-    const closed = [NotCapable, NotFound, PermissionDenied];
-    if (!closed.some((type) => error instanceof type)) return undefined;
+    const { NotCapable, NotFound, PermissionDenied: Denied } = Deno.errors;
+    if (![NotCapable, NotFound, Denied].some((t) => error instanceof t)) return;
   }
   procAvailable = false;
   return undefined;

@@ -1,6 +1,6 @@
 /**
  * The Prometheus text exposition format (version 0.0.4), written once for
- * every renderer: a table of families (type, name, help) drives the
+ * every renderer: a table of families (type, name, samples, help) drives the
  * `# HELP` and `# TYPE` lines and the samples of each, labelled or not,
  * histograms included, and label values are escaped in one place.
  *
@@ -32,37 +32,25 @@ export type Samples =
   | readonly [string, Readonly<Record<string, number>>, (readonly string[])?]
   | Buckets;
 
-/** Families by name, in the order of their table: type and help. */
-export type Families = ReadonlyMap<string, readonly [FamilyType, string]>;
-
-/** Reads a table of families, one a line: `TYPE NAME HELP...`. */
-export function families(table: string): Families {
-  return new Map(
-    table.trim().split("\n").map((line) => {
-      const [type, name, ...help] = line.trim().split(" ");
-      return [name, [type as FamilyType, help.join(" ")]];
-    }),
-  );
-}
-
 /** A family's `# HELP` and `# TYPE` lines, each ending in a line feed. */
 export function family(name: string, type: FamilyType, help: string): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 }
 
 /**
- * Renders, in the order of `table`, each family `values` has a sample of
- * (an undefined one is left out).
+ * Renders families written one a line, `TYPE NAME ${samples} HELP`, in
+ * their order, each whose {@linkcode Samples} are not undefined.
  */
-export function exposition(
-  table: Families,
-  values: Readonly<Record<string, Samples | undefined>>,
+export function expose(
+  lines: TemplateStringsArray,
+  ...samples: (Samples | undefined)[]
 ): string {
   let text = "";
-  for (const [name, [type, help]] of table) {
-    const value = values[name];
-    if (value === undefined) continue;
-    text += family(name, type, help);
+  samples.forEach((value, i) => {
+    if (value === undefined) return;
+    const [type, name] = lines[i].split("\n").at(-1)!.trim().split(" ");
+    const help = lines[i + 1].split("\n")[0].trim();
+    text += family(name, type as FamilyType, help);
     if (typeof value === "number") text += `${name} ${value}\n`;
     else if ("bounds" in value) {
       let cumulative = 0;
@@ -78,27 +66,8 @@ export function exposition(
         text += `${name}{${label}="${labelValue(key)}"} ${counts[key] ?? 0}\n`;
       }
     }
-  }
-  return text;
-}
-
-/**
- * Renders families written one a line, `TYPE NAME ${samples} HELP`, in
- * their order, each whose samples are not undefined (see
- * {@linkcode exposition}).
- */
-export function expose(
-  lines: TemplateStringsArray,
-  ...samples: (Samples | undefined)[]
-): string {
-  const table = new Map<string, readonly [FamilyType, string]>();
-  const values: Record<string, Samples | undefined> = {};
-  samples.forEach((value, i) => {
-    const [type, name] = lines[i].split("\n").at(-1)!.trim().split(" ");
-    table.set(name, [type as FamilyType, lines[i + 1].split("\n")[0].trim()]);
-    values[name] = value;
   });
-  return exposition(table, values);
+  return text;
 }
 
 /** Escapes a label value: backslash, double quote and line feed. */

@@ -13,17 +13,12 @@ import {
   renderMetrics,
 } from "../../observe/metrics.ts";
 import { createServerStats } from "../../server/stats.ts";
-import { exposition, families } from "../../observe/prometheus.ts";
+import { expose } from "../../observe/prometheus.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { type Run, type Serving, SHARED } from "../run_server.ts";
 import type { runServer } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
-
-/** The pool's own family: connections by worker thread. */
-const WORKER_FAMILIES = families(`
-counter greeter_worker_connections_accepted_total Connections accepted, by worker thread (--workers).
-`);
 
 /** A worker's counters, as sent to the main thread. */
 type WorkerSnapshot = ReturnType<Run["snapshot"]>;
@@ -293,14 +288,11 @@ export async function startWorkers(
       const accepted = Object.fromEntries(
         members.map((m) => [m.index, m.snapshot?.stats.accepted ?? 0]),
       );
-      return renderMetrics(stats, histogram, { draining, log }) +
-        exposition(WORKER_FAMILIES, {
-          greeter_worker_connections_accepted_total: [
-            "worker",
-            accepted,
-            Object.keys(accepted),
-          ],
-        });
+      const workers = ["worker", accepted, Object.keys(accepted)] as const;
+      // The pool's own family: connections by worker thread.
+      return renderMetrics(stats, histogram, { draining, log }) + expose`
+  counter greeter_worker_connections_accepted_total ${workers} Connections accepted, by worker thread (--workers).
+`;
     },
     /**
      * Tells every worker to swap in `next` (what the main thread read and
