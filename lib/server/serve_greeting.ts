@@ -2,7 +2,8 @@ import { admissionOf } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
 import {
   acceptConnection,
-  type ConnectionContext,
+  connectionContext,
+  DEFAULT_GREETING,
   EMPTY,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
@@ -30,7 +31,6 @@ import type { ServerStats } from "./stats.ts";
 import { resolveTarpit, type TarpitStats } from "./tarpit.ts";
 import { createTarpit } from "./tarpit_host.ts";
 import { MAX_TIMER_MS } from "./wait.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
 /**
  * A running greeting server, as returned by {@linkcode serveGreeting}.
@@ -88,8 +88,6 @@ export interface GreetingServer extends AsyncDisposable {
    */
   shutdown(): Promise<void>;
 }
-
-const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 
 /**
  * Listens and greets every client: writes the greeting, then closes that
@@ -169,7 +167,7 @@ export function serveGreetingOn(
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
-  hooks: Pick<ConnectionContext, "onEnded">,
+  hooks: Parameters<typeof connectionContext>[2],
   listeners?: OpenListener[],
 ): GreetingServer {
   object("options", options);
@@ -188,7 +186,6 @@ export function serveGreetingWith(
     proxy: !!proxy,
   });
   const tls = targets.some((target) => "tls" in target && !!target.tls);
-  const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
     {
       listeners,
@@ -205,26 +202,13 @@ export function serveGreetingWith(
       // Held clients are let go at once, not after the drain timeout.
       stopping: () => server.tarpit?.releaseAll(),
     },
-    (core): ConnectionContext => ({
-      core,
-      admission: admissionOf(options),
-      greeting,
-      refuseMessage: options.refuseMessage ?? EMPTY,
-      onConnection: options.onConnection,
-      onClose: options.onClose,
-      onEnded: hooks.onEnded,
-      selfProbe: options.selfProbe,
-      proxy: proxy?.from,
-      sensor,
-      mask: options.maskAddress,
-      tarpit: undefined,
-    }),
+    (core) => connectionContext(core, options, hooks, proxy?.from, sensor),
     acceptConnection,
   );
   server.tarpit = tarpitOptions && createTarpit(
     tarpitOptions,
     server,
-    typeof greeting === "function" ? undefined : greeting,
+    typeof server.greeting === "function" ? undefined : server.greeting,
   );
 
   const addrs = listeners.map(({ listener }) => listener.addr);
