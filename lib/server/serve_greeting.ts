@@ -148,27 +148,17 @@ export function serveGreeting(
 }
 
 /**
- * {@linkcode serveGreeting} on listeners already open, such as the one
- * connection of inetd mode; the targets in `options` are not used.
- * Internal: not part of the library's face.
- */
-export function serveGreetingOn(
-  listeners: OpenListener[],
-  options: ServeGreetingOptions,
-): GreetingServer {
-  return serveGreetingWith(options, {}, listeners);
-}
-
-/**
  * {@linkcode serveGreeting} with the internal observers of `hooks` (the
  * CLI's metrics take a number per connection there, and no record is made
- * unless `onClose` is given), on `listeners` when given. Internal: not part
- * of the library's face.
+ * unless `onClose` is given), on its `listeners` when given: listeners
+ * already open, such as the one connection of inetd mode, when the targets
+ * in `options` are not used. Internal: not part of the library's face.
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
-  hooks: Parameters<typeof connectionContext>[2],
-  listeners?: OpenListener[],
+  hooks: Parameters<typeof connectionContext>[2] & {
+    listeners?: OpenListener[];
+  },
 ): GreetingServer {
   object("options", options);
   const tarpitOptions = options.tarpit === undefined
@@ -180,7 +170,7 @@ export function serveGreetingWith(
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  listeners ??= openListeners(targets, {
+  const listeners = hooks.listeners ?? openListeners(targets, {
     backlog: options.backlog ?? DEFAULT_BACKLOG,
     reusePort: options.reusePort === true,
     proxy: !!proxy,
