@@ -230,12 +230,10 @@ export function serveGreetingWith(
       if ("maskAddress" in next) server.mask = next.maskAddress;
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
-      if ("maxPerIp" in next || "ratePerIp" in next) {
-        server.admission = admissionOf(next);
-      } else if ("allow" in next || "deny" in next) {
-        if (server.admission) server.admission.setRules(next.allow, next.deny);
-        else server.admission = admissionOf(next);
-      }
+      const limits = "maxPerIp" in next || "ratePerIp" in next;
+      if (!limits && !("allow" in next || "deny" in next)) return;
+      if (limits || !server.admission) server.admission = admissionOf(next);
+      else server.admission.setRules(next.allow, next.deny);
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,
