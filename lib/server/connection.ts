@@ -1,4 +1,4 @@
-import type { Admission } from "./admission.ts";
+import { admissionOf } from "./admission.ts";
 import type { Conn, Slot } from "./connection_table.ts";
 import type { ServerCore } from "./connection_server.ts";
 import type {
@@ -11,40 +11,57 @@ import type { IpSet } from "../net/ip_set.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { isTlsConnection, startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome } from "./stats.ts";
-import type { GreetingSource } from "../greeting/template.ts";
+import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 import { Sensing } from "./sensor.ts";
-import { type AddressMask, maskAddress } from "../net/address_privacy.ts";
+import { maskAddress } from "../net/address_privacy.ts";
 import type { Tarpit } from "./tarpit.ts";
 
 /** The greeting server's state, shared by its connections. */
-export interface ConnectionContext {
-  /** The core it runs on: counters, table, places, shutdown flag. */
-  readonly core: ServerCore;
-  /**
-   * An internal observer beside the options (the CLI's metrics take a
-   * number per connection from it, with no record made): called as each
-   * connection ends with how long it lived, in ms, and in tarpit mode how
-   * long it was held.
-   */
-  onEnded?(duration: number, held: number | undefined): void;
-  /** Who may connect; replaced whole by a reload. */
-  admission: Admission | undefined;
-  /** What clients are sent; replaced by a reload. */
-  greeting: GreetingSource;
-  /** What refused clients are sent; replaced by a reload. */
-  refuseMessage: Uint8Array;
-  readonly onConnection: ServeGreetingOptions["onConnection"];
-  /** The PROXY protocol's trusted peers, when a header is expected. */
-  readonly proxy: IpSet | undefined;
-  readonly onClose: ((record: ConnectionRecord) => void) | undefined;
-  /** The health probe's source port while one is in flight, or 0. */
-  readonly selfProbe: Int32Array | undefined;
-  /** In tarpit mode, what holds admitted clients instead of greeting them. */
-  tarpit: Tarpit | undefined;
-  /** The greeting pause and capture, when asked for. */
-  readonly sensor: SensorOptions | undefined;
-  /** How observers see a client's address; replaced by a reload. */
-  mask: AddressMask | undefined;
+export type ConnectionContext = ReturnType<typeof connectionContext>;
+
+/** The greeting when none is given. */
+export const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
+
+/**
+ * The state of a greeting server on `core`, from its options: what `proxy`
+ * trusts and its `sensor` are worked out from them already.
+ */
+export function connectionContext(
+  core: ServerCore,
+  options: ServeGreetingOptions,
+  hooks: { onEnded?(duration: number, held: number | undefined): void },
+  proxy: IpSet | undefined,
+  sensor: SensorOptions | undefined,
+) {
+  return {
+    /** The core it runs on: counters, table, places, shutdown flag. */
+    core,
+    /** Who may connect; replaced whole by a reload. */
+    admission: admissionOf(options),
+    /** What clients are sent; replaced by a reload. */
+    greeting: options.greeting ?? DEFAULT_GREETING,
+    /** What refused clients are sent; replaced by a reload. */
+    refuseMessage: options.refuseMessage ?? EMPTY,
+    onConnection: options.onConnection,
+    onClose: options.onClose,
+    /**
+     * An internal observer beside the options (the CLI's metrics take a
+     * number per connection from it, with no record made): called as each
+     * connection ends with how long it lived, in ms, and in tarpit mode how
+     * long it was held.
+     */
+    onEnded: hooks.onEnded,
+    /** The health probe's source port while one is in flight, or 0. */
+    selfProbe: options.selfProbe,
+    /** The PROXY protocol's trusted peers, when a header is expected. */
+    proxy,
+    /** The greeting pause and capture, when asked for. */
+    sensor,
+    /** How observers see a client's address; replaced by a reload. */
+    mask: options.maskAddress,
+    /** In tarpit mode, what holds admitted clients instead of greeting them. */
+    tarpit: undefined as Tarpit | undefined,
+  };
 }
 
 /** The bytes of a refused client's greeting when there is no refuse message. */

@@ -2,7 +2,8 @@ import { admissionOf } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
 import {
   acceptConnection,
-  type ConnectionContext,
+  connectionContext,
+  DEFAULT_GREETING,
   EMPTY,
 } from "./connection.ts";
 import { startServerCore } from "./connection_server.ts";
@@ -30,7 +31,6 @@ import type { ServerStats } from "./stats.ts";
 import { resolveTarpit, type TarpitStats } from "./tarpit.ts";
 import { createTarpit } from "./tarpit_host.ts";
 import { MAX_TIMER_MS } from "./wait.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
 
 /**
  * A running greeting server, as returned by {@linkcode serveGreeting}.
@@ -88,8 +88,6 @@ export interface GreetingServer extends AsyncDisposable {
    */
   shutdown(): Promise<void>;
 }
-
-const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
 
 /**
  * Listens and greets every client: writes the greeting, then closes that
@@ -150,27 +148,17 @@ export function serveGreeting(
 }
 
 /**
- * {@linkcode serveGreeting} on listeners already open, such as the one
- * connection of inetd mode; the targets in `options` are not used.
- * Internal: not part of the library's face.
- */
-export function serveGreetingOn(
-  listeners: OpenListener[],
-  options: ServeGreetingOptions,
-): GreetingServer {
-  return serveGreetingWith(options, {}, listeners);
-}
-
-/**
  * {@linkcode serveGreeting} with the internal observers of `hooks` (the
  * CLI's metrics take a number per connection there, and no record is made
- * unless `onClose` is given), on `listeners` when given. Internal: not part
- * of the library's face.
+ * unless `onClose` is given), on its `listeners` when given: listeners
+ * already open, such as the one connection of inetd mode, when the targets
+ * in `options` are not used. Internal: not part of the library's face.
  */
 export function serveGreetingWith(
   options: ServeGreetingOptions,
-  hooks: Pick<ConnectionContext, "onEnded">,
-  listeners?: OpenListener[],
+  hooks: Parameters<typeof connectionContext>[2] & {
+    listeners?: OpenListener[];
+  },
 ): GreetingServer {
   object("options", options);
   const tarpitOptions = options.tarpit === undefined
@@ -182,13 +170,12 @@ export function serveGreetingWith(
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  listeners ??= openListeners(targets, {
+  const listeners = hooks.listeners ?? openListeners(targets, {
     backlog: options.backlog ?? DEFAULT_BACKLOG,
     reusePort: options.reusePort === true,
     proxy: !!proxy,
   });
   const tls = targets.some((target) => "tls" in target && !!target.tls);
-  const greeting = options.greeting ?? DEFAULT_GREETING;
   const { state: server, shutdown, finished } = startServerCore(
     {
       listeners,
@@ -205,26 +192,13 @@ export function serveGreetingWith(
       // Held clients are let go at once, not after the drain timeout.
       stopping: () => server.tarpit?.releaseAll(),
     },
-    (core): ConnectionContext => ({
-      core,
-      admission: admissionOf(options),
-      greeting,
-      refuseMessage: options.refuseMessage ?? EMPTY,
-      onConnection: options.onConnection,
-      onClose: options.onClose,
-      onEnded: hooks.onEnded,
-      selfProbe: options.selfProbe,
-      proxy: proxy?.from,
-      sensor,
-      mask: options.maskAddress,
-      tarpit: undefined,
-    }),
+    (core) => connectionContext(core, options, hooks, proxy?.from, sensor),
     acceptConnection,
   );
   server.tarpit = tarpitOptions && createTarpit(
     tarpitOptions,
     server,
-    typeof greeting === "function" ? undefined : greeting,
+    typeof server.greeting === "function" ? undefined : server.greeting,
   );
 
   const addrs = listeners.map(({ listener }) => listener.addr);
@@ -256,12 +230,10 @@ export function serveGreetingWith(
       if ("maskAddress" in next) server.mask = next.maskAddress;
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
-      if ("maxPerIp" in next || "ratePerIp" in next) {
-        server.admission = admissionOf(next);
-      } else if ("allow" in next || "deny" in next) {
-        if (server.admission) server.admission.setRules(next.allow, next.deny);
-        else server.admission = admissionOf(next);
-      }
+      const limits = "maxPerIp" in next || "ratePerIp" in next;
+      if (!limits && !("allow" in next || "deny" in next)) return;
+      if (limits || !server.admission) server.admission = admissionOf(next);
+      else server.admission.setRules(next.allow, next.deny);
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,

@@ -16,7 +16,7 @@ import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
 import { adoptSocket, HALF_OPEN } from "../../server/node_conn.ts";
 import type { Conn } from "../../server/connection_table.ts";
-import { serveGreetingOn } from "../../server/serve_greeting.ts";
+import { serveGreetingWith } from "../../server/serve_greeting.ts";
 import { parsePort } from "../../net/address.ts";
 import { attempt } from "../../net/value_error.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
@@ -188,7 +188,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.log.timestamps === "on",
   });
-  const server = serveGreetingOn([oneConnection(conn)], {
+  const server = serveGreetingWith({
     ...options,
     // A stop cuts the one connection at once (and it is still recorded).
     drainTimeout: 0,
@@ -197,7 +197,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
       log.onClose?.(record);
       server.shutdown();
     },
-  });
+  }, { listeners: [oneConnection(conn)] });
   if (direct && options.timeout! > 0) {
     // Closing stdout does not stop a write the client never reads: the
     // process ends at the deadline instead.
