@@ -78,7 +78,24 @@ function backend() {
     }
   }
   const accepting = (async () => {
-    for await (const conn of listener) {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (
+          error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.Interrupted
+        ) return; // closed
+        // A client gone before its accept (HAProxy's checks reset at once;
+        // Deno then fails the accept with NotConnected): the next one.
+        if (
+          error instanceof Deno.errors.NotConnected ||
+          error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.ConnectionAborted
+        ) continue;
+        throw error;
+      }
       const handler = handle(conn);
       handlers.add(handler);
       handler.finally(() => handlers.delete(handler));
