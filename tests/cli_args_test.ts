@@ -132,6 +132,8 @@ Deno.test("parseCommand() turns every mistake into a UsageError", () => {
     // Positionals are kept as typed, never read as numbers.
     [["connect", "a", "0x10"], 'Unexpected argument "0x10"'],
     [["1e3"], 'Unexpected argument "1e3"'],
+    [["--_=x", "y"], "Unknown option --_"],
+    [["connect", "-_", "127.0.0.1:7"], "Unknown option -_"],
     [["connect", "host:99999"], 'Invalid port "99999"'],
     [["connect", "--timeout", "0"], 'Invalid value "0" for --timeout: use 1ms'],
     [["-p", "9000-8000"], "a range runs from a lower port to a higher one"],
@@ -184,4 +186,19 @@ Deno.test("parseCommand() answers --help and --version first", () => {
   assertEquals(parseCommand(["--help"]).command, "help");
   assertEquals(parseCommand(["-V"]).command, "version");
   assertEquals(parseCommand(["connect", "-h"]).command, "help");
+});
+
+Deno.test("parseCommand() lets a switch take a following true or false", () => {
+  const quiet = (args: string[]) => {
+    const command = parseCommand(args);
+    return command.command === "serve" ? command.log.quiet : undefined;
+  };
+  assertEquals(quiet(["--quiet", "false"]), false);
+  assertEquals(quiet(["-q", "true"]), true);
+  assertEquals(quiet(["-q", "-q", "false"]), false);
+  assertEquals(parseCommand(["-V", "false"]).command, "serve");
+  assertEquals(
+    parseCommand(["connect", "--tls", "false"]),
+    parseCommand(["connect"]),
+  );
 });

@@ -169,6 +169,13 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     );
     add(values, spec, next);
   };
+  // As parseArgs did: a switch followed by "true" or "false" takes it.
+  const takeBoolean = (spec: FlagSpec) => {
+    const next = args[i + 1];
+    if (next !== "true" && next !== "false") return;
+    i++;
+    if (next === "false") switches.delete(spec.name);
+  };
   for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
@@ -185,8 +192,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
       // a switch given a value is a mistake to say, not to guess at.
       if (!spec.value && long![2]) throw noValue(`--${spec.name}`, long![3]);
-      if (!spec.value) switches.add(spec.name);
-      else if (long![2]) add(values, spec, long![3]);
+      if (!spec.value) {
+        switches.add(spec.name);
+        takeBoolean(spec);
+      } else if (long![2]) add(values, spec, long![3]);
       else takeValue(spec, arg);
       continue;
     }
@@ -214,21 +223,23 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       else if (after || k + 1 < letters.length) add(values, spec, after);
       else takeValue(spec, `-${spec.short}`);
       if (spec.value) break;
+      if (k + 1 === letters.length) takeBoolean(spec);
     }
   }
 
+  // Positionals as given (parseArgs would read "0x10" as the number 16).
+  const given: string[] = [];
   const parsed = parseArgs(rest, {
     "--": true,
-    // Positionals as given: parseArgs would read "0x10" as the number 16.
-    string: ["_"],
     unknown(arg: string) {
       if (arg.startsWith("-") && arg.length > 1) {
         throw unknownOption(arg, specs);
       }
-      return true;
+      given.push(arg);
+      return false;
     },
   }) as Record<string, unknown>;
-  const positionals = [parsed._, parsed["--"] ?? []].flat().map(String);
+  const positionals = [given, parsed["--"] ?? []].flat().map(String);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
   /**
