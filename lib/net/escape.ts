@@ -115,14 +115,7 @@ export function quote(text: string): string {
  * ```
  */
 export function escapeBytes(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) {
-    const char = String.fromCharCode(byte);
-    text += byte >= 0x20 && byte < 0x7f && byte !== 0x5c && byte !== 0x22
-      ? char
-      : escapeOne(char);
-  }
-  return text;
+  return String.fromCharCode(...bytes).replace(/[^ -~]|[\\"]/g, escapeOne);
 }
 
 /**
