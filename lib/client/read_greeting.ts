@@ -263,7 +263,6 @@ export async function* readGreeting(
   // A TLS handshake or a Unix connect cannot be aborted: race the deadline
   // (or the signal), and close the connection when it comes.
   const { promise: aborted, reject } = Promise.withResolvers<never>();
-  aborted.catch(() => {});
   const onStop = () => {
     source?.close();
     reject(stop.reason);
