@@ -159,16 +159,6 @@ function denoSource(conn: Deno.Conn) {
   };
 }
 
-/** Node's error codes as the Deno errors the rest of greeter explains. */
-function asDenoError(error: Error & { code?: string }): Error {
-  const Kind = ({
-    ECONNREFUSED: Deno.errors.ConnectionRefused,
-    ECONNRESET: Deno.errors.ConnectionReset,
-    ETIMEDOUT: Deno.errors.TimedOut,
-  } as Record<string, new (message: string) => Error>)[error.code ?? ""];
-  return Kind ? new Kind(error.message) : error;
-}
-
 async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
@@ -178,7 +168,15 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     const { connect } = await import("node:tls");
     const { connect: connectTcp, isIP } = await import("node:net");
     const { once } = (await import("node:events")).EventEmitter;
-    const fail = (error: Error) => Promise.reject(asDenoError(error));
+    // Node's error codes as the Deno errors the rest of greeter explains.
+    const fail = (error: Error & { code?: string }) => {
+      const Kind = ({
+        ECONNREFUSED: Deno.errors.ConnectionRefused,
+        ECONNRESET: Deno.errors.ConnectionReset,
+        ETIMEDOUT: Deno.errors.TimedOut,
+      } as Record<string, new (message: string) => Error>)[error.code ?? ""];
+      return Promise.reject(Kind ? new Kind(error.message) : error);
+    };
     // The PROXY header goes in clear first, then TLS on the same socket.
     const plain = connectTcp({ host: hostname, port });
     await once(plain, "connect").catch(fail);

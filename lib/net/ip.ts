@@ -113,9 +113,8 @@ export function formatIp(bytes: Uint8Array): string {
     }
   }
   if (start === -1) return hex.join(":");
-  return `${hex.slice(0, start).join(":")}::${
-    hex.slice(start + length).join(":")
-  }`;
+  const head = hex.slice(0, start).join(":");
+  return `${head}::${hex.slice(start + length).join(":")}`;
 }
 
 /**
