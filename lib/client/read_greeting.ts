@@ -159,16 +159,6 @@ function denoSource(conn: Deno.Conn) {
   };
 }
 
-/** Node's error codes as the Deno errors the rest of greeter explains. */
-function asDenoError(error: Error & { code?: string }): Error {
-  const Kind = ({
-    ECONNREFUSED: Deno.errors.ConnectionRefused,
-    ECONNRESET: Deno.errors.ConnectionReset,
-    ETIMEDOUT: Deno.errors.TimedOut,
-  } as Record<string, new (message: string) => Error>)[error.code ?? ""];
-  return Kind ? new Kind(error.message) : error;
-}
-
 async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   const { hostname = "localhost", port = DEFAULT_PORT } = options;
   const { path, tls, proxyHeader } = options;
@@ -178,7 +168,15 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     const { connect } = await import("node:tls");
     const { connect: connectTcp, isIP } = await import("node:net");
     const { once } = (await import("node:events")).EventEmitter;
-    const fail = (error: Error) => Promise.reject(asDenoError(error));
+    // Node's error codes as the Deno errors the rest of greeter explains.
+    const fail = (error: Error & { code?: string }) => {
+      const Kind = ({
+        ECONNREFUSED: Deno.errors.ConnectionRefused,
+        ECONNRESET: Deno.errors.ConnectionReset,
+        ETIMEDOUT: Deno.errors.TimedOut,
+      } as Record<string, new (message: string) => Error>)[error.code ?? ""];
+      return Promise.reject(Kind ? new Kind(error.message) : error);
+    };
     // The PROXY header goes in clear first, then TLS on the same socket.
     const plain = connectTcp({ host: hostname, port });
     await once(plain, "connect").catch(fail);
@@ -256,15 +254,13 @@ export async function* readGreeting(
   options: FetchGreetingOptions = {},
 ): AsyncGenerator<Uint8Array<ArrayBuffer>> {
   const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), timeout);
-  const stop = AbortSignal.any([deadline.signal, ...(signal ? [signal] : [])]);
+  const deadline = AbortSignal.timeout(timeout);
+  const stop = AbortSignal.any([deadline, ...(signal ? [signal] : [])]);
   let received = 0;
   let source: ChunkSource | undefined;
   // A TLS handshake or a Unix connect cannot be aborted: race the deadline
   // (or the signal), and close the connection when it comes.
   const { promise: aborted, reject } = Promise.withResolvers<never>();
-  aborted.catch(() => {});
   const onStop = () => {
     source?.close();
     reject(stop.reason);
@@ -286,14 +282,13 @@ export async function* readGreeting(
     // an error: the catch below tells which.
     if (stop.aborted) throw stop.reason;
   } catch (error) {
-    if (deadline.signal.aborted) {
+    if (deadline.aborted) {
       const address = clientAddress(options);
       throw new GreetingTimeoutError(address, timeout, received, !!source);
     }
     if (signal?.aborted) throw signal.reason;
     throw error;
   } finally {
-    clearTimeout(timer);
     stop.removeEventListener("abort", onStop);
     if (!stop.aborted) source?.close();
   }

@@ -17,9 +17,7 @@ export function formatAddress(addr: Deno.Addr): string {
     const host = unmapIpv4(addr.hostname);
     return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   }
-  if (addr.transport === "unix" || addr.transport === "unixpacket") {
-    return addr.path || "unix socket";
-  }
+  if ("path" in addr) return addr.path || "unix socket";
   return `${addr.transport}:${JSON.stringify(addr)}`;
 }
 

@@ -42,19 +42,16 @@ const HAS_UNSAFE = new RegExp(UNSAFE.source);
 /** The same set, plus the backslash and the double quote, for {@linkcode quote}. */
 const UNSAFE_QUOTED = new RegExp(`[\\\\"]|${UNSAFE.source}`, "g");
 
-/** Short escapes for the common controls, as in JavaScript and C. */
-const SHORT: Readonly<Record<string, string>> = {
-  "\n": "\\n",
-  "\r": "\\r",
-  "\t": "\\t",
-  "\\": "\\\\",
-  '"': '\\"',
-};
-
+/**
+ * One character escaped: `\n`, `\r`, `\t`, `\\` and `\"` short, as in
+ * JavaScript and C; any other as `\xHH`, or `\uHHHH` above U+00FF.
+ */
 function escapeOne(char: string): string {
+  const short = '\n\r\t\\"'.indexOf(char);
+  if (short >= 0) return `\\${'nrt\\"'[short]}`;
   const code = char.charCodeAt(0);
   const hex = code.toString(16).padStart(code <= 0xff ? 2 : 4, "0");
-  return SHORT[char] ?? `\\${code <= 0xff ? "x" : "u"}${hex}`;
+  return `\\${code <= 0xff ? "x" : "u"}${hex}`;
 }
 
 /**
@@ -115,14 +112,7 @@ export function quote(text: string): string {
  * ```
  */
 export function escapeBytes(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) {
-    const char = String.fromCharCode(byte);
-    text += byte >= 0x20 && byte < 0x7f && byte !== 0x5c && byte !== 0x22
-      ? char
-      : escapeOne(char);
-  }
-  return text;
+  return String.fromCharCode(...bytes).replace(/[^ -~]|[\\"]/g, escapeOne);
 }
 
 /**

@@ -113,9 +113,8 @@ export function formatIp(bytes: Uint8Array): string {
     }
   }
   if (start === -1) return hex.join(":");
-  return `${hex.slice(0, start).join(":")}::${
-    hex.slice(start + length).join(":")
-  }`;
+  const head = hex.slice(0, start).join(":");
+  return `${head}::${hex.slice(start + length).join(":")}`;
 }
 
 /**
@@ -158,9 +157,8 @@ export function parseCidr(text: string): Cidr {
 export function maskBits(bytes: Uint8Array, prefix: number, last = false) {
   const out = bytes.slice();
   for (let i = 0; i < out.length; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    const mask = (0xff << (8 - bits)) & 0xff;
-    out[i] = last ? out[i] | (~mask & 0xff) : out[i] & mask;
+    const mask = (0xff00 >> Math.max(0, Math.min(8, prefix - i * 8))) & 0xff;
+    out[i] = last ? out[i] | ~mask : out[i] & mask;
   }
   return out;
 }

@@ -421,6 +421,14 @@ function v1Fewest(text: string): number {
   return need;
 }
 
+const V1_PORT_RULE =
+  "is not a whole number from 0 to 65535 without leading zeros";
+
+/** The source or destination address or port `value` breaks `rule`. */
+function bad(what: string, field: string, value: string, rule: string) {
+  return malformedV1(`the ${what} ${field} ${JSON.stringify(value)} ${rule}`);
+}
+
 function parseV1Line(line: string): ProxyHeader {
   const fields = line.split(" ");
   const word = fields[1];
@@ -441,16 +449,10 @@ function parseV1Line(line: string): ProxyHeader {
     // and ::ffff:a.b.c.d stays mapped in a TCP6 line.
     const bytes = ipv6 ? parseIpv6(text) : parseIpv4(text);
     if (!bytes) {
-      const family = ipv6 ? "an IPv6" : "an IPv4";
-      throw malformedV1(
-        `the ${what} address ${JSON.stringify(text)} is not ${family} address`,
-      );
+      throw bad(what, "address", text, `is not an IPv${ipv6 ? 6 : 4} address`);
     }
     if (!/^(0|[1-9][0-9]{0,4})$/.test(port) || Number(port) > 65535) {
-      throw malformedV1(
-        `the ${what} port ${JSON.stringify(port)} is not a whole number ` +
-          "from 0 to 65535 without leading zeros",
-      );
+      throw bad(what, "port", port, V1_PORT_RULE);
     }
     return { transport: "tcp", hostname: formatIp(bytes), port: Number(port) };
   };

@@ -11,23 +11,18 @@ export async function prepareUnixSocket(path: string): Promise<void> {
     throw error;
   });
   if (!info) return;
-  if (!info.isSocket) {
-    throw new Error(
-      `Cannot listen on ${path}: the path exists and is not a socket; ` +
-        "remove it or choose another --unix path",
-    );
+  let why = "the path exists and is not a socket; remove it";
+  if (info.isSocket) {
+    try {
+      (await Deno.connect({ transport: "unix", path })).close();
+    } catch (error) {
+      // Stale: nobody listens on it any more.
+      if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+      return await Deno.remove(path);
+    }
+    why = "another server is listening on it; stop it";
   }
-  const live = await Deno.connect({ transport: "unix", path }).then(
-    (conn) => (conn.close(), true),
-    (error) => {
-      if (error instanceof Deno.errors.ConnectionRefused) return false;
-      throw error;
-    },
-  );
-  // Stale: nobody listens on it any more.
-  if (!live) return await Deno.remove(path);
   throw new Error(
-    `Cannot listen on ${path}: another server is listening on it; stop ` +
-      "it or choose another --unix path",
+    `Cannot listen on ${path}: ${why} or choose another --unix path`,
   );
 }
