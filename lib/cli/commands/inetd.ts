@@ -91,25 +91,6 @@ async function stderrIsClient(): Promise<boolean> {
   }) ?? false;
 }
 
-/**
- * The debugger guard; where stderr is the client's own socket (xinetd),
- * greeter writes nothing to it: where the guard cannot be held, it ends with
- * exit 1 for the host to log, and a taken address goes unsaid. Otherwise a
- * taken address is said once greeter is about to greet.
- */
-async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
-  let taken: string | undefined;
-  try {
-    const guard = guardDebuggerPort(undefined, (message) => taken = message);
-    // Asked before the client's socket is taken over (node:net moves fd 0).
-    if (taken !== undefined && await stderrIsClient()) taken = undefined;
-    return { guard, taken };
-  } catch (error) {
-    if (await stderrIsClient()) throw new ExitError("", 1, true);
-    throw error;
-  }
-}
-
 /** The connection on stdin, as a listener that accepts it once. */
 function oneConnection(conn: Conn): OpenListener {
   const closed = Promise.withResolvers<Conn>();
@@ -164,7 +145,18 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  const { guard, taken } = await guardOrQuiet();
+  // Where stderr is the client's own socket (xinetd), greeter writes nothing
+  // to it: where the guard cannot be held, it ends with exit 1 for the host
+  // to log, and a taken address goes unsaid. Otherwise a taken address is
+  // said once greeter is about to greet.
+  let taken: string | undefined;
+  let guard: Disposable | undefined;
+  try {
+    guard = guardDebuggerPort(undefined, (message) => taken = message);
+  } catch (error) {
+    if (await stderrIsClient()) throw new ExitError("", 1, true);
+    throw error;
+  }
   using _guard = guard;
   const remote = addressFrom(REMOTE_VARIABLES);
   const local = addressFrom(LOCAL_VARIABLES);
@@ -173,17 +165,17 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   // per connection, docs/activation.md) is not loaded.
   const direct = remote !== undefined && command.options.linger === 0;
   // Asked before the client's socket is taken over (node:net moves fd 0).
-  const quiet = !direct && await stderrIsClient();
+  const toClient = (!direct || taken !== undefined) && await stderrIsClient();
   const conn = direct
     ? stdioConn(remote, local)
     : await openStdin(remote, local);
   const options = await complete(command, await prepare(command, true));
-  if (taken !== undefined) warn(taken, command.log.format);
+  if (taken !== undefined && !toClient) warn(taken, command.log.format);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
     format: command.log.format,
-    quiet: command.log.quiet || quiet,
+    quiet: command.log.quiet || (!direct && toClient),
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.log.timestamps === "on",
