@@ -92,20 +92,19 @@ export function listenOnDescriptor(
   // failed accepts are seen by accept().
   server.on("error", () => {});
   server.listen({ fd, backlog: options.backlog });
-  if (!server.listening) {
-    server.close();
-    throw new DescriptorError(fd);
-  }
   const handle: ServerHandle = Reflect.get(server, "_handle");
   if (
-    !canAdoptHandles() || typeof handle?.accept !== "function" ||
+    !server.listening || !canAdoptHandles() ||
+    typeof handle?.accept !== "function" ||
     typeof handle.listen !== "function" || !("onconnection" in handle)
   ) {
     server.close();
-    throw new TypeError(
-      "This Deno cannot accept on a passed socket one connection at a " +
-        "time (greeter needs Deno 2.9.6)",
-    );
+    throw server.listening
+      ? new TypeError(
+        "This Deno cannot accept on a passed socket one connection at a " +
+          "time (greeter needs Deno 2.9.6)",
+      )
+      : new DescriptorError(fd);
   }
   // From here, one connection per `accept()`. The runtime stops watching
   // once it has told of connections nobody accepted at once (`missed`);
@@ -145,16 +144,16 @@ export function listenOnDescriptor(
   handle.onconnection = (status) => {
     if (closed) return;
     if (status !== 0 || !waiting) missed = true;
-    if (!waiting) {
-      if (status !== 0) failure ??= error(status);
-      return;
+    // Told while nobody waits, only a failure is kept.
+    const got = status !== 0 ? error(status) : waiting && next();
+    if (!waiting) failure ??= got as Error | undefined;
+    else if (got === undefined) rearm();
+    else {
+      const { resolve, reject } = waiting;
+      waiting = undefined;
+      if (got instanceof Error) reject(got);
+      else resolve(got);
     }
-    const got = status !== 0 ? error(status) : next();
-    if (got === undefined) return rearm();
-    const { resolve, reject } = waiting;
-    waiting = undefined;
-    if (got instanceof Error) reject(got);
-    else resolve(got);
   };
   return {
     addr,
