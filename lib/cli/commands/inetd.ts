@@ -34,7 +34,7 @@ const REMOTE_VARIABLES = [
   ["SOCAT_PEERADDR", "SOCAT_PEERPORT"],
 ] as const;
 /** xinetd's: the address alone, used when the socket does not say. */
-const HOST_VARIABLES = [["REMOTE_HOST", undefined]] as const;
+const HOST_VARIABLES = [["REMOTE_HOST"]] as const;
 const LOCAL_VARIABLES = [
   ["TCPLOCALIP", "TCPLOCALPORT"],
   ["SOCAT_SOCKADDR", "SOCAT_SOCKPORT"],
@@ -45,11 +45,11 @@ export const INETD_VARIABLES: readonly string[] = [
   ...REMOTE_VARIABLES,
   ...HOST_VARIABLES,
   ...LOCAL_VARIABLES,
-].flat().filter((name) => name !== undefined);
+].flat();
 
 /** The first address a host gave, from pairs of variables. */
 function addressFrom(
-  pairs: readonly (readonly [string, string | undefined])[],
+  pairs: readonly (readonly [string, string?])[],
 ): Deno.NetAddr | undefined {
   for (const [host, port] of pairs) {
     const hostname = readEnv(host);
