@@ -25,6 +25,7 @@ import {
   addressOf,
   adoptHandle,
   canAdoptHandles,
+  closedError,
   HALF_OPEN,
   NodeConn,
   type TcpHandle,
@@ -124,8 +125,6 @@ export function listenOnDescriptor(
     const code = util.getSystemErrorName(status);
     return Object.assign(new Error(`accept ${code}`), { code });
   };
-  const closedError = () =>
-    new Deno.errors.BadResource("The listener is closed");
   const rearm = () => {
     missed = false;
     handle.listen(backlog);
@@ -158,7 +157,7 @@ export function listenOnDescriptor(
   return {
     addr,
     accept() {
-      if (closed) return Promise.reject(closedError());
+      if (closed) return Promise.reject(closedError("listener"));
       const got = failure ?? next();
       failure = undefined;
       if (got instanceof Error) return Promise.reject(got);
@@ -172,7 +171,7 @@ export function listenOnDescriptor(
       closed = true;
       handle.onconnection = null;
       server.close();
-      waiting?.reject(closedError());
+      waiting?.reject(closedError("listener"));
       waiting = undefined;
     },
   };

@@ -292,5 +292,6 @@ function denoError(error: Error): Error {
 
 const ENDED = "The connection's write side is closed";
 
-const closedError = () =>
-  new Deno.errors.BadResource("The connection is closed");
+/** The error of a call on a closed connection (or `what` else). */
+export const closedError = (what = "connection"): Error =>
+  new Deno.errors.BadResource(`The ${what} is closed`);

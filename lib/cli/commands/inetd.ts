@@ -54,9 +54,8 @@ function addressFrom(
   for (const [host, port] of pairs) {
     const hostname = readEnv(host);
     if (!hostname) continue;
-    const text = port === undefined ? "0" : readEnv(port);
     // A port that is not one: the next host's variables, or the socket.
-    const number = attempt(() => parsePort(text ?? ""));
+    const number = attempt(() => parsePort(port ? readEnv(port) ?? "" : "0"));
     if (number !== undefined) {
       return { transport: "tcp", hostname, port: number };
     }
