@@ -8,7 +8,8 @@
  *
  * @module
  */
-import type { createTarpit } from "./tarpit_host.ts";
+import type { Admission } from "./admission.ts";
+import type { Slot } from "./connection_table.ts";
 import { MAX_TIMER_MS } from "./wait.ts";
 
 /**
@@ -113,11 +114,24 @@ export interface TarpitStats {
 /** The tarpit options with every default filled in. */
 export type ResolvedTarpit = Required<TarpitOptions>;
 
-/**
- * A tarpit that holds clients: what tarpit_host.ts's `createTarpit` makes
- * (a type only: no import at run time, so no cycle).
- */
-export type Tarpit = ReturnType<typeof createTarpit>;
+/** A tarpit that holds clients (made by tarpit_host.ts's `createTarpit`). */
+export interface Tarpit {
+  /** Its counters (live). */
+  readonly stats: Readonly<TarpitStats>;
+  /**
+   * Holds an admitted client until it leaves. `greeting` is its greeting
+   * (used by the greeting style); `admission` and `host`, when given, are
+   * released as it ends.
+   */
+  hold(
+    slot: Slot,
+    greeting: Uint8Array,
+    admission: Admission | undefined,
+    host: string | undefined,
+  ): void;
+  /** Releases every held client at once (shutdown), as `aborted`. */
+  releaseAll(): void;
+}
 
 /**
  * Checks the tarpit options and fills in the defaults.

@@ -28,7 +28,7 @@ import { type ConnectionContext, failure, record } from "./connection.ts";
 import type { Slot } from "./connection_table.ts";
 import type { ConnectionOutcome } from "./stats.ts";
 import { MIN_HTTP_LINE_LENGTH } from "./tarpit.ts";
-import type { ResolvedTarpit, TarpitStats } from "./tarpit.ts";
+import type { ResolvedTarpit, Tarpit, TarpitStats } from "./tarpit.ts";
 
 /** The HTTP style's first line. */
 const HTTP_STATUS = new TextEncoder().encode("HTTP/1.1 200 OK\r\n");
@@ -123,7 +123,7 @@ export function createTarpit(
   server: ConnectionContext,
   greeting: Uint8Array | undefined,
   blockedAfter: number = Math.max(options.interval, MIN_BLOCKED_WAIT),
-) {
+): Tarpit {
   const { style, interval, lineLength } = options;
   const { core } = server;
   const stats: TarpitStats = { clients: 0, bytesSent: 0 };
@@ -233,14 +233,8 @@ export function createTarpit(
   }
 
   return {
-    /** Its counters (live). */
-    stats: stats as Readonly<TarpitStats>,
-    /**
-     * Holds an admitted client until it leaves. `bytes` is its greeting
-     * (used by the greeting style); `admission` and `host`, when given, are
-     * released as it ends.
-     */
-    hold(slot: Slot, bytes: Uint8Array, admission?: Admission, host?: string) {
+    stats,
+    hold(slot, bytes, admission, host) {
       const now = performance.now();
       const own = style === "greeting" ? bytes : undefined;
       const held = new Held(slot, now, now + interval, own, admission, host);
@@ -251,7 +245,6 @@ export function createTarpit(
       else if (own?.length === 0) end(held, "greeted");
       else if (timer === undefined) arm(interval);
     },
-    /** Releases every held client at once (shutdown), as `aborted`. */
     releaseAll() {
       for (const held of queue) end(held, "aborted");
     },
