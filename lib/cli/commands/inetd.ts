@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { complete, prepare } from "../setup.ts";
@@ -118,7 +117,7 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
   const found = info && STDIN_KINDS.find(([test]) => info[test]());
   const kind = !info ? "closed" : found ? found[1] : "not a socket";
   if (kind !== undefined) throw notASocket(kind);
-  let socket: Net.Socket;
+  let socket;
   try {
     socket = new net.Socket({ fd: 0, ...HALF_OPEN });
   } catch (error) {
