@@ -187,9 +187,8 @@ export function identifyProbe(bytes: Uint8Array): Probe {
   }
   // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
   // (0xff: SMB1, 0xfe: SMB2; "SMB" after it.)
-  if (bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
-    if (latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
-  }
+  const smb = bytes[0] === 0 && (bytes[4] | 1) === 0xff;
+  if (smb && latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
   if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };
   return http(bytes) ?? { kind: "unknown" };
 }

@@ -126,9 +126,9 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     }
     throw error;
   }
-  remote ??= socket.remoteAddress === undefined
-    ? addressFrom(HOST_VARIABLES)
-    : undefined;
+  // The socket names no peer (node reads its address and port together):
+  // xinetd's variable, if it set one.
+  if (socket.remotePort === undefined) remote ??= addressFrom(HOST_VARIABLES);
   return adoptSocket(socket, remote, local);
 }
 
