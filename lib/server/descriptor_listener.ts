@@ -41,9 +41,6 @@ interface ServerHandle {
   listen(backlog: number): number;
 }
 
-/** The kind of a handle to accept into (node's `constants.SOCKET`). */
-const SOCKET = 0;
-
 /**
  * Thrown when a descriptor is not a listening stream socket (a regular
  * file, a datagram or connected socket, a closed descriptor).
@@ -131,7 +128,8 @@ export function listenOnDescriptor(
   };
   /** Accepts one connection now: it, an error, or undefined if none. */
   function next(): Conn | Error | undefined {
-    const client = new Client(SOCKET);
+    // Of the kind a connection's handle is (node's `constants.SOCKET`, 0).
+    const client = new Client(0);
     const status = handle.accept(client);
     if (status === eagain) return undefined;
     if (status !== 0) return error(status);
