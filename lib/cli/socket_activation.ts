@@ -80,17 +80,16 @@ export function readPassedSockets(
     const whose = owner === undefined
       ? "LISTEN_PID is not set"
       : `LISTEN_PID is ${owner}, not greeter's process ${pid}`;
-    if (!forced) {
-      warn(
-        `LISTEN_FDS is ignored: ${whose} (the sockets are ` +
-          "another process's, as sd_listen_fds decides)",
-      );
-    }
-    return none(
+    none(
       `the sockets in LISTEN_FDS are not for greeter (${whose}); start ` +
         "greeter directly from the service manager, with exec in any " +
         "wrapper script",
     );
+    warn(
+      `LISTEN_FDS is ignored: ${whose} (the sockets are ` +
+        "another process's, as sd_listen_fds decides)",
+    );
+    return undefined;
   }
   if (!/^\d+$/.test(fds) || Number(fds) > MAX_PASSED) {
     throw new UsageError(
@@ -149,12 +148,8 @@ export function takePassedSockets(
   const env = Object.fromEntries(
     LISTEN_VARIABLES.map((name) => [name, Deno.env.get(name)]),
   );
-  const passed = readPassedSockets(
-    env,
-    Deno.pid,
-    forced,
-    (text) => warn(text, format),
-  );
+  const say = (text: string) => warn(text, format);
+  const passed = readPassedSockets(env, Deno.pid, forced, say);
   for (const variable of LISTEN_VARIABLES) Deno.env.delete(variable);
   return passed;
 }

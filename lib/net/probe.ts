@@ -115,18 +115,15 @@ function serverName(bytes: Uint8Array): string | undefined {
   if (i + 2 > bytes.length) return undefined;
   const end = Math.min(bytes.length, i + 2 + u16(i));
   i += 2;
-  while (i + 4 <= end) {
-    const type = u16(i);
-    const length = u16(i + 2);
-    i += 4;
-    if (type === 0) {
-      // server_name: list length (2), name type (1), name length (2), name.
-      if (i + 5 > end || bytes[i + 2] !== 0) return undefined;
-      const nameLength = u16(i + 3);
-      if (i + 5 + nameLength > end) return undefined;
-      return latin1(bytes, i + 5, i + 5 + nameLength);
-    }
-    i += length;
+  // Each extension: its type (2) and length (2), then its data.
+  for (; i + 4 <= end; i += 4 + u16(i + 2)) {
+    if (u16(i) !== 0) continue;
+    // server_name: list length (2), name type (1), name length (2), name.
+    const at = i + 4;
+    if (at + 5 > end || bytes[at + 2] !== 0) return undefined;
+    const nameLength = u16(at + 3);
+    if (at + 5 + nameLength > end) return undefined;
+    return latin1(bytes, at + 5, at + 5 + nameLength);
   }
   return undefined;
 }
@@ -190,9 +187,8 @@ export function identifyProbe(bytes: Uint8Array): Probe {
   }
   // SMB: a NetBIOS session message holding an SMB1 or SMB2 header.
   // (0xff: SMB1, 0xfe: SMB2; "SMB" after it.)
-  if (bytes[0] === 0 && (bytes[4] | 1) === 0xff) {
-    if (latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
-  }
+  const smb = bytes[0] === 0 && (bytes[4] | 1) === 0xff;
+  if (smb && latin1(bytes, 5, 8) === "SMB") return { kind: "smb" };
   if (looksLikeProxyHeader(bytes)) return { kind: "proxy" };
   return http(bytes) ?? { kind: "unknown" };
 }

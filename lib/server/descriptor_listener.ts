@@ -25,6 +25,7 @@ import {
   addressOf,
   adoptHandle,
   canAdoptHandles,
+  closedError,
   HALF_OPEN,
   NodeConn,
   type TcpHandle,
@@ -39,9 +40,6 @@ interface ServerHandle {
   /** (Re)starts watching for connections. */
   listen(backlog: number): number;
 }
-
-/** The kind of a handle to accept into (node's `constants.SOCKET`). */
-const SOCKET = 0;
 
 /**
  * Thrown when a descriptor is not a listening stream socket (a regular
@@ -92,20 +90,19 @@ export function listenOnDescriptor(
   // failed accepts are seen by accept().
   server.on("error", () => {});
   server.listen({ fd, backlog: options.backlog });
-  if (!server.listening) {
-    server.close();
-    throw new DescriptorError(fd);
-  }
   const handle: ServerHandle = Reflect.get(server, "_handle");
   if (
-    !canAdoptHandles() || typeof handle?.accept !== "function" ||
+    !server.listening || !canAdoptHandles() ||
+    typeof handle?.accept !== "function" ||
     typeof handle.listen !== "function" || !("onconnection" in handle)
   ) {
     server.close();
-    throw new TypeError(
-      "This Deno cannot accept on a passed socket one connection at a " +
-        "time (greeter needs Deno 2.9.6)",
-    );
+    throw server.listening
+      ? new TypeError(
+        "This Deno cannot accept on a passed socket one connection at a " +
+          "time (greeter needs Deno 2.9.6)",
+      )
+      : new DescriptorError(fd);
   }
   // From here, one connection per `accept()`. The runtime stops watching
   // once it has told of connections nobody accepted at once (`missed`);
@@ -125,15 +122,14 @@ export function listenOnDescriptor(
     const code = util.getSystemErrorName(status);
     return Object.assign(new Error(`accept ${code}`), { code });
   };
-  const closedError = () =>
-    new Deno.errors.BadResource("The listener is closed");
   const rearm = () => {
     missed = false;
     handle.listen(backlog);
   };
   /** Accepts one connection now: it, an error, or undefined if none. */
   function next(): Conn | Error | undefined {
-    const client = new Client(SOCKET);
+    // Of the kind a connection's handle is (node's `constants.SOCKET`, 0).
+    const client = new Client(0);
     const status = handle.accept(client);
     if (status === eagain) return undefined;
     if (status !== 0) return error(status);
@@ -145,21 +141,21 @@ export function listenOnDescriptor(
   handle.onconnection = (status) => {
     if (closed) return;
     if (status !== 0 || !waiting) missed = true;
-    if (!waiting) {
-      if (status !== 0) failure ??= error(status);
-      return;
+    // Told while nobody waits, only a failure is kept.
+    const got = status !== 0 ? error(status) : waiting && next();
+    if (!waiting) failure ??= got as Error | undefined;
+    else if (got === undefined) rearm();
+    else {
+      const { resolve, reject } = waiting;
+      waiting = undefined;
+      if (got instanceof Error) reject(got);
+      else resolve(got);
     }
-    const got = status !== 0 ? error(status) : next();
-    if (got === undefined) return rearm();
-    const { resolve, reject } = waiting;
-    waiting = undefined;
-    if (got instanceof Error) reject(got);
-    else resolve(got);
   };
   return {
     addr,
     accept() {
-      if (closed) return Promise.reject(closedError());
+      if (closed) return Promise.reject(closedError("listener"));
       const got = failure ?? next();
       failure = undefined;
       if (got instanceof Error) return Promise.reject(got);
@@ -173,7 +169,7 @@ export function listenOnDescriptor(
       closed = true;
       handle.onconnection = null;
       server.close();
-      waiting?.reject(closedError());
+      waiting?.reject(closedError("listener"));
       waiting = undefined;
     },
   };

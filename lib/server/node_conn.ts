@@ -36,10 +36,10 @@ export interface TcpHandle {
 }
 
 // The runtime's resource operations, looked for once (null without them).
-const internal = Reflect.get(Deno, "internal");
-const core: Partial<ResourceOps> | undefined = typeof internal === "symbol"
-  ? Reflect.get(Deno, internal)?.core
-  : undefined;
+const core: Partial<ResourceOps> | undefined = Reflect.get(
+  Deno,
+  Reflect.get(Deno, "internal"),
+)?.core;
 const names = ["read", "write", "shutdown", "close"] as const;
 const ops = names.every((name) => typeof core?.[name] === "function")
   ? core as ResourceOps
@@ -136,33 +136,27 @@ export const HALF_OPEN = {
  */
 export class NodeConn {
   #closed = false;
+  /** The peer. */
+  readonly remoteAddr: Deno.Addr;
+  /** This end. */
+  readonly localAddr: Deno.Addr;
 
   /**
    * Takes a socket made with `allowHalfOpen` (its write side ends only at
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
-   * `remoteAddr` and `localAddr` replace what the socket says, when given;
-   * under a TLS socket, `below` is the stream it runs on, ended and closed
-   * after it.
+   * `remote` and `local` replace what the socket says, when given; under a
+   * TLS socket, `below` is the stream it runs on, ended and closed after it.
    */
   constructor(
     private readonly socket: Socket,
-    private remote?: Deno.Addr,
-    private local?: Deno.Addr,
+    remote?: Deno.Addr,
+    local?: Deno.Addr,
     private readonly below?: Duplex,
   ) {
     socket.on("error", ignore);
-  }
-
-  /** The peer, read from the socket on first use. */
-  get remoteAddr(): Deno.Addr {
-    const { socket } = this;
-    return this.remote ??= addressOf(socket.remoteAddress, socket.remotePort);
-  }
-
-  /** This end, read from the socket on first use. */
-  get localAddr(): Deno.Addr {
-    const { socket } = this;
-    return this.local ??= addressOf(socket.localAddress, socket.localPort);
+    this.remoteAddr = remote ??
+      addressOf(socket.remoteAddress, socket.remotePort);
+    this.localAddr = local ?? addressOf(socket.localAddress, socket.localPort);
   }
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
@@ -298,5 +292,6 @@ function denoError(error: Error): Error {
 
 const ENDED = "The connection's write side is closed";
 
-const closedError = () =>
-  new Deno.errors.BadResource("The connection is closed");
+/** The error of a call on a closed connection (or `what` else). */
+export const closedError = (what = "connection"): Error =>
+  new Deno.errors.BadResource(`The ${what} is closed`);

@@ -158,11 +158,8 @@ export function resolveTarpit(
     ["interval", interval, 1, MAX_TIMER_MS, " of milliseconds", ""],
     ["lineLength", lineLength, min, MAX_TARPIT_LINE_LENGTH, "", note],
   ] as const;
-  for (const [name, value] of numbers) {
-    if (typeof value !== "number") {
-      throw invalid(`tarpit.${name}`, value, "a number", TypeError);
-    }
-  }
+  const nan = numbers.find(([, value]) => typeof value !== "number");
+  if (nan) throw invalid(`tarpit.${nan[0]}`, nan[1], "a number", TypeError);
   if (!TARPIT_STYLES.includes(style)) {
     throw invalid("tarpit.style", style, TARPIT_STYLES.join(", "));
   }

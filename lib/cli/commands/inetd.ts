@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type * as Net from "node:net";
 import type { ServeCommand } from "./serve.ts";
 import { ExitError, UsageError } from "../flags.ts";
 import { complete, prepare } from "../setup.ts";
@@ -34,7 +33,7 @@ const REMOTE_VARIABLES = [
   ["SOCAT_PEERADDR", "SOCAT_PEERPORT"],
 ] as const;
 /** xinetd's: the address alone, used when the socket does not say. */
-const HOST_VARIABLES = [["REMOTE_HOST", undefined]] as const;
+const HOST_VARIABLES = [["REMOTE_HOST"]] as const;
 const LOCAL_VARIABLES = [
   ["TCPLOCALIP", "TCPLOCALPORT"],
   ["SOCAT_SOCKADDR", "SOCAT_SOCKPORT"],
@@ -45,18 +44,17 @@ export const INETD_VARIABLES: readonly string[] = [
   ...REMOTE_VARIABLES,
   ...HOST_VARIABLES,
   ...LOCAL_VARIABLES,
-].flat().filter((name) => name !== undefined);
+].flat();
 
 /** The first address a host gave, from pairs of variables. */
 function addressFrom(
-  pairs: readonly (readonly [string, string | undefined])[],
+  pairs: readonly (readonly [string, string?])[],
 ): Deno.NetAddr | undefined {
   for (const [host, port] of pairs) {
     const hostname = readEnv(host);
     if (!hostname) continue;
-    const text = port === undefined ? "0" : readEnv(port);
     // A port that is not one: the next host's variables, or the socket.
-    const number = attempt(() => parsePort(text ?? ""));
+    const number = attempt(() => parsePort(port ? readEnv(port) ?? "" : "0"));
     if (number !== undefined) {
       return { transport: "tcp", hostname, port: number };
     }
@@ -91,25 +89,6 @@ async function stderrIsClient(): Promise<boolean> {
   }) ?? false;
 }
 
-/**
- * The debugger guard; where stderr is the client's own socket (xinetd),
- * greeter writes nothing to it: where the guard cannot be held, it ends with
- * exit 1 for the host to log, and a taken address goes unsaid. Otherwise a
- * taken address is said once greeter is about to greet.
- */
-async function guardOrQuiet(): Promise<{ guard?: Disposable; taken?: string }> {
-  let taken: string | undefined;
-  try {
-    const guard = guardDebuggerPort(undefined, (message) => taken = message);
-    // Asked before the client's socket is taken over (node:net moves fd 0).
-    if (taken !== undefined && await stderrIsClient()) taken = undefined;
-    return { guard, taken };
-  } catch (error) {
-    if (await stderrIsClient()) throw new ExitError("", 1, true);
-    throw error;
-  }
-}
-
 /** The connection on stdin, as a listener that accepts it once. */
 function oneConnection(conn: Conn): OpenListener {
   const closed = Promise.withResolvers<Conn>();
@@ -138,7 +117,7 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
   const found = info && STDIN_KINDS.find(([test]) => info[test]());
   const kind = !info ? "closed" : found ? found[1] : "not a socket";
   if (kind !== undefined) throw notASocket(kind);
-  let socket: Net.Socket;
+  let socket;
   try {
     socket = new net.Socket({ fd: 0, ...HALF_OPEN });
   } catch (error) {
@@ -147,9 +126,9 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     }
     throw error;
   }
-  remote ??= socket.remoteAddress === undefined
-    ? addressFrom(HOST_VARIABLES)
-    : undefined;
+  // The socket names no peer (node reads its address and port together):
+  // xinetd's variable, if it set one.
+  if (socket.remotePort === undefined) remote ??= addressFrom(HOST_VARIABLES);
   return adoptSocket(socket, remote, local);
 }
 
@@ -164,7 +143,18 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (Deno.stdin.isTerminal()) throw notASocket("a terminal");
   // One client may keep greeter past Deno's 500 ms grace: the SIGUSR1
   // debugger stays shut here too (under deno run; the binaries need not).
-  const { guard, taken } = await guardOrQuiet();
+  // Where stderr is the client's own socket (xinetd), greeter writes nothing
+  // to it: where the guard cannot be held, it ends with exit 1 for the host
+  // to log, and a taken address goes unsaid. Otherwise a taken address is
+  // said once greeter is about to greet.
+  let taken: string | undefined;
+  let guard: Disposable | undefined;
+  try {
+    guard = guardDebuggerPort(undefined, (message) => taken = message);
+  } catch (error) {
+    if (await stderrIsClient()) throw new ExitError("", 1, true);
+    throw error;
+  }
   using _guard = guard;
   const remote = addressFrom(REMOTE_VARIABLES);
   const local = addressFrom(LOCAL_VARIABLES);
@@ -173,17 +163,17 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   // per connection, docs/activation.md) is not loaded.
   const direct = remote !== undefined && command.options.linger === 0;
   // Asked before the client's socket is taken over (node:net moves fd 0).
-  const quiet = !direct && await stderrIsClient();
+  const toClient = (!direct || taken !== undefined) && await stderrIsClient();
   const conn = direct
     ? stdioConn(remote, local)
     : await openStdin(remote, local);
   const options = await complete(command, await prepare(command, true));
-  if (taken !== undefined) warn(taken, command.log.format);
+  if (taken !== undefined && !toClient) warn(taken, command.log.format);
   const encoder = new TextEncoder();
   const log = createConnectionLog({
     emit: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
     format: command.log.format,
-    quiet: command.log.quiet || quiet,
+    quiet: command.log.quiet || (!direct && toClient),
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
     timestamps: command.log.timestamps === "on",
