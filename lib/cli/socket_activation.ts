@@ -148,8 +148,12 @@ export function takePassedSockets(
   const env = Object.fromEntries(
     LISTEN_VARIABLES.map((name) => [name, Deno.env.get(name)]),
   );
-  const say = (text: string) => warn(text, format);
-  const passed = readPassedSockets(env, Deno.pid, forced, say);
+  const passed = readPassedSockets(
+    env,
+    Deno.pid,
+    forced,
+    (text) => warn(text, format),
+  );
   for (const variable of LISTEN_VARIABLES) Deno.env.delete(variable);
   return passed;
 }
