@@ -267,16 +267,16 @@ function admitAndServe(
       bytes = EMPTY;
     }
   }
+  slot.admission = admission;
+  slot.host = host;
   if (server.tarpit && !failed) {
     // Held for as long as the tarpit likes: no greeting's deadline.
     core.table.unbound(slot);
-    server.tarpit.hold(slot, bytes, admission, host);
+    server.tarpit.hold(slot, bytes);
     return;
   }
   slot.outcome = failed;
   slot.reason = failed && "template";
-  slot.admission = admission;
-  slot.host = host;
   serveConnection(server, slot, bytes);
 }
 

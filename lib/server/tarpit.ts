@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type { Admission } from "./admission.ts";
 import type { Slot } from "./connection_table.ts";
 import { MAX_TIMER_MS } from "./wait.ts";
 
@@ -120,15 +119,10 @@ export interface Tarpit {
   readonly stats: Readonly<TarpitStats>;
   /**
    * Holds an admitted client until it leaves. `greeting` is its greeting
-   * (used by the greeting style); `admission` and `host`, when given, are
-   * released as it ends.
+   * (used by the greeting style); the slot's per-IP place, if it holds
+   * one, is released as it ends.
    */
-  hold(
-    slot: Slot,
-    greeting: Uint8Array,
-    admission: Admission | undefined,
-    host: string | undefined,
-  ): void;
+  hold(slot: Slot, greeting: Uint8Array): void;
   /** Releases every held client at once (shutdown), as `aborted`. */
   releaseAll(): void;
 }

@@ -23,7 +23,6 @@
  *
  * @module
  */
-import type { Admission } from "./admission.ts";
 import { type ConnectionContext, failure, record } from "./connection.ts";
 import type { Slot } from "./connection_table.ts";
 import type { ConnectionOutcome } from "./stats.ts";
@@ -67,8 +66,6 @@ class Held {
     public due: number,
     /** Its greeting, in the greeting style (a template's is its own). */
     readonly greeting: Uint8Array | undefined,
-    readonly admission: Admission | undefined,
-    readonly host: string | undefined,
   ) {}
 }
 
@@ -154,14 +151,15 @@ export function createTarpit(
     if (!queue.delete(held)) return;
     // The last one gone: the queue is empty, and the timer stops.
     if (--stats.clients === 0) arm(0);
-    if (held.host !== undefined) held.admission!.release(held.host);
-    core.table.release(held.slot);
+    const { slot } = held;
+    if (slot.host !== undefined) slot.admission!.release(slot.host);
+    core.table.release(slot);
     core.stats.outcomes[outcome]++;
     core.stats.bytesWritten += held.sent;
     const duration = performance.now() - held.since;
     try {
       server.onEnded?.(duration, duration);
-      server.onClose?.(record(server, held.slot, {
+      server.onClose?.(record(server, slot, {
         outcome,
         reason,
         bytesWritten: held.sent,
@@ -234,10 +232,10 @@ export function createTarpit(
 
   return {
     stats,
-    hold(slot, bytes, admission, host) {
+    hold(slot, bytes) {
       const now = performance.now();
       const own = style === "greeting" ? bytes : undefined;
-      const held = new Held(slot, now, now + interval, own, admission, host);
+      const held = new Held(slot, now, now + interval, own);
       stats.clients++;
       queue.add(held);
       if (core.closing) end(held, "aborted");
