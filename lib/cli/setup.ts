@@ -87,10 +87,10 @@ export async function prepare(
   const { tlsCert, tlsKey } = files;
   let tls: TlsOptions | undefined;
   if (tlsCert !== undefined && tlsKey !== undefined) {
-    const [cert, key] = await Promise.all([
-      readInputText(tlsCert, "TLS certificate", limit),
-      readInputText(tlsKey, "TLS key", limit),
-    ]);
+    // One after the other, so that with both unreadable the certificate's
+    // error is the one said, every time.
+    const cert = await readInputText(tlsCert, "TLS certificate", limit);
+    const key = await readInputText(tlsKey, "TLS key", limit);
     // Checked here, so a file that is not a certificate or a key that does
     // not match is reported as the bad value it is, not as a failure to
     // listen (or, on a reload, the old pair stays).
