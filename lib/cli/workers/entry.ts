@@ -67,7 +67,7 @@ function fail(error: unknown) {
 
 const crash = (error: unknown) =>
   post({
-    type: "crashed",
+    type: "failed",
     message: error instanceof Error ? error.message : String(error),
   });
 

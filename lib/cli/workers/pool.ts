@@ -53,8 +53,8 @@ export type ToWorker =
 /** What a worker sends the main thread. */
 export type FromWorker =
   | { type: "listening"; addrs: Deno.Addr[] }
-  | { type: "failed"; message: string; exitCode: number }
-  | { type: "crashed"; message: string }
+  // Could not start (with its exit code), or crashed (without).
+  | { type: "failed"; message: string; exitCode?: number }
   | { type: "log"; lines: string[] }
   // Its counters: every STATS_INTERVAL (request 0), or a request's answer.
   | { type: "stats"; snapshot: WorkerSnapshot; request: number; error?: string }
@@ -123,12 +123,6 @@ function addInto(into: object, part: object): void {
 }
 
 /**
- * What crosses to the workers of a prepared configuration: all but the
- * greeting, a function postMessage cannot clone, which each makes again.
- */
-const posted = ({ greeting: _, ...prepared }: Prepared): Prepared => prepared;
-
-/**
  * Starts `count` workers serving `command` with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
@@ -158,7 +152,7 @@ export async function startWorkers(
     // Nothing awaits the later ones until the first listens.
     member.ready.promise.catch(() => {});
     const crashed = (message: string) =>
-      receive(member, { type: "crashed", message });
+      receive(member, { type: "failed", message });
     worker.onmessage = (event: MessageEvent<FromWorker>) =>
       receive(member, event.data);
     worker.onerror = (event) => {
@@ -218,15 +212,16 @@ export async function startWorkers(
     switch (message.type) {
       case "listening":
         return member.ready.resolve(message.addrs);
-      case "failed":
+      case "failed": {
+        const { message: text, exitCode } = message;
+        if (exitCode !== undefined) {
+          return member.ready.reject(new ExitError(text, exitCode));
+        }
+        if (started) return end(member, `failed: ${text}`);
         return member.ready.reject(
-          new ExitError(message.message, message.exitCode),
+          new ExitError(`worker ${member.index} failed: ${text}`, 1),
         );
-      case "crashed":
-        if (started) return end(member, `failed: ${message.message}`);
-        return member.ready.reject(
-          new ExitError(`worker ${member.index} failed: ${message.message}`, 1),
-        );
+      }
       case "log":
         return onLines(message.lines);
       case "stats":
@@ -252,7 +247,7 @@ export async function startWorkers(
   const message: StartMessage = {
     type: "start",
     command,
-    prepared: posted(prepared),
+    prepared,
     shared: SHARED,
   };
   const [first, ...rest] = members;
@@ -308,7 +303,7 @@ export async function startWorkers(
      */
     async swap(next: Prepared) {
       const { error, waiting } = await ask(
-        { type: "reload", prepared: posted(next) },
+        { type: "reload", prepared: next },
         RELOAD_TIMEOUT,
       );
       return error ??
