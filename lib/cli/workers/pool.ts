@@ -16,7 +16,6 @@ import { createServerStats } from "../../server/stats.ts";
 import { exposition, families } from "../../observe/prometheus.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { type Run, type Serving, SHARED } from "../run_server.ts";
-import type { runServer } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -29,9 +28,9 @@ counter greeter_worker_connections_accepted_total Connections accepted, by worke
 type WorkerSnapshot = ReturnType<Run["snapshot"]>;
 
 /**
- * Tells a worker to listen: the first one with the command's ports, the
- * others with the real port of each listen target, as the first chose them
- * (the rest of runServer's `worker`: the main thread's `SHARED` cells).
+ * Tells a worker to listen with `reusePort`: the first one on the command's
+ * ports, the others on the real port of each listen target, as the first
+ * chose them.
  */
 export type StartMessage = {
   type: "start";
@@ -39,7 +38,9 @@ export type StartMessage = {
   command: ServeCommand;
   /** The configuration the main thread prepared: no worker reads a file. */
   prepared: Prepared;
-} & NonNullable<Parameters<typeof runServer>[3]>;
+  /** The main thread's `SHARED` cells, for runServer. */
+  shared: Int32Array;
+};
 
 /** What the main thread asks of every worker, each answering with "stats". */
 type Request = { type: "stats" } | { type: "reload"; prepared: Prepared };
@@ -244,19 +245,24 @@ export async function startWorkers(
     }, stopWithin);
   }
 
-  const message: StartMessage = {
+  const options = { ...prepared.options, reusePort: true };
+  const start = (listen = options.listen): StartMessage => ({
     type: "start",
     command,
-    prepared,
+    prepared: { ...prepared, options: { ...options, listen } },
     shared: SHARED,
-  };
+  });
   const [first, ...rest] = members;
   let addrs: Deno.Addr[];
   try {
-    post(first, message);
+    post(first, start());
     addrs = await first.ready.promise;
-    const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
-    for (const member of rest) post(member, { ...message, ports });
+    const listen = options.listen?.map((target, i) =>
+      target.transport === "unix"
+        ? target
+        : { ...target, port: (addrs[i] as Deno.NetAddr).port }
+    );
+    for (const member of rest) post(member, start(listen));
     await Promise.all(rest.map((member) => member.ready.promise));
   } catch (error) {
     for (const { worker } of members) worker.terminate();
