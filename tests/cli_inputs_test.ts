@@ -1,9 +1,16 @@
 // Issue 13, point 4: every file named on the command line is read with a
 // limit. A device, a FIFO, a directory or a huge file is one line and exit
 // 2, at once and in little memory, never a hang or gigabytes read.
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 import { loadPreset } from "./_load_preset.ts";
 import { UsageError } from "../lib/cli/flags.ts";
+import { prepare } from "../lib/cli/setup.ts";
+import { parseServe, type ServeCommand } from "../lib/cli/commands/serve.ts";
 import { runCli, startCli, withTempDir } from "./_helpers.ts";
 
 /** GNU time, to read the child's peak RSS; absent on some systems. */
@@ -191,4 +198,34 @@ Deno.test("loadPreset() reads a quotes file up to 16 MiB by default, and no more
     assert(tooMany instanceof UsageError, String(tooMany));
     assertStringIncludes(tooMany.message, "larger than the limit of 16 MiB");
   });
+});
+
+Deno.test({
+  name:
+    "greeter says the TLS certificate's error first when the key cannot be read either",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await withTempDir(async (dir) => {
+      const big = `${dir}/big.pem`;
+      await Deno.writeTextFile(big, "a".repeat(1024 * 1024 + 1));
+      // /proc/self/maps is over the limit only once read (its size is 0),
+      // so its error comes last were the two read together.
+      const cases = [[big, big], ["/proc/self/maps", `${dir}/missing.pem`]];
+      for (const [cert, key] of cases) {
+        for (let i = 0; i < 10; i++) {
+          const command = parseServe(
+            ["--tls-cert", cert, "--tls-key", key, "--max-file-size", "100"],
+          ) as ServeCommand;
+          const error = await assertRejects(
+            () => prepare(command, true),
+            UsageError,
+          );
+          assertStringIncludes(
+            error.message,
+            `Cannot read TLS certificate ${JSON.stringify(cert)}: `,
+          );
+        }
+      }
+    });
+  },
 });

@@ -44,8 +44,8 @@ export type Run = Awaited<ReturnType<typeof runServer>>;
  * thread and for every worker of `--workers`. Only what surrounds it
  * (stdout, or messages to the main thread) differs. `emit` receives each
  * log line (the main thread's writer, or a worker's batcher); a worker
- * passes the ports the first one chose and the main thread's
- * {@linkcode SHARED} cells, and listens with `reusePort`.
+ * passes the main thread's {@linkcode SHARED} cells (its options, from the
+ * pool, listen with `reusePort` on the ports the first worker chose).
  *
  * @throws {ExitError} If it cannot listen; nothing is left running.
  */
@@ -53,20 +53,9 @@ export async function runServer(
   command: ServeCommand,
   prepared: Prepared,
   emit: (line: string) => void,
-  worker?: { ports?: number[]; shared: Int32Array },
+  shared: Int32Array = SHARED,
 ) {
-  const shared = worker?.shared ?? SHARED;
   const options = await complete(command, prepared);
-  if (worker) {
-    // The ports the first worker chose, for port 0.
-    const { ports } = worker;
-    options.reusePort = true;
-    options.listen = options.listen?.map((target, i) =>
-      ports === undefined || target.transport === "unix"
-        ? target
-        : { ...target, port: ports[i] }
-    );
-  }
   const log = createConnectionLog({
     ...command.log,
     emit,

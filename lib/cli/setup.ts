@@ -20,11 +20,7 @@ import {
 import { quote } from "../net/escape.ts";
 import { checkCertificateAndKey } from "../server/tls_listener.ts";
 import type { ServeGreetingOptions, TlsOptions } from "../server/options.ts";
-import {
-  compileTemplate,
-  DEFAULT_MESSAGE,
-  type GreetingSource,
-} from "../greeting/template.ts";
+import { compileTemplate, DEFAULT_MESSAGE } from "../greeting/template.ts";
 import { prepareUnixSocket } from "../net/unix_socket.ts";
 import { parseCidr } from "../net/ip.ts";
 import { ValueError } from "../net/value_error.ts";
@@ -50,11 +46,6 @@ export interface Prepared {
   quotes?: Uint8Array;
   /** The --log-key-file's bytes. */
   key?: Uint8Array;
-  /**
-   * The greeting made of them, on the thread that prepared it; left out of
-   * what is posted (a function cannot be cloned), and made again there.
-   */
-  greeting?: GreetingSource;
 }
 
 /**
@@ -82,15 +73,16 @@ export async function prepare(
     ? command.greeting.message
     : asUsageError(() => decodeMessageFile(bytes, encoding), files.message);
   // Made here, so that a greeting the encoding cannot carry is said before
-  // anything starts, and never by a worker.
-  const greeting = makeGreeting(command, { quotes, message });
+  // anything starts, and never by a worker (each thread makes its own in
+  // complete(): a function cannot be posted).
+  makeGreeting(command, { quotes, message });
   const { tlsCert, tlsKey } = files;
   let tls: TlsOptions | undefined;
   if (tlsCert !== undefined && tlsKey !== undefined) {
-    const [cert, key] = await Promise.all([
-      readInputText(tlsCert, "TLS certificate", limit),
-      readInputText(tlsKey, "TLS key", limit),
-    ]);
+    // One after the other, so that with both unreadable the certificate's
+    // error is the one said, every time.
+    const cert = await readInputText(tlsCert, "TLS certificate", limit);
+    const key = await readInputText(tlsKey, "TLS key", limit);
     // Checked here, so a file that is not a certificate or a key that does
     // not match is reported as the bad value it is, not as a failure to
     // listen (or, on a reload, the old pair stays).
@@ -140,7 +132,7 @@ export async function prepare(
     );
   }
   const { listen = [], refuseMessage } = command.options;
-  const prepared = { message, quotes, key, greeting };
+  const prepared = { message, quotes, key };
   if (!start) {
     return {
       ...prepared,
@@ -183,7 +175,7 @@ export async function complete(
   const mode = command.log.address;
   return {
     ...prepared.options,
-    greeting: prepared.greeting ?? makeGreeting(command, prepared),
+    greeting: makeGreeting(command, prepared),
     // Given even when undefined: a reload then keeps addresses whole.
     maskAddress: mode === undefined ? undefined : await createAddressMask(
       mode === "hash" ? { mode, key: prepared.key! } : { mode },

@@ -108,34 +108,33 @@ export async function runServe(given: ServeCommand): Promise<number> {
     stopping = notifier.stopping("Draining");
     Promise.resolve(running.shutdown()).catch(() => {});
   };
-  // One reload at a time; a SIGHUP during one asks for one more after it.
-  let reloading: Promise<void> | undefined;
-  let again = false;
+  // One reload at a time; SIGHUPs during one ask for one more after it.
+  let lastReload = Promise.resolve();
+  let queued = false;
   let ended = false;
   const reload = () => {
-    again = reloading !== undefined;
-    if (stopping || reloading) return;
-    reloading = (async () => {
-      do {
-        again = false;
-        await notifier.reloading("Reloading");
-        // Read and checked here once, so a bad file leaves the old
-        // configuration, and every worker swaps in exactly these bytes.
-        const error = await prepare(command, false)
-          .then((next) => running.swap(next))
-          .catch((caught) => explainError(caught).message);
-        // A reload that ends after the server did is not waited for (a read
-        // may hang) and says nothing after the stop line.
-        if (ended) return;
-        if (error === undefined) reloads.lastSuccess = Date.now();
-        reloads[error === undefined ? "success" : "failure"]++;
-        log.reloaded(error);
-        await notifier.ready(
-          statusLine(running.addrs) +
-            (error === undefined ? "" : "; last reload failed"),
-        );
-      } while (again && !stopping);
-    })().finally(() => reloading = undefined);
+    if (stopping || queued) return;
+    queued = true;
+    lastReload = lastReload.then(async () => {
+      queued = false;
+      if (stopping || ended) return;
+      await notifier.reloading("Reloading");
+      // Read and checked here once, so a bad file leaves the old
+      // configuration, and every worker swaps in exactly these bytes.
+      const error = await prepare(command, false)
+        .then((next) => running.swap(next))
+        .catch((caught) => explainError(caught).message);
+      // A reload that ends after the server did is not waited for (a read
+      // may hang) and says nothing after the stop line.
+      if (ended) return;
+      if (error === undefined) reloads.lastSuccess = Date.now();
+      reloads[error === undefined ? "success" : "failure"]++;
+      log.reloaded(error);
+      await notifier.ready(
+        statusLine(running.addrs) +
+          (error === undefined ? "" : "; last reload failed"),
+      );
+    });
   };
   // SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
   // which the debugger guard prevents. Said once, so that an operator who

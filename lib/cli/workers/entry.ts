@@ -44,8 +44,8 @@ function line(text: string) {
 
 let run: Run | undefined;
 
-async function start({ command, prepared, ...worker }: StartMessage) {
-  const running = run = await runServer(command, prepared, line, worker);
+async function start({ command, prepared, shared }: StartMessage) {
+  const running = run = await runServer(command, prepared, line, shared);
   const ticker = setInterval(
     () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
     STATS_INTERVAL,
@@ -67,7 +67,7 @@ function fail(error: unknown) {
 
 const crash = (error: unknown) =>
   post({
-    type: "crashed",
+    type: "failed",
     message: error instanceof Error ? error.message : String(error),
   });
 

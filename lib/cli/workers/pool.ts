@@ -16,7 +16,6 @@ import { createServerStats } from "../../server/stats.ts";
 import { expose } from "../../observe/prometheus.ts";
 import { waitAtMost } from "../../server/wait.ts";
 import { type Run, type Serving, SHARED } from "../run_server.ts";
-import type { runServer } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
@@ -24,9 +23,9 @@ import { ExitError } from "../flags.ts";
 type WorkerSnapshot = ReturnType<Run["snapshot"]>;
 
 /**
- * Tells a worker to listen: the first one with the command's ports, the
- * others with the real port of each listen target, as the first chose them
- * (the rest of runServer's `worker`: the main thread's `SHARED` cells).
+ * Tells a worker to listen with `reusePort`: the first one on the command's
+ * ports, the others on the real port of each listen target, as the first
+ * chose them.
  */
 export type StartMessage = {
   type: "start";
@@ -34,7 +33,9 @@ export type StartMessage = {
   command: ServeCommand;
   /** The configuration the main thread prepared: no worker reads a file. */
   prepared: Prepared;
-} & NonNullable<Parameters<typeof runServer>[3]>;
+  /** The main thread's `SHARED` cells, for runServer. */
+  shared: Int32Array;
+};
 
 /** What the main thread asks of every worker, each answering with "stats". */
 type Request = { type: "stats" } | { type: "reload"; prepared: Prepared };
@@ -48,8 +49,8 @@ export type ToWorker =
 /** What a worker sends the main thread. */
 export type FromWorker =
   | { type: "listening"; addrs: Deno.Addr[] }
-  | { type: "failed"; message: string; exitCode: number }
-  | { type: "crashed"; message: string }
+  // Could not start (with its exit code), or crashed (without).
+  | { type: "failed"; message: string; exitCode?: number }
   | { type: "log"; lines: string[] }
   // Its counters: every STATS_INTERVAL (request 0), or a request's answer.
   | { type: "stats"; snapshot: WorkerSnapshot; request: number; error?: string }
@@ -118,12 +119,6 @@ function addInto(into: object, part: object): void {
 }
 
 /**
- * What crosses to the workers of a prepared configuration: all but the
- * greeting, a function postMessage cannot clone, which each makes again.
- */
-const posted = ({ greeting: _, ...prepared }: Prepared): Prepared => prepared;
-
-/**
  * Starts `count` workers serving `command` with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
@@ -153,7 +148,7 @@ export async function startWorkers(
     // Nothing awaits the later ones until the first listens.
     member.ready.promise.catch(() => {});
     const crashed = (message: string) =>
-      receive(member, { type: "crashed", message });
+      receive(member, { type: "failed", message });
     worker.onmessage = (event: MessageEvent<FromWorker>) =>
       receive(member, event.data);
     worker.onerror = (event) => {
@@ -213,15 +208,16 @@ export async function startWorkers(
     switch (message.type) {
       case "listening":
         return member.ready.resolve(message.addrs);
-      case "failed":
+      case "failed": {
+        const { message: text, exitCode } = message;
+        if (exitCode !== undefined) {
+          return member.ready.reject(new ExitError(text, exitCode));
+        }
+        if (started) return end(member, `failed: ${text}`);
         return member.ready.reject(
-          new ExitError(message.message, message.exitCode),
+          new ExitError(`worker ${member.index} failed: ${text}`, 1),
         );
-      case "crashed":
-        if (started) return end(member, `failed: ${message.message}`);
-        return member.ready.reject(
-          new ExitError(`worker ${member.index} failed: ${message.message}`, 1),
-        );
+      }
       case "log":
         return onLines(message.lines);
       case "stats":
@@ -244,19 +240,24 @@ export async function startWorkers(
     }, stopWithin);
   }
 
-  const message: StartMessage = {
+  const options = { ...prepared.options, reusePort: true };
+  const start = (listen = options.listen): StartMessage => ({
     type: "start",
     command,
-    prepared: posted(prepared),
+    prepared: { ...prepared, options: { ...options, listen } },
     shared: SHARED,
-  };
+  });
   const [first, ...rest] = members;
   let addrs: Deno.Addr[];
   try {
-    post(first, message);
+    post(first, start());
     addrs = await first.ready.promise;
-    const ports = addrs.map((addr) => addr.transport === "tcp" ? addr.port : 0);
-    for (const member of rest) post(member, { ...message, ports });
+    const listen = options.listen?.map((target, i) =>
+      target.transport === "unix"
+        ? target
+        : { ...target, port: (addrs[i] as Deno.NetAddr).port }
+    );
+    for (const member of rest) post(member, start(listen));
     await Promise.all(rest.map((member) => member.ready.promise));
   } catch (error) {
     for (const { worker } of members) worker.terminate();
@@ -300,7 +301,7 @@ export async function startWorkers(
      */
     async swap(next: Prepared) {
       const { error, waiting } = await ask(
-        { type: "reload", prepared: posted(next) },
+        { type: "reload", prepared: next },
         RELOAD_TIMEOUT,
       );
       return error ??
