@@ -84,6 +84,18 @@ Deno.test("fetchGreeting() times out on a server that never closes", async () =>
   );
 });
 
+Deno.test("fetchGreeting() times out at once on a timeout no timer can wait for", async () => {
+  await using silent = silentServer();
+  for (const timeout of [-1, Number.NaN, 2 ** 64]) {
+    await assertRejects(
+      () =>
+        fetchGreeting({ hostname: "127.0.0.1", port: silent.port, timeout }),
+      GreetingTimeoutError,
+      `127.0.0.1:${silent.port} within ${timeout} ms`,
+    );
+  }
+});
+
 Deno.test("readGreeting() yields chunks as they arrive", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   // The server sends its second part only once the client has yielded the

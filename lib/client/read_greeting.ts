@@ -254,8 +254,11 @@ export async function* readGreeting(
   options: FetchGreetingOptions = {},
 ): AsyncGenerator<Uint8Array<ArrayBuffer>> {
   const { timeout = DEFAULT_CLIENT_TIMEOUT, signal } = options;
-  const deadline = AbortSignal.timeout(timeout);
-  const stop = AbortSignal.any([deadline, ...(signal ? [signal] : [])]);
+  // setTimeout, not AbortSignal.timeout: that throws a TypeError for a
+  // timeout out of its range (NaN, -1, 2 ** 64) where this times out.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeout);
+  const stop = AbortSignal.any([deadline.signal, ...(signal ? [signal] : [])]);
   let received = 0;
   let source: ChunkSource | undefined;
   // A TLS handshake or a Unix connect cannot be aborted: race the deadline
@@ -282,13 +285,14 @@ export async function* readGreeting(
     // an error: the catch below tells which.
     if (stop.aborted) throw stop.reason;
   } catch (error) {
-    if (deadline.aborted) {
+    if (deadline.signal.aborted) {
       const address = clientAddress(options);
       throw new GreetingTimeoutError(address, timeout, received, !!source);
     }
     if (signal?.aborted) throw signal.reason;
     throw error;
   } finally {
+    clearTimeout(timer);
     stop.removeEventListener("abort", onStop);
     if (!stop.aborted) source?.close();
   }

@@ -136,27 +136,36 @@ export const HALF_OPEN = {
  */
 export class NodeConn {
   #closed = false;
-  /** The peer. */
-  readonly remoteAddr: Deno.Addr;
-  /** This end. */
-  readonly localAddr: Deno.Addr;
 
   /**
    * Takes a socket made with `allowHalfOpen` (its write side ends only at
    * `closeWrite`) and, to read nothing until asked, `pauseOnConnect`.
-   * `remote` and `local` replace what the socket says, when given; under a
-   * TLS socket, `below` is the stream it runs on, ended and closed after it.
+   * `remoteAddr` and `localAddr` replace what the socket says, when given;
+   * under a TLS socket, `below` is the stream it runs on, ended and closed
+   * after it.
    */
   constructor(
     private readonly socket: Socket,
-    remote?: Deno.Addr,
-    local?: Deno.Addr,
+    private remote?: Deno.Addr,
+    private local?: Deno.Addr,
     private readonly below?: Duplex,
   ) {
     socket.on("error", ignore);
-    this.remoteAddr = remote ??
-      addressOf(socket.remoteAddress, socket.remotePort);
-    this.localAddr = local ?? addressOf(socket.localAddress, socket.localPort);
+  }
+
+  /** The peer, read from the socket on first use. */
+  get remoteAddr(): Deno.Addr {
+    const { socket } = this;
+    return this.remote ??= addressOf(socket.remoteAddress, socket.remotePort);
+  }
+
+  /**
+   * This end, read from the socket on first use (only an observer asks:
+   * nothing is made for it otherwise).
+   */
+  get localAddr(): Deno.Addr {
+    const { socket } = this;
+    return this.local ??= addressOf(socket.localAddress, socket.localPort);
   }
 
   /** Hands all of `p` to the socket; resolves to its length once written. */
