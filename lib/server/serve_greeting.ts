@@ -231,9 +231,10 @@ export function serveGreetingWith(
       // Limits change only when given, and then start their counts afresh;
       // lists alone are swapped in place, keeping the counts.
       const limits = "maxPerIp" in next || "ratePerIp" in next;
-      if (!limits && !("allow" in next || "deny" in next)) return;
-      if (limits || !server.admission) server.admission = admissionOf(next);
-      else server.admission.setRules(next.allow, next.deny);
+      const lists = "allow" in next || "deny" in next;
+      if (limits || (lists && !server.admission)) {
+        server.admission = admissionOf(next);
+      } else if (lists) server.admission!.setRules(next.allow, next.deny);
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,
