@@ -45,13 +45,12 @@ export interface ConnectionLogOptions
 export function createConnectionLog(options: ConnectionLogOptions) {
   const { emit, format, quiet, rate } = options;
   // Every text line has a timestamp when asked, the summaries included.
-  const asText = { timestamps: options.timestamps ?? false };
   const throttle = quiet || rate === 0 ? undefined : createLogThrottle({
     emit,
     perSourcePerSecond: rate,
     perSecond: 10_000,
     formatSuppressed: (source, count) =>
-      formatLogLine({ event: "suppressed", source, count }, format, asText),
+      formatLogLine({ event: "suppressed", source, count }, format, options),
   });
   // The throttle is asked first, and the line made only when it allows it.
   // Unix socket clients have no address: they count as one source.
@@ -67,7 +66,7 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   const recordLine = (record: ConnectionRecord) =>
     json ? formatJsonConnectionLine(record) : formatTextLine(
       (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
-      asText,
+      options,
     );
   const acceptErrors = createAcceptErrorLog(options);
   return {
@@ -79,7 +78,7 @@ export function createConnectionLog(options: ConnectionLogOptions) {
     ) => {
       if (allowed(remoteAddr)) {
         const words = formatTextConnectionLine(remoteAddr, peerAddr);
-        emit(formatTextLine(words, asText));
+        emit(formatTextLine(words, options));
       }
     },
     /** For serveGreeting's onClose (JSON, sensed, tarpit), if lines are logged. */
@@ -116,11 +115,10 @@ export function createServerLog(
 ) {
   const { writer, format } = options;
   const json = format === "json";
-  const asText = { timestamps: options.timestamps ?? false };
   // A text line, after a timestamp when asked; JSON lines have their own.
-  const text = (words: string) => writer.line(formatTextLine(words, asText));
+  const text = (words: string) => writer.line(formatTextLine(words, options));
   const line = (event: ServerEvent) =>
-    writer.line(formatLogLine(event, format, asText));
+    writer.line(formatLogLine(event, format, options));
 
   return {
     /** Logs the start-up lines. */
@@ -182,12 +180,11 @@ export interface AcceptErrorLogOptions {
  */
 export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
   const { emit, format, interval = 1_000 } = options;
-  const asText = { timestamps: options.timestamps ?? false };
   // Codes seen in the current interval, with the count since their line.
   const pending = new Map<string, AcceptErrorEvent>();
   let timer: ReturnType<typeof setInterval> | undefined;
   const line = (event: AcceptErrorEvent) =>
-    emit(formatLogLine(event, format, asText));
+    emit(formatLogLine(event, format, options));
 
   // Sums up the interval; the timer stops after a quiet one, or at the end.
   function flush(end = false) {

@@ -401,7 +401,7 @@ function describe(event: ServerEvent, now: number): Described {
 export function formatLogLine(
   event: ServerEvent,
   format: LogFormat,
-  options?: { timestamps: boolean },
+  options?: { timestamps?: boolean },
 ): string {
   const now = event.time ?? Date.now();
   const line = describe(event, now);
@@ -435,7 +435,7 @@ export function formatJsonWarningLine(message: string, time = Date.now()) {
  */
 export function formatTextLine(
   message: string,
-  options?: { timestamps: boolean },
+  options?: { timestamps?: boolean },
   time?: number,
 ): string {
   return options?.timestamps
