@@ -28,13 +28,21 @@ export {
   type ServeGreetingOptions,
   type TlsOptions,
 } from "./lib/server/options.ts";
-export type { AdmissionOptions, RefuseReason } from "./lib/server/admission.ts";
+export {
+  type AdmissionOptions,
+  REFUSE_REASONS,
+  type RefuseReason,
+} from "./lib/server/admission.ts";
 export { ListenError } from "./lib/server/listeners.ts";
 export {
   type GreetingServer,
   serveGreeting,
 } from "./lib/server/serve_greeting.ts";
-export type { ConnectionOutcome, ServerStats } from "./lib/server/stats.ts";
+export {
+  CONNECTION_OUTCOMES,
+  type ConnectionOutcome,
+  type ServerStats,
+} from "./lib/server/stats.ts";
 export {
   TARPIT_STYLES,
   type TarpitOptions,

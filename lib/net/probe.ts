@@ -9,6 +9,17 @@
  */
 import { looksLikeProxyHeader } from "./proxy_protocol.ts";
 
+/** The probe kinds, in a stable order (for metrics). */
+export const PROBE_KINDS = [
+  "tls",
+  "http",
+  "ssh",
+  "rdp",
+  "smb",
+  "proxy",
+  "unknown",
+] as const;
+
 /**
  * What a client's first bytes look like, in a bounded set (a metric label):
  * `tls`, `http`, `ssh`, `rdp`, `smb`, `proxy` (a PROXY protocol header on a
@@ -23,25 +34,7 @@ import { looksLikeProxyHeader } from "./proxy_protocol.ts";
  * assertEquals(PROBE_KINDS.includes(kind), true);
  * ```
  */
-export type ProbeKind =
-  | "tls"
-  | "http"
-  | "ssh"
-  | "rdp"
-  | "smb"
-  | "proxy"
-  | "unknown";
-
-/** The probe kinds, in a stable order (for metrics). */
-export const PROBE_KINDS: readonly ProbeKind[] = [
-  "tls",
-  "http",
-  "ssh",
-  "rdp",
-  "smb",
-  "proxy",
-  "unknown",
-];
+export type ProbeKind = typeof PROBE_KINDS[number];
 
 /**
  * What a client's first bytes were taken for, with what could be read of

@@ -1,6 +1,16 @@
 import { type Cidr, parseIp, sourceKey } from "../net/ip.ts";
 import { createIpSet } from "../net/ip_set.ts";
 
+/** The refuse reasons, in a stable order (for metrics). */
+export const REFUSE_REASONS = [
+  "denied",
+  "per_ip_limit",
+  "rate_limit",
+  "proxy_untrusted",
+  "proxy_header",
+  "early_talker",
+] as const;
+
 /**
  * Why a client was refused.
  *
@@ -28,23 +38,7 @@ import { createIpSet } from "../net/ip_set.ts";
  * assertEquals(server.stats.refused[reason], 1);
  * ```
  */
-export type RefuseReason =
-  | "denied"
-  | "per_ip_limit"
-  | "rate_limit"
-  | "proxy_untrusted"
-  | "proxy_header"
-  | "early_talker";
-
-/** The refuse reasons, in a stable order (for metrics). */
-export const REFUSE_REASONS: readonly RefuseReason[] = [
-  "denied",
-  "per_ip_limit",
-  "rate_limit",
-  "proxy_untrusted",
-  "proxy_header",
-  "early_talker",
-];
+export type RefuseReason = typeof REFUSE_REASONS[number];
 
 /**
  * Who may connect, and how much. Every field is optional.

@@ -1,6 +1,16 @@
 import { REFUSE_REASONS, type RefuseReason } from "./admission.ts";
 import { PROBE_KINDS, type ProbeKind } from "../net/probe.ts";
 
+/** The outcomes, in a stable order (for logs and metrics). */
+export const CONNECTION_OUTCOMES = [
+  "greeted",
+  "refused",
+  "timed_out",
+  "reset",
+  "aborted",
+  "error",
+] as const;
+
 /**
  * How a connection ended: `greeted` (the whole greeting was written),
  * `refused` (by an access rule or limit), `timed_out` (the greeting was not
@@ -28,23 +38,7 @@ import { PROBE_KINDS, type ProbeKind } from "../net/probe.ts";
  * assertEquals(failed(server.stats), 0);
  * ```
  */
-export type ConnectionOutcome =
-  | "greeted"
-  | "refused"
-  | "timed_out"
-  | "reset"
-  | "aborted"
-  | "error";
-
-/** The outcomes, in a stable order (for logs and metrics). */
-export const CONNECTION_OUTCOMES: readonly ConnectionOutcome[] = [
-  "greeted",
-  "refused",
-  "timed_out",
-  "reset",
-  "aborted",
-  "error",
-];
+export type ConnectionOutcome = typeof CONNECTION_OUTCOMES[number];
 
 /**
  * Counters a greeting server keeps; plain numbers, cheap on the hot path.
