@@ -315,38 +315,37 @@ function decodeV2(header: Uint8Array): ProxyHeader {
   // AF_UNSPEC or an unspecified protocol: the addresses are to be ignored,
   // and nothing says where TLVs would begin.
   if (family === 0 || protocol === 0) return { version: 2, command: "proxy" };
+  // The addresses, ports and TLVs after the fixed part.
+  const body = header.subarray(V2_FIXED_LENGTH);
   const size = V2_ADDRESS_BYTES[family];
-  const ports = V2_FIXED_LENGTH + size * 2;
-  const blockEnd = ports + (family === 3 ? 0 : 4);
-  if (blockEnd > header.length) {
-    const given = header.length - V2_FIXED_LENGTH;
-    const needed = blockEnd - V2_FIXED_LENGTH;
-    const detail = `${given} bytes of addresses, fewer than the ${needed}`;
-    throw malformedV2(`${detail} its family needs`);
+  const blockEnd = size * 2 + (family === 3 ? 0 : 4);
+  if (blockEnd > body.length) {
+    const detail = `${body.length} bytes of addresses, fewer than the`;
+    throw malformedV2(`${detail} ${blockEnd} its family needs`);
   }
   // Each TLV after the addresses must lie wholly inside the header.
-  for (let at = blockEnd; at < header.length;) {
-    const left = header.length - at;
+  for (let at = blockEnd; at < body.length;) {
+    const left = body.length - at;
     if (left < 3) {
       throw malformedV2(`${left} stray bytes where a TLV should begin`);
     }
-    const past = 3 + ((header[at + 1] << 8) | header[at + 2]) - left;
+    const past = 3 + ((body[at + 1] << 8) | body[at + 2]) - left;
     if (past > 0) {
-      const type = hex(header[at]);
+      const type = hex(body[at]);
       throw malformedV2(`TLV type ${type} runs ${past} bytes past the header`);
     }
-    at = header.length + past;
+    at = body.length + past;
   }
   // A Unix socket address is not a network address: use the peer.
   if (family === 3) return { version: 2, command: "proxy" };
   const transport = protocol === 1 ? "tcp" : "udp";
   const address = (ip: number, port: number): Deno.NetAddr => ({
     transport,
-    hostname: formatIp(header.subarray(ip, ip + size)),
-    port: (header[port] << 8) | header[port + 1],
+    hostname: formatIp(body.subarray(ip, ip + size)),
+    port: (body[port] << 8) | body[port + 1],
   });
-  const source = address(V2_FIXED_LENGTH, ports);
-  const destination = address(V2_FIXED_LENGTH + size, ports + 2);
+  const source = address(0, size * 2);
+  const destination = address(size, size * 2 + 2);
   return { version: 2, command: "proxy", source, destination };
 }
 
