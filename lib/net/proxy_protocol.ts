@@ -362,23 +362,21 @@ function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
   if (!agrees(bytes.subarray(0, n), V1_PREFIX)) {
     throw malformedV1('it does not begin with "PROXY "');
   }
-  let text = "";
-  for (let i = 0; i < n; i++) {
-    const byte = bytes[i];
-    if (byte === 0x0a) {
-      if (i === 0 || bytes[i - 1] !== 0x0d) {
-        throw malformedV1("a line feed without a carriage return before it");
-      }
-      return { header: parseV1Line(text.slice(0, -1)), length: i + 1 };
+  const text = String.fromCharCode(...bytes.subarray(0, n));
+  // The first byte that is not printable US-ASCII, or a CR before another.
+  const i = text.search(/[^ -~\r]|\r(?=[^\n])/);
+  if (text[i] === "\n") {
+    if (text[i - 1] !== "\r") {
+      throw malformedV1("a line feed without a carriage return before it");
     }
-    if (byte === 0x0d && i + 1 < n && bytes[i + 1] !== 0x0a) {
-      throw malformedV1("a carriage return without a line feed after it");
-    }
-    if ((byte < 0x20 && byte !== 0x0d) || byte > 0x7e) {
-      const where = `byte ${hex(byte)} at offset ${i}`;
-      throw malformedV1(`${where}: the line must be printable US-ASCII`);
-    }
-    text += String.fromCharCode(byte);
+    return { header: parseV1Line(text.slice(0, i - 1)), length: i + 1 };
+  }
+  if (text[i] === "\r") {
+    throw malformedV1("a carriage return without a line feed after it");
+  }
+  if (i !== -1) {
+    const where = `byte ${hex(bytes[i])} at offset ${i}`;
+    throw malformedV1(`${where}: the line must be printable US-ASCII`);
   }
   // A line that cannot become valid is malformed, however long it runs;
   // after a CR only its LF can come, but the fields before it are checked.
