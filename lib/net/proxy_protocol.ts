@@ -421,11 +421,6 @@ function v1Fewest(text: string): number {
 const V1_PORT_RULE =
   "is not a whole number from 0 to 65535 without leading zeros";
 
-/** The source or destination address or port `value` breaks `rule`. */
-function bad(what: string, field: string, value: string, rule: string) {
-  return malformedV1(`the ${what} ${field} ${JSON.stringify(value)} ${rule}`);
-}
-
 function parseV1Line(line: string): ProxyHeader {
   const fields = line.split(" ");
   const word = fields[1];
@@ -445,12 +440,12 @@ function parseV1Line(line: string): ProxyHeader {
     // The protocol word fixes the family; a zone is no part of the format,
     // and ::ffff:a.b.c.d stays mapped in a TCP6 line.
     const bytes = ipv6 ? parseIpv6(text) : parseIpv4(text);
-    if (!bytes) {
-      throw bad(what, "address", text, `is not an IPv${ipv6 ? 6 : 4} address`);
-    }
-    if (!/^(0|[1-9][0-9]{0,4})$/.test(port) || Number(port) > 65535) {
-      throw bad(what, "port", port, V1_PORT_RULE);
-    }
+    const problem = !bytes
+      ? `address ${JSON.stringify(text)} is not an IPv${ipv6 ? 6 : 4} address`
+      : /^(0|[1-9][0-9]{0,4})$/.test(port) && Number(port) <= 65535
+      ? undefined
+      : `port ${JSON.stringify(port)} ${V1_PORT_RULE}`;
+    if (!bytes || problem) throw malformedV1(`the ${what} ${problem}`);
     return { transport: "tcp", hostname: formatIp(bytes), port: Number(port) };
   };
   const [source, destination] = [address(0), address(1)];
