@@ -108,14 +108,13 @@ const V1_MAX_LENGTH = 107;
 const V1_MIN_LENGTH = 15;
 
 /**
- * The protocol words a v1 line may carry, with the fewest characters each
- * needs after "PROXY " to be a whole line, and the fewest characters of
- * each address and port field ("0.0.0.0" or "::", then "0").
+ * The protocol words a v1 line may carry, with the fewest characters of
+ * each address and port field after them ("0.0.0.0" or "::", then "0").
  */
-const V1_PROTOCOLS: Record<string, { rest: number; fields: number[] }> = {
-  UNKNOWN: { rest: 9, fields: [] },
-  TCP4: { rest: 26, fields: [7, 7, 1, 1] },
-  TCP6: { rest: 16, fields: [2, 2, 1, 1] },
+const V1_PROTOCOLS: Record<string, number[]> = {
+  UNKNOWN: [],
+  TCP4: [7, 7, 1, 1],
+  TCP6: [2, 2, 1, 1],
 };
 
 /** Either a parsed header, or how many more bytes a valid header needs at least. */
@@ -393,29 +392,29 @@ function inspectV1(bytes: Uint8Array, maxBytes: number): Step {
 function v1Fewest(text: string): number {
   if (text.length < V1_PREFIX.length) return V1_MIN_LENGTH - text.length;
   const fields = text.slice(V1_PREFIX.length).split(" ");
-  const word = fields[0];
-  if (fields.length === 1) {
-    // Still inside the protocol word: the shortest line it can begin.
-    const fewest = Math.min(
-      ...Object.entries(V1_PROTOCOLS).filter(([name]) => name.startsWith(word))
-        .map(([, { rest }]) => V1_PREFIX.length + rest - text.length),
-    );
-    if (fewest === Infinity) throw unknownProtocol(word);
-    return fewest;
-  }
-  // Own keys only: a word such as "constructor" names nothing here.
-  if (!Object.hasOwn(V1_PROTOCOLS, word)) throw unknownProtocol(word);
-  const { fields: fewest } = V1_PROTOCOLS[word];
+  const [word] = fields;
+  // The field being typed: 0 for the protocol word, which any protocol it
+  // begins may complete; after it, only that protocol (own keys only: a
+  // word such as "constructor" names nothing here).
+  const at = fields.length - 1;
+  const names = at === 0
+    ? Object.keys(V1_PROTOCOLS).filter((name) => name.startsWith(word))
+    : Object.hasOwn(V1_PROTOCOLS, word)
+    ? [word]
+    : [];
+  if (names.length === 0) throw unknownProtocol(word);
   // UNKNOWN may be followed by anything up to the CRLF.
-  if (fewest.length === 0) return 2;
-  const done = fields.length - 2;
-  const typed = fields[fields.length - 1].length;
-  if (done >= fewest.length) {
-    throw malformedV1(`more than ${fewest.length} fields after ${word}`);
-  }
-  let need = Math.max(0, fewest[done] - typed) + 2;
-  for (let i = done + 1; i < fewest.length; i++) need += 1 + fewest[i];
-  return need;
+  if (at > 0 && word === "UNKNOWN") return 2;
+  const count = V1_PROTOCOLS[word]?.length;
+  if (at > count) throw malformedV1(`more than ${count} fields after ${word}`);
+  // The shortest line each can make: the rest of this field, then CRLF,
+  // then a space and the fewest characters of each field still to come.
+  return Math.min(...names.map((name) => {
+    const fewest = [name.length, ...V1_PROTOCOLS[name]];
+    let need = Math.max(0, fewest[at] - fields[at].length) + 2;
+    for (let i = at + 1; i < fewest.length; i++) need += 1 + fewest[i];
+    return need;
+  }));
 }
 
 const V1_PORT_RULE =
