@@ -506,16 +506,15 @@ export function compileTemplate(
       const raw = resolveHostname(hostname);
       const subject = `The host name "${raw}" for {hostname}`;
       encodeText(lines(raw, ""), encoding, subject);
-      fixed[fixed.length - 1] += lines(raw, "");
+      fixed[getters.length] += lines(raw, "");
     } else {
       getters.push(VALUES[name] ?? time);
       fixed.push("");
     }
-    fixed[fixed.length - 1] += lines(texts[i + 1], terminator);
+    fixed[getters.length] += lines(texts[i + 1], terminator);
   }
-  const blocks = fixed.map((text, i) =>
-    encodeText(i === getters.length ? text + terminator : text, encoding)
-  );
+  fixed[getters.length] += terminator;
+  const blocks = fixed.map((text) => encodeText(text, encoding));
   // Only {hostname}, which does not vary: the fast path.
   if (getters.length === 0) return blocks[0];
   const fixedLength = blocks.reduce((sum, block) => sum + block.length, 0);
