@@ -145,15 +145,14 @@ export function packQuotes(file: Uint8Array) {
   const stops = new Uint32Array(count);
   const isPercent = (line: number) =>
     stops[line] - starts[line] === 1 && file[starts[line]] === 0x25;
-  let percent = false;
   for (let line = 0, start = from; line < count; line++) {
     const lf = file.indexOf(0x0a, start);
     starts[line] = start;
     const end = lf === -1 ? file.length : lf;
     stops[line] = lf > start && file[lf - 1] === 0x0d ? lf - 1 : end;
-    percent ||= isPercent(line);
     start = lf + 1;
   }
+  const percent = starts.some((_, line) => isPercent(line));
   // Bytes of the file as UTF-8, or Latin-1 if the file is not UTF-8.
   let label: string | undefined;
   const text = (from: number, to: number) => {
