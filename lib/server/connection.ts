@@ -252,7 +252,6 @@ function admitAndServe(
   }
   const greeting = server.greeting;
   let bytes = greeting as Uint8Array;
-  let failed: "error" | undefined;
   if (typeof greeting === "function") {
     try {
       bytes = greeting({
@@ -263,20 +262,19 @@ function admitAndServe(
       if (!(bytes instanceof Uint8Array)) throw new TypeError("Not bytes");
     } catch {
       // A greeting that cannot be made is an error, not an empty greeting.
-      core.stats.outcomes[failed = "error"]++;
+      core.stats.outcomes[slot.outcome = "error"]++;
+      slot.reason = "template";
       bytes = EMPTY;
     }
   }
   slot.admission = admission;
   slot.host = host;
-  if (server.tarpit && !failed) {
+  if (server.tarpit && !slot.outcome) {
     // Held for as long as the tarpit likes: no greeting's deadline.
     core.table.unbound(slot);
     server.tarpit.hold(slot, bytes);
     return;
   }
-  slot.outcome = failed;
-  slot.reason = failed && "template";
   serveConnection(server, slot, bytes);
 }
 
