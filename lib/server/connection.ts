@@ -183,7 +183,6 @@ async function acceptProxied(
   server: ConnectionContext,
   slot: Slot,
 ): Promise<void> {
-  const acceptedAt = performance.now();
   const peer = slot.conn.remoteAddr;
   if (!isFrom(peer, server.proxy!)) {
     return refuse(server, slot, EMPTY, "proxy_untrusted");
@@ -211,7 +210,7 @@ async function acceptProxied(
   }
   const { table } = server.core;
   // Its deadline may have passed as the header came: nothing to serve.
-  problem ??= table.established(slot, acceptedAt, isTlsConnection(slot.conn))
+  problem ??= table.established(slot, isTlsConnection(slot.conn))
     ? undefined
     : "proxy_timeout";
   if (problem) return refuse(server, slot, EMPTY, "proxy_header", problem);

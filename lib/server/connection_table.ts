@@ -112,7 +112,8 @@ export interface ConnectionTableOptions {
   linger: number;
   /**
    * Longest wait for what comes before the greeting (a PROXY protocol
-   * header), in ms; 0 when nothing does.
+   * header), in ms; 0 when nothing does (no connection is added
+   * handshaking then).
    *
    * @default {0}
    */
@@ -292,14 +293,15 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     addHandshaking: (conn: Conn): Slot => addTo(handshaking, conn, handshake),
     /**
      * Moves a connection whose header has come to the serving list, with the
-     * timeout counted from `acceptedAt`; false if it was already released.
+     * timeout counted from its accept; false if it was already released.
      */
-    established(slot: Slot, acceptedAt: number, greeting?: boolean): boolean {
+    established(slot: Slot, greeting?: boolean): boolean {
       if (!slot.list) return false;
-      slot.deadline = timeout > 0
-        ? acceptedAt + timeout
-        : greeting && greetTimeout > 0
-        ? now() + greetTimeout
+      // As `add` would, but the whole life counts from the accept, which
+      // was a handshake timeout before the handshake's deadline.
+      const after = greeting ? serveTimeout : timeout;
+      slot.deadline = after > 0
+        ? (timeout > 0 ? slot.deadline - handshake : now()) + after
         : Infinity;
       // Only the connections accepted during the handshake come after it.
       insert(serving, slot);
