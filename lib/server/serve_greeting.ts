@@ -12,10 +12,8 @@ import {
   checkInteger,
   DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
-  DEFAULT_HOSTNAME,
   DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_PORT,
   DEFAULT_PROXY_TIMEOUT,
   DEFAULT_TIMEOUT,
   invalid,
@@ -372,9 +370,10 @@ function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
 function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
   const { listen } = options;
   if (listen === undefined) {
-    const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = options;
-    check({ hostname, port }, { hostname: string, port: portNumber });
-    return [{ hostname, port, tls: options.tls }];
+    // Each left out is defaulted where it is listened on.
+    check(options, { hostname: string, port: portNumber });
+    const { hostname, port, tls } = options;
+    return [{ hostname, port, tls }];
   }
   if (!Array.isArray(listen) || listen.length === 0) {
     throw invalid("listen", listen, "a non-empty array");
