@@ -235,10 +235,9 @@ function admitAndServe(
   const host = admission && "hostname" in remoteAddr
     ? remoteAddr.hostname
     : undefined;
-  if (host !== undefined) {
-    const refused = admission!.admit(host, performance.now());
-    if (refused) return refuse(server, slot, server.refuseMessage, refused);
-  }
+  const refused = host !== undefined &&
+    admission!.admit(host, performance.now());
+  if (refused) return refuse(server, slot, server.refuseMessage, refused);
   try {
     // The mask is applied only when someone is told.
     server.onConnection?.(
