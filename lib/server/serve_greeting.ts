@@ -382,16 +382,14 @@ function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
     const at = `listen[${i}].`;
     object(at.slice(0, -1), target);
     const t = target as Record<string, unknown>;
-    if (t.transport === "unix") {
-      path(`${at}path`, t.path);
-    } else if (t.transport === "fd") {
-      ms(`${at}fd`, t.fd);
-      check(t, { tls: tlsPair }, at);
-    } else if (t.transport === undefined || t.transport === "tcp") {
-      check(t, { hostname: string, port: portNumber, tls: tlsPair }, at);
-    } else {
-      throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
-    }
+    const { transport = "tcp" } = t;
+    if (transport === "unix") path(`${at}path`, t.path);
+    else if (transport === "fd") ms(`${at}fd`, t.fd);
+    else if (transport === "tcp") {
+      check(t, { hostname: string, port: portNumber }, at);
+    } else throw invalid(`${at}transport`, transport, '"tcp", "unix" or "fd"');
+    // A TCP socket or a descriptor may be TLS; a Unix socket is not.
+    if (transport !== "unix") check(t, { tls: tlsPair }, at);
     return target as ListenTarget;
   });
 }
