@@ -194,7 +194,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   );
   const sweepEvery = Math.min(250, Math.max(10, shortest / 4));
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  const arm = () => sweeper ??= setInterval(sweep, sweepEvery);
 
   /**
    * Puts `node` into `list` in deadline order, taking it out of its old list.
@@ -218,7 +217,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     if (node.next) node.next.prev = node;
     else list.tail = node;
     list.size++;
-    if (finite) arm();
+    if (finite) sweeper ??= setInterval(sweep, sweepEvery);
   }
   const open = () => handshaking.size + serving.size + lingering.size;
 
