@@ -91,7 +91,6 @@ function openOne(
     : Deno.listen({
       hostname: target.hostname ?? DEFAULT_HOSTNAME,
       port: target.port ?? DEFAULT_PORT,
-      transport: "tcp",
       tcpBacklog: options.backlog,
       ...(options.reusePort ? { reusePort: true } : {}),
     });
