@@ -398,3 +398,36 @@ Deno.test("createConnectionTable() keeps deadline order when TLS greetings come 
     table.stop();
   }
 });
+
+Deno.test("createConnectionTable() established(): the whole life counts from the accept, a greeting's deadline from now", () => {
+  const { table, clock } = tableAt({
+    timeout: 100,
+    linger: 0,
+    handshake: 30,
+  });
+  const slot = table.addHandshaking(asConn(fakeConn()));
+  assertEquals(slot.deadline, 1_030);
+  clock.time = 1_020;
+  assert(table.established(slot, true));
+  assertEquals(slot.deadline, 1_100);
+  assertStrictEquals(slot.list, table.serving);
+  table.releaseAll();
+  table.stop();
+  const greeting = tableAt({
+    timeout: 0,
+    linger: 0,
+    handshake: 30,
+    greetTimeout: 50,
+  });
+  const tls = greeting.table.addHandshaking(asConn(fakeConn()));
+  const plain = greeting.table.addHandshaking(asConn(fakeConn()));
+  greeting.clock.time = 1_020;
+  assert(greeting.table.established(tls, true));
+  assert(greeting.table.established(plain, false));
+  assertEquals(tls.deadline, 1_070);
+  assertEquals(plain.deadline, Infinity);
+  greeting.table.release(plain);
+  assert(!greeting.table.established(plain, false));
+  greeting.table.releaseAll();
+  greeting.table.stop();
+});

@@ -71,6 +71,37 @@ const CASES: BadCase[] = [
     options: () => ({ listen: [{ transport: "unix" }] }),
   },
   {
+    option: "listen[0].transport",
+    value: "udp",
+    Kind: RangeError,
+    options: () => ({ listen: [{ transport: "udp" }] }),
+  },
+  {
+    option: "listen[0].fd",
+    value: undefined,
+    Kind: TypeError,
+    options: () => ({ listen: [{ transport: "fd", tls: "x" }] }),
+  },
+  {
+    option: "listen[0].tls",
+    value: "x",
+    Kind: TypeError,
+    options: () => ({ listen: [{ transport: "fd", fd: 3, tls: "x" }] }),
+  },
+  {
+    option: "listen[0].port",
+    value: 70_000,
+    Kind: RangeError,
+    // Checked in order: the host, the port, then the TLS pair.
+    options: () => ({ listen: [{ hostname: HOST, port: 70_000, tls: "x" }] }),
+  },
+  {
+    option: "listen[0].tls",
+    value: "x",
+    Kind: TypeError,
+    options: (port) => ({ listen: [{ transport: "tcp", port, tls: "x" }] }),
+  },
+  {
     option: "listen[1].path",
     value: undefined,
     Kind: TypeError,

@@ -170,10 +170,9 @@ export function createAdmission(options: AdmissionOptions) {
     release(hostname: string) {
       if (maxPerIp === 0) return;
       const key = sourceKey(hostname);
-      const count = open.get(key);
-      if (count === undefined) return;
-      if (count <= 1) open.delete(key);
-      else open.set(key, count - 1);
+      const count = open.get(key) ?? 0;
+      if (count > 1) open.set(key, count - 1);
+      else open.delete(key);
     },
   };
 }

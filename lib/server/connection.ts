@@ -183,7 +183,6 @@ async function acceptProxied(
   server: ConnectionContext,
   slot: Slot,
 ): Promise<void> {
-  const acceptedAt = performance.now();
   const peer = slot.conn.remoteAddr;
   if (!isFrom(peer, server.proxy!)) {
     return refuse(server, slot, EMPTY, "proxy_untrusted");
@@ -211,7 +210,7 @@ async function acceptProxied(
   }
   const { table } = server.core;
   // Its deadline may have passed as the header came: nothing to serve.
-  problem ??= table.established(slot, acceptedAt, isTlsConnection(slot.conn))
+  problem ??= table.established(slot, isTlsConnection(slot.conn))
     ? undefined
     : "proxy_timeout";
   if (problem) return refuse(server, slot, EMPTY, "proxy_header", problem);
@@ -236,10 +235,9 @@ function admitAndServe(
   const host = admission && "hostname" in remoteAddr
     ? remoteAddr.hostname
     : undefined;
-  if (host !== undefined) {
-    const refused = admission!.admit(host, performance.now());
-    if (refused) return refuse(server, slot, server.refuseMessage, refused);
-  }
+  const refused = host !== undefined &&
+    admission!.admit(host, performance.now());
+  if (refused) return refuse(server, slot, server.refuseMessage, refused);
   try {
     // The mask is applied only when someone is told.
     server.onConnection?.(
@@ -252,7 +250,6 @@ function admitAndServe(
   }
   const greeting = server.greeting;
   let bytes = greeting as Uint8Array;
-  let failed: "error" | undefined;
   if (typeof greeting === "function") {
     try {
       bytes = greeting({
@@ -263,20 +260,19 @@ function admitAndServe(
       if (!(bytes instanceof Uint8Array)) throw new TypeError("Not bytes");
     } catch {
       // A greeting that cannot be made is an error, not an empty greeting.
-      core.stats.outcomes[failed = "error"]++;
+      core.stats.outcomes[slot.outcome = "error"]++;
+      slot.reason = "template";
       bytes = EMPTY;
     }
   }
   slot.admission = admission;
   slot.host = host;
-  if (server.tarpit && !failed) {
+  if (server.tarpit && !slot.outcome) {
     // Held for as long as the tarpit likes: no greeting's deadline.
     core.table.unbound(slot);
     server.tarpit.hold(slot, bytes);
     return;
   }
-  slot.outcome = failed;
-  slot.reason = failed && "template";
   serveConnection(server, slot, bytes);
 }
 
@@ -350,7 +346,6 @@ async function serveConnection(
         bytesWritten: written,
         greetingLength: bytes.length,
         duration,
-        held: undefined,
       }, sensing));
     } catch {
       // A failing observer must not stop the server.
@@ -361,7 +356,8 @@ async function serveConnection(
 
 /**
  * How one connection ended, as its observers are told: `duration` in ms,
- * and in tarpit mode how long it was `held`, in ms.
+ * and in tarpit mode how long it was `held`, in ms (left out otherwise):
+ * the record has each field as given.
  */
 type Ending = Pick<
   ConnectionRecord,
@@ -377,17 +373,12 @@ export function record(
 ): ConnectionRecord {
   const conn = slot.conn;
   const record: ConnectionRecord = {
+    ...end,
     remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
     localAddr: conn.localAddr,
-    outcome: end.outcome,
-    reason: end.reason,
-    bytesWritten: end.bytesWritten,
-    greetingLength: end.greetingLength,
     startTime: Date.now() - end.duration,
-    duration: end.duration,
   };
   if (slot.client) record.peerAddr = conn.remoteAddr;
-  if (end.held !== undefined) record.held = end.held;
   sensing?.annotate(record);
   return record;
 }

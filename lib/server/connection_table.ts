@@ -112,7 +112,8 @@ export interface ConnectionTableOptions {
   linger: number;
   /**
    * Longest wait for what comes before the greeting (a PROXY protocol
-   * header), in ms; 0 when nothing does.
+   * header), in ms; 0 when nothing does (no connection is added
+   * handshaking then).
    *
    * @default {0}
    */
@@ -193,7 +194,6 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   );
   const sweepEvery = Math.min(250, Math.max(10, shortest / 4));
   let sweeper: ReturnType<typeof setInterval> | undefined;
-  const arm = () => sweeper ??= setInterval(sweep, sweepEvery);
 
   /**
    * Puts `node` into `list` in deadline order, taking it out of its old list.
@@ -217,7 +217,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     if (node.next) node.next.prev = node;
     else list.tail = node;
     list.size++;
-    if (finite) arm();
+    if (finite) sweeper ??= setInterval(sweep, sweepEvery);
   }
   const open = () => handshaking.size + serving.size + lingering.size;
 
@@ -292,14 +292,15 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     addHandshaking: (conn: Conn): Slot => addTo(handshaking, conn, handshake),
     /**
      * Moves a connection whose header has come to the serving list, with the
-     * timeout counted from `acceptedAt`; false if it was already released.
+     * timeout counted from its accept; false if it was already released.
      */
-    established(slot: Slot, acceptedAt: number, greeting?: boolean): boolean {
+    established(slot: Slot, greeting?: boolean): boolean {
       if (!slot.list) return false;
-      slot.deadline = timeout > 0
-        ? acceptedAt + timeout
-        : greeting && greetTimeout > 0
-        ? now() + greetTimeout
+      // As `add` would, but the whole life counts from the accept, which
+      // was a handshake timeout before the handshake's deadline.
+      const after = greeting ? serveTimeout : timeout;
+      slot.deadline = after > 0
+        ? (timeout > 0 ? slot.deadline - handshake : now()) + after
         : Infinity;
       // Only the connections accepted during the handshake come after it.
       insert(serving, slot);

@@ -28,17 +28,17 @@ import {
  * ```
  */
 export class ListenError extends Error {
-  /** The address that could not be listened on, as `HOST:PORT` or a path. */
-  readonly address: string;
-  /** The port asked for (0 for a Unix socket). */
-  readonly port: number;
-  /** Says which address failed and why; the original error is `cause`. */
-  constructor(address: string, port: number, cause: unknown) {
+  /**
+   * Says which address failed and why; the original error is `cause`.
+   *
+   * @param address The address that could not be listened on, as
+   * `HOST:PORT` or a path.
+   * @param port The port asked for (0 for a Unix socket).
+   */
+  constructor(readonly address: string, readonly port: number, cause: unknown) {
     const why = cause instanceof Error ? cause.message : String(cause);
     super(`Cannot listen on ${address}: ${why}`, { cause });
     this.name = "ListenError";
-    this.address = address;
-    this.port = port;
   }
 }
 
@@ -91,7 +91,6 @@ function openOne(
     : Deno.listen({
       hostname: target.hostname ?? DEFAULT_HOSTNAME,
       port: target.port ?? DEFAULT_PORT,
-      transport: "tcp",
       tcpBacklog: options.backlog,
       ...(options.reusePort ? { reusePort: true } : {}),
     });

@@ -12,10 +12,8 @@ import {
   checkInteger,
   DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
-  DEFAULT_HOSTNAME,
   DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_PORT,
   DEFAULT_PROXY_TIMEOUT,
   DEFAULT_TIMEOUT,
   invalid,
@@ -372,9 +370,10 @@ function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
 function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
   const { listen } = options;
   if (listen === undefined) {
-    const { hostname = DEFAULT_HOSTNAME, port = DEFAULT_PORT } = options;
-    check({ hostname, port }, { hostname: string, port: portNumber });
-    return [{ hostname, port, tls: options.tls }];
+    // Each left out is defaulted where it is listened on.
+    check(options, { hostname: string, port: portNumber });
+    const { hostname, port, tls } = options;
+    return [{ hostname, port, tls }];
   }
   if (!Array.isArray(listen) || listen.length === 0) {
     throw invalid("listen", listen, "a non-empty array");
@@ -383,16 +382,14 @@ function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
     const at = `listen[${i}].`;
     object(at.slice(0, -1), target);
     const t = target as Record<string, unknown>;
-    if (t.transport === "unix") {
-      path(`${at}path`, t.path);
-    } else if (t.transport === "fd") {
-      ms(`${at}fd`, t.fd);
-      check(t, { tls: tlsPair }, at);
-    } else if (t.transport === undefined || t.transport === "tcp") {
-      check(t, { hostname: string, port: portNumber, tls: tlsPair }, at);
-    } else {
-      throw invalid(`${at}transport`, t.transport, '"tcp", "unix" or "fd"');
-    }
+    const { transport = "tcp" } = t;
+    if (transport === "unix") path(`${at}path`, t.path);
+    else if (transport === "fd") ms(`${at}fd`, t.fd);
+    else if (transport === "tcp") {
+      check(t, { hostname: string, port: portNumber }, at);
+    } else throw invalid(`${at}transport`, transport, '"tcp", "unix" or "fd"');
+    // A TCP socket or a descriptor may be TLS; a Unix socket is not.
+    if (transport !== "unix") check(t, { tls: tlsPair }, at);
     return target as ListenTarget;
   });
 }

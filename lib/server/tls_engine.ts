@@ -14,14 +14,14 @@ import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 export type { SecureContext };
 
 /**
- * Checks that `cert` is a PEM certificate and `key` its PEM private key:
- * `createSecureContext` in Deno takes anything and the error would come at
- * every handshake; this reads both up front instead.
+ * The secure context of `cert`, a PEM certificate, and `key`, its PEM
+ * private key: `createSecureContext` in Deno takes anything and the error
+ * would come at every handshake; this reads both up front instead.
  *
  * @throws {TypeError} When the certificate or the key cannot be read.
  * @throws {RangeError} When the key is not the certificate's.
  */
-export function checkPair(cert: string, key: string): void {
+export function secureContext(cert: string, key: string): SecureContext {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);
@@ -39,11 +39,6 @@ export function checkPair(cert: string, key: string): void {
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new RangeError("The TLS key does not belong to the certificate");
   }
-}
-
-/** The secure context of a checked pair. */
-export function secureContext(cert: string, key: string): SecureContext {
-  checkPair(cert, key);
   return createSecureContext({ cert, key });
 }
 

@@ -39,7 +39,7 @@ const loadEngine = () =>
 export const checkCertificateAndKey = async (
   cert: string,
   key: string,
-): Promise<void> => (await loadEngine()).checkPair(cert, key);
+): Promise<void> => void (await loadEngine()).secureContext(cert, key);
 
 // Every connection a TLS listener gave out, until it is collected, with
 // the TLS start of each one a deferred listener gave out.
