@@ -102,7 +102,6 @@ export function createLineWriter(
       const lost = bytes.subarray(written).filter((unit) => unit === 0x0a);
       dropped += lost.length + pending.split("\n").length - 1 -
         (notice && written < bytes.length ? 1 : 0);
-      reportedDropped = dropped;
       pending = "";
       if (!warned) {
         warned = true;
