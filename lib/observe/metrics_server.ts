@@ -166,8 +166,8 @@ export function parseRequestHead(head: string) {
   return path === undefined ? undefined : { method, path };
 }
 
-/** An answer: its status, its bytes, and why it failed if it did. */
-type Answer = [number, Uint8Array, MetricsHttpError?];
+/** An answer: its status and its bytes. */
+type Answer = [number, Uint8Array];
 
 /** A whole response; no body after a HEAD request. */
 function response(
@@ -176,17 +176,15 @@ function response(
   bare = false,
   type = "text/plain; charset=utf-8",
 ): Answer {
-  const [text, failed] = STATUS[status];
   return [
     status,
     encoder.encode(
-      `HTTP/1.1 ${status} ${text}\r\nContent-Type: ${type}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS[status][0]}\r\nContent-Type: ${type}\r\n` +
         `Content-Length: ${encoder.encode(body).length}\r\n` +
         `Cache-Control: no-store\r\nConnection: close\r\n${
           status === 405 ? "Allow: GET, HEAD\r\n" : ""
         }\r\n${bare ? "" : body}`,
     ),
-    failed,
   ];
 }
 
@@ -212,9 +210,8 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
 }
 
 /**
- * The answer to a head, and why it failed if it did: 400 for one that is
- * not HTTP/1.x, 404 for another path, 405 for another method, 500 when
- * render or health throws.
+ * The answer to a head: 400 for one that is not HTTP/1.x, 404 for another
+ * path, 405 for another method, 500 when render or health throws.
  */
 async function answer(
   options: ServeMetricsOptions,
@@ -278,9 +275,11 @@ async function exchange(
   }
   // No longer idle: out of the list that eviction takes from.
   core.table.linger(slot);
-  const [status, bytes, failed] = end
+  const [status, bytes] = end
     ? await answer(options, own, head.slice(0, end.index + end[0].length))
     : response(431, "request head too large\n");
+  // The failure its status counts, if any (400, 431, 500).
+  const failed = STATUS[status][1];
   let written = false;
   try {
     await writeAll(conn, bytes);
