@@ -240,9 +240,6 @@ async function answer(
   }
 }
 
-/** Connections closed to make room, until their handler has seen it. */
-const evicted = new WeakSet<Slot>();
-
 /**
  * Reads one request head, answers it, closes. Returns why it failed, or
  * undefined; never throws.
@@ -253,9 +250,9 @@ async function exchange(
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
   const conn = slot.conn;
-  // Released by the table: the deadline passed, or eviction or shutdown
-  // cut it.
-  const cut = () => evicted.has(slot) ? "evicted" : "timeout";
+  // Released by the table: the deadline passed, or eviction (which says so
+  // in the slot's reason) or shutdown cut it.
+  const cut = () => slot.reason === "evicted" ? "evicted" : "timeout";
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
   let head = "";
   let end: RegExpExecArray | null = null;
@@ -339,7 +336,7 @@ export function serveMetrics(options: ServeMetricsOptions) {
       // makes room, so the next client (a probe) is never kept waiting.
       const oldest = table.serving.head;
       if (core.places.free === 0 && oldest && oldest !== slot) {
-        evicted.add(oldest);
+        oldest.reason = "evicted";
         table.release(oldest);
       }
       core.inFlight++;
