@@ -60,11 +60,8 @@ export function createLineWriter(
 
   function schedule() {
     if (writing) return;
-    if (pending.length >= batchSize) {
-      clearTimeout(timer);
-      timer = undefined;
-      writing = drain(false);
-    } else if (timer === undefined) {
+    if (pending.length >= batchSize) writing = drain(false);
+    else if (timer === undefined) {
       timer = setTimeout(() => {
         timer = undefined;
         writing ??= drain(false);
@@ -74,6 +71,9 @@ export function createLineWriter(
 
   /** Writes batches; `all` keeps going until nothing is queued. */
   async function drain(all: boolean) {
+    // A batch written now needs no timer.
+    clearTimeout(timer);
+    timer = undefined;
     // The batch being written, how much of it is out, and whether its last
     // line is our own notice (not counted as lost).
     let bytes = new Uint8Array(0);
@@ -102,7 +102,6 @@ export function createLineWriter(
       const lost = bytes.subarray(written).filter((unit) => unit === 0x0a);
       dropped += lost.length + pending.split("\n").length - 1 -
         (notice && written < bytes.length ? 1 : 0);
-      reportedDropped = dropped;
       pending = "";
       if (!warned) {
         warned = true;

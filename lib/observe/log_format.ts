@@ -256,14 +256,13 @@ function sensed(record: ConnectionRecord, json: boolean): string {
     for (const [field, text, key] of PROBE_FIELDS) {
       const value = probe[field];
       if (value === undefined) continue;
-      if (!json) fields += ` ${text}=${quote(value)}`;
-      // `version` is HTTP's or SSH's, and only those have one.
-      else if (field !== "version" || kind === "http" || kind === "ssh") {
-        const name = field === "version" && kind === "ssh"
-          ? "greeter.probe.version"
-          : key;
-        fields += `,"${name}":${JSON.stringify(value)}`;
-      }
+      // `version` is HTTP's, or SSH's version line (only those have one).
+      const name = field === "version" && kind === "ssh"
+        ? "greeter.probe.version"
+        : key;
+      fields += json
+        ? `,"${name}":${JSON.stringify(value)}`
+        : ` ${text}=${quote(value)}`;
     }
   }
   if (captured && !json) fields += ` captured="${escapeBytes(captured)}"`;

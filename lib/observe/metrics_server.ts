@@ -166,8 +166,8 @@ export function parseRequestHead(head: string) {
   return path === undefined ? undefined : { method, path };
 }
 
-/** An answer: its status, its bytes, and why it failed if it did. */
-type Answer = [number, Uint8Array, MetricsHttpError?];
+/** An answer: its status and its bytes. */
+type Answer = [number, Uint8Array];
 
 /** A whole response; no body after a HEAD request. */
 function response(
@@ -176,17 +176,15 @@ function response(
   bare = false,
   type = "text/plain; charset=utf-8",
 ): Answer {
-  const [text, failed] = STATUS[status];
   return [
     status,
     encoder.encode(
-      `HTTP/1.1 ${status} ${text}\r\nContent-Type: ${type}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS[status][0]}\r\nContent-Type: ${type}\r\n` +
         `Content-Length: ${encoder.encode(body).length}\r\n` +
         `Cache-Control: no-store\r\nConnection: close\r\n${
           status === 405 ? "Allow: GET, HEAD\r\n" : ""
         }\r\n${bare ? "" : body}`,
     ),
-    failed,
   ];
 }
 
@@ -212,9 +210,8 @@ export function renderMetricsServerStats(stats: MetricsServerStats): string {
 }
 
 /**
- * The answer to a head, and why it failed if it did: 400 for one that is
- * not HTTP/1.x, 404 for another path, 405 for another method, 500 when
- * render or health throws.
+ * The answer to a head: 400 for one that is not HTTP/1.x, 404 for another
+ * path, 405 for another method, 500 when render or health throws.
  */
 async function answer(
   options: ServeMetricsOptions,
@@ -243,9 +240,6 @@ async function answer(
   }
 }
 
-/** Connections closed to make room, until their handler has seen it. */
-const evicted = new WeakSet<Slot>();
-
 /**
  * Reads one request head, answers it, closes. Returns why it failed, or
  * undefined; never throws.
@@ -256,9 +250,9 @@ async function exchange(
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
   const conn = slot.conn;
-  // Released by the table: the deadline passed, or eviction or shutdown
-  // cut it.
-  const cut = () => evicted.has(slot) ? "evicted" : "timeout";
+  // Released by the table: the deadline passed, or eviction (which says so
+  // in the slot's reason) or shutdown cut it.
+  const cut = () => slot.reason === "evicted" ? "evicted" : "timeout";
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
   let head = "";
   let end: RegExpExecArray | null = null;
@@ -278,9 +272,11 @@ async function exchange(
   }
   // No longer idle: out of the list that eviction takes from.
   core.table.linger(slot);
-  const [status, bytes, failed] = end
+  const [status, bytes] = end
     ? await answer(options, own, head.slice(0, end.index + end[0].length))
     : response(431, "request head too large\n");
+  // The failure its status counts, if any (400, 431, 500).
+  const failed = STATUS[status][1];
   let written = false;
   try {
     await writeAll(conn, bytes);
@@ -340,7 +336,7 @@ export function serveMetrics(options: ServeMetricsOptions) {
       // makes room, so the next client (a probe) is never kept waiting.
       const oldest = table.serving.head;
       if (core.places.free === 0 && oldest && oldest !== slot) {
-        evicted.add(oldest);
+        oldest.reason = "evicted";
         table.release(oldest);
       }
       core.inFlight++;

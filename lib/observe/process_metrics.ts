@@ -72,7 +72,6 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
     if (![NotCapable, NotFound, Denied].some((t) => error instanceof t)) return;
   }
   procAvailable = false;
-  return undefined;
 }
 
 /**
