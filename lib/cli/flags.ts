@@ -1,3 +1,5 @@
+import { parseArgs } from "@std/cli/parse-args";
+
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
@@ -123,9 +125,10 @@ function noValue(flag: string, got: string): UsageError {
 }
 
 /**
- * Parses `args` against `specs`, in one pass: unknown flags and flags
- * missing their value are usage errors rather than silently ignored. Gives
- * the command line's reader (see {@linkcode FlagReader}).
+ * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
+ * what it returns: unknown flags and flags missing their value are usage
+ * errors rather than silently ignored. Gives the command line's
+ * reader (see {@linkcode FlagReader}).
  *
  * @throws {UsageError} For an unknown flag or a missing value.
  */
@@ -146,10 +149,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const switches = new Set<string>();
   const add = (to: Map<string, string[]>, spec: FlagSpec, text: string) =>
     to.set(spec.name, [...to.get(spec.name) ?? [], text]);
-  // Positionals as given, all after "--"; an unknown flag is said once the
-  // known ones are read (the first, so a mistake before it is said first).
-  const positionals: string[] = [];
-  let unknown: string | undefined;
+  // Unknown flags, positionals and the rest, for parseArgs to read.
+  const rest: string[] = [];
   let i = 0;
   /**
    * Takes the argument after `flag` (as typed) as its value.
@@ -178,7 +179,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   for (; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") {
-      positionals.push(...args.slice(i + 1));
+      rest.push(...args.slice(i));
       break;
     }
     // parseArgs would read "--no-quiet=1" as "--quiet=1"; greeter has no
@@ -198,9 +199,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       else takeValue(spec, arg);
       continue;
     }
+    // Unknown flags, positionals and the rest are parseArgs' to read.
     if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
-      if (arg.length < 2 || !arg.startsWith("-")) positionals.push(arg);
-      else unknown ??= arg;
+      rest.push(arg);
       continue;
     }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
@@ -226,7 +227,19 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     }
   }
 
-  if (unknown !== undefined) throw unknownOption(unknown, specs);
+  // Positionals as given (parseArgs would read "0x10" as the number 16).
+  const given: string[] = [];
+  const parsed = parseArgs(rest, {
+    "--": true,
+    unknown(arg: string) {
+      if (arg.startsWith("-") && arg.length > 1) {
+        throw unknownOption(arg, specs);
+      }
+      given.push(arg);
+      return false;
+    },
+  }) as Record<string, unknown>;
+  const positionals = [given, parsed["--"] ?? []].flat().map(String);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
   /**
