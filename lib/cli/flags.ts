@@ -169,10 +169,12 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     );
     add(values, spec, next);
   };
-  // As parseArgs did: a switch followed by "true" or "false" takes it.
-  const takeBoolean = (spec: FlagSpec) => {
+  // A switch; as parseArgs did, one followed by "true" or "false" (`last`
+  // in its argument) takes it.
+  const takeSwitch = (spec: FlagSpec, last: boolean) => {
+    switches.add(spec.name);
     const next = args[i + 1];
-    if (next !== "true" && next !== "false") return;
+    if (!last || (next !== "true" && next !== "false")) return;
     i++;
     if (next === "false") switches.delete(spec.name);
   };
@@ -191,12 +193,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       add(spelled, spec, `--${spec.name}`);
       // parseArgs reads "--quiet=false" as false and "--quiet=yes" as true:
       // a switch given a value is a mistake to say, not to guess at.
-      if (!spec.value && long![2]) throw noValue(`--${spec.name}`, long![3]);
-      if (!spec.value) {
-        switches.add(spec.name);
-        takeBoolean(spec);
-      } else if (long![2]) add(values, spec, long![3]);
-      else takeValue(spec, arg);
+      if (spec.value && long![2]) add(values, spec, long![3]);
+      else if (spec.value) takeValue(spec, arg);
+      else if (long![2]) throw noValue(`--${spec.name}`, long![3]);
+      else takeSwitch(spec, true);
       continue;
     }
     // Unknown flags, positionals and the rest are parseArgs' to read.
@@ -217,13 +217,13 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       );
       if (!spec) throw noValue(`-${letters[k - 1]}`, after);
       add(spelled, spec, `-${spec.short}`);
-      if (!spec.value) switches.add(spec.name);
+      const end = k + 1 === letters.length;
+      if (!spec.value) takeSwitch(spec, end);
       // A short flag with its value attached, "-Hlocalhost" as "-H
       // localhost" (parseArgs would read it as bundled switches -H -l ...).
-      else if (after || k + 1 < letters.length) add(values, spec, after);
+      else if (!end) add(values, spec, after);
       else takeValue(spec, `-${spec.short}`);
       if (spec.value) break;
-      if (k + 1 === letters.length) takeBoolean(spec);
     }
   }
 

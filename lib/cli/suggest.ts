@@ -80,8 +80,7 @@ export function suggest(
     const distance = editDistance(typed, stem(candidate));
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
-  if (best !== undefined) return best;
-  if (typed.length < 3) return undefined;
+  if (best !== undefined || typed.length < 3) return best;
   const extensions = candidates.filter((candidate) =>
     stem(candidate).startsWith(typed)
   );
