@@ -6,7 +6,6 @@
  * @module
  */
 import { explainError } from "../explain.ts";
-import { ExitError } from "../flags.ts";
 import { type Run, runServer } from "../run_server.ts";
 import type { FromWorker, StartMessage, ToWorker } from "./pool.ts";
 
@@ -59,9 +58,7 @@ async function start({ command, prepared, shared }: StartMessage) {
 
 function fail(error: unknown) {
   flush();
-  const { message, exitCode } = error instanceof ExitError
-    ? error
-    : explainError(error);
+  const { message, exitCode } = explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
