@@ -201,13 +201,13 @@ export async function startWorkers(
       case "listening":
         return member.ready.resolve(message.addrs);
       case "failed": {
+        // Only a worker that has not started has an exit code.
         const { message: text, exitCode } = message;
-        if (exitCode !== undefined) {
-          return member.ready.reject(new ExitError(text, exitCode));
-        }
         if (started) return end(member, `failed: ${text}`);
         return member.ready.reject(
-          new ExitError(`worker ${member.index} failed: ${text}`, 1),
+          exitCode === undefined
+            ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
+            : new ExitError(text, exitCode),
         );
       }
       case "log":
