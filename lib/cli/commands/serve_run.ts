@@ -118,6 +118,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
   // logs the stop and flushes the log.
   const running = serving!;
+  const status = `Greeting on ${running.addrs.map(formatAddress).join(", ")}`;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
   // STOPPING=1 once it is sent: awaited before the process exits, for
@@ -152,8 +153,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
       reloads[error === undefined ? "success" : "failure"]++;
       log.reloaded(error);
       await notifier.ready(
-        statusLine(running.addrs) +
-          (error === undefined ? "" : "; last reload failed"),
+        status + (error === undefined ? "" : "; last reload failed"),
       );
     });
   };
@@ -192,7 +192,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
   );
   held.forEach(writer.line);
   held = undefined;
-  notifier.ready(statusLine(running.addrs)).then((told) => {
+  notifier.ready(status).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
     if (!told && notifier.enabled) {
@@ -213,10 +213,6 @@ export async function runServe(given: ServeCommand): Promise<number> {
   await (stopping ?? notifier.stopping(failure ?? "Stopped"));
   await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
-}
-
-function statusLine(addrs: Deno.Addr[]): string {
-  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
 }
 
 /**
