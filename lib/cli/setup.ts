@@ -132,6 +132,8 @@ export async function prepare(
     );
   }
   const { listen = [], refuseMessage } = command.options;
+  // At start, the server's options, its Unix socket paths readied; for a
+  // reload, what a reload replaces.
   for (const target of start ? listen : []) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
