@@ -187,6 +187,11 @@ Deno.test("explainError() keeps the whole message of a runtime error, escaped", 
   );
 });
 
+Deno.test("explainError() says an ExitError as it is, with its exit code", () => {
+  const { message, exitCode } = explainError(new ExitError("a\nb", 3));
+  assertEquals({ message, exitCode }, { message: "a\nb", exitCode: 3 });
+});
+
 Deno.test("explainListen() names --metrics, or the port flag as spelt, for a busy port", () => {
   const busy = new ListenError(
     "127.0.0.1:9",

@@ -255,6 +255,42 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "a worker answers each request in the order asked, so a refresh sent during a reload does not answer for it",
+  linuxOnly,
+  async () => {
+    await withTempDir(async (dir) => {
+      const keyFile = `${dir}/key`;
+      await Deno.writeFile(keyFile, new Uint8Array(32).fill(7));
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "--unstable-net",
+          `${ROOT}/tests/_workers_order_fixture.ts`,
+          ...LOCAL,
+          "--log-address",
+          "hash",
+          "--log-key-file",
+          keyFile,
+        ],
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assertEquals(output.code, 0, stderr);
+      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      assertMatch(
+        result.refused,
+        /^worker [01]: Invalid key: expected at least \d+ bytes, got 1$/,
+      );
+      assertEquals(result.reloaded, undefined);
+      assertEquals(result.failure, undefined);
+    });
+  },
+);
+
 Deno.test("greeter --workers needs --unstable-net", linuxOnly, async () => {
   const result = await runCli(["--workers", "2", ...LOCAL], {
     unstableNet: false,

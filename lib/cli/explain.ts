@@ -117,11 +117,12 @@ function explained(error: unknown, prefix: string, reason?: string) {
 }
 
 /**
- * Explains any error: usage errors keep their message and exit 2; anything
- * else is a runtime error with its message on one line: the whole message,
+ * Explains any error: an {@linkcode ExitError} is its own explanation; usage
+ * errors keep their message and exit 2; anything else is a runtime error with its message on one line: the whole message,
  * line breaks and other controls escaped (see {@linkcode escapeControl}).
  */
 export function explainError(error: unknown, prefix?: string): Explanation {
+  if (error instanceof ExitError) return error;
   if (error instanceof UsageError) {
     return { message: error.message, exitCode: EXIT_USAGE };
   }

@@ -61,9 +61,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (error) {
     if (error instanceof ExitError && error.silent) return error.exitCode;
-    const { message, exitCode } = error instanceof ExitError
-      ? error
-      : explainError(error);
+    const { message, exitCode } = explainError(error);
     // The last guard of the one-line promise: whatever a message holds, no
     // line break or terminal control reaches stderr raw.
     const line = `greeter: ${escapeControl(message)}`;

@@ -151,23 +151,25 @@ export async function runServer(
  * terminal) greeter says so once it serves. JSON lines always carry their
  * `@timestamp`.
  */
-export function resolveLogTimestamps(command: ServeCommand): ServeCommand {
-  if (command.log.timestamps !== "auto") return command;
+export function resolveLogTimestamps(
+  log: ServeCommand["log"],
+): "on" | "off" {
+  if (log.timestamps !== "auto") return log.timestamps;
   const isTerminal = Deno.stdout.isTerminal();
   const readable = mayRead("JOURNAL_STREAM");
-  if (!readable && !isTerminal && command.log.format === "text") {
+  if (!readable && !isTerminal && log.format === "text") {
     warnOnceServing(
       "--log-timestamps auto: stdout is not a terminal, but without " +
         "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
         "journald's (which stamps lines itself), so lines carry no " +
         "timestamps: add that permission, or choose --log-timestamps on " +
         "or off",
-      command.log.format,
+      log.format,
     );
   }
   const on = readable && defaultLogTimestamps({
     isTerminal,
     journalStream: Deno.env.get("JOURNAL_STREAM"),
   });
-  return { ...command, log: { ...command.log, timestamps: on ? "on" : "off" } };
+  return on ? "on" : "off";
 }

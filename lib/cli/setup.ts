@@ -132,24 +132,21 @@ export async function prepare(
     );
   }
   const { listen = [], refuseMessage } = command.options;
-  const prepared = { message, quotes, key };
-  if (!start) {
-    return {
-      ...prepared,
-      options: { refuseMessage, ...(tls ? { tls } : {}), ...rules },
-    };
-  }
-  for (const target of listen) {
+  // At start, the server's options, its Unix socket paths readied; for a
+  // reload, what a reload replaces.
+  for (const target of start ? listen : []) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
-  const options = {
-    ...command.options,
-    ...rules,
-    listen: listen.map((target) =>
-      tls && target.transport !== "unix" ? { ...target, tls } : target
-    ),
-  };
-  return { ...prepared, options };
+  const options = start
+    ? {
+      ...command.options,
+      ...rules,
+      listen: listen.map((target) =>
+        tls && target.transport !== "unix" ? { ...target, tls } : target
+      ),
+    }
+    : { refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  return { message, quotes, key, options };
 }
 
 function makeGreeting(

@@ -28,23 +28,45 @@ import type { ServeCommand } from "./serve.ts";
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
-  const passed = withPassedSockets(given);
+  const passed = takePassedSockets(
+    given.socketActivation === true,
+    given.log.format,
+  );
+  const workers = given.workers ?? 1;
+  if (passed && workers > 1) {
+    throw new UsageError(
+      "--workers cannot be used with socket activation: the passed sockets " +
+        "are served by one thread; drop --workers, or run one greeter per " +
+        "socket",
+    );
+  }
   // Deno ends the whole process, with no error to catch, when reusePort is
   // asked for without --unstable-net.
-  if ((passed.workers ?? 1) > 1 && !reusePortAvailable()) {
+  if (workers > 1 && !reusePortAvailable()) {
     throw new ExitError("--workers needs deno run --unstable-net", 2);
   }
-  // Then, before any file is read: Deno's SIGUSR1 debugger shut. The
+  // The passed sockets (socket activation) replace the addresses of the
+  // flags. Then, before any file is read: Deno's SIGUSR1 debugger shut. The
   // first TCP address greeter listens on (a host and a port) tells whether
   // it may listen at all; passed sockets need no leave, so with them it is
   // always held.
-  const tcp = passed.options.listen?.find((target) => !target.transport);
+  const listen =
+    passed?.greeting.map((fd) => ({ transport: "fd" as const, fd })) ??
+      given.options.listen;
+  const tcp = listen?.find((target) => !target.transport);
   using _guard = guardDebuggerPort(
     tcp as { hostname: string; port: number } | undefined,
-    (message) => warnOnceServing(message, passed.log.format),
+    (message) => warnOnceServing(message, given.log.format),
   );
   // Decided once, here: workers do not see the main thread's stdout.
-  const command = fitToDescriptors(resolveLogTimestamps(passed));
+  const command = fitToDescriptors({
+    ...given,
+    options: { ...given.options, listen },
+    log: { ...given.log, timestamps: resolveLogTimestamps(given.log) },
+    metrics: passed?.metrics === undefined
+      ? given.metrics
+      : { hostname: "", port: 0, fd: passed.metrics },
+  });
   const prepared = await prepare(command, true);
   const format = command.log.format;
   const writer = createLineWriter(Deno.stdout, {
@@ -79,7 +101,6 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // Serves from the main thread alone, or with `--workers N` threads, whose
   // lines are held back until the start-up lines are out.
   let held: string[] | undefined = [];
-  const workers = command.workers ?? 1;
   const onLines = (lines: string[]) =>
     held ? held.push(...lines) : lines.forEach(writer.line);
   try {
@@ -97,6 +118,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
   // logs the stop and flushes the log.
   const running = serving!;
+  const status = `Greeting on ${running.addrs.map(formatAddress).join(", ")}`;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
   // STOPPING=1 once it is sent: awaited before the process exits, for
@@ -131,8 +153,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
       reloads[error === undefined ? "success" : "failure"]++;
       log.reloaded(error);
       await notifier.ready(
-        statusLine(running.addrs) +
-          (error === undefined ? "" : "; last reload failed"),
+        status + (error === undefined ? "" : "; last reload failed"),
       );
     });
   };
@@ -171,7 +192,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
   );
   held.forEach(writer.line);
   held = undefined;
-  notifier.ready(statusLine(running.addrs)).then((told) => {
+  notifier.ready(status).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
     if (!told && notifier.enabled) {
@@ -192,41 +213,6 @@ export async function runServe(given: ServeCommand): Promise<number> {
   await (stopping ?? notifier.stopping(failure ?? "Stopped"));
   await log.stopped(running.stats, failure);
   return failure === undefined ? 0 : 1;
-}
-
-function statusLine(addrs: Deno.Addr[]): string {
-  return `Greeting on ${addrs.map(formatAddress).join(", ")}`;
-}
-
-/**
- * Takes the sockets a service manager passed (socket activation), which
- * replace the addresses of the flags, and hides them from any child.
- *
- * @throws {UsageError} For a malformed protocol variable, or --workers.
- */
-function withPassedSockets(command: ServeCommand): ServeCommand {
-  const passed = takePassedSockets(
-    command.socketActivation === true,
-    command.log.format,
-  );
-  if (!passed) return command;
-  if ((command.workers ?? 1) > 1) {
-    throw new UsageError(
-      "--workers cannot be used with socket activation: the passed sockets " +
-        "are served by one thread; drop --workers, or run one greeter per " +
-        "socket",
-    );
-  }
-  return {
-    ...command,
-    options: {
-      ...command.options,
-      listen: passed.greeting.map((fd) => ({ transport: "fd" as const, fd })),
-    },
-    metrics: passed.metrics === undefined
-      ? command.metrics
-      : { hostname: "", port: 0, fd: passed.metrics },
-  };
 }
 
 /**

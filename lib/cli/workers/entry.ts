@@ -6,7 +6,6 @@
  * @module
  */
 import { explainError } from "../explain.ts";
-import { ExitError } from "../flags.ts";
 import { type Run, runServer } from "../run_server.ts";
 import type { FromWorker, StartMessage, ToWorker } from "./pool.ts";
 
@@ -47,7 +46,7 @@ let run: Run | undefined;
 async function start({ command, prepared, shared }: StartMessage) {
   const running = run = await runServer(command, prepared, line, shared);
   const ticker = setInterval(
-    () => post({ type: "stats", snapshot: running.snapshot(), request: 0 }),
+    () => post({ type: "stats", snapshot: running.snapshot() }),
     STATS_INTERVAL,
   );
   post({ type: "listening", addrs: running.addrs });
@@ -59,9 +58,7 @@ async function start({ command, prepared, shared }: StartMessage) {
 
 function fail(error: unknown) {
   flush();
-  const { message, exitCode } = error instanceof ExitError
-    ? error
-    : explainError(error);
+  const { message, exitCode } = explainError(error);
   post({ type: "failed", message, exitCode });
 }
 
@@ -80,7 +77,11 @@ function crashed(event: Event & { error?: unknown; reason?: unknown }) {
 scope.addEventListener("error", crashed);
 scope.addEventListener("unhandledrejection", crashed);
 
-scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
+// Requests are answered one at a time, in the order asked: the main thread
+// matches each answer to the oldest request.
+let answered = Promise.resolve();
+
+scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
   if (data.type === "start") {
     start(data).catch((error) => run ? crash(error) : fail(error));
   } else if (data.type === "shutdown") {
@@ -88,10 +89,12 @@ scope.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
     run?.shutdown().catch(() => {});
   } else if (run) {
     // A stats request, or a reload: answered with fresh counters.
-    const error = data.type === "reload"
-      ? await run.swap(data.prepared)
-      : undefined;
-    const snapshot = run.snapshot();
-    post({ type: "stats", snapshot, request: data.request, error });
+    const running = run;
+    answered = answered.then(async () => {
+      const error = data.type === "reload"
+        ? await running.swap(data.prepared)
+        : undefined;
+      post({ type: "answer", snapshot: running.snapshot(), error });
+    });
   }
 };

@@ -37,14 +37,14 @@ export type StartMessage = {
   shared: Int32Array;
 };
 
-/** What the main thread asks of every worker, each answering with "stats". */
+/**
+ * What the main thread asks of every worker, each answering with "answer",
+ * in the order asked.
+ */
 type Request = { type: "stats" } | { type: "reload"; prepared: Prepared };
 
 /** What the main thread sends a worker. */
-export type ToWorker =
-  | StartMessage
-  | Request & { request: number }
-  | { type: "shutdown" };
+export type ToWorker = StartMessage | Request | { type: "shutdown" };
 
 /** What a worker sends the main thread. */
 export type FromWorker =
@@ -52,8 +52,9 @@ export type FromWorker =
   // Could not start (with its exit code), or crashed (without).
   | { type: "failed"; message: string; exitCode?: number }
   | { type: "log"; lines: string[] }
-  // Its counters: every STATS_INTERVAL (request 0), or a request's answer.
-  | { type: "stats"; snapshot: WorkerSnapshot; request: number; error?: string }
+  // Its counters: every STATS_INTERVAL, or with a request's answer.
+  | { type: "stats"; snapshot: WorkerSnapshot }
+  | { type: "answer"; snapshot: WorkerSnapshot; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };
 
 /** Options for {@linkcode startWorkers}. */
@@ -73,10 +74,9 @@ interface Member {
   done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
+  /** Takes the answer to each request it has yet to answer, oldest first. */
+  answers: ((error: string | undefined) => void)[];
 }
-
-/** A request in progress (stats or reload): the workers yet to answer. */
-type Asking = { waiting: Set<Member>; error?: string; done: () => void };
 
 const REFRESH_TIMEOUT = 1_000;
 /** How long a reload may take in every worker, in ms. */
@@ -138,15 +138,13 @@ export async function startWorkers(
   let failure: string | undefined;
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
-  // Requests in progress, by number (from 1: a worker's own stats are 0).
-  let requests = 0;
-  const asked = new Map<number, Asking>();
 
   const members: Member[] = Array.from({ length: count }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
-    const member: Member = { index, worker, ready: Promise.withResolvers() };
+    const ready = Promise.withResolvers<Deno.Addr[]>();
     // Nothing awaits the later ones until the first listens.
-    member.ready.promise.catch(() => {});
+    ready.promise.catch(() => {});
+    const member: Member = { index, worker, ready, answers: [] };
     const crashed = (message: string) =>
       receive(member, { type: "failed", message });
     worker.onmessage = (event: MessageEvent<FromWorker>) =>
@@ -160,30 +158,24 @@ export async function startWorkers(
   });
   const live = () => members.filter((m) => !m.done);
 
-  function answer(member: Member, request: number, error?: string) {
-    const pending = asked.get(request);
-    if (!pending?.waiting.delete(member)) return;
-    if (error !== undefined) {
-      pending.error ??= `worker ${member.index}: ${error}`;
-    }
-    if (pending.waiting.size === 0) pending.done();
-  }
-
   function post(member: Member, message: ToWorker) {
     if (!member.done) member.worker.postMessage(message);
   }
 
   /** Asks every running worker, and waits at most `timeout` ms for them. */
   async function ask(message: Request, timeout: number) {
-    const request = ++requests;
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const asking: Asking = { waiting: new Set(live()), done: resolve };
-    asked.set(request, asking);
-    for (const member of asking.waiting) post(member, { ...message, request });
-    if (asking.waiting.size === 0) resolve();
-    await waitAtMost(promise, timeout);
-    asked.delete(request);
-    return asking;
+    const waiting = new Set(live());
+    let error: string | undefined;
+    const answered = [...waiting].map(async (member) => {
+      post(member, message);
+      const failed = await new Promise<string | undefined>((resolve) =>
+        member.answers.push(resolve)
+      );
+      waiting.delete(member);
+      if (failed !== undefined) error ??= `worker ${member.index}: ${failed}`;
+    });
+    await waitAtMost(Promise.all(answered), timeout);
+    return { error, waiting };
   }
 
   function end(member: Member, error?: string) {
@@ -194,8 +186,8 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    for (const request of asked.keys()) {
-      answer(member, request, "stopped during the reload");
+    for (const answer of member.answers.splice(0)) {
+      answer("stopped during the reload");
     }
     if (live().length > 0) return;
     clearTimeout(stopTimer);
@@ -209,19 +201,19 @@ export async function startWorkers(
       case "listening":
         return member.ready.resolve(message.addrs);
       case "failed": {
+        // Only a worker that has not started has an exit code.
         const { message: text, exitCode } = message;
-        if (exitCode !== undefined) {
-          return member.ready.reject(new ExitError(text, exitCode));
-        }
         if (started) return end(member, `failed: ${text}`);
         return member.ready.reject(
-          new ExitError(`worker ${member.index} failed: ${text}`, 1),
+          exitCode === undefined
+            ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
+            : new ExitError(text, exitCode),
         );
       }
       case "log":
         return onLines(message.lines);
-      case "stats":
-        return answer(member, message.request, message.error);
+      case "answer":
+        return member.answers.shift()?.(message.error);
       case "done":
         return end(
           member,
