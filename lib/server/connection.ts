@@ -346,6 +346,7 @@ async function serveConnection(
         bytesWritten: written,
         greetingLength: bytes.length,
         duration,
+        held: undefined,
       }, sensing));
     } catch {
       // A failing observer must not stop the server.
@@ -356,8 +357,7 @@ async function serveConnection(
 
 /**
  * How one connection ended, as its observers are told: `duration` in ms,
- * and in tarpit mode how long it was `held`, in ms (left out otherwise):
- * the record has each field as given.
+ * and in tarpit mode how long it was `held`, in ms.
  */
 type Ending = Pick<
   ConnectionRecord,
@@ -373,12 +373,17 @@ export function record(
 ): ConnectionRecord {
   const conn = slot.conn;
   const record: ConnectionRecord = {
-    ...end,
     remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
     localAddr: conn.localAddr,
+    outcome: end.outcome,
+    reason: end.reason,
+    bytesWritten: end.bytesWritten,
+    greetingLength: end.greetingLength,
     startTime: Date.now() - end.duration,
+    duration: end.duration,
   };
   if (slot.client) record.peerAddr = conn.remoteAddr;
+  if (end.held !== undefined) record.held = end.held;
   sensing?.annotate(record);
   return record;
 }
