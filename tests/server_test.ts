@@ -47,6 +47,27 @@ Deno.test("serveGreeting() reports each client to onConnection", async () => {
   assertEquals(seen, [`127.0.0.1>${server.addr.port}`]);
 });
 
+Deno.test("serveGreeting() gives onClose its record's fields in the order they are declared", async () => {
+  const keys: string[][] = [];
+  await using server = serveGreeting({
+    ...LOOPBACK,
+    onClose: (record) => keys.push(Object.keys(record)),
+  });
+  await readAll(server.addr.port);
+  await waitUntil(() => keys.length === 1, 2_000, "onClose");
+  // What JSON.stringify or console.log of a record shows.
+  assertEquals(keys[0], [
+    "remoteAddr",
+    "localAddr",
+    "outcome",
+    "reason",
+    "bytesWritten",
+    "greetingLength",
+    "startTime",
+    "duration",
+  ]);
+});
+
 Deno.test("serveGreeting() greets 2,000 clients at 200 concurrent", async () => {
   await using server = serveGreeting(LOOPBACK);
   const results = await pool(2_000, 200, () => readAll(server.addr.port));
