@@ -268,10 +268,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     choices: readonly T[],
   ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
   return {
-    values,
-    switches,
     positionals,
-    spelled,
     flag,
     last,
     value,
