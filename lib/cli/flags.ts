@@ -211,10 +211,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       // A switch with more after it: parseArgs would take "-q5", "-q=1",
       // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
       if (!spec && /\p{L}/u.test(letter)) throw unknownOption(arg, specs);
-      const after = letters.slice(k + (spec ? 1 : 0)).join("").replace(
-        /^=/,
-        "",
-      );
+      // Every letter before this one is a flag's, one code unit each.
+      const after = arg.slice(k + (spec ? 2 : 1)).replace(/^=/, "");
       if (!spec) throw noValue(`-${letters[k - 1]}`, after);
       add(spelled, spec, `-${spec.short}`);
       const end = k + 1 === letters.length;
