@@ -274,15 +274,12 @@ function parsePortRange(text: string, flag: string): number[] {
  *
  * @throws {UsageError} Naming the duplicate and the flags that gave it.
  */
-function checkDuplicates(
-  read: FlagReader,
-  hosts: string[],
-  ports: number[][],
-  unix: string[],
-): void {
+function checkDuplicates(read: FlagReader, ports: number[][]): void {
+  const { flag, all } = read;
+  const [hosts, unix] = [all("host"), all("unix")];
   /** The `i`th --host or --port as given: `-H ::1`. */
   const given = (name: string, i: number) =>
-    `${read.flag(name, i)} ${escapeControl(read.all(name)[i])}`;
+    `${flag(name, i)} ${escapeControl(all(name)[i])}`;
   const twice = (what: string, both: string, each: string) =>
     new UsageError(`${what} is given twice (${both}): give each ${each} once`);
   const host = repeated(hosts.map(hostKey));
@@ -322,11 +319,7 @@ function checkDuplicates(
     ),
   );
   if (path) {
-    throw twice(
-      `Unix socket ${quote(unix[path[1]])}`,
-      read.flag("unix"),
-      "path",
-    );
+    throw twice(`Unix socket ${quote(unix[path[1]])}`, flag("unix"), "path");
   }
 }
 
@@ -383,7 +376,7 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const portLists = read.all("port").map((text, i) =>
     parsePortRange(text, read.flag("port", i))
   );
-  checkDuplicates(read, hosts, portLists, unix);
+  checkDuplicates(read, portLists);
   const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
