@@ -490,7 +490,7 @@ export function parseServe(args: string[]) {
       // The text as given, not the part the parser stopped at.
       parseFlagValue(text, flag(name), parseCidr, "CIDR")
     );
-  const { lineEnding, encoding } = read.greetingFormat();
+  const format = read.greetingFormat();
   const options: ServeGreetingOptions = {
     listen,
     drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
@@ -573,14 +573,12 @@ export function parseServe(args: string[]) {
   );
   const refuse = last("refuse-message");
   if (refuse !== undefined) {
-    options.refuseMessage = asUsageError(() =>
-      encodeGreeting(refuse, { encoding, lineEnding })
-    );
+    options.refuseMessage = asUsageError(() => encodeGreeting(refuse, format));
   }
   return {
     command: "serve" as const,
     options,
-    greeting: { message, preset, encoding, lineEnding },
+    greeting: { message, preset, ...format },
     files: {
       message: messageFile,
       quotes,
