@@ -46,8 +46,6 @@ import {
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
-const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
-
 /** What --early-talkers takes. */
 const EARLY = ["greet", "refuse"] as const;
 
@@ -508,7 +506,7 @@ export function parseServe(args: string[]) {
     format: read.choice("log-format", "text", LOG_FORMATS),
     quiet: read.has("quiet"),
     rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
-    timestamps: read.choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    timestamps: read.choice("log-timestamps", "auto", ["auto", "on", "off"]),
   };
   const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");
