@@ -97,13 +97,13 @@ interface Options {
 
 async function parseOptions(args: string[]): Promise<Options | "help"> {
   const flags = parseFlags(args, FLAGS);
-  if (flags.switches.has("help")) return "help";
+  if (flags.has("help")) return "help";
   if (flags.positionals.length > 0) {
     throw new UsageError(
       `Unexpected argument "${flags.positionals[0]}": see --help for usage`,
     );
   }
-  const requested = (flags.values.get("target") ?? [])
+  const requested = flags.all("target")
     .flatMap((value) => value.split(","))
     .map((value) => value.trim());
   for (const target of requested) {

@@ -24,9 +24,14 @@ Deno.test("parseFlags() records how each flag was spelt, per occurrence", () => 
     ["-p", "1", "--port=2", "-qH", "h", "--host", "i", "-p3"],
     SERVE_FLAGS,
   );
-  assertEquals(flags.values.get("port"), ["1", "2", "3"]);
-  assertEquals(flags.spelled.get("port"), ["-p", "--port", "-p"]);
-  assertEquals(flags.spelled.get("host"), ["-H", "--host"]);
+  assertEquals(flags.all("port"), ["1", "2", "3"]);
+  assertEquals([0, 1, 2].map((i) => flags.flag("port", i)), [
+    "-p",
+    "--port",
+    "-p",
+  ]);
+  assertEquals([0, 1].map((i) => flags.flag("host", i)), ["-H", "--host"]);
+  assertEquals(flags.all("host"), ["h", "i"]);
   assertEquals(flags.flag("port", 1), "--port");
   assertEquals(flags.flag("host"), "--host");
   assertEquals(flags.flag("quiet"), "-q");
@@ -213,10 +218,10 @@ Deno.test("explainListen() names --metrics, or the port flag as spelt, for a bus
 
 Deno.test("parseFlags() reads bundled short flags as the same flags one by one", () => {
   const bundled = parseFlags(["-qp80", "-qH", "h"], SERVE_FLAGS);
-  assertEquals(bundled.values.get("port"), ["80"]);
-  assertEquals(bundled.values.get("host"), ["h"]);
-  assertEquals(bundled.switches.has("quiet"), true);
-  assertEquals(bundled.spelled.get("quiet"), ["-q", "-q"]);
+  assertEquals(bundled.all("port"), ["80"]);
+  assertEquals(bundled.all("host"), ["h"]);
+  assertEquals(bundled.has("quiet"), true);
+  assertEquals([0, 1].map((i) => bundled.flag("quiet", i)), ["-q", "-q"]);
   // A value flag ending a bundle needs its value, as it does alone.
   for (const args of [["-qH"], ["-H"], ["-qH", "--quiet"]]) {
     assertThrows(

@@ -211,10 +211,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       // A switch with more after it: parseArgs would take "-q5", "-q=1",
       // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
       if (!spec && /\p{L}/u.test(letter)) throw unknownOption(arg, specs);
-      const after = letters.slice(k + (spec ? 1 : 0)).join("").replace(
-        /^=/,
-        "",
-      );
+      // Every letter before this one is a flag's, one code unit each.
+      const after = arg.slice(k + (spec ? 2 : 1)).replace(/^=/, "");
       if (!spec) throw noValue(`-${letters[k - 1]}`, after);
       add(spelled, spec, `-${spec.short}`);
       const end = k + 1 === letters.length;
@@ -268,10 +266,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     choices: readonly T[],
   ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
   return {
-    values,
-    switches,
     positionals,
-    spelled,
     flag,
     last,
     value,
@@ -610,23 +605,22 @@ ${help.exits}
 
 ${formatExamples(help.examples)}`);
   if (info) return info;
-  const { has, last, positionals } = read;
+  const { has, last } = read;
+  const [address, extra] = read.positionals;
   usageIf(
-    positionals.length > 1,
-    `Unexpected argument ${quote(positionals[1] ?? "")}: ${command} takes ` +
+    extra !== undefined,
+    `Unexpected argument ${quote(extra ?? "")}: ${command} takes ` +
       "one [HOST][:PORT]",
   );
   let target = { hostname: "localhost", port: DEFAULT_PORT };
   try {
-    if (positionals[0] !== undefined) {
-      target = parseHostPort(positionals[0], target);
-    }
+    if (address !== undefined) target = parseHostPort(address, target);
   } catch (error) {
     throw error instanceof ValueError ? new UsageError(error.message) : error;
   }
   usageIf(
     target.port === 0,
-    `Port 0 in ${quote(positionals[0] ?? "")} is no server's port: give ` +
+    `Port 0 in ${quote(address ?? "")} is no server's port: give ` +
       "the port the server listens on (1-65535)",
   );
   const mine = own?.(read) as T;
@@ -644,7 +638,7 @@ ${formatExamples(help.examples)}`);
     "--unix needs the path of the socket file, as in --unix /run/greeter.sock",
   );
   usageIf(
-    unix !== undefined && (tls || positionals.length > 0),
+    unix !== undefined && (tls || address !== undefined),
     "--unix connects to a socket file: drop HOST:PORT and --tls",
   );
   const maxFileSize = read.value("max-file-size", parseSizeFlag);

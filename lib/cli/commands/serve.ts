@@ -46,8 +46,6 @@ import {
   TARPIT_STYLES,
 } from "../../server/tarpit.ts";
 
-const LOG_TIMESTAMPS = ["auto", "on", "off"] as const;
-
 /** What --early-talkers takes. */
 const EARLY = ["greet", "refuse"] as const;
 
@@ -274,15 +272,12 @@ function parsePortRange(text: string, flag: string): number[] {
  *
  * @throws {UsageError} Naming the duplicate and the flags that gave it.
  */
-function checkDuplicates(
-  read: FlagReader,
-  hosts: string[],
-  ports: number[][],
-  unix: string[],
-): void {
+function checkDuplicates(read: FlagReader, ports: number[][]): void {
+  const { flag, all } = read;
+  const [hosts, unix] = [all("host"), all("unix")];
   /** The `i`th --host or --port as given: `-H ::1`. */
   const given = (name: string, i: number) =>
-    `${read.flag(name, i)} ${escapeControl(read.all(name)[i])}`;
+    `${flag(name, i)} ${escapeControl(all(name)[i])}`;
   const twice = (what: string, both: string, each: string) =>
     new UsageError(`${what} is given twice (${both}): give each ${each} once`);
   const host = repeated(hosts.map(hostKey));
@@ -322,11 +317,7 @@ function checkDuplicates(
     ),
   );
   if (path) {
-    throw twice(
-      `Unix socket ${quote(unix[path[1]])}`,
-      read.flag("unix"),
-      "path",
-    );
+    throw twice(`Unix socket ${quote(unix[path[1]])}`, flag("unix"), "path");
   }
 }
 
@@ -383,7 +374,7 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const portLists = read.all("port").map((text, i) =>
     parsePortRange(text, read.flag("port", i))
   );
-  checkDuplicates(read, hosts, portLists, unix);
+  checkDuplicates(read, portLists);
   const ports = portLists.flat();
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
@@ -497,7 +488,7 @@ export function parseServe(args: string[]) {
       // The text as given, not the part the parser stopped at.
       parseFlagValue(text, flag(name), parseCidr, "CIDR")
     );
-  const { lineEnding, encoding } = read.greetingFormat();
+  const format = read.greetingFormat();
   const options: ServeGreetingOptions = {
     listen,
     drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
@@ -515,7 +506,7 @@ export function parseServe(args: string[]) {
     format: read.choice("log-format", "text", LOG_FORMATS),
     quiet: read.has("quiet"),
     rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
-    timestamps: read.choice("log-timestamps", "auto", LOG_TIMESTAMPS),
+    timestamps: read.choice("log-timestamps", "auto", ["auto", "on", "off"]),
   };
   const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");
@@ -580,14 +571,12 @@ export function parseServe(args: string[]) {
   );
   const refuse = last("refuse-message");
   if (refuse !== undefined) {
-    options.refuseMessage = asUsageError(() =>
-      encodeGreeting(refuse, { encoding, lineEnding })
-    );
+    options.refuseMessage = asUsageError(() => encodeGreeting(refuse, format));
   }
   return {
     command: "serve" as const,
     options,
-    greeting: { message, preset, encoding, lineEnding },
+    greeting: { message, preset, ...format },
     files: {
       message: messageFile,
       quotes,
