@@ -368,18 +368,13 @@ function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
 
 /** What to listen on: `listen`, each checked, or the one TCP address. */
 function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
-  const { listen } = options;
-  if (listen === undefined) {
-    // Each left out is defaulted where it is listened on.
-    check(options, { hostname: string, port: portNumber });
-    const { hostname, port, tls } = options;
-    return [{ hostname, port, tls }];
-  }
-  if (!Array.isArray(listen) || listen.length === 0) {
+  const { listen, hostname, port, tls } = options;
+  if (listen !== undefined && (!Array.isArray(listen) || listen.length === 0)) {
     throw invalid("listen", listen, "a non-empty array");
   }
-  return listen.map((target: unknown, i) => {
-    const at = `listen[${i}].`;
+  // Each left out is defaulted where it is listened on.
+  return (listen ?? [{ hostname, port, tls }]).map((target: unknown, i) => {
+    const at = listen ? `listen[${i}].` : "";
     object(at.slice(0, -1), target);
     const t = target as Record<string, unknown>;
     const { transport = "tcp" } = t;
