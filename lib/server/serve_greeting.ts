@@ -173,7 +173,6 @@ export function serveGreetingWith(
     reusePort: options.reusePort === true,
     proxy: !!proxy,
   });
-  const tls = targets.some((target) => "tls" in target && !!target.tls);
   const { state: server, shutdown, finished } = startServerCore(
     {
       listeners,
@@ -183,7 +182,7 @@ export function serveGreetingWith(
       handshake: proxy?.timeout ?? 0,
       pause: sensor?.pause ?? 0,
       // Under `timeout: 0` a TLS handshake still has a bound.
-      greetTimeout: tls ? TLS_HANDSHAKE_TIMEOUT : 0,
+      greetTimeout: listeners.some((l) => l.tls) ? TLS_HANDSHAKE_TIMEOUT : 0,
       drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
       onAcceptError: options.onAcceptError,
       signal,
