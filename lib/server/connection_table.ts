@@ -73,7 +73,10 @@ export interface Slot extends Linked<Slot> {
    * once served.
    */
   outcome?: ConnectionOutcome;
-  /** Why, for a refusal or an error. */
+  /**
+   * Why, for a refusal or an error; `evicted` marks a metrics connection
+   * released while still reading its request, to make room for a new one.
+   */
   reason?: string;
   /** The admission that admitted it (even if a reload replaced it since). */
   admission?: Admission;
