@@ -10,7 +10,6 @@ import { startServerCore } from "./connection_server.ts";
 import { type OpenListener, openListeners } from "./listeners.ts";
 import {
   checkInteger,
-  DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
@@ -168,11 +167,7 @@ export function serveGreetingWith(
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  const listeners = hooks.listeners ?? openListeners(targets, {
-    backlog: options.backlog ?? DEFAULT_BACKLOG,
-    reusePort: options.reusePort === true,
-    proxy: !!proxy,
-  });
+  const listeners = hooks.listeners ?? openListeners(targets, options);
   const { state: server, shutdown, finished } = startServerCore(
     {
       listeners,
