@@ -58,7 +58,7 @@ class List<N> {
 
 /**
  * One open connection and when it must be closed. A slot is in at most one
- * {@linkcode SlotList} at a time.
+ * list at a time.
  */
 export interface Slot extends Linked<Slot> {
   /** The connection. */
@@ -83,9 +83,6 @@ export interface Slot extends Linked<Slot> {
   /** Its host in `admission`, when it holds a per-IP place there. */
   host?: string;
 }
-
-/** Slots in deadline order. */
-export type SlotList = List<Slot>;
 
 /** A greeting pause: `wake` is called once it has passed. */
 export interface PauseEntry extends Linked<PauseEntry> {
@@ -245,7 +242,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
-  function addTo(list: SlotList, conn: Conn, after: number): Slot {
+  function addTo(list: List<Slot>, conn: Conn, after: number): Slot {
     const slot: Slot = {
       conn,
       deadline: after > 0 ? now() + after : Infinity,
