@@ -3,7 +3,6 @@ import {
   type ConnectionTableOptions,
   createConnectionTable,
   type Slot,
-  type SlotList,
 } from "../lib/server/connection_table.ts";
 import { waitUntil } from "./_helpers.ts";
 
@@ -45,7 +44,7 @@ function tableAt(
 }
 
 /** The slots of a list from head to tail, checking its links on the way. */
-function walk(list: SlotList): Slot[] {
+function walk(list: NonNullable<Slot["list"]>): Slot[] {
   const slots: Slot[] = [];
   let prev: Slot | undefined;
   for (let slot = list.head; slot; slot = slot.next) {

@@ -208,9 +208,8 @@ async function acceptProxied(
       ? "proxy_error"
       : "proxy_timeout";
   }
-  const { table } = server.core;
   // Its deadline may have passed as the header came: nothing to serve.
-  problem ??= table.established(slot, isTlsConnection(slot.conn))
+  problem ??= server.core.table.established(slot, isTlsConnection(slot.conn))
     ? undefined
     : "proxy_timeout";
   if (problem) return refuse(server, slot, EMPTY, "proxy_header", problem);

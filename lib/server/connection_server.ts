@@ -6,7 +6,7 @@ import {
   createConnectionTable,
 } from "./connection_table.ts";
 import { closeListener, type OpenListener } from "./listeners.ts";
-import type { AcceptErrorKind } from "./options.ts";
+import type { ServeGreetingOptions } from "./options.ts";
 import { createPlaces, type Places } from "./places.ts";
 import { createServerStats, type ServerStats } from "./stats.ts";
 import { waitAtMost } from "./wait.ts";
@@ -29,7 +29,9 @@ export interface ServerCore extends AcceptLoopContext {
 
 /** Options for {@linkcode startServerCore}. */
 export interface ServerCoreOptions
-  extends Omit<ConnectionTableOptions, "onRelease"> {
+  extends
+    Omit<ConnectionTableOptions, "onRelease">,
+    Pick<ServeGreetingOptions, "signal" | "onAcceptError"> {
   /**
    * The open listeners: the core accepts on each, and closes each at
    * shutdown (a Unix socket's file put back or removed once its accept loop
@@ -40,12 +42,8 @@ export interface ServerCoreOptions
   maxConnections: number;
   /** How long shutdown lets open connections finish, in ms. */
   drainTimeout: number;
-  /** Aborting it shuts the server down. */
-  signal?: AbortSignal;
   /** Called as shutdown starts, once nothing more is accepted. */
   stopping?(): void;
-  /** Told of each failed accept (already counted); must not throw. */
-  onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
 }
 
 /**

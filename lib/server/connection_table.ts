@@ -58,7 +58,7 @@ class List<N> {
 
 /**
  * One open connection and when it must be closed. A slot is in at most one
- * {@linkcode SlotList} at a time.
+ * list at a time.
  */
 export interface Slot extends Linked<Slot> {
   /** The connection. */
@@ -73,16 +73,16 @@ export interface Slot extends Linked<Slot> {
    * once served.
    */
   outcome?: ConnectionOutcome;
-  /** Why, for a refusal or an error. */
+  /**
+   * Why, for a refusal or an error; `evicted` marks a metrics connection
+   * released while still reading its request, to make room for a new one.
+   */
   reason?: string;
   /** The admission that admitted it (even if a reload replaced it since). */
   admission?: Admission;
   /** Its host in `admission`, when it holds a per-IP place there. */
   host?: string;
 }
-
-/** Slots in deadline order. */
-export type SlotList = List<Slot>;
 
 /** A greeting pause: `wake` is called once it has passed. */
 export interface PauseEntry extends Linked<PauseEntry> {
@@ -242,7 +242,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
-  function addTo(list: SlotList, conn: Conn, after: number): Slot {
+  function addTo(list: List<Slot>, conn: Conn, after: number): Slot {
     const slot: Slot = {
       conn,
       deadline: after > 0 ? now() + after : Infinity,

@@ -4,9 +4,11 @@ import { attempt } from "../net/value_error.ts";
 import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
+  DEFAULT_BACKLOG,
   DEFAULT_HOSTNAME,
   DEFAULT_PORT,
   type ListenTarget,
+  type ServeGreetingOptions,
 } from "./options.ts";
 
 /**
@@ -63,12 +65,6 @@ function socketFileAt(path: string) {
   return { path, dev, ino, ctime: ctime?.getTime() };
 }
 
-/**
- * Options for {@linkcode openListeners}; `proxy` when a PROXY header comes in
- * clear first: TLS starts after it.
- */
-type ListenOptions = { backlog: number; reusePort: boolean; proxy: boolean };
-
 function describeTarget(target: ListenTarget): [string, number] {
   if (target.transport === "unix") return [target.path, 0];
   if (target.transport === "fd") return [`file descriptor ${target.fd}`, 0];
@@ -78,7 +74,7 @@ function describeTarget(target: ListenTarget): [string, number] {
 
 function openOne(
   target: ListenTarget,
-  options: ListenOptions,
+  options: ServeGreetingOptions,
 ): OpenListener {
   if (target.transport === "unix") {
     const listener = Deno.listen({ transport: "unix", path: target.path });
@@ -86,20 +82,23 @@ function openOne(
     return { listener, socketFile: attempt(() => socketFileAt(target.path)) };
   }
   const { tls } = target;
+  const { backlog = DEFAULT_BACKLOG, reusePort } = options;
   const tcp = target.transport === "fd"
-    ? listenOnDescriptor(target.fd, { backlog: options.backlog })
+    ? listenOnDescriptor(target.fd, { backlog })
     : Deno.listen({
       hostname: target.hostname ?? DEFAULT_HOSTNAME,
       port: target.port ?? DEFAULT_PORT,
-      tcpBacklog: options.backlog,
-      ...(options.reusePort ? { reusePort: true } : {}),
+      tcpBacklog: backlog,
+      ...(reusePort ? { reusePort: true } : {}),
     });
   if (!tls) return { listener: tcp };
   // Not Deno.listenTls: a TlsConn closed during its handshake keeps its
   // socket open (Deno 2.9.6), so a stalled handshake would hold a
   // descriptor past its deadline. This one closes the TCP socket itself.
   try {
-    const listener = serveTlsOn(tcp, tls.cert, tls.key, options.proxy);
+    // Behind a PROXY header, which comes in clear: TLS starts after it.
+    const deferred = options.proxyProtocol !== undefined;
+    const listener = serveTlsOn(tcp, tls.cert, tls.key, deferred);
     return { listener, tls: listener };
   } catch (error) {
     tcp.close();
@@ -115,7 +114,7 @@ function openOne(
  */
 export function openListeners(
   targets: readonly ListenTarget[],
-  options: ListenOptions,
+  options: ServeGreetingOptions,
 ): OpenListener[] {
   const open: OpenListener[] = [];
   for (const target of targets) {

@@ -10,7 +10,6 @@ import { startServerCore } from "./connection_server.ts";
 import { type OpenListener, openListeners } from "./listeners.ts";
 import {
   checkInteger,
-  DEFAULT_BACKLOG,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_LINGER,
   DEFAULT_MAX_CONNECTIONS,
@@ -168,12 +167,7 @@ export function serveGreetingWith(
   const sensor = sensorOf(options, timeout);
   const targets = targetsOf(options);
   signal?.throwIfAborted();
-  const listeners = hooks.listeners ?? openListeners(targets, {
-    backlog: options.backlog ?? DEFAULT_BACKLOG,
-    reusePort: options.reusePort === true,
-    proxy: !!proxy,
-  });
-  const tls = targets.some((target) => "tls" in target && !!target.tls);
+  const listeners = hooks.listeners ?? openListeners(targets, options);
   const { state: server, shutdown, finished } = startServerCore(
     {
       listeners,
@@ -183,7 +177,7 @@ export function serveGreetingWith(
       handshake: proxy?.timeout ?? 0,
       pause: sensor?.pause ?? 0,
       // Under `timeout: 0` a TLS handshake still has a bound.
-      greetTimeout: tls ? TLS_HANDSHAKE_TIMEOUT : 0,
+      greetTimeout: listeners.some((l) => l.tls) ? TLS_HANDSHAKE_TIMEOUT : 0,
       drainTimeout: options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
       onAcceptError: options.onAcceptError,
       signal,
@@ -368,18 +362,13 @@ function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
 
 /** What to listen on: `listen`, each checked, or the one TCP address. */
 function targetsOf(options: ServeGreetingOptions): ListenTarget[] {
-  const { listen } = options;
-  if (listen === undefined) {
-    // Each left out is defaulted where it is listened on.
-    check(options, { hostname: string, port: portNumber });
-    const { hostname, port, tls } = options;
-    return [{ hostname, port, tls }];
-  }
-  if (!Array.isArray(listen) || listen.length === 0) {
+  const { listen, hostname, port, tls } = options;
+  if (listen !== undefined && (!Array.isArray(listen) || listen.length === 0)) {
     throw invalid("listen", listen, "a non-empty array");
   }
-  return listen.map((target: unknown, i) => {
-    const at = `listen[${i}].`;
+  // Each left out is defaulted where it is listened on.
+  return (listen ?? [{ hostname, port, tls }]).map((target: unknown, i) => {
+    const at = listen ? `listen[${i}].` : "";
     object(at.slice(0, -1), target);
     const t = target as Record<string, unknown>;
     const { transport = "tcp" } = t;

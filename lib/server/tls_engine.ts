@@ -11,7 +11,6 @@ import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
-export type { SecureContext };
 
 /**
  * The secure context of `cert`, a PEM certificate, and `key`, its PEM

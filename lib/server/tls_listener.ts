@@ -18,7 +18,7 @@
  */
 
 import { type Acceptor, closeQuietly, type Conn } from "./connection_table.ts";
-import type { SecureContext } from "./tls_engine.ts";
+import type { SecureContext } from "node:tls";
 
 type Engine = typeof import("./tls_engine.ts");
 let engine: Promise<Engine> | undefined;
