@@ -5,7 +5,7 @@ import {
   GreetingTimeoutError,
   readGreeting,
 } from "./read_greeting.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
+import { DEFAULT_GREETING as DEFAULT_EXPECT } from "../greeting/template.ts";
 
 type Status = CheckResult["status"];
 
@@ -101,9 +101,6 @@ export interface CheckResult {
    */
   hint?: "proxy-header" | "timeout";
 }
-
-/** What a check expects by default: greeter's default greeting. */
-const DEFAULT_EXPECT = encodeGreeting(DEFAULT_MESSAGE);
 
 /** Bytes read beyond the expected length, to show what was sent instead. */
 const EXTRA = 256;

@@ -149,13 +149,11 @@ const LOCAL_HEADER = Uint8Array.of(...V2_SIGNATURE, 0x20, 0, 0, 0);
 type ChunkSource = ReturnType<typeof denoSource>;
 
 function denoSource(conn: Deno.Conn) {
+  // The stream closes the connection at its end: a second close is a no-op.
+  const chunks = conn.readable.getReader();
   return {
-    async next(): Promise<Uint8Array<ArrayBuffer> | null> {
-      const buffer = new Uint8Array(16 * 1024);
-      const read = await conn.read(buffer);
-      return read === null ? null : buffer.subarray(0, read);
-    },
-    close: () => conn.close(),
+    next: () => chunks.read().then(({ value }) => value ?? null),
+    close: (): unknown => attempt(() => conn.close()),
   };
 }
 

@@ -163,6 +163,9 @@ export function encodeGreeting(
 const lines = (text: string, terminator: string) =>
   text.split(/\r?\n/).join(terminator || "\n");
 
+/** The greeting when none is given, and what a check expects by default. */
+export const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
+
 /** `text` as it is, in `encoding`; `subject` names it in an EncodingError. */
 function encodeText(
   text: string,

@@ -47,25 +47,30 @@ export function parsePort(text: string): number {
  * @throws {ValueError} If the port is invalid or the brackets do not match.
  */
 export function parseHostPort(spec: string, defaults: HostPort): HostPort {
-  let { hostname, port } = defaults;
-  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(spec);
-  if (bracketed) {
-    hostname = bracketed[1];
-    if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
-  } else if (/[[\]]/.test(spec)) {
+  const match = HOST_PORT.exec(spec);
+  if (!match && /[[\]]/.test(spec)) {
     throw new ValueError("address", spec, "write IPv6 addresses as [::1]:8080");
-  } else if (spec.indexOf(":") !== spec.lastIndexOf(":")) {
-    // A bare IPv6 address: no port can follow it.
-    const how = "write HOST:PORT, or an IPv6 address as [::1]:8080";
-    if (!parseIp(spec)) throw new ValueError("address", spec, how);
-    hostname = spec;
-  } else {
-    const colon = spec.indexOf(":");
-    if (colon !== 0) hostname = colon === -1 ? spec : spec.slice(0, colon);
-    if (colon !== -1) port = parsePort(spec.slice(colon + 1));
   }
+  // Neither form: a bare IPv6 address, which no port can follow.
+  if (!match && !parseIp(spec)) {
+    const how = "write HOST:PORT, or an IPv6 address as [::1]:8080";
+    throw new ValueError("address", spec, how);
+  }
+  // The bare IPv6 address is the host.
+  const [, bracketed, bracketedPort, plain = spec, plainPort] = match ?? [];
+  const portText = bracketedPort ?? plainPort;
+  // `:PORT` alone keeps the default host.
+  const hostname = bracketed ??
+    (plain === "" && portText !== undefined ? defaults.hostname : plain);
+  const port = portText === undefined ? defaults.port : parsePort(portText);
   if (hostname === "") {
     throw new ValueError("address", spec, "the host is empty");
   }
   return { hostname, port };
 }
+
+/**
+ * `[HOST]` then any `:PORT` on the same line, or a HOST without colons or
+ * brackets then a `:PORT` without them.
+ */
+const HOST_PORT = /^(?:\[([^\]]*)\](?::(.*))?|([^:[\]]*)(?::([^:[\]]*))?)$/;

@@ -11,7 +11,7 @@ import type { IpSet } from "../net/ip_set.ts";
 import { ProxyProtocolError, readProxyHeader } from "../net/proxy_protocol.ts";
 import { isTlsConnection, startDeferredTls } from "./tls_listener.ts";
 import type { ConnectionOutcome } from "./stats.ts";
-import { DEFAULT_MESSAGE, encodeGreeting } from "../greeting/template.ts";
+import { DEFAULT_GREETING } from "../greeting/template.ts";
 import { Sensing } from "./sensor.ts";
 import { maskAddress } from "../net/address_privacy.ts";
 import type { Tarpit } from "./tarpit.ts";
@@ -19,8 +19,8 @@ import type { Tarpit } from "./tarpit.ts";
 /** The greeting server's state, shared by its connections. */
 export type ConnectionContext = ReturnType<typeof connectionContext>;
 
-/** The greeting when none is given. */
-export const DEFAULT_GREETING = encodeGreeting(DEFAULT_MESSAGE);
+/** The greeting when none is given (greeting/template.ts says it). */
+export { DEFAULT_GREETING };
 
 /**
  * The state of a greeting server on `core`, from its options: what `proxy`
