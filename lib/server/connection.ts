@@ -19,9 +19,6 @@ import type { Tarpit } from "./tarpit.ts";
 /** The greeting server's state, shared by its connections. */
 export type ConnectionContext = ReturnType<typeof connectionContext>;
 
-/** The greeting when none is given (greeting/template.ts says it). */
-export { DEFAULT_GREETING };
-
 /**
  * The state of a greeting server on `core`, from its options: what `proxy`
  * trusts and its `sensor` are worked out from them already.

@@ -1,11 +1,7 @@
 import { admissionOf } from "./admission.ts";
 import { createIpSet } from "../net/ip_set.ts";
-import {
-  acceptConnection,
-  connectionContext,
-  DEFAULT_GREETING,
-  EMPTY,
-} from "./connection.ts";
+import { acceptConnection, connectionContext, EMPTY } from "./connection.ts";
+import { DEFAULT_GREETING } from "../greeting/template.ts";
 import { startServerCore } from "./connection_server.ts";
 import { type OpenListener, openListeners } from "./listeners.ts";
 import {
