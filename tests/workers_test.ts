@@ -230,22 +230,28 @@ Deno.test(
   },
 );
 
+/** Runs a worker fixture of tests/ on loopback with `args` after it. */
+function runFixture(name: string, ...args: string[]) {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--unstable-net",
+      `${ROOT}/tests/${name}`,
+      ...LOCAL,
+      ...args,
+    ],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+}
+
 Deno.test(
   "a crashing worker is reported and the others shut down",
   linuxOnly,
   async () => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--unstable-net",
-        `${ROOT}/tests/_workers_fixture.ts`,
-        ...LOCAL,
-      ],
-      stdin: "null",
-      env: { NO_COLOR: "1" },
-    }).output();
+    const output = await runFixture("_workers_fixture.ts");
     const stderr = new TextDecoder().decode(output.stderr);
     assertEquals(output.code, 0, stderr);
     assertEquals(stderr, "");
@@ -262,22 +268,13 @@ Deno.test(
     await withTempDir(async (dir) => {
       const keyFile = `${dir}/key`;
       await Deno.writeFile(keyFile, new Uint8Array(32).fill(7));
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-net",
-          "--allow-read",
-          "--unstable-net",
-          `${ROOT}/tests/_workers_order_fixture.ts`,
-          ...LOCAL,
-          "--log-address",
-          "hash",
-          "--log-key-file",
-          keyFile,
-        ],
-        stdin: "null",
-        env: { NO_COLOR: "1" },
-      }).output();
+      const output = await runFixture(
+        "_workers_order_fixture.ts",
+        "--log-address",
+        "hash",
+        "--log-key-file",
+        keyFile,
+      );
       const stderr = new TextDecoder().decode(output.stderr);
       assertEquals(output.code, 0, stderr);
       const result = JSON.parse(new TextDecoder().decode(output.stdout));
