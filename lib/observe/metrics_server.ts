@@ -218,9 +218,8 @@ async function answer(
   own: MetricsServerStats,
   head: string,
 ): Promise<Answer> {
-  const request = parseRequestHead(head);
-  if (!request) return response(400, "bad request\n");
-  const { method, path } = request;
+  const { method, path } = parseRequestHead(head) ?? {};
+  if (!method) return response(400, "bad request\n");
   const bare = method === "HEAD";
   if (path !== "/metrics" && path !== "/healthz") {
     return response(404, "not found: try /metrics or /healthz\n", bare);
