@@ -248,7 +248,6 @@ async function exchange(
   { core, own }: { core: ServerCore; own: MetricsServerStats },
   slot: Slot,
 ): Promise<MetricsHttpError | undefined> {
-  const conn = slot.conn;
   // Released by the table: the deadline passed, or eviction (which says so
   // in the slot's reason) or shutdown cut it.
   const cut = () => slot.reason === "evicted" ? "evicted" : "timeout";
@@ -257,7 +256,7 @@ async function exchange(
   let end: RegExpExecArray | null = null;
   try {
     while (!end && head.length < buffer.length) {
-      const n = await conn.read(buffer.subarray(head.length));
+      const n = await slot.conn.read(buffer.subarray(head.length));
       if (n === null) return slot.list ? "closed_early" : cut();
       const chunk = buffer.subarray(head.length, head.length + n);
       // From the last bytes read before: the blank line can straddle reads.
@@ -278,14 +277,14 @@ async function exchange(
   const failed = STATUS[status][1];
   let written = false;
   try {
-    await writeAll(conn, bytes);
+    await writeAll(slot.conn, bytes);
     written = true;
     own.responses[status] = (own.responses[status] ?? 0) + 1;
     // Close our side, then read what the client still sends until it
     // closes (bounded by the deadline): closing with unread bytes would
     // reset the connection and could destroy the response in flight.
-    await conn.closeWrite();
-    while (slot.list && await conn.read(scratch) !== null) {
+    await slot.conn.closeWrite();
+    while (slot.list && await slot.conn.read(scratch) !== null) {
       // Discarded.
     }
   } catch {
@@ -328,15 +327,14 @@ export function serveMetrics(options: ServeMetricsOptions) {
     (core) => ({ core, own: { listener: core.stats, responses: {}, errors } }),
     async (endpoint, conn) => {
       const { core } = endpoint;
-      const { table } = core;
       core.stats.accepted++;
-      const slot = table.add(conn);
+      const slot = core.table.add(conn);
       // Every place taken: the oldest connection still reading its head
       // makes room, so the next client (a probe) is never kept waiting.
-      const oldest = table.serving.head;
+      const oldest = core.table.serving.head;
       if (core.places.free === 0 && oldest && oldest !== slot) {
         oldest.reason = "evicted";
-        table.release(oldest);
+        core.table.release(oldest);
       }
       core.inFlight++;
       try {
@@ -347,7 +345,7 @@ export function serveMetrics(options: ServeMetricsOptions) {
         // exchange() does not throw; this keeps a surprise from being unhandled.
         errors.internal++;
       } finally {
-        table.release(slot);
+        core.table.release(slot);
         core.handled();
       }
     },
