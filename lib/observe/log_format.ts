@@ -280,11 +280,10 @@ function sensed(record: ConnectionRecord, json: boolean): string {
  * early_talker=no probe=http method=GET path="/" ... captured="..."`.
  */
 export function formatTextSensedLine(record: ConnectionRecord): string {
-  const { reason } = record;
   return `${
     formatTextConnectionLine(record.remoteAddr, record.peerAddr)
   } outcome=${record.outcome}${
-    reason === undefined ? "" : ` reason=${escapeControl(reason)}`
+    record.reason === undefined ? "" : ` reason=${escapeControl(record.reason)}`
   }${sensed(record, false)}`;
 }
 
@@ -455,11 +454,10 @@ export function formatTextConnectionLine(
  * `Tarpit released 192.0.2.1:4000 after 12.5s, 320 bytes sent (reset)`.
  */
 export function formatTextTarpitLine(record: ConnectionRecord): string {
-  const { outcome, reason } = record;
   return `Tarpit released ${client(record.remoteAddr, record.peerAddr)} after ${
     ((record.held ?? record.duration) / 1000).toFixed(1)
-  }s, ${record.bytesWritten} bytes sent (${outcome}${
-    reason === undefined ? "" : `: ${reason}`
+  }s, ${record.bytesWritten} bytes sent (${record.outcome}${
+    record.reason === undefined ? "" : `: ${record.reason}`
   })`;
 }
 
