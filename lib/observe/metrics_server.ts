@@ -195,15 +195,14 @@ function response(
  * series stay as they were.
  */
 export function renderMetricsServerStats(stats: MetricsServerStats): string {
-  const { listener } = stats;
-  const acceptErrors = ["code", listener.acceptErrors] as const;
+  const acceptErrors = ["code", stats.listener.acceptErrors] as const;
   const responses = ["code", stats.responses] as const;
   const errors = ["reason", stats.errors, METRICS_HTTP_ERRORS] as const;
   return expose`
-  counter greeter_metrics_connections_accepted_total ${listener.accepted} Connections accepted by the metrics endpoint.
-  gauge greeter_metrics_connections_active ${listener.active} Connections to the metrics endpoint open now.
+  counter greeter_metrics_connections_accepted_total ${stats.listener.accepted} Connections accepted by the metrics endpoint.
+  gauge greeter_metrics_connections_active ${stats.listener.active} Connections to the metrics endpoint open now.
   counter greeter_metrics_accept_errors_total ${acceptErrors} Failed accepts of the metrics endpoint, by error code; it backed off and went on.
-  counter greeter_metrics_accept_paused_total ${listener.pausedAtLimit} Times the metrics endpoint paused accepting at its connection cap.
+  counter greeter_metrics_accept_paused_total ${stats.listener.pausedAtLimit} Times the metrics endpoint paused accepting at its connection cap.
   counter greeter_metrics_http_responses_total ${responses} Responses of the metrics endpoint written in full, by status code.
   counter greeter_metrics_http_errors_total ${errors} Connections to the metrics endpoint that failed, by reason.
 `;
