@@ -59,7 +59,6 @@ export function renderMetrics(
   histogram: DurationHistogram,
   options: RenderMetricsOptions = {},
 ): string {
-  const { tarpit, log } = options;
   const started = stats.startTime / 1000;
   const outcomes = ["outcome", stats.outcomes, CONNECTION_OUTCOMES] as const;
   const refused = ["reason", stats.refused, REFUSE_REASONS] as const;
@@ -79,11 +78,11 @@ export function renderMetrics(
   counter greeter_early_talkers_total ${stats.earlyTalkers} Clients that sent something during the greeting pause (--greet-pause).
   counter greeter_client_probes_total ${probes} Sensed clients that sent something, by what their first bytes looked like.
   histogram greeter_connection_duration_seconds ${histogram} How long connections lived, in seconds.
-  gauge greeter_tarpit_clients ${tarpit?.stats.clients} Clients the tarpit holds now.
-  counter greeter_tarpit_bytes_sent_total ${tarpit?.stats.bytesSent} Bytes the tarpit sent to held clients.
-  histogram greeter_tarpit_trapped_seconds ${tarpit?.trapped} How long the tarpit held each client that has left, in seconds.
+  gauge greeter_tarpit_clients ${options.tarpit?.stats.clients} Clients the tarpit holds now.
+  counter greeter_tarpit_bytes_sent_total ${options.tarpit?.stats.bytesSent} Bytes the tarpit sent to held clients.
+  histogram greeter_tarpit_trapped_seconds ${options.tarpit?.trapped} How long the tarpit held each client that has left, in seconds.
   gauge greeter_draining ${draining} 1 while the server is shutting down, 0 while it accepts.
-  counter greeter_log_lines_suppressed_total ${log?.suppressed} Connection log lines left out under a flood, and summarized.
-  counter greeter_log_lines_dropped_total ${log?.dropped} Log lines dropped because the output was too slow.
+  counter greeter_log_lines_suppressed_total ${options.log?.suppressed} Connection log lines left out under a flood, and summarized.
+  counter greeter_log_lines_dropped_total ${options.log?.dropped} Log lines dropped because the output was too slow.
 `;
 }
