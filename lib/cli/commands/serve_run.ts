@@ -80,11 +80,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
         format,
       ),
   });
-  const log = createServerLog({
-    writer,
-    format,
-    timestamps: command.log.timestamps === "on",
-  });
+  const log = createServerLog({ ...command.log, writer });
   const reloads = { success: 0, failure: 0, lastSuccess: Date.now() };
   let serving: Serving | undefined;
   // Opened first, and loaded only for --metrics; until the server runs, a
