@@ -59,8 +59,6 @@ export type FromWorker =
 
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
-  /** How many workers. */
-  count: number;
   /** Receives each batch of log lines, as the line writer takes them. */
   onLines: (lines: string[]) => void;
   /** The worker module; only tests replace ./entry.ts. */
@@ -119,7 +117,7 @@ function addInto(into: object, part: object): void {
 }
 
 /**
- * Starts `count` workers serving `command` with `reusePort`: the first
+ * Starts `command.workers` workers serving it with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
@@ -128,7 +126,7 @@ function addInto(into: object, part: object): void {
 export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
-  { count, onLines, entry = ENTRY }: StartWorkersOptions,
+  { onLines, entry = ENTRY }: StartWorkersOptions,
 ): Promise<Serving> {
   checkReadable(entry);
   const startTime = Date.now();
@@ -139,7 +137,7 @@ export async function startWorkers(
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
 
-  const members: Member[] = Array.from({ length: count }, (_, index) => {
+  const members = Array.from({ length: command.workers ?? 1 }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
     const ready = Promise.withResolvers<Deno.Addr[]>();
     // Nothing awaits the later ones until the first listens.
