@@ -85,23 +85,6 @@ const STOP_GRACE = 5_000;
 /** The worker module (scripts/compile.ts embeds it with --include). */
 const ENTRY = new URL("./entry.ts", import.meta.url);
 
-/**
- * Deno needs read access to a worker's module, where `deno run` itself
- * needs none; without it each worker would fail with a stack trace.
- */
-function checkReadable(entry: URL) {
-  if (entry.protocol !== "file:") return;
-  const { state } = Deno.permissions.querySync({ name: "read", path: entry });
-  if (state !== "granted") {
-    throw new ExitError(
-      `Cannot start the workers: missing permission (read access to ` +
-        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
-        "--allow-read",
-      1,
-    );
-  }
-}
-
 /** Adds every count of `part` into `total`, key by key; flags are or-ed. */
 function addInto(into: object, part: object): void {
   const total = into as Record<string, unknown>;
@@ -128,7 +111,18 @@ export async function startWorkers(
   prepared: Prepared,
   { onLines, entry = ENTRY }: StartWorkersOptions,
 ): Promise<Serving> {
-  checkReadable(entry);
+  // Deno needs read access to a worker's module, where `deno run` itself
+  // needs none; without it each worker would fail with a stack trace.
+  const read = entry.protocol === "file:" &&
+    Deno.permissions.querySync({ name: "read", path: entry });
+  if (read && read.state !== "granted") {
+    throw new ExitError(
+      `Cannot start the workers: missing permission (read access to ` +
+        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
+        "--allow-read",
+      1,
+    );
+  }
   const startTime = Date.now();
   const stopWithin = command.options.drainTimeout! + STOP_GRACE;
   let started = false;
