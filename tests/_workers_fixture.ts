@@ -8,7 +8,6 @@ import { prepare } from "../lib/cli/setup.ts";
 const command = parseCommand(Deno.args) as ServeCommand;
 let logged = "";
 const group = await startWorkers(command, await prepare(command, true), {
-  count: 2,
   entry: new URL("./_crashing_worker.ts", import.meta.url),
   onLines: (lines) => logged += lines.map((line) => line + "\n").join(""),
 });

@@ -9,7 +9,6 @@ import { prepare } from "../lib/cli/setup.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;
 const group = await startWorkers(command, await prepare(command, true), {
-  count: 2,
   onLines: () => {},
 });
 const next = await prepare(command, false);

@@ -31,7 +31,7 @@ Deno.test("parseCommand() gives the documented defaults", () => {
       allow: [],
       deny: [],
     },
-    log: { format: "text", quiet: false, rate: 100, timestamps: "auto" },
+    log: { format: "text", quiet: false, rate: 100, timestamps: undefined },
     spelled: { host: "--host", port: "--port" },
   });
 });
@@ -83,7 +83,7 @@ Deno.test("parseCommand() reads every serve option, long and short", () => {
       allow: [],
       deny: [],
     },
-    log: { format: "text", quiet: true, rate: 100, timestamps: "auto" },
+    log: { format: "text", quiet: true, rate: 100, timestamps: undefined },
     spelled: { host: "-H", port: "-p" },
   });
 });

@@ -240,6 +240,8 @@ function runFixture(name: string, ...args: string[]) {
       "--unstable-net",
       `${ROOT}/tests/${name}`,
       ...LOCAL,
+      "--workers",
+      "2",
       ...args,
     ],
     stdin: "null",

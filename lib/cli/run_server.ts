@@ -59,7 +59,6 @@ export async function runServer(
   const log = createConnectionLog({
     ...command.log,
     emit,
-    timestamps: command.log.timestamps === "on",
     sensed: options.greetPause !== undefined || options.capture !== undefined,
     tarpit: options.tarpit !== undefined,
   });
@@ -151,10 +150,8 @@ export async function runServer(
  * terminal) greeter says so once it serves. JSON lines always carry their
  * `@timestamp`.
  */
-export function resolveLogTimestamps(
-  log: ServeCommand["log"],
-): "on" | "off" {
-  if (log.timestamps !== "auto") return log.timestamps;
+export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
+  if (log.timestamps !== undefined) return log.timestamps;
   const isTerminal = Deno.stdout.isTerminal();
   const readable = mayRead("JOURNAL_STREAM");
   if (!readable && !isTerminal && log.format === "text") {
@@ -167,9 +164,8 @@ export function resolveLogTimestamps(
       log.format,
     );
   }
-  const on = readable && defaultLogTimestamps({
+  return readable && defaultLogTimestamps({
     isTerminal,
     journalStream: Deno.env.get("JOURNAL_STREAM"),
   });
-  return on ? "on" : "off";
 }

@@ -176,7 +176,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
     quiet: command.log.quiet || (!direct && toClient),
     rate: 0,
     // The host's log (multilog, the journal) stamps lines itself.
-    timestamps: command.log.timestamps === "on",
+    timestamps: command.log.timestamps,
   });
   const server = serveGreetingWith({
     ...options,

@@ -506,7 +506,9 @@ export function parseServe(args: string[]) {
     format: read.choice("log-format", "text", LOG_FORMATS),
     quiet: read.has("quiet"),
     rate: read.integer("log-rate", 0) ?? DEFAULT_LOG_RATE,
-    timestamps: read.choice("log-timestamps", "auto", ["auto", "on", "off"]),
+    timestamps: { auto: undefined, on: true, off: false }[
+      read.choice("log-timestamps", "auto", ["auto", "on", "off"])
+    ],
   };
   const address = read.choice("log-address", "full", ADDRESS_LOG_MODES);
   const logKey = last("log-key-file");

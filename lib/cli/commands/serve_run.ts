@@ -80,11 +80,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
         format,
       ),
   });
-  const log = createServerLog({
-    writer,
-    format,
-    timestamps: command.log.timestamps === "on",
-  });
+  const log = createServerLog({ ...command.log, writer });
   const reloads = { success: 0, failure: 0, lastSuccess: Date.now() };
   let serving: Serving | undefined;
   // Opened first, and loaded only for --metrics; until the server runs, a
@@ -107,7 +103,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     serving = workers <= 1
       ? await runServer(command, prepared, writer.line)
       : await import("../workers/pool.ts").then((pool) =>
-        pool.startWorkers(command, prepared, { count: workers, onLines })
+        pool.startWorkers(command, prepared, { onLines })
       );
   } catch (error) {
     await metrics?.shutdown();

@@ -59,8 +59,6 @@ export type FromWorker =
 
 /** Options for {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
-  /** How many workers. */
-  count: number;
   /** Receives each batch of log lines, as the line writer takes them. */
   onLines: (lines: string[]) => void;
   /** The worker module; only tests replace ./entry.ts. */
@@ -87,23 +85,6 @@ const STOP_GRACE = 5_000;
 /** The worker module (scripts/compile.ts embeds it with --include). */
 const ENTRY = new URL("./entry.ts", import.meta.url);
 
-/**
- * Deno needs read access to a worker's module, where `deno run` itself
- * needs none; without it each worker would fail with a stack trace.
- */
-function checkReadable(entry: URL) {
-  if (entry.protocol !== "file:") return;
-  const { state } = Deno.permissions.querySync({ name: "read", path: entry });
-  if (state !== "granted") {
-    throw new ExitError(
-      `Cannot start the workers: missing permission (read access to ` +
-        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
-        "--allow-read",
-      1,
-    );
-  }
-}
-
 /** Adds every count of `part` into `total`, key by key; flags are or-ed. */
 function addInto(into: object, part: object): void {
   const total = into as Record<string, unknown>;
@@ -119,7 +100,7 @@ function addInto(into: object, part: object): void {
 }
 
 /**
- * Starts `count` workers serving `command` with `reusePort`: the first
+ * Starts `command.workers` workers serving it with `reusePort`: the first
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
@@ -128,9 +109,20 @@ function addInto(into: object, part: object): void {
 export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
-  { count, onLines, entry = ENTRY }: StartWorkersOptions,
+  { onLines, entry = ENTRY }: StartWorkersOptions,
 ): Promise<Serving> {
-  checkReadable(entry);
+  // Deno needs read access to a worker's module, where `deno run` itself
+  // needs none; without it each worker would fail with a stack trace.
+  const read = entry.protocol === "file:" &&
+    Deno.permissions.querySync({ name: "read", path: entry });
+  if (read && read.state !== "granted") {
+    throw new ExitError(
+      `Cannot start the workers: missing permission (read access to ` +
+        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
+        "--allow-read",
+      1,
+    );
+  }
   const startTime = Date.now();
   const stopWithin = command.options.drainTimeout! + STOP_GRACE;
   let started = false;
@@ -139,7 +131,7 @@ export async function startWorkers(
   let stopTimer: ReturnType<typeof setTimeout> | undefined;
   const finished = Promise.withResolvers<string | undefined>();
 
-  const members: Member[] = Array.from({ length: count }, (_, index) => {
+  const members = Array.from({ length: command.workers ?? 1 }, (_, index) => {
     const worker = new Worker(entry, { type: "module" });
     const ready = Promise.withResolvers<Deno.Addr[]>();
     // Nothing awaits the later ones until the first listens.
