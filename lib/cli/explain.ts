@@ -118,8 +118,9 @@ function explained(error: unknown, prefix: string, reason?: string) {
 
 /**
  * Explains any error: an {@linkcode ExitError} is its own explanation; usage
- * errors keep their message and exit 2; anything else is a runtime error with its message on one line: the whole message,
- * line breaks and other controls escaped (see {@linkcode escapeControl}).
+ * errors keep their message and exit 2; anything else is a runtime error
+ * with its message on one line: the whole message, line breaks and other
+ * controls escaped (see {@linkcode escapeControl}).
  */
 export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof ExitError) return error;
