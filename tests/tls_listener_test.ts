@@ -320,9 +320,11 @@ async function stalledHandshakesAreFreed() {
       )
     );
     assert(!await settlesWithin(Promise.race(writes), 100));
+    // Each stalled handshake holds its descriptor: they are counted one by
+    // one (not as the total, which other descriptors closing meanwhile
+    // would lower).
     const peak = await descriptors(port);
     assertEquals([peak.server, peak.client], [count, count]);
-    assert(peak.open >= baseline + 2 * count - 1, `${baseline} ${peak.open}`);
 
     // The deadline passes: the server closes them all.
     for (const conn of accepted) conn.close();
