@@ -20,9 +20,8 @@ export const BINARY_FLAGS: readonly string[] = [
   // (JOURNAL_STREAM, so that --log-timestamps auto leaves it the stamping);
   // socket activation: the sockets systemd passes (LISTEN_*); --inetd: the client's
   // and the server's address as tcpserver/s6 (TCP*), systemd Accept=yes
-  // (REMOTE_ADDR/REMOTE_PORT), xinetd (REMOTE_HOST) and socat (SOCAT_*)
-  // give them.
-  "--allow-env=NOTIFY_SOCKET,JOURNAL_STREAM,LISTEN_FDS,LISTEN_PID,LISTEN_FDNAMES,TCPREMOTEIP,TCPREMOTEPORT,TCPLOCALIP,TCPLOCALPORT,REMOTE_ADDR,REMOTE_PORT,REMOTE_HOST,SOCAT_PEERADDR,SOCAT_PEERPORT,SOCAT_SOCKADDR,SOCAT_SOCKPORT",
+  // (REMOTE_ADDR/REMOTE_PORT) and socat (SOCAT_*) give them.
+  "--allow-env=NOTIFY_SOCKET,JOURNAL_STREAM,LISTEN_FDS,LISTEN_PID,LISTEN_FDNAMES,TCPREMOTEIP,TCPREMOTEPORT,TCPLOCALIP,TCPLOCALPORT,REMOTE_ADDR,REMOTE_PORT,SOCAT_PEERADDR,SOCAT_PEERPORT,SOCAT_SOCKADDR,SOCAT_SOCKPORT",
   // reusePort, which --workers needs to share one port (and greeters under
   // deno run to share the debugger guard on 127.0.0.1:9229), and the Unix
   // datagram socket of systemd's readiness protocol.

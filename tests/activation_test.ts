@@ -976,6 +976,47 @@ Deno.test("--inetd says in one line that stdin is a file, a pipe or a device, ex
   assertMatch(decoder.decode(piped.stderr), /^greeter: .*stdin is a pipe: /);
 });
 
+const python = await canRun("python3", ["--version"]);
+Deno.test({
+  name: "--inetd says in one line that a stdin socket has no client (inetd's " +
+    "wait mode passes a listening one), exit 2" + skip("python3", python),
+  ignore: !python,
+  async fn() {
+    // The listening socket itself, and a client that reset before greeter
+    // started: both name no peer.
+    const setups = {
+      listening: "stdin = s",
+      reset: "c = socket.create_connection(s.getsockname()); " +
+        "stdin = s.accept()[0]; " +
+        "c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, " +
+        "struct.pack('ii', 1, 0)); c.close(); time.sleep(0.1)",
+    };
+    for (const [what, setup] of Object.entries(setups)) {
+      const output = await new Deno.Command("python3", {
+        args: [
+          "-c",
+          "import os, socket, struct, sys, time; s = socket.socket(); " +
+          "s.bind(('127.0.0.1', 0)); s.listen(); " + setup + "; " +
+          "os.dup2(stdin.fileno(), 0); os.execvp(sys.argv[1], sys.argv[1:])",
+          ...GREETER,
+          "--inetd",
+        ],
+        env: { NO_COLOR: "1" },
+        signal: AbortSignal.timeout(10_000),
+      }).output();
+      assertEquals(output.code, 2, what);
+      assertEquals(
+        decoder.decode(output.stderr),
+        "greeter: --inetd greets the client connected on stdin, but stdin " +
+          "is a socket with no client (a listening socket, as inetd's wait " +
+          "mode passes, or a client that already left): configure the " +
+          "service as nowait (xinetd: wait = no)\n",
+        what,
+      );
+    }
+  },
+});
+
 const script = await canRun("script", ["--version"]);
 Deno.test({
   name: "--inetd says in one line that stdin is a terminal, exit 2" +

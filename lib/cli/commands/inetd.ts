@@ -9,7 +9,7 @@
  * @module
  */
 import type { ServeCommand } from "./serve.ts";
-import { ExitError, UsageError } from "../flags.ts";
+import { ExitError, UsageError, usageIf } from "../flags.ts";
 import { complete, prepare } from "../setup.ts";
 import { createConnectionLog } from "../../observe/connection_log.ts";
 import type { OpenListener } from "../../server/listeners.ts";
@@ -25,15 +25,13 @@ import { readEnv } from "../socket_activation.ts";
 /**
  * Where each host puts the client's and the server's address, first match
  * wins: tcpserver and s6 (`TCP*`), systemd `Accept=yes` (`REMOTE_*`), socat
- * (`SOCAT_*`); then the socket itself, then xinetd's `REMOTE_HOST`.
+ * (`SOCAT_*`); then the socket itself.
  */
 const REMOTE_VARIABLES = [
   ["TCPREMOTEIP", "TCPREMOTEPORT"],
   ["REMOTE_ADDR", "REMOTE_PORT"],
   ["SOCAT_PEERADDR", "SOCAT_PEERPORT"],
 ] as const;
-/** xinetd's: the address alone, used when the socket does not say. */
-const HOST_VARIABLES = [["REMOTE_HOST"]] as const;
 const LOCAL_VARIABLES = [
   ["TCPLOCALIP", "TCPLOCALPORT"],
   ["SOCAT_SOCKADDR", "SOCAT_SOCKPORT"],
@@ -42,19 +40,18 @@ const LOCAL_VARIABLES = [
 /** Every variable --inetd reads, for `--allow-env`. */
 export const INETD_VARIABLES: readonly string[] = [
   ...REMOTE_VARIABLES,
-  ...HOST_VARIABLES,
   ...LOCAL_VARIABLES,
 ].flat();
 
 /** The first address a host gave, from pairs of variables. */
 function addressFrom(
-  pairs: readonly (readonly [string, string?])[],
+  pairs: readonly (readonly [string, string])[],
 ): Deno.NetAddr | undefined {
   for (const [host, port] of pairs) {
     const hostname = readEnv(host);
     if (!hostname) continue;
     // A port that is not one: the next host's variables, or the socket.
-    const number = attempt(() => parsePort(port ? readEnv(port) ?? "" : "0"));
+    const number = attempt(() => parsePort(readEnv(port) ?? ""));
     if (number !== undefined) {
       return { transport: "tcp", hostname, port: number };
     }
@@ -126,9 +123,15 @@ async function openStdin(remote?: Deno.Addr, local?: Deno.Addr) {
     }
     throw error;
   }
-  // The socket names no peer (node reads its address and port together):
-  // xinetd's variable, if it set one.
-  if (socket.remotePort === undefined) remote ??= addressFrom(HOST_VARIABLES);
+  // A TCP socket that names no peer: inetd's wait mode passes the listening
+  // one (or the client reset before greeter started); nobody to greet.
+  usageIf(
+    socket.remotePort === undefined && socket.localPort !== undefined,
+    "--inetd greets the client connected on stdin, but stdin is a socket " +
+      "with no client (a listening socket, as inetd's wait mode passes, or " +
+      "a client that already left): configure the service as nowait " +
+      "(xinetd: wait = no)",
+  );
   return adoptSocket(socket, remote, local);
 }
 
