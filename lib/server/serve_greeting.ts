@@ -266,10 +266,8 @@ const cidr = is((value) => {
 
 /** A list of CIDR blocks; a bad entry would throw on the first client. */
 const cidrs: Check = (option, list) => {
-  if (!Array.isArray(list)) {
-    throw invalid(option, list, "an array of CIDR blocks", TypeError);
-  }
-  list.forEach((value: unknown, i) => cidr(`${option}[${i}]`, value));
+  is(Array.isArray, "an array of CIDR blocks")(option, list);
+  (list as unknown[]).forEach((value, i) => cidr(`${option}[${i}]`, value));
 };
 
 /** What a reload may replace, checked as at start-up. */
