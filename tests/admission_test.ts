@@ -1,12 +1,12 @@
 import { assertEquals } from "@std/assert";
-import { createAdmission } from "../lib/server/admission.ts";
+import { admissionOf } from "../lib/server/admission.ts";
 import { parseCidr } from "../lib/net/ip.ts";
 
-Deno.test("createAdmission() lets deny win over allow", () => {
-  const admission = createAdmission({
+Deno.test("admissionOf() lets deny win over allow", () => {
+  const admission = admissionOf({
     allow: [parseCidr("10.0.0.0/8"), parseCidr("::1")],
     deny: [parseCidr("10.0.0.66")],
-  });
+  })!;
   assertEquals(admission.admit("10.1.2.3", 0), undefined);
   assertEquals(admission.admit("::1", 0), undefined);
   assertEquals(admission.admit("::ffff:10.1.2.3", 0), undefined);
@@ -14,8 +14,8 @@ Deno.test("createAdmission() lets deny win over allow", () => {
   assertEquals(admission.admit("192.168.0.1", 0), "denied");
 });
 
-Deno.test("createAdmission() caps open connections per source", () => {
-  const admission = createAdmission({ maxPerIp: 2 });
+Deno.test("admissionOf() caps open connections per source", () => {
+  const admission = admissionOf({ maxPerIp: 2 })!;
   assertEquals(admission.admit("10.0.0.1", 0), undefined);
   assertEquals(admission.admit("10.0.0.1", 0), undefined);
   assertEquals(admission.admit("10.0.0.1", 0), "per_ip_limit");
@@ -24,15 +24,15 @@ Deno.test("createAdmission() caps open connections per source", () => {
   assertEquals(admission.admit("10.0.0.1", 0), undefined);
 });
 
-Deno.test("createAdmission() counts an IPv6 /64 as one source", () => {
-  const admission = createAdmission({ maxPerIp: 1 });
+Deno.test("admissionOf() counts an IPv6 /64 as one source", () => {
+  const admission = admissionOf({ maxPerIp: 1 })!;
   assertEquals(admission.admit("2001:db8::1", 0), undefined);
   assertEquals(admission.admit("2001:db8::2", 0), "per_ip_limit");
   assertEquals(admission.admit("2001:db8:0:1::1", 0), undefined);
 });
 
-Deno.test("createAdmission() rate-limits with a token bucket", () => {
-  const admission = createAdmission({ ratePerIp: 2 });
+Deno.test("admissionOf() rate-limits with a token bucket", () => {
+  const admission = admissionOf({ ratePerIp: 2 })!;
   assertEquals(admission.admit("10.0.0.1", 0), undefined);
   assertEquals(admission.admit("10.0.0.1", 0), undefined);
   assertEquals(admission.admit("10.0.0.1", 0), "rate_limit");
@@ -44,8 +44,8 @@ Deno.test("createAdmission() rate-limits with a token bucket", () => {
   assertEquals(admission.admit("10.0.0.1", 5000), "rate_limit");
 });
 
-Deno.test("createAdmission() keeps serving a flood of distinct sources", () => {
-  const admission = createAdmission({ ratePerIp: 1 });
+Deno.test("admissionOf() keeps serving a flood of distinct sources", () => {
+  const admission = admissionOf({ ratePerIp: 1 })!;
   for (let i = 0; i < 200_000; i++) {
     const address = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     assertEquals(admission.admit(address, i), undefined);

@@ -79,7 +79,7 @@ export interface AdmissionOptions {
 }
 
 /** Decides, per connection, whether a client is served. */
-export type Admission = ReturnType<typeof createAdmission>;
+export type Admission = NonNullable<ReturnType<typeof admissionOf>>;
 
 /** How many sources' rate buckets are kept before idle ones are pruned. */
 const MAX_BUCKETS = 65_536;
@@ -87,23 +87,18 @@ const MAX_BUCKETS = 65_536;
 /** A source's rate bucket: its tokens, as of `updated`. */
 type Bucket = { tokens: number; updated: number };
 
-/** The admission policy, or undefined when no access rule or limit is set. */
-export function admissionOf(options: AdmissionOptions): Admission | undefined {
-  const { allow, deny, maxPerIp, ratePerIp } = options;
-  return allow?.length || deny?.length || maxPerIp || ratePerIp
-    ? createAdmission(options)
-    : undefined;
-}
-
 /**
- * Creates the admission policy. Limits never disable the service: they only
- * refuse the sources that exceed them, and the rest are served.
+ * The admission policy, or undefined when no access rule or limit is set.
+ * Limits never disable the service: they only refuse the sources that exceed
+ * them, and the rest are served.
  */
-export function createAdmission(options: AdmissionOptions) {
+export function admissionOf(options: AdmissionOptions) {
+  const { allow: allowed = [], deny: denied = [] } = options;
   const { maxPerIp = 0, ratePerIp = 0 } = options;
+  if (!allowed.length && !denied.length && !maxPerIp && !ratePerIp) return;
   // Sorted ranges, searched in logarithmic time; rebuilt by a reload.
-  let allow = createIpSet(options.allow ?? []);
-  let deny = createIpSet(options.deny ?? []);
+  let allow = createIpSet(allowed);
+  let deny = createIpSet(denied);
   const open = new Map<string, number>();
   const buckets = new Map<string, Bucket>();
   const capacity = Math.max(1, ratePerIp);

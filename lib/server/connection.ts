@@ -162,9 +162,8 @@ function refuse(
   detail: string = reason,
 ): void {
   const { stats } = server.core;
-  stats.outcomes.refused++;
+  stats.outcomes[slot.outcome = "refused"]++;
   stats.refused[reason]++;
-  slot.outcome = "refused";
   slot.reason = detail;
   serveConnection(server, slot, bytes);
 }

@@ -206,7 +206,6 @@ export function serveGreetingWith(
     },
     finished,
     reload(next) {
-      object("options", next);
       check(next, RELOADABLE);
       // The first may refuse the pair, before anything has changed; the
       // rest take the same pair.
@@ -267,10 +266,8 @@ const cidr = is((value) => {
 
 /** A list of CIDR blocks; a bad entry would throw on the first client. */
 const cidrs: Check = (option, list) => {
-  if (!Array.isArray(list)) {
-    throw invalid(option, list, "an array of CIDR blocks", TypeError);
-  }
-  list.forEach((value: unknown, i) => cidr(`${option}[${i}]`, value));
+  is(Array.isArray, "an array of CIDR blocks")(option, list);
+  (list as unknown[]).forEach((value, i) => cidr(`${option}[${i}]`, value));
 };
 
 /** What a reload may replace, checked as at start-up. */
@@ -317,12 +314,7 @@ const STARTUP: Record<string, Check> = {
   },
   capture: int(1, MAX_CAPTURE),
   proxyProtocol: (option, given) => {
-    object(option, given);
-    check(
-      given as object,
-      { from: cidrs, timeout: int(1, MAX_TIMER_MS) },
-      `${option}.`,
-    );
+    check(given, { from: cidrs, timeout: int(1, MAX_TIMER_MS) }, `${option}.`);
     const { from } = given as ProxyProtocolOptions;
     if (!from?.length) {
       throw invalid(`${option}.from`, from, "the load balancers' addresses");
@@ -331,14 +323,16 @@ const STARTUP: Record<string, Check> = {
 };
 
 /**
- * Runs each of `checks` on the option of its name that is given, named
- * `at` + its name.
+ * Checks that `options` is an object (named `at` without its dot, or
+ * `options`), then runs each of `checks` on the option of its name that is
+ * given, named `at` + its name.
  *
  * @throws {TypeError} For a value of the wrong type.
  * @throws {RangeError} For one out of its range. Either error has the
  * fields `option` (its name) and `value`.
  */
-function check(options: object, checks: Record<string, Check>, at = ""): void {
+function check(options: unknown, checks: Record<string, Check>, at = ""): void {
+  object(at.slice(0, -1) || "options", options);
   for (const option in checks) {
     const value = (options as Record<string, unknown>)[option];
     if (value !== undefined) checks[option](at + option, value);
