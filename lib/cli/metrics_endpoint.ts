@@ -34,7 +34,7 @@ export async function startMetrics(
       );
       // A server on Unix sockets alone is judged by its counters.
       return tcp
-        ? probeAddress(tcp, SHARED)()
+        ? probeAddress(tcp, SHARED)
         : Promise.resolve({ connected: true, done() {} });
     },
   });
