@@ -154,7 +154,11 @@ export async function startWorkers(
     if (!member.done) member.worker.postMessage(message);
   }
 
-  /** Asks every running worker, and waits at most `timeout` ms for them. */
+  /**
+   * Asks every running worker, and waits at most `timeout` ms for them;
+   * resolves to undefined, to the first worker's failure, or to how many
+   * did not answer in time (in a reload's words; a refresh reads neither).
+   */
   async function ask(message: Request, timeout: number) {
     const waiting = new Set(live());
     let error: string | undefined;
@@ -167,7 +171,10 @@ export async function startWorkers(
       if (failed !== undefined) error ??= `worker ${member.index}: ${failed}`;
     });
     await waitAtMost(Promise.all(answered), timeout);
-    return { error, waiting };
+    return error ??
+      (waiting.size > 0
+        ? `${waiting.size} worker(s) did not reload within ${timeout} ms`
+        : undefined);
   }
 
   function end(member: Member, error?: string) {
@@ -283,16 +290,8 @@ export async function startWorkers(
      * Tells every worker to swap in `next` (what the main thread read and
      * checked); resolves to undefined, or to the first worker's failure.
      */
-    async swap(next: Prepared) {
-      const { error, waiting } = await ask(
-        { type: "reload", prepared: next },
-        RELOAD_TIMEOUT,
-      );
-      return error ??
-        (waiting.size > 0
-          ? `${waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
-          : undefined);
-    },
+    swap: (next: Prepared) =>
+      ask({ type: "reload", prepared: next }, RELOAD_TIMEOUT),
     /** Resolves once every running worker has sent fresh counters. */
     async refresh() {
       await ask({ type: "stats" }, REFRESH_TIMEOUT);
