@@ -103,7 +103,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     serving = workers <= 1
       ? await runServer(command, prepared, writer.line)
       : await import("../workers/pool.ts").then((pool) =>
-        pool.startWorkers(command, prepared, { onLines })
+        pool.startWorkers(command, prepared, onLines)
       );
   } catch (error) {
     await metrics?.shutdown();

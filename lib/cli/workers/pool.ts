@@ -57,14 +57,6 @@ export type FromWorker =
   | { type: "answer"; snapshot: WorkerSnapshot; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };
 
-/** Options for {@linkcode startWorkers}. */
-export interface StartWorkersOptions {
-  /** Receives each batch of log lines, as the line writer takes them. */
-  onLines: (lines: string[]) => void;
-  /** The worker module; only tests replace ./entry.ts. */
-  entry?: URL;
-}
-
 interface Member {
   index: number;
   worker: Worker;
@@ -104,12 +96,16 @@ function addInto(into: object, part: object): void {
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
+ * @param onLines Receives each batch of log lines, as the line writer
+ * takes them.
+ * @param entry The worker module; only tests replace ./entry.ts.
  * @throws {ExitError} If one cannot start; none is left running.
  */
 export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
-  { onLines, entry = ENTRY }: StartWorkersOptions,
+  onLines: (lines: string[]) => void,
+  entry: URL = ENTRY,
 ): Promise<Serving> {
   // Deno needs read access to a worker's module, where `deno run` itself
   // needs none; without it each worker would fail with a stack trace.
