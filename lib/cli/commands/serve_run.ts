@@ -99,21 +99,19 @@ export async function runServe(given: ServeCommand): Promise<number> {
   let held: string[] | undefined = [];
   const onLines = (lines: string[]) =>
     held ? held.push(...lines) : lines.forEach(writer.line);
-  try {
-    serving = workers <= 1
-      ? await runServer(command, prepared, writer.line)
-      : await import("../workers/pool.ts").then((pool) =>
+  const running: Serving = serving =
+    await (workers <= 1
+      ? runServer(command, prepared, writer.line)
+      : import("../workers/pool.ts").then((pool) =>
         pool.startWorkers(command, prepared, onLines)
-      );
-  } catch (error) {
-    await metrics?.shutdown();
-    throw error;
-  }
+      )).catch(async (error) => {
+        await metrics?.shutdown();
+        throw error;
+      });
   // From here on, serves until SIGINT/SIGTERM (draining) or a failure,
   // reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
   // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
   // logs the stop and flushes the log.
-  const running = serving!;
   const status = `Greeting on ${running.addrs.map(formatAddress).join(", ")}`;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
