@@ -33,7 +33,7 @@ export type Serving =
     /** Starts draining; its outcome is reported through `finished`. */
     shutdown(): unknown;
     /** Brings the counters up to date (workers report them periodically). */
-    refresh?(): Promise<void>;
+    refresh?(): Promise<unknown>;
   };
 
 /** One thread's server run. */

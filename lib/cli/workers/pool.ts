@@ -289,9 +289,7 @@ export async function startWorkers(
     swap: (next: Prepared) =>
       ask({ type: "reload", prepared: next }, RELOAD_TIMEOUT),
     /** Resolves once every running worker has sent fresh counters. */
-    async refresh() {
-      await ask({ type: "stats" }, REFRESH_TIMEOUT);
-    },
+    refresh: () => ask({ type: "stats" }, REFRESH_TIMEOUT),
     /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
     /**
