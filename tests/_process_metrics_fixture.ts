@@ -9,10 +9,10 @@ import {
   loadProcessMetrics,
   readFdLimit,
   readProcessSample,
+  readSoftFdLimit,
   renderBuildInfo,
   renderProcessMetrics,
 } from "../lib/observe/process_metrics.ts";
-import { readSoftFdLimit } from "../lib/cli/descriptor_limit.ts";
 
 await loadProcessMetrics();
 const before = readProcessSample();

@@ -7,10 +7,12 @@ import { prepare } from "../lib/cli/setup.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;
 let logged = "";
-const group = await startWorkers(command, await prepare(command, true), {
-  entry: new URL("./_crashing_worker.ts", import.meta.url),
-  onLines: (lines) => logged += lines.map((line) => line + "\n").join(""),
-});
+const group = await startWorkers(
+  command,
+  await prepare(command, true),
+  (lines) => logged += lines.map((line) => line + "\n").join(""),
+  new URL("./_crashing_worker.ts", import.meta.url),
+);
 const failure = await group.finished;
 console.log(JSON.stringify({
   failure,

@@ -8,9 +8,11 @@ import { startWorkers } from "../lib/cli/workers/pool.ts";
 import { prepare } from "../lib/cli/setup.ts";
 
 const command = parseCommand(Deno.args) as ServeCommand;
-const group = await startWorkers(command, await prepare(command, true), {
-  onLines: () => {},
-});
+const group = await startWorkers(
+  command,
+  await prepare(command, true),
+  () => {},
+);
 const next = await prepare(command, false);
 // A key too short for --log-address hash: only a worker's swap sees it.
 const [refused] = await Promise.all([

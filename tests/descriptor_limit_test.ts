@@ -75,7 +75,7 @@ Deno.test("readSoftFdLimit() reads the limit greeter runs under, where /proc is 
     return;
   }
   const module =
-    new URL("../lib/cli/descriptor_limit.ts", import.meta.url).href;
+    new URL("../lib/observe/process_metrics.ts", import.meta.url).href;
   const script = `import { readSoftFdLimit } from "${module}";\n` +
     "console.log(String(readSoftFdLimit()));";
   // `deno eval` runs with every permission, which Deno 2.9 wants for /proc.

@@ -120,7 +120,7 @@ Deno.test("probeAddress() is taken off the queue by a real server, uncounted, an
     port: 0,
     selfProbe: cell,
   });
-  const { connected, accepted, done } = await probeAddress(server.addr, cell)();
+  const { connected, accepted, done } = await probeAddress(server.addr, cell);
   assertEquals(connected, true);
   for (let i = 0; i < 100 && !accepted!(); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -132,6 +132,6 @@ Deno.test("probeAddress() is taken off the queue by a real server, uncounted, an
     transport: "tcp",
     hostname: "0.0.0.0",
     port: closedPort(),
-  }, cell)();
+  }, cell);
   assertEquals(closed.connected, false);
 });

@@ -6,28 +6,12 @@
  * @module
  */
 
-import { type FdLimit, readFdLimit } from "../observe/process_metrics.ts";
-
 /**
  * Descriptors kept free for everything but clients by default: stdio,
  * listeners, the metrics port and its clients, Deno's own (epoll, event
  * and signal fds, worker channels) and a reload's file reads.
  */
 export const RESERVED_FDS = 64;
-
-/**
- * The soft limit on open file descriptors (`ulimit -n`), from
- * `/proc/self/limits`, or of `limit` when given (read already).
- *
- * @returns The limit; undefined when it cannot be read (not Linux, or
- * Deno 2.9 without `--allow-all`, the only permission that opens /proc) or
- * is unlimited.
- */
-export function readSoftFdLimit(
-  limit: FdLimit | undefined = readFdLimit(),
-): number | undefined {
-  return Number.isFinite(limit?.soft) ? limit!.soft : undefined;
-}
 
 function checkCount(name: string, value: number, min: number): void {
   if (!(Number.isSafeInteger(value) && value >= min)) {
@@ -45,7 +29,8 @@ function checkCount(name: string, value: number, min: number): void {
  * and survived anyway). An unknown limit (undefined) leaves the cap as it is.
  *
  * @param maxConnections The cap asked for: a whole number ≥ 1.
- * @param softLimit The soft `RLIMIT_NOFILE`, or undefined if unknown.
+ * @param softLimit The soft `RLIMIT_NOFILE`; undefined if unknown, Infinity
+ * if unlimited (both leave the cap as it is).
  * @param reserved Descriptors kept for other uses.
  * @throws {RangeError} If a number is not a whole number in range.
  *

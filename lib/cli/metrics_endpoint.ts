@@ -19,7 +19,7 @@ import { type Serving, SHARED } from "./run_server.ts";
  * connections at most, each closed 5 s after it was accepted.
  */
 export async function startMetrics(
-  { hostname, port, fd }: { hostname: string; port: number; fd?: number },
+  listen: { hostname: string; port: number; fd?: number },
   render: () => string,
   running: () => Serving | undefined,
 ): Promise<MetricsServer> {
@@ -34,15 +34,13 @@ export async function startMetrics(
       );
       // A server on Unix sockets alone is judged by its counters.
       return tcp
-        ? probeAddress(tcp, SHARED)()
+        ? probeAddress(tcp, SHARED)
         : Promise.resolve({ connected: true, done() {} });
     },
   });
   try {
     return serveMetrics({
-      hostname,
-      port,
-      fd,
+      ...listen,
       render: () => render() + renderProcessMetrics(readProcessSample()),
       health: () =>
         running()
@@ -50,9 +48,10 @@ export async function startMetrics(
           : Promise.resolve({ ok: false, reason: "starting" }),
     });
   } catch (error) {
-    const address = fd === undefined
-      ? formatAddress({ transport: "tcp", hostname, port })
-      : `file descriptor ${fd}`;
-    return explainListen(new ListenError(address, port, error), "--metrics");
+    const address = listen.fd === undefined
+      ? formatAddress({ transport: "tcp", ...listen })
+      : `file descriptor ${listen.fd}`;
+    const failed = new ListenError(address, listen.port, error);
+    return explainListen(failed, "--metrics");
   }
 }

@@ -33,7 +33,7 @@ export type Serving =
     /** Starts draining; its outcome is reported through `finished`. */
     shutdown(): unknown;
     /** Brings the counters up to date (workers report them periodically). */
-    refresh?(): Promise<void>;
+    refresh?(): Promise<unknown>;
   };
 
 /** One thread's server run. */
@@ -124,9 +124,7 @@ export async function runServer(
       renderMetrics(server.stats, histogram, {
         draining: server.draining,
         log: { suppressed: log.suppressed, dropped },
-        ...(server.tarpit && trapped
-          ? { tarpit: { stats: server.tarpit, trapped } }
-          : {}),
+        tarpit: server.tarpit && trapped && { stats: server.tarpit, trapped },
       }),
     // Swapped in the same way on the main thread and in every worker.
     swap: (prepared: Prepared) =>

@@ -100,41 +100,39 @@ export function createHealthCheck(options: HealthCheckOptions) {
 }
 
 /**
- * A probe of `addr` (of loopback when it listens on every interface) for a
- * server whose `selfProbe` is `cell`: the probe binds the address it
+ * Probes `addr` (loopback when it listens on every interface) of a server
+ * whose `selfProbe` is `cell`: the probe binds the address it
  * connects to and a port of its choosing, writes that port into the cell
  * first, and is accepted once the server has cleared it; the server then
  * neither counts nor logs it.
  */
-export function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
+export async function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
   const wildcard = new Map([["0.0.0.0", "127.0.0.1"], ["::", "::1"]]);
   const hostname = wildcard.get(addr.hostname) ?? addr.hostname;
-  return async () => {
-    const { connect } = await import("node:net");
-    // A few tries: the port picked at random may be taken.
-    for (let tries = 0; tries < 3; tries++) {
-      // Below Linux's default ephemeral range (32768-60999): no client the
-      // kernel gave a port can come from it meanwhile.
-      const port = 10_000 + Math.floor(Math.random() * 22_000);
-      Atomics.store(cell, 0, port);
-      const socket = connect({
-        host: hostname,
-        port: addr.port,
-        localAddress: hostname,
-        localPort: port,
-      });
-      const connected = await new Promise<boolean>((resolve) => {
-        socket.once("connect", () => resolve(true));
-        socket.once("error", () => resolve(false));
-      });
-      const done = () => {
-        Atomics.compareExchange(cell, 0, port, 0);
-        socket.destroy();
-      };
-      const accepted = () => Atomics.load(cell, 0) !== port;
-      if (connected) return { connected, accepted, done };
-      done();
-    }
-    return { connected: false, done() {} };
-  };
+  const { connect } = await import("node:net");
+  // A few tries: the port picked at random may be taken.
+  for (let tries = 0; tries < 3; tries++) {
+    // Below Linux's default ephemeral range (32768-60999): no client the
+    // kernel gave a port can come from it meanwhile.
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    Atomics.store(cell, 0, port);
+    const socket = connect({
+      host: hostname,
+      port: addr.port,
+      localAddress: hostname,
+      localPort: port,
+    });
+    const connected = await new Promise<boolean>((resolve) => {
+      socket.once("connect", () => resolve(true));
+      socket.once("error", () => resolve(false));
+    });
+    const done = () => {
+      Atomics.compareExchange(cell, 0, port, 0);
+      socket.destroy();
+    };
+    const accepted = () => Atomics.load(cell, 0) !== port;
+    if (connected) return { connected, accepted, done };
+    done();
+  }
+  return { connected: false, done() {} };
 }

@@ -117,6 +117,20 @@ export function readFdLimit(): FdLimit | undefined {
 }
 
 /**
+ * The soft limit on open file descriptors (`ulimit -n`), from
+ * `/proc/self/limits`, or of `limit` when given (read already).
+ *
+ * @returns The limit; undefined when it cannot be read (not Linux, or
+ * Deno 2.9 without `--allow-all`, the only permission that opens /proc) or
+ * is unlimited.
+ */
+export function readSoftFdLimit(
+  limit: FdLimit | undefined = readFdLimit(),
+): number | undefined {
+  return Number.isFinite(limit?.soft) ? limit!.soft : undefined;
+}
+
+/**
  * Reads the process's numbers now. Cheap: three small /proc reads and one
  * directory listing where /proc is open, two system calls where it is not.
  */
@@ -124,7 +138,6 @@ export function readProcessSample() {
   const cpu = cpuUsage && attempt(cpuUsage);
   const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
   const stat = fromProc("/proc/self/stat", Deno.readTextFileSync) ?? "";
-  const soft = readFdLimit()?.soft;
   const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
   return {
@@ -136,7 +149,7 @@ export function readProcessSample() {
     virtualBytes: parseProcStat(stat),
     // Less the descriptor the listing itself had open.
     openFds: fds === undefined ? undefined : fds - 1,
-    maxFds: soft !== undefined && Number.isFinite(soft) ? soft : undefined,
+    maxFds: readSoftFdLimit(),
   };
 }
 

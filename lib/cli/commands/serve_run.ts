@@ -21,7 +21,7 @@ import { formatAddress } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { prepare } from "../setup.ts";
-import { fitConnectionCap, readSoftFdLimit } from "../descriptor_limit.ts";
+import { fitConnectionCap } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
 import type { ServeCommand } from "./serve.ts";
 
@@ -99,21 +99,19 @@ export async function runServe(given: ServeCommand): Promise<number> {
   let held: string[] | undefined = [];
   const onLines = (lines: string[]) =>
     held ? held.push(...lines) : lines.forEach(writer.line);
-  try {
-    serving = workers <= 1
-      ? await runServer(command, prepared, writer.line)
-      : await import("../workers/pool.ts").then((pool) =>
-        pool.startWorkers(command, prepared, { onLines })
-      );
-  } catch (error) {
-    await metrics?.shutdown();
-    throw error;
-  }
+  const running: Serving = serving =
+    await (workers <= 1
+      ? runServer(command, prepared, writer.line)
+      : import("../workers/pool.ts").then((pool) =>
+        pool.startWorkers(command, prepared, onLines)
+      )).catch(async (error) => {
+        await metrics?.shutdown();
+        throw error;
+      });
   // From here on, serves until SIGINT/SIGTERM (draining) or a failure,
   // reloads on SIGHUP, prints stats on SIGUSR2, tells systemd (when
   // NOTIFY_SOCKET is set) that it is ready, reloading or stopping, then
   // logs the stop and flushes the log.
-  const running = serving!;
   const status = `Greeting on ${running.addrs.map(formatAddress).join(", ")}`;
   sayHeldWarnings();
   const notifier = createSystemdNotifier();
@@ -220,16 +218,15 @@ export async function runServe(given: ServeCommand): Promise<number> {
 function fitToDescriptors(command: ServeCommand): ServeCommand {
   const limit = readFdLimit();
   if (limit === undefined) return { ...command, fdLimitUnread: true };
-  const soft = readSoftFdLimit(limit);
   const workers = command.workers ?? 1;
   const asked = command.options.maxConnections!;
-  const { cap, lowered } = fitConnectionCap(asked * workers, soft);
+  const { cap, lowered } = fitConnectionCap(asked * workers, limit.soft);
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
   warn(
     `--max-connections ${asked}${
       workers > 1 ? ` in each of ${workers} workers` : ""
-    } does not fit in the limit of ${soft} open files; serving at most ` +
+    } does not fit in the limit of ${limit.soft} open files; serving at most ` +
       `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
       "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
     command.log.format,

@@ -57,14 +57,6 @@ export type FromWorker =
   | { type: "answer"; snapshot: WorkerSnapshot; error?: string }
   | { type: "done"; snapshot: WorkerSnapshot; error?: string };
 
-/** Options for {@linkcode startWorkers}. */
-export interface StartWorkersOptions {
-  /** Receives each batch of log lines, as the line writer takes them. */
-  onLines: (lines: string[]) => void;
-  /** The worker module; only tests replace ./entry.ts. */
-  entry?: URL;
-}
-
 interface Member {
   index: number;
   worker: Worker;
@@ -104,12 +96,16 @@ function addInto(into: object, part: object): void {
  * listens first (choosing any port 0), the others then listen on the same
  * ports. Resolves once all of them listen.
  *
+ * @param onLines Receives each batch of log lines, as the line writer
+ * takes them.
+ * @param entry The worker module; only tests replace ./entry.ts.
  * @throws {ExitError} If one cannot start; none is left running.
  */
 export async function startWorkers(
   command: ServeCommand,
   prepared: Prepared,
-  { onLines, entry = ENTRY }: StartWorkersOptions,
+  onLines: (lines: string[]) => void,
+  entry: URL = ENTRY,
 ): Promise<Serving> {
   // Deno needs read access to a worker's module, where `deno run` itself
   // needs none; without it each worker would fail with a stack trace.
@@ -154,7 +150,11 @@ export async function startWorkers(
     if (!member.done) member.worker.postMessage(message);
   }
 
-  /** Asks every running worker, and waits at most `timeout` ms for them. */
+  /**
+   * Asks every running worker, and waits at most `timeout` ms for them;
+   * resolves to undefined, to the first worker's failure, or to how many
+   * did not answer in time (in a reload's words; a refresh reads neither).
+   */
   async function ask(message: Request, timeout: number) {
     const waiting = new Set(live());
     let error: string | undefined;
@@ -167,7 +167,10 @@ export async function startWorkers(
       if (failed !== undefined) error ??= `worker ${member.index}: ${failed}`;
     });
     await waitAtMost(Promise.all(answered), timeout);
-    return { error, waiting };
+    return error ??
+      (waiting.size > 0
+        ? `${waiting.size} worker(s) did not reload within ${timeout} ms`
+        : undefined);
   }
 
   function end(member: Member, error?: string) {
@@ -283,20 +286,10 @@ export async function startWorkers(
      * Tells every worker to swap in `next` (what the main thread read and
      * checked); resolves to undefined, or to the first worker's failure.
      */
-    async swap(next: Prepared) {
-      const { error, waiting } = await ask(
-        { type: "reload", prepared: next },
-        RELOAD_TIMEOUT,
-      );
-      return error ??
-        (waiting.size > 0
-          ? `${waiting.size} worker(s) did not reload within ${RELOAD_TIMEOUT} ms`
-          : undefined);
-    },
+    swap: (next: Prepared) =>
+      ask({ type: "reload", prepared: next }, RELOAD_TIMEOUT),
     /** Resolves once every running worker has sent fresh counters. */
-    async refresh() {
-      await ask({ type: "stats" }, REFRESH_TIMEOUT);
-    },
+    refresh: () => ask({ type: "stats" }, REFRESH_TIMEOUT),
     /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
     /**
