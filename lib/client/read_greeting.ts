@@ -143,11 +143,9 @@ export class GreetingTimeoutError extends Error {
 const LOCAL_HEADER = Uint8Array.of(...V2_SIGNATURE, 0x20, 0, 0, 0);
 
 /**
- * A connection as the client uses it: the next chunk (null once the server
- * has closed) until the end, and close.
+ * A Deno connection as the client uses it: the next chunk (null once the
+ * server has closed) until the end, and close.
  */
-type ChunkSource = ReturnType<typeof denoSource>;
-
 function denoSource(conn: Deno.Conn) {
   // The stream closes the connection at its end: a second close is a no-op.
   const chunks = conn.readable.getReader();
@@ -177,7 +175,6 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     };
     // The PROXY header goes in clear first, then TLS on the same socket.
     const plain = connectTcp({ host: hostname, port });
-    await once(plain, "connect").catch(fail);
     if (proxyHeader) plain.write(LOCAL_HEADER);
     const socket = connect({
       socket: plain,
@@ -258,7 +255,7 @@ export async function* readGreeting(
   const timer = setTimeout(() => deadline.abort(), timeout);
   const stop = AbortSignal.any([deadline.signal, ...(signal ? [signal] : [])]);
   let received = 0;
-  let source: ChunkSource | undefined;
+  let source: Awaited<ReturnType<typeof open>> | undefined;
   // A TLS handshake or a Unix connect cannot be aborted: race the deadline
   // (or the signal), and close the connection when it comes.
   const { promise: aborted, reject } = Promise.withResolvers<never>();

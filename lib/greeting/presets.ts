@@ -24,16 +24,13 @@ import { decodeUtf8 } from "./message_file.ts";
  * ```
  */
 export class QuoteError extends RangeError {
-  /** The quote's number, from 1; 0 when there are no quotes. */
-  readonly quote: number;
-  /** Its line in the text, when known. */
-  readonly line: number | undefined;
-  /** Says what is wrong with which quote. */
-  constructor(message: string, quote: number, line?: number) {
+  /**
+   * Says what is wrong with which quote: `quote` is its number, from 1 (0
+   * when there are no quotes), and `line` its line in the text, when known.
+   */
+  constructor(message: string, readonly quote: number, readonly line?: number) {
     super(message);
     this.name = "QuoteError";
-    this.quote = quote;
-    this.line = line;
   }
 }
 

@@ -504,13 +504,13 @@ export function compileTemplate(
   const terminator = TERMINATORS[lineEnding];
   const fixed = [lines(texts[0], terminator)];
   const getters: Getter[] = [];
+  // {hostname}: resolved and checked once, however often it is used.
+  const raw = names.includes("hostname") ? resolveHostname(hostname) : "";
+  const host = lines(raw, "");
+  encodeText(host, encoding, `The host name "${raw}" for {hostname}`);
   for (const [i, name] of names.entries()) {
-    if (name === "hostname") {
-      const raw = resolveHostname(hostname);
-      const subject = `The host name "${raw}" for {hostname}`;
-      encodeText(lines(raw, ""), encoding, subject);
-      fixed[getters.length] += lines(raw, "");
-    } else {
+    if (name === "hostname") fixed[getters.length] += host;
+    else {
       getters.push(VALUES[name] ?? time);
       fixed.push("");
     }

@@ -397,11 +397,9 @@ function v1Fewest(text: string): number {
   // begins may complete; after it, only that protocol (own keys only: a
   // word such as "constructor" names nothing here).
   const at = fields.length - 1;
-  const names = at === 0
-    ? Object.keys(V1_PROTOCOLS).filter((name) => name.startsWith(word))
-    : Object.hasOwn(V1_PROTOCOLS, word)
-    ? [word]
-    : [];
+  const names = Object.keys(V1_PROTOCOLS).filter((name) =>
+    at === 0 ? name.startsWith(word) : name === word
+  );
   if (names.length === 0) throw unknownProtocol(word);
   // UNKNOWN may be followed by anything up to the CRLF.
   if (at > 0 && word === "UNKNOWN") return 2;
