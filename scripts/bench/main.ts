@@ -5,10 +5,11 @@
  * generator on loopback, pinned to another core. Run `deno task bench --help`.
  *
  * Writes scripts/bench/results/results.md and results.svg and prints the
- * table. This file reads the options and runs each server in turn; the parts
- * are: servers.ts (the servers and how they start), loadgen.ts (the load
- * generator), proc.ts (/proc sampling), measure.ts (one server's rounds),
- * report.ts and chart.ts (tables, targets, results.md and results.svg).
+ * table. This file reads the options and runs the servers' rounds in turns
+ * (one round of each server, then the next); the parts are: servers.ts (the
+ * servers and how they start), loadgen.ts (the load generator), proc.ts
+ * (/proc sampling), measure.ts (the servers' rounds), report.ts and chart.ts
+ * (tables, targets, results.md and results.svg).
  *
  * Runs with `--allow-all`: Deno 2.9 refuses any read under /proc (server
  * CPU, RSS, per-core busy time) without it, and `--allow-run`, which the
@@ -22,14 +23,18 @@ import { RESULTS, ROOT } from "./config.ts";
 import { fmt, pct } from "./format.ts";
 import { buildLoadgen } from "./loadgen.ts";
 import {
-  benchServer,
+  closeServer,
+  measureRound,
   measureStartup,
+  openServer,
   type Options,
   type ServerResult,
+  type Session,
+  wantsRound,
 } from "./measure.ts";
 import { readClockTicks } from "./proc.ts";
 import { machine, report } from "./report.ts";
-import { killAll, run } from "./run.ts";
+import { killAll, run, stop } from "./run.ts";
 import { benchTarpit, type TarpitBenchOptions } from "./tarpit.ts";
 import {
   findBaselines,
@@ -135,56 +140,88 @@ async function setup(): Promise<Tools> {
   return { ...loadgen, ...await findBaselines() };
 }
 
-/** Measures one server, its start-up too, and logs its rounds to stderr. */
-async function measure(
+/** `spec`'s result when it failed, saying why. */
+function failed(spec: ServerSpec, error: unknown): Session {
+  const skipped = `failed: ${(error as Error).message}`;
+  const result = { spec, skipped, rounds: [], served: 0, peakRssKb: 0 };
+  return {
+    result: { ...result, rssKb: 0 },
+    port: 0,
+    stdoutFile: "",
+    attempts: 0,
+    clean: 0,
+  };
+}
+
+/**
+ * Measures every server: all are started, then their rounds are taken in
+ * turns (one round of each, then the next), then each is stopped, its
+ * start-up timed, and its rounds logged to stderr.
+ */
+async function measureAll(
   tools: Tools,
-  spec: ServerSpec,
+  specs: ServerSpec[],
   opts: Options,
-): Promise<ServerResult> {
-  const soak = spec.name === "greeter --quiet" ? opts.soak : 0;
-  console.error(
-    `\n== ${spec.name}${spec.skip ? ` (skipped: ${spec.skip})` : ""}`,
-  );
-  let result: ServerResult;
-  try {
-    // One discarded start first: the first run after an edit transpiles the
-    // TypeScript, and that process keeps 6-10 MB more RSS than a warm start
-    // (or a binary) ever has.
-    if (!spec.skip) await measureStartup(tools, spec, 0);
-    result = await benchServer(tools, spec, opts, soak);
-  } catch (error) {
-    result = {
-      spec,
-      skipped: `failed: ${(error as Error).message}`,
-      rounds: [],
-      served: 0,
-      peakRssKb: 0,
-      rssKb: 0,
-    };
-  }
-  for (const [i, r] of result.rounds.entries()) {
+): Promise<ServerResult[]> {
+  const sessions: Session[] = [];
+  for (const spec of specs) {
     console.error(
-      `round ${i + 1}: ${
-        fmt(r.load.ok / r.load.elapsedSec, 0)
-      } conn/s, server ${
-        fmt(r.serverCpuSec * 1e6 / r.load.ok, 2)
-      } µs/conn, p99 ${fmt(r.load.p99Us, 0)} µs, loadgen ${
-        pct(r.load.cpuUtil)
-      } of a core, errors ${
-        JSON.stringify(r.load.errors)
-      } mismatches ${r.load.mismatches}`,
+      `== start ${spec.name}${spec.skip ? ` (skipped: ${spec.skip})` : ""}`,
     );
+    try {
+      // One discarded start first: the first run after an edit transpiles
+      // the TypeScript, and that process keeps 6-10 MB more RSS than a warm
+      // start (or a binary) ever has.
+      if (!spec.skip) await measureStartup(tools, spec, 0);
+      sessions.push(await openServer(tools, spec, opts));
+    } catch (error) {
+      sessions.push(failed(spec, error));
+    }
   }
-  if (result.skipped) console.error(result.skipped);
-  else if (opts.startupRuns > 0) {
-    const s = await measureStartup(tools, spec, opts.startupRuns);
-    result.startupGreetingMs = s.greeting;
-    result.startupLineMs = s.line;
-    console.error(
-      `start-up ms: ${s.greeting.map((v) => fmt(v, 1)).join(", ")}`,
+  for (let turn = 1; sessions.some((s) => wantsRound(s, opts)); turn++) {
+    console.error(`== round ${turn}`);
+    for (const session of sessions.filter((s) => wantsRound(s, opts))) {
+      await measureRound(tools, session, opts).catch(async (error) => {
+        await stop(session.child!);
+        session.child = undefined;
+        session.result.skipped = failed(session.result.spec, error).result
+          .skipped;
+      });
+    }
+  }
+  const results: ServerResult[] = [];
+  for (const session of sessions) {
+    const { spec } = session.result;
+    const soak = spec.name === "greeter --quiet" ? opts.soak : 0;
+    const result = await closeServer(tools, session, opts, soak).catch(
+      (error) => failed(spec, error).result,
     );
+    console.error(`\n== ${spec.name}`);
+    for (const [i, r] of result.rounds.entries()) {
+      console.error(
+        `round ${i + 1}: ${
+          fmt(r.load.ok / r.load.elapsedSec, 0)
+        } conn/s, server ${
+          fmt(r.serverCpuSec * 1e6 / r.load.ok, 2)
+        } µs/conn, p99 ${fmt(r.load.p99Us, 0)} µs, loadgen ${
+          pct(r.load.cpuUtil)
+        } of a core, errors ${
+          JSON.stringify(r.load.errors)
+        } mismatches ${r.load.mismatches}`,
+      );
+    }
+    if (result.skipped) console.error(result.skipped);
+    else if (opts.startupRuns > 0) {
+      const s = await measureStartup(tools, spec, opts.startupRuns);
+      result.startupGreetingMs = s.greeting;
+      result.startupLineMs = s.line;
+      console.error(
+        `start-up ms: ${s.greeting.map((v) => fmt(v, 1)).join(", ")}`,
+      );
+    }
+    results.push(result);
   }
-  return result;
+  return results;
 }
 
 async function main(): Promise<number> {
@@ -214,8 +251,7 @@ async function main(): Promise<number> {
     );
   }
 
-  const results: ServerResult[] = [];
-  for (const spec of specs) results.push(await measure(tools, spec, opts));
+  const results = await measureAll(tools, specs, opts);
 
   const tarpitReport = tarpit && await benchTarpit(tarpit, tools);
   if (tarpitReport) {

@@ -1,7 +1,9 @@
 /**
- * Measuring one server: warm-up, measured rounds (redone when other work
- * kept the cores busy), memory, an optional soak, the log lines it wrote,
- * and its start-up time.
+ * Measuring servers: each is started and warmed up, then their rounds
+ * are taken in turns, one round of each server after another (a round is
+ * redone when other work kept the cores busy), so that a drift of the
+ * machine's speed weighs on every server alike; then each one's memory, an
+ * optional soak, the log lines it wrote, and its start-up time.
  *
  * @module
  */
@@ -62,13 +64,23 @@ export interface ServerResult {
   soak?: { served: number; rssKb: number }[];
 }
 
-/** Measures `spec` under load; `soak` more connections if above 0. */
-export async function benchServer(
+/** A server started for measuring, between its rounds. */
+export interface Session {
+  result: ServerResult;
+  child?: Deno.ChildProcess;
+  port: number;
+  stdoutFile: string;
+  /** Round attempts made so far, clean or not. */
+  attempts: number;
+  clean: number;
+}
+
+/** Starts `spec` and warms it up; a skipped spec gets no process. */
+export async function openServer(
   tools: Tools,
   spec: ServerSpec,
   opts: Options,
-  soak: number,
-): Promise<ServerResult> {
+): Promise<Session> {
   const result: ServerResult = {
     spec,
     rounds: [],
@@ -76,13 +88,14 @@ export async function benchServer(
     peakRssKb: 0,
     rssKb: 0,
   };
-  if (spec.skip) {
-    result.skipped = spec.skip;
-    return result;
-  }
   const port = freePort();
   const slug = spec.name.replace(/[^a-z0-9]+/gi, "_");
   const stdoutFile = `${BUILD}/${slug}.stdout`;
+  const session = { result, port, stdoutFile, attempts: 0, clean: 0 };
+  if (spec.skip) {
+    result.skipped = spec.skip;
+    return session;
+  }
   const child = await startServer(
     tools,
     spec,
@@ -90,46 +103,70 @@ export async function benchServer(
     stdoutFile,
     `${BUILD}/${slug}.stderr`,
   );
+  result.served = 1;
+  // exec keeps the PID: this is the server itself, not a wrapper.
+  result.process = processName(child.pid);
+  await loadRound(tools, port, opts.warmup, opts.concurrency);
+  result.served += opts.warmup;
+  return { ...session, child };
+}
+
+/**
+ * True while `session` wants another round: fewer than `rounds` clean ones,
+ * in at most `rounds * 2` attempts (a round during which other processes
+ * kept the cores busy is redone; noisy rounds are kept but flagged).
+ */
+export const wantsRound = (session: Session, opts: Options): boolean =>
+  session.child !== undefined && session.clean < opts.rounds &&
+  session.attempts < opts.rounds * 2;
+
+/** Measures one round of `session`, after the cores are quiet. */
+export async function measureRound(
+  tools: Tools,
+  session: Session,
+  opts: Options,
+): Promise<void> {
+  const { result, port } = session;
+  const pid = session.child!.pid;
+  await waitQuiet();
+  session.attempts++;
+  const cpu0 = treeCpuSeconds(pid);
+  const cores0 = coreTimes();
+  const load = await loadRound(tools, port, opts.connections, opts.concurrency);
+  const cores1 = coreTimes();
+  const cpu1 = treeCpuSeconds(pid);
+  result.served += load.done;
+  const serverCpuSec = cpu1.user + cpu1.sys - cpu0.user - cpu0.sys;
+  const busySec = busySeconds(cores0, cores1);
+  const otherCores = Math.max(0, busySec - serverCpuSec - load.cpuSec) /
+    (load.elapsedSec * cores1.size);
+  const noisy = otherCores > NOISE_LIMIT;
+  if (!noisy) session.clean++;
+  result.rounds.push({
+    load,
+    serverCpuSec,
+    serverUserSec: cpu1.user - cpu0.user,
+    serverCore: coreBusy(cores0, cores1, SERVER_CPU),
+    loadgenCore: coreBusy(cores0, cores1, LOADGEN_CPU),
+    otherCores,
+    noisy,
+  });
+}
+
+/**
+ * Reads `session`'s memory, serves `soak` more connections if above 0,
+ * stops it and counts its log lines.
+ */
+export async function closeServer(
+  tools: Tools,
+  session: Session,
+  opts: Options,
+  soak: number,
+): Promise<ServerResult> {
+  const { result, port, child } = session;
+  if (!child) return result;
   try {
-    result.served = 1;
     const pid = child.pid;
-    // exec keeps the PID: this is the server itself, not a wrapper.
-    result.process = processName(pid);
-    await loadRound(tools, port, opts.warmup, opts.concurrency);
-    result.served += opts.warmup;
-    await waitQuiet();
-    // A round during which other processes kept the cores busy is redone
-    // (at most `rounds` extra attempts); noisy rounds are kept but flagged.
-    let clean = 0;
-    for (let a = 0; a < opts.rounds * 2 && clean < opts.rounds; a++) {
-      const cpu0 = treeCpuSeconds(pid);
-      const cores0 = coreTimes();
-      const load = await loadRound(
-        tools,
-        port,
-        opts.connections,
-        opts.concurrency,
-      );
-      const cores1 = coreTimes();
-      const cpu1 = treeCpuSeconds(pid);
-      result.served += load.done;
-      const serverCpuSec = cpu1.user + cpu1.sys - cpu0.user - cpu0.sys;
-      const busySec = busySeconds(cores0, cores1);
-      const otherCores = Math.max(0, busySec - serverCpuSec - load.cpuSec) /
-        (load.elapsedSec * cores1.size);
-      const noisy = otherCores > NOISE_LIMIT;
-      if (!noisy) clean++;
-      result.rounds.push({
-        load,
-        serverCpuSec,
-        serverUserSec: cpu1.user - cpu0.user,
-        serverCore: coreBusy(cores0, cores1, SERVER_CPU),
-        loadgenCore: coreBusy(cores0, cores1, LOADGEN_CPU),
-        otherCores,
-        noisy,
-      });
-      if (noisy) await waitQuiet();
-    }
     result.peakRssKb = treeStatusKb(pid, "VmHWM");
     result.rssKb = treeStatusKb(pid, "VmRSS");
     if (soak > 0) {
@@ -153,8 +190,8 @@ export async function benchServer(
   } finally {
     await stop(child);
   }
-  if (spec.countsLogLines) {
-    result.logLines = readText(stdoutFile).split("\n").filter((l) =>
+  if (result.spec.countsLogLines) {
+    result.logLines = readText(session.stdoutFile).split("\n").filter((l) =>
       l.startsWith("Connection received from")
     ).length;
   }
