@@ -207,6 +207,25 @@ function targetsTable(rows: Row[], soak?: ServerResult): string {
       g.result.served >= 100_000 ? g.result.peakRssKb <= 70 * 1024 : undefined,
     );
   }
+  // Issue 21's per-connection targets, against the loop of the same run;
+  // the lingering loop is the like-for-like floor of greeter's default
+  // linger (a shutdown and a read to EOF more per connection).
+  const lingering = by("Deno accept loop, lingering");
+  for (
+    const [g, base, limit] of [
+      [greeter, loop, 1.05],
+      [greeter, lingering, 1.05],
+      [by("greeter --quiet --linger 0"), loop, 1.02],
+    ] as const
+  ) {
+    if (!g || !base) continue;
+    const times = g.cpuUs / base.cpuUs;
+    add(
+      `${g.name} CPU/conn ≤ ${limit}× ${base.name}`,
+      `${fmt(times, 2)}× (${fmt(g.cpuUs, 2)} vs ${fmt(base.cpuUs, 2)} µs)`,
+      times <= limit,
+    );
+  }
   if (soak?.soak) {
     const first = soak.soak[0], last = soak.soak[soak.soak.length - 1];
     const growth = (last.rssKb - first.rssKb) / 1024;
