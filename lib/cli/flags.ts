@@ -252,19 +252,30 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   /** The last value given for a flag, if any. */
   const last = (name: string) => values.get(name)?.at(-1);
   /** The last value of `name` through `parse`; `undefined` if not given. */
-  const value = <T, A extends unknown[]>(
-    name: string,
-    parse: (text: string, flag: string, ...more: A) => T,
-    ...more: A
-  ): T | undefined => {
+  const value = <T>(name: string, parse: (text: string, flag: string) => T) => {
     const text = last(name);
-    return text === undefined ? undefined : parse(text, flag(name), ...more);
+    return text === undefined ? undefined : parse(text, flag(name));
   };
-  const choice = <T extends string>(
+  /**
+   * The value of `name`, one of `choices`, or `fallback` if not given.
+   *
+   * @throws {UsageError} If it is not one of them.
+   */
+  const choice = <T extends string, F extends T | undefined>(
     name: string,
-    fallback: T,
+    fallback: F,
     choices: readonly T[],
-  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
+  ): T | F =>
+    value(name, (text, flag) => {
+      if ((choices as readonly string[]).includes(text)) return text as T;
+      const guess = suggest(text, choices);
+      throw invalidValue(
+        text,
+        flag,
+        `use one of ${choices.join(", ")}` +
+          (guess === undefined ? "" : ` (did you mean ${guess}?)`),
+      );
+    }) ?? fallback;
   return {
     positionals,
     flag,
@@ -287,11 +298,33 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       usageIf(ok && needs !== undefined && !given, needs ?? "");
       usageIf(!ok && given, `${flag(name)} goes with ${what}`);
     },
-    integer: (name: string, min: number, max?: number) =>
-      value(name, parseIntegerFlag, min, max),
-    duration: (name: string, min?: number) =>
-      value(name, parseDurationFlag, min),
-    /** The value of `name`, one of `choices`, or `fallback` if not given. */
+    /**
+     * The value of `name` as a whole number within bounds.
+     *
+     * @throws {UsageError} If it is not one.
+     */
+    integer: (name: string, min: number, max = MAX_TIMER_MS) =>
+      value(name, (text, flag) => {
+        const number = Number(text);
+        if (!/^\d+$/.test(text) || number < min || number > max) {
+          const hint = `use a whole number from ${min} to ${max}`;
+          throw invalidValue(text, flag, hint);
+        }
+        return number;
+      }),
+    /**
+     * The value of `name` as a duration (see {@linkcode parseDuration}):
+     * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds,
+     * as milliseconds, at least `min`.
+     *
+     * @throws {UsageError} If it is not a duration of at least `min`.
+     */
+    duration: (name: string, min = 0) =>
+      value(
+        name,
+        (text, flag) =>
+          parseFlagValue(text, flag, (text) => parseDuration(text, min)),
+      ),
     choice,
     /** --line-ending and --encoding, as a greeting's options. */
     greetingFormat: () => ({
@@ -343,39 +376,6 @@ export function parseFlagValue<T>(
   }
 }
 
-/**
- * Parses a flag's value as a whole number within bounds.
- *
- * @param flag The flag as the user spelt it (`-p`, `--port`; see
- * `flag` of {@linkcode FlagReader}), or a long name without dashes.
- * @throws {UsageError} If it is not one.
- */
-export function parseIntegerFlag(
-  text: string,
-  flag: string,
-  min: number,
-  max = MAX_TIMER_MS,
-): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw invalidValue(text, flag, `use a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-/**
- * Parses a flag's value as a duration (see {@linkcode parseDuration}):
- * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds.
- *
- * @param flag The flag as the user spelt it, or a long name.
- * @param min The shortest duration allowed, in milliseconds.
- * @returns Milliseconds.
- * @throws {UsageError} If it is not a duration of at least `min`.
- */
-export function parseDurationFlag(text: string, flag: string, min = 0): number {
-  return parseFlagValue(text, flag, (text) => parseDuration(text, min));
-}
-
 /** The largest --max-file-size: files are read into memory whole. */
 const MAX_FILE_SIZE = 1024 * MIB;
 
@@ -410,28 +410,6 @@ export function parsePositiveNumberFlag(text: string, flag: string): number {
     throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
   }
   return value;
-}
-
-/**
- * Parses a flag's value as one of a fixed set of choices.
- *
- * @throws {UsageError} If it is not one of them.
- */
-export function parseChoiceFlag<T extends string>(
-  text: string,
-  flag: string,
-  choices: readonly T[],
-): T {
-  if (!(choices as readonly string[]).includes(text)) {
-    const guess = suggest(text, choices);
-    throw invalidValue(
-      text,
-      flag,
-      `use one of ${choices.join(", ")}` +
-        (guess === undefined ? "" : ` (did you mean ${guess}?)`),
-    );
-  }
-  return text as T;
 }
 
 /** The widest line `--help` prints: a classic terminal. */
