@@ -339,7 +339,8 @@ export type FlagReader = ReturnType<typeof parseFlags>;
 
 /**
  * The "Invalid value" line of a flag: `text` as given, then `hint`, what
- * to write instead. `flag` is as the user spelt it, or a long name.
+ * to write instead. `flag` is as the user spelt it (see `flag` of
+ * {@linkcode FlagReader}).
  */
 export function invalidValue(
   text: string,
@@ -347,8 +348,7 @@ export function invalidValue(
   hint: string,
   what = "value",
 ): UsageError {
-  const shown = flag.startsWith("-") ? flag : `--${flag}`;
-  return new UsageError(`Invalid ${what} ${quote(text)} for ${shown}: ${hint}`);
+  return new UsageError(`Invalid ${what} ${quote(text)} for ${flag}: ${hint}`);
 }
 
 /**
@@ -383,7 +383,7 @@ const MAX_FILE_SIZE = 1024 * MIB;
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
  * `MiB`, `GiB`, or `K`, `M`, `G`), from 1 byte to 1 GiB.
  *
- * @param flag The flag as the user spelt it, or a long name.
+ * @param flag The flag as the user spelt it.
  * @throws {UsageError} If it is not one.
  */
 export function parseSizeFlag(text: string, flag: string): number {
