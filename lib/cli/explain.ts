@@ -6,8 +6,6 @@ import { escapeControl, quote } from "../net/escape.ts";
 import { EncodingError } from "../greeting/template.ts";
 import { DecodeError } from "../greeting/message_file.ts";
 
-/** Exit code for a command-line mistake. */
-export const EXIT_USAGE = 2;
 /** Exit code for a failure while running. */
 export const EXIT_FAILURE = 1;
 
@@ -117,16 +115,13 @@ function explained(error: unknown, prefix: string, reason?: string) {
 }
 
 /**
- * Explains any error: an {@linkcode ExitError} is its own explanation; usage
- * errors keep their message and exit 2; anything else is a runtime error
+ * Explains any error: an {@linkcode ExitError} is its own explanation (a
+ * {@linkcode UsageError}, exit 2, among them); anything else is a runtime error
  * with its message on one line: the whole message, line breaks and other
  * controls escaped (see {@linkcode escapeControl}).
  */
 export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof ExitError) return error;
-  if (error instanceof UsageError) {
-    return { message: error.message, exitCode: EXIT_USAGE };
-  }
   const text = error instanceof Error ? error.message : String(error);
   // A missing permission: which, and the flag of deno run that grants it.
   const flag = /--allow-[a-z]+/.exec(text)?.[0] ?? "--allow-net";

@@ -15,14 +15,32 @@ import { suggest } from "./suggest.ts";
 import { formatSize, MIB } from "./read_limited.ts";
 import { GREETING_ENCODINGS, LINE_ENDINGS } from "../greeting/template.ts";
 
+/** Thrown to end a command with a message already explained. */
+export class ExitError extends Error {
+  /**
+   * @param message The one line for stderr.
+   * @param exitCode 2 for usage errors, 1 for runtime errors.
+   * @param silent Nothing may be written: stderr is a client's socket
+   * (xinetd).
+   */
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly silent = false,
+  ) {
+    super(message);
+    this.name = "ExitError";
+  }
+}
+
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
  * on the command line): reported as one line, with exit code 2.
  */
-export class UsageError extends Error {
+export class UsageError extends ExitError {
   /** Says what is wrong and how to fix it. */
   constructor(message: string) {
-    super(message);
+    super(message, 2);
     this.name = "UsageError";
   }
 }
@@ -526,24 +544,6 @@ export type CommandOf<Parse extends (...args: never[]) => unknown> = Exclude<
   ReturnType<Parse>,
   InfoCommand
 >;
-
-/** Thrown to end a command with a message already explained. */
-export class ExitError extends Error {
-  /**
-   * @param message The one line for stderr.
-   * @param exitCode 2 for usage errors, 1 for runtime errors.
-   * @param silent Nothing may be written: stderr is a client's socket
-   * (xinetd).
-   */
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    readonly silent = false,
-  ) {
-    super(message);
-    this.name = "ExitError";
-  }
-}
 
 /** The flags every command has: --help and --version. */
 export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({
