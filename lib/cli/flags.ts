@@ -85,14 +85,8 @@ export function flagTable(table: Record<string, string>): FlagSpec[] {
   return Object.entries(table).map(([head, help]) => {
     const [, group, short, name, value, more] =
       /^(?:(\w+) )?(?:-(\w) )?--([\w-]+)(?: (\S+?))?(\.\.\.)?$/.exec(head)!;
-    return {
-      name,
-      ...(short ? { short } : {}),
-      ...(value ? { value } : {}),
-      ...(more ? { repeatable: true } : {}),
-      help,
-      ...(group ? { group: group as FlagGroup } : {}),
-    };
+    const spec = { name, short, value, repeatable: more !== undefined, help };
+    return { ...spec, group: group as FlagGroup | undefined };
   });
 }
 
