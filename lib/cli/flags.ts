@@ -485,9 +485,7 @@ export function formatFlagHelp(specs: FlagSpec[]): string {
  * The flags of each {@linkcode FLAG_GROUPS} topic, in its order and each in
  * the order of `specs`; topics without flags are left out.
  */
-export function groupFlags(
-  specs: readonly GroupedFlagSpec[],
-): { group: FlagGroup; title: string; specs: GroupedFlagSpec[] }[] {
+export function groupFlags(specs: readonly GroupedFlagSpec[]) {
   return Object.entries(FLAG_GROUPS).map(([group, title]) => ({
     group: group as FlagGroup,
     title,
