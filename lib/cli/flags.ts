@@ -257,10 +257,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
    * or `--port`. `index` picks one occurrence of a repeatable flag; without
    * it, the last (the one whose value counts). `--name` if it was not given.
    */
-  const flag = (name: string, index?: number) => {
-    const list = spelled.get(name);
-    return (index === undefined ? list?.at(-1) : list?.[index]) ?? `--${name}`;
-  };
+  const flag = (name: string, index?: number) =>
+    spelled.get(name)?.at(index ?? -1) ?? `--${name}`;
   /** The last value given for a flag, if any. */
   const last = (name: string) => values.get(name)?.at(-1);
   /** The last value of `name` through `parse`; `undefined` if not given. */
