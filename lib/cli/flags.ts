@@ -184,11 +184,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   // A switch; as parseArgs did, one followed by "true" or "false" (`last`
   // in its argument) takes it.
   const takeSwitch = (spec: FlagSpec, last: boolean) => {
-    switches.add(spec.name);
-    const next = args[i + 1];
-    if (!last || (next !== "true" && next !== "false")) return;
-    i++;
+    const next = last ? args[i + 1] : undefined;
+    if (next === "true" || next === "false") i++;
     if (next === "false") switches.delete(spec.name);
+    else switches.add(spec.name);
   };
   for (; i < args.length; i++) {
     const arg = args[i];
