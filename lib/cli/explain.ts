@@ -61,19 +61,19 @@ export function explainListen(
     ? `the host name does not resolve; check ${flag}`
     : undefined;
   // A missing permission (NotCapable) is explainError's to say.
-  const { message, exitCode } = explained(cause, prefix, reason);
-  throw new ExitError(message, exitCode);
+  throw explained(cause, prefix, reason);
 }
 
 /**
- * Explains why connecting to or reading from `address` failed; `how` is
- * the command's transport (`--tls`, `--ca`), which the advice names.
+ * Explains why connecting to or reading from `address` failed, as the
+ * ExitError that ends the command; `how` is the command's transport
+ * (`--tls`, `--ca`), which the advice names.
  */
 export function explainConnectError(
   error: unknown,
   address: string,
   how: { tls?: boolean; ca?: string } = {},
-): Explanation {
+): ExitError {
   const prefix = `Cannot connect to ${address}`;
   const reason = error instanceof Deno.errors.ConnectionRefused
     ? "connection refused; is greeter running there?"
@@ -107,11 +107,15 @@ export function explainConnectError(
   return explained(error, prefix, reason);
 }
 
-/** `prefix: reason`, a runtime error; any error explained if no reason. */
+/**
+ * `prefix: reason`, a runtime error; any error explained if no reason: as
+ * the ExitError that ends the command.
+ */
 function explained(error: unknown, prefix: string, reason?: string) {
-  return reason === undefined
+  const { message, exitCode } = reason === undefined
     ? explainError(error, prefix)
     : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
+  return new ExitError(message, exitCode);
 }
 
 /**
