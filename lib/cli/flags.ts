@@ -241,9 +241,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const parsed = parseArgs(rest, {
     "--": true,
     unknown(arg: string) {
-      if (arg.startsWith("-") && arg.length > 1) {
-        throw unknownOption(arg, specs);
-      }
+      if (/^-./s.test(arg)) throw unknownOption(arg, specs);
       given.push(arg);
       return false;
     },
