@@ -509,27 +509,19 @@ export function formatExamples(examples: Record<string, string>): string {
   return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
-/** A request for help (with the text to print) or the version: exits 0. */
-export type InfoCommand =
-  | { command: "help"; text: string }
-  | { command: "version" };
-
 /**
  * The request for help (its text made by `help`) or the version that
- * `flags` hold, if any: --help wins.
+ * `flags` hold, if any: --help wins. Either exits 0.
  */
-export function infoCommand(
-  { has }: FlagReader,
-  help: () => string,
-): InfoCommand | undefined {
-  if (has("help")) return { command: "help", text: help() };
-  if (has("version")) return { command: "version" };
+export function infoCommand({ has }: FlagReader, help: () => string) {
+  if (has("help")) return { command: "help" as const, text: help() };
+  if (has("version")) return { command: "version" as const };
 }
 
 /** The command a `parse` function gives, when not help or the version. */
 export type CommandOf<Parse extends (...args: never[]) => unknown> = Exclude<
   ReturnType<Parse>,
-  InfoCommand
+  ReturnType<typeof infoCommand>
 >;
 
 /** The flags every command has: --help and --version. */
