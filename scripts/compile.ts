@@ -14,7 +14,6 @@ import {
   type FlagSpec,
   formatFlagHelp,
   parseFlags,
-  parseIntegerFlag,
   UsageError,
 } from "../lib/cli/flags.ts";
 import {
@@ -150,11 +149,8 @@ async function parseOptions(args: string[]): Promise<Options | "help"> {
   if (outDir === "") {
     throw new UsageError("Invalid value for --out-dir: the path is empty");
   }
-  const timeoutText = flags.last("timeout");
   const timeoutMs = 1000 *
-    (timeoutText === undefined
-      ? DEFAULT_TIMEOUT_SECONDS
-      : parseIntegerFlag(timeoutText, "timeout", 1));
+    (flags.integer("timeout", 1) ?? DEFAULT_TIMEOUT_SECONDS);
   return { targets, outDir, outDirLabel, timeoutMs, denortBin };
 }
 

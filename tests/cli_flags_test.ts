@@ -8,7 +8,6 @@ import {
   formatFlagHelp,
   formatGroupedFlagHelp,
   groupFlags,
-  parseDurationFlag,
   parseFlags,
   parseSizeFlag,
   UsageError,
@@ -18,6 +17,7 @@ import { explainError, explainListen } from "../lib/cli/explain.ts";
 import { ListenError } from "../lib/server/listeners.ts";
 import { formatDuration } from "../lib/cli/duration.ts";
 import { SERVE_FLAGS } from "../lib/cli/commands/serve.ts";
+import { CONNECT_FLAGS } from "../lib/cli/commands/connect.ts";
 
 Deno.test("parseFlags() records how each flag was spelt, per occurrence", () => {
   const flags = parseFlags(
@@ -82,18 +82,20 @@ Deno.test("parseCommand() reads --metrics PORT and :PORT as 127.0.0.1:PORT", () 
   );
 });
 
-Deno.test("parseDurationFlag() says the default unit and shows an example", () => {
-  assertEquals(parseDurationFlag("0", "--linger"), 0);
-  assertEquals(parseDurationFlag("2h", "--timeout"), 7_200_000);
+Deno.test("a flag reader's duration() says the default unit and shows an example", () => {
+  /** The reader of `connect` with `args`. */
+  const read = (...args: string[]) => parseFlags(args, CONNECT_FLAGS);
+  assertEquals(read("--timeout", "0").duration("timeout"), 0);
+  assertEquals(read("--timeout", "2h").duration("timeout"), 7_200_000);
   for (const text of ["5x", "five", "", "5 s"]) {
     assertThrows(
-      () => parseDurationFlag(text, "-t"),
+      () => read("-t", text).duration("timeout"),
       UsageError,
       "(units ms, s, m, h; a number alone is milliseconds)",
     );
   }
   assertThrows(
-    () => parseDurationFlag("0", "-t", 1),
+    () => read("-t", "0").duration("timeout", 1),
     UsageError,
     'Invalid value "0" for -t: use 1ms or more, as in 250ms',
   );

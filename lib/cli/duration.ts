@@ -169,16 +169,12 @@ export function parseDuration(text: string, min = 0): number {
     total += BigInt(digits + fraction) * UNITS[index][1] *
       10n ** BigInt(body.length - fraction.length);
   }
-  if (total > BigInt(MAX_TIMER_MS) * scale) {
-    throw new DurationRangeError(text, "too-large");
-  }
-  if (total % scale !== 0n) {
-    throw new DurationRangeError(text, "sub-millisecond");
-  }
+  const range = (reason: DurationRangeReason) =>
+    new DurationRangeError(text, reason, min);
+  if (total > BigInt(MAX_TIMER_MS) * scale) throw range("too-large");
+  if (total % scale !== 0n) throw range("sub-millisecond");
   const value = Number(total / scale);
-  if (body !== text && value !== 0) {
-    throw new DurationRangeError(text, "negative", min);
-  }
-  if (value < min) throw new DurationRangeError(text, "too-small", min);
+  if (body !== text && value !== 0) throw range("negative");
+  if (value < min) throw range("too-small");
   return value;
 }

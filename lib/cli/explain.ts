@@ -6,8 +6,6 @@ import { escapeControl, quote } from "../net/escape.ts";
 import { EncodingError } from "../greeting/template.ts";
 import { DecodeError } from "../greeting/message_file.ts";
 
-/** Exit code for a command-line mistake. */
-export const EXIT_USAGE = 2;
 /** Exit code for a failure while running. */
 export const EXIT_FAILURE = 1;
 
@@ -63,19 +61,19 @@ export function explainListen(
     ? `the host name does not resolve; check ${flag}`
     : undefined;
   // A missing permission (NotCapable) is explainError's to say.
-  const { message, exitCode } = explained(cause, prefix, reason);
-  throw new ExitError(message, exitCode);
+  throw explained(cause, prefix, reason);
 }
 
 /**
- * Explains why connecting to or reading from `address` failed; `how` is
- * the command's transport (`--tls`, `--ca`), which the advice names.
+ * Explains why connecting to or reading from `address` failed, as the
+ * ExitError that ends the command; `how` is the command's transport
+ * (`--tls`, `--ca`), which the advice names.
  */
 export function explainConnectError(
   error: unknown,
   address: string,
   how: { tls?: boolean; ca?: string } = {},
-): Explanation {
+): ExitError {
   const prefix = `Cannot connect to ${address}`;
   const reason = error instanceof Deno.errors.ConnectionRefused
     ? "connection refused; is greeter running there?"
@@ -109,24 +107,25 @@ export function explainConnectError(
   return explained(error, prefix, reason);
 }
 
-/** `prefix: reason`, a runtime error; any error explained if no reason. */
+/**
+ * `prefix: reason`, a runtime error; any error explained if no reason: as
+ * the ExitError that ends the command.
+ */
 function explained(error: unknown, prefix: string, reason?: string) {
-  return reason === undefined
+  const { message, exitCode } = reason === undefined
     ? explainError(error, prefix)
     : { message: `${prefix}: ${reason}`, exitCode: EXIT_FAILURE };
+  return new ExitError(message, exitCode);
 }
 
 /**
- * Explains any error: an {@linkcode ExitError} is its own explanation; usage
- * errors keep their message and exit 2; anything else is a runtime error
+ * Explains any error: an {@linkcode ExitError} is its own explanation (a
+ * {@linkcode UsageError}, exit 2, among them); anything else is a runtime error
  * with its message on one line: the whole message, line breaks and other
  * controls escaped (see {@linkcode escapeControl}).
  */
 export function explainError(error: unknown, prefix?: string): Explanation {
   if (error instanceof ExitError) return error;
-  if (error instanceof UsageError) {
-    return { message: error.message, exitCode: EXIT_USAGE };
-  }
   const text = error instanceof Error ? error.message : String(error);
   // A missing permission: which, and the flag of deno run that grants it.
   const flag = /--allow-[a-z]+/.exec(text)?.[0] ?? "--allow-net";

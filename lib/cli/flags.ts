@@ -15,14 +15,32 @@ import { suggest } from "./suggest.ts";
 import { formatSize, MIB } from "./read_limited.ts";
 import { GREETING_ENCODINGS, LINE_ENDINGS } from "../greeting/template.ts";
 
+/** Thrown to end a command with a message already explained. */
+export class ExitError extends Error {
+  /**
+   * @param message The one line for stderr.
+   * @param exitCode 2 for usage errors, 1 for runtime errors.
+   * @param silent Nothing may be written: stderr is a client's socket
+   * (xinetd).
+   */
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly silent = false,
+  ) {
+    super(message);
+    this.name = "ExitError";
+  }
+}
+
 /**
  * A mistake in what greeter was asked to do (a flag, a value, a file named
  * on the command line): reported as one line, with exit code 2.
  */
-export class UsageError extends Error {
+export class UsageError extends ExitError {
   /** Says what is wrong and how to fix it. */
   constructor(message: string) {
-    super(message);
+    super(message, 2);
     this.name = "UsageError";
   }
 }
@@ -67,14 +85,8 @@ export function flagTable(table: Record<string, string>): FlagSpec[] {
   return Object.entries(table).map(([head, help]) => {
     const [, group, short, name, value, more] =
       /^(?:(\w+) )?(?:-(\w) )?--([\w-]+)(?: (\S+?))?(\.\.\.)?$/.exec(head)!;
-    return {
-      name,
-      ...(short ? { short } : {}),
-      ...(value ? { value } : {}),
-      ...(more ? { repeatable: true } : {}),
-      help,
-      ...(group ? { group: group as FlagGroup } : {}),
-    };
+    const spec = { name, short, value, repeatable: more !== undefined, help };
+    return { ...spec, group: group as FlagGroup | undefined };
   });
 }
 
@@ -172,11 +184,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   // A switch; as parseArgs did, one followed by "true" or "false" (`last`
   // in its argument) takes it.
   const takeSwitch = (spec: FlagSpec, last: boolean) => {
-    switches.add(spec.name);
-    const next = args[i + 1];
-    if (!last || (next !== "true" && next !== "false")) return;
-    i++;
+    const next = last ? args[i + 1] : undefined;
+    if (next === "true" || next === "false") i++;
     if (next === "false") switches.delete(spec.name);
+    else switches.add(spec.name);
   };
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -230,9 +241,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const parsed = parseArgs(rest, {
     "--": true,
     unknown(arg: string) {
-      if (arg.startsWith("-") && arg.length > 1) {
-        throw unknownOption(arg, specs);
-      }
+      if (/^-./s.test(arg)) throw unknownOption(arg, specs);
       given.push(arg);
       return false;
     },
@@ -245,26 +254,35 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
    * or `--port`. `index` picks one occurrence of a repeatable flag; without
    * it, the last (the one whose value counts). `--name` if it was not given.
    */
-  const flag = (name: string, index?: number) => {
-    const list = spelled.get(name);
-    return (index === undefined ? list?.at(-1) : list?.[index]) ?? `--${name}`;
-  };
+  const flag = (name: string, index?: number) =>
+    spelled.get(name)?.at(index ?? -1) ?? `--${name}`;
   /** The last value given for a flag, if any. */
   const last = (name: string) => values.get(name)?.at(-1);
   /** The last value of `name` through `parse`; `undefined` if not given. */
-  const value = <T, A extends unknown[]>(
-    name: string,
-    parse: (text: string, flag: string, ...more: A) => T,
-    ...more: A
-  ): T | undefined => {
+  const value = <T>(name: string, parse: (text: string, flag: string) => T) => {
     const text = last(name);
-    return text === undefined ? undefined : parse(text, flag(name), ...more);
+    return text === undefined ? undefined : parse(text, flag(name));
   };
-  const choice = <T extends string>(
+  /**
+   * The value of `name`, one of `choices`, or `fallback` if not given.
+   *
+   * @throws {UsageError} If it is not one of them.
+   */
+  const choice = <T extends string, F extends T | undefined>(
     name: string,
-    fallback: T,
+    fallback: F,
     choices: readonly T[],
-  ) => parseChoiceFlag(last(name) ?? fallback, flag(name), choices);
+  ): T | F =>
+    value(name, (text, flag) => {
+      if ((choices as readonly string[]).includes(text)) return text as T;
+      const guess = suggest(text, choices);
+      throw invalidValue(
+        text,
+        flag,
+        `use one of ${choices.join(", ")}` +
+          (guess === undefined ? "" : ` (did you mean ${guess}?)`),
+      );
+    }) ?? fallback;
   return {
     positionals,
     flag,
@@ -287,11 +305,33 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       usageIf(ok && needs !== undefined && !given, needs ?? "");
       usageIf(!ok && given, `${flag(name)} goes with ${what}`);
     },
-    integer: (name: string, min: number, max?: number) =>
-      value(name, parseIntegerFlag, min, max),
-    duration: (name: string, min?: number) =>
-      value(name, parseDurationFlag, min),
-    /** The value of `name`, one of `choices`, or `fallback` if not given. */
+    /**
+     * The value of `name` as a whole number within bounds.
+     *
+     * @throws {UsageError} If it is not one.
+     */
+    integer: (name: string, min: number, max = MAX_TIMER_MS) =>
+      value(name, (text, flag) => {
+        const number = Number(text);
+        if (!/^\d+$/.test(text) || number < min || number > max) {
+          const hint = `use a whole number from ${min} to ${max}`;
+          throw invalidValue(text, flag, hint);
+        }
+        return number;
+      }),
+    /**
+     * The value of `name` as a duration (see {@linkcode parseDuration}):
+     * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds,
+     * as milliseconds, at least `min`.
+     *
+     * @throws {UsageError} If it is not a duration of at least `min`.
+     */
+    duration: (name: string, min = 0) =>
+      value(
+        name,
+        (text, flag) =>
+          parseFlagValue(text, flag, (text) => parseDuration(text, min)),
+      ),
     choice,
     /** --line-ending and --encoding, as a greeting's options. */
     greetingFormat: () => ({
@@ -306,7 +346,8 @@ export type FlagReader = ReturnType<typeof parseFlags>;
 
 /**
  * The "Invalid value" line of a flag: `text` as given, then `hint`, what
- * to write instead. `flag` is as the user spelt it, or a long name.
+ * to write instead. `flag` is as the user spelt it (see `flag` of
+ * {@linkcode FlagReader}).
  */
 export function invalidValue(
   text: string,
@@ -314,8 +355,7 @@ export function invalidValue(
   hint: string,
   what = "value",
 ): UsageError {
-  const shown = flag.startsWith("-") ? flag : `--${flag}`;
-  return new UsageError(`Invalid ${what} ${quote(text)} for ${shown}: ${hint}`);
+  return new UsageError(`Invalid ${what} ${quote(text)} for ${flag}: ${hint}`);
 }
 
 /**
@@ -343,39 +383,6 @@ export function parseFlagValue<T>(
   }
 }
 
-/**
- * Parses a flag's value as a whole number within bounds.
- *
- * @param flag The flag as the user spelt it (`-p`, `--port`; see
- * `flag` of {@linkcode FlagReader}), or a long name without dashes.
- * @throws {UsageError} If it is not one.
- */
-export function parseIntegerFlag(
-  text: string,
-  flag: string,
-  min: number,
-  max = MAX_TIMER_MS,
-): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw invalidValue(text, flag, `use a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-/**
- * Parses a flag's value as a duration (see {@linkcode parseDuration}):
- * `250ms`, `5s`, `2m`, `1m30s`, or a bare whole number of milliseconds.
- *
- * @param flag The flag as the user spelt it, or a long name.
- * @param min The shortest duration allowed, in milliseconds.
- * @returns Milliseconds.
- * @throws {UsageError} If it is not a duration of at least `min`.
- */
-export function parseDurationFlag(text: string, flag: string, min = 0): number {
-  return parseFlagValue(text, flag, (text) => parseDuration(text, min));
-}
-
 /** The largest --max-file-size: files are read into memory whole. */
 const MAX_FILE_SIZE = 1024 * MIB;
 
@@ -383,7 +390,7 @@ const MAX_FILE_SIZE = 1024 * MIB;
  * Parses a size: bytes, or a whole number with a binary unit (`KiB`,
  * `MiB`, `GiB`, or `K`, `M`, `G`), from 1 byte to 1 GiB.
  *
- * @param flag The flag as the user spelt it, or a long name.
+ * @param flag The flag as the user spelt it.
  * @throws {UsageError} If it is not one.
  */
 export function parseSizeFlag(text: string, flag: string): number {
@@ -410,28 +417,6 @@ export function parsePositiveNumberFlag(text: string, flag: string): number {
     throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
   }
   return value;
-}
-
-/**
- * Parses a flag's value as one of a fixed set of choices.
- *
- * @throws {UsageError} If it is not one of them.
- */
-export function parseChoiceFlag<T extends string>(
-  text: string,
-  flag: string,
-  choices: readonly T[],
-): T {
-  if (!(choices as readonly string[]).includes(text)) {
-    const guess = suggest(text, choices);
-    throw invalidValue(
-      text,
-      flag,
-      `use one of ${choices.join(", ")}` +
-        (guess === undefined ? "" : ` (did you mean ${guess}?)`),
-    );
-  }
-  return text as T;
 }
 
 /** The widest line `--help` prints: a classic terminal. */
@@ -495,9 +480,7 @@ export function formatFlagHelp(specs: FlagSpec[]): string {
  * The flags of each {@linkcode FLAG_GROUPS} topic, in its order and each in
  * the order of `specs`; topics without flags are left out.
  */
-export function groupFlags(
-  specs: readonly GroupedFlagSpec[],
-): { group: FlagGroup; title: string; specs: GroupedFlagSpec[] }[] {
+export function groupFlags(specs: readonly GroupedFlagSpec[]) {
   return Object.entries(FLAG_GROUPS).map(([group, title]) => ({
     group: group as FlagGroup,
     title,
@@ -526,46 +509,20 @@ export function formatExamples(examples: Record<string, string>): string {
   return `Examples:\n${formatColumns(Object.entries(examples), 6)}`;
 }
 
-/** A request for help (with the text to print) or the version: exits 0. */
-export type InfoCommand =
-  | { command: "help"; text: string }
-  | { command: "version" };
-
 /**
  * The request for help (its text made by `help`) or the version that
- * `flags` hold, if any: --help wins.
+ * `flags` hold, if any: --help wins. Either exits 0.
  */
-export function infoCommand(
-  { has }: FlagReader,
-  help: () => string,
-): InfoCommand | undefined {
-  if (has("help")) return { command: "help", text: help() };
-  if (has("version")) return { command: "version" };
+export function infoCommand({ has }: FlagReader, help: () => string) {
+  if (has("help")) return { command: "help" as const, text: help() };
+  if (has("version")) return { command: "version" as const };
 }
 
 /** The command a `parse` function gives, when not help or the version. */
 export type CommandOf<Parse extends (...args: never[]) => unknown> = Exclude<
   ReturnType<Parse>,
-  InfoCommand
+  ReturnType<typeof infoCommand>
 >;
-
-/** Thrown to end a command with a message already explained. */
-export class ExitError extends Error {
-  /**
-   * @param message The one line for stderr.
-   * @param exitCode 2 for usage errors, 1 for runtime errors.
-   * @param silent Nothing may be written: stderr is a client's socket
-   * (xinetd).
-   */
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    readonly silent = false,
-  ) {
-    super(message);
-    this.name = "ExitError";
-  }
-}
 
 /** The flags every command has: --help and --version. */
 export const COMMON_FLAGS: GroupedFlagSpec[] = flagTable({

@@ -4,12 +4,7 @@ import {
   readGreeting,
 } from "../../client/read_greeting.ts";
 import { explainConnectError } from "../explain.ts";
-import {
-  clientFlags,
-  type CommandOf,
-  ExitError,
-  parseClient,
-} from "../flags.ts";
+import { clientFlags, type CommandOf, parseClient } from "../flags.ts";
 import { clientOptions } from "../setup.ts";
 import { formatDuration } from "../duration.ts";
 
@@ -56,8 +51,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
     }
   } catch (error) {
     const address = clientAddress({ ...command, path: command.unix });
-    const { message, exitCode } = explainConnectError(error, address, command);
-    throw new ExitError(message, exitCode);
+    throw explainConnectError(error, address, command);
   }
   return 0;
 }

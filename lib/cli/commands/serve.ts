@@ -8,7 +8,6 @@ import {
   formatGroupedFlagHelp,
   infoCommand,
   invalidValue,
-  parseChoiceFlag,
   parseFlags,
   parseFlagValue,
   parsePositiveNumberFlag,
@@ -452,7 +451,7 @@ export function parseServe(args: string[]) {
     );
   }
   const listen = parseListen(read);
-  const preset = read.value("preset", parseChoiceFlag, PRESET_NAMES);
+  const preset = read.choice("preset", undefined, PRESET_NAMES);
   const tlsCert = last("tls-cert");
   const tlsKey = last("tls-key");
   usageIf(
@@ -541,7 +540,7 @@ export function parseServe(args: string[]) {
       "before its greeting; shorten the pause or lengthen the timeout",
   );
   if (greetPause !== undefined) options.greetPause = greetPause;
-  const earlyTalkers = read.value("early-talkers", parseChoiceFlag, EARLY);
+  const earlyTalkers = read.choice("early-talkers", undefined, EARLY);
   if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
   const capture = read.integer("capture", 1, MAX_CAPTURE);
   if (capture !== undefined) options.capture = capture;
