@@ -175,6 +175,7 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
     };
     // The PROXY header goes in clear first, then TLS on the same socket.
     const plain = connectTcp({ host: hostname, port });
+    await once(plain, "connect").catch(fail);
     if (proxyHeader) plain.write(LOCAL_HEADER);
     const socket = connect({
       socket: plain,
