@@ -63,8 +63,11 @@ export interface AcceptLoopContext {
    * `ms`, or at shutdown, whichever comes first.
    */
   connectionEnded(ms: number): Promise<void>;
-  /** Told of each failed accept, with the code it was counted under. */
-  onAcceptError?(error: unknown, kind: AcceptErrorKind, code: string): void;
+  /**
+   * Told of each failed accept, with the code it was counted under; must not
+   * throw.
+   */
+  onAcceptError(error: unknown, kind: AcceptErrorKind, code: string): void;
 }
 
 /**
@@ -99,11 +102,7 @@ export async function acceptLoop(
       const code = acceptErrorCode(error);
       const kind = classifyAcceptError(code);
       stats.acceptErrors[code] = (stats.acceptErrors[code] ?? 0) + 1;
-      try {
-        server.onAcceptError?.(error, kind, code);
-      } catch {
-        // A failing observer must not stop the server.
-      }
+      server.onAcceptError(error, kind, code);
       if (kind === "client") continue;
       if (kind === "exhausted") stats.exhausted = true;
       backoff = Math.min(Math.max(backoff * 2, MIN_BACKOFF), MAX_BACKOFF);

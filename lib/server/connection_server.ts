@@ -87,7 +87,7 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
     get: () => table.size,
     enumerable: true,
   });
-  const { signal } = options;
+  const { onAcceptError, signal } = options;
   const core: ServerCore = {
     stats,
     table,
@@ -102,7 +102,13 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
       ended ??= Promise.withResolvers();
       return waitAtMost(ended.promise, ms);
     },
-    onAcceptError: options.onAcceptError,
+    onAcceptError(error, kind, code) {
+      try {
+        onAcceptError?.(error, kind, code);
+      } catch {
+        // A failing observer must not stop the server.
+      }
+    },
   };
   const state = make(core);
   const onAbort = () => void shutdown().catch(() => {});
