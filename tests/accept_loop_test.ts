@@ -10,6 +10,7 @@ import {
 import type { AcceptErrorKind } from "../lib/server/options.ts";
 import { createPlaces, type Places } from "../lib/server/places.ts";
 import { createServerStats } from "../lib/server/stats.ts";
+import { serveGreetingWith } from "../lib/server/serve_greeting.ts";
 
 /** An error as the runtime throws it: a message and an errno `code`. */
 function osError(code: string, message = `${code} (os error 0)`): Error {
@@ -339,4 +340,24 @@ Deno.test("acceptLoop() rethrows BadResource when not closing", async () => {
   assertEquals(error, broken);
   assertEquals(places.free, 2, "its place is given back");
   assertEquals(context.waits, []);
+});
+
+Deno.test("serveGreeting() calls onAcceptError with the error alone, as a plain function: not with the server's internals as this", async () => {
+  const seen: { self: unknown; code: string }[] = [];
+  const closed = Promise.withResolvers<never>();
+  let calls = 0;
+  const listener = {
+    addr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } as Deno.NetAddr,
+    accept: () =>
+      calls++ === 0 ? Promise.reject(osError("ECONNRESET")) : closed.promise,
+    close: () => closed.reject(new Deno.errors.BadResource("closed")),
+  };
+  const server = serveGreetingWith({
+    onAcceptError(this: unknown, _error, _kind, code) {
+      seen.push({ self: this, code });
+    },
+  }, { listeners: [{ listener }] });
+  while (seen.length === 0) await new Promise((r) => setTimeout(r, 1));
+  await server.shutdown();
+  assertEquals(seen, [{ self: undefined, code: "ECONNRESET" }]);
 });

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import {
   fetchGreeting,
   GreetingTimeoutError,
@@ -128,4 +128,22 @@ Deno.test("readGreeting() yields chunks as they arrive", async () => {
   await serving;
   assertEquals(chunks[0], "one ");
   assertEquals(chunks.join(""), "one two");
+});
+
+Deno.test("fetchGreeting() with tls.insecure says that a plain-text greeter is not TLS, every time", async () => {
+  // The message names what went wrong, the same on every try (TLS starts
+  // once the connection is up; started earlier, node:tls saw a reset now
+  // and then under load, or crashed).
+  await using server = serveGreeting({ hostname: "127.0.0.1", port: 0 });
+  for (let i = 0; i < 20; i++) {
+    const error = await assertRejects(() =>
+      fetchGreeting({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        tls: { insecure: true },
+        proxyHeader: i % 2 === 0,
+      })
+    );
+    assertMatch((error as Error).message, /corrupt message/, `try ${i}`);
+  }
 });
