@@ -9,13 +9,6 @@ import { DecodeError } from "../greeting/message_file.ts";
 /** Exit code for a failure while running. */
 export const EXIT_FAILURE = 1;
 
-/**
- * An error turned into one line for people (what went wrong, and how to
- * fix it), and the exit code to use: 2 for usage errors, 1 for runtime
- * errors.
- */
-export type Explanation = Pick<ExitError, "message" | "exitCode">;
-
 /** The text with its first letter in lower case, to follow a colon. */
 export function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
@@ -124,7 +117,7 @@ function explained(error: unknown, prefix: string, reason?: string) {
  * with its message on one line: the whole message, line breaks and other
  * controls escaped (see {@linkcode escapeControl}).
  */
-export function explainError(error: unknown, prefix?: string): Explanation {
+export function explainError(error: unknown, prefix?: string) {
   if (error instanceof ExitError) return error;
   const text = error instanceof Error ? error.message : String(error);
   // A missing permission: which, and the flag of deno run that grants it.

@@ -148,7 +148,6 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const byName = new Map(
     specs.flatMap((spec) => [[spec.name, spec], [spec.short ?? "", spec]]),
   );
-  byName.delete("");
 
   // One pass: each flag's spelling and value are recorded as they are met
   // ("--port=80", "-qp80" as "--quiet" "--port=80"). parseArgs would turn
