@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   checkCertificateAndKey,
+  contextOf,
   serveTlsOn,
   type TlsListener,
 } from "../lib/server/tls_listener.ts";
@@ -21,13 +22,8 @@ function listenTls(
   options: { hostname: string; port: number; cert: string; key: string },
 ): TlsListener {
   const { hostname, port, cert, key } = options;
-  const tcp = Deno.listen({ hostname, port });
-  try {
-    return serveTlsOn(tcp, cert, key);
-  } catch (error) {
-    tcp.close();
-    throw error;
-  }
+  const context = contextOf(cert, key);
+  return serveTlsOn(Deno.listen({ hostname, port }), context);
 }
 
 /** Runs `fn` with certificates and a listener on a loopback port. */
@@ -438,11 +434,11 @@ Deno.test("TlsListener.accept errors keep their code, such as EMFILE", async () 
     // A process limited to 40 descriptors connects to its own listener until
     // it runs out, then accepts: the accept fails for want of a descriptor.
     const code = `
-      import { serveTlsOn } from ${
+      import { contextOf, serveTlsOn } from ${
       JSON.stringify(new URL("../lib/server/tls_listener.ts", import.meta.url))
     };
       const listener = serveTlsOn(Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-        Deno.env.get("CERT"), Deno.env.get("KEY"));
+        contextOf(Deno.env.get("CERT"), Deno.env.get("KEY")));
       const clients = [];
       const held = [];
       try {

@@ -1,7 +1,7 @@
 import { type Acceptor, closeQuietly } from "./connection_table.ts";
 import { formatAddress } from "../net/address.ts";
 import { attempt } from "../net/value_error.ts";
-import { serveTlsOn, type TlsListener } from "./tls_listener.ts";
+import { contextOf, serveTlsOn, type TlsListener } from "./tls_listener.ts";
 import { listenOnDescriptor } from "./descriptor_listener.ts";
 import {
   DEFAULT_BACKLOG,
@@ -81,7 +81,8 @@ function openOne(
     // Without read permission it cannot be told apart later: left alone.
     return { listener, socketFile: attempt(() => socketFileAt(target.path)) };
   }
-  const { tls } = target;
+  // Checked before the port is taken, so nothing is left to close.
+  const context = target.tls && contextOf(target.tls.cert, target.tls.key);
   const { backlog = DEFAULT_BACKLOG, reusePort } = options;
   const tcp = target.transport === "fd"
     ? listenOnDescriptor(target.fd, { backlog })
@@ -91,19 +92,14 @@ function openOne(
       tcpBacklog: backlog,
       ...(reusePort ? { reusePort: true } : {}),
     });
-  if (!tls) return { listener: tcp };
+  if (!context) return { listener: tcp };
   // Not Deno.listenTls: a TlsConn closed during its handshake keeps its
   // socket open (Deno 2.9.6), so a stalled handshake would hold a
   // descriptor past its deadline. This one closes the TCP socket itself.
-  try {
-    // Behind a PROXY header, which comes in clear: TLS starts after it.
-    const deferred = options.proxyProtocol !== undefined;
-    const listener = serveTlsOn(tcp, tls.cert, tls.key, deferred);
-    return { listener, tls: listener };
-  } catch (error) {
-    tcp.close();
-    throw error;
-  }
+  // Behind a PROXY header, which comes in clear: TLS starts after it.
+  const deferred = options.proxyProtocol !== undefined;
+  const listener = serveTlsOn(tcp, context, deferred);
+  return { listener, tls: listener };
 }
 
 /**

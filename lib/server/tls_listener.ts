@@ -66,29 +66,26 @@ export const startDeferredTls = (conn: Conn): Promise<Conn> | undefined =>
 export type TlsListener = ReturnType<typeof serveTlsOn>;
 
 /**
- * Serves TLS with the certificate and key on an open TCP listener: a
+ * Serves TLS with a pair's {@linkcode contextOf} on an open TCP listener: a
  * `deferred` one hands out the plain TCP connection and starts TLS only
  * when {@linkcode startDeferredTls} is called on it, for what comes in
  * clear before the handshake (a PROXY protocol header).
  *
  * @example Greet one TLS client
  * ```ts ignore
- * const listener = serveTlsOn(Deno.listen({ port: 8443 }), cert, key);
+ * const context = contextOf(cert, key);
+ * const listener = serveTlsOn(Deno.listen({ port: 8443 }), context);
  * const conn = await listener.accept();
  * await conn.write(new TextEncoder().encode("Connection Established\r\n"));
  * await conn.closeWrite();
  * conn.close();
  * ```
- *
- * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
 export function serveTlsOn(
   tcp: Acceptor,
-  cert: string,
-  key: string,
+  context: Promise<SecureContext>,
   deferred = false,
 ) {
-  let context = contextOf(cert, key);
   /** The context to serve with; a bad pair closes the listener for good. */
   async function current(): Promise<SecureContext> {
     try {
@@ -151,11 +148,11 @@ export function serveTlsOn(
 
 /**
  * The secure context of a pair, checked in full once node's TLS is loaded;
- * a bad pair is reported by `accept()`.
+ * a bad pair is reported by the `accept()` of {@linkcode serveTlsOn}.
  *
  * @throws {TypeError} When the certificate or the key is not PEM of its kind.
  */
-function contextOf(cert: string, key: string): Promise<SecureContext> {
+export function contextOf(cert: string, key: string): Promise<SecureContext> {
   // What can be told without node: both look like PEM of the right kind.
   if (!/-----BEGIN CERTIFICATE-----/.test(cert)) {
     throw new TypeError("The TLS certificate is not a PEM certificate");
