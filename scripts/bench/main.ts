@@ -141,16 +141,9 @@ async function setup(): Promise<Tools> {
 }
 
 /** `spec`'s result when it failed, saying why. */
-function failed(spec: ServerSpec, error: unknown): Session {
+function failed(spec: ServerSpec, error: unknown): ServerResult {
   const skipped = `failed: ${(error as Error).message}`;
-  const result = { spec, skipped, rounds: [], served: 0, peakRssKb: 0 };
-  return {
-    result: { ...result, rssKb: 0 },
-    port: 0,
-    stdoutFile: "",
-    attempts: 0,
-    clean: 0,
-  };
+  return { spec, skipped, rounds: [], served: 0, peakRssKb: 0, rssKb: 0 };
 }
 
 /**
@@ -175,7 +168,13 @@ async function measureAll(
       if (!spec.skip) await measureStartup(tools, spec, 0);
       sessions.push(await openServer(tools, spec, opts));
     } catch (error) {
-      sessions.push(failed(spec, error));
+      sessions.push({
+        result: failed(spec, error),
+        port: 0,
+        stdoutFile: "",
+        attempts: 0,
+        clean: 0,
+      });
     }
   }
   for (let turn = 1; sessions.some((s) => wantsRound(s, opts)); turn++) {
@@ -184,8 +183,7 @@ async function measureAll(
       await measureRound(tools, session, opts).catch(async (error) => {
         await stop(session.child!);
         session.child = undefined;
-        session.result.skipped = failed(session.result.spec, error).result
-          .skipped;
+        session.result = failed(session.result.spec, error);
       });
     }
   }
@@ -194,7 +192,7 @@ async function measureAll(
     const { spec } = session.result;
     const soak = spec.name === "greeter --quiet" ? opts.soak : 0;
     const result = await closeServer(tools, session, opts, soak).catch(
-      (error) => failed(spec, error).result,
+      (error) => failed(spec, error),
     );
     console.error(`\n== ${spec.name}`);
     for (const [i, r] of result.rounds.entries()) {
