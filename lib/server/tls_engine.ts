@@ -71,13 +71,9 @@ function ignore() {}
  * before the end.
  */
 function endedInHandshake(this: TcpStream) {
-  if (this.tls?.getProtocol() === null) {
-    this.tls.destroy(
-      new Deno.errors.UnexpectedEof(
-        "The client closed before the TLS handshake finished",
-      ),
-    );
-  }
+  if (this.tls?.getProtocol() !== null) return;
+  const why = "The client closed before the TLS handshake finished";
+  this.tls.destroy(new Deno.errors.UnexpectedEof(why));
 }
 
 /** The TCP connection as the stream node:tls reads and writes. */
