@@ -509,12 +509,10 @@ export function compileTemplate(
   const host = lines(raw, "");
   encodeText(host, encoding, `The host name "${raw}" for {hostname}`);
   for (const [i, name] of names.entries()) {
-    if (name === "hostname") fixed[getters.length] += host;
-    else {
-      getters.push(VALUES[name] ?? time);
-      fixed.push("");
-    }
-    fixed[getters.length] += lines(texts[i + 1], terminator);
+    const text = lines(texts[i + 1], terminator);
+    if (name === "hostname") fixed[getters.length] += host + text;
+    // A varying value ends its block: the text after it begins the next.
+    else fixed[getters.push(VALUES[name] ?? time)] = text;
   }
   fixed[getters.length] += terminator;
   const blocks = fixed.map((text) => encodeText(text, encoding));
