@@ -363,12 +363,9 @@ function resolveHostname(given: string | undefined): string {
     if (!(error instanceof NotCapable || error instanceof PermissionDenied)) {
       throw error;
     }
-    throw new TemplateError(
-      "The message uses {hostname}, which needs the host name: run deno " +
-        "with --allow-sys=hostname",
-      0,
-      { cause: error },
-    );
+    const why = "The message uses {hostname}, which needs the host name";
+    const how = "run deno with --allow-sys=hostname";
+    throw new TemplateError(`${why}: ${how}`, 0, { cause: error });
   }
 }
 
@@ -477,14 +474,12 @@ export function compileTemplate(
       names.push(name);
       texts.push("");
     } else {
-      throw new TemplateError(
-        part === "{"
-          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
-          : part === "}"
-          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
-          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
-        position,
-      );
+      const why = part === "{"
+        ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
+        : part === "}"
+        ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
+        : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`;
+      throw new TemplateError(why, position);
     }
     position += part.length;
   }
