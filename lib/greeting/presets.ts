@@ -210,11 +210,9 @@ export function packQuotes(file: Uint8Array) {
     first = line + 1;
   }
   if (found === 0) {
-    throw new QuoteError(
-      "Quotes file has no quotes: write one quote per line, or separate " +
-        'quotes with lines holding only "%"',
-      0,
-    );
+    const how = "write one quote per line, or separate quotes with lines " +
+      'holding only "%"';
+    throw new QuoteError(`Quotes file has no quotes: ${how}`, 0);
   }
   return { bytes: bytes.subarray(0, at), ends: ends.slice(0, found) };
 }
