@@ -424,10 +424,8 @@ function parseV1Line(line: string): ProxyHeader {
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
   if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word);
   if (fields.length !== 6) {
-    const found = fields.length - 2;
-    throw malformedV1(
-      `${word} needs 4 fields separated by single spaces, found ${found}`,
-    );
+    const rule = `${word} needs 4 fields separated by single spaces`;
+    throw malformedV1(`${rule}, found ${fields.length - 2}`);
   }
   const ipv6 = word === "TCP6";
   /** The source (0) or destination (1) address and port. */
