@@ -74,10 +74,8 @@ let daytimeDate: Intl.DateTimeFormat | undefined;
  * bytes must not be modified.
  */
 export function daytimeGreeting(now?: () => Date): GreetingSource {
-  const format = daytimeDate ??= new Intl.DateTimeFormat("en-US", {
-    dateStyle: "full",
-    timeZone: "UTC",
-  });
+  const style = { dateStyle: "full", timeZone: "UTC" } as const;
+  const format = daytimeDate ??= new Intl.DateTimeFormat("en-US", style);
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
     const time = date.toISOString().slice(11, 19);
