@@ -471,8 +471,7 @@ export function compileTemplate(
     if (i % 2 === 0 || part === "{{" || part === "}}") {
       texts[names.length] += i % 2 === 0 ? part : part[0];
     } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
-      names.push(name);
-      texts.push("");
+      texts[names.push(name)] = ""; // The text after it.
     } else {
       const why = part === "{"
         ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
