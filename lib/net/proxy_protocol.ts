@@ -267,10 +267,9 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
   if (bytes.length === 0) return { need: V1_MIN_LENGTH };
   if (bytes[0] === V2_SIGNATURE[0]) return inspectV2(bytes, maxBytes);
   if (bytes[0] === V1_PREFIX[0]) return inspectV1(bytes, maxBytes);
-  throw new ProxyProtocolError(
-    "malformed",
-    "Not a PROXY protocol header: the first byte begins neither the v1 nor the v2 signature",
-  );
+  const neither = "the first byte begins neither the v1 nor the v2 signature";
+  const message = `Not a PROXY protocol header: ${neither}`;
+  throw new ProxyProtocolError("malformed", message);
 }
 
 // --- Version 2 -------------------------------------------------------------
