@@ -171,14 +171,11 @@ export async function checkGreeting(
     // Both sides from just before their first difference.
     const from = diff > SHOWN - 8 ? diff - 8 : 0;
     const expected = `${quoteBytes(expect, from)} (${expect.length} bytes)`;
-    const got = `${quoteBytes(received, from)} (${count})`;
     const first = diff > 0 ? `; first difference at byte ${diff + 1}` : "";
+    const got = `${quoteBytes(received, from)} (${count})${first}`;
+    const message = `MISMATCH ${address}: expected ${expected}, got ${got}`;
     const hint = matching && size === 0 && !options.proxyHeader;
-    return result(
-      "mismatch",
-      `MISMATCH ${address}: expected ${expected}, got ${got}${first}`,
-      hint ? { hint: "proxy-header" } : {},
-    );
+    return result("mismatch", message, hint ? { hint: "proxy-header" } : {});
   }
   if (closed) {
     const ms = Math.round(performance.now() - started);
@@ -186,18 +183,15 @@ export async function checkGreeting(
     return result("ok", `OK ${address} ${sent}`);
   }
   if (timedOut) {
-    return result(
-      "fail",
-      size === expect.length
-        ? `FAIL ${address} sent the expected greeting but did not close ` +
-          `the connection within ${timeout} ms`
-        : size > 0
-        ? `FAIL ${address} sent ${size} of the ${expect.length} expected ` +
-          `bytes, then nothing more within ${timeout} ms`
-        : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
-          "greeter, and is the port open?",
-      size === 0 ? { hint: "timeout" } : {},
-    );
+    const message = size === expect.length
+      ? `FAIL ${address} sent the expected greeting but did not close ` +
+        `the connection within ${timeout} ms`
+      : size > 0
+      ? `FAIL ${address} sent ${size} of the ${expect.length} expected ` +
+        `bytes, then nothing more within ${timeout} ms`
+      : `FAIL no greeting from ${address} within ${timeout} ms; is it a ` +
+        "greeter, and is the port open?";
+    return result("fail", message, size === 0 ? { hint: "timeout" } : {});
   }
   const reason = errorLine(error);
   const lower = reason.charAt(0).toLowerCase() + reason.slice(1);

@@ -205,10 +205,8 @@ async function open(options: FetchGreetingOptions, signal: AbortSignal) {
   try {
     if (proxyHeader) await socket.write(LOCAL_HEADER);
     if (!tls || path !== undefined) return denoSource(socket);
-    const conn = await Deno.startTls(socket as Deno.TcpConn, {
-      hostname,
-      caCerts,
-    });
+    const tcp = socket as Deno.TcpConn;
+    const conn = await Deno.startTls(tcp, { hostname, caCerts });
     await conn.handshake();
     return denoSource(conn);
   } catch (error) {

@@ -74,10 +74,8 @@ let daytimeDate: Intl.DateTimeFormat | undefined;
  * bytes must not be modified.
  */
 export function daytimeGreeting(now?: () => Date): GreetingSource {
-  const format = daytimeDate ??= new Intl.DateTimeFormat("en-US", {
-    dateStyle: "full",
-    timeZone: "UTC",
-  });
+  const style = { dateStyle: "full", timeZone: "UTC" } as const;
+  const format = daytimeDate ??= new Intl.DateTimeFormat("en-US", style);
   return perSecond(now, (second) => {
     const date = new Date(second * 1000);
     const time = date.toISOString().slice(11, 19);
@@ -210,11 +208,9 @@ export function packQuotes(file: Uint8Array) {
     first = line + 1;
   }
   if (found === 0) {
-    throw new QuoteError(
-      "Quotes file has no quotes: write one quote per line, or separate " +
-        'quotes with lines holding only "%"',
-      0,
-    );
+    const how = "write one quote per line, or separate quotes with lines " +
+      'holding only "%"';
+    throw new QuoteError(`Quotes file has no quotes: ${how}`, 0);
   }
   return { bytes: bytes.subarray(0, at), ends: ends.slice(0, found) };
 }

@@ -363,12 +363,9 @@ function resolveHostname(given: string | undefined): string {
     if (!(error instanceof NotCapable || error instanceof PermissionDenied)) {
       throw error;
     }
-    throw new TemplateError(
-      "The message uses {hostname}, which needs the host name: run deno " +
-        "with --allow-sys=hostname",
-      0,
-      { cause: error },
-    );
+    const why = "The message uses {hostname}, which needs the host name";
+    const how = "run deno with --allow-sys=hostname";
+    throw new TemplateError(`${why}: ${how}`, 0, { cause: error });
   }
 }
 
@@ -474,17 +471,14 @@ export function compileTemplate(
     if (i % 2 === 0 || part === "{{" || part === "}}") {
       texts[names.length] += i % 2 === 0 ? part : part[0];
     } else if (TEMPLATE_PLACEHOLDERS.includes(name)) {
-      names.push(name);
-      texts.push("");
+      texts[names.push(name)] = ""; // The text after it.
     } else {
-      throw new TemplateError(
-        part === "{"
-          ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
-          : part === "}"
-          ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
-          : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`,
-        position,
-      );
+      const why = part === "{"
+        ? `Unclosed "{" ${at}: write {{ for a literal brace, or use a placeholder: ${LIST}`
+        : part === "}"
+        ? `Lone "}" ${at}: write }} for a literal brace (placeholders are ${LIST})`
+        : `Unknown placeholder "${part}" ${at}: use one of ${LIST}, or write {{ and }} for literal braces`;
+      throw new TemplateError(why, position);
     }
     position += part.length;
   }
@@ -509,12 +503,10 @@ export function compileTemplate(
   const host = lines(raw, "");
   encodeText(host, encoding, `The host name "${raw}" for {hostname}`);
   for (const [i, name] of names.entries()) {
-    if (name === "hostname") fixed[getters.length] += host;
-    else {
-      getters.push(VALUES[name] ?? time);
-      fixed.push("");
-    }
-    fixed[getters.length] += lines(texts[i + 1], terminator);
+    const text = lines(texts[i + 1], terminator);
+    if (name === "hostname") fixed[getters.length] += host + text;
+    // A varying value ends its block: the text after it begins the next.
+    else fixed[getters.push(VALUES[name] ?? time)] = text;
   }
   fixed[getters.length] += terminator;
   const blocks = fixed.map((text) => encodeText(text, encoding));

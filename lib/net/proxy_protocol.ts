@@ -267,10 +267,9 @@ function inspect(bytes: Uint8Array, maxBytes: number): Step {
   if (bytes.length === 0) return { need: V1_MIN_LENGTH };
   if (bytes[0] === V2_SIGNATURE[0]) return inspectV2(bytes, maxBytes);
   if (bytes[0] === V1_PREFIX[0]) return inspectV1(bytes, maxBytes);
-  throw new ProxyProtocolError(
-    "malformed",
-    "Not a PROXY protocol header: the first byte begins neither the v1 nor the v2 signature",
-  );
+  const neither = "the first byte begins neither the v1 nor the v2 signature";
+  const message = `Not a PROXY protocol header: ${neither}`;
+  throw new ProxyProtocolError("malformed", message);
 }
 
 // --- Version 2 -------------------------------------------------------------
@@ -424,10 +423,8 @@ function parseV1Line(line: string): ProxyHeader {
   if (word === "UNKNOWN") return { version: 1, command: "proxy" };
   if (word !== "TCP4" && word !== "TCP6") throw unknownProtocol(word);
   if (fields.length !== 6) {
-    const found = fields.length - 2;
-    throw malformedV1(
-      `${word} needs 4 fields separated by single spaces, found ${found}`,
-    );
+    const rule = `${word} needs 4 fields separated by single spaces`;
+    throw malformedV1(`${rule}, found ${fields.length - 2}`);
   }
   const ipv6 = word === "TCP6";
   /** The source (0) or destination (1) address and port. */

@@ -22,7 +22,6 @@ export async function prepareUnixSocket(path: string): Promise<void> {
     }
     why = "another server is listening on it; stop it";
   }
-  throw new Error(
-    `Cannot listen on ${path}: ${why} or choose another --unix path`,
-  );
+  const how = "or choose another --unix path";
+  throw new Error(`Cannot listen on ${path}: ${why} ${how}`);
 }

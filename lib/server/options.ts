@@ -535,22 +535,17 @@ export type ReloadOptions = Pick<
 export function sensorOf(options: ServeGreetingOptions, timeout: number) {
   const { greetPause, earlyTalkers, capture } = options;
   if (greetPause !== undefined && timeout > 0 && greetPause >= timeout) {
-    throw invalid(
-      "greetPause",
-      greetPause,
-      `less than the timeout (${timeout})`,
-    );
+    const expected = `less than the timeout (${timeout})`;
+    throw invalid("greetPause", greetPause, expected);
   }
   if (earlyTalkers !== undefined && greetPause === undefined) {
     throw invalid("earlyTalkers", earlyTalkers, "a greetPause to go with");
   }
   if (greetPause === undefined && capture === undefined) return undefined;
   if (options.tarpit !== undefined) {
-    throw invalid(
-      greetPause !== undefined ? "greetPause" : "capture",
-      greetPause ?? capture,
-      "no tarpit (a tarpit never greets)",
-    );
+    const option = greetPause !== undefined ? "greetPause" : "capture";
+    const expected = "no tarpit (a tarpit never greets)";
+    throw invalid(option, greetPause ?? capture, expected);
   }
   return {
     /** How long to wait before greeting, in ms; 0 greets at once. */

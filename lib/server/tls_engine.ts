@@ -71,14 +71,13 @@ function ignore() {}
  * before the end.
  */
 function endedInHandshake(this: TcpStream) {
-  if (this.tls?.getProtocol() === null) {
-    this.tls.destroy(
-      new Deno.errors.UnexpectedEof(
-        "The client closed before the TLS handshake finished",
-      ),
-    );
-  }
+  if (this.tls?.getProtocol() !== null) return;
+  const why = "The client closed before the TLS handshake finished";
+  this.tls.destroy(new Deno.errors.UnexpectedEof(why));
 }
+
+/** How a stream tells node that a write, its end or its teardown is done. */
+type Done = (error?: Error | null) => void;
 
 /** The TCP connection as the stream node:tls reads and writes. */
 class TcpStream extends Duplex {
@@ -98,21 +97,17 @@ class TcpStream extends Duplex {
     );
   }
 
-  override _write(
-    chunk: Buffer,
-    _encoding: string,
-    done: (error?: Error | null) => void,
-  ) {
+  override _write(chunk: Buffer, _encoding: string, done: Done) {
     writeAll(this.tcp, chunk).then(() => done(), done);
   }
 
   // node:tls ends its side with close_notify but does not end this stream;
   // NodeConn.closeWrite does, once the alert is written.
-  override _final(done: (error?: Error | null) => void) {
+  override _final(done: Done) {
     this.tcp.closeWrite().then(() => done(), done);
   }
 
-  override _destroy(error: Error | null, done: (error?: Error | null) => void) {
+  override _destroy(error: Error | null, done: Done) {
     closeQuietly(this.tcp);
     done(error);
   }

@@ -87,17 +87,12 @@ export function serveTlsOn(
   deferred = false,
 ) {
   /** The context to serve with; a bad pair closes the listener for good. */
-  async function current(): Promise<SecureContext> {
-    try {
-      return await context;
-    } catch (cause) {
+  const current = () =>
+    context.catch((cause) => {
       closeQuietly(tcp); // Or closed by another accept already.
-      throw new Deno.errors.BadResource(
-        `Cannot serve TLS: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-  }
+      const message = `Cannot serve TLS: ${(cause as Error).message}`;
+      throw new Deno.errors.BadResource(message, { cause });
+    });
   return {
     /** The address listened on; its port is the real one when 0 was asked. */
     addr: tcp.addr as Deno.NetAddr,
