@@ -208,12 +208,8 @@ function totals(stats: Readonly<ServerStats>, time: number) {
  */
 function jsonAddr(name: string, addr: Deno.Addr): string {
   const net = isNetAddr(addr);
-  const host = net
-    ? unmapIpv4(addr.hostname)
-    : "path" in addr
-    ? addr.path
-    : null;
-  return `,"${name}.address":${JSON.stringify(host)},"${name}.port":${
+  const host = net ? unmapIpv4(addr.hostname) : (addr as Deno.UnixAddr).path;
+  return `,"${name}.address":${JSON.stringify(host ?? null)},"${name}.port":${
     net && addr.port ? addr.port : null
   }`;
 }
