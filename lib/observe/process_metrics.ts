@@ -84,10 +84,8 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
 export function parseProcStat(text: string): number | undefined {
   const end = text.lastIndexOf(")");
   // After ") ": field 3 (state) is index 0.
-  const vsize = end === -1
-    ? NaN
-    : Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
-  return Number.isSafeInteger(vsize) ? vsize : undefined;
+  const vsize = Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
+  return end !== -1 && Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
 const FD_LIMIT_LINE = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m;
