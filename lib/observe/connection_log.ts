@@ -63,11 +63,10 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   // In tarpit mode, text lines are of held clients leaving.
   const tarpit = !json && !options.sensed && options.tarpit;
   // The line of an ended connection, if one is logged then.
-  const recordLine = (record: ConnectionRecord) =>
-    json ? formatJsonConnectionLine(record) : formatTextLine(
-      (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
-      options,
-    );
+  const words = tarpit ? formatTextTarpitLine : formatTextSensedLine;
+  const recordLine = json
+    ? formatJsonConnectionLine
+    : (record: ConnectionRecord) => formatTextLine(words(record), options);
   const acceptErrors = createAcceptErrorLog(options);
   return {
     /** For serveGreeting's onConnection (text format), if lines are logged. */
