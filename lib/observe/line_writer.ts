@@ -61,11 +61,9 @@ export function createLineWriter(
   function schedule() {
     if (writing) return;
     if (pending.length >= batchSize) writing = drain(false);
+    // The timer is cleared whenever a drain starts: it fires only when idle.
     else if (timer === undefined) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        writing ??= drain(false);
-      }, delay);
+      timer = setTimeout(() => writing = drain(false), delay);
     }
   }
 
