@@ -63,6 +63,8 @@ export function createHealthCheck(options: HealthCheckOptions) {
   let lastProgress = -1;
   let lastTime = now();
   const verdict = (reason: string): Health => ({ ok: reason === "ok", reason });
+  const stalled = `a probe connection waited ${stallAfter} ms and was ` +
+    "not accepted (stalled, or at --max-connections)";
   return async () => {
     if (draining()) return verdict("draining");
     const current = stats();
@@ -79,12 +81,7 @@ export function createHealthCheck(options: HealthCheckOptions) {
       const start = now();
       while (accepted ? !accepted() : progressOf(stats()) === progress) {
         if (draining()) return verdict("draining");
-        if (now() - start >= stallAfter) {
-          return verdict(
-            `a probe connection waited ${stallAfter} ms and was ` +
-              "not accepted (stalled, or at --max-connections)",
-          );
-        }
+        if (now() - start >= stallAfter) return verdict(stalled);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       [lastProgress, lastTime] = [progressOf(stats()), now()];
