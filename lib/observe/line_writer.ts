@@ -65,9 +65,7 @@ export function createLineWriter(
     if (writing) return;
     if (pending.length >= batchSize) writing = drain(false);
     // The timer is cleared whenever a drain starts: it fires only when idle.
-    else if (timer === undefined) {
-      timer = setTimeout(() => writing = drain(false), delay);
-    }
+    else timer ??= setTimeout(() => writing = drain(false), delay);
   }
 
   /** Writes batches; `all` keeps going until nothing is queued. */
