@@ -55,10 +55,9 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   // The throttle is asked first, and the line made only when it allows it.
   // Unix socket clients have no address: they count as one source.
   const allowed = (addr: Deno.Addr) =>
-    !throttle ||
-    throttle.allow(
+    throttle?.allow(
       addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
-    );
+    ) ?? true;
   const json = format === "json";
   // In tarpit mode, text lines are of held clients leaving.
   const tarpit = !json && !options.sensed && options.tarpit;
