@@ -55,19 +55,17 @@ export function createConnectionLog(options: ConnectionLogOptions) {
   // The throttle is asked first, and the line made only when it allows it.
   // Unix socket clients have no address: they count as one source.
   const allowed = (addr: Deno.Addr) =>
-    !throttle ||
-    throttle.allow(
+    throttle?.allow(
       addr.transport === "tcp" ? sourceKey(addr.hostname) : "unix",
-    );
+    ) ?? true;
   const json = format === "json";
   // In tarpit mode, text lines are of held clients leaving.
   const tarpit = !json && !options.sensed && options.tarpit;
   // The line of an ended connection, if one is logged then.
-  const recordLine = (record: ConnectionRecord) =>
-    json ? formatJsonConnectionLine(record) : formatTextLine(
-      (tarpit ? formatTextTarpitLine : formatTextSensedLine)(record),
-      options,
-    );
+  const words = tarpit ? formatTextTarpitLine : formatTextSensedLine;
+  const recordLine = json
+    ? formatJsonConnectionLine
+    : (record: ConnectionRecord) => formatTextLine(words(record), options);
   const acceptErrors = createAcceptErrorLog(options);
   return {
     /** For serveGreeting's onConnection (text format), if lines are logged. */

@@ -62,37 +62,30 @@ export function createHealthCheck(options: HealthCheckOptions) {
   const { stallAfter = 1_000, now = () => performance.now() } = options;
   let lastProgress = -1;
   let lastTime = now();
-  const down = (reason: string): Health => ({ ok: false, reason });
+  const verdict = (reason: string): Health => ({ ok: reason === "ok", reason });
+  const stalled = `a probe connection waited ${stallAfter} ms and was ` +
+    "not accepted (stalled, or at --max-connections)";
   return async () => {
-    if (draining()) return down("draining");
+    if (draining()) return verdict("draining");
     const current = stats();
     const time = now();
     const progress = progressOf(current);
-    if (progress !== lastProgress) {
-      lastProgress = progress;
-      lastTime = time;
-    }
-    if (time - lastTime < stallAfter) return { ok: true, reason: "ok" };
+    if (progress !== lastProgress) [lastProgress, lastTime] = [progress, time];
+    if (time - lastTime < stallAfter) return verdict("ok");
     if (current.exhausted) {
-      return down("accepting fails: out of file descriptors or memory");
+      return verdict("accepting fails: out of file descriptors or memory");
     }
     const { connected, accepted, done } = await probe();
     try {
-      if (!connected) return down("cannot connect to its own port");
+      if (!connected) return verdict("cannot connect to its own port");
       const start = now();
       while (accepted ? !accepted() : progressOf(stats()) === progress) {
-        if (draining()) return down("draining");
-        if (now() - start >= stallAfter) {
-          return down(
-            `a probe connection waited ${stallAfter} ms and was ` +
-              "not accepted (stalled, or at --max-connections)",
-          );
-        }
+        if (draining()) return verdict("draining");
+        if (now() - start >= stallAfter) return verdict(stalled);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      lastProgress = progressOf(stats());
-      lastTime = now();
-      return { ok: true, reason: "ok" };
+      [lastProgress, lastTime] = [progressOf(stats()), now()];
+      return verdict("ok");
     } finally {
       done();
     }

@@ -57,16 +57,15 @@ export function createLineWriter(
   let reportedDropped = 0;
   let writing: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // Lines dropped and not yet told; a drop is told only until a write
+  // failed (see drain).
+  const unreported = () => dropped > reportedDropped && !warned;
 
   function schedule() {
     if (writing) return;
     if (pending.length >= batchSize) writing = drain(false);
-    else if (timer === undefined) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        writing ??= drain(false);
-      }, delay);
-    }
+    // The timer is cleared whenever a drain starts: it fires only when idle.
+    else timer ??= setTimeout(() => writing = drain(false), delay);
   }
 
   /** Writes batches; `all` keeps going until nothing is queued. */
@@ -81,7 +80,7 @@ export function createLineWriter(
     let notice = false;
     try {
       do {
-        notice = dropped > reportedDropped && !warned;
+        notice = unreported();
         if (notice) {
           pending += `(${dropped - reportedDropped} log lines dropped: ` +
             `output was too slow)\n`;
@@ -126,15 +125,12 @@ export function createLineWriter(
     },
     /** Writes every queued line now; resolves once they are written. */
     async flush(): Promise<void> {
-      while (true) {
-        clearTimeout(timer);
-        timer = undefined;
-        if (writing) await writing;
-        // A drop is told only until a write failed (see drain).
-        else if (pending !== "" || (dropped > reportedDropped && !warned)) {
-          writing = drain(true);
-        } else return;
+      while (writing || pending !== "" || unreported()) {
+        await (writing ??= drain(true));
       }
+      // A drain clears the timer; one may be left after a dropped line.
+      clearTimeout(timer);
+      timer = undefined;
     },
     /**
      * Lines lost: dropped because the sink fell too far behind, or lost in a

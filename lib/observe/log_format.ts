@@ -162,16 +162,11 @@ const CONNECTION_MIDDLE = [false, true].map((f) => jsonMiddle("connection", f));
  * The fields every JSON line starts with, in order, up to `greeter.schema`
  * (no closing brace): one code for the connection lines and the others.
  */
-function jsonHead(
-  time: number,
-  level: Described[0],
-  message: string,
-  middle: string,
-): string {
+function jsonHead(time: number, level: string, words: string, middle: string) {
   // One template, so that it adds no more strings than the fields need.
   return `{"@timestamp":"${
     formatLogTime(time)
-  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}`;
+  }","log.level":"${level}","message":${JSON.stringify(words)}${middle}`;
 }
 
 /**
@@ -208,12 +203,8 @@ function totals(stats: Readonly<ServerStats>, time: number) {
  */
 function jsonAddr(name: string, addr: Deno.Addr): string {
   const net = isNetAddr(addr);
-  const host = net
-    ? unmapIpv4(addr.hostname)
-    : "path" in addr
-    ? addr.path
-    : null;
-  return `,"${name}.address":${JSON.stringify(host)},"${name}.port":${
+  const host = net ? unmapIpv4(addr.hostname) : (addr as Deno.UnixAddr).path;
+  return `,"${name}.address":${JSON.stringify(host ?? null)},"${name}.port":${
     net && addr.port ? addr.port : null
   }`;
 }

@@ -71,8 +71,9 @@ export function createLogThrottle(options: LogThrottleOptions) {
   const { interval = 5_000, maxSources = 10_000, maxSummaries = 10 } = options;
   const { formatSuppressed = formatTextSuppressedLine } = options;
   const { now: clock = () => performance.now() } = options;
+  // The current second's window, named by when it ends on the clock, and
+  // the lines logged in it.
   let window = 0;
-  let windowEnd = 0;
   let windowCount = 0;
   let prunedWindow = -1;
   // A source: the window its `count` (lines logged) belongs to, and its
@@ -118,9 +119,8 @@ export function createLogThrottle(options: LogThrottleOptions) {
      */
     allow(key: string): boolean {
       const now = clock();
-      if (now >= windowEnd) {
-        window++;
-        windowEnd = now + 1_000;
+      if (now >= window) {
+        window = now + 1_000;
         windowCount = 0;
       }
       let source = sources.get(key);

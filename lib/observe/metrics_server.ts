@@ -176,16 +176,12 @@ function response(
   bare = false,
   type = "text/plain; charset=utf-8",
 ): Answer {
-  return [
-    status,
-    encoder.encode(
-      `HTTP/1.1 ${status} ${STATUS[status][0]}\r\nContent-Type: ${type}\r\n` +
-        `Content-Length: ${encoder.encode(body).length}\r\n` +
-        `Cache-Control: no-store\r\nConnection: close\r\n${
-          status === 405 ? "Allow: GET, HEAD\r\n" : ""
-        }\r\n${bare ? "" : body}`,
-    ),
-  ];
+  const allow = status === 405 ? "Allow: GET, HEAD\r\n" : "";
+  const head =
+    `HTTP/1.1 ${status} ${STATUS[status][0]}\r\nContent-Type: ${type}\r\n` +
+    `Content-Length: ${encoder.encode(body).length}\r\n` +
+    `Cache-Control: no-store\r\nConnection: close\r\n${allow}\r\n`;
+  return [status, encoder.encode(bare ? head : head + body)];
 }
 
 /**

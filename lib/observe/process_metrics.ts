@@ -84,10 +84,8 @@ function fromProc<T>(path: string, read: (path: string) => T): T | undefined {
 export function parseProcStat(text: string): number | undefined {
   const end = text.lastIndexOf(")");
   // After ") ": field 3 (state) is index 0.
-  const vsize = end === -1
-    ? NaN
-    : Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
-  return Number.isSafeInteger(vsize) ? vsize : undefined;
+  const vsize = Number(text.slice(end + 2).trim().split(" ")[23 - 3]);
+  return end !== -1 && Number.isSafeInteger(vsize) ? vsize : undefined;
 }
 
 const FD_LIMIT_LINE = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m;
@@ -130,22 +128,22 @@ export function readSoftFdLimit(
   return Number.isFinite(limit?.soft) ? limit!.soft : undefined;
 }
 
+/** `n` if it is above 0; else undefined, as a number that was not read. */
+const positive = (n?: number) => n! > 0 ? n : undefined;
+
 /**
  * Reads the process's numbers now. Cheap: three small /proc reads and one
  * directory listing where /proc is open, two system calls where it is not.
  */
 export function readProcessSample() {
   const cpu = cpuUsage && attempt(cpuUsage);
-  const rss = attempt(() => Deno.memoryUsage().rss) ?? 0;
   const stat = fromProc("/proc/self/stat", Deno.readTextFileSync) ?? "";
   const fds = fromProc("/proc/self/fd", (p) => [...Deno.readDirSync(p)].length);
   // Numbers that cannot be read are left out (undefined).
   return {
     cpuSeconds: cpu ? (cpu.user + cpu.system) / 1e6 : undefined,
-    residentBytes: rss > 0 ? rss : undefined,
-    startTimeSeconds: performance.timeOrigin > 0
-      ? performance.timeOrigin / 1000
-      : undefined,
+    residentBytes: positive(attempt(() => Deno.memoryUsage().rss)),
+    startTimeSeconds: positive(performance.timeOrigin / 1000),
     virtualBytes: parseProcStat(stat),
     // Less the descriptor the listing itself had open.
     openFds: fds === undefined ? undefined : fds - 1,
