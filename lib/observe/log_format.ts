@@ -162,11 +162,16 @@ const CONNECTION_MIDDLE = [false, true].map((f) => jsonMiddle("connection", f));
  * The fields every JSON line starts with, in order, up to `greeter.schema`
  * (no closing brace): one code for the connection lines and the others.
  */
-function jsonHead(time: number, level: string, words: string, middle: string) {
+function jsonHead(
+  time: number,
+  level: Described[0],
+  message: string,
+  middle: string,
+): string {
   // One template, so that it adds no more strings than the fields need.
   return `{"@timestamp":"${
     formatLogTime(time)
-  }","log.level":"${level}","message":${JSON.stringify(words)}${middle}`;
+  }","log.level":"${level}","message":${JSON.stringify(message)}${middle}`;
 }
 
 /**
