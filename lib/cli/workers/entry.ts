@@ -56,23 +56,21 @@ async function start({ command, prepared, shared }: StartMessage) {
   post({ type: "done", snapshot: running.snapshot(), error });
 }
 
-function fail(error: unknown) {
-  flush();
-  const { message, exitCode } = explainError(error);
+// A failure to start is explained, with its exit code, after the lines
+// before it; a crash once serving is sent as it is.
+function fail(error: unknown, starting = false) {
+  if (starting) flush();
+  const { message, exitCode } = starting
+    ? explainError(error)
+    : { message: error instanceof Error ? error.message : String(error) };
   post({ type: "failed", message, exitCode });
 }
-
-const crash = (error: unknown) =>
-  post({
-    type: "failed",
-    message: error instanceof Error ? error.message : String(error),
-  });
 
 // An uncaught error is reported to the main thread, which ends this worker
 // and shuts the others down; Deno is kept from printing a stack trace.
 function crashed(event: Event & { error?: unknown; reason?: unknown }) {
   event.preventDefault();
-  crash(event.error ?? event.reason);
+  fail(event.error ?? event.reason);
 }
 scope.addEventListener("error", crashed);
 scope.addEventListener("unhandledrejection", crashed);
@@ -83,7 +81,7 @@ let answered = Promise.resolve();
 
 scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
   if (data.type === "start") {
-    start(data).catch((error) => run ? crash(error) : fail(error));
+    start(data).catch((error) => fail(error, !run));
   } else if (data.type === "shutdown") {
     // A failure is reported by start(), from `finished`.
     run?.shutdown().catch(() => {});
