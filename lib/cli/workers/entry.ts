@@ -23,16 +23,15 @@ const post = (message: FromWorker) => scope.postMessage(message);
 
 // Log lines, posted to the main thread in batches as the lines its writer
 // takes: one message per burst, never one per connection.
-let pending: string[] = [];
+const pending: string[] = [];
 let size = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
 
 function flush() {
   clearTimeout(timer);
   timer = undefined;
-  if (pending.length > 0) post({ type: "log", lines: pending });
-  pending = [];
   size = 0;
+  if (pending.length > 0) post({ type: "log", lines: pending.splice(0) });
 }
 
 function line(text: string) {
