@@ -27,14 +27,10 @@ export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
  * A running server, one thread's or the workers', as serving drives it and
  * the metrics, the health check and a reload read it.
  */
-export type Serving =
-  & Omit<Run, "snapshot" | "shutdown">
-  & {
-    /** Starts draining; its outcome is reported through `finished`. */
-    shutdown(): unknown;
-    /** Brings the counters up to date (workers report them periodically). */
-    refresh?(): Promise<unknown>;
-  };
+export type Serving = Omit<Run, "snapshot"> & {
+  /** Brings the counters up to date (workers report them periodically). */
+  refresh?(): Promise<unknown>;
+};
 
 /** One thread's server run. */
 export type Run = Awaited<ReturnType<typeof runServer>>;
@@ -131,7 +127,8 @@ export async function runServer(
       complete(command, prepared)
         .then((options) => void server.reload(options))
         .catch((error) => explainError(error).message),
-    shutdown: () => server.shutdown(),
+    /** Starts draining; its outcome is reported through `finished`. */
+    shutdown: (): void => void server.shutdown().catch(() => {}),
     // Once stopped, the pending summaries go out and their timers stop.
     finished: server.finished.then(
       () => undefined,

@@ -122,7 +122,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     if (stopping) return;
     log.stopping();
     stopping = notifier.stopping("Draining");
-    Promise.resolve(running.shutdown()).catch(() => {});
+    running.shutdown();
   };
   // One reload at a time; SIGHUPs during one ask for one more after it.
   let lastReload = Promise.resolve();

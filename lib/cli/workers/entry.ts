@@ -83,7 +83,7 @@ scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
     start(data).catch((error) => fail(error, !run));
   } else if (data.type === "shutdown") {
     // A failure is reported by start(), from `finished`.
-    run?.shutdown().catch(() => {});
+    run?.shutdown();
   } else if (run) {
     // A stats request, or a reload: answered with fresh counters.
     const running = run;
