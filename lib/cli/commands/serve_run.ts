@@ -7,7 +7,7 @@
 import { createLineWriter } from "../../observe/line_writer.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
-import { ExitError, UsageError } from "../flags.ts";
+import { ExitError, usageIf } from "../flags.ts";
 import { takePassedSockets } from "../socket_activation.ts";
 import {
   resolveLogTimestamps,
@@ -33,13 +33,12 @@ export async function runServe(given: ServeCommand): Promise<number> {
     given.log.format,
   );
   const workers = given.workers ?? 1;
-  if (passed && workers > 1) {
-    throw new UsageError(
-      "--workers cannot be used with socket activation: the passed sockets " +
-        "are served by one thread; drop --workers, or run one greeter per " +
-        "socket",
-    );
-  }
+  usageIf(
+    passed !== undefined && workers > 1,
+    "--workers cannot be used with socket activation: the passed sockets " +
+      "are served by one thread; drop --workers, or run one greeter per " +
+      "socket",
+  );
   // Deno ends the whole process, with no error to catch, when reusePort is
   // asked for without --unstable-net.
   if (workers > 1 && !reusePortAvailable()) {
