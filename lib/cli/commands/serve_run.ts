@@ -28,10 +28,7 @@ import type { ServeCommand } from "./serve.ts";
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
-  const passed = takePassedSockets(
-    given.socketActivation === true,
-    given.log.format,
-  );
+  const passed = takePassedSockets(!!given.socketActivation, given.log.format);
   const workers = given.workers ?? 1;
   usageIf(
     passed !== undefined && workers > 1,
