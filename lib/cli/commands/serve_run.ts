@@ -17,7 +17,7 @@ import {
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { onSignal, SERVER_SIGNALS } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
-import { formatAddress } from "../../net/address.ts";
+import { formatAddress, type HostPort } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { prepare } from "../setup.ts";
@@ -49,9 +49,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
   const listen =
     passed?.greeting.map((fd) => ({ transport: "fd" as const, fd })) ??
       given.options.listen;
-  const tcp = listen?.find((target) => !target.transport);
   using _guard = guardDebuggerPort(
-    tcp as { hostname: string; port: number } | undefined,
+    listen?.find((target) => !target.transport) as HostPort | undefined,
     (message) => warnOnceServing(message, given.log.format),
   );
   // Decided once, here: workers do not see the main thread's stdout.
