@@ -156,7 +156,6 @@ export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
         "journald's (which stamps lines itself), so lines carry no " +
         "timestamps: add that permission, or choose --log-timestamps on " +
         "or off",
-      log.format,
     );
   }
   return readable && defaultLogTimestamps({
