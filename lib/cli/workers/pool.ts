@@ -239,11 +239,11 @@ export async function startWorkers(
   try {
     post(first, start());
     addrs = await first.ready.promise;
-    const listen = options.listen?.map((target, i) =>
-      target.transport === "unix"
-        ? target
-        : { ...target, port: (addrs[i] as Deno.NetAddr).port }
-    );
+    // Every target is TCP: --workers takes neither --unix nor passed sockets.
+    const listen = options.listen?.map((target, i) => ({
+      ...target,
+      port: (addrs[i] as Deno.NetAddr).port,
+    }));
     for (const member of rest) post(member, start(listen));
     await Promise.all(rest.map((member) => member.ready.promise));
   } catch (error) {
