@@ -27,10 +27,7 @@ export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
  * A running server, one thread's or the workers', as serving drives it and
  * the metrics, the health check and a reload read it.
  */
-export type Serving = Omit<Run, "snapshot"> & {
-  /** Brings the counters up to date (workers report them periodically). */
-  refresh?(): Promise<unknown>;
-};
+export type Serving = Omit<Run, "snapshot">;
 
 /** One thread's server run. */
 export type Run = Awaited<ReturnType<typeof runServer>>;
@@ -127,6 +124,11 @@ export async function runServer(
       complete(command, prepared)
         .then((options) => void server.reload(options))
         .catch((error) => explainError(error).message),
+    /**
+     * Brings the counters up to date: one thread's always are (the workers
+     * report theirs periodically).
+     */
+    refresh: (): Promise<unknown> => Promise.resolve(),
     /** Starts draining; its outcome is reported through `finished`. */
     shutdown: (): void => void server.shutdown().catch(() => {}),
     // Once stopped, the pending summaries go out and their timers stop.

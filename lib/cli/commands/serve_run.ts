@@ -166,7 +166,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     },
     // Stats must never stop the server, whatever fails in them.
     SIGUSR2: () =>
-      void Promise.resolve(running.refresh?.())
+      void running.refresh()
         .then(() => log.stats(running.stats))
         .catch(() => {}),
   };
