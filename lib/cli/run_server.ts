@@ -1,5 +1,4 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
-import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   renderMetrics,
@@ -12,8 +11,7 @@ import {
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError, explainListen } from "./explain.ts";
-import { warn, warnOnceServing } from "./warn.ts";
-import { mayRead } from "./socket_activation.ts";
+import { warn } from "./warn.ts";
 
 /**
  * The process's shared cells, the main thread's, which it also hands to
@@ -137,31 +135,4 @@ export async function runServer(
       (error) => explainError(error).message,
     ).finally(() => log.close()),
   };
-}
-
-/**
- * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
- * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
- * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
- * classic output was, and where that matters (text lines, stdout not a
- * terminal) greeter says so once it serves. JSON lines always carry their
- * `@timestamp`.
- */
-export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
-  if (log.timestamps !== undefined) return log.timestamps;
-  const isTerminal = Deno.stdout.isTerminal();
-  const readable = mayRead("JOURNAL_STREAM");
-  if (!readable && !isTerminal && log.format === "text") {
-    warnOnceServing(
-      "--log-timestamps auto: stdout is not a terminal, but without " +
-        "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
-        "journald's (which stamps lines itself), so lines carry no " +
-        "timestamps: add that permission, or choose --log-timestamps on " +
-        "or off",
-    );
-  }
-  return readable && defaultLogTimestamps({
-    isTerminal,
-    journalStream: Deno.env.get("JOURNAL_STREAM"),
-  });
 }

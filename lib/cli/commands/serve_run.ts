@@ -8,12 +8,8 @@ import { createLineWriter } from "../../observe/line_writer.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
 import { ExitError, usageIf } from "../flags.ts";
-import { takePassedSockets } from "../socket_activation.ts";
-import {
-  resolveLogTimestamps,
-  runServer,
-  type Serving,
-} from "../run_server.ts";
+import { mayRead, takePassedSockets } from "../socket_activation.ts";
+import { runServer, type Serving } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { onSignal, SERVER_SIGNALS } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
@@ -23,6 +19,7 @@ import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { prepare } from "../setup.ts";
 import { fitConnectionCap } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
+import { defaultLogTimestamps } from "../../observe/log_format.ts";
 import type { ServeCommand } from "./serve.ts";
 
 /** Serves until stopped; resolves to the exit code. */
@@ -227,4 +224,31 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
     command.log.format,
   );
   return { ...command, options: { ...command.options, maxConnections: each } };
+}
+
+/**
+ * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
+ * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
+ * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
+ * classic output was, and where that matters (text lines, stdout not a
+ * terminal) greeter says so once it serves. JSON lines always carry their
+ * `@timestamp`.
+ */
+export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
+  if (log.timestamps !== undefined) return log.timestamps;
+  const isTerminal = Deno.stdout.isTerminal();
+  const readable = mayRead("JOURNAL_STREAM");
+  if (!readable && !isTerminal && log.format === "text") {
+    warnOnceServing(
+      "--log-timestamps auto: stdout is not a terminal, but without " +
+        "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
+        "journald's (which stamps lines itself), so lines carry no " +
+        "timestamps: add that permission, or choose --log-timestamps on " +
+        "or off",
+    );
+  }
+  return readable && defaultLogTimestamps({
+    isTerminal,
+    journalStream: Deno.env.get("JOURNAL_STREAM"),
+  });
 }
