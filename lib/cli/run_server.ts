@@ -4,10 +4,7 @@ import {
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import {
-  type GreetingServer,
-  serveGreetingWith,
-} from "../server/serve_greeting.ts";
+import { serveGreetingWith } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError, explainListen } from "./explain.ts";
@@ -55,7 +52,7 @@ export async function runServer(
   });
   const histogram = createDurationHistogram();
   const trapped = options.tarpit && createDurationHistogram(TRAPPED_BUCKETS);
-  let server: GreetingServer;
+  let server: ReturnType<typeof serveGreetingWith>;
   try {
     server = serveGreetingWith({
       ...options,
