@@ -20,7 +20,7 @@ import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
 /** A worker's counters, as sent to the main thread. */
-type WorkerSnapshot = ReturnType<Run["snapshot"]>;
+type Counters = ReturnType<Run["snapshot"]>;
 
 /**
  * Tells a worker to listen with `reusePort`: the first one on the command's
@@ -52,15 +52,14 @@ export type FromWorker =
   // Could not start (with its exit code), or crashed (without).
   | { type: "failed"; message: string; exitCode?: number }
   | { type: "log"; lines: string[] }
-  // Its counters: every STATS_INTERVAL, or with a request's answer.
-  | { type: "stats"; snapshot: WorkerSnapshot }
-  | { type: "answer"; snapshot: WorkerSnapshot; error?: string }
-  | { type: "done"; snapshot: WorkerSnapshot; error?: string };
+  // Its counters: every STATS_INTERVAL ("stats"), with the answer to a
+  // request and a reload's failure, or once it stopped and why it failed.
+  | { type: "stats" | "answer" | "done"; snapshot: Counters; error?: string };
 
 interface Member {
   index: number;
   worker: Worker;
-  snapshot?: WorkerSnapshot;
+  snapshot?: Counters;
   done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
