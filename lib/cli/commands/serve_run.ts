@@ -60,16 +60,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
       : { hostname: "", port: 0, fd: passed.metrics },
   });
   const prepared = await prepare(command, true);
-  const format = command.log.format;
+  // The warnings said from here on, in the log's format.
+  const say = (text: string) => warn(text, command.log.format);
   const writer = createLineWriter(Deno.stdout, {
     // Said once; the lines lost from then on are counted in the metrics.
     onError: (error) =>
-      warn(
+      say(
         `cannot write the log to stdout (${
           error instanceof Error ? error.message : String(error)
         }); greeter goes on serving, and counts the lines it loses in ` +
           "greeter_log_lines_dropped_total",
-        format,
       ),
   });
   const log = createServerLog({ ...command.log, writer });
@@ -155,10 +155,9 @@ export async function runServe(given: ServeCommand): Promise<number> {
     SIGUSR1() {
       if (toldOfSigusr1) return;
       toldOfSigusr1 = true;
-      warn(
+      say(
         "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
           "for stats, SIGHUP to reload",
-        format,
       );
     },
     // Stats must never stop the server, whatever fails in them.
@@ -182,12 +181,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
     if (!told && notifier.enabled) {
-      warn(
+      say(
         `cannot tell systemd that greeter is ready (${
           notifier.lastError?.message ?? "unknown error"
         }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
           "--unstable-net, or use the binary",
-        format,
       );
     }
   });
