@@ -127,9 +127,8 @@ export async function runServer(
     /** Starts draining; its outcome is reported through `finished`. */
     shutdown: (): void => void server.shutdown().catch(() => {}),
     // Once stopped, the pending summaries go out and their timers stop.
-    finished: server.finished.then(
-      () => undefined,
-      (error) => explainError(error).message,
-    ).finally(() => log.close()),
+    finished: server.finished.then(() => undefined)
+      .catch((error) => explainError(error).message)
+      .finally(() => log.close()),
   };
 }
