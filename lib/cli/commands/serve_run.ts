@@ -167,9 +167,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
         .catch(() => {}),
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
-  const removers = SERVER_SIGNALS.map((signal) =>
-    onSignal(signal, handlers[signal]!)
-  );
+  const removers = SERVER_SIGNALS.map((sig) => onSignal(sig, handlers[sig]!));
   log.started(
     running.addrs,
     command.files.tlsCert !== undefined,
