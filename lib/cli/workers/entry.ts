@@ -42,17 +42,18 @@ function line(text: string) {
 
 let run: Run | undefined;
 
+/** Sends the run's counters: every STATS_INTERVAL, as an answer, or last. */
+const report = (type: "stats" | "answer" | "done", error?: string) =>
+  post({ type, snapshot: run!.snapshot(), error });
+
 async function start({ command, prepared, shared }: StartMessage) {
   const running = run = await runServer(command, prepared, line, shared);
-  const ticker = setInterval(
-    () => post({ type: "stats", snapshot: running.snapshot() }),
-    STATS_INTERVAL,
-  );
+  const ticker = setInterval(() => report("stats"), STATS_INTERVAL);
   post({ type: "listening", addrs: running.addrs });
   const error = await running.finished;
   clearInterval(ticker);
   flush();
-  post({ type: "done", snapshot: running.snapshot(), error });
+  report("done", error);
 }
 
 // A failure to start is explained, with its exit code, after the lines
@@ -91,7 +92,7 @@ scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
       const error = data.type === "reload"
         ? await running.swap(data.prepared)
         : undefined;
-      post({ type: "answer", snapshot: running.snapshot(), error });
+      report("answer", error);
     });
   }
 };
