@@ -198,11 +198,10 @@ export async function startWorkers(
         // Only a worker that has not started has an exit code.
         const { message: text, exitCode } = message;
         if (started) return end(member, `failed: ${text}`);
-        return member.ready.reject(
-          exitCode === undefined
-            ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
-            : new ExitError(text, exitCode),
-        );
+        const error = exitCode === undefined
+          ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
+          : new ExitError(text, exitCode);
+        return member.ready.reject(error);
       }
       case "log":
         return onLines(message.lines);
