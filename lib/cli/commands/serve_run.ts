@@ -135,12 +135,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
       // A reload that ends after the server did is not waited for (a read
       // may hang) and says nothing after the stop line.
       if (ended) return;
-      if (error === undefined) reloads.lastSuccess = Date.now();
-      reloads[error === undefined ? "success" : "failure"]++;
+      const ok = error === undefined;
+      if (ok) reloads.lastSuccess = Date.now();
+      reloads[ok ? "success" : "failure"]++;
       log.reloaded(error);
-      await notifier.ready(
-        status + (error === undefined ? "" : "; last reload failed"),
-      );
+      await notifier.ready(status + (ok ? "" : "; last reload failed"));
     });
   };
   // SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
