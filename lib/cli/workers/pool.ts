@@ -166,10 +166,8 @@ export async function startWorkers(
       if (failed !== undefined) error ??= `worker ${member.index}: ${failed}`;
     });
     await waitAtMost(Promise.all(answered), timeout);
-    return error ??
-      (waiting.size > 0
-        ? `${waiting.size} worker(s) did not reload within ${timeout} ms`
-        : undefined);
+    if (error !== undefined || waiting.size === 0) return error;
+    return `${waiting.size} worker(s) did not reload within ${timeout} ms`;
   }
 
   function end(member: Member, error?: string) {
