@@ -206,10 +206,8 @@ export async function startWorkers(
       case "answer":
         return member.answers.shift()?.(message.error);
       case "done":
-        return end(
-          member,
-          message.error === undefined ? undefined : `stopped: ${message.error}`,
-        );
+        if (message.error === undefined) return end(member);
+        return end(member, `stopped: ${message.error}`);
     }
   }
 
