@@ -42,10 +42,8 @@ export async function startMetrics(
     return serveMetrics({
       ...listen,
       render: () => render() + renderProcessMetrics(readProcessSample()),
-      health: () =>
-        running()
-          ? check()
-          : Promise.resolve({ ok: false, reason: "starting" }),
+      // Health or a promise of it, as serveMetrics takes either.
+      health: () => running() ? check() : { ok: false, reason: "starting" },
     });
   } catch (error) {
     const address = listen.fd === undefined

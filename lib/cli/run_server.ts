@@ -1,19 +1,14 @@
 import { createConnectionLog } from "../observe/connection_log.ts";
-import { defaultLogTimestamps } from "../observe/log_format.ts";
 import {
   createDurationHistogram,
   renderMetrics,
   TRAPPED_BUCKETS,
 } from "../observe/metrics.ts";
-import {
-  type GreetingServer,
-  serveGreetingWith,
-} from "../server/serve_greeting.ts";
+import { serveGreetingWith } from "../server/serve_greeting.ts";
 import type { ServeCommand } from "./commands/serve.ts";
 import { complete, type Prepared } from "./setup.ts";
 import { explainError, explainListen } from "./explain.ts";
-import { warn, warnOnceServing } from "./warn.ts";
-import { mayRead } from "./socket_activation.ts";
+import { warn } from "./warn.ts";
 
 /**
  * The process's shared cells, the main thread's, which it also hands to
@@ -27,14 +22,7 @@ export const SHARED: Int32Array = new Int32Array(new SharedArrayBuffer(8));
  * A running server, one thread's or the workers', as serving drives it and
  * the metrics, the health check and a reload read it.
  */
-export type Serving =
-  & Omit<Run, "snapshot" | "shutdown">
-  & {
-    /** Starts draining; its outcome is reported through `finished`. */
-    shutdown(): unknown;
-    /** Brings the counters up to date (workers report them periodically). */
-    refresh?(): Promise<unknown>;
-  };
+export type Serving = Omit<Run, "snapshot">;
 
 /** One thread's server run. */
 export type Run = Awaited<ReturnType<typeof runServer>>;
@@ -64,7 +52,7 @@ export async function runServer(
   });
   const histogram = createDurationHistogram();
   const trapped = options.tarpit && createDurationHistogram(TRAPPED_BUCKETS);
-  let server: GreetingServer;
+  let server: ReturnType<typeof serveGreetingWith>;
   try {
     server = serveGreetingWith({
       ...options,
@@ -131,39 +119,16 @@ export async function runServer(
       complete(command, prepared)
         .then((options) => void server.reload(options))
         .catch((error) => explainError(error).message),
-    shutdown: () => server.shutdown(),
+    /**
+     * Brings the counters up to date: one thread's always are (the workers
+     * report theirs periodically).
+     */
+    refresh: (): Promise<unknown> => Promise.resolve(),
+    /** Starts draining; its outcome is reported through `finished`. */
+    shutdown: (): void => void server.shutdown().catch(() => {}),
     // Once stopped, the pending summaries go out and their timers stop.
-    finished: server.finished.then(
-      () => undefined,
-      (error) => explainError(error).message,
-    ).finally(() => log.close()),
+    finished: server.finished.then(() => undefined)
+      .catch((error) => explainError(error).message)
+      .finally(() => log.close()),
   };
-}
-
-/**
- * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
- * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
- * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
- * classic output was, and where that matters (text lines, stdout not a
- * terminal) greeter says so once it serves. JSON lines always carry their
- * `@timestamp`.
- */
-export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
-  if (log.timestamps !== undefined) return log.timestamps;
-  const isTerminal = Deno.stdout.isTerminal();
-  const readable = mayRead("JOURNAL_STREAM");
-  if (!readable && !isTerminal && log.format === "text") {
-    warnOnceServing(
-      "--log-timestamps auto: stdout is not a terminal, but without " +
-        "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
-        "journald's (which stamps lines itself), so lines carry no " +
-        "timestamps: add that permission, or choose --log-timestamps on " +
-        "or off",
-      log.format,
-    );
-  }
-  return readable && defaultLogTimestamps({
-    isTerminal,
-    journalStream: Deno.env.get("JOURNAL_STREAM"),
-  });
 }

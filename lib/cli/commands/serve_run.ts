@@ -7,39 +7,32 @@
 import { createLineWriter } from "../../observe/line_writer.ts";
 import { createServerLog } from "../../observe/connection_log.ts";
 import { explainError } from "../explain.ts";
-import { ExitError, UsageError } from "../flags.ts";
-import { takePassedSockets } from "../socket_activation.ts";
-import {
-  resolveLogTimestamps,
-  runServer,
-  type Serving,
-} from "../run_server.ts";
+import { ExitError, usageIf } from "../flags.ts";
+import { mayRead, takePassedSockets } from "../socket_activation.ts";
+import { runServer, type Serving } from "../run_server.ts";
 import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
 import { onSignal, SERVER_SIGNALS } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
-import { formatAddress } from "../../net/address.ts";
+import { formatAddress, type HostPort } from "../../net/address.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { prepare } from "../setup.ts";
 import { fitConnectionCap } from "../descriptor_limit.ts";
 import { readFdLimit } from "../../observe/process_metrics.ts";
+import { defaultLogTimestamps } from "../../observe/log_format.ts";
 import type { ServeCommand } from "./serve.ts";
 
 /** Serves until stopped; resolves to the exit code. */
 export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
-  const passed = takePassedSockets(
-    given.socketActivation === true,
-    given.log.format,
-  );
+  const passed = takePassedSockets(!!given.socketActivation, given.log.format);
   const workers = given.workers ?? 1;
-  if (passed && workers > 1) {
-    throw new UsageError(
-      "--workers cannot be used with socket activation: the passed sockets " +
-        "are served by one thread; drop --workers, or run one greeter per " +
-        "socket",
-    );
-  }
+  usageIf(
+    passed !== undefined && workers > 1,
+    "--workers cannot be used with socket activation: the passed sockets " +
+      "are served by one thread; drop --workers, or run one greeter per " +
+      "socket",
+  );
   // Deno ends the whole process, with no error to catch, when reusePort is
   // asked for without --unstable-net.
   if (workers > 1 && !reusePortAvailable()) {
@@ -53,9 +46,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
   const listen =
     passed?.greeting.map((fd) => ({ transport: "fd" as const, fd })) ??
       given.options.listen;
-  const tcp = listen?.find((target) => !target.transport);
   using _guard = guardDebuggerPort(
-    tcp as { hostname: string; port: number } | undefined,
+    listen?.find((target) => !target.transport) as HostPort | undefined,
     (message) => warnOnceServing(message, given.log.format),
   );
   // Decided once, here: workers do not see the main thread's stdout.
@@ -68,16 +60,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
       : { hostname: "", port: 0, fd: passed.metrics },
   });
   const prepared = await prepare(command, true);
-  const format = command.log.format;
+  // The warnings said from here on, in the log's format.
+  const say = (text: string) => warn(text, command.log.format);
   const writer = createLineWriter(Deno.stdout, {
     // Said once; the lines lost from then on are counted in the metrics.
     onError: (error) =>
-      warn(
+      say(
         `cannot write the log to stdout (${
           error instanceof Error ? error.message : String(error)
         }); greeter goes on serving, and counts the lines it loses in ` +
           "greeter_log_lines_dropped_total",
-        format,
       ),
   });
   const log = createServerLog({ ...command.log, writer });
@@ -122,7 +114,7 @@ export async function runServe(given: ServeCommand): Promise<number> {
     if (stopping) return;
     log.stopping();
     stopping = notifier.stopping("Draining");
-    Promise.resolve(running.shutdown()).catch(() => {});
+    running.shutdown();
   };
   // One reload at a time; SIGHUPs during one ask for one more after it.
   let lastReload = Promise.resolve();
@@ -143,12 +135,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
       // A reload that ends after the server did is not waited for (a read
       // may hang) and says nothing after the stop line.
       if (ended) return;
-      if (error === undefined) reloads.lastSuccess = Date.now();
-      reloads[error === undefined ? "success" : "failure"]++;
+      const ok = error === undefined;
+      if (ok) reloads.lastSuccess = Date.now();
+      reloads[ok ? "success" : "failure"]++;
       log.reloaded(error);
-      await notifier.ready(
-        status + (error === undefined ? "" : "; last reload failed"),
-      );
+      await notifier.ready(status + (ok ? "" : "; last reload failed"));
     });
   };
   // SIGUSR1 does nothing in greeter: Deno would open its debugger on it,
@@ -163,22 +154,19 @@ export async function runServe(given: ServeCommand): Promise<number> {
     SIGUSR1() {
       if (toldOfSigusr1) return;
       toldOfSigusr1 = true;
-      warn(
+      say(
         "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
           "for stats, SIGHUP to reload",
-        format,
       );
     },
     // Stats must never stop the server, whatever fails in them.
     SIGUSR2: () =>
-      void Promise.resolve(running.refresh?.())
+      void running.refresh()
         .then(() => log.stats(running.stats))
         .catch(() => {}),
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
-  const removers = SERVER_SIGNALS.map((signal) =>
-    onSignal(signal, handlers[signal]!)
-  );
+  const removers = SERVER_SIGNALS.map((sig) => onSignal(sig, handlers[sig]!));
   log.started(
     running.addrs,
     command.files.tlsCert !== undefined,
@@ -190,12 +178,11 @@ export async function runServe(given: ServeCommand): Promise<number> {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
     if (!told && notifier.enabled) {
-      warn(
+      say(
         `cannot tell systemd that greeter is ready (${
           notifier.lastError?.message ?? "unknown error"
         }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
           "--unstable-net, or use the binary",
-        format,
       );
     }
   });
@@ -232,4 +219,31 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
     command.log.format,
   );
   return { ...command, options: { ...command.options, maxConnections: each } };
+}
+
+/**
+ * Settles `--log-timestamps auto`: on when stdout is not a terminal and not
+ * journald (which stamps lines itself: `JOURNAL_STREAM` is set). Where
+ * `JOURNAL_STREAM` may not be read (no `--allow-env`), it stays off, as the
+ * classic output was, and where that matters (text lines, stdout not a
+ * terminal) greeter says so once it serves. JSON lines always carry their
+ * `@timestamp`.
+ */
+export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
+  if (log.timestamps !== undefined) return log.timestamps;
+  const isTerminal = Deno.stdout.isTerminal();
+  const readable = mayRead("JOURNAL_STREAM");
+  if (!readable && !isTerminal && log.format === "text") {
+    warnOnceServing(
+      "--log-timestamps auto: stdout is not a terminal, but without " +
+        "--allow-env=JOURNAL_STREAM greeter cannot tell whether it is " +
+        "journald's (which stamps lines itself), so lines carry no " +
+        "timestamps: add that permission, or choose --log-timestamps on " +
+        "or off",
+    );
+  }
+  return readable && defaultLogTimestamps({
+    isTerminal,
+    journalStream: Deno.env.get("JOURNAL_STREAM"),
+  });
 }

@@ -23,16 +23,15 @@ const post = (message: FromWorker) => scope.postMessage(message);
 
 // Log lines, posted to the main thread in batches as the lines its writer
 // takes: one message per burst, never one per connection.
-let pending: string[] = [];
+const pending: string[] = [];
 let size = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
 
 function flush() {
   clearTimeout(timer);
   timer = undefined;
-  if (pending.length > 0) post({ type: "log", lines: pending });
-  pending = [];
   size = 0;
+  if (pending.length > 0) post({ type: "log", lines: pending.splice(0) });
 }
 
 function line(text: string) {
@@ -43,36 +42,35 @@ function line(text: string) {
 
 let run: Run | undefined;
 
+/** Sends the run's counters: every STATS_INTERVAL, as an answer, or last. */
+const report = (type: "stats" | "answer" | "done", error?: string) =>
+  post({ type, snapshot: run!.snapshot(), error });
+
 async function start({ command, prepared, shared }: StartMessage) {
   const running = run = await runServer(command, prepared, line, shared);
-  const ticker = setInterval(
-    () => post({ type: "stats", snapshot: running.snapshot() }),
-    STATS_INTERVAL,
-  );
+  const ticker = setInterval(() => report("stats"), STATS_INTERVAL);
   post({ type: "listening", addrs: running.addrs });
   const error = await running.finished;
   clearInterval(ticker);
   flush();
-  post({ type: "done", snapshot: running.snapshot(), error });
+  report("done", error);
 }
 
-function fail(error: unknown) {
-  flush();
-  const { message, exitCode } = explainError(error);
+// A failure to start is explained, with its exit code, after the lines
+// before it; a crash once serving is sent as it is.
+function fail(error: unknown, starting = false) {
+  if (starting) flush();
+  const { message, exitCode } = starting
+    ? explainError(error)
+    : { message: error instanceof Error ? error.message : String(error) };
   post({ type: "failed", message, exitCode });
 }
-
-const crash = (error: unknown) =>
-  post({
-    type: "failed",
-    message: error instanceof Error ? error.message : String(error),
-  });
 
 // An uncaught error is reported to the main thread, which ends this worker
 // and shuts the others down; Deno is kept from printing a stack trace.
 function crashed(event: Event & { error?: unknown; reason?: unknown }) {
   event.preventDefault();
-  crash(event.error ?? event.reason);
+  fail(event.error ?? event.reason);
 }
 scope.addEventListener("error", crashed);
 scope.addEventListener("unhandledrejection", crashed);
@@ -83,10 +81,10 @@ let answered = Promise.resolve();
 
 scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
   if (data.type === "start") {
-    start(data).catch((error) => run ? crash(error) : fail(error));
+    start(data).catch((error) => fail(error, !run));
   } else if (data.type === "shutdown") {
     // A failure is reported by start(), from `finished`.
-    run?.shutdown().catch(() => {});
+    run?.shutdown();
   } else if (run) {
     // A stats request, or a reload: answered with fresh counters.
     const running = run;
@@ -94,7 +92,7 @@ scope.onmessage = ({ data }: MessageEvent<ToWorker>) => {
       const error = data.type === "reload"
         ? await running.swap(data.prepared)
         : undefined;
-      post({ type: "answer", snapshot: running.snapshot(), error });
+      report("answer", error);
     });
   }
 };

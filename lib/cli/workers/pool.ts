@@ -20,7 +20,7 @@ import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
 
 /** A worker's counters, as sent to the main thread. */
-type WorkerSnapshot = ReturnType<Run["snapshot"]>;
+type Counters = ReturnType<Run["snapshot"]>;
 
 /**
  * Tells a worker to listen with `reusePort`: the first one on the command's
@@ -52,15 +52,14 @@ export type FromWorker =
   // Could not start (with its exit code), or crashed (without).
   | { type: "failed"; message: string; exitCode?: number }
   | { type: "log"; lines: string[] }
-  // Its counters: every STATS_INTERVAL, or with a request's answer.
-  | { type: "stats"; snapshot: WorkerSnapshot }
-  | { type: "answer"; snapshot: WorkerSnapshot; error?: string }
-  | { type: "done"; snapshot: WorkerSnapshot; error?: string };
+  // Its counters: every STATS_INTERVAL ("stats"), with the answer to a
+  // request and a reload's failure, or once it stopped and why it failed.
+  | { type: "stats" | "answer" | "done"; snapshot: Counters; error?: string };
 
 interface Member {
   index: number;
   worker: Worker;
-  snapshot?: WorkerSnapshot;
+  snapshot?: Counters;
   done?: boolean;
   /** Settles when it listens, or fails to. */
   ready: PromiseWithResolvers<Deno.Addr[]>;
@@ -167,10 +166,8 @@ export async function startWorkers(
       if (failed !== undefined) error ??= `worker ${member.index}: ${failed}`;
     });
     await waitAtMost(Promise.all(answered), timeout);
-    return error ??
-      (waiting.size > 0
-        ? `${waiting.size} worker(s) did not reload within ${timeout} ms`
-        : undefined);
+    if (error !== undefined || waiting.size === 0) return error;
+    return `${waiting.size} worker(s) did not reload within ${timeout} ms`;
   }
 
   function end(member: Member, error?: string) {
@@ -199,21 +196,18 @@ export async function startWorkers(
         // Only a worker that has not started has an exit code.
         const { message: text, exitCode } = message;
         if (started) return end(member, `failed: ${text}`);
-        return member.ready.reject(
-          exitCode === undefined
-            ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
-            : new ExitError(text, exitCode),
-        );
+        const error = exitCode === undefined
+          ? new ExitError(`worker ${member.index} failed: ${text}`, 1)
+          : new ExitError(text, exitCode);
+        return member.ready.reject(error);
       }
       case "log":
         return onLines(message.lines);
       case "answer":
         return member.answers.shift()?.(message.error);
       case "done":
-        return end(
-          member,
-          message.error === undefined ? undefined : `stopped: ${message.error}`,
-        );
+        if (message.error === undefined) return end(member);
+        return end(member, `stopped: ${message.error}`);
     }
   }
 
@@ -239,11 +233,11 @@ export async function startWorkers(
   try {
     post(first, start());
     addrs = await first.ready.promise;
-    const listen = options.listen?.map((target, i) =>
-      target.transport === "unix"
-        ? target
-        : { ...target, port: (addrs[i] as Deno.NetAddr).port }
-    );
+    // Every target is TCP: --workers takes neither --unix nor passed sockets.
+    const listen = options.listen?.map((target, i) => ({
+      ...target,
+      port: (addrs[i] as Deno.NetAddr).port,
+    }));
     for (const member of rest) post(member, start(listen));
     await Promise.all(rest.map((member) => member.ready.promise));
   } catch (error) {
