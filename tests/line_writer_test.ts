@@ -119,3 +119,33 @@ Deno.test("createLineWriter() flush() returns after a failed write and a later d
   await writer.flush();
   assertEquals(writer.dropped, 2);
 });
+
+Deno.test("createLineWriter() keeps writing after a failed write and a drop that its timer saw first", async () => {
+  let writes = 0;
+  const written: string[] = [];
+  const sink = {
+    write(bytes: Uint8Array) {
+      if (writes++ === 0) return Promise.reject(new Error("gone"));
+      written.push(new TextDecoder().decode(bytes));
+      return Promise.resolve(bytes.length);
+    },
+  };
+  const writer = createLineWriter(sink, {
+    maxBuffered: 20,
+    delay: 5,
+    onError() {},
+  });
+  writer.line("a");
+  await writer.flush();
+  // Dropped with nothing queued, after the failure (no notice to write):
+  // the batch timer fired with nothing to drain, and the drain it started
+  // ended before it was kept as the one in flight, so no later line was
+  // ever written and flush() spun forever.
+  writer.line("x".repeat(30));
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  writer.line("after");
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assertEquals(written, ["after\n"]);
+  await writer.flush();
+  assertEquals(writer.dropped, 2);
+});

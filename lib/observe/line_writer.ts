@@ -64,8 +64,12 @@ export function createLineWriter(
   function schedule() {
     if (writing) return;
     if (pending.length >= batchSize) writing = drain(false);
-    // The timer is cleared whenever a drain starts: it fires only when idle.
-    else timer ??= setTimeout(() => writing = drain(false), delay);
+    // The timer is cleared whenever a drain starts: it fires only when idle,
+    // and only with something to write (a drain with nothing would end
+    // before it was kept as the one in flight, and block every later one).
+    else if (pending !== "" || unreported()) {
+      timer ??= setTimeout(() => writing = drain(false), delay);
+    }
   }
 
   /** Writes batches; `all` keeps going until nothing is queued. */
