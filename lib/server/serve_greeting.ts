@@ -338,11 +338,9 @@ function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
   if (proxyProtocol === undefined) return undefined;
   const proxyChecks = { from: cidrs, timeout: int(1, MAX_TIMER_MS) };
   check(proxyProtocol, proxyChecks, "proxyProtocol.");
-  const { from } = proxyProtocol;
-  if (!from?.length) {
-    throw invalid("proxyProtocol.from", from, "the load balancers' addresses");
-  }
-  const wait = proxyProtocol.timeout ?? DEFAULT_PROXY_TIMEOUT;
+  const { from, timeout: wait = DEFAULT_PROXY_TIMEOUT } = proxyProtocol;
+  const expected = "the load balancers' addresses";
+  if (!from?.length) throw invalid("proxyProtocol.from", from, expected);
   return {
     // An IpSet: one search, no closure, per peer.
     from: createIpSet(from),
