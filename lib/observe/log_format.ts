@@ -409,9 +409,8 @@ export function formatLogLine(
  * `--log-format json`. `message` is the text the CLI would print.
  */
 export function formatJsonErrorLine(message: string, time = Date.now()) {
-  return jsonLine("start", time, ["error", message, {
-    "error.message": message,
-  }]);
+  const fields = { "error.message": message };
+  return jsonLine("start", time, ["error", message, fields]);
 }
 
 /**

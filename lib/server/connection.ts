@@ -336,8 +336,6 @@ async function serveConnection(
     try {
       server.onEnded?.(duration, undefined);
       server.onClose?.(record(server, slot, {
-        outcome: slot.outcome!,
-        reason: slot.reason,
         bytesWritten: written,
         greetingLength: bytes.length,
         duration,
@@ -351,15 +349,19 @@ async function serveConnection(
 }
 
 /**
- * How one connection ended, as its observers are told: `duration` in ms,
- * and in tarpit mode how long it was `held`, in ms.
+ * How one connection ended, as its observers are told, beside the outcome
+ * and reason of its slot: `duration` in ms, and in tarpit mode how long it
+ * was `held`, in ms.
  */
 type Ending = Pick<
   ConnectionRecord,
-  "outcome" | "reason" | "bytesWritten" | "greetingLength" | "duration" | "held"
+  "bytesWritten" | "greetingLength" | "duration" | "held"
 >;
 
-/** The record of a connection that ended, for `onClose`. */
+/**
+ * The record of a connection that ended (its slot's outcome set), for
+ * `onClose`.
+ */
 export function record(
   server: Pick<ConnectionContext, "mask">,
   slot: Slot,
@@ -370,8 +372,8 @@ export function record(
   const record: ConnectionRecord = {
     remoteAddr: maskAddress(server.mask, slot.client ?? conn.remoteAddr),
     localAddr: conn.localAddr,
-    outcome: end.outcome,
-    reason: end.reason,
+    outcome: slot.outcome!,
+    reason: slot.reason,
     bytesWritten: end.bytesWritten,
     greetingLength: end.greetingLength,
     startTime: Date.now() - end.duration,

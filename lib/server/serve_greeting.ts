@@ -14,7 +14,6 @@ import {
   invalid,
   type ListenTarget,
   MAX_CAPTURE,
-  type ProxyProtocolOptions,
   type ReloadOptions,
   sensorOf,
   type ServeGreetingOptions,
@@ -193,10 +192,8 @@ export function serveGreetingWith(
   const firstTcp = addrs.find((a): a is Deno.NetAddr => a.transport === "tcp");
   return {
     get addr(): Deno.NetAddr {
-      if (!firstTcp) {
-        throw new TypeError("This server has no TCP listener: see addrs");
-      }
-      return firstTcp;
+      if (firstTcp) return firstTcp;
+      throw new TypeError("This server has no TCP listener: see addrs");
     },
     addrs,
     stats: server.core.stats,
@@ -313,13 +310,7 @@ const STARTUP: Record<string, Check> = {
     }
   },
   capture: int(1, MAX_CAPTURE),
-  proxyProtocol: (option, given) => {
-    check(given, { from: cidrs, timeout: int(1, MAX_TIMER_MS) }, `${option}.`);
-    const { from } = given as ProxyProtocolOptions;
-    if (!from?.length) {
-      throw invalid(`${option}.from`, from, "the load balancers' addresses");
-    }
-  },
+  // Then `proxyProtocol`, checked where it is read (proxyOf).
 };
 
 /**
@@ -339,13 +330,20 @@ function check(options: unknown, checks: Record<string, Check>, at = ""): void {
   }
 }
 
-/** The PROXY protocol's trusted peers and header wait, when one is expected. */
+/**
+ * The PROXY protocol's trusted peers and header wait, when one is expected;
+ * checked after every option of {@linkcode STARTUP}.
+ */
 function proxyOf({ proxyProtocol }: ServeGreetingOptions, timeout: number) {
   if (proxyProtocol === undefined) return undefined;
-  const wait = proxyProtocol.timeout ?? DEFAULT_PROXY_TIMEOUT;
+  const proxyChecks = { from: cidrs, timeout: int(1, MAX_TIMER_MS) };
+  check(proxyProtocol, proxyChecks, "proxyProtocol.");
+  const { from, timeout: wait = DEFAULT_PROXY_TIMEOUT } = proxyProtocol;
+  const expected = "the load balancers' addresses";
+  if (!from?.length) throw invalid("proxyProtocol.from", from, expected);
   return {
     // An IpSet: one search, no closure, per peer.
-    from: createIpSet(proxyProtocol.from),
+    from: createIpSet(from),
     timeout: timeout > 0 ? Math.min(wait, timeout) : wait,
   };
 }

@@ -154,14 +154,13 @@ export function createTarpit(
     const { slot } = held;
     if (slot.host !== undefined) slot.admission!.release(slot.host);
     core.table.release(slot);
-    core.stats.outcomes[outcome]++;
+    core.stats.outcomes[slot.outcome = outcome]++;
+    slot.reason = reason;
     core.stats.bytesWritten += held.sent;
     const duration = performance.now() - held.since;
     try {
       server.onEnded?.(duration, duration);
       server.onClose?.(record(server, slot, {
-        outcome,
-        reason,
         bytesWritten: held.sent,
         greetingLength: held.greeting?.length ?? 0,
         duration,
