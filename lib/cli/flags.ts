@@ -275,12 +275,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     value(name, (text, flag) => {
       if ((choices as readonly string[]).includes(text)) return text as T;
       const guess = suggest(text, choices);
-      throw invalidValue(
-        text,
-        flag,
-        `use one of ${choices.join(", ")}` +
-          (guess === undefined ? "" : ` (did you mean ${guess}?)`),
-      );
+      const hint = `use one of ${choices.join(", ")}` +
+        (guess === undefined ? "" : ` (did you mean ${guess}?)`);
+      throw invalidValue(text, flag, hint);
     }) ?? fallback;
   return {
     positionals,
