@@ -170,14 +170,11 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
    */
   const takeValue = (spec: FlagSpec, flag: string) => {
     const next = args[++i];
+    const missing = `Missing value for ${flag}: write ${flag} ${spec.value}`;
+    usageIf(next === undefined, missing);
     // A negative number is a value (and a wrong one, said by its flag).
-    usageIf(
-      next === undefined || (/^-./s.test(next) && !/^-\d/.test(next)),
-      `Missing value for ${flag}: write ${flag} ${spec.value}` +
-        (next === undefined
-          ? ""
-          : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
-    );
+    const or = ` (or --${spec.name}=${escapeControl(next)})`;
+    usageIf(/^-./s.test(next) && !/^-\d/.test(next), missing + or);
     add(values, spec, next);
   };
   // A switch; as parseArgs did, one followed by "true" or "false" (`last`
