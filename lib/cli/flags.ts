@@ -393,10 +393,8 @@ export function parseSizeFlag(text: string, flag: string): number {
   const value = match ? Number(match[1]) * 1024 ** power : NaN;
   const hint = "use a size from 1 byte to 1GiB, in bytes or with a unit, " +
     "such as 4MiB or 512KiB";
-  if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw invalidValue(text, flag, hint);
-  }
-  return value;
+  if (value >= 1 && value <= MAX_FILE_SIZE) return value;
+  throw invalidValue(text, flag, hint);
 }
 
 /**
