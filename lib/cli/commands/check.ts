@@ -49,18 +49,12 @@ const HELP = {
  * @throws {UsageError} For any mistake in them.
  */
 export function parseCheck(args: string[]) {
-  return parseClient(
-    "check",
-    args,
-    CHECK_FLAGS,
-    HELP,
-    DEFAULT_CHECK_TIMEOUT,
-    (read) => {
-      const text = read.last("expect") ?? DEFAULT_MESSAGE;
-      const make = () => encodeGreeting(text, read.greetingFormat());
-      return { expect: asUsageError(make, undefined, read.flag("expect")) };
-    },
-  );
+  const timeout = DEFAULT_CHECK_TIMEOUT;
+  return parseClient("check", args, CHECK_FLAGS, HELP, timeout, (read) => {
+    const text = read.last("expect") ?? DEFAULT_MESSAGE;
+    const make = () => encodeGreeting(text, read.greetingFormat());
+    return { expect: asUsageError(make, undefined, read.flag("expect")) };
+  });
 }
 
 /** Runs the health probe: one line on stdout, exit 0 only for a match. */
