@@ -363,9 +363,8 @@ function parseListen(read: FlagReader): ListenTarget[] {
       (parseIp(host) ? null : /^([^:]+):(\d*)$/.exec(host)) ?? [];
     if (name === undefined) continue;
     const spelt = read.flag("host", i);
-    const hint = `it takes a host alone; write ${spelt} ${
-      name.replace(/^\[(.*)\]$/, "$1")
-    }`;
+    const bare = name.replace(/^\[(.*)\]$/, "$1");
+    const hint = `it takes a host alone; write ${spelt} ${bare}`;
     throw invalidValue(host, spelt, hint + (port ? ` --port ${port}` : ""));
   }
   const unix = read.all("unix");
