@@ -440,15 +440,14 @@ export function parseServe(args: string[]) {
   // Every flag given that --inetd has no use for.
   const needless = read.given().filter((name) => !INETD_FLAGS.has(name))
     .map((name) => flag(name));
-  if (inetd && needless.length > 0) {
-    const [has, it] = needless.length === 1 ? ["has", "it"] : ["have", "them"];
-    throw new UsageError(
-      `--inetd greets the one client its host passed on stdin: ${
-        needless.join(", ")
-      } ${has} no meaning there; drop ${it} (the host listens, limits and ` +
-        "runs one greeter per client)",
-    );
-  }
+  const [has, it] = needless.length === 1 ? ["has", "it"] : ["have", "them"];
+  usageIf(
+    inetd && needless.length > 0,
+    `--inetd greets the one client its host passed on stdin: ${
+      needless.join(", ")
+    } ${has} no meaning there; drop ${it} (the host listens, limits and ` +
+      "runs one greeter per client)",
+  );
   const listen = parseListen(read);
   const preset = read.choice("preset", undefined, PRESET_NAMES);
   const tlsCert = last("tls-cert");
