@@ -1,5 +1,3 @@
-import { parseArgs } from "@std/cli/parse-args";
-
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
@@ -137,9 +135,9 @@ function noValue(flag: string, got: string): UsageError {
 }
 
 /**
- * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
- * what it returns: unknown flags and flags missing their value are usage
- * errors rather than silently ignored. Gives the command line's
+ * Parses `args` against `specs`, more strictly than `@std/cli`'s parseArgs
+ * (which it once wrapped): unknown flags and flags missing their value are
+ * usage errors rather than silently ignored. Gives the command line's
  * reader (see {@linkcode FlagReader}).
  *
  * @throws {UsageError} For an unknown flag or a missing value.
@@ -160,7 +158,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const switches = new Set<string>();
   const add = (to: Map<string, string[]>, spec: FlagSpec, text: string) =>
     to.set(spec.name, [...to.get(spec.name) ?? [], text]);
-  // Unknown flags, positionals and the rest, for parseArgs to read.
+  // Unknown long flags, positionals and the rest, read after the flags.
   const rest: string[] = [];
   let i = 0;
   /**
@@ -206,7 +204,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       else takeSwitch(spec, true);
       continue;
     }
-    // Unknown flags, positionals and the rest are parseArgs' to read.
+    // Unknown long flags, positionals and the rest are read after the flags.
     if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
       rest.push(arg);
       continue;
@@ -232,17 +230,13 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     }
   }
 
-  // Positionals as given (parseArgs would read "0x10" as the number 16).
-  const given: string[] = [];
-  const parsed = parseArgs(rest, {
-    "--": true,
-    unknown(arg: string) {
-      if (/^-./s.test(arg)) throw unknownOption(arg, specs);
-      given.push(arg);
-      return false;
-    },
-  }) as Record<string, unknown>;
-  const positionals = [given, parsed["--"] ?? []].flat().map(String);
+  // What is left: positionals as given (parseArgs would read "0x10" as the
+  // number 16), then, after "--", everything as given; any other flag in it
+  // is unknown (the first one, as parseArgs' `unknown` said).
+  const end = rest.includes("--") ? rest.indexOf("--") : rest.length;
+  const unknown = rest.slice(0, end).find((arg) => /^-./s.test(arg));
+  if (unknown !== undefined) throw unknownOption(unknown, specs);
+  const positionals = rest.toSpliced(end, 1);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
   /**
