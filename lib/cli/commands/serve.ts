@@ -377,11 +377,9 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
   if (tcpWanted && ports.length === 0) ports.push(DEFAULT_PORT);
-  usageIf(
-    hosts.length * ports.length > MAX_LISTENERS,
-    `Too many listeners (${hosts.length * ports.length}): at most ` +
-      `${MAX_LISTENERS} host and port pairs`,
-  );
+  const pairs = hosts.length * ports.length;
+  const most = `at most ${MAX_LISTENERS} host and port pairs`;
+  usageIf(pairs > MAX_LISTENERS, `Too many listeners (${pairs}): ${most}`);
   return [
     ...(tcpWanted ? hosts : []).flatMap((hostname) =>
       ports.map((port): ListenTarget => ({ hostname, port }))
