@@ -398,10 +398,9 @@ export function parseSizeFlag(text: string, flag: string): number {
  */
 export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
-    throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
-  }
-  return value;
+  const ok = /^\d+(\.\d+)?$/.test(text) && value > 0 && Number.isFinite(value);
+  if (ok) return value;
+  throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
 }
 
 /** The widest line `--help` prints: a classic terminal. */
