@@ -221,6 +221,10 @@ ${
 /** The metrics endpoint's default address, when --metrics gives no host. */
 const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 
+/** What to write instead of a --metrics port mistyped. */
+const NO_PORT = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
+  "127.0.0.1:9464";
+
 /**
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
  * listens on the default host (a number is never a host name here). A
@@ -230,12 +234,9 @@ function parseMetricsAddress(
   text: string,
   flag: string,
 ): HostPort & { fd?: number } {
-  // "9464x": a port mistyped, not a host to look up.
-  if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    const hint = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 " +
-      "or 127.0.0.1:9464";
-    throw invalidValue(text, flag, hint);
-  }
+  // "9464x": a port mistyped (digits, then more, without "." or ":"), not
+  // a host to look up.
+  if (/^\d+[^\d.:][^.:]*$/.test(text)) throw invalidValue(text, flag, NO_PORT);
   // A port alone is ":PORT": a number is never a host name here.
   const spec = /^\d+$/.test(text) ? `:${text}` : text;
   return parseFlagValue(text, flag, () => parseHostPort(spec, DEFAULT_METRICS));
