@@ -111,10 +111,9 @@ export type FlagGroup = keyof typeof FLAG_GROUPS;
  */
 function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
   const typed = arg.replace(/=.*$/s, "");
-  const candidates = specs.flatMap((spec) => [
-    `--${spec.name}`,
-    ...(spec.short ? [`-${spec.short}`] : []),
-  ]);
+  const candidates = specs.flatMap(({ name, short }) =>
+    short ? [`--${name}`, `-${short}`] : [`--${name}`]
+  );
   // "--no-quiet": greeter has no negated flags, but the flag itself exists.
   const negated = /^--no-(.*)$/s.exec(typed)?.[1];
   const guess = suggest(typed, candidates);
