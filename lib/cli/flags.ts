@@ -312,12 +312,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
      *
      * @throws {UsageError} If it is not a duration of at least `min`.
      */
-    duration: (name: string, min = 0) =>
-      value(
-        name,
-        (text, flag) =>
-          parseFlagValue(text, flag, (text) => parseDuration(text, min)),
-      ),
+    duration: (name: string, min = 0) => {
+      const parse = (text: string) => parseDuration(text, min);
+      return value(name, (text, flag) => parseFlagValue(text, flag, parse));
+    },
     choice,
     /** --line-ending and --encoding, as a greeting's options. */
     greetingFormat: () => ({
