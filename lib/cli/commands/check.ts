@@ -62,14 +62,12 @@ export async function runCheck(command: CheckCommand): Promise<number> {
   const result = await checkGreeting(await clientOptions(command));
   // A failure to connect is worded by the CLI, with the flags that fix it,
   // and so are the library's hints.
+  const failure = result.error !== undefined &&
+    explainConnectError(result.error, result.address, command).message;
   const header = "if it expects a PROXY protocol header";
   console.log(
-    result.error !== undefined
-      ? `FAIL ${
-        lowerFirst(
-          explainConnectError(result.error, result.address, command).message,
-        )
-      }`
+    failure !== false
+      ? `FAIL ${lowerFirst(failure)}`
       : result.hint === "proxy-header"
       ? `${result.message}; ${header} (--proxy-protocol), add --proxy-header`
       : result.hint === "timeout"
