@@ -310,12 +310,7 @@ function checkDuplicates(read: FlagReader, ports: number[][]): void {
     const both = port.map((at) => given("port", portsGiven[at][1]));
     throw twice(`Port ${portsGiven[port[0]][0]}`, both.join(" and "), "port");
   }
-  const path = repeated(
-    unix.map((path) =>
-      path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
-        .replace(/(.)\/$/, "$1")
-    ),
-  );
+  const path = repeated(unix.map(unixKey));
   if (path) {
     throw twice(`Unix socket ${quote(unix[path[1]])}`, flag("unix"), "path");
   }
@@ -334,6 +329,12 @@ function repeated<K>(keys: K[]): [number, number] | undefined {
 function hostKey(host: string): string {
   const bytes = parseIp(host);
   return bytes ? formatIp(bytes) : host.toLowerCase().replace(/\.$/, "");
+}
+
+/** A Unix path as compared for duplicates: without `//`, `./` or a final `/`. */
+function unixKey(path: string): string {
+  return path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
+    .replace(/(.)\/$/, "$1");
 }
 
 /**
