@@ -1,3 +1,5 @@
+import { parseArgs } from "@std/cli/parse-args";
+
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
@@ -134,9 +136,9 @@ function noValue(flag: string, got: string): UsageError {
 }
 
 /**
- * Parses `args` against `specs`, more strictly than `@std/cli`'s parseArgs
- * (which it once wrapped): unknown flags and flags missing their value are
- * usage errors rather than silently ignored. Gives the command line's
+ * Parses `args` against `specs` with `@std/cli`'s parseArgs, and validates
+ * what it returns: unknown flags and flags missing their value are usage
+ * errors rather than silently ignored. Gives the command line's
  * reader (see {@linkcode FlagReader}).
  *
  * @throws {UsageError} For an unknown flag or a missing value.
@@ -157,7 +159,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
   const switches = new Set<string>();
   const add = (to: Map<string, string[]>, spec: FlagSpec, text: string) =>
     to.set(spec.name, [...to.get(spec.name) ?? [], text]);
-  // Unknown long flags, positionals and the rest, read after the flags.
+  // Unknown flags, positionals and the rest, for parseArgs to read.
   const rest: string[] = [];
   let i = 0;
   /**
@@ -203,7 +205,7 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       else takeSwitch(spec, true);
       continue;
     }
-    // Unknown long flags, positionals and the rest are read after the flags.
+    // Unknown flags, positionals and the rest are parseArgs' to read.
     if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
       rest.push(arg);
       continue;
@@ -229,13 +231,17 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     }
   }
 
-  // What is left: positionals as given (parseArgs would read "0x10" as the
-  // number 16), then, after "--", everything as given; any other flag in it
-  // is unknown (the first one, as parseArgs' `unknown` said).
-  const end = rest.includes("--") ? rest.indexOf("--") : rest.length;
-  const unknown = rest.slice(0, end).find((arg) => /^-./s.test(arg));
-  if (unknown !== undefined) throw unknownOption(unknown, specs);
-  const positionals = rest.toSpliced(end, 1);
+  // Positionals as given (parseArgs would read "0x10" as the number 16).
+  const given: string[] = [];
+  const parsed = parseArgs(rest, {
+    "--": true,
+    unknown(arg: string) {
+      if (/^-./s.test(arg)) throw unknownOption(arg, specs);
+      given.push(arg);
+      return false;
+    },
+  }) as Record<string, unknown>;
+  const positionals = [given, parsed["--"] ?? []].flat().map(String);
   // The reader: each value parsed as it is asked for, and each message
   // naming the flag as the user spelt it.
   /**
