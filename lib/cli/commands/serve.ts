@@ -225,15 +225,15 @@ const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 const NO_PORT = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
   "127.0.0.1:9464";
 
+/** Where metrics are served: a host and port, or a passed socket's `fd`. */
+type MetricsAddress = HostPort & { fd?: number };
+
 /**
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
  * listens on the default host (a number is never a host name here). A
  * socket passed for metrics is an `fd` instead (serve_run.ts).
  */
-function parseMetricsAddress(
-  text: string,
-  flag: string,
-): HostPort & { fd?: number } {
+function parseMetricsAddress(text: string, flag: string): MetricsAddress {
   // "9464x": a port mistyped (digits, then more, without "." or ":"), not
   // a host to look up.
   if (/^\d+[^\d.:][^.:]*$/.test(text)) throw invalidValue(text, flag, NO_PORT);
