@@ -305,11 +305,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     integer: (name: string, min: number, max = MAX_TIMER_MS) =>
       value(name, (text, flag) => {
         const number = Number(text);
-        if (!/^\d+$/.test(text) || number < min || number > max) {
-          const hint = `use a whole number from ${min} to ${max}`;
-          throw invalidValue(text, flag, hint);
-        }
-        return number;
+        if (/^\d+$/.test(text) && number >= min && number <= max) return number;
+        const hint = `use a whole number from ${min} to ${max}`;
+        throw invalidValue(text, flag, hint);
       }),
     /**
      * The value of `name` as a duration (see {@linkcode parseDuration}):
