@@ -113,10 +113,9 @@ export type FlagGroup = keyof typeof FLAG_GROUPS;
  */
 function unknownOption(arg: string, specs: FlagSpec[]): UsageError {
   const typed = arg.replace(/=.*$/s, "");
-  const candidates = specs.flatMap((spec) => [
-    `--${spec.name}`,
-    ...(spec.short ? [`-${spec.short}`] : []),
-  ]);
+  const candidates = specs.flatMap(({ name, short }) =>
+    short ? [`--${name}`, `-${short}`] : [`--${name}`]
+  );
   // "--no-quiet": greeter has no negated flags, but the flag itself exists.
   const negated = /^--no-(.*)$/s.exec(typed)?.[1];
   const guess = suggest(typed, candidates);
@@ -170,14 +169,11 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
    */
   const takeValue = (spec: FlagSpec, flag: string) => {
     const next = args[++i];
+    const missing = `Missing value for ${flag}: write ${flag} ${spec.value}`;
+    usageIf(next === undefined, missing);
     // A negative number is a value (and a wrong one, said by its flag).
-    usageIf(
-      next === undefined || (/^-./s.test(next) && !/^-\d/.test(next)),
-      `Missing value for ${flag}: write ${flag} ${spec.value}` +
-        (next === undefined
-          ? ""
-          : ` (or ${`--${spec.name}`}=${escapeControl(next)})`),
-    );
+    const or = ` (or --${spec.name}=${escapeControl(next)})`;
+    usageIf(/^-./s.test(next) && !/^-\d/.test(next), missing + or);
     add(values, spec, next);
   };
   // A switch; as parseArgs did, one followed by "true" or "false" (`last`
@@ -275,12 +271,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     value(name, (text, flag) => {
       if ((choices as readonly string[]).includes(text)) return text as T;
       const guess = suggest(text, choices);
-      throw invalidValue(
-        text,
-        flag,
-        `use one of ${choices.join(", ")}` +
-          (guess === undefined ? "" : ` (did you mean ${guess}?)`),
-      );
+      const hint = `use one of ${choices.join(", ")}` +
+        (guess === undefined ? "" : ` (did you mean ${guess}?)`);
+      throw invalidValue(text, flag, hint);
     }) ?? fallback;
   return {
     positionals,
@@ -312,11 +305,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
     integer: (name: string, min: number, max = MAX_TIMER_MS) =>
       value(name, (text, flag) => {
         const number = Number(text);
-        if (!/^\d+$/.test(text) || number < min || number > max) {
-          const hint = `use a whole number from ${min} to ${max}`;
-          throw invalidValue(text, flag, hint);
-        }
-        return number;
+        if (/^\d+$/.test(text) && number >= min && number <= max) return number;
+        const hint = `use a whole number from ${min} to ${max}`;
+        throw invalidValue(text, flag, hint);
       }),
     /**
      * The value of `name` as a duration (see {@linkcode parseDuration}):
@@ -325,12 +316,10 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
      *
      * @throws {UsageError} If it is not a duration of at least `min`.
      */
-    duration: (name: string, min = 0) =>
-      value(
-        name,
-        (text, flag) =>
-          parseFlagValue(text, flag, (text) => parseDuration(text, min)),
-      ),
+    duration: (name: string, min = 0) => {
+      const parse = (text: string) => parseDuration(text, min);
+      return value(name, (text, flag) => parseFlagValue(text, flag, parse));
+    },
     choice,
     /** --line-ending and --encoding, as a greeting's options. */
     greetingFormat: () => ({
@@ -399,10 +388,8 @@ export function parseSizeFlag(text: string, flag: string): number {
   const value = match ? Number(match[1]) * 1024 ** power : NaN;
   const hint = "use a size from 1 byte to 1GiB, in bytes or with a unit, " +
     "such as 4MiB or 512KiB";
-  if (!(value >= 1 && value <= MAX_FILE_SIZE)) {
-    throw invalidValue(text, flag, hint);
-  }
-  return value;
+  if (value >= 1 && value <= MAX_FILE_SIZE) return value;
+  throw invalidValue(text, flag, hint);
 }
 
 /**
@@ -412,10 +399,9 @@ export function parseSizeFlag(text: string, flag: string): number {
  */
 export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0) || !Number.isFinite(value)) {
-    throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
-  }
-  return value;
+  const ok = /^\d+(\.\d+)?$/.test(text) && value > 0 && Number.isFinite(value);
+  if (ok) return value;
+  throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
 }
 
 /** The widest line `--help` prints: a classic terminal. */

@@ -204,10 +204,8 @@ export async function readLimited(
     const [kind] = CAUSES.find(([, type, ...codes]) =>
       error instanceof type || codes.includes(code as string)
     ) ?? ["unreadable"];
-    throw new ReadLimitedError(path, kind, limit, {
-      cause: error,
-      fileType: kind === "not-a-file" ? "directory" : undefined,
-    });
+    const fileType = kind === "not-a-file" ? "directory" : undefined;
+    throw new ReadLimitedError(path, kind, limit, { cause: error, fileType });
   } finally {
     await file?.close().catch(() => {});
   }

@@ -49,18 +49,12 @@ const HELP = {
  * @throws {UsageError} For any mistake in them.
  */
 export function parseCheck(args: string[]) {
-  return parseClient(
-    "check",
-    args,
-    CHECK_FLAGS,
-    HELP,
-    DEFAULT_CHECK_TIMEOUT,
-    (read) => {
-      const text = read.last("expect") ?? DEFAULT_MESSAGE;
-      const make = () => encodeGreeting(text, read.greetingFormat());
-      return { expect: asUsageError(make, undefined, read.flag("expect")) };
-    },
-  );
+  const timeout = DEFAULT_CHECK_TIMEOUT;
+  return parseClient("check", args, CHECK_FLAGS, HELP, timeout, (read) => {
+    const text = read.last("expect") ?? DEFAULT_MESSAGE;
+    const make = () => encodeGreeting(text, read.greetingFormat());
+    return { expect: asUsageError(make, undefined, read.flag("expect")) };
+  });
 }
 
 /** Runs the health probe: one line on stdout, exit 0 only for a match. */
@@ -68,14 +62,12 @@ export async function runCheck(command: CheckCommand): Promise<number> {
   const result = await checkGreeting(await clientOptions(command));
   // A failure to connect is worded by the CLI, with the flags that fix it,
   // and so are the library's hints.
+  const failure = result.error !== undefined &&
+    explainConnectError(result.error, result.address, command).message;
   const header = "if it expects a PROXY protocol header";
   console.log(
-    result.error !== undefined
-      ? `FAIL ${
-        lowerFirst(
-          explainConnectError(result.error, result.address, command).message,
-        )
-      }`
+    failure !== false
+      ? `FAIL ${lowerFirst(failure)}`
       : result.hint === "proxy-header"
       ? `${result.message}; ${header} (--proxy-protocol), add --proxy-header`
       : result.hint === "timeout"

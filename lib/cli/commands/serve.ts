@@ -221,21 +221,22 @@ ${
 /** The metrics endpoint's default address, when --metrics gives no host. */
 const DEFAULT_METRICS = { hostname: "127.0.0.1", port: 9464 };
 
+/** What to write instead of a --metrics port mistyped. */
+const NO_PORT = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 or " +
+  "127.0.0.1:9464";
+
+/** Where metrics are served: a host and port, or a passed socket's `fd`. */
+type MetricsAddress = HostPort & { fd?: number };
+
 /**
  * Parses --metrics: `HOST:PORT`, `HOST`, `:PORT`, or a port alone, which
  * listens on the default host (a number is never a host name here). A
  * socket passed for metrics is an `fd` instead (serve_run.ts).
  */
-function parseMetricsAddress(
-  text: string,
-  flag: string,
-): HostPort & { fd?: number } {
-  // "9464x": a port mistyped, not a host to look up.
-  if (/^\d/.test(text) && !/^\d+$/.test(text) && !/[.:]/.test(text)) {
-    const hint = "not a port; write PORT, HOST:PORT or :PORT, as in 9464 " +
-      "or 127.0.0.1:9464";
-    throw invalidValue(text, flag, hint);
-  }
+function parseMetricsAddress(text: string, flag: string): MetricsAddress {
+  // "9464x": a port mistyped (digits, then more, without "." or ":"), not
+  // a host to look up.
+  if (/^\d+[^\d.:][^.:]*$/.test(text)) throw invalidValue(text, flag, NO_PORT);
   // A port alone is ":PORT": a number is never a host name here.
   const spec = /^\d+$/.test(text) ? `:${text}` : text;
   return parseFlagValue(text, flag, () => parseHostPort(spec, DEFAULT_METRICS));
@@ -309,12 +310,7 @@ function checkDuplicates(read: FlagReader, ports: number[][]): void {
     const both = port.map((at) => given("port", portsGiven[at][1]));
     throw twice(`Port ${portsGiven[port[0]][0]}`, both.join(" and "), "port");
   }
-  const path = repeated(
-    unix.map((path) =>
-      path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
-        .replace(/(.)\/$/, "$1")
-    ),
-  );
+  const path = repeated(unix.map(unixKey));
   if (path) {
     throw twice(`Unix socket ${quote(unix[path[1]])}`, flag("unix"), "path");
   }
@@ -333,6 +329,12 @@ function repeated<K>(keys: K[]): [number, number] | undefined {
 function hostKey(host: string): string {
   const bytes = parseIp(host);
   return bytes ? formatIp(bytes) : host.toLowerCase().replace(/\.$/, "");
+}
+
+/** A Unix path as compared for duplicates: without `//`, `./` or a final `/`. */
+function unixKey(path: string): string {
+  return path.replace(/\/+/g, "/").replace(/(^|\/)(\.\/)+/g, "$1")
+    .replace(/(.)\/$/, "$1");
 }
 
 /**
@@ -363,9 +365,8 @@ function parseListen(read: FlagReader): ListenTarget[] {
       (parseIp(host) ? null : /^([^:]+):(\d*)$/.exec(host)) ?? [];
     if (name === undefined) continue;
     const spelt = read.flag("host", i);
-    const hint = `it takes a host alone; write ${spelt} ${
-      name.replace(/^\[(.*)\]$/, "$1")
-    }`;
+    const bare = name.replace(/^\[(.*)\]$/, "$1");
+    const hint = `it takes a host alone; write ${spelt} ${bare}`;
     throw invalidValue(host, spelt, hint + (port ? ` --port ${port}` : ""));
   }
   const unix = read.all("unix");
@@ -378,11 +379,9 @@ function parseListen(read: FlagReader): ListenTarget[] {
   const tcpWanted = hosts.length > 0 || ports.length > 0 || unix.length === 0;
   if (tcpWanted && hosts.length === 0) hosts.push(DEFAULT_HOSTNAME);
   if (tcpWanted && ports.length === 0) ports.push(DEFAULT_PORT);
-  usageIf(
-    hosts.length * ports.length > MAX_LISTENERS,
-    `Too many listeners (${hosts.length * ports.length}): at most ` +
-      `${MAX_LISTENERS} host and port pairs`,
-  );
+  const pairs = hosts.length * ports.length;
+  const most = `at most ${MAX_LISTENERS} host and port pairs`;
+  usageIf(pairs > MAX_LISTENERS, `Too many listeners (${pairs}): ${most}`);
   return [
     ...(tcpWanted ? hosts : []).flatMap((hostname) =>
       ports.map((port): ListenTarget => ({ hostname, port }))
@@ -441,15 +440,14 @@ export function parseServe(args: string[]) {
   // Every flag given that --inetd has no use for.
   const needless = read.given().filter((name) => !INETD_FLAGS.has(name))
     .map((name) => flag(name));
-  if (inetd && needless.length > 0) {
-    const [has, it] = needless.length === 1 ? ["has", "it"] : ["have", "them"];
-    throw new UsageError(
-      `--inetd greets the one client its host passed on stdin: ${
-        needless.join(", ")
-      } ${has} no meaning there; drop ${it} (the host listens, limits and ` +
-        "runs one greeter per client)",
-    );
-  }
+  const [has, it] = needless.length === 1 ? ["has", "it"] : ["have", "them"];
+  usageIf(
+    inetd && needless.length > 0,
+    `--inetd greets the one client its host passed on stdin: ${
+      needless.join(", ")
+    } ${has} no meaning there; drop ${it} (the host listens, limits and ` +
+      "runs one greeter per client)",
+  );
   const listen = parseListen(read);
   const preset = read.choice("preset", undefined, PRESET_NAMES);
   const tlsCert = last("tls-cert");
