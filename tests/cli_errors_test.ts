@@ -78,6 +78,12 @@ Deno.test("greeter suggests the flag a mistyped one was meant to be", async () =
     [["check", "--expext", "hi"], ["did you mean --expect?"]],
     [["--no-quiet"], ["options cannot be negated; leave out --quiet"]],
     [["--zzzzzzzz"], ["Unknown option --zzzzzzzz: see --help for the options"]],
+    // A short letter after two dashes is no flag (it was read as its long
+    // flag: "--p 81" listened on port 81).
+    [["--p", "81"], [
+      "Unknown option --p: did you mean -p? See --help for the options",
+    ]],
+    [["connect", "--t", "1s"], ["Unknown option --t: did you mean -t?"]],
     [["--encoding", "utf8"], ["use one of ascii, utf-8, latin1", "utf-8?"]],
   ]);
 });

@@ -144,9 +144,9 @@ function noValue(flag: string, got: string): UsageError {
  * @throws {UsageError} For an unknown flag or a missing value.
  */
 export function parseFlags(args: string[], specs: FlagSpec[]) {
-  const byName = new Map(
-    specs.flatMap((spec) => [[spec.name, spec], [spec.short ?? "", spec]]),
-  );
+  // Apart, so that "--p" is no --port.
+  const byName = new Map(specs.map((spec) => [spec.name, spec]));
+  const byLetter = new Map(specs.map((spec) => [spec.short, spec]));
 
   // One pass: each flag's spelling and value are recorded as they are met
   // ("--port=80", "-qp80" as "--quiet" "--port=80"). parseArgs would turn
@@ -206,14 +206,14 @@ export function parseFlags(args: string[], specs: FlagSpec[]) {
       continue;
     }
     // Unknown flags, positionals and the rest are parseArgs' to read.
-    if (long || !/^-[^-]/.test(arg) || !byName.has([...arg][1])) {
+    if (long || !/^-[^-]/.test(arg) || !byLetter.has([...arg][1])) {
       rest.push(arg);
       continue;
     }
     // Short flags, alone or bundled: "-q", "-qV", "-Hlocalhost", "-qp80".
     const letters = [...arg.slice(1)];
     for (const [k, letter] of letters.entries()) {
-      const spec = byName.get(letter);
+      const spec = byLetter.get(letter);
       // A switch with more after it: parseArgs would take "-q5", "-q=1",
       // "-q-" or even "-qx5" for -q's value and drop the switch, silently.
       if (!spec && /\p{L}/u.test(letter)) throw unknownOption(arg, specs);
