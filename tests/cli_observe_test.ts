@@ -140,6 +140,44 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "greeter --metrics of a server on a Unix socket alone answers /healthz ok when idle",
+  POSIX_SIGNALS,
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/g.sock`;
+      await using server = await startCli([
+        "--unix",
+        path,
+        "--metrics",
+        "127.0.0.1:0",
+        "-q",
+      ], { permissions: ["--allow-net", "--allow-read", "--allow-write"] });
+      const base = `http://127.0.0.1:${await waitForMetricsPort(server)}`;
+      using conn = await Deno.connect({ transport: "unix", path });
+      const greeting = new Uint8Array(64);
+      const n = await conn.read(greeting);
+      assertEquals(
+        new TextDecoder().decode(greeting.subarray(0, n ?? 0)),
+        "Connection Established\r\n",
+      );
+      // The first check sees the progress; then, idle for longer than the
+      // check's one second without progress and with no TCP port to probe,
+      // it waited for a client that never came and answered 503 "a probe
+      // connection waited 1000 ms".
+      for (const wait of [0, 1_200]) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        const health = await fetch(`${base}/healthz`);
+        assertEquals([health.status, await health.text()], [200, "ok\n"]);
+      }
+      assertEquals((await server.stop()).code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 Deno.test("greeter --metrics on a busy port starts nothing", async () => {
   using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const result = await runCli([

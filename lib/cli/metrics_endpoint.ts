@@ -32,10 +32,12 @@ export async function startMetrics(
       const tcp = running()!.addrs.find((addr): addr is Deno.NetAddr =>
         addr.transport === "tcp"
       );
-      // A server on Unix sockets alone is judged by its counters.
+      // A server on Unix sockets alone has no port to probe (a probe there
+      // would be served and logged as a client): idle is not stalled, so
+      // only draining and exhaustion turn it to 503.
       return tcp
         ? probeAddress(tcp, SHARED)
-        : Promise.resolve({ connected: true, done() {} });
+        : Promise.resolve({ connected: true, accepted: () => true, done() {} });
     },
   });
   try {
