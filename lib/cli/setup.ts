@@ -132,20 +132,17 @@ export async function prepare(
     );
   }
   const { listen = [], refuseMessage } = command.options;
-  // At start, the server's options, its Unix socket paths readied; for a
-  // reload, what a reload replaces.
-  for (const target of start ? listen : []) {
+  // For a reload, what a reload replaces.
+  const replaced = { refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  if (!start) return { message, quotes, key, options: replaced };
+  // At start, the server's options, its Unix socket paths readied.
+  for (const target of listen) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
-  const options = start
-    ? {
-      ...command.options,
-      ...rules,
-      listen: listen.map((target) =>
-        tls && target.transport !== "unix" ? { ...target, tls } : target
-      ),
-    }
-    : { refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  const served = listen.map((target) =>
+    tls && target.transport !== "unix" ? { ...target, tls } : target
+  );
+  const options = { ...command.options, ...rules, listen: served };
   return { message, quotes, key, options };
 }
 
