@@ -167,11 +167,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
   const removers = SERVER_SIGNALS.map((sig) => onSignal(sig, handlers[sig]!));
-  log.started(
-    running.addrs,
-    command.files.tlsCert !== undefined,
-    metrics?.addr,
-  );
+  const tls = command.files.tlsCert !== undefined;
+  log.started(running.addrs, tls, metrics?.addr);
   held.forEach(writer.line);
   held = undefined;
   notifier.ready(status).then((told) => {
