@@ -67,9 +67,8 @@ function denoOpen(options: UnixPacketAddr): NotifySocket {
 /** A `STATUS=` line from any text: one line, printable, not too long. */
 function statusLine(text: string): string {
   const line = escapeControl(text);
-  return `STATUS=${
-    line.length > MAX_STATUS ? `${line.slice(0, MAX_STATUS - 1)}…` : line
-  }`;
+  const long = line.length > MAX_STATUS;
+  return `STATUS=${long ? `${line.slice(0, MAX_STATUS - 1)}…` : line}`;
 }
 
 /**
