@@ -205,9 +205,8 @@ export async function readInputFile(
   return await readLimited(path, limit).catch((error) => {
     // readLimited wraps every failure of its own; anything else is a bug.
     if (!(error instanceof ReadLimitedError)) throw error;
-    throw new UsageError(
-      `Cannot read ${what} ${quote(path)}: ${error.message}`,
-    );
+    const message = `Cannot read ${what} ${quote(path)}: ${error.message}`;
+    throw new UsageError(message);
   });
 }
 
