@@ -146,18 +146,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // which the debugger guard prevents. Said once, so that an operator who
   // sent it by habit learns which signal does what.
   let toldOfSigusr1 = false;
+  const sigusr1 = "SIGUSR1 does nothing (Deno's debugger stays shut); send " +
+    "SIGUSR2 for stats, SIGHUP to reload";
   const handlers: Partial<Record<Deno.Signal, () => void>> = {
     SIGINT: stop,
     SIGTERM: stop,
     SIGBREAK: stop,
     SIGHUP: reload,
     SIGUSR1() {
-      if (toldOfSigusr1) return;
+      if (!toldOfSigusr1) say(sigusr1);
       toldOfSigusr1 = true;
-      say(
-        "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
-          "for stats, SIGHUP to reload",
-      );
     },
     // Stats must never stop the server, whatever fails in them.
     SIGUSR2: () =>
