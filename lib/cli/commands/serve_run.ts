@@ -172,14 +172,13 @@ export async function runServe(given: ServeCommand): Promise<number> {
   notifier.ready(status).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
-    if (!told && notifier.enabled) {
-      say(
-        `cannot tell systemd that greeter is ready (${
-          notifier.lastError?.message ?? "unknown error"
-        }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
-          "--unstable-net, or use the binary",
-      );
-    }
+    if (told || !notifier.enabled) return;
+    const why = notifier.lastError?.message ?? "unknown error";
+    say(
+      `cannot tell systemd that greeter is ready (${why}): run deno with ` +
+        "--allow-write for $NOTIFY_SOCKET and --unstable-net, or use the " +
+        "binary",
+    );
   });
   // Resolves, never rejects (to the failure, if any).
   const failure = await running.finished;
