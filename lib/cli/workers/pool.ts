@@ -178,9 +178,8 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    for (const answer of member.answers.splice(0)) {
-      answer("stopped during the reload");
-    }
+    const stopped = "stopped during the reload";
+    for (const answer of member.answers.splice(0)) answer(stopped);
     if (live().length > 0) return;
     clearTimeout(stopTimer);
     for (const { worker } of members) worker.terminate();
