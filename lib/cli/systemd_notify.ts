@@ -140,10 +140,8 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
           `Notification is ${data.length} bytes; systemd reads at most ${MAX_NOTIFICATION_BYTES}`,
         );
       }
-      conn = open({
-        transport: "unixpacket",
-        path: `\0greeter-notify-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-      });
+      const id = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+      conn = open({ transport: "unixpacket", path: `\0greeter-notify-${id}` });
       // The kernel's form of a socket name: `@name` is `\0name`, abstract.
       const path = socket!.replace(/^@/, "\0");
       await conn.send(data, { transport: "unixpacket", path });
