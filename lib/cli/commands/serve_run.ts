@@ -204,14 +204,13 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   const { cap, lowered } = fitConnectionCap(asked * workers, limit.soft);
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
-  warn(
+  const message =
     `--max-connections ${asked}${
       workers > 1 ? ` in each of ${workers} workers` : ""
     } does not fit in the limit of ${limit.soft} open files; serving at most ` +
-      `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
-      "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
-    command.log.format,
-  );
+    `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
+    "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more";
+  warn(message, command.log.format);
   return { ...command, options: { ...command.options, maxConnections: each } };
 }
 
