@@ -124,12 +124,11 @@ export async function prepare(
   const key = await read(files.logKey, "log key file");
   if (key !== undefined && key.length < MIN_ADDRESS_KEY_BYTES) {
     const path = quote(files.logKey!);
-    throw new UsageError(
-      `The log key file ${path} holds ${key.length} byte${
-        key.length === 1 ? "" : "s"
-      }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
-        `secret bytes (head -c 32 /dev/urandom > ${path})`,
-    );
+    const bytes = `${key.length} byte${key.length === 1 ? "" : "s"}`;
+    const message = `The log key file ${path} holds ${bytes}: --log-address ` +
+      `hash needs at least ${MIN_ADDRESS_KEY_BYTES} secret bytes (head -c 32 ` +
+      `/dev/urandom > ${path})`;
+    throw new UsageError(message);
   }
   const { listen = [], refuseMessage } = command.options;
   // For a reload, what a reload replaces.
