@@ -136,9 +136,8 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
     try {
       const data = new TextEncoder().encode(state);
       if (data.length > MAX_NOTIFICATION_BYTES) {
-        throw new RangeError(
-          `Notification is ${data.length} bytes; systemd reads at most ${MAX_NOTIFICATION_BYTES}`,
-        );
+        const most = `systemd reads at most ${MAX_NOTIFICATION_BYTES}`;
+        throw new RangeError(`Notification is ${data.length} bytes; ${most}`);
       }
       const id = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
       conn = open({ transport: "unixpacket", path: `\0greeter-notify-${id}` });
