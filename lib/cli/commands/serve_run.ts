@@ -27,12 +27,10 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
   const passed = takePassedSockets(!!given.socketActivation, given.log.format);
   const workers = given.workers ?? 1;
-  usageIf(
-    passed !== undefined && workers > 1,
-    "--workers cannot be used with socket activation: the passed sockets " +
-      "are served by one thread; drop --workers, or run one greeter per " +
-      "socket",
-  );
+  const oneThread = "--workers cannot be used with socket activation: the " +
+    "passed sockets are served by one thread; drop --workers, or run one " +
+    "greeter per socket";
+  usageIf(passed !== undefined && workers > 1, oneThread);
   // Deno ends the whole process, with no error to catch, when reusePort is
   // asked for without --unstable-net.
   if (workers > 1 && !reusePortAvailable()) {
