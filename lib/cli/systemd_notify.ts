@@ -95,10 +95,8 @@ function statusLine(text: string): string {
  * @returns Microseconds, or undefined if neither source can be read.
  */
 export function monotonicUsec(): bigint | undefined {
-  const [, whole, hundredths] =
-    attempt(() =>
-      /^(\d+)\.(\d{2}) /.exec(Deno.readTextFileSync("/proc/uptime"))
-    ) ?? [];
+  const uptime = attempt(() => Deno.readTextFileSync("/proc/uptime")) ?? "";
+  const [, whole, hundredths] = /^(\d+)\.(\d{2}) /.exec(uptime) ?? [];
   if (whole !== undefined) {
     return (BigInt(whole) * 100n + BigInt(hundredths) + 1n) * 10_000n;
   }
