@@ -233,8 +233,7 @@ export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
         "or off",
     );
   }
-  return readable && defaultLogTimestamps({
-    isTerminal,
-    journalStream: Deno.env.get("JOURNAL_STREAM"),
-  });
+  if (!readable) return false;
+  const journalStream = Deno.env.get("JOURNAL_STREAM");
+  return defaultLogTimestamps({ isTerminal, journalStream });
 }
