@@ -67,13 +67,11 @@ export function guardDebuggerPort(
   }
   const [hostname, port] = INSPECTOR_HOST.split(":");
   if (!granted(INSPECTOR_HOST)) {
-    throw new ExitError(
-      `under deno run, greeter must hold ${INSPECTOR_HOST} so that a ` +
-        "SIGUSR1 cannot open Deno's debugger to other local users, and " +
-        `--allow-net does not cover it: add ${INSPECTOR_HOST} to --allow-net, ` +
-        REMEDY,
-      1,
-    );
+    const message = `under deno run, greeter must hold ${INSPECTOR_HOST} ` +
+      "so that a SIGUSR1 cannot open Deno's debugger to other local users, " +
+      `and --allow-net does not cover it: add ${INSPECTOR_HOST} to ` +
+      `--allow-net, ${REMEDY}`;
+    throw new ExitError(message, 1);
   }
   const reusePort = reusePortAvailable();
   const hold = (): Deno.Listener | undefined => {

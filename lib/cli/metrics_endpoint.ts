@@ -1,4 +1,4 @@
-import { formatAddress } from "../net/address.ts";
+import { formatAddress, isNetAddr } from "../net/address.ts";
 import { createHealthCheck, probeAddress } from "../observe/health.ts";
 import { type MetricsServer, serveMetrics } from "../observe/metrics_server.ts";
 import {
@@ -29,9 +29,8 @@ export async function startMetrics(
     stats: () => running()!.stats,
     draining: () => running()?.draining ?? true,
     probe: () => {
-      const tcp = running()!.addrs.find((addr): addr is Deno.NetAddr =>
-        addr.transport === "tcp"
-      );
+      // The server's addresses are TCP or Unix: never UDP.
+      const tcp = running()!.addrs.find(isNetAddr);
       // A server on Unix sockets alone has no port to probe (a probe there
       // would be served and logged as a client): idle is not stalled, so
       // only draining and exhaustion turn it to 503.

@@ -63,15 +63,13 @@ export async function runServer(
         ? (error, kind, code) => {
           log.onAcceptError(error, kind, code);
           if (code === "EMFILE" && !Atomics.compareExchange(shared, 1, 0, 1)) {
-            warn(
-              "out of open files (EMFILE) below --max-connections " +
-                `${options.maxConnections}: greeter could not read the ` +
-                "open-file limit to fit the cap to it (Deno reads /proc only " +
-                "with --allow-all). Raise the limit (ulimit -n, or " +
-                "LimitNOFILE= in the systemd unit), lower --max-connections, " +
-                "or give --allow-all",
-              command.log.format,
-            );
+            const message = "out of open files (EMFILE) below " +
+              `--max-connections ${options.maxConnections}: greeter could ` +
+              "not read the open-file limit to fit the cap to it (Deno reads " +
+              "/proc only with --allow-all). Raise the limit (ulimit -n, or " +
+              "LimitNOFILE= in the systemd unit), lower --max-connections, " +
+              "or give --allow-all";
+            warn(message, command.log.format);
           }
         }
         : log.onAcceptError,

@@ -124,28 +124,24 @@ export async function prepare(
   const key = await read(files.logKey, "log key file");
   if (key !== undefined && key.length < MIN_ADDRESS_KEY_BYTES) {
     const path = quote(files.logKey!);
-    throw new UsageError(
-      `The log key file ${path} holds ${key.length} byte${
-        key.length === 1 ? "" : "s"
-      }: --log-address hash needs at least ${MIN_ADDRESS_KEY_BYTES} ` +
-        `secret bytes (head -c 32 /dev/urandom > ${path})`,
-    );
+    const bytes = `${key.length} byte${key.length === 1 ? "" : "s"}`;
+    const message = `The log key file ${path} holds ${bytes}: --log-address ` +
+      `hash needs at least ${MIN_ADDRESS_KEY_BYTES} secret bytes (head -c 32 ` +
+      `/dev/urandom > ${path})`;
+    throw new UsageError(message);
   }
   const { listen = [], refuseMessage } = command.options;
-  // At start, the server's options, its Unix socket paths readied; for a
-  // reload, what a reload replaces.
-  for (const target of start ? listen : []) {
+  // For a reload, what a reload replaces.
+  const replaced = { refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  if (!start) return { message, quotes, key, options: replaced };
+  // At start, the server's options, its Unix socket paths readied.
+  for (const target of listen) {
     if (target.transport === "unix") await prepareUnixSocket(target.path);
   }
-  const options = start
-    ? {
-      ...command.options,
-      ...rules,
-      listen: listen.map((target) =>
-        tls && target.transport !== "unix" ? { ...target, tls } : target
-      ),
-    }
-    : { refuseMessage, ...(tls ? { tls } : {}), ...rules };
+  const served = listen.map((target) =>
+    tls && target.transport !== "unix" ? { ...target, tls } : target
+  );
+  const options = { ...command.options, ...rules, listen: served };
   return { message, quotes, key, options };
 }
 
@@ -208,9 +204,8 @@ export async function readInputFile(
   return await readLimited(path, limit).catch((error) => {
     // readLimited wraps every failure of its own; anything else is a bug.
     if (!(error instanceof ReadLimitedError)) throw error;
-    throw new UsageError(
-      `Cannot read ${what} ${quote(path)}: ${error.message}`,
-    );
+    const message = `Cannot read ${what} ${quote(path)}: ${error.message}`;
+    throw new UsageError(message);
   });
 }
 

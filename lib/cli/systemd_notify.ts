@@ -67,9 +67,8 @@ function denoOpen(options: UnixPacketAddr): NotifySocket {
 /** A `STATUS=` line from any text: one line, printable, not too long. */
 function statusLine(text: string): string {
   const line = escapeControl(text);
-  return `STATUS=${
-    line.length > MAX_STATUS ? `${line.slice(0, MAX_STATUS - 1)}…` : line
-  }`;
+  const long = line.length > MAX_STATUS;
+  return `STATUS=${long ? `${line.slice(0, MAX_STATUS - 1)}…` : line}`;
 }
 
 /**
@@ -96,10 +95,8 @@ function statusLine(text: string): string {
  * @returns Microseconds, or undefined if neither source can be read.
  */
 export function monotonicUsec(): bigint | undefined {
-  const [, whole, hundredths] =
-    attempt(() =>
-      /^(\d+)\.(\d{2}) /.exec(Deno.readTextFileSync("/proc/uptime"))
-    ) ?? [];
+  const uptime = attempt(() => Deno.readTextFileSync("/proc/uptime")) ?? "";
+  const [, whole, hundredths] = /^(\d+)\.(\d{2}) /.exec(uptime) ?? [];
   if (whole !== undefined) {
     return (BigInt(whole) * 100n + BigInt(hundredths) + 1n) * 10_000n;
   }
@@ -137,14 +134,11 @@ export function createSystemdNotifier(options: SystemdNotifierOptions = {}) {
     try {
       const data = new TextEncoder().encode(state);
       if (data.length > MAX_NOTIFICATION_BYTES) {
-        throw new RangeError(
-          `Notification is ${data.length} bytes; systemd reads at most ${MAX_NOTIFICATION_BYTES}`,
-        );
+        const most = `systemd reads at most ${MAX_NOTIFICATION_BYTES}`;
+        throw new RangeError(`Notification is ${data.length} bytes; ${most}`);
       }
-      conn = open({
-        transport: "unixpacket",
-        path: `\0greeter-notify-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-      });
+      const id = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+      conn = open({ transport: "unixpacket", path: `\0greeter-notify-${id}` });
       // The kernel's form of a socket name: `@name` is `\0name`, abstract.
       const path = socket!.replace(/^@/, "\0");
       await conn.send(data, { transport: "unixpacket", path });

@@ -109,12 +109,8 @@ export async function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
     // kernel gave a port can come from it meanwhile.
     const port = 10_000 + Math.floor(Math.random() * 22_000);
     Atomics.store(cell, 0, port);
-    const socket = connect({
-      host: hostname,
-      port: addr.port,
-      localAddress: hostname,
-      localPort: port,
-    });
+    const local = { localAddress: hostname, localPort: port };
+    const socket = connect({ host: hostname, port: addr.port, ...local });
     const connected = await new Promise<boolean>((resolve) => {
       socket.once("connect", () => resolve(true));
       socket.once("error", () => resolve(false));

@@ -27,12 +27,10 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // Usage errors come before anything is held or read.
   const passed = takePassedSockets(!!given.socketActivation, given.log.format);
   const workers = given.workers ?? 1;
-  usageIf(
-    passed !== undefined && workers > 1,
-    "--workers cannot be used with socket activation: the passed sockets " +
-      "are served by one thread; drop --workers, or run one greeter per " +
-      "socket",
-  );
+  const oneThread = "--workers cannot be used with socket activation: the " +
+    "passed sockets are served by one thread; drop --workers, or run one " +
+    "greeter per socket";
+  usageIf(passed !== undefined && workers > 1, oneThread);
   // Deno ends the whole process, with no error to catch, when reusePort is
   // asked for without --unstable-net.
   if (workers > 1 && !reusePortAvailable()) {
@@ -146,18 +144,16 @@ export async function runServe(given: ServeCommand): Promise<number> {
   // which the debugger guard prevents. Said once, so that an operator who
   // sent it by habit learns which signal does what.
   let toldOfSigusr1 = false;
+  const sigusr1 = "SIGUSR1 does nothing (Deno's debugger stays shut); send " +
+    "SIGUSR2 for stats, SIGHUP to reload";
   const handlers: Partial<Record<Deno.Signal, () => void>> = {
     SIGINT: stop,
     SIGTERM: stop,
     SIGBREAK: stop,
     SIGHUP: reload,
     SIGUSR1() {
-      if (toldOfSigusr1) return;
+      if (!toldOfSigusr1) say(sigusr1);
       toldOfSigusr1 = true;
-      say(
-        "SIGUSR1 does nothing (Deno's debugger stays shut); send SIGUSR2 " +
-          "for stats, SIGHUP to reload",
-      );
     },
     // Stats must never stop the server, whatever fails in them.
     SIGUSR2: () =>
@@ -167,24 +163,20 @@ export async function runServe(given: ServeCommand): Promise<number> {
   };
   // Those of the platform (on Windows, SIGINT and SIGBREAK alone).
   const removers = SERVER_SIGNALS.map((sig) => onSignal(sig, handlers[sig]!));
-  log.started(
-    running.addrs,
-    command.files.tlsCert !== undefined,
-    metrics?.addr,
-  );
+  const tls = command.files.tlsCert !== undefined;
+  log.started(running.addrs, tls, metrics?.addr);
   held.forEach(writer.line);
   held = undefined;
   notifier.ready(status).then((told) => {
     // Never silence: a Type=notify unit would wait for READY=1 until its
     // timeout.
-    if (!told && notifier.enabled) {
-      say(
-        `cannot tell systemd that greeter is ready (${
-          notifier.lastError?.message ?? "unknown error"
-        }): run deno with --allow-write for $NOTIFY_SOCKET and ` +
-          "--unstable-net, or use the binary",
-      );
-    }
+    if (told || !notifier.enabled) return;
+    const why = notifier.lastError?.message ?? "unknown error";
+    say(
+      `cannot tell systemd that greeter is ready (${why}): run deno with ` +
+        "--allow-write for $NOTIFY_SOCKET and --unstable-net, or use the " +
+        "binary",
+    );
   });
   // Resolves, never rejects (to the failure, if any).
   const failure = await running.finished;
@@ -210,14 +202,13 @@ function fitToDescriptors(command: ServeCommand): ServeCommand {
   const { cap, lowered } = fitConnectionCap(asked * workers, limit.soft);
   if (!lowered) return command;
   const each = Math.max(1, Math.floor(cap / workers));
-  warn(
+  const message =
     `--max-connections ${asked}${
       workers > 1 ? ` in each of ${workers} workers` : ""
     } does not fit in the limit of ${limit.soft} open files; serving at most ` +
-      `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
-      "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more",
-    command.log.format,
-  );
+    `${each} at once${workers > 1 ? " per worker" : ""}. Raise the limit ` +
+    "(ulimit -n, or LimitNOFILE= in the systemd unit) to serve more";
+  warn(message, command.log.format);
   return { ...command, options: { ...command.options, maxConnections: each } };
 }
 
@@ -242,8 +233,7 @@ export function resolveLogTimestamps(log: ServeCommand["log"]): boolean {
         "or off",
     );
   }
-  return readable && defaultLogTimestamps({
-    isTerminal,
-    journalStream: Deno.env.get("JOURNAL_STREAM"),
-  });
+  if (!readable) return false;
+  const journalStream = Deno.env.get("JOURNAL_STREAM");
+  return defaultLogTimestamps({ isTerminal, journalStream });
 }

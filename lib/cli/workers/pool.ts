@@ -111,12 +111,10 @@ export async function startWorkers(
   const read = entry.protocol === "file:" &&
     Deno.permissions.querySync({ name: "read", path: entry });
   if (read && read.state !== "granted") {
-    throw new ExitError(
-      `Cannot start the workers: missing permission (read access to ` +
-        `"${decodeURIComponent(entry.pathname)}"): run deno again with ` +
-        "--allow-read",
-      1,
-    );
+    const path = decodeURIComponent(entry.pathname);
+    const message = "Cannot start the workers: missing permission (read " +
+      `access to "${path}"): run deno again with --allow-read`;
+    throw new ExitError(message, 1);
   }
   const startTime = Date.now();
   const stopWithin = command.options.drainTimeout! + STOP_GRACE;
@@ -178,9 +176,8 @@ export async function startWorkers(
       member.worker.terminate();
       shutdown();
     }
-    for (const answer of member.answers.splice(0)) {
-      answer("stopped during the reload");
-    }
+    const stopped = "stopped during the reload";
+    for (const answer of member.answers.splice(0)) answer(stopped);
     if (live().length > 0) return;
     clearTimeout(stopTimer);
     for (const { worker } of members) worker.terminate();
