@@ -72,7 +72,12 @@ export function createLineWriter(
     }
   }
 
-  /** Writes batches; `all` keeps going until nothing is queued. */
+  /**
+   * Writes batches; `all` keeps going until nothing is queued. Started only
+   * with something to write (a line or the drop notice): with nothing, it
+   * would end before its caller keeps it in `writing`, which would then
+   * never be cleared.
+   */
   async function drain(all: boolean) {
     // A batch written now needs no timer.
     clearTimeout(timer);
