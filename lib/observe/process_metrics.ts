@@ -129,7 +129,7 @@ export function readSoftFdLimit(
 }
 
 /** `n` if it is above 0; else undefined, as a number that was not read. */
-const positive = (n?: number) => n! > 0 ? n : undefined;
+const positive = (n?: number) => n !== undefined && n > 0 ? n : undefined;
 
 /**
  * Reads the process's numbers now. Cheap: three small /proc reads and one
