@@ -7,7 +7,7 @@
  */
 import { LOADGEN_CPU, NOISE_LIMIT, SERVER_CPU } from "./config.ts";
 import { fmt, median, pct, table } from "./format.ts";
-import type { Options, ServerResult } from "./measure.ts";
+import type { Options, Round, ServerResult } from "./measure.ts";
 import { readText } from "./proc.ts";
 import { type Tools, workerCount } from "./servers.ts";
 
@@ -36,9 +36,31 @@ export interface Row {
   lineMs: number;
 }
 
+/** The rounds a summary uses: the clean ones, or all if none is clean. */
+function usedRounds(result: ServerResult): Round[] {
+  const clean = result.rounds.filter((r) => !r.noisy);
+  return clean.length ? clean : result.rounds;
+}
+
+/**
+ * `row`'s CPU per connection over `base`'s, round by round: the k-th round
+ * of each was taken in the same turn (or a few later, where noisy rounds
+ * were redone), seconds apart, so a drift of the machine's speed,
+ * which moves one server's rounds by ±10% here, cancels out. Their median,
+ * lowest and highest.
+ */
+function pairedRatio(row: Row, base: Row) {
+  const cpu = (r: Round) => r.serverCpuSec / r.load.ok;
+  const baseRounds = usedRounds(base.result);
+  const ratios = usedRounds(row.result).slice(0, baseRounds.length)
+    .map((r, k) => cpu(r) / cpu(baseRounds[k]));
+  if (ratios.length === 0) return undefined;
+  const [min, max] = [Math.min(...ratios), Math.max(...ratios)];
+  return { median: median(ratios), min, max, pairs: ratios.length };
+}
+
 function summarize(result: ServerResult): Row | undefined {
-  const cleanRounds = result.rounds.filter((r) => !r.noisy);
-  const rounds = cleanRounds.length ? cleanRounds : result.rounds;
+  const rounds = usedRounds(result);
   if (rounds.length === 0) return undefined;
   const cpuUs = rounds.map((r) => r.serverCpuSec * 1e6 / r.load.ok);
   const rates = rounds.map((r) => r.load.ok / r.load.elapsedSec);
@@ -66,7 +88,7 @@ function summarize(result: ServerResult): Row | undefined {
         Object.values(r.load.errors).reduce((a, b) => a + b, 0),
       0,
     ),
-    noisy: result.rounds.length - cleanRounds.length,
+    noisy: result.rounds.filter((r) => r.noisy).length,
     startupMs: result.startupGreetingMs?.length
       ? median(result.startupGreetingMs)
       : NaN,
@@ -218,12 +240,16 @@ function targetsTable(rows: Row[], soak?: ServerResult): string {
       [by("greeter --quiet --linger 0"), loop, 1.02],
     ] as const
   ) {
-    if (!g || !base) continue;
-    const times = g.cpuUs / base.cpuUs;
+    const paired = g && base && pairedRatio(g, base);
+    if (!paired) continue;
     add(
-      `${g.name} CPU/conn ≤ ${limit}× ${base.name}`,
-      `${fmt(times, 2)}× (${fmt(g.cpuUs, 2)} vs ${fmt(base.cpuUs, 2)} µs)`,
-      times <= limit,
+      `${g.name} CPU/conn ≤ ${limit}× ${base.name} (paired rounds)`,
+      `${fmt(paired.median, 3)}×, median of ${paired.pairs} pairs (${
+        fmt(paired.min, 2)
+      }–${fmt(paired.max, 2)}); medians ${fmt(g.cpuUs, 2)} vs ${
+        fmt(base.cpuUs, 2)
+      } µs`,
+      paired.median <= limit,
     );
   }
   if (soak?.soak) {
@@ -436,7 +462,9 @@ function notes(rows: Row[]): string[] {
     "by the connections greeted; median of rounds, spread = (max − min) / 2 as",
     "a share of the median. The servers run side by side and take their",
     "rounds in turns (one round of each, then the next), so a drift of the",
-    "machine weighs on all alike. Latency: connect() start to EOF at the client.",
+    'machine weighs on all alike; a ratio to a baseline marked "paired by',
+    'turn" is the median of the ratios of rounds taken in the same turn.',
+    "Latency: connect() start to EOF at the client.",
     "Peak RSS: VmHWM at the end. On loopback part of each server's kernel",
     "work (SYN handling, ACKs) runs in softirq in the client's context on",
     "core 0 and is charged to the load generator, the same for every server.",
