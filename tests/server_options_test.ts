@@ -214,3 +214,22 @@ Deno.test("serveGreeting() and reload() reject options that are not an object wi
     );
   }
 });
+
+Deno.test("reload() rejects tls on a server without a TLS listener with a TypeError, and changes nothing", async () => {
+  await using server = serveGreeting({ hostname: HOST, port: 0 });
+  const hello = new TextEncoder().encode("Hello\r\n");
+  // Even a pair that is no certificate at all: nothing would have read it.
+  const error = assertThrows(
+    () => server.reload({ greeting: hello, tls: { cert: "x", key: "y" } }),
+    TypeError,
+    "Invalid tls option: expected undefined (this server has no TLS " +
+      "listener), got a value of type object",
+  );
+  assertEquals((error as { option?: string }).option, "tls");
+  const conn = await Deno.connect({ hostname: HOST, port: server.addr.port });
+  const bytes = new Uint8Array(await new Response(conn.readable).arrayBuffer());
+  assertEquals(
+    new TextDecoder().decode(bytes),
+    "Connection Established\r\n",
+  );
+});

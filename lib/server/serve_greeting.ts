@@ -70,7 +70,8 @@ export interface GreetingServer extends AsyncDisposable {
    * started with. Everything is checked
    * first: on an error nothing changes.
    *
-   * @throws {TypeError} For a value of the wrong type.
+   * @throws {TypeError} For a value of the wrong type, and for `tls` when
+   * the server has no TLS listener.
    * @throws {RangeError} For a value out of its range.
    */
   reload(options: ReloadOptions): void;
@@ -204,6 +205,11 @@ export function serveGreetingWith(
     finished,
     reload(next) {
       check(next, RELOADABLE);
+      // Not ignored: the caller would believe a certificate was swapped.
+      if (next.tls && !listeners.some((l) => l.tls)) {
+        const expected = "undefined (this server has no TLS listener)";
+        throw invalid("tls", next.tls, expected, TypeError);
+      }
       // The first may refuse the pair, before anything has changed; the
       // rest take the same pair.
       for (const { tls } of next.tls ? listeners : []) {
