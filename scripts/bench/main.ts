@@ -25,11 +25,13 @@ import { buildLoadgen } from "./loadgen.ts";
 import {
   closeServer,
   measureRound,
+  measureSideBySide,
   measureStartup,
   openServer,
   type Options,
   type ServerResult,
   type Session,
+  SIDE_BY_SIDE,
   wantsRound,
 } from "./measure.ts";
 import { readClockTicks } from "./proc.ts";
@@ -186,6 +188,16 @@ async function measureAll(
         session.result = failed(session.result.spec, error);
       });
     }
+  }
+  for (const [name, baseName] of SIDE_BY_SIDE) {
+    const [server, base] = [name, baseName].map((n) =>
+      sessions.find((s) => s.result.spec.name === n && s.child)
+    );
+    if (!server || !base) continue;
+    console.error(`== side by side: ${name} and ${baseName}`);
+    await measureSideBySide(tools, server, base, opts).catch((error) =>
+      console.error(`side by side failed: ${(error as Error).message}`)
+    );
   }
   const results: ServerResult[] = [];
   for (const session of sessions) {

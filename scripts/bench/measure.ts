@@ -52,6 +52,11 @@ export interface Round {
 
 export interface ServerResult {
   spec: ServerSpec;
+  /**
+   * Its CPU per connection over each baseline's (by name), one ratio per
+   * side-by-side round ({@linkcode measureSideBySide}).
+   */
+  sideBySide?: Record<string, number[]>;
   skipped?: string;
   process?: string;
   rounds: Round[];
@@ -151,6 +156,53 @@ export async function measureRound(
     otherCores,
     noisy,
   });
+}
+
+/**
+ * Pairs of servers compared side by side, `[server, baseline, limit]`: the
+ * limit is the most CPU per connection the server may take, as a multiple
+ * of the baseline's (issue 21's targets). The lingering loop is the
+ * like-for-like baseline of greeter's default, which lingers.
+ */
+export const SIDE_BY_SIDE: readonly (readonly [string, string, number])[] = [
+  ["greeter", "Deno accept loop", 1.05],
+  ["greeter", "Deno accept loop, lingering", 1.05],
+  ["greeter --quiet --linger 0", "Deno accept loop", 1.02],
+];
+
+/**
+ * Measures `server` against `base` side by side, `opts.rounds` times: both
+ * are loaded at once, each by its own load generator on the load
+ * generator's core, while both share the server core. Whatever the machine
+ * does at that moment (its speed drifts by ±10% from one round to the next
+ * here) weighs on both alike, so that their ratio is steady to about 1%,
+ * where rounds taken one after the other differ by ten times that.
+ */
+export async function measureSideBySide(
+  tools: Tools,
+  server: Session,
+  base: Session,
+  opts: Options,
+): Promise<void> {
+  const pair = [server, base];
+  const ratios: number[] = [];
+  for (let i = 0; i < opts.rounds; i++) {
+    await waitQuiet();
+    const before = pair.map((s) => treeCpuSeconds(s.child!.pid));
+    const loads = await Promise.all(
+      pair.map((s) =>
+        loadRound(tools, s.port, opts.connections, opts.concurrency)
+      ),
+    );
+    const [mine, theirs] = pair.map((s, k) => {
+      const after = treeCpuSeconds(s.child!.pid);
+      s.result.served += loads[k].done;
+      const cpu = after.user + after.sys - before[k].user - before[k].sys;
+      return cpu / loads[k].ok;
+    });
+    ratios.push(mine / theirs);
+  }
+  (server.result.sideBySide ??= {})[base.result.spec.name] = ratios;
 }
 
 /**

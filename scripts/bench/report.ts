@@ -7,7 +7,12 @@
  */
 import { LOADGEN_CPU, NOISE_LIMIT, SERVER_CPU } from "./config.ts";
 import { fmt, median, pct, table } from "./format.ts";
-import type { Options, Round, ServerResult } from "./measure.ts";
+import {
+  type Options,
+  type Round,
+  type ServerResult,
+  SIDE_BY_SIDE,
+} from "./measure.ts";
 import { readText } from "./proc.ts";
 import { type Tools, workerCount } from "./servers.ts";
 
@@ -40,23 +45,6 @@ export interface Row {
 function usedRounds(result: ServerResult): Round[] {
   const clean = result.rounds.filter((r) => !r.noisy);
   return clean.length ? clean : result.rounds;
-}
-
-/**
- * `row`'s CPU per connection over `base`'s, round by round: the k-th round
- * of each was taken in the same turn (or a few later, where noisy rounds
- * were redone), seconds apart, so a drift of the machine's speed,
- * which moves one server's rounds by ±10% here, cancels out. Their median,
- * lowest and highest.
- */
-function pairedRatio(row: Row, base: Row) {
-  const cpu = (r: Round) => r.serverCpuSec / r.load.ok;
-  const baseRounds = usedRounds(base.result);
-  const ratios = usedRounds(row.result).slice(0, baseRounds.length)
-    .map((r, k) => cpu(r) / cpu(baseRounds[k]));
-  if (ratios.length === 0) return undefined;
-  const [min, max] = [Math.min(...ratios), Math.max(...ratios)];
-  return { median: median(ratios), min, max, pairs: ratios.length };
 }
 
 function summarize(result: ServerResult): Row | undefined {
@@ -229,27 +217,18 @@ function targetsTable(rows: Row[], soak?: ServerResult): string {
       g.result.served >= 100_000 ? g.result.peakRssKb <= 70 * 1024 : undefined,
     );
   }
-  // Issue 21's per-connection targets, against the loop of the same run;
-  // the lingering loop is the like-for-like floor of greeter's default
-  // linger (a shutdown and a read to EOF more per connection).
-  const lingering = by("Deno accept loop, lingering");
-  for (
-    const [g, base, limit] of [
-      [greeter, loop, 1.05],
-      [greeter, lingering, 1.05],
-      [by("greeter --quiet --linger 0"), loop, 1.02],
-    ] as const
-  ) {
-    const paired = g && base && pairedRatio(g, base);
-    if (!paired) continue;
+  // Issue 21's per-connection targets, each measured side by side with its
+  // baseline (measureSideBySide).
+  for (const [name, baseName, limit] of SIDE_BY_SIDE) {
+    const ratios = by(name)?.result.sideBySide?.[baseName];
+    if (!ratios?.length) continue;
+    const times = median(ratios);
     add(
-      `${g.name} CPU/conn ≤ ${limit}× ${base.name} (paired rounds)`,
-      `${fmt(paired.median, 3)}×, median of ${paired.pairs} pairs (${
-        fmt(paired.min, 2)
-      }–${fmt(paired.max, 2)}); medians ${fmt(g.cpuUs, 2)} vs ${
-        fmt(base.cpuUs, 2)
-      } µs`,
-      paired.median <= limit,
+      `${name} CPU/conn ≤ ${limit}× ${baseName} (side by side)`,
+      `${fmt(times, 3)}×, median of ${ratios.length} rounds (${
+        fmt(Math.min(...ratios), 3)
+      }–${fmt(Math.max(...ratios), 3)})`,
+      times <= limit,
     );
   }
   if (soak?.soak) {
