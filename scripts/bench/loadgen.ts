@@ -83,14 +83,17 @@ function lastJson(stdout: string): unknown {
   return line.startsWith("{") ? JSON.parse(line) : undefined;
 }
 
-/** One round: `connections` connections, `concurrency` at a time. */
+/**
+ * One round: `connections` connections, `concurrency` at a time, or as many
+ * as `deadlineMs` allows (the connections in flight then are left unfinished).
+ */
 export async function loadRound(
   tools: Loadgen,
   port: number,
   connections: number,
   concurrency: number,
+  deadlineMs = Math.max(60_000, connections / 2), // >= 2,000 conn/s
 ): Promise<LoadResult> {
-  const deadlineMs = Math.max(60_000, connections / 2); // >= 2,000 conn/s
   const out = await runCommand(
     pinned(tools, LOADGEN_CPU, [
       tools.loadgen,

@@ -175,10 +175,13 @@ export const SIDE_BY_SIDE: readonly (readonly [string, string, number?])[] = [
 /**
  * Measures `server` against `base` side by side, `opts.rounds` times: both
  * are loaded at once, each by its own load generator on the load
- * generator's core, while both share the server core. Whatever the machine
- * does at that moment (its speed drifts by ±10% from one round to the next
- * here) weighs on both alike: their ratio moves by a few percent within a
- * run, where rounds taken one after the other move by ±10%.
+ * generator's core, while both share the server core, and both rounds end
+ * at the same moment (a deadline twice as long as one of `server`'s rounds
+ * alone, so each serves about as many; a count would leave the slower one
+ * alone on the core for the rest). Whatever the machine does at that moment (its speed drifts by ±10%
+ * from one round to the next here) weighs on both alike: their ratio moves
+ * by a few percent within a run, where rounds taken one after the other
+ * move by ±10%.
  */
 export async function measureSideBySide(
   tools: Tools,
@@ -188,12 +191,19 @@ export async function measureSideBySide(
 ): Promise<void> {
   const pair = [server, base];
   const ratios: number[] = [];
+  const alone = server.result.rounds.at(-1)?.load.elapsedSec ?? 1;
   for (let i = 0; i < opts.rounds; i++) {
     await waitQuiet();
     const before = pair.map((s) => treeCpuSeconds(s.child!.pid));
     const loads = await Promise.all(
       pair.map((s) =>
-        loadRound(tools, s.port, opts.connections, opts.concurrency)
+        loadRound(
+          tools,
+          s.port,
+          opts.connections * 10,
+          opts.concurrency,
+          Math.ceil(alone * 2000),
+        )
       ),
     );
     const [mine, theirs] = pair.map((s, k) => {
