@@ -178,10 +178,9 @@ export const SIDE_BY_SIDE: readonly (readonly [string, string, number?])[] = [
  * generator's core, while both share the server core, and both rounds end
  * at the same moment (a deadline twice as long as one of `server`'s rounds
  * alone, so each serves about as many; a count would leave the slower one
- * alone on the core for the rest). Whatever the machine does at that moment (its speed drifts by ±10%
- * from one round to the next here) weighs on both alike: their ratio moves
- * by a few percent within a run, where rounds taken one after the other
- * move by ±10%.
+ * alone on the core for the rest). Whatever the machine does at that moment
+ * weighs on both alike: their ratio moves by a few percent within a run,
+ * where rounds taken one after the other move by ±10% here.
  */
 export async function measureSideBySide(
   tools: Tools,

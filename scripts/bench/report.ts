@@ -7,12 +7,7 @@
  */
 import { LOADGEN_CPU, NOISE_LIMIT, SERVER_CPU } from "./config.ts";
 import { fmt, median, pct, table } from "./format.ts";
-import {
-  type Options,
-  type Round,
-  type ServerResult,
-  SIDE_BY_SIDE,
-} from "./measure.ts";
+import { type Options, type ServerResult, SIDE_BY_SIDE } from "./measure.ts";
 import { readText } from "./proc.ts";
 import { type Tools, workerCount } from "./servers.ts";
 
@@ -41,14 +36,9 @@ export interface Row {
   lineMs: number;
 }
 
-/** The rounds a summary uses: the clean ones, or all if none is clean. */
-function usedRounds(result: ServerResult): Round[] {
-  const clean = result.rounds.filter((r) => !r.noisy);
-  return clean.length ? clean : result.rounds;
-}
-
 function summarize(result: ServerResult): Row | undefined {
-  const rounds = usedRounds(result);
+  const cleanRounds = result.rounds.filter((r) => !r.noisy);
+  const rounds = cleanRounds.length ? cleanRounds : result.rounds;
   if (rounds.length === 0) return undefined;
   const cpuUs = rounds.map((r) => r.serverCpuSec * 1e6 / r.load.ok);
   const rates = rounds.map((r) => r.load.ok / r.load.elapsedSec);
@@ -76,7 +66,7 @@ function summarize(result: ServerResult): Row | undefined {
         Object.values(r.load.errors).reduce((a, b) => a + b, 0),
       0,
     ),
-    noisy: result.rounds.filter((r) => r.noisy).length,
+    noisy: result.rounds.length - cleanRounds.length,
     startupMs: result.startupGreetingMs?.length
       ? median(result.startupGreetingMs)
       : NaN,
