@@ -10,6 +10,7 @@ import {
 } from "../lib/observe/log_throttle.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { pool, readAll, waitUntil } from "./_helpers.ts";
+import { liveTimers } from "../lib/server/wait.ts";
 
 /** What the connection log does: makes and keeps a line only if allowed. */
 function offer(
@@ -88,16 +89,21 @@ Deno.test("createLogThrottle() summarizes once per interval with one timer", asy
     perSourcePerSecond: 1,
     interval: 50,
   });
+  const before = liveTimers();
   for (let i = 0; i < 4; i++) offer(throttle, lines, "192.0.2.1", () => "line");
   assertEquals(lines, ["line"]);
+  assertEquals(liveTimers(), before + 1, "one timer for three suppressed");
   await waitUntil(() => lines.length === 2, 2_000, "the summary");
   assertEquals(lines[1], "3 more connections from 192.0.2.1 suppressed");
-  // The timer stopped with nothing to report: the sanitizer would catch it
-  // otherwise. A new suppression starts it again.
+  // The timer stopped with nothing to report. A new suppression starts it
+  // again.
+  assertEquals(liveTimers(), before);
   offer(throttle, lines, "192.0.2.1", () => "line");
+  assertEquals(liveTimers(), before + 1);
   await waitUntil(() => lines.length === 3, 2_000, "the second summary");
   assertEquals(lines[2], "1 more connection from 192.0.2.1 suppressed");
   throttle.close();
+  assertEquals(liveTimers(), before);
 });
 
 Deno.test("createLogThrottle() bounds memory under a flood from many sources and counts exactly", () => {

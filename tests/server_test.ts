@@ -7,6 +7,7 @@ import {
   runNode,
   waitUntil,
 } from "./_helpers.ts";
+import { liveTimers } from "../lib/server/wait.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
 
@@ -140,15 +141,19 @@ Deno.test("serveGreeting() shutdown lets in-flight greetings finish", async () =
 
 Deno.test("serveGreeting() shutdown closes what the drain timeout leaves", async () => {
   const greeting = new Uint8Array(32 * 1024 * 1024);
+  const before = liveTimers();
   const server = serveGreeting({ ...LOOPBACK, greeting, drainTimeout: 100 });
   const conn = await Deno.connect({ port: server.addr.port });
   while (server.stats.accepted === 0) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+  assertEquals(liveTimers(), before + 1, "the sweep of its deadline");
   const started = Date.now();
   await server.shutdown(); // The client never reads.
   assert(Date.now() - started < 2_000);
   assertEquals(server.stats.outcomes.aborted, 1);
+  // The sweep stopped with the server (the sanitizer does not see it).
+  assertEquals(liveTimers(), before);
   conn.close();
 });
 

@@ -16,7 +16,7 @@ import { errorLine } from "../net/escape.ts";
 import type { AcceptErrorKind, ConnectionRecord } from "../server/options.ts";
 import type { LineWriter } from "./line_writer.ts";
 import { CONNECTION_OUTCOMES, type ServerStats } from "../server/stats.ts";
-import { waitAtMost } from "../server/wait.ts";
+import { startTimer, stopTimer, waitAtMost } from "../server/wait.ts";
 
 /** How long stopping waits for the last log lines to be written, in ms. */
 const FLUSH_LIMIT = 2_000;
@@ -180,7 +180,7 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
   const { emit, format, interval = 1_000 } = options;
   // Codes seen in the current interval, with the count since their line.
   const pending = new Map<string, AcceptErrorEvent>();
-  let timer: ReturnType<typeof setInterval> | undefined;
+  let timer: AbortSignal | undefined;
   const line = (event: AcceptErrorEvent) =>
     emit(formatLogLine(event, format, options));
 
@@ -189,10 +189,8 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
     const counted = [...pending.values()].filter((entry) => entry.count > 0);
     for (const entry of counted) line(entry);
     pending.clear();
-    if (counted.length === 0 || end) {
-      clearInterval(timer);
-      timer = undefined;
-    }
+    stopTimer(timer);
+    timer = !end && counted.length ? startTimer(interval, flush) : undefined;
   }
 
   return {
@@ -206,7 +204,7 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
       pending.set(code, { event: "accept_error", code, kind, count: 0 });
       const message = errorLine(error);
       line({ event: "accept_error", code, kind, count: 1, message });
-      timer ??= setInterval(flush, interval);
+      timer ??= startTimer(interval, flush);
     },
     /** Emits the pending summaries and stops the timer. */
     close: () => flush(true),

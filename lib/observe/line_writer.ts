@@ -1,3 +1,5 @@
+import { startTimer, stopTimer } from "../server/wait.ts";
+
 /** Where a {@linkcode LineWriter} sends its batches. */
 export interface ByteSink {
   /** Writes some of `bytes`, resolving to how many were written. */
@@ -56,7 +58,7 @@ export function createLineWriter(
   let warned = false;
   let reportedDropped = 0;
   let writing: Promise<void> | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: AbortSignal | undefined;
   // Lines dropped and not yet told; a drop is told only until a write
   // failed (see drain).
   const unreported = () => dropped > reportedDropped && !warned;
@@ -68,7 +70,7 @@ export function createLineWriter(
     // and only with something to write (a drain with nothing would end
     // before it was kept as the one in flight, and block every later one).
     else if (pending !== "" || unreported()) {
-      timer ??= setTimeout(() => writing = drain(false), delay);
+      timer ??= startTimer(delay, () => writing = drain(false));
     }
   }
 
@@ -80,8 +82,7 @@ export function createLineWriter(
    */
   async function drain(all: boolean) {
     // A batch written now needs no timer.
-    clearTimeout(timer);
-    timer = undefined;
+    timer = stopTimer(timer);
     // The batch being written, how much of it is out, and whether its last
     // line is our own notice (not counted as lost).
     let bytes = new Uint8Array(0);
@@ -138,8 +139,7 @@ export function createLineWriter(
         await (writing ??= drain(true));
       }
       // A drain clears the timer; one may be left after a dropped line.
-      clearTimeout(timer);
-      timer = undefined;
+      timer = stopTimer(timer);
     },
     /**
      * Lines lost: dropped because the sink fell too far behind, or lost in a

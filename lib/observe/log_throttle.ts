@@ -1,4 +1,5 @@
 import { formatTextSuppressedLine } from "./log_format.ts";
+import { startTimer, stopTimer } from "../server/wait.ts";
 
 /** Options for {@linkcode createLogThrottle}. */
 export interface LogThrottleOptions {
@@ -81,7 +82,7 @@ export function createLogThrottle(options: LogThrottleOptions) {
   // share this one: limited and counted as one.
   const other = { window: 0, count: 0, pending: 0 };
   const sources = new Map<string, typeof other>();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: AbortSignal | undefined;
   let closed = false;
 
   // Drops sources with nothing pending and nothing logged in this window:
@@ -94,8 +95,7 @@ export function createLogThrottle(options: LogThrottleOptions) {
   }
 
   function flush() {
-    clearTimeout(timer);
-    timer = undefined;
+    timer = stopTimer(timer);
     const waiting = [...sources].filter((entry) => entry[1].pending > 0);
     // The largest counts by source; the rest join the untracked ones.
     if (waiting.length > maxSummaries) {
@@ -142,8 +142,7 @@ export function createLogThrottle(options: LogThrottleOptions) {
       throttle.suppressed++;
       source.pending++;
       if (timer === undefined && !closed) {
-        timer = setTimeout(flush, interval);
-        Deno.unrefTimer(timer);
+        timer = startTimer(interval, flush);
       }
       return false;
     },

@@ -82,9 +82,7 @@ export function failure(
   core: { readonly closing: boolean },
   error: unknown,
 ): [ConnectionOutcome, string | undefined] {
-  for (const type of RESETS) {
-    if (error instanceof type) return ["reset", undefined];
-  }
+  if (RESETS.some((type) => error instanceof type)) return ["reset", undefined];
   if (
     error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted

@@ -1,5 +1,6 @@
 import type { Admission } from "./admission.ts";
 import type { ConnectionOutcome } from "./stats.ts";
+import { startTimer, stopTimer } from "./wait.ts";
 
 /**
  * The members of `Deno.Conn` a server uses: what `Deno.TcpConn`,
@@ -193,7 +194,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     ...[serveTimeout, linger, handshake, pause].map((ms) => ms || Infinity),
   );
   const sweepEvery = Math.min(250, Math.max(10, shortest / 4));
-  let sweeper: ReturnType<typeof setInterval> | undefined;
+  let sweeper: AbortSignal | undefined;
 
   /**
    * Puts `node` into `list` in deadline order, taking it out of its old list.
@@ -217,7 +218,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
     if (node.next) node.next.prev = node;
     else list.tail = node;
     list.size++;
-    if (finite) sweeper ??= setInterval(sweep, sweepEvery);
+    if (finite) sweeper ??= startTimer(sweepEvery, sweep);
   }
   const open = () => handshaking.size + serving.size + lingering.size;
 
@@ -238,7 +239,9 @@ export function createConnectionTable(options: ConnectionTableOptions) {
       unlink(entry);
       entry.wake();
     }
-    if (open() + pauses.size === 0) stop();
+    // The next sweep, while anything is open.
+    stop();
+    if (open() + pauses.size > 0) sweeper = startTimer(sweepEvery, sweep);
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
@@ -260,8 +263,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   }
 
   function stop() {
-    clearInterval(sweeper);
-    sweeper = undefined;
+    sweeper = stopTimer(sweeper);
   }
 
   return {

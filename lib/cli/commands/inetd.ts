@@ -16,6 +16,7 @@ import type { OpenListener } from "../../server/listeners.ts";
 import { adoptSocket, HALF_OPEN } from "../../server/node_conn.ts";
 import type { Conn } from "../../server/connection_table.ts";
 import { serveGreetingWith } from "../../server/serve_greeting.ts";
+import { startTimer } from "../../server/wait.ts";
 import { parsePort } from "../../net/address.ts";
 import { attempt } from "../../net/value_error.ts";
 import { guardDebuggerPort } from "../debugger_guard.ts";
@@ -194,7 +195,7 @@ export async function runInetd(command: ServeCommand): Promise<number> {
   if (direct && options.timeout! > 0) {
     // Closing stdout does not stop a write the client never reads: the
     // process ends at the deadline instead.
-    Deno.unrefTimer(setTimeout(() => Deno.exit(1), options.timeout! + 100));
+    startTimer(options.timeout! + 100, () => Deno.exit(1));
   }
   // Hosts end their child with SIGTERM (socat as soon as the client's side
   // closes): it ends the connection at once, and its line (which JSON
