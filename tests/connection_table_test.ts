@@ -307,6 +307,9 @@ Deno.test("createConnectionTable() add() starts no timer without a timeout", () 
   const before = liveTimers();
   const slot = table.add(asConn(conn));
   assertEquals(liveTimers(), before);
+  // Nor does a sweep by hand: only a finite deadline arms the timer.
+  table.sweep();
+  assertEquals(liveTimers(), before);
   assertEquals(slot.deadline, Infinity);
   table.release(slot);
   assertEquals(conn.closes, 1);

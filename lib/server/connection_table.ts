@@ -239,9 +239,10 @@ export function createConnectionTable(options: ConnectionTableOptions) {
       unlink(entry);
       entry.wake();
     }
-    // The next sweep, while anything is open.
+    // The next sweep, if this one was armed and anything is still open.
+    const again = sweeper !== undefined && open() + pauses.size > 0;
     stop();
-    if (open() + pauses.size > 0) sweeper = startTimer(sweepEvery, sweep);
+    if (again) sweeper = startTimer(sweepEvery, sweep);
   }
 
   /** A new slot at the tail of `list`, due in `after` ms (0: never). */
