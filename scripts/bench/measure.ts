@@ -13,6 +13,8 @@ import {
   busySeconds,
   coreBusy,
   coreTimes,
+  cpuBetween,
+  cpuSample,
   processName,
   readText,
   treeCpuSeconds,
@@ -193,7 +195,7 @@ export async function measureSideBySide(
   const alone = server.result.rounds.at(-1)?.load.elapsedSec ?? 1;
   for (let i = 0; i < opts.rounds; i++) {
     await waitQuiet();
-    const before = pair.map((s) => treeCpuSeconds(s.child!.pid));
+    const before = pair.map((s) => cpuSample(s.child!.pid));
     const loads = await Promise.all(
       pair.map((s) =>
         loadRound(
@@ -206,9 +208,8 @@ export async function measureSideBySide(
       ),
     );
     const [mine, theirs] = pair.map((s, k) => {
-      const after = treeCpuSeconds(s.child!.pid);
+      const cpu = cpuBetween(before[k], cpuSample(s.child!.pid));
       s.result.served += loads[k].done;
-      const cpu = after.user + after.sys - before[k].user - before[k].sys;
       return cpu / loads[k].ok;
     });
     ratios.push(mine / theirs);

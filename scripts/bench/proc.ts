@@ -46,6 +46,48 @@ export function treeCpuSeconds(pid: number): { user: number; sys: number } {
   return { user: user / clkTck, sys: sys / clkTck };
 }
 
+/**
+ * A sample of the CPU time of `pid` and its descendants: their ticks, and
+ * each live thread's run time in ns (/proc/PID/task/TID/schedstat).
+ */
+export interface CpuSample {
+  seconds: number;
+  threads: Map<string, number>;
+}
+
+/** Samples the CPU time of `pid`'s tree; see {@linkcode cpuBetween}. */
+export function cpuSample(pid: number): CpuSample {
+  const { user, sys } = treeCpuSeconds(pid);
+  const threads = new Map<string, number>();
+  for (const p of treePids(pid)) {
+    try {
+      for (const task of Deno.readDirSync(`/proc/${p}/task`)) {
+        const ns = readText(`/proc/${p}/task/${task.name}/schedstat`);
+        if (ns) threads.set(`${p}/${task.name}`, Number(ns.split(" ")[0]));
+      }
+    } catch {
+      // The process exited: its ticks stay counted.
+    }
+  }
+  return { seconds: user + sys, threads };
+}
+
+/**
+ * The CPU seconds spent between two samples: to the nanosecond when every
+ * thread of the first is still alive (ticks are 10 ms, 1% of a round), in
+ * ticks when one ended (its run time left with it; the ticks kept it).
+ */
+export function cpuBetween(before: CpuSample, after: CpuSample): number {
+  let ns = 0;
+  for (const [tid, end] of after.threads) {
+    ns += end - (before.threads.get(tid) ?? 0);
+  }
+  const kept = [...before.threads.keys()].every((tid) =>
+    after.threads.has(tid)
+  );
+  return kept ? ns / 1e9 : after.seconds - before.seconds;
+}
+
 function treePids(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of Deno.readDirSync("/proc")) {
