@@ -186,6 +186,36 @@ Deno.test(
 );
 
 Deno.test(
+  "greeter --workers 2 counts in the scrape right after the greetings",
+  linuxOnly,
+  async () => {
+    await using server = await startCli([
+      "--workers",
+      "2",
+      ...LOCAL,
+      "-q",
+      "--metrics",
+      "127.0.0.1:0",
+    ], UNSTABLE);
+    const base = `http://127.0.0.1:${await waitForMetricsPort(server)}`;
+    // Each round's clients have their greetings (accepted, counted) before
+    // the one scrape: the workers' last periodic reports cannot have them.
+    for (let round = 1; round <= 3; round++) {
+      await pool(20, 10, () => readAll(server.port));
+      const metrics = await scrape(base);
+      assertStringIncludes(
+        metrics,
+        `\ngreeter_connections_accepted_total ${20 * round}\n`,
+      );
+      const perWorker = workerCounts(metrics);
+      assertEquals(perWorker[0] + perWorker[1], 20 * round);
+    }
+    const { code } = await server.stop("SIGTERM");
+    assertEquals(code, 0);
+  },
+);
+
+Deno.test(
   "greeter --workers 2 answers SIGUSR2 with fresh totals and drains on SIGTERM",
   linuxOnly,
   async () => {

@@ -20,7 +20,7 @@ import { type Serving, SHARED } from "./run_server.ts";
  */
 export async function startMetrics(
   listen: { hostname: string; port: number; fd?: number },
-  render: () => string,
+  render: () => string | Promise<string>,
   running: () => Serving | undefined,
 ): Promise<MetricsServer> {
   await loadProcessMetrics();
@@ -42,7 +42,8 @@ export async function startMetrics(
   try {
     return serveMetrics({
       ...listen,
-      render: () => render() + renderProcessMetrics(readProcessSample()),
+      render: async () =>
+        await render() + renderProcessMetrics(readProcessSample()),
       // Health or a promise of it, as serveMetrics takes either.
       health: () => running() ? check() : { ok: false, reason: "starting" },
     });

@@ -91,10 +91,11 @@ export interface ServeMetricsOptions {
   fd?: number;
   /**
    * Makes the body of `GET /metrics`; the endpoint appends its own counters
-   * (`greeter_metrics_*`, see {@linkcode renderMetricsServerStats}). If it
-   * throws, the answer is 500.
+   * (`greeter_metrics_*`, see {@linkcode renderMetricsServerStats}), or a
+   * promise of it (counters brought up to date first). If it throws or
+   * rejects, the answer is 500.
    */
-  render: () => string;
+  render: () => string | Promise<string>;
   /**
    * Whether the server can greet now: `GET /healthz` answers 200 `ok`, else
    * 503 with the reason (see `createHealthCheck`). If it throws or rejects,
@@ -224,7 +225,7 @@ async function answer(
   }
   try {
     if (path === "/metrics") {
-      const body = options.render() + renderMetricsServerStats(own);
+      const body = await options.render() + renderMetricsServerStats(own);
       return response(200, body, bare, METRICS_CONTENT_TYPE);
     }
     const { ok, reason } = await options.health();

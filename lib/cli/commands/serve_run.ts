@@ -78,10 +78,13 @@ export async function runServe(given: ServeCommand): Promise<number> {
   const metrics = command.metrics &&
     await (await import("../metrics_endpoint.ts")).startMetrics(
       command.metrics,
-      () =>
-        serving
+      async () => {
+        // The workers' counters as of this scrape, not of their last report.
+        await serving?.refresh();
+        return serving
           ? serving.render(writer.dropped) + renderReloadMetrics(reloads)
-          : "",
+          : "";
+      },
       () => serving,
     );
   // Serves from the main thread alone, or with `--workers N` threads, whose

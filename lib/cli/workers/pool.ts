@@ -242,6 +242,7 @@ export async function startWorkers(
     throw error;
   }
   started = true;
+  let refreshing: Promise<unknown> | undefined;
   /** Every worker's last counters, summed. */
   const total = () => {
     const sum = {
@@ -279,8 +280,14 @@ export async function startWorkers(
      */
     swap: (next: Prepared) =>
       ask({ type: "reload", prepared: next }, RELOAD_TIMEOUT),
-    /** Resolves once every running worker has sent fresh counters. */
-    refresh: () => ask({ type: "stats" }, REFRESH_TIMEOUT),
+    /**
+     * Resolves once every running worker has sent fresh counters (or after
+     * 1 s); scrapes and SIGUSR2s meanwhile share the one request.
+     */
+    refresh: () =>
+      refreshing ??= ask({ type: "stats" }, REFRESH_TIMEOUT).finally(() =>
+        refreshing = undefined
+      ),
     /** Tells every worker to shut down; safe to call more than once. */
     shutdown,
     /**
