@@ -7,13 +7,13 @@ import {
 import {
   createDurationHistogram,
   renderMetrics,
+  renderReloadMetrics,
   TRAPPED_BUCKETS,
 } from "../lib/observe/metrics.ts";
 import {
   METRICS_CONTENT_TYPE,
   serveMetrics,
 } from "../lib/observe/metrics_server.ts";
-import { renderReloadMetrics } from "../lib/observe/reload_metrics.ts";
 import { serveGreeting } from "../lib/server/serve_greeting.ts";
 import { createServerStats } from "../lib/server/stats.ts";
 import { VERSION } from "../lib/version.ts";

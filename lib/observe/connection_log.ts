@@ -197,10 +197,8 @@ export function createAcceptErrorLog(options: AcceptErrorLogOptions) {
     /** Logs a failed accept: its first of a code in an interval at once. */
     onAcceptError(error: unknown, kind: AcceptErrorKind, code: string): void {
       const entry = pending.get(code);
-      if (entry) {
-        entry.count++;
-        return;
-      }
+      // Counted, to be summed up at the end of the interval.
+      if (entry) return void entry.count++;
       pending.set(code, { event: "accept_error", code, kind, count: 0 });
       const message = errorLine(error);
       line({ event: "accept_error", code, kind, count: 1, message });

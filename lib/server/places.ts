@@ -22,10 +22,7 @@ export function createPlaces(capacity: number) {
      * `close` is called (then no place is held).
      */
     take(): Promise<void> | undefined {
-      if (free > 0) {
-        free--;
-        return undefined;
-      }
+      if (free > 0) return void free--;
       const { promise, resolve } = Promise.withResolvers<void>();
       waiting.push(resolve);
       return promise;

@@ -450,14 +450,12 @@ export function parseServe(args: string[]) {
   );
   const listen = parseListen(read);
   const preset = read.choice("preset", undefined, PRESET_NAMES);
-  const tlsCert = last("tls-cert");
-  const tlsKey = last("tls-key");
+  const [tlsCert, tlsKey] = [last("tls-cert"), last("tls-key")];
   usageIf(
     (tlsCert === undefined) !== (tlsKey === undefined),
     "TLS needs both --tls-cert FILE and --tls-key FILE",
   );
-  const message = last("message");
-  const messageFile = last("message-file");
+  const [message, messageFile] = [last("message"), last("message-file")];
   usageIf(
     message !== undefined && messageFile !== undefined,
     `${flag("message")} and --message-file cannot be used together: choose one`,
@@ -542,8 +540,7 @@ export function parseServe(args: string[]) {
   if (earlyTalkers !== undefined) options.earlyTalkers = earlyTalkers;
   const capture = read.integer("capture", 1, MAX_CAPTURE);
   if (capture !== undefined) options.capture = capture;
-  const proxyFrom = cidrs("proxy-from");
-  const proxy = read.has("proxy-protocol");
+  const [proxyFrom, proxy] = [cidrs("proxy-from"), read.has("proxy-protocol")];
   read.goesWith(
     "proxy-from",
     proxy,

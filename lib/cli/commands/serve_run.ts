@@ -10,10 +10,11 @@ import { explainError } from "../explain.ts";
 import { ExitError, usageIf } from "../flags.ts";
 import { mayRead, takePassedSockets } from "../socket_activation.ts";
 import { runServer, type Serving } from "../run_server.ts";
-import { renderReloadMetrics } from "../../observe/reload_metrics.ts";
+import { renderReloadMetrics } from "../../observe/metrics.ts";
 import { onSignal, SERVER_SIGNALS } from "../signals.ts";
 import { createSystemdNotifier } from "../systemd_notify.ts";
 import { formatAddress, type HostPort } from "../../net/address.ts";
+import { errorLine } from "../../net/escape.ts";
 import { guardDebuggerPort, reusePortAvailable } from "../debugger_guard.ts";
 import { sayHeldWarnings, warn, warnOnceServing } from "../warn.ts";
 import { prepare } from "../setup.ts";
@@ -64,9 +65,8 @@ export async function runServe(given: ServeCommand): Promise<number> {
     // Said once; the lines lost from then on are counted in the metrics.
     onError: (error) =>
       say(
-        `cannot write the log to stdout (${
-          error instanceof Error ? error.message : String(error)
-        }); greeter goes on serving, and counts the lines it loses in ` +
+        `cannot write the log to stdout (${errorLine(error)}); greeter goes ` +
+          "on serving, and counts the lines it loses in " +
           "greeter_log_lines_dropped_total",
       ),
   });
