@@ -126,6 +126,19 @@ Deno.test("parseCommand() turns every mistake into a UsageError", () => {
     [["--encoding", "ebcdic"], 'Invalid value "ebcdic" for --encoding'],
     [["--max-connections", "0"], 'Invalid value "0" for --max-connections'],
     [["--backlog", "1.5"], 'Invalid value "1.5" for --backlog'],
+    // The library's own ranges, said by the flag (not its option, exit 1).
+    [
+      ["--max-per-ip", "2000000000"],
+      'Invalid value "2000000000" for --max-per-ip: use a whole number from 1 to 1000000000',
+    ],
+    [
+      ["--max-connections", "1000000001"],
+      "use a whole number from 1 to 1000000000",
+    ],
+    [
+      ["--rate-per-ip", "1000000001"],
+      'Invalid value "1000000001" for --rate-per-ip: use a number above 0, at most 1000000000',
+    ],
     [["-m", "a", "--message-file", "f"], "cannot be used together"],
     [["stray"], 'Unexpected argument "stray"'],
     [["connect", "a", "b"], 'Unexpected argument "b"'],

@@ -3,7 +3,7 @@ import { parseArgs } from "@std/cli/parse-args";
 import { parseHostPort } from "../net/address.ts";
 import { ValueError } from "../net/value_error.ts";
 import { escapeControl, quote } from "../net/escape.ts";
-import { DEFAULT_PORT } from "../server/options.ts";
+import { DEFAULT_PORT, MAX_COUNT } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import {
   DurationRangeError,
@@ -399,9 +399,11 @@ export function parseSizeFlag(text: string, flag: string): number {
  */
 export function parsePositiveNumberFlag(text: string, flag: string): number {
   const value = Number(text);
-  const ok = /^\d+(\.\d+)?$/.test(text) && value > 0 && Number.isFinite(value);
-  if (ok) return value;
-  throw invalidValue(text, flag, "use a number above 0, such as 5 or 0.5");
+  if (/^\d+(\.\d+)?$/.test(text) && value > 0 && value <= MAX_COUNT) {
+    return value;
+  }
+  const hint = `use a number above 0, at most ${MAX_COUNT}, such as 5 or 0.5`;
+  throw invalidValue(text, flag, hint);
 }
 
 /** The widest line `--help` prints: a classic terminal. */

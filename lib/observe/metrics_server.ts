@@ -30,7 +30,7 @@ import {
   startServerCore,
 } from "../server/connection_server.ts";
 import { type ServerStats, zeroCounts } from "../server/stats.ts";
-import { checkInteger } from "../server/options.ts";
+import { checkInteger, MAX_COUNT } from "../server/options.ts";
 import { MAX_TIMER_MS } from "../server/wait.ts";
 import type { Health } from "./health.ts";
 import { expose } from "./prometheus.ts";
@@ -305,7 +305,7 @@ async function exchange(
  */
 export function serveMetrics(options: ServeMetricsOptions) {
   const { maxConnections = 64, timeout = 5_000, signal } = options;
-  checkInteger("maxConnections", maxConnections, 1, 1_000_000_000);
+  checkInteger("maxConnections", maxConnections, 1, MAX_COUNT);
   checkInteger("timeout", timeout, 1, MAX_TIMER_MS);
   const listener = options.fd === undefined
     ? Deno.listen({ hostname: options.hostname, port: options.port })

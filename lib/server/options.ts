@@ -11,6 +11,8 @@ export const MAX_CAPTURE = 4096;
 /** What a server senses; see `greetPause`, `earlyTalkers` and `capture`. */
 export type SensorOptions = NonNullable<ReturnType<typeof sensorOf>>;
 
+/** The most any count option takes: connections, per address, per second. */
+export const MAX_COUNT = 1_000_000_000;
 /** The default TCP port. */
 export const DEFAULT_PORT = 8080;
 /** The default address to listen on: every IPv4 interface. */

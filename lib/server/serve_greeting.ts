@@ -14,6 +14,7 @@ import {
   invalid,
   type ListenTarget,
   MAX_CAPTURE,
+  MAX_COUNT,
   type ReloadOptions,
   sensorOf,
   type ServeGreetingOptions,
@@ -281,11 +282,11 @@ const RELOADABLE: Record<string, Check> = {
     if (typeof value !== "function") bytes(option, value);
   },
   refuseMessage: bytes,
-  maxPerIp: int(1, 1_000_000_000),
+  maxPerIp: int(1, MAX_COUNT),
   ratePerIp: (option, rate) => {
     is((value) => typeof value === "number", "a number")(option, rate);
-    if (!((rate as number) > 0 && (rate as number) <= 1_000_000_000)) {
-      throw invalid(option, rate, "a number above 0");
+    if (!((rate as number) > 0 && (rate as number) <= MAX_COUNT)) {
+      throw invalid(option, rate, `a number above 0, at most ${MAX_COUNT}`);
     }
   },
   allow: cidrs,
@@ -301,7 +302,7 @@ const STARTUP: Record<string, Check> = {
   drainTimeout: ms,
   timeout: ms,
   linger: ms,
-  maxConnections: int(1, 1_000_000_000),
+  maxConnections: int(1, MAX_COUNT),
   backlog: int(1, 65_535),
   ...RELOADABLE,
   signal: is((value) => value instanceof AbortSignal, "an AbortSignal"),

@@ -33,6 +33,7 @@ import {
   DEFAULT_TIMEOUT,
   type ListenTarget,
   MAX_CAPTURE,
+  MAX_COUNT,
   type ServeGreetingOptions,
   TLS_HANDSHAKE_TIMEOUT,
 } from "../../server/options.ts";
@@ -487,12 +488,12 @@ export function parseServe(args: string[]) {
   const options: ServeGreetingOptions = {
     listen,
     drainTimeout: read.duration("drain-timeout") ?? DEFAULT_DRAIN_TIMEOUT,
-    maxConnections: read.integer("max-connections", 1) ??
+    maxConnections: read.integer("max-connections", 1, MAX_COUNT) ??
       DEFAULT_MAX_CONNECTIONS,
     backlog: read.integer("backlog", 1, DEFAULT_BACKLOG),
     timeout: read.duration("timeout") ?? (tarpit ? 0 : DEFAULT_TIMEOUT),
     linger: read.duration("linger") ?? DEFAULT_LINGER,
-    maxPerIp: read.integer("max-per-ip", 1),
+    maxPerIp: read.integer("max-per-ip", 1, MAX_COUNT),
     ratePerIp: read.value("rate-per-ip", parsePositiveNumberFlag),
     allow: cidrs("allow"),
     deny: cidrs("deny"),
