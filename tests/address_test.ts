@@ -77,3 +77,15 @@ Deno.test("parsePort() accepts 0-65535 only", () => {
     );
   }
 });
+
+Deno.test("formatAddress() escapes control characters of paths and hosts", () => {
+  // An operator's --unix path or --host must not split a log line in two.
+  assertEquals(
+    formatAddress({ transport: "unix", path: "/tmp/s\nx.sock" }),
+    "/tmp/s\\nx.sock",
+  );
+  assertEquals(
+    formatAddress({ transport: "tcp", hostname: "a\r\x1bb", port: 1 }),
+    "a\\r\\x1bb:1",
+  );
+});

@@ -1,5 +1,6 @@
 import { ValueError } from "./value_error.ts";
 import { parseIp, unmapIpv4 } from "./ip.ts";
+import { escapeControl } from "./escape.ts";
 
 /** True if `addr` is an IP address and port (TCP or UDP), not a socket path. */
 export function isNetAddr(addr: Deno.Addr): addr is Deno.NetAddr {
@@ -10,14 +11,16 @@ export function isNetAddr(addr: Deno.Addr): addr is Deno.NetAddr {
  * Formats a network address as `HOST:PORT`, with IPv6 hosts in brackets
  * (`[::1]:8080`) so the port cannot be mistaken for part of the host, and
  * IPv4 clients of a dual-stack listener shown as IPv4 (`127.0.0.1:5000`,
- * not `[::ffff:127.0.0.1]:5000`).
+ * not `[::ffff:127.0.0.1]:5000`). A path or a host name is shown with its
+ * control characters escaped, so it stays on its one line of a log.
  */
 export function formatAddress(addr: Deno.Addr): string {
   if (isNetAddr(addr)) {
     const host = unmapIpv4(addr.hostname);
-    return `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+    const shown = escapeControl(host);
+    return `${host.includes(":") ? `[${shown}]` : shown}:${addr.port}`;
   }
-  if ("path" in addr) return addr.path || "unix socket";
+  if ("path" in addr) return escapeControl(addr.path) || "unix socket";
   return `${addr.transport}:${JSON.stringify(addr)}`;
 }
 
