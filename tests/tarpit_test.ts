@@ -746,6 +746,32 @@ Deno.test("serveGreeting tarpit ends a held client at an explicit timeout", asyn
   assertEquals(server.tarpit!.clients, 0);
 });
 
+Deno.test("serveGreeting tarpit lets go at once of a client its timeout ends between two lines", async () => {
+  const records: ConnectionRecord[] = [];
+  await using server = serveGreeting({
+    hostname: "127.0.0.1",
+    port: 0,
+    timeout: 150,
+    maxPerIp: 1,
+    // A line every 5 s: the timeout comes long before the next one.
+    tarpit: { interval: 5_000 },
+    onClose: (record) => records.push(record),
+  });
+  const address = { hostname: "127.0.0.1", port: server.addr.port };
+  {
+    using conn = await Deno.connect(address);
+    await waitUntil(() => records.length === 1, 2_000, "the release");
+  }
+  assertEquals(records[0].outcome, "timed_out");
+  assertLessOrEqual(records[0].held!, 1_000);
+  assertEquals(server.tarpit!.clients, 0);
+  assertEquals(server.stats.active, 0);
+  // Its place from that address is free again: the next one is held.
+  using again = await Deno.connect(address);
+  await waitUntil(() => server.tarpit!.clients === 1, 1_000, "the hold");
+  assertEquals(server.stats.refused.per_ip_limit, 0);
+});
+
 Deno.test("greeter --tarpit --log-format json logs the held time when a client leaves", async () => {
   await using server = await startCli([
     "--host",

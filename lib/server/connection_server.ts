@@ -4,6 +4,7 @@ import {
   type ConnectionTable,
   type ConnectionTableOptions,
   createConnectionTable,
+  type Slot,
 } from "./connection_table.ts";
 import { closeListener, type OpenListener } from "./listeners.ts";
 import type { ServeGreetingOptions } from "./options.ts";
@@ -44,6 +45,8 @@ export interface ServerCoreOptions
   drainTimeout: number;
   /** Called as shutdown starts, once nothing more is accepted. */
   stopping?(): void;
+  /** Called for every released slot, once its place is free. */
+  released?(slot: Slot): void;
 }
 
 /**
@@ -72,10 +75,12 @@ export function startServerCore<S extends { readonly core: ServerCore }>(
   let drained: PromiseWithResolvers<void> | undefined;
   // Opened when the last handler has counted its outcome during shutdown.
   let settled: PromiseWithResolvers<void> | undefined;
+  const { released } = options;
   const table = createConnectionTable({
     ...options,
-    onRelease() {
+    onRelease(slot) {
       places.release();
+      released?.(slot);
       ended?.resolve();
       ended = undefined;
       if (drained && table.size === 0) drained.resolve();

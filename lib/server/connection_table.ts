@@ -139,7 +139,7 @@ export interface ConnectionTableOptions {
    * Called once for every released slot, after its connection is closed:
    * the place it held is free.
    */
-  onRelease: () => void;
+  onRelease: (slot: Slot) => void;
   /**
    * The monotonic clock, in milliseconds. Only tests replace it: deadlines
    * must not move when the wall clock is stepped (NTP, a resumed VM).
@@ -225,7 +225,7 @@ export function createConnectionTable(options: ConnectionTableOptions) {
   function release(slot: Slot): boolean {
     if (!unlink(slot)) return false;
     closeQuietly(slot.conn);
-    onRelease();
+    onRelease(slot);
     return true;
   }
 

@@ -180,6 +180,8 @@ export function serveGreetingWith(
       signal,
       // Held clients are let go at once, not after the drain timeout.
       stopping: () => server.tarpit?.releaseAll(),
+      // A held client the table closed (its timeout) is let go at once.
+      released: tarpitOptions && ((slot) => server.tarpit!.released(slot)),
     },
     (core) => connectionContext(core, options, hooks, proxy?.from, sensor),
     acceptConnection,

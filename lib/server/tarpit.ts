@@ -125,6 +125,11 @@ export interface Tarpit {
   hold(slot: Slot, greeting: Uint8Array): void;
   /** Releases every held client at once (shutdown), as `aborted`. */
   releaseAll(): void;
+  /**
+   * Ends the hold of a slot the connection table closed (its timeout),
+   * between two of its lines; nothing for a slot it does not hold.
+   */
+  released(slot: Slot): void;
 }
 
 /**

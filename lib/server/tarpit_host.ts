@@ -135,9 +135,9 @@ export function createTarpit(
     )
     : [];
   let next = 0;
-  // Every held client in the order it is due: each is due one interval
-  // after its last turn, so moving it to the end keeps the order.
-  const queue = new Set<Held>();
+  // Every held client, by its slot, in the order it is due: each is due one
+  // interval after its last turn, so moving it to the end keeps the order.
+  const queue = new Map<Slot, Held>();
   // The one timer, armed for the head's turn while a client is held.
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -148,7 +148,7 @@ export function createTarpit(
   }
 
   function end(held: Held, outcome: ConnectionOutcome, reason?: string) {
-    if (!queue.delete(held)) return;
+    if (!queue.delete(held.slot)) return;
     // The last one gone: the queue is empty, and the timer stops.
     if (--stats.clients === 0) arm(0);
     const { slot } = held;
@@ -190,7 +190,7 @@ export function createTarpit(
     held.writing = now;
     held.slot.conn.write(chunk).then(
       (n) => {
-        if (!queue.has(held)) return;
+        if (!queue.has(held.slot)) return;
         held.writing = -1;
         held.sent += n;
         stats.bytesSent += n;
@@ -210,22 +210,19 @@ export function createTarpit(
     const now = performance.now();
     const until = now + TICK_SLACK;
     let turns = 0;
-    for (const held of queue) {
+    for (const held of queue.values()) {
       if (held.due > until || turns++ >= MAX_TURNS_PER_TICK) break;
-      if (!held.slot.list) {
-        // The table closed it: its timeout passed.
-        end(held, core.closing ? "aborted" : "timed_out");
-      } else if (held.writing >= 0 && now - held.writing >= blockedAfter) {
+      if (held.writing >= 0 && now - held.writing >= blockedAfter) {
         // Its last write is still pending: it does not read.
         end(held, "timed_out", "tarpit_blocked");
       } else {
-        queue.delete(held);
+        queue.delete(held.slot);
         held.due = now + interval;
-        queue.add(held);
+        queue.set(held.slot, held);
         if (held.writing < 0) write(held, now);
       }
     }
-    const [head] = queue;
+    const [head] = queue.values();
     arm(turns > MAX_TURNS_PER_TICK ? BURST_GAP : head ? head.due - now : 0);
   }
 
@@ -236,14 +233,18 @@ export function createTarpit(
       const own = style === "greeting" ? bytes : undefined;
       const held = new Held(slot, now, now + interval, own);
       stats.clients++;
-      queue.add(held);
+      queue.set(slot, held);
       if (core.closing) end(held, "aborted");
       // Nothing to drip: closed as a greeting of nothing is.
       else if (own?.length === 0) end(held, "greeted");
       else if (timer === undefined) arm(interval);
     },
     releaseAll() {
-      for (const held of queue) end(held, "aborted");
+      for (const held of queue.values()) end(held, "aborted");
+    },
+    released(slot) {
+      const held = queue.get(slot);
+      if (held) end(held, core.closing ? "aborted" : "timed_out");
     },
   };
 }
