@@ -772,6 +772,45 @@ Deno.test("serveGreeting tarpit lets go at once of a client its timeout ends bet
   assertEquals(server.stats.refused.per_ip_limit, 0);
 });
 
+Deno.test(
+  "greeter --tarpit under --log-rate logs both lines of a client or neither, and sums up each client once",
+  POSIX_SIGNALS,
+  async () => {
+    await using server = await startCli([
+      ..."-H 127.0.0.1 -p 0 --tarpit --tarpit-interval 20ms".split(" "),
+      ..."--log-rate 5 --log-timestamps off".split(" "),
+    ]);
+    await pool(30, 10, async () => {
+      using conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+      });
+      await readFor(conn, 50);
+    });
+    const count = (text: string, pattern: RegExp) =>
+      text.match(pattern)?.length ?? 0;
+    const ARRIVED = /^Connection received from 127\.0\.0\.1:\d+$/gm;
+    const RELEASED = /^Tarpit released 127\.0\.0\.1:\d+ after /gm;
+    // Every client has left once its next line fails (20 ms at most).
+    await waitUntil(
+      () => count(server.stdout(), RELEASED) >= count(server.stdout(), ARRIVED),
+      2_000,
+      "a release line for each arrival line",
+    );
+    const { code, stdout } = await server.stop();
+    assertEquals(code, 0);
+    const arrived = count(stdout, ARRIVED);
+    const summed = [
+      ...stdout.matchAll(
+        /^(\d+) more connections? from 127\.0\.0\.1 suppressed$/gm,
+      ),
+    ].reduce((sum, match) => sum + Number(match[1]), 0);
+    assert(arrived >= 5 && arrived < 30, `${arrived} arrival lines`);
+    assertEquals(count(stdout, RELEASED), arrived);
+    assertEquals(arrived + summed, 30);
+  },
+);
+
 Deno.test("greeter --tarpit --log-format json logs the held time when a client leaves", async () => {
   await using server = await startCli([
     "--host",

@@ -67,24 +67,31 @@ export function createConnectionLog(options: ConnectionLogOptions) {
     ? formatJsonConnectionLine
     : (record: ConnectionRecord) => formatTextLine(words(record), options);
   const acceptErrors = createAcceptErrorLog(options);
+  // A held client's two lines share its arrival's one decision: its release
+  // line follows the arrival line, or is left out with it (by connection:
+  // each has its own local address object).
+  const unlogged = tarpit ? new WeakSet<Deno.Addr>() : undefined;
   return {
     /** For serveGreeting's onConnection (text format), if lines are logged. */
     onConnection: quiet || json || options.sensed ? undefined : (
       remoteAddr: Deno.Addr,
-      _localAddr: Deno.Addr,
+      localAddr: Deno.Addr,
       peerAddr?: Deno.Addr,
     ) => {
       if (allowed(remoteAddr)) {
         const words = formatTextConnectionLine(remoteAddr, peerAddr);
         emit(formatTextLine(words, options));
-      }
+      } else unlogged?.add(localAddr);
     },
     /** For serveGreeting's onClose (JSON, sensed, tarpit), if lines are logged. */
     onClose: quiet || !(json || options.sensed || tarpit)
       ? undefined
       : (record: ConnectionRecord) => {
-        if (tarpit && record.held === undefined) return;
-        if (allowed(record.remoteAddr)) emit(recordLine(record));
+        if (unlogged) {
+          const logged = record.held !== undefined &&
+            !unlogged.delete(record.localAddr);
+          if (logged) emit(recordLine(record));
+        } else if (allowed(record.remoteAddr)) emit(recordLine(record));
       },
     /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
     onAcceptError: acceptErrors.onAcceptError,
