@@ -422,3 +422,30 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "greeter --workers 2 on a port another greeter --workers holds exits 1, not sharing it",
+  linuxOnly,
+  async () => {
+    await using first = await startCli(
+      ["--workers", "2", ...LOCAL, "-q", "-m", "first"],
+      UNSTABLE,
+    );
+    // SO_REUSEPORT would let the second join the first's port and take a
+    // share of its clients.
+    const port = String(first.port);
+    const result = await runCli(
+      ["--workers", "2", "-H", "127.0.0.1", "-p", port, "-q", "-m", "second"],
+      // Ended (exit 124) if it starts serving after all.
+      { ...UNSTABLE, prefix: ["timeout", "10"] },
+    );
+    assertEquals(result.code, 1);
+    assertEquals(
+      result.stderr,
+      `greeter: Cannot listen on 127.0.0.1:${port}: the address is already ` +
+        "in use; stop the other server or choose another -p (0 picks a free " +
+        "one)\n",
+    );
+    assertEquals(result.stdout, "");
+  },
+);

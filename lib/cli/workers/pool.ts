@@ -18,6 +18,8 @@ import { waitAtMost } from "../../server/wait.ts";
 import { type Run, type Serving, SHARED } from "../run_server.ts";
 import type { Prepared } from "../setup.ts";
 import { ExitError } from "../flags.ts";
+import { explainListen } from "../explain.ts";
+import { closeListener, openListeners } from "../../server/listeners.ts";
 
 /** A worker's counters, as sent to the main thread. */
 type Counters = ReturnType<Run["snapshot"]>;
@@ -115,6 +117,21 @@ export async function startWorkers(
     const message = "Cannot start the workers: missing permission (read " +
       `access to "${path}"): run deno again with --allow-read`;
     throw new ExitError(message, 1);
+  }
+  // SO_REUSEPORT would let the workers join a port that another server
+  // which set it too (another greeter --workers) holds, and take a share of
+  // its clients: each given port is taken once without it first, so a port
+  // in use is the error it is, as for one thread.
+  // Every target is TCP: --workers takes neither --unix nor passed sockets.
+  const given = (prepared.options.listen ?? []).flatMap((target) =>
+    "port" in target && target.port !== 0
+      ? [{ hostname: target.hostname, port: target.port }]
+      : []
+  );
+  try {
+    for (const open of openListeners(given, {})) closeListener(open)();
+  } catch (error) {
+    explainListen(error, command.spelled.host, command.spelled.port);
   }
   const startTime = Date.now();
   const stopWithin = command.options.drainTimeout! + STOP_GRACE;
