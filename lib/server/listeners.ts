@@ -92,7 +92,8 @@ function openOne(
       tcpBacklog: backlog,
       ...(reusePort ? { reusePort: true } : {}),
     });
-  if (!context) return { listener: tcp };
+  // A passed Unix socket stays plain, as one from --unix does.
+  if (!context || tcp.addr.transport !== "tcp") return { listener: tcp };
   // Not Deno.listenTls: a TlsConn closed during its handshake keeps its
   // socket open (Deno 2.9.6), so a stalled handshake would hold a
   // descriptor past its deadline. This one closes the TCP socket itself.
