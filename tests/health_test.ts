@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
   createHealthCheck,
   type Health,
@@ -134,4 +134,26 @@ Deno.test("probeAddress() is taken off the queue by a real server, uncounted, an
     port: closedPort(),
   }, cell);
   assertEquals(closed.connected, false);
+});
+
+Deno.test("probeAddress() gives up on a connect a full backlog leaves unanswered, as not accepted", async () => {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  // A listener that never accepts, its queue of one filled: the kernel
+  // drops the next SYN, and a connect would wait minutes.
+  using listener = Deno.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    tcpBacklog: 1,
+  } as Deno.TcpListenOptions);
+  const fillers = await Promise.all(
+    [0, 1].map(() => Deno.connect({ ...listener.addr, transport: "tcp" })),
+  );
+  const started = performance.now();
+  const probe = await probeAddress(listener.addr as Deno.NetAddr, cell);
+  const waited = performance.now() - started;
+  probe.done();
+  for (const conn of fillers) conn.close();
+  assertEquals(probe.connected, true);
+  assertEquals(probe.accepted!(), false);
+  assert(waited < 3_000, `waited ${Math.round(waited)} ms`);
 });

@@ -99,6 +99,9 @@ export function createHealthCheck(options: HealthCheckOptions) {
  * first, and is accepted once the server has cleared it; the server then
  * neither counts nor logs it.
  */
+/** How long a probe waits for its own connect to complete, in ms. */
+const CONNECT_WAIT = 1_000;
+
 export async function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
   const wildcard = new Map([["0.0.0.0", "127.0.0.1"], ["::", "::1"]]);
   const hostname = wildcard.get(addr.hostname) ?? addr.hostname;
@@ -111,14 +114,23 @@ export async function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
     Atomics.store(cell, 0, port);
     const local = { localAddress: hostname, localPort: port };
     const socket = connect({ host: hostname, port: addr.port, ...local });
-    const connected = await new Promise<boolean>((resolve) => {
+    // A connect the kernel leaves unanswered (a full backlog drops the
+    // SYN, retried for minutes) is, after a second, a connection not
+    // accepted: the check then says the server is stalled.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const connected = await new Promise<boolean | "unanswered">((resolve) => {
       socket.once("connect", () => resolve(true));
       socket.once("error", () => resolve(false));
+      timer = setTimeout(() => resolve("unanswered"), CONNECT_WAIT);
     });
+    clearTimeout(timer);
     const done = () => {
       Atomics.compareExchange(cell, 0, port, 0);
       socket.destroy();
     };
+    if (connected === "unanswered") {
+      return { connected: true, accepted: () => false, done };
+    }
     const accepted = () => Atomics.load(cell, 0) !== port;
     if (connected) return { connected, accepted, done };
     done();
