@@ -759,7 +759,7 @@ Deno.test("serveGreeting tarpit lets go at once of a client its timeout ends bet
   });
   const address = { hostname: "127.0.0.1", port: server.addr.port };
   {
-    using conn = await Deno.connect(address);
+    using _conn = await Deno.connect(address);
     await waitUntil(() => records.length === 1, 2_000, "the release");
   }
   assertEquals(records[0].outcome, "timed_out");
@@ -767,7 +767,7 @@ Deno.test("serveGreeting tarpit lets go at once of a client its timeout ends bet
   assertEquals(server.tarpit!.clients, 0);
   assertEquals(server.stats.active, 0);
   // Its place from that address is free again: the next one is held.
-  using again = await Deno.connect(address);
+  using _again = await Deno.connect(address);
   await waitUntil(() => server.tarpit!.clients === 1, 1_000, "the hold");
   assertEquals(server.stats.refused.per_ip_limit, 0);
 });
