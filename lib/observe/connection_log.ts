@@ -87,11 +87,10 @@ export function createConnectionLog(options: ConnectionLogOptions) {
     onClose: quiet || !(json || options.sensed || tarpit)
       ? undefined
       : (record: ConnectionRecord) => {
-        if (unlogged) {
-          const logged = record.held !== undefined &&
-            !unlogged.delete(record.localAddr);
-          if (logged) emit(recordLine(record));
-        } else if (allowed(record.remoteAddr)) emit(recordLine(record));
+        const logged = unlogged
+          ? record.held !== undefined && !unlogged.delete(record.localAddr)
+          : allowed(record.remoteAddr);
+        if (logged) emit(recordLine(record));
       },
     /** For serveGreeting's onAcceptError: logged even when quiet, rate-bounded. */
     onAcceptError: acceptErrors.onAcceptError,

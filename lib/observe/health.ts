@@ -115,22 +115,19 @@ export async function probeAddress(addr: Deno.NetAddr, cell: Int32Array) {
     const local = { localAddress: hostname, localPort: port };
     const socket = connect({ host: hostname, port: addr.port, ...local });
     // A connect the kernel leaves unanswered (a full backlog drops the
-    // SYN, retried for minutes) is, after a second, a connection not
-    // accepted: the check then says the server is stalled.
+    // SYN, retried for minutes) is, after a second, a connection the server
+    // has not accepted: the check then says it is stalled.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const connected = await new Promise<boolean | "unanswered">((resolve) => {
+    const connected = await new Promise<boolean>((resolve) => {
       socket.once("connect", () => resolve(true));
       socket.once("error", () => resolve(false));
-      timer = setTimeout(() => resolve("unanswered"), CONNECT_WAIT);
+      timer = setTimeout(() => resolve(true), CONNECT_WAIT);
     });
     clearTimeout(timer);
     const done = () => {
       Atomics.compareExchange(cell, 0, port, 0);
       socket.destroy();
     };
-    if (connected === "unanswered") {
-      return { connected: true, accepted: () => false, done };
-    }
     const accepted = () => Atomics.load(cell, 0) !== port;
     if (connected) return { connected, accepted, done };
     done();
