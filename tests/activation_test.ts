@@ -366,46 +366,13 @@ Deno.test({
       // As with --unix: Unix sockets stay plain.
       const plain = await Deno.connect({ transport: "unix", path });
       assertEquals(await readToEnd(plain), "Connection Established\r\n");
-      const tls = await Deno.connectTls({
-        hostname: "127.0.0.1",
-        port,
-        caCerts: [ca],
-      });
-      assertEquals(await readToEnd(tls), "Connection Established\r\n");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name: "socket activation serves TLS on a passed socket" +
-    skip("systemd-socket-activate", activate) + skip("openssl", openssl),
-  ignore: !activate || !openssl,
-  async fn() {
-    const dir = await Deno.makeTempDir();
-    try {
-      const { ca, certFile, keyFile } = await makeCertificates(dir);
-      const port = closedPort();
-      await using _host = await startHost(
-        "systemd-socket-activate",
-        [
-          `--listen=127.0.0.1:${port}`,
-          ...GREETER,
-          "--tls-cert",
-          certFile,
-          "--tls-key",
-          keyFile,
-        ],
-        /Listening on/,
-      );
       for (let i = 0; i < 2; i++) {
-        const conn = await Deno.connectTls({
+        const tls = await Deno.connectTls({
           hostname: "127.0.0.1",
           port,
           caCerts: [ca],
         });
-        assertEquals(await readToEnd(conn), "Connection Established\r\n");
+        assertEquals(await readToEnd(tls), "Connection Established\r\n");
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
